@@ -1,0 +1,132 @@
+"""The small interface every database adapter implements.
+
+An adapter hides one driver (stdlib ``sqlite3`` or ``pyodbc``) and one SQL dialect. The
+engine only ever talks to this interface. Values cross it as plain Python values of the
+column's *kind* (see ``synchro.values``): the adapter normalises what its driver returns
+and converts what it binds.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from typing import Any
+
+Row = tuple[Any, ...]
+Key = tuple[Any, ...]
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    kind: str  # one of synchro.values.KINDS
+    type_name: str = ""  # the declared type as the database reports it
+    nullable: bool = True
+
+
+@dataclass(frozen=True)
+class ForeignKey:
+    columns: tuple[str, ...]
+    ref_table: str
+    ref_columns: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Table:
+    """A table as discovered: columns in database order, key, foreign keys."""
+
+    name: str
+    columns: tuple[Column, ...]
+    key: tuple[str, ...] = ()
+    key_source: str = ""  # "primary", "unique", "config" or "" when there is none
+    foreign_keys: tuple[ForeignKey, ...] = field(default=())
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns)
+
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        return tuple(c.kind for c in self.columns)
+
+    @property
+    def key_positions(self) -> tuple[int, ...]:
+        names = self.column_names
+        return tuple(names.index(k) for k in self.key)
+
+    @property
+    def key_kinds(self) -> tuple[str, ...]:
+        kinds = {c.name: c.kind for c in self.columns}
+        return tuple(kinds[k] for k in self.key)
+
+    def with_key(self, key: Sequence[str], source: str) -> Table:
+        return Table(self.name, self.columns, tuple(key), source, self.foreign_keys)
+
+
+class Adapter(abc.ABC):
+    """One open connection to the user's database.
+
+    ``dialect`` is one of ``sqlite``, ``postgresql``, ``mysql``, ``mssql``, ``access``.
+    Writes happen only inside ``with adapter.atomic():`` (one transaction); a
+    ``savepoint()`` inside it undoes only its own block when that block raises.
+    Errors of the driver come out as ``synchro.errors.DatabaseError``.
+    """
+
+    dialect: str = ""
+    description: str = ""  # "SQLite 3.40.1 (fichier /x/y.db)" — for status and reports
+
+    @abc.abstractmethod
+    def tables(self) -> list[Table]:
+        """Every user table with columns, key (primary, else unique index) and foreign keys."""
+
+    @abc.abstractmethod
+    def scan(
+        self,
+        table: Table,
+        *,
+        columns: Sequence[str] | None = None,
+        ordered: bool = True,
+        modified_column: str | None = None,
+        modified_since: Any = None,
+    ) -> Iterator[Row]:
+        """Stream the rows (all columns, or ``columns``), normalised to their kinds.
+
+        ``ordered``: by key, ascending, in the order Python's tuple comparison gives for
+        the normalised key values (binary collation for text). ``modified_column`` /
+        ``modified_since``: only rows whose column is >= the bound.
+        Memory stays flat: rows are fetched in batches.
+        """
+
+    @abc.abstractmethod
+    def fetch(self, table: Table, keys: Sequence[Key]) -> list[Row]:
+        """The current rows (all columns) for these keys; missing keys are simply absent."""
+
+    @abc.abstractmethod
+    def upsert(self, table: Table, rows: Sequence[Row]) -> None:
+        """Insert or replace whole rows (all columns) with multi-row statements."""
+
+    @abc.abstractmethod
+    def delete(self, table: Table, keys: Sequence[Key]) -> None:
+        """Delete the rows with these keys; missing ones are ignored."""
+
+    @abc.abstractmethod
+    def count(self, table: Table) -> int: ...
+
+    @abc.abstractmethod
+    def atomic(self) -> AbstractContextManager[None]:
+        """One transaction: commit on normal exit, roll back on exception."""
+
+    @abc.abstractmethod
+    def savepoint(self) -> AbstractContextManager[None]:
+        """Inside ``atomic``: undo only this block if it raises (the exception propagates)."""
+
+    @abc.abstractmethod
+    def close(self) -> None: ...
+
+    def __enter__(self) -> Adapter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
