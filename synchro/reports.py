@@ -1,0 +1,360 @@
+"""The Rapport: a persistent list of synchronisations (manual §2.1.1.2).
+
+Every synchronisation is a row: Etablissement, Début, Fin, Etat. A *run* is one site's own
+synchronisation; at the Siège a *round* has one row for itself plus one ``site-in-round`` row
+per establishment (``round_id`` points at the round's row). The states are stored with the
+manual's words (``En cours...``, ``OK``, ``Arrêt``, ``Echec``); the English UI translates
+them for display with :func:`state_label`.
+
+The store is a stdlib sqlite3 file in WAL mode. The engine thread writes, the GUI thread reads:
+one connection shared behind a lock (``check_same_thread=False``), every call is one short
+transaction. Times are always given by the caller (``now=``) so tests control the clock.
+
+It also keeps when the last report emails were sent (``record_mail``/``last_mail``), which
+the mailer uses to send a failing site's email at most once a day.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from synchro.errors import StateError
+from synchro.i18n import tr
+
+INTERRUPTED = "interrompu : le programme s'est arrêté pendant la synchronisation"
+COUNTERS = (
+    "rows_sent",
+    "rows_received",
+    "bytes_sent",
+    "bytes_received",
+    "conflicts",
+    "quarantined",
+)
+KINDS = ("run", "round", "site-in-round")
+_SCHEMA_VERSION = 1
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY,
+    site TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    round_id INTEGER,
+    started TEXT NOT NULL,
+    ended TEXT,
+    state TEXT NOT NULL,
+    rows_sent INTEGER NOT NULL DEFAULT 0,
+    rows_received INTEGER NOT NULL DEFAULT 0,
+    bytes_sent INTEGER NOT NULL DEFAULT 0,
+    bytes_received INTEGER NOT NULL DEFAULT 0,
+    conflicts INTEGER NOT NULL DEFAULT 0,
+    quarantined INTEGER NOT NULL DEFAULT 0,
+    error TEXT NOT NULL DEFAULT '',
+    details TEXT NOT NULL DEFAULT '{}'
+);
+CREATE INDEX IF NOT EXISTS runs_started ON runs (started);
+CREATE INDEX IF NOT EXISTS runs_round ON runs (round_id);
+CREATE TABLE IF NOT EXISTS mail_log (
+    site TEXT NOT NULL,
+    category TEXT NOT NULL,
+    sent TEXT NOT NULL,
+    PRIMARY KEY (site, category)
+);
+"""
+
+
+class State(StrEnum):
+    """Etat of a report row; the values are the manual's words, stored as they are."""
+
+    RUNNING = "En cours..."
+    OK = "OK"
+    STOPPED = "Arrêt"
+    FAILED = "Echec"
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One row of the Rapport. ``details`` is free JSON: quarantined rows with their error,
+    conflicts with winner/loser, security events, the email status (key ``email``)..."""
+
+    id: int
+    site: str
+    kind: str
+    round_id: int | None
+    started: dt.datetime
+    ended: dt.datetime | None
+    state: State
+    rows_sent: int = 0
+    rows_received: int = 0
+    bytes_sent: int = 0
+    bytes_received: int = 0
+    conflicts: int = 0
+    quarantined: int = 0
+    error: str = ""
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+def format_date(when: dt.datetime | None) -> str:
+    """The manual's date form, ``06/12/2005 15:15:11``; empty for a missing date."""
+    return when.strftime("%d/%m/%Y %H:%M:%S") if when is not None else ""
+
+
+def state_label(state: State | str, lang: str = "fr") -> str:
+    """What the UI shows for a state: the manual's word in French, a translation otherwise."""
+    state = State(state)
+    return tr(f"reports.state.{state.name}", lang) if lang != "fr" else state.value
+
+
+def _check_counters(counters: Mapping[str, int]) -> None:
+    unknown = set(counters) - set(COUNTERS)
+    if unknown:
+        raise ValueError(f"unknown report counters: {sorted(unknown)}")
+
+
+def _record(row: sqlite3.Row) -> RunRecord:
+    ended = row["ended"]
+    return RunRecord(
+        id=row["id"],
+        site=row["site"],
+        kind=row["kind"],
+        round_id=row["round_id"],
+        started=dt.datetime.fromisoformat(row["started"]),
+        ended=dt.datetime.fromisoformat(ended) if ended else None,
+        state=State(row["state"]),
+        error=row["error"],
+        details=json.loads(row["details"]),
+        **{name: row[name] for name in COUNTERS},
+    )
+
+
+class ReportStore:
+    """The Rapport file. Safe to share between the engine and GUI threads."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._lock = threading.Lock()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._conn = sqlite3.connect(
+                self.path, check_same_thread=False, isolation_level=None, timeout=10
+            )
+            self._conn.row_factory = sqlite3.Row
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=NORMAL")
+            version = self._conn.execute("PRAGMA user_version").fetchone()[0]
+            if version > _SCHEMA_VERSION:
+                raise StateError(
+                    f"Le rapport {self.path} vient d'une version plus récente de Synchro "
+                    f"(format {version}) : mettez le programme à jour."
+                )
+            self._conn.executescript(_SCHEMA)
+            self._conn.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
+        except sqlite3.Error as exc:
+            raise StateError(
+                f"Le rapport {self.path} est illisible ou verrouillé ({exc}) : "
+                "vérifiez le disque et qu'aucun autre Synchro ne tourne."
+            ) from exc
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def __enter__(self) -> ReportStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        """One locked write transaction; sqlite errors become StateError."""
+        with self._lock:
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self._conn
+                except BaseException:
+                    self._conn.execute("ROLLBACK")
+                    raise
+                self._conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                raise StateError(
+                    f"Écriture impossible dans le rapport {self.path} : {exc}"
+                ) from exc
+
+    def _query(self, sql: str, params: Sequence[object] = ()) -> list[RunRecord]:
+        with self._lock:
+            try:
+                rows = self._conn.execute(sql, params).fetchall()
+            except sqlite3.Error as exc:
+                raise StateError(f"Lecture impossible du rapport {self.path} : {exc}") from exc
+        return [_record(row) for row in rows]
+
+    # -- writing (engine thread) ---------------------------------------------------------
+
+    def start(self, site: str, kind: str, *, round_id: int | None = None, now: dt.datetime) -> int:
+        """Open a row in state ``En cours...`` and return its id."""
+        if kind not in KINDS:
+            raise ValueError(f"kind must be one of {KINDS}, not {kind!r}")
+        with self._tx() as conn:
+            cursor = conn.execute(
+                "INSERT INTO runs (site, kind, round_id, started, state) VALUES (?, ?, ?, ?, ?)",
+                (site, kind, round_id, now.isoformat(), State.RUNNING.value),
+            )
+            assert cursor.lastrowid is not None
+            return cursor.lastrowid
+
+    def update(self, id: int, **counters: int) -> None:
+        """Live progress: set some counters (``rows_sent=1200``...) of a row."""
+        _check_counters(counters)
+        if not counters:
+            return
+        assignments = ", ".join(f"{name} = ?" for name in counters)
+        with self._tx() as conn:
+            conn.execute(f"UPDATE runs SET {assignments} WHERE id = ?", (*counters.values(), id))
+
+    def finish(
+        self,
+        id: int,
+        state: State,
+        *,
+        now: dt.datetime,
+        error: str = "",
+        details: Mapping[str, Any] | None = None,
+        **counters: int,
+    ) -> RunRecord:
+        """Close a row: its final state, end time, error, counters; ``details`` are merged
+        into the row's existing details. Returns the row as stored."""
+        _check_counters(counters)
+        with self._tx() as conn:
+            merged = self._details(conn, id)
+            merged.update(details or {})
+            values: dict[str, object] = {
+                "state": State(state).value,
+                "ended": now.isoformat(),
+                "error": error,
+                "details": json.dumps(merged, ensure_ascii=False, default=str),
+                **counters,
+            }
+            assignments = ", ".join(f"{name} = ?" for name in values)
+            conn.execute(f"UPDATE runs SET {assignments} WHERE id = ?", (*values.values(), id))
+        return self.get(id)
+
+    def merge_details(self, id: int, details: Mapping[str, Any]) -> None:
+        """Add keys to a row's details without touching its state (e.g. the email status)."""
+        with self._tx() as conn:
+            merged = self._details(conn, id)
+            merged.update(details)
+            conn.execute(
+                "UPDATE runs SET details = ? WHERE id = ?",
+                (json.dumps(merged, ensure_ascii=False, default=str), id),
+            )
+
+    @staticmethod
+    def _details(conn: sqlite3.Connection, id: int) -> dict[str, Any]:
+        row = conn.execute("SELECT details FROM runs WHERE id = ?", (id,)).fetchone()
+        if row is None:
+            raise KeyError(f"no report row {id}")
+        loaded: dict[str, Any] = json.loads(row["details"])
+        return loaded
+
+    def close_interrupted(self, now: dt.datetime, reason: str = INTERRUPTED) -> list[RunRecord]:
+        """At start-up: rows still ``En cours...`` were cut by a crash or a power cut; they
+        become ``Echec`` with ``reason``. Returns them as they are now stored."""
+        with self._tx() as conn:
+            ids = [
+                row["id"]
+                for row in conn.execute(
+                    "SELECT id FROM runs WHERE state = ?", (State.RUNNING.value,)
+                )
+            ]
+            conn.execute(
+                "UPDATE runs SET state = ?, ended = ?, error = ? WHERE state = ?",
+                (State.FAILED.value, now.isoformat(), reason, State.RUNNING.value),
+            )
+        return [self.get(id) for id in ids]
+
+    # -- reading (any thread) --------------------------------------------------------
+
+    def get(self, id: int) -> RunRecord:
+        found = self._query("SELECT * FROM runs WHERE id = ?", (id,))
+        if not found:
+            raise KeyError(f"no report row {id}")
+        return found[0]
+
+    def latest(self, limit: int = 200) -> list[RunRecord]:
+        """The most recent rows, newest first (by Début, then by creation order)."""
+        return self._query("SELECT * FROM runs ORDER BY started DESC, id DESC LIMIT ?", (limit,))
+
+    def for_round(self, round_id: int) -> list[RunRecord]:
+        """A round's own row first, then its establishments' rows in site order."""
+        return self._query(
+            "SELECT * FROM runs WHERE id = ? OR round_id = ? ORDER BY (id = ?) DESC, site, id",
+            (round_id, round_id, round_id),
+        )
+
+    # -- mail throttle -----------------------------------------------------------------
+
+    def record_mail(self, site: str, category: str, now: dt.datetime) -> None:
+        """Remember that an email of ``category`` (``failure``, ``ok``...) went out for site."""
+        with self._tx() as conn:
+            conn.execute(
+                "INSERT INTO mail_log (site, category, sent) VALUES (?, ?, ?) "
+                "ON CONFLICT (site, category) DO UPDATE SET sent = excluded.sent",
+                (site, category, now.isoformat()),
+            )
+
+    def last_mail(self, site: str, category: str) -> dt.datetime | None:
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT sent FROM mail_log WHERE site = ? AND category = ?", (site, category)
+            ).fetchone()
+        return dt.datetime.fromisoformat(row["sent"]) if row else None
+
+    # -- export -------------------------------------------------------------------------
+
+    def export_csv(
+        self, path: str | Path, lang: str = "fr", records: Sequence[RunRecord] | None = None
+    ) -> int:
+        """Write the Rapport (all rows, newest first, unless ``records`` are given) as a
+        semicolon CSV in UTF-8 with a BOM, so Excel in France opens it as it is.
+        Returns the number of rows written."""
+        if records is None:
+            records = self._query("SELECT * FROM runs ORDER BY started DESC, id DESC")
+        columns = (
+            "site",
+            "started",
+            "ended",
+            "state",
+            "rows_sent",
+            "rows_received",
+            "conflicts",
+            "quarantined",
+            "error",
+        )
+        with open(path, "w", encoding="utf-8-sig", newline="") as out:
+            writer = csv.writer(out, delimiter=";")
+            writer.writerow([tr(f"reports.column.{name}", lang) for name in columns])
+            for rec in records:
+                writer.writerow(
+                    [
+                        rec.site,
+                        format_date(rec.started),
+                        format_date(rec.ended),
+                        state_label(rec.state, lang),
+                        rec.rows_sent,
+                        rec.rows_received,
+                        rec.conflicts,
+                        rec.quarantined,
+                        rec.error,
+                    ]
+                )
+        return len(records)
