@@ -1,0 +1,293 @@
+"""SQL text for each database family, as pure functions of names and counts.
+
+A ``Dialect`` knows how to quote identifiers, how many parameters one statement may bind,
+and how to write the handful of statements the adapters need: key-ordered scan (binary
+order, so it equals Python's tuple order of the normalised key values), fetch and delete by
+keys, multi-row upsert, savepoints. It never touches a connection, so the SQL of databases
+that cannot run here (SQL Server, MS Access) is unit-tested as strings.
+
+Families: ``sqlite``, ``postgresql``, ``mysql`` (MariaDB and MySQL), ``mssql``, ``access``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from synchro.db.base import Table
+
+DIALECTS = ("sqlite", "postgresql", "mysql", "mssql", "access")
+
+MAX_BATCH_ROWS = 500
+
+# ODBC SQL data type codes (sql.h / sqlext.h) mapped to kinds.
+_ODBC_TYPES = {
+    -7: "bool",  # SQL_BIT
+    -6: "int",  # SQL_TINYINT
+    -5: "int",  # SQL_BIGINT
+    4: "int",
+    5: "int",
+    2: "decimal",  # SQL_NUMERIC
+    3: "decimal",  # SQL_DECIMAL
+    6: "float",
+    7: "float",
+    8: "float",
+    1: "text",  # SQL_CHAR
+    12: "text",
+    -1: "text",
+    -8: "text",  # SQL_WCHAR
+    -9: "text",
+    -10: "text",
+    -11: "text",  # SQL_GUID
+    9: "date",  # SQL_DATE (ODBC 2) / SQL_DATETIME
+    91: "date",
+    10: "time",
+    92: "time",
+    -154: "time",  # SQL Server TIME
+    11: "datetime",
+    93: "datetime",
+    -155: "datetime",  # SQL Server DATETIMEOFFSET
+    -2: "blob",
+    -3: "blob",
+    -4: "blob",
+}
+
+
+def detect_dialect(dbms_name: str) -> str:
+    """The family of a database from ODBC ``SQL_DBMS_NAME`` (``""`` when unknown)."""
+    name = dbms_name.lower()
+    for needle, family in (
+        ("sqlite", "sqlite"),
+        ("postgres", "postgresql"),
+        ("mariadb", "mysql"),
+        ("mysql", "mysql"),
+        ("sql server", "mssql"),
+        ("access", "access"),
+        ("ace", "access"),
+    ):
+        if needle in name:
+            return family
+    return ""
+
+
+def sqlite_kind(declared: str) -> str:
+    """The kind of an SQLite column from its declared type (affinity rules, refined)."""
+    t = declared.upper()
+    if "BOOL" in t:
+        return "bool"
+    if "INT" in t:
+        return "int"
+    if any(s in t for s in ("CHAR", "CLOB", "TEXT")):
+        return "text"
+    if "BLOB" in t or not t.strip():
+        return "blob"
+    if any(s in t for s in ("REAL", "FLOA", "DOUB")):
+        return "float"
+    if "DATETIME" in t or "TIMESTAMP" in t:
+        return "datetime"
+    if "DATE" in t:
+        return "date"
+    if "TIME" in t:
+        return "time"
+    return "decimal"  # NUMERIC affinity: DECIMAL, NUMERIC, MONEY...
+
+
+def odbc_kind(dialect: str, type_name: str, data_type: int, column_size: int | None) -> str:
+    """The kind of a column from ODBC metadata (``cursor.columns`` row)."""
+    if dialect == "sqlite":
+        return sqlite_kind(type_name)
+    t = type_name.lower()
+    if dialect == "mysql" and t.startswith("tinyint") and (column_size == 1 or "(1)" in t):
+        return "bool"
+    if t in ("bool", "boolean", "bit", "yesno"):
+        return "bool"
+    if t in ("money", "smallmoney", "currency"):
+        return "decimal"
+    if t in ("bytea", "image", "longbinary") or t.endswith("blob"):
+        return "blob"
+    if t.startswith("timestamp") or t.startswith("datetime") or t == "smalldatetime":
+        return "datetime"
+    return _ODBC_TYPES.get(data_type, "text")
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """SQL writer for one family. ``quote_char`` as ``SQL_IDENTIFIER_QUOTE_CHAR`` gives it."""
+
+    name: str
+    quote_char: str = '"'
+
+    # -- capacities -------------------------------------------------------------------
+
+    @property
+    def max_params(self) -> int:
+        return {"sqlite": 999, "mssql": 2100, "access": 200}.get(self.name, 65535)
+
+    @property
+    def multi_row(self) -> bool:
+        """Multi-row ``VALUES`` and a native upsert (MS Access has neither)."""
+        return self.name != "access"
+
+    @property
+    def row_values(self) -> bool:
+        """``(a, b) IN ((?, ?), ...)`` is understood."""
+        return self.name in ("sqlite", "postgresql", "mysql")
+
+    @property
+    def binary_order(self) -> bool:
+        """Text keys can be ordered by code point in SQL (else the adapter sorts)."""
+        return self.name != "access"
+
+    @property
+    def savepoints(self) -> bool:
+        return self.name != "access"
+
+    def batch_rows(self, ncols: int) -> int:
+        """Rows per statement so that rows × columns stays under the parameter limit."""
+        return max(1, min(MAX_BATCH_ROWS, self.max_params // max(1, ncols)))
+
+    # -- names ------------------------------------------------------------------------
+
+    def quote(self, name: str) -> str:
+        q = self.quote_char.strip()
+        if q in ("", "["):
+            return "[" + name.replace("]", "]]") + "]"
+        return q + name.replace(q, q + q) + q
+
+    def _cols(self, names: Sequence[str]) -> str:
+        return ", ".join(self.quote(n) for n in names)
+
+    def _order_term(self, name: str, kind: str) -> str:
+        col = self.quote(name)
+        if kind != "text":
+            return col
+        if self.name == "postgresql":
+            return f'{col} COLLATE "C"'
+        if self.name == "mysql":
+            return f"CAST({col} AS BINARY)"
+        if self.name == "mssql":
+            return f"{col} COLLATE Latin1_General_BIN2"
+        if self.name == "sqlite":
+            return f"{col} COLLATE BINARY"
+        return col
+
+    # -- reading ----------------------------------------------------------------------
+
+    def select(
+        self,
+        table: Table,
+        columns: Sequence[str],
+        *,
+        ordered: bool,
+        modified_column: str | None = None,
+    ) -> str:
+        """Scan ``columns``, optionally ``WHERE modified_column >= ?``, optionally by key."""
+        sql = f"SELECT {self._cols(columns)} FROM {self.quote(table.name)}"
+        if modified_column:
+            sql += f" WHERE {self.quote(modified_column)} >= ?"
+        if ordered and table.key:
+            terms = (
+                self._order_term(k, kind)
+                for k, kind in zip(table.key, table.key_kinds, strict=True)
+            )
+            sql += " ORDER BY " + ", ".join(terms)
+        return sql
+
+    def keys_condition(self, key: Sequence[str], nkeys: int) -> str:
+        """``WHERE`` text matching ``nkeys`` keys (parameters: keys flattened in order)."""
+        if len(key) == 1:
+            marks = ", ".join("?" * nkeys)
+            return f"{self.quote(key[0])} IN ({marks})"
+        if self.row_values:
+            one = "(" + ", ".join("?" * len(key)) + ")"
+            return f"({self._cols(key)}) IN ({', '.join([one] * nkeys)})"
+        one = "(" + " AND ".join(f"{self.quote(k)} = ?" for k in key) + ")"
+        return " OR ".join([one] * nkeys)
+
+    def fetch(self, table: Table, nkeys: int) -> str:
+        cond = self.keys_condition(table.key, nkeys)
+        return f"SELECT {self._cols(table.column_names)} FROM {self.quote(table.name)} WHERE {cond}"
+
+    def count(self, table: Table) -> str:
+        return f"SELECT COUNT(*) FROM {self.quote(table.name)}"
+
+    # -- writing ----------------------------------------------------------------------
+
+    def delete(self, table: Table, nkeys: int) -> str:
+        return f"DELETE FROM {self.quote(table.name)} WHERE {self.keys_condition(table.key, nkeys)}"
+
+    def insert(self, table: Table, nrows: int = 1) -> str:
+        one = "(" + ", ".join("?" * len(table.columns)) + ")"
+        values = ", ".join([one] * nrows)
+        cols = self._cols(table.column_names)
+        return f"INSERT INTO {self.quote(table.name)} ({cols}) VALUES {values}"
+
+    def update(self, table: Table) -> str:
+        """Update one row by key; parameters: non-key values then key values."""
+        others = [c for c in table.column_names if c not in table.key]
+        sets = ", ".join(f"{self.quote(c)} = ?" for c in others or table.key[:1])
+        where = " AND ".join(f"{self.quote(k)} = ?" for k in table.key)
+        return f"UPDATE {self.quote(table.name)} SET {sets} WHERE {where}"
+
+    def update_params(self, table: Table, row: Sequence[object]) -> list[object]:
+        """The parameters of ``update`` for a whole row (columns in table order)."""
+        names = table.column_names
+        others = [i for i, c in enumerate(names) if c not in table.key] or [table.key_positions[0]]
+        return [row[i] for i in others] + [row[i] for i in table.key_positions]
+
+    def upsert(self, table: Table, nrows: int) -> str:
+        """Insert ``nrows`` whole rows, replacing those whose key exists (not for access)."""
+        if self.name == "mssql":
+            return self._merge(table, nrows)
+        if self.name == "access":
+            raise ValueError("MS Access has no upsert: use update() then insert() per row")
+        others = [c for c in table.column_names if c not in table.key]
+        insert = self.insert(table, nrows)
+        if self.name == "mysql":
+            sets = ", ".join(
+                f"{self.quote(c)} = VALUES({self.quote(c)})" for c in others or table.key[:1]
+            )
+            return f"{insert} ON DUPLICATE KEY UPDATE {sets}"
+        target = f"ON CONFLICT ({self._cols(table.key)})"
+        if not others:
+            return f"{insert} {target} DO NOTHING"
+        sets = ", ".join(f"{self.quote(c)} = excluded.{self.quote(c)}" for c in others)
+        return f"{insert} {target} DO UPDATE SET {sets}"
+
+    def _merge(self, table: Table, nrows: int) -> str:
+        cols = table.column_names
+        others = [c for c in cols if c not in table.key]
+        one = "(" + ", ".join("?" * len(cols)) + ")"
+        on = " AND ".join(f"t.{self.quote(k)} = s.{self.quote(k)}" for k in table.key)
+        sql = (
+            f"MERGE INTO {self.quote(table.name)} WITH (HOLDLOCK) AS t"
+            f" USING (VALUES {', '.join([one] * nrows)}) AS s ({self._cols(cols)}) ON {on}"
+        )
+        if others:
+            sets = ", ".join(f"t.{self.quote(c)} = s.{self.quote(c)}" for c in others)
+            sql += f" WHEN MATCHED THEN UPDATE SET {sets}"
+        values = ", ".join(f"s.{self.quote(c)}" for c in cols)
+        return sql + f" WHEN NOT MATCHED THEN INSERT ({self._cols(cols)}) VALUES ({values});"
+
+    # -- transactions -----------------------------------------------------------------
+
+    def savepoint(self, name: str) -> str:
+        _check_name(name)
+        return f"SAVE TRANSACTION {name}" if self.name == "mssql" else f"SAVEPOINT {name}"
+
+    def rollback_to(self, name: str) -> str:
+        _check_name(name)
+        if self.name == "mssql":
+            return f"ROLLBACK TRANSACTION {name}"
+        return f"ROLLBACK TO SAVEPOINT {name}"
+
+    def release(self, name: str) -> str | None:
+        """The statement that forgets a savepoint (None: SQL Server has none)."""
+        _check_name(name)
+        return None if self.name == "mssql" else f"RELEASE SAVEPOINT {name}"
+
+
+def _check_name(name: str) -> None:
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+        raise ValueError(f"invalid savepoint name {name!r}")

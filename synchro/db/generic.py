@@ -1,0 +1,211 @@
+"""What the stdlib sqlite3 and the pyodbc adapters share: batching, streaming, transactions.
+
+``SqlAdapter`` implements the ``Adapter`` operations once over a DB-API connection and a
+``Dialect``; a subclass supplies the driver hooks (``_bind``, ``_translate``, ``_begin``,
+``_commit``, ``_rollback``) and discovery (``tables``).
+"""
+
+from __future__ import annotations
+
+import abc
+import itertools
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from synchro.db.base import Adapter, Key, Row, Table
+from synchro.db.dialects import Dialect
+from synchro.errors import DatabaseError, SchemaError
+from synchro.values import normalise
+
+FETCH_SIZE = 1000
+
+
+def chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+class SqlAdapter(Adapter):
+    """An ``Adapter`` over one DB-API connection, writing SQL through ``self.sql``."""
+
+    sql: Dialect
+    _conn: Any
+    _driver_errors: tuple[type[BaseException], ...] = ()
+
+    def __init__(self) -> None:
+        self._depth = 0
+        self._savepoints = itertools.count(1)
+
+    # -- driver hooks -----------------------------------------------------------------
+
+    @abc.abstractmethod
+    def _bind(self, kind: str, value: Any) -> Any:
+        """A value of ``kind`` as this driver accepts it as a parameter."""
+
+    @abc.abstractmethod
+    def _translate(self, exc: BaseException, doing: str) -> DatabaseError:
+        """A user-facing ``DatabaseError`` for a driver error while ``doing``."""
+
+    @abc.abstractmethod
+    def _begin(self) -> None: ...
+
+    @abc.abstractmethod
+    def _commit(self) -> None: ...
+
+    @abc.abstractmethod
+    def _rollback(self) -> None: ...
+
+    # -- helpers ----------------------------------------------------------------------
+
+    def _run(self, sql: str, params: Sequence[Any], doing: str) -> Any:
+        cursor = self._conn.cursor()
+        try:
+            cursor.execute(sql, list(params))
+        except self._driver_errors as exc:
+            cursor.close()
+            raise self._translate(exc, doing) from exc
+        return cursor
+
+    def _bind_row(self, kinds: Sequence[str], row: Sequence[Any]) -> list[Any]:
+        return [self._bind(k, v) for k, v in zip(kinds, row, strict=True)]
+
+    def _need_key(self, table: Table) -> None:
+        if not table.key:
+            raise SchemaError(
+                f"{self.description} : la table {table.name} n'a pas de clé ; "
+                "indiquez une clé pour cette table dans la configuration."
+            )
+
+    # -- reading ----------------------------------------------------------------------
+
+    def scan(
+        self,
+        table: Table,
+        *,
+        columns: Sequence[str] | None = None,
+        ordered: bool = True,
+        modified_column: str | None = None,
+        modified_since: Any = None,
+    ) -> Iterator[Row]:
+        names = tuple(columns) if columns is not None else table.column_names
+        all_kinds = dict(zip(table.column_names, table.kinds, strict=True))
+        kinds = [all_kinds[n] for n in names]
+        params: list[Any] = []
+        if modified_column is not None and modified_since is not None:
+            params.append(self._bind(all_kinds[modified_column], modified_since))
+        else:
+            modified_column = None
+        sql = self.sql.select(table, names, ordered=ordered, modified_column=modified_column)
+        rows = self._stream(sql, params, kinds, f"lecture de la table {table.name}")
+        if ordered and table.key and not self.sql.binary_order and "text" in table.key_kinds:
+            # No binary collation in SQL (MS Access): sort here, memory grows with the table.
+            positions = [names.index(k) for k in table.key]
+            yield from sorted(rows, key=lambda r: tuple(r[i] for i in positions))
+        else:
+            yield from rows
+
+    def _stream(
+        self, sql: str, params: Sequence[Any], kinds: Sequence[str], doing: str
+    ) -> Iterator[Row]:
+        cursor = self._run(sql, params, doing)
+        try:
+            while True:
+                try:
+                    batch = cursor.fetchmany(FETCH_SIZE)
+                except self._driver_errors as exc:
+                    raise self._translate(exc, doing) from exc
+                if not batch:
+                    return
+                for raw in batch:
+                    yield tuple(normalise(k, v) for k, v in zip(kinds, raw, strict=True))
+        finally:
+            cursor.close()
+
+    def fetch(self, table: Table, keys: Sequence[Key]) -> list[Row]:
+        self._need_key(table)
+        out: list[Row] = []
+        key_kinds = table.key_kinds
+        for part in chunks(keys, self.sql.batch_rows(len(table.key))):
+            params = [self._bind(k, v) for key in part for k, v in zip(key_kinds, key, strict=True)]
+            sql = self.sql.fetch(table, len(part))
+            out.extend(self._stream(sql, params, table.kinds, f"lecture de la table {table.name}"))
+        return out
+
+    def count(self, table: Table) -> int:
+        cursor = self._run(self.sql.count(table), [], f"comptage de la table {table.name}")
+        try:
+            return int(cursor.fetchone()[0])
+        finally:
+            cursor.close()
+
+    # -- writing ----------------------------------------------------------------------
+
+    def upsert(self, table: Table, rows: Sequence[Row]) -> None:
+        self._need_key(table)
+        doing = f"écriture dans la table {table.name}"
+        if not self.sql.multi_row or table.key_source not in ("primary", "unique"):
+            for row in rows:  # no native upsert, or no unique constraint for it to use
+                self._update_or_insert(table, row, doing)
+            return
+        for part in chunks(rows, self.sql.batch_rows(len(table.columns))):
+            params = [v for row in part for v in self._bind_row(table.kinds, row)]
+            self._run(self.sql.upsert(table, len(part)), params, doing).close()
+
+    def _update_or_insert(self, table: Table, row: Row, doing: str) -> None:
+        bound = self._bind_row(table.kinds, row)
+        cursor = self._run(self.sql.update(table), self.sql.update_params(table, bound), doing)
+        changed = cursor.rowcount
+        cursor.close()
+        if changed == 0:
+            self._run(self.sql.insert(table, 1), bound, doing).close()
+
+    def delete(self, table: Table, keys: Sequence[Key]) -> None:
+        self._need_key(table)
+        key_kinds = table.key_kinds
+        for part in chunks(keys, self.sql.batch_rows(len(table.key))):
+            params = [self._bind(k, v) for key in part for k, v in zip(key_kinds, key, strict=True)]
+            doing = f"suppression dans la table {table.name}"
+            self._run(self.sql.delete(table, len(part)), params, doing).close()
+
+    # -- transactions -----------------------------------------------------------------
+
+    @contextmanager
+    def atomic(self) -> Iterator[None]:
+        if self._depth:
+            with self.savepoint():
+                yield
+            return
+        self._begin()
+        self._depth = 1
+        try:
+            yield
+        except BaseException:
+            self._depth = 0
+            self._rollback()
+            raise
+        self._depth = 0
+        self._commit()
+
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        if not self._depth:
+            with self.atomic():
+                yield
+            return
+        if not self.sql.savepoints:  # MS Access: the block cannot be undone on its own
+            yield
+            return
+        name = f"synchro_sp{next(self._savepoints)}"
+        self._run(self.sql.savepoint(name), [], "début d'un point de sauvegarde").close()
+        self._depth += 1
+        try:
+            yield
+        except BaseException:
+            self._run(self.sql.rollback_to(name), [], "retour au point de sauvegarde").close()
+            raise
+        finally:
+            self._depth -= 1
+        release = self.sql.release(name)
+        if release:
+            self._run(release, [], "fin d'un point de sauvegarde").close()

@@ -1,0 +1,111 @@
+"""The stdlib SQLite adapter: discovery, upsert, delete, fetch, scans, transactions."""
+
+from __future__ import annotations
+
+import datetime as dt
+import subprocess
+import sys
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from synchro.db import is_odbc, open_database
+from synchro.db.sqlite import SqliteAdapter
+from synchro.errors import DatabaseError
+
+SCHEMA = [
+    "CREATE TABLE parent (id INTEGER PRIMARY KEY, name TEXT NOT NULL)",
+    "CREATE TABLE child (id INTEGER PRIMARY KEY, parent_id INTEGER NOT NULL REFERENCES parent,"
+    " amount DECIMAL(12,2), day DATE, at DATETIME, ok BOOLEAN, data BLOB)",
+    "CREATE TABLE pair (a TEXT NOT NULL, b INTEGER NOT NULL, v TEXT, PRIMARY KEY (a, b))",
+    "CREATE TABLE uniq (code TEXT NOT NULL UNIQUE, v TEXT)",
+    "CREATE TABLE nokey (v TEXT)",
+]
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Iterator[SqliteAdapter]:
+    adapter = SqliteAdapter(str(tmp_path / "x.db"))
+    with adapter.atomic():
+        for sql in SCHEMA:
+            adapter._run(sql, [], "test").close()
+    yield adapter
+    adapter.close()
+
+
+def test_is_odbc() -> None:
+    assert is_odbc("DSN=compta")
+    assert is_odbc("Driver={SQLite3};Database=/x.db")
+    assert is_odbc("server=a;database=b")
+    assert not is_odbc("/data/synchro.db")
+    assert not is_odbc("C:\\data\\base=1.db")
+
+
+def test_open_database_sqlite(tmp_path: Path) -> None:
+    with open_database(str(tmp_path / "y.db")) as adapter:
+        assert adapter.dialect == "sqlite"
+        assert "SQLite" in adapter.description
+
+
+def test_sqlite_path_does_not_import_pyodbc(tmp_path: Path) -> None:
+    code = (
+        "import sys; from synchro.db import open_database; "
+        f"a = open_database({str(tmp_path / 'z.db')!r}); a.tables(); a.close(); "
+        "assert 'pyodbc' not in sys.modules"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_discovery(db: SqliteAdapter) -> None:
+    tables = {t.name: t for t in db.tables()}
+    assert sorted(tables) == ["child", "nokey", "pair", "parent", "uniq"]
+    child = tables["child"]
+    assert child.key == ("id",) and child.key_source == "primary"
+    assert child.kinds == ("int", "int", "decimal", "date", "datetime", "bool", "blob")
+    assert child.foreign_keys[0].ref_table == "parent"
+    assert child.foreign_keys[0].columns == ("parent_id",)
+    assert child.foreign_keys[0].ref_columns == ("id",)
+    assert tables["pair"].key == ("a", "b")
+    assert tables["uniq"].key == ("code",) and tables["uniq"].key_source == "unique"
+    assert tables["nokey"].key == () and tables["nokey"].key_source == ""
+
+
+def test_round_trip_and_upsert(db: SqliteAdapter) -> None:
+    tables = {t.name: t for t in db.tables()}
+    row = (
+        1,
+        7,
+        Decimal("1234.50"),
+        dt.date(2024, 2, 29),
+        dt.datetime(2024, 1, 2, 3, 4, 5),
+        True,
+        b"\x00\xff",
+    )
+    with db.atomic():
+        db.upsert(tables["parent"], [(7, "Zoé 😀")])
+        db.upsert(tables["child"], [row, (2, 7, None, None, None, False, None)])
+    assert list(db.scan(tables["child"])) == [row, (2, 7, None, None, None, False, None)]
+    with db.atomic():
+        db.upsert(tables["child"], [(2, 7, Decimal("0.10"), None, None, True, b"")])
+    assert db.fetch(tables["child"], [(2,), (99,)]) == [
+        (2, 7, Decimal("0.1"), None, None, True, b"")
+    ]
+    with db.atomic():
+        db.delete(tables["child"], [(1,), (42,)])
+    assert db.count(tables["child"]) == 1
+
+
+def test_rollback_and_savepoint(db: SqliteAdapter) -> None:
+    parent = next(t for t in db.tables() if t.name == "parent")
+    with pytest.raises(RuntimeError), db.atomic():
+        db.upsert(parent, [(1, "a")])
+        raise RuntimeError
+    assert db.count(parent) == 0
+    with db.atomic():
+        db.upsert(parent, [(1, "a")])
+        with pytest.raises(DatabaseError), db.savepoint():
+            db.upsert(parent, [(2, "b")])
+            db.upsert(parent, [(3, None)])  # NOT NULL
+    assert list(db.scan(parent)) == [(1, "a")]
