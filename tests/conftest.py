@@ -12,6 +12,8 @@ from typing import NoReturn
 
 import pytest
 
+pytest_plugins = ["backends"]
+
 REQUIRE_ALL = os.environ.get("SYNCHRO_REQUIRE_ALL") == "1"
 
 

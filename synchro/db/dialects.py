@@ -21,6 +21,10 @@ DIALECTS = ("sqlite", "postgresql", "mysql", "mssql", "access")
 
 MAX_BATCH_ROWS = 500
 
+# Families with multi-row VALUES, a native upsert, savepoints and a binary collation.
+# Anything else (MS Access, an unknown ODBC source) gets the cautious row-at-a-time path.
+_FULL = ("sqlite", "postgresql", "mysql", "mssql")
+
 # ODBC SQL data type codes (sql.h / sqlext.h) mapped to kinds.
 _ODBC_TYPES = {
     -7: "bool",  # SQL_BIT
@@ -122,12 +126,14 @@ class Dialect:
 
     @property
     def max_params(self) -> int:
-        return {"sqlite": 999, "mssql": 2100, "access": 200}.get(self.name, 65535)
+        # SQL Server refuses 2100 parameters or more; old SQLite builds stop at 999.
+        limits = {"sqlite": 999, "postgresql": 65535, "mysql": 65535, "mssql": 2000}
+        return limits.get(self.name, 200)
 
     @property
     def multi_row(self) -> bool:
         """Multi-row ``VALUES`` and a native upsert (MS Access has neither)."""
-        return self.name != "access"
+        return self.name in _FULL
 
     @property
     def row_values(self) -> bool:
@@ -137,11 +143,11 @@ class Dialect:
     @property
     def binary_order(self) -> bool:
         """Text keys can be ordered by code point in SQL (else the adapter sorts)."""
-        return self.name != "access"
+        return self.name in _FULL
 
     @property
     def savepoints(self) -> bool:
-        return self.name != "access"
+        return self.name in _FULL
 
     def batch_rows(self, ncols: int) -> int:
         """Rows per statement so that rows × columns stays under the parameter limit."""
@@ -240,8 +246,8 @@ class Dialect:
         """Insert ``nrows`` whole rows, replacing those whose key exists (not for access)."""
         if self.name == "mssql":
             return self._merge(table, nrows)
-        if self.name == "access":
-            raise ValueError("MS Access has no upsert: use update() then insert() per row")
+        if not self.multi_row:
+            raise ValueError(f"{self.name}: no upsert, use update() then insert() per row")
         others = [c for c in table.column_names if c not in table.key]
         insert = self.insert(table, nrows)
         if self.name == "mysql":

@@ -1,10 +1,243 @@
-"""Any ODBC source through pyodbc (being written; SQLite files work through synchro.db.sqlite)."""
+"""Any ODBC source (connection string or DSN) through pyodbc.
+
+pyodbc is imported inside functions only: it links the system's unixODBC, and the embedded
+SQLite path must work on a machine without it. The family is detected from
+``SQL_DBMS_NAME`` and identifiers are quoted with ``SQL_IDENTIFIER_QUOTE_CHAR``. The
+connection stays in autocommit between transactions (reads hold no locks) and ``atomic()``
+turns autocommit off for its duration. ``fast_executemany`` is never used: it crashes the
+SQLite ODBC driver and multi-row ``VALUES`` is faster anyway.
+
+Discovery uses the ODBC catalog functions (``columns``, ``primaryKeys``, ``statistics``,
+``foreignKeys``); SQLite goes through PRAGMAs (its driver reports a unique index as the
+primary key), MariaDB's ``tinyint(1)`` is read from ``information_schema`` to be a bool.
+"""
 
 from __future__ import annotations
 
-from synchro.db.base import Adapter
+import contextlib
+import re
+from typing import Any
+
+from synchro.db.base import Column, ForeignKey, Table
+from synchro.db.dialects import Dialect, detect_dialect, odbc_kind
+from synchro.db.generic import SqlAdapter
+from synchro.db.sqlite import discover as discover_sqlite
 from synchro.errors import DatabaseError
 
+SQL_DBMS_NAME = 17
+SQL_DBMS_VER = 18
+SQL_DATABASE_NAME = 16
+SQL_SERVER_NAME = 13
+SQL_IDENTIFIER_QUOTE_CHAR = 29
+CONNECT_TIMEOUT = 15
 
-def OdbcAdapter(connection: str) -> Adapter:  # noqa: N802 - replaced by the class soon
-    raise DatabaseError("ODBC adapter not available yet")
+_SECRET = re.compile(r"((?:PWD|PASSWORD)\s*=\s*)(\{[^}]*\}|[^;]*)", re.IGNORECASE)
+
+
+def _pyodbc() -> Any:
+    try:
+        import pyodbc
+    except ImportError as exc:
+        raise DatabaseError(
+            "Le module ODBC (pyodbc) ne peut pas être chargé : installez unixODBC "
+            f"(Linux : apt-get install unixodbc) ou utilisez un fichier SQLite. ({exc})"
+        ) from exc
+    return pyodbc
+
+
+def hide_secrets(connection: str) -> str:
+    """The connection string with its password masked, for messages and logs."""
+    return _SECRET.sub(r"\1***", connection)
+
+
+def connect_error(pyodbc: Any, connection: str, exc: Exception) -> DatabaseError:
+    """Say why a connection failed and what to check."""
+    state = str(exc.args[0]) if exc.args else ""
+    text = str(exc.args[1] if len(exc.args) > 1 else exc)
+    where = hide_secrets(connection)
+    if state == "IM002" or "can't open lib" in text.lower() or "not found" in text.lower():
+        drivers = ", ".join(pyodbc.drivers()) or "aucun"
+        sources = ", ".join(pyodbc.dataSources()) or "aucune"
+        advice = (
+            f"pilote ODBC ou source de données introuvable. Pilotes installés : {drivers} ; "
+            f"sources (DSN) : {sources}"
+        )
+    elif state.startswith("08") or "connect" in text.lower():
+        server = re.search(r"(?:SERVER|HOST)\s*=\s*([^;]*)", connection, re.IGNORECASE)
+        port = re.search(r"PORT\s*=\s*([^;]*)", connection, re.IGNORECASE)
+        address = (server.group(1) if server else "?") + (f":{port.group(1)}" if port else "")
+        advice = f"serveur {address} injoignable : vérifiez l'adresse, le port et qu'il est démarré"
+    elif state == "28000" or "password" in text.lower() or "access denied" in text.lower():
+        advice = "identifiants refusés : vérifiez l'utilisateur (UID) et le mot de passe (PWD)"
+    else:
+        advice = "vérifiez la chaîne de connexion"
+    return DatabaseError(f"Connexion ODBC impossible ({where}) : {advice}. Détail : {text}")
+
+
+class OdbcAdapter(SqlAdapter):
+    """One ODBC connection. ``connection``: ``DSN=...`` or ``DRIVER={...};...``."""
+
+    def __init__(self, connection: str) -> None:
+        super().__init__()
+        pyodbc = _pyodbc()
+        self._driver_errors = (pyodbc.Error,)
+        pyodbc.pooling = False  # a pooled connection is never really closed
+        try:
+            self._conn = pyodbc.connect(connection, autocommit=True, timeout=CONNECT_TIMEOUT)
+        except pyodbc.Error as exc:
+            raise connect_error(pyodbc, connection, exc) from exc
+        info = self._conn.getinfo
+        dbms = str(info(SQL_DBMS_NAME))
+        self.dialect = detect_dialect(dbms) or "odbc"
+        self.sql = Dialect(self.dialect, str(info(SQL_IDENTIFIER_QUOTE_CHAR) or '"'))
+        self._database = str(info(SQL_DATABASE_NAME) or "")
+        server = str(info(SQL_SERVER_NAME) or "")
+        where = f"base {self._database}" + (f" sur {server}" if server else "")
+        self.description = f"{dbms} {info(SQL_DBMS_VER)} ({where})"
+        self._schema = self._default_schema()
+        if self.dialect == "sqlite":  # as the stdlib adapter: refuse orphans
+            self._run("PRAGMA foreign_keys = ON", [], "ouverture").close()
+
+    def _default_schema(self) -> str | None:
+        sql = {"postgresql": "SELECT current_schema()", "mssql": "SELECT SCHEMA_NAME()"}
+        if self.dialect not in sql:
+            return None
+        return str(self._query(sql[self.dialect])[0][0])
+
+    # -- driver hooks -----------------------------------------------------------------
+
+    def _bind(self, kind: str, value: Any) -> Any:
+        if isinstance(value, bytearray | memoryview):
+            return bytes(value)
+        return value
+
+    def _translate(self, exc: BaseException, doing: str) -> DatabaseError:
+        args: tuple[Any, ...] = exc.args
+        state = str(args[0]) if args else ""
+        text = str(args[1]) if len(args) > 1 else str(exc)
+        if state.startswith("08"):
+            text += " (connexion perdue : vérifiez le réseau et le serveur, puis relancez)"
+        return DatabaseError(f"{self.description} : {doing} impossible : [{state}] {text}")
+
+    def _begin(self) -> None:
+        self._conn.autocommit = False
+
+    def _commit(self) -> None:
+        try:
+            self._conn.commit()
+        except self._driver_errors as exc:
+            raise self._translate(exc, "validation de la transaction") from exc
+        finally:
+            self._conn.autocommit = True
+
+    def _rollback(self) -> None:
+        try:
+            self._conn.rollback()
+        except self._driver_errors as exc:
+            raise self._translate(exc, "annulation de la transaction") from exc
+        finally:
+            self._conn.autocommit = True
+
+    def close(self) -> None:
+        with contextlib.suppress(*self._driver_errors):  # already gone: nothing to release
+            self._conn.close()
+
+    # -- discovery --------------------------------------------------------------------
+
+    def _query(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
+        cursor = self._run(sql, params, "lecture du schéma")
+        try:
+            return list(cursor.fetchall())
+        finally:
+            cursor.close()
+
+    def _catalog(self, method: str, **kwargs: Any) -> list[Any]:
+        """Rows of an ODBC catalog function; [] when the driver does not offer it."""
+        cursor = self._conn.cursor()
+        try:
+            return list(getattr(cursor, method)(**kwargs).fetchall())
+        except self._driver_errors:
+            return []
+        finally:
+            cursor.close()
+
+    def _where(self) -> dict[str, Any]:
+        if self.dialect == "mysql":
+            return {"catalog": self._database}
+        return {"schema": self._schema} if self._schema else {}
+
+    def tables(self) -> list[Table]:
+        if self.dialect == "sqlite":
+            return discover_sqlite(lambda sql: self._query(sql), self.sql.quote)
+        rows = self._catalog("tables", tableType="TABLE", **self._where())
+        names = sorted({str(r[2]) for r in rows if not str(r[2]).startswith("MSys")})
+        return [self._table(name) for name in names]
+
+    def _table(self, name: str) -> Table:
+        where = self._where()
+        rows = [r for r in self._catalog("columns", table=name, **where) if r[2] == name]
+        rows.sort(key=lambda r: int(r[16]))  # ORDINAL_POSITION
+        mysql_types = self._mysql_types(name)
+        columns = tuple(
+            Column(
+                str(r[3]),
+                odbc_kind(self.dialect, mysql_types.get(r[3], str(r[5])), int(r[4]), r[6]),
+                str(r[5]),
+                r[10] != 0,  # NULLABLE: 0 = SQL_NO_NULLS
+            )
+            for r in rows
+        )
+        indexes = self._unique_indexes(name, where)
+        pk_rows = [r for r in self._catalog("primaryKeys", table=name, **where) if r[2] == name]
+        pk = tuple(str(r[3]) for r in sorted(pk_rows, key=lambda r: int(r[4])))
+        if self.dialect == "mysql" and "PRIMARY" not in indexes:
+            pk = ()  # MariaDB reports its first UNIQUE NOT NULL index as PRIMARY
+        fks = self._foreign_keys(name, where)
+        if pk:
+            return Table(name, columns, pk, "primary", fks)
+        not_null = {c.name for c in columns if not c.nullable}
+        candidates = sorted(
+            (len(cols), index, cols) for index, cols in indexes.items() if set(cols) <= not_null
+        )
+        if not candidates:
+            return Table(name, columns, (), "", fks)
+        _n, index, key = candidates[0]
+        source = "primary" if index.lower() in ("primarykey", "primary") else "unique"
+        return Table(name, columns, key, source, fks)
+
+    def _mysql_types(self, name: str) -> dict[str, str]:
+        """MariaDB/MySQL full column types (``tinyint(1)``): the driver drops the width."""
+        if self.dialect != "mysql":
+            return {}
+        rows = self._query(
+            "SELECT COLUMN_NAME, COLUMN_TYPE FROM information_schema.COLUMNS"
+            " WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?",
+            (name,),
+        )
+        return {str(r[0]): str(r[1]) for r in rows}
+
+    def _unique_indexes(self, name: str, where: dict[str, Any]) -> dict[str, tuple[str, ...]]:
+        """Unique indexes by name, columns in index order (``statistics``)."""
+        found: dict[str, list[tuple[int, str]]] = {}
+        for r in self._catalog("statistics", table=name, unique=True, **where):
+            # TABLE_NAME, NON_UNIQUE, INDEX_NAME, TYPE, ORDINAL_POSITION, COLUMN_NAME
+            if r[2] != name or r[3] or r[5] is None or r[6] == 0 or r[8] is None:
+                continue
+            found.setdefault(str(r[5]), []).append((int(r[7]), str(r[8])))
+        return {index: tuple(c for _o, c in sorted(cols)) for index, cols in found.items()}
+
+    def _foreign_keys(self, name: str, where: dict[str, Any]) -> tuple[ForeignKey, ...]:
+        fk_where = {f"foreign{k.capitalize()}": v for k, v in where.items()}
+        rows = [r for r in self._catalog("foreignKeys", foreignTable=name, **fk_where)]
+        groups: dict[tuple[str, str], list[Any]] = {}
+        for r in rows:
+            if r[6] != name:
+                continue
+            groups.setdefault((str(r[11] or ""), str(r[2])), []).append(r)
+        keys = []
+        for (_fk_name, ref_table), members in sorted(groups.items()):
+            members.sort(key=lambda r: int(r[8]))
+            cols = tuple(str(r[7]) for r in members)
+            ref_cols = tuple(str(r[3]) for r in members)
+            keys.append(ForeignKey(cols, ref_table, ref_cols))
+        return tuple(keys)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import sqlite3
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -96,53 +97,76 @@ class SqliteAdapter(SqlAdapter):
             cursor.close()
 
     def tables(self) -> list[Table]:
-        names = self._pragma(
-            "SELECT name FROM sqlite_master WHERE type = 'table' "
-            "AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name"
+        return discover(self._pragma, self.sql.quote)
+
+
+def discover(query: Callable[[str], list[Any]], quote: Callable[[str], str]) -> list[Table]:
+    """Every user table of an SQLite database, read with PRAGMAs through ``query``.
+
+    Shared by the stdlib adapter and the SQLite ODBC driver (whose catalog functions
+    report a unique index as the primary key). Numbers are read with ``int()`` because
+    the ODBC driver returns PRAGMA columns as text.
+    """
+    names = query(
+        "SELECT name FROM sqlite_master WHERE type = 'table' "
+        "AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name"
+    )
+    return [_table(query, quote, str(row[0])) for row in names]
+
+
+def _primary(info: list[Any]) -> tuple[str, ...]:
+    return tuple(str(r[1]) for r in sorted(info, key=lambda r: int(r[5])) if int(r[5]))
+
+
+def _table(query: Callable[[str], list[Any]], quote: Callable[[str], str], name: str) -> Table:
+    info = query(f"PRAGMA table_info({quote(name)})")
+    columns = tuple(
+        Column(str(col), sqlite_kind(decl or ""), decl or "", not int(notnull) and not int(pk))
+        for _cid, col, decl, notnull, _default, pk in info
+    )
+    pk = _primary(info)
+    table = Table(name, columns, pk, "primary" if pk else "", _foreign_keys(query, quote, name))
+    if not pk:
+        unique = _unique_key(query, quote, name, columns)
+        if unique:
+            table = table.with_key(unique, "unique")
+    return table
+
+
+def _unique_key(
+    query: Callable[[str], list[Any]],
+    quote: Callable[[str], str],
+    name: str,
+    columns: tuple[Column, ...],
+) -> tuple[str, ...]:
+    """The smallest unique, non-partial index whose columns are all NOT NULL."""
+    not_null = {c.name for c in columns if not c.nullable}
+    found: list[tuple[int, str, tuple[str, ...]]] = []
+    for row in query(f"PRAGMA index_list({quote(name)})"):
+        index, unique, partial = str(row[1]), int(row[2]), int(row[4])
+        if not unique or partial:
+            continue
+        info = query(f"PRAGMA index_info({quote(index)})")
+        cols = tuple(str(r[2]) for r in sorted(info, key=lambda r: int(r[0])) if r[2] is not None)
+        if cols and len(cols) == len(info) and set(cols) <= not_null:
+            found.append((len(cols), index, cols))
+    return min(found)[2] if found else ()
+
+
+def _foreign_keys(
+    query: Callable[[str], list[Any]], quote: Callable[[str], str], name: str
+) -> tuple[ForeignKey, ...]:
+    groups: dict[int, list[Any]] = {}
+    for row in query(f"PRAGMA foreign_key_list({quote(name)})"):
+        groups.setdefault(int(row[0]), []).append(row)
+    keys = []
+    for _id, rows in sorted(groups.items()):
+        rows.sort(key=lambda r: int(r[1]))
+        ref_table = str(rows[0][2])
+        ref_cols = tuple(r[4] for r in rows)
+        if None in ref_cols:  # REFERENCES parent: the parent's primary key
+            ref_cols = _primary(query(f"PRAGMA table_info({quote(ref_table)})"))
+        keys.append(
+            ForeignKey(tuple(str(r[3]) for r in rows), ref_table, tuple(map(str, ref_cols)))
         )
-        return [self._table(name) for (name,) in names]
-
-    def _table(self, name: str) -> Table:
-        q = self.sql.quote(name)
-        info = self._pragma(f"PRAGMA table_info({q})")
-        columns = tuple(
-            Column(col, sqlite_kind(decl or ""), decl or "", not notnull and not pk)
-            for _cid, col, decl, notnull, _default, pk in info
-        )
-        pk = tuple(r[1] for r in sorted(info, key=lambda r: r[5]) if r[5])
-        table = Table(name, columns, pk, "primary" if pk else "", self._foreign_keys(name))
-        if not pk:
-            unique = self._unique_key(name, columns)
-            if unique:
-                table = table.with_key(unique, "unique")
-        return table
-
-    def _unique_key(self, name: str, columns: tuple[Column, ...]) -> tuple[str, ...]:
-        """The smallest unique, non-partial index whose columns are all NOT NULL."""
-        not_null = {c.name for c in columns if not c.nullable}
-        found: list[tuple[int, str, tuple[str, ...]]] = []
-        for _seq, index, unique, _origin, partial in self._pragma(
-            f"PRAGMA index_list({self.sql.quote(name)})"
-        ):
-            if not unique or partial:
-                continue
-            info = self._pragma(f"PRAGMA index_info({self.sql.quote(index)})")
-            cols = tuple(col for _rank, _cid, col in sorted(info))
-            if cols and None not in cols and set(cols) <= not_null:
-                found.append((len(cols), index, cols))
-        return min(found)[2] if found else ()
-
-    def _foreign_keys(self, name: str) -> tuple[ForeignKey, ...]:
-        groups: dict[int, list[Any]] = {}
-        for row in self._pragma(f"PRAGMA foreign_key_list({self.sql.quote(name)})"):
-            groups.setdefault(row[0], []).append(row)
-        keys = []
-        for _id, rows in sorted(groups.items()):
-            rows.sort(key=lambda r: r[1])
-            ref_table = rows[0][2]
-            ref_cols = tuple(r[4] for r in rows)
-            if None in ref_cols:  # REFERENCES parent: the parent's primary key
-                info = self._pragma(f"PRAGMA table_info({self.sql.quote(ref_table)})")
-                ref_cols = tuple(r[1] for r in sorted(info, key=lambda r: r[5]) if r[5])
-            keys.append(ForeignKey(tuple(r[3] for r in rows), ref_table, ref_cols))
-        return tuple(keys)
+    return tuple(keys)

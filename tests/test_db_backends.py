@@ -1,0 +1,184 @@
+"""Every adapter operation on every back end: stdlib SQLite, SQLite ODBC, PostgreSQL, MariaDB."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from decimal import Decimal
+
+import pytest
+from backends import Backend, create_sample_schema
+
+from synchro.db import Adapter, Table, open_database
+from synchro.errors import DatabaseError
+
+KINDS_ROW = (
+    1,
+    -42,
+    Decimal("1234567890.12"),
+    "Zoé à l'hôtel 😀 — «ok»",
+    dt.date(2024, 2, 29),
+    dt.datetime(2024, 12, 31, 23, 59, 58),
+    True,
+    None,
+    b"\x00\x01\xffblob",
+    1.5,
+    dt.time(13, 45, 7),
+    dt.datetime(2025, 1, 1, 0, 0, 0),
+)
+TEXT_KEYS = ["abc", "Zoé", "Émile", "10", "9", "a b", "ab", "z", "Ω", "😀", "_x", "-1"]
+
+
+@pytest.fixture
+def db(backend: Backend) -> Iterator[Adapter]:
+    create_sample_schema(backend)
+    adapter = open_database(backend.connection)
+    yield adapter
+    adapter.close()
+
+
+def typed(rows: list[tuple[object, ...]]) -> list[list[tuple[str, object]]]:
+    """Rows with each value's type name: True == 1 and Decimal("1.5") == 1.5 in Python."""
+    return [[(type(v).__name__, v) for v in row] for row in rows]
+
+
+def tables(db: Adapter) -> dict[str, Table]:
+    return {t.name: t for t in db.tables()}
+
+
+def test_dialect(backend: Backend, db: Adapter) -> None:
+    assert db.dialect == backend.dialect
+    assert db.description
+
+
+def test_discovery(db: Adapter) -> None:
+    found = tables(db)
+    assert sorted(found) == sorted(["parent", "child", "pair", "kinds", "textkey", "uniq", "nokey"])
+    assert found["parent"].key == ("id",) and found["parent"].key_source == "primary"
+    assert found["pair"].key == ("site", "num") and found["pair"].key_source == "primary"
+    assert found["uniq"].key == ("code",) and found["uniq"].key_source == "unique"
+    assert found["nokey"].key == () and found["nokey"].key_source == ""
+    fks = found["child"].foreign_keys
+    assert [(f.columns, f.ref_table, f.ref_columns) for f in fks] == [
+        (("parent_id",), "parent", ("id",))
+    ]
+    kinds = found["kinds"]
+    assert kinds.column_names == (
+        "id", "i", "amount", "label", "day", "at", "flag", "note", "data", "ratio", "t", "changed"
+    )  # fmt: skip
+    assert kinds.kinds == (
+        "int", "int", "decimal", "text", "date", "datetime", "bool", "text", "blob", "float",
+        "time", "datetime",
+    )  # fmt: skip
+    nullable = {c.name: c.nullable for c in kinds.columns}
+    assert not nullable["id"] and nullable["note"]
+
+
+def test_values_round_trip(db: Adapter) -> None:
+    kinds = tables(db)["kinds"]
+    other = (2, 0, Decimal("-0.05"), "", dt.date(1999, 1, 1), dt.datetime(2000, 1, 1), False)
+    other += ("x", b"", -2.25, dt.time(0, 0), None)
+    nulls = (3, *([None] * 11))
+    with db.atomic():
+        db.upsert(kinds, [KINDS_ROW, other, nulls])
+    assert typed(list(db.scan(kinds))) == typed([KINDS_ROW, other, nulls])
+    assert db.fetch(kinds, [(3,), (1,), (99,)]) in ([KINDS_ROW, nulls], [nulls, KINDS_ROW])
+
+
+def test_upsert_updates_and_delete(db: Adapter) -> None:
+    pair = tables(db)["pair"]
+    rows = [("3615", n, n * 10) for n in range(1, 6)] + [("75", 1, None)]
+    with db.atomic():
+        db.upsert(pair, rows)
+    with db.atomic():
+        db.upsert(pair, [("3615", 2, 999), ("75", 2, 7)])
+        db.delete(pair, [("3615", 1), ("3615", 5), ("nope", 1)])
+    assert db.count(pair) == 5
+    got = sorted(db.scan(pair, ordered=False))
+    assert got == [
+        ("3615", 2, 999),
+        ("3615", 3, 30),
+        ("3615", 4, 40),
+        ("75", 1, None),
+        ("75", 2, 7),
+    ]
+    assert sorted(db.fetch(pair, [("75", 2), ("3615", 3), ("3615", 1)])) == [
+        ("3615", 3, 30),
+        ("75", 2, 7),
+    ]
+
+
+def test_many_rows_batched(db: Adapter) -> None:
+    parent = tables(db)["parent"]
+    rows = [(i, f"nom {i}") for i in range(2345)]
+    with db.atomic():
+        db.upsert(parent, rows)
+    assert db.count(parent) == 2345
+    assert list(db.scan(parent)) == rows
+    keys = [(i,) for i in range(0, 2345, 2)]
+    assert len(db.fetch(parent, keys)) == len(keys)
+    with db.atomic():
+        db.delete(parent, keys)
+    assert db.count(parent) == 2345 - len(keys)
+
+
+def test_ordered_scan_is_python_order(db: Adapter) -> None:
+    table = tables(db)["textkey"]
+    with db.atomic():
+        db.upsert(table, [(k, i) for i, k in enumerate(TEXT_KEYS)])
+    assert [r[0] for r in db.scan(table)] == sorted(TEXT_KEYS)
+    pair = tables(db)["pair"]
+    rows = [(s, n, None) for s in ("b", "B", "a") for n in (10, 2, -1)]
+    if db.dialect == "mysql":  # case-insensitive collation: "b" and "B" are one key there
+        rows = [r for r in rows if r[0] != "B"]
+    with db.atomic():
+        db.upsert(pair, rows)
+    assert list(db.scan(pair)) == sorted(rows)
+    assert list(db.scan(pair, columns=["num"])) == [(r[1],) for r in sorted(rows)]
+
+
+def test_modified_filter(db: Adapter) -> None:
+    kinds = tables(db)["kinds"]
+    rows = [(i, i, None, None, None, None, None, None, None, None, None) for i in range(1, 6)]
+    rows = [(*r, dt.datetime(2025, 3, i, 12, 0, 0)) for i, r in enumerate(rows, start=1)]
+    with db.atomic():
+        db.upsert(kinds, rows)
+    since = dt.datetime(2025, 3, 3, 12, 0, 0)
+    got = db.scan(kinds, columns=["id"], modified_column="changed", modified_since=since)
+    assert list(got) == [(3,), (4,), (5,)]
+
+
+def test_atomic_rollback_leaves_nothing(db: Adapter) -> None:
+    parent = tables(db)["parent"]
+    with pytest.raises(RuntimeError), db.atomic():
+        db.upsert(parent, [(1, "un"), (2, "deux")])
+        raise RuntimeError("stop")
+    assert db.count(parent) == 0
+
+
+def test_savepoint_undoes_only_its_block(db: Adapter) -> None:
+    found = tables(db)
+    parent, child = found["parent"], found["child"]
+    with db.atomic():
+        db.upsert(parent, [(1, "un")])
+        with pytest.raises(DatabaseError) as info, db.savepoint():
+            db.upsert(parent, [(2, "deux")])
+            db.upsert(child, [(1, 404, "orphelin")])  # foreign key violation
+        assert "child" in str(info.value)
+        db.upsert(child, [(2, 1, "ok")])
+    assert list(db.scan(parent)) == [(1, "un")]
+    assert list(db.scan(child)) == [(2, 1, "ok")]
+
+
+def test_refused_row_raises(db: Adapter) -> None:
+    parent = tables(db)["parent"]
+    with pytest.raises(DatabaseError) as info, db.atomic():
+        db.upsert(parent, [(1, None)])
+    assert "parent" in str(info.value)
+    assert db.count(parent) == 0
+
+
+def test_raw_helpers(backend: Backend) -> None:
+    create_sample_schema(backend)
+    backend.execute("INSERT INTO parent (id, name) VALUES (?, ?)", (1, "été"))
+    assert backend.query("SELECT id, name FROM parent") == [(1, "été")]
