@@ -107,7 +107,9 @@ def test_systemd_unit_verifies(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert "synchro-site.service" not in done.stderr  # no warning about our unit
-    assert "odd dir %%h $X)" in unit.read_text()  # Description: % escaped (specifiers), $ kept
+    assert (
+        "odd dir %%h $X/site.toml)" in unit.read_text()
+    )  # Description: % escaped (specifiers), $ kept
 
 
 def test_systemd_install_and_remove_plans(tmp_path: Path) -> None:
