@@ -1,0 +1,7 @@
+"""``python -m synchro``."""
+
+import sys
+
+from synchro.cli import main
+
+sys.exit(main())

@@ -1,0 +1,339 @@
+"""Change capture by snapshot diff.
+
+For each synchronised table the node keeps the hash of every row as last exchanged
+(``StateDB.snapshot_table``). A capture reads the table once, in key order, and merges it
+with the snapshot read in the same order: keys only in the table are inserts, keys in both
+with another hash are updates, keys only in the snapshot are deletes. One pass, memory
+independent of the table size. Tables whose key cannot be ordered the same way by the
+database and by SQLite are first spooled to a temporary SQLite table (still on disk).
+
+Upserts are written parents first (tables come in dependency order); deletes are spooled
+and written at the end, children first, so the receiver can apply the file in order.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from synchro.db.base import Adapter, Row, Table
+from synchro.engine.state import ORDERED_KEY_KINDS, StateDB, key_json, snap_value
+from synchro.errors import Cancelled, CaptureError, DatabaseError
+from synchro.package import PackageWriter
+from synchro.values import from_json, normalise, row_hash, to_json
+
+FLUSH_EVERY = 5000
+CHECK_EVERY = 2000
+
+
+class KeyOrderError(CaptureError):
+    """The database did not return the rows in key order (the capture is retried spooled)."""
+
+    def __init__(self, table: str) -> None:
+        self.table = table
+        super().__init__(f"Table {table} : lignes non triées par clé")
+
+
+@dataclass
+class TableCount:
+    inserts: int = 0
+    updates: int = 0
+    deletes: int = 0
+    scanned: int = 0
+
+
+@dataclass
+class CaptureResult:
+    counts: dict[str, TableCount] = field(default_factory=dict)
+
+    @property
+    def rows(self) -> int:
+        return sum(c.inserts + c.updates + c.deletes for c in self.counts.values())
+
+
+@dataclass(frozen=True)
+class CaptureOptions:
+    modified_columns: dict[str, str] = field(default_factory=dict)  # table → column
+    since: dt.datetime | None = None  # watermark minus overlap; None = full scan
+    spooled: frozenset[str] = frozenset()  # tables to read unordered through a spool
+    cancel: threading.Event | None = None
+    progress: Callable[[str, int], None] | None = None  # (table, rows scanned so far)
+
+
+class _SnapshotWriter:
+    """Buffers snapshot changes of one table and writes them in batches."""
+
+    def __init__(self, state: StateDB, snap: str, nkeys: int) -> None:
+        self.state, self.snap, self.nkeys = state, snap, nkeys
+        self.puts: list[tuple[Any, ...]] = []
+        self.drops: list[tuple[Any, ...]] = []
+
+    def put(self, skey: tuple[Any, ...], digest: bytes) -> None:
+        self.puts.append((*skey, digest))
+        if len(self.puts) >= FLUSH_EVERY:
+            self.flush()
+
+    def drop(self, skey: tuple[Any, ...]) -> None:
+        self.drops.append(skey)
+        if len(self.drops) >= FLUSH_EVERY:
+            self.flush()
+
+    def flush(self) -> None:
+        self.state.put_snapshot(self.snap, self.nkeys, self.puts)
+        self.state.drop_snapshot(self.snap, self.nkeys, self.drops)
+        self.puts, self.drops = [], []
+
+
+def ensure_snapshots(state: StateDB, tables: Sequence[Table]) -> dict[str, str]:
+    """Create the snapshot tables (committed, so an isolated reader sees them)."""
+    with state.transaction():
+        return {t.name: state.snapshot_table(t) for t in tables}
+
+
+def capture(
+    adapter: Adapter,
+    state: StateDB,
+    tables: Sequence[Table],
+    writer: PackageWriter,
+    options: CaptureOptions,
+) -> CaptureResult:
+    """Write every change since the snapshot into ``writer`` and update the snapshot.
+
+    Must run inside ``state.transaction()``: the snapshot changes are committed by the
+    caller only once the package file is complete, so a failure changes nothing.
+    ``ensure_snapshots`` must have been called (and committed) before.
+    """
+    result = CaptureResult()
+    conn = state.conn
+    conn.execute("CREATE TEMP TABLE IF NOT EXISTS capture_deletes(ord INTEGER, key_json TEXT)")
+    conn.execute("DELETE FROM temp.capture_deletes")
+    with state.reader() as snap_reader:
+        for order, table in enumerate(tables):
+            count = TableCount()
+            result.counts[table.name] = count
+            _capture_table(adapter, state, snap_reader, table, order, writer, options, count)
+    for order in range(len(tables) - 1, -1, -1):
+        table = tables[order]
+        rows = conn.execute(
+            "SELECT key_json FROM temp.capture_deletes WHERE ord = ? ORDER BY rowid", (order,)
+        )
+        for (kj,) in rows:
+            writer.write(
+                table.name,
+                "D",
+                [from_json(k, v) for k, v in zip(table.key_kinds, json.loads(kj), strict=True)],
+            )
+    conn.execute("DELETE FROM temp.capture_deletes")
+    return result
+
+
+def _capture_table(
+    adapter: Adapter,
+    state: StateDB,
+    snap_reader: Any,
+    table: Table,
+    order: int,
+    writer: PackageWriter,
+    options: CaptureOptions,
+    count: TableCount,
+) -> None:
+    snap = state.snapshot_table(table)
+    nkeys = len(table.key)
+    key_kinds = table.key_kinds
+    key_pos = table.key_positions
+    kinds = table.kinds
+    snapw = _SnapshotWriter(state, snap, nkeys)
+    deletes: list[tuple[int, str]] = []
+
+    def skey_of(row: Row) -> tuple[Any, ...]:
+        return tuple(snap_value(k, row[p]) for k, p in zip(key_kinds, key_pos, strict=True))
+
+    def on_delete(skey: tuple[Any, ...]) -> None:
+        values = [to_json(k, normalise(k, v)) for k, v in zip(key_kinds, skey, strict=True)]
+        deletes.append((order, key_json(values)))
+        count.deletes += 1
+        snapw.drop(skey)
+        if len(deletes) >= FLUSH_EVERY:
+            state.conn.executemany("INSERT INTO temp.capture_deletes VALUES (?, ?)", deletes)
+            deletes.clear()
+
+    cols = ", ".join(f"k{i}" for i in range(nkeys))
+    modified = options.modified_columns.get(table.name)
+    try:
+        if modified and options.since is not None:
+            _filtered(adapter, state, table, snap, modified, options, writer, snapw, count, skey_of)
+            keys_only = _checked(
+                _key_rows(adapter, table, options), table, skey_of, options, count, counting=False
+            )
+            snap_rows = snap_reader.execute(f'SELECT {cols} FROM "{snap}" ORDER BY {cols}')
+            for skey, _row, in_db, in_snap in _merge(
+                keys_only, ((tuple(r), b"") for r in snap_rows)
+            ):
+                if in_snap and not in_db:
+                    on_delete(skey)
+        else:
+            source = _rows(adapter, state, table, options, skey_of)
+            checked = _checked(source, table, skey_of, options, count, counting=True)
+            snap_rows = snap_reader.execute(f'SELECT {cols}, h FROM "{snap}" ORDER BY {cols}')
+            snap_iter = ((tuple(r[:nkeys]), r[nkeys]) for r in snap_rows)
+            for skey, pair, in_db, in_snap in _merge(checked, snap_iter):
+                if in_db:
+                    row, old = pair
+                    digest = row_hash(kinds, row)
+                    if digest != old:
+                        writer.write(table.name, "U", row)
+                        if in_snap:
+                            count.updates += 1
+                        else:
+                            count.inserts += 1
+                        snapw.put(skey, digest)
+                else:
+                    on_delete(skey)
+    except DatabaseError as exc:
+        raise CaptureError(f"Lecture de la table {table.name} impossible : {exc}") from exc
+    snapw.flush()
+    if deletes:
+        state.conn.executemany("INSERT INTO temp.capture_deletes VALUES (?, ?)", deletes)
+
+
+def _rows(
+    adapter: Adapter,
+    state: StateDB,
+    table: Table,
+    options: CaptureOptions,
+    skey_of: Callable[[Row], tuple[Any, ...]],
+) -> Iterator[Row]:
+    """The table's rows in snapshot key order, from the database or through a spool."""
+    ordered = all(k in ORDERED_KEY_KINDS for k in table.key_kinds)
+    if ordered and adapter.dialect != "access" and table.name not in options.spooled:
+        yield from adapter.scan(table, ordered=True)
+        return
+    conn = state.conn
+    nkeys = len(table.key)
+    cols = ", ".join(f"k{i}" for i in range(nkeys))
+    conn.execute("DROP TABLE IF EXISTS temp.spool")
+    conn.execute(
+        f"CREATE TEMP TABLE spool({cols}, row_json TEXT, PRIMARY KEY({cols})) WITHOUT ROWID"
+    )
+    kinds = table.kinds
+    marks = ", ".join("?" for _ in range(nkeys + 1))
+    batch: list[tuple[Any, ...]] = []
+    for row in adapter.scan(table, ordered=False):
+        values = [to_json(k, v) for k, v in zip(kinds, row, strict=True)]
+        batch.append((*skey_of(row), json.dumps(values, ensure_ascii=False)))
+        if len(batch) >= FLUSH_EVERY:
+            conn.executemany(f"INSERT OR REPLACE INTO temp.spool VALUES ({marks})", batch)
+            batch.clear()
+    conn.executemany(f"INSERT OR REPLACE INTO temp.spool VALUES ({marks})", batch)
+    for (text,) in conn.execute(f"SELECT row_json FROM temp.spool ORDER BY {cols}"):
+        yield tuple(from_json(k, v) for k, v in zip(kinds, json.loads(text), strict=True))
+    conn.execute("DROP TABLE IF EXISTS temp.spool")
+
+
+def _key_rows(adapter: Adapter, table: Table, options: CaptureOptions) -> Iterator[Row]:
+    """Key-only rows (as full-width rows with only key positions meaningful)."""
+    width = len(table.columns)
+    positions = table.key_positions
+    for keyrow in adapter.scan(table, columns=table.key, ordered=True):
+        row: list[Any] = [None] * width
+        for pos, value in zip(positions, keyrow, strict=True):
+            row[pos] = value
+        yield tuple(row)
+
+
+def _checked(
+    rows: Iterator[Row],
+    table: Table,
+    skey_of: Callable[[Row], tuple[Any, ...]],
+    options: CaptureOptions,
+    count: TableCount,
+    *,
+    counting: bool,
+) -> Iterator[tuple[tuple[Any, ...], Row]]:
+    """(snapshot key, row), checking the order, the cancel flag and reporting progress."""
+    previous: tuple[Any, ...] | None = None
+    seen = 0
+    for row in rows:
+        skey = skey_of(row)
+        if previous is not None and not skey > previous:
+            raise KeyOrderError(table.name)
+        previous = skey
+        seen += 1
+        if seen % CHECK_EVERY == 0:
+            if options.cancel is not None and options.cancel.is_set():
+                raise Cancelled()
+            if options.progress is not None:
+                options.progress(table.name, seen)
+        yield skey, row
+    if counting:
+        count.scanned = seen
+
+
+def _merge(
+    db: Iterator[tuple[tuple[Any, ...], Row]],
+    snap: Iterator[tuple[tuple[Any, ...], bytes]],
+) -> Iterator[tuple[tuple[Any, ...], Any, bool, bool]]:
+    """Merge two key-ordered streams: (key, (row, old_hash) | None, in_db, in_snapshot)."""
+    end = object()
+    d = next(db, end)
+    s = next(snap, end)
+    while d is not end or s is not end:
+        if s is end or (d is not end and d[0] < s[0]):  # type: ignore[index]
+            yield d[0], (d[1], b""), True, False  # type: ignore[index]
+            d = next(db, end)
+        elif d is end or s[0] < d[0]:  # type: ignore[index]
+            yield s[0], None, False, True  # type: ignore[index]
+            s = next(snap, end)
+        else:
+            yield d[0], (d[1], s[1]), True, True  # type: ignore[index]
+            d = next(db, end)
+            s = next(snap, end)
+
+
+def _filtered(
+    adapter: Adapter,
+    state: StateDB,
+    table: Table,
+    snap: str,
+    modified: str,
+    options: CaptureOptions,
+    writer: PackageWriter,
+    snapw: _SnapshotWriter,
+    count: TableCount,
+    skey_of: Callable[[Row], tuple[Any, ...]],
+) -> None:
+    """Upserts of rows modified since the bound (the snapshot still decides what changed)."""
+    nkeys = len(table.key)
+    kinds = table.kinds
+    batch: list[Row] = []
+
+    def flush() -> None:
+        skeys = [skey_of(r) for r in batch]
+        old = state.snapshot_hashes(snap, nkeys, skeys)
+        for skey, row in zip(skeys, batch, strict=True):
+            digest = row_hash(kinds, row)
+            previous = old.get(skey)
+            if digest != previous:
+                writer.write(table.name, "U", row)
+                if previous is None:
+                    count.inserts += 1
+                else:
+                    count.updates += 1
+                snapw.put(skey, digest)
+        batch.clear()
+
+    for row in adapter.scan(
+        table, ordered=True, modified_column=modified, modified_since=options.since
+    ):
+        batch.append(row)
+        count.scanned += 1
+        if len(batch) >= 500:
+            if options.cancel is not None and options.cancel.is_set():
+                raise Cancelled()
+            flush()
+    if batch:
+        flush()

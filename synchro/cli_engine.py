@@ -1,0 +1,241 @@
+"""Engine commands of the CLI: init, export, import, status."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime as dt
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from synchro.config.model import Config, HQSettings, Role, SiteSettings
+from synchro.config.parsing import parse_datetime_fr, parse_duration, parse_minutes, parse_time
+from synchro.config.passwords import hash_password
+from synchro.errors import ConfigError, FieldProblem
+from synchro.platform.paths import NodePaths, resolve_paths
+
+T = TypeVar("T")
+
+
+def add_init_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--role", required=True, choices=["siege", "serveur"], help="Siège ou Serveur")
+    p.add_argument("--site", required=True, help="code de l'établissement (ex. 3615)")
+    p.add_argument("--db", required=True, help="fichier SQLite, ou chaîne ODBC / DSN=nom")
+    p.add_argument("--token", help="jeton de connexion donné par le siège (Serveur)")
+    p.add_argument("--hq", help="Adresse du siège HOST[:PORT] (Serveur, sans jeton)")
+    p.add_argument("--port", type=int, help="port FTP du siège (défaut 21)")
+    p.add_argument("--first-sync", help='Dernière synchronisation "JJ/MM/AAAA HH:MM"')
+    p.add_argument("--start-time", help="Heure de départ HH:MM (défaut 23:00)")
+    p.add_argument("--servers", type=int, help="Nombre de serveurs (Siège, défaut 1)")
+    p.add_argument("--max-reception", help="Temps maximum de réception HH:MM:SS (défaut 04:00:00)")
+    p.add_argument("--attempts", type=int, help="Nombre de tentatives (défaut 10)")
+    p.add_argument("--retry-delay", help="Temps entre tentatives, minutes ou HH:MM:SS (défaut 10)")
+    p.add_argument("--password-file", type=Path, help="fichier contenant le mot de passe admin")
+    p.add_argument("--allow-plain-ftp", action="store_true", help="autoriser le FTP sans TLS")
+    p.add_argument("--force", action="store_true", help="remplacer une configuration existante")
+
+
+def load(args: argparse.Namespace) -> tuple[Config, NodePaths]:
+    from synchro.config.store import load_config
+
+    paths = resolve_paths(args.config)
+    if not paths.config_file.exists():
+        raise ConfigError(
+            f"aucune configuration dans {paths.config_file} : lancez d'abord « synchro init »"
+        )
+    return load_config(paths.config_file), paths
+
+
+def config_from_init(args: argparse.Namespace, now: dt.datetime) -> Config:
+    """The Config the scripted first-run wizard writes (every problem reported at once)."""
+    problems: list[FieldProblem] = []
+
+    def take(fn: Callable[..., T], *a: Any) -> T | None:
+        try:
+            return fn(*a)
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+            return None
+
+    role = Role.HQ if args.role == "siege" else Role.SITE
+    hq = HQSettings()
+    site = SiteSettings()
+    group_key = ""
+    if args.servers is not None:
+        hq = dataclasses.replace(hq, servers=args.servers)
+    if args.max_reception:
+        hq = dataclasses.replace(
+            hq, max_reception=take(parse_duration, args.max_reception) or hq.max_reception
+        )
+    if args.port is not None:
+        hq = dataclasses.replace(hq, port=args.port)
+        site = dataclasses.replace(site, hq_port=args.port)
+    if args.allow_plain_ftp:
+        hq = dataclasses.replace(hq, allow_plain_ftp=True)
+        site = dataclasses.replace(site, allow_plain_ftp=True)
+    if args.attempts is not None:
+        site = dataclasses.replace(site, attempts=args.attempts)
+    if args.retry_delay:
+        delay = take(parse_minutes, args.retry_delay)
+        if delay is not None:
+            site = dataclasses.replace(site, retry_delay=delay)
+    if args.token:
+        from synchro.transport.token import parse_token
+
+        token = take(parse_token, args.token)
+        if token is not None:
+            if token.site != args.site:
+                problems.append(FieldProblem("site", f"le code du jeton ({token.site})", args.site))
+            site = dataclasses.replace(
+                site,
+                hq_address=token.host,
+                hq_port=token.port,
+                secret=token.secret,
+                certificate_fingerprint=token.fingerprint,
+                allow_plain_ftp=site.allow_plain_ftp or not token.fingerprint,
+            )
+            group_key = token.group_key
+    if args.hq:
+        host, _, port = args.hq.rpartition(":") if args.hq.count(":") == 1 else (args.hq, "", "")
+        if port and not port.isdigit():
+            problems.append(FieldProblem("site_settings.hq_address", "HOTE[:PORT]", args.hq))
+        else:
+            site = dataclasses.replace(
+                site, hq_address=host or args.hq, hq_port=int(port) if port else site.hq_port
+            )
+    first = take(parse_datetime_fr, args.first_sync) if args.first_sync else None
+    start = take(parse_time, args.start_time) if args.start_time else None
+    password_hash = ""
+    if args.password_file:
+        try:
+            password = args.password_file.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            problems.append(FieldProblem("password-file", "un fichier lisible", str(exc)))
+        else:
+            if not password:
+                problems.append(FieldProblem("password-file", "un mot de passe non vide"))
+            else:
+                password_hash = hash_password(password)
+    if problems:
+        raise ConfigError(problems)
+    from synchro.config.store import check_config
+
+    config = Config(
+        role=role,
+        site=args.site,
+        admin_password_hash=password_hash,
+        last_sync=first or now.replace(hour=0, minute=0, second=0, microsecond=0),
+        start_time=start or dt.time(23, 0),
+        hq=hq,
+        site_settings=site,
+        group_key=group_key,
+    )
+    config = dataclasses.replace(
+        config, database=dataclasses.replace(config.database, connection=args.db)
+    )
+    # Validate through the same code as loading a file: every bad field named.
+    problems = check_config(config)
+    if problems:
+        raise ConfigError(problems)
+    return config
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    from synchro.config.store import save_config
+
+    paths = resolve_paths(args.config)
+    if paths.config_file.exists() and not args.force:
+        print(
+            f"synchro : une configuration existe déjà ({paths.config_file}) ; "
+            "--force pour la remplacer",
+            file=sys.stderr,
+        )
+        return 2
+    config = config_from_init(args, dt.datetime.now())
+    paths.ensure()
+    save_config(config, paths.config_file)
+    role = "Siège" if config.is_hq else "Serveur"
+    print(f"Configuration écrite : {paths.config_file} (mode {role}, établissement {config.site})")
+    return 0
+
+
+def open_node(config: Config, paths: NodePaths):  # type: ignore[no-untyped-def]
+    from synchro.cli import group_key
+    from synchro.config.store import resolve_connection
+    from synchro.engine.node import Node
+
+    return Node(
+        config,
+        paths.state_db,
+        paths.packages_dir,
+        connection=resolve_connection(config, paths),
+        key=group_key(config.group_key),
+    )
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    config, paths = load(args)
+    paths.ensure()
+    with open_node(config, paths) as node:
+        result = node.export(args.out)
+    m = result.manifest
+    print(f"Paquet {result.path} : {m.rows} changement(s), séquence {m.sequence}")
+    for name, c in result.capture.counts.items():
+        if c.inserts or c.updates or c.deletes:
+            print(f"  {name} : +{c.inserts} ~{c.updates} -{c.deletes}")
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    config, paths = load(args)
+    paths.ensure()
+    with open_node(config, paths) as node:
+        result = node.import_package(args.file)
+    m, s = result.manifest, result.stats
+    if result.status != "applied":
+        print(f"Paquet {m.origin}#{m.sequence} non appliqué : {result.message}")
+        return 0 if result.status == "duplicate" else 1
+    print(
+        f"Paquet {m.origin}#{m.sequence} appliqué : {s.upserts} écrite(s), {s.deletes} "
+        f"supprimée(s), {s.conflicts} conflit(s), {s.quarantined} en quarantaine"
+    )
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    config, paths = load(args)
+    paths.ensure()
+    with open_node(config, paths) as node:
+        status = node.status()
+        pending = node.pending_changes()
+    if args.json:
+        data = {
+            "role": config.role.value,
+            "site": config.site,
+            "tables": [dataclasses.asdict(t) for t in status.tables],
+            "skipped": [dataclasses.asdict(s) for s in status.skipped],
+            "pending": pending,
+            "outbox": status.outbox,
+            "default_password": not config.admin_password_hash,
+        }
+        print(json.dumps(data, ensure_ascii=False, indent=2))
+        return 0
+    role = "Siège" if config.is_hq else "Serveur"
+    print(f"Mode {role}, établissement {config.site}")
+    if not config.admin_password_hash:
+        print("ATTENTION : le mot de passe administrateur est encore ADMIN ; changez-le.")
+    print(f"{'Table':24} {'Clé':20} {'Lignes':>10} {'+':>7} {'~':>7} {'-':>7}")
+    for t in status.tables:
+        p = pending.get(t.name, {})
+        print(
+            f"{t.name:24} {','.join(t.key):20} {t.rows:>10} {p.get('inserts', 0):>7} "
+            f"{p.get('updates', 0):>7} {p.get('deletes', 0):>7}"
+        )
+    for s in status.skipped:
+        print(f"{s.table:24} non synchronisée : {s.reason}")
+    if status.outbox:
+        print(f"Paquets en attente d'accusé du siège : {status.outbox}")
+    return 0

@@ -1,0 +1,315 @@
+"""Apply a verified package to the user's database, exactly once, crash-safe.
+
+The user's database and the state database are two transactions. The pair is made safe by
+an *intent* record committed first ("applying X"); then the rows are written in one
+database transaction while the snapshot, conflict log and change log are written in one
+open state transaction, committed right after the database. A crash in between leaves the
+intent: the package is applied again (applying is idempotent: a row already equal to the
+incoming version is left alone) before anything else runs.
+
+Conflicts: an incoming change conflicts when the local row changed since the last exchange
+(local hash differs from the snapshot) or, at the Siège, when another origin changed the
+same key after the sender last received the Siège's changes. The table's policy picks the
+winner; the losing version is written to the conflict log, once per (package, table, key).
+Rows the database refuses are quarantined with the error; the others go on.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from synchro.config.model import ConflictPolicy, TableRule
+from synchro.db.base import Adapter, Row, Table
+from synchro.engine.state import StateDB, key_json, snap_value
+from synchro.errors import ApplyError, Cancelled, DatabaseError
+from synchro.package import Change, PackageReader, TableSchema
+from synchro.values import normalise, row_hash, to_json
+
+BATCH = 500
+
+
+@dataclass
+class ApplyStats:
+    upserts: int = 0
+    deletes: int = 0
+    unchanged: int = 0
+    skipped: int = 0  # already applied earlier (HQ position)
+    conflicts: int = 0
+    quarantined: int = 0
+
+    @property
+    def rows(self) -> int:
+        return self.upserts + self.deletes
+
+
+@dataclass(frozen=True)
+class ApplyContext:
+    """Who applies what: ``local`` is this node's code; ``origin`` the package's sender."""
+
+    local: str
+    is_hq: bool
+    origin: str
+    package_id: str
+    rules: Mapping[str, TableRule] = field(default_factory=dict)
+    base_pos: int = 0  # Siège: change-log position the sender had received
+    skip_pos: int = 0  # Serveur: skip changes at or before this change-log position
+    cancel: threading.Event | None = None
+    progress: Callable[[str, int], None] | None = None
+
+
+@dataclass
+class _Item:
+    change: Change
+    row: Row | None  # local column order (upserts)
+    skey: tuple[Any, ...]
+    kj: str
+    origin: str
+
+
+class _TableApplier:
+    """Applies batches of changes of one table."""
+
+    def __init__(
+        self,
+        adapter: Adapter,
+        state: StateDB,
+        table: Table,
+        schema: TableSchema,
+        ctx: ApplyContext,
+        stats: ApplyStats,
+    ) -> None:
+        self.adapter, self.state, self.table, self.ctx, self.stats = (
+            adapter,
+            state,
+            table,
+            ctx,
+            stats,
+        )
+        self.rule = ctx.rules.get(table.name, TableRule(name=table.name))
+        self.snap = state.snapshot_table(table)
+        self.kinds = table.kinds
+        names = table.column_names
+        pkg_names = [c for c, _ in schema.columns]
+        if sorted(pkg_names) != sorted(names):
+            missing = sorted(set(names) - set(pkg_names))
+            extra = sorted(set(pkg_names) - set(names))
+            raise ApplyError(
+                f"Table {table.name} : colonnes différentes entre le paquet et la base "
+                f"(absentes du paquet : {missing or '-'} ; inconnues ici : {extra or '-'}). "
+                "Alignez la structure des bases avant de synchroniser."
+            )
+        self.order = [pkg_names.index(n) for n in names]
+        pkg_key = list(schema.key)
+        if sorted(pkg_key) != sorted(table.key):
+            raise ApplyError(
+                f"Table {table.name} : clé différente (paquet {pkg_key}, base {list(table.key)})."
+            )
+        self.key_order = [pkg_key.index(k) for k in table.key]
+
+    def item(self, change: Change) -> _Item:
+        if change.op == "U":
+            row = tuple(
+                normalise(k, change.values[i]) for k, i in zip(self.kinds, self.order, strict=True)
+            )
+            key = tuple(row[p] for p in self.table.key_positions)
+        else:
+            row = None
+            key = tuple(change.values[i] for i in self.key_order)
+        skey = tuple(snap_value(k, v) for k, v in zip(self.table.key_kinds, key, strict=True))
+        return _Item(change, row, skey, key_json(skey), change.origin or self.ctx.origin)
+
+    def apply(self, items: Sequence[_Item]) -> None:
+        ctx, table, state = self.ctx, self.table, self.state
+        nkeys = len(table.key)
+        snaps = state.snapshot_hashes(self.snap, nkeys, [i.skey for i in items])
+        locals_ = {
+            tuple(
+                snap_value(k, r[p])
+                for k, p in zip(table.key_kinds, table.key_positions, strict=True)
+            ): r
+            for r in self.adapter.fetch(table, [self._key(i) for i in items])
+        }
+        newer: dict[str, str] = {}
+        if ctx.is_hq:
+            newer = state.newer_versions(
+                table.name, [i.kj for i in items], ctx.base_pos, ctx.origin
+            )
+        upserts: list[_Item] = []
+        deletes: list[_Item] = []
+        for item in items:
+            local = locals_.get(item.skey)
+            local_hash = row_hash(self.kinds, local) if local is not None else None
+            incoming_hash = row_hash(self.kinds, item.row) if item.row is not None else None
+            if local_hash == incoming_hash:
+                self.stats.unchanged += 1
+                self._settle(item, incoming_hash, applied=True)
+                continue
+            other = newer.get(item.kj)
+            if other is None and local_hash != snaps.get(item.skey):
+                other = ctx.local
+            if other is not None and not self._incoming_wins(item, local, other):
+                self.stats.conflicts += 1
+                self._log_conflict(item, local, winner=other, loser=item.origin)
+                if not ctx.is_hq:
+                    self._settle(item, incoming_hash, applied=False)
+                continue
+            if other is not None:
+                self.stats.conflicts += 1
+                self._log_conflict(item, local, winner=item.origin, loser=other)
+            (upserts if item.row is not None else deletes).append(item)
+        self._write(upserts, deletes)
+
+    def _key(self, item: _Item) -> tuple[Any, ...]:
+        if item.row is not None:
+            return tuple(item.row[p] for p in self.table.key_positions)
+        return tuple(item.change.values[i] for i in self.key_order)
+
+    def _incoming_wins(self, item: _Item, local: Row | None, other: str) -> bool:
+        policy = self.rule.conflict
+        if policy is ConflictPolicy.LATEST_WINS and self.rule.modified_column:
+            pos = self.table.column_names.index(self.rule.modified_column)
+            mine = item.row[pos] if item.row is not None else None
+            theirs = local[pos] if local is not None else None
+            if mine != theirs and mine is not None and theirs is not None:
+                return bool(mine > theirs)
+            if mine != theirs:
+                return mine is not None
+            return item.origin > other
+        if policy is ConflictPolicy.LATEST_WINS:
+            return True  # no clock: the change applied last at the Siège wins, everywhere
+        if policy is ConflictPolicy.ORIGIN_OWNS and self.rule.owner_column:
+            pos = self.table.column_names.index(self.rule.owner_column)
+            if item.row is not None and str(item.row[pos]) == item.origin:
+                return True
+            if local is not None and str(local[pos]) == other:
+                return False
+        return not self.ctx.is_hq  # hq-wins: the Siège's version
+
+    def _log_conflict(self, item: _Item, local: Row | None, *, winner: str, loser: str) -> None:
+        incoming = self._row_json(item.row)
+        current = self._row_json(local)
+        incoming_won = winner == item.origin
+        self.state.log_conflict(
+            self.ctx.package_id,
+            self.table.name,
+            item.kj,
+            self.rule.conflict.value,
+            winner,
+            loser,
+            incoming if incoming_won else current,
+            current if incoming_won else incoming,
+        )
+
+    def _row_json(self, row: Row | None) -> str | None:
+        if row is None:
+            return None
+        values = [to_json(k, v) for k, v in zip(self.kinds, row, strict=True)]
+        return json.dumps(values, ensure_ascii=False)
+
+    def _settle(self, item: _Item, digest: bytes | None, *, applied: bool) -> None:
+        """Record the exchanged version in the snapshot (and the Siège's change log)."""
+        nkeys = len(self.table.key)
+        if digest is None:
+            self.state.drop_snapshot(self.snap, nkeys, [item.skey])
+        else:
+            self.state.put_snapshot(self.snap, nkeys, [(*item.skey, digest)])
+        if applied and self.ctx.is_hq:
+            self.state.log_change(
+                item.origin, self.table.name, item.change.op, item.kj, self._row_json(item.row)
+            )
+
+    def _write(self, upserts: list[_Item], deletes: list[_Item]) -> None:
+        for items, delete in ((upserts, False), (deletes, True)):
+            if not items:
+                continue
+            try:
+                with self.adapter.savepoint():
+                    self._write_many(items, delete)
+                done = items
+            except DatabaseError:
+                done = []
+                for item in items:
+                    try:
+                        with self.adapter.savepoint():
+                            self._write_many([item], delete)
+                        done.append(item)
+                    except DatabaseError as exc:
+                        self.stats.quarantined += 1
+                        self.state.log_quarantine(
+                            self.ctx.package_id,
+                            self.table.name,
+                            item.kj,
+                            self._row_json(item.row),
+                            str(exc),
+                        )
+            for item in done:
+                digest = row_hash(self.kinds, item.row) if item.row is not None else None
+                self._settle(item, digest, applied=True)
+            if delete:
+                self.stats.deletes += len(done)
+            else:
+                self.stats.upserts += len(done)
+
+    def _write_many(self, items: Sequence[_Item], delete: bool) -> None:
+        if delete:
+            self.adapter.delete(self.table, [self._key(i) for i in items])
+        else:
+            self.adapter.upsert(self.table, [i.row for i in items if i.row is not None])
+
+
+def _batches(changes: Iterable[Change], skip_pos: int, stats: ApplyStats) -> Iterator[list[Change]]:
+    """Consecutive changes of the same table and operation, at most BATCH, no repeated key."""
+    batch: list[Change] = []
+    keys: set[tuple[Any, ...]] = set()
+    for change in changes:
+        if change.pos and change.pos <= skip_pos:
+            stats.skipped += 1
+            continue
+        ident = (change.table, change.op)
+        marker = (change.table, change.op, json.dumps(change.values, default=str))
+        if batch and (
+            (batch[0].table, batch[0].op) != ident or len(batch) >= BATCH or marker in keys
+        ):
+            yield batch
+            batch, keys = [], set()
+        batch.append(change)
+        keys.add(marker)
+    if batch:
+        yield batch
+
+
+def apply_changes(
+    adapter: Adapter,
+    state: StateDB,
+    tables: Mapping[str, Table],
+    reader: PackageReader,
+    ctx: ApplyContext,
+) -> ApplyStats:
+    """Apply every change of ``reader``; must run inside ``state.transaction()`` and
+    ``adapter.atomic()`` (the caller commits both, database first)."""
+    stats = ApplyStats()
+    schemas = {s.name: s for s in reader.manifest.tables}
+    appliers: dict[str, _TableApplier] = {}
+    done = 0
+    for batch in _batches(reader.changes(), ctx.skip_pos, stats):
+        if ctx.cancel is not None and ctx.cancel.is_set():
+            raise Cancelled()
+        name = batch[0].table
+        applier = appliers.get(name)
+        if applier is None:
+            if name not in tables:
+                raise ApplyError(
+                    f"Table {name} du paquet absente de la base locale (ou exclue de la "
+                    "synchronisation) : créez-la ou alignez les réglages de tables."
+                )
+            applier = _TableApplier(adapter, state, tables[name], schemas[name], ctx, stats)
+            appliers[name] = applier
+        applier.apply([applier.item(c) for c in batch])
+        done += len(batch)
+        if ctx.progress is not None:
+            ctx.progress(name, done)
+    return stats

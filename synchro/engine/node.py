@@ -1,0 +1,411 @@
+"""One node (Siège or Serveur) of the group: its database, its state, its packages.
+
+``Node`` is the engine's facade for the CLI, the rounds and the tests:
+
+- ``export()``      capture local changes into a new package (Serveur: kept in the outbox
+                    until the Siège acknowledges it; Siège: also written to the change log);
+- ``import_package()`` verify and apply a package exactly once (crash-safe);
+- ``publish(site)`` Siège: the package of everything a site has not received yet;
+- ``status()``      tables, keys, row counts and pending changes.
+
+Package identities: a Serveur's packages are (site code, its sequence); the Siège's
+packages for a site are (Siège code, that site's outgoing sequence).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from synchro.capture.diff import (
+    CaptureOptions,
+    CaptureResult,
+    KeyOrderError,
+    capture,
+    ensure_snapshots,
+)
+from synchro.config.model import Config
+from synchro.db import open_database
+from synchro.db.base import Adapter, Table
+from synchro.engine.apply import ApplyContext, ApplyStats, apply_changes
+from synchro.engine.state import StateDB
+from synchro.engine.tables import Skipped, select_tables
+from synchro.errors import PackageError
+from synchro.package import Manifest, PackageWriter, TableSchema, open_package
+from synchro.values import from_json
+
+Progress = Callable[[str, int], None]
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    path: Path
+    manifest: Manifest
+    capture: CaptureResult
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    manifest: Manifest
+    stats: ApplyStats
+    status: str  # "applied", "duplicate", "waiting" (an earlier package is missing), "stale"
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class TableStatus:
+    name: str
+    key: tuple[str, ...]
+    key_source: str
+    rows: int
+    known: int  # rows in the snapshot (as last exchanged)
+
+
+@dataclass
+class NodeStatus:
+    tables: list[TableStatus] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+    pending: dict[str, dict[str, int]] = field(default_factory=dict)
+    outbox: list[int] = field(default_factory=list)
+
+
+class Node:
+    """Open with ``Node(config, state_path, packages_dir, connection=...)``; close after."""
+
+    def __init__(
+        self,
+        config: Config,
+        state_path: Path,
+        packages_dir: Path,
+        *,
+        connection: str | None = None,
+        key: bytes | None = None,
+        now: Callable[[], dt.datetime] = dt.datetime.now,
+    ) -> None:
+        self.config = config
+        self.code = config.site or ("SIEGE" if config.is_hq else "SITE")
+        self.packages_dir = packages_dir
+        self.connection = connection or config.database.connection
+        self.key = key
+        self.now = now
+        self.state = StateDB(state_path)
+        self._adapter: Adapter | None = None
+        self._tables: tuple[list[Table], list[Skipped]] | None = None
+
+    # -- plumbing -----------------------------------------------------------------------
+
+    @property
+    def adapter(self) -> Adapter:
+        if self._adapter is None:
+            self._adapter = open_database(self.connection)
+        return self._adapter
+
+    def close(self) -> None:
+        if self._adapter is not None:
+            self._adapter.close()
+            self._adapter = None
+        self.state.close()
+
+    def __enter__(self) -> Node:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def tables(self, refresh: bool = False) -> tuple[list[Table], list[Skipped]]:
+        if self._tables is None or refresh:
+            self._tables = select_tables(self.adapter.tables(), self.config.database)
+        return self._tables
+
+    def _table_map(self) -> dict[str, Table]:
+        return {t.name: t for t in self.tables()[0]}
+
+    # -- export -------------------------------------------------------------------------
+
+    def export(
+        self,
+        out: Path | None = None,
+        *,
+        cancel: threading.Event | None = None,
+        progress: Progress | None = None,
+        since: dt.datetime | None = None,
+    ) -> ExportResult:
+        """Capture every local change into a new package; commit the snapshot with it."""
+        self.recover()
+        tables = self.tables()[0]
+        ensure_snapshots(self.state, tables)
+        spooled: set[str] = set()
+        modified = {
+            t.name: self.config.database.rule(t.name).modified_column
+            for t in tables
+            if self.config.database.rule(t.name).modified_column
+        }
+        while True:
+            options = CaptureOptions(
+                modified_columns=modified,
+                since=since,
+                spooled=frozenset(spooled),
+                cancel=cancel,
+                progress=progress,
+            )
+            try:
+                return self._export_once(tables, out, options)
+            except KeyOrderError as exc:
+                if exc.table in spooled:
+                    raise
+                spooled.add(exc.table)
+
+    def _export_once(
+        self, tables: list[Table], out: Path | None, options: CaptureOptions
+    ) -> ExportResult:
+        with self.state.transaction():
+            sequence = self.state.next_sequence()
+            kind = "local" if self.config.is_hq else "site"
+            path = out or self.packages_dir / "outbox" / f"{self.code}-{sequence:08d}.pkg"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            meta: dict[str, Any] = {"base_pos": self.state.get_int("hq_pos")}
+            writer = PackageWriter(
+                path,
+                origin=self.code,
+                sequence=sequence,
+                kind=kind,
+                tables=[TableSchema.of(t) for t in tables],
+                meta=meta,
+                key=self.key,
+                created=self.now(),
+            )
+            with writer:
+                result = capture(self.adapter, self.state, tables, writer, options)
+                manifest = writer.close()
+            if self.config.is_hq:
+                self._log_local(path, tables)
+                self.state.mark_applied(self.code, sequence, kind, manifest.rows)
+            else:
+                self.state.add_outbox(sequence, path, manifest.rows)
+        return ExportResult(path, manifest, result)
+
+    def _log_local(self, path: Path, tables: list[Table]) -> None:
+        """Siège: its own changes go into the change log (origin = the Siège)."""
+        by_name = {t.name: t for t in tables}
+        batch: list[tuple[str, str, str, str, str | None]] = []
+        from synchro.engine.state import key_json, snap_value
+        from synchro.values import to_json
+
+        for change in open_package(path, self.key).changes():
+            table = by_name[change.table]
+            if change.op == "U":
+                row = change.values
+                key = [row[p] for p in table.key_positions]
+                row_json: str | None = json.dumps(
+                    [to_json(k, v) for k, v in zip(table.kinds, row, strict=True)],
+                    ensure_ascii=False,
+                )
+            else:
+                key = list(change.values)
+                row_json = None
+            skey = [snap_value(k, v) for k, v in zip(table.key_kinds, key, strict=True)]
+            batch.append((self.code, table.name, change.op, key_json(skey), row_json))
+            if len(batch) >= 5000:
+                self.state.log_changes(batch)
+                batch.clear()
+        self.state.log_changes(batch)
+
+    # -- import -------------------------------------------------------------------------
+
+    def import_package(
+        self,
+        path: Path,
+        *,
+        cancel: threading.Event | None = None,
+        progress: Progress | None = None,
+    ) -> ImportResult:
+        """Verify ``path`` whole, then apply it exactly once (see module docstring)."""
+        self.recover()
+        reader = open_package(path, self.key)
+        manifest = reader.manifest
+        origin, sequence = manifest.origin, manifest.sequence
+        if origin == self.code:
+            raise PackageError(str(path), f"ce paquet vient de ce poste même ({origin})")
+        if self.state.is_applied(origin, sequence):
+            return ImportResult(manifest, ApplyStats(), "duplicate", "déjà appliqué")
+        ctx_args: dict[str, Any] = {}
+        if self.config.is_hq:
+            if manifest.kind != "site":
+                raise PackageError(str(path), f"paquet de type {manifest.kind} inattendu au siège")
+            _acked, applied_seq, _out_seq = self.state.site(origin)
+            if sequence > applied_seq + 1:
+                return ImportResult(
+                    manifest,
+                    ApplyStats(),
+                    "waiting",
+                    f"le paquet {applied_seq + 1} de {origin} manque encore",
+                )
+            if sequence <= applied_seq:
+                return ImportResult(manifest, ApplyStats(), "duplicate", "déjà appliqué")
+            ctx_args["base_pos"] = int(manifest.meta.get("base_pos", 0))
+        elif manifest.kind == "hq":
+            hq_pos = self.state.get_int("hq_pos")
+            if int(manifest.meta.get("from_pos", 0)) > hq_pos:
+                raise PackageError(
+                    str(path),
+                    f"il manque des changements du siège (position {hq_pos}, le paquet commence "
+                    f"à {manifest.meta.get('from_pos')})",
+                )
+            newest = max((s for s, _ in self.state.outbox()), default=0)
+            if int(manifest.meta.get("acked_seq", 0)) < newest:
+                return ImportResult(
+                    manifest,
+                    ApplyStats(),
+                    "stale",
+                    "le siège n'a pas encore intégré le dernier envoi de ce poste",
+                )
+            ctx_args["skip_pos"] = hq_pos
+        ctx = ApplyContext(
+            local=self.code,
+            is_hq=self.config.is_hq,
+            origin=origin,
+            package_id=f"{origin}#{sequence}",
+            rules={r.name: r for r in self.config.database.tables},
+            cancel=cancel,
+            progress=progress,
+            **ctx_args,
+        )
+        with self.state.transaction():
+            self.state.set_intent(origin, sequence, path)
+        stats = self._apply(reader, ctx)
+        return ImportResult(manifest, stats, "applied")
+
+    def _apply(self, reader: Any, ctx: ApplyContext) -> ApplyStats:
+        manifest: Manifest = reader.manifest
+        tables = self._table_map()
+        try:
+            with self.state.transaction():
+                with self.adapter.atomic():
+                    stats = apply_changes(self.adapter, self.state, tables, reader, ctx)
+                self._after_apply(manifest)
+                self.state.mark_applied(
+                    manifest.origin, manifest.sequence, manifest.kind, manifest.rows
+                )
+                self.state.clear_intent()
+        except BaseException:
+            with self.state.transaction():
+                self.state.clear_intent()
+            raise
+        return stats
+
+    def _after_apply(self, manifest: Manifest) -> None:
+        if self.config.is_hq:
+            acked, _applied_seq, out_seq = self.state.site(manifest.origin)
+            base = int(manifest.meta.get("base_pos", 0))
+            self.state.set_site(manifest.origin, max(acked, base), manifest.sequence, out_seq)
+        elif manifest.kind == "hq":
+            self.state.set_meta("hq_pos", str(int(manifest.meta.get("to_pos", 0))))
+            for old in self.state.ack_outbox(int(manifest.meta.get("acked_seq", 0))):
+                old.unlink(missing_ok=True)
+
+    def recover(self) -> str | None:
+        """Finish an apply interrupted by a crash (re-applying is idempotent)."""
+        intent = self.state.intent()
+        if intent is None:
+            return None
+        origin, sequence, path = intent
+        with self.state.transaction():
+            self.state.clear_intent()
+        if self.state.is_applied(origin, sequence) or not path.exists():
+            return None
+        self.import_package(path)
+        return f"{origin}#{sequence}"
+
+    # -- Siège: outgoing packages ---------------------------------------------------------
+
+    def publish(self, site: str, out_dir: Path) -> Path:
+        """Siège: write the package of every change ``site`` has not received yet."""
+        tables = self.tables()[0]
+        acked, applied_seq, out_seq = self.state.site(site)
+        to_pos = self.state.last_position()
+        sequence = out_seq + 1
+        path = out_dir / f"{self.code}-{site}-{sequence:08d}.pkg"
+        out_dir.mkdir(parents=True, exist_ok=True)
+        writer = PackageWriter(
+            path,
+            origin=self.code,
+            sequence=sequence,
+            kind="hq",
+            tables=[TableSchema.of(t) for t in tables],
+            meta={"from_pos": acked, "to_pos": to_pos, "acked_seq": applied_seq, "site": site},
+            key=self.key,
+            created=self.now(),
+        )
+        with writer:
+            for table in tables:
+                for pos, origin, _kj, row_json in self.state.compacted_changes(
+                    table.name, "U", acked, site
+                ):
+                    values = json.loads(row_json or "[]")
+                    row = [from_json(k, v) for k, v in zip(table.kinds, values, strict=True)]
+                    writer.write(table.name, "U", row, origin=origin, pos=pos)
+            for table in reversed(tables):
+                for pos, origin, kj, _row in self.state.compacted_changes(
+                    table.name, "D", acked, site
+                ):
+                    key = [
+                        from_json(k, v)
+                        for k, v in zip(table.key_kinds, json.loads(kj), strict=True)
+                    ]
+                    writer.write(table.name, "D", key, origin=origin, pos=pos)
+            writer.close()
+        with self.state.transaction():
+            self.state.set_site(site, acked, applied_seq, sequence)
+        return path
+
+    # -- status -------------------------------------------------------------------------
+
+    def status(self) -> NodeStatus:
+        tables, skipped = self.tables()
+        result = NodeStatus(skipped=list(skipped))
+        ensure_snapshots(self.state, tables)
+        for table in tables:
+            snap = self.state.snapshot_table(table)
+            result.tables.append(
+                TableStatus(
+                    table.name,
+                    table.key,
+                    table.key_source,
+                    self.adapter.count(table),
+                    self.state.snapshot_count(snap),
+                )
+            )
+        result.outbox = [s for s, _ in self.state.outbox()]
+        return result
+
+    def pending_changes(self) -> dict[str, dict[str, int]]:
+        """Changes a capture would send now, without keeping anything (dry run)."""
+        tables = self.tables()[0]
+        ensure_snapshots(self.state, tables)
+        tmp = self.packages_dir / "dry-run.pkg"
+        tmp.parent.mkdir(parents=True, exist_ok=True)
+        counts: dict[str, dict[str, int]] = {}
+        self.state.conn.execute("BEGIN IMMEDIATE")
+        try:
+            writer = PackageWriter(
+                tmp,
+                origin=self.code,
+                sequence=0,
+                kind="local",
+                tables=[TableSchema.of(t) for t in tables],
+                key=None,
+            )
+            with writer:
+                result = capture(self.adapter, self.state, tables, writer, CaptureOptions())
+                writer.close()
+            for name, c in result.counts.items():
+                counts[name] = {"inserts": c.inserts, "updates": c.updates, "deletes": c.deletes}
+        finally:
+            self.state.conn.execute("ROLLBACK")
+            tmp.unlink(missing_ok=True)
+        return counts

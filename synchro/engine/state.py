@@ -1,0 +1,364 @@
+"""The node's own state database (stdlib sqlite3, WAL).
+
+It holds what a node must remember between runs, separate from the user's database:
+
+- ``snap_<n>``: per synchronised table, the hash of each row as last exchanged (key → hash);
+- ``applied``: every package applied, by (origin, sequence) — exactly once;
+- ``outbox``: packages this node made and the Siège has not acknowledged yet;
+- ``intent``: the package being applied right now (crash recovery);
+- ``conflicts`` / ``quarantine``: losing versions and refused rows, for the report;
+- at the Siège: ``changelog`` (every change applied, in order, with its origin) and
+  ``sites`` (per establishment: last acknowledged change-log position, last sequence applied).
+
+Snapshot keys are stored as plain SQLite values (``snap_value``) so that SQLite orders them
+exactly as Python orders the normalised key tuples read from the user's database.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from synchro.db.base import Key, Table
+from synchro.errors import StateError
+from synchro.values import canonical
+
+SCHEMA_VERSION = 1
+
+# Key kinds whose snap_value ordering in SQLite equals the database's ordering.
+ORDERED_KEY_KINDS = frozenset({"int", "text", "bool", "date", "datetime", "time"})
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS tables(name TEXT PRIMARY KEY, snap TEXT NOT NULL UNIQUE,
+    key_json TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS applied(origin TEXT NOT NULL, sequence INTEGER NOT NULL,
+    kind TEXT NOT NULL, applied_at TEXT NOT NULL, rows INTEGER NOT NULL,
+    PRIMARY KEY(origin, sequence));
+CREATE TABLE IF NOT EXISTS outbox(sequence INTEGER PRIMARY KEY, path TEXT NOT NULL,
+    created TEXT NOT NULL, rows INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS intent(id INTEGER PRIMARY KEY CHECK (id = 1), origin TEXT NOT NULL,
+    sequence INTEGER NOT NULL, path TEXT NOT NULL, started TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS conflicts(id INTEGER PRIMARY KEY, at TEXT NOT NULL,
+    package TEXT NOT NULL, tbl TEXT NOT NULL, key_json TEXT NOT NULL, policy TEXT NOT NULL,
+    winner TEXT NOT NULL, loser TEXT NOT NULL, winner_json TEXT, loser_json TEXT,
+    UNIQUE(package, tbl, key_json));
+CREATE TABLE IF NOT EXISTS quarantine(id INTEGER PRIMARY KEY, at TEXT NOT NULL,
+    package TEXT NOT NULL, tbl TEXT NOT NULL, key_json TEXT NOT NULL, row_json TEXT,
+    error TEXT NOT NULL, UNIQUE(package, tbl, key_json));
+CREATE TABLE IF NOT EXISTS changelog(pos INTEGER PRIMARY KEY, origin TEXT NOT NULL,
+    tbl TEXT NOT NULL, op TEXT NOT NULL, key_json TEXT NOT NULL, row_json TEXT);
+CREATE INDEX IF NOT EXISTS changelog_key ON changelog(tbl, key_json, pos);
+CREATE TABLE IF NOT EXISTS sites(site TEXT PRIMARY KEY, acked_pos INTEGER NOT NULL DEFAULT 0,
+    applied_seq INTEGER NOT NULL DEFAULT 0, out_seq INTEGER NOT NULL DEFAULT 0);
+"""
+
+
+def snap_value(kind: str, value: Any) -> Any:
+    """A key value as stored in the snapshot: int and text kept, the rest as canonical text."""
+    if kind == "int" and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if kind == "text" and isinstance(value, str):
+        return value
+    if kind == "bool":
+        return 1 if value else 0
+    return canonical(kind, value).decode("utf-8", "surrogatepass")
+
+
+def key_json(key: Sequence[Any]) -> str:
+    return json.dumps(list(key), ensure_ascii=False, separators=(",", ":"))
+
+
+def _now() -> str:
+    return dt.datetime.now().isoformat(" ", "seconds")
+
+
+class StateDB:
+    """One node's state. ``conn`` is the writer; ``reader()`` gives an isolated read view."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.conn = self._connect()
+            self.conn.executescript(_SCHEMA)
+            version = self.get_meta("schema_version")
+            if version is None:
+                self.set_meta("schema_version", str(SCHEMA_VERSION))
+            elif int(version) > SCHEMA_VERSION:
+                raise StateError(
+                    f"La base d'état {path} vient d'une version plus récente de Synchro "
+                    f"(schéma {version}) : mettez Synchro à jour."
+                )
+        except sqlite3.DatabaseError as exc:
+            raise StateError(f"Base d'état illisible {path} : {exc}") from exc
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA busy_timeout=30000")
+        return conn
+
+    def close(self) -> None:
+        self.conn.close()
+
+    # -- transactions -------------------------------------------------------------------
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction on the writer connection (nested use is not allowed)."""
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.conn
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
+
+    @contextmanager
+    def reader(self) -> Iterator[sqlite3.Connection]:
+        """A second connection reading the last committed state (WAL isolation)."""
+        conn = self._connect()
+        try:
+            conn.execute("BEGIN")
+            yield conn
+        finally:
+            conn.close()
+
+    # -- meta ---------------------------------------------------------------------------
+
+    def get_meta(self, key: str, default: str | None = None) -> str | None:
+        row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return str(row[0]) if row else default
+
+    def set_meta(self, key: str, value: str) -> None:
+        self.conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value))
+
+    def get_int(self, key: str, default: int = 0) -> int:
+        value = self.get_meta(key)
+        return int(value) if value is not None else default
+
+    # -- snapshots ----------------------------------------------------------------------
+
+    def snapshot_table(self, table: Table) -> str:
+        """The name of the snapshot table of ``table``, created on first use.
+
+        If the table's key changed since the snapshot was made, the snapshot is rebuilt
+        empty (every row will be sent again: safe, never lossy).
+        """
+        wanted = json.dumps(list(table.key))
+        row = self.conn.execute(
+            "SELECT snap, key_json FROM tables WHERE name = ?", (table.name,)
+        ).fetchone()
+        if row and row[1] == wanted:
+            return str(row[0])
+        if row:
+            self.conn.execute(f'DROP TABLE IF EXISTS "{row[0]}"')
+            snap = str(row[0])
+            self.conn.execute("UPDATE tables SET key_json = ? WHERE name = ?", (wanted, table.name))
+        else:
+            count = self.conn.execute("SELECT COUNT(*) FROM tables").fetchone()[0]
+            snap = f"snap_{count + 1}"
+            self.conn.execute(
+                "INSERT INTO tables(name, snap, key_json) VALUES (?, ?, ?)",
+                (table.name, snap, wanted),
+            )
+        cols = ", ".join(f"k{i}" for i in range(len(table.key)))
+        self.conn.execute(
+            f'CREATE TABLE IF NOT EXISTS "{snap}"({cols}, h BLOB NOT NULL, '
+            f"PRIMARY KEY({cols})) WITHOUT ROWID"
+        )
+        return snap
+
+    def snapshot_hashes(self, snap: str, nkeys: int, keys: Sequence[Key]) -> dict[Key, bytes]:
+        """Hashes of these snapshot keys (already in snap_value form)."""
+        found: dict[Key, bytes] = {}
+        if not keys:
+            return found
+        cols = ", ".join(f"k{i}" for i in range(nkeys))
+        per = max(1, 900 // (nkeys + 1))
+        for start in range(0, len(keys), per):
+            chunk = keys[start : start + per]
+            if nkeys == 1:
+                marks = ", ".join("?" for _ in chunk)
+                sql = f'SELECT k0, h FROM "{snap}" WHERE k0 IN ({marks})'
+                params: list[Any] = [k[0] for k in chunk]
+            else:
+                one = "(" + " AND ".join(f"k{i} = ?" for i in range(nkeys)) + ")"
+                sql = f'SELECT {cols}, h FROM "{snap}" WHERE ' + " OR ".join([one] * len(chunk))
+                params = [v for k in chunk for v in k]
+            for row in self.conn.execute(sql, params):
+                found[tuple(row[:nkeys])] = row[nkeys]
+        return found
+
+    def put_snapshot(self, snap: str, nkeys: int, rows: Sequence[tuple[Any, ...]]) -> None:
+        """Set (key..., hash) rows."""
+        if rows:
+            marks = ", ".join("?" for _ in range(nkeys + 1))
+            self.conn.executemany(f'INSERT OR REPLACE INTO "{snap}" VALUES ({marks})', rows)
+
+    def drop_snapshot(self, snap: str, nkeys: int, keys: Sequence[Key]) -> None:
+        if keys:
+            where = " AND ".join(f"k{i} = ?" for i in range(nkeys))
+            self.conn.executemany(f'DELETE FROM "{snap}" WHERE {where}', keys)
+
+    def snapshot_count(self, snap: str) -> int:
+        return int(self.conn.execute(f'SELECT COUNT(*) FROM "{snap}"').fetchone()[0])
+
+    # -- packages -----------------------------------------------------------------------
+
+    def is_applied(self, origin: str, sequence: int) -> bool:
+        row = self.conn.execute(
+            "SELECT 1 FROM applied WHERE origin = ? AND sequence = ?", (origin, sequence)
+        ).fetchone()
+        return row is not None
+
+    def mark_applied(self, origin: str, sequence: int, kind: str, rows: int) -> None:
+        self.conn.execute(
+            "INSERT OR IGNORE INTO applied VALUES (?, ?, ?, ?, ?)",
+            (origin, sequence, kind, _now(), rows),
+        )
+
+    def next_sequence(self) -> int:
+        """The next package sequence of this node (never reused)."""
+        value = self.get_int("next_sequence", 1)
+        self.set_meta("next_sequence", str(value + 1))
+        return value
+
+    def add_outbox(self, sequence: int, path: Path, rows: int) -> None:
+        self.conn.execute(
+            "INSERT OR REPLACE INTO outbox VALUES (?, ?, ?, ?)", (sequence, str(path), _now(), rows)
+        )
+
+    def outbox(self) -> list[tuple[int, Path]]:
+        rows = self.conn.execute("SELECT sequence, path FROM outbox ORDER BY sequence")
+        return [(int(s), Path(p)) for s, p in rows]
+
+    def ack_outbox(self, up_to: int) -> list[Path]:
+        """Forget packages the Siège acknowledged; returns their files (to delete)."""
+        rows = self.conn.execute("SELECT path FROM outbox WHERE sequence <= ?", (up_to,))
+        paths = [Path(r[0]) for r in rows]
+        self.conn.execute("DELETE FROM outbox WHERE sequence <= ?", (up_to,))
+        return paths
+
+    # -- intent (crash recovery of an apply) ---------------------------------------------
+
+    def set_intent(self, origin: str, sequence: int, path: Path) -> None:
+        self.conn.execute(
+            "INSERT OR REPLACE INTO intent VALUES (1, ?, ?, ?, ?)",
+            (origin, sequence, str(path), _now()),
+        )
+
+    def intent(self) -> tuple[str, int, Path] | None:
+        row = self.conn.execute("SELECT origin, sequence, path FROM intent").fetchone()
+        return (str(row[0]), int(row[1]), Path(row[2])) if row else None
+
+    def clear_intent(self) -> None:
+        self.conn.execute("DELETE FROM intent")
+
+    # -- conflicts and quarantine ---------------------------------------------------------
+
+    def log_conflict(
+        self,
+        package: str,
+        table: str,
+        key: str,
+        policy: str,
+        winner: str,
+        loser: str,
+        winner_row: str | None,
+        loser_row: str | None,
+    ) -> None:
+        self.conn.execute(
+            "INSERT OR IGNORE INTO conflicts(at, package, tbl, key_json, policy, winner, loser, "
+            "winner_json, loser_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (_now(), package, table, key, policy, winner, loser, winner_row, loser_row),
+        )
+
+    def log_quarantine(
+        self, package: str, table: str, key: str, row: str | None, error: str
+    ) -> None:
+        self.conn.execute(
+            "INSERT OR REPLACE INTO quarantine(at, package, tbl, key_json, row_json, error) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (_now(), package, table, key, row, error),
+        )
+
+    def conflicts(self, package: str | None = None) -> list[dict[str, Any]]:
+        return self._dicts("conflicts", package)
+
+    def quarantined(self, package: str | None = None) -> list[dict[str, Any]]:
+        return self._dicts("quarantine", package)
+
+    def _dicts(self, name: str, package: str | None) -> list[dict[str, Any]]:
+        sql = f"SELECT * FROM {name}" + (" WHERE package = ?" if package else "") + " ORDER BY id"
+        cur = self.conn.execute(sql, (package,) if package else ())
+        cols = [d[0] for d in cur.description]
+        return [dict(zip(cols, row, strict=True)) for row in cur]
+
+    # -- Siège: change log and sites -----------------------------------------------------
+
+    def log_change(self, origin: str, table: str, op: str, key: str, row: str | None) -> None:
+        self.conn.execute(
+            "INSERT INTO changelog(origin, tbl, op, key_json, row_json) VALUES (?, ?, ?, ?, ?)",
+            (origin, table, op, key, row),
+        )
+
+    def log_changes(self, rows: Sequence[tuple[str, str, str, str, str | None]]) -> None:
+        self.conn.executemany(
+            "INSERT INTO changelog(origin, tbl, op, key_json, row_json) VALUES (?, ?, ?, ?, ?)",
+            rows,
+        )
+
+    def last_position(self) -> int:
+        return int(self.conn.execute("SELECT COALESCE(MAX(pos), 0) FROM changelog").fetchone()[0])
+
+    def newer_versions(
+        self, table: str, keys: Sequence[str], after: int, origin: str
+    ) -> dict[str, str]:
+        """For keys changed in the log after ``after`` by someone else: key → that origin."""
+        found: dict[str, str] = {}
+        for start in range(0, len(keys), 500):
+            chunk = keys[start : start + 500]
+            marks = ", ".join("?" for _ in chunk)
+            sql = (
+                "SELECT key_json, origin FROM changelog WHERE tbl = ? AND pos > ? AND origin != ? "
+                f"AND key_json IN ({marks}) ORDER BY pos"
+            )
+            for key, who in self.conn.execute(sql, [table, after, origin, *chunk]):
+                found[str(key)] = str(who)
+        return found
+
+    def site(self, code: str) -> tuple[int, int, int]:
+        """(acked_pos, applied_seq, out_seq) of an establishment."""
+        row = self.conn.execute(
+            "SELECT acked_pos, applied_seq, out_seq FROM sites WHERE site = ?", (code,)
+        ).fetchone()
+        return (int(row[0]), int(row[1]), int(row[2])) if row else (0, 0, 0)
+
+    def set_site(self, code: str, acked_pos: int, applied_seq: int, out_seq: int) -> None:
+        self.conn.execute(
+            "INSERT OR REPLACE INTO sites VALUES (?, ?, ?, ?)",
+            (code, acked_pos, applied_seq, out_seq),
+        )
+
+    def compacted_changes(
+        self, table: str, op: str, after: int, exclude_origin: str
+    ) -> Iterator[tuple[int, str, str, str | None]]:
+        """The last version per key of ``table`` after ``after``, if it is ``op`` and not
+        from ``exclude_origin``: (pos, origin, key_json, row_json), in log order."""
+        sql = (
+            "SELECT c.pos, c.origin, c.key_json, c.row_json FROM changelog c JOIN "
+            "(SELECT MAX(pos) AS pos FROM changelog WHERE tbl = ? AND pos > ? "
+            "GROUP BY key_json) last ON c.pos = last.pos "
+            "WHERE c.op = ? AND c.origin != ? ORDER BY c.pos"
+        )
+        with self.reader() as conn:
+            for row in conn.execute(sql, (table, after, op, exclude_origin)):
+                yield int(row[0]), str(row[1]), str(row[2]), row[3]

@@ -1,0 +1,100 @@
+"""Which tables are synchronised, with which key, in which order.
+
+Every table with a key is synchronised unless the configuration includes or excludes it.
+A table without a key is never silently skipped: it comes back in ``skipped`` with the
+reason, for the report. Keys named in the configuration override (or supply) the key.
+Tables are ordered parents before children following the foreign keys.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from synchro.config.model import DatabaseSettings
+from synchro.db.base import Table
+from synchro.errors import ConfigError, FieldProblem
+
+
+@dataclass(frozen=True)
+class Skipped:
+    table: str
+    reason: str
+
+
+def select_tables(
+    found: Sequence[Table], settings: DatabaseSettings
+) -> tuple[list[Table], list[Skipped]]:
+    names = {t.name for t in found}
+    problems = [
+        FieldProblem("database.include", f"une table existante (inconnue : {name})", name)
+        for name in settings.include
+        if name not in names
+    ]
+    chosen: list[Table] = []
+    skipped: list[Skipped] = []
+    for table in sorted(found, key=lambda t: t.name):
+        if settings.include and table.name not in settings.include:
+            continue
+        if table.name in settings.exclude:
+            continue
+        rule = settings.rule(table.name)
+        columns = set(table.column_names)
+        for label, column in (
+            ("modified_column", rule.modified_column),
+            ("owner_column", rule.owner_column),
+        ):
+            if column and column not in columns:
+                problems.append(
+                    FieldProblem(
+                        f"database.tables.{table.name}.{label}",
+                        f"une colonne de la table {table.name}",
+                        column,
+                    )
+                )
+        if rule.key:
+            unknown = [k for k in rule.key if k not in columns]
+            if unknown:
+                problems.append(
+                    FieldProblem(
+                        f"database.tables.{table.name}.key",
+                        f"des colonnes de la table {table.name}",
+                        ", ".join(unknown),
+                    )
+                )
+                continue
+            table = table.with_key(rule.key, "config")
+        if not table.key:
+            skipped.append(
+                Skipped(
+                    table.name,
+                    "pas de clé primaire ni d'index unique : elle n'est pas synchronisée "
+                    "(ajoutez une clé primaire ou nommez une clé dans la configuration)",
+                )
+            )
+            continue
+        chosen.append(table)
+    if problems:
+        raise ConfigError(problems)
+    return dependency_order(chosen), skipped
+
+
+def dependency_order(tables: Sequence[Table]) -> list[Table]:
+    """Parents before children (stable by name; cycles broken by name order)."""
+    by_name = {t.name: t for t in tables}
+    parents = {
+        t.name: {fk.ref_table for fk in t.foreign_keys if fk.ref_table in by_name} - {t.name}
+        for t in tables
+    }
+    ordered: list[Table] = []
+    done: set[str] = set()
+    pending = sorted(by_name)
+    while pending:
+        ready = [n for n in pending if parents[n] <= done]
+        if not ready:  # a cycle: take the first by name
+            ready = [pending[0]]
+        for name in ready:
+            ordered.append(by_name[name])
+            done.add(name)
+        pending = [n for n in pending if n not in done]
+    return ordered
