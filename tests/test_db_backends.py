@@ -10,6 +10,8 @@ import pytest
 from backends import Backend, create_sample_schema
 
 from synchro.db import Adapter, Table, open_database
+from synchro.db.dialects import Dialect
+from synchro.db.generic import SqlAdapter
 from synchro.errors import DatabaseError
 
 KINDS_ROW = (
@@ -182,3 +184,30 @@ def test_raw_helpers(backend: Backend) -> None:
     create_sample_schema(backend)
     backend.execute("INSERT INTO parent (id, name) VALUES (?, ?)", (1, "été"))
     assert backend.query("SELECT id, name FROM parent") == [(1, "été")]
+
+
+def test_config_key_upsert_updates_in_place(db: Adapter) -> None:
+    nokey = tables(db)["nokey"].with_key(["v"], "config")
+    with db.atomic():
+        db.upsert(nokey, [("a", 1), ("b", 2)])
+    with db.atomic():
+        db.upsert(nokey, [("a", 1), ("b", 3), ("c", None)])  # same, changed, new
+        db.delete(nokey, [("c",)])
+    assert sorted(db.scan(nokey, ordered=False)) == [("a", 1), ("b", 3)]
+
+
+def test_cautious_dialect_path(db: Adapter) -> None:
+    """The MS Access path (no multi-row VALUES, no upsert, sort in Python) on a real base."""
+    assert isinstance(db, SqlAdapter)
+    db.sql = Dialect("access", db.sql.quote_char)
+    found = tables(db)
+    table, pair = found["textkey"], found["pair"]
+    with db.atomic():
+        db.upsert(table, [(k, i) for i, k in enumerate(TEXT_KEYS)])
+        db.upsert(table, [("abc", 100)])
+        db.upsert(pair, [("x", 1, 1), ("x", 2, 2), ("y", 1, 3)])
+        db.delete(pair, [("x", 2), ("y", 1), ("z", 9)])
+    assert [r[0] for r in db.scan(table)] == sorted(TEXT_KEYS)
+    values = [r[0] for r in db.scan(table, columns=["v"])]
+    assert values[sorted(TEXT_KEYS).index("abc")] == 100
+    assert db.fetch(pair, [("x", 1), ("y", 1)]) == [("x", 1, 1)]

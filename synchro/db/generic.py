@@ -89,6 +89,12 @@ class SqlAdapter(Adapter):
         modified_since: Any = None,
     ) -> Iterator[Row]:
         names = tuple(columns) if columns is not None else table.column_names
+        wanted = len(names)
+        sort_here = (
+            ordered and bool(table.key) and not self.sql.binary_order and "text" in table.key_kinds
+        )
+        if sort_here:  # the key columns must be read to sort on them
+            names += tuple(k for k in table.key if k not in names)
         all_kinds = dict(zip(table.column_names, table.kinds, strict=True))
         kinds = [all_kinds[n] for n in names]
         params: list[Any] = []
@@ -98,10 +104,11 @@ class SqlAdapter(Adapter):
             modified_column = None
         sql = self.sql.select(table, names, ordered=ordered, modified_column=modified_column)
         rows = self._stream(sql, params, kinds, f"lecture de la table {table.name}")
-        if ordered and table.key and not self.sql.binary_order and "text" in table.key_kinds:
+        if sort_here:
             # No binary collation in SQL (MS Access): sort here, memory grows with the table.
             positions = [names.index(k) for k in table.key]
-            yield from sorted(rows, key=lambda r: tuple(r[i] for i in positions))
+            for row in sorted(rows, key=lambda r: tuple(r[i] for i in positions)):
+                yield row[:wanted]
         else:
             yield from rows
 
@@ -157,8 +164,19 @@ class SqlAdapter(Adapter):
         cursor = self._run(self.sql.update(table), self.sql.update_params(table, bound), doing)
         changed = cursor.rowcount
         cursor.close()
-        if changed == 0:
+        if changed == 0 and not self._exists(table, bound):
+            # MariaDB counts changed rows, not matched ones: 0 may mean "same values".
             self._run(self.sql.insert(table, 1), bound, doing).close()
+
+    def _exists(self, table: Table, bound: Sequence[Any]) -> bool:
+        key = [bound[i] for i in table.key_positions]
+        sql = f"SELECT COUNT(*) FROM {self.sql.quote(table.name)} WHERE "
+        sql += self.sql.keys_condition(table.key, 1)
+        cursor = self._run(sql, key, f"lecture de la table {table.name}")
+        try:
+            return int(cursor.fetchone()[0]) > 0
+        finally:
+            cursor.close()
 
     def delete(self, table: Table, keys: Sequence[Key]) -> None:
         self._need_key(table)
