@@ -233,18 +233,28 @@ def build_report_message(
         if rec.state not in (State.FAILED, State.STOPPED):
             continue
         kind = error_kind(rec)
-        reason = tr(f"mail.reason.{kind}", lang)
-        if rec.error and kind != "no-data":
-            reason = f"{reason} ({rec.error})"
-        advice = tr(f"mail.advice.{kind}", lang)
-        why.append(f"{rec.site} : {reason} {tr('mail.advice_prefix', lang)} : {advice}")
+        error = rec.error.strip().rstrip(".")
+        why.append(
+            tr(
+                "mail.why_line",
+                lang,
+                site=rec.site,
+                reason=tr(f"mail.reason.{kind}", lang),
+                error=tr("mail.error_part", lang, error=error) if error else "",
+                advice=tr(f"mail.advice.{kind}", lang),
+            )
+        )
     if why:
         blocks.append((tr("mail.why", lang), why))
     for key, title in (
         ("quarantined", "mail.quarantine_title"),
         ("conflicts", "mail.conflicts_title"),
     ):
-        lines = [f"{r.site} : {line}" for r in [main, *members] for line in _listed(r.details, key)]
+        lines = [
+            tr("mail.site_line", lang, site=r.site, text=line)
+            for r in [main, *members]
+            for line in _listed(r.details, key)
+        ]
         if lines:
             extra = len(lines) - MAX_LISTED
             lines = lines[:MAX_LISTED] + ([tr("mail.more", lang, n=extra)] if extra > 0 else [])
