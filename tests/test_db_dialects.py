@@ -1,0 +1,180 @@
+"""SQL text of every dialect, as strings: SQL Server and MS Access cannot run here."""
+
+from __future__ import annotations
+
+import pytest
+
+from synchro.db.base import Column, Table
+from synchro.db.dialects import Dialect, detect_dialect, odbc_kind, sqlite_kind
+
+PAIR = Table(
+    "ventes",
+    (Column("site", "text"), Column("num", "int"), Column("qte", "int")),
+    ("site", "num"),
+    "primary",
+)
+ONE = Table("t", (Column("id", "int"), Column("v", "text")), ("id",), "primary")
+KEYS_ONLY = Table("k", (Column("a", "int"), Column("b", "int")), ("a", "b"), "primary")
+
+
+@pytest.mark.parametrize(
+    ("dbms", "family"),
+    [
+        ("SQLite", "sqlite"),
+        ("PostgreSQL", "postgresql"),
+        ("MariaDB", "mysql"),
+        ("MySQL", "mysql"),
+        ("Microsoft SQL Server", "mssql"),
+        ("ACCESS", "access"),
+        ("Informix", ""),
+    ],
+)
+def test_detect(dbms: str, family: str) -> None:
+    assert detect_dialect(dbms) == family
+
+
+def test_quote() -> None:
+    assert Dialect("mssql", "[").quote("a]b") == "[a]]b]"
+    assert Dialect("mssql", '"').quote('a"b') == '"a""b"'
+    assert Dialect("access", "`").quote("Prix HT") == "`Prix HT`"
+    assert Dialect("sqlite", " ").quote("x") == "[x]"
+
+
+def test_batch_rows_respects_parameter_limit() -> None:
+    assert Dialect("sqlite").batch_rows(10) == 99
+    assert Dialect("sqlite").batch_rows(1) == 500
+    assert Dialect("mssql").batch_rows(7) == 285
+    assert Dialect("postgresql").batch_rows(300) == 218
+    assert Dialect("mysql").batch_rows(100000) == 1
+    for name in ("sqlite", "mssql", "postgresql", "mysql", "access"):
+        d = Dialect(name)
+        assert d.batch_rows(13) * 13 <= d.max_params
+
+
+def test_upsert_sqlite_postgresql() -> None:
+    sql = Dialect("postgresql").upsert(PAIR, 2)
+    assert sql == (
+        'INSERT INTO "ventes" ("site", "num", "qte") VALUES (?, ?, ?), (?, ?, ?)'
+        ' ON CONFLICT ("site", "num") DO UPDATE SET "qte" = excluded."qte"'
+    )
+    assert Dialect("sqlite").upsert(KEYS_ONLY, 1).endswith('ON CONFLICT ("a", "b") DO NOTHING')
+
+
+def test_upsert_mysql() -> None:
+    sql = Dialect("mysql", "`").upsert(ONE, 2)
+    assert sql == (
+        "INSERT INTO `t` (`id`, `v`) VALUES (?, ?), (?, ?)"
+        " ON DUPLICATE KEY UPDATE `v` = VALUES(`v`)"
+    )
+
+
+def test_merge_mssql() -> None:
+    sql = Dialect("mssql", '"').upsert(PAIR, 2)
+    assert sql == (
+        'MERGE INTO "ventes" WITH (HOLDLOCK) AS t USING (VALUES (?, ?, ?), (?, ?, ?))'
+        ' AS s ("site", "num", "qte") ON t."site" = s."site" AND t."num" = s."num"'
+        ' WHEN MATCHED THEN UPDATE SET t."qte" = s."qte"'
+        ' WHEN NOT MATCHED THEN INSERT ("site", "num", "qte")'
+        ' VALUES (s."site", s."num", s."qte");'
+    )
+    assert "WHEN MATCHED" not in Dialect("mssql").upsert(KEYS_ONLY, 1)
+
+
+def test_access_update_then_insert() -> None:
+    access = Dialect("access", "`")
+    assert not access.multi_row and not access.savepoints and not access.binary_order
+    with pytest.raises(ValueError):
+        access.upsert(ONE, 1)
+    assert access.update(PAIR) == "UPDATE `ventes` SET `qte` = ? WHERE `site` = ? AND `num` = ?"
+    assert access.update_params(PAIR, ["a", 1, 5]) == [5, "a", 1]
+    assert access.insert(PAIR) == "INSERT INTO `ventes` (`site`, `num`, `qte`) VALUES (?, ?, ?)"
+
+
+def test_keys_condition() -> None:
+    assert Dialect("sqlite").delete(ONE, 3) == 'DELETE FROM "t" WHERE "id" IN (?, ?, ?)'
+    assert Dialect("postgresql").keys_condition(PAIR.key, 2) == (
+        '("site", "num") IN ((?, ?), (?, ?))'
+    )
+    assert Dialect("mssql").keys_condition(PAIR.key, 2) == (
+        '("site" = ? AND "num" = ?) OR ("site" = ? AND "num" = ?)'
+    )
+    assert Dialect("access", "`").fetch(PAIR, 1) == (
+        "SELECT `site`, `num`, `qte` FROM `ventes` WHERE (`site` = ? AND `num` = ?)"
+    )
+
+
+def test_ordered_select_uses_binary_collation_on_text_keys() -> None:
+    def order(name: str) -> str:
+        return Dialect(name).select(PAIR, ["qte"], ordered=True).split(" ORDER BY ")[1]
+
+    assert order("postgresql") == '"site" COLLATE "C", "num"'
+    assert order("mysql") == 'CAST("site" AS BINARY), "num"'
+    assert order("mssql") == '"site" COLLATE Latin1_General_BIN2, "num"'
+    assert order("sqlite") == '"site" COLLATE BINARY, "num"'
+    sql = Dialect("sqlite").select(ONE, ["id"], ordered=False, modified_column="v")
+    assert sql == 'SELECT "id" FROM "t" WHERE "v" >= ?'
+
+
+def test_savepoints() -> None:
+    assert Dialect("postgresql").savepoint("sp1") == "SAVEPOINT sp1"
+    assert Dialect("mysql").rollback_to("sp1") == "ROLLBACK TO SAVEPOINT sp1"
+    assert Dialect("sqlite").release("sp1") == "RELEASE SAVEPOINT sp1"
+    assert Dialect("mssql").savepoint("sp1") == "SAVE TRANSACTION sp1"
+    assert Dialect("mssql").rollback_to("sp1") == "ROLLBACK TRANSACTION sp1"
+    assert Dialect("mssql").release("sp1") is None
+    with pytest.raises(ValueError):
+        Dialect("sqlite").savepoint("x; DROP TABLE t")
+
+
+@pytest.mark.parametrize(
+    ("declared", "kind"),
+    [
+        ("INTEGER", "int"),
+        ("BIGINT", "int"),
+        ("VARCHAR(20)", "text"),
+        ("NVARCHAR", "text"),
+        ("CLOB", "text"),
+        ("BLOB", "blob"),
+        ("", "blob"),
+        ("REAL", "float"),
+        ("DOUBLE PRECISION", "float"),
+        ("DECIMAL(12,2)", "decimal"),
+        ("NUMERIC", "decimal"),
+        ("DATE", "date"),
+        ("DATETIME", "datetime"),
+        ("TIMESTAMP", "datetime"),
+        ("TIME", "time"),
+        ("BOOLEAN", "bool"),
+    ],
+)
+def test_sqlite_kind(declared: str, kind: str) -> None:
+    assert sqlite_kind(declared) == kind
+
+
+@pytest.mark.parametrize(
+    ("dialect", "type_name", "data_type", "size", "kind"),
+    [
+        ("mysql", "tinyint(1)", -6, 3, "bool"),
+        ("mysql", "tinyint(4)", -6, 3, "int"),
+        ("postgresql", "bool", 12, 5, "bool"),
+        ("postgresql", "numeric", 2, 12, "decimal"),
+        ("postgresql", "bytea", -4, -4, "blob"),
+        ("postgresql", "timestamptz", 93, 26, "datetime"),
+        ("mssql", "bit", -7, 1, "bool"),
+        ("mssql", "money", 3, 19, "decimal"),
+        ("mssql", "datetime2", 93, 27, "datetime"),
+        ("mssql", "time", -154, 16, "time"),
+        ("mssql", "uniqueidentifier", -11, 36, "text"),
+        ("mssql", "varbinary", -3, 100, "blob"),
+        ("access", "COUNTER", 4, 10, "int"),
+        ("access", "CURRENCY", 2, 19, "decimal"),
+        ("access", "BIT", -7, 1, "bool"),
+        ("access", "DATETIME", 93, 19, "datetime"),
+        ("access", "LONGBINARY", -4, 0, "blob"),
+        ("access", "LONGCHAR", -10, 0, "text"),
+        ("access", "DOUBLE", 8, 53, "float"),
+        ("sqlite", "DECIMAL(12,2)", 12, 2, "decimal"),
+    ],
+)
+def test_odbc_kind(dialect: str, type_name: str, data_type: int, size: int, kind: str) -> None:
+    assert odbc_kind(dialect, type_name, data_type, size) == kind
