@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from synchro.errors import StateError
 from synchro.reports import (
     INTERRUPTED,
     ReportStore,
@@ -205,3 +206,17 @@ def test_reopening_keeps_rows(tmp_path: Path) -> None:
         store.start("3615", "run", now=T0)
     with ReportStore(path) as store:
         assert len(store.latest()) == 1
+
+
+def test_a_failed_write_leaves_the_store_usable(store: ReportStore) -> None:
+    with pytest.raises(KeyError):
+        store.finish(999, State.OK, now=T0)
+    run = store.start("3615", "run", now=T0)
+    assert store.finish(run, State.OK, now=T0).state is State.OK
+
+
+def test_a_damaged_file_is_a_state_error(tmp_path: Path) -> None:
+    path = tmp_path / "rapport.db"
+    path.write_bytes(b"not a database at all" * 100)
+    with pytest.raises(StateError, match="rapport"):
+        ReportStore(path)
