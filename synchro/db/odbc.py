@@ -54,21 +54,24 @@ def connect_error(pyodbc: Any, connection: str, exc: Exception) -> DatabaseError
     """Say why a connection failed and what to check."""
     state = str(exc.args[0]) if exc.args else ""
     text = str(exc.args[1] if len(exc.args) > 1 else exc)
+    low = text.lower()
     where = hide_secrets(connection)
-    if state == "IM002" or "can't open lib" in text.lower() or "not found" in text.lower():
+    if state == "IM002" or "can't open lib" in low or "data source name not found" in low:
         drivers = ", ".join(pyodbc.drivers()) or "aucun"
         sources = ", ".join(pyodbc.dataSources()) or "aucune"
         advice = (
             f"pilote ODBC ou source de données introuvable. Pilotes installés : {drivers} ; "
             f"sources (DSN) : {sources}"
         )
-    elif state.startswith("08") or "connect" in text.lower():
+    elif state.startswith("28") or any(w in low for w in ("access denied", "password", "authenti")):
+        advice = "identifiants refusés : vérifiez l'utilisateur (UID) et le mot de passe (PWD)"
+    elif "does not exist" in low or "unknown database" in low:
+        advice = "cette base n'existe pas sur le serveur : vérifiez DATABASE"
+    elif state.startswith("08") or "connect" in low or "timeout" in low or "timed out" in low:
         server = re.search(r"(?:SERVER|HOST)\s*=\s*([^;]*)", connection, re.IGNORECASE)
         port = re.search(r"PORT\s*=\s*([^;]*)", connection, re.IGNORECASE)
         address = (server.group(1) if server else "?") + (f":{port.group(1)}" if port else "")
         advice = f"serveur {address} injoignable : vérifiez l'adresse, le port et qu'il est démarré"
-    elif state == "28000" or "password" in text.lower() or "access denied" in text.lower():
-        advice = "identifiants refusés : vérifiez l'utilisateur (UID) et le mot de passe (PWD)"
     else:
         advice = "vérifiez la chaîne de connexion"
     return DatabaseError(f"Connexion ODBC impossible ({where}) : {advice}. Détail : {text}")

@@ -1,0 +1,66 @@
+"""Driver errors come out as DatabaseError saying what failed, where, and what to do."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+from backends import _pyodbc
+
+from synchro.db import open_database
+from synchro.db.odbc import hide_secrets
+from synchro.errors import DatabaseError
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.mark.parametrize(
+    ("name", "template"),
+    [
+        ("postgresql", "DRIVER={{PostgreSQL Unicode}};SERVER=127.0.0.1;PORT={};UID=postgres"),
+        ("mariadb", "DRIVER={{MariaDB Unicode}};SERVER=127.0.0.1;PORT={};USER=root"),
+    ],
+)
+def test_refused_connection_names_the_server(name: str, template: str) -> None:
+    _pyodbc(name)
+    port = closed_port()
+    with pytest.raises(DatabaseError) as info:
+        open_database(template.format(port) + ";PWD=s3cret")
+    message = str(info.value)
+    assert f"127.0.0.1:{port} injoignable" in message
+    assert "s3cret" not in message
+
+
+def test_missing_driver_lists_installed_drivers() -> None:
+    pyodbc = _pyodbc("postgresql")
+    with pytest.raises(DatabaseError) as info:
+        open_database("DRIVER={Pilote Inexistant};DBQ=x")
+    assert "Pilotes installés" in str(info.value)
+    assert "PostgreSQL Unicode" in str(info.value)
+    assert pyodbc.drivers()
+    with pytest.raises(DatabaseError, match="introuvable"):
+        open_database("DSN=synchro_absent_dsn")
+
+
+def test_unknown_database() -> None:
+    _pyodbc("postgresql")
+    with pytest.raises(DatabaseError, match="n'existe pas"):
+        open_database(
+            "DRIVER={PostgreSQL Unicode};SERVER=127.0.0.1;PORT=5432;UID=postgres;"
+            "DATABASE=synchro_no_such_base"
+        )
+
+
+def test_sqlite_bad_path(tmp_path: Path) -> None:
+    with pytest.raises(DatabaseError, match="chemin"):
+        open_database(str(tmp_path / "missing" / "dir" / "x.db"))
+
+
+def test_hide_secrets() -> None:
+    assert hide_secrets("DSN=a;PWD=x;y=1") == "DSN=a;PWD=***;y=1"
+    assert hide_secrets("Password={a;b};UID=u") == "Password=***;UID=u"
