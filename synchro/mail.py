@@ -249,6 +249,7 @@ def build_report_message(
     for key, title in (
         ("quarantined", "mail.quarantine_title"),
         ("conflicts", "mail.conflicts_title"),
+        ("security", "mail.security_title"),
     ):
         lines = [
             tr("mail.site_line", lang, site=r.site, text=line)

@@ -161,11 +161,18 @@ def test_error_kinds() -> None:
 
 def test_quarantine_listed_and_html_escaped() -> None:
     rows = [{"table": "ventes", "key": [n], "error": "<NOT NULL>"} for n in range(12)]
-    bad = record(state=State.FAILED, quarantined=12, error="<b>", details={"quarantined": rows})
+    events = ["5 échecs de connexion depuis 10.0.0.9 : adresse bloquée 15 min"]
+    bad = record(
+        state=State.FAILED,
+        quarantined=12,
+        error="<b>",
+        details={"quarantined": rows, "security": events},
+    )
     msg = build_report_message([bad], site="3615", role=Role.SITE, lang="fr", now=T0)
     assert "<b>" not in msg.html and "&lt;b&gt;" in msg.html
     assert "&lt;NOT NULL&gt;" in msg.html
     assert "... et 2 autre(s) : voir le Rapport." in msg.text
+    assert "Evénements de sécurité :\n- 3615 : 5 échecs de connexion" in msg.text
 
 
 # -- sending ----------------------------------------------------------------------------
