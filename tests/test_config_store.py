@@ -522,3 +522,22 @@ def test_relative_sqlite_path_is_beside_the_settings(tmp_path: Path) -> None:
     assert resolve_connection(Config(database=DatabaseSettings(connection=odbc)), paths) == odbc
     dsn = Config(database=DatabaseSettings(connection="DSN=Compta"))
     assert resolve_connection(dsn, paths) == "DSN=Compta"
+
+
+def test_table_rules_can_be_added_by_hand_to_a_saved_file(tmp_path: Path) -> None:
+    path = tmp_path / "synchro.toml"
+    save_config(Config(site="3615"), path)
+    with path.open("a", encoding="utf-8") as file:
+        file.write('\n[[database.tables]]\nname = "ventes"\nconflict = "latest-wins"\n')
+        file.write('\n[[hq.sites]]\ncode = "3616"\nsecret_hash = "' + a_hash(0) + '"\n')
+    config = load_config(path)
+    assert config.database.rule("ventes").conflict is ConflictPolicy.LATEST_WINS
+    assert [s.code for s in config.hq.sites] == ["3616"]
+
+
+def test_messages_quote_what_was_found(tmp_path: Path) -> None:
+    problems = problems_of(tmp_path, 'site = "A"\n[site_settings]\nattempts = -1\n')
+    assert problems["site_settings.attempts"] == (
+        "Nombre de tentatives (site_settings.attempts) : un nombre entier de 1 à 1000 "
+        "(trouvé : « -1 »)"
+    )

@@ -40,7 +40,7 @@ class ConfigProblem(FieldProblem):
 
     def __str__(self) -> str:
         name = f"{self.label} ({self.field})" if self.label else self.field
-        found = f" (trouvé : {self.found!r})" if self.found else ""
+        found = f" (trouvé : « {self.found} »)" if self.found else ""
         return f"{name} : {self.expected}{found}"
 
 

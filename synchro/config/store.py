@@ -66,6 +66,9 @@ HEADER = (
     "# Synchro settings (TOML). Times HH:MM, durations HH:MM:SS.\n"
     "# Secrets are not kept here but in the secrets file beside this one.\n\n"
 )
+# Arrays of tables are left out when empty: a written ``tables = []`` would forbid a
+# ``[[database.tables]]`` block added by hand later (TOML cannot extend a static array).
+TABLE_ARRAYS = ("database.tables", "hq.sites")
 _TOML_LINE = re.compile(r"\(at line (\d+), column (\d+)\)")
 
 
@@ -164,8 +167,9 @@ def _plain(obj: Any, path: str) -> dict[str, Any]:
     for f in dataclasses.fields(obj):
         name = f"{path}.{f.name}" if path else f.name
         value = _value(getattr(obj, f.name), name)
-        if name not in SECRET_FIELDS and value is not None:
-            out[f.name] = value
+        if name in SECRET_FIELDS or value is None or (name in TABLE_ARRAYS and not value):
+            continue
+        out[f.name] = value
     return out
 
 
