@@ -196,45 +196,29 @@ def _listed(details: dict[str, Any], key: str) -> list[str]:
     return lines
 
 
-def build_report_message(
-    records: Sequence[RunRecord], *, site: str, role: Role, lang: str, now: dt.datetime
-) -> ReportMessage:
-    """The email for one run (one ``run`` row) or one round (its ``round`` row and its
-    ``site-in-round`` rows), in ``lang``."""
-    main = _main_record(records)
-    mode = tr(f"mail.mode.{Role(role).value}", lang)
-    state = state_label(main.state, lang)
-    subject = tr(
-        "mail.subject", lang, mode=mode, site=site, state=state, date=format_date(main.started)
-    )
-    members = [r for r in records if r.kind == "site-in-round"]
-    shown = members if main.kind == "round" and members else [main]
+def _intro(main: RunRecord, members: list[RunRecord], site: str, mode: str, lang: str) -> str:
     started = format_date(main.started)
+    state = state_label(main.state, lang)
     if main.state is State.RUNNING:
-        intro = tr("mail.intro.running", lang, site=site, mode=mode, started=started)
-    elif main.kind == "round":
+        return tr("mail.intro.running", lang, site=site, mode=mode, started=started)
+    if main.kind == "round":
         ok = sum(1 for r in members if r.state is State.OK)
-        intro = tr(
-            "mail.intro.round", lang, site=site, started=started, state=state, ok=ok,
-            total=len(members),
-        )  # fmt: skip
-    else:
-        intro = tr("mail.intro.run", lang, site=site, mode=mode, started=started, state=state)
+        total = len(members)
+        return tr(
+            "mail.intro.round", lang, site=site, started=started, state=state, ok=ok, total=total
+        )
+    return tr("mail.intro.run", lang, site=site, mode=mode, started=started, state=state)
 
-    blocks: list[tuple[str, list[str]]] = []  # (title, lines); title "" = plain paragraph
-    missing = [r.site for r in members if r.state is State.FAILED and error_kind(r) == "no-data"]
-    late = [r.site for r in members if r.details.get("late") or r.state is State.RUNNING]
-    if missing:
-        blocks.append(("", [tr("mail.missing", lang, sites=", ".join(missing))]))
-    if late:
-        blocks.append(("", [tr("mail.late", lang, sites=", ".join(late))]))
-    why = []
-    for rec in [main, *members]:
+
+def _why(rows: list[RunRecord], lang: str) -> list[str]:
+    """For each failed or stopped row: the reason in plain words, the error, what to do."""
+    lines = []
+    for rec in rows:
         if rec.state not in (State.FAILED, State.STOPPED):
             continue
         kind = error_kind(rec)
-        error = rec.error.strip().rstrip(".")
-        why.append(
+        error = "" if kind == "no-data" else rec.error.strip().rstrip(".")
+        lines.append(
             tr(
                 "mail.why_line",
                 lang,
@@ -244,13 +228,24 @@ def build_report_message(
                 advice=tr(f"mail.advice.{kind}", lang),
             )
         )
+    return lines
+
+
+def _blocks(main: RunRecord, members: list[RunRecord], lang: str) -> list[tuple[str, list[str]]]:
+    """The paragraphs after the table, as (title, lines); an empty title is a plain line."""
+    blocks: list[tuple[str, list[str]]] = []
+    missing = [r.site for r in members if r.state is State.FAILED and error_kind(r) == "no-data"]
+    late = [r.site for r in members if r.details.get("late") or r.state is State.RUNNING]
+    if missing:
+        blocks.append(("", [tr("mail.missing", lang, sites=", ".join(missing))]))
+    if late:
+        blocks.append(("", [tr("mail.late", lang, sites=", ".join(late))]))
+    # A round's own row only needs explaining when it carries its own error.
+    explained = members if members and not main.error else [main, *members]
+    why = _why(explained, lang)
     if why:
         blocks.append((tr("mail.why", lang), why))
-    for key, title in (
-        ("quarantined", "mail.quarantine_title"),
-        ("conflicts", "mail.conflicts_title"),
-        ("security", "mail.security_title"),
-    ):
+    for key in ("quarantined", "conflicts", "security"):
         lines = [
             tr("mail.site_line", lang, site=r.site, text=line)
             for r in [main, *members]
@@ -259,16 +254,33 @@ def build_report_message(
         if lines:
             extra = len(lines) - MAX_LISTED
             lines = lines[:MAX_LISTED] + ([tr("mail.more", lang, n=extra)] if extra > 0 else [])
-            blocks.append((tr(title, lang), lines))
+            blocks.append((tr(f"mail.title.{key}", lang), lines))
+    return blocks
+
+
+def build_report_message(
+    records: Sequence[RunRecord], *, site: str, role: Role, lang: str, now: dt.datetime
+) -> ReportMessage:
+    """The email for one run (one ``run`` row) or one round (its ``round`` row and its
+    ``site-in-round`` rows), in ``lang``: subject with mode, site, state and date; the
+    Rapport table; missing/late establishments; why each failure happened and what to do."""
+    main = _main_record(records)
+    members = [r for r in records if r.kind == "site-in-round"] if main.kind == "round" else []
+    mode = tr(f"mail.mode.{Role(role).value}", lang)
+    state = state_label(main.state, lang)
+    date = format_date(main.started)
+    subject = tr("mail.subject", lang, mode=mode, site=site, state=state, date=date)
+    intro = _intro(main, members, site, mode, lang)
+    header = [tr(f"mail.column.{name}", lang) for name in COLUMNS]
+    rows = [_cells(r, lang) for r in (members or [main])]
     footer = tr("mail.footer", lang, date=format_date(now))
 
-    header = [tr(f"mail.column.{name}", lang) for name in COLUMNS]
-    rows = [_cells(r, lang) for r in shown]
     text_parts = [intro, "", _text_table(header, rows)]
     html_parts = [f"<p>{_esc(intro)}</p>", _html_table(header, rows)]
-    for title, lines in blocks:
+    for title, lines in _blocks(main, members, lang):
         if title:
-            text_parts += ["", f"{title} :", *(f"- {line}" for line in lines)]
+            text_parts += ["", tr("mail.block_title", lang, title=title)]
+            text_parts += [f"- {line}" for line in lines]
             items = "".join(f"<li>{_esc(line)}</li>" for line in lines)
             html_parts.append(f"<h3>{_esc(title)}</h3><ul>{items}</ul>")
         else:

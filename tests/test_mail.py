@@ -143,6 +143,8 @@ def test_round_message_names_missing_and_late_establishments() -> None:
     for site in ("3615", "3616", "3617", "3618"):
         assert site in msg.html
     assert "RAZ" in msg.text  # the advice for a missing establishment
+    assert "La synchronisation a échoué." not in msg.text  # the round row needs no reason
+    assert "3616 : Aucune donnée reçue de cet établissement" in msg.text
 
 
 def test_error_kinds() -> None:
