@@ -205,7 +205,7 @@ def configs(draw: st.DrawFn) -> Config:
     )
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(configs())
 def test_save_then_load_gives_the_same_config(config: Config) -> None:
     assert check_config(config) == []
