@@ -11,6 +11,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from smtp_server import (
+    Certificate,
+    Inbox,
+    client_context,
+    closed_port,
+    password_authenticator,
+    self_signed,
+    server_context,
+    smtp_server,
+    stalled_server,
+)
 
 from synchro.config.model import Config, EmailSettings, MailSecurity, Role
 from synchro.mail import (
@@ -25,17 +36,6 @@ from synchro.mail import (
     send_test,
 )
 from synchro.reports import ReportStore, RunRecord, State
-from tests.smtp_server import (
-    Certificate,
-    Inbox,
-    client_context,
-    closed_port,
-    password_authenticator,
-    self_signed,
-    server_context,
-    smtp_server,
-    stalled_server,
-)
 
 PASSWORD = "S3cret-Pa55!word"
 LOGIN = "jdupont"
