@@ -1,0 +1,174 @@
+"""What every window shares: the controller base class, messages, probes, the shell contract.
+
+A window is two pieces: ``build_*`` (pure layout, a key on every element, in a language)
+and a controller (``handle(event, values)``). The shell (``synchro.gui.shell``) owns every
+open window, reads them all with ``read_all_windows(timeout=...)`` on the Tk thread and
+routes each event to the window's controller. Nothing here blocks: slow probes run in a
+short-lived thread that posts a ``Probe`` back with ``write_event_value``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol
+
+import FreeSimpleGUI as sg
+
+from synchro.config.model import EmailSettings
+from synchro.errors import SynchroError
+from synchro.gui.ports import GuiBackend, GuiEvent, Probe
+from synchro.i18n import tr
+
+log = logging.getLogger("synchro.gui")
+
+Values = dict[Any, Any]
+ERROR_COLOUR = "#b00020"
+INFO_COLOUR = "#1b5e20"
+KEY_ENTER = "-ENTER-"
+KEY_ESCAPE = "-ESCAPE-"
+
+
+def setup_theme() -> None:
+    """The native look (grey dialogs like the manual's screens); called once by the shell."""
+    sg.theme("SystemDefaultForReal")
+    sg.set_options(font=("DejaVu Sans", 10), element_padding=(4, 3))
+
+
+class Shell(Protocol):
+    """What a controller may ask of the shell that owns it."""
+
+    backend: GuiBackend
+
+    @property
+    def lang(self) -> str: ...
+
+    def open_general(self) -> None: ...
+
+    def reopen_general(self) -> None:
+        """Close every window and open the General window again (language changed)."""
+        ...
+
+    def open_rapport(self) -> None: ...
+
+    def open_email(self, settings: EmailSettings, on_ok: Callable[[EmailSettings], str]) -> None:
+        """Open the Email dialog; ``on_ok`` stores the settings and returns a status text
+        (or raises ``SynchroError``, shown in the dialog)."""
+        ...
+
+    def open_detail(self, report_id: str) -> None: ...
+
+    def status(self, text: str) -> None:
+        """Add a timestamped line to the status bar."""
+        ...
+
+    def status_lines(self) -> list[str]: ...
+
+    def after_setup(self) -> None:
+        """The wizard saved the first configuration: go to the tray."""
+        ...
+
+    def quit(self) -> None: ...
+
+
+def bind_keys(window: sg.Window) -> None:
+    """ENTER validates, ESC cancels, in every window (manual §1.3)."""
+    window.bind("<Return>", KEY_ENTER)
+    window.bind("<KP_Enter>", KEY_ENTER)
+    window.bind("<Escape>", KEY_ESCAPE)
+
+
+def unexpected(lang: str, exc: BaseException, log_path: Path | None) -> str:
+    """Log an unexpected error with its traceback; return the short text to show."""
+    log.exception("unexpected error in the GUI", exc_info=exc)
+    return tr("gui.msg.unexpected", lang, error=type(exc).__name__, log=str(log_path or ""))
+
+
+class Controller:
+    """Handles the events of one window. Subclasses override ``handle`` and ``on_event``."""
+
+    def __init__(self, window: sg.Window, shell: Shell) -> None:
+        self.window = window
+        self.shell = shell
+        self.closed = False
+
+    @property
+    def lang(self) -> str:
+        return self.shell.lang
+
+    @property
+    def backend(self) -> GuiBackend:
+        return self.shell.backend
+
+    def handle(self, event: Any, values: Values | None) -> None:
+        raise NotImplementedError
+
+    def on_event(self, event: GuiEvent) -> None:
+        """A backend event (state, progress, status, reports); most windows ignore them."""
+
+    def tick(self) -> None:
+        """Called about every read timeout; for periodic refreshes."""
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.window.close()
+
+    def dispatch(self, event: Any, values: Values | None) -> None:
+        """``handle`` with the safety net: no traceback ever reaches the screen."""
+        try:
+            self.handle(event, values)
+        except SynchroError as exc:
+            self.message(str(exc))
+        except Exception as exc:
+            self.message(unexpected(self.lang, exc, self._log_path()))
+
+    def dispatch_tick(self) -> None:
+        try:
+            self.tick()
+        except SynchroError as exc:
+            self.message(str(exc))
+        except Exception as exc:
+            self.message(unexpected(self.lang, exc, self._log_path()))
+
+    def _log_path(self) -> Path | None:
+        try:
+            return self.backend.log_path()
+        except Exception:
+            return None
+
+    def message(self, text: str, *, error: bool = True, key: str = "-MESSAGE-") -> None:
+        """Show ``text`` in the window's message line (red for errors)."""
+        if self.closed or key not in self.window.AllKeysDict:
+            return
+        colour = ERROR_COLOUR if error else INFO_COLOUR
+        self.window[key].update(text, text_color=colour)
+
+    def probe(self, key: str, work: Callable[[], Probe]) -> None:
+        """Run ``work`` off the Tk thread; its ``Probe`` comes back as event ``key``."""
+        window = self.window
+        lang = self.lang
+
+        def run() -> None:
+            try:
+                result = work()
+            except SynchroError as exc:
+                result = Probe(False, tr("gui.msg.test_failed", lang, reason=str(exc)))
+            except Exception as exc:
+                result = Probe(False, unexpected(lang, exc, None))
+            try:
+                window.write_event_value(key, result)
+            except Exception:  # the window was closed meanwhile
+                log.debug("probe result dropped: window closed")
+
+        threading.Thread(target=run, name=f"gui-probe{key}", daemon=True).start()
+
+
+def mark_problems(window: sg.Window, keys: list[str], all_keys: list[str]) -> None:
+    """Colour the bad fields' backgrounds so the user sees which ones to fix."""
+    for key in all_keys:
+        element = window.AllKeysDict.get(key)
+        if isinstance(element, sg.Input):
+            element.update(background_color="#ffd6d6" if key in keys else "white")

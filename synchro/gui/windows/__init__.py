@@ -1,0 +1,1 @@
+"""The windows: one module each, a ``build_*``/``make_*`` layout and a controller."""
