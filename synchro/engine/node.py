@@ -187,6 +187,8 @@ class Node:
                 self.state.mark_applied(self.code, sequence, kind, manifest.rows)
             else:
                 self.state.add_outbox(sequence, path, manifest.rows)
+        if self.config.is_hq and out is None:
+            path.unlink(missing_ok=True)  # the change log holds it now
         return ExportResult(path, manifest, result)
 
     def _log_local(self, path: Path, tables: list[Table]) -> None:
@@ -323,7 +325,7 @@ class Node:
 
     # -- Siège: outgoing packages ---------------------------------------------------------
 
-    def publish(self, site: str, out_dir: Path) -> Path:
+    def publish(self, site: str, out_dir: Path) -> tuple[Path, Manifest]:
         """Siège: write the package of every change ``site`` has not received yet."""
         tables = self.tables()[0]
         acked, applied_seq, out_seq = self.state.site(site)
@@ -358,10 +360,10 @@ class Node:
                         for k, v in zip(table.key_kinds, json.loads(kj), strict=True)
                     ]
                     writer.write(table.name, "D", key, origin=origin, pos=pos)
-            writer.close()
+            manifest = writer.close()
         with self.state.transaction():
             self.state.set_site(site, acked, applied_seq, sequence)
-        return path
+        return path, manifest
 
     # -- status -------------------------------------------------------------------------
 

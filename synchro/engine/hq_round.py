@@ -1,0 +1,313 @@
+"""The Siège's rounds.
+
+The FTP server stays up; establishments drop packages in ``<ftp_root>/<site>/in``.
+
+- A round opens at *Heure de départ* (or MANUELLE). It counts the distinct establishments
+  that delivered since the previous round closed, and closes when all *Nombre de serveurs*
+  have, or when *Temps maximum de réception* has run out (RAZ restarts that counter).
+- At the close, the Siège captures its own changes, applies the waiting packages in a
+  deterministic order (site code, then sequence), publishes to every establishment the
+  package of what it has not received yet, and writes one report row per establishment
+  (a missing one is ``Echec`` — "aucune donnée reçue").
+- Outside a round (a site early or late), a delivery is processed at once the same way,
+  so no establishment waits a day for nothing.
+- ARRETER closes an open round as ``Arrêt`` without applying anything (the packages wait
+  for the next round); an apply in progress is rolled back whole.
+
+``step()`` does one unit of work synchronously (tests call it with an injected clock);
+``run()`` loops on it in the service's worker thread, the only thread that touches the Node.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import queue
+import re
+import shutil
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from synchro.engine.events import Emit, Progress, StateChanged, Status, ignore
+from synchro.engine.node import Node
+from synchro.errors import ApplyError, Cancelled, PackageError, SynchroError
+from synchro.reports import ReportStore, RunRecord, State
+
+NO_DATA = "aucune donnée reçue"
+_NAME = re.compile(r"^(?P<site>[A-Za-z0-9_-]+)-(?P<seq>\d{8})\.pkg$")
+
+
+@dataclass
+class OpenRound:
+    report_id: int
+    opened: dt.datetime
+    deadline: dt.datetime
+    manual: bool
+
+
+@dataclass
+class RoundSettings:
+    servers: int = 1
+    max_reception: dt.timedelta = dt.timedelta(hours=4)
+    sites: Sequence[str] = ()  # the establishments' codes (accounts)
+
+
+@dataclass(frozen=True)
+class Delivery:
+    site: str
+    sequence: int
+    path: Path
+
+
+@dataclass
+class _Outcome:
+    applied: dict[str, list[int]] = field(default_factory=dict)  # site -> report rows
+
+
+class HQService:
+    def __init__(
+        self,
+        node: Node,
+        reports: ReportStore,
+        ftp_root: Path,
+        settings: RoundSettings,
+        *,
+        emit: Emit = ignore,
+        now: Callable[[], dt.datetime] = dt.datetime.now,
+        on_round_closed: Callable[[RunRecord], None] | None = None,
+        security_events: Callable[[], list[object]] | None = None,
+    ) -> None:
+        self.node, self.reports, self.ftp_root, self.settings = node, reports, ftp_root, settings
+        self.emit, self.now = emit, now
+        self.on_round_closed = on_round_closed
+        self.security_events = security_events
+        self.code = node.code
+        self.round: OpenRound | None = None
+        self.since_close: set[str] = set()
+        self.cancel = threading.Event()
+        self.commands: queue.Queue[str] = queue.Queue()
+        self.last_round: RunRecord | None = None
+        self.archive = node.packages_dir / "archive"
+        self.rejected = node.packages_dir / "rejected"
+
+    # -- commands (any thread) ------------------------------------------------------------
+
+    def open_round(self) -> None:
+        self.commands.put("open")
+
+    def raz(self) -> None:
+        self.commands.put("raz")
+
+    def stop(self) -> None:
+        """ARRETER: interrupt an apply at once, close the round as ``Arrêt``."""
+        self.cancel.set()
+        self.commands.put("stop")
+
+    def wake(self, *_: object) -> None:
+        """Called by the FTP server when an upload completes (it only enqueues)."""
+        self.commands.put("wake")
+
+    # -- worker -------------------------------------------------------------------------
+
+    def run(self, stop: threading.Event, tick_s: float = 0.5) -> None:
+        while not stop.is_set():
+            try:
+                command = self.commands.get(timeout=tick_s)
+            except queue.Empty:
+                command = ""
+            self.step(command)
+            while not self.commands.empty():
+                self.step(self.commands.get_nowait())
+
+    def step(self, command: str = "") -> None:
+        now = self.now()
+        if command == "open" and self.round is None:
+            self._open(now, manual=True)
+        elif command == "open-scheduled" and self.round is None:
+            self._open(now, manual=False)
+        elif command == "raz" and self.round is not None:
+            self.round.deadline = now + self.settings.max_reception
+            self.emit(Status("RAZ : temps de réception remis à zéro."))
+        elif command == "stop":
+            self.cancel.clear()
+            if self.round is not None:
+                self._close(State.STOPPED, "Synchronisation arrêtée par l'utilisateur.")
+            return
+        pending = self.deliveries()
+        if self.round is None:
+            if pending:
+                self._process(pending, round_id=None)
+            return
+        delivered = self.since_close | {d.site for d in pending}
+        if len(delivered) >= self.settings.servers or now >= self.round.deadline:
+            self._close(State.OK, "")
+
+    # -- rounds -------------------------------------------------------------------------
+
+    def _open(self, now: dt.datetime, *, manual: bool) -> None:
+        rid = self.reports.start(self.code, "round", now=now)
+        self.round = OpenRound(rid, now, now + self.settings.max_reception, manual)
+        self.emit(StateChanged("running", "Tour de synchronisation ouvert.", rid))
+        self.emit(Status(f"Ouverture du tour : attente de {self.settings.servers} serveur(s)."))
+
+    def _close(self, state: State, error: str) -> None:
+        current = self.round
+        assert current is not None
+        self.round = None
+        missing: list[str] = []
+        failures: list[str] = []
+        if state is State.OK:
+            try:
+                outcome = self._process(
+                    self.deliveries(), round_id=current.report_id, publish_all=True
+                )
+            except Cancelled as exc:
+                state, error = State.STOPPED, str(exc)
+                outcome = _Outcome()
+            except SynchroError as exc:
+                state, error = State.FAILED, str(exc)
+                outcome = _Outcome()
+            delivered = self.since_close | set(outcome.applied)
+            missing = [s for s in self.settings.sites if s not in delivered]
+            now = self.now()
+            for site in missing:
+                rid = self.reports.start(
+                    site, "site-in-round", round_id=current.report_id, now=current.opened
+                )
+                self.reports.finish(rid, State.FAILED, now=now, error=NO_DATA)
+            failures = [
+                r.site
+                for r in self.reports.for_round(current.report_id)
+                if r.state is State.FAILED and r.error != NO_DATA
+            ]
+        if state is State.OK and (missing or failures):
+            state = State.FAILED
+            parts = []
+            if missing:
+                parts.append(f"sans données : {', '.join(missing)}")
+            if failures:
+                parts.append(f"en échec : {', '.join(failures)}")
+            error = "Etablissements " + " ; ".join(parts)
+        details: dict[str, object] = {"missing": missing, "failed": failures}
+        if self.security_events is not None:
+            details["security"] = [str(e) for e in self.security_events()][-100:]
+        record = self.reports.finish(
+            current.report_id, state, now=self.now(), error=error, details=details
+        )
+        self.since_close = set()
+        self.last_round = record
+        word = {State.OK: "ok", State.STOPPED: "stopped"}.get(state, "failed")
+        self.emit(StateChanged(word, error or "Tour terminé.", current.report_id))
+        self.emit(Status(f"Fin du tour : {state.value}" + (f" ({error})" if error else "")))
+        if self.on_round_closed is not None:
+            self.on_round_closed(record)
+
+    # -- deliveries ---------------------------------------------------------------------
+
+    def deliveries(self) -> list[Delivery]:
+        """Complete packages waiting in the establishments' upload folders, in order."""
+        found: list[Delivery] = []
+        if not self.ftp_root.exists():
+            return found
+        for folder in sorted(p for p in self.ftp_root.iterdir() if p.is_dir()):
+            inbox = folder / "in"
+            if not inbox.is_dir():
+                continue
+            for path in inbox.iterdir():
+                m = _NAME.match(path.name)
+                if m and m.group("site") == folder.name:
+                    found.append(Delivery(folder.name, int(m.group("seq")), path))
+        return sorted(found, key=lambda d: (d.site, d.sequence))
+
+    def _process(
+        self, deliveries: list[Delivery], *, round_id: int | None, publish_all: bool = False
+    ) -> _Outcome:
+        """HQ's own changes, then every delivery in order, then publish."""
+        outcome = _Outcome()
+        self.emit(Progress("capture", self.code, detail="changements du siège"))
+        self.node.export(cancel=self.cancel)
+        rows: dict[str, int] = {}
+        for d in deliveries:
+            rid = rows.get(d.site)
+            if rid is None:
+                rid = self.reports.start(d.site, "site-in-round", round_id=round_id, now=self.now())
+                rows[d.site] = rid
+            self._apply_one(d, rid, outcome)
+        targets = list(self.settings.sites) if publish_all else []
+        targets += [s for s in outcome.applied if s not in targets]
+        for site in targets:
+            self._publish(site, rows.get(site))
+        for rid in rows.values():
+            record = self.reports.get(rid)
+            if record.state is State.RUNNING:
+                self.reports.finish(rid, State.OK, now=self.now())
+        self.since_close |= set(outcome.applied)
+        return outcome
+
+    def _apply_one(self, d: Delivery, rid: int, outcome: _Outcome) -> None:
+        self.emit(Progress("apply", d.site, detail=d.path.name))
+        try:
+            result = self.node.import_package(
+                d.path,
+                cancel=self.cancel,
+                progress=lambda table, n: self.emit(Progress("apply", d.site, n, 0, table)),
+            )
+        except (PackageError, ApplyError) as exc:
+            self._move(d, self.rejected)
+            self.reports.finish(rid, State.FAILED, now=self.now(), error=str(exc))
+            self.emit(Status(f"{d.site} : paquet refusé ({exc})"))
+            return
+        if result.status == "waiting":
+            return
+        size = d.path.stat().st_size
+        self._move(d, self.archive)
+        if result.status == "applied":
+            s = result.stats
+            package_id = f"{result.manifest.origin}#{result.manifest.sequence}"
+            record = self.reports.get(rid)
+            details = dict(record.details)
+            conflicts = self.node.state.conflicts(package_id)
+            quarantined = self.node.state.quarantined(package_id)
+            if conflicts:
+                details.setdefault("conflicts", []).extend(conflicts[:200])
+            if quarantined:
+                details.setdefault("quarantined", []).extend(quarantined[:200])
+            self.reports.merge_details(rid, details)
+            self.reports.update(
+                rid,
+                rows_received=record.rows_received + s.rows,
+                bytes_received=record.bytes_received + size,
+                conflicts=record.conflicts + s.conflicts,
+                quarantined=record.quarantined + s.quarantined,
+            )
+        outcome.applied.setdefault(d.site, []).append(d.sequence)
+        self.emit(Status(f"{d.site} : paquet {d.sequence} intégré."))
+
+    def _move(self, d: Delivery, folder: Path) -> None:
+        target = folder / d.site
+        target.mkdir(parents=True, exist_ok=True)
+        if d.path.exists():
+            shutil.move(str(d.path), target / d.path.name)
+
+    def _publish(self, site: str, rid: int | None) -> None:
+        out = self.ftp_root / site / "out"
+        staging = self.node.packages_dir / "publish"
+        path, manifest = self.node.publish(site, staging)
+        out.mkdir(parents=True, exist_ok=True)
+        final = out / path.name
+        tmp = out / (path.name + ".part")
+        shutil.copyfile(path, tmp)
+        tmp.replace(final)
+        path.unlink(missing_ok=True)
+        for old in out.glob(f"*-{site}-*.pkg"):
+            if old.name != final.name:
+                old.unlink(missing_ok=True)
+        if rid is not None:
+            record = self.reports.get(rid)
+            self.reports.update(
+                rid,
+                bytes_sent=record.bytes_sent + final.stat().st_size,
+                rows_sent=record.rows_sent + manifest.rows,
+            )
+        self.emit(Progress("publish", site, 0, final.stat().st_size, final.name))

@@ -1,0 +1,269 @@
+"""A Serveur's run: capture → package → upload → wait for the Siège → download → apply.
+
+``Dernière synchronisation`` advances only when everything succeeded: the Siège
+acknowledged every package of this site and its consolidated package was applied.
+Each connection is tried ``Nombre de tentatives`` times, ``Temps entre tentatives`` apart;
+waiting for the Siège's package polls within the same budget (attempts × delay), at most
+every ``poll_s`` seconds. ``cancel`` (ARRETER) stops at the next safe point: between
+transfers, between batches of an apply (whose transaction is then rolled back whole).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from synchro.engine.events import Emit, Progress, StateChanged, Status, ignore
+from synchro.engine.node import Node
+from synchro.errors import Cancelled, SynchroError, TransportError
+from synchro.reports import ReportStore, RunRecord, State
+from synchro.transport.ftp_client import SiteClient
+from synchro.transport.retry import with_retries
+
+Connect = Callable[[], SiteClient]
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    attempts: int = 10
+    delay_s: float = 600.0
+    poll_s: float = 30.0
+    since: dt.datetime | None = None  # modification-date pre-filter bound (watermark - margin)
+
+
+@dataclass
+class RunTotals:
+    rows_sent: int = 0
+    rows_received: int = 0
+    bytes_sent: int = 0
+    bytes_received: int = 0
+    conflicts: int = 0
+    quarantined: int = 0
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def counters(self) -> dict[str, int]:
+        return {
+            "rows_sent": self.rows_sent,
+            "rows_received": self.rows_received,
+            "bytes_sent": self.bytes_sent,
+            "bytes_received": self.bytes_received,
+            "conflicts": self.conflicts,
+            "quarantined": self.quarantined,
+        }
+
+
+class NotYet(TransportError):
+    """The Siège has not published this site's consolidated package yet (retried)."""
+
+
+class SiteRun:
+    """One run of one site. ``run()`` never raises: it returns the report row."""
+
+    def __init__(
+        self,
+        node: Node,
+        connect: Connect,
+        reports: ReportStore,
+        options: RunOptions,
+        *,
+        cancel: threading.Event | None = None,
+        emit: Emit = ignore,
+        now: Callable[[], dt.datetime] = dt.datetime.now,
+        sleep: Callable[[float], None] | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.node, self.connect, self.reports, self.options = node, connect, reports, options
+        self.cancel = cancel or threading.Event()
+        self.emit, self.now, self.sleep, self.monotonic = emit, now, sleep, monotonic
+        self.site = node.code
+        self.totals = RunTotals()
+        self.started = now()
+
+    def run(self) -> RunRecord:
+        rid = self.reports.start(self.site, "run", now=self.started)
+        self.emit(StateChanged("running", f"Synchronisation de {self.site}", rid))
+        self.emit(Status(f"Début de la synchronisation ({self.site})."))
+        try:
+            self._run(rid)
+        except Cancelled as exc:
+            return self._finish(rid, State.STOPPED, str(exc))
+        except SynchroError as exc:
+            return self._finish(rid, State.FAILED, str(exc))
+        except Exception as exc:  # never let a bug leave the row "En cours..."
+            return self._finish(rid, State.FAILED, f"erreur interne : {exc!r}")
+        return self._finish(rid, State.OK, "")
+
+    def _finish(self, rid: int, state: State, error: str) -> RunRecord:
+        record = self.reports.finish(
+            rid,
+            state,
+            now=self.now(),
+            error=error,
+            details=self.totals.details,
+            **self.totals.counters(),
+        )
+        word = {State.OK: "ok", State.STOPPED: "stopped"}.get(state, "failed")
+        self.emit(StateChanged(word, error or "Synchronisation terminée.", rid))
+        self.emit(
+            Status(f"Fin de la synchronisation : {state.value}" + (f" ({error})" if error else ""))
+        )
+        return record
+
+    # -- steps ------------------------------------------------------------------------
+
+    def _run(self, rid: int) -> None:
+        self.emit(Progress("capture", self.site, detail="lecture des changements"))
+        exported = self.node.export(
+            cancel=self.cancel,
+            since=self.options.since,
+            progress=lambda table, n: self.emit(Progress("capture", self.site, n, 0, table)),
+        )
+        self.totals.rows_sent = exported.manifest.rows
+        self.reports.update(rid, rows_sent=self.totals.rows_sent)
+        self._retry(self._upload_all, "envoi")
+        self._receive()
+        if self.node.state.outbox():
+            raise TransportError(
+                "le siège n'a pas encore accusé réception de tous les envois de ce poste ; "
+                "ils seront renvoyés à la prochaine synchronisation"
+            )
+
+    def _retry(self, action: Callable[[], None], what: str) -> None:
+        def note(number: int, exc: Exception) -> None:
+            self.emit(Status(f"{what} : tentative {number}/{self.options.attempts} : {exc}"))
+
+        with_retries(
+            action,
+            attempts=self.options.attempts,
+            delay_s=self.options.delay_s,
+            cancel=self.cancel,
+            sleep=self.sleep,
+            on_attempt=note,
+        )
+
+    def _client(self) -> SiteClient:
+        client = self.connect()
+        client.cancel = self.cancel
+        return client
+
+    def _upload_all(self) -> None:
+        with self._client() as client:
+            for sequence, path in self.node.state.outbox():
+                if self.cancel.is_set():
+                    raise Cancelled()
+                size = path.stat().st_size
+                self.emit(
+                    Progress("send", self.site, self.totals.rows_sent, size, f"paquet {sequence}")
+                )
+                client.upload(path, path.name)
+                self.totals.bytes_sent += size
+        self.emit(Status("Données envoyées au siège."))
+
+    def _receive(self) -> None:
+        """Poll for the Siège's package within attempts × delay; apply it when it comes."""
+        budget = max(1, self.options.attempts) * self.options.delay_s
+        deadline = self.monotonic() + budget
+        failures = 0
+        while True:
+            if self.cancel.is_set():
+                raise Cancelled()
+            try:
+                result = self._fetch_once()
+            except NotYet as exc:
+                if self.monotonic() >= deadline:
+                    raise TransportError(
+                        f"{exc} (attente de {budget / 60:.0f} min dépassée ; les données de ce "
+                        "poste sont au siège et seront intégrées)"
+                    ) from None
+                self._wait(min(self.options.poll_s, self.options.delay_s))
+                continue
+            except TransportError as exc:
+                failures += 1
+                self.emit(
+                    Status(f"réception : tentative {failures}/{self.options.attempts} : {exc}")
+                )
+                from synchro.transport.retry import is_permanent
+
+                if is_permanent(exc) or failures >= self.options.attempts:
+                    raise
+                self._wait(self.options.delay_s)
+                continue
+            if result:
+                return
+
+    def _wait(self, seconds: float) -> None:
+        if self.sleep is not None:
+            self.sleep(seconds)
+        elif self.cancel.wait(seconds):
+            raise Cancelled()
+
+    def _fetch_once(self) -> bool:
+        """True when the Siège's package is applied (or nothing more is due)."""
+        pattern = re.compile(rf"^(.+)-{re.escape(self.site)}-(\d{{8}})\.pkg$")
+        with self._client() as client:
+            offers = sorted(
+                (int(m.group(2)), m.group(1), name)
+                for name in client.list_out()
+                if (m := pattern.match(name))
+            )
+            if not offers:
+                raise NotYet("le siège n'a pas encore publié les données consolidées")
+            sequence, origin, name = offers[-1]
+            if self.node.state.is_applied(origin, sequence):
+                if not self.node.state.outbox():
+                    return True
+                raise NotYet("le siège n'a pas encore intégré le dernier envoi de ce poste")
+            local = self.node.packages_dir / "inbox" / name
+            local.parent.mkdir(parents=True, exist_ok=True)
+            self.emit(Progress("receive", self.site, detail=name))
+            client.download(name, local)
+        size = local.stat().st_size
+        self.totals.bytes_received += size
+        result = self.node.import_package(
+            local,
+            cancel=self.cancel,
+            progress=lambda table, n: self.emit(Progress("apply", self.site, n, size, table)),
+        )
+        if result.status == "stale":
+            local.unlink(missing_ok=True)
+            raise NotYet(result.message)
+        stats = result.stats
+        self.totals.rows_received += stats.rows
+        self.totals.conflicts += stats.conflicts
+        self.totals.quarantined += stats.quarantined
+        package_id = f"{result.manifest.origin}#{result.manifest.sequence}"
+        self._collect_details(package_id)
+        local.unlink(missing_ok=True)
+        self.emit(Status(f"Données du siège appliquées : {stats.rows} ligne(s)."))
+        return True
+
+    def _collect_details(self, package_id: str) -> None:
+        conflicts = self.node.state.conflicts(package_id)
+        quarantined = self.node.state.quarantined(package_id)
+        if conflicts:
+            self.totals.details.setdefault("conflicts", []).extend(conflicts[:200])
+        if quarantined:
+            self.totals.details.setdefault("quarantined", []).extend(quarantined[:200])
+
+
+def site_connect(config: Any, *, timeout: float | None = None) -> Connect:
+    """The SiteClient factory of a Serveur configuration."""
+    s = config.site_settings
+
+    def connect() -> SiteClient:
+        return SiteClient(
+            s.hq_address,
+            s.hq_port,
+            config.site,
+            s.secret,
+            s.certificate_fingerprint,
+            allow_plain=s.allow_plain_ftp,
+            timeout=timeout or s.timeout_s,
+        )
+
+    return connect
