@@ -45,9 +45,23 @@ class Received:
 
 @dataclass
 class Inbox:
-    """aiosmtpd handler keeping every message it accepts."""
+    """aiosmtpd handler keeping every message it accepts; ``refused`` recipients get a 550."""
 
     messages: list[Received] = field(default_factory=list)
+    refused: set[str] = field(default_factory=set)
+
+    async def handle_RCPT(
+        self,
+        server: SMTPServer,
+        session: Session,
+        envelope: Envelope,
+        address: str,
+        rcpt_options: list[str],
+    ) -> str:
+        if address in self.refused:
+            return "550 5.1.1 No such user here"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, server: SMTPServer, session: Session, envelope: Envelope) -> str:
         raw = envelope.original_content or b""

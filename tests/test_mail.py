@@ -263,6 +263,29 @@ def test_starttls_asked_from_a_plain_server(plain: tuple[Inbox, int]) -> None:
     assert err.value.kind == "tls"
 
 
+def test_implicit_tls_asked_from_a_plain_server(plain: tuple[Inbox, int]) -> None:
+    _, port = plain
+    with pytest.raises(MailSendError) as err:
+        send_message(settings(port, security=MailSecurity.SSL), MESSAGE)
+    assert err.value.kind == "tls"
+
+
+def test_a_refused_recipient_is_named(plain: tuple[Inbox, int]) -> None:
+    inbox, port = plain
+    inbox.refused.add("compta@example.com")
+    with pytest.raises(MailSendError) as err:
+        send_message(settings(port), MESSAGE)
+    assert err.value.kind == "recipients"
+    assert "compta@example.com (550 5.1.1 No such user here)" in str(err.value)
+    assert [m.rcpt_tos for m in inbox.messages] == [["chef@example.com"]]
+
+    inbox.refused.add("chef@example.com")
+    with pytest.raises(MailSendError) as err:
+        send_message(settings(port), MESSAGE)
+    assert err.value.kind == "recipients"
+    assert len(inbox.messages) == 1
+
+
 def test_server_down_is_refused() -> None:
     with pytest.raises(MailSendError) as err:
         send_message(settings(closed_port()), MESSAGE)
