@@ -293,9 +293,18 @@ class ReportStore:
             raise KeyError(f"no report row {id}")
         return found[0]
 
-    def latest(self, limit: int = 200) -> list[RunRecord]:
-        """The most recent rows, newest first (by Début, then by creation order)."""
-        return self._query("SELECT * FROM runs ORDER BY started DESC, id DESC LIMIT ?", (limit,))
+    def latest(self, limit: int = 200, kinds: Sequence[str] | None = None) -> list[RunRecord]:
+        """The most recent rows, newest first (by Début, then by creation order); ``kinds``
+        keeps only those kinds (e.g. ``("run", "site-in-round")`` for one row per
+        establishment)."""
+        where = ""
+        params: tuple[str, ...] = ()
+        if kinds:
+            where = f"WHERE kind IN ({', '.join('?' * len(kinds))}) "
+            params = tuple(kinds)
+        return self._query(
+            f"SELECT * FROM runs {where}ORDER BY started DESC, id DESC LIMIT ?", (*params, limit)
+        )
 
     def for_round(self, round_id: int) -> list[RunRecord]:
         """A round's own row first, then its establishments' rows in site order."""

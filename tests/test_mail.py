@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 import logging
 import ssl
+import string
 import traceback
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +25,7 @@ from smtp_server import (
     stalled_server,
 )
 
+import synchro
 from synchro.config.model import Config, EmailSettings, MailSecurity, Role
 from synchro.mail import (
     MailOutcome,
@@ -175,6 +178,16 @@ def test_quarantine_listed_and_html_escaped() -> None:
     assert "&lt;NOT NULL&gt;" in msg.html
     assert "... et 2 autre(s) : voir le Rapport." in msg.text
     assert "Evénements de sécurité :\n- 3615 : 5 échecs de connexion" in msg.text
+
+
+def test_every_text_has_both_languages_and_the_same_fields() -> None:
+    for area in ("mail", "reports"):
+        path = Path(synchro.__file__).with_name("locales") / f"{area}.json"
+        for key, texts in json.loads(path.read_text(encoding="utf-8")).items():
+            assert key.startswith(f"{area}.")
+            assert set(texts) == {"fr", "en"} and all(texts.values()), key
+            fields = [{f[1] for f in string.Formatter().parse(t) if f[1]} for t in texts.values()]
+            assert fields[0] == fields[1], key
 
 
 # -- sending ----------------------------------------------------------------------------

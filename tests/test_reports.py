@@ -102,6 +102,8 @@ def test_round_rows(store: ReportStore) -> None:
     assert [r.id for r in rows] == [round_id, a, b]
     assert all(r.round_id == round_id for r in rows[1:])
     assert other not in [r.id for r in rows]
+    assert [r.id for r in store.latest(kinds=("round",))] == [round_id]
+    assert {r.id for r in store.latest(kinds=("run", "site-in-round"))} == {a, b, other}
 
 
 def test_close_interrupted_after_a_crash(tmp_path: Path) -> None:
