@@ -267,7 +267,7 @@ class Reader:
     ) -> dict[str, Any]:
         """Convert the keys of one TOML table; unknown and missing keys are problems."""
         if not isinstance(data, Mapping):
-            self.add(path, "une table TOML [" + path + "]", data)
+            self.add(path or "configuration", f"une table TOML [{path}]", data)
             return {}
         out: dict[str, Any] = {}
         secrets = SECRETS_BY_SECTION.get(path, ())
