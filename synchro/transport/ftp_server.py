@@ -23,7 +23,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import hashlib
-import importlib
 import logging
 import os
 import threading
@@ -34,9 +33,11 @@ from typing import Any
 
 from pyftpdlib.filesystems import AbstractedFS
 from pyftpdlib.handlers import FTPHandler, TLS_DTPHandler, TLS_FTPHandler
+from pyftpdlib.ioloop import IOLoop
 from pyftpdlib.servers import ThreadedFTPServer
 
 from synchro.config.model import HQSettings
+from synchro.config.passwords import verify_password
 from synchro.errors import TransportError
 from synchro.transport.ftp_policy import (
     INBOX,
@@ -90,6 +91,8 @@ class _QuotaFile:
             if not self.exceeded:
                 self.exceeded = True
                 self._on_exceeded()
+                with contextlib.suppress(OSError):  # POSIX: at once; Windows: in close()
+                    os.remove(self._f.name)
             raise OSError(errno.EFBIG, os.strerror(errno.EFBIG))
         return int(self._f.write(data))
 
@@ -135,15 +138,6 @@ class _SiteHandlerMixin:
     respond: Callable[..., None]
     close_when_done: Callable[[], None]
     proto_cmds: dict[str, dict[str, Any]]
-
-    def handle(self) -> None:
-        left = self.synchro.guard.banned_for(self.remote_ip)
-        if left:
-            self.synchro.guard.event(self.remote_ip, "", "connexion", "adresse bloquée")
-            self.respond(f"421 Adresse bloquée après des échecs de connexion ({int(left)} s).")
-            self.close_when_done()
-            return
-        super().handle()  # type: ignore[misc]
 
     def ftp_XSHA256(self, path: str) -> None:
         if not self.fs.isfile(path):
@@ -215,27 +209,28 @@ class _TLSHandler(_SiteHandlerMixin, TLS_FTPHandler):  # type: ignore[misc]
 
 
 class _Server(ThreadedFTPServer):  # type: ignore[misc]
-    """ThreadedFTPServer keeps its stop Event and lock as CLASS attributes: stopping one
-    server would stop the connection threads of every other one. Give each its own."""
+    """pyftpdlib shares state between servers of one process: the IOLoop (``IOLoop.instance``)
+    and ThreadedFTPServer's stop Event and lock are process-wide, so stopping one server
+    would kill the others. Each server here gets its own. Banned addresses are turned away
+    before a handler (and its thread) is even created."""
 
     poll_timeout = 0.2  # how fast connection threads notice stop()
 
     def __init__(self, address: tuple[str, int], handler: Any) -> None:
         self._lock = threading.Lock()
         self._exit = threading.Event()
-        super().__init__(address, handler)
+        super().__init__(address, handler, ioloop=IOLoop.factory())
 
-
-def default_verify() -> Verify:
-    """``synchro.config.passwords.verify_password``, looked up when the server is built."""
-    try:
-        module = importlib.import_module("synchro.config.passwords")
-        verify: Verify = module.verify_password
-    except (ImportError, AttributeError) as exc:
-        raise TransportError(
-            "Vérification des secrets indisponible (synchro.config.passwords manquant)."
-        ) from exc
-    return verify
+    def handle_accepted(self, sock: Any, addr: Any) -> Any:
+        guard: Guard = self.handler.synchro.guard
+        left = guard.banned_for(str(addr[0]))
+        if left:
+            guard.event(str(addr[0]), "", "connexion", "adresse bloquée")
+            with contextlib.suppress(OSError):
+                sock.send(f"421 Adresse bloquée ({int(left) + 1} s).\r\n".encode())
+            sock.close()
+            return None
+        return super().handle_accepted(sock, addr)
 
 
 class HQServer:
@@ -276,7 +271,7 @@ class HQServer:
         self.guard = Guard(ban_after=ban_after_failures, ban_seconds=ban_seconds, clock=clock)
         self.root.mkdir(parents=True, exist_ok=True)
         policy = Policy(str(self.root))
-        authorizer = SiteAuthorizer(accounts, verify or default_verify(), policy, self.guard)
+        authorizer = SiteAuthorizer(accounts, verify or verify_password, policy, self.guard)
         state = _State(policy, self.guard, max_upload_bytes, on_received)
         self._handler = self._handler_class(
             authorizer,
@@ -290,6 +285,7 @@ class HQServer:
         )
         self._server: Any = None
         self._thread: threading.Thread | None = None
+        self._stopping = threading.Event()
 
     @classmethod
     def from_settings(
@@ -391,11 +387,9 @@ class HQServer:
         server.max_cons = self.max_connections
         server.max_cons_per_ip = self.max_connections_per_ip
         self._server = server
+        self._stopping = threading.Event()
         self._thread = threading.Thread(
-            target=server.serve_forever,
-            kwargs={"timeout": 0.5, "handle_exit": False},
-            name=f"synchro-ftp-{self.port}",
-            daemon=True,
+            target=self._serve, args=(server, self._stopping), name="synchro-ftp", daemon=True
         )
         self._thread.start()
         log.info(
@@ -405,14 +399,26 @@ class HQServer:
             self.port,
         )
 
+    @staticmethod
+    def _serve(server: Any, stopping: threading.Event) -> None:
+        """The accept loop. It closes the server itself when asked to stop: closing an IOLoop
+        from another thread while it polls makes the poll fail (EBADF)."""
+        try:
+            while not stopping.is_set():
+                server.serve_forever(timeout=0.2, blocking=False, handle_exit=False)
+        except Exception:
+            log.exception("Le serveur FTP du siège s'est arrêté sur une erreur")
+        finally:
+            server.close_all()
+
     def stop(self) -> None:
         """Disconnect every client and stop listening (waits for the threads)."""
         server, self._server = self._server, None
         if server is None:
             return
-        server.close_all()
+        self._stopping.set()
         if self._thread is not None:
-            self._thread.join(timeout=10)
+            self._thread.join(timeout=15)
             self._thread = None
         log.info("Serveur FTP du siège arrêté.")
 

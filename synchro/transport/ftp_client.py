@@ -1,0 +1,380 @@
+"""The establishment's side of the FTP(S) exchange: ftplib with a pinned certificate.
+
+    with SiteClient(host, port, site, secret, fingerprint) as hq:
+        hq.upload(Path("3615-000042.pkg"), "3615-000042.pkg")   # → /in, resumable, verified
+        for name in hq.list_out():
+            hq.download(name, folder / name)                     # ← /out, resumable, verified
+
+Security: explicit FTPS (``AUTH TLS``), then the SHA-256 of the server's certificate is
+compared with the pinned fingerprint *before* the secret is sent, and again on every data
+connection; ``PROT P`` encrypts the data channel. No CA, no host name check: the pin is the
+trust. Plain FTP only when ``allow_plain`` is set and no fingerprint is known.
+
+Transfers never leave a partial file under its final name: uploads go to ``in/<name>.part``
+and downloads to ``<local>.part``; a new attempt resumes from the partial file's size
+(``REST``), then size and SHA-256 (server command ``XSHA256``) are checked, then the file is
+renamed. A mismatch deletes the partial file and fails (the next attempt starts over).
+
+Errors (``synchro.errors``): failing to reach or log in to the Siège raises
+``ConnectionTestError`` whose ``kind`` is one of dns, refused, timeout, tls, certificate,
+auth, protocol, quota; a connection cut or a failed check during a transfer raises
+``TransportError``. Messages are French, name ``host:port`` and say what to do.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ftplib
+import hashlib
+import os
+import socket
+import ssl
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import TracebackType
+from typing import Any, BinaryIO
+
+from synchro.errors import Cancelled, ConnectionTestError, TransportError
+from synchro.transport.ftp_errors import CONNECT, PinMismatch, Where, translate
+from synchro.transport.tls import fingerprint_of, normalize_fingerprint
+
+PART = ".part"
+BLOCK = 256 * 1024
+Progress = Callable[[int, int], None]
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1024 * 1024):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+class _PinnedFTP(ftplib.FTP_TLS):
+    """FTP_TLS that checks the pinned certificate on the data connections too."""
+
+    pin = ""
+
+    def ntransfercmd(
+        self, cmd: str, rest: int | str | None = None
+    ) -> tuple[socket.socket, int | None]:
+        conn, size = super().ntransfercmd(cmd, rest)
+        if isinstance(conn, ssl.SSLSocket):
+            got = fingerprint_of(conn.getpeercert(binary_form=True) or b"")
+            if got != self.pin:
+                conn.close()
+                raise PinMismatch(got)
+        return conn, size
+
+
+def _tls_context() -> ssl.SSLContext:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.check_hostname = False  # trust comes from the pinned fingerprint instead
+    context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+class SiteClient:
+    """One session with the Siège, opened on first use (or by ``with``)."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        site: str,
+        secret: str,
+        fingerprint: str,
+        *,
+        allow_plain: bool = False,
+        timeout: float = 60,
+        cancel: threading.Event | None = None,
+        on_progress: Progress | None = None,
+    ) -> None:
+        self.where = Where(host, port, site, timeout)
+        self.secret = secret
+        self.fingerprint = normalize_fingerprint(fingerprint) if fingerprint else ""
+        self.allow_plain = allow_plain
+        self.cancel = cancel
+        self.on_progress = on_progress
+        self._ftp: ftplib.FTP | None = None
+
+    # --- session
+
+    def connect(self) -> None:
+        """Connect, check the certificate, log in. Raises ConnectionTestError."""
+        if self._ftp is not None:
+            return
+        w = self.where
+        if not self.fingerprint and not self.allow_plain:
+            raise ConnectionTestError(
+                "certificate",
+                f"Aucune empreinte de certificat enregistrée pour le siège {w.host}:{w.port}. "
+                "Collez le jeton de connexion fourni par le siège (synchro init --token).",
+            )
+        ftp: ftplib.FTP
+        if self.fingerprint:
+            ftp = _PinnedFTP(context=_tls_context(), timeout=w.timeout)
+            ftp.pin = self.fingerprint
+        else:
+            ftp = ftplib.FTP(timeout=w.timeout)
+        try:
+            with translate(w, CONNECT):
+                ftp.connect(w.host, w.port)
+                if isinstance(ftp, _PinnedFTP):
+                    ftp.auth()
+                    self._check_pin(ftp)
+                ftp.login(w.site, self.secret)
+                if isinstance(ftp, _PinnedFTP):
+                    ftp.prot_p()
+                ftp.voidcmd("TYPE I")
+                ftp.set_pasv(True)
+        except BaseException:
+            _close_quietly(ftp)
+            raise
+        self._ftp = ftp
+
+    def _check_pin(self, ftp: _PinnedFTP) -> None:
+        sock = ftp.sock
+        der = sock.getpeercert(binary_form=True) if isinstance(sock, ssl.SSLSocket) else None
+        got = fingerprint_of(der or b"")
+        if got != self.fingerprint:
+            raise PinMismatch(got)
+
+    def close(self) -> None:
+        ftp, self._ftp = self._ftp, None
+        if ftp is not None:
+            with contextlib.suppress(OSError, EOFError, ftplib.Error):
+                ftp.quit()
+            _close_quietly(ftp)
+
+    def __enter__(self) -> SiteClient:
+        self.connect()
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    @contextlib.contextmanager
+    def _session(self, action: str) -> Iterator[ftplib.FTP]:
+        """The connected ftplib object; errors translated; a broken session is dropped."""
+        self.connect()
+        assert self._ftp is not None
+        try:
+            with translate(self.where, action):
+                yield self._ftp
+        except BaseException:
+            _close_quietly(self._ftp)
+            self._ftp = None
+            raise
+
+    # --- listing
+
+    def list_out(self) -> list[str]:
+        """Complete files offered by the Siège in ``/out`` (sorted)."""
+        return [n for n in self._list("out") if not n.endswith(PART)]
+
+    def list_in(self) -> list[str]:
+        """Files of this site in ``/in`` (complete and ``.part``), sorted."""
+        return self._list("in")
+
+    def _list(self, folder: str) -> list[str]:
+        with self._session(f"liste de /{folder}") as ftp:
+            names = ftp.nlst(folder)
+        return sorted(os.path.basename(n.rstrip("/")) for n in names)
+
+    def delete_in(self, name: str) -> None:
+        """Delete ``in/<name>`` (the Siège allows it for ``.part`` files only)."""
+        with self._session(f"suppression de /in/{name}") as ftp:
+            ftp.delete(f"in/{_plain_name(name)}")
+
+    def remote_size(self, remote_path: str) -> int | None:
+        """Size of ``in/x`` or ``out/x`` on the Siège, None when it does not exist."""
+        with self._session(f"taille de /{remote_path}") as ftp:
+            ftp.voidcmd("TYPE I")  # listings switch to ASCII, where SIZE is refused
+            try:
+                return ftp.size(remote_path)
+            except ftplib.error_perm as exc:
+                if str(exc).startswith("550"):
+                    return None
+                raise
+
+    def remote_sha256(self, remote_path: str) -> str:
+        with self._session(f"empreinte de /{remote_path}") as ftp:
+            return ftp.sendcmd(f"XSHA256 {remote_path}").split()[-1].lower()
+
+    # --- transfers
+
+    def upload(self, local: Path, remote_name: str) -> None:
+        """Send ``local`` to ``in/<remote_name>``: via ``.part``, resumed, verified, renamed."""
+        name = _plain_name(remote_name)
+        part = f"in/{name}{PART}"
+        total, want = _local_facts(local)
+        with self._session(f"envoi de {name}") as ftp:
+            ftp.sendcmd(f"ALLO {total}")  # 552 when the Siège would refuse the size
+        offset = self.remote_size(part) or 0
+        if offset > total:  # a stale partial file of another content: start over
+            self.delete_in(name + PART)
+            offset = 0
+        if offset < total:
+            self._send(local, part, offset, total, f"envoi de {name}")
+        self._verify_remote(part, total, want, f"envoi de {name}")
+        with self._session(f"envoi de {name}") as ftp:
+            ftp.sendcmd(f"RNFR {part}")
+            ftp.sendcmd(f"RNTO in/{name}")
+
+    def _send(self, local: Path, part: str, offset: int, total: int, action: str) -> None:
+        done = offset
+
+        def sent(block: bytes) -> None:
+            nonlocal done
+            done += len(block)
+            self._progress(done, total)
+
+        try:
+            source: BinaryIO = open(local, "rb")  # noqa: SIM115 - closed below
+        except OSError as exc:
+            raise TransportError(f"Lecture impossible de {local} : {exc.strerror}.") from exc
+        with source, self._session(action) as ftp:
+            source.seek(offset)
+            ftp.storbinary(f"STOR {part}", source, BLOCK, sent, rest=offset or None)
+
+    def _verify_remote(self, remote: str, total: int, want: str, action: str) -> None:
+        size = self.remote_size(remote)
+        if size != total:
+            raise TransportError(
+                f"{action} incomplet : le siège {self.where.hp} a reçu {size or 0} octets sur "
+                f"{total}. Le transfert reprendra à la prochaine tentative."
+            )
+        if self.remote_sha256(remote) != want:
+            self.delete_in(os.path.basename(remote))
+            raise TransportError(
+                f"{action} : le fichier reçu par le siège {self.where.hp} est différent de "
+                "l'original (somme SHA-256). Il est effacé et sera renvoyé en entier."
+            )
+
+    def download(self, remote_name: str, local: Path) -> None:
+        """Fetch ``out/<remote_name>`` into ``local``: via ``local.part``, resumed, verified."""
+        name = _plain_name(remote_name)
+        remote = f"out/{name}"
+        action = f"réception de {name}"
+        total = self.remote_size(remote)
+        if total is None:
+            raise TransportError(f"{name} n'est pas disponible sur le siège {self.where.hp}.")
+        part = local.with_name(local.name + PART)
+        offset = part.stat().st_size if part.exists() else 0
+        if offset > total:
+            part.unlink()
+            offset = 0
+        if offset < total:
+            self._receive(remote, part, offset, total, action)
+        size = part.stat().st_size if part.exists() else 0
+        if size != total:
+            raise TransportError(
+                f"{action} incomplète : {size} octets reçus sur {total} depuis le siège "
+                f"{self.where.hp}. Elle reprendra à la prochaine tentative."
+            )
+        if file_sha256(part) != self.remote_sha256(remote):
+            part.unlink()
+            raise TransportError(
+                f"{action} : le fichier reçu du siège {self.where.hp} est différent de "
+                "l'original (somme SHA-256). Il est effacé et sera demandé en entier."
+            )
+        os.replace(part, local)
+
+    def _receive(self, remote: str, part: Path, offset: int, total: int, action: str) -> None:
+        done = offset
+        part.parent.mkdir(parents=True, exist_ok=True)
+        with open(part, "ab") as out, self._session(action) as ftp:
+
+            def write(block: bytes) -> None:
+                nonlocal done
+                try:
+                    out.write(block)
+                except OSError as exc:
+                    raise TransportError(f"Écriture impossible dans {part} : {exc}.") from exc
+                done += len(block)
+                self._progress(done, total)
+
+            ftp.retrbinary(f"RETR {remote}", write, BLOCK, rest=offset or None)
+
+    def _progress(self, done: int, total: int) -> None:
+        if self.cancel is not None and self.cancel.is_set():
+            raise Cancelled()
+        if self.on_progress is not None:
+            self.on_progress(done, total)
+
+
+def test_connection(
+    host: str,
+    port: int,
+    site: str,
+    secret: str,
+    fingerprint: str,
+    allow_plain: bool = False,
+    timeout: float = 10,
+) -> str:
+    """The *Test* button: log in and list ``/out`` (so passive ports are tried too).
+
+    Returns a French OK message; raises ConnectionTestError with the exact ``kind``.
+    """
+    try:
+        with SiteClient(
+            host, port, site, secret, fingerprint, allow_plain=allow_plain, timeout=timeout
+        ) as client:
+            count = len(client.list_out())
+            secure = isinstance(client._ftp, _PinnedFTP)
+    except ConnectionTestError:
+        raise
+    except TransportError as exc:
+        raise ConnectionTestError("protocol", str(exc)) from exc
+    mode = "FTPS, certificat vérifié" if secure else "FTP non chiffré"
+    return (
+        f"Connexion au siège {host}:{port} réussie (établissement {site}, {mode}) ; "
+        f"{count} fichier(s) en attente."
+    )
+
+
+test_connection.__test__ = False  # type: ignore[attr-defined]  # not a pytest test
+
+
+def fetch_fingerprint(host: str, port: int, timeout: float = 10) -> str:
+    """Fingerprint of the certificate the Siège presents now (for ``synchro trust``).
+
+    Does not log in. The caller must have the administrator compare it with the one shown
+    at the Siège before pinning it.
+    """
+    w = Where(host, port, "", timeout)
+    ftp = ftplib.FTP_TLS(context=_tls_context(), timeout=timeout)
+    try:
+        with translate(w, CONNECT):
+            ftp.connect(host, port)
+            ftp.auth()
+            sock = ftp.sock
+            der = sock.getpeercert(binary_form=True) if isinstance(sock, ssl.SSLSocket) else None
+        return fingerprint_of(der or b"")
+    finally:
+        _close_quietly(ftp)
+
+
+def _local_facts(local: Path) -> tuple[int, str]:
+    try:
+        return local.stat().st_size, file_sha256(local)
+    except OSError as exc:
+        raise TransportError(f"Lecture impossible de {local} : {exc.strerror or exc}.") from exc
+
+
+def _plain_name(name: str) -> str:
+    """A bare file name: no folder, no '..' (the server refuses them anyway)."""
+    if not name or name in (".", "..") or "/" in name or "\\" in name:
+        raise TransportError(f"Nom de fichier invalide pour le siège : {name!r}.")
+    return name
+
+
+def _close_quietly(ftp: Any) -> None:
+    with contextlib.suppress(OSError, AttributeError):
+        ftp.close()
