@@ -181,7 +181,7 @@ def secret_hash(value: Any) -> str:
 
 
 def fingerprint(value: Any) -> str:
-    if not isinstance(value, str) or (value and not HEX64.fullmatch(value.replace(":", ""))):
+    if not isinstance(value, str) or (value and not HEX64.fullmatch(re.sub(r"[\s:]", "", value))):
         raise Bad("l'empreinte SHA-256 du certificat : 64 chiffres hexadécimaux", value)
     return value
 
