@@ -10,10 +10,13 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import queue
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 from synchro.config.model import Config, EmailSettings, HQSettings, Role
 from synchro.errors import ConfigError, SynchroError
+from synchro.gui.base import Controller
 from synchro.gui.ports import (
     STATE_FAILED,
     STATE_OK,
@@ -28,7 +31,9 @@ from synchro.gui.ports import (
     StatusMessage,
     TrayState,
 )
+from synchro.gui.shell import GuiShell
 
+C = TypeVar("C", bound=Controller)
 T0 = dt.datetime(2005, 12, 6, 15, 15, 11)
 
 
@@ -215,3 +220,58 @@ class FakeTray:
 
     def stop(self) -> None:
         self.stopped = True
+
+
+# --- driving real windows -------------------------------------------------------------------
+
+
+def click(shell: GuiShell, window: Any, key: str, timeout_ms: int = 400) -> None:
+    """Press the real Tk widget of ``key`` (a disabled button ignores it, like a user's click)
+    while the shell reads the windows, then let the shell handle what it produced."""
+    window.TKroot.after(0, window[key].Widget.invoke)
+    shell.step(timeout_ms)
+    settle(shell)
+
+
+def press(shell: GuiShell, window: Any, keysym: str, key: str | None = None) -> None:
+    """Send a key press (``Return``, ``Escape``) to the window's focused field."""
+    widget = window[key].Widget if key else window.TKroot
+
+    def send() -> None:
+        widget.focus_force()
+        window.TKroot.update()
+        widget.event_generate(f"<KeyPress-{keysym}>")
+
+    window.TKroot.after(0, send)
+    shell.step(400)
+    settle(shell)
+
+
+def settle(shell: GuiShell, steps: int = 3) -> None:
+    """A few short turns of the loop: queued commands, backend events and redraws."""
+    for _ in range(steps):
+        shell.step(10)
+
+
+def wait_for(shell: GuiShell, condition: Callable[[], bool], steps: int = 200) -> None:
+    """Turn the loop until ``condition`` holds (read with timeouts, never a bare sleep)."""
+    for _ in range(steps):
+        if condition():
+            return
+        shell.step(25)
+    raise AssertionError("condition not reached")
+
+
+def only(shell: GuiShell, kind: type[C]) -> C:
+    found = [c for c in shell.controllers if isinstance(c, kind) and not c.closed]
+    assert len(found) == 1, f"expected one {kind.__name__}, open: {shell.controllers}"
+    return found[0]
+
+
+def kinds(shell: GuiShell) -> list[str]:
+    return sorted(type(c).__name__ for c in shell.controllers if not c.closed)
+
+
+def text_of(window: Any, key: str) -> str:
+    element = window[key]
+    return str(element.get() if hasattr(element, "get") else element.DisplayText)

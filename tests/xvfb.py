@@ -2,7 +2,7 @@
 
 Xvfb picks the free number itself (``-displayfd``), so parallel runs never collide.
 ``DISPLAY`` is set for the whole session because Tk and pystray's Xlib read it once.
-Use the ``xvfb`` fixture (re-exported by the GUI test modules); without Xvfb the test
+Use the ``xvfb`` fixture (imported by the GUI test modules); without Xvfb the test
 calls ``require()``: skipped on a user's machine, a failure in CI.
 """
 
@@ -58,17 +58,28 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
             proc.wait()
 
 
+_RUNNING: dict[str, subprocess.Popen[bytes]] = {}  # one Xvfb per test session
+
+
 @pytest.fixture(scope="session")
-def xvfb() -> Iterator[str]:
-    """The display name of a running Xvfb; DISPLAY points at it during the session."""
-    proc, display = start_xvfb()
-    old = os.environ.get("DISPLAY")
-    os.environ["DISPLAY"] = display
-    try:
-        yield display
-    finally:
-        if old is None:
-            os.environ.pop("DISPLAY", None)
-        else:
-            os.environ["DISPLAY"] = old
-        stop(proc)
+def xvfb(request: pytest.FixtureRequest) -> Iterator[str]:
+    """The display name of a running Xvfb; DISPLAY points at it for the rest of the session.
+
+    Every GUI test module imports this fixture; they all share one server, because Tk keeps
+    its hidden root window on the first display it opened.
+    """
+    if not _RUNNING:
+        proc, display = start_xvfb()
+        _RUNNING[display] = proc
+        old = os.environ.get("DISPLAY")
+        os.environ["DISPLAY"] = display
+
+        def cleanup() -> None:
+            if old is None:
+                os.environ.pop("DISPLAY", None)
+            else:
+                os.environ["DISPLAY"] = old
+            stop(proc)
+
+        request.config.add_cleanup(cleanup)
+    yield next(iter(_RUNNING))

@@ -151,8 +151,8 @@ class GuiShell:
         for controller in self.controllers:
             if controller.window is window and not controller.closed:
                 controller.dispatch(event, values)
-                if event in (sg.WIN_CLOSED, None):
-                    controller.closed = True
+                if event is sg.WIN_CLOSED:  # the window's cross: make sure it is gone
+                    controller.close()
                 return
         if event not in (sg.WIN_CLOSED, None):  # a window nobody owns: close it
             window.close()

@@ -202,7 +202,6 @@ def make_general_window(config: Config, lang: str, autostart: bool, status: list
         general_title(config, lang),
         build_general(config, lang, autostart, status),
         finalize=True,
-        enable_close_attempted_event=True,
     )
     bind_keys(window)
     return window
@@ -217,9 +216,9 @@ class GeneralController(Controller):
         self.refresh_buttons()
 
     def handle(self, event: Any, values: Values | None) -> None:
-        if event == sg.WINDOW_CLOSE_ATTEMPTED_EVENT:
+        if event in (sg.WIN_CLOSED, sg.WINDOW_CLOSE_ATTEMPTED_EVENT):
             self.shell.quit()  # the manual: the cross quits the program
-        elif event in (sg.WIN_CLOSED, CLOSE, KEY_ESCAPE):
+        elif event in (CLOSE, KEY_ESCAPE):
             self.close()
         elif values is None:
             return
