@@ -235,13 +235,19 @@ def _blocks(main: RunRecord, members: list[RunRecord], lang: str) -> list[tuple[
     """The paragraphs after the table, as (title, lines); an empty title is a plain line."""
     blocks: list[tuple[str, list[str]]] = []
     missing = [r.site for r in members if r.state is State.FAILED and error_kind(r) == "no-data"]
+    listed = main.details.get("missing")  # the Siège's round may list them on its own row
+    if isinstance(listed, list):
+        missing += [str(code) for code in listed if str(code) not in missing]
     late = [r.site for r in members if r.details.get("late") or r.state is State.RUNNING]
     if missing:
         blocks.append(("", [tr("mail.missing", lang, sites=", ".join(missing))]))
     if late:
         blocks.append(("", [tr("mail.late", lang, sites=", ".join(late))]))
-    # A round's own row only needs explaining when it carries its own error.
-    explained = members if members and not main.error else [main, *members]
+    # A round's own row is explained when it was stopped or when no establishment row
+    # explains its failure already (its error then only summarises theirs).
+    troubled = any(r.state in (State.FAILED, State.STOPPED) for r in members)
+    own = main.state is State.STOPPED or not troubled
+    explained = [main, *members] if own else members
     why = _why(explained, lang)
     if why:
         blocks.append((tr("mail.why", lang), why))

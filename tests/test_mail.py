@@ -116,7 +116,14 @@ def test_ok_run_message_in_english() -> None:
 
 
 def test_round_message_names_missing_and_late_establishments() -> None:
-    round_row = record(id=10, site="0001", kind="round", state=State.FAILED)
+    round_row = record(
+        id=10,
+        site="0001",
+        kind="round",
+        state=State.FAILED,
+        error="Etablissements sans données : 3616, 3617, 3619",
+        details={"missing": ["3616", "3617", "3619"]},
+    )
     members = [
         record(id=11, site="3615", kind="site-in-round", round_id=10, rows_received=5),
         record(
@@ -140,13 +147,13 @@ def test_round_message_names_missing_and_late_establishments() -> None:
     ]
     msg = build_report_message([round_row, *members], site="0001", role=Role.HQ, lang="fr", now=T0)
     assert msg.subject.startswith("Synchronisation Siège 0001 : Echec")
-    assert "Etablissements absents (aucune donnée reçue) : 3616, 3617" in msg.text
+    assert "Etablissements absents (aucune donnée reçue) : 3616, 3617, 3619" in msg.text
     assert "Etablissements en retard : 3618" in msg.text
     assert "Etablissements à jour : 2 sur 4" in msg.text
     for site in ("3615", "3616", "3617", "3618"):
         assert site in msg.html
     assert "RAZ" in msg.text  # the advice for a missing establishment
-    assert "La synchronisation a échoué." not in msg.text  # the round row needs no reason
+    assert "0001 :" not in msg.text  # the round row's error only summarises the others
     assert "3616 : Aucune donnée reçue de cet établissement" in msg.text
 
 
