@@ -54,12 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--minimized", action="store_true", help=argparse.SUPPRESS)
     sub = parser.add_subparsers(dest="command", metavar="COMMANDE")
     _add_engine_commands(sub)
-    try:
-        from synchro import cli_rounds  # type: ignore[attr-defined,unused-ignore]
-    except ImportError:  # pragma: no cover - rounds are optional while being built
-        pass
-    else:
-        cli_rounds.add_commands(sub)
+    from synchro import cli_rounds
+
+    cli_rounds.add_commands(sub)
     return parser
 
 

@@ -1,0 +1,299 @@
+"""The composition root: builds everything from a Config and owns the threads.
+
+One worker thread runs the engine (the Serveur's runs, or the Siège's rounds); the FTP
+server (Siège) has its own threads; the GUI and the CLI talk to the App through methods
+that only enqueue, and read ``events`` (a queue of ``synchro.engine.events`` objects).
+Nothing here imports a GUI toolkit.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import logging
+import queue
+import threading
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from synchro.config.model import Config
+from synchro.config.store import resolve_connection, save_config
+from synchro.engine.events import Event, StateChanged, Status
+from synchro.engine.hq_round import HQService, RoundSettings
+from synchro.engine.node import Node
+from synchro.engine.site_run import RunOptions, SiteRun, site_connect
+from synchro.errors import SynchroError
+from synchro.log import register_secret
+from synchro.mail import ReportMailer
+from synchro.platform.paths import NodePaths
+from synchro.reports import ReportStore, RunRecord, State
+from synchro.scheduler import DailySchedule
+from synchro.transport.ftp_server import HQServer
+from synchro.transport.tls import ensure_certificate
+
+log = logging.getLogger(__name__)
+
+
+def group_key(text: str) -> bytes | None:
+    import base64
+
+    return base64.b64decode(text) if text else None
+
+
+def open_node(config: Config, paths: NodePaths, now: Callable[[], dt.datetime]) -> Node:
+    return Node(
+        config,
+        paths.state_db,
+        paths.packages_dir,
+        connection=resolve_connection(config, paths),
+        key=group_key(config.group_key),
+        now=now,
+    )
+
+
+def certificate_files(paths: NodePaths) -> tuple[Path, Path]:
+    return paths.data_dir / "siege-cert.pem", paths.data_dir / "siege-key.pem"
+
+
+class App:
+    """``start()`` → background service; ``close()`` stops it cleanly."""
+
+    def __init__(
+        self,
+        config: Config,
+        paths: NodePaths,
+        *,
+        now: Callable[[], dt.datetime] = dt.datetime.now,
+        sleep: Callable[[float], None] | None = None,
+        listeners: tuple[Callable[[Event], None], ...] = (),
+        poll_s: float = 30.0,
+    ) -> None:
+        self.config, self.paths, self.now, self.sleep = config, paths, now, sleep
+        self.listeners = listeners
+        self.poll_s = poll_s
+        self.events: queue.Queue[Event] = queue.Queue()
+        paths.ensure()
+        self.reports = ReportStore(paths.reports_db)
+        for record in self.reports.close_interrupted(now()):
+            log.warning(
+                "Rapport %s fermé en Echec : interrompu par un arrêt du programme", record.id
+            )
+        self.mailer = ReportMailer(self.reports, lambda: self.config, now)
+        self.commands: queue.Queue[str] = queue.Queue()
+        self.cancel = threading.Event()
+        self._stop = threading.Event()
+        self._running = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.server: HQServer | None = None
+        self.hq: HQService | None = None
+        self.schedule = self._schedule()
+        for secret in (config.site_settings.secret, config.email.password, config.group_key):
+            register_secret(secret)
+
+    # -- events -------------------------------------------------------------------------
+
+    def emit(self, event: Event) -> None:
+        if isinstance(event, StateChanged):
+            if event.state == "running":
+                self._running.set()
+            else:
+                self._running.clear()
+        self.events.put(event)
+        for listener in self.listeners:
+            listener(event)
+        if isinstance(event, Status):
+            log.info("%s", event.message)
+
+    # -- life cycle ---------------------------------------------------------------------
+
+    def _schedule(self) -> DailySchedule:
+        enabled = self.config.is_hq or self.config.site_settings.auto_sync
+        schedule = DailySchedule(self.config.start_time, enabled)
+        schedule.arm(self.now())
+        return schedule
+
+    def start(self) -> None:
+        mode = "siège" if self.config.is_hq else "serveur"
+        self.emit(Status(f"Démarrage en mode {mode}."))
+        if self.config.is_hq:
+            self.start_ftp()
+        self._thread = threading.Thread(target=self._loop, name="synchro-engine", daemon=True)
+        self._thread.start()
+
+    def close(self, timeout: float = 30.0) -> None:
+        self._stop.set()
+        self.cancel.set()
+        if self.hq is not None:
+            self.hq.stop()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        self.stop_ftp()
+        self.reports.close()
+
+    def start_ftp(self) -> None:
+        cert, key = certificate_files(self.paths)
+        ensure_certificate(cert, key, self.config.site or "Synchro")
+        self.server = HQServer.from_settings(
+            self.paths.ftp_root,
+            self.config.hq,
+            cert_file=cert,
+            key_file=key,
+            on_received=lambda site, path: self.commands.put("wake"),
+        )
+        self.server.start()
+        self.emit(Status(f"Serveur FTP démarré sur le port {self.server.port}."))
+
+    def stop_ftp(self) -> None:
+        if self.server is not None:
+            self.server.stop()
+            self.server = None
+
+    # -- commands (any thread: they only enqueue) ------------------------------------------
+
+    def run_now(self) -> None:
+        """MANUELLE."""
+        self.commands.put("sync")
+
+    def stop_run(self) -> None:
+        """ARRETER: the engine stops at the next safe point."""
+        self.cancel.set()
+        self.commands.put("stop")
+
+    def raz(self) -> None:
+        self.commands.put("raz")
+
+    def is_running(self) -> bool:
+        return self._running.is_set()
+
+    def next_run(self) -> dt.datetime | None:
+        return self.schedule.next()
+
+    def save_config(self, config: Config) -> None:
+        """VALIDER: save and restart the FTP server; refused while a run is in progress."""
+        if self.is_running():
+            raise SynchroError(
+                "Une synchronisation est en cours : attendez sa fin (ou ARRETER) avant VALIDER."
+            )
+        save_config(config, self.paths.config_file)
+        self.config = config
+        self.schedule = self._schedule()
+        if self.hq is not None:
+            self.hq.settings = self._round_settings()
+        if config.is_hq and self.server is not None:
+            self.stop_ftp()
+            self.start_ftp()
+        self.emit(Status("Paramètres enregistrés."))
+
+    def control(self, cmd: str, args: Mapping[str, Any]) -> Mapping[str, Any] | None:
+        """The local control channel (``synchro sync|stop|raz|status`` against ``serve``)."""
+        if cmd == "sync":
+            self.run_now()
+        elif cmd == "stop":
+            self.stop_run()
+        elif cmd == "raz":
+            self.raz()
+        elif cmd == "show":
+            self.events.put(Status("show"))
+        return {"running": self.is_running(), "next": str(self.next_run() or "")}
+
+    # -- engine thread --------------------------------------------------------------------
+
+    def _round_settings(self) -> RoundSettings:
+        hq = self.config.hq
+        return RoundSettings(hq.servers, hq.max_reception, [s.code for s in hq.sites])
+
+    def _loop(self) -> None:
+        node = open_node(self.config, self.paths, self.now)
+        try:
+            if self.config.is_hq:
+                self._hq_loop(node)
+            else:
+                self._site_loop(node)
+        except Exception:  # the service must say why it stopped
+            log.exception("Le moteur de synchronisation s'est arrêté")
+            self.emit(StateChanged("failed", "Erreur interne : voir le journal."))
+        finally:
+            node.close()
+
+    def _site_loop(self, node: Node) -> None:
+        while not self._stop.is_set():
+            try:
+                command = self.commands.get(timeout=0.5)
+            except queue.Empty:
+                command = ""
+            if command == "stop":
+                self.cancel.clear()
+                continue
+            if command == "sync" or self.schedule.due(self.now()):
+                self.cancel.clear()
+                self.run_site(node)
+
+    def run_site(self, node: Node) -> RunRecord:
+        """One run now, on the calling thread (the engine thread, or ``synchro sync``)."""
+        s = self.config.site_settings
+        since = None
+        if self.config.last_sync is not None:
+            since = self.config.last_sync - self.config.database.modified_overlap
+        options = RunOptions(
+            s.attempts,
+            s.retry_delay.total_seconds(),
+            poll_s=min(self.poll_s, s.retry_delay.total_seconds()),
+            since=since,
+        )
+        started = self.now()
+        record = SiteRun(
+            node,
+            site_connect(self.config),
+            self.reports,
+            options,
+            cancel=self.cancel,
+            emit=self.emit,
+            now=self.now,
+            sleep=self.sleep,
+        ).run()
+        if record.state is State.OK:
+            self._advance_watermark(started)
+        self._mail([record], record.state)
+        return record
+
+    def _hq_loop(self, node: Node) -> None:
+        self.hq = HQService(
+            node,
+            self.reports,
+            self.paths.ftp_root,
+            self._round_settings(),
+            emit=self.emit,
+            now=self.now,
+            on_round_closed=self._round_closed,
+            security_events=lambda: list(self.server.security_events()) if self.server else [],
+        )
+        self.hq.cancel = self.cancel
+        while not self._stop.is_set():
+            try:
+                command = self.commands.get(timeout=0.5)
+            except queue.Empty:
+                command = ""
+            if self.schedule.due(self.now()):
+                self.hq.step("open-scheduled")
+            mapped = {"sync": "open", "stop": "stop", "raz": "raz"}.get(command, "")
+            self.hq.step(mapped)
+
+    def _round_closed(self, record: RunRecord) -> None:
+        if record.state is State.OK:
+            self._advance_watermark(record.started)
+        members = [record] + [r for r in self.reports.for_round(record.id) if r.id != record.id]
+        self._mail(members, record.state)
+
+    def _advance_watermark(self, when: dt.datetime) -> None:
+        self.config = dataclasses.replace(self.config, last_sync=when)
+        try:
+            save_config(self.config, self.paths.config_file)
+        except SynchroError as exc:
+            self.emit(Status(f"Dernière synchronisation non enregistrée : {exc}"))
+
+    def _mail(self, records: list[RunRecord], state: State) -> None:
+        try:
+            self.mailer.after_run(records, state)
+        except Exception:  # an email problem never changes a synchronisation's state
+            log.exception("Envoi du rapport par email impossible")

@@ -1,0 +1,375 @@
+"""Round commands of the CLI: serve, sync, report, raz, stop, site, trust, tests, demo."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import signal
+import sys
+import threading
+from typing import TYPE_CHECKING, Any
+
+from synchro.cli_engine import load
+from synchro.engine.events import Event, Progress, StateChanged, Status
+from synchro.errors import ConnectionTestError, SynchroError
+from synchro.reports import State, format_date
+
+if TYPE_CHECKING:
+    Sub = argparse._SubParsersAction[argparse.ArgumentParser]
+
+
+def add_commands(sub: Sub) -> None:
+    p = sub.add_parser(
+        "serve", help="faire tourner Siège ou Serveur sans écran (Ctrl-C pour arrêter)"
+    )
+    p.set_defaults(handler=cmd_serve)
+    p = sub.add_parser("sync", help="une synchronisation maintenant (MANUELLE), au premier plan")
+    p.set_defaults(handler=cmd_sync)
+    p = sub.add_parser("report", help="le Rapport des synchronisations")
+    p.add_argument("--json", action="store_true", help="sortie JSON")
+    p.add_argument("--limit", type=int, default=50, help="nombre de lignes (défaut 50)")
+    p.set_defaults(handler=cmd_report)
+    for name, text in (
+        ("raz", "RAZ du tour en cours (service lancé)"),
+        ("stop", "ARRETER la synchronisation en cours (service lancé)"),
+    ):
+        p = sub.add_parser(name, help=text)
+        p.set_defaults(handler=cmd_control, control=name)
+    p = sub.add_parser("test-connection", help="tester la connexion au siège (bouton Test)")
+    p.set_defaults(handler=cmd_test_connection)
+    p = sub.add_parser("test-email", help="envoyer un email de test")
+    p.set_defaults(handler=cmd_test_email)
+    p = sub.add_parser("site", help="établissements connus du siège")
+    site_sub = p.add_subparsers(dest="site_command", metavar="add|list|remove", required=True)
+    q = site_sub.add_parser("add", help="créer le compte d'un établissement et afficher son jeton")
+    q.add_argument("code")
+    q.add_argument(
+        "--host", help="adresse du siège vue d'Internet (défaut : réglage public_address)"
+    )
+    q.set_defaults(handler=cmd_site_add)
+    q = site_sub.add_parser("list", help="lister les établissements")
+    q.set_defaults(handler=cmd_site_list)
+    q = site_sub.add_parser("remove", help="supprimer le compte d'un établissement")
+    q.add_argument("code")
+    q.set_defaults(handler=cmd_site_remove)
+    p = sub.add_parser("trust", help="accepter le nouveau certificat du siège (renouvelé)")
+    p.add_argument("--fingerprint", help="empreinte SHA-256 attendue (vérifiée avant d'accepter)")
+    p.set_defaults(handler=cmd_trust)
+    p = sub.add_parser("demo", help="démonstration complète : un siège, deux serveurs, un tour")
+    p.add_argument("--dir", help="dossier de travail (défaut : dossier temporaire)")
+    p.add_argument("--smtp", help="HOTE:PORT d'un serveur SMTP local pour les emails du rapport")
+    p.add_argument("--keep", action="store_true", help="garder le dossier de la démonstration")
+    p.set_defaults(handler=cmd_demo)
+
+
+class ProgressPrinter:
+    """The CLI consumer of engine events: a bar with rows and bytes on a terminal."""
+
+    def __init__(self, stream: Any = None) -> None:
+        self.stream = stream or sys.stderr
+        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        self._lock = threading.Lock()
+
+    def __call__(self, event: Event) -> None:
+        with self._lock:
+            if isinstance(event, Progress) and self.tty:
+                size = f"{event.bytes / 1e6:.1f} Mo" if event.bytes else ""
+                rows = f"{event.rows:,}".replace(",", " ") + " lignes" if event.rows else ""
+                text = " · ".join(
+                    x for x in (rows, size, f"{event.site} : {event.phase}", event.detail) if x
+                )
+                self.stream.write("\r\x1b[K" + text[:120])
+                self.stream.flush()
+            elif isinstance(event, Status) and event.message != "show":
+                self.stream.write(("\r\x1b[K" if self.tty else "") + event.line() + "\n")
+                self.stream.flush()
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from synchro.app import App
+    from synchro.log import setup_logging
+    from synchro.platform.single_instance import ControlServer, InstanceLock
+
+    config, paths = load(args)
+    paths.ensure()
+    setup_logging(paths.log_dir, console=True)
+    lock = InstanceLock(paths.lock_file)
+    if not lock.acquire():
+        print("synchro : déjà lancé pour cette configuration", file=sys.stderr)
+        return 1
+    stop = threading.Event()
+    app = App(config, paths, listeners=(ProgressPrinter(),))
+    try:
+        app.start()
+        with ControlServer(paths.lock_file, app.control):
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(sig, lambda *_: stop.set())
+            while not stop.wait(0.5):
+                pass
+    finally:
+        app.close()
+        lock.release()
+    print("Synchro arrêté proprement.", file=sys.stderr)
+    return 0
+
+
+def _exit_code(state: State) -> int:
+    return {State.OK: 0, State.STOPPED: 3}.get(state, 1)
+
+
+def cmd_sync(args: argparse.Namespace) -> int:
+    from synchro.app import App, open_node
+    from synchro.log import setup_logging
+    from synchro.platform.single_instance import InstanceLock, send_command
+
+    config, paths = load(args)
+    paths.ensure()
+    setup_logging(paths.log_dir, console=False)
+    lock = InstanceLock(paths.lock_file)
+    if not lock.acquire():
+        reply = send_command(paths, "sync")
+        print(
+            "Synchronisation demandée au service déjà lancé."
+            if reply.get("ok")
+            else f"synchro : {reply.get('error')}"
+        )
+        return 0 if reply.get("ok") else 1
+    printer = ProgressPrinter()
+    app = App(config, paths, listeners=(printer,))
+    interrupted = threading.Event()
+
+    def on_signal(*_: object) -> None:
+        interrupted.set()
+        app.stop_run()
+        if app.hq is not None:
+            app.hq.stop()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        if config.is_hq:
+            record = _hq_round_now(app, interrupted)
+        else:
+            node = open_node(config, paths, app.now)
+            try:
+                record = app.run_site(node)
+            finally:
+                node.close()
+    finally:
+        app.close()
+        lock.release()
+    print(
+        f"{record.site} {format_date(record.started)} {format_date(record.ended)} "
+        f"{record.state.value}" + (f" : {record.error}" if record.error else "")
+    )
+    return _exit_code(record.state)
+
+
+def _hq_round_now(app: Any, interrupted: threading.Event) -> Any:
+    from synchro.app import open_node
+    from synchro.engine.hq_round import HQService
+
+    app.start_ftp()
+    node = open_node(app.config, app.paths, app.now)
+    try:
+        app.hq = HQService(
+            node,
+            app.reports,
+            app.paths.ftp_root,
+            app._round_settings(),
+            emit=app.emit,
+            now=app.now,
+            on_round_closed=app._round_closed,
+            security_events=lambda: list(app.server.security_events()),
+        )
+        hq = app.hq
+        hq.step("open")
+        while hq.round is not None:
+            try:
+                command = app.commands.get(timeout=0.5)
+            except Exception:
+                command = ""
+            hq.step({"stop": "stop", "raz": "raz"}.get(command, ""))
+        return hq.last_round
+    finally:
+        node.close()
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from synchro.reports import ReportStore
+
+    _config, paths = load(args)
+    paths.ensure()
+    with ReportStore(paths.reports_db) as store:
+        rows = store.latest(args.limit)
+    if args.json:
+        print(
+            json.dumps(
+                [dataclasses.asdict(r) for r in rows], default=str, ensure_ascii=False, indent=2
+            )
+        )
+        return 0
+    print(
+        f"{'Etablissement':14} {'Début':19} {'Fin':19} {'Etat':11} {'Env.':>7} {'Reçues':>7}  "
+        "Erreur"
+    )
+    for r in rows:
+        print(
+            f"{r.site:14} {format_date(r.started):19} {format_date(r.ended):19} "
+            f"{r.state.value:11} {r.rows_sent:>7} {r.rows_received:>7}  {r.error}"
+        )
+    return 0
+
+
+def cmd_control(args: argparse.Namespace) -> int:
+    from synchro.platform.single_instance import send_command
+
+    _config, paths = load(args)
+    reply = send_command(paths, args.control)
+    if not reply.get("ok"):
+        print(f"synchro : {reply.get('error')}", file=sys.stderr)
+        return 1
+    print("Commande transmise au service.")
+    return 0
+
+
+def cmd_test_connection(args: argparse.Namespace) -> int:
+    from synchro.transport.ftp_client import test_connection
+
+    config, _paths = load(args)
+    if config.is_hq:
+        print("synchro : le test de connexion se fait depuis un Serveur", file=sys.stderr)
+        return 2
+    s = config.site_settings
+    try:
+        print(
+            test_connection(
+                s.hq_address,
+                s.hq_port,
+                config.site,
+                s.secret,
+                s.certificate_fingerprint,
+                s.allow_plain_ftp,
+            )
+        )
+    except ConnectionTestError as exc:
+        print(f"synchro : échec ({exc.kind}) : {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_test_email(args: argparse.Namespace) -> int:
+    from synchro.mail import send_test
+
+    config, _paths = load(args)
+    print(send_test(config.email, config.language, site=config.site))
+    return 0
+
+
+def _save(args: argparse.Namespace, config: Any) -> None:
+    from synchro.config.store import save_config
+
+    _c, paths = load(args)
+    save_config(config, paths.config_file)
+
+
+def cmd_site_add(args: argparse.Namespace) -> int:
+    from synchro.app import certificate_files
+    from synchro.config.model import SiteAccount
+    from synchro.config.passwords import hash_password
+    from synchro.package.crypto import encode_key, new_group_key
+    from synchro.transport.tls import ensure_certificate
+    from synchro.transport.token import make_token, new_secret
+
+    config, paths = load(args)
+    if not config.is_hq:
+        print("synchro : seuls le Siège gère les établissements", file=sys.stderr)
+        return 2
+    if any(s.code == args.code for s in config.hq.sites):
+        print(f"synchro : l'établissement {args.code} existe déjà", file=sys.stderr)
+        return 2
+    host = args.host or config.hq.public_address
+    if not host:
+        print(
+            "synchro : indiquez --host (adresse du siège vue des établissements)", file=sys.stderr
+        )
+        return 2
+    secret = new_secret()
+    account = SiteAccount(code=args.code, secret_hash=hash_password(secret))
+    if not config.group_key:
+        config = dataclasses.replace(config, group_key=encode_key(new_group_key()))
+    hq = dataclasses.replace(
+        config.hq,
+        sites=(*config.hq.sites, account),
+        public_address=config.hq.public_address or host,
+    )
+    config = dataclasses.replace(config, hq=hq)
+    paths.ensure()
+    cert, key = certificate_files(paths)
+    fingerprint = "" if config.hq.allow_plain_ftp else ensure_certificate(cert, key, config.site)
+    _save(args, config)
+    token = make_token(host, config.hq.port, args.code, secret, fingerprint, config.group_key)
+    print(
+        f"Etablissement {args.code} ajouté. Jeton de connexion (à coller dans l'assistant ou "
+        "« synchro init --token ») :"
+    )
+    print(token)
+    return 0
+
+
+def cmd_site_list(args: argparse.Namespace) -> int:
+    config, _paths = load(args)
+    for s in config.hq.sites:
+        print(s.code + (f"  {s.label}" if s.label else ""))
+    return 0
+
+
+def cmd_site_remove(args: argparse.Namespace) -> int:
+    config, _paths = load(args)
+    sites = tuple(s for s in config.hq.sites if s.code != args.code)
+    if len(sites) == len(config.hq.sites):
+        print(f"synchro : établissement {args.code} inconnu", file=sys.stderr)
+        return 1
+    _save(args, dataclasses.replace(config, hq=dataclasses.replace(config.hq, sites=sites)))
+    print(f"Etablissement {args.code} supprimé (ses fichiers restent dans le dossier FTP).")
+    return 0
+
+
+def cmd_trust(args: argparse.Namespace) -> int:
+    from synchro.transport.ftp_client import fetch_fingerprint
+    from synchro.transport.tls import normalize_fingerprint
+
+    config, _paths = load(args)
+    s = config.site_settings
+    current = fetch_fingerprint(s.hq_address, s.hq_port)
+    if args.fingerprint and normalize_fingerprint(args.fingerprint) != current:
+        print(
+            f"synchro : le siège présente l'empreinte {current}, différente de celle donnée ; "
+            "rien n'est changé",
+            file=sys.stderr,
+        )
+        return 1
+    if not args.fingerprint:
+        print(f"Empreinte présentée par le siège : {current}")
+        answer = input("Vérifiez-la auprès du siège. L'accepter ? [o/N] ").strip().lower()
+        if answer not in {"o", "oui", "y", "yes"}:
+            print("Rien n'est changé.")
+            return 1
+    site = dataclasses.replace(s, certificate_fingerprint=current)
+    _save(args, dataclasses.replace(config, site_settings=site))
+    print("Nouveau certificat du siège accepté.")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from synchro.demo import run_demo
+
+    try:
+        return run_demo(args.dir, smtp=args.smtp, keep=args.keep, printer=ProgressPrinter())
+    except SynchroError as exc:
+        print(f"synchro : la démonstration a échoué : {exc}", file=sys.stderr)
+        return 1
+
+
+__all__ = ["StateChanged", "add_commands"]

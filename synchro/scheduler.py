@@ -1,0 +1,44 @@
+"""Daily schedule at *Heure de départ*, with time injected (tests never sleep).
+
+``next_run(now, start)`` is the next occurrence of ``start`` strictly after ``now``.
+``DailySchedule.due(now)`` is true once per day, the first time it is asked at or after the
+hour; a run that failed is not retried before the next day's hour (the manual: "Elle se
+relancera automatiquement le lendemain à la même heure"); MANUELLE is always possible.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+
+def next_run(now: dt.datetime, start: dt.time) -> dt.datetime:
+    today = dt.datetime.combine(now.date(), start)
+    return today if today > now else today + dt.timedelta(days=1)
+
+
+@dataclass
+class DailySchedule:
+    """``enabled`` = Synchronisation automatique (always on for the Siège's rounds)."""
+
+    start: dt.time
+    enabled: bool = True
+    armed_at: dt.datetime | None = None  # when the schedule started (nothing before it)
+    _next: dt.datetime | None = None
+
+    def arm(self, now: dt.datetime) -> None:
+        self.armed_at = now
+        self._next = next_run(now, self.start)
+
+    def next(self) -> dt.datetime | None:
+        return self._next if self.enabled else None
+
+    def due(self, now: dt.datetime) -> bool:
+        """True when the hour has come; the next occurrence is then the next day's."""
+        if self._next is None:
+            self.arm(now)
+        assert self._next is not None
+        if not self.enabled or now < self._next:
+            return False
+        self._next = next_run(now, self.start)
+        return True
