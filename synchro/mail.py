@@ -81,7 +81,15 @@ ERROR_KINDS = (
 _KEYWORDS: dict[str, tuple[str, ...]] = {
     "interrupted": ("interrompu", "interrupted"),
     "certificate": ("certificat", "certificate", "empreinte", "fingerprint"),
-    "auth": ("authentification", "authentication", "identifiant", "login", "530 "),
+    "auth": (
+        "authentification",
+        "authentication",
+        "identifiant",
+        "login",
+        "530 ",
+        "secret incorrect",
+        "bloque temporairement",
+    ),
     "no-data": ("aucune donnée", "no data"),
     "package": ("paquet", "package", "checksum", "corrompu", "corrupt"),
     "disk": ("espace disque", "disque plein", "no space", "disk full"),
@@ -89,6 +97,8 @@ _KEYWORDS: dict[str, tuple[str, ...]] = {
     "hq-unreachable": (
         "injoignable",
         "unreachable",
+        "refuse la connexion",
+        "ne répond pas",
         "refusée",
         "refused",
         "délai",

@@ -167,6 +167,16 @@ def test_error_kinds() -> None:
         "database"
     )
     assert error_kind(record(state=State.FAILED, error="Connection refused")) == "hq-unreachable"
+    # the transport's own messages (synchro.transport.ftp_errors)
+    for text, kind in (
+        ("Le siège h:21 refuse la connexion : rien n'écoute sur ce port.", "hq-unreachable"),
+        ("Le siège h:21 ne répond pas (pas de réponse en 60 s).", "hq-unreachable"),
+        ("Adresse du siège introuvable : « h » ne correspond à aucune machine", "hq-unreachable"),
+        ("Le siège h:21 refuse la connexion de l'établissement 3615 : code ou secret "
+         "incorrect (530 Login incorrect.)", "auth"),
+        ("Le certificat présenté par le siège h:21 (empreinte ab…) n'est pas celui", "certificate"),
+    ):  # fmt: skip
+        assert error_kind(record(state=State.FAILED, error=text)) == kind, text
     assert error_kind(record(state=State.STOPPED)) == "stopped"
     assert error_kind(record(state=State.FAILED, error="???")) == "other"
 
