@@ -1,0 +1,524 @@
+"""Writing and reading package files as streams (layout in ``manifest.py``).
+
+Writing goes to ``<name>.tmp``, is fsynced and renamed over the final name only when
+complete, so a half-written package never has the final name. Reading verifies the whole
+file first — SHA-256, decompression, every record parsed and counted against the trailer —
+and raises one ``PackageError`` naming the file and the reason before a single change is
+handed out; ``PackageReader.changes()`` then streams the file again. Memory stays flat
+whatever the size: the body is read, inflated and parsed in bounded blocks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import struct
+import zlib
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Any
+
+from synchro.errors import PackageError
+
+from .manifest import (
+    END_MAGIC,
+    FORMAT_VERSION,
+    MAGIC,
+    MAX_HEADER,
+    MAX_TRAILER,
+    PACKAGE_KINDS,
+    Change,
+    Header,
+    Invalid,
+    Manifest,
+    TableSchema,
+    Trailer,
+    check_meta,
+    check_tables,
+)
+from .records import RecordCodec, Unrepresentable
+
+_PREFIX = struct.Struct(">12sHI")  # magic, format version, header length
+_TAIL = struct.Struct(">I8s")  # trailer length, end magic
+_BLOCK = 256 * 1024  # bytes read from disk at a time
+_MAX_INFLATE = 256 * 1024  # bytes inflated at a time (bounds a zip bomb)
+_MAX_LINE = 256 * 1024 * 1024  # one record
+_BATCH_RECORDS = 512  # records per batch line, at most
+_BATCH_BYTES = 256 * 1024  # rough size of a batch line, at most
+
+KeyArg = bytes | Sequence[bytes] | None
+
+
+def _reason_of(exc: OSError) -> str:
+    return exc.strerror or str(exc)
+
+
+class PackageWriter:
+    """Writes one package as a stream. Use as a context manager, or call ``close()``.
+
+    On an exception inside the ``with`` block (or ``abort()``) the temporary file is
+    removed and nothing appears at ``path``. Calls that break the schema (unknown table,
+    wrong op or number of values) raise ValueError; a value that would not read back
+    identical raises PackageError naming the table, column and value.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        origin: str,
+        sequence: int,
+        kind: str,
+        tables: Sequence[TableSchema],
+        meta: Mapping[str, Any] = {},
+        key: bytes | None = None,
+        level: int = 1,
+        created: datetime | None = None,
+    ) -> None:
+        if not isinstance(origin, str) or type(sequence) is not int or sequence < 0:
+            raise ValueError("origin doit être un texte et sequence un entier positif")
+        if kind not in PACKAGE_KINDS:
+            raise ValueError(f"sorte de paquet {kind!r} inconnue (attendue : {PACKAGE_KINDS})")
+        if not 0 <= level <= 9:
+            raise ValueError("level de compression entre 0 et 9")
+        if key is not None:
+            raise NotImplementedError("chiffrement")
+        schemas = check_tables(tables)
+        self.path = Path(path)
+        self._tmp = self.path.with_name(self.path.name + ".tmp")
+        self._codec = RecordCodec(schemas)
+        header = Header(
+            origin=origin,
+            sequence=sequence,
+            kind=kind,
+            created=(created or datetime.now(UTC)).isoformat(),
+            meta=check_meta(meta),
+            tables=schemas,
+            level=level,
+        )
+        self._header = header
+        header_bytes = header.to_bytes()
+        if len(header_bytes) > MAX_HEADER:
+            raise ValueError("en-tête de paquet trop grand")
+        self._counts = {t.name: {"U": 0, "D": 0} for t in schemas}
+        self._rows = 0
+        self._batch: list[list[Any]] = []
+        self._batch_size = 0
+        self._zip = zlib.compressobj(level)
+        self._sha = hashlib.sha256()
+        self._body_size = 0
+        self._size = 0
+        self._manifest: Manifest | None = None
+        self._closed = False
+        try:
+            self._fh: IO[bytes] = open(self._tmp, "wb")  # noqa: SIM115 - closed in close/abort
+        except OSError as exc:
+            raise PackageError(str(self.path), f"écriture impossible : {_reason_of(exc)}") from exc
+        self._guard(self._raw, _PREFIX.pack(MAGIC, FORMAT_VERSION, len(header_bytes)))
+        self._guard(self._raw, header_bytes)
+
+    def __enter__(self) -> PackageWriter:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+    def write(
+        self, table: str, op: str, values: Sequence[Any], *, origin: str = "", pos: int = 0
+    ) -> None:
+        """Add one change: ``U`` with the whole row, ``D`` with the key values."""
+        if self._closed:
+            raise ValueError("paquet déjà fermé")
+        try:
+            record, size = self._codec.encode(table, op, values, origin, pos)
+        except Unrepresentable as exc:
+            raise PackageError(str(self.path), str(exc)) from None
+        self._batch.append(record)
+        self._batch_size += size
+        self._counts[table][op] += 1
+        self._rows += 1
+        if len(self._batch) >= _BATCH_RECORDS or self._batch_size >= _BATCH_BYTES:
+            self._guard(self._flush_batch)
+
+    def close(self) -> Manifest:
+        """Finish the file, fsync it and rename it to its final name. Returns its manifest."""
+        if self._manifest is not None:
+            return self._manifest
+        if self._closed:
+            raise ValueError("paquet abandonné")
+        self._guard(self._finish)
+        manifest = Manifest(
+            format=FORMAT_VERSION,
+            origin=self._header.origin,
+            sequence=self._header.sequence,
+            kind=self._header.kind,
+            created=self._header.created,
+            meta=self._header.meta,
+            tables=self._header.tables,
+            counts=self._counts,
+            rows=self._rows,
+            sha256=self._sha.hexdigest(),
+            size=self._size,
+        )
+        self._manifest = manifest
+        return manifest
+
+    def abort(self) -> None:
+        """Give up: close and remove the temporary file. Nothing appears at ``path``."""
+        self._closed = True
+        with contextlib.suppress(OSError):
+            self._fh.close()
+        with contextlib.suppress(OSError):
+            self._tmp.unlink()
+
+    def _guard(self, func: Any, *args: Any) -> None:
+        """Run a step that touches the disk; on an OS error, abort and say so."""
+        try:
+            func(*args)
+        except OSError as exc:
+            self.abort()
+            raise PackageError(str(self.path), f"écriture impossible : {_reason_of(exc)}") from exc
+        except BaseException:
+            self.abort()
+            raise
+
+    def _raw(self, data: bytes) -> None:
+        self._fh.write(data)
+        self._sha.update(data)
+        self._size += len(data)
+
+    def _body(self, data: bytes) -> None:
+        if data:
+            self._raw(data)
+            self._body_size += len(data)
+
+    def _flush_batch(self) -> None:
+        if self._batch:
+            line = self._codec.line(self._batch)
+            self._batch = []
+            self._batch_size = 0
+            self._body(self._zip.compress(line))
+
+    def _finish(self) -> None:
+        self._flush_batch()
+        self._body(self._zip.flush())
+        trailer = Trailer(self._counts, self._rows, self._body_size, self._sha.hexdigest())
+        raw = trailer.to_bytes()
+        tail = raw + _TAIL.pack(len(raw), END_MAGIC)
+        self._fh.write(tail)
+        self._size += len(tail)
+        self._fh.flush()
+        os.fsync(self._fh.fileno())
+        self._fh.close()
+        self._closed = True
+        os.replace(self._tmp, self.path)
+        _sync_dir(self.path.parent)
+
+
+def _sync_dir(folder: Path) -> None:
+    """Make the rename durable (POSIX); Windows has no directory handles to fsync."""
+    if os.name != "posix":
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+# --------------------------------------------------------------------------- reading
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """Where things are in a verified file, to stream it again."""
+
+    header: Header
+    header_bytes: bytes
+    trailer_start: int
+    size: int
+
+
+class _Source:
+    """Reads ``fh`` from its start up to ``end`` in order, hashing every byte read."""
+
+    def __init__(self, fh: IO[bytes], end: int) -> None:
+        fh.seek(0)
+        self.fh = fh
+        self.end = end
+        self.pos = 0
+        self.sha = hashlib.sha256()
+
+    @property
+    def remaining(self) -> int:
+        return self.end - self.pos
+
+    def read(self, size: int) -> bytes:
+        size = min(size, self.remaining)
+        data = self.fh.read(size)
+        if len(data) != size:
+            raise Invalid("fichier tronqué")
+        self.sha.update(data)
+        self.pos += size
+        return data
+
+    def drain(self) -> None:
+        while self.remaining:
+            self.read(_BLOCK)
+
+
+def _open(path: Path) -> IO[bytes]:
+    try:
+        return open(path, "rb")
+    except FileNotFoundError as exc:
+        raise PackageError(str(path), "fichier introuvable") from exc
+    except OSError as exc:
+        raise PackageError(str(path), f"lecture impossible : {_reason_of(exc)}") from exc
+
+
+def _frame(fh: IO[bytes], size: int) -> tuple[Trailer, int]:
+    """Check the start (magic, version) and the end (end magic, trailer) of the file."""
+    if size == 0:
+        raise Invalid("fichier vide")
+    start = fh.read(_PREFIX.size)
+    if len(start) < len(MAGIC):
+        raise Invalid("fichier tronqué" if MAGIC.startswith(start) else _FOREIGN)
+    if not start.startswith(MAGIC):
+        raise Invalid(_FOREIGN)
+    if len(start) < _PREFIX.size:
+        raise Invalid("fichier tronqué")
+    _, version, _ = _PREFIX.unpack(start)
+    if version != FORMAT_VERSION:
+        raise Invalid(f"version de format {version} inconnue (attendue : {FORMAT_VERSION})")
+    if size < _PREFIX.size + _TAIL.size:
+        raise Invalid("fichier tronqué")
+    fh.seek(size - _TAIL.size)
+    trailer_len, end = _TAIL.unpack(fh.read(_TAIL.size))
+    if end != END_MAGIC:
+        raise Invalid("fichier tronqué")
+    trailer_start = size - _TAIL.size - trailer_len
+    if trailer_len > MAX_TRAILER or trailer_start < _PREFIX.size:
+        raise Invalid("bloc de fin illisible")
+    fh.seek(trailer_start)
+    return Trailer.from_bytes(fh.read(trailer_len)), trailer_start
+
+
+_FOREIGN = "ce n'est pas un paquet Synchro"
+
+
+def _read_header(src: _Source) -> tuple[Header, bytes]:
+    prefix = src.read(_PREFIX.size)
+    _, _, length = _PREFIX.unpack(prefix)
+    if length > MAX_HEADER or length > src.remaining:
+        raise Invalid("en-tête illisible (longueur)")
+    raw = src.read(length)
+    return Header.from_bytes(raw), prefix + raw
+
+
+class _Body:
+    """The body of one package as a stream of changes: decrypt, inflate, split, parse."""
+
+    def __init__(self, src: _Source, header: Header) -> None:
+        if header.encryption is not None:
+            raise Invalid("chiffrement non pris en charge")
+        self.src = src
+        self.codec = RecordCodec(header.tables)
+
+    def changes(self) -> Iterator[Change]:
+        decode = self.codec.decode
+        number = 1
+        for line in _lines(_inflate(self._pieces())):
+            changes = decode(line, number)
+            number += len(changes)
+            yield from changes
+
+    def count(self) -> dict[str, dict[str, int]]:
+        """Check every record as ``changes`` would; the counts per table and op."""
+        counts = [{"U": 0, "D": 0} for _ in self.codec.tables]
+        number = 1
+        for line in _lines(_inflate(self._pieces())):
+            number += self.codec.count(line, number, counts)
+        return {t.schema.name: n for t, n in zip(self.codec.tables, counts, strict=True)}
+
+    def _pieces(self) -> Iterator[bytes]:
+        src = self.src
+        while src.remaining:
+            yield src.read(_BLOCK)
+
+
+def _inflate(pieces: Iterator[bytes]) -> Iterator[bytes]:
+    inflater = zlib.decompressobj()
+    try:
+        for piece in pieces:
+            data = piece
+            while data:
+                if inflater.eof:
+                    raise Invalid("données en trop après le flux compressé")
+                out = inflater.decompress(data, _MAX_INFLATE)
+                if out:
+                    yield out
+                data = inflater.unconsumed_tail or inflater.unused_data
+        rest = inflater.flush()
+    except zlib.error:
+        raise Invalid("flux compressé endommagé") from None
+    if rest:
+        yield rest
+    if not inflater.eof:
+        raise Invalid("flux compressé incomplet")
+
+
+def _lines(chunks: Iterator[bytes]) -> Iterator[bytes]:
+    pending: list[bytes] = []
+    pending_size = 0
+    for chunk in chunks:
+        parts = chunk.split(b"\n")
+        if len(parts) == 1:
+            pending.append(chunk)
+            pending_size += len(chunk)
+            if pending_size > _MAX_LINE:
+                raise Invalid("enregistrement trop long")
+            continue
+        if pending:
+            pending.append(parts[0])
+            parts[0] = b"".join(pending)
+        last = parts.pop()
+        yield from parts
+        pending = [last] if last else []
+        pending_size = len(last)
+    if pending:
+        raise Invalid("dernier enregistrement incomplet")
+
+
+def _keys(key: KeyArg) -> tuple[bytes, ...]:
+    if key is None:
+        return ()
+    if isinstance(key, bytes | bytearray):
+        return (bytes(key),)
+    return tuple(bytes(k) for k in key)
+
+
+def _verify(path: Path, keys: tuple[bytes, ...]) -> tuple[Manifest, _Layout]:
+    """Read the whole file once; the manifest when everything checks out, else PackageError.
+
+    Integrity comes first: whatever goes wrong inside the body, the rest of the file is
+    still hashed, so a damaged file is reported as such rather than as its first symptom.
+    """
+    name = str(path)
+    with _open(path) as fh:
+        size = os.fstat(fh.fileno()).st_size
+        try:
+            trailer, trailer_start = _frame(fh, size)
+        except Invalid as exc:
+            raise PackageError(name, exc.reason) from None
+        src = _Source(fh, trailer_start)
+        found: dict[str, dict[str, int]] = {}
+        problem: Invalid | None = None
+        header: Header | None = None
+        header_bytes = b""
+        try:
+            header, header_bytes = _read_header(src)
+            if src.remaining != trailer.body_size:
+                raise Invalid("taille du contenu incorrecte")
+            _check_keys(header, keys)
+            found = _Body(src, header).count()
+        except Invalid as exc:
+            problem = exc
+        try:
+            src.drain()
+        except Invalid as exc:
+            raise PackageError(name, exc.reason) from None
+    if src.sha.hexdigest() != trailer.sha256:
+        raise PackageError(name, "somme de contrôle SHA-256 incorrecte")
+    if problem is not None:
+        raise PackageError(name, problem.reason)
+    assert header is not None
+    if trailer.counts != found or trailer.rows != sum(sum(n.values()) for n in found.values()):
+        raise PackageError(name, _count_problem(trailer, found))
+    manifest = Manifest(
+        format=FORMAT_VERSION,
+        origin=header.origin,
+        sequence=header.sequence,
+        kind=header.kind,
+        created=header.created,
+        meta=header.meta,
+        tables=header.tables,
+        counts=found,
+        rows=trailer.rows,
+        sha256=trailer.sha256,
+        size=size,
+    )
+    return manifest, _Layout(header, header_bytes, trailer_start, size)
+
+
+def _check_keys(header: Header, keys: tuple[bytes, ...]) -> None:
+    if header.encryption is None and keys:
+        raise Invalid("paquet non chiffré refusé : une clé de groupe est configurée")
+    if header.encryption is not None and not keys:
+        raise Invalid("paquet chiffré : clé de groupe requise")
+
+
+def _count_problem(trailer: Trailer, found: dict[str, dict[str, int]]) -> str:
+    for table in sorted(set(trailer.counts) | set(found)):
+        for op in ("U", "D"):
+            said = trailer.counts.get(table, {}).get(op)
+            seen = found.get(table, {}).get(op)
+            if said != seen:
+                return (
+                    f"nombre d'enregistrements incorrect ({table} {op} : "
+                    f"annoncé {said if said is not None else '-'}, trouvé {seen or 0})"
+                )
+    return f"nombre d'enregistrements incorrect (annoncé {trailer.rows})"
+
+
+def read_manifest(path: Path, key: KeyArg = None) -> Manifest:
+    """The manifest of a fully verified package (PackageError if anything is wrong)."""
+    return _verify(Path(path), _keys(key))[0]
+
+
+class PackageReader:
+    """A verified package: ``manifest`` at once, ``changes()`` to stream its changes.
+
+    The file is not kept open between calls. ``changes()`` checks again, as it streams,
+    that the file is the one verified; if it was replaced or changed meanwhile it raises
+    PackageError (the engine's transaction then rolls back what it applied).
+    """
+
+    def __init__(self, path: Path, key: KeyArg = None) -> None:
+        self.path = Path(path)
+        self._keys = _keys(key)
+        self.manifest, self._layout = _verify(self.path, self._keys)
+
+    def changes(self) -> Iterator[Change]:
+        name = str(self.path)
+        modified = "fichier modifié depuis sa vérification"
+        with _open(self.path) as fh:
+            if os.fstat(fh.fileno()).st_size != self._layout.size:
+                raise PackageError(name, modified)
+            src = _Source(fh, self._layout.trailer_start)
+            try:
+                _, header_bytes = _read_header(src)
+                if header_bytes != self._layout.header_bytes:
+                    raise Invalid(modified)
+                yield from _Body(src, self._layout.header).changes()
+                src.drain()
+            except Invalid as exc:
+                raise PackageError(name, f"{modified} ({exc.reason})") from None
+        if src.sha.hexdigest() != self.manifest.sha256:
+            raise PackageError(name, modified)
+
+
+def open_package(path: Path, key: KeyArg = None) -> PackageReader:
+    """Open and fully verify a package; PackageError before any change if it is not sound."""
+    return PackageReader(path, key)

@@ -1,0 +1,283 @@
+"""What a package says about itself: table schemas, changes, manifest, header and trailer.
+
+A package file is laid out as (see ``format.py`` for the streaming parts)::
+
+    MAGIC (12 bytes)  version (uint16 BE)  header length (uint32 BE)  header (JSON, UTF-8)
+    body (a zlib stream of JSON lines, one per change; encrypted in chunks when keyed)
+    trailer (canonical JSON)  trailer length (uint32 BE)  END_MAGIC (8 bytes)
+
+The header describes the package (origin, sequence, kind, creation time, metadata, table
+schemas, compression, encryption). The trailer holds what is only known at the end (counts,
+rows, body size and the SHA-256 of every byte before the trailer). This module builds and
+checks those two JSON documents; it never touches files.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from synchro.db.base import Table
+from synchro.values import KINDS
+
+FORMAT_VERSION = 1
+# PNG-style: the high byte, CR LF and ^Z catch 7-bit and text-mode (FTP ASCII) transfers.
+MAGIC = b"\x89SYNCHRO\r\n\x1a\n"
+END_MAGIC = b"\x89FIN\r\n\x1a\n"
+PACKAGE_KINDS = ("site", "hq", "local")
+OPS = ("U", "D")
+MAX_HEADER = 16 * 1024 * 1024
+MAX_TRAILER = 16 * 1024 * 1024
+_SHA_HEX = re.compile(r"[0-9a-f]{64}")
+
+
+class Invalid(Exception):
+    """Internal: a package is not what it claims; ``reason`` is the French user text."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class TableSchema:
+    """A table as a package carries it: columns (name, kind) in database order, and key."""
+
+    name: str
+    columns: tuple[tuple[str, str], ...]
+    key: tuple[str, ...]
+
+    @classmethod
+    def of(cls, table: Table) -> TableSchema:
+        return cls(table.name, tuple((c.name, c.kind) for c in table.columns), tuple(table.key))
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        return tuple(name for name, _ in self.columns)
+
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        return tuple(kind for _, kind in self.columns)
+
+    @property
+    def key_positions(self) -> tuple[int, ...]:
+        names = self.column_names
+        return tuple(names.index(k) for k in self.key)
+
+    @property
+    def key_kinds(self) -> tuple[str, ...]:
+        kinds = self.kinds
+        return tuple(kinds[i] for i in self.key_positions)
+
+    def problem(self) -> str:
+        """Why this schema cannot be carried, or ``""`` when it is fine."""
+        if not isinstance(self.name, str) or not self.name:
+            return "nom de table vide"
+        names = [n for n, _ in self.columns]
+        if not names:
+            return f"table {self.name} sans colonne"
+        if any(not isinstance(n, str) or not n for n in names) or len(set(names)) != len(names):
+            return f"table {self.name} : noms de colonnes vides ou en double"
+        bad = [k for _, k in self.columns if k not in KINDS]
+        if bad:
+            return f"table {self.name} : type de colonne inconnu {bad[0]!r}"
+        if not self.key or len(set(self.key)) != len(self.key):
+            return f"table {self.name} : clé vide ou en double"
+        missing = [k for k in self.key if k not in names]
+        if missing:
+            return f"table {self.name} : colonne de clé {missing[0]!r} absente"
+        return ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "columns": [list(c) for c in self.columns],
+            "key": list(self.key),
+        }
+
+    @classmethod
+    def from_json(cls, data: Any) -> TableSchema:
+        if not isinstance(data, dict) or set(data) != {"name", "columns", "key"}:
+            raise Invalid("en-tête illisible (schéma de table)")
+        columns, key = data["columns"], data["key"]
+        if not isinstance(columns, list) or not isinstance(key, list):
+            raise Invalid("en-tête illisible (schéma de table)")
+        if any(not isinstance(c, list) or len(c) != 2 for c in columns):
+            raise Invalid("en-tête illisible (colonnes)")
+        schema = cls(data["name"], tuple((c[0], c[1]) for c in columns), tuple(key))
+        if any(not isinstance(k, str) for k in schema.key) or schema.problem():
+            raise Invalid(f"en-tête illisible ({schema.problem() or 'clé'})")
+        return schema
+
+
+@dataclass(frozen=True)
+class Change:
+    """One change: ``U`` upsert (whole row, schema column order) or ``D`` delete (key only)."""
+
+    table: str
+    op: str
+    values: tuple[Any, ...]
+    origin: str = ""  # origin site of this change (HQ's consolidated packages)
+    pos: int = 0  # position in HQ's change log
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """Everything a package says about itself, checked against its content.
+
+    ``sha256`` is the SHA-256 (lowercase hex) of every byte before the trailer; ``size`` is
+    the size of the whole file in bytes. ``counts`` has every table of ``tables``.
+    """
+
+    format: int
+    origin: str
+    sequence: int
+    kind: str
+    created: str
+    meta: dict[str, Any]
+    tables: tuple[TableSchema, ...]
+    counts: dict[str, dict[str, int]]
+    rows: int
+    sha256: str
+    size: int
+    encrypted: bool = False
+    key_id: str = ""  # short id of the group key it was encrypted with (crypto.key_id)
+
+
+@dataclass(frozen=True)
+class Header:
+    """The parsed header: what comes before the body."""
+
+    origin: str
+    sequence: int
+    kind: str
+    created: str
+    meta: dict[str, Any]
+    tables: tuple[TableSchema, ...]
+    level: int = 1
+    encryption: dict[str, Any] | None = field(default=None)
+
+    def to_bytes(self) -> bytes:
+        data = {
+            "origin": self.origin,
+            "sequence": self.sequence,
+            "kind": self.kind,
+            "created": self.created,
+            "meta": self.meta,
+            "tables": [t.to_json() for t in self.tables],
+            "compression": {"alg": "zlib", "level": self.level},
+            "encryption": self.encryption,
+        }
+        return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> Header:
+        try:
+            data = json.loads(raw)
+        except ValueError as exc:
+            raise Invalid("en-tête illisible (JSON)") from exc
+        keys = {"origin", "sequence", "kind", "created", "meta", "tables"}
+        keys |= {"compression", "encryption"}
+        if not isinstance(data, dict) or set(data) != keys:
+            raise Invalid("en-tête illisible (champs)")
+        origin, sequence, kind = data["origin"], data["sequence"], data["kind"]
+        created, meta, tables = data["created"], data["meta"], data["tables"]
+        if not isinstance(origin, str) or not isinstance(created, str):
+            raise Invalid("en-tête illisible (origine ou date)")
+        if type(sequence) is not int or sequence < 0 or kind not in PACKAGE_KINDS:
+            raise Invalid("en-tête illisible (séquence ou sorte)")
+        if not isinstance(meta, dict) or not isinstance(tables, list):
+            raise Invalid("en-tête illisible (méta ou tables)")
+        schemas = tuple(TableSchema.from_json(t) for t in tables)
+        if len({s.name for s in schemas}) != len(schemas):
+            raise Invalid("en-tête illisible (table en double)")
+        compression = data["compression"]
+        if not isinstance(compression, dict) or compression.get("alg") != "zlib":
+            raise Invalid("en-tête illisible (compression inconnue)")
+        level = compression.get("level")
+        encryption = data["encryption"]
+        if encryption is not None and not isinstance(encryption, dict):
+            raise Invalid("en-tête illisible (chiffrement)")
+        return cls(
+            origin,
+            sequence,
+            kind,
+            created,
+            meta,
+            schemas,
+            level if type(level) is int else 1,
+            encryption,
+        )
+
+
+@dataclass(frozen=True)
+class Trailer:
+    """What is known only at the end: counts per table and op, rows, body size, SHA-256."""
+
+    counts: dict[str, dict[str, int]]
+    rows: int
+    body_size: int
+    sha256: str
+
+    def to_bytes(self) -> bytes:
+        data = {
+            "counts": self.counts,
+            "rows": self.rows,
+            "body_size": self.body_size,
+            "sha256": self.sha256,
+        }
+        return json.dumps(data, sort_keys=True, separators=(",", ":")).encode("ascii")
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> Trailer:
+        """Parse and demand the canonical bytes back, so no changed byte goes unnoticed."""
+        try:
+            data = json.loads(raw)
+        except ValueError as exc:
+            raise Invalid("bloc de fin illisible") from exc
+        if not isinstance(data, dict) or set(data) != {"counts", "rows", "body_size", "sha256"}:
+            raise Invalid("bloc de fin illisible")
+        counts, rows, size, sha = data["counts"], data["rows"], data["body_size"], data["sha256"]
+        if not _valid_counts(counts) or type(rows) is not int or type(size) is not int:
+            raise Invalid("bloc de fin illisible")
+        if not isinstance(sha, str) or not _SHA_HEX.fullmatch(sha):
+            raise Invalid("bloc de fin illisible")
+        trailer = cls(counts, rows, size, sha)
+        if trailer.to_bytes() != raw:
+            raise Invalid("bloc de fin illisible (forme non canonique)")
+        return trailer
+
+
+def _valid_counts(counts: Any) -> bool:
+    if not isinstance(counts, dict):
+        return False
+    for per_op in counts.values():
+        if not isinstance(per_op, dict) or set(per_op) != set(OPS):
+            return False
+        if any(type(n) is not int or n < 0 for n in per_op.values()):
+            return False
+    return True
+
+
+def check_meta(meta: Mapping[str, Any]) -> dict[str, Any]:
+    """A JSON-safe copy of ``meta`` (what a reader will get back), or ValueError."""
+    try:
+        copy = json.loads(json.dumps(dict(meta), ensure_ascii=False, allow_nan=False))
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"meta doit être du JSON simple : {exc}") from exc
+    assert isinstance(copy, dict)
+    return copy
+
+
+def check_tables(tables: Sequence[TableSchema]) -> tuple[TableSchema, ...]:
+    schemas = tuple(tables)
+    for schema in schemas:
+        problem = schema.problem()
+        if problem:
+            raise ValueError(problem)
+    if len({s.name for s in schemas}) != len(schemas):
+        raise ValueError("table en double dans le paquet")
+    return schemas
