@@ -1,0 +1,114 @@
+"""The fast value encoders/decoders of packages agree with ``synchro.values`` exactly."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from synchro import values as V
+from synchro.package.manifest import Invalid, TableSchema
+from synchro.package.records import RecordCodec, Unrepresentable, decoder, encoder
+
+STRATEGIES: dict[str, st.SearchStrategy[Any]] = {
+    "int": st.integers(min_value=-(2**70), max_value=2**70),
+    "float": st.floats(allow_nan=False),
+    "decimal": st.decimals(allow_nan=False, allow_infinity=False, places=4),
+    "text": st.text(),
+    "bool": st.booleans(),
+    "date": st.dates(),
+    "datetime": st.datetimes() | st.datetimes(timezones=st.just(dt.UTC)),
+    "time": st.times(),
+    "blob": st.binary(),
+}
+
+
+def through_json(kind: str, value: Any) -> Any:
+    text = json.dumps(encoder(kind)(value), ensure_ascii=False)
+    return decoder(kind)(json.loads(text))
+
+
+@pytest.mark.parametrize("kind", V.KINDS)
+@given(data=st.data())
+def test_fast_codec_matches_values_module(kind: str, data: st.DataObject) -> None:
+    value = data.draw(st.none() | STRATEGIES[kind])
+    encoded = encoder(kind)(value)
+    assert encoded == V.to_json(kind, value)
+    assert type(encoded) is type(V.to_json(kind, value))
+    back = through_json(kind, value)
+    assert back == value
+    assert type(back) is type(value)
+    assert str(back) == str(value)
+    expected = V.from_json(kind, encoded)
+    assert type(decoder(kind)(encoded)) is type(expected)
+
+
+@given(st.one_of(st.text(), st.integers(), st.floats(), st.booleans()))
+def test_decoders_agree_with_values_on_any_json_scalar(value: Any) -> None:
+    for kind in V.KINDS:
+        try:
+            expected = V.from_json(kind, value)
+        except (ValueError, TypeError, ArithmeticError):
+            with pytest.raises((ValueError, TypeError, ArithmeticError)):
+                decoder(kind)(value)
+            continue
+        got = decoder(kind)(value)
+        assert type(got) is type(expected)
+        assert got == expected or (got != got and expected != expected)
+
+
+def test_values_of_other_types_take_the_slow_path() -> None:
+    assert encoder("int")(True) == 1
+    assert encoder("float")(3) == 3.0
+    assert encoder("decimal")(2) == "2"
+    assert encoder("decimal")("1.50") == "1.50"
+    assert encoder("datetime")(dt.date(2024, 1, 2)) == "2024-01-02 00:00:00"
+    assert encoder("blob")(bytearray(b"ab")) == "YWI="
+    assert encoder("date")("31/12/2024") == "31/12/2024"  # SQLite: any text in a DATE
+    with pytest.raises(Unrepresentable):
+        encoder("blob")("texte")
+
+
+def test_records_are_checked() -> None:
+    codec = RecordCodec([TableSchema("t", (("id", "int"), ("d", "date")), ("id",))])
+    good = codec.line([codec.encode("t", "U", (1, dt.date(2024, 1, 2)), "", 0)[0]])
+    assert [c.values for c in codec.decode(good, 1)] == [(1, dt.date(2024, 1, 2))]
+    bad_lines = [
+        b"[]",
+        b"{}",
+        b'[[0,"U"]]',
+        b'[[1,"U",[1,null]]]',
+        b'[[-1,"U",[1,null]]]',
+        b'[[true,"U",[1,null]]]',
+        b'[[0,"X",[1,null]]]',
+        b'[[0,["U"],[1,null]]]',
+        b'[[0,"U",[1]]]',
+        b'[[0,"D",[1,null]]]',
+        b'[[0,"U",[1,[2]]]]',
+        b'[[0,"U",[1,null],5,0]]',
+        b'[[0,"U",[1,null],"a",-1]]',
+        b'[[0,"U",[1,null],"a"]]',
+        b'[[0,"U",[1,null]]',
+    ]
+    for line in bad_lines:
+        with pytest.raises(Invalid):
+            codec.decode(line, 1)
+        counts = [{"U": 0, "D": 0}]
+        with pytest.raises(Invalid):
+            codec.count(line, 1, counts)
+
+
+def test_decimal_scale_and_surrogates_survive() -> None:
+    codec = RecordCodec(
+        [TableSchema("t", (("id", "int"), ("n", "decimal"), ("s", "text")), ("id",))]
+    )
+    row = (1, Decimal("10.500"), "a\ud800b")
+    line = codec.line([codec.encode("t", "U", row, "", 0)[0]])
+    (change,) = codec.decode(line, 1)
+    assert change.values == row
+    assert str(change.values[1]) == "10.500"
