@@ -1,0 +1,237 @@
+"""A Siège and its establishments on loopback, for the rounds tests.
+
+Each node has its own SQLite file and state; the Siège runs the real FTPS server (port 0)
+and the real round service in a thread; sites run real ``SiteRun``s with real clients.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from synchro.config.model import Config, HQSettings, Role, SiteAccount, SiteSettings
+from synchro.config.passwords import hash_password
+from synchro.engine.checksum import checksums
+from synchro.engine.hq_round import HQService, RoundSettings
+from synchro.engine.node import Node
+from synchro.engine.site_run import RunOptions, SiteRun
+from synchro.reports import ReportStore, RunRecord
+from synchro.transport.ftp_client import SiteClient
+from synchro.transport.ftp_server import HQServer
+from synchro.transport.tls import ensure_certificate
+
+SCHEMA = """
+CREATE TABLE articles(id INTEGER PRIMARY KEY, nom TEXT NOT NULL, prix DECIMAL(10,2));
+CREATE TABLE ventes(site TEXT NOT NULL, num INTEGER NOT NULL,
+    article_id INTEGER NOT NULL REFERENCES articles(id), qte INTEGER NOT NULL,
+    PRIMARY KEY(site, num));
+"""
+
+
+def sql(db: Path, script: str) -> None:
+    conn = sqlite3.connect(db)
+    try:
+        conn.executescript(script)
+        conn.commit()
+    finally:
+        conn.close()
+
+
+def rows(db: Path, table: str) -> list[tuple[Any, ...]]:
+    conn = sqlite3.connect(db)
+    try:
+        return conn.execute(f"SELECT * FROM {table} ORDER BY 1, 2").fetchall()
+    finally:
+        conn.close()
+
+
+@dataclasses.dataclass
+class Member:
+    code: str
+    folder: Path
+    db: Path
+    config: Config
+
+    def node(self, connection: str | None = None) -> Node:
+        return Node(
+            self.config,
+            self.folder / "state.db",
+            self.folder / "packages",
+            connection=connection or str(self.db),
+        )
+
+
+class Group:
+    """``with Group(tmp_path, ["3615", "3616"]) as g:`` — HQ server and service running."""
+
+    def __init__(
+        self,
+        root: Path,
+        sites: list[str],
+        *,
+        servers: int | None = None,
+        max_reception: dt.timedelta = dt.timedelta(seconds=30),
+        schema: str = SCHEMA,
+        now: Callable[[], dt.datetime] = dt.datetime.now,
+        run_service: bool = True,
+        passive_ports: tuple[int, int] | None = None,
+    ) -> None:
+        self.root = root
+        self.secrets = {code: f"secret-{code}-0123456789" for code in sites}
+        cert, key = root / "hq" / "cert.pem", root / "hq" / "key.pem"
+        self.fingerprint = ensure_certificate(cert, key, "SIEGE")
+        accounts = tuple(SiteAccount(c, hash_password(s)) for c, s in self.secrets.items())
+        hq_config = Config(
+            role=Role.HQ, site="SIEGE", hq=HQSettings(servers=servers or len(sites), sites=accounts)
+        )
+        self.hq = self._member("SIEGE", hq_config, schema)
+        self.reports = ReportStore(self.hq.folder / "reports.db")
+        self.hq_node = self.hq.node()
+        self.server = HQServer(
+            root / "ftp",
+            {a.code: a.secret_hash for a in accounts},
+            cert_file=cert,
+            key_file=key,
+            host="127.0.0.1",
+            port=0,
+            passive_ports=passive_ports,
+            on_received=lambda site, path: self.service.wake(),
+        )
+        self.service = HQService(
+            self.hq_node,
+            self.reports,
+            root / "ftp",
+            RoundSettings(servers or len(sites), max_reception, sites),
+            now=now,
+        )
+        self.server.start()
+        self.sites = {
+            code: self._member(
+                code,
+                Config(
+                    role=Role.SITE,
+                    site=code,
+                    site_settings=SiteSettings(
+                        hq_address="127.0.0.1",
+                        hq_port=self.server.port,
+                        secret=self.secrets[code],
+                        certificate_fingerprint=self.fingerprint,
+                        timeout_s=10,
+                    ),
+                ),
+                schema,
+            )
+            for code in sites
+        }
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        if run_service:
+            self._thread = threading.Thread(
+                target=self.service.run, args=(self._stop, 0.05), daemon=True
+            )
+            self._thread.start()
+
+    def _member(self, code: str, config: Config, schema: str) -> Member:
+        folder = self.root / code
+        folder.mkdir(parents=True, exist_ok=True)
+        db = folder / f"{code}.db"
+        sql(db, schema)
+        return Member(code, folder, db, config)
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(10)
+        self.server.stop()
+        self.hq_node.close()
+        self.reports.close()
+
+    def __enter__(self) -> Group:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def client(
+        self,
+        code: str,
+        *,
+        secret: str | None = None,
+        port: int | None = None,
+        host: str = "127.0.0.1",
+    ) -> Callable[[], SiteClient]:
+        def connect() -> SiteClient:
+            return SiteClient(
+                host,
+                port or self.server.port,
+                code,
+                secret or self.secrets[code],
+                self.fingerprint,
+                timeout=10,
+            )
+
+        return connect
+
+    def run(
+        self,
+        code: str,
+        *,
+        attempts: int = 3,
+        delay_s: float = 0.2,
+        poll_s: float = 0.05,
+        connect: Callable[[], SiteClient] | None = None,
+        **kwargs: Any,
+    ) -> RunRecord:
+        member = self.sites[code]
+        with member.node() as node, ReportStore(member.folder / "reports.db") as reports:
+            run = SiteRun(
+                node,
+                connect or self.client(code),
+                reports,
+                RunOptions(attempts, delay_s, poll_s),
+                **kwargs,
+            )
+            return run.run()
+
+    def run_all(self, codes: list[str] | None = None, **kwargs: Any) -> dict[str, RunRecord]:
+        """Run several sites at once (as at Heure de départ) and wait for all of them."""
+        results: dict[str, RunRecord] = {}
+
+        def one(code: str) -> None:
+            results[code] = self.run(code, **kwargs)
+
+        threads = [threading.Thread(target=one, args=(c,)) for c in codes or list(self.sites)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        return results
+
+    def open_round(self) -> None:
+        self.service.open_round()
+
+    def checksums(self) -> dict[str, dict[str, tuple[int, str]]]:
+        out = {}
+        for member in (self.hq, *self.sites.values()):
+            with member.node() as node:
+                out[member.code] = checksums(node.adapter, node.tables()[0])
+        return out
+
+    def converged(self) -> bool:
+        sums = self.checksums()
+        return len({tuple(sorted(s.items())) for s in sums.values()}) == 1
+
+
+@contextmanager
+def group(root: Path, sites: list[str], **kwargs: Any) -> Iterator[Group]:
+    g = Group(root, sites, **kwargs)
+    try:
+        yield g
+    finally:
+        g.close()

@@ -1,0 +1,194 @@
+"""Rounds over real FTPS on loopback: a Siège and its establishments end to end."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from pathlib import Path
+
+import pytest
+from rounds_helpers import Group, group, rows, sql
+
+from synchro.engine.events import Event, Progress
+from synchro.errors import TransportError
+from synchro.reports import State
+
+
+def seed(g: Group) -> None:
+    sql(g.hq.db, "INSERT INTO articles VALUES (1, 'Café', '18.90'), (2, 'Thé', '7.50');")
+    for n, code in enumerate(g.sites):
+        sql(
+            g.sites[code].db,
+            f"INSERT INTO articles VALUES ({10 + n}, 'local {code}', '1.00');"
+            f"INSERT INTO ventes VALUES ('{code}', 1, {10 + n}, 2);",
+        )
+
+
+def test_full_round_converges_and_reports(tmp_path: Path) -> None:
+    with group(tmp_path, ["3615", "3616", "3617"]) as g:
+        seed(g)
+        g.open_round()
+        results = g.run_all()
+        assert {c: r.state for c, r in results.items()} == dict.fromkeys(g.sites, State.OK)
+        assert all(r.rows_sent == 2 and r.rows_received == 6 for r in results.values())
+        assert g.converged()
+        round_row = next(r for r in g.reports.latest() if r.kind == "round")
+        assert round_row.state is State.OK
+        members = g.reports.for_round(round_row.id)
+        assert sorted(r.site for r in members if r.kind == "site-in-round") == sorted(g.sites)
+        assert all(r.state is State.OK for r in members)
+        # a second round with nothing new is quiet: nothing sent, nothing received
+        g.open_round()
+        again = g.run_all()
+        assert all(
+            r.state is State.OK and r.rows_sent == 0 and r.rows_received == 0
+            for r in again.values()
+        )
+
+
+def test_site_late_by_one_round_catches_up(tmp_path: Path) -> None:
+    with group(tmp_path, ["3615", "3616"], servers=1) as g:
+        seed(g)
+        g.open_round()
+        assert g.run("3615").state is State.OK  # 3616 is offline this round
+        sql(g.hq.db, "UPDATE articles SET prix = '19.90' WHERE id = 1")
+        sql(g.sites["3615"].db, "INSERT INTO ventes VALUES ('3615', 2, 1, 5)")
+        g.open_round()
+        assert g.run("3615").state is State.OK
+        g.open_round()
+        assert g.run("3616").state is State.OK  # one run brings everything it missed
+        g.open_round()
+        assert g.run("3615").state is State.OK  # and 3615 gets what 3616 had
+        assert g.converged()
+        assert (1, "Café", 19.9) in rows(g.sites["3616"].db, "articles")
+
+
+def test_missing_site_is_echec_when_reception_time_runs_out(tmp_path: Path) -> None:
+    clock = [dt.datetime(2026, 11, 29, 23, 0)]
+    with group(
+        tmp_path,
+        ["3615", "3616"],
+        run_service=False,
+        now=lambda: clock[0],
+        max_reception=dt.timedelta(hours=4),
+    ) as g:
+        seed(g)
+        g.service.step("open")
+        with g.sites["3615"].node() as node, g.client("3615")() as client:
+            node.export()  # 3615 delivers; 3616 never comes
+            for _seq, path in node.state.outbox():
+                client.upload(path, path.name)
+        g.service.step()
+        assert g.service.round is not None  # 1 of 2: still waiting
+        clock[0] += dt.timedelta(hours=2)
+        g.service.step("raz")  # RAZ: the 4 hours start again from now
+        clock[0] += dt.timedelta(hours=3)
+        g.service.step()
+        assert g.service.round is not None
+        clock[0] += dt.timedelta(hours=1, seconds=1)
+        g.service.step()
+        assert g.service.round is None
+        rid = next(r.id for r in g.reports.latest() if r.kind == "round")
+        by_site = {r.site: r for r in g.reports.for_round(rid)}
+        assert by_site["3615"].state is State.OK
+        assert by_site["3616"].state is State.FAILED
+        assert by_site["3616"].error == "aucune donnée reçue"
+        assert g.reports.get(rid).state is State.FAILED
+        assert "3616" in g.reports.get(rid).error
+
+
+def test_hq_unreachable_for_first_attempts_then_up(tmp_path: Path) -> None:
+    with group(tmp_path, ["3615"]) as g:
+        seed(g)
+        g.open_round()
+        port = g.server.port
+        g.server.stop()
+        waits: list[float] = []
+
+        def sleep(seconds: float) -> None:
+            waits.append(seconds)
+            if len(waits) == 2:  # the Siège comes back after two failed attempts
+                g.server.requested_port = port
+                g.server.start()
+
+        record = g.run("3615", attempts=5, delay_s=600, sleep=sleep)
+        assert record.state is State.OK, record.error
+        assert waits[:2] == [600, 600]
+        assert g.converged()
+
+
+def test_attempts_exhausted_is_echec_and_nothing_lost(tmp_path: Path) -> None:
+    with group(tmp_path, ["3615"]) as g:
+        seed(g)
+        record = g.run("3615", attempts=3, sleep=lambda s: None, connect=g.client("3615", port=1))
+        assert record.state is State.FAILED
+        assert "127.0.0.1:1" in record.error
+        # the package waits in the outbox; the next run delivers it
+        g.open_round()
+        assert g.run("3615").state is State.OK
+        assert g.converged()
+
+
+def test_wrong_password_fails_at_once_with_reason(tmp_path: Path) -> None:
+    with group(tmp_path, ["3615"]) as g:
+        attempts: list[float] = []
+        record = g.run(
+            "3615",
+            attempts=5,
+            sleep=attempts.append,
+            connect=g.client("3615", secret="wrong-secret-0123456789"),
+        )
+        assert record.state is State.FAILED
+        assert attempts == []  # bad credentials cannot get better by retrying
+        assert "wrong-secret" not in record.error
+
+
+def test_arreter_mid_run_then_next_run_completes(tmp_path: Path) -> None:
+    with group(tmp_path, ["3615"]) as g:
+        seed(g)
+        cancel = threading.Event()
+
+        def emit(event: Event) -> None:
+            if isinstance(event, Progress) and event.phase == "send":
+                cancel.set()  # ARRETER while sending
+
+        record = g.run("3615", cancel=cancel, emit=emit)
+        assert record.state is State.STOPPED
+        assert rows(g.hq.db, "ventes") == []  # nothing half-applied at the Siège
+        g.open_round()
+        assert g.run("3615").state is State.OK
+        assert g.converged()
+
+
+def test_connection_cut_mid_upload_resumes_without_duplicate(tmp_path: Path) -> None:
+    from ftp_proxy import LISTEN, FTPProxy, free_port_range
+
+    ports = free_port_range(4)
+    with group(tmp_path, ["3615"], passive_ports=ports) as g:
+        values = ",".join(
+            f"({i}, 'article {i} ' || hex(randomblob(40)), '1.00')" for i in range(100, 3100)
+        )
+        sql(g.sites["3615"].db, f"INSERT INTO articles VALUES {values}")
+        with FTPProxy(g.server.port, ports) as proxy:
+            proxy.cut_next_data_after(20_000)
+            g.open_round()
+            record = g.run(
+                "3615", attempts=4, sleep=lambda s: None, connect=g.client("3615", host=LISTEN)
+            )
+            cut = list(proxy.data_bytes)
+        assert record.state is State.OK, record.error
+        assert len(rows(g.hq.db, "articles")) == 3000
+        applied = g.hq_node.state.conn.execute(
+            "SELECT COUNT(*) FROM applied WHERE origin = '3615'"
+        ).fetchone()[0]
+        assert applied == 1
+        assert cut and cut[0] <= 20_000  # the first upload really was cut
+
+
+def test_site_cannot_touch_another_sites_folder(tmp_path: Path) -> None:
+    with group(tmp_path, ["3615", "3616"]) as g:
+        (tmp_path / "ftp" / "3616" / "out").mkdir(parents=True, exist_ok=True)
+        (tmp_path / "ftp" / "3616" / "out" / "SIEGE-3616-00000001.pkg").write_bytes(b"x")
+        with g.client("3615")() as client, pytest.raises(TransportError):
+            client.download("../../3616/out/SIEGE-3616-00000001.pkg", tmp_path / "stolen")
+        assert not (tmp_path / "stolen").exists()
