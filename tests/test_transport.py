@@ -72,6 +72,7 @@ def make_server(
             "on_received": lambda site, path: received.append((site, path)),
             "auth_failed_delay_s": 0,
             "idle_timeout_s": 30,
+            "poll_interval_s": 0.02,
         }
         options.update(overrides)
         accounts = {code: _hash(secret) for code, secret in SECRETS.items()}
@@ -550,3 +551,29 @@ def test_port_in_use_is_a_clear_error(server: HQServer, tmp_path: Path) -> None:
     )
     with pytest.raises(TransportError, match="port"):
         other.start()
+
+
+def test_passive_reply_names_the_masquerade_address(
+    make_server: Callable[..., HQServer],
+) -> None:
+    server = make_server(masquerade_address="10.9.8.7")
+    ftp = raw_tls(server)
+    try:
+        assert "10,9,8,7" in ftp.sendcmd("PASV")  # never dialled: ftplib uses the peer address
+    finally:
+        ftp.close()
+
+
+def test_refusals_are_logged_with_who_what_why(
+    server: HQServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("WARNING", logger="synchro.transport")
+    ftp = raw_tls(server, "A")
+    try:
+        assert refused(ftp, "MKD /x")
+    finally:
+        ftp.close()
+    line = next(r.getMessage() for r in caplog.records if "MKD" in r.getMessage())
+    assert "A" in line and "127.0.0.1" in line and "non autorisée" in line
+    event = server.security_events()[-1]
+    assert (event.user, event.address, event.action) == ("A", "127.0.0.1", "MKD")

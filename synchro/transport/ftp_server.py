@@ -31,10 +31,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from pyftpdlib.exceptions import FilesystemError
 from pyftpdlib.filesystems import AbstractedFS
 from pyftpdlib.handlers import FTPHandler, TLS_DTPHandler, TLS_FTPHandler
 from pyftpdlib.ioloop import IOLoop
 from pyftpdlib.servers import ThreadedFTPServer
+from pyftpdlib.utils import strerror
 
 from synchro.config.model import HQSettings
 from synchro.config.passwords import verify_password
@@ -135,8 +137,9 @@ class _SiteHandlerMixin:
     username: str
     authorizer: SiteAuthorizer
     fs: Any
-    respond: Callable[..., None]
     close_when_done: Callable[[], None]
+    run_as_current_user: Callable[..., Any]
+    _rnfr: str | None
     proto_cmds: dict[str, dict[str, Any]]
 
     def ftp_XSHA256(self, path: str) -> None:
@@ -164,40 +167,56 @@ class _SiteHandlerMixin:
 
     def ftp_RNFR(self, path: str) -> None:
         if not path.endswith(PART):
-            self._refuse("RNFR", f"{self._shown(path)} : seuls les fichiers .part se renomment")
+            self._refuse("RNFR", f"{self.fs.fs2ftp(path)} : seuls les .part se renomment")
             self.respond("550 Seuls les fichiers .part peuvent être renommés.")
             return
         super().ftp_RNFR(path)  # type: ignore[misc]
 
     def ftp_RNTO(self, path: str) -> Any:
-        result = super().ftp_RNTO(path)  # type: ignore[misc]
-        if result and self.synchro.on_received is not None:
-            parts = self.synchro.policy.parts(self.username, result[1])
-            if parts and parts[0] == INBOX and not result[1].endswith(PART):
-                try:
-                    self.synchro.on_received(self.username, Path(result[1]))
-                except Exception:
-                    log.exception("on_received a échoué pour %s", result[1])
-        return result
+        """pyftpdlib's RNTO, but ``on_received`` runs BEFORE the 250 reply: when a client's
+        rename returns, the Siège already knows about the file."""
+        src, self._rnfr = self._rnfr, None
+        if not src:
+            self.respond("503 Bad sequence of commands: use RNFR first.")
+            return None
+        try:
+            self.run_as_current_user(self.fs.rename, src, path)
+        except (OSError, FilesystemError) as exc:
+            self.respond(f"550 {strerror(exc)}.")
+            return None
+        parts = self.synchro.policy.parts(self.username, path)
+        if self.synchro.on_received and parts and parts[0] == INBOX and not path.endswith(PART):
+            try:
+                self.synchro.on_received(self.username, Path(path))
+            except Exception:
+                log.exception("on_received a échoué pour %s", path)
+        self.respond("250 Renaming ok.")
+        return (src, path)
 
-    def log_cmd(self, cmd: str, arg: str, respcode: int, respstr: str) -> None:
-        """Turn pyftpdlib's own refusals into security events."""
-        if respcode == 550 and respstr == "Not enough privileges.":
+    def pre_process_command(self, line: str, cmd: str, arg: str) -> None:
+        self._synchro_cmd = (cmd, arg)  # for respond(): which command is being refused
+        super().pre_process_command(line, cmd, arg)  # type: ignore[misc]
+
+    def respond(self, resp: str, *args: Any, **kwargs: Any) -> None:
+        """Turn pyftpdlib's own refusals into security events, before the client hears."""
+        if resp.startswith("550 "):
+            self._note_refusal(resp[4:])
+        super().respond(resp, *args, **kwargs)  # type: ignore[misc]
+
+    def _note_refusal(self, text: str) -> None:
+        cmd, arg = getattr(self, "_synchro_cmd", ("?", ""))
+        if text == "Not enough privileges.":
             perm = self.proto_cmds.get(cmd, {}).get("perm") or "?"
-            why = self.synchro.policy.refusal(self.username, perm, arg) or "refusé"
-            self._refuse(cmd, f"{self._shown(arg)} : {why}")
-        elif respcode == 550 and "outside the user's root" in respstr:
+            real = self.fs.ftp2fs(arg or self.fs.cwd) if self.fs is not None else arg
+            why = self.synchro.policy.refusal(self.username, perm, real) or "refusé"
+            self._refuse(cmd, f"{arg or '.'} : {why}")
+        elif "outside the user's root" in text:
             self._refuse(cmd, f"{arg} : chemin hors du dossier de l'établissement")
-        elif respcode == 550 and "SSL/TLS required" in respstr:
+        elif "SSL/TLS required" in text:
             self._refuse(cmd, "connexion non chiffrée refusée (FTPS obligatoire)")
-        super().log_cmd(cmd, arg, respcode, respstr)  # type: ignore[misc]
 
     def _refuse(self, action: str, reason: str) -> None:
         self.synchro.guard.event(self.remote_ip, self.username, action, reason)
-
-    def _shown(self, path: str) -> str:
-        parts = self.synchro.policy.parts(self.username, path) if self.username else None
-        return "/" + "/".join(parts) if parts is not None else path
 
 
 class _PlainHandler(_SiteHandlerMixin, FTPHandler):  # type: ignore[misc]
@@ -214,7 +233,7 @@ class _Server(ThreadedFTPServer):  # type: ignore[misc]
     would kill the others. Each server here gets its own. Banned addresses are turned away
     before a handler (and its thread) is even created."""
 
-    poll_timeout = 0.2  # how fast connection threads notice stop()
+    poll_timeout = 0.2  # how fast connection threads notice stop() (set per server)
 
     def __init__(self, address: tuple[str, int], handler: Any) -> None:
         self._lock = threading.Lock()
@@ -258,6 +277,7 @@ class HQServer:
         auth_failed_delay_s: float = 1.0,
         max_connections: int = 256,
         max_connections_per_ip: int = 16,
+        poll_interval_s: float = 0.2,
     ) -> None:
         if require_tls and cert_file is None:
             raise TransportError("FTPS exigé mais aucun certificat fourni au serveur du siège.")
@@ -268,6 +288,7 @@ class HQServer:
         self.require_tls = require_tls
         self.max_connections = max_connections
         self.max_connections_per_ip = max_connections_per_ip
+        self.poll_interval_s = poll_interval_s  # how fast stop() is noticed (tests: small)
         self.guard = Guard(ban_after=ban_after_failures, ban_seconds=ban_seconds, clock=clock)
         self.root.mkdir(parents=True, exist_ok=True)
         policy = Policy(str(self.root))
@@ -297,6 +318,7 @@ class HQServer:
         key_file: Path,
         on_received: OnReceived | None = None,
         verify: Verify | None = None,
+        auth_failed_delay_s: float = 1.0,
     ) -> HQServer:
         """Build the server the *Mode siège* settings describe."""
         hashes = {site.code: site.secret_hash for site in hq.sites}
@@ -316,6 +338,7 @@ class HQServer:
             ban_seconds=hq.ban_minutes * 60,
             idle_timeout_s=hq.idle_timeout_s,
             verify=verify,
+            auth_failed_delay_s=auth_failed_delay_s,
         )
 
     def _handler_class(
@@ -386,10 +409,14 @@ class HQServer:
             ) from exc
         server.max_cons = self.max_connections
         server.max_cons_per_ip = self.max_connections_per_ip
+        server.poll_timeout = self.poll_interval_s
         self._server = server
         self._stopping = threading.Event()
         self._thread = threading.Thread(
-            target=self._serve, args=(server, self._stopping), name="synchro-ftp", daemon=True
+            target=self._serve,
+            args=(server, self._stopping, self.poll_interval_s),
+            name="synchro-ftp",
+            daemon=True,
         )
         self._thread.start()
         log.info(
@@ -400,12 +427,12 @@ class HQServer:
         )
 
     @staticmethod
-    def _serve(server: Any, stopping: threading.Event) -> None:
+    def _serve(server: Any, stopping: threading.Event, poll_s: float) -> None:
         """The accept loop. It closes the server itself when asked to stop: closing an IOLoop
         from another thread while it polls makes the poll fail (EBADF)."""
         try:
             while not stopping.is_set():
-                server.serve_forever(timeout=0.2, blocking=False, handle_exit=False)
+                server.serve_forever(timeout=poll_s, blocking=False, handle_exit=False)
         except Exception:
             log.exception("Le serveur FTP du siège s'est arrêté sur une erreur")
         finally:
