@@ -27,6 +27,8 @@ def add_init_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--token", help="jeton de connexion donné par le siège (Serveur)")
     p.add_argument("--hq", help="Adresse du siège HOST[:PORT] (Serveur, sans jeton)")
     p.add_argument("--port", type=int, help="port FTP du siège (défaut 21)")
+    p.add_argument("--listen", help="Siège : adresse d'écoute du serveur FTP (défaut 0.0.0.0)")
+    p.add_argument("--public-address", help="Siège : adresse donnée aux établissements")
     p.add_argument("--first-sync", help='Dernière synchronisation "JJ/MM/AAAA HH:MM"')
     p.add_argument("--start-time", help="Heure de départ HH:MM (défaut 23:00)")
     p.add_argument("--servers", type=int, help="Nombre de serveurs (Siège, défaut 1)")
@@ -73,6 +75,10 @@ def config_from_init(args: argparse.Namespace, now: dt.datetime) -> Config:
     if args.port is not None:
         hq = dataclasses.replace(hq, port=args.port)
         site = dataclasses.replace(site, hq_port=args.port)
+    if args.listen:
+        hq = dataclasses.replace(hq, listen_address=args.listen)
+    if args.public_address:
+        hq = dataclasses.replace(hq, public_address=args.public_address)
     if args.allow_plain_ftp:
         hq = dataclasses.replace(hq, allow_plain_ftp=True)
         site = dataclasses.replace(site, allow_plain_ftp=True)

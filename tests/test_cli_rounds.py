@@ -1,0 +1,182 @@
+"""The headless CLI end to end, in real processes: init, site add, sync, serve, report, demo."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from synchro.transport.token import parse_token
+
+SCHEMA = "CREATE TABLE articles(id INTEGER PRIMARY KEY, nom TEXT NOT NULL, prix DECIMAL(10,2));"
+
+
+def synchro(*args: str, cwd: Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "synchro", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+        env={**os.environ, "LANG": "C.UTF-8"},
+    )
+
+
+def popen(*args: str, cwd: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "synchro", *args],
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def make_db(path: Path, rows: str = "") -> None:
+    conn = sqlite3.connect(path)
+    conn.executescript(SCHEMA + rows)
+    conn.commit()
+    conn.close()
+
+
+def table(path: Path) -> list[tuple[object, ...]]:
+    conn = sqlite3.connect(path)
+    try:
+        return conn.execute("SELECT * FROM articles ORDER BY id").fetchall()
+    finally:
+        conn.close()
+
+
+@pytest.fixture()
+def pair(tmp_path: Path) -> tuple[Path, Path]:
+    """A Siège and one Serveur set up with the CLI only, as an administrator would."""
+    port = free_port()
+    hq, site = tmp_path / "siege", tmp_path / "magasin"
+    hq.mkdir()
+    site.mkdir()
+    make_db(hq / "hq.db", "INSERT INTO articles VALUES (1, 'Café', '18.90');")
+    make_db(site / "m.db", "INSERT INTO articles VALUES (10, 'Thé', '7.50');")
+    done = synchro(
+        "--config",
+        "synchro.toml",
+        "init",
+        "--role",
+        "siege",
+        "--site",
+        "SIEGE",
+        "--db",
+        "hq.db",
+        "--port",
+        str(port),
+        "--listen",
+        "127.0.0.1",
+        "--max-reception",
+        "00:01:00",
+        cwd=hq,
+    )
+    assert done.returncode == 0, done.stderr
+    added = synchro(
+        "--config", "synchro.toml", "site", "add", "3615", "--host", "127.0.0.1", cwd=hq
+    )
+    assert added.returncode == 0, added.stderr
+    token = added.stdout.strip().splitlines()[-1]
+    done = synchro(
+        "--config",
+        "synchro.toml",
+        "init",
+        "--role",
+        "serveur",
+        "--site",
+        "3615",
+        "--db",
+        "m.db",
+        "--token",
+        token,
+        "--attempts",
+        "30",
+        "--retry-delay",
+        "00:00:01",
+        cwd=site,
+    )
+    assert done.returncode == 0, done.stderr
+    secret = parse_token(token).secret
+    assert len(secret) >= 20
+    for folder in (hq, site):
+        for path in folder.rglob("*.toml"):
+            assert secret not in path.read_text(encoding="utf-8")
+    return hq, site
+
+
+def test_sync_at_siege_and_serveur_in_two_processes(pair: tuple[Path, Path]) -> None:
+    hq, site = pair
+    siege = popen("--config", "synchro.toml", "sync", cwd=hq)
+    try:
+        magasin = synchro("--config", "synchro.toml", "sync", cwd=site, timeout=90)
+        out, err = siege.communicate(timeout=90)
+    finally:
+        if siege.poll() is None:
+            siege.kill()
+    assert magasin.returncode == 0, magasin.stderr + magasin.stdout
+    assert siege.returncode == 0, err + out
+    assert table(hq / "hq.db") == table(site / "m.db")
+    assert len(table(hq / "hq.db")) == 2
+    report = synchro("--config", "synchro.toml", "report", "--json", cwd=site)
+    rows = json.loads(report.stdout)
+    assert rows[0]["state"] == "OK" and rows[0]["site"] == "3615"
+    status = synchro("--config", "synchro.toml", "status", cwd=site)
+    assert status.returncode == 0 and "ADMIN" in status.stdout  # default password flagged
+
+
+def test_serve_answers_raz_and_stop_then_stops_on_sigterm(pair: tuple[Path, Path]) -> None:
+    hq, _site = pair
+    serve = popen("--config", "synchro.toml", "serve", cwd=hq)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            reply = synchro("--config", "synchro.toml", "raz", cwd=hq)
+            if reply.returncode == 0:
+                break
+            time.sleep(0.3)
+        assert reply.returncode == 0, reply.stderr
+        second = synchro("--config", "synchro.toml", "serve", cwd=hq, timeout=30)
+        assert second.returncode == 1 and "déjà lancé" in second.stderr
+        assert synchro("--config", "synchro.toml", "stop", cwd=hq).returncode == 0
+        serve.terminate()
+        out, err = serve.communicate(timeout=30)
+    finally:
+        if serve.poll() is None:
+            serve.kill()
+    assert serve.returncode == 0, err
+    assert "Démarrage en mode siège." in err
+    after = synchro("--config", "synchro.toml", "raz", cwd=hq)
+    assert after.returncode == 1 and "pas lancé" in after.stderr
+
+
+def test_test_connection_names_the_failure(pair: tuple[Path, Path]) -> None:
+    _hq, site = pair
+    done = synchro("--config", "synchro.toml", "test-connection", cwd=site)
+    assert done.returncode == 1
+    assert "refused" in done.stderr
+
+
+def test_demo_passes(tmp_path: Path) -> None:
+    done = synchro("demo", "--dir", str(tmp_path / "demo"), cwd=tmp_path, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Les trois bases sont identiques" in done.stdout
+    assert "identique partout" in done.stdout
