@@ -1,0 +1,179 @@
+"""The one-file Linux build: built with build.py from synchro.spec, run with no Python around.
+
+The binary is cached outside the repository (``$XDG_CACHE_HOME/synchro-build`` or
+``~/.cache/synchro-build``), keyed by a hash of synchro/, assets/, the spec, build.py and
+requirements.txt: an unchanged tree reuses it, a changed one rebuilds (about a minute).
+Build time and size are printed (``pytest -s``) and kept in ``<cache>/<hash>/build.json``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from synchro import __version__
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parents[1]
+KEEP_BUILDS = 3
+
+
+def _load_build_module() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("synchro_build_script", REPO / "build.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def cache_root() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "synchro-build"
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)  # two test runs never build at once
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+def _prune(root: Path, keep: Path) -> None:
+    builds = sorted(
+        (p for p in root.iterdir() if p.is_dir() and (p / "build.json").is_file()),
+        key=lambda p: p.stat().st_mtime,
+        reverse=True,
+    )
+    for old in builds[KEEP_BUILDS:]:
+        if old != keep:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def cached_linux_binary() -> tuple[Path, dict[str, object]]:
+    build = _load_build_module()
+    root = cache_root()
+    key = build.source_hash(REPO)
+    target = root / key
+    with _locked(root / "build.lock"):
+        if not (target / "build.json").is_file():
+            staging = root / f"{key}.tmp"
+            shutil.rmtree(staging, ignore_errors=True)
+            started = time.monotonic()
+            subprocess.run(
+                [
+                    sys.executable,
+                    str(REPO / "build.py"),
+                    "--dist",
+                    str(staging),
+                    "--work",
+                    str(root / "work"),
+                ],
+                check=True,
+                cwd=REPO,
+                timeout=900,
+            )
+            info = {
+                "seconds": round(time.monotonic() - started, 1),
+                "bytes": (staging / "synchro").stat().st_size,
+                "hash": key,
+            }
+            (staging / "build.json").write_text(json.dumps(info))
+            shutil.rmtree(target, ignore_errors=True)
+            os.replace(staging, target)
+        os.utime(target)
+        _prune(root, target)
+    info = json.loads((target / "build.json").read_text())
+    print(f"\nlinux one-file build: {info['seconds']} s, {info['bytes'] / 1e6:.1f} MB ({target})")
+    return target / "synchro", info
+
+
+@pytest.fixture(scope="module")
+def binary() -> Path:
+    if sys.platform != "linux":
+        pytest.skip("the Linux one-file build")
+    path, _info = cached_linux_binary()
+    return path
+
+
+def _run_clean(
+    binary: Path, tmp: Path, *args: str, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """Runs the binary from an empty folder with no Python, venv or display in its environment."""
+    work = tmp / "empty"
+    work.mkdir(exist_ok=True)
+    env = {
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        "HOME": str(tmp / "home"),
+        "LANG": "C.UTF-8",
+        "TMPDIR": str(tmp),
+    }
+    return subprocess.run(
+        [str(binary), *args],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def test_version_from_an_empty_folder(binary: Path, tmp_path: Path) -> None:
+    done = _run_clean(binary, tmp_path, "--version")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == f"synchro {__version__}"
+    assert list((tmp_path / "empty").iterdir()) == []  # wrote nothing where it was started
+
+
+def test_bundle_has_data_metadata_and_tray_backend(binary: Path) -> None:
+    from PyInstaller.archive.readers import CArchiveReader
+
+    archive = CArchiveReader(str(binary))
+    names = set(archive.toc)
+    locales = {p.name for p in (REPO / "synchro" / "locales").glob("*.json")}
+    assert {f"synchro/locales/{n}" for n in locales} <= names
+    assets = {p.name for p in (REPO / "assets").glob("*") if p.is_file()}
+    assert {f"assets/{n}" for n in assets} <= names
+    for dist in ("pyftpdlib", "pystray", "pillow", "cryptography", "platformdirs"):
+        assert any(n.lower().startswith(f"{dist}-") and n.endswith("METADATA") for n in names), dist
+    modules = set(archive.open_embedded_archive("PYZ.pyz").toc)
+    assert {"pystray._xorg", "synchro.cli", "synchro.platform.single_instance"} <= modules
+    assert not {m for m in modules if m.split(".")[0] in ("pytest", "_pytest", "hypothesis")}
+
+
+def test_demo_from_an_empty_folder(binary: Path, tmp_path: Path) -> None:
+    help_text = _run_clean(binary, tmp_path, "--help").stdout
+    if " demo " not in help_text and "\n    demo" not in help_text:
+        pytest.xfail("the CLI has no `demo` command yet (lead engineer's part)")
+    done = _run_clean(binary, tmp_path, "demo", timeout=600)
+    if done.returncode != 0:
+        # A build problem only if the same demo passes from the source tree.
+        source = subprocess.run(
+            [sys.executable, "-m", "synchro", "demo"],
+            cwd=tmp_path,
+            env={**os.environ, "PYTHONPATH": str(REPO), "HOME": str(tmp_path / "src-home")},
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+        if source.returncode != 0:
+            pytest.xfail(f"`synchro demo` fails from source too: {source.stderr[-300:]}")
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
