@@ -158,7 +158,7 @@ def test_serve_answers_raz_and_stop_then_stops_on_sigterm(pair: tuple[Path, Path
         assert second.returncode == 1 and "déjà lancé" in second.stderr
         assert synchro("--config", "synchro.toml", "stop", cwd=hq).returncode == 0
         serve.terminate()
-        out, err = serve.communicate(timeout=30)
+        _out, err = serve.communicate(timeout=30)
     finally:
         if serve.poll() is None:
             serve.kill()
