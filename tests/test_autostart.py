@@ -15,6 +15,7 @@ from synchro.platform.autostart import (
     WindowsAutostart,
     WinRegistry,
     XdgAutostart,
+    autostart_action,
     autostart_for_platform,
     default_command,
     desktop_exec,
@@ -220,3 +221,18 @@ def test_desktop_exec_plain_args_unquoted() -> None:
     assert desktop_exec(["/usr/bin/synchro", "--minimized"]) == "/usr/bin/synchro --minimized"
     with pytest.raises(PlatformError):
         desktop_exec([])
+
+
+def test_autostart_action(tmp_path: Path) -> None:
+    reg = FakeRegistry()
+    auto = WindowsAutostart(reg)
+    assert autostart_action("status", autostart=auto) == "Démarrage automatique : désactivé"
+    config = tmp_path / "site.toml"
+    assert autostart_action("on", config=str(config), autostart=auto).endswith(": activé")
+    value = reg.values[(RUN_KEY, "Synchro")]
+    assert isinstance(value, str)
+    assert value.startswith(f'"{sys.executable}" -m synchro --config ')
+    assert value.endswith(" --minimized") and str(config) in value
+    assert autostart_action("off", autostart=auto).endswith(": désactivé")
+    with pytest.raises(PlatformError, match="inconnue"):
+        autostart_action("maybe", autostart=auto)

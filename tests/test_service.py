@@ -25,6 +25,7 @@ from synchro.platform.service import (
     plan_task_install,
     plan_task_remove,
     serve_command,
+    service_action,
     service_name,
     systemd_quote,
     systemd_unit,
@@ -211,3 +212,17 @@ def test_plan_for_platform(tmp_path: Path) -> None:
     assert linux.steps[0].path == Path("/etc/systemd/system/synchro.service")
     assert b"User=sync\n" in linux.steps[0].data
     assert plan_remove(config, platform="linux").name == "synchro.service"
+
+
+def test_service_action_dry_run_and_errors(tmp_path: Path) -> None:
+    config = tmp_path / "hq.toml"
+    text = service_action("install", config, dry_run=True, platform="linux", user="sync")
+    assert text.splitlines() == [
+        "write  /etc/systemd/system/synchro-hq.service",
+        "run    systemctl daemon-reload",
+        "run    systemctl enable --now synchro-hq.service",
+    ]
+    text = service_action("remove", config, dry_run=True, platform="win32")
+    assert text.splitlines()[0] == "run    schtasks /Delete /TN \\Synchro\\synchro-hq /F"
+    with pytest.raises(PlatformError, match="inconnue"):
+        service_action("restart", config)

@@ -263,3 +263,22 @@ def autostart_for_platform(platform: str | None = None) -> Autostart:
     if platform.startswith(("linux", "freebsd", "openbsd", "netbsd")):
         return XdgAutostart()
     return UnsupportedAutostart()
+
+
+def autostart_action(
+    action: str, *, config: str | None = None, autostart: Autostart | None = None
+) -> str:
+    """``synchro autostart on|off|status``: does it and returns the line to print.
+
+    ``on`` registers this program (``--config`` kept as an absolute path) with ``--minimized``.
+    """
+    auto = autostart if autostart is not None else autostart_for_platform()
+    if action == "on":
+        extra = ["--config", str(Path(config).absolute())] if config else []
+        auto.enable(default_command(extra))
+    elif action == "off":
+        auto.disable()
+    elif action != "status":
+        raise PlatformError(f"Action inconnue {action!r} (attendu : on, off, status)")
+    state = "activé" if auto.is_enabled() else "désactivé"
+    return f"Démarrage automatique : {state}"

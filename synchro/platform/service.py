@@ -335,3 +335,25 @@ def plan_remove(config: Path, *, platform: str | None = None) -> ServicePlan:
     if (platform or sys.platform) == "win32":
         return plan_task_remove(config)
     return plan_systemd_remove(config)
+
+
+def service_action(
+    action: str,
+    config: Path,
+    *,
+    dry_run: bool = False,
+    user: str | None = None,
+    platform: str | None = None,
+) -> str:
+    """``synchro service install|remove [--dry-run]``: does it and returns the text to print."""
+    if action == "install":
+        plan = plan_install(Path(config).absolute(), platform=platform, user=user)
+    elif action == "remove":
+        plan = plan_remove(Path(config).absolute(), platform=platform)
+    else:
+        raise PlatformError(f"Action inconnue {action!r} (attendu : install, remove)")
+    if dry_run:
+        return plan.describe()
+    apply_plan(plan)
+    done = "installé" if action == "install" else "supprimé"
+    return f"Service {plan.name} {done}."
