@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import struct
 import zlib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -24,12 +23,12 @@ from typing import IO, Any
 
 from synchro.errors import PackageError
 
+from . import crypto, stream
 from .manifest import (
     END_MAGIC,
     FORMAT_VERSION,
     MAGIC,
     MAX_HEADER,
-    MAX_TRAILER,
     PACKAGE_KINDS,
     Change,
     Header,
@@ -42,11 +41,6 @@ from .manifest import (
 )
 from .records import RecordCodec, Unrepresentable
 
-_PREFIX = struct.Struct(">12sHI")  # magic, format version, header length
-_TAIL = struct.Struct(">I8s")  # trailer length, end magic
-_BLOCK = 256 * 1024  # bytes read from disk at a time
-_MAX_INFLATE = 256 * 1024  # bytes inflated at a time (bounds a zip bomb)
-_MAX_LINE = 256 * 1024 * 1024  # one record
 _BATCH_RECORDS = 512  # records per batch line, at most
 _BATCH_BYTES = 256 * 1024  # rough size of a batch line, at most
 
@@ -85,8 +79,6 @@ class PackageWriter:
             raise ValueError(f"sorte de paquet {kind!r} inconnue (attendue : {PACKAGE_KINDS})")
         if not 0 <= level <= 9:
             raise ValueError("level de compression entre 0 et 9")
-        if key is not None:
-            raise NotImplementedError("chiffrement")
         schemas = check_tables(tables)
         self.path = Path(path)
         self._tmp = self.path.with_name(self.path.name + ".tmp")
@@ -99,11 +91,18 @@ class PackageWriter:
             meta=check_meta(meta),
             tables=schemas,
             level=level,
+            encryption=crypto.new_params(key) if key is not None else None,
         )
         self._header = header
         header_bytes = header.to_bytes()
         if len(header_bytes) > MAX_HEADER:
             raise ValueError("en-tête de paquet trop grand")
+        prefix = stream.PREFIX.pack(MAGIC, FORMAT_VERSION, len(header_bytes)) + header_bytes
+        self._sealer: crypto.ChunkSealer | None = None
+        if key is not None and header.encryption is not None:
+            digest = hashlib.sha256(prefix).digest()
+            self._sealer = crypto.ChunkSealer(key, header.encryption, digest)
+        self._pending = bytearray()
         self._counts = {t.name: {"U": 0, "D": 0} for t in schemas}
         self._rows = 0
         self._batch: list[list[Any]] = []
@@ -118,8 +117,7 @@ class PackageWriter:
             self._fh: IO[bytes] = open(self._tmp, "wb")  # noqa: SIM115 - closed in close/abort
         except OSError as exc:
             raise PackageError(str(self.path), f"écriture impossible : {_reason_of(exc)}") from exc
-        self._guard(self._raw, _PREFIX.pack(MAGIC, FORMAT_VERSION, len(header_bytes)))
-        self._guard(self._raw, header_bytes)
+        self._guard(self._raw, prefix)
 
     def __enter__(self) -> PackageWriter:
         return self
@@ -171,6 +169,8 @@ class PackageWriter:
             rows=self._rows,
             sha256=self._sha.hexdigest(),
             size=self._size,
+            encrypted=self._sealer is not None,
+            key_id=(self._header.encryption or {}).get("key_id", ""),
         )
         self._manifest = manifest
         return manifest
@@ -199,10 +199,25 @@ class PackageWriter:
         self._sha.update(data)
         self._size += len(data)
 
-    def _body(self, data: bytes) -> None:
-        if data:
+    def _body(self, data: bytes, final: bool = False) -> None:
+        """Compressed bytes to the body, sealed in chunks when the package is keyed."""
+        if self._sealer is None:
             self._raw(data)
             self._body_size += len(data)
+            return
+        pending, chunk = self._pending, self._sealer.chunk
+        pending += data
+        pieces = []
+        while len(pending) > chunk:
+            pieces.append((bytes(pending[:chunk]), False))
+            del pending[:chunk]
+        if final:
+            pieces.append((bytes(pending), True))
+            pending.clear()
+        for piece, last in pieces:
+            sealed = self._sealer.seal(piece, final=last)
+            self._raw(sealed)
+            self._body_size += len(sealed)
 
     def _flush_batch(self) -> None:
         if self._batch:
@@ -213,10 +228,10 @@ class PackageWriter:
 
     def _finish(self) -> None:
         self._flush_batch()
-        self._body(self._zip.flush())
+        self._body(self._zip.flush(), final=True)
         trailer = Trailer(self._counts, self._rows, self._body_size, self._sha.hexdigest())
         raw = trailer.to_bytes()
-        tail = raw + _TAIL.pack(len(raw), END_MAGIC)
+        tail = raw + stream.TAIL.pack(len(raw), END_MAGIC)
         self._fh.write(tail)
         self._size += len(tail)
         self._fh.flush()
@@ -243,40 +258,13 @@ def _sync_dir(folder: Path) -> None:
 
 @dataclass(frozen=True)
 class _Layout:
-    """Where things are in a verified file, to stream it again."""
+    """What was verified in a file, to stream it again and notice if it changed."""
 
     header: Header
     header_bytes: bytes
     trailer_start: int
     size: int
-
-
-class _Source:
-    """Reads ``fh`` from its start up to ``end`` in order, hashing every byte read."""
-
-    def __init__(self, fh: IO[bytes], end: int) -> None:
-        fh.seek(0)
-        self.fh = fh
-        self.end = end
-        self.pos = 0
-        self.sha = hashlib.sha256()
-
-    @property
-    def remaining(self) -> int:
-        return self.end - self.pos
-
-    def read(self, size: int) -> bytes:
-        size = min(size, self.remaining)
-        data = self.fh.read(size)
-        if len(data) != size:
-            raise Invalid("fichier tronqué")
-        self.sha.update(data)
-        self.pos += size
-        return data
-
-    def drain(self) -> None:
-        while self.remaining:
-            self.read(_BLOCK)
+    key: bytes | None
 
 
 def _open(path: Path) -> IO[bytes]:
@@ -288,125 +276,12 @@ def _open(path: Path) -> IO[bytes]:
         raise PackageError(str(path), f"lecture impossible : {_reason_of(exc)}") from exc
 
 
-def _frame(fh: IO[bytes], size: int) -> tuple[Trailer, int]:
-    """Check the start (magic, version) and the end (end magic, trailer) of the file."""
-    if size == 0:
-        raise Invalid("fichier vide")
-    start = fh.read(_PREFIX.size)
-    if len(start) < len(MAGIC):
-        raise Invalid("fichier tronqué" if MAGIC.startswith(start) else _FOREIGN)
-    if not start.startswith(MAGIC):
-        raise Invalid(_FOREIGN)
-    if len(start) < _PREFIX.size:
-        raise Invalid("fichier tronqué")
-    _, version, _ = _PREFIX.unpack(start)
-    if version != FORMAT_VERSION:
-        raise Invalid(f"version de format {version} inconnue (attendue : {FORMAT_VERSION})")
-    if size < _PREFIX.size + _TAIL.size:
-        raise Invalid("fichier tronqué")
-    fh.seek(size - _TAIL.size)
-    trailer_len, end = _TAIL.unpack(fh.read(_TAIL.size))
-    if end != END_MAGIC:
-        raise Invalid("fichier tronqué")
-    trailer_start = size - _TAIL.size - trailer_len
-    if trailer_len > MAX_TRAILER or trailer_start < _PREFIX.size:
-        raise Invalid("bloc de fin illisible")
-    fh.seek(trailer_start)
-    return Trailer.from_bytes(fh.read(trailer_len)), trailer_start
-
-
-_FOREIGN = "ce n'est pas un paquet Synchro"
-
-
-def _read_header(src: _Source) -> tuple[Header, bytes]:
-    prefix = src.read(_PREFIX.size)
-    _, _, length = _PREFIX.unpack(prefix)
-    if length > MAX_HEADER or length > src.remaining:
-        raise Invalid("en-tête illisible (longueur)")
-    raw = src.read(length)
-    return Header.from_bytes(raw), prefix + raw
-
-
-class _Body:
-    """The body of one package as a stream of changes: decrypt, inflate, split, parse."""
-
-    def __init__(self, src: _Source, header: Header) -> None:
-        if header.encryption is not None:
-            raise Invalid("chiffrement non pris en charge")
-        self.src = src
-        self.codec = RecordCodec(header.tables)
-
-    def changes(self) -> Iterator[Change]:
-        decode = self.codec.decode
-        number = 1
-        for line in _lines(_inflate(self._pieces())):
-            changes = decode(line, number)
-            number += len(changes)
-            yield from changes
-
-    def count(self) -> dict[str, dict[str, int]]:
-        """Check every record as ``changes`` would; the counts per table and op."""
-        counts = [{"U": 0, "D": 0} for _ in self.codec.tables]
-        number = 1
-        for line in _lines(_inflate(self._pieces())):
-            number += self.codec.count(line, number, counts)
-        return {t.schema.name: n for t, n in zip(self.codec.tables, counts, strict=True)}
-
-    def _pieces(self) -> Iterator[bytes]:
-        src = self.src
-        while src.remaining:
-            yield src.read(_BLOCK)
-
-
-def _inflate(pieces: Iterator[bytes]) -> Iterator[bytes]:
-    inflater = zlib.decompressobj()
-    try:
-        for piece in pieces:
-            data = piece
-            while data:
-                if inflater.eof:
-                    raise Invalid("données en trop après le flux compressé")
-                out = inflater.decompress(data, _MAX_INFLATE)
-                if out:
-                    yield out
-                data = inflater.unconsumed_tail or inflater.unused_data
-        rest = inflater.flush()
-    except zlib.error:
-        raise Invalid("flux compressé endommagé") from None
-    if rest:
-        yield rest
-    if not inflater.eof:
-        raise Invalid("flux compressé incomplet")
-
-
-def _lines(chunks: Iterator[bytes]) -> Iterator[bytes]:
-    pending: list[bytes] = []
-    pending_size = 0
-    for chunk in chunks:
-        parts = chunk.split(b"\n")
-        if len(parts) == 1:
-            pending.append(chunk)
-            pending_size += len(chunk)
-            if pending_size > _MAX_LINE:
-                raise Invalid("enregistrement trop long")
-            continue
-        if pending:
-            pending.append(parts[0])
-            parts[0] = b"".join(pending)
-        last = parts.pop()
-        yield from parts
-        pending = [last] if last else []
-        pending_size = len(last)
-    if pending:
-        raise Invalid("dernier enregistrement incomplet")
-
-
 def _keys(key: KeyArg) -> tuple[bytes, ...]:
     if key is None:
         return ()
     if isinstance(key, bytes | bytearray):
-        return (bytes(key),)
-    return tuple(bytes(k) for k in key)
+        return (crypto.check_key(key),)
+    return tuple(crypto.check_key(k) for k in key)
 
 
 def _verify(path: Path, keys: tuple[bytes, ...]) -> tuple[Manifest, _Layout]:
@@ -419,20 +294,17 @@ def _verify(path: Path, keys: tuple[bytes, ...]) -> tuple[Manifest, _Layout]:
     with _open(path) as fh:
         size = os.fstat(fh.fileno()).st_size
         try:
-            trailer, trailer_start = _frame(fh, size)
+            trailer, trailer_start = stream.frame(fh, size)
         except Invalid as exc:
             raise PackageError(name, exc.reason) from None
-        src = _Source(fh, trailer_start)
-        found: dict[str, dict[str, int]] = {}
+        src = stream.Source(fh, trailer_start)
         problem: Invalid | None = None
-        header: Header | None = None
-        header_bytes = b""
         try:
-            header, header_bytes = _read_header(src)
+            header, header_bytes = stream.read_header(src)
             if src.remaining != trailer.body_size:
                 raise Invalid("taille du contenu incorrecte")
-            _check_keys(header, keys)
-            found = _Body(src, header).count()
+            body = stream.Body(src, header, header_bytes, keys)
+            found = body.count()
         except Invalid as exc:
             problem = exc
         try:
@@ -440,12 +312,15 @@ def _verify(path: Path, keys: tuple[bytes, ...]) -> tuple[Manifest, _Layout]:
         except Invalid as exc:
             raise PackageError(name, exc.reason) from None
     if src.sha.hexdigest() != trailer.sha256:
-        raise PackageError(name, "somme de contrôle SHA-256 incorrecte")
+        damaged = "somme de contrôle SHA-256 incorrecte"
+        if problem is not None and problem.reason.startswith(stream.AUTH):
+            damaged = f"{stream.AUTH} ({damaged})"
+        raise PackageError(name, damaged)
     if problem is not None:
         raise PackageError(name, problem.reason)
-    assert header is not None
     if trailer.counts != found or trailer.rows != sum(sum(n.values()) for n in found.values()):
         raise PackageError(name, _count_problem(trailer, found))
+    encryption = header.encryption or {}
     manifest = Manifest(
         format=FORMAT_VERSION,
         origin=header.origin,
@@ -458,15 +333,11 @@ def _verify(path: Path, keys: tuple[bytes, ...]) -> tuple[Manifest, _Layout]:
         rows=trailer.rows,
         sha256=trailer.sha256,
         size=size,
+        encrypted=bool(encryption),
+        key_id=encryption.get("key_id", ""),
     )
-    return manifest, _Layout(header, header_bytes, trailer_start, size)
-
-
-def _check_keys(header: Header, keys: tuple[bytes, ...]) -> None:
-    if header.encryption is None and keys:
-        raise Invalid("paquet non chiffré refusé : une clé de groupe est configurée")
-    if header.encryption is not None and not keys:
-        raise Invalid("paquet chiffré : clé de groupe requise")
+    key = body.opener.key if body.opener is not None else None
+    return manifest, _Layout(header, header_bytes, trailer_start, size, key)
 
 
 def _count_problem(trailer: Trailer, found: dict[str, dict[str, int]]) -> str:
@@ -490,28 +361,31 @@ def read_manifest(path: Path, key: KeyArg = None) -> Manifest:
 class PackageReader:
     """A verified package: ``manifest`` at once, ``changes()`` to stream its changes.
 
-    The file is not kept open between calls. ``changes()`` checks again, as it streams,
-    that the file is the one verified; if it was replaced or changed meanwhile it raises
-    PackageError (the engine's transaction then rolls back what it applied).
+    ``key``: the group key, or several (key rotation: the one the package names is tried
+    first). A keyed reader refuses unencrypted packages. The file is not kept open
+    between calls; ``changes()`` checks again, as it streams, that the file is the one
+    verified, and raises PackageError if it was replaced or changed meanwhile (the
+    engine's transaction then rolls back what it applied).
     """
 
     def __init__(self, path: Path, key: KeyArg = None) -> None:
         self.path = Path(path)
-        self._keys = _keys(key)
-        self.manifest, self._layout = _verify(self.path, self._keys)
+        self.manifest, self._layout = _verify(self.path, _keys(key))
 
     def changes(self) -> Iterator[Change]:
         name = str(self.path)
         modified = "fichier modifié depuis sa vérification"
+        layout = self._layout
+        keys = (layout.key,) if layout.key is not None else ()
         with _open(self.path) as fh:
-            if os.fstat(fh.fileno()).st_size != self._layout.size:
+            if os.fstat(fh.fileno()).st_size != layout.size:
                 raise PackageError(name, modified)
-            src = _Source(fh, self._layout.trailer_start)
+            src = stream.Source(fh, layout.trailer_start)
             try:
-                _, header_bytes = _read_header(src)
-                if header_bytes != self._layout.header_bytes:
-                    raise Invalid(modified)
-                yield from _Body(src, self._layout.header).changes()
+                _, header_bytes = stream.read_header(src)
+                if header_bytes != layout.header_bytes:
+                    raise Invalid("en-tête")
+                yield from stream.Body(src, layout.header, header_bytes, keys).changes()
                 src.drain()
             except Invalid as exc:
                 raise PackageError(name, f"{modified} ({exc.reason})") from None

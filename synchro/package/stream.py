@@ -1,0 +1,209 @@
+"""Reading a package file as a stream: framing, hashing, decrypting, inflating, parsing.
+
+``format.py`` drives these pieces twice per package: once to verify everything, once to
+hand the changes out. Every problem is raised as ``Invalid`` (a French reason); the
+caller adds the file name. Memory is bounded at each stage: disk reads of ``BLOCK``
+bytes (or one encrypted chunk), inflation of at most ``MAX_INFLATE`` bytes at a time,
+one batch line of records.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+import zlib
+from collections.abc import Iterator
+from typing import IO
+
+from . import crypto
+from .manifest import (
+    END_MAGIC,
+    FORMAT_VERSION,
+    MAGIC,
+    MAX_HEADER,
+    MAX_TRAILER,
+    Change,
+    Header,
+    Invalid,
+    Trailer,
+)
+from .records import RecordCodec
+
+PREFIX = struct.Struct(">12sHI")  # magic, format version, header length
+TAIL = struct.Struct(">I8s")  # trailer length, end magic
+BLOCK = 256 * 1024  # bytes read from disk at a time
+MAX_INFLATE = 256 * 1024  # bytes inflated at a time (bounds a zip bomb)
+MAX_LINE = 256 * 1024 * 1024  # one batch line
+FOREIGN = "ce n'est pas un paquet Synchro"
+AUTH = "clé de groupe incorrecte ou paquet modifié"
+
+
+class Source:
+    """Reads ``fh`` from its start up to ``end`` in order, hashing every byte read."""
+
+    def __init__(self, fh: IO[bytes], end: int) -> None:
+        fh.seek(0)
+        self.fh = fh
+        self.end = end
+        self.pos = 0
+        self.sha = hashlib.sha256()
+
+    @property
+    def remaining(self) -> int:
+        return self.end - self.pos
+
+    def read(self, size: int) -> bytes:
+        size = min(size, self.remaining)
+        data = self.fh.read(size)
+        if len(data) != size:
+            raise Invalid("fichier tronqué")
+        self.sha.update(data)
+        self.pos += size
+        return data
+
+    def drain(self) -> None:
+        while self.remaining:
+            self.read(BLOCK)
+
+
+def frame(fh: IO[bytes], size: int) -> tuple[Trailer, int]:
+    """Check the start (magic, version) and the end (end magic, trailer) of the file.
+
+    Returns the trailer and where it starts: everything before is covered by its SHA-256.
+    """
+    if size == 0:
+        raise Invalid("fichier vide")
+    start = fh.read(PREFIX.size)
+    if len(start) < len(MAGIC):
+        raise Invalid("fichier tronqué" if MAGIC.startswith(start) else FOREIGN)
+    if not start.startswith(MAGIC):
+        raise Invalid(FOREIGN)
+    if len(start) < PREFIX.size:
+        raise Invalid("fichier tronqué")
+    _, version, _ = PREFIX.unpack(start)
+    if version != FORMAT_VERSION:
+        raise Invalid(f"version de format {version} inconnue (attendue : {FORMAT_VERSION})")
+    if size < PREFIX.size + TAIL.size:
+        raise Invalid("fichier tronqué")
+    fh.seek(size - TAIL.size)
+    trailer_len, end = TAIL.unpack(fh.read(TAIL.size))
+    if end != END_MAGIC:
+        raise Invalid("fichier tronqué")
+    trailer_start = size - TAIL.size - trailer_len
+    if trailer_len > MAX_TRAILER or trailer_start < PREFIX.size:
+        raise Invalid("bloc de fin illisible")
+    fh.seek(trailer_start)
+    return Trailer.from_bytes(fh.read(trailer_len)), trailer_start
+
+
+def read_header(src: Source) -> tuple[Header, bytes]:
+    """The header, and its bytes from the start of the file (what AAD and checks bind)."""
+    prefix = src.read(PREFIX.size)
+    _, _, length = PREFIX.unpack(prefix)
+    if length > MAX_HEADER or length > src.remaining:
+        raise Invalid("en-tête illisible (longueur)")
+    raw = src.read(length)
+    return Header.from_bytes(raw), prefix + raw
+
+
+class Body:
+    """The body of one package as a stream of changes: decrypt, inflate, split, parse."""
+
+    def __init__(
+        self, src: Source, header: Header, header_bytes: bytes, keys: tuple[bytes, ...]
+    ) -> None:
+        self.src = src
+        self.codec = RecordCodec(header.tables)
+        self.opener: crypto.ChunkOpener | None = None
+        if header.encryption is None:
+            if keys:
+                raise Invalid("paquet non chiffré refusé : une clé de groupe est configurée")
+            return
+        if not keys:
+            raise Invalid("paquet chiffré : clé de groupe requise")
+        try:
+            digest = hashlib.sha256(header_bytes).digest()
+            self.opener = crypto.ChunkOpener(keys, header.encryption, digest)
+        except (ValueError, TypeError, KeyError):
+            raise Invalid("en-tête illisible (chiffrement)") from None
+
+    def changes(self) -> Iterator[Change]:
+        decode = self.codec.decode
+        number = 1
+        for line in _lines(_inflate(self._pieces())):
+            changes = decode(line, number)
+            number += len(changes)
+            yield from changes
+
+    def count(self) -> dict[str, dict[str, int]]:
+        """Check every record as ``changes`` would; the counts per table and op."""
+        counts = [{"U": 0, "D": 0} for _ in self.codec.tables]
+        number = 1
+        for line in _lines(_inflate(self._pieces())):
+            number += self.codec.count(line, number, counts)
+        return {t.schema.name: n for t, n in zip(self.codec.tables, counts, strict=True)}
+
+    def _pieces(self) -> Iterator[bytes]:
+        src, opener = self.src, self.opener
+        if opener is None:
+            while src.remaining:
+                yield src.read(BLOCK)
+            return
+        step = opener.chunk + crypto.TAG_SIZE
+        while src.remaining:
+            data = src.read(step)
+            try:
+                yield opener.open(data, final=not src.remaining)
+            except crypto.AuthenticationFailed:
+                raise Invalid(self._auth_reason(opener)) from None
+
+    @staticmethod
+    def _auth_reason(opener: crypto.ChunkOpener) -> str:
+        if opener.key is not None:
+            return AUTH
+        known = ", ".join(crypto.key_id(k) for k in opener.candidates)
+        return f"{AUTH} (paquet chiffré avec la clé {opener.key_id}, clés connues : {known})"
+
+
+def _inflate(pieces: Iterator[bytes]) -> Iterator[bytes]:
+    inflater = zlib.decompressobj()
+    try:
+        for piece in pieces:
+            data = piece
+            while data:
+                if inflater.eof:
+                    raise Invalid("données en trop après le flux compressé")
+                out = inflater.decompress(data, MAX_INFLATE)
+                if out:
+                    yield out
+                data = inflater.unconsumed_tail or inflater.unused_data
+        rest = inflater.flush()
+    except zlib.error:
+        raise Invalid("flux compressé endommagé") from None
+    if rest:
+        yield rest
+    if not inflater.eof:
+        raise Invalid("flux compressé incomplet")
+
+
+def _lines(chunks: Iterator[bytes]) -> Iterator[bytes]:
+    """Complete lines (without their newline) from arbitrary chunks."""
+    pending: list[bytes] = []
+    pending_size = 0
+    for chunk in chunks:
+        parts = chunk.split(b"\n")
+        if len(parts) == 1:
+            pending.append(chunk)
+            pending_size += len(chunk)
+            if pending_size > MAX_LINE:
+                raise Invalid("enregistrement trop long")
+            continue
+        if pending:
+            pending.append(parts[0])
+            parts[0] = b"".join(pending)
+        last = parts.pop()
+        yield from parts
+        pending = [last] if last else []
+        pending_size = len(last)
+    if pending:
+        raise Invalid("dernier enregistrement incomplet")
