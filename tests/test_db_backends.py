@@ -211,3 +211,28 @@ def test_cautious_dialect_path(db: Adapter) -> None:
     values = [r[0] for r in db.scan(table, columns=["v"])]
     assert values[sorted(TEXT_KEYS).index("abc")] == 100
     assert db.fetch(pair, [("x", 1), ("y", 1)]) == [("x", 1, 1)]
+
+
+class SmallPages(Dialect):
+    page_rows = 3  # type: ignore[assignment]
+
+
+def test_keyset_pages_keep_python_order(db: Adapter) -> None:
+    """The paged scan (used on MariaDB) on every back end, with pages of 3 rows."""
+    assert isinstance(db, SqlAdapter)
+    found = tables(db)
+    table, pair, kinds = found["textkey"], found["pair"], found["kinds"]
+    rows = [(s, n, n) for s in ("b", "a", "é", "😀") for n in (10, 2, -1)]
+    with db.atomic():
+        db.upsert(table, [(k, i) for i, k in enumerate(TEXT_KEYS)])
+        db.upsert(pair, rows)
+        db.upsert(kinds, [(i, *([None] * 10), dt.datetime(2025, 1, i)) for i in range(1, 11)])
+    db.sql = SmallPages(db.sql.name, db.sql.quote_char)
+    assert [r[0] for r in db.scan(table)] == sorted(TEXT_KEYS)
+    assert list(db.scan(pair)) == sorted(rows)
+    assert list(db.scan(pair, columns=["qty"], modified_column="qty", modified_since=2)) == [
+        (r[2],) for r in sorted(rows) if r[2] >= 2
+    ]
+    since = dt.datetime(2025, 1, 4)
+    got = db.scan(kinds, columns=["changed"], modified_column="changed", modified_since=since)
+    assert [r[0].day for r in got] == list(range(4, 11))

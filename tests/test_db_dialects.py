@@ -108,11 +108,30 @@ def test_ordered_select_uses_binary_collation_on_text_keys() -> None:
         return Dialect(name).select(PAIR, ["qte"], ordered=True).split(" ORDER BY ")[1]
 
     assert order("postgresql") == '"site" COLLATE "C", "num"'
-    assert order("mysql") == 'CAST("site" AS BINARY), "num"'
+    assert order("mysql") == 'CAST(CONVERT("site" USING utf8mb4) AS BINARY), "num"'
     assert order("mssql") == '"site" COLLATE Latin1_General_BIN2, "num"'
     assert order("sqlite") == '"site" COLLATE BINARY, "num"'
     sql = Dialect("sqlite").select(ONE, ["id"], ordered=False, modified_column="v")
     assert sql == 'SELECT "id" FROM "t" WHERE "v" >= ?'
+
+
+def test_keyset_page() -> None:
+    sql = Dialect("mysql", "`").select(
+        PAIR, ["qte"], ordered=True, modified_column="qte", after_key=True, limit=10
+    )
+    text = "CAST(CONVERT(`site` USING utf8mb4) AS BINARY)"
+    mark = "CAST(CONVERT(? USING utf8mb4) AS BINARY)"
+    assert sql == (
+        f"SELECT `qte` FROM `ventes` WHERE `qte` >= ? AND (({text} > {mark})"
+        f" OR ({text} = {mark} AND `num` > ?)) ORDER BY {text}, `num` LIMIT 10"
+    )
+    assert Dialect.after_key_params(("a", 1, 2)) == ["a", "a", 1, "a", 1, 2]
+    assert Dialect("mysql").page_rows > 0 and Dialect("postgresql").page_rows == 0
+    assert (
+        Dialect("mssql")
+        .select(ONE, ["id"], ordered=True, limit=5)
+        .endswith('ORDER BY "id" OFFSET 0 ROWS FETCH NEXT 5 ROWS ONLY')
+    )
 
 
 def test_savepoints() -> None:

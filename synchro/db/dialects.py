@@ -164,19 +164,28 @@ class Dialect:
     def _cols(self, names: Sequence[str]) -> str:
         return ", ".join(self.quote(n) for n in names)
 
-    def _order_term(self, name: str, kind: str) -> str:
-        col = self.quote(name)
+    def _order_term(self, expr: str, kind: str) -> str:
+        """``expr`` (a quoted column or ``?``) as it sorts in code point order."""
         if kind != "text":
-            return col
+            return expr
         if self.name == "postgresql":
-            return f'{col} COLLATE "C"'
-        if self.name == "mysql":
-            return f"CAST({col} AS BINARY)"
+            return f'{expr} COLLATE "C"'
+        if self.name == "mysql":  # bytes of UTF-8 whatever the column's character set
+            return f"CAST(CONVERT({expr} USING utf8mb4) AS BINARY)"
         if self.name == "mssql":
-            return f"{col} COLLATE Latin1_General_BIN2"
+            return f"{expr} COLLATE Latin1_General_BIN2"
         if self.name == "sqlite":
-            return f"{col} COLLATE BINARY"
-        return col
+            return f"{expr} COLLATE BINARY"
+        return expr
+
+    @property
+    def page_rows(self) -> int:
+        """Rows per keyset page for scans, 0 for one query.
+
+        MariaDB Connector/ODBC before 3.1.17 keeps a whole result in client memory, so
+        scans there read the table in key-ordered pages of this many rows.
+        """
+        return 50_000 if self.name == "mysql" else 0
 
     # -- reading ----------------------------------------------------------------------
 
@@ -187,18 +196,49 @@ class Dialect:
         *,
         ordered: bool,
         modified_column: str | None = None,
+        after_key: bool = False,
+        limit: int = 0,
     ) -> str:
-        """Scan ``columns``, optionally ``WHERE modified_column >= ?``, optionally by key."""
+        """Scan ``columns``, optionally by key.
+
+        Parameters in order: the lower bound of ``modified_column`` (``>= ?``) if given,
+        then with ``after_key`` the values ``after_key_params`` lists (keys strictly after
+        a given key, in scan order); ``limit`` caps the number of rows.
+        """
         sql = f"SELECT {self._cols(columns)} FROM {self.quote(table.name)}"
-        if modified_column:
-            sql += f" WHERE {self.quote(modified_column)} >= ?"
-        if ordered and table.key:
+        where = [f"{self.quote(modified_column)} >= ?"] if modified_column else []
+        if after_key:
+            where.append(f"({self._after_key(table)})")
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        if (ordered or after_key or limit) and table.key:
             terms = (
-                self._order_term(k, kind)
+                self._order_term(self.quote(k), kind)
                 for k, kind in zip(table.key, table.key_kinds, strict=True)
             )
             sql += " ORDER BY " + ", ".join(terms)
+        if limit:
+            fetch = f" OFFSET 0 ROWS FETCH NEXT {int(limit)} ROWS ONLY"
+            sql += fetch if self.name == "mssql" else f" LIMIT {int(limit)}"
         return sql
+
+    def _after_key(self, table: Table) -> str:
+        """``k1 > ? OR (k1 = ? AND k2 > ?) OR ...``: ranges every optimiser understands."""
+        terms = [
+            (self._order_term(self.quote(k), kind), self._order_term("?", kind))
+            for k, kind in zip(table.key, table.key_kinds, strict=True)
+        ]
+        ors = []
+        for i in range(len(terms)):
+            parts = [f"{col} = {mark}" for col, mark in terms[:i]]
+            parts.append(f"{terms[i][0]} > {terms[i][1]}")
+            ors.append("(" + " AND ".join(parts) + ")")
+        return " OR ".join(ors)
+
+    @staticmethod
+    def after_key_params(key: Sequence[object]) -> list[object]:
+        """The parameters of the ``after_key`` condition for the last key read."""
+        return [key[j] for i in range(len(key)) for j in range(i + 1)]
 
     def keys_condition(self, key: Sequence[str], nkeys: int) -> str:
         """``WHERE`` text matching ``nkeys`` keys (parameters: keys flattened in order)."""

@@ -90,27 +90,72 @@ class SqlAdapter(Adapter):
     ) -> Iterator[Row]:
         names = tuple(columns) if columns is not None else table.column_names
         wanted = len(names)
+        page = self.sql.page_rows if table.key else 0
         sort_here = (
             ordered and bool(table.key) and not self.sql.binary_order and "text" in table.key_kinds
         )
-        if sort_here:  # the key columns must be read to sort on them
+        if sort_here or page:  # the key columns must be read to sort or page on them
             names += tuple(k for k in table.key if k not in names)
         all_kinds = dict(zip(table.column_names, table.kinds, strict=True))
+        unknown = [n for n in (*names, modified_column or "") if n and n not in all_kinds]
+        if unknown:
+            raise SchemaError(
+                f"{self.description} : la table {table.name} n'a pas de colonne "
+                f"{', '.join(unknown)} ; vérifiez la configuration."
+            )
         kinds = [all_kinds[n] for n in names]
         params: list[Any] = []
         if modified_column is not None and modified_since is not None:
             params.append(self._bind(all_kinds[modified_column], modified_since))
         else:
             modified_column = None
-        sql = self.sql.select(table, names, ordered=ordered, modified_column=modified_column)
-        rows = self._stream(sql, params, kinds, f"lecture de la table {table.name}")
+        doing = f"lecture de la table {table.name}"
+        positions = [names.index(k) for k in table.key] if sort_here or page else []
+        if page:
+            rows = self._pages(table, names, kinds, modified_column, params, positions, page)
+        else:
+            sql = self.sql.select(table, names, ordered=ordered, modified_column=modified_column)
+            rows = self._stream(sql, params, kinds, doing)
         if sort_here:
             # No binary collation in SQL (MS Access): sort here, memory grows with the table.
-            positions = [names.index(k) for k in table.key]
-            for row in sorted(rows, key=lambda r: tuple(r[i] for i in positions)):
-                yield row[:wanted]
-        else:
-            yield from rows
+            rows = iter(sorted(rows, key=lambda r: tuple(r[i] for i in positions)))
+        for row in rows:
+            yield row[:wanted]
+
+    def _pages(
+        self,
+        table: Table,
+        names: tuple[str, ...],
+        kinds: Sequence[str],
+        modified_column: str | None,
+        params: list[Any],
+        positions: Sequence[int],
+        page: int,
+    ) -> Iterator[Row]:
+        """Key-ordered pages (keyset pagination) so the driver never holds the whole table."""
+        doing = f"lecture de la table {table.name}"
+        last: Row | None = None
+        while True:
+            sql = self.sql.select(
+                table,
+                names,
+                ordered=True,
+                modified_column=modified_column,
+                after_key=last is not None,
+                limit=page,
+            )
+            bound = list(params)
+            if last is not None:
+                after = self.sql.after_key_params(last)
+                kinds_after = self.sql.after_key_params(table.key_kinds)
+                bound += [self._bind(str(k), v) for k, v in zip(kinds_after, after, strict=True)]
+            count = 0
+            for row in self._stream(sql, bound, kinds, doing):
+                count += 1
+                last = tuple(row[i] for i in positions)
+                yield row
+            if count < page:
+                return
 
     def _stream(
         self, sql: str, params: Sequence[Any], kinds: Sequence[str], doing: str

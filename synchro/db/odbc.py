@@ -31,6 +31,10 @@ SQL_SERVER_NAME = 13
 SQL_IDENTIFIER_QUOTE_CHAR = 29
 CONNECT_TIMEOUT = 15
 
+# Driver options that stream results instead of loading them whole (psqlODBC, SQLite ODBC).
+# MariaDB Connector/ODBC < 3.1.17 cannot: the dialect pages its scans instead.
+STREAMING = {"postgresql": "UseDeclareFetch=1;Fetch=2000", "sqlite": "StepAPI=1"}
+
 _SECRET = re.compile(r"((?:PWD|PASSWORD)\s*=\s*)(\{[^}]*\}|[^;]*)", re.IGNORECASE)
 
 
@@ -77,6 +81,13 @@ def connect_error(pyodbc: Any, connection: str, exc: Exception) -> DatabaseError
     return DatabaseError(f"Connexion ODBC impossible ({where}) : {advice}. Détail : {text}")
 
 
+def _connect(pyodbc: Any, connection: str) -> Any:
+    try:
+        return pyodbc.connect(connection, autocommit=True, timeout=CONNECT_TIMEOUT)
+    except pyodbc.Error as exc:
+        raise connect_error(pyodbc, connection, exc) from exc
+
+
 class OdbcAdapter(SqlAdapter):
     """One ODBC connection. ``connection``: ``DSN=...`` or ``DRIVER={...};...``."""
 
@@ -85,13 +96,16 @@ class OdbcAdapter(SqlAdapter):
         pyodbc = _pyodbc()
         self._driver_errors = (pyodbc.Error,)
         pyodbc.pooling = False  # a pooled connection is never really closed
-        try:
-            self._conn = pyodbc.connect(connection, autocommit=True, timeout=CONNECT_TIMEOUT)
-        except pyodbc.Error as exc:
-            raise connect_error(pyodbc, connection, exc) from exc
+        self._conn = _connect(pyodbc, connection)
         info = self._conn.getinfo
         dbms = str(info(SQL_DBMS_NAME))
         self.dialect = detect_dialect(dbms) or "odbc"
+        streaming = STREAMING.get(self.dialect, "")
+        if streaming and streaming.split("=")[0].lower() not in connection.lower():
+            # Reopen with the option that makes the driver stream results (memory flat).
+            self._conn.close()
+            self._conn = _connect(pyodbc, connection.rstrip("; ") + ";" + streaming)
+            info = self._conn.getinfo
         self.sql = Dialect(self.dialect, str(info(SQL_IDENTIFIER_QUOTE_CHAR) or '"'))
         self._database = str(info(SQL_DATABASE_NAME) or "")
         server = str(info(SQL_SERVER_NAME) or "")
