@@ -9,6 +9,7 @@ from __future__ import annotations
 import ftplib
 import hashlib
 import hmac
+import logging
 import os
 import socket
 import ssl
@@ -529,14 +530,25 @@ def test_on_received_once_per_completed_upload(
     ]
 
 
-def test_two_servers_stop_independently(
+def test_two_servers_share_no_settings_and_stop_independently(
     make_server: Callable[..., HQServer], tmp_path: Path
 ) -> None:
-    first, second = make_server(), make_server()
+    first, second = make_server(max_upload_bytes=10), make_server()
+    source = tmp_path / "p.pkg"
+    source.write_bytes(b"x" * 100)
+    with client(second) as hq:
+        hq.upload(source, "p.pkg")
+    with client(first) as hq, pytest.raises(ConnectionTestError, match="trop gros"):
+        hq.upload(source, "p.pkg")
     first.stop()
     assert "réussie" in test_connection(
         "127.0.0.1", second.port, "A", SECRETS["A"], second.fingerprint
     )
+
+
+def test_pyftpdlib_never_logs_to_stderr_by_itself(server: HQServer) -> None:
+    handlers = logging.getLogger("pyftpdlib").handlers
+    assert not any(type(h) is logging.StreamHandler for h in handlers)
 
 
 def test_port_in_use_is_a_clear_error(server: HQServer, tmp_path: Path) -> None:

@@ -499,11 +499,10 @@ def _ssl_context(cert_file: Path, key_file: Path | None) -> Any:
 
 
 def _quiet_pyftpdlib_logging() -> None:
-    """pyftpdlib adds a stderr handler when none is configured (stderr is None in a
-    windowed exe). A NullHandler stops that; records still reach the app's root handlers.
-    Per-command INFO lines are noise: keep WARNING and up unless the app set a level."""
+    """pyftpdlib installs a stderr handler of its own when neither its logger nor the root
+    logger has one (stderr is None in a windowed exe). The app configures logging first
+    (``synchro.log``); when nothing did, a NullHandler stops pyftpdlib from doing it. Levels
+    are left alone: pyftpdlib's INFO lines (sessions, transfers) belong in the app's log."""
     logger = logging.getLogger("pyftpdlib")
-    if not any(isinstance(h, logging.NullHandler) for h in logger.handlers):
+    if not logger.handlers and not logging.getLogger().handlers:
         logger.addHandler(logging.NullHandler())
-    if logger.level == logging.NOTSET:
-        logger.setLevel(logging.WARNING)
