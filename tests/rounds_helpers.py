@@ -57,13 +57,14 @@ class Member:
     folder: Path
     db: Path
     config: Config
+    connection: str = ""  # an ODBC connection string instead of the SQLite file
 
-    def node(self, connection: str | None = None) -> Node:
+    def node(self) -> Node:
         return Node(
             self.config,
             self.folder / "state.db",
             self.folder / "packages",
-            connection=connection or str(self.db),
+            connection=self.connection or str(self.db),
         )
 
 
@@ -81,6 +82,7 @@ class Group:
         now: Callable[[], dt.datetime] = dt.datetime.now,
         run_service: bool = True,
         passive_ports: tuple[int, int] | None = None,
+        connections: dict[str, str] | None = None,
     ) -> None:
         self.root = root
         self.secrets = {code: f"secret-{code}-0123456789" for code in sites}
@@ -129,6 +131,8 @@ class Group:
             )
             for code in sites
         }
+        for code, connection in (connections or {}).items():
+            self.sites[code].connection = connection
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         if run_service:

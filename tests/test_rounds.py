@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from backends import Backend
 from rounds_helpers import Group, group, rows, sql
 
 from synchro.engine.events import Event, Progress
@@ -192,3 +194,40 @@ def test_site_cannot_touch_another_sites_folder(tmp_path: Path) -> None:
         with g.client("3615")() as client, pytest.raises(TransportError):
             client.download("../../3616/out/SIEGE-3616-00000001.pkg", tmp_path / "stolen")
         assert not (tmp_path / "stolen").exists()
+
+
+ODBC_SCHEMA = [
+    "CREATE TABLE articles(id INTEGER PRIMARY KEY, nom VARCHAR(100) NOT NULL, prix DECIMAL(10,2))",
+    "CREATE TABLE ventes(site VARCHAR(10) NOT NULL, num INTEGER NOT NULL, "
+    "article_id INTEGER NOT NULL REFERENCES articles(id), qte INTEGER NOT NULL, "
+    "PRIMARY KEY(site, num))",
+]
+
+
+def test_round_with_postgresql_and_mariadb_sites(
+    tmp_path: Path, make_backend: Callable[[str], Backend]
+) -> None:
+    pg, maria = make_backend("postgresql"), make_backend("mariadb")
+    for backend in (pg, maria):
+        for statement in ODBC_SCHEMA:
+            backend.execute(statement)
+    pg.execute("INSERT INTO articles VALUES (10, 'Thé vert 🍵', 7.50)")
+    pg.execute("INSERT INTO ventes VALUES ('3615', 1, 10, 2)")
+    maria.execute("INSERT INTO articles VALUES (20, 'Crème brûlée', 4.20)")
+    maria.execute("INSERT INTO ventes VALUES ('3616', 1, 20, 1)")
+    connections = {"3615": pg.connection, "3616": maria.connection}
+    with group(tmp_path, ["3615", "3616"], connections=connections) as g:
+        sql(g.hq.db, "INSERT INTO articles VALUES (1, 'Café', '18.90');")
+        g.open_round()
+        results = g.run_all()
+        assert all(r.state is State.OK for r in results.values()), results
+        pg.execute("UPDATE articles SET prix = 8.10 WHERE id = 10")
+        maria.execute("DELETE FROM ventes WHERE site = '3616' AND num = 1")
+        g.open_round()
+        results = g.run_all()
+        assert all(r.state is State.OK for r in results.values()), results
+        g.open_round()
+        g.run_all()
+        assert g.converged(), g.checksums()
+    assert sorted(pg.query("SELECT id FROM articles")) == [(1,), (10,), (20,)]
+    assert maria.query("SELECT COUNT(*) FROM ventes") == [(1,)]
