@@ -589,3 +589,14 @@ def test_refusals_are_logged_with_who_what_why(
     assert "A" in line and "127.0.0.1" in line and "non autorisée" in line
     event = server.security_events()[-1]
     assert (event.user, event.address, event.action) == ("A", "127.0.0.1", "MKD")
+
+
+def test_pinned_client_against_a_server_without_ftps_is_tls(
+    make_server: Callable[..., HQServer], cert: tuple[Path, Path, str]
+) -> None:
+    server = make_server(cert_file=None, key_file=None, require_tls=False)
+
+    def call() -> object:
+        return test_connection("127.0.0.1", server.port, "A", SECRETS["A"], cert[2])
+
+    assert kind_of(call) == "tls"

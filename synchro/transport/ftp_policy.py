@@ -35,6 +35,12 @@ SITE_CODE = re.compile(r"[A-Za-z0-9_-]{1,32}")
 PART = ".part"
 INBOX, OUTBOX = "in", "out"
 
+# A well-formed scrypt hash of no real secret: unknown site codes are checked against it so
+# that they take as long to refuse as a wrong secret (no guessing which codes exist).
+DUMMY_HASH = (
+    "scrypt$16384$8$1$Sc2mta5umQ8b7a+whfLMag==$eJn3VLPDawK+FO4c+BZ07QxLMfRxLcEQMD4w6JLW+2s="
+)
+
 Accounts = Mapping[str, str] | Callable[[str], str | None]
 Verify = Callable[[str, str], bool]
 
@@ -192,6 +198,7 @@ class SiteAuthorizer:
             raise AuthenticationFailed("accès anonyme refusé.")
         stored = self.stored_hash(username) if SITE_CODE.fullmatch(username) else None
         if not stored:
+            self._verify(password, DUMMY_HASH)
             self.guard.failed(address, username, "établissement inconnu")
             raise AuthenticationFailed("établissement ou secret incorrect.")
         if not self._verify(password, stored):
