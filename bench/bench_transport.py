@@ -19,7 +19,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from synchro.transport.ftp_client import SiteClient, file_sha256
+from synchro.transport.files import file_sha256
+from synchro.transport.ftp_client import SiteClient
 from synchro.transport.ftp_server import HQServer
 from synchro.transport.tls import ensure_certificate
 

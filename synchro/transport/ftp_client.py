@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import contextlib
 import ftplib
-import hashlib
 import os
 import socket
 import ssl
@@ -36,20 +35,12 @@ from types import TracebackType
 from typing import Any, BinaryIO
 
 from synchro.errors import Cancelled, ConnectionTestError, TransportError
+from synchro.transport.files import PART, file_sha256
 from synchro.transport.ftp_errors import CONNECT, PinMismatch, Where, translate
 from synchro.transport.tls import fingerprint_of, normalize_fingerprint
 
-PART = ".part"
 BLOCK = 256 * 1024
 Progress = Callable[[int, int], None]
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1024 * 1024):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 class _PinnedFTP(ftplib.FTP_TLS):

@@ -29,10 +29,11 @@ from typing import Any
 
 from pyftpdlib.exceptions import AuthenticationFailed
 
+from synchro.transport.files import PART
+
 log = logging.getLogger("synchro.transport.server")
 
 SITE_CODE = re.compile(r"[A-Za-z0-9_-]{1,32}")
-PART = ".part"
 INBOX, OUTBOX = "in", "out"
 
 # A well-formed scrypt hash of no real secret: unknown site codes are checked against it so

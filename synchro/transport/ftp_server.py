@@ -21,29 +21,22 @@ would exceed the upload limit (checked again while writing).
 from __future__ import annotations
 
 import contextlib
-import errno
-import hashlib
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pyftpdlib.exceptions import FilesystemError
-from pyftpdlib.filesystems import AbstractedFS
-from pyftpdlib.handlers import FTPHandler, TLS_DTPHandler, TLS_FTPHandler
+from pyftpdlib.handlers import TLS_DTPHandler
 from pyftpdlib.ioloop import IOLoop
 from pyftpdlib.servers import ThreadedFTPServer
-from pyftpdlib.utils import strerror
 
 from synchro.config.model import HQSettings
 from synchro.config.passwords import verify_password
 from synchro.errors import TransportError
+from synchro.transport.ftp_handler import OnReceived, PlainHandler, ServerState, SiteFS, TLSHandler
 from synchro.transport.ftp_policy import (
-    INBOX,
-    PART,
     Accounts,
     Guard,
     Policy,
@@ -54,177 +47,6 @@ from synchro.transport.ftp_policy import (
 from synchro.transport.tls import certificate_fingerprint
 
 log = logging.getLogger("synchro.transport.server")
-
-OnReceived = Callable[[str, Path], None]
-CHUNK = 1024 * 1024
-
-
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-class _State:
-    """What one server's handlers share: reached as ``handler.synchro`` (per-server class)."""
-
-    def __init__(
-        self, policy: Policy, guard: Guard, max_upload: int, on_received: OnReceived | None
-    ) -> None:
-        self.policy = policy
-        self.guard = guard
-        self.max_upload = max_upload
-        self.on_received = on_received
-
-
-class _QuotaFile:
-    """A file opened for upload that refuses to grow past ``limit`` bytes (then deletes it)."""
-
-    def __init__(self, f: Any, limit: int, on_exceeded: Callable[[], None]) -> None:
-        self._f = f
-        self._limit = limit
-        self._on_exceeded = on_exceeded
-        self.exceeded = False
-
-    def write(self, data: bytes) -> int:
-        if self._f.tell() + len(data) > self._limit:
-            if not self.exceeded:
-                self.exceeded = True
-                self._on_exceeded()
-                with contextlib.suppress(OSError):  # POSIX: at once; Windows: in close()
-                    os.remove(self._f.name)
-            raise OSError(errno.EFBIG, os.strerror(errno.EFBIG))
-        return int(self._f.write(data))
-
-    def close(self) -> None:
-        self._f.close()
-        if self.exceeded:
-            with contextlib.suppress(OSError):
-                os.remove(self._f.name)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._f, name)
-
-
-class _SiteFS(AbstractedFS):  # type: ignore[misc]
-    """Uploads are size-limited; rename overwrites (``os.replace``, as on POSIX)."""
-
-    def open(self, filename: str, mode: str) -> Any:
-        f = open(filename, mode)  # noqa: SIM115 - closed by pyftpdlib's data channel
-        if not any(c in mode for c in "wa+"):
-            return f
-        handler = self.cmd_channel
-        state: _State = handler.synchro
-
-        def exceeded() -> None:
-            state.guard.event(
-                handler.remote_ip, handler.username, "STOR", "taille maximale d'envoi dépassée"
-            )
-
-        return _QuotaFile(f, state.max_upload, exceeded)
-
-    def rename(self, src: str, dst: str) -> None:
-        os.replace(src, dst)
-
-
-class _SiteHandlerMixin:
-    """Synchro's additions to pyftpdlib's handler (plain or TLS)."""
-
-    synchro: _State
-    remote_ip: str
-    username: str
-    authorizer: SiteAuthorizer
-    fs: Any
-    close_when_done: Callable[[], None]
-    run_as_current_user: Callable[..., Any]
-    _rnfr: str | None
-    proto_cmds: dict[str, dict[str, Any]]
-
-    def ftp_XSHA256(self, path: str) -> None:
-        if not self.fs.isfile(path):
-            self.respond("550 Fichier introuvable.")
-            return
-        try:
-            digest = file_sha256(path)
-        except OSError as exc:
-            self.respond(f"550 {os.strerror(exc.errno or errno.EIO)}.")
-            return
-        self.respond(f"213 {digest}")
-
-    def ftp_ALLO(self, line: str) -> None:
-        try:
-            size = int(line.split()[0])
-        except (ValueError, IndexError):
-            self.respond("501 Taille attendue : ALLO <octets>.")
-            return
-        if size > self.synchro.max_upload:
-            self._refuse("ALLO", f"{size} octets > limite de {self.synchro.max_upload}")
-            self.respond(f"552 Fichier trop gros : limite {self.synchro.max_upload} octets.")
-            return
-        self.respond("200 Taille acceptée.")
-
-    def ftp_RNFR(self, path: str) -> None:
-        if not path.endswith(PART):
-            self._refuse("RNFR", f"{self.fs.fs2ftp(path)} : seuls les .part se renomment")
-            self.respond("550 Seuls les fichiers .part peuvent être renommés.")
-            return
-        super().ftp_RNFR(path)  # type: ignore[misc]
-
-    def ftp_RNTO(self, path: str) -> Any:
-        """pyftpdlib's RNTO, but ``on_received`` runs BEFORE the 250 reply: when a client's
-        rename returns, the Siège already knows about the file."""
-        src, self._rnfr = self._rnfr, None
-        if not src:
-            self.respond("503 Bad sequence of commands: use RNFR first.")
-            return None
-        try:
-            self.run_as_current_user(self.fs.rename, src, path)
-        except (OSError, FilesystemError) as exc:
-            self.respond(f"550 {strerror(exc)}.")
-            return None
-        parts = self.synchro.policy.parts(self.username, path)
-        if self.synchro.on_received and parts and parts[0] == INBOX and not path.endswith(PART):
-            try:
-                self.synchro.on_received(self.username, Path(path))
-            except Exception:
-                log.exception("on_received a échoué pour %s", path)
-        self.respond("250 Renaming ok.")
-        return (src, path)
-
-    def pre_process_command(self, line: str, cmd: str, arg: str) -> None:
-        self._synchro_cmd = (cmd, arg)  # for respond(): which command is being refused
-        super().pre_process_command(line, cmd, arg)  # type: ignore[misc]
-
-    def respond(self, resp: str, *args: Any, **kwargs: Any) -> None:
-        """Turn pyftpdlib's own refusals into security events, before the client hears."""
-        if resp.startswith("550 "):
-            self._note_refusal(resp[4:])
-        super().respond(resp, *args, **kwargs)  # type: ignore[misc]
-
-    def _note_refusal(self, text: str) -> None:
-        cmd, arg = getattr(self, "_synchro_cmd", ("?", ""))
-        if text == "Not enough privileges.":
-            perm = self.proto_cmds.get(cmd, {}).get("perm") or "?"
-            real = self.fs.ftp2fs(arg or self.fs.cwd) if self.fs is not None else arg
-            why = self.synchro.policy.refusal(self.username, perm, real) or "refusé"
-            self._refuse(cmd, f"{arg or '.'} : {why}")
-        elif "outside the user's root" in text:
-            self._refuse(cmd, f"{arg} : chemin hors du dossier de l'établissement")
-        elif "SSL/TLS required" in text:
-            self._refuse(cmd, "connexion non chiffrée refusée (FTPS obligatoire)")
-
-    def _refuse(self, action: str, reason: str) -> None:
-        self.synchro.guard.event(self.remote_ip, self.username, action, reason)
-
-
-class _PlainHandler(_SiteHandlerMixin, FTPHandler):  # type: ignore[misc]
-    pass
-
-
-class _TLSHandler(_SiteHandlerMixin, TLS_FTPHandler):  # type: ignore[misc]
-    pass
 
 
 class _Server(ThreadedFTPServer):  # type: ignore[misc]
@@ -293,7 +115,7 @@ class HQServer:
         self.root.mkdir(parents=True, exist_ok=True)
         policy = Policy(str(self.root))
         authorizer = SiteAuthorizer(accounts, verify or verify_password, policy, self.guard)
-        state = _State(policy, self.guard, max_upload_bytes, on_received)
+        state = ServerState(policy, self.guard, max_upload_bytes, on_received)
         self._handler = self._handler_class(
             authorizer,
             state,
@@ -344,7 +166,7 @@ class HQServer:
     def _handler_class(
         self,
         authorizer: SiteAuthorizer,
-        state: _State,
+        state: ServerState,
         cert_file: Path | None,
         key_file: Path | None,
         passive_ports: tuple[int, int] | None,
@@ -356,7 +178,7 @@ class HQServer:
         attrs: dict[str, Any] = {
             "authorizer": authorizer,
             "synchro": state,
-            "abstracted_fs": _SiteFS,
+            "abstracted_fs": SiteFS,
             "banner": "Synchro : serveur du siège prêt.",
             "timeout": idle_timeout_s,
             "max_login_attempts": 3,
@@ -369,7 +191,7 @@ class HQServer:
             "permit_foreign_addresses": False,
             "permit_privileged_ports": False,
         }
-        proto_cmds = dict((_TLSHandler if cert_file else _PlainHandler).proto_cmds)
+        proto_cmds = dict((TLSHandler if cert_file else PlainHandler).proto_cmds)
         for name in ("STOU", "SITE CHMOD", "MFMT"):  # never useful here; refused anyway
             proto_cmds.pop(name, None)
         proto_cmds["XSHA256"] = {
@@ -380,10 +202,10 @@ class HQServer:
         }
         attrs["proto_cmds"] = proto_cmds
         if cert_file is None:
-            base: Any = _PlainHandler
+            base: Any = PlainHandler
             attrs["dtp_handler"] = type("SiteDTP", (base.dtp_handler,), {"timeout": idle_timeout_s})
         else:
-            base = _TLSHandler
+            base = TLSHandler
             attrs["ssl_context"] = _ssl_context(cert_file, key_file)
             attrs["certfile"] = str(cert_file)
             attrs["keyfile"] = str(key_file or cert_file)

@@ -1,0 +1,195 @@
+"""pyftpdlib handler classes of the Siège's server: Synchro's commands and safeguards.
+
+``ftp_server.HQServer`` derives a subclass of ``PlainHandler`` or ``TLSHandler`` per server,
+holding that server's settings (``synchro``: a ``ServerState``). What they add to pyftpdlib:
+
+- ``XSHA256 <file>`` → ``213 <hex>``: the client verifies every transfer with it.
+- ``ALLO <bytes>`` → ``552`` when the file would exceed the upload limit; the limit is also
+  enforced while writing (``SiteFS.open``), and an oversized ``.part`` is deleted.
+- ``RNFR`` only from ``.part`` files; ``RNTO`` overwrites (``os.replace``) and calls
+  ``on_received`` before replying, so a finished ``rename`` means the Siège knows.
+- every refusal (pyftpdlib's own 550 answers included) becomes a security event before the
+  client hears about it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import logging
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from pyftpdlib.exceptions import FilesystemError
+from pyftpdlib.filesystems import AbstractedFS
+from pyftpdlib.handlers import FTPHandler, TLS_FTPHandler
+from pyftpdlib.utils import strerror
+
+from synchro.transport.files import PART, file_sha256
+from synchro.transport.ftp_policy import INBOX, Guard, Policy, SiteAuthorizer
+
+log = logging.getLogger("synchro.transport.server")
+
+OnReceived = Callable[[str, Path], None]
+
+
+class ServerState:
+    """What one server's handlers share: reached as ``handler.synchro`` (per-server class)."""
+
+    def __init__(
+        self, policy: Policy, guard: Guard, max_upload: int, on_received: OnReceived | None
+    ) -> None:
+        self.policy = policy
+        self.guard = guard
+        self.max_upload = max_upload
+        self.on_received = on_received
+
+
+class _QuotaFile:
+    """A file opened for upload that refuses to grow past ``limit`` bytes (then deletes it)."""
+
+    def __init__(self, f: Any, limit: int, on_exceeded: Callable[[], None]) -> None:
+        self._f = f
+        self._limit = limit
+        self._on_exceeded = on_exceeded
+        self.exceeded = False
+
+    def write(self, data: bytes) -> int:
+        if self._f.tell() + len(data) > self._limit:
+            if not self.exceeded:
+                self.exceeded = True
+                self._on_exceeded()
+                with contextlib.suppress(OSError):  # POSIX: at once; Windows: in close()
+                    os.remove(self._f.name)
+            raise OSError(errno.EFBIG, os.strerror(errno.EFBIG))
+        return int(self._f.write(data))
+
+    def close(self) -> None:
+        self._f.close()
+        if self.exceeded:
+            with contextlib.suppress(OSError):
+                os.remove(self._f.name)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._f, name)
+
+
+class SiteFS(AbstractedFS):  # type: ignore[misc]
+    """Uploads are size-limited; rename overwrites (``os.replace``, as on POSIX)."""
+
+    def open(self, filename: str, mode: str) -> Any:
+        f = open(filename, mode)  # noqa: SIM115 - closed by pyftpdlib's data channel
+        if not any(c in mode for c in "wa+"):
+            return f
+        handler = self.cmd_channel
+        state: ServerState = handler.synchro
+
+        def exceeded() -> None:
+            state.guard.event(
+                handler.remote_ip, handler.username, "STOR", "taille maximale d'envoi dépassée"
+            )
+
+        return _QuotaFile(f, state.max_upload, exceeded)
+
+    def rename(self, src: str, dst: str) -> None:
+        os.replace(src, dst)
+
+
+class _SiteHandlerMixin:
+    """Synchro's additions to pyftpdlib's handler (plain or TLS)."""
+
+    synchro: ServerState
+    remote_ip: str
+    username: str
+    authorizer: SiteAuthorizer
+    fs: Any
+    close_when_done: Callable[[], None]
+    run_as_current_user: Callable[..., Any]
+    _rnfr: str | None
+    proto_cmds: dict[str, dict[str, Any]]
+
+    def ftp_XSHA256(self, path: str) -> None:
+        if not self.fs.isfile(path):
+            self.respond("550 Fichier introuvable.")
+            return
+        try:
+            digest = file_sha256(path)
+        except OSError as exc:
+            self.respond(f"550 {os.strerror(exc.errno or errno.EIO)}.")
+            return
+        self.respond(f"213 {digest}")
+
+    def ftp_ALLO(self, line: str) -> None:
+        try:
+            size = int(line.split()[0])
+        except (ValueError, IndexError):
+            self.respond("501 Taille attendue : ALLO <octets>.")
+            return
+        if size > self.synchro.max_upload:
+            self._refuse("ALLO", f"{size} octets > limite de {self.synchro.max_upload}")
+            self.respond(f"552 Fichier trop gros : limite {self.synchro.max_upload} octets.")
+            return
+        self.respond("200 Taille acceptée.")
+
+    def ftp_RNFR(self, path: str) -> None:
+        if not path.endswith(PART):
+            self._refuse("RNFR", f"{self.fs.fs2ftp(path)} : seuls les .part se renomment")
+            self.respond("550 Seuls les fichiers .part peuvent être renommés.")
+            return
+        super().ftp_RNFR(path)  # type: ignore[misc]
+
+    def ftp_RNTO(self, path: str) -> Any:
+        """pyftpdlib's RNTO, but ``on_received`` runs BEFORE the 250 reply: when a client's
+        rename returns, the Siège already knows about the file."""
+        src, self._rnfr = self._rnfr, None
+        if not src:
+            self.respond("503 Bad sequence of commands: use RNFR first.")
+            return None
+        try:
+            self.run_as_current_user(self.fs.rename, src, path)
+        except (OSError, FilesystemError) as exc:
+            self.respond(f"550 {strerror(exc)}.")
+            return None
+        parts = self.synchro.policy.parts(self.username, path)
+        if self.synchro.on_received and parts and parts[0] == INBOX and not path.endswith(PART):
+            try:
+                self.synchro.on_received(self.username, Path(path))
+            except Exception:
+                log.exception("on_received a échoué pour %s", path)
+        self.respond("250 Renaming ok.")
+        return (src, path)
+
+    def pre_process_command(self, line: str, cmd: str, arg: str) -> None:
+        self._synchro_cmd = (cmd, arg)  # for respond(): which command is being refused
+        super().pre_process_command(line, cmd, arg)  # type: ignore[misc]
+
+    def respond(self, resp: str, *args: Any, **kwargs: Any) -> None:
+        """Turn pyftpdlib's own refusals into security events, before the client hears."""
+        if resp.startswith("550 "):
+            self._note_refusal(resp[4:])
+        super().respond(resp, *args, **kwargs)  # type: ignore[misc]
+
+    def _note_refusal(self, text: str) -> None:
+        cmd, arg = getattr(self, "_synchro_cmd", ("?", ""))
+        if text == "Not enough privileges.":
+            perm = self.proto_cmds.get(cmd, {}).get("perm") or "?"
+            real = self.fs.ftp2fs(arg or self.fs.cwd) if self.fs is not None else arg
+            why = self.synchro.policy.refusal(self.username, perm, real) or "refusé"
+            self._refuse(cmd, f"{arg or '.'} : {why}")
+        elif "outside the user's root" in text:
+            self._refuse(cmd, f"{arg} : chemin hors du dossier de l'établissement")
+        elif "SSL/TLS required" in text:
+            self._refuse(cmd, "connexion non chiffrée refusée (FTPS obligatoire)")
+
+    def _refuse(self, action: str, reason: str) -> None:
+        self.synchro.guard.event(self.remote_ip, self.username, action, reason)
+
+
+class PlainHandler(_SiteHandlerMixin, FTPHandler):  # type: ignore[misc]
+    pass
+
+
+class TLSHandler(_SiteHandlerMixin, TLS_FTPHandler):  # type: ignore[misc]
+    pass
