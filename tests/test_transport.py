@@ -14,6 +14,7 @@ import os
 import socket
 import ssl
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from typing import Any
 import pytest
 from ftp_proxy import FTPProxy, free_port_range
 
-from synchro.errors import ConnectionTestError, TransportError
+from synchro.errors import Cancelled, ConnectionTestError, TransportError
 from synchro.transport.ftp_client import SiteClient, fetch_fingerprint, test_connection
 from synchro.transport.ftp_server import HQServer
 from synchro.transport.tls import ensure_certificate
@@ -325,10 +326,13 @@ def test_plain_client_against_tls_server_is_tls(server: HQServer) -> None:
     assert kind_of(call) == "tls"
 
 
-def test_missing_fingerprint_without_plain_is_certificate(server: HQServer) -> None:
-    assert kind_of(lambda: test_connection("127.0.0.1", server.port, "A", "x", "")) == (
-        "certificate"
-    )
+def test_missing_or_malformed_fingerprint_is_certificate(server: HQServer) -> None:
+    for fingerprint in ("", "not-a-fingerprint"):
+
+        def call(fingerprint: str = fingerprint) -> object:
+            return test_connection("127.0.0.1", server.port, "A", "x", fingerprint)
+
+        assert kind_of(call) == "certificate"
 
 
 # --- what the server refuses --------------------------------------------------------------------
@@ -600,3 +604,20 @@ def test_pinned_client_against_a_server_without_ftps_is_tls(
         return test_connection("127.0.0.1", server.port, "A", SECRETS["A"], cert[2])
 
     assert kind_of(call) == "tls"
+
+
+def test_cancel_stops_an_upload_between_blocks_and_the_next_one_resumes(
+    server: HQServer, tmp_path: Path
+) -> None:
+    data = payload(2_000_000)
+    source = tmp_path / "c.pkg"
+    source.write_bytes(data)
+    cancel = threading.Event()
+    with pytest.raises(Cancelled), client(server, cancel=cancel) as hq:
+        hq.on_progress = lambda done, total: cancel.set()
+        hq.upload(source, "c.pkg")
+    assert not (server.root / "A" / "in" / "c.pkg").exists()
+    cancel.clear()
+    with client(server, cancel=cancel) as hq:
+        hq.upload(source, "c.pkg")
+    assert (server.root / "A" / "in" / "c.pkg").read_bytes() == data

@@ -69,7 +69,11 @@ def _tls_context() -> ssl.SSLContext:
 
 
 class SiteClient:
-    """One session with the Siège, opened on first use (or by ``with``)."""
+    """One session with the Siège, opened on first use (or by ``with``); one thread at a time.
+
+    ``cancel`` (ARRETER) is checked between blocks of a transfer and raises ``Cancelled``;
+    the partial file stays and the next attempt resumes it. ``on_progress(done, total)``
+    reports bytes after each block (for the progress bar)."""
 
     def __init__(
         self,
@@ -86,7 +90,14 @@ class SiteClient:
     ) -> None:
         self.where = Where(host, port, site, timeout)
         self.secret = secret
-        self.fingerprint = normalize_fingerprint(fingerprint) if fingerprint else ""
+        try:
+            self.fingerprint = normalize_fingerprint(fingerprint) if fingerprint else ""
+        except ValueError as exc:
+            raise ConnectionTestError(
+                "certificate",
+                f"L'empreinte enregistrée pour le siège {self.where.hp} est invalide "
+                f"({exc}). Recollez le jeton du siège ou lancez « synchro trust ».",
+            ) from exc
         self.allow_plain = allow_plain
         self.cancel = cancel
         self.on_progress = on_progress
