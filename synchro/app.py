@@ -25,7 +25,7 @@ from synchro.engine.node import Node
 from synchro.engine.site_run import RunOptions, SiteRun, site_connect
 from synchro.errors import SynchroError
 from synchro.log import register_secret
-from synchro.mail import ReportMailer
+from synchro.mail import MailPolicy, ReportMailer
 from synchro.platform.paths import NodePaths
 from synchro.reports import ReportStore, RunRecord, State
 from synchro.scheduler import DailySchedule
@@ -68,6 +68,7 @@ class App:
         sleep: Callable[[float], None] | None = None,
         listeners: tuple[Callable[[Event], None], ...] = (),
         poll_s: float = 30.0,
+        mail_policy: MailPolicy | None = None,
     ) -> None:
         self.config, self.paths, self.now, self.sleep = config, paths, now, sleep
         self.listeners = listeners
@@ -79,7 +80,7 @@ class App:
             log.warning(
                 "Rapport %s fermé en Echec : interrompu par un arrêt du programme", record.id
             )
-        self.mailer = ReportMailer(self.reports, lambda: self.config, now)
+        self.mailer = ReportMailer(self.reports, lambda: self.config, now, policy=mail_policy)
         self.commands: queue.Queue[str] = queue.Queue()
         self.cancel = threading.Event()
         self._stop = threading.Event()

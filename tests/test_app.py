@@ -1,0 +1,234 @@
+"""The App composition root: watermark, VALIDER during a run, crash recovery, schedule, email."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import socket
+import sqlite3
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from smtp_server import smtp_server
+
+from synchro.app import App, certificate_files, open_node
+from synchro.config.model import (
+    Config,
+    EmailSettings,
+    HQSettings,
+    MailSecurity,
+    Role,
+    SiteAccount,
+    SiteSettings,
+)
+from synchro.config.passwords import hash_password
+from synchro.config.store import load_config, save_config
+from synchro.engine.events import StateChanged
+from synchro.errors import SynchroError
+from synchro.log import setup_logging, shutdown_logging
+from synchro.mail import MailPolicy
+from synchro.platform.paths import NodePaths, paths_beside
+from synchro.reports import ReportStore, State
+from synchro.transport.tls import ensure_certificate
+
+SCHEMA = "CREATE TABLE articles(id INTEGER PRIMARY KEY, nom TEXT NOT NULL);"
+SECRET = "secret-3615-0123456789abcdef"
+
+
+@pytest.fixture(autouse=True)
+def logging_set_up(tmp_path: Path) -> Iterator[None]:
+    setup_logging(tmp_path / "logs", console=False)
+    yield
+    shutdown_logging()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def node_folder(root: Path, name: str, config: Config, rows: str = "") -> NodePaths:
+    paths = paths_beside(root / name / "synchro.toml").ensure()
+    db = root / name / "data.db"
+    conn = sqlite3.connect(db)
+    conn.executescript(SCHEMA + rows)
+    conn.close()
+    config = dataclasses.replace(
+        config, database=dataclasses.replace(config.database, connection=str(db))
+    )
+    save_config(config, paths.config_file)
+    return paths
+
+
+@pytest.fixture()
+def pair(tmp_path: Path) -> tuple[NodePaths, NodePaths]:
+    port = free_port()
+    hq_paths = paths_beside(tmp_path / "hq" / "synchro.toml").ensure()
+    cert, key = certificate_files(hq_paths)
+    fingerprint = ensure_certificate(cert, key, "SIEGE")
+    hq = Config(
+        role=Role.HQ,
+        site="SIEGE",
+        hq=HQSettings(
+            servers=1,
+            listen_address="127.0.0.1",
+            port=port,
+            max_reception=dt.timedelta(seconds=30),
+            sites=(SiteAccount("3615", hash_password(SECRET)),),
+        ),
+    )
+    site = Config(
+        role=Role.SITE,
+        site="3615",
+        last_sync=dt.datetime(2026, 1, 1),
+        site_settings=SiteSettings(
+            attempts=3,
+            retry_delay=dt.timedelta(seconds=1),
+            hq_address="127.0.0.1",
+            hq_port=port,
+            secret=SECRET,
+            certificate_fingerprint=fingerprint,
+            auto_sync=False,
+            timeout_s=10,
+        ),
+    )
+    return (
+        node_folder(tmp_path, "hq", hq, "INSERT INTO articles VALUES (1, 'Café');"),
+        node_folder(tmp_path, "site", site, "INSERT INTO articles VALUES (2, 'Thé');"),
+    )
+
+
+def run_site(paths: NodePaths, clock: Callable[[], dt.datetime] = dt.datetime.now) -> State:
+    app = App(
+        load_config(paths.config_file),
+        paths,
+        now=clock,
+        poll_s=0.1,
+        mail_policy=MailPolicy(attempts=2, retry_delay_s=0.1),
+    )
+    try:
+        with open_node(app.config, paths, app.now) as node:
+            return app.run_site(node).state
+    finally:
+        app.close()
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError("condition not reached in time")
+
+
+def test_watermark_advances_only_when_the_run_is_ok(pair: tuple[NodePaths, NodePaths]) -> None:
+    hq_paths, site_paths = pair
+    started = dt.datetime(2026, 11, 29, 23, 0, 5)
+    assert run_site(site_paths, lambda: started) is State.FAILED  # the Siège is not running
+    assert load_config(site_paths.config_file).last_sync == dt.datetime(2026, 1, 1)
+    hq = App(load_config(hq_paths.config_file), hq_paths)
+    hq.start()
+    try:
+        hq.run_now()
+        assert run_site(site_paths, lambda: started) is State.OK
+    finally:
+        hq.close()
+    assert load_config(site_paths.config_file).last_sync == started
+
+
+def test_valider_is_refused_during_a_run_and_restarts_the_ftp_server(
+    pair: tuple[NodePaths, NodePaths],
+) -> None:
+    hq_paths, _site = pair
+    app = App(load_config(hq_paths.config_file), hq_paths)
+    app.start()
+    try:
+        assert app.server is not None
+        old_server = app.server
+        app.emit(StateChanged("running"))
+        changed = dataclasses.replace(app.config, start_time=dt.time(22, 30))
+        with pytest.raises(SynchroError, match="en cours"):
+            app.save_config(changed)
+        assert load_config(hq_paths.config_file).start_time == dt.time(23, 0)
+        app.emit(StateChanged("ok"))
+        app.save_config(changed)
+        assert load_config(hq_paths.config_file).start_time == dt.time(22, 30)
+        assert app.server is not None and app.server is not old_server
+        assert app.next_run() is not None and app.next_run().time() == dt.time(22, 30)
+    finally:
+        app.close()
+
+
+def test_a_run_cut_by_a_crash_is_closed_as_echec_at_start(
+    pair: tuple[NodePaths, NodePaths],
+) -> None:
+    _hq, site_paths = pair
+    with ReportStore(site_paths.reports_db) as store:
+        rid = store.start("3615", "run", now=dt.datetime(2026, 11, 28, 23, 0))
+    app = App(load_config(site_paths.config_file), site_paths)
+    try:
+        record = app.reports.get(rid)
+        assert record.state is State.FAILED
+        assert "interrompu" in record.error
+    finally:
+        app.close()
+
+
+def test_round_opens_by_itself_at_heure_de_depart(pair: tuple[NodePaths, NodePaths]) -> None:
+    hq_paths, _site = pair
+    clock = [dt.datetime(2026, 11, 29, 22, 59, 0)]
+    app = App(load_config(hq_paths.config_file), hq_paths, now=lambda: clock[0])
+    app.start()
+    try:
+        time.sleep(0.3)
+        assert not [r for r in app.reports.latest() if r.kind == "round"]
+        clock[0] = dt.datetime(2026, 11, 29, 23, 0, 1)
+        wait_for(lambda: any(r.kind == "round" for r in app.reports.latest()))
+        assert app.is_running()
+    finally:
+        app.close()
+
+
+def test_report_email_after_a_run_and_ok_stays_ok_when_mail_is_down(
+    pair: tuple[NodePaths, NodePaths], tmp_path: Path
+) -> None:
+    hq_paths, site_paths = pair
+    site = load_config(site_paths.config_file)
+    with smtp_server() as (inbox, smtp_port):
+        email = EmailSettings(
+            recipients=("gerant@example.invalid",),
+            sender="synchro@example.invalid",
+            server="127.0.0.1",
+            port=smtp_port,
+            security=MailSecurity.NONE,
+            timeout_s=5,
+        )
+        save_config(dataclasses.replace(site, send_email=True, email=email), site_paths.config_file)
+        hq = App(load_config(hq_paths.config_file), hq_paths)
+        hq.start()
+        try:
+            hq.run_now()
+            assert run_site(site_paths) is State.OK
+            wait_for(lambda: len(inbox.messages) == 1)
+            message = inbox.messages[0].message
+            assert inbox.messages[0].rcpt_tos == ["gerant@example.invalid"]
+            assert "3615" in message["Subject"] and "OK" in message["Subject"]
+            # now the mail server is down: the run is still OK, the failure is in the report
+            email = dataclasses.replace(email, port=free_port())
+            save_config(
+                dataclasses.replace(load_config(site_paths.config_file), email=email),
+                site_paths.config_file,
+            )
+            hq.run_now()
+            assert run_site(site_paths) is State.OK
+        finally:
+            hq.close()
+    with ReportStore(site_paths.reports_db) as store:
+        last = store.latest(1)[0]
+    assert last.state is State.OK
+    assert "email" in last.details and last.details["email"]["status"] == "failed"
