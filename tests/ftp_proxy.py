@@ -21,6 +21,16 @@ LISTEN = "127.0.0.2"
 TARGET = "127.0.0.1"
 
 
+def alias_available() -> bool:
+    """127.0.0.2 answers on Linux (all of 127/8 is loopback); not on macOS by default."""
+    try:
+        with socket.socket() as s:
+            s.bind((LISTEN, 0))
+    except OSError:
+        return False
+    return True
+
+
 def free_port_range(count: int, attempts: int = 200) -> tuple[int, int]:
     """A run of ``count`` ports free on both 127.0.0.1 and 127.0.0.2 (checked, then released)."""
     rng = random.Random()

@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from ftp_proxy import FTPProxy, free_port_range
+from conftest import require
+from ftp_proxy import FTPProxy, alias_available, free_port_range
 
 from synchro.errors import Cancelled, ConnectionTestError, TransportError
 from synchro.transport.ftp_client import SiteClient, fetch_fingerprint, test_connection
@@ -184,6 +185,8 @@ def test_xsha256_answers_the_checksum_of_a_file(server: HQServer) -> None:
 
 @pytest.fixture
 def proxied(make_server: Callable[..., HQServer]) -> Iterator[tuple[HQServer, FTPProxy]]:
+    if not alias_available():
+        require("the loopback alias 127.0.0.2 (tests/ftp_proxy.py relays through it)")
     ports = free_port_range(4)
     server = make_server(passive_ports=ports)
     with FTPProxy(server.port, ports) as proxy:
