@@ -26,6 +26,7 @@ from synchro.engine.site_run import RunOptions, SiteRun, site_connect
 from synchro.errors import SynchroError
 from synchro.log import register_secret
 from synchro.mail import MailPolicy, ReportMailer
+from synchro.package.crypto import decode_key
 from synchro.platform.paths import NodePaths
 from synchro.reports import ReportStore, RunRecord, State
 from synchro.scheduler import DailySchedule
@@ -36,9 +37,8 @@ log = logging.getLogger(__name__)
 
 
 def group_key(text: str) -> bytes | None:
-    import base64
-
-    return base64.b64decode(text) if text else None
+    """The group's AES-256 key (packages are encrypted and authenticated when it is set)."""
+    return decode_key(text) if text else None
 
 
 def open_node(config: Config, paths: NodePaths, now: Callable[[], dt.datetime]) -> Node:

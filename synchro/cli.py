@@ -7,7 +7,6 @@ Every command takes the global ``--config PATH``. Exit codes: 0 success, 1 failu
 from __future__ import annotations
 
 import argparse
-import base64
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -16,10 +15,6 @@ from synchro import __version__
 from synchro.errors import ConfigError, SynchroError
 
 Handler = Callable[[argparse.Namespace], int]
-
-
-def group_key(text: str) -> bytes | None:
-    return base64.b64decode(text) if text else None
 
 
 def _add_engine_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

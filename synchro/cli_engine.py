@@ -9,13 +9,16 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from synchro.config.model import Config, HQSettings, Role, SiteSettings
 from synchro.config.parsing import parse_datetime_fr, parse_duration, parse_minutes, parse_time
 from synchro.config.passwords import hash_password
 from synchro.errors import ConfigError, FieldProblem
 from synchro.platform.paths import NodePaths, resolve_paths
+
+if TYPE_CHECKING:
+    from synchro.engine.node import Node
 
 T = TypeVar("T")
 
@@ -168,18 +171,10 @@ def cmd_init(args: argparse.Namespace) -> int:
     return 0
 
 
-def open_node(config: Config, paths: NodePaths):  # type: ignore[no-untyped-def]
-    from synchro.cli import group_key
-    from synchro.config.store import resolve_connection
-    from synchro.engine.node import Node
+def open_node(config: Config, paths: NodePaths) -> Node:
+    from synchro.app import open_node as app_open_node
 
-    return Node(
-        config,
-        paths.state_db,
-        paths.packages_dir,
-        connection=resolve_connection(config, paths),
-        key=group_key(config.group_key),
-    )
+    return app_open_node(config, paths, dt.datetime.now)
 
 
 def cmd_export(args: argparse.Namespace) -> int:

@@ -143,7 +143,9 @@ def _setup(root: Path, smtp: str | None) -> tuple[DemoNode, list[DemoNode]]:
 
     cert, key = certificate_files(hq.paths)
     fingerprint = ensure_certificate(cert, key, HQ)
-    group_key = ""
+    from synchro.package.crypto import encode_key, new_group_key
+
+    group_key = encode_key(new_group_key())
     hq_config = Config(
         role=Role.HQ,
         site=HQ,
