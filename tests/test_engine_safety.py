@@ -1,0 +1,406 @@
+"""Safety of the engine on real SQLite files: exactly once, damaged packages refused whole,
+crash (SIGKILL) in the middle of an apply, refused rows quarantined, ARRET, the
+modification-date pre-filter and keys that need the spooled capture.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from engine_helpers import Db, make_node, state_counts
+
+from synchro.config.model import TableRule
+from synchro.engine.node import Node
+from synchro.errors import Cancelled, PackageError
+
+ITEMS = (
+    "CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT NOT NULL, qty INTEGER, "
+    "price DECIMAL(10,2))"
+)
+
+
+def sqlite_db(path: Path, *statements: str) -> str:
+    conn = sqlite3.connect(path)
+    for sql in statements:
+        conn.execute(sql)
+    conn.commit()
+    conn.close()
+    return str(path)
+
+
+def run_sql(connection: str, sql: str, rows: list[tuple[object, ...]] | None = None) -> None:
+    conn = sqlite3.connect(connection)
+    with conn:
+        if rows is None:
+            conn.executescript(sql)
+        else:
+            conn.executemany(sql, rows)
+    conn.close()
+
+
+def item_rows(start: int, stop: int) -> list[tuple[object, ...]]:
+    return [(i, f"article {i} é", i % 7, f"{i % 1000}.{i % 100:02d}") for i in range(start, stop)]
+
+
+@pytest.fixture
+def pair(tmp_path: Path) -> tuple[str, str]:
+    """Two SQLite files with the same ``items`` table: a source and a receiver."""
+    return (sqlite_db(tmp_path / "a.db", ITEMS), sqlite_db(tmp_path / "b.db", ITEMS))
+
+
+def checks(connection: str) -> dict[str, tuple[int, str]]:
+    with Db(connection) as db:
+        return db.checksums()
+
+
+# -- exactly once --------------------------------------------------------------------------
+
+
+def test_same_package_twice_changes_nothing(tmp_path: Path, pair: tuple[str, str]) -> None:
+    a, b = pair
+    run_sql(a, "INSERT INTO items VALUES (?, ?, ?, ?)", item_rows(1, 50))
+    with make_node(tmp_path, "A", a) as site, make_node(tmp_path, "B", b, hq=True) as hq:
+        path = site.export().path
+        assert hq.import_package(path).status == "applied"
+        before, counts = checks(b), state_counts(hq)
+        run_sql(b, "UPDATE items SET qty = 1000 WHERE id = 3")  # a local change since
+        before = checks(b)
+        copy = tmp_path / "copie.pkg"
+        copy.write_bytes(path.read_bytes())
+        for again in (path, copy):
+            result = hq.import_package(again)
+            assert result.status == "duplicate"
+            assert result.stats.rows == 0
+        assert checks(b) == before
+        assert state_counts(hq) == counts
+
+        # The same at a site receiving a Siège package twice.
+        assert hq.export().manifest.rows == 1
+        published, _manifest = hq.publish("A", tmp_path / "out")
+        assert site.import_package(published).status == "applied"
+        site_before = checks(a)
+        assert site.import_package(published).status == "duplicate"
+        assert checks(a) == site_before
+        assert checks(a) == checks(b)
+
+
+# -- damaged packages ------------------------------------------------------------------------
+
+
+def small_package(tmp_path: Path, a: str, *, key: bytes | None = None) -> tuple[Path, bytes]:
+    run_sql(a, "INSERT INTO items VALUES (?, ?, ?, ?)", item_rows(1, 6))
+    run_sql(a, "DELETE FROM items WHERE id = 5")
+    with make_node(tmp_path, "A", a) as site:
+        site.key = key
+        path = site.export().path
+    return path, path.read_bytes()
+
+
+def assert_refused_whole(hq: Node, b: str, damaged: Path, before: object) -> None:
+    with pytest.raises(PackageError) as info:
+        hq.import_package(damaged)
+    assert str(damaged) in str(info.value)
+    assert checks(b) == before
+
+
+def test_package_cut_at_every_byte_is_refused_whole(tmp_path: Path, pair: tuple[str, str]) -> None:
+    a, b = pair
+    path, data = small_package(tmp_path, a)
+    run_sql(b, "INSERT INTO items VALUES (?, ?, ?, ?)", item_rows(100, 103))
+    before = checks(b)
+    cut = tmp_path / "coupe.pkg"
+    with make_node(tmp_path, "B", b, hq=True) as hq:
+        counts = state_counts(hq)
+        for size in range(len(data)):
+            cut.write_bytes(data[:size])
+            with pytest.raises(PackageError):
+                hq.import_package(cut)
+        assert checks(b) == before
+        assert state_counts(hq) == counts
+        assert hq.import_package(path).status == "applied"
+        assert checks(b)["items"][0] == 3 + 4
+
+
+def test_flipped_byte_anywhere_is_refused(tmp_path: Path, pair: tuple[str, str]) -> None:
+    a, b = pair
+    _path, data = small_package(tmp_path, a)
+    before = checks(b)
+    damaged = tmp_path / "abime.pkg"
+    accepted: list[int] = []
+    with make_node(tmp_path, "B", b, hq=True) as hq:
+        for pos in range(len(data)):
+            flipped = bytearray(data)
+            flipped[pos] ^= 0x01
+            damaged.write_bytes(bytes(flipped))
+            try:
+                hq.import_package(damaged)
+            except PackageError:
+                continue
+            accepted.append(pos)
+        assert accepted == [], f"bytes {accepted} of {len(data)} could be flipped unnoticed"
+        assert checks(b) == before
+        assert state_counts(hq)["applied"] == 0
+
+
+def test_encrypted_package_cut_or_wrong_key_is_refused(
+    tmp_path: Path, pair: tuple[str, str]
+) -> None:
+    a, b = pair
+    key = bytes(range(32))
+    path, data = small_package(tmp_path, a, key=key)
+    before = checks(b)
+    cut = tmp_path / "coupe.pkg"
+    with make_node(tmp_path, "B", b, hq=True) as hq:
+        hq.key = bytes(32)
+        assert_refused_whole(hq, b, path, before)
+        hq.key = key
+        for size in range(0, len(data), 7):
+            cut.write_bytes(data[:size])
+            assert_refused_whole(hq, b, cut, before)
+        assert hq.import_package(path).status == "applied"
+
+
+# -- crash in the middle of an apply ----------------------------------------------------------
+
+CHILD = """
+import sys
+from pathlib import Path
+from synchro.config.model import Config, DatabaseSettings, Role
+from synchro.engine.node import Node
+
+state, packages, connection, package, where = sys.argv[1:6]
+config = Config(role=Role.HQ, site="B", database=DatabaseSettings(connection=connection))
+node = Node(config, Path(state), Path(packages), connection=connection)
+if where == "after-commit":  # a real SIGKILL right after the database commit
+    import os, signal
+    def die(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGKILL)
+    node.state.mark_applied = die
+
+def progress(table, rows):
+    print(f"{table} {rows}", flush=True)
+
+node.import_package(Path(package), progress=progress)
+print("done", flush=True)
+"""
+
+
+def killed_import(node_dir: Path, b: str, package: Path, where: str) -> list[str]:
+    """Import ``package`` at B in a child process and SIGKILL it (by PID) mid-apply."""
+    home = node_dir / "node-B"
+    args = [str(home / "state.db"), str(home / "packages"), b, str(package), where]
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD, *args], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert child.stdout is not None
+        first = child.stdout.readline()
+        if where == "mid-apply":
+            assert first.startswith("items "), first
+            os.kill(child.pid, signal.SIGKILL)
+        rest = child.stdout.read()
+    finally:
+        child.wait(timeout=60)
+    assert child.returncode == -signal.SIGKILL
+    return [first, *rest.splitlines()]
+
+
+@pytest.mark.parametrize(
+    "where", [pytest.param("mid-apply", marks=pytest.mark.slow), "after-commit"]
+)
+def test_crash_during_apply_leaves_database_as_before(
+    tmp_path: Path, pair: tuple[str, str], where: str
+) -> None:
+    a, b = pair
+    clean = sqlite_db(tmp_path / "clean.db", ITEMS)
+    # The apply runs at about 5,000 rows/s at the Siège: 12,000 rows take seconds, and
+    # the kill lands within a millisecond of the first batch's progress line.
+    big = 12_000 if where == "mid-apply" else 2_000
+    run_sql(a, "INSERT INTO items VALUES (?, ?, ?, ?)", item_rows(1, 1001))
+    with make_node(tmp_path, "A", a) as site:
+        first = site.export().path
+        with make_node(tmp_path, "B", b, hq=True) as hq:
+            assert hq.import_package(first).status == "applied"
+        run_sql(a, "INSERT INTO items VALUES (?, ?, ?, ?)", item_rows(1001, 1001 + big))
+        run_sql(a, "UPDATE items SET qty = -qty, name = name || ' modifié' WHERE id % 3 = 0")
+        run_sql(a, "DELETE FROM items WHERE id % 10 = 1 AND id < 1001")
+        second = site.export().path
+    before = checks(b)
+
+    killed_import(tmp_path, b, second, where)
+
+    with make_node(tmp_path, "B", b, hq=True) as hq:
+        if where == "mid-apply":
+            assert checks(b) == before, "a killed apply must leave no partial rows"
+        assert hq.state.intent() is not None
+        assert hq.recover() == "A#2"
+        assert hq.state.intent() is None
+        assert hq.import_package(second).status == "duplicate"
+        assert (
+            hq.state.conn.execute("SELECT COUNT(*) FROM applied WHERE origin = 'A'").fetchone()[0]
+            == 2
+        )
+        assert hq.state.conflicts() == [] and hq.state.quarantined() == []
+        assert hq.export().manifest.rows == 0  # snapshot consistent: nothing to echo
+    with make_node(tmp_path / "clean", "C", clean, hq=True) as other:
+        assert other.import_package(first).status == "applied"
+        assert other.import_package(second).status == "applied"
+    assert checks(b) == checks(clean) == checks(a)
+
+
+# -- rows the database refuses ---------------------------------------------------------------
+
+
+def test_refused_rows_are_quarantined_and_the_rest_applied(tmp_path: Path) -> None:
+    a = sqlite_db(tmp_path / "a.db", ITEMS)
+    b = sqlite_db(
+        tmp_path / "b.db",
+        "CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT NOT NULL, "
+        "qty INTEGER NOT NULL CHECK (qty >= 0), price DECIMAL(10,2))",
+    )
+    rows = item_rows(1, 21)
+    rows[4] = (5, "négatif", -1, "1.00")
+    rows[9] = (10, "sans quantité", None, "2.00")
+    run_sql(a, "INSERT INTO items VALUES (?, ?, ?, ?)", rows)
+    with make_node(tmp_path, "A", a) as site, make_node(tmp_path, "B", b, hq=True) as hq:
+        result = hq.import_package(site.export().path)
+        assert result.status == "applied"
+        assert (result.stats.upserts, result.stats.quarantined) == (18, 2)
+        refused = hq.state.quarantined()
+        assert [(q["tbl"], q["key_json"]) for q in refused] == [("items", "[5]"), ("items", "[10]")]
+        assert all(q["error"] and q["row_json"] for q in refused)
+        with Db(b) as db:
+            assert [r[0] for r in db.rows("items")] == [i for i in range(1, 21) if i not in (5, 10)]
+        assert hq.export().manifest.rows == 0  # refused rows are not deleted back at the site
+
+        # Fixed at the source, the rows come again and are applied.
+        run_sql(a, "UPDATE items SET qty = 0 WHERE id IN (5, 10)")
+        result = hq.import_package(site.export().path)
+        assert (result.stats.upserts, result.stats.quarantined) == (2, 0)
+        assert checks(a) == checks(b)
+
+
+# -- ARRETER ---------------------------------------------------------------------------------
+
+
+def test_cancel_during_import_applies_nothing(tmp_path: Path, pair: tuple[str, str]) -> None:
+    a, b = pair
+    run_sql(a, "INSERT INTO items VALUES (?, ?, ?, ?)", item_rows(1, 1501))
+    stop = threading.Event()
+    seen: list[int] = []
+
+    def progress(table: str, rows: int) -> None:
+        seen.append(rows)
+        stop.set()  # ARRETER pressed while the first batch was being applied
+
+    with make_node(tmp_path, "A", a) as site, make_node(tmp_path, "B", b, hq=True) as hq:
+        path = site.export().path
+        with pytest.raises(Cancelled):
+            hq.import_package(path, cancel=stop, progress=progress)
+        assert seen == [500]
+        assert checks(b)["items"][0] == 0
+        assert hq.state.intent() is None
+        assert not hq.state.is_applied("A", 1)
+        assert hq.import_package(path).status == "applied"
+        assert checks(b) == checks(a)
+
+
+def test_cancel_during_export_keeps_nothing(tmp_path: Path, pair: tuple[str, str]) -> None:
+    a, _b = pair
+    run_sql(a, "INSERT INTO items VALUES (?, ?, ?, ?)", item_rows(1, 5001))
+    stop = threading.Event()
+    with make_node(tmp_path, "A", a) as site:
+        with pytest.raises(Cancelled):
+            site.export(cancel=stop, progress=lambda table, rows: stop.set())
+        assert site.state.outbox() == []
+        assert list((tmp_path / "node-A" / "packages").rglob("*.pkg*")) == []
+        assert site.pending_changes()["items"]["inserts"] == 5000
+        exported = site.export()
+        assert exported.manifest.sequence == 1, "a cancelled export must not use a sequence"
+        assert exported.capture.counts["items"].inserts == 5000
+
+
+# -- modification-date pre-filter -------------------------------------------------------------
+
+
+def test_modified_column_prefilter_captures_updates_and_deletes(tmp_path: Path) -> None:
+    schema = "CREATE TABLE notes (id INTEGER PRIMARY KEY, v TEXT, changed DATETIME)"
+    a = sqlite_db(tmp_path / "a.db", schema)
+    b = sqlite_db(tmp_path / "b.db", schema)
+    old, new = "2025-01-01 10:00:00", "2025-06-01 10:00:00"
+    run_sql(a, "INSERT INTO notes VALUES (?, ?, ?)", [(i, f"v{i}", old) for i in range(1, 6)])
+    rules = [TableRule(name="notes", modified_column="changed")]
+    since = dt.datetime(2025, 5, 1)
+    with (
+        make_node(tmp_path, "A", a, rules=rules) as site,
+        make_node(tmp_path, "B", b, hq=True, rules=rules) as hq,
+    ):
+        assert hq.import_package(site.export().path).status == "applied"
+        run_sql(
+            a,
+            f"UPDATE notes SET v = 'deux', changed = '{new}' WHERE id = 2;"
+            "UPDATE notes SET v = 'trois sans date' WHERE id = 3;"
+            "DELETE FROM notes WHERE id = 4;"
+            f"INSERT INTO notes VALUES (6, 'six', '{new}');",
+        )
+        exported = site.export(since=since)
+        count = exported.capture.counts["notes"]
+        assert (count.inserts, count.updates, count.deletes) == (1, 1, 1)
+        assert count.scanned == 2  # only rows modified since the bound were read
+        assert hq.import_package(exported.path).status == "applied"
+        with Db(b) as db:
+            assert [(r[0], r[1]) for r in db.rows("notes")] == [
+                (1, "v1"), (2, "deux"), (3, "v3"), (5, "v5"), (6, "six")
+            ]  # fmt: skip
+        # Without the bound the snapshot still finds the update that kept its old date.
+        exported = site.export()
+        assert exported.capture.counts["notes"].updates == 1
+        assert hq.import_package(exported.path).status == "applied"
+        assert checks(a) == checks(b)
+
+
+# -- keys that SQLite and the database may order differently ---------------------------------
+
+
+def test_decimal_and_float_keys_round_trip_through_the_spool(tmp_path: Path) -> None:
+    schema = (
+        "CREATE TABLE dk (k DECIMAL(10,3) PRIMARY KEY, v TEXT)",
+        "CREATE TABLE fk (k REAL PRIMARY KEY, v TEXT)",
+    )
+    a = sqlite_db(tmp_path / "a.db", *schema)
+    b = sqlite_db(tmp_path / "b.db", *schema)
+    decimals = [Decimal(x) for x in ("10", "9.5", "-1.25", "2", "100.125", "0.001")]
+    floats = [0.1, 1e20, -2.5, 3.0, 2.0**-30, 12345.678]
+    with Db(a) as db:
+        db.write("dk", [(k, f"d{k}") for k in decimals])
+        db.write("fk", [(k, f"f{k!r}") for k in floats])
+    with make_node(tmp_path, "A", a) as site, make_node(tmp_path, "B", b, hq=True) as hq:
+        exported = site.export()
+        assert exported.capture.counts["dk"].inserts == 6
+        assert exported.capture.counts["fk"].inserts == 6
+        assert hq.import_package(exported.path).status == "applied"
+        assert checks(a) == checks(b)
+        with Db(a) as db:
+            db.write("dk", [(Decimal("9.5"), "changé")])
+            db.delete("dk", [(Decimal("-1.25"),)])
+            db.write("fk", [(0.1, "changé"), (7.75, "nouveau")])
+            db.delete("fk", [(1e20,)])
+        exported = site.export()
+        counts = exported.capture.counts
+        assert (counts["dk"].updates, counts["dk"].deletes) == (1, 1)
+        assert (counts["fk"].inserts, counts["fk"].updates, counts["fk"].deletes) == (1, 1, 1)
+        assert hq.import_package(exported.path).status == "applied"
+        assert checks(a) == checks(b)
+        with Db(b) as db:
+            assert sorted(r[0] for r in db.rows("fk")) == sorted([0.1, -2.5, 3.0, 2.0**-30,
+                                                                 12345.678, 7.75])  # fmt: skip
+        assert hq.export().manifest.rows == 0
