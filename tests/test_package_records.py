@@ -112,3 +112,26 @@ def test_decimal_scale_and_surrogates_survive() -> None:
     (change,) = codec.decode(line, 1)
     assert change.values == row
     assert str(change.values[1]) == "10.500"
+
+
+ALL_KINDS = TableSchema("t", tuple((f"c{i}", k) for i, k in enumerate(V.KINDS)), ("c0",))
+
+
+@given(st.tuples(*(st.none() | STRATEGIES[k] for k in V.KINDS)))
+def test_compiled_row_codecs_match_the_value_codecs(row: tuple[Any, ...]) -> None:
+    codec = RecordCodec([ALL_KINDS]).tables[0]
+    encoded, _ = codec.encode_row["U"](row)
+    assert encoded == [encoder(k)(v) for k, v in zip(V.KINDS, row, strict=True)]
+    loaded = json.loads(json.dumps(encoded))
+    decoded = codec.decode_row["U"](loaded)
+    assert decoded == tuple(decoder(k)(v) for k, v in zip(V.KINDS, loaded, strict=True))
+    assert [type(v) for v in decoded] == [type(v) for v in row]
+
+
+def test_odd_values_fall_back_to_the_value_codecs() -> None:
+    codec = RecordCodec([ALL_KINDS])
+    odd = (True, 1, "1,5", 5, 1, "hier", "31/12/2024", "midi", 7)
+    (change,) = codec.decode(codec.line([codec.encode("t", "U", odd, "", 0)[0]]), 1)
+    assert change.values == tuple(
+        V.from_json(k, V.to_json(k, v)) for k, v in zip(V.KINDS, odd, strict=True)
+    )

@@ -35,6 +35,23 @@ _TYPES: dict[str, type] = {
 }
 
 
+_new = object.__new__
+_set = object.__setattr__
+
+
+def _change(table: str, op: str, values: tuple[Any, ...], origin: str, pos: int) -> Change:
+    """``Change(table, op, values, origin, pos)`` at half the cost: a frozen dataclass's
+    ``__init__`` sets each field through ``object.__setattr__``; reading makes one per row.
+    """
+    change = _new(Change)
+    _set(
+        change,
+        "__dict__",
+        {"table": table, "op": op, "values": values, "origin": origin, "pos": pos},
+    )
+    return change
+
+
 class Unrepresentable(ValueError):
     """A value that would not read back identical (e.g. text in a blob column)."""
 
@@ -152,6 +169,76 @@ def decoder(kind: str) -> Decoder:
     return decode_typed
 
 
+# Row codecs are compiled once per table from these templates: one expression per column,
+# no call for the usual types, the per-value functions above (``slow``) for anything else.
+# Only column positions go into the generated code, never a name read from a file.
+_ENCODE_EXPR = {
+    "int": "{v} if type({v}) is int or {v} is None else slow[{i}]({v})",
+    "float": "{v} if type({v}) is float or {v} is None else slow[{i}]({v})",
+    "text": "{v} if type({v}) is str or {v} is None else slow[{i}]({v})",
+    "bool": "{v} if type({v}) is bool or {v} is None else slow[{i}]({v})",
+    "decimal": "str({v}) if type({v}) is Decimal else slow[{i}]({v})",
+    "datetime": "{v}.isoformat(' ') if type({v}) is DateTime else slow[{i}]({v})",
+    "date": "{v}.isoformat() if type({v}) is Date else slow[{i}]({v})",
+    "time": "{v}.isoformat() if type({v}) is Time else slow[{i}]({v})",
+    "blob": "b64encode({v}).decode('ascii') if type({v}) is bytes else slow[{i}]({v})",
+}
+_DECODE_EXPR = {
+    "int": _ENCODE_EXPR["int"],
+    "float": _ENCODE_EXPR["float"],
+    "text": _ENCODE_EXPR["text"],
+    "bool": _ENCODE_EXPR["bool"],
+    "decimal": "Decimal({v}) if type({v}) is str else slow[{i}]({v})",
+    "datetime": "from_datetime({v}) if type({v}) is str else slow[{i}]({v})",
+    "date": "from_date({v}) if type({v}) is str else slow[{i}]({v})",
+    "time": "from_time({v}) if type({v}) is str else slow[{i}]({v})",
+    "blob": "b64decode({v}) if type({v}) is str else slow[{i}]({v})",
+}
+_NAMES: dict[str, Any] = {
+    "Decimal": Decimal,
+    "DateTime": dt.datetime,
+    "Date": dt.date,
+    "Time": dt.time,
+    "b64encode": base64.b64encode,
+    "b64decode": base64.b64decode,
+    "from_datetime": dt.datetime.fromisoformat,
+    "from_date": dt.date.fromisoformat,
+    "from_time": dt.time.fromisoformat,
+}
+
+
+def _compile(
+    kinds: Sequence[str],
+    templates: dict[str, str],
+    slow: tuple[Callable[[Any], Any], ...],
+    kind: str,
+) -> Callable[[Sequence[Any]], Any]:
+    """``row -> (list, size)`` (encode) or ``row -> tuple`` (decode) for rows of these kinds.
+
+    The row must have ``len(kinds)`` items (checked by the caller). A fast expression may
+    raise (e.g. ``Decimal("abc")``): the caller then retries value by value with ``slow``.
+    """
+    names = [f"v{i}" for i in range(len(kinds))]
+    exprs = [
+        templates[k].format(v=v, i=i) for i, (k, v) in enumerate(zip(kinds, names, strict=True))
+    ]
+    if kind == "encode":
+        # With a rough size of the JSON text: fixed part, plus the length of long texts.
+        sizes = [str(16 + 8 * len(kinds))] + [
+            f"(len(r[{i}]) if type(r[{i}]) is str else 0)"
+            for i, k in enumerate(kinds)
+            if k in ("text", "blob")
+        ]
+        built = f"r = [{', '.join(exprs)}]\n    return r, {' + '.join(sizes)}"
+    else:
+        built = f"return ({', '.join(exprs)},)"
+    source = f"def row_{kind}(row):\n    {', '.join(names)}, = row\n    {built}\n"
+    namespace = dict(_NAMES, slow=slow)
+    exec(source, namespace)
+    function: Callable[[Sequence[Any]], Any] = namespace[f"row_{kind}"]
+    return function
+
+
 class TableCodec:
     """Encoders and decoders of one table's rows (``U``) and keys (``D``)."""
 
@@ -168,9 +255,12 @@ class TableCodec:
         }
         self.names = {"U": schema.column_names, "D": schema.key}
         self.kinds = {"U": schema.kinds, "D": schema.key_kinds}
-        # Columns whose JSON text can be long: they decide how big a batch line gets.
-        self.long = {
-            op: tuple(i for i, k in enumerate(self.kinds[op]) if k in ("text", "blob"))
+        self.encode_row = {
+            op: _compile(self.kinds[op], _ENCODE_EXPR, self.encoders[op], "encode")
+            for op in ("U", "D")
+        }
+        self.decode_row = {
+            op: _compile(self.kinds[op], _DECODE_EXPR, self.decoders[op], "decode")
             for op in ("U", "D")
         }
 
@@ -186,6 +276,7 @@ class RecordCodec:
     def __init__(self, tables: Sequence[TableSchema]) -> None:
         self.tables = tuple(TableCodec(i, t) for i, t in enumerate(tables))
         self.by_name = {t.schema.name: t for t in self.tables}
+        self._plans = {(t.index, op): _Plan(t, op) for t in self.tables for op in ("U", "D")}
         self._dumps = json.JSONEncoder(
             ensure_ascii=False, separators=(",", ":"), check_circular=False
         ).encode
@@ -197,22 +288,18 @@ class RecordCodec:
         the schema; ``Unrepresentable`` (naming the column) for a value that cannot travel.
         """
         codec = self.by_name.get(table)
-        if codec is None:
-            raise ValueError(f"table {table!r} absente du schéma du paquet")
-        encoders = codec.encoders.get(op)
-        if encoders is None:
-            raise ValueError(f"opération {op!r} inconnue (attendue : U ou D)")
-        if len(values) != len(encoders):
-            raise ValueError(f"{table} {op} : {len(values)} valeurs pour {len(encoders)} colonnes")
+        encode_row = codec.encode_row.get(op) if codec is not None else None
+        if codec is None or encode_row is None:
+            what = f"table {table!r} absente du schéma" if codec is None else f"opération {op!r}"
+            raise ValueError(f"{what} inconnue du paquet (opérations : U ou D)")
+        if len(values) != len(codec.kinds[op]):
+            raise ValueError(
+                f"{table} {op} : {len(values)} valeurs pour {len(codec.kinds[op])} colonnes"
+            )
         try:
-            row = [enc(v) for enc, v in zip(encoders, values, strict=True)]
+            row, size = encode_row(values)
         except Unrepresentable:
             raise self._which(codec, op, values) from None
-        size = 16 + 8 * len(row)
-        for i in codec.long[op]:
-            value = row[i]
-            if value is not None:
-                size += len(value)
         if origin or pos:
             if not isinstance(origin, str) or type(pos) is not int or pos < 0:
                 raise ValueError("origin doit être un texte et pos un entier positif")
@@ -241,63 +328,70 @@ class RecordCodec:
         """The changes of one batch line whose first record is number ``first`` (from 1);
         ``Invalid`` naming the record when one is wrong."""
         changes: list[Change] = []
-        append = changes.append
-        tables = self.tables
-        for number, record in enumerate(self._records(line, first), first):
-            index, op, row = record[0], record[1], record[2]
-            values = self._values(tables, number, index, op, row)
-            codec = tables[index]
-            if len(record) == 3:
-                append(Change(codec.schema.name, op, values))
-            else:
-                append(Change(codec.schema.name, op, values, record[3], record[4]))
+        self._walk(line, first, changes, None)
         return changes
 
     def count(self, line: bytes, first: int, counts: list[dict[str, int]]) -> int:
         """Check every record of one batch line as ``decode`` does, but only count them per
         table and op (``counts[table_index][op]``). Returns the number of records."""
-        tables = self.tables
-        number = first
-        for number, record in enumerate(self._records(line, first), first):
-            index, op = record[0], record[1]
-            self._values(tables, number, index, op, record[2])
-            counts[index][op] += 1
-        return number - first + 1
+        return self._walk(line, first, None, counts)
 
-    @staticmethod
-    def _records(line: bytes, first: int) -> list[list[Any]]:
-        """The records of a batch line, each a list of 3 items, or 5 with a valid origin."""
+    def _walk(
+        self,
+        line: bytes,
+        first: int,
+        changes: list[Change] | None,
+        counts: list[dict[str, int]] | None,
+    ) -> int:
+        """Check each record of a line; build its change or count it. One tight loop: this
+        is where reading spends its time."""
         try:
             records = json.loads(line)
         except ValueError:
             raise Invalid(f"enregistrement n°{first} illisible") from None
         if type(records) is not list or not records:
             raise Invalid(f"enregistrement n°{first} illisible")
+        plans = self._plans
+        number = first
         for number, record in enumerate(records, first):
-            if type(record) is not list:
+            if type(record) is not list or len(record) not in (3, 5):
                 raise Invalid(f"enregistrement n°{number} mal formé")
-            size = len(record)
-            if size == 3:
-                continue
-            if size != 5:
-                raise Invalid(f"enregistrement n°{number} mal formé")
-            origin, pos = record[3], record[4]
-            if type(origin) is not str or type(pos) is not int or pos < 0:
-                raise Invalid(f"enregistrement n°{number} : origine ou position illisible")
-        return records
+            index, op, row = record[0], record[1], record[2]
+            plan = plans.get((index, op)) if type(index) is int and type(op) is str else None
+            if plan is None:
+                raise Invalid(f"enregistrement n°{number} : table ou opération inconnue")
+            if type(row) is not list or len(row) != plan.arity:
+                raise Invalid(f"enregistrement n°{number} : nombre de valeurs incorrect")
+            try:
+                values = plan.decode_row(row)
+            except (ValueError, TypeError, ArithmeticError):
+                values = plan.decode_slowly(row, number)
+            if len(record) == 3:
+                if changes is not None:
+                    changes.append(_change(plan.table, op, values, "", 0))
+            else:
+                origin, pos = record[3], record[4]
+                if type(origin) is not str or type(pos) is not int or pos < 0:
+                    raise Invalid(f"enregistrement n°{number} : origine ou position illisible")
+                if changes is not None:
+                    changes.append(_change(plan.table, op, values, origin, pos))
+            if counts is not None:
+                counts[index][op] += 1
+        return number - first + 1
 
-    @staticmethod
-    def _values(
-        tables: tuple[TableCodec, ...], number: int, index: Any, op: Any, row: Any
-    ) -> tuple[Any, ...]:
-        if type(index) is not int or not 0 <= index < len(tables):
-            raise Invalid(f"enregistrement n°{number} : table inconnue")
-        decoders = tables[index].decoders.get(op) if type(op) is str else None
-        if decoders is None:
-            raise Invalid(f"enregistrement n°{number} : opération inconnue")
-        if type(row) is not list or len(row) != len(decoders):
-            raise Invalid(f"enregistrement n°{number} : nombre de valeurs incorrect")
+
+class _Plan:
+    """How to decode the values of one (table, op)."""
+
+    def __init__(self, codec: TableCodec, op: str) -> None:
+        self.table = codec.schema.name
+        self.arity = len(codec.kinds[op])
+        self.decode_row = codec.decode_row[op]
+        self.decoders = codec.decoders[op]
+
+    def decode_slowly(self, row: list[Any], number: int) -> tuple[Any, ...]:
+        """Value by value, for the odd values the compiled fast path does not take."""
         try:
-            return tuple([dec(v) for dec, v in zip(decoders, row, strict=False)])
+            return tuple([dec(v) for dec, v in zip(self.decoders, row, strict=True)])
         except (ValueError, TypeError, ArithmeticError):
             raise Invalid(f"enregistrement n°{number} : valeur illisible") from None
