@@ -48,12 +48,11 @@ def tables(db: Adapter) -> dict[str, Table]:
     return {t.name: t for t in db.tables()}
 
 
-def test_dialect(backend: Backend, db: Adapter) -> None:
+def test_discovery(backend: Backend, db: Adapter) -> None:
     assert db.dialect == backend.dialect
     assert db.description
-
-
-def test_discovery(db: Adapter) -> None:
+    backend.execute("INSERT INTO parent (id, name) VALUES (?, ?)", (1, "été"))
+    assert backend.query("SELECT id, name FROM parent") == [(1, "été")]
     found = tables(db)
     assert sorted(found) == sorted(["parent", "child", "pair", "kinds", "textkey", "uniq", "nokey"])
     assert found["parent"].key == ("id",) and found["parent"].key_source == "primary"
@@ -150,14 +149,6 @@ def test_modified_filter(db: Adapter) -> None:
     assert list(got) == [(3,), (4,), (5,)]
 
 
-def test_atomic_rollback_leaves_nothing(db: Adapter) -> None:
-    parent = tables(db)["parent"]
-    with pytest.raises(RuntimeError), db.atomic():
-        db.upsert(parent, [(1, "un"), (2, "deux")])
-        raise RuntimeError("stop")
-    assert db.count(parent) == 0
-
-
 def test_savepoint_undoes_only_its_block(db: Adapter) -> None:
     found = tables(db)
     parent, child = found["parent"], found["child"]
@@ -172,18 +163,17 @@ def test_savepoint_undoes_only_its_block(db: Adapter) -> None:
     assert list(db.scan(child)) == [(2, 1, "ok")]
 
 
-def test_refused_row_raises(db: Adapter) -> None:
+def test_rollback_and_refused_row(db: Adapter) -> None:
     parent = tables(db)["parent"]
+    with pytest.raises(RuntimeError), db.atomic():
+        db.upsert(parent, [(1, "un"), (2, "deux")])
+        raise RuntimeError("stop")
+    assert db.count(parent) == 0
     with pytest.raises(DatabaseError) as info, db.atomic():
-        db.upsert(parent, [(1, None)])
+        db.upsert(parent, [(1, "un")])
+        db.upsert(parent, [(2, None)])  # NOT NULL
     assert "parent" in str(info.value)
     assert db.count(parent) == 0
-
-
-def test_raw_helpers(backend: Backend) -> None:
-    create_sample_schema(backend)
-    backend.execute("INSERT INTO parent (id, name) VALUES (?, ?)", (1, "été"))
-    assert backend.query("SELECT id, name FROM parent") == [(1, "été")]
 
 
 def test_config_key_upsert_updates_in_place(db: Adapter) -> None:

@@ -8,9 +8,11 @@
 from __future__ import annotations
 
 import abc
+import datetime as dt
 import itertools
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from decimal import Decimal
 from typing import Any
 
 from synchro.db.base import Adapter, Key, Row, Table
@@ -19,6 +21,18 @@ from synchro.errors import DatabaseError, SchemaError
 from synchro.values import normalise
 
 FETCH_SIZE = 1000
+
+_TYPES: dict[str, type] = {
+    "int": int,
+    "float": float,
+    "decimal": Decimal,
+    "text": str,
+    "bool": bool,
+    "date": dt.date,
+    "datetime": dt.datetime,
+    "time": dt.time,
+    "blob": bytes,
+}
 
 
 def chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
@@ -40,8 +54,8 @@ class SqlAdapter(Adapter):
     # -- driver hooks -----------------------------------------------------------------
 
     @abc.abstractmethod
-    def _bind(self, kind: str, value: Any) -> Any:
-        """A value of ``kind`` as this driver accepts it as a parameter."""
+    def _binder(self, kind: str) -> Callable[[Any], Any] | None:
+        """How this driver wants a value of ``kind`` as a parameter (None: as it is)."""
 
     @abc.abstractmethod
     def _translate(self, exc: BaseException, doing: str) -> DatabaseError:
@@ -67,8 +81,20 @@ class SqlAdapter(Adapter):
             raise self._translate(exc, doing) from exc
         return cursor
 
-    def _bind_row(self, kinds: Sequence[str], row: Sequence[Any]) -> list[Any]:
-        return [self._bind(k, v) for k, v in zip(kinds, row, strict=True)]
+    def _bind(self, kind: str, value: Any) -> Any:
+        binder = self._binder(kind)
+        return value if binder is None or value is None else binder(value)
+
+    def _bind_rows(self, kinds: Sequence[str], rows: Iterable[Sequence[Any]]) -> list[Any]:
+        """The parameters of ``rows`` flattened, each converted for the driver (hot path)."""
+        binders = [self._binder(k) for k in kinds]
+        if not any(binders):
+            return [v for row in rows for v in row]
+        return [
+            v if f is None or v is None else f(v)
+            for row in rows
+            for f, v in zip(binders, row, strict=True)
+        ]
 
     def _need_key(self, table: Table) -> None:
         if not table.key:
@@ -160,6 +186,7 @@ class SqlAdapter(Adapter):
     def _stream(
         self, sql: str, params: Sequence[Any], kinds: Sequence[str], doing: str
     ) -> Iterator[Row]:
+        types = [_TYPES[k] for k in kinds]  # values already of their kind skip normalise()
         cursor = self._run(sql, params, doing)
         try:
             while True:
@@ -170,7 +197,10 @@ class SqlAdapter(Adapter):
                 if not batch:
                     return
                 for raw in batch:
-                    yield tuple(normalise(k, v) for k, v in zip(kinds, raw, strict=True))
+                    yield tuple(
+                        v if v is None or type(v) is t else normalise(k, v)
+                        for k, t, v in zip(kinds, types, raw, strict=True)
+                    )
         finally:
             cursor.close()
 
@@ -179,7 +209,7 @@ class SqlAdapter(Adapter):
         out: list[Row] = []
         key_kinds = table.key_kinds
         for part in chunks(keys, self.sql.batch_rows(len(table.key))):
-            params = [self._bind(k, v) for key in part for k, v in zip(key_kinds, key, strict=True)]
+            params = self._bind_rows(key_kinds, part)
             sql = self.sql.fetch(table, len(part))
             out.extend(self._stream(sql, params, table.kinds, f"lecture de la table {table.name}"))
         return out
@@ -200,12 +230,13 @@ class SqlAdapter(Adapter):
             for row in rows:  # no native upsert, or no unique constraint for it to use
                 self._update_or_insert(table, row, doing)
             return
+        kinds = table.kinds
         for part in chunks(rows, self.sql.batch_rows(len(table.columns))):
-            params = [v for row in part for v in self._bind_row(table.kinds, row)]
+            params = self._bind_rows(kinds, part)
             self._run(self.sql.upsert(table, len(part)), params, doing).close()
 
     def _update_or_insert(self, table: Table, row: Row, doing: str) -> None:
-        bound = self._bind_row(table.kinds, row)
+        bound = self._bind_rows(table.kinds, [row])
         cursor = self._run(self.sql.update(table), self.sql.update_params(table, bound), doing)
         changed = cursor.rowcount
         cursor.close()
@@ -227,7 +258,7 @@ class SqlAdapter(Adapter):
         self._need_key(table)
         key_kinds = table.key_kinds
         for part in chunks(keys, self.sql.batch_rows(len(table.key))):
-            params = [self._bind(k, v) for key in part for k, v in zip(key_kinds, key, strict=True)]
+            params = self._bind_rows(key_kinds, part)
             doing = f"suppression dans la table {table.name}"
             self._run(self.sql.delete(table, len(part)), params, doing).close()
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+from collections.abc import Callable
 from typing import Any
 
 from synchro.db.base import Column, ForeignKey, Table
@@ -81,6 +82,10 @@ def connect_error(pyodbc: Any, connection: str, exc: Exception) -> DatabaseError
     return DatabaseError(f"Connexion ODBC impossible ({where}) : {advice}. Détail : {text}")
 
 
+def _blob(value: Any) -> Any:
+    return bytes(value) if isinstance(value, bytearray | memoryview) else value
+
+
 def _connect(pyodbc: Any, connection: str) -> Any:
     try:
         return pyodbc.connect(connection, autocommit=True, timeout=CONNECT_TIMEOUT)
@@ -123,10 +128,8 @@ class OdbcAdapter(SqlAdapter):
 
     # -- driver hooks -----------------------------------------------------------------
 
-    def _bind(self, kind: str, value: Any) -> Any:
-        if isinstance(value, bytearray | memoryview):
-            return bytes(value)
-        return value
+    def _binder(self, kind: str) -> Callable[[Any], Any] | None:
+        return _blob if kind == "blob" else None  # pyodbc binds the other kinds natively
 
     def _translate(self, exc: BaseException, doing: str) -> DatabaseError:
         args: tuple[Any, ...] = exc.args

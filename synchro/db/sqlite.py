@@ -29,19 +29,43 @@ _HINTS = {
 }
 
 
+def _iso(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, dt.date | dt.time) else value
+
+
+def _iso_space(value: Any) -> Any:
+    return value.isoformat(" ") if isinstance(value, dt.datetime) else _iso(value)
+
+
+def _decimal(value: Any) -> Any:
+    return str(value) if isinstance(value, Decimal) else value
+
+
+def _bool(value: Any) -> Any:
+    return int(value) if isinstance(value, bool) else value
+
+
+def _blob(value: Any) -> Any:
+    return bytes(value) if isinstance(value, bytearray | memoryview) else value
+
+
+# How stdlib sqlite3 gets each kind without its deprecated default adapters: Decimal and
+# dates as text (ISO, the form SQLite's date functions read), bool as 0/1.
+_BINDERS: dict[str, Callable[[Any], Any]] = {
+    "decimal": _decimal,
+    "datetime": _iso_space,
+    "date": _iso,
+    "time": _iso,
+    "bool": _bool,
+    "blob": _blob,
+    "int": _bool,
+}
+
+
 def bind_sqlite(kind: str, value: Any) -> Any:
-    """A value as stdlib ``sqlite3`` binds it without deprecated default adapters."""
-    if isinstance(value, bool):
-        return int(value)
-    if isinstance(value, Decimal):
-        return str(value)
-    if isinstance(value, dt.datetime):
-        return value.isoformat(" ")
-    if isinstance(value, dt.date | dt.time):
-        return value.isoformat()
-    if isinstance(value, bytearray | memoryview):
-        return bytes(value)
-    return value
+    """A value of ``kind`` as stdlib ``sqlite3`` binds it."""
+    binder = _BINDERS.get(kind)
+    return value if binder is None or value is None else binder(value)
 
 
 class SqliteAdapter(SqlAdapter):
@@ -65,8 +89,8 @@ class SqliteAdapter(SqlAdapter):
 
     # -- driver hooks -----------------------------------------------------------------
 
-    def _bind(self, kind: str, value: Any) -> Any:
-        return bind_sqlite(kind, value)
+    def _binder(self, kind: str) -> Callable[[Any], Any] | None:
+        return _BINDERS.get(kind)
 
     def _translate(self, exc: BaseException, doing: str) -> DatabaseError:
         text = str(exc)
