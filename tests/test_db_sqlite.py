@@ -109,3 +109,23 @@ def test_rollback_and_savepoint(db: SqliteAdapter) -> None:
             db.upsert(parent, [(2, "b")])
             db.upsert(parent, [(3, None)])  # NOT NULL
     assert list(db.scan(parent)) == [(1, "a")]
+
+
+def test_failed_commit_rolls_back(tmp_path: Path) -> None:
+    db = SqliteAdapter(str(tmp_path / "d.db"))
+    with db.atomic():
+        db._run("CREATE TABLE p (id INTEGER PRIMARY KEY)", [], "test").close()
+        db._run(
+            "CREATE TABLE c (id INTEGER PRIMARY KEY,"
+            " p INTEGER REFERENCES p (id) DEFERRABLE INITIALLY DEFERRED)",
+            [],
+            "test",
+        ).close()
+    c = next(t for t in db.tables() if t.name == "c")
+    with pytest.raises(DatabaseError, match="validation"), db.atomic():
+        db.upsert(c, [(1, 99)])  # refused only at COMMIT
+    assert db.count(c) == 0
+    with db.atomic():  # the connection is usable again
+        db.upsert(c, [(2, None)])
+    assert db.count(c) == 1
+    db.close()

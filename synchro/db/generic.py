@@ -8,10 +8,10 @@
 from __future__ import annotations
 
 import abc
+import contextlib
 import datetime as dt
 import itertools
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
 from decimal import Decimal
 from typing import Any
 
@@ -264,7 +264,7 @@ class SqlAdapter(Adapter):
 
     # -- transactions -----------------------------------------------------------------
 
-    @contextmanager
+    @contextlib.contextmanager
     def atomic(self) -> Iterator[None]:
         if self._depth:
             with self.savepoint():
@@ -279,9 +279,14 @@ class SqlAdapter(Adapter):
             self._rollback()
             raise
         self._depth = 0
-        self._commit()
+        try:
+            self._commit()
+        except BaseException:  # deferred constraint, lost connection: leave no open transaction
+            with contextlib.suppress(DatabaseError):
+                self._rollback()
+            raise
 
-    @contextmanager
+    @contextlib.contextmanager
     def savepoint(self) -> Iterator[None]:
         if not self._depth:
             with self.atomic():
