@@ -177,3 +177,31 @@ def test_demo_from_an_empty_folder(binary: Path, tmp_path: Path) -> None:
         if source.returncode != 0:
             pytest.xfail(f"`synchro demo` fails from source too: {source.stderr[-300:]}")
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+
+
+@pytest.mark.skipif(
+    os.environ.get("SYNCHRO_WINDOWS_BUILD") != "1",
+    reason="the Wine build takes minutes: run with SYNCHRO_WINDOWS_BUILD=1",
+)
+def test_windows_build_through_wine(tmp_path: Path) -> None:
+    """``build.py --windows``: synchro.exe + synchro-cli.exe, smoke-tested under Wine by the
+    script itself (--version, Run key read back with ``wine reg query``, named mutex, demo)."""
+    if sys.platform != "linux":
+        pytest.skip("the Wine build runs on Linux")
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, str(REPO / "build.py"), "--windows", "--dist", str(tmp_path)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        check=False,
+    )
+    print(done.stdout[-4000:])
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+    assert "ALL OK" in done.stdout
+    for name in ("synchro.exe", "synchro-cli.exe"):
+        exe = tmp_path / name
+        assert exe.read_bytes()[:2] == b"MZ"
+        print(f"{name}: {exe.stat().st_size / 1e6:.1f} MB")
+    print(f"windows build + smoke: {time.monotonic() - started:.0f} s")
