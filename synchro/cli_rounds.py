@@ -25,6 +25,14 @@ def add_commands(sub: Sub) -> None:
     )
     p.set_defaults(handler=cmd_serve)
     p = sub.add_parser("sync", help="une synchronisation maintenant (MANUELLE), au premier plan")
+    p.add_argument(
+        "--linger",
+        type=float,
+        default=120.0,
+        metavar="SECONDES",
+        help="Siège : garder le serveur FTP ouvert après le tour pour que les établissements "
+        "reçoivent leurs données (défaut 120)",
+    )
     p.set_defaults(handler=cmd_sync)
     p = sub.add_parser("report", help="le Rapport des synchronisations")
     p.add_argument("--json", action="store_true", help="sortie JSON")
@@ -149,7 +157,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     try:
         if config.is_hq:
-            record = _hq_round_now(app, interrupted)
+            record = _hq_round_now(app, interrupted, args.linger)
         else:
             node = open_node(config, paths, app.now)
             try:
@@ -166,7 +174,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
     return _exit_code(record.state)
 
 
-def _hq_round_now(app: Any, interrupted: threading.Event) -> Any:
+def _hq_round_now(app: Any, interrupted: threading.Event, linger: float) -> Any:
     from synchro.app import open_node
     from synchro.engine.hq_round import HQService
 
@@ -191,6 +199,9 @@ def _hq_round_now(app: Any, interrupted: threading.Event) -> Any:
             except Exception:
                 command = ""
             hq.step({"stop": "stop", "raz": "raz"}.get(command, ""))
+        if hq.last_round is not None and hq.last_round.state is not State.STOPPED:
+            app.emit(Status(f"Serveur FTP ouvert encore {linger:.0f} s pour les établissements."))
+            interrupted.wait(linger)
         return hq.last_round
     finally:
         node.close()

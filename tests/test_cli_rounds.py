@@ -125,7 +125,7 @@ def pair(tmp_path: Path) -> tuple[Path, Path]:
 
 def test_sync_at_siege_and_serveur_in_two_processes(pair: tuple[Path, Path]) -> None:
     hq, site = pair
-    siege = popen("--config", "synchro.toml", "sync", cwd=hq)
+    siege = popen("--config", "synchro.toml", "sync", "--linger", "10", cwd=hq)
     try:
         magasin = synchro("--config", "synchro.toml", "sync", cwd=site, timeout=90)
         out, err = siege.communicate(timeout=90)
