@@ -5,11 +5,12 @@ from __future__ import annotations
 import datetime as dt
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from backends import Backend, create_sample_schema
 
 from synchro.db import is_odbc, open_database
 from synchro.db.sqlite import SqliteAdapter
@@ -129,3 +130,11 @@ def test_failed_commit_rolls_back(tmp_path: Path) -> None:
         db.upsert(c, [(2, None)])
     assert db.count(c) == 1
     db.close()
+
+
+def test_stdlib_and_odbc_discover_the_same_tables(make_backend: Callable[[str], Backend]) -> None:
+    backend = make_backend("sqlite-odbc")
+    create_sample_schema(backend)
+    with open_database(backend.database) as stdlib, open_database(backend.connection) as odbc:
+        assert odbc.dialect == stdlib.dialect == "sqlite"
+        assert odbc.tables() == stdlib.tables()

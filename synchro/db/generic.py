@@ -1,8 +1,12 @@
 """What the stdlib sqlite3 and the pyodbc adapters share: batching, streaming, transactions.
 
 ``SqlAdapter`` implements the ``Adapter`` operations once over a DB-API connection and a
-``Dialect``; a subclass supplies the driver hooks (``_bind``, ``_translate``, ``_begin``,
+``Dialect``; a subclass supplies the driver hooks (``_binder``, ``_translate``, ``_begin``,
 ``_commit``, ``_rollback``) and discovery (``tables``).
+
+Rows given to ``upsert`` in one call must not repeat a key (PostgreSQL refuses a statement
+that would update the same row twice). A scan holds its cursor open while the caller
+iterates; other statements on the same adapter may run meanwhile.
 """
 
 from __future__ import annotations
