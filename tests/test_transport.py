@@ -624,3 +624,14 @@ def test_cancel_stops_an_upload_between_blocks_and_the_next_one_resumes(
     with client(server, cancel=cancel) as hq:
         hq.upload(source, "c.pkg")
     assert (server.root / "A" / "in" / "c.pkg").read_bytes() == data
+
+
+def test_idle_connection_is_closed_after_the_idle_timeout(
+    make_server: Callable[..., HQServer],
+) -> None:
+    server = make_server(idle_timeout_s=0.2)
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as raw:
+        reader = raw.makefile("rb")
+        assert reader.readline().startswith(b"220 ")
+        assert reader.readline().startswith(b"421 ")  # said nothing: shown the door
+        assert reader.readline() == b""
