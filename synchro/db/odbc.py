@@ -116,6 +116,10 @@ class OdbcAdapter(SqlAdapter):
         server = str(info(SQL_SERVER_NAME) or "")
         where = f"base {self._database}" + (f" sur {server}" if server else "")
         self.description = f"{dbms} {info(SQL_DBMS_VER)} ({where})"
+        if self.dialect == "mysql":
+            # MariaDB Connector/ODBC 3.1 mangles long UTF-16 parameters sent in pieces
+            # (SQLPutData: "Memory allocation error" with emoji, wrong lengths): send UTF-8.
+            self._conn.setencoding(encoding="utf-8")
         self._schema = self._default_schema()
         if self.dialect == "sqlite":  # as the stdlib adapter: refuse orphans
             self._run("PRAGMA foreign_keys = ON", [], "ouverture").close()
