@@ -1,0 +1,256 @@
+"""The real ``GuiBackend``: the windows' view of the App (engine events → GUI events).
+
+It imports ``synchro.gui.ports`` (plain dataclasses, no toolkit) and the App; it never imports
+FreeSimpleGUI or pystray, so it is usable and testable without a display.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import queue
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from synchro.app import App
+from synchro.config.model import Config, EmailSettings
+from synchro.config.store import load_config, save_config
+from synchro.engine import events as engine
+from synchro.errors import ConnectionTestError, SynchroError
+from synchro.gui.ports import (
+    GuiEvent,
+    Progress,
+    ReportDetail,
+    ReportRow,
+    ReportsChanged,
+    StateChanged,
+    StatusMessage,
+    TrayState,
+)
+from synchro.platform.autostart import Autostart, autostart_for_platform, default_command
+from synchro.platform.paths import NodePaths
+from synchro.reports import RunRecord
+
+PHASES = {
+    "capture": "lecture des changements",
+    "send": "envoi",
+    "wait": "attente du siège",
+    "receive": "réception",
+    "apply": "intégration",
+    "publish": "publication",
+}
+_TRAY = {
+    "running": TrayState.RUNNING,
+    "ok": TrayState.OK,
+    "failed": TrayState.FAILED,
+    "stopped": TrayState.STOPPED,
+    "idle": TrayState.IDLE,
+}
+
+
+def gui_event(event: engine.Event) -> list[GuiEvent]:
+    """The GUI events one engine event becomes."""
+    if isinstance(event, engine.Progress):
+        phase = PHASES.get(event.phase, event.phase)
+        text = f"{event.site} : {phase}" + (f" ({event.detail})" if event.detail else "")
+        return [Progress(rows=event.rows, bytes=event.bytes, phase=text)]
+    if isinstance(event, engine.StateChanged):
+        return [
+            StateChanged(_TRAY.get(event.state, TrayState.IDLE), event.message),
+            ReportsChanged(),
+        ]
+    if event.message == "show":
+        return []
+    return [StatusMessage(event.message, event.at)]
+
+
+def report_row(record: RunRecord) -> ReportRow:
+    errors = record.quarantined + (1 if record.error else 0)
+    return ReportRow(
+        str(record.id),
+        record.site,
+        record.started,
+        record.ended,
+        record.state.value,
+        record.rows_sent + record.rows_received,
+        errors,
+    )
+
+
+def _lines(items: Any, fmt: Callable[[dict[str, Any]], str]) -> tuple[str, ...]:
+    return tuple(fmt(i) for i in items if isinstance(i, dict)) if isinstance(items, list) else ()
+
+
+class AppBackend:
+    """Implements ``synchro.gui.ports.GuiBackend`` over an ``App`` built when settings exist."""
+
+    def __init__(
+        self,
+        paths: NodePaths,
+        *,
+        autostart: Autostart | None = None,
+        app_factory: Callable[..., App] = App,
+        now: Callable[[], dt.datetime] = dt.datetime.now,
+    ) -> None:
+        self.paths = paths
+        self.events: queue.Queue[GuiEvent] = queue.Queue()
+        self._autostart = autostart
+        self._factory = app_factory
+        self.now = now
+        self.app: App | None = None
+        if paths.config_file.exists():
+            self._start(load_config(paths.config_file))
+
+    def _start(self, config: Config) -> None:
+        self.app = self._factory(config, self.paths, now=self.now, listeners=(self._forward,))
+        self.app.start()
+
+    def _forward(self, event: engine.Event) -> None:
+        for item in gui_event(event):
+            self.events.put(item)
+
+    def close(self) -> None:
+        if self.app is not None:
+            self.app.close()
+            self.app = None
+
+    def _app(self) -> App:
+        if self.app is None:
+            raise SynchroError("Synchro n'est pas encore paramétré : terminez l'assistant.")
+        return self.app
+
+    # -- GuiBackend -------------------------------------------------------------------------
+
+    def needs_setup(self) -> bool:
+        return self.app is None
+
+    def config(self) -> Config:
+        return self.app.config if self.app is not None else Config()
+
+    def save_config(self, config: Config) -> None:
+        if self.app is None:  # the wizard's last page
+            save_config(config, self.paths.config_file)
+            self._start(config)
+        else:
+            self.app.save_config(config)
+        self._apply_autostart(config.start_with_windows)
+
+    def _apply_autostart(self, wanted: bool) -> None:
+        auto = self._autostart or autostart_for_platform()
+        if wanted and not auto.is_enabled():
+            auto.enable(default_command(["--config", str(self.paths.config_file.absolute())]))
+        elif not wanted and auto.is_enabled():
+            auto.disable()
+
+    def apply_connection_token(self, config: Config, token: str) -> Config:
+        from synchro.transport.token import parse_token
+
+        t = parse_token(token)
+        site = dataclasses.replace(
+            config.site_settings,
+            hq_address=t.host,
+            hq_port=t.port,
+            secret=t.secret,
+            certificate_fingerprint=t.fingerprint,
+            allow_plain_ftp=config.site_settings.allow_plain_ftp or not t.fingerprint,
+        )
+        return dataclasses.replace(
+            config, site=t.site, site_settings=site, group_key=t.group_key or config.group_key
+        )
+
+    def run_now(self) -> None:
+        self._app().run_now()
+
+    def stop(self) -> None:
+        self._app().stop_run()
+
+    def raz(self) -> None:
+        self._app().raz()
+
+    def is_running(self) -> bool:
+        return self.app is not None and self.app.is_running()
+
+    def next_run(self) -> dt.datetime | None:
+        return self.app.next_run() if self.app is not None else None
+
+    def test_connection(self, address: str) -> str:
+        from synchro.transport.ftp_client import test_connection
+
+        s = self.config().site_settings
+        host, port = address.strip(), s.hq_port
+        if host.count(":") == 1:
+            host, _, text = host.partition(":")
+            if not text.isdigit():
+                raise ConnectionTestError("dns", f"Adresse du siège invalide : {address}")
+            port = int(text)
+        return test_connection(
+            host, port, self.config().site, s.secret, s.certificate_fingerprint, s.allow_plain_ftp
+        )
+
+    def send_test_email(self, settings: EmailSettings) -> str:
+        from synchro.mail import send_test
+
+        return send_test(settings, self.config().language, site=self.config().site)
+
+    def list_tables(self, connection: str) -> list[str]:
+        from synchro.db import open_database
+
+        with open_database(connection) as adapter:
+            return [t.name + ("" if t.key else " (sans clé)") for t in adapter.tables()]
+
+    def odbc_drivers(self) -> list[str]:
+        try:
+            import pyodbc
+        except ImportError:
+            return []
+        drivers: list[str] = pyodbc.drivers()
+        return drivers
+
+    def reports(self) -> list[ReportRow]:
+        if self.app is None:
+            return []
+        return [report_row(r) for r in self.app.reports.latest()]
+
+    def report_detail(self, report_id: str) -> ReportDetail:
+        record = self._app().reports.get(int(report_id))
+        details = record.details
+        quarantined = _lines(
+            details.get("quarantined"),
+            lambda q: f"{q.get('tbl')} {q.get('key_json')} : {q.get('error')}",
+        )
+        conflicts = _lines(
+            details.get("conflicts"),
+            lambda c: (
+                f"{c.get('tbl')} {c.get('key_json')} : gagnant {c.get('winner')}, "
+                f"perdant {c.get('loser')} ({c.get('policy')})"
+            ),
+        )
+        extra = (
+            [f"email : {details['email'].get('message', '')}"]
+            if isinstance(details.get("email"), dict)
+            else []
+        )
+        message = (
+            record.error
+            or "; ".join(extra)
+            or json.dumps(
+                {k: v for k, v in details.items() if k not in {"quarantined", "conflicts"}},
+                ensure_ascii=False,
+                default=str,
+            )[:500]
+        )
+        return ReportDetail(report_row(record), message, quarantined, conflicts)
+
+    def export_report_csv(self, path: Path, lang: str) -> None:
+        self._app().reports.export_csv(path, lang)
+
+    def autostart(self) -> bool:
+        try:
+            return (self._autostart or autostart_for_platform()).is_enabled()
+        except SynchroError:
+            return False
+
+    def log_path(self) -> Path:
+        return self.paths.log_dir / "synchro.log"

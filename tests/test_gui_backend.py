@@ -1,0 +1,126 @@
+"""The real GuiBackend over the App, without a display."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import sqlite3
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from synchro.config.model import Config, Role
+from synchro.config.store import load_config
+from synchro.engine import events as engine
+from synchro.errors import ConnectionTestError
+from synchro.gui.ports import Progress, ReportsChanged, StateChanged, StatusMessage, TrayState
+from synchro.gui_backend import AppBackend, gui_event
+from synchro.log import setup_logging, shutdown_logging
+from synchro.platform.autostart import XdgAutostart
+from synchro.platform.paths import paths_beside
+from synchro.reports import State
+from synchro.transport.token import make_token
+
+
+@pytest.fixture()
+def backend(tmp_path: Path) -> Iterator[AppBackend]:
+    setup_logging(tmp_path / "logs", console=False)
+    db = tmp_path / "node" / "base.db"
+    db.parent.mkdir()
+    conn = sqlite3.connect(db)
+    conn.executescript(
+        "CREATE TABLE articles(id INTEGER PRIMARY KEY, nom TEXT);CREATE TABLE journal(ligne TEXT);"
+    )
+    conn.close()
+    paths = paths_beside(tmp_path / "node" / "synchro.toml")
+    b = AppBackend(paths, autostart=XdgAutostart(tmp_path / "autostart"))
+    yield b
+    b.close()
+    shutdown_logging()
+
+
+def test_engine_events_become_gui_events() -> None:
+    assert gui_event(engine.Progress("send", "3615", 12, 3400)) == [
+        Progress(rows=12, bytes=3400, phase="3615 : envoi")
+    ]
+    assert gui_event(engine.StateChanged("failed", "refus")) == [
+        StateChanged(TrayState.FAILED, "refus"),
+        ReportsChanged(),
+    ]
+    at = dt.datetime(2026, 11, 18, 17, 39, 2)
+    assert gui_event(engine.Status("Démarrage en mode siège.", at)) == [
+        StatusMessage("Démarrage en mode siège.", at)
+    ]
+
+
+def test_wizard_save_starts_the_app_and_sets_autostart(backend: AppBackend, tmp_path: Path) -> None:
+    assert backend.needs_setup()
+    assert backend.reports() == []
+    config = dataclasses.replace(Config(role=Role.SITE, site="3615"), start_with_windows=True)
+    config = dataclasses.replace(
+        config, database=dataclasses.replace(config.database, connection="base.db")
+    )
+    backend.save_config(config)
+    assert not backend.needs_setup()
+    assert load_config(backend.paths.config_file).site == "3615"
+    assert backend.autostart()
+    desktop = (tmp_path / "autostart" / "synchro.desktop").read_text(encoding="utf-8")
+    assert "--minimized" in desktop and str(backend.paths.config_file) in desktop
+    assert sys.executable in desktop
+    backend.save_config(dataclasses.replace(backend.config(), start_with_windows=False))
+    assert not backend.autostart()
+    status = backend.events.get(timeout=5)
+    assert isinstance(status, StatusMessage) and status.text == "Démarrage en mode serveur."
+
+
+def test_probes_tables_token_and_connection_failure(backend: AppBackend, tmp_path: Path) -> None:
+    assert backend.list_tables(str(tmp_path / "node" / "base.db")) == [
+        "articles",
+        "journal (sans clé)",
+    ]
+    token = make_token("siege.example.com", 2121, "3615", "s3cret-0123456789abcdef", "ab" * 32)
+    config = backend.apply_connection_token(Config(), token)
+    s = config.site_settings
+    assert (config.site, s.hq_address, s.hq_port, s.certificate_fingerprint) == (
+        "3615",
+        "siege.example.com",
+        2121,
+        "ab" * 32,
+    )
+    with pytest.raises(ConnectionTestError) as caught:  # no certificate pinned yet
+        backend.test_connection("127.0.0.1:1")
+    assert caught.value.kind == "certificate"
+    config = dataclasses.replace(
+        config, database=dataclasses.replace(config.database, connection="base.db")
+    )
+    backend.save_config(config)
+    with pytest.raises(ConnectionTestError) as caught:
+        backend.test_connection("127.0.0.1:1")
+    assert caught.value.kind == "refused"
+
+
+def test_reports_and_detail_after_a_failed_run(backend: AppBackend) -> None:
+    config = Config(role=Role.SITE, site="3615")
+    config = dataclasses.replace(
+        config,
+        database=dataclasses.replace(config.database, connection="base.db"),
+        site_settings=dataclasses.replace(
+            config.site_settings, hq_address="127.0.0.1", hq_port=1, attempts=1, auto_sync=False
+        ),
+    )
+    backend.save_config(config)
+    backend.run_now()
+    deadline = dt.datetime.now() + dt.timedelta(seconds=20)
+    while dt.datetime.now() < deadline:
+        rows = backend.reports()
+        if rows and rows[0].state != State.RUNNING.value:
+            break
+    rows = backend.reports()
+    assert rows[0].site == "3615" and rows[0].state == "Echec" and rows[0].errors == 1
+    detail = backend.report_detail(rows[0].id)
+    assert "127.0.0.1:1" in detail.message
+    out = backend.paths.data_dir / "rapport.csv"
+    backend.export_report_csv(out, "fr")
+    assert "Echec" in out.read_text(encoding="utf-8-sig")
