@@ -13,7 +13,8 @@ A ``Backend`` has ``name``, ``dialect`` (``sqlite``/``postgresql``/``mysql``), `
 Raw SQL uses ``?`` parameters on every back end.
 
 ``create_sample_schema(backend)`` makes the portable test tables (see ``SAMPLE_TABLES``).
-A missing driver or server calls ``require`` (skip, or fail under SYNCHRO_REQUIRE_ALL=1).
+A missing driver or server calls ``require`` (skip, or fail under SYNCHRO_REQUIRE_ALL=1);
+``need_pyodbc(name)`` does that check alone and returns the pyodbc module.
 """
 
 from __future__ import annotations
@@ -47,7 +48,8 @@ MARIA = (
 SAMPLE_TABLES = ("parent", "child", "pair", "kinds", "textkey", "uniq", "nokey")
 
 
-def _pyodbc(name: str) -> Any:
+def need_pyodbc(name: str) -> Any:
+    """pyodbc, with pooling off, once the ODBC driver of back end ``name`` is known present."""
     try:
         import pyodbc
     except ImportError as exc:  # no unixODBC on this machine
@@ -71,12 +73,12 @@ class Backend:
             self.database = str(tmp_path / f"{self.database}.db")
             self.connection = self.database
             if name == "sqlite-odbc":
-                _pyodbc(name)
+                need_pyodbc(name)
                 self.connection = f"DRIVER={{SQLite3}};Database={self.database}"
             self._conn = sqlite3.connect(self.database, isolation_level=None)
             self._conn.execute("PRAGMA foreign_keys = ON")
         else:
-            self._create_server_database(_pyodbc(name))
+            self._create_server_database(need_pyodbc(name))
         self._cleanup.append(self._conn.close)
 
     def _create_server_database(self, pyodbc: Any) -> None:

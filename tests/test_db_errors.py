@@ -6,7 +6,7 @@ import socket
 from pathlib import Path
 
 import pytest
-from backends import _pyodbc
+from backends import need_pyodbc
 
 from synchro.db import open_database
 from synchro.db.odbc import hide_secrets
@@ -27,7 +27,7 @@ def closed_port() -> int:
     ],
 )
 def test_refused_connection_names_the_server(name: str, template: str) -> None:
-    _pyodbc(name)
+    need_pyodbc(name)
     port = closed_port()
     with pytest.raises(DatabaseError) as info:
         open_database(template.format(port) + ";PWD=s3cret")
@@ -37,7 +37,7 @@ def test_refused_connection_names_the_server(name: str, template: str) -> None:
 
 
 def test_missing_driver_lists_installed_drivers() -> None:
-    pyodbc = _pyodbc("postgresql")
+    pyodbc = need_pyodbc("postgresql")
     with pytest.raises(DatabaseError) as info:
         open_database("DRIVER={Pilote Inexistant};DBQ=x")
     assert "Pilotes installés" in str(info.value)
@@ -48,7 +48,7 @@ def test_missing_driver_lists_installed_drivers() -> None:
 
 
 def test_unknown_database() -> None:
-    _pyodbc("postgresql")
+    need_pyodbc("postgresql")
     with pytest.raises(DatabaseError, match="n'existe pas"):
         open_database(
             "DRIVER={PostgreSQL Unicode};SERVER=127.0.0.1;PORT=5432;UID=postgres;"
