@@ -40,6 +40,15 @@ def write(path: Path, data: list[tuple[Any, ...]], key: bytes | None = OLD_KEY) 
         w.write("docs", "D", (123,), origin="0001", pos=9)
 
 
+def flip(path: Path, position: int, bit: int) -> None:
+    """Flip one bit in place (rewriting whole files is slow on ext4: truncate + flush)."""
+    with open(path, "r+b") as fh:
+        fh.seek(position)
+        byte = fh.read(1)[0]
+        fh.seek(position)
+        fh.write(bytes([byte ^ (1 << bit)]))
+
+
 def refused(path: Path, key: Any) -> str:
     handed: list[Change] = []
     with pytest.raises(PackageError) as info:
@@ -182,12 +191,10 @@ def test_changed_header_is_refused_even_with_a_valid_checksum(
 
 
 def test_every_truncation_of_an_encrypted_package_is_refused(tmp_path: Path) -> None:
-    path = tmp_path / "p.pkg"
-    write(path, rows(2, 20))
-    data = path.read_bytes()
     cut = tmp_path / "cut.pkg"
-    for length in range(len(data)):
-        cut.write_bytes(data[:length])
+    write(cut, rows(2, 20))
+    for length in reversed(range(cut.stat().st_size)):
+        os.truncate(cut, length)
         refused(cut, OLD_KEY)
 
 
@@ -201,12 +208,14 @@ def test_any_bit_flip_of_an_encrypted_package_is_refused(
     path = tmp_path / "p.pkg"
     if not path.exists():
         write(path, rows(3, 30))
-    original = path.read_bytes()
-    damaged = bytearray(original)
-    damaged[data.draw(st.integers(0, len(original) - 1))] ^= 1 << data.draw(st.integers(0, 7))
-    flipped = tmp_path / "flip.pkg"
-    flipped.write_bytes(bytes(damaged))
-    refused(flipped, OLD_KEY)
+    position = data.draw(st.integers(0, path.stat().st_size - 1))
+    bit = data.draw(st.integers(0, 7))
+    flip(path, position, bit)
+    try:
+        refused(path, OLD_KEY)
+    finally:
+        flip(path, position, bit)
+    assert open_package(path, OLD_KEY).manifest.rows == 4
 
 
 def test_group_keys() -> None:

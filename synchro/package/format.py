@@ -39,7 +39,8 @@ from .manifest import (
     check_meta,
     check_tables,
 )
-from .records import RecordCodec, Unrepresentable
+from .records import RecordCodec
+from .rowcodec import Unrepresentable
 
 _BATCH_RECORDS = 512  # records per batch line, at most
 _BATCH_BYTES = 256 * 1024  # rough size of a batch line, at most

@@ -141,7 +141,7 @@ class Body:
         number = 1
         for line in _lines(_inflate(self._pieces())):
             number += self.codec.count(line, number, counts)
-        return {t.schema.name: n for t, n in zip(self.codec.tables, counts, strict=True)}
+        return {t.name: n for t, n in zip(self.codec.tables, counts, strict=True)}
 
     def _pieces(self) -> Iterator[bytes]:
         src, opener = self.src, self.opener
