@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from smtp_server import smtp_server
 
 from synchro.transport.token import parse_token
 
@@ -175,8 +176,26 @@ def test_test_connection_names_the_failure(pair: tuple[Path, Path]) -> None:
     assert "refused" in done.stderr
 
 
-def test_demo_passes(tmp_path: Path) -> None:
-    done = synchro("demo", "--dir", str(tmp_path / "demo"), cwd=tmp_path, timeout=120)
+def test_demo_passes_and_mails_its_reports(tmp_path: Path) -> None:
+    with smtp_server() as (inbox, port):
+        done = synchro(
+            "demo",
+            "--dir",
+            str(tmp_path / "demo"),
+            "--smtp",
+            f"127.0.0.1:{port}",
+            cwd=tmp_path,
+            timeout=120,
+        )
+        deadline = time.monotonic() + 20
+        while len(inbox.messages) < 6 and time.monotonic() < deadline:
+            time.sleep(0.1)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "Les trois bases sont identiques" in done.stdout
     assert "identique partout" in done.stdout
+    # two rounds: the Siège's two round reports and each shop's two run reports
+    subjects = sorted(m.message["Subject"] for m in inbox.messages)
+    assert len(subjects) == 6, subjects
+    assert sum("SIEGE" in s for s in subjects) == 2
+    assert all("OK" in s for s in subjects)
+    assert all(m.rcpt_tos == ["gerant@example.invalid"] for m in inbox.messages)
