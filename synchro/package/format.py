@@ -137,7 +137,11 @@ class PackageWriter:
     def write(
         self, table: str, op: str, values: Sequence[Any], *, origin: str = "", pos: int = 0
     ) -> None:
-        """Add one change: ``U`` with the whole row, ``D`` with the key values."""
+        """Add one change: ``U`` with the whole row, ``D`` with the key values.
+
+        A value that cannot travel raises PackageError and leaves the writer as it was:
+        the caller may set that row aside (quarantine) and go on writing.
+        """
         if self._closed:
             raise ValueError("paquet déjà fermé")
         try:
@@ -244,14 +248,16 @@ class PackageWriter:
 
 
 def _sync_dir(folder: Path) -> None:
-    """Make the rename durable (POSIX); Windows has no directory handles to fsync."""
+    """Make the rename durable where the system allows it (POSIX; best effort: some
+    network file systems refuse, and Windows has no directory handles to fsync)."""
     if os.name != "posix":
         return
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 # --------------------------------------------------------------------------- reading
@@ -285,6 +291,25 @@ def _keys(key: KeyArg) -> tuple[bytes, ...]:
     return tuple(crypto.check_key(k) for k in key)
 
 
+@dataclass(frozen=True)
+class _Read:
+    """What one full pass over a sound file found."""
+
+    header: Header
+    header_bytes: bytes
+    counts: dict[str, dict[str, int]]
+    key: bytes | None
+
+
+def _read_all(src: stream.Source, trailer: Trailer, keys: tuple[bytes, ...]) -> _Read:
+    header, header_bytes = stream.read_header(src)
+    if src.remaining != trailer.body_size:
+        raise Invalid("taille du contenu incorrecte")
+    body = stream.Body(src, header, header_bytes, keys)
+    counts = body.count()
+    return _Read(header, header_bytes, counts, body.opener.key if body.opener else None)
+
+
 def _verify(path: Path, keys: tuple[bytes, ...]) -> tuple[Manifest, _Layout]:
     """Read the whole file once; the manifest when everything checks out, else PackageError.
 
@@ -301,13 +326,9 @@ def _verify(path: Path, keys: tuple[bytes, ...]) -> tuple[Manifest, _Layout]:
         src = stream.Source(fh, trailer_start)
         problem: Invalid | None = None
         try:
-            header, header_bytes = stream.read_header(src)
-            if src.remaining != trailer.body_size:
-                raise Invalid("taille du contenu incorrecte")
-            body = stream.Body(src, header, header_bytes, keys)
-            found = body.count()
+            read: _Read | None = _read_all(src, trailer, keys)
         except Invalid as exc:
-            problem = exc
+            read, problem = None, exc
         try:
             src.drain()
         except Invalid as exc:
@@ -317,10 +338,12 @@ def _verify(path: Path, keys: tuple[bytes, ...]) -> tuple[Manifest, _Layout]:
         if problem is not None and problem.reason.startswith(stream.AUTH):
             damaged = f"{stream.AUTH} ({damaged})"
         raise PackageError(name, damaged)
-    if problem is not None:
-        raise PackageError(name, problem.reason)
+    if read is None:
+        raise PackageError(name, problem.reason if problem else "illisible")
+    found = read.counts
     if trailer.counts != found or trailer.rows != sum(sum(n.values()) for n in found.values()):
         raise PackageError(name, _count_problem(trailer, found))
+    header = read.header
     encryption = header.encryption or {}
     manifest = Manifest(
         format=FORMAT_VERSION,
@@ -337,8 +360,7 @@ def _verify(path: Path, keys: tuple[bytes, ...]) -> tuple[Manifest, _Layout]:
         encrypted=bool(encryption),
         key_id=encryption.get("key_id", ""),
     )
-    key = body.opener.key if body.opener is not None else None
-    return manifest, _Layout(header, header_bytes, trailer_start, size, key)
+    return manifest, _Layout(header, read.header_bytes, trailer_start, size, read.key)
 
 
 def _count_problem(trailer: Trailer, found: dict[str, dict[str, int]]) -> str:
