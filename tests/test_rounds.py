@@ -231,3 +231,27 @@ def test_round_with_postgresql_and_mariadb_sites(
         assert g.converged(), g.checksums()
     assert sorted(pg.query("SELECT id FROM articles")) == [(1,), (10,), (20,)]
     assert maria.query("SELECT COUNT(*) FROM ventes") == [(1,)]
+
+
+def test_reinstalled_site_with_a_new_state_loses_nothing(tmp_path: Path) -> None:
+    """A lost state database restarts the site's sequence: the Siège must not take its new
+    packages for ones already applied, and must send it everything again."""
+    with group(tmp_path, ["3615", "3616"]) as g:
+        seed(g)
+        g.open_round()
+        assert all(r.state is State.OK for r in g.run_all().values())
+        site = g.sites["3615"]
+        for path in site.folder.glob("state.db*"):
+            path.unlink()
+        sql(
+            site.db,
+            "INSERT INTO ventes VALUES ('3615', 2, 1, 9); DELETE FROM articles WHERE id = 11;",
+        )  # a row it had received, lost with the reinstall
+        sql(g.sites["3616"].db, "INSERT INTO ventes VALUES ('3616', 2, 1, 4)")
+        g.open_round()
+        assert all(r.state is State.OK for r in g.run_all().values())
+        g.open_round()
+        assert all(r.state is State.OK for r in g.run_all().values())
+        assert ("3615", 2, 1, 9) in rows(g.hq.db, "ventes")
+        assert ("3616", 2, 1, 4) in rows(site.db, "ventes")
+        assert g.converged(), g.checksums()

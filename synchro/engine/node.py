@@ -168,7 +168,10 @@ class Node:
             kind = "local" if self.config.is_hq else "site"
             path = out or self.packages_dir / "outbox" / f"{self.code}-{sequence:08d}.pkg"
             path.parent.mkdir(parents=True, exist_ok=True)
-            meta: dict[str, Any] = {"base_pos": self.state.get_int("hq_pos")}
+            meta: dict[str, Any] = {
+                "base_pos": self.state.get_int("hq_pos"),
+                "instance": self.state.instance,
+            }
             writer = PackageWriter(
                 path,
                 origin=self.code,
@@ -233,6 +236,7 @@ class Node:
         origin, sequence = manifest.origin, manifest.sequence
         if origin == self.code:
             raise PackageError(str(path), f"ce paquet vient de ce poste même ({origin})")
+        self._check_instance(manifest)
         if self.state.is_applied(origin, sequence):
             return ImportResult(manifest, ApplyStats(), "duplicate", "déjà appliqué")
         ctx_args: dict[str, Any] = {}
@@ -281,6 +285,27 @@ class Node:
             self.state.set_intent(origin, sequence, path)
         stats = self._apply(reader, ctx)
         return ImportResult(manifest, stats, "applied")
+
+    def _check_instance(self, manifest: Manifest) -> None:
+        """A peer whose state was reset (reinstall, lost state database) starts its sequence
+        and change-log positions again: forget what we knew of its old life, so that none
+        of its new packages is mistaken for one already applied."""
+        instance = str(manifest.meta.get("instance", ""))
+        if not instance:
+            return
+        key = f"instance:{manifest.origin}"
+        known = self.state.get_meta(key)
+        if known == instance:
+            return
+        with self.state.transaction():
+            if known is not None:
+                self.state.conn.execute("DELETE FROM applied WHERE origin = ?", (manifest.origin,))
+                if self.config.is_hq:
+                    _acked, _applied, out_seq = self.state.site(manifest.origin)
+                    self.state.set_site(manifest.origin, 0, 0, out_seq)
+                elif manifest.kind == "hq":
+                    self.state.set_meta("hq_pos", "0")
+            self.state.set_meta(key, instance)
 
     def _apply(self, reader: Any, ctx: ApplyContext) -> ApplyStats:
         manifest: Manifest = reader.manifest
@@ -339,7 +364,13 @@ class Node:
             sequence=sequence,
             kind="hq",
             tables=[TableSchema.of(t) for t in tables],
-            meta={"from_pos": acked, "to_pos": to_pos, "acked_seq": applied_seq, "site": site},
+            meta={
+                "from_pos": acked,
+                "to_pos": to_pos,
+                "acked_seq": applied_seq,
+                "site": site,
+                "instance": self.state.instance,
+            },
             key=self.key,
             created=self.now(),
         )

@@ -19,6 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import sqlite3
+import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -90,6 +91,9 @@ class StateDB:
             version = self.get_meta("schema_version")
             if version is None:
                 self.set_meta("schema_version", str(SCHEMA_VERSION))
+                # A new state (first start, or reinstalled): peers must not take our
+                # sequence numbers for ones they already applied.
+                self.set_meta("instance", uuid.uuid4().hex)
             elif int(version) > SCHEMA_VERSION:
                 raise StateError(
                     f"La base d'état {path} vient d'une version plus récente de Synchro "
@@ -139,6 +143,11 @@ class StateDB:
 
     def set_meta(self, key: str, value: str) -> None:
         self.conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value))
+
+    @property
+    def instance(self) -> str:
+        """This state's identity: a new one after a reinstall or a lost state database."""
+        return self.get_meta("instance") or ""
 
     def get_int(self, key: str, default: int = 0) -> int:
         value = self.get_meta(key)
