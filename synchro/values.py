@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import functools
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -92,10 +93,24 @@ def as_bool(value: Any) -> Any:
     return value
 
 
+# The Python type each kind normalises to: a value of exactly that type is already normal.
+_EXACT: dict[str, type] = {
+    "int": int,
+    "float": float,
+    "decimal": Decimal,
+    "text": str,
+    "bool": bool,
+    "date": dt.date,
+    "datetime": dt.datetime,
+    "time": dt.time,
+    "blob": bytes,
+}
+
+
 def normalise(kind: str, value: Any) -> Any:
     """The Python value of a column of ``kind`` from what a driver returned."""
-    if value is None:
-        return None
+    if value is None or type(value) is _EXACT.get(kind):
+        return value
     if kind == "int":
         if isinstance(value, bool):
             return int(value)
@@ -152,12 +167,164 @@ def canonical(kind: str, value: Any) -> bytes:
 
 
 def row_hash(kinds: Sequence[str], row: Sequence[Any]) -> bytes:
-    """A 16-byte digest of the canonical encoding of a row."""
-    digest = hashlib.blake2b(digest_size=16)
-    for kind, value in zip(kinds, row, strict=True):
-        digest.update(canonical(kind, value))
-        digest.update(_SEP)
-    return digest.digest()
+    """A 16-byte digest of the canonical encoding of a row.
+
+    The digest is blake2b over ``canonical(kind, value) + b"\\x1f"`` for every column in
+    order. Callers hashing many rows should keep ``row_hasher(kinds)`` and call it.
+    """
+    return row_hasher(tuple(kinds))(row)
+
+
+class _NotText(Exception):
+    """A canonical encoding that is not UTF-8 text (bytes in a non-blob column)."""
+
+
+def _slow_text(kind: str) -> Callable[[Any], str]:
+    def slow(value: Any) -> str:
+        try:
+            return canonical(kind, value).decode("utf-8", "surrogatepass")
+        except UnicodeDecodeError:
+            raise _NotText from None
+
+    return slow
+
+
+def _bool_text(value: bool) -> str:
+    return "1" if value else "0"
+
+
+def _canon_decimal(value: Decimal) -> str:
+    text = format(value.normalize(), "f")
+    return "0" if text in ("-0", "0") else text
+
+
+def _text_canon(kind: str) -> Callable[[Any], str]:
+    """``canonical(kind, v)`` as text, with a fast path for the usual type of the kind.
+
+    Every fast path gives exactly the text ``canonical`` encodes (the tests compare them);
+    anything unusual goes through ``canonical`` itself.
+    """
+    slow = _slow_text(kind)
+    null = _NULL.decode()
+    exact = _EXACT.get(kind)
+    plain_texts: dict[str, Callable[[Any], str]] = {
+        "int": str,
+        "text": str,
+        "float": repr,
+        "date": dt.date.isoformat,
+        "bool": _bool_text,
+    }
+    fast = plain_texts.get(kind)
+    if fast is not None and exact is not None:
+        plain_type, plain = exact, fast
+
+        def canon_plain(value: Any) -> str:
+            if type(value) is plain_type:
+                return plain(value)
+            if value is None:
+                return null
+            return slow(value)
+
+        return canon_plain
+    if kind == "decimal":
+
+        def canon_decimal(value: Any) -> str:
+            if type(value) is Decimal and value.is_finite():
+                return _canon_decimal(value)
+            if value is None:
+                return null
+            return slow(value)
+
+        return canon_decimal
+    if kind == "datetime":
+
+        def canon_datetime(value: Any) -> str:
+            # Seconds are the precision every driver keeps (MariaDB drops fractions).
+            if type(value) is dt.datetime and value.tzinfo is None:
+                return value.isoformat(" ", "seconds")
+            if value is None:
+                return null
+            return slow(value)
+
+        return canon_datetime
+    if kind == "time":
+
+        def canon_time(value: Any) -> str:
+            if type(value) is dt.time and value.tzinfo is None:
+                return value.isoformat("seconds")
+            if value is None:
+                return null
+            return slow(value)
+
+        return canon_time
+
+    def canon_other(value: Any) -> str:
+        return null if value is None else slow(value)
+
+    return canon_other
+
+
+def _bytes_canon(kind: str) -> Callable[[Any], bytes]:
+    """``canonical(kind, v)`` with a fast path (used when a row holds raw bytes)."""
+    if kind == "blob":
+
+        def canon_blob(value: Any) -> bytes:
+            if type(value) is bytes:
+                return b"b" + value
+            return canonical(kind, value)
+
+        return canon_blob
+    text = _text_canon(kind)
+
+    def canon_bytes(value: Any) -> bytes:
+        try:
+            return text(value).encode("utf-8", "surrogatepass")
+        except _NotText:
+            return canonical(kind, value)
+
+    return canon_bytes
+
+
+@functools.lru_cache(maxsize=256)
+def row_hasher(kinds: tuple[str, ...]) -> Callable[[Sequence[Any]], bytes]:
+    """``row_hash`` for rows of these column kinds, prepared once (identical digests).
+
+    The canonical texts of a row are joined and hashed in one call. Rows without bytes
+    are joined as text and encoded once; a table with a blob column (or a row where a
+    non-blob column holds bytes) is joined as bytes.
+    """
+    width = len(kinds)
+    texts = tuple(_text_canon(k) for k in kinds)
+    raws = tuple(_bytes_canon(k) for k in kinds)
+    blake2b = hashlib.blake2b
+    sep, text_sep = _SEP, _SEP.decode()
+
+    def by_bytes(row: Sequence[Any]) -> bytes:
+        data = sep.join([f(v) for f, v in zip(raws, row, strict=False)])
+        return blake2b(data + sep, digest_size=16).digest()
+
+    def check(row: Sequence[Any]) -> None:
+        if len(row) != width:
+            raise ValueError(f"row of {len(row)} values for {width} columns")
+
+    if "blob" in kinds:
+
+        def hash_bytes(row: Sequence[Any]) -> bytes:
+            check(row)
+            return by_bytes(row)
+
+        return hash_bytes
+
+    def hash_text(row: Sequence[Any]) -> bytes:
+        if len(row) != width:
+            check(row)
+        try:
+            text = text_sep.join([f(v) for f, v in zip(texts, row, strict=False)])
+        except _NotText:
+            return by_bytes(row)
+        return blake2b((text + text_sep).encode("utf-8", "surrogatepass"), digest_size=16).digest()
+
+    return hash_text
 
 
 def to_json(kind: str, value: Any) -> Any:
