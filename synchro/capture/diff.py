@@ -24,7 +24,7 @@ from synchro.db.base import Adapter, Row, Table
 from synchro.engine.state import ORDERED_KEY_KINDS, StateDB, key_json, snap_value
 from synchro.errors import Cancelled, CaptureError, DatabaseError
 from synchro.package import PackageWriter
-from synchro.values import from_json, normalise, row_hash, to_json
+from synchro.values import from_json, normalise, row_hasher, to_json
 
 FLUSH_EVERY = 5000
 CHECK_EVERY = 2000
@@ -145,12 +145,10 @@ def _capture_table(
     nkeys = len(table.key)
     key_kinds = table.key_kinds
     key_pos = table.key_positions
-    kinds = table.kinds
     snapw = _SnapshotWriter(state, snap, nkeys)
     deletes: list[tuple[int, str]] = []
 
-    def skey_of(row: Row) -> tuple[Any, ...]:
-        return tuple(snap_value(k, row[p]) for k, p in zip(key_kinds, key_pos, strict=True))
+    skey_of = snapshot_key(key_kinds, key_pos)
 
     def on_delete(skey: tuple[Any, ...]) -> None:
         values = [to_json(k, normalise(k, v)) for k, v in zip(key_kinds, skey, strict=True)]
@@ -177,27 +175,117 @@ def _capture_table(
                     on_delete(skey)
         else:
             source = _rows(adapter, state, table, options, skey_of)
-            checked = _checked(source, table, skey_of, options, count, counting=True)
             snap_rows = snap_reader.execute(f'SELECT {cols}, h FROM "{snap}" ORDER BY {cols}')
-            snap_iter = ((tuple(r[:nkeys]), r[nkeys]) for r in snap_rows)
-            for skey, pair, in_db, in_snap in _merge(checked, snap_iter):
-                if in_db:
-                    row, old = pair
-                    digest = row_hash(kinds, row)
-                    if digest != old:
-                        writer.write(table.name, "U", row)
-                        if in_snap:
-                            count.updates += 1
-                        else:
-                            count.inserts += 1
-                        snapw.put(skey, digest)
-                else:
-                    on_delete(skey)
+            _full_diff(source, snap_rows, table, options, count, writer, snapw, on_delete)
     except DatabaseError as exc:
         raise CaptureError(f"Lecture de la table {table.name} impossible : {exc}") from exc
     snapw.flush()
     if deletes:
         state.conn.executemany("INSERT INTO temp.capture_deletes VALUES (?, ?)", deletes)
+
+
+def snapshot_key(
+    key_kinds: Sequence[str], key_pos: Sequence[int]
+) -> Callable[[Row], tuple[Any, ...]]:
+    """``row → tuple(snap_value(kind, row[pos]) ...)`` for one table's key, prepared once.
+
+    Int and text keys are stored as they are (``snap_value``'s own rule), so a row whose
+    key values already have those exact types skips the per-value call.
+    """
+    kinds, positions = tuple(key_kinds), tuple(key_pos)
+    plain = {"int": int, "text": str}
+    if len(kinds) == 1 and kinds[0] in plain:
+        (pos,), typ, kind = positions, plain[kinds[0]], kinds[0]
+
+        def one_plain(row: Row) -> tuple[Any, ...]:
+            value = row[pos]
+            return (value if type(value) is typ else snap_value(kind, value),)
+
+        return one_plain
+    if all(k in plain for k in kinds):
+        types = tuple(plain[k] for k in kinds)
+        pairs = tuple(zip(kinds, positions, types, strict=True))
+
+        def all_plain(row: Row) -> tuple[Any, ...]:
+            key = tuple([row[p] for p in positions])
+            for value, typ in zip(key, types, strict=True):
+                if type(value) is not typ:
+                    return tuple([snap_value(k, row[p]) for k, p, _t in pairs])
+            return key
+
+        return all_plain
+
+    def general(row: Row) -> tuple[Any, ...]:
+        return tuple([snap_value(k, row[p]) for k, p in zip(kinds, positions, strict=True)])
+
+    return general
+
+
+def _full_diff(
+    source: Iterator[Row],
+    snap_rows: Iterator[Any],
+    table: Table,
+    options: CaptureOptions,
+    count: TableCount,
+    writer: PackageWriter,
+    snapw: _SnapshotWriter,
+    on_delete: Callable[[tuple[Any, ...]], None],
+) -> None:
+    """The full-scan diff: ``_merge(_checked(...), snapshot)`` written as one loop.
+
+    The table's rows (key order) and the snapshot's ``(k0.., h)`` rows (same order) are
+    merged: keys only in the table are inserts, in both with another hash updates, only
+    in the snapshot deletes. Order check, cancel and progress as in ``_checked``. This is
+    the hot path of every capture, hence one loop without generator layers.
+    """
+    nkeys = len(table.key)
+    name = table.name
+    skey_of = snapshot_key(table.key_kinds, table.key_positions)
+    hasher = row_hasher(table.kinds)
+    write, put = writer.write, snapw.put
+    cancel, progress = options.cancel, options.progress
+    snaps = iter(snap_rows)
+    snap_row = next(snaps, None)
+    snap_key = snap_row[:nkeys] if snap_row is not None else None
+    previous: tuple[Any, ...] | None = None
+    seen = 0
+    for row in source:
+        skey = skey_of(row)
+        if previous is not None and not skey > previous:
+            raise KeyOrderError(name)
+        previous = skey
+        seen += 1
+        if seen % CHECK_EVERY == 0:
+            if cancel is not None and cancel.is_set():
+                raise Cancelled()
+            if progress is not None:
+                progress(name, seen)
+        old = b""
+        in_snap = False
+        while snap_key is not None:
+            if snap_key < skey:
+                on_delete(snap_key)
+            elif skey < snap_key:
+                break
+            else:
+                old, in_snap = snap_row[nkeys], True  # type: ignore[index]
+            snap_row = next(snaps, None)
+            snap_key = snap_row[:nkeys] if snap_row is not None else None
+            if in_snap:
+                break
+        digest = hasher(row)
+        if digest != old:
+            write(name, "U", row)
+            if in_snap:
+                count.updates += 1
+            else:
+                count.inserts += 1
+            put(skey, digest)
+    count.scanned = seen
+    while snap_key is not None:
+        on_delete(snap_key)
+        snap_row = next(snaps, None)
+        snap_key = snap_row[:nkeys] if snap_row is not None else None
 
 
 def _rows(
@@ -308,14 +396,14 @@ def _filtered(
 ) -> None:
     """Upserts of rows modified since the bound (the snapshot still decides what changed)."""
     nkeys = len(table.key)
-    kinds = table.kinds
+    hasher = row_hasher(table.kinds)
     batch: list[Row] = []
 
     def flush() -> None:
         skeys = [skey_of(r) for r in batch]
         old = state.snapshot_hashes(snap, nkeys, skeys)
         for skey, row in zip(skeys, batch, strict=True):
-            digest = row_hash(kinds, row)
+            digest = hasher(row)
             previous = old.get(skey)
             if digest != previous:
                 writer.write(table.name, "U", row)
