@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import os
 import tracemalloc
+import zlib
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -408,3 +410,61 @@ def test_changes_are_plain_frozen_changes(tmp_path: Path) -> None:
     assert hash(change) == hash(Change("tout", "U", ROWS[0]))
     with pytest.raises(AttributeError):
         change.op = "D"  # type: ignore[misc]
+
+
+def forge(
+    path: Path, header: dict[str, Any] | None = None, lines: list[bytes] | None = None
+) -> None:
+    """Rewrite a plain package with another header or body and a matching trailer and
+    checksum: what a buggy or hostile producer could send."""
+    data = path.read_bytes()
+    length = int.from_bytes(data[14:18], "big")
+    head = json.loads(data[18 : 18 + length])
+    end = len(data) - 12
+    trailer_start = end - int.from_bytes(data[end : end + 4], "big")
+    trailer = json.loads(data[trailer_start:end])
+    raw_head = json.dumps(header or head).encode()
+    prefix = data[:14] + len(raw_head).to_bytes(4, "big") + raw_head
+    body = data[18 + length : trailer_start]
+    if lines is not None:
+        body = zlib.compress(b"".join(line + b"\n" for line in lines), 1)
+    trailer["body_size"] = len(body)
+    trailer["sha256"] = hashlib.sha256(prefix + body).hexdigest()
+    raw = json.dumps(trailer, sort_keys=True, separators=(",", ":")).encode()
+    path.write_bytes(prefix + body + raw + len(raw).to_bytes(4, "big") + data[end + 4 :])
+
+
+def test_consistent_but_malformed_packages_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "p.pkg"
+    with PackageWriter(path, origin="1", sequence=1, kind="site", tables=[LIGNES]) as writer:
+        writer.write("lignes", "U", ("a", 1, 1, "x"))
+    original = path.read_bytes()
+    head = json.loads(original[18 : 18 + int.from_bytes(original[14:18], "big")])
+    bad_headers = {
+        "kind": dict(head, kind="autre"),
+        "column kind": dict(
+            head, tables=[dict(head["tables"][0], columns=[["site", "exec"], ["num", "int"]])]
+        ),
+        "key": dict(head, tables=[dict(head["tables"][0], key=["absente"])]),
+        "compression": dict(head, compression={"alg": "lzma"}),
+        "extra": dict(head, extra=1),
+    }
+    for name, header in bad_headers.items():
+        path.write_bytes(original)
+        forge(path, header=header)
+        assert refused(path).reason.startswith("en-tête illisible"), name
+    bad_lines = {
+        "json": [b"[[0,"],
+        "table": [b'[[1,"U",["a",1,1,"x"]]]'],
+        "op": [b'[[0,"X",["a",1,1,"x"]]]'],
+        "arity": [b'[[0,"U",["a",1,1]]]'],
+        "value": [b'[[0,"U",["a",[1],1,"x"]]]'],
+        "empty line": [b'[[0,"U",["a",1,1,"x"]]]', b""],
+    }
+    for name, lines in bad_lines.items():
+        path.write_bytes(original)
+        forge(path, lines=lines)
+        assert refused(path).reason.startswith("enregistrement n°"), name
+    path.write_bytes(original)
+    forge(path, lines=[b'[[0,"U",["a",1,1,"x"]],[0,"D",["a",2]]]'])
+    assert refused(path).reason.startswith("nombre d'enregistrements incorrect")

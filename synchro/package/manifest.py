@@ -31,6 +31,7 @@ PACKAGE_KINDS = ("site", "hq", "local")
 OPS = ("U", "D")
 MAX_HEADER = 16 * 1024 * 1024
 MAX_TRAILER = 16 * 1024 * 1024
+MAX_COLUMNS = 4096  # MySQL's limit, the highest of the databases we serve
 _SHA_HEX = re.compile(r"[0-9a-f]{64}")
 
 
@@ -79,6 +80,8 @@ class TableSchema:
         names = [n for n, _ in self.columns]
         if not names:
             return f"table {self.name} sans colonne"
+        if len(names) > MAX_COLUMNS:
+            return f"table {self.name} : plus de {MAX_COLUMNS} colonnes"
         if any(not isinstance(n, str) or not n for n in names) or len(set(names)) != len(names):
             return f"table {self.name} : noms de colonnes vides ou en double"
         bad = [k for _, k in self.columns if k not in KINDS]
