@@ -13,7 +13,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from synchro.errors import ConfigError, PackageError
-from synchro.package import Change, PackageWriter, TableSchema, open_package, read_manifest
+from synchro.package import (
+    Change,
+    Manifest,
+    PackageWriter,
+    TableSchema,
+    open_package,
+    read_manifest,
+)
 from synchro.package.crypto import (
     CHUNK,
     TAG_SIZE,
@@ -33,11 +40,12 @@ def rows(count: int, blob_size: int) -> list[tuple[Any, ...]]:
     return [(i, f"document n°{i} « é »", os.urandom(blob_size)) for i in range(count)]
 
 
-def write(path: Path, data: list[tuple[Any, ...]], key: bytes | None = OLD_KEY) -> None:
+def write(path: Path, data: list[tuple[Any, ...]], key: bytes | None = OLD_KEY) -> Manifest:
     with PackageWriter(path, origin="3615", sequence=3, kind="site", tables=[DOCS], key=key) as w:
         for row in data:
             w.write("docs", "U", row)
         w.write("docs", "D", (123,), origin="0001", pos=9)
+    return w.close()
 
 
 def flip(path: Path, position: int, bit: int) -> None:
@@ -108,6 +116,7 @@ def test_round_trip_over_several_chunks(big: tuple[Path, list[tuple[Any, ...]]])
     assert changes[:-1] == [Change("docs", "U", row) for row in data]
     assert changes[-1] == Change("docs", "D", (123,), "0001", 9)
     assert read_manifest(path, [OLD_KEY]) == reader.manifest
+    assert write(path, data) == open_package(path, OLD_KEY).manifest
 
 
 def test_content_is_not_readable_without_the_key(big: tuple[Path, list[tuple[Any, ...]]]) -> None:
