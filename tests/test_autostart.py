@@ -124,6 +124,18 @@ def test_default_command_is_minimized(monkeypatch: pytest.MonkeyPatch) -> None:
     assert default_command() == [sys.executable, "--minimized"]
 
 
+def test_default_command_from_console_companion_is_the_windowed_exe(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sys, "frozen", True, raising=False)
+    cli = tmp_path / "synchro-cli.exe"
+    cli.write_bytes(b"MZ")
+    monkeypatch.setattr(sys, "executable", str(cli))
+    assert default_command() == [str(cli), "--minimized"]  # no synchro.exe beside it
+    (tmp_path / "synchro.exe").write_bytes(b"MZ")
+    assert default_command() == [str(tmp_path / "synchro.exe"), "--minimized"]
+
+
 # ----------------------------------------------------------------- Linux (real files)
 
 

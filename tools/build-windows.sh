@@ -271,7 +271,8 @@ ts "Wine registry: Run key written, read back, StartupApproved honoured, removed
 
 if grep -q ' autostart ' <<<"$(cd "$RUN" && wrun ./synchro-cli.exe --help)"; then
     (cd "$RUN" && WTIMEOUT=120 wrun ./synchro-cli.exe autostart on >/dev/null) || die "synchro-cli.exe autostart on"
-    wrun reg query "$RUNKEY" /v Synchro | grep -q 'synchro-cli.exe' || die "exe autostart on: no Run value"
+    # synchro-cli.exe registers the windowed synchro.exe beside it (no console at logon).
+    wrun reg query "$RUNKEY" /v Synchro | grep -q 'synchro.exe" --minimized' || die "exe autostart on: Run value"
     (cd "$RUN" && WTIMEOUT=120 wrun ./synchro-cli.exe autostart off >/dev/null) || die "synchro-cli.exe autostart off"
     if wrun reg query "$RUNKEY" /v Synchro >/dev/null; then die "exe autostart off left the value"; fi
     ts "synchro-cli.exe autostart on/off read back with reg query"

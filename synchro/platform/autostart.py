@@ -48,9 +48,17 @@ class Autostart(Protocol):
 
 
 def default_command(extra: Sequence[str] = ()) -> list[str]:
-    """The command that starts this Synchro minimised: the frozen exe, or ``python -m synchro``."""
+    """The command that starts this Synchro minimised: the frozen exe, or ``python -m synchro``.
+
+    From the console companion ``synchro-cli.exe`` it is the windowed ``synchro.exe`` beside
+    it: the tray program must not open a console window at every logon.
+    """
     if getattr(sys, "frozen", False):
-        return [sys.executable, *extra, MINIMIZED_FLAG]
+        exe = Path(sys.executable)
+        windowed = exe.with_name("synchro.exe")
+        if exe.name.lower() == "synchro-cli.exe" and windowed.is_file():
+            exe = windowed
+        return [str(exe), *extra, MINIMIZED_FLAG]
     return [sys.executable, "-m", "synchro", *extra, MINIMIZED_FLAG]
 
 
