@@ -468,3 +468,19 @@ def test_consistent_but_malformed_packages_are_refused(tmp_path: Path) -> None:
     path.write_bytes(original)
     forge(path, lines=[b'[[0,"U",["a",1,1,"x"]],[0,"D",["a",2]]]'])
     assert refused(path).reason.startswith("nombre d'enregistrements incorrect")
+
+
+def test_records_too_big_to_read_back_are_refused_when_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from synchro.package import stream
+
+    monkeypatch.setattr(stream, "MAX_LINE", 400_000)
+    path = tmp_path / "p.pkg"
+    with PackageWriter(path, origin="1", sequence=1, kind="site", tables=[LIGNES]) as writer:
+        writer.write("lignes", "U", ("a", 1, 1, "x" * 1000))
+        with pytest.raises(PackageError, match="enregistrement trop grand dans lignes"):
+            writer.write("lignes", "U", ("a", 2, 1, "x" * 500_000))
+        writer.write("lignes", "U", ("a", 3, 1, "y" * 390_000))
+        writer.write("lignes", "U", ("a", 4, 1, "z" * 10))
+    assert [c.values[1] for c in open_package(path).changes()] == [1, 3, 4]

@@ -148,12 +148,25 @@ class PackageWriter:
             record, size = self._codec.encode(table, op, values, origin, pos)
         except Unrepresentable as exc:
             raise PackageError(str(self.path), str(exc)) from None
+        if size >= _BATCH_BYTES:
+            self._check_big(table, record)
+            self._guard(self._flush_batch)  # a big record travels on a line of its own
         self._batch.append(record)
         self._batch_size += size
         self._counts[table][op] += 1
         self._rows += 1
         if len(self._batch) >= _BATCH_RECORDS or self._batch_size >= _BATCH_BYTES:
             self._guard(self._flush_batch)
+
+    def _check_big(self, table: str, record: list[Any]) -> None:
+        """Refuse a record the reader would refuse (longer than a line may be)."""
+        length = len(self._codec.line([record]))
+        if length > stream.MAX_LINE:
+            raise PackageError(
+                str(self.path),
+                f"enregistrement trop grand dans {table} ({length} octets, "
+                f"au plus {stream.MAX_LINE} par enregistrement)",
+            )
 
     def close(self) -> Manifest:
         """Finish the file, fsync it and rename it to its final name. Returns its manifest."""
