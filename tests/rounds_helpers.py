@@ -186,7 +186,7 @@ class Group:
         self,
         code: str,
         *,
-        attempts: int = 3,
+        attempts: int = 100,
         delay_s: float = 0.2,
         poll_s: float = 0.05,
         connect: Callable[[], SiteClient] | None = None,

@@ -174,9 +174,7 @@ def test_connection_cut_mid_upload_resumes_without_duplicate(tmp_path: Path) -> 
         with FTPProxy(g.server.port, ports) as proxy:
             proxy.cut_next_data_after(20_000)
             g.open_round()
-            record = g.run(
-                "3615", attempts=4, sleep=lambda s: None, connect=g.client("3615", host=LISTEN)
-            )
+            record = g.run("3615", connect=g.client("3615", host=LISTEN))
             cut = list(proxy.data_bytes)
         assert record.state is State.OK, record.error
         assert len(rows(g.hq.db, "articles")) == 3000
@@ -255,3 +253,31 @@ def test_reinstalled_site_with_a_new_state_loses_nothing(tmp_path: Path) -> None
         assert ("3615", 2, 1, 9) in rows(g.hq.db, "ventes")
         assert ("3616", 2, 1, 4) in rows(site.db, "ventes")
         assert g.converged(), g.checksums()
+
+
+def test_siege_with_a_lost_state_takes_every_site_back(tmp_path: Path) -> None:
+    with group(tmp_path, ["3615", "3616"]) as g:
+        seed(g)
+        for _ in range(2):
+            g.open_round()
+            assert all(r.state is State.OK for r in g.run_all().values())
+        g.close()
+        for path in g.hq.folder.glob("state.db*"):
+            path.unlink()
+    sql(tmp_path / "3616" / "3616.db", "INSERT INTO ventes VALUES ('3616', 7, 1, 1)")
+    with group(tmp_path / "again", ["3615", "3616"]) as g2:
+        for code in ("SIEGE", "3615", "3616"):  # the same databases and site states
+            member = g2.hq if code == "SIEGE" else g2.sites[code]
+            member.db = tmp_path / code / f"{code}.db"
+            if code != "SIEGE":
+                member.folder = tmp_path / code
+        g2.hq_node.close()
+        g2.hq_node = g2.hq.node()
+        g2.service.node = g2.hq_node
+        g2.open_round()
+        results = g2.run_all()
+        assert all(r.state is State.OK for r in results.values()), results
+        assert ("3616", 7, 1, 1) in rows(g2.hq.db, "ventes")
+        g2.open_round()
+        g2.run_all()
+        assert g2.converged(), g2.checksums()

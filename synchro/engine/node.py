@@ -170,6 +170,7 @@ class Node:
             path.parent.mkdir(parents=True, exist_ok=True)
             meta: dict[str, Any] = {
                 "base_pos": self.state.get_int("hq_pos"),
+                "base_instance": self.state.get_meta("hq_instance") or "",
                 "instance": self.state.instance,
             }
             writer = PackageWriter(
@@ -253,7 +254,7 @@ class Node:
                 )
             if sequence <= applied_seq:
                 return ImportResult(manifest, ApplyStats(), "duplicate", "déjà appliqué")
-            ctx_args["base_pos"] = int(manifest.meta.get("base_pos", 0))
+            ctx_args["base_pos"] = self._base_pos(manifest)
         elif manifest.kind == "hq":
             hq_pos = self.state.get_int("hq_pos")
             if int(manifest.meta.get("from_pos", 0)) > hq_pos:
@@ -286,6 +287,13 @@ class Node:
         stats = self._apply(reader, ctx)
         return ImportResult(manifest, stats, "applied")
 
+    def _base_pos(self, manifest: Manifest) -> int:
+        """Siège: the change-log position the sender had received — only if it is a position
+        of this Siège's log (not of a previous life of it)."""
+        if str(manifest.meta.get("base_instance", "")) != self.state.instance:
+            return 0
+        return int(manifest.meta.get("base_pos", 0))
+
     def _check_instance(self, manifest: Manifest) -> None:
         """A peer whose state was reset (reinstall, lost state database) starts its sequence
         and change-log positions again: forget what we knew of its old life, so that none
@@ -300,11 +308,13 @@ class Node:
         with self.state.transaction():
             if known is not None:
                 self.state.conn.execute("DELETE FROM applied WHERE origin = ?", (manifest.origin,))
-                if self.config.is_hq:
-                    _acked, _applied, out_seq = self.state.site(manifest.origin)
-                    self.state.set_site(manifest.origin, 0, 0, out_seq)
-                elif manifest.kind == "hq":
+                if manifest.kind == "hq":
                     self.state.set_meta("hq_pos", "0")
+            if self.config.is_hq:
+                # First contact with this life of the site (a new site, or the Siège's own
+                # state was lost): its sequence starts where it is now, and it receives all.
+                _acked, _applied, out_seq = self.state.site(manifest.origin)
+                self.state.set_site(manifest.origin, 0, max(0, manifest.sequence - 1), out_seq)
             self.state.set_meta(key, instance)
 
     def _apply(self, reader: Any, ctx: ApplyContext) -> ApplyStats:
@@ -328,10 +338,11 @@ class Node:
     def _after_apply(self, manifest: Manifest) -> None:
         if self.config.is_hq:
             acked, _applied_seq, out_seq = self.state.site(manifest.origin)
-            base = int(manifest.meta.get("base_pos", 0))
+            base = self._base_pos(manifest)
             self.state.set_site(manifest.origin, max(acked, base), manifest.sequence, out_seq)
         elif manifest.kind == "hq":
             self.state.set_meta("hq_pos", str(int(manifest.meta.get("to_pos", 0))))
+            self.state.set_meta("hq_instance", str(manifest.meta.get("instance", "")))
             for old in self.state.ack_outbox(int(manifest.meta.get("acked_seq", 0))):
                 old.unlink(missing_ok=True)
 

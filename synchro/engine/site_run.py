@@ -82,6 +82,7 @@ class SiteRun:
         self.emit, self.now, self.sleep, self.monotonic = emit, now, sleep, monotonic
         self.site = node.code
         self.totals = RunTotals()
+        self._seen: set[str] = set()  # Siège packages already looked at in this run
         self.started = now()
 
     def run(self) -> RunRecord:
@@ -217,7 +218,8 @@ class SiteRun:
             if self.node.state.is_applied(origin, sequence):
                 if not self.node.state.outbox():
                     return True
-                raise NotYet("le siège n'a pas encore intégré le dernier envoi de ce poste")
+                if name in self._seen:  # (a Siège with a new state reuses numbers: look once)
+                    raise NotYet("le siège n'a pas encore intégré le dernier envoi de ce poste")
             local = self.node.packages_dir / "inbox" / name
             local.parent.mkdir(parents=True, exist_ok=True)
             self.emit(Progress("receive", self.site, detail=name))
@@ -229,9 +231,10 @@ class SiteRun:
             cancel=self.cancel,
             progress=lambda table, n: self.emit(Progress("apply", self.site, n, size, table)),
         )
-        if result.status == "stale":
+        if result.status in ("stale", "duplicate"):
             local.unlink(missing_ok=True)
-            raise NotYet(result.message)
+            self._seen.add(local.name)
+            raise NotYet(result.message or "le siège n'a pas encore publié de nouvelles données")
         stats = result.stats
         self.totals.rows_received += stats.rows
         self.totals.conflicts += stats.conflicts
