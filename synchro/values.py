@@ -357,5 +357,81 @@ def from_json(kind: str, value: Any) -> Any:
     return normalise(kind, value)
 
 
+def row_normaliser(kinds: Sequence[str]) -> Callable[[Sequence[Any]], tuple[Any, ...]]:
+    """``tuple(normalise(k, v) for k, v in zip(kinds, row))``, prepared for one table.
+
+    A row whose values all have their kind's exact type (or are NULL) is returned as a
+    tuple at once: the type signatures already seen to be normal are remembered (a few
+    per table: one per pattern of NULL columns).
+    """
+    kinds = tuple(kinds)
+    width = len(kinds)
+    exact = tuple(_EXACT.get(k) for k in kinds)
+    normal: set[tuple[type, ...]] = set()
+    none = type(None)
+
+    def is_normal(signature: tuple[type, ...]) -> bool:
+        return all(t is none or t is e for t, e in zip(signature, exact, strict=True))
+
+    def normalise_row(row: Sequence[Any]) -> tuple[Any, ...]:
+        signature = tuple(map(type, row))
+        if signature in normal:
+            return tuple(row)
+        if len(row) != width:
+            raise ValueError(f"row of {len(row)} values for {width} columns")
+        if is_normal(signature):
+            if len(normal) < 64:
+                normal.add(signature)
+            return tuple(row)
+        return tuple([normalise(k, v) for k, v in zip(kinds, row, strict=True)])
+
+    return normalise_row
+
+
+def _json_plain(kind: str) -> Callable[[Any], Any]:
+    """``to_json(kind, v)`` with a fast path for the kind's exact type."""
+    exact = _EXACT.get(kind)
+    fast: dict[str, Callable[[Any], Any]] = {
+        "decimal": str,
+        "datetime": _iso_space,
+        "date": dt.date.isoformat,
+        "time": dt.time.isoformat,
+    }
+    convert = fast.get(kind)
+    if kind in ("int", "float", "text", "bool"):
+
+        def same(value: Any) -> Any:
+            return value if type(value) is exact or value is None else to_json(kind, value)
+
+        return same
+    if convert is not None:
+        plain = convert
+
+        def converted(value: Any) -> Any:
+            if type(value) is exact:
+                return plain(value)
+            return to_json(kind, value)
+
+        return converted
+    return functools.partial(to_json, kind)
+
+
+def _iso_space(value: dt.datetime) -> str:
+    return value.isoformat(" ")
+
+
+def row_to_json(kinds: Sequence[str]) -> Callable[[Sequence[Any]], list[Any]]:
+    """``[to_json(k, v) for k, v in zip(kinds, row)]``, prepared for one table."""
+    encoders = tuple(_json_plain(k) for k in kinds)
+    width = len(encoders)
+
+    def encode_row(row: Sequence[Any]) -> list[Any]:
+        if len(row) != width:
+            raise ValueError(f"row of {len(row)} values for {width} columns")
+        return [f(v) for f, v in zip(encoders, row, strict=False)]
+
+    return encode_row
+
+
 def key_of(row: Sequence[Any], positions: Sequence[int]) -> tuple[Any, ...]:
     return tuple(row[i] for i in positions)

@@ -189,3 +189,37 @@ def test_row_hash_equals_reference_on_random_rows(cells: list[tuple[str, Any]]) 
         once = _outcome(V.to_json, kind, value)
         twice = _outcome(lambda k, v: V.to_json(k, V.normalise(k, v)), kind, value)
         assert repr(once) == repr(twice)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(V.KINDS), _VALUES), min_size=1, max_size=6))
+def test_prepared_row_functions_equal_per_value_ones(cells: list[tuple[str, Any]]) -> None:
+    kinds = tuple(k for k, _ in cells)
+    row = tuple(v for _, v in cells)
+    normalise_row = V.row_normaliser(kinds)
+    for _ in range(2):  # the second call takes the remembered-signature path
+        got = _outcome(normalise_row, row)
+        want = _outcome(_normalise_each, kinds, row)
+        assert repr(got) == repr(want)
+        if isinstance(want, tuple):
+            assert [type(v) for v in got] == [type(v) for v in want]
+    got_json = _outcome(V.row_to_json(kinds), row)
+    want_json = _outcome(_to_json_each, kinds, row)
+    assert repr(got_json) == repr(want_json)
+
+
+def _normalise_each(kinds: tuple[str, ...], row: tuple[Any, ...]) -> tuple[Any, ...]:
+    return tuple(V.normalise(k, v) for k, v in zip(kinds, row, strict=True))
+
+
+def _to_json_each(kinds: tuple[str, ...], row: tuple[Any, ...]) -> list[Any]:
+    return [V.to_json(k, v) for k, v in zip(kinds, row, strict=True)]
+
+
+def test_prepared_row_functions_refuse_a_row_of_wrong_width() -> None:
+    normalise_row = V.row_normaliser(("int", "text"))
+    assert normalise_row((1, None)) == (1, None)
+    with pytest.raises(ValueError):
+        normalise_row((1,))
+    with pytest.raises(ValueError):
+        V.row_to_json(("int",))((1, 2))
