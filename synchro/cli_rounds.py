@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import datetime as dt
 import json
 import signal
 import sys
 import threading
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from synchro.cli_engine import load
@@ -61,6 +63,17 @@ def add_commands(sub: Sub) -> None:
     q = site_sub.add_parser("remove", help="supprimer le compte d'un établissement")
     q.add_argument("code")
     q.set_defaults(handler=cmd_site_remove)
+    p = sub.add_parser("key", help="clé de groupe : rotation (siège), nouvelle clé (serveur)")
+    key_sub = p.add_subparsers(dest="key_command", metavar="rotate|set", required=True)
+    q = key_sub.add_parser(
+        "rotate", help="Siège : nouvelle clé ; l'ancienne reste acceptée un temps"
+    )
+    q.add_argument("--grace-days", type=int, default=14, help="jours d'acceptation de l'ancienne")
+    q.set_defaults(handler=cmd_key_rotate)
+    q = key_sub.add_parser("set", help="Serveur : prendre la nouvelle clé donnée par le siège")
+    q.add_argument("--key-file", type=Path, required=True, help="fichier contenant la clé")
+    q.add_argument("--grace-days", type=int, default=14, help="jours d'acceptation de l'ancienne")
+    q.set_defaults(handler=cmd_key_set)
     p = sub.add_parser("trust", help="accepter le nouveau certificat du siège (renouvelé)")
     p.add_argument("--fingerprint", help="empreinte SHA-256 attendue (vérifiée avant d'accepter)")
     p.set_defaults(handler=cmd_trust)
@@ -370,6 +383,50 @@ def cmd_trust(args: argparse.Namespace) -> int:
     site = dataclasses.replace(s, certificate_fingerprint=current)
     _save(args, dataclasses.replace(config, site_settings=site))
     print("Nouveau certificat du siège accepté.")
+    return 0
+
+
+def _rotated(config: Any, new_key: str, grace_days: int) -> Any:
+    until = dt.datetime.now() + dt.timedelta(days=grace_days) if config.group_key else None
+    return dataclasses.replace(
+        config, group_key=new_key, previous_group_key=config.group_key, previous_key_until=until
+    )
+
+
+def cmd_key_rotate(args: argparse.Namespace) -> int:
+    from synchro.package.crypto import encode_key, new_group_key
+
+    config, _paths = load(args)
+    if not config.is_hq:
+        print("synchro : la rotation de la clé se fait au Siège", file=sys.stderr)
+        return 2
+    new_key = encode_key(new_group_key())
+    config = _rotated(config, new_key, args.grace_days)
+    _save(args, config)
+    print(
+        "Nouvelle clé de groupe créée. Donnez-la à chaque établissement (« synchro key set "
+        "--key-file FICHIER ») ; l'ancienne reste acceptée jusqu'au "
+        f"{format_date(config.previous_key_until)}."
+    )
+    print(new_key)
+    return 0
+
+
+def cmd_key_set(args: argparse.Namespace) -> int:
+    from synchro.package.crypto import decode_key, encode_key
+
+    config, _paths = load(args)
+    try:
+        text = args.key_file.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        print(f"synchro : clé illisible : {exc}", file=sys.stderr)
+        return 2
+    new_key = encode_key(decode_key(text))
+    if new_key == config.group_key:
+        print("Cette clé est déjà la clé de groupe.")
+        return 0
+    _save(args, _rotated(config, new_key, args.grace_days))
+    print("Nouvelle clé de groupe enregistrée.")
     return 0
 
 

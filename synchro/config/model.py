@@ -135,6 +135,10 @@ class Config:
     site_settings: SiteSettings = field(default_factory=SiteSettings)
     email: EmailSettings = field(default_factory=EmailSettings)
     group_key: str = ""  # base64 AES-256 key of the group (secret)
+    # Key rotation: the previous key is still accepted (and used to answer the sites that
+    # still send with it) until ``previous_key_until``, then refused.
+    previous_group_key: str = ""  # (secret)
+    previous_key_until: dt.datetime | None = None
 
     @property
     def is_hq(self) -> bool:

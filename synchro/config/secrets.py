@@ -20,7 +20,7 @@ from synchro.config.atomic import atomic_write
 from synchro.errors import ConfigError, FieldProblem, PlatformError
 
 SECRETS_FILE = "secrets.json"
-SECRET_FIELDS = ("site_settings.secret", "email.password", "group_key")
+SECRET_FIELDS = ("site_settings.secret", "email.password", "group_key", "previous_group_key")
 
 
 def default_secrets_path(config_file: Path) -> Path:

@@ -203,6 +203,7 @@ def with_secrets(config: Config, secrets: dict[str, str]) -> Config:
     return dataclasses.replace(
         config,
         group_key=secrets.get("group_key", config.group_key),
+        previous_group_key=secrets.get("previous_group_key", config.previous_group_key),
         site_settings=dataclasses.replace(
             site, secret=secrets.get("site_settings.secret", site.secret)
         ),
@@ -211,16 +212,19 @@ def with_secrets(config: Config, secrets: dict[str, str]) -> Config:
 
 
 def secret_problems(config: Config) -> list[FieldProblem]:
-    """The secrets' own rules: the group key is 32 bytes in base64 (AES-256)."""
-    if not config.group_key:
-        return []
-    try:
-        key = base64.b64decode(config.group_key, validate=True)
-    except (binascii.Error, ValueError):
-        key = b""
-    if len(key) != 32:
-        return [problem("group_key", "une clé AES-256 en base64 (32 octets)")]
-    return []
+    """The secrets' own rules: group keys are 32 bytes in base64 (AES-256)."""
+    problems: list[FieldProblem] = []
+    for name in ("group_key", "previous_group_key"):
+        text = getattr(config, name)
+        if not text:
+            continue
+        try:
+            key = base64.b64decode(text, validate=True)
+        except (binascii.Error, ValueError):
+            key = b""
+        if len(key) != 32:
+            problems.append(problem(name, "une clé AES-256 en base64 (32 octets)"))
+    return problems
 
 
 def check_config(config: Config) -> list[FieldProblem]:

@@ -45,7 +45,11 @@ SITE_CODE = re.compile(r"[A-Za-z0-9_-]{1,32}")
 EXPECT_SITE_CODE = "un code de 1 à 32 caractères : lettres, chiffres, - et _ (par exemple 3615)"
 EMAIL = re.compile(r"[^@\s]+@[^@\s]+")
 HEX64 = re.compile(r"[0-9A-Fa-f]{64}")
-SECRETS_BY_SECTION = {"": ("group_key",), "site_settings": ("secret",), "email": ("password",)}
+SECRETS_BY_SECTION = {
+    "": ("group_key", "previous_group_key"),
+    "site_settings": ("secret",),
+    "email": ("password",),
+}
 
 Convert = Callable[[Any], object]
 E = TypeVar("E", bound=StrEnum)
@@ -193,6 +197,7 @@ TOP: dict[str, Convert] = {
     "language": language,
     "admin_password_hash": admin_hash,
     "last_sync": last_sync,
+    "previous_key_until": last_sync,
     "start_time": time_value,
     "send_email": boolean,
     "start_with_windows": boolean,

@@ -92,6 +92,11 @@ class Node:
         self.packages_dir = packages_dir
         self.connection = connection or config.database.connection
         self.key = key
+        self.previous_key: bytes | None = None
+        if config.previous_group_key and key is not None:
+            from synchro.package.crypto import decode_key
+
+            self.previous_key = decode_key(config.previous_group_key, "previous_group_key")
         self.now = now
         self.state = StateDB(state_path)
         self._adapter: Adapter | None = None
@@ -202,7 +207,7 @@ class Node:
         from synchro.engine.state import key_json, snap_value
         from synchro.values import to_json
 
-        for change in open_package(path, self.key).changes():
+        for change in open_package(path, self.keys()).changes():
             table = by_name[change.table]
             if change.op == "U":
                 row = change.values
@@ -232,7 +237,7 @@ class Node:
     ) -> ImportResult:
         """Verify ``path`` whole, then apply it exactly once (see module docstring)."""
         self.recover()
-        reader = open_package(path, self.key)
+        reader = open_package(path, self.keys())
         manifest = reader.manifest
         origin, sequence = manifest.origin, manifest.sequence
         if origin == self.code:
@@ -287,6 +292,26 @@ class Node:
         stats = self._apply(reader, ctx)
         return ImportResult(manifest, stats, "applied")
 
+    def keys(self) -> tuple[bytes, ...]:
+        """The group keys a package may be sealed with: the current one, and the previous
+        one until ``previous_key_until`` (key rotation's grace period), then no more."""
+        if self.key is None:
+            return ()
+        until = self.config.previous_key_until
+        if self.previous_key is not None and until is not None and self.now() < until:
+            return (self.key, self.previous_key)
+        return (self.key,)
+
+    def _key_for(self, site: str) -> bytes | None:
+        """Siège: answer a site with the key it last sent with, while that key is valid."""
+        from synchro.package.crypto import key_id
+
+        used = self.state.get_meta(f"key:{site}")
+        for key in self.keys():
+            if key_id(key) == used:
+                return key
+        return self.key
+
     def _base_pos(self, manifest: Manifest) -> int:
         """Siège: the change-log position the sender had received — only if it is a position
         of this Siège's log (not of a previous life of it)."""
@@ -337,6 +362,7 @@ class Node:
 
     def _after_apply(self, manifest: Manifest) -> None:
         if self.config.is_hq:
+            self.state.set_meta(f"key:{manifest.origin}", manifest.key_id)
             acked, _applied_seq, out_seq = self.state.site(manifest.origin)
             base = self._base_pos(manifest)
             self.state.set_site(manifest.origin, max(acked, base), manifest.sequence, out_seq)
@@ -382,7 +408,7 @@ class Node:
                 "site": site,
                 "instance": self.state.instance,
             },
-            key=self.key,
+            key=self._key_for(site),
             created=self.now(),
         )
         with writer:
