@@ -331,16 +331,24 @@ class StateDB:
     def newer_versions(
         self, table: str, keys: Sequence[str], after: int, origin: str
     ) -> dict[str, str]:
-        """For keys changed in the log after ``after`` by someone else: key → that origin."""
+        """For keys whose last change in the log after ``after`` is someone else's: key →
+        that origin.
+
+        Only the last entry counts: when ``origin``'s own entry comes after another's (an
+        earlier package of it, applied or found equal), the Siège holds ``origin``'s
+        version, so a newer change from ``origin`` does not conflict with the older one.
+        """
         found: dict[str, str] = {}
         for start in range(0, len(keys), 500):
             chunk = keys[start : start + 500]
             marks = ", ".join("?" for _ in chunk)
             sql = (
-                "SELECT key_json, origin FROM changelog WHERE tbl = ? AND pos > ? AND origin != ? "
-                f"AND key_json IN ({marks}) ORDER BY pos"
+                "SELECT c.key_json, c.origin FROM changelog c JOIN "
+                "(SELECT MAX(pos) AS pos FROM changelog WHERE tbl = ? AND pos > ? "
+                f"AND key_json IN ({marks}) GROUP BY key_json) last ON c.pos = last.pos "
+                "WHERE c.origin != ?"
             )
-            for key, who in self.conn.execute(sql, [table, after, origin, *chunk]):
+            for key, who in self.conn.execute(sql, [table, after, *chunk, origin]):
                 found[str(key)] = str(who)
         return found
 
