@@ -228,22 +228,31 @@ BAD_FIELDS = [
 ]
 
 
-@pytest.mark.parametrize(("key", "value", "field", "expected"), BAD_FIELDS)
+@pytest.mark.parametrize("role", [Role.HQ, Role.SITE])
 def test_bad_input_names_the_field_and_saves_nothing(
-    shell: GuiShell, backend: FakeBackend, key: str, value: str, field: str, expected: str
+    shell: GuiShell, backend: FakeBackend, role: Role
 ) -> None:
-    if key in (g.ATTEMPTS, g.RETRY_DELAY, g.HQ_ADDRESS):
-        backend._config = dataclasses.replace(
-            backend._config, role=Role.SITE, site_settings=SiteSettings(hq_address="192.168.0.24")
-        )
+    backend._config = dataclasses.replace(
+        backend._config, role=role, site_settings=SiteSettings(hq_address="192.168.0.24")
+    )
     shell.open_general()
     window = general(shell).window
-    window[key].update(value)
-    click(shell, window, g.APPLY)
-    message = text_of(window, g.MESSAGE)
-    assert message.startswith(f"{field} :") and expected in message
-    assert "Traceback" not in message
-    assert backend.saved == []
+    panel = {
+        Role.HQ: (g.SERVERS, g.MAX_RECEPTION),
+        Role.SITE: (g.ATTEMPTS, g.RETRY_DELAY, g.HQ_ADDRESS),
+    }
+    cases = [c for c in BAD_FIELDS if c[0] in (g.LAST_SYNC, g.START_TIME, *panel[role])]
+    for key, value, field, expected in cases:
+        good = window[key].get()
+        window[key].update(value)
+        click(shell, window, g.APPLY)
+        message = text_of(window, g.MESSAGE)
+        assert message.startswith(f"{field} :") and expected in message, (key, value, message)
+        assert "Traceback" not in message
+        assert backend.saved == [], (key, value)
+        window[key].update(good)
+    click(shell, window, g.APPLY)  # all good again: saved
+    assert len(backend.saved) == 1
 
 
 def test_email_on_without_an_email_account_is_refused(

@@ -157,15 +157,19 @@ class _LangShell:
         self.lang = lang
 
 
-def render_all(out: Path) -> list[Path]:
+def render_all(
+    out: Path, languages: tuple[str, ...] = LANGUAGES, only: tuple[str, ...] = ()
+) -> list[Path]:
     """Write ``<name>-<lang>.png`` for every scene and language, plus the tray icons."""
     from synchro.gui.base import setup_theme
 
     setup_theme()
     out.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
-    for lang in LANGUAGES:
+    for lang in languages:
         for name, opener in scenes(lang):
+            if only and name not in only:
+                continue
             window = opener()
             title = window.TKroot.title()  # type: ignore[attr-defined]
             path = out / f"{name}-{lang}.png"

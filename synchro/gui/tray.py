@@ -76,7 +76,13 @@ class TrayPort(Protocol):
 
 
 class Tray:
-    """A pystray icon whose menu puts ``Command``s on ``commands``."""
+    """A pystray icon whose menu puts ``Command``s on ``commands``.
+
+    pystray's X11 backend makes a caller wait until its own loop has applied a change, and
+    is not safe before that loop runs; so the Tk thread never calls pystray: ``show``,
+    ``notify`` and ``stop`` queue the change for a small updater thread that waits for the
+    icon to be ready first. The Tk thread never waits on the tray.
+    """
 
     def __init__(self, commands: queue.Queue[Command], lang: str) -> None:
         self.commands = commands
@@ -84,6 +90,10 @@ class Tray:
         self.running = False  # enables "Arrêter"; read by pystray's thread
         self.icon: Any = None
         self.thread: threading.Thread | None = None
+        self.updater: threading.Thread | None = None
+        self.updates: queue.Queue[tuple[str, Any] | None] = queue.Queue()
+        self.ready = threading.Event()
+        self.stopping = threading.Event()
 
     def _send(self, command: Command) -> Any:
         def action(icon: Any = None, item: Any = None) -> None:
@@ -115,34 +125,73 @@ class Tray:
             "synchro", draw_icon(TrayState.IDLE), tr("gui.app", self.lang), self.build_menu()
         )
         self.thread = threading.Thread(target=self._run, name="tray", daemon=True)
+        self.updater = threading.Thread(
+            target=self._apply_updates, name="tray-updates", daemon=True
+        )
         self.thread.start()
+        self.updater.start()
 
     def _run(self) -> None:
         try:
-            self.icon.run()
+            self.icon.run(setup=self._setup)
         except Exception:  # no tray on this desktop: the windows still work
             log.exception("the tray icon stopped")
 
+    def _setup(self, icon: Any) -> None:
+        icon.visible = True
+        self.ready.set()
+
+    def _wait_ready(self) -> bool:
+        """Until pystray's loop runs in its thread (its calls are dispatched to it)."""
+        while not self.ready.wait(0.05):
+            if self.stopping.is_set() or not (self.thread and self.thread.is_alive()):
+                return False
+        while getattr(self.icon, "_thread", self.thread) is not self.thread:
+            if self.stopping.is_set() or self.thread is None:
+                return False
+            self.thread.join(0.01)
+        return True
+
+    def _apply_updates(self) -> None:
+        ready = self._wait_ready()
+        while True:
+            update = self.updates.get()
+            if update is None:
+                if ready:
+                    self.icon.stop()
+                return
+            kind, payload = update
+            try:
+                if kind == "sync":
+                    payload.set()
+                elif not ready:
+                    continue
+                elif kind == "show":
+                    state, text = payload
+                    self.icon.icon = draw_icon(state)
+                    self.icon.title = text[:TOOLTIP_MAX]
+                    self.icon.update_menu()
+                elif kind == "notify" and getattr(self.icon, "HAS_NOTIFICATION", False):
+                    self.icon.notify(payload[:NOTIFICATION_MAX], tr("gui.app", self.lang))
+            except Exception:  # a tray that cannot show something must not stop the program
+                log.debug("tray update %s failed", kind, exc_info=True)
+
     def show(self, state: TrayState, text: str) -> None:
         self.running = state is TrayState.RUNNING
-        if self.icon is None:
-            return
-        self.icon.icon = draw_icon(state)
-        self.icon.title = text[:TOOLTIP_MAX]
-        try:
-            self.icon.update_menu()
-        except Exception:  # backends without a menu
-            log.debug("tray menu update not supported")
+        self.updates.put(("show", (state, text)))
 
     def notify(self, text: str) -> None:
-        if self.icon is not None and getattr(self.icon, "HAS_NOTIFICATION", False):
-            try:
-                self.icon.notify(text[:NOTIFICATION_MAX], tr("gui.app", self.lang))
-            except Exception:
-                log.debug("tray notification failed", exc_info=True)
+        self.updates.put(("notify", text))
+
+    def sync(self, timeout: float = 5.0) -> bool:
+        """Wait until every change queued so far is applied (for tests)."""
+        done = threading.Event()
+        self.updates.put(("sync", done))
+        return done.wait(timeout)
 
     def stop(self) -> None:
-        if self.icon is not None:
-            self.icon.stop()
-        if self.thread is not None:
-            self.thread.join(timeout=5)
+        self.stopping.set()
+        self.updates.put(None)
+        for thread in (self.updater, self.thread):
+            if thread is not None:
+                thread.join(timeout=5)
