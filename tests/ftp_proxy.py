@@ -63,6 +63,7 @@ class FTPProxy:
         self._threads: list[threading.Thread] = []
         self._sockets: list[socket.socket] = []
         self.data_bytes: list[int] = []  # bytes relayed by each finished data connection
+        self.seen = bytearray()  # every byte relayed, both ways (what a wiretap would see)
 
     def cut_next_data_after(self, nbytes: int) -> None:
         with self._lock:
@@ -157,6 +158,7 @@ class FTPProxy:
                         else:
                             cutting = False
                         state["bytes"] = int(state["bytes"]) + len(chunk)
+                        self.seen += chunk
                     if chunk:
                         dst.sendall(chunk)
                     if cutting:

@@ -21,6 +21,7 @@ from synchro.engine.checksum import checksums
 from synchro.engine.hq_round import HQService, RoundSettings
 from synchro.engine.node import Node
 from synchro.engine.site_run import RunOptions, SiteRun
+from synchro.package.crypto import decode_key
 from synchro.reports import ReportStore, RunRecord
 from synchro.transport.ftp_client import SiteClient
 from synchro.transport.ftp_server import HQServer
@@ -60,11 +61,13 @@ class Member:
     connection: str = ""  # an ODBC connection string instead of the SQLite file
 
     def node(self) -> Node:
+        key = self.config.group_key
         return Node(
             self.config,
             self.folder / "state.db",
             self.folder / "packages",
             connection=self.connection or str(self.db),
+            key=decode_key(key) if key else None,
         )
 
 
@@ -83,6 +86,8 @@ class Group:
         run_service: bool = True,
         passive_ports: tuple[int, int] | None = None,
         connections: dict[str, str] | None = None,
+        group_key: str = "",
+        require_tls: bool = True,
     ) -> None:
         self.root = root
         self.secrets = {code: f"secret-{code}-0123456789" for code in sites}
@@ -90,7 +95,10 @@ class Group:
         self.fingerprint = ensure_certificate(cert, key, "SIEGE")
         accounts = tuple(SiteAccount(c, hash_password(s)) for c, s in self.secrets.items())
         hq_config = Config(
-            role=Role.HQ, site="SIEGE", hq=HQSettings(servers=servers or len(sites), sites=accounts)
+            role=Role.HQ,
+            site="SIEGE",
+            group_key=group_key,
+            hq=HQSettings(servers=servers or len(sites), sites=accounts),
         )
         self.hq = self._member("SIEGE", hq_config, schema)
         self.reports = ReportStore(self.hq.folder / "reports.db")
@@ -103,6 +111,7 @@ class Group:
             host="127.0.0.1",
             port=0,
             passive_ports=passive_ports,
+            require_tls=require_tls,
             on_received=lambda site, path: self.service.wake(),
         )
         self.service = HQService(
@@ -119,11 +128,13 @@ class Group:
                 Config(
                     role=Role.SITE,
                     site=code,
+                    group_key=group_key,
                     site_settings=SiteSettings(
                         hq_address="127.0.0.1",
                         hq_port=self.server.port,
                         secret=self.secrets[code],
                         certificate_fingerprint=self.fingerprint,
+                        allow_plain_ftp=not require_tls,
                         timeout_s=10,
                     ),
                 ),
@@ -176,8 +187,9 @@ class Group:
                 port or self.server.port,
                 code,
                 secret or self.secrets[code],
-                self.fingerprint,
+                self.fingerprint if self.server.require_tls else "",
                 timeout=10,
+                allow_plain=not self.server.require_tls,
             )
 
         return connect
