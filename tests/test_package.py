@@ -455,18 +455,18 @@ def test_consistent_but_malformed_packages_are_refused(tmp_path: Path) -> None:
         assert refused(path).reason.startswith("en-tête illisible"), name
     bad_lines = {
         "json": [b"[[0,"],
-        "table": [b'[[1,"U",["a",1,1,"x"]]]'],
-        "op": [b'[[0,"X",["a",1,1,"x"]]]'],
-        "arity": [b'[[0,"U",["a",1,1]]]'],
-        "value": [b'[[0,"U",["a",[1],1,"x"]]]'],
-        "empty line": [b'[[0,"U",["a",1,1,"x"]]]', b""],
+        "table": [b'[[1,"U",[["a",1,1,"x"]]]]'],
+        "op": [b'[[0,"X",[["a",1,1,"x"]]]]'],
+        "arity": [b'[[0,"U",[["a",1,1]]]]'],
+        "value": [b'[[0,"U",[["a",[1],1,"x"]]]]'],
+        "empty line": [b'[[0,"U",[["a",1,1,"x"]]]]', b""],
     }
     for name, lines in bad_lines.items():
         path.write_bytes(original)
         forge(path, lines=lines)
         assert refused(path).reason.startswith("enregistrement n°"), name
     path.write_bytes(original)
-    forge(path, lines=[b'[[0,"U",["a",1,1,"x"]],[0,"D",["a",2]]]'])
+    forge(path, lines=[b'[[0,"U",[["a",1,1,"x"]]],[0,"D",[["a",2]]]]'])
     assert refused(path).reason.startswith("nombre d'enregistrements incorrect")
 
 

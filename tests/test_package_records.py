@@ -81,26 +81,62 @@ def test_values_of_other_types_take_the_slow_path() -> None:
         encoder("blob")("texte")
 
 
+def line_of(codec: RecordCodec, *changes: tuple[Any, ...]) -> bytes:
+    for table, op, values, origin, pos in changes:
+        codec.queue(codec.encode(table, op, values, origin, pos))
+    return codec.take_line()
+
+
+def test_changes_are_grouped_in_order() -> None:
+    codec = RecordCodec([TableSchema("t", (("id", "int"), ("d", "date")), ("id",))])
+    changes = [
+        ("t", "U", (1, dt.date(2024, 1, 2)), "", 0),
+        ("t", "U", (2, None), "", 0),
+        ("t", "D", (3,), "", 0),
+        ("t", "D", (4,), "0001", 7),
+        ("t", "D", (5,), "0002", 8),
+        ("t", "U", (6, None), "", 0),
+    ]
+    line = line_of(codec, *changes)
+    assert json.loads(line) == [
+        [0, "U", [[1, "2024-01-02"], [2, None]]],
+        [0, "D", [[3]]],
+        [0, "D", [[4], [5]], ["0001", "0002"], [7, 8]],
+        [0, "U", [[6, None]]],
+    ]
+    assert codec.pending == 0
+    decoded = codec.decode(line, 1)
+    assert [(c.table, c.op, c.values, c.origin, c.pos) for c in decoded] == changes
+    counts = [{"U": 0, "D": 0}]
+    assert codec.count(line, 1, counts) == 6
+    assert counts == [{"U": 3, "D": 3}]
+
+
 def test_records_are_checked() -> None:
     codec = RecordCodec([TableSchema("t", (("id", "int"), ("d", "date")), ("id",))])
-    good = codec.line([codec.encode("t", "U", (1, dt.date(2024, 1, 2)), "", 0)[0]])
+    good = line_of(codec, ("t", "U", (1, dt.date(2024, 1, 2)), "", 0))
     assert [c.values for c in codec.decode(good, 1)] == [(1, dt.date(2024, 1, 2))]
     bad_lines = [
         b"[]",
         b"{}",
+        b"[[]]",
         b'[[0,"U"]]',
-        b'[[1,"U",[1,null]]]',
-        b'[[-1,"U",[1,null]]]',
-        b'[[true,"U",[1,null]]]',
-        b'[[0,"X",[1,null]]]',
-        b'[[0,["U"],[1,null]]]',
-        b'[[0,"U",[1]]]',
-        b'[[0,"D",[1,null]]]',
-        b'[[0,"U",[1,[2]]]]',
-        b'[[0,"U",[1,null],5,0]]',
-        b'[[0,"U",[1,null],"a",-1]]',
-        b'[[0,"U",[1,null],"a"]]',
-        b'[[0,"U",[1,null]]',
+        b'[[0,"U",[]]]',
+        b'[[0,"U",[1,null]]]',
+        b'[[1,"U",[[1,null]]]]',
+        b'[[-1,"U",[[1,null]]]]',
+        b'[[true,"U",[[1,null]]]]',
+        b'[[0,"X",[[1,null]]]]',
+        b'[[0,["U"],[[1,null]]]]',
+        b'[[0,"U",[[1]]]]',
+        b'[[0,"D",[[1,null]]]]',
+        b'[[0,"U",[[1,[2]]]]]',
+        b'[[0,"U",[[1,null]],[5],[0]]]',
+        b'[[0,"U",[[1,null]],["a"],[-1]]]',
+        b'[[0,"U",[[1,null]],["a"],[1,2]]]',
+        b'[[0,"U",[[1,null]],["a"]]]',
+        b'[[0,"U",[[1,null]],"a",1]]',
+        b'[[0,"U",[[1,null]]]',
     ]
     for line in bad_lines:
         with pytest.raises(Invalid):
@@ -115,8 +151,7 @@ def test_decimal_scale_and_surrogates_survive() -> None:
         [TableSchema("t", (("id", "int"), ("n", "decimal"), ("s", "text")), ("id",))]
     )
     row = (1, Decimal("10.500"), "a\ud800b")
-    line = codec.line([codec.encode("t", "U", row, "", 0)[0]])
-    (change,) = codec.decode(line, 1)
+    (change,) = codec.decode(line_of(codec, ("t", "U", row, "", 0)), 1)
     assert change.values == row
     assert str(change.values[1]) == "10.500"
 
@@ -137,7 +172,7 @@ def test_compiled_row_codecs_match_the_value_codecs(row: tuple[Any, ...]) -> Non
 def test_odd_values_fall_back_to_the_value_codecs() -> None:
     codec = RecordCodec([ALL_KINDS])
     odd = (True, 1, "1,5", 5, 1, "hier", "31/12/2024", "midi", 7)
-    (change,) = codec.decode(codec.line([codec.encode("t", "U", odd, "", 0)[0]]), 1)
+    (change,) = codec.decode(line_of(codec, ("t", "U", odd, "", 0)), 1)
     assert change.values == tuple(
         V.from_json(k, V.to_json(k, v)) for k, v in zip(V.KINDS, odd, strict=True)
     )

@@ -39,11 +39,11 @@ from .manifest import (
     check_meta,
     check_tables,
 )
-from .records import RecordCodec
+from .records import Encoded, RecordCodec
 from .rowcodec import Unrepresentable
 
-_BATCH_RECORDS = 512  # records per batch line, at most
-_BATCH_BYTES = 256 * 1024  # rough size of a batch line, at most
+_BATCH_RECORDS = 512  # changes per line, at most
+_BATCH_BYTES = 256 * 1024  # rough size of a line, at most
 
 KeyArg = bytes | Sequence[bytes] | None
 
@@ -106,8 +106,6 @@ class PackageWriter:
         self._pending = bytearray()
         self._counts = {t.name: {"U": 0, "D": 0} for t in schemas}
         self._rows = 0
-        self._batch: list[list[Any]] = []
-        self._batch_size = 0
         self._zip = zlib.compressobj(level)
         self._sha = hashlib.sha256()
         self._body_size = 0
@@ -144,29 +142,33 @@ class PackageWriter:
         """
         if self._closed:
             raise ValueError("paquet déjà fermé")
+        codec = self._codec
         try:
-            record, size = self._codec.encode(table, op, values, origin, pos)
+            change = codec.encode(table, op, values, origin, pos)
         except Unrepresentable as exc:
             raise PackageError(str(self.path), str(exc)) from None
-        if size >= _BATCH_BYTES:
-            self._check_big(table, record)
-            self._guard(self._flush_batch)  # a big record travels on a line of its own
-        self._batch.append(record)
-        self._batch_size += size
+        if change.size >= _BATCH_BYTES:
+            self._write_big(table, change)
+        else:
+            codec.queue(change)
+            if codec.pending >= _BATCH_RECORDS or codec.pending_size >= _BATCH_BYTES:
+                self._guard(self._flush_batch)
         self._counts[table][op] += 1
         self._rows += 1
-        if len(self._batch) >= _BATCH_RECORDS or self._batch_size >= _BATCH_BYTES:
-            self._guard(self._flush_batch)
 
-    def _check_big(self, table: str, record: list[Any]) -> None:
-        """Refuse a record the reader would refuse (longer than a line may be)."""
-        length = len(self._codec.line([record]))
-        if length > stream.MAX_LINE:
+    def _write_big(self, table: str, change: Encoded) -> None:
+        """A big change travels on a line of its own, refused if the reader would refuse
+        it (longer than a line may be); the writer stays usable then."""
+        self._guard(self._flush_batch)
+        self._codec.queue(change)
+        line = self._codec.take_line()
+        if len(line) > stream.MAX_LINE:
             raise PackageError(
                 str(self.path),
-                f"enregistrement trop grand dans {table} ({length} octets, "
+                f"enregistrement trop grand dans {table} ({len(line)} octets, "
                 f"au plus {stream.MAX_LINE} par enregistrement)",
             )
+        self._guard(self._body, self._zip.compress(line))
 
     def close(self) -> Manifest:
         """Finish the file, fsync it and rename it to its final name. Returns its manifest."""
@@ -238,11 +240,8 @@ class PackageWriter:
             self._body_size += len(sealed)
 
     def _flush_batch(self) -> None:
-        if self._batch:
-            line = self._codec.line(self._batch)
-            self._batch = []
-            self._batch_size = 0
-            self._body(self._zip.compress(line))
+        if self._codec.pending:
+            self._body(self._zip.compress(self._codec.take_line()))
 
     def _finish(self) -> None:
         self._flush_batch()

@@ -1,17 +1,22 @@
-"""Changes as records in batch lines, and back, checked.
+"""Changes as lines of grouped records, and back, checked.
 
-A record is ``[table_index, "U"|"D", [values...]]`` or, when the change carries its origin
-site, ``[table_index, op, [values...], origin, pos]``; values in the JSON form of
-``synchro.values`` (see ``rowcodec``). A batch line is the JSON array of up to a few hundred
-records; the body of a package is a sequence of such lines. One JSON call per line instead
-of one per change is what makes reading and writing fast.
+The body of a package is a sequence of lines; each line is the JSON array of a few hundred
+changes, written in their order as *groups* of consecutive changes of one table and op::
+
+    [[table_index, "U", [[values...], [values...], ...]],
+     [table_index, "D", [[key values...], ...], [origin, ...], [pos, ...]],  ...]
+
+A group has 3 items, or 5 when its changes carry their origin site and position in HQ's
+change log (one origin and one position per change). Values are in the JSON form of
+``synchro.values`` (see ``rowcodec``). One JSON call per line, and no per-change wrapper,
+is what makes writing and reading fast.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from .manifest import Change, Invalid, TableSchema
 from .rowcodec import Unrepresentable, decoder, encoder, row_decoder, row_encoder
@@ -38,6 +43,7 @@ class _Shape:
 
     def __init__(self, index: int, schema: TableSchema, op: str) -> None:
         self.index = index
+        self.op = op
         self.table = schema.name
         self.names = schema.column_names if op == "U" else schema.key
         self.kinds = schema.kinds if op == "U" else schema.key_kinds
@@ -64,8 +70,20 @@ class _Shape:
             raise Invalid(f"enregistrement n°{number} : valeur illisible") from None
 
 
+class Encoded(NamedTuple):
+    """One change in its JSON form, not yet queued."""
+
+    table_index: int
+    op: str
+    row: list[Any]
+    origin: str | None  # None: the change carries no origin nor position
+    pos: int
+    size: int  # rough size of its JSON text
+
+
 class RecordCodec:
-    """Changes to records (writer) and batch lines to checked changes (reader)."""
+    """Changes to lines (writer: ``encode``, ``queue``, ``take_line``) and lines to checked
+    changes (reader: ``decode`` or ``count``)."""
 
     def __init__(self, tables: Sequence[TableSchema]) -> None:
         self.tables = tuple(tables)
@@ -75,6 +93,10 @@ class RecordCodec:
         self._dumps: Callable[[Any], str] = json.JSONEncoder(
             ensure_ascii=False, separators=(",", ":"), check_circular=False
         ).encode
+        self._groups: list[list[Any]] = []
+        self._last: list[Any] | None = None
+        self.pending = 0  # changes waiting for take_line
+        self.pending_size = 0  # rough size of their JSON text
 
     def _shape(self, index: int, op: str) -> _Shape:
         shape = self._by_index.get((index, op))
@@ -84,12 +106,9 @@ class RecordCodec:
             self._by_name[shape.table, op] = shape
         return shape
 
-    def encode(
-        self, table: str, op: str, values: Sequence[Any], origin: str, pos: int
-    ) -> tuple[list[Any], int]:
-        """The record and a rough size of its JSON text. ValueError for a call that breaks
-        the schema; ``Unrepresentable`` (naming the column) for a value that cannot travel.
-        """
+    def encode(self, table: str, op: str, values: Sequence[Any], origin: str, pos: int) -> Encoded:
+        """One change ready to queue. ValueError for a call that breaks the schema;
+        ``Unrepresentable`` (naming the column) for a value that cannot travel."""
         shape = self._by_name.get((table, op))
         if shape is None:
             if table not in self._index:
@@ -103,26 +122,55 @@ class RecordCodec:
             row, size = shape.encode_row(values)
         except Unrepresentable:
             raise shape.which(values) from None
-        if origin or pos:
-            if not isinstance(origin, str) or type(pos) is not int or pos < 0:
-                raise ValueError("origin doit être un texte et pos un entier positif")
-            return [shape.index, op, row, origin, pos], size + len(origin)
-        return [shape.index, op, row], size
+        if not (origin or pos):
+            return Encoded(shape.index, op, row, None, 0, size)
+        if not isinstance(origin, str) or type(pos) is not int or pos < 0:
+            raise ValueError("origin doit être un texte et pos un entier positif")
+        return Encoded(shape.index, op, row, origin, pos, size + len(origin) + 12)
 
-    def line(self, records: list[list[Any]]) -> bytes:
-        """One batch line, newline included."""
-        return (self._dumps(records) + "\n").encode("utf-8", "surrogatepass")
+    def queue(self, change: Encoded) -> None:
+        """Add an encoded change to the next line (after those already queued)."""
+        carries = change.origin is not None
+        group = self._last
+        if (
+            group is None
+            or group[0] != change.table_index
+            or group[1] != change.op
+            or (len(group) == 5) != carries
+        ):
+            group = (
+                [change.table_index, change.op, [], [], []]
+                if carries
+                else [change.table_index, change.op, []]
+            )
+            self._groups.append(group)
+            self._last = group
+        group[2].append(change.row)
+        if carries:
+            group[3].append(change.origin)
+            group[4].append(change.pos)
+        self.pending += 1
+        self.pending_size += change.size
+
+    def take_line(self) -> bytes:
+        """The queued changes as one line (newline included), and an empty queue."""
+        line = (self._dumps(self._groups) + "\n").encode("utf-8", "surrogatepass")
+        self._groups = []
+        self._last = None
+        self.pending = 0
+        self.pending_size = 0
+        return line
 
     def decode(self, line: bytes, first: int) -> list[Change]:
-        """The changes of one batch line whose first record is number ``first`` (from 1);
-        ``Invalid`` naming the record when one is wrong."""
+        """The changes of one line whose first change is number ``first`` (from 1);
+        ``Invalid`` naming the change when one is wrong."""
         changes: list[Change] = []
         self._walk(line, first, changes, None)
         return changes
 
     def count(self, line: bytes, first: int, counts: list[dict[str, int]]) -> int:
-        """Check every record of one batch line as ``decode`` does, but only count them per
-        table and op (``counts[table_index][op]``). Returns the number of records."""
+        """Check every change of one line as ``decode`` does, but only count them per
+        table and op (``counts[table_index][op]``). Returns the number of changes."""
         return self._walk(line, first, None, counts)
 
     def _walk(
@@ -132,40 +180,57 @@ class RecordCodec:
         changes: list[Change] | None,
         counts: list[dict[str, int]] | None,
     ) -> int:
-        """Check each record of a line; build its change or count it. One tight loop: this
-        is where reading spends its time."""
+        """Check each change of a line; build it or count it. Tight loops: this is where
+        reading spends its time."""
         try:
-            records = json.loads(line)
+            groups = json.loads(line)
         except ValueError:
             raise Invalid(f"enregistrement n°{first} illisible") from None
-        if type(records) is not list or not records:
+        if type(groups) is not list or not groups:
             raise Invalid(f"enregistrement n°{first} illisible")
-        shapes, tables = self._by_index, len(self.tables)
         number = first
-        for number, record in enumerate(records, first):
-            if type(record) is not list or len(record) not in (3, 5):
-                raise Invalid(f"enregistrement n°{number} mal formé")
-            index, op, row = record[0], record[1], record[2]
-            shape = shapes.get((index, op)) if type(index) is int and type(op) is str else None
-            if shape is None:
-                if type(index) is not int or not 0 <= index < tables or op not in ("U", "D"):
-                    raise Invalid(f"enregistrement n°{number} : table ou opération inconnue")
-                shape = self._shape(index, op)
-            if type(row) is not list or len(row) != shape.arity:
-                raise Invalid(f"enregistrement n°{number} : nombre de valeurs incorrect")
-            try:
-                values = shape.decode_row(row)
-            except (ValueError, TypeError, ArithmeticError):
-                values = shape.decode_slowly(row, number)
-            if len(record) == 3:
-                if changes is not None:
-                    changes.append(_change(shape.table, op, values, "", 0))
-            else:
-                origin, pos = record[3], record[4]
-                if type(origin) is not str or type(pos) is not int or pos < 0:
-                    raise Invalid(f"enregistrement n°{number} : origine ou position illisible")
-                if changes is not None:
-                    changes.append(_change(shape.table, op, values, origin, pos))
+        append = changes.append if changes is not None else None
+        for group in groups:
+            shape, rows, origins, positions = self._group(group, number)
+            table, op, arity, decode_row = shape.table, shape.op, shape.arity, shape.decode_row
+            for i, row in enumerate(rows):
+                if type(row) is not list or len(row) != arity:
+                    raise Invalid(f"enregistrement n°{number + i} : nombre de valeurs incorrect")
+                try:
+                    values = decode_row(row)
+                except (ValueError, TypeError, ArithmeticError):
+                    values = shape.decode_slowly(row, number + i)
+                if append is not None:
+                    if origins is None:
+                        append(_change(table, op, values, "", 0))
+                    else:
+                        append(_change(table, op, values, origins[i], positions[i]))
             if counts is not None:
-                counts[index][op] += 1
-        return number - first + 1
+                counts[shape.index][op] += len(rows)
+            number += len(rows)
+        return number - first
+
+    def _group(self, group: Any, number: int) -> tuple[_Shape, list[Any], Any, Any]:
+        """The shape, rows, origins and positions of a group, checked (not the rows)."""
+        if type(group) is not list or len(group) not in (3, 5):
+            raise Invalid(f"enregistrement n°{number} mal formé")
+        index, op, rows = group[0], group[1], group[2]
+        shape = self._by_index.get((index, op)) if type(index) is int and type(op) is str else None
+        if shape is None:
+            if type(index) is not int or not 0 <= index < len(self.tables) or op not in ("U", "D"):
+                raise Invalid(f"enregistrement n°{number} : table ou opération inconnue")
+            shape = self._shape(index, op)
+        if type(rows) is not list or not rows:
+            raise Invalid(f"enregistrement n°{number} mal formé")
+        if len(group) == 3:
+            return shape, rows, None, None
+        origins, positions = group[3], group[4]
+        if (
+            type(origins) is not list
+            or type(positions) is not list
+            or not len(origins) == len(positions) == len(rows)
+            or any(type(o) is not str for o in origins)
+            or any(type(p) is not int or p < 0 for p in positions)
+        ):
+            raise Invalid(f"enregistrement n°{number} : origine ou position illisible")
+        return shape, rows, origins, positions
