@@ -3,7 +3,8 @@
 A package file is laid out as (see ``format.py`` for the streaming parts)::
 
     MAGIC (12 bytes)  version (uint16 BE)  header length (uint32 BE)  header (JSON, UTF-8)
-    body (a zlib stream of JSON lines, one per change; encrypted in chunks when keyed)
+    body (a zlib stream of JSON lines of grouped changes, see ``records.py``;
+          AES-256-GCM in chunks when keyed, see ``crypto.py``)
     trailer (canonical JSON)  trailer length (uint32 BE)  END_MAGIC (8 bytes)
 
 The header describes the package (origin, sequence, kind, creation time, metadata, table
