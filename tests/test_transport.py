@@ -635,3 +635,22 @@ def test_idle_connection_is_closed_after_the_idle_timeout(
         assert reader.readline().startswith(b"220 ")
         assert reader.readline().startswith(b"421 ")  # said nothing: shown the door
         assert reader.readline() == b""
+
+
+def test_server_stopped_mid_upload_then_restarted_the_upload_resumes(
+    make_server: Callable[..., HQServer], tmp_path: Path, received: list[tuple[str, Path]]
+) -> None:
+    first = make_server()
+    data = payload(3_000_000)
+    source = tmp_path / "s.pkg"
+    source.write_bytes(data)
+    with pytest.raises(TransportError), client(first) as hq:
+        hq.on_progress = lambda done, total: first.stop()  # VALIDER restarts the server
+        hq.upload(source, "s.pkg")
+    inbox = first.root / "A" / "in"
+    assert not (inbox / "s.pkg").exists() and received == []
+    second = make_server()  # same root folder, new port
+    with client(second) as hq:
+        hq.upload(source, "s.pkg")
+    assert (inbox / "s.pkg").read_bytes() == data
+    assert received == [("A", inbox / "s.pkg")]
