@@ -273,7 +273,10 @@ def test_every_truncation_is_refused(tmp_path: Path) -> None:
 
 
 @settings(
-    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=300,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(data=st.data())
 def test_any_single_bit_flip_is_refused(tmp_path: Path, data: st.DataObject) -> None:

@@ -208,7 +208,10 @@ def test_every_truncation_of_an_encrypted_package_is_refused(tmp_path: Path) -> 
 
 
 @settings(
-    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=200,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(data=st.data())
 def test_any_bit_flip_of_an_encrypted_package_is_refused(

@@ -8,7 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from synchro import values as V
@@ -41,6 +41,7 @@ def through_json(kind: str, value: Any) -> Any:
 
 
 @pytest.mark.parametrize("kind", V.KINDS)
+@settings(derandomize=True, deadline=None)
 @given(data=st.data())
 def test_fast_codec_matches_values_module(kind: str, data: st.DataObject) -> None:
     value = data.draw(st.none() | STRATEGIES[kind])
@@ -55,6 +56,7 @@ def test_fast_codec_matches_values_module(kind: str, data: st.DataObject) -> Non
     assert type(decoder(kind)(encoded)) is type(expected)
 
 
+@settings(derandomize=True, deadline=None)
 @given(st.one_of(st.text(), st.integers(), st.floats(), st.booleans()))
 def test_decoders_agree_with_values_on_any_json_scalar(value: Any) -> None:
     for kind in V.KINDS:
@@ -159,6 +161,7 @@ def test_decimal_scale_and_surrogates_survive() -> None:
 ALL_KINDS = TableSchema("t", tuple((f"c{i}", k) for i, k in enumerate(V.KINDS)), ("c0",))
 
 
+@settings(derandomize=True, deadline=None)
 @given(st.tuples(*(st.none() | STRATEGIES[k] for k in V.KINDS)))
 def test_compiled_row_codecs_match_the_value_codecs(row: tuple[Any, ...]) -> None:
     encoded, _ = row_encoder(V.KINDS)(row)
