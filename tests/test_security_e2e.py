@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 import zlib
 from pathlib import Path
@@ -52,3 +53,124 @@ def test_a_relay_sees_none_of_the_rows(tmp_path: Path, tls: bool) -> None:
         assert key.encode() not in seen
         if tls:
             assert g.secrets["3615"].encode() not in seen
+
+
+def test_no_secret_in_any_file_output_or_email(tmp_path: Path) -> None:
+    """A round through the real CLI, with report emails: the admin password, the site
+    secret, the group key and the SMTP password appear in no log, report, settings file,
+    command output or email — only in the owner-only secrets files."""
+    from smtp_server import password_authenticator, smtp_server
+    from test_cli_rounds import free_port, make_db, popen, synchro
+
+    from synchro.config.model import EmailSettings, MailSecurity
+    from synchro.config.store import load_config, save_config
+    from synchro.transport.token import parse_token
+
+    admin, smtp_password = "Adm1n-" + uuid.uuid4().hex, "Smtp-" + uuid.uuid4().hex
+    (tmp_path / "admin.txt").write_text(admin, encoding="utf-8")
+    hq, site = tmp_path / "siege", tmp_path / "magasin"
+    hq.mkdir()
+    site.mkdir()
+    make_db(hq / "hq.db", "INSERT INTO articles VALUES (1, 'Café', '18.90');")
+    make_db(site / "m.db", "INSERT INTO articles VALUES (10, 'Thé', '7.50');")
+    outputs: list[str] = []
+
+    def run(*args: str, cwd: Path) -> None:
+        done = synchro("--config", "synchro.toml", *args, cwd=cwd, timeout=90)
+        outputs.extend([done.stdout, done.stderr])
+        assert done.returncode == 0, done.stdout + done.stderr
+
+    port = free_port()
+    run(
+        "init",
+        "--role",
+        "siege",
+        "--site",
+        "SIEGE",
+        "--db",
+        "hq.db",
+        "--port",
+        str(port),
+        "--listen",
+        "127.0.0.1",
+        "--password-file",
+        str(tmp_path / "admin.txt"),
+        cwd=hq,
+    )
+    added = synchro(
+        "--config", "synchro.toml", "site", "add", "3615", "--host", "127.0.0.1", cwd=hq
+    )
+    token = added.stdout.strip().splitlines()[-1]  # the token is meant to be shown, once
+    run(
+        "init",
+        "--role",
+        "serveur",
+        "--site",
+        "3615",
+        "--db",
+        "m.db",
+        "--token",
+        token,
+        "--attempts",
+        "30",
+        "--retry-delay",
+        "00:00:01",
+        "--password-file",
+        str(tmp_path / "admin.txt"),
+        cwd=site,
+    )
+    parsed = parse_token(token)
+    with smtp_server(
+        authenticator=password_authenticator("compta", smtp_password), auth_require_tls=False
+    ) as (inbox, smtp_port):
+        config = load_config(site / "synchro.toml")
+        email = EmailSettings(
+            recipients=("gerant@example.invalid",),
+            sender="synchro@example.invalid",
+            server="127.0.0.1",
+            port=smtp_port,
+            security=MailSecurity.NONE,
+            login="compta",
+            password=smtp_password,
+            timeout_s=10,
+        )
+        save_config(
+            config.__class__(**{**config.__dict__, "send_email": True, "email": email}),
+            site / "synchro.toml",
+        )
+        siege = popen("--config", "synchro.toml", "sync", "--linger", "10", cwd=hq)
+        try:
+            run("sync", cwd=site)
+            out, err = siege.communicate(timeout=90)
+            outputs.extend([out, err])
+        finally:
+            if siege.poll() is None:
+                siege.kill()
+        run("test-email", cwd=site)
+        run("report", "--json", cwd=site)
+        run("status", "--json", cwd=hq)
+        emails = [m.raw for m in inbox.messages]
+    assert len(emails) >= 2  # the run report and the test message
+    secrets = {
+        "admin": admin,
+        "site secret": parsed.secret,
+        "group key": parsed.group_key,
+        "smtp": smtp_password,
+    }
+    assert all(secrets.values())
+    files = [
+        p
+        for p in tmp_path.rglob("*")
+        if p.is_file() and not p.name.endswith("secrets.json") and p.name != "admin.txt"
+    ]
+    assert any(p.suffix == ".log" for p in files) and any(p.suffix == ".toml" for p in files)
+    for label, secret in secrets.items():
+        needle = secret.encode()
+        for path in files:
+            assert needle not in path.read_bytes(), f"{label} found in {path}"
+        for text in outputs:
+            assert secret not in text, f"{label} found in a command's output"
+        for raw in emails:
+            assert needle not in raw, f"{label} found in an email"
+    for path in tmp_path.rglob("*secrets.json"):
+        assert path.stat().st_mode & 0o077 == 0  # only the owner can read them
