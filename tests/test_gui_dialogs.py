@@ -23,7 +23,7 @@ from gui_fake import (
     text_of,
     wait_for,
 )
-from xvfb import xvfb  # noqa: F401  (fixture)
+from xvfb import xvfb_fixture  # noqa: F401  (the "xvfb" fixture)
 
 from synchro.config.model import EmailSettings, MailSecurity
 from synchro.errors import MailError
@@ -47,7 +47,7 @@ def backend(tmp_path: Path) -> FakeBackend:
 
 
 @pytest.fixture
-def shell(xvfb: str, backend: FakeBackend) -> Iterator[GuiShell]:  # noqa: F811
+def shell(xvfb: str, backend: FakeBackend) -> Iterator[GuiShell]:
     shell = GuiShell(
         backend,
         tray=FakeTray(),

@@ -23,7 +23,7 @@ from gui_fake import (
     text_of,
     wait_for,
 )
-from xvfb import xvfb  # noqa: F401  (fixture)
+from xvfb import xvfb_fixture  # noqa: F401  (the "xvfb" fixture)
 
 from synchro.config.model import Config, EmailSettings, Role, SiteSettings
 from synchro.config.passwords import LoginGuard, hash_password
@@ -59,7 +59,7 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def shell(xvfb: str, backend: FakeBackend, clock: Clock) -> Iterator[GuiShell]:  # noqa: F811
+def shell(xvfb: str, backend: FakeBackend, clock: Clock) -> Iterator[GuiShell]:
     opened: list[Path] = []
     shell = GuiShell(
         backend,

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from conftest import require
 from PIL import Image
-from xvfb import xvfb  # noqa: F401  (fixture)
+from xvfb import xvfb_fixture  # noqa: F401  (the "xvfb" fixture)
 
 from synchro.config.model import Config, Role
 from synchro.gui import icons, screenshots
@@ -61,7 +61,7 @@ def test_five_distinct_icons_and_the_shipped_assets_match(tmp_path: Path) -> Non
 
 
 @pytest.fixture
-def trayer(xvfb: str) -> Iterator[None]:  # noqa: F811
+def trayer(xvfb: str) -> Iterator[None]:
     exe = shutil.which("trayer")
     if exe is None:
         require("trayer is not installed (apt-get install trayer)")
@@ -165,7 +165,7 @@ def test_real_tray_changes_state_and_queues_menu_commands(trayer: None) -> None:
     assert tray.thread.daemon  # type: ignore[union-attr]
 
 
-def test_screenshots_render_every_window(xvfb: str, tmp_path: Path) -> None:  # noqa: F811
+def test_screenshots_render_every_window(xvfb: str, tmp_path: Path) -> None:
     if shutil.which("import") is None:
         require("ImageMagick's import is not installed (apt-get install imagemagick)")
     written = screenshots.render_all(tmp_path, languages=("en",))

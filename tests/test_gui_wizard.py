@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 from gui_fake import FakeBackend, FakeTray, click, kinds, only, settle, text_of, wait_for
-from xvfb import xvfb  # noqa: F401  (fixture)
+from xvfb import xvfb_fixture  # noqa: F401  (the "xvfb" fixture)
 
-from synchro.config.model import Config, EmailSettings, Role
+from synchro.config.model import Config, Role
 from synchro.config.passwords import verify_password
 from synchro.errors import DatabaseError
 from synchro.gui.shell import GuiShell
@@ -29,7 +29,12 @@ def backend(tmp_path: Path) -> FakeBackend:
 
 
 @pytest.fixture
-def shell(xvfb: str, backend: FakeBackend) -> Iterator[GuiShell]:  # noqa: F811
+def shell(
+    xvfb: str,
+    backend: FakeBackend,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[GuiShell]:
+    monkeypatch.setenv("LC_ALL", "fr_FR.UTF-8")  # the wizard opens in the system's language
     shell = GuiShell(
         backend,
         tray=FakeTray(),
@@ -236,5 +241,18 @@ def test_wizard_cancel_quits(shell: GuiShell, backend: FakeBackend) -> None:
     assert shell.quitting and backend.saved == []
 
 
-def test_email_settings_default_is_empty() -> None:
-    assert EmailSettings().recipients == ()
+def test_wizard_opens_in_english_on_an_english_system(
+    xvfb: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("LC_ALL", "en_GB.UTF-8")
+    backend = FakeBackend(tmp_path, Config(), setup=True)
+    shell = GuiShell(backend, tray=FakeTray(), opener=lambda p: None)
+    shell.start()
+    try:
+        window = wizard(shell).window
+        assert window.TKroot.title() == "Synchronisation — first setup"
+        assert window[w.LANGUAGE].get() == "English"
+    finally:
+        shell.quit()

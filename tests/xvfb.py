@@ -61,8 +61,8 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
 _RUNNING: dict[str, subprocess.Popen[bytes]] = {}  # one Xvfb per test session
 
 
-@pytest.fixture(scope="session")
-def xvfb(request: pytest.FixtureRequest) -> Iterator[str]:
+@pytest.fixture(scope="session", name="xvfb")
+def xvfb_fixture(request: pytest.FixtureRequest) -> Iterator[str]:
     """The display name of a running Xvfb; DISPLAY points at it for the rest of the session.
 
     Every GUI test module imports this fixture; they all share one server, because Tk keeps

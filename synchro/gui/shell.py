@@ -41,7 +41,7 @@ from synchro.gui.ports import (
 )
 from synchro.gui.tray import Command, Tray, TrayPort, tooltip
 from synchro.gui.windows import email, general, login, rapport, wizard
-from synchro.i18n import tr
+from synchro.i18n import system_language, tr
 
 log = logging.getLogger("synchro.gui")
 STATUS_FORMAT = "%m/%d %H:%M:%S"  # the manual's status bar: "11/18 17:39:02 : ..."
@@ -285,7 +285,9 @@ class GuiShell:
         self.controllers.append(email.EmailController(window, self, settings, on_ok))
 
     def open_wizard(self) -> None:
+        """First run: the wizard, in the system's language (French unless it is English)."""
+        lang = system_language()
         window = wizard.make_wizard_window(
-            self.backend.config(), wizard.odbc_drivers(self.backend), self.lang
+            self.backend.config(), wizard.odbc_drivers(self.backend), lang
         )
-        self.controllers.append(wizard.WizardController(window, self))
+        self.controllers.append(wizard.WizardController(window, self, lang))
