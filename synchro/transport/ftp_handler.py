@@ -168,7 +168,10 @@ class _SiteHandlerMixin:
     def respond(self, resp: str, *args: Any, **kwargs: Any) -> None:
         """Turn pyftpdlib's own refusals into security events, before the client hears."""
         if resp.startswith("550 "):
-            self._note_refusal(resp[4:])
+            try:
+                self._note_refusal(resp[4:])
+            except Exception:  # a report problem must never break the session
+                log.exception("événement de sécurité non enregistré : %s", resp)
         super().respond(resp, *args, **kwargs)  # type: ignore[misc]
 
     def _note_refusal(self, text: str) -> None:
