@@ -135,7 +135,7 @@ def test_no_secret_in_any_file_output_or_email(tmp_path: Path) -> None:
             timeout_s=10,
         )
         save_config(
-            config.__class__(**{**config.__dict__, "send_email": True, "email": email}),
+            dataclasses.replace(config, send_email=True, email=email),
             site / "synchro.toml",
         )
         siege = popen("--config", "synchro.toml", "sync", "--linger", "10", cwd=hq)
