@@ -177,15 +177,16 @@ class RapportController(Controller):
 
 def detail_text(detail: ReportDetail, lang: str) -> str:
     row = detail.row
+    sep = " :" if lang == "fr" else ":"  # French typography puts a space before the colon
     lines = [
-        f"{tr('gui.report.site', lang)} : {row.site}",
-        f"{tr('gui.report.started', lang)} : {format_datetime(row.started)}",
-        f"{tr('gui.report.ended', lang)} : {format_datetime(row.ended)}",
-        f"{tr('gui.report.state', lang)} : {state_text(row.state, lang)}",
-        f"{tr('gui.report.rows', lang)} : {row.rows}",
-        f"{tr('gui.report.errors', lang)} : {row.errors}",
+        f"{tr('gui.report.site', lang)}{sep} {row.site}",
+        f"{tr('gui.report.started', lang)}{sep} {format_datetime(row.started)}",
+        f"{tr('gui.report.ended', lang)}{sep} {format_datetime(row.ended)}",
+        f"{tr('gui.report.state', lang)}{sep} {state_text(row.state, lang)}",
+        f"{tr('gui.report.rows', lang)}{sep} {row.rows}",
+        f"{tr('gui.report.errors', lang)}{sep} {row.errors}",
         "",
-        f"{tr('gui.report.message', lang)} :",
+        f"{tr('gui.report.message', lang)}{sep}",
         detail.message or tr("gui.report.none", lang),
     ]
     for title, items in (
@@ -193,7 +194,7 @@ def detail_text(detail: ReportDetail, lang: str) -> str:
         ("gui.report.quarantined", detail.quarantined),
         ("gui.report.conflicts", detail.conflicts),
     ):
-        lines += ["", f"{tr(title, lang)} :", *(items or (tr("gui.report.none", lang),))]
+        lines += ["", f"{tr(title, lang)}{sep}", *(items or (tr("gui.report.none", lang),))]
     return "\n".join(lines)
 
 
