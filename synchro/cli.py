@@ -75,14 +75,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _default(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
-    """No command: the tray program when a GUI is available, else the help."""
-    try:
-        from synchro.gui import main as gui_main  # type: ignore[attr-defined]
-    except ImportError:
-        parser.print_help()
-        return 0
-    result: int = gui_main(args)
-    return result
+    """No command: the tray program (it explains itself when there is no display)."""
+    from synchro.gui import main as gui_main
+
+    return gui_main(args)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -285,7 +285,8 @@ def test_wrong_secret_is_auth(server: HQServer) -> None:
 
 def test_unknown_host_is_dns(server: HQServer) -> None:
     def call() -> object:
-        return test_connection("siege.invalid", 21, "A", "x", server.fingerprint, timeout=5)
+        # A leading "-" makes the resolver refuse the name itself: no query leaves the machine.
+        return test_connection("-siege.invalid", 21, "A", "x", server.fingerprint, timeout=5)
 
     assert kind_of(call) == "dns"
 

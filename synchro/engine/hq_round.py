@@ -84,7 +84,6 @@ class HQService:
         self.security_events = security_events
         self.code = node.code
         self.round: OpenRound | None = None
-        self.since_close: set[str] = set()
         self.cancel = threading.Event()
         self.commands: queue.Queue[str] = queue.Queue()
         self.last_round: RunRecord | None = None
@@ -139,7 +138,7 @@ class HQService:
             if pending:
                 self._process(pending, round_id=None)
             return
-        delivered = self.since_close | {d.site for d in pending}
+        delivered = self.since_close() | {d.site for d in pending}
         if len(delivered) >= self.settings.servers or now >= self.round.deadline:
             self._close(State.OK, "")
 
@@ -168,7 +167,7 @@ class HQService:
             except SynchroError as exc:
                 state, error = State.FAILED, str(exc)
                 outcome = _Outcome()
-            delivered = self.since_close | set(outcome.applied)
+            delivered = self.since_close(before=current.report_id) | set(outcome.applied)
             missing = [s for s in self.settings.sites if s not in delivered]
             now = self.now()
             for site in missing:
@@ -195,13 +194,27 @@ class HQService:
         record = self.reports.finish(
             current.report_id, state, now=self.now(), error=error, details=details
         )
-        self.since_close = set()
         self.last_round = record
         word = {State.OK: "ok", State.STOPPED: "stopped"}.get(state, "failed")
         self.emit(StateChanged(word, error or "Tour terminé.", current.report_id))
         self.emit(Status(f"Fin du tour : {state.value}" + (f" ({error})" if error else "")))
         if self.on_round_closed is not None:
             self.on_round_closed(record)
+
+    def since_close(self, before: int | None = None) -> set[str]:
+        """Establishments whose data was taken in outside a round since the last round
+        closed (early or late). Read from the report, so a restart forgets nothing."""
+        rounds = [
+            r
+            for r in self.reports.latest(50, kinds=("round",))
+            if r.ended is not None and r.id != before
+        ]
+        last = rounds[0].ended if rounds else None
+        return {
+            r.site
+            for r in self.reports.latest(1000, kinds=("site-in-round",))
+            if r.round_id is None and r.state is State.OK and (last is None or r.started >= last)
+        }
 
     # -- deliveries ---------------------------------------------------------------------
 
@@ -242,7 +255,6 @@ class HQService:
             record = self.reports.get(rid)
             if record.state is State.RUNNING:
                 self.reports.finish(rid, State.OK, now=self.now())
-        self.since_close |= set(outcome.applied)
         return outcome
 
     def _apply_one(self, d: Delivery, rid: int, outcome: _Outcome) -> None:
