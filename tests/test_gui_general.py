@@ -26,15 +26,17 @@ from gui_fake import (
 from xvfb import xvfb_fixture  # noqa: F401  (the "xvfb" fixture)
 
 from synchro.config.model import Config, EmailSettings, Role, SiteSettings
-from synchro.config.passwords import LoginGuard, hash_password
+from synchro.config.passwords import LoginGuard, hash_password, verify_password
 from synchro.errors import ConnectionTestError
 from synchro.gui.ports import STATE_OK
 from synchro.gui.shell import GuiShell
 from synchro.gui.tray import Command
 from synchro.gui.windows import general as g
 from synchro.gui.windows import login
+from synchro.gui.windows import password as pw
 from synchro.gui.windows.general import GeneralController
 from synchro.gui.windows.login import LoginController
+from synchro.gui.windows.password import PasswordController
 
 NOW = dt.datetime(2026, 11, 18, 17, 39, 2)
 pytestmark = pytest.mark.gui
@@ -398,3 +400,35 @@ def test_config_is_unchanged_by_a_config_object_from_another_mode(backend: FakeB
     config = Config(role=Role.SITE, site="3615", group_key="k")
     backend.save_config(config)
     assert backend.config().group_key == "k"
+
+
+def test_password_dialog_changes_the_admin_password(shell: GuiShell, backend: FakeBackend) -> None:
+    shell.open_general()
+    settle(shell)
+    click(shell, general(shell).window, g.PASSWORD)
+    dialog = only(shell, PasswordController).window
+    for new, confirm, expected in (
+        ("abc", "abc", "Nouveau mot de passe : au moins 4 caractères"),
+        ("secret1", "secret2", "Confirmation : les deux mots de passe doivent être identiques"),
+    ):
+        dialog[pw.NEW].update(new)
+        dialog[pw.CONFIRM].update(confirm)
+        click(shell, dialog, pw.OK)
+        assert text_of(dialog, pw.MESSAGE) == expected
+        assert backend.saved == []
+    dialog[pw.CONFIRM].update("secret1")
+    dialog[pw.NEW].update("secret1")
+    press(shell, dialog, "Return", pw.CONFIRM)
+    assert kinds(shell) == ["GeneralController"]
+    assert verify_password("secret1", backend.saved[-1].admin_password_hash)
+    assert "Mot de passe de l'administrateur enregistré." in text_of(
+        general(shell).window, g.STATUS
+    )
+
+
+def test_run_returns_when_quitter_is_chosen(xvfb: str, backend: FakeBackend) -> None:
+    tray = FakeTray()
+    shell = GuiShell(backend, tray=tray, opener=lambda p: None)
+    shell.commands.put(Command.QUIT)
+    shell.run(timeout_ms=10)
+    assert tray.started and tray.stopped

@@ -32,9 +32,19 @@ KEY_ESCAPE = "-ESCAPE-"
 
 
 def setup_theme() -> None:
-    """The native look (grey dialogs like the manual's screens); called once by the shell."""
+    """The native look (grey dialogs like the manual's screens) and the program's icon on
+    every window; called once by the shell."""
+    import base64
+
+    from synchro.gui.icons import icon_png_bytes
+    from synchro.gui.ports import TrayState
+
     sg.theme("SystemDefaultForReal")
-    sg.set_options(font=("DejaVu Sans", 10), element_padding=(4, 3))
+    sg.set_options(
+        font=("DejaVu Sans", 10),
+        element_padding=(4, 3),
+        icon=base64.b64encode(icon_png_bytes(TrayState.IDLE, 32)),
+    )
 
 
 class Shell(Protocol):
@@ -53,12 +63,21 @@ class Shell(Protocol):
 
     def open_rapport(self) -> None: ...
 
-    def open_email(self, settings: EmailSettings, on_ok: Callable[[EmailSettings], str]) -> None:
+    def open_email(
+        self,
+        settings: EmailSettings,
+        on_ok: Callable[[EmailSettings], str],
+        lang: str | None = None,
+    ) -> None:
         """Open the Email dialog; ``on_ok`` stores the settings and returns a status text
-        (or raises ``SynchroError``, shown in the dialog)."""
+        (or raises ``SynchroError``, shown in the dialog). ``lang``: the wizard's language."""
         ...
 
     def open_detail(self, report_id: str) -> None: ...
+
+    def open_password(self) -> None:
+        """The dialog changing the administrator password."""
+        ...
 
     def status(self, text: str) -> None:
         """Add a timestamped line to the status bar."""
@@ -122,6 +141,12 @@ class Controller:
             self.handle(event, values)
         except SynchroError as exc:
             self.message(str(exc))
+        except Exception as exc:
+            self.message(unexpected(self.lang, exc, self._log_path()))
+
+    def dispatch_event(self, event: GuiEvent) -> None:
+        try:
+            self.on_event(event)
         except Exception as exc:
             self.message(unexpected(self.lang, exc, self._log_path()))
 

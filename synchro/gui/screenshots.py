@@ -100,7 +100,7 @@ def with_title(body: Image.Image, title: str) -> Image.Image:
 
 def scenes(lang: str) -> Iterator[tuple[str, Callable[[], object]]]:
     """(file name, function opening the window ready to capture) for every screen."""
-    from synchro.gui.windows import email, general, login, rapport, wizard
+    from synchro.gui.windows import email, general, login, password, rapport, wizard
 
     def general_window(config: Config, running: bool) -> object:
         key = "gui.status.start_hq" if config.is_hq else "gui.status.start_site"
@@ -145,6 +145,7 @@ def scenes(lang: str) -> Iterator[tuple[str, Callable[[], object]]]:
         ),
     )
     yield "email", lambda: email.make_email_window(EMAIL, lang)
+    yield "password", lambda: password.make_password_window(lang)
     base = Config(role=Role.SITE, site="3615", language=lang)
     for step in range(wizard.STEPS):
         yield f"wizard-{step + 1}", lambda step=step: wizard_at(step, base)  # type: ignore[misc]

@@ -40,10 +40,11 @@ from synchro.gui.ports import (
     TrayState,
 )
 from synchro.gui.tray import Command, Tray, TrayPort, tooltip
-from synchro.gui.windows import email, general, login, rapport, wizard
+from synchro.gui.windows import email, general, login, password, rapport, wizard
 from synchro.i18n import system_language, tr
 
 log = logging.getLogger("synchro.gui")
+MAX_LOOP_FAILURES = 20
 STATUS_FORMAT = "%m/%d %H:%M:%S"  # the manual's status bar: "11/18 17:39:02 : ..."
 _LAST_STATE = {
     STATE_RUNNING: TrayState.RUNNING,
@@ -112,9 +113,20 @@ class GuiShell:
         self.update_tray()
 
     def run(self, timeout_ms: int = 100) -> None:
+        """The loop until Quitter. An unexpected error in one turn is logged and the loop
+        goes on; only a run of them in a row (a broken display) ends it."""
         self.start()
-        while self.step(timeout_ms):
-            pass
+        failures = 0
+        while True:
+            try:
+                if not self.step(timeout_ms):
+                    return
+                failures = 0
+            except Exception:
+                failures += 1
+                log.exception("error in the GUI loop (%d in a row)", failures)
+                if failures >= MAX_LOOP_FAILURES:
+                    raise
 
     def step(self, timeout_ms: int = 100) -> bool:
         """One turn of the loop; False once the user chose Quitter."""
@@ -206,7 +218,7 @@ class GuiShell:
             self.status(event.text, event.at)
         for controller in self.controllers:
             if not controller.closed:
-                controller.on_event(event)
+                controller.dispatch_event(event)
 
     def update_tray(self) -> None:
         try:
@@ -278,11 +290,22 @@ class GuiShell:
         window = rapport.make_detail_window(detail, self.lang)
         self.controllers.append(rapport.DetailController(window, self))
 
-    def open_email(self, settings: EmailSettings, on_ok: Callable[[EmailSettings], str]) -> None:
+    def open_email(
+        self,
+        settings: EmailSettings,
+        on_ok: Callable[[EmailSettings], str],
+        lang: str | None = None,
+    ) -> None:
         if self.front(email.EmailController):
             return
-        window = email.make_email_window(settings, self.lang)
-        self.controllers.append(email.EmailController(window, self, settings, on_ok))
+        window = email.make_email_window(settings, lang or self.lang)
+        self.controllers.append(email.EmailController(window, self, settings, on_ok, lang))
+
+    def open_password(self) -> None:
+        if self.front(password.PasswordController):
+            return
+        window = password.make_password_window(self.lang)
+        self.controllers.append(password.PasswordController(window, self))
 
     def open_wizard(self) -> None:
         """First run: the wizard, in the system's language (French unless it is English)."""

@@ -126,10 +126,16 @@ class EmailController(Controller):
         shell: Shell,
         base: EmailSettings,
         on_ok: Callable[[EmailSettings], str],
+        lang: str | None = None,
     ) -> None:
         super().__init__(window, shell)
         self.base = base
         self.on_ok = on_ok
+        self.own_lang = lang
+
+    @property
+    def lang(self) -> str:
+        return self.own_lang or self.shell.lang
 
     def handle(self, event: Any, values: Values | None) -> None:
         if event in (sg.WIN_CLOSED, CANCEL, KEY_ESCAPE):

@@ -62,6 +62,7 @@ STOP = "-STOP-"
 MANUAL = "-MANUAL-"
 RAZ = "-RAZ-"
 APPLY = "-APPLY-"
+PASSWORD = "-PASSWORD-"
 MESSAGE = "-MESSAGE-"
 STATUS = "-STATUS-"
 INPUTS = [LAST_SYNC, START_TIME, SERVERS, MAX_RECEPTION, ATTEMPTS, RETRY_DELAY, HQ_ADDRESS]
@@ -163,6 +164,7 @@ def build_general(config: Config, lang: str, autostart: bool, status: list[str])
                 readonly=True,
                 size=(12, 1),
             ),
+            sg.Button(tr("gui.general.password", lang), key=PASSWORD, size=(16, 1)),
         ],
         [sg.pin(hq_panel), sg.pin(site_panel)],
         [
@@ -234,6 +236,8 @@ class GeneralController(Controller):
             self.stop()
         elif event == MANUAL:
             self.run_now()
+        elif event == PASSWORD:
+            self.shell.open_password()
         elif event == RAZ:
             self.backend.raz()
             self.shell.status(tr("gui.status.raz_done", self.lang))

@@ -323,7 +323,7 @@ class WizardController(Controller):
             )
             self.window[TABLES].update(values=list(result.items))
         elif event == EMAIL:
-            self.shell.open_email(self.email, self.keep_email)
+            self.shell.open_email(self.email, self.keep_email, self.lang)
 
     def go(self, step: int) -> None:
         self.step = max(0, min(STEPS - 1, step))
