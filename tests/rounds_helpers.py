@@ -113,6 +113,8 @@ class Group:
             passive_ports=passive_ports,
             require_tls=require_tls,
             on_received=lambda site, path: self.service.wake(),
+            auth_failed_delay_s=0,
+            poll_interval_s=0.02,
         )
         self.service = HQService(
             self.hq_node,
