@@ -9,17 +9,22 @@ import json
 import subprocess
 import sys
 import tempfile
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
 
+INDEX = "https://pypi.org/pypi/pip/json"
+
+
 def main() -> int:
-    with urllib.request.urlopen("https://pypi.org/pypi/pip/json", timeout=60) as resp:
+    with urllib.request.urlopen(INDEX, timeout=60) as resp:
         info = json.load(resp)
     wheel = next(f for f in info["urls"] if f["packagetype"] == "bdist_wheel")
+    url = urllib.parse.urljoin(INDEX, wheel["url"])  # mirrors may answer relative addresses
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / wheel["filename"]
-        with urllib.request.urlopen(wheel["url"], timeout=120) as resp:
+        with urllib.request.urlopen(url, timeout=120) as resp:
             path.write_bytes(resp.read())
         import hashlib
 
