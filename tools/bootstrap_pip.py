@@ -13,7 +13,6 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
-
 INDEX = "https://pypi.org/pypi/pip/json"
 
 
