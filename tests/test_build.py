@@ -14,6 +14,7 @@ import importlib.util
 import json
 import os
 import shutil
+import struct
 import subprocess
 import sys
 import time
@@ -194,14 +195,38 @@ def test_windows_build_through_wine(tmp_path: Path) -> None:
         cwd=REPO,
         capture_output=True,
         text=True,
+        errors="replace",
         timeout=1800,
         check=False,
     )
     print(done.stdout[-4000:])
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
     assert "ALL OK" in done.stdout
-    for name in ("synchro.exe", "synchro-cli.exe"):
-        exe = tmp_path / name
-        assert exe.read_bytes()[:2] == b"MZ"
-        print(f"{name}: {exe.stat().st_size / 1e6:.1f} MB")
+    for name, subsystem in (("synchro.exe", 2), ("synchro-cli.exe", 3)):  # 2 GUI, 3 console
+        data = (tmp_path / name).read_bytes()
+        assert data[:2] == b"MZ"
+        assert pe_subsystem(data) == subsystem, name
+        for text in ("ProductVersion", __version__, "Synchro - synchronisation des bases"):
+            assert text.encode("utf-16-le") in data, f"{name}: no {text!r} in VERSIONINFO"
+        for image in ico_images((REPO / "assets" / "synchro.ico").read_bytes()):
+            assert image in data, f"{name}: application icon not embedded"
+        print(f"{name}: {len(data) / 1e6:.1f} MB")
     print(f"windows build + smoke: {time.monotonic() - started:.0f} s")
+
+
+def pe_subsystem(data: bytes) -> int:
+    """The Subsystem field of a PE file's optional header (2 = windowed, 3 = console)."""
+    header = struct.unpack_from("<I", data, 0x3C)[0]
+    assert data[header : header + 4] == b"PE\0\0"
+    subsystem: int = struct.unpack_from("<H", data, header + 24 + 68)[0]
+    return subsystem
+
+
+def ico_images(ico: bytes) -> list[bytes]:
+    """The image data of every size in a .ico file (PyInstaller copies them as RT_ICON)."""
+    count = struct.unpack_from("<H", ico, 4)[0]
+    images = []
+    for i in range(count):
+        size, offset = struct.unpack_from("<II", ico, 6 + 16 * i + 8)
+        images.append(ico[offset : offset + size])
+    return images

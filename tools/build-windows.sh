@@ -281,6 +281,7 @@ fi
 td=$(date +%s)
 (cd "$RUN" && WTIMEOUT=600 wrun ./synchro-cli.exe demo > "$RUN/demo.log") \
     || { tail -30 "$RUN/demo.log"; die "synchro-cli.exe demo"; }
-ts "synchro-cli.exe demo passed in $(( $(date +%s) - td ))s: $(tail -1 "$RUN/demo.log" | tr -d '\r')"
+# A console program writing to a pipe uses the ANSI code page (cp1252 here), not UTF-8.
+ts "synchro-cli.exe demo passed in $(( $(date +%s) - td ))s: $(tail -1 "$RUN/demo.log" | tr -d '\r' | iconv -f CP1252 -t UTF-8)"
 rm -rf "$RUN"
 ts "ALL OK"
