@@ -73,6 +73,8 @@ def as_time(value: Any) -> Any:
 def as_decimal(value: Any) -> Any:
     if isinstance(value, Decimal):
         return value
+    if type(value) is float:  # SQLite's NUMERIC affinity: str() is the shortest exact text
+        return Decimal(str(value))
     if isinstance(value, bool):
         return Decimal(int(value))
     if isinstance(value, int | float | str):
@@ -360,30 +362,41 @@ def from_json(kind: str, value: Any) -> Any:
 def row_normaliser(kinds: Sequence[str]) -> Callable[[Sequence[Any]], tuple[Any, ...]]:
     """``tuple(normalise(k, v) for k, v in zip(kinds, row))``, prepared for one table.
 
-    A row whose values all have their kind's exact type (or are NULL) is returned as a
-    tuple at once: the type signatures already seen to be normal are remembered (a few
-    per table: one per pattern of NULL columns).
+    Rows of one table mostly come with the same Python types (one pattern per set of NULL
+    columns), so the columns that need ``normalise`` are worked out once per pattern of
+    types and remembered (up to 64 patterns): a row whose values already have their
+    kind's exact type is returned as a tuple at once, another one only has its odd
+    columns converted (SQLite returns DECIMAL as float, dates as text...).
     """
     kinds = tuple(kinds)
     width = len(kinds)
     exact = tuple(_EXACT.get(k) for k in kinds)
-    normal: set[tuple[type, ...]] = set()
+    fixes: dict[tuple[type, ...], tuple[int, ...]] = {}
     none = type(None)
 
-    def is_normal(signature: tuple[type, ...]) -> bool:
-        return all(t is none or t is e for t, e in zip(signature, exact, strict=True))
+    def fix_of(signature: tuple[type, ...]) -> tuple[int, ...]:
+        fix = tuple(
+            i
+            for i, (t, e) in enumerate(zip(signature, exact, strict=True))
+            if t is not none and t is not e
+        )
+        if len(fixes) < 64:
+            fixes[signature] = fix
+        return fix
 
     def normalise_row(row: Sequence[Any]) -> tuple[Any, ...]:
         signature = tuple(map(type, row))
-        if signature in normal:
+        fix = fixes.get(signature)
+        if fix is None:
+            if len(row) != width:
+                raise ValueError(f"row of {len(row)} values for {width} columns")
+            fix = fix_of(signature)
+        if not fix:
             return tuple(row)
-        if len(row) != width:
-            raise ValueError(f"row of {len(row)} values for {width} columns")
-        if is_normal(signature):
-            if len(normal) < 64:
-                normal.add(signature)
-            return tuple(row)
-        return tuple([normalise(k, v) for k, v in zip(kinds, row, strict=True)])
+        out = list(row)
+        for i in fix:
+            out[i] = normalise(kinds[i], out[i])
+        return tuple(out)
 
     return normalise_row
 
