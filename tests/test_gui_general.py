@@ -432,3 +432,15 @@ def test_run_returns_when_quitter_is_chosen(xvfb: str, backend: FakeBackend) -> 
     shell.commands.put(Command.QUIT)
     shell.run(timeout_ms=10)
     assert tray.started and tray.stopped
+
+
+def test_general_opened_during_a_run_shows_its_progress(
+    shell: GuiShell, backend: FakeBackend
+) -> None:
+    backend.start_run()
+    backend.progress(500, 2048, "3615 : réception")
+    settle(shell)
+    shell.open_general()
+    window = general(shell).window
+    assert text_of(window, g.PROGRESS_TEXT) == "500 lignes · 2,0 Ko · 3615 : réception"
+    assert window[g.STOP].Widget["state"] == "normal"

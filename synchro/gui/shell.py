@@ -35,6 +35,7 @@ from synchro.gui.ports import (
     STATE_STOPPED,
     GuiBackend,
     GuiEvent,
+    Progress,
     StateChanged,
     StatusMessage,
     TrayState,
@@ -84,6 +85,7 @@ class GuiShell:
         self.controllers: list[Controller] = []
         self.lines: list[str] = []
         self.state = TrayState.IDLE
+        self.progress: Progress | None = None  # the current run's last progress, if any
         self.quitting = False
 
     @property
@@ -207,8 +209,12 @@ class GuiShell:
             self.status(unexpected(self.lang, exc, None))
 
     def handle_event(self, event: GuiEvent) -> None:
+        if isinstance(event, Progress):
+            self.progress = event
         if isinstance(event, StateChanged):
             self.state = event.state
+            if event.state is not TrayState.RUNNING:
+                self.progress = None
             self.update_tray()
             if event.message:
                 self.status(event.message)
@@ -269,7 +275,10 @@ class GuiShell:
         window = general.make_general_window(
             self.backend.config(), self.lang, self.backend.autostart(), self.lines
         )
-        self.controllers.append(general.GeneralController(window, self))
+        controller = general.GeneralController(window, self)
+        self.controllers.append(controller)
+        if self.progress is not None and controller.running:
+            controller.show_progress(self.progress)
 
     def reopen_general(self) -> None:
         for controller in self.controllers:

@@ -253,9 +253,12 @@ class GeneralController(Controller):
         self.window[HQ_FRAME].update(visible=hq)
         self.window[SITE_FRAME].update(visible=not hq)
 
-    def refresh_buttons(self) -> None:
-        """ARRETER and RAZ only while a run is in progress; MANUELLE only when none is."""
-        self.running = self.backend.is_running()
+    def refresh_buttons(self, running: bool | None = None) -> None:
+        """ARRETER and RAZ only while a run is in progress; MANUELLE only when none is.
+
+        ``running`` comes from the state event when there is one (the event is the truth at
+        that moment); otherwise the backend is asked."""
+        self.running = self.backend.is_running() if running is None else running
         self.window[STOP].update(disabled=not self.running)
         self.window[RAZ].update(disabled=not self.running)
         self.window[MANUAL].update(disabled=self.running)
@@ -380,7 +383,7 @@ class GeneralController(Controller):
 
     def on_event(self, event: object) -> None:
         if isinstance(event, StateChanged):
-            self.refresh_buttons()
+            self.refresh_buttons(event.state is TrayState.RUNNING)
             if event.state is not TrayState.RUNNING:
                 self.window[PROGRESS].update(current_count=0)
                 self.window[PROGRESS_TEXT].update(tr("gui.progress.idle", self.lang))
