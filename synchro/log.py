@@ -164,3 +164,4 @@ def shutdown_logging() -> None:
     for handler in [h for h in root.handlers if _is_ours(h)]:
         root.removeHandler(handler)
         handler.close()
+    logging.captureWarnings(False)
