@@ -208,6 +208,7 @@ class FakeTray:
         self.stopped = False
         self.shown: list[tuple[TrayState, str]] = []
         self.notes: list[str] = []
+        self.langs: list[str] = []
 
     def start(self) -> None:
         self.started = True
@@ -217,6 +218,9 @@ class FakeTray:
 
     def notify(self, text: str) -> None:
         self.notes.append(text)
+
+    def relabel(self, lang: str) -> None:
+        self.langs.append(lang)
 
     def stop(self) -> None:
         self.stopped = True

@@ -352,6 +352,9 @@ def test_language_switch_rebuilds_the_window_in_english(
     window = general(shell).window
     assert window.TKroot.title() == "Synchronisation — Headquarters (3615)"
     assert window[g.APPLY].ButtonText == "Apply"
+    assert shell.tray.langs == ["en"]  # type: ignore[attr-defined]
+    assert "Establishment" not in shell.tray.shown[-1][1]  # type: ignore[attr-defined]
+    assert shell.tray.shown[-1][1].startswith("Synchronisation Headquarters 3615")  # type: ignore[attr-defined]
 
 
 def test_unexpected_errors_are_logged_and_shown_short(

@@ -154,8 +154,13 @@ def test_real_tray_changes_state_and_queues_menu_commands(trayer: None) -> None:
             item(tray.icon)
         got = [commands.get(timeout=5) for _ in items[1:]]
         assert got == [Command.RUN, Command.STOP, Command.REPORT, Command.LOG, Command.QUIT]
+        tray.relabel("en")
         tray.show(TrayState.IDLE, "x")
         assert tray.sync()
+        assert [item.text for item in tray.icon.menu.items][:2] == [
+            "Settings...",
+            "Synchronise now",
+        ]
         assert [item.enabled for item in tray.icon.menu.items][1:3] == [True, False]
     finally:
         tray.stop()

@@ -85,6 +85,10 @@ class Shell(Protocol):
 
     def status_lines(self) -> list[str]: ...
 
+    def update_tray(self) -> None:
+        """Redraw the tray's icon and tooltip (mode, site or schedule changed)."""
+        ...
+
     def after_setup(self) -> None:
         """The wizard saved the first configuration: go to the tray."""
         ...

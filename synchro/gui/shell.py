@@ -284,6 +284,7 @@ class GuiShell:
         for controller in self.controllers:
             controller.close()
         self.controllers = []
+        self.tray.relabel(self.lang)
         self.update_tray()
         self.open_general()
 

@@ -72,6 +72,10 @@ class TrayPort(Protocol):
 
     def notify(self, text: str) -> None: ...
 
+    def relabel(self, lang: str) -> None:
+        """The menu in another language (the settings changed it)."""
+        ...
+
     def stop(self) -> None: ...
 
 
@@ -171,6 +175,8 @@ class Tray:
                     self.icon.icon = draw_icon(state)
                     self.icon.title = text[:TOOLTIP_MAX]
                     self.icon.update_menu()
+                elif kind == "menu":
+                    self.icon.menu = self.build_menu()
                 elif kind == "notify" and getattr(self.icon, "HAS_NOTIFICATION", False):
                     self.icon.notify(payload[:NOTIFICATION_MAX], tr("gui.app", self.lang))
             except Exception:  # a tray that cannot show something must not stop the program
@@ -182,6 +188,10 @@ class Tray:
 
     def notify(self, text: str) -> None:
         self.updates.put(("notify", text))
+
+    def relabel(self, lang: str) -> None:
+        self.lang = lang
+        self.updates.put(("menu", None))
 
     def sync(self, timeout: float = 5.0) -> bool:
         """Wait until every change queued so far is applied (for tests)."""

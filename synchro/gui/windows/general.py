@@ -347,6 +347,7 @@ class GeneralController(Controller):
             self.shell.reopen_general()  # rebuilt in the new language
         else:
             self.window.set_title(general_title(config, self.lang))
+            self.shell.update_tray()
 
     def save_email(self, settings: EmailSettings) -> str:
         config = dataclasses.replace(self.backend.config(), email=settings)

@@ -13,7 +13,7 @@ from typing import Any
 
 import FreeSimpleGUI as sg
 
-from synchro.config.passwords import LoginGuard, is_default_password, verify_password
+from synchro.config.passwords import DEFAULT_PASSWORD, LoginGuard, verify_password
 from synchro.gui.base import KEY_ENTER, KEY_ESCAPE, Controller, Shell, Values, bind_keys
 from synchro.i18n import tr
 
@@ -80,6 +80,6 @@ class LoginController(Controller):
             self.message(tr("gui.login.wrong", self.lang))
             return
         self.close()
-        if is_default_password(stored):
+        if password == DEFAULT_PASSWORD:  # it matched, so the password is still the default
             self.shell.status(tr("gui.login.default", self.lang))
         self.on_success()
