@@ -10,6 +10,7 @@ short-lived thread that posts a ``Probe`` back with ``write_event_value``.
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -27,6 +28,8 @@ log = logging.getLogger("synchro.gui")
 Values = dict[Any, Any]
 ERROR_COLOUR = "#b00020"
 INFO_COLOUR = "#1b5e20"
+FONT = ("Segoe UI", 9) if sys.platform == "win32" else ("DejaVu Sans", 10)
+TITLE_FONT = (FONT[0], FONT[1] + 2, "bold")
 KEY_ENTER = "-ENTER-"
 KEY_ESCAPE = "-ESCAPE-"
 
@@ -41,7 +44,7 @@ def setup_theme() -> None:
 
     sg.theme("SystemDefaultForReal")
     sg.set_options(
-        font=("DejaVu Sans", 10),
+        font=FONT,
         element_padding=(4, 3),
         icon=base64.b64encode(icon_png_bytes(TrayState.IDLE, 32)),
     )

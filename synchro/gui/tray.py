@@ -150,11 +150,15 @@ class Tray:
         while not self.ready.wait(0.05):
             if self.stopping.is_set() or not (self.thread and self.thread.is_alive()):
                 return False
-        while getattr(self.icon, "_thread", self.thread) is not self.thread:
-            if self.stopping.is_set() or self.thread is None:
+        # pystray records its loop thread just after "ready"; calls made before that are not
+        # routed to the loop on X11. Wait for it (bounded: other backends may not record it).
+        for _ in range(500):
+            if getattr(self.icon, "_thread", None) is self.thread or self.stopping.is_set():
+                break
+            if self.thread is None or not self.thread.is_alive():
                 return False
             self.thread.join(0.01)
-        return True
+        return not self.stopping.is_set()
 
     def _apply_updates(self) -> None:
         ready = self._wait_ready()

@@ -25,6 +25,7 @@ from synchro.config.passwords import DEFAULT_PASSWORD, hash_password
 from synchro.gui.base import (
     KEY_ENTER,
     KEY_ESCAPE,
+    TITLE_FONT,
     Controller,
     Shell,
     Values,
@@ -81,7 +82,7 @@ def _label(key: str, lang: str) -> sg.Text:
 
 
 def _title(key: str, lang: str) -> list[Any]:
-    return [sg.Text(tr(key, lang), font=("DejaVu Sans", 12, "bold"), key=f"-TITLE{key}-")]
+    return [sg.Text(tr(key, lang), font=TITLE_FONT, key=f"-TITLE{key}-")]
 
 
 def build_wizard(config: Config, lang: str, drivers: list[str], today: dt.date) -> list[list[Any]]:
