@@ -404,3 +404,22 @@ def test_decimal_and_float_keys_round_trip_through_the_spool(tmp_path: Path) -> 
             assert sorted(r[0] for r in db.rows("fk")) == sorted([0.1, -2.5, 3.0, 2.0**-30,
                                                                  12345.678, 7.75])  # fmt: skip
         assert hq.export().manifest.rows == 0
+
+
+# -- order of arrival -------------------------------------------------------------------------
+
+
+def test_first_packages_of_a_site_out_of_order_wait(tmp_path: Path, pair: tuple[str, str]) -> None:
+    """The Siège's first contact with a site is its package 2 (package 1 is late): 2 must
+    wait for 1, and both are applied, in order."""
+    a, b = pair
+    run_sql(a, "INSERT INTO items VALUES (?, ?, ?, ?)", item_rows(1, 4))
+    with make_node(tmp_path, "A", a) as site, make_node(tmp_path, "B", b, hq=True) as hq:
+        first = site.export().path
+        run_sql(a, "UPDATE items SET qty = 100 WHERE id = 2")
+        second = site.export().path
+        assert hq.import_package(second).status == "waiting"
+        assert hq.import_package(first).status == "applied"
+        assert hq.import_package(second).status == "applied"
+        assert hq.import_package(first).status == "duplicate"
+        assert checks(a) == checks(b)

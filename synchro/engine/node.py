@@ -177,6 +177,9 @@ class Node:
                 "base_pos": self.state.get_int("hq_pos"),
                 "base_instance": self.state.get_meta("hq_instance") or "",
                 "instance": self.state.instance,
+                # The oldest package the Siège has not acknowledged: where a Siège meeting
+                # this life of the site for the first time must start (not at this one).
+                "first_unacked": min([s for s, _ in self.state.outbox()] + [sequence]),
             }
             writer = PackageWriter(
                 path,
@@ -337,9 +340,11 @@ class Node:
                     self.state.set_meta("hq_pos", "0")
             if self.config.is_hq:
                 # First contact with this life of the site (a new site, or the Siège's own
-                # state was lost): its sequence starts where it is now, and it receives all.
+                # state was lost): its sequence starts at its oldest unacknowledged package
+                # (which may arrive after a newer one), and it receives all.
+                first = int(manifest.meta.get("first_unacked", manifest.sequence))
                 _acked, _applied, out_seq = self.state.site(manifest.origin)
-                self.state.set_site(manifest.origin, 0, max(0, manifest.sequence - 1), out_seq)
+                self.state.set_site(manifest.origin, 0, max(0, first - 1), out_seq)
             self.state.set_meta(key, instance)
 
     def _apply(self, reader: Any, ctx: ApplyContext) -> ApplyStats:
