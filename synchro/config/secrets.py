@@ -5,9 +5,8 @@ settings file (which people copy, paste into emails and attach to tickets). They
 small JSON file beside it, ``secrets.json``, created with mode 0600 and replaced
 atomically. Names are the dotted paths of the ``Config`` fields (``SECRET_FIELDS``).
 
-Windows: POSIX modes mean little there; the file inherits the ACL of its folder, which is
-private to the user under ``%LOCALAPPDATA%`` but not necessarily in portable mode (a folder
-beside the exe). The Windows Credential Manager (``keyring``) would protect it better.
+Where the platform has a keyring (Windows: the Credential Manager, ``synchro.config.vault``)
+the secrets live there instead, and a file left from before is moved into it and removed.
 """
 
 from __future__ import annotations
@@ -17,6 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from synchro.config.atomic import atomic_write
+from synchro.config.vault import Vault
 from synchro.errors import ConfigError, FieldProblem, PlatformError
 
 SECRETS_FILE = "secrets.json"
@@ -35,19 +35,23 @@ def default_secrets_path(config_file: Path) -> Path:
 
 
 class SecretStore:
-    """Named secrets in one JSON file (mode 0600). Every change rewrites it atomically."""
+    """Named secrets in the OS vault when there is one, else in one JSON file (mode 0600).
+    Every change rewrites them whole, atomically."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, vault: Vault | None = None) -> None:
         self.path = path
+        self.vault = vault
 
     def read_all(self) -> dict[str, str]:
         """Every stored secret; a missing file is an empty store."""
-        try:
-            text = self.path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            return {}
-        except (OSError, UnicodeDecodeError) as exc:
-            raise self._error(f"un fichier de secrets lisible ({exc})") from exc
+        text = self.vault.read() if self.vault is not None else None
+        if text is None:
+            try:
+                text = self.path.read_text(encoding="utf-8")
+            except FileNotFoundError:
+                return {}
+            except (OSError, UnicodeDecodeError) as exc:
+                raise self._error(f"un fichier de secrets lisible ({exc})") from exc
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
@@ -80,9 +84,13 @@ class SecretStore:
                 merged[name] = value
             else:
                 merged.pop(name, None)
+        data = json.dumps(merged, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+        if self.vault is not None:
+            self.vault.write(data)
+            self.path.unlink(missing_ok=True)  # moved into the vault
+            return
         if merged == current and (self.path.exists() or not merged):
             return
-        data = json.dumps(merged, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
         try:
             atomic_write(self.path, data.encode("utf-8"), mode=0o600)
         except OSError as exc:

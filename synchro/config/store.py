@@ -38,6 +38,7 @@ from synchro.config.parsing import (
 from synchro.config.secrets import SECRET_FIELDS, SecretStore, default_secrets_path
 from synchro.config.toml_writer import dumps
 from synchro.config.validate import FORMAT_VERSION, config_from_dict
+from synchro.config.vault import vault_for
 from synchro.errors import ConfigError, FieldProblem, PlatformError
 
 if TYPE_CHECKING:
@@ -95,7 +96,7 @@ def load_config(
         ) from exc
     else:
         config = _parse(raw, source)
-    store = SecretStore(secrets_path or default_secrets_path(path))
+    store = SecretStore(secrets_path or default_secrets_path(path), vault_for(path))
     config = with_secrets(config, store.read_all())
     problems = secret_problems(config)
     if problems:
@@ -141,7 +142,7 @@ def save_config(config: Config, path: Path, *, secrets_path: Path | None = None)
     if problems:
         raise ConfigError(problems, str(path))
     text = HEADER + dumps(config_to_dict(config))
-    store = SecretStore(secrets_path or default_secrets_path(path))
+    store = SecretStore(secrets_path or default_secrets_path(path), vault_for(path))
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         store.update({name: _get(config, name) for name in SECRET_FIELDS})
