@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,9 +51,8 @@ class Trio:
         return sums[0] == sums[1] == sums[2]
 
 
-@pytest.fixture(params=list(ConflictPolicy))
-def trio(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Trio]:
-    policy: ConflictPolicy = request.param
+@contextmanager
+def make_trio(folder: Path, policy: ConflictPolicy) -> Iterator[Trio]:
     rule = TableRule(
         "t",
         policy,
@@ -60,15 +60,41 @@ def trio(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Trio]:
         owner_column="owner" if policy is ConflictPolicy.ORIGIN_OWNS else "",
     )
     nodes = []
-    for code in ("HQ", "S1", "S2"):
-        db = tmp_path / f"{code}.db"
-        conn = sqlite3.connect(db)
-        conn.execute(SCHEMA)
-        conn.close()
-        nodes.append(make_node(tmp_path, code, str(db), hq=code == "HQ", rules=[rule]))
-    yield Trio(tmp_path, *nodes)
-    for node in nodes:
-        node.close()
+    try:
+        for code in ("HQ", "S1", "S2"):
+            db = folder / f"{code}.db"
+            conn = sqlite3.connect(db)
+            conn.execute(SCHEMA)
+            conn.close()
+            nodes.append(make_node(folder, code, str(db), hq=code == "HQ", rules=[rule]))
+        yield Trio(folder, *nodes)
+    finally:
+        for node in nodes:
+            node.close()
+
+
+@pytest.fixture(params=list(ConflictPolicy))
+def trio(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Trio]:
+    with make_trio(tmp_path, request.param) as made:
+        yield made
+
+
+def full_round(trio: Trio, order: tuple[str, ...] = ("S1", "S2")) -> None:
+    """Sites export, the Siège captures, applies in ``order`` and publishes to both."""
+    packages = {n.code: n.export().path for n in (trio.s1, trio.s2)}
+    trio.hq.export()
+    for code in order:
+        assert trio.hq.import_package(packages[code]).status == "applied"
+    for node in (trio.s1, trio.s2):
+        assert trio.publish_to(node) == "applied"
+
+
+def start(trio: Trio, *rows: tuple[Any, ...]) -> None:
+    """Every node starts with ``rows`` (inserted at the Siège, sent to both sites)."""
+    for row in rows:
+        trio.sql("HQ", "INSERT INTO t VALUES (?, ?, ?, ?)", row)
+    full_round(trio)
+    assert trio.converged()
 
 
 def test_delete_after_a_late_identical_insert_is_not_a_conflict(trio: Trio) -> None:
@@ -93,3 +119,93 @@ def test_delete_after_a_late_identical_insert_is_not_a_conflict(trio: Trio) -> N
     assert trio.publish_to(trio.s1) == "applied"
     assert trio.publish_to(trio.s2) == "applied"
     assert trio.rows("HQ") == trio.rows("S1") == trio.rows("S2") == []
+
+
+@pytest.mark.parametrize("order", [("S1", "S2"), ("S2", "S1")])
+def test_hq_wins_keeps_the_version_the_siege_has(tmp_path: Path, order: tuple[str, ...]) -> None:
+    with make_trio(tmp_path, ConflictPolicy.HQ_WINS) as trio:
+        start(trio, (1, "départ", "HQ", "2025-01-01 00:00:00"))
+        trio.sql("S1", "UPDATE t SET v = 'S1' WHERE id = 1")
+        trio.sql("S2", "UPDATE t SET v = 'S2' WHERE id = 1")
+        full_round(trio, order)
+        first, second = order
+        assert trio.rows("HQ")[0][1] == first  # the first applied is the Siège's version
+        assert trio.converged()
+        [conflict] = trio.hq.state.conflicts()
+        assert (conflict["package"], conflict["winner"], conflict["loser"]) == (
+            f"{second}#2",
+            first,
+            second,
+        )
+        assert conflict["policy"] == "hq-wins" and second in (conflict["loser_json"] or "")
+        for node in (trio.s1, trio.s2):
+            assert node.state.conflicts() == []
+
+
+def test_hq_wins_over_a_site_and_at_the_site(tmp_path: Path) -> None:
+    """The Siège's own change beats a site's; a site's unsent change loses to the Siège's."""
+    with make_trio(tmp_path, ConflictPolicy.HQ_WINS) as trio:
+        start(trio, (1, "départ", "HQ", None), (2, "départ", "HQ", None))
+        trio.sql("HQ", "UPDATE t SET v = 'siège' WHERE id IN (1, 2)")
+        trio.sql("S1", "UPDATE t SET v = 'S1' WHERE id = 1")
+        s1_package = trio.s1.export().path
+        trio.sql("S2", "DELETE FROM t WHERE id = 2")  # not exported before the Siège's package
+        trio.hq.export()
+        assert trio.hq.import_package(s1_package).status == "applied"
+        assert trio.publish_to(trio.s1) == "applied"
+        assert trio.publish_to(trio.s2) == "applied"
+        assert [r[1] for r in trio.rows("HQ")] == ["siège", "siège"]
+        assert trio.converged()
+        assert [(c["tbl"], c["key_json"], c["winner"]) for c in trio.hq.state.conflicts()] == [
+            ("t", "[1]", "HQ")
+        ]
+        [at_site] = trio.s2.state.conflicts()
+        assert (at_site["key_json"], at_site["winner"], at_site["loser"]) == ("[2]", "HQ", "S2")
+        assert at_site["loser_json"] is None  # the losing version was a delete
+        full_round(trio)
+        assert trio.converged()
+
+
+@pytest.mark.parametrize("order", [("S1", "S2"), ("S2", "S1")])
+def test_latest_wins_by_modification_date_whatever_the_order(
+    tmp_path: Path, order: tuple[str, ...]
+) -> None:
+    with make_trio(tmp_path, ConflictPolicy.LATEST_WINS) as trio:
+        start(trio, (1, "départ", "HQ", "2025-01-01 00:00:00"))
+        trio.sql(
+            "S1", "UPDATE t SET v = 'S1 plus tard', changed = '2025-01-02 10:00:01' WHERE id = 1"
+        )
+        trio.sql("S2", "UPDATE t SET v = 'S2', changed = '2025-01-02 10:00:00' WHERE id = 1")
+        full_round(trio, order)
+        assert trio.rows("HQ")[0][1] == "S1 plus tard"
+        assert trio.converged()
+        [conflict] = trio.hq.state.conflicts()
+        assert (conflict["winner"], conflict["loser"]) == ("S1", "S2")
+
+
+def test_latest_wins_tie_is_broken_by_site_code(tmp_path: Path) -> None:
+    results = []
+    for order in (("S1", "S2"), ("S2", "S1")):
+        folder = tmp_path / "-".join(order)
+        folder.mkdir()
+        with make_trio(folder, ConflictPolicy.LATEST_WINS) as trio:
+            start(trio, (1, "départ", "HQ", "2025-01-01 00:00:00"))
+            same = "2025-01-02 10:00:00"
+            trio.sql("S1", "UPDATE t SET v = 'S1', changed = ? WHERE id = 1", (same,))
+            trio.sql("S2", "UPDATE t SET v = 'S2', changed = ? WHERE id = 1", (same,))
+            full_round(trio, order)
+            assert trio.converged()
+            results.append(trio.rows("HQ"))
+    assert results[0] == results[1]
+
+
+@pytest.mark.parametrize("order", [("S1", "S2"), ("S2", "S1")])
+def test_origin_owns_keeps_the_owner_version(tmp_path: Path, order: tuple[str, ...]) -> None:
+    with make_trio(tmp_path, ConflictPolicy.ORIGIN_OWNS) as trio:
+        start(trio, (1, "à S2", "S2", None), (2, "à S1", "S1", None))
+        for code in ("S1", "S2"):
+            trio.sql(code, "UPDATE t SET v = ? WHERE id IN (1, 2)", (f"par {code}",))
+        full_round(trio, order)
+        full_round(trio)
+        assert trio.rows("HQ") == [(1, "par S2", "S2", None), (2, "par S1", "S1", None)]
+        assert trio.converged()
