@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from engine_helpers import Db, make_node, state_counts
 
-from synchro.config.model import TableRule
+from synchro.config.model import ConflictPolicy, TableRule
 from synchro.engine.node import Node
 from synchro.errors import Cancelled, PackageError
 
@@ -174,11 +174,16 @@ def test_encrypted_package_cut_or_wrong_key_is_refused(
 CHILD = """
 import sys
 from pathlib import Path
-from synchro.config.model import Config, DatabaseSettings, Role
+from synchro.config.model import Config, ConflictPolicy, DatabaseSettings, Role, TableRule
 from synchro.engine.node import Node
 
 state, packages, connection, package, where = sys.argv[1:6]
-config = Config(role=Role.HQ, site="B", database=DatabaseSettings(connection=connection))
+rules = tuple(
+    TableRule(name, ConflictPolicy.LATEST_WINS, modified_column=column)
+    for name, column in (arg.split(":") for arg in sys.argv[6:])
+)
+settings = DatabaseSettings(connection=connection, tables=rules)
+config = Config(role=Role.HQ, site="B", database=settings)
 node = Node(config, Path(state), Path(packages), connection=connection)
 if where == "after-commit":  # a real SIGKILL right after the database commit
     import os, signal
@@ -194,10 +199,11 @@ print("done", flush=True)
 """
 
 
-def killed_import(node_dir: Path, b: str, package: Path, where: str) -> list[str]:
-    """Import ``package`` at B in a child process and SIGKILL it (by PID) mid-apply."""
+def killed_import(node_dir: Path, b: str, package: Path, where: str, *latest: str) -> list[str]:
+    """Import ``package`` at B (the Siège) in a child process and SIGKILL it (by PID)
+    mid-apply or right after the database commit. ``latest``: "table:column" rules."""
     home = node_dir / "node-B"
-    args = [str(home / "state.db"), str(home / "packages"), b, str(package), where]
+    args = [str(home / "state.db"), str(home / "packages"), b, str(package), where, *latest]
     child = subprocess.Popen(
         [sys.executable, "-c", CHILD, *args], stdout=subprocess.PIPE, text=True
     )
@@ -257,35 +263,68 @@ def test_crash_during_apply_leaves_database_as_before(
     assert checks(b) == checks(clean) == checks(a)
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="engine: conflicts are logged in the state transaction, committed after the "
+    "database; a crash in between loses the entry of a conflict the incoming row won (on "
+    "recovery the row already equals the incoming one and is seen as unchanged)",
+)
+def test_crash_after_commit_keeps_the_conflict_log(tmp_path: Path) -> None:
+    schema = "CREATE TABLE notes (id INTEGER PRIMARY KEY, v TEXT, changed DATETIME)"
+    a = sqlite_db(tmp_path / "a.db", schema)
+    b = sqlite_db(tmp_path / "b.db", schema)
+    run_sql(a, "INSERT INTO notes VALUES (1, 'un', '2025-01-01 00:00:00')")
+    rules = [TableRule("notes", ConflictPolicy.LATEST_WINS, modified_column="changed")]
+    with make_node(tmp_path, "A", a, rules=rules) as site:
+        with make_node(tmp_path, "B", b, hq=True, rules=rules) as hq:
+            assert hq.import_package(site.export().path).status == "applied"
+        run_sql(b, "UPDATE notes SET v = 'siège', changed = '2025-01-02 00:00:00'")
+        run_sql(a, "UPDATE notes SET v = 'site', changed = '2025-01-03 00:00:00'")
+        newer = site.export().path
+    killed_import(tmp_path, b, newer, "after-commit", "notes:changed")
+    with make_node(tmp_path, "B", b, hq=True, rules=rules) as hq:
+        assert hq.recover() == "A#2"
+        assert [(c["package"], c["winner"]) for c in hq.state.conflicts()] == [("A#2", "A")]
+
+
 # -- rows the database refuses ---------------------------------------------------------------
 
 
 def test_refused_rows_are_quarantined_and_the_rest_applied(tmp_path: Path) -> None:
-    a = sqlite_db(tmp_path / "a.db", ITEMS)
+    """The receiver has a CHECK, a NOT NULL and a foreign key the sender does not have."""
+    a = sqlite_db(
+        tmp_path / "a.db", ITEMS, "CREATE TABLE lines (id INTEGER PRIMARY KEY, item INTEGER)"
+    )
     b = sqlite_db(
         tmp_path / "b.db",
         "CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT NOT NULL, "
         "qty INTEGER NOT NULL CHECK (qty >= 0), price DECIMAL(10,2))",
+        "CREATE TABLE lines (id INTEGER PRIMARY KEY, item INTEGER REFERENCES items (id))",
     )
     rows = item_rows(1, 21)
     rows[4] = (5, "négatif", -1, "1.00")
     rows[9] = (10, "sans quantité", None, "2.00")
     run_sql(a, "INSERT INTO items VALUES (?, ?, ?, ?)", rows)
+    run_sql(a, "INSERT INTO lines VALUES (?, ?)", [(1, 1), (2, 99), (3, 3)])
     with make_node(tmp_path, "A", a) as site, make_node(tmp_path, "B", b, hq=True) as hq:
         result = hq.import_package(site.export().path)
         assert result.status == "applied"
-        assert (result.stats.upserts, result.stats.quarantined) == (18, 2)
+        assert (result.stats.upserts, result.stats.quarantined) == (18 + 2, 3)
         refused = hq.state.quarantined()
-        assert [(q["tbl"], q["key_json"]) for q in refused] == [("items", "[5]"), ("items", "[10]")]
+        assert [(q["tbl"], q["key_json"]) for q in refused] == [
+            ("items", "[5]"), ("items", "[10]"), ("lines", "[2]")
+        ]  # fmt: skip
         assert all(q["error"] and q["row_json"] for q in refused)
         with Db(b) as db:
             assert [r[0] for r in db.rows("items")] == [i for i in range(1, 21) if i not in (5, 10)]
+            assert db.rows("lines") == [(1, 1), (3, 3)]
         assert hq.export().manifest.rows == 0  # refused rows are not deleted back at the site
 
         # Fixed at the source, the rows come again and are applied.
         run_sql(a, "UPDATE items SET qty = 0 WHERE id IN (5, 10)")
+        run_sql(a, "UPDATE lines SET item = 10 WHERE id = 2")
         result = hq.import_package(site.export().path)
-        assert (result.stats.upserts, result.stats.quarantined) == (2, 0)
+        assert (result.stats.upserts, result.stats.quarantined) == (3, 0)
         assert checks(a) == checks(b)
 
 
