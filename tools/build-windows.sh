@@ -235,6 +235,9 @@ VERSION=$(sed -n 's/^__version__ = "\(.*\)"/\1/p' "$ROOT/synchro/__init__.py")
 out=$(cd "$RUN" && WTIMEOUT=120 wrun ./synchro-cli.exe --version | tr -d '\r')
 [ "$out" = "synchro $VERSION" ] || die "synchro-cli.exe --version printed '$out'"
 ts "synchro-cli.exe --version: $out"
+# The windowed exe has no stdout at all (sys.stdout is None): it must still run and exit 0.
+(cd "$RUN" && WTIMEOUT=120 wrun ./synchro.exe --version >/dev/null) || die "synchro.exe --version (windowed) failed"
+ts "synchro.exe (windowed) --version: exit 0"
 
 # The real winreg and kernel32 code of synchro.platform, run by the Windows Python.
 RUNKEY='HKCU\Software\Microsoft\Windows\CurrentVersion\Run'
