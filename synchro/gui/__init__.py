@@ -1,7 +1,8 @@
 """synchro.gui: the tray icon and the windows of the manual (FreeSimpleGUI + pystray).
 
-``main(args)`` is what ``synchro`` with no command runs: it logs to the node's log folder,
-builds the application's ``GuiBackend`` and runs the ``GuiShell`` loop on this (main) thread
+``main(args)`` is what ``synchro`` with no command runs: one instance per configuration (a
+second start asks the running one to show its settings, then exits), logs in the node's log
+folder, the application's ``GuiBackend``, and the ``GuiShell`` loop on this (main) thread
 until Quitter. Importing this package imports no toolkit; ``main`` does, lazily.
 """
 
@@ -9,6 +10,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+import queue
+from collections.abc import Mapping
+from typing import Any, Protocol
 
 
 def main(args: argparse.Namespace) -> int:
@@ -18,14 +22,22 @@ def main(args: argparse.Namespace) -> int:
     from synchro.gui_backend import AppBackend
     from synchro.log import setup_logging, shutdown_logging
     from synchro.platform.paths import resolve_paths
+    from synchro.platform.single_instance import ControlServer, InstanceLock
 
-    paths = resolve_paths(getattr(args, "config", None))
+    paths = resolve_paths(getattr(args, "config", None)).ensure()
     setup_logging(paths.log_dir, console=True)
     log = logging.getLogger("synchro.gui")
+    lock = InstanceLock(paths.lock_file)
+    if not lock.acquire():  # already running: show that one, as a click on its icon would
+        log.info("Synchro already runs for %s: asking it to show itself", paths.config_file)
+        lock.notify_running("show")
+        shutdown_logging()
+        return 0
     backend: AppBackend | None = None
     try:
         backend = AppBackend(paths)
-        GuiShell(backend).run()
+        with ControlServer(paths.lock_file, control_handler(backend)):
+            GuiShell(backend).run()
         return 0
     except SynchroError as exc:
         log.error("synchro: %s", exc)
@@ -38,7 +50,36 @@ def main(args: argparse.Namespace) -> int:
     finally:
         if backend is not None:
             backend.close()
+        lock.release()
         shutdown_logging()
+
+
+class _Backend(Protocol):
+    """What the control handler needs (``synchro.gui_backend.AppBackend`` has it)."""
+
+    @property
+    def events(self) -> queue.Queue[Any]: ...
+
+    @property
+    def app(self) -> Any: ...
+
+
+def control_handler(backend: _Backend) -> Any:
+    """The local control channel of the tray program (runs in the channel's thread: it only
+    enqueues). ``show`` opens the settings; the others go to the App once it exists."""
+    from synchro.errors import SynchroError
+    from synchro.gui.ports import ShowRequested
+
+    def handle(cmd: str, args: Mapping[str, Any]) -> Mapping[str, Any] | None:
+        if cmd == "show":
+            backend.events.put(ShowRequested())
+            return {"shown": True}
+        if backend.app is None:
+            raise SynchroError("Synchro n'est pas encore paramétré : terminez l'assistant.")
+        reply: Mapping[str, Any] | None = backend.app.control(cmd, args)
+        return reply
+
+    return handle
 
 
 def _fatal(text: str) -> None:

@@ -97,7 +97,13 @@ class ReportsChanged:
     """The list of reports changed (new run, state change): the Rapport window refreshes."""
 
 
-GuiEvent = StateChanged | Progress | StatusMessage | ReportsChanged
+@dataclass(frozen=True)
+class ShowRequested:
+    """The program was started again for this configuration: show the settings (after the
+    password), as a click on the tray icon does."""
+
+
+GuiEvent = StateChanged | Progress | StatusMessage | ReportsChanged | ShowRequested
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,7 @@ from synchro.gui.ports import (
     GuiBackend,
     GuiEvent,
     Progress,
+    ShowRequested,
     StateChanged,
     StatusMessage,
     TrayState,
@@ -222,6 +223,8 @@ class GuiShell:
                 self.tray.notify(event.message or tr("gui.tray.failed_note", self.lang))
         elif isinstance(event, StatusMessage):
             self.status(event.text, event.at)
+        elif isinstance(event, ShowRequested):
+            self.handle_command(Command.SETTINGS)
         for controller in self.controllers:
             if not controller.closed:
                 controller.dispatch_event(event)
