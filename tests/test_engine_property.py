@@ -208,7 +208,7 @@ def quiet_round(g: Group, carried: list[tuple[str, int, Path]]) -> None:
 
 @pytest.mark.parametrize("policy", list(ConflictPolicy))
 @settings(
-    max_examples=20,
+    max_examples=15,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
