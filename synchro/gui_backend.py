@@ -29,18 +29,12 @@ from synchro.gui.ports import (
     StatusMessage,
     TrayState,
 )
+from synchro.i18n import tr
 from synchro.platform.autostart import Autostart, autostart_for_platform, default_command
 from synchro.platform.paths import NodePaths
 from synchro.reports import RunRecord
 
-PHASES = {
-    "capture": "lecture des changements",
-    "send": "envoi",
-    "wait": "attente du siège",
-    "receive": "réception",
-    "apply": "intégration",
-    "publish": "publication",
-}
+PHASES = ("capture", "send", "wait", "receive", "apply", "publish")
 _TRAY = {
     "running": TrayState.RUNNING,
     "ok": TrayState.OK,
@@ -50,10 +44,10 @@ _TRAY = {
 }
 
 
-def gui_event(event: engine.Event) -> list[GuiEvent]:
-    """The GUI events one engine event becomes."""
+def gui_event(event: engine.Event, lang: str = "fr") -> list[GuiEvent]:
+    """The GUI events one engine event becomes (phase words in the UI language)."""
     if isinstance(event, engine.Progress):
-        phase = PHASES.get(event.phase, event.phase)
+        phase = tr(f"app.phase.{event.phase}", lang) if event.phase in PHASES else event.phase
         text = f"{event.site} : {phase}" + (f" ({event.detail})" if event.detail else "")
         return [Progress(rows=event.rows, bytes=event.bytes, phase=text)]
     if isinstance(event, engine.StateChanged):
@@ -108,7 +102,7 @@ class AppBackend:
         self.app.start()
 
     def _forward(self, event: engine.Event) -> None:
-        for item in gui_event(event):
+        for item in gui_event(event, self.config().language):
             self.events.put(item)
 
     def close(self) -> None:
@@ -198,7 +192,11 @@ class AppBackend:
         from synchro.db import open_database
 
         with open_database(connection) as adapter:
-            return [t.name + ("" if t.key else " (sans clé)") for t in adapter.tables()]
+            lang = self.config().language
+            return [
+                t.name if t.key else tr("app.table.no_key", lang, table=t.name)
+                for t in adapter.tables()
+            ]
 
     def odbc_drivers(self) -> list[str]:
         try:
@@ -216,20 +214,33 @@ class AppBackend:
     def report_detail(self, report_id: str) -> ReportDetail:
         record = self._app().reports.get(int(report_id))
         details = record.details
+        lang = self.config().language
         quarantined = _lines(
             details.get("quarantined"),
-            lambda q: f"{q.get('tbl')} {q.get('key_json')} : {q.get('error')}",
+            lambda q: tr(
+                "app.detail.quarantined",
+                lang,
+                table=q.get("tbl"),
+                key=q.get("key_json"),
+                error=q.get("error"),
+            ),
         )
         conflicts = _lines(
             details.get("conflicts"),
-            lambda c: (
-                f"{c.get('tbl')} {c.get('key_json')} : gagnant {c.get('winner')}, "
-                f"perdant {c.get('loser')} ({c.get('policy')})"
+            lambda c: tr(
+                "app.detail.conflict",
+                lang,
+                table=c.get("tbl"),
+                key=c.get("key_json"),
+                winner=c.get("winner"),
+                loser=c.get("loser"),
+                policy=c.get("policy"),
             ),
         )
+        email = details.get("email")
         extra = (
-            [f"email : {details['email'].get('message', '')}"]
-            if isinstance(details.get("email"), dict)
+            [tr("app.detail.email", lang, message=email.get("message", ""))]
+            if isinstance(email, dict)
             else []
         )
         message = (

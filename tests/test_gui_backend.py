@@ -49,6 +49,8 @@ def test_engine_events_become_gui_events() -> None:
         StateChanged(TrayState.FAILED, "refus"),
         ReportsChanged(),
     ]
+    english = gui_event(engine.Progress("apply", "3615", 5, 0, "ventes"), "en")
+    assert english == [Progress(rows=5, bytes=0, phase="3615 : applying (ventes)")]
     at = dt.datetime(2026, 11, 18, 17, 39, 2)
     assert gui_event(engine.Status("Démarrage en mode siège.", at)) == [
         StatusMessage("Démarrage en mode siège.", at)
