@@ -22,7 +22,7 @@ from engine_helpers import Db, make_node, state_counts
 
 from synchro.config.model import ConflictPolicy, TableRule
 from synchro.engine.node import Node
-from synchro.errors import Cancelled, PackageError
+from synchro.errors import ApplyError, Cancelled, PackageError
 
 ITEMS = (
     "CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT NOT NULL, qty INTEGER, "
@@ -481,4 +481,24 @@ def test_first_packages_of_a_site_out_of_order_wait(tmp_path: Path, pair: tuple[
         assert hq.import_package(first).status == "applied"
         assert hq.import_package(second).status == "applied"
         assert hq.import_package(first).status == "duplicate"
+        assert checks(a) == checks(b)
+
+
+def test_different_columns_refuse_the_package_whole(tmp_path: Path) -> None:
+    """``items`` (applied first) matches; ``notes`` lacks a column: nothing is kept."""
+    a = sqlite_db(
+        tmp_path / "a.db", ITEMS, "CREATE TABLE notes (id INTEGER PRIMARY KEY, v TEXT, extra TEXT)"
+    )
+    b = sqlite_db(tmp_path / "b.db", ITEMS, "CREATE TABLE notes (id INTEGER PRIMARY KEY, v TEXT)")
+    run_sql(a, "INSERT INTO items VALUES (?, ?, ?, ?)", item_rows(1, 5))
+    run_sql(a, "INSERT INTO notes VALUES (1, 'une note', 'en plus')")
+    with make_node(tmp_path, "A", a) as site, make_node(tmp_path, "B", b, hq=True) as hq:
+        path = site.export().path
+        with pytest.raises(ApplyError, match="extra"):
+            hq.import_package(path)
+        assert all(count == 0 for count, _digest in checks(b).values())
+        assert hq.state.intent() is None and not hq.state.is_applied("A", 1)
+        run_sql(b, "ALTER TABLE notes ADD COLUMN extra TEXT")
+        hq.tables(refresh=True)
+        assert hq.import_package(path).status == "applied"
         assert checks(a) == checks(b)
