@@ -24,6 +24,11 @@ _SEP = b"\x1f"
 
 
 def _parse_datetime(value: str) -> dt.datetime | None:
+    if len(value) == 19 and value[10] == " ":  # "YYYY-MM-DD HH:MM:SS" as SQLite keeps it
+        try:
+            return dt.datetime.fromisoformat(value)
+        except ValueError:
+            pass
     text = value.strip().replace("T", " ")
     try:
         return dt.datetime.fromisoformat(text)
@@ -404,6 +409,15 @@ def row_normaliser(kinds: Sequence[str]) -> Callable[[Sequence[Any]], tuple[Any,
     exact = tuple(_EXACT.get(k) for k in kinds)
     fixes: dict[tuple[type, ...], tuple[int, ...]] = {}
     none = type(None)
+    # What normalise() does for a non-NULL value of another type than the kind's own.
+    direct: dict[str, Callable[[Any], Any]] = {
+        "decimal": as_decimal,
+        "bool": as_bool,
+        "date": as_date,
+        "datetime": as_datetime,
+        "time": as_time,
+    }
+    converters = tuple(direct.get(k) or functools.partial(normalise, k) for k in kinds)
 
     def fix_of(signature: tuple[type, ...]) -> tuple[int, ...]:
         fix = tuple(
@@ -426,7 +440,7 @@ def row_normaliser(kinds: Sequence[str]) -> Callable[[Sequence[Any]], tuple[Any,
             return tuple(row)
         out = list(row)
         for i in fix:
-            out[i] = normalise(kinds[i], out[i])
+            out[i] = converters[i](out[i])
         return tuple(out)
 
     return normalise_row

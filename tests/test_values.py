@@ -223,3 +223,35 @@ def test_prepared_row_functions_refuse_a_row_of_wrong_width() -> None:
         normalise_row((1,))
     with pytest.raises(ValueError):
         V.row_to_json(("int",))((1, 2))
+
+
+def _reference_as_datetime(value: str) -> Any:
+    try:
+        return dt.datetime.fromisoformat(value.strip().replace("T", " "))
+    except ValueError:
+        return value
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2024-01-02 03:04:05",
+        "2024-01-02T03:04:05",
+        "2024-01-02 03:04:5 ",
+        " 2024-01-02 03:04:0",
+        "2024-01-02 03:04:05.250",
+        "2024-01-02 03:04:05+02:00",
+        "2024-13-02 03:04:05",
+        "20240102T030405",
+        "2024-01-02",
+        "pas une date du tout",
+    ],
+)
+def test_datetime_text_fast_path_parses_as_before(text: str) -> None:
+    assert V.as_datetime(text) == _reference_as_datetime(text)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.text(), st.datetimes().map(lambda d: d.isoformat(" ", "seconds"))))
+def test_datetime_text_parses_as_before(text: str) -> None:
+    assert V.as_datetime(text) == _reference_as_datetime(text)

@@ -85,7 +85,8 @@ class _SnapshotWriter:
     def flush(self) -> None:
         self.state.put_snapshot(self.snap, self.nkeys, self.puts)
         self.state.drop_snapshot(self.snap, self.nkeys, self.drops)
-        self.puts, self.drops = [], []
+        self.puts.clear()  # in place: _full_diff appends to this very list
+        self.drops.clear()
 
 
 def ensure_snapshots(state: StateDB, tables: Sequence[Table]) -> dict[str, str]:
@@ -242,7 +243,9 @@ def _full_diff(
     name = table.name
     skey_of = snapshot_key(table.key_kinds, table.key_positions)
     hasher = row_hasher(table.kinds)
-    write, put = writer.write, snapw.put
+    write = writer.write
+    puts = snapw.puts  # snapw.put() inlined: the list is flushed every FLUSH_EVERY rows
+    inserts = updates = 0
     cancel, progress = options.cancel, options.progress
     snaps = iter(snap_rows)
     snap_row = next(snaps, None)
@@ -277,11 +280,15 @@ def _full_diff(
         if digest != old:
             write(name, "U", row)
             if in_snap:
-                count.updates += 1
+                updates += 1
             else:
-                count.inserts += 1
-            put(skey, digest)
+                inserts += 1
+            puts.append((*skey, digest))
+            if len(puts) >= FLUSH_EVERY:
+                snapw.flush()
     count.scanned = seen
+    count.inserts += inserts
+    count.updates += updates
     while snap_key is not None:
         on_delete(snap_key)
         snap_row = next(snaps, None)

@@ -1,0 +1,80 @@
+"""Capture's full-scan diff with tiny flush sizes: every batch boundary is crossed.
+
+The merge loop writes snapshot entries in batches of ``FLUSH_EVERY`` and deletes through
+their own batches; with both set to 2 every row crosses a boundary, so a lost or doubled
+snapshot entry shows up as a change captured again (or missed) on the next export.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from synchro.capture import diff
+from synchro.config.model import Config, Role
+from synchro.engine.node import Node
+
+SCHEMA = (
+    "CREATE TABLE t(site TEXT NOT NULL, num INTEGER NOT NULL, qte INTEGER, "
+    "montant DECIMAL(10,2), quand DATETIME, PRIMARY KEY(site, num))"
+)
+
+
+def _node(tmp: Path, name: str) -> Node:
+    config = Config(role=Role.SITE, site=name.upper())
+    return Node(
+        config, tmp / f"{name}.state", tmp / f"{name}-pk", connection=str(tmp / f"{name}.db")
+    )
+
+
+def _rows(path: Path) -> list[tuple[object, ...]]:
+    conn = sqlite3.connect(path)
+    try:
+        return conn.execute("SELECT * FROM t ORDER BY site, num").fetchall()
+    finally:
+        conn.close()
+
+
+def test_changes_cross_every_flush_boundary(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(diff, "FLUSH_EVERY", 2)
+    monkeypatch.setattr(diff, "CHECK_EVERY", 3)
+    seen: list[int] = []
+    for name in ("a", "b"):
+        conn = sqlite3.connect(tmp_path / f"{name}.db")
+        conn.execute(SCHEMA)
+        conn.close()
+    conn = sqlite3.connect(tmp_path / "a.db")
+    with conn:
+        conn.executemany(
+            "INSERT INTO t VALUES (?, ?, ?, ?, ?)",
+            [
+                (site, i, i % 5, f"{i}.50", f"2024-01-{1 + i % 28:02d} 10:00:00")
+                for site in ("S1", "S2", "S3")
+                for i in range(1, 12)
+            ],
+        )
+    conn.close()
+    with _node(tmp_path, "a") as a, _node(tmp_path, "b") as b:
+        first = a.export(progress=lambda _t, n: seen.append(n))
+        assert first.capture.counts["t"].inserts == 33
+        assert seen == list(range(3, 34, 3))
+        b.import_package(first.path)
+        conn = sqlite3.connect(tmp_path / "a.db")
+        with conn:
+            conn.execute("DELETE FROM t WHERE num % 3 = 0 OR site = 'S2'")
+            conn.execute("UPDATE t SET qte = qte + 10 WHERE num % 4 = 1")
+            conn.executemany(
+                "INSERT INTO t VALUES (?, ?, 1, '1.00', NULL)", [("S0", i) for i in range(5)]
+            )
+        conn.close()
+        second = a.export()
+        counts = second.capture.counts["t"]
+        assert (counts.inserts, counts.deletes) == (5, 11 + 6)
+        assert counts.updates == 4  # num 1, 5 of S1 and S3 (num 9 is deleted)
+        b.import_package(second.path)
+        assert _rows(tmp_path / "a.db") == _rows(tmp_path / "b.db")
+        assert a.export().manifest.rows == 0  # the snapshot holds exactly what was sent
