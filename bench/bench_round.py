@@ -99,8 +99,8 @@ def setup(root: Path, sites: int, rows: int) -> tuple[Path, list[Path]]:
             role=Role.SITE,
             site=code,
             site_settings=SiteSettings(
-                attempts=600,
-                retry_delay=dt.timedelta(seconds=1),
+                attempts=360,
+                retry_delay=dt.timedelta(seconds=10),
                 hq_address="127.0.0.1",
                 hq_port=port,
                 secret=secrets[code],
@@ -138,7 +138,7 @@ def wait_rusage(proc: subprocess.Popen[bytes]) -> tuple[int, int]:
 
 def one_round(root: Path, sites: int, rows: int) -> dict[str, float]:
     hq_dir, site_dirs = setup(root, sites, rows)
-    hq = start(hq_dir, "--linger", "3600")
+    hq = start(hq_dir, "--linger", "3600")  # stopped below once every site is done
     time.sleep(1.0)
     began = time.monotonic()
     procs = [start(folder) for folder in site_dirs]
