@@ -283,13 +283,9 @@ def test_crash_mid_apply_on_a_database_server(
     crash_and_recover(tmp_path, a, receiver.connection, 3_000, "mid-apply")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine: conflicts are logged in the state transaction, committed after the "
-    "database; a crash in between loses the entry of a conflict the incoming row won (on "
-    "recovery the row already equals the incoming one and is seen as unchanged)",
-)
 def test_crash_after_commit_keeps_the_conflict_log(tmp_path: Path) -> None:
+    """The incoming row wins a conflict; the apply is killed after the database commit:
+    the losing version must still be logged, once (it is gone from the database)."""
     schema = "CREATE TABLE notes (id INTEGER PRIMARY KEY, v TEXT, changed DATETIME)"
     a = sqlite_db(tmp_path / "a.db", schema)
     b = sqlite_db(tmp_path / "b.db", schema)
@@ -304,7 +300,12 @@ def test_crash_after_commit_keeps_the_conflict_log(tmp_path: Path) -> None:
     killed_import(tmp_path, b, newer, "after-commit", "notes:changed")
     with make_node(tmp_path, "B", b, hq=True, rules=rules) as hq:
         assert hq.recover() == "A#2"
-        assert [(c["package"], c["winner"]) for c in hq.state.conflicts()] == [("A#2", "A")]
+        [conflict] = hq.state.conflicts()
+        assert (conflict["package"], conflict["winner"], conflict["loser"]) == ("A#2", "A", "B")
+        assert "siège" in conflict["loser_json"]
+        assert list(tmp_path.rglob("*.conflicts-*")) == []  # the side file is gone
+        assert hq.import_package(newer).status == "duplicate"
+        assert len(hq.state.conflicts()) == 1
 
 
 # -- rows the database refuses ---------------------------------------------------------------

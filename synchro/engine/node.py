@@ -352,8 +352,10 @@ class Node:
         tables = self._table_map()
         try:
             with self.state.transaction():
+                self.state.replay_conflicts(ctx.package_id)  # kept by a crashed apply
                 with self.adapter.atomic():
                     stats = apply_changes(self.adapter, self.state, tables, reader, ctx)
+                    self.state.keep_conflicts(ctx.package_id)  # durable before the commit
                 self._after_apply(manifest)
                 self.state.mark_applied(
                     manifest.origin, manifest.sequence, manifest.kind, manifest.rows
@@ -363,6 +365,7 @@ class Node:
             with self.state.transaction():
                 self.state.clear_intent()
             raise
+        self.state.drop_conflicts_journal(ctx.package_id)
         return stats
 
     def _after_apply(self, manifest: Manifest) -> None:

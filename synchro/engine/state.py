@@ -25,6 +25,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from synchro.config.atomic import atomic_write
 from synchro.db.base import Key, Table
 from synchro.errors import StateError
 from synchro.values import canonical
@@ -298,6 +299,38 @@ class StateDB:
             "VALUES (?, ?, ?, ?, ?, ?)",
             (_now(), package, table, key, row, error),
         )
+
+    def _journal(self, package: str) -> Path:
+        safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in package)
+        return self.path.with_name(f"{self.path.name}.conflicts-{safe}.json")
+
+    def keep_conflicts(self, package: str) -> None:
+        """Write the conflicts logged for ``package`` in the open transaction to a durable
+        side file, just before the user's database commits.
+
+        The state transaction commits after the database: a crash in between would lose
+        the losing versions, and re-applying cannot find them again (the rows already are
+        the winners). ``replay_conflicts`` puts them back; entries are unique per
+        (package, table, key), so nothing is ever logged twice.
+        """
+        entries = self.conflicts(package)
+        if entries:
+            data = json.dumps(entries, ensure_ascii=False).encode("utf-8")
+            atomic_write(self._journal(package), data)
+
+    def replay_conflicts(self, package: str) -> None:
+        """Log again the conflicts an interrupted apply of ``package`` had kept."""
+        path = self._journal(package)
+        if not path.exists():
+            return
+        for e in json.loads(path.read_text(encoding="utf-8")):
+            self.log_conflict(
+                e["package"], e["tbl"], e["key_json"], e["policy"], e["winner"], e["loser"],
+                e["winner_json"], e["loser_json"],
+            )  # fmt: skip
+
+    def drop_conflicts_journal(self, package: str) -> None:
+        self._journal(package).unlink(missing_ok=True)
 
     def conflicts(self, package: str | None = None) -> list[dict[str, Any]]:
         return self._dicts("conflicts", package)
