@@ -201,6 +201,9 @@ print("done", flush=True)
 """
 
 
+POSIX_ONLY = pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX")
+
+
 def killed_import(node_dir: Path, b: str, package: Path, where: str, *latest: str) -> list[str]:
     """Import ``package`` at B (the Siège) in a child process and SIGKILL it (by PID)
     mid-apply or right after the database commit. ``latest``: "table:column" rules."""
@@ -254,6 +257,7 @@ def crash_and_recover(tmp_path: Path, a: str, b: str, big: int, where: str) -> l
     return [first, second]
 
 
+@POSIX_ONLY
 @pytest.mark.parametrize(
     "where", [pytest.param("mid-apply", marks=pytest.mark.slow), "after-commit"]
 )
@@ -271,6 +275,7 @@ def test_crash_during_apply_leaves_database_as_before(
     assert checks(b) == checks(clean)
 
 
+@POSIX_ONLY
 @pytest.mark.slow
 @pytest.mark.parametrize("server", ["postgresql", "mariadb"])
 def test_crash_mid_apply_on_a_database_server(
@@ -283,6 +288,7 @@ def test_crash_mid_apply_on_a_database_server(
     crash_and_recover(tmp_path, a, receiver.connection, 3_000, "mid-apply")
 
 
+@POSIX_ONLY
 def test_crash_after_commit_keeps_the_conflict_log(tmp_path: Path) -> None:
     """The incoming row wins a conflict; the apply is killed after the database commit:
     the losing version must still be logged, once (it is gone from the database)."""
