@@ -209,3 +209,36 @@ def test_origin_owns_keeps_the_owner_version(tmp_path: Path, order: tuple[str, .
         full_round(trio)
         assert trio.rows("HQ") == [(1, "par S2", "S2", None), (2, "par S1", "S1", None)]
         assert trio.converged()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="engine (design): a parent deleted at one site while another adds a child to it "
+    "is refused at both ends by the foreign key (quarantined at the Siège and at the site) "
+    "and never converges; needs a rule (resurrect the parent or cascade the delete)",
+)
+def test_parent_deleted_while_a_child_is_added_elsewhere_converges(tmp_path: Path) -> None:
+    schema = (
+        "CREATE TABLE p (id INTEGER PRIMARY KEY, n TEXT)",
+        "CREATE TABLE c (id INTEGER PRIMARY KEY, p INTEGER NOT NULL REFERENCES p (id))",
+    )
+    nodes = []
+    for code in ("HQ", "S1", "S2"):
+        db = tmp_path / f"{code}.db"
+        conn = sqlite3.connect(db)
+        for sql in schema:
+            conn.execute(sql)
+        conn.close()
+        nodes.append(make_node(tmp_path, code, str(db), hq=code == "HQ"))
+    trio = Trio(tmp_path, *nodes)
+    try:
+        trio.sql("HQ", "INSERT INTO p VALUES (1, 'parent')")
+        full_round(trio)
+        trio.sql("S1", "DELETE FROM p WHERE id = 1")
+        trio.sql("S2", "INSERT INTO c VALUES (10, 1)")
+        full_round(trio)
+        full_round(trio)
+        assert trio.converged()
+    finally:
+        for node in nodes:
+            node.close()
