@@ -3,7 +3,8 @@
 Hypothesis draws, for several rounds, random inserts, updates and deletes at every node
 (some at the establishments after they exported, so the Siège's package meets local
 changes), how many packages each establishment makes, the order in which they reach the
-Siège, which are delivered twice and which arrive a round late. The engine must answer
+Siège, which are delivered twice, which arrive a round late, and which establishment is
+offline for a round (its Siège package is lost; it catches up later). The engine must answer
 ``applied`` / ``duplicate`` / ``waiting`` / ``stale`` exactly as the model says; after
 quiet rounds every node holds the same tables (per-table checksums), and no conflict is
 logged twice for the same (package, table, key). Run for the three conflict policies.
@@ -172,11 +173,17 @@ def group(policy: ConflictPolicy) -> Iterator[Group]:
 
 
 def one_round(g: Group, data: st.DataObject, carried: list[tuple[str, int, Path]]) -> list[Any]:
-    """One round with random changes and deliveries; returns the packages held back."""
+    """One round with random changes and deliveries; returns the packages held back.
+
+    An offline site changes its data but sends nothing, and the package the Siège made
+    for it is lost: it catches up in a later round."""
     packages = list(carried)
+    offline = data.draw(st.sets(st.sampled_from(SITES), max_size=1), label="site offline")
     for code in CODES:
         run_ops(g.db(code), data.draw(ops, label=f"{code} changes"))
     for site in SITES:
+        if site in offline:
+            continue
         packages.append(g.export(site))
         if data.draw(st.booleans(), label=f"{site} makes a second package"):
             run_ops(g.db(site), data.draw(ops, label=f"{site} more changes"))
@@ -193,6 +200,9 @@ def one_round(g: Group, data: st.DataObject, carried: list[tuple[str, int, Path]
     )
     g.deliver(arriving + twice)
     for site in SITES:
+        if site in offline:
+            g.hq.publish(site, g.folder / "lost")
+            continue
         run_ops(g.db(site), data.draw(ops, label=f"{site} changes while HQ publishes"))
         g.publish(site, twice=data.draw(st.booleans(), label=f"{site} receives twice"))
     return held
