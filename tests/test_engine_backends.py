@@ -20,14 +20,17 @@ import pytest
 from backends import Backend, create_sample_schema
 from engine_helpers import CHILDREN, KINDS_ROWS, Db, fill_sample, make_node, value_problems
 
+from synchro.config.model import TableRule
 from synchro.engine.node import Node
 
-SYNCED = ["child", "deckey", "guarded", "kinds", "pair", "parent", "textkey", "uniq"]
+SYNCED = ["cfgkey", "child", "deckey", "guarded", "kinds", "pair", "parent", "textkey", "uniq"]
+RULES = [TableRule("cfgkey", key=("code",))]  # no key in the database: named in the config
 SAME = [n for n in SYNCED if n != "guarded"]  # guarded: the receiver refuses a row
 
 
 def add_extra_tables(backend: Backend, *, guarded: bool) -> None:
-    """``deckey``: a DECIMAL key (spooled capture); ``guarded``: a CHECK on the receiver."""
+    """``deckey``: a DECIMAL key (spooled capture); ``guarded``: a CHECK on the receiver;
+    ``cfgkey``: no key in the database, one named in the configuration."""
     check = " CHECK (v >= 0)" if guarded else ""
     engine = " ENGINE=InnoDB" if backend.dialect == "mysql" else ""
     backend.execute(
@@ -36,6 +39,7 @@ def add_extra_tables(backend: Backend, *, guarded: bool) -> None:
     backend.execute(
         f"CREATE TABLE guarded (id INTEGER NOT NULL PRIMARY KEY, v INTEGER{check}){engine}"
     )
+    backend.execute(f"CREATE TABLE cfgkey (code VARCHAR(20) NOT NULL, v INTEGER){engine}")
 
 
 def prepare(db: Backend, *, guarded: bool) -> None:
@@ -55,6 +59,7 @@ def check_first_copy(a: Db, b: Db, site: Node, hq: Node) -> None:
     tables, skipped = site.tables()
     assert [t.name for t in tables if t.name in ("parent", "child")] == ["parent", "child"]
     assert sorted(t.name for t in tables) == SYNCED
+    assert {t.name: t.key_source for t in tables}["cfgkey"] == "config"
     assert [s.table for s in skipped] == ["nokey"]
     assert "clé" in skipped[0].reason
 
@@ -107,6 +112,9 @@ def change_site(a: Backend, db: Db) -> None:
     db.write("deckey", [(Decimal("2.50"), "deux et demi modifié")])
     db.delete("deckey", [(Decimal("-3.25"),)])
     a.execute("DELETE FROM guarded WHERE id = ?", [3])
+    a.execute("UPDATE cfgkey SET v = ? WHERE code = ?", [30, "Zoé"])
+    a.execute("DELETE FROM cfgkey WHERE code = ?", ["c1"])
+    a.execute("INSERT INTO cfgkey (code, v) VALUES (?, ?)", ["c4", None])
 
 
 def change_hq(b: Backend) -> None:
@@ -135,10 +143,12 @@ def test_round_trip_on_one_back_end(
     with (
         Db(a.connection) as da,
         Db(b.connection) as db,
-        make_node(tmp_path, "A", a.connection) as site,
-        make_node(tmp_path, "B", b.connection, hq=True) as hq,
+        make_node(tmp_path, "A", a.connection, rules=RULES) as site,
+        make_node(tmp_path, "B", b.connection, hq=True, rules=RULES) as hq,
     ):
         fill_sample(da)
+        for code, v in (("c1", 1), ("c2", 2), ("Zoé", 3)):
+            a.execute("INSERT INTO cfgkey (code, v) VALUES (?, ?)", [code, v])
         da.write("deckey", DECIMAL_KEYS)
         da.write("guarded", [(1, 5), (2, -1), (3, 7)])
         a.execute("INSERT INTO nokey (v, n) VALUES (?, ?)", ["pas de clé", 1])
