@@ -272,8 +272,8 @@ def test_floats_arrive_exactly_and_are_not_echoed(
             )
         )
     source = make_backend("sqlite")
-    for db in (source, backend):
-        create_sample_schema(db)
+    for each in (source, backend):
+        create_sample_schema(each)
     rows = [(i, *[None] * 8, value, None, None) for i, value in enumerate(FLOATS)]
     with (
         Db(source.connection) as da,
