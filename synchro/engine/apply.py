@@ -57,6 +57,7 @@ class ApplyContext:
     rules: Mapping[str, TableRule] = field(default_factory=dict)
     base_pos: int = 0  # Siège: change-log position the sender had received
     skip_pos: int = 0  # Serveur: skip changes at or before this change-log position
+    skip_origin: str = ""  # Serveur: skip the changes that came from this node itself
     cancel: threading.Event | None = None
     progress: Callable[[str, int], None] | None = None
 
@@ -261,16 +262,24 @@ class _TableApplier:
             self.adapter.upsert(self.table, [i.row for i in items if i.row is not None])
 
 
-def _batches(changes: Iterable[Change], skip_pos: int, stats: ApplyStats) -> Iterator[list[Change]]:
-    """Consecutive changes of the same table and operation, at most BATCH, no repeated key."""
+def _batches(
+    changes: Iterable[Change],
+    ctx: ApplyContext,
+    stats: ApplyStats,
+    key_of: Callable[[Change], tuple[Any, ...]],
+) -> Iterator[list[Change]]:
+    """Consecutive changes of the same table and operation, at most BATCH, no repeated key;
+    changes already applied (HQ position) or that came from this node are skipped."""
     batch: list[Change] = []
     keys: set[tuple[Any, ...]] = set()
     for change in changes:
-        if change.pos and change.pos <= skip_pos:
+        if (change.pos and change.pos <= ctx.skip_pos) or (
+            ctx.skip_origin and change.origin == ctx.skip_origin
+        ):
             stats.skipped += 1
             continue
         ident = (change.table, change.op)
-        marker = (change.table, change.op, json.dumps(change.values, default=str))
+        marker = (change.table, change.op, key_of(change))
         if batch and (
             (batch[0].table, batch[0].op) != ident or len(batch) >= BATCH or marker in keys
         ):
@@ -295,7 +304,14 @@ def apply_changes(
     schemas = {s.name: s for s in reader.manifest.tables}
     appliers: dict[str, _TableApplier] = {}
     done = 0
-    for batch in _batches(reader.changes(), ctx.skip_pos, stats):
+    key_positions = {s.name: s.key_positions for s in reader.manifest.tables}
+
+    def key_of(change: Change) -> tuple[Any, ...]:
+        if change.op == "D":
+            return change.values
+        return tuple(change.values[i] for i in key_positions[change.table])
+
+    for batch in _batches(reader.changes(), ctx, stats, key_of):
         if ctx.cancel is not None and ctx.cancel.is_set():
             raise Cancelled()
         name = batch[0].table

@@ -249,8 +249,7 @@ class HQService:
             self._apply_one(d, rid, outcome)
         targets = list(self.settings.sites) if publish_all else []
         targets += [s for s in outcome.applied if s not in targets]
-        for site in targets:
-            self._publish(site, rows.get(site))
+        self._publish(targets, rows)
         for rid in rows.values():
             record = self.reports.get(rid)
             if record.state is State.RUNNING:
@@ -302,24 +301,23 @@ class HQService:
         if d.path.exists():
             shutil.move(str(d.path), target / d.path.name)
 
-    def _publish(self, site: str, rid: int | None) -> None:
-        out = self.ftp_root / site / "out"
-        staging = self.node.packages_dir / "publish"
-        path, manifest = self.node.publish(site, staging)
-        out.mkdir(parents=True, exist_ok=True)
-        final = out / path.name
-        tmp = out / (path.name + ".part")
-        shutil.copyfile(path, tmp)
-        tmp.replace(final)
-        path.unlink(missing_ok=True)
-        for old in out.glob(f"*-{site}-*.pkg"):
-            if old.name != final.name:
-                old.unlink(missing_ok=True)
-        if rid is not None:
-            record = self.reports.get(rid)
-            self.reports.update(
-                rid,
-                bytes_sent=record.bytes_sent + final.stat().st_size,
-                rows_sent=record.rows_sent + manifest.rows,
-            )
-        self.emit(Progress("publish", site, 0, final.stat().st_size, final.name))
+    def _publish(self, sites: list[str], rows: dict[str, int]) -> None:
+        """One package per group of establishments in step, linked into each ``out``."""
+        if not sites:
+            return
+        self.emit(Progress("publish", self.code, detail=f"{len(sites)} établissement(s)"))
+        published = self.node.publish_group(sites, lambda site: self.ftp_root / site / "out")
+        for site, (final, manifest) in published.items():
+            for old in final.parent.glob(f"*-{site}-*.pkg"):
+                if old.name != final.name:
+                    old.unlink(missing_ok=True)
+            size = final.stat().st_size
+            rid = rows.get(site)
+            if rid is not None:
+                record = self.reports.get(rid)
+                self.reports.update(
+                    rid,
+                    bytes_sent=record.bytes_sent + size,
+                    rows_sent=record.rows_sent + manifest.rows,
+                )
+            self.emit(Progress("publish", site, manifest.rows, size, final.name))

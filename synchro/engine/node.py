@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
+import shutil
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -272,7 +274,7 @@ class Node:
                     f"à {manifest.meta.get('from_pos')})",
                 )
             newest = max((s for s, _ in self.state.outbox()), default=0)
-            if int(manifest.meta.get("acked_seq", 0)) < newest:
+            if self._acked_seq(manifest) < newest:
                 return ImportResult(
                     manifest,
                     ApplyStats(),
@@ -280,6 +282,7 @@ class Node:
                     "le siège n'a pas encore intégré le dernier envoi de ce poste",
                 )
             ctx_args["skip_pos"] = hq_pos
+            ctx_args["skip_origin"] = self.code  # a shared package holds our own changes too
         ctx = ApplyContext(
             local=self.code,
             is_hq=self.config.is_hq,
@@ -294,6 +297,13 @@ class Node:
             self.state.set_intent(origin, sequence, path)
         stats = self._apply(reader, ctx)
         return ImportResult(manifest, stats, "applied")
+
+    def _acked_seq(self, manifest: Manifest) -> int:
+        """Serveur: the last of our packages the Siège had applied when it published."""
+        acked = manifest.meta.get("acked")
+        if isinstance(acked, dict) and self.code in acked:
+            return int(acked[self.code])
+        return int(manifest.meta.get("acked_seq", 0))
 
     def keys(self) -> tuple[bytes, ...]:
         """The group keys a package may be sealed with: the current one, and the previous
@@ -377,7 +387,7 @@ class Node:
         elif manifest.kind == "hq":
             self.state.set_meta("hq_pos", str(int(manifest.meta.get("to_pos", 0))))
             self.state.set_meta("hq_instance", str(manifest.meta.get("instance", "")))
-            for old in self.state.ack_outbox(int(manifest.meta.get("acked_seq", 0))):
+            for old in self.state.ack_outbox(self._acked_seq(manifest)):
                 old.unlink(missing_ok=True)
 
     def recover(self) -> str | None:
@@ -396,13 +406,48 @@ class Node:
     # -- Siège: outgoing packages ---------------------------------------------------------
 
     def publish(self, site: str, out_dir: Path) -> tuple[Path, Manifest]:
-        """Siège: write the package of every change ``site`` has not received yet."""
+        """Siège: the package of every change ``site`` has not received yet, in ``out_dir``."""
+        return self.publish_group([site], lambda _site: out_dir)[site]
+
+    def publish_group(
+        self, sites: Sequence[str], folder_of: Callable[[str], Path]
+    ) -> dict[str, tuple[Path, Manifest]]:
+        """Siège: publish to several establishments at once.
+
+        Sites that have received the same changes (same acknowledged position, same key)
+        share one package, written once and linked into each site's folder as
+        ``<siège>-<site>-<sequence>.pkg``; each site skips the changes that came from itself.
+        """
+        groups: dict[tuple[int, bytes | None], list[str]] = {}
+        for site in sites:
+            acked, _applied, _out = self.state.site(site)
+            groups.setdefault((acked, self._key_for(site)), []).append(site)
+        staging = self.packages_dir / "publish"
+        staging.mkdir(parents=True, exist_ok=True)
+        published: dict[str, tuple[Path, Manifest]] = {}
+        for (acked, key), members in groups.items():
+            with self.state.transaction():
+                sequence = self.state.get_int("out_seq") + 1
+                self.state.set_meta("out_seq", str(sequence))
+            shared = staging / f"{self.code}-{sequence:08d}.pkg"
+            manifest = self._write_published(shared, sequence, acked, members, key)
+            for site in members:
+                folder = folder_of(site)
+                folder.mkdir(parents=True, exist_ok=True)
+                final = folder / f"{self.code}-{site}-{sequence:08d}.pkg"
+                _link_or_copy(shared, final)
+                published[site] = (final, manifest)
+            shared.unlink(missing_ok=True)
+            with self.state.transaction():
+                for site in members:
+                    site_acked, applied, _out = self.state.site(site)
+                    self.state.set_site(site, site_acked, applied, sequence)
+        return published
+
+    def _write_published(
+        self, path: Path, sequence: int, acked: int, sites: Sequence[str], key: bytes | None
+    ) -> Manifest:
         tables = self.tables()[0]
-        acked, applied_seq, out_seq = self.state.site(site)
-        to_pos = self.state.last_position()
-        sequence = out_seq + 1
-        path = out_dir / f"{self.code}-{site}-{sequence:08d}.pkg"
-        out_dir.mkdir(parents=True, exist_ok=True)
         writer = PackageWriter(
             path,
             origin=self.code,
@@ -411,35 +456,31 @@ class Node:
             tables=[TableSchema.of(t) for t in tables],
             meta={
                 "from_pos": acked,
-                "to_pos": to_pos,
-                "acked_seq": applied_seq,
-                "site": site,
+                "to_pos": self.state.last_position(),
+                "acked": {site: self.state.site(site)[1] for site in sites},
                 "instance": self.state.instance,
             },
-            key=self._key_for(site),
+            key=key,
             created=self.now(),
         )
         with writer:
             for table in tables:
                 for pos, origin, _kj, row_json in self.state.compacted_changes(
-                    table.name, "U", acked, site
+                    table.name, "U", acked, ""
                 ):
                     values = json.loads(row_json or "[]")
                     row = [from_json(k, v) for k, v in zip(table.kinds, values, strict=True)]
                     writer.write(table.name, "U", row, origin=origin, pos=pos)
             for table in reversed(tables):
                 for pos, origin, kj, _row in self.state.compacted_changes(
-                    table.name, "D", acked, site
+                    table.name, "D", acked, ""
                 ):
-                    key = [
+                    key_values = [
                         from_json(k, v)
                         for k, v in zip(table.key_kinds, json.loads(kj), strict=True)
                     ]
-                    writer.write(table.name, "D", key, origin=origin, pos=pos)
-            manifest = writer.close()
-        with self.state.transaction():
-            self.state.set_site(site, acked, applied_seq, sequence)
-        return path, manifest
+                    writer.write(table.name, "D", key_values, origin=origin, pos=pos)
+            return writer.close()
 
     # -- status -------------------------------------------------------------------------
 
@@ -487,3 +528,15 @@ class Node:
             self.state.conn.execute("ROLLBACK")
             tmp.unlink(missing_ok=True)
         return counts
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    """Make ``target`` a complete copy of ``source`` in one step (a hard link when the
+    file system allows it, else a copy to a temporary name then a rename)."""
+    tmp = target.with_name(target.name + ".part")
+    tmp.unlink(missing_ok=True)
+    try:
+        os.link(source, tmp)
+    except OSError:
+        shutil.copyfile(source, tmp)
+    os.replace(tmp, target)
