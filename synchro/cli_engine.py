@@ -128,8 +128,6 @@ def config_from_init(args: argparse.Namespace, now: dt.datetime) -> Config:
                 problems.append(FieldProblem("password-file", "un mot de passe non vide"))
             else:
                 password_hash = hash_password(password)
-    if problems:
-        raise ConfigError(problems)
     from synchro.config.store import check_config
 
     config = Config(
@@ -145,8 +143,9 @@ def config_from_init(args: argparse.Namespace, now: dt.datetime) -> Config:
     config = dataclasses.replace(
         config, database=dataclasses.replace(config.database, connection=args.db)
     )
-    # Validate through the same code as loading a file: every bad field named.
-    problems = check_config(config)
+    # Validate through the same code as loading a file: every bad field named at once
+    # (values that could not even be read were replaced by their defaults above).
+    problems += check_config(config)
     if problems:
         raise ConfigError(problems)
     return config

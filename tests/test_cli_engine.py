@@ -98,11 +98,6 @@ def test_bad_value_through_the_entry_point(tmp_path: Path) -> None:
     assert "site_settings.attempts" in done.stderr and "-1" in done.stderr
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="cli_engine.config_from_init raises on the parsed options (start time...) before "
-    "check_config looks at the others (attempts, site): only some bad fields are named",
-)
 def test_init_names_every_bad_field_at_once(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
