@@ -74,6 +74,13 @@ def add_commands(sub: Sub) -> None:
     q.add_argument("--key-file", type=Path, required=True, help="fichier contenant la clé")
     q.add_argument("--grace-days", type=int, default=14, help="jours d'acceptation de l'ancienne")
     q.set_defaults(handler=cmd_key_set)
+    p = sub.add_parser("autostart", help="Démarrage avec Windows (ou la session) : on|off|status")
+    p.add_argument("action", choices=["on", "off", "status"])
+    p.set_defaults(handler=cmd_autostart)
+    p = sub.add_parser("service", help="démarrer « serve » avec la machine : install|remove")
+    p.add_argument("action", choices=["install", "remove"])
+    p.add_argument("--dry-run", action="store_true", help="montrer sans rien changer")
+    p.set_defaults(handler=cmd_service)
     p = sub.add_parser("trust", help="accepter le nouveau certificat du siège (renouvelé)")
     p.add_argument("--fingerprint", help="empreinte SHA-256 attendue (vérifiée avant d'accepter)")
     p.set_defaults(handler=cmd_trust)
@@ -427,6 +434,24 @@ def cmd_key_set(args: argparse.Namespace) -> int:
         return 0
     _save(args, _rotated(config, new_key, args.grace_days))
     print("Nouvelle clé de groupe enregistrée.")
+    return 0
+
+
+def cmd_autostart(args: argparse.Namespace) -> int:
+    from synchro.platform.autostart import autostart_action
+
+    config, paths = load(args)
+    print(autostart_action(args.action, config=str(paths.config_file)))
+    if args.action != "status" and config.start_with_windows != (args.action == "on"):
+        _save(args, dataclasses.replace(config, start_with_windows=args.action == "on"))
+    return 0
+
+
+def cmd_service(args: argparse.Namespace) -> int:
+    from synchro.platform.service import service_action
+
+    _config, paths = load(args)
+    print(service_action(args.action, paths.config_file, dry_run=args.dry_run))
     return 0
 
 
