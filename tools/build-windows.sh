@@ -309,7 +309,8 @@ ts "single instance: second start handed over and exited 0; ESC closed the first
 td=$(date +%s)
 (cd "$RUN" && WTIMEOUT=600 wrun ./synchro-cli.exe demo > "$RUN/demo.log") \
     || { tail -30 "$RUN/demo.log"; die "synchro-cli.exe demo"; }
-# A console program writing to a pipe uses the ANSI code page (cp1252 here), not UTF-8.
-ts "synchro-cli.exe demo passed in $(( $(date +%s) - td ))s: $(tail -1 "$RUN/demo.log" | tr -d '\r' | iconv -f CP1252 -t UTF-8)"
+# UTF-8 mode (synchro.spec): redirected output is UTF-8, not the ANSI code page.
+iconv -f UTF-8 -t UTF-8 "$RUN/demo.log" >/dev/null || die "demo output is not UTF-8"
+ts "synchro-cli.exe demo passed in $(( $(date +%s) - td ))s: $(tail -1 "$RUN/demo.log" | tr -d '\r')"
 rm -rf "$RUN"
 ts "ALL OK"
