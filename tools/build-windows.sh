@@ -276,12 +276,19 @@ if wrun reg query "$RUNKEY" /v Synchro >/dev/null; then die "Run value still the
 ts "Wine registry: Run key written, read back, StartupApproved honoured, removed; named mutex OK"
 
 if grep -q ' autostart ' <<<"$(cd "$RUN" && wrun ./synchro-cli.exe --help)"; then
-    (cd "$RUN" && WTIMEOUT=120 wrun ./synchro-cli.exe autostart on >/dev/null) || die "synchro-cli.exe autostart on"
+    mkdir -p "$RUN/cli-node"; CLI_NODE=$(winpath "$RUN/cli-node/synchro.toml")
+    cli() { (cd "$RUN" && WTIMEOUT=120 wrun ./synchro-cli.exe --config "$CLI_NODE" "$@"); }
+    cli init --role siege --site 1 --db "$(winpath "$RUN/cli-node/hq.db")" > "$RUN/cli.log" \
+        || { cat "$RUN/cli.log"; die "synchro-cli.exe init"; }
+    cli autostart on >> "$RUN/cli.log" || { cat "$RUN/cli.log"; die "synchro-cli.exe autostart on"; }
     # synchro-cli.exe registers the windowed synchro.exe beside it (no console at logon).
-    wrun reg query "$RUNKEY" /v Synchro | grep -q 'synchro.exe" --minimized' || die "exe autostart on: Run value"
-    (cd "$RUN" && WTIMEOUT=120 wrun ./synchro-cli.exe autostart off >/dev/null) || die "synchro-cli.exe autostart off"
+    reg=$(wrun reg query "$RUNKEY" /v Synchro | tr -d '\r')
+    grep -qF 'synchro.exe" --config' <<<"$reg" && grep -qE -- '--minimized\s*$' <<<"$reg" \
+        || die "Run value after synchro-cli.exe autostart on: $reg"
+    cli autostart off >> "$RUN/cli.log" || { cat "$RUN/cli.log"; die "synchro-cli.exe autostart off"; }
     if wrun reg query "$RUNKEY" /v Synchro >/dev/null; then die "exe autostart off left the value"; fi
-    ts "synchro-cli.exe autostart on/off read back with reg query"
+    iconv -f UTF-8 -t UTF-8 "$RUN/cli.log" >/dev/null || die "synchro-cli.exe output is not UTF-8"
+    ts "synchro-cli.exe init + autostart on/off, Run value read back with reg query: $(tail -1 "$RUN/cli.log" | tr -d '\r')"
 fi
 
 # The tray program of the real Windows build: first start shows the wizard (screenshot); a
