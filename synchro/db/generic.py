@@ -13,30 +13,16 @@ from __future__ import annotations
 
 import abc
 import contextlib
-import datetime as dt
 import itertools
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from decimal import Decimal
 from typing import Any
 
 from synchro.db.base import Adapter, Key, Row, Table
 from synchro.db.dialects import Dialect
 from synchro.errors import DatabaseError, SchemaError
-from synchro.values import normalise
+from synchro.values import row_normaliser
 
 FETCH_SIZE = 1000
-
-_TYPES: dict[str, type] = {
-    "int": int,
-    "float": float,
-    "decimal": Decimal,
-    "text": str,
-    "bool": bool,
-    "date": dt.date,
-    "datetime": dt.datetime,
-    "time": dt.time,
-    "blob": bytes,
-}
 
 
 def chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
@@ -190,7 +176,7 @@ class SqlAdapter(Adapter):
     def _stream(
         self, sql: str, params: Sequence[Any], kinds: Sequence[str], doing: str
     ) -> Iterator[Row]:
-        types = [_TYPES[k] for k in kinds]  # values already of their kind skip normalise()
+        normalise_row = row_normaliser(kinds)  # rows already of their kinds pass as they are
         cursor = self._run(sql, params, doing)
         try:
             while True:
@@ -200,11 +186,7 @@ class SqlAdapter(Adapter):
                     raise self._translate(exc, doing) from exc
                 if not batch:
                     return
-                for raw in batch:
-                    yield tuple(
-                        v if v is None or type(v) is t else normalise(k, v)
-                        for k, t, v in zip(kinds, types, raw, strict=True)
-                    )
+                yield from map(normalise_row, batch)
         finally:
             cursor.close()
 

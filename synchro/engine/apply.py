@@ -22,12 +22,13 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from synchro.capture.diff import snapshot_key
 from synchro.config.model import ConflictPolicy, TableRule
 from synchro.db.base import Adapter, Row, Table
-from synchro.engine.state import StateDB, key_json, snap_value
+from synchro.engine.state import StateDB, key_json
 from synchro.errors import ApplyError, Cancelled, DatabaseError
 from synchro.package import Change, PackageReader, TableSchema
-from synchro.values import normalise, row_hash, to_json
+from synchro.values import row_hasher, row_normaliser, row_to_json
 
 BATCH = 500
 
@@ -69,6 +70,7 @@ class _Item:
     skey: tuple[Any, ...]
     kj: str
     origin: str
+    digest: bytes | None = None  # hash of ``row`` once computed
 
 
 class _TableApplier:
@@ -110,30 +112,38 @@ class _TableApplier:
                 f"Table {table.name} : clé différente (paquet {pkg_key}, base {list(table.key)})."
             )
         self.key_order = [pkg_key.index(k) for k in table.key]
+        # Prepared once per table: the per-row work below runs for every change.
+        self.nkeys = len(table.key)
+        self.key_positions = table.key_positions
+        self.in_order = self.order == list(range(len(names)))
+        self.normalise_row = row_normaliser(self.kinds)
+        self.hash_row = row_hasher(self.kinds)
+        self.json_values = row_to_json(self.kinds)
+        self.row_skey = snapshot_key(table.key_kinds, self.key_positions)
+        self.key_skey = snapshot_key(table.key_kinds, range(self.nkeys))
+        self.dumps = json.JSONEncoder(ensure_ascii=False, check_circular=False).encode
+        self.settled: list[tuple[tuple[Any, ...], bytes | None]] = []  # (skey, hash)
+        self.logged: list[tuple[str, str, str, str, str | None]] = []
 
     def item(self, change: Change) -> _Item:
+        row: Row | None
         if change.op == "U":
-            row = tuple(
-                normalise(k, change.values[i]) for k, i in zip(self.kinds, self.order, strict=True)
-            )
-            key = tuple(row[p] for p in self.table.key_positions)
+            values = change.values
+            if not self.in_order:
+                values = tuple([values[i] for i in self.order])
+            row = self.normalise_row(values)
+            skey = self.row_skey(row)
         else:
             row = None
-            key = tuple(change.values[i] for i in self.key_order)
-        skey = tuple(snap_value(k, v) for k, v in zip(self.table.key_kinds, key, strict=True))
+            skey = self.key_skey(tuple([change.values[i] for i in self.key_order]))
         return _Item(change, row, skey, key_json(skey), change.origin or self.ctx.origin)
 
     def apply(self, items: Sequence[_Item]) -> None:
         ctx, table, state = self.ctx, self.table, self.state
         nkeys = len(table.key)
         snaps = state.snapshot_hashes(self.snap, nkeys, [i.skey for i in items])
-        locals_ = {
-            tuple(
-                snap_value(k, r[p])
-                for k, p in zip(table.key_kinds, table.key_positions, strict=True)
-            ): r
-            for r in self.adapter.fetch(table, [self._key(i) for i in items])
-        }
+        row_skey = self.row_skey
+        locals_ = {row_skey(r): r for r in self.adapter.fetch(table, [self._key(i) for i in items])}
         newer: dict[str, str] = {}
         if ctx.is_hq:
             newer = state.newer_versions(
@@ -143,8 +153,9 @@ class _TableApplier:
         deletes: list[_Item] = []
         for item in items:
             local = locals_.get(item.skey)
-            local_hash = row_hash(self.kinds, local) if local is not None else None
-            incoming_hash = row_hash(self.kinds, item.row) if item.row is not None else None
+            local_hash = self.hash_row(local) if local is not None else None
+            incoming_hash = self.hash_row(item.row) if item.row is not None else None
+            item.digest = incoming_hash
             if local_hash == incoming_hash:
                 self.stats.unchanged += 1
                 self._settle(item, incoming_hash, applied=True)
@@ -163,10 +174,11 @@ class _TableApplier:
                 self._log_conflict(item, local, winner=item.origin, loser=other)
             (upserts if item.row is not None else deletes).append(item)
         self._write(upserts, deletes)
+        self._flush()
 
     def _key(self, item: _Item) -> tuple[Any, ...]:
         if item.row is not None:
-            return tuple(item.row[p] for p in self.table.key_positions)
+            return tuple([item.row[p] for p in self.key_positions])
         return tuple(item.change.values[i] for i in self.key_order)
 
     def _incoming_wins(self, item: _Item, local: Row | None, other: str) -> bool:
@@ -208,20 +220,39 @@ class _TableApplier:
     def _row_json(self, row: Row | None) -> str | None:
         if row is None:
             return None
-        values = [to_json(k, v) for k, v in zip(self.kinds, row, strict=True)]
-        return json.dumps(values, ensure_ascii=False)
+        return self.dumps(self.json_values(row))
 
     def _settle(self, item: _Item, digest: bytes | None, *, applied: bool) -> None:
-        """Record the exchanged version in the snapshot (and the Siège's change log)."""
-        nkeys = len(self.table.key)
-        if digest is None:
-            self.state.drop_snapshot(self.snap, nkeys, [item.skey])
-        else:
-            self.state.put_snapshot(self.snap, nkeys, [(*item.skey, digest)])
+        """Record the exchanged version in the snapshot (and the Siège's change log).
+
+        Kept in order and written by ``_flush`` at the end of the batch: nothing reads
+        the snapshot or the change log of this batch's keys before that.
+        """
+        self.settled.append((item.skey, digest))
         if applied and self.ctx.is_hq:
-            self.state.log_change(
-                item.origin, self.table.name, item.change.op, item.kj, self._row_json(item.row)
-            )
+            row_json = self._row_json(item.row)
+            self.logged.append((item.origin, self.table.name, item.change.op, item.kj, row_json))
+
+    def _flush(self) -> None:
+        """Write the settled versions: runs of puts and drops in their order, then the log."""
+        state, snap, nkeys = self.state, self.snap, self.nkeys
+        puts: list[tuple[Any, ...]] = []
+        drops: list[tuple[Any, ...]] = []
+        for skey, digest in self.settled:
+            if digest is None:
+                if puts:
+                    state.put_snapshot(snap, nkeys, puts)
+                    puts = []
+                drops.append(skey)
+            else:
+                if drops:
+                    state.drop_snapshot(snap, nkeys, drops)
+                    drops = []
+                puts.append((*skey, digest))
+        state.put_snapshot(snap, nkeys, puts)
+        state.drop_snapshot(snap, nkeys, drops)
+        state.log_changes(self.logged)
+        self.settled, self.logged = [], []
 
     def _write(self, upserts: list[_Item], deletes: list[_Item]) -> None:
         for items, delete in ((upserts, False), (deletes, True)):
@@ -248,8 +279,7 @@ class _TableApplier:
                             str(exc),
                         )
             for item in done:
-                digest = row_hash(self.kinds, item.row) if item.row is not None else None
-                self._settle(item, digest, applied=True)
+                self._settle(item, item.digest, applied=True)
             if delete:
                 self.stats.deletes += len(done)
             else:

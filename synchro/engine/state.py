@@ -73,7 +73,11 @@ def snap_value(kind: str, value: Any) -> Any:
 
 
 def key_json(key: Sequence[Any]) -> str:
-    return json.dumps(list(key), ensure_ascii=False, separators=(",", ":"))
+    return _KEY_ENCODER.encode(list(key))
+
+
+# Stateless; json.dumps would build one per call when given options (hot path of apply).
+_KEY_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False)
 
 
 def _now() -> str:
