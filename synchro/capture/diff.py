@@ -166,7 +166,12 @@ def _capture_table(
         if modified and options.since is not None:
             _filtered(adapter, state, table, snap, modified, options, writer, snapw, count, skey_of)
             keys_only = _checked(
-                _key_rows(adapter, table, options), table, skey_of, options, count, counting=False
+                _rows(adapter, state, table, options, skey_of, keys_only=True),
+                table,
+                skey_of,
+                options,
+                count,
+                counting=False,
             )
             snap_rows = snap_reader.execute(f'SELECT {cols} FROM "{snap}" ORDER BY {cols}')
             for skey, _row, in_db, in_snap in _merge(
@@ -301,11 +306,19 @@ def _rows(
     table: Table,
     options: CaptureOptions,
     skey_of: Callable[[Row], tuple[Any, ...]],
+    *,
+    keys_only: bool = False,
 ) -> Iterator[Row]:
-    """The table's rows in snapshot key order, from the database or through a spool."""
+    """The table's rows in snapshot key order, from the database or through a spool.
+
+    ``keys_only``: only the key columns are read (full-width rows, other values None).
+    """
     ordered = all(k in ORDERED_KEY_KINDS for k in table.key_kinds)
     if ordered and adapter.dialect != "access" and table.name not in options.spooled:
-        yield from adapter.scan(table, ordered=True)
+        if keys_only:
+            yield from _widen(adapter.scan(table, columns=table.key, ordered=True), table)
+        else:
+            yield from adapter.scan(table, ordered=True)
         return
     conn = state.conn
     nkeys = len(table.key)
@@ -317,7 +330,12 @@ def _rows(
     kinds = table.kinds
     marks = ", ".join("?" for _ in range(nkeys + 1))
     batch: list[tuple[Any, ...]] = []
-    for row in adapter.scan(table, ordered=False):
+    rows = (
+        _widen(adapter.scan(table, columns=table.key, ordered=False), table)
+        if keys_only
+        else adapter.scan(table, ordered=False)
+    )
+    for row in rows:
         values = [to_json(k, v) for k, v in zip(kinds, row, strict=True)]
         batch.append((*skey_of(row), json.dumps(values, ensure_ascii=False)))
         if len(batch) >= FLUSH_EVERY:
@@ -329,11 +347,11 @@ def _rows(
     conn.execute("DROP TABLE IF EXISTS temp.spool")
 
 
-def _key_rows(adapter: Adapter, table: Table, options: CaptureOptions) -> Iterator[Row]:
-    """Key-only rows (as full-width rows with only key positions meaningful)."""
+def _widen(keyrows: Iterator[Row], table: Table) -> Iterator[Row]:
+    """Key-only rows as full-width rows (only the key positions meaningful)."""
     width = len(table.columns)
     positions = table.key_positions
-    for keyrow in adapter.scan(table, columns=table.key, ordered=True):
+    for keyrow in keyrows:
         row: list[Any] = [None] * width
         for pos, value in zip(positions, keyrow, strict=True):
             row[pos] = value
