@@ -100,6 +100,11 @@ def as_bool(value: Any) -> Any:
     return value
 
 
+def _float_text(value: float) -> str:
+    """``repr`` with -0.0 as 0.0 (drivers disagree on the sign of a zero)."""
+    return repr(value + 0.0)
+
+
 # The Python type each kind normalises to: a value of exactly that type is already normal.
 _EXACT: dict[str, type] = {
     "int": int,
@@ -125,7 +130,7 @@ def normalise(kind: str, value: Any) -> Any:
             return value
         try:
             return int(Decimal(str(value)))
-        except (InvalidOperation, ValueError):
+        except (InvalidOperation, ValueError, OverflowError):  # "inf": kept as it came
             return value
     if kind == "float":
         try:
@@ -158,7 +163,7 @@ def canonical(kind: str, value: Any) -> bytes:
         text = format(value.normalize(), "f")
         return b"0" if text in {"-0", "0"} else text.encode()
     if kind == "float" and isinstance(value, float):
-        return repr(value).encode()
+        return _float_text(value).encode()
     if kind == "bool" and isinstance(value, bool):
         return b"1" if value else b"0"
     if kind == "datetime" and isinstance(value, dt.datetime):
@@ -217,7 +222,7 @@ def _text_canon(kind: str) -> Callable[[Any], str]:
     plain_texts: dict[str, Callable[[Any], str]] = {
         "int": str,
         "text": str,
-        "float": repr,
+        "float": _float_text,
         "date": dt.date.isoformat,
         "bool": _bool_text,
     }
