@@ -258,7 +258,8 @@ class App:
         self._mail([record], record.state)
         return record
 
-    def _hq_loop(self, node: Node) -> None:
+    def hq_service(self, node: Node) -> HQService:
+        """The Siège's round service on ``node``, wired to this App (reports, mail, FTP)."""
         self.hq = HQService(
             node,
             self.reports,
@@ -270,15 +271,19 @@ class App:
             security_events=lambda: list(self.server.security_events()) if self.server else [],
         )
         self.hq.cancel = self.cancel
+        return self.hq
+
+    def _hq_loop(self, node: Node) -> None:
+        hq = self.hq_service(node)
         while not self._stop.is_set():
             try:
                 command = self.commands.get(timeout=0.5)
             except queue.Empty:
                 command = ""
             if self.schedule.due(self.now()):
-                self.hq.step("open-scheduled")
+                hq.step("open-scheduled")
             mapped = {"sync": "open", "stop": "stop", "raz": "raz"}.get(command, "")
-            self.hq.step(mapped)
+            hq.step(mapped)
 
     def _round_closed(self, record: RunRecord) -> None:
         if record.state is State.OK:

@@ -196,22 +196,11 @@ def cmd_sync(args: argparse.Namespace) -> int:
 
 def _hq_round_now(app: Any, interrupted: threading.Event, linger: float) -> Any:
     from synchro.app import open_node
-    from synchro.engine.hq_round import HQService
 
     app.start_ftp()
     node = open_node(app.config, app.paths, app.now)
     try:
-        app.hq = HQService(
-            node,
-            app.reports,
-            app.paths.ftp_root,
-            app._round_settings(),
-            emit=app.emit,
-            now=app.now,
-            on_round_closed=app._round_closed,
-            security_events=lambda: list(app.server.security_events()),
-        )
-        hq = app.hq
+        hq = app.hq_service(node)
         hq.step("open")
         while hq.round is not None:
             try:
