@@ -4,37 +4,27 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import socket
-import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from pair_helpers import app_pair, free_port
 from smtp_server import smtp_server
 
-from synchro.app import App, certificate_files, open_node
+from synchro.app import App, open_node
 from synchro.config.model import (
-    Config,
     EmailSettings,
-    HQSettings,
     MailSecurity,
-    Role,
-    SiteAccount,
-    SiteSettings,
 )
-from synchro.config.passwords import hash_password
 from synchro.config.store import load_config, save_config
 from synchro.engine.events import StateChanged
 from synchro.errors import SynchroError
 from synchro.log import setup_logging, shutdown_logging
 from synchro.mail import MailPolicy
-from synchro.platform.paths import NodePaths, paths_beside
+from synchro.platform.paths import NodePaths
 from synchro.reports import ReportStore, State
-from synchro.transport.tls import ensure_certificate
 
-SCHEMA = "CREATE TABLE articles(id INTEGER PRIMARY KEY, nom TEXT NOT NULL);"
-SECRET = "secret-3615-0123456789abcdef"
 
 
 @pytest.fixture(autouse=True)
@@ -44,62 +34,9 @@ def logging_set_up(tmp_path: Path) -> Iterator[None]:
     shutdown_logging()
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def node_folder(root: Path, name: str, config: Config, rows: str = "") -> NodePaths:
-    paths = paths_beside(root / name / "synchro.toml").ensure()
-    db = root / name / "data.db"
-    conn = sqlite3.connect(db)
-    conn.executescript(SCHEMA + rows)
-    conn.close()
-    config = dataclasses.replace(
-        config, database=dataclasses.replace(config.database, connection=str(db))
-    )
-    save_config(config, paths.config_file)
-    return paths
-
-
 @pytest.fixture()
 def pair(tmp_path: Path) -> tuple[NodePaths, NodePaths]:
-    port = free_port()
-    hq_paths = paths_beside(tmp_path / "hq" / "synchro.toml").ensure()
-    cert, key = certificate_files(hq_paths)
-    fingerprint = ensure_certificate(cert, key, "SIEGE")
-    hq = Config(
-        role=Role.HQ,
-        site="SIEGE",
-        hq=HQSettings(
-            servers=1,
-            listen_address="127.0.0.1",
-            port=port,
-            max_reception=dt.timedelta(seconds=30),
-            sites=(SiteAccount("3615", hash_password(SECRET)),),
-        ),
-    )
-    site = Config(
-        role=Role.SITE,
-        site="3615",
-        last_sync=dt.datetime(2026, 1, 1),
-        site_settings=SiteSettings(
-            attempts=3,
-            retry_delay=dt.timedelta(seconds=1),
-            hq_address="127.0.0.1",
-            hq_port=port,
-            secret=SECRET,
-            certificate_fingerprint=fingerprint,
-            auto_sync=False,
-            timeout_s=10,
-        ),
-    )
-    return (
-        node_folder(tmp_path, "hq", hq, "INSERT INTO articles VALUES (1, 'Café');"),
-        node_folder(tmp_path, "site", site, "INSERT INTO articles VALUES (2, 'Thé');"),
-    )
+    return app_pair(tmp_path)
 
 
 def run_site(paths: NodePaths, clock: Callable[[], dt.datetime] = dt.datetime.now) -> State:

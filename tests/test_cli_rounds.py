@@ -3,57 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
-import socket
 import sqlite3
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
+from pair_helpers import cli_pair, popen, synchro
 from smtp_server import smtp_server
 
 from synchro.transport.token import parse_token
-
-SCHEMA = "CREATE TABLE articles(id INTEGER PRIMARY KEY, nom TEXT NOT NULL, prix DECIMAL(10,2));"
-
-
-def synchro(*args: str, cwd: Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "synchro", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        stdin=subprocess.DEVNULL,
-        env={**os.environ, "LANG": "C.UTF-8"},
-    )
-
-
-def popen(*args: str, cwd: Path) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "synchro", *args],
-        cwd=cwd,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        stdin=subprocess.DEVNULL,
-    )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def make_db(path: Path, rows: str = "") -> None:
-    conn = sqlite3.connect(path)
-    conn.executescript(SCHEMA + rows)
-    conn.commit()
-    conn.close()
 
 
 def table(path: Path) -> list[tuple[object, ...]]:
@@ -67,55 +25,7 @@ def table(path: Path) -> list[tuple[object, ...]]:
 @pytest.fixture()
 def pair(tmp_path: Path) -> tuple[Path, Path]:
     """A Siège and one Serveur set up with the CLI only, as an administrator would."""
-    port = free_port()
-    hq, site = tmp_path / "siege", tmp_path / "magasin"
-    hq.mkdir()
-    site.mkdir()
-    make_db(hq / "hq.db", "INSERT INTO articles VALUES (1, 'Café', '18.90');")
-    make_db(site / "m.db", "INSERT INTO articles VALUES (10, 'Thé', '7.50');")
-    done = synchro(
-        "--config",
-        "synchro.toml",
-        "init",
-        "--role",
-        "siege",
-        "--site",
-        "SIEGE",
-        "--db",
-        "hq.db",
-        "--port",
-        str(port),
-        "--listen",
-        "127.0.0.1",
-        "--max-reception",
-        "00:01:00",
-        cwd=hq,
-    )
-    assert done.returncode == 0, done.stderr
-    added = synchro(
-        "--config", "synchro.toml", "site", "add", "3615", "--host", "127.0.0.1", cwd=hq
-    )
-    assert added.returncode == 0, added.stderr
-    token = added.stdout.strip().splitlines()[-1]
-    done = synchro(
-        "--config",
-        "synchro.toml",
-        "init",
-        "--role",
-        "serveur",
-        "--site",
-        "3615",
-        "--db",
-        "m.db",
-        "--token",
-        token,
-        "--attempts",
-        "30",
-        "--retry-delay",
-        "00:00:01",
-        cwd=site,
-    )
-    assert done.returncode == 0, done.stderr
+    hq, site, token = cli_pair(tmp_path)
     secret = parse_token(token).secret
     assert len(secret) >= 20
     for folder in (hq, site):

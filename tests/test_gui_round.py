@@ -4,21 +4,17 @@ the Rapport shows Etat ``En cours...`` then ``OK``."""
 
 from __future__ import annotations
 
-import dataclasses
-import datetime as dt
-import socket
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from gui_fake import FakeTray, click, only, settle
+from pair_helpers import app_pair
 from xvfb import xvfb_fixture  # noqa: F401  (the "xvfb" fixture)
 
-from synchro.app import App, certificate_files
-from synchro.config.model import Config, HQSettings, Role, SiteAccount, SiteSettings
-from synchro.config.passwords import hash_password
-from synchro.config.store import load_config, save_config
+from synchro.app import App
+from synchro.config.store import load_config
 from synchro.gui.shell import GuiShell
 from synchro.gui.windows import general as g
 from synchro.gui.windows import rapport as r
@@ -27,67 +23,15 @@ from synchro.gui.windows.rapport import RapportController
 from synchro.gui_backend import AppBackend
 from synchro.log import setup_logging, shutdown_logging
 from synchro.platform.autostart import XdgAutostart
-from synchro.platform.paths import NodePaths, paths_beside
-from synchro.transport.tls import ensure_certificate
+from synchro.platform.paths import NodePaths
 
 pytestmark = pytest.mark.gui
-SECRET = "secret-3615-0123456789abcdef"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def node(root: Path, name: str, config: Config, rows: str) -> NodePaths:
-    paths = paths_beside(root / name / "synchro.toml").ensure()
-    db = root / name / "data.db"
-    conn = sqlite3.connect(db)
-    conn.executescript("CREATE TABLE articles(id INTEGER PRIMARY KEY, nom TEXT NOT NULL);" + rows)
-    conn.close()
-    database = dataclasses.replace(config.database, connection=str(db))
-    save_config(dataclasses.replace(config, database=database), paths.config_file)
-    return paths
 
 
 @pytest.fixture
 def pair(tmp_path: Path) -> Iterator[tuple[NodePaths, NodePaths]]:
     setup_logging(tmp_path / "logs", console=False)
-    port = free_port()
-    hq_paths = paths_beside(tmp_path / "hq" / "synchro.toml").ensure()
-    fingerprint = ensure_certificate(*certificate_files(hq_paths), "SIEGE")
-    hq = Config(
-        role=Role.HQ,
-        site="SIEGE",
-        hq=HQSettings(
-            servers=1,
-            listen_address="127.0.0.1",
-            port=port,
-            max_reception=dt.timedelta(seconds=30),
-            sites=(SiteAccount("3615", hash_password(SECRET)),),
-        ),
-    )
-    site = Config(
-        role=Role.SITE,
-        site="3615",
-        last_sync=dt.datetime(2026, 1, 1),
-        site_settings=SiteSettings(
-            attempts=3,
-            retry_delay=dt.timedelta(seconds=1),
-            hq_address="127.0.0.1",
-            hq_port=port,
-            secret=SECRET,
-            certificate_fingerprint=fingerprint,
-            auto_sync=False,
-            timeout_s=10,
-        ),
-    )
-    yield (
-        node(tmp_path, "hq", hq, "INSERT INTO articles VALUES (1, 'Café');"),
-        node(tmp_path, "site", site, "INSERT INTO articles VALUES (2, 'Thé');"),
-    )
+    yield app_pair(tmp_path)
     shutdown_logging()
 
 

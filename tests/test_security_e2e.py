@@ -59,8 +59,8 @@ def test_no_secret_in_any_file_output_or_email(tmp_path: Path) -> None:
     """A round through the real CLI, with report emails: the admin password, the site
     secret, the group key and the SMTP password appear in no log, report, settings file,
     command output or email — only in the owner-only secrets files."""
+    from pair_helpers import cli_pair, popen, synchro
     from smtp_server import password_authenticator, smtp_server
-    from test_cli_rounds import free_port, make_db, popen, synchro
 
     from synchro.config.model import EmailSettings, MailSecurity
     from synchro.config.store import load_config, save_config
@@ -68,11 +68,6 @@ def test_no_secret_in_any_file_output_or_email(tmp_path: Path) -> None:
 
     admin, smtp_password = "Adm1n-" + uuid.uuid4().hex, "Smtp-" + uuid.uuid4().hex
     (tmp_path / "admin.txt").write_text(admin, encoding="utf-8")
-    hq, site = tmp_path / "siege", tmp_path / "magasin"
-    hq.mkdir()
-    site.mkdir()
-    make_db(hq / "hq.db", "INSERT INTO articles VALUES (1, 'Café', '18.90');")
-    make_db(site / "m.db", "INSERT INTO articles VALUES (10, 'Thé', '7.50');")
     outputs: list[str] = []
 
     def run(*args: str, cwd: Path) -> None:
@@ -80,45 +75,7 @@ def test_no_secret_in_any_file_output_or_email(tmp_path: Path) -> None:
         outputs.extend([done.stdout, done.stderr])
         assert done.returncode == 0, done.stdout + done.stderr
 
-    port = free_port()
-    run(
-        "init",
-        "--role",
-        "siege",
-        "--site",
-        "SIEGE",
-        "--db",
-        "hq.db",
-        "--port",
-        str(port),
-        "--listen",
-        "127.0.0.1",
-        "--password-file",
-        str(tmp_path / "admin.txt"),
-        cwd=hq,
-    )
-    added = synchro(
-        "--config", "synchro.toml", "site", "add", "3615", "--host", "127.0.0.1", cwd=hq
-    )
-    token = added.stdout.strip().splitlines()[-1]  # the token is meant to be shown, once
-    run(
-        "init",
-        "--role",
-        "serveur",
-        "--site",
-        "3615",
-        "--db",
-        "m.db",
-        "--token",
-        token,
-        "--attempts",
-        "30",
-        "--retry-delay",
-        "00:00:01",
-        "--password-file",
-        str(tmp_path / "admin.txt"),
-        cwd=site,
-    )
+    hq, site, token = cli_pair(tmp_path, "--password-file", str(tmp_path / "admin.txt"))
     parsed = parse_token(token)
     with smtp_server(
         authenticator=password_authenticator("compta", smtp_password), auth_require_tls=False

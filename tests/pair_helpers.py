@@ -1,0 +1,162 @@
+"""A Siège and one Serveur on loopback, set up two ways: through the App's own settings
+(``app_pair``) or through the CLI as an administrator would (``cli_pair``)."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import os
+import socket
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+from synchro.app import certificate_files
+from synchro.config.model import Config, HQSettings, Role, SiteAccount, SiteSettings
+from synchro.config.passwords import hash_password
+from synchro.config.store import save_config
+from synchro.platform.paths import NodePaths, paths_beside
+from synchro.transport.tls import ensure_certificate
+
+SECRET = "secret-3615-0123456789abcdef"
+SCHEMA = "CREATE TABLE articles(id INTEGER PRIMARY KEY, nom TEXT NOT NULL, prix DECIMAL(10,2));"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def make_db(path: Path, rows: str = "") -> None:
+    conn = sqlite3.connect(path)
+    conn.executescript(SCHEMA + rows)
+    conn.commit()
+    conn.close()
+
+
+def _node(root: Path, name: str, config: Config, rows: str) -> NodePaths:
+    paths = paths_beside(root / name / "synchro.toml").ensure()
+    db = root / name / "data.db"
+    make_db(db, rows)
+    database = dataclasses.replace(config.database, connection=str(db))
+    save_config(dataclasses.replace(config, database=database), paths.config_file)
+    return paths
+
+
+def app_pair(root: Path) -> tuple[NodePaths, NodePaths]:
+    """Siège (port free on 127.0.0.1, one account) and Serveur 3615 pinned to it."""
+    port = free_port()
+    hq_paths = paths_beside(root / "hq" / "synchro.toml").ensure()
+    fingerprint = ensure_certificate(*certificate_files(hq_paths), "SIEGE")
+    hq = Config(
+        role=Role.HQ,
+        site="SIEGE",
+        hq=HQSettings(
+            servers=1,
+            listen_address="127.0.0.1",
+            port=port,
+            max_reception=dt.timedelta(seconds=30),
+            sites=(SiteAccount("3615", hash_password(SECRET)),),
+        ),
+    )
+    site = Config(
+        role=Role.SITE,
+        site="3615",
+        last_sync=dt.datetime(2026, 1, 1),
+        site_settings=SiteSettings(
+            attempts=3,
+            retry_delay=dt.timedelta(seconds=1),
+            hq_address="127.0.0.1",
+            hq_port=port,
+            secret=SECRET,
+            certificate_fingerprint=fingerprint,
+            auto_sync=False,
+            timeout_s=10,
+        ),
+    )
+    return (
+        _node(root, "hq", hq, "INSERT INTO articles VALUES (1, 'Café', '18.90');"),
+        _node(root, "site", site, "INSERT INTO articles VALUES (2, 'Thé', '7.50');"),
+    )
+
+
+def synchro(*args: str, cwd: Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "synchro", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+        env={**os.environ, "LANG": "C.UTF-8"},
+    )
+
+
+def popen(*args: str, cwd: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "synchro", *args],
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def cli_pair(root: Path, *init_args: str) -> tuple[Path, Path, str]:
+    """Siège and Serveur set up with the CLI only: ``init``, ``site add``, ``init --token``.
+    ``init_args`` go to both ``init`` calls. Returns (siège folder, serveur folder, token)."""
+    hq, site = root / "siege", root / "magasin"
+    hq.mkdir()
+    site.mkdir()
+    make_db(hq / "hq.db", "INSERT INTO articles VALUES (1, 'Café', '18.90');")
+    make_db(site / "m.db", "INSERT INTO articles VALUES (10, 'Thé', '7.50');")
+    done = synchro(
+        "--config",
+        "synchro.toml",
+        "init",
+        "--role",
+        "siege",
+        "--site",
+        "SIEGE",
+        "--db",
+        "hq.db",
+        "--port",
+        str(free_port()),
+        "--listen",
+        "127.0.0.1",
+        "--max-reception",
+        "00:01:00",
+        *init_args,
+        cwd=hq,
+    )
+    assert done.returncode == 0, done.stderr
+    added = synchro(
+        "--config", "synchro.toml", "site", "add", "3615", "--host", "127.0.0.1", cwd=hq
+    )
+    assert added.returncode == 0, added.stderr
+    token = added.stdout.strip().splitlines()[-1]
+    done = synchro(
+        "--config",
+        "synchro.toml",
+        "init",
+        "--role",
+        "serveur",
+        "--site",
+        "3615",
+        "--db",
+        "m.db",
+        "--token",
+        token,
+        "--attempts",
+        "30",
+        "--retry-delay",
+        "00:00:01",
+        *init_args,
+        cwd=site,
+    )
+    assert done.returncode == 0, done.stderr
+    return hq, site, token
