@@ -26,7 +26,6 @@ from synchro.platform.paths import NodePaths
 from synchro.reports import ReportStore, State
 
 
-
 @pytest.fixture(autouse=True)
 def logging_set_up(tmp_path: Path) -> Iterator[None]:
     setup_logging(tmp_path / "logs", console=False)
