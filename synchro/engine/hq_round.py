@@ -21,6 +21,7 @@ The FTP server stays up; establishments drop packages in ``<ftp_root>/<site>/in`
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import queue
 import re
 import shutil
@@ -35,6 +36,8 @@ from synchro.errors import ApplyError, Cancelled, PackageError, SynchroError
 from synchro.reports import ReportStore, RunRecord, State
 
 NO_DATA = "aucune donnée reçue"
+RETRY_AFTER = dt.timedelta(minutes=1)  # after an unexpected error, before trying again
+log = logging.getLogger(__name__)
 _NAME = re.compile(r"^(?P<site>[A-Za-z0-9_-]+)-(?P<seq>\d{8})\.pkg$")
 
 
@@ -88,6 +91,9 @@ class HQService:
         self.commands: queue.Queue[str] = queue.Queue()
         self.last_round: RunRecord | None = None
         self.archive = node.packages_dir / "archive"
+        self.paused_until: dt.datetime | None = None  # set by an unexpected error
+        self.owed: list[str] = []  # sites whose publication an error cut short
+        self.stuck: dict[Path, Path] = {}  # handled deliveries Windows would not let us move
         self.rejected = node.packages_dir / "rejected"
 
     # -- commands (any thread) ------------------------------------------------------------
@@ -120,7 +126,21 @@ class HQService:
                 self.step(self.commands.get_nowait())
 
     def step(self, command: str = "") -> None:
+        """One unit of work. An unexpected error (a bug, a full disk, a file Windows keeps
+        locked) never kills the service: the round it was closing ends ``Echec`` with the
+        reason, and waiting deliveries are tried again a minute later (or on a command)."""
+        try:
+            self._step(command)
+        except Exception as exc:
+            log.exception("Erreur pendant le tour du siège")
+            self.paused_until = self.now() + RETRY_AFTER
+            self.owed = list(self.settings.sites)  # publishing again is harmless
+            self.emit(Status(f"Erreur interne du siège : {exc!r} (nouvel essai dans 1 minute)"))
+
+    def _step(self, command: str) -> None:
         now = self.now()
+        if command:
+            self.paused_until = None
         if command == "open" and self.round is None:
             self._open(now, manual=True)
         elif command == "open-scheduled" and self.round is None:
@@ -133,6 +153,14 @@ class HQService:
             if self.round is not None:
                 self._close(State.STOPPED, "Synchronisation arrêtée par l'utilisateur.")
             return
+        if self.paused_until is not None and now < self.paused_until:
+            return
+        for path, folder in list(self.stuck.items()):
+            if _move_file(path, folder):
+                del self.stuck[path]
+        if self.owed and self.round is None:
+            self._publish(self.owed, {})
+            self.owed = []
         pending = self.deliveries()
         if self.round is None:
             if pending:
@@ -154,6 +182,19 @@ class HQService:
         current = self.round
         assert current is not None
         self.round = None
+        try:
+            self._conclude(current, state, error)
+        except Exception as exc:  # the row must not stay "En cours..." (step() logs it)
+            error = f"erreur interne : {exc!r}"
+            record = self.reports.finish(
+                current.report_id, State.FAILED, now=self.now(), error=error
+            )
+            self.last_round = record
+            self.emit(StateChanged("failed", error, current.report_id))
+            self.emit(Status(f"Fin du tour : {State.FAILED.value} ({error})"))
+            raise
+
+    def _conclude(self, current: OpenRound, state: State, error: str) -> None:
         missing: list[str] = []
         failures: list[str] = []
         if state is State.OK:
@@ -229,7 +270,7 @@ class HQService:
                 continue
             for path in inbox.iterdir():
                 m = _NAME.match(path.name)
-                if m and m.group("site") == folder.name:
+                if m and m.group("site") == folder.name and path not in self.stuck:
                     found.append(Delivery(folder.name, int(m.group("seq")), path))
         return sorted(found, key=lambda d: (d.site, d.sequence))
 
@@ -296,10 +337,8 @@ class HQService:
         self.emit(Status(f"{d.site} : paquet {d.sequence} intégré."))
 
     def _move(self, d: Delivery, folder: Path) -> None:
-        target = folder / d.site
-        target.mkdir(parents=True, exist_ok=True)
-        if d.path.exists():
-            shutil.move(str(d.path), target / d.path.name)
+        if not _move_file(d.path, folder / d.site):
+            self.stuck[d.path] = folder / d.site  # not offered again; moved on a later step
 
     def _publish(self, sites: list[str], rows: dict[str, int]) -> None:
         """One package per group of establishments in step, linked into each ``out``."""
@@ -310,7 +349,7 @@ class HQService:
         for site, (final, manifest) in published.items():
             for old in final.parent.glob(f"*-{site}-*.pkg"):
                 if old.name != final.name:
-                    old.unlink(missing_ok=True)
+                    _remove_old(old)
             size = final.stat().st_size
             rid = rows.get(site)
             if rid is not None:
@@ -321,3 +360,26 @@ class HQService:
                     rows_sent=record.rows_sent + manifest.rows,
                 )
             self.emit(Progress("publish", site, manifest.rows, size, final.name))
+
+
+def _remove_old(path: Path) -> None:
+    """Remove a package the site no longer needs. On Windows a file the FTP server is
+    sending cannot be removed: it is left for the next publication to remove."""
+    try:
+        path.unlink(missing_ok=True)
+    except OSError as exc:
+        log.info("%s sera supprimé au prochain envoi : %s", path.name, exc)
+
+
+def _move_file(path: Path, folder: Path) -> bool:
+    """Move a handled delivery out of the upload area; False when the system refuses
+    (Windows: the FTP server still has it open)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        shutil.move(str(path), folder / path.name)
+    except FileNotFoundError:
+        return True
+    except OSError as exc:
+        log.warning("%s non déplacé pour l'instant : %s", path, exc)
+        return False
+    return True

@@ -1,0 +1,163 @@
+"""The Siège's round service survives what Windows and bad luck throw at it.
+
+Windows refuses to remove or move a file another thread has open (the FTP server sending a
+site its previous package); Linux does not, so those refusals are injected here, on exactly
+the calls Windows would refuse. An unexpected error (a full disk) is injected the same way.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+from rounds_helpers import Group, group, sql
+
+from synchro.engine import hq_round
+from synchro.engine.node import Node
+from synchro.reports import State
+
+
+def seed(g: Group) -> None:
+    sql(g.hq.db, "INSERT INTO articles VALUES (1, 'Café', '18.90');")
+    for n, code in enumerate(g.sites):
+        sql(g.sites[code].db, f"INSERT INTO articles VALUES ({10 + n}, 'local {code}', '1.00');")
+
+
+def rounds(g: Group) -> list[Any]:
+    return [r for r in g.reports.latest() if r.kind == "round"]
+
+
+def test_old_package_windows_keeps_open_is_removed_at_the_next_publication(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_unlink = Path.unlink
+    refused: list[str] = []
+
+    def unlink(self: Path, missing_ok: bool = False) -> None:
+        if self.parent.name == "out" and self.suffix == ".pkg" and not refused:  # being sent
+            refused.append(self.name)
+            raise PermissionError(13, "The process cannot access the file", str(self))
+        real_unlink(self, missing_ok=missing_ok)
+
+    with group(tmp_path, ["3615", "3616"]) as g:
+        seed(g)
+        g.open_round()
+        assert {r.state for r in g.run_all().values()} == {State.OK}
+        monkeypatch.setattr(Path, "unlink", unlink)
+        sql(g.hq.db, "UPDATE articles SET prix = '19.90' WHERE id = 1")
+        g.open_round()
+        assert {r.state for r in g.run_all().values()} == {State.OK}
+        assert refused, "the old package was never removed, so the refusal was not exercised"
+        assert [r.state for r in rounds(g)] == [State.OK, State.OK]
+        site = refused[0].split("-")[1]
+        left = tmp_path / "ftp" / site / "out" / refused[0]
+        assert left.exists()  # left behind, not an error
+        g.open_round()
+        assert {r.state for r in g.run_all().values()} == {State.OK}
+        assert not left.exists()  # removed by the next publication
+        assert len(list((tmp_path / "ftp" / site / "out").glob("*.pkg"))) == 1
+        assert g.converged()
+
+
+def test_unexpected_error_while_closing_ends_the_round_echec_and_the_service_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = [dt.datetime(2026, 12, 1, 23, 0)]
+    real_publish = Node.publish_group
+    calls: list[int] = []
+
+    def publish_group(self: Node, *args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 1:
+            raise OSError(28, "No space left on device")
+        return real_publish(self, *args, **kwargs)
+
+    monkeypatch.setattr(Node, "publish_group", publish_group)
+    with group(tmp_path, ["3615"], run_service=False, now=lambda: clock[0]) as g:
+        seed(g)
+        g.service.step("open")
+        with g.sites["3615"].node() as node, g.client("3615")() as client:
+            node.export()
+            for _seq, path in node.state.outbox():
+                client.upload(path, path.name)
+        g.service.step()  # closes the round: the publication fails
+        first = rounds(g)[0]
+        assert first.state is State.FAILED
+        assert "No space left on device" in first.error
+        assert g.service.round is None
+        assert g.service.paused_until == clock[0] + hq_round.RETRY_AFTER
+        g.service.step()  # within the pause: nothing is tried again
+        assert len(calls) == 1
+        clock[0] += hq_round.RETRY_AFTER
+        g.service.step()  # a minute later: the publication is made
+        assert len(calls) == 2
+        assert g.service.owed == []
+        assert len(list((tmp_path / "ftp" / "3615" / "out").glob("*.pkg"))) == 1
+
+
+def test_site_waiting_through_an_hq_error_gets_its_data_in_the_same_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_publish = Node.publish_group
+    calls: list[int] = []
+
+    def publish_group(self: Node, *args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 1:
+            raise OSError(28, "No space left on device")
+        return real_publish(self, *args, **kwargs)
+
+    monkeypatch.setattr(Node, "publish_group", publish_group)
+    monkeypatch.setattr(hq_round, "RETRY_AFTER", dt.timedelta(seconds=0.3))
+    with group(tmp_path, ["3615", "3616"]) as g:
+        seed(g)
+        g.open_round()
+        results = g.run_all()
+        assert {r.state for r in results.values()} == {State.OK}
+        assert len(calls) >= 2
+        assert [r.state for r in rounds(g)] == [State.FAILED]
+        assert "No space left on device" in rounds(g)[0].error
+        assert g.converged()
+        g.open_round()  # and the next round is a normal one
+        assert {r.state for r in g.run_all().values()} == {State.OK}
+        assert [r.state for r in rounds(g)] == [State.OK, State.FAILED]
+
+
+def test_delivery_windows_will_not_move_is_not_applied_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_move = shutil.move
+    refused: list[str] = []
+
+    def move(src: str, dst: Any) -> Any:
+        if Path(src).parent.name == "in" and len(refused) < 3:
+            refused.append(src)
+            raise PermissionError(13, "The process cannot access the file", src)
+        return real_move(src, dst)
+
+    monkeypatch.setattr(hq_round.shutil, "move", move)
+    with group(tmp_path, ["3615"], run_service=False) as g:
+        seed(g)
+        with g.sites["3615"].node() as node, g.client("3615")() as client:
+            node.export()
+            for _seq, path in node.state.outbox():
+                client.upload(path, path.name)
+        published = Node.publish_group
+        calls: list[int] = []
+
+        def counting(self: Node, *args: Any, **kwargs: Any) -> Any:
+            calls.append(1)
+            return published(self, *args, **kwargs)
+
+        monkeypatch.setattr(Node, "publish_group", counting)
+        for _ in range(5):
+            g.service.step()  # outside a round: processed at once, once
+        assert len(calls) == 1
+        assert len(refused) == 3  # tried again on each step until the system lets go
+        inbox = tmp_path / "ftp" / "3615" / "in"
+        assert not list(inbox.glob("*.pkg"))
+        assert len(list((g.hq.folder / "packages" / "archive" / "3615").glob("*.pkg"))) == 1
+        assert g.service.stuck == {}
