@@ -223,12 +223,6 @@ def test_chain_sqlite_postgresql_mariadb_converges(
             assert export_rows(node) == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="db/engine: MariaDB's default collation (utf8mb4_general_ci, PAD SPACE) makes "
-    "'abc'/'ABC', 'e'/'é' and 'a'/'a ' the same key; the upsert merges them silently (no "
-    "quarantine) and the Siège's next export sends the mangled rows back",
-)
 def test_text_keys_distinct_elsewhere_are_not_merged_on_mariadb(
     make_backend: Callable[[str], Backend], tmp_path: Path
 ) -> None:

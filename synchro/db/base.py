@@ -104,6 +104,11 @@ class Adapter(abc.ABC):
         """The current rows (all columns) for these keys; missing keys are simply absent."""
 
     @abc.abstractmethod
+    def insert(self, table: Table, rows: Sequence[Row]) -> None:
+        """Insert new rows (all columns); fails when a key already exists, including one
+        the database's collation only finds equal."""
+
+    @abc.abstractmethod
     def upsert(self, table: Table, rows: Sequence[Row]) -> None:
         """Insert or replace whole rows (all columns) with multi-row statements."""
 

@@ -209,6 +209,14 @@ class SqlAdapter(Adapter):
 
     # -- writing ----------------------------------------------------------------------
 
+    def insert(self, table: Table, rows: Sequence[Row]) -> None:
+        doing = f"écriture dans la table {table.name}"
+        kinds = table.kinds
+        size = self.sql.batch_rows(len(table.columns)) if self.sql.multi_row else 1
+        for part in chunks(rows, size):
+            params = self._bind_rows(kinds, part)
+            self._run(self.sql.insert(table, len(part)), params, doing).close()
+
     def upsert(self, table: Table, rows: Sequence[Row]) -> None:
         self._need_key(table)
         doing = f"écriture dans la table {table.name}"

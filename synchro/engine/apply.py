@@ -71,6 +71,7 @@ class _Item:
     kj: str
     origin: str
     digest: bytes | None = None  # hash of ``row`` once computed
+    exists: bool = False  # a local row with exactly this key was found
 
 
 class _TableApplier:
@@ -153,6 +154,7 @@ class _TableApplier:
         deletes: list[_Item] = []
         for item in items:
             local = locals_.get(item.skey)
+            item.exists = local is not None
             local_hash = self.hash_row(local) if local is not None else None
             incoming_hash = self.hash_row(item.row) if item.row is not None else None
             item.digest = incoming_hash
@@ -288,8 +290,16 @@ class _TableApplier:
     def _write_many(self, items: Sequence[_Item], delete: bool) -> None:
         if delete:
             self.adapter.delete(self.table, [self._key(i) for i in items])
-        else:
-            self.adapter.upsert(self.table, [i.row for i in items if i.row is not None])
+            return
+        # A row with no local version is INSERTed, never upserted: where the database finds
+        # another key equal (a case- or accent-insensitive collation: 'abc' and 'ABC'), an
+        # upsert would overwrite that other row; an INSERT is refused and the row set aside.
+        new = [i.row for i in items if i.row is not None and not i.exists]
+        old = [i.row for i in items if i.row is not None and i.exists]
+        if new:
+            self.adapter.insert(self.table, new)
+        if old:
+            self.adapter.upsert(self.table, old)
 
 
 def _batches(
