@@ -25,6 +25,7 @@ from typing import Any
 from synchro.capture.diff import snapshot_key
 from synchro.config.model import ConflictPolicy, TableRule
 from synchro.db.base import Adapter, Row, Table
+from synchro.engine.revive import Reviver
 from synchro.engine.state import StateDB, key_json
 from synchro.errors import ApplyError, Cancelled, DatabaseError
 from synchro.package import Change, PackageReader, TableSchema
@@ -71,7 +72,7 @@ class _Item:
     kj: str
     origin: str
     digest: bytes | None = None  # hash of ``row`` once computed
-    exists: bool = False  # a local row with exactly this key was found
+    local: Row | None = None  # the local row with exactly this key, if any
 
 
 class _TableApplier:
@@ -85,6 +86,7 @@ class _TableApplier:
         schema: TableSchema,
         ctx: ApplyContext,
         stats: ApplyStats,
+        reviver: Reviver | None = None,
     ) -> None:
         self.adapter, self.state, self.table, self.ctx, self.stats = (
             adapter,
@@ -93,6 +95,7 @@ class _TableApplier:
             ctx,
             stats,
         )
+        self.reviver = reviver  # the Siège's rule for rows still referred to
         self.rule = ctx.rules.get(table.name, TableRule(name=table.name))
         self.snap = state.snapshot_table(table)
         self.kinds = table.kinds
@@ -154,7 +157,7 @@ class _TableApplier:
         deletes: list[_Item] = []
         for item in items:
             local = locals_.get(item.skey)
-            item.exists = local is not None
+            item.local = local
             local_hash = self.hash_row(local) if local is not None else None
             incoming_hash = self.hash_row(item.row) if item.row is not None else None
             item.digest = incoming_hash
@@ -272,6 +275,10 @@ class _TableApplier:
                             self._write_many([item], delete)
                         done.append(item)
                     except DatabaseError as exc:
+                        if self._still_used(item, delete):
+                            if not delete:  # a kept row changes nothing here
+                                done.append(item)
+                            continue
                         self.stats.quarantined += 1
                         self.state.log_quarantine(
                             self.ctx.package_id,
@@ -287,6 +294,37 @@ class _TableApplier:
             else:
                 self.stats.upserts += len(done)
 
+    def _still_used(self, item: _Item, delete: bool) -> bool:
+        """Siège: a refused row that the "kept while referred to" rule settles (True)."""
+        reviver, ctx = self.reviver, self.ctx
+        if reviver is None:
+            return False
+        if delete:
+            if item.local is None:
+                return False
+            reviver.keep(
+                self.table,
+                item.kj,
+                self.dumps(self.json_values(item.local)),
+                local=ctx.local,
+                package=ctx.package_id,
+                deleted_by=item.origin,
+            )
+            self.stats.conflicts += 1
+            return True
+        assert item.row is not None
+        try:
+            with self.adapter.savepoint():
+                revived = reviver.parents_of(self.table, item.row)
+                if not revived:
+                    return False
+                self._write_many([item], delete)
+        except DatabaseError:
+            return False
+        reviver.record(revived, local=ctx.local, package=ctx.package_id, kept_by=item.origin)
+        self.stats.conflicts += len(revived)
+        return True
+
     def _write_many(self, items: Sequence[_Item], delete: bool) -> None:
         if delete:
             self.adapter.delete(self.table, [self._key(i) for i in items])
@@ -294,8 +332,8 @@ class _TableApplier:
         # A row with no local version is INSERTed, never upserted: where the database finds
         # another key equal (a case- or accent-insensitive collation: 'abc' and 'ABC'), an
         # upsert would overwrite that other row; an INSERT is refused and the row set aside.
-        new = [i.row for i in items if i.row is not None and not i.exists]
-        old = [i.row for i in items if i.row is not None and i.exists]
+        new = [i.row for i in items if i.row is not None and i.local is None]
+        old = [i.row for i in items if i.row is not None and i.local is not None]
         if new:
             self.adapter.insert(self.table, new)
         if old:
@@ -343,6 +381,7 @@ def apply_changes(
     stats = ApplyStats()
     schemas = {s.name: s for s in reader.manifest.tables}
     appliers: dict[str, _TableApplier] = {}
+    reviver = Reviver(adapter, state, tables) if ctx.is_hq else None
     done = 0
     key_positions = {s.name: s.key_positions for s in reader.manifest.tables}
 
@@ -362,7 +401,9 @@ def apply_changes(
                     f"Table {name} du paquet absente de la base locale (ou exclue de la "
                     "synchronisation) : créez-la ou alignez les réglages de tables."
                 )
-            applier = _TableApplier(adapter, state, tables[name], schemas[name], ctx, stats)
+            applier = _TableApplier(
+                adapter, state, tables[name], schemas[name], ctx, stats, reviver
+            )
             appliers[name] = applier
         applier.apply([applier.item(c) for c in batch])
         done += len(batch)

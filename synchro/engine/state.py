@@ -362,6 +362,23 @@ class StateDB:
             rows,
         )
 
+    def deleted_version(self, table: str, key: str) -> tuple[str, str] | None:
+        """When the last change of ``key`` in the log is a delete: (the row's last version
+        before it, the origin of the delete); else None."""
+        last = self.conn.execute(
+            "SELECT op, origin FROM changelog WHERE tbl = ? AND key_json = ? "
+            "ORDER BY pos DESC LIMIT 1",
+            (table, key),
+        ).fetchone()
+        if last is None or last[0] != "D":
+            return None
+        row = self.conn.execute(
+            "SELECT row_json FROM changelog WHERE tbl = ? AND key_json = ? AND op = 'U' "
+            "AND row_json IS NOT NULL ORDER BY pos DESC LIMIT 1",
+            (table, key),
+        ).fetchone()
+        return (str(row[0]), str(last[1])) if row is not None else None
+
     def last_position(self) -> int:
         return int(self.conn.execute("SELECT COALESCE(MAX(pos), 0) FROM changelog").fetchone()[0])
 
