@@ -9,6 +9,11 @@ database and by SQLite are first spooled to a temporary SQLite table (still on d
 
 Upserts are written parents first (tables come in dependency order); deletes are spooled
 and written at the end, children first, so the receiver can apply the file in order.
+
+A row holding a value that cannot travel (text in a BLOB column...) never stops the others:
+it is *set aside* — written to the quarantine under ``HELD`` with the reason, left out of
+the snapshot so it is tried again at every capture (even one limited to recently modified
+rows), and released from the quarantine once it goes out.
 """
 
 from __future__ import annotations
@@ -22,12 +27,13 @@ from typing import Any
 
 from synchro.db.base import Adapter, Row, Table
 from synchro.engine.state import ORDERED_KEY_KINDS, StateDB, key_json, snap_value
-from synchro.errors import Cancelled, CaptureError, DatabaseError
+from synchro.errors import Cancelled, CaptureError, DatabaseError, PackageError
 from synchro.package import PackageWriter
 from synchro.values import from_json, normalise, row_hasher, to_json
 
 FLUSH_EVERY = 5000
 CHECK_EVERY = 2000
+HELD = "export"  # the quarantine's package name for rows set aside at capture
 
 
 class KeyOrderError(CaptureError):
@@ -44,6 +50,7 @@ class TableCount:
     updates: int = 0
     deletes: int = 0
     scanned: int = 0
+    held: int = 0  # rows set aside: a value that cannot travel
 
 
 @dataclass
@@ -53,6 +60,40 @@ class CaptureResult:
     @property
     def rows(self) -> int:
         return sum(c.inserts + c.updates + c.deletes for c in self.counts.values())
+
+    @property
+    def held(self) -> int:
+        return sum(c.held for c in self.counts.values())
+
+
+def held_message(count: int) -> str:
+    return (
+        f"{count} ligne(s) mise(s) de côté : une valeur ne peut pas être transmise telle "
+        "quelle (voir le détail du rapport) ; elles seront renvoyées une fois corrigées."
+    )
+
+
+class _Holder:
+    """Sets aside the rows of one table that cannot travel (see the module's text)."""
+
+    def __init__(self, state: StateDB, table: Table, count: TableCount) -> None:
+        self.state, self.table, self.count = state, table, count
+        self.keys = state.held_keys(HELD, table.name)  # usually empty
+
+    def hold(self, skey: tuple[Any, ...], row: Row, exc: PackageError) -> None:
+        kj = key_json(list(skey))
+        shown = [v if v is None or isinstance(v, int | float | str) else repr(v) for v in row]
+        self.state.log_quarantine(
+            HELD, self.table.name, kj, json.dumps(shown, ensure_ascii=False), exc.reason
+        )
+        self.count.held += 1
+        self.keys.discard(kj)
+
+    def release(self, skey: tuple[Any, ...]) -> None:
+        kj = key_json(list(skey))
+        if kj in self.keys:
+            self.state.release_held(HELD, self.table.name, kj)
+            self.keys.discard(kj)
 
 
 @dataclass(frozen=True)
@@ -150,8 +191,11 @@ def _capture_table(
     deletes: list[tuple[int, str]] = []
 
     skey_of = snapshot_key(key_kinds, key_pos)
+    holder = _Holder(state, table, count)
 
     def on_delete(skey: tuple[Any, ...]) -> None:
+        if holder.keys:
+            holder.release(skey)
         values = [to_json(k, normalise(k, v)) for k, v in zip(key_kinds, skey, strict=True)]
         deletes.append((order, key_json(values)))
         count.deletes += 1
@@ -164,7 +208,11 @@ def _capture_table(
     modified = options.modified_columns.get(table.name)
     try:
         if modified and options.since is not None:
-            _filtered(adapter, state, table, snap, modified, options, writer, snapw, count, skey_of)
+            _filtered(adapter, state, table, snap, modified, options, writer, snapw, holder)
+            unseen = set(holder.keys)  # set aside before, not modified since: try again
+            _filtered_rows(
+                _held_rows(adapter, table, unseen), table, snap, state, writer, snapw, holder
+            )
             keys_only = _checked(
                 _rows(adapter, state, table, options, skey_of, keys_only=True),
                 table,
@@ -182,7 +230,7 @@ def _capture_table(
         else:
             source = _rows(adapter, state, table, options, skey_of)
             snap_rows = snap_reader.execute(f'SELECT {cols}, h FROM "{snap}" ORDER BY {cols}')
-            _full_diff(source, snap_rows, table, options, count, writer, snapw, on_delete)
+            _full_diff(source, snap_rows, table, options, count, writer, snapw, on_delete, holder)
     except DatabaseError as exc:
         raise CaptureError(f"Lecture de la table {table.name} impossible : {exc}") from exc
     snapw.flush()
@@ -236,6 +284,7 @@ def _full_diff(
     writer: PackageWriter,
     snapw: _SnapshotWriter,
     on_delete: Callable[[tuple[Any, ...]], None],
+    holder: _Holder,
 ) -> None:
     """The full-scan diff: ``_merge(_checked(...), snapshot)`` written as one loop.
 
@@ -283,7 +332,13 @@ def _full_diff(
                 break
         digest = hasher(row)
         if digest != old:
-            write(name, "U", row)
+            try:
+                write(name, "U", row)
+            except PackageError as exc:
+                holder.hold(skey, row, exc)
+                continue
+            if holder.keys:
+                holder.release(skey)
             if in_snap:
                 updates += 1
             else:
@@ -416,12 +471,46 @@ def _filtered(
     options: CaptureOptions,
     writer: PackageWriter,
     snapw: _SnapshotWriter,
-    count: TableCount,
-    skey_of: Callable[[Row], tuple[Any, ...]],
+    holder: _Holder,
 ) -> None:
     """Upserts of rows modified since the bound (the snapshot still decides what changed)."""
+    rows = adapter.scan(table, ordered=True, modified_column=modified, modified_since=options.since)
+
+    def counted() -> Iterator[Row]:
+        for n, row in enumerate(rows, 1):
+            holder.count.scanned += 1
+            if n % 500 == 0 and options.cancel is not None and options.cancel.is_set():
+                raise Cancelled()
+            yield row
+
+    _filtered_rows(counted(), table, snap, state, writer, snapw, holder)
+
+
+def _held_rows(adapter: Adapter, table: Table, held: set[str]) -> Iterator[Row]:
+    """The current rows of keys set aside at an earlier capture (to be tried again)."""
+    if not held:
+        return iter(())
+    keys = []
+    for kj in sorted(held):
+        values = json.loads(kj)
+        keys.append(tuple(from_json(k, v) for k, v in zip(table.key_kinds, values, strict=True)))
+    return iter(adapter.fetch(table, keys))
+
+
+def _filtered_rows(
+    rows: Iterator[Row],
+    table: Table,
+    snap: str,
+    state: StateDB,
+    writer: PackageWriter,
+    snapw: _SnapshotWriter,
+    holder: _Holder,
+) -> None:
+    """Upserts of these rows where they differ from the snapshot, in batches."""
     nkeys = len(table.key)
     hasher = row_hasher(table.kinds)
+    skey_of = snapshot_key(table.key_kinds, table.key_positions)
+    count = holder.count
     batch: list[Row] = []
 
     def flush() -> None:
@@ -431,7 +520,12 @@ def _filtered(
             digest = hasher(row)
             previous = old.get(skey)
             if digest != previous:
-                writer.write(table.name, "U", row)
+                try:
+                    writer.write(table.name, "U", row)
+                except PackageError as exc:
+                    holder.hold(skey, row, exc)
+                    continue
+                holder.release(skey)
                 if previous is None:
                     count.inserts += 1
                 else:
@@ -439,14 +533,9 @@ def _filtered(
                 snapw.put(skey, digest)
         batch.clear()
 
-    for row in adapter.scan(
-        table, ordered=True, modified_column=modified, modified_since=options.since
-    ):
+    for row in rows:
         batch.append(row)
-        count.scanned += 1
         if len(batch) >= 500:
-            if options.cancel is not None and options.cancel.is_set():
-                raise Cancelled()
             flush()
     if batch:
         flush()

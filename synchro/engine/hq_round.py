@@ -30,6 +30,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from synchro.capture.diff import HELD, held_message
 from synchro.engine.events import Emit, Progress, StateChanged, Status, ignore
 from synchro.engine.node import Node
 from synchro.errors import ApplyError, Cancelled, PackageError, SynchroError
@@ -280,7 +281,13 @@ class HQService:
         """HQ's own changes, then every delivery in order, then publish."""
         outcome = _Outcome()
         self.emit(Progress("capture", self.code, detail="changements du siège"))
-        self.node.export(cancel=self.cancel)
+        exported = self.node.export(cancel=self.cancel)
+        if exported.capture.held:
+            self.emit(Status(f"{self.code} : {held_message(exported.capture.held)}"))
+            if round_id is not None:
+                held = self.node.state.quarantined(HELD)[:200]
+                self.reports.merge_details(round_id, {"quarantined": held})
+                self.reports.update(round_id, quarantined=exported.capture.held)
         rows: dict[str, int] = {}
         for d in deliveries:
             rid = rows.get(d.site)

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from synchro.capture.diff import HELD, held_message
 from synchro.engine.events import Emit, Progress, StateChanged, Status, ignore
 from synchro.engine.node import Node
 from synchro.errors import Cancelled, SynchroError, TransportError
@@ -126,6 +127,11 @@ class SiteRun:
         )
         self.totals.rows_sent = exported.manifest.rows
         self.reports.update(rid, rows_sent=self.totals.rows_sent)
+        if exported.capture.held:
+            self.totals.quarantined += exported.capture.held
+            held = self.node.state.quarantined(HELD)
+            self.totals.details.setdefault("quarantined", []).extend(held[:200])
+            self.emit(Status(held_message(exported.capture.held)))
         self._retry(self._upload_all, "envoi")
         self._receive()
         if self.node.state.outbox():

@@ -304,6 +304,18 @@ class StateDB:
             (_now(), package, table, key, row, error),
         )
 
+    def held_keys(self, package: str, table: str) -> set[str]:
+        rows = self.conn.execute(
+            "SELECT key_json FROM quarantine WHERE package = ? AND tbl = ?", (package, table)
+        )
+        return {str(r[0]) for r in rows}
+
+    def release_held(self, package: str, table: str, key: str) -> None:
+        self.conn.execute(
+            "DELETE FROM quarantine WHERE package = ? AND tbl = ? AND key_json = ?",
+            (package, table, key),
+        )
+
     def _journal(self, package: str) -> Path:
         safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in package)
         return self.path.with_name(f"{self.path.name}.conflicts-{safe}.json")
