@@ -252,3 +252,42 @@ def test_parent_deleted_while_a_child_is_added_elsewhere_converges(
     finally:
         for node in nodes:
             node.close()
+
+
+def test_parent_delete_reaching_a_site_with_an_unsent_child_converges(tmp_path: Path) -> None:
+    """S1's delete reaches S2 before S2's new child has left: refused there by the foreign
+    key (set aside at S2); when the child reaches the Siège the parent comes back to all."""
+    schema = (
+        "CREATE TABLE p (id INTEGER PRIMARY KEY, n TEXT)",
+        "CREATE TABLE c (id INTEGER PRIMARY KEY, p INTEGER NOT NULL REFERENCES p (id))",
+    )
+    nodes = []
+    for code in ("HQ", "S1", "S2"):
+        db = tmp_path / f"{code}.db"
+        conn = sqlite3.connect(db)
+        for sql in schema:
+            conn.execute(sql)
+        conn.close()
+        nodes.append(make_node(tmp_path, code, str(db), hq=code == "HQ"))
+    trio = Trio(tmp_path, *nodes)
+    try:
+        trio.sql("HQ", "INSERT INTO p VALUES (1, 'parent')")
+        full_round(trio)
+        trio.sql("S2", "INSERT INTO c VALUES (10, 1)")  # not sent yet
+        trio.sql("S1", "DELETE FROM p WHERE id = 1")
+        trio.hq.export()
+        assert trio.hq.import_package(trio.s1.export().path).status == "applied"
+        assert trio.publish_to(trio.s2) == "applied"
+        assert [q["tbl"] for q in trio.s2.state.quarantined()] == ["p"]
+        assert trio.rows("S2", "p") == [(1, "parent")]
+        full_round(trio)
+        full_round(trio)
+        assert trio.converged()
+        for code in ("HQ", "S1", "S2"):
+            assert trio.rows(code, "p") == [(1, "parent")]
+            assert trio.rows(code, "c") == [(10, 1)]
+        for node in nodes:
+            assert node.export().manifest.rows == 0
+    finally:
+        for node in nodes:
+            node.close()
