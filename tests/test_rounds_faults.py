@@ -8,7 +8,10 @@ the calls Windows would refuse. An unexpected error (a full disk) is injected th
 from __future__ import annotations
 
 import datetime as dt
+import json
 import shutil
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -161,3 +164,52 @@ def test_delivery_windows_will_not_move_is_not_applied_again(
         assert not list(inbox.glob("*.pkg"))
         assert len(list((g.hq.folder / "packages" / "archive" / "3615").glob("*.pkg"))) == 1
         assert g.service.stuck == {}
+
+
+def test_a_punctual_site_keeps_waiting_while_the_siege_waits_for_a_late_one(
+    tmp_path: Path,
+) -> None:
+    """3615 delivers at once; its own budget (3 × 0.2 s) runs out long before 3616 comes.
+    The Siège's ``/out/tour.json`` says the round is open: 3615 waits on and ends OK."""
+    with group(tmp_path, ["3615", "3616"], max_reception=dt.timedelta(seconds=30)) as g:
+        seed(g)
+        g.open_round()
+        events: list[Any] = []
+        results: dict[str, Any] = {}
+        punctual = threading.Thread(
+            target=lambda: results.update(
+                first=g.run("3615", attempts=3, delay_s=0.2, emit=events.append)
+            )
+        )
+        punctual.start()
+        time.sleep(2.5)  # well past 3615's own 0.6 s budget
+        assert punctual.is_alive()
+        assert any("attente prolongée" in str(getattr(e, "message", "")) for e in events)
+        assert g.run("3616").state is State.OK
+        punctual.join(30)
+        assert results["first"].state is State.OK
+        assert g.converged()
+        state = json.loads((tmp_path / "ftp" / "3615" / "out" / "tour.json").read_text())
+        assert state == {"ouvert": False}
+
+
+@pytest.mark.parametrize(
+    "announced",
+    [None, b"{not json", {"ouvert": False}, {"ouvert": True, "fin": "2020-01-01T00:00:00+00:00"}],
+)
+def test_without_an_open_round_the_site_gives_up_after_its_own_budget(
+    tmp_path: Path, announced: Any
+) -> None:
+    """No round file, a broken one, a closed round, a deadline passed: no extension."""
+    with group(tmp_path, ["3615"], run_service=False) as g:  # nobody answers at the Siège
+        seed(g)
+        out = tmp_path / "ftp" / "3615" / "out"
+        out.mkdir(parents=True, exist_ok=True)
+        if announced is not None:
+            data = announced if isinstance(announced, bytes) else json.dumps(announced).encode()
+            (out / "tour.json").write_bytes(data)
+        started = time.monotonic()
+        record = g.run("3615", attempts=3, delay_s=0.2)
+        assert record.state is State.FAILED
+        assert "attente de" in record.error
+        assert time.monotonic() - started < 10

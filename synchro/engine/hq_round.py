@@ -21,7 +21,9 @@ The FTP server stays up; establishments drop packages in ``<ftp_root>/<site>/in`
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
+import os
 import queue
 import re
 import shutil
@@ -37,6 +39,7 @@ from synchro.errors import ApplyError, Cancelled, PackageError, SynchroError
 from synchro.reports import ReportStore, RunRecord, State
 
 NO_DATA = "aucune donnée reçue"
+ROUND_FILE = "tour.json"  # in each /<site>/out: is a round open, until when (UTC)
 RETRY_AFTER = dt.timedelta(minutes=1)  # after an unexpected error, before trying again
 log = logging.getLogger(__name__)
 _NAME = re.compile(r"^(?P<site>[A-Za-z0-9_-]+)-(?P<seq>\d{8})\.pkg$")
@@ -148,6 +151,7 @@ class HQService:
             self._open(now, manual=False)
         elif command == "raz" and self.round is not None:
             self.round.deadline = now + self.settings.max_reception
+            self._announce()
             self.emit(Status("RAZ : temps de réception remis à zéro."))
         elif command == "stop":
             self.cancel.clear()
@@ -176,6 +180,7 @@ class HQService:
     def _open(self, now: dt.datetime, *, manual: bool) -> None:
         rid = self.reports.start(self.code, "round", now=now)
         self.round = OpenRound(rid, now, now + self.settings.max_reception, manual)
+        self._announce()
         self.emit(StateChanged("running", "Tour de synchronisation ouvert.", rid))
         self.emit(Status(f"Ouverture du tour : attente de {self.settings.servers} serveur(s)."))
 
@@ -183,6 +188,7 @@ class HQService:
         current = self.round
         assert current is not None
         self.round = None
+        self._announce()
         try:
             self._conclude(current, state, error)
         except Exception as exc:  # the row must not stay "En cours..." (step() logs it)
@@ -242,6 +248,28 @@ class HQService:
         self.emit(Status(f"Fin du tour : {state.value}" + (f" ({error})" if error else "")))
         if self.on_round_closed is not None:
             self.on_round_closed(record)
+
+    def _announce(self) -> None:
+        """Tell the establishments (``/out/tour.json``) whether a round is open and until
+        when, so one that delivered keeps waiting while the Siège waits for the others
+        instead of giving up after its own attempts × delay."""
+        state: dict[str, object] = {"ouvert": self.round is not None}
+        if self.round is not None:
+            deadline = self.round.deadline
+            if deadline.tzinfo is None:
+                deadline = deadline.astimezone()  # the Siège's local time
+            state["fin"] = deadline.astimezone(dt.UTC).isoformat()
+            state["attendus"] = self.settings.servers
+        data = json.dumps(state).encode()
+        for site in self.settings.sites:
+            folder = self.ftp_root / site / "out"
+            tmp = folder / (ROUND_FILE + ".tmp")
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+                tmp.write_bytes(data)
+                os.replace(tmp, folder / ROUND_FILE)
+            except OSError as exc:  # Windows: being read right now; the next one will do
+                log.info("%s non mis à jour pour %s : %s", ROUND_FILE, site, exc)
 
     def since_close(self, before: int | None = None) -> set[str]:
         """Establishments whose data was taken in outside a round since the last round

@@ -11,6 +11,7 @@ transfers, between batches of an apply (whose transaction is then rolled back wh
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 import threading
 import time
@@ -20,6 +21,7 @@ from typing import Any
 
 from synchro.capture.diff import HELD, held_message
 from synchro.engine.events import Emit, Progress, StateChanged, Status, ignore
+from synchro.engine.hq_round import ROUND_FILE
 from synchro.engine.node import Node
 from synchro.errors import Cancelled, SynchroError, TransportError
 from synchro.reports import ReportStore, RunRecord, State
@@ -27,6 +29,8 @@ from synchro.transport.ftp_client import SiteClient
 from synchro.transport.retry import with_retries
 
 Connect = Callable[[], SiteClient]
+ROUND_MARGIN_S = 120.0  # after the Siège's deadline: its close and publication take time
+MAX_ROUND_WAIT_S = 24 * 3600.0  # a wrong clock or file never makes a run wait forever
 
 
 @dataclass(frozen=True)
@@ -183,6 +187,17 @@ class SiteRun:
                 result = self._fetch_once()
             except NotYet as exc:
                 if self.monotonic() >= deadline:
+                    left = self._round_time_left()
+                    if left > 0:
+                        deadline = self.monotonic() + left + ROUND_MARGIN_S
+                        until = self.now() + dt.timedelta(seconds=left)
+                        self.emit(
+                            Status(
+                                "Le siège attend encore d'autres établissements (jusqu'à "
+                                f"{until:%H:%M}) : attente prolongée."
+                            )
+                        )
+                        continue
                     raise TransportError(
                         f"{exc} (attente de {budget / 60:.0f} min dépassée ; les données de ce "
                         "poste sont au siège et seront intégrées)"
@@ -202,6 +217,21 @@ class SiteRun:
                 continue
             if result:
                 return
+
+    def _round_time_left(self) -> float:
+        """Seconds the Siège's open round still waits for establishments (its
+        ``/out/tour.json``), 0 when no round is open or the file cannot be read."""
+        try:
+            with self._client() as client:
+                data = client.read_small(ROUND_FILE)
+            state = json.loads(data or b"{}")
+            if not isinstance(state, dict) or state.get("ouvert") is not True:
+                return 0.0
+            end = dt.datetime.fromisoformat(str(state["fin"]))
+            left = (end - dt.datetime.now(dt.UTC)).total_seconds()
+        except (SynchroError, OSError, ValueError, KeyError, TypeError):
+            return 0.0
+        return min(max(0.0, left), MAX_ROUND_WAIT_S)
 
     def _wait(self, seconds: float) -> None:
         if self.sleep is not None:

@@ -259,6 +259,17 @@ class SiteClient:
                 "l'original (somme SHA-256). Il est effacé et sera renvoyé en entier."
             )
 
+    def read_small(self, remote_name: str, limit: int = 65536) -> bytes | None:
+        """The content of a small file of ``/out`` (None when it is not there or too big)."""
+        name = _plain_name(remote_name)
+        size = self.remote_size(f"out/{name}")
+        if size is None or size > limit:
+            return None
+        chunks: list[bytes] = []
+        with self._session(f"lecture de {name}") as ftp:
+            ftp.retrbinary(f"RETR out/{name}", chunks.append)
+        return b"".join(chunks)[:limit]
+
     def download(self, remote_name: str, local: Path) -> None:
         """Fetch ``out/<remote_name>`` into ``local``: via ``local.part``, resumed, verified."""
         name = _plain_name(remote_name)
