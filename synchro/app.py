@@ -19,7 +19,7 @@ from typing import Any
 
 from synchro.config.model import Config
 from synchro.config.store import resolve_connection, save_config
-from synchro.engine.events import Event, StateChanged, Status
+from synchro.engine.events import Event, StateChanged, Status, said
 from synchro.engine.hq_round import HQService, RoundSettings
 from synchro.engine.node import Node
 from synchro.engine.site_run import RunOptions, SiteRun, site_connect
@@ -115,8 +115,7 @@ class App:
         return schedule
 
     def start(self) -> None:
-        mode = "siège" if self.config.is_hq else "serveur"
-        self.emit(Status(f"Démarrage en mode {mode}."))
+        self.emit(said("engine.start.hq" if self.config.is_hq else "engine.start.site"))
         if self.config.is_hq:
             self.start_ftp()
         self._thread = threading.Thread(target=self._loop, name="synchro-engine", daemon=True)
@@ -143,7 +142,7 @@ class App:
             on_received=lambda site, path: self.commands.put("wake"),
         )
         self.server.start()
-        self.emit(Status(f"Serveur FTP démarré sur le port {self.server.port}."))
+        self.emit(said("engine.ftp.started", port=self.server.port))
 
     def stop_ftp(self) -> None:
         if self.server is not None:
@@ -184,7 +183,7 @@ class App:
         if config.is_hq and self.server is not None:
             self.stop_ftp()
             self.start_ftp()
-        self.emit(Status("Paramètres enregistrés."))
+        self.emit(said("engine.settings.saved"))
 
     def control(self, cmd: str, args: Mapping[str, Any]) -> Mapping[str, Any] | None:
         """The local control channel (``synchro sync|stop|raz|status`` against ``serve``)."""
@@ -296,7 +295,7 @@ class App:
         try:
             save_config(self.config, self.paths.config_file)
         except SynchroError as exc:
-            self.emit(Status(f"Dernière synchronisation non enregistrée : {exc}"))
+            self.emit(said("engine.watermark.failed", error=exc))
 
     def _mail(self, records: list[RunRecord], state: State) -> None:
         try:

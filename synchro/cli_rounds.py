@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from synchro.cli_engine import load
-from synchro.engine.events import Event, Progress, StateChanged, Status
+from synchro.engine.events import Event, Progress, StateChanged, Status, said
 from synchro.errors import ConnectionTestError, SynchroError
 from synchro.reports import State, format_date
 
@@ -209,7 +209,7 @@ def _hq_round_now(app: Any, interrupted: threading.Event, linger: float) -> Any:
                 command = ""
             hq.step({"stop": "stop", "raz": "raz"}.get(command, ""))
         if hq.last_round is not None and hq.last_round.state is not State.STOPPED:
-            app.emit(Status(f"Serveur FTP ouvert encore {linger:.0f} s pour les établissements."))
+            app.emit(said("engine.linger", seconds=f"{linger:.0f}"))
             interrupted.wait(linger)
         return hq.last_round
     finally:

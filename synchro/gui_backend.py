@@ -57,7 +57,7 @@ def gui_event(event: engine.Event, lang: str = "fr") -> list[GuiEvent]:
         ]
     if event.message == "show":
         return []
-    return [StatusMessage(event.message, event.at)]
+    return [StatusMessage(event.text(lang), event.at)]
 
 
 def report_row(record: RunRecord) -> ReportRow:

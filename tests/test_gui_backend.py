@@ -57,6 +57,21 @@ def test_engine_events_become_gui_events() -> None:
     ]
 
 
+def test_status_lines_follow_the_ui_language() -> None:
+    """The engine's status lines carry their key: French (the manual's words) by default,
+    English when the UI is in English, report states included."""
+    start = engine.said("engine.start.hq")
+    assert start.message == "Démarrage en mode siège."
+    assert gui_event(start) == [StatusMessage("Démarrage en mode siège.", start.at)]
+    english = [StatusMessage("Starting in headquarters mode.", start.at)]
+    assert gui_event(start, "en") == english
+    end = engine.said("engine.round.end_error", state=State.FAILED, error="sans données : 3616")
+    assert end.message == "Fin du tour : Echec (sans données : 3616)"
+    assert end.text("en") == "Round finished: Failed (sans données : 3616)"
+    applied = engine.said("engine.applied", rows=12)
+    assert applied.text("en") == "Headquarters data applied: 12 row(s)."
+
+
 def test_wizard_save_starts_the_app_and_sets_autostart(backend: AppBackend, tmp_path: Path) -> None:
     assert backend.needs_setup()
     assert backend.reports() == []

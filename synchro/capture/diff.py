@@ -66,13 +66,6 @@ class CaptureResult:
         return sum(c.held for c in self.counts.values())
 
 
-def held_message(count: int) -> str:
-    return (
-        f"{count} ligne(s) mise(s) de côté : une valeur ne peut pas être transmise telle "
-        "quelle (voir le détail du rapport) ; elles seront renvoyées une fois corrigées."
-    )
-
-
 class _Holder:
     """Sets aside the rows of one table that cannot travel (see the module's text)."""
 

@@ -7,8 +7,11 @@ enqueue (``queue.Queue.put``) or print: it runs on the engine's thread.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+import enum
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+
+from synchro.i18n import tr
 
 
 @dataclass(frozen=True)
@@ -37,9 +40,31 @@ class Status:
 
     message: str
     at: dt.datetime = field(default_factory=dt.datetime.now)
+    key: str = ""  # in locales/engine.json: the line in another language (``text``)
+    values: Mapping[str, object] = field(default_factory=dict)
 
     def line(self) -> str:
         return f"{self.at:%m/%d %H:%M:%S} : {self.message}"
+
+    def text(self, lang: str) -> str:
+        """The message in ``lang`` (the French one when it has no key)."""
+        if not self.key or lang == "fr":
+            return self.message
+        return tr(self.key, lang, **{k: _word(v, lang) for k, v in self.values.items()})
+
+
+def said(key: str, /, **values: object) -> Status:
+    """A status line known by its key (``locales/engine.json``); ``message`` is French."""
+    return Status(
+        tr(key, "fr", **{k: _word(v, "fr") for k, v in values.items()}), key=key, values=values
+    )
+
+
+def _word(value: object, lang: str) -> object:
+    """A report state (``State.OK``...) in the UI's words; anything else as it is."""
+    if isinstance(value, enum.Enum):
+        return tr(f"reports.state.{value.name}", lang) if lang != "fr" else value.value
+    return value
 
 
 Event = Progress | StateChanged | Status

@@ -32,8 +32,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from synchro.capture.diff import HELD, held_message
-from synchro.engine.events import Emit, Progress, StateChanged, Status, ignore
+from synchro.capture.diff import HELD
+from synchro.engine.events import Emit, Progress, StateChanged, ignore, said
 from synchro.engine.node import Node
 from synchro.errors import ApplyError, Cancelled, PackageError, SynchroError
 from synchro.reports import ReportStore, RunRecord, State
@@ -139,7 +139,7 @@ class HQService:
             log.exception("Erreur pendant le tour du siège")
             self.paused_until = self.now() + RETRY_AFTER
             self.owed = list(self.settings.sites)  # publishing again is harmless
-            self.emit(Status(f"Erreur interne du siège : {exc!r} (nouvel essai dans 1 minute)"))
+            self.emit(said("engine.hq.error", error=repr(exc)))
 
     def _step(self, command: str) -> None:
         now = self.now()
@@ -152,7 +152,7 @@ class HQService:
         elif command == "raz" and self.round is not None:
             self.round.deadline = now + self.settings.max_reception
             self._announce()
-            self.emit(Status("RAZ : temps de réception remis à zéro."))
+            self.emit(said("engine.raz"))
         elif command == "stop":
             self.cancel.clear()
             if self.round is not None:
@@ -182,7 +182,7 @@ class HQService:
         self.round = OpenRound(rid, now, now + self.settings.max_reception, manual)
         self._announce()
         self.emit(StateChanged("running", "Tour de synchronisation ouvert.", rid))
-        self.emit(Status(f"Ouverture du tour : attente de {self.settings.servers} serveur(s)."))
+        self.emit(said("engine.round.open", servers=self.settings.servers))
 
     def _close(self, state: State, error: str) -> None:
         current = self.round
@@ -198,7 +198,7 @@ class HQService:
             )
             self.last_round = record
             self.emit(StateChanged("failed", error, current.report_id))
-            self.emit(Status(f"Fin du tour : {State.FAILED.value} ({error})"))
+            self.emit(said("engine.round.end_error", state=State.FAILED, error=error))
             raise
 
     def _conclude(self, current: OpenRound, state: State, error: str) -> None:
@@ -245,7 +245,10 @@ class HQService:
         self.last_round = record
         word = {State.OK: "ok", State.STOPPED: "stopped"}.get(state, "failed")
         self.emit(StateChanged(word, error or "Tour terminé.", current.report_id))
-        self.emit(Status(f"Fin du tour : {state.value}" + (f" ({error})" if error else "")))
+        if error:
+            self.emit(said("engine.round.end_error", state=state, error=error))
+        else:
+            self.emit(said("engine.round.end", state=state))
         if self.on_round_closed is not None:
             self.on_round_closed(record)
 
@@ -311,7 +314,7 @@ class HQService:
         self.emit(Progress("capture", self.code, detail="changements du siège"))
         exported = self.node.export(cancel=self.cancel)
         if exported.capture.held:
-            self.emit(Status(f"{self.code} : {held_message(exported.capture.held)}"))
+            self.emit(said("engine.held.site", site=self.code, count=exported.capture.held))
             if round_id is not None:
                 held = self.node.state.quarantined(HELD)[:200]
                 self.reports.merge_details(round_id, {"quarantined": held})
@@ -343,7 +346,7 @@ class HQService:
         except (PackageError, ApplyError) as exc:
             self._move(d, self.rejected)
             self.reports.finish(rid, State.FAILED, now=self.now(), error=str(exc))
-            self.emit(Status(f"{d.site} : paquet refusé ({exc})"))
+            self.emit(said("engine.package.refused", site=d.site, error=exc))
             return
         if result.status == "waiting":
             return
@@ -369,7 +372,7 @@ class HQService:
                 quarantined=record.quarantined + s.quarantined,
             )
         outcome.applied.setdefault(d.site, []).append(d.sequence)
-        self.emit(Status(f"{d.site} : paquet {d.sequence} intégré."))
+        self.emit(said("engine.package.applied", site=d.site, sequence=d.sequence))
 
     def _move(self, d: Delivery, folder: Path) -> None:
         if not _move_file(d.path, folder / d.site):

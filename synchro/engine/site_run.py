@@ -19,8 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from synchro.capture.diff import HELD, held_message
-from synchro.engine.events import Emit, Progress, StateChanged, Status, ignore
+from synchro.capture.diff import HELD
+from synchro.engine.events import Emit, Progress, StateChanged, ignore, said
 from synchro.engine.hq_round import ROUND_FILE
 from synchro.engine.node import Node
 from synchro.errors import Cancelled, SynchroError, TransportError
@@ -93,7 +93,7 @@ class SiteRun:
     def run(self) -> RunRecord:
         rid = self.reports.start(self.site, "run", now=self.started)
         self.emit(StateChanged("running", f"Synchronisation de {self.site}", rid))
-        self.emit(Status(f"Début de la synchronisation ({self.site})."))
+        self.emit(said("engine.run.start", site=self.site))
         try:
             self._run(rid)
         except Cancelled as exc:
@@ -115,9 +115,10 @@ class SiteRun:
         )
         word = {State.OK: "ok", State.STOPPED: "stopped"}.get(state, "failed")
         self.emit(StateChanged(word, error or "Synchronisation terminée.", rid))
-        self.emit(
-            Status(f"Fin de la synchronisation : {state.value}" + (f" ({error})" if error else ""))
-        )
+        if error:
+            self.emit(said("engine.run.end_error", state=state, error=error))
+        else:
+            self.emit(said("engine.run.end", state=state))
         return record
 
     # -- steps ------------------------------------------------------------------------
@@ -135,8 +136,8 @@ class SiteRun:
             self.totals.quarantined += exported.capture.held
             held = self.node.state.quarantined(HELD)
             self.totals.details.setdefault("quarantined", []).extend(held[:200])
-            self.emit(Status(held_message(exported.capture.held)))
-        self._retry(self._upload_all, "envoi")
+            self.emit(said("engine.held", count=exported.capture.held))
+        self._retry(self._upload_all, "engine.attempt.send")
         self._receive()
         if self.node.state.outbox():
             raise TransportError(
@@ -146,7 +147,7 @@ class SiteRun:
 
     def _retry(self, action: Callable[[], None], what: str) -> None:
         def note(number: int, exc: Exception) -> None:
-            self.emit(Status(f"{what} : tentative {number}/{self.options.attempts} : {exc}"))
+            self.emit(said(what, number=number, attempts=self.options.attempts, error=exc))
 
         with_retries(
             action,
@@ -173,7 +174,7 @@ class SiteRun:
                 )
                 client.upload(path, path.name)
                 self.totals.bytes_sent += size
-        self.emit(Status("Données envoyées au siège."))
+        self.emit(said("engine.sent"))
 
     def _receive(self) -> None:
         """Poll for the Siège's package within attempts × delay; apply it when it comes."""
@@ -191,12 +192,7 @@ class SiteRun:
                     if left > 0:
                         deadline = self.monotonic() + left + ROUND_MARGIN_S
                         until = self.now() + dt.timedelta(seconds=left)
-                        self.emit(
-                            Status(
-                                "Le siège attend encore d'autres établissements (jusqu'à "
-                                f"{until:%H:%M}) : attente prolongée."
-                            )
-                        )
+                        self.emit(said("engine.wait.longer", until=f"{until:%H:%M}"))
                         continue
                     raise TransportError(
                         f"{exc} (attente de {budget / 60:.0f} min dépassée ; les données de ce "
@@ -207,7 +203,12 @@ class SiteRun:
             except TransportError as exc:
                 failures += 1
                 self.emit(
-                    Status(f"réception : tentative {failures}/{self.options.attempts} : {exc}")
+                    said(
+                        "engine.attempt.receive",
+                        number=failures,
+                        attempts=self.options.attempts,
+                        error=exc,
+                    )
                 )
                 from synchro.transport.retry import is_permanent
 
@@ -278,7 +279,7 @@ class SiteRun:
         package_id = f"{result.manifest.origin}#{result.manifest.sequence}"
         self._collect_details(package_id)
         local.unlink(missing_ok=True)
-        self.emit(Status(f"Données du siège appliquées : {stats.rows} ligne(s)."))
+        self.emit(said("engine.applied", rows=stats.rows))
         return True
 
     def _collect_details(self, package_id: str) -> None:
