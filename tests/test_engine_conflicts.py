@@ -211,6 +211,28 @@ def test_origin_owns_keeps_the_owner_version(tmp_path: Path, order: tuple[str, .
         assert trio.converged()
 
 
+@contextmanager
+def fk_trio(folder: Path) -> Iterator[Trio]:
+    """Three nodes with a parent table ``p`` and a child table ``c`` (foreign key)."""
+    schema = (
+        "CREATE TABLE p (id INTEGER PRIMARY KEY, n TEXT)",
+        "CREATE TABLE c (id INTEGER PRIMARY KEY, p INTEGER NOT NULL REFERENCES p (id))",
+    )
+    nodes = []
+    try:
+        for code in ("HQ", "S1", "S2"):
+            db = folder / f"{code}.db"
+            conn = sqlite3.connect(db)
+            for sql in schema:
+                conn.execute(sql)
+            conn.close()
+            nodes.append(make_node(folder, code, str(db), hq=code == "HQ"))
+        yield Trio(folder, *nodes)
+    finally:
+        for node in nodes:
+            node.close()
+
+
 @pytest.mark.parametrize("order", [("S1", "S2"), ("S2", "S1")])
 def test_parent_deleted_while_a_child_is_added_elsewhere_converges(
     tmp_path: Path, order: tuple[str, str]
@@ -218,20 +240,8 @@ def test_parent_deleted_while_a_child_is_added_elsewhere_converges(
     """S1 deletes a parent while S2 adds a child to it. Whichever reaches the Siège first,
     the row still referred to is kept (the sale is never lost for the article's sake):
     every node ends with the parent and the child, nothing quarantined, one conflict."""
-    schema = (
-        "CREATE TABLE p (id INTEGER PRIMARY KEY, n TEXT)",
-        "CREATE TABLE c (id INTEGER PRIMARY KEY, p INTEGER NOT NULL REFERENCES p (id))",
-    )
-    nodes = []
-    for code in ("HQ", "S1", "S2"):
-        db = tmp_path / f"{code}.db"
-        conn = sqlite3.connect(db)
-        for sql in schema:
-            conn.execute(sql)
-        conn.close()
-        nodes.append(make_node(tmp_path, code, str(db), hq=code == "HQ"))
-    trio = Trio(tmp_path, *nodes)
-    try:
+    with fk_trio(tmp_path) as trio:
+        nodes = (trio.hq, trio.s1, trio.s2)
         trio.sql("HQ", "INSERT INTO p VALUES (1, 'parent')")
         full_round(trio)
         trio.sql("S1", "DELETE FROM p WHERE id = 1")
@@ -249,28 +259,13 @@ def test_parent_deleted_while_a_child_is_added_elsewhere_converges(
         ]
         for node in nodes:
             assert node.export().manifest.rows == 0  # nothing left to send: no echo
-    finally:
-        for node in nodes:
-            node.close()
 
 
 def test_parent_delete_reaching_a_site_with_an_unsent_child_converges(tmp_path: Path) -> None:
     """S1's delete reaches S2 before S2's new child has left: refused there by the foreign
     key (set aside at S2); when the child reaches the Siège the parent comes back to all."""
-    schema = (
-        "CREATE TABLE p (id INTEGER PRIMARY KEY, n TEXT)",
-        "CREATE TABLE c (id INTEGER PRIMARY KEY, p INTEGER NOT NULL REFERENCES p (id))",
-    )
-    nodes = []
-    for code in ("HQ", "S1", "S2"):
-        db = tmp_path / f"{code}.db"
-        conn = sqlite3.connect(db)
-        for sql in schema:
-            conn.execute(sql)
-        conn.close()
-        nodes.append(make_node(tmp_path, code, str(db), hq=code == "HQ"))
-    trio = Trio(tmp_path, *nodes)
-    try:
+    with fk_trio(tmp_path) as trio:
+        nodes = (trio.hq, trio.s1, trio.s2)
         trio.sql("HQ", "INSERT INTO p VALUES (1, 'parent')")
         full_round(trio)
         trio.sql("S2", "INSERT INTO c VALUES (10, 1)")  # not sent yet
@@ -288,6 +283,3 @@ def test_parent_delete_reaching_a_site_with_an_unsent_child_converges(tmp_path: 
             assert trio.rows(code, "c") == [(10, 1)]
         for node in nodes:
             assert node.export().manifest.rows == 0
-    finally:
-        for node in nodes:
-            node.close()

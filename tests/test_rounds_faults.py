@@ -33,6 +33,21 @@ def rounds(g: Group) -> list[Any]:
     return [r for r in g.reports.latest() if r.kind == "round"]
 
 
+def disk_full_once(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The Siège's first publication fails (a full disk); the list counts the attempts."""
+    real_publish = Node.publish_group
+    calls: list[int] = []
+
+    def publish_group(self: Node, *args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 1:
+            raise OSError(28, "No space left on device")
+        return real_publish(self, *args, **kwargs)
+
+    monkeypatch.setattr(Node, "publish_group", publish_group)
+    return calls
+
+
 def test_old_package_windows_keeps_open_is_removed_at_the_next_publication(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -69,16 +84,7 @@ def test_unexpected_error_while_closing_ends_the_round_echec_and_the_service_goe
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     clock = [dt.datetime(2026, 12, 1, 23, 0)]
-    real_publish = Node.publish_group
-    calls: list[int] = []
-
-    def publish_group(self: Node, *args: Any, **kwargs: Any) -> Any:
-        calls.append(1)
-        if len(calls) == 1:
-            raise OSError(28, "No space left on device")
-        return real_publish(self, *args, **kwargs)
-
-    monkeypatch.setattr(Node, "publish_group", publish_group)
+    calls = disk_full_once(monkeypatch)
     with group(tmp_path, ["3615"], run_service=False, now=lambda: clock[0]) as g:
         seed(g)
         g.service.step("open")
@@ -104,16 +110,7 @@ def test_unexpected_error_while_closing_ends_the_round_echec_and_the_service_goe
 def test_site_waiting_through_an_hq_error_gets_its_data_in_the_same_run(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real_publish = Node.publish_group
-    calls: list[int] = []
-
-    def publish_group(self: Node, *args: Any, **kwargs: Any) -> Any:
-        calls.append(1)
-        if len(calls) == 1:
-            raise OSError(28, "No space left on device")
-        return real_publish(self, *args, **kwargs)
-
-    monkeypatch.setattr(Node, "publish_group", publish_group)
+    calls = disk_full_once(monkeypatch)
     monkeypatch.setattr(hq_round, "RETRY_AFTER", dt.timedelta(seconds=0.3))
     with group(tmp_path, ["3615", "3616"]) as g:
         seed(g)
