@@ -32,8 +32,8 @@ def add_commands(sub: Sub) -> None:
         type=float,
         default=120.0,
         metavar="SECONDES",
-        help="Siège : garder le serveur FTP ouvert après le tour pour que les établissements "
-        "reçoivent leurs données (défaut 120)",
+        help="Siège : garder le serveur FTP ouvert après le tour jusqu'à ce que chaque "
+        "établissement qui a envoyé ait reçu ses données, au plus SECONDES (défaut 120)",
     )
     p.set_defaults(handler=cmd_sync)
     p = sub.add_parser("report", help="le Rapport des synchronisations")
@@ -210,10 +210,28 @@ def _hq_round_now(app: Any, interrupted: threading.Event, linger: float) -> Any:
             hq.step({"stop": "stop", "raz": "raz"}.get(command, ""))
         if hq.last_round is not None and hq.last_round.state is not State.STOPPED:
             app.emit(said("engine.linger", seconds=f"{linger:.0f}"))
-            interrupted.wait(linger)
+            _linger(app, hq.last_round, interrupted, linger)
         return hq.last_round
     finally:
         node.close()
+
+
+def _linger(app: Any, round_row: Any, interrupted: threading.Event, linger: float) -> None:
+    """Keep the FTP server up until every establishment that delivered in this round has
+    downloaded its package, or ``linger`` seconds at most."""
+    import time
+
+    wanted: set[tuple[str, str]] = set()
+    for r in app.reports.for_round(round_row.id):
+        if r.kind == "site-in-round" and r.state is State.OK:
+            published = sorted(p.name for p in (app.paths.ftp_root / r.site / "out").glob("*.pkg"))
+            if published:
+                wanted.add((r.site, published[-1]))  # the newest: this round's
+    end = time.monotonic() + linger
+    while not interrupted.is_set() and time.monotonic() < end:
+        if wanted <= set(app.server.downloads()):
+            return
+        interrupted.wait(0.2)
 
 
 def cmd_report(args: argparse.Namespace) -> int:

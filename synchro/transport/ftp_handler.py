@@ -14,6 +14,7 @@ holding that server's settings (``synchro``: a ``ServerState``). What they add t
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import errno
 import logging
@@ -45,6 +46,8 @@ class ServerState:
         self.guard = guard
         self.max_upload = max_upload
         self.on_received = on_received
+        # (site, file name) of every download that went to its end, oldest first (bounded)
+        self.sent: collections.deque[tuple[str, str]] = collections.deque(maxlen=10000)
 
 
 class _QuotaFile:
@@ -160,6 +163,10 @@ class _SiteHandlerMixin:
                 log.exception("on_received a échoué pour %s", path)
         self.respond("250 Renaming ok.")
         return (src, path)
+
+    def on_file_sent(self, file: str) -> None:
+        """pyftpdlib: a RETR went to its end (the site may still refuse what it got)."""
+        self.synchro.sent.append((self.username, os.path.basename(file)))
 
     def pre_process_command(self, line: str, cmd: str, arg: str) -> None:
         self._synchro_cmd = (cmd, arg)  # for respond(): which command is being refused

@@ -297,6 +297,10 @@ class HQServer:
         """SHA-256 of the served certificate ("" for plain FTP)."""
         return certificate_fingerprint(self.cert_file) if self.cert_file else ""
 
+    def downloads(self) -> list[tuple[str, str]]:
+        """(site, file name) of the downloads completed since start, oldest first."""
+        return list(self._handler.synchro.sent)
+
     def security_events(self) -> list[SecurityEvent]:
         """Refusals seen since start (bounded; the oldest are forgotten first)."""
         return self.guard.events()
