@@ -115,6 +115,19 @@ def test_ordered_select_uses_binary_collation_on_text_keys() -> None:
     assert sql == 'SELECT "id" FROM "t" WHERE "v" >= ?'
 
 
+def test_reals_read_as_17_digit_text_where_the_driver_rounds_them() -> None:
+    """The SQLite ODBC driver reads REAL with 15 digits: such a dialect selects REAL
+    columns through printf('%!.17g') (NULL kept), in scans and fetches, ordering untouched."""
+    table = Table("m", (Column("id", "int"), Column("x", "float")), ("id",), "primary")
+    rounding = Dialect("sqlite", '"', float_as_text=True)
+    real = """CASE WHEN "x" IS NULL THEN NULL ELSE printf('%!.17g', "x") END"""
+    assert rounding.select(table, ["id", "x"], ordered=True) == (
+        f'SELECT "id", {real} FROM "m" ORDER BY "id"'
+    )
+    assert rounding.fetch(table, 1) == f'SELECT "id", {real} FROM "m" WHERE "id" IN (?)'
+    assert Dialect("sqlite").fetch(table, 1) == 'SELECT "id", "x" FROM "m" WHERE "id" IN (?)'
+
+
 def test_keyset_page() -> None:
     sql = Dialect("mysql", "`").select(
         PAIR, ["qte"], ordered=True, modified_column="qte", after_key=True, limit=10

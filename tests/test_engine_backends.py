@@ -257,14 +257,6 @@ def test_floats_arrive_exactly_and_are_not_echoed(
 ) -> None:
     """17 significant digits through every back end; a rounded read-back would also come
     back as an update at the next export (an echo that spreads the rounded value)."""
-    if backend.name == "sqlite-odbc":
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                reason="db (SQLite3 ODBC driver): REAL values are read back with 15 "
-                "significant digits (1/3 -> 0.333333333333333)",
-            )
-        )
     source = make_backend("sqlite")
     for each in (source, backend):
         create_sample_schema(each)

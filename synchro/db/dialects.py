@@ -121,6 +121,9 @@ class Dialect:
 
     name: str
     quote_char: str = '"'
+    # The SQLite ODBC driver reads REAL with 15 significant digits (1/3 → 0.333333333333333):
+    # such a driver gets REAL columns as text with 17 digits, which read back exactly.
+    float_as_text: bool = False
 
     # -- capacities -------------------------------------------------------------------
 
@@ -208,7 +211,7 @@ class Dialect:
         then with ``after_key`` the values ``after_key_params`` lists (keys strictly after
         a given key, in scan order); ``limit`` caps the number of rows.
         """
-        sql = f"SELECT {self._cols(columns)} FROM {self.quote(table.name)}"
+        sql = f"SELECT {self._read_cols(table, columns)} FROM {self.quote(table.name)}"
         where = [f"{self.quote(modified_column)} >= ?"] if modified_column else []
         if after_key:
             where.append(f"({self._after_key(table)})")
@@ -256,7 +259,22 @@ class Dialect:
 
     def fetch(self, table: Table, nkeys: int) -> str:
         cond = self.keys_condition(table.key, nkeys)
-        return f"SELECT {self._cols(table.column_names)} FROM {self.quote(table.name)} WHERE {cond}"
+        cols = self._read_cols(table, table.column_names)
+        return f"SELECT {cols} FROM {self.quote(table.name)} WHERE {cond}"
+
+    def _read_cols(self, table: Table, names: Sequence[str]) -> str:
+        """The select list; with ``float_as_text`` REAL columns come as 17-digit text
+        (SQLite's printf stops at 16 digits unless given the ``!`` flag)."""
+        if not self.float_as_text:
+            return self._cols(names)
+        kinds = dict(zip(table.column_names, table.kinds, strict=True))
+        terms = []
+        for name in names:
+            col = self.quote(name)
+            if kinds.get(name) == "float":
+                col = f"CASE WHEN {col} IS NULL THEN NULL ELSE printf('%!.17g', {col}) END"
+            terms.append(col)
+        return ", ".join(terms)
 
     def count(self, table: Table) -> str:
         return f"SELECT COUNT(*) FROM {self.quote(table.name)}"

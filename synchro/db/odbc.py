@@ -111,7 +111,11 @@ class OdbcAdapter(SqlAdapter):
             self._conn.close()
             self._conn = _connect(pyodbc, connection.rstrip("; ") + ";" + streaming)
             info = self._conn.getinfo
-        self.sql = Dialect(self.dialect, str(info(SQL_IDENTIFIER_QUOTE_CHAR) or '"'))
+        self.sql = Dialect(
+            self.dialect,
+            str(info(SQL_IDENTIFIER_QUOTE_CHAR) or '"'),
+            float_as_text=self.dialect == "sqlite",
+        )
         self._database = str(info(SQL_DATABASE_NAME) or "")
         server = str(info(SQL_SERVER_NAME) or "")
         where = f"base {self._database}" + (f" sur {server}" if server else "")
