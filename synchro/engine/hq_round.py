@@ -190,7 +190,7 @@ class HQService:
         self.round = None
         self._announce()
         try:
-            self._conclude(current, state, error)
+            record = self._conclude(current, state, error)
         except Exception as exc:  # the row must not stay "En cours..." (step() logs it)
             error = f"erreur interne : {exc!r}"
             record = self.reports.finish(
@@ -200,8 +200,10 @@ class HQService:
             self.emit(StateChanged("failed", error, current.report_id))
             self.emit(said("engine.round.end_error", state=State.FAILED, error=error))
             raise
+        if self.on_round_closed is not None:  # after the row is final (email, watermark)
+            self.on_round_closed(record)
 
-    def _conclude(self, current: OpenRound, state: State, error: str) -> None:
+    def _conclude(self, current: OpenRound, state: State, error: str) -> RunRecord:
         missing: list[str] = []
         failures: list[str] = []
         if state is State.OK:
@@ -249,8 +251,7 @@ class HQService:
             self.emit(said("engine.round.end_error", state=state, error=error))
         else:
             self.emit(said("engine.round.end", state=state))
-        if self.on_round_closed is not None:
-            self.on_round_closed(record)
+        return record
 
     def _announce(self) -> None:
         """Tell the establishments (``/out/tour.json``) whether a round is open and until
