@@ -22,7 +22,7 @@ from engine_helpers import Db, make_node, state_counts
 
 from synchro.config.model import ConflictPolicy, TableRule
 from synchro.engine.node import Node
-from synchro.errors import ApplyError, Cancelled, PackageError
+from synchro.errors import ApplyError, Cancelled, PackageError, StateError
 
 ITEMS = (
     "CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT NOT NULL, qty INTEGER, "
@@ -534,3 +534,27 @@ def test_prefilter_on_a_table_with_a_decimal_key(tmp_path: Path) -> None:
         assert (count.updates, count.deletes) == (1, 1)
         assert hq.import_package(exported.path).status == "applied"
         assert checks(a) == checks(b)
+
+
+def test_a_damaged_state_database_is_named_with_what_to_do(tmp_path: Path) -> None:
+    """A state file damaged on disk: a clear error naming it and the way out, and the way
+    out works (renamed aside, the next export compares every row again)."""
+    db = tmp_path / "base.db"
+    conn = sqlite3.connect(db)
+    conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
+    conn.execute("INSERT INTO t VALUES (1, 'a')")
+    conn.commit()
+    conn.close()
+    with make_node(tmp_path, "S1", str(db)) as node:
+        assert node.export().manifest.rows == 1
+        state = node.state.path
+    with open(state, "r+b") as f:
+        f.write(b"not a database at all, damaged")
+    with pytest.raises(StateError) as caught:
+        make_node(tmp_path, "S1", str(db))
+    assert str(state) in str(caught.value)
+    assert "Restaurez-la depuis une sauvegarde, ou renommez-la" in str(caught.value)
+    for leftover in state.parent.glob(state.name + "*"):
+        leftover.rename(leftover.with_name(leftover.name + ".abîmé"))
+    with make_node(tmp_path, "S1", str(db)) as node:
+        assert node.export().manifest.rows == 1  # every row offered again: nothing lost

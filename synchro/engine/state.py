@@ -105,7 +105,12 @@ class StateDB:
                     f"(schéma {version}) : mettez Synchro à jour."
                 )
         except sqlite3.DatabaseError as exc:
-            raise StateError(f"Base d'état illisible {path} : {exc}") from exc
+            raise StateError(
+                f"Base d'état illisible {path} : {exc}. Restaurez-la depuis une sauvegarde, "
+                "ou renommez-la : la prochaine synchronisation repartira de zéro en comparant "
+                "toutes les lignes avec le siège (les différences seront traitées comme des "
+                "conflits et gardées dans le journal des conflits)."
+            ) from exc
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
