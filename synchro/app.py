@@ -204,17 +204,47 @@ class App:
         return RoundSettings(hq.servers, hq.max_reception, [s.code for s in hq.sites])
 
     def _loop(self) -> None:
-        node = open_node(self.config, self.paths, self.now)
-        try:
-            if self.config.is_hq:
-                self._hq_loop(node)
-            else:
-                self._site_loop(node)
-        except Exception:  # the service must say why it stopped
-            log.exception("Le moteur de synchronisation s'est arrêté")
-            self.emit(StateChanged("failed", "Erreur interne : voir le journal."))
-        finally:
-            node.close()
+        while not self._stop.is_set():
+            try:
+                node = open_node(self.config, self.paths, self.now)
+            except SynchroError as exc:  # a damaged state, a database that will not open...
+                self._cannot_start(exc)
+                if self._wait_for_retry():
+                    continue
+                return
+            try:
+                if self.config.is_hq:
+                    self._hq_loop(node)
+                else:
+                    self._site_loop(node)
+            except Exception:  # the service must say why it stopped
+                log.exception("Le moteur de synchronisation s'est arrêté")
+                self.emit(StateChanged("failed", "Erreur interne : voir le journal."))
+            finally:
+                node.close()
+            return
+
+    def _cannot_start(self, exc: SynchroError) -> None:
+        """Say it everywhere the user looks: status bar, tray, log and the Rapport."""
+        log.error("Synchronisation impossible : %s", exc)
+        kind = "round" if self.config.is_hq else "run"
+        rid = self.reports.start(self.config.site or "?", kind, now=self.now())
+        self.reports.finish(rid, State.FAILED, now=self.now(), error=str(exc))
+        self.emit(StateChanged("failed", str(exc), rid))
+        self.emit(said("engine.cannot_start", error=exc))
+
+    def _wait_for_retry(self) -> bool:
+        """After a failed start: True at MANUELLE or at the next scheduled hour (try again),
+        False when the App stops."""
+        while not self._stop.is_set():
+            try:
+                command = self.commands.get(timeout=0.5)
+            except queue.Empty:
+                command = ""
+            if command == "sync" or self.schedule.due(self.now()):
+                self.commands.put("sync")  # the run the user (or the hour) asked for
+                return True
+        return False
 
     def _site_loop(self, node: Node) -> None:
         while not self._stop.is_set():

@@ -168,3 +168,32 @@ def test_report_email_after_a_run_and_ok_stays_ok_when_mail_is_down(
         last = store.latest(1)[0]
     assert last.state is State.OK
     assert "email" in last.details and last.details["email"]["status"] == "failed"
+
+
+def test_a_damaged_state_is_reported_and_the_next_manuelle_tries_again(
+    pair: tuple[NodePaths, NodePaths],
+) -> None:
+    """The engine cannot open its state: the tray, the status bar and the Rapport say why
+    (no thread dying with a traceback); once the file is put right, MANUELLE just works."""
+    hq_paths, site_paths = pair
+    with open_node(load_config(site_paths.config_file), site_paths, dt.datetime.now):
+        pass
+    good = site_paths.state_db.read_bytes()
+    site_paths.state_db.write_bytes(b"damaged " * 512)
+    events: list[object] = []
+    hq = App(load_config(hq_paths.config_file), hq_paths)
+    site = App(load_config(site_paths.config_file), site_paths, listeners=(events.append,))
+    hq.start()
+    site.start()
+    try:
+        wait_for(lambda: any(r.state is State.FAILED for r in site.reports.latest()))
+        failed = site.reports.latest()[0]
+        assert "Base d'état illisible" in failed.error and "renommez-la" in failed.error
+        assert any(isinstance(e, StateChanged) and e.state == "failed" for e in events)
+        site_paths.state_db.write_bytes(good)
+        hq.run_now()
+        site.run_now()
+        wait_for(lambda: site.reports.latest()[0].state is State.OK, timeout=60)
+    finally:
+        site.close()
+        hq.close()
