@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import functools
 import itertools
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
@@ -209,13 +210,22 @@ class SqlAdapter(Adapter):
 
     # -- writing ----------------------------------------------------------------------
 
-    def insert(self, table: Table, rows: Sequence[Row]) -> None:
-        doing = f"écriture dans la table {table.name}"
-        kinds = table.kinds
-        size = self.sql.batch_rows(len(table.columns)) if self.sql.multi_row else 1
+    def _in_batches(
+        self,
+        rows: Sequence[Sequence[Any]],
+        kinds: Sequence[str],
+        size: int,
+        statement: Callable[[int], str],
+        doing: str,
+    ) -> None:
+        """Run ``statement(n)`` on ``rows`` bound ``n`` at a time (``n`` ≤ ``size``)."""
         for part in chunks(rows, size):
-            params = self._bind_rows(kinds, part)
-            self._run(self.sql.insert(table, len(part)), params, doing).close()
+            self._run(statement(len(part)), self._bind_rows(kinds, part), doing).close()
+
+    def insert(self, table: Table, rows: Sequence[Row]) -> None:
+        size = self.sql.batch_rows(len(table.columns)) if self.sql.multi_row else 1
+        statement = functools.partial(self.sql.insert, table)
+        self._in_batches(rows, table.kinds, size, statement, f"écriture dans la table {table.name}")
 
     def upsert(self, table: Table, rows: Sequence[Row]) -> None:
         self._need_key(table)
@@ -224,10 +234,8 @@ class SqlAdapter(Adapter):
             for row in rows:  # no native upsert, or no unique constraint for it to use
                 self._update_or_insert(table, row, doing)
             return
-        kinds = table.kinds
-        for part in chunks(rows, self.sql.batch_rows(len(table.columns))):
-            params = self._bind_rows(kinds, part)
-            self._run(self.sql.upsert(table, len(part)), params, doing).close()
+        size = self.sql.batch_rows(len(table.columns))
+        self._in_batches(rows, table.kinds, size, functools.partial(self.sql.upsert, table), doing)
 
     def _update_or_insert(self, table: Table, row: Row, doing: str) -> None:
         bound = self._bind_rows(table.kinds, [row])
@@ -250,11 +258,11 @@ class SqlAdapter(Adapter):
 
     def delete(self, table: Table, keys: Sequence[Key]) -> None:
         self._need_key(table)
-        key_kinds = table.key_kinds
-        for part in chunks(keys, self.sql.batch_rows(len(table.key))):
-            params = self._bind_rows(key_kinds, part)
-            doing = f"suppression dans la table {table.name}"
-            self._run(self.sql.delete(table, len(part)), params, doing).close()
+        size = self.sql.batch_rows(len(table.key))
+        statement = functools.partial(self.sql.delete, table)
+        self._in_batches(
+            keys, table.key_kinds, size, statement, f"suppression dans la table {table.name}"
+        )
 
     # -- transactions -----------------------------------------------------------------
 
