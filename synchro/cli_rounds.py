@@ -9,6 +9,7 @@ import json
 import signal
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -210,23 +211,21 @@ def _hq_round_now(app: Any, interrupted: threading.Event, linger: float) -> Any:
             hq.step({"stop": "stop", "raz": "raz"}.get(command, ""))
         if hq.last_round is not None and hq.last_round.state is not State.STOPPED:
             app.emit(said("engine.linger", seconds=f"{linger:.0f}"))
-            _linger(app, hq.last_round, interrupted, linger)
+            _linger(app, hq, interrupted, linger)
         return hq.last_round
     finally:
         node.close()
 
 
-def _linger(app: Any, round_row: Any, interrupted: threading.Event, linger: float) -> None:
+def _linger(app: Any, hq: Any, interrupted: threading.Event, linger: float) -> None:
     """Keep the FTP server up until every establishment that delivered in this round has
-    downloaded its package, or ``linger`` seconds at most."""
-    import time
-
-    wanted: set[tuple[str, str]] = set()
-    for r in app.reports.for_round(round_row.id):
-        if r.kind == "site-in-round" and r.state is State.OK:
-            published = sorted(p.name for p in (app.paths.ftp_root / r.site / "out").glob("*.pkg"))
-            if published:
-                wanted.add((r.site, published[-1]))  # the newest: this round's
+    downloaded the package published to it, or ``linger`` seconds at most."""
+    delivered = {
+        r.site
+        for r in app.reports.for_round(hq.last_round.id)
+        if r.kind == "site-in-round" and r.state is State.OK
+    }
+    wanted = {(site, name) for site, name in hq.published.items() if site in delivered}
     end = time.monotonic() + linger
     while not interrupted.is_set() and time.monotonic() < end:
         if wanted <= set(app.server.downloads()):

@@ -65,7 +65,7 @@ def test_status_lines_follow_the_ui_language() -> None:
     assert gui_event(start) == [StatusMessage("Démarrage en mode siège.", start.at)]
     english = [StatusMessage("Starting in headquarters mode.", start.at)]
     assert gui_event(start, "en") == english
-    end = engine.said("engine.round.end_error", state=State.FAILED, error="sans données : 3616")
+    end = engine.said("engine.round.end", state=State.FAILED, detail=" (sans données : 3616)")
     assert end.message == "Fin du tour : Echec (sans données : 3616)"
     assert end.text("en") == "Round finished: Failed (sans données : 3616)"
     applied = engine.said("engine.applied", rows=12)

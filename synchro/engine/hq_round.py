@@ -23,7 +23,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import os
 import queue
 import re
 import shutil
@@ -33,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from synchro.capture.diff import HELD
+from synchro.config.atomic import atomic_write
 from synchro.engine.events import Emit, Progress, StateChanged, ignore, said
 from synchro.engine.node import Node
 from synchro.errors import ApplyError, Cancelled, PackageError, SynchroError
@@ -98,6 +98,7 @@ class HQService:
         self.paused_until: dt.datetime | None = None  # set by an unexpected error
         self.owed: list[str] = []  # sites whose publication an error cut short
         self.stuck: dict[Path, Path] = {}  # handled deliveries Windows would not let us move
+        self.published: dict[str, str] = {}  # site -> name of the package now offered to it
         self.rejected = node.packages_dir / "rejected"
 
     # -- commands (any thread) ------------------------------------------------------------
@@ -190,20 +191,18 @@ class HQService:
         self.round = None
         self._announce()
         try:
-            record = self._conclude(current, state, error)
+            state, error, details = self._conclude(current, state, error)
         except Exception as exc:  # the row must not stay "En cours..." (step() logs it)
-            error = f"erreur interne : {exc!r}"
-            record = self.reports.finish(
-                current.report_id, State.FAILED, now=self.now(), error=error
-            )
-            self.last_round = record
-            self.emit(StateChanged("failed", error, current.report_id))
-            self.emit(said("engine.round.end_error", state=State.FAILED, error=error))
+            self._end(current, State.FAILED, f"erreur interne : {exc!r}", {})
             raise
+        record = self._end(current, state, error, details)
         if self.on_round_closed is not None:  # after the row is final (email, watermark)
             self.on_round_closed(record)
 
-    def _conclude(self, current: OpenRound, state: State, error: str) -> RunRecord:
+    def _conclude(
+        self, current: OpenRound, state: State, error: str
+    ) -> tuple[State, str, dict[str, object]]:
+        """Apply and publish (for an ``OK`` close); the round's final state, error, details."""
         missing: list[str] = []
         failures: list[str] = []
         if state is State.OK:
@@ -241,16 +240,19 @@ class HQService:
         details: dict[str, object] = {"missing": missing, "failed": failures}
         if self.security_events is not None:
             details["security"] = [str(e) for e in self.security_events()][-100:]
+        return state, error, details
+
+    def _end(
+        self, current: OpenRound, state: State, error: str, details: dict[str, object]
+    ) -> RunRecord:
+        """The round's row made final, and said (tray, status bar)."""
         record = self.reports.finish(
             current.report_id, state, now=self.now(), error=error, details=details
         )
         self.last_round = record
         word = {State.OK: "ok", State.STOPPED: "stopped"}.get(state, "failed")
         self.emit(StateChanged(word, error or "Tour terminé.", current.report_id))
-        if error:
-            self.emit(said("engine.round.end_error", state=state, error=error))
-        else:
-            self.emit(said("engine.round.end", state=state))
+        self.emit(said("engine.round.end", state=state, detail=f" ({error})" if error else ""))
         return record
 
     def _announce(self) -> None:
@@ -267,11 +269,9 @@ class HQService:
         data = json.dumps(state).encode()
         for site in self.settings.sites:
             folder = self.ftp_root / site / "out"
-            tmp = folder / (ROUND_FILE + ".tmp")
             try:
                 folder.mkdir(parents=True, exist_ok=True)
-                tmp.write_bytes(data)
-                os.replace(tmp, folder / ROUND_FILE)
+                atomic_write(folder / ROUND_FILE, data)
             except OSError as exc:  # Windows: being read right now; the next one will do
                 log.info("%s non mis à jour pour %s : %s", ROUND_FILE, site, exc)
 
@@ -389,6 +389,7 @@ class HQService:
             for old in final.parent.glob(f"*-{site}-*.pkg"):
                 if old.name != final.name:
                     _remove_old(old)
+            self.published[site] = final.name
             size = final.stat().st_size
             rid = rows.get(site)
             if rid is not None:

@@ -115,10 +115,7 @@ class SiteRun:
         )
         word = {State.OK: "ok", State.STOPPED: "stopped"}.get(state, "failed")
         self.emit(StateChanged(word, error or "Synchronisation terminée.", rid))
-        if error:
-            self.emit(said("engine.run.end_error", state=state, error=error))
-        else:
-            self.emit(said("engine.run.end", state=state))
+        self.emit(said("engine.run.end", state=state, detail=f" ({error})" if error else ""))
         return record
 
     # -- steps ------------------------------------------------------------------------
@@ -145,9 +142,12 @@ class SiteRun:
                 "ils seront renvoyés à la prochaine synchronisation"
             )
 
-    def _retry(self, action: Callable[[], None], what: str) -> None:
+    def _retry(self, action: Callable[[], None], message: str) -> None:
+        """``action`` tried ``attempts`` times; each failure said with ``message`` (a key
+        of locales/engine.json taking number, attempts and error)."""
+
         def note(number: int, exc: Exception) -> None:
-            self.emit(said(what, number=number, attempts=self.options.attempts, error=exc))
+            self.emit(said(message, number=number, attempts=self.options.attempts, error=exc))
 
         with_retries(
             action,
