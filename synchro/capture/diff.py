@@ -83,6 +83,9 @@ class _Holder:
         self.keys.discard(kj)
 
     def release(self, skey: tuple[Any, ...]) -> None:
+        """The row went out: it leaves the quarantine (if it was set aside before)."""
+        if not self.keys:  # the usual case, checked before making the key's text
+            return
         kj = key_json(list(skey))
         if kj in self.keys:
             self.state.release_held(HELD, self.table.name, kj)
@@ -187,8 +190,7 @@ def _capture_table(
     holder = _Holder(state, table, count)
 
     def on_delete(skey: tuple[Any, ...]) -> None:
-        if holder.keys:
-            holder.release(skey)
+        holder.release(skey)
         values = [to_json(k, normalise(k, v)) for k, v in zip(key_kinds, skey, strict=True)]
         deletes.append((order, key_json(values)))
         count.deletes += 1
@@ -330,8 +332,7 @@ def _full_diff(
             except PackageError as exc:
                 holder.hold(skey, row, exc)
                 continue
-            if holder.keys:
-                holder.release(skey)
+            holder.release(skey)
             if in_snap:
                 updates += 1
             else:

@@ -305,7 +305,7 @@ class _TableApplier:
             reviver.keep(
                 self.table,
                 item.kj,
-                self.dumps(self.json_values(item.local)),
+                self._row_json(item.local) or "",
                 local=ctx.local,
                 package=ctx.package_id,
                 deleted_by=item.origin,

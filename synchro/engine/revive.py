@@ -22,8 +22,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from synchro.capture.diff import snapshot_key
 from synchro.db.base import Adapter, Row, Table
-from synchro.engine.state import StateDB, key_json, snap_value
+from synchro.engine.state import StateDB, key_json
 from synchro.values import from_json, row_hasher
 
 POLICY = "reference"
@@ -57,7 +58,7 @@ class Reviver:
             key = tuple(by_column[k] for k in parent.key)
             if any(v is None for v in key) or self.adapter.fetch(parent, [key]):
                 continue
-            skey = tuple(snap_value(k, v) for k, v in zip(parent.key_kinds, key, strict=True))
+            skey = snapshot_key(parent.key_kinds, range(len(parent.key)))(key)
             last = self.state.deleted_version(parent.name, key_json(skey))
             if last is None:
                 continue  # never known here: the foreign key error stands
