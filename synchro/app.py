@@ -204,25 +204,30 @@ class App:
         return RoundSettings(hq.servers, hq.max_reception, [s.code for s in hq.sites])
 
     def _loop(self) -> None:
-        while not self._stop.is_set():
+        node = self._open_node()
+        if node is None:
+            return  # the App stopped before the node could be opened
+        try:
+            if self.config.is_hq:
+                self._hq_loop(node)
+            else:
+                self._site_loop(node)
+        except Exception:  # the service must say why it stopped
+            log.exception("Le moteur de synchronisation s'est arrêté")
+            self.emit(StateChanged("failed", "Erreur interne : voir le journal."))
+        finally:
+            node.close()
+
+    def _open_node(self) -> Node | None:
+        """The node; when it cannot open (a damaged state, a database that will not open...)
+        say why and try again at MANUELLE or the next hour. None once the App stops."""
+        while True:
             try:
-                node = open_node(self.config, self.paths, self.now)
-            except SynchroError as exc:  # a damaged state, a database that will not open...
+                return open_node(self.config, self.paths, self.now)
+            except SynchroError as exc:
                 self._cannot_start(exc)
-                if self._wait_for_retry():
-                    continue
-                return
-            try:
-                if self.config.is_hq:
-                    self._hq_loop(node)
-                else:
-                    self._site_loop(node)
-            except Exception:  # the service must say why it stopped
-                log.exception("Le moteur de synchronisation s'est arrêté")
-                self.emit(StateChanged("failed", "Erreur interne : voir le journal."))
-            finally:
-                node.close()
-            return
+            if not self._wait_for_retry():
+                return None
 
     def _cannot_start(self, exc: SynchroError) -> None:
         """Say it everywhere the user looks: status bar, tray, log and the Rapport."""
