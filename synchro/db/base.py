@@ -103,6 +103,15 @@ class Adapter(abc.ABC):
     def fetch(self, table: Table, keys: Sequence[Key]) -> list[Row]:
         """The current rows (all columns) for these keys; missing keys are simply absent."""
 
+    def read_back(self, table: Table, keys: Sequence[Key]) -> list[Row]:
+        """The rows the database holds for these keys, read for verification after a write.
+
+        An adapter whose driver may convert values on the way (ODBC text through wide
+        characters) reads them here by another path (the stored bytes, e.g. ``HEX()``), so
+        a driver cannot read its own damage back as "equal". Default: ``fetch``.
+        """
+        return self.fetch(table, keys)
+
     @abc.abstractmethod
     def insert(self, table: Table, rows: Sequence[Row]) -> None:
         """Insert new rows (all columns); fails when a key already exists, including one
