@@ -31,6 +31,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from synchro import faults
 from synchro.capture.diff import HELD
 from synchro.config.atomic import atomic_write
 from synchro.engine.events import Emit, Progress, StateChanged, ignore, said
@@ -181,6 +182,7 @@ class HQService:
     def _open(self, now: dt.datetime, *, manual: bool) -> None:
         rid = self.reports.start(self.code, "round", now=now)
         self.round = OpenRound(rid, now, now + self.settings.max_reception, manual)
+        faults.point("hq.round.opened")
         self._announce()
         self.emit(StateChanged("running", "Tour de synchronisation ouvert.", rid))
         self.emit(said("engine.round.open", servers=self.settings.servers))
@@ -190,12 +192,15 @@ class HQService:
         assert current is not None
         self.round = None
         self._announce()
+        faults.point("hq.round.closing")
         try:
             state, error, details = self._conclude(current, state, error)
         except Exception as exc:  # the row must not stay "En cours..." (step() logs it)
             self._end(current, State.FAILED, f"erreur interne : {exc!r}", {})
             raise
+        faults.point("hq.report.round")
         record = self._end(current, state, error, details)
+        faults.point("hq.round.closed")
         if self.on_round_closed is not None:  # after the row is final (email, watermark)
             self.on_round_closed(record)
 
@@ -314,6 +319,7 @@ class HQService:
         outcome = _Outcome()
         self.emit(Progress("capture", self.code, detail="changements du siège"))
         exported = self.node.export(cancel=self.cancel)
+        faults.point("hq.exported")
         if exported.capture.held:
             self.emit(said("engine.held.site", site=self.code, count=exported.capture.held))
             if round_id is not None:
@@ -330,6 +336,7 @@ class HQService:
         targets = list(self.settings.sites) if publish_all else []
         targets += [s for s in outcome.applied if s not in targets]
         self._publish(targets, rows)
+        faults.point("hq.report.sites")
         for rid in rows.values():
             record = self.reports.get(rid)
             if record.state is State.RUNNING:
@@ -338,6 +345,7 @@ class HQService:
 
     def _apply_one(self, d: Delivery, rid: int, outcome: _Outcome) -> None:
         self.emit(Progress("apply", d.site, detail=d.path.name))
+        faults.point("hq.apply.before")
         try:
             result = self.node.import_package(
                 d.path,
@@ -352,6 +360,7 @@ class HQService:
         if result.status == "waiting":
             return
         size = d.path.stat().st_size
+        faults.point("hq.apply.before_archive")
         self._move(d, self.archive)
         if result.status == "applied":
             s = result.stats
@@ -373,6 +382,7 @@ class HQService:
                 quarantined=record.quarantined + s.quarantined,
             )
         outcome.applied.setdefault(d.site, []).append(d.sequence)
+        faults.point("hq.apply.done")
         self.emit(said("engine.package.applied", site=d.site, sequence=d.sequence))
 
     def _move(self, d: Delivery, folder: Path) -> None:
@@ -384,12 +394,14 @@ class HQService:
         if not sites:
             return
         self.emit(Progress("publish", self.code, detail=f"{len(sites)} établissement(s)"))
+        faults.point("hq.publish.before")
         published = self.node.publish_group(sites, lambda site: self.ftp_root / site / "out")
         for site, (final, manifest) in published.items():
             for old in final.parent.glob(f"*-{site}-*.pkg"):
                 if old.name != final.name:
                     _remove_old(old)
             self.published[site] = final.name
+            faults.point("hq.publish.site")
             size = final.stat().st_size
             rid = rows.get(site)
             if rid is not None:

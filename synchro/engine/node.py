@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from synchro import faults
 from synchro.capture.diff import (
     CaptureOptions,
     CaptureResult,
@@ -196,11 +197,13 @@ class Node:
             with writer:
                 result = capture(self.adapter, self.state, tables, writer, options)
                 manifest = writer.close()
+            faults.point("node.export.written")
             if self.config.is_hq:
                 self._log_local(path, tables)
                 self.state.mark_applied(self.code, sequence, kind, manifest.rows)
             else:
                 self.state.add_outbox(sequence, path, manifest.rows)
+        faults.point("node.export.committed")
         if self.config.is_hq and out is None:
             path.unlink(missing_ok=True)  # the change log holds it now
         return ExportResult(path, manifest, result)
@@ -295,6 +298,7 @@ class Node:
         )
         with self.state.transaction():
             self.state.set_intent(origin, sequence, path)
+        faults.point("node.import.intent")
         stats = self._apply(reader, ctx)
         return ImportResult(manifest, stats, "applied")
 
@@ -366,6 +370,8 @@ class Node:
                 with self.adapter.atomic():
                     stats = apply_changes(self.adapter, self.state, tables, reader, ctx)
                     self.state.keep_conflicts(ctx.package_id)  # durable before the commit
+                    faults.point("node.apply.before_db_commit")
+                faults.point("node.apply.db_committed")
                 self._after_apply(manifest)
                 self.state.mark_applied(
                     manifest.origin, manifest.sequence, manifest.kind, manifest.rows
@@ -375,6 +381,7 @@ class Node:
             with self.state.transaction():
                 self.state.clear_intent()
             raise
+        faults.point("node.apply.committed")
         self.state.drop_conflicts_journal(ctx.package_id)
         return stats
 
@@ -431,12 +438,14 @@ class Node:
                 self.state.set_meta("out_seq", str(sequence))
             shared = staging / f"{self.code}-{sequence:08d}.pkg"
             manifest = self._write_published(shared, sequence, acked, members, key)
+            faults.point("node.publish.written")
             for site in members:
                 folder = folder_of(site)
                 folder.mkdir(parents=True, exist_ok=True)
                 final = folder / f"{self.code}-{site}-{sequence:08d}.pkg"
                 _link_or_copy(shared, final)
                 published[site] = (final, manifest)
+            faults.point("node.publish.linked")
             shared.unlink(missing_ok=True)
             with self.state.transaction():
                 for site in members:

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from synchro import faults
 from synchro.capture.diff import HELD
 from synchro.engine.events import Emit, Progress, StateChanged, ignore, said
 from synchro.engine.hq_round import ROUND_FILE
@@ -102,6 +103,7 @@ class SiteRun:
             return self._finish(rid, State.FAILED, str(exc))
         except Exception as exc:  # never let a bug leave the row "En cours..."
             return self._finish(rid, State.FAILED, f"erreur interne : {exc!r}")
+        faults.point("site.report")
         return self._finish(rid, State.OK, "")
 
     def _finish(self, rid: int, state: State, error: str) -> RunRecord:
@@ -121,6 +123,7 @@ class SiteRun:
     # -- steps ------------------------------------------------------------------------
 
     def _run(self, rid: int) -> None:
+        faults.point("site.run.start")
         self.emit(Progress("capture", self.site, detail="lecture des changements"))
         exported = self.node.export(
             cancel=self.cancel,
@@ -174,6 +177,7 @@ class SiteRun:
                 )
                 client.upload(path, path.name)
                 self.totals.bytes_sent += size
+        faults.point("site.uploaded")
         self.emit(said("engine.sent"))
 
     def _receive(self) -> None:
@@ -198,6 +202,7 @@ class SiteRun:
                         f"{exc} (attente de {budget / 60:.0f} min dépassée ; les données de ce "
                         "poste sont au siège et seront intégrées)"
                     ) from None
+                faults.point("site.wait")
                 self._wait(min(self.options.poll_s, self.options.delay_s))
                 continue
             except TransportError as exc:
@@ -261,6 +266,7 @@ class SiteRun:
             local.parent.mkdir(parents=True, exist_ok=True)
             self.emit(Progress("receive", self.site, detail=name))
             client.download(name, local)
+        faults.point("site.downloaded")
         size = local.stat().st_size
         self.totals.bytes_received += size
         result = self.node.import_package(
@@ -272,6 +278,7 @@ class SiteRun:
             local.unlink(missing_ok=True)
             self._seen.add(local.name)
             raise NotYet(result.message or "le siège n'a pas encore publié de nouvelles données")
+        faults.point("site.applied")
         stats = result.stats
         self.totals.rows_received += stats.rows
         self.totals.conflicts += stats.conflicts

@@ -21,6 +21,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
 
+from synchro import faults
 from synchro.errors import PackageError
 
 from . import crypto, stream
@@ -215,6 +216,7 @@ class PackageWriter:
             raise
 
     def _raw(self, data: bytes) -> None:
+        faults.point("package.write")
         self._fh.write(data)
         self._sha.update(data)
         self._size += len(data)
@@ -255,6 +257,7 @@ class PackageWriter:
         os.fsync(self._fh.fileno())
         self._fh.close()
         self._closed = True
+        faults.point("package.before_rename")
         os.replace(self._tmp, self.path)
         _sync_dir(self.path.parent)
 

@@ -34,6 +34,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, BinaryIO
 
+from synchro import faults
 from synchro.errors import Cancelled, ConnectionTestError, TransportError
 from synchro.transport.files import PART, file_sha256
 from synchro.transport.ftp_errors import CONNECT, PinMismatch, Where, translate
@@ -224,10 +225,12 @@ class SiteClient:
             offset = 0
         if offset < total:
             self._send(local, part, offset, total, f"envoi de {name}")
+        faults.point("client.upload.sent")
         self._verify_remote(part, total, want, f"envoi de {name}")
         with self._session(f"envoi de {name}") as ftp:
             ftp.sendcmd(f"RNFR {part}")
             ftp.sendcmd(f"RNTO in/{name}")
+        faults.point("client.upload.renamed")
 
     def _send(self, local: Path, part: str, offset: int, total: int, action: str) -> None:
         done = offset
@@ -235,6 +238,7 @@ class SiteClient:
         def sent(block: bytes) -> None:
             nonlocal done
             done += len(block)
+            faults.point_bytes("client.send", done)
             self._progress(done, total)
 
         try:
@@ -297,6 +301,7 @@ class SiteClient:
                 f"{action} : le fichier reçu du siège {self.where.hp} est différent de "
                 "l'original (somme SHA-256). Il est effacé et sera demandé en entier."
             )
+        faults.point("client.download.verified")
         os.replace(part, local)
 
     def _receive(self, remote: str, part: Path, offset: int, total: int, action: str) -> None:
@@ -311,6 +316,7 @@ class SiteClient:
                 except OSError as exc:
                     raise TransportError(f"Écriture impossible dans {part} : {exc}.") from exc
                 done += len(block)
+                faults.point_bytes("client.recv", done)
                 self._progress(done, total)
 
             ftp.retrbinary(f"RETR {remote}", write, BLOCK, rest=offset or None)

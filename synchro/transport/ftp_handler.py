@@ -28,6 +28,7 @@ from pyftpdlib.filesystems import AbstractedFS
 from pyftpdlib.handlers import FTPHandler, TLS_FTPHandler
 from pyftpdlib.utils import strerror
 
+from synchro import faults
 from synchro.transport.files import PART, file_sha256
 from synchro.transport.ftp_policy import INBOX, Guard, Policy, SiteAuthorizer
 
@@ -67,6 +68,7 @@ class _QuotaFile:
                 with contextlib.suppress(OSError):  # POSIX: at once; Windows: in close()
                     os.remove(self._f.name)
             raise OSError(errno.EFBIG, os.strerror(errno.EFBIG))
+        faults.point_bytes("server.receive", self._f.tell() + len(data))
         return int(self._f.write(data))
 
     def close(self) -> None:
@@ -155,6 +157,7 @@ class _SiteHandlerMixin:
         except (OSError, FilesystemError) as exc:
             self.respond(f"550 {strerror(exc)}.")
             return None
+        faults.point("server.renamed")
         parts = self.synchro.policy.parts(self.username, path)
         if self.synchro.on_received and parts and parts[0] == INBOX and not path.endswith(PART):
             try:
@@ -167,6 +170,7 @@ class _SiteHandlerMixin:
     def on_file_sent(self, file: str) -> None:
         """pyftpdlib: a RETR went to its end (the site may still refuse what it got)."""
         self.synchro.sent.append((self.username, os.path.basename(file)))
+        faults.point("server.sent")
 
     def pre_process_command(self, line: str, cmd: str, arg: str) -> None:
         self._synchro_cmd = (cmd, arg)  # for respond(): which command is being refused

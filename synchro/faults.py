@@ -1,0 +1,85 @@
+"""Failpoints: named places where a test may have this process die (SIGKILL), as a power
+cut or ``kill -9`` would, to prove that a round survives a crash anywhere.
+
+The engine calls ``point("site.upload.before_rename")`` at such places. Nothing happens
+unless the environment variable ``SYNCHRO_KILL_AT`` names that point:
+
+- ``name``      die the first time ``name`` is reached;
+- ``name:N``    die the N-th time (1-based) it is reached;
+- ``name@B``    for byte counters (``point_bytes``): die once ``B`` bytes or more of the
+                transfer named ``name`` have been moved.
+
+The variable is read once, on the first call (never at import); afterwards an unnamed point
+costs one dictionary lookup. A process only ever sees its own variable, so a test chooses
+which process of a group dies, and where.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import signal
+from dataclasses import dataclass, field
+
+ENV = "SYNCHRO_KILL_AT"
+
+
+@dataclass
+class _Plan:
+    """The one kill the environment asks for (``names`` empty: none)."""
+
+    names: dict[str, int] = field(default_factory=dict)  # point -> the hit that kills
+    byte_limits: dict[str, int] = field(default_factory=dict)  # transfer -> bytes
+    hits: dict[str, int] = field(default_factory=dict)
+
+
+def _parse(spec: str) -> _Plan:
+    plan = _Plan()
+    spec = spec.strip()
+    if not spec:
+        return plan
+    if "@" in spec:
+        name, _, limit = spec.partition("@")
+        plan.byte_limits[name] = int(limit)
+    elif ":" in spec:
+        name, _, nth = spec.partition(":")
+        plan.names[name] = max(1, int(nth))
+    else:
+        plan.names[spec] = 1
+    return plan
+
+
+@functools.cache
+def _plan() -> _Plan:
+    """Read on first use, then kept for the life of the process."""
+    return _parse(os.environ.get(ENV, ""))
+
+
+def die() -> None:
+    """SIGKILL this process now: no ``finally``, no ``atexit``, no flush."""
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def point(name: str) -> None:
+    """Die here if the environment names this point (and this is the hit it names)."""
+    plan = _plan()
+    nth = plan.names.get(name)
+    if nth is None:
+        return
+    hit = plan.hits.get(name, 0) + 1
+    plan.hits[name] = hit
+    if hit >= nth:
+        die()
+
+
+def point_bytes(name: str, done: int) -> None:
+    """Die once ``done`` (bytes of the transfer ``name`` moved so far) reaches the limit
+    the environment names (``name@B``)."""
+    limit = _plan().byte_limits.get(name)
+    if limit is not None and done >= limit:
+        die()
+
+
+def reset() -> None:
+    """Forget the plan read from the environment (tests that change it in-process)."""
+    _plan.cache_clear()
