@@ -20,10 +20,23 @@ Key = tuple[Any, ...]
 
 @dataclass(frozen=True)
 class Column:
+    """One column. The fields after ``nullable`` say what the column can hold (filled by
+    discovery, see ``synchro.db.details``; ``None`` = no limit known). They take no part in
+    equality: two columns are the same column whatever their sizes."""
+
     name: str
     kind: str  # one of synchro.values.KINDS
     type_name: str = ""  # the declared type as the database reports it
     nullable: bool = True
+    length: int | None = field(default=None, compare=False)  # text: characters; blob: bytes
+    precision: int | None = field(default=None, compare=False)  # decimal: digits in all
+    scale: int | None = field(default=None, compare=False)  # decimal: digits after the point
+    width: int | None = field(default=None, compare=False)  # int/float: bytes (2, 4, 8...)
+    unsigned: bool = field(default=False, compare=False)  # int: no negative values
+    fraction: int | None = field(default=None, compare=False)  # time: digits of seconds kept
+    years: tuple[int, int] | None = field(default=None, compare=False)  # first, last year
+    charset: str = field(default="", compare=False)  # text: "" = all of Unicode
+    enforced: bool = field(default=True, compare=False)  # False: sizes only declared (SQLite)
 
 
 @dataclass(frozen=True)

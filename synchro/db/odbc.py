@@ -20,6 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 from synchro.db.base import Column, ForeignKey, Table
+from synchro.db.details import mysql_details, postgresql_details, with_details
 from synchro.db.dialects import Dialect, detect_dialect, odbc_kind
 from synchro.db.generic import SqlAdapter
 from synchro.db.sqlite import discover as discover_sqlite
@@ -205,13 +206,17 @@ class OdbcAdapter(SqlAdapter):
         where = self._where()
         rows = [r for r in self._catalog("columns", table=name, **where) if r[2] == name]
         rows.sort(key=lambda r: int(r[16]))  # ORDINAL_POSITION
-        mysql_types = self._mysql_types(name)
+        details = self._details(name)
+        mysql_types = {c: d.pop("column_type") for c, d in details.items() if "column_type" in d}
         columns = tuple(
-            Column(
-                str(r[3]),
-                odbc_kind(self.dialect, mysql_types.get(r[3], str(r[5])), int(r[4]), r[6]),
-                str(r[5]),
-                r[10] != 0,  # NULLABLE: 0 = SQL_NO_NULLS
+            with_details(
+                Column(
+                    str(r[3]),
+                    odbc_kind(self.dialect, mysql_types.get(r[3], str(r[5])), int(r[4]), r[6]),
+                    str(r[5]),
+                    r[10] != 0,  # NULLABLE: 0 = SQL_NO_NULLS
+                ),
+                details.get(str(r[3]), {}),
             )
             for r in rows
         )
@@ -233,16 +238,38 @@ class OdbcAdapter(SqlAdapter):
         source = "primary" if index.lower() in ("primarykey", "primary") else "unique"
         return Table(name, columns, key, source, fks)
 
-    def _mysql_types(self, name: str) -> dict[str, str]:
-        """MariaDB/MySQL full column types (``tinyint(1)``): the driver drops the width."""
-        if self.dialect != "mysql":
-            return {}
-        rows = self._query(
-            "SELECT COLUMN_NAME, COLUMN_TYPE FROM information_schema.COLUMNS"
-            " WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?",
-            (name,),
-        )
-        return {str(r[0]): str(r[1]) for r in rows}
+    def _details(self, name: str) -> dict[str, dict[str, Any]]:
+        """What each column can hold (``synchro.db.details``), from ``information_schema``.
+
+        MariaDB/MySQL: also the full column type (``tinyint(1)``, key ``column_type``): the
+        driver drops the width. Other families: nothing more than the ODBC catalog says.
+        """
+        if self.dialect == "mysql":
+            rows = self._query(
+                "SELECT COLUMN_NAME, COLUMN_TYPE, CHARACTER_SET_NAME"
+                " FROM information_schema.COLUMNS"
+                " WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?",
+                (name,),
+            )
+            return {
+                str(r[0]): {**mysql_details(str(r[1]), r[2]), "column_type": str(r[1])}
+                for r in rows
+            }
+        if self.dialect == "postgresql":
+            rows = self._query(
+                "SELECT column_name, data_type, character_maximum_length, numeric_precision,"
+                " numeric_scale, datetime_precision,"
+                " (SELECT pg_encoding_to_char(encoding) FROM pg_database"
+                "  WHERE datname = current_database())"
+                " FROM information_schema.columns"
+                " WHERE table_schema = current_schema() AND table_name = ?",
+                (name,),
+            )
+            return {
+                str(r[0]): postgresql_details(str(r[1]), r[2], r[3], r[4], r[5], str(r[6] or ""))
+                for r in rows
+            }
+        return {}
 
     def _unique_indexes(self, name: str, where: dict[str, Any]) -> dict[str, tuple[str, ...]]:
         """Unique indexes by name, columns in index order (``statistics``)."""

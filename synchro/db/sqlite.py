@@ -17,6 +17,7 @@ from decimal import Decimal
 from typing import Any
 
 from synchro.db.base import Column, ForeignKey, Table
+from synchro.db.details import sqlite_details, with_details
 from synchro.db.dialects import Dialect, sqlite_kind
 from synchro.db.generic import SqlAdapter
 from synchro.errors import DatabaseError
@@ -145,7 +146,10 @@ def _primary(info: list[Any]) -> tuple[str, ...]:
 def _table(query: Callable[[str], list[Any]], quote: Callable[[str], str], name: str) -> Table:
     info = query(f"PRAGMA table_info({quote(name)})")
     columns = tuple(
-        Column(str(col), sqlite_kind(decl or ""), decl or "", not int(notnull) and not int(pk))
+        with_details(
+            Column(str(col), sqlite_kind(decl or ""), decl or "", not int(notnull) and not int(pk)),
+            sqlite_details(decl or "", sqlite_kind(decl or "")),
+        )
         for _cid, col, decl, notnull, _default, pk in info
     )
     pk = _primary(info)
