@@ -27,7 +27,6 @@ from synchro.errors import PackageError
 from . import crypto, stream
 from .manifest import (
     END_MAGIC,
-    FORMAT_VERSION,
     MAGIC,
     MAX_HEADER,
     PACKAGE_KINDS,
@@ -39,6 +38,7 @@ from .manifest import (
     Trailer,
     check_meta,
     check_tables,
+    format_version,
 )
 from .records import Encoded, RecordCodec
 from .rowcodec import Unrepresentable
@@ -99,7 +99,8 @@ class PackageWriter:
         header_bytes = header.to_bytes()
         if len(header_bytes) > MAX_HEADER:
             raise ValueError("en-tête de paquet trop grand")
-        prefix = stream.PREFIX.pack(MAGIC, FORMAT_VERSION, len(header_bytes)) + header_bytes
+        version = format_version(schemas)
+        prefix = stream.PREFIX.pack(MAGIC, version, len(header_bytes)) + header_bytes
         self._sealer: crypto.ChunkSealer | None = None
         if key is not None and header.encryption is not None:
             digest = hashlib.sha256(prefix).digest()
@@ -179,7 +180,7 @@ class PackageWriter:
             raise ValueError("paquet abandonné")
         self._guard(self._finish)
         manifest = Manifest(
-            format=FORMAT_VERSION,
+            format=format_version(self._header.tables),
             origin=self._header.origin,
             sequence=self._header.sequence,
             kind=self._header.kind,
@@ -361,7 +362,7 @@ def _verify(path: Path, keys: tuple[bytes, ...]) -> tuple[Manifest, _Layout]:
     header = read.header
     encryption = header.encryption or {}
     manifest = Manifest(
-        format=FORMAT_VERSION,
+        format=format_version(header.tables),
         origin=header.origin,
         sequence=header.sequence,
         kind=header.kind,

@@ -21,10 +21,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from synchro.db.base import Table
+from synchro.db import details as column_details
+from synchro.db.base import Column, Table
 from synchro.values import KINDS
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 1  # a package whose table schemas are names and kinds only
+DETAILS_VERSION = 2  # the schemas also say what each column can hold (``details``)
+READABLE_VERSIONS = (FORMAT_VERSION, DETAILS_VERSION)
 # PNG-style: the high byte, CR LF and ^Z catch 7-bit and text-mode (FTP ASCII) transfers.
 MAGIC = b"\x89SYNCHRO\r\n\x1a\n"
 END_MAGIC = b"\x89FIN\r\n\x1a\n"
@@ -46,15 +49,27 @@ class Invalid(Exception):
 
 @dataclass(frozen=True)
 class TableSchema:
-    """A table as a package carries it: columns (name, kind) in database order, and key."""
+    """A table as a package carries it: columns (name, kind) in database order, and key.
+
+    ``details``: the sender's columns with what each can hold (``synchro.db.details``), for
+    the receiver's pre-flight check; empty in packages of format 1. Not part of equality.
+    """
 
     name: str
     columns: tuple[tuple[str, str], ...]
     key: tuple[str, ...]
+    details: tuple[Column, ...] = field(default=(), compare=False)
 
     @classmethod
     def of(cls, table: Table) -> TableSchema:
-        return cls(table.name, tuple((c.name, c.kind) for c in table.columns), tuple(table.key))
+        columns = tuple((c.name, c.kind) for c in table.columns)
+        return cls(table.name, columns, tuple(table.key), tuple(table.columns))
+
+    @property
+    def table(self) -> Table:
+        """The table this schema describes (with the sender's column details when known)."""
+        columns = self.details or tuple(Column(n, k) for n, k in self.columns)
+        return Table(self.name, columns, self.key, "primary" if self.key else "")
 
     @property
     def column_names(self) -> tuple[str, ...]:
@@ -96,15 +111,19 @@ class TableSchema:
         return ""
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "name": self.name,
             "columns": [list(c) for c in self.columns],
             "key": list(self.key),
         }
+        if self.details:
+            data["details"] = [column_details.to_json(c) for c in self.details]
+        return data
 
     @classmethod
     def from_json(cls, data: Any) -> TableSchema:
-        if not isinstance(data, dict) or set(data) != {"name", "columns", "key"}:
+        base = {"name", "columns", "key"}
+        if not isinstance(data, dict) or not base <= set(data) <= base | {"details"}:
             raise Invalid("en-tête illisible (schéma de table)")
         columns, key = data["columns"], data["key"]
         if not isinstance(columns, list) or not isinstance(key, list):
@@ -114,7 +133,22 @@ class TableSchema:
         schema = cls(data["name"], tuple((c[0], c[1]) for c in columns), tuple(key))
         if any(not isinstance(k, str) for k in schema.key) or schema.problem():
             raise Invalid(f"en-tête illisible ({schema.problem() or 'clé'})")
-        return schema
+        found = data.get("details")
+        if found is None:
+            return schema
+        if not isinstance(found, list) or len(found) != len(schema.columns):
+            raise Invalid("en-tête illisible (détails des colonnes)")
+        described = tuple(
+            column_details.from_json(name, kind, d)
+            for (name, kind), d in zip(schema.columns, found, strict=True)
+        )
+        return cls(schema.name, schema.columns, schema.key, described)
+
+
+def format_version(tables: Sequence[TableSchema]) -> int:
+    """The lowest format that describes these schemas: a package without column details
+    stays readable by a Synchro that only knows format 1."""
+    return DETAILS_VERSION if any(t.details for t in tables) else FORMAT_VERSION
 
 
 @dataclass(frozen=True)

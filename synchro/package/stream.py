@@ -22,6 +22,7 @@ from .manifest import (
     MAGIC,
     MAX_HEADER,
     MAX_TRAILER,
+    READABLE_VERSIONS,
     Change,
     Header,
     Invalid,
@@ -81,7 +82,7 @@ def frame(fh: IO[bytes], size: int) -> tuple[Trailer, int]:
     if len(start) < PREFIX.size:
         raise Invalid("fichier tronqué")
     _, version, _ = PREFIX.unpack(start)
-    if version != FORMAT_VERSION:
+    if version not in READABLE_VERSIONS:
         raise Invalid(f"version de format {version} inconnue (attendue : {FORMAT_VERSION})")
     if size < PREFIX.size + TAIL.size:
         raise Invalid("fichier tronqué")
