@@ -136,6 +136,18 @@ def wait_rusage(proc: subprocess.Popen[bytes]) -> tuple[int, int]:
     return proc.returncode, usage.ru_maxrss
 
 
+def stop_if_running(proc: subprocess.Popen[bytes]) -> None:
+    """SIGINT to a child that has not exited yet, without reaping it.
+
+    ``Popen.send_signal`` polls first, which reaps a child that already ended (the Siège's
+    ``sync`` ends by itself once every establishment is served): ``os.wait4`` would then
+    find no child. ``waitid`` with ``WNOWAIT`` looks without reaping.
+    """
+    info = os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+    if info is None:
+        os.kill(proc.pid, signal.SIGINT)
+
+
 def one_round(root: Path, sites: int, rows: int) -> dict[str, float]:
     hq_dir, site_dirs = setup(root, sites, rows)
     hq = start(hq_dir, "--linger", "3600")  # stopped below once every site is done
@@ -144,7 +156,7 @@ def one_round(root: Path, sites: int, rows: int) -> dict[str, float]:
     procs = [start(folder) for folder in site_dirs]
     results = [wait_rusage(p) for p in procs]
     wall = time.monotonic() - began
-    hq.send_signal(signal.SIGINT)  # ends the linger: the Siège stops cleanly
+    stop_if_running(hq)  # ends the linger: the Siège stops cleanly
     hq_status, hq_rss = wait_rusage(hq)
     failures = sum(1 for code, _ in results if code != 0) + (hq_status != 0)
     sums = set()
