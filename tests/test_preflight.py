@@ -1,0 +1,221 @@
+"""The pre-flight schema check: comparison rules, column details on real back ends, the
+details in packages and ``schemas.json``, and ``synchro check`` between a Siège and an
+establishment on MariaDB over a real FTPS server."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from synchro.db.base import Column, Table
+from synchro.db.details import from_json, mysql_details, postgresql_details, to_json
+from synchro.engine.preflight import Finding, compare, describe, hold, local_limits
+from synchro.package import PackageWriter, TableSchema, open_package
+from synchro.package.manifest import DETAILS_VERSION, FORMAT_VERSION
+
+
+def col(name: str, kind: str, type_name: str, **details: object) -> Column:
+    return dataclasses.replace(Column(name, kind, type_name), **details)
+
+
+def codes(found: list[Finding]) -> list[tuple[str, str, str]]:
+    return [(f.column, f.code, f.side) for f in found]
+
+
+# -- rules ----------------------------------------------------------------------------------
+
+
+def test_text_length_charset_and_sqlite_not_enforced() -> None:
+    short = col("nom", "text", "varchar", length=20)
+    wide = col("nom", "text", "varchar", length=50)
+    unlimited = col("nom", "text", "text")
+    assert codes(hold(short, wide, "here")) == [("nom", "short_chars", "here")]
+    assert codes(hold(short, unlimited, "here")) == [("nom", "short_chars_unlimited", "here")]
+    assert hold(wide, short, "here") == []
+    sqlite = col("nom", "text", "VARCHAR(5)", length=5, enforced=False)
+    assert hold(sqlite, unlimited, "here") == []  # SQLite stores any length
+    assert codes(hold(short, sqlite, "here")) == []  # declared 5 fits in 20
+    mb3 = col("nom", "text", "varchar", length=50, charset="utf8mb3")
+    assert codes(hold(mb3, wide, "here")) == [("nom", "charset", "here")]
+    assert hold(col("nom", "text", "varchar", length=50, charset="utf8mb4"), wide, "x") == []
+
+
+def test_integers_decimals_floats() -> None:
+    int4 = col("n", "int", "INT", width=4)
+    int8 = col("n", "int", "BIGINT", width=8)
+    u8 = col("n", "int", "BIGINT UNSIGNED", width=8, unsigned=True)
+    u4 = col("n", "int", "INT UNSIGNED", width=4, unsigned=True)
+    assert codes(hold(int4, int8, "here")) == [("n", "int", "here")]
+    assert hold(int8, int4, "here") == []
+    assert codes(hold(int8, u8, "here")) == [("n", "int", "here")]  # 2^64-1 > 2^63-1
+    assert hold(int8, u4, "here") == []
+    assert codes(hold(u8, int4, "here")) == [("n", "int", "here")]  # negatives
+    d10 = col("p", "decimal", "DECIMAL", precision=10, scale=2)
+    d12 = col("p", "decimal", "NUMERIC", precision=12, scale=4)
+    free = col("p", "decimal", "numeric")
+    found = hold(d10, d12, "here")
+    assert codes(found) == [("p", "decimal", "here")]
+    assert found[0].values["suggest"] == "DECIMAL(12,4)"
+    assert codes(hold(d10, free, "here")) == [("p", "decimal", "here")]
+    assert hold(d12, d10, "here") == [] and hold(free, d12, "here") == []
+    sqlite = col("p", "decimal", "DECIMAL(10,2)", precision=10, scale=2, enforced=False)
+    assert hold(sqlite, d12, "here") == []  # 12 digits: a double keeps 15
+    d38 = col("p", "decimal", "numeric", precision=38, scale=10)
+    assert codes(hold(sqlite, d38, "here")) == [("p", "sqlite_digits", "here")]
+    single = col("f", "float", "FLOAT", width=4)
+    double = col("f", "float", "DOUBLE", width=8)
+    assert codes(hold(single, double, "here")) == [("f", "float", "here")]
+    assert hold(double, single, "here") == []
+
+
+def test_dates_range_fraction_and_not_null() -> None:
+    ts = col("quand", "datetime", "TIMESTAMP", years=(1970, 2038), fraction=0)
+    dt6 = col("quand", "datetime", "timestamp", fraction=6)
+    assert codes(hold(ts, dt6, "here")) == [
+        ("quand", "years", "here"),
+        ("quand", "fraction", "here"),
+    ]
+    assert codes(hold(dt6, ts, "here")) == []
+    date = col("jour", "date", "DATE", years=(1000, 9999))
+    assert codes(hold(date, col("jour", "date", "date"), "here")) == [("jour", "years", "here")]
+    required = dataclasses.replace(Column("c", "text", "text", nullable=False))
+    optional = Column("c", "text", "text")
+    assert codes(hold(required, optional, "here")) == [("c", "not_null", "here")]
+    assert hold(optional, required, "here") == []
+
+
+def test_compare_both_directions_missing_parts_key_and_words() -> None:
+    here = [
+        Table(
+            "a",
+            (col("id", "int", "INT", width=4), col("nom", "text", "varchar", length=20)),
+            ("id",),
+        ),
+        Table("only_here", (col("id", "int", "INT", width=4),), ("id",)),
+        Table("k", (col("x", "int", "INT", width=8), col("y", "int", "INT", width=8)), ("x",)),
+    ]
+    there = [
+        Table(
+            "a",
+            (
+                col("id", "int", "INTEGER", width=8, enforced=False),
+                col("nom", "text", "VARCHAR(50)", length=50, enforced=False),
+                col("extra", "text", "TEXT", enforced=False),
+            ),
+            ("id",),
+        ),
+        Table("only_there", (col("id", "int", "INTEGER", width=8),), ("id",)),
+        Table("k", (col("x", "int", "INT", width=8), col("y", "text", "TEXT")), ("x", "y")),
+    ]
+    found = compare(here, there, "hq")
+    assert [(f.table, f.column, f.code, f.side) for f in found] == [
+        ("a", "extra", "missing_column", "here"),
+        ("a", "id", "int", "here"),
+        ("a", "nom", "short_chars", "here"),
+        ("k", "", "key", "here"),
+        ("k", "y", "kind", "here"),
+        ("only_here", "", "missing_table", "hq"),
+        ("only_there", "", "missing_table", "here"),
+    ]
+    lines = [f.text("fr") for f in found]
+    assert lines[2] == (
+        "a.nom : trop courte : VARCHAR(20) ici, jusqu'à 50 caractères au siège. "
+        "À faire : agrandissez la colonne ici à 50 caractères au moins."
+    )
+    assert lines[5].startswith("only_here : table absente au siège (elle existe ici)")
+    english = found[1].text("en")
+    assert english.startswith("a.id: narrower integer: INT here, INTEGER at the headquarters.")
+    # The other direction: the Siège's narrower column is said to be at the Siège.
+    back = compare(there, here, "3615")
+    assert ("a", "nom", "short_chars", "here") not in [
+        (f.table, f.column, f.code, f.side) for f in back
+    ]
+    assert [(f.column, f.code, f.side) for f in back if f.table == "a"] == [
+        ("id", "int", "3615"),
+        ("nom", "short_chars", "3615"),
+        ("extra", "missing_column", "3615"),
+    ]
+    nom = next(f for f in back if f.column == "nom").text("fr")
+    assert nom.startswith("a.nom : trop courte : VARCHAR(20) à l'établissement 3615, jusqu'à 50")
+
+
+def test_local_limits_and_describe() -> None:
+    tables = [
+        Table(
+            "t",
+            (
+                col("a", "text", "VARCHAR", length=20, charset="latin1"),
+                col("b", "datetime", "TIMESTAMP", years=(1970, 2038)),
+                col("c", "decimal", "DECIMAL(38,10)", precision=38, scale=10, enforced=False),
+                col("d", "decimal", "DECIMAL", precision=10, scale=2),
+            ),
+            ("a",),
+        )
+    ]
+    found = local_limits(tables)
+    assert [(f.column, f.code, f.blocking) for f in found] == [
+        ("a", "charset", False),
+        ("b", "years_local", False),
+        ("c", "sqlite_digits", False),
+    ]
+    assert "1970 à 2038" in found[1].text("fr")
+    assert describe(tables[0].columns[0]) == "VARCHAR(20) latin1"
+    assert describe(tables[0].columns[3]) == "DECIMAL(10,2)"
+
+
+def test_details_parsers_and_json_round_trip() -> None:
+    assert mysql_details("bigint(20) unsigned", None) == {"width": 8, "unsigned": True}
+    assert mysql_details("varchar(20)", "utf8") == {"length": 20, "charset": "utf8mb3"}
+    assert mysql_details("text", "utf8mb4") == {"length": 16383, "charset": "utf8mb4"}
+    assert mysql_details("timestamp(3)", None) == {"years": (1970, 2038), "fraction": 3}
+    assert mysql_details("decimal(12,4)", None) == {"precision": 12, "scale": 4}
+    assert postgresql_details("numeric", None, None, None, None, "UTF8") == {
+        "precision": None,
+        "scale": None,
+    }
+    assert postgresql_details("text", None, None, None, None, "LATIN1") == {
+        "length": None,
+        "charset": "latin1",
+    }
+    c = col("q", "datetime", "TIMESTAMP", years=(1970, 2038), fraction=0, nullable=False)
+    back = from_json("q", "datetime", to_json(c))
+    assert (back.years, back.fraction, back.nullable, back.type_name) == (
+        (1970, 2038),
+        0,
+        False,
+        "TIMESTAMP",
+    )
+    assert from_json("x", "text", "junk") == Column("x", "text")
+
+
+def test_packages_carry_details_and_stay_readable_without(tmp_path: Path) -> None:
+    table = Table(
+        "t", (col("id", "int", "INT", width=4), col("nom", "text", "varchar", length=20)), ("id",)
+    )
+    plain = TableSchema("t", (("id", "int"), ("nom", "text")), ("id",))
+    with PackageWriter(
+        tmp_path / "old.pkg", origin="A", sequence=1, kind="site", tables=[plain]
+    ) as w:
+        w.write("t", "U", (1, "x"))
+    with PackageWriter(
+        tmp_path / "new.pkg", origin="A", sequence=2, kind="site", tables=[TableSchema.of(table)]
+    ) as w:
+        w.write("t", "U", (1, "x"))
+    old, new = open_package(tmp_path / "old.pkg"), open_package(tmp_path / "new.pkg")
+    assert old.manifest.format == FORMAT_VERSION and not old.manifest.tables[0].details
+    assert new.manifest.format == DETAILS_VERSION
+    assert new.manifest.tables[0] == plain  # details take no part in equality
+    assert new.manifest.tables[0].table.columns[1].length == 20
+    assert [c.values for c in new.changes()] == [(1, "x")]
+    raw = (tmp_path / "old.pkg").read_bytes()
+    assert raw[12:14] == FORMAT_VERSION.to_bytes(2, "big")  # still what format 1 readers read
+
+
+@pytest.mark.parametrize("missing", [True, False])
+def test_no_details_no_rules(missing: bool) -> None:
+    """A schema from a format 1 package says names and kinds only: no size rule applies."""
+    here = [Table("t", (col("id", "int", "INT", width=4),), ("id",))]
+    there = [Table("t", (Column("id", "int", "" if missing else "BIGINT", width=8),), ("id",))]
+    assert bool(compare(here, there, "hq")) is not missing
