@@ -1,10 +1,14 @@
 """Typed column values: canonical form for hashing, JSON form for packages.
 
 Every column has a *kind* (see ``KINDS``). Drivers return the same value in different
-shapes (DECIMAL as ``str`` from the SQLite ODBC driver, fractional seconds dropped by
-MariaDB, booleans as 0/1...). ``canonical`` maps all of them to one text so that an
-unchanged row always hashes the same; ``to_json``/``from_json`` carry values exactly
-through a package.
+shapes (DECIMAL as ``str`` from the SQLite ODBC driver, booleans as 0/1...). ``canonical``
+maps all of them to one text so that an unchanged row always hashes the same, and keeps
+everything the value holds: microseconds, the time-zone offset (an aware datetime hashes
+as its UTC instant followed by ``Z``, a naive one as it is), the sign of a float zero,
+NaN and infinities, every digit of a decimal (trailing zeros and the sign of a decimal
+zero are not kept: no database keeps them). ``uuid`` values are lowercase text, ``json``
+values are their text, compared as data (see ``json_canonical``). ``to_json``/``from_json``
+carry values exactly through a package. docs/TYPES.md tells the whole story per kind.
 """
 
 from __future__ import annotations
@@ -13,11 +17,28 @@ import base64
 import datetime as dt
 import functools
 import hashlib
+import json
+import uuid
 from collections.abc import Callable, Sequence
-from decimal import Decimal, InvalidOperation
+from decimal import MAX_EMAX, MAX_PREC, MIN_EMIN, Context, Decimal, InvalidOperation
 from typing import Any
 
-KINDS = ("int", "float", "decimal", "text", "bool", "date", "datetime", "time", "blob")
+KINDS = (
+    "int",
+    "float",
+    "decimal",
+    "text",
+    "bool",
+    "date",
+    "datetime",
+    "time",
+    "blob",
+    "uuid",
+    "json",
+)
+
+# normalize() rounds to the context's precision (28 digits by default): never here.
+_EXACT_CONTEXT = Context(prec=MAX_PREC, Emax=MAX_EMAX, Emin=MIN_EMIN)
 
 _NULL = b"\x00N"
 _SEP = b"\x1f"
@@ -65,8 +86,10 @@ def as_time(value: Any) -> Any:
     if isinstance(value, dt.time):
         return value
     if isinstance(value, dt.timedelta):  # MySQL TIME
-        seconds = int(value.total_seconds()) % 86400
-        return dt.time(seconds // 3600, seconds // 60 % 60, seconds % 60)
+        if not dt.timedelta(0) <= value < dt.timedelta(days=1):
+            return value  # -838:59:59 .. 838:59:59 is no time of day: kept, cannot travel
+        seconds = value.seconds
+        return dt.time(seconds // 3600, seconds // 60 % 60, seconds % 60, value.microseconds)
     if isinstance(value, str):
         try:
             return dt.time.fromisoformat(value.strip())
@@ -100,9 +123,59 @@ def as_bool(value: Any) -> Any:
     return value
 
 
-def _float_text(value: float) -> str:
-    """``repr`` with -0.0 as 0.0 (drivers disagree on the sign of a zero)."""
-    return repr(value + 0.0)
+def as_uuid(value: Any) -> Any:
+    """A UUID as lowercase ``8-4-4-4-12`` text (drivers differ in case); odd text as it is."""
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, bytes | bytearray | memoryview) and len(value) == 16:
+        return str(uuid.UUID(bytes=bytes(value)))
+    if isinstance(value, str):
+        if len(value) == 36 and value.islower():
+            return value
+        try:
+            return str(uuid.UUID(value.strip()))
+        except ValueError:
+            return value
+    return value
+
+
+def _json_number(text: str) -> Decimal:
+    return Decimal(text)
+
+
+def _json_text(data: Any) -> str:
+    """One text per JSON value: keys sorted, numbers as exact normalised decimals."""
+    if isinstance(data, dict):
+        items = sorted(data.items())
+        return "{" + ",".join(_json_string(k) + ":" + _json_text(v) for k, v in items) + "}"
+    if isinstance(data, list):
+        return "[" + ",".join(_json_text(v) for v in data) + "]"
+    if isinstance(data, Decimal):
+        if not data.is_finite():
+            return str(data)
+        text = format(data.normalize(_EXACT_CONTEXT), "f")
+        return "0" if text == "-0" else text
+    if isinstance(data, str):
+        return _json_string(data)
+    return json.dumps(data)  # true, false, null
+
+
+def _json_string(text: str) -> str:
+    return json.dumps(text, ensure_ascii=False)
+
+
+def json_canonical(text: str) -> str:
+    """The canonical text of a JSON document, compared as data as PostgreSQL's jsonb does.
+
+    Whitespace, key order and number spelling (``1.0``, ``1E0``) do not count; of
+    duplicate keys the last one counts (jsonb keeps only that one). Text that is not
+    JSON is returned as it is, prefixed with ``~`` so it never equals a document.
+    """
+    try:
+        data = json.loads(text, parse_float=_json_number, parse_int=_json_number)
+    except (ValueError, RecursionError):
+        return "~" + text
+    return _json_text(data)
 
 
 # The Python type each kind normalises to: a value of exactly that type is already normal.
@@ -116,6 +189,7 @@ _EXACT: dict[str, type] = {
     "datetime": dt.datetime,
     "time": dt.time,
     "blob": bytes,
+    "json": str,
 }
 
 
@@ -149,6 +223,8 @@ def normalise(kind: str, value: Any) -> Any:
         return as_time(value)
     if kind == "blob":
         return bytes(value) if isinstance(value, bytes | bytearray | memoryview) else value
+    if kind == "uuid":
+        return as_uuid(value)
     return value if isinstance(value, str) else str(value)
 
 
@@ -160,22 +236,38 @@ def canonical(kind: str, value: Any) -> bytes:
     if kind == "decimal" and isinstance(value, Decimal):
         if value.is_nan() or value.is_infinite():
             return str(value).encode()
-        text = format(value.normalize(), "f")
+        text = format(value.normalize(_EXACT_CONTEXT), "f")
         return b"0" if text in {"-0", "0"} else text.encode()
     if kind == "float" and isinstance(value, float):
-        return _float_text(value).encode()
+        return repr(value).encode()  # -0.0, nan, inf and -inf as they are
     if kind == "bool" and isinstance(value, bool):
         return b"1" if value else b"0"
     if kind == "datetime" and isinstance(value, dt.datetime):
-        # Seconds are the precision every driver keeps (MariaDB drops fractions).
-        return value.replace(microsecond=0, tzinfo=None).isoformat(" ").encode()
+        return datetime_text(value).encode()
     if kind == "date" and isinstance(value, dt.date):
         return value.isoformat().encode()
     if kind == "time" and isinstance(value, dt.time):
-        return value.replace(microsecond=0, tzinfo=None).isoformat().encode()
+        return value.isoformat().encode()
+    if kind == "json" and isinstance(value, str):
+        return json_canonical(value).encode("utf-8", "surrogatepass")
     if isinstance(value, bytes):
         return b"b" + value
     return str(value).encode("utf-8", "surrogatepass")
+
+
+def datetime_text(value: dt.datetime) -> str:
+    """The canonical text of a datetime: a naive one as it is (microseconds when there are
+    some), an aware one as its UTC instant followed by ``Z`` (the offset a database
+    keeps or not is not part of the instant: PostgreSQL timestamptz keeps only the instant).
+    """
+    offset = value.utcoffset()
+    if offset is None:
+        return value.isoformat(" ")
+    try:
+        instant = value.replace(tzinfo=None) - offset
+    except OverflowError:  # year 1 east of Greenwich, year 9999 west: kept with its offset
+        return value.isoformat(" ")
+    return instant.isoformat(" ") + "Z"
 
 
 def row_hash(kinds: Sequence[str], row: Sequence[Any]) -> bytes:
@@ -206,7 +298,7 @@ def _bool_text(value: bool) -> str:
 
 
 def _canon_decimal(value: Decimal) -> str:
-    text = format(value.normalize(), "f")
+    text = format(value.normalize(_EXACT_CONTEXT), "f")
     return "0" if text in ("-0", "0") else text
 
 
@@ -222,7 +314,7 @@ def _text_canon(kind: str) -> Callable[[Any], str]:
     plain_texts: dict[str, Callable[[Any], str]] = {
         "int": str,
         "text": str,
-        "float": _float_text,
+        "float": repr,
         "date": dt.date.isoformat,
         "bool": _bool_text,
     }
@@ -251,9 +343,8 @@ def _text_canon(kind: str) -> Callable[[Any], str]:
     if kind == "datetime":
 
         def canon_datetime(value: Any) -> str:
-            # Seconds are the precision every driver keeps (MariaDB drops fractions).
             if type(value) is dt.datetime and value.tzinfo is None:
-                return value.isoformat(" ", "seconds")
+                return value.isoformat(" ")
             if value is None:
                 return null
             return slow(value)
@@ -263,7 +354,7 @@ def _text_canon(kind: str) -> Callable[[Any], str]:
 
         def canon_time(value: Any) -> str:
             if type(value) is dt.time and value.tzinfo is None:
-                return value.isoformat("seconds")
+                return value.isoformat()
             if value is None:
                 return null
             return slow(value)

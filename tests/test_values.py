@@ -31,18 +31,26 @@ def reference_canonical(kind: str, value: Any) -> bytes:
     if kind == "decimal" and isinstance(value, Decimal):
         if value.is_nan() or value.is_infinite():
             return str(value).encode()
-        text = format(value.normalize(), "f")
+        text = format(value.normalize(V._EXACT_CONTEXT), "f")
         return b"0" if text in {"-0", "0"} else text.encode()
     if kind == "float" and isinstance(value, float):
-        return repr(value + 0.0).encode()  # -0.0 and 0.0 are one value (drivers differ)
+        return repr(value).encode()  # the sign of a zero, nan and infinities kept
     if kind == "bool" and isinstance(value, bool):
         return b"1" if value else b"0"
     if kind == "datetime" and isinstance(value, dt.datetime):
-        return value.replace(microsecond=0, tzinfo=None).isoformat(" ").encode()
+        if value.utcoffset() is None:
+            return value.isoformat(" ").encode()
+        try:
+            utc = value.astimezone(dt.UTC).replace(tzinfo=None)
+        except OverflowError:
+            return value.isoformat(" ").encode()
+        return (utc.isoformat(" ") + "Z").encode()
     if kind == "date" and isinstance(value, dt.date):
         return value.isoformat().encode()
     if kind == "time" and isinstance(value, dt.time):
-        return value.replace(microsecond=0, tzinfo=None).isoformat().encode()
+        return value.isoformat().encode()
+    if kind == "json" and isinstance(value, str):
+        return V.json_canonical(value).encode("utf-8", "surrogatepass")
     if isinstance(value, bytes):
         return b"b" + value
     return str(value).encode("utf-8", "surrogatepass")
@@ -121,6 +129,18 @@ ODD: list[tuple[str, Any]] = [
     ("blob", bytearray(b"ab")),
     ("blob", memoryview(b"cd")),
     ("blob", "texte"),
+    ("datetime", dt.datetime(1, 1, 1, tzinfo=UTC2)),
+    ("datetime", dt.datetime(2024, 1, 2, 3, 4, 5, 6, tzinfo=dt.UTC)),
+    ("time", dt.timedelta(hours=1, microseconds=250)),
+    ("uuid", "A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11"),
+    ("uuid", "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"),
+    ("uuid", "{a0eebc999c0b4ef8bb6d6bb9bd380a11}"),
+    ("uuid", b"\xa0" * 16),
+    ("uuid", "pas un uuid"),
+    ("json", '{"b": 1, "a": [1.0, "é"], "a": 2}'),
+    ("json", "[1e2, -0, true, null]"),
+    ("json", "pas du json {"),
+    ("json", 12),
 ]
 
 
@@ -175,7 +195,10 @@ _VALUES = st.one_of(
     st.dates(),
     st.datetimes(),
     st.datetimes(timezones=st.just(dt.UTC)),
+    st.datetimes(timezones=st.just(UTC2)),
     st.times(),
+    st.uuids(),
+    st.uuids().map(lambda u: str(u).upper()),
 )
 
 
@@ -258,9 +281,46 @@ def test_datetime_text_parses_as_before(text: str) -> None:
 
 
 def test_signed_zero_and_huge_int_values() -> None:
-    """-0.0 and 0.0 are one value (a PostgreSQL → SQLite round trip must not echo it back);
+    """-0.0 and 0.0 are two values (a back end that cannot keep the sign refuses -0.0);
     an infinite value in an integer column is kept as it came instead of crashing."""
-    assert V.row_hash(("float",), (-0.0,)) == V.row_hash(("float",), (0.0,))
-    assert V.row_hasher(("float", "int"))((-0.0, 1)) == V.row_hasher(("float", "int"))((0.0, 1))
-    assert V.canonical("float", -0.0) == b"0.0"
+    assert V.row_hash(("float",), (-0.0,)) != V.row_hash(("float",), (0.0,))
+    assert V.row_hasher(("float", "int"))((-0.0, 1)) != V.row_hasher(("float", "int"))((0.0, 1))
+    assert V.canonical("float", -0.0) == b"-0.0"
+    assert V.canonical("float", float("nan")) == b"nan"
+    assert V.canonical("float", float("-inf")) == b"-inf"
     assert V.normalise("int", "inf") == "inf"
+
+
+def test_canonical_keeps_everything_a_value_holds() -> None:
+    at = dt.datetime(2024, 1, 2, 3, 4, 5, 123456)
+    assert V.canonical("datetime", at) == b"2024-01-02 03:04:05.123456"
+    assert V.canonical("datetime", at.replace(microsecond=0)) == b"2024-01-02 03:04:05"
+    assert V.canonical("time", dt.time(1, 2, 3, 4)) == b"01:02:03.000004"
+    assert V.canonical("decimal", Decimal("-0.00")) == V.canonical("decimal", Decimal("0"))
+    assert V.canonical("decimal", Decimal("1.10")) == b"1.1"
+    assert V.canonical("decimal", Decimal("12345678901234567890.0123456789")) == (
+        b"12345678901234567890.0123456789"
+    )
+
+
+def test_aware_datetimes_hash_as_their_instant_naive_ones_as_they_are() -> None:
+    here = dt.datetime(2024, 6, 1, 12, 0, tzinfo=UTC2)
+    utc = dt.datetime(2024, 6, 1, 10, 0, tzinfo=dt.UTC)
+    naive = dt.datetime(2024, 6, 1, 10, 0)
+    assert V.canonical("datetime", here) == V.canonical("datetime", utc) == b"2024-06-01 10:00:00Z"
+    assert V.canonical("datetime", naive) != V.canonical("datetime", utc)
+    assert V.canonical("datetime", "2024-06-01 12:00+02:00") == b"2024-06-01 10:00:00Z"
+    assert V.to_json("datetime", here) == "2024-06-01 12:00:00+02:00"  # travels with its offset
+    assert V.from_json("datetime", V.to_json("datetime", here)).utcoffset() == here.utcoffset()
+
+
+def test_uuid_is_lowercase_text_and_json_compares_as_data() -> None:
+    upper = "A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11"
+    assert V.normalise("uuid", upper) == upper.lower()
+    assert V.canonical("uuid", upper) == upper.lower().encode()
+    jsonb = '{"a": 3, "b": 1}'  # what PostgreSQL's jsonb keeps of the text below
+    assert V.canonical("json", '{"b":1,"a":2,"a":3}') == V.canonical("json", jsonb)
+    assert V.canonical("json", '{"x": 1.0}') == V.canonical("json", '{"x":1}')
+    assert V.canonical("json", '{"x": 1}') != V.canonical("json", '{"x": "1"}')
+    assert V.canonical("json", "pas du json") != V.canonical("json", '"pas du json"')
+    assert V.to_json("json", '{"b":1,"a":2}') == '{"b":1,"a":2}'  # the text travels as it is

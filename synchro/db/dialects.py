@@ -15,7 +15,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from synchro.db.base import Table
+from synchro.db.base import Column, Table
 
 DIALECTS = ("sqlite", "postgresql", "mysql", "mssql", "access")
 
@@ -108,6 +108,10 @@ def odbc_kind(dialect: str, type_name: str, data_type: int, column_size: int | N
         return "bool"
     if t in ("money", "smallmoney", "currency"):
         return "decimal"
+    if t in ("uuid", "uniqueidentifier"):  # MariaDB's UUID is reported as binary
+        return "uuid"
+    if t in ("json", "jsonb"):
+        return "json"
     if t in ("bytea", "image", "longbinary") or t.endswith("blob"):
         return "blob"
     if t.startswith("timestamp") or t.startswith("datetime") or t == "smalldatetime":
@@ -172,6 +176,8 @@ class Dialect:
 
     def _order_term(self, expr: str, kind: str) -> str:
         """``expr`` (a quoted column or ``?``) as it sorts in code point order."""
+        if kind == "uuid" and self.name == "mysql":  # MariaDB sorts UUIDs by swapped parts
+            return f"CAST(CONVERT({expr} USING utf8mb4) AS BINARY)"
         if kind != "text":
             return expr
         if self.name == "postgresql":
@@ -257,24 +263,47 @@ class Dialect:
         one = "(" + " AND ".join(f"{self.quote(k)} = ?" for k in key) + ")"
         return " OR ".join([one] * nkeys)
 
-    def fetch(self, table: Table, nkeys: int) -> str:
+    def fetch(self, table: Table, nkeys: int, *, raw_text: bool = False) -> str:
+        """Rows by key; ``raw_text``: the columns ``hexed_columns`` names as hex text."""
         cond = self.keys_condition(table.key, nkeys)
-        cols = self._read_cols(table, table.column_names)
+        cols = self._read_cols(table, table.column_names, raw_text=raw_text)
         return f"SELECT {cols} FROM {self.quote(table.name)} WHERE {cond}"
 
-    def _read_cols(self, table: Table, names: Sequence[str]) -> str:
-        """The select list; with ``float_as_text`` REAL columns come as 17-digit text
-        (SQLite's printf stops at 16 digits unless given the ``!`` flag)."""
-        if not self.float_as_text:
-            return self._cols(names)
-        kinds = dict(zip(table.column_names, table.kinds, strict=True))
-        terms = []
-        for name in names:
-            col = self.quote(name)
-            if kinds.get(name) == "float":
-                col = f"CASE WHEN {col} IS NULL THEN NULL ELSE printf('%!.17g', {col}) END"
-            terms.append(col)
-        return ", ".join(terms)
+    def hexed_columns(self, table: Table) -> tuple[int, ...]:
+        """Positions of the columns a ``raw_text`` fetch reads as the hex of their UTF-8
+        bytes: a second path past the driver's character conversion (for verification)."""
+        if self.name not in ("sqlite", "postgresql", "mysql"):
+            return ()
+        return tuple(i for i, c in enumerate(table.columns) if c.kind in ("text", "json"))
+
+    def _read_cols(self, table: Table, names: Sequence[str], *, raw_text: bool = False) -> str:
+        columns = {c.name: c for c in table.columns}
+        return ", ".join(self.read_term(columns[n], raw_text=raw_text) for n in names)
+
+    def read_term(self, column: Column, *, raw_text: bool = False) -> str:
+        """How one column is read so that its value comes back exactly.
+
+        - with ``float_as_text`` (SQLite ODBC) REAL as 17-digit text (its driver reads 15
+          digits; SQLite's printf stops at 16 unless given the ``!`` flag);
+        - MariaDB TIME as text (the driver drops its fractional seconds);
+        - PostgreSQL timestamptz as text with its offset (the driver drops the offset);
+        - with ``raw_text``, text as the hex of its UTF-8 bytes (see ``hexed_columns``).
+        """
+        col = self.quote(column.name)
+        kind, t = column.kind, column.type_name.lower()
+        if raw_text and kind in ("text", "json") and self.name in ("sqlite", "postgresql", "mysql"):
+            return {
+                "sqlite": f"CASE WHEN {col} IS NULL THEN NULL ELSE hex(CAST({col} AS BLOB)) END",
+                "postgresql": f"encode(convert_to(CAST({col} AS text), 'UTF8'), 'hex')",
+                "mysql": f"HEX(CONVERT({col} USING utf8mb4))",
+            }[self.name]
+        if self.float_as_text and kind == "float":
+            return f"CASE WHEN {col} IS NULL THEN NULL ELSE printf('%!.17g', {col}) END"
+        if self.name == "mysql" and kind == "time":
+            return f"CAST({col} AS CHAR)"
+        if self.name == "postgresql" and kind == "datetime" and t in ("timestamptz",):
+            return f"CAST({col} AS text)"
+        return col
 
     def count(self, table: Table) -> str:
         return f"SELECT COUNT(*) FROM {self.quote(table.name)}"

@@ -18,7 +18,8 @@ import itertools
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
-from synchro.db.base import Adapter, Key, Row, Table
+from synchro.db.base import Adapter, Column, Key, Row, Table
+from synchro.db.binding import Binder, Refused
 from synchro.db.dialects import Dialect
 from synchro.errors import DatabaseError, SchemaError
 from synchro.values import row_normaliser
@@ -41,12 +42,18 @@ class SqlAdapter(Adapter):
     def __init__(self) -> None:
         self._depth = 0
         self._savepoints = itertools.count(1)
+        self._binders_of: dict[tuple[str, tuple[str, ...]], tuple[Binder | None, ...]] = {}
 
     # -- driver hooks -----------------------------------------------------------------
 
     @abc.abstractmethod
     def _binder(self, kind: str) -> Callable[[Any], Any] | None:
         """How this driver wants a value of ``kind`` as a parameter (None: as it is)."""
+
+    def _column_binder(self, table: Table, column: Column) -> Binder | None:
+        """How this column gets its values (None: as they are). May raise ``Refused`` for a
+        value the column cannot hold exactly. Default: by kind (``_binder``)."""
+        return self._binder(column.kind)
 
     @abc.abstractmethod
     def _translate(self, exc: BaseException, doing: str) -> DatabaseError:
@@ -70,15 +77,45 @@ class SqlAdapter(Adapter):
         except self._driver_errors as exc:
             cursor.close()
             raise self._translate(exc, doing) from exc
+        except (UnicodeError, OverflowError) as exc:  # a value the driver cannot convert
+            cursor.close()
+            raise DatabaseError(f"{self.description} : {doing} impossible : {exc}") from exc
         return cursor
 
-    def _bind(self, kind: str, value: Any) -> Any:
-        binder = self._binder(kind)
-        return value if binder is None or value is None else binder(value)
+    def _binders(self, table: Table, names: Sequence[str]) -> tuple[Binder | None, ...]:
+        """The binders of these columns, prepared once per table; a refusal comes out as a
+        ``DatabaseError`` naming the table, the column and why."""
+        cache_key = (table.name, tuple(names))
+        found = self._binders_of.get(cache_key)
+        if found is None:
+            columns = {c.name: c for c in table.columns}
+            found = tuple(self._named(table, columns[n]) for n in names)
+            self._binders_of[cache_key] = found
+        return found
 
-    def _bind_rows(self, kinds: Sequence[str], rows: Iterable[Sequence[Any]]) -> list[Any]:
-        """The parameters of ``rows`` flattened, each converted for the driver (hot path)."""
-        binders = [self._binder(k) for k in kinds]
+    def _named(self, table: Table, column: Column) -> Binder | None:
+        bind = self._column_binder(table, column)
+        if bind is None:
+            return None
+        plain: Binder = bind
+
+        def named(value: Any) -> Any:
+            try:
+                return plain(value)
+            except Refused as exc:
+                raise DatabaseError(
+                    f"{self.description} : table {table.name}, colonne {column.name} : "
+                    f"valeur refusée, {exc}"
+                ) from None
+
+        return named
+
+    def _bind_rows(
+        self, table: Table, names: Sequence[str], rows: Iterable[Sequence[Any]]
+    ) -> list[Any]:
+        """The parameters of ``rows`` (values of the columns ``names``) flattened, each
+        converted for the driver (hot path)."""
+        binders = self._binders(table, names)
         if not any(binders):
             return [v for row in rows for v in row]
         return [
@@ -123,7 +160,7 @@ class SqlAdapter(Adapter):
         kinds = [all_kinds[n] for n in names]
         params: list[Any] = []
         if modified_column is not None and modified_since is not None:
-            params.append(self._bind(all_kinds[modified_column], modified_since))
+            params += self._bind_rows(table, [modified_column], [[modified_since]])
         else:
             modified_column = None
         doing = f"lecture de la table {table.name}"
@@ -164,8 +201,8 @@ class SqlAdapter(Adapter):
             bound = list(params)
             if last is not None:
                 after = self.sql.after_key_params(last)
-                kinds_after = self.sql.after_key_params(table.key_kinds)
-                bound += [self._bind(str(k), v) for k, v in zip(kinds_after, after, strict=True)]
+                names_after = self.sql.after_key_params(table.key)
+                bound += self._bind_rows(table, [str(n) for n in names_after], [after])
             count = 0
             for row in self._stream(sql, bound, kinds, doing):
                 count += 1
@@ -192,13 +229,23 @@ class SqlAdapter(Adapter):
             cursor.close()
 
     def fetch(self, table: Table, keys: Sequence[Key]) -> list[Row]:
+        return self._fetch(table, keys, raw_text=False)
+
+    def _fetch(self, table: Table, keys: Sequence[Key], *, raw_text: bool) -> list[Row]:
+        """``fetch``; with ``raw_text`` text columns are read as the hex of their UTF-8
+        bytes where the dialect can (``Dialect.raw_text``) and decoded here."""
         self._need_key(table)
         out: list[Row] = []
-        key_kinds = table.key_kinds
+        doing = f"lecture de la table {table.name}"
+        hexed = self.sql.hexed_columns(table) if raw_text else ()
+        kinds = list(table.kinds)
+        for i in hexed:
+            kinds[i] = "text"
         for part in chunks(keys, self.sql.batch_rows(len(table.key))):
-            params = self._bind_rows(key_kinds, part)
-            sql = self.sql.fetch(table, len(part))
-            out.extend(self._stream(sql, params, table.kinds, f"lecture de la table {table.name}"))
+            params = self._bind_rows(table, table.key, part)
+            sql = self.sql.fetch(table, len(part), raw_text=raw_text)
+            rows = self._stream(sql, params, kinds, doing)
+            out.extend(_unhex(rows, hexed, table.kinds) if hexed else rows)
         return out
 
     def count(self, table: Table) -> int:
@@ -212,20 +259,22 @@ class SqlAdapter(Adapter):
 
     def _in_batches(
         self,
+        table: Table,
+        names: Sequence[str],
         rows: Sequence[Sequence[Any]],
-        kinds: Sequence[str],
         size: int,
         statement: Callable[[int], str],
         doing: str,
     ) -> None:
         """Run ``statement(n)`` on ``rows`` bound ``n`` at a time (``n`` ≤ ``size``)."""
         for part in chunks(rows, size):
-            self._run(statement(len(part)), self._bind_rows(kinds, part), doing).close()
+            self._run(statement(len(part)), self._bind_rows(table, names, part), doing).close()
 
     def insert(self, table: Table, rows: Sequence[Row]) -> None:
         size = self.sql.batch_rows(len(table.columns)) if self.sql.multi_row else 1
         statement = functools.partial(self.sql.insert, table)
-        self._in_batches(rows, table.kinds, size, statement, f"écriture dans la table {table.name}")
+        doing = f"écriture dans la table {table.name}"
+        self._in_batches(table, table.column_names, rows, size, statement, doing)
 
     def upsert(self, table: Table, rows: Sequence[Row]) -> None:
         self._need_key(table)
@@ -235,10 +284,11 @@ class SqlAdapter(Adapter):
                 self._update_or_insert(table, row, doing)
             return
         size = self.sql.batch_rows(len(table.columns))
-        self._in_batches(rows, table.kinds, size, functools.partial(self.sql.upsert, table), doing)
+        statement = functools.partial(self.sql.upsert, table)
+        self._in_batches(table, table.column_names, rows, size, statement, doing)
 
     def _update_or_insert(self, table: Table, row: Row, doing: str) -> None:
-        bound = self._bind_rows(table.kinds, [row])
+        bound = self._bind_rows(table, table.column_names, [row])
         cursor = self._run(self.sql.update(table), self.sql.update_params(table, bound), doing)
         changed = cursor.rowcount
         cursor.close()
@@ -260,9 +310,8 @@ class SqlAdapter(Adapter):
         self._need_key(table)
         size = self.sql.batch_rows(len(table.key))
         statement = functools.partial(self.sql.delete, table)
-        self._in_batches(
-            keys, table.key_kinds, size, statement, f"suppression dans la table {table.name}"
-        )
+        doing = f"suppression dans la table {table.name}"
+        self._in_batches(table, table.key, keys, size, statement, doing)
 
     # -- transactions -----------------------------------------------------------------
 
@@ -310,3 +359,18 @@ class SqlAdapter(Adapter):
         release = self.sql.release(name)
         if release:
             self._run(release, [], "fin d'un point de sauvegarde").close()
+
+
+def _unhex(rows: Iterable[Row], positions: Sequence[int], kinds: Sequence[str]) -> Iterator[Row]:
+    """Rows whose columns at ``positions`` hold hex text: decoded as UTF-8 (bytes that are
+    not UTF-8 are kept as escapes, so they never equal what was sent), then normalised."""
+    from synchro.values import normalise
+
+    for row in rows:
+        out = list(row)
+        for i in positions:
+            value = out[i]
+            if isinstance(value, str):
+                text = bytes.fromhex(value).decode("utf-8", "surrogateescape")
+                out[i] = normalise(kinds[i], text)
+        yield tuple(out)

@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from synchro.db.base import Column, ForeignKey, Table
+from synchro.db.base import Column, ForeignKey, Key, Row, Table
+from synchro.db.binding import Binder, binder
 from synchro.db.details import mysql_details, postgresql_details, with_details
 from synchro.db.dialects import Dialect, detect_dialect, odbc_kind
 from synchro.db.generic import SqlAdapter
@@ -87,6 +88,23 @@ def _blob(value: Any) -> Any:
     return bytes(value) if isinstance(value, bytearray | memoryview) else value
 
 
+def narrow_utf8(pyodbc: Any, conn: Any) -> None:
+    """Make a MariaDB Connector/ODBC connection exchange text as UTF-8 bytes only.
+
+    The driver's UTF-16 conversion (Connector/ODBC 3.1, Debian 12) is wrong both ways:
+    fetched as wide characters, a value holding a character whose UTF-16 low byte is
+    D8-DB (Ø Ù Ú Û, ט, ヘ...) comes back one character short per such character, or as
+    half a code unit that cannot be decoded, and the miscounted lengths write past
+    pyodbc's buffers (the ``malloc(): invalid next size`` aborts of an export); bound as
+    UTF-16, long values get ``\\0`` or junk appended. Every text column, ``SQL_WCHAR``
+    ones included, is therefore fetched as ``SQL_C_CHAR`` in UTF-8 and parameters are
+    bound as UTF-8: the driver then copies bytes and converts nothing.
+    """
+    conn.setencoding(encoding="utf-8")
+    conn.setdecoding(pyodbc.SQL_CHAR, encoding="utf-8")
+    conn.setdecoding(pyodbc.SQL_WCHAR, encoding="utf-8", ctype=pyodbc.SQL_CHAR)
+
+
 def _connect(pyodbc: Any, connection: str) -> Any:
     try:
         return pyodbc.connect(connection, autocommit=True, timeout=CONNECT_TIMEOUT)
@@ -122,9 +140,7 @@ class OdbcAdapter(SqlAdapter):
         where = f"base {self._database}" + (f" sur {server}" if server else "")
         self.description = f"{dbms} {info(SQL_DBMS_VER)} ({where})"
         if self.dialect == "mysql":
-            # MariaDB Connector/ODBC 3.1 mangles long UTF-16 parameters sent in pieces
-            # (SQLPutData: "Memory allocation error" with emoji, wrong lengths): send UTF-8.
-            self._conn.setencoding(encoding="utf-8")
+            narrow_utf8(pyodbc, self._conn)
         self._schema = self._default_schema()
         if self.dialect == "sqlite":  # as the stdlib adapter: refuse orphans
             self._run("PRAGMA foreign_keys = ON", [], "ouverture").close()
@@ -139,6 +155,33 @@ class OdbcAdapter(SqlAdapter):
 
     def _binder(self, kind: str) -> Callable[[Any], Any] | None:
         return _blob if kind == "blob" else None  # pyodbc binds the other kinds natively
+
+    def _column_binder(self, table: Table, column: Column) -> Binder | None:
+        if self.dialect not in ("sqlite", "postgresql", "mysql"):
+            return self._binder(column.kind)
+        full = self._full_types(table).get(column.name) or column.type_name
+        return binder(self.dialect, column.kind, full)
+
+    def _full_types(self, table: Table) -> dict[str, str]:
+        """Column types with their sizes (``numeric(38,10)``, ``datetime(6)``): what the
+        ODBC catalog leaves out and the binders need to know what a column keeps."""
+        sql = {
+            "mysql": "SELECT COLUMN_NAME, COLUMN_TYPE FROM information_schema.COLUMNS"
+            " WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?",
+            "postgresql": "SELECT a.attname, format_type(a.atttypid, a.atttypmod)"
+            " FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid"
+            " JOIN pg_namespace n ON n.oid = c.relnamespace"
+            " WHERE c.relname = ? AND n.nspname = current_schema()"
+            " AND a.attnum > 0 AND NOT a.attisdropped",
+        }.get(self.dialect)
+        if sql is None:
+            return {}
+        return {str(r[0]): str(r[1]) for r in self._query(sql, (table.name,))}
+
+    def read_back(self, table: Table, keys: Sequence[Key]) -> list[Row]:
+        """The rows by key with text read as the hex of its UTF-8 bytes (``HEX()``,
+        ``encode(convert_to())``), decoded here: the driver converts no character."""
+        return self._fetch(table, keys, raw_text=True)
 
     def _translate(self, exc: BaseException, doing: str) -> DatabaseError:
         args: tuple[Any, ...] = exc.args

@@ -17,6 +17,7 @@ from decimal import Decimal
 from typing import Any
 
 from synchro.db.base import Column, ForeignKey, Table
+from synchro.db.binding import Binder, binder
 from synchro.db.details import sqlite_details, with_details
 from synchro.db.dialects import Dialect, sqlite_kind
 from synchro.db.generic import SqlAdapter
@@ -92,6 +93,14 @@ class SqliteAdapter(SqlAdapter):
 
     def _binder(self, kind: str) -> Callable[[Any], Any] | None:
         return _BINDERS.get(kind)
+
+    def _column_binder(self, table: Table, column: Column) -> Binder | None:
+        """Numbers as SQLite keeps them exactly, or refused (``synchro.db.binding``):
+        NaN and -0.0 in a REAL column, a DECIMAL of more than 15 digits, an integer
+        beyond 64 bits."""
+        if column.kind in ("float", "decimal", "int"):
+            return binder("sqlite", column.kind, column.type_name)
+        return _BINDERS.get(column.kind)
 
     def _translate(self, exc: BaseException, doing: str) -> DatabaseError:
         text = str(exc)

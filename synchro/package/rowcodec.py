@@ -23,7 +23,14 @@ Encoder = Callable[[Any], Any]
 Decoder = Callable[[Any], Any]
 
 # Kinds whose JSON value is the Python value itself, with that exact type.
-_NATIVE: dict[str, type] = {"int": int, "float": float, "text": str, "bool": bool}
+_NATIVE: dict[str, type] = {
+    "int": int,
+    "float": float,
+    "text": str,
+    "bool": bool,
+    "uuid": str,
+    "json": str,
+}
 _TYPES: dict[str, type] = {
     "decimal": Decimal,
     "datetime": dt.datetime,
@@ -158,6 +165,8 @@ _ENCODE_EXPR = {
     "float": "{v} if type({v}) is float or {v} is None else slow[{i}]({v})",
     "text": "{v} if type({v}) is str or {v} is None else slow[{i}]({v})",
     "bool": "{v} if type({v}) is bool or {v} is None else slow[{i}]({v})",
+    "uuid": "{v} if type({v}) is str or {v} is None else slow[{i}]({v})",
+    "json": "{v} if type({v}) is str or {v} is None else slow[{i}]({v})",
     "decimal": "str({v}) if type({v}) is Decimal else slow[{i}]({v})",
     "datetime": "{v}.isoformat(' ') if type({v}) is DateTime else slow[{i}]({v})",
     "date": "{v}.isoformat() if type({v}) is Date else slow[{i}]({v})",
@@ -169,6 +178,8 @@ _DECODE_EXPR = {
     "float": _ENCODE_EXPR["float"],
     "text": _ENCODE_EXPR["text"],
     "bool": _ENCODE_EXPR["bool"],
+    "uuid": _ENCODE_EXPR["uuid"],
+    "json": _ENCODE_EXPR["json"],
     "decimal": "Decimal({v}) if type({v}) is str else slow[{i}]({v})",
     "datetime": "from_datetime({v}) if type({v}) is str else slow[{i}]({v})",
     "date": "from_date({v}) if type({v}) is str else slow[{i}]({v})",

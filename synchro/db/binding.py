@@ -1,0 +1,261 @@
+"""How a value of each kind is bound for a given column, and which values a column refuses.
+
+Drivers and databases round or shift some values in silence: MariaDB drops the fractional
+seconds of a bound ``datetime``/``time``, pyodbc drops the offset of an aware datetime,
+SQLite's NUMERIC affinity keeps 15 significant digits and turns NaN into NULL, PostgreSQL
+rounds ``numeric(p, s)`` to its scale, REAL columns round a double... ``binder(dialect,
+kind, column_type)`` gives, for one column, the function that turns a value of its kind
+into the parameter the driver keeps exactly (text for times with microseconds, for
+instance), and raises ``Refused`` with the reason, in plain French, when the column cannot
+hold the value. The adapter names the table and column (``generic.SqlAdapter``).
+
+Pure functions of the dialect name and the column's full type (``numeric(38,10)``,
+``datetime(6)``, ``timestamp with time zone``...): no connection here, unit-tested as such.
+docs/TYPES.md sums the rules up.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import re
+import struct
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any
+
+Binder = Callable[[Any], Any]
+
+INT64 = (-(2**63), 2**63 - 1)
+SQLITE_DIGITS = 15  # NUMERIC affinity keeps a number as a double: 15 digits exactly
+# MariaDB TIMESTAMP holds 1970-01-01 00:00:01 to 2038-01-19 03:14:07 UTC.
+MYSQL_TIMESTAMP = (dt.datetime(1970, 1, 1, 0, 0, 1), dt.datetime(2038, 1, 19, 3, 14, 7, 999999))
+_ARGS = re.compile(r"\(\s*(\d+)\s*(?:,\s*(\d+)\s*)?\)")
+_NAMES = {"sqlite": "SQLite", "postgresql": "PostgreSQL", "mysql": "MariaDB"}
+
+
+class Refused(ValueError):
+    """The column cannot hold this value exactly; ``str()`` says why (French)."""
+
+
+def _args(column_type: str) -> tuple[int | None, int | None]:
+    m = _ARGS.search(column_type)
+    if not m:
+        return None, None
+    return int(m.group(1)), int(m.group(2)) if m.group(2) is not None else None
+
+
+def fraction_digits(dialect: str, column_type: str) -> int:
+    """Digits of fractional seconds a datetime/time column keeps (6 when unknown)."""
+    t = column_type.lower()
+    if dialect == "sqlite":
+        return 6  # text: whatever is written
+    n, _ = _args(t)
+    if n is not None and not t.startswith(("numeric", "decimal")):
+        return n
+    return 0 if dialect == "mysql" else 6
+
+
+def has_time_zone(dialect: str, column_type: str) -> bool:
+    t = column_type.lower()
+    return dialect == "postgresql" and ("timestamptz" in t or "with time zone" in t)
+
+
+def _show(value: Any) -> str:
+    text = value.isoformat(" ") if isinstance(value, dt.datetime) else str(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+# -- per kind -------------------------------------------------------------------------
+
+
+def _float_binder(dialect: str, column_type: str) -> Binder | None:
+    t = column_type.lower()
+    # PostgreSQL real/float4 and MariaDB FLOAT hold 4 bytes (SQLite's REAL holds 8).
+    single = (dialect == "postgresql" and t in ("real", "float4")) or (
+        dialect == "mysql" and t.split("(")[0].strip() == "float"
+    )
+    name = _NAMES.get(dialect, dialect)
+    no_nan = dialect in ("sqlite", "mysql")
+    no_inf = dialect == "mysql"
+    no_negative_zero = dialect in ("sqlite", "mysql")
+    if not (single or no_nan or no_negative_zero):
+        return None
+
+    def bind(value: Any) -> Any:
+        if not isinstance(value, float):
+            return value
+        if math.isnan(value) and no_nan:
+            raise Refused(f"{name} ne peut pas enregistrer NaN (pas un nombre)")
+        if math.isinf(value) and no_inf:
+            raise Refused(f"{name} ne peut pas enregistrer l'infini ({value})")
+        if value == 0.0 and math.copysign(1.0, value) < 0 and no_negative_zero:
+            raise Refused(f"{name} ne garde pas le signe d'un zéro (-0.0 deviendrait 0.0)")
+        if single and math.isfinite(value):
+            try:
+                back = struct.unpack("f", struct.pack("f", value))[0]
+            except OverflowError:
+                back = math.inf
+            if back != value:
+                raise Refused(
+                    f"colonne en simple précision ({column_type}) : {value!r} serait arrondi"
+                )
+        return value
+
+    return bind
+
+
+def _decimal_binder(dialect: str, column_type: str) -> Binder | None:
+    precision, scale = _args(column_type.lower())
+    name = _NAMES.get(dialect, dialect)
+
+    def bind(value: Any) -> Any:
+        if not isinstance(value, Decimal):
+            return value
+        if not value.is_finite():
+            if dialect != "postgresql":
+                raise Refused(f"{name} ne peut pas enregistrer {value} dans un DECIMAL")
+            return value
+        _sign, digits, exponent = value.as_tuple()
+        assert isinstance(exponent, int)  # finite
+        count = len(digits)
+        trailing = count - len("".join(map(str, digits)).rstrip("0"))
+        # Significant digits and the exponent of the last one (zero: one digit, 10**0).
+        significant, low = (1, 0) if trailing == count else (count - trailing, exponent + trailing)
+        after = max(0, -low)  # digits after the point, trailing zeros left out
+        before = max(0, count + exponent)  # digits before the point
+        if dialect == "sqlite":  # the declared size means nothing to SQLite
+            return _sqlite_decimal(value, significant, low)
+        if scale is not None and after > scale:
+            raise Refused(
+                f"{_show(value)} a {after} décimales, la colonne ({column_type}) en garde {scale}"
+            )
+        if precision is not None and scale is not None and before > precision - scale:
+            raise Refused(f"{_show(value)} dépasse la capacité de la colonne ({column_type})")
+        return value
+
+    return bind
+
+
+def _sqlite_decimal(value: Decimal, significant: int, low: int) -> Any:
+    """A decimal as SQLite's NUMERIC affinity keeps it exactly: an integer, or text of at
+    most 15 significant digits (stored as a double that reads back as the same text)."""
+    if low >= 0 and INT64[0] <= value <= INT64[1]:
+        return int(value)
+    if significant > SQLITE_DIGITS:
+        raise Refused(
+            f"{_show(value)} a {significant} chiffres significatifs : une colonne DECIMAL de "
+            f"SQLite (affinité NUMERIC) n'en garde que {SQLITE_DIGITS}; déclarez-la TEXT"
+        )
+    return str(value)
+
+
+def _int_binder(dialect: str) -> Binder:
+    def bind(value: Any) -> Any:
+        if isinstance(value, bool) or not isinstance(value, int):
+            return int(value) if isinstance(value, bool) else value
+        if INT64[0] <= value <= INT64[1]:
+            return value
+        if dialect in ("mysql", "postgresql"):
+            return str(value)  # BIGINT UNSIGNED, NUMERIC: the server converts the text
+        raise Refused(f"{value} dépasse les entiers de 64 bits")
+
+    return bind
+
+
+def _moment_check(dialect: str, column_type: str) -> Callable[[Any], None]:
+    """Refuse a datetime/time the column would shift (offset) or round (fractions)."""
+    digits = fraction_digits(dialect, column_type)
+    step = 10 ** (6 - digits) if 0 <= digits < 6 else 1
+    zone = has_time_zone(dialect, column_type)
+    t = column_type.lower()
+    timestamp = dialect == "mysql" and t.startswith("timestamp")
+
+    def check(value: Any) -> None:
+        aware = value.utcoffset() is not None
+        if aware and not zone and dialect != "sqlite":
+            raise Refused(
+                f"{_show(value)} porte un fuseau horaire ({value.tzinfo}) ; la colonne "
+                f"({column_type}) n'en garde pas : l'heure serait décalée"
+            )
+        if zone and not aware:
+            raise Refused(
+                f"{_show(value)} n'a pas de fuseau horaire ; la colonne ({column_type}) "
+                "enregistre un instant : précisez le fuseau à la source"
+            )
+        if value.microsecond % step:
+            raise Refused(
+                f"{_show(value)} : la colonne ({column_type}) garde {digits} chiffre(s) de "
+                "fraction de seconde, la valeur serait arrondie"
+            )
+        if timestamp and isinstance(value, dt.datetime) and not aware:
+            low, high = MYSQL_TIMESTAMP
+            if not low <= value <= high:
+                raise Refused(
+                    f"{_show(value)} hors de la plage d'un TIMESTAMP MariaDB (1970-2038) ; "
+                    "utilisez DATETIME"
+                )
+
+    return check
+
+
+def _datetime_binder(dialect: str, column_type: str) -> Binder:
+    check = _moment_check(dialect, column_type)
+    native = dialect == "postgresql"
+
+    def bind(value: Any) -> Any:
+        if not isinstance(value, dt.datetime):
+            return value
+        check(value)
+        if native and value.tzinfo is None:
+            return value  # psqlODBC keeps microseconds of a naive datetime
+        return value.isoformat(" ")  # MariaDB drops fractions, pyodbc drops offsets
+
+    return bind
+
+
+def _time_binder(dialect: str, column_type: str) -> Binder:
+    check = _moment_check(dialect, column_type)
+
+    def bind(value: Any) -> Any:
+        if not isinstance(value, dt.time):
+            return value
+        check(value)
+        return value.isoformat()  # both ODBC drivers drop the fractions of a bound time
+
+    return bind
+
+
+def _text_binder(dialect: str) -> Binder | None:
+    if dialect != "postgresql":
+        return None
+
+    def bind(value: Any) -> Any:
+        if isinstance(value, str) and "\x00" in value:
+            raise Refused("PostgreSQL ne peut pas enregistrer le caractère NUL (U+0000)")
+        return value
+
+    return bind
+
+
+def _blob(value: Any) -> Any:
+    return bytes(value) if isinstance(value, bytearray | memoryview) else value
+
+
+def binder(dialect: str, kind: str, column_type: str) -> Binder | None:
+    """The binder of one ODBC column (None: the value as it is)."""
+    if kind == "float":
+        return _float_binder(dialect, column_type)
+    if kind == "decimal":
+        return _decimal_binder(dialect, column_type)
+    if kind == "int":
+        return _int_binder(dialect)
+    if kind == "datetime":
+        return _datetime_binder(dialect, column_type)
+    if kind == "time":
+        return _time_binder(dialect, column_type)
+    if kind in ("text", "json"):
+        return _text_binder(dialect)
+    if kind == "blob":
+        return _blob
+    return None
