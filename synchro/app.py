@@ -22,6 +22,7 @@ from synchro.config.store import resolve_connection, save_config
 from synchro.engine.events import Event, StateChanged, Status, said
 from synchro.engine.hq_round import HQService, RoundSettings
 from synchro.engine.node import Node
+from synchro.engine.preflight_run import publish_for_node
 from synchro.engine.site_run import RunOptions, SiteRun, site_connect
 from synchro.errors import SynchroError
 from synchro.log import register_secret
@@ -308,6 +309,7 @@ class App:
         return self.hq
 
     def _hq_loop(self, node: Node) -> None:
+        publish_for_node(node, self.config, self.paths.ftp_root)  # schemas.json, for `check`
         hq = self.hq_service(node)
         while not self._stop.is_set():
             try:

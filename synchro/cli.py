@@ -36,6 +36,12 @@ def _add_engine_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser
     p.add_argument("--json", action="store_true", help="sortie JSON")
     p.set_defaults(handler=cli_engine.cmd_status)
 
+    p = sub.add_parser(
+        "check", help="contrôle du schéma : les colonnes peuvent-elles recevoir les valeurs ?"
+    )
+    p.add_argument("--json", action="store_true", help="sortie JSON")
+    p.set_defaults(handler=cli_engine.cmd_check)
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(

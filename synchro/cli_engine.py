@@ -1,4 +1,4 @@
-"""Engine commands of the CLI: init, export, import, status."""
+"""Engine commands of the CLI: init, export, import, status, check."""
 
 from __future__ import annotations
 
@@ -194,7 +194,8 @@ def cmd_import(args: argparse.Namespace) -> int:
     paths.ensure()
     with open_node(config, paths) as node:
         result = node.import_package(args.file)
-    m, s = result.manifest, result.stats
+        m, s = result.manifest, result.stats
+        refused = node.state.quarantined(f"{m.origin}#{m.sequence}") if s.quarantined else []
     if result.status != "applied":
         print(f"Paquet {m.origin}#{m.sequence} non appliqué : {result.message}")
         return 0 if result.status == "duplicate" else 1
@@ -202,6 +203,13 @@ def cmd_import(args: argparse.Namespace) -> int:
         f"Paquet {m.origin}#{m.sequence} appliqué : {s.upserts} écrite(s), {s.deletes} "
         f"supprimée(s), {s.conflicts} conflit(s), {s.quarantined} en quarantaine"
     )
+    if s.quarantined:  # never OK with a row not applied exactly (the others stay applied)
+        from synchro.reports import unapplied_text
+
+        print(f"Echec : {unapplied_text({'applied': s.quarantined})}", file=sys.stderr)
+        for q in refused[:50]:
+            print(f"  {q['tbl']} {q['key_json']} : {q['error']}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -239,3 +247,35 @@ def cmd_status(args: argparse.Namespace) -> int:
     if status.outbox:
         print(f"Paquets en attente d'accusé du siège : {status.outbox}")
     return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    """The pre-flight schema check: 0 everything can travel, 1 something cannot."""
+    from synchro.engine.preflight_run import check
+
+    config, paths = load(args)
+    paths.ensure()
+    report = check(config, paths, lang=config.language)
+    if args.json:
+        data = {
+            "site": report.site,
+            "exit_code": report.exit_code,
+            "compared": report.compared,
+            "findings": [
+                {
+                    "table": f.table,
+                    "column": f.column,
+                    "code": f.code,
+                    "side": f.side,
+                    "other": f.other,
+                    "blocking": f.blocking,
+                    "text": f.text(config.language),
+                }
+                for f in report.findings
+            ],
+            "lines": report.lines,
+        }
+        print(json.dumps(data, ensure_ascii=False, indent=2))
+    else:
+        print("\n".join(report.lines))
+    return report.exit_code

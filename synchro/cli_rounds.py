@@ -315,6 +315,7 @@ def cmd_site_add(args: argparse.Namespace) -> int:
     from synchro.app import certificate_files
     from synchro.config.model import SiteAccount
     from synchro.config.passwords import hash_password
+    from synchro.engine.preflight_run import publish_for_site
     from synchro.package.crypto import encode_key, new_group_key
     from synchro.transport.tls import ensure_certificate
     from synchro.transport.token import make_token, new_secret
@@ -346,6 +347,7 @@ def cmd_site_add(args: argparse.Namespace) -> int:
     cert, key = certificate_files(paths)
     fingerprint = "" if config.hq.allow_plain_ftp else ensure_certificate(cert, key, config.site)
     _save(args, config)
+    publish_for_site(config, paths, args.code)  # its /out/schemas.json, for `synchro check`
     token = make_token(host, config.hq.port, args.code, secret, fingerprint, config.group_key)
     print(
         f"Etablissement {args.code} ajouté. Jeton de connexion (à coller dans l'assistant ou "

@@ -179,9 +179,25 @@ class AppBackend:
             if not text.isdigit():
                 raise ConnectionTestError("dns", f"Adresse du siège invalide : {address}")
             port = int(text)
-        return test_connection(
+        message = test_connection(
             host, port, self.config().site, s.secret, s.certificate_fingerprint, s.allow_plain_ftp
         )
+        return message + "\n" + self._schema_check(host, port)
+
+    def _schema_check(self, host: str, port: int) -> str:
+        """Test also compares this database with the Siège's schemas (``synchro check``)."""
+        from synchro.engine.preflight_run import check_site
+
+        config = self.config()
+        lang = config.language
+        site = dataclasses.replace(config.site_settings, hq_address=host, hq_port=port)
+        try:
+            report = check_site(
+                dataclasses.replace(config, site_settings=site), self.paths, lang=lang
+            )
+        except SynchroError as exc:
+            return tr("check.failed", lang, error=exc)
+        return "\n".join(report.lines)
 
     def send_test_email(self, settings: EmailSettings) -> str:
         from synchro.mail import send_test
@@ -190,13 +206,13 @@ class AppBackend:
 
     def list_tables(self, connection: str) -> list[str]:
         from synchro.db import open_database
+        from synchro.engine.preflight_run import limit_lines
 
         with open_database(connection) as adapter:
-            lang = self.config().language
-            return [
-                t.name if t.key else tr("app.table.no_key", lang, table=t.name)
-                for t in adapter.tables()
-            ]
+            found = adapter.tables()
+        lang = self.config().language
+        names = [t.name if t.key else tr("app.table.no_key", lang, table=t.name) for t in found]
+        return names + limit_lines(found, lang)  # columns that limit what can be stored
 
     def odbc_drivers(self) -> list[str]:
         try:

