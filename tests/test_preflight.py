@@ -5,6 +5,7 @@ establishment on MariaDB over a real FTPS server."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import sqlite3
 import subprocess
 import time
@@ -13,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pair_helpers import SECRET, free_port, synchro
+from pair_helpers import SECRET, cli_pair, free_port, synchro
 
 from synchro.app import App, certificate_files
 from synchro.config.model import (
@@ -25,11 +26,17 @@ from synchro.config.model import (
     SiteSettings,
 )
 from synchro.config.passwords import hash_password
-from synchro.config.store import save_config
+from synchro.config.store import load_config, save_config
 from synchro.db.base import Column, Table
-from synchro.db.details import from_json, mysql_details, postgresql_details, to_json
+from synchro.db.details import (
+    from_json,
+    mysql_details,
+    odbc_details,
+    postgresql_details,
+    to_json,
+)
 from synchro.engine.preflight import Finding, compare, describe, hold, local_limits
-from synchro.engine.schema_exchange import decode
+from synchro.engine.schema_exchange import decode, newest_package, site_declared
 from synchro.gui_backend import AppBackend
 from synchro.log import setup_logging, shutdown_logging
 from synchro.package import PackageWriter, TableSchema, open_package
@@ -402,3 +409,78 @@ def test_app_publishes_the_siege_schemas_at_start(tmp_path: Path, logs: None) ->
     declared = decode(target.read_bytes())
     assert declared.origin == "SIEGE"
     assert [c.length for c in declared.tables[0].columns] == [None, 50, 50, None, None]
+
+
+def test_site_add_publishes_and_json_output_when_everything_fits(tmp_path: Path) -> None:
+    hq_dir, site_dir, _token = cli_pair(tmp_path)
+    hq_paths = paths_beside(hq_dir / "synchro.toml")
+    published = decode((hq_paths.ftp_root / "3615" / "out" / "schemas.json").read_bytes())
+    assert [t.name for t in published.tables] == ["articles"]
+    hq = load_config(hq_paths.config_file)
+    cert, key = certificate_files(hq_paths)
+    server = HQServer.from_settings(hq_paths.ftp_root, hq.hq, cert_file=cert, key_file=key)
+    server.start()
+    try:
+        done = synchro("--config", "synchro.toml", "check", "--json", cwd=site_dir)
+    finally:
+        server.stop()
+    assert done.returncode == 0, done.stdout + done.stderr
+    data = json.loads(done.stdout)
+    assert (data["site"], data["exit_code"], data["compared"], data["findings"]) == (
+        "3615",
+        0,
+        1,
+        [],
+    )
+    assert "Toutes les colonnes peuvent recevoir" in data["lines"][-1]
+
+
+def test_package_headers_are_a_source_on_both_sides(tmp_path: Path) -> None:
+    """The Siège's package in an establishment's inbox, an establishment's package archived
+    at the Siège: their headers say the sender's schemas."""
+    narrow = Table("t", (col("id", "int", "INT", width=4, nullable=False),), ("id",))
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    with PackageWriter(
+        inbox / "SIEGE-3615-00000001.pkg",
+        origin="SIEGE",
+        sequence=1,
+        kind="hq",
+        tables=[TableSchema.of(narrow)],
+    ):
+        pass
+    found = newest_package(inbox, exclude="3615")
+    assert found is not None and found.origin == "SIEGE"
+    assert found.package == "SIEGE-3615-00000001.pkg"
+    assert found.tables[0].columns[0].width == 4
+    assert newest_package(inbox, exclude="SIEGE") is None
+    (inbox / "junk.pkg").write_bytes(b"not a package")
+    assert newest_package(inbox, origin="SIEGE") is not None  # a damaged file is skipped
+    archive = tmp_path / "archive"
+    (archive / "3615").mkdir(parents=True)
+    (inbox / "SIEGE-3615-00000001.pkg").rename(archive / "3615" / "x.pkg")
+    assert site_declared(tmp_path / "ftp", archive, "3615") == []  # origin is not 3615
+    wide = Table("t", (col("id", "int", "BIGINT", width=8, nullable=False),), ("id",))
+    with PackageWriter(
+        archive / "3615" / "3615-00000001.pkg",
+        origin="3615",
+        sequence=1,
+        kind="site",
+        tables=[TableSchema.of(wide)],
+    ):
+        pass
+    declared = site_declared(tmp_path / "ftp", archive, "3615")
+    assert [d.package for d in declared] == ["3615-00000001.pkg"]
+    found_codes = codes(compare([narrow], declared[0].tables, "3615"))
+    assert found_codes == [("id", "int", "here")]
+
+
+def test_odbc_catalog_details_for_other_sources() -> None:
+    assert odbc_details(-9, 50, None) == {"length": 50}  # nvarchar(50)
+    assert odbc_details(-9, 0, None) == {"length": None}  # nvarchar(max)
+    assert odbc_details(-10, 1073741823, None) == {"length": None}
+    assert odbc_details(3, 18, 4) == {"precision": 18, "scale": 4}
+    assert odbc_details(5, 5, 0) == {"width": 2}
+    assert odbc_details(7, 24, None) == {"width": 4}
+    assert odbc_details(93, 23, 3) == {"fraction": 3}
+    assert odbc_details(-7, 1, None) == {}

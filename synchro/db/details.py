@@ -107,6 +107,31 @@ def postgresql_details(
     return d
 
 
+_ODBC_TEXT = (1, 12, -1, -8, -9, -10, -2, -3, -4)  # characters and bytes
+_ODBC_LONG = (-1, -10, -4)  # SQL_LONGVARCHAR, SQL_WLONGVARCHAR, SQL_LONGVARBINARY
+_ODBC_INT = {-6: 1, 5: 2, 4: 4, -5: 8}
+_ODBC_TIME = (10, 11, 92, 93, -154, -155)
+
+
+def odbc_details(data_type: int, column_size: int | None, digits: int | None) -> Details:
+    """Any other ODBC source (SQL Server, Access...): what ``SQLColumns`` says (SQL data
+    type, COLUMN_SIZE, DECIMAL_DIGITS). A size of 0 or of 2^30 and more is "no limit"
+    (``nvarchar(max)``)."""
+    size = column_size if column_size and column_size < 2**30 else None
+    d: Details = {}
+    if data_type in _ODBC_TEXT:
+        d.update(length=None if data_type in _ODBC_LONG else size)
+    elif data_type in (2, 3):
+        d.update(precision=size, scale=digits if size else None)
+    elif data_type in _ODBC_INT:
+        d.update(width=_ODBC_INT[data_type])
+    elif data_type in (6, 7, 8):
+        d.update(width=4 if data_type == 7 else 8)
+    elif data_type in _ODBC_TIME:
+        d.update(fraction=digits)
+    return d
+
+
 def sqlite_details(declared: str, kind: str) -> Details:
     """An SQLite column: sizes are only declared (never enforced); integers and reals have
     8 bytes; a decimal keeps 15 digits exactly (NUMERIC affinity stores a double)."""

@@ -21,7 +21,7 @@ from typing import Any
 
 from synchro.db.base import Column, ForeignKey, Key, Row, Table
 from synchro.db.binding import Binder, binder
-from synchro.db.details import mysql_details, postgresql_details, with_details
+from synchro.db.details import mysql_details, odbc_details, postgresql_details, with_details
 from synchro.db.dialects import Dialect, detect_dialect, odbc_kind
 from synchro.db.generic import SqlAdapter
 from synchro.db.sqlite import discover as discover_sqlite
@@ -259,7 +259,7 @@ class OdbcAdapter(SqlAdapter):
                     str(r[5]),
                     r[10] != 0,  # NULLABLE: 0 = SQL_NO_NULLS
                 ),
-                details.get(str(r[3]), {}),
+                details.get(str(r[3]), {}) if details else odbc_details(int(r[4]), r[6], r[8]),
             )
             for r in rows
         )

@@ -84,13 +84,14 @@ def check_site(
     sources: list[exchange.Declared] = []
     reason = ""
     try:
-        declared = _exchange_with_hq(config, paths, tables, connect, now())
+        declared, sent = _exchange_with_hq(config, paths, tables, connect, now())
+        if sent:
+            report.lines.append(tr("check.sent", lang))
         if declared is None:
             reason = tr("check.not_published", lang)
         else:
             sources.append(declared)
-            report.lines.append(tr("check.sent", lang))
-    except SynchroError as exc:
+    except (SynchroError, OSError) as exc:
         reason = str(exc)
     inbox = exchange.newest_package(paths.packages_dir / "inbox", exclude=config.site)
     if inbox is not None:
@@ -114,8 +115,9 @@ def _exchange_with_hq(
     tables: Sequence[Table],
     connect: Connect | None,
     now: dt.datetime,
-) -> exchange.Declared | None:
-    """Read the Siège's ``schemas.json`` (None when it has none yet) and send ours."""
+) -> tuple[exchange.Declared | None, bool]:
+    """Read the Siège's ``schemas.json`` (None when it has none yet) and send ours (True
+    when sent: a Siège that refuses it does not stop this check)."""
     if connect is None:
         from synchro.engine.site_run import site_connect
 
@@ -125,11 +127,16 @@ def _exchange_with_hq(
     mine.write_bytes(exchange.encode(config.site, "serveur", tables, now))
     with connect() as client:
         raw = client.read_small(exchange.SCHEMAS_FILE, exchange.MAX_SCHEMAS)
-        client.upload(mine, exchange.SCHEMAS_FILE)
+        try:
+            client.upload(mine, exchange.SCHEMAS_FILE)
+            sent = True
+        except SynchroError as exc:
+            log.warning("Schémas de l'établissement non envoyés au siège : %s", exc)
+            sent = False
     if raw is None:
-        return None
+        return None, sent
     try:
-        return exchange.decode(raw)
+        return exchange.decode(raw), sent
     except ValueError as exc:
         raise SynchroError(str(exc)) from exc
 
