@@ -269,12 +269,14 @@ FIXES = (
 )
 
 
-def _configs(tmp_path: Path, site_db: str) -> tuple[NodePaths, NodePaths, Config]:
+def _configs(tmp_path: Path, site_db: str, hq_db: str = "") -> tuple[NodePaths, NodePaths, Config]:
+    """A Siège (SQLite with HQ_DDL unless ``hq_db`` is given) and establishment 3615."""
     hq_paths = paths_beside(tmp_path / "hq" / "synchro.toml").ensure()
-    hq_db = tmp_path / "hq" / "siege.db"
-    with sqlite3.connect(hq_db) as conn:
-        conn.execute(HQ_DDL)
-    conn.close()
+    if not hq_db:
+        hq_db = str(tmp_path / "hq" / "siege.db")
+        with sqlite3.connect(hq_db) as conn:
+            conn.execute(HQ_DDL)
+        conn.close()
     fingerprint = ensure_certificate(*certificate_files(hq_paths), "SIEGE")
     port = free_port()
     hq = Config(
@@ -285,7 +287,7 @@ def _configs(tmp_path: Path, site_db: str) -> tuple[NodePaths, NodePaths, Config
             port=port,
             sites=(SiteAccount("3615", hash_password(SECRET)),),
         ),
-        database=DatabaseSettings(connection=str(hq_db)),
+        database=DatabaseSettings(connection=hq_db),
     )
     save_config(hq, hq_paths.config_file)
     site_paths = paths_beside(tmp_path / "site" / "synchro.toml").ensure()
@@ -317,12 +319,25 @@ def check_cli(paths: NodePaths) -> subprocess.CompletedProcess[str]:
     return synchro("--config", str(paths.config_file), "check", cwd=paths.config_file.parent)
 
 
-def test_check_siege_sqlite_against_mariadb_site(
-    tmp_path: Path, make_backend: Any, logs: None
+PG_HQ_DDL = (
+    "CREATE TABLE clients (id BIGINT PRIMARY KEY, nom VARCHAR(50) NOT NULL,"
+    " ville VARCHAR(50), naissance TIMESTAMP, solde NUMERIC(12,4))"
+)
+
+
+@pytest.mark.parametrize("hq_backend", ["sqlite", "postgresql"])
+def test_check_siege_against_mariadb_site(
+    tmp_path: Path, make_backend: Any, logs: None, hq_backend: str
 ) -> None:
     maria = make_backend("mariadb")
     maria.execute(SITE_DDL)
-    hq_paths, site_paths, hq = _configs(tmp_path, maria.connection)
+    hq_db = ""
+    if hq_backend == "postgresql":
+        pg = make_backend("postgresql")
+        pg.execute(PG_HQ_DDL)
+        hq_db = pg.connection
+    hq_paths, site_paths, hq = _configs(tmp_path, maria.connection, hq_db)
+    decimal = "NUMERIC(12,4)" if hq_db else "DECIMAL(12,4)"
 
     # The Siège knows no establishment's schemas yet: its own limits only, exit 0; and it
     # publishes its schemas for 3615.
@@ -345,9 +360,7 @@ def test_check_siege_sqlite_against_mariadb_site(
         assert "clients.naissance : plage de dates trop courte : TIMESTAMP ici" in out
         assert "accepte les années 1970 à 2038" in out
         assert "clients.naissance : fractions de seconde perdues" in out
-        assert (
-            "clients.solde : décimal plus étroit : DECIMAL(10,2) ici, DECIMAL(12,4) au siège" in out
-        )
+        assert f"clients.solde : décimal plus étroit : DECIMAL(10,2) ici, {decimal} au siège" in out
         assert "utilisez ici DECIMAL(12,4) au moins" in out
         assert "5 problème(s)" in out
         # The establishment sent its schemas: the Siège now checks the other direction.
