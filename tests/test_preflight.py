@@ -5,7 +5,9 @@ establishment on MariaDB over a real FTPS server."""
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import json
+import os
 import sqlite3
 import subprocess
 import time
@@ -36,7 +38,7 @@ from synchro.db.details import (
     to_json,
 )
 from synchro.engine.preflight import Finding, compare, describe, hold, local_limits
-from synchro.engine.schema_exchange import decode, newest_package, site_declared
+from synchro.engine.schema_exchange import decode, encode, newest_package, site_declared
 from synchro.gui_backend import AppBackend
 from synchro.log import setup_logging, shutdown_logging
 from synchro.package import PackageWriter, TableSchema, open_package
@@ -484,6 +486,18 @@ def test_package_headers_are_a_source_on_both_sides(tmp_path: Path) -> None:
         pass
     declared = site_declared(tmp_path / "ftp", archive, "3615")
     assert [d.package for d in declared] == ["3615-00000001.pkg"]
+    # A schemas.json from the establishment's check: the freshest source comes first.
+    uploaded = tmp_path / "ftp" / "3615" / "in" / "schemas.json"
+    uploaded.parent.mkdir(parents=True)
+    uploaded.write_bytes(encode("3615", "serveur", [narrow], dt.datetime(2026, 1, 1)))
+    os.utime(uploaded, (1, 1))
+    assert [d.package for d in site_declared(tmp_path / "ftp", archive, "3615")] == [
+        "3615-00000001.pkg",
+        "",
+    ]
+    os.utime(uploaded)
+    newest = site_declared(tmp_path / "ftp", archive, "3615")[0]
+    assert (newest.package, newest.created) == ("", "2026-01-01T00:00:00")
     found_codes = codes(compare([narrow], declared[0].tables, "3615"))
     assert found_codes == [("id", "int", "here")]
 

@@ -18,6 +18,7 @@ JSON with "details"]}``, UTF-8, written atomically.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import logging
@@ -46,6 +47,7 @@ class Declared:
     tables: tuple[Table, ...]
     created: str = ""  # ISO time of a schemas.json
     package: str = ""  # file name when read from a package header
+    modified: float = 0.0  # the file's modification time (which source is the freshest)
 
 
 def encode(origin: str, role: str, tables: Sequence[Table], now: dt.datetime) -> bytes:
@@ -112,7 +114,8 @@ def package_tables(path: Path) -> Declared:
         raise ValueError(f"{path.name} illisible ({exc.strerror or exc})") from exc
     except Invalid as exc:
         raise ValueError(f"{path.name} illisible ({exc.reason})") from exc
-    return Declared(header.origin, tuple(s.table for s in header.tables), package=path.name)
+    tables = tuple(s.table for s in header.tables)
+    return Declared(header.origin, tables, package=path.name, modified=path.stat().st_mtime)
 
 
 def newest_package(folder: Path, origin: str = "", exclude: str = "") -> Declared | None:
@@ -133,16 +136,18 @@ def newest_package(folder: Path, origin: str = "", exclude: str = "") -> Declare
 
 
 def site_declared(ftp_root: Path, archive: Path, site: str) -> list[Declared]:
-    """What establishment ``site`` declared: its uploaded ``schemas.json`` and the header of
-    its last package archived at the Siège (either may be missing)."""
+    """What establishment ``site`` declared, the freshest first: its uploaded
+    ``schemas.json`` and the header of its last package archived at the Siège (either may
+    be missing)."""
     found: list[Declared] = []
     path = ftp_root / site / "in" / SCHEMAS_FILE
     try:
         if path.is_file() and path.stat().st_size <= MAX_SCHEMAS:
-            found.append(decode(path.read_bytes()))
+            declared = decode(path.read_bytes())
+            found.append(dataclasses.replace(declared, modified=path.stat().st_mtime))
     except (OSError, ValueError) as exc:
         log.info("%s de %s ignoré : %s", SCHEMAS_FILE, site, exc)
     package = newest_package(archive / site, origin=site)
     if package is not None:
         found.append(package)
-    return found
+    return sorted(found, key=lambda d: d.modified, reverse=True)
