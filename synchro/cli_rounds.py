@@ -10,6 +10,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -202,14 +203,11 @@ def _hq_round_now(app: Any, interrupted: threading.Event, linger: float) -> Any:
     node = open_node(app.config, app.paths, app.now)
     try:
         hq = app.hq_service(node)
+        # the establishments' acks are awaited as long as the Siège lingers
+        hq.settings = dataclasses.replace(hq.settings, ack_wait=dt.timedelta(seconds=linger))
         hq.step("open")
-        while hq.round is not None:
-            try:
-                command = app.commands.get(timeout=0.5)
-            except Exception:
-                command = ""
-            hq.step({"stop": "stop", "raz": "raz"}.get(command, ""))
-        if hq.last_round is not None and hq.last_round.state is not State.STOPPED:
+        _steps(app, hq, lambda: hq.round is not None)
+        if hq.last_round is None or hq.last_round.state is not State.STOPPED:
             app.emit(said("engine.linger", seconds=f"{linger:.0f}"))
             _linger(app, hq, interrupted, linger)
         return hq.last_round
@@ -217,20 +215,33 @@ def _hq_round_now(app: Any, interrupted: threading.Event, linger: float) -> Any:
         node.close()
 
 
+def _steps(app: Any, hq: Any, going: Callable[[], bool]) -> None:
+    """Run the Siège's steps (deliveries, acks, ARRETER, RAZ) while ``going()``."""
+    while going():
+        try:
+            command = app.commands.get(timeout=0.2)
+        except Exception:
+            command = ""
+        hq.step({"stop": "stop", "raz": "raz"}.get(command, ""))
+
+
 def _linger(app: Any, hq: Any, interrupted: threading.Event, linger: float) -> None:
-    """Keep the FTP server up until every establishment that delivered in this round has
-    downloaded the package published to it, or ``linger`` seconds at most."""
-    delivered = {
-        r.site
-        for r in app.reports.for_round(hq.last_round.id)
-        if r.kind == "site-in-round" and r.state is State.OK
-    }
-    wanted = {(site, name) for site, name in hq.published.items() if site in delivered}
+    """After the round closed, keep the FTP server up and go on working — applying and
+    publishing late deliveries, taking acks — until every establishment the Siège
+    published to has acknowledged applying its package, or ``linger`` seconds at most.
+    A download is not a delivery: only the ack ends the wait."""
     end = time.monotonic() + linger
-    while not interrupted.is_set() and time.monotonic() < end:
-        if wanted <= set(app.server.downloads()):
-            return
-        interrupted.wait(0.2)
+
+    def going() -> bool:
+        if interrupted.is_set() or time.monotonic() >= end:
+            return False
+        return hq.closing is not None or bool(hq.waiting_for_acks())
+
+    _steps(app, hq, going)
+    if hq.closing is not None:  # linger over: who has not acked is Echec
+        hq.step("stop" if interrupted.is_set() else "")
+        hq.acks.expire(list(hq.settings.sites), app.now(), force=True)
+        hq.step("")
 
 
 def cmd_report(args: argparse.Namespace) -> int:

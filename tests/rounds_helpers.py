@@ -17,6 +17,7 @@ from typing import Any
 
 from synchro.config.model import Config, HQSettings, Role, SiteAccount, SiteSettings
 from synchro.config.passwords import hash_password
+from synchro.engine.ack import ack_name, make_ack
 from synchro.engine.checksum import checksums
 from synchro.engine.hq_round import HQService, RoundSettings
 from synchro.engine.node import Node
@@ -233,6 +234,30 @@ class Group:
 
     def open_round(self) -> None:
         self.service.open_round()
+
+    def deliver(self, code: str) -> None:
+        """What a site's run does first, by hand: export and upload its packages."""
+        with self.sites[code].node() as node, self.client(code)() as client:
+            node.export()
+            for _seq, path in node.state.outbox():
+                client.upload(path, path.name)
+
+    def answer(self, code: str, *, ack: bool = True) -> str:
+        """What a site's run does once the Siège published, by hand: download the newest
+        package offered, apply it and (``ack``) send the acknowledgement. Its name."""
+        member = self.sites[code]
+        with member.node() as node, self.client(code)() as client:
+            name = sorted(n for n in client.list_out() if n.endswith(".pkg"))[-1]
+            local = member.folder / "fetched" / name
+            local.parent.mkdir(exist_ok=True)
+            client.download(name, local)
+            node.import_package(local)
+            made = make_ack(node)
+            if ack and made is not None:
+                path = member.folder / ack_name(code, made[0].sequence)
+                path.write_bytes(made[0].to_bytes())
+                client.upload(path, path.name)
+        return name
 
     def checksums(self) -> dict[str, dict[str, tuple[int, str]]]:
         out = {}

@@ -90,6 +90,10 @@ def test_missing_site_is_echec_when_reception_time_runs_out(tmp_path: Path) -> N
         clock[0] += dt.timedelta(hours=1, seconds=1)
         g.service.step()
         assert g.service.round is None
+        assert g.service.closing is not None  # 3615 is served once it acknowledges
+        g.answer("3615")
+        g.service.step()
+        assert g.service.closing is None
         rid = next(r.id for r in g.reports.latest() if r.kind == "round")
         by_site = {r.site: r for r in g.reports.for_round(rid)}
         assert by_site["3615"].state is State.OK

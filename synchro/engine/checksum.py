@@ -1,35 +1,63 @@
-"""Per-table checksums: the proof that nodes converged.
+"""Per-table checksums: the proof that nodes converged (the round's « Contrôle »).
 
-The checksum of a table is the SHA-256 of the canonical row hashes in key order, so two
-databases with the same rows agree whatever their driver or storage (DECIMAL as text,
-fractional seconds...).
+The checksum of a table is its row count and the sum, modulo 2**128, of the 128-bit
+canonical digests of its rows (``values.row_hasher``). A sum does not depend on the order
+the database returns the rows in, so the table is read once, streaming, in whatever order
+is cheapest, with flat memory whatever its size; two databases holding the same rows agree
+whatever their driver or storage (DECIMAL as text, fractional seconds...). Unlike XOR, a
+sum does not let two identical rows cancel out.
 """
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from synchro.db.base import Adapter, Table
-from synchro.engine.state import snap_value
-from synchro.values import row_hash
+from synchro.values import row_hasher
+
+MOD = 1 << 128
+Sums = dict[str, tuple[int, str]]
 
 
 def table_checksum(adapter: Adapter, table: Table) -> tuple[int, str]:
-    """(row count, hex digest) of ``table``, independent of the database's row order."""
-    kinds, positions, key_kinds = table.kinds, table.key_positions, table.key_kinds
-    hashed = sorted(
-        (
-            tuple(snap_value(k, row[p]) for k, p in zip(key_kinds, positions, strict=True)),
-            row_hash(kinds, row),
-        )
-        for row in adapter.scan(table, ordered=False)
-    )
-    digest = hashlib.sha256()
-    for _key, h in hashed:
-        digest.update(h)
-    return len(hashed), digest.hexdigest()
+    """(row count, 32 hex digits) of ``table``, independent of the database's row order."""
+    digest = row_hasher(tuple(table.kinds))
+    count = 0
+    total = 0
+    for row in adapter.scan(table, ordered=False):
+        total += int.from_bytes(digest(row), "big")
+        count += 1
+    return count, f"{total % MOD:032x}"
 
 
-def checksums(adapter: Adapter, tables: Sequence[Table]) -> dict[str, tuple[int, str]]:
+def checksums(adapter: Adapter, tables: Sequence[Table]) -> Sums:
+    """The checksum of every table, by name."""
     return {t.name: table_checksum(adapter, t) for t in tables}
+
+
+def differing(
+    mine: Mapping[str, Sequence[object]], theirs: Mapping[str, Sequence[object]]
+) -> list[str]:
+    """Names of the tables both sides checked whose count or hash differ, sorted."""
+    return sorted(
+        name
+        for name in set(mine) & set(theirs)
+        if [str(v) for v in mine[name]] != [str(v) for v in theirs[name]]
+    )
+
+
+def to_json(sums: Sums) -> dict[str, list[object]]:
+    return {name: [count, digest] for name, (count, digest) in sums.items()}
+
+
+def sums_from_json(data: object) -> Sums:
+    """Checksums read back from JSON; anything malformed is left out."""
+    out: Sums = {}
+    if isinstance(data, dict):
+        for name, value in data.items():
+            if isinstance(value, list | tuple) and len(value) == 2:
+                try:
+                    out[str(name)] = (int(value[0]), str(value[1]))
+                except (TypeError, ValueError):
+                    continue
+    return out

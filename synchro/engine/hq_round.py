@@ -35,6 +35,7 @@ from synchro import faults
 from synchro.capture.diff import HELD
 from synchro.config.atomic import atomic_write
 from synchro.engine.events import Emit, Progress, StateChanged, ignore, said
+from synchro.engine.hq_acks import AckBook, controle_summary, peek_instance
 from synchro.engine.node import Node
 from synchro.errors import ApplyError, Cancelled, PackageError, SynchroError
 from synchro.reports import ReportStore, RunRecord, State
@@ -46,12 +47,16 @@ log = logging.getLogger(__name__)
 _NAME = re.compile(r"^(?P<site>[A-Za-z0-9_-]+)-(?P<seq>\d{8})\.pkg$")
 
 
+EARLY = dt.timedelta(hours=2)  # a scheduled round counts deliveries this much before it
+
+
 @dataclass
 class OpenRound:
     report_id: int
     opened: dt.datetime
     deadline: dt.datetime
     manual: bool
+    missing: list[str] = field(default_factory=list)  # set at the close
 
 
 @dataclass
@@ -59,6 +64,7 @@ class RoundSettings:
     servers: int = 1
     max_reception: dt.timedelta = dt.timedelta(hours=4)
     sites: Sequence[str] = ()  # the establishments' codes (accounts)
+    ack_wait: dt.timedelta = dt.timedelta(minutes=30)  # for an establishment's ack
 
 
 @dataclass(frozen=True)
@@ -70,7 +76,7 @@ class Delivery:
 
 @dataclass
 class _Outcome:
-    applied: dict[str, list[int]] = field(default_factory=dict)  # site -> report rows
+    applied: dict[str, list[int]] = field(default_factory=dict)  # site -> new sequences
 
 
 class HQService:
@@ -101,6 +107,8 @@ class HQService:
         self.stuck: dict[Path, Path] = {}  # handled deliveries Windows would not let us move
         self.published: dict[str, str] = {}  # site -> name of the package now offered to it
         self.rejected = node.packages_dir / "rejected"
+        self.acks = AckBook(node, reports, ftp_root)
+        self.closing: OpenRound | None = None  # closed, waiting for the establishments' acks
 
     # -- commands (any thread) ------------------------------------------------------------
 
@@ -159,27 +167,82 @@ class HQService:
             self.cancel.clear()
             if self.round is not None:
                 self._close(State.STOPPED, "Synchronisation arrêtée par l'utilisateur.")
+            if self.closing is not None:
+                self.acks.expire(list(self.settings.sites), now, force=True)
+                self._check_closing()
             return
         if self.paused_until is not None and now < self.paused_until:
             return
         for path, folder in list(self.stuck.items()):
             if _move_file(path, folder):
                 del self.stuck[path]
-        if self.owed and self.round is None:
-            self._publish(self.owed, {})
-            self.owed = []
+        self._take_acks(now)
+        if self.round is None:
+            owed = self.owed + [s for s in self._behind() if s not in self.owed]
+            if owed:
+                self._publish(owed, {})
+                self.owed = []
         pending = self.deliveries()
         if self.round is None:
             if pending:
                 self._process(pending, round_id=None)
+            self.acks.expire(list(self.settings.sites), now)
+            self._check_closing()
             return
-        delivered = self.since_close() | {d.site for d in pending}
+        delivered = self._early(self.round) | {d.site for d in pending if self._is_new(d)}
         if len(delivered) >= self.settings.servers or now >= self.round.deadline:
             self._close(State.OK, "")
+
+    def waiting_for_acks(self) -> list[str]:
+        """Establishments the Siège published to and whose ack it still waits for."""
+        return self.acks.waiting(list(self.settings.sites))
+
+    def _take_acks(self, now: dt.datetime) -> None:
+        for got in self.acks.take(list(self.settings.sites), now):
+            self.emit(
+                said(
+                    "engine.ack.received",
+                    site=got.ack.site,
+                    sequence=got.ack.sequence,
+                    controle=got.text,
+                )
+            )
+
+    def _behind(self) -> list[str]:
+        """Establishments whose offered package does not acknowledge all that the Siège
+        applied of theirs (a publication cut by a crash): published again."""
+        state = self.node.state
+        return [
+            s
+            for s in self.settings.sites
+            if state.site(s)[1] > int(state.get_meta(f"offered_acked:{s}") or 0)
+        ]
+
+    def _is_new(self, d: Delivery) -> bool:
+        """A delivery not applied yet (a re-sent one does not count for a round)."""
+        _acked, applied, _out = self.node.state.site(d.site)
+        if d.sequence > applied:
+            return True
+        instance = peek_instance(d.path)
+        return bool(instance) and instance != self.node.state.get_meta(f"instance:{d.site}")
+
+    def _check_closing(self) -> None:
+        """End the closed round once no establishment row waits for its ack any more."""
+        current = self.closing
+        if current is None:
+            return
+        members = self.reports.for_round(current.report_id)
+        if any(r.state is State.RUNNING for r in members if r.id != current.report_id):
+            return
+        self.closing = None
+        self._finish_round(current, State.OK, "")
 
     # -- rounds -------------------------------------------------------------------------
 
     def _open(self, now: dt.datetime, *, manual: bool) -> None:
+        if self.closing is not None:  # the previous round's acks are overdue now
+            self.acks.expire(list(self.settings.sites), now, force=True)
+            self._check_closing()
         rid = self.reports.start(self.code, "round", now=now)
         self.round = OpenRound(rid, now, now + self.settings.max_reception, manual)
         faults.point("hq.round.opened")
@@ -194,7 +257,20 @@ class HQService:
         self._announce()
         faults.point("hq.round.closing")
         try:
-            state, error, details = self._conclude(current, state, error)
+            state, error = self._conclude(current, state, error)
+        except Exception as exc:  # the row must not stay "En cours..." (step() logs it)
+            self._end(current, State.FAILED, f"erreur interne : {exc!r}", {})
+            raise
+        if state is State.OK:
+            self.closing = current  # ends when every establishment served has acked
+            self._check_closing()
+            return
+        self._finish_round(current, state, error)
+
+    def _finish_round(self, current: OpenRound, state: State, error: str) -> None:
+        """The round's verdict, once the acks are in (or overdue): its row, its email."""
+        try:
+            state, error, details = self._verdict(current, state, error)
         except Exception as exc:  # the row must not stay "En cours..." (step() logs it)
             self._end(current, State.FAILED, f"erreur interne : {exc!r}", {})
             raise
@@ -204,12 +280,8 @@ class HQService:
         if self.on_round_closed is not None:  # after the row is final (email, watermark)
             self.on_round_closed(record)
 
-    def _conclude(
-        self, current: OpenRound, state: State, error: str
-    ) -> tuple[State, str, dict[str, object]]:
-        """Apply and publish (for an ``OK`` close); the round's final state, error, details."""
-        missing: list[str] = []
-        failures: list[str] = []
+    def _conclude(self, current: OpenRound, state: State, error: str) -> tuple[State, str]:
+        """Apply and publish (for an ``OK`` close); who sent nothing is ``Echec`` at once."""
         if state is State.OK:
             try:
                 outcome = self._process(
@@ -221,19 +293,28 @@ class HQService:
             except SynchroError as exc:
                 state, error = State.FAILED, str(exc)
                 outcome = _Outcome()
-            delivered = self.since_close(before=current.report_id) | set(outcome.applied)
-            missing = [s for s in self.settings.sites if s not in delivered]
+            delivered = self._early(current) | set(outcome.applied)
+            current.missing = [s for s in self.settings.sites if s not in delivered]
             now = self.now()
-            for site in missing:
+            for site in current.missing:
                 rid = self.reports.start(
                     site, "site-in-round", round_id=current.report_id, now=current.opened
                 )
                 self.reports.finish(rid, State.FAILED, now=now, error=NO_DATA)
-            failures = [
-                r.site
-                for r in self.reports.for_round(current.report_id)
-                if r.state is State.FAILED and r.error != NO_DATA
-            ]
+        return state, error
+
+    def _verdict(
+        self, current: OpenRound, state: State, error: str
+    ) -> tuple[State, str, dict[str, object]]:
+        """The round's final state, error and details from its establishments' rows."""
+        missing = current.missing
+        members = [r for r in self.reports.for_round(current.report_id)]
+        failures = [
+            r.site
+            for r in members
+            if r.site != self.code and r.state is State.FAILED and r.error != NO_DATA
+        ]
+        checks = {r.site: str(r.details["controle"]) for r in members if r.details.get("controle")}
         if state is State.OK and (missing or failures):
             state = State.FAILED
             parts = []
@@ -243,6 +324,8 @@ class HQService:
                 parts.append(f"en échec : {', '.join(failures)}")
             error = "Etablissements " + " ; ".join(parts)
         details: dict[str, object] = {"missing": missing, "failed": failures}
+        if checks:
+            details["controle"] = controle_summary(checks)
         if self.security_events is not None:
             details["security"] = [str(e) for e in self.security_events()][-100:]
         return state, error, details
@@ -254,6 +337,7 @@ class HQService:
         record = self.reports.finish(
             current.report_id, state, now=self.now(), error=error, details=details
         )
+        state, error = record.state, record.error  # OK becomes Echec with rows not applied
         self.last_round = record
         word = {State.OK: "ok", State.STOPPED: "stopped"}.get(state, "failed")
         self.emit(StateChanged(word, error or "Tour terminé.", current.report_id))
@@ -280,19 +364,26 @@ class HQService:
             except OSError as exc:  # Windows: being read right now; the next one will do
                 log.info("%s non mis à jour pour %s : %s", ROUND_FILE, site, exc)
 
-    def since_close(self, before: int | None = None) -> set[str]:
-        """Establishments whose data was taken in outside a round since the last round
-        closed (early or late). Read from the report, so a restart forgets nothing."""
+    def _early(self, current: OpenRound) -> set[str]:
+        """Establishments that did their whole run (delivered, acknowledged) outside a
+        round just before this scheduled one opened (a clock a little ahead). A MANUELLE
+        round counts only what arrives while it is open: what came in after the previous
+        round closed is that round's tail, not this one's delivery. Read from the report,
+        so a restart forgets nothing."""
+        if current.manual:
+            return set()
         rounds = [
             r
             for r in self.reports.latest(50, kinds=("round",))
-            if r.ended is not None and r.id != before
+            if r.ended is not None and r.id != current.report_id
         ]
-        last = rounds[0].ended if rounds else None
+        since = current.opened - EARLY
+        if rounds and rounds[0].ended is not None:
+            since = max(since, rounds[0].ended)
         return {
             r.site
             for r in self.reports.latest(1000, kinds=("site-in-round",))
-            if r.round_id is None and r.state is State.OK and (last is None or r.started >= last)
+            if r.round_id is None and r.state is State.OK and r.started >= since
         }
 
     # -- deliveries ---------------------------------------------------------------------
@@ -320,32 +411,47 @@ class HQService:
         self.emit(Progress("capture", self.code, detail="changements du siège"))
         exported = self.node.export(cancel=self.cancel)
         faults.point("hq.exported")
+        unapplied = exported.capture.unapplied  # rows of earlier packages, retried in vain
         if exported.capture.held:
             self.emit(said("engine.held.site", site=self.code, count=exported.capture.held))
-            if round_id is not None:
-                held = self.node.state.quarantined(HELD)[:200]
-                self.reports.merge_details(round_id, {"quarantined": held})
-                self.reports.update(round_id, quarantined=exported.capture.held)
+        if round_id is not None and (exported.capture.held or unapplied):
+            held = self.node.state.quarantined(HELD)[:200] if exported.capture.held else []
+            listed = {"quarantined": held + unapplied[:200], "retried": exported.capture.retried}
+            self.reports.merge_details(round_id, listed)
+            self.reports.update(round_id, quarantined=exported.capture.held + len(unapplied))
         rows: dict[str, int] = {}
-        for d in deliveries:
-            rid = rows.get(d.site)
-            if rid is None:
-                rid = self.reports.start(d.site, "site-in-round", round_id=round_id, now=self.now())
-                rows[d.site] = rid
-            self._apply_one(d, rid, outcome)
+        handled: set[Path] = set()
+        while batch := [d for d in deliveries if d.path not in handled]:
+            for d in batch:
+                handled.add(d.path)
+                self._apply_one(d, rows, round_id, outcome)
+            deliveries = self.deliveries()  # listed again: a site sending several packages
         targets = list(self.settings.sites) if publish_all else []
-        targets += [s for s in outcome.applied if s not in targets]
+        targets += [s for s in [*outcome.applied, *self._behind()] if s not in targets]
         self._publish(targets, rows)
         faults.point("hq.report.sites")
-        for rid in rows.values():
-            record = self.reports.get(rid)
-            if record.state is State.RUNNING:
-                self.reports.finish(rid, State.OK, now=self.now())
+        until = self.now() + self.settings.ack_wait
+        for site, rid in rows.items():
+            if self.reports.get(rid).state is State.RUNNING:  # served once it acks
+                self.acks.expect(site, rid, self.node.state.site(site)[2], until)
         return outcome
 
-    def _apply_one(self, d: Delivery, rid: int, outcome: _Outcome) -> None:
+    def _apply_one(
+        self, d: Delivery, rows: dict[str, int], round_id: int | None, outcome: _Outcome
+    ) -> None:
+        """Apply one delivery; its establishment's report row is opened by the first one
+        applied or refused (a re-sent duplicate or one still waiting opens none)."""
         self.emit(Progress("apply", d.site, detail=d.path.name))
         faults.point("hq.apply.before")
+        started = self.now()
+
+        def row() -> int:
+            if d.site not in rows:
+                rows[d.site] = self.reports.start(
+                    d.site, "site-in-round", round_id=round_id, now=started
+                )
+            return rows[d.site]
+
         try:
             result = self.node.import_package(
                 d.path,
@@ -354,7 +460,7 @@ class HQService:
             )
         except (PackageError, ApplyError) as exc:
             self._move(d, self.rejected)
-            self.reports.finish(rid, State.FAILED, now=self.now(), error=str(exc))
+            self.reports.finish(row(), State.FAILED, now=self.now(), error=str(exc))
             self.emit(said("engine.package.refused", site=d.site, error=exc))
             return
         if result.status == "waiting":
@@ -362,9 +468,13 @@ class HQService:
         size = d.path.stat().st_size
         faults.point("hq.apply.before_archive")
         self._move(d, self.archive)
+        if result.status != "applied":  # re-sent after a crash: already applied once
+            self.emit(said("engine.package.duplicate", site=d.site, sequence=d.sequence))
+            return
         if result.status == "applied":
             s = result.stats
             package_id = f"{result.manifest.origin}#{result.manifest.sequence}"
+            rid = row()
             record = self.reports.get(rid)
             details = dict(record.details)
             conflicts = self.node.state.conflicts(package_id)

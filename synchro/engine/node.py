@@ -36,6 +36,8 @@ from synchro.config.model import Config
 from synchro.db import open_database
 from synchro.db.base import Adapter, Table
 from synchro.engine.apply import ApplyContext, ApplyStats, apply_changes
+from synchro.engine.checksum import Sums, checksums, sums_from_json, to_json
+from synchro.engine.retry import retry_quarantined
 from synchro.engine.state import StateDB
 from synchro.engine.tables import Skipped, select_tables
 from synchro.errors import PackageError
@@ -43,6 +45,8 @@ from synchro.package import Manifest, PackageWriter, TableSchema, open_package
 from synchro.values import from_json
 
 Progress = Callable[[str, int], None]
+LAST_HQ = "last_hq"  # Serveur: the Siège package applied last (what the ack names), JSON
+ACK_DUE = "ack_due"  # Serveur: "1" until the Siège has been sent the ack of LAST_HQ
 
 
 @dataclass(frozen=True)
@@ -50,6 +54,11 @@ class ExportResult:
     path: Path
     manifest: Manifest
     capture: CaptureResult
+    kept: bool = True  # False: nothing new while older packages wait (no package made)
+
+
+class _NothingNew(Exception):
+    """Rolls back an export that found nothing while older packages still wait."""
 
 
 @dataclass(frozen=True)
@@ -145,6 +154,7 @@ class Node:
     ) -> ExportResult:
         """Capture every local change into a new package; commit the snapshot with it."""
         self.recover()
+        retry_quarantined(self.adapter, self.state, self.tables()[0], is_hq=self.config.is_hq)
         tables = self.tables()[0]
         ensure_snapshots(self.state, tables)
         spooled: set[str] = set()
@@ -171,6 +181,19 @@ class Node:
     def _export_once(
         self, tables: list[Table], out: Path | None, options: CaptureOptions
     ) -> ExportResult:
+        try:
+            return self._export_kept(tables, out, options)
+        except _NothingNew as nothing:
+            result, manifest, path = nothing.args
+            path.unlink(missing_ok=True)
+            return ExportResult(path, manifest, result, kept=False)
+
+    def _export_kept(
+        self, tables: list[Table], out: Path | None, options: CaptureOptions
+    ) -> ExportResult:
+        """The export; a Serveur whose capture is empty while packages the Siège has not
+        acknowledged wait makes no new one (``_NothingNew``): re-sending those is enough,
+        and a new sequence would make the Siège's answer to them look stale."""
         with self.state.transaction():
             sequence = self.state.next_sequence()
             kind = "local" if self.config.is_hq else "site"
@@ -198,6 +221,8 @@ class Node:
                 result = capture(self.adapter, self.state, tables, writer, options)
                 manifest = writer.close()
             faults.point("node.export.written")
+            if self._nothing_new(manifest, result, out):
+                raise _NothingNew(result, manifest, path)
             if self.config.is_hq:
                 self._log_local(path, tables)
                 self.state.mark_applied(self.code, sequence, kind, manifest.rows)
@@ -207,6 +232,12 @@ class Node:
         if self.config.is_hq and out is None:
             path.unlink(missing_ok=True)  # the change log holds it now
         return ExportResult(path, manifest, result)
+
+    def _nothing_new(self, manifest: Manifest, result: CaptureResult, out: Path | None) -> bool:
+        """Serveur: an empty capture while older packages still wait for the Siège."""
+        if self.config.is_hq or out is not None or manifest.rows or result.held:
+            return False
+        return bool(self.state.outbox())
 
     def _log_local(self, path: Path, tables: list[Table]) -> None:
         """Siège: its own changes go into the change log (origin = the Siège)."""
@@ -396,6 +427,16 @@ class Node:
             self.state.set_meta("hq_instance", str(manifest.meta.get("instance", "")))
             for old in self.state.ack_outbox(self._acked_seq(manifest)):
                 old.unlink(missing_ok=True)
+            # What the acknowledgement will name (sent after the apply, even after a crash).
+            last = {
+                "origin": manifest.origin,
+                "sequence": manifest.sequence,
+                "to_pos": int(manifest.meta.get("to_pos", 0)),
+                "instance": str(manifest.meta.get("instance", "")),
+                "checksums": manifest.meta.get("checksums") or {},
+            }
+            self.state.set_meta(LAST_HQ, json.dumps(last))
+            self.state.set_meta(ACK_DUE, "1")
 
     def recover(self) -> str | None:
         """Finish an apply interrupted by a crash (re-applying is idempotent)."""
@@ -432,12 +473,13 @@ class Node:
         staging = self.packages_dir / "publish"
         staging.mkdir(parents=True, exist_ok=True)
         published: dict[str, tuple[Path, Manifest]] = {}
+        sums = to_json(self.checksums()) if groups else {}  # the proof the sites compare with
         for (acked, key), members in groups.items():
             with self.state.transaction():
                 sequence = self.state.get_int("out_seq") + 1
                 self.state.set_meta("out_seq", str(sequence))
             shared = staging / f"{self.code}-{sequence:08d}.pkg"
-            manifest = self._write_published(shared, sequence, acked, members, key)
+            manifest = self._write_published(shared, sequence, acked, members, key, sums)
             faults.point("node.publish.written")
             for site in members:
                 folder = folder_of(site)
@@ -448,13 +490,30 @@ class Node:
             faults.point("node.publish.linked")
             shared.unlink(missing_ok=True)
             with self.state.transaction():
+                self.state.set_meta(f"sums:{sequence}", json.dumps(sums))
                 for site in members:
                     site_acked, applied, _out = self.state.site(site)
                     self.state.set_site(site, site_acked, applied, sequence)
+                    self.state.set_meta(f"offered_acked:{site}", str(applied))
         return published
 
+    def published_sums(self, sequence: int) -> Sums | None:
+        """Siège: its checksums when it published package ``sequence`` (None: unknown)."""
+        text = self.state.get_meta(f"sums:{sequence}")
+        return sums_from_json(json.loads(text)) if text else None
+
+    def checksums(self) -> Sums:
+        """Per-table checksums of this node's database now (see ``engine.checksum``)."""
+        return checksums(self.adapter, self.tables()[0])
+
     def _write_published(
-        self, path: Path, sequence: int, acked: int, sites: Sequence[str], key: bytes | None
+        self,
+        path: Path,
+        sequence: int,
+        acked: int,
+        sites: Sequence[str],
+        key: bytes | None,
+        sums: dict[str, list[object]],
     ) -> Manifest:
         tables = self.tables()[0]
         writer = PackageWriter(
@@ -468,6 +527,7 @@ class Node:
                 "to_pos": self.state.last_position(),
                 "acked": {site: self.state.site(site)[1] for site in sites},
                 "instance": self.state.instance,
+                "checksums": sums,
             },
             key=key,
             created=self.now(),

@@ -17,14 +17,17 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from synchro import faults
 from synchro.capture.diff import HELD
+from synchro.config.atomic import atomic_write
+from synchro.engine.ack import ack_name, controle, make_ack
 from synchro.engine.events import Emit, Progress, StateChanged, ignore, said
 from synchro.engine.hq_round import ROUND_FILE
-from synchro.engine.node import Node
-from synchro.errors import Cancelled, SynchroError, TransportError
+from synchro.engine.node import ACK_DUE, Node
+from synchro.errors import Cancelled, PackageError, SynchroError, TransportError
 from synchro.reports import ReportStore, RunRecord, State
 from synchro.transport.ftp_client import SiteClient
 from synchro.transport.retry import with_retries
@@ -89,6 +92,8 @@ class SiteRun:
         self.site = node.code
         self.totals = RunTotals()
         self._seen: set[str] = set()  # Siège packages already looked at in this run
+        self._stale: set[str] = set()  # Siège packages older than our last delivery
+        self._moved = 0  # blocks transferred (an attempt that moved data made progress)
         self.started = now()
 
     def run(self) -> RunRecord:
@@ -115,6 +120,7 @@ class SiteRun:
             details=self.totals.details,
             **self.totals.counters(),
         )
+        state, error = record.state, record.error  # OK becomes Echec with rows not applied
         word = {State.OK: "ok", State.STOPPED: "stopped"}.get(state, "failed")
         self.emit(StateChanged(word, error or "Synchronisation terminée.", rid))
         self.emit(said("engine.run.end", state=state, detail=f" ({error})" if error else ""))
@@ -124,6 +130,7 @@ class SiteRun:
 
     def _run(self, rid: int) -> None:
         faults.point("site.run.start")
+        self._apply_inbox()  # a Siège package kept from a run that died before applying it
         self.emit(Progress("capture", self.site, detail="lecture des changements"))
         exported = self.node.export(
             cancel=self.cancel,
@@ -137,13 +144,21 @@ class SiteRun:
             held = self.node.state.quarantined(HELD)
             self.totals.details.setdefault("quarantined", []).extend(held[:200])
             self.emit(said("engine.held", count=exported.capture.held))
-        self._retry(self._upload_all, "engine.attempt.send")
+        unapplied = exported.capture.unapplied  # rows of earlier packages, retried in vain
+        if unapplied:
+            self.totals.quarantined += len(unapplied)
+            self.totals.details.setdefault("quarantined", []).extend(unapplied[:200])
+        if exported.capture.retried:
+            self.totals.details["retried"] = exported.capture.retried[:200]
+        if self.node.state.outbox():
+            self._retry(self._upload_all, "engine.attempt.send")
         self._receive()
         if self.node.state.outbox():
             raise TransportError(
                 "le siège n'a pas encore accusé réception de tous les envois de ce poste ; "
                 "ils seront renvoyés à la prochaine synchronisation"
             )
+        self._acknowledge()
 
     def _retry(self, action: Callable[[], None], message: str) -> None:
         """``action`` tried ``attempts`` times; each failure said with ``message`` (a key
@@ -159,12 +174,67 @@ class SiteRun:
             cancel=self.cancel,
             sleep=self.sleep,
             on_attempt=note,
+            progressed=lambda: self._moved,
         )
 
     def _client(self) -> SiteClient:
         client = self.connect()
         client.cancel = self.cancel
+        client.on_progress = self._on_bytes
         return client
+
+    def _on_bytes(self, _done: int, _total: int) -> None:
+        self._moved += 1  # a block went through: this attempt made progress
+
+    def _acknowledge(self) -> None:
+        """Tell the Siège which of its packages this site applied, with this site's
+        checksums: only then does the Siège count it as served. The site also compares
+        its checksums with the Siège's (sent in that package): the « Contrôle »."""
+        made = make_ack(self.node)
+        if made is None:
+            return
+        ack, theirs = made
+        name = ack_name(ack.site, ack.sequence)
+        folder = self.node.packages_dir / "acks"
+        folder.mkdir(parents=True, exist_ok=True)
+        local = folder / name
+        atomic_write(local, ack.to_bytes())
+        faults.point("site.ack.written")
+
+        def send() -> None:
+            with self._client() as client:
+                client.upload(local, name)
+
+        self._retry(send, "engine.attempt.send")
+        faults.point("site.ack.sent")
+        with self.node.state.transaction():
+            self.node.state.set_meta(ACK_DUE, "0")
+        local.unlink(missing_ok=True)
+        text, tables = controle(ack.checksums, theirs)
+        self.totals.details["controle"] = text
+        if tables:
+            raise SynchroError(f"Contrôle : {text} (différentes du siège après ce tour)")
+
+    def _apply_inbox(self) -> None:
+        """Apply, before anything else, a Siège package a previous run downloaded (complete
+        and verified, under its final name) but died before applying."""
+        inbox = self.node.packages_dir / "inbox"
+        if not inbox.is_dir():
+            return
+        for stray in inbox.glob("*.part"):
+            if not self._offered_name(stray.name[: -len(".part")]):
+                stray.unlink(missing_ok=True)
+        for local in sorted(inbox.glob("*.pkg")):
+            self.emit(said("engine.inbox", name=local.name))
+            try:
+                self._apply_local(local)
+            except NotYet:
+                continue
+            except PackageError:
+                local.unlink(missing_ok=True)  # damaged: it will be downloaded again
+
+    def _offered_name(self, name: str) -> bool:
+        return re.match(rf"^(.+)-{re.escape(self.site)}-(\d{{8}})\.pkg$", name) is not None
 
     def _upload_all(self) -> None:
         with self._client() as client:
@@ -262,11 +332,17 @@ class SiteRun:
                     return True
                 if name in self._seen:  # (a Siège with a new state reuses numbers: look once)
                     raise NotYet("le siège n'a pas encore intégré le dernier envoi de ce poste")
+            if name in self._stale:  # already found stale: wait for the next one
+                raise NotYet("le siège n'a pas encore intégré le dernier envoi de ce poste")
             local = self.node.packages_dir / "inbox" / name
             local.parent.mkdir(parents=True, exist_ok=True)
             self.emit(Progress("receive", self.site, detail=name))
             client.download(name, local)
         faults.point("site.downloaded")
+        return self._apply_local(local)
+
+    def _apply_local(self, local: Path) -> bool:
+        """Apply a downloaded Siège package (kept in the inbox until applied)."""
         size = local.stat().st_size
         self.totals.bytes_received += size
         result = self.node.import_package(
@@ -277,6 +353,8 @@ class SiteRun:
         if result.status in ("stale", "duplicate"):
             local.unlink(missing_ok=True)
             self._seen.add(local.name)
+            if result.status == "stale":
+                self._stale.add(local.name)
             raise NotYet(result.message or "le siège n'a pas encore publié de nouvelles données")
         faults.point("site.applied")
         stats = result.stats

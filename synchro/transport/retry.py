@@ -45,6 +45,7 @@ def with_retries(
     cancel: threading.Event | None = None,
     sleep: Callable[[float], None] | None = None,
     on_attempt: Callable[[int, Exception], None] | None = None,
+    progressed: Callable[[], int] | None = None,
 ) -> T:
     """Run ``action`` until it succeeds, at most ``attempts`` times (at least once).
 
@@ -52,19 +53,28 @@ def with_retries(
     waiting, so the caller can log "tentative 3/10 : ...". When every attempt failed the last
     ``TransportError`` is raised. Without an injected ``sleep`` the wait is
     ``cancel.wait(delay_s)`` (or a private Event), so ARRETER interrupts it at once.
+
+    ``progressed()`` (a counter of bytes or blocks moved) makes an attempt that moved data
+    before failing start the count again: a link cut several times during one long
+    transfer does not use up the attempts while each try advances (at most ten times the
+    attempts in all, so a transfer that always fails after moving data still ends).
     """
     total = max(1, attempts)
-    for number in range(1, total + 1):
+    number = tries = 0
+    while True:
+        tries += 1
         _check_cancel(cancel)
+        before = progressed() if progressed is not None else 0
         try:
             return action()
         except TransportError as exc:
+            moved = progressed is not None and progressed() > before
+            number = 1 if moved else number + 1
             if on_attempt is not None:
                 on_attempt(number, exc)
-            if is_permanent(exc) or number == total:
+            if is_permanent(exc) or number >= total or tries >= total * 10:
                 raise
         _wait(delay_s, cancel, sleep)
-    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _check_cancel(cancel: threading.Event | None) -> None:

@@ -1,0 +1,117 @@
+"""Acknowledgements: a download is not a delivery.
+
+After applying the Siège's package, an establishment uploads ``ACK-<site>-<seq>.json`` into
+its ``/in`` folder (same ``.part`` then rename path as its packages). It names the Siège
+package it applied (origin, sequence, change-log position reached, the Siège's state
+identity) and carries the establishment's per-table checksums computed right after that
+apply. The Siège counts an establishment as served only on that file, advances what it
+knows the establishment holds, and compares the checksums with its own as they were when
+it published that package: the round's « Contrôle ».
+
+The applied package is recorded in the establishment's state in the same transaction as
+the apply (``node.LAST_HQ``, ``node.ACK_DUE``), so an ack lost to a crash is sent by the
+next run.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from synchro.engine.checksum import Sums, differing, sums_from_json, to_json
+
+if TYPE_CHECKING:
+    from synchro.engine.node import Node
+
+ACK_NAME = re.compile(r"^ACK-(?P<site>[A-Za-z0-9_-]+)-(?P<seq>\d{8})\.json$")
+ACK_LIMIT = 4 * 1024 * 1024  # an ack bigger than this is not read
+IDENTICAL = "identiques"
+
+
+def ack_name(site: str, sequence: int) -> str:
+    return f"ACK-{site}-{sequence:08d}.json"
+
+
+@dataclass(frozen=True)
+class Ack:
+    site: str
+    origin: str  # the Siège's code
+    sequence: int  # the Siège package applied
+    to_pos: int  # the Siège change-log position the establishment now holds
+    instance: str  # the Siège state identity that position belongs to
+    checksums: Sums = field(default_factory=dict)
+    sent: str = ""
+
+    def to_bytes(self) -> bytes:
+        data = {
+            "site": self.site,
+            "origin": self.origin,
+            "sequence": self.sequence,
+            "to_pos": self.to_pos,
+            "instance": self.instance,
+            "checksums": to_json(self.checksums),
+            "sent": self.sent or dt.datetime.now(dt.UTC).isoformat(),
+        }
+        return json.dumps(data, ensure_ascii=False, sort_keys=True).encode()
+
+
+def read_ack(path: Path, site: str) -> Ack | None:
+    """The ack in ``path`` uploaded by ``site``; None when it is not a sound ack of it."""
+    m = ACK_NAME.match(path.name)
+    if m is None or m.group("site") != site:
+        return None
+    try:
+        if path.stat().st_size > ACK_LIMIT:
+            return None
+        data = json.loads(path.read_text(encoding="utf-8"))
+        ack = Ack(
+            site=str(data["site"]),
+            origin=str(data["origin"]),
+            sequence=int(data["sequence"]),
+            to_pos=int(data["to_pos"]),
+            instance=str(data.get("instance", "")),
+            checksums=sums_from_json(data.get("checksums")),
+            sent=str(data.get("sent", "")),
+        )
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+    if ack.site != site or ack.sequence != int(m.group("seq")):
+        return None
+    return ack
+
+
+def controle(theirs: Sums, ours: Sums | None) -> tuple[str, list[str]]:
+    """The « Contrôle » of an establishment: (text, tables that differ).
+
+    ``ours`` is None when the Siège no longer knows its checksums for that package."""
+    if ours is None or not theirs:
+        return "non vérifiable (sommes de contrôle absentes)", []
+    tables = differing(theirs, ours)
+    if not tables:
+        return IDENTICAL, []
+    return "tables différentes : " + ", ".join(tables), tables
+
+
+def make_ack(node: Node) -> tuple[Ack, Sums | None] | None:
+    """Serveur: the ack of the Siège package it applied last, with its checksums now, and
+    the Siège's checksums sent in that package; None before any Siège package."""
+    from synchro.engine.node import LAST_HQ
+
+    text = node.state.get_meta(LAST_HQ)
+    if not text:
+        return None
+    last = json.loads(text)
+    theirs = sums_from_json(last.get("checksums")) or None
+    ack = Ack(
+        site=node.code,
+        origin=str(last["origin"]),
+        sequence=int(last["sequence"]),
+        to_pos=int(last.get("to_pos", 0)),
+        instance=str(last.get("instance", "")),
+        checksums=node.checksums(),
+    )
+    return ack, theirs

@@ -1,0 +1,176 @@
+"""The Siège's side of acknowledged delivery.
+
+When the Siège applies an establishment's package and publishes the answer, that
+establishment's report row stays ``En cours...`` and *awaits* an acknowledgement
+(``engine.ack``): the row is recorded with the sequence of the package published to the
+site just after. An ack naming that package or a later one makes the row ``OK`` — or
+``Echec`` when the « Contrôle » finds tables that differ; no ack within ``ack_wait`` makes
+it ``Echec`` (« accusé de réception non reçu »). The awaited rows are kept in the Siège's
+state (meta ``await:<site>``), so a restarted Siège still knows them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from synchro.engine.ack import ACK_NAME, IDENTICAL, Ack, controle, read_ack
+from synchro.engine.node import Node
+from synchro.package.manifest import Invalid
+from synchro.package.stream import Source, frame, read_header
+from synchro.reports import ReportStore, State
+
+log = logging.getLogger(__name__)
+NO_ACK = (
+    "accusé de réception non reçu : l'établissement n'a pas confirmé avoir intégré les données "
+    "du siège (elles lui restent proposées)"
+)
+
+
+@dataclass(frozen=True)
+class Awaited:
+    rid: int  # report row
+    sequence: int  # the Siège package published to the site after that row's delivery
+    until: str  # ISO time after which the row is Echec
+
+
+@dataclass(frozen=True)
+class Received:
+    ack: Ack
+    text: str  # the Contrôle, in words
+    tables: list[str]  # tables that differ
+    resolved: list[int]  # report rows made final by this ack
+
+
+class AckBook:
+    def __init__(self, node: Node, reports: ReportStore, ftp_root: Path) -> None:
+        self.node, self.reports, self.ftp_root = node, reports, ftp_root
+        self.archive = node.packages_dir / "archive"
+
+    # -- awaited rows -----------------------------------------------------------------
+
+    def awaited(self, site: str) -> list[Awaited]:
+        text = self.node.state.get_meta(f"await:{site}")
+        if not text:
+            return []
+        return [Awaited(int(r), int(s), str(u)) for r, s, u in json.loads(text)]
+
+    def _store(self, site: str, rows: list[Awaited]) -> None:
+        data = json.dumps([[a.rid, a.sequence, a.until] for a in rows])
+        with self.node.state.transaction():
+            self.node.state.set_meta(f"await:{site}", data)
+
+    def expect(self, site: str, rid: int, sequence: int, until: dt.datetime) -> None:
+        """Row ``rid`` of ``site`` is served once the site acks ``sequence`` or later."""
+        rows = [a for a in self.awaited(site) if a.rid != rid]
+        self._store(site, [*rows, Awaited(rid, sequence, until.isoformat())])
+
+    def waiting(self, sites: list[str]) -> list[str]:
+        """Establishments with a row still waiting for their ack."""
+        return [s for s in sites if self._open_rows(s)]
+
+    def _open_rows(self, site: str) -> list[Awaited]:
+        return [a for a in self.awaited(site) if self._running(a.rid)]
+
+    def _running(self, rid: int) -> bool:
+        try:
+            return self.reports.get(rid).state is State.RUNNING
+        except KeyError:
+            return False
+
+    def expire(self, sites: list[str], now: dt.datetime, *, force: bool = False) -> list[int]:
+        """Rows whose ack did not come in time become ``Echec`` (all of them: ``force``)."""
+        ended: list[int] = []
+        for site in sites:
+            keep: list[Awaited] = []
+            for a in self.awaited(site):
+                if not self._running(a.rid):
+                    continue
+                if force or now >= dt.datetime.fromisoformat(a.until):
+                    self.reports.finish(a.rid, State.FAILED, now=now, error=NO_ACK)
+                    ended.append(a.rid)
+                else:
+                    keep.append(a)
+            if keep != self.awaited(site):
+                self._store(site, keep)
+        return ended
+
+    # -- ack files ----------------------------------------------------------------------
+
+    def take(self, sites: list[str], now: dt.datetime) -> list[Received]:
+        """Read and file every ack waiting in the establishments' ``/in`` folders."""
+        found: list[Received] = []
+        for site in sites:
+            inbox = self.ftp_root / site / "in"
+            if not inbox.is_dir():
+                continue
+            for path in sorted(inbox.iterdir()):
+                if not ACK_NAME.match(path.name):
+                    continue
+                ack = read_ack(path, site)
+                if ack is not None and ack.origin == self.node.code:
+                    found.append(self._receive(ack, now))
+                _file(path, self.archive / site / "acks")
+        return found
+
+    def _receive(self, ack: Ack, now: dt.datetime) -> Received:
+        state = self.node.state
+        ours = self.node.published_sums(ack.sequence)
+        text, tables = controle(ack.checksums, ours)
+        with state.transaction():
+            if ack.instance == state.instance:  # a position of this Siège's change log
+                acked, applied, out_seq = state.site(ack.site)
+                state.set_site(ack.site, max(acked, ack.to_pos), applied, out_seq)
+            state.set_meta(
+                f"ack:{ack.site}",
+                json.dumps({"sequence": ack.sequence, "controle": text, "at": now.isoformat()}),
+            )
+        resolved: list[int] = []
+        keep: list[Awaited] = []
+        for a in self.awaited(ack.site):
+            if not self._running(a.rid):
+                continue
+            if a.sequence > ack.sequence:
+                keep.append(a)
+                continue
+            details = {"controle": text, "accuse": ack.sequence}
+            if tables:
+                error = f"Contrôle : {text}"
+                self.reports.finish(a.rid, State.FAILED, now=now, error=error, details=details)
+            else:
+                self.reports.finish(a.rid, State.OK, now=now, details=details)
+            resolved.append(a.rid)
+        self._store(ack.site, keep)
+        return Received(ack, text, tables, resolved)
+
+
+def controle_summary(texts: dict[str, str]) -> str:
+    """One line for a round: « identiques » everywhere, or who differs."""
+    differ = {s: t for s, t in texts.items() if t != IDENTICAL}
+    if not differ:
+        return IDENTICAL
+    return " ; ".join(f"{s} : {t}" for s, t in sorted(differ.items()))
+
+
+def peek_instance(path: Path) -> str | None:
+    """The sender's state identity written in a package's header (None: unreadable).
+    Read without verifying the whole file: only to count a delivery as new or not."""
+    try:
+        with open(path, "rb") as fh:
+            size = path.stat().st_size
+            _trailer, start = frame(fh, size)
+            header, _raw = read_header(Source(fh, start))
+    except (OSError, Invalid, ValueError):
+        return None
+    return str((header.meta or {}).get("instance", ""))
+
+
+def _file(path: Path, folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        path.replace(folder / path.name)
+    except OSError as exc:  # Windows: still open by the FTP server; next step
+        log.info("%s non déplacé pour l'instant : %s", path, exc)
