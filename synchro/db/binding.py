@@ -226,13 +226,14 @@ def _time_binder(dialect: str, column_type: str) -> Binder:
     return bind
 
 
-def _text_binder(dialect: str) -> Binder | None:
-    if dialect != "postgresql":
+def _text_binder(dialect: str, nul: bool) -> Binder | None:
+    if nul and dialect != "postgresql":
         return None
+    name = _NAMES.get(dialect, dialect) + ("" if dialect == "postgresql" else " (pilote ODBC)")
 
     def bind(value: Any) -> Any:
         if isinstance(value, str) and "\x00" in value:
-            raise Refused("PostgreSQL ne peut pas enregistrer le caractère NUL (U+0000)")
+            raise Refused(f"{name} ne peut pas enregistrer le caractère NUL (U+0000)")
         return value
 
     return bind
@@ -242,8 +243,9 @@ def _blob(value: Any) -> Any:
     return bytes(value) if isinstance(value, bytearray | memoryview) else value
 
 
-def binder(dialect: str, kind: str, column_type: str) -> Binder | None:
-    """The binder of one ODBC column (None: the value as it is)."""
+def binder(dialect: str, kind: str, column_type: str, *, nul: bool = True) -> Binder | None:
+    """The binder of one column (None: the value as it is). ``nul``: the driver keeps the
+    character U+0000 in text (the SQLite ODBC driver cuts the text there)."""
     if kind == "float":
         return _float_binder(dialect, column_type)
     if kind == "decimal":
@@ -255,7 +257,7 @@ def binder(dialect: str, kind: str, column_type: str) -> Binder | None:
     if kind == "time":
         return _time_binder(dialect, column_type)
     if kind in ("text", "json"):
-        return _text_binder(dialect)
+        return _text_binder(dialect, nul)
     if kind == "blob":
         return _blob
     return None

@@ -222,6 +222,11 @@ class SqlAdapter(Adapter):
                     batch = cursor.fetchmany(FETCH_SIZE)
                 except self._driver_errors as exc:
                     raise self._translate(exc, doing) from exc
+                except UnicodeDecodeError as exc:  # a driver that cut a character in two
+                    raise DatabaseError(
+                        f"{self.description} : {doing} impossible : texte mal converti par "
+                        f"le pilote ({exc})"
+                    ) from exc
                 if not batch:
                     return
                 yield from map(normalise_row, batch)

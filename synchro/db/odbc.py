@@ -98,7 +98,9 @@ def narrow_utf8(pyodbc: Any, conn: Any) -> None:
     pyodbc's buffers (the ``malloc(): invalid next size`` aborts of an export); bound as
     UTF-16, long values get ``\\0`` or junk appended. Every text column, ``SQL_WCHAR``
     ones included, is therefore fetched as ``SQL_C_CHAR`` in UTF-8 and parameters are
-    bound as UTF-8: the driver then copies bytes and converts nothing.
+    bound as UTF-8: the driver then copies bytes and converts nothing. The SQLite ODBC
+    driver gets the same: read as wide characters in pieces, it splits a surrogate pair
+    at the piece boundary (8190 bytes) and the text cannot be decoded.
     """
     conn.setencoding(encoding="utf-8")
     conn.setdecoding(pyodbc.SQL_CHAR, encoding="utf-8")
@@ -139,7 +141,7 @@ class OdbcAdapter(SqlAdapter):
         server = str(info(SQL_SERVER_NAME) or "")
         where = f"base {self._database}" + (f" sur {server}" if server else "")
         self.description = f"{dbms} {info(SQL_DBMS_VER)} ({where})"
-        if self.dialect == "mysql":
+        if self.dialect in ("mysql", "sqlite"):
             narrow_utf8(pyodbc, self._conn)
         self._schema = self._default_schema()
         if self.dialect == "sqlite":  # as the stdlib adapter: refuse orphans
@@ -160,7 +162,7 @@ class OdbcAdapter(SqlAdapter):
         if self.dialect not in ("sqlite", "postgresql", "mysql"):
             return self._binder(column.kind)
         full = self._full_types(table).get(column.name) or column.type_name
-        return binder(self.dialect, column.kind, full)
+        return binder(self.dialect, column.kind, full, nul=self.dialect != "sqlite")
 
     def _full_types(self, table: Table) -> dict[str, str]:
         """Column types with their sizes (``numeric(38,10)``, ``datetime(6)``): what the
