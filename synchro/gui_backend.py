@@ -206,13 +206,17 @@ class AppBackend:
 
     def list_tables(self, connection: str) -> list[str]:
         from synchro.db import open_database
-        from synchro.engine.preflight_run import limit_lines
+        from synchro.engine.preflight_run import table_limits
 
         with open_database(connection) as adapter:
             found = adapter.tables()
         lang = self.config().language
-        names = [t.name if t.key else tr("app.table.no_key", lang, table=t.name) for t in found]
-        return names + limit_lines(found, lang)  # columns that limit what can be stored
+        limits = table_limits(found, lang)  # columns that limit what can be stored
+        return [
+            (t.name if t.key else tr("app.table.no_key", lang, table=t.name))
+            + limits.get(t.name, "")
+            for t in found
+        ]
 
     def odbc_drivers(self) -> list[str]:
         try:

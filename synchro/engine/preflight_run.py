@@ -209,9 +209,14 @@ def _limits(report: CheckReport, tables: Sequence[Table], lang: str) -> None:
     report.lines += ["  " + f.text(lang) for f in limits]
 
 
-def limit_lines(tables: Sequence[Table], lang: str) -> list[str]:
-    """The local limits as lines (the wizard's database Test)."""
-    return [f.text(lang) for f in local_limits(tables)]
+def table_limits(tables: Sequence[Table], lang: str) -> dict[str, str]:
+    """The local limits in a few words per table (the wizard's database Test lists one
+    entry per table: ``clients — à vérifier : ville : jeu de caractères utf8mb3``)."""
+    words: dict[str, list[str]] = {}
+    for f in local_limits(tables):
+        text = tr(f"check.brief.{f.code}", lang, column=f.column, **f.values)
+        words.setdefault(f.table, []).append(text)
+    return {t: tr("check.brief", lang, limits=" ; ".join(w)) for t, w in words.items()}
 
 
 # -- the calls that publish the Siège's schemas (App start, ``synchro site add``) -----------
