@@ -38,7 +38,14 @@ from synchro.db.details import (
     to_json,
 )
 from synchro.engine.preflight import Finding, compare, describe, hold, local_limits
-from synchro.engine.schema_exchange import decode, encode, newest_package, site_declared
+from synchro.engine.preflight_run import check_site, local_tables
+from synchro.engine.schema_exchange import (
+    decode,
+    encode,
+    newest_package,
+    remember_received,
+    site_declared,
+)
 from synchro.gui_backend import AppBackend
 from synchro.log import setup_logging, shutdown_logging
 from synchro.package import PackageWriter, TableSchema, open_package
@@ -513,3 +520,29 @@ def test_odbc_catalog_details_for_other_sources() -> None:
     assert odbc_details(7, 24, None) == {"width": 4}
     assert odbc_details(93, 23, 3) == {"fraction": 3}
     assert odbc_details(-7, 1, None) == {}
+
+
+def test_site_check_uses_the_last_siege_package_when_the_siege_is_unreachable(
+    tmp_path: Path,
+) -> None:
+    site_db = tmp_path / "m.db"
+    with sqlite3.connect(site_db) as conn:
+        conn.execute(HQ_DDL.replace("ville VARCHAR(50)", "ville VARCHAR(50) NOT NULL"))
+    conn.close()
+    hq_paths, site_paths, hq = _configs(tmp_path, str(site_db))
+    siege = local_tables(hq, hq_paths)
+    with PackageWriter(
+        tmp_path / "p.pkg",
+        origin="SIEGE",
+        sequence=7,
+        kind="hq",
+        tables=[TableSchema.of(t) for t in siege],
+    ) as writer:
+        pass
+    remember_received(site_paths.packages_dir, writer.close(), dt.datetime(2026, 1, 2))
+    report = check_site(load_config(site_paths.config_file), site_paths, lang="en")
+    assert report.exit_code == 1 and not report.failed
+    assert "Compared with the schemas of the headquarters' package SIEGE#7." in report.lines
+    assert report.lines[-1].startswith(
+        "  clients.ville: required (NOT NULL) here but optional at the headquarters"
+    )

@@ -1,11 +1,13 @@
 """``synchro check`` and the Test buttons: gather both sides' schemas, compare, say it.
 
-At an establishment: this database's synchronised tables against the Siège's (its
-``schemas.json`` read over FTP, and the header of a Siège package waiting in the inbox);
-this establishment's own schemas are sent to the Siège on the way. At the Siège: its tables
-against what each establishment declared (``/<site>/in/schemas.json``, its last archived
-package), and ``schemas.json`` is published again for every establishment. With nothing
-to compare with, the Siège lists its own columns' limits.
+At an establishment: this database's synchronised tables against the Siège's: its
+``schemas.json`` read over FTP, the header of a Siège package waiting in the inbox, and
+the schemas of the last Siège package applied (when ``site_run`` keeps them with
+``schema_exchange.remember_received``); this establishment's own schemas are sent to the
+Siège on the way. At the Siège: its tables against what each establishment declared
+(``/<site>/in/schemas.json`` or its last archived package, the freshest), and
+``schemas.json`` is published again for every establishment. With nothing to compare
+with, the Siège lists its own columns' limits.
 
 ``CheckReport.exit_code``: 0 when everything can travel, 1 when something cannot (or, at
 an establishment, when the Siège's schemas could not be had). Bad settings raise
@@ -93,9 +95,12 @@ def check_site(
             sources.append(declared)
     except (SynchroError, OSError) as exc:
         reason = str(exc)
-    inbox = exchange.newest_package(paths.packages_dir / "inbox", exclude=config.site)
-    if inbox is not None:
-        sources.append(inbox)
+    for package in (
+        exchange.newest_package(paths.packages_dir / "inbox", exclude=config.site),
+        exchange.received(paths.packages_dir),
+    ):
+        if package is not None:
+            sources.append(package)
     if not sources:
         report.failed = True
         report.lines.append(tr("check.no_hq", lang, reason=reason))

@@ -30,12 +30,13 @@ from pathlib import Path
 from synchro.config.atomic import atomic_write
 from synchro.db.base import Table
 from synchro.package import stream
-from synchro.package.manifest import Invalid, TableSchema
+from synchro.package.manifest import Invalid, Manifest, TableSchema
 
 log = logging.getLogger(__name__)
 
 SCHEMAS_FILE = "schemas.json"
 SCHEMAS_FORMAT = 1
+RECEIVED_FILE = "schemas-siege-recus.json"  # establishment: the last Siège package's schemas
 MAX_SCHEMAS = 16 * 1024 * 1024
 
 
@@ -50,7 +51,9 @@ class Declared:
     modified: float = 0.0  # the file's modification time (which source is the freshest)
 
 
-def encode(origin: str, role: str, tables: Sequence[Table], now: dt.datetime) -> bytes:
+def encode(
+    origin: str, role: str, tables: Sequence[Table], now: dt.datetime, package: str = ""
+) -> bytes:
     data = {
         "format": SCHEMAS_FORMAT,
         "origin": origin,
@@ -58,6 +61,8 @@ def encode(origin: str, role: str, tables: Sequence[Table], now: dt.datetime) ->
         "created": now.isoformat(timespec="seconds"),
         "tables": [TableSchema.of(t).to_json() for t in tables],
     }
+    if package:
+        data["package"] = package
     return json.dumps(data, ensure_ascii=False, indent=1).encode("utf-8")
 
 
@@ -77,8 +82,35 @@ def decode(raw: bytes) -> Declared:
     except Invalid as exc:
         raise ValueError(f"{SCHEMAS_FILE} illisible ({exc.reason})") from exc
     return Declared(
-        str(data.get("origin", "")), tuple(s.table for s in schemas), str(data.get("created", ""))
+        str(data.get("origin", "")),
+        tuple(s.table for s in schemas),
+        str(data.get("created", "")),
+        str(data.get("package", "")),
     )
+
+
+def remember_received(packages_dir: Path, manifest: Manifest, now: dt.datetime) -> None:
+    """Keep the schemas of the last package received from the Siège (``RECEIVED_FILE``),
+    for the establishment's next check: call it once such a package is applied. A package
+    without column details (format 1) is not kept. Never raises (logged)."""
+    if not any(s.details for s in manifest.tables):
+        return
+    name = f"{manifest.origin}#{manifest.sequence}"
+    data = encode(manifest.origin, "siege", [s.table for s in manifest.tables], now, name)
+    try:
+        atomic_write(packages_dir / RECEIVED_FILE, data, mode=0o644)
+    except OSError as exc:
+        log.warning("%s non écrit : %s", RECEIVED_FILE, exc)
+
+
+def received(packages_dir: Path) -> Declared | None:
+    """What ``remember_received`` kept, or None."""
+    path = packages_dir / RECEIVED_FILE
+    try:
+        return decode(path.read_bytes()) if path.is_file() else None
+    except (OSError, ValueError) as exc:
+        log.info("%s ignoré : %s", RECEIVED_FILE, exc)
+        return None
 
 
 def publish(
