@@ -160,3 +160,40 @@ def cli_pair(root: Path, *init_args: str) -> tuple[Path, Path, str]:
     )
     assert done.returncode == 0, done.stderr
     return hq, site, token
+
+
+def cli_group(
+    root: Path, sites: list[str], *, attempts: int = 4, retry_delay: str = "00:00:05"
+) -> tuple[Path, dict[str, Path]]:
+    """A Siège expecting ``sites`` (Nombre de serveurs = all of them) and one Serveur per
+    code, set up with the CLI only; the Siège holds article 1, the sites nothing yet.
+    Returns (siège folder, {code: serveur folder})."""
+    hq = root / "siege"
+    hq.mkdir()
+    make_db(hq / "hq.db", "INSERT INTO articles VALUES (1, 'Café', '18.90');")
+    done = synchro(
+        "--config", "synchro.toml", "init", "--role", "siege", "--site", "SIEGE",
+        "--db", "hq.db", "--port", str(free_port()), "--listen", "127.0.0.1",
+        "--servers", str(len(sites)), "--max-reception", "00:02:00",
+        cwd=hq,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    folders: dict[str, Path] = {}
+    for code in sites:
+        added = synchro(
+            "--config", "synchro.toml", "site", "add", code, "--host", "127.0.0.1", cwd=hq
+        )  # fmt: skip
+        assert added.returncode == 0, added.stderr
+        token = added.stdout.strip().splitlines()[-1]
+        folder = root / code
+        folder.mkdir()
+        make_db(folder / "m.db")
+        done = synchro(
+            "--config", "synchro.toml", "init", "--role", "serveur", "--site", code,
+            "--db", "m.db", "--token", token, "--attempts", str(attempts),
+            "--retry-delay", retry_delay,
+            cwd=folder,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        folders[code] = folder
+    return hq, folders

@@ -10,6 +10,7 @@ import dataclasses
 import datetime as dt
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,7 +24,7 @@ from synchro.engine.hq_round import HQService, RoundSettings
 from synchro.engine.node import Node
 from synchro.engine.site_run import RunOptions, SiteRun
 from synchro.package.crypto import decode_key
-from synchro.reports import ReportStore, RunRecord
+from synchro.reports import ReportStore, RunRecord, State
 from synchro.transport.ftp_client import SiteClient
 from synchro.transport.ftp_server import HQServer
 from synchro.transport.tls import ensure_certificate
@@ -234,6 +235,15 @@ class Group:
 
     def open_round(self) -> None:
         self.service.open_round()
+
+    def round_ended(self, timeout: float = 30) -> RunRecord:
+        """The last round's row once it is final (the service thread takes the acks)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            last = next(r for r in self.reports.latest() if r.kind == "round")
+            if last.state is not State.RUNNING or time.monotonic() > deadline:
+                return last
+            time.sleep(0.02)
 
     def deliver(self, code: str) -> None:
         """What a site's run does first, by hand: export and upload its packages."""

@@ -1,0 +1,139 @@
+"""Acknowledged delivery and the per-round proof, App-level nodes over real FTPS on loopback:
+a re-sent package is the same one, a package stays offered until its ack, and the
+« Contrôle » compares every establishment's checksums with the Siège's."""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from rounds_helpers import Group, group, rows, sql
+
+from synchro.engine.hq_acks import NO_ACK
+from synchro.reports import State
+
+
+def seed(g: Group) -> None:
+    sql(g.hq.db, "INSERT INTO articles VALUES (1, 'Café', '18.90'), (2, 'Thé', '7.50');")
+    for n, code in enumerate(g.sites):
+        sql(g.sites[code].db, f"INSERT INTO articles VALUES ({10 + n}, 'local {code}', '1.00');")
+
+
+def offered(g: Group, code: str) -> list[str]:
+    return sorted(p.name for p in (g.root / "ftp" / code / "out").glob("*.pkg"))
+
+
+def site_rows(g: Group, round_id: int) -> dict[str, Any]:
+    return {r.site: r for r in g.reports.for_round(round_id) if r.kind == "site-in-round"}
+
+
+def applied(g: Group, code: str) -> int:
+    conn = g.hq_node.state.conn
+    return int(conn.execute("SELECT COUNT(*) FROM applied WHERE origin = ?", (code,)).fetchone()[0])
+
+
+def test_a_package_sent_again_is_the_same_one_and_counts_once(tmp_path: Path) -> None:
+    with group(tmp_path, ["3615"], run_service=False) as g:
+        seed(g)
+        g.service.step("open")
+        g.deliver("3615")
+        g.service.step()  # 1 of 1: closed, applied, published; now waiting for the ack
+        assert g.service.round is None and g.service.closing is not None
+        first = offered(g, "3615")
+        sent = g.sites["3615"].folder / "packages" / "outbox" / "3615-00000001.pkg"
+        with g.client("3615")() as client:  # the site died before its answer: sends again
+            client.upload(sent, sent.name)
+        g.service.step()
+        assert applied(g, "3615") == 1
+        assert offered(g, "3615") == first  # the same answer stays offered, not a new one
+        assert len(rows(g.hq.db, "articles")) == 3
+        assert g.service.closing is not None  # still waiting for its ack
+        g.answer("3615")
+        g.service.step()
+        round_row = next(r for r in g.reports.latest() if r.kind == "round")
+        assert round_row.state is State.OK
+        assert [r.state for r in site_rows(g, round_row.id).values()] == [State.OK]
+        # a copy re-sent while the next round is open does not count as its delivery
+        archived = g.hq.folder / "packages" / "archive" / "3615" / "3615-00000001.pkg"
+        g.service.step("open")
+        shutil.copy(archived, tmp_path / "ftp" / "3615" / "in" / archived.name)
+        g.service.step()
+        assert g.service.round is not None  # 0 of 1 delivered
+        sql(g.sites["3615"].db, "INSERT INTO articles VALUES (30, 'nouveau', '2.00')")
+        g.deliver("3615")
+        g.service.step()
+        assert g.service.round is None
+        assert applied(g, "3615") == 2
+
+
+def test_without_its_ack_a_site_is_not_served_and_its_package_stays_offered(
+    tmp_path: Path,
+) -> None:
+    clock = [dt.datetime(2026, 12, 1, 23, 0)]
+    with group(tmp_path, ["3615"], run_service=False, now=lambda: clock[0]) as g:
+        seed(g)
+        g.service.step("open")
+        g.deliver("3615")
+        g.service.step()
+        name = g.answer("3615", ack=False)  # downloaded and even applied: no ack
+        g.service.step()
+        assert g.service.closing is not None
+        round_id = g.service.closing.report_id
+        assert site_rows(g, round_id)["3615"].state is State.RUNNING
+        clock[0] += g.service.settings.ack_wait + dt.timedelta(seconds=1)
+        g.service.step()
+        assert g.service.closing is None
+        row = site_rows(g, round_id)["3615"]
+        assert row.state is State.FAILED and row.error == NO_ACK
+        assert g.reports.get(round_id).state is State.FAILED
+        assert offered(g, "3615") == [name]  # still offered: the next run acknowledges it
+        assert g.answer("3615") == name
+        g.service.step()
+        acked = g.hq_node.state.get_meta("ack:3615")
+        assert acked is not None and '"identiques"' in acked
+
+
+def test_controle_is_identiques_after_a_round(tmp_path: Path) -> None:
+    with group(tmp_path, ["3615", "3616"]) as g:
+        seed(g)
+        g.open_round()
+        results = g.run_all()
+        assert {r.state for r in results.values()} == {State.OK}
+        assert {r.details.get("controle") for r in results.values()} == {"identiques"}
+        round_row = g.round_ended()
+        assert round_row.state is State.OK
+        assert round_row.details["controle"] == "identiques"
+        members = site_rows(g, round_row.id)
+        assert {code: r.details["controle"] for code, r in members.items()} == {
+            "3615": "identiques",
+            "3616": "identiques",
+        }
+
+
+def test_controle_names_the_table_a_site_holds_differently(tmp_path: Path) -> None:
+    with group(tmp_path, ["3615"]) as g:
+        seed(g)
+        db = g.sites["3615"].db
+
+        def damage(event: Any) -> None:
+            """Right after the apply, before the checksums: a write the sync never saw."""
+            if getattr(event, "key", "") == "engine.applied":
+                conn = sqlite3.connect(db)
+                conn.execute("UPDATE articles SET nom = 'abîmé' WHERE id = 1")
+                conn.commit()
+                conn.close()
+
+        g.open_round()
+        record = g.run("3615", emit=damage)
+        assert record.state is State.FAILED
+        assert "articles" in record.error and "ventes" not in record.error
+        round_row = g.round_ended()
+        assert round_row.state is State.FAILED
+        row = site_rows(g, round_row.id)["3615"]
+        assert row.state is State.FAILED
+        assert row.error == "Contrôle : tables différentes : articles"
+        assert "3615" in round_row.error
+        assert "articles" in str(round_row.details["controle"])
