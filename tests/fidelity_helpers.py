@@ -237,7 +237,7 @@ def second_read(backend: Backend, table: str, kind: str) -> dict[int, Any]:
             rows = conn.execute(f"SELECT id, v FROM {table}").fetchall()
         finally:
             conn.close()
-        return {int(i): _sqlite_value(kind, v) for i, v in rows}
+        return {int(i): sqlite_value(kind, v) for i, v in rows}
     if backend.dialect == "postgresql":
         sql = f"SELECT id, encode(convert_to(v::text, 'UTF8'), 'hex') FROM {table}"
     else:
@@ -258,7 +258,7 @@ def second_read(backend: Backend, table: str, kind: str) -> dict[int, Any]:
     return out
 
 
-def _sqlite_value(kind: str, value: Any) -> Any:
+def sqlite_value(kind: str, value: Any) -> Any:
     if isinstance(value, float) and kind == "decimal":
         return Decimal(repr(value))
     return None if value is None else V.normalise(kind, value)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -21,11 +22,12 @@ from collections.abc import Callable, Iterator
 from decimal import Decimal
 from itertools import count
 from pathlib import Path
+from typing import Any
 
 import pytest
 from backends import Backend
 from engine_helpers import Db
-from fidelity_helpers import D8DB, second_read
+from fidelity_helpers import D8DB, parse_text, second_read, sqlite_value
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -127,7 +129,7 @@ _DEC = st.decimals(
 
 
 @settings(
-    max_examples=25,
+    max_examples=40,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
@@ -158,26 +160,34 @@ def test_generated_values_round_trip(
         (back,) = db.adapter.read_back(table, [(i,)])
         for kind, sent, got in zip(table.kinds, row, back, strict=True):
             assert canonical(kind, got) == canonical(kind, sent), (name, kind, sent, got)
-        assert _second_column(backend, "t", i) == text, name
+        seen = _second_row(backend, i)
+        for kind, sent, got in zip(table.kinds[1:], row[1:], seen, strict=True):
+            assert canonical(kind, got) == canonical(kind, sent), (name, kind, sent, got)
 
 
-def _second_column(backend: Backend, column: str, i: int) -> str | None:
-    """One text cell read by the second path (hex through a separate connection)."""
+def _second_row(backend: Backend, i: int) -> tuple[Any, ...]:
+    """Row ``i`` of ``gen`` read by the second path: stdlib sqlite3, or the server's text
+    of each value as hex through a separate plain connection, parsed here."""
+    kinds = ("text", "decimal", "date", "datetime")
     if backend.dialect == "sqlite":
-        import sqlite3
-
         conn = sqlite3.connect(backend.database)
         try:
-            value = conn.execute(f"SELECT {column} FROM gen WHERE id = ?", (i,)).fetchone()[0]
+            row = conn.execute("SELECT t, d, day, at FROM gen WHERE id = ?", (i,)).fetchone()
         finally:
             conn.close()
-        return None if value is None else str(value)
-    expr = {
-        "postgresql": f"encode(convert_to({column}, 'UTF8'), 'hex')",
-        "mysql": f"HEX(CONVERT({column} USING utf8mb4))",
-    }[backend.dialect]
-    (hexed,) = backend.query(f"SELECT {expr} FROM gen WHERE id = ?", (i,))[0]
-    return None if hexed is None else bytes.fromhex(hexed).decode("utf-8")
+        return tuple(sqlite_value(k, v) for k, v in zip(kinds, row, strict=True))
+    if backend.dialect == "postgresql":
+        cols = [f"encode(convert_to(CAST({c} AS text), 'UTF8'), 'hex')" for c in COLUMNS]
+    else:
+        cols = [f"HEX(CONVERT(CAST({c} AS CHAR) USING utf8mb4))" for c in COLUMNS]
+    (row,) = backend.query(f"SELECT {', '.join(cols)} FROM gen WHERE id = ?", (i,))
+    return tuple(
+        None if h is None else parse_text(k, bytes.fromhex(h).decode("utf-8"))
+        for k, h in zip(kinds, row, strict=True)
+    )
+
+
+COLUMNS = ("t", "d", "day", "at")
 
 
 EXPORT = textwrap.dedent(

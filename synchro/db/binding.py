@@ -145,7 +145,7 @@ def _sqlite_decimal(value: Decimal, significant: int, low: int) -> Any:
     if significant > SQLITE_DIGITS:
         raise Refused(
             f"{_show(value)} a {significant} chiffres significatifs : une colonne DECIMAL de "
-            f"SQLite (affinité NUMERIC) n'en garde que {SQLITE_DIGITS}; déclarez-la TEXT"
+            f"SQLite (affinité NUMERIC) n'en garde que {SQLITE_DIGITS} ; déclarez-la TEXT"
         )
     return str(value)
 

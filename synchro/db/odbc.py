@@ -119,6 +119,7 @@ class OdbcAdapter(SqlAdapter):
 
     def __init__(self, connection: str) -> None:
         super().__init__()
+        self._types_of: dict[str, dict[str, str]] = {}
         pyodbc = _pyodbc()
         self._driver_errors = (pyodbc.Error,)
         pyodbc.pooling = False  # a pooled connection is never really closed
@@ -166,7 +167,14 @@ class OdbcAdapter(SqlAdapter):
 
     def _full_types(self, table: Table) -> dict[str, str]:
         """Column types with their sizes (``numeric(38,10)``, ``datetime(6)``): what the
-        ODBC catalog leaves out and the binders need to know what a column keeps."""
+        ODBC catalog leaves out and the binders need to know what a column keeps.
+        Read once per table and adapter."""
+        cached = self._types_of.get(table.name)
+        if cached is None:
+            cached = self._types_of[table.name] = self._read_full_types(table.name)
+        return cached
+
+    def _read_full_types(self, name: str) -> dict[str, str]:
         sql = {
             "mysql": "SELECT COLUMN_NAME, COLUMN_TYPE FROM information_schema.COLUMNS"
             " WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?",
@@ -178,7 +186,7 @@ class OdbcAdapter(SqlAdapter):
         }.get(self.dialect)
         if sql is None:
             return {}
-        return {str(r[0]): str(r[1]) for r in self._query(sql, (table.name,))}
+        return {str(r[0]): str(r[1]) for r in self._query(sql, (name,))}
 
     def read_back(self, table: Table, keys: Sequence[Key]) -> list[Row]:
         """The rows by key with text read as the hex of its UTF-8 bytes (``HEX()``,

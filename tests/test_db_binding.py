@@ -1,0 +1,137 @@
+"""synchro.db.binding: each column gets values as its driver keeps them, or refuses them.
+
+Pure functions of (dialect, kind, column type): no database here. The fidelity suite
+(tests/test_fidelity_*.py) proves the same rules against the real back ends.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from synchro.db.binding import Refused, binder
+
+PLUS2 = dt.timezone(dt.timedelta(hours=2))
+NAN, INF = float("nan"), float("inf")
+
+
+def bind(dialect: str, kind: str, column_type: str, value: Any, **kw: Any) -> Any:
+    f = binder(dialect, kind, column_type, **kw)
+    return value if f is None else f(value)
+
+
+@pytest.mark.parametrize(
+    ("dialect", "column_type", "value", "why"),
+    [
+        ("sqlite", "REAL", NAN, "NaN"),
+        ("sqlite", "REAL", -0.0, "signe d'un zéro"),
+        ("mysql", "DOUBLE", NAN, "NaN"),
+        ("mysql", "DOUBLE", -INF, "l'infini"),
+        ("mysql", "double", -0.0, "signe d'un zéro"),
+        ("postgresql", "real", 0.1, "simple précision"),
+        ("mysql", "float", 0.1, "simple précision"),
+        ("postgresql", "real", 1e300, "simple précision"),
+    ],
+)
+def test_floats_a_column_cannot_hold_are_refused(
+    dialect: str, column_type: str, value: float, why: str
+) -> None:
+    with pytest.raises(Refused, match=why):
+        bind(dialect, "float", column_type, value)
+
+
+@pytest.mark.parametrize(
+    ("dialect", "column_type", "value"),
+    [
+        ("sqlite", "REAL", INF),
+        ("sqlite", "REAL", 0.1),  # SQLite's REAL is a double
+        ("sqlite", "REAL", 5e-324),
+        ("postgresql", "double precision", -0.0),
+        ("postgresql", "double precision", NAN),
+        ("postgresql", "real", 0.5),
+        ("mysql", "double", 1e308),
+    ],
+)
+def test_floats_a_column_holds_pass_as_they_are(
+    dialect: str, column_type: str, value: float
+) -> None:
+    assert repr(bind(dialect, "float", column_type, value)) == repr(value)
+
+
+def test_decimals_are_refused_rather_than_rounded_to_the_scale() -> None:
+    assert bind("postgresql", "decimal", "numeric(12,2)", Decimal("1.50")) == Decimal("1.50")
+    assert bind("mysql", "decimal", "decimal(12,2)", Decimal("-9999999999.99"))
+    with pytest.raises(Refused, match="3 décimales"):
+        bind("postgresql", "decimal", "numeric(12,2)", Decimal("1.005"))
+    with pytest.raises(Refused, match="capacité"):
+        bind("mysql", "decimal", "decimal(12,2)", Decimal("10000000000"))
+    with pytest.raises(Refused, match="NaN"):
+        bind("mysql", "decimal", "decimal(12,2)", Decimal("NaN"))
+    assert bind("postgresql", "decimal", "numeric", Decimal("NaN")).is_nan()
+    assert bind("postgresql", "decimal", "numeric", Decimal("1E+40")) == Decimal("1E+40")
+
+
+def test_sqlite_decimals_are_integers_or_at_most_15_digits() -> None:
+    assert bind("sqlite", "decimal", "DECIMAL(38,10)", Decimal("123456789012345678")) == (
+        123456789012345678
+    )
+    assert bind("sqlite", "decimal", "DECIMAL(12,2)", Decimal("-0.00")) == 0
+    assert bind("sqlite", "decimal", "DECIMAL(12,2)", Decimal("12345678901234.5")) == (
+        "12345678901234.5"
+    )
+    with pytest.raises(Refused, match=r"17 chiffres significatifs.*TEXT"):
+        bind("sqlite", "decimal", "DECIMAL(38,10)", Decimal("1234567890123456.7"))
+    with pytest.raises(Refused, match="NaN"):
+        bind("sqlite", "decimal", "NUMERIC", Decimal("NaN"))
+
+
+def test_integers_beyond_64_bits() -> None:
+    assert bind("mysql", "int", "bigint(20) unsigned", 2**64 - 1) == str(2**64 - 1)
+    assert bind("sqlite", "int", "INTEGER", True) == 1
+    with pytest.raises(Refused, match="64 bits"):
+        bind("sqlite", "int", "INTEGER", 2**63)
+
+
+def test_datetimes_keep_fractions_and_offsets_or_are_refused() -> None:
+    at = dt.datetime(2024, 1, 2, 3, 4, 5, 123456)
+    assert bind("mysql", "datetime", "datetime(6)", at) == "2024-01-02 03:04:05.123456"
+    assert bind("postgresql", "datetime", "timestamp without time zone", at) is at
+    aware = at.replace(tzinfo=PLUS2)
+    assert bind("postgresql", "datetime", "timestamp(6) with time zone", aware) == (
+        "2024-01-02 03:04:05.123456+02:00"
+    )
+    with pytest.raises(Refused, match="1 chiffre"):
+        bind("postgresql", "datetime", "timestamp(1) without time zone", at)
+    with pytest.raises(Refused, match="0 chiffre"):
+        bind("mysql", "datetime", "datetime", at)
+    with pytest.raises(Refused, match="fuseau horaire"):
+        bind("mysql", "datetime", "datetime(6)", aware)
+    with pytest.raises(Refused, match="fuseau horaire"):
+        bind("postgresql", "datetime", "timestamp without time zone", aware)
+    with pytest.raises(Refused, match="n'a pas de fuseau"):
+        bind("postgresql", "datetime", "timestamp with time zone", at)
+    with pytest.raises(Refused, match="TIMESTAMP MariaDB"):
+        bind("mysql", "datetime", "timestamp", dt.datetime(1960, 1, 1))
+    assert bind("mysql", "datetime", "timestamp", dt.datetime(2000, 1, 1)) == "2000-01-01 00:00:00"
+
+
+def test_times_are_bound_as_text() -> None:
+    t = dt.time(12, 34, 56, 789012)
+    assert bind("postgresql", "time", "time without time zone", t) == "12:34:56.789012"
+    assert bind("mysql", "time", "time(6)", t) == "12:34:56.789012"
+    with pytest.raises(Refused, match="fraction"):
+        bind("mysql", "time", "time", t)
+    with pytest.raises(Refused, match="fuseau"):
+        bind("postgresql", "time", "time without time zone", t.replace(tzinfo=PLUS2))
+
+
+def test_nul_in_text() -> None:
+    with pytest.raises(Refused, match=r"PostgreSQL.*NUL"):
+        bind("postgresql", "text", "text", "a\x00b")
+    with pytest.raises(Refused, match=r"SQLite \(pilote ODBC\).*NUL"):
+        bind("sqlite", "text", "TEXT", "a\x00b", nul=False)
+    assert binder("mysql", "text", "longtext") is None
+    assert binder("sqlite", "text", "TEXT") is None
