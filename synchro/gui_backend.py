@@ -182,6 +182,8 @@ class AppBackend:
         message = test_connection(
             host, port, self.config().site, s.secret, s.certificate_fingerprint, s.allow_plain_ftp
         )
+        if self.config().is_hq:
+            return message
         return message + "\n" + self._schema_check(host, port)
 
     def _schema_check(self, host: str, port: int) -> str:
