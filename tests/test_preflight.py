@@ -11,11 +11,14 @@ import os
 import sqlite3
 import subprocess
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from backends import PG, need_pyodbc
+from conftest import require
 from pair_helpers import SECRET, cli_pair, free_port, synchro
 
 from synchro.app import App, certificate_files
@@ -29,6 +32,7 @@ from synchro.config.model import (
 )
 from synchro.config.passwords import hash_password
 from synchro.config.store import load_config, save_config
+from synchro.db import open_database
 from synchro.db.base import Column, Table
 from synchro.db.details import (
     from_json,
@@ -546,3 +550,28 @@ def test_site_check_uses_the_last_siege_package_when_the_siege_is_unreachable(
     assert report.lines[-1].startswith(
         "  clients.ville: required (NOT NULL) here but optional at the headquarters"
     )
+
+
+def test_postgresql_database_not_in_utf8_is_a_charset_limit() -> None:
+    pyodbc = need_pyodbc("postgresql")
+    name = f"synchro_t_{uuid.uuid4().hex[:12]}"
+    try:
+        admin = pyodbc.connect(PG.format(db="postgres"), autocommit=True, timeout=5)
+    except pyodbc.Error as exc:
+        require(f"postgresql server on 127.0.0.1 unreachable: {exc}")
+    try:
+        admin.execute(
+            f"CREATE DATABASE {name} ENCODING 'LATIN1' TEMPLATE template0"
+            " LC_COLLATE 'C' LC_CTYPE 'C'"
+        )
+        conn = pyodbc.connect(PG.format(db=name), autocommit=True, timeout=5)
+        conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, nom VARCHAR(20))")
+        conn.close()
+        with open_database(PG.format(db=name)) as adapter:
+            tables = adapter.tables()
+        nom = tables[0].columns[1]
+        assert (nom.length, nom.charset) == (20, "latin1")
+        assert [(f.column, f.code) for f in local_limits(tables)] == [("nom", "charset")]
+    finally:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
