@@ -52,7 +52,14 @@ import yagmail
 from synchro.config.model import Config, EmailSettings, MailSecurity, Role
 from synchro.errors import MailError
 from synchro.i18n import tr
-from synchro.reports import ReportStore, RunRecord, State, format_date, state_label
+from synchro.reports import (
+    ReportStore,
+    RunRecord,
+    State,
+    format_date,
+    state_label,
+    unapplied_text,
+)
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +83,7 @@ ERROR_KINDS = (
     "disk",
     "database",
     "hq-unreachable",
+    "not-applied",
 )
 # Words looked for (lower case) in an error text without an error_kind, in this order.
 _KEYWORDS: dict[str, tuple[str, ...]] = {
@@ -192,14 +200,17 @@ def _html_table(header: list[str], rows: list[list[str]]) -> str:
     )
 
 
-def _listed(details: dict[str, Any], key: str) -> list[str]:
+def _listed(details: dict[str, Any], key: str, lang: str = "fr") -> list[str]:
     """Short lines for the quarantined rows or conflicts kept in a row's details."""
     items = details.get(key)
     if not isinstance(items, list):
         return []
     lines = []
     for item in items:
-        if isinstance(item, dict):
+        if key == "quarantined" and isinstance(item, dict) and "tbl" in item:
+            table, row_key, error = item.get("tbl"), item.get("key_json"), item.get("error")
+            lines.append(tr("mail.quarantined_line", lang, table=table, key=row_key, error=error))
+        elif isinstance(item, dict):
             lines.append(", ".join(f"{k}: {v}" for k, v in item.items()))
         else:
             lines.append(str(item))
@@ -228,6 +239,9 @@ def _why(rows: list[RunRecord], lang: str) -> list[str]:
             continue
         kind = error_kind(rec)
         error = "" if kind == "no-data" else rec.error.strip().rstrip(".")
+        counts = rec.details.get("not_applied")
+        if kind == "not-applied" and isinstance(counts, dict):
+            error = unapplied_text(counts, lang)  # the words of the UI language
         lines.append(
             tr(
                 "mail.why_line",
@@ -265,7 +279,7 @@ def _blocks(main: RunRecord, members: list[RunRecord], lang: str) -> list[tuple[
         lines = [
             tr("mail.site_line", lang, site=r.site, text=line)
             for r in [main, *members]
-            for line in _listed(r.details, key)
+            for line in _listed(r.details, key, lang)
         ]
         if lines:
             extra = len(lines) - MAX_LISTED

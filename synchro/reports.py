@@ -32,6 +32,8 @@ from synchro.errors import StateError
 from synchro.i18n import tr
 
 INTERRUPTED = "interrompu : le programme s'est arrêté pendant la synchronisation"
+NOT_APPLIED = "not-applied"  # details["error_kind"] of a run failed by quarantined rows
+HELD_PACKAGE = "export"  # state quarantine's package name of rows set aside at capture
 COUNTERS = (
     "rows_sent",
     "rows_received",
@@ -111,6 +113,32 @@ def state_label(state: State | str, lang: str = "fr") -> str:
     """What the UI shows for a state: the manual's word in French, a translation otherwise."""
     state = State(state)
     return tr(f"reports.state.{state.name}", lang) if lang != "fr" else state.value
+
+
+def unapplied_text(counts: Mapping[str, Any], lang: str = "fr") -> str:
+    """The plain reason of a run failed by quarantined rows, from ``details["not_applied"]``:
+    "12 lignes non appliquées — voir le rapport" (and/or "N lignes non envoyées")."""
+    parts = []
+    for what in ("applied", "sent"):
+        n = int(counts.get(what, 0))
+        if n == 1:
+            parts.append(tr(f"reports.not_{what}_one", lang))
+        elif n > 1:
+            parts.append(tr(f"reports.not_{what}", lang, n=n))
+    return tr("reports.see_report", lang, what=", ".join(parts))
+
+
+def _not_applied(quarantined: int, details: dict[str, Any]) -> str:
+    """Put the not-applied counts in ``details`` (rows set aside at capture are told
+    apart by their package name in the listed rows) and return the French reason."""
+    listed = details.get("quarantined")
+    held = 0
+    if isinstance(listed, list):
+        held = sum(1 for q in listed if isinstance(q, dict) and q.get("package") == HELD_PACKAGE)
+    held = min(held, quarantined)
+    counts = {"applied": quarantined - held, "sent": held}
+    details["not_applied"] = counts
+    return unapplied_text(counts, "fr")
 
 
 def _check_counters(counters: Mapping[str, int]) -> None:
@@ -235,11 +263,29 @@ class ReportStore:
         **counters: int,
     ) -> RunRecord:
         """Close a row: its final state, end time, error, counters; ``details`` are merged
-        into the row's existing details. Returns the row as stored."""
+        into the row's existing details. Returns the row as stored.
+
+        The one place of the rule "never OK with a row not applied exactly": an ``OK`` row
+        whose ``quarantined`` counter (given here or stored before) is not 0 is stored as
+        ``Echec`` with the reason "N lignes non appliquées — voir le rapport" (or "non
+        envoyées" for rows set aside at capture) and ``details["error_kind"] =
+        "not-applied"``; any finished row with quarantined rows gets
+        ``details["not_applied"] = {"applied": n, "sent": m}`` (an ``Echec`` for another
+        reason keeps its own error).
+        Callers read the final state from the returned row."""
         _check_counters(counters)
         with self._tx() as conn:
             merged = self._details(conn, id)
             merged.update(details or {})
+            quarantined = counters.get("quarantined")
+            if quarantined is None:
+                row = conn.execute("SELECT quarantined FROM runs WHERE id = ?", (id,))
+                quarantined = int(row.fetchone()["quarantined"])
+            if quarantined > 0 and State(state) in (State.OK, State.FAILED):
+                reason = _not_applied(quarantined, merged)
+                if State(state) is State.OK:  # never OK with a row not applied exactly
+                    state, error = State.FAILED, reason
+                    merged["error_kind"] = NOT_APPLIED
             values: dict[str, object] = {
                 "state": State(state).value,
                 "ended": now.isoformat(),

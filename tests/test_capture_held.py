@@ -96,7 +96,9 @@ def test_a_site_with_a_row_set_aside_still_synchronises_and_reports_it(tmp_path:
         sql(g.sites["3615"].db, "INSERT INTO docs VALUES (2, 'mauvais', 'texte', NULL);")
         g.open_round()
         record = g.run("3615")
-        assert record.state is State.OK
+        # the other row went out, but the run is never OK with a row not sent
+        assert record.state is State.FAILED  # (the Contrôle also names the table)
+        assert record.details["not_applied"] == {"applied": 0, "sent": 1}
         assert (record.rows_sent, record.quarantined) == (1, 1)
         assert [q["key_json"] for q in record.details["quarantined"]] == ["[2]"]
         assert db(g.hq.db, "SELECT id FROM docs") == [(1,)]

@@ -25,7 +25,9 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from synchro import faults
 from synchro.db.base import Adapter, Row, Table
+from synchro.engine.state import HELD as HELD  # re-exported: the rounds import it from here
 from synchro.engine.state import ORDERED_KEY_KINDS, StateDB, key_json, snap_value
 from synchro.errors import Cancelled, CaptureError, DatabaseError, PackageError
 from synchro.package import PackageWriter
@@ -33,7 +35,6 @@ from synchro.values import from_json, normalise, row_hasher, to_json
 
 FLUSH_EVERY = 5000
 CHECK_EVERY = 2000
-HELD = "export"  # the quarantine's package name for rows set aside at capture
 
 
 class KeyOrderError(CaptureError):
@@ -56,6 +57,10 @@ class TableCount:
 @dataclass
 class CaptureResult:
     counts: dict[str, TableCount] = field(default_factory=dict)
+    # Rows of received packages still not applied exactly (state quarantine, after the
+    # retry at the start of the export), and what that retry settled: for the run's report.
+    unapplied: list[dict[str, Any]] = field(default_factory=list)
+    retried: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def rows(self) -> int:
@@ -77,7 +82,12 @@ class _Holder:
         kj = key_json(list(skey))
         shown = [v if v is None or isinstance(v, int | float | str) else repr(v) for v in row]
         self.state.log_quarantine(
-            HELD, self.table.name, kj, json.dumps(shown, ensure_ascii=False), exc.reason
+            HELD,
+            self.table.name,
+            kj,
+            json.dumps(shown, ensure_ascii=False),
+            exc.reason,
+            kind="held",
         )
         self.count.held += 1
         self.keys.discard(kj)
@@ -153,9 +163,11 @@ def capture(
         for order, table in enumerate(tables):
             count = TableCount()
             result.counts[table.name] = count
+            faults.point("capture.table")
             _capture_table(adapter, state, snap_reader, table, order, writer, options, count)
     for order in range(len(tables) - 1, -1, -1):
         table = tables[order]
+        faults.point("capture.deletes")
         rows = conn.execute(
             "SELECT key_json FROM temp.capture_deletes WHERE ord = ? ORDER BY rowid", (order,)
         )
@@ -166,6 +178,8 @@ def capture(
                 [from_json(k, v) for k, v in zip(table.key_kinds, json.loads(kj), strict=True)],
             )
     conn.execute("DELETE FROM temp.capture_deletes")
+    result.unapplied = state.pending()
+    result.retried = list(state.retry_notes)
     return result
 
 

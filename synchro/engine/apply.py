@@ -12,6 +12,14 @@ Conflicts: an incoming change conflicts when the local row changed since the las
 same key after the sender last received the Siège's changes. The table's policy picks the
 winner; the losing version is written to the conflict log, once per (package, table, key).
 Rows the database refuses are quarantined with the error; the others go on.
+
+Stored = sent: after each batch is written, the rows are read back by key in the same
+transaction and compared with what was sent (``synchro.engine.verify``). A row stored
+differently is quarantined with the differing columns, sent and stored values; its snapshot
+entry takes the hash of the *stored* row, so capture does not send the damage back out as
+a local change (the quarantine entry is the row's "divergent" mark until a retry, a newer
+version applied exactly, or the user's own edit settles it). At the Siège the change log
+keeps the sent value, so the other establishments get the right one.
 """
 
 from __future__ import annotations
@@ -28,9 +36,10 @@ from synchro.config.model import ConflictPolicy, TableRule
 from synchro.db.base import Adapter, Row, Table
 from synchro.engine.revive import Reviver
 from synchro.engine.state import StateDB, key_json
+from synchro.engine.verify import Mismatch, Verifier, Written
 from synchro.errors import ApplyError, Cancelled, DatabaseError
 from synchro.package import Change, PackageReader, TableSchema
-from synchro.values import row_hasher, row_normaliser, row_to_json
+from synchro.values import row_hasher, row_normaliser, row_to_json, to_json
 
 BATCH = 500
 
@@ -42,7 +51,8 @@ class ApplyStats:
     unchanged: int = 0
     skipped: int = 0  # already applied earlier (HQ position)
     conflicts: int = 0
-    quarantined: int = 0
+    quarantined: int = 0  # refused or stored differently (both in the state's quarantine)
+    mismatched: int = 0  # of which stored differently than sent
 
     @property
     def rows(self) -> int:
@@ -129,6 +139,9 @@ class _TableApplier:
         self.dumps = json.JSONEncoder(ensure_ascii=False, check_circular=False).encode
         self.settled: list[tuple[tuple[Any, ...], bytes | None]] = []  # (skey, hash)
         self.logged: list[tuple[str, str, str, str, str | None]] = []
+        self.verifier = Verifier(table)
+        self.pending = state.pending_keys(table.name)  # quarantined keys (usually none)
+        self.cleared: list[str] = []  # of those, keys now applied exactly
 
     def item(self, change: Change) -> _Item:
         row: Row | None
@@ -228,16 +241,30 @@ class _TableApplier:
             return None
         return self.dumps(self.json_values(row))
 
-    def _settle(self, item: _Item, digest: bytes | None, *, applied: bool) -> None:
+    def _sent_json(self, item: _Item) -> str:
+        """The sent version as JSON values: the row, or for a delete the key's values."""
+        if item.row is not None:
+            return self.dumps(self.json_values(item.row))
+        key = self._key(item)
+        return self.dumps([to_json(k, v) for k, v in zip(self.table.key_kinds, key, strict=True)])
+
+    def _settle(
+        self, item: _Item, digest: bytes | None, *, applied: bool, exact: bool = True
+    ) -> None:
         """Record the exchanged version in the snapshot (and the Siège's change log).
 
-        Kept in order and written by ``_flush`` at the end of the batch: nothing reads
-        the snapshot or the change log of this batch's keys before that.
+        ``digest`` is what the snapshot keeps: the hash of the row as the database holds
+        it. ``exact``: the key is applied as sent, so an older quarantine entry of it is
+        settled. Kept in order and written by ``_flush`` at the end of the batch: nothing
+        reads the snapshot or the change log of this batch's keys before that.
         """
         self.settled.append((item.skey, digest))
         if applied and self.ctx.is_hq:
             row_json = self._row_json(item.row)
             self.logged.append((item.origin, self.table.name, item.change.op, item.kj, row_json))
+        if applied and exact and item.kj in self.pending:
+            self.pending.discard(item.kj)
+            self.cleared.append(item.kj)
 
     def _flush(self) -> None:
         """Write the settled versions: runs of puts and drops in their order, then the log."""
@@ -258,7 +285,51 @@ class _TableApplier:
         state.put_snapshot(snap, nkeys, puts)
         state.drop_snapshot(snap, nkeys, drops)
         state.log_changes(self.logged)
-        self.settled, self.logged = [], []
+        for kj in self.cleared:
+            state.drop_quarantine(self.table.name, kj)
+        self.settled, self.logged, self.cleared = [], [], []
+
+    def _quarantine(self, item: _Item, error: str, mismatch: Mismatch | None = None) -> None:
+        """A row not applied exactly: into the quarantine with what was sent (and stored)."""
+        self.stats.quarantined += 1
+        self.pending.discard(item.kj)  # log_quarantine replaces an older entry of the key
+        columns = stored = None
+        if mismatch is not None:
+            self.stats.mismatched += 1
+            columns = self.dumps(mismatch.columns)
+            stored = self._row_json(mismatch.stored)
+        self.state.log_quarantine(
+            self.ctx.package_id,
+            self.table.name,
+            item.kj,
+            self._sent_json(item),
+            error,
+            kind="refused" if mismatch is None else "mismatch",
+            op=item.change.op,
+            origin=item.origin,
+            columns=columns,
+            stored=stored,
+        )
+
+    def _verify(self, done: list[_Item]) -> int:
+        """Read the written rows back; settle the exact ones, quarantine the others (their
+        snapshot takes the stored row's hash). Returns how many were stored exactly."""
+        written = [Written(i.skey, self._key(i), i.row, i.digest) for i in done]
+        bad = self.verifier.check(self.adapter, written)
+        for item in done:
+            mismatch = bad.get(item.skey)
+            if mismatch is None:
+                self._settle(item, item.digest, applied=True)
+                continue
+            self._quarantine(item, mismatch.reason, mismatch)
+            stored = mismatch.stored
+            self._settle(
+                item,
+                self.hash_row(stored) if stored is not None else None,
+                applied=True,
+                exact=False,
+            )
+        return len(done) - len(bad)
 
     def _write(self, upserts: list[_Item], deletes: list[_Item]) -> None:
         for items, delete in ((upserts, False), (deletes, True)):
@@ -280,20 +351,12 @@ class _TableApplier:
                             if not delete:  # a kept row changes nothing here
                                 done.append(item)
                             continue
-                        self.stats.quarantined += 1
-                        self.state.log_quarantine(
-                            self.ctx.package_id,
-                            self.table.name,
-                            item.kj,
-                            self._row_json(item.row),
-                            str(exc),
-                        )
-            for item in done:
-                self._settle(item, item.digest, applied=True)
+                        self._quarantine(item, str(exc))
+            exact = self._verify(done)
             if delete:
-                self.stats.deletes += len(done)
+                self.stats.deletes += exact
             else:
-                self.stats.upserts += len(done)
+                self.stats.upserts += exact
 
     def _still_used(self, item: _Item, delete: bool) -> bool:
         """Siège: a refused row that the "kept while referred to" rule settles (True)."""

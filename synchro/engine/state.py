@@ -6,7 +6,9 @@ It holds what a node must remember between runs, separate from the user's databa
 - ``applied``: every package applied, by (origin, sequence) — exactly once;
 - ``outbox``: packages this node made and the Siège has not acknowledged yet;
 - ``intent``: the package being applied right now (crash recovery);
-- ``conflicts`` / ``quarantine``: losing versions and refused rows, for the report;
+- ``conflicts`` / ``quarantine``: losing versions, and rows not applied exactly (refused by
+  the database, stored differently than sent, or set aside at capture), for the report and
+  the retry at the next run;
 - at the Siège: ``changelog`` (every change applied, in order, with its origin) and
   ``sites`` (per establishment: last acknowledged change-log position, last sequence applied).
 
@@ -30,7 +32,18 @@ from synchro.db.base import Key, Table
 from synchro.errors import StateError
 from synchro.values import canonical
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+HELD = "export"  # the quarantine's package name for rows set aside at capture
+
+# Quarantine columns added by schema 2 (ALTERed into older state databases).
+_QUARANTINE_V2 = (
+    ("kind", "TEXT NOT NULL DEFAULT 'refused'"),  # refused | mismatch | held
+    ("op", "TEXT"),  # U or D: what the package asked for
+    ("origin", "TEXT"),  # who made the change (the Siège logs it with this origin)
+    ("columns_json", "TEXT"),  # mismatch: [{"column", "sent", "stored"}...]
+    ("stored_json", "TEXT"),  # mismatch: the row as the database holds it
+    ("tries", "INTEGER NOT NULL DEFAULT 0"),  # retries at later runs that failed again
+)
 
 # Key kinds whose snap_value ordering in SQLite equals the database's ordering.
 ORDERED_KEY_KINDS = frozenset({"int", "text", "bool", "date", "datetime", "time"})
@@ -53,6 +66,7 @@ CREATE TABLE IF NOT EXISTS conflicts(id INTEGER PRIMARY KEY, at TEXT NOT NULL,
 CREATE TABLE IF NOT EXISTS quarantine(id INTEGER PRIMARY KEY, at TEXT NOT NULL,
     package TEXT NOT NULL, tbl TEXT NOT NULL, key_json TEXT NOT NULL, row_json TEXT,
     error TEXT NOT NULL, UNIQUE(package, tbl, key_json));
+CREATE INDEX IF NOT EXISTS quarantine_key ON quarantine(tbl, key_json);
 CREATE TABLE IF NOT EXISTS changelog(pos INTEGER PRIMARY KEY, origin TEXT NOT NULL,
     tbl TEXT NOT NULL, op TEXT NOT NULL, key_json TEXT NOT NULL, row_json TEXT);
 CREATE INDEX IF NOT EXISTS changelog_key ON changelog(tbl, key_json, pos);
@@ -89,11 +103,16 @@ class StateDB:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        # What the last retry of quarantined rows settled (engine.retry), for the run's
+        # report: kept in memory only, replaced at every retry.
+        self.retry_notes: list[dict[str, Any]] = []
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
             self.conn = self._connect()
             self.conn.executescript(_SCHEMA)
             version = self.get_meta("schema_version")
+            if version is None or int(version) <= SCHEMA_VERSION:
+                self._migrate()
             if version is None:
                 self.set_meta("schema_version", str(SCHEMA_VERSION))
                 # A new state (first start, or reinstalled): peers must not take our
@@ -104,6 +123,8 @@ class StateDB:
                     f"La base d'état {path} vient d'une version plus récente de Synchro "
                     f"(schéma {version}) : mettez Synchro à jour."
                 )
+            elif int(version) < SCHEMA_VERSION:
+                self.set_meta("schema_version", str(SCHEMA_VERSION))
         except sqlite3.DatabaseError as exc:
             raise StateError(
                 f"Base d'état illisible {path} : {exc}. Restaurez-la depuis une sauvegarde, "
@@ -111,6 +132,16 @@ class StateDB:
                 "toutes les lignes avec le siège (les différences seront traitées comme des "
                 "conflits et gardées dans le journal des conflits)."
             ) from exc
+
+    def _migrate(self) -> None:
+        """Add what newer schemas have to an older state database (columns only: no data
+        is rewritten, except marking the rows set aside at capture as such)."""
+        have = {str(r[1]) for r in self.conn.execute("PRAGMA table_info(quarantine)")}
+        missing = [(name, decl) for name, decl in _QUARANTINE_V2 if name not in have]
+        for name, decl in missing:
+            self.conn.execute(f"ALTER TABLE quarantine ADD COLUMN {name} {decl}")
+        if missing:
+            self.conn.execute("UPDATE quarantine SET kind = 'held' WHERE package = ?", (HELD,))
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
@@ -301,13 +332,64 @@ class StateDB:
         )
 
     def log_quarantine(
-        self, package: str, table: str, key: str, row: str | None, error: str
+        self,
+        package: str,
+        table: str,
+        key: str,
+        row: str | None,
+        error: str,
+        *,
+        kind: str = "refused",
+        op: str | None = None,
+        origin: str | None = None,
+        columns: str | None = None,
+        stored: str | None = None,
     ) -> None:
+        """Record a row not applied exactly. ``row`` is the sent version (JSON values; for
+        a delete, the key's values); ``columns`` / ``stored`` describe a mismatch.
+
+        A package row replaces any earlier package entry of the same key: only the latest
+        version sent is retried.
+        """
+        if package != HELD:
+            self.drop_quarantine(table, key)
         self.conn.execute(
-            "INSERT OR REPLACE INTO quarantine(at, package, tbl, key_json, row_json, error) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
-            (_now(), package, table, key, row, error),
+            "INSERT OR REPLACE INTO quarantine(at, package, tbl, key_json, row_json, error, "
+            "kind, op, origin, columns_json, stored_json) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (_now(), package, table, key, row, error, kind, op, origin, columns, stored),
         )
+
+    def drop_quarantine(self, table: str, key: str) -> int:
+        """Forget the package entries (not the rows set aside at capture) of one key."""
+        cur = self.conn.execute(
+            "DELETE FROM quarantine WHERE tbl = ? AND key_json = ? AND package != ?",
+            (table, key, HELD),
+        )
+        return cur.rowcount
+
+    def retried(
+        self, id: int, error: str, *, columns: str | None = None, stored: str | None = None
+    ) -> None:
+        """A retry of a quarantined row failed again: its new reason."""
+        self.conn.execute(
+            "UPDATE quarantine SET at = ?, error = ?, columns_json = ?, stored_json = ?, "
+            "kind = ?, tries = tries + 1 WHERE id = ?",
+            (_now(), error, columns, stored, "mismatch" if columns else "refused", id),
+        )
+
+    def pending_keys(self, table: str) -> set[str]:
+        """Keys of ``table`` with a package row in the quarantine (usually none)."""
+        rows = self.conn.execute(
+            "SELECT key_json FROM quarantine WHERE tbl = ? AND package != ?", (table, HELD)
+        )
+        return {str(r[0]) for r in rows}
+
+    def pending(self) -> list[dict[str, Any]]:
+        """Package rows in the quarantine (refused or stored differently), oldest first."""
+        cur = self.conn.execute("SELECT * FROM quarantine WHERE package != ? ORDER BY id", (HELD,))
+        cols = [d[0] for d in cur.description]
+        return [dict(zip(cols, row, strict=True)) for row in cur]
 
     def held_keys(self, package: str, table: str) -> set[str]:
         rows = self.conn.execute(

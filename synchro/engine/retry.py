@@ -1,0 +1,197 @@
+"""Rows of packages left in the quarantine, tried again at the start of every run.
+
+A row the database refused, or stored differently than sent, stays in the state's
+quarantine with the version that was sent. ``retry_quarantined`` runs at the start of
+``Node.export`` (a Serveur's run and the Siège's round both export first), before capture:
+
+- the user changed the row since (its hash differs from the snapshot's): the user's change
+  wins — capture sends it; the entry is dropped and said in the run's details;
+- the row already holds the sent version: settled (the snapshot takes the sent hash);
+- else the sent version is written again (upsert, or delete) and read back: stored exactly
+  → the entry leaves the quarantine, the snapshot takes the sent hash, and at the Siège a
+  change it had not logged (a refused row) is logged for the others with its origin;
+  refused or stored differently again → the entry stays, with the new reason.
+
+Upserts go parents first, deletes children first (``tables`` is in dependency order). The
+database commits first, then the state: a crash in between leaves the entry, and the next
+retry finds the row changed and lets capture send it (the sent value, harmless).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from synchro.capture.diff import snapshot_key
+from synchro.db.base import Adapter, Key, Row, Table
+from synchro.engine.state import StateDB
+from synchro.engine.verify import Verifier, Written
+from synchro.errors import DatabaseError
+from synchro.values import from_json, row_normaliser
+
+BATCH = 500
+
+
+@dataclass
+class RetryOutcome:
+    """What a retry did, entry by entry (``{"tbl", "key_json", "package", "error"...}``)."""
+
+    fixed: list[dict[str, Any]] = field(default_factory=list)
+    failed: list[dict[str, Any]] = field(default_factory=list)
+    dropped: list[dict[str, Any]] = field(default_factory=list)  # the user's change wins
+
+    def notes(self) -> list[dict[str, Any]]:
+        """One line per settled entry, for the run's details (``retried``)."""
+        return [{**_brief(e), "outcome": "applied"} for e in self.fixed] + [
+            {**_brief(e), "outcome": "local-change-wins"} for e in self.dropped
+        ]
+
+
+@dataclass
+class _Entry:
+    data: dict[str, Any]
+    op: str
+    key: Key
+    skey: tuple[Any, ...]
+    row: Row | None  # the sent row (upserts)
+    digest: bytes | None = None
+    current: Row | None = None
+
+
+def retry_quarantined(
+    adapter: Adapter, state: StateDB, tables: Sequence[Table], *, is_hq: bool
+) -> RetryOutcome:
+    """Try every package row of the quarantine again (see the module's text)."""
+    outcome = RetryOutcome()
+    entries = state.pending()
+    if entries:
+        by_name = {t.name: t for t in tables}
+        groups: dict[str, list[dict[str, Any]]] = {}
+        for entry in entries:
+            if entry["tbl"] in by_name:
+                groups.setdefault(entry["tbl"], []).append(entry)
+            else:  # the table is no longer synchronised: left as it is
+                outcome.failed.append(entry)
+        ordered = [t for t in tables if t.name in groups]
+        with state.transaction(), adapter.atomic():
+            retriers = [_TableRetry(adapter, state, t, groups[t.name], is_hq) for t in ordered]
+            for retrier in retriers:
+                retrier.run("U", outcome)
+            for retrier in reversed(retriers):
+                retrier.run("D", outcome)
+    state.retry_notes = outcome.notes()
+    return outcome
+
+
+class _TableRetry:
+    def __init__(
+        self,
+        adapter: Adapter,
+        state: StateDB,
+        table: Table,
+        entries: list[dict[str, Any]],
+        is_hq: bool,
+    ) -> None:
+        self.adapter, self.state, self.table, self.is_hq = adapter, state, table, is_hq
+        self.snap = state.snapshot_table(table)
+        self.nkeys = len(table.key)
+        self.verifier = Verifier(table)
+        self.hash_row = self.verifier.hash_row
+        normalise = row_normaliser(table.kinds)
+        row_skey = snapshot_key(table.key_kinds, table.key_positions)
+        key_skey = snapshot_key(table.key_kinds, range(self.nkeys))
+        self.entries: list[_Entry] = []
+        for data in entries:
+            op = data.get("op") or ("U" if data.get("row_json") else "D")
+            if op == "U":
+                values = json.loads(data["row_json"])
+                row = normalise([from_json(k, v) for k, v in zip(table.kinds, values, strict=True)])
+                key = tuple(row[p] for p in table.key_positions)
+                entry = _Entry(data, op, key, row_skey(row), row, self.hash_row(row))
+            else:
+                values = json.loads(data.get("row_json") or data["key_json"])
+                key = tuple(from_json(k, v) for k, v in zip(table.key_kinds, values, strict=True))
+                entry = _Entry(data, op, key, key_skey(key), None)
+            self.entries.append(entry)
+
+    def run(self, op: str, outcome: RetryOutcome) -> None:
+        todo = [e for e in self.entries if e.op == op]
+        for start in range(0, len(todo), BATCH):
+            self._batch(todo[start : start + BATCH], outcome)
+
+    def _batch(self, entries: list[_Entry], outcome: RetryOutcome) -> None:
+        table, state = self.table, self.state
+        row_skey = self.verifier.row_skey
+        current = {row_skey(r): r for r in self.adapter.fetch(table, [e.key for e in entries])}
+        snaps = state.snapshot_hashes(self.snap, self.nkeys, [e.skey for e in entries])
+        written: list[_Entry] = []
+        for e in entries:
+            e.current = current.get(e.skey)
+            now = self.hash_row(e.current) if e.current is not None else None
+            if now == e.digest:  # already as sent (fixed by hand, or by a later package)
+                self._applied(e, outcome)
+            elif now != snaps.get(e.skey):  # the user changed it: capture sends theirs
+                state.drop_quarantine(table.name, e.data["key_json"])
+                outcome.dropped.append(e.data)
+            elif self._write(e, outcome):
+                written.append(e)
+        checked = [Written(e.skey, e.key, e.row, e.digest) for e in written]
+        bad = self.verifier.check(self.adapter, checked)
+        for e in written:
+            mismatch = bad.get(e.skey)
+            if mismatch is None:
+                self._applied(e, outcome)
+                continue
+            stored = mismatch.stored
+            state.retried(
+                e.data["id"],
+                mismatch.reason,
+                columns=json.dumps(mismatch.columns, ensure_ascii=False),
+                stored=_row_json(self.verifier, stored),
+            )
+            self._snapshot(e.skey, self.hash_row(stored) if stored is not None else None)
+            outcome.failed.append(e.data)
+
+    def _write(self, e: _Entry, outcome: RetryOutcome) -> bool:
+        """Write the sent version again; False (entry updated) when the database refuses."""
+        try:
+            with self.adapter.savepoint():
+                if e.row is None:
+                    self.adapter.delete(self.table, [e.key])
+                elif e.current is None:
+                    self.adapter.insert(self.table, [e.row])
+                else:
+                    self.adapter.upsert(self.table, [e.row])
+        except DatabaseError as exc:
+            self.state.retried(e.data["id"], str(exc))
+            outcome.failed.append(e.data)
+            return False
+        return True
+
+    def _applied(self, e: _Entry, outcome: RetryOutcome) -> None:
+        state, data = self.state, e.data
+        self._snapshot(e.skey, e.digest)
+        state.drop_quarantine(self.table.name, data["key_json"])
+        if self.is_hq and data.get("kind") != "mismatch":  # a mismatch was logged already
+            row_json = data.get("row_json") if e.op == "U" else None
+            origin = str(data.get("origin") or data["package"].split("#")[0])
+            state.log_change(origin, self.table.name, e.op, data["key_json"], row_json)
+        outcome.fixed.append(data)
+
+    def _snapshot(self, skey: tuple[Any, ...], digest: bytes | None) -> None:
+        if digest is None:
+            self.state.drop_snapshot(self.snap, self.nkeys, [skey])
+        else:
+            self.state.put_snapshot(self.snap, self.nkeys, [(*skey, digest)])
+
+
+def _row_json(verifier: Verifier, row: Row | None) -> str | None:
+    if row is None:
+        return None
+    return json.dumps(verifier.json_values(row), ensure_ascii=False)
+
+
+def _brief(entry: dict[str, Any]) -> dict[str, Any]:
+    return {k: entry.get(k) for k in ("tbl", "key_json", "package", "kind", "error")}

@@ -1,0 +1,104 @@
+"""Stored = sent: after a write, read the rows back and compare them with what was sent.
+
+The receiver of a change writes a batch, then reads the same keys back with
+``Adapter.read_back`` (another read path where a driver may convert values) in the same
+transaction, and compares the canonical hash of what the database holds with the hash of
+the row it was sent. A database that truncates, rounds, shifts or rewrites a value (a
+non-strict SQL mode, a trigger, a driver's conversion) is caught here, never silently.
+
+One ``read_back`` per batch and one prepared hash per row: the cost is one keyed SELECT
+per batch of 500 rows (bench/README.md has the figure).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from synchro.capture.diff import snapshot_key
+from synchro.db.base import Adapter, Key, Row, Table
+from synchro.values import canonical, row_hasher, row_to_json
+
+SHOWN = 80  # characters of a value shown in a reason text (the whole value is in the JSON)
+ABSENT = "ligne absente de la base juste après son écriture (un déclencheur ou une règle "
+STILL_THERE = "ligne toujours présente après sa suppression (un déclencheur ou une règle "
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    """How the stored row differs from the sent one. ``stored`` is None when the row is
+    absent; ``columns`` lists ``{"column", "sent", "stored"}`` (JSON value forms)."""
+
+    stored: Row | None
+    reason: str
+    columns: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Written:
+    """One row just written: its snapshot key, key values, and the sent row (None for a
+    delete) with its hash."""
+
+    skey: tuple[Any, ...]
+    key: Key
+    row: Row | None
+    digest: bytes | None
+
+
+class Verifier:
+    """Checks the rows written to one table (prepared once per table)."""
+
+    def __init__(self, table: Table) -> None:
+        self.table = table
+        self.kinds = table.kinds
+        self.names = table.column_names
+        self.hash_row = row_hasher(table.kinds)
+        self.json_values = row_to_json(table.kinds)
+        self.row_skey = snapshot_key(table.key_kinds, table.key_positions)
+
+    def check(
+        self, adapter: Adapter, written: Sequence[Written]
+    ) -> dict[tuple[Any, ...], Mismatch]:
+        """The rows of ``written`` the database does not hold exactly, by snapshot key."""
+        if not written:
+            return {}
+        stored = {
+            self.row_skey(r): r for r in adapter.read_back(self.table, [w.key for w in written])
+        }
+        bad: dict[tuple[Any, ...], Mismatch] = {}
+        for w in written:
+            row = stored.get(w.skey)
+            if w.row is None:
+                if row is not None:
+                    bad[w.skey] = Mismatch(row, STILL_THERE + "l'a gardée ?)")
+            elif row is None:
+                bad[w.skey] = Mismatch(None, ABSENT + "l'a retirée ?)")
+            elif self.hash_row(row) != w.digest:
+                bad[w.skey] = self.describe(w.row, row)
+        return bad
+
+    def describe(self, sent: Row, stored: Row) -> Mismatch:
+        """The columns whose canonical values differ, and a reason naming them."""
+        sent_json, stored_json = self.json_values(sent), self.json_values(stored)
+        columns: list[dict[str, Any]] = []
+        for i, (kind, a, b) in enumerate(zip(self.kinds, sent, stored, strict=True)):
+            if canonical(kind, a) != canonical(kind, b):
+                columns.append(
+                    {"column": self.names[i], "sent": sent_json[i], "stored": stored_json[i]}
+                )
+        parts = [
+            f"{c['column']} : envoyé {_shown(c['sent'])}, enregistré {_shown(c['stored'])}"
+            for c in columns[:3]
+        ]
+        more = f" (+{len(columns) - 3} colonnes)" if len(columns) > 3 else ""
+        reason = "valeur enregistrée différente de la valeur envoyée"
+        if parts:
+            reason += " — " + " ; ".join(parts) + more
+        return Mismatch(stored, reason, columns)
+
+
+def _shown(value: Any) -> str:
+    text = json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= SHOWN else text[: SHOWN - 1] + "…"
