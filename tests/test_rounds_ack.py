@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import shutil
 import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
@@ -137,3 +138,42 @@ def test_controle_names_the_table_a_site_holds_differently(tmp_path: Path) -> No
         assert row.error == "Contrôle : tables différentes : articles"
         assert "3615" in round_row.error
         assert "articles" in str(round_row.details["controle"])
+
+
+def test_a_link_cut_again_and_again_does_not_use_up_attempts_that_advanced(
+    tmp_path: Path,
+) -> None:
+    """2 attempts, the download of the Siège's answer cut 4 times: each try moved data
+    further, so none counts as lost and the run ends OK."""
+    from ftp_proxy import LISTEN, FTPProxy, free_port_range
+
+    from synchro.engine.events import Progress
+
+    ports = free_port_range(4)
+    with group(tmp_path, ["3615"], passive_ports=ports) as g:
+        values = ",".join(
+            f"({i}, 'article {i} ' || hex(randomblob(60)), '1.00')" for i in range(100, 4100)
+        )
+        sql(g.hq.db, f"INSERT INTO articles VALUES {values}")
+        with FTPProxy(g.server.port, ports) as proxy:
+            cuts: list[int] = []
+
+            def emit(event: Any) -> None:
+                if isinstance(event, Progress) and event.phase == "receive" and len(cuts) < 4:
+                    cuts.append(1)  # the next data connection is this download
+                    proxy.cut_next_data_after(30_000)
+
+            g.open_round()
+            record = g.run(
+                "3615",
+                attempts=2,
+                delay_s=30,  # a budget of 60 s to wait for the Siège's answer...
+                sleep=lambda _s: time.sleep(0.05),  # ...polled every 0.05 s
+                emit=emit,
+                connect=g.client("3615", host=LISTEN),
+            )
+            moved = list(proxy.data_bytes)
+        assert record.state is State.OK, record.error
+        assert len(cuts) == 4
+        assert sum(1 for n in moved if n == 30_000) >= 4  # four transfers really were cut
+        assert g.converged()

@@ -93,7 +93,8 @@ class SiteRun:
         self.totals = RunTotals()
         self._seen: set[str] = set()  # Siège packages already looked at in this run
         self._stale: set[str] = set()  # Siège packages older than our last delivery
-        self._moved = 0  # blocks transferred (an attempt that moved data made progress)
+        self._moved = 0  # grows when a transfer gets further (an attempt made progress)
+        self._furthest: dict[int, int] = {}  # transfer size -> furthest byte reached
         self.started = now()
 
     def run(self) -> RunRecord:
@@ -183,8 +184,12 @@ class SiteRun:
         client.on_progress = self._on_bytes
         return client
 
-    def _on_bytes(self, _done: int, _total: int) -> None:
-        self._moved += 1  # a block went through: this attempt made progress
+    def _on_bytes(self, done: int, total: int) -> None:
+        """A transfer got further than ever before (a block went through, or a new
+        attempt resumes past where the last one started): that attempt made progress."""
+        if done > self._furthest.get(total, -1):
+            self._furthest[total] = done
+            self._moved += 1
 
     def _acknowledge(self) -> None:
         """Tell the Siège which of its packages this site applied, with this site's
@@ -254,10 +259,11 @@ class SiteRun:
         """Poll for the Siège's package within attempts × delay; apply it when it comes."""
         budget = max(1, self.options.attempts) * self.options.delay_s
         deadline = self.monotonic() + budget
-        failures = 0
+        failures = tries = 0
         while True:
             if self.cancel.is_set():
                 raise Cancelled()
+            moved = self._moved
             try:
                 result = self._fetch_once()
             except NotYet as exc:
@@ -276,7 +282,9 @@ class SiteRun:
                 self._wait(min(self.options.poll_s, self.options.delay_s))
                 continue
             except TransportError as exc:
-                failures += 1
+                # an attempt that moved data made progress: the count starts again
+                failures = 1 if self._moved > moved else failures + 1
+                tries += 1  # (bounded: a transfer that always fails after moving data ends)
                 self.emit(
                     said(
                         "engine.attempt.receive",
@@ -287,7 +295,8 @@ class SiteRun:
                 )
                 from synchro.transport.retry import is_permanent
 
-                if is_permanent(exc) or failures >= self.options.attempts:
+                too_many = tries >= 10 * max(1, self.options.attempts)
+                if is_permanent(exc) or failures >= self.options.attempts or too_many:
                     raise
                 self._wait(self.options.delay_s)
                 continue

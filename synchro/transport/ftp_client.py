@@ -74,7 +74,8 @@ class SiteClient:
 
     ``cancel`` (ARRETER) is checked between blocks of a transfer and raises ``Cancelled``;
     the partial file stays and the next attempt resumes it. ``on_progress(done, total)``
-    reports bytes after each block (for the progress bar)."""
+    reports bytes after each block (for the progress bar), and where each transfer starts
+    (a resumed one starts further on)."""
 
     def __init__(
         self,
@@ -223,6 +224,7 @@ class SiteClient:
         if offset > total:  # a stale partial file of another content: start over
             self.delete_in(name + PART)
             offset = 0
+        self._progress(offset, total)  # where this attempt starts (a resume is progress)
         if offset < total:
             self._send(local, part, offset, total, f"envoi de {name}")
         faults.point("client.upload.sent")
@@ -287,6 +289,7 @@ class SiteClient:
         if offset > total:
             part.unlink()
             offset = 0
+        self._progress(offset, total)  # where this attempt starts (a resume is progress)
         if offset < total:
             self._receive(remote, part, offset, total, action)
         size = part.stat().st_size if part.exists() else 0
