@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterator
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from backends import Backend, create_sample_schema
@@ -229,3 +230,29 @@ def test_keyset_pages_keep_python_order(db: Adapter) -> None:
     since = dt.datetime(2025, 1, 4)
     got = db.scan(kinds, columns=["changed"], modified_column="changed", modified_since=since)
     assert [r[0].day for r in got] == list(range(4, 11))
+
+
+@pytest.mark.parametrize(
+    ("name", "column_type", "stored"),
+    [
+        ("postgresql", "TIMESTAMPTZ", dt.datetime(2025, 1, 2, 12, 0, tzinfo=dt.UTC)),
+        ("mariadb", "DATETIME", dt.datetime(2025, 1, 2, 12, 0, 0)),
+    ],
+)
+def test_modified_filter_bound_the_column_would_refuse_is_widened(
+    make_backend: Any, name: str, column_type: str, stored: dt.datetime
+) -> None:
+    """A naive watermark on a timestamptz column (local time), a watermark with
+    microseconds on a DATETIME without fractions: the filter works instead of failing."""
+    backend = make_backend(name)
+    backend.execute(f"CREATE TABLE m (id INTEGER NOT NULL PRIMARY KEY, at {column_type})")
+    adapter = open_database(backend.connection)
+    try:
+        (table,) = [t for t in adapter.tables() if t.name == "m"]
+        with adapter.atomic():
+            adapter.upsert(table, [(1, stored), (2, None)])
+        since = dt.datetime(2025, 1, 1, 0, 0, 0, 500000)
+        rows = list(adapter.scan(table, modified_column="at", modified_since=since))
+        assert [r[0] for r in rows] == [1]
+    finally:
+        adapter.close()

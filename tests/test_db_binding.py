@@ -135,3 +135,13 @@ def test_nul_in_text() -> None:
         bind("sqlite", "text", "TEXT", "a\x00b", nul=False)
     assert binder("mysql", "text", "longtext") is None
     assert binder("sqlite", "text", "TEXT") is None
+
+
+def test_text_longer_than_a_varchar_is_refused_naming_the_sizes() -> None:
+    assert bind("postgresql", "text", "character varying(3)", "😀é中") == "😀é中"
+    assert bind("mysql", "text", "varchar(3)", "😀é中") == "😀é中"
+    with pytest.raises(Refused, match=r"4 caractères, la colonne \(varchar\(3\)\) en garde 3"):
+        bind("mysql", "text", "varchar(3)", "😀é中a")
+    with pytest.raises(Refused, match="en garde 3"):
+        bind("postgresql", "text", "character(3)", "abcd")
+    assert binder("sqlite", "text", "VARCHAR(3)") is None  # SQLite keeps any length

@@ -226,14 +226,24 @@ def _time_binder(dialect: str, column_type: str) -> Binder:
     return bind
 
 
-def _text_binder(dialect: str, nul: bool) -> Binder | None:
-    if nul and dialect != "postgresql":
+def _text_binder(dialect: str, column_type: str, nul: bool) -> Binder | None:
+    """NUL where it cannot be stored; more characters than a ``varchar(n)``/``char(n)``
+    holds (PostgreSQL's own error does not name the column)."""
+    t = column_type.lower()
+    n, _ = _args(t)
+    limit = n if n is not None and "char" in t and dialect in ("postgresql", "mysql") else None
+    no_nul = not nul or dialect == "postgresql"
+    if limit is None and not no_nul:
         return None
     name = _NAMES.get(dialect, dialect) + ("" if dialect == "postgresql" else " (pilote ODBC)")
 
     def bind(value: Any) -> Any:
-        if isinstance(value, str) and "\x00" in value:
+        if not isinstance(value, str):
+            return value
+        if no_nul and "\x00" in value:
             raise Refused(f"{name} ne peut pas enregistrer le caractère NUL (U+0000)")
+        if limit is not None and len(value) > limit:
+            raise Refused(f"{len(value)} caractères, la colonne ({column_type}) en garde {limit}")
         return value
 
     return bind
@@ -257,7 +267,7 @@ def binder(dialect: str, kind: str, column_type: str, *, nul: bool = True) -> Bi
     if kind == "time":
         return _time_binder(dialect, column_type)
     if kind in ("text", "json"):
-        return _text_binder(dialect, nul)
+        return _text_binder(dialect, column_type, nul)
     if kind == "blob":
         return _blob
     return None

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import datetime as dt
 import functools
 import itertools
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -160,7 +161,7 @@ class SqlAdapter(Adapter):
         kinds = [all_kinds[n] for n in names]
         params: list[Any] = []
         if modified_column is not None and modified_since is not None:
-            params += self._bind_rows(table, [modified_column], [[modified_since]])
+            params.append(self._lower_bound(table, modified_column, modified_since))
         else:
             modified_column = None
         doing = f"lecture de la table {table.name}"
@@ -175,6 +176,23 @@ class SqlAdapter(Adapter):
             rows = iter(sorted(rows, key=lambda r: tuple(r[i] for i in positions)))
         for row in rows:
             yield row[:wanted]
+
+    def _lower_bound(self, table: Table, name: str, value: Any) -> Any:
+        """The bound of a modification-date filter, bound as the column's values are. A
+        bound the column would refuse is widened, never narrowed: fractions dropped (the
+        filter then lets a little more through), a naive time taken as local time for a
+        column with time zone."""
+        tries = [value]
+        if isinstance(value, dt.datetime):
+            tries.append(value.replace(microsecond=0))
+            if value.tzinfo is None:
+                tries.append(value.replace(microsecond=0).astimezone())
+        for bound in tries[:-1]:
+            try:
+                return self._bind_rows(table, [name], [[bound]])[0]
+            except DatabaseError:
+                continue
+        return self._bind_rows(table, [name], [[tries[-1]]])[0]
 
     def _pages(
         self,
