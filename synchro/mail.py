@@ -267,6 +267,8 @@ def _blocks(main: RunRecord, members: list[RunRecord], lang: str) -> list[tuple[
         blocks.append(("", [tr("mail.missing", lang, sites=", ".join(missing))]))
     if late:
         blocks.append(("", [tr("mail.late", lang, sites=", ".join(late))]))
+    if main.details.get("controle"):  # the per-round proof (engine.ack)
+        blocks.append(("", [tr("mail.controle", lang, text=main.details["controle"])]))
     # A round's own row is explained when it was stopped or when no establishment row
     # explains its failure already (its error then only summarises theirs).
     troubled = any(r.state in (State.FAILED, State.STOPPED) for r in members)

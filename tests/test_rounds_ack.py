@@ -13,7 +13,9 @@ from typing import Any
 
 from rounds_helpers import Group, group, rows, sql
 
+from synchro.config.model import Role
 from synchro.engine.hq_acks import NO_ACK
+from synchro.mail import build_report_message
 from synchro.reports import State
 
 
@@ -112,6 +114,14 @@ def test_controle_is_identiques_after_a_round(tmp_path: Path) -> None:
             "3615": "identiques",
             "3616": "identiques",
         }
+        message = build_report_message(
+            [round_row, *members.values()],
+            site="SIEGE",
+            role=Role.HQ,
+            lang="fr",
+            now=dt.datetime.now(),
+        )
+        assert "Contrôle (sommes de contrôle des tables) : identiques" in message.text
 
 
 def test_controle_names_the_table_a_site_holds_differently(tmp_path: Path) -> None:
