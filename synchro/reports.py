@@ -269,9 +269,8 @@ class ReportStore:
         whose ``quarantined`` counter (given here or stored before) is not 0 is stored as
         ``Echec`` with the reason "N lignes non appliquées — voir le rapport" (or "non
         envoyées" for rows set aside at capture) and ``details["error_kind"] =
-        "not-applied"``; any finished row with quarantined rows gets
-        ``details["not_applied"] = {"applied": n, "sent": m}`` (an ``Echec`` for another
-        reason keeps its own error).
+        "not-applied"``; an ``Echec`` for another reason gets that reason in front of its
+        own error; both get ``details["not_applied"] = {"applied": n, "sent": m}``.
         Callers read the final state from the returned row."""
         _check_counters(counters)
         with self._tx() as conn:
@@ -286,6 +285,8 @@ class ReportStore:
                 if State(state) is State.OK:  # never OK with a row not applied exactly
                     state, error = State.FAILED, reason
                     merged["error_kind"] = NOT_APPLIED
+                elif reason not in error:  # the rows first: often the cause of the rest
+                    error = f"{reason} ; {error}" if error else reason
             values: dict[str, object] = {
                 "state": State(state).value,
                 "ended": now.isoformat(),

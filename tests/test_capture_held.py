@@ -98,6 +98,7 @@ def test_a_site_with_a_row_set_aside_still_synchronises_and_reports_it(tmp_path:
         record = g.run("3615")
         # the other row went out, but the run is never OK with a row not sent
         assert record.state is State.FAILED  # (the Contrôle also names the table)
+        assert record.error.startswith("1 ligne non envoyée — voir le rapport")
         assert record.details["not_applied"] == {"applied": 0, "sent": 1}
         assert (record.rows_sent, record.quarantined) == (1, 1)
         assert [q["key_json"] for q in record.details["quarantined"]] == ["[2]"]

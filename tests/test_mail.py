@@ -520,3 +520,35 @@ def test_the_password_never_leaks(
         assert PASSWORD not in text
     for path in files:
         assert PASSWORD.encode() not in path.read_bytes(), path
+
+
+def test_rows_not_applied_are_explained_in_the_ui_language_from_the_kind() -> None:
+    quarantined = [
+        {
+            "package": "SIEGE#3",
+            "tbl": "t",
+            "key_json": "[2]",
+            "row_json": '[2, "beta", 2]',
+            "error": 'valeur enregistrée différente de la valeur envoyée — nom : envoyé "beta", '
+            'enregistré "BETA"',
+        }
+    ]
+    failed = record(
+        state=State.FAILED,
+        quarantined=1,
+        error="1 ligne non appliquée — voir le rapport",
+        details={
+            "error_kind": "not-applied",
+            "not_applied": {"applied": 1, "sent": 0},
+            "quarantined": quarantined,
+        },
+    )
+    assert error_kind(failed) == "not-applied"
+    msg = build_report_message([failed], site="3615", role=Role.SITE, lang="en", now=T0)
+    assert "1 row not applied — see the report" in msg.text
+    assert "not stored exactly as sent" in msg.text
+    assert "table t, key [2]: valeur enregistrée différente" in msg.text
+    assert "row_json" not in msg.text  # one short line per row, not the whole entry
+    fr = build_report_message([failed], site="3615", role=Role.SITE, lang="fr", now=T0)
+    assert "1 ligne non appliquée — voir le rapport" in fr.text
+    assert "table t, clé [2] : valeur enregistrée différente" in fr.text

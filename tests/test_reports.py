@@ -17,6 +17,7 @@ from synchro.reports import (
     State,
     format_date,
     state_label,
+    unapplied_text,
 )
 
 T0 = dt.datetime(2005, 12, 6, 9, 20, 7)
@@ -222,3 +223,48 @@ def test_a_damaged_file_is_a_state_error(tmp_path: Path) -> None:
     path.write_bytes(b"not a database at all" * 100)
     with pytest.raises(StateError, match="rapport"):
         ReportStore(path)
+
+
+def test_an_ok_run_with_rows_not_applied_is_stored_as_echec(store: ReportStore) -> None:
+    t0 = dt.datetime(2026, 12, 4, 10, 0, 0)
+    rid = store.start("3615", "run", now=t0)
+    applied = [{"package": "SIEGE#3", "tbl": "t", "key_json": "[2]", "error": "x"}] * 12
+    record = store.finish(rid, State.OK, now=t0, quarantined=12, details={"quarantined": applied})
+    assert record.state is State.FAILED
+    assert record.error == "12 lignes non appliquées — voir le rapport"
+    assert record.details["error_kind"] == "not-applied"
+    assert record.details["not_applied"] == {"applied": 12, "sent": 0}
+    assert unapplied_text(record.details["not_applied"], "en") == (
+        "12 rows not applied — see the report"
+    )
+
+
+def test_rows_set_aside_at_capture_are_not_sent_and_a_counter_set_before_counts(
+    store: ReportStore,
+) -> None:
+    t0 = dt.datetime(2026, 12, 4, 10, 0, 0)
+    rid = store.start("SIEGE", "round", now=t0)
+    held = [{"package": "export", "tbl": "t", "key_json": "[1]", "error": "x"}]
+    store.merge_details(rid, {"quarantined": held})
+    store.update(rid, quarantined=3)  # the counter comes from an earlier update
+    record = store.finish(rid, State.OK, now=t0)
+    assert record.state is State.FAILED
+    assert record.error == "2 lignes non appliquées, 1 ligne non envoyée — voir le rapport"
+    assert unapplied_text({"sent": 1}, "en") == "1 row not sent — see the report"
+
+
+def test_a_row_failed_for_another_reason_says_the_rows_first(store: ReportStore) -> None:
+    t0 = dt.datetime(2026, 12, 4, 10, 0, 0)
+    rid = store.start("3615", "run", now=t0)
+    record = store.finish(rid, State.FAILED, now=t0, error="siège injoignable", quarantined=1)
+    assert (record.state, record.error) == (
+        State.FAILED,
+        "1 ligne non appliquée — voir le rapport ; siège injoignable",
+    )
+    assert record.details["not_applied"] == {"applied": 1, "sent": 0}
+    assert "error_kind" not in record.details
+    rid = store.start("3615", "run", now=t0)
+    stopped = store.finish(rid, State.STOPPED, now=t0, quarantined=1)
+    assert stopped.state is State.STOPPED
+    rid = store.start("3615", "run", now=t0)
+    assert store.finish(rid, State.OK, now=t0, quarantined=0).state is State.OK

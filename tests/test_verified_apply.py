@@ -249,3 +249,78 @@ def test_an_older_state_database_is_migrated(tmp_path: Path) -> None:
         assert [q["key_json"] for q in state.pending()] == ["[2]"]
     finally:
         state.close()
+
+
+# -- the run's state: Rapport, tray, round -------------------------------------------------
+
+
+def closed_rounds(g: Any) -> list[Any]:
+    """The Siège's round rows once the last one is final (its close may end just after the
+    site's run: the site downloads the package before the round's row is written)."""
+    import time
+
+    from synchro.reports import State
+
+    for _ in range(400):
+        rounds = g.reports.latest(10, kinds=("round",))
+        if rounds and rounds[0].state is not State.RUNNING:
+            return list(rounds)
+        time.sleep(0.05)
+    raise AssertionError("the round never closed")
+
+
+def test_a_site_run_with_a_row_stored_differently_is_echec_until_fixed(tmp_path: Path) -> None:
+    from rounds_helpers import group
+
+    from synchro.engine.events import StateChanged
+    from synchro.reports import State
+
+    with group(tmp_path, ["3615"], schema=SCHEMA + ";") as g:
+        db(g.hq.db, "INSERT INTO t VALUES (1, 'alpha', 1), (2, 'beta', 2)")
+        script(g.sites["3615"].db, UPPER)
+        events: list[object] = []
+        g.open_round()
+        record = g.run("3615", emit=events.append)
+        assert record.state is State.FAILED
+        assert record.quarantined == 1
+        assert record.details["not_applied"] == {"applied": 1, "sent": 0}
+        [row] = record.details["quarantined"]
+        assert (row["tbl"], row["key_json"], row["kind"]) == ("t", "[2]", "mismatch")
+        assert json.loads(row["columns_json"]) == [
+            {"column": "nom", "sent": "beta", "stored": "BETA"}
+        ]
+        tray = [e for e in events if isinstance(e, StateChanged)]
+        assert tray[-1].state == "failed" and tray[-1].message == record.error, record.error
+        assert record.error.startswith("1 ligne non appliquée — voir le rapport")
+        assert db(g.sites["3615"].db, "SELECT * FROM t WHERE id = 1") == [(1, "alpha", 1)]
+
+        script(g.sites["3615"].db, NO_UPPER)
+        g.open_round()
+        again = g.run("3615")
+        assert (again.state, again.error, again.quarantined) == (State.OK, "", 0)
+        assert [(r["key_json"], r["outcome"]) for r in again.details["retried"]] == [
+            ("[2]", "applied")
+        ]
+        assert db(g.sites["3615"].db, "SELECT * FROM t ORDER BY id") == db(
+            g.hq.db, "SELECT * FROM t ORDER BY id"
+        )
+
+
+def test_a_row_stored_differently_at_the_siege_fails_the_site_and_the_round(
+    tmp_path: Path,
+) -> None:
+    from rounds_helpers import group
+
+    from synchro.reports import State
+
+    with group(tmp_path, ["3615"], schema=SCHEMA + ";") as g:
+        db(g.sites["3615"].db, "INSERT INTO t VALUES (1, 'alpha', 1), (2, 'beta', 2)")
+        script(g.hq.db, UPPER)
+        g.open_round()
+        g.run("3615")
+        rounds = closed_rounds(g)
+        members = g.reports.for_round(rounds[0].id)
+        site_row = next(r for r in members if r.kind == "site-in-round")
+        assert site_row.state is State.FAILED
+        assert site_row.details["not_applied"] == {"applied": 1, "sent": 0}
+        assert rounds[0].state is State.FAILED and "3615" in rounds[0].error
