@@ -130,6 +130,28 @@ def test_dates_range_fraction_and_not_null() -> None:
     assert hold(optional, required, "here") == []
 
 
+def test_time_zones_kind_families_and_sqlite_integers() -> None:
+    tz = col("t", "datetime", "timestamptz", fraction=6, zone=True)
+    naive = col("t", "datetime", "timestamp", fraction=6, zone=False)
+    sqlite = col("t", "datetime", "DATETIME", enforced=False)
+    assert codes(hold(naive, tz, "here")) == [("t", "zone_missing", "here")]
+    assert codes(hold(tz, naive, "here")) == [("t", "zone_required", "here")]
+    assert hold(tz, sqlite, "here") == [] and hold(sqlite, tz, "here") == []
+    assert "une date avec fuseau serait refusée" in hold(naive, tz, "here")[0].text("fr")
+    text = Table("t", (col("id", "int", "INT", width=4), col("u", "text", "CHAR(36)")), ("id",))
+    uuid_ = Table("t", (col("id", "int", "INT", width=4), col("u", "uuid", "uuid")), ("id",))
+    found = compare([text], [uuid_], "hq")
+    assert codes(found) == [("u", "kind", "hq")]  # text holds a UUID, not the reverse
+    assert found[0].text("fr").startswith("t.u : types incompatibles : UUID au siège, CHAR(36) ici")
+    assert codes(compare([uuid_], [text], "hq")) == [("u", "kind", "here")]
+    blob = Table("t", (col("id", "int", "INT", width=4), col("u", "blob", "BLOB")), ("id",))
+    assert codes(compare([text], [blob], "hq")) == [("u", "kind", "here")]
+    lite = col("n", "decimal", "NUMERIC", enforced=False)
+    assert hold(lite, col("n", "decimal", "numeric", precision=18, scale=0), "here") == []
+    big = col("n", "decimal", "numeric", precision=19, scale=0)
+    assert codes(hold(lite, big, "here")) == [("n", "sqlite_digits", "here")]
+
+
 def test_compare_both_directions_missing_parts_key_and_words() -> None:
     here = [
         Table(
@@ -213,7 +235,15 @@ def test_details_parsers_and_json_round_trip() -> None:
     assert mysql_details("bigint(20) unsigned", None) == {"width": 8, "unsigned": True}
     assert mysql_details("varchar(20)", "utf8") == {"length": 20, "charset": "utf8mb3"}
     assert mysql_details("text", "utf8mb4") == {"length": 16383, "charset": "utf8mb4"}
-    assert mysql_details("timestamp(3)", None) == {"years": (1970, 2038), "fraction": 3}
+    assert mysql_details("timestamp(3)", None) == {
+        "years": (1970, 2038),
+        "fraction": 3,
+        "zone": False,
+    }
+    assert postgresql_details("timestamp with time zone", None, None, None, 6, "UTF8") == {
+        "fraction": 6,
+        "zone": True,
+    }
     assert mysql_details("decimal(12,4)", None) == {"precision": 12, "scale": 4}
     assert postgresql_details("numeric", None, None, None, None, "UTF8") == {
         "precision": None,
@@ -225,6 +255,7 @@ def test_details_parsers_and_json_round_trip() -> None:
     }
     c = col("q", "datetime", "TIMESTAMP", years=(1970, 2038), fraction=0, nullable=False)
     back = from_json("q", "datetime", to_json(c))
+    assert from_json("q", "datetime", to_json(dataclasses.replace(c, zone=True))).zone is True
     assert (back.years, back.fraction, back.nullable, back.type_name) == (
         (1970, 2038),
         0,
@@ -522,7 +553,8 @@ def test_odbc_catalog_details_for_other_sources() -> None:
     assert odbc_details(3, 18, 4) == {"precision": 18, "scale": 4}
     assert odbc_details(5, 5, 0) == {"width": 2}
     assert odbc_details(7, 24, None) == {"width": 4}
-    assert odbc_details(93, 23, 3) == {"fraction": 3}
+    assert odbc_details(93, 23, 3) == {"fraction": 3, "zone": None}
+    assert odbc_details(-155, 34, 7) == {"fraction": 7, "zone": True}
     assert odbc_details(-7, 1, None) == {}
 
 

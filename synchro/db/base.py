@@ -35,6 +35,7 @@ class Column:
     unsigned: bool = field(default=False, compare=False)  # int: no negative values
     fraction: int | None = field(default=None, compare=False)  # time: digits of seconds kept
     years: tuple[int, int] | None = field(default=None, compare=False)  # first, last year
+    zone: bool | None = field(default=None, compare=False)  # time zone kept (None: either)
     charset: str = field(default="", compare=False)  # text: "" = all of Unicode
     enforced: bool = field(default=True, compare=False)  # False: sizes only declared (SQLite)
 

@@ -72,9 +72,9 @@ def mysql_details(column_type: str, charset: str | None, dialect_utf8: str = "ut
     elif base in ("varbinary", "binary"):
         d.update(length=n)
     elif base == "timestamp":
-        d.update(years=MYSQL_TIMESTAMP_YEARS, fraction=n or 0)
+        d.update(years=MYSQL_TIMESTAMP_YEARS, fraction=n or 0, zone=False)
     elif base in ("datetime", "time"):  # DATE/DATETIME store years 1-9999 (measured)
-        d.update(fraction=n or 0)
+        d.update(fraction=n or 0, zone=False)
     elif base == "year":
         d.update(width=1, unsigned=True)
     return d
@@ -103,7 +103,7 @@ def postgresql_details(
     elif t in ("character varying", "character", "text"):
         d.update(length=char_length, charset=cs)
     elif t.startswith(("timestamp", "time")):
-        d.update(fraction=fraction)
+        d.update(fraction=fraction, zone=t.endswith("with time zone"))
     return d
 
 
@@ -128,7 +128,7 @@ def odbc_details(data_type: int, column_size: int | None, digits: int | None) ->
     elif data_type in (6, 7, 8):
         d.update(width=4 if data_type == 7 else 8)
     elif data_type in _ODBC_TIME:
-        d.update(fraction=digits)
+        d.update(fraction=digits, zone=True if data_type == -155 else None)
     return d
 
 
@@ -161,6 +161,8 @@ def to_json(column: Column) -> dict[str, Any]:
         data["unsigned"] = True
     if column.years is not None:
         data["years"] = list(column.years)
+    if column.zone is not None:
+        data["zone"] = column.zone
     if column.charset:
         data["charset"] = column.charset
     if not column.enforced:
@@ -188,6 +190,7 @@ def from_json(name: str, kind: str, data: Any) -> Column:
         **{f: _int(data.get(f)) for f in _FIELDS},
         unsigned=data.get("unsigned") is True,
         years=(years[0], years[1]) if years else None,
+        zone=data["zone"] if isinstance(data.get("zone"), bool) else None,
         charset=str(data.get("charset", "")),
         enforced=data.get("enforced") is not False,
     )

@@ -18,9 +18,11 @@ Rules (``hold``), receiver against sender, by kind:
 - decimal: as many digits before and after the point; SQLite keeps 15 digits exactly;
 - float: single precision cannot hold double precision;
 - date/datetime: the receiver's years (MariaDB ``TIMESTAMP``: 1970-2038) must contain the
-  sender's; date/time: as many digits of fractional seconds;
-- everywhere: the same kind, the same key, no column missing, no ``NOT NULL`` receiving
-  from a column that allows NULL.
+  sender's; datetime/time: as many digits of fractional seconds, and the same time zone
+  rule (PostgreSQL ``timestamptz`` refuses a value without zone, a column without zone a
+  value with one);
+- everywhere: the same kind (text holds a UUID or JSON as text), the same key, no column
+  missing, no ``NOT NULL`` receiving from a column that allows NULL.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from synchro.i18n import tr
 HERE = "here"  # a finding's side: this node
 ANY_YEARS = (1, 9999)  # what Python dates (and so the packages) can carry
 MAX_FRACTION = 6  # microseconds
+SQLITE_INTEGER_DIGITS = 18  # every integer of 18 digits is a 64-bit integer
 
 
 @dataclass(frozen=True)
@@ -141,6 +144,8 @@ def _limits(r: Column, s: Column) -> list[Limit]:
         s_digits = MAX_FRACTION if s.fraction is None else s.fraction
         if digits < s_digits:
             found.append(("fraction", {"n": digits, "m": s_digits}))
+        if r.zone is not None and s.zone is not None and r.zone != s.zone:
+            found.append(("zone_required" if r.zone else "zone_missing", {}))
     return found
 
 
@@ -160,7 +165,9 @@ def _length(r: Column, s: Column) -> list[Limit]:
 
 def _decimal(r: Column, s: Column) -> list[Limit]:
     s_int, s_scale = _digits(s)
-    if not r.enforced:  # SQLite: a double, 15 digits whatever is declared
+    if not r.enforced:  # SQLite: a 64-bit integer, else a double (15 digits exactly)
+        if s_scale == 0 and s_int <= SQLITE_INTEGER_DIGITS:
+            return []
         if s_int + s_scale > SQLITE_DIGITS:
             return [("sqlite_digits", {"digits": SQLITE_DIGITS})]
         return []
@@ -210,12 +217,29 @@ def _compare_table(here: Table, there: Table, other: str) -> list[Finding]:
         if their is None:
             found.append(Finding(here.name, column.name, "missing_column", other, _need(column)))
         elif their.kind != column.kind:
-            kinds: dict[str, object] = {"have": describe(column), "need": describe(their)}
-            found.append(Finding(here.name, column.name, "kind", HERE, kinds))
+            found += _kinds(here.name, column, their, other)
         elif their.type_name:  # details known (a format 1 package has none)
             for f in hold(column, their, HERE) + hold(their, column, other):
                 found.append(Finding(here.name, f.column, f.code, f.side, f.values))
     return found
+
+
+def kind_holds(receiver: str, sender: str) -> bool:
+    """Whether a column of kind ``receiver`` holds every value of kind ``sender``: the same
+    kind, or text receiving a UUID or a JSON document (as its text)."""
+    return receiver == sender or (receiver == "text" and sender in ("uuid", "json"))
+
+
+def _kinds(table: str, here: Column, there: Column, other: str) -> list[Finding]:
+    """Different kinds: one finding on the side that cannot hold the other's values
+    (here when neither can)."""
+    if kind_holds(here.kind, there.kind) and kind_holds(there.kind, here.kind):
+        return []
+    if kind_holds(here.kind, there.kind):
+        values: dict[str, object] = {"have": describe(there), "need": describe(here)}
+        return [Finding(table, here.name, "kind", other, values)]
+    values = {"have": describe(here), "need": describe(there)}
+    return [Finding(table, here.name, "kind", HERE, values)]
 
 
 def _need(column: Column) -> dict[str, object]:
