@@ -579,6 +579,7 @@ def test_site_check_uses_the_last_siege_package_when_the_siege_is_unreachable(
     report = check_site(load_config(site_paths.config_file), site_paths, lang="en")
     assert report.exit_code == 1 and not report.failed
     assert "Compared with the schemas of the headquarters' package SIEGE#7." in report.lines
+    assert report.lines[1].startswith("Schemas published by the headquarters not read: ")
     assert report.lines[-1].startswith(
         "  clients.ville: required (NOT NULL) here but optional at the headquarters"
     )

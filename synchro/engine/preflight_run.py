@@ -106,6 +106,8 @@ def check_site(
         report.lines.append(tr("check.no_hq", lang, reason=reason))
         _limits(report, tables, lang)
         return report
+    if reason:
+        report.lines.append(tr("check.hq_file_unread", lang, reason=reason))
     for source in sources:
         report.lines.append(tr("check.compared", lang, source=_source_words(source, "hq", lang)))
         report.compared += 1
