@@ -108,8 +108,20 @@ def _float_binder(dialect: str, column_type: str) -> Binder | None:
 def _decimal_binder(dialect: str, column_type: str) -> Binder | None:
     precision, scale = _args(column_type.lower())
     name = _NAMES.get(dialect, dialect)
+    sized = dialect != "sqlite" and precision is not None and scale is not None
+    whole = (precision or 0) - (scale or 0)  # digits the column keeps before the point
 
     def bind(value: Any) -> Any:
+        if type(value) is Decimal and sized:  # the usual case, in a few C calls
+            text = str(value)
+            point = text.find(".")
+            fraction = 0 if point < 0 else len(text) - point - 1
+            small = fraction <= (scale or 0) and value.adjusted() < whole
+            if small and text[-1].isdigit() and "E" not in text:
+                return value
+        return check(value)
+
+    def check(value: Any) -> Any:
         if not isinstance(value, Decimal):
             return value
         if not value.is_finite():
@@ -151,7 +163,11 @@ def _sqlite_decimal(value: Decimal, significant: int, low: int) -> Any:
 
 
 def _int_binder(dialect: str) -> Binder:
+    low, high = INT64
+
     def bind(value: Any) -> Any:
+        if type(value) is int and low <= value <= high:
+            return value
         if isinstance(value, bool) or not isinstance(value, int):
             return int(value) if isinstance(value, bool) else value
         if INT64[0] <= value <= INT64[1]:
@@ -202,8 +218,16 @@ def _moment_check(dialect: str, column_type: str) -> Callable[[Any], None]:
 def _datetime_binder(dialect: str, column_type: str) -> Binder:
     check = _moment_check(dialect, column_type)
     native = dialect == "postgresql"
+    # Columns that take any naive datetime: no fractions lost, no range, no time zone.
+    plain = (
+        fraction_digits(dialect, column_type) >= 6
+        and not has_time_zone(dialect, column_type)
+        and not (dialect == "mysql" and column_type.lower().startswith("timestamp"))
+    )
 
     def bind(value: Any) -> Any:
+        if plain and type(value) is dt.datetime and value.tzinfo is None:
+            return value if native else value.isoformat(" ")
         if not isinstance(value, dt.datetime):
             return value
         check(value)
@@ -240,6 +264,8 @@ def _text_binder(dialect: str, column_type: str, nul: bool) -> Binder | None:
     def bind(value: Any) -> Any:
         if not isinstance(value, str):
             return value
+        if (limit is None or len(value) <= limit) and "\x00" not in value:
+            return value
         if no_nul and "\x00" in value:
             raise Refused(f"{name} ne peut pas enregistrer le caractère NUL (U+0000)")
         if limit is not None and len(value) > limit:
@@ -261,7 +287,11 @@ def binder(dialect: str, kind: str, column_type: str, *, nul: bool = True) -> Bi
     if kind == "decimal":
         return _decimal_binder(dialect, column_type)
     if kind == "int":
-        return _int_binder(dialect)
+        # Beyond 64 bits pyodbc and sqlite3 raise OverflowError (a DatabaseError for the
+        # row): only MariaDB's BIGINT UNSIGNED needs the text form, SQLite 0/1 for bools.
+        if dialect == "sqlite" or "unsigned" in column_type.lower():
+            return _int_binder(dialect)
+        return None
     if kind == "datetime":
         return _datetime_binder(dialect, column_type)
     if kind == "time":

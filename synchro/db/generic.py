@@ -84,32 +84,31 @@ class SqlAdapter(Adapter):
         return cursor
 
     def _binders(self, table: Table, names: Sequence[str]) -> tuple[Binder | None, ...]:
-        """The binders of these columns, prepared once per table; a refusal comes out as a
-        ``DatabaseError`` naming the table, the column and why."""
+        """The binders of these columns, prepared once per table."""
         cache_key = (table.name, tuple(names))
         found = self._binders_of.get(cache_key)
         if found is None:
             columns = {c.name: c for c in table.columns}
-            found = tuple(self._named(table, columns[n]) for n in names)
+            found = tuple(self._column_binder(table, columns[n]) for n in names)
             self._binders_of[cache_key] = found
         return found
 
-    def _named(self, table: Table, column: Column) -> Binder | None:
-        bind = self._column_binder(table, column)
-        if bind is None:
-            return None
-        plain: Binder = bind
-
-        def named(value: Any) -> Any:
-            try:
-                return plain(value)
-            except Refused as exc:
-                raise DatabaseError(
-                    f"{self.description} : table {table.name}, colonne {column.name} : "
-                    f"valeur refusée, {exc}"
-                ) from None
-
-        return named
+    def _refusal(
+        self, table: Table, names: Sequence[str], rows: Iterable[Sequence[Any]]
+    ) -> DatabaseError:
+        """The error naming the table, the column and why, for the first refused value."""
+        binders = self._binders(table, names)
+        for row in rows:
+            for name, f, v in zip(names, binders, row, strict=True):
+                try:
+                    if f is not None and v is not None:
+                        f(v)
+                except Refused as exc:
+                    return DatabaseError(
+                        f"{self.description} : table {table.name}, colonne {name} : "
+                        f"valeur refusée, {exc}"
+                    )
+        return DatabaseError(f"{self.description} : table {table.name} : valeur refusée")
 
     def _bind_rows(
         self, table: Table, names: Sequence[str], rows: Iterable[Sequence[Any]]
@@ -119,11 +118,15 @@ class SqlAdapter(Adapter):
         binders = self._binders(table, names)
         if not any(binders):
             return [v for row in rows for v in row]
-        return [
-            v if f is None or v is None else f(v)
-            for row in rows
-            for f, v in zip(binders, row, strict=True)
-        ]
+        rows = rows if isinstance(rows, Sequence) else list(rows)
+        try:
+            return [
+                v if f is None or v is None else f(v)
+                for row in rows
+                for f, v in zip(binders, row, strict=True)
+            ]
+        except Refused:
+            raise self._refusal(table, names, rows) from None
 
     def _need_key(self, table: Table) -> None:
         if not table.key:
