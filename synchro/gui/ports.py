@@ -61,7 +61,9 @@ class ReportDetail:
 
     row: ReportRow
     message: str = ""  # error text or summary
-    quarantined: tuple[str, ...] = ()  # one line per refused row: table, key, error
+    # one line per row not applied exactly (refused, stored differently, set aside):
+    # table, key, and the reason (differing column, sent and stored values)
+    quarantined: tuple[str, ...] = ()
     conflicts: tuple[str, ...] = ()  # one line per conflict: table, key, winner, loser
     tables: tuple[str, ...] = ()  # optional per-table counts, one line each
 
