@@ -32,6 +32,12 @@ STRATEGIES: dict[str, st.SearchStrategy[Any]] = {
     "datetime": st.datetimes() | st.datetimes(timezones=st.just(dt.UTC)),
     "time": st.times(),
     "blob": st.binary(),
+    "uuid": st.uuids().map(str),
+    "json": st.recursive(
+        st.none() | st.booleans() | st.integers() | st.text(),
+        lambda inner: st.lists(inner) | st.dictionaries(st.text(), inner),
+        max_leaves=8,
+    ).map(lambda data: json.dumps(data, ensure_ascii=False)),
 }
 
 
@@ -174,7 +180,7 @@ def test_compiled_row_codecs_match_the_value_codecs(row: tuple[Any, ...]) -> Non
 
 def test_odd_values_fall_back_to_the_value_codecs() -> None:
     codec = RecordCodec([ALL_KINDS])
-    odd = (True, 1, "1,5", 5, 1, "hier", "31/12/2024", "midi", 7)
+    odd = (True, 1, "1,5", 5, 1, "hier", "31/12/2024", "midi", 7, "PAS-UN-UUID", "{pas du json")
     (change,) = codec.decode(line_of(codec, ("t", "U", odd, "", 0)), 1)
     assert change.values == tuple(
         V.from_json(k, V.to_json(k, v)) for k, v in zip(V.KINDS, odd, strict=True)
