@@ -128,6 +128,9 @@ class Dialect:
     # The SQLite ODBC driver reads REAL with 15 significant digits (1/3 → 0.333333333333333):
     # such a driver gets REAL columns as text with 17 digits, which read back exactly.
     float_as_text: bool = False
+    # The SQLite ODBC driver reads TIME/DATETIME to the millisecond: such a driver gets
+    # them as the text SQLite holds.
+    moments_as_text: bool = False
 
     # -- capacities -------------------------------------------------------------------
 
@@ -285,6 +288,7 @@ class Dialect:
 
         - with ``float_as_text`` (SQLite ODBC) REAL as 17-digit text (its driver reads 15
           digits; SQLite's printf stops at 16 unless given the ``!`` flag);
+        - with ``moments_as_text`` (SQLite ODBC) TIME and DATETIME as text (milliseconds);
         - MariaDB TIME as text (the driver drops its fractional seconds);
         - PostgreSQL timestamptz as text with its offset (the driver drops the offset);
         - with ``raw_text``, text as the hex of its UTF-8 bytes (see ``hexed_columns``).
@@ -299,6 +303,8 @@ class Dialect:
             }[self.name]
         if self.float_as_text and kind == "float":
             return f"CASE WHEN {col} IS NULL THEN NULL ELSE printf('%!.17g', {col}) END"
+        if self.moments_as_text and kind in ("time", "datetime"):
+            return f"CAST({col} AS TEXT)"
         if self.name == "mysql" and kind == "time":
             return f"CAST({col} AS CHAR)"
         if self.name == "postgresql" and kind == "datetime" and t in ("timestamptz",):

@@ -137,6 +137,7 @@ class OdbcAdapter(SqlAdapter):
             self.dialect,
             str(info(SQL_IDENTIFIER_QUOTE_CHAR) or '"'),
             float_as_text=self.dialect == "sqlite",
+            moments_as_text=self.dialect == "sqlite",
         )
         self._database = str(info(SQL_DATABASE_NAME) or "")
         server = str(info(SQL_SERVER_NAME) or "")
