@@ -239,7 +239,6 @@ def _linger(app: Any, hq: Any, interrupted: threading.Event, linger: float) -> N
 
     _steps(app, hq, going)
     if hq.closing is not None:  # linger over: who has not acked is Echec
-        hq.step("stop" if interrupted.is_set() else "")
         hq.acks.expire(list(hq.settings.sites), app.now(), force=True)
         hq.step("")
 

@@ -41,6 +41,7 @@ from synchro.errors import ApplyError, Cancelled, PackageError, SynchroError
 from synchro.reports import ReportStore, RunRecord, State
 
 NO_DATA = "aucune donnée reçue"
+UNFINISHED = "le tour s'est terminé avant la fin du traitement de ses données"
 ROUND_FILE = "tour.json"  # in each /<site>/out: is a round open, until when (UTC)
 RETRY_AFTER = dt.timedelta(minutes=1)  # after an unexpected error, before trying again
 log = logging.getLogger(__name__)
@@ -308,7 +309,10 @@ class HQService:
     ) -> tuple[State, str, dict[str, object]]:
         """The round's final state, error and details from its establishments' rows."""
         missing = current.missing
-        members = [r for r in self.reports.for_round(current.report_id)]
+        for r in self.reports.for_round(current.report_id):
+            if r.state is State.RUNNING and r.id != current.report_id:  # cut short by an error
+                self.reports.finish(r.id, State.FAILED, now=self.now(), error=UNFINISHED)
+        members = self.reports.for_round(current.report_id)
         failures = [
             r.site
             for r in members

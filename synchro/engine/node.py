@@ -334,7 +334,12 @@ class Node:
         return ImportResult(manifest, stats, "applied")
 
     def _acked_seq(self, manifest: Manifest) -> int:
-        """Serveur: the last of our packages the Siège had applied when it published."""
+        """Serveur: the last of our packages the Siège had applied when it published —
+        0 when those were packages of an earlier life of this site (a lost state starts
+        its sequence again: the old numbers acknowledge nothing of the new ones)."""
+        lives = manifest.meta.get("acked_instances")
+        if isinstance(lives, dict) and str(lives.get(self.code, "")) != self.state.instance:
+            return 0
         acked = manifest.meta.get("acked")
         if isinstance(acked, dict) and self.code in acked:
             return int(acked[self.code])
@@ -526,6 +531,7 @@ class Node:
                 "from_pos": acked,
                 "to_pos": self.state.last_position(),
                 "acked": {site: self.state.site(site)[1] for site in sites},
+                "acked_instances": {s: self.state.get_meta(f"instance:{s}") or "" for s in sites},
                 "instance": self.state.instance,
                 "checksums": sums,
             },
