@@ -23,6 +23,7 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+from conftest import require, require_module
 
 from synchro import __version__
 
@@ -30,6 +31,7 @@ pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[1]
 KEEP_BUILDS = 3
+WINE = "/usr/lib/wine/wine64"  # what tools/build-windows.sh runs
 
 
 def _load_build_module() -> ModuleType:
@@ -109,6 +111,10 @@ def cached_linux_binary() -> tuple[Path, dict[str, object]]:
 def binary() -> Path:
     if sys.platform != "linux":
         pytest.skip("the Linux one-file build")
+    # The one-file program carries the ODBC driver manager (libodbc.so.2, which pyodbc links)
+    # and Tk: a build without them would not be the program users get.
+    require_module("pyodbc")
+    require_module("tkinter")
     path, _info = cached_linux_binary()
     return path
 
@@ -177,6 +183,8 @@ def test_windows_build_through_wine(tmp_path: Path) -> None:
     read back with ``wine reg query``, named mutex, demo)."""
     if sys.platform != "linux":
         pytest.skip("the Wine build runs on Linux")
+    if not os.access(WINE, os.X_OK) and os.geteuid() != 0:  # as root the script installs it
+        require(f"Wine is missing ({WINE}; apt-get install wine64)")
     started = time.monotonic()
     done = subprocess.run(
         [sys.executable, str(REPO / "build.py"), "--windows", "--dist", str(tmp_path)],

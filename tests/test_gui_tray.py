@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import require
+from conftest import require, require_module
 from PIL import Image
 from xvfb import xvfb_fixture  # noqa: F401  (the "xvfb" fixture)
 
@@ -173,6 +173,7 @@ def test_real_tray_changes_state_and_queues_menu_commands(trayer: None) -> None:
 def test_screenshots_render_every_window(xvfb: str, tmp_path: Path) -> None:
     if shutil.which("import") is None:
         require("ImageMagick's import is not installed (apt-get install imagemagick)")
+    require_module("tkinter")  # the windows are Tk
     written = screenshots.render_all(tmp_path, languages=("en",))
     names = {p.name for p in written}
     assert {
