@@ -24,6 +24,7 @@ from synchro.db.binding import Binder, binder
 from synchro.db.details import mysql_details, odbc_details, postgresql_details, with_details
 from synchro.db.dialects import Dialect, detect_dialect, odbc_kind
 from synchro.db.generic import SqlAdapter
+from synchro.db.mysql_catalog import catalog_rows, cut_by_driver
 from synchro.db.sqlite import discover as discover_sqlite
 from synchro.errors import DatabaseError
 
@@ -235,7 +236,14 @@ class OdbcAdapter(SqlAdapter):
             cursor.close()
 
     def _catalog(self, method: str, **kwargs: Any) -> list[Any]:
-        """Rows of an ODBC catalog function; [] when the driver does not offer it."""
+        """Rows of an ODBC catalog function; [] when the driver does not offer it.
+
+        MariaDB: a table name the driver would cut (``mysql_catalog.cut_by_driver``) is
+        looked up in ``information_schema`` instead, with rows of the same shape.
+        """
+        name = kwargs.get("table", kwargs.get("foreignTable"))
+        if self.dialect == "mysql" and isinstance(name, str) and cut_by_driver(name):
+            return catalog_rows(self._query, method, name)
         cursor = self._conn.cursor()
         try:
             return list(getattr(cursor, method)(**kwargs).fetchall())

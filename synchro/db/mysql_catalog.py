@@ -1,0 +1,132 @@
+"""MariaDB/MySQL catalog rows read from ``information_schema``, shaped as ODBC returns them.
+
+pyodbc hands table names to the ODBC catalog functions (``SQLColumnsW``,
+``SQLPrimaryKeysW``...) as UTF-16, and MariaDB Connector/ODBC 3.1 converts UTF-16 wrongly
+(see ``odbc.narrow_utf8``): a table whose name holds a character whose UTF-16 low byte is
+D8-DB (Ú, Ø, ヘ...) is looked up under a cut name, so its columns or key come back empty
+and the table would be reported as having no key. For such names the adapter asks
+``information_schema`` instead, with the name bound as UTF-8 like every other parameter;
+these functions give the rows in the columns ODBC uses (only the fields discovery reads
+are filled, the others are ``None``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+Query = Callable[[str, tuple[Any, ...]], list[Any]]
+
+# information_schema DATA_TYPE -> the ODBC SQL type the driver reports.
+_TYPES = {
+    "tinyint": -6,
+    "smallint": 5,
+    "mediumint": 4,
+    "int": 4,
+    "integer": 4,
+    "bigint": -5,
+    "year": 5,
+    "decimal": 3,
+    "numeric": 2,
+    "float": 7,
+    "double": 8,
+    "real": 8,
+    "bit": -7,
+    "char": -8,
+    "varchar": -9,
+    "enum": -8,
+    "set": -8,
+    "tinytext": -10,
+    "text": -10,
+    "mediumtext": -10,
+    "longtext": -10,
+    "json": -10,
+    "date": 91,
+    "time": 92,
+    "datetime": 93,
+    "timestamp": 93,
+    "binary": -2,
+    "varbinary": -3,
+    "tinyblob": -4,
+    "blob": -4,
+    "mediumblob": -4,
+    "longblob": -4,
+    "uuid": -4,
+}
+
+
+def cut_by_driver(name: str) -> bool:
+    """True when a UTF-16 code unit of ``name`` has a low byte D8-DB (the driver cuts it)."""
+    data = name.encode("utf-16-le", "surrogatepass")
+    return any(0xD8 <= b <= 0xDB for b in data[0::2])
+
+
+def catalog_rows(query: Query, method: str, name: str) -> list[tuple[Any, ...]]:
+    """The rows of ODBC catalog function ``method`` for table ``name`` of the current
+    database (``columns``, ``primaryKeys``, ``statistics`` of unique indexes,
+    ``foreignKeys`` of this table); [] for another method."""
+    where = " WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?"
+    if method == "columns":
+        rows = query(
+            "SELECT TABLE_NAME, COLUMN_NAME, DATA_TYPE, CHARACTER_MAXIMUM_LENGTH,"
+            " NUMERIC_PRECISION, DATETIME_PRECISION, NUMERIC_SCALE, IS_NULLABLE,"
+            " ORDINAL_POSITION FROM information_schema.COLUMNS" + where,
+            (name,),
+        )
+        return [_column(r) for r in rows]
+    if method == "primaryKeys":
+        rows = query(
+            "SELECT TABLE_NAME, COLUMN_NAME, ORDINAL_POSITION"
+            " FROM information_schema.KEY_COLUMN_USAGE"
+            + where
+            + " AND CONSTRAINT_NAME = 'PRIMARY'",
+            (name,),
+        )
+        return [(None, None, r[0], r[1], int(r[2]), "PRIMARY") for r in rows]
+    if method == "statistics":
+        rows = query(
+            "SELECT TABLE_NAME, INDEX_NAME, SEQ_IN_INDEX, COLUMN_NAME"
+            " FROM information_schema.STATISTICS" + where + " AND NON_UNIQUE = 0",
+            (name,),
+        )
+        return [(None, None, r[0], 0, None, r[1], 3, int(r[2]), r[3]) for r in rows]
+    if method == "foreignKeys":
+        rows = query(
+            "SELECT REFERENCED_TABLE_NAME, REFERENCED_COLUMN_NAME, TABLE_NAME, COLUMN_NAME,"
+            " ORDINAL_POSITION, CONSTRAINT_NAME FROM information_schema.KEY_COLUMN_USAGE"
+            + where
+            + " AND REFERENCED_TABLE_NAME IS NOT NULL",
+            (name,),
+        )
+        return [
+            (None, None, r[0], r[1], None, None, r[2], r[3], int(r[4]), None, None, r[5], None)
+            for r in rows
+        ]
+    return []
+
+
+def _column(r: Any) -> tuple[Any, ...]:
+    table, column, data_type, chars, precision, fraction, scale, nullable, position = r
+    base = str(data_type).lower()
+    size = chars if chars is not None else precision if precision is not None else fraction
+    size = int(size) if size is not None and int(size) < 2**31 else None
+    return (
+        None,
+        None,
+        table,
+        column,
+        _TYPES.get(base, -10),
+        base.upper(),
+        size,
+        None,
+        int(scale) if scale is not None else None,
+        None,
+        1 if str(nullable).upper() == "YES" else 0,
+        None,
+        None,
+        None,
+        None,
+        None,
+        int(position),
+        str(nullable).upper(),
+    )
