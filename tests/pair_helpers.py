@@ -95,7 +95,8 @@ def synchro(*args: str, cwd: Path, timeout: float = 60) -> subprocess.CompletedP
     )
 
 
-def popen(*args: str, cwd: Path) -> subprocess.Popen[str]:
+def popen(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    """``synchro *args`` started in the background; ``env`` adds variables (failpoints)."""
     return subprocess.Popen(
         [sys.executable, "-m", "synchro", *args],
         cwd=cwd,
@@ -103,6 +104,7 @@ def popen(*args: str, cwd: Path) -> subprocess.Popen[str]:
         stderr=subprocess.PIPE,
         text=True,
         stdin=subprocess.DEVNULL,
+        env={**os.environ, **env} if env else None,
     )
 
 

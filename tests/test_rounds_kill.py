@@ -12,6 +12,7 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
 from pair_helpers import cli_group, popen, synchro
 
 
@@ -42,8 +43,9 @@ def finish(process: subprocess.Popen[str], timeout: float = 120) -> tuple[int, s
     return process.returncode, out + err
 
 
-def sync(folder: Path, *extra: str) -> subprocess.Popen[str]:
-    return popen("--config", "synchro.toml", "sync", *extra, cwd=folder)
+def sync(folder: Path, *extra: str, kill_at: str = "") -> subprocess.Popen[str]:
+    env = {"SYNCHRO_KILL_AT": kill_at} if kill_at else None
+    return popen("--config", "synchro.toml", "sync", *extra, cwd=folder, env=env)
 
 
 def last_report(folder: Path, kind: str = "run") -> dict[str, object]:
@@ -86,3 +88,37 @@ def test_site_killed_after_its_upload_is_ok_once_started_again(tmp_path: Path) -
     # A's second run re-sent package 2 (never acknowledged), it made no package 3
     archive = hq / "data" / "packages" / "archive" / "A"
     assert sorted(p.name for p in archive.glob("*.pkg")) == ["A-00000001.pkg", "A-00000002.pkg"]
+
+
+@pytest.mark.parametrize(
+    "point",
+    [
+        "site.downloaded",  # the Siège's package is in the inbox, not applied
+        "site.applied",  # applied, the ack not written
+        "site.ack.written",  # the ack written, not sent
+    ],
+)
+def test_site_killed_between_download_and_ack_finishes_on_its_next_start(
+    tmp_path: Path, point: str
+) -> None:
+    hq, sites = cli_group(tmp_path, ["A"], attempts=4, retry_delay="00:00:02")
+    add_row(sites["A"] / "m.db", 2)
+    siege = sync(hq, "--linger", "60")
+    code, said = finish(sync(sites["A"], kill_at=point))
+    assert code == -signal.SIGKILL, said
+    code, said = finish(sync(sites["A"]))
+    assert code == 0, said
+    kept = "reçues lors d'une synchronisation interrompue" in said  # applied from the inbox
+    assert kept == (point == "site.downloaded"), said
+    code, said = finish(siege)
+    assert code == 0, said  # the Siège waited for the ack, not for the download
+    assert ids(hq / "hq.db") == ids(sites["A"] / "m.db") == [1, 2]
+    runs = json.loads(
+        synchro("--config", "synchro.toml", "report", "--json", cwd=sites["A"]).stdout
+    )
+    assert [r["state"] for r in runs] == ["OK", "Echec"]
+    assert "interrompu" in runs[1]["error"]
+    # the second run applied the kept package first, then made its own delivery (empty:
+    # every run delivers, so that a Siège round counts it) — each applied once
+    applied = hq / "data" / "packages" / "archive" / "A"
+    assert sorted(p.name for p in applied.glob("*.pkg")) == ["A-00000001.pkg", "A-00000002.pkg"]

@@ -230,13 +230,14 @@ class SiteRun:
             if not self._offered_name(stray.name[: -len(".part")]):
                 stray.unlink(missing_ok=True)
         for local in sorted(inbox.glob("*.pkg")):
-            self.emit(said("engine.inbox", name=local.name))
             try:
                 self._apply_local(local)
-            except NotYet:
+            except NotYet:  # already applied before the crash, or stale: removed
                 continue
             except PackageError:
                 local.unlink(missing_ok=True)  # damaged: it will be downloaded again
+                continue
+            self.emit(said("engine.inbox", name=local.name))
 
     def _offered_name(self, name: str) -> bool:
         return re.match(rf"^(.+)-{re.escape(self.site)}-(\d{{8}})\.pkg$", name) is not None
