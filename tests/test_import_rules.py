@@ -79,17 +79,17 @@ KNOWN_DEBT = {
     # (StateDB, HELD, key_json, snap_value live in engine/state.py, a layer above capture).
     ("synchro.capture.diff", "engine"),
     # Front ends doing domain work themselves instead of asking one application object:
-    ("synchro.cli_engine", "engine"),  # status/export/import/check: Node, preflight, events
-    ("synchro.cli_engine", "transport"),  # test-connection, tokens
-    ("synchro.cli_rounds", "engine"),  # the Siège round loop (_hq_round_now, _linger)
-    ("synchro.cli_rounds", "package"),  # key rotate/set: crypto
-    ("synchro.cli_rounds", "transport"),  # site add: tokens, accounts, certificates
-    ("synchro.demo", "engine"),
-    ("synchro.demo", "package"),
-    ("synchro.demo", "transport"),  # enrols its sites itself
-    ("synchro.gui_backend", "db"),  # wizard: tables of a database
-    ("synchro.gui_backend", "engine"),  # events, preflight
-    ("synchro.gui_backend", "transport"),  # token -> SiteSettings
+    ("synchro.cli_engine", "engine"),  # export/import/status open a Node; check: preflight_run
+    ("synchro.cli_engine", "transport"),  # init --token: parse_token
+    ("synchro.cli_rounds", "engine"),  # events for the printer; site add: publish_for_site
+    ("synchro.cli_rounds", "package"),  # site add, key rotate/set: group keys (crypto)
+    ("synchro.cli_rounds", "transport"),  # site add: token, secret, certificate; test, trust
+    ("synchro.demo", "engine"),  # events, checksums of the three databases
+    ("synchro.demo", "package"),  # group key
+    ("synchro.demo", "transport"),  # enrols its sites itself: token, secret, certificate
+    ("synchro.gui_backend", "db"),  # wizard: the tables of a database
+    ("synchro.gui_backend", "engine"),  # engine events -> GUI events; preflight_run
+    ("synchro.gui_backend", "transport"),  # token -> SiteSettings; Test: test_connection
     ("synchro.gui_backend", "pyodbc"),  # the list of ODBC drivers (belongs in synchro.db)
 }
 
