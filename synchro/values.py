@@ -203,14 +203,20 @@ def normalise(kind: str, value: Any) -> Any:
         if isinstance(value, int):
             return value
         try:
-            return int(Decimal(str(value)))
+            number = Decimal(str(value))
+            if number != number.to_integral_value():
+                return value  # 4.5 is no integer: kept as it came, never truncated
+            return int(number)
         except (InvalidOperation, ValueError, OverflowError):  # "inf": kept as it came
             return value
     if kind == "float":
         try:
-            return float(value)
+            double = float(value)
         except (TypeError, ValueError):
             return value
+        if isinstance(value, Decimal) and value.is_finite() and Decimal(repr(double)) != value:
+            return value  # more digits than a double holds: kept, never rounded
+        return double
     if kind == "decimal":
         return as_decimal(value)
     if kind == "bool":

@@ -314,6 +314,20 @@ def test_aware_datetimes_hash_as_their_instant_naive_ones_as_they_are() -> None:
     assert V.from_json("datetime", V.to_json("datetime", here)).utcoffset() == here.utcoffset()
 
 
+def test_a_value_of_another_kind_is_converted_only_when_exact() -> None:
+    """A decimal arriving in an integer or float column is converted only when nothing is
+    lost; otherwise it stays as it came, so the write or its verification says why."""
+    assert V.normalise("int", Decimal("7.00")) == 7
+    assert V.normalise("int", "4.0") == 4
+    assert V.normalise("int", Decimal("4.5")) == Decimal("4.5")
+    assert V.normalise("int", 3.5) == 3.5
+    assert V.normalise("float", Decimal("0.10")) == 0.1
+    assert V.normalise("float", "0.10000000000000001") == 0.1  # SQLite ODBC's 17 digits
+    precise = Decimal("0.10000000000000000001")
+    assert V.normalise("float", precise) is precise
+    assert V.canonical("float", precise) != V.canonical("float", 0.1)
+
+
 def test_uuid_is_lowercase_text_and_json_compares_as_data() -> None:
     upper = "A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11"
     assert V.normalise("uuid", upper) == upper.lower()
