@@ -238,3 +238,18 @@ def test_nothing_outside_gui_loads_a_gui_toolkit_or_pyodbc() -> None:
     assert done.returncode == 0, done.stderr[-3000:]
     assert len(names) > 50
     assert done.stdout.strip() == "[]"
+
+
+def test_the_architecture_page_shows_these_layers() -> None:
+    """docs/ARCHITECTURE.md's layer table names every area at the layer LAYERS gives it."""
+    shown: dict[str, int] = {}
+    text = (REPO / "docs" / "ARCHITECTURE.md").read_text(encoding="utf-8")
+    for line in text.splitlines():
+        cells = line.split("|")
+        if len(cells) > 3 and cells[1].strip()[:1].isdigit():
+            layer = int(cells[1].strip().split()[0])
+            for name in cells[2].split("`")[1::2]:
+                area = name.removesuffix("/").removesuffix(".py")
+                shown["synchro" if area == "__init__" else area] = layer
+    shown.pop("locales", None)  # i18n's texts, not an area
+    assert shown == LAYERS
