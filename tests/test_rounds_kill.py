@@ -122,3 +122,25 @@ def test_site_killed_between_download_and_ack_finishes_on_its_next_start(
     # every run delivers, so that a Siège round counts it) — each applied once
     applied = hq / "data" / "packages" / "archive" / "A"
     assert sorted(p.name for p in applied.glob("*.pkg")) == ["A-00000001.pkg", "A-00000002.pkg"]
+
+
+def test_siege_killed_before_publishing_serves_the_package_sent_again(tmp_path: Path) -> None:
+    """The Siège's ``sync`` dies after applying A's package, before its answer is published.
+    Started again, its new round counts A's copy of that package (A was never answered):
+    the round closes at once, A gets its answer and both end OK."""
+    hq, sites = cli_group(tmp_path, ["A"], attempts=4, retry_delay="00:00:02")
+    add_row(sites["A"] / "m.db", 2)
+    siege = sync(hq, "--linger", "60", kill_at="hq.publish.before")
+    waiting = sync(sites["A"])
+    code, said = finish(siege)
+    assert code == -signal.SIGKILL, said
+    os.kill(waiting.pid, signal.SIGKILL)  # (or it would fail after its attempts)
+    finish(waiting)
+    assert ids(hq / "hq.db") == [1, 2]  # applied before the Siège died
+    siege = sync(hq, "--linger", "60")
+    code, said = finish(sync(sites["A"]))
+    assert code == 0, said
+    code, said = finish(siege)
+    assert code == 0, said
+    assert "aucune donnée" not in said
+    assert ids(sites["A"] / "m.db") == [1, 2]

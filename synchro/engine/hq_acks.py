@@ -116,6 +116,10 @@ class AckBook:
                 _file(path, self.archive / site / "acks")
         return found
 
+    def served(self, site: str) -> int:
+        """The last package of ``site`` whose answer it acknowledged having applied."""
+        return int(self.node.state.get_meta(f"served:{site}") or 0)
+
     def _receive(self, ack: Ack, now: dt.datetime) -> Received:
         state = self.node.state
         ours = self.node.published_sums(ack.sequence)
@@ -124,6 +128,9 @@ class AckBook:
             if ack.instance == state.instance:  # a position of this Siège's change log
                 acked, applied, out_seq = state.site(ack.site)
                 state.set_site(ack.site, max(acked, ack.to_pos), applied, out_seq)
+            served = self.node.answered(ack.sequence, ack.site)
+            if served > self.served(ack.site):
+                state.set_meta(f"served:{ack.site}", str(served))
             state.set_meta(
                 f"ack:{ack.site}",
                 json.dumps({"sequence": ack.sequence, "controle": text, "at": now.isoformat()}),

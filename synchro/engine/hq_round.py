@@ -220,9 +220,11 @@ class HQService:
         ]
 
     def _is_new(self, d: Delivery) -> bool:
-        """A delivery not applied yet (a re-sent one does not count for a round)."""
+        """A delivery that counts for the open round: not applied yet, or applied but never
+        answered to the site's knowledge (sent again after the Siège died before its answer
+        reached the site). A copy of one the site was served for counts for nothing."""
         _acked, applied, _out = self.node.state.site(d.site)
-        if d.sequence > applied:
+        if d.sequence > applied or d.sequence > self.acks.served(d.site):
             return True
         instance = peek_instance(d.path)
         return bool(instance) and instance != self.node.state.get_meta(f"instance:{d.site}")
@@ -474,6 +476,9 @@ class HQService:
         self._move(d, self.archive)
         if result.status != "applied":  # re-sent after a crash: already applied once
             self.emit(said("engine.package.duplicate", site=d.site, sequence=d.sequence))
+            if round_id is not None and d.sequence > self.acks.served(d.site):
+                row()  # never answered to the site's knowledge: this round serves it
+                outcome.applied.setdefault(d.site, []).append(d.sequence)
             return
         if result.status == "applied":
             s = result.stats

@@ -496,6 +496,8 @@ class Node:
             shared.unlink(missing_ok=True)
             with self.state.transaction():
                 self.state.set_meta(f"sums:{sequence}", json.dumps(sums))
+                answered = {site: self.state.site(site)[1] for site in members}
+                self.state.set_meta(f"answered:{sequence}", json.dumps(answered))
                 for site in members:
                     site_acked, applied, _out = self.state.site(site)
                     self.state.set_site(site, site_acked, applied, sequence)
@@ -506,6 +508,11 @@ class Node:
         """Siège: its checksums when it published package ``sequence`` (None: unknown)."""
         text = self.state.get_meta(f"sums:{sequence}")
         return sums_from_json(json.loads(text)) if text else None
+
+    def answered(self, sequence: int, site: str) -> int:
+        """Siège: the last package of ``site`` its package ``sequence`` answered (0: none)."""
+        text = self.state.get_meta(f"answered:{sequence}")
+        return int(json.loads(text).get(site, 0)) if text else 0
 
     def checksums(self) -> Sums:
         """Per-table checksums of this node's database now (see ``engine.checksum``)."""
