@@ -1,0 +1,859 @@
+"""The fault-injection suite's world: a Siège and two establishments (A, B) set up with the
+CLI only, each in its own folder, run as real ``python -m synchro`` processes on loopback.
+
+``build_template(root)`` does the slow part once (init, site add, a first round that every
+node applies); ``World.copy(template, folder)`` gives each test its own copy on a new port.
+A process is killed either by itself (``SYNCHRO_KILL_AT``, see ``synchro/faults.py``) or by
+PID from the test. ``scenario()`` runs one round with one kill, restarts the victim, and
+says how the group recovered: that is what the tests assert and ``bench_faults`` tabulates.
+"""
+
+from __future__ import annotations
+
+import base64
+import concurrent.futures
+import contextlib
+import dataclasses
+import os
+import random
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from ftp_proxy import LISTEN, FTPProxy, free_port_range
+
+SITES = ("A", "B")
+NODES = ("SIEGE", *SITES)
+BASE = {"SIEGE": 0, "A": 1_000_000, "B": 2_000_000}  # each node's own range of ids
+SCHEMA = """
+CREATE TABLE clients(id INTEGER PRIMARY KEY, nom TEXT NOT NULL, note TEXT);
+CREATE TABLE commandes(id INTEGER PRIMARY KEY,
+    client_id INTEGER NOT NULL REFERENCES clients(id), montant DECIMAL(10,2), etat TEXT);
+"""
+TABLES = ("clients", "commandes")
+# rows inserted by each node per round, and the size of their notes (A's package is big
+# enough for several 256 KiB upload blocks; the Siège's for several download records)
+INSERTS = {"SIEGE": (40, 4000), "A": (200, 4000), "B": (30, 100)}
+ATTEMPTS, RETRY_DELAY = 30, "00:00:01"  # a budget (30 s) longer than a reception (20 s)
+WAIT_S = 90.0  # the longest any process of a scenario may run (a hang fails the test)
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def sql(db: Path, script: str) -> None:
+    conn = sqlite3.connect(db)
+    try:
+        conn.executescript(script)
+        conn.commit()
+    finally:
+        conn.close()
+
+
+def table_rows(db: Path) -> dict[str, set[tuple[Any, ...]]]:
+    conn = sqlite3.connect(db)
+    try:
+        return {t: set(conn.execute(f"SELECT * FROM {t}").fetchall()) for t in TABLES}
+    finally:
+        conn.close()
+
+
+def mutations(node: str, round_no: int) -> str:
+    """What ``node`` changes in round ``round_no``: inserts (children referring to new and
+    shared parents), updates and deletes of its own rows of the round before. Ids never
+    overlap between nodes, so the expected result is the same SQL applied in any order."""
+    count, size = INSERTS[node]
+    rng = random.Random(f"{node}-{round_no}")
+    base = BASE[node] + round_no * 1000
+    prev = BASE[node] + (round_no - 1) * 1000
+    lines = []
+    for i in range(count):
+        note = base64.b64encode(rng.randbytes(size * 3 // 4)).decode()
+        lines.append(f"INSERT INTO clients VALUES ({base + i}, '{node} {round_no} {i}', '{note}');")
+    for i in range(count // 2):
+        parent = base + i if i % 3 else 1 + i % 20  # some refer to the Siège's first clients
+        lines.append(
+            f"INSERT INTO commandes VALUES ({base + i}, {parent}, '{i}.{round_no:02d}', 'neuve');"
+        )
+    if round_no > 1:
+        lines.append(
+            f"UPDATE clients SET nom = nom || ' maj' WHERE id BETWEEN {prev} AND "
+            f"{prev + 999} AND id % 3 = 0;"
+        )
+        lines.append(
+            f"UPDATE commandes SET etat = 'livrée' WHERE id BETWEEN {prev} AND "
+            f"{prev + 999} AND id % 2 = 1;"
+        )
+        lines.append(
+            f"DELETE FROM commandes WHERE id BETWEEN {prev} AND {prev + 999} AND id % 4 = 0;"
+        )
+        lines.append(
+            f"DELETE FROM clients WHERE id BETWEEN {prev + count // 2} AND "
+            f"{prev + 999} AND id % 5 = 0;"
+        )
+    return "\n".join(lines)
+
+
+def seed_sql() -> str:
+    return "\n".join(
+        f"INSERT INTO clients VALUES ({i}, 'client {i}', 'note {i}');" for i in range(1, 101)
+    )
+
+
+@dataclasses.dataclass
+class Proc:
+    node: str
+    args: tuple[str, ...]
+    popen: subprocess.Popen[bytes]
+    log: Path
+    kill: str = ""
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def wait(self, timeout: float = WAIT_S) -> int:
+        try:
+            return self.popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(
+                f"{self.node} {' '.join(self.args)} still running after {timeout} s:\n"
+                + self.output()[-3000:]
+            ) from None
+
+    def output(self) -> str:
+        return self.log.read_text(encoding="utf-8", errors="replace")
+
+
+class World:
+    """One copy of the group: folders ``SIEGE``, ``A``, ``B`` under ``root``."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.procs: list[Proc] = []
+        self._logs = 0
+        self.port = 0
+        self.listen = "127.0.0.1"
+        self.prefix: dict[str, list[str]] = {}  # a node's command prefix (ip netns exec ...)
+
+    # -- set-up ---------------------------------------------------------------------------
+
+    @classmethod
+    def copy(cls, template: Path, root: Path, *, hq_address: str = "127.0.0.1") -> World:
+        shutil.copytree(template, root, ignore=shutil.ignore_patterns("*.lock*", "logs"))
+        world = cls(root)
+        world.set_port(free_port(), hq_address=hq_address)
+        return world
+
+    def set_port(
+        self,
+        port: int,
+        *,
+        hq_address: str = "127.0.0.1",
+        passive: tuple[int, int] | None = None,
+        listen: str = "127.0.0.1",
+        addresses: dict[str, str] | None = None,
+    ) -> None:
+        """The Siège on ``listen:port`` (passive ports ``passive``); each site dials
+        ``addresses[site]`` (default ``hq_address``) on the same port."""
+        from synchro.config.store import load_config, save_config
+
+        hq_file = self.folder("SIEGE") / "synchro.toml"
+        hq = load_config(hq_file)
+        hq_settings = dataclasses.replace(
+            hq.hq, port=port, passive_ports=passive, listen_address=listen
+        )
+        save_config(dataclasses.replace(hq, hq=hq_settings), hq_file)
+        for site in SITES:
+            path = self.folder(site) / "synchro.toml"
+            config = load_config(path)
+            host = (addresses or {}).get(site, hq_address)
+            s = dataclasses.replace(config.site_settings, hq_port=port, hq_address=host)
+            save_config(dataclasses.replace(config, site_settings=s), path)
+        self.port = port
+        self.listen = listen
+
+    def set_attempts(self, site: str, attempts: int) -> None:
+        """``Nombre de tentatives`` of one establishment."""
+        from synchro.config.store import load_config, save_config
+
+        path = self.folder(site) / "synchro.toml"
+        config = load_config(path)
+        s = dataclasses.replace(config.site_settings, attempts=attempts)
+        save_config(dataclasses.replace(config, site_settings=s), path)
+
+    def folder(self, node: str) -> Path:
+        return self.root / node
+
+    def db(self, node: str) -> Path:
+        return self.folder(node) / "data.db"
+
+    def reports_db(self, node: str) -> Path:
+        return self.folder(node) / "data" / "reports.db"
+
+    # -- processes ------------------------------------------------------------------------
+
+    def start(self, node: str, *args: str, kill: str = "") -> Proc:
+        env = {k: v for k, v in os.environ.items() if k != "SYNCHRO_KILL_AT"}
+        env["LANG"] = "C.UTF-8"
+        if kill:
+            env["SYNCHRO_KILL_AT"] = kill
+        self._logs += 1
+        log = self.root / f"{self._logs:03d}-{node}-{args[0]}.log"
+        with open(log, "wb") as out:
+            popen = subprocess.Popen(
+                [
+                    *self.prefix.get(node, []),
+                    sys.executable,
+                    "-m",
+                    "synchro",
+                    "--config",
+                    "synchro.toml",
+                    *args,
+                ],
+                cwd=self.folder(node),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=env,
+            )
+        proc = Proc(node, args, popen, log, kill)
+        self.procs.append(proc)
+        return proc
+
+    def siege(
+        self, mode: str, *, kill: str = "", linger: float = 30, open_round: bool = True
+    ) -> Proc:
+        """The Siège in ``mode``: ``sync`` (a MANUELLE round, then linger) or ``serve``
+        (the service; a round is opened with the control channel, as MANUELLE does)."""
+        if mode == "sync":
+            proc = self.start("SIEGE", "sync", "--linger", str(linger), kill=kill)
+            self._listening(proc)
+            return proc
+        proc = self.start("SIEGE", "serve", kill=kill)
+        self._listening(proc)
+        if open_round:
+            self.open_round(proc)
+        return proc
+
+    def _listening(self, proc: Proc) -> None:
+        end = time.monotonic() + 20
+        while time.monotonic() < end:
+            if proc.popen.poll() is not None:
+                return  # died (a kill point at start-up): the caller sees it
+            with (
+                contextlib.suppress(OSError),
+                socket.create_connection((self.listen, self.port), timeout=1),
+            ):
+                return
+            time.sleep(0.05)
+        raise AssertionError("the Siège does not listen:\n" + proc.output()[-3000:])
+
+    def open_round(self, serve: Proc) -> None:
+        """MANUELLE against a running ``serve`` (its control channel)."""
+        end = time.monotonic() + 20
+        while time.monotonic() < end and serve.popen.poll() is None:
+            done = subprocess.run(
+                [sys.executable, "-m", "synchro", "--config", "synchro.toml", "sync"],
+                cwd=self.folder("SIEGE"),
+                capture_output=True,
+                timeout=30,
+                stdin=subprocess.DEVNULL,
+            )
+            if done.returncode == 0 and b"demand" in done.stdout:
+                return
+            time.sleep(0.2)
+
+    def stop(self, proc: Proc) -> int:
+        """SIGTERM (a ``serve``'s clean stop), then wait."""
+        if proc.popen.poll() is None:
+            proc.popen.send_signal(signal.SIGTERM)
+        return proc.wait(30)
+
+    def close(self) -> None:
+        """Every process this world started and that still runs is killed (by PID)."""
+        for proc in self.procs:
+            if proc.popen.poll() is None:
+                proc.popen.kill()
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.popen.wait(10)
+
+    def __enter__(self) -> World:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- rounds ---------------------------------------------------------------------------
+
+    def mutate(self, round_no: int) -> None:
+        for node in NODES:
+            sql(self.db(node), mutations(node, round_no))
+
+    def round(self, mode: str) -> dict[str, int]:
+        """One whole round, nothing killed: the return codes by node."""
+        hq = self.siege(mode)
+        sites = [self.start(s, "sync") for s in SITES]
+        codes = {p.node: p.wait() for p in sites}
+        codes["SIEGE"] = hq.wait() if mode == "sync" else self.stop(hq)
+        return codes
+
+    # -- checks ---------------------------------------------------------------------------
+
+    def differences(self, expected: dict[str, set[tuple[Any, ...]]]) -> tuple[int, int, list[str]]:
+        """(rows lost, rows extra, nodes that differ) against the expected tables."""
+        lost = extra = 0
+        differ = []
+        for node in NODES:
+            got = table_rows(self.db(node))
+            node_lost = sum(len(expected[t] - got[t]) for t in TABLES)
+            node_extra = sum(len(got[t] - expected[t]) for t in TABLES)
+            if node_lost or node_extra:
+                differ.append(f"{node}: {node_lost} manquantes, {node_extra} en trop")
+            lost += node_lost
+            extra += node_extra
+        return lost, extra, differ
+
+    def running_rows(self, node: str) -> list[tuple[int, str]]:
+        return [(i, k) for i, k, s, _e in self.report(node) if s == "En cours..."]
+
+    def report(self, node: str) -> list[tuple[int, str, str, str]]:
+        path = self.reports_db(node)
+        if not path.exists():
+            return []
+        conn = sqlite3.connect(path)
+        try:
+            return conn.execute("SELECT id, kind, state, error FROM runs ORDER BY id").fetchall()
+        finally:
+            conn.close()
+
+
+def expected_after(world: World, template: Path, round_no: int) -> dict[str, set[tuple[Any, ...]]]:
+    """The template's (converged) tables with every node's changes of ``round_no``."""
+    model = world.root / "expected.db"
+    shutil.copyfile(template / "SIEGE" / "data.db", model)
+    for node in NODES:
+        sql(model, mutations(node, round_no))
+    return table_rows(model)
+
+
+def build_template(root: Path, python: str = sys.executable) -> Path:
+    """The group set up with the CLI (as an administrator would) after a first round."""
+    root.mkdir(parents=True, exist_ok=True)
+    for node in NODES:
+        root.joinpath(node).mkdir()
+        sql(root / node / "data.db", SCHEMA + (seed_sql() if node == "SIEGE" else ""))
+
+    def cli(node: str, *args: str) -> str:
+        done = subprocess.run(
+            [python, "-m", "synchro", "--config", "synchro.toml", *args],
+            cwd=root / node,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            stdin=subprocess.DEVNULL,
+            env={**os.environ, "LANG": "C.UTF-8"},
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done.stdout
+
+    port = free_port()
+    cli(
+        "SIEGE",
+        "init",
+        "--role",
+        "siege",
+        "--site",
+        "SIEGE",
+        "--db",
+        "data.db",
+        "--port",
+        str(port),
+        "--listen",
+        "127.0.0.1",
+        "--servers",
+        "2",
+        "--max-reception",
+        "00:00:20",
+    )
+    for site in SITES:
+        token = cli("SIEGE", "site", "add", site, "--host", "127.0.0.1").strip().splitlines()[-1]
+        cli(
+            site,
+            "init",
+            "--role",
+            "serveur",
+            "--site",
+            site,
+            "--db",
+            "data.db",
+            "--token",
+            token,
+            "--attempts",
+            str(ATTEMPTS),
+            "--retry-delay",
+            RETRY_DELAY,
+        )
+    world = World(root)
+    world.port = port
+    with world:
+        world.mutate(1)
+        codes = world.round("sync")
+    assert codes == {"A": 0, "B": 0, "SIEGE": 0}, [p.output()[-2000:] for p in world.procs]
+    sums = {n: table_rows(world.db(n)) for n in NODES}
+    assert sums["A"] == sums["B"] == sums["SIEGE"], "the template's first round did not converge"
+    for log in root.glob("*.log"):
+        log.unlink()
+    return root
+
+
+@dataclasses.dataclass
+class Outcome:
+    """What one scenario did and how the group recovered."""
+
+    name: str
+    killed: bool = False
+    restarted_ok: bool = False
+    others_ok: bool = True
+    recovered_in: int = 0  # 1: that round (with the restart), 2: the next round, 0: never
+    lost: int = 0
+    extra: int = 0
+    differ: list[str] = dataclasses.field(default_factory=list)
+    interrupted_closed: bool = True  # every row the killed process left open now says so
+    left_running: list[str] = dataclasses.field(default_factory=list)
+    recovery_s: float = 0.0  # from the kill to the end of the restarted round
+    cuts: int = 0  # data connections the proxy cut
+    notes: list[str] = dataclasses.field(default_factory=list)
+
+    def problems(self) -> list[str]:
+        out = []
+        if not self.killed:
+            out.append("kill point never reached")
+        if not self.recovered_in:
+            out.append("nodes still differ after the next round: " + "; ".join(self.differ))
+        if self.lost or self.extra:
+            out.append(f"{self.lost} rows lost, {self.extra} rows extra")
+        if not self.interrupted_closed:
+            out.append("the killed run's row is not closed as 'interrompu'")
+        if self.left_running:
+            out.append("rows left 'En cours...': " + ", ".join(self.left_running))
+        if not self.restarted_ok:
+            out.append("the restarted process did not end OK")
+        if not self.others_ok:
+            out.append("a process that was not killed did not end OK")
+        return out + self.notes
+
+
+Trigger = Callable[[World, dict[str, Proc]], None]
+
+
+def scenario(
+    world: World,
+    template: Path,
+    mode: str,
+    victim: str,
+    kill: str = "",
+    *,
+    trigger: Trigger | None = None,
+    name: str = "",
+) -> Outcome:
+    """Round 2 with ``victim`` killed (at the failpoint ``kill``, or by ``trigger`` which
+    kills a process by PID), the victim restarted at once, then a catch-up round if the
+    nodes still differ. Nothing is asserted here: the Outcome says what happened."""
+    out = Outcome(name or f"{mode}:{victim}:{kill}")
+    world.mutate(2)
+    expected = expected_after(world, template, 2)
+    procs: dict[str, Proc] = {}
+    procs["SIEGE"] = world.siege(mode, kill=kill if victim == "SIEGE" else "")
+    for site in SITES:
+        procs[site] = world.start(site, "sync", kill=kill if victim == site else "")
+    if trigger is not None:
+        trigger(world, procs)
+    first = procs[victim]
+    code = first.wait()
+    killed_at = time.monotonic()
+    out.killed = code == -signal.SIGKILL
+    if not out.killed:
+        out.notes.append(f"{victim} ended {code} without being killed:\n{first.output()[-1500:]}")
+    left_open = world.running_rows(victim)
+    if victim == "SIEGE":  # a restarted service just carries on; MANUELLE is run again
+        procs["SIEGE"] = world.siege(mode, open_round=False)
+    else:
+        procs[victim] = world.start(victim, "sync")
+    codes = {s: procs[s].wait() for s in SITES}
+    codes["SIEGE"] = procs["SIEGE"].wait() if mode == "sync" else world.stop(procs["SIEGE"])
+    out.recovery_s = time.monotonic() - killed_at
+    out.restarted_ok = codes[victim] == 0
+    out.others_ok = all(c == 0 for n, c in codes.items() if n != victim)
+    for n, c in codes.items():
+        if c != 0:
+            out.notes.append(f"{n} ended {c}:\n{procs[n].output()[-1500:]}")
+    out.lost, out.extra, out.differ = world.differences(expected)
+    if not out.differ:
+        out.recovered_in = 1
+    else:
+        world.round(mode)
+        out.lost, out.extra, out.differ = world.differences(expected)
+        out.recovered_in = 0 if out.differ else 2
+    final = {i: (s, e) for i, _k, s, e in world.report(victim)}
+    out.interrupted_closed = all(
+        final.get(i, ("", ""))[0] == "Echec" and "interrompu" in final[i][1] for i, _ in left_open
+    )
+    out.left_running = [f"{n}#{i}" for n in NODES for i, _k in world.running_rows(n)]
+    return out
+
+
+# -- the kill points of the suite: (Siège mode, victim, SYNCHRO_KILL_AT) --------------------
+
+SITE_POINTS = (
+    "site.run.start",
+    "capture.table",
+    "capture.table:2",
+    "capture.deletes",
+    "package.write:3",
+    "package.before_rename",
+    "node.export.written",
+    "node.export.committed",
+    "client.send@1",  # after the first 256 KiB block of the upload
+    "client.send@300000",  # after the second block
+    "client.upload.sent",  # every byte sent, not yet verified nor renamed
+    "client.upload.renamed",
+    "site.uploaded",
+    "site.wait",
+    "client.recv@1",  # the first record of the download
+    "client.recv@65536",
+    "client.download.verified",
+    "site.downloaded",
+    "node.import.intent",
+    "apply.batch",
+    "apply.batch:3",
+    "node.apply.before_db_commit",
+    "node.apply.db_committed",
+    "node.apply.committed",
+    "site.applied",  # applied, not yet acknowledged nor reported
+    "site.report",
+)
+SITE_POINTS_SERVE = (  # the same site points against a Siège on ``serve``: a sample
+    "package.before_rename",
+    "client.send@300000",
+    "client.upload.renamed",
+    "client.recv@65536",
+    "node.import.intent",
+    "node.apply.db_committed",
+    "site.applied",
+    "site.report",
+)
+HQ_POINTS = (
+    "hq.round.opened",
+    "server.receive@100000",  # A's upload half received
+    "server.receive@500000",
+    "server.renamed",  # A's package complete, the Siège not yet told
+    "hq.round.closing",
+    "capture.table",  # the Siège's own capture
+    "package.write:2",
+    "node.export.written",
+    "node.export.committed",
+    "hq.exported",
+    "hq.apply.before",
+    "hq.apply.before:2",
+    "node.import.intent",
+    "apply.batch",
+    "apply.batch:4",
+    "node.apply.before_db_commit",
+    "node.apply.db_committed",
+    "node.apply.committed",
+    "hq.apply.before_archive",
+    "hq.apply.done",
+    "hq.publish.before",
+    "node.publish.written",
+    "node.publish.linked",
+    "hq.publish.site",
+    "hq.report.sites",
+    "hq.report.round",
+    "hq.round.closed",
+    "server.sent",  # a site's package sent whole, not yet verified by the site
+)
+HQ_POINTS_SERVE = (
+    "hq.round.opened",
+    "server.receive@100000",
+    "server.renamed",
+    "hq.round.closing",
+    "node.export.committed",
+    "hq.apply.before",
+    "node.apply.db_committed",
+    "hq.apply.before_archive",
+    "node.publish.linked",
+    "hq.report.round",
+    "server.sent",
+)
+
+
+def kill_points() -> list[tuple[str, str, str]]:
+    return (
+        [("sync", "A", p) for p in SITE_POINTS]
+        + [("serve", "A", p) for p in SITE_POINTS_SERVE]
+        + [("sync", "SIEGE", p) for p in HQ_POINTS]
+        + [("serve", "SIEGE", p) for p in HQ_POINTS_SERVE]
+    )
+
+
+# -- cut links --------------------------------------------------------------------------------
+
+
+class CuttingProxy(FTPProxy):
+    """``FTPProxy`` that cuts every data connection reaching ``at`` relayed bytes, ``times``
+    times in all (small transfers such as listings never reach it). ``arm()`` may be called
+    while transfers run: the next data connection takes the new setting."""
+
+    def __init__(self, control_port: int, data_ports: tuple[int, int]) -> None:
+        super().__init__(control_port, data_ports)
+        self.at = 0
+        self.times = 0
+
+    def arm(self, at: int, times: int = 1) -> None:
+        with self._lock:
+            self.at, self.times = at, times
+
+    def cuts(self) -> int:
+        return sum(1 for n in list(self.data_bytes) if self.at and n == self.at)
+
+    @property  # type: ignore[override]
+    def _cut_after(self) -> int | None:  # read by FTPProxy for each new data connection
+        return self.at if self.at and self.cuts() < self.times else None
+
+    @_cut_after.setter
+    def _cut_after(self, value: int | None) -> None:
+        pass  # FTPProxy's one-shot reset: the count of cuts decides instead
+
+
+def proxied(world: World) -> CuttingProxy:
+    """Site A dials the Siège through a cutting proxy on 127.0.0.2 (same port numbers);
+    B dials it directly. Returns the started proxy (the caller stops it)."""
+    low, high = free_port_range(9)
+    world.set_port(low, passive=(low + 1, high), addresses={"A": LISTEN, "B": "127.0.0.1"})
+    return CuttingProxy(low, (low + 1, high)).start()
+
+
+def when_file(path_glob: Path, action: Callable[[], None], timeout: float = 60) -> None:
+    """Run ``action`` (in a thread) as soon as a file matching ``path_glob`` exists."""
+
+    def watch() -> None:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if any(path_glob.parent.glob(path_glob.name)):
+                action()
+                return
+            time.sleep(0.01)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
+def cut_scenario(
+    world: World,
+    template: Path,
+    mode: str,
+    proxy: CuttingProxy | None,
+    *,
+    upload: tuple[int, int] | None = None,
+    download: tuple[int, int] | None = None,
+    name: str = "",
+) -> Outcome:
+    """Round 2 with A's upload and/or download cut (``(at bytes, times)``): every process
+    must end OK in that round, with the expected rows everywhere."""
+    out = Outcome(name or f"{mode}:cut", killed=True, restarted_ok=True)
+    world.mutate(2)
+    expected = expected_after(world, template, 2)
+    if upload and proxy:
+        proxy.arm(*upload)
+    hq = world.siege(mode)
+    if download and proxy:
+        archived = world.folder("SIEGE") / "data" / "packages" / "archive" / "A" / "A-*.pkg"
+        when_file(archived, lambda: proxy.arm(*download))  # after A's upload
+    started = time.monotonic()
+    procs = {s: world.start(s, "sync") for s in SITES}
+    codes = {s: p.wait() for s, p in procs.items()}
+    codes["SIEGE"] = hq.wait() if mode == "sync" else world.stop(hq)
+    out.recovery_s = time.monotonic() - started
+    wanted = (upload or (0, 0))[1] + (download or (0, 0))[1]
+    if proxy and proxy.cuts() < min(wanted, 1):
+        out.notes.append(f"no cut happened (data connections: {proxy.data_bytes})")
+    out.others_ok = all(c == 0 for c in codes.values())
+    for n, c in codes.items():
+        if c != 0:
+            out.notes.append(f"{n} ended {c}:\n{(procs.get(n) or hq).output()[-1500:]}")
+    out.lost, out.extra, out.differ = world.differences(expected)
+    out.recovered_in = 0 if out.differ else 1
+    out.left_running = [f"{n}#{i}" for n in NODES for i, _k in world.running_rows(n)]
+    return out
+
+
+# -- a slow link: network namespace + veth + tc ------------------------------------------------
+
+NETNS_NET = "10.213.77"  # link n uses 10.213.77.(4n+1) here and .(4n+2) in its namespace
+
+
+def netns_problem() -> str:
+    """Why a network namespace with a rate-limited veth link cannot be made here ('' if it
+    can): it needs root, ``ip`` and ``tc``."""
+    if sys.platform != "linux":
+        return "network namespaces are Linux only"
+    if os.geteuid() != 0:
+        return "network namespaces need root (ip netns add)"
+    for tool in ("ip", "tc"):
+        if shutil.which(tool) is None:
+            return f"'{tool}' (iproute2) is not installed"
+    return ""
+
+
+def _ip(*args: str) -> None:
+    done = subprocess.run(args, capture_output=True, text=True, timeout=20)
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(args)}: {done.stderr.strip()}")
+
+
+@dataclasses.dataclass
+class SlowLink:
+    ns: str
+    host_if: str
+    peer_if: str
+    host: str  # this side's address (the Siège listens there)
+
+    def prefix(self) -> list[str]:
+        return ["ip", "netns", "exec", self.ns]
+
+    def down_for(self, seconds: float) -> None:
+        """The link goes down (a cable pulled) for ``seconds``, then up again."""
+        _ip("ip", "link", "set", self.host_if, "down")
+        time.sleep(seconds)
+        _ip("ip", "link", "set", self.host_if, "up")
+
+
+@contextlib.contextmanager
+def slow_link(rate: str = "2mbit", index: int = 0) -> Iterator[SlowLink]:
+    """A namespace joined to this one by a veth pair limited to ``rate`` both ways
+    (``tc tbf``); ``index`` (0..60) tells links made at the same time apart. Everything
+    it creates is deleted on exit (deleting the namespace deletes the pair)."""
+    tag = f"{os.getpid() % 10000}x{index}"
+    host, peer = f"{NETNS_NET}.{4 * index + 1}", f"{NETNS_NET}.{4 * index + 2}"
+    link = SlowLink(f"synfx{tag}", f"sfx{tag}a", f"sfx{tag}b", host)
+    _ip("ip", "netns", "add", link.ns)
+    try:
+        _ip("ip", "link", "add", link.host_if, "type", "veth", "peer", "name", link.peer_if)
+        _ip("ip", "link", "set", link.peer_if, "netns", link.ns)
+        _ip("ip", "addr", "add", f"{host}/30", "dev", link.host_if)
+        _ip("ip", "link", "set", link.host_if, "up")
+        inside = ("ip", "netns", "exec", link.ns)
+        _ip(*inside, "ip", "addr", "add", f"{peer}/30", "dev", link.peer_if)
+        _ip(*inside, "ip", "link", "set", link.peer_if, "up")
+        _ip(*inside, "ip", "link", "set", "lo", "up")
+        tbf = ("root", "tbf", "rate", rate, "burst", "32kbit", "latency", "400ms")
+        _ip("tc", "qdisc", "add", "dev", link.host_if, *tbf)
+        _ip(*inside, "tc", "qdisc", "add", "dev", link.peer_if, *tbf)
+        yield link
+    finally:
+        with contextlib.suppress(RuntimeError, OSError, subprocess.TimeoutExpired):
+            _ip("ip", "link", "del", link.host_if)
+        with contextlib.suppress(RuntimeError, OSError, subprocess.TimeoutExpired):
+            _ip("ip", "netns", "del", link.ns)
+
+
+def behind_slow_link(world: World, link: SlowLink) -> None:
+    """A runs in the namespace and dials the Siège across the slow link; the Siège listens
+    on its end of the link; B dials the same address from here (no limit)."""
+    world.set_port(free_port(link.host), listen=link.host, hq_address=link.host)
+    world.prefix["A"] = link.prefix()
+
+
+# -- many scenarios at once ------------------------------------------------------------------
+
+Job = Callable[[Path], Outcome]
+
+
+def run_all(jobs: dict[str, Job], root: Path, workers: int = 4) -> dict[str, Outcome]:
+    """Every job in its own folder under ``root``, ``workers`` at a time (they mostly wait
+    on their processes). A job that raises gives an Outcome that says so."""
+
+    def safe(name: str, job: Job, folder: Path) -> Outcome:
+        try:
+            return job(folder)
+        except Exception:
+            out = Outcome(name)
+            out.notes.append("the scenario itself failed:\n" + traceback.format_exc()[-3000:])
+            return out
+
+    root.mkdir(parents=True, exist_ok=True)
+    with concurrent.futures.ThreadPoolExecutor(max(1, workers)) as pool:
+        futures = {
+            name: pool.submit(safe, name, job, root / f"s{n:03d}")
+            for n, (name, job) in enumerate(jobs.items())
+        }
+        return {name: f.result() for name, f in futures.items()}
+
+
+def kill_job(template: Path, mode: str, victim: str, point: str) -> Job:
+    def job(folder: Path) -> Outcome:
+        with World.copy(template, folder) as world:
+            return scenario(
+                world, template, mode, victim, point, name=kill_name(mode, victim, point)
+            )
+
+    return job
+
+
+def kill_name(mode: str, victim: str, point: str) -> str:
+    return f"{mode}-{victim}-{point}"
+
+
+def cut_job(
+    template: Path,
+    mode: str,
+    upload: tuple[int, int] | None,
+    download: tuple[int, int] | None,
+    name: str,
+    attempts: int = 0,
+) -> Job:
+    """A's upload and/or download cut; ``attempts``: A's ``Nombre de tentatives``."""
+
+    def job(folder: Path) -> Outcome:
+        with World.copy(template, folder) as world:
+            if attempts:
+                world.set_attempts("A", attempts)
+            proxy = proxied(world)
+            try:
+                out = cut_scenario(
+                    world, template, mode, proxy, upload=upload, download=download, name=name
+                )
+            finally:
+                proxy.stop()
+            out.cuts = proxy.cuts()
+            return out
+
+    return job
+
+
+def slow_link_job(template: Path, mode: str, stall: float, index: int, name: str) -> Job:
+    """A behind a 2 Mbit/s link; with ``stall`` the link goes down that long while A
+    downloads the Siège's package."""
+
+    def job(folder: Path) -> Outcome:
+        with slow_link("2mbit", index) as link, World.copy(template, folder) as world:
+            behind_slow_link(world, link)
+            if stall:
+                archived = world.folder("SIEGE") / "data" / "packages" / "archive" / "A" / "A-*.pkg"
+                when_file(archived, lambda: link.down_for(stall))
+            return cut_scenario(world, template, mode, None, name=name)
+
+    return job
