@@ -225,6 +225,23 @@ def test_a_delete_the_database_ignores_is_quarantined_and_retried(tmp_path: Path
         assert db(b, "SELECT id FROM t") == [(2,)]
 
 
+def test_a_quarantined_row_that_no_longer_fits_the_table_never_stops_the_export(
+    tmp_path: Path,
+) -> None:
+    h, b = dbs(tmp_path, "h", "b")
+    db(h, "INSERT INTO t VALUES (2, 'beta', 2)")
+    script(b, UPPER)
+    with make_node(tmp_path, "SIEGE", str(h), hq=True) as hq:
+        hq.export()
+        with make_node(tmp_path, "B", str(b)) as site:
+            assert hq_to(hq, site, tmp_path).stats.mismatched == 1
+    db(b, "ALTER TABLE t ADD COLUMN extra TEXT")  # the sent row has one value too few now
+    with make_node(tmp_path, "B", str(b)) as site:
+        out = site.export()  # (every row's hash changed with the new column: all go out)
+        [entry] = out.capture.unapplied
+        assert "nouvel essai impossible" in entry["error"]
+
+
 def test_an_older_state_database_is_migrated(tmp_path: Path) -> None:
     path = tmp_path / "old-state.db"
     conn = sqlite3.connect(path)

@@ -103,23 +103,45 @@ class _TableRetry:
         row_skey = snapshot_key(table.key_kinds, table.key_positions)
         key_skey = snapshot_key(table.key_kinds, range(self.nkeys))
         self.entries: list[_Entry] = []
+        self.unreadable: list[dict[str, Any]] = []  # the table's columns changed since
         for data in entries:
             op = data.get("op") or ("U" if data.get("row_json") else "D")
-            if op == "U":
-                values = json.loads(data["row_json"])
-                row = normalise([from_json(k, v) for k, v in zip(table.kinds, values, strict=True)])
-                key = tuple(row[p] for p in table.key_positions)
-                entry = _Entry(data, op, key, row_skey(row), row, self.hash_row(row))
-            else:
-                values = json.loads(data.get("row_json") or data["key_json"])
-                key = tuple(from_json(k, v) for k, v in zip(table.key_kinds, values, strict=True))
-                entry = _Entry(data, op, key, key_skey(key), None)
+            try:
+                if op == "U":
+                    values = json.loads(data["row_json"])
+                    row = normalise(
+                        [from_json(k, v) for k, v in zip(table.kinds, values, strict=True)]
+                    )
+                    key = tuple(row[p] for p in table.key_positions)
+                    entry = _Entry(data, op, key, row_skey(row), row, self.hash_row(row))
+                else:
+                    values = json.loads(data.get("row_json") or data["key_json"])
+                    kinds = table.key_kinds
+                    key = tuple(from_json(k, v) for k, v in zip(kinds, values, strict=True))
+                    entry = _Entry(data, op, key, key_skey(key), None)
+            except (ValueError, TypeError, KeyError, IndexError) as exc:
+                self.unreadable.append(data)
+                state.retried(data["id"], f"{data['error']} (nouvel essai impossible : {exc})")
+                continue
             self.entries.append(entry)
 
     def run(self, op: str, outcome: RetryOutcome) -> None:
+        """Retry the entries of one operation; a database error on the table leaves them
+        in the quarantine with that error (it never stops the run's export)."""
+        if op == "U":
+            outcome.failed.extend(self.unreadable)
         todo = [e for e in self.entries if e.op == op]
         for start in range(0, len(todo), BATCH):
-            self._batch(todo[start : start + BATCH], outcome)
+            batch = todo[start : start + BATCH]
+            try:
+                with self.adapter.savepoint():
+                    self._batch(batch, outcome)
+            except DatabaseError as exc:
+                settled = outcome.failed + outcome.fixed + outcome.dropped
+                for e in batch:
+                    if e.data not in settled:
+                        self.state.retried(e.data["id"], str(exc))
+                        outcome.failed.append(e.data)
 
     def _batch(self, entries: list[_Entry], outcome: RetryOutcome) -> None:
         table, state = self.table, self.state
