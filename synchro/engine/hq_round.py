@@ -93,6 +93,7 @@ class HQService:
         on_round_closed: Callable[[RunRecord], None] | None = None,
         security_events: Callable[[], list[object]] | None = None,
     ) -> None:
+        self.acks = AckBook(node, reports, ftp_root)
         self.node, self.reports, self.ftp_root, self.settings = node, reports, ftp_root, settings
         self.emit, self.now = emit, now
         self.on_round_closed = on_round_closed
@@ -108,8 +109,15 @@ class HQService:
         self.stuck: dict[Path, Path] = {}  # handled deliveries Windows would not let us move
         self.published: dict[str, str] = {}  # site -> name of the package now offered to it
         self.rejected = node.packages_dir / "rejected"
-        self.acks = AckBook(node, reports, ftp_root)
         self.closing: OpenRound | None = None  # closed, waiting for the establishments' acks
+
+    @property
+    def node(self) -> Node:
+        return self.acks.node
+
+    @node.setter
+    def node(self, node: Node) -> None:  # (the acks follow the node: one state)
+        self.acks.node = node
 
     # -- commands (any thread) ------------------------------------------------------------
 
