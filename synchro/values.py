@@ -70,13 +70,19 @@ def as_datetime(value: Any) -> Any:
 
 
 def as_date(value: Any) -> Any:
+    """A ``date``; a datetime or text with a time of day other than midnight is kept as
+    it came (a date would lose the time: the value then cannot travel, it is not cut)."""
     if isinstance(value, dt.datetime):
-        return value.date()
+        return value.date() if value.time() == dt.time() and value.tzinfo is None else value
     if isinstance(value, dt.date):
         return value
     if isinstance(value, str):
+        text = value.strip()
         try:
-            return dt.date.fromisoformat(value.strip()[:10])
+            if len(text) == 10:
+                return dt.date.fromisoformat(text)
+            moment = as_datetime(text)
+            return as_date(moment) if isinstance(moment, dt.datetime) else value
         except ValueError:
             return value
     return value

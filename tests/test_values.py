@@ -323,6 +323,10 @@ def test_a_value_of_another_kind_is_converted_only_when_exact() -> None:
     assert V.normalise("int", 3.5) == 3.5
     assert V.normalise("float", Decimal("0.10")) == 0.1
     assert V.normalise("float", "0.10000000000000001") == 0.1  # SQLite ODBC's 17 digits
+    assert V.normalise("date", dt.datetime(2024, 2, 29)) == dt.date(2024, 2, 29)
+    assert V.normalise("date", "2024-02-29 00:00:00") == dt.date(2024, 2, 29)
+    assert V.normalise("date", "2024-02-29 10:00:00") == dt.datetime(2024, 2, 29, 10)
+    assert V.canonical("date", "2024-02-29 10:00") != V.canonical("date", dt.date(2024, 2, 29))
     precise = Decimal("0.10000000000000000001")
     assert V.normalise("float", precise) is precise
     assert V.canonical("float", precise) != V.canonical("float", 0.1)
