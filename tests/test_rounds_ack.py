@@ -187,3 +187,17 @@ def test_a_link_cut_again_and_again_does_not_use_up_attempts_that_advanced(
         assert len(cuts) == 4
         assert sum(1 for n in moved if n == 30_000) >= 4  # four transfers really were cut
         assert g.converged()
+
+
+def test_a_site_with_two_waiting_packages_sends_them_together(tmp_path: Path) -> None:
+    with group(tmp_path, ["3615"]) as g:
+        seed(g)
+        failed = g.run("3615", attempts=1, connect=g.client("3615", port=1))
+        assert failed.state is State.FAILED  # package 1 waits in the outbox
+        sql(g.sites["3615"].db, "INSERT INTO articles VALUES (40, 'après', '3.00')")
+        g.open_round()
+        record = g.run("3615")
+        assert record.state is State.OK, record.error
+        assert applied(g, "3615") == 2
+        assert g.round_ended().state is State.OK
+        assert g.converged()

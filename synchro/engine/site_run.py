@@ -243,16 +243,21 @@ class SiteRun:
         return re.match(rf"^(.+)-{re.escape(self.site)}-(\d{{8}})\.pkg$", name) is not None
 
     def _upload_all(self) -> None:
+        """Every waiting package sent and verified under a temporary name first, then all
+        renamed: the Siège sees them together and does not close its round between two."""
         with self._client() as client:
-            for sequence, path in self.node.state.outbox():
+            outbox = self.node.state.outbox()
+            for sequence, path in outbox:
                 if self.cancel.is_set():
                     raise Cancelled()
                 size = path.stat().st_size
                 self.emit(
                     Progress("send", self.site, self.totals.rows_sent, size, f"paquet {sequence}")
                 )
-                client.upload(path, path.name)
+                client.stage(path, path.name)
                 self.totals.bytes_sent += size
+            for _sequence, path in outbox:
+                client.finish_upload(path.name)
         faults.point("site.uploaded")
         self.emit(said("engine.sent"))
 

@@ -215,6 +215,12 @@ class SiteClient:
 
     def upload(self, local: Path, remote_name: str) -> None:
         """Send ``local`` to ``in/<remote_name>``: via ``.part``, resumed, verified, renamed."""
+        self.stage(local, remote_name)
+        self.finish_upload(remote_name)
+
+    def stage(self, local: Path, remote_name: str) -> None:
+        """The first half of ``upload``: ``in/<remote_name>.part`` complete and verified.
+        Several files staged, then all renamed, reach the Siège together."""
         name = _plain_name(remote_name)
         part = f"in/{name}{PART}"
         total, want = _local_facts(local)
@@ -229,6 +235,12 @@ class SiteClient:
             self._send(local, part, offset, total, f"envoi de {name}")
         faults.point("client.upload.sent")
         self._verify_remote(part, total, want, f"envoi de {name}")
+
+    def finish_upload(self, remote_name: str) -> None:
+        """The second half of ``upload``: rename the verified ``.part`` to its final name
+        (the Siège knows the file when this returns)."""
+        name = _plain_name(remote_name)
+        part = f"in/{name}{PART}"
         with self._session(f"envoi de {name}") as ftp:
             ftp.sendcmd(f"RNFR {part}")
             ftp.sendcmd(f"RNTO in/{name}")
