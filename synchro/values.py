@@ -123,7 +123,7 @@ def as_bool(value: Any) -> Any:
     if isinstance(value, bool):
         return value
     if isinstance(value, int):
-        return value != 0
+        return value == 1 if value in (0, 1) else value  # 5 in a BOOLEAN: kept, not "true"
     if isinstance(value, str) and value.strip().lower() in {"1", "0", "t", "f", "true", "false"}:
         return value.strip().lower() in {"1", "t", "true"}
     return value
@@ -237,6 +237,8 @@ def normalise(kind: str, value: Any) -> Any:
         return bytes(value) if isinstance(value, bytes | bytearray | memoryview) else value
     if kind == "uuid":
         return as_uuid(value)
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value)  # bytes in a text column (SQLite): kept, never "b'...'"
     return value if isinstance(value, str) else str(value)
 
 

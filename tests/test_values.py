@@ -327,6 +327,9 @@ def test_a_value_of_another_kind_is_converted_only_when_exact() -> None:
     assert V.normalise("date", "2024-02-29 00:00:00") == dt.date(2024, 2, 29)
     assert V.normalise("date", "2024-02-29 10:00:00") == dt.datetime(2024, 2, 29, 10)
     assert V.canonical("date", "2024-02-29 10:00") != V.canonical("date", dt.date(2024, 2, 29))
+    assert V.normalise("bool", 1) is True and V.normalise("bool", 5) == 5
+    assert V.normalise("text", b"\xff\x00") == b"\xff\x00"
+    assert V.normalise("text", 12) == "12"
     precise = Decimal("0.10000000000000000001")
     assert V.normalise("float", precise) is precise
     assert V.canonical("float", precise) != V.canonical("float", 0.1)
