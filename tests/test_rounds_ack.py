@@ -201,3 +201,22 @@ def test_a_site_with_two_waiting_packages_sends_them_together(tmp_path: Path) ->
         assert applied(g, "3615") == 2
         assert g.round_ended().state is State.OK
         assert g.converged()
+
+
+def test_the_package_applied_last_is_not_downloaded_again(tmp_path: Path) -> None:
+    from synchro.engine.events import Progress
+
+    with group(tmp_path, ["3615"]) as g:
+        seed(g)
+        g.open_round()
+        assert g.run("3615").state is State.OK
+        first = offered(g, "3615")
+        fetched: list[str] = []
+
+        def emit(event: Any) -> None:
+            if isinstance(event, Progress) and event.phase == "receive":
+                fetched.append(event.detail)
+
+        g.open_round()
+        assert g.run("3615", emit=emit).state is State.OK
+        assert fetched == offered(g, "3615") and fetched != first  # only the new answer

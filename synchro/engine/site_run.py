@@ -29,11 +29,13 @@ from synchro.engine.hq_round import ROUND_FILE
 from synchro.engine.node import ACK_DUE, Node
 from synchro.errors import Cancelled, PackageError, SynchroError, TransportError
 from synchro.reports import ReportStore, RunRecord, State
+from synchro.transport.files import file_sha256
 from synchro.transport.ftp_client import SiteClient
 from synchro.transport.retry import with_retries
 
 Connect = Callable[[], SiteClient]
 ROUND_MARGIN_S = 120.0  # after the Siège's deadline: its close and publication take time
+APPLIED_FILE = "applied_file"  # meta: name and SHA-256 of the Siège file applied last
 MAX_ROUND_WAIT_S = 24 * 3600.0  # a wrong clock or file never makes a run wait forever
 
 
@@ -345,7 +347,9 @@ class SiteRun:
             if self.node.state.is_applied(origin, sequence):
                 if not self.node.state.outbox():
                     return True
-                if name in self._seen:  # (a Siège with a new state reuses numbers: look once)
+                # (a Siège with a new state reuses numbers: look once, unless it is the
+                # very file applied last)
+                if name in self._seen or self._applied_file(client, name):
                     raise NotYet("le siège n'a pas encore intégré le dernier envoi de ce poste")
             if name in self._stale:  # already found stale: wait for the next one
                 raise NotYet("le siège n'a pas encore intégré le dernier envoi de ce poste")
@@ -356,8 +360,20 @@ class SiteRun:
         faults.point("site.downloaded")
         return self._apply_local(local)
 
+    def _applied_file(self, client: SiteClient, name: str) -> bool:
+        """True when ``out/<name>`` is the very file this site applied last (same SHA-256):
+        no need to download it again to find it is a duplicate."""
+        text = self.node.state.get_meta(APPLIED_FILE)
+        if not text:
+            return False
+        known = json.loads(text)
+        return bool(
+            known.get("name") == name and client.remote_sha256(f"out/{name}") == known.get("sha256")
+        )
+
     def _apply_local(self, local: Path) -> bool:
         """Apply a downloaded Siège package (kept in the inbox until applied)."""
+        digest = file_sha256(local)
         size = local.stat().st_size
         self.totals.bytes_received += size
         result = self.node.import_package(
@@ -372,6 +388,9 @@ class SiteRun:
                 self._stale.add(local.name)
             raise NotYet(result.message or "le siège n'a pas encore publié de nouvelles données")
         faults.point("site.applied")
+        with self.node.state.transaction():
+            known = {"name": local.name, "sha256": digest}
+            self.node.state.set_meta(APPLIED_FILE, json.dumps(known))
         stats = result.stats
         self.totals.rows_received += stats.rows
         self.totals.conflicts += stats.conflicts
