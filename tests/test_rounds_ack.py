@@ -220,3 +220,31 @@ def test_the_package_applied_last_is_not_downloaded_again(tmp_path: Path) -> Non
         g.open_round()
         assert g.run("3615", emit=emit).state is State.OK
         assert fetched == offered(g, "3615") and fetched != first  # only the new answer
+
+
+def test_only_a_scheduled_round_counts_a_run_done_just_before_it(tmp_path: Path) -> None:
+    """A site whose clock is ahead runs (delivers, applies, acks) before the Siège's
+    Heure de départ: the scheduled round counts it. A MANUELLE round does not count what
+    came after the previous round closed — that was the previous round's tail."""
+    clock = [dt.datetime(2026, 12, 1, 22, 59)]
+    with group(tmp_path, ["3615"], run_service=False, now=lambda: clock[0]) as g:
+        seed(g)
+        g.deliver("3615")
+        g.service.step()  # outside a round: applied and answered at once
+        g.answer("3615")
+        g.service.step()
+        clock[0] += dt.timedelta(minutes=1)
+        g.service.step("open")  # MANUELLE: waits for a delivery of its own
+        g.service.step()
+        assert g.service.round is not None
+        g.service.step("stop")
+        clock[0] += dt.timedelta(minutes=1)
+        sql(g.sites["3615"].db, "INSERT INTO articles VALUES (50, 'tôt', '1.00')")
+        g.deliver("3615")
+        g.service.step()
+        g.answer("3615")
+        g.service.step()
+        g.service.step("open-scheduled")  # Heure de départ, a minute later
+        g.service.step()
+        assert g.service.round is None and g.service.closing is None
+        assert g.reports.latest(1, kinds=("round",))[0].state is State.OK
