@@ -34,8 +34,9 @@ def add_commands(sub: Sub) -> None:
         type=float,
         default=120.0,
         metavar="SECONDES",
-        help="Siège : garder le serveur FTP ouvert après le tour jusqu'à ce que chaque "
-        "établissement qui a envoyé ait reçu ses données, au plus SECONDES (défaut 120)",
+        help="Siège : après le tour, garder le serveur FTP ouvert (et intégrer les envois en "
+        "retard) jusqu'à ce que chaque établissement servi ait confirmé avoir intégré ses "
+        "données (accusé de réception), au plus SECONDES (défaut 120)",
     )
     p.set_defaults(handler=cmd_sync)
     p = sub.add_parser("report", help="le Rapport des synchronisations")
