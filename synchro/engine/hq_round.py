@@ -1,18 +1,32 @@
 """The Siège's rounds.
 
-The FTP server stays up; establishments drop packages in ``<ftp_root>/<site>/in``.
+The FTP server stays up; establishments drop packages (``<site>-<seq>.pkg``) and
+acknowledgements (``ACK-<site>-<seq>.json``, see ``engine.ack``) in ``<ftp_root>/<site>/in``.
 
 - A round opens at *Heure de départ* (or MANUELLE). It counts the distinct establishments
-  that delivered since the previous round closed, and closes when all *Nombre de serveurs*
-  have, or when *Temps maximum de réception* has run out (RAZ restarts that counter).
+  that delivered while it is open — a package not applied yet, or one sent again that the
+  site was never answered for (the Siège died before its answer reached it); a copy of a
+  package the site was served for counts for nothing. A scheduled round also counts a
+  site that did its whole run (delivered, acknowledged) up to ``EARLY`` before it opened (a
+  clock a little ahead); a MANUELLE round does not (what came after the previous round
+  closed is that round's tail). It closes when all *Nombre de serveurs* have delivered, or
+  when *Temps maximum de réception* has run out (RAZ restarts that counter).
 - At the close, the Siège captures its own changes, applies the waiting packages in a
-  deterministic order (site code, then sequence), publishes to every establishment the
-  package of what it has not received yet, and writes one report row per establishment
-  (a missing one is ``Echec`` — "aucune donnée reçue").
-- Outside a round (a site early or late), a delivery is processed at once the same way,
-  so no establishment waits a day for nothing.
+  deterministic order (site code, then sequence), lists ``/in`` again and applies what came
+  meanwhile, then publishes to every establishment the package of what it has not received
+  yet (with its own per-table checksums), and writes one report row per establishment (a
+  missing one is ``Echec`` — "aucune donnée reçue").
+- A download is not a delivery: a served establishment's row stays ``En cours...`` until it
+  acknowledges applying the answer (``engine.hq_acks``): then ``OK``, or ``Echec`` when the
+  « Contrôle » (its checksums against the Siège's at publication) finds tables that differ,
+  or when no ack came within ``ack_wait``. The round's row (and its email) is final once
+  every row is; until then the round is ``closing``. The answer stays offered meanwhile.
+- Outside a round (a site early or late), a delivery is processed at once the same way, so
+  no establishment waits a day for nothing; a copy of a package already applied is only
+  archived (its answer is published again only if the one offered does not cover it).
 - ARRETER closes an open round as ``Arrêt`` without applying anything (the packages wait
-  for the next round); an apply in progress is rolled back whole.
+  for the next round); an apply in progress is rolled back whole. During ``closing`` it
+  ends the round at once (rows without their ack are ``Echec``).
 
 ``step()`` does one unit of work synchronously (tests call it with an injected clock);
 ``run()`` loops on it in the service's worker thread, the only thread that touches the Node.

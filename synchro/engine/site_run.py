@@ -1,11 +1,23 @@
-"""A Serveur's run: capture → package → upload → wait for the Siège → download → apply.
+"""A Serveur's run: [kept package] → capture → upload → wait → download → apply → ack.
+
+- A Siège package a previous run downloaded (complete and verified in ``inbox/``) but died
+  before applying is applied first.
+- Capture makes a new package unless nothing changed while older ones still wait for the
+  Siège (they are sent again instead: a new sequence would make the answer to them stale).
+- Every waiting package is staged (``.part``, verified) then all are renamed together.
+- The Siège's answer is polled for, downloaded to ``inbox/`` and applied; an answer older
+  than this site's last delivery ("stale") is not fetched again in the run, nor is the
+  file applied last (same SHA-256).
+- The ack (``engine.ack``) names the package applied and carries this site's per-table
+  checksums; the run compares them with the Siège's sent in that package (« Contrôle »).
 
 ``Dernière synchronisation`` advances only when everything succeeded: the Siège
-acknowledged every package of this site and its consolidated package was applied.
-Each connection is tried ``Nombre de tentatives`` times, ``Temps entre tentatives`` apart;
-waiting for the Siège's package polls within the same budget (attempts × delay), at most
-every ``poll_s`` seconds. ``cancel`` (ARRETER) stops at the next safe point: between
-transfers, between batches of an apply (whose transaction is then rolled back whole).
+acknowledged every package of this site, its package was applied and acknowledged, the
+checksums agree. Each connection is tried ``Nombre de tentatives`` times, ``Temps entre
+tentatives`` apart (an attempt that moved data further does not count); waiting for the
+Siège's package polls within the same budget (attempts × delay), at most every ``poll_s``
+seconds. ``cancel`` (ARRETER) stops at the next safe point: between transfers, between
+batches of an apply (whose transaction is then rolled back whole).
 """
 
 from __future__ import annotations
