@@ -144,3 +144,20 @@ def test_siege_killed_before_publishing_serves_the_package_sent_again(tmp_path: 
     assert code == 0, said
     assert "aucune donnée" not in said
     assert ids(sites["A"] / "m.db") == [1, 2]
+
+
+def test_siege_sync_waits_for_the_ack_not_the_download(tmp_path: Path) -> None:
+    """A dies right after downloading its answer and is not started again: the Siège's
+    ``sync`` does not take the download for a delivery; after --linger it ends Echec, A's
+    row saying no ack came, and the answer stays offered for A's next run."""
+    hq, sites = cli_group(tmp_path, ["A"], attempts=4, retry_delay="00:00:02")
+    siege = sync(hq, "--linger", "3")
+    code, said = finish(sync(sites["A"], kill_at="site.downloaded"))
+    assert code == -signal.SIGKILL, said
+    code, said = finish(siege)
+    assert code == 1, said
+    report = synchro("--config", "synchro.toml", "report", "--json", cwd=hq)
+    row = next(r for r in json.loads(report.stdout) if r["kind"] == "site-in-round")
+    assert row["site"] == "A" and row["state"] == "Echec"
+    assert "accusé de réception non reçu" in row["error"]
+    assert list((hq / "data" / "ftp" / "A" / "out").glob("SIEGE-A-*.pkg"))
