@@ -17,6 +17,8 @@ from backends import BACKENDS, Backend, need_pyodbc
 from engine_helpers import Db
 from fidelity_helpers import D8DB, TABLES, create_tables, write_each
 
+from synchro.db import open_database
+from synchro.db.odbc import utf8mb4_connection
 from synchro.values import normalise, row_hasher
 
 
@@ -60,3 +62,39 @@ def test_read_back_does_not_read_through_the_drivers_character_conversion(
         fetched = dict(db.adapter.fetch(table, keys))
         assert fetched[1] != texts[0][1]  # the damage this test is about, still there
         assert dict(db.adapter.read_back(table, keys)) == dict(texts)
+
+
+def test_mariadb_session_is_utf8mb4_whatever_charset_the_connection_names(
+    make_backend: Callable[[str], Backend],
+) -> None:
+    """With ``CHARSET=latin1`` the narrow UTF-8 bytes were stored double-encoded (Ã‰) and
+    read back as "equal" by the same connection: the adapter reconnects in utf8mb4."""
+    backend = make_backend("mariadb")
+    backend.execute(
+        "CREATE TABLE t (id INTEGER NOT NULL PRIMARY KEY,"
+        " v VARCHAR(50) CHARACTER SET latin1, w TEXT CHARACTER SET utf8mb4)"
+    )
+    latin = backend.connection.replace("CHARSET=utf8mb4", "CHARSET=latin1")
+    assert "CHARSET=latin1" in latin
+    adapter = open_database(latin)
+    try:
+        (table,) = adapter.tables()
+        with adapter.atomic():
+            adapter.upsert(table, [(1, "Élève Ú", "Último 😀 ヘ")])
+    finally:
+        adapter.close()
+    assert backend.query("SELECT HEX(v), HEX(w) FROM t") == [
+        ("Élève Ú".encode("latin-1").hex().upper(), "Último 😀 ヘ".encode().hex().upper())
+    ]
+
+
+@pytest.mark.parametrize(
+    ("given", "used"),
+    [
+        ("DRIVER={MariaDB Unicode};SERVER=h;CHARSET=latin1;DATABASE=d", "CHARSET=utf8mb4"),
+        ("DRIVER={MariaDB Unicode};charset = utf8 ;DATABASE=d", "charset = utf8mb4;"),
+        ("DRIVER={MariaDB Unicode};SERVER=h", "SERVER=h"),
+    ],
+)
+def test_utf8mb4_connection(given: str, used: str) -> None:
+    assert used in utf8mb4_connection(given)

@@ -108,6 +108,20 @@ def narrow_utf8(pyodbc: Any, conn: Any) -> None:
     conn.setdecoding(pyodbc.SQL_WCHAR, encoding="utf-8", ctype=pyodbc.SQL_CHAR)
 
 
+def utf8mb4_connection(connection: str) -> str:
+    """The MariaDB connection string with ``CHARSET=utf8mb4`` (replacing another one): the
+    narrow UTF-8 exchange needs a utf8mb4 session (with ``CHARSET=latin1`` UTF-8 bytes
+    were stored double-encoded and read back as "equal" by the same connection), and the
+    driver refuses ``SET NAMES``."""
+    found = re.search(r"(?i)(^|;)\s*CHARSET\s*=\s*([^;]*)", connection)
+    if found is None:
+        return connection  # the driver's default is utf8mb4
+    if found.group(2).strip().lower() == "utf8mb4":
+        return connection
+    start, end = found.span(2)
+    return connection[:start] + "utf8mb4" + connection[end:]
+
+
 def _connect(pyodbc: Any, connection: str) -> Any:
     try:
         return pyodbc.connect(connection, autocommit=True, timeout=CONNECT_TIMEOUT)
@@ -129,10 +143,15 @@ class OdbcAdapter(SqlAdapter):
         dbms = str(info(SQL_DBMS_NAME))
         self.dialect = detect_dialect(dbms) or "odbc"
         streaming = STREAMING.get(self.dialect, "")
+        wanted = connection
         if streaming and streaming.split("=")[0].lower() not in connection.lower():
             # Reopen with the option that makes the driver stream results (memory flat).
+            wanted = connection.rstrip("; ") + ";" + streaming
+        if self.dialect == "mysql":
+            wanted = utf8mb4_connection(wanted)
+        if wanted != connection:
             self._conn.close()
-            self._conn = _connect(pyodbc, connection.rstrip("; ") + ";" + streaming)
+            self._conn = _connect(pyodbc, wanted)
             info = self._conn.getinfo
         self.sql = Dialect(
             self.dialect,
