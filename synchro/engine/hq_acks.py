@@ -122,12 +122,13 @@ class AckBook:
 
     def _receive(self, ack: Ack, now: dt.datetime) -> Received:
         state = self.node.state
+        if ack.instance != state.instance:  # a package of an earlier life of this Siège
+            return Received(ack, "non vérifiable (paquet d'un état antérieur du siège)", [], [])
         ours = self.node.published_sums(ack.sequence)
         text, tables = controle(ack.checksums, ours)
         with state.transaction():
-            if ack.instance == state.instance:  # a position of this Siège's change log
-                acked, applied, out_seq = state.site(ack.site)
-                state.set_site(ack.site, max(acked, ack.to_pos), applied, out_seq)
+            acked, applied, out_seq = state.site(ack.site)  # a position of this Siège's log
+            state.set_site(ack.site, max(acked, ack.to_pos), applied, out_seq)
             served = self.node.answered(ack.sequence, ack.site)
             if served > self.served(ack.site):
                 state.set_meta(f"served:{ack.site}", str(served))
