@@ -289,7 +289,9 @@ class Dialect:
         - with ``float_as_text`` (SQLite ODBC) REAL as 17-digit text (its driver reads 15
           digits; SQLite's printf stops at 16 unless given the ``!`` flag);
         - with ``moments_as_text`` (SQLite ODBC) TIME and DATETIME as text (milliseconds);
-        - MariaDB TIME as text (the driver drops its fractional seconds);
+        - MariaDB TIME, DATE and DATETIME as text (the driver drops the fractional seconds
+          of a TIME and cannot convert a zero date such as ``0000-00-00``: the value then
+          stays text and cannot travel, instead of stopping the whole read);
         - PostgreSQL timestamptz as text with its offset (the driver drops the offset);
         - with ``raw_text``, text as the hex of its UTF-8 bytes (see ``hexed_columns``).
         """
@@ -305,7 +307,7 @@ class Dialect:
             return f"CASE WHEN {col} IS NULL THEN NULL ELSE printf('%!.17g', {col}) END"
         if self.moments_as_text and kind in ("time", "datetime"):
             return f"CAST({col} AS TEXT)"
-        if self.name == "mysql" and kind == "time":
+        if self.name == "mysql" and kind in ("time", "date", "datetime"):
             return f"CAST({col} AS CHAR)"
         if self.name == "postgresql" and kind == "datetime" and t in ("timestamptz",):
             return f"CAST({col} AS text)"

@@ -248,6 +248,11 @@ class SqlAdapter(Adapter):
                         f"{self.description} : {doing} impossible : texte mal converti par "
                         f"le pilote ({exc})"
                     ) from exc
+                except (ValueError, OverflowError) as exc:  # a value Python cannot hold
+                    raise DatabaseError(
+                        f"{self.description} : {doing} impossible : une valeur ne peut pas "
+                        f"être lue ({exc})"
+                    ) from exc
                 if not batch:
                     return
                 yield from map(normalise_row, batch)

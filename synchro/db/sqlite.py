@@ -56,7 +56,7 @@ def _blob(value: Any) -> Any:
 _BINDERS: dict[str, Callable[[Any], Any]] = {
     "decimal": _decimal,
     "datetime": _iso_space,
-    "date": _iso,
+    "date": _iso_space,  # a datetime kept in a DATE column: written as SQLite writes it
     "time": _iso,
     "bool": _bool,
     "blob": _blob,

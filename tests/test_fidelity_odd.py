@@ -1,0 +1,102 @@
+"""Stored values that do not fit their column's kind travel as they are, never changed.
+
+SQLite's dynamic typing lets a column hold values of another shape (4.5 in an INTEGER,
+bytes in a TEXT, 5 in a BOOLEAN, a time of day in a DATE); MariaDB keeps zero dates
+(``0000-00-00``). Such a value is read and sent as it is (not truncated to 4, written as
+"b'...'", turned into true or NULL...): a destination that can hold it stores it exactly
+(SQLite), one that cannot refuses it or its read-back differs, and the row is quarantined.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+from backends import Backend
+from engine_helpers import make_node
+
+from synchro.package.format import open_package
+
+ODD_SQLITE = [
+    "INSERT INTO t VALUES (1, 7, 'ok', 1, '2024-02-29')",
+    "INSERT INTO t VALUES (2, 4.5, 'ok', 1, '2024-02-29')",
+    "INSERT INTO t VALUES (3, 7, X'FF00', 1, '2024-02-29')",
+    "INSERT INTO t VALUES (4, 7, 'ok', 5, '2024-02-29')",
+    "INSERT INTO t VALUES (5, 7, 'ok', 0, '2024-02-29 10:00:00')",
+]
+
+
+def _export(
+    backend: Backend, tmp_path: Path
+) -> tuple[dict[int, tuple[object, ...]], dict[int, str]]:
+    with make_node(tmp_path, "S1", backend.connection) as node:
+        result = node.export(tmp_path / "out.pkg")
+        held = {
+            int(json.loads(k)[0]): str(e)
+            for k, e in node.state.conn.execute("SELECT key_json, error FROM quarantine")
+        }
+        assert result.capture.held == len(held)
+        sent = {c.values[0]: c.values for c in open_package(result.path, ()).changes()}
+    return sent, held
+
+
+def _import(dest: Backend, package: Path, tmp_path: Path) -> dict[int, str]:
+    with make_node(tmp_path, "SIEGE", dest.connection, hq=True) as hq:
+        hq.import_package(package)
+        rows = hq.state.conn.execute("SELECT tbl, key_json, error FROM quarantine").fetchall()
+    return {int(json.loads(k)[0]): f"{t}: {e}" for t, k, e in rows}
+
+
+def test_sqlite_values_of_another_shape_travel_as_they_are_or_are_refused(
+    make_backend: Callable[[str], Backend], tmp_path: Path
+) -> None:
+    source = make_backend("sqlite")
+    source.execute(SQLITE_TABLE)
+    for sql in ODD_SQLITE:
+        source.execute(sql)
+    sent, held = _export(source, tmp_path / "src")
+    assert list(held) == [3] and "t.s" in held[3]  # bytes cannot travel as text: set aside
+    assert [sent[k][1:] for k in sorted(sent)] == [
+        (7, "ok", True, dt.date(2024, 2, 29)),
+        (4.5, "ok", True, dt.date(2024, 2, 29)),  # not 4
+        (7, "ok", 5, dt.date(2024, 2, 29)),  # not True
+        (7, "ok", False, dt.datetime(2024, 2, 29, 10)),  # not the date alone
+    ]
+    same = make_backend("sqlite")  # SQLite holds each of them exactly
+    same.execute(SQLITE_TABLE)
+    assert _import(same, tmp_path / "src" / "out.pkg", tmp_path / "same") == {}
+    wanted = "SELECT * FROM t WHERE id <> 3 ORDER BY id"
+    assert same.query("SELECT * FROM t ORDER BY id") == source.query(wanted)
+    pg = make_backend("postgresql")  # PostgreSQL cannot: refused or caught by verification
+    pg.execute(PG_TABLE)
+    refused = _import(pg, tmp_path / "src" / "out.pkg", tmp_path / "pg")
+    assert set(refused) == {2, 4, 5}, refused
+    assert all(message.startswith("t:") for message in refused.values())
+    assert pg.query("SELECT id, n, s FROM t WHERE id = 1") == [(1, 7, "ok")]
+
+
+def test_mariadb_zero_dates_travel_as_text_never_as_null(
+    make_backend: Callable[[str], Backend], tmp_path: Path
+) -> None:
+    source = make_backend("mariadb")
+    source.execute("CREATE TABLE t (id INT PRIMARY KEY, d DATE)")
+    source.execute("SET SESSION sql_mode = ''")
+    source.execute("INSERT INTO t VALUES (1, '2024-02-29'), (2, '0000-00-00'), (3, '2024-00-10')")
+    sent, held = _export(source, tmp_path / "src")
+    assert held == {}
+    assert {k: v[1] for k, v in sent.items()} == {
+        1: dt.date(2024, 2, 29),
+        2: "0000-00-00",
+        3: "2024-00-10",
+    }
+    pg = make_backend("postgresql")
+    pg.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, d DATE)")
+    refused = _import(pg, tmp_path / "src" / "out.pkg", tmp_path / "pg")
+    assert set(refused) == {2, 3}, refused
+    assert pg.query("SELECT id FROM t") == [(1,)]
+
+
+SQLITE_TABLE = "CREATE TABLE t (id INTEGER PRIMARY KEY, n INTEGER, s TEXT, b BOOLEAN, d DATE)"
+PG_TABLE = "CREATE TABLE t (id INTEGER PRIMARY KEY, n INTEGER, s TEXT, b BOOLEAN, d DATE)"
