@@ -502,7 +502,20 @@ class Node:
                     site_acked, applied, _out = self.state.site(site)
                     self.state.set_site(site, site_acked, applied, sequence)
                     self.state.set_meta(f"offered_acked:{site}", str(applied))
+                self._forget_old_publications()
         return published
+
+    def _forget_old_publications(self, keep: int = 20) -> None:
+        """Drop the checksums and answers of packages no site can still acknowledge (each
+        site is offered only its newest; a few older ones are kept for acks in flight)."""
+        oldest = self.state.conn.execute("SELECT MIN(out_seq) FROM sites").fetchone()[0]
+        if oldest is None:
+            return
+        self.state.conn.execute(
+            "DELETE FROM meta WHERE (key LIKE 'sums:%' OR key LIKE 'answered:%') "
+            "AND CAST(substr(key, instr(key, ':') + 1) AS INTEGER) < ?",
+            (int(oldest) - keep,),
+        )
 
     def published_sums(self, sequence: int) -> Sums | None:
         """Siège: its checksums when it published package ``sequence`` (None: unknown)."""
