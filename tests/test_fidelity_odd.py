@@ -100,3 +100,30 @@ def test_mariadb_zero_dates_travel_as_text_never_as_null(
 
 SQLITE_TABLE = "CREATE TABLE t (id INTEGER PRIMARY KEY, n INTEGER, s TEXT, b BOOLEAN, d DATE)"
 PG_TABLE = "CREATE TABLE t (id INTEGER PRIMARY KEY, n INTEGER, s TEXT, b BOOLEAN, d DATE)"
+
+
+def test_postgresql_infinity_and_bc_dates_travel_as_they_are(
+    make_backend: Callable[[str], Backend], tmp_path: Path
+) -> None:
+    """psqlODBC reads date 'infinity' as today's date, timestamp 'infinity' as 9999-12-31
+    and a BC date as an AD one: read as text they stay what they are."""
+    table = "CREATE TABLE t (id INTEGER PRIMARY KEY, d DATE, ts TIMESTAMP, tz TIMESTAMPTZ)"
+    source = make_backend("postgresql")
+    source.execute(table)
+    source.execute(
+        "INSERT INTO t VALUES (1, 'infinity', 'infinity', '-infinity'),"
+        " (2, '0044-03-15 BC', '0044-03-15 12:00 BC', '2024-06-01 12:00+02')"
+    )
+    sent, held = _export(source, tmp_path / "src")
+    assert held == {}
+    assert sent[1][1:] == ("infinity", "infinity", "-infinity")
+    assert sent[2][1:3] == ("0044-03-15 BC", "0044-03-15 12:00:00 BC")
+    assert sent[2][3] == dt.datetime(2024, 6, 1, 10, tzinfo=dt.UTC)
+    dest = make_backend("postgresql")
+    dest.execute(table)
+    assert _import(dest, tmp_path / "src" / "out.pkg", tmp_path / "pg") == {}
+    text = "SELECT id, d::text, ts::text, tz::text FROM t ORDER BY id"
+    assert dest.query(text) == source.query(text)
+    maria = make_backend("mariadb")
+    maria.execute("CREATE TABLE t (id INT PRIMARY KEY, d DATE, ts DATETIME, tz DATETIME)")
+    assert set(_import(maria, tmp_path / "src" / "out.pkg", tmp_path / "maria")) == {1, 2}

@@ -292,11 +292,13 @@ class Dialect:
         - MariaDB TIME, DATE and DATETIME as text (the driver drops the fractional seconds
           of a TIME and cannot convert a zero date such as ``0000-00-00``: the value then
           stays text and cannot travel, instead of stopping the whole read);
-        - PostgreSQL timestamptz as text with its offset (the driver drops the offset);
+        - PostgreSQL DATE and TIMESTAMP[TZ] as ISO text: the driver drops the offset of a
+          timestamptz and turns ``infinity`` into today's date or 9999-12-31 and a BC
+          date into an AD one (as text these values stay what they are);
         - with ``raw_text``, text as the hex of its UTF-8 bytes (see ``hexed_columns``).
         """
         col = self.quote(column.name)
-        kind, t = column.kind, column.type_name.lower()
+        kind = column.kind
         if raw_text and kind in ("text", "json") and self.name in ("sqlite", "postgresql", "mysql"):
             return {
                 "sqlite": f"CASE WHEN {col} IS NULL THEN NULL ELSE hex(CAST({col} AS BLOB)) END",
@@ -309,7 +311,7 @@ class Dialect:
             return f"CAST({col} AS TEXT)"
         if self.name == "mysql" and kind in ("time", "date", "datetime"):
             return f"CAST({col} AS CHAR)"
-        if self.name == "postgresql" and kind == "datetime" and t in ("timestamptz",):
+        if self.name == "postgresql" and kind in ("date", "datetime"):
             return f"CAST({col} AS text)"
         return col
 

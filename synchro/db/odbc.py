@@ -168,6 +168,8 @@ class OdbcAdapter(SqlAdapter):
         self._schema = self._default_schema()
         if self.dialect == "sqlite":  # as the stdlib adapter: refuse orphans
             self._run("PRAGMA foreign_keys = ON", [], "ouverture").close()
+        if self.dialect == "postgresql":  # dates read as text: ISO whatever the server says
+            self._run("SET DateStyle = 'ISO'", [], "ouverture").close()
 
     def _default_schema(self) -> str | None:
         sql = {"postgresql": "SELECT current_schema()", "mssql": "SELECT SCHEMA_NAME()"}
