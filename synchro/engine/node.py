@@ -151,8 +151,12 @@ class Node:
         cancel: threading.Event | None = None,
         progress: Progress | None = None,
         since: dt.datetime | None = None,
+        only_if_new: bool = False,
     ) -> ExportResult:
-        """Capture every local change into a new package; commit the snapshot with it."""
+        """Capture every local change into a new package; commit the snapshot with it.
+
+        ``only_if_new`` (a Serveur's run): when nothing changed while older packages still
+        wait for the Siège, make none (``kept`` False) — they are sent again instead."""
         self.recover()
         retry_quarantined(self.adapter, self.state, self.tables()[0], is_hq=self.config.is_hq)
         tables = self.tables()[0]
@@ -172,24 +176,24 @@ class Node:
                 progress=progress,
             )
             try:
-                return self._export_once(tables, out, options)
+                return self._export_once(tables, out, options, only_if_new)
             except KeyOrderError as exc:
                 if exc.table in spooled:
                     raise
                 spooled.add(exc.table)
 
     def _export_once(
-        self, tables: list[Table], out: Path | None, options: CaptureOptions
+        self, tables: list[Table], out: Path | None, options: CaptureOptions, only_if_new: bool
     ) -> ExportResult:
         try:
-            return self._export_kept(tables, out, options)
+            return self._export_kept(tables, out, options, only_if_new)
         except _NothingNew as nothing:
             result, manifest, path = nothing.args
             path.unlink(missing_ok=True)
             return ExportResult(path, manifest, result, kept=False)
 
     def _export_kept(
-        self, tables: list[Table], out: Path | None, options: CaptureOptions
+        self, tables: list[Table], out: Path | None, options: CaptureOptions, only_if_new: bool
     ) -> ExportResult:
         """The export; a Serveur whose capture is empty while packages the Siège has not
         acknowledged wait makes no new one (``_NothingNew``): re-sending those is enough,
@@ -221,7 +225,7 @@ class Node:
                 result = capture(self.adapter, self.state, tables, writer, options)
                 manifest = writer.close()
             faults.point("node.export.written")
-            if self._nothing_new(manifest, result, out):
+            if only_if_new and self._nothing_new(manifest, result, out):
                 raise _NothingNew(result, manifest, path)
             if self.config.is_hq:
                 self._log_local(path, tables)
