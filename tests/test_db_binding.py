@@ -31,9 +31,10 @@ def bind(dialect: str, kind: str, column_type: str, value: Any, **kw: Any) -> An
         ("mysql", "DOUBLE", NAN, "NaN"),
         ("mysql", "DOUBLE", -INF, "l'infini"),
         ("mysql", "double", -0.0, "signe d'un zéro"),
-        ("postgresql", "real", 0.1, "simple précision"),
-        ("mysql", "float", 0.1, "simple précision"),
+        ("postgresql", "real", 0.1 + 2**-40, "simple précision"),
+        ("mysql", "float", 0.30000000000000004, "simple précision"),
         ("postgresql", "real", 1e300, "simple précision"),
+        ("postgresql", "real", 16777217.0, "simple précision"),
     ],
 )
 def test_floats_a_column_cannot_hold_are_refused(
@@ -52,6 +53,8 @@ def test_floats_a_column_cannot_hold_are_refused(
         ("postgresql", "double precision", -0.0),
         ("postgresql", "double precision", NAN),
         ("postgresql", "real", 0.5),
+        ("postgresql", "real", 0.1),  # stored 0.1f, read back "0.1"
+        ("mysql", "float", 3.4e38),
         ("mysql", "double", 1e308),
     ],
 )

@@ -91,18 +91,35 @@ def _float_binder(dialect: str, column_type: str) -> Binder | None:
             raise Refused(f"{name} ne peut pas enregistrer l'infini ({value})")
         if value == 0.0 and math.copysign(1.0, value) < 0 and no_negative_zero:
             raise Refused(f"{name} ne garde pas le signe d'un zéro (-0.0 deviendrait 0.0)")
-        if single and math.isfinite(value):
-            try:
-                back = struct.unpack("f", struct.pack("f", value))[0]
-            except OverflowError:
-                back = math.inf
-            if back != value:
-                raise Refused(
-                    f"colonne en simple précision ({column_type}) : {value!r} serait arrondi"
-                )
+        if single and math.isfinite(value) and single_read_back(value) != value:
+            raise Refused(f"colonne en simple précision ({column_type}) : {value!r} serait arrondi")
         return value
 
     return bind
+
+
+def _single(value: float) -> float:
+    """``value`` rounded to a 4-byte float (inf beyond its range)."""
+    try:
+        rounded: float = struct.unpack("f", struct.pack("f", value))[0]
+    except OverflowError:
+        return math.copysign(math.inf, value)
+    return rounded
+
+
+def single_read_back(value: float) -> float:
+    """What a 4-byte float column gives back for ``value`` through the ODBC drivers: the
+    stored float, printed with the fewest digits that identify it (``0.1``, not
+    ``0.10000000149011612``), read as a double. Equal to ``value`` when the column keeps it.
+    """
+    stored = _single(value)
+    if not math.isfinite(stored):
+        return stored
+    for digits in range(1, 10):
+        text = f"{stored:.{digits}g}"
+        if _single(float(text)) == stored:
+            return float(text)
+    return stored
 
 
 def _decimal_binder(dialect: str, column_type: str) -> Binder | None:

@@ -279,6 +279,20 @@ class Dialect:
             return ()
         return tuple(i for i, c in enumerate(table.columns) if c.kind in ("text", "json"))
 
+    def single_columns(self, table: Table, names: Sequence[str]) -> tuple[int, ...]:
+        """Positions among ``names`` of 4-byte float columns (PostgreSQL ``real``, MariaDB
+        ``FLOAT``): read as the shortest text of the stored float, as psqlODBC gives it
+        (MariaDB prints 6 digits: it is read as a double and shortened by the adapter)."""
+        singles = {"postgresql": ("float4", "real"), "mysql": ("float",)}.get(self.name)
+        if not singles:
+            return ()
+        columns = {c.name: c for c in table.columns}
+        return tuple(
+            i
+            for i, n in enumerate(names)
+            if columns[n].kind == "float" and columns[n].type_name.lower() in singles
+        )
+
     def _read_cols(self, table: Table, names: Sequence[str], *, raw_text: bool = False) -> str:
         columns = {c.name: c for c in table.columns}
         return ", ".join(self.read_term(columns[n], raw_text=raw_text) for n in names)
@@ -309,6 +323,8 @@ class Dialect:
             return f"CASE WHEN {col} IS NULL THEN NULL ELSE printf('%!.17g', {col}) END"
         if self.moments_as_text and kind in ("time", "datetime"):
             return f"CAST({col} AS TEXT)"
+        if self.name == "mysql" and kind == "float" and column.type_name.lower() == "float":
+            return f"CAST({col} AS DOUBLE)"  # MariaDB prints a FLOAT with 6 digits
         if self.name == "mysql" and kind in ("time", "date", "datetime"):
             return f"CAST({col} AS CHAR)"
         if self.name == "postgresql" and kind in ("date", "datetime"):

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from synchro.db.base import Adapter, Column, Key, Row, Table
-from synchro.db.binding import Binder, Refused
+from synchro.db.binding import Binder, Refused, single_read_back
 from synchro.db.dialects import Dialect
 from synchro.errors import DatabaseError, SchemaError
 from synchro.values import row_normaliser
@@ -173,7 +173,7 @@ class SqlAdapter(Adapter):
             rows = self._pages(table, names, kinds, modified_column, params, positions, page)
         else:
             sql = self.sql.select(table, names, ordered=ordered, modified_column=modified_column)
-            rows = self._stream(sql, params, kinds, doing)
+            rows = self._stream(sql, params, kinds, doing, self.sql.single_columns(table, names))
         if sort_here:
             # No binary collation in SQL (MS Access): sort here, memory grows with the table.
             rows = iter(sorted(rows, key=lambda r: tuple(r[i] for i in positions)))
@@ -209,6 +209,7 @@ class SqlAdapter(Adapter):
     ) -> Iterator[Row]:
         """Key-ordered pages (keyset pagination) so the driver never holds the whole table."""
         doing = f"lecture de la table {table.name}"
+        singles = self.sql.single_columns(table, names)
         last: Row | None = None
         while True:
             sql = self.sql.select(
@@ -225,7 +226,7 @@ class SqlAdapter(Adapter):
                 names_after = self.sql.after_key_params(table.key)
                 bound += self._bind_rows(table, [str(n) for n in names_after], [after])
             count = 0
-            for row in self._stream(sql, bound, kinds, doing):
+            for row in self._stream(sql, bound, kinds, doing, singles):
                 count += 1
                 last = tuple(row[i] for i in positions)
                 yield row
@@ -233,9 +234,26 @@ class SqlAdapter(Adapter):
                 return
 
     def _stream(
-        self, sql: str, params: Sequence[Any], kinds: Sequence[str], doing: str
+        self,
+        sql: str,
+        params: Sequence[Any],
+        kinds: Sequence[str],
+        doing: str,
+        singles: Sequence[int] = (),
     ) -> Iterator[Row]:
+        """Rows normalised to ``kinds``; the columns at ``singles`` are 4-byte floats, given
+        as the shortest text of the stored float (``Dialect.single_columns``)."""
         normalise_row = row_normaliser(kinds)  # rows already of their kinds pass as they are
+        if singles:
+            plain = normalise_row
+
+            def normalise_row(row: Sequence[Any]) -> Row:
+                out = list(plain(row))
+                for i in singles:
+                    if isinstance(out[i], float):
+                        out[i] = single_read_back(out[i])
+                return tuple(out)
+
         cursor = self._run(sql, params, doing)
         try:
             while True:
@@ -275,7 +293,8 @@ class SqlAdapter(Adapter):
         for part in chunks(keys, self.sql.batch_rows(len(table.key))):
             params = self._bind_rows(table, table.key, part)
             sql = self.sql.fetch(table, len(part), raw_text=raw_text)
-            rows = self._stream(sql, params, kinds, doing)
+            singles = self.sql.single_columns(table, table.column_names)
+            rows = self._stream(sql, params, kinds, doing, singles)
             out.extend(_unhex(rows, hexed, table.kinds) if hexed else rows)
         return out
 
