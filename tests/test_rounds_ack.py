@@ -248,3 +248,20 @@ def test_only_a_scheduled_round_counts_a_run_done_just_before_it(tmp_path: Path)
         g.service.step()
         assert g.service.round is None and g.service.closing is None
         assert g.reports.latest(1, kinds=("round",))[0].state is State.OK
+
+
+def test_a_package_left_in_in_by_an_earlier_round_is_not_this_rounds_delivery(
+    tmp_path: Path,
+) -> None:
+    with group(tmp_path, ["3615"], run_service=False) as g:
+        seed(g)
+        g.deliver("3615")  # arrives while no Siège process works (its sync had ended)
+        g.service.step("open")
+        g.service.step()
+        assert g.service.round is not None  # a leftover: 0 of 1 delivered
+        sent = g.sites["3615"].folder / "packages" / "outbox" / "3615-00000001.pkg"
+        with g.client("3615")() as client:  # the site's run of this round sends it again
+            client.upload(sent, sent.name)
+        g.service.step()
+        assert g.service.round is None
+        assert applied(g, "3615") == 1

@@ -4,8 +4,9 @@ The FTP server stays up; establishments drop packages (``<site>-<seq>.pkg``) and
 acknowledgements (``ACK-<site>-<seq>.json``, see ``engine.ack``) in ``<ftp_root>/<site>/in``.
 
 - A round opens at *Heure de départ* (or MANUELLE). It counts the distinct establishments
-  that delivered while it is open — a package not applied yet, or one sent again that the
-  site was never answered for (the Siège died before its answer reached it); a copy of a
+  that delivered while it is open — a package not applied yet (not one left in ``/in`` by
+  an earlier round while the Siège was not running), or one sent again that the site was
+  never answered for (the Siège died before its answer reached it); a copy of a
   package the site was served for counts for nothing. A scheduled round also counts a
   site that did its whole run (delivered, acknowledged) up to ``EARLY`` before it opened (a
   clock a little ahead); a MANUELLE round does not (what came after the previous round
@@ -72,6 +73,7 @@ class OpenRound:
     deadline: dt.datetime
     manual: bool
     missing: list[str] = field(default_factory=list)  # set at the close
+    leftovers: set[tuple[str, int, int]] = field(default_factory=set)  # in /in at opening
 
 
 @dataclass
@@ -212,7 +214,8 @@ class HQService:
             self.acks.expire(list(self.settings.sites), now)
             self._check_closing()
             return
-        delivered = self._early(self.round) | {d.site for d in pending if self._is_new(d)}
+        counted = [d for d in pending if _identity(d.path) not in self.round.leftovers]
+        delivered = self._early(self.round) | {d.site for d in counted if self._is_new(d)}
         if len(delivered) >= self.settings.servers or now >= self.round.deadline:
             self._close(State.OK, "")
 
@@ -270,6 +273,9 @@ class HQService:
             self._check_closing()
         rid = self.reports.start(self.code, "round", now=now)
         self.round = OpenRound(rid, now, now + self.settings.max_reception, manual)
+        # left in /in by an earlier round (the Siège was not running): applied at the
+        # close, but not this round's delivery (a file sent again is a new one)
+        self.round.leftovers = {_identity(d.path) for d in self.deliveries()}
         faults.point("hq.round.opened")
         self._announce()
         self.emit(StateChanged("running", "Tour de synchronisation ouvert.", rid))
@@ -553,6 +559,15 @@ class HQService:
                     rows_sent=record.rows_sent + manifest.rows,
                 )
             self.emit(Progress("publish", site, manifest.rows, size, final.name))
+
+
+def _identity(path: Path) -> tuple[str, int, int]:
+    """A delivered file as it is now (a copy sent again replaces it: another identity)."""
+    try:
+        st = path.stat()
+    except OSError:
+        return (path.name, 0, 0)
+    return (path.name, st.st_ino, st.st_mtime_ns)
 
 
 def _remove_old(path: Path) -> None:
