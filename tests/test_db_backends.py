@@ -256,3 +256,22 @@ def test_modified_filter_bound_the_column_would_refuse_is_widened(
         assert [r[0] for r in rows] == [1]
     finally:
         adapter.close()
+
+
+def test_mariadb_session_is_strict_even_on_a_lenient_server(make_backend: Any) -> None:
+    """A server whose sql_mode is not strict stores '?' for an emoji in a utf8mb3 column
+    and clamps 70000 to 32767 with a warning: the adapter's session refuses them."""
+    backend = make_backend("mariadb")
+    backend.execute(
+        "CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(20) CHARACTER SET utf8mb3, s SMALLINT)"
+    )
+    lenient = backend.connection + ";INITSTMT=SET SESSION sql_mode=''"
+    adapter = open_database(lenient)
+    try:
+        (table,) = adapter.tables()
+        for row in [(1, "emoji 😀", None), (2, None, 70000)]:
+            with pytest.raises(DatabaseError, match="table t"), adapter.atomic():
+                adapter.upsert(table, [row])
+        assert adapter.fetch(table, [(1,), (2,)]) == []
+    finally:
+        adapter.close()

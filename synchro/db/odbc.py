@@ -170,6 +170,21 @@ class OdbcAdapter(SqlAdapter):
             self._run("PRAGMA foreign_keys = ON", [], "ouverture").close()
         if self.dialect == "postgresql":  # dates read as text: ISO whatever the server says
             self._run("SET DateStyle = 'ISO'", [], "ouverture").close()
+        if self.dialect == "mysql":
+            self._strict()
+
+    def _strict(self) -> None:
+        """MariaDB: refuse, never alter, a value a column cannot hold. Without a strict
+        ``sql_mode`` the server stores '?' for a character its charset lacks, clamps 70000
+        to 32767 in a SMALLINT and cuts long text, with a mere warning."""
+        (mode,) = self._query("SELECT @@SESSION.sql_mode")[0]
+        if "STRICT_ALL_TABLES" not in str(mode).upper().split(","):
+            self._run(
+                "SET SESSION sql_mode = CONCAT_WS(',', NULLIF(@@SESSION.sql_mode, ''),"
+                " 'STRICT_ALL_TABLES')",
+                [],
+                "ouverture",
+            ).close()
 
     def _default_schema(self) -> str | None:
         sql = {"postgresql": "SELECT current_schema()", "mssql": "SELECT SCHEMA_NAME()"}
