@@ -275,3 +275,22 @@ def test_mariadb_session_is_strict_even_on_a_lenient_server(make_backend: Any) -
         assert adapter.fetch(table, [(1,), (2,)]) == []
     finally:
         adapter.close()
+
+
+def test_discovery_sees_a_widened_column_on_the_same_connection(make_backend: Any) -> None:
+    """A long-lived adapter (the Siège's service): a value refused by VARCHAR(5) is
+    written after ``ALTER TABLE`` widens the column and ``tables()`` runs again."""
+    backend = make_backend("mariadb")
+    backend.execute("CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(5))")
+    adapter = open_database(backend.connection)
+    try:
+        (table,) = adapter.tables()
+        with pytest.raises(DatabaseError, match="colonne v"), adapter.atomic():
+            adapter.upsert(table, [(1, "abcdefgh")])
+        backend.execute("ALTER TABLE t MODIFY v VARCHAR(50)")
+        (table,) = adapter.tables()
+        with adapter.atomic():
+            adapter.upsert(table, [(1, "abcdefgh")])
+        assert adapter.fetch(table, [(1,)]) == [(1, "abcdefgh")]
+    finally:
+        adapter.close()

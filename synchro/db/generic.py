@@ -56,6 +56,12 @@ class SqlAdapter(Adapter):
         value the column cannot hold exactly. Default: by kind (``_binder``)."""
         return self._binder(column.kind)
 
+    def _forget_types(self) -> None:
+        """Drop what was learnt of the columns' types (binders, sizes): called by
+        discovery (``tables()``), so a column widened by ``ALTER TABLE`` since is seen
+        by the next write on the same connection."""
+        self._binders_of.clear()
+
     @abc.abstractmethod
     def _translate(self, exc: BaseException, doing: str) -> DatabaseError:
         """A user-facing ``DatabaseError`` for a driver error while ``doing``."""

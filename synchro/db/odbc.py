@@ -203,10 +203,14 @@ class OdbcAdapter(SqlAdapter):
         full = self._full_types(table).get(column.name) or column.type_name
         return binder(self.dialect, column.kind, full, nul=self.dialect != "sqlite")
 
+    def _forget_types(self) -> None:
+        super()._forget_types()
+        self._types_of.clear()
+
     def _full_types(self, table: Table) -> dict[str, str]:
         """Column types with their sizes (``numeric(38,10)``, ``datetime(6)``): what the
         ODBC catalog leaves out and the binders need to know what a column keeps.
-        Read once per table and adapter."""
+        Read once per table until the next discovery (``tables()``)."""
         cached = self._types_of.get(table.name)
         if cached is None:
             cached = self._types_of[table.name] = self._read_full_types(table.name)
@@ -294,6 +298,7 @@ class OdbcAdapter(SqlAdapter):
         return {"schema": self._schema} if self._schema else {}
 
     def tables(self) -> list[Table]:
+        self._forget_types()
         if self.dialect == "sqlite":
             return discover_sqlite(lambda sql: self._query(sql), self.sql.quote)
         rows = self._catalog("tables", tableType="TABLE", **self._where())

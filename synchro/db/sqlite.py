@@ -131,6 +131,7 @@ class SqliteAdapter(SqlAdapter):
             cursor.close()
 
     def tables(self) -> list[Table]:
+        self._forget_types()
         return discover(self._pragma, self.sql.quote)
 
 
