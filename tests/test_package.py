@@ -329,7 +329,7 @@ def test_foreign_version_is_refused(tmp_path: Path) -> None:
     data = bytearray(path.read_bytes())
     data[len(MAGIC) : len(MAGIC) + 2] = (7).to_bytes(2, "big")
     path.write_bytes(bytes(data))
-    assert refused(path).reason == "version de format 7 inconnue (attendue : 1)"
+    assert refused(path).reason == "version de format 7 inconnue (attendue : 1 ou 2)"
 
 
 def test_wrong_checksum_is_refused(tmp_path: Path) -> None:

@@ -18,7 +18,6 @@ from typing import IO
 from . import crypto
 from .manifest import (
     END_MAGIC,
-    FORMAT_VERSION,
     MAGIC,
     MAX_HEADER,
     MAX_TRAILER,
@@ -83,7 +82,9 @@ def frame(fh: IO[bytes], size: int) -> tuple[Trailer, int]:
         raise Invalid("fichier tronqué")
     _, version, _ = PREFIX.unpack(start)
     if version not in READABLE_VERSIONS:
-        raise Invalid(f"version de format {version} inconnue (attendue : {FORMAT_VERSION})")
+        *first, last = (str(v) for v in sorted(READABLE_VERSIONS))
+        readable = f"{', '.join(first)} ou {last}" if first else last
+        raise Invalid(f"version de format {version} inconnue (attendue : {readable})")
     if size < PREFIX.size + TAIL.size:
         raise Invalid("fichier tronqué")
     fh.seek(size - TAIL.size)
