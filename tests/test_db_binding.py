@@ -85,7 +85,7 @@ def test_sqlite_decimals_are_integers_or_at_most_15_digits() -> None:
     assert bind("sqlite", "decimal", "DECIMAL(12,2)", Decimal("12345678901234.5")) == (
         "12345678901234.5"
     )
-    with pytest.raises(Refused, match=r"17 chiffres significatifs.*TEXT"):
+    with pytest.raises(Refused, match=r"17 chiffres significatifs.*PostgreSQL ou MariaDB"):
         bind("sqlite", "decimal", "DECIMAL(38,10)", Decimal("1234567890123456.7"))
     with pytest.raises(Refused, match="NaN"):
         bind("sqlite", "decimal", "NUMERIC", Decimal("NaN"))

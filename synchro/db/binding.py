@@ -174,7 +174,9 @@ def _sqlite_decimal(value: Decimal, significant: int, low: int) -> Any:
     if significant > SQLITE_DIGITS:
         raise Refused(
             f"{_show(value)} a {significant} chiffres significatifs : une colonne DECIMAL de "
-            f"SQLite (affinité NUMERIC) n'en garde que {SQLITE_DIGITS} ; déclarez-la TEXT"
+            f"SQLite (affinité NUMERIC) n'en garde que {SQLITE_DIGITS} ; seule une base "
+            "PostgreSQL ou MariaDB la garde exactement (une colonne TEXT serait d'une autre "
+            "sorte, refusée par le contrôle)"
         )
     return str(value)
 
