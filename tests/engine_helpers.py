@@ -124,7 +124,8 @@ def checksums(connection: str, names: Iterable[str] | None = None) -> Checksums:
 
 
 def same_values(kinds: Sequence[str], a: Row, b: Row) -> bool:
-    """Equal as the engine sees values (canonical form: seconds, normalised decimals)."""
+    """Equal as the engine sees values (``values.canonical``: microseconds and offsets
+    kept, an aware datetime as its UTC instant, decimals without trailing zeros)."""
     return [canonical(k, v) for k, v in zip(kinds, a, strict=True)] == [
         canonical(k, v) for k, v in zip(kinds, b, strict=True)
     ]
