@@ -211,6 +211,7 @@ def _hq_round_now(app: Any, interrupted: threading.Event, linger: float) -> Any:
         if hq.last_round is None or hq.last_round.state is not State.STOPPED:
             app.emit(said("engine.linger", seconds=f"{linger:.0f}"))
             _linger(app, hq, interrupted, linger)
+        hq.note_tail()  # late packages left in /in: applied next time, not counted then
         return hq.last_round
     finally:
         node.close()

@@ -253,9 +253,12 @@ def test_only_a_scheduled_round_counts_a_run_done_just_before_it(tmp_path: Path)
 def test_a_package_left_in_in_by_an_earlier_round_is_not_this_rounds_delivery(
     tmp_path: Path,
 ) -> None:
+    """What an ended ``sync`` left in /in is its round's tail; what a killed one left is
+    taken over by the next round (``test_rounds_kill``)."""
     with group(tmp_path, ["3615"], run_service=False) as g:
         seed(g)
-        g.deliver("3615")  # arrives while no Siège process works (its sync had ended)
+        g.deliver("3615")  # arrives after the Siège's linger, as its sync ends
+        g.service.note_tail()
         g.service.step("open")
         g.service.step()
         assert g.service.round is not None  # a leftover: 0 of 1 delivered

@@ -161,3 +161,29 @@ def test_siege_sync_waits_for_the_ack_not_the_download(tmp_path: Path) -> None:
     assert row["site"] == "A" and row["state"] == "Echec"
     assert "accusé de réception non reçu" in row["error"]
     assert list((hq / "data" / "ftp" / "A" / "out").glob("SIEGE-A-*.pkg"))
+
+
+def test_siege_killed_while_a_site_waits_takes_its_delivery_over(tmp_path: Path) -> None:
+    """The Siège's ``sync`` is killed by PID while A, having delivered, waits for B. Started
+    again, its round takes over A's package left in /in (the round it came for was cut by
+    the crash): B's delivery closes it and A, still waiting, ends OK."""
+    hq, sites = cli_group(tmp_path, ["A", "B"], attempts=20, retry_delay="00:00:01")
+    add_row(sites["A"] / "m.db", 2)
+    siege = sync(hq, "--linger", "60")
+    waiting = sync(sites["A"])
+    delivered = hq / "data" / "ftp" / "A" / "in" / "A-00000001.pkg"
+    deadline = time.monotonic() + 60
+    while not delivered.exists():
+        assert waiting.poll() is None, finish(waiting)[1]
+        assert time.monotonic() < deadline, "A never delivered its package"
+        time.sleep(0.02)
+    os.kill(siege.pid, signal.SIGKILL)
+    finish(siege)
+    siege = sync(hq, "--linger", "60")
+    code, said = finish(sync(sites["B"]))
+    assert code == 0, said
+    code, said = finish(waiting)
+    assert code == 0, said
+    code, said = finish(siege)
+    assert code == 0, said
+    assert ids(hq / "hq.db") == ids(sites["A"] / "m.db") == ids(sites["B"] / "m.db") == [1, 2]

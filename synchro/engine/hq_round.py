@@ -4,14 +4,14 @@ The FTP server stays up; establishments drop packages (``<site>-<seq>.pkg``) and
 acknowledgements (``ACK-<site>-<seq>.json``, see ``engine.ack``) in ``<ftp_root>/<site>/in``.
 
 - A round opens at *Heure de départ* (or MANUELLE). It counts the distinct establishments
-  that delivered while it is open — a package not applied yet (not one left in ``/in`` by
-  an earlier round while the Siège was not running), or one sent again that the site was
-  never answered for (the Siège died before its answer reached it); a copy of a
-  package the site was served for counts for nothing. A scheduled round also counts a
-  site that did its whole run (delivered, acknowledged) up to ``EARLY`` before it opened (a
-  clock a little ahead); a MANUELLE round does not (what came after the previous round
-  closed is that round's tail). It closes when all *Nombre de serveurs* have delivered, or
-  when *Temps maximum de réception* has run out (RAZ restarts that counter).
+  that delivered while it is open: a package not applied yet (not one an earlier ``sync``
+  at the Siège left in ``/in`` when it ended: that round's tail), or one sent again that
+  the site was never answered for (the Siège died before its answer reached it); a copy
+  of a package the site was served for counts for nothing. A scheduled round also counts
+  a site that did its whole run (delivered, acknowledged) up to ``EARLY`` before it
+  opened (a clock a little ahead); a MANUELLE round does not (what came after the
+  previous round closed is that round's tail). It closes when all *Nombre de serveurs*
+  have delivered, or when *Temps maximum de réception* has run out (RAZ restarts it).
 - At the close, the Siège captures its own changes, applies the waiting packages in a
   deterministic order (site code, then sequence), lists ``/in`` again and applies what came
   meanwhile, then publishes to every establishment the package of what it has not received
@@ -57,6 +57,7 @@ from synchro.reports import ReportStore, RunRecord, State
 
 NO_DATA = "aucune donnée reçue"
 UNFINISHED = "le tour s'est terminé avant la fin du traitement de ses données"
+TAIL = "tail"  # meta: files a ``sync`` at the Siège left in /in when it ended
 ROUND_FILE = "tour.json"  # in each /<site>/out: is a round open, until when (UTC)
 RETRY_AFTER = dt.timedelta(minutes=1)  # after an unexpected error, before trying again
 log = logging.getLogger(__name__)
@@ -273,13 +274,25 @@ class HQService:
             self._check_closing()
         rid = self.reports.start(self.code, "round", now=now)
         self.round = OpenRound(rid, now, now + self.settings.max_reception, manual)
-        # left in /in by an earlier round (the Siège was not running): applied at the
-        # close, but not this round's delivery (a file sent again is a new one)
-        self.round.leftovers = {_identity(d.path) for d in self.deliveries()}
+        # left in /in after an earlier round ended (``note_tail``): applied at the close,
+        # but not this round's delivery (a file sent again is a new one). What a Siège
+        # killed mid-round left is not a tail: this round takes it over.
+        tail = {tuple(x) for x in json.loads(self.node.state.get_meta(TAIL) or "[]")}
+        here = {_identity(d.path) for d in self.deliveries()}
+        self.round.leftovers = {x for x in here if x in tail}
+        with self.node.state.transaction():
+            self.node.state.set_meta(TAIL, "[]")
         faults.point("hq.round.opened")
         self._announce()
         self.emit(StateChanged("running", "Tour de synchronisation ouvert.", rid))
         self.emit(said("engine.round.open", servers=self.settings.servers))
+
+    def note_tail(self) -> None:
+        """A ``sync`` at the Siège ends: what it leaves unprocessed in ``/in`` (it came
+        after the round's linger) is that round's tail, not the next round's delivery."""
+        tail = [list(_identity(d.path)) for d in self.deliveries()]
+        with self.node.state.transaction():
+            self.node.state.set_meta(TAIL, json.dumps(tail))
 
     def _close(self, state: State, error: str) -> None:
         current = self.round
