@@ -447,3 +447,26 @@ def test_general_opened_during_a_run_shows_its_progress(
     window = general(shell).window
     assert text_of(window, g.PROGRESS_TEXT) == "500 lignes · 2,0 Ko · 3615 : réception"
     assert window[g.STOP].Widget["state"] == "normal"
+
+
+def test_test_result_of_several_lines_is_shown_whole(shell: GuiShell, backend: FakeBackend) -> None:
+    """Test gives the connection then the schema check, one finding a line: the field
+    shows several lines and scrolls to the rest, nothing cut."""
+    backend._config = dataclasses.replace(
+        backend._config, role=Role.SITE, site_settings=SiteSettings(hq_address="192.168.0.24")
+    )
+    lines = ["Connexion réussie."] + [
+        f"table clients{n}, colonne nom_de_famille_du_client : trop courte ici, "
+        f"VARCHAR(20) ici, VARCHAR(120) au siège"
+        for n in range(8)
+    ]
+    backend.connection_result = "\n".join(lines)
+    shell.open_general()
+    window = general(shell).window
+    click(shell, window, g.TEST)
+    wait_for(shell, lambda: text_of(window, g.TEST_RESULT).startswith("Connexion"))
+    assert text_of(window, g.TEST_RESULT) == "\n".join(lines)
+    widget = window[g.TEST_RESULT].Widget
+    assert int(widget.cget("height")) >= 5
+    assert str(widget.cget("wrap")) != "none"  # long lines wrap, not cut at the edge
+    assert window[g.TEST_RESULT].vsb is not None  # the rest is reachable by scrolling

@@ -98,6 +98,31 @@ def with_title(body: Image.Image, title: str) -> Image.Image:
     return image
 
 
+def _test_result(lang: str) -> str:
+    """What Test shows for a Serveur whose schema check found problems: the connection
+    (the transport's own French text), then the check's lines."""
+    from synchro.engine.preflight import HERE, Finding
+
+    findings = [
+        Finding("clients", "nom", "short_chars", HERE, {"have": "VARCHAR(20)", "m": 120}),
+        Finding(
+            "ventes",
+            "montant",
+            "decimal",
+            HERE,
+            {"have": "DECIMAL(8,2)", "need": "DECIMAL(12,2)", "suggest": "DECIMAL(12,2)"},
+        ),
+    ]
+    lines = [
+        "Connexion au siège 192.168.0.24:21 réussie (établissement 3615, FTPS, certificat "
+        "vérifié) ; 0 fichier(s) en attente.",
+        tr("check.sent", lang),
+        tr("check.compared", lang, source=tr("check.source.hq_file", lang, date="06/12/2005")),
+        tr("check.problems", lang, n=len(findings)),
+    ]
+    return "\n".join(lines + ["  " + f.text(lang) for f in findings])
+
+
 def scenes(lang: str) -> Iterator[tuple[str, Callable[[], object]]]:
     """(file name, function opening the window ready to capture) for every screen."""
     from synchro.gui.windows import email, general, login, password, rapport, wizard
@@ -117,6 +142,8 @@ def scenes(lang: str) -> Iterator[tuple[str, Callable[[], object]]]:
         else:
             window[general.STOP].update(disabled=True)
             window[general.RAZ].update(disabled=True)
+        if not config.is_hq:
+            window[general.TEST_RESULT].update(_test_result(lang), text_color="#b00020")
         return window
 
     def wizard_at(step: int, config: Config) -> object:

@@ -121,7 +121,17 @@ def build_general(config: Config, lang: str, autostart: bool, status: list[str])
                 sg.Input(_address(config), key=HQ_ADDRESS, size=(24, 1)),
                 sg.Button(tr("gui.test", lang), key=TEST, size=(6, 1)),
             ],
-            [sg.Text("", key=TEST_RESULT, size=(60, 1))],
+            [
+                # Several lines (the connection, then the schema check): scrollable.
+                sg.Multiline(
+                    "",
+                    key=TEST_RESULT,
+                    size=(60, 5),
+                    disabled=True,
+                    no_scrollbar=False,
+                    border_width=1,
+                )
+            ],
             [sg.Checkbox(tr("gui.site.auto_sync", lang), default=site.auto_sync, key=AUTO_SYNC)],
         ],
         key=SITE_FRAME,
