@@ -32,7 +32,7 @@ from synchro.gui.ports import (
 from synchro.i18n import tr
 from synchro.platform.autostart import Autostart, autostart_for_platform, default_command
 from synchro.platform.paths import NodePaths
-from synchro.reports import RunRecord
+from synchro.reports import RunRecord, unapplied_text
 
 PHASES = ("capture", "send", "wait", "receive", "apply", "publish")
 _TRAY = {
@@ -75,6 +75,69 @@ def report_row(record: RunRecord) -> ReportRow:
 
 def _lines(items: Any, fmt: Callable[[dict[str, Any]], str]) -> tuple[str, ...]:
     return tuple(fmt(i) for i in items if isinstance(i, dict)) if isinstance(items, list) else ()
+
+
+SHOWN = 60  # characters of a sent or stored value in a detail line
+_QUARANTINE_KINDS = ("refused", "mismatch", "held")
+
+
+def _shown(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= SHOWN else text[: SHOWN - 1] + "…"
+
+
+def _json_list(text: Any) -> list[Any]:
+    try:
+        found = json.loads(text) if isinstance(text, str) else None
+    except ValueError:
+        return []
+    return found if isinstance(found, list) else []
+
+
+def quarantine_line(q: dict[str, Any], lang: str) -> str:
+    """One row not applied exactly, in the UI language, from the quarantine's fields: the
+    table, the key, what happened and, for a value stored differently, each column with
+    the sent and stored values. A refusal keeps the error text as it was recorded (the
+    database's or the writer's own words), with the values sent."""
+    kind = str(q.get("kind") or "refused")
+    what = tr(f"app.detail.kind.{kind if kind in _QUARANTINE_KINDS else 'refused'}", lang)
+    columns = [c for c in _json_list(q.get("columns_json")) if isinstance(c, dict)]
+    parts = [
+        tr(
+            "app.detail.column",
+            lang,
+            column=c.get("column"),
+            sent=_shown(c.get("sent")),
+            stored=_shown(c.get("stored")),
+        )
+        for c in columns[:3]
+    ]
+    if len(columns) > 3:
+        parts.append(tr("app.detail.more_columns", lang, n=len(columns) - 3))
+    if not parts:
+        parts.append(str(q.get("error") or ""))
+        sent = q.get("row_json")
+        if isinstance(sent, str) and sent:
+            parts.append(tr("app.detail.sent", lang, sent=_shown(sent)))
+    return tr(
+        "app.detail.quarantined",
+        lang,
+        table=q.get("tbl"),
+        key=q.get("key_json"),
+        what=what,
+        why=" ; ".join(parts) if lang == "fr" else "; ".join(parts),
+    )
+
+
+def _error_in(error: str, counts: Any, lang: str) -> str:
+    """A run's stored (French) error with its "N lignes non appliquées" reason, made by
+    the report store from ``details["not_applied"]``, said in the UI language."""
+    if not isinstance(counts, dict) or lang == "fr":
+        return error
+    french = unapplied_text(counts, "fr")
+    if not error.startswith(french):
+        return error
+    return unapplied_text(counts, lang) + error[len(french) :]
 
 
 class AppBackend:
@@ -237,16 +300,7 @@ class AppBackend:
         record = self._app().reports.get(int(report_id))
         details = record.details
         lang = self.config().language
-        quarantined = _lines(
-            details.get("quarantined"),
-            lambda q: tr(
-                "app.detail.quarantined",
-                lang,
-                table=q.get("tbl"),
-                key=q.get("key_json"),
-                error=q.get("error"),
-            ),
-        )
+        quarantined = _lines(details.get("quarantined"), lambda q: quarantine_line(q, lang))
         conflicts = _lines(
             details.get("conflicts"),
             lambda c: tr(
@@ -266,7 +320,7 @@ class AppBackend:
             else []
         )
         message = (
-            record.error
+            _error_in(record.error, details.get("not_applied"), lang)
             or "; ".join(extra)
             or json.dumps(
                 {k: v for k, v in details.items() if k not in {"quarantined", "conflicts"}},

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 import sqlite3
 import sys
 from collections.abc import Iterator
@@ -14,9 +15,10 @@ import pytest
 from synchro.config.model import Config, Role
 from synchro.config.store import load_config
 from synchro.engine import events as engine
+from synchro.engine.state import StateDB
 from synchro.errors import ConnectionTestError
 from synchro.gui.ports import Progress, ReportsChanged, StateChanged, StatusMessage, TrayState
-from synchro.gui_backend import AppBackend, gui_event
+from synchro.gui_backend import AppBackend, gui_event, quarantine_line
 from synchro.log import setup_logging, shutdown_logging
 from synchro.platform.autostart import XdgAutostart
 from synchro.platform.paths import paths_beside
@@ -141,3 +143,48 @@ def test_reports_and_detail_after_a_failed_run(backend: AppBackend) -> None:
     out = backend.paths.data_dir / "rapport.csv"
     backend.export_report_csv(out, "fr")
     assert "Echec" in out.read_text(encoding="utf-8-sig")
+
+
+def test_report_detail_lists_quarantined_rows_with_labels_of_the_ui_language(
+    backend: AppBackend, tmp_path: Path
+) -> None:
+    """The state's quarantine fields (table, key, column, sent, stored) with English labels
+    in English; the recorded error text of a refusal stays as it was given."""
+    state = StateDB(tmp_path / "state.db")
+    mismatch = [{"column": "nom", "sent": "Último Pau-De-Arara", "stored": "Último Pau-De-Arar"}]
+    state.log_quarantine(
+        "SIEGE#4",
+        "tracks",
+        "[1077]",
+        '[1077,"Último Pau-De-Arara"]',
+        "valeur enregistrée différente de la valeur envoyée — nom : ...",
+        kind="mismatch",
+        op="U",
+        columns=json.dumps(mismatch, ensure_ascii=False),
+        stored='[1077,"Último Pau-De-Arar"]',
+    )
+    refusal = "MariaDB : table t, colonne v : valeur refusée, 8 caractères, la colonne en garde 5"
+    state.log_quarantine("SIEGE#4", "t", "[1]", '[1,"abcdefgh"]', refusal, op="U")
+    rows = state.quarantined()
+    state.close()
+    config = dataclasses.replace(
+        Config(role=Role.SITE, site="3615", language="en"),
+        database=dataclasses.replace(Config().database, connection="base.db"),
+        site_settings=dataclasses.replace(Config().site_settings, auto_sync=False),
+    )
+    backend.save_config(config)
+    reports = backend._app().reports
+    now = dt.datetime(2026, 12, 4, 15, 0)
+    run = reports.start("3615", "run", now=now)
+    reports.finish(run, State.OK, now=now, quarantined=2, details={"quarantined": rows})
+    detail = backend.report_detail(str(run))
+    assert detail.message == "2 rows not applied — see the report"
+    assert detail.quarantined == (
+        "tracks [1077]: stored differently than sent — column nom: sent Último Pau-De-Arara, "
+        "stored Último Pau-De-Arar",
+        f't [1]: refused by the database — {refusal}; sent [1,"abcdefgh"]',
+    )
+    assert quarantine_line(rows[0], "fr") == (
+        "tracks [1077] : enregistrée autrement qu'envoyée — colonne nom : envoyé Último "
+        "Pau-De-Arara, enregistré Último Pau-De-Arar"
+    )
