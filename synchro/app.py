@@ -231,7 +231,10 @@ class App:
                 return None
 
     def _cannot_start(self, exc: SynchroError) -> None:
-        """Say it everywhere the user looks: status bar, tray, log and the Rapport."""
+        """Say it everywhere the user looks: status bar, tray, log and the Rapport.
+
+        Order is the contract (as at the end of a run): the Rapport row is final before
+        ``StateChanged`` is emitted, so whoever reacts to the event reads the Echec row."""
         log.error("Synchronisation impossible : %s", exc)
         kind = "round" if self.config.is_hq else "run"
         rid = self.reports.start(self.config.site or "?", kind, now=self.now())

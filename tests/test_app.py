@@ -186,10 +186,12 @@ def test_a_damaged_state_is_reported_and_the_next_manuelle_tries_again(
     hq.start()
     site.start()
     try:
-        wait_for(lambda: any(r.state is State.FAILED for r in site.reports.latest()))
+        # The event comes after the row is final (a listener reading the Rapport on it sees
+        # the Echec): wait for the event, then the row is there; never the other way round.
+        wait_for(lambda: any(isinstance(e, StateChanged) and e.state == "failed" for e in events))
         failed = site.reports.latest()[0]
+        assert failed.state is State.FAILED
         assert "Base d'état illisible" in failed.error and "renommez-la" in failed.error
-        assert any(isinstance(e, StateChanged) and e.state == "failed" for e in events)
         site_paths.state_db.write_bytes(good)
         hq.run_now()
         site.run_now()
