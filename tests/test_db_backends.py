@@ -294,3 +294,24 @@ def test_discovery_sees_a_widened_column_on_the_same_connection(make_backend: An
         assert adapter.fetch(table, [(1,)]) == [(1, "abcdefgh")]
     finally:
         adapter.close()
+
+
+def test_refusal_reads_the_column_types_again_without_discovery(make_backend: Any) -> None:
+    """A caller that keeps its ``Table`` (a Node kept open, its retry of quarantined rows)
+    still sees a column widened since: a refusal reads the types again, once per table
+    and transaction, before it is final."""
+    backend = make_backend("mariadb")
+    backend.execute("CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(5))")
+    adapter = open_database(backend.connection)
+    try:
+        (table,) = adapter.tables()
+        with pytest.raises(DatabaseError, match="colonne v"), adapter.atomic():
+            adapter.upsert(table, [(1, "abcdefgh")])
+        backend.execute("ALTER TABLE t MODIFY v VARCHAR(50)")
+        with adapter.atomic():
+            adapter.upsert(table, [(1, "abcdefgh")])
+        assert adapter.fetch(table, [(1,)]) == [(1, "abcdefgh")]
+        with pytest.raises(DatabaseError, match="colonne v"), adapter.atomic():
+            adapter.upsert(table, [(2, "x" * 51)])  # still refused when it does not fit
+    finally:
+        adapter.close()

@@ -44,6 +44,8 @@ class SqlAdapter(Adapter):
         self._depth = 0
         self._savepoints = itertools.count(1)
         self._binders_of: dict[tuple[str, tuple[str, ...]], tuple[Binder | None, ...]] = {}
+        # Tables whose column types were read again after a refusal, in this transaction.
+        self._reread: set[str] = set()
 
     # -- driver hooks -----------------------------------------------------------------
 
@@ -61,6 +63,22 @@ class SqlAdapter(Adapter):
         discovery (``tables()``), so a column widened by ``ALTER TABLE`` since is seen
         by the next write on the same connection."""
         self._binders_of.clear()
+        self._reread.clear()
+
+    def _forget_table_types(self, name: str) -> None:
+        """Drop what was learnt of one table's column types (its binders here)."""
+        for cached in [k for k in self._binders_of if k[0] == name]:
+            del self._binders_of[cached]
+
+    def _read_types_again(self, table: Table) -> bool:
+        """After a refusal: read this table's column types again, once per table and
+        transaction (False when already done). A long-lived adapter whose caller does not
+        run discovery again (a Node kept open) still sees a column widened since."""
+        if table.name in self._reread:
+            return False
+        self._reread.add(table.name)
+        self._forget_table_types(table.name)
+        return True
 
     @abc.abstractmethod
     def _translate(self, exc: BaseException, doing: str) -> DatabaseError:
@@ -132,6 +150,8 @@ class SqlAdapter(Adapter):
                 for f, v in zip(binders, row, strict=True)
             ]
         except Refused:
+            if self._read_types_again(table):
+                return self._bind_rows(table, names, rows)
             raise self._refusal(table, names, rows) from None
 
     def _need_key(self, table: Table) -> None:
@@ -379,6 +399,7 @@ class SqlAdapter(Adapter):
             return
         self._begin()
         self._depth = 1
+        self._reread.clear()
         try:
             yield
         except BaseException:

@@ -207,10 +207,15 @@ class OdbcAdapter(SqlAdapter):
         super()._forget_types()
         self._types_of.clear()
 
+    def _forget_table_types(self, name: str) -> None:
+        super()._forget_table_types(name)
+        self._types_of.pop(name, None)
+
     def _full_types(self, table: Table) -> dict[str, str]:
         """Column types with their sizes (``numeric(38,10)``, ``datetime(6)``): what the
         ODBC catalog leaves out and the binders need to know what a column keeps.
-        Read once per table until the next discovery (``tables()``)."""
+        Read once per table until the next discovery (``tables()``), and again after a
+        refusal (``_read_types_again``)."""
         cached = self._types_of.get(table.name)
         if cached is None:
             cached = self._types_of[table.name] = self._read_full_types(table.name)
