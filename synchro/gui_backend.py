@@ -32,6 +32,7 @@ from synchro.gui.ports import (
 from synchro.i18n import tr
 from synchro.platform.autostart import Autostart, autostart_for_platform, default_command
 from synchro.platform.paths import NodePaths
+from synchro.report_summary import detail_lines
 from synchro.reports import RunRecord, unapplied_text
 
 PHASES = ("capture", "send", "wait", "receive", "apply", "publish")
@@ -319,15 +320,9 @@ class AppBackend:
             if isinstance(email, dict)
             else []
         )
-        message = (
-            _error_in(record.error, details.get("not_applied"), lang)
-            or "; ".join(extra)
-            or json.dumps(
-                {k: v for k, v in details.items() if k not in {"quarantined", "conflicts"}},
-                ensure_ascii=False,
-                default=str,
-            )[:500]
-        )
+        error = _error_in(record.error, details.get("not_applied"), lang)
+        said = [error] if error else []
+        message = "\n".join(said + extra + detail_lines(details, record.error, lang))
         return ReportDetail(report_row(record), message, quarantined, conflicts)
 
     def export_report_csv(self, path: Path, lang: str) -> None:

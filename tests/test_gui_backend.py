@@ -22,6 +22,7 @@ from synchro.gui_backend import AppBackend, gui_event, quarantine_line
 from synchro.log import setup_logging, shutdown_logging
 from synchro.platform.autostart import XdgAutostart
 from synchro.platform.paths import paths_beside
+from synchro.report_summary import detail_lines
 from synchro.reports import State
 from synchro.transport.token import make_token
 
@@ -188,3 +189,52 @@ def test_report_detail_lists_quarantined_rows_with_labels_of_the_ui_language(
         "tracks [1077] : enregistrée autrement qu'envoyée — colonne nom : envoyé Último "
         "Pau-De-Arara, enregistré Último Pau-De-Arar"
     )
+
+
+def test_report_detail_says_the_controle_and_the_ack_in_plain_lines(backend: AppBackend) -> None:
+    """An OK row's details are sentences, not JSON: « Contrôle : identiques »; in English
+    the engine's French Contrôle phrases are translated, table and site names kept."""
+    config = dataclasses.replace(
+        Config(role=Role.SITE, site="3615", language="en"),
+        database=dataclasses.replace(Config().database, connection="base.db"),
+        site_settings=dataclasses.replace(Config().site_settings, auto_sync=False),
+    )
+    backend.save_config(config)
+    reports = backend._app().reports
+    now = dt.datetime(2026, 12, 4, 15, 0)
+    ok = reports.start("3615", "run", now=now)
+    reports.finish(ok, State.OK, now=now, details={"controle": "identiques", "accuse": 7})
+    detail = backend.report_detail(str(ok))
+    assert detail.message == "Check: identical\nAcknowledged: package 7"
+    assert "{" not in detail.message
+    round_id = reports.start("SIEGE", "round", now=now)
+    summary = "3615 : tables différentes : clients, factures"
+    details = {"missing": [], "failed": [], "controle": summary, "security": []}
+    reports.finish(round_id, State.OK, now=now, details=details)
+    assert backend.report_detail(str(round_id)).message == (
+        "Check: 3615: tables differ: clients, factures"
+    )
+
+
+def test_detail_lines_in_french_leave_out_what_the_error_says() -> None:
+    ok = {"controle": "identiques", "accuse": 12, "not_applied": {"applied": 1, "sent": 1}}
+    assert detail_lines(ok, "", "fr") == [
+        "Contrôle : identiques",
+        "Accusé de réception : paquet 12",
+    ]
+    differs = {"controle": "tables différentes : clients", "accuse": 3}
+    error = "Contrôle : tables différentes : clients"
+    assert detail_lines(differs, error, "fr") == ["Accusé de réception : paquet 3"]
+    round_details = {"missing": ["3616"], "failed": [], "controle": "identiques"}
+    assert detail_lines(round_details, "Etablissements sans données : 3616", "fr") == [
+        "Contrôle : identiques"
+    ]
+    assert detail_lines(round_details, "", "fr") == [
+        "Etablissements sans données : 3616",
+        "Contrôle : identiques",
+    ]
+    retried = [{"tbl": "t", "key_json": "[1]", "outcome": "applied"}]
+    assert detail_lines({"retried": retried, "other": {"a": 1}}, "", "fr") == [
+        "t [1] : nouvel essai réussi, ligne appliquée",
+        'other : {"a": 1}',
+    ]

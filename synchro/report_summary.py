@@ -1,0 +1,87 @@
+"""Plain lines for a Rapport row's details (the double-click on a row), in the UI language.
+
+The engine records its details as JSON (``{"controle": "identiques", "accuse": 12}``); the
+user reads them as sentences: « Contrôle : identiques », « Accusé de réception : paquet 12 ».
+The Contrôle texts are written in French by the engine (synchro.engine.ack); in English the
+known phrases are translated and table or site names kept as they are."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from synchro.i18n import tr
+
+# keys shown elsewhere in the detail (own lists) or internal to the report store and mail
+_NOT_SHOWN = {"quarantined", "conflicts", "not_applied", "error_kind", "email", "late"}
+
+# the engine's French Contrôle phrases (synchro.engine.ack, hq_acks) and their English
+_CONTROLE_EN = (
+    ("non vérifiable (sommes de contrôle absentes)", "not verifiable (checksums missing)"),
+    (
+        "non vérifiable (paquet d'un état antérieur du siège)",
+        "not verifiable (package from an earlier state of the headquarters)",
+    ),
+    ("tables différentes : ", "tables differ: "),
+    ("identiques", "identical"),
+    (" : ", ": "),
+)
+
+
+def controle_text(text: str, lang: str) -> str:
+    """The engine's Contrôle text (« identiques », « tables différentes : a, b », or a
+    round's « 3615 : tables différentes : a ; 3616 : … ») in the UI language."""
+    if lang == "fr":
+        return text
+    for french, english in _CONTROLE_EN:
+        text = text.replace(french, english)
+    return text
+
+
+def _names(value: Any) -> str:
+    return ", ".join(str(v) for v in value) if isinstance(value, list) else str(value)
+
+
+def _retried(item: Any, lang: str) -> str:
+    if not isinstance(item, dict):
+        return str(item)
+    outcome = "applied" if item.get("outcome") == "applied" else "local"
+    return tr(
+        f"app.summary.retried.{outcome}",
+        lang,
+        table=item.get("tbl"),
+        key=item.get("key_json"),
+    )
+
+
+def _value(value: Any) -> str:
+    if isinstance(value, str | int | float):
+        return str(value)
+    return json.dumps(value, ensure_ascii=False, default=str)[:300]
+
+
+def detail_lines(details: dict[str, Any], error: str, lang: str) -> list[str]:
+    """One readable line per known key of ``details`` (unknown keys as « key : value »),
+    leaving out what ``error`` already says (a round's missing or failed establishments,
+    a Contrôle that made the run an Echec) and what the detail lists on its own."""
+    lines: list[str] = []
+    for key, value in details.items():
+        if key in _NOT_SHOWN or value in (None, "", [], {}):
+            continue
+        if key == "controle":
+            if str(value) not in error:
+                lines.append(tr("app.summary.controle", lang, text=controle_text(str(value), lang)))
+        elif key == "accuse":
+            lines.append(tr("app.summary.accuse", lang, sequence=value))
+        elif key in ("missing", "failed"):
+            if not error:
+                lines.append(tr(f"app.summary.{key}", lang, sites=_names(value)))
+        elif key == "security" and isinstance(value, list):
+            lines.append(tr("app.summary.security", lang, n=len(value)))
+            lines += [f"  {v}" for v in value[-10:]]
+        elif key == "retried" and isinstance(value, list):
+            lines += [_retried(item, lang) for item in value]
+        else:
+            sep = " : " if lang == "fr" else ": "
+            lines.append(f"{key}{sep}{_value(value)}")
+    return lines
