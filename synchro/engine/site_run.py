@@ -39,6 +39,7 @@ from synchro.engine.ack import ack_name, controle, make_ack
 from synchro.engine.events import Emit, Progress, StateChanged, ignore, said
 from synchro.engine.hq_round import ROUND_FILE
 from synchro.engine.node import ACK_DUE, Node
+from synchro.engine.schema_exchange import remember_received
 from synchro.errors import Cancelled, PackageError, SynchroError, TransportError
 from synchro.reports import ReportStore, RunRecord, State
 from synchro.transport.files import file_sha256
@@ -404,6 +405,9 @@ class SiteRun:
         with self.node.state.transaction():
             known = {"name": local.name, "sha256": digest}
             self.node.state.set_meta(APPLIED_FILE, json.dumps(known))
+        # the Siège's schemas as this package carried them: `synchro check` compares with
+        # them when the Siège cannot be reached (never raises)
+        remember_received(self.node.packages_dir, result.manifest, self.now())
         stats = result.stats
         self.totals.rows_received += stats.rows
         self.totals.conflicts += stats.conflicts
