@@ -168,6 +168,19 @@ def test_test_connection_reports_ok_and_fetch_fingerprint(server: HQServer) -> N
     assert fetch_fingerprint("127.0.0.1", server.port) == server.fingerprint
 
 
+def test_test_connection_counts_only_the_packages_waiting_in_out(server: HQServer) -> None:
+    """tour.json, schemas.json and a package still being written are not waiting files."""
+    out = server.root / "A" / "out"
+    out.mkdir(parents=True, exist_ok=True)
+    for name in ("tour.json", "schemas.json", "SIEGE-A-00000002.pkg.part"):
+        (out / name).write_bytes(b"{}")
+    message = test_connection("127.0.0.1", server.port, "A", SECRETS["A"], server.fingerprint)
+    assert message.endswith("; 0 fichier(s) en attente.")
+    (out / "SIEGE-A-00000001.pkg").write_bytes(b"x")
+    message = test_connection("127.0.0.1", server.port, "A", SECRETS["A"], server.fingerprint)
+    assert message.endswith("; 1 fichier(s) en attente.")
+
+
 def test_xsha256_answers_the_checksum_of_a_file(server: HQServer) -> None:
     (server.root / "A" / "out").mkdir(parents=True, exist_ok=True)
     (server.root / "A" / "out" / "x").write_bytes(b"abc")

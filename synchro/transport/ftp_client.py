@@ -354,13 +354,15 @@ def test_connection(
 ) -> str:
     """The *Test* button: log in and list ``/out`` (so passive ports are tried too).
 
-    Returns a French OK message; raises ConnectionTestError with the exact ``kind``.
+    Returns a French OK message with the number of packages (``*.pkg``) waiting in ``/out``
+    (not the Siège's ``tour.json`` or ``schemas.json``); raises ConnectionTestError with
+    the exact ``kind``.
     """
     try:
         with SiteClient(
             host, port, site, secret, fingerprint, allow_plain=allow_plain, timeout=timeout
         ) as client:
-            count = len(client.list_out())
+            count = sum(1 for name in client.list_out() if name.endswith(".pkg"))
             secure = isinstance(client._ftp, _PinnedFTP)
     except ConnectionTestError:
         raise
