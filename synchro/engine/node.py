@@ -158,8 +158,10 @@ class Node:
         ``only_if_new`` (a Serveur's run): when nothing changed while older packages still
         wait for the Siège, make none (``kept`` False) — they are sent again instead."""
         self.recover()
-        retry_quarantined(self.adapter, self.state, self.tables()[0], is_hq=self.config.is_hq)
-        tables = self.tables()[0]
+        # Discovered again at every export: a Node kept open (the Siège's service) sees a
+        # widened column, a new column or a new table before it retries or captures.
+        tables = self.tables(refresh=True)[0]
+        retry_quarantined(self.adapter, self.state, tables, is_hq=self.config.is_hq)
         ensure_snapshots(self.state, tables)
         spooled: set[str] = set()
         modified = {
