@@ -37,6 +37,7 @@ LAYERS: dict[str, int] = {
     "package": 2,
     "transport": 2,
     "reports": 2,
+    "report_summary": 2,
     # 3 - change capture, email
     "capture": 3,
     "mail": 3,
@@ -91,6 +92,7 @@ KNOWN_DEBT = {
     ("synchro.gui_backend", "engine"),  # engine events -> GUI events; preflight_run
     ("synchro.gui_backend", "transport"),  # token -> SiteSettings; Test: test_connection
     ("synchro.gui_backend", "pyodbc"),  # the list of ODBC drivers (belongs in synchro.db)
+    ("synchro.gui.screenshots", "engine"),  # a sample check result: preflight.Finding
 }
 
 
