@@ -56,7 +56,15 @@ BUDGET: dict[str, tuple[Cut, Cut]] = {  # each cut lets tens of KB through
 SLOW = {"slow-steady": 0.0, "slow-link-down-4s": 4.0}  # name -> seconds the link is down
 
 # scenario -> the precise cause of its failure, until the round protocol is fixed (issue 12)
-XFAIL: dict[str, str] = {}
+XFAIL: dict[str, str] = {
+    "sync-upload-6x": (
+        "an upload attempt that advanced still counts against Nombre de tentatives when the "
+        "cut shows at the size check ('envoi incomplet : le siège a reçu N octets', N larger "
+        "each time): 4/4 then Echec; reset only when the cut shows as an exception during "
+        "STOR. Timing decides which, so this xfail is not strict until the fix"
+    ),
+}
+NOT_STRICT = {"sync-upload-6x"}
 
 
 def cut_names() -> list[str]:
@@ -109,7 +117,8 @@ def _params(names: list[str]) -> list[object]:
     out = []
     for name in names:
         reason = XFAIL.get(name)
-        marks = [pytest.mark.xfail(strict=True, reason=reason)] if reason else []
+        strict = name not in NOT_STRICT
+        marks = [pytest.mark.xfail(strict=strict, reason=reason)] if reason else []
         out.append(pytest.param(name, id=name, marks=marks))
     return out
 
