@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import sqlite3
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
 from pathlib import Path
@@ -220,3 +221,13 @@ def state_counts(node: Node) -> dict[str, int]:
 
 def now_seconds() -> dt.datetime:
     return dt.datetime.now().replace(microsecond=0)
+
+
+def db(path: Path, statement: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """One statement on an SQLite file, committed; its rows."""
+    conn = sqlite3.connect(path)
+    try:
+        with conn:
+            return conn.execute(statement, params).fetchall()
+    finally:
+        conn.close()

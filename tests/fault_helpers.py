@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from ftp_proxy import LISTEN, FTPProxy, free_port_range
+from rounds_helpers import sql
 
 SITES = ("A", "B")
 NODES = ("SIEGE", *SITES)
@@ -53,15 +54,6 @@ def free_port(host: str = "127.0.0.1") -> int:
         s.bind((host, 0))
         port: int = s.getsockname()[1]
         return port
-
-
-def sql(db: Path, script: str) -> None:
-    conn = sqlite3.connect(db)
-    try:
-        conn.executescript(script)
-        conn.commit()
-    finally:
-        conn.close()
 
 
 def table_rows(db: Path) -> dict[str, set[tuple[Any, ...]]]:

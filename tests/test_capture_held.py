@@ -8,11 +8,9 @@ tried again at every capture, and goes out once corrected.
 from __future__ import annotations
 
 import datetime as dt
-import sqlite3
 from pathlib import Path
-from typing import Any
 
-from engine_helpers import make_node
+from engine_helpers import db, make_node
 from rounds_helpers import group, sql
 
 from synchro.capture.diff import HELD
@@ -20,15 +18,6 @@ from synchro.config.model import TableRule
 from synchro.reports import State
 
 SCHEMA = "CREATE TABLE docs (id INTEGER PRIMARY KEY, nom TEXT, fichier BLOB, maj DATETIME)"
-
-
-def db(path: Path, statement: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    conn = sqlite3.connect(path)
-    try:
-        with conn:
-            return conn.execute(statement, params).fetchall()
-    finally:
-        conn.close()
 
 
 def make_dbs(tmp_path: Path) -> tuple[Path, Path]:

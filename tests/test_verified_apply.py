@@ -15,7 +15,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-from engine_helpers import make_node
+from engine_helpers import db, make_node
 
 from synchro.engine.node import Node
 
@@ -32,15 +32,6 @@ TOO_LONG = (
     "BEGIN SELECT RAISE(ABORT, 'nom trop long'); END"
 )
 KEEP = "CREATE TRIGGER keep BEFORE DELETE ON t BEGIN SELECT RAISE(IGNORE); END"
-
-
-def db(path: Path, statement: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    conn = sqlite3.connect(path)
-    try:
-        with conn:
-            return conn.execute(statement, params).fetchall()
-    finally:
-        conn.close()
 
 
 def script(path: Path, sql: str) -> None:
