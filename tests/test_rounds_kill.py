@@ -60,6 +60,16 @@ def last_report(folder: Path, kind: str = "run") -> dict[str, object]:
     return next(r for r in rows if r["kind"] == kind)
 
 
+def wait_for_delivery(site: subprocess.Popen[str], delivered: Path) -> None:
+    """Until the site's package lies complete in the Siège's /in (bounded: a liveness
+    check, not a timing); the site must still be running meanwhile."""
+    deadline = time.monotonic() + 60
+    while not delivered.exists():
+        assert site.poll() is None, finish(site)[1]
+        assert time.monotonic() < deadline, f"no {delivered.name} after 60 s"
+        time.sleep(0.02)
+
+
 def test_site_killed_after_its_upload_is_ok_once_started_again(tmp_path: Path) -> None:
     hq, sites = cli_group(tmp_path, ["A", "B"], attempts=4, retry_delay="00:00:05")
     a_db, b_db, hq_db = sites["A"] / "m.db", sites["B"] / "m.db", hq / "hq.db"
@@ -72,12 +82,7 @@ def test_site_killed_after_its_upload_is_ok_once_started_again(tmp_path: Path) -
 
     siege = sync(hq, "--linger", "30")
     killed = sync(sites["A"])
-    delivered = hq / "data" / "ftp" / "A" / "in" / "A-00000002.pkg"
-    deadline = time.monotonic() + 60
-    while not delivered.exists():
-        assert killed.poll() is None, finish(killed)[1]
-        assert time.monotonic() < deadline, "A never delivered its package"
-        time.sleep(0.02)
+    wait_for_delivery(killed, hq / "data" / "ftp" / "A" / "in" / "A-00000002.pkg")
     os.kill(killed.pid, signal.SIGKILL)
     killed.wait(30)
     b = sync(sites["B"])
@@ -177,12 +182,7 @@ def test_siege_killed_while_a_site_waits_takes_its_delivery_over(tmp_path: Path)
     add_row(sites["A"] / "m.db", 2)
     siege = sync(hq, "--linger", "60")
     waiting = sync(sites["A"])
-    delivered = hq / "data" / "ftp" / "A" / "in" / "A-00000001.pkg"
-    deadline = time.monotonic() + 60
-    while not delivered.exists():
-        assert waiting.poll() is None, finish(waiting)[1]
-        assert time.monotonic() < deadline, "A never delivered its package"
-        time.sleep(0.02)
+    wait_for_delivery(waiting, hq / "data" / "ftp" / "A" / "in" / "A-00000001.pkg")
     os.kill(siege.pid, signal.SIGKILL)
     finish(siege)
     siege = sync(hq, "--linger", "60")
