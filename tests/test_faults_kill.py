@@ -44,28 +44,6 @@ pytestmark = [
 ]
 WORKERS = 3
 
-# scenario -> the precise cause of its failure, until the round protocol is fixed (issue 12)
-NEW_ROUND_AFTER_CRASH = (
-    "a Siège `sync` killed after it applied deliveries (its round row left En cours, closed "
-    "'interrompu' at the next start) is run again: the new round does not count what the "
-    "interrupted round already applied and published (HQService.since_close() counts only "
-    "site-in-round rows with round_id None), so it waits the whole Temps maximum de "
-    "réception and ends Echec 'Etablissements sans données : A, B' although both sites' data "
-    "was integrated and both acknowledged the Siège's package (the re-run logs their acks)"
-)
-XFAIL: dict[str, str] = {
-    f"sync-SIEGE-{point}": NEW_ROUND_AFTER_CRASH
-    for point in (
-        "hq.apply.done",
-        "hq.publish.before",
-        "node.publish.written",
-        "node.publish.linked",
-        "hq.report.round",
-        "server.sent",
-        "pid-after-publication",
-    )
-}
-
 
 def _new_file(folder: Path, pattern: str, before: set[str], timeout: float = 60) -> None:
     end = time.monotonic() + timeout
@@ -189,10 +167,7 @@ RACES: dict[str, str] = {
 
 
 def _param(name: str) -> object:
-    reason = XFAIL.get(name)
-    marks = [pytest.mark.xfail(strict=True, reason=reason)] if reason else []
-    if name in RACES:
-        marks = [pytest.mark.xfail(strict=False, reason=RACES[name])]
+    marks = [pytest.mark.xfail(strict=False, reason=RACES[name])] if name in RACES else []
     return pytest.param(name, id=name, marks=marks)
 
 

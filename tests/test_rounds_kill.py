@@ -193,3 +193,38 @@ def test_siege_killed_while_a_site_waits_takes_its_delivery_over(tmp_path: Path)
     code, said = finish(siege)
     assert code == 0, said
     assert ids(hq / "hq.db") == ids(sites["A"] / "m.db") == ids(sites["B"] / "m.db") == [1, 2]
+
+
+def test_siege_killed_after_applying_everything_is_taken_over_by_its_rerun(
+    tmp_path: Path,
+) -> None:
+    """The Siège's ``sync`` dies after it applied A's and B's packages, before answering.
+    Its re-run's round takes the interrupted one over: A and B, waiting, count as delivered
+    (they send nothing again), get their answer and ack it; the new round ends OK with their
+    rows saying which round they were taken over from, the interrupted one « interrompu »."""
+    hq, sites = cli_group(tmp_path, ["A", "B"], attempts=30, retry_delay="00:00:01")
+    add_row(sites["A"] / "m.db", 2)
+    add_row(sites["B"] / "m.db", 3)
+    siege = sync(hq, "--linger", "60", kill_at="hq.publish.before")
+    waiting = [sync(sites["A"]), sync(sites["B"])]
+    code, said = finish(siege)
+    assert code == -signal.SIGKILL, said
+    siege = sync(hq, "--linger", "60")
+    for process in waiting:
+        code, said = finish(process)
+        assert code == 0, said
+    code, said = finish(siege)
+    assert code == 0, said
+    assert "Reprise du tour" in said
+    for folder in (hq, sites["A"], sites["B"]):
+        assert ids(folder / ("hq.db" if folder == hq else "m.db")) == [1, 2, 3]
+    done = synchro("--config", "synchro.toml", "report", "--json", cwd=hq)
+    report: list[dict[str, object]] = json.loads(done.stdout)
+    rounds = [r for r in report if r["kind"] == "round"]
+    new, old = rounds[0], rounds[1]
+    assert new["state"] == "OK" and old["state"] == "Echec"
+    assert "interrompu" in str(old["error"])
+    taken = [r for r in report if r["kind"] == "site-in-round" and r["round_id"] == new["id"]]
+    assert sorted(str(r["site"]) for r in taken) == ["A", "B"]
+    assert all(r["state"] == "OK" for r in taken)
+    assert all(dict(r["details"])["repris"] == old["id"] for r in taken)  # type: ignore[call-overload]

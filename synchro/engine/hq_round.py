@@ -12,6 +12,8 @@ acknowledgements (``ACK-<site>-<seq>.json``, see ``engine.ack``) in ``<ftp_root>
   opened (a clock a little ahead); a MANUELLE round does not (what came after the
   previous round closed is that round's tail). It closes when all *Nombre de serveurs*
   have delivered, or when *Temps maximum de réception* has run out (RAZ restarts it).
+  The first round after a start that closed a round a crash interrupted carries it on: the
+  establishments that round had applied count as delivered (``engine.hq_takeover``).
 - At the close, the Siège captures its own changes, applies the waiting packages in a
   deterministic order (site code, then sequence), lists ``/in`` again and applies what came
   meanwhile, then publishes to every establishment the package of what it has not received
@@ -51,6 +53,7 @@ from synchro.capture.diff import HELD
 from synchro.config.atomic import atomic_write
 from synchro.engine.events import Emit, Progress, StateChanged, ignore, said
 from synchro.engine.hq_acks import AckBook, controle_summary, peek_instance
+from synchro.engine.hq_takeover import TakenOver, interrupted_round, take_over
 from synchro.engine.node import Node
 from synchro.errors import ApplyError, Cancelled, PackageError, SynchroError
 from synchro.reports import ReportStore, RunRecord, State
@@ -75,6 +78,7 @@ class OpenRound:
     manual: bool
     missing: list[str] = field(default_factory=list)  # set at the close
     leftovers: set[tuple[str, int, int]] = field(default_factory=set)  # in /in at opening
+    taken: TakenOver = field(default_factory=TakenOver)  # from a round a crash interrupted
 
 
 @dataclass
@@ -216,7 +220,8 @@ class HQService:
             self._check_closing()
             return
         counted = [d for d in pending if _identity(d.path) not in self.round.leftovers]
-        delivered = self._early(self.round) | {d.site for d in counted if self._is_new(d)}
+        delivered = self._early(self.round) | self.round.taken.sites
+        delivered |= {d.site for d in counted if self._is_new(d)}
         if len(delivered) >= self.settings.servers or now >= self.round.deadline:
             self._close(State.OK, "")
 
@@ -272,8 +277,16 @@ class HQService:
         if self.closing is not None:  # the previous round's acks are overdue now
             self.acks.expire(list(self.settings.sites), now, force=True)
             self._check_closing()
+        previous = interrupted_round(self.reports, now, self.settings.max_reception)
         rid = self.reports.start(self.code, "round", now=now)
         self.round = OpenRound(rid, now, now + self.settings.max_reception, manual)
+        if previous is not None:
+            sites, wait = self.settings.sites, self.settings.ack_wait
+            taken = take_over(self.reports, self.acks, previous, rid, sites, now, wait)
+            self.round.taken = taken
+            if taken.sites:
+                names = ", ".join(sorted(taken.sites))
+                self.emit(said("engine.round.taken", round=previous.id, sites=names))
         # left in /in after an earlier round ended (``note_tail``): applied at the close,
         # but not this round's delivery (a file sent again is a new one). What a Siège
         # killed mid-round left is not a tail: this round takes it over.
@@ -329,7 +342,10 @@ class HQService:
         if state is State.OK:
             try:
                 outcome = self._process(
-                    self.deliveries(), round_id=current.report_id, publish_all=True
+                    self.deliveries(),
+                    round_id=current.report_id,
+                    publish_all=True,
+                    rows=dict(current.taken.awaiting),
                 )
             except Cancelled as exc:
                 state, error = State.STOPPED, str(exc)
@@ -337,7 +353,7 @@ class HQService:
             except SynchroError as exc:
                 state, error = State.FAILED, str(exc)
                 outcome = _Outcome()
-            delivered = self._early(current) | set(outcome.applied)
+            delivered = self._early(current) | current.taken.sites | set(outcome.applied)
             current.missing = [s for s in self.settings.sites if s not in delivered]
             now = self.now()
             for site in current.missing:
@@ -451,9 +467,16 @@ class HQService:
         return sorted(found, key=lambda d: (d.site, d.sequence))
 
     def _process(
-        self, deliveries: list[Delivery], *, round_id: int | None, publish_all: bool = False
+        self,
+        deliveries: list[Delivery],
+        *,
+        round_id: int | None,
+        publish_all: bool = False,
+        rows: dict[str, int] | None = None,
     ) -> _Outcome:
-        """HQ's own changes, then every delivery in order, then publish."""
+        """HQ's own changes, then every delivery in order, then publish. ``rows``: the
+        establishments' rows already open in this round (taken over from an interrupted
+        one), which the publication serves too."""
         outcome = _Outcome()
         self.emit(Progress("capture", self.code, detail="changements du siège"))
         exported = self.node.export(cancel=self.cancel)
@@ -466,7 +489,7 @@ class HQService:
             listed = {"quarantined": held + unapplied[:200], "retried": exported.capture.retried}
             self.reports.merge_details(round_id, listed)
             self.reports.update(round_id, quarantined=exported.capture.held + len(unapplied))
-        rows: dict[str, int] = {}
+        rows = dict(rows or {})
         handled: set[Path] = set()
         while batch := [d for d in deliveries if d.path not in handled]:
             for d in batch:
@@ -479,8 +502,9 @@ class HQService:
         faults.point("hq.report.sites")
         until = self.now() + self.settings.ack_wait
         for site, rid in rows.items():
-            if self.reports.get(rid).state is State.RUNNING:  # served once it acks
-                self.acks.expect(site, rid, self.node.state.site(site)[2], until)
+            awaited = {a.rid for a in self.acks.awaited(site)}
+            if rid not in awaited and self.reports.get(rid).state is State.RUNNING:
+                self.acks.expect(site, rid, self.node.state.site(site)[2], until)  # then OK
         return outcome
 
     def _apply_one(
