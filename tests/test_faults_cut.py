@@ -55,18 +55,6 @@ BUDGET: dict[str, tuple[Cut, Cut]] = {  # each cut lets tens of KB through
 }
 SLOW = {"slow-steady": 0.0, "slow-link-down-4s": 4.0}  # name -> seconds the link is down
 
-# scenario -> the precise cause of its failure, until the round protocol is fixed (issue 12)
-XFAIL: dict[str, str] = {
-    "sync-upload-6x": (
-        "an upload attempt that advanced still counts against Nombre de tentatives when the "
-        "cut shows at the size check ('envoi incomplet : le siège a reçu N octets', N larger "
-        "each time): 4/4 then Echec; reset only when the cut shows as an exception during "
-        "STOR. Timing decides which, so this xfail is not strict until the fix"
-    ),
-}
-NOT_STRICT = {"sync-upload-6x"}
-
-
 def cut_names() -> list[str]:
     return (
         [f"sync-{c}" for c in CUTS]
@@ -113,17 +101,7 @@ def outcomes(
     print_table(request, result, "cuts")
 
 
-def _params(names: list[str]) -> list[object]:
-    out = []
-    for name in names:
-        reason = XFAIL.get(name)
-        strict = name not in NOT_STRICT
-        marks = [pytest.mark.xfail(strict=strict, reason=reason)] if reason else []
-        out.append(pytest.param(name, id=name, marks=marks))
-    return out
-
-
-@pytest.mark.parametrize("name", _params(cut_names()))
+@pytest.mark.parametrize("name", cut_names())
 def test_cut_link_resumes_and_the_round_finishes(outcomes: dict[str, Outcome], name: str) -> None:
     outcome = outcomes[name]
     _cut, kind = name.split("-", 1)
@@ -133,7 +111,7 @@ def test_cut_link_resumes_and_the_round_finishes(outcomes: dict[str, Outcome], n
     assert not problems, "\n".join(problems)
 
 
-@pytest.mark.parametrize("name", _params(slow_names()))
+@pytest.mark.parametrize("name", slow_names())
 def test_rate_limited_link_finishes_the_round(outcomes: dict[str, Outcome], name: str) -> None:
     problem = netns_problem()
     if problem:

@@ -668,3 +668,23 @@ def test_server_stopped_mid_upload_then_restarted_the_upload_resumes(
         hq.upload(source, "s.pkg")
     assert (inbox / "s.pkg").read_bytes() == data
     assert received == [("A", inbox / "s.pkg")]
+
+
+def test_upload_reports_what_the_siege_holds_at_its_start_and_size_check(
+    server: HQServer, tmp_path: Path
+) -> None:
+    """``on_confirmed`` says what the Siège holds of an upload (its ``.part`` size), where an
+    attempt starts and at its size check: the site counts an attempt as progress by it, since
+    bytes written to a socket are not bytes received when the link is cut."""
+    data = payload(300_000, seed=5)
+    source = tmp_path / "p.pkg"
+    source.write_bytes(data)
+    inbox = server.root / "A" / "in"
+    inbox.mkdir(parents=True, exist_ok=True)
+    (inbox / "p.pkg.part").write_bytes(data[:120_000])  # what an earlier, cut attempt left
+    seen: list[tuple[int, int]] = []
+    with client(server) as hq:
+        hq.on_confirmed = lambda size, total: seen.append((size, total))
+        hq.upload(source, "p.pkg")
+    assert seen == [(120_000, 300_000), (300_000, 300_000)]
+    assert (inbox / "p.pkg").read_bytes() == data

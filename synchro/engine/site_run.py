@@ -110,6 +110,7 @@ class SiteRun:
         self._stale: set[str] = set()  # Siège packages older than our last delivery
         self._moved = 0  # grows when a transfer gets further (an attempt made progress)
         self._furthest: dict[int, int] = {}  # transfer size -> furthest byte reached
+        self._held: dict[int, int] = {}  # upload size -> most bytes the Siège said it holds
         self.started = now()
 
     def run(self) -> RunRecord:
@@ -198,6 +199,7 @@ class SiteRun:
         client = self.connect()
         client.cancel = self.cancel
         client.on_progress = self._on_bytes
+        client.on_confirmed = self._on_held
         return client
 
     def _on_bytes(self, done: int, total: int) -> None:
@@ -205,6 +207,13 @@ class SiteRun:
         attempt resumes past where the last one started): that attempt made progress."""
         if done > self._furthest.get(total, -1):
             self._furthest[total] = done
+            self._moved += 1
+
+    def _on_held(self, size: int, total: int) -> None:
+        """The Siège holds more of an upload than it ever did: a cut that shows only at the
+        size check (« envoi incomplet ») after more bytes got through is progress too."""
+        if size > self._held.get(total, 0):
+            self._held[total] = size
             self._moved += 1
 
     def _acknowledge(self) -> None:

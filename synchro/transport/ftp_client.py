@@ -75,7 +75,9 @@ class SiteClient:
     ``cancel`` (ARRETER) is checked between blocks of a transfer and raises ``Cancelled``;
     the partial file stays and the next attempt resumes it. ``on_progress(done, total)``
     reports bytes after each block (for the progress bar), and where each transfer starts
-    (a resumed one starts further on)."""
+    (a resumed one starts further on). ``on_confirmed(size, total)`` reports what the Siège
+    says it holds of an upload, at its start and at its size check: bytes written to the
+    socket are not bytes received when the link is cut."""
 
     def __init__(
         self,
@@ -103,6 +105,7 @@ class SiteClient:
         self.allow_plain = allow_plain
         self.cancel = cancel
         self.on_progress = on_progress
+        self.on_confirmed: Progress | None = None
         self._ftp: ftplib.FTP | None = None
 
     # --- session
@@ -231,6 +234,7 @@ class SiteClient:
             self.delete_in(name + PART)
             offset = 0
         self._progress(offset, total)  # where this attempt starts (a resume is progress)
+        self._confirm(offset, total)
         if offset < total:
             self._send(local, part, offset, total, f"envoi de {name}")
         faults.point("client.upload.sent")
@@ -265,6 +269,7 @@ class SiteClient:
 
     def _verify_remote(self, remote: str, total: int, want: str, action: str) -> None:
         size = self.remote_size(remote)
+        self._confirm(size or 0, total)
         if size != total:
             raise TransportError(
                 f"{action} incomplet : le siège {self.where.hp} a reçu {size or 0} octets sur "
@@ -335,6 +340,10 @@ class SiteClient:
                 self._progress(done, total)
 
             ftp.retrbinary(f"RETR {remote}", write, BLOCK, rest=offset or None)
+
+    def _confirm(self, size: int, total: int) -> None:
+        if self.on_confirmed is not None:
+            self.on_confirmed(size, total)
 
     def _progress(self, done: int, total: int) -> None:
         if self.cancel is not None and self.cancel.is_set():
