@@ -214,3 +214,26 @@ def test_without_an_open_round_the_site_gives_up_after_its_own_budget(
         assert record.state is State.FAILED
         assert "attente de 0 min dépassée" in record.error  # its own 0.6 s budget
         assert not [e for e in events if getattr(e, "key", "") == "engine.wait.longer"]
+
+
+def test_tour_file_says_integration_until_the_answers_are_published(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Closed, the round is applied and published before ``tour.json`` says it is over: a
+    waiting establishment whose own budget ran out meanwhile keeps waiting for its answer."""
+    seen: list[dict[str, Any]] = []
+    real_publish = Node.publish_group
+
+    def publish_group(self: Node, *args: Any, **kwargs: Any) -> Any:
+        seen.append(json.loads((tmp_path / "ftp" / "3615" / "out" / "tour.json").read_text()))
+        return real_publish(self, *args, **kwargs)
+
+    monkeypatch.setattr(Node, "publish_group", publish_group)
+    with group(tmp_path, ["3615"], max_reception=dt.timedelta(seconds=30)) as g:
+        seed(g)
+        g.open_round()
+        assert g.run("3615").state is State.OK
+        assert seen and seen[0]["ouvert"] is True and seen[0]["etat"] == "integration"
+        assert dt.datetime.fromisoformat(seen[0]["fin"]) > dt.datetime.now(dt.UTC)
+        state = json.loads((tmp_path / "ftp" / "3615" / "out" / "tour.json").read_text())
+        assert state == {"ouvert": False}

@@ -311,13 +311,16 @@ class HQService:
         current = self.round
         assert current is not None
         self.round = None
-        self._announce()
+        if state is State.OK:  # the establishments wait on while it applies and publishes
+            self._announce(closing=True)
         faults.point("hq.round.closing")
         try:
             state, error = self._conclude(current, state, error)
         except Exception as exc:  # the row must not stay "En cours..." (step() logs it)
             self._end(current, State.FAILED, f"erreur interne : {exc!r}", {})
             raise
+        finally:
+            self._announce()  # closed: the answers are published (or the round failed)
         if state is State.OK:
             self.closing = current  # ends when every establishment served has acked
             self._check_closing()
@@ -407,13 +410,19 @@ class HQService:
         self.emit(said("engine.round.end", state=state, detail=f" ({error})" if error else ""))
         return record
 
-    def _announce(self) -> None:
+    def _announce(self, *, closing: bool = False) -> None:
         """Tell the establishments (``/out/tour.json``) whether a round is open and until
         when, so one that delivered keeps waiting while the Siège waits for the others
-        instead of giving up after its own attempts × delay."""
-        state: dict[str, object] = {"ouvert": self.round is not None}
-        if self.round is not None:
-            deadline = self.round.deadline
+        instead of giving up after its own attempts × delay. While the closed round is
+        applied and published (``closing``) it still says open, « intégration », with one
+        more *Temps maximum de réception* as its bound: only the published answer ends it."""
+        state: dict[str, object] = {"ouvert": self.round is not None or closing}
+        if closing:
+            state["etat"] = "integration"
+        if self.round is not None or closing:
+            deadline = self.now() + self.settings.max_reception
+            if self.round is not None:
+                deadline = self.round.deadline
             if deadline.tzinfo is None:
                 deadline = deadline.astimezone()  # the Siège's local time
             state["fin"] = deadline.astimezone(dt.UTC).isoformat()

@@ -15,8 +15,9 @@
 acknowledged every package of this site, its package was applied and acknowledged, the
 checksums agree. Each connection is tried ``Nombre de tentatives`` times, ``Temps entre
 tentatives`` apart (an attempt that moved data further does not count); waiting for the
-Siège's package polls within the same budget (attempts × delay), at most every ``poll_s``
-seconds. ``cancel`` (ARRETER) stops at the next safe point: between transfers, between
+Siège's package polls within the same budget (attempts × delay): after 1 s, then each wait
+half as long again, up to ``poll_s`` (a round of a few rows ends in seconds; a long wait polls
+every ``poll_s``). ``cancel`` (ARRETER) stops at the next safe point: between transfers, between
 batches of an apply (whose transaction is then rolled back whole).
 """
 
@@ -50,6 +51,7 @@ Connect = Callable[[], SiteClient]
 ROUND_MARGIN_S = 120.0  # after the Siège's deadline: its close and publication take time
 APPLIED_FILE = "applied_file"  # meta: name and SHA-256 of the Siège file applied last
 MAX_ROUND_WAIT_S = 24 * 3600.0  # a wrong clock or file never makes a run wait forever
+FIRST_POLL_S, POLL_GROWTH = 1.0, 1.5  # waiting for the Siège: 1 s, 1.5 s, 2.25 s… up to poll_s
 
 
 @dataclass(frozen=True)
@@ -291,6 +293,7 @@ class SiteRun:
         budget = max(1, self.options.attempts) * self.options.delay_s
         deadline = self.monotonic() + budget
         failures = tries = 0
+        pause = FIRST_POLL_S
         while True:
             if self.cancel.is_set():
                 raise Cancelled()
@@ -310,7 +313,9 @@ class SiteRun:
                         "poste sont au siège et seront intégrées)"
                     ) from None
                 faults.point("site.wait")
-                self._wait(min(self.options.poll_s, self.options.delay_s))
+                cap = min(self.options.poll_s, self.options.delay_s)
+                self._wait(min(pause, cap))
+                pause *= POLL_GROWTH
                 continue
             except TransportError as exc:
                 # an attempt that moved data made progress: the count starts again
