@@ -136,6 +136,11 @@ def wait_rusage(proc: subprocess.Popen[bytes]) -> tuple[int, int]:
     return proc.returncode, usage.ru_maxrss
 
 
+def ended(proc: subprocess.Popen[bytes]) -> bool:
+    """Whether a child has exited, without reaping it (``os.wait4`` reads its rusage)."""
+    return os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+
+
 def stop_if_running(proc: subprocess.Popen[bytes]) -> None:
     """SIGINT to a child that has not exited yet, without reaping it.
 
@@ -143,8 +148,7 @@ def stop_if_running(proc: subprocess.Popen[bytes]) -> None:
     ``sync`` ends by itself once every establishment is served): ``os.wait4`` would then
     find no child. ``waitid`` with ``WNOWAIT`` looks without reaping.
     """
-    info = os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
-    if info is None:
+    if not ended(proc):
         os.kill(proc.pid, signal.SIGINT)
 
 
@@ -156,6 +160,9 @@ def one_round(root: Path, sites: int, rows: int) -> dict[str, float]:
     procs = [start(folder) for folder in site_dirs]
     results = [wait_rusage(p) for p in procs]
     wall = time.monotonic() - began
+    end_of_linger = time.monotonic() + 30  # it ends by itself once every ack is in
+    while time.monotonic() < end_of_linger and not ended(hq):
+        time.sleep(0.05)
     stop_if_running(hq)  # ends the linger: the Siège stops cleanly
     hq_status, hq_rss = wait_rusage(hq)
     failures = sum(1 for code, _ in results if code != 0) + (hq_status != 0)
