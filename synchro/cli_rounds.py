@@ -122,6 +122,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from synchro.log import setup_logging
     from synchro.platform.single_instance import ControlServer, InstanceLock
 
+    stop = threading.Event()  # a stop asked during start-up is honoured once started
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
     config, paths = load(args)
     paths.ensure()
     setup_logging(paths.log_dir, console=True)
@@ -129,13 +132,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if not lock.acquire():
         print("synchro : déjà lancé pour cette configuration", file=sys.stderr)
         return 1
-    stop = threading.Event()
     app = App(config, paths, listeners=(ProgressPrinter(),))
     try:
         app.start()
         with ControlServer(paths.lock_file, app.control):
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                signal.signal(sig, lambda *_: stop.set())
             while not stop.wait(0.5):
                 pass
     finally:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import sqlite3
 import time
 from pathlib import Path
@@ -77,6 +78,28 @@ def test_serve_answers_raz_and_stop_then_stops_on_sigterm(pair: tuple[Path, Path
             serve.kill()
     assert serve.returncode == 0, err
     assert "Démarrage en mode siège." in err
+    after = synchro("--config", "synchro.toml", "raz", cwd=hq)
+    assert after.returncode == 1 and "pas lancé" in after.stderr
+
+
+def test_serve_stopped_during_its_start_up_stops_cleanly(pair: tuple[Path, Path]) -> None:
+    """A SIGTERM that comes while ``serve`` is starting (its lock just taken, the FTP server
+    not up yet) is honoured once started: a clean stop, the lock released, not a kill."""
+    hq, _site = pair
+    lock = hq / "data" / "synchro.lock"
+    assert not lock.exists()
+    serve = popen("--config", "synchro.toml", "serve", cwd=hq)
+    try:
+        deadline = time.monotonic() + 30
+        while not lock.exists() and time.monotonic() < deadline:
+            time.sleep(0.001)
+        serve.send_signal(signal.SIGTERM)
+        _out, err = serve.communicate(timeout=30)
+    finally:
+        if serve.poll() is None:
+            serve.kill()
+    assert serve.returncode == 0, err
+    assert "Synchro arrêté proprement." in err
     after = synchro("--config", "synchro.toml", "raz", cwd=hq)
     assert after.returncode == 1 and "pas lancé" in after.stderr
 
