@@ -526,11 +526,14 @@ def scenario(
     out.lost, out.extra, out.differ = world.differences(expected)
     out.recovered_in = 0 if out.differ else 1
     ended = world.round_ended()
+    # refused: nothing listened when it tried, i.e. the Siège's ``sync`` had ended (the
+    # Siège is not the victim here, so that is the only way)
+    refused = victim != "SIEGE" and "refuse la connexion" in procs[victim].output()
     siege_gone = (
         mode == "sync"
         and victim != "SIEGE"
         and ended is not None
-        and ended <= restarted_at + dt.timedelta(seconds=0.5)
+        and (ended <= restarted_at + dt.timedelta(seconds=0.5) or refused)
     )
     later = siege_gone and not out.restarted_ok
     if out.differ or later:

@@ -154,21 +154,8 @@ def outcomes(
     print_table(request, result, "kills")
 
 
-# scenario -> why it passes or fails by timing alone (not strict: an XPASS is not a failure)
-RACES: dict[str, str] = {
-    f"sync-A-{point}": (
-        "A killed after its ack reached the Siège: the Siège's `sync` sees every ack and ends; "
-        "the restarted A still sends one package (every run must deliver) and, if the next "
-        "round's Siège is not up before A's attempts run out, ends Echec 'refuse la "
-        "connexion' (seen once in CI-like conditions on a loaded machine: tentative 41/45)"
-    )
-    for point in ("site.ack.sent", "site.report")
-}
-
-
 def _param(name: str) -> object:
-    marks = [pytest.mark.xfail(strict=False, reason=RACES[name])] if name in RACES else []
-    return pytest.param(name, id=name, marks=marks)
+    return pytest.param(name, id=name)
 
 
 @pytest.mark.parametrize("name", [_param(n) for n in NAMES])
