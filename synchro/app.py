@@ -24,7 +24,7 @@ from synchro.engine.hq_round import HQService, RoundSettings
 from synchro.engine.node import Node
 from synchro.engine.preflight_run import publish_for_node
 from synchro.engine.site_run import RunOptions, SiteRun, site_connect
-from synchro.errors import SynchroError
+from synchro.errors import ErrorKind, SynchroError
 from synchro.log import register_secret
 from synchro.mail import MailPolicy, ReportMailer
 from synchro.package.crypto import decode_key
@@ -174,7 +174,8 @@ class App:
         """VALIDER: save and restart the FTP server; refused while a run is in progress."""
         if self.is_running():
             raise SynchroError(
-                "Une synchronisation est en cours : attendez sa fin (ou ARRETER) avant VALIDER."
+                "Une synchronisation est en cours : attendez sa fin (ou ARRETER) avant VALIDER.",
+                kind=ErrorKind.CONFIG,
             )
         save_config(config, self.paths.config_file)
         self.config = config
@@ -238,7 +239,7 @@ class App:
         log.error("Synchronisation impossible : %s", exc)
         kind = "round" if self.config.is_hq else "run"
         rid = self.reports.start(self.config.site or "?", kind, now=self.now())
-        self.reports.finish(rid, State.FAILED, now=self.now(), error=str(exc))
+        self.reports.finish(rid, State.FAILED, now=self.now(), error=exc)
         self.emit(StateChanged("failed", str(exc), rid))
         self.emit(said("engine.cannot_start", error=exc))
 

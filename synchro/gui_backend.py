@@ -18,7 +18,7 @@ from synchro.app import App
 from synchro.config.model import Config, EmailSettings
 from synchro.config.store import load_config, save_config
 from synchro.engine import events as engine
-from synchro.errors import ConnectionTestError, SynchroError
+from synchro.errors import ConnectionTestError, ErrorKind, SynchroError
 from synchro.gui.ports import (
     GuiEvent,
     Progress,
@@ -32,7 +32,7 @@ from synchro.gui.ports import (
 from synchro.i18n import tr
 from synchro.platform.autostart import Autostart, autostart_for_platform, default_command
 from synchro.platform.paths import NodePaths
-from synchro.report_summary import detail_lines
+from synchro.report_summary import cause_lines, detail_lines
 from synchro.reports import RunRecord, unapplied_text
 
 PHASES = ("capture", "send", "wait", "receive", "apply", "publish")
@@ -176,7 +176,9 @@ class AppBackend:
 
     def _app(self) -> App:
         if self.app is None:
-            raise SynchroError("Synchro n'est pas encore paramétré : terminez l'assistant.")
+            raise SynchroError(
+                "Synchro n'est pas encore paramétré : terminez l'assistant.", kind=ErrorKind.CONFIG
+            )
         return self.app
 
     # -- GuiBackend -------------------------------------------------------------------------
@@ -322,7 +324,8 @@ class AppBackend:
         )
         error = _error_in(record.error, details.get("not_applied"), lang)
         said = [error] if error else []
-        message = "\n".join(said + extra + detail_lines(details, record.error, lang))
+        cause = cause_lines(record, lang)  # from the row's stored kind, in the UI language
+        message = "\n".join(said + cause + extra + detail_lines(details, record.error, lang))
         return ReportDetail(report_row(record), message, quarantined, conflicts)
 
     def export_report_csv(self, path: Path, lang: str) -> None:
