@@ -141,6 +141,9 @@ def test_reports_and_detail_after_a_failed_run(backend: AppBackend) -> None:
     assert rows[0].site == "3615" and rows[0].state == "Echec" and rows[0].errors == 1
     detail = backend.report_detail(rows[0].id)
     assert "127.0.0.1:1" in detail.message
+    # no certificate pinned: the words come from the row's kind (tls), in the UI language
+    assert "Cause : La connexion chiffrée a échoué" in detail.message
+    assert "À faire : " in detail.message
     out = backend.paths.data_dir / "rapport.csv"
     backend.export_report_csv(out, "fr")
     assert "Echec" in out.read_text(encoding="utf-8-sig")

@@ -27,6 +27,7 @@ from smtp_server import (
 
 import synchro
 from synchro.config.model import Config, EmailSettings, MailSecurity, Role
+from synchro.errors import ErrorKind
 from synchro.mail import (
     MailOutcome,
     MailPolicy,
@@ -236,7 +237,7 @@ def test_starttls_checks_the_certificate_by_default(certificate: Certificate) ->
         cfg = settings(port, security=MailSecurity.STARTTLS)
         with pytest.raises(MailSendError) as err:
             send_message(cfg, MESSAGE)
-        assert err.value.code == "tls"
+        assert err.value.code == "tls" and err.value.kind is ErrorKind.TLS
         assert str(err.value).startswith("Problème TLS avec 127.0.0.1 port")
         assert inbox.messages == []
 
@@ -260,7 +261,7 @@ def test_auth_refused(certificate: Certificate) -> None:
         cfg = settings(port, security=MailSecurity.STARTTLS, login=LOGIN, password=PASSWORD)
         with pytest.raises(MailSendError) as err:
             send_message(cfg, MESSAGE, ssl_context=client_context(certificate), lang="en")
-        assert err.value.code == "auth"
+        assert err.value.code == "auth" and err.value.kind is ErrorKind.AUTH
         assert str(err.value).startswith('Authentication refused by 127.0.0.1 for "jdupont"')
         assert "535" in str(err.value)
         assert inbox.messages == []
@@ -307,7 +308,7 @@ def test_a_refused_recipient_is_named(plain: tuple[Inbox, int]) -> None:
 def test_server_down_is_refused() -> None:
     with pytest.raises(MailSendError) as err:
         send_message(settings(closed_port()), MESSAGE)
-    assert err.value.code == "refused"
+    assert err.value.code == "refused" and err.value.kind is ErrorKind.NETWORK
     assert str(err.value).startswith("Connexion refusée par 127.0.0.1 port")
 
 
@@ -316,7 +317,7 @@ def test_name_not_found() -> None:
     # without sending a DNS query (checked with strace), so no traffic leaves loopback.
     with pytest.raises(MailSendError) as err:
         send_message(settings(25, server="-smtp.example.invalid"), MESSAGE)
-    assert err.value.code == "dns"
+    assert err.value.code == "dns" and err.value.kind is ErrorKind.NETWORK
     assert str(err.value).startswith("Nom introuvable : le Serveur de mail « -smtp.example.invalid")
 
 
@@ -324,13 +325,14 @@ def test_name_not_found() -> None:
 def test_stalled_server_times_out(security: MailSecurity) -> None:
     with stalled_server() as port, pytest.raises(MailSendError) as err:
         send_message(settings(port, timeout_s=1, security=security), MESSAGE)
-    assert err.value.code == "timeout"
+    assert err.value.code == "timeout" and err.value.kind is ErrorKind.NETWORK
     assert str(err.value).startswith("Délai dépassé : 127.0.0.1 port")
 
 
 def test_missing_settings() -> None:
     with pytest.raises(MailSendError) as err:
         send_message(settings(25, server=""), MESSAGE)
+    assert err.value.kind is ErrorKind.CONFIG
     assert err.value.code == "config" and "Serveur de mail vide" in str(err.value)
     with pytest.raises(MailSendError) as err:
         send_message(settings(25, recipients=()), MESSAGE, lang="en")
