@@ -157,6 +157,10 @@ def _not_applied(quarantined: int, details: dict[str, Any]) -> str:
     return unapplied_text(counts, "fr")
 
 
+def _json(details: Mapping[str, Any]) -> str:
+    return json.dumps(details, ensure_ascii=False, default=str)
+
+
 def _check_counters(counters: Mapping[str, int]) -> None:
     unknown = set(counters) - set(COUNTERS)
     if unknown:
@@ -316,7 +320,7 @@ class ReportStore:
                 "state": State(state).value,
                 "ended": now.isoformat(),
                 "error": error,
-                "details": json.dumps(merged, ensure_ascii=False, default=str),
+                "details": _json(merged),
                 **counters,
             }
             assignments = ", ".join(f"{name} = ?" for name in values)
@@ -330,7 +334,7 @@ class ReportStore:
             merged.update(details)
             conn.execute(
                 "UPDATE runs SET details = ? WHERE id = ?",
-                (json.dumps(merged, ensure_ascii=False, default=str), id),
+                (_json(merged), id),
             )
 
     @staticmethod
@@ -351,17 +355,13 @@ class ReportStore:
                     "SELECT id FROM runs WHERE state = ?", (State.RUNNING.value,)
                 )
             ]
-            conn.execute(
-                "UPDATE runs SET state = ?, ended = ?, error = ?, "
-                "details = json_set(details, '$.error_kind', ?) WHERE state = ?",
-                (
-                    State.FAILED.value,
-                    now.isoformat(),
-                    reason,
-                    str(Outcome.INTERRUPTED),
-                    State.RUNNING.value,
-                ),
-            )
+            for id in ids:
+                details = self._details(conn, id)
+                details["error_kind"] = str(Outcome.INTERRUPTED)
+                conn.execute(
+                    "UPDATE runs SET state = ?, ended = ?, error = ?, details = ? WHERE id = ?",
+                    (State.FAILED.value, now.isoformat(), reason, _json(details), id),
+                )
         return [self.get(id) for id in ids]
 
     # -- reading (any thread) --------------------------------------------------------
