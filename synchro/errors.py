@@ -15,7 +15,6 @@ kind says so (``TransportError(..., kind=ErrorKind.DISK)``).
     ├── DatabaseError        database      the user's database refused or is unreachable
     │   └── SchemaError      database      a table cannot be synchronised as it is
     ├── StateError           disk          the node's own state or report file is damaged
-    ├── DiskError            disk          a local file or folder cannot be read or written
     ├── CaptureError         database      reading the changes of a table failed
     ├── PackageError         data          a package is truncated, corrupted, foreign
     ├── ApplyError           data          a package could not be applied (nothing kept)
@@ -142,12 +141,6 @@ class SchemaError(DatabaseError):
 class StateError(SynchroError):
     """The node's own state database (or the Rapport file) is damaged, locked or from a
     newer version."""
-
-    default_kind = ErrorKind.DISK
-
-
-class DiskError(SynchroError):
-    """A local file or folder cannot be written or read: disk full, read-only, no right."""
 
     default_kind = ErrorKind.DISK
 

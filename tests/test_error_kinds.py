@@ -9,6 +9,7 @@ French and in English."""
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import datetime as dt
 from collections.abc import Iterator
@@ -265,3 +266,20 @@ def test_a_row_cut_by_a_crash_is_interrupted(tmp_path: Path) -> None:
         (record,) = store.close_interrupted(T0)
     assert record.details == {"controle": "identiques", "error_kind": "interrupted"}
     assert reason_of(record) == "interrupted"
+
+
+def test_every_bare_synchro_error_names_its_kind() -> None:
+    """A subclass has a default kind; the base class has none worth showing, so every
+    ``SynchroError(...)`` built in synchro/ says ``kind=`` (read with ``ast``)."""
+    package = Path(__file__).resolve().parents[1] / "synchro"
+    bare = []
+    for path in sorted(package.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Name)
+                and node.func.id == "SynchroError"
+                and not any(k.arg == "kind" for k in node.keywords)
+            ):
+                bare.append(f"{path.relative_to(package)}:{node.lineno}")
+    assert bare == []
