@@ -252,7 +252,7 @@ def test_a_synchro_error_raised_from_a_disk_error_is_disk() -> None:
 def test_every_reason_has_its_words_in_both_languages() -> None:
     for code in REASONS:
         for lang in ("fr", "en"):
-            for area in ("reason", "advice"):
+            for area in ("reason", "advice", "short"):
                 key = f"reports.{area}.{code}"
                 assert tr(key, lang) != key, key
         assert tr(f"reports.reason.{code}", "fr") != tr(f"reports.reason.{code}", "en"), code

@@ -144,6 +144,12 @@ def test_reports_and_detail_after_a_failed_run(backend: AppBackend) -> None:
     # no certificate pinned: the words come from the row's kind (tls), in the UI language
     assert "Cause : La connexion chiffrée a échoué" in detail.message
     assert "À faire : " in detail.message
+    states = []
+    while not backend.events.empty():
+        event = backend.events.get()
+        if isinstance(event, StateChanged) and event.state is TrayState.FAILED:
+            states.append(event.message)
+    assert states and states[-1].startswith("Echec (connexion chiffrée ou certificat) : ")
     out = backend.paths.data_dir / "rapport.csv"
     backend.export_report_csv(out, "fr")
     assert "Echec" in out.read_text(encoding="utf-8-sig")
