@@ -21,7 +21,7 @@ from pair_helpers import app_pair
 from smtp_server import Inbox, smtp_server
 
 from synchro.app import App, open_node
-from synchro.config.model import Config, EmailSettings, MailSecurity
+from synchro.config.model import Config, EmailSettings, MailSecurity, Role
 from synchro.config.store import load_config, save_config
 from synchro.db import open_database
 from synchro.errors import ErrorKind, PlatformError, SynchroError, kind_of
@@ -290,3 +290,45 @@ def test_every_bare_synchro_error_names_its_kind() -> None:
             ):
                 bare.append(f"{path.relative_to(package)}:{node.lineno}")
     assert bare == []
+
+
+# -- at the Siège: a round's establishments -------------------------------------------------
+
+
+@pytest.mark.parametrize("lang", ["fr", "en"])
+def test_a_round_explains_a_forged_package_and_a_silent_site_from_their_kinds(
+    tmp_path: Path, smtp: tuple[Inbox, int], lang: str
+) -> None:
+    from rounds_helpers import group
+
+    inbox, port = smtp
+    clock = [dt.datetime(2026, 11, 29, 23, 0)]
+    with group(
+        tmp_path,
+        ["3615", "3616"],
+        run_service=False,
+        now=lambda: clock[0],
+        max_reception=dt.timedelta(hours=4),
+    ) as g:
+        g.service.step("open")
+        forged = tmp_path / "3615-00000001.pkg"  # 3615 drops a package that is not one
+        forged.write_bytes(b"SYNCHRO" + bytes(range(256)) * 8)
+        with g.client("3615")() as client:
+            client.upload(forged, forged.name)
+        g.service.step()
+        clock[0] += dt.timedelta(hours=4, seconds=1)  # 3616 never comes
+        g.service.step()
+        round_row = g.round_ended(timeout=5)
+        members = g.reports.for_round(round_row.id)
+        kinds = sorted((r.site, r.details.get("error_kind")) for r in members[1:])
+        # the refused package's row, and 3615 counted without data like 3616
+        assert kinds == [("3615", "data"), ("3615", "no-data"), ("3616", "no-data")]
+        config = mailing(Config(site="SIEGE", role=Role.HQ), port, lang)
+        mailer = ReportMailer(g.reports, lambda: config, lambda: clock[0])
+        mailer.after_run(members, round_row.state)
+    body = inbox.messages[0].message.get_body(("plain",))
+    assert body is not None
+    text = body.get_content()
+    for kind in ("data", "no-data"):
+        assert tr(f"reports.reason.{kind}", lang) in text, text
+        assert tr(f"reports.advice.{kind}", lang) in text, text
