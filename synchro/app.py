@@ -350,8 +350,10 @@ class App:
         return when
 
     def _advance_watermark(self, node: Node, when: dt.datetime) -> None:
-        """Into the state database: the config file is the user's, never rewritten here."""
+        """Into the state database: the config file is the user's, never rewritten here.
+        A date saved since the node opened is taken first, so it is not taken again later."""
         try:
+            current_watermark(node.state, self.configured_last_sync)
             advance_watermark(node.state, when)
         except SynchroError as exc:
             self.emit(said("engine.watermark.failed", error=exc))

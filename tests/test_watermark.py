@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -132,3 +133,25 @@ def test_cli_sync_in_two_processes_leaves_both_config_files_byte_identical(
     for folder in (hq, site):
         watermark, _taken = stored(paths_beside(folder / "synchro.toml").state_db)
         assert watermark, folder  # Dernière synchronisation moved, in the state
+
+
+def test_a_date_saved_at_the_siege_is_taken_before_a_round_moves_it(tmp_path: Path) -> None:
+    hq_paths, site_paths = app_pair(tmp_path)
+    chosen = dt.datetime(2025, 6, 1, 8, 30)
+    hq = App(load_config(hq_paths.config_file), hq_paths)
+    hq.start()
+    try:
+        hq.save_config(dataclasses.replace(hq.config, last_sync=chosen))  # VALIDER
+        saved = hq_paths.config_file.read_bytes()
+        hq.run_now()
+        assert run_site(site_paths, NOV)[0] is State.OK
+        deadline = time.monotonic() + 30
+        while stored(hq_paths.state_db)[0] in (None, chosen.isoformat()):
+            assert time.monotonic() < deadline, "the round did not close"
+            time.sleep(0.05)
+    finally:
+        hq.close()
+    watermark, taken = stored(hq_paths.state_db)
+    assert taken == chosen.isoformat()  # so the next start does not take it again
+    assert watermark is not None and dt.datetime.fromisoformat(watermark) > chosen
+    assert hq_paths.config_file.read_bytes() == saved
