@@ -43,9 +43,6 @@ COLUMNS = (
 MAX_LISTED = 10  # quarantined rows / conflicts listed in an email; the rest is in the Rapport
 
 
-# -- the message ------------------------------------------------------------------------
-
-
 @dataclass(frozen=True)
 class ReportMessage:
     subject: str
@@ -54,6 +51,7 @@ class ReportMessage:
 
 
 def main_record(records: Sequence[RunRecord]) -> RunRecord:
+    """The row the email is about: the ``run`` or the ``round`` (its members follow)."""
     if not records:
         raise ValueError("a report message needs at least one report row")
     return next((r for r in records if r.kind in ("run", "round")), records[0])
