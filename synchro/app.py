@@ -4,6 +4,10 @@ One worker thread runs the engine (the Serveur's runs, or the Siège's rounds); 
 server (Siège) has its own threads; the GUI and the CLI talk to the App through methods
 that only enqueue, and read ``events`` (a queue of ``synchro.engine.events`` objects).
 Nothing here imports a GUI toolkit.
+
+The config file is written only when the user saves settings (``save_config``: VALIDER);
+*Dernière synchronisation* moves in the state database (``engine.watermark``), and
+``self.config.last_sync`` shows it in memory.
 """
 
 from __future__ import annotations
@@ -24,7 +28,8 @@ from synchro.engine.hq_round import HQService, RoundSettings
 from synchro.engine.node import Node
 from synchro.engine.preflight_run import publish_for_node
 from synchro.engine.site_run import RunOptions, SiteRun, site_connect
-from synchro.errors import SynchroError
+from synchro.engine.watermark import advance_watermark, current_watermark
+from synchro.errors import ErrorKind, SynchroError
 from synchro.log import register_secret
 from synchro.mail import MailPolicy, ReportMailer
 from synchro.package.crypto import decode_key
@@ -72,6 +77,8 @@ class App:
         mail_policy: MailPolicy | None = None,
     ) -> None:
         self.config, self.paths, self.now, self.sleep = config, paths, now, sleep
+        # last_sync as the user set it in the config file (self.config's is the live one)
+        self.configured_last_sync = config.last_sync
         self.listeners = listeners
         self.poll_s = poll_s
         self.events: queue.Queue[Event] = queue.Queue()
@@ -174,10 +181,12 @@ class App:
         """VALIDER: save and restart the FTP server; refused while a run is in progress."""
         if self.is_running():
             raise SynchroError(
-                "Une synchronisation est en cours : attendez sa fin (ou ARRETER) avant VALIDER."
+                "Une synchronisation est en cours : attendez sa fin (ou ARRETER) avant VALIDER.",
+                kind=ErrorKind.CONFIG,
             )
         save_config(config, self.paths.config_file)
         self.config = config
+        self.configured_last_sync = config.last_sync  # taken into the state at the next run
         self.schedule = self._schedule()
         if self.hq is not None:
             self.hq.settings = self._round_settings()
@@ -209,6 +218,7 @@ class App:
         if node is None:
             return  # the App stopped before the node could be opened
         try:
+            self._watermark(node)  # Dernière synchronisation shown as the state holds it
             if self.config.is_hq:
                 self._hq_loop(node)
             else:
@@ -238,7 +248,7 @@ class App:
         log.error("Synchronisation impossible : %s", exc)
         kind = "round" if self.config.is_hq else "run"
         rid = self.reports.start(self.config.site or "?", kind, now=self.now())
-        self.reports.finish(rid, State.FAILED, now=self.now(), error=str(exc))
+        self.reports.finish(rid, State.FAILED, now=self.now(), error=exc)
         self.emit(StateChanged("failed", str(exc), rid))
         self.emit(said("engine.cannot_start", error=exc))
 
@@ -272,8 +282,9 @@ class App:
         """One run now, on the calling thread (the engine thread, or ``synchro sync``)."""
         s = self.config.site_settings
         since = None
-        if self.config.last_sync is not None:
-            since = self.config.last_sync - self.config.database.modified_overlap
+        last_sync = self._watermark(node)
+        if last_sync is not None:
+            since = last_sync - self.config.database.modified_overlap
         options = RunOptions(
             s.attempts,
             s.retry_delay.total_seconds(),
@@ -292,12 +303,13 @@ class App:
             sleep=self.sleep,
         ).run()
         if record.state is State.OK:
-            self._advance_watermark(started)
+            self._advance_watermark(node, started)
         self._mail([record], record.state)
         return record
 
     def hq_service(self, node: Node) -> HQService:
         """The Siège's round service on ``node``, wired to this App (reports, mail, FTP)."""
+        self._watermark(node)
         self.hq = HQService(
             node,
             self.reports,
@@ -325,17 +337,28 @@ class App:
             hq.step(mapped)
 
     def _round_closed(self, record: RunRecord) -> None:
-        if record.state is State.OK:
-            self._advance_watermark(record.started)
+        if record.state is State.OK and self.hq is not None:
+            self._advance_watermark(self.hq.node, record.started)
         members = [record] + [r for r in self.reports.for_round(record.id) if r.id != record.id]
         self._mail(members, record.state)
 
-    def _advance_watermark(self, when: dt.datetime) -> None:
+    def _watermark(self, node: Node) -> dt.datetime | None:
+        """The watermark in the state (a date the user set in the config file is taken
+        first), also shown as ``self.config.last_sync``."""
+        when = current_watermark(node.state, self.configured_last_sync)
         self.config = dataclasses.replace(self.config, last_sync=when)
+        return when
+
+    def _advance_watermark(self, node: Node, when: dt.datetime) -> None:
+        """Into the state database: the config file is the user's, never rewritten here.
+        A date saved since the node opened is taken first, so it is not taken again later."""
         try:
-            save_config(self.config, self.paths.config_file)
+            current_watermark(node.state, self.configured_last_sync)
+            advance_watermark(node.state, when)
         except SynchroError as exc:
             self.emit(said("engine.watermark.failed", error=exc))
+            return
+        self.config = dataclasses.replace(self.config, last_sync=when)
 
     def _mail(self, records: list[RunRecord], state: State) -> None:
         try:

@@ -303,7 +303,7 @@ def cmd_test_connection(args: argparse.Namespace) -> int:
             )
         )
     except ConnectionTestError as exc:
-        print(f"synchro : échec ({exc.kind}) : {exc}", file=sys.stderr)
+        print(f"synchro : échec ({exc.code}) : {exc}", file=sys.stderr)
         return 1
     return 0
 

@@ -34,7 +34,7 @@ from synchro.config.passwords import hash_password
 from synchro.config.store import load_config, save_config
 from synchro.engine.checksum import checksums
 from synchro.engine.events import Event
-from synchro.errors import SynchroError
+from synchro.errors import ErrorKind, SynchroError, kind_of
 from synchro.log import setup_logging
 from synchro.platform.paths import NodePaths, paths_beside
 from synchro.reports import RunRecord, State, format_date
@@ -227,7 +227,7 @@ def _round(hq_app: App, shops: list[DemoNode], printer: Callable[[Event], None])
     for t in threads:
         t.join(120)
     if errors:
-        raise SynchroError(f"un magasin a échoué : {errors[0]!r}")
+        raise SynchroError(f"un magasin a échoué : {errors[0]!r}", kind=kind_of(errors[0]))
     return results
 
 
@@ -238,7 +238,7 @@ def _wait_round_closed(hq_app: App, count: int, timeout: float = 60) -> None:
         if len(rounds) >= count and all(r.state is not State.RUNNING for r in rounds):
             return
         threading.Event().wait(0.1)
-    raise SynchroError("le tour du siège ne s'est pas terminé à temps")
+    raise SynchroError("le tour du siège ne s'est pas terminé à temps", kind=ErrorKind.INTERNAL)
 
 
 def run_demo(

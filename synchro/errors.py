@@ -1,32 +1,103 @@
-"""The one exception tree of Synchro.
+"""The one exception tree of Synchro, and the kind every error carries.
 
 Errors from libraries (sqlite3, pyodbc, ftplib, smtplib, ssl, OS) are translated at the
 boundary where they happen: ``raise DatabaseError(...) from exc``. Every error a user can
 see says what failed, where, and what to do.
 
-    SynchroError
-    ├── ConfigError          bad or missing settings (lists every bad field)
-    ├── DatabaseError        the user's database refused or is unreachable
-    │   └── SchemaError      a table cannot be synchronised as it is (no key, unknown type...)
-    ├── StateError           the node's own state database is damaged or locked
-    ├── CaptureError         reading the changes of a table failed
-    ├── PackageError         a package file is truncated, corrupted, foreign or tampered with
-    ├── ApplyError           a package could not be applied (nothing of it was kept)
-    ├── TransportError       FTP(S) transfer or login failed
-    │   └── ConnectionTestError  the exact reason a connection test failed
-    ├── MailError            the report email could not be sent
-    ├── PlatformError        autostart, single instance, paths
-    └── Cancelled            the user asked to stop (ARRETER); not a failure of the data
+Every error also carries an :class:`ErrorKind` (``err.kind``): what sort of trouble it is,
+so the email, the Rapport and the windows explain it in the UI language without reading the
+(French) message. Each class has a default kind; a raise site whose trouble is of another
+kind says so (``TransportError(..., kind=ErrorKind.DISK)``).
+
+    class                    default kind  what
+    SynchroError             internal      base (a bare one should name its kind)
+    ├── ConfigError          config        bad or missing settings (lists every bad field)
+    ├── DatabaseError        database      the user's database refused or is unreachable
+    │   └── SchemaError      database      a table cannot be synchronised as it is
+    ├── StateError           disk          the node's own state or report file is damaged
+    ├── CaptureError         database      reading the changes of a table failed
+    ├── PackageError         data          a package is truncated, corrupted, foreign
+    ├── ApplyError           data          a package could not be applied (nothing kept)
+    ├── TransportError       network       FTP(S) transfer failed or was cut
+    │   └── ConnectionTestError  from code reaching or logging in failed (``code``: dns...)
+    ├── MailError            network       the report email could not be sent
+    ├── PlatformError        config        autostart, single instance, paths
+    └── Cancelled            stopped       the user asked to stop (ARRETER)
 """
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Sequence
 from dataclasses import dataclass
+from enum import StrEnum
+
+
+class ErrorKind(StrEnum):
+    """What sort of trouble an error is; its value is stored in a Rapport row's details
+    (``error_kind``) and names the words of the email and the windows."""
+
+    NETWORK = "network"  # the other side cannot be reached, or a transfer was cut
+    AUTH = "auth"  # a login or secret was refused (FTP or SMTP)
+    TLS = "tls"  # TLS negotiation failed, or a certificate is not the expected one
+    DATABASE = "database"  # the user's database refused an operation or cannot be opened
+    DISK = "disk"  # a local file or folder cannot be written or read (full, read-only...)
+    DATA = "data"  # a package or a value cannot be trusted or applied; tables differ
+    CONFIG = "config"  # the settings cannot be used as they are
+    STOPPED = "stopped"  # the user asked to stop (ARRETER): not a failure
+    INTERNAL = "internal"  # a fault of the program itself (an unexpected exception)
+
+
+# OS error numbers that mean "this machine's disk": full, read-only, no right to write
+# (EPERM is left out: a firewall refusing a connection says it too).
+_DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EDQUOT, errno.EIO})
+# sqlite3 errors (``sqlite_errorname``) that mean the same of a local SQLite file.
+_SQLITE_DISK = frozenset({"SQLITE_FULL", "SQLITE_READONLY", "SQLITE_IOERR", "SQLITE_CANTOPEN"})
 
 
 class SynchroError(Exception):
-    """Base of every error Synchro raises on purpose. ``str(err)`` is the user message."""
+    """Base of every error Synchro raises on purpose. ``str(err)`` is the user message,
+    ``err.kind`` its :class:`ErrorKind` (the class's default unless the raise site gives
+    one)."""
+
+    default_kind = ErrorKind.INTERNAL
+
+    def __init__(self, *args: object, kind: ErrorKind | None = None) -> None:
+        super().__init__(*args)
+        self._kind = kind
+
+    @property
+    def kind(self) -> ErrorKind:
+        """The kind given at the raise site; else ``DISK`` when raised ``from`` an OS error
+        on this machine's disk (full, read-only, no right); else the class's default."""
+        if self._kind is not None:
+            return self._kind
+        if _is_disk(self.__cause__):
+            return ErrorKind.DISK
+        return self.default_kind
+
+
+def _is_disk(exc: BaseException | None) -> bool:
+    return isinstance(exc, OSError) and exc.errno in _DISK_ERRNOS
+
+
+def kind_of(exc: BaseException) -> ErrorKind:
+    """The kind of any exception: a Synchro error's own; an OS error on this machine's disk
+    (full, read-only, no right), or SQLite saying so of a local file, is ``DISK``; anything
+    else is a fault of the program."""
+    if isinstance(exc, SynchroError):
+        return exc.kind
+    if _is_disk(exc) or getattr(exc, "sqlite_errorname", "") in _SQLITE_DISK:
+        return ErrorKind.DISK
+    return ErrorKind.INTERNAL
+
+
+def error_text(exc: BaseException) -> str:
+    """What a Rapport row says of ``exc``: a Synchro error's own message; an error of this
+    machine's disk as the system says it; anything else as an internal error."""
+    if isinstance(exc, SynchroError) or kind_of(exc) is ErrorKind.DISK:
+        return str(exc)
+    return f"erreur interne : {exc!r}"
 
 
 @dataclass(frozen=True)
@@ -45,6 +116,8 @@ class FieldProblem:
 class ConfigError(SynchroError):
     """Settings that cannot be used. ``problems`` names every bad field at once."""
 
+    default_kind = ErrorKind.CONFIG
+
     def __init__(self, problems: Sequence[FieldProblem] | str, source: str = "") -> None:
         if isinstance(problems, str):
             problems = [FieldProblem(field="configuration", expected=problems)]
@@ -58,54 +131,88 @@ class ConfigError(SynchroError):
 class DatabaseError(SynchroError):
     """The user's database refused an operation or cannot be reached."""
 
+    default_kind = ErrorKind.DATABASE
+
 
 class SchemaError(DatabaseError):
     """A table cannot be synchronised as it is (no key, unsupported column type...)."""
 
 
 class StateError(SynchroError):
-    """The node's own state database is damaged, locked or from a newer version."""
+    """The node's own state database (or the Rapport file) is damaged, locked or from a
+    newer version."""
+
+    default_kind = ErrorKind.DISK
 
 
 class CaptureError(SynchroError):
     """Reading the changes of a table failed."""
 
+    default_kind = ErrorKind.DATABASE
+
 
 class PackageError(SynchroError):
     """A package file cannot be trusted. Raised before a single row is applied."""
 
-    def __init__(self, path: str, reason: str) -> None:
+    default_kind = ErrorKind.DATA
+
+    def __init__(self, path: str, reason: str, *, kind: ErrorKind | None = None) -> None:
         self.path = path
         self.reason = reason
-        super().__init__(f"Paquet refusé {path} : {reason}")
+        super().__init__(f"Paquet refusé {path} : {reason}", kind=kind)
 
 
 class ApplyError(SynchroError):
     """A package could not be applied; its transaction was rolled back."""
 
+    default_kind = ErrorKind.DATA
+
 
 class TransportError(SynchroError):
     """An FTP(S) transfer or login failed."""
 
+    default_kind = ErrorKind.NETWORK
+
+
+# ConnectionTestError codes -> kinds (the code says exactly what failed, the kind what sort)
+CONNECTION_CODE_KINDS = {
+    "dns": ErrorKind.NETWORK,
+    "refused": ErrorKind.NETWORK,
+    "timeout": ErrorKind.NETWORK,
+    "protocol": ErrorKind.NETWORK,
+    "tls": ErrorKind.TLS,
+    "certificate": ErrorKind.TLS,
+    "auth": ErrorKind.AUTH,
+    "quota": ErrorKind.CONFIG,  # the Siège's maximum upload size
+}
+
 
 class ConnectionTestError(TransportError):
-    """The exact reason a connection test failed (``kind`` is a stable code)."""
+    """The exact reason reaching or logging in to the Siège failed: ``code`` is a stable
+    code (dns, refused, timeout, tls, certificate, auth, quota, protocol), ``kind`` its
+    :class:`ErrorKind`."""
 
-    def __init__(self, kind: str, message: str) -> None:
-        self.kind = kind  # dns, refused, timeout, tls, certificate, auth, protocol
-        super().__init__(message)
+    def __init__(self, code: str, message: str) -> None:
+        self.code = code
+        super().__init__(message, kind=CONNECTION_CODE_KINDS.get(code, ErrorKind.NETWORK))
 
 
 class MailError(SynchroError):
     """The report email could not be sent (never turns an OK run into Echec)."""
 
+    default_kind = ErrorKind.NETWORK
+
 
 class PlatformError(SynchroError):
     """Autostart, single instance or folder problems."""
 
+    default_kind = ErrorKind.CONFIG
+
 
 class Cancelled(SynchroError):
     """The user asked to stop (ARRETER). The run ends in state ``Arrêt``."""
+
+    default_kind = ErrorKind.STOPPED
 
     def __init__(self, message: str = "Synchronisation arrêtée par l'utilisateur.") -> None:
         super().__init__(message)

@@ -18,7 +18,7 @@ from synchro.app import App
 from synchro.config.model import Config, EmailSettings
 from synchro.config.store import load_config, save_config
 from synchro.engine import events as engine
-from synchro.errors import ConnectionTestError, SynchroError
+from synchro.errors import ConnectionTestError, ErrorKind, SynchroError
 from synchro.gui.ports import (
     GuiEvent,
     Progress,
@@ -32,7 +32,7 @@ from synchro.gui.ports import (
 from synchro.i18n import tr
 from synchro.platform.autostart import Autostart, autostart_for_platform, default_command
 from synchro.platform.paths import NodePaths
-from synchro.report_summary import detail_lines
+from synchro.report_summary import cause_lines, detail_lines, reason_of
 from synchro.reports import RunRecord, unapplied_text
 
 PHASES = ("capture", "send", "wait", "receive", "apply", "publish")
@@ -166,8 +166,24 @@ class AppBackend:
         self.app.start()
 
     def _forward(self, event: engine.Event) -> None:
-        for item in gui_event(event, self.config().language):
+        lang = self.config().language
+        for item in gui_event(event, lang):
+            failed = isinstance(item, StateChanged) and item.state is TrayState.FAILED
+            if failed and isinstance(event, engine.StateChanged):
+                item = StateChanged(TrayState.FAILED, self._failure_note(event, lang))
             self.events.put(item)
+
+    def _failure_note(self, event: engine.StateChanged, lang: str) -> str:
+        """The status line and tray note of a failure: what sort it was, from the kind
+        stored with its Rapport row (final before the event), in the UI language."""
+        if self.app is None or event.report_id is None:
+            return event.message
+        try:
+            record = self.app.reports.get(event.report_id)
+        except (KeyError, SynchroError):
+            return event.message
+        reason = tr(f"reports.short.{reason_of(record)}", lang)
+        return tr("app.failed_note", lang, reason=reason, error=event.message)
 
     def close(self) -> None:
         if self.app is not None:
@@ -176,7 +192,9 @@ class AppBackend:
 
     def _app(self) -> App:
         if self.app is None:
-            raise SynchroError("Synchro n'est pas encore paramétré : terminez l'assistant.")
+            raise SynchroError(
+                "Synchro n'est pas encore paramétré : terminez l'assistant.", kind=ErrorKind.CONFIG
+            )
         return self.app
 
     # -- GuiBackend -------------------------------------------------------------------------
@@ -322,7 +340,8 @@ class AppBackend:
         )
         error = _error_in(record.error, details.get("not_applied"), lang)
         said = [error] if error else []
-        message = "\n".join(said + extra + detail_lines(details, record.error, lang))
+        cause = cause_lines(record, lang)  # from the row's stored kind, in the UI language
+        message = "\n".join(said + cause + extra + detail_lines(details, record.error, lang))
         return ReportDetail(report_row(record), message, quarantined, conflicts)
 
     def export_report_csv(self, path: Path, lang: str) -> None:

@@ -3,14 +3,25 @@
 The engine records its details as JSON (``{"controle": "identiques", "accuse": 12}``); the
 user reads them as sentences: « Contrôle : identiques », « Accusé de réception : paquet 12 ».
 The Contrôle texts are written in French by the engine (synchro.engine.ack); in English the
-known phrases are translated and table or site names kept as they are."""
+known phrases are translated and table or site names kept as they are.
+
+Why a row failed, and what to do, comes from its *reason* (:func:`reason_of`): the
+:class:`~synchro.errors.ErrorKind` or :class:`~synchro.reports.Outcome` the engine stored
+in ``details["error_kind"]`` — never from the error's text, which stays as raised (French).
+The email and the Rapport's detail window say the same words (``reports.reason.<code>``,
+``reports.advice.<code>``)."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
+from synchro.errors import ErrorKind
 from synchro.i18n import tr
+from synchro.reports import Outcome, RunRecord, State
+
+OTHER = "other"  # a failed row without a stored kind (written by an older Synchro)
+REASONS = (*(str(k) for k in ErrorKind), *(str(o) for o in Outcome), OTHER)
 
 # keys shown elsewhere in the detail (own lists) or internal to the report store and mail
 _NOT_SHOWN = {"quarantined", "conflicts", "not_applied", "error_kind", "email", "late"}
@@ -85,3 +96,23 @@ def detail_lines(details: dict[str, Any], error: str, lang: str) -> list[str]:
             sep = " : " if lang == "fr" else ": "
             lines.append(f"{key}{sep}{_value(value)}")
     return lines
+
+
+def reason_of(record: RunRecord) -> str:
+    """The code explaining a failed or stopped row (one of :data:`REASONS`), read from its
+    state and the kind stored with it; ``other`` when none was stored."""
+    if record.state is State.STOPPED:
+        return str(ErrorKind.STOPPED)
+    given = str(record.details.get("error_kind", ""))
+    return given if given in REASONS else OTHER
+
+
+def cause_lines(record: RunRecord, lang: str) -> list[str]:
+    """« Cause : … » and « À faire : … » for a failed or stopped row; nothing otherwise."""
+    if record.state not in (State.FAILED, State.STOPPED):
+        return []
+    code = reason_of(record)
+    return [
+        tr("reports.cause", lang, reason=tr(f"reports.reason.{code}", lang)),
+        tr("reports.todo", lang, advice=tr(f"reports.advice.{code}", lang)),
+    ]

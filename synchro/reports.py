@@ -10,6 +10,12 @@ The store is a stdlib sqlite3 file in WAL mode. The engine thread writes, the GU
 one connection shared behind a lock (``check_same_thread=False``), every call is one short
 transaction. Times are always given by the caller (``now=``) so tests control the clock.
 
+A failed row keeps its error as text (French, as raised) and what sort of failure it was in
+``details["error_kind"]``: an :class:`~synchro.errors.ErrorKind` value when an error ended
+it, or an :class:`Outcome` when the round's rules did (nothing received, no ack...). The
+email and the windows explain a row from that code, never from its text. Kept in the JSON
+details, it needs no schema change: rows written before it simply have none.
+
 It also keeps when the last report emails were sent (``record_mail``/``last_mail``), which
 the mailer uses to send a failing site's email at most once a day.
 """
@@ -28,11 +34,10 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from synchro.errors import StateError
+from synchro.errors import ErrorKind, StateError, error_text, kind_of
 from synchro.i18n import tr
 
 INTERRUPTED = "interrompu : le programme s'est arrêté pendant la synchronisation"
-NOT_APPLIED = "not-applied"  # details["error_kind"] of a run failed by quarantined rows
 HELD_PACKAGE = "export"  # state quarantine's package name of rows set aside at capture
 COUNTERS = (
     "rows_sent",
@@ -71,6 +76,17 @@ CREATE TABLE IF NOT EXISTS mail_log (
     PRIMARY KEY (site, category)
 );
 """
+
+
+class Outcome(StrEnum):
+    """A row failed by the rules of a run or round rather than by an error (stored, like an
+    :class:`~synchro.errors.ErrorKind`, in ``details["error_kind"]``)."""
+
+    NOT_APPLIED = "not-applied"  # rows quarantined: not stored exactly as sent, or not sent
+    NO_DATA = "no-data"  # the establishment sent nothing within the reception time
+    NO_ACK = "no-ack"  # the establishment did not confirm it applied the Siège's package
+    UNFINISHED = "unfinished"  # the round ended (failed) before this delivery was processed
+    INTERRUPTED = "interrupted"  # the program stopped during the run (crash, power cut)
 
 
 class State(StrEnum):
@@ -139,6 +155,10 @@ def _not_applied(quarantined: int, details: dict[str, Any]) -> str:
     counts = {"applied": quarantined - held, "sent": held}
     details["not_applied"] = counts
     return unapplied_text(counts, "fr")
+
+
+def _json(details: Mapping[str, Any]) -> str:
+    return json.dumps(details, ensure_ascii=False, default=str)
 
 
 def _check_counters(counters: Mapping[str, int]) -> None:
@@ -258,12 +278,16 @@ class ReportStore:
         state: State,
         *,
         now: dt.datetime,
-        error: str = "",
+        error: str | BaseException = "",
         details: Mapping[str, Any] | None = None,
         **counters: int,
     ) -> RunRecord:
         """Close a row: its final state, end time, error, counters; ``details`` are merged
         into the row's existing details. Returns the row as stored.
+
+        ``error`` is a text, or the exception that ended the row: its text is stored
+        (:func:`~synchro.errors.error_text`) and its kind in ``details["error_kind"]``
+        (a caller giving a text names its kind there: ``{"error_kind": Outcome.NO_DATA}``).
 
         The one place of the rule "never OK with a row not applied exactly": an ``OK`` row
         whose ``quarantined`` counter (given here or stored before) is not 0 is stored as
@@ -273,8 +297,13 @@ class ReportStore:
         own error; both get ``details["not_applied"] = {"applied": n, "sent": m}``.
         Callers read the final state from the returned row."""
         _check_counters(counters)
+        kind: ErrorKind | None = None
+        if isinstance(error, BaseException):
+            kind, error = kind_of(error), error_text(error)
         with self._tx() as conn:
             merged = self._details(conn, id)
+            if kind is not None:
+                merged["error_kind"] = str(kind)
             merged.update(details or {})
             quarantined = counters.get("quarantined")
             if quarantined is None:
@@ -284,14 +313,14 @@ class ReportStore:
                 reason = _not_applied(quarantined, merged)
                 if State(state) is State.OK:  # never OK with a row not applied exactly
                     state, error = State.FAILED, reason
-                    merged["error_kind"] = NOT_APPLIED
+                    merged["error_kind"] = str(Outcome.NOT_APPLIED)
                 elif reason not in error:  # the rows first: often the cause of the rest
                     error = f"{reason} ; {error}" if error else reason
             values: dict[str, object] = {
                 "state": State(state).value,
                 "ended": now.isoformat(),
                 "error": error,
-                "details": json.dumps(merged, ensure_ascii=False, default=str),
+                "details": _json(merged),
                 **counters,
             }
             assignments = ", ".join(f"{name} = ?" for name in values)
@@ -305,7 +334,7 @@ class ReportStore:
             merged.update(details)
             conn.execute(
                 "UPDATE runs SET details = ? WHERE id = ?",
-                (json.dumps(merged, ensure_ascii=False, default=str), id),
+                (_json(merged), id),
             )
 
     @staticmethod
@@ -326,10 +355,13 @@ class ReportStore:
                     "SELECT id FROM runs WHERE state = ?", (State.RUNNING.value,)
                 )
             ]
-            conn.execute(
-                "UPDATE runs SET state = ?, ended = ?, error = ? WHERE state = ?",
-                (State.FAILED.value, now.isoformat(), reason, State.RUNNING.value),
-            )
+            for id in ids:
+                details = self._details(conn, id)
+                details["error_kind"] = str(Outcome.INTERRUPTED)
+                conn.execute(
+                    "UPDATE runs SET state = ?, ended = ?, error = ?, details = ? WHERE id = ?",
+                    (State.FAILED.value, now.isoformat(), reason, _json(details), id),
+                )
         return [self.get(id) for id in ids]
 
     # -- reading (any thread) --------------------------------------------------------

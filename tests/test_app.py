@@ -19,6 +19,8 @@ from synchro.config.model import (
 )
 from synchro.config.store import load_config, save_config
 from synchro.engine.events import StateChanged
+from synchro.engine.state import StateDB
+from synchro.engine.watermark import WATERMARK
 from synchro.errors import SynchroError
 from synchro.log import setup_logging, shutdown_logging
 from synchro.mail import MailPolicy
@@ -53,6 +55,14 @@ def run_site(paths: NodePaths, clock: Callable[[], dt.datetime] = dt.datetime.no
         app.close()
 
 
+def watermark(paths: NodePaths) -> str | None:
+    state = StateDB(paths.state_db)
+    try:
+        return state.get_meta(WATERMARK)
+    finally:
+        state.close()
+
+
 def wait_for(predicate: Callable[[], bool], timeout: float = 20) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -66,7 +76,7 @@ def test_watermark_advances_only_when_the_run_is_ok(pair: tuple[NodePaths, NodeP
     hq_paths, site_paths = pair
     started = dt.datetime(2026, 11, 29, 23, 0, 5)
     assert run_site(site_paths, lambda: started) is State.FAILED  # the Siège is not running
-    assert load_config(site_paths.config_file).last_sync == dt.datetime(2026, 1, 1)
+    assert watermark(site_paths) == dt.datetime(2026, 1, 1).isoformat()  # taken from the config
     hq = App(load_config(hq_paths.config_file), hq_paths)
     hq.start()
     try:
@@ -74,7 +84,8 @@ def test_watermark_advances_only_when_the_run_is_ok(pair: tuple[NodePaths, NodeP
         assert run_site(site_paths, lambda: started) is State.OK
     finally:
         hq.close()
-    assert load_config(site_paths.config_file).last_sync == started
+    assert watermark(site_paths) == started.isoformat()  # in the state: the file is the user's
+    assert load_config(site_paths.config_file).last_sync == dt.datetime(2026, 1, 1)
 
 
 def test_valider_is_refused_during_a_run_and_restarts_the_ftp_server(

@@ -111,14 +111,14 @@ def test_probes_tables_token_and_connection_failure(backend: AppBackend, tmp_pat
     )
     with pytest.raises(ConnectionTestError) as caught:  # no certificate pinned yet
         backend.test_connection("127.0.0.1:1")
-    assert caught.value.kind == "certificate"
+    assert caught.value.code == "certificate"
     config = dataclasses.replace(
         config, database=dataclasses.replace(config.database, connection="base.db")
     )
     backend.save_config(config)
     with pytest.raises(ConnectionTestError) as caught:
         backend.test_connection("127.0.0.1:1")
-    assert caught.value.kind == "refused"
+    assert caught.value.code == "refused"
 
 
 def test_reports_and_detail_after_a_failed_run(backend: AppBackend) -> None:
@@ -141,6 +141,15 @@ def test_reports_and_detail_after_a_failed_run(backend: AppBackend) -> None:
     assert rows[0].site == "3615" and rows[0].state == "Echec" and rows[0].errors == 1
     detail = backend.report_detail(rows[0].id)
     assert "127.0.0.1:1" in detail.message
+    # no certificate pinned: the words come from the row's kind (tls), in the UI language
+    assert "Cause : La connexion chiffrée a échoué" in detail.message
+    assert "À faire : " in detail.message
+    states = []
+    while not backend.events.empty():
+        event = backend.events.get()
+        if isinstance(event, StateChanged) and event.state is TrayState.FAILED:
+            states.append(event.message)
+    assert states and states[-1].startswith("Echec (connexion chiffrée ou certificat) : ")
     out = backend.paths.data_dir / "rapport.csv"
     backend.export_report_csv(out, "fr")
     assert "Echec" in out.read_text(encoding="utf-8-sig")
@@ -179,7 +188,14 @@ def test_report_detail_lists_quarantined_rows_with_labels_of_the_ui_language(
     run = reports.start("3615", "run", now=now)
     reports.finish(run, State.OK, now=now, quarantined=2, details={"quarantined": rows})
     detail = backend.report_detail(str(run))
-    assert detail.message == "2 rows not applied — see the report"
+    assert detail.message.splitlines() == [
+        "2 rows not applied — see the report",
+        "Cause: Some rows were not stored exactly as sent (refused or changed by the database) "
+        "or could not be sent; every other row is applied.",
+        "What to do: Open the Rapport: each row is listed there with its table, key, column, "
+        "sent value and stored value. Fix the cause (column too short, the database's type or "
+        "range, a trigger): they are tried again at the next synchronisation.",
+    ]
     assert detail.quarantined == (
         "tracks [1077]: stored differently than sent — column nom: sent Último Pau-De-Arara, "
         "stored Último Pau-De-Arar",

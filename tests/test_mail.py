@@ -27,6 +27,7 @@ from smtp_server import (
 
 import synchro
 from synchro.config.model import Config, EmailSettings, MailSecurity, Role
+from synchro.errors import ErrorKind
 from synchro.mail import (
     MailOutcome,
     MailPolicy,
@@ -34,10 +35,10 @@ from synchro.mail import (
     ReportMailer,
     ReportMessage,
     build_report_message,
-    error_kind,
     send_message,
     send_test,
 )
+from synchro.report_summary import reason_of
 from synchro.reports import ReportStore, RunRecord, State
 
 PASSWORD = "S3cret-Pa55!word"
@@ -95,6 +96,7 @@ def test_failed_run_message_in_french() -> None:
         rows_sent=0,
         rows_received=0,
         error="Siège injoignable après 10 tentatives",
+        details={"error_kind": "network"},
     )
     msg = build_report_message([failed], site="3615", role=Role.SITE, lang="fr", now=T0)
     assert msg.subject == "Synchronisation Serveur 3615 : Echec le 05/12/2005 23:00:00"
@@ -103,7 +105,7 @@ def test_failed_run_message_in_french() -> None:
             assert cell in part
         assert "06/12/2005 03:02:14" in part
         assert "Siège injoignable après 10 tentatives" in part
-        assert "Le siège n'a pas pu être joint" in part
+        assert "le siège n'a pas pu être joint" in part
         assert "pare-feu" in part  # what to do
     assert "<table" in msg.html and "<table" not in msg.text
 
@@ -133,6 +135,7 @@ def test_round_message_names_missing_and_late_establishments() -> None:
             round_id=10,
             state=State.FAILED,
             error="aucune donnée reçue",
+            details={"error_kind": "no-data"},
         ),
         record(
             id=13,
@@ -157,28 +160,14 @@ def test_round_message_names_missing_and_late_establishments() -> None:
     assert "3616 : Aucune donnée reçue de cet établissement" in msg.text
 
 
-def test_error_kinds() -> None:
-    assert error_kind(record(state=State.FAILED, error="certificate changed")) == "certificate"
-    assert error_kind(record(state=State.FAILED, details={"error_kind": "tls"})) == "certificate"
-    assert error_kind(record(state=State.FAILED, details={"error_kind": "dns"})) == (
-        "hq-unreachable"
-    )
-    assert error_kind(record(state=State.FAILED, error="la base de données a refusé 3 lignes")) == (
-        "database"
-    )
-    assert error_kind(record(state=State.FAILED, error="Connection refused")) == "hq-unreachable"
-    # the transport's own messages (synchro.transport.ftp_errors)
-    for text, kind in (
-        ("Le siège h:21 refuse la connexion : rien n'écoute sur ce port.", "hq-unreachable"),
-        ("Le siège h:21 ne répond pas (pas de réponse en 60 s).", "hq-unreachable"),
-        ("Adresse du siège introuvable : « h » ne correspond à aucune machine", "hq-unreachable"),
-        ("Le siège h:21 refuse la connexion de l'établissement 3615 : code ou secret "
-         "incorrect (530 Login incorrect.)", "auth"),
-        ("Le certificat présenté par le siège h:21 (empreinte ab…) n'est pas celui", "certificate"),
-    ):  # fmt: skip
-        assert error_kind(record(state=State.FAILED, error=text)) == kind, text
-    assert error_kind(record(state=State.STOPPED)) == "stopped"
-    assert error_kind(record(state=State.FAILED, error="???")) == "other"
+def test_the_reason_is_the_stored_kind_never_the_text() -> None:
+    """A row's explanation comes from ``details["error_kind"]``; words in its error text
+    (French or English) decide nothing."""
+    for kind in ("network", "auth", "tls", "database", "disk", "data", "config", "no-data"):
+        assert reason_of(record(state=State.FAILED, details={"error_kind": kind})) == kind
+    assert reason_of(record(state=State.FAILED, error="certificat refusé, réseau")) == "other"
+    assert reason_of(record(state=State.FAILED, details={"error_kind": "???"})) == "other"
+    assert reason_of(record(state=State.STOPPED)) == "stopped"
 
 
 def test_quarantine_listed_and_html_escaped() -> None:
@@ -248,7 +237,7 @@ def test_starttls_checks_the_certificate_by_default(certificate: Certificate) ->
         cfg = settings(port, security=MailSecurity.STARTTLS)
         with pytest.raises(MailSendError) as err:
             send_message(cfg, MESSAGE)
-        assert err.value.kind == "tls"
+        assert err.value.code == "tls" and err.value.kind is ErrorKind.TLS
         assert str(err.value).startswith("Problème TLS avec 127.0.0.1 port")
         assert inbox.messages == []
 
@@ -272,7 +261,7 @@ def test_auth_refused(certificate: Certificate) -> None:
         cfg = settings(port, security=MailSecurity.STARTTLS, login=LOGIN, password=PASSWORD)
         with pytest.raises(MailSendError) as err:
             send_message(cfg, MESSAGE, ssl_context=client_context(certificate), lang="en")
-        assert err.value.kind == "auth"
+        assert err.value.code == "auth" and err.value.kind is ErrorKind.AUTH
         assert str(err.value).startswith('Authentication refused by 127.0.0.1 for "jdupont"')
         assert "535" in str(err.value)
         assert inbox.messages == []
@@ -282,7 +271,7 @@ def test_login_on_a_server_without_auth(plain: tuple[Inbox, int]) -> None:
     _, port = plain
     with pytest.raises(MailSendError) as err:
         send_message(settings(port, login=LOGIN, password=PASSWORD), MESSAGE)
-    assert err.value.kind == "auth"
+    assert err.value.code == "auth"
     assert "ne propose pas l'authentification" in str(err.value)
 
 
@@ -290,14 +279,14 @@ def test_starttls_asked_from_a_plain_server(plain: tuple[Inbox, int]) -> None:
     _, port = plain
     with pytest.raises(MailSendError) as err:
         send_message(settings(port, security=MailSecurity.STARTTLS), MESSAGE)
-    assert err.value.kind == "tls"
+    assert err.value.code == "tls"
 
 
 def test_implicit_tls_asked_from_a_plain_server(plain: tuple[Inbox, int]) -> None:
     _, port = plain
     with pytest.raises(MailSendError) as err:
         send_message(settings(port, security=MailSecurity.SSL), MESSAGE)
-    assert err.value.kind == "tls"
+    assert err.value.code == "tls"
 
 
 def test_a_refused_recipient_is_named(plain: tuple[Inbox, int]) -> None:
@@ -305,21 +294,21 @@ def test_a_refused_recipient_is_named(plain: tuple[Inbox, int]) -> None:
     inbox.refused.add("compta@example.com")
     with pytest.raises(MailSendError) as err:
         send_message(settings(port), MESSAGE)
-    assert err.value.kind == "recipients"
+    assert err.value.code == "recipients"
     assert "compta@example.com (550 5.1.1 No such user here)" in str(err.value)
     assert [m.rcpt_tos for m in inbox.messages] == [["chef@example.com"]]
 
     inbox.refused.add("chef@example.com")
     with pytest.raises(MailSendError) as err:
         send_message(settings(port), MESSAGE)
-    assert err.value.kind == "recipients"
+    assert err.value.code == "recipients"
     assert len(inbox.messages) == 1
 
 
 def test_server_down_is_refused() -> None:
     with pytest.raises(MailSendError) as err:
         send_message(settings(closed_port()), MESSAGE)
-    assert err.value.kind == "refused"
+    assert err.value.code == "refused" and err.value.kind is ErrorKind.NETWORK
     assert str(err.value).startswith("Connexion refusée par 127.0.0.1 port")
 
 
@@ -328,7 +317,7 @@ def test_name_not_found() -> None:
     # without sending a DNS query (checked with strace), so no traffic leaves loopback.
     with pytest.raises(MailSendError) as err:
         send_message(settings(25, server="-smtp.example.invalid"), MESSAGE)
-    assert err.value.kind == "dns"
+    assert err.value.code == "dns" and err.value.kind is ErrorKind.NETWORK
     assert str(err.value).startswith("Nom introuvable : le Serveur de mail « -smtp.example.invalid")
 
 
@@ -336,14 +325,15 @@ def test_name_not_found() -> None:
 def test_stalled_server_times_out(security: MailSecurity) -> None:
     with stalled_server() as port, pytest.raises(MailSendError) as err:
         send_message(settings(port, timeout_s=1, security=security), MESSAGE)
-    assert err.value.kind == "timeout"
+    assert err.value.code == "timeout" and err.value.kind is ErrorKind.NETWORK
     assert str(err.value).startswith("Délai dépassé : 127.0.0.1 port")
 
 
 def test_missing_settings() -> None:
     with pytest.raises(MailSendError) as err:
         send_message(settings(25, server=""), MESSAGE)
-    assert err.value.kind == "config" and "Serveur de mail vide" in str(err.value)
+    assert err.value.kind is ErrorKind.CONFIG
+    assert err.value.code == "config" and "Serveur de mail vide" in str(err.value)
     with pytest.raises(MailSendError) as err:
         send_message(settings(25, recipients=()), MESSAGE, lang="en")
     assert "recipient address is empty" in str(err.value)
@@ -543,7 +533,7 @@ def test_rows_not_applied_are_explained_in_the_ui_language_from_the_kind() -> No
             "quarantined": quarantined,
         },
     )
-    assert error_kind(failed) == "not-applied"
+    assert reason_of(failed) == "not-applied"
     msg = build_report_message([failed], site="3615", role=Role.SITE, lang="en", now=T0)
     assert "1 row not applied — see the report" in msg.text
     assert "not stored exactly as sent" in msg.text

@@ -286,7 +286,7 @@ def test_corrupt_partial_upload_is_detected_and_sent_again(
 def kind_of(call: Callable[[], object]) -> str:
     with pytest.raises(ConnectionTestError) as info:
         call()
-    return info.value.kind
+    return info.value.code
 
 
 def test_wrong_secret_is_auth(server: HQServer) -> None:
@@ -494,7 +494,7 @@ def test_upload_limit(make_server: Callable[..., HQServer], tmp_path: Path) -> N
     source.write_bytes(payload(50_000))
     with client(server) as hq, pytest.raises(ConnectionTestError) as info:
         hq.upload(source, "big.pkg")
-    assert info.value.kind == "quota"
+    assert info.value.code == "quota"
     ftp = raw_tls(server, "A")  # a client that skips ALLO is stopped while writing
     try:
         with pytest.raises((ftplib.Error, OSError)):
@@ -513,10 +513,10 @@ def test_five_failed_logins_ban_the_address_until_the_period_ends(
     for _ in range(5):
         with pytest.raises(ConnectionTestError) as info:
             test_connection("127.0.0.1", server.port, "A", "faux", server.fingerprint)
-        assert info.value.kind == "auth"
+        assert info.value.code == "auth"
     with pytest.raises(ConnectionTestError, match="bloque") as info:  # even the right secret
         test_connection("127.0.0.1", server.port, "A", SECRETS["A"], server.fingerprint)
-    assert info.value.kind == "auth"
+    assert info.value.code == "auth"
     assert any("bloquée" in e.reason for e in server.security_events())
     clock.now += 901
     assert "réussie" in test_connection(

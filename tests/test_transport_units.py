@@ -258,7 +258,7 @@ def test_server_from_settings_with_scrypt_hashes(tmp_path: Path) -> None:
         assert "réussie" in test_connection("127.0.0.1", server.port, "3615", "bon-secret", fp)
         with pytest.raises(ConnectionTestError) as info:
             test_connection("127.0.0.1", server.port, "3615", "mauvais", fp)
-        assert info.value.kind == "auth"
+        assert info.value.code == "auth"
         # an empty stored hash means "ADMIN" for the admin password: never for a site
         with pytest.raises(ConnectionTestError):
             test_connection("127.0.0.1", server.port, "EMPTY", "ADMIN", fp)

@@ -19,9 +19,10 @@ from pathlib import Path
 
 from synchro.engine.ack import ACK_NAME, IDENTICAL, Ack, controle, read_ack
 from synchro.engine.node import Node
+from synchro.errors import ErrorKind
 from synchro.package.manifest import Invalid
 from synchro.package.stream import Source, frame, read_header
-from synchro.reports import ReportStore, State
+from synchro.reports import Outcome, ReportStore, State
 
 log = logging.getLogger(__name__)
 NO_ACK = (
@@ -90,7 +91,13 @@ class AckBook:
                 if not self._running(a.rid):
                     continue
                 if force or now >= dt.datetime.fromisoformat(a.until):
-                    self.reports.finish(a.rid, State.FAILED, now=now, error=NO_ACK)
+                    self.reports.finish(
+                        a.rid,
+                        State.FAILED,
+                        now=now,
+                        error=NO_ACK,
+                        details={"error_kind": Outcome.NO_ACK},
+                    )
                     ended.append(a.rid)
                 else:
                     keep.append(a)
@@ -147,7 +154,13 @@ class AckBook:
             details = {"controle": text, "accuse": ack.sequence}
             if tables:
                 error = f"Contrôle : {text}"
-                self.reports.finish(a.rid, State.FAILED, now=now, error=error, details=details)
+                self.reports.finish(
+                    a.rid,
+                    State.FAILED,
+                    now=now,
+                    error=error,
+                    details={**details, "error_kind": ErrorKind.DATA},
+                )
             else:
                 self.reports.finish(a.rid, State.OK, now=now, details=details)
             resolved.append(a.rid)

@@ -56,7 +56,7 @@ from synchro.engine.hq_acks import AckBook, controle_summary, peek_instance
 from synchro.engine.hq_takeover import TakenOver, interrupted_round, take_over
 from synchro.engine.node import Node
 from synchro.errors import ApplyError, Cancelled, PackageError, SynchroError
-from synchro.reports import ReportStore, RunRecord, State
+from synchro.reports import Outcome, ReportStore, RunRecord, State
 
 NO_DATA = "aucune donnée reçue"
 UNFINISHED = "le tour s'est terminé avant la fin du traitement de ses données"
@@ -355,6 +355,7 @@ class HQService:
                 outcome = _Outcome()
             except SynchroError as exc:
                 state, error = State.FAILED, str(exc)
+                self.reports.merge_details(current.report_id, {"error_kind": exc.kind})
                 outcome = _Outcome()
             delivered = self._early(current) | current.taken.sites | set(outcome.applied)
             current.missing = [s for s in self.settings.sites if s not in delivered]
@@ -363,7 +364,13 @@ class HQService:
                 rid = self.reports.start(
                     site, "site-in-round", round_id=current.report_id, now=current.opened
                 )
-                self.reports.finish(rid, State.FAILED, now=now, error=NO_DATA)
+                self.reports.finish(
+                    rid,
+                    State.FAILED,
+                    now=now,
+                    error=NO_DATA,
+                    details={"error_kind": Outcome.NO_DATA},
+                )
         return state, error
 
     def _verdict(
@@ -373,7 +380,13 @@ class HQService:
         missing = current.missing
         for r in self.reports.for_round(current.report_id):
             if r.state is State.RUNNING and r.id != current.report_id:  # cut short by an error
-                self.reports.finish(r.id, State.FAILED, now=self.now(), error=UNFINISHED)
+                self.reports.finish(
+                    r.id,
+                    State.FAILED,
+                    now=self.now(),
+                    error=UNFINISHED,
+                    details={"error_kind": Outcome.UNFINISHED},
+                )
         members = self.reports.for_round(current.report_id)
         failures = [
             r.site
@@ -540,7 +553,7 @@ class HQService:
             )
         except (PackageError, ApplyError) as exc:
             self._move(d, self.rejected)
-            self.reports.finish(row(), State.FAILED, now=self.now(), error=str(exc))
+            self.reports.finish(row(), State.FAILED, now=self.now(), error=exc)
             self.emit(said("engine.package.refused", site=d.site, error=exc))
             return
         if result.status == "waiting":

@@ -30,7 +30,7 @@ from synchro.db.base import Table
 from synchro.engine import schema_exchange as exchange
 from synchro.engine.preflight import Finding, compare, local_limits
 from synchro.engine.tables import select_tables
-from synchro.errors import ConfigError, SynchroError
+from synchro.errors import ConfigError, ErrorKind, SynchroError
 from synchro.i18n import tr
 from synchro.platform.paths import NodePaths
 from synchro.transport.ftp_client import SiteClient
@@ -145,7 +145,7 @@ def _exchange_with_hq(
     try:
         return exchange.decode(raw), sent
     except ValueError as exc:
-        raise SynchroError(str(exc)) from exc
+        raise SynchroError(str(exc), kind=ErrorKind.DATA) from exc
 
 
 def check_hq(

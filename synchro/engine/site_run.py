@@ -41,7 +41,7 @@ from synchro.engine.events import Emit, Progress, StateChanged, ignore, said
 from synchro.engine.hq_round import ROUND_FILE
 from synchro.engine.node import ACK_DUE, Node
 from synchro.engine.schema_exchange import remember_received
-from synchro.errors import Cancelled, PackageError, SynchroError, TransportError
+from synchro.errors import Cancelled, ErrorKind, PackageError, SynchroError, TransportError
 from synchro.reports import ReportStore, RunRecord, State
 from synchro.transport.files import file_sha256
 from synchro.transport.ftp_client import SiteClient
@@ -122,15 +122,16 @@ class SiteRun:
         try:
             self._run(rid)
         except Cancelled as exc:
-            return self._finish(rid, State.STOPPED, str(exc))
+            return self._finish(rid, State.STOPPED, exc)
         except SynchroError as exc:
-            return self._finish(rid, State.FAILED, str(exc))
+            return self._finish(rid, State.FAILED, exc)
         except Exception as exc:  # never let a bug leave the row "En cours..."
-            return self._finish(rid, State.FAILED, f"erreur interne : {exc!r}")
+            return self._finish(rid, State.FAILED, exc)
         faults.point("site.report")
         return self._finish(rid, State.OK, "")
 
-    def _finish(self, rid: int, state: State, error: str) -> RunRecord:
+    def _finish(self, rid: int, state: State, error: str | Exception) -> RunRecord:
+        """The row made final; an exception's text and kind are kept (``reports.finish``)."""
         record = self.reports.finish(
             rid,
             state,
@@ -245,7 +246,9 @@ class SiteRun:
         text, tables = controle(ack.checksums, theirs)
         self.totals.details["controle"] = text
         if tables:
-            raise SynchroError(f"Contrôle : {text} (différentes du siège après ce tour)")
+            raise SynchroError(
+                f"Contrôle : {text} (différentes du siège après ce tour)", kind=ErrorKind.DATA
+            )
 
     def _apply_inbox(self) -> None:
         """Apply, before anything else, a Siège package a previous run downloaded (complete

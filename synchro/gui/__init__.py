@@ -67,7 +67,7 @@ class _Backend(Protocol):
 def control_handler(backend: _Backend) -> Any:
     """The local control channel of the tray program (runs in the channel's thread: it only
     enqueues). ``show`` opens the settings; the others go to the App once it exists."""
-    from synchro.errors import SynchroError
+    from synchro.errors import ErrorKind, SynchroError
     from synchro.gui.ports import ShowRequested
 
     def handle(cmd: str, args: Mapping[str, Any]) -> Mapping[str, Any] | None:
@@ -75,7 +75,9 @@ def control_handler(backend: _Backend) -> Any:
             backend.events.put(ShowRequested())
             return {"shown": True}
         if backend.app is None:
-            raise SynchroError("Synchro n'est pas encore paramétré : terminez l'assistant.")
+            raise SynchroError(
+                "Synchro n'est pas encore paramétré : terminez l'assistant.", kind=ErrorKind.CONFIG
+            )
         reply: Mapping[str, Any] | None = backend.app.control(cmd, args)
         return reply
 

@@ -12,7 +12,7 @@ import datetime as dt
 import re
 from dataclasses import dataclass
 
-from synchro.errors import SynchroError
+from synchro.errors import ErrorKind, SynchroError
 from synchro.i18n import tr
 
 DATE_FORMAT = "%d/%m/%Y %H:%M:%S"
@@ -35,6 +35,8 @@ class Problem:
 
 class FormError(SynchroError):
     """Some fields are wrong; ``problems`` names each one. Nothing has been saved."""
+
+    default_kind = ErrorKind.CONFIG
 
     def __init__(self, problems: list[Problem]) -> None:
         self.problems = tuple(problems)

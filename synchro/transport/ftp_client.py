@@ -16,7 +16,7 @@ and downloads to ``<local>.part``; a new attempt resumes from the partial file's
 renamed. A mismatch deletes the partial file and fails (the next attempt starts over).
 
 Errors (``synchro.errors``): failing to reach or log in to the Siège raises
-``ConnectionTestError`` whose ``kind`` is one of dns, refused, timeout, tls, certificate,
+``ConnectionTestError`` whose ``code`` is one of dns, refused, timeout, tls, certificate,
 auth, protocol, quota; a connection cut or a failed check during a transfer raises
 ``TransportError``. Messages are French, name ``host:port`` and say what to do.
 """
@@ -35,7 +35,7 @@ from types import TracebackType
 from typing import Any, BinaryIO
 
 from synchro import faults
-from synchro.errors import Cancelled, ConnectionTestError, TransportError
+from synchro.errors import Cancelled, ConnectionTestError, ErrorKind, TransportError
 from synchro.transport.files import PART, file_sha256
 from synchro.transport.ftp_errors import CONNECT, PinMismatch, Where, translate
 from synchro.transport.tls import fingerprint_of, normalize_fingerprint
@@ -262,7 +262,9 @@ class SiteClient:
         try:
             source: BinaryIO = open(local, "rb")  # noqa: SIM115 - closed below
         except OSError as exc:
-            raise TransportError(f"Lecture impossible de {local} : {exc.strerror}.") from exc
+            raise TransportError(
+                f"Lecture impossible de {local} : {exc.strerror}.", kind=ErrorKind.DISK
+            ) from exc
         with source, self._session(action) as ftp:
             source.seek(offset)
             ftp.storbinary(f"STOR {part}", source, BLOCK, sent, rest=offset or None)
@@ -334,7 +336,9 @@ class SiteClient:
                 try:
                     out.write(block)
                 except OSError as exc:
-                    raise TransportError(f"Écriture impossible dans {part} : {exc}.") from exc
+                    raise TransportError(
+                        f"Écriture impossible dans {part} : {exc}.", kind=ErrorKind.DISK
+                    ) from exc
                 done += len(block)
                 faults.point_bytes("client.recv", done)
                 self._progress(done, total)
@@ -410,7 +414,9 @@ def _local_facts(local: Path) -> tuple[int, str]:
     try:
         return local.stat().st_size, file_sha256(local)
     except OSError as exc:
-        raise TransportError(f"Lecture impossible de {local} : {exc.strerror or exc}.") from exc
+        raise TransportError(
+            f"Lecture impossible de {local} : {exc.strerror or exc}.", kind=ErrorKind.DISK
+        ) from exc
 
 
 def _plain_name(name: str) -> str:

@@ -1,6 +1,7 @@
 """Translate ftplib, socket and ssl errors into Synchro's, at the client's boundary.
 
-    ConnectionTestError(kind, message)   reaching or logging in to the Siège failed
+    ConnectionTestError(code, message)   reaching or logging in to the Siège failed (its
+                                        kind: network, tls, auth or config)
         dns          the Siège's name does not resolve
         refused      nothing listens there (or the network is unreachable)
         timeout      no answer in time (firewall dropping packets, wrong address)

@@ -34,7 +34,7 @@ from pyftpdlib.servers import ThreadedFTPServer
 
 from synchro.config.model import HQSettings
 from synchro.config.passwords import verify_password
-from synchro.errors import TransportError
+from synchro.errors import ErrorKind, TransportError
 from synchro.transport.ftp_handler import OnReceived, PlainHandler, ServerState, SiteFS, TLSHandler
 from synchro.transport.ftp_policy import (
     Accounts,
@@ -102,7 +102,9 @@ class HQServer:
         poll_interval_s: float = 0.2,
     ) -> None:
         if require_tls and cert_file is None:
-            raise TransportError("FTPS exigé mais aucun certificat fourni au serveur du siège.")
+            raise TransportError(
+                "FTPS exigé mais aucun certificat fourni au serveur du siège.", kind=ErrorKind.TLS
+            )
         self.root = Path(root)
         self.host = host
         self.requested_port = port
@@ -319,7 +321,8 @@ def _ssl_context(cert_file: Path, key_file: Path | None) -> Any:
     except (SSL.Error, OSError) as exc:
         raise TransportError(
             f"Certificat du siège inutilisable ({cert_file}) : {exc}. Supprimez le certificat "
-            "et sa clé pour en créer un nouveau, puis faites « synchro trust » sur les sites."
+            "et sa clé pour en créer un nouveau, puis faites « synchro trust » sur les sites.",
+            kind=ErrorKind.TLS,
         ) from exc
     return context
 

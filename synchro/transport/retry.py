@@ -4,7 +4,7 @@ What is retried: every ``TransportError`` (network cut, timeout, refused connect
 failure, TLS handshake cut, size or checksum mismatch after a transfer...), because the next
 attempt may succeed: uploads and downloads resume where they stopped.
 
-What is NOT retried (raised at once): a ``ConnectionTestError`` whose ``kind`` is in
+What is NOT retried (raised at once): a ``ConnectionTestError`` whose ``code`` is in
 ``PERMANENT_KINDS``:
 
 - ``auth``: wrong site code or secret, or this address is blocked after repeated failures.
@@ -34,7 +34,7 @@ PERMANENT_KINDS = frozenset({"auth", "certificate", "quota"})
 
 def is_permanent(error: TransportError) -> bool:
     """True when retrying ``error`` cannot help (see the module docstring)."""
-    return isinstance(error, ConnectionTestError) and error.kind in PERMANENT_KINDS
+    return isinstance(error, ConnectionTestError) and error.code in PERMANENT_KINDS
 
 
 def with_retries(

@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from synchro.errors import TransportError
+from synchro.errors import ErrorKind, TransportError
 
 VALIDITY = dt.timedelta(days=3650)
 _HEX64 = re.compile(r"[0-9a-f]{64}")
@@ -50,7 +50,8 @@ def certificate_fingerprint(cert_path: Path) -> str:
         raise TransportError(
             f"Certificat illisible {cert_path} : {exc}. Supprimez-le (et sa clé) pour qu'un "
             "nouveau soit créé, puis donnez la nouvelle empreinte aux établissements "
-            "(synchro trust)."
+            "(synchro trust).",
+            kind=ErrorKind.TLS,
         ) from exc
     return fingerprint_of(cert.public_bytes(serialization.Encoding.DER))
 
@@ -89,7 +90,8 @@ def ensure_certificate(cert_path: Path, key_path: Path, common_name: str) -> str
     except OSError as exc:
         raise TransportError(
             f"Impossible d'écrire le certificat du siège ({cert_path}, {key_path}) : {exc}. "
-            "Vérifiez les droits sur ce dossier."
+            "Vérifiez les droits sur ce dossier.",
+            kind=ErrorKind.DISK,
         ) from exc
     return fingerprint_of(cert.public_bytes(serialization.Encoding.DER))
 

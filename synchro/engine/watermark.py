@@ -1,0 +1,69 @@
+"""*Dernière synchronisation* (the watermark) lives in the node's state database.
+
+The watermark is the start of the last run (Serveur) or round (Siège) that ended ``OK``;
+the next capture reads only rows modified after it, minus the overlap. It moves every day,
+so it is runtime state: it is kept in the state database's ``meta`` table beside the
+snapshot it goes with (the two are only meaningful together: a lost or renamed state
+database starts again from the settings' date, never from a newer watermark that a fresh
+snapshot never saw), and the user's config file is never rewritten by a run.
+
+The config file's ``last_sync`` is what the user *set*: the first synchronisation date given
+to ``init`` or the wizard, or the date typed in the General window before VALIDER. It is
+taken into the state when it differs from the value taken last time (``meta`` key
+``watermark_config``). That one rule covers:
+
+- an installation from before this change (its config holds the watermark the program
+  wrote there): on first start the value moves into the state, once;
+- the user setting a date (VALIDER, ``init``, wizard, even a hand edit of the file): the new
+  date wins over the moving one;
+- anything else that saves the config (``site add``, ``key rotate``...) keeps the date it
+  read, which was already taken: the moving watermark is left as it is.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sqlite3
+
+from synchro.engine.state import StateDB
+from synchro.errors import StateError
+
+WATERMARK = "watermark"  # ISO date of the last run/round ended OK ("" = none yet)
+FROM_CONFIG = "watermark_config"  # the config file's last_sync last taken into the state
+
+
+def _text(when: dt.datetime | None) -> str:
+    return when.isoformat() if when is not None else ""
+
+
+def _date(text: str | None) -> dt.datetime | None:
+    return dt.datetime.fromisoformat(text) if text else None
+
+
+def current_watermark(state: StateDB, configured: dt.datetime | None) -> dt.datetime | None:
+    """The watermark the next run uses, after taking ``configured`` (the config file's
+    ``last_sync``) into the state when it is new (see the module docstring)."""
+    try:
+        taken = state.get_meta(FROM_CONFIG)
+        given = _text(configured)
+        if given != (taken or ""):
+            with state.transaction():
+                state.set_meta(WATERMARK, given)
+                state.set_meta(FROM_CONFIG, given)
+            return configured
+        stored = state.get_meta(WATERMARK)
+    except sqlite3.Error as exc:
+        raise StateError(
+            f"Base d'état {state.path} : date de synchronisation illisible ({exc})"
+        ) from exc
+    return _date(stored) if stored is not None else configured
+
+
+def advance_watermark(state: StateDB, when: dt.datetime) -> None:
+    """A run or round that started at ``when`` ended OK: the next one starts from there."""
+    try:
+        state.set_meta(WATERMARK, _text(when))
+    except sqlite3.Error as exc:
+        raise StateError(
+            f"Base d'état {state.path} : date de synchronisation non enregistrée ({exc})"
+        ) from exc

@@ -1,0 +1,157 @@
+"""Dernière synchronisation lives in the state database; the config file is the user's.
+
+A real run (the CLI's ``sync`` in two processes, and the App) leaves every config file byte
+for byte as it was; an installation whose config still holds the watermark the program
+wrote there takes it into the state once, and a date the user sets wins."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from pair_helpers import app_pair, cli_pair, popen, synchro
+
+from synchro.app import App, open_node
+from synchro.config.store import load_config
+from synchro.engine.state import StateDB
+from synchro.engine.watermark import (
+    FROM_CONFIG,
+    WATERMARK,
+    advance_watermark,
+    current_watermark,
+)
+from synchro.log import setup_logging, shutdown_logging
+from synchro.mail import MailPolicy
+from synchro.platform.paths import NodePaths, paths_beside
+from synchro.reports import State
+
+JAN = dt.datetime(2026, 1, 1)
+NOV = dt.datetime(2026, 11, 29, 23, 0, 5)
+
+
+@pytest.fixture(autouse=True)
+def logging_set_up(tmp_path: Path) -> Iterator[None]:
+    setup_logging(tmp_path / "logs", console=False)
+    yield
+    shutdown_logging()
+
+
+def stored(state_db: Path) -> tuple[str | None, str | None]:
+    state = StateDB(state_db)
+    try:
+        return state.get_meta(WATERMARK), state.get_meta(FROM_CONFIG)
+    finally:
+        state.close()
+
+
+def test_the_rule_taken_once_then_moving_then_set_by_the_user(tmp_path: Path) -> None:
+    state = StateDB(tmp_path / "state.db")
+    try:
+        assert current_watermark(state, None) is None  # nothing anywhere: full scan
+        assert current_watermark(state, JAN) == JAN  # an old config's value is taken...
+        advance_watermark(state, NOV)
+        assert current_watermark(state, JAN) == NOV  # ...once: the same value again is old
+        later = dt.datetime(2026, 12, 24)
+        assert current_watermark(state, later) == later  # a date the user set wins
+        advance_watermark(state, NOV + dt.timedelta(days=30))
+        assert current_watermark(state, later) == NOV + dt.timedelta(days=30)
+        assert current_watermark(state, None) is None  # the user emptied the field
+    finally:
+        state.close()
+
+
+def run_site(paths: NodePaths, clock: dt.datetime) -> tuple[State, dt.datetime | None]:
+    app = App(
+        load_config(paths.config_file),
+        paths,
+        now=lambda: clock,
+        poll_s=0.1,
+        mail_policy=MailPolicy(attempts=1, retry_delay_s=0),
+    )
+    try:
+        with open_node(app.config, paths, app.now) as node:
+            return app.run_site(node).state, app.config.last_sync
+    finally:
+        app.close()
+
+
+def test_an_old_config_migrates_and_runs_never_rewrite_it(tmp_path: Path) -> None:
+    hq_paths, site_paths = app_pair(tmp_path)  # the Serveur's config holds last_sync = JAN
+    before = site_paths.config_file.read_bytes()
+    assert stored(site_paths.state_db) == (None, None)
+    assert run_site(site_paths, NOV)[0] is State.FAILED  # the Siège is not running yet
+    assert stored(site_paths.state_db) == (JAN.isoformat(), JAN.isoformat())  # migrated
+    hq = App(load_config(hq_paths.config_file), hq_paths)
+    hq.start()
+    try:
+        hq.run_now()
+        state, shown = run_site(site_paths, NOV)
+        assert state is State.OK
+        assert shown == NOV  # what the General window shows as Dernière synchronisation
+    finally:
+        hq.close()
+    assert site_paths.config_file.read_bytes() == before
+    assert stored(site_paths.state_db) == (NOV.isoformat(), JAN.isoformat())
+    # next start: the config's old date is not taken again
+    assert run_site(site_paths, NOV + dt.timedelta(days=1))[1] == NOV
+
+
+def test_valider_sets_the_date_and_the_next_run_starts_from_it(tmp_path: Path) -> None:
+    _hq, site_paths = app_pair(tmp_path)
+    app = App(load_config(site_paths.config_file), site_paths)
+    try:
+        chosen = dt.datetime(2025, 6, 1, 8, 30)
+        app.save_config(dataclasses.replace(app.config, last_sync=chosen))  # VALIDER
+        assert load_config(site_paths.config_file).last_sync == chosen  # the user's save
+        with open_node(app.config, site_paths, app.now) as node:
+            assert app._watermark(node) == chosen
+    finally:
+        app.close()
+    assert stored(site_paths.state_db) == (chosen.isoformat(), chosen.isoformat())
+
+
+def test_cli_sync_in_two_processes_leaves_both_config_files_byte_identical(
+    tmp_path: Path,
+) -> None:
+    hq, site, _token = cli_pair(tmp_path)
+    configs = {path: path.read_bytes() for path in (hq / "synchro.toml", site / "synchro.toml")}
+    siege = popen("--config", "synchro.toml", "sync", "--linger", "600", cwd=hq)
+    try:
+        magasin = synchro("--config", "synchro.toml", "sync", cwd=site, timeout=90)
+        out, err = siege.communicate(timeout=90)
+    finally:
+        if siege.poll() is None:
+            siege.kill()
+    assert magasin.returncode == 0, magasin.stderr + magasin.stdout
+    assert siege.returncode == 0, err + out
+    for path, content in configs.items():
+        assert path.read_bytes() == content, path
+    for folder in (hq, site):
+        watermark, _taken = stored(paths_beside(folder / "synchro.toml").state_db)
+        assert watermark, folder  # Dernière synchronisation moved, in the state
+
+
+def test_a_date_saved_at_the_siege_is_taken_before_a_round_moves_it(tmp_path: Path) -> None:
+    hq_paths, site_paths = app_pair(tmp_path)
+    chosen = dt.datetime(2025, 6, 1, 8, 30)
+    hq = App(load_config(hq_paths.config_file), hq_paths)
+    hq.start()
+    try:
+        hq.save_config(dataclasses.replace(hq.config, last_sync=chosen))  # VALIDER
+        saved = hq_paths.config_file.read_bytes()
+        hq.run_now()
+        assert run_site(site_paths, NOV)[0] is State.OK
+        deadline = time.monotonic() + 30
+        while stored(hq_paths.state_db)[0] in (None, chosen.isoformat()):
+            assert time.monotonic() < deadline, "the round did not close"
+            time.sleep(0.05)
+    finally:
+        hq.close()
+    watermark, taken = stored(hq_paths.state_db)
+    assert taken == chosen.isoformat()  # so the next start does not take it again
+    assert watermark is not None and dt.datetime.fromisoformat(watermark) > chosen
+    assert hq_paths.config_file.read_bytes() == saved
