@@ -55,6 +55,7 @@ BUDGET: dict[str, tuple[Cut, Cut]] = {  # each cut lets tens of KB through
 }
 SLOW = {"slow-steady": 0.0, "slow-link-down-4s": 4.0}  # name -> seconds the link is down
 
+
 def cut_names() -> list[str]:
     return (
         [f"sync-{c}" for c in CUTS]
