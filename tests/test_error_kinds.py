@@ -321,8 +321,10 @@ def test_a_round_explains_a_forged_package_and_a_silent_site_from_their_kinds(
         round_row = g.round_ended(timeout=5)
         members = g.reports.for_round(round_row.id)
         kinds = sorted((r.site, r.details.get("error_kind")) for r in members[1:])
-        # the refused package's row, and 3615 counted without data like 3616
-        assert kinds == [("3615", "data"), ("3615", "no-data"), ("3616", "no-data")]
+        # the refused package's row (3615 did deliver: not also « sans données »), 3616's
+        assert kinds == [("3615", "data"), ("3616", "no-data")]
+        assert round_row.details["missing"] == ["3616"]
+        assert round_row.details["failed"] == ["3615"]
         config = mailing(Config(site="SIEGE", role=Role.HQ), port, lang)
         mailer = ReportMailer(g.reports, lambda: config, lambda: clock[0])
         mailer.after_run(members, round_row.state)

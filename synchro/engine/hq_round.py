@@ -99,6 +99,7 @@ class Delivery:
 @dataclass
 class _Outcome:
     applied: dict[str, list[int]] = field(default_factory=dict)  # site -> new sequences
+    refused: set[str] = field(default_factory=set)  # delivered, but the package was refused
 
 
 class HQService:
@@ -358,6 +359,7 @@ class HQService:
                 self.reports.merge_details(current.report_id, {"error_kind": exc.kind})
                 outcome = _Outcome()
             delivered = self._early(current) | current.taken.sites | set(outcome.applied)
+            delivered |= outcome.refused  # « en échec », not also « sans données »
             current.missing = [s for s in self.settings.sites if s not in delivered]
             now = self.now()
             for site in current.missing:
@@ -553,6 +555,7 @@ class HQService:
             )
         except (PackageError, ApplyError) as exc:
             self._move(d, self.rejected)
+            outcome.refused.add(d.site)
             self.reports.finish(row(), State.FAILED, now=self.now(), error=exc)
             self.emit(said("engine.package.refused", site=d.site, error=exc))
             return
