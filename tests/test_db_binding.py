@@ -96,6 +96,12 @@ def test_integers_beyond_64_bits() -> None:
     assert bind("sqlite", "int", "INTEGER", True) == 1
     with pytest.raises(Refused, match="64 bits"):
         bind("sqlite", "int", "INTEGER", 2**63)
+    for dialect, column_type in (("postgresql", "int8"), ("mysql", "bigint(20)")):
+        assert bind(dialect, "int", column_type, -(2**63)) == -(2**63)
+        with pytest.raises(Refused, match="64 bits"):
+            bind(dialect, "int", column_type, 2**63)
+    with pytest.raises(Refused, match="64 bits"):
+        bind("mysql", "int", "bigint(20) unsigned", 2**64)
 
 
 def test_datetimes_keep_fractions_and_offsets_or_are_refused() -> None:

@@ -127,3 +127,26 @@ def test_postgresql_infinity_and_bc_dates_travel_as_they_are(
     maria = make_backend("mariadb")
     maria.execute("CREATE TABLE t (id INT PRIMARY KEY, d DATE, ts DATETIME, tz DATETIME)")
     assert set(_import(maria, tmp_path / "src" / "out.pkg", tmp_path / "maria")) == {1, 2}
+
+
+def test_an_unsigned_64_bit_integer_is_refused_where_it_cannot_fit_naming_its_column(
+    make_backend: Callable[[str], Backend], tmp_path: Path
+) -> None:
+    """MariaDB's BIGINT UNSIGNED holds up to 2**64 - 1; PostgreSQL's BIGINT does not. The
+    row is refused at the Siège with the table, the column and why — not a driver overflow
+    naming nothing — and the rows that fit are stored exactly."""
+    source = make_backend("mariadb")
+    source.execute("CREATE TABLE t (id INT PRIMARY KEY, n BIGINT UNSIGNED)")
+    source.execute(f"INSERT INTO t VALUES (1, {2**63 - 1}), (2, {2**64 - 1})")
+    sent, held = _export(source, tmp_path / "src")
+    assert held == {} and sent[2][1] == 2**64 - 1
+    pg = make_backend("postgresql")
+    pg.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, n BIGINT)")
+    refused = _import(pg, tmp_path / "src" / "out.pkg", tmp_path / "pg")
+    assert set(refused) == {2}, refused
+    assert "colonne n" in refused[2] and "64 bits" in refused[2], refused
+    assert pg.query("SELECT id, n FROM t") == [(1, 2**63 - 1)]
+    same = make_backend("mariadb")
+    same.execute("CREATE TABLE t (id INT PRIMARY KEY, n BIGINT UNSIGNED)")
+    assert _import(same, tmp_path / "src" / "out.pkg", tmp_path / "same") == {}
+    assert same.query("SELECT id, n FROM t ORDER BY id") == [(1, 2**63 - 1), (2, 2**64 - 1)]

@@ -181,18 +181,19 @@ def _sqlite_decimal(value: Decimal, significant: int, low: int) -> Any:
     return str(value)
 
 
-def _int_binder(dialect: str) -> Binder:
+def _int_binder(dialect: str, *, unsigned: bool) -> Binder:
     low, high = INT64
+    wide = dialect == "mysql" and unsigned  # BIGINT UNSIGNED: up to 2**64 - 1
 
     def bind(value: Any) -> Any:
         if type(value) is int and low <= value <= high:
             return value
         if isinstance(value, bool) or not isinstance(value, int):
-            return int(value) if isinstance(value, bool) else value
+            return int(value) if isinstance(value, bool) and dialect == "sqlite" else value
         if INT64[0] <= value <= INT64[1]:
             return value
-        if dialect in ("mysql", "postgresql"):
-            return str(value)  # BIGINT UNSIGNED, NUMERIC: the server converts the text
+        if wide and 0 <= value < 2**64:
+            return str(value)  # the server converts the text
         raise Refused(f"{value} dépasse les entiers de 64 bits")
 
     return bind
@@ -306,11 +307,9 @@ def binder(dialect: str, kind: str, column_type: str, *, nul: bool = True) -> Bi
     if kind == "decimal":
         return _decimal_binder(dialect, column_type)
     if kind == "int":
-        # Beyond 64 bits pyodbc and sqlite3 raise OverflowError (a DatabaseError for the
-        # row): only MariaDB's BIGINT UNSIGNED needs the text form, SQLite 0/1 for bools.
-        if dialect == "sqlite" or "unsigned" in column_type.lower():
-            return _int_binder(dialect)
-        return None
+        # Beyond 64 bits pyodbc and sqlite3 raise OverflowError, which names no column:
+        # refused here instead; only MariaDB's BIGINT UNSIGNED takes more (as text).
+        return _int_binder(dialect, unsigned="unsigned" in column_type.lower())
     if kind == "datetime":
         return _datetime_binder(dialect, column_type)
     if kind == "time":
