@@ -150,3 +150,27 @@ def test_an_unsigned_64_bit_integer_is_refused_where_it_cannot_fit_naming_its_co
     same.execute("CREATE TABLE t (id INT PRIMARY KEY, n BIGINT UNSIGNED)")
     assert _import(same, tmp_path / "src" / "out.pkg", tmp_path / "same") == {}
     assert same.query("SELECT id, n FROM t ORDER BY id") == [(1, 2**63 - 1), (2, 2**64 - 1)]
+
+
+def test_fixed_width_text_with_trailing_spaces_is_refused_naming_its_column(
+    make_backend: Callable[[str], Backend], tmp_path: Path
+) -> None:
+    """A CHAR(n) column does not keep trailing spaces as sent: MariaDB drops them when it
+    reads, PostgreSQL pads to n and drops them when read as text (which is how a value is
+    read and compared). Such a text is refused up front naming the table and the column;
+    a shorter text without them is stored and read back as it was sent."""
+    source = make_backend("sqlite")
+    source.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, c TEXT)")
+    source.execute("INSERT INTO t VALUES (1, 'abcde'), (2, 'ab'), (3, 'abcd ')")
+    _sent, held = _export(source, tmp_path / "src")
+    assert held == {}
+    for kind, table in (
+        ("postgresql", "CREATE TABLE t (id INTEGER PRIMARY KEY, c CHAR(5))"),
+        ("mariadb", "CREATE TABLE t (id INT PRIMARY KEY, c CHAR(5))"),
+    ):
+        dest = make_backend(kind)
+        dest.execute(table)
+        refused = _import(dest, tmp_path / "src" / "out.pkg", tmp_path / kind)
+        assert set(refused) == {3}, (kind, refused)
+        assert "colonne c" in refused[3] and "espaces" in refused[3], (kind, refused)
+        assert dest.query("SELECT id FROM t ORDER BY id") == [(1,), (2,)]

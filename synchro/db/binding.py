@@ -277,22 +277,38 @@ def _text_binder(dialect: str, column_type: str, nul: bool) -> Binder | None:
     n, _ = _args(t)
     limit = n if n is not None and "char" in t and dialect in ("postgresql", "mysql") else None
     no_nul = not nul or dialect == "postgresql"
-    if limit is None and not no_nul:
+    fixed = dialect in ("postgresql", "mysql") and _fixed_width(t)
+    if limit is None and not no_nul and not fixed:
         return None
     name = _NAMES.get(dialect, dialect) + ("" if dialect == "postgresql" else " (pilote ODBC)")
 
     def bind(value: Any) -> Any:
         if not isinstance(value, str):
             return value
-        if (limit is None or len(value) <= limit) and "\x00" not in value:
+        if (
+            (limit is None or len(value) <= limit)
+            and "\x00" not in value
+            and not (fixed and value.endswith(" "))
+        ):
             return value
         if no_nul and "\x00" in value:
             raise Refused(f"{name} ne peut pas enregistrer le caractère NUL (U+0000)")
         if limit is not None and len(value) > limit:
             raise Refused(f"{len(value)} caractères, la colonne ({column_type}) en garde {limit}")
+        if fixed and value.endswith(" "):
+            raise Refused(
+                f"colonne de longueur fixe ({column_type}) : les espaces de fin ne seraient "
+                "pas gardés"
+            )
         return value
 
     return bind
+
+
+def _fixed_width(column_type: str) -> bool:
+    """CHAR(n) / character(n) / bpchar: trailing spaces are not kept as sent."""
+    base = column_type.split("(")[0].strip()
+    return base in ("char", "character", "bpchar", "nchar", "national char")
 
 
 def _blob(value: Any) -> Any:
