@@ -64,6 +64,15 @@ CREATE TABLE IF NOT EXISTS snapshot(
 APPLIED = "CREATE TABLE IF NOT EXISTS applied(origin TEXT, seq INTEGER, PRIMARY KEY (origin, seq))"
 
 
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a file read in 1 MB blocks (memory stays flat)."""
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while block := fh.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def missing() -> list[str]:
     import importlib.util
 
@@ -282,7 +291,7 @@ def phase_export(work: Path, args: argparse.Namespace) -> dict[str, Any]:
     with st("package (IPC + zstd)"):
         if writer is not None:
             writer.close()
-        digest = hashlib.sha256(out.read_bytes()).hexdigest() if out.exists() else ""
+        digest = file_sha256(out) if out.exists() else ""
         manifest = {"origin": "A", "seq": seq, "sha256": digest, **counts}
         (work / "last.json").write_text(json.dumps({"path": str(out), **manifest}))
     with st("snapshot update (set-wise)"):
@@ -311,7 +320,7 @@ def phase_import(work: Path, args: argparse.Namespace) -> dict[str, Any]:
     path = Path(manifest["path"])
     start = time.perf_counter()
     with st("verify package (SHA-256)"):
-        if hashlib.sha256(path.read_bytes()).hexdigest() != manifest["sha256"]:
+        if file_sha256(path) != manifest["sha256"]:
             raise SystemExit("package damaged")
     with st("connect"):
         dst, state = adbc(work / "b.db"), adbc(work / "b-state.db")
@@ -402,6 +411,62 @@ def verify(dst: Any, engine: str, batch_rows: int) -> int:
     return int(good) - int(left)
 
 
+def arrow_canonical_hash(table: Any) -> Any:
+    """pyarrow-only variant: canonical text with Arrow kernels, xxh3-128 in a Python loop
+    (pyarrow has no row-hash kernel); the digests as a ``fixed_size_binary(16)`` array."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import xxhash
+
+    def text(name: str) -> Any:
+        return pc.fill_null(pc.cast(table[name], pa.string()), NULL)
+
+    montant = pc.replace_substring_regex(text("montant"), r"\.0$", "")
+    parts = [text(c) if c != "montant" else montant for c in COLUMNS]
+    empty = pa.array([""] * table.num_rows, pa.string())
+    joined = pc.binary_join_element_wise(*parts, empty, SEP)
+    digest = xxhash.xxh3_128_digest
+    raw = b"".join([digest(v) for v in pc.cast(joined, pa.binary()).to_pylist()])
+    return pa.FixedSizeBinaryArray.from_buffers(
+        pa.binary(16), table.num_rows, [None, pa.py_buffer(raw)]
+    )
+
+
+def phase_engines(work: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """CPU seconds of the vectorised candidates on the whole table (read once, in memory)."""
+    import polars as pl
+    import pyarrow as pa
+
+    table = adbc(work / "a.db").cursor()
+    table.execute("SELECT * FROM ventes ORDER BY site, num")
+    arrow = table.fetch_arrow_table()
+    frame = pl.from_arrow(arrow)
+    out: dict[str, float] = {}
+
+    def clock(label: str, fn: Any) -> Any:
+        start = time.process_time()
+        result = fn()
+        out[label] = time.process_time() - start
+        return result
+
+    hashed = clock(
+        "polars canonical text + xxh3-128 (polars-hash)", lambda: with_hash(frame, "xxh3-128")
+    )
+    clock("polars hash_rows on typed columns (not stable)", lambda: frame.hash_rows(seed=0))
+    ah = clock(
+        "pyarrow canonical text + xxhash loop in Python", lambda: arrow_canonical_hash(arrow)
+    )
+    snap = hashed.select([*KEY, "h1", "h2"]).sample(fraction=0.99, seed=1)
+    clock("polars full join 1 table × snapshot", lambda: diff(hashed, snap))
+    at = pa.table({"site": arrow["site"], "num": arrow["num"], "h": ah})
+    asnap = at.slice(0, int(at.num_rows * 0.99))
+    clock(
+        "pyarrow (Acero) full outer join, same",
+        lambda: at.join(asnap, keys=list(KEY), join_type="full outer", right_suffix="_s"),
+    )
+    return {"seconds": 0.0, "engines": out, "rows": arrow.num_rows}
+
+
 def phase_fidelity(work: Path, args: argparse.Namespace) -> dict[str, Any]:
     """The vectorised canonical text against ``synchro.values.canonical``, row by row."""
 
@@ -465,6 +530,7 @@ def child(args: argparse.Namespace) -> None:
         result = {"seconds": 0.0}
     else:
         phases = {"export": phase_export, "import": phase_import, "fidelity": phase_fidelity}
+        phases["engines"] = phase_engines
         result = phases[args.phase](work, args)
     print(json.dumps(result))
 
@@ -480,6 +546,10 @@ def report(args: argparse.Namespace, res: dict[str, dict[str, Any]]) -> None:
     print(f"canonical text = synchro.values.canonical: {same:,}/{fid['compared']:,} rows")
     if fid["differ"]:
         print(f"  first difference: {fid['first_difference']}")
+    eng = res["engines"]
+    print(f"\nvectorised candidates on {eng['rows']:,} rows in memory (CPU s, all threads):")
+    for label, cpu in eng["engines"].items():
+        print(f"  {label:50s} {cpu:6.2f}")
     for p, title in (("1", "full"), ("2", "incremental")):
         exp, imp = res[f"export{p}"], res[f"import{p}"]
         changes = exp["upserts"] + exp["deletes"]
@@ -546,6 +616,7 @@ def main() -> int:
             "generate",
             "raw",
             "fidelity",
+            "engines",
             "export1",
             "import1",
             "check1",
