@@ -12,7 +12,8 @@ The plane, per phase (each in a fresh interpreter, peak RSS and CPU from ``os.wa
 - **export** (node A): the table is read in key order as Arrow record batches (ADBC SQLite
   driver, 64k rows a batch); per batch, the canonical text of every row is built with polars
   string kernels and hashed with xxh3-128 (``polars-hash``: the standard XXH3, stable across
-  versions and machines); the snapshot rows of the same key range are read from the state
+  versions and machines; ``--hash xxhash-loop``: Arrow kernels and python-xxhash, the same
+  digests without polars); the snapshot rows of the same key range are read from the state
   database as Arrow and the diff is one full join; changed rows (op ``U``) and deleted keys
   (op ``D``) go into an Arrow IPC stream compressed with zstd; their keys and hashes are bulk
   ingested into a staging table of the state database, which updates the snapshot with one
