@@ -15,6 +15,7 @@ from synchro.config.model import Config, HQSettings, Role, SiteSettings
 from synchro.config.parsing import parse_datetime_fr, parse_duration, parse_minutes, parse_time
 from synchro.config.passwords import hash_password
 from synchro.errors import ConfigError, FieldProblem
+from synchro.names import parse_address
 from synchro.platform.paths import NodePaths, resolve_paths
 
 if TYPE_CHECKING:
@@ -108,13 +109,12 @@ def config_from_init(args: argparse.Namespace, now: dt.datetime) -> Config:
             )
             group_key = token.group_key
     if args.hq:
-        host, _, port = args.hq.rpartition(":") if args.hq.count(":") == 1 else (args.hq, "", "")
-        if port and not port.isdigit():
+        try:
+            host, port = parse_address(args.hq, site.hq_port)
+        except ValueError:
             problems.append(FieldProblem("site_settings.hq_address", "HOTE[:PORT]", args.hq))
         else:
-            site = dataclasses.replace(
-                site, hq_address=host or args.hq, hq_port=int(port) if port else site.hq_port
-            )
+            site = dataclasses.replace(site, hq_address=host, hq_port=port)
     first = take(parse_datetime_fr, args.first_sync) if args.first_sync else None
     start = take(parse_time, args.start_time) if args.start_time else None
     password_hash = ""

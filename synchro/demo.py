@@ -36,6 +36,7 @@ from synchro.engine.checksum import checksums
 from synchro.engine.events import Event
 from synchro.errors import ErrorKind, SynchroError, kind_of
 from synchro.log import setup_logging
+from synchro.names import parse_port, split_address
 from synchro.platform.paths import NodePaths, paths_beside
 from synchro.reports import RunRecord, State, format_date
 from synchro.transport.token import make_token, new_secret, parse_token
@@ -117,12 +118,12 @@ def _setup(root: Path, smtp: str | None) -> tuple[DemoNode, list[DemoNode]]:
     port = _free_port()
     email = EmailSettings()
     if smtp:
-        host, _, sport = smtp.rpartition(":")
+        host, port_text = split_address(smtp)
         email = EmailSettings(
             recipients=("gerant@example.invalid",),
             sender="synchro@example.invalid",
             server=host or "127.0.0.1",
-            port=int(sport),
+            port=parse_port(port_text or "25"),
             security=MailSecurity.NONE,
             timeout_s=10,
         )

@@ -30,6 +30,7 @@ from synchro.gui.ports import (
     TrayState,
 )
 from synchro.i18n import tr
+from synchro.names import parse_address
 from synchro.platform.autostart import Autostart, autostart_for_platform, default_command
 from synchro.platform.paths import NodePaths
 from synchro.report_summary import cause_lines, detail_lines, reason_of
@@ -255,12 +256,10 @@ class AppBackend:
         from synchro.transport.ftp_client import test_connection
 
         s = self.config().site_settings
-        host, port = address.strip(), s.hq_port
-        if host.count(":") == 1:
-            host, _, text = host.partition(":")
-            if not text.isdigit():
-                raise ConnectionTestError("dns", f"Adresse du siège invalide : {address}")
-            port = int(text)
+        try:
+            host, port = parse_address(address, s.hq_port)
+        except ValueError as exc:
+            raise ConnectionTestError("dns", f"Adresse du siège invalide : {address}") from exc
         message = test_connection(
             host, port, self.config().site, s.secret, s.certificate_fingerprint, s.allow_plain_ftp
         )

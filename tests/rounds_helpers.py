@@ -18,11 +18,12 @@ from typing import Any
 
 from synchro.config.model import Config, HQSettings, Role, SiteAccount, SiteSettings
 from synchro.config.passwords import hash_password
-from synchro.engine.ack import ack_name, make_ack
+from synchro.engine.ack import make_ack
 from synchro.engine.checksum import checksums
 from synchro.engine.hq_round import HQService, RoundSettings
 from synchro.engine.node import Node
 from synchro.engine.site_run import RunOptions, SiteRun
+from synchro.names import ack_name
 from synchro.package.crypto import decode_key
 from synchro.reports import ReportStore, RunRecord, State
 from synchro.transport.ftp_client import SiteClient

@@ -29,6 +29,7 @@ LAYERS: dict[str, int] = {
     "i18n": 0,
     "log": 0,
     "faults": 0,
+    "names": 0,
     # 1 - the user's database, the settings, the machine
     "db": 1,
     "config": 1,

@@ -41,7 +41,6 @@ import datetime as dt
 import json
 import logging
 import queue
-import re
 import shutil
 import threading
 from collections.abc import Callable, Sequence
@@ -56,6 +55,7 @@ from synchro.engine.hq_acks import AckBook, controle_summary, peek_instance
 from synchro.engine.hq_takeover import TakenOver, interrupted_round, take_over
 from synchro.engine.node import Node
 from synchro.errors import ApplyError, Cancelled, PackageError, SynchroError
+from synchro.names import published_glob, read_package_name
 from synchro.reports import Outcome, ReportStore, RunRecord, State
 
 NO_DATA = "aucune donnée reçue"
@@ -64,7 +64,6 @@ TAIL = "tail"  # meta: files a ``sync`` at the Siège left in /in when it ended
 ROUND_FILE = "tour.json"  # in each /<site>/out: is a round open, until when (UTC)
 RETRY_AFTER = dt.timedelta(minutes=1)  # after an unexpected error, before trying again
 log = logging.getLogger(__name__)
-_NAME = re.compile(r"^(?P<site>[A-Za-z0-9_-]+)-(?P<seq>\d{8})\.pkg$")
 
 
 EARLY = dt.timedelta(hours=2)  # a scheduled round counts deliveries this much before it
@@ -485,9 +484,9 @@ class HQService:
             if not inbox.is_dir():
                 continue
             for path in inbox.iterdir():
-                m = _NAME.match(path.name)
-                if m and m.group("site") == folder.name and path not in self.stuck:
-                    found.append(Delivery(folder.name, int(m.group("seq")), path))
+                named = read_package_name(path.name)
+                if named and named.origin == folder.name and path not in self.stuck:
+                    found.append(Delivery(folder.name, named.sequence, path))
         return sorted(found, key=lambda d: (d.site, d.sequence))
 
     def _process(
@@ -606,7 +605,7 @@ class HQService:
         faults.point("hq.publish.before")
         published = self.node.publish_group(sites, lambda site: self.ftp_root / site / "out")
         for site, (final, manifest) in published.items():
-            for old in final.parent.glob(f"*-{site}-*.pkg"):
+            for old in final.parent.glob(published_glob(site)):
                 if old.name != final.name:
                     _remove_old(old)
             self.published[site] = final.name
