@@ -93,21 +93,14 @@ def config_from_init(args: argparse.Namespace, now: dt.datetime) -> Config:
         if delay is not None:
             site = dataclasses.replace(site, retry_delay=delay)
     if args.token:
-        from synchro.transport.token import parse_token
+        from synchro.enrolment import join_with_token
 
-        token = take(parse_token, args.token)
-        if token is not None:
-            if token.site != args.site:
-                problems.append(FieldProblem("site", f"le code du jeton ({token.site})", args.site))
-            site = dataclasses.replace(
-                site,
-                hq_address=token.host,
-                hq_port=token.port,
-                secret=token.secret,
-                certificate_fingerprint=token.fingerprint,
-                allow_plain_ftp=site.allow_plain_ftp or not token.fingerprint,
-            )
-            group_key = token.group_key
+        joined = take(join_with_token, Config(site=args.site, site_settings=site), args.token)
+        if joined is not None:
+            if joined.site != args.site:
+                expected = f"le code du jeton ({joined.site})"
+                problems.append(FieldProblem("site", expected, args.site))
+            site, group_key = joined.site_settings, joined.group_key
     if args.hq:
         try:
             host, port = parse_address(args.hq, site.hq_port)

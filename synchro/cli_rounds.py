@@ -324,43 +324,19 @@ def _save(args: argparse.Namespace, config: Any) -> None:
 
 
 def cmd_site_add(args: argparse.Namespace) -> int:
-    from synchro.app import certificate_files
-    from synchro.config.model import SiteAccount
-    from synchro.config.passwords import hash_password
-    from synchro.engine.preflight_run import publish_for_site
-    from synchro.package.crypto import encode_key, new_group_key
-    from synchro.transport.tls import ensure_certificate
-    from synchro.transport.token import make_token, new_secret
+    from synchro.enrolment import EnrolRefused, enrol_site
 
     config, paths = load(args)
-    if not config.is_hq:
-        print("synchro : seuls le Siège gère les établissements", file=sys.stderr)
+    try:
+        token = enrol_site(config, paths, args.code, args.host or "").token
+    except EnrolRefused as exc:
+        refused = {
+            "not-hq": "seuls le Siège gère les établissements",
+            "exists": f"l'établissement {args.code} existe déjà",
+            "no-host": "indiquez --host (adresse du siège vue des établissements)",
+        }
+        print(f"synchro : {refused.get(exc.reason, exc)}", file=sys.stderr)
         return 2
-    if any(s.code == args.code for s in config.hq.sites):
-        print(f"synchro : l'établissement {args.code} existe déjà", file=sys.stderr)
-        return 2
-    host = args.host or config.hq.public_address
-    if not host:
-        print(
-            "synchro : indiquez --host (adresse du siège vue des établissements)", file=sys.stderr
-        )
-        return 2
-    secret = new_secret()
-    account = SiteAccount(code=args.code, secret_hash=hash_password(secret))
-    if not config.group_key:
-        config = dataclasses.replace(config, group_key=encode_key(new_group_key()))
-    hq = dataclasses.replace(
-        config.hq,
-        sites=(*config.hq.sites, account),
-        public_address=config.hq.public_address or host,
-    )
-    config = dataclasses.replace(config, hq=hq)
-    paths.ensure()
-    cert, key = certificate_files(paths)
-    fingerprint = "" if config.hq.allow_plain_ftp else ensure_certificate(cert, key, config.site)
-    _save(args, config)
-    publish_for_site(config, paths, args.code)  # its /out/schemas.json, for `synchro check`
-    token = make_token(host, config.hq.port, args.code, secret, fingerprint, config.group_key)
     print(
         f"Etablissement {args.code} ajouté. Jeton de connexion (à coller dans l'assistant ou "
         "« synchro init --token ») :"
@@ -377,12 +353,14 @@ def cmd_site_list(args: argparse.Namespace) -> int:
 
 
 def cmd_site_remove(args: argparse.Namespace) -> int:
-    config, _paths = load(args)
-    sites = tuple(s for s in config.hq.sites if s.code != args.code)
-    if len(sites) == len(config.hq.sites):
-        print(f"synchro : établissement {args.code} inconnu", file=sys.stderr)
+    from synchro.enrolment import EnrolRefused, remove_site
+
+    config, paths = load(args)
+    try:
+        remove_site(config, paths, args.code)
+    except EnrolRefused as exc:
+        print(f"synchro : {exc}", file=sys.stderr)
         return 1
-    _save(args, dataclasses.replace(config, hq=dataclasses.replace(config.hq, sites=sites)))
     print(f"Etablissement {args.code} supprimé (ses fichiers restent dans le dossier FTP).")
     return 0
 

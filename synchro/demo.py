@@ -27,19 +27,17 @@ from synchro.config.model import (
     HQSettings,
     MailSecurity,
     Role,
-    SiteAccount,
     SiteSettings,
 )
-from synchro.config.passwords import hash_password
 from synchro.config.store import load_config, save_config
 from synchro.engine.checksum import checksums
 from synchro.engine.events import Event
+from synchro.enrolment import enrol_site, join_with_token
 from synchro.errors import ErrorKind, SynchroError, kind_of
 from synchro.log import setup_logging
 from synchro.names import parse_port, split_address
 from synchro.platform.paths import NodePaths, paths_beside
 from synchro.reports import RunRecord, State, format_date
-from synchro.transport.token import make_token, new_secret, parse_token
 
 SCHEMA = """
 CREATE TABLE articles(id INTEGER PRIMARY KEY, ref TEXT NOT NULL UNIQUE, nom TEXT NOT NULL,
@@ -127,7 +125,6 @@ def _setup(root: Path, smtp: str | None) -> tuple[DemoNode, list[DemoNode]]:
             security=MailSecurity.NONE,
             timeout_s=10,
         )
-    secrets = {code: new_secret() for code in SHOPS}
     hq_dir = root / "siege"
     hq = DemoNode(HQ, paths_beside(hq_dir / "synchro.toml"), hq_dir / "siege.db")
     hq.paths.ensure()
@@ -139,63 +136,45 @@ def _setup(root: Path, smtp: str | None) -> tuple[DemoNode, list[DemoNode]]:
         list(ARTICLES),
     )
     _exec(hq.db, "INSERT INTO clients VALUES (?,?,?,?)", list(CLIENTS))
-    from synchro.app import certificate_files
-    from synchro.transport.tls import ensure_certificate
-
-    cert, key = certificate_files(hq.paths)
-    fingerprint = ensure_certificate(cert, key, HQ)
-    from synchro.package.crypto import encode_key, new_group_key
-
-    group_key = encode_key(new_group_key())
     hq_config = Config(
         role=Role.HQ,
         site=HQ,
         last_sync=dt.datetime(2026, 11, 1),
         send_email=bool(smtp),
         email=email,
-        group_key=group_key,
         hq=HQSettings(
             servers=len(SHOPS),
             max_reception=dt.timedelta(seconds=60),
             listen_address="127.0.0.1",
             port=port,
             public_address="127.0.0.1",
-            sites=tuple(SiteAccount(c, hash_password(s)) for c, s in secrets.items()),
         ),
     )
     hq_config = dataclasses.replace(
         hq_config, database=dataclasses.replace(hq_config.database, connection=hq.db.name)
     )
-    save_config(hq_config, hq.paths.config_file)
     shops = []
     for code in SHOPS:
         folder = root / f"magasin-{code}"
         node = DemoNode(code, paths_beside(folder / "synchro.toml"), folder / f"{code}.db")
         node.paths.ensure()
         _exec(node.db, SCHEMA)
-        token = parse_token(
-            make_token("127.0.0.1", port, code, secrets[code], fingerprint, group_key)
-        )
+        hq_config, token = enrol_site(hq_config, hq.paths, code)  # like « synchro site add »
         config = Config(
             role=Role.SITE,
-            site=code,
             last_sync=dt.datetime(2026, 11, 1),
             send_email=bool(smtp),
             email=email,
-            group_key=token.group_key,
             site_settings=SiteSettings(
                 attempts=5,
                 retry_delay=dt.timedelta(seconds=1),
-                hq_address=token.host,
-                hq_port=token.port,
-                secret=token.secret,
                 auto_sync=False,
-                certificate_fingerprint=token.fingerprint,
                 timeout_s=10,
             ),
         )
         config = dataclasses.replace(
-            config, database=dataclasses.replace(config.database, connection=node.db.name)
+            join_with_token(config, token),
+            database=dataclasses.replace(config.database, connection=node.db.name),
         )
         save_config(config, node.paths.config_file)
         shops.append(node)

@@ -222,20 +222,9 @@ class AppBackend:
             auto.disable()
 
     def apply_connection_token(self, config: Config, token: str) -> Config:
-        from synchro.transport.token import parse_token
+        from synchro.enrolment import join_with_token
 
-        t = parse_token(token)
-        site = dataclasses.replace(
-            config.site_settings,
-            hq_address=t.host,
-            hq_port=t.port,
-            secret=t.secret,
-            certificate_fingerprint=t.fingerprint,
-            allow_plain_ftp=config.site_settings.allow_plain_ftp or not t.fingerprint,
-        )
-        return dataclasses.replace(
-            config, site=t.site, site_settings=site, group_key=t.group_key or config.group_key
-        )
+        return join_with_token(config, token)
 
     def run_now(self) -> None:
         self._app().run_now()
