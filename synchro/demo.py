@@ -20,7 +20,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from synchro.app import App, open_node
+from synchro.application import Event, Synchro, node_checksums
 from synchro.config.model import (
     Config,
     EmailSettings,
@@ -30,8 +30,6 @@ from synchro.config.model import (
     SiteSettings,
 )
 from synchro.config.store import load_config, save_config
-from synchro.engine.checksum import checksums
-from synchro.engine.events import Event
 from synchro.enrolment import enrol_site, join_with_token
 from synchro.errors import ErrorKind, SynchroError, kind_of
 from synchro.log import setup_logging
@@ -181,23 +179,21 @@ def _setup(root: Path, smtp: str | None) -> tuple[DemoNode, list[DemoNode]]:
     return hq, shops
 
 
-def _round(hq_app: App, shops: list[DemoNode], printer: Callable[[Event], None]) -> list[RunRecord]:
+def _round(
+    siege: Synchro, shops: list[DemoNode], printer: Callable[[Event], None]
+) -> list[RunRecord]:
     """Open a round at the Siège and run both shops at once, like at Heure de départ."""
-    hq_app.run_now()
+    siege.run_now()
     results: list[RunRecord] = []
     errors: list[BaseException] = []
 
     def run(shop: DemoNode) -> None:
         try:
-            app = App(shop.config(), shop.paths, listeners=(printer,), poll_s=0.2)
+            node = Synchro.open(shop.config(), shop.paths, listeners=(printer,), poll_s=0.2)
             try:
-                node = open_node(app.config, app.paths, app.now)
-                try:
-                    results.append(app.run_site(node))
-                finally:
-                    node.close()
+                results.append(node.sync_once())
             finally:
-                app.close()
+                node.close()
         except BaseException as exc:  # reported below
             errors.append(exc)
 
@@ -211,10 +207,10 @@ def _round(hq_app: App, shops: list[DemoNode], printer: Callable[[Event], None])
     return results
 
 
-def _wait_round_closed(hq_app: App, count: int, timeout: float = 60) -> None:
+def _wait_round_closed(siege: Synchro, count: int, timeout: float = 60) -> None:
     deadline = dt.datetime.now() + dt.timedelta(seconds=timeout)
     while dt.datetime.now() < deadline:
-        rounds = [r for r in hq_app.reports.latest(50) if r.kind == "round"]
+        rounds = [r for r in siege.report(50) if r.kind == "round"]
         if len(rounds) >= count and all(r.state is not State.RUNNING for r in rounds):
             return
         threading.Event().wait(0.1)
@@ -229,16 +225,16 @@ def run_demo(
     print(f"Démonstration dans {root}")
     setup_logging(root / "journaux", console=False)
     hq, shops = _setup(root, smtp)
-    hq_app = App(hq.config(), hq.paths, listeners=(printer,))
-    hq_app.start()
+    siege = Synchro.open(hq.config(), hq.paths, listeners=(printer,))
+    siege.serve()
     try:
         print("\n== Tour 1 : le siège distribue ses articles et clients, les magasins vendent ==")
         for i, shop in enumerate(shops):
             v, p = _sales(shop.name, 1, 40 + 10 * i)
             _exec(shop.db, "INSERT INTO ventes VALUES (?,?,?,?,?,?,?)", v)
             _exec(shop.db, "INSERT INTO paiements VALUES (?,?,?,?,?,?)", p)
-        _round(hq_app, shops, printer)
-        _wait_round_closed(hq_app, 1)
+        _round(siege, shops, printer)
+        _wait_round_closed(siege, 1)
         print("\n== Tour 2 : mises à jour, une suppression et un conflit ==")
         _exec(
             hq.db,
@@ -262,32 +258,31 @@ def run_demo(
         v, p = _sales(shops[1].name, 100, 5)
         _exec(shops[1].db, "INSERT INTO ventes VALUES (?,?,?,?,?,?,?)", v)
         _exec(shops[1].db, "INSERT INTO paiements VALUES (?,?,?,?,?,?)", p)
-        _round(hq_app, shops, printer)
-        _wait_round_closed(hq_app, 2)
-        return _conclude(hq, shops, hq_app)
+        _round(siege, shops, printer)
+        _wait_round_closed(siege, 2)
+        return _conclude(hq, shops, siege)
     finally:
-        hq_app.close()
+        siege.close()
         if not keep and not folder:
             shutil.rmtree(root, ignore_errors=True)
 
 
-def _conclude(hq: DemoNode, shops: list[DemoNode], hq_app: App) -> int:
+def _conclude(hq: DemoNode, shops: list[DemoNode], siege: Synchro) -> int:
     print("\nRapport du siège :")
     print(
         f"  {'Etablissement':14} {'Début':19} {'Fin':19} {'Etat':11} {'Reçues':>7} "
         f"{'Envoyées':>8}  Erreur"
     )
-    for r in reversed(hq_app.reports.latest(50)):
+    for r in reversed(siege.report(50)):
         print(
             f"  {r.site:14} {format_date(r.started):19} {format_date(r.ended):19} "
             f"{r.state.value:11} {r.rows_received:>7} {r.rows_sent:>8}  {r.error}"
         )
     sums = {}
     for node in (hq, *shops):
-        with open_node(node.config(), node.paths, dt.datetime.now) as n:
-            sums[node.name] = checksums(n.adapter, n.tables()[0])
-            if node is hq:
-                conflicts = n.state.conflicts()
+        sums[node.name], kept = node_checksums(node.config(), node.paths)
+        if node is hq:
+            conflicts = kept
     print("\nSommes de contrôle par table (lignes, SHA-256) :")
     same = True
     for table in sums[HQ]:
@@ -305,7 +300,7 @@ def _conclude(hq: DemoNode, shops: list[DemoNode], hq_app: App) -> int:
             f"  {c['tbl']} {c['key_json']} : gagnant {c['winner']}, perdant {c['loser']} "
             f"({c['policy']})"
         )
-    rounds = [r for r in hq_app.reports.latest(50) if r.kind == "round"]
+    rounds = [r for r in siege.report(50) if r.kind == "round"]
     ok_rounds = all(r.state is State.OK for r in rounds)
     if same and ok_rounds:
         print("\nLes trois bases sont identiques : démonstration réussie.")

@@ -11,12 +11,15 @@ demo and the test helpers all call these functions:
     config = join_with_token(site_config, enrolled.token)                # at 3615
 
 ``add_site`` is the part without files (an account in the config, and its token) for a
-Siège built in memory; ``enrol_site`` is what ``synchro site add`` does.
+Siège built in memory; ``enrol_site`` is what ``synchro site add`` does. The group key
+(``key rotate / set``) and the Siège's certificate (``trust``) are kept here too: they
+are what makes a site one of the group.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 from typing import NamedTuple
 
 from synchro.app import certificate_files
@@ -25,9 +28,10 @@ from synchro.config.passwords import hash_password
 from synchro.config.store import check_config, save_config
 from synchro.engine.preflight_run import publish_for_site
 from synchro.errors import ConfigError, ErrorKind, SynchroError
-from synchro.package.crypto import encode_key, new_group_key
+from synchro.package.crypto import decode_key, encode_key, new_group_key
 from synchro.platform.paths import NodePaths
-from synchro.transport.tls import ensure_certificate
+from synchro.transport.ftp_client import fetch_fingerprint
+from synchro.transport.tls import ensure_certificate, normalize_fingerprint
 from synchro.transport.token import make_token, new_secret, parse_token
 
 
@@ -125,3 +129,46 @@ def join_with_token(config: Config, token: str) -> Config:
     return dataclasses.replace(
         config, site=t.site, site_settings=site, group_key=t.group_key or config.group_key
     )
+
+
+# -- the group key and the Siège's certificate -------------------------------------------
+
+
+def rotate_group_key(config: Config, grace_days: int) -> Config:
+    """Siège ``synchro key rotate``: a new group key; the old one stays accepted for
+    ``grace_days``. Nothing is saved."""
+    return _rotated(config, encode_key(new_group_key()), grace_days)
+
+
+def take_group_key(config: Config, text: str, grace_days: int) -> Config:
+    """Serveur ``synchro key set``: the key the Siège gave (its text form), the old one
+    accepted for ``grace_days``; ``config`` itself when it already is the key. Raises
+    ``ConfigError`` when ``text`` is not a key. Nothing is saved."""
+    new_key = encode_key(decode_key(text))
+    return config if new_key == config.group_key else _rotated(config, new_key, grace_days)
+
+
+def _rotated(config: Config, new_key: str, grace_days: int) -> Config:
+    until = dt.datetime.now() + dt.timedelta(days=grace_days) if config.group_key else None
+    return dataclasses.replace(
+        config, group_key=new_key, previous_group_key=config.group_key, previous_key_until=until
+    )
+
+
+def siege_fingerprint(config: Config) -> str:
+    """The SHA-256 fingerprint of the certificate the Siège presents now (``synchro
+    trust``: after the Siège renewed it). Raises ``TransportError`` when unreachable."""
+    s = config.site_settings
+    return fetch_fingerprint(s.hq_address, s.hq_port)
+
+
+def same_fingerprint(text: str, fingerprint: str) -> bool:
+    """True when ``text`` (``AB:CD:...`` or hex) is ``fingerprint``. Raises ValueError when
+    ``text`` is not a SHA-256 fingerprint."""
+    return normalize_fingerprint(text) == fingerprint
+
+
+def trust_fingerprint(config: Config, fingerprint: str) -> Config:
+    """A Serveur's ``config`` pinned to the Siège's certificate ``fingerprint``; not saved."""
+    site = dataclasses.replace(config.site_settings, certificate_fingerprint=fingerprint)
+    return dataclasses.replace(config, site_settings=site)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import queue
 import sqlite3
 import threading
 import time
@@ -93,6 +94,7 @@ class Group:
         require_tls: bool = True,
     ) -> None:
         self.root = root
+        self.commands: queue.Queue[str] = queue.Queue()  # for the Siège's loop
         cert, key = root / "hq" / "cert.pem", root / "hq" / "key.pem"
         self.fingerprint = ensure_certificate(cert, key, "SIEGE")
         accounts: dict[str, str] = {}  # code -> secret hash, filled once the port is known
@@ -105,7 +107,7 @@ class Group:
             port=0,
             passive_ports=passive_ports,
             require_tls=require_tls,
-            on_received=lambda site, path: self.service.wake(),
+            on_received=lambda site, path: self.commands.put("wake"),
             auth_failed_delay_s=0,
             poll_interval_s=0.02,
         )
@@ -148,7 +150,10 @@ class Group:
         self._thread: threading.Thread | None = None
         if run_service:
             self._thread = threading.Thread(
-                target=self.service.run, args=(self._stop, 0.05), daemon=True
+                target=self.service.run,
+                args=(self.commands, lambda: not self._stop.is_set()),
+                kwargs={"tick_s": 0.05},
+                daemon=True,
             )
             self._thread.start()
 
@@ -230,7 +235,7 @@ class Group:
         return results
 
     def open_round(self) -> None:
-        self.service.open_round()
+        self.commands.put("sync")
 
     def round_ended(self, timeout: float = 30) -> RunRecord:
         """The last round's row once it is final (the service thread takes the acks)."""

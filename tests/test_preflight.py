@@ -449,7 +449,7 @@ def test_app_publishes_the_siege_schemas_at_start(tmp_path: Path, logs: None) ->
         for _ in range(200):  # the engine thread publishes as it starts
             if target.is_file():
                 break
-            app.events.get(timeout=0.1) if not app.events.empty() else time.sleep(0.05)
+            time.sleep(0.05)
     finally:
         app.close()
     declared = decode(target.read_bytes())
