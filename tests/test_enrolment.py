@@ -14,7 +14,17 @@ import pytest
 from synchro.config.model import Config, DatabaseSettings, HQSettings, Role, SiteSettings
 from synchro.config.passwords import verify_password
 from synchro.config.store import load_config, save_config
-from synchro.enrolment import EnrolRefused, add_site, enrol_site, join_with_token, remove_site
+from synchro.enrolment import (
+    EnrolRefused,
+    add_site,
+    enrol_site,
+    join_with_token,
+    remove_site,
+    rotate_group_key,
+    same_fingerprint,
+    take_group_key,
+    trust_fingerprint,
+)
 from synchro.errors import ConfigError, ErrorKind
 from synchro.platform.paths import NodePaths, paths_beside
 from synchro.transport.token import make_token, parse_token
@@ -121,3 +131,26 @@ def test_join_with_token_sets_the_serveur_settings() -> None:
     assert joined.group_key == "a2V5"  # a token without a key keeps the one set
     with pytest.raises(ConfigError):
         join_with_token(base, token[:-3])
+
+
+def test_group_key_rotation_and_taking_the_siege_key() -> None:
+    first = rotate_group_key(Config(role=Role.HQ), 14)
+    assert first.group_key and not first.previous_group_key and first.previous_key_until is None
+    second = rotate_group_key(first, 14)
+    assert second.previous_group_key == first.group_key and second.previous_key_until
+    site = Config(group_key=first.group_key)
+    assert take_group_key(site, " " + first.group_key + "\n", 14) is site  # already the key
+    taken = take_group_key(site, second.group_key, 3)
+    assert (taken.group_key, taken.previous_group_key) == (second.group_key, first.group_key)
+    with pytest.raises(ConfigError):
+        take_group_key(site, "pas une clé", 3)
+
+
+def test_trusting_the_siege_certificate() -> None:
+    assert same_fingerprint(":".join(["AB"] * 32), FINGERPRINT)
+    assert not same_fingerprint("cd" * 32, FINGERPRINT)
+    with pytest.raises(ValueError):
+        same_fingerprint("abc", FINGERPRINT)
+    trusted = trust_fingerprint(Config(site_settings=SiteSettings(hq_address="h")), FINGERPRINT)
+    assert trusted.site_settings.certificate_fingerprint == FINGERPRINT
+    assert trusted.site_settings.hq_address == "h"
