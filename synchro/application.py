@@ -23,18 +23,24 @@ import datetime as dt
 import threading
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from synchro.app import App, open_node
 from synchro.config.model import Config
-from synchro.engine.checksum import Sums
 from synchro.engine.events import Event, Progress, StateChanged, Status, said
-from synchro.engine.hq_round import HQService
 from synchro.errors import ConnectionTestError, ErrorKind, SynchroError
 from synchro.i18n import tr
 from synchro.names import parse_address
 from synchro.platform.paths import NodePaths
 from synchro.reports import RunRecord, State
+
+if TYPE_CHECKING:  # the engine is imported when used: the CLI starts fast
+    from synchro.app import App
+    from synchro.engine.checksum import Sums
+    from synchro.engine.hq_round import HQService
+    from synchro.engine.node import ExportResult, ImportResult, Node, NodeStatus
+    from synchro.engine.preflight_run import CheckReport
 
 __all__ = [
     "Event",
@@ -42,9 +48,13 @@ __all__ = [
     "StateChanged",
     "Status",
     "Synchro",
+    "check_schemas",
+    "export_changes",
+    "import_package",
     "list_tables",
     "node_checksums",
     "odbc_drivers",
+    "status",
     "test_connection",
 ]
 
@@ -69,6 +79,8 @@ class Synchro:
         now: Callable[[], dt.datetime] = dt.datetime.now,
     ) -> Synchro:
         """The node ``config`` describes (nothing runs until ``serve`` or ``sync_once``)."""
+        from synchro.app import App
+
         return cls(App(config, paths, listeners=listeners, poll_s=poll_s, now=now))
 
     @property
@@ -88,7 +100,7 @@ class Synchro:
         have not acknowledged: late deliveries are applied and published meanwhile."""
         if self.config.is_hq:
             return self._hq_round_now(linger_s)
-        node = open_node(self.config, self.app.paths, self.app.now)
+        node = _open_node(self.config, self.app.paths, self.app.now)
         try:
             return self.app.run_site(node)
         finally:
@@ -139,7 +151,8 @@ class Synchro:
     def _hq_round_now(self, linger_s: float) -> RunRecord:
         app = self.app
         app.start_ftp()
-        node = open_node(app.config, app.paths, app.now)
+
+        node = _open_node(app.config, app.paths, app.now)
         try:
             hq = app.hq_service(node)
             # the establishments' acks are awaited as long as the Siège lingers
@@ -173,6 +186,14 @@ class Synchro:
         if hq.closing is not None:  # linger over: who has not acked is Echec
             hq.acks.expire(list(hq.settings.sites), self.app.now(), force=True)
             hq.step("")
+
+
+def _open_node(
+    config: Config, paths: NodePaths, now: Callable[[], dt.datetime] = dt.datetime.now
+) -> Node:
+    from synchro.app import open_node
+
+    return open_node(config, paths, now)
 
 
 # -- what needs no running node -----------------------------------------------------------
@@ -238,9 +259,52 @@ def odbc_drivers() -> list[str]:
     return installed()
 
 
+@dataclass(frozen=True)
+class Imported:
+    result: ImportResult
+    refused: list[dict[str, Any]]  # the rows put in quarantine (not applied exactly)
+
+
+@dataclass(frozen=True)
+class StatusReport:
+    status: NodeStatus  # tables, rows, skipped tables, packages waiting for an ack
+    pending: dict[str, dict[str, int]]  # table -> inserts / updates / deletes not sent yet
+
+
+def export_changes(config: Config, paths: NodePaths, out: Path | None = None) -> ExportResult:
+    """``synchro export``: this node's changes since the last package, into a new one."""
+
+    with _open_node(config, paths) as node:
+        return node.export(out)
+
+
+def import_package(config: Config, paths: NodePaths, path: Path) -> Imported:
+    """``synchro import``: apply a package file exactly once, verified."""
+
+    with _open_node(config, paths) as node:
+        result = node.import_package(path)
+        m, stats = result.manifest, result.stats
+        refused = node.state.quarantined(f"{m.origin}#{m.sequence}") if stats.quarantined else []
+    return Imported(result, refused)
+
+
+def status(config: Config, paths: NodePaths) -> StatusReport:
+    """``synchro status``: the tables synchronised, and what waits to be sent."""
+
+    with _open_node(config, paths) as node:
+        return StatusReport(node.status(), node.pending_changes())
+
+
+def check_schemas(config: Config, paths: NodePaths, *, lang: str) -> CheckReport:
+    """``synchro check``: can every value of this node travel to the others?"""
+    from synchro.engine.preflight_run import check
+
+    return check(config, paths, lang=lang)
+
+
 def node_checksums(config: Config, paths: NodePaths) -> tuple[Sums, list[dict[str, Any]]]:
     """This node's per-table checksums (« Contrôle ») and the conflicts its state kept."""
     from synchro.engine.checksum import checksums
 
-    with open_node(config, paths, dt.datetime.now) as node:
+    with _open_node(config, paths) as node:
         return checksums(node.adapter, node.tables()[0]), node.state.conflicts()
