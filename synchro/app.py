@@ -2,7 +2,8 @@
 
 One worker thread runs the engine (the Serveur's runs, or the Siège's rounds); the FTP
 server (Siège) has its own threads; the GUI and the CLI talk to the App through methods
-that only enqueue, and read ``events`` (a queue of ``synchro.engine.events`` objects).
+that only enqueue, and get its ``synchro.engine.events`` objects as listeners (given at
+construction, or ``subscribe``). Front ends use it through ``synchro.application``.
 Nothing here imports a GUI toolkit.
 
 The config file is written only when the user saves settings (``save_config``: VALIDER);
@@ -80,8 +81,9 @@ class App:
         # last_sync as the user set it in the config file (self.config's is the live one)
         self.configured_last_sync = config.last_sync
         self.listeners = listeners
+        self._subscribers: list[Callable[[Event], None]] = []
+        self._subscribers_lock = threading.Lock()
         self.poll_s = poll_s
-        self.events: queue.Queue[Event] = queue.Queue()
         paths.ensure()
         self.reports = ReportStore(paths.reports_db)
         for record in self.reports.close_interrupted(now()):
@@ -108,11 +110,25 @@ class App:
                 self._running.set()
             else:
                 self._running.clear()
-        self.events.put(event)
-        for listener in self.listeners:
+        with self._subscribers_lock:
+            subscribers = list(self._subscribers)
+        for listener in (*self.listeners, *subscribers):
             listener(event)
         if isinstance(event, Status):
             log.info("%s", event.message)
+
+    def subscribe(self, listener: Callable[[Event], None]) -> Callable[[], None]:
+        """``listener`` gets every event from now on (on the emitting thread: it only
+        prints or enqueues); call the result to unsubscribe."""
+        with self._subscribers_lock:
+            self._subscribers.append(listener)
+
+        def unsubscribe() -> None:
+            with self._subscribers_lock:
+                if listener in self._subscribers:
+                    self._subscribers.remove(listener)
+
+        return unsubscribe
 
     # -- life cycle ---------------------------------------------------------------------
 
@@ -203,8 +219,6 @@ class App:
             self.stop_run()
         elif cmd == "raz":
             self.raz()
-        elif cmd == "show":
-            self.events.put(Status("show"))
         return {"running": self.is_running(), "next": str(self.next_run() or "")}
 
     # -- engine thread --------------------------------------------------------------------
@@ -325,16 +339,11 @@ class App:
 
     def _hq_loop(self, node: Node) -> None:
         publish_for_node(node, self.config, self.paths.ftp_root)  # schemas.json, for `check`
-        hq = self.hq_service(node)
-        while not self._stop.is_set():
-            try:
-                command = self.commands.get(timeout=0.5)
-            except queue.Empty:
-                command = ""
-            if self.schedule.due(self.now()):
-                hq.step("open-scheduled")
-            mapped = {"sync": "open", "stop": "stop", "raz": "raz"}.get(command, "")
-            hq.step(mapped)
+        self.hq_service(node).run(
+            self.commands,
+            lambda: not self._stop.is_set(),
+            scheduled=lambda: self.schedule.due(self.now()),
+        )
 
     def _round_closed(self, record: RunRecord) -> None:
         if record.state is State.OK and self.hq is not None:

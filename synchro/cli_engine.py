@@ -9,16 +9,15 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
+from synchro import application
 from synchro.config.model import Config, HQSettings, Role, SiteSettings
 from synchro.config.parsing import parse_datetime_fr, parse_duration, parse_minutes, parse_time
 from synchro.config.passwords import hash_password
 from synchro.errors import ConfigError, FieldProblem
+from synchro.names import parse_address
 from synchro.platform.paths import NodePaths, resolve_paths
-
-if TYPE_CHECKING:
-    from synchro.engine.node import Node
 
 T = TypeVar("T")
 
@@ -92,29 +91,21 @@ def config_from_init(args: argparse.Namespace, now: dt.datetime) -> Config:
         if delay is not None:
             site = dataclasses.replace(site, retry_delay=delay)
     if args.token:
-        from synchro.transport.token import parse_token
+        from synchro.enrolment import join_with_token
 
-        token = take(parse_token, args.token)
-        if token is not None:
-            if token.site != args.site:
-                problems.append(FieldProblem("site", f"le code du jeton ({token.site})", args.site))
-            site = dataclasses.replace(
-                site,
-                hq_address=token.host,
-                hq_port=token.port,
-                secret=token.secret,
-                certificate_fingerprint=token.fingerprint,
-                allow_plain_ftp=site.allow_plain_ftp or not token.fingerprint,
-            )
-            group_key = token.group_key
+        joined = take(join_with_token, Config(site=args.site, site_settings=site), args.token)
+        if joined is not None:
+            if joined.site != args.site:
+                expected = f"le code du jeton ({joined.site})"
+                problems.append(FieldProblem("site", expected, args.site))
+            site, group_key = joined.site_settings, joined.group_key
     if args.hq:
-        host, _, port = args.hq.rpartition(":") if args.hq.count(":") == 1 else (args.hq, "", "")
-        if port and not port.isdigit():
+        try:
+            host, port = parse_address(args.hq, site.hq_port)
+        except ValueError:
             problems.append(FieldProblem("site_settings.hq_address", "HOTE[:PORT]", args.hq))
         else:
-            site = dataclasses.replace(
-                site, hq_address=host or args.hq, hq_port=int(port) if port else site.hq_port
-            )
+            site = dataclasses.replace(site, hq_address=host, hq_port=port)
     first = take(parse_datetime_fr, args.first_sync) if args.first_sync else None
     start = take(parse_time, args.start_time) if args.start_time else None
     password_hash = ""
@@ -170,17 +161,10 @@ def cmd_init(args: argparse.Namespace) -> int:
     return 0
 
 
-def open_node(config: Config, paths: NodePaths) -> Node:
-    from synchro.app import open_node as app_open_node
-
-    return app_open_node(config, paths, dt.datetime.now)
-
-
 def cmd_export(args: argparse.Namespace) -> int:
     config, paths = load(args)
     paths.ensure()
-    with open_node(config, paths) as node:
-        result = node.export(args.out)
+    result = application.export_changes(config, paths, args.out)
     m = result.manifest
     print(f"Paquet {result.path} : {m.rows} changement(s), séquence {m.sequence}")
     for name, c in result.capture.counts.items():
@@ -192,10 +176,9 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_import(args: argparse.Namespace) -> int:
     config, paths = load(args)
     paths.ensure()
-    with open_node(config, paths) as node:
-        result = node.import_package(args.file)
-        m, s = result.manifest, result.stats
-        refused = node.state.quarantined(f"{m.origin}#{m.sequence}") if s.quarantined else []
+    imported = application.import_package(config, paths, args.file)
+    result, refused = imported.result, imported.refused
+    m, s = result.manifest, result.stats
     if result.status != "applied":
         print(f"Paquet {m.origin}#{m.sequence} non appliqué : {result.message}")
         return 0 if result.status == "duplicate" else 1
@@ -216,9 +199,8 @@ def cmd_import(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     config, paths = load(args)
     paths.ensure()
-    with open_node(config, paths) as node:
-        status = node.status()
-        pending = node.pending_changes()
+    report = application.status(config, paths)
+    status, pending = report.status, report.pending
     if args.json:
         data = {
             "role": config.role.value,
@@ -251,11 +233,9 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_check(args: argparse.Namespace) -> int:
     """The pre-flight schema check: 0 everything can travel, 1 something cannot."""
-    from synchro.engine.preflight_run import check
-
     config, paths = load(args)
     paths.ensure()
-    report = check(config, paths, lang=config.language)
+    report = application.check_schemas(config, paths, lang=config.language)
     if args.json:
         data = {
             "site": report.site,

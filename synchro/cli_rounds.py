@@ -4,18 +4,15 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import datetime as dt
 import json
 import signal
 import sys
 import threading
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from synchro.application import Event, Progress, Status, Synchro
 from synchro.cli_engine import load
-from synchro.engine.events import Event, Progress, StateChanged, Status, said
 from synchro.errors import ConnectionTestError, SynchroError
 from synchro.reports import State, format_date
 
@@ -118,7 +115,6 @@ class ProgressPrinter:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from synchro.app import App
     from synchro.log import setup_logging
     from synchro.platform.single_instance import ControlServer, InstanceLock
 
@@ -132,14 +128,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if not lock.acquire():
         print("synchro : déjà lancé pour cette configuration", file=sys.stderr)
         return 1
-    app = App(config, paths, listeners=(ProgressPrinter(),))
+    node = Synchro.open(config, paths, listeners=(ProgressPrinter(),))
     try:
-        app.start()
-        with ControlServer(paths.lock_file, app.control):
+        node.serve()
+        with ControlServer(paths.lock_file, node.control):
             while not stop.wait(0.5):
                 pass
     finally:
-        app.close()
+        node.close()
         lock.release()
     print("Synchro arrêté proprement.", file=sys.stderr)
     return 0
@@ -150,7 +146,6 @@ def _exit_code(state: State) -> int:
 
 
 def cmd_sync(args: argparse.Namespace) -> int:
-    from synchro.app import App, open_node
     from synchro.log import setup_logging
     from synchro.platform.single_instance import InstanceLock, send_command
 
@@ -166,83 +161,19 @@ def cmd_sync(args: argparse.Namespace) -> int:
             else f"synchro : {reply.get('error')}"
         )
         return 0 if reply.get("ok") else 1
-    printer = ProgressPrinter()
-    app = App(config, paths, listeners=(printer,))
-    interrupted = threading.Event()
-
-    def on_signal(*_: object) -> None:
-        interrupted.set()
-        app.stop_run()
-        if app.hq is not None:
-            app.hq.stop()
-
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
+    node = Synchro.open(config, paths, listeners=(ProgressPrinter(),))
+    signal.signal(signal.SIGINT, lambda *_: node.interrupt())
+    signal.signal(signal.SIGTERM, lambda *_: node.interrupt())
     try:
-        if config.is_hq:
-            record = _hq_round_now(app, interrupted, args.linger)
-        else:
-            node = open_node(config, paths, app.now)
-            try:
-                record = app.run_site(node)
-            finally:
-                node.close()
+        record = node.sync_once(linger_s=args.linger)
     finally:
-        app.close()
+        node.close()
         lock.release()
     print(
         f"{record.site} {format_date(record.started)} {format_date(record.ended)} "
         f"{record.state.value}" + (f" : {record.error}" if record.error else "")
     )
     return _exit_code(record.state)
-
-
-def _hq_round_now(app: Any, interrupted: threading.Event, linger: float) -> Any:
-    from synchro.app import open_node
-
-    app.start_ftp()
-    node = open_node(app.config, app.paths, app.now)
-    try:
-        hq = app.hq_service(node)
-        # the establishments' acks are awaited as long as the Siège lingers
-        hq.settings = dataclasses.replace(hq.settings, ack_wait=dt.timedelta(seconds=linger))
-        hq.step("open")
-        _steps(app, hq, lambda: hq.round is not None)
-        if hq.last_round is None or hq.last_round.state is not State.STOPPED:
-            app.emit(said("engine.linger", seconds=f"{linger:.0f}"))
-            _linger(app, hq, interrupted, linger)
-        hq.note_tail()  # late packages left in /in: applied next time, not counted then
-        return hq.last_round
-    finally:
-        node.close()
-
-
-def _steps(app: Any, hq: Any, going: Callable[[], bool]) -> None:
-    """Run the Siège's steps (deliveries, acks, ARRETER, RAZ) while ``going()``."""
-    while going():
-        try:
-            command = app.commands.get(timeout=0.2)
-        except Exception:
-            command = ""
-        hq.step({"stop": "stop", "raz": "raz"}.get(command, ""))
-
-
-def _linger(app: Any, hq: Any, interrupted: threading.Event, linger: float) -> None:
-    """After the round closed, keep the FTP server up and go on working — applying and
-    publishing late deliveries, taking acks — until every establishment the Siège
-    published to has acknowledged applying its package, or ``linger`` seconds at most.
-    A download is not a delivery: only the ack ends the wait."""
-    end = time.monotonic() + linger
-
-    def going() -> bool:
-        if interrupted.is_set() or time.monotonic() >= end:
-            return False
-        return hq.closing is not None or bool(hq.waiting_for_acks())
-
-    _steps(app, hq, going)
-    if hq.closing is not None:  # linger over: who has not acked is Echec
-        hq.acks.expire(list(hq.settings.sites), app.now(), force=True)
-        hq.step("")
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -284,24 +215,14 @@ def cmd_control(args: argparse.Namespace) -> int:
 
 
 def cmd_test_connection(args: argparse.Namespace) -> int:
-    from synchro.transport.ftp_client import test_connection
+    from synchro.application import test_connection
 
-    config, _paths = load(args)
+    config, paths = load(args)
     if config.is_hq:
         print("synchro : le test de connexion se fait depuis un Serveur", file=sys.stderr)
         return 2
-    s = config.site_settings
     try:
-        print(
-            test_connection(
-                s.hq_address,
-                s.hq_port,
-                config.site,
-                s.secret,
-                s.certificate_fingerprint,
-                s.allow_plain_ftp,
-            )
-        )
+        print(test_connection(config, paths))
     except ConnectionTestError as exc:
         print(f"synchro : échec ({exc.code}) : {exc}", file=sys.stderr)
         return 1
@@ -324,43 +245,19 @@ def _save(args: argparse.Namespace, config: Any) -> None:
 
 
 def cmd_site_add(args: argparse.Namespace) -> int:
-    from synchro.app import certificate_files
-    from synchro.config.model import SiteAccount
-    from synchro.config.passwords import hash_password
-    from synchro.engine.preflight_run import publish_for_site
-    from synchro.package.crypto import encode_key, new_group_key
-    from synchro.transport.tls import ensure_certificate
-    from synchro.transport.token import make_token, new_secret
+    from synchro.enrolment import EnrolRefused, enrol_site
 
     config, paths = load(args)
-    if not config.is_hq:
-        print("synchro : seuls le Siège gère les établissements", file=sys.stderr)
+    try:
+        token = enrol_site(config, paths, args.code, args.host or "").token
+    except EnrolRefused as exc:
+        refused = {
+            "not-hq": "seuls le Siège gère les établissements",
+            "exists": f"l'établissement {args.code} existe déjà",
+            "no-host": "indiquez --host (adresse du siège vue des établissements)",
+        }
+        print(f"synchro : {refused.get(exc.reason, exc)}", file=sys.stderr)
         return 2
-    if any(s.code == args.code for s in config.hq.sites):
-        print(f"synchro : l'établissement {args.code} existe déjà", file=sys.stderr)
-        return 2
-    host = args.host or config.hq.public_address
-    if not host:
-        print(
-            "synchro : indiquez --host (adresse du siège vue des établissements)", file=sys.stderr
-        )
-        return 2
-    secret = new_secret()
-    account = SiteAccount(code=args.code, secret_hash=hash_password(secret))
-    if not config.group_key:
-        config = dataclasses.replace(config, group_key=encode_key(new_group_key()))
-    hq = dataclasses.replace(
-        config.hq,
-        sites=(*config.hq.sites, account),
-        public_address=config.hq.public_address or host,
-    )
-    config = dataclasses.replace(config, hq=hq)
-    paths.ensure()
-    cert, key = certificate_files(paths)
-    fingerprint = "" if config.hq.allow_plain_ftp else ensure_certificate(cert, key, config.site)
-    _save(args, config)
-    publish_for_site(config, paths, args.code)  # its /out/schemas.json, for `synchro check`
-    token = make_token(host, config.hq.port, args.code, secret, fingerprint, config.group_key)
     print(
         f"Etablissement {args.code} ajouté. Jeton de connexion (à coller dans l'assistant ou "
         "« synchro init --token ») :"
@@ -377,24 +274,24 @@ def cmd_site_list(args: argparse.Namespace) -> int:
 
 
 def cmd_site_remove(args: argparse.Namespace) -> int:
-    config, _paths = load(args)
-    sites = tuple(s for s in config.hq.sites if s.code != args.code)
-    if len(sites) == len(config.hq.sites):
-        print(f"synchro : établissement {args.code} inconnu", file=sys.stderr)
+    from synchro.enrolment import EnrolRefused, remove_site
+
+    config, paths = load(args)
+    try:
+        remove_site(config, paths, args.code)
+    except EnrolRefused as exc:
+        print(f"synchro : {exc}", file=sys.stderr)
         return 1
-    _save(args, dataclasses.replace(config, hq=dataclasses.replace(config.hq, sites=sites)))
     print(f"Etablissement {args.code} supprimé (ses fichiers restent dans le dossier FTP).")
     return 0
 
 
 def cmd_trust(args: argparse.Namespace) -> int:
-    from synchro.transport.ftp_client import fetch_fingerprint
-    from synchro.transport.tls import normalize_fingerprint
+    from synchro.enrolment import same_fingerprint, siege_fingerprint, trust_fingerprint
 
     config, _paths = load(args)
-    s = config.site_settings
-    current = fetch_fingerprint(s.hq_address, s.hq_port)
-    if args.fingerprint and normalize_fingerprint(args.fingerprint) != current:
+    current = siege_fingerprint(config)
+    if args.fingerprint and not same_fingerprint(args.fingerprint, current):
         print(
             f"synchro : le siège présente l'empreinte {current}, différente de celle donnée ; "
             "rien n'est changé",
@@ -407,28 +304,20 @@ def cmd_trust(args: argparse.Namespace) -> int:
         if answer not in {"o", "oui", "y", "yes"}:
             print("Rien n'est changé.")
             return 1
-    site = dataclasses.replace(s, certificate_fingerprint=current)
-    _save(args, dataclasses.replace(config, site_settings=site))
+    _save(args, trust_fingerprint(config, current))
     print("Nouveau certificat du siège accepté.")
     return 0
 
 
-def _rotated(config: Any, new_key: str, grace_days: int) -> Any:
-    until = dt.datetime.now() + dt.timedelta(days=grace_days) if config.group_key else None
-    return dataclasses.replace(
-        config, group_key=new_key, previous_group_key=config.group_key, previous_key_until=until
-    )
-
-
 def cmd_key_rotate(args: argparse.Namespace) -> int:
-    from synchro.package.crypto import encode_key, new_group_key
+    from synchro.enrolment import rotate_group_key
 
     config, _paths = load(args)
     if not config.is_hq:
         print("synchro : la rotation de la clé se fait au Siège", file=sys.stderr)
         return 2
-    new_key = encode_key(new_group_key())
-    config = _rotated(config, new_key, args.grace_days)
+    config = rotate_group_key(config, args.grace_days)
+    new_key = config.group_key
     _save(args, config)
     print(
         "Nouvelle clé de groupe créée. Donnez-la à chaque établissement (« synchro key set "
@@ -440,7 +329,7 @@ def cmd_key_rotate(args: argparse.Namespace) -> int:
 
 
 def cmd_key_set(args: argparse.Namespace) -> int:
-    from synchro.package.crypto import decode_key, encode_key
+    from synchro.enrolment import take_group_key
 
     config, _paths = load(args)
     try:
@@ -448,11 +337,11 @@ def cmd_key_set(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"synchro : clé illisible : {exc}", file=sys.stderr)
         return 2
-    new_key = encode_key(decode_key(text))
-    if new_key == config.group_key:
+    taken = take_group_key(config, text, args.grace_days)
+    if taken is config:
         print("Cette clé est déjà la clé de groupe.")
         return 0
-    _save(args, _rotated(config, new_key, args.grace_days))
+    _save(args, taken)
     print("Nouvelle clé de groupe enregistrée.")
     return 0
 
@@ -485,4 +374,4 @@ def cmd_demo(args: argparse.Namespace) -> int:
         return 1
 
 
-__all__ = ["StateChanged", "add_commands"]
+__all__ = ["add_commands"]

@@ -20,25 +20,22 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from synchro.app import App, open_node
+from synchro.application import Event, Synchro, node_checksums
 from synchro.config.model import (
     Config,
     EmailSettings,
     HQSettings,
     MailSecurity,
     Role,
-    SiteAccount,
     SiteSettings,
 )
-from synchro.config.passwords import hash_password
 from synchro.config.store import load_config, save_config
-from synchro.engine.checksum import checksums
-from synchro.engine.events import Event
+from synchro.enrolment import enrol_site, join_with_token
 from synchro.errors import ErrorKind, SynchroError, kind_of
 from synchro.log import setup_logging
+from synchro.names import parse_port, split_address
 from synchro.platform.paths import NodePaths, paths_beside
 from synchro.reports import RunRecord, State, format_date
-from synchro.transport.token import make_token, new_secret, parse_token
 
 SCHEMA = """
 CREATE TABLE articles(id INTEGER PRIMARY KEY, ref TEXT NOT NULL UNIQUE, nom TEXT NOT NULL,
@@ -117,16 +114,15 @@ def _setup(root: Path, smtp: str | None) -> tuple[DemoNode, list[DemoNode]]:
     port = _free_port()
     email = EmailSettings()
     if smtp:
-        host, _, sport = smtp.rpartition(":")
+        host, port_text = split_address(smtp)
         email = EmailSettings(
             recipients=("gerant@example.invalid",),
             sender="synchro@example.invalid",
             server=host or "127.0.0.1",
-            port=int(sport),
+            port=parse_port(port_text or "25"),
             security=MailSecurity.NONE,
             timeout_s=10,
         )
-    secrets = {code: new_secret() for code in SHOPS}
     hq_dir = root / "siege"
     hq = DemoNode(HQ, paths_beside(hq_dir / "synchro.toml"), hq_dir / "siege.db")
     hq.paths.ensure()
@@ -138,86 +134,66 @@ def _setup(root: Path, smtp: str | None) -> tuple[DemoNode, list[DemoNode]]:
         list(ARTICLES),
     )
     _exec(hq.db, "INSERT INTO clients VALUES (?,?,?,?)", list(CLIENTS))
-    from synchro.app import certificate_files
-    from synchro.transport.tls import ensure_certificate
-
-    cert, key = certificate_files(hq.paths)
-    fingerprint = ensure_certificate(cert, key, HQ)
-    from synchro.package.crypto import encode_key, new_group_key
-
-    group_key = encode_key(new_group_key())
     hq_config = Config(
         role=Role.HQ,
         site=HQ,
         last_sync=dt.datetime(2026, 11, 1),
         send_email=bool(smtp),
         email=email,
-        group_key=group_key,
         hq=HQSettings(
             servers=len(SHOPS),
             max_reception=dt.timedelta(seconds=60),
             listen_address="127.0.0.1",
             port=port,
             public_address="127.0.0.1",
-            sites=tuple(SiteAccount(c, hash_password(s)) for c, s in secrets.items()),
         ),
     )
     hq_config = dataclasses.replace(
         hq_config, database=dataclasses.replace(hq_config.database, connection=hq.db.name)
     )
-    save_config(hq_config, hq.paths.config_file)
     shops = []
     for code in SHOPS:
         folder = root / f"magasin-{code}"
         node = DemoNode(code, paths_beside(folder / "synchro.toml"), folder / f"{code}.db")
         node.paths.ensure()
         _exec(node.db, SCHEMA)
-        token = parse_token(
-            make_token("127.0.0.1", port, code, secrets[code], fingerprint, group_key)
-        )
+        hq_config, token = enrol_site(hq_config, hq.paths, code)  # like « synchro site add »
         config = Config(
             role=Role.SITE,
-            site=code,
             last_sync=dt.datetime(2026, 11, 1),
             send_email=bool(smtp),
             email=email,
-            group_key=token.group_key,
             site_settings=SiteSettings(
                 attempts=5,
                 retry_delay=dt.timedelta(seconds=1),
-                hq_address=token.host,
-                hq_port=token.port,
-                secret=token.secret,
                 auto_sync=False,
-                certificate_fingerprint=token.fingerprint,
                 timeout_s=10,
             ),
         )
         config = dataclasses.replace(
-            config, database=dataclasses.replace(config.database, connection=node.db.name)
+            join_with_token(config, token),
+            database=dataclasses.replace(config.database, connection=node.db.name),
         )
         save_config(config, node.paths.config_file)
         shops.append(node)
     return hq, shops
 
 
-def _round(hq_app: App, shops: list[DemoNode], printer: Callable[[Event], None]) -> list[RunRecord]:
+def _round(
+    siege: Synchro, shops: list[DemoNode], printer: Callable[[Event], None]
+) -> list[RunRecord]:
     """Open a round at the Siège and run both shops at once, like at Heure de départ."""
-    hq_app.run_now()
+    siege.run_now()
     results: list[RunRecord] = []
     errors: list[BaseException] = []
 
     def run(shop: DemoNode) -> None:
         try:
-            app = App(shop.config(), shop.paths, listeners=(printer,), poll_s=0.2)
+            node = Synchro.open(shop.config(), shop.paths, listeners=(printer,), poll_s=0.2)
             try:
-                node = open_node(app.config, app.paths, app.now)
-                try:
-                    results.append(app.run_site(node))
-                finally:
-                    node.close()
+                results.append(node.sync_once())
             finally:
-                app.close()
+                node.close()
         except BaseException as exc:  # reported below
             errors.append(exc)
 
@@ -231,10 +207,10 @@ def _round(hq_app: App, shops: list[DemoNode], printer: Callable[[Event], None])
     return results
 
 
-def _wait_round_closed(hq_app: App, count: int, timeout: float = 60) -> None:
+def _wait_round_closed(siege: Synchro, count: int, timeout: float = 60) -> None:
     deadline = dt.datetime.now() + dt.timedelta(seconds=timeout)
     while dt.datetime.now() < deadline:
-        rounds = [r for r in hq_app.reports.latest(50) if r.kind == "round"]
+        rounds = [r for r in siege.report(50) if r.kind == "round"]
         if len(rounds) >= count and all(r.state is not State.RUNNING for r in rounds):
             return
         threading.Event().wait(0.1)
@@ -249,16 +225,16 @@ def run_demo(
     print(f"Démonstration dans {root}")
     setup_logging(root / "journaux", console=False)
     hq, shops = _setup(root, smtp)
-    hq_app = App(hq.config(), hq.paths, listeners=(printer,))
-    hq_app.start()
+    siege = Synchro.open(hq.config(), hq.paths, listeners=(printer,))
+    siege.serve()
     try:
         print("\n== Tour 1 : le siège distribue ses articles et clients, les magasins vendent ==")
         for i, shop in enumerate(shops):
             v, p = _sales(shop.name, 1, 40 + 10 * i)
             _exec(shop.db, "INSERT INTO ventes VALUES (?,?,?,?,?,?,?)", v)
             _exec(shop.db, "INSERT INTO paiements VALUES (?,?,?,?,?,?)", p)
-        _round(hq_app, shops, printer)
-        _wait_round_closed(hq_app, 1)
+        _round(siege, shops, printer)
+        _wait_round_closed(siege, 1)
         print("\n== Tour 2 : mises à jour, une suppression et un conflit ==")
         _exec(
             hq.db,
@@ -282,32 +258,31 @@ def run_demo(
         v, p = _sales(shops[1].name, 100, 5)
         _exec(shops[1].db, "INSERT INTO ventes VALUES (?,?,?,?,?,?,?)", v)
         _exec(shops[1].db, "INSERT INTO paiements VALUES (?,?,?,?,?,?)", p)
-        _round(hq_app, shops, printer)
-        _wait_round_closed(hq_app, 2)
-        return _conclude(hq, shops, hq_app)
+        _round(siege, shops, printer)
+        _wait_round_closed(siege, 2)
+        return _conclude(hq, shops, siege)
     finally:
-        hq_app.close()
+        siege.close()
         if not keep and not folder:
             shutil.rmtree(root, ignore_errors=True)
 
 
-def _conclude(hq: DemoNode, shops: list[DemoNode], hq_app: App) -> int:
+def _conclude(hq: DemoNode, shops: list[DemoNode], siege: Synchro) -> int:
     print("\nRapport du siège :")
     print(
         f"  {'Etablissement':14} {'Début':19} {'Fin':19} {'Etat':11} {'Reçues':>7} "
         f"{'Envoyées':>8}  Erreur"
     )
-    for r in reversed(hq_app.reports.latest(50)):
+    for r in reversed(siege.report(50)):
         print(
             f"  {r.site:14} {format_date(r.started):19} {format_date(r.ended):19} "
             f"{r.state.value:11} {r.rows_received:>7} {r.rows_sent:>8}  {r.error}"
         )
     sums = {}
     for node in (hq, *shops):
-        with open_node(node.config(), node.paths, dt.datetime.now) as n:
-            sums[node.name] = checksums(n.adapter, n.tables()[0])
-            if node is hq:
-                conflicts = n.state.conflicts()
+        sums[node.name], kept = node_checksums(node.config(), node.paths)
+        if node is hq:
+            conflicts = kept
     print("\nSommes de contrôle par table (lignes, SHA-256) :")
     same = True
     for table in sums[HQ]:
@@ -325,7 +300,7 @@ def _conclude(hq: DemoNode, shops: list[DemoNode], hq_app: App) -> int:
             f"  {c['tbl']} {c['key_json']} : gagnant {c['winner']}, perdant {c['loser']} "
             f"({c['policy']})"
         )
-    rounds = [r for r in hq_app.reports.latest(50) if r.kind == "round"]
+    rounds = [r for r in siege.report(50) if r.kind == "round"]
     ok_rounds = all(r.state is State.OK for r in rounds)
     if same and ok_rounds:
         print("\nLes trois bases sont identiques : démonstration réussie.")

@@ -6,7 +6,6 @@ FreeSimpleGUI or pystray, so it is usable and testable without a display.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import json
 import queue
@@ -14,11 +13,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from synchro import application
 from synchro.app import App
 from synchro.config.model import Config, EmailSettings
 from synchro.config.store import load_config, save_config
-from synchro.engine import events as engine
-from synchro.errors import ConnectionTestError, ErrorKind, SynchroError
+from synchro.errors import ErrorKind, SynchroError
 from synchro.gui.ports import (
     GuiEvent,
     Progress,
@@ -45,13 +44,13 @@ _TRAY = {
 }
 
 
-def gui_event(event: engine.Event, lang: str = "fr") -> list[GuiEvent]:
+def gui_event(event: application.Event, lang: str = "fr") -> list[GuiEvent]:
     """The GUI events one engine event becomes (phase words in the UI language)."""
-    if isinstance(event, engine.Progress):
+    if isinstance(event, application.Progress):
         phase = tr(f"app.phase.{event.phase}", lang) if event.phase in PHASES else event.phase
         text = f"{event.site} : {phase}" + (f" ({event.detail})" if event.detail else "")
         return [Progress(rows=event.rows, bytes=event.bytes, phase=text)]
-    if isinstance(event, engine.StateChanged):
+    if isinstance(event, application.StateChanged):
         return [
             StateChanged(_TRAY.get(event.state, TrayState.IDLE), event.message),
             ReportsChanged(),
@@ -165,15 +164,15 @@ class AppBackend:
         self.app = self._factory(config, self.paths, now=self.now, listeners=(self._forward,))
         self.app.start()
 
-    def _forward(self, event: engine.Event) -> None:
+    def _forward(self, event: application.Event) -> None:
         lang = self.config().language
         for item in gui_event(event, lang):
             failed = isinstance(item, StateChanged) and item.state is TrayState.FAILED
-            if failed and isinstance(event, engine.StateChanged):
+            if failed and isinstance(event, application.StateChanged):
                 item = StateChanged(TrayState.FAILED, self._failure_note(event, lang))
             self.events.put(item)
 
-    def _failure_note(self, event: engine.StateChanged, lang: str) -> str:
+    def _failure_note(self, event: application.StateChanged, lang: str) -> str:
         """The status line and tray note of a failure: what sort it was, from the kind
         stored with its Rapport row (final before the event), in the UI language."""
         if self.app is None or event.report_id is None:
@@ -221,20 +220,9 @@ class AppBackend:
             auto.disable()
 
     def apply_connection_token(self, config: Config, token: str) -> Config:
-        from synchro.transport.token import parse_token
+        from synchro.enrolment import join_with_token
 
-        t = parse_token(token)
-        site = dataclasses.replace(
-            config.site_settings,
-            hq_address=t.host,
-            hq_port=t.port,
-            secret=t.secret,
-            certificate_fingerprint=t.fingerprint,
-            allow_plain_ftp=config.site_settings.allow_plain_ftp or not t.fingerprint,
-        )
-        return dataclasses.replace(
-            config, site=t.site, site_settings=site, group_key=t.group_key or config.group_key
-        )
+        return join_with_token(config, token)
 
     def run_now(self) -> None:
         self._app().run_now()
@@ -252,36 +240,8 @@ class AppBackend:
         return self.app.next_run() if self.app is not None else None
 
     def test_connection(self, address: str) -> str:
-        from synchro.transport.ftp_client import test_connection
-
-        s = self.config().site_settings
-        host, port = address.strip(), s.hq_port
-        if host.count(":") == 1:
-            host, _, text = host.partition(":")
-            if not text.isdigit():
-                raise ConnectionTestError("dns", f"Adresse du siège invalide : {address}")
-            port = int(text)
-        message = test_connection(
-            host, port, self.config().site, s.secret, s.certificate_fingerprint, s.allow_plain_ftp
-        )
-        if self.config().is_hq:
-            return message
-        return message + "\n" + self._schema_check(host, port)
-
-    def _schema_check(self, host: str, port: int) -> str:
-        """Test also compares this database with the Siège's schemas (``synchro check``)."""
-        from synchro.engine.preflight_run import check_site
-
-        config = self.config()
-        lang = config.language
-        site = dataclasses.replace(config.site_settings, hq_address=host, hq_port=port)
-        try:
-            report = check_site(
-                dataclasses.replace(config, site_settings=site), self.paths, lang=lang
-            )
-        except SynchroError as exc:
-            return tr("check.failed", lang, error=exc)
-        return "\n".join(report.lines)
+        """Test: log in to the Siège at ``address``; a Serveur also checks the schemas."""
+        return application.test_connection(self.config(), self.paths, address, check_schemas=True)
 
     def send_test_email(self, settings: EmailSettings) -> str:
         from synchro.mail import send_test
@@ -289,26 +249,10 @@ class AppBackend:
         return send_test(settings, self.config().language, site=self.config().site)
 
     def list_tables(self, connection: str) -> list[str]:
-        from synchro.db import open_database
-        from synchro.engine.preflight_run import table_limits
-
-        with open_database(connection) as adapter:
-            found = adapter.tables()
-        lang = self.config().language
-        limits = table_limits(found, lang)  # columns that limit what can be stored
-        return [
-            (t.name if t.key else tr("app.table.no_key", lang, table=t.name))
-            + limits.get(t.name, "")
-            for t in found
-        ]
+        return application.list_tables(connection, self.config().language)
 
     def odbc_drivers(self) -> list[str]:
-        try:
-            import pyodbc
-        except ImportError:
-            return []
-        drivers: list[str] = pyodbc.drivers()
-        return drivers
+        return application.odbc_drivers()
 
     def reports(self) -> list[ReportRow]:
         if self.app is None:

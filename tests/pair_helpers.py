@@ -12,14 +12,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-from synchro.app import certificate_files
-from synchro.config.model import Config, HQSettings, Role, SiteAccount, SiteSettings
-from synchro.config.passwords import hash_password
-from synchro.config.store import save_config
+from synchro.config.model import Config, HQSettings, Role, SiteSettings
+from synchro.config.store import load_config, save_config
+from synchro.enrolment import enrol_site, join_with_token
 from synchro.platform.paths import NodePaths, paths_beside
-from synchro.transport.tls import ensure_certificate
 
-SECRET = "secret-3615-0123456789abcdef"
 SCHEMA = "CREATE TABLE articles(id INTEGER PRIMARY KEY, nom TEXT NOT NULL, prix DECIMAL(10,2));"
 
 
@@ -47,40 +44,29 @@ def _node(root: Path, name: str, config: Config, rows: str) -> NodePaths:
 
 
 def app_pair(root: Path) -> tuple[NodePaths, NodePaths]:
-    """Siège (port free on 127.0.0.1, one account) and Serveur 3615 pinned to it."""
-    port = free_port()
-    hq_paths = paths_beside(root / "hq" / "synchro.toml").ensure()
-    fingerprint = ensure_certificate(*certificate_files(hq_paths), "SIEGE")
+    """Siège (port free on 127.0.0.1) that enrolled Serveur 3615 (``enrol_site``, as
+    ``synchro site add`` does), and 3615 set up from its token."""
     hq = Config(
         role=Role.HQ,
         site="SIEGE",
         hq=HQSettings(
             servers=1,
             listen_address="127.0.0.1",
-            port=port,
+            port=free_port(),
             max_reception=dt.timedelta(seconds=30),
-            sites=(SiteAccount("3615", hash_password(SECRET)),),
         ),
     )
+    hq_paths = _node(root, "hq", hq, "INSERT INTO articles VALUES (1, 'Café', '18.90');")
+    _hq, token = enrol_site(load_config(hq_paths.config_file), hq_paths, "3615", "127.0.0.1")
     site = Config(
         role=Role.SITE,
-        site="3615",
         last_sync=dt.datetime(2026, 1, 1),
         site_settings=SiteSettings(
-            attempts=3,
-            retry_delay=dt.timedelta(seconds=1),
-            hq_address="127.0.0.1",
-            hq_port=port,
-            secret=SECRET,
-            certificate_fingerprint=fingerprint,
-            auto_sync=False,
-            timeout_s=10,
+            attempts=3, retry_delay=dt.timedelta(seconds=1), auto_sync=False, timeout_s=10
         ),
     )
-    return (
-        _node(root, "hq", hq, "INSERT INTO articles VALUES (1, 'Café', '18.90');"),
-        _node(root, "site", site, "INSERT INTO articles VALUES (2, 'Thé', '7.50');"),
-    )
+    site = join_with_token(site, token)
+    return hq_paths, _node(root, "site", site, "INSERT INTO articles VALUES (2, 'Thé', '7.50');")
 
 
 def synchro(*args: str, cwd: Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:

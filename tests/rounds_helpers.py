@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import queue
 import sqlite3
 import threading
 import time
@@ -16,13 +17,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from synchro.config.model import Config, HQSettings, Role, SiteAccount, SiteSettings
-from synchro.config.passwords import hash_password
-from synchro.engine.ack import ack_name, make_ack
+from synchro.config.model import Config, HQSettings, Role, SiteSettings
+from synchro.engine.ack import make_ack
 from synchro.engine.checksum import checksums
 from synchro.engine.hq_round import HQService, RoundSettings
 from synchro.engine.node import Node
 from synchro.engine.site_run import RunOptions, SiteRun
+from synchro.enrolment import add_site, join_with_token
+from synchro.names import ack_name
 from synchro.package.crypto import decode_key
 from synchro.reports import ReportStore, RunRecord, State
 from synchro.transport.ftp_client import SiteClient
@@ -92,32 +94,39 @@ class Group:
         require_tls: bool = True,
     ) -> None:
         self.root = root
-        self.secrets = {code: f"secret-{code}-0123456789" for code in sites}
+        self.commands: queue.Queue[str] = queue.Queue()  # for the Siège's loop
         cert, key = root / "hq" / "cert.pem", root / "hq" / "key.pem"
         self.fingerprint = ensure_certificate(cert, key, "SIEGE")
-        accounts = tuple(SiteAccount(c, hash_password(s)) for c, s in self.secrets.items())
-        hq_config = Config(
-            role=Role.HQ,
-            site="SIEGE",
-            group_key=group_key,
-            hq=HQSettings(servers=servers or len(sites), sites=accounts),
-        )
-        self.hq = self._member("SIEGE", hq_config, schema)
-        self.reports = ReportStore(self.hq.folder / "reports.db")
-        self.hq_node = self.hq.node()
+        accounts: dict[str, str] = {}  # code -> secret hash, filled once the port is known
         self.server = HQServer(
             root / "ftp",
-            {a.code: a.secret_hash for a in accounts},
+            accounts,
             cert_file=cert,
             key_file=key,
             host="127.0.0.1",
             port=0,
             passive_ports=passive_ports,
             require_tls=require_tls,
-            on_received=lambda site, path: self.service.wake(),
+            on_received=lambda site, path: self.commands.put("wake"),
             auth_failed_delay_s=0,
             poll_interval_s=0.02,
         )
+        self.server.start()
+        # The Siège enrols its establishments (as ``synchro site add``); each joins with its
+        # token (as ``synchro init --token``).
+        hq_config = Config(
+            role=Role.HQ,
+            site="SIEGE",
+            group_key=group_key,
+            hq=HQSettings(servers=servers or len(sites), port=self.server.port),
+        )
+        tokens = {}
+        for code in sites:
+            hq_config, tokens[code] = add_site(hq_config, code, "127.0.0.1", self.fingerprint)
+        accounts.update({a.code: a.secret_hash for a in hq_config.hq.sites})
+        self.hq = self._member("SIEGE", hq_config, schema)
+        self.reports = ReportStore(self.hq.folder / "reports.db")
+        self.hq_node = self.hq.node()
         self.service = HQService(
             self.hq_node,
             self.reports,
@@ -125,34 +134,26 @@ class Group:
             RoundSettings(servers or len(sites), max_reception, sites),
             now=now,
         )
-        self.server.start()
+        site_settings = SiteSettings(allow_plain_ftp=not require_tls, timeout_s=10)
         self.sites = {
             code: self._member(
                 code,
-                Config(
-                    role=Role.SITE,
-                    site=code,
-                    group_key=group_key,
-                    site_settings=SiteSettings(
-                        hq_address="127.0.0.1",
-                        hq_port=self.server.port,
-                        secret=self.secrets[code],
-                        certificate_fingerprint=self.fingerprint,
-                        allow_plain_ftp=not require_tls,
-                        timeout_s=10,
-                    ),
-                ),
+                join_with_token(Config(role=Role.SITE, site_settings=site_settings), token),
                 schema,
             )
-            for code in sites
+            for code, token in tokens.items()
         }
+        self.secrets = {code: m.config.site_settings.secret for code, m in self.sites.items()}
         for code, connection in (connections or {}).items():
             self.sites[code].connection = connection
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         if run_service:
             self._thread = threading.Thread(
-                target=self.service.run, args=(self._stop, 0.05), daemon=True
+                target=self.service.run,
+                args=(self.commands, lambda: not self._stop.is_set()),
+                kwargs={"tick_s": 0.05},
+                daemon=True,
             )
             self._thread.start()
 
@@ -234,7 +235,7 @@ class Group:
         return results
 
     def open_round(self) -> None:
-        self.service.open_round()
+        self.commands.put("sync")
 
     def round_ended(self, timeout: float = 30) -> RunRecord:
         """The last round's row once it is final (the service thread takes the acks)."""

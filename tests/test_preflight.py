@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from backends import PG, need_pyodbc
 from conftest import require
-from pair_helpers import SECRET, cli_pair, free_port, synchro
+from pair_helpers import cli_pair, free_port, synchro
 
 from synchro.app import App, certificate_files
 from synchro.config.model import (
@@ -27,10 +27,8 @@ from synchro.config.model import (
     DatabaseSettings,
     HQSettings,
     Role,
-    SiteAccount,
     SiteSettings,
 )
-from synchro.config.passwords import hash_password
 from synchro.config.store import load_config, save_config
 from synchro.db import open_database
 from synchro.db.base import Column, Table
@@ -50,6 +48,7 @@ from synchro.engine.schema_exchange import (
     remember_received,
     site_declared,
 )
+from synchro.enrolment import add_site, join_with_token
 from synchro.gui_backend import AppBackend
 from synchro.log import setup_logging, shutdown_logging
 from synchro.package import PackageWriter, TableSchema, open_package
@@ -322,33 +321,21 @@ def _configs(tmp_path: Path, site_db: str, hq_db: str = "") -> tuple[NodePaths, 
             conn.execute(HQ_DDL)
         conn.close()
     fingerprint = ensure_certificate(*certificate_files(hq_paths), "SIEGE")
-    port = free_port()
     hq = Config(
         role=Role.HQ,
         site="SIEGE",
-        hq=HQSettings(
-            listen_address="127.0.0.1",
-            port=port,
-            sites=(SiteAccount("3615", hash_password(SECRET)),),
-        ),
+        hq=HQSettings(listen_address="127.0.0.1", port=free_port()),
         database=DatabaseSettings(connection=hq_db),
     )
+    hq, token = add_site(hq, "3615", "127.0.0.1", fingerprint)
     save_config(hq, hq_paths.config_file)
     site_paths = paths_beside(tmp_path / "site" / "synchro.toml").ensure()
     site = Config(
         role=Role.SITE,
-        site="3615",
-        site_settings=SiteSettings(
-            hq_address="127.0.0.1",
-            hq_port=port,
-            secret=SECRET,
-            certificate_fingerprint=fingerprint,
-            auto_sync=False,
-            timeout_s=10,
-        ),
+        site_settings=SiteSettings(auto_sync=False, timeout_s=10),
         database=DatabaseSettings(connection=site_db),
     )
-    save_config(site, site_paths.config_file)
+    save_config(join_with_token(site, token), site_paths.config_file)
     return hq_paths, site_paths, hq
 
 
@@ -462,7 +449,7 @@ def test_app_publishes_the_siege_schemas_at_start(tmp_path: Path, logs: None) ->
         for _ in range(200):  # the engine thread publishes as it starts
             if target.is_file():
                 break
-            app.events.get(timeout=0.1) if not app.events.empty() else time.sleep(0.05)
+            time.sleep(0.05)
     finally:
         app.close()
     declared = decode(target.read_bytes())

@@ -39,9 +39,9 @@ from synchro.config.parsing import (
 from synchro.config.passwords import is_password_hash
 from synchro.errors import ConfigError, FieldProblem
 from synchro.i18n import LANGUAGES
+from synchro.names import is_site_code
 
 FORMAT_VERSION = 1
-SITE_CODE = re.compile(r"[A-Za-z0-9_-]{1,32}")
 EXPECT_SITE_CODE = "un code de 1 à 32 caractères : lettres, chiffres, - et _ (par exemple 3615)"
 EMAIL = re.compile(r"[^@\s]+@[^@\s]+")
 HEX64 = re.compile(r"[0-9A-Fa-f]{64}")
@@ -100,7 +100,7 @@ def choice(enum: type[E]) -> Callable[[Any], E]:
 
 
 def site_code(value: Any) -> str:
-    if not isinstance(value, str) or not SITE_CODE.fullmatch(value):
+    if not isinstance(value, str) or not is_site_code(value):
         raise Bad(EXPECT_SITE_CODE, value)
     return value
 

@@ -17,23 +17,18 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from synchro.engine.checksum import Sums, differing, sums_from_json, to_json
+from synchro.names import read_ack_name
 
 if TYPE_CHECKING:
     from synchro.engine.node import Node
 
-ACK_NAME = re.compile(r"^ACK-(?P<site>[A-Za-z0-9_-]+)-(?P<seq>\d{8})\.json$")
 ACK_LIMIT = 4 * 1024 * 1024  # an ack bigger than this is not read
 IDENTICAL = "identiques"
-
-
-def ack_name(site: str, sequence: int) -> str:
-    return f"ACK-{site}-{sequence:08d}.json"
 
 
 @dataclass(frozen=True)
@@ -61,8 +56,8 @@ class Ack:
 
 def read_ack(path: Path, site: str) -> Ack | None:
     """The ack in ``path`` uploaded by ``site``; None when it is not a sound ack of it."""
-    m = ACK_NAME.match(path.name)
-    if m is None or m.group("site") != site:
+    named = read_ack_name(path.name)
+    if named is None or named.origin != site:
         return None
     try:
         if path.stat().st_size > ACK_LIMIT:
@@ -79,7 +74,7 @@ def read_ack(path: Path, site: str) -> Ack | None:
         )
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
-    if ack.site != site or ack.sequence != int(m.group("seq")):
+    if ack.site != site or ack.sequence != named.sequence:
         return None
     return ack
 

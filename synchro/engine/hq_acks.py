@@ -17,9 +17,10 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from synchro.engine.ack import ACK_NAME, IDENTICAL, Ack, controle, read_ack
+from synchro.engine.ack import IDENTICAL, Ack, controle, read_ack
 from synchro.engine.node import Node
 from synchro.errors import ErrorKind
+from synchro.names import read_ack_name
 from synchro.package.manifest import Invalid
 from synchro.package.stream import Source, frame, read_header
 from synchro.reports import Outcome, ReportStore, State
@@ -115,7 +116,7 @@ class AckBook:
             if not inbox.is_dir():
                 continue
             for path in sorted(inbox.iterdir()):
-                if not ACK_NAME.match(path.name):
+                if read_ack_name(path.name) is None:
                     continue
                 ack = read_ack(path, site)
                 if ack is not None and ack.origin == self.node.code:

@@ -32,7 +32,8 @@ acknowledgements (``ACK-<site>-<seq>.json``, see ``engine.ack``) in ``<ftp_root>
   ends the round at once (rows without their ack are ``Echec``).
 
 ``step()`` does one unit of work synchronously (tests call it with an injected clock);
-``run()`` loops on it in the service's worker thread, the only thread that touches the Node.
+``run()`` is the one loop on it, in the worker thread of whoever runs the Siège (the App's
+service, ``synchro sync``), the only thread that touches the Node.
 """
 
 from __future__ import annotations
@@ -41,7 +42,6 @@ import datetime as dt
 import json
 import logging
 import queue
-import re
 import shutil
 import threading
 from collections.abc import Callable, Sequence
@@ -56,15 +56,16 @@ from synchro.engine.hq_acks import AckBook, controle_summary, peek_instance
 from synchro.engine.hq_takeover import TakenOver, interrupted_round, take_over
 from synchro.engine.node import Node
 from synchro.errors import ApplyError, Cancelled, PackageError, SynchroError
+from synchro.names import published_glob, read_package_name
 from synchro.reports import Outcome, ReportStore, RunRecord, State
 
 NO_DATA = "aucune donnée reçue"
 UNFINISHED = "le tour s'est terminé avant la fin du traitement de ses données"
 TAIL = "tail"  # meta: files a ``sync`` at the Siège left in /in when it ended
 ROUND_FILE = "tour.json"  # in each /<site>/out: is a round open, until when (UTC)
+COMMANDS = {"sync": "open", "stop": "stop", "raz": "raz"}  # the loop's words -> step()'s
 RETRY_AFTER = dt.timedelta(minutes=1)  # after an unexpected error, before trying again
 log = logging.getLogger(__name__)
-_NAME = re.compile(r"^(?P<site>[A-Za-z0-9_-]+)-(?P<seq>\d{8})\.pkg$")
 
 
 EARLY = dt.timedelta(hours=2)  # a scheduled round counts deliveries this much before it
@@ -123,7 +124,6 @@ class HQService:
         self.code = node.code
         self.round: OpenRound | None = None
         self.cancel = threading.Event()
-        self.commands: queue.Queue[str] = queue.Queue()
         self.last_round: RunRecord | None = None
         self.archive = node.packages_dir / "archive"
         self.paused_until: dt.datetime | None = None  # set by an unexpected error
@@ -141,34 +141,36 @@ class HQService:
     def node(self, node: Node) -> None:  # (the acks follow the node: one state)
         self.acks.node = node
 
-    # -- commands (any thread) ------------------------------------------------------------
-
-    def open_round(self) -> None:
-        self.commands.put("open")
-
-    def raz(self) -> None:
-        self.commands.put("raz")
+    # -- any thread ----------------------------------------------------------------------
 
     def stop(self) -> None:
-        """ARRETER: interrupt an apply at once, close the round as ``Arrêt``."""
+        """ARRETER, from any thread: interrupt an apply at once. The round closes as
+        ``Arrêt`` at the loop's ``stop`` command."""
         self.cancel.set()
-        self.commands.put("stop")
-
-    def wake(self, *_: object) -> None:
-        """Called by the FTP server when an upload completes (it only enqueues)."""
-        self.commands.put("wake")
 
     # -- worker -------------------------------------------------------------------------
 
-    def run(self, stop: threading.Event, tick_s: float = 0.5) -> None:
-        while not stop.is_set():
+    def run(
+        self,
+        commands: queue.Queue[str],
+        going: Callable[[], bool],
+        *,
+        tick_s: float = 0.5,
+        scheduled: Callable[[], bool] | None = None,
+    ) -> None:
+        """The Siège's one round loop (the service, ``synchro sync`` and its linger, the
+        tests): while ``going()``, wait up to ``tick_s`` for a command — ``sync``
+        (MANUELLE), ``stop`` (ARRETER), ``raz`` (RAZ), anything else (``wake`` after an
+        upload) only steps at once — open the round when ``scheduled()`` says *Heure de
+        départ* has come, then do one step."""
+        while going():
             try:
-                command = self.commands.get(timeout=tick_s)
+                command = commands.get(timeout=tick_s)
             except queue.Empty:
                 command = ""
-            self.step(command)
-            while not self.commands.empty():
-                self.step(self.commands.get_nowait())
+            if scheduled is not None and scheduled():
+                self.step("open-scheduled")
+            self.step(COMMANDS.get(command, ""))
 
     def step(self, command: str = "") -> None:
         """One unit of work. An unexpected error (a bug, a full disk, a file Windows keeps
@@ -485,9 +487,9 @@ class HQService:
             if not inbox.is_dir():
                 continue
             for path in inbox.iterdir():
-                m = _NAME.match(path.name)
-                if m and m.group("site") == folder.name and path not in self.stuck:
-                    found.append(Delivery(folder.name, int(m.group("seq")), path))
+                named = read_package_name(path.name)
+                if named and named.origin == folder.name and path not in self.stuck:
+                    found.append(Delivery(folder.name, named.sequence, path))
         return sorted(found, key=lambda d: (d.site, d.sequence))
 
     def _process(
@@ -606,7 +608,7 @@ class HQService:
         faults.point("hq.publish.before")
         published = self.node.publish_group(sites, lambda site: self.ftp_root / site / "out")
         for site, (final, manifest) in published.items():
-            for old in final.parent.glob(f"*-{site}-*.pkg"):
+            for old in final.parent.glob(published_glob(site)):
                 if old.name != final.name:
                     _remove_old(old)
             self.published[site] = final.name

@@ -41,6 +41,7 @@ from synchro.engine.retry import retry_quarantined
 from synchro.engine.state import StateDB
 from synchro.engine.tables import Skipped, select_tables
 from synchro.errors import PackageError
+from synchro.names import package_name, published_name
 from synchro.package import Manifest, PackageWriter, TableSchema, open_package
 from synchro.values import from_json
 
@@ -203,7 +204,7 @@ class Node:
         with self.state.transaction():
             sequence = self.state.next_sequence()
             kind = "local" if self.config.is_hq else "site"
-            path = out or self.packages_dir / "outbox" / f"{self.code}-{sequence:08d}.pkg"
+            path = out or self.packages_dir / "outbox" / package_name(self.code, sequence)
             path.parent.mkdir(parents=True, exist_ok=True)
             meta: dict[str, Any] = {
                 "base_pos": self.state.get_int("hq_pos"),
@@ -489,13 +490,13 @@ class Node:
             with self.state.transaction():
                 sequence = self.state.get_int("out_seq") + 1
                 self.state.set_meta("out_seq", str(sequence))
-            shared = staging / f"{self.code}-{sequence:08d}.pkg"
+            shared = staging / package_name(self.code, sequence)
             manifest = self._write_published(shared, sequence, acked, members, key, sums)
             faults.point("node.publish.written")
             for site in members:
                 folder = folder_of(site)
                 folder.mkdir(parents=True, exist_ok=True)
-                final = folder / f"{self.code}-{site}-{sequence:08d}.pkg"
+                final = folder / published_name(self.code, site, sequence)
                 _link_or_copy(shared, final)
                 published[site] = (final, manifest)
             faults.point("node.publish.linked")

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import re
 import threading
 import time
 from collections.abc import Callable
@@ -36,12 +35,13 @@ from typing import Any
 from synchro import faults
 from synchro.capture.diff import HELD
 from synchro.config.atomic import atomic_write
-from synchro.engine.ack import ack_name, controle, make_ack
+from synchro.engine.ack import controle, make_ack
 from synchro.engine.events import Emit, Progress, StateChanged, ignore, said
 from synchro.engine.hq_round import ROUND_FILE
 from synchro.engine.node import ACK_DUE, Node
 from synchro.engine.schema_exchange import remember_received
 from synchro.errors import Cancelled, ErrorKind, PackageError, SynchroError, TransportError
+from synchro.names import ack_name, read_published_name
 from synchro.reports import ReportStore, RunRecord, State
 from synchro.transport.files import file_sha256
 from synchro.transport.ftp_client import SiteClient
@@ -270,7 +270,7 @@ class SiteRun:
             self.emit(said("engine.inbox", name=local.name))
 
     def _offered_name(self, name: str) -> bool:
-        return re.match(rf"^(.+)-{re.escape(self.site)}-(\d{{8}})\.pkg$", name) is not None
+        return read_published_name(name, self.site) is not None
 
     def _upload_all(self) -> None:
         """Every waiting package sent and verified under a temporary name first, then all
@@ -365,12 +365,11 @@ class SiteRun:
 
     def _fetch_once(self) -> bool:
         """True when the Siège's package is applied (or nothing more is due)."""
-        pattern = re.compile(rf"^(.+)-{re.escape(self.site)}-(\d{{8}})\.pkg$")
         with self._client() as client:
             offers = sorted(
-                (int(m.group(2)), m.group(1), name)
+                (named.sequence, named.origin, name)
                 for name in client.list_out()
-                if (m := pattern.match(name))
+                if (named := read_published_name(name, self.site))
             )
             if not offers:
                 raise NotYet("le siège n'a pas encore publié les données consolidées")

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from synchro.errors import ErrorKind, SynchroError
 from synchro.i18n import tr
+from synchro.names import is_site_code, split_address
 
 DATE_FORMAT = "%d/%m/%Y %H:%M:%S"
 _HOST = re.compile(
@@ -21,7 +22,6 @@ _HOST = re.compile(
 )
 _IPV6 = re.compile(r"^\[?[0-9A-Fa-f:]+\]?$")
 _EMAIL = re.compile(r"^[^@\s,;]+@[^@\s,;]+\.[^@\s,;]+$")
-_SITE_CODE = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 _TIME = re.compile(r"^(\d{1,2})[:hH](\d{2})(?::(\d{2}))?$")
 _DURATION = re.compile(r"^(\d{1,3}):(\d{2})(?::(\d{2}))?$")
 _DATETIME = re.compile(r"^(\d{1,2})/(\d{1,2})/(\d{4})(?:\s+(\d{1,2}):(\d{2})(?::(\d{2}))?)?$")
@@ -150,6 +150,14 @@ class Form:
         self.bad(key, label, "gui.expect.host")
         return ""
 
+    def address(self, key: str, label: str, raw: object, default_port: int) -> tuple[str, int]:
+        """*Adresse du siège*: ``host`` or ``host:port`` (``synchro.names.split_address``)."""
+        host, port_text = split_address(str(raw or ""))
+        port = default_port
+        if port_text is not None:
+            port = self.integer(key, label, port_text, 1, 65535)
+        return self.host(key, label, host, required=True), port
+
     def email(self, key: str, label: str, raw: object, *, required: bool) -> str:
         text = str(raw or "").strip()
         if not text and not required:
@@ -170,7 +178,7 @@ class Form:
 
     def site_code(self, key: str, label: str, raw: object) -> str:
         text = str(raw or "").strip()
-        if _SITE_CODE.match(text):
+        if is_site_code(text):
             return text
         self.bad(key, label, "gui.expect.site_code")
         return ""

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import threading
 import time
 from collections import deque
@@ -29,11 +28,11 @@ from typing import Any
 
 from pyftpdlib.exceptions import AuthenticationFailed
 
+from synchro.names import is_site_code
 from synchro.transport.files import PART
 
 log = logging.getLogger("synchro.transport.server")
 
-SITE_CODE = re.compile(r"[A-Za-z0-9_-]{1,32}")
 INBOX, OUTBOX = "in", "out"
 
 # A well-formed scrypt hash of no real secret: unknown site codes are checked against it so
@@ -197,7 +196,7 @@ class SiteAuthorizer:
         if username.lower() in ("anonymous", "ftp"):
             self.guard.failed(address, username, "accès anonyme refusé")
             raise AuthenticationFailed("accès anonyme refusé.")
-        stored = self.stored_hash(username) if SITE_CODE.fullmatch(username) else None
+        stored = self.stored_hash(username) if is_site_code(username) else None
         if not stored:
             self._verify(password, DUMMY_HASH)
             self.guard.failed(address, username, "établissement inconnu")

@@ -25,11 +25,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from synchro.errors import ConfigError, FieldProblem
+from synchro.names import is_site_code
 from synchro.transport.tls import normalize_fingerprint
 
 PREFIX = "SYNCHRO1"
 FIELD = "jeton de connexion"
-SITE_CODE = re.compile(r"[A-Za-z0-9_-]{1,32}")
 
 
 @dataclass(frozen=True)
@@ -116,7 +116,7 @@ def _checked(
         problems.append(FieldProblem("adresse du siège", "un nom ou une adresse IP", host))
     if not 0 < port < 65536:
         problems.append(FieldProblem("port", "un nombre entre 1 et 65535", str(port)))
-    if not SITE_CODE.fullmatch(site):
+    if not is_site_code(site):
         problems.append(FieldProblem("établissement", "lettres, chiffres, - ou _", site))
     if not secret:
         problems.append(FieldProblem("secret", "un secret non vide"))

@@ -293,7 +293,9 @@ class GeneralController(Controller):
                 ),
             )
         else:
-            host, port = self.read_address(form, values[HQ_ADDRESS], current.site_settings.hq_port)
+            host, port = form.address(
+                HQ_ADDRESS, "gui.site.hq_address", values[HQ_ADDRESS], current.site_settings.hq_port
+            )
             site_settings = dataclasses.replace(
                 current.site_settings,
                 attempts=form.integer(ATTEMPTS, "gui.site.attempts", values[ATTEMPTS], 1, 1000),
@@ -319,15 +321,6 @@ class GeneralController(Controller):
             hq=hq_settings,
             site_settings=site_settings,
         )
-
-    def read_address(self, form: Form, raw: object, default_port: int) -> tuple[str, int]:
-        """Adresse du siège: ``host`` or ``host:port``."""
-        text = str(raw or "").strip()
-        port = default_port
-        if text.count(":") == 1:
-            text, _, port_text = text.partition(":")
-            port = form.integer(HQ_ADDRESS, "gui.site.hq_address", port_text, 1, 65535)
-        return form.host(HQ_ADDRESS, "gui.site.hq_address", text, required=True), port
 
     def apply(self, values: Values) -> None:
         """VALIDER: refused during a run; otherwise check everything, then save."""
@@ -384,7 +377,7 @@ class GeneralController(Controller):
     def test(self, values: Values) -> None:
         address = str(values[HQ_ADDRESS]).strip()
         form = Form(self.lang)
-        self.read_address(form, address, 21)
+        form.address(HQ_ADDRESS, "gui.site.hq_address", address, 21)
         if form.problems:
             self.window[TEST_RESULT].update(form.problems[0].text, text_color="#b00020")
             return

@@ -409,9 +409,7 @@ class WizardController(Controller):
         if not text:
             form.bad(TOKEN, "gui.wizard.token", "gui.expect.token")
             return base.site_settings
-        host, _, port_text = text.partition(":")
-        port = form.integer(TOKEN, "gui.wizard.token", port_text, 1, 65535) if port_text else 21
-        host = form.host(TOKEN, "gui.wizard.token", host, required=True)
+        host, port = form.address(TOKEN, "gui.wizard.token", text, 21)
         return dataclasses.replace(base.site_settings, hq_address=host, hq_port=port)
 
     def check_step(self, values: Values, step: int) -> bool:
