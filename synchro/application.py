@@ -174,13 +174,15 @@ class Synchro:
         """After the round closed, keep the FTP server up and go on working — applying and
         publishing late deliveries, taking acks — until every establishment the Siège
         published to has acknowledged applying its package, or ``linger_s`` at most.
-        A download is not a delivery: only the ack ends the wait."""
+        A download is not a delivery: only the ack ends the wait. After a crash, the sites
+        the round took over are waited for too, until each is heard from again."""
         end = time.monotonic() + linger_s
 
         def going() -> bool:
             if self._interrupted.is_set() or time.monotonic() >= end:
                 return False
-            return hq.closing is not None or bool(hq.waiting_for_acks())
+            waiting = hq.waiting_for_acks() or hq.not_heard_since_crash()
+            return hq.closing is not None or bool(waiting)
 
         hq.run(self.app.commands, going, tick_s=0.2)
         if hq.closing is not None:  # linger over: who has not acked is Echec

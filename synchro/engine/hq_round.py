@@ -132,6 +132,8 @@ class HQService:
         self.published: dict[str, str] = {}  # site -> name of the package now offered to it
         self.rejected = node.packages_dir / "rejected"
         self.closing: OpenRound | None = None  # closed, waiting for the establishments' acks
+        self.taken: set[str] = set()  # sites a round took over from one a crash interrupted
+        self.heard: set[str] = set()  # sites whose ack this process took
 
     @property
     def node(self) -> Node:
@@ -232,8 +234,16 @@ class HQService:
         """Establishments the Siège published to and whose ack it still waits for."""
         return self.acks.waiting(list(self.settings.sites))
 
+    def not_heard_since_crash(self) -> list[str]:
+        """Establishments taken over from a round a crash interrupted that have not been
+        heard from since: one may still be sending again an ack the dead Siège had taken
+        (its session was cut before the answer), so ``sync`` keeps its server up for them
+        while it lingers."""
+        return sorted(self.taken - self.heard)
+
     def _take_acks(self, now: dt.datetime) -> None:
         for got in self.acks.take(list(self.settings.sites), now):
+            self.heard.add(got.ack.site)
             self.emit(
                 said(
                     "engine.ack.received",
@@ -287,6 +297,7 @@ class HQService:
             sites, wait = self.settings.sites, self.settings.ack_wait
             taken = take_over(self.reports, self.acks, previous, rid, sites, now, wait)
             self.round.taken = taken
+            self.taken |= taken.sites
             if taken.sites:
                 names = ", ".join(sorted(taken.sites))
                 self.emit(said("engine.round.taken", round=previous.id, sites=names))
