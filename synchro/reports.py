@@ -120,6 +120,20 @@ class RunRecord:
     details: dict[str, Any] = field(default_factory=dict)
 
 
+# the Rapport's columns in a CSV export (and the email's attachment), in this order
+CSV_COLUMNS = (
+    "site",
+    "started",
+    "ended",
+    "state",
+    "rows_sent",
+    "rows_received",
+    "conflicts",
+    "quarantined",
+    "error",
+)
+
+
 def format_date(when: dt.datetime | None) -> str:
     """The manual's date form, ``06/12/2005 15:15:11``; empty for a missing date."""
     return when.strftime("%d/%m/%Y %H:%M:%S") if when is not None else ""
@@ -420,17 +434,7 @@ class ReportStore:
         Returns the number of rows written."""
         if records is None:
             records = self._query("SELECT * FROM runs ORDER BY started DESC, id DESC")
-        columns = (
-            "site",
-            "started",
-            "ended",
-            "state",
-            "rows_sent",
-            "rows_received",
-            "conflicts",
-            "quarantined",
-            "error",
-        )
+        columns = CSV_COLUMNS
         with open(path, "w", encoding="utf-8-sig", newline="") as out:
             writer = csv.writer(out, delimiter=";")
             writer.writerow([tr(f"reports.column.{name}", lang) for name in columns])

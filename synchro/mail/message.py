@@ -21,6 +21,7 @@ from synchro.config.model import Role
 from synchro.i18n import tr
 from synchro.report_summary import reason_of
 from synchro.reports import (
+    CSV_COLUMNS,
     Outcome,
     RunRecord,
     State,
@@ -29,17 +30,7 @@ from synchro.reports import (
     unapplied_text,
 )
 
-COLUMNS = (
-    "site",
-    "started",
-    "ended",
-    "state",
-    "rows_sent",
-    "rows_received",
-    "conflicts",
-    "quarantined",
-    "error",
-)
+COLUMNS = CSV_COLUMNS  # the attachment has the Rapport's CSV columns
 MAX_LISTED = 10  # quarantined rows / conflicts listed in an email; the rest is in the Rapport
 
 
