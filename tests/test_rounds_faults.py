@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from rounds_helpers import Group, group, sql
 
-from synchro.engine import hq_round
+from synchro.engine import hq_files, hq_round
 from synchro.engine.node import Node
 from synchro.reports import State
 
@@ -138,7 +138,7 @@ def test_delivery_windows_will_not_move_is_not_applied_again(
             raise PermissionError(13, "The process cannot access the file", src)
         return real_move(src, dst)
 
-    monkeypatch.setattr(hq_round.shutil, "move", move)
+    monkeypatch.setattr(hq_files.shutil, "move", move)
     with group(tmp_path, ["3615"], run_service=False) as g:
         seed(g)
         with g.sites["3615"].node() as node, g.client("3615")() as client:

@@ -42,7 +42,6 @@ import datetime as dt
 import json
 import logging
 import queue
-import shutil
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -50,19 +49,26 @@ from pathlib import Path
 
 from synchro import faults
 from synchro.capture.diff import HELD
-from synchro.config.atomic import atomic_write
 from synchro.engine.events import Emit, Progress, StateChanged, ignore, said
 from synchro.engine.hq_acks import AckBook, controle_summary, peek_instance
+from synchro.engine.hq_files import (
+    Delivery,
+    identity,
+    list_deliveries,
+    move_file,
+    remove_old,
+    round_state,
+    write_round_file,
+)
 from synchro.engine.hq_takeover import TakenOver, interrupted_round, take_over
 from synchro.engine.node import Node
 from synchro.errors import ApplyError, Cancelled, PackageError, SynchroError
-from synchro.names import published_glob, read_package_name
+from synchro.names import published_glob
 from synchro.reports import Outcome, ReportStore, RunRecord, State
 
 NO_DATA = "aucune donnée reçue"
 UNFINISHED = "le tour s'est terminé avant la fin du traitement de ses données"
 TAIL = "tail"  # meta: files a ``sync`` at the Siège left in /in when it ended
-ROUND_FILE = "tour.json"  # in each /<site>/out: is a round open, until when (UTC)
 COMMANDS = {"sync": "open", "stop": "stop", "raz": "raz"}  # the loop's words -> step()'s
 RETRY_AFTER = dt.timedelta(minutes=1)  # after an unexpected error, before trying again
 log = logging.getLogger(__name__)
@@ -88,13 +94,6 @@ class RoundSettings:
     max_reception: dt.timedelta = dt.timedelta(hours=4)
     sites: Sequence[str] = ()  # the establishments' codes (accounts)
     ack_wait: dt.timedelta = dt.timedelta(minutes=30)  # for an establishment's ack
-
-
-@dataclass(frozen=True)
-class Delivery:
-    site: str
-    sequence: int
-    path: Path
 
 
 @dataclass
@@ -209,7 +208,7 @@ class HQService:
         if self.paused_until is not None and now < self.paused_until:
             return
         for path, folder in list(self.stuck.items()):
-            if _move_file(path, folder):
+            if move_file(path, folder):
                 del self.stuck[path]
         self._take_acks(now)
         if self.round is None:
@@ -224,7 +223,7 @@ class HQService:
             self.acks.expire(list(self.settings.sites), now)
             self._check_closing()
             return
-        counted = [d for d in pending if _identity(d.path) not in self.round.leftovers]
+        counted = [d for d in pending if identity(d.path) not in self.round.leftovers]
         delivered = self._early(self.round) | self.round.taken.sites
         delivered |= {d.site for d in counted if self._is_new(d)}
         if len(delivered) >= self.settings.servers or now >= self.round.deadline:
@@ -305,7 +304,7 @@ class HQService:
         # but not this round's delivery (a file sent again is a new one). What a Siège
         # killed mid-round left is not a tail: this round takes it over.
         tail = {tuple(x) for x in json.loads(self.node.state.get_meta(TAIL) or "[]")}
-        here = {_identity(d.path) for d in self.deliveries()}
+        here = {identity(d.path) for d in self.deliveries()}
         self.round.leftovers = {x for x in here if x in tail}
         with self.node.state.transaction():
             self.node.state.set_meta(TAIL, "[]")
@@ -317,7 +316,7 @@ class HQService:
     def note_tail(self) -> None:
         """A ``sync`` at the Siège ends: what it leaves unprocessed in ``/in`` (it came
         after the round's linger) is that round's tail, not the next round's delivery."""
-        tail = [list(_identity(d.path)) for d in self.deliveries()]
+        tail = [list(identity(d.path)) for d in self.deliveries()]
         with self.node.state.transaction():
             self.node.state.set_meta(TAIL, json.dumps(tail))
 
@@ -444,25 +443,13 @@ class HQService:
         instead of giving up after its own attempts × delay. While the closed round is
         applied and published (``closing``) it still says open, « intégration », with one
         more *Temps maximum de réception* as its bound: only the published answer ends it."""
-        state: dict[str, object] = {"ouvert": self.round is not None or closing}
-        if closing:
-            state["etat"] = "integration"
-        if self.round is not None or closing:
+        deadline = None
+        if self.round is not None:
+            deadline = self.round.deadline
+        elif closing:
             deadline = self.now() + self.settings.max_reception
-            if self.round is not None:
-                deadline = self.round.deadline
-            if deadline.tzinfo is None:
-                deadline = deadline.astimezone()  # the Siège's local time
-            state["fin"] = deadline.astimezone(dt.UTC).isoformat()
-            state["attendus"] = self.settings.servers
-        data = json.dumps(state).encode()
-        for site in self.settings.sites:
-            folder = self.ftp_root / site / "out"
-            try:
-                folder.mkdir(parents=True, exist_ok=True)
-                atomic_write(folder / ROUND_FILE, data)
-            except OSError as exc:  # Windows: being read right now; the next one will do
-                log.info("%s non mis à jour pour %s : %s", ROUND_FILE, site, exc)
+        data = round_state(deadline, self.settings.servers, closing=closing)
+        write_round_file(self.ftp_root, self.settings.sites, data)
 
     def _early(self, current: OpenRound) -> set[str]:
         """Establishments that did their whole run (delivered, acknowledged) outside a
@@ -490,18 +477,7 @@ class HQService:
 
     def deliveries(self) -> list[Delivery]:
         """Complete packages waiting in the establishments' upload folders, in order."""
-        found: list[Delivery] = []
-        if not self.ftp_root.exists():
-            return found
-        for folder in sorted(p for p in self.ftp_root.iterdir() if p.is_dir()):
-            inbox = folder / "in"
-            if not inbox.is_dir():
-                continue
-            for path in inbox.iterdir():
-                named = read_package_name(path.name)
-                if named and named.origin == folder.name and path not in self.stuck:
-                    found.append(Delivery(folder.name, named.sequence, path))
-        return sorted(found, key=lambda d: (d.site, d.sequence))
+        return list_deliveries(self.ftp_root, self.stuck.keys())
 
     def _process(
         self,
@@ -608,7 +584,7 @@ class HQService:
         self.emit(said("engine.package.applied", site=d.site, sequence=d.sequence))
 
     def _move(self, d: Delivery, folder: Path) -> None:
-        if not _move_file(d.path, folder / d.site):
+        if not move_file(d.path, folder / d.site):
             self.stuck[d.path] = folder / d.site  # not offered again; moved on a later step
 
     def _publish(self, sites: list[str], rows: dict[str, int]) -> None:
@@ -621,7 +597,7 @@ class HQService:
         for site, (final, manifest) in published.items():
             for old in final.parent.glob(published_glob(site)):
                 if old.name != final.name:
-                    _remove_old(old)
+                    remove_old(old)
             self.published[site] = final.name
             faults.point("hq.publish.site")
             size = final.stat().st_size
@@ -634,35 +610,3 @@ class HQService:
                     rows_sent=record.rows_sent + manifest.rows,
                 )
             self.emit(Progress("publish", site, manifest.rows, size, final.name))
-
-
-def _identity(path: Path) -> tuple[str, int, int]:
-    """A delivered file as it is now (a copy sent again replaces it: another identity)."""
-    try:
-        st = path.stat()
-    except OSError:
-        return (path.name, 0, 0)
-    return (path.name, st.st_ino, st.st_mtime_ns)
-
-
-def _remove_old(path: Path) -> None:
-    """Remove a package the site no longer needs. On Windows a file the FTP server is
-    sending cannot be removed: it is left for the next publication to remove."""
-    try:
-        path.unlink(missing_ok=True)
-    except OSError as exc:
-        log.info("%s sera supprimé au prochain envoi : %s", path.name, exc)
-
-
-def _move_file(path: Path, folder: Path) -> bool:
-    """Move a handled delivery out of the upload area; False when the system refuses
-    (Windows: the FTP server still has it open)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    try:
-        shutil.move(str(path), folder / path.name)
-    except FileNotFoundError:
-        return True
-    except OSError as exc:
-        log.warning("%s non déplacé pour l'instant : %s", path, exc)
-        return False
-    return True

@@ -37,7 +37,7 @@ from synchro.capture.diff import HELD
 from synchro.config.atomic import atomic_write
 from synchro.engine.ack import controle, make_ack
 from synchro.engine.events import Emit, Progress, StateChanged, ignore, said
-from synchro.engine.hq_round import ROUND_FILE
+from synchro.engine.hq_files import ROUND_FILE
 from synchro.engine.node import ACK_DUE, Node
 from synchro.engine.schema_exchange import remember_received
 from synchro.errors import Cancelled, ErrorKind, PackageError, SynchroError, TransportError
