@@ -8,7 +8,7 @@ acknowledgements (``ACK-<site>-<seq>.json``, see ``engine.ack``) in ``<ftp_root>
   at the Siège left in ``/in`` when it ended: that round's tail), or one sent again that
   the site was never answered for (the Siège died before its answer reached it); a copy
   of a package the site was served for counts for nothing. A scheduled round also counts
-  a site that did its whole run (delivered, acknowledged) up to ``EARLY`` before it
+  a site that did its whole run (delivered, acknowledged) up to ``hq_verdict.EARLY`` before it
   opened (a clock a little ahead); a MANUELLE round does not (what came after the
   previous round closed is that round's tail). It closes when all *Nombre de serveurs*
   have delivered, or when *Temps maximum de réception* has run out (RAZ restarts it).
@@ -50,7 +50,7 @@ from pathlib import Path
 from synchro import faults
 from synchro.capture.diff import HELD
 from synchro.engine.events import Emit, Progress, StateChanged, ignore, said
-from synchro.engine.hq_acks import AckBook, controle_summary, peek_instance
+from synchro.engine.hq_acks import AckBook, peek_instance
 from synchro.engine.hq_files import (
     Delivery,
     identity,
@@ -61,20 +61,16 @@ from synchro.engine.hq_files import (
     write_round_file,
 )
 from synchro.engine.hq_takeover import TakenOver, interrupted_round, take_over
+from synchro.engine.hq_verdict import NO_DATA, early_sites, round_verdict
 from synchro.engine.node import Node
 from synchro.errors import ApplyError, Cancelled, PackageError, SynchroError
 from synchro.names import published_glob
 from synchro.reports import Outcome, ReportStore, RunRecord, State
 
-NO_DATA = "aucune donnée reçue"
-UNFINISHED = "le tour s'est terminé avant la fin du traitement de ses données"
 TAIL = "tail"  # meta: files a ``sync`` at the Siège left in /in when it ended
 COMMANDS = {"sync": "open", "stop": "stop", "raz": "raz"}  # the loop's words -> step()'s
 RETRY_AFTER = dt.timedelta(minutes=1)  # after an unexpected error, before trying again
 log = logging.getLogger(__name__)
-
-
-EARLY = dt.timedelta(hours=2)  # a scheduled round counts deliveries this much before it
 
 
 @dataclass
@@ -391,37 +387,16 @@ class HQService:
         self, current: OpenRound, state: State, error: str
     ) -> tuple[State, str, dict[str, object]]:
         """The round's final state, error and details from its establishments' rows."""
-        missing = current.missing
-        for r in self.reports.for_round(current.report_id):
-            if r.state is State.RUNNING and r.id != current.report_id:  # cut short by an error
-                self.reports.finish(
-                    r.id,
-                    State.FAILED,
-                    now=self.now(),
-                    error=UNFINISHED,
-                    details={"error_kind": Outcome.UNFINISHED},
-                )
-        members = self.reports.for_round(current.report_id)
-        failures = [
-            r.site
-            for r in members
-            if r.site != self.code and r.state is State.FAILED and r.error != NO_DATA
-        ]
-        checks = {r.site: str(r.details["controle"]) for r in members if r.details.get("controle")}
-        if state is State.OK and (missing or failures):
-            state = State.FAILED
-            parts = []
-            if missing:
-                parts.append(f"sans données : {', '.join(missing)}")
-            if failures:
-                parts.append(f"en échec : {', '.join(failures)}")
-            error = "Etablissements " + " ; ".join(parts)
-        details: dict[str, object] = {"missing": missing, "failed": failures}
-        if checks:
-            details["controle"] = controle_summary(checks)
-        if self.security_events is not None:
-            details["security"] = [str(e) for e in self.security_events()][-100:]
-        return state, error, details
+        return round_verdict(
+            self.reports,
+            current.report_id,
+            current.missing,
+            self.code,
+            state,
+            error,
+            self.now(),
+            self.security_events,
+        )
 
     def _end(
         self, current: OpenRound, state: State, error: str, details: dict[str, object]
@@ -452,26 +427,13 @@ class HQService:
         write_round_file(self.ftp_root, self.settings.sites, data)
 
     def _early(self, current: OpenRound) -> set[str]:
-        """Establishments that did their whole run (delivered, acknowledged) outside a
-        round just before this scheduled one opened (a clock a little ahead). A MANUELLE
-        round counts only what arrives while it is open: what came in after the previous
-        round closed is that round's tail, not this one's delivery. Read from the report,
-        so a restart forgets nothing."""
+        """A scheduled round also counts the establishments that did their whole run just
+        before it opened (``hq_verdict.early_sites``). A MANUELLE round counts only what
+        arrives while it is open: what came in after the previous round closed is that
+        round's tail, not this one's delivery."""
         if current.manual:
             return set()
-        rounds = [
-            r
-            for r in self.reports.latest(50, kinds=("round",))
-            if r.ended is not None and r.id != current.report_id
-        ]
-        since = current.opened - EARLY
-        if rounds and rounds[0].ended is not None:
-            since = max(since, rounds[0].ended)
-        return {
-            r.site
-            for r in self.reports.latest(1000, kinds=("site-in-round",))
-            if r.round_id is None and r.state is State.OK and r.started >= since
-        }
+        return early_sites(self.reports, current.report_id, current.opened)
 
     # -- deliveries ---------------------------------------------------------------------
 

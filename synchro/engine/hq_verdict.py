@@ -1,0 +1,70 @@
+"""What the Rapport says of a Siège round: who counts as having delivered early, and the
+round's final state from its establishments' rows."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Sequence
+
+from synchro.engine.hq_acks import controle_summary
+from synchro.reports import Outcome, ReportStore, State
+
+NO_DATA = "aucune donnée reçue"
+UNFINISHED = "le tour s'est terminé avant la fin du traitement de ses données"
+EARLY = dt.timedelta(hours=2)  # a scheduled round counts deliveries this much before it
+
+
+def early_sites(reports: ReportStore, round_id: int, opened: dt.datetime) -> set[str]:
+    """Establishments that did their whole run (delivered, acknowledged) outside a round
+    just before a scheduled one opened at ``opened`` (a clock a little ahead). Read from
+    the report, so a restart forgets nothing."""
+    rounds = [
+        r for r in reports.latest(50, kinds=("round",)) if r.ended is not None and r.id != round_id
+    ]
+    since = opened - EARLY
+    if rounds and rounds[0].ended is not None:
+        since = max(since, rounds[0].ended)
+    return {
+        r.site
+        for r in reports.latest(1000, kinds=("site-in-round",))
+        if r.round_id is None and r.state is State.OK and r.started >= since
+    }
+
+
+def round_verdict(
+    reports: ReportStore,
+    round_id: int,
+    missing: Sequence[str],
+    hq_code: str,
+    state: State,
+    error: str,
+    now: dt.datetime,
+    security_events: Callable[[], list[object]] | None = None,
+) -> tuple[State, str, dict[str, object]]:
+    """The round's final state, error and details from its establishments' rows; a row
+    still ``En cours...`` (cut short by an error) is closed ``Echec`` first."""
+    for r in reports.for_round(round_id):
+        if r.state is State.RUNNING and r.id != round_id:
+            cut: dict[str, object] = {"error_kind": Outcome.UNFINISHED}
+            reports.finish(r.id, State.FAILED, now=now, error=UNFINISHED, details=cut)
+    members = reports.for_round(round_id)
+    failures = [
+        r.site
+        for r in members
+        if r.site != hq_code and r.state is State.FAILED and r.error != NO_DATA
+    ]
+    checks = {r.site: str(r.details["controle"]) for r in members if r.details.get("controle")}
+    if state is State.OK and (missing or failures):
+        state = State.FAILED
+        parts = []
+        if missing:
+            parts.append(f"sans données : {', '.join(missing)}")
+        if failures:
+            parts.append(f"en échec : {', '.join(failures)}")
+        error = "Etablissements " + " ; ".join(parts)
+    details: dict[str, object] = {"missing": list(missing), "failed": failures}
+    if checks:
+        details["controle"] = controle_summary(checks)
+    if security_events is not None:
+        details["security"] = [str(e) for e in security_events()][-100:]
+    return state, error, details
