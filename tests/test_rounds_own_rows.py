@@ -8,14 +8,19 @@ reaches the site in its winning version.
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import time
 from collections import Counter
+from decimal import Decimal
 from pathlib import Path
 
 from rounds_helpers import Group, group, rows, sql
 
-from synchro.package import Change, open_package
+from synchro.package import Change, TableSchema, open_package
+from synchro.package.records import RecordCodec
 from synchro.reports import State
+from synchro.values import to_json
 
 SALES = 40
 
@@ -109,3 +114,21 @@ def test_a_sites_row_the_siege_did_not_keep_comes_back_in_its_winning_version(
 
 def changes_of(g: Group, code: str) -> list[Change]:
     return list(open_package(offered(g, code), g.hq_node.keys()).changes())
+
+
+def test_rows_queued_as_json_text_make_the_same_line_as_rows_by_value() -> None:
+    """The Siège writes its change log's JSON text as it is (spaces and all): the line is
+    the one ``write`` makes from the values, so the reader and the bytes are unchanged."""
+    kinds = (("id", "int"), ("d", "decimal"), ("s", "text"), ("f", "float"), ("t", "datetime"))
+    schema = TableSchema("t", kinds, ("id",))
+    rows = [
+        (1, Decimal("18.90"), "Café « noir »,  x", 0.1, dt.datetime(2026, 12, 4, 17, 0, 0, 5)),
+        (2, None, "", -1e300, None),
+        (3, Decimal("-0.00"), '\\"quoted", [x]', float("nan"), dt.datetime(2026, 1, 1)),
+    ]
+    by_value, by_text = RecordCodec([schema]), RecordCodec([schema])
+    for n, row in enumerate(rows, 1):
+        by_value.queue(by_value.encode("t", "U", row, "S1", n))
+        text = json.dumps([to_json(k, v) for (_, k), v in zip(kinds, row, strict=True)])
+        by_text.queue_json("t", "U", text, "S1", n)
+    assert by_text.take_line() == by_value.take_line()

@@ -178,24 +178,18 @@ class RecordCodec:
 
     def take_line(self) -> bytes:
         """The queued changes as one line (newline included), and an empty queue."""
-        groups = self._groups
-        if any(len(g) == 6 for g in groups):
-            text = "[" + ",".join(self._group_text(g) for g in groups) + "]"
-        else:
-            text = self._dumps(groups)
-        line = (text + "\n").encode("utf-8", "surrogatepass")
+        for group in self._groups:
+            if len(group) == 6:  # rows queued as JSON text: parsed and written compact
+                # again in one C call each (the change log's text has spaces, which cost
+                # 30 % more bytes after compression; per-value work is what is skipped)
+                group[2] = json.loads("[" + ",".join(group[2]) + "]")
+                del group[5]
+        line = (self._dumps(self._groups) + "\n").encode("utf-8", "surrogatepass")
         self._groups = []
         self._last = None
         self.pending = 0
         self.pending_size = 0
         return line
-
-    def _group_text(self, group: list[Any]) -> str:
-        if len(group) != 6:
-            return self._dumps(group)
-        index, op, rows, origins, positions, _raw = group
-        dumps = self._dumps
-        return f'[{index},"{op}",[{",".join(rows)}],{dumps(origins)},{dumps(positions)}]'
 
     def decode(self, line: bytes, first: int) -> list[Change]:
         """The changes of one line whose first change is number ``first`` (from 1);
