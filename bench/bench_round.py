@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime as dt
+import json
 import os
 import shutil
 import signal
@@ -23,15 +24,19 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
 from synchro.config.model import Config, HQSettings, Role, SiteAccount, SiteSettings
 from synchro.config.passwords import hash_password
 from synchro.config.store import save_config
+from synchro.db import open_database
+from synchro.engine.checksum import checksums
 from synchro.platform.paths import paths_beside
 from synchro.transport.tls import ensure_certificate
 
+HERE = Path(__file__).resolve().parent
 SCHEMA = """CREATE TABLE ventes(site TEXT NOT NULL, num INTEGER NOT NULL, article_id INTEGER,
     qte INTEGER, montant DECIMAL(12,2), quand DATETIME, note TEXT, PRIMARY KEY(site, num));"""
 
@@ -119,9 +124,11 @@ def setup(root: Path, sites: int, rows: int) -> tuple[Path, list[Path]]:
     return hq_dir, site_dirs
 
 
-def start(folder: Path, *extra: str) -> subprocess.Popen[bytes]:
+def start(folder: Path, *extra: str, trace: Path | None = None) -> subprocess.Popen[bytes]:
+    """``synchro sync`` in ``folder``; under ``siege_trace.py`` when ``trace`` is given."""
+    runner = ["-m", "synchro"] if trace is None else [str(HERE / "siege_trace.py"), str(trace)]
     return subprocess.Popen(
-        [sys.executable, "-m", "synchro", "--config", "synchro.toml", "sync", *extra],
+        [sys.executable, *runner, "--config", "synchro.toml", "sync", *extra],
         cwd=folder,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -129,16 +136,65 @@ def start(folder: Path, *extra: str) -> subprocess.Popen[bytes]:
     )
 
 
-def wait_rusage(proc: subprocess.Popen[bytes]) -> tuple[int, int]:
-    """(exit status, peak RSS in kB) of a child, from the kernel."""
+def wait_rusage(proc: subprocess.Popen[bytes]) -> tuple[int, int, float]:
+    """(exit status, peak RSS in kB, CPU seconds) of a child, from the kernel."""
     _pid, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
-    return proc.returncode, usage.ru_maxrss
+    return proc.returncode, usage.ru_maxrss, usage.ru_utime + usage.ru_stime
 
 
-def ended(proc: subprocess.Popen[bytes]) -> bool:
-    """Whether a child has exited, without reaping it (``os.wait4`` reads its rusage)."""
-    return os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+class Watcher:
+    """Samples a running process from ``/proc`` (Linux): peak open fds, threads and RSS."""
+
+    def __init__(self, pid: int, every_s: float = 0.2) -> None:
+        self.pid, self.every_s = pid, every_s
+        self.fds = self.threads = self.rss_kb = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every_s):
+            try:
+                fds = len(os.listdir(f"/proc/{self.pid}/fd"))
+                status = Path(f"/proc/{self.pid}/status").read_text()
+            except OSError:  # ended (or not Linux)
+                continue
+            fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+            self.fds = max(self.fds, fds)
+            self.threads = max(self.threads, int(fields.get("Threads", "0")))
+            self.rss_kb = max(self.rss_kb, int(fields.get("VmRSS", "0 kB").split()[0]))
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def table_sums(db: Path) -> str:
+    """The engine's per-table checksums of a database (count and sum of row digests)."""
+    adapter = open_database(str(db))
+    try:
+        return json.dumps(checksums(adapter, adapter.tables()), sort_keys=True)
+    finally:
+        adapter.close()
+
+
+def traffic(hq_dir: Path, site_dirs: list[Path]) -> tuple[float, float]:
+    """Mean over the establishments of (bytes downloaded, rows in the Siège's package to
+    them), from their own Rapport and the Siège's."""
+    got = []
+    for folder in site_dirs:
+        db = paths_beside(folder / "synchro.toml").reports_db
+        conn = sqlite3.connect(db)
+        row = conn.execute(
+            "SELECT bytes_received FROM runs WHERE kind = 'run' ORDER BY id DESC LIMIT 1"
+        ).fetchone()
+        conn.close()
+        got.append(row[0] if row else 0)
+    conn = sqlite3.connect(paths_beside(hq_dir / "synchro.toml").reports_db)
+    sent = [r[0] for r in conn.execute("SELECT rows_sent FROM runs WHERE kind = 'site-in-round'")]
+    conn.close()
+    return sum(got) / max(1, len(got)), sum(sent) / max(1, len(sent))
 
 
 def stop_if_running(proc: subprocess.Popen[bytes]) -> None:
@@ -146,39 +202,50 @@ def stop_if_running(proc: subprocess.Popen[bytes]) -> None:
 
     ``Popen.send_signal`` polls first, which reaps a child that already ended (the Siège's
     ``sync`` ends by itself once every establishment is served): ``os.wait4`` would then
-    find no child. ``waitid`` with ``WNOWAIT`` looks without reaping.
+    find no child. ``waitid`` with ``WNOWAIT`` looks without reaping. It is given a minute
+    to take the last acks and end by itself (a SIGINT then made it exit 130: a failure).
     """
-    if not ended(proc):
-        os.kill(proc.pid, signal.SIGINT)
+    end = time.monotonic() + 60  # it ends by itself once the last ack is in: let it
+    while time.monotonic() < end:
+        if os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None:
+            return
+        time.sleep(0.2)
+    os.kill(proc.pid, signal.SIGINT)
 
 
-def one_round(root: Path, sites: int, rows: int) -> dict[str, float]:
+def one_round(root: Path, sites: int, rows: int, trace: Path | None = None) -> dict[str, float]:
     hq_dir, site_dirs = setup(root, sites, rows)
-    hq = start(hq_dir, "--linger", "3600")  # stopped below once every site is done
+    hq = start(hq_dir, "--linger", "3600", trace=trace)  # stopped once every site is done
+    watcher = Watcher(hq.pid)
     time.sleep(1.0)
     began = time.monotonic()
     procs = [start(folder) for folder in site_dirs]
     results = [wait_rusage(p) for p in procs]
     wall = time.monotonic() - began
-    end_of_linger = time.monotonic() + 30  # it ends by itself once every ack is in
-    while time.monotonic() < end_of_linger and not ended(hq):
-        time.sleep(0.05)
     stop_if_running(hq)  # ends the linger: the Siège stops cleanly
-    hq_status, hq_rss = wait_rusage(hq)
-    failures = sum(1 for code, _ in results if code != 0) + (hq_status != 0)
-    sums = set()
-    for folder in [hq_dir, *site_dirs[:3]]:
-        conn = sqlite3.connect(folder / ("hq.db" if folder == hq_dir else "db.db"))
-        sums.add(conn.execute("SELECT COUNT(*), SUM(num), SUM(montant) FROM ventes").fetchone())
-        conn.close()
+    hq_status, hq_rss, hq_cpu = wait_rusage(hq)
+    watcher.stop()
+    failures = sum(1 for code, _, _ in results if code != 0) + (hq_status != 0)
+    sums = {
+        table_sums(folder / ("hq.db" if folder == hq_dir else "db.db"))
+        for folder in [hq_dir, *site_dirs]
+    }
+    down, sent = traffic(hq_dir, site_dirs)
     return {
         "sites": sites,
         "rows": rows,
         "wall": wall,
         "hq_mb": hq_rss / 1024,
-        "site_mb": max(r for _, r in results) / 1024,
+        "site_mb": max(r for _, r, _ in results) / 1024,
         "failures": failures,
         "converged": float(len(sums) == 1),
+        "hq_cpu": hq_cpu,
+        "sites_cpu": sum(c for _, _, c in results),
+        "fds": watcher.fds,
+        "threads": watcher.threads,
+        "down_kb": down / 1024,
+        "sent_rows": sent,
+        "others": (sites - 1) * rows,
     }
 
 
@@ -187,29 +254,41 @@ def main() -> int:
     parser.add_argument("--sites", type=int, default=50)
     parser.add_argument("--rows", type=int, default=10_000)
     parser.add_argument("--dir", help="working folder (default: a temporary one, removed)")
+    parser.add_argument(
+        "--tracemalloc",
+        metavar="FILE",
+        help="run the big round's Siège under tracemalloc; its top allocations go to FILE",
+    )
     args = parser.parse_args()
     root = Path(args.dir) if args.dir else Path(tempfile.mkdtemp(prefix="synchro-bench-"))
+    trace = Path(args.tracemalloc).resolve() if args.tracemalloc else None
     try:
         base = one_round(root / "baseline", 1, args.rows)
-        big = one_round(root / "round", args.sites, args.rows)
+        big = one_round(root / "round", args.sites, args.rows, trace)
     finally:
         if not args.dir:
             shutil.rmtree(root, ignore_errors=True)
     print(
         f"{'round':10} {'sites':>5} {'rows/site':>9} {'wall s':>8} {'Siège MB':>9} "
         f"{'max site MB':>11} {'failures':>8} {'converged':>9}"
+        f" {'s/site':>7} {'Siège cpu':>9} {'sites cpu':>9} {'fds':>5} {'threads':>7}"
+        f" {'kB down/site':>12} {'rows down/site':>14} {'others rows':>11}"
     )
     for name, r in (("baseline", base), ("big", big)):
         print(
             f"{name:10} {r['sites']:>5.0f} {r['rows']:>9.0f} {r['wall']:>8.1f} "
             f"{r['hq_mb']:>9.1f} {r['site_mb']:>11.1f} {r['failures']:>8.0f} "
             f"{'yes' if r['converged'] else 'NO':>9}"
+            f" {r['wall'] / r['sites']:>7.2f} {r['hq_cpu']:>9.1f} {r['sites_cpu']:>9.1f}"
+            f" {r['fds']:>5.0f} {r['threads']:>7.0f} {r['down_kb']:>12.1f}"
+            f" {r['sent_rows']:>14.0f} {r['others']:>11.0f}"
         )
     per_site = big["wall"] / base["wall"] / big["sites"]
     print(
         f"ratio wall(big) / wall(baseline) = {big['wall'] / base['wall']:.1f} "
         f"({per_site:.2f} per establishment)"
     )
+    print(f"load average at the end: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     return 0 if big["failures"] == 0 and big["converged"] else 1
 
 

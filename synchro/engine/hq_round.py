@@ -550,7 +550,7 @@ class HQService:
             self.stuck[d.path] = folder / d.site  # not offered again; moved on a later step
 
     def _publish(self, sites: list[str], rows: dict[str, int]) -> None:
-        """One package per group of establishments in step, linked into each ``out``."""
+        """One package per establishment (without its own changes), in its ``out``."""
         if not sites:
             return
         self.emit(Progress("publish", self.code, detail=f"{len(sites)} établissement(s)"))

@@ -323,7 +323,9 @@ class Node:
                     "le siège n'a pas encore intégré le dernier envoi de ce poste",
                 )
             ctx_args["skip_pos"] = hq_pos
-            ctx_args["skip_origin"] = self.code  # a shared package holds our own changes too
+            # Packages hold no change of ours any more (issue 15); one an older Siège
+            # published ("shared" by sites in step) did: those are skipped still.
+            ctx_args["skip_origin"] = self.code
         ctx = ApplyContext(
             local=self.code,
             is_hq=self.config.is_hq,
@@ -472,56 +474,60 @@ class Node:
     def publish_group(
         self, sites: Sequence[str], folder_of: Callable[[str], Path]
     ) -> dict[str, tuple[Path, Manifest]]:
-        """Siège: publish to several establishments at once.
+        """Siège: publish to several establishments at once, one package each.
 
-        Sites that have received the same changes (same acknowledged position, same key)
-        share one package, written once and linked into each site's folder as
-        ``<siège>-<site>-<sequence>.pkg``; each site skips the changes that came from itself.
+        A site's package holds every change after the position it acknowledged except
+        those that came from the site itself (issue 15: a package "shared" by the sites in
+        step carried each site's own rows back to it, twice the transfer). A change of the
+        site's that the Siège did not keep as it was — it lost a conflict, was quarantined
+        or changed since by anyone, the Siège included — is not the last version of its key
+        in the log, so the winning version goes to the site. The checksums are computed
+        once for all (the proof the sites compare with); rows are written from the change
+        log's JSON as they are (``PackageWriter.write_json``), so a package costs little
+        more than its bytes.
         """
-        groups: dict[tuple[int, bytes | None], list[str]] = {}
-        for site in sites:
-            acked, _applied, _out = self.state.site(site)
-            groups.setdefault((acked, self._key_for(site)), []).append(site)
         staging = self.packages_dir / "publish"
         staging.mkdir(parents=True, exist_ok=True)
         published: dict[str, tuple[Path, Manifest]] = {}
-        sums = to_json(self.checksums()) if groups else {}  # the proof the sites compare with
-        for (acked, key), members in groups.items():
+        sums = to_json(self.checksums()) if sites else {}
+        for site in sites:
+            acked, _applied, _out = self.state.site(site)
             with self.state.transaction():
                 sequence = self.state.get_int("out_seq") + 1
                 self.state.set_meta("out_seq", str(sequence))
-            shared = staging / package_name(self.code, sequence)
-            manifest = self._write_published(shared, sequence, acked, members, key, sums)
+            staged = staging / package_name(self.code, sequence)
+            key = self._key_for(site)
+            manifest = self._write_published(staged, sequence, acked, [site], key, sums)
             faults.point("node.publish.written")
-            for site in members:
-                folder = folder_of(site)
-                folder.mkdir(parents=True, exist_ok=True)
-                final = folder / published_name(self.code, site, sequence)
-                _link_or_copy(shared, final)
-                published[site] = (final, manifest)
+            folder = folder_of(site)
+            folder.mkdir(parents=True, exist_ok=True)
+            final = folder / published_name(self.code, site, sequence)
+            _link_or_copy(staged, final)
+            published[site] = (final, manifest)
             faults.point("node.publish.linked")
-            shared.unlink(missing_ok=True)
+            staged.unlink(missing_ok=True)
             with self.state.transaction():
                 self.state.set_meta(f"sums:{sequence}", json.dumps(sums))
-                answered = {site: self.state.site(site)[1] for site in members}
-                self.state.set_meta(f"answered:{sequence}", json.dumps(answered))
-                for site in members:
-                    site_acked, applied, _out = self.state.site(site)
-                    self.state.set_site(site, site_acked, applied, sequence)
-                    self.state.set_meta(f"offered_acked:{site}", str(applied))
+                site_acked, applied, _out = self.state.site(site)
+                self.state.set_meta(f"answered:{sequence}", json.dumps({site: applied}))
+                self.state.set_site(site, site_acked, applied, sequence)
+                self.state.set_meta(f"offered_acked:{site}", str(applied))
                 self._forget_old_publications()
         return published
 
     def _forget_old_publications(self, keep: int = 20) -> None:
         """Drop the checksums and answers of packages no site can still acknowledge (each
-        site is offered only its newest; a few older ones are kept for acks in flight)."""
-        oldest = self.state.conn.execute("SELECT MIN(out_seq) FROM sites").fetchone()[0]
+        site is offered only its newest; the ``keep`` publications before it, to every
+        site, are kept for acks in flight: one package per site, so ``keep`` × sites)."""
+        oldest, sites = self.state.conn.execute(
+            "SELECT MIN(out_seq), COUNT(*) FROM sites"
+        ).fetchone()
         if oldest is None:
             return
         self.state.conn.execute(
             "DELETE FROM meta WHERE (key LIKE 'sums:%' OR key LIKE 'answered:%') "
             "AND CAST(substr(key, instr(key, ':') + 1) AS INTEGER) < ?",
-            (int(oldest) - keep,),
+            (int(oldest) - keep * max(1, int(sites)),),
         )
 
     def published_sums(self, sequence: int) -> Sums | None:
@@ -565,17 +571,16 @@ class Node:
             key=key,
             created=self.now(),
         )
+        exclude = sites[0] if len(sites) == 1 else ""  # a site's own changes stay home
         with writer:
             for table in tables:
                 for pos, origin, _kj, row_json in self.state.compacted_changes(
-                    table.name, "U", acked, ""
+                    table.name, "U", acked, exclude
                 ):
-                    values = json.loads(row_json or "[]")
-                    row = [from_json(k, v) for k, v in zip(table.kinds, values, strict=True)]
-                    writer.write(table.name, "U", row, origin=origin, pos=pos)
+                    writer.write_json(table.name, "U", row_json or "[]", origin=origin, pos=pos)
             for table in reversed(tables):
                 for pos, origin, kj, _row in self.state.compacted_changes(
-                    table.name, "D", acked, ""
+                    table.name, "D", acked, exclude
                 ):
                     key_values = [
                         from_json(k, v)

@@ -158,6 +158,22 @@ class PackageWriter:
         self._counts[table][op] += 1
         self._rows += 1
 
+    def write_json(self, table: str, op: str, text: str, *, origin: str, pos: int) -> None:
+        """Add one change whose values are already in their JSON form (``synchro.values``),
+        given as the text of a JSON array: the Siège's change log keeps its rows so, and
+        writing them as they are costs a fraction of ``write``. The text is trusted (it was
+        checked when the change first travelled); the reader checks it as any other."""
+        if self._closed:
+            raise ValueError("paquet déjà fermé")
+        codec = self._codec
+        if len(text) >= _BATCH_BYTES:
+            self._guard(self._flush_batch)  # a big row on a line of its own, as in ``write``
+        codec.queue_json(table, op, text, origin, pos)
+        if codec.pending >= _BATCH_RECORDS or codec.pending_size >= _BATCH_BYTES:
+            self._guard(self._flush_batch)
+        self._counts[table][op] += 1
+        self._rows += 1
+
     def _write_big(self, table: str, change: Encoded) -> None:
         """A big change travels on a line of its own, refused if the reader would refuse
         it (longer than a line may be); the writer stays usable then."""

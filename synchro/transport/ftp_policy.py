@@ -30,6 +30,7 @@ from pyftpdlib.exceptions import AuthenticationFailed
 
 from synchro.names import is_site_code
 from synchro.transport.files import PART
+from synchro.transport.ftp_secrets import SecretCheck
 
 log = logging.getLogger("synchro.transport.server")
 
@@ -174,11 +175,12 @@ class Policy:
 
 class SiteAuthorizer:
     """pyftpdlib authorizer (duck-typed): one account per site code, secrets checked with
-    ``verify(secret, stored_hash)``, refusals counted by the ``Guard``."""
+    ``verify(secret, stored_hash)`` (through ``SecretCheck``: one scrypt thread, matched
+    secrets remembered), refusals counted by the ``Guard``."""
 
     def __init__(self, accounts: Accounts, verify: Verify, policy: Policy, guard: Guard) -> None:
         self._accounts = accounts
-        self._verify = verify
+        self.secrets = SecretCheck(verify)
         self.policy = policy
         self.guard = guard
 
@@ -198,10 +200,10 @@ class SiteAuthorizer:
             raise AuthenticationFailed("accès anonyme refusé.")
         stored = self.stored_hash(username) if is_site_code(username) else None
         if not stored:
-            self._verify(password, DUMMY_HASH)
+            self.secrets.slow(password, DUMMY_HASH)
             self.guard.failed(address, username, "établissement inconnu")
             raise AuthenticationFailed("établissement ou secret incorrect.")
-        if not self._verify(password, stored):
+        if not self.secrets.check(username, password, stored):
             self.guard.failed(address, username, "secret incorrect")
             raise AuthenticationFailed("établissement ou secret incorrect.")
         self.guard.succeeded(address)

@@ -11,8 +11,10 @@ own folder ``root/<site>`` as ``/``: it reads ``/out`` and uploads into ``/in`` 
 That rename, not the end of the data connection, means "upload complete": pyftpdlib cannot
 tell a finished upload from a cut one, the client can (it checks size and ``XSHA256``).
 ``on_received(site, final_path)`` is called then, from the connection's thread: it must only
-enqueue. Every connection has its own thread (``ThreadedFTPServer``), so password hashing
-and checksums never stall other sites. Rules: ``synchro.transport.ftp_policy``.
+enqueue. Every connection has its own thread (``ThreadedFTPServer``), so checksums never
+stall other sites; secrets are checked in one thread of their own, once per site
+(``ftp_secrets``: scrypt in every session thread cost ~16 MB resident per thread). Sessions
+at once, from one address too: ``session_limit``. Rules: ``synchro.transport.ftp_policy``.
 
 Custom commands: ``XSHA256 <file>`` → ``213 <hex>``; ``ALLO <bytes>`` → ``552`` when the file
 would exceed the upload limit (checked again while writing).
@@ -128,6 +130,7 @@ class HQServer:
             idle_timeout_s,
             auth_failed_delay_s,
         )
+        self._authorizer = authorizer
         self._server: Any = None
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
@@ -146,6 +149,7 @@ class HQServer:
     ) -> HQServer:
         """Build the server the *Mode siège* settings describe."""
         hashes = {site.code: site.secret_hash for site in hq.sites}
+        sessions = session_limit(len(hashes))
         return cls(
             root,
             hashes,
@@ -163,6 +167,8 @@ class HQServer:
             idle_timeout_s=hq.idle_timeout_s,
             verify=verify,
             auth_failed_delay_s=auth_failed_delay_s,
+            max_connections=max(256, sessions),
+            max_connections_per_ip=max(16, sessions),
         )
 
     def _handler_class(
@@ -271,6 +277,7 @@ class HQServer:
         if self._thread is not None:
             self._thread.join(timeout=15)
             self._thread = None
+        self._authorizer.secrets.close()
         log.info("Serveur FTP du siège arrêté.")
 
     def __enter__(self) -> HQServer:
@@ -306,6 +313,16 @@ class HQServer:
     def security_events(self) -> list[SecurityEvent]:
         """Refusals seen since start (bounded; the oldest are forgotten first)."""
         return self.guard.events()
+
+
+def session_limit(sites: int) -> int:
+    """Sessions the server must hold at once, from one address too: every establishment
+    may be connected at the same time (a round starts everywhere at once) and sites behind
+    one NAT share an address — loopback in the benchmarks — so a limit of a few sessions
+    per address refused legitimate ones (issue 15: 87 refusals in a round of 50). Twice
+    the sites (a session being closed while the next one opens), plus a margin; guessing
+    is limited by the ban after failed logins, not by this."""
+    return 2 * sites + 16
 
 
 def _ssl_context(cert_file: Path, key_file: Path | None) -> Any:
