@@ -339,11 +339,16 @@ class App:
 
     def _hq_loop(self, node: Node) -> None:
         publish_for_node(node, self.config, self.paths.ftp_root)  # schemas.json, for `check`
-        self.hq_service(node).run(
+        hq = self.hq_service(node)
+        hq.run(
             self.commands,
             lambda: not self._stop.is_set(),
             scheduled=lambda: self.schedule.due(self.now()),
         )
+        # the program stops: the acks already in are taken, an open round ends « Arrêt »
+        # and rows still waiting for an ack end now (their package stays offered), rather
+        # than « En cours... » until the next start calls them interrupted
+        hq.step("shutdown")
 
     def _round_closed(self, record: RunRecord) -> None:
         if record.state is State.OK and self.hq is not None:

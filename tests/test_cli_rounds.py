@@ -104,6 +104,34 @@ def test_serve_stopped_during_its_start_up_stops_cleanly(pair: tuple[Path, Path]
     assert after.returncode == 1 and "pas lancé" in after.stderr
 
 
+def test_serve_stopped_while_a_row_waits_for_its_ack_leaves_no_row_en_cours(
+    pair: tuple[Path, Path],
+) -> None:
+    """The establishment dies after applying, before its ack; ``serve`` is then stopped
+    cleanly: the row waiting for that ack ends (Echec, no ack) with the program instead of
+    staying « En cours... » until the next start."""
+    hq, site = pair
+    serve = popen("--config", "synchro.toml", "serve", cwd=hq)
+    try:
+        magasin = popen(
+            "--config", "synchro.toml", "sync", cwd=site, env={"SYNCHRO_KILL_AT": "site.applied"}
+        )
+        magasin.communicate(timeout=90)
+        assert magasin.returncode == -signal.SIGKILL
+        serve.send_signal(signal.SIGTERM)
+        _out, err = serve.communicate(timeout=60)
+    finally:
+        for process in (serve,):
+            if process.poll() is None:
+                process.kill()
+    assert serve.returncode == 0, err
+    rows = json.loads(synchro("--config", "synchro.toml", "report", "--json", cwd=hq).stdout)
+    assert rows and not [r for r in rows if r["state"] == "En cours..."], rows
+    waiting = [r for r in rows if r["kind"] == "site-in-round"]
+    assert waiting and waiting[0]["state"] == "Echec"
+    assert "accusé de réception non reçu" in str(waiting[0]["error"])
+
+
 def test_test_connection_names_the_failure(pair: tuple[Path, Path]) -> None:
     _hq, site = pair
     done = synchro("--config", "synchro.toml", "test-connection", cwd=site)

@@ -268,3 +268,23 @@ def test_a_package_left_in_in_by_an_earlier_round_is_not_this_rounds_delivery(
         g.service.step()
         assert g.service.round is None
         assert applied(g, "3615") == 1
+
+
+def test_a_stop_while_waiting_for_acks_takes_those_already_in_first(tmp_path: Path) -> None:
+    """ARRETER, or the program stopping, while the closed round waits for its acks: an ack
+    already in ``/in`` still counts (the row is OK), only those missing end the rows."""
+    with group(tmp_path, ["3615", "3616"], run_service=False) as g:
+        seed(g)
+        g.service.step("open")
+        g.deliver("3615")
+        g.deliver("3616")
+        g.service.step()
+        assert g.service.closing is not None
+        round_id = g.service.closing.report_id
+        g.answer("3615")  # its ack is in /in; the Siège has not stepped since
+        g.service.step("stop")
+        assert g.service.closing is None
+        states = {s: r.state for s, r in site_rows(g, round_id).items()}
+        assert states == {"3615": State.OK, "3616": State.FAILED}
+        assert site_rows(g, round_id)["3616"].error == NO_ACK
+        assert not [r for r in g.reports.latest() if r.state is State.RUNNING]

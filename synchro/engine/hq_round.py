@@ -193,11 +193,12 @@ class HQService:
             self.round.deadline = now + self.settings.max_reception
             self._announce()
             self.emit(said("engine.raz"))
-        elif command == "stop":
+        elif command in ("stop", "shutdown"):  # ARRETER; the program stopping
             self.cancel.clear()
+            self._take_acks(now)  # what already came counts before anything is ended
             if self.round is not None:
                 self._close(State.STOPPED, "Synchronisation arrêtée par l'utilisateur.")
-            if self.closing is not None:
+            if self.closing is not None or command == "shutdown":  # no row stays En cours
                 self.acks.expire(list(self.settings.sites), now, force=True)
                 self._check_closing()
             return
