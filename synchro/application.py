@@ -201,14 +201,23 @@ def _open_node(
 # -- what needs no running node -----------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Tested:
+    """The Test button's answer, in the UI's language; ``ok`` is False when the login
+    worked but the schema check found problems."""
+
+    ok: bool
+    text: str
+
+
 def test_connection(
     config: Config, paths: NodePaths, address: str | None = None, *, check_schemas: bool = False
-) -> str:
+) -> Tested:
     """The Test button (``synchro test-connection``): log in to the Siège at ``address``
     (``host[:port]``; the settings' address when None) and say how it went. With
     ``check_schemas`` a Serveur also compares its database with the Siège's schemas.
     Raises ``ConnectionTestError`` (its ``code`` says what failed)."""
-    from synchro.transport.ftp_client import test_connection as login
+    from synchro.transport.ftp_client import login_check
 
     s = config.site_settings
     host, port = s.hq_address, s.hq_port
@@ -217,23 +226,38 @@ def test_connection(
             host, port = parse_address(address, s.hq_port)
         except ValueError as exc:
             raise ConnectionTestError("dns", f"Adresse du siège invalide : {address}") from exc
-    message = login(host, port, config.site, s.secret, s.certificate_fingerprint, s.allow_plain_ftp)
+    found = login_check(
+        host, port, config.site, s.secret, s.certificate_fingerprint, s.allow_plain_ftp
+    )
+    lang = config.language
+    mode = tr("app.test.secure" if found.secure else "app.test.plain", lang)
+    said = tr(
+        "app.test.ok",
+        lang,
+        host=host,
+        port=port,
+        site=config.site,
+        mode=mode,
+        waiting=found.waiting,
+    )
     if config.is_hq or not check_schemas:
-        return message
+        return Tested(True, said)
     site = dataclasses.replace(s, hq_address=host, hq_port=port)
-    return message + "\n" + _schema_check(dataclasses.replace(config, site_settings=site), paths)
+    ok, lines = _schema_check(dataclasses.replace(config, site_settings=site), paths)
+    return Tested(ok, said + "\n" + lines)
 
 
-def _schema_check(config: Config, paths: NodePaths) -> str:
-    """Test also compares this database with the Siège's schemas (``synchro check``)."""
+def _schema_check(config: Config, paths: NodePaths) -> tuple[bool, str]:
+    """Test also compares this database with the Siège's schemas (``synchro check``):
+    whether nothing blocks, and what it found."""
     from synchro.engine.preflight_run import check_site
 
     lang = config.language
     try:
         report = check_site(config, paths, lang=lang)
     except SynchroError as exc:
-        return tr("check.failed", lang, error=exc)
-    return "\n".join(report.lines)
+        return False, tr("check.failed", lang, error=exc)
+    return report.exit_code == 0, "\n".join(report.lines)
 
 
 def list_tables(connection: str, lang: str) -> list[str]:

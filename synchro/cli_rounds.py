@@ -222,7 +222,7 @@ def cmd_test_connection(args: argparse.Namespace) -> int:
         print("synchro : le test de connexion se fait depuis un Serveur", file=sys.stderr)
         return 2
     try:
-        print(test_connection(config, paths))
+        print(test_connection(config, paths).text)
     except ConnectionTestError as exc:
         print(f"synchro : échec ({exc.code}) : {exc}", file=sys.stderr)
         return 1

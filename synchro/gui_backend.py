@@ -20,6 +20,7 @@ from synchro.config.store import load_config, save_config
 from synchro.errors import ErrorKind, SynchroError
 from synchro.gui.ports import (
     GuiEvent,
+    Probe,
     Progress,
     ReportDetail,
     ReportRow,
@@ -239,9 +240,11 @@ class AppBackend:
     def next_run(self) -> dt.datetime | None:
         return self.app.next_run() if self.app is not None else None
 
-    def test_connection(self, address: str) -> str:
-        """Test: log in to the Siège at ``address``; a Serveur also checks the schemas."""
-        return application.test_connection(self.config(), self.paths, address, check_schemas=True)
+    def test_connection(self, address: str) -> Probe:
+        """Test: log in to the Siège at ``address``; a Serveur also checks the schemas
+        (not ok when they found problems: the answer shows in red)."""
+        tested = application.test_connection(self.config(), self.paths, address, check_schemas=True)
+        return Probe(tested.ok, tested.text)
 
     def send_test_email(self, settings: EmailSettings) -> str:
         from synchro.mail import send_test

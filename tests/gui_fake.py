@@ -23,6 +23,7 @@ from synchro.gui.ports import (
     STATE_RUNNING,
     STATE_STOPPED,
     GuiEvent,
+    Probe,
     Progress,
     ReportDetail,
     ReportRow,
@@ -83,6 +84,7 @@ class FakeBackend:
         self.running = False
         self.rows: list[ReportRow] = []
         self.connection_result: str | SynchroError = "Connexion réussie."
+        self.connection_ok = True  # False: the login worked, the schema check found problems
         self.mail_result: str | SynchroError = "Message de test envoyé."
         self.tables: list[str] | SynchroError = ["articles", "clients", "ventes"]
         self.drivers = ["SQLite3", "PostgreSQL Unicode"]
@@ -130,11 +132,11 @@ class FakeBackend:
     def next_run(self) -> dt.datetime | None:
         return dt.datetime(2005, 12, 6, 23, 0)
 
-    def test_connection(self, address: str) -> str:
+    def test_connection(self, address: str) -> Probe:
         self.tested.append(address)
         if isinstance(self.connection_result, SynchroError):
             raise self.connection_result
-        return self.connection_result
+        return Probe(self.connection_ok, self.connection_result)
 
     def send_test_email(self, settings: EmailSettings) -> str:
         self.tested.append(settings)

@@ -5,6 +5,7 @@ joined with its token), driven only through ``Synchro``."""
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -133,6 +134,31 @@ def test_connection_test_names_what_failed(pair: tuple[NodePaths, NodePaths]) ->
     with pytest.raises(ConnectionTestError) as refused:
         test_connection(config, site_paths, f"127.0.0.1:{free_port()}", check_schemas=True)
     assert refused.value.code == "refused"
+
+
+@pytest.mark.parametrize(
+    ("lang", "words"),
+    [("fr", "Connexion au siège 127.0.0.1:"), ("en", "Connected to the Siège 127.0.0.1:")],
+)
+def test_connection_test_answers_in_the_ui_language(
+    pair: tuple[NodePaths, NodePaths], lang: str, words: str
+) -> None:
+    """Test against the serving Siège: the line in the UI's language, FTPS with the pinned
+    certificate; with the schema check, the same line followed by what the check found."""
+    hq_paths, site_paths = pair
+    siege = open_node(hq_paths)
+    siege.serve()
+    try:
+        config = dataclasses.replace(load_config(site_paths.config_file), language=lang)
+        address = f"127.0.0.1:{config.site_settings.hq_port}"
+        tested = test_connection(config, site_paths, address)
+        assert tested.ok and tested.text.startswith(words), tested
+        assert ("certificate verified" if lang == "en" else "certificat vérifié") in tested.text
+        checked = test_connection(config, site_paths, address, check_schemas=True)
+        assert checked.text.startswith(tested.text.split(";")[0])
+        assert len(checked.text.splitlines()) > 1
+    finally:
+        siege.close()
 
 
 def test_odbc_drivers_is_a_list() -> None:

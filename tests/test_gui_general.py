@@ -338,7 +338,18 @@ def test_test_button_shows_the_exact_reason(shell: GuiShell, backend: FakeBacken
     click(shell, window, g.TEST)
     wait_for(shell, lambda: "refusée" in text_of(window, g.TEST_RESULT))
     assert text_of(window, g.TEST_RESULT) == "Echec du test : connexion refusée par 192.168.0.24:21"
-    assert backend.tested == ["192.168.0.24", "192.168.0.24"]
+    assert window[g.TEST_RESULT].Widget.cget("foreground") == "#b00020"
+    backend.connection_result = "Connexion réussie.\nclients.nom : trop courte"
+    backend.connection_ok = False  # logged in, but the schema check found a problem: red
+    click(shell, window, g.TEST)
+    wait_for(shell, lambda: "trop courte" in text_of(window, g.TEST_RESULT))
+    assert window[g.TEST_RESULT].Widget.cget("foreground") == "#b00020"
+    backend.connection_ok = True
+    backend.connection_result = "Connexion réussie."
+    click(shell, window, g.TEST)
+    wait_for(shell, lambda: text_of(window, g.TEST_RESULT) == "Connexion réussie.")
+    assert window[g.TEST_RESULT].Widget.cget("foreground") == "#1b5e20"
+    assert backend.tested == ["192.168.0.24"] * 4
 
 
 def test_language_switch_rebuilds_the_window_in_english(

@@ -404,11 +404,12 @@ def test_check_siege_against_mariadb_site(
         # The Test button of the General window says the same after its login check.
         backend = AppBackend(site_paths, autostart=XdgAutostart(tmp_path / "autostart"))
         try:
-            message = backend.test_connection(f"127.0.0.1:{hq.hq.port}")
+            tested = backend.test_connection(f"127.0.0.1:{hq.hq.port}")
             tables = backend.list_tables(maria.connection)
         finally:
             backend.close()
-        assert "réussie" in message and "clients.nom : trop courte" in message
+        assert "réussie" in tested.text and "clients.nom : trop courte" in tested.text
+        assert not tested.ok  # shown in red: the login worked, the schemas do not fit
         assert tables == [
             "clients — à vérifier : ville : jeu de caractères utf8mb3 ; "
             "naissance : années 1970 à 2038 seulement"

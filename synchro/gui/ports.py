@@ -160,7 +160,7 @@ class GuiBackend(Protocol):
         """When the next automatic run starts, or None when none is scheduled."""
         ...
 
-    def test_connection(self, address: str) -> str:
+    def test_connection(self, address: str) -> Probe:
         """Test button of Adresse du siège: log in to the Siège; raise with the exact reason."""
         ...
 

@@ -30,6 +30,7 @@ import socket
 import ssl
 import threading
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any, BinaryIO
@@ -356,7 +357,16 @@ class SiteClient:
             self.on_progress(done, total)
 
 
-def test_connection(
+@dataclass(frozen=True)
+class LoginCheck:
+    """What the *Test* button found: the session was encrypted and its certificate the
+    pinned one (``secure``), and how many packages wait in ``/out``."""
+
+    secure: bool
+    waiting: int
+
+
+def login_check(
     host: str,
     port: int,
     site: str,
@@ -364,13 +374,10 @@ def test_connection(
     fingerprint: str,
     allow_plain: bool = False,
     timeout: float = 10,
-) -> str:
-    """The *Test* button: log in and list ``/out`` (so passive ports are tried too).
-
-    Returns a French OK message with the number of packages (``*.pkg``) waiting in ``/out``
-    (not the Siège's ``tour.json`` or ``schemas.json``); raises ConnectionTestError with
-    the exact ``kind``.
-    """
+) -> LoginCheck:
+    """The *Test* button: log in and list ``/out`` (so passive ports are tried too); the
+    packages (``*.pkg``) counted, not the Siège's ``tour.json`` or ``schemas.json``.
+    Raises ConnectionTestError with the exact ``code``."""
     try:
         with SiteClient(
             host, port, site, secret, fingerprint, allow_plain=allow_plain, timeout=timeout
@@ -381,10 +388,24 @@ def test_connection(
         raise
     except TransportError as exc:
         raise ConnectionTestError("protocol", str(exc)) from exc
-    mode = "FTPS, certificat vérifié" if secure else "FTP non chiffré"
+    return LoginCheck(secure, count)
+
+
+def test_connection(
+    host: str,
+    port: int,
+    site: str,
+    secret: str,
+    fingerprint: str,
+    allow_plain: bool = False,
+    timeout: float = 10,
+) -> str:
+    """``login_check`` said in French (the application layer says it in the UI's language)."""
+    found = login_check(host, port, site, secret, fingerprint, allow_plain, timeout)
+    mode = "FTPS, certificat vérifié" if found.secure else "FTP non chiffré"
     return (
         f"Connexion au siège {host}:{port} réussie (établissement {site}, {mode}) ; "
-        f"{count} fichier(s) en attente."
+        f"{found.waiting} fichier(s) en attente."
     )
 
 

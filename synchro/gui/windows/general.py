@@ -383,7 +383,7 @@ class GeneralController(Controller):
             return
         self.window[TEST_RESULT].update(tr("gui.msg.testing", self.lang), text_color="black")
         backend = self.backend
-        self.probe(f"{TEST}-RESULT", lambda: Probe(True, backend.test_connection(address)))
+        self.probe(f"{TEST}-RESULT", lambda: backend.test_connection(address))
 
     def on_event(self, event: object) -> None:
         if isinstance(event, StateChanged):
