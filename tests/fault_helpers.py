@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import pair_helpers
 from ftp_proxy import LISTEN, FTPProxy, free_port_range
 from rounds_helpers import sql
 
@@ -50,10 +51,7 @@ WAIT_S = 90.0  # the longest any process of a scenario may run (a hang fails the
 
 
 def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        port: int = s.getsockname()[1]
-        return port
+    return pair_helpers.free_port(host)
 
 
 def table_rows(db: Path) -> dict[str, set[tuple[Any, ...]]]:

@@ -31,11 +31,21 @@ def alias_available() -> bool:
     return True
 
 
+def ephemeral_low() -> int:
+    """Where the kernel's range of ports for outgoing connections starts (Linux)."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as fh:
+            return int(fh.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port_range(count: int, attempts: int = 200) -> tuple[int, int]:
     """A run of ``count`` ports free on both 127.0.0.1 and 127.0.0.2 (checked, then released)."""
     rng = random.Random()
     for _ in range(attempts):
-        start = rng.randrange(20000, 60000 - count)
+        low = ephemeral_low()  # below it: no outgoing connection can hold one of them
+        start = rng.randrange(max(1024, low - 12000), low - count)
         socks: list[socket.socket] = []
         try:
             for port in range(start, start + count):

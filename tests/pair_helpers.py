@@ -6,11 +6,14 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import os
+import random
 import socket
 import sqlite3
 import subprocess
 import sys
 from pathlib import Path
+
+from ftp_proxy import ephemeral_low
 
 from synchro.config.model import Config, HQSettings, Role, SiteSettings
 from synchro.config.store import load_config, save_config
@@ -20,11 +23,25 @@ from synchro.platform.paths import NodePaths, paths_beside
 SCHEMA = "CREATE TABLE articles(id INTEGER PRIMARY KEY, nom TEXT NOT NULL, prix DECIMAL(10,2));"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+def free_port(host: str = "127.0.0.1") -> int:
+    """A free port for a server a test starts, and may start again later on the same port:
+    chosen below the kernel's range for outgoing connections, so that no connection of
+    this machine can take it as its own port meanwhile (a Siège started again for the next
+    round failed once with « Address already in use » on a port from that range)."""
+    low = ephemeral_low()
+    rng = random.Random()
+    for _ in range(200):
+        port = rng.randrange(max(1024, low - 12000), low)
+        with socket.socket() as s:
+            try:
+                s.bind((host, port))
+            except OSError:
+                continue
+            return port
+    with socket.socket() as s:  # (a machine whose range starts too low)
+        s.bind((host, 0))
+        found: int = s.getsockname()[1]
+        return found
 
 
 def make_db(path: Path, rows: str = "") -> None:
