@@ -24,7 +24,7 @@ from conftest import require
 from ftp_proxy import FTPProxy, alias_available, free_port_range
 
 from synchro.errors import Cancelled, ConnectionTestError, TransportError
-from synchro.transport.ftp_client import SiteClient, fetch_fingerprint, test_connection
+from synchro.transport.ftp_client import SiteClient, fetch_fingerprint, login_check
 from synchro.transport.ftp_server import HQServer
 from synchro.transport.tls import ensure_certificate
 
@@ -163,8 +163,8 @@ def test_upload_replaces_an_existing_final_file(server: HQServer, tmp_path: Path
 
 
 def test_test_connection_reports_ok_and_fetch_fingerprint(server: HQServer) -> None:
-    message = test_connection("127.0.0.1", server.port, "A", SECRETS["A"], server.fingerprint)
-    assert "réussie" in message and "FTPS" in message
+    found = login_check("127.0.0.1", server.port, "A", SECRETS["A"], server.fingerprint)
+    assert found.secure  # FTPS with the pinned certificate
     assert fetch_fingerprint("127.0.0.1", server.port) == server.fingerprint
 
 
@@ -174,11 +174,9 @@ def test_test_connection_counts_only_the_packages_waiting_in_out(server: HQServe
     out.mkdir(parents=True, exist_ok=True)
     for name in ("tour.json", "schemas.json", "SIEGE-A-00000002.pkg.part"):
         (out / name).write_bytes(b"{}")
-    message = test_connection("127.0.0.1", server.port, "A", SECRETS["A"], server.fingerprint)
-    assert message.endswith("; 0 fichier(s) en attente.")
+    assert login_check("127.0.0.1", server.port, "A", SECRETS["A"], server.fingerprint).waiting == 0
     (out / "SIEGE-A-00000001.pkg").write_bytes(b"x")
-    message = test_connection("127.0.0.1", server.port, "A", SECRETS["A"], server.fingerprint)
-    assert message.endswith("; 1 fichier(s) en attente.")
+    assert login_check("127.0.0.1", server.port, "A", SECRETS["A"], server.fingerprint).waiting == 1
 
 
 def test_xsha256_answers_the_checksum_of_a_file(server: HQServer) -> None:
@@ -291,7 +289,7 @@ def kind_of(call: Callable[[], object]) -> str:
 
 def test_wrong_secret_is_auth(server: HQServer) -> None:
     def call() -> object:
-        return test_connection("127.0.0.1", server.port, "A", "faux", server.fingerprint)
+        return login_check("127.0.0.1", server.port, "A", "faux", server.fingerprint)
 
     assert kind_of(call) == "auth"
 
@@ -299,7 +297,7 @@ def test_wrong_secret_is_auth(server: HQServer) -> None:
 def test_unknown_host_is_dns(server: HQServer) -> None:
     def call() -> object:
         # A leading "-" makes the resolver refuse the name itself: no query leaves the machine.
-        return test_connection("-siege.invalid", 21, "A", "x", server.fingerprint, timeout=5)
+        return login_check("-siege.invalid", 21, "A", "x", server.fingerprint, timeout=5)
 
     assert kind_of(call) == "dns"
 
@@ -309,7 +307,7 @@ def test_closed_port_is_refused(server: HQServer) -> None:
     s.bind(("127.0.0.1", 0))
     port = s.getsockname()[1]
     s.close()
-    assert kind_of(lambda: test_connection("127.0.0.1", port, "A", "x", server.fingerprint)) == (
+    assert kind_of(lambda: login_check("127.0.0.1", port, "A", "x", server.fingerprint)) == (
         "refused"
     )
 
@@ -321,14 +319,14 @@ def test_silent_server_is_timeout(server: HQServer) -> None:
         port = mute.getsockname()[1]
 
         def call() -> object:
-            return test_connection("127.0.0.1", port, "A", "x", server.fingerprint, timeout=0.3)
+            return login_check("127.0.0.1", port, "A", "x", server.fingerprint, timeout=0.3)
 
         assert kind_of(call) == "timeout"
 
 
 def test_wrong_fingerprint_is_certificate_and_the_secret_is_never_sent(server: HQServer) -> None:
     def call() -> object:
-        return test_connection("127.0.0.1", server.port, "A", SECRETS["A"], "ab" * 32)
+        return login_check("127.0.0.1", server.port, "A", SECRETS["A"], "ab" * 32)
 
     assert kind_of(call) == "certificate"
     assert server.security_events() == []  # no login was even attempted
@@ -338,7 +336,7 @@ def test_wrong_fingerprint_is_certificate_and_the_secret_is_never_sent(server: H
 
 def test_plain_client_against_tls_server_is_tls(server: HQServer) -> None:
     def call() -> object:
-        return test_connection("127.0.0.1", server.port, "A", SECRETS["A"], "", allow_plain=True)
+        return login_check("127.0.0.1", server.port, "A", SECRETS["A"], "", allow_plain=True)
 
     assert kind_of(call) == "tls"
 
@@ -347,7 +345,7 @@ def test_missing_or_malformed_fingerprint_is_certificate(server: HQServer) -> No
     for fingerprint in ("", "not-a-fingerprint"):
 
         def call(fingerprint: str = fingerprint) -> object:
-            return test_connection("127.0.0.1", server.port, "A", "x", fingerprint)
+            return login_check("127.0.0.1", server.port, "A", "x", fingerprint)
 
         assert kind_of(call) == "certificate"
 
@@ -512,28 +510,26 @@ def test_five_failed_logins_ban_the_address_until_the_period_ends(
     server = make_server(clock=clock, ban_after_failures=5, ban_seconds=900)
     for _ in range(5):
         with pytest.raises(ConnectionTestError) as info:
-            test_connection("127.0.0.1", server.port, "A", "faux", server.fingerprint)
+            login_check("127.0.0.1", server.port, "A", "faux", server.fingerprint)
         assert info.value.code == "auth"
     with pytest.raises(ConnectionTestError, match="bloque") as info:  # even the right secret
-        test_connection("127.0.0.1", server.port, "A", SECRETS["A"], server.fingerprint)
+        login_check("127.0.0.1", server.port, "A", SECRETS["A"], server.fingerprint)
     assert info.value.code == "auth"
     assert any("bloquée" in e.reason for e in server.security_events())
     clock.now += 901
-    assert "réussie" in test_connection(
-        "127.0.0.1", server.port, "A", SECRETS["A"], server.fingerprint
-    )
+    assert login_check("127.0.0.1", server.port, "A", SECRETS["A"], server.fingerprint).secure
 
 
 def test_success_resets_the_failure_count(make_server: Callable[..., HQServer]) -> None:
     server = make_server(clock=Clock(), ban_after_failures=3)
     for _ in range(2):
         with pytest.raises(ConnectionTestError):
-            test_connection("127.0.0.1", server.port, "A", "faux", server.fingerprint)
-    test_connection("127.0.0.1", server.port, "A", SECRETS["A"], server.fingerprint)
+            login_check("127.0.0.1", server.port, "A", "faux", server.fingerprint)
+    login_check("127.0.0.1", server.port, "A", SECRETS["A"], server.fingerprint)
     for _ in range(2):
         with pytest.raises(ConnectionTestError):
-            test_connection("127.0.0.1", server.port, "A", "faux", server.fingerprint)
-    test_connection("127.0.0.1", server.port, "A", SECRETS["A"], server.fingerprint)
+            login_check("127.0.0.1", server.port, "A", "faux", server.fingerprint)
+    login_check("127.0.0.1", server.port, "A", SECRETS["A"], server.fingerprint)
 
 
 def test_on_received_once_per_completed_upload(
@@ -562,9 +558,7 @@ def test_two_servers_share_no_settings_and_stop_independently(
     with client(first) as hq, pytest.raises(ConnectionTestError, match="trop gros"):
         hq.upload(source, "p.pkg")
     first.stop()
-    assert "réussie" in test_connection(
-        "127.0.0.1", second.port, "A", SECRETS["A"], second.fingerprint
-    )
+    assert login_check("127.0.0.1", second.port, "A", SECRETS["A"], second.fingerprint).secure
 
 
 def test_pyftpdlib_never_logs_to_stderr_by_itself(server: HQServer) -> None:
@@ -618,7 +612,7 @@ def test_pinned_client_against_a_server_without_ftps_is_tls(
     server = make_server(cert_file=None, key_file=None, require_tls=False)
 
     def call() -> object:
-        return test_connection("127.0.0.1", server.port, "A", SECRETS["A"], cert[2])
+        return login_check("127.0.0.1", server.port, "A", SECRETS["A"], cert[2])
 
     assert kind_of(call) == "tls"
 

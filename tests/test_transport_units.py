@@ -25,7 +25,7 @@ from synchro.errors import (
     DatabaseError,
     TransportError,
 )
-from synchro.transport.ftp_client import test_connection
+from synchro.transport.ftp_client import login_check
 from synchro.transport.ftp_policy import Guard, Policy
 from synchro.transport.ftp_server import HQServer
 from synchro.transport.retry import with_retries
@@ -255,11 +255,11 @@ def test_server_from_settings_with_scrypt_hashes(tmp_path: Path) -> None:
     )
     with server:
         assert server.fingerprint == fp
-        assert "réussie" in test_connection("127.0.0.1", server.port, "3615", "bon-secret", fp)
+        assert login_check("127.0.0.1", server.port, "3615", "bon-secret", fp).secure
         with pytest.raises(ConnectionTestError) as info:
-            test_connection("127.0.0.1", server.port, "3615", "mauvais", fp)
+            login_check("127.0.0.1", server.port, "3615", "mauvais", fp)
         assert info.value.code == "auth"
         # an empty stored hash means "ADMIN" for the admin password: never for a site
         with pytest.raises(ConnectionTestError):
-            test_connection("127.0.0.1", server.port, "EMPTY", "ADMIN", fp)
+            login_check("127.0.0.1", server.port, "EMPTY", "ADMIN", fp)
     assert (tmp_path / "ftp" / "3615" / "in").is_dir()

@@ -296,7 +296,7 @@ class SiteRun:
         budget = max(1, self.options.attempts) * self.options.delay_s
         deadline = self.monotonic() + budget
         failures = tries = 0
-        pause = FIRST_POLL_S
+        pause = min(FIRST_POLL_S, self.options.poll_s, self.options.delay_s)
         while True:
             if self.cancel.is_set():
                 raise Cancelled()
@@ -316,9 +316,8 @@ class SiteRun:
                         "poste sont au siège et seront intégrées)"
                     ) from None
                 faults.point("site.wait")
-                cap = min(self.options.poll_s, self.options.delay_s)
-                self._wait(min(pause, cap))
-                pause *= POLL_GROWTH
+                self._wait(pause)
+                pause = min(pause * POLL_GROWTH, self.options.poll_s, self.options.delay_s)
                 continue
             except TransportError as exc:
                 # an attempt that moved data made progress: the count starts again

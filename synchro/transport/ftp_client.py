@@ -391,27 +391,6 @@ def login_check(
     return LoginCheck(secure, count)
 
 
-def test_connection(
-    host: str,
-    port: int,
-    site: str,
-    secret: str,
-    fingerprint: str,
-    allow_plain: bool = False,
-    timeout: float = 10,
-) -> str:
-    """``login_check`` said in French (the application layer says it in the UI's language)."""
-    found = login_check(host, port, site, secret, fingerprint, allow_plain, timeout)
-    mode = "FTPS, certificat vérifié" if found.secure else "FTP non chiffré"
-    return (
-        f"Connexion au siège {host}:{port} réussie (établissement {site}, {mode}) ; "
-        f"{found.waiting} fichier(s) en attente."
-    )
-
-
-test_connection.__test__ = False  # type: ignore[attr-defined]  # not a pytest test
-
-
 def fetch_fingerprint(host: str, port: int, timeout: float = 10) -> str:
     """Fingerprint of the certificate the Siège presents now (for ``synchro trust``).
 
