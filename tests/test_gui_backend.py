@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import queue
 import sqlite3
 import sys
 from collections.abc import Iterator
@@ -144,9 +145,13 @@ def test_reports_and_detail_after_a_failed_run(backend: AppBackend) -> None:
     # no certificate pinned: the words come from the row's kind (tls), in the UI language
     assert "Cause : La connexion chiffrée a échoué" in detail.message
     assert "À faire : " in detail.message
-    states = []
-    while not backend.events.empty():
-        event = backend.events.get()
+    states: list[str] = []  # the row is final just before the run says so: wait for it
+    deadline = dt.datetime.now() + dt.timedelta(seconds=20)
+    while not states and dt.datetime.now() < deadline:
+        try:
+            event = backend.events.get(timeout=0.1)
+        except queue.Empty:
+            continue
         if isinstance(event, StateChanged) and event.state is TrayState.FAILED:
             states.append(event.message)
     assert states and states[-1].startswith("Echec (connexion chiffrée ou certificat) : ")
