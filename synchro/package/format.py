@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import zlib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -25,6 +24,7 @@ from synchro import faults
 from synchro.errors import PackageError
 
 from . import crypto, stream
+from .body import BodyEncoder, Segment, TooBig
 from .manifest import (
     END_MAGIC,
     MAGIC,
@@ -40,11 +40,7 @@ from .manifest import (
     check_tables,
     format_version,
 )
-from .records import Encoded, RecordCodec
 from .rowcodec import Unrepresentable
-
-_BATCH_RECORDS = 512  # changes per line, at most
-_BATCH_BYTES = 256 * 1024  # rough size of a line, at most
 
 KeyArg = bytes | Sequence[bytes] | None
 
@@ -84,7 +80,6 @@ class PackageWriter:
         schemas = check_tables(tables)
         self.path = Path(path)
         self._tmp = self.path.with_name(self.path.name + ".tmp")
-        self._codec = RecordCodec(schemas)
         header = Header(
             origin=origin,
             sequence=sequence,
@@ -106,9 +101,7 @@ class PackageWriter:
             digest = hashlib.sha256(prefix).digest()
             self._sealer = crypto.ChunkSealer(key, header.encryption, digest)
         self._pending = bytearray()
-        self._counts = {t.name: {"U": 0, "D": 0} for t in schemas}
-        self._rows = 0
-        self._zip = zlib.compressobj(level)
+        self._encoder = BodyEncoder(schemas, level, self._body)
         self._sha = hashlib.sha256()
         self._body_size = 0
         self._size = 0
@@ -118,7 +111,7 @@ class PackageWriter:
             self._fh: IO[bytes] = open(self._tmp, "wb")  # noqa: SIM115 - closed in close/abort
         except OSError as exc:
             raise PackageError(str(self.path), f"écriture impossible : {_reason_of(exc)}") from exc
-        self._guard(self._raw, prefix)
+        self._step(self._raw, prefix)
 
     def __enter__(self) -> PackageWriter:
         return self
@@ -144,19 +137,10 @@ class PackageWriter:
         """
         if self._closed:
             raise ValueError("paquet déjà fermé")
-        codec = self._codec
         try:
-            change = codec.encode(table, op, values, origin, pos)
-        except Unrepresentable as exc:
+            self._step(self._encoder.write, table, op, values, origin, pos)
+        except (Unrepresentable, TooBig) as exc:
             raise PackageError(str(self.path), str(exc)) from None
-        if change.size >= _BATCH_BYTES:
-            self._write_big(table, change)
-        else:
-            codec.queue(change)
-            if codec.pending >= _BATCH_RECORDS or codec.pending_size >= _BATCH_BYTES:
-                self._guard(self._flush_batch)
-        self._counts[table][op] += 1
-        self._rows += 1
 
     def write_json(self, table: str, op: str, text: str, *, origin: str, pos: int) -> None:
         """Add one change whose values are already in their JSON form (``synchro.values``),
@@ -165,28 +149,28 @@ class PackageWriter:
         checked when the change first travelled); the reader checks it as any other."""
         if self._closed:
             raise ValueError("paquet déjà fermé")
-        codec = self._codec
-        if len(text) >= _BATCH_BYTES:
-            self._guard(self._flush_batch)  # a big row on a line of its own, as in ``write``
-        codec.queue_json(table, op, text, origin, pos)
-        if codec.pending >= _BATCH_RECORDS or codec.pending_size >= _BATCH_BYTES:
-            self._guard(self._flush_batch)
-        self._counts[table][op] += 1
-        self._rows += 1
+        self._step(self._encoder.write_json, table, op, text, origin, pos)
 
-    def _write_big(self, table: str, change: Encoded) -> None:
-        """A big change travels on a line of its own, refused if the reader would refuse
-        it (longer than a line may be); the writer stays usable then."""
-        self._guard(self._flush_batch)
-        self._codec.queue(change)
-        line = self._codec.take_line()
-        if len(line) > stream.MAX_LINE:
-            raise PackageError(
-                str(self.path),
-                f"enregistrement trop grand dans {table} ({len(line)} octets, "
-                f"au plus {stream.MAX_LINE} par enregistrement)",
-            )
-        self._guard(self._body, self._zip.compress(line))
+    def splice(self, segment: Segment, data: bytes) -> None:
+        """Add changes compressed once for several packages (``body.SegmentBuilder``):
+        ``data`` is the segment's bytes, as its store gives them."""
+        if self._closed:
+            raise ValueError("paquet déjà fermé")
+        self._step(self._encoder.splice, segment, data)
+
+    def _step(self, func: Any, *args: Any) -> None:
+        """An encoder step: it writes to the disk, so an OS error aborts the package;
+        a value that cannot travel leaves the writer usable."""
+        try:
+            func(*args)
+        except (Unrepresentable, TooBig, ValueError):
+            raise
+        except OSError as exc:
+            self.abort()
+            raise PackageError(str(self.path), f"écriture impossible : {_reason_of(exc)}") from exc
+        except BaseException:
+            self.abort()
+            raise
 
     def close(self) -> Manifest:
         """Finish the file, fsync it and rename it to its final name. Returns its manifest."""
@@ -194,7 +178,7 @@ class PackageWriter:
             return self._manifest
         if self._closed:
             raise ValueError("paquet abandonné")
-        self._guard(self._finish)
+        self._step(self._finish)
         manifest = Manifest(
             format=format_version(self._header.tables),
             origin=self._header.origin,
@@ -203,8 +187,8 @@ class PackageWriter:
             created=self._header.created,
             meta=self._header.meta,
             tables=self._header.tables,
-            counts=self._counts,
-            rows=self._rows,
+            counts=self._encoder.counts,
+            rows=self._encoder.rows,
             sha256=self._sha.hexdigest(),
             size=self._size,
             encrypted=self._sealer is not None,
@@ -220,17 +204,6 @@ class PackageWriter:
             self._fh.close()
         with contextlib.suppress(OSError):
             self._tmp.unlink()
-
-    def _guard(self, func: Any, *args: Any) -> None:
-        """Run a step that touches the disk; on an OS error, abort and say so."""
-        try:
-            func(*args)
-        except OSError as exc:
-            self.abort()
-            raise PackageError(str(self.path), f"écriture impossible : {_reason_of(exc)}") from exc
-        except BaseException:
-            self.abort()
-            raise
 
     def _raw(self, data: bytes) -> None:
         faults.point("package.write")
@@ -258,14 +231,11 @@ class PackageWriter:
             self._raw(sealed)
             self._body_size += len(sealed)
 
-    def _flush_batch(self) -> None:
-        if self._codec.pending:
-            self._body(self._zip.compress(self._codec.take_line()))
-
     def _finish(self) -> None:
-        self._flush_batch()
-        self._body(self._zip.flush(), final=True)
-        trailer = Trailer(self._counts, self._rows, self._body_size, self._sha.hexdigest())
+        self._encoder.finish()
+        self._body(b"", final=True)
+        encoder = self._encoder
+        trailer = Trailer(encoder.counts, encoder.rows, self._body_size, self._sha.hexdigest())
         raw = trailer.to_bytes()
         tail = raw + stream.TAIL.pack(len(raw), END_MAGIC)
         self._fh.write(tail)
