@@ -37,13 +37,14 @@ from synchro.db import open_database
 from synchro.db.base import Adapter, Table
 from synchro.engine.apply import ApplyContext, ApplyStats, apply_changes
 from synchro.engine.checksum import Sums, checksums, sums_from_json, to_json
+from synchro.engine.hq_publish import LEVEL, build_segments
 from synchro.engine.retry import retry_quarantined
 from synchro.engine.state import StateDB
 from synchro.engine.tables import Skipped, select_tables
 from synchro.errors import PackageError
 from synchro.names import package_name, published_name
 from synchro.package import Manifest, PackageWriter, TableSchema, open_package
-from synchro.values import from_json
+from synchro.package.body import Segment, SegmentStore, segments_for
 
 Progress = Callable[[str, int], None]
 LAST_HQ = "last_hq"  # Serveur: the Siège package applied last (what the ack names), JSON
@@ -482,38 +483,61 @@ class Node:
         site's that the Siège did not keep as it was — it lost a conflict, was quarantined
         or changed since by anyone, the Siège included — is not the last version of its key
         in the log, so the winning version goes to the site. The checksums are computed
-        once for all (the proof the sites compare with); rows are written from the change
-        log's JSON as they are (``PackageWriter.write_json``), so a package costs little
-        more than its bytes.
+        once for all (the proof the sites compare with), and so are the changes: encoded
+        and compressed once per acknowledged position, one segment per run of an origin's
+        changes (``engine.hq_publish``); a site's package splices the others' segments, so
+        it costs little more than its bytes and the Siège's work does not grow as n².
         """
         staging = self.packages_dir / "publish"
         staging.mkdir(parents=True, exist_ok=True)
         published: dict[str, tuple[Path, Manifest]] = {}
         sums = to_json(self.checksums()) if sites else {}
-        for site in sites:
-            acked, _applied, _out = self.state.site(site)
-            with self.state.transaction():
-                sequence = self.state.get_int("out_seq") + 1
-                self.state.set_meta("out_seq", str(sequence))
-            staged = staging / package_name(self.code, sequence)
-            key = self._key_for(site)
-            manifest = self._write_published(staged, sequence, acked, [site], key, sums)
-            faults.point("node.publish.written")
-            folder = folder_of(site)
-            folder.mkdir(parents=True, exist_ok=True)
-            final = folder / published_name(self.code, site, sequence)
-            _link_or_copy(staged, final)
-            published[site] = (final, manifest)
-            faults.point("node.publish.linked")
-            staged.unlink(missing_ok=True)
-            with self.state.transaction():
-                self.state.set_meta(f"sums:{sequence}", json.dumps(sums))
-                site_acked, applied, _out = self.state.site(site)
-                self.state.set_meta(f"answered:{sequence}", json.dumps({site: applied}))
-                self.state.set_site(site, site_acked, applied, sequence)
-                self.state.set_meta(f"offered_acked:{site}", str(applied))
-                self._forget_old_publications()
+        with SegmentStore(staging / "segments.tmp") as store:
+            made: dict[int, list[Segment]] = {}  # by acknowledged position
+            for site in sites:
+                acked = self.state.site(site)[0]
+                if acked not in made:
+                    made[acked] = build_segments(self.state, self.tables()[0], acked, store)
+                published[site] = self._publish_one(
+                    site, folder_of(site), staging, sums, made[acked], store
+                )
         return published
+
+    def _publish_one(
+        self,
+        site: str,
+        folder: Path,
+        staging: Path,
+        sums: dict[str, list[object]],
+        segments: list[Segment],
+        store: SegmentStore,
+    ) -> tuple[Path, Manifest]:
+        """One establishment's package: the segments of every origin but its own."""
+        acked = self.state.site(site)[0]
+        with self.state.transaction():
+            sequence = self.state.get_int("out_seq") + 1
+            self.state.set_meta("out_seq", str(sequence))
+        staged = staging / package_name(self.code, sequence)
+        key = self._key_for(site)
+        writer = self._published_writer(staged, sequence, acked, site, key, sums)
+        with writer:
+            for segment in segments_for(segments, site):
+                writer.splice(segment, store.read(segment))
+            manifest = writer.close()
+        faults.point("node.publish.written")
+        folder.mkdir(parents=True, exist_ok=True)
+        final = folder / published_name(self.code, site, sequence)
+        _link_or_copy(staged, final)
+        faults.point("node.publish.linked")
+        staged.unlink(missing_ok=True)
+        with self.state.transaction():
+            self.state.set_meta(f"sums:{sequence}", json.dumps(sums))
+            site_acked, applied, _out = self.state.site(site)
+            self.state.set_meta(f"answered:{sequence}", json.dumps({site: applied}))
+            self.state.set_site(site, site_acked, applied, sequence)
+            self.state.set_meta(f"offered_acked:{site}", str(applied))
+            self._forget_old_publications()
+        return final, manifest
 
     def _forget_old_publications(self, keep: int = 20) -> None:
         """Drop the checksums and answers of packages no site can still acknowledge (each
@@ -544,50 +568,33 @@ class Node:
         """Per-table checksums of this node's database now (see ``engine.checksum``)."""
         return checksums(self.adapter, self.tables()[0])
 
-    def _write_published(
+    def _published_writer(
         self,
         path: Path,
         sequence: int,
         acked: int,
-        sites: Sequence[str],
+        site: str,
         key: bytes | None,
         sums: dict[str, list[object]],
-    ) -> Manifest:
-        tables = self.tables()[0]
-        writer = PackageWriter(
+    ) -> PackageWriter:
+        return PackageWriter(
             path,
             origin=self.code,
             sequence=sequence,
             kind="hq",
-            tables=[TableSchema.of(t) for t in tables],
+            tables=[TableSchema.of(t) for t in self.tables()[0]],
             meta={
                 "from_pos": acked,
                 "to_pos": self.state.last_position(),
-                "acked": {site: self.state.site(site)[1] for site in sites},
-                "acked_instances": {s: self.state.get_meta(f"instance:{s}") or "" for s in sites},
+                "acked": {site: self.state.site(site)[1]},
+                "acked_instances": {site: self.state.get_meta(f"instance:{site}") or ""},
                 "instance": self.state.instance,
                 "checksums": sums,
             },
             key=key,
+            level=LEVEL,
             created=self.now(),
         )
-        exclude = sites[0] if len(sites) == 1 else ""  # a site's own changes stay home
-        with writer:
-            for table in tables:
-                for pos, origin, _kj, row_json in self.state.compacted_changes(
-                    table.name, "U", acked, exclude
-                ):
-                    writer.write_json(table.name, "U", row_json or "[]", origin=origin, pos=pos)
-            for table in reversed(tables):
-                for pos, origin, kj, _row in self.state.compacted_changes(
-                    table.name, "D", acked, exclude
-                ):
-                    key_values = [
-                        from_json(k, v)
-                        for k, v in zip(table.key_kinds, json.loads(kj), strict=True)
-                    ]
-                    writer.write(table.name, "D", key_values, origin=origin, pos=pos)
-            return writer.close()
 
     # -- status -------------------------------------------------------------------------
 

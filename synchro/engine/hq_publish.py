@@ -1,0 +1,43 @@
+"""The Siège's changes, compressed once per publication for every establishment.
+
+Each establishment's package holds every change after the position it acknowledged except
+its own (issue 15). Those packages differ only by which origins they leave out, so the
+change log is read once per acknowledged position and each run of one origin's changes is
+encoded and compressed once (``package.body.SegmentBuilder``); a site's package is the
+bytes of the other origins' segments. The Siège's work for a round of n establishments thus
+grows with the rows it received, not with n times them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+from synchro.db.base import Table
+from synchro.engine.state import StateDB
+from synchro.package import TableSchema
+from synchro.package.body import Segment, SegmentBuilder, SegmentStore
+from synchro.values import from_json
+
+LEVEL = 1  # the packages' compression level (``PackageWriter``'s default)
+
+
+def build_segments(
+    state: StateDB, tables: Sequence[Table], after: int, store: SegmentStore
+) -> list[Segment]:
+    """The last version of each key changed after position ``after``, as segments in the
+    order a package carries them: upserts table by table (parents first), then deletes in
+    the reverse order; within a table, in the log's order."""
+    builder = SegmentBuilder([TableSchema.of(t) for t in tables], LEVEL, store)
+    for table in tables:
+        for pos, origin, _key, row_json in state.compacted_changes(table.name, "U", after, ""):
+            builder.write_json(table.name, "U", row_json or "[]", origin, pos)
+        builder.cut()
+    for table in reversed(tables):
+        for pos, origin, key_json, _row in state.compacted_changes(table.name, "D", after, ""):
+            key_values = [
+                from_json(k, v) for k, v in zip(table.key_kinds, json.loads(key_json), strict=True)
+            ]
+            builder.write(table.name, "D", key_values, origin, pos)
+        builder.cut()
+    return builder.close()
