@@ -1,6 +1,6 @@
 """A round with many establishments on loopback: wall time, the Siège's peak memory, failures.
 
-    .venv/bin/python bench/bench_round.py [--sites 50] [--rows 10000] [--dir DIR]
+    .venv/bin/python bench/bench_round.py [--sites 50[,200]] [--rows 10000] [--dir DIR]
 
 Each establishment is its own process (``synchro sync``, the real CLI) with its own SQLite
 file of ``--rows`` sales; the Siège is one process (``synchro sync``: FTPS server + one
@@ -8,6 +8,11 @@ round). Everyone ends with everyone's rows, so each establishment applies
 (sites - 1) × rows rows. A one-establishment round is measured first in the same run as the
 baseline; the table prints the ratio of the big round to it. Peak memory comes from the
 kernel (``os.wait4`` rusage of each process).
+
+``--sites 50,200`` runs a big round of each size in the same run and prints the ratio of
+their figures per establishment (issue 15 point 3: ≤ 1.3): the wall time, which on one
+machine holds every establishment's work (each applies (sites - 1) × rows rows, so their
+sum grows as sites²), and the Siège's CPU time, the part a real group shares.
 """
 
 from __future__ import annotations
@@ -251,7 +256,12 @@ def one_round(root: Path, sites: int, rows: int, trace: Path | None = None) -> d
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sites", type=int, default=50)
+    parser.add_argument(
+        "--sites",
+        type=lambda text: [int(n) for n in text.split(",")],
+        default=[50],
+        help="establishments in the big round; several sizes: 50,200",
+    )
     parser.add_argument("--rows", type=int, default=10_000)
     parser.add_argument("--dir", help="working folder (default: a temporary one, removed)")
     parser.add_argument(
@@ -264,7 +274,7 @@ def main() -> int:
     trace = Path(args.tracemalloc).resolve() if args.tracemalloc else None
     try:
         base = one_round(root / "baseline", 1, args.rows)
-        big = one_round(root / "round", args.sites, args.rows, trace)
+        bigs = [one_round(root / f"round-{n}", n, args.rows, trace) for n in args.sites]
     finally:
         if not args.dir:
             shutil.rmtree(root, ignore_errors=True)
@@ -273,8 +283,9 @@ def main() -> int:
         f"{'max site MB':>11} {'failures':>8} {'converged':>9}"
         f" {'s/site':>7} {'Siège cpu':>9} {'sites cpu':>9} {'fds':>5} {'threads':>7}"
         f" {'kB down/site':>12} {'rows down/site':>14} {'others rows':>11}"
+        f" {'Siège cpu/site':>14} {'cpu/site':>8}"
     )
-    for name, r in (("baseline", base), ("big", big)):
+    for name, r in (("baseline", base), *(("big", big) for big in bigs)):
         print(
             f"{name:10} {r['sites']:>5.0f} {r['rows']:>9.0f} {r['wall']:>8.1f} "
             f"{r['hq_mb']:>9.1f} {r['site_mb']:>11.1f} {r['failures']:>8.0f} "
@@ -282,14 +293,27 @@ def main() -> int:
             f" {r['wall'] / r['sites']:>7.2f} {r['hq_cpu']:>9.1f} {r['sites_cpu']:>9.1f}"
             f" {r['fds']:>5.0f} {r['threads']:>7.0f} {r['down_kb']:>12.1f}"
             f" {r['sent_rows']:>14.0f} {r['others']:>11.0f}"
+            f" {r['hq_cpu'] / r['sites']:>14.3f} {r['sites_cpu'] / r['sites']:>8.3f}"
         )
+    big = bigs[-1]
     per_site = big["wall"] / base["wall"] / big["sites"]
     print(
         f"ratio wall(big) / wall(baseline) = {big['wall'] / base['wall']:.1f} "
         f"({per_site:.2f} per establishment)"
     )
+    if len(bigs) > 1:
+        small = bigs[0]
+
+        def ratio(key: str) -> float:
+            return (big[key] / big["sites"]) / (small[key] / small["sites"])
+
+        print(
+            f"per establishment, {big['sites']:.0f} sites / {small['sites']:.0f} sites "
+            f"(target ≤ 1.3): wall {ratio('wall'):.2f}, Siège CPU {ratio('hq_cpu'):.2f}, "
+            f"establishments' CPU {ratio('sites_cpu'):.2f}"
+        )
     print(f"load average at the end: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
-    return 0 if big["failures"] == 0 and big["converged"] else 1
+    return 0 if all(b["failures"] == 0 and b["converged"] for b in bigs) else 1
 
 
 if __name__ == "__main__":

@@ -3,8 +3,8 @@
 Each establishment's package holds every change after the position it acknowledged except
 its own (issue 15). Those packages differ only by which origins they leave out, so the
 change log is read once per acknowledged position and each run of one origin's changes is
-encoded and compressed once (``package.body.SegmentBuilder``); a site's package is the
-bytes of the other origins' segments. The Siège's work for a round of n establishments thus
+encoded once (``package.body.SegmentBuilder``); a site's package is the other origins'
+segments, compressed in one stream. The Siège's work for a round of n establishments thus
 grows with the rows it received, not with n times them.
 """
 
@@ -28,7 +28,7 @@ def build_segments(
     """The last version of each key changed after position ``after``, as segments in the
     order a package carries them: upserts table by table (parents first), then deletes in
     the reverse order; within a table, in the log's order."""
-    builder = SegmentBuilder([TableSchema.of(t) for t in tables], LEVEL, store)
+    builder = SegmentBuilder([TableSchema.of(t) for t in tables], store)
     for table in tables:
         for pos, origin, _key, row_json in state.compacted_changes(table.name, "U", after, ""):
             builder.write_json(table.name, "U", row_json or "[]", origin, pos)

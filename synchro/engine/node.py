@@ -483,10 +483,10 @@ class Node:
         site's that the Siège did not keep as it was — it lost a conflict, was quarantined
         or changed since by anyone, the Siège included — is not the last version of its key
         in the log, so the winning version goes to the site. The checksums are computed
-        once for all (the proof the sites compare with), and so are the changes: encoded
-        and compressed once per acknowledged position, one segment per run of an origin's
-        changes (``engine.hq_publish``); a site's package splices the others' segments, so
-        it costs little more than its bytes and the Siège's work does not grow as n².
+        once for all (the proof the sites compare with), and so are the changes: read and
+        encoded once per acknowledged position, one segment per run of an origin's changes
+        (``engine.hq_publish``); a site's package is the others' segments compressed, so
+        the Siège's work per package is little more than compressing its bytes.
         """
         staging = self.packages_dir / "publish"
         staging.mkdir(parents=True, exist_ok=True)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import zlib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -101,7 +102,8 @@ class PackageWriter:
             digest = hashlib.sha256(prefix).digest()
             self._sealer = crypto.ChunkSealer(key, header.encryption, digest)
         self._pending = bytearray()
-        self._encoder = BodyEncoder(schemas, level, self._body)
+        self._zip = zlib.compressobj(level)
+        self._encoder = BodyEncoder(schemas, self._line)
         self._sha = hashlib.sha256()
         self._body_size = 0
         self._size = 0
@@ -152,8 +154,8 @@ class PackageWriter:
         self._step(self._encoder.write_json, table, op, text, origin, pos)
 
     def splice(self, segment: Segment, data: bytes) -> None:
-        """Add changes compressed once for several packages (``body.SegmentBuilder``):
-        ``data`` is the segment's bytes, as its store gives them."""
+        """Add changes encoded once for several packages (``body.SegmentBuilder``):
+        ``data`` is the segment's lines, as its store gives them."""
         if self._closed:
             raise ValueError("paquet déjà fermé")
         self._step(self._encoder.splice, segment, data)
@@ -231,9 +233,12 @@ class PackageWriter:
             self._raw(sealed)
             self._body_size += len(sealed)
 
+    def _line(self, data: bytes) -> None:
+        self._body(self._zip.compress(data))
+
     def _finish(self) -> None:
-        self._encoder.finish()
-        self._body(b"", final=True)
+        self._encoder.flush()
+        self._body(self._zip.flush(), final=True)
         encoder = self._encoder
         trailer = Trailer(encoder.counts, encoder.rows, self._body_size, self._sha.hexdigest())
         raw = trailer.to_bytes()
