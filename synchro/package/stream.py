@@ -1,6 +1,6 @@
 """Reading a package file as a stream: framing, hashing, decrypting, inflating, parsing.
 
-``format.py`` drives these pieces twice per package: once to verify everything, once to
+``reader.py`` drives these pieces twice per package: once to verify everything, once to
 hand the changes out. Every problem is raised as ``Invalid`` (a French reason); the
 caller adds the file name. Memory is bounded at each stage: disk reads of ``BLOCK``
 bytes (or one encrypted chunk), inflation of at most ``MAX_INFLATE`` bytes at a time,
