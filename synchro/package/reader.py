@@ -172,7 +172,7 @@ class PackageReader:
                 raise PackageError(name, modified)
             src = stream.Source(fh, layout.trailer_start)
             try:
-                _, header_bytes = stream.read_header(src)
+                header_bytes = stream.read_header(src).raw
                 if header_bytes != layout.header_bytes:
                     raise Invalid("en-tête")
                 yield from stream.Body(src, layout.header, header_bytes, keys).changes()
