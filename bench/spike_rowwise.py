@@ -18,7 +18,7 @@ without them it says so and exits 0.
    writes the snapshot and (Siège) a change log row per change. Each phase runs in a fresh
    interpreter (CPU and peak RSS from ``os.wait4``), with the raw copy in the same run.
 
-Uses ``synchro.values._text_joiner``/``_text_canon`` (private) to hash the very canonical
+Uses ``synchro.values.hashing._text_joiner``/``_text_canon`` (private) to hash the very canonical
 text of the engine with another digest: a measurement, not an API.
 """
 
@@ -72,10 +72,10 @@ def missing() -> list[str]:
 
 def canonical_text() -> Callable[[Any], str]:
     """The engine's canonical text of a row (what ``values.row_hasher`` feeds blake2b)."""
-    from synchro import values
+    from synchro.values import hashing
 
-    texts = tuple(values._text_canon(k) for k in KINDS)
-    return values._text_joiner(KINDS, texts)
+    texts = tuple(hashing._text_canon(k) for k in KINDS)
+    return hashing._text_joiner(KINDS, texts)
 
 
 def xxh3_hasher() -> Callable[[Any], bytes]:

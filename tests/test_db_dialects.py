@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from synchro.db.base import Column, Table
-from synchro.db.dialects import Dialect, detect_dialect, odbc_kind, sqlite_kind
+from synchro.db.column_kinds import odbc_kind, sqlite_kind
+from synchro.db.dialects import Dialect, detect_dialect
 
 PAIR = Table(
     "ventes",

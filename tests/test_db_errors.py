@@ -9,7 +9,7 @@ import pytest
 from backends import need_pyodbc
 
 from synchro.db import open_database
-from synchro.db.odbc import hide_secrets
+from synchro.db.odbc_connect import hide_secrets
 from synchro.errors import DatabaseError
 
 

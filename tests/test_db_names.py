@@ -13,7 +13,7 @@ from backends import BACKENDS, Backend, need_pyodbc
 
 from synchro.db import open_database
 from synchro.db.mysql_catalog import cut_by_driver
-from synchro.db.odbc import narrow_utf8
+from synchro.db.odbc_connect import narrow_utf8
 
 PARENT, CHILD = "ÉlèveÚ", "ノートヘ"
 

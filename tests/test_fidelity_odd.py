@@ -17,7 +17,7 @@ from pathlib import Path
 from backends import Backend
 from engine_helpers import make_node
 
-from synchro.package.format import open_package
+from synchro.package.reader import open_package
 
 ODD_SQLITE = [
     "INSERT INTO t VALUES (1, 7, 'ok', 1, '2024-02-29')",

@@ -18,7 +18,7 @@ from engine_helpers import Db
 from fidelity_helpers import D8DB, TABLES, create_tables, write_each
 
 from synchro.db import open_database
-from synchro.db.odbc import utf8mb4_connection
+from synchro.db.odbc_connect import utf8mb4_connection
 from synchro.values import normalise, row_hasher
 
 

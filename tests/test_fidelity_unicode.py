@@ -33,7 +33,7 @@ from hypothesis import strategies as st
 
 from synchro import values as V
 from synchro.errors import DatabaseError
-from synchro.package.format import open_package
+from synchro.package.reader import open_package
 from synchro.values import canonical
 
 ODBC = ("sqlite-odbc", "postgresql", "mariadb")
@@ -155,7 +155,7 @@ def test_generated_values_round_trip(
         except DatabaseError as exc:
             # Only SQLite may refuse, and only a decimal of more than 15 digits.
             assert backend.dialect == "sqlite" and "colonne d" in str(exc), str(exc)
-            assert len(number.normalize(V._EXACT_CONTEXT).as_tuple().digits) > 15
+            assert len(number.normalize(V.EXACT_CONTEXT).as_tuple().digits) > 15
             continue
         (back,) = db.adapter.read_back(table, [(i,)])
         for kind, sent, got in zip(table.kinds, row, back, strict=True):

@@ -188,7 +188,7 @@ def test_report_detail_lists_quarantined_rows_with_labels_of_the_ui_language(
         site_settings=dataclasses.replace(Config().site_settings, auto_sync=False),
     )
     backend.save_config(config)
-    reports = backend._app().reports
+    reports = backend._synchro().app.reports
     now = dt.datetime(2026, 12, 4, 15, 0)
     run = reports.start("3615", "run", now=now)
     reports.finish(run, State.OK, now=now, quarantined=2, details={"quarantined": rows})
@@ -221,7 +221,7 @@ def test_report_detail_says_the_controle_and_the_ack_in_plain_lines(backend: App
         site_settings=dataclasses.replace(Config().site_settings, auto_sync=False),
     )
     backend.save_config(config)
-    reports = backend._app().reports
+    reports = backend._synchro().app.reports
     now = dt.datetime(2026, 12, 4, 15, 0)
     ok = reports.start("3615", "run", now=now)
     reports.finish(ok, State.OK, now=now, details={"controle": "identiques", "accuse": 7})

@@ -30,7 +30,7 @@ from synchro.errors import MailError
 from synchro.gui.ports import STATE_OK
 from synchro.gui.shell import GuiShell
 from synchro.gui.windows import email as e
-from synchro.gui.windows import general as g
+from synchro.gui.windows import general_layout as g
 from synchro.gui.windows import rapport as r
 from synchro.gui.windows.email import EmailController
 from synchro.gui.windows.general import GeneralController

@@ -31,7 +31,7 @@ from synchro.errors import ConnectionTestError
 from synchro.gui.ports import STATE_OK
 from synchro.gui.shell import GuiShell
 from synchro.gui.tray import Command
-from synchro.gui.windows import general as g
+from synchro.gui.windows import general_layout as g
 from synchro.gui.windows import login
 from synchro.gui.windows import password as pw
 from synchro.gui.windows.general import GeneralController

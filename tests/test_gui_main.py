@@ -36,7 +36,7 @@ class AppStub:
 class Holder:
     def __init__(self) -> None:
         self.events: queue.Queue[Any] = queue.Queue()
-        self.app: AppStub | None = None
+        self.synchro: AppStub | None = None
 
 
 def test_control_channel_show_and_commands() -> None:
@@ -46,9 +46,9 @@ def test_control_channel_show_and_commands() -> None:
     assert holder.events.get_nowait() == ShowRequested()
     with pytest.raises(SynchroError, match="assistant"):
         handle("sync", {})
-    holder.app = AppStub()
+    holder.synchro = AppStub()
     assert handle("sync", {}) == {"running": False}
-    assert holder.app.asked == ["sync"]
+    assert holder.synchro.asked == ["sync"]
 
 
 def test_show_requested_opens_the_password_prompt(xvfb: str, tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ from xvfb import xvfb_fixture  # noqa: F401  (the "xvfb" fixture)
 from synchro.app import App
 from synchro.config.store import load_config
 from synchro.gui.shell import GuiShell
-from synchro.gui.windows import general as g
+from synchro.gui.windows import general_layout as g
 from synchro.gui.windows import rapport as r
 from synchro.gui.windows.general import GeneralController
 from synchro.gui.windows.rapport import RapportController

@@ -188,3 +188,14 @@ def test_screenshots_render_every_window(xvfb: str, tmp_path: Path) -> None:
     for path in written:
         with Image.open(path) as image:
             assert image.width > 100 and image.height > 60
+
+
+@pytest.mark.parametrize("lang", ["fr", "en"])
+def test_screenshot_findings_say_what_the_check_says(lang: str) -> None:
+    """The screenshots' sample Test result is built from the words only (a front end does not
+    import the engine): it must read exactly as the check's own ``Finding.text``."""
+    from synchro.engine.preflight import HERE, Finding
+
+    for table, column, code, values in screenshots.FINDINGS:
+        expected = Finding(table, column, code, HERE, dict(values)).text(lang)
+        assert screenshots.finding_line(table, column, code, values, lang) == expected

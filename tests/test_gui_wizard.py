@@ -16,7 +16,7 @@ from synchro.config.passwords import verify_password
 from synchro.errors import DatabaseError
 from synchro.gui.shell import GuiShell
 from synchro.gui.windows import email as e
-from synchro.gui.windows import wizard as w
+from synchro.gui.windows import wizard_layout as w
 from synchro.gui.windows.email import EmailController
 from synchro.gui.windows.wizard import WizardController
 

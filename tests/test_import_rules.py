@@ -82,8 +82,6 @@ KNOWN_DEBT = {
     # capture <-> engine cycle: the snapshot diff uses the state database of the engine
     # (StateDB, HELD, key_json, snap_value live in engine/state.py, a layer above capture).
     ("synchro.capture.diff", "engine"),
-    # A front end doing domain work itself instead of asking the application layer:
-    ("synchro.gui.screenshots", "engine"),  # a sample check result: preflight.Finding
 }
 
 

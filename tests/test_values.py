@@ -31,7 +31,7 @@ def reference_canonical(kind: str, value: Any) -> bytes:
     if kind == "decimal" and isinstance(value, Decimal):
         if value.is_nan() or value.is_infinite():
             return str(value).encode()
-        text = format(value.normalize(V._EXACT_CONTEXT), "f")
+        text = format(value.normalize(V.EXACT_CONTEXT), "f")
         return b"0" if text in {"-0", "0"} else text.encode()
     if kind == "float" and isinstance(value, float):
         return repr(value).encode()  # the sign of a zero, nan and infinities kept
@@ -345,3 +345,15 @@ def test_uuid_is_lowercase_text_and_json_compares_as_data() -> None:
     assert V.canonical("json", '{"x": 1}') != V.canonical("json", '{"x": "1"}')
     assert V.canonical("json", "pas du json") != V.canonical("json", '"pas du json"')
     assert V.to_json("json", '{"b":1,"a":2}') == '{"b":1,"a":2}'  # the text travels as it is
+
+
+def test_a_kind_is_its_text_on_disk_and_in_comparisons() -> None:
+    """``Kind`` is a StrEnum: manifests, JSON and string comparisons see the same text."""
+    import json
+
+    assert V.Kind.DECIMAL == "decimal" and "decimal" in V.KINDS
+    assert json.dumps([V.Kind.INT, V.Kind.JSON]) == '["int", "json"]'
+    assert f"{V.Kind.DATETIME}" == "datetime" and str(V.Kind.BLOB) == "blob"
+    names = "int float decimal text bool date datetime time blob uuid json"
+    assert [k.value for k in V.KINDS] == names.split()
+    assert V.row_hash([V.Kind.INT, V.Kind.TEXT], [1, "a"]) == V.row_hash(["int", "text"], [1, "a"])

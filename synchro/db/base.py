@@ -14,6 +14,8 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
+from synchro.values import Kind
+
 Row = tuple[Any, ...]
 Key = tuple[Any, ...]
 
@@ -25,7 +27,7 @@ class Column:
     equality: two columns are the same column whatever their sizes."""
 
     name: str
-    kind: str  # one of synchro.values.KINDS
+    kind: Kind
     type_name: str = ""  # the declared type as the database reports it
     nullable: bool = True
     length: int | None = field(default=None, compare=False)  # text: characters; blob: bytes
@@ -62,7 +64,7 @@ class Table:
         return tuple(c.name for c in self.columns)
 
     @property
-    def kinds(self) -> tuple[str, ...]:
+    def kinds(self) -> tuple[Kind, ...]:
         return tuple(c.kind for c in self.columns)
 
     @property
@@ -71,7 +73,7 @@ class Table:
         return tuple(names.index(k) for k in self.key)
 
     @property
-    def key_kinds(self) -> tuple[str, ...]:
+    def key_kinds(self) -> tuple[Kind, ...]:
         kinds = {c.name: c.kind for c in self.columns}
         return tuple(kinds[k] for k in self.key)
 

@@ -24,6 +24,8 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
+from synchro.values import Kind
+
 Binder = Callable[[Any], Any]
 
 INT64 = (-(2**63), 2**63 - 1)
@@ -311,11 +313,12 @@ def _fixed_width(column_type: str) -> bool:
     return base in ("char", "character", "bpchar", "nchar", "national char")
 
 
-def _blob(value: Any) -> Any:
+def blob_bytes(value: Any) -> Any:
+    """A bytes-like value as ``bytes`` (drivers bind ``bytes`` alike); others as they are."""
     return bytes(value) if isinstance(value, bytearray | memoryview) else value
 
 
-def binder(dialect: str, kind: str, column_type: str, *, nul: bool = True) -> Binder | None:
+def binder(dialect: str, kind: Kind, column_type: str, *, nul: bool = True) -> Binder | None:
     """The binder of one column (None: the value as it is). ``nul``: the driver keeps the
     character U+0000 in text (the SQLite ODBC driver cuts the text there)."""
     if kind == "float":
@@ -333,5 +336,5 @@ def binder(dialect: str, kind: str, column_type: str, *, nul: bool = True) -> Bi
     if kind in ("text", "json"):
         return _text_binder(dialect, column_type, nul)
     if kind == "blob":
-        return _blob
+        return blob_bytes
     return None

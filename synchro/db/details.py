@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from synchro.db.base import Column
+from synchro.values import Kind
 
 Details = dict[str, Any]
 
@@ -132,7 +133,7 @@ def odbc_details(data_type: int, column_size: int | None, digits: int | None) ->
     return d
 
 
-def sqlite_details(declared: str, kind: str) -> Details:
+def sqlite_details(declared: str, kind: Kind) -> Details:
     """An SQLite column: sizes are only declared (never enforced); integers and reals have
     8 bytes; a decimal keeps 15 digits exactly (NUMERIC affinity stores a double)."""
     n, s = _args(declared)
@@ -174,7 +175,7 @@ def _int(value: Any) -> int | None:
     return value if type(value) is int else None
 
 
-def from_json(name: str, kind: str, data: Any) -> Column:
+def from_json(name: str, kind: Kind, data: Any) -> Column:
     """A column from ``to_json``; unknown or ill-typed entries are ignored (a newer writer
     may say more), so reading never fails on details."""
     if not isinstance(data, dict):

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from synchro.db.base import Column, Table
+from synchro.values import Kind
 
 DIALECTS = ("sqlite", "postgresql", "mysql", "mssql", "access")
 
@@ -24,38 +25,6 @@ MAX_BATCH_ROWS = 500
 # Families with multi-row VALUES, a native upsert, savepoints and a binary collation.
 # Anything else (MS Access, an unknown ODBC source) gets the cautious row-at-a-time path.
 _FULL = ("sqlite", "postgresql", "mysql", "mssql")
-
-# ODBC SQL data type codes (sql.h / sqlext.h) mapped to kinds.
-_ODBC_TYPES = {
-    -7: "bool",  # SQL_BIT
-    -6: "int",  # SQL_TINYINT
-    -5: "int",  # SQL_BIGINT
-    4: "int",
-    5: "int",
-    2: "decimal",  # SQL_NUMERIC
-    3: "decimal",  # SQL_DECIMAL
-    6: "float",
-    7: "float",
-    8: "float",
-    1: "text",  # SQL_CHAR
-    12: "text",
-    -1: "text",
-    -8: "text",  # SQL_WCHAR
-    -9: "text",
-    -10: "text",
-    -11: "text",  # SQL_GUID
-    9: "date",  # SQL_DATE (ODBC 2) / SQL_DATETIME
-    91: "date",
-    10: "time",
-    92: "time",
-    -154: "time",  # SQL Server TIME
-    11: "datetime",
-    93: "datetime",
-    -155: "datetime",  # SQL Server DATETIMEOFFSET
-    -2: "blob",
-    -3: "blob",
-    -4: "blob",
-}
 
 
 def detect_dialect(dbms_name: str) -> str:
@@ -73,50 +42,6 @@ def detect_dialect(dbms_name: str) -> str:
         if needle in name:
             return family
     return ""
-
-
-def sqlite_kind(declared: str) -> str:
-    """The kind of an SQLite column from its declared type (affinity rules, refined)."""
-    t = declared.upper()
-    if "BOOL" in t:
-        return "bool"
-    if "INT" in t:
-        return "int"
-    if any(s in t for s in ("CHAR", "CLOB", "TEXT")):
-        return "text"
-    if "BLOB" in t or not t.strip():
-        return "blob"
-    if any(s in t for s in ("REAL", "FLOA", "DOUB")):
-        return "float"
-    if "DATETIME" in t or "TIMESTAMP" in t:
-        return "datetime"
-    if "DATE" in t:
-        return "date"
-    if "TIME" in t:
-        return "time"
-    return "decimal"  # NUMERIC affinity: DECIMAL, NUMERIC, MONEY...
-
-
-def odbc_kind(dialect: str, type_name: str, data_type: int, column_size: int | None) -> str:
-    """The kind of a column from ODBC metadata (``cursor.columns`` row)."""
-    if dialect == "sqlite":
-        return sqlite_kind(type_name)
-    t = type_name.lower()
-    if dialect == "mysql" and t.startswith("tinyint") and (column_size == 1 or "(1)" in t):
-        return "bool"
-    if t in ("bool", "boolean", "bit", "yesno"):
-        return "bool"
-    if t in ("money", "smallmoney", "currency"):
-        return "decimal"
-    if t in ("uuid", "uniqueidentifier"):  # MariaDB's UUID is reported as binary
-        return "uuid"
-    if t in ("json", "jsonb"):
-        return "json"
-    if t in ("bytea", "image", "longbinary") or t.endswith("blob"):
-        return "blob"
-    if t.startswith("timestamp") or t.startswith("datetime") or t == "smalldatetime":
-        return "datetime"
-    return _ODBC_TYPES.get(data_type, "text")
 
 
 @dataclass(frozen=True)
@@ -177,7 +102,7 @@ class Dialect:
     def _cols(self, names: Sequence[str]) -> str:
         return ", ".join(self.quote(n) for n in names)
 
-    def _order_term(self, expr: str, kind: str) -> str:
+    def _order_term(self, expr: str, kind: Kind) -> str:
         """``expr`` (a quoted column or ``?``) as it sorts in code point order."""
         if kind == "uuid" and self.name == "mysql":  # MariaDB sorts UUIDs by swapped parts
             return f"CAST(CONVERT({expr} USING utf8mb4) AS BINARY)"

@@ -2,7 +2,7 @@
 
 pyodbc hands table names to the ODBC catalog functions (``SQLColumnsW``,
 ``SQLPrimaryKeysW``...) as UTF-16, and MariaDB Connector/ODBC 3.1 converts UTF-16 wrongly
-(see ``odbc.narrow_utf8``): a table whose name holds a character whose UTF-16 low byte is
+(see ``odbc_connect.narrow_utf8``): a table whose name holds a character whose UTF-16 low byte is
 D8-DB (Ú, Ø, ヘ...) is looked up under a cut name, so its columns or key come back empty
 and the table would be reported as having no key. For such names the adapter asks
 ``information_schema`` instead, with the name bound as UTF-8 like every other parameter;

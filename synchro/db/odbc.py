@@ -1,7 +1,7 @@
 """Any ODBC source (connection string or DSN) through pyodbc.
 
 pyodbc is imported inside functions only: it links the system's unixODBC, and the embedded
-SQLite path must work on a machine without it. The family is detected from
+SQLite path must work on a machine without it (``odbc_connect``). The family is detected from
 ``SQL_DBMS_NAME`` and identifiers are quoted with ``SQL_IDENTIFIER_QUOTE_CHAR``. The
 connection stays in autocommit between transactions (reads hold no locks) and ``atomic()``
 turns autocommit off for its duration. ``fast_executemany`` is never used: it crashes the
@@ -15,118 +15,31 @@ primary key), MariaDB's ``tinyint(1)`` is read from ``information_schema`` to be
 from __future__ import annotations
 
 import contextlib
-import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from synchro.db.base import Column, ForeignKey, Key, Row, Table
-from synchro.db.binding import Binder, binder
+from synchro.db.binding import Binder, binder, blob_bytes
+from synchro.db.column_kinds import odbc_kind
 from synchro.db.details import mysql_details, odbc_details, postgresql_details, with_details
-from synchro.db.dialects import Dialect, detect_dialect, odbc_kind
+from synchro.db.dialects import Dialect, detect_dialect
 from synchro.db.generic import SqlAdapter
 from synchro.db.mysql_catalog import catalog_rows, cut_by_driver
+from synchro.db.odbc_connect import (
+    SQL_DATABASE_NAME,
+    SQL_DBMS_NAME,
+    SQL_DBMS_VER,
+    SQL_IDENTIFIER_QUOTE_CHAR,
+    SQL_SERVER_NAME,
+    STREAMING,
+    connect,
+    load_pyodbc,
+    narrow_utf8,
+    utf8mb4_connection,
+)
 from synchro.db.sqlite import discover as discover_sqlite
 from synchro.errors import DatabaseError
-
-SQL_DBMS_NAME = 17
-SQL_DBMS_VER = 18
-SQL_DATABASE_NAME = 16
-SQL_SERVER_NAME = 13
-SQL_IDENTIFIER_QUOTE_CHAR = 29
-CONNECT_TIMEOUT = 15
-
-# Driver options that stream results instead of loading them whole (psqlODBC, SQLite ODBC).
-# MariaDB Connector/ODBC < 3.1.17 cannot: the dialect pages its scans instead.
-STREAMING = {"postgresql": "UseDeclareFetch=1;Fetch=2000", "sqlite": "StepAPI=1"}
-
-_SECRET = re.compile(r"((?:PWD|PASSWORD)\s*=\s*)(\{[^}]*\}|[^;]*)", re.IGNORECASE)
-
-
-def _pyodbc() -> Any:
-    try:
-        import pyodbc
-    except ImportError as exc:
-        raise DatabaseError(
-            "Le module ODBC (pyodbc) ne peut pas être chargé : installez unixODBC "
-            f"(Linux : apt-get install unixodbc) ou utilisez un fichier SQLite. ({exc})"
-        ) from exc
-    return pyodbc
-
-
-def hide_secrets(connection: str) -> str:
-    """The connection string with its password masked, for messages and logs."""
-    return _SECRET.sub(r"\1***", connection)
-
-
-def connect_error(pyodbc: Any, connection: str, exc: Exception) -> DatabaseError:
-    """Say why a connection failed and what to check."""
-    state = str(exc.args[0]) if exc.args else ""
-    text = str(exc.args[1] if len(exc.args) > 1 else exc)
-    low = text.lower()
-    where = hide_secrets(connection)
-    if state == "IM002" or "can't open lib" in low or "data source name not found" in low:
-        drivers = ", ".join(pyodbc.drivers()) or "aucun"
-        sources = ", ".join(pyodbc.dataSources()) or "aucune"
-        advice = (
-            f"pilote ODBC ou source de données introuvable. Pilotes installés : {drivers} ; "
-            f"sources (DSN) : {sources}"
-        )
-    elif state.startswith("28") or any(w in low for w in ("access denied", "password", "authenti")):
-        advice = "identifiants refusés : vérifiez l'utilisateur (UID) et le mot de passe (PWD)"
-    elif "does not exist" in low or "unknown database" in low:
-        advice = "cette base n'existe pas sur le serveur : vérifiez DATABASE"
-    elif state.startswith("08") or "connect" in low or "timeout" in low or "timed out" in low:
-        server = re.search(r"(?:SERVER|HOST)\s*=\s*([^;]*)", connection, re.IGNORECASE)
-        port = re.search(r"PORT\s*=\s*([^;]*)", connection, re.IGNORECASE)
-        address = (server.group(1) if server else "?") + (f":{port.group(1)}" if port else "")
-        advice = f"serveur {address} injoignable : vérifiez l'adresse, le port et qu'il est démarré"
-    else:
-        advice = "vérifiez la chaîne de connexion"
-    return DatabaseError(f"Connexion ODBC impossible ({where}) : {advice}. Détail : {text}")
-
-
-def _blob(value: Any) -> Any:
-    return bytes(value) if isinstance(value, bytearray | memoryview) else value
-
-
-def narrow_utf8(pyodbc: Any, conn: Any) -> None:
-    """Make a MariaDB Connector/ODBC connection exchange text as UTF-8 bytes only.
-
-    The driver's UTF-16 conversion (Connector/ODBC 3.1, Debian 12) is wrong both ways:
-    fetched as wide characters, a value holding a character whose UTF-16 low byte is
-    D8-DB (Ø Ù Ú Û, ט, ヘ...) comes back one character short per such character, or as
-    half a code unit that cannot be decoded, and the miscounted lengths write past
-    pyodbc's buffers (the ``malloc(): invalid next size`` aborts of an export); bound as
-    UTF-16, long values get ``\\0`` or junk appended. Every text column, ``SQL_WCHAR``
-    ones included, is therefore fetched as ``SQL_C_CHAR`` in UTF-8 and parameters are
-    bound as UTF-8: the driver then copies bytes and converts nothing. The SQLite ODBC
-    driver gets the same: read as wide characters in pieces, it splits a surrogate pair
-    at the piece boundary (8190 bytes) and the text cannot be decoded.
-    """
-    conn.setencoding(encoding="utf-8")
-    conn.setdecoding(pyodbc.SQL_CHAR, encoding="utf-8")
-    conn.setdecoding(pyodbc.SQL_WCHAR, encoding="utf-8", ctype=pyodbc.SQL_CHAR)
-
-
-def utf8mb4_connection(connection: str) -> str:
-    """The MariaDB connection string with ``CHARSET=utf8mb4`` (replacing another one): the
-    narrow UTF-8 exchange needs a utf8mb4 session (with ``CHARSET=latin1`` UTF-8 bytes
-    were stored double-encoded and read back as "equal" by the same connection), and the
-    driver refuses ``SET NAMES``."""
-    found = re.search(r"(?i)(^|;)\s*CHARSET\s*=\s*([^;]*)", connection)
-    if found is None:
-        return connection  # the driver's default is utf8mb4
-    if found.group(2).strip().lower() == "utf8mb4":
-        return connection
-    start, end = found.span(2)
-    return connection[:start] + "utf8mb4" + connection[end:]
-
-
-def _connect(pyodbc: Any, connection: str) -> Any:
-    try:
-        return pyodbc.connect(connection, autocommit=True, timeout=CONNECT_TIMEOUT)
-    except pyodbc.Error as exc:
-        raise connect_error(pyodbc, connection, exc) from exc
+from synchro.values import Kind
 
 
 class OdbcAdapter(SqlAdapter):
@@ -135,10 +48,10 @@ class OdbcAdapter(SqlAdapter):
     def __init__(self, connection: str) -> None:
         super().__init__()
         self._types_of: dict[str, dict[str, str]] = {}
-        pyodbc = _pyodbc()
+        pyodbc = load_pyodbc()
         self._driver_errors = (pyodbc.Error,)
         pyodbc.pooling = False  # a pooled connection is never really closed
-        self._conn = _connect(pyodbc, connection)
+        self._conn = connect(pyodbc, connection)
         info = self._conn.getinfo
         dbms = str(info(SQL_DBMS_NAME))
         self.dialect = detect_dialect(dbms) or "odbc"
@@ -151,7 +64,7 @@ class OdbcAdapter(SqlAdapter):
             wanted = utf8mb4_connection(wanted)
         if wanted != connection:
             self._conn.close()
-            self._conn = _connect(pyodbc, wanted)
+            self._conn = connect(pyodbc, wanted)
             info = self._conn.getinfo
         self.sql = Dialect(
             self.dialect,
@@ -194,8 +107,8 @@ class OdbcAdapter(SqlAdapter):
 
     # -- driver hooks -----------------------------------------------------------------
 
-    def _binder(self, kind: str) -> Callable[[Any], Any] | None:
-        return _blob if kind == "blob" else None  # pyodbc binds the other kinds natively
+    def _binder(self, kind: Kind) -> Callable[[Any], Any] | None:
+        return blob_bytes if kind == "blob" else None  # pyodbc binds the other kinds natively
 
     def _column_binder(self, table: Table, column: Column) -> Binder | None:
         if self.dialect not in ("sqlite", "postgresql", "mysql"):

@@ -17,11 +17,13 @@ from decimal import Decimal
 from typing import Any
 
 from synchro.db.base import Column, ForeignKey, Table
-from synchro.db.binding import Binder, binder
+from synchro.db.binding import Binder, binder, blob_bytes
+from synchro.db.column_kinds import sqlite_kind
 from synchro.db.details import sqlite_details, with_details
-from synchro.db.dialects import Dialect, sqlite_kind
+from synchro.db.dialects import Dialect
 from synchro.db.generic import SqlAdapter
 from synchro.errors import DatabaseError
+from synchro.values import Kind
 
 _HINTS = {
     "database is locked": "un autre programme écrit dans la base ; réessayez plus tard",
@@ -47,10 +49,6 @@ def _bool(value: Any) -> Any:
     return int(value) if isinstance(value, bool) else value
 
 
-def _blob(value: Any) -> Any:
-    return bytes(value) if isinstance(value, bytearray | memoryview) else value
-
-
 # How stdlib sqlite3 gets each kind without its deprecated default adapters: Decimal and
 # dates as text (ISO, the form SQLite's date functions read), bool as 0/1.
 _BINDERS: dict[str, Callable[[Any], Any]] = {
@@ -59,12 +57,12 @@ _BINDERS: dict[str, Callable[[Any], Any]] = {
     "date": _iso_space,  # a datetime kept in a DATE column: written as SQLite writes it
     "time": _iso,
     "bool": _bool,
-    "blob": _blob,
+    "blob": blob_bytes,
     "int": _bool,
 }
 
 
-def bind_sqlite(kind: str, value: Any) -> Any:
+def bind_sqlite(kind: Kind, value: Any) -> Any:
     """A value of ``kind`` as stdlib ``sqlite3`` binds it."""
     binder = _BINDERS.get(kind)
     return value if binder is None or value is None else binder(value)
@@ -91,7 +89,7 @@ class SqliteAdapter(SqlAdapter):
 
     # -- driver hooks -----------------------------------------------------------------
 
-    def _binder(self, kind: str) -> Callable[[Any], Any] | None:
+    def _binder(self, kind: Kind) -> Callable[[Any], Any] | None:
         return _BINDERS.get(kind)
 
     def _column_binder(self, table: Table, column: Column) -> Binder | None:

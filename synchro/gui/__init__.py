@@ -61,12 +61,13 @@ class _Backend(Protocol):
     def events(self) -> queue.Queue[Any]: ...
 
     @property
-    def app(self) -> Any: ...
+    def synchro(self) -> Any: ...
 
 
 def control_handler(backend: _Backend) -> Any:
     """The local control channel of the tray program (runs in the channel's thread: it only
-    enqueues). ``show`` opens the settings; the others go to the App once it exists."""
+    enqueues). ``show`` opens the settings; the others go to the node
+    (``application.Synchro``) once it exists."""
     from synchro.errors import ErrorKind, SynchroError
     from synchro.gui.ports import ShowRequested
 
@@ -74,11 +75,11 @@ def control_handler(backend: _Backend) -> Any:
         if cmd == "show":
             backend.events.put(ShowRequested())
             return {"shown": True}
-        if backend.app is None:
+        if backend.synchro is None:
             raise SynchroError(
                 "Synchro n'est pas encore paramétré : terminez l'assistant.", kind=ErrorKind.CONFIG
             )
-        reply: Mapping[str, Any] | None = backend.app.control(cmd, args)
+        reply: Mapping[str, Any] | None = backend.synchro.control(cmd, args)
         return reply
 
     return handle

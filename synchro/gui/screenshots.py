@@ -98,21 +98,32 @@ def with_title(body: Image.Image, title: str) -> Image.Image:
     return image
 
 
+# The sample check findings of a Serveur's Test: (table, column, code, values), the words
+# of ``locales/check.json`` as the schema check says a limit that is here, not at the Siège.
+FINDINGS: tuple[tuple[str, str, str, dict[str, object]], ...] = (
+    ("clients", "nom", "short_chars", {"have": "VARCHAR(20)", "m": 120}),
+    (
+        "ventes",
+        "montant",
+        "decimal",
+        {"have": "DECIMAL(8,2)", "need": "DECIMAL(12,2)", "suggest": "DECIMAL(12,2)"},
+    ),
+)
+
+
+def finding_line(table: str, column: str, code: str, values: dict[str, object], lang: str) -> str:
+    """A sample finding's line: a limit here, the Siège's side holding more (the check's own
+    ``check.line`` words; tests/test_gui_tray.py compares it with the check's text)."""
+    sides = {"side": tr("check.side.here", lang), "other": tr("check.side.hq", lang)}
+    why = tr(f"check.{code}", lang, **sides, **values)
+    fix = tr(f"check.{code}.fix", lang, **sides, **values)
+    return tr("check.line", lang, where=f"{table}.{column}", why=why, fix=fix)
+
+
 def _test_result(lang: str) -> str:
     """What Test shows for a Serveur whose schema check found problems: the connection
     (the transport's own French text), then the check's lines."""
-    from synchro.engine.preflight import HERE, Finding
-
-    findings = [
-        Finding("clients", "nom", "short_chars", HERE, {"have": "VARCHAR(20)", "m": 120}),
-        Finding(
-            "ventes",
-            "montant",
-            "decimal",
-            HERE,
-            {"have": "DECIMAL(8,2)", "need": "DECIMAL(12,2)", "suggest": "DECIMAL(12,2)"},
-        ),
-    ]
+    findings = [finding_line(*f, lang) for f in FINDINGS]
     lines = [
         "Connexion au siège 192.168.0.24:21 réussie (établissement 3615, FTPS, certificat "
         "vérifié) ; 0 fichier(s) en attente.",
@@ -120,39 +131,47 @@ def _test_result(lang: str) -> str:
         tr("check.compared", lang, source=tr("check.source.hq_file", lang, date="06/12/2005")),
         tr("check.problems", lang, n=len(findings)),
     ]
-    return "\n".join(lines + ["  " + f.text(lang) for f in findings])
+    return "\n".join(lines + ["  " + f for f in findings])
 
 
 def scenes(lang: str) -> Iterator[tuple[str, Callable[[], object]]]:
     """(file name, function opening the window ready to capture) for every screen."""
-    from synchro.gui.windows import email, general, login, password, rapport, wizard
+    from synchro.gui.windows import (
+        email,
+        general,
+        general_layout,
+        login,
+        password,
+        rapport,
+        wizard_layout,
+    )
 
     def general_window(config: Config, running: bool) -> object:
         key = "gui.status.start_hq" if config.is_hq else "gui.status.start_site"
         status = [f"11/18 17:39:02 : {tr(key, lang)}"]
-        window = general.make_general_window(config, lang, False, status)
+        window = general_layout.make_general_window(config, lang, False, status)
         if running:
-            window[general.STOP].update(disabled=False)
-            window[general.RAZ].update(disabled=False)
-            window[general.MANUAL].update(disabled=True)
+            window[general_layout.STOP].update(disabled=False)
+            window[general_layout.RAZ].update(disabled=False)
+            window[general_layout.MANUAL].update(disabled=True)
             fake = general.GeneralController.__new__(general.GeneralController)
             fake.window = window
             fake.shell = _LangShell(lang)  # type: ignore[assignment]
             fake.show_progress(Progress(12345, 1_250_000, "3615 : envoi", 0.6))
         else:
-            window[general.STOP].update(disabled=True)
-            window[general.RAZ].update(disabled=True)
+            window[general_layout.STOP].update(disabled=True)
+            window[general_layout.RAZ].update(disabled=True)
         if not config.is_hq:
-            window[general.TEST_RESULT].update(_test_result(lang), text_color="#b00020")
+            window[general_layout.TEST_RESULT].update(_test_result(lang), text_color="#b00020")
         return window
 
     def wizard_at(step: int, config: Config) -> object:
-        window = wizard.make_wizard_window(
+        window = wizard_layout.make_wizard_window(
             config, ["SQLite3", "PostgreSQL Unicode"], lang, today=dt.date(2005, 12, 6)
         )
-        wizard.show_step(window, step, lang)
+        wizard_layout.show_step(window, step, lang)
         if step == 2:
-            window[wizard.TABLES].update(values=["articles", "clients", "ventes"])
+            window[wizard_layout.TABLES].update(values=["articles", "clients", "ventes"])
         return window
 
     yield "login", lambda: login.make_login_window(lang)
@@ -174,7 +193,7 @@ def scenes(lang: str) -> Iterator[tuple[str, Callable[[], object]]]:
     yield "email", lambda: email.make_email_window(EMAIL, lang)
     yield "password", lambda: password.make_password_window(lang)
     base = Config(role=Role.SITE, site="3615", language=lang)
-    for step in range(wizard.STEPS):
+    for step in range(wizard_layout.STEPS):
         yield f"wizard-{step + 1}", lambda step=step: wizard_at(step, base)  # type: ignore[misc]
     hq = Config(role=Role.HQ, site="0001", language=lang)
     yield "wizard-4-siege", lambda: wizard_at(3, hq)

@@ -42,7 +42,16 @@ from synchro.gui.ports import (
     TrayState,
 )
 from synchro.gui.tray import Command, Tray, TrayPort, tooltip
-from synchro.gui.windows import email, general, login, password, rapport, wizard
+from synchro.gui.windows import (
+    email,
+    general,
+    general_layout,
+    login,
+    password,
+    rapport,
+    wizard,
+    wizard_layout,
+)
 from synchro.i18n import system_language, tr
 
 log = logging.getLogger("synchro.gui")
@@ -275,7 +284,7 @@ class GuiShell:
     def open_general(self) -> None:
         if self.front(general.GeneralController):
             return
-        window = general.make_general_window(
+        window = general_layout.make_general_window(
             self.backend.config(), self.lang, self.backend.autostart(), self.lines
         )
         controller = general.GeneralController(window, self)
@@ -323,7 +332,7 @@ class GuiShell:
     def open_wizard(self) -> None:
         """First run: the wizard, in the system's language (French unless it is English)."""
         lang = system_language()
-        window = wizard.make_wizard_window(
-            self.backend.config(), wizard.odbc_drivers(self.backend), lang
+        window = wizard_layout.make_wizard_window(
+            self.backend.config(), wizard_layout.odbc_drivers(self.backend), lang
         )
         self.controllers.append(wizard.WizardController(window, self, lang))

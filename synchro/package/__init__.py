@@ -1,4 +1,4 @@
-"""Package files: one file of changes from one origin (see ``format`` and ``manifest``).
+"""Package files: one file of changes from one origin (see ``writer``, ``reader`` and ``manifest``).
 
 with PackageWriter(path, origin="3615", sequence=7, kind="site", tables=schemas) as w:
     w.write("ventes", "U", row)
@@ -6,8 +6,9 @@ reader = open_package(path)          # verifies everything, or PackageError
 for change in reader.changes(): ...
 """
 
-from .format import PackageReader, PackageWriter, open_package, read_manifest
 from .manifest import FORMAT_VERSION, Change, Manifest, TableSchema
+from .reader import PackageReader, open_package, read_manifest
+from .writer import PackageWriter
 
 __all__ = [
     "FORMAT_VERSION",

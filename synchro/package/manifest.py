@@ -1,6 +1,6 @@
 """What a package says about itself: table schemas, changes, manifest, header and trailer.
 
-A package file is laid out as (see ``format.py`` for the streaming parts)::
+A package file is laid out as (see ``writer.py`` and ``reader.py`` for the streaming parts)::
 
     MAGIC (12 bytes)  version (uint16 BE)  header length (uint32 BE)  header (JSON, UTF-8)
     body (a zlib stream of JSON lines of grouped changes, see ``records.py``;
@@ -23,7 +23,7 @@ from typing import Any
 
 from synchro.db import details as column_details
 from synchro.db.base import Column, Table
-from synchro.values import KINDS
+from synchro.values import KINDS, Kind
 
 FORMAT_VERSION = 1  # a package whose table schemas are names and kinds only
 DETAILS_VERSION = 2  # the schemas also say what each column can hold (``details``)
@@ -56,7 +56,7 @@ class TableSchema:
     """
 
     name: str
-    columns: tuple[tuple[str, str], ...]
+    columns: tuple[tuple[str, Kind], ...]
     key: tuple[str, ...]
     details: tuple[Column, ...] = field(default=(), compare=False)
 
@@ -76,7 +76,7 @@ class TableSchema:
         return tuple(name for name, _ in self.columns)
 
     @property
-    def kinds(self) -> tuple[str, ...]:
+    def kinds(self) -> tuple[Kind, ...]:
         return tuple(kind for _, kind in self.columns)
 
     @property
@@ -85,7 +85,7 @@ class TableSchema:
         return tuple(names.index(k) for k in self.key)
 
     @property
-    def key_kinds(self) -> tuple[str, ...]:
+    def key_kinds(self) -> tuple[Kind, ...]:
         kinds = self.kinds
         return tuple(kinds[i] for i in self.key_positions)
 
@@ -133,6 +133,8 @@ class TableSchema:
         schema = cls(data["name"], tuple((c[0], c[1]) for c in columns), tuple(key))
         if any(not isinstance(k, str) for k in schema.key) or schema.problem():
             raise Invalid(f"en-tête illisible ({schema.problem() or 'clé'})")
+        kinds = tuple((name, Kind(kind)) for name, kind in schema.columns)
+        schema = cls(schema.name, kinds, schema.key)
         found = data.get("details")
         if found is None:
             return schema

@@ -18,26 +18,11 @@ from decimal import Decimal
 from typing import Any
 
 from synchro import values as V
+from synchro.values import Kind
+from synchro.values.json_form import NATIVE_JSON, TYPED_JSON
 
 Encoder = Callable[[Any], Any]
 Decoder = Callable[[Any], Any]
-
-# Kinds whose JSON value is the Python value itself, with that exact type.
-_NATIVE: dict[str, type] = {
-    "int": int,
-    "float": float,
-    "text": str,
-    "bool": bool,
-    "uuid": str,
-    "json": str,
-}
-_TYPES: dict[str, type] = {
-    "decimal": Decimal,
-    "datetime": dt.datetime,
-    "date": dt.date,
-    "time": dt.time,
-    "blob": bytes,
-}
 
 
 class Unrepresentable(ValueError):
@@ -54,7 +39,7 @@ def _same(a: Any, b: Any) -> bool:
     return bool(a == b) and str(a) == str(b)  # str: Decimal scale, datetime offset
 
 
-def _encode_slow(kind: str, value: Any) -> Any:
+def _encode_slow(kind: Kind, value: Any) -> Any:
     expected = V.normalise(kind, value)
     encoded = V.to_json(kind, value)
     try:
@@ -66,30 +51,9 @@ def _encode_slow(kind: str, value: Any) -> Any:
     return encoded
 
 
-def _to_iso_space(value: dt.datetime) -> str:
-    return value.isoformat(" ")
-
-
-def _to_iso(value: dt.date | dt.time) -> str:
-    return value.isoformat()
-
-
-def _to_b64(value: bytes) -> str:
-    return base64.b64encode(value).decode("ascii")
-
-
-_FAST_ENCODE: dict[str, Callable[[Any], Any]] = {
-    "decimal": str,
-    "datetime": _to_iso_space,
-    "date": _to_iso,
-    "time": _to_iso,
-    "blob": _to_b64,
-}
-
-
-def encoder(kind: str) -> Encoder:
+def encoder(kind: Kind) -> Encoder:
     """A function from a Python value of ``kind`` to its JSON form (``values.to_json``)."""
-    native = _NATIVE.get(kind)
+    native = NATIVE_JSON.get(kind)
     if native is not None:
 
         def encode_native(value: Any) -> Any:
@@ -98,7 +62,7 @@ def encoder(kind: str) -> Encoder:
             return _encode_slow(kind, value)
 
         return encode_native
-    typ, fast = _TYPES[kind], _FAST_ENCODE[kind]
+    typ, fast = TYPED_JSON[kind]
 
     def encode_typed(value: Any) -> Any:
         if value is None:
@@ -110,7 +74,7 @@ def encoder(kind: str) -> Encoder:
     return encode_typed
 
 
-def _decode_slow(kind: str, value: Any) -> Any:
+def _decode_slow(kind: Kind, value: Any) -> Any:
     if isinstance(value, list | dict):
         raise ValueError("valeur composée")
     return V.from_json(kind, value)
@@ -129,9 +93,9 @@ _FAST_DECODE: dict[str, Callable[[str], Any]] = {
 }
 
 
-def decoder(kind: str) -> Decoder:
+def decoder(kind: Kind) -> Decoder:
     """The inverse of ``encoder(kind)`` (``values.from_json``); ValueError on a bad value."""
-    native = _NATIVE.get(kind)
+    native = NATIVE_JSON.get(kind)
     if native is not None:
 
         def decode_native(value: Any) -> Any:
@@ -140,7 +104,7 @@ def decoder(kind: str) -> Decoder:
             return _decode_slow(kind, value)
 
         return decode_native
-    typ, fast = _TYPES[kind], _FAST_DECODE[kind]
+    typ, fast = TYPED_JSON[kind][0], _FAST_DECODE[kind]
 
     def decode_typed(value: Any) -> Any:
         if value is None:
@@ -200,7 +164,7 @@ _NAMES: dict[str, Any] = {
 
 
 def _compile(
-    kinds: Sequence[str],
+    kinds: Sequence[Kind],
     templates: dict[str, str],
     slow: tuple[Callable[[Any], Any], ...],
     kind: str,
@@ -232,7 +196,7 @@ def _compile(
 
 
 @functools.lru_cache(maxsize=512)
-def row_encoder(kinds: tuple[str, ...]) -> Callable[[Sequence[Any]], tuple[list[Any], int]]:
+def row_encoder(kinds: tuple[Kind, ...]) -> Callable[[Sequence[Any]], tuple[list[Any], int]]:
     """``values -> (JSON values, rough size of their JSON text)`` for rows of ``kinds``.
 
     Raises ``Unrepresentable`` like ``encoder``. Cached: a pure function of ``kinds``.
@@ -242,7 +206,7 @@ def row_encoder(kinds: tuple[str, ...]) -> Callable[[Sequence[Any]], tuple[list[
 
 
 @functools.lru_cache(maxsize=512)
-def row_decoder(kinds: tuple[str, ...]) -> Callable[[Sequence[Any]], tuple[Any, ...]]:
+def row_decoder(kinds: tuple[Kind, ...]) -> Callable[[Sequence[Any]], tuple[Any, ...]]:
     """``JSON values -> values`` for rows of ``kinds``. May raise ValueError, TypeError or
     ArithmeticError on an odd value: decode it value by value with ``decoder`` then."""
     slow = tuple(decoder(k) for k in kinds)

@@ -1,6 +1,6 @@
 """Reading a package file as a stream: framing, hashing, decrypting, inflating, parsing.
 
-``format.py`` drives these pieces twice per package: once to verify everything, once to
+``reader.py`` drives these pieces twice per package: once to verify everything, once to
 hand the changes out. Every problem is raised as ``Invalid`` (a French reason); the
 caller adds the file name. Memory is bounded at each stage: disk reads of ``BLOCK``
 bytes (or one encrypted chunk), inflation of at most ``MAX_INFLATE`` bytes at a time,
@@ -13,7 +13,7 @@ import hashlib
 import struct
 import zlib
 from collections.abc import Iterator
-from typing import IO
+from typing import IO, NamedTuple
 
 from . import crypto
 from .manifest import (
@@ -66,7 +66,23 @@ class Source:
             self.read(BLOCK)
 
 
-def frame(fh: IO[bytes], size: int) -> tuple[Trailer, int]:
+class Framed(NamedTuple):
+    """A file whose start and end were checked: its trailer, and where the trailer starts
+    (everything before is covered by the trailer's SHA-256)."""
+
+    trailer: Trailer
+    trailer_start: int
+
+
+class ReadHeader(NamedTuple):
+    """A package's header, and its bytes from the start of the file (what AAD and checks
+    bind)."""
+
+    header: Header
+    raw: bytes
+
+
+def frame(fh: IO[bytes], size: int) -> Framed:
     """Check the start (magic, version) and the end (end magic, trailer) of the file.
 
     Returns the trailer and where it starts: everything before is covered by its SHA-256.
@@ -95,17 +111,17 @@ def frame(fh: IO[bytes], size: int) -> tuple[Trailer, int]:
     if trailer_len > MAX_TRAILER or trailer_start < PREFIX.size:
         raise Invalid("bloc de fin illisible")
     fh.seek(trailer_start)
-    return Trailer.from_bytes(fh.read(trailer_len)), trailer_start
+    return Framed(Trailer.from_bytes(fh.read(trailer_len)), trailer_start)
 
 
-def read_header(src: Source) -> tuple[Header, bytes]:
+def read_header(src: Source) -> ReadHeader:
     """The header, and its bytes from the start of the file (what AAD and checks bind)."""
     prefix = src.read(PREFIX.size)
     _, _, length = PREFIX.unpack(prefix)
     if length > MAX_HEADER or length > src.remaining:
         raise Invalid("en-tête illisible (longueur)")
     raw = src.read(length)
-    return Header.from_bytes(raw), prefix + raw
+    return ReadHeader(Header.from_bytes(raw), prefix + raw)
 
 
 class Body:

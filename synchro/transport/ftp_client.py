@@ -8,7 +8,8 @@
 Security: explicit FTPS (``AUTH TLS``), then the SHA-256 of the server's certificate is
 compared with the pinned fingerprint *before* the secret is sent, and again on every data
 connection; ``PROT P`` encrypts the data channel. No CA, no host name check: the pin is the
-trust. Plain FTP only when ``allow_plain`` is set and no fingerprint is known.
+trust. Plain FTP only when ``allow_plain`` is set and no fingerprint is known. The
+connection itself is ``ftp_pinned.open_ftp``.
 
 Transfers never leave a partial file under its final name: uploads go to ``in/<name>.part``
 and downloads to ``<local>.part``; a new attempt resumes from the partial file's size
@@ -26,48 +27,28 @@ from __future__ import annotations
 import contextlib
 import ftplib
 import os
-import socket
-import ssl
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 from synchro import faults
 from synchro.errors import Cancelled, ConnectionTestError, ErrorKind, TransportError
 from synchro.transport.files import PART, file_sha256
-from synchro.transport.ftp_errors import CONNECT, PinMismatch, Where, translate
-from synchro.transport.tls import fingerprint_of, normalize_fingerprint
+from synchro.transport.ftp_errors import CONNECT, Where, translate
+from synchro.transport.ftp_pinned import (
+    PinnedFTP,
+    close_quietly,
+    open_ftp,
+    peer_fingerprint,
+    tls_context,
+)
+from synchro.transport.tls import normalize_fingerprint
 
 BLOCK = 256 * 1024
 Progress = Callable[[int, int], None]
-
-
-class _PinnedFTP(ftplib.FTP_TLS):
-    """FTP_TLS that checks the pinned certificate on the data connections too."""
-
-    pin = ""
-
-    def ntransfercmd(
-        self, cmd: str, rest: int | str | None = None
-    ) -> tuple[socket.socket, int | None]:
-        conn, size = super().ntransfercmd(cmd, rest)
-        if isinstance(conn, ssl.SSLSocket):
-            got = fingerprint_of(conn.getpeercert(binary_form=True) or b"")
-            if got != self.pin:
-                conn.close()
-                raise PinMismatch(got)
-        return conn, size
-
-
-def _tls_context() -> ssl.SSLContext:
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    context.check_hostname = False  # trust comes from the pinned fingerprint instead
-    context.verify_mode = ssl.CERT_NONE
-    return context
 
 
 class SiteClient:
@@ -122,41 +103,14 @@ class SiteClient:
                 f"Aucune empreinte de certificat enregistrée pour le siège {w.host}:{w.port}. "
                 "Collez le jeton de connexion fourni par le siège (synchro init --token).",
             )
-        ftp: ftplib.FTP
-        if self.fingerprint:
-            ftp = _PinnedFTP(context=_tls_context(), timeout=w.timeout)
-            ftp.pin = self.fingerprint
-        else:
-            ftp = ftplib.FTP(timeout=w.timeout)
-        try:
-            with translate(w, CONNECT):
-                ftp.connect(w.host, w.port)
-                if isinstance(ftp, _PinnedFTP):
-                    ftp.auth()
-                    self._check_pin(ftp)
-                ftp.login(w.site, self.secret)
-                if isinstance(ftp, _PinnedFTP):
-                    ftp.prot_p()
-                ftp.voidcmd("TYPE I")
-                ftp.set_pasv(True)
-        except BaseException:
-            _close_quietly(ftp)
-            raise
-        self._ftp = ftp
-
-    def _check_pin(self, ftp: _PinnedFTP) -> None:
-        sock = ftp.sock
-        der = sock.getpeercert(binary_form=True) if isinstance(sock, ssl.SSLSocket) else None
-        got = fingerprint_of(der or b"")
-        if got != self.fingerprint:
-            raise PinMismatch(got)
+        self._ftp = open_ftp(w, self.secret, self.fingerprint)
 
     def close(self) -> None:
         ftp, self._ftp = self._ftp, None
         if ftp is not None:
             with contextlib.suppress(OSError, EOFError, ftplib.Error):
                 ftp.quit()
-            _close_quietly(ftp)
+            close_quietly(ftp)
 
     def __enter__(self) -> SiteClient:
         self.connect()
@@ -176,7 +130,7 @@ class SiteClient:
             with translate(self.where, action):
                 yield self._ftp
         except BaseException:
-            _close_quietly(self._ftp)
+            close_quietly(self._ftp)
             self._ftp = None
             raise
 
@@ -383,7 +337,7 @@ def login_check(
             host, port, site, secret, fingerprint, allow_plain=allow_plain, timeout=timeout
         ) as client:
             count = sum(1 for name in client.list_out() if name.endswith(".pkg"))
-            secure = isinstance(client._ftp, _PinnedFTP)
+            secure = isinstance(client._ftp, PinnedFTP)
     except ConnectionTestError:
         raise
     except TransportError as exc:
@@ -398,16 +352,14 @@ def fetch_fingerprint(host: str, port: int, timeout: float = 10) -> str:
     at the Siège before pinning it.
     """
     w = Where(host, port, "", timeout)
-    ftp = ftplib.FTP_TLS(context=_tls_context(), timeout=timeout)
+    ftp = ftplib.FTP_TLS(context=tls_context(), timeout=timeout)
     try:
         with translate(w, CONNECT):
             ftp.connect(host, port)
             ftp.auth()
-            sock = ftp.sock
-            der = sock.getpeercert(binary_form=True) if isinstance(sock, ssl.SSLSocket) else None
-        return fingerprint_of(der or b"")
+            return peer_fingerprint(ftp.sock)
     finally:
-        _close_quietly(ftp)
+        close_quietly(ftp)
 
 
 def _local_facts(local: Path) -> tuple[int, str]:
@@ -424,8 +376,3 @@ def _plain_name(name: str) -> str:
     if not name or name in (".", "..") or "/" in name or "\\" in name:
         raise TransportError(f"Nom de fichier invalide pour le siège : {name!r}.")
     return name
-
-
-def _close_quietly(ftp: Any) -> None:
-    with contextlib.suppress(OSError, AttributeError):
-        ftp.close()

@@ -1,23 +1,8 @@
-"""The Rapport: a persistent list of synchronisations (manual §2.1.1.2).
+"""The Rapport's store: a stdlib sqlite3 file in WAL mode (see the package's docstring).
 
-Every synchronisation is a row: Etablissement, Début, Fin, Etat. A *run* is one site's own
-synchronisation; at the Siège a *round* has one row for itself plus one ``site-in-round`` row
-per establishment (``round_id`` points at the round's row). The states are stored with the
-manual's words (``En cours...``, ``OK``, ``Arrêt``, ``Echec``); the English UI translates
-them for display with :func:`state_label`.
-
-The store is a stdlib sqlite3 file in WAL mode. The engine thread writes, the GUI thread reads:
-one connection shared behind a lock (``check_same_thread=False``), every call is one short
-transaction. Times are always given by the caller (``now=``) so tests control the clock.
-
-A failed row keeps its error as text (French, as raised) and what sort of failure it was in
-``details["error_kind"]``: an :class:`~synchro.errors.ErrorKind` value when an error ended
-it, or an :class:`Outcome` when the round's rules did (nothing received, no ack...). The
-email and the windows explain a row from that code, never from its text. Kept in the JSON
-details, it needs no schema change: rows written before it simply have none.
-
-It also keeps when the last report emails were sent (``record_mail``/``last_mail``), which
-the mailer uses to send a failing site's email at most once a day.
+The engine thread writes, the GUI thread reads: one connection shared behind a lock
+(``check_same_thread=False``), every call is one short transaction. Times are always given
+by the caller (``now=``) so tests control the clock.
 """
 
 from __future__ import annotations
@@ -29,25 +14,24 @@ import sqlite3
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from synchro.errors import ErrorKind, StateError, error_text, kind_of
 from synchro.i18n import tr
-
-INTERRUPTED = "interrompu : le programme s'est arrêté pendant la synchronisation"
-HELD_PACKAGE = "export"  # state quarantine's package name of rows set aside at capture
-COUNTERS = (
-    "rows_sent",
-    "rows_received",
-    "bytes_sent",
-    "bytes_received",
-    "conflicts",
-    "quarantined",
+from synchro.reports.records import (
+    COUNTERS,
+    CSV_COLUMNS,
+    INTERRUPTED,
+    KINDS,
+    Outcome,
+    RunRecord,
+    State,
+    format_date,
+    not_applied,
+    state_label,
 )
-KINDS = ("run", "round", "site-in-round")
+
 _SCHEMA_VERSION = 1
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -76,99 +60,6 @@ CREATE TABLE IF NOT EXISTS mail_log (
     PRIMARY KEY (site, category)
 );
 """
-
-
-class Outcome(StrEnum):
-    """A row failed by the rules of a run or round rather than by an error (stored, like an
-    :class:`~synchro.errors.ErrorKind`, in ``details["error_kind"]``)."""
-
-    NOT_APPLIED = "not-applied"  # rows quarantined: not stored exactly as sent, or not sent
-    NO_DATA = "no-data"  # the establishment sent nothing within the reception time
-    NO_ACK = "no-ack"  # the establishment did not confirm it applied the Siège's package
-    UNFINISHED = "unfinished"  # the round ended (failed) before this delivery was processed
-    INTERRUPTED = "interrupted"  # the program stopped during the run (crash, power cut)
-
-
-class State(StrEnum):
-    """Etat of a report row; the values are the manual's words, stored as they are."""
-
-    RUNNING = "En cours..."
-    OK = "OK"
-    STOPPED = "Arrêt"
-    FAILED = "Echec"
-
-
-@dataclass(frozen=True)
-class RunRecord:
-    """One row of the Rapport. ``details`` is free JSON: quarantined rows with their error,
-    conflicts with winner/loser, security events, the email status (key ``email``)..."""
-
-    id: int
-    site: str
-    kind: str
-    round_id: int | None
-    started: dt.datetime
-    ended: dt.datetime | None
-    state: State
-    rows_sent: int = 0
-    rows_received: int = 0
-    bytes_sent: int = 0
-    bytes_received: int = 0
-    conflicts: int = 0
-    quarantined: int = 0
-    error: str = ""
-    details: dict[str, Any] = field(default_factory=dict)
-
-
-# the Rapport's columns in a CSV export (and the email's attachment), in this order
-CSV_COLUMNS = (
-    "site",
-    "started",
-    "ended",
-    "state",
-    "rows_sent",
-    "rows_received",
-    "conflicts",
-    "quarantined",
-    "error",
-)
-
-
-def format_date(when: dt.datetime | None) -> str:
-    """The manual's date form, ``06/12/2005 15:15:11``; empty for a missing date."""
-    return when.strftime("%d/%m/%Y %H:%M:%S") if when is not None else ""
-
-
-def state_label(state: State | str, lang: str = "fr") -> str:
-    """What the UI shows for a state: the manual's word in French, a translation otherwise."""
-    state = State(state)
-    return tr(f"reports.state.{state.name}", lang) if lang != "fr" else state.value
-
-
-def unapplied_text(counts: Mapping[str, Any], lang: str = "fr") -> str:
-    """The plain reason of a run failed by quarantined rows, from ``details["not_applied"]``:
-    "12 lignes non appliquées — voir le rapport" (and/or "N lignes non envoyées")."""
-    parts = []
-    for what in ("applied", "sent"):
-        n = int(counts.get(what, 0))
-        if n == 1:
-            parts.append(tr(f"reports.not_{what}_one", lang))
-        elif n > 1:
-            parts.append(tr(f"reports.not_{what}", lang, n=n))
-    return tr("reports.see_report", lang, what=", ".join(parts))
-
-
-def _not_applied(quarantined: int, details: dict[str, Any]) -> str:
-    """Put the not-applied counts in ``details`` (rows set aside at capture are told
-    apart by their package name in the listed rows) and return the French reason."""
-    listed = details.get("quarantined")
-    held = 0
-    if isinstance(listed, list):
-        held = sum(1 for q in listed if isinstance(q, dict) and q.get("package") == HELD_PACKAGE)
-    held = min(held, quarantined)
-    counts = {"applied": quarantined - held, "sent": held}
-    details["not_applied"] = counts
-    return unapplied_text(counts, "fr")
 
 
 def _json(details: Mapping[str, Any]) -> str:
@@ -324,7 +215,7 @@ class ReportStore:
                 row = conn.execute("SELECT quarantined FROM runs WHERE id = ?", (id,))
                 quarantined = int(row.fetchone()["quarantined"])
             if quarantined > 0 and State(state) in (State.OK, State.FAILED):
-                reason = _not_applied(quarantined, merged)
+                reason = not_applied(quarantined, merged)
                 if State(state) is State.OK:  # never OK with a row not applied exactly
                     state, error = State.FAILED, reason
                     merged["error_kind"] = str(Outcome.NOT_APPLIED)

@@ -1,0 +1,205 @@
+"""The part of ``SqlAdapter`` every operation uses: driver hooks, binding, transactions.
+
+``SqlCore`` holds what reading (``sql_reads.SqlReads``) and writing (``generic.SqlAdapter``)
+share over one DB-API connection and a ``Dialect``: the hooks a driver supplies
+(``_binder``, ``_translate``, ``_begin``, ``_commit``, ``_rollback``), running a statement,
+binding parameters (with the refusal naming the column), and nested transactions.
+"""
+
+from __future__ import annotations
+
+import abc
+import contextlib
+import itertools
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any
+
+from synchro.db.base import Adapter, Column, Table
+from synchro.db.binding import Binder, Refused
+from synchro.db.dialects import Dialect
+from synchro.errors import DatabaseError, SchemaError
+from synchro.values import Kind
+
+FETCH_SIZE = 1000
+
+
+def chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+class SqlCore(Adapter):
+    """An ``Adapter`` over one DB-API connection, writing SQL through ``self.sql``."""
+
+    sql: Dialect
+    _conn: Any
+    _driver_errors: tuple[type[BaseException], ...] = ()
+
+    def __init__(self) -> None:
+        self._depth = 0
+        self._savepoints = itertools.count(1)
+        self._binders_of: dict[tuple[str, tuple[str, ...]], tuple[Binder | None, ...]] = {}
+        # Tables whose column types were read again after a refusal, in this transaction.
+        self._reread: set[str] = set()
+
+    # -- driver hooks -----------------------------------------------------------------
+
+    @abc.abstractmethod
+    def _binder(self, kind: Kind) -> Callable[[Any], Any] | None:
+        """How this driver wants a value of ``kind`` as a parameter (None: as it is)."""
+
+    def _column_binder(self, table: Table, column: Column) -> Binder | None:
+        """How this column gets its values (None: as they are). May raise ``Refused`` for a
+        value the column cannot hold exactly. Default: by kind (``_binder``)."""
+        return self._binder(column.kind)
+
+    def _forget_types(self) -> None:
+        """Drop what was learnt of the columns' types (binders, sizes): called by
+        discovery (``tables()``), so a column widened by ``ALTER TABLE`` since is seen
+        by the next write on the same connection."""
+        self._binders_of.clear()
+        self._reread.clear()
+
+    def _forget_table_types(self, name: str) -> None:
+        """Drop what was learnt of one table's column types (its binders here)."""
+        for cached in [k for k in self._binders_of if k[0] == name]:
+            del self._binders_of[cached]
+
+    def _read_types_again(self, table: Table) -> bool:
+        """After a refusal: read this table's column types again, once per table and
+        transaction (False when already done). A long-lived adapter whose caller does not
+        run discovery again (a Node kept open) still sees a column widened since."""
+        if table.name in self._reread:
+            return False
+        self._reread.add(table.name)
+        self._forget_table_types(table.name)
+        return True
+
+    @abc.abstractmethod
+    def _translate(self, exc: BaseException, doing: str) -> DatabaseError:
+        """A user-facing ``DatabaseError`` for a driver error while ``doing``."""
+
+    @abc.abstractmethod
+    def _begin(self) -> None: ...
+
+    @abc.abstractmethod
+    def _commit(self) -> None: ...
+
+    @abc.abstractmethod
+    def _rollback(self) -> None: ...
+
+    # -- helpers ----------------------------------------------------------------------
+
+    def _run(self, sql: str, params: Sequence[Any], doing: str) -> Any:
+        cursor = self._conn.cursor()
+        try:
+            cursor.execute(sql, list(params))
+        except self._driver_errors as exc:
+            cursor.close()
+            raise self._translate(exc, doing) from exc
+        except (UnicodeError, OverflowError) as exc:  # a value the driver cannot convert
+            cursor.close()
+            raise DatabaseError(f"{self.description} : {doing} impossible : {exc}") from exc
+        return cursor
+
+    def _binders(self, table: Table, names: Sequence[str]) -> tuple[Binder | None, ...]:
+        """The binders of these columns, prepared once per table."""
+        cache_key = (table.name, tuple(names))
+        found = self._binders_of.get(cache_key)
+        if found is None:
+            columns = {c.name: c for c in table.columns}
+            found = tuple(self._column_binder(table, columns[n]) for n in names)
+            self._binders_of[cache_key] = found
+        return found
+
+    def _refusal(
+        self, table: Table, names: Sequence[str], rows: Iterable[Sequence[Any]]
+    ) -> DatabaseError:
+        """The error naming the table, the column and why, for the first refused value."""
+        binders = self._binders(table, names)
+        for row in rows:
+            for name, f, v in zip(names, binders, row, strict=True):
+                try:
+                    if f is not None and v is not None:
+                        f(v)
+                except Refused as exc:
+                    return DatabaseError(
+                        f"{self.description} : table {table.name}, colonne {name} : "
+                        f"valeur refusée, {exc}"
+                    )
+        return DatabaseError(f"{self.description} : table {table.name} : valeur refusée")
+
+    def _bind_rows(
+        self, table: Table, names: Sequence[str], rows: Iterable[Sequence[Any]]
+    ) -> list[Any]:
+        """The parameters of ``rows`` (values of the columns ``names``) flattened, each
+        converted for the driver (hot path)."""
+        binders = self._binders(table, names)
+        if not any(binders):
+            return [v for row in rows for v in row]
+        rows = rows if isinstance(rows, Sequence) else list(rows)
+        try:
+            return [
+                v if f is None or v is None else f(v)
+                for row in rows
+                for f, v in zip(binders, row, strict=True)
+            ]
+        except Refused:
+            if self._read_types_again(table):
+                return self._bind_rows(table, names, rows)
+            raise self._refusal(table, names, rows) from None
+
+    def _need_key(self, table: Table) -> None:
+        if not table.key:
+            raise SchemaError(
+                f"{self.description} : la table {table.name} n'a pas de clé ; "
+                "indiquez une clé pour cette table dans la configuration."
+            )
+
+    # -- transactions -----------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def atomic(self) -> Iterator[None]:
+        if self._depth:
+            with self.savepoint():
+                yield
+            return
+        self._begin()
+        self._depth = 1
+        self._reread.clear()
+        try:
+            yield
+        except BaseException:
+            self._depth = 0
+            self._rollback()
+            raise
+        self._depth = 0
+        try:
+            self._commit()
+        except BaseException:  # deferred constraint, lost connection: leave no open transaction
+            with contextlib.suppress(DatabaseError):
+                self._rollback()
+            raise
+
+    @contextlib.contextmanager
+    def savepoint(self) -> Iterator[None]:
+        if not self._depth:
+            with self.atomic():
+                yield
+            return
+        if not self.sql.savepoints:  # MS Access: the block cannot be undone on its own
+            yield
+            return
+        name = f"synchro_sp{next(self._savepoints)}"
+        self._run(self.sql.savepoint(name), [], "début d'un point de sauvegarde").close()
+        self._depth += 1
+        try:
+            yield
+        except BaseException:
+            self._run(self.sql.rollback_to(name), [], "retour au point de sauvegarde").close()
+            raise
+        finally:
+            self._depth -= 1
+        release = self.sql.release(name)
+        if release:
+            self._run(release, [], "fin d'un point de sauvegarde").close()

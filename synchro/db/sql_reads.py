@@ -1,0 +1,203 @@
+"""Reading through ``SqlAdapter``: key-ordered scans, pages, fetch by keys, counts.
+
+Rows come out normalised to their columns' kinds (``synchro.values.row_normaliser``). A
+scan holds its cursor open while the caller iterates; other statements on the same adapter
+may run meanwhile.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+from synchro.db.base import Key, Row, Table
+from synchro.db.binding import single_read_back
+from synchro.db.sql_core import FETCH_SIZE, SqlCore, chunks
+from synchro.errors import DatabaseError, SchemaError
+from synchro.values import Kind, normalise, row_normaliser
+
+
+class SqlReads(SqlCore):
+    """The reading operations of ``Adapter`` over ``SqlCore``."""
+
+    def scan(
+        self,
+        table: Table,
+        *,
+        columns: Sequence[str] | None = None,
+        ordered: bool = True,
+        modified_column: str | None = None,
+        modified_since: Any = None,
+    ) -> Iterator[Row]:
+        names = tuple(columns) if columns is not None else table.column_names
+        wanted = len(names)
+        page = self.sql.page_rows if table.key else 0
+        sort_here = (
+            ordered and bool(table.key) and not self.sql.binary_order and "text" in table.key_kinds
+        )
+        if sort_here or page:  # the key columns must be read to sort or page on them
+            names += tuple(k for k in table.key if k not in names)
+        all_kinds = dict(zip(table.column_names, table.kinds, strict=True))
+        unknown = [n for n in (*names, modified_column or "") if n and n not in all_kinds]
+        if unknown:
+            raise SchemaError(
+                f"{self.description} : la table {table.name} n'a pas de colonne "
+                f"{', '.join(unknown)} ; vérifiez la configuration."
+            )
+        kinds = [all_kinds[n] for n in names]
+        params: list[Any] = []
+        if modified_column is not None and modified_since is not None:
+            params.append(self._lower_bound(table, modified_column, modified_since))
+        else:
+            modified_column = None
+        doing = f"lecture de la table {table.name}"
+        positions = [names.index(k) for k in table.key] if sort_here or page else []
+        if page:
+            rows = self._pages(table, names, kinds, modified_column, params, positions, page)
+        else:
+            sql = self.sql.select(table, names, ordered=ordered, modified_column=modified_column)
+            rows = self._stream(sql, params, kinds, doing, self.sql.single_columns(table, names))
+        if sort_here:
+            # No binary collation in SQL (MS Access): sort here, memory grows with the table.
+            rows = iter(sorted(rows, key=lambda r: tuple(r[i] for i in positions)))
+        for row in rows:
+            yield row[:wanted]
+
+    def _lower_bound(self, table: Table, name: str, value: Any) -> Any:
+        """The bound of a modification-date filter, bound as the column's values are. A
+        bound the column would refuse is widened, never narrowed: fractions dropped (the
+        filter then lets a little more through), a naive time taken as local time for a
+        column with time zone."""
+        tries = [value]
+        if isinstance(value, dt.datetime):
+            tries.append(value.replace(microsecond=0))
+            if value.tzinfo is None:
+                tries.append(value.replace(microsecond=0).astimezone())
+        for bound in tries[:-1]:
+            try:
+                return self._bind_rows(table, [name], [[bound]])[0]
+            except DatabaseError:
+                continue
+        return self._bind_rows(table, [name], [[tries[-1]]])[0]
+
+    def _pages(
+        self,
+        table: Table,
+        names: tuple[str, ...],
+        kinds: Sequence[Kind],
+        modified_column: str | None,
+        params: list[Any],
+        positions: Sequence[int],
+        page: int,
+    ) -> Iterator[Row]:
+        """Key-ordered pages (keyset pagination) so the driver never holds the whole table."""
+        doing = f"lecture de la table {table.name}"
+        singles = self.sql.single_columns(table, names)
+        last: Row | None = None
+        while True:
+            sql = self.sql.select(
+                table,
+                names,
+                ordered=True,
+                modified_column=modified_column,
+                after_key=last is not None,
+                limit=page,
+            )
+            bound = list(params)
+            if last is not None:
+                after = self.sql.after_key_params(last)
+                names_after = self.sql.after_key_params(table.key)
+                bound += self._bind_rows(table, [str(n) for n in names_after], [after])
+            count = 0
+            for row in self._stream(sql, bound, kinds, doing, singles):
+                count += 1
+                last = tuple(row[i] for i in positions)
+                yield row
+            if count < page:
+                return
+
+    def _stream(
+        self,
+        sql: str,
+        params: Sequence[Any],
+        kinds: Sequence[Kind],
+        doing: str,
+        singles: Sequence[int] = (),
+    ) -> Iterator[Row]:
+        """Rows normalised to ``kinds``; the columns at ``singles`` are 4-byte floats, given
+        as the shortest text of the stored float (``Dialect.single_columns``)."""
+        normalise_row = row_normaliser(kinds)  # rows already of their kinds pass as they are
+        if singles:
+            plain = normalise_row
+
+            def normalise_row(row: Sequence[Any]) -> Row:
+                out = list(plain(row))
+                for i in singles:
+                    if isinstance(out[i], float):
+                        out[i] = single_read_back(out[i])
+                return tuple(out)
+
+        cursor = self._run(sql, params, doing)
+        try:
+            while True:
+                try:
+                    batch = cursor.fetchmany(FETCH_SIZE)
+                except self._driver_errors as exc:
+                    raise self._translate(exc, doing) from exc
+                except UnicodeDecodeError as exc:  # a driver that cut a character in two
+                    raise DatabaseError(
+                        f"{self.description} : {doing} impossible : texte mal converti par "
+                        f"le pilote ({exc})"
+                    ) from exc
+                except (ValueError, OverflowError) as exc:  # a value Python cannot hold
+                    raise DatabaseError(
+                        f"{self.description} : {doing} impossible : une valeur ne peut pas "
+                        f"être lue ({exc})"
+                    ) from exc
+                if not batch:
+                    return
+                yield from map(normalise_row, batch)
+        finally:
+            cursor.close()
+
+    def fetch(self, table: Table, keys: Sequence[Key]) -> list[Row]:
+        return self._fetch(table, keys, raw_text=False)
+
+    def _fetch(self, table: Table, keys: Sequence[Key], *, raw_text: bool) -> list[Row]:
+        """``fetch``; with ``raw_text`` text columns are read as the hex of their UTF-8
+        bytes where the dialect can (``Dialect.raw_text``) and decoded here."""
+        self._need_key(table)
+        out: list[Row] = []
+        doing = f"lecture de la table {table.name}"
+        hexed = self.sql.hexed_columns(table) if raw_text else ()
+        kinds = list(table.kinds)
+        for i in hexed:
+            kinds[i] = Kind.TEXT
+        for part in chunks(keys, self.sql.batch_rows(len(table.key))):
+            params = self._bind_rows(table, table.key, part)
+            sql = self.sql.fetch(table, len(part), raw_text=raw_text)
+            singles = self.sql.single_columns(table, table.column_names)
+            rows = self._stream(sql, params, kinds, doing, singles)
+            out.extend(_unhex(rows, hexed, table.kinds) if hexed else rows)
+        return out
+
+    def count(self, table: Table) -> int:
+        cursor = self._run(self.sql.count(table), [], f"comptage de la table {table.name}")
+        try:
+            return int(cursor.fetchone()[0])
+        finally:
+            cursor.close()
+
+
+def _unhex(rows: Iterable[Row], positions: Sequence[int], kinds: Sequence[Kind]) -> Iterator[Row]:
+    """Rows whose columns at ``positions`` hold hex text: decoded as UTF-8 (bytes that are
+    not UTF-8 are kept as escapes, so they never equal what was sent), then normalised."""
+    for row in rows:
+        out = list(row)
+        for i in positions:
+            value = out[i]
+            if isinstance(value, str):
+                text = bytes.fromhex(value).decode("utf-8", "surrogateescape")
+                out[i] = normalise(kinds[i], text)
+        yield tuple(out)

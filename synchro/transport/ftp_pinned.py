@@ -1,0 +1,84 @@
+"""The Siège's FTPS control connection as a site opens it: explicit TLS, pinned certificate.
+
+``open_ftp`` connects, switches to TLS (``AUTH TLS``), compares the SHA-256 of the server's
+certificate with the pinned fingerprint *before* the secret is sent, logs in and encrypts
+the data channel (``PROT P``); ``PinnedFTP`` checks the pin again on every data connection.
+No CA, no host name check: the pin is the trust. Plain FTP only without a fingerprint (the
+caller allows it). ``ftp_client.SiteClient`` runs its sessions on this.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ftplib
+import socket
+import ssl
+from typing import Any
+
+from synchro.transport.ftp_errors import CONNECT, PinMismatch, Where, translate
+from synchro.transport.tls import fingerprint_of
+
+
+def peer_fingerprint(sock: Any) -> str:
+    """The fingerprint of the certificate the other end of ``sock`` presented."""
+    der = sock.getpeercert(binary_form=True) if isinstance(sock, ssl.SSLSocket) else None
+    return fingerprint_of(der or b"")
+
+
+class PinnedFTP(ftplib.FTP_TLS):
+    """FTP_TLS that checks the pinned certificate on the data connections too."""
+
+    pin = ""
+
+    def ntransfercmd(
+        self, cmd: str, rest: int | str | None = None
+    ) -> tuple[socket.socket, int | None]:
+        conn, size = super().ntransfercmd(cmd, rest)
+        if isinstance(conn, ssl.SSLSocket):
+            got = peer_fingerprint(conn)
+            if got != self.pin:
+                conn.close()
+                raise PinMismatch(got)
+        return conn, size
+
+
+def tls_context() -> ssl.SSLContext:
+    """TLS 1.2 or later, no CA and no host name check: the pinned fingerprint is the trust."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.check_hostname = False  # trust comes from the pinned fingerprint instead
+    context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+def open_ftp(w: Where, secret: str, fingerprint: str) -> ftplib.FTP:
+    """A logged-in binary passive session: pinned FTPS with a ``fingerprint``, plain FTP
+    without one. Errors are translated (``ftp_errors.translate``); nothing stays open."""
+    ftp: ftplib.FTP
+    if fingerprint:
+        ftp = PinnedFTP(context=tls_context(), timeout=w.timeout)
+        ftp.pin = fingerprint
+    else:
+        ftp = ftplib.FTP(timeout=w.timeout)
+    try:
+        with translate(w, CONNECT):
+            ftp.connect(w.host, w.port)
+            if isinstance(ftp, PinnedFTP):
+                ftp.auth()
+                got = peer_fingerprint(ftp.sock)
+                if got != fingerprint:
+                    raise PinMismatch(got)
+            ftp.login(w.site, secret)
+            if isinstance(ftp, PinnedFTP):
+                ftp.prot_p()
+            ftp.voidcmd("TYPE I")
+            ftp.set_pasv(True)
+    except BaseException:
+        close_quietly(ftp)
+        raise
+    return ftp
+
+
+def close_quietly(ftp: Any) -> None:
+    with contextlib.suppress(OSError, AttributeError):
+        ftp.close()
