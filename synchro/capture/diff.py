@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -27,10 +28,9 @@ from typing import Any
 
 from synchro import faults
 from synchro.db.base import Adapter, Row, Table
-from synchro.engine.state import HELD as HELD  # re-exported: the rounds import it from here
-from synchro.engine.state import ORDERED_KEY_KINDS, StateDB, key_json, snap_value
 from synchro.errors import Cancelled, CaptureError, DatabaseError, PackageError
 from synchro.package import PackageWriter
+from synchro.state import HELD, ORDERED_KEY_KINDS, StateDB, key_json, snap_value
 from synchro.values import from_json, normalise, row_hasher, to_json
 
 FLUSH_EVERY = 5000
@@ -156,9 +156,7 @@ def capture(
     ``ensure_snapshots`` must have been called (and committed) before.
     """
     result = CaptureResult()
-    conn = state.conn
-    conn.execute("CREATE TEMP TABLE IF NOT EXISTS capture_deletes(ord INTEGER, key_json TEXT)")
-    conn.execute("DELETE FROM temp.capture_deletes")
+    state.start_capture_deletes()
     with state.reader() as snap_reader:
         for order, table in enumerate(tables):
             count = TableCount()
@@ -168,16 +166,13 @@ def capture(
     for order in range(len(tables) - 1, -1, -1):
         table = tables[order]
         faults.point("capture.deletes")
-        rows = conn.execute(
-            "SELECT key_json FROM temp.capture_deletes WHERE ord = ? ORDER BY rowid", (order,)
-        )
-        for (kj,) in rows:
+        for (kj,) in state.capture_deletes(order):
             writer.write(
                 table.name,
                 "D",
                 [from_json(k, v) for k, v in zip(table.key_kinds, json.loads(kj), strict=True)],
             )
-    conn.execute("DELETE FROM temp.capture_deletes")
+    state.clear_capture_deletes()
     result.unapplied = state.pending()
     result.retried = list(state.retry_notes)
     return result
@@ -186,7 +181,7 @@ def capture(
 def _capture_table(
     adapter: Adapter,
     state: StateDB,
-    snap_reader: Any,
+    snap_reader: sqlite3.Connection,
     table: Table,
     order: int,
     writer: PackageWriter,
@@ -210,10 +205,9 @@ def _capture_table(
         count.deletes += 1
         snapw.drop(skey)
         if len(deletes) >= FLUSH_EVERY:
-            state.conn.executemany("INSERT INTO temp.capture_deletes VALUES (?, ?)", deletes)
+            state.add_capture_deletes(deletes)
             deletes.clear()
 
-    cols = ", ".join(f"k{i}" for i in range(nkeys))
     modified = options.modified_columns.get(table.name)
     try:
         if modified and options.since is not None:
@@ -230,7 +224,7 @@ def _capture_table(
                 count,
                 counting=False,
             )
-            snap_rows = snap_reader.execute(f'SELECT {cols} FROM "{snap}" ORDER BY {cols}')
+            snap_rows = state.snapshot_in_order(snap_reader, snap, nkeys, hashes=False)
             for skey, _row, in_db, in_snap in _merge(
                 keys_only, ((tuple(r), b"") for r in snap_rows)
             ):
@@ -238,13 +232,13 @@ def _capture_table(
                     on_delete(skey)
         else:
             source = _rows(adapter, state, table, options, skey_of)
-            snap_rows = snap_reader.execute(f'SELECT {cols}, h FROM "{snap}" ORDER BY {cols}')
+            snap_rows = state.snapshot_in_order(snap_reader, snap, nkeys, hashes=True)
             _full_diff(source, snap_rows, table, options, count, writer, snapw, on_delete, holder)
     except DatabaseError as exc:
         raise CaptureError(f"Lecture de la table {table.name} impossible : {exc}") from exc
     snapw.flush()
     if deletes:
-        state.conn.executemany("INSERT INTO temp.capture_deletes VALUES (?, ?)", deletes)
+        state.add_capture_deletes(deletes)
 
 
 def snapshot_key(
@@ -383,15 +377,9 @@ def _rows(
         else:
             yield from adapter.scan(table, ordered=True)
         return
-    conn = state.conn
     nkeys = len(table.key)
-    cols = ", ".join(f"k{i}" for i in range(nkeys))
-    conn.execute("DROP TABLE IF EXISTS temp.spool")
-    conn.execute(
-        f"CREATE TEMP TABLE spool({cols}, row_json TEXT, PRIMARY KEY({cols})) WITHOUT ROWID"
-    )
+    state.start_spool(nkeys)
     kinds = table.kinds
-    marks = ", ".join("?" for _ in range(nkeys + 1))
     batch: list[tuple[Any, ...]] = []
     rows = (
         _widen(adapter.scan(table, columns=table.key, ordered=False), table)
@@ -402,12 +390,12 @@ def _rows(
         values = [to_json(k, v) for k, v in zip(kinds, row, strict=True)]
         batch.append((*skey_of(row), json.dumps(values, ensure_ascii=False)))
         if len(batch) >= FLUSH_EVERY:
-            conn.executemany(f"INSERT OR REPLACE INTO temp.spool VALUES ({marks})", batch)
+            state.add_to_spool(nkeys, batch)
             batch.clear()
-    conn.executemany(f"INSERT OR REPLACE INTO temp.spool VALUES ({marks})", batch)
-    for (text,) in conn.execute(f"SELECT row_json FROM temp.spool ORDER BY {cols}"):
+    state.add_to_spool(nkeys, batch)
+    for (text,) in state.spooled_rows(nkeys):
         yield tuple(from_json(k, v) for k, v in zip(kinds, json.loads(text), strict=True))
-    conn.execute("DROP TABLE IF EXISTS temp.spool")
+    state.drop_spool()
 
 
 def _widen(keyrows: Iterator[Row], table: Table) -> Iterator[Row]:

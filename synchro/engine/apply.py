@@ -35,10 +35,10 @@ from synchro.capture.diff import snapshot_key
 from synchro.config.model import ConflictPolicy, TableRule
 from synchro.db.base import Adapter, Row, Table
 from synchro.engine.revive import Reviver
-from synchro.engine.state import StateDB, key_json
 from synchro.engine.verify import Mismatch, Verifier, Written
 from synchro.errors import ApplyError, Cancelled, DatabaseError
 from synchro.package import Change, PackageReader, TableSchema
+from synchro.state import ChangeLogEntry, StateDB, key_json
 from synchro.values import row_hasher, row_normaliser, row_to_json, to_json
 
 BATCH = 500
@@ -138,7 +138,7 @@ class _TableApplier:
         self.key_skey = snapshot_key(table.key_kinds, range(self.nkeys))
         self.dumps = json.JSONEncoder(ensure_ascii=False, check_circular=False).encode
         self.settled: list[tuple[tuple[Any, ...], bytes | None]] = []  # (skey, hash)
-        self.logged: list[tuple[str, str, str, str, str | None]] = []
+        self.logged: list[ChangeLogEntry] = []
         self.verifier = Verifier(table)
         self.pending = state.pending_keys(table.name)  # quarantined keys (usually none)
         self.cleared: list[str] = []  # of those, keys now applied exactly
@@ -261,7 +261,9 @@ class _TableApplier:
         self.settled.append((item.skey, digest))
         if applied and self.ctx.is_hq:
             row_json = self._row_json(item.row)
-            self.logged.append((item.origin, self.table.name, item.change.op, item.kj, row_json))
+            self.logged.append(
+                ChangeLogEntry(item.origin, self.table.name, item.change.op, item.kj, row_json)
+            )
         if applied and exact and item.kj in self.pending:
             self.pending.discard(item.kj)
             self.cleared.append(item.kj)

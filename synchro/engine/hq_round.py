@@ -48,7 +48,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from synchro import faults
-from synchro.capture.diff import HELD
 from synchro.engine.events import Emit, Progress, StateChanged, ignore, said
 from synchro.engine.hq_acks import AckBook, peek_instance
 from synchro.engine.hq_files import (
@@ -66,6 +65,7 @@ from synchro.engine.node import Node
 from synchro.errors import ApplyError, Cancelled, PackageError, SynchroError
 from synchro.names import published_glob
 from synchro.reports import Outcome, ReportStore, RunRecord, State
+from synchro.state import HELD
 
 TAIL = "tail"  # meta: files a ``sync`` at the Siège left in /in when it ended
 COMMANDS = {"sync": "open", "stop": "stop", "raz": "raz"}  # the loop's words -> step()'s

@@ -38,11 +38,11 @@ from synchro.db.base import Adapter, Table
 from synchro.engine.apply import ApplyContext, ApplyStats, apply_changes
 from synchro.engine.checksum import Sums, checksums, sums_from_json, to_json
 from synchro.engine.retry import retry_quarantined
-from synchro.engine.state import StateDB
 from synchro.engine.tables import Skipped, select_tables
 from synchro.errors import PackageError
 from synchro.names import package_name, published_name
 from synchro.package import Manifest, PackageWriter, TableSchema, open_package
+from synchro.state import StateDB
 from synchro.values import from_json
 
 Progress = Callable[[str, int], None]
@@ -249,8 +249,8 @@ class Node:
     def _log_local(self, path: Path, tables: list[Table]) -> None:
         """Siège: its own changes go into the change log (origin = the Siège)."""
         by_name = {t.name: t for t in tables}
-        batch: list[tuple[str, str, str, str, str | None]] = []
-        from synchro.engine.state import key_json, snap_value
+        batch: list[ChangeLogEntry] = []
+        from synchro.state import ChangeLogEntry, key_json, snap_value
         from synchro.values import to_json
 
         for change in open_package(path, self.keys()).changes():
@@ -266,7 +266,7 @@ class Node:
                 key = list(change.values)
                 row_json = None
             skey = [snap_value(k, v) for k, v in zip(table.key_kinds, key, strict=True)]
-            batch.append((self.code, table.name, change.op, key_json(skey), row_json))
+            batch.append(ChangeLogEntry(self.code, table.name, change.op, key_json(skey), row_json))
             if len(batch) >= 5000:
                 self.state.log_changes(batch)
                 batch.clear()
@@ -394,7 +394,7 @@ class Node:
             return
         with self.state.transaction():
             if known is not None:
-                self.state.conn.execute("DELETE FROM applied WHERE origin = ?", (manifest.origin,))
+                self.state.forget_applied(manifest.origin)
                 if manifest.kind == "hq":
                     self.state.set_meta("hq_pos", "0")
             if self.config.is_hq:
@@ -519,16 +519,7 @@ class Node:
         """Drop the checksums and answers of packages no site can still acknowledge (each
         site is offered only its newest; the ``keep`` publications before it, to every
         site, are kept for acks in flight: one package per site, so ``keep`` × sites)."""
-        oldest, sites = self.state.conn.execute(
-            "SELECT MIN(out_seq), COUNT(*) FROM sites"
-        ).fetchone()
-        if oldest is None:
-            return
-        self.state.conn.execute(
-            "DELETE FROM meta WHERE (key LIKE 'sums:%' OR key LIKE 'answered:%') "
-            "AND CAST(substr(key, instr(key, ':') + 1) AS INTEGER) < ?",
-            (int(oldest) - keep * max(1, int(sites)),),
-        )
+        self.state.forget_old_publications(keep)
 
     def published_sums(self, sequence: int) -> Sums | None:
         """Siège: its checksums when it published package ``sequence`` (None: unknown)."""
@@ -616,23 +607,26 @@ class Node:
         tmp = self.packages_dir / "dry-run.pkg"
         tmp.parent.mkdir(parents=True, exist_ok=True)
         counts: dict[str, dict[str, int]] = {}
-        self.state.conn.execute("BEGIN IMMEDIATE")
         try:
-            writer = PackageWriter(
-                tmp,
-                origin=self.code,
-                sequence=0,
-                kind="local",
-                tables=[TableSchema.of(t) for t in tables],
-                key=None,
-            )
-            with writer:
-                result = capture(self.adapter, self.state, tables, writer, CaptureOptions())
-                writer.close()
-            for name, c in result.counts.items():
-                counts[name] = {"inserts": c.inserts, "updates": c.updates, "deletes": c.deletes}
+            with self.state.dry_run():
+                writer = PackageWriter(
+                    tmp,
+                    origin=self.code,
+                    sequence=0,
+                    kind="local",
+                    tables=[TableSchema.of(t) for t in tables],
+                    key=None,
+                )
+                with writer:
+                    result = capture(self.adapter, self.state, tables, writer, CaptureOptions())
+                    writer.close()
+                for name, c in result.counts.items():
+                    counts[name] = {
+                        "inserts": c.inserts,
+                        "updates": c.updates,
+                        "deletes": c.deletes,
+                    }
         finally:
-            self.state.conn.execute("ROLLBACK")
             tmp.unlink(missing_ok=True)
         return counts
 

@@ -26,9 +26,9 @@ from typing import Any
 
 from synchro.capture.diff import snapshot_key
 from synchro.db.base import Adapter, Key, Row, Table
-from synchro.engine.state import StateDB
 from synchro.engine.verify import Verifier, Written
 from synchro.errors import DatabaseError
+from synchro.state import StateDB
 from synchro.values import from_json, row_normaliser
 
 BATCH = 500

@@ -33,7 +33,6 @@ from pathlib import Path
 from typing import Any
 
 from synchro import faults
-from synchro.capture.diff import HELD
 from synchro.config.atomic import atomic_write
 from synchro.engine.ack import controle, make_ack
 from synchro.engine.events import Emit, Progress, StateChanged, ignore, said
@@ -43,6 +42,7 @@ from synchro.engine.schema_exchange import remember_received
 from synchro.errors import Cancelled, ErrorKind, PackageError, SynchroError, TransportError
 from synchro.names import ack_name, read_published_name
 from synchro.reports import ReportStore, RunRecord, State
+from synchro.state import HELD
 from synchro.transport.files import file_sha256
 from synchro.transport.ftp_client import SiteClient
 from synchro.transport.retry import with_retries
