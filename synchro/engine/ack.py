@@ -9,8 +9,8 @@ knows the establishment holds, and compares the checksums with its own as they w
 it published that package: the round's « Contrôle ».
 
 The applied package is recorded in the establishment's state in the same transaction as
-the apply (``node.LAST_HQ``, ``node.ACK_DUE``), so an ack lost to a crash is sent by the
-next run.
+the apply (``serveur_node.LAST_HQ``, ``serveur_node.ACK_DUE``), so an ack lost to a crash is
+sent by the next run.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from synchro.engine.checksum import Sums, differing, sums_from_json, to_json
 from synchro.names import read_ack_name
 
 if TYPE_CHECKING:
-    from synchro.engine.node import Node
+    from synchro.engine.serveur_node import ServeurNode
 
 ACK_LIMIT = 4 * 1024 * 1024  # an ack bigger than this is not read
 IDENTICAL = "identiques"
@@ -91,10 +91,10 @@ def controle(theirs: Sums, ours: Sums | None) -> tuple[str, list[str]]:
     return "tables différentes : " + ", ".join(tables), tables
 
 
-def make_ack(node: Node) -> tuple[Ack, Sums | None] | None:
+def make_ack(node: ServeurNode) -> tuple[Ack, Sums | None] | None:
     """Serveur: the ack of the Siège package it applied last, with its checksums now, and
     the Siège's checksums sent in that package; None before any Siège package."""
-    from synchro.engine.node import LAST_HQ
+    from synchro.engine.serveur_node import LAST_HQ
 
     text = node.state.get_meta(LAST_HQ)
     if not text:

@@ -34,6 +34,7 @@ from synchro import faults
 from synchro.capture.diff import snapshot_key
 from synchro.config.model import ConflictPolicy, TableRule
 from synchro.db.base import Adapter, Row, Table
+from synchro.engine.policy import ApplyPolicy
 from synchro.engine.revive import Reviver
 from synchro.engine.verify import Mismatch, Verifier, Written
 from synchro.errors import ApplyError, Cancelled, DatabaseError
@@ -64,7 +65,7 @@ class ApplyContext:
     """Who applies what: ``local`` is this node's code; ``origin`` the package's sender."""
 
     local: str
-    is_hq: bool
+    policy: ApplyPolicy
     origin: str
     package_id: str
     rules: Mapping[str, TableRule] = field(default_factory=dict)
@@ -163,7 +164,7 @@ class _TableApplier:
         row_skey = self.row_skey
         locals_ = {row_skey(r): r for r in self.adapter.fetch(table, [self._key(i) for i in items])}
         newer: dict[str, str] = {}
-        if ctx.is_hq:
+        if ctx.policy.checks_change_log:
             newer = state.newer_versions(
                 table.name, [i.kj for i in items], ctx.base_pos, ctx.origin
             )
@@ -185,7 +186,7 @@ class _TableApplier:
             if other is not None and not self._incoming_wins(item, local, other):
                 self.stats.conflicts += 1
                 self._log_conflict(item, local, winner=other, loser=item.origin)
-                if not ctx.is_hq:
+                if ctx.policy.resends_local_winner:
                     self._settle(item, incoming_hash, applied=False)
                 continue
             if other is not None:
@@ -219,7 +220,7 @@ class _TableApplier:
                 return True
             if local is not None and str(local[pos]) == other:
                 return False
-        return not self.ctx.is_hq  # hq-wins: the Siège's version
+        return not self.ctx.policy.holds_siege_version  # hq-wins: the Siège's version
 
     def _log_conflict(self, item: _Item, local: Row | None, *, winner: str, loser: str) -> None:
         incoming = self._row_json(item.row)
@@ -259,7 +260,7 @@ class _TableApplier:
         reads the snapshot or the change log of this batch's keys before that.
         """
         self.settled.append((item.skey, digest))
-        if applied and self.ctx.is_hq:
+        if applied and self.ctx.policy.logs_changes:
             row_json = self._row_json(item.row)
             self.logged.append(
                 ChangeLogEntry(item.origin, self.table.name, item.change.op, item.kj, row_json)
@@ -447,7 +448,7 @@ def apply_changes(
     stats = ApplyStats()
     schemas = {s.name: s for s in reader.manifest.tables}
     appliers: dict[str, _TableApplier] = {}
-    reviver = Reviver(adapter, state, tables) if ctx.is_hq else None
+    reviver = Reviver(adapter, state, tables) if ctx.policy.revives_referenced else None
     done = 0
     key_positions = {s.name: s.key_positions for s in reader.manifest.tables}
 

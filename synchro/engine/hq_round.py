@@ -61,7 +61,7 @@ from synchro.engine.hq_files import (
 )
 from synchro.engine.hq_takeover import TakenOver, interrupted_round, take_over
 from synchro.engine.hq_verdict import NO_DATA, early_sites, round_verdict
-from synchro.engine.node import Node
+from synchro.engine.siege_node import SiegeNode
 from synchro.errors import ApplyError, Cancelled, PackageError, SynchroError
 from synchro.names import published_glob
 from synchro.reports import Outcome, ReportStore, RunRecord, State
@@ -101,7 +101,7 @@ class _Outcome:
 class HQService:
     def __init__(
         self,
-        node: Node,
+        node: SiegeNode,
         reports: ReportStore,
         ftp_root: Path,
         settings: RoundSettings,
@@ -131,11 +131,11 @@ class HQService:
         self.heard: set[str] = set()  # sites whose ack this process took
 
     @property
-    def node(self) -> Node:
+    def node(self) -> SiegeNode:
         return self.acks.node
 
     @node.setter
-    def node(self, node: Node) -> None:  # (the acks follow the node: one state)
+    def node(self, node: SiegeNode) -> None:  # (the acks follow the node: one state)
         self.acks.node = node
 
     # -- any thread ----------------------------------------------------------------------
@@ -256,14 +256,14 @@ class HQService:
         return [
             s
             for s in self.settings.sites
-            if state.site(s)[1] > int(state.get_meta(f"offered_acked:{s}") or 0)
+            if state.site(s).applied_seq > int(state.get_meta(f"offered_acked:{s}") or 0)
         ]
 
     def _is_new(self, d: Delivery) -> bool:
         """A delivery that counts for the open round: not applied yet, or applied but never
         answered to the site's knowledge (sent again after the Siège died before its answer
         reached the site). A copy of one the site was served for counts for nothing."""
-        _acked, applied, _out = self.node.state.site(d.site)
+        applied = self.node.state.site(d.site).applied_seq
         if d.sequence > applied or d.sequence > self.acks.served(d.site):
             return True
         instance = peek_instance(d.path)
@@ -480,7 +480,7 @@ class HQService:
         for site, rid in rows.items():
             awaited = {a.rid for a in self.acks.awaited(site)}
             if rid not in awaited and self.reports.get(rid).state is State.RUNNING:
-                self.acks.expect(site, rid, self.node.state.site(site)[2], until)  # then OK
+                self.acks.expect(site, rid, self.node.state.site(site).out_seq, until)  # then OK
         return outcome
 
     def _apply_one(

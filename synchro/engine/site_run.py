@@ -37,8 +37,8 @@ from synchro.config.atomic import atomic_write
 from synchro.engine.ack import controle, make_ack
 from synchro.engine.events import Emit, Progress, StateChanged, ignore, said
 from synchro.engine.hq_files import ROUND_FILE
-from synchro.engine.node import ACK_DUE, Node
 from synchro.engine.schema_exchange import remember_received
+from synchro.engine.serveur_node import ACK_DUE, ServeurNode
 from synchro.errors import Cancelled, ErrorKind, PackageError, SynchroError, TransportError
 from synchro.names import ack_name, read_published_name
 from synchro.reports import ReportStore, RunRecord, State
@@ -92,7 +92,7 @@ class SiteRun:
 
     def __init__(
         self,
-        node: Node,
+        node: ServeurNode,
         connect: Connect,
         reports: ReportStore,
         options: RunOptions,
