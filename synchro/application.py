@@ -39,7 +39,7 @@ if TYPE_CHECKING:  # the engine is imported when used: the CLI starts fast
     from synchro.app import App
     from synchro.engine.checksum import Sums
     from synchro.engine.hq_round import HQService
-    from synchro.engine.node import ExportResult, ImportResult, NodeStatus
+    from synchro.engine.node_results import ExportResult, ImportResult, NodeStatus
     from synchro.engine.preflight_run import CheckReport
     from synchro.engine.serveur_node import ServeurNode
     from synchro.engine.siege_node import SiegeNode
@@ -334,4 +334,4 @@ def node_checksums(config: Config, paths: NodePaths) -> tuple[Sums, list[dict[st
     from synchro.engine.checksum import checksums
 
     with _open_node(config, paths) as node:
-        return checksums(node.adapter, node.tables()[0]), node.state.conflicts()
+        return checksums(node.adapter, node.tables().synced), node.state.conflicts()

@@ -19,7 +19,7 @@ import datetime as dt
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from synchro.engine.checksum import Sums, differing, sums_from_json, to_json
 from synchro.names import read_ack_name
@@ -79,19 +79,33 @@ def read_ack(path: Path, site: str) -> Ack | None:
     return ack
 
 
-def controle(theirs: Sums, ours: Sums | None) -> tuple[str, list[str]]:
+class Controle(NamedTuple):
+    """The « Contrôle » of an establishment: the words of the Rapport, the tables that differ."""
+
+    text: str
+    tables: list[str]
+
+
+class OwedAck(NamedTuple):
+    """A Serveur's ack to send, and the Siège's checksums it compares with (None: unknown)."""
+
+    ack: Ack
+    theirs: Sums | None
+
+
+def controle(theirs: Sums, ours: Sums | None) -> Controle:
     """The « Contrôle » of an establishment: (text, tables that differ).
 
     ``ours`` is None when the Siège no longer knows its checksums for that package."""
     if ours is None or not theirs:
-        return "non vérifiable (sommes de contrôle absentes)", []
+        return Controle("non vérifiable (sommes de contrôle absentes)", [])
     tables = differing(theirs, ours)
     if not tables:
-        return IDENTICAL, []
-    return "tables différentes : " + ", ".join(tables), tables
+        return Controle(IDENTICAL, [])
+    return Controle("tables différentes : " + ", ".join(tables), tables)
 
 
-def make_ack(node: ServeurNode) -> tuple[Ack, Sums | None] | None:
+def make_ack(node: ServeurNode) -> OwedAck | None:
     """Serveur: the ack of the Siège package it applied last, with its checksums now, and
     the Siège's checksums sent in that package; None before any Siège package."""
     from synchro.engine.serveur_node import LAST_HQ
@@ -109,4 +123,4 @@ def make_ack(node: ServeurNode) -> tuple[Ack, Sums | None] | None:
         instance=str(last.get("instance", "")),
         checksums=node.checksums(),
     )
-    return ack, theirs
+    return OwedAck(ack, theirs)

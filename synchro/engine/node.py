@@ -21,7 +21,6 @@ import datetime as dt
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -38,9 +37,16 @@ from synchro.db import open_database
 from synchro.db.base import Adapter, Table
 from synchro.engine.apply import ApplyContext, ApplyStats, apply_changes
 from synchro.engine.checksum import Sums, checksums
+from synchro.engine.node_results import (
+    Admission,
+    ExportResult,
+    ImportResult,
+    NodeStatus,
+    TableStatus,
+)
 from synchro.engine.policy import ApplyPolicy
 from synchro.engine.retry import retry_quarantined
-from synchro.engine.tables import Skipped, select_tables
+from synchro.engine.tables import TableSelection, select_tables
 from synchro.errors import PackageError
 from synchro.names import package_name
 from synchro.package import Manifest, PackageReader, PackageWriter, TableSchema, open_package
@@ -49,50 +55,8 @@ from synchro.state import StateDB
 Progress = Callable[[str, int], None]
 
 
-@dataclass(frozen=True)
-class ExportResult:
-    path: Path
-    manifest: Manifest
-    capture: CaptureResult
-    kept: bool = True  # False: nothing new while older packages wait (no package made)
-
-
 class _NothingNew(Exception):
     """Rolls back an export that found nothing while older packages still wait."""
-
-
-@dataclass(frozen=True)
-class ImportResult:
-    manifest: Manifest
-    stats: ApplyStats
-    status: str  # "applied", "duplicate", "waiting" (an earlier package is missing), "stale"
-    message: str = ""
-
-
-@dataclass(frozen=True)
-class Admission:
-    """A package the node takes, and where its changes start (``ApplyContext``'s fields)."""
-
-    base_pos: int = 0  # Siège: change-log position the sender had received
-    skip_pos: int = 0  # Serveur: skip changes at or before this change-log position
-    skip_origin: str = ""  # Serveur: skip the changes that came from this node itself
-
-
-@dataclass(frozen=True)
-class TableStatus:
-    name: str
-    key: tuple[str, ...]
-    key_source: str
-    rows: int
-    known: int  # rows in the snapshot (as last exchanged)
-
-
-@dataclass
-class NodeStatus:
-    tables: list[TableStatus] = field(default_factory=list)
-    skipped: list[Skipped] = field(default_factory=list)
-    pending: dict[str, dict[str, int]] = field(default_factory=dict)
-    outbox: list[int] = field(default_factory=list)
 
 
 class Node(ABC):
@@ -129,7 +93,7 @@ class Node(ABC):
         self.now = now
         self.state = StateDB(state_path)
         self._adapter: Adapter | None = None
-        self._tables: tuple[list[Table], list[Skipped]] | None = None
+        self._tables: TableSelection | None = None
 
     # -- plumbing -----------------------------------------------------------------------
 
@@ -151,13 +115,14 @@ class Node(ABC):
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def tables(self, refresh: bool = False) -> tuple[list[Table], list[Skipped]]:
+    def tables(self, refresh: bool = False) -> TableSelection:
+        """The synchronised tables (cached; ``refresh`` discovers them again)."""
         if self._tables is None or refresh:
             self._tables = select_tables(self.adapter.tables(), self.config.database)
         return self._tables
 
     def _table_map(self) -> dict[str, Table]:
-        return {t.name: t for t in self.tables()[0]}
+        return {t.name: t for t in self.tables().synced}
 
     def keys(self) -> tuple[bytes, ...]:
         """The group keys a package may be sealed with: the current one, and the previous
@@ -171,7 +136,7 @@ class Node(ABC):
 
     def checksums(self) -> Sums:
         """Per-table checksums of this node's database now (see ``engine.checksum``)."""
-        return checksums(self.adapter, self.tables()[0])
+        return checksums(self.adapter, self.tables().synced)
 
     # -- export -------------------------------------------------------------------------
 
@@ -191,7 +156,7 @@ class Node(ABC):
         self.recover()
         # Discovered again at every export: a Node kept open (the Siège's service) sees a
         # widened column, a new column or a new table before it retries or captures.
-        tables = self.tables(refresh=True)[0]
+        tables = self.tables(refresh=True).synced
         retry_quarantined(self.adapter, self.state, tables, policy=self.policy)
         ensure_snapshots(self.state, tables)
         spooled: set[str] = set()
@@ -407,7 +372,7 @@ class Node(ABC):
 
     def pending_changes(self) -> dict[str, dict[str, int]]:
         """Changes a capture would send now, without keeping anything (dry run)."""
-        tables = self.tables()[0]
+        tables = self.tables().synced
         ensure_snapshots(self.state, tables)
         tmp = self.packages_dir / "dry-run.pkg"
         tmp.parent.mkdir(parents=True, exist_ok=True)

@@ -25,7 +25,8 @@ from synchro.db.base import Table
 from synchro.engine.apply import ApplyStats
 from synchro.engine.checksum import Sums, sums_from_json
 from synchro.engine.checksum import to_json as sums_to_json
-from synchro.engine.node import Admission, ImportResult, Node
+from synchro.engine.node import Node
+from synchro.engine.node_results import Admission, ImportResult
 from synchro.engine.policy import SIEGE_POLICY, ApplyPolicy
 from synchro.errors import PackageError
 from synchro.names import package_name, published_name
@@ -195,7 +196,7 @@ class SiegeNode(Node):
         key: bytes | None,
         sums: dict[str, list[object]],
     ) -> Manifest:
-        tables = self.tables()[0]
+        tables = self.tables().synced
         writer = PackageWriter(
             path,
             origin=self.code,
