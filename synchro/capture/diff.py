@@ -27,22 +27,22 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from synchro import faults
+from synchro.capture.source import (
+    CHECK_EVERY,
+    KeyOrderError,
+    checked_rows,
+    held_rows,
+    merge,
+    rows_in_key_order,
+    snapshot_key,
+)
 from synchro.db.base import Adapter, Row, Table
 from synchro.errors import Cancelled, CaptureError, DatabaseError, PackageError
 from synchro.package import PackageWriter
-from synchro.state import HELD, ORDERED_KEY_KINDS, StateDB, key_json, snap_value
+from synchro.state import HELD, StateDB, key_json
 from synchro.values import from_json, normalise, row_hasher, to_json
 
 FLUSH_EVERY = 5000
-CHECK_EVERY = 2000
-
-
-class KeyOrderError(CaptureError):
-    """The database did not return the rows in key order (the capture is retried spooled)."""
-
-    def __init__(self, table: str) -> None:
-        self.table = table
-        super().__init__(f"Table {table} : lignes non triées par clé")
 
 
 @dataclass
@@ -209,29 +209,29 @@ def _capture_table(
             deletes.clear()
 
     modified = options.modified_columns.get(table.name)
+    spooled = table.name in options.spooled
     try:
         if modified and options.since is not None:
             _filtered(adapter, state, table, snap, modified, options, writer, snapw, holder)
             unseen = set(holder.keys)  # set aside before, not modified since: try again
             _filtered_rows(
-                _held_rows(adapter, table, unseen), table, snap, state, writer, snapw, holder
+                held_rows(adapter, table, unseen), table, snap, state, writer, snapw, holder
             )
-            keys_only = _checked(
-                _rows(adapter, state, table, options, skey_of, keys_only=True),
+            keys_only = checked_rows(
+                rows_in_key_order(adapter, state, table, skey_of, spooled=spooled, keys_only=True),
                 table,
                 skey_of,
-                options,
-                count,
-                counting=False,
+                options.cancel,
+                options.progress,
             )
             snap_rows = state.snapshot_in_order(snap_reader, snap, nkeys, hashes=False)
-            for skey, _row, in_db, in_snap in _merge(
+            for skey, _row, in_db, in_snap in merge(
                 keys_only, ((tuple(r), b"") for r in snap_rows)
             ):
                 if in_snap and not in_db:
                     on_delete(skey)
         else:
-            source = _rows(adapter, state, table, options, skey_of)
+            source = rows_in_key_order(adapter, state, table, skey_of, spooled=spooled)
             snap_rows = state.snapshot_in_order(snap_reader, snap, nkeys, hashes=True)
             _full_diff(source, snap_rows, table, options, count, writer, snapw, on_delete, holder)
     except DatabaseError as exc:
@@ -239,43 +239,6 @@ def _capture_table(
     snapw.flush()
     if deletes:
         state.add_capture_deletes(deletes)
-
-
-def snapshot_key(
-    key_kinds: Sequence[str], key_pos: Sequence[int]
-) -> Callable[[Row], tuple[Any, ...]]:
-    """``row → tuple(snap_value(kind, row[pos]) ...)`` for one table's key, prepared once.
-
-    Int and text keys are stored as they are (``snap_value``'s own rule), so a row whose
-    key values already have those exact types skips the per-value call.
-    """
-    kinds, positions = tuple(key_kinds), tuple(key_pos)
-    plain = {"int": int, "text": str}
-    if len(kinds) == 1 and kinds[0] in plain:
-        (pos,), typ, kind = positions, plain[kinds[0]], kinds[0]
-
-        def one_plain(row: Row) -> tuple[Any, ...]:
-            value = row[pos]
-            return (value if type(value) is typ else snap_value(kind, value),)
-
-        return one_plain
-    if all(k in plain for k in kinds):
-        types = tuple(plain[k] for k in kinds)
-        pairs = tuple(zip(kinds, positions, types, strict=True))
-
-        def all_plain(row: Row) -> tuple[Any, ...]:
-            key = tuple([row[p] for p in positions])
-            for value, typ in zip(key, types, strict=True):
-                if type(value) is not typ:
-                    return tuple([snap_value(k, row[p]) for k, p, _t in pairs])
-            return key
-
-        return all_plain
-
-    def general(row: Row) -> tuple[Any, ...]:
-        return tuple([snap_value(k, row[p]) for k, p in zip(kinds, positions, strict=True)])
-
-    return general
 
 
 def _full_diff(
@@ -289,11 +252,11 @@ def _full_diff(
     on_delete: Callable[[tuple[Any, ...]], None],
     holder: _Holder,
 ) -> None:
-    """The full-scan diff: ``_merge(_checked(...), snapshot)`` written as one loop.
+    """The full-scan diff: ``merge(checked_rows(...), snapshot)`` written as one loop.
 
     The table's rows (key order) and the snapshot's ``(k0.., h)`` rows (same order) are
     merged: keys only in the table are inserts, in both with another hash updates, only
-    in the snapshot deletes. Order check, cancel and progress as in ``_checked``. This is
+    in the snapshot deletes. Order check, cancel and progress as in ``checked_rows``. This is
     the hot path of every capture, hence one loop without generator layers.
     """
     nkeys = len(table.key)
@@ -357,107 +320,6 @@ def _full_diff(
         snap_key = snap_row[:nkeys] if snap_row is not None else None
 
 
-def _rows(
-    adapter: Adapter,
-    state: StateDB,
-    table: Table,
-    options: CaptureOptions,
-    skey_of: Callable[[Row], tuple[Any, ...]],
-    *,
-    keys_only: bool = False,
-) -> Iterator[Row]:
-    """The table's rows in snapshot key order, from the database or through a spool.
-
-    ``keys_only``: only the key columns are read (full-width rows, other values None).
-    """
-    ordered = all(k in ORDERED_KEY_KINDS for k in table.key_kinds)
-    if ordered and adapter.dialect != "access" and table.name not in options.spooled:
-        if keys_only:
-            yield from _widen(adapter.scan(table, columns=table.key, ordered=True), table)
-        else:
-            yield from adapter.scan(table, ordered=True)
-        return
-    nkeys = len(table.key)
-    state.start_spool(nkeys)
-    kinds = table.kinds
-    batch: list[tuple[Any, ...]] = []
-    rows = (
-        _widen(adapter.scan(table, columns=table.key, ordered=False), table)
-        if keys_only
-        else adapter.scan(table, ordered=False)
-    )
-    for row in rows:
-        values = [to_json(k, v) for k, v in zip(kinds, row, strict=True)]
-        batch.append((*skey_of(row), json.dumps(values, ensure_ascii=False)))
-        if len(batch) >= FLUSH_EVERY:
-            state.add_to_spool(nkeys, batch)
-            batch.clear()
-    state.add_to_spool(nkeys, batch)
-    for (text,) in state.spooled_rows(nkeys):
-        yield tuple(from_json(k, v) for k, v in zip(kinds, json.loads(text), strict=True))
-    state.drop_spool()
-
-
-def _widen(keyrows: Iterator[Row], table: Table) -> Iterator[Row]:
-    """Key-only rows as full-width rows (only the key positions meaningful)."""
-    width = len(table.columns)
-    positions = table.key_positions
-    for keyrow in keyrows:
-        row: list[Any] = [None] * width
-        for pos, value in zip(positions, keyrow, strict=True):
-            row[pos] = value
-        yield tuple(row)
-
-
-def _checked(
-    rows: Iterator[Row],
-    table: Table,
-    skey_of: Callable[[Row], tuple[Any, ...]],
-    options: CaptureOptions,
-    count: TableCount,
-    *,
-    counting: bool,
-) -> Iterator[tuple[tuple[Any, ...], Row]]:
-    """(snapshot key, row), checking the order, the cancel flag and reporting progress."""
-    previous: tuple[Any, ...] | None = None
-    seen = 0
-    for row in rows:
-        skey = skey_of(row)
-        if previous is not None and not skey > previous:
-            raise KeyOrderError(table.name)
-        previous = skey
-        seen += 1
-        if seen % CHECK_EVERY == 0:
-            if options.cancel is not None and options.cancel.is_set():
-                raise Cancelled()
-            if options.progress is not None:
-                options.progress(table.name, seen)
-        yield skey, row
-    if counting:
-        count.scanned = seen
-
-
-def _merge(
-    db: Iterator[tuple[tuple[Any, ...], Row]],
-    snap: Iterator[tuple[tuple[Any, ...], bytes]],
-) -> Iterator[tuple[tuple[Any, ...], Any, bool, bool]]:
-    """Merge two key-ordered streams: (key, (row, old_hash) | None, in_db, in_snapshot)."""
-    end = object()
-    d = next(db, end)
-    s = next(snap, end)
-    while d is not end or s is not end:
-        if s is end or (d is not end and d[0] < s[0]):  # type: ignore[index]
-            yield d[0], (d[1], b""), True, False  # type: ignore[index]
-            d = next(db, end)
-        elif d is end or s[0] < d[0]:  # type: ignore[index]
-            yield s[0], None, False, True  # type: ignore[index]
-            s = next(snap, end)
-        else:
-            yield d[0], (d[1], s[1]), True, True  # type: ignore[index]
-            d = next(db, end)
-            s = next(snap, end)
-
-
 def _filtered(
     adapter: Adapter,
     state: StateDB,
@@ -480,17 +342,6 @@ def _filtered(
             yield row
 
     _filtered_rows(counted(), table, snap, state, writer, snapw, holder)
-
-
-def _held_rows(adapter: Adapter, table: Table, held: set[str]) -> Iterator[Row]:
-    """The current rows of keys set aside at an earlier capture (to be tried again)."""
-    if not held:
-        return iter(())
-    keys = []
-    for kj in sorted(held):
-        values = json.loads(kj)
-        keys.append(tuple(from_json(k, v) for k, v in zip(table.key_kinds, values, strict=True)))
-    return iter(adapter.fetch(table, keys))
 
 
 def _filtered_rows(

@@ -25,13 +25,8 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from synchro import faults
-from synchro.capture.diff import (
-    CaptureOptions,
-    CaptureResult,
-    KeyOrderError,
-    capture,
-    ensure_snapshots,
-)
+from synchro.capture.diff import CaptureOptions, CaptureResult, capture, ensure_snapshots
+from synchro.capture.source import KeyOrderError
 from synchro.config.model import Config
 from synchro.db import open_database
 from synchro.db.base import Adapter, Table

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from synchro.capture.diff import snapshot_key
+from synchro.capture.source import snapshot_key
 from synchro.db.base import Adapter, Key, Row, Table
 from synchro.engine.policy import ApplyPolicy
 from synchro.engine.verify import Verifier, Written

@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from synchro.capture.diff import snapshot_key
+from synchro.capture.source import snapshot_key
 from synchro.db.base import Adapter, Row, Table
 from synchro.state import StateDB, key_json
 from synchro.values import from_json, row_hasher
