@@ -102,10 +102,10 @@ def phase_raw(work: Path, rows: int) -> dict[str, Any]:
 
 def _node(work: Path, name: str, role: str) -> Any:
     from synchro.config.model import Config, Role
-    from synchro.engine.node import Node
+    from synchro.engine.nodes import build_node
 
     config = Config(role=Role(role), site=name.upper())
-    return Node(
+    return build_node(
         config,
         work / f"{name}.state",
         work / f"{name}-packages",

@@ -121,7 +121,7 @@ def phase_steps(work: Path, args: argparse.Namespace) -> dict[str, Any]:
     import zstandard
 
     from synchro import values
-    from synchro.engine.state import key_json
+    from synchro.state import key_json
 
     n = args.step_rows
     c = Clock(n)

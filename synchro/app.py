@@ -27,7 +27,10 @@ from synchro.config.store import resolve_connection, save_config
 from synchro.engine.events import Event, StateChanged, Status, said
 from synchro.engine.hq_round import HQService, RoundSettings
 from synchro.engine.node import Node
+from synchro.engine.nodes import build_node
 from synchro.engine.preflight_run import publish_for_node
+from synchro.engine.serveur_node import ServeurNode
+from synchro.engine.siege_node import SiegeNode
 from synchro.engine.site_run import RunOptions, SiteRun, site_connect
 from synchro.engine.watermark import advance_watermark, current_watermark
 from synchro.errors import ErrorKind, SynchroError
@@ -48,8 +51,11 @@ def group_key(text: str) -> bytes | None:
     return decode_key(text) if text else None
 
 
-def open_node(config: Config, paths: NodePaths, now: Callable[[], dt.datetime]) -> Node:
-    return Node(
+def open_node(
+    config: Config, paths: NodePaths, now: Callable[[], dt.datetime]
+) -> SiegeNode | ServeurNode:
+    """The node of this installation (its state, packages, database and group key)."""
+    return build_node(
         config,
         paths.state_db,
         paths.packages_dir,
@@ -233,7 +239,7 @@ class App:
             return  # the App stopped before the node could be opened
         try:
             self._watermark(node)  # Dernière synchronisation shown as the state holds it
-            if self.config.is_hq:
+            if isinstance(node, SiegeNode):
                 self._hq_loop(node)
             else:
                 self._site_loop(node)
@@ -243,7 +249,7 @@ class App:
         finally:
             node.close()
 
-    def _open_node(self) -> Node | None:
+    def _open_node(self) -> SiegeNode | ServeurNode | None:
         """The node; when it cannot open (a damaged state, a database that will not open...)
         say why and try again at MANUELLE or the next hour. None once the App stops."""
         while True:
@@ -279,7 +285,7 @@ class App:
                 return True
         return False
 
-    def _site_loop(self, node: Node) -> None:
+    def _site_loop(self, node: ServeurNode) -> None:
         while not self._stop.is_set():
             try:
                 command = self.commands.get(timeout=0.5)
@@ -292,7 +298,7 @@ class App:
                 self.cancel.clear()
                 self.run_site(node)
 
-    def run_site(self, node: Node) -> RunRecord:
+    def run_site(self, node: ServeurNode) -> RunRecord:
         """One run now, on the calling thread (the engine thread, or ``synchro sync``)."""
         s = self.config.site_settings
         since = None
@@ -321,7 +327,7 @@ class App:
         self._mail([record], record.state)
         return record
 
-    def hq_service(self, node: Node) -> HQService:
+    def hq_service(self, node: SiegeNode) -> HQService:
         """The Siège's round service on ``node``, wired to this App (reports, mail, FTP)."""
         self._watermark(node)
         self.hq = HQService(
@@ -337,7 +343,7 @@ class App:
         self.hq.cancel = self.cancel
         return self.hq
 
-    def _hq_loop(self, node: Node) -> None:
+    def _hq_loop(self, node: SiegeNode) -> None:
         publish_for_node(node, self.config, self.paths.ftp_root)  # schemas.json, for `check`
         hq = self.hq_service(node)
         hq.run(

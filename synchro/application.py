@@ -39,8 +39,10 @@ if TYPE_CHECKING:  # the engine is imported when used: the CLI starts fast
     from synchro.app import App
     from synchro.engine.checksum import Sums
     from synchro.engine.hq_round import HQService
-    from synchro.engine.node import ExportResult, ImportResult, Node, NodeStatus
+    from synchro.engine.node_results import ExportResult, ImportResult, NodeStatus
     from synchro.engine.preflight_run import CheckReport
+    from synchro.engine.serveur_node import ServeurNode
+    from synchro.engine.siege_node import SiegeNode
 
 __all__ = [
     "Event",
@@ -98,10 +100,14 @@ class Synchro:
         A Serveur does one run. The Siège starts its FTP server, opens a round, works it
         until it closes, then lingers (up to ``linger_s``) while establishments it served
         have not acknowledged: late deliveries are applied and published meanwhile."""
+        from synchro.engine.siege_node import SiegeNode
+
         if self.config.is_hq:
-            return self._hq_round_now(linger_s)
+            self.app.start_ftp()
         node = _open_node(self.config, self.app.paths, self.app.now)
         try:
+            if isinstance(node, SiegeNode):
+                return self._hq_round_now(node, linger_s)
             return self.app.run_site(node)
         finally:
             node.close()
@@ -148,27 +154,22 @@ class Synchro:
 
     # -- the Siège's round now (``synchro sync``) -------------------------------------------
 
-    def _hq_round_now(self, linger_s: float) -> RunRecord:
+    def _hq_round_now(self, node: SiegeNode, linger_s: float) -> RunRecord:
+        """A round now on ``node``, its FTP server started (``sync_once``)."""
         app = self.app
-        app.start_ftp()
-
-        node = _open_node(app.config, app.paths, app.now)
-        try:
-            hq = app.hq_service(node)
-            # the establishments' acks are awaited as long as the Siège lingers
-            ack_wait = dt.timedelta(seconds=linger_s)
-            hq.settings = dataclasses.replace(hq.settings, ack_wait=ack_wait)
-            hq.step("open")
-            hq.run(app.commands, lambda: hq.round is not None, tick_s=0.2)
-            if hq.last_round is None or hq.last_round.state is not State.STOPPED:
-                app.emit(said("engine.linger", seconds=f"{linger_s:.0f}"))
-                self._linger(hq, linger_s)
-            hq.note_tail()  # late packages left in /in: applied next time, not counted then
-            if hq.last_round is None:
-                raise SynchroError("le tour du siège n'a pas eu lieu", kind=ErrorKind.INTERNAL)
-            return hq.last_round
-        finally:
-            node.close()
+        hq = app.hq_service(node)
+        # the establishments' acks are awaited as long as the Siège lingers
+        ack_wait = dt.timedelta(seconds=linger_s)
+        hq.settings = dataclasses.replace(hq.settings, ack_wait=ack_wait)
+        hq.step("open")
+        hq.run(app.commands, lambda: hq.round is not None, tick_s=0.2)
+        if hq.last_round is None or hq.last_round.state is not State.STOPPED:
+            app.emit(said("engine.linger", seconds=f"{linger_s:.0f}"))
+            self._linger(hq, linger_s)
+        hq.note_tail()  # late packages left in /in: applied next time, not counted then
+        if hq.last_round is None:
+            raise SynchroError("le tour du siège n'a pas eu lieu", kind=ErrorKind.INTERNAL)
+        return hq.last_round
 
     def _linger(self, hq: HQService, linger_s: float) -> None:
         """After the round closed, keep the FTP server up and go on working — applying and
@@ -192,7 +193,7 @@ class Synchro:
 
 def _open_node(
     config: Config, paths: NodePaths, now: Callable[[], dt.datetime] = dt.datetime.now
-) -> Node:
+) -> SiegeNode | ServeurNode:
     from synchro.app import open_node
 
     return open_node(config, paths, now)
@@ -333,4 +334,4 @@ def node_checksums(config: Config, paths: NodePaths) -> tuple[Sums, list[dict[st
     from synchro.engine.checksum import checksums
 
     with _open_node(config, paths) as node:
-        return checksums(node.adapter, node.tables()[0]), node.state.conflicts()
+        return checksums(node.adapter, node.tables().synced), node.state.conflicts()

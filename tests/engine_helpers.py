@@ -18,6 +18,7 @@ from synchro.config.model import Config, ConflictPolicy, DatabaseSettings, Role,
 from synchro.db import open_database
 from synchro.db.base import Row, Table
 from synchro.engine.node import Node
+from synchro.engine.nodes import build_node
 from synchro.values import canonical, row_hash
 
 Checksums = dict[str, tuple[int, str]]
@@ -52,7 +53,7 @@ def make_node(
     """A node whose state and packages live in ``folder/<site>``."""
     config = make_config(site, connection, hq=hq, rules=rules, exclude=exclude)
     home = folder / f"node-{site}"
-    return Node(config, home / "state.db", home / "packages", connection=connection)
+    return build_node(config, home / "state.db", home / "packages", connection=connection)
 
 
 def policy_rules(

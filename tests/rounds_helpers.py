@@ -22,6 +22,7 @@ from synchro.engine.ack import make_ack
 from synchro.engine.checksum import checksums
 from synchro.engine.hq_round import HQService, RoundSettings
 from synchro.engine.node import Node
+from synchro.engine.nodes import build_node
 from synchro.engine.site_run import RunOptions, SiteRun
 from synchro.enrolment import add_site, join_with_token
 from synchro.names import ack_name
@@ -66,7 +67,7 @@ class Member:
 
     def node(self) -> Node:
         key = self.config.group_key
-        return Node(
+        return build_node(
             self.config,
             self.folder / "state.db",
             self.folder / "packages",

@@ -19,13 +19,13 @@ from synchro.config.model import (
 )
 from synchro.config.store import load_config, save_config
 from synchro.engine.events import StateChanged
-from synchro.engine.state import StateDB
 from synchro.engine.watermark import WATERMARK
 from synchro.errors import SynchroError
 from synchro.log import setup_logging, shutdown_logging
 from synchro.mail import MailPolicy
 from synchro.platform.paths import NodePaths
 from synchro.reports import ReportStore, State
+from synchro.state import StateDB
 
 
 @pytest.fixture(autouse=True)

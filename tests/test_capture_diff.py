@@ -15,6 +15,7 @@ import pytest
 from synchro.capture import diff
 from synchro.config.model import Config, Role
 from synchro.engine.node import Node
+from synchro.engine.nodes import build_node
 
 SCHEMA = (
     "CREATE TABLE t(site TEXT NOT NULL, num INTEGER NOT NULL, qte INTEGER, "
@@ -24,7 +25,7 @@ SCHEMA = (
 
 def _node(tmp: Path, name: str) -> Node:
     config = Config(role=Role.SITE, site=name.upper())
-    return Node(
+    return build_node(
         config, tmp / f"{name}.state", tmp / f"{name}-pk", connection=str(tmp / f"{name}.db")
     )
 

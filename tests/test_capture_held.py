@@ -13,9 +13,9 @@ from pathlib import Path
 from engine_helpers import db, make_node
 from rounds_helpers import group, sql
 
-from synchro.capture.diff import HELD
 from synchro.config.model import TableRule
 from synchro.reports import State
+from synchro.state import HELD
 
 SCHEMA = "CREATE TABLE docs (id INTEGER PRIMARY KEY, nom TEXT, fichier BLOB, maj DATETIME)"
 

@@ -177,7 +177,7 @@ CHILD = """
 import sys
 from pathlib import Path
 from synchro.config.model import Config, ConflictPolicy, DatabaseSettings, Role, TableRule
-from synchro.engine.node import Node
+from synchro.engine.nodes import build_node
 
 state, packages, connection, package, where = sys.argv[1:6]
 rules = tuple(
@@ -186,7 +186,7 @@ rules = tuple(
 )
 settings = DatabaseSettings(connection=connection, tables=rules)
 config = Config(role=Role.HQ, site="B", database=settings)
-node = Node(config, Path(state), Path(packages), connection=connection)
+node = build_node(config, Path(state), Path(packages), connection=connection)
 if where == "after-commit":  # a real SIGKILL right after the database commit
     import os, signal
     def die(*args, **kwargs):

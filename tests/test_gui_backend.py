@@ -16,7 +16,6 @@ import pytest
 from synchro.config.model import Config, Role
 from synchro.config.store import load_config
 from synchro.engine import events as engine
-from synchro.engine.state import StateDB
 from synchro.errors import ConnectionTestError
 from synchro.gui.ports import Progress, ReportsChanged, StateChanged, StatusMessage, TrayState
 from synchro.gui_backend import AppBackend, gui_event, quarantine_line
@@ -25,6 +24,7 @@ from synchro.platform.autostart import XdgAutostart
 from synchro.platform.paths import paths_beside
 from synchro.report_summary import detail_lines
 from synchro.reports import State
+from synchro.state import StateDB
 from synchro.transport.token import make_token
 
 

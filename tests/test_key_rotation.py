@@ -11,6 +11,7 @@ import pytest
 
 from synchro.config.model import Config, Role
 from synchro.engine.node import Node
+from synchro.engine.nodes import build_node
 from synchro.errors import PackageError
 from synchro.package.crypto import decode_key, encode_key, key_id, new_group_key
 
@@ -34,7 +35,7 @@ def make(
     config = Config(
         role=role, site=name, group_key=key, previous_group_key=previous, previous_key_until=until
     )
-    return Node(
+    return build_node(
         config,
         tmp / f"{name}.state",
         tmp / f"{name}-pk",
@@ -95,7 +96,7 @@ def test_rotation_grace_period_then_old_key_refused(tmp_path: Path) -> None:
 def test_a_package_without_the_key_is_refused(tmp_path: Path) -> None:
     add(tmp_path, "S1", 1)
     plain = Config(role=Role.SITE, site="S1")
-    with Node(
+    with build_node(
         plain, tmp_path / "p.state", tmp_path / "p-pk", connection=str(tmp_path / "S1.db")
     ) as site:
         package = site.export().path

@@ -19,7 +19,7 @@ import pytest
 from rounds_helpers import Group, group, sql
 
 from synchro.engine import hq_files, hq_round
-from synchro.engine.node import Node
+from synchro.engine.siege_node import SiegeNode
 from synchro.reports import State
 
 
@@ -35,16 +35,16 @@ def rounds(g: Group) -> list[Any]:
 
 def disk_full_once(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """The Siège's first publication fails (a full disk); the list counts the attempts."""
-    real_publish = Node.publish_group
+    real_publish = SiegeNode.publish_group
     calls: list[int] = []
 
-    def publish_group(self: Node, *args: Any, **kwargs: Any) -> Any:
+    def publish_group(self: SiegeNode, *args: Any, **kwargs: Any) -> Any:
         calls.append(1)
         if len(calls) == 1:
             raise OSError(28, "No space left on device")
         return real_publish(self, *args, **kwargs)
 
-    monkeypatch.setattr(Node, "publish_group", publish_group)
+    monkeypatch.setattr(SiegeNode, "publish_group", publish_group)
     return calls
 
 
@@ -145,14 +145,14 @@ def test_delivery_windows_will_not_move_is_not_applied_again(
             node.export()
             for _seq, path in node.state.outbox():
                 client.upload(path, path.name)
-        published = Node.publish_group
+        published = SiegeNode.publish_group
         calls: list[int] = []
 
-        def counting(self: Node, *args: Any, **kwargs: Any) -> Any:
+        def counting(self: SiegeNode, *args: Any, **kwargs: Any) -> Any:
             calls.append(1)
             return published(self, *args, **kwargs)
 
-        monkeypatch.setattr(Node, "publish_group", counting)
+        monkeypatch.setattr(SiegeNode, "publish_group", counting)
         for _ in range(5):
             g.service.step()  # outside a round: processed at once, once
         assert len(calls) == 1
@@ -222,13 +222,13 @@ def test_tour_file_says_integration_until_the_answers_are_published(
     """Closed, the round is applied and published before ``tour.json`` says it is over: a
     waiting establishment whose own budget ran out meanwhile keeps waiting for its answer."""
     seen: list[dict[str, Any]] = []
-    real_publish = Node.publish_group
+    real_publish = SiegeNode.publish_group
 
-    def publish_group(self: Node, *args: Any, **kwargs: Any) -> Any:
+    def publish_group(self: SiegeNode, *args: Any, **kwargs: Any) -> Any:
         seen.append(json.loads((tmp_path / "ftp" / "3615" / "out" / "tour.json").read_text()))
         return real_publish(self, *args, **kwargs)
 
-    monkeypatch.setattr(Node, "publish_group", publish_group)
+    monkeypatch.setattr(SiegeNode, "publish_group", publish_group)
     with group(tmp_path, ["3615"], max_reception=dt.timedelta(seconds=30)) as g:
         seed(g)
         g.open_round()

@@ -247,7 +247,7 @@ def test_an_older_state_database_is_migrated(tmp_path: Path) -> None:
     )
     conn.commit()
     conn.close()
-    from synchro.engine.state import SCHEMA_VERSION, StateDB
+    from synchro.state import SCHEMA_VERSION, StateDB
 
     state = StateDB(path)
     try:

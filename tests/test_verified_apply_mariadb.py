@@ -17,8 +17,8 @@ from engine_helpers import make_node
 from test_cli_engine import init
 
 from synchro.cli import main
-from synchro.engine.state import StateDB
 from synchro.platform.paths import resolve_paths
+from synchro.state import StateDB
 
 NON_STRICT = ";INITSTMT=SET SESSION sql_mode=''"
 

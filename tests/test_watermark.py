@@ -17,7 +17,6 @@ from pair_helpers import app_pair, cli_pair, popen, synchro
 
 from synchro.app import App, open_node
 from synchro.config.store import load_config
-from synchro.engine.state import StateDB
 from synchro.engine.watermark import (
     FROM_CONFIG,
     WATERMARK,
@@ -28,6 +27,7 @@ from synchro.log import setup_logging, shutdown_logging
 from synchro.mail import MailPolicy
 from synchro.platform.paths import NodePaths, paths_beside
 from synchro.reports import State
+from synchro.state import StateDB
 
 JAN = dt.datetime(2026, 1, 1)
 NOV = dt.datetime(2026, 11, 29, 23, 0, 5)

@@ -20,29 +20,29 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from synchro import faults
+from synchro.capture.source import (
+    CHECK_EVERY,
+    KeyOrderError,
+    checked_rows,
+    held_rows,
+    merge,
+    rows_in_key_order,
+    snapshot_key,
+)
 from synchro.db.base import Adapter, Row, Table
-from synchro.engine.state import HELD as HELD  # re-exported: the rounds import it from here
-from synchro.engine.state import ORDERED_KEY_KINDS, StateDB, key_json, snap_value
 from synchro.errors import Cancelled, CaptureError, DatabaseError, PackageError
 from synchro.package import PackageWriter
+from synchro.state import HELD, StateDB, key_json
 from synchro.values import from_json, normalise, row_hasher, to_json
 
 FLUSH_EVERY = 5000
-CHECK_EVERY = 2000
-
-
-class KeyOrderError(CaptureError):
-    """The database did not return the rows in key order (the capture is retried spooled)."""
-
-    def __init__(self, table: str) -> None:
-        self.table = table
-        super().__init__(f"Table {table} : lignes non triées par clé")
 
 
 @dataclass
@@ -156,9 +156,7 @@ def capture(
     ``ensure_snapshots`` must have been called (and committed) before.
     """
     result = CaptureResult()
-    conn = state.conn
-    conn.execute("CREATE TEMP TABLE IF NOT EXISTS capture_deletes(ord INTEGER, key_json TEXT)")
-    conn.execute("DELETE FROM temp.capture_deletes")
+    state.start_capture_deletes()
     with state.reader() as snap_reader:
         for order, table in enumerate(tables):
             count = TableCount()
@@ -168,16 +166,13 @@ def capture(
     for order in range(len(tables) - 1, -1, -1):
         table = tables[order]
         faults.point("capture.deletes")
-        rows = conn.execute(
-            "SELECT key_json FROM temp.capture_deletes WHERE ord = ? ORDER BY rowid", (order,)
-        )
-        for (kj,) in rows:
+        for (kj,) in state.capture_deletes(order):
             writer.write(
                 table.name,
                 "D",
                 [from_json(k, v) for k, v in zip(table.key_kinds, json.loads(kj), strict=True)],
             )
-    conn.execute("DELETE FROM temp.capture_deletes")
+    state.clear_capture_deletes()
     result.unapplied = state.pending()
     result.retried = list(state.retry_notes)
     return result
@@ -186,7 +181,7 @@ def capture(
 def _capture_table(
     adapter: Adapter,
     state: StateDB,
-    snap_reader: Any,
+    snap_reader: sqlite3.Connection,
     table: Table,
     order: int,
     writer: PackageWriter,
@@ -210,78 +205,40 @@ def _capture_table(
         count.deletes += 1
         snapw.drop(skey)
         if len(deletes) >= FLUSH_EVERY:
-            state.conn.executemany("INSERT INTO temp.capture_deletes VALUES (?, ?)", deletes)
+            state.add_capture_deletes(deletes)
             deletes.clear()
 
-    cols = ", ".join(f"k{i}" for i in range(nkeys))
     modified = options.modified_columns.get(table.name)
+    spooled = table.name in options.spooled
     try:
         if modified and options.since is not None:
             _filtered(adapter, state, table, snap, modified, options, writer, snapw, holder)
             unseen = set(holder.keys)  # set aside before, not modified since: try again
             _filtered_rows(
-                _held_rows(adapter, table, unseen), table, snap, state, writer, snapw, holder
+                held_rows(adapter, table, unseen), table, snap, state, writer, snapw, holder
             )
-            keys_only = _checked(
-                _rows(adapter, state, table, options, skey_of, keys_only=True),
+            keys_only = checked_rows(
+                rows_in_key_order(adapter, state, table, skey_of, spooled=spooled, keys_only=True),
                 table,
                 skey_of,
-                options,
-                count,
-                counting=False,
+                options.cancel,
+                options.progress,
             )
-            snap_rows = snap_reader.execute(f'SELECT {cols} FROM "{snap}" ORDER BY {cols}')
-            for skey, _row, in_db, in_snap in _merge(
+            snap_rows = state.snapshot_in_order(snap_reader, snap, nkeys, hashes=False)
+            for skey, _row, in_db, in_snap in merge(
                 keys_only, ((tuple(r), b"") for r in snap_rows)
             ):
                 if in_snap and not in_db:
                     on_delete(skey)
         else:
-            source = _rows(adapter, state, table, options, skey_of)
-            snap_rows = snap_reader.execute(f'SELECT {cols}, h FROM "{snap}" ORDER BY {cols}')
+            source = rows_in_key_order(adapter, state, table, skey_of, spooled=spooled)
+            snap_rows = state.snapshot_in_order(snap_reader, snap, nkeys, hashes=True)
             _full_diff(source, snap_rows, table, options, count, writer, snapw, on_delete, holder)
     except DatabaseError as exc:
         raise CaptureError(f"Lecture de la table {table.name} impossible : {exc}") from exc
     snapw.flush()
     if deletes:
-        state.conn.executemany("INSERT INTO temp.capture_deletes VALUES (?, ?)", deletes)
-
-
-def snapshot_key(
-    key_kinds: Sequence[str], key_pos: Sequence[int]
-) -> Callable[[Row], tuple[Any, ...]]:
-    """``row → tuple(snap_value(kind, row[pos]) ...)`` for one table's key, prepared once.
-
-    Int and text keys are stored as they are (``snap_value``'s own rule), so a row whose
-    key values already have those exact types skips the per-value call.
-    """
-    kinds, positions = tuple(key_kinds), tuple(key_pos)
-    plain = {"int": int, "text": str}
-    if len(kinds) == 1 and kinds[0] in plain:
-        (pos,), typ, kind = positions, plain[kinds[0]], kinds[0]
-
-        def one_plain(row: Row) -> tuple[Any, ...]:
-            value = row[pos]
-            return (value if type(value) is typ else snap_value(kind, value),)
-
-        return one_plain
-    if all(k in plain for k in kinds):
-        types = tuple(plain[k] for k in kinds)
-        pairs = tuple(zip(kinds, positions, types, strict=True))
-
-        def all_plain(row: Row) -> tuple[Any, ...]:
-            key = tuple([row[p] for p in positions])
-            for value, typ in zip(key, types, strict=True):
-                if type(value) is not typ:
-                    return tuple([snap_value(k, row[p]) for k, p, _t in pairs])
-            return key
-
-        return all_plain
-
-    def general(row: Row) -> tuple[Any, ...]:
-        return tuple([snap_value(k, row[p]) for k, p in zip(kinds, positions, strict=True)])
-
-    return general
+        state.add_capture_deletes(deletes)
 
 
 def _full_diff(
@@ -295,11 +252,11 @@ def _full_diff(
     on_delete: Callable[[tuple[Any, ...]], None],
     holder: _Holder,
 ) -> None:
-    """The full-scan diff: ``_merge(_checked(...), snapshot)`` written as one loop.
+    """The full-scan diff: ``merge(checked_rows(...), snapshot)`` written as one loop.
 
     The table's rows (key order) and the snapshot's ``(k0.., h)`` rows (same order) are
     merged: keys only in the table are inserts, in both with another hash updates, only
-    in the snapshot deletes. Order check, cancel and progress as in ``_checked``. This is
+    in the snapshot deletes. Order check, cancel and progress as in ``checked_rows``. This is
     the hot path of every capture, hence one loop without generator layers.
     """
     nkeys = len(table.key)
@@ -363,113 +320,6 @@ def _full_diff(
         snap_key = snap_row[:nkeys] if snap_row is not None else None
 
 
-def _rows(
-    adapter: Adapter,
-    state: StateDB,
-    table: Table,
-    options: CaptureOptions,
-    skey_of: Callable[[Row], tuple[Any, ...]],
-    *,
-    keys_only: bool = False,
-) -> Iterator[Row]:
-    """The table's rows in snapshot key order, from the database or through a spool.
-
-    ``keys_only``: only the key columns are read (full-width rows, other values None).
-    """
-    ordered = all(k in ORDERED_KEY_KINDS for k in table.key_kinds)
-    if ordered and adapter.dialect != "access" and table.name not in options.spooled:
-        if keys_only:
-            yield from _widen(adapter.scan(table, columns=table.key, ordered=True), table)
-        else:
-            yield from adapter.scan(table, ordered=True)
-        return
-    conn = state.conn
-    nkeys = len(table.key)
-    cols = ", ".join(f"k{i}" for i in range(nkeys))
-    conn.execute("DROP TABLE IF EXISTS temp.spool")
-    conn.execute(
-        f"CREATE TEMP TABLE spool({cols}, row_json TEXT, PRIMARY KEY({cols})) WITHOUT ROWID"
-    )
-    kinds = table.kinds
-    marks = ", ".join("?" for _ in range(nkeys + 1))
-    batch: list[tuple[Any, ...]] = []
-    rows = (
-        _widen(adapter.scan(table, columns=table.key, ordered=False), table)
-        if keys_only
-        else adapter.scan(table, ordered=False)
-    )
-    for row in rows:
-        values = [to_json(k, v) for k, v in zip(kinds, row, strict=True)]
-        batch.append((*skey_of(row), json.dumps(values, ensure_ascii=False)))
-        if len(batch) >= FLUSH_EVERY:
-            conn.executemany(f"INSERT OR REPLACE INTO temp.spool VALUES ({marks})", batch)
-            batch.clear()
-    conn.executemany(f"INSERT OR REPLACE INTO temp.spool VALUES ({marks})", batch)
-    for (text,) in conn.execute(f"SELECT row_json FROM temp.spool ORDER BY {cols}"):
-        yield tuple(from_json(k, v) for k, v in zip(kinds, json.loads(text), strict=True))
-    conn.execute("DROP TABLE IF EXISTS temp.spool")
-
-
-def _widen(keyrows: Iterator[Row], table: Table) -> Iterator[Row]:
-    """Key-only rows as full-width rows (only the key positions meaningful)."""
-    width = len(table.columns)
-    positions = table.key_positions
-    for keyrow in keyrows:
-        row: list[Any] = [None] * width
-        for pos, value in zip(positions, keyrow, strict=True):
-            row[pos] = value
-        yield tuple(row)
-
-
-def _checked(
-    rows: Iterator[Row],
-    table: Table,
-    skey_of: Callable[[Row], tuple[Any, ...]],
-    options: CaptureOptions,
-    count: TableCount,
-    *,
-    counting: bool,
-) -> Iterator[tuple[tuple[Any, ...], Row]]:
-    """(snapshot key, row), checking the order, the cancel flag and reporting progress."""
-    previous: tuple[Any, ...] | None = None
-    seen = 0
-    for row in rows:
-        skey = skey_of(row)
-        if previous is not None and not skey > previous:
-            raise KeyOrderError(table.name)
-        previous = skey
-        seen += 1
-        if seen % CHECK_EVERY == 0:
-            if options.cancel is not None and options.cancel.is_set():
-                raise Cancelled()
-            if options.progress is not None:
-                options.progress(table.name, seen)
-        yield skey, row
-    if counting:
-        count.scanned = seen
-
-
-def _merge(
-    db: Iterator[tuple[tuple[Any, ...], Row]],
-    snap: Iterator[tuple[tuple[Any, ...], bytes]],
-) -> Iterator[tuple[tuple[Any, ...], Any, bool, bool]]:
-    """Merge two key-ordered streams: (key, (row, old_hash) | None, in_db, in_snapshot)."""
-    end = object()
-    d = next(db, end)
-    s = next(snap, end)
-    while d is not end or s is not end:
-        if s is end or (d is not end and d[0] < s[0]):  # type: ignore[index]
-            yield d[0], (d[1], b""), True, False  # type: ignore[index]
-            d = next(db, end)
-        elif d is end or s[0] < d[0]:  # type: ignore[index]
-            yield s[0], None, False, True  # type: ignore[index]
-            s = next(snap, end)
-        else:
-            yield d[0], (d[1], s[1]), True, True  # type: ignore[index]
-            d = next(db, end)
-            s = next(snap, end)
-
-
 def _filtered(
     adapter: Adapter,
     state: StateDB,
@@ -492,17 +342,6 @@ def _filtered(
             yield row
 
     _filtered_rows(counted(), table, snap, state, writer, snapw, holder)
-
-
-def _held_rows(adapter: Adapter, table: Table, held: set[str]) -> Iterator[Row]:
-    """The current rows of keys set aside at an earlier capture (to be tried again)."""
-    if not held:
-        return iter(())
-    keys = []
-    for kj in sorted(held):
-        values = json.loads(kj)
-        keys.append(tuple(from_json(k, v) for k, v in zip(table.key_kinds, values, strict=True)))
-    return iter(adapter.fetch(table, keys))
 
 
 def _filtered_rows(

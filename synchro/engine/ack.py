@@ -9,8 +9,8 @@ knows the establishment holds, and compares the checksums with its own as they w
 it published that package: the round's « Contrôle ».
 
 The applied package is recorded in the establishment's state in the same transaction as
-the apply (``node.LAST_HQ``, ``node.ACK_DUE``), so an ack lost to a crash is sent by the
-next run.
+the apply (``serveur_node.LAST_HQ``, ``serveur_node.ACK_DUE``), so an ack lost to a crash is
+sent by the next run.
 """
 
 from __future__ import annotations
@@ -19,13 +19,13 @@ import datetime as dt
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from synchro.engine.checksum import Sums, differing, sums_from_json, to_json
 from synchro.names import read_ack_name
 
 if TYPE_CHECKING:
-    from synchro.engine.node import Node
+    from synchro.engine.serveur_node import ServeurNode
 
 ACK_LIMIT = 4 * 1024 * 1024  # an ack bigger than this is not read
 IDENTICAL = "identiques"
@@ -79,22 +79,36 @@ def read_ack(path: Path, site: str) -> Ack | None:
     return ack
 
 
-def controle(theirs: Sums, ours: Sums | None) -> tuple[str, list[str]]:
+class Controle(NamedTuple):
+    """The « Contrôle » of an establishment: the words of the Rapport, the tables that differ."""
+
+    text: str
+    tables: list[str]
+
+
+class OwedAck(NamedTuple):
+    """A Serveur's ack to send, and the Siège's checksums it compares with (None: unknown)."""
+
+    ack: Ack
+    theirs: Sums | None
+
+
+def controle(theirs: Sums, ours: Sums | None) -> Controle:
     """The « Contrôle » of an establishment: (text, tables that differ).
 
     ``ours`` is None when the Siège no longer knows its checksums for that package."""
     if ours is None or not theirs:
-        return "non vérifiable (sommes de contrôle absentes)", []
+        return Controle("non vérifiable (sommes de contrôle absentes)", [])
     tables = differing(theirs, ours)
     if not tables:
-        return IDENTICAL, []
-    return "tables différentes : " + ", ".join(tables), tables
+        return Controle(IDENTICAL, [])
+    return Controle("tables différentes : " + ", ".join(tables), tables)
 
 
-def make_ack(node: Node) -> tuple[Ack, Sums | None] | None:
+def make_ack(node: ServeurNode) -> OwedAck | None:
     """Serveur: the ack of the Siège package it applied last, with its checksums now, and
     the Siège's checksums sent in that package; None before any Siège package."""
-    from synchro.engine.node import LAST_HQ
+    from synchro.engine.serveur_node import LAST_HQ
 
     text = node.state.get_meta(LAST_HQ)
     if not text:
@@ -109,4 +123,4 @@ def make_ack(node: Node) -> tuple[Ack, Sums | None] | None:
         instance=str(last.get("instance", "")),
         checksums=node.checksums(),
     )
-    return ack, theirs
+    return OwedAck(ack, theirs)

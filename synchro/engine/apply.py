@@ -24,22 +24,21 @@ keeps the sent value, so the other establishments get the right one.
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from synchro import faults
-from synchro.capture.diff import snapshot_key
 from synchro.config.model import ConflictPolicy, TableRule
 from synchro.db.base import Adapter, Row, Table
+from synchro.engine.apply_rows import Item, TableRows
+from synchro.engine.policy import ApplyPolicy
 from synchro.engine.revive import Reviver
-from synchro.engine.state import StateDB, key_json
-from synchro.engine.verify import Mismatch, Verifier, Written
+from synchro.engine.verify import Written
 from synchro.errors import ApplyError, Cancelled, DatabaseError
-from synchro.package import Change, PackageReader, TableSchema
-from synchro.values import row_hasher, row_normaliser, row_to_json, to_json
+from synchro.package import Change, PackageReader
+from synchro.state import StateDB
 
 BATCH = 500
 
@@ -64,7 +63,7 @@ class ApplyContext:
     """Who applies what: ``local`` is this node's code; ``origin`` the package's sender."""
 
     local: str
-    is_hq: bool
+    policy: ApplyPolicy
     origin: str
     package_id: str
     rules: Mapping[str, TableRule] = field(default_factory=dict)
@@ -75,100 +74,23 @@ class ApplyContext:
     progress: Callable[[str, int], None] | None = None
 
 
-@dataclass
-class _Item:
-    change: Change
-    row: Row | None  # local column order (upserts)
-    skey: tuple[Any, ...]
-    kj: str
-    origin: str
-    digest: bytes | None = None  # hash of ``row`` once computed
-    local: Row | None = None  # the local row with exactly this key, if any
+class _TableApplier(TableRows):
+    """Applies batches of changes of one table: conflicts decided, rows written and read
+    back (what is recorded of them is ``TableRows``'s)."""
 
-
-class _TableApplier:
-    """Applies batches of changes of one table."""
-
-    def __init__(
-        self,
-        adapter: Adapter,
-        state: StateDB,
-        table: Table,
-        schema: TableSchema,
-        ctx: ApplyContext,
-        stats: ApplyStats,
-        reviver: Reviver | None = None,
-    ) -> None:
-        self.adapter, self.state, self.table, self.ctx, self.stats = (
-            adapter,
-            state,
-            table,
-            ctx,
-            stats,
-        )
-        self.reviver = reviver  # the Siège's rule for rows still referred to
-        self.rule = ctx.rules.get(table.name, TableRule(name=table.name))
-        self.snap = state.snapshot_table(table)
-        self.kinds = table.kinds
-        names = table.column_names
-        pkg_names = [c for c, _ in schema.columns]
-        if sorted(pkg_names) != sorted(names):
-            missing = sorted(set(names) - set(pkg_names))
-            extra = sorted(set(pkg_names) - set(names))
-            raise ApplyError(
-                f"Table {table.name} : colonnes différentes entre le paquet et la base "
-                f"(absentes du paquet : {missing or '-'} ; inconnues ici : {extra or '-'}). "
-                "Alignez la structure des bases avant de synchroniser."
-            )
-        self.order = [pkg_names.index(n) for n in names]
-        pkg_key = list(schema.key)
-        if sorted(pkg_key) != sorted(table.key):
-            raise ApplyError(
-                f"Table {table.name} : clé différente (paquet {pkg_key}, base {list(table.key)})."
-            )
-        self.key_order = [pkg_key.index(k) for k in table.key]
-        # Prepared once per table: the per-row work below runs for every change.
-        self.nkeys = len(table.key)
-        self.key_positions = table.key_positions
-        self.in_order = self.order == list(range(len(names)))
-        self.normalise_row = row_normaliser(self.kinds)
-        self.hash_row = row_hasher(self.kinds)
-        self.json_values = row_to_json(self.kinds)
-        self.row_skey = snapshot_key(table.key_kinds, self.key_positions)
-        self.key_skey = snapshot_key(table.key_kinds, range(self.nkeys))
-        self.dumps = json.JSONEncoder(ensure_ascii=False, check_circular=False).encode
-        self.settled: list[tuple[tuple[Any, ...], bytes | None]] = []  # (skey, hash)
-        self.logged: list[tuple[str, str, str, str, str | None]] = []
-        self.verifier = Verifier(table)
-        self.pending = state.pending_keys(table.name)  # quarantined keys (usually none)
-        self.cleared: list[str] = []  # of those, keys now applied exactly
-
-    def item(self, change: Change) -> _Item:
-        row: Row | None
-        if change.op == "U":
-            values = change.values
-            if not self.in_order:
-                values = tuple([values[i] for i in self.order])
-            row = self.normalise_row(values)
-            skey = self.row_skey(row)
-        else:
-            row = None
-            skey = self.key_skey(tuple([change.values[i] for i in self.key_order]))
-        return _Item(change, row, skey, key_json(skey), change.origin or self.ctx.origin)
-
-    def apply(self, items: Sequence[_Item]) -> None:
+    def apply(self, items: Sequence[Item]) -> None:
         ctx, table, state = self.ctx, self.table, self.state
         nkeys = len(table.key)
         snaps = state.snapshot_hashes(self.snap, nkeys, [i.skey for i in items])
         row_skey = self.row_skey
         locals_ = {row_skey(r): r for r in self.adapter.fetch(table, [self._key(i) for i in items])}
         newer: dict[str, str] = {}
-        if ctx.is_hq:
+        if ctx.policy.checks_change_log:
             newer = state.newer_versions(
                 table.name, [i.kj for i in items], ctx.base_pos, ctx.origin
             )
-        upserts: list[_Item] = []
-        deletes: list[_Item] = []
+        upserts: list[Item] = []
+        deletes: list[Item] = []
         for item in items:
             local = locals_.get(item.skey)
             item.local = local
@@ -185,7 +107,7 @@ class _TableApplier:
             if other is not None and not self._incoming_wins(item, local, other):
                 self.stats.conflicts += 1
                 self._log_conflict(item, local, winner=other, loser=item.origin)
-                if not ctx.is_hq:
+                if ctx.policy.resends_local_winner:
                     self._settle(item, incoming_hash, applied=False)
                 continue
             if other is not None:
@@ -195,12 +117,7 @@ class _TableApplier:
         self._write(upserts, deletes)
         self._flush()
 
-    def _key(self, item: _Item) -> tuple[Any, ...]:
-        if item.row is not None:
-            return tuple([item.row[p] for p in self.key_positions])
-        return tuple(item.change.values[i] for i in self.key_order)
-
-    def _incoming_wins(self, item: _Item, local: Row | None, other: str) -> bool:
+    def _incoming_wins(self, item: Item, local: Row | None, other: str) -> bool:
         policy = self.rule.conflict
         if policy is ConflictPolicy.LATEST_WINS and self.rule.modified_column:
             pos = self.table.column_names.index(self.rule.modified_column)
@@ -219,9 +136,9 @@ class _TableApplier:
                 return True
             if local is not None and str(local[pos]) == other:
                 return False
-        return not self.ctx.is_hq  # hq-wins: the Siège's version
+        return not self.ctx.policy.holds_siege_version  # hq-wins: the Siège's version
 
-    def _log_conflict(self, item: _Item, local: Row | None, *, winner: str, loser: str) -> None:
+    def _log_conflict(self, item: Item, local: Row | None, *, winner: str, loser: str) -> None:
         incoming = self._row_json(item.row)
         current = self._row_json(local)
         incoming_won = winner == item.origin
@@ -236,82 +153,7 @@ class _TableApplier:
             current if incoming_won else incoming,
         )
 
-    def _row_json(self, row: Row | None) -> str | None:
-        if row is None:
-            return None
-        return self.dumps(self.json_values(row))
-
-    def _sent_json(self, item: _Item) -> str:
-        """The sent version as JSON values: the row, or for a delete the key's values."""
-        if item.row is not None:
-            return self.dumps(self.json_values(item.row))
-        key = self._key(item)
-        return self.dumps([to_json(k, v) for k, v in zip(self.table.key_kinds, key, strict=True)])
-
-    def _settle(
-        self, item: _Item, digest: bytes | None, *, applied: bool, exact: bool = True
-    ) -> None:
-        """Record the exchanged version in the snapshot (and the Siège's change log).
-
-        ``digest`` is what the snapshot keeps: the hash of the row as the database holds
-        it. ``exact``: the key is applied as sent, so an older quarantine entry of it is
-        settled. Kept in order and written by ``_flush`` at the end of the batch: nothing
-        reads the snapshot or the change log of this batch's keys before that.
-        """
-        self.settled.append((item.skey, digest))
-        if applied and self.ctx.is_hq:
-            row_json = self._row_json(item.row)
-            self.logged.append((item.origin, self.table.name, item.change.op, item.kj, row_json))
-        if applied and exact and item.kj in self.pending:
-            self.pending.discard(item.kj)
-            self.cleared.append(item.kj)
-
-    def _flush(self) -> None:
-        """Write the settled versions: runs of puts and drops in their order, then the log."""
-        state, snap, nkeys = self.state, self.snap, self.nkeys
-        puts: list[tuple[Any, ...]] = []
-        drops: list[tuple[Any, ...]] = []
-        for skey, digest in self.settled:
-            if digest is None:
-                if puts:
-                    state.put_snapshot(snap, nkeys, puts)
-                    puts = []
-                drops.append(skey)
-            else:
-                if drops:
-                    state.drop_snapshot(snap, nkeys, drops)
-                    drops = []
-                puts.append((*skey, digest))
-        state.put_snapshot(snap, nkeys, puts)
-        state.drop_snapshot(snap, nkeys, drops)
-        state.log_changes(self.logged)
-        for kj in self.cleared:
-            state.drop_quarantine(self.table.name, kj)
-        self.settled, self.logged, self.cleared = [], [], []
-
-    def _quarantine(self, item: _Item, error: str, mismatch: Mismatch | None = None) -> None:
-        """A row not applied exactly: into the quarantine with what was sent (and stored)."""
-        self.stats.quarantined += 1
-        self.pending.discard(item.kj)  # log_quarantine replaces an older entry of the key
-        columns = stored = None
-        if mismatch is not None:
-            self.stats.mismatched += 1
-            columns = self.dumps(mismatch.columns)
-            stored = self._row_json(mismatch.stored)
-        self.state.log_quarantine(
-            self.ctx.package_id,
-            self.table.name,
-            item.kj,
-            self._sent_json(item),
-            error,
-            kind="refused" if mismatch is None else "mismatch",
-            op=item.change.op,
-            origin=item.origin,
-            columns=columns,
-            stored=stored,
-        )
-
-    def _verify(self, done: list[_Item]) -> int:
+    def _verify(self, done: list[Item]) -> int:
         """Read the written rows back; settle the exact ones, quarantine the others (their
         snapshot takes the stored row's hash). Returns how many were stored exactly."""
         written = [Written(i.skey, self._key(i), i.row, i.digest) for i in done]
@@ -331,7 +173,7 @@ class _TableApplier:
             )
         return len(done) - len(bad)
 
-    def _write(self, upserts: list[_Item], deletes: list[_Item]) -> None:
+    def _write(self, upserts: list[Item], deletes: list[Item]) -> None:
         for items, delete in ((upserts, False), (deletes, True)):
             if not items:
                 continue
@@ -358,7 +200,7 @@ class _TableApplier:
             else:
                 self.stats.upserts += exact
 
-    def _still_used(self, item: _Item, delete: bool) -> bool:
+    def _still_used(self, item: Item, delete: bool) -> bool:
         """Siège: a refused row that the "kept while referred to" rule settles (True)."""
         reviver, ctx = self.reviver, self.ctx
         if reviver is None:
@@ -389,7 +231,7 @@ class _TableApplier:
         self.stats.conflicts += len(revived)
         return True
 
-    def _write_many(self, items: Sequence[_Item], delete: bool) -> None:
+    def _write_many(self, items: Sequence[Item], delete: bool) -> None:
         if delete:
             self.adapter.delete(self.table, [self._key(i) for i in items])
             return
@@ -445,7 +287,7 @@ def apply_changes(
     stats = ApplyStats()
     schemas = {s.name: s for s in reader.manifest.tables}
     appliers: dict[str, _TableApplier] = {}
-    reviver = Reviver(adapter, state, tables) if ctx.is_hq else None
+    reviver = Reviver(adapter, state, tables) if ctx.policy.revives_referenced else None
     done = 0
     key_positions = {s.name: s.key_positions for s in reader.manifest.tables}
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from synchro.engine.ack import IDENTICAL, Ack, controle, read_ack
-from synchro.engine.node import Node
+from synchro.engine.siege_node import SiegeNode
 from synchro.errors import ErrorKind
 from synchro.names import read_ack_name
 from synchro.package.manifest import Invalid
@@ -48,7 +48,7 @@ class Received:
 
 
 class AckBook:
-    def __init__(self, node: Node, reports: ReportStore, ftp_root: Path) -> None:
+    def __init__(self, node: SiegeNode, reports: ReportStore, ftp_root: Path) -> None:
         self.node, self.reports, self.ftp_root = node, reports, ftp_root
         self.archive = node.packages_dir / "archive"
 

@@ -14,9 +14,9 @@ import json
 from collections.abc import Sequence
 
 from synchro.db.base import Table
-from synchro.engine.state import StateDB
 from synchro.package import TableSchema
 from synchro.package.body import Segment, SegmentBuilder, SegmentStore
+from synchro.state import StateDB
 from synchro.values import from_json
 
 LEVEL = 1  # the packages' compression level (``PackageWriter``'s default)
@@ -30,14 +30,13 @@ def build_segments(
     the reverse order; within a table, in the log's order."""
     builder = SegmentBuilder([TableSchema.of(t) for t in tables], store)
     for table in tables:
-        for pos, origin, _key, row_json in state.compacted_changes(table.name, "U", after, ""):
-            builder.write_json(table.name, "U", row_json or "[]", origin, pos)
+        for change in state.compacted_changes(table.name, "U", after, ""):
+            builder.write_json(table.name, "U", change.row_json or "[]", change.origin, change.pos)
         builder.cut()
     for table in reversed(tables):
-        for pos, origin, key_json, _row in state.compacted_changes(table.name, "D", after, ""):
-            key_values = [
-                from_json(k, v) for k, v in zip(table.key_kinds, json.loads(key_json), strict=True)
-            ]
-            builder.write(table.name, "D", key_values, origin, pos)
+        for change in state.compacted_changes(table.name, "D", after, ""):
+            keys = json.loads(change.key_json)
+            key_values = [from_json(k, v) for k, v in zip(table.key_kinds, keys, strict=True)]
+            builder.write(table.name, "D", key_values, change.origin, change.pos)
         builder.cut()
     return builder.close()

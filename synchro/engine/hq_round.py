@@ -48,26 +48,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from synchro import faults
-from synchro.capture.diff import HELD
-from synchro.engine.events import Emit, Progress, StateChanged, ignore, said
-from synchro.engine.hq_acks import AckBook, peek_instance
+from synchro.engine.events import Emit, StateChanged, ignore, said
+from synchro.engine.hq_acks import AckBook
+from synchro.engine.hq_deliveries import TAIL, DeliveryOutcome, DeliveryWork
 from synchro.engine.hq_files import (
-    Delivery,
     identity,
-    list_deliveries,
     move_file,
-    remove_old,
     round_state,
     write_round_file,
 )
 from synchro.engine.hq_takeover import TakenOver, interrupted_round, take_over
 from synchro.engine.hq_verdict import NO_DATA, early_sites, round_verdict
-from synchro.engine.node import Node
-from synchro.errors import ApplyError, Cancelled, PackageError, SynchroError
-from synchro.names import published_glob
+from synchro.engine.siege_node import SiegeNode
+from synchro.errors import Cancelled, SynchroError
 from synchro.reports import Outcome, ReportStore, RunRecord, State
 
-TAIL = "tail"  # meta: files a ``sync`` at the Siège left in /in when it ended
 COMMANDS = {"sync": "open", "stop": "stop", "raz": "raz"}  # the loop's words -> step()'s
 RETRY_AFTER = dt.timedelta(minutes=1)  # after an unexpected error, before trying again
 log = logging.getLogger(__name__)
@@ -92,16 +87,12 @@ class RoundSettings:
     ack_wait: dt.timedelta = dt.timedelta(minutes=30)  # for an establishment's ack
 
 
-@dataclass
-class _Outcome:
-    applied: dict[str, list[int]] = field(default_factory=dict)  # site -> new sequences
-    refused: set[str] = field(default_factory=set)  # delivered, but the package was refused
+class HQService(DeliveryWork):
+    """The Siège's rounds (the module's text); the work on deliveries is ``DeliveryWork``'s."""
 
-
-class HQService:
     def __init__(
         self,
-        node: Node,
+        node: SiegeNode,
         reports: ReportStore,
         ftp_root: Path,
         settings: RoundSettings,
@@ -131,11 +122,11 @@ class HQService:
         self.heard: set[str] = set()  # sites whose ack this process took
 
     @property
-    def node(self) -> Node:
+    def node(self) -> SiegeNode:
         return self.acks.node
 
     @node.setter
-    def node(self, node: Node) -> None:  # (the acks follow the node: one state)
+    def node(self, node: SiegeNode) -> None:  # (the acks follow the node: one state)
         self.acks.node = node
 
     # -- any thread ----------------------------------------------------------------------
@@ -249,26 +240,6 @@ class HQService:
                 )
             )
 
-    def _behind(self) -> list[str]:
-        """Establishments whose offered package does not acknowledge all that the Siège
-        applied of theirs (a publication cut by a crash): published again."""
-        state = self.node.state
-        return [
-            s
-            for s in self.settings.sites
-            if state.site(s)[1] > int(state.get_meta(f"offered_acked:{s}") or 0)
-        ]
-
-    def _is_new(self, d: Delivery) -> bool:
-        """A delivery that counts for the open round: not applied yet, or applied but never
-        answered to the site's knowledge (sent again after the Siège died before its answer
-        reached the site). A copy of one the site was served for counts for nothing."""
-        _acked, applied, _out = self.node.state.site(d.site)
-        if d.sequence > applied or d.sequence > self.acks.served(d.site):
-            return True
-        instance = peek_instance(d.path)
-        return bool(instance) and instance != self.node.state.get_meta(f"instance:{d.site}")
-
     def _check_closing(self) -> None:
         """End the closed round once no establishment row waits for its ack any more."""
         current = self.closing
@@ -309,13 +280,6 @@ class HQService:
         self._announce()
         self.emit(StateChanged("running", "Tour de synchronisation ouvert.", rid))
         self.emit(said("engine.round.open", servers=self.settings.servers))
-
-    def note_tail(self) -> None:
-        """A ``sync`` at the Siège ends: what it leaves unprocessed in ``/in`` (it came
-        after the round's linger) is that round's tail, not the next round's delivery."""
-        tail = [list(identity(d.path)) for d in self.deliveries()]
-        with self.node.state.transaction():
-            self.node.state.set_meta(TAIL, json.dumps(tail))
 
     def _close(self, state: State, error: str) -> None:
         current = self.round
@@ -362,11 +326,11 @@ class HQService:
                 )
             except Cancelled as exc:
                 state, error = State.STOPPED, str(exc)
-                outcome = _Outcome()
+                outcome = DeliveryOutcome()
             except SynchroError as exc:
                 state, error = State.FAILED, str(exc)
                 self.reports.merge_details(current.report_id, {"error_kind": exc.kind})
-                outcome = _Outcome()
+                outcome = DeliveryOutcome()
             delivered = self._early(current) | current.taken.sites | set(outcome.applied)
             delivered |= outcome.refused  # « en échec », not also « sans données »
             current.missing = [s for s in self.settings.sites if s not in delivered]
@@ -435,141 +399,3 @@ class HQService:
         if current.manual:
             return set()
         return early_sites(self.reports, current.report_id, current.opened)
-
-    # -- deliveries ---------------------------------------------------------------------
-
-    def deliveries(self) -> list[Delivery]:
-        """Complete packages waiting in the establishments' upload folders, in order."""
-        return list_deliveries(self.ftp_root, self.stuck.keys())
-
-    def _process(
-        self,
-        deliveries: list[Delivery],
-        *,
-        round_id: int | None,
-        publish_all: bool = False,
-        rows: dict[str, int] | None = None,
-    ) -> _Outcome:
-        """HQ's own changes, then every delivery in order, then publish. ``rows``: the
-        establishments' rows already open in this round (taken over from an interrupted
-        one), which the publication serves too."""
-        outcome = _Outcome()
-        self.emit(Progress("capture", self.code, detail="changements du siège"))
-        exported = self.node.export(cancel=self.cancel)
-        faults.point("hq.exported")
-        unapplied = exported.capture.unapplied  # rows of earlier packages, retried in vain
-        if exported.capture.held:
-            self.emit(said("engine.held.site", site=self.code, count=exported.capture.held))
-        if round_id is not None and (exported.capture.held or unapplied):
-            held = self.node.state.quarantined(HELD)[:200] if exported.capture.held else []
-            listed = {"quarantined": held + unapplied[:200], "retried": exported.capture.retried}
-            self.reports.merge_details(round_id, listed)
-            self.reports.update(round_id, quarantined=exported.capture.held + len(unapplied))
-        rows = dict(rows or {})
-        handled: set[Path] = set()
-        while batch := [d for d in deliveries if d.path not in handled]:
-            for d in batch:
-                handled.add(d.path)
-                self._apply_one(d, rows, round_id, outcome)
-            deliveries = self.deliveries()  # listed again: a site sending several packages
-        targets = list(self.settings.sites) if publish_all else []
-        targets += [s for s in [*outcome.applied, *self._behind()] if s not in targets]
-        self._publish(targets, rows)
-        faults.point("hq.report.sites")
-        until = self.now() + self.settings.ack_wait
-        for site, rid in rows.items():
-            awaited = {a.rid for a in self.acks.awaited(site)}
-            if rid not in awaited and self.reports.get(rid).state is State.RUNNING:
-                self.acks.expect(site, rid, self.node.state.site(site)[2], until)  # then OK
-        return outcome
-
-    def _apply_one(
-        self, d: Delivery, rows: dict[str, int], round_id: int | None, outcome: _Outcome
-    ) -> None:
-        """Apply one delivery; its establishment's report row is opened by the first one
-        applied or refused (a re-sent duplicate or one still waiting opens none)."""
-        self.emit(Progress("apply", d.site, detail=d.path.name))
-        faults.point("hq.apply.before")
-        started = self.now()
-
-        def row() -> int:
-            if d.site not in rows:
-                rows[d.site] = self.reports.start(
-                    d.site, "site-in-round", round_id=round_id, now=started
-                )
-            return rows[d.site]
-
-        try:
-            result = self.node.import_package(
-                d.path,
-                cancel=self.cancel,
-                progress=lambda table, n: self.emit(Progress("apply", d.site, n, 0, table)),
-            )
-        except (PackageError, ApplyError) as exc:
-            self._move(d, self.rejected)
-            outcome.refused.add(d.site)
-            self.reports.finish(row(), State.FAILED, now=self.now(), error=exc)
-            self.emit(said("engine.package.refused", site=d.site, error=exc))
-            return
-        if result.status == "waiting":
-            return
-        size = d.path.stat().st_size
-        faults.point("hq.apply.before_archive")
-        self._move(d, self.archive)
-        if result.status != "applied":  # re-sent after a crash: already applied once
-            self.emit(said("engine.package.duplicate", site=d.site, sequence=d.sequence))
-            if round_id is not None and d.sequence > self.acks.served(d.site):
-                row()  # never answered to the site's knowledge: this round serves it
-                outcome.applied.setdefault(d.site, []).append(d.sequence)
-            return
-        if result.status == "applied":
-            s = result.stats
-            package_id = f"{result.manifest.origin}#{result.manifest.sequence}"
-            rid = row()
-            record = self.reports.get(rid)
-            details = dict(record.details)
-            conflicts = self.node.state.conflicts(package_id)
-            quarantined = self.node.state.quarantined(package_id)
-            if conflicts:
-                details.setdefault("conflicts", []).extend(conflicts[:200])
-            if quarantined:
-                details.setdefault("quarantined", []).extend(quarantined[:200])
-            self.reports.merge_details(rid, details)
-            self.reports.update(
-                rid,
-                rows_received=record.rows_received + s.rows,
-                bytes_received=record.bytes_received + size,
-                conflicts=record.conflicts + s.conflicts,
-                quarantined=record.quarantined + s.quarantined,
-            )
-        outcome.applied.setdefault(d.site, []).append(d.sequence)
-        faults.point("hq.apply.done")
-        self.emit(said("engine.package.applied", site=d.site, sequence=d.sequence))
-
-    def _move(self, d: Delivery, folder: Path) -> None:
-        if not move_file(d.path, folder / d.site):
-            self.stuck[d.path] = folder / d.site  # not offered again; moved on a later step
-
-    def _publish(self, sites: list[str], rows: dict[str, int]) -> None:
-        """One package per establishment (without its own changes), in its ``out``."""
-        if not sites:
-            return
-        self.emit(Progress("publish", self.code, detail=f"{len(sites)} établissement(s)"))
-        faults.point("hq.publish.before")
-        published = self.node.publish_group(sites, lambda site: self.ftp_root / site / "out")
-        for site, (final, manifest) in published.items():
-            for old in final.parent.glob(published_glob(site)):
-                if old.name != final.name:
-                    remove_old(old)
-            self.published[site] = final.name
-            faults.point("hq.publish.site")
-            size = final.stat().st_size
-            rid = rows.get(site)
-            if rid is not None:
-                record = self.reports.get(rid)
-                self.reports.update(
-                    rid,
-                    bytes_sent=record.bytes_sent + size,
-                    rows_sent=record.rows_sent + manifest.rows,
-                )
-            self.emit(Progress("publish", site, manifest.rows, size, final.name))

@@ -1,11 +1,14 @@
-"""One node (Siège or Serveur) of the group: its database, its state, its packages.
+"""What the Siège and a Serveur share: a node of the group, its database, its state, its
+packages.
 
-``Node`` is the engine's facade for the CLI, the rounds and the tests:
+``Node`` is the engine's facade for the CLI, the rounds and the tests; a node is a
+``SiegeNode`` (``engine.siege_node``) or a ``ServeurNode`` (``engine.serveur_node``), made
+by ``engine.nodes.build_node`` from the config's role. Shared here:
 
-- ``export()``      capture local changes into a new package (Serveur: kept in the outbox
-                    until the Siège acknowledges it; Siège: also written to the change log);
-- ``import_package()`` verify and apply a package exactly once (crash-safe);
-- ``publish(site)`` Siège: the package of everything a site has not received yet;
+- ``export()``      capture local changes into a new package (what is kept of it is the
+                    role's: the Serveur's outbox, the Siège's change log);
+- ``import_package()`` verify and apply a package exactly once (crash-safe); the role says
+                    which packages it takes (``_admit``) and what it records (``_after_apply``);
 - ``status()``      tables, keys, row counts and pending changes.
 
 Package identities: a Serveur's packages are (site code, its sequence); the Siège's
@@ -15,81 +18,52 @@ packages for a site are (Siège code, that site's outgoing sequence).
 from __future__ import annotations
 
 import datetime as dt
-import json
-import os
-import shutil
 import threading
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from abc import ABC, abstractmethod
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from synchro import faults
-from synchro.capture.diff import (
-    CaptureOptions,
-    CaptureResult,
-    KeyOrderError,
-    capture,
-    ensure_snapshots,
-)
+from synchro.capture.diff import CaptureOptions, CaptureResult, capture, ensure_snapshots
+from synchro.capture.source import KeyOrderError
 from synchro.config.model import Config
 from synchro.db import open_database
 from synchro.db.base import Adapter, Table
 from synchro.engine.apply import ApplyContext, ApplyStats, apply_changes
-from synchro.engine.checksum import Sums, checksums, sums_from_json, to_json
-from synchro.engine.hq_publish import LEVEL, build_segments
+from synchro.engine.checksum import Sums, checksums
+from synchro.engine.node_results import (
+    Admission,
+    ExportResult,
+    ImportResult,
+    NodeStatus,
+    TableStatus,
+)
+from synchro.engine.policy import ApplyPolicy
 from synchro.engine.retry import retry_quarantined
-from synchro.engine.state import StateDB
-from synchro.engine.tables import Skipped, select_tables
+from synchro.engine.tables import TableSelection, select_tables
 from synchro.errors import PackageError
-from synchro.names import package_name, published_name
-from synchro.package import Manifest, PackageWriter, TableSchema, open_package
-from synchro.package.body import Segment, SegmentStore, segments_for
+from synchro.names import package_name
+from synchro.package import Manifest, PackageReader, PackageWriter, TableSchema, open_package
+from synchro.state import StateDB
 
 Progress = Callable[[str, int], None]
-LAST_HQ = "last_hq"  # Serveur: the Siège package applied last (what the ack names), JSON
-ACK_DUE = "ack_due"  # Serveur: "1" until the Siège has been sent the ack of LAST_HQ
-
-
-@dataclass(frozen=True)
-class ExportResult:
-    path: Path
-    manifest: Manifest
-    capture: CaptureResult
-    kept: bool = True  # False: nothing new while older packages wait (no package made)
 
 
 class _NothingNew(Exception):
     """Rolls back an export that found nothing while older packages still wait."""
 
 
-@dataclass(frozen=True)
-class ImportResult:
-    manifest: Manifest
-    stats: ApplyStats
-    status: str  # "applied", "duplicate", "waiting" (an earlier package is missing), "stale"
-    message: str = ""
+class Node(ABC):
+    """Open with ``build_node(config, state_path, packages_dir, connection=...)``; close after.
 
+    A subclass names its role: ``policy`` (how a change is applied there), ``export_kind``
+    (the kind of its own packages), ``default_code``, and what it keeps of an export, which
+    packages it takes and what it records after applying one."""
 
-@dataclass(frozen=True)
-class TableStatus:
-    name: str
-    key: tuple[str, ...]
-    key_source: str
-    rows: int
-    known: int  # rows in the snapshot (as last exchanged)
-
-
-@dataclass
-class NodeStatus:
-    tables: list[TableStatus] = field(default_factory=list)
-    skipped: list[Skipped] = field(default_factory=list)
-    pending: dict[str, dict[str, int]] = field(default_factory=dict)
-    outbox: list[int] = field(default_factory=list)
-
-
-class Node:
-    """Open with ``Node(config, state_path, packages_dir, connection=...)``; close after."""
+    policy: ClassVar[ApplyPolicy]
+    export_kind: ClassVar[str]  # the manifest kind of this node's own packages
+    default_code: ClassVar[str]  # the code when the config names none
 
     def __init__(
         self,
@@ -102,7 +76,7 @@ class Node:
         now: Callable[[], dt.datetime] = dt.datetime.now,
     ) -> None:
         self.config = config
-        self.code = config.site or ("SIEGE" if config.is_hq else "SITE")
+        self.code = config.site or self.default_code
         self.packages_dir = packages_dir
         self.connection = connection or config.database.connection
         self.key = key
@@ -114,7 +88,7 @@ class Node:
         self.now = now
         self.state = StateDB(state_path)
         self._adapter: Adapter | None = None
-        self._tables: tuple[list[Table], list[Skipped]] | None = None
+        self._tables: TableSelection | None = None
 
     # -- plumbing -----------------------------------------------------------------------
 
@@ -136,13 +110,28 @@ class Node:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def tables(self, refresh: bool = False) -> tuple[list[Table], list[Skipped]]:
+    def tables(self, refresh: bool = False) -> TableSelection:
+        """The synchronised tables (cached; ``refresh`` discovers them again)."""
         if self._tables is None or refresh:
             self._tables = select_tables(self.adapter.tables(), self.config.database)
         return self._tables
 
     def _table_map(self) -> dict[str, Table]:
-        return {t.name: t for t in self.tables()[0]}
+        return {t.name: t for t in self.tables().synced}
+
+    def keys(self) -> tuple[bytes, ...]:
+        """The group keys a package may be sealed with: the current one, and the previous
+        one until ``previous_key_until`` (key rotation's grace period), then no more."""
+        if self.key is None:
+            return ()
+        until = self.config.previous_key_until
+        if self.previous_key is not None and until is not None and self.now() < until:
+            return (self.key, self.previous_key)
+        return (self.key,)
+
+    def checksums(self) -> Sums:
+        """Per-table checksums of this node's database now (see ``engine.checksum``)."""
+        return checksums(self.adapter, self.tables().synced)
 
     # -- export -------------------------------------------------------------------------
 
@@ -162,8 +151,8 @@ class Node:
         self.recover()
         # Discovered again at every export: a Node kept open (the Siège's service) sees a
         # widened column, a new column or a new table before it retries or captures.
-        tables = self.tables(refresh=True)[0]
-        retry_quarantined(self.adapter, self.state, tables, is_hq=self.config.is_hq)
+        tables = self.tables(refresh=True).synced
+        retry_quarantined(self.adapter, self.state, tables, policy=self.policy)
         ensure_snapshots(self.state, tables)
         spooled: set[str] = set()
         modified = {
@@ -199,12 +188,10 @@ class Node:
     def _export_kept(
         self, tables: list[Table], out: Path | None, options: CaptureOptions, only_if_new: bool
     ) -> ExportResult:
-        """The export; a Serveur whose capture is empty while packages the Siège has not
-        acknowledged wait makes no new one (``_NothingNew``): re-sending those is enough,
-        and a new sequence would make the Siège's answer to them look stale."""
+        """The export; a node with nothing new to say makes no package (``_nothing_new``:
+        a Serveur whose capture is empty while older packages wait)."""
         with self.state.transaction():
             sequence = self.state.next_sequence()
-            kind = "local" if self.config.is_hq else "site"
             path = out or self.packages_dir / "outbox" / package_name(self.code, sequence)
             path.parent.mkdir(parents=True, exist_ok=True)
             meta: dict[str, Any] = {
@@ -213,13 +200,13 @@ class Node:
                 "instance": self.state.instance,
                 # The oldest package the Siège has not acknowledged: where a Siège meeting
                 # this life of the site for the first time must start (not at this one).
-                "first_unacked": min([s for s, _ in self.state.outbox()] + [sequence]),
+                "first_unacked": min([s.sequence for s in self.state.outbox()] + [sequence]),
             }
             writer = PackageWriter(
                 path,
                 origin=self.code,
                 sequence=sequence,
-                kind=kind,
+                kind=self.export_kind,
                 tables=[TableSchema.of(t) for t in tables],
                 meta=meta,
                 key=self.key,
@@ -231,47 +218,23 @@ class Node:
             faults.point("node.export.written")
             if only_if_new and self._nothing_new(manifest, result, out):
                 raise _NothingNew(result, manifest, path)
-            if self.config.is_hq:
-                self._log_local(path, tables)
-                self.state.mark_applied(self.code, sequence, kind, manifest.rows)
-            else:
-                self.state.add_outbox(sequence, path, manifest.rows)
+            self._keep_export(path, tables, manifest)
         faults.point("node.export.committed")
-        if self.config.is_hq and out is None:
-            path.unlink(missing_ok=True)  # the change log holds it now
+        if out is None:
+            self._exported(path)
         return ExportResult(path, manifest, result)
 
     def _nothing_new(self, manifest: Manifest, result: CaptureResult, out: Path | None) -> bool:
-        """Serveur: an empty capture while older packages still wait for the Siège."""
-        if self.config.is_hq or out is not None or manifest.rows or result.held:
-            return False
-        return bool(self.state.outbox())
+        """Whether this export is better not made (see ``ServeurNode``); never, here."""
+        return False
 
-    def _log_local(self, path: Path, tables: list[Table]) -> None:
-        """Siège: its own changes go into the change log (origin = the Siège)."""
-        by_name = {t.name: t for t in tables}
-        batch: list[tuple[str, str, str, str, str | None]] = []
-        from synchro.engine.state import key_json, snap_value
-        from synchro.values import to_json
+    @abstractmethod
+    def _keep_export(self, path: Path, tables: list[Table], manifest: Manifest) -> None:
+        """Record the package just written, in the export's state transaction."""
 
-        for change in open_package(path, self.keys()).changes():
-            table = by_name[change.table]
-            if change.op == "U":
-                row = change.values
-                key = [row[p] for p in table.key_positions]
-                row_json: str | None = json.dumps(
-                    [to_json(k, v) for k, v in zip(table.kinds, row, strict=True)],
-                    ensure_ascii=False,
-                )
-            else:
-                key = list(change.values)
-                row_json = None
-            skey = [snap_value(k, v) for k, v in zip(table.key_kinds, key, strict=True)]
-            batch.append((self.code, table.name, change.op, key_json(skey), row_json))
-            if len(batch) >= 5000:
-                self.state.log_changes(batch)
-                batch.clear()
-        self.state.log_changes(batch)
+    @abstractmethod
+    def _exported(self, path: Path) -> None:
+        """After the export committed, its package file in the outbox (``path``)."""
 
     # -- import -------------------------------------------------------------------------
 
@@ -292,50 +255,20 @@ class Node:
         self._check_instance(manifest)
         if self.state.is_applied(origin, sequence):
             return ImportResult(manifest, ApplyStats(), "duplicate", "déjà appliqué")
-        ctx_args: dict[str, Any] = {}
-        if self.config.is_hq:
-            if manifest.kind != "site":
-                raise PackageError(str(path), f"paquet de type {manifest.kind} inattendu au siège")
-            _acked, applied_seq, _out_seq = self.state.site(origin)
-            if sequence > applied_seq + 1:
-                return ImportResult(
-                    manifest,
-                    ApplyStats(),
-                    "waiting",
-                    f"le paquet {applied_seq + 1} de {origin} manque encore",
-                )
-            if sequence <= applied_seq:
-                return ImportResult(manifest, ApplyStats(), "duplicate", "déjà appliqué")
-            ctx_args["base_pos"] = self._base_pos(manifest)
-        elif manifest.kind == "hq":
-            hq_pos = self.state.get_int("hq_pos")
-            if int(manifest.meta.get("from_pos", 0)) > hq_pos:
-                raise PackageError(
-                    str(path),
-                    f"il manque des changements du siège (position {hq_pos}, le paquet commence "
-                    f"à {manifest.meta.get('from_pos')})",
-                )
-            newest = max((s for s, _ in self.state.outbox()), default=0)
-            if self._acked_seq(manifest) < newest:
-                return ImportResult(
-                    manifest,
-                    ApplyStats(),
-                    "stale",
-                    "le siège n'a pas encore intégré le dernier envoi de ce poste",
-                )
-            ctx_args["skip_pos"] = hq_pos
-            # Packages hold no change of ours any more (issue 15); one an older Siège
-            # published ("shared" by sites in step) did: those are skipped still.
-            ctx_args["skip_origin"] = self.code
+        admitted = self._admit(path, manifest)
+        if isinstance(admitted, ImportResult):
+            return admitted
         ctx = ApplyContext(
             local=self.code,
-            is_hq=self.config.is_hq,
+            policy=self.policy,
             origin=origin,
             package_id=f"{origin}#{sequence}",
             rules={r.name: r for r in self.config.database.tables},
+            base_pos=admitted.base_pos,
+            skip_pos=admitted.skip_pos,
+            skip_origin=admitted.skip_origin,
             cancel=cancel,
             progress=progress,
-            **ctx_args,
         )
         with self.state.transaction():
             self.state.set_intent(origin, sequence, path)
@@ -343,44 +276,10 @@ class Node:
         stats = self._apply(reader, ctx)
         return ImportResult(manifest, stats, "applied")
 
-    def _acked_seq(self, manifest: Manifest) -> int:
-        """Serveur: the last of our packages the Siège had applied when it published —
-        0 when those were packages of an earlier life of this site (a lost state starts
-        its sequence again: the old numbers acknowledge nothing of the new ones)."""
-        lives = manifest.meta.get("acked_instances")
-        if isinstance(lives, dict) and str(lives.get(self.code, "")) != self.state.instance:
-            return 0
-        acked = manifest.meta.get("acked")
-        if isinstance(acked, dict) and self.code in acked:
-            return int(acked[self.code])
-        return int(manifest.meta.get("acked_seq", 0))
-
-    def keys(self) -> tuple[bytes, ...]:
-        """The group keys a package may be sealed with: the current one, and the previous
-        one until ``previous_key_until`` (key rotation's grace period), then no more."""
-        if self.key is None:
-            return ()
-        until = self.config.previous_key_until
-        if self.previous_key is not None and until is not None and self.now() < until:
-            return (self.key, self.previous_key)
-        return (self.key,)
-
-    def _key_for(self, site: str) -> bytes | None:
-        """Siège: answer a site with the key it last sent with, while that key is valid."""
-        from synchro.package.crypto import key_id
-
-        used = self.state.get_meta(f"key:{site}")
-        for key in self.keys():
-            if key_id(key) == used:
-                return key
-        return self.key
-
-    def _base_pos(self, manifest: Manifest) -> int:
-        """Siège: the change-log position the sender had received — only if it is a position
-        of this Siège's log (not of a previous life of it)."""
-        if str(manifest.meta.get("base_instance", "")) != self.state.instance:
-            return 0
-        return int(manifest.meta.get("base_pos", 0))
+    @abstractmethod
+    def _admit(self, path: Path, manifest: Manifest) -> ImportResult | Admission:
+        """Whether the package not applied yet is applied now (an ``Admission``) or not yet
+        (the ``ImportResult`` saying why); PackageError when this node never takes it."""
 
     def _check_instance(self, manifest: Manifest) -> None:
         """A peer whose state was reset (reinstall, lost state database) starts its sequence
@@ -395,20 +294,19 @@ class Node:
             return
         with self.state.transaction():
             if known is not None:
-                self.state.conn.execute("DELETE FROM applied WHERE origin = ?", (manifest.origin,))
+                self.state.forget_applied(manifest.origin)
                 if manifest.kind == "hq":
                     self.state.set_meta("hq_pos", "0")
-            if self.config.is_hq:
-                # First contact with this life of the site (a new site, or the Siège's own
-                # state was lost): its sequence starts at its oldest unacknowledged package
-                # (which may arrive after a newer one), and it receives all.
-                first = int(manifest.meta.get("first_unacked", manifest.sequence))
-                _acked, _applied, out_seq = self.state.site(manifest.origin)
-                self.state.set_site(manifest.origin, 0, max(0, first - 1), out_seq)
+            self._new_life(manifest)
             self.state.set_meta(key, instance)
 
-    def _apply(self, reader: Any, ctx: ApplyContext) -> ApplyStats:
-        manifest: Manifest = reader.manifest
+    @abstractmethod
+    def _new_life(self, manifest: Manifest) -> None:
+        """First contact with this life of the package's sender, in the state transaction
+        that records it."""
+
+    def _apply(self, reader: PackageReader, ctx: ApplyContext) -> ApplyStats:
+        manifest = reader.manifest
         tables = self._table_map()
         try:
             with self.state.transaction():
@@ -431,170 +329,21 @@ class Node:
         self.state.drop_conflicts_journal(ctx.package_id)
         return stats
 
+    @abstractmethod
     def _after_apply(self, manifest: Manifest) -> None:
-        if self.config.is_hq:
-            self.state.set_meta(f"key:{manifest.origin}", manifest.key_id)
-            acked, _applied_seq, out_seq = self.state.site(manifest.origin)
-            base = self._base_pos(manifest)
-            self.state.set_site(manifest.origin, max(acked, base), manifest.sequence, out_seq)
-        elif manifest.kind == "hq":
-            self.state.set_meta("hq_pos", str(int(manifest.meta.get("to_pos", 0))))
-            self.state.set_meta("hq_instance", str(manifest.meta.get("instance", "")))
-            for old in self.state.ack_outbox(self._acked_seq(manifest)):
-                old.unlink(missing_ok=True)
-            # What the acknowledgement will name (sent after the apply, even after a crash).
-            last = {
-                "origin": manifest.origin,
-                "sequence": manifest.sequence,
-                "to_pos": int(manifest.meta.get("to_pos", 0)),
-                "instance": str(manifest.meta.get("instance", "")),
-                "checksums": manifest.meta.get("checksums") or {},
-            }
-            self.state.set_meta(LAST_HQ, json.dumps(last))
-            self.state.set_meta(ACK_DUE, "1")
+        """Record what applying ``manifest`` changes for this node (same transaction)."""
 
     def recover(self) -> str | None:
         """Finish an apply interrupted by a crash (re-applying is idempotent)."""
         intent = self.state.intent()
         if intent is None:
             return None
-        origin, sequence, path = intent
         with self.state.transaction():
             self.state.clear_intent()
-        if self.state.is_applied(origin, sequence) or not path.exists():
+        if self.state.is_applied(intent.origin, intent.sequence) or not intent.path.exists():
             return None
-        self.import_package(path)
-        return f"{origin}#{sequence}"
-
-    # -- Siège: outgoing packages ---------------------------------------------------------
-
-    def publish(self, site: str, out_dir: Path) -> tuple[Path, Manifest]:
-        """Siège: the package of every change ``site`` has not received yet, in ``out_dir``."""
-        return self.publish_group([site], lambda _site: out_dir)[site]
-
-    def publish_group(
-        self, sites: Sequence[str], folder_of: Callable[[str], Path]
-    ) -> dict[str, tuple[Path, Manifest]]:
-        """Siège: publish to several establishments at once, one package each.
-
-        A site's package holds every change after the position it acknowledged except
-        those that came from the site itself (issue 15: a package "shared" by the sites in
-        step carried each site's own rows back to it, twice the transfer). A change of the
-        site's that the Siège did not keep as it was — it lost a conflict, was quarantined
-        or changed since by anyone, the Siège included — is not the last version of its key
-        in the log, so the winning version goes to the site. The checksums are computed
-        once for all (the proof the sites compare with), and so are the changes: read and
-        encoded once per acknowledged position, one segment per run of an origin's changes
-        (``engine.hq_publish``); a site's package is the others' segments compressed, so
-        the Siège's work per package is little more than compressing its bytes.
-        """
-        staging = self.packages_dir / "publish"
-        staging.mkdir(parents=True, exist_ok=True)
-        published: dict[str, tuple[Path, Manifest]] = {}
-        sums = to_json(self.checksums()) if sites else {}
-        with SegmentStore(staging / "segments.tmp") as store:
-            made: dict[int, list[Segment]] = {}  # by acknowledged position
-            for site in sites:
-                acked = self.state.site(site)[0]
-                if acked not in made:
-                    made[acked] = build_segments(self.state, self.tables()[0], acked, store)
-                published[site] = self._publish_one(
-                    site, folder_of(site), staging, sums, made[acked], store
-                )
-        return published
-
-    def _publish_one(
-        self,
-        site: str,
-        folder: Path,
-        staging: Path,
-        sums: dict[str, list[object]],
-        segments: list[Segment],
-        store: SegmentStore,
-    ) -> tuple[Path, Manifest]:
-        """One establishment's package: the segments of every origin but its own."""
-        acked = self.state.site(site)[0]
-        with self.state.transaction():
-            sequence = self.state.get_int("out_seq") + 1
-            self.state.set_meta("out_seq", str(sequence))
-        staged = staging / package_name(self.code, sequence)
-        key = self._key_for(site)
-        writer = self._published_writer(staged, sequence, acked, site, key, sums)
-        with writer:
-            for segment in segments_for(segments, site):
-                writer.splice(segment, store.read(segment))
-            manifest = writer.close()
-        faults.point("node.publish.written")
-        folder.mkdir(parents=True, exist_ok=True)
-        final = folder / published_name(self.code, site, sequence)
-        _link_or_copy(staged, final)
-        faults.point("node.publish.linked")
-        staged.unlink(missing_ok=True)
-        with self.state.transaction():
-            self.state.set_meta(f"sums:{sequence}", json.dumps(sums))
-            site_acked, applied, _out = self.state.site(site)
-            self.state.set_meta(f"answered:{sequence}", json.dumps({site: applied}))
-            self.state.set_site(site, site_acked, applied, sequence)
-            self.state.set_meta(f"offered_acked:{site}", str(applied))
-            self._forget_old_publications()
-        return final, manifest
-
-    def _forget_old_publications(self, keep: int = 20) -> None:
-        """Drop the checksums and answers of packages no site can still acknowledge (each
-        site is offered only its newest; the ``keep`` publications before it, to every
-        site, are kept for acks in flight: one package per site, so ``keep`` × sites)."""
-        oldest, sites = self.state.conn.execute(
-            "SELECT MIN(out_seq), COUNT(*) FROM sites"
-        ).fetchone()
-        if oldest is None:
-            return
-        self.state.conn.execute(
-            "DELETE FROM meta WHERE (key LIKE 'sums:%' OR key LIKE 'answered:%') "
-            "AND CAST(substr(key, instr(key, ':') + 1) AS INTEGER) < ?",
-            (int(oldest) - keep * max(1, int(sites)),),
-        )
-
-    def published_sums(self, sequence: int) -> Sums | None:
-        """Siège: its checksums when it published package ``sequence`` (None: unknown)."""
-        text = self.state.get_meta(f"sums:{sequence}")
-        return sums_from_json(json.loads(text)) if text else None
-
-    def answered(self, sequence: int, site: str) -> int:
-        """Siège: the last package of ``site`` its package ``sequence`` answered (0: none)."""
-        text = self.state.get_meta(f"answered:{sequence}")
-        return int(json.loads(text).get(site, 0)) if text else 0
-
-    def checksums(self) -> Sums:
-        """Per-table checksums of this node's database now (see ``engine.checksum``)."""
-        return checksums(self.adapter, self.tables()[0])
-
-    def _published_writer(
-        self,
-        path: Path,
-        sequence: int,
-        acked: int,
-        site: str,
-        key: bytes | None,
-        sums: dict[str, list[object]],
-    ) -> PackageWriter:
-        return PackageWriter(
-            path,
-            origin=self.code,
-            sequence=sequence,
-            kind="hq",
-            tables=[TableSchema.of(t) for t in self.tables()[0]],
-            meta={
-                "from_pos": acked,
-                "to_pos": self.state.last_position(),
-                "acked": {site: self.state.site(site)[1]},
-                "acked_instances": {site: self.state.get_meta(f"instance:{site}") or ""},
-                "instance": self.state.instance,
-                "checksums": sums,
-            },
-            key=key,
-            level=LEVEL,
-            created=self.now(),
-        )
+        self.import_package(intent.path)
+        return f"{intent.origin}#{intent.sequence}"
 
     # -- status -------------------------------------------------------------------------
 
@@ -613,44 +362,35 @@ class Node:
                     self.state.snapshot_count(snap),
                 )
             )
-        result.outbox = [s for s, _ in self.state.outbox()]
+        result.outbox = [s.sequence for s in self.state.outbox()]
         return result
 
     def pending_changes(self) -> dict[str, dict[str, int]]:
         """Changes a capture would send now, without keeping anything (dry run)."""
-        tables = self.tables()[0]
+        tables = self.tables().synced
         ensure_snapshots(self.state, tables)
         tmp = self.packages_dir / "dry-run.pkg"
         tmp.parent.mkdir(parents=True, exist_ok=True)
         counts: dict[str, dict[str, int]] = {}
-        self.state.conn.execute("BEGIN IMMEDIATE")
         try:
-            writer = PackageWriter(
-                tmp,
-                origin=self.code,
-                sequence=0,
-                kind="local",
-                tables=[TableSchema.of(t) for t in tables],
-                key=None,
-            )
-            with writer:
-                result = capture(self.adapter, self.state, tables, writer, CaptureOptions())
-                writer.close()
-            for name, c in result.counts.items():
-                counts[name] = {"inserts": c.inserts, "updates": c.updates, "deletes": c.deletes}
+            with self.state.dry_run():
+                writer = PackageWriter(
+                    tmp,
+                    origin=self.code,
+                    sequence=0,
+                    kind="local",
+                    tables=[TableSchema.of(t) for t in tables],
+                    key=None,
+                )
+                with writer:
+                    result = capture(self.adapter, self.state, tables, writer, CaptureOptions())
+                    writer.close()
+                for name, c in result.counts.items():
+                    counts[name] = {
+                        "inserts": c.inserts,
+                        "updates": c.updates,
+                        "deletes": c.deletes,
+                    }
         finally:
-            self.state.conn.execute("ROLLBACK")
             tmp.unlink(missing_ok=True)
         return counts
-
-
-def _link_or_copy(source: Path, target: Path) -> None:
-    """Make ``target`` a complete copy of ``source`` in one step (a hard link when the
-    file system allows it, else a copy to a temporary name then a rename)."""
-    tmp = target.with_name(target.name + ".part")
-    tmp.unlink(missing_ok=True)
-    try:
-        os.link(source, tmp)
-    except OSError:
-        shutil.copyfile(source, tmp)
-    os.replace(tmp, target)

@@ -61,7 +61,7 @@ class CheckReport:
 def local_tables(config: Config, paths: NodePaths) -> list[Table]:
     """This node's synchronised tables, with their column details."""
     with open_database(resolve_connection(config, paths)) as adapter:
-        return select_tables(adapter.tables(), config.database)[0]
+        return select_tables(adapter.tables(), config.database).synced
 
 
 def check(config: Config, paths: NodePaths, *, lang: str = "fr") -> CheckReport:
@@ -243,7 +243,7 @@ def publish_for_node(node: Node, config: Config, ftp_root: Path) -> None:
     """The App's call at the Siège's engine start, on its open ``Node`` (its table cache is
     left alone: the first round discovers the tables as before)."""
     try:
-        tables = select_tables(node.adapter.tables(), config.database)[0]
+        tables = select_tables(node.adapter.tables(), config.database).synced
     except SynchroError as exc:
         log.warning("Schémas du siège non publiés : %s", exc)
         return

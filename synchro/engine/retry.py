@@ -24,11 +24,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from synchro.capture.diff import snapshot_key
+from synchro.capture.source import snapshot_key
 from synchro.db.base import Adapter, Key, Row, Table
-from synchro.engine.state import StateDB
+from synchro.engine.policy import ApplyPolicy
 from synchro.engine.verify import Verifier, Written
 from synchro.errors import DatabaseError
+from synchro.state import StateDB
 from synchro.values import from_json, row_normaliser
 
 BATCH = 500
@@ -61,7 +62,7 @@ class _Entry:
 
 
 def retry_quarantined(
-    adapter: Adapter, state: StateDB, tables: Sequence[Table], *, is_hq: bool
+    adapter: Adapter, state: StateDB, tables: Sequence[Table], *, policy: ApplyPolicy
 ) -> RetryOutcome:
     """Try every package row of the quarantine again (see the module's text)."""
     outcome = RetryOutcome()
@@ -76,7 +77,7 @@ def retry_quarantined(
                 outcome.failed.append(entry)
         ordered = [t for t in tables if t.name in groups]
         with state.transaction(), adapter.atomic():
-            retriers = [_TableRetry(adapter, state, t, groups[t.name], is_hq) for t in ordered]
+            retriers = [_TableRetry(adapter, state, t, groups[t.name], policy) for t in ordered]
             for retrier in retriers:
                 retrier.run("U", outcome)
             for retrier in reversed(retriers):
@@ -92,9 +93,9 @@ class _TableRetry:
         state: StateDB,
         table: Table,
         entries: list[dict[str, Any]],
-        is_hq: bool,
+        policy: ApplyPolicy,
     ) -> None:
-        self.adapter, self.state, self.table, self.is_hq = adapter, state, table, is_hq
+        self.adapter, self.state, self.table, self.policy = adapter, state, table, policy
         self.snap = state.snapshot_table(table)
         self.nkeys = len(table.key)
         self.verifier = Verifier(table)
@@ -196,7 +197,9 @@ class _TableRetry:
         state, data = self.state, e.data
         self._snapshot(e.skey, e.digest)
         state.drop_quarantine(self.table.name, data["key_json"])
-        if self.is_hq and data.get("kind") != "mismatch":  # a mismatch was logged already
+        if (
+            self.policy.logs_changes and data.get("kind") != "mismatch"
+        ):  # a mismatch was logged already
             row_json = data.get("row_json") if e.op == "U" else None
             origin = str(data.get("origin") or data["package"].split("#")[0])
             state.log_change(origin, self.table.name, e.op, data["key_json"], row_json)

@@ -22,9 +22,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from synchro.capture.diff import snapshot_key
+from synchro.capture.source import snapshot_key
 from synchro.db.base import Adapter, Row, Table
-from synchro.engine.state import StateDB, key_json
+from synchro.state import StateDB, key_json
 from synchro.values import from_json, row_hasher
 
 POLICY = "reference"
@@ -78,7 +78,7 @@ class Reviver:
             digest = row_hasher(r.table.kinds)(r.row)
             self.state.put_snapshot(snap, len(r.table.key), [(*r.skey, digest)])
             kj = key_json(r.skey)
-            self.state.log_changes([(local, r.table.name, "U", kj, r.row_json)])
+            self.state.log_change(local, r.table.name, "U", kj, r.row_json)
             self.state.log_conflict(
                 package, r.table.name, kj, POLICY, kept_by, r.deleted_by, r.row_json, None
             )
@@ -94,5 +94,5 @@ class Reviver:
         deleted_by: str,
     ) -> None:
         """A delete the database refused: the row stays and goes back to the deleter."""
-        self.state.log_changes([(local, table.name, "U", kj, row_json)])
+        self.state.log_change(local, table.name, "U", kj, row_json)
         self.state.log_conflict(package, table.name, kj, POLICY, local, deleted_by, row_json, None)

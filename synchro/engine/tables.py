@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from synchro.config.model import DatabaseSettings
 from synchro.db.base import Table
@@ -22,9 +23,14 @@ class Skipped:
     reason: str
 
 
-def select_tables(
-    found: Sequence[Table], settings: DatabaseSettings
-) -> tuple[list[Table], list[Skipped]]:
+class TableSelection(NamedTuple):
+    """The synchronised tables (parents before children), and the tables left out."""
+
+    synced: list[Table]
+    skipped: list[Skipped]
+
+
+def select_tables(found: Sequence[Table], settings: DatabaseSettings) -> TableSelection:
     names = {t.name for t in found}
     problems = [
         FieldProblem("database.include", f"une table existante (inconnue : {name})", name)
@@ -76,7 +82,7 @@ def select_tables(
         chosen.append(table)
     if problems:
         raise ConfigError(problems)
-    return dependency_order(chosen), skipped
+    return TableSelection(dependency_order(chosen), skipped)
 
 
 def dependency_order(tables: Sequence[Table]) -> list[Table]:

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from synchro.capture.diff import snapshot_key
+from synchro.capture.source import snapshot_key
 from synchro.db.base import Adapter, Key, Row, Table
 from synchro.values import canonical, row_hasher, row_to_json
 

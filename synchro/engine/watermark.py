@@ -25,8 +25,8 @@ from __future__ import annotations
 import datetime as dt
 import sqlite3
 
-from synchro.engine.state import StateDB
 from synchro.errors import StateError
+from synchro.state import StateDB
 
 WATERMARK = "watermark"  # ISO date of the last run/round ended OK ("" = none yet)
 FROM_CONFIG = "watermark_config"  # the config file's last_sync last taken into the state

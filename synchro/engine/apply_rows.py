@@ -1,0 +1,191 @@
+"""One table of a package being applied: the incoming rows prepared (local column order,
+snapshot key, hash, JSON) and what the apply records of them — the snapshot, the Siège's
+change log, the quarantine — written at the end of each batch.
+
+The base of ``engine.apply``'s table applier, which decides conflicts and writes the rows.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from synchro.capture.source import snapshot_key
+from synchro.config.model import TableRule
+from synchro.db.base import Adapter, Row, Table
+from synchro.engine.revive import Reviver
+from synchro.engine.verify import Mismatch, Verifier
+from synchro.errors import ApplyError
+from synchro.package import Change, TableSchema
+from synchro.state import ChangeLogEntry, StateDB, key_json
+from synchro.values import row_hasher, row_normaliser, row_to_json, to_json
+
+if TYPE_CHECKING:
+    from synchro.engine.apply import ApplyContext, ApplyStats
+
+
+@dataclass
+class Item:
+    """One incoming change of the table, prepared."""
+
+    change: Change
+    row: Row | None  # local column order (upserts)
+    skey: tuple[Any, ...]
+    kj: str
+    origin: str
+    digest: bytes | None = None  # hash of ``row`` once computed
+    local: Row | None = None  # the local row with exactly this key, if any
+
+
+class TableRows:
+    """One table's incoming rows prepared, and what the apply records of them."""
+
+    def __init__(
+        self,
+        adapter: Adapter,
+        state: StateDB,
+        table: Table,
+        schema: TableSchema,
+        ctx: ApplyContext,
+        stats: ApplyStats,
+        reviver: Reviver | None = None,
+    ) -> None:
+        self.adapter, self.state, self.table, self.ctx, self.stats = (
+            adapter,
+            state,
+            table,
+            ctx,
+            stats,
+        )
+        self.reviver = reviver  # the Siège's rule for rows still referred to
+        self.rule = ctx.rules.get(table.name, TableRule(name=table.name))
+        self.snap = state.snapshot_table(table)
+        self.kinds = table.kinds
+        names = table.column_names
+        pkg_names = [c for c, _ in schema.columns]
+        if sorted(pkg_names) != sorted(names):
+            missing = sorted(set(names) - set(pkg_names))
+            extra = sorted(set(pkg_names) - set(names))
+            raise ApplyError(
+                f"Table {table.name} : colonnes différentes entre le paquet et la base "
+                f"(absentes du paquet : {missing or '-'} ; inconnues ici : {extra or '-'}). "
+                "Alignez la structure des bases avant de synchroniser."
+            )
+        self.order = [pkg_names.index(n) for n in names]
+        pkg_key = list(schema.key)
+        if sorted(pkg_key) != sorted(table.key):
+            raise ApplyError(
+                f"Table {table.name} : clé différente (paquet {pkg_key}, base {list(table.key)})."
+            )
+        self.key_order = [pkg_key.index(k) for k in table.key]
+        # Prepared once per table: the per-row work below runs for every change.
+        self.nkeys = len(table.key)
+        self.key_positions = table.key_positions
+        self.in_order = self.order == list(range(len(names)))
+        self.normalise_row = row_normaliser(self.kinds)
+        self.hash_row = row_hasher(self.kinds)
+        self.json_values = row_to_json(self.kinds)
+        self.row_skey = snapshot_key(table.key_kinds, self.key_positions)
+        self.key_skey = snapshot_key(table.key_kinds, range(self.nkeys))
+        self.dumps = json.JSONEncoder(ensure_ascii=False, check_circular=False).encode
+        self.settled: list[tuple[tuple[Any, ...], bytes | None]] = []  # (skey, hash)
+        self.logged: list[ChangeLogEntry] = []
+        self.verifier = Verifier(table)
+        self.pending = state.pending_keys(table.name)  # quarantined keys (usually none)
+        self.cleared: list[str] = []  # of those, keys now applied exactly
+
+    def item(self, change: Change) -> Item:
+        row: Row | None
+        if change.op == "U":
+            values = change.values
+            if not self.in_order:
+                values = tuple([values[i] for i in self.order])
+            row = self.normalise_row(values)
+            skey = self.row_skey(row)
+        else:
+            row = None
+            skey = self.key_skey(tuple([change.values[i] for i in self.key_order]))
+        return Item(change, row, skey, key_json(skey), change.origin or self.ctx.origin)
+
+    def _key(self, item: Item) -> tuple[Any, ...]:
+        if item.row is not None:
+            return tuple([item.row[p] for p in self.key_positions])
+        return tuple(item.change.values[i] for i in self.key_order)
+
+    def _row_json(self, row: Row | None) -> str | None:
+        if row is None:
+            return None
+        return self.dumps(self.json_values(row))
+
+    def _sent_json(self, item: Item) -> str:
+        """The sent version as JSON values: the row, or for a delete the key's values."""
+        if item.row is not None:
+            return self.dumps(self.json_values(item.row))
+        key = self._key(item)
+        return self.dumps([to_json(k, v) for k, v in zip(self.table.key_kinds, key, strict=True)])
+
+    def _settle(
+        self, item: Item, digest: bytes | None, *, applied: bool, exact: bool = True
+    ) -> None:
+        """Record the exchanged version in the snapshot (and the Siège's change log).
+
+        ``digest`` is what the snapshot keeps: the hash of the row as the database holds
+        it. ``exact``: the key is applied as sent, so an older quarantine entry of it is
+        settled. Kept in order and written by ``_flush`` at the end of the batch: nothing
+        reads the snapshot or the change log of this batch's keys before that.
+        """
+        self.settled.append((item.skey, digest))
+        if applied and self.ctx.policy.logs_changes:
+            row_json = self._row_json(item.row)
+            self.logged.append(
+                ChangeLogEntry(item.origin, self.table.name, item.change.op, item.kj, row_json)
+            )
+        if applied and exact and item.kj in self.pending:
+            self.pending.discard(item.kj)
+            self.cleared.append(item.kj)
+
+    def _flush(self) -> None:
+        """Write the settled versions: runs of puts and drops in their order, then the log."""
+        state, snap, nkeys = self.state, self.snap, self.nkeys
+        puts: list[tuple[Any, ...]] = []
+        drops: list[tuple[Any, ...]] = []
+        for skey, digest in self.settled:
+            if digest is None:
+                if puts:
+                    state.put_snapshot(snap, nkeys, puts)
+                    puts = []
+                drops.append(skey)
+            else:
+                if drops:
+                    state.drop_snapshot(snap, nkeys, drops)
+                    drops = []
+                puts.append((*skey, digest))
+        state.put_snapshot(snap, nkeys, puts)
+        state.drop_snapshot(snap, nkeys, drops)
+        state.log_changes(self.logged)
+        for kj in self.cleared:
+            state.drop_quarantine(self.table.name, kj)
+        self.settled, self.logged, self.cleared = [], [], []
+
+    def _quarantine(self, item: Item, error: str, mismatch: Mismatch | None = None) -> None:
+        """A row not applied exactly: into the quarantine with what was sent (and stored)."""
+        self.stats.quarantined += 1
+        self.pending.discard(item.kj)  # log_quarantine replaces an older entry of the key
+        columns = stored = None
+        if mismatch is not None:
+            self.stats.mismatched += 1
+            columns = self.dumps(mismatch.columns)
+            stored = self._row_json(mismatch.stored)
+        self.state.log_quarantine(
+            self.ctx.package_id,
+            self.table.name,
+            item.kj,
+            self._sent_json(item),
+            error,
+            kind="refused" if mismatch is None else "mismatch",
+            op=item.change.op,
+            origin=item.origin,
+            columns=columns,
+            stored=stored,
+        )

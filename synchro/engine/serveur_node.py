@@ -1,0 +1,114 @@
+"""A Serveur (an establishment): its packages wait in the outbox until the Siège
+acknowledges them, and it applies the Siège's packages in order.
+
+What the Serveur keeps in its state besides the shared parts (``engine.node``):
+
+- ``outbox``: its packages the Siège has not acknowledged yet (sent again at every run);
+- ``hq_pos`` / ``hq_instance``: the Siège's change-log position it has received, and of
+  which life of the Siège;
+- ``LAST_HQ`` / ``ACK_DUE``: the Siège package applied last, and whether its
+  acknowledgement is still owed (``engine.ack``, ``engine.site_run``).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import ClassVar
+
+from synchro.capture.diff import CaptureResult
+from synchro.db.base import Table
+from synchro.engine.apply import ApplyStats
+from synchro.engine.node import Node
+from synchro.engine.node_results import Admission, ImportResult
+from synchro.engine.policy import SERVEUR_POLICY, ApplyPolicy
+from synchro.errors import PackageError
+from synchro.package import Manifest
+
+LAST_HQ = "last_hq"  # the Siège package applied last (what the ack names), JSON
+ACK_DUE = "ack_due"  # "1" until the Siège has been sent the ack of LAST_HQ
+
+
+class ServeurNode(Node):
+    """An establishment's node (Mode serveur)."""
+
+    policy: ClassVar[ApplyPolicy] = SERVEUR_POLICY
+    export_kind: ClassVar[str] = "site"
+    default_code: ClassVar[str] = "SITE"
+
+    # -- export -------------------------------------------------------------------------
+
+    def _nothing_new(self, manifest: Manifest, result: CaptureResult, out: Path | None) -> bool:
+        """An empty capture while packages the Siège has not acknowledged wait: re-sending
+        those is enough, and a new sequence would make the Siège's answer to them look
+        stale."""
+        if out is not None or manifest.rows or result.held:
+            return False
+        return bool(self.state.outbox())
+
+    def _keep_export(self, path: Path, tables: list[Table], manifest: Manifest) -> None:
+        """The package waits in the outbox until the Siège acknowledges it."""
+        self.state.add_outbox(manifest.sequence, path, manifest.rows)
+
+    def _exported(self, path: Path) -> None:
+        """Nothing more: the package stays in the outbox until the Siège acknowledges it."""
+
+    # -- import -------------------------------------------------------------------------
+
+    def _admit(self, path: Path, manifest: Manifest) -> ImportResult | Admission:
+        """A Siège package is taken when it starts where this Serveur's copy of the change
+        log ends, and answers this Serveur's newest delivery."""
+        if manifest.kind != "hq":
+            return Admission()
+        hq_pos = self.state.get_int("hq_pos")
+        if int(manifest.meta.get("from_pos", 0)) > hq_pos:
+            raise PackageError(
+                str(path),
+                f"il manque des changements du siège (position {hq_pos}, le paquet commence "
+                f"à {manifest.meta.get('from_pos')})",
+            )
+        newest = max((s.sequence for s in self.state.outbox()), default=0)
+        if self._acked_seq(manifest) < newest:
+            return ImportResult(
+                manifest,
+                ApplyStats(),
+                "stale",
+                "le siège n'a pas encore intégré le dernier envoi de ce poste",
+            )
+        # Packages hold no change of ours any more (issue 15); one an older Siège
+        # published ("shared" by sites in step) did: those are skipped still.
+        return Admission(skip_pos=hq_pos, skip_origin=self.code)
+
+    def _new_life(self, manifest: Manifest) -> None:
+        """Nothing more: what it knew of the Siège's old life is forgotten (``Node``)."""
+
+    def _acked_seq(self, manifest: Manifest) -> int:
+        """The last of our packages the Siège had applied when it published —
+        0 when those were packages of an earlier life of this site (a lost state starts
+        its sequence again: the old numbers acknowledge nothing of the new ones)."""
+        lives = manifest.meta.get("acked_instances")
+        if isinstance(lives, dict) and str(lives.get(self.code, "")) != self.state.instance:
+            return 0
+        acked = manifest.meta.get("acked")
+        if isinstance(acked, dict) and self.code in acked:
+            return int(acked[self.code])
+        return int(manifest.meta.get("acked_seq", 0))
+
+    def _after_apply(self, manifest: Manifest) -> None:
+        """A Siège package: its position, the outbox it acknowledged, the ack now owed."""
+        if manifest.kind != "hq":
+            return
+        self.state.set_meta("hq_pos", str(int(manifest.meta.get("to_pos", 0))))
+        self.state.set_meta("hq_instance", str(manifest.meta.get("instance", "")))
+        for old in self.state.ack_outbox(self._acked_seq(manifest)):
+            old.unlink(missing_ok=True)
+        # What the acknowledgement will name (sent after the apply, even after a crash).
+        last = {
+            "origin": manifest.origin,
+            "sequence": manifest.sequence,
+            "to_pos": int(manifest.meta.get("to_pos", 0)),
+            "instance": str(manifest.meta.get("instance", "")),
+            "checksums": manifest.meta.get("checksums") or {},
+        }
+        self.state.set_meta(LAST_HQ, json.dumps(last))
+        self.state.set_meta(ACK_DUE, "1")

@@ -1,0 +1,257 @@
+"""The Siège: every change it applies goes into its change log, and it publishes to each
+establishment what that one has not received yet.
+
+What the Siège keeps in its state besides the shared parts (``engine.node``):
+
+- ``changelog``: every change applied here, its own included, in order, with its origin;
+- ``sites``: per establishment, the change-log position it acknowledged, its last package
+  applied here and the Siège's last package published to it;
+- ``key:<site>``: the group key the site last sent with (its answer is sealed with it);
+- ``sums:<seq>`` / ``answered:<seq>``: per published package, the Siège's checksums then
+  and the site package it answered (``engine.hq_acks`` compares an ack with them).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import ClassVar, NamedTuple
+
+from synchro import faults
+from synchro.db.base import Table
+from synchro.engine.apply import ApplyStats
+from synchro.engine.checksum import Sums, sums_from_json
+from synchro.engine.checksum import to_json as sums_to_json
+from synchro.engine.hq_publish import LEVEL, build_segments
+from synchro.engine.node import Node
+from synchro.engine.node_results import Admission, ImportResult
+from synchro.engine.policy import SIEGE_POLICY, ApplyPolicy
+from synchro.errors import PackageError
+from synchro.names import package_name, published_name
+from synchro.package import Manifest, PackageWriter, TableSchema, open_package
+from synchro.package.body import Segment, SegmentStore, segments_for
+from synchro.state import ChangeLogEntry, key_json, snap_value
+from synchro.values import to_json
+
+
+class Published(NamedTuple):
+    """A package published to one establishment: where it is offered, and its manifest."""
+
+    path: Path
+    manifest: Manifest
+
+
+class SiegeNode(Node):
+    """The Siège's node (Mode siège)."""
+
+    policy: ClassVar[ApplyPolicy] = SIEGE_POLICY
+    export_kind: ClassVar[str] = "local"
+    default_code: ClassVar[str] = "SIEGE"
+
+    # -- export -------------------------------------------------------------------------
+
+    def _keep_export(self, path: Path, tables: list[Table], manifest: Manifest) -> None:
+        """Its own changes go into the change log (origin = the Siège), applied here."""
+        self._log_local(path, tables)
+        self.state.mark_applied(self.code, manifest.sequence, manifest.kind, manifest.rows)
+
+    def _exported(self, path: Path) -> None:
+        path.unlink(missing_ok=True)  # the change log holds it now
+
+    def _log_local(self, path: Path, tables: list[Table]) -> None:
+        by_name = {t.name: t for t in tables}
+        batch: list[ChangeLogEntry] = []
+        for change in open_package(path, self.keys()).changes():
+            table = by_name[change.table]
+            if change.op == "U":
+                row = change.values
+                key = [row[p] for p in table.key_positions]
+                row_json: str | None = json.dumps(
+                    [to_json(k, v) for k, v in zip(table.kinds, row, strict=True)],
+                    ensure_ascii=False,
+                )
+            else:
+                key = list(change.values)
+                row_json = None
+            skey = [snap_value(k, v) for k, v in zip(table.key_kinds, key, strict=True)]
+            batch.append(ChangeLogEntry(self.code, table.name, change.op, key_json(skey), row_json))
+            if len(batch) >= 5000:
+                self.state.log_changes(batch)
+                batch.clear()
+        self.state.log_changes(batch)
+
+    # -- import -------------------------------------------------------------------------
+
+    def _admit(self, path: Path, manifest: Manifest) -> ImportResult | Admission:
+        """An establishment's packages only, each in its sequence order."""
+        if manifest.kind != "site":
+            raise PackageError(str(path), f"paquet de type {manifest.kind} inattendu au siège")
+        applied_seq = self.state.site(manifest.origin).applied_seq
+        if manifest.sequence > applied_seq + 1:
+            return ImportResult(
+                manifest,
+                ApplyStats(),
+                "waiting",
+                f"le paquet {applied_seq + 1} de {manifest.origin} manque encore",
+            )
+        if manifest.sequence <= applied_seq:
+            return ImportResult(manifest, ApplyStats(), "duplicate", "déjà appliqué")
+        return Admission(base_pos=self._base_pos(manifest))
+
+    def _base_pos(self, manifest: Manifest) -> int:
+        """The change-log position the sender had received — only if it is a position of
+        this Siège's log (not of a previous life of it)."""
+        if str(manifest.meta.get("base_instance", "")) != self.state.instance:
+            return 0
+        return int(manifest.meta.get("base_pos", 0))
+
+    def _new_life(self, manifest: Manifest) -> None:
+        """First contact with this life of the site (a new site, or the Siège's own state
+        was lost): its sequence starts at its oldest unacknowledged package (which may
+        arrive after a newer one), and it receives all."""
+        first = int(manifest.meta.get("first_unacked", manifest.sequence))
+        out_seq = self.state.site(manifest.origin).out_seq
+        self.state.set_site(manifest.origin, 0, max(0, first - 1), out_seq)
+
+    def _after_apply(self, manifest: Manifest) -> None:
+        """The key the site used, what it had received, its last package applied."""
+        self.state.set_meta(f"key:{manifest.origin}", manifest.key_id)
+        site = self.state.site(manifest.origin)
+        base = self._base_pos(manifest)
+        self.state.set_site(
+            manifest.origin, max(site.acked_pos, base), manifest.sequence, site.out_seq
+        )
+
+    # -- outgoing packages --------------------------------------------------------------
+
+    def publish(self, site: str, out_dir: Path) -> Published:
+        """The package of every change ``site`` has not received yet, in ``out_dir``."""
+        return self.publish_group([site], lambda _site: out_dir)[site]
+
+    def publish_group(
+        self, sites: Sequence[str], folder_of: Callable[[str], Path]
+    ) -> dict[str, Published]:
+        """Publish to several establishments at once, one package each.
+
+        A site's package holds every change after the position it acknowledged except
+        those that came from the site itself (issue 15: a package "shared" by the sites in
+        step carried each site's own rows back to it, twice the transfer). A change of the
+        site's that the Siège did not keep as it was — it lost a conflict, was quarantined
+        or changed since by anyone, the Siège included — is not the last version of its key
+        in the log, so the winning version goes to the site. The checksums are computed
+        once for all (the proof the sites compare with), and so are the changes: read and
+        encoded once per acknowledged position, one segment per run of an origin's changes
+        (``engine.hq_publish``); a site's package is the others' segments compressed, so
+        the Siège's work per package is little more than compressing its bytes.
+        """
+        staging = self.packages_dir / "publish"
+        staging.mkdir(parents=True, exist_ok=True)
+        published: dict[str, Published] = {}
+        sums = sums_to_json(self.checksums()) if sites else {}
+        with SegmentStore(staging / "segments.tmp") as store:
+            made: dict[int, list[Segment]] = {}  # by acknowledged position
+            for site in sites:
+                acked = self.state.site(site).acked_pos
+                if acked not in made:
+                    made[acked] = build_segments(self.state, self.tables().synced, acked, store)
+                published[site] = self._publish_one(
+                    site, folder_of(site), staging, sums, made[acked], store
+                )
+        return published
+
+    def _publish_one(
+        self,
+        site: str,
+        folder: Path,
+        staging: Path,
+        sums: dict[str, list[object]],
+        segments: list[Segment],
+        store: SegmentStore,
+    ) -> Published:
+        """One establishment's package: the segments of every origin but its own."""
+        acked = self.state.site(site).acked_pos
+        with self.state.transaction():
+            sequence = self.state.get_int("out_seq") + 1
+            self.state.set_meta("out_seq", str(sequence))
+        staged = staging / package_name(self.code, sequence)
+        with self._published_writer(staged, sequence, acked, site, sums) as writer:
+            for segment in segments_for(segments, site):
+                writer.splice(segment, store.read(segment))
+            manifest = writer.close()
+        faults.point("node.publish.written")
+        folder.mkdir(parents=True, exist_ok=True)
+        final = folder / published_name(self.code, site, sequence)
+        _link_or_copy(staged, final)
+        faults.point("node.publish.linked")
+        staged.unlink(missing_ok=True)
+        with self.state.transaction():
+            self.state.set_meta(f"sums:{sequence}", json.dumps(sums))
+            now = self.state.site(site)
+            applied = now.applied_seq
+            self.state.set_meta(f"answered:{sequence}", json.dumps({site: applied}))
+            self.state.set_site(site, now.acked_pos, applied, sequence)
+            self.state.set_meta(f"offered_acked:{site}", str(applied))
+            # Drop the checksums and answers of packages no site can still acknowledge
+            # (each site is offered only its newest; the 20 publications before it, to
+            # every site, are kept for acks in flight: one package per site).
+            self.state.forget_old_publications(keep=20)
+        return Published(final, manifest)
+
+    def _key_for(self, site: str) -> bytes | None:
+        """Answer a site with the key it last sent with, while that key is valid."""
+        from synchro.package.crypto import key_id
+
+        used = self.state.get_meta(f"key:{site}")
+        for key in self.keys():
+            if key_id(key) == used:
+                return key
+        return self.key
+
+    def _published_writer(
+        self, path: Path, sequence: int, acked: int, site: str, sums: dict[str, list[object]]
+    ) -> PackageWriter:
+        return PackageWriter(
+            path,
+            origin=self.code,
+            sequence=sequence,
+            kind="hq",
+            tables=[TableSchema.of(t) for t in self.tables().synced],
+            meta={
+                "from_pos": acked,
+                "to_pos": self.state.last_position(),
+                "acked": {site: self.state.site(site).applied_seq},
+                "acked_instances": {site: self.state.get_meta(f"instance:{site}") or ""},
+                "instance": self.state.instance,
+                "checksums": sums,
+            },
+            key=self._key_for(site),
+            level=LEVEL,
+            created=self.now(),
+        )
+
+    # -- what an ack is checked against -----------------------------------------------------
+
+    def published_sums(self, sequence: int) -> Sums | None:
+        """Its checksums when it published package ``sequence`` (None: unknown)."""
+        text = self.state.get_meta(f"sums:{sequence}")
+        return sums_from_json(json.loads(text)) if text else None
+
+    def answered(self, sequence: int, site: str) -> int:
+        """The last package of ``site`` its package ``sequence`` answered (0: none)."""
+        text = self.state.get_meta(f"answered:{sequence}")
+        return int(json.loads(text).get(site, 0)) if text else 0
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    """Make ``target`` a complete copy of ``source`` in one step (a hard link when the
+    file system allows it, else a copy to a temporary name then a rename)."""
+    tmp = target.with_name(target.name + ".part")
+    tmp.unlink(missing_ok=True)
+    try:
+        os.link(source, tmp)
+    except OSError:
+        shutil.copyfile(source, tmp)
+    os.replace(tmp, target)

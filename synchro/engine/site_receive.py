@@ -1,0 +1,253 @@
+"""A Serveur's run, the receiving half: the Siège's answer polled for, downloaded to
+``inbox/`` and applied (and one a previous run downloaded but did not apply, first).
+
+``Receiving`` is a part of ``engine.site_run.SiteRun``: its methods use the run's node,
+options, flags and totals. The connection helpers (``_client`` and the progress it
+reports, which makes an attempt count as moving data) are here too: the upload and the
+ack use them as well.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from synchro import faults
+from synchro.engine.events import Emit, Progress, said
+from synchro.engine.hq_files import ROUND_FILE
+from synchro.engine.schema_exchange import remember_received
+from synchro.engine.serveur_node import ServeurNode
+from synchro.errors import Cancelled, PackageError, SynchroError, TransportError
+from synchro.names import read_published_name
+from synchro.transport.files import file_sha256
+from synchro.transport.ftp_client import SiteClient
+
+if TYPE_CHECKING:
+    from synchro.engine.site_run import RunOptions, RunTotals
+
+Connect = Callable[[], SiteClient]
+ROUND_MARGIN_S = 120.0  # after the Siège's deadline: its close and publication take time
+APPLIED_FILE = "applied_file"  # meta: name and SHA-256 of the Siège file applied last
+MAX_ROUND_WAIT_S = 24 * 3600.0  # a wrong clock or file never makes a run wait forever
+FIRST_POLL_S, POLL_GROWTH = 1.0, 1.5  # waiting for the Siège: 1 s, 1.5 s, 2.25 s… up to poll_s
+
+
+class NotYet(TransportError):
+    """The Siège has not published this site's consolidated package yet (retried)."""
+
+
+class Receiving:
+    """Receiving the Siège's answer, for ``SiteRun``."""
+
+    node: ServeurNode
+    connect: Connect
+    options: RunOptions
+    cancel: threading.Event
+    emit: Emit
+    now: Callable[[], dt.datetime]
+    sleep: Callable[[float], None] | None
+    monotonic: Callable[[], float]
+    site: str
+    totals: RunTotals
+    _seen: set[str]
+    _stale: set[str]
+    _moved: int
+    _furthest: dict[int, int]
+    _held: dict[int, int]
+
+    def _client(self) -> SiteClient:
+        client = self.connect()
+        client.cancel = self.cancel
+        client.on_progress = self._on_bytes
+        client.on_confirmed = self._on_held
+        return client
+
+    def _on_bytes(self, done: int, total: int) -> None:
+        """A transfer got further than ever before (a block went through, or a new
+        attempt resumes past where the last one started): that attempt made progress."""
+        if done > self._furthest.get(total, -1):
+            self._furthest[total] = done
+            self._moved += 1
+
+    def _on_held(self, size: int, total: int) -> None:
+        """The Siège holds more of an upload than it ever did: a cut that shows only at the
+        size check (« envoi incomplet ») after more bytes got through is progress too."""
+        if size > self._held.get(total, 0):
+            self._held[total] = size
+            self._moved += 1
+
+    def _apply_inbox(self) -> None:
+        """Apply, before anything else, a Siège package a previous run downloaded (complete
+        and verified, under its final name) but died before applying."""
+        inbox = self.node.packages_dir / "inbox"
+        if not inbox.is_dir():
+            return
+        for stray in inbox.glob("*.part"):
+            if not self._offered_name(stray.name[: -len(".part")]):
+                stray.unlink(missing_ok=True)
+        for local in sorted(inbox.glob("*.pkg")):
+            try:
+                self._apply_local(local)
+            except NotYet:  # already applied before the crash, or stale: removed
+                continue
+            except PackageError:
+                local.unlink(missing_ok=True)  # damaged: it will be downloaded again
+                continue
+            self.emit(said("engine.inbox", name=local.name))
+
+    def _offered_name(self, name: str) -> bool:
+        return read_published_name(name, self.site) is not None
+
+    def _receive(self) -> None:
+        """Poll for the Siège's package within attempts × delay; apply it when it comes."""
+        budget = max(1, self.options.attempts) * self.options.delay_s
+        deadline = self.monotonic() + budget
+        failures = tries = 0
+        pause = min(FIRST_POLL_S, self.options.poll_s, self.options.delay_s)
+        while True:
+            if self.cancel.is_set():
+                raise Cancelled()
+            moved = self._moved
+            try:
+                result = self._fetch_once()
+            except NotYet as exc:
+                if self.monotonic() >= deadline:
+                    left = self._round_time_left()
+                    if left > 0:
+                        deadline = self.monotonic() + left + ROUND_MARGIN_S
+                        until = self.now() + dt.timedelta(seconds=left)
+                        self.emit(said("engine.wait.longer", until=f"{until:%H:%M}"))
+                        continue
+                    raise TransportError(
+                        f"{exc} (attente de {budget / 60:.0f} min dépassée ; les données de ce "
+                        "poste sont au siège et seront intégrées)"
+                    ) from None
+                faults.point("site.wait")
+                self._wait(pause)
+                pause = min(pause * POLL_GROWTH, self.options.poll_s, self.options.delay_s)
+                continue
+            except TransportError as exc:
+                # an attempt that moved data made progress: the count starts again
+                failures = 1 if self._moved > moved else failures + 1
+                tries += 1  # (bounded: a transfer that always fails after moving data ends)
+                self.emit(
+                    said(
+                        "engine.attempt.receive",
+                        number=failures,
+                        attempts=self.options.attempts,
+                        error=exc,
+                    )
+                )
+                from synchro.transport.retry import is_permanent
+
+                too_many = tries >= 10 * max(1, self.options.attempts)
+                if is_permanent(exc) or failures >= self.options.attempts or too_many:
+                    raise
+                self._wait(self.options.delay_s)
+                continue
+            if result:
+                return
+
+    def _round_time_left(self) -> float:
+        """Seconds the Siège's open round still waits for establishments (its
+        ``/out/tour.json``), 0 when no round is open or the file cannot be read."""
+        try:
+            with self._client() as client:
+                data = client.read_small(ROUND_FILE)
+            state = json.loads(data or b"{}")
+            if not isinstance(state, dict) or state.get("ouvert") is not True:
+                return 0.0
+            end = dt.datetime.fromisoformat(str(state["fin"]))
+            left = (end - dt.datetime.now(dt.UTC)).total_seconds()
+        except (SynchroError, OSError, ValueError, KeyError, TypeError):
+            return 0.0
+        return min(max(0.0, left), MAX_ROUND_WAIT_S)
+
+    def _wait(self, seconds: float) -> None:
+        if self.sleep is not None:
+            self.sleep(seconds)
+        elif self.cancel.wait(seconds):
+            raise Cancelled()
+
+    def _fetch_once(self) -> bool:
+        """True when the Siège's package is applied (or nothing more is due)."""
+        with self._client() as client:
+            offers = sorted(
+                (named.sequence, named.origin, name)
+                for name in client.list_out()
+                if (named := read_published_name(name, self.site))
+            )
+            if not offers:
+                raise NotYet("le siège n'a pas encore publié les données consolidées")
+            sequence, origin, name = offers[-1]
+            if self.node.state.is_applied(origin, sequence):
+                if not self.node.state.outbox():
+                    return True
+                # (a Siège with a new state reuses numbers: look once, unless it is the
+                # very file applied last)
+                if name in self._seen or self._applied_file(client, name):
+                    raise NotYet("le siège n'a pas encore intégré le dernier envoi de ce poste")
+            if name in self._stale:  # already found stale: wait for the next one
+                raise NotYet("le siège n'a pas encore intégré le dernier envoi de ce poste")
+            local = self.node.packages_dir / "inbox" / name
+            local.parent.mkdir(parents=True, exist_ok=True)
+            self.emit(Progress("receive", self.site, detail=name))
+            client.download(name, local)
+        faults.point("site.downloaded")
+        return self._apply_local(local)
+
+    def _applied_file(self, client: SiteClient, name: str) -> bool:
+        """True when ``out/<name>`` is the very file this site applied last (same SHA-256):
+        no need to download it again to find it is a duplicate."""
+        text = self.node.state.get_meta(APPLIED_FILE)
+        if not text:
+            return False
+        known = json.loads(text)
+        return bool(
+            known.get("name") == name and client.remote_sha256(f"out/{name}") == known.get("sha256")
+        )
+
+    def _apply_local(self, local: Path) -> bool:
+        """Apply a downloaded Siège package (kept in the inbox until applied)."""
+        digest = file_sha256(local)
+        size = local.stat().st_size
+        self.totals.bytes_received += size
+        result = self.node.import_package(
+            local,
+            cancel=self.cancel,
+            progress=lambda table, n: self.emit(Progress("apply", self.site, n, size, table)),
+        )
+        if result.status in ("stale", "duplicate"):
+            local.unlink(missing_ok=True)
+            self._seen.add(local.name)
+            if result.status == "stale":
+                self._stale.add(local.name)
+            raise NotYet(result.message or "le siège n'a pas encore publié de nouvelles données")
+        faults.point("site.applied")
+        with self.node.state.transaction():
+            known = {"name": local.name, "sha256": digest}
+            self.node.state.set_meta(APPLIED_FILE, json.dumps(known))
+        # the Siège's schemas as this package carried them: `synchro check` compares with
+        # them when the Siège cannot be reached (never raises)
+        remember_received(self.node.packages_dir, result.manifest, self.now())
+        stats = result.stats
+        self.totals.rows_received += stats.rows
+        self.totals.conflicts += stats.conflicts
+        self.totals.quarantined += stats.quarantined
+        package_id = f"{result.manifest.origin}#{result.manifest.sequence}"
+        self._collect_details(package_id)
+        local.unlink(missing_ok=True)
+        self.emit(said("engine.applied", rows=stats.rows))
+        return True
+
+    def _collect_details(self, package_id: str) -> None:
+        conflicts = self.node.state.conflicts(package_id)
+        quarantined = self.node.state.quarantined(package_id)
+        if conflicts:
+            self.totals.details.setdefault("conflicts", []).extend(conflicts[:200])
+        if quarantined:
+            self.totals.details.setdefault("quarantined", []).extend(quarantined[:200])

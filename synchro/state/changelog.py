@@ -1,0 +1,143 @@
+"""The Siège's change log (every change applied, in order, with its origin) and what it
+knows of each establishment (``sites``: last acknowledged change-log position, last sequence
+applied, last package published to it)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import NamedTuple
+
+from synchro.state.store import Store
+
+
+class ChangeLogEntry(NamedTuple):
+    """A change to append to the log; ``row_json`` is None for a delete."""
+
+    origin: str
+    table: str
+    op: str  # "U" (upsert) or "D" (delete)
+    key_json: str
+    row_json: str | None
+
+
+class LoggedChange(NamedTuple):
+    """A change read back from the log, at its position."""
+
+    pos: int
+    origin: str
+    key_json: str
+    row_json: str | None
+
+
+class DeletedVersion(NamedTuple):
+    """The last version of a row the log saw before its delete, and who deleted it."""
+
+    row_json: str
+    deleted_by: str
+
+
+class SiteState(NamedTuple):
+    """What the Siège knows of one establishment."""
+
+    acked_pos: int  # the change-log position the site acknowledged
+    applied_seq: int  # the site's last package applied here
+    out_seq: int  # the Siège's last package published to the site
+
+
+class ChangeLog(Store):
+    """The ``changelog`` and ``sites`` tables (used at the Siège only)."""
+
+    def log_change(self, origin: str, table: str, op: str, key: str, row: str | None) -> None:
+        self.log_changes([ChangeLogEntry(origin, table, op, key, row)])
+
+    def log_changes(self, rows: Sequence[ChangeLogEntry]) -> None:
+        self.conn.executemany(
+            "INSERT INTO changelog(origin, tbl, op, key_json, row_json) VALUES (?, ?, ?, ?, ?)",
+            rows,
+        )
+
+    def deleted_version(self, table: str, key: str) -> DeletedVersion | None:
+        """When the last change of ``key`` in the log is a delete: the row's last version
+        before it and the origin of the delete; else None."""
+        last = self.conn.execute(
+            "SELECT op, origin FROM changelog WHERE tbl = ? AND key_json = ? "
+            "ORDER BY pos DESC LIMIT 1",
+            (table, key),
+        ).fetchone()
+        if last is None or last[0] != "D":
+            return None
+        row = self.conn.execute(
+            "SELECT row_json FROM changelog WHERE tbl = ? AND key_json = ? AND op = 'U' "
+            "AND row_json IS NOT NULL ORDER BY pos DESC LIMIT 1",
+            (table, key),
+        ).fetchone()
+        return DeletedVersion(str(row[0]), str(last[1])) if row is not None else None
+
+    def last_position(self) -> int:
+        return int(self.conn.execute("SELECT COALESCE(MAX(pos), 0) FROM changelog").fetchone()[0])
+
+    def newer_versions(
+        self, table: str, keys: Sequence[str], after: int, origin: str
+    ) -> dict[str, str]:
+        """For keys whose last change in the log after ``after`` is someone else's: key →
+        that origin.
+
+        Only the last entry counts: when ``origin``'s own entry comes after another's (an
+        earlier package of it, applied or found equal), the Siège holds ``origin``'s
+        version, so a newer change from ``origin`` does not conflict with the older one.
+        """
+        found: dict[str, str] = {}
+        for start in range(0, len(keys), 500):
+            chunk = keys[start : start + 500]
+            marks = ", ".join("?" for _ in chunk)
+            sql = (
+                "SELECT c.key_json, c.origin FROM changelog c JOIN "
+                "(SELECT MAX(pos) AS pos FROM changelog WHERE tbl = ? AND pos > ? "
+                f"AND key_json IN ({marks}) GROUP BY key_json) last ON c.pos = last.pos "
+                "WHERE c.origin != ?"
+            )
+            for key, who in self.conn.execute(sql, [table, after, *chunk, origin]):
+                found[str(key)] = str(who)
+        return found
+
+    def compacted_changes(
+        self, table: str, op: str, after: int, exclude_origin: str
+    ) -> Iterator[LoggedChange]:
+        """The last version per key of ``table`` after ``after``, if it is ``op`` and not
+        from ``exclude_origin``, in log order (read on an isolated view)."""
+        sql = (
+            "SELECT c.pos, c.origin, c.key_json, c.row_json FROM changelog c JOIN "
+            "(SELECT MAX(pos) AS pos FROM changelog WHERE tbl = ? AND pos > ? "
+            "GROUP BY key_json) last ON c.pos = last.pos "
+            "WHERE c.op = ? AND c.origin != ? ORDER BY c.pos"
+        )
+        with self.reader() as conn:
+            for row in conn.execute(sql, (table, after, op, exclude_origin)):
+                yield LoggedChange(int(row[0]), str(row[1]), str(row[2]), row[3])
+
+    # -- sites ----------------------------------------------------------------------------
+
+    def site(self, code: str) -> SiteState:
+        """What the Siège knows of an establishment (zeros for one never met)."""
+        row = self.conn.execute(
+            "SELECT acked_pos, applied_seq, out_seq FROM sites WHERE site = ?", (code,)
+        ).fetchone()
+        return SiteState(int(row[0]), int(row[1]), int(row[2])) if row else SiteState(0, 0, 0)
+
+    def set_site(self, code: str, acked_pos: int, applied_seq: int, out_seq: int) -> None:
+        self.conn.execute(
+            "INSERT OR REPLACE INTO sites VALUES (?, ?, ?, ?)",
+            (code, acked_pos, applied_seq, out_seq),
+        )
+
+    def forget_old_publications(self, keep: int) -> None:
+        """Drop the ``sums:<seq>`` and ``answered:<seq>`` meta entries of published packages
+        more than ``keep`` publications per site older than the oldest a site was offered."""
+        oldest, sites = self.conn.execute("SELECT MIN(out_seq), COUNT(*) FROM sites").fetchone()
+        if oldest is None:
+            return
+        self.conn.execute(
+            "DELETE FROM meta WHERE (key LIKE 'sums:%' OR key LIKE 'answered:%') "
+            "AND CAST(substr(key, instr(key, ':') + 1) AS INTEGER) < ?",
+            (int(oldest) - keep * max(1, int(sites)),),
+        )

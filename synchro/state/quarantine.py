@@ -1,0 +1,151 @@
+"""Conflicts and quarantine: losing versions, and rows not applied exactly (refused by the
+database, stored differently than sent, or set aside at capture), for the report and the
+retry at the next run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from synchro.config.atomic import atomic_write
+from synchro.state.store import Store, now_text
+
+HELD = "export"  # the quarantine's package name for rows set aside at capture
+
+
+class Quarantine(Store):
+    """The ``conflicts`` and ``quarantine`` tables, and the conflicts' side journal."""
+
+    def log_conflict(
+        self,
+        package: str,
+        table: str,
+        key: str,
+        policy: str,
+        winner: str,
+        loser: str,
+        winner_row: str | None,
+        loser_row: str | None,
+    ) -> None:
+        self.conn.execute(
+            "INSERT OR IGNORE INTO conflicts(at, package, tbl, key_json, policy, winner, loser, "
+            "winner_json, loser_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (now_text(), package, table, key, policy, winner, loser, winner_row, loser_row),
+        )
+
+    def log_quarantine(
+        self,
+        package: str,
+        table: str,
+        key: str,
+        row: str | None,
+        error: str,
+        *,
+        kind: str = "refused",
+        op: str | None = None,
+        origin: str | None = None,
+        columns: str | None = None,
+        stored: str | None = None,
+    ) -> None:
+        """Record a row not applied exactly. ``row`` is the sent version (JSON values; for
+        a delete, the key's values); ``columns`` / ``stored`` describe a mismatch.
+
+        A package row replaces any earlier package entry of the same key: only the latest
+        version sent is retried.
+        """
+        if package != HELD:
+            self.drop_quarantine(table, key)
+        self.conn.execute(
+            "INSERT OR REPLACE INTO quarantine(at, package, tbl, key_json, row_json, error, "
+            "kind, op, origin, columns_json, stored_json) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (now_text(), package, table, key, row, error, kind, op, origin, columns, stored),
+        )
+
+    def drop_quarantine(self, table: str, key: str) -> int:
+        """Forget the package entries (not the rows set aside at capture) of one key."""
+        cur = self.conn.execute(
+            "DELETE FROM quarantine WHERE tbl = ? AND key_json = ? AND package != ?",
+            (table, key, HELD),
+        )
+        return cur.rowcount
+
+    def retried(
+        self, id: int, error: str, *, columns: str | None = None, stored: str | None = None
+    ) -> None:
+        """A retry of a quarantined row failed again: its new reason."""
+        self.conn.execute(
+            "UPDATE quarantine SET at = ?, error = ?, columns_json = ?, stored_json = ?, "
+            "kind = ?, tries = tries + 1 WHERE id = ?",
+            (now_text(), error, columns, stored, "mismatch" if columns else "refused", id),
+        )
+
+    def pending_keys(self, table: str) -> set[str]:
+        """Keys of ``table`` with a package row in the quarantine (usually none)."""
+        rows = self.conn.execute(
+            "SELECT key_json FROM quarantine WHERE tbl = ? AND package != ?", (table, HELD)
+        )
+        return {str(r[0]) for r in rows}
+
+    def pending(self) -> list[dict[str, Any]]:
+        """Package rows in the quarantine (refused or stored differently), oldest first."""
+        cur = self.conn.execute("SELECT * FROM quarantine WHERE package != ? ORDER BY id", (HELD,))
+        cols = [d[0] for d in cur.description]
+        return [dict(zip(cols, row, strict=True)) for row in cur]
+
+    def held_keys(self, package: str, table: str) -> set[str]:
+        rows = self.conn.execute(
+            "SELECT key_json FROM quarantine WHERE package = ? AND tbl = ?", (package, table)
+        )
+        return {str(r[0]) for r in rows}
+
+    def release_held(self, package: str, table: str, key: str) -> None:
+        self.conn.execute(
+            "DELETE FROM quarantine WHERE package = ? AND tbl = ? AND key_json = ?",
+            (package, table, key),
+        )
+
+    def _journal(self, package: str) -> Path:
+        safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in package)
+        return self.path.with_name(f"{self.path.name}.conflicts-{safe}.json")
+
+    def keep_conflicts(self, package: str) -> None:
+        """Write the conflicts logged for ``package`` in the open transaction to a durable
+        side file, just before the user's database commits.
+
+        The state transaction commits after the database: a crash in between would lose
+        the losing versions, and re-applying cannot find them again (the rows already are
+        the winners). ``replay_conflicts`` puts them back; entries are unique per
+        (package, table, key), so nothing is ever logged twice.
+        """
+        entries = self.conflicts(package)
+        if entries:
+            data = json.dumps(entries, ensure_ascii=False).encode("utf-8")
+            atomic_write(self._journal(package), data)
+
+    def replay_conflicts(self, package: str) -> None:
+        """Log again the conflicts an interrupted apply of ``package`` had kept."""
+        path = self._journal(package)
+        if not path.exists():
+            return
+        for e in json.loads(path.read_text(encoding="utf-8")):
+            self.log_conflict(
+                e["package"], e["tbl"], e["key_json"], e["policy"], e["winner"], e["loser"],
+                e["winner_json"], e["loser_json"],
+            )  # fmt: skip
+
+    def drop_conflicts_journal(self, package: str) -> None:
+        self._journal(package).unlink(missing_ok=True)
+
+    def conflicts(self, package: str | None = None) -> list[dict[str, Any]]:
+        return self._dicts("conflicts", package)
+
+    def quarantined(self, package: str | None = None) -> list[dict[str, Any]]:
+        return self._dicts("quarantine", package)
+
+    def _dicts(self, name: str, package: str | None) -> list[dict[str, Any]]:
+        sql = f"SELECT * FROM {name}" + (" WHERE package = ?" if package else "") + " ORDER BY id"
+        cur = self.conn.execute(sql, (package,) if package else ())
+        cols = [d[0] for d in cur.description]
+        return [dict(zip(cols, row, strict=True)) for row in cur]

@@ -1,0 +1,167 @@
+"""Snapshots: per synchronised table, the hash of each row as last exchanged (key → hash).
+
+Snapshot keys are stored as plain SQLite values (``snap_value``) so that SQLite orders them
+exactly as Python orders the normalised key tuples read from the user's database. The
+capture's scratch tables (deletes found, rows read unordered) live here too: temporary
+tables of the writer connection.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Sequence
+from typing import Any
+
+from synchro.db.base import Key, Table
+from synchro.state.store import Store
+from synchro.values import canonical
+
+# Key kinds whose snap_value ordering in SQLite equals the database's ordering.
+ORDERED_KEY_KINDS = frozenset({"int", "text", "bool", "date", "datetime", "time"})
+
+
+def snap_value(kind: str, value: Any) -> Any:
+    """A key value as stored in the snapshot: int and text kept, the rest as canonical text."""
+    if kind == "int" and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if kind == "text" and isinstance(value, str):
+        return value
+    if kind == "bool":
+        return 1 if value else 0
+    return canonical(kind, value).decode("utf-8", "surrogatepass")
+
+
+def key_json(key: Sequence[Any]) -> str:
+    return _KEY_ENCODER.encode(list(key))
+
+
+# Stateless; json.dumps would build one per call when given options (hot path of apply).
+_KEY_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False)
+
+
+def _columns(nkeys: int) -> str:
+    return ", ".join(f"k{i}" for i in range(nkeys))
+
+
+class Snapshots(Store):
+    """The ``snap_<n>`` tables and the capture's temporary tables."""
+
+    def snapshot_table(self, table: Table) -> str:
+        """The name of the snapshot table of ``table``, created on first use.
+
+        If the table's key changed since the snapshot was made, the snapshot is rebuilt
+        empty (every row will be sent again: safe, never lossy).
+        """
+        wanted = json.dumps(list(table.key))
+        row = self.conn.execute(
+            "SELECT snap, key_json FROM tables WHERE name = ?", (table.name,)
+        ).fetchone()
+        if row and row[1] == wanted:
+            return str(row[0])
+        if row:
+            self.conn.execute(f'DROP TABLE IF EXISTS "{row[0]}"')
+            snap = str(row[0])
+            self.conn.execute("UPDATE tables SET key_json = ? WHERE name = ?", (wanted, table.name))
+        else:
+            count = self.conn.execute("SELECT COUNT(*) FROM tables").fetchone()[0]
+            snap = f"snap_{count + 1}"
+            self.conn.execute(
+                "INSERT INTO tables(name, snap, key_json) VALUES (?, ?, ?)",
+                (table.name, snap, wanted),
+            )
+        cols = _columns(len(table.key))
+        self.conn.execute(
+            f'CREATE TABLE IF NOT EXISTS "{snap}"({cols}, h BLOB NOT NULL, '
+            f"PRIMARY KEY({cols})) WITHOUT ROWID"
+        )
+        return snap
+
+    def snapshot_hashes(self, snap: str, nkeys: int, keys: Sequence[Key]) -> dict[Key, bytes]:
+        """Hashes of these snapshot keys (already in snap_value form)."""
+        found: dict[Key, bytes] = {}
+        if not keys:
+            return found
+        cols = _columns(nkeys)
+        per = max(1, 900 // (nkeys + 1))
+        for start in range(0, len(keys), per):
+            chunk = keys[start : start + per]
+            if nkeys == 1:
+                marks = ", ".join("?" for _ in chunk)
+                sql = f'SELECT k0, h FROM "{snap}" WHERE k0 IN ({marks})'
+                params: list[Any] = [k[0] for k in chunk]
+            else:
+                one = "(" + " AND ".join(f"k{i} = ?" for i in range(nkeys)) + ")"
+                sql = f'SELECT {cols}, h FROM "{snap}" WHERE ' + " OR ".join([one] * len(chunk))
+                params = [v for k in chunk for v in k]
+            for row in self.conn.execute(sql, params):
+                found[tuple(row[:nkeys])] = row[nkeys]
+        return found
+
+    @staticmethod
+    def snapshot_in_order(
+        reader: sqlite3.Connection, snap: str, nkeys: int, *, hashes: bool
+    ) -> sqlite3.Cursor:
+        """The snapshot's rows in key order, read on ``reader`` (a ``reader()`` view):
+        ``(k0.., h)`` with ``hashes``, else the keys only."""
+        cols = _columns(nkeys)
+        shown = f"{cols}, h" if hashes else cols
+        return reader.execute(f'SELECT {shown} FROM "{snap}" ORDER BY {cols}')
+
+    def put_snapshot(self, snap: str, nkeys: int, rows: Sequence[tuple[Any, ...]]) -> None:
+        """Set (key..., hash) rows."""
+        if rows:
+            marks = ", ".join("?" for _ in range(nkeys + 1))
+            self.conn.executemany(f'INSERT OR REPLACE INTO "{snap}" VALUES ({marks})', rows)
+
+    def drop_snapshot(self, snap: str, nkeys: int, keys: Sequence[Key]) -> None:
+        if keys:
+            where = " AND ".join(f"k{i} = ?" for i in range(nkeys))
+            self.conn.executemany(f'DELETE FROM "{snap}" WHERE {where}', keys)
+
+    def snapshot_count(self, snap: str) -> int:
+        return int(self.conn.execute(f'SELECT COUNT(*) FROM "{snap}"').fetchone()[0])
+
+    # -- the capture's deletes, written at its end (children first) -----------------------
+
+    def start_capture_deletes(self) -> None:
+        """An empty list of the deletes a capture finds (a temporary table)."""
+        self.conn.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS capture_deletes(ord INTEGER, key_json TEXT)"
+        )
+        self.clear_capture_deletes()
+
+    def add_capture_deletes(self, rows: Sequence[tuple[int, str]]) -> None:
+        """Keep deletes found: (the table's position in the capture, key JSON)."""
+        self.conn.executemany("INSERT INTO temp.capture_deletes VALUES (?, ?)", rows)
+
+    def capture_deletes(self, order: int) -> sqlite3.Cursor:
+        """The key JSON (one-column rows) of the deletes kept for table ``order``, in the
+        order they were found."""
+        return self.conn.execute(
+            "SELECT key_json FROM temp.capture_deletes WHERE ord = ? ORDER BY rowid", (order,)
+        )
+
+    def clear_capture_deletes(self) -> None:
+        self.conn.execute("DELETE FROM temp.capture_deletes")
+
+    # -- the spool: a table read in no useful order, sorted by snapshot key ----------------
+
+    def start_spool(self, nkeys: int) -> None:
+        """An empty spool of (snapshot key..., row JSON) rows (a temporary table)."""
+        cols = _columns(nkeys)
+        self.drop_spool()
+        self.conn.execute(
+            f"CREATE TEMP TABLE spool({cols}, row_json TEXT, PRIMARY KEY({cols})) WITHOUT ROWID"
+        )
+
+    def add_to_spool(self, nkeys: int, rows: Sequence[tuple[Any, ...]]) -> None:
+        marks = ", ".join("?" for _ in range(nkeys + 1))
+        self.conn.executemany(f"INSERT OR REPLACE INTO temp.spool VALUES ({marks})", rows)
+
+    def spooled_rows(self, nkeys: int) -> sqlite3.Cursor:
+        """The spool's row JSON (one-column rows) in snapshot key order."""
+        return self.conn.execute(f"SELECT row_json FROM temp.spool ORDER BY {_columns(nkeys)}")
+
+    def drop_spool(self) -> None:
+        self.conn.execute("DROP TABLE IF EXISTS temp.spool")

@@ -1,0 +1,86 @@
+"""The state database's connection, transactions and ``meta`` key/value table.
+
+The base of ``StateDB`` (``synchro.state.database``): every part of the state (snapshots,
+packages, quarantine, change log) is a mixin over this one connection.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+
+def now_text() -> str:
+    """The local time as the state database stores it (``YYYY-MM-DD HH:MM:SS``)."""
+    return dt.datetime.now().isoformat(" ", "seconds")
+
+
+class Store:
+    """One connection to the state database: ``conn`` is the writer; ``reader()`` gives an
+    isolated read view."""
+
+    path: Path
+    conn: sqlite3.Connection
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA busy_timeout=30000")
+        return conn
+
+    def close(self) -> None:
+        self.conn.close()
+
+    # -- transactions -------------------------------------------------------------------
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction on the writer connection (nested use is not allowed)."""
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.conn
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
+
+    @contextmanager
+    def dry_run(self) -> Iterator[None]:
+        """A write transaction that is always rolled back (what a capture would do now)."""
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        finally:
+            self.conn.execute("ROLLBACK")
+
+    @contextmanager
+    def reader(self) -> Iterator[sqlite3.Connection]:
+        """A second connection reading the last committed state (WAL isolation)."""
+        conn = self._connect()
+        try:
+            conn.execute("BEGIN")
+            yield conn
+        finally:
+            conn.close()
+
+    # -- meta ---------------------------------------------------------------------------
+
+    def get_meta(self, key: str, default: str | None = None) -> str | None:
+        row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return str(row[0]) if row else default
+
+    def set_meta(self, key: str, value: str) -> None:
+        self.conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value))
+
+    @property
+    def instance(self) -> str:
+        """This state's identity: a new one after a reinstall or a lost state database."""
+        return self.get_meta("instance") or ""
+
+    def get_int(self, key: str, default: int = 0) -> int:
+        value = self.get_meta(key)
+        return int(value) if value is not None else default
