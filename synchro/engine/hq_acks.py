@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -112,12 +113,13 @@ class AckBook:
         """Read and file every ack waiting in the establishments' ``/in`` folders."""
         found: list[Received] = []
         for site in sites:
-            inbox = self.ftp_root / site / "in"
-            if not inbox.is_dir():
+            try:  # os.scandir: called at every step for every site (see list_deliveries)
+                with os.scandir(os.path.join(self.ftp_root, site, "in")) as inbox:
+                    names = sorted(e.name for e in inbox if read_ack_name(e.name) is not None)
+            except (FileNotFoundError, NotADirectoryError):
                 continue
-            for path in sorted(inbox.iterdir()):
-                if read_ack_name(path.name) is None:
-                    continue
+            for name in names:
+                path = self.ftp_root / site / "in" / name
                 ack = read_ack(path, site)
                 if ack is not None and ack.origin == self.node.code:
                     found.append(self._receive(ack, now))
