@@ -62,6 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from synchro.platform.memory import limit_malloc_arenas
+
+    limit_malloc_arenas()  # before any thread starts (the Siège: one per FTP session)
     parser = build_parser()
     args = parser.parse_args(argv)
     handler: Handler | None = getattr(args, "handler", None)
