@@ -321,20 +321,20 @@ def blob_bytes(value: Any) -> Any:
 def binder(dialect: str, kind: Kind, column_type: str, *, nul: bool = True) -> Binder | None:
     """The binder of one column (None: the value as it is). ``nul``: the driver keeps the
     character U+0000 in text (the SQLite ODBC driver cuts the text there)."""
-    if kind == "float":
+    if kind == Kind.FLOAT:
         return _float_binder(dialect, column_type)
-    if kind == "decimal":
+    if kind == Kind.DECIMAL:
         return _decimal_binder(dialect, column_type)
-    if kind == "int":
+    if kind == Kind.INT:
         # Beyond 64 bits pyodbc and sqlite3 raise OverflowError, which names no column:
         # refused here instead; only MariaDB's BIGINT UNSIGNED takes more (as text).
         return _int_binder(dialect, unsigned="unsigned" in column_type.lower())
-    if kind == "datetime":
+    if kind == Kind.DATETIME:
         return _datetime_binder(dialect, column_type)
-    if kind == "time":
+    if kind == Kind.TIME:
         return _time_binder(dialect, column_type)
-    if kind in ("text", "json"):
+    if kind in (Kind.TEXT, Kind.JSON):
         return _text_binder(dialect, column_type, nul)
-    if kind == "blob":
+    if kind == Kind.BLOB:
         return blob_bytes
     return None

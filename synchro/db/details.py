@@ -138,11 +138,11 @@ def sqlite_details(declared: str, kind: Kind) -> Details:
     8 bytes; a decimal keeps 15 digits exactly (NUMERIC affinity stores a double)."""
     n, s = _args(declared)
     d: Details = {"enforced": False}
-    if kind in ("int", "float"):
+    if kind in (Kind.INT, Kind.FLOAT):
         d.update(width=8)
-    elif kind == "decimal":
+    elif kind == Kind.DECIMAL:
         d.update(precision=n, scale=(s or 0) if n is not None else None)
-    elif kind in ("text", "blob"):
+    elif kind in (Kind.TEXT, Kind.BLOB):
         d.update(length=n)
     return d
 

@@ -104,9 +104,9 @@ class Dialect:
 
     def _order_term(self, expr: str, kind: Kind) -> str:
         """``expr`` (a quoted column or ``?``) as it sorts in code point order."""
-        if kind == "uuid" and self.name == "mysql":  # MariaDB sorts UUIDs by swapped parts
+        if kind == Kind.UUID and self.name == "mysql":  # MariaDB sorts UUIDs by swapped parts
             return f"CAST(CONVERT({expr} USING utf8mb4) AS BINARY)"
-        if kind != "text":
+        if kind != Kind.TEXT:
             return expr
         if self.name == "postgresql":
             return f'{expr} COLLATE "C"'
@@ -202,7 +202,7 @@ class Dialect:
         bytes: a second path past the driver's character conversion (for verification)."""
         if self.name not in ("sqlite", "postgresql", "mysql"):
             return ()
-        return tuple(i for i, c in enumerate(table.columns) if c.kind in ("text", "json"))
+        return tuple(i for i, c in enumerate(table.columns) if c.kind in (Kind.TEXT, Kind.JSON))
 
     def single_columns(self, table: Table, names: Sequence[str]) -> tuple[int, ...]:
         """Positions among ``names`` of 4-byte float columns (PostgreSQL ``real``, MariaDB
@@ -215,7 +215,7 @@ class Dialect:
         return tuple(
             i
             for i, n in enumerate(names)
-            if columns[n].kind == "float" and columns[n].type_name.lower() in singles
+            if columns[n].kind == Kind.FLOAT and columns[n].type_name.lower() in singles
         )
 
     def _read_cols(self, table: Table, names: Sequence[str], *, raw_text: bool = False) -> str:
@@ -238,21 +238,22 @@ class Dialect:
         """
         col = self.quote(column.name)
         kind = column.kind
-        if raw_text and kind in ("text", "json") and self.name in ("sqlite", "postgresql", "mysql"):
+        hexed = self.name in ("sqlite", "postgresql", "mysql")
+        if raw_text and kind in (Kind.TEXT, Kind.JSON) and hexed:
             return {
                 "sqlite": f"CASE WHEN {col} IS NULL THEN NULL ELSE hex(CAST({col} AS BLOB)) END",
                 "postgresql": f"encode(convert_to(CAST({col} AS text), 'UTF8'), 'hex')",
                 "mysql": f"HEX(CONVERT({col} USING utf8mb4))",
             }[self.name]
-        if self.float_as_text and kind == "float":
+        if self.float_as_text and kind == Kind.FLOAT:
             return f"CASE WHEN {col} IS NULL THEN NULL ELSE printf('%!.17g', {col}) END"
-        if self.moments_as_text and kind in ("time", "datetime"):
+        if self.moments_as_text and kind in (Kind.TIME, Kind.DATETIME):
             return f"CAST({col} AS TEXT)"
-        if self.name == "mysql" and kind == "float" and column.type_name.lower() == "float":
+        if self.name == "mysql" and kind == Kind.FLOAT and column.type_name.lower() == "float":
             return f"CAST({col} AS DOUBLE)"  # MariaDB prints a FLOAT with 6 digits
-        if self.name == "mysql" and kind in ("time", "date", "datetime"):
+        if self.name == "mysql" and kind in (Kind.TIME, Kind.DATE, Kind.DATETIME):
             return f"CAST({col} AS CHAR)"
-        if self.name == "postgresql" and kind in ("date", "datetime"):
+        if self.name == "postgresql" and kind in (Kind.DATE, Kind.DATETIME):
             return f"CAST({col} AS text)"
         return col
 

@@ -108,7 +108,7 @@ class OdbcAdapter(SqlAdapter):
     # -- driver hooks -----------------------------------------------------------------
 
     def _binder(self, kind: Kind) -> Callable[[Any], Any] | None:
-        return blob_bytes if kind == "blob" else None  # pyodbc binds the other kinds natively
+        return blob_bytes if kind == Kind.BLOB else None  # pyodbc binds the other kinds natively
 
     def _column_binder(self, table: Table, column: Column) -> Binder | None:
         if self.dialect not in ("sqlite", "postgresql", "mysql"):

@@ -33,9 +33,8 @@ class SqlReads(SqlCore):
         names = tuple(columns) if columns is not None else table.column_names
         wanted = len(names)
         page = self.sql.page_rows if table.key else 0
-        sort_here = (
-            ordered and bool(table.key) and not self.sql.binary_order and "text" in table.key_kinds
-        )
+        text_key = Kind.TEXT in table.key_kinds
+        sort_here = ordered and bool(table.key) and not self.sql.binary_order and text_key
         if sort_here or page:  # the key columns must be read to sort or page on them
             names += tuple(k for k in table.key if k not in names)
         all_kinds = dict(zip(table.column_names, table.kinds, strict=True))

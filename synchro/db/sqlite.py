@@ -52,13 +52,13 @@ def _bool(value: Any) -> Any:
 # How stdlib sqlite3 gets each kind without its deprecated default adapters: Decimal and
 # dates as text (ISO, the form SQLite's date functions read), bool as 0/1.
 _BINDERS: dict[str, Callable[[Any], Any]] = {
-    "decimal": _decimal,
-    "datetime": _iso_space,
-    "date": _iso_space,  # a datetime kept in a DATE column: written as SQLite writes it
-    "time": _iso,
-    "bool": _bool,
-    "blob": blob_bytes,
-    "int": _bool,
+    Kind.DECIMAL: _decimal,
+    Kind.DATETIME: _iso_space,
+    Kind.DATE: _iso_space,  # a datetime kept in a DATE column: written as SQLite writes it
+    Kind.TIME: _iso,
+    Kind.BOOL: _bool,
+    Kind.BLOB: blob_bytes,
+    Kind.INT: _bool,
 }
 
 
@@ -96,7 +96,7 @@ class SqliteAdapter(SqlAdapter):
         """Numbers as SQLite keeps them exactly, or refused (``synchro.db.binding``):
         NaN and -0.0 in a REAL column, a DECIMAL of more than 15 digits, an integer
         beyond 64 bits."""
-        if column.kind in ("float", "decimal", "int"):
+        if column.kind in (Kind.FLOAT, Kind.DECIMAL, Kind.INT):
             return binder("sqlite", column.kind, column.type_name)
         return _BINDERS.get(column.kind)
 

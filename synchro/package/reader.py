@@ -18,14 +18,7 @@ from typing import IO
 from synchro.errors import PackageError
 
 from . import crypto, stream
-from .manifest import (
-    Change,
-    Header,
-    Invalid,
-    Manifest,
-    Trailer,
-    format_version,
-)
+from .manifest import Change, Header, Invalid, Manifest, Trailer, format_version
 
 KeyArg = bytes | Sequence[bytes] | None
 

@@ -85,11 +85,11 @@ def _b64(text: str) -> bytes:
 
 
 _FAST_DECODE: dict[str, Callable[[str], Any]] = {
-    "decimal": Decimal,
-    "datetime": dt.datetime.fromisoformat,
-    "date": dt.date.fromisoformat,
-    "time": dt.time.fromisoformat,
-    "blob": _b64,
+    Kind.DECIMAL: Decimal,
+    Kind.DATETIME: dt.datetime.fromisoformat,
+    Kind.DATE: dt.date.fromisoformat,
+    Kind.TIME: dt.time.fromisoformat,
+    Kind.BLOB: _b64,
 }
 
 
@@ -124,31 +124,31 @@ def decoder(kind: Kind) -> Decoder:
 # Row codecs are compiled once per table from these templates: one expression per column,
 # no call for the usual types, the per-value functions above (``slow``) for anything else.
 # Only column positions go into the generated code, never a name read from a file.
-_ENCODE_EXPR = {
-    "int": "{v} if type({v}) is int or {v} is None else slow[{i}]({v})",
-    "float": "{v} if type({v}) is float or {v} is None else slow[{i}]({v})",
-    "text": "{v} if type({v}) is str or {v} is None else slow[{i}]({v})",
-    "bool": "{v} if type({v}) is bool or {v} is None else slow[{i}]({v})",
-    "uuid": "{v} if type({v}) is str or {v} is None else slow[{i}]({v})",
-    "json": "{v} if type({v}) is str or {v} is None else slow[{i}]({v})",
-    "decimal": "str({v}) if type({v}) is Decimal else slow[{i}]({v})",
-    "datetime": "{v}.isoformat(' ') if type({v}) is DateTime else slow[{i}]({v})",
-    "date": "{v}.isoformat() if type({v}) is Date else slow[{i}]({v})",
-    "time": "{v}.isoformat() if type({v}) is Time else slow[{i}]({v})",
-    "blob": "b64encode({v}).decode('ascii') if type({v}) is bytes else slow[{i}]({v})",
+_ENCODE_EXPR: dict[Kind, str] = {
+    Kind.INT: "{v} if type({v}) is int or {v} is None else slow[{i}]({v})",
+    Kind.FLOAT: "{v} if type({v}) is float or {v} is None else slow[{i}]({v})",
+    Kind.TEXT: "{v} if type({v}) is str or {v} is None else slow[{i}]({v})",
+    Kind.BOOL: "{v} if type({v}) is bool or {v} is None else slow[{i}]({v})",
+    Kind.UUID: "{v} if type({v}) is str or {v} is None else slow[{i}]({v})",
+    Kind.JSON: "{v} if type({v}) is str or {v} is None else slow[{i}]({v})",
+    Kind.DECIMAL: "str({v}) if type({v}) is Decimal else slow[{i}]({v})",
+    Kind.DATETIME: "{v}.isoformat(' ') if type({v}) is DateTime else slow[{i}]({v})",
+    Kind.DATE: "{v}.isoformat() if type({v}) is Date else slow[{i}]({v})",
+    Kind.TIME: "{v}.isoformat() if type({v}) is Time else slow[{i}]({v})",
+    Kind.BLOB: "b64encode({v}).decode('ascii') if type({v}) is bytes else slow[{i}]({v})",
 }
-_DECODE_EXPR = {
-    "int": _ENCODE_EXPR["int"],
-    "float": _ENCODE_EXPR["float"],
-    "text": _ENCODE_EXPR["text"],
-    "bool": _ENCODE_EXPR["bool"],
-    "uuid": _ENCODE_EXPR["uuid"],
-    "json": _ENCODE_EXPR["json"],
-    "decimal": "Decimal({v}) if type({v}) is str else slow[{i}]({v})",
-    "datetime": "from_datetime({v}) if type({v}) is str else slow[{i}]({v})",
-    "date": "from_date({v}) if type({v}) is str else slow[{i}]({v})",
-    "time": "from_time({v}) if type({v}) is str else slow[{i}]({v})",
-    "blob": "b64decode({v}) if type({v}) is str else slow[{i}]({v})",
+_DECODE_EXPR: dict[Kind, str] = {
+    Kind.INT: _ENCODE_EXPR[Kind.INT],
+    Kind.FLOAT: _ENCODE_EXPR[Kind.FLOAT],
+    Kind.TEXT: _ENCODE_EXPR[Kind.TEXT],
+    Kind.BOOL: _ENCODE_EXPR[Kind.BOOL],
+    Kind.UUID: _ENCODE_EXPR[Kind.UUID],
+    Kind.JSON: _ENCODE_EXPR[Kind.JSON],
+    Kind.DECIMAL: "Decimal({v}) if type({v}) is str else slow[{i}]({v})",
+    Kind.DATETIME: "from_datetime({v}) if type({v}) is str else slow[{i}]({v})",
+    Kind.DATE: "from_date({v}) if type({v}) is str else slow[{i}]({v})",
+    Kind.TIME: "from_time({v}) if type({v}) is str else slow[{i}]({v})",
+    Kind.BLOB: "b64decode({v}) if type({v}) is str else slow[{i}]({v})",
 }
 _NAMES: dict[str, Any] = {
     "Decimal": Decimal,
@@ -165,7 +165,7 @@ _NAMES: dict[str, Any] = {
 
 def _compile(
     kinds: Sequence[Kind],
-    templates: dict[str, str],
+    templates: dict[Kind, str],
     slow: tuple[Callable[[Any], Any], ...],
     kind: str,
 ) -> Callable[[Sequence[Any]], Any]:
@@ -183,7 +183,7 @@ def _compile(
         sizes = [str(16 + 8 * len(kinds))] + [
             f"(len(r[{i}]) if type(r[{i}]) is str else 0)"
             for i, k in enumerate(kinds)
-            if k in ("text", "blob")
+            if k in (Kind.TEXT, Kind.BLOB)
         ]
         built = f"r = [{', '.join(exprs)}]\n    return r, {' + '.join(sizes)}"
     else:

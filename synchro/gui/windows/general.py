@@ -16,20 +16,8 @@ from typing import Any
 import FreeSimpleGUI as sg
 
 from synchro.config.model import Config, EmailSettings, Role
-from synchro.gui.base import (
-    KEY_ENTER,
-    KEY_ESCAPE,
-    Controller,
-    Shell,
-    Values,
-    mark_problems,
-)
-from synchro.gui.fields import (
-    Form,
-    FormError,
-    format_count,
-    format_size,
-)
+from synchro.gui.base import KEY_ENTER, KEY_ESCAPE, Controller, Shell, Values, mark_problems
+from synchro.gui.fields import Form, FormError, format_count, format_size
 from synchro.gui.ports import Probe, Progress, StateChanged, StatusMessage, TrayState
 from synchro.gui.windows.general_layout import (
     APPLY,

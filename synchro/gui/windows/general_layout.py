@@ -11,14 +11,8 @@ from typing import Any
 import FreeSimpleGUI as sg
 
 from synchro.config.model import Config
-from synchro.gui.base import (
-    bind_keys,
-)
-from synchro.gui.fields import (
-    format_datetime,
-    format_duration,
-    format_time,
-)
+from synchro.gui.base import bind_keys
+from synchro.gui.fields import format_datetime, format_duration, format_time
 from synchro.i18n import LANGUAGES, tr
 
 HQ = "-HQ-"

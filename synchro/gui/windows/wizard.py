@@ -21,14 +21,7 @@ import FreeSimpleGUI as sg
 
 from synchro.config.model import Config, EmailSettings, Role, SiteSettings
 from synchro.config.passwords import DEFAULT_PASSWORD, hash_password
-from synchro.gui.base import (
-    KEY_ENTER,
-    KEY_ESCAPE,
-    Controller,
-    Shell,
-    Values,
-    mark_problems,
-)
+from synchro.gui.base import KEY_ENTER, KEY_ESCAPE, Controller, Shell, Values, mark_problems
 from synchro.gui.fields import Form, FormError
 from synchro.gui.ports import Probe
 from synchro.gui.windows.general_layout import language_code

@@ -13,10 +13,7 @@ import FreeSimpleGUI as sg
 
 from synchro.config.model import Config, EmailSettings
 from synchro.config.passwords import DEFAULT_PASSWORD
-from synchro.gui.base import (
-    TITLE_FONT,
-    bind_keys,
-)
+from synchro.gui.base import TITLE_FONT, bind_keys
 from synchro.gui.fields import format_datetime
 from synchro.gui.ports import GuiBackend
 from synchro.gui.windows.general_layout import language_names
