@@ -145,6 +145,18 @@ class Synchro:
         """The Rapport, newest first."""
         return self.app.reports.latest(limit)
 
+    def report_row(self, report_id: int) -> RunRecord:
+        """One Rapport row (its detail window); KeyError when there is none."""
+        return self.app.reports.get(report_id)
+
+    def export_report_csv(self, path: Path, lang: str) -> None:
+        """The Rapport as a CSV file, its headings in ``lang``."""
+        self.app.reports.export_csv(path, lang)
+
+    def save_config(self, config: Config) -> None:
+        """VALIDER: keep the settings (the config file changes only here) and use them."""
+        self.app.save_config(config)
+
     def subscribe(self, listener: Listener) -> Callable[[], None]:
         """``listener`` gets every event from now on; call the result to stop."""
         return self.app.subscribe(listener)

@@ -188,9 +188,8 @@ class AppBackend:
         return tr("app.failed_note", lang, reason=reason, error=event.message)
 
     def _record(self, report_id: int) -> RunRecord:
-        """One Rapport row. TODO(lead): ``Synchro`` has no call for one row yet; it goes to
-        its ``app`` until it has one (``Synchro.report_row(report_id: int) -> RunRecord``)."""
-        return self._synchro().app.reports.get(report_id)
+        """One Rapport row."""
+        return self._synchro().report_row(report_id)
 
     def close(self) -> None:
         if self.synchro is not None:
@@ -216,8 +215,8 @@ class AppBackend:
         if self.synchro is None:  # the wizard's last page
             save_config(config, self.paths.config_file)
             self._start(config)
-        else:  # TODO(lead): Synchro.save_config(config: Config) -> None, then call that
-            self.synchro.app.save_config(config)
+        else:
+            self.synchro.save_config(config)
         self._apply_autostart(config.start_with_windows)
 
     def _apply_autostart(self, wanted: bool) -> None:
@@ -299,8 +298,7 @@ class AppBackend:
         return ReportDetail(report_row(record), message, quarantined, conflicts)
 
     def export_report_csv(self, path: Path, lang: str) -> None:
-        # TODO(lead): Synchro.export_report_csv(path: Path, lang: str) -> None, then that
-        self._synchro().app.reports.export_csv(path, lang)
+        self._synchro().export_report_csv(path, lang)
 
     def autostart(self) -> bool:
         try:

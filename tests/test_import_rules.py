@@ -241,3 +241,19 @@ def test_the_architecture_page_shows_these_layers() -> None:
                 shown["synchro" if area == "__init__" else area] = layer
     shown.pop("locales", None)  # i18n's texts, not an area
     assert shown == LAYERS
+
+
+def test_front_ends_use_the_application_api_not_its_insides() -> None:
+    """A front end holds a ``Synchro`` and calls its methods: reaching ``.app`` (the
+    composition root behind it) or importing ``synchro.app`` goes around the API."""
+    found = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        module = module_name(path)
+        if area_of(module) not in FRONT_ENDS:
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Attribute) and node.attr == "app":
+                found.append(f"{module}:{node.lineno} reaches .app")
+        found += [f"{module} imports {name}" for name in imports(path) if area_of(name) == "app"]
+    assert not found, "\n".join(found)
