@@ -22,7 +22,7 @@ import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 from synchro import faults
 from synchro.capture.diff import CaptureOptions, CaptureResult, capture, ensure_snapshots
@@ -104,7 +104,7 @@ class Node(ABC):
             self._adapter = None
         self.state.close()
 
-    def __enter__(self) -> Node:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -1,0 +1,90 @@
+"""The state database's own methods (synchro/state/): every SQL statement on it is one of
+them, and what crosses a module boundary is a named tuple."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from synchro.db.base import Column, Table
+from synchro.state import ChangeLogEntry, Intent, Outgoing, SiteState, StateDB
+
+
+@pytest.fixture
+def state(tmp_path: Path) -> Iterator[StateDB]:
+    db = StateDB(tmp_path / "state.db")
+    yield db
+    db.close()
+
+
+def test_packages_intent_and_outbox_are_named(state: StateDB, tmp_path: Path) -> None:
+    with state.transaction():
+        state.set_intent("A", 3, tmp_path / "A-3.pkg")
+        state.add_outbox(1, tmp_path / "o1.pkg", 5)
+        state.add_outbox(2, tmp_path / "o2.pkg", 0)
+        state.mark_applied("A", 1, "site", 5)
+        state.mark_applied("B", 1, "site", 5)
+    assert state.intent() == Intent("A", 3, tmp_path / "A-3.pkg")
+    assert state.outbox() == [Outgoing(1, tmp_path / "o1.pkg"), Outgoing(2, tmp_path / "o2.pkg")]
+    assert state.outbox()[0].sequence == 1
+    with state.transaction():
+        state.forget_applied("A")
+    assert not state.is_applied("A", 1) and state.is_applied("B", 1)
+
+
+def test_sites_and_change_log(state: StateDB) -> None:
+    assert state.site("X") == SiteState(0, 0, 0)
+    with state.transaction():
+        state.set_site("X", 4, 2, 7)
+        state.log_changes(
+            [
+                ChangeLogEntry("X", "t", "U", "[1]", '[1,"a"]'),
+                ChangeLogEntry("Y", "t", "D", "[1]", None),
+            ]
+        )
+    site = state.site("X")
+    assert (site.acked_pos, site.applied_seq, site.out_seq) == (4, 2, 7)
+    deleted = state.deleted_version("t", "[1]")
+    assert deleted is not None and deleted.deleted_by == "Y" and deleted.row_json == '[1,"a"]'
+    changes = list(state.compacted_changes("t", "D", 0, ""))
+    assert [(c.pos, c.origin, c.key_json, c.row_json) for c in changes] == [(2, "Y", "[1]", None)]
+
+
+def test_old_publications_are_forgotten(state: StateDB) -> None:
+    with state.transaction():
+        state.set_site("X", 0, 0, 50)
+        for seq in (5, 29, 30, 49):
+            state.set_meta(f"sums:{seq}", "{}")
+            state.set_meta(f"answered:{seq}", "{}")
+        state.forget_old_publications(keep=20)
+    kept = [s for s in (5, 29, 30, 49) if state.get_meta(f"sums:{s}") is not None]
+    assert kept == [30, 49]
+    assert state.get_meta("answered:29") is None
+
+
+def test_dry_run_rolls_back(state: StateDB) -> None:
+    with state.dry_run():
+        state.set_meta("k", "v")
+    assert state.get_meta("k") is None
+
+
+def test_capture_scratch_tables(state: StateDB) -> None:
+    table = Table("t", (Column("id", "int"), Column("v", "text")), ("id",))
+    snap = state.snapshot_table(table)
+    with state.transaction():
+        state.put_snapshot(snap, 1, [(2, b"h2"), (1, b"h1")])
+        state.start_capture_deletes()
+        state.add_capture_deletes([(0, "[2]"), (1, "[9]"), (0, "[1]")])
+        assert [r[0] for r in state.capture_deletes(0)] == ["[2]", "[1]"]
+        state.clear_capture_deletes()
+        assert list(state.capture_deletes(0)) == []
+        state.start_spool(1)
+        state.add_to_spool(1, [(3, "c"), (1, "a"), (2, "b")])
+        assert [r[0] for r in state.spooled_rows(1)] == ["a", "b", "c"]
+        state.drop_spool()
+    with state.reader() as reader:
+        rows = list(state.snapshot_in_order(reader, snap, 1, hashes=True))
+        keys = list(state.snapshot_in_order(reader, snap, 1, hashes=False))
+    assert rows == [(1, b"h1"), (2, b"h2")] and keys == [(1,), (2,)]
