@@ -17,7 +17,7 @@ from typing import Any
 from synchro.db.base import Adapter, Row, Table
 from synchro.errors import Cancelled, CaptureError
 from synchro.state import ORDERED_KEY_KINDS, StateDB, snap_value
-from synchro.values import from_json, to_json
+from synchro.values import Kind, from_json, to_json
 
 SPOOL_BATCH = 5000  # rows written to the spool at a time
 CHECK_EVERY = 2000  # rows between two looks at the cancel flag (and progress reports)
@@ -32,7 +32,7 @@ class KeyOrderError(CaptureError):
 
 
 def snapshot_key(
-    key_kinds: Sequence[str], key_pos: Sequence[int]
+    key_kinds: Sequence[Kind], key_pos: Sequence[int]
 ) -> Callable[[Row], tuple[Any, ...]]:
     """``row → tuple(snap_value(kind, row[pos]) ...)`` for one table's key, prepared once.
 

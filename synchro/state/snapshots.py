@@ -15,13 +15,13 @@ from typing import Any
 
 from synchro.db.base import Key, Table
 from synchro.state.store import Store
-from synchro.values import canonical
+from synchro.values import Kind, canonical
 
 # Key kinds whose snap_value ordering in SQLite equals the database's ordering.
 ORDERED_KEY_KINDS = frozenset({"int", "text", "bool", "date", "datetime", "time"})
 
 
-def snap_value(kind: str, value: Any) -> Any:
+def snap_value(kind: Kind, value: Any) -> Any:
     """A key value as stored in the snapshot: int and text kept, the rest as canonical text."""
     if kind == "int" and isinstance(value, int) and not isinstance(value, bool):
         return value

@@ -14,7 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from decimal import Decimal
-from typing import Any, cast
+from typing import Any
 
 from synchro.values.convert import normalise
 from synchro.values.kinds import EXACT_CONTEXT, Kind
@@ -84,15 +84,11 @@ def json_canonical(text: str) -> str:
     return _json_text(data)
 
 
-def canonical(kind: str, value: Any) -> bytes:
-    """One byte string per logical value, whatever shape the driver gave it.
-
-    ``kind`` is a ``Kind``, typed ``str`` only while ``engine.state.snap_value`` gives its
-    key kinds as ``str`` (a ``Kind`` is a ``str``, and ``normalise`` takes either).
-    """
+def canonical(kind: Kind, value: Any) -> bytes:
+    """One byte string per logical value, whatever shape the driver gave it."""
     if value is None:
         return NULL
-    value = normalise(cast(Kind, kind), value)
+    value = normalise(kind, value)
     if kind == Kind.DECIMAL and isinstance(value, Decimal):
         return (decimal_text(value) if value.is_finite() else str(value)).encode()
     if kind == Kind.FLOAT and isinstance(value, float):
