@@ -33,13 +33,12 @@ import threading
 import time
 from pathlib import Path
 
-from synchro.config.model import Config, HQSettings, Role, SiteAccount, SiteSettings
-from synchro.config.passwords import hash_password
+from synchro.config.model import Config, HQSettings, Role, SiteSettings
 from synchro.config.store import save_config
 from synchro.db import open_database
 from synchro.engine.checksum import checksums
+from synchro.enrolment import enrol_site, join_with_token
 from synchro.platform.paths import paths_beside
-from synchro.transport.tls import ensure_certificate
 
 HERE = Path(__file__).resolve().parent
 SCHEMA = """CREATE TABLE ventes(site TEXT NOT NULL, num INTEGER NOT NULL, article_id INTEGER,
@@ -76,15 +75,12 @@ def make_db(path: Path, site: str, rows: int) -> None:
 
 
 def setup(root: Path, sites: int, rows: int) -> tuple[Path, list[Path]]:
+    """The Siège enrols every establishment (``synchro site add``: account, group key,
+    certificate, token) and each joins with its token (``synchro init --token``)."""
     port = free_port()
-    codes = [f"S{n:03d}" for n in range(sites)]
-    secrets = {c: f"secret-{c}-{os.urandom(8).hex()}" for c in codes}
     hq_dir = root / "siege"
     hq_paths = paths_beside(hq_dir / "synchro.toml").ensure()
     make_db(hq_dir / "hq.db", "HQ", 0)
-    fingerprint = ensure_certificate(
-        hq_paths.data_dir / "siege-cert.pem", hq_paths.data_dir / "siege-key.pem", "SIEGE"
-    )
     hq = Config(
         role=Role.HQ,
         site="SIEGE",
@@ -93,38 +89,23 @@ def setup(root: Path, sites: int, rows: int) -> tuple[Path, list[Path]]:
             max_reception=dt.timedelta(minutes=30),
             listen_address="127.0.0.1",
             port=port,
-            sites=tuple(SiteAccount(c, hash_password(s)) for c, s in secrets.items()),
         ),
     )
-    save_config(
-        dataclasses.replace(hq, database=dataclasses.replace(hq.database, connection="hq.db")),
-        hq_paths.config_file,
-    )
+    hq = dataclasses.replace(hq, database=dataclasses.replace(hq.database, connection="hq.db"))
+    tokens = {}
+    for code in (f"S{n:03d}" for n in range(sites)):
+        hq, tokens[code] = enrol_site(hq, hq_paths, code, "127.0.0.1")
     site_dirs = []
-    for code in codes:
+    for code, token in tokens.items():
         folder = root / code
         paths = paths_beside(folder / "synchro.toml").ensure()
         make_db(folder / "db.db", code, rows)
-        config = Config(
-            role=Role.SITE,
-            site=code,
-            site_settings=SiteSettings(
-                attempts=360,
-                retry_delay=dt.timedelta(seconds=10),
-                hq_address="127.0.0.1",
-                hq_port=port,
-                secret=secrets[code],
-                certificate_fingerprint=fingerprint,
-                auto_sync=False,
-                timeout_s=120,
-            ),
+        settings = SiteSettings(
+            attempts=360, retry_delay=dt.timedelta(seconds=10), auto_sync=False, timeout_s=120
         )
-        save_config(
-            dataclasses.replace(
-                config, database=dataclasses.replace(config.database, connection="db.db")
-            ),
-            paths.config_file,
-        )
+        config = join_with_token(Config(role=Role.SITE, site_settings=settings), token)
+        database = dataclasses.replace(config.database, connection="db.db")
+        save_config(dataclasses.replace(config, database=database), paths.config_file)
         site_dirs.append(folder)
     return hq_dir, site_dirs
 
