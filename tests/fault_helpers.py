@@ -602,6 +602,7 @@ HQ_POINTS = (
     "hq.apply.before_archive",
     "hq.apply.done",
     "hq.publish.before",
+    "node.publish.segments",  # the changes encoded once in the spill file, no package yet
     "node.publish.written",
     "node.publish.linked",
     "hq.report.round",

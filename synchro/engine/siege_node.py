@@ -157,6 +157,7 @@ class SiegeNode(Node):
                 acked = self.state.site(site).acked_pos
                 if acked not in made:
                     made[acked] = build_segments(self.state, self.tables().synced, acked, store)
+                    faults.point("node.publish.segments")
                 published[site] = self._publish_one(
                     site, folder_of(site), staging, sums, made[acked], store
                 )
