@@ -25,13 +25,15 @@ from typing import Any
 from synchro.config.model import Config
 from synchro.config.store import resolve_connection, save_config
 from synchro.engine.events import Event, StateChanged, Status, said
-from synchro.engine.hq_round import HQService, RoundSettings
+from synchro.engine.hq_deliveries import RoundSettings
+from synchro.engine.hq_round import HQService
 from synchro.engine.node import Node
 from synchro.engine.nodes import build_node
 from synchro.engine.preflight_run import publish_for_node
 from synchro.engine.serveur_node import ServeurNode
 from synchro.engine.siege_node import SiegeNode
-from synchro.engine.site_run import RunOptions, SiteRun, site_connect
+from synchro.engine.site_receive import RunOptions
+from synchro.engine.site_run import SiteRun, site_connect
 from synchro.engine.watermark import advance_watermark, current_watermark
 from synchro.errors import ErrorKind, SynchroError
 from synchro.log import register_secret

@@ -20,10 +20,12 @@ from typing import Any
 from synchro.config.model import Config, HQSettings, Role, SiteSettings
 from synchro.engine.ack import make_ack
 from synchro.engine.checksum import checksums
-from synchro.engine.hq_round import HQService, RoundSettings
+from synchro.engine.hq_deliveries import RoundSettings
+from synchro.engine.hq_round import HQService
 from synchro.engine.node import Node
 from synchro.engine.nodes import build_node
-from synchro.engine.site_run import RunOptions, SiteRun
+from synchro.engine.site_receive import RunOptions
+from synchro.engine.site_run import SiteRun
 from synchro.enrolment import add_site, join_with_token
 from synchro.names import ack_name
 from synchro.package.crypto import decode_key

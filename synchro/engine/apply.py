@@ -24,16 +24,13 @@ keeps the sent value, so the other establishments get the right one.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from synchro import faults
-from synchro.config.model import ConflictPolicy, TableRule
+from synchro.config.model import ConflictPolicy
 from synchro.db.base import Adapter, Row, Table
-from synchro.engine.apply_rows import Item, TableRows
-from synchro.engine.policy import ApplyPolicy
+from synchro.engine.apply_rows import ApplyContext, ApplyStats, Item, TableRows
 from synchro.engine.revive import Reviver
 from synchro.engine.verify import Written
 from synchro.errors import ApplyError, Cancelled, DatabaseError
@@ -41,37 +38,6 @@ from synchro.package import Change, PackageReader
 from synchro.state import StateDB
 
 BATCH = 500
-
-
-@dataclass
-class ApplyStats:
-    upserts: int = 0
-    deletes: int = 0
-    unchanged: int = 0
-    skipped: int = 0  # already applied earlier (HQ position)
-    conflicts: int = 0
-    quarantined: int = 0  # refused or stored differently (both in the state's quarantine)
-    mismatched: int = 0  # of which stored differently than sent
-
-    @property
-    def rows(self) -> int:
-        return self.upserts + self.deletes
-
-
-@dataclass(frozen=True)
-class ApplyContext:
-    """Who applies what: ``local`` is this node's code; ``origin`` the package's sender."""
-
-    local: str
-    policy: ApplyPolicy
-    origin: str
-    package_id: str
-    rules: Mapping[str, TableRule] = field(default_factory=dict)
-    base_pos: int = 0  # Siège: change-log position the sender had received
-    skip_pos: int = 0  # Serveur: skip changes at or before this change-log position
-    skip_origin: str = ""  # Serveur: skip the changes that came from this node itself
-    cancel: threading.Event | None = None
-    progress: Callable[[str, int], None] | None = None
 
 
 class _TableApplier(TableRows):

@@ -8,12 +8,15 @@ The base of ``engine.apply``'s table applier, which decides conflicts and writes
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 from synchro.capture.source import snapshot_key
 from synchro.config.model import TableRule
 from synchro.db.base import Adapter, Row, Table
+from synchro.engine.policy import ApplyPolicy
 from synchro.engine.revive import Reviver
 from synchro.engine.verify import Mismatch, Verifier
 from synchro.errors import ApplyError
@@ -21,8 +24,36 @@ from synchro.package import Change, TableSchema
 from synchro.state import ChangeLogEntry, StateDB, key_json
 from synchro.values import row_hasher, row_normaliser, row_to_json, to_json
 
-if TYPE_CHECKING:
-    from synchro.engine.apply import ApplyContext, ApplyStats
+
+@dataclass
+class ApplyStats:
+    upserts: int = 0
+    deletes: int = 0
+    unchanged: int = 0
+    skipped: int = 0  # already applied earlier (HQ position)
+    conflicts: int = 0
+    quarantined: int = 0  # refused or stored differently (both in the state's quarantine)
+    mismatched: int = 0  # of which stored differently than sent
+
+    @property
+    def rows(self) -> int:
+        return self.upserts + self.deletes
+
+
+@dataclass(frozen=True)
+class ApplyContext:
+    """Who applies what: ``local`` is this node's code; ``origin`` the package's sender."""
+
+    local: str
+    policy: ApplyPolicy
+    origin: str
+    package_id: str
+    rules: Mapping[str, TableRule] = field(default_factory=dict)
+    base_pos: int = 0  # Siège: change-log position the sender had received
+    skip_pos: int = 0  # Serveur: skip changes at or before this change-log position
+    skip_origin: str = ""  # Serveur: skip the changes that came from this node itself
+    cancel: threading.Event | None = None
+    progress: Callable[[str, int], None] | None = None
 
 
 @dataclass

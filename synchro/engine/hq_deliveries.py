@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -29,7 +29,13 @@ TAIL = "tail"  # meta: files a ``sync`` at the Siège left in /in when it ended
 if TYPE_CHECKING:
     import threading
 
-    from synchro.engine.hq_round import RoundSettings
+
+@dataclass
+class RoundSettings:
+    servers: int = 1
+    max_reception: dt.timedelta = dt.timedelta(hours=4)
+    sites: Sequence[str] = ()  # the establishments' codes (accounts)
+    ack_wait: dt.timedelta = dt.timedelta(minutes=30)  # for an establishment's ack
 
 
 @dataclass

@@ -43,14 +43,14 @@ import json
 import logging
 import queue
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from synchro import faults
 from synchro.engine.events import Emit, StateChanged, ignore, said
 from synchro.engine.hq_acks import AckBook
-from synchro.engine.hq_deliveries import TAIL, DeliveryOutcome, DeliveryWork
+from synchro.engine.hq_deliveries import TAIL, DeliveryOutcome, DeliveryWork, RoundSettings
 from synchro.engine.hq_files import (
     identity,
     move_file,
@@ -77,14 +77,6 @@ class OpenRound:
     missing: list[str] = field(default_factory=list)  # set at the close
     leftovers: set[tuple[str, int, int]] = field(default_factory=set)  # in /in at opening
     taken: TakenOver = field(default_factory=TakenOver)  # from a round a crash interrupted
-
-
-@dataclass
-class RoundSettings:
-    servers: int = 1
-    max_reception: dt.timedelta = dt.timedelta(hours=4)
-    sites: Sequence[str] = ()  # the establishments' codes (accounts)
-    ack_wait: dt.timedelta = dt.timedelta(minutes=30)  # for an establishment's ack
 
 
 class HQService(DeliveryWork):

@@ -30,7 +30,8 @@ from synchro.capture.source import KeyOrderError
 from synchro.config.model import Config
 from synchro.db import open_database
 from synchro.db.base import Adapter, Table
-from synchro.engine.apply import ApplyContext, ApplyStats, apply_changes
+from synchro.engine.apply import apply_changes
+from synchro.engine.apply_rows import ApplyContext, ApplyStats
 from synchro.engine.checksum import Sums, checksums
 from synchro.engine.node_results import (
     Admission,

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from synchro.capture.diff import CaptureResult
-from synchro.engine.apply import ApplyStats
+from synchro.engine.apply_rows import ApplyStats
 from synchro.engine.tables import Skipped
 from synchro.package import Manifest
 

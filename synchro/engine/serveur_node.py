@@ -18,7 +18,7 @@ from typing import ClassVar
 
 from synchro.capture.diff import CaptureResult
 from synchro.db.base import Table
-from synchro.engine.apply import ApplyStats
+from synchro.engine.apply_rows import ApplyStats
 from synchro.engine.node import Node
 from synchro.engine.node_results import Admission, ImportResult
 from synchro.engine.policy import SERVEUR_POLICY, ApplyPolicy

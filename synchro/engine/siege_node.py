@@ -22,7 +22,7 @@ from typing import ClassVar, NamedTuple
 
 from synchro import faults
 from synchro.db.base import Table
-from synchro.engine.apply import ApplyStats
+from synchro.engine.apply_rows import ApplyStats
 from synchro.engine.checksum import Sums, sums_from_json
 from synchro.engine.checksum import to_json as sums_to_json
 from synchro.engine.hq_publish import LEVEL, build_segments

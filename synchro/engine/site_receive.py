@@ -13,8 +13,9 @@ import datetime as dt
 import json
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
 from synchro import faults
 from synchro.engine.events import Emit, Progress, said
@@ -26,8 +27,35 @@ from synchro.names import read_published_name
 from synchro.transport.files import file_sha256
 from synchro.transport.ftp_client import SiteClient
 
-if TYPE_CHECKING:
-    from synchro.engine.site_run import RunOptions, RunTotals
+
+@dataclass(frozen=True)
+class RunOptions:
+    attempts: int = 10
+    delay_s: float = 600.0
+    poll_s: float = 30.0
+    since: dt.datetime | None = None  # modification-date pre-filter bound (watermark - margin)
+
+
+@dataclass
+class RunTotals:
+    rows_sent: int = 0
+    rows_received: int = 0
+    bytes_sent: int = 0
+    bytes_received: int = 0
+    conflicts: int = 0
+    quarantined: int = 0
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def counters(self) -> dict[str, int]:
+        return {
+            "rows_sent": self.rows_sent,
+            "rows_received": self.rows_received,
+            "bytes_sent": self.bytes_sent,
+            "bytes_received": self.bytes_received,
+            "conflicts": self.conflicts,
+            "quarantined": self.quarantined,
+        }
+
 
 Connect = Callable[[], SiteClient]
 ROUND_MARGIN_S = 120.0  # after the Siège's deadline: its close and publication take time

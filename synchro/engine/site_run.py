@@ -27,7 +27,6 @@ import datetime as dt
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from synchro import faults
@@ -35,42 +34,13 @@ from synchro.config.atomic import atomic_write
 from synchro.engine.ack import controle, make_ack
 from synchro.engine.events import Emit, Progress, StateChanged, ignore, said
 from synchro.engine.serveur_node import ACK_DUE, ServeurNode
-from synchro.engine.site_receive import Connect, Receiving
+from synchro.engine.site_receive import Connect, Receiving, RunOptions, RunTotals
 from synchro.errors import Cancelled, ErrorKind, SynchroError, TransportError
 from synchro.names import ack_name
 from synchro.reports import ReportStore, RunRecord, State
 from synchro.state import HELD
 from synchro.transport.ftp_client import SiteClient
 from synchro.transport.retry import with_retries
-
-
-@dataclass(frozen=True)
-class RunOptions:
-    attempts: int = 10
-    delay_s: float = 600.0
-    poll_s: float = 30.0
-    since: dt.datetime | None = None  # modification-date pre-filter bound (watermark - margin)
-
-
-@dataclass
-class RunTotals:
-    rows_sent: int = 0
-    rows_received: int = 0
-    bytes_sent: int = 0
-    bytes_received: int = 0
-    conflicts: int = 0
-    quarantined: int = 0
-    details: dict[str, Any] = field(default_factory=dict)
-
-    def counters(self) -> dict[str, int]:
-        return {
-            "rows_sent": self.rows_sent,
-            "rows_received": self.rows_received,
-            "bytes_sent": self.bytes_sent,
-            "bytes_received": self.bytes_received,
-            "conflicts": self.conflicts,
-            "quarantined": self.quarantined,
-        }
 
 
 class SiteRun(Receiving):
