@@ -20,7 +20,7 @@ import queue
 import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from synchro.config.model import Config
 from synchro.config.store import resolve_connection, save_config
@@ -67,8 +67,14 @@ def open_node(
     )
 
 
-def certificate_files(paths: NodePaths) -> tuple[Path, Path]:
-    return paths.data_dir / "siege-cert.pem", paths.data_dir / "siege-key.pem"
+class CertificateFiles(NamedTuple):
+    cert: Path  # the Siège's certificate (PEM), whose fingerprint the tokens pin
+    key: Path  # its private key (PEM)
+
+
+def certificate_files(paths: NodePaths) -> CertificateFiles:
+    """Where the Siège keeps its TLS certificate and key (one rule, used everywhere)."""
+    return CertificateFiles(paths.data_dir / "siege-cert.pem", paths.data_dir / "siege-key.pem")
 
 
 class App:

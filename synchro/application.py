@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from synchro.config.model import Config
 from synchro.engine.events import Event, Progress, StateChanged, Status, said
@@ -46,6 +46,7 @@ if TYPE_CHECKING:  # the engine is imported when used: the CLI starts fast
 
 __all__ = [
     "Event",
+    "NodeChecksums",
     "Progress",
     "StateChanged",
     "Status",
@@ -341,9 +342,14 @@ def check_schemas(config: Config, paths: NodePaths, *, lang: str) -> CheckReport
     return check(config, paths, lang=lang)
 
 
-def node_checksums(config: Config, paths: NodePaths) -> tuple[Sums, list[dict[str, Any]]]:
-    """This node's per-table checksums (« Contrôle ») and the conflicts its state kept."""
+class NodeChecksums(NamedTuple):
+    sums: Sums  # per-table checksums (« Contrôle »)
+    conflicts: list[dict[str, Any]]  # the conflicts this node's state kept
+
+
+def node_checksums(config: Config, paths: NodePaths) -> NodeChecksums:
+    """This node's per-table checksums and the conflicts its state kept."""
     from synchro.engine.checksum import checksums
 
     with _open_node(config, paths) as node:
-        return checksums(node.adapter, node.tables().synced), node.state.conflicts()
+        return NodeChecksums(checksums(node.adapter, node.tables().synced), node.state.conflicts())

@@ -189,10 +189,9 @@ class SiegeNode(Node):
         faults.point("node.publish.linked")
         staged.unlink(missing_ok=True)
         with self.state.transaction():
-            self.state.set_meta(f"sums:{sequence}", json.dumps(sums))
             now = self.state.site(site)
             applied = now.applied_seq
-            self.state.set_meta(f"answered:{sequence}", json.dumps({site: applied}))
+            self.state.remember_publication(sequence, sums, site, applied)
             self.state.set_site(site, now.acked_pos, applied, sequence)
             self.state.set_meta(f"offered_acked:{site}", str(applied))
             # Drop the checksums and answers of packages no site can still acknowledge
@@ -237,13 +236,12 @@ class SiegeNode(Node):
 
     def published_sums(self, sequence: int) -> Sums | None:
         """Its checksums when it published package ``sequence`` (None: unknown)."""
-        text = self.state.get_meta(f"sums:{sequence}")
-        return sums_from_json(json.loads(text)) if text else None
+        data = self.state.publication_sums(sequence)
+        return sums_from_json(data) if data is not None else None
 
     def answered(self, sequence: int, site: str) -> int:
         """The last package of ``site`` its package ``sequence`` answered (0: none)."""
-        text = self.state.get_meta(f"answered:{sequence}")
-        return int(json.loads(text).get(site, 0)) if text else 0
+        return self.state.publication_answered(sequence, site)
 
 
 def _link_or_copy(source: Path, target: Path) -> None:

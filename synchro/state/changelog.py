@@ -4,8 +4,9 @@ applied, last package published to it)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from synchro.state.store import Store
 
@@ -129,6 +130,24 @@ class ChangeLog(Store):
             "INSERT OR REPLACE INTO sites VALUES (?, ?, ?, ?)",
             (code, acked_pos, applied_seq, out_seq),
         )
+
+    def remember_publication(
+        self, sequence: int, sums: dict[str, list[object]], site: str, applied: int
+    ) -> None:
+        """What the Siège's package ``sequence`` to ``site`` said: its checksums then
+        (``sums``, in their JSON form) and the last package of the site it answered."""
+        self.set_meta(f"sums:{sequence}", json.dumps(sums))
+        self.set_meta(f"answered:{sequence}", json.dumps({site: applied}))
+
+    def publication_sums(self, sequence: int) -> Any:
+        """The checksums (JSON form) kept with package ``sequence``; None: not kept."""
+        text = self.get_meta(f"sums:{sequence}")
+        return json.loads(text) if text else None
+
+    def publication_answered(self, sequence: int, site: str) -> int:
+        """The last package of ``site`` that package ``sequence`` answered (0: none)."""
+        text = self.get_meta(f"answered:{sequence}")
+        return int(json.loads(text).get(site, 0)) if text else 0
 
     def forget_old_publications(self, keep: int) -> None:
         """Drop the ``sums:<seq>`` and ``answered:<seq>`` meta entries of published packages
