@@ -263,3 +263,17 @@ def test_server_from_settings_with_scrypt_hashes(tmp_path: Path) -> None:
         with pytest.raises(ConnectionTestError):
             login_check("127.0.0.1", server.port, "EMPTY", "ADMIN", fp)
     assert (tmp_path / "ftp" / "3615" / "in").is_dir()
+
+
+def test_the_sieges_tls_sessions_give_idle_buffers_back(tmp_path: Path) -> None:
+    """With a session per waiting establishment (200 at once), OpenSSL's per-session read
+    and write buffers are released while a session is idle (issue 15)."""
+    from OpenSSL import SSL
+
+    from synchro.transport.ftp_server import _ssl_context
+    from synchro.transport.tls import ensure_certificate
+
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    ensure_certificate(cert, key, "SIEGE")
+    mode = _ssl_context(cert, key).set_mode(0)  # set_mode returns the mode now in force
+    assert mode & SSL.MODE_RELEASE_BUFFERS

@@ -332,6 +332,9 @@ def _ssl_context(cert_file: Path, key_file: Path | None) -> Any:
         context = SSL.Context(SSL.TLS_SERVER_METHOD)
         context.set_min_proto_version(SSL.TLS1_2_VERSION)
         context.set_options(SSL.OP_NO_COMPRESSION)
+        # an idle session gives its read and write buffers back (~34 kB each): the Siège
+        # holds a session per waiting establishment (issue 15: 200 at once)
+        context.set_mode(SSL.MODE_RELEASE_BUFFERS)
         context.use_certificate_chain_file(str(cert_file))
         context.use_privatekey_file(str(key_file or cert_file))
         context.check_privatekey()
