@@ -19,8 +19,6 @@ from synchro.package.body import Segment, SegmentBuilder, SegmentStore
 from synchro.state import StateDB
 from synchro.values import from_json
 
-LEVEL = 1  # the packages' compression level (``PackageWriter``'s default)
-
 
 def build_segments(
     state: StateDB, tables: Sequence[Table], after: int, store: SegmentStore

@@ -25,7 +25,7 @@ from synchro.db.base import Table
 from synchro.engine.apply_rows import ApplyStats
 from synchro.engine.checksum import Sums, sums_from_json
 from synchro.engine.checksum import to_json as sums_to_json
-from synchro.engine.hq_publish import LEVEL, build_segments
+from synchro.engine.hq_publish import build_segments
 from synchro.engine.node import Node
 from synchro.engine.node_results import Admission, ImportResult
 from synchro.engine.policy import SIEGE_POLICY, ApplyPolicy
@@ -228,7 +228,6 @@ class SiegeNode(Node):
                 "checksums": sums,
             },
             key=self._key_for(site),
-            level=LEVEL,
             created=self.now(),
         )
 
