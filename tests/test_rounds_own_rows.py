@@ -14,7 +14,9 @@ import time
 from collections import Counter
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
+import pytest
 from rounds_helpers import Group, group, rows, sql
 
 from synchro.package import Change, TableSchema, open_package
@@ -132,3 +134,37 @@ def test_rows_queued_as_json_text_make_the_same_line_as_rows_by_value() -> None:
         text = json.dumps([to_json(k, v) for (_, k), v in zip(kinds, row, strict=True)])
         by_text.queue_json("t", "U", text, "S1", n)
     assert by_text.take_line() == by_value.take_line()
+
+
+def test_the_log_is_encoded_once_per_acknowledged_position_not_once_per_site(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The Siège's work must not grow as sites × rows (issue 15): sites in step share one
+    reading of the change log; only a site at another position costs another."""
+    from synchro.engine import siege_node
+
+    calls: list[int] = []
+    real = siege_node.build_segments
+
+    def counted(state: Any, tables: Any, after: int, store: Any) -> Any:
+        calls.append(after)
+        return real(state, tables, after, store)
+
+    monkeypatch.setattr(siege_node, "build_segments", counted)
+    sites = ["3615", "3616", "3617"]
+    with group(tmp_path, sites) as g:
+        seed(g)
+        g.open_round()
+        assert all(r.state is State.OK for r in g.run_all().values())
+        assert calls == [0]  # three packages, one reading of the log
+        calls.clear()
+        published = g.hq_node.publish_group(sites, lambda site: tmp_path / "again" / site)
+        assert len(set(calls)) == len(calls) == 1  # all three at the same position again
+        assert {code: origins(g, p.path)[code] for code, p in published.items()} == {
+            code: 0 for code in sites
+        }
+        behind = g.hq_node.publish_group(["ZZZZ", *sites], lambda site: tmp_path / site)
+        assert sorted(calls[1:]) == [0, calls[0]]  # a site never seen: one more reading
+        assert sum(origins(g, behind["ZZZZ"].path).values()) > sum(
+            origins(g, behind["3615"].path).values()
+        )
