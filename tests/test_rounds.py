@@ -285,3 +285,33 @@ def test_siege_with_a_lost_state_takes_every_site_back(tmp_path: Path) -> None:
         g2.open_round()
         g2.run_all()
         assert g2.converged(), g2.checksums()
+
+
+def test_a_waiting_site_keeps_one_session_for_all_its_polls(tmp_path: Path) -> None:
+    """A site that waits for the others polls on the session it keeps: no new TLS
+    handshake and login at the Siège per poll (issue 15: 7–8 logins per site in a round of
+    200). Counted as the sessions the site opens while it polls every 0.05 s."""
+    import time
+
+    with group(tmp_path, ["3615", "3616"]) as g:
+        seed(g)
+        g.open_round()
+        made: list[object] = []
+        base = g.client("3615")
+
+        def connect() -> object:
+            client = base()
+            made.append(client)
+            return client
+
+        done: dict[str, object] = {}
+        early = threading.Thread(target=lambda: done.update(r=g.run("3615", connect=connect)))
+        early.start()
+        time.sleep(2.0)  # 3615 has sent and waits: the round waits for 3616 (dozens of polls)
+        while_waiting = len(made)
+        assert g.run("3616").state is State.OK
+        early.join(60)
+        record = done["r"]
+        assert getattr(record, "state", None) is State.OK
+        assert while_waiting <= 2  # its upload, then one session for every poll
+        assert len(made) <= 4  # and the download and the ack

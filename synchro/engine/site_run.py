@@ -70,6 +70,7 @@ class SiteRun(Receiving):
         self._moved = 0  # grows when a transfer gets further (an attempt made progress)
         self._furthest: dict[int, int] = {}  # transfer size -> furthest byte reached
         self._held: dict[int, int] = {}  # upload size -> most bytes the Siège said it holds
+        self._kept: SiteClient | None = None  # the session kept while waiting (Receiving)
         self.started = now()
 
     def run(self) -> RunRecord:
@@ -130,7 +131,12 @@ class SiteRun(Receiving):
             self.totals.details["retried"] = exported.capture.retried[:200]
         if self.node.state.outbox():
             self._retry(self._upload_all, "engine.attempt.send")
-        self._receive()
+        try:
+            self._receive()
+        finally:
+            kept, self._kept = self._kept, None
+            if kept is not None:
+                kept.close()
         if self.node.state.outbox():
             raise TransportError(
                 "le siège n'a pas encore accusé réception de tous les envois de ce poste ; "
