@@ -179,20 +179,17 @@ def phase_idle(work: Path, rows: int) -> dict[str, Any]:
 
 def run_phase(name: str, args: argparse.Namespace) -> dict[str, Any]:
     """Run one phase in a fresh interpreter; its result plus its own peak RSS in MB."""
-    cmd = [
-        sys.executable,
-        __file__,
-        "--phase",
-        name,
-        "--dir",
-        str(args.dir),
-        "--rows",
-        str(args.rows),
-        "--receiver",
-        args.receiver,
-    ]
+    extra = ["--dir", str(args.dir), "--rows", str(args.rows), "--receiver", args.receiver]
     if args.profile and name in ("export", "import"):
-        cmd += ["--profile-to", str(args.dir / f"{name}-{args.pass_no}.prof")]
+        extra += ["--profile-to", str(args.dir / f"{name}-{args.pass_no}.prof")]
+    return run_script_phase(__file__, name, extra)
+
+
+def run_script_phase(script: str, name: str, extra: list[str]) -> dict[str, Any]:
+    """``script --phase name *extra`` in a fresh interpreter (the synchro beside this
+    folder), as every bench script here runs its phases: the JSON of its last output line,
+    with its own peak RSS (MB) and CPU seconds from the kernel, and the load average then."""
+    cmd = [sys.executable, script, "--phase", name, *extra]
     root = Path(__file__).resolve().parent.parent
     env = dict(os.environ, PYTHONPATH=str(root))  # the synchro beside this script
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, cwd=root, env=env)

@@ -35,11 +35,9 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
 import resource
 import shutil
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import time
@@ -506,25 +504,13 @@ def phase_fidelity(work: Path, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run_phase(name: str, args: argparse.Namespace) -> dict[str, Any]:
-    cmd = [sys.executable, __file__, "--phase", name, "--dir", str(args.dir)]
+    cmd = ["--dir", str(args.dir)]
     cmd += ["--rows", str(args.rows), "--receiver", args.receiver, "--hash", args.hash]
     cmd += ["--zstd-level", str(args.zstd_level), "--fidelity-rows", str(args.fidelity_rows)]
     cmd += ["--batch-rows", str(args.batch_rows), "--log", args.log] + (
         ["--ship-hash"] if args.ship_hash else []
     )
-    root = Path(__file__).resolve().parent.parent
-    env = dict(os.environ, PYTHONPATH=str(root))
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, cwd=root, env=env)
-    assert proc.stdout is not None
-    out = proc.stdout.read()
-    _pid, status, usage = os.wait4(proc.pid, 0)
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"phase {name} failed")
-    result: dict[str, Any] = json.loads(out.decode().strip().splitlines()[-1])
-    result["peak_mb"] = usage.ru_maxrss / 1024
-    result["cpu"] = usage.ru_utime + usage.ru_stime
-    result["load"] = os.getloadavg()[0]
-    return result
+    return bench_sync.run_script_phase(__file__, name, cmd)
 
 
 def child(args: argparse.Namespace) -> None:
