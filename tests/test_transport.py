@@ -15,6 +15,7 @@ import socket
 import ssl
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ from ftp_proxy import FTPProxy, alias_available, free_port_range
 
 from synchro.errors import Cancelled, ConnectionTestError, TransportError
 from synchro.transport.ftp_client import SiteClient, fetch_fingerprint, login_check
-from synchro.transport.ftp_server import HQServer
+from synchro.transport.ftp_server import SESSION_POLL_S, HQServer
 from synchro.transport.tls import ensure_certificate
 
 SECRETS = {"A": "secret-de-A", "B": "secret-de-B"}
@@ -632,6 +633,26 @@ def test_cancel_stops_an_upload_between_blocks_and_the_next_one_resumes(
     with client(server, cancel=cancel) as hq:
         hq.upload(source, "c.pkg")
     assert (server.root / "A" / "in" / "c.pkg").read_bytes() == data
+
+
+def test_stop_closes_idle_sessions_at_once_not_at_their_next_poll(
+    make_server: Callable[..., HQServer],
+) -> None:
+    """Idle sessions' threads wake only every SESSION_POLL_S (CPU: bench_ftp_idle.py);
+    stopping still ends them at once because their sockets are shut down."""
+    server = make_server()
+    sessions = [raw_tls(server, site) for site in ("A", "A", "B", "B", "A")]
+    for ftp in sessions:
+        ftp.voidcmd("NOOP")  # logged in, now idle
+    began = time.monotonic()
+    server.stop()
+    took = time.monotonic() - began
+    assert took < SESSION_POLL_S / 2, f"stop waited {took:.1f} s for idle sessions"
+    for ftp in sessions:
+        with pytest.raises((EOFError, OSError, ftplib.Error)):
+            ftp.voidcmd("NOOP")
+        ftp.close()
+    assert threading.active_count() < 10  # no session thread left behind
 
 
 def test_idle_connection_is_closed_after_the_idle_timeout(
