@@ -175,7 +175,7 @@ class Synchro:
         ack_wait = dt.timedelta(seconds=linger_s)
         hq.settings = dataclasses.replace(hq.settings, ack_wait=ack_wait)
         hq.step("open")
-        hq.run(app.commands, lambda: hq.round is not None, tick_s=0.2)
+        hq.run(app.commands, lambda: hq.round is not None)
         if hq.last_round is None or hq.last_round.state is not State.STOPPED:
             app.emit(said("engine.linger", seconds=f"{linger_s:.0f}"))
             self._linger(hq, linger_s)
@@ -198,7 +198,7 @@ class Synchro:
             waiting = hq.waiting_for_acks() or hq.not_heard_since_crash()
             return hq.closing is not None or bool(waiting)
 
-        hq.run(self.app.commands, going, tick_s=0.2)
+        hq.run(self.app.commands, going)
         if hq.closing is not None:  # linger over: who has not acked is Echec
             hq.acks.expire(list(hq.settings.sites), self.app.now(), force=True)
             hq.step("")

@@ -57,13 +57,13 @@ from synchro.engine.hq_files import (
     round_state,
     write_round_file,
 )
+from synchro.engine.hq_loop import TICK_S, next_steps
 from synchro.engine.hq_takeover import TakenOver, interrupted_round, take_over
 from synchro.engine.hq_verdict import NO_DATA, early_sites, round_verdict
 from synchro.engine.siege_node import SiegeNode
 from synchro.errors import Cancelled, SynchroError
 from synchro.reports import Outcome, ReportStore, RunRecord, State
 
-COMMANDS = {"sync": "open", "stop": "stop", "raz": "raz"}  # the loop's words -> step()'s
 RETRY_AFTER = dt.timedelta(minutes=1)  # after an unexpected error, before trying again
 log = logging.getLogger(__name__)
 
@@ -135,7 +135,7 @@ class HQService(DeliveryWork):
         commands: queue.Queue[str],
         going: Callable[[], bool],
         *,
-        tick_s: float = 0.5,
+        tick_s: float = TICK_S,
         scheduled: Callable[[], bool] | None = None,
     ) -> None:
         """The Siège's one round loop (the service, ``synchro sync`` and its linger, the
@@ -144,13 +144,11 @@ class HQService(DeliveryWork):
         upload) only steps at once — open the round when ``scheduled()`` says *Heure de
         départ* has come, then do one step."""
         while going():
-            try:
-                command = commands.get(timeout=tick_s)
-            except queue.Empty:
-                command = ""
+            words = next_steps(commands, tick_s)
             if scheduled is not None and scheduled():
                 self.step("open-scheduled")
-            self.step(COMMANDS.get(command, ""))
+            for word in words:
+                self.step(word)
 
     def step(self, command: str = "") -> None:
         """One unit of work. An unexpected error (a bug, a full disk, a file Windows keeps
