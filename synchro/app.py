@@ -161,6 +161,7 @@ class App:
 
     def close(self, timeout: float = 30.0) -> None:
         self._stop.set()
+        self.commands.put("wake")  # the loop sees the stop now, not at its next tick
         self.cancel.set()
         if self.hq is not None:
             self.hq.stop()

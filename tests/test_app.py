@@ -135,8 +135,9 @@ def test_round_opens_by_itself_at_heure_de_depart(pair: tuple[NodePaths, NodePat
         time.sleep(0.3)
         assert not [r for r in app.reports.latest() if r.kind == "round"]
         clock[0] = dt.datetime(2026, 11, 29, 23, 0, 1)
+        # the round's row is written just before the round is said open (StateChanged)
         wait_for(lambda: any(r.kind == "round" for r in app.reports.latest()))
-        assert app.is_running()
+        wait_for(app.is_running, timeout=2)
     finally:
         app.close()
 
