@@ -162,6 +162,9 @@ class Change:
     values: tuple[Any, ...]
     origin: str = ""  # origin site of this change (HQ's consolidated packages)
     pos: int = 0  # position in HQ's change log
+    # read from a package: the values in their JSON form as it carried them (the Siège's
+    # change log keeps them so instead of encoding the row again); not part of equality
+    sent: list[Any] | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)

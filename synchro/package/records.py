@@ -26,15 +26,17 @@ _RAW = "raw"  # 6th item of a queued group whose rows are JSON text (``queue_jso
 _set = object.__setattr__
 
 
-def _change(table: str, op: str, values: tuple[Any, ...], origin: str, pos: int) -> Change:
-    """``Change(table, op, values, origin, pos)`` at half the cost: a frozen dataclass's
-    ``__init__`` sets each field through ``object.__setattr__``; reading makes one per row.
-    """
+def _change(
+    table: str, op: str, values: tuple[Any, ...], origin: str, pos: int, sent: list[Any]
+) -> Change:
+    """``Change(table, op, values, origin, pos, sent)`` at half the cost: a frozen
+    dataclass's ``__init__`` sets each field through ``object.__setattr__``; reading makes
+    one per row."""
     change = _new(Change)
     _set(
         change,
         "__dict__",
-        {"table": table, "op": op, "values": values, "origin": origin, "pos": pos},
+        {"table": table, "op": op, "values": values, "origin": origin, "pos": pos, "sent": sent},
     )
     return change
 
@@ -232,9 +234,9 @@ class RecordCodec:
                     values = shape.decode_slowly(row, number + i)
                 if append is not None:
                     if origins is None:
-                        append(_change(table, op, values, "", 0))
+                        append(_change(table, op, values, "", 0, row))
                     else:
-                        append(_change(table, op, values, origins[i], positions[i]))
+                        append(_change(table, op, values, origins[i], positions[i], row))
             if counts is not None:
                 counts[shape.index][op] += len(rows)
             number += len(rows)
