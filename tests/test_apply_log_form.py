@@ -4,7 +4,7 @@ is the one the applied row encodes to: ``row_to_json(normalise(decode(sent))) ==
 every value a package can carry. Checked here on the fidelity suite's whole catalogue (every
 kind, its limits, all of Unicode) written as given (not normalised first) and read through
 real package files; where it does not hold (a uuid in capitals is lowered by ``normalise``)
-the engine encodes the row again (``logs_carried_form``)."""
+the engine encodes the row again (``carried_form_is_normal``)."""
 
 from __future__ import annotations
 
@@ -15,10 +15,9 @@ from pathlib import Path
 import pytest
 from fidelity_helpers import TABLES
 
-from synchro.engine.apply_rows import logs_carried_form
 from synchro.errors import PackageError
 from synchro.package import PackageWriter, TableSchema, open_package
-from synchro.values import Kind, row_normaliser, row_to_json
+from synchro.values import Kind, carried_form_is_normal, row_normaliser, row_to_json
 
 DUMPS = json.JSONEncoder(ensure_ascii=False, check_circular=False).encode
 
@@ -57,15 +56,15 @@ def test_the_carried_form_is_the_form_the_applied_row_encodes_to(
         read += 1
         if DUMPS(change.sent) != DUMPS(encode(normalise(change.values))):
             reshaped += 1
-            assert not logs_carried_form(schema.kinds), (name, change.values)
+            assert not carried_form_is_normal(schema.kinds), (name, change.values)
     assert read == written
     if kind is Kind.UUID:  # the case the rule is there for: it must be met here
-        assert reshaped and not logs_carried_form(schema.kinds)
+        assert reshaped and not carried_form_is_normal(schema.kinds)
 
 
 def test_only_kinds_with_an_exact_type_log_the_carried_form() -> None:
-    assert logs_carried_form((Kind.INT, Kind.TEXT, Kind.DECIMAL, Kind.DATETIME, Kind.JSON))
-    assert not logs_carried_form((Kind.INT, Kind.UUID))
+    assert carried_form_is_normal((Kind.INT, Kind.TEXT, Kind.DECIMAL, Kind.DATETIME, Kind.JSON))
+    assert not carried_form_is_normal((Kind.INT, Kind.UUID))
 
 
 def test_a_siege_logs_the_carried_form_and_the_sites_get_the_same_rows(
@@ -126,6 +125,51 @@ def test_a_siege_logs_the_carried_form_and_the_sites_get_the_same_rows(
             assert nodes[code].import_package(path).status == "applied"
         sums = [checksums(str(tmp_path / f"{c}.db")) for c in ("HQ", "S1", "S2")]
         assert sums[0] == sums[1] == sums[2]
+    finally:
+        for node in nodes.values():
+            node.close()
+
+
+def test_a_siege_logs_its_own_changes_in_their_carried_form_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The Siège logs its own changes from the package it exported: in the form that
+    package carries, not encoded value by value again; a site served from that log gets
+    the Siège's rows."""
+    from engine_helpers import checksums, make_node
+
+    from synchro.engine import siege_node
+
+    calls = [0]
+    real = siege_node.to_json
+
+    def counted(kind: Kind, value: object) -> object:
+        calls[0] += 1
+        return real(kind, value)
+
+    monkeypatch.setattr(siege_node, "to_json", counted)
+    nodes = {}
+    for code in ("HQ", "S1"):
+        conn = sqlite3.connect(tmp_path / f"{code}.db")
+        conn.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, nom TEXT, prix DECIMAL(9,3), le DATE)")
+        conn.close()
+        nodes[code] = make_node(tmp_path, code, str(tmp_path / f"{code}.db"), hq=code == "HQ")
+    try:
+        conn = sqlite3.connect(tmp_path / "HQ.db")
+        with conn:
+            conn.executemany(
+                "INSERT INTO t VALUES (?, ?, ?, ?)",
+                [
+                    (n, f"article {n} Ø𝄞", f"{n}.125", f"1901-01-{1 + n % 28:02d}")
+                    for n in range(40)
+                ],
+            )
+        conn.close()
+        nodes["HQ"].export()
+        assert calls[0] == 0, "the Siège's own rows were encoded again for its log"
+        path, _manifest = nodes["HQ"].publish("S1", tmp_path / "out")
+        assert nodes["S1"].import_package(path).status == "applied"
+        assert checksums(str(tmp_path / "HQ.db")) == checksums(str(tmp_path / "S1.db"))
     finally:
         for node in nodes.values():
             node.close()

@@ -22,16 +22,13 @@ from synchro.engine.verify import Mismatch, Verifier
 from synchro.errors import ApplyError
 from synchro.package import Change, TableSchema
 from synchro.state import ChangeLogEntry, StateDB, key_json
-from synchro.values import row_hasher, row_normaliser, row_to_json, to_json
-from synchro.values.kinds import EXACT_TYPES, Kind
-
-
-def logs_carried_form(kinds: tuple[Kind, ...]) -> bool:
-    """Whether the Siège's change log may keep a row of these kinds in the JSON form its
-    package carried: every kind has an exact type (``EXACT_TYPES``), so the normalised row is
-    the decoded row, which encodes back to the carried form. A uuid is lowered by
-    ``normalise`` (its text may come in capitals): encoded again."""
-    return all(k in EXACT_TYPES for k in kinds)
+from synchro.values import (
+    carried_form_is_normal,
+    row_hasher,
+    row_normaliser,
+    row_to_json,
+    to_json,
+)
 
 
 @dataclass
@@ -129,7 +126,7 @@ class TableRows:
         self.row_skey = snapshot_key(table.key_kinds, self.key_positions)
         self.key_skey = snapshot_key(table.key_kinds, range(self.nkeys))
         self.dumps = json.JSONEncoder(ensure_ascii=False, check_circular=False).encode
-        self.log_sent = logs_carried_form(self.kinds)
+        self.log_sent = carried_form_is_normal(self.kinds)
         self.settled: list[tuple[tuple[Any, ...], bytes | None]] = []  # (skey, hash)
         self.logged: list[ChangeLogEntry] = []
         self.verifier = Verifier(table)
@@ -165,7 +162,7 @@ class TableRows:
         costs more than a Serveur's), else the row encoded. Both decode to the same row:
         the applied row is ``normalise(decode(sent))``, as it will be at every site that
         decodes the log (``tests/test_apply_log_form.py``), for tables whose kinds all keep
-        a decoded value as it is (``logs_carried_form``)."""
+        a decoded value as it is (``values.carried_form_is_normal``)."""
         sent = item.change.sent
         if item.row is None or sent is None or not self.log_sent:
             return self._row_json(item.row)

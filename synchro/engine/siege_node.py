@@ -34,7 +34,7 @@ from synchro.names import package_name, published_name
 from synchro.package import Manifest, PackageWriter, TableSchema, open_package
 from synchro.package.body import Segment, SegmentStore, segments_for
 from synchro.state import ChangeLogEntry, key_json, snap_value
-from synchro.values import to_json
+from synchro.values import carried_form_is_normal, to_json
 
 
 class Published(NamedTuple):
@@ -64,15 +64,16 @@ class SiegeNode(Node):
     def _log_local(self, path: Path, tables: list[Table]) -> None:
         by_name = {t.name: t for t in tables}
         batch: list[ChangeLogEntry] = []
+        carried = {t.name: carried_form_is_normal(t.kinds) for t in tables}
         for change in open_package(path, self.keys()).changes():
             table = by_name[change.table]
             if change.op == "U":
                 row = change.values
                 key = [row[p] for p in table.key_positions]
-                row_json: str | None = json.dumps(
-                    [to_json(k, v) for k, v in zip(table.kinds, row, strict=True)],
-                    ensure_ascii=False,
-                )
+                form = change.sent  # the package is this Siège's own, in its column order
+                if form is None or not carried[table.name]:
+                    form = [to_json(k, v) for k, v in zip(table.kinds, row, strict=True)]
+                row_json: str | None = json.dumps(form, ensure_ascii=False)
             else:
                 key = list(change.values)
                 row_json = None

@@ -20,7 +20,7 @@ from synchro.values.convert import (
     row_normaliser,
 )
 from synchro.values.hashing import row_hash, row_hasher
-from synchro.values.json_form import from_json, row_to_json, to_json
+from synchro.values.json_form import carried_form_is_normal, from_json, row_to_json, to_json
 from synchro.values.kinds import EXACT_CONTEXT, KINDS, Kind
 
 __all__ = [
@@ -34,6 +34,7 @@ __all__ = [
     "as_time",
     "as_uuid",
     "canonical",
+    "carried_form_is_normal",
     "datetime_text",
     "from_json",
     "json_canonical",

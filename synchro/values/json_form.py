@@ -115,3 +115,12 @@ def row_to_json(kinds: Sequence[Kind]) -> Callable[[Sequence[Any]], list[Any]]:
         return [f(v) for f, v in zip(encoders, row, strict=False)]
 
     return encode_row
+
+
+def carried_form_is_normal(kinds: Sequence[Kind]) -> bool:
+    """Whether a row of these kinds, read from a package, may be kept in the JSON form the
+    package carried (the Siège's change log does): every kind has an exact type
+    (``EXACT_TYPES``), so the normalised row is the decoded row, which encodes back to the
+    carried form (``tests/test_apply_log_form.py``, on the whole fidelity catalogue). A
+    uuid is lowered by ``normalise`` (its text may come in capitals): encoded again."""
+    return all(k in EXACT_TYPES for k in kinds)
