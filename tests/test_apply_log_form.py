@@ -17,9 +17,16 @@ from fidelity_helpers import TABLES
 
 from synchro.errors import PackageError
 from synchro.package import PackageWriter, TableSchema, open_package
-from synchro.values import Kind, carried_form_is_normal, row_normaliser, row_to_json
+from synchro.values import (
+    Kind,
+    carried_form_is_normal,
+    json_text_encoder,
+    row_normaliser,
+    row_to_json,
+)
 
 DUMPS = json.JSONEncoder(ensure_ascii=False, check_circular=False).encode
+TEXT = json_text_encoder()  # what the engine writes into its state database
 
 
 def _every_code_point() -> list[str]:
@@ -53,6 +60,7 @@ def test_the_carried_form_is_the_form_the_applied_row_encodes_to(
     read = reshaped = 0
     for change in open_package(path).changes():
         assert change.sent is not None
+        assert TEXT(change.sent) == json.dumps(change.sent, ensure_ascii=False)
         read += 1
         if DUMPS(change.sent) != DUMPS(encode(normalise(change.values))):
             reshaped += 1

@@ -7,7 +7,6 @@ The base of ``engine.apply``'s table applier, which decides conflicts and writes
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ from synchro.package import Change, TableSchema
 from synchro.state import ChangeLogEntry, StateDB, key_json
 from synchro.values import (
     carried_form_is_normal,
+    json_text_encoder,
     row_hasher,
     row_normaliser,
     row_to_json,
@@ -125,7 +125,7 @@ class TableRows:
         self.json_values = row_to_json(self.kinds)
         self.row_skey = snapshot_key(table.key_kinds, self.key_positions)
         self.key_skey = snapshot_key(table.key_kinds, range(self.nkeys))
-        self.dumps = json.JSONEncoder(ensure_ascii=False, check_circular=False).encode
+        self.dumps = json_text_encoder()
         self.log_sent = carried_form_is_normal(self.kinds)
         self.settled: list[tuple[tuple[Any, ...], bytes | None]] = []  # (skey, hash)
         self.logged: list[ChangeLogEntry] = []

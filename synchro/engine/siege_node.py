@@ -13,7 +13,6 @@ What the Siège keeps in its state besides the shared parts (``engine.node``):
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from collections.abc import Callable, Sequence
@@ -34,7 +33,7 @@ from synchro.names import package_name, published_name
 from synchro.package import Manifest, PackageWriter, TableSchema, open_package
 from synchro.package.body import Segment, SegmentStore, segments_for
 from synchro.state import ChangeLogEntry, key_json, snap_value
-from synchro.values import carried_form_is_normal, to_json
+from synchro.values import carried_form_is_normal, json_text_encoder, to_json
 
 
 class Published(NamedTuple):
@@ -65,6 +64,7 @@ class SiegeNode(Node):
         by_name = {t.name: t for t in tables}
         batch: list[ChangeLogEntry] = []
         carried = {t.name: carried_form_is_normal(t.kinds) for t in tables}
+        text = json_text_encoder()
         for change in open_package(path, self.keys()).changes():
             table = by_name[change.table]
             if change.op == "U":
@@ -73,7 +73,7 @@ class SiegeNode(Node):
                 form = change.sent  # the package is this Siège's own, in its column order
                 if form is None or not carried[table.name]:
                     form = [to_json(k, v) for k, v in zip(table.kinds, row, strict=True)]
-                row_json: str | None = json.dumps(form, ensure_ascii=False)
+                row_json: str | None = text(form)
             else:
                 key = list(change.values)
                 row_json = None

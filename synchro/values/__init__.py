@@ -20,7 +20,13 @@ from synchro.values.convert import (
     row_normaliser,
 )
 from synchro.values.hashing import row_hash, row_hasher
-from synchro.values.json_form import carried_form_is_normal, from_json, row_to_json, to_json
+from synchro.values.json_form import (
+    carried_form_is_normal,
+    from_json,
+    json_text_encoder,
+    row_to_json,
+    to_json,
+)
 from synchro.values.kinds import EXACT_CONTEXT, KINDS, Kind
 
 __all__ = [
@@ -38,6 +44,7 @@ __all__ = [
     "datetime_text",
     "from_json",
     "json_canonical",
+    "json_text_encoder",
     "normalise",
     "row_hash",
     "row_hasher",

@@ -11,8 +11,10 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import functools
+import json
 from collections.abc import Callable, Sequence
 from decimal import Decimal
+from json import encoder as _json_encoder
 from typing import Any
 
 from synchro.values.convert import normalise
@@ -124,3 +126,20 @@ def carried_form_is_normal(kinds: Sequence[Kind]) -> bool:
     carried form (``tests/test_apply_log_form.py``, on the whole fidelity catalogue). A
     uuid is lowered by ``normalise`` (its text may come in capitals): encoded again."""
     return all(k in EXACT_TYPES for k in kinds)
+
+
+def json_text_encoder() -> Callable[[Any], str]:
+    """``json.dumps(value, ensure_ascii=False)`` (the text of a row in the state database),
+    with the C encoder made once instead of at every call: half the cost for a row."""
+    plain = json.JSONEncoder(ensure_ascii=False, check_circular=False)
+    make = getattr(_json_encoder, "c_make_encoder", None)
+    if make is None:  # no C accelerator (another Python)
+        return plain.encode
+    encode = make(
+        None, plain.default, _json_encoder.encode_basestring, None, ": ", ", ", False, False, True
+    )
+
+    def text(value: Any) -> str:
+        return "".join(encode(value, 0))
+
+    return text
