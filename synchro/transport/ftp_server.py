@@ -55,8 +55,8 @@ log = logging.getLogger("synchro.transport.server")
 
 SESSION_POLL_S = 5.0
 """How often an idle session's thread wakes. At 0.2 s, 200 sessions kept open by waiting
-establishments cost the Siège 144 µs of CPU per session and second (2.9 s in a round of 200,
-which grows as sites × round length); at 2 s, 19 µs (``bench/bench_ftp_idle.py``). Stopping
+establishments cost the Siège 157 µs of CPU per session and second (~3 s in a round of 200,
+which grows as sites × round length); at 5 s, 12 µs (``bench/bench_ftp_idle.py``). Stopping
 does not wait for it: ``close_all`` shuts every session's socket, which wakes its thread."""
 
 
@@ -157,7 +157,7 @@ class HQServer:
         self.require_tls = require_tls
         self.max_connections = max_connections
         self.max_connections_per_ip = max_connections_per_ip
-        self.poll_interval_s = poll_interval_s  # how fast stop() is noticed (tests: small)
+        self.poll_interval_s = poll_interval_s  # how fast the accept loop sees stop()
         self.guard = Guard(ban_after=ban_after_failures, ban_seconds=ban_seconds, clock=clock)
         self.root.mkdir(parents=True, exist_ok=True)
         policy = Policy(str(self.root))
