@@ -9,7 +9,10 @@ note)`` with a composite key:
 - baseline: raw multi-row ``INSERT ... VALUES`` of 100 rows through the same driver;
 - ``upsert`` into the empty table and ``upsert`` over existing rows (updates);
 - ``scan`` ordered by key (normalised values) against a raw ``fetchmany`` loop;
-- ``fetch`` by keys and ``delete`` by keys.
+- ``fetch`` by keys and ``delete`` by keys;
+- the engine's whole import of a package of the same rows into the empty table (a
+  Serveur's ``import_package``: checks, apply, read-back of every row, snapshot), the
+  package exported by a node on an SQLite file (issue 13: ≥ 80 % of the baseline).
 
 It prints rows/s and the ratio to the baseline. Not a test: speed is never asserted.
 """
@@ -112,8 +115,39 @@ def bench(name: str, n: int, folder: Path) -> None:
                     db.delete(table, keys)
 
             timed("delete by key", len(keys), delete, base)
+        backend.execute("DELETE FROM ventes")
+        engine_import(backend, folder, data, base)
     finally:
         backend.close()
+
+
+def engine_import(backend: Backend, folder: Path, data: list[tuple[Any, ...]], base: float) -> None:
+    """A node on an SQLite file exports ``data``; a node on ``backend`` imports it."""
+    from engine_helpers import make_node
+
+    source = folder / "source.db"
+    conn = sqlite3.connect(source)
+    conn.execute(DDL.format(dtm="DATETIME"))
+    conn.executemany(
+        "INSERT INTO ventes VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [tuple(str(v) if isinstance(v, Decimal | dt.datetime) else v for v in r) for r in data],
+    )
+    conn.commit()
+    conn.close()
+    sender = make_node(folder, "A", str(source))
+    receiver = make_node(folder, "B", backend.connection)
+    try:
+        package = sender.export().path
+
+        def import_package() -> None:
+            status = receiver.import_package(package).status
+            if status != "applied":
+                raise RuntimeError(f"import: {status}")
+
+        timed("engine import (Serveur)", len(data), import_package, base)
+    finally:
+        sender.close()
+        receiver.close()
 
 
 def main(argv: list[str]) -> None:

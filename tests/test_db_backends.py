@@ -113,6 +113,52 @@ def test_upsert_updates_and_delete(db: Adapter) -> None:
     ]
 
 
+def test_composite_keys_of_every_kind_fetch_and_delete_exactly(
+    backend: Backend, db: Adapter
+) -> None:
+    """Keys of several columns and kinds, fetched and deleted by the hundred (PostgreSQL
+    takes them as a typed VALUES list, ``Dialect.table_keys_condition``): every key found
+    once even when asked twice, non-ASCII text keys, decimals, dates before 1900 and
+    datetimes before 1970 match. (A key its column could not hold is refused before any
+    SQL, by the binder.)"""
+    i, dec, _text, date, dtm, *_ = (
+        ["INTEGER", "DECIMAL(12,2)", "TEXT", "DATE", "TIMESTAMP"]
+        if backend.dialect == "postgresql"
+        else ["INTEGER", "DECIMAL(12,2)", "TEXT", "DATE", "DATETIME"]
+    )
+    backend.execute(
+        f"CREATE TABLE ck (code VARCHAR(20) NOT NULL, n {i} NOT NULL, amount {dec} NOT NULL,"
+        f" day {date} NOT NULL, at {dtm} NOT NULL, v {i}, PRIMARY KEY (code, n, amount, day, at))"
+        + (" ENGINE=InnoDB" if backend.dialect == "mysql" else "")
+    )
+    table = next(t for t in db.tables() if t.name == "ck")
+    if backend.dialect == "postgresql":
+        assert isinstance(db, SqlAdapter) and "(VALUES (CAST(" in db.sql.fetch(table, 2)
+    base = dt.datetime(1969, 7, 20, 20, 17, 40)
+    rows = [
+        (
+            TEXT_KEYS[n % len(TEXT_KEYS)],
+            n,
+            Decimal(n) / 4,
+            dt.date(1901, 1, 1) + dt.timedelta(n),
+            base + dt.timedelta(hours=n),
+            n * 3,
+        )
+        for n in range(300)
+    ]
+    rows = [(c, n, a.quantize(Decimal("0.01")), d, t, v) for c, n, a, d, t, v in rows]
+    with db.atomic():
+        db.upsert(table, rows)
+    keys = [r[:5] for r in rows]
+    asked = keys[::2] + keys[:20:2]  # ten keys asked twice
+    got = db.fetch(table, asked)
+    assert sorted(got) == sorted(rows[::2])
+    with db.atomic():
+        db.delete(table, keys[::3] + keys[:9:3])  # three of them twice
+    assert db.count(table) == 300 - len(keys[::3])
+    assert db.fetch(table, [keys[1]]) == [rows[1]]
+
+
 def test_many_rows_batched(db: Adapter) -> None:
     parent = tables(db)["parent"]
     rows = [(i, f"nom {i}") for i in range(2345)]
