@@ -192,12 +192,12 @@ class Dialect:
         return " OR ".join([one] * nkeys)
 
     def table_keys_condition(self, table: Table, nkeys: int) -> str:
-        """``keys_condition`` for ``table``'s key. PostgreSQL through psqlODBC takes
-        ~0.5 ms per key on ``(a, b) IN ((?, ?), ...)`` (277 ms for 500 keys, the server
-        itself 6 ms), and 6 ms for the same keys as a typed ``VALUES`` list it semi-joins:
-        the read-back of every applied row runs on it (``bench/bench_db.py``). Each key
-        value is cast to its column's type without size (no rounding, no cut: a value
-        the column cannot hold matches nothing, as with ``=``)."""
+        """``keys_condition`` for ``table``'s key. Through psqlODBC, PostgreSQL took up to
+        277 ms for 500 keys as ``(a, b) IN ((?, ?), ...)`` (the server itself 6 ms), and
+        6 ms every time for the same keys as a typed ``VALUES`` list it semi-joins; the
+        read-back of every applied row runs on it (engine import +30 %,
+        ``bench/bench_db.py``). Each key value is cast to its column's type without size:
+        nothing is rounded or cut before the comparison."""
         key = table.key
         if self.name == "postgresql" and len(key) > 1 and nkeys > 1:
             types = {c.name: _base_type(c.type_name) for c in table.columns}
