@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from fidelity_helpers import TABLES
 
+from synchro.engine.node import Node
 from synchro.errors import PackageError
 from synchro.package import PackageWriter, TableSchema, open_package
 from synchro.values import (
@@ -81,7 +82,7 @@ def test_a_siege_logs_the_carried_form_and_the_sites_get_the_same_rows(
     """A real apply at a Siège: its rows are not encoded again for its change log (the cost
     this saves), and the sites served from that log end with the rows the sender has.
     (SQLite has no uuid kind; PostgreSQL's uuid columns go through the fidelity pairs.)"""
-    from engine_helpers import checksums, make_node
+    from engine_helpers import checksums
 
     from synchro.engine import apply_rows
 
@@ -101,12 +102,7 @@ def test_a_siege_logs_the_carried_form_and_the_sites_get_the_same_rows(
         "CREATE TABLE ventes(id INTEGER PRIMARY KEY, libelle TEXT, montant DECIMAL(12,2),"
         " le DATETIME, photo BLOB);"
     )
-    nodes = {}
-    for code in ("HQ", "S1", "S2"):
-        conn = sqlite3.connect(tmp_path / f"{code}.db")
-        conn.executescript(schema)
-        conn.close()
-        nodes[code] = make_node(tmp_path, code, str(tmp_path / f"{code}.db"), hq=code == "HQ")
+    nodes = _nodes(tmp_path, schema, "HQ", "S1", "S2")
     try:
         conn = sqlite3.connect(tmp_path / "S1.db")
         with conn:
@@ -144,7 +140,7 @@ def test_a_siege_logs_its_own_changes_in_their_carried_form_too(
     """The Siège logs its own changes from the package it exported: in the form that
     package carries, not encoded value by value again; a site served from that log gets
     the Siège's rows."""
-    from engine_helpers import checksums, make_node
+    from engine_helpers import checksums
 
     from synchro.engine import siege_node
 
@@ -156,12 +152,8 @@ def test_a_siege_logs_its_own_changes_in_their_carried_form_too(
         return real(kind, value)
 
     monkeypatch.setattr(siege_node, "to_json", counted)
-    nodes = {}
-    for code in ("HQ", "S1"):
-        conn = sqlite3.connect(tmp_path / f"{code}.db")
-        conn.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, nom TEXT, prix DECIMAL(9,3), le DATE)")
-        conn.close()
-        nodes[code] = make_node(tmp_path, code, str(tmp_path / f"{code}.db"), hq=code == "HQ")
+    schema = "CREATE TABLE t(id INTEGER PRIMARY KEY, nom TEXT, prix DECIMAL(9,3), le DATE)"
+    nodes = _nodes(tmp_path, schema, "HQ", "S1")
     try:
         conn = sqlite3.connect(tmp_path / "HQ.db")
         with conn:
@@ -181,3 +173,16 @@ def test_a_siege_logs_its_own_changes_in_their_carried_form_too(
     finally:
         for node in nodes.values():
             node.close()
+
+
+def _nodes(folder: Path, schema: str, *codes: str) -> dict[str, Node]:
+    """A node per code on its own SQLite file made with ``schema``; ``HQ`` is the Siège."""
+    from engine_helpers import make_node
+
+    nodes = {}
+    for code in codes:
+        conn = sqlite3.connect(folder / f"{code}.db")
+        conn.executescript(schema)
+        conn.close()
+        nodes[code] = make_node(folder, code, str(folder / f"{code}.db"), hq=code == "HQ")
+    return nodes
