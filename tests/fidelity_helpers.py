@@ -20,7 +20,7 @@ from typing import Any
 from backends import Backend, need_pyodbc
 
 from synchro import values as V
-from synchro.db.binding import single_read_back
+from synchro.values.convert import single_read_back
 
 ALL = frozenset({"sqlite", "postgresql", "mysql"})
 PLUS2 = dt.timezone(dt.timedelta(hours=2))

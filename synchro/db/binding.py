@@ -19,12 +19,12 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
-import struct
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
 from synchro.values import Kind
+from synchro.values.convert import single_read_back
 
 Binder = Callable[[Any], Any]
 
@@ -98,30 +98,6 @@ def _float_binder(dialect: str, column_type: str) -> Binder | None:
         return value
 
     return bind
-
-
-def _single(value: float) -> float:
-    """``value`` rounded to a 4-byte float (inf beyond its range)."""
-    try:
-        rounded: float = struct.unpack("f", struct.pack("f", value))[0]
-    except OverflowError:
-        return math.copysign(math.inf, value)
-    return rounded
-
-
-def single_read_back(value: float) -> float:
-    """What a 4-byte float column gives back for ``value`` through the ODBC drivers: the
-    stored float, printed with the fewest digits that identify it (``0.1``, not
-    ``0.10000000149011612``), read as a double. Equal to ``value`` when the column keeps it.
-    """
-    stored = _single(value)
-    if not math.isfinite(stored):
-        return stored
-    for digits in range(1, 10):
-        text = f"{stored:.{digits}g}"
-        if _single(float(text)) == stored:
-            return float(text)
-    return stored
 
 
 def _decimal_binder(dialect: str, column_type: str) -> Binder | None:

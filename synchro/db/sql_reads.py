@@ -12,10 +12,10 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from synchro.db.base import Key, Row, Table
-from synchro.db.binding import single_read_back
 from synchro.db.sql_core import FETCH_SIZE, SqlCore, chunks
 from synchro.errors import DatabaseError, SchemaError
 from synchro.values import Kind, normalise, row_normaliser
+from synchro.values.convert import single_read_back
 
 
 class SqlReads(SqlCore):

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import math
+import struct
 import uuid
 from collections.abc import Callable, Sequence
 from decimal import Decimal, InvalidOperation
@@ -121,6 +123,30 @@ def as_uuid(value: Any) -> Any:
         except ValueError:
             return value
     return value
+
+
+def round_to_single(value: float) -> float:
+    """``value`` rounded to a 4-byte float (inf beyond its range)."""
+    try:
+        rounded: float = struct.unpack("f", struct.pack("f", value))[0]
+    except OverflowError:
+        return math.copysign(math.inf, value)
+    return rounded
+
+
+def single_read_back(value: float) -> float:
+    """What a 4-byte float column gives back for ``value`` through the ODBC drivers: the
+    stored float, printed with the fewest digits that identify it (``0.1``, not
+    ``0.10000000149011612``), read as a double. Equal to ``value`` when the column keeps it.
+    """
+    stored = round_to_single(value)
+    if not math.isfinite(stored):
+        return stored
+    for digits in range(1, 10):
+        text = f"{stored:.{digits}g}"
+        if round_to_single(float(text)) == stored:
+            return float(text)
+    return stored
 
 
 def _as_int(value: Any) -> Any:

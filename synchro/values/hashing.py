@@ -113,6 +113,11 @@ def _bytes_canon(kind: Kind) -> Callable[[Any], bytes]:
     return canon_bytes
 
 
+def value_canon(kind: Kind) -> Callable[[Any], bytes]:
+    """``canonical(kind, value)`` prepared for one kind (the fast paths row digests use)."""
+    return _bytes_canon(kind)
+
+
 @functools.lru_cache(maxsize=256)
 def row_hasher(kinds: tuple[Kind, ...]) -> Callable[[Sequence[Any]], bytes]:
     """``row_hash`` for rows of these column kinds, prepared once (identical digests).
