@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import Any
 
+import pyarrow as pa
 import pytest
 from backends import BACKENDS, Backend
 from engine_helpers import Db
@@ -29,10 +30,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from synchro.db.base import Table
-from synchro.values import Kind, row_hasher
-
-pa = pytest.importorskip("pyarrow", reason="pyarrow is not installed (requirements-dev.txt)")
-vector = pytest.importorskip("synchro.values.vector")
+from synchro.values import Kind, row_hasher, vector
 
 
 def assert_same_digests(

@@ -118,10 +118,14 @@ def _decimal(kind: Kind, column: pa.Array) -> pa.Array:
     typ = column.type
     if pa.types.is_integer(typ):
         return _ints(kind, column)
-    # A decimal type, or SQLite's REAL in a DECIMAL column (the shortest digits, as repr):
-    # the text is taken only when plain (Arrow writes some values with an exponent).
-    if pa.types.is_decimal(typ) or pa.types.is_float64(typ):
-        texts = pc.cast(column, pa.string())
+    texts = pc.cast(column, pa.string())
+    if pa.types.is_float64(typ):
+        # SQLite's REAL in a DECIMAL column: Arrow's shortest digits are repr's, never with
+        # trailing fraction zeros; taken only when written without exponent (nor inf, nan).
+        odd = pc.or_(pc.match_substring(texts, "e"), pc.match_substring(texts, "n"))
+        plain = pc.if_else(pc.equal(texts, "-0"), pa.scalar("0"), texts)
+        return _patched(kind, column, _as_forms(plain), pc.invert(pc.fill_null(odd, False)))
+    if pa.types.is_decimal(typ):  # Arrow writes some decimals with an exponent (1E-10)
         ok = pc.fill_null(pc.match_substring_regex(texts, _PLAIN_NUMBER), True)
         return _patched(kind, column, _as_forms(_decimal_digits(texts)), ok)
     return _per_value(kind, column)
@@ -215,7 +219,11 @@ def batch_digests(kinds: Sequence[Kind], columns: Sequence[Column]) -> list[byte
         raise ValueError(f"{len(columns)} columns for {len(kinds)} kinds")
     if not columns:
         return []
-    forms = [column_forms(k, c) for k, c in zip(kinds, columns, strict=True)]
+    return _digests([column_forms(k, c) for k, c in zip(kinds, columns, strict=True)])
+
+
+def _digests(forms: Sequence[Any]) -> list[bytes]:
+    """blake2b-16 of each row's forms, each followed by the separator (``row_hasher``)."""
     joined = pc.binary_join_element_wise(*forms, _EMPTY, _SEP)
     blake2b = hashlib.blake2b
     return [blake2b(data, digest_size=16).digest() for data in _each(joined)]
