@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from synchro.capture import diff
+from synchro.capture import diff, full_scan
 from synchro.config.model import Config, Role
+from synchro.db import columnar as columnar_reader
 from synchro.engine.node import Node
 from synchro.engine.nodes import build_node
 
@@ -38,11 +40,23 @@ def _rows(path: Path) -> list[tuple[object, ...]]:
         conn.close()
 
 
+@pytest.mark.parametrize("columnar", [False, True], ids=["rows", "columnar"])
 def test_changes_cross_every_flush_boundary(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, columnar: bool
 ) -> None:
     monkeypatch.setattr(diff, "FLUSH_EVERY", 2)
-    monkeypatch.setattr(diff, "CHECK_EVERY", 3)
+    monkeypatch.setattr(full_scan, "CHECK_EVERY", 3)
+    used: list[str] = []
+    if columnar:  # the columnar scan from the first row, changed rows fetched 2 at a time
+        monkeypatch.setattr(columnar_reader, "COLUMNAR_FROM", 1)
+        monkeypatch.setattr(full_scan, "FETCH_EVERY", 2)
+        real = full_scan._columnar
+
+        def spy(table: Any, batches: Any) -> Any:
+            used.append(table.name)
+            return real(table, batches)
+
+        monkeypatch.setattr(full_scan, "_columnar", spy)
     seen: list[int] = []
     for name in ("a", "b"):
         conn = sqlite3.connect(tmp_path / f"{name}.db")
@@ -79,3 +93,5 @@ def test_changes_cross_every_flush_boundary(
         b.import_package(second.path)
         assert _rows(tmp_path / "a.db") == _rows(tmp_path / "b.db")
         assert a.export().manifest.rows == 0  # the snapshot holds exactly what was sent
+    # The first export (empty snapshot) reads row by row; the later ones column by column.
+    assert used == (["t", "t"] if columnar else [])

@@ -27,9 +27,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from synchro import faults
+from synchro.capture.full_scan import Emitter, columnar_items, full_diff, row_items
 from synchro.capture.source import (
-    CHECK_EVERY,
-    KeyOrderError,
     checked_rows,
     held_rows,
     merge,
@@ -114,6 +113,10 @@ class CaptureOptions:
 class _SnapshotWriter:
     """Buffers snapshot changes of one table and writes them in batches."""
 
+    @property
+    def flush_every(self) -> int:
+        return FLUSH_EVERY
+
     def __init__(self, state: StateDB, snap: str, nkeys: int) -> None:
         self.state, self.snap, self.nkeys = state, snap, nkeys
         self.puts: list[tuple[Any, ...]] = []
@@ -132,7 +135,7 @@ class _SnapshotWriter:
     def flush(self) -> None:
         self.state.put_snapshot(self.snap, self.nkeys, self.puts)
         self.state.drop_snapshot(self.snap, self.nkeys, self.drops)
-        self.puts.clear()  # in place: _full_diff appends to this very list
+        self.puts.clear()  # in place: full_scan.Emitter appends to this very list
         self.drops.clear()
 
 
@@ -231,93 +234,17 @@ def _capture_table(
                 if in_snap and not in_db:
                     on_delete(skey)
         else:
-            source = rows_in_key_order(adapter, state, table, skey_of, spooled=spooled)
+            source = columnar_items(adapter, state, table, snap, spooled=spooled)
+            if source is None:
+                source = row_items(adapter, state, table, spooled=spooled)
             snap_rows = state.snapshot_in_order(snap_reader, snap, nkeys, hashes=True)
-            _full_diff(source, snap_rows, table, options, count, writer, snapw, on_delete, holder)
+            emitter = Emitter(table, writer, snapw, holder)
+            full_diff(adapter, source, snap_rows, table, options, count, emitter, on_delete)
     except DatabaseError as exc:
         raise CaptureError(f"Lecture de la table {table.name} impossible : {exc}") from exc
     snapw.flush()
     if deletes:
         state.add_capture_deletes(deletes)
-
-
-def _full_diff(
-    source: Iterator[Row],
-    snap_rows: Iterator[Any],
-    table: Table,
-    options: CaptureOptions,
-    count: TableCount,
-    writer: PackageWriter,
-    snapw: _SnapshotWriter,
-    on_delete: Callable[[tuple[Any, ...]], None],
-    holder: _Holder,
-) -> None:
-    """The full-scan diff: ``merge(checked_rows(...), snapshot)`` written as one loop.
-
-    The table's rows (key order) and the snapshot's ``(k0.., h)`` rows (same order) are
-    merged: keys only in the table are inserts, in both with another hash updates, only
-    in the snapshot deletes. Order check, cancel and progress as in ``checked_rows``. This is
-    the hot path of every capture, hence one loop without generator layers.
-    """
-    nkeys = len(table.key)
-    name = table.name
-    skey_of = snapshot_key(table.key_kinds, table.key_positions)
-    hasher = row_hasher(table.kinds)
-    write = writer.write
-    puts = snapw.puts  # snapw.put() inlined: the list is flushed every FLUSH_EVERY rows
-    inserts = updates = 0
-    cancel, progress = options.cancel, options.progress
-    snaps = iter(snap_rows)
-    snap_row = next(snaps, None)
-    snap_key = snap_row[:nkeys] if snap_row is not None else None
-    previous: tuple[Any, ...] | None = None
-    seen = 0
-    for row in source:
-        skey = skey_of(row)
-        if previous is not None and not skey > previous:
-            raise KeyOrderError(name)
-        previous = skey
-        seen += 1
-        if seen % CHECK_EVERY == 0:
-            if cancel is not None and cancel.is_set():
-                raise Cancelled()
-            if progress is not None:
-                progress(name, seen)
-        old = b""
-        in_snap = False
-        while snap_key is not None:
-            if snap_key < skey:
-                on_delete(snap_key)
-            elif skey < snap_key:
-                break
-            else:
-                old, in_snap = snap_row[nkeys], True  # type: ignore[index]
-            snap_row = next(snaps, None)
-            snap_key = snap_row[:nkeys] if snap_row is not None else None
-            if in_snap:
-                break
-        digest = hasher(row)
-        if digest != old:
-            try:
-                write(name, "U", row)
-            except PackageError as exc:
-                holder.hold(skey, row, exc)
-                continue
-            holder.release(skey)
-            if in_snap:
-                updates += 1
-            else:
-                inserts += 1
-            puts.append((*skey, digest))
-            if len(puts) >= FLUSH_EVERY:
-                snapw.flush()
-    count.scanned = seen
-    count.inserts += inserts
-    count.updates += updates
-    while snap_key is not None:
-        on_delete(snap_key)
-        snap_row = next(snaps, None)
-        snap_key = snap_row[:nkeys] if snap_row is not None else None
 
 
 def _filtered(

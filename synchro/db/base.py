@@ -115,6 +115,15 @@ class Adapter(abc.ABC):
         Memory stays flat: rows are fetched in batches.
         """
 
+    # Whether ``arrow_batches`` can read this database (the capture's columnar scan).
+    arrow_ready = False
+
+    def arrow_batches(self, table: Table, *, ordered: bool) -> Iterator[Any] | None:
+        """The table's committed rows as Arrow record batches, every value exactly as this
+        adapter's driver returns it before normalising (``synchro.db.columnar``); None when
+        they cannot be read so (the caller then uses ``scan``)."""
+        return None
+
     @abc.abstractmethod
     def fetch(self, table: Table, keys: Sequence[Key]) -> list[Row]:
         """The current rows (all columns) for these keys; missing keys are simply absent."""

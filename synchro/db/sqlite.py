@@ -12,10 +12,11 @@ from __future__ import annotations
 import datetime as dt
 import os
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from decimal import Decimal
 from typing import Any
 
+from synchro.db import columnar
 from synchro.db.base import Column, ForeignKey, Table
 from synchro.db.binding import Binder, binder, blob_bytes
 from synchro.db.column_kinds import sqlite_kind
@@ -118,6 +119,17 @@ class SqliteAdapter(SqlAdapter):
 
     def close(self) -> None:
         self._conn.close()
+
+    # -- columnar reads (issue 13) -------------------------------------------------------
+
+    arrow_ready = True
+
+    def arrow_batches(self, table: Table, *, ordered: bool) -> Iterator[Any] | None:
+        """Through ADBC on a read-only connection of its own, so never while this
+        connection holds uncommitted writes the other would not see."""
+        if self._conn.in_transaction:
+            return None
+        return columnar.batches(self.path, table, ordered=ordered)
 
     # -- discovery --------------------------------------------------------------------
 

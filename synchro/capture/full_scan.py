@@ -1,0 +1,181 @@
+"""The capture's full scan of one table: its rows merged with the snapshot, in key order.
+
+Two sources give the table's rows as ``(snapshot key, digest, row, key values)``:
+- ``row_items``: every row through the adapter (``rows_in_key_order``), hashed one by one;
+- ``columnar_items`` (issue 13): a big table (``db.columnar.big_enough``) whose snapshot is
+  mostly filled, read as Arrow batches (``Adapter.arrow_batches``: ADBC for SQLite) and
+  hashed a batch at a time (``values.vector``, the same digests). Only the keys are made
+  Python values; the rows that differ from the snapshot are read again through the adapter,
+  by key
+  (``_Fetcher``), so what goes into the package, and the digest the snapshot keeps, are
+  exactly what the row path gives (a row changed in between is sent as it is then).
+
+``full_diff`` merges either with the snapshot in one loop (the hot path of every capture).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from synchro.capture.source import CHECK_EVERY, KeyOrderError, rows_in_key_order, snapshot_key
+from synchro.db import columnar
+from synchro.db.base import Adapter, Row, Table
+from synchro.errors import Cancelled, PackageError
+from synchro.state import ORDERED_KEY_KINDS, StateDB
+from synchro.values import row_hasher, row_normaliser
+
+Item = tuple[tuple[Any, ...], bytes, Row | None, tuple[Any, ...] | None]
+FETCH_EVERY = 500  # changed rows read again through the adapter at a time
+
+
+def row_items(adapter: Adapter, state: StateDB, table: Table, *, spooled: bool) -> Iterator[Item]:
+    skey_of = snapshot_key(table.key_kinds, table.key_positions)
+    hasher = row_hasher(table.kinds)
+    for row in rows_in_key_order(adapter, state, table, skey_of, spooled=spooled):
+        yield skey_of(row), hasher(row), row, None
+
+
+def columnar_items(
+    adapter: Adapter, state: StateDB, table: Table, snap: str, *, spooled: bool
+) -> Iterator[Item] | None:
+    """The columnar source, or None where the row path is the one to take: a spooled or
+    unordered key, an adapter without Arrow batches, a small table, or a snapshot less
+    than half full (most rows would be read twice)."""
+    if spooled or not all(k in ORDERED_KEY_KINDS for k in table.key_kinds):
+        return None
+    if not adapter.arrow_ready:
+        return None
+    rows = adapter.count(table)
+    if not columnar.big_enough(rows) or 2 * state.snapshot_count(snap) < rows:
+        return None
+    batches = adapter.arrow_batches(table, ordered=True)
+    return None if batches is None else _columnar(table, batches)
+
+
+def _columnar(table: Table, batches: Iterator[Any]) -> Iterator[Item]:
+    from synchro.values.vector import batch_digests  # pyarrow: for big tables only
+
+    names, kinds, positions = table.column_names, table.kinds, table.key_positions
+    normal_key = row_normaliser(table.key_kinds)
+    skey_of = snapshot_key(table.key_kinds, range(len(positions)))
+    for batch in batches:
+        arrays = columnar.column_arrays(batch, names)
+        digests = batch_digests(kinds, arrays)
+        keys = zip(*(arrays[p].to_pylist() for p in positions), strict=True)
+        for key, digest in zip(keys, digests, strict=True):
+            values = normal_key(key)
+            yield skey_of(values), digest, None, values
+
+
+class Emitter:
+    """Writes a changed row to the package and its digest to the snapshot (or sets the row
+    aside when it cannot travel); counts inserts and updates."""
+
+    def __init__(self, table: Table, writer: Any, snapw: Any, holder: Any) -> None:
+        self.name, self.write, self.snapw, self.holder = table.name, writer.write, snapw, holder
+        self.puts: list[tuple[Any, ...]] = snapw.puts  # flushed in place by snapw
+        self.inserts = self.updates = 0
+
+    def emit(self, skey: tuple[Any, ...], row: Row, digest: bytes, in_snap: bool) -> None:
+        try:
+            self.write(self.name, "U", row)
+        except PackageError as exc:
+            self.holder.hold(skey, row, exc)
+            return
+        self.holder.release(skey)
+        if in_snap:
+            self.updates += 1
+        else:
+            self.inserts += 1
+        self.puts.append((*skey, digest))
+        if len(self.puts) >= self.snapw.flush_every:
+            self.snapw.flush()
+
+
+class _Fetcher:
+    """The changed rows the columnar source found, read again through the adapter by key."""
+
+    def __init__(self, adapter: Adapter, table: Table, emitter: Emitter) -> None:
+        self.adapter, self.table, self.emitter = adapter, table, emitter
+        self.skey_of = snapshot_key(table.key_kinds, table.key_positions)
+        self.hasher = row_hasher(table.kinds)
+        self.pending: list[tuple[tuple[Any, ...], tuple[Any, ...], bool]] = []
+
+    def add(self, skey: tuple[Any, ...], values: tuple[Any, ...], in_snap: bool) -> None:
+        self.pending.append((skey, values, in_snap))
+        if len(self.pending) >= FETCH_EVERY:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.pending:
+            return
+        found = self.adapter.fetch(self.table, [values for _s, values, _i in self.pending])
+        rows = {self.skey_of(row): row for row in found}
+        for skey, _values, in_snap in self.pending:
+            row = rows.get(skey)
+            if row is not None:  # else deleted since the scan: the next capture sees it
+                self.emitter.emit(skey, row, self.hasher(row), in_snap)
+        self.pending.clear()
+
+
+def full_diff(
+    adapter: Adapter,
+    source: Iterator[Item],
+    snap_rows: Iterator[Any],
+    table: Table,
+    options: Any,
+    count: Any,
+    emitter: Emitter,
+    on_delete: Callable[[tuple[Any, ...]], None],
+) -> None:
+    """Merge the table's items (key order) with the snapshot's ``(k0.., h)`` rows (same
+    order): keys only in the table are inserts, in both with another hash updates, only
+    in the snapshot deletes. Checks the order, the cancel flag, reports progress."""
+    nkeys = len(table.key)
+    name = table.name
+    fetcher = _Fetcher(adapter, table, emitter)
+    emit, fetch = emitter.emit, fetcher.add
+    cancel, progress = options.cancel, options.progress
+    snaps = iter(snap_rows)
+    snap_row = next(snaps, None)
+    snap_key = snap_row[:nkeys] if snap_row is not None else None
+    previous: tuple[Any, ...] | None = None
+    seen = 0
+    for skey, digest, row, values in source:
+        if previous is not None and not skey > previous:
+            raise KeyOrderError(name)
+        previous = skey
+        seen += 1
+        if seen % CHECK_EVERY == 0:
+            if cancel is not None and cancel.is_set():
+                raise Cancelled()
+            if progress is not None:
+                progress(name, seen)
+        old = b""
+        in_snap = False
+        while snap_key is not None:
+            if snap_key < skey:
+                on_delete(snap_key)
+            elif skey < snap_key:
+                break
+            else:
+                old, in_snap = snap_row[nkeys], True  # type: ignore[index]
+            snap_row = next(snaps, None)
+            snap_key = snap_row[:nkeys] if snap_row is not None else None
+            if in_snap:
+                break
+        if digest != old:
+            if row is None:
+                assert values is not None
+                fetch(skey, values, in_snap)
+            else:
+                emit(skey, row, digest, in_snap)
+    fetcher.flush()
+    count.scanned = seen
+    count.inserts += emitter.inserts
+    count.updates += emitter.updates
+    while snap_key is not None:
+        on_delete(snap_key)
+        snap_row = next(snaps, None)
+        snap_key = snap_row[:nkeys] if snap_row is not None else None

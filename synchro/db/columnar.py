@@ -1,0 +1,126 @@
+"""A SQLite table read as Arrow record batches, every value exactly as stdlib sqlite3 reads it.
+
+The columnar data plane (issue 13) reads tables through the ADBC SQLite driver: ~0.85 µs a
+row into Arrow, no Python object per value. But SQLite types values, not columns, and the
+driver types each column from its first rows; measured with adbc-driver-sqlite 1.13:
+- an INTEGER first and a REAL later fails the read ("Type mismatch ... expected INT64 but
+  got DOUBLE");
+- a REAL first and an integer beyond 2**53 later is read as a double: silently rounded;
+- a TEXT first and a BLOB later is read as text, an integer in a DATETIME column of texts
+  as its digits: silently another value.
+So the table's storage classes are counted first (one scan inside SQLite, ``census``) and
+each column is read only in a way that is exact:
+- one storage class (NULLs aside): as it is;
+- integers and reals whose integers all lie within ±2**53: ``CAST(c AS REAL)``, exact
+  (each such integer is a double), and the same canonical form for every kind that can
+  hold both (``values.vector``: 5 and 5.0 are both "5" as a decimal, "5.0" as a float);
+- anything else: the table is not read here (``batches`` returns None) and the caller
+  reads it row by row.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from synchro.db.base import Table
+from synchro.db.dialects import Dialect
+
+SQL = Dialect("sqlite", '"')
+EXACT_DOUBLE = 2**53  # every integer of at most this magnitude is a double, exactly
+BATCH_ROWS = 8192
+# Loading pyarrow and ADBC costs ~0.1 CPU s and ~45 MB; reading column by column saves
+# ~2.5 µs a row (bench/bench_digests.py, bench_sync's incremental export): worth it from
+# ~40,000 rows; taken from 100,000, so small databases never load them.
+COLUMNAR_FROM = 100_000
+
+
+def big_enough(rows: int) -> bool:
+    """Whether a table of ``rows`` rows is read column by column (capture, checksum).
+
+    ``SYNCHRO_COLUMNAR_FROM`` (a number of rows) replaces the threshold: the one-file
+    program's tests run the columnar path on a demo's small tables with it."""
+    given = os.environ.get("SYNCHRO_COLUMNAR_FROM", "")
+    return rows >= (int(given) if given.isdigit() else COLUMNAR_FROM)
+
+
+def census(conn: sqlite3.Connection, table: Table) -> dict[str, set[str]]:
+    """Per column, the storage classes it holds besides NULL (``typeof``), and under the
+    key ``"<name>:big"`` a mark when it mixes reals with an integer beyond ±2**53 (looked
+    for only in the columns that mix the two: one more scan, rarely)."""
+    q = SQL.quote
+    names = table.column_names
+    parts = ", ".join(f"group_concat(DISTINCT typeof({q(n)}))" for n in names)
+    row = conn.execute(f"SELECT {parts} FROM {q(table.name)}").fetchone()
+    out = {n: set((row[i] or "").split(",")) - {"", "null"} for i, n in enumerate(names)}
+    mixed = [n for n in names if out[n] == {"integer", "real"}]
+    if mixed:
+        bigs = ", ".join(
+            f"max(typeof({q(n)}) = 'integer' AND ({q(n)} > {EXACT_DOUBLE} "
+            f"OR {q(n)} < -{EXACT_DOUBLE}))"
+            for n in mixed
+        )
+        found = conn.execute(f"SELECT {bigs} FROM {q(table.name)}").fetchone()
+        out.update({f"{n}:big": {"big"} for n, big in zip(mixed, found, strict=True) if big})
+    return out
+
+
+def exact_select(table: Table, classes: dict[str, set[str]], *, ordered: bool) -> str | None:
+    """The SELECT that reads every column exactly (see the module's text), or None."""
+    q = SQL.quote
+    columns = []
+    for name in table.column_names:
+        held = classes[name]
+        if len(held) <= 1:
+            columns.append(q(name))
+        elif held == {"integer", "real"} and f"{name}:big" not in classes:
+            columns.append(f"CAST({q(name)} AS REAL) AS {q(name)}")
+        else:
+            return None
+    sql = f"SELECT {', '.join(columns)} FROM {q(table.name)}"
+    if ordered and table.key:
+        kinds = dict(zip(table.column_names, table.kinds, strict=True))
+        sql += " ORDER BY " + ", ".join(SQL.order_term(q(k), kinds[k]) for k in table.key)
+    return sql
+
+
+def batches(path: str | Path, table: Table, *, ordered: bool = False) -> Iterator[Any] | None:
+    """The table's rows as Arrow record batches read by ADBC, every value exact, or None
+    when a column mixes storage classes that cannot be read exactly (read it row by row).
+
+    ``ordered``: by key, as SQLite orders it (binary for text, the snapshot's order)."""
+    conn = sqlite3.connect(_read_only(path), uri=True)
+    try:
+        sql = exact_select(table, census(conn, table), ordered=ordered)
+    finally:
+        conn.close()
+    if sql is None:
+        return None
+    return _read(_read_only(path), sql)
+
+
+def _read_only(path: str | Path) -> str:
+    return f"file:{quote(Path(path).resolve().as_posix())}?mode=ro"
+
+
+def _read(path: str, sql: str) -> Iterator[Any]:
+    import adbc_driver_sqlite.dbapi as adbc  # the plane's reader (issue 13)
+
+    conn = adbc.connect(path)
+    try:
+        cursor = conn.cursor()
+        cursor.adbc_statement.set_options(**{"adbc.sqlite.query.batch_rows": str(BATCH_ROWS)})
+        cursor.execute(sql)
+        yield from cursor.fetch_record_batch()
+        cursor.close()
+    finally:
+        conn.close()
+
+
+def column_arrays(batch: Any, names: Sequence[str]) -> list[Any]:
+    """The batch's columns in ``names`` order."""
+    return [batch.column(batch.schema.get_field_index(n)) for n in names]
