@@ -120,9 +120,10 @@ def binary() -> Path:
 
 
 def _run_clean(
-    binary: Path, tmp: Path, *args: str, timeout: float = 60
+    binary: Path, tmp: Path, *args: str, timeout: float = 60, **extra: str
 ) -> subprocess.CompletedProcess[str]:
-    """Runs the binary from an empty folder with no Python, venv or display in its environment."""
+    """Runs the binary from an empty folder with no Python, venv or display in its environment
+    (``extra``: more environment variables)."""
     work = tmp / "empty"
     work.mkdir(exist_ok=True)
     env = {
@@ -130,6 +131,7 @@ def _run_clean(
         "HOME": str(tmp / "home"),
         "LANG": "C.UTF-8",
         "TMPDIR": str(tmp),
+        **extra,
     }
     return subprocess.run(
         [str(binary), *args],
@@ -160,6 +162,9 @@ def test_bundle_has_data_metadata_and_tray_backend(binary: Path) -> None:
     assert {f"assets/{n}" for n in assets} <= names
     for dist in ("pyftpdlib", "pystray", "pillow", "cryptography", "platformdirs"):
         assert any(n.lower().startswith(f"{dist}-") and n.endswith("METADATA") for n in names), dist
+    # The data plane's libraries are in, pyarrow's unused Flight and S3 ones are not.
+    assert "adbc_driver_sqlite/libadbc_driver_sqlite.so" in names
+    assert not [n for n in names if "arrow_flight" in n or "arrow_s3" in n]
     modules = set(archive.open_embedded_archive("PYZ.pyz").toc)
     assert {"pystray._xorg", "synchro.cli", "synchro.platform.single_instance"} <= modules
     assert not {m for m in modules if m.split(".")[0] in ("pytest", "_pytest", "hypothesis")}
@@ -167,8 +172,9 @@ def test_bundle_has_data_metadata_and_tray_backend(binary: Path) -> None:
 
 def test_demo_from_an_empty_folder(binary: Path, tmp_path: Path) -> None:
     """The one-file program runs the whole demo (a round over FTPS on loopback) from a
-    folder with no Python environment around it."""
-    done = _run_clean(binary, tmp_path, "demo", timeout=600)
+    folder with no Python environment around it; with the columnar threshold at one row,
+    every checksum is read through ADBC and pyarrow inside the frozen program."""
+    done = _run_clean(binary, tmp_path, "demo", timeout=600, SYNCHRO_COLUMNAR_FROM="1")
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "Rapport du siège" in done.stdout
 

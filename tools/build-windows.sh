@@ -77,6 +77,8 @@ EOF
 # requirements.txt for win_amd64/cp313, full closure (Windows-only: pefile, pywin32-ctypes,
 # pyasyncore, pyasynchat; Linux-only python-xlib left out).
 read -r -d '' PIN_WIN <<'EOF' || true
+adbc_driver_manager==1.13.0 --hash=sha256:76f3addf8f4a25937b4d4dd3aa581b436c60c248123a094353d3293ee3405454
+adbc_driver_sqlite==1.13.0 --hash=sha256:87396ae95c1d0a10d95ea644afb6ae9843a64148a09c3e56fa7870ee03944a22
 altgraph==0.17.5 --hash=sha256:f3a22400bce1b0c701683820ac4f3b159cd301acab067c51c653e06961600597
 cachetools==8.0.2 --hash=sha256:502bf3c17c6e35d78ccdaa70da8c7001b28634541f5cde0dee33c93bb252277d
 certifi==2026.10.19.post1 --hash=sha256:1324c476b4811eff41a8bc2122cd0bbd4d9c7234c725446d99ab1612b3a7fdd2
@@ -96,6 +98,7 @@ pefile==2024.8.26 --hash=sha256:76f8b485dcd3b1bb8166f1128d395fa3d87af26360c2358f
 pillow==13.0.0 --hash=sha256:9dda0788a9932776a75d8bcc020076edc308ce2508b51f6739a45e3158b3fc42
 platformdirs==4.14.8 --hash=sha256:1e34af590de4d978631b751eb2202f2fee4497537a17c1720b12fcf57b331392
 premailer==3.10.0 --hash=sha256:021b8196364d7df96d04f9ade51b794d0b77bcc19e998321c515633a2273be1a
+pyarrow==26.0.1 --hash=sha256:8196f36a2f4cb8d2d6ef3651941b80e5ccf125d7653657d99af5bb298e7a7026
 pyasynchat==1.0.5 --hash=sha256:35b7859515693e479e8d95ebe9f32cbf4d6312ab7599ced39fc24699e51de46f
 pyasyncore==1.0.5 --hash=sha256:269bbc5252671827387636822841a1fb721ec6e858b23a3e12cf92eb1f97da2a
 pycparser==3.12 --hash=sha256:a076f3f489b39b43ed13563a1dafe42447445bec2e294154ec5c57fcdda4c85e
@@ -108,6 +111,7 @@ pywin32_ctypes==0.2.3 --hash=sha256:8a1513379d709975552d202d942d9837758905c8d01e
 requests==2.34.2 --hash=sha256:2a0d60c172f83ac6ab31e4554906c0f3b3588d37b5cb939b1c061f4907e278e0
 setuptools==84.2.1 --hash=sha256:ca140b45d5325a9478f880e351484f62fef15f336462e449ca0c03c873d589c2
 six==1.17.0 --hash=sha256:4721f391ed90541fddacab5acf947aa0d3dc7d27b2e1e8eda2be8970586c3274
+typing_extensions==4.16.0 --hash=sha256:481caa481374e813c1b176ada14e97f1f67a4539ce9cfeb3f350d78d6370c2e8
 urllib3==2.8.0 --hash=sha256:0cf3cae568d36aa9576b28dfb35f11328f1cb974ca7647d9475ebb86c75ac6e3
 yagmail==0.16.0 --hash=sha256:5380664bc1a1c09749b1c61de5cebee4eafd0600d6720e6bc9ce52d7069fdddb
 EOF
@@ -314,7 +318,8 @@ wait "$TRAY_JOB"
 ts "single instance: second start handed over and exited 0; ESC closed the first (exit 0)"
 
 td=$(date +%s)
-(cd "$RUN" && WTIMEOUT=600 wrun ./synchro-cli.exe demo > "$RUN/demo.log") \
+# SYNCHRO_COLUMNAR_FROM=1: every checksum of the demo goes through ADBC and pyarrow (issue 13).
+(cd "$RUN" && SYNCHRO_COLUMNAR_FROM=1 WTIMEOUT=600 wrun ./synchro-cli.exe demo > "$RUN/demo.log") \
     || { tail -30 "$RUN/demo.log"; die "synchro-cli.exe demo"; }
 # UTF-8 mode (synchro.spec): redirected output is UTF-8, not the ANSI code page.
 iconv -f UTF-8 -t UTF-8 "$RUN/demo.log" >/dev/null || die "demo output is not UTF-8"
