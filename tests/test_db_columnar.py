@@ -23,6 +23,7 @@ from fidelity_helpers import TABLES, create_tables, write_each
 from synchro.db import columnar
 from synchro.db.base import Column, Table
 from synchro.engine import checksum
+from synchro.errors import DatabaseError
 from synchro.values import Kind, row_hasher, vector
 
 N = 20_000  # more than one batch of the driver's, so a later batch can differ from the first
@@ -38,6 +39,17 @@ def read_all(path: str | Path, table: Table, *, ordered: bool = True) -> list[li
         for i, array in enumerate(columnar.column_arrays(batch, table.column_names)):
             columns[i].extend(array.to_pylist())
     return columns
+
+
+def _fetchone(path: str) -> Callable[[str], Any]:
+    def fetchone(sql: str) -> Any:
+        conn = sqlite3.connect(path)
+        try:
+            return conn.execute(sql).fetchone()
+        finally:
+            conn.close()
+
+    return fetchone
 
 
 def digests_of(path: str | Path, table: Table) -> list[bytes] | None:
@@ -64,7 +76,7 @@ def test_the_catalogue_reads_exactly_and_hashes_as_the_row_engine(
             stored = plain.execute(f"SELECT id, v FROM {table.name} ORDER BY id").fetchall()
             plain.close()
             columns = read_all(backend.database, table)
-            classes = columnar.census(sqlite3.connect(backend.database), table)
+            classes = columnar.census(_fetchone(backend.database), table)
             if columns is None:  # only a column of several storage classes is refused
                 assert len(classes["v"]) > 1, table.name
                 continue
@@ -183,3 +195,10 @@ def test_checksums_through_the_columnar_reader_equal_the_row_engines(
     assert by_columns == by_rows
     assert "fid_text" not in used  # refused: a BLOB among texts, read row by row
     assert len(used) >= len(TABLES) - 3, used
+
+
+def test_a_driver_error_is_a_database_error(tmp_path: Path) -> None:
+    path, table = _table_of(tmp_path, "TEXT", ["a"], Kind.TEXT)
+    gone = Table("gone", table.columns, table.key)
+    with pytest.raises(DatabaseError, match="lecture en colonnes de la table gone impossible"):
+        columnar.batches(path, gone)

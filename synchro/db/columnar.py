@@ -9,7 +9,7 @@ driver types each column from its first rows; measured with adbc-driver-sqlite 1
 - a TEXT first and a BLOB later is read as text, an integer in a DATETIME column of texts
   as its digits: silently another value.
 So the table's storage classes are counted first (one scan inside SQLite, ``census``) and
-each column is read only in a way that is exact:
+each column is read only in a way that is exact (census and read in one transaction):
 - one storage class (NULLs aside): as it is;
 - integers and reals whose integers all lie within ±2**53: ``CAST(c AS REAL)``, exact
   (each such integer is a double), and the same canonical form for every kind that can
@@ -21,14 +21,14 @@ each column is read only in a way that is exact:
 from __future__ import annotations
 
 import os
-import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 from synchro.db.base import Table
 from synchro.db.dialects import Dialect
+from synchro.errors import DatabaseError
 
 SQL = Dialect("sqlite", '"')
 EXACT_DOUBLE = 2**53  # every integer of at most this magnitude is a double, exactly
@@ -48,14 +48,15 @@ def big_enough(rows: int) -> bool:
     return rows >= (int(given) if given.isdigit() else COLUMNAR_FROM)
 
 
-def census(conn: sqlite3.Connection, table: Table) -> dict[str, set[str]]:
+def census(fetchone: Callable[[str], Sequence[Any]], table: Table) -> dict[str, set[str]]:
     """Per column, the storage classes it holds besides NULL (``typeof``), and under the
     key ``"<name>:big"`` a mark when it mixes reals with an integer beyond ±2**53 (looked
-    for only in the columns that mix the two: one more scan, rarely)."""
+    for only in the columns that mix the two: one more scan, rarely). ``fetchone`` runs a
+    query and gives its one row."""
     q = SQL.quote
     names = table.column_names
     parts = ", ".join(f"group_concat(DISTINCT typeof({q(n)}))" for n in names)
-    row = conn.execute(f"SELECT {parts} FROM {q(table.name)}").fetchone()
+    row = fetchone(f"SELECT {parts} FROM {q(table.name)}")
     out = {n: set((row[i] or "").split(",")) - {"", "null"} for i, n in enumerate(names)}
     mixed = [n for n in names if out[n] == {"integer", "real"}]
     if mixed:
@@ -64,7 +65,7 @@ def census(conn: sqlite3.Connection, table: Table) -> dict[str, set[str]]:
             f"OR {q(n)} < -{EXACT_DOUBLE}))"
             for n in mixed
         )
-        found = conn.execute(f"SELECT {bigs} FROM {q(table.name)}").fetchone()
+        found = fetchone(f"SELECT {bigs} FROM {q(table.name)}")
         out.update({f"{n}:big": {"big"} for n, big in zip(mixed, found, strict=True) if big})
     return out
 
@@ -92,32 +93,45 @@ def batches(path: str | Path, table: Table, *, ordered: bool = False) -> Iterato
     """The table's rows as Arrow record batches read by ADBC, every value exact, or None
     when a column mixes storage classes that cannot be read exactly (read it row by row).
 
-    ``ordered``: by key, as SQLite orders it (binary for text, the snapshot's order)."""
-    conn = sqlite3.connect(_read_only(path), uri=True)
-    try:
-        sql = exact_select(table, census(conn, table), ordered=ordered)
-    finally:
-        conn.close()
-    if sql is None:
-        return None
-    return _read(_read_only(path), sql)
-
-
-def _read_only(path: str | Path) -> str:
-    return f"file:{quote(Path(path).resolve().as_posix())}?mode=ro"
-
-
-def _read(path: str, sql: str) -> Iterator[Any]:
+    The census and the read run in one read transaction of one connection (read-only),
+    so a row written in between cannot slip past the census. ``ordered``: by key, as
+    SQLite orders it (binary for text, the snapshot's order). The driver's errors are
+    raised as ``DatabaseError``."""
+    import adbc_driver_manager
     import adbc_driver_sqlite.dbapi as adbc  # the plane's reader (issue 13)
+    import pyarrow as pa
 
-    conn = adbc.connect(path)
+    failures = (adbc_driver_manager.Error, pa.ArrowException)
+    doing = f"SQLite (fichier {path}) : lecture en colonnes de la table {table.name}"
     try:
+        conn = adbc.connect(f"file:{quote(Path(path).resolve().as_posix())}?mode=ro")
         cursor = conn.cursor()
+
+        def fetchone(sql: str) -> Sequence[Any]:
+            cursor.execute(sql)
+            row = cursor.fetchone()
+            return () if row is None else row
+
+        sql = exact_select(table, census(fetchone, table), ordered=ordered)
+    except failures as exc:
+        raise DatabaseError(f"{doing} impossible : {exc}") from exc
+    if sql is None:
+        conn.close()
+        return None
+    return _read(conn, cursor, sql, failures, doing)
+
+
+def _read(
+    conn: Any, cursor: Any, sql: str, failures: tuple[type[BaseException], ...], doing: str
+) -> Iterator[Any]:
+    try:
         cursor.adbc_statement.set_options(**{"adbc.sqlite.query.batch_rows": str(BATCH_ROWS)})
         cursor.execute(sql)
         yield from cursor.fetch_record_batch()
-        cursor.close()
+    except failures as exc:
+        raise DatabaseError(f"{doing} impossible : {exc}") from exc
     finally:
+        cursor.close()
         conn.close()
 
 
