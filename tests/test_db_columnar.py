@@ -10,7 +10,10 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -202,3 +205,58 @@ def test_a_driver_error_is_a_database_error(tmp_path: Path) -> None:
     gone = Table("gone", table.columns, table.key)
     with pytest.raises(DatabaseError, match="lecture en colonnes de la table gone impossible"):
         columnar.batches(path, gone)
+
+
+HIDE_PLANE = """\
+import importlib.abc, sys
+class _Hide(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] in ("pyarrow", "adbc_driver_sqlite", "adbc_driver_manager"):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+sys.meta_path.insert(0, _Hide())
+"""
+
+EXPORT_TWICE = """\
+import sqlite3, sys
+from pathlib import Path
+from synchro.config.model import Config, Role
+from synchro.db import columnar
+from synchro.engine.nodes import build_node
+tmp = Path(sys.argv[1])
+conn = sqlite3.connect(tmp / "a.db")
+conn.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, v DECIMAL(10,2))")
+with conn:
+    conn.executemany("INSERT INTO t VALUES (?, ?)", [(i, i / 4) for i in range(50)])
+config = Config(role=Role.SITE, site="A")
+with build_node(config, tmp / "a.state", tmp / "a-pk", connection=str(tmp / "a.db")) as node:
+    first = node.export().manifest.rows
+    with conn:
+        conn.execute("UPDATE t SET v = v + 1 WHERE id < 5")
+    second = node.export().manifest.rows
+print(columnar.available(), first, second)
+"""
+
+
+@pytest.mark.parametrize("hidden", [False, True], ids=["installed", "missing"])
+def test_without_pyarrow_and_adbc_big_tables_are_read_row_by_row(
+    tmp_path: Path, hidden: bool
+) -> None:
+    """With the threshold at one row, a second export reads column by column when the
+    plane's packages are there, and row by row, with the same result, when they are not."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+    env["SYNCHRO_COLUMNAR_FROM"] = "1"
+    if hidden:
+        (tmp_path / "hide").mkdir()
+        (tmp_path / "hide" / "sitecustomize.py").write_text(HIDE_PLANE)
+        env["PYTHONPATH"] = str(tmp_path / "hide")
+    done = subprocess.run(
+        [sys.executable, "-c", EXPORT_TWICE, str(tmp_path)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.split() == [str(not hidden), "50", "5"]

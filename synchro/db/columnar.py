@@ -20,6 +20,7 @@ each column is read only in a way that is exact (census and read in one transact
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -37,6 +38,17 @@ BATCH_ROWS = 8192
 # ~2.5 µs a row (bench/bench_digests.py, bench_sync's incremental export): worth it from
 # ~40,000 rows; taken from 100,000, so small databases never load them.
 COLUMNAR_FROM = 100_000
+
+
+def available() -> bool:
+    """Whether pyarrow and ADBC's SQLite driver are installed (they are in the one-file
+    program; a source install without them reads every table row by row)."""
+    try:
+        return all(
+            importlib.util.find_spec(m) is not None for m in ("pyarrow", "adbc_driver_sqlite")
+        )
+    except (ImportError, ValueError):  # a broken install: no module to load
+        return False
 
 
 def big_enough(rows: int) -> bool:

@@ -122,7 +122,9 @@ class SqliteAdapter(SqlAdapter):
 
     # -- columnar reads (issue 13) -------------------------------------------------------
 
-    arrow_ready = True
+    @property
+    def arrow_ready(self) -> bool:  # type: ignore[override]
+        return columnar.available()
 
     def arrow_batches(self, table: Table, *, ordered: bool) -> Iterator[Any] | None:
         """Through ADBC on a read-only connection of its own, so never while this
