@@ -95,3 +95,87 @@ def test_changes_cross_every_flush_boundary(
         assert a.export().manifest.rows == 0  # the snapshot holds exactly what was sent
     # The first export (empty snapshot) reads row by row; the later ones column by column.
     assert used == (["t", "t"] if columnar else [])
+
+
+def test_a_changed_row_deleted_during_a_columnar_scan_goes_out_as_a_delete_next_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The columnar scan finds changed rows, then reads them again through the adapter: a
+    row deleted in between (by another connection, as a user would) is not sent as its
+    old version; the next capture sends its delete."""
+    monkeypatch.setattr(columnar_reader, "COLUMNAR_FROM", 1)
+    for name in ("a", "b"):
+        conn = sqlite3.connect(tmp_path / f"{name}.db")
+        conn.execute(SCHEMA)
+        conn.close()
+    conn = sqlite3.connect(tmp_path / "a.db")
+    with conn:
+        conn.executemany(
+            "INSERT INTO t VALUES ('S1', ?, 1, '1.50', '2024-01-01 10:00:00')",
+            [(i,) for i in range(10)],
+        )
+    real = full_scan._columnar
+
+    def deleting(table: Any, batches: Any) -> Any:
+        for item in real(table, batches):
+            yield item
+            if item[3] == ("S1", 3):  # found changed; deleted before it is read again
+                with conn:
+                    conn.execute("DELETE FROM t WHERE num = 3")
+
+    with _node(tmp_path, "a") as a, _node(tmp_path, "b") as b:
+        b.import_package(a.export().path)
+        with conn:
+            conn.execute("UPDATE t SET qte = 2 WHERE num IN (2, 3, 4)")
+        monkeypatch.setattr(full_scan, "_columnar", deleting)
+        second = a.export()
+        assert second.capture.counts["t"].updates == 2  # 2 and 4; 3 was gone when read
+        b.import_package(second.path)
+        third = a.export()
+        assert (third.capture.counts["t"].deletes, third.manifest.rows) == (1, 1)
+        b.import_package(third.path)
+    conn.close()
+    assert _rows(tmp_path / "a.db") == _rows(tmp_path / "b.db")
+
+
+def test_a_columnar_scan_with_too_many_changes_gives_way_to_the_row_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past ``DEFER_LIMIT`` changes the columnar scan stops with nothing written and the
+    table is captured row by row: the same package as without the columnar path."""
+    monkeypatch.setattr(columnar_reader, "COLUMNAR_FROM", 1)
+    monkeypatch.setattr(full_scan, "DEFER_LIMIT", 3)
+    for name in ("a", "b"):
+        conn = sqlite3.connect(tmp_path / f"{name}.db")
+        conn.execute(SCHEMA)
+        conn.close()
+    conn = sqlite3.connect(tmp_path / "a.db")
+    with conn:
+        conn.executemany(
+            "INSERT INTO t VALUES ('S1', ?, 1, '1.50', '2024-01-01 10:00:00')",
+            [(i,) for i in range(10)],
+        )
+    gave_way: list[str] = []
+    real = full_scan.full_diff
+
+    def watched(*args: Any, columnar: bool, **kwargs: Any) -> None:
+        try:
+            real(*args, columnar=columnar, **kwargs)
+        except full_scan.TooManyChanges:
+            gave_way.append("columnar")
+            raise
+
+    monkeypatch.setattr(diff, "full_diff", watched)
+    with _node(tmp_path, "a") as a, _node(tmp_path, "b") as b:
+        b.import_package(a.export().path)
+        with conn:
+            conn.execute("UPDATE t SET qte = 2 WHERE num < 6")
+            conn.execute("DELETE FROM t WHERE num = 9")
+        second = a.export()
+        counts = second.capture.counts["t"]
+        assert (counts.updates, counts.deletes, counts.scanned) == (6, 1, 9)
+        b.import_package(second.path)
+        assert a.export().manifest.rows == 0
+    conn.close()
+    assert gave_way == ["columnar"]
+    assert _rows(tmp_path / "a.db") == _rows(tmp_path / "b.db")

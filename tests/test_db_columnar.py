@@ -145,6 +145,8 @@ def _table_of(tmp_path: Path, decl: str, values: list[Any], kind: Kind) -> tuple
             False,
         ),
         ("nulls then integers", "INTEGER", [None] * N + [5] * N, (Kind.INT,), True),
+        ("integers and reals as moments", "DATETIME", [5] * N + [5.5], (Kind.DATETIME,), False),
+        ("integers and reals as booleans", "BOOLEAN", [1] * N + [1.0, 0.5], (Kind.BOOL,), False),
         ("only nulls", "INTEGER", [None] * 10, (Kind.INT, Kind.TEXT), True),
     ],
 )

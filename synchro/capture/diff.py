@@ -27,7 +27,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from synchro import faults
-from synchro.capture.full_scan import Emitter, columnar_items, full_diff, row_items
+from synchro.capture.full_scan import (
+    Emitter,
+    TooManyChanges,
+    columnar_items,
+    full_diff,
+    row_items,
+)
 from synchro.capture.source import (
     checked_rows,
     held_rows,
@@ -234,12 +240,38 @@ def _capture_table(
                 if in_snap and not in_db:
                     on_delete(skey)
         else:
+            emitter = Emitter(table, writer, snapw, holder)
             source = columnar_items(adapter, state, table, snap, spooled=spooled)
+            if source is not None:
+                try:
+                    snap_rows = state.snapshot_in_order(snap_reader, snap, nkeys, hashes=True)
+                    full_diff(
+                        adapter,
+                        source,
+                        snap_rows,
+                        table,
+                        options,
+                        count,
+                        emitter,
+                        on_delete,
+                        columnar=True,
+                    )
+                except TooManyChanges:
+                    source = None  # nothing written yet: the table is read row by row
             if source is None:
                 source = row_items(adapter, state, table, spooled=spooled)
-            snap_rows = state.snapshot_in_order(snap_reader, snap, nkeys, hashes=True)
-            emitter = Emitter(table, writer, snapw, holder)
-            full_diff(adapter, source, snap_rows, table, options, count, emitter, on_delete)
+                snap_rows = state.snapshot_in_order(snap_reader, snap, nkeys, hashes=True)
+                full_diff(
+                    adapter,
+                    source,
+                    snap_rows,
+                    table,
+                    options,
+                    count,
+                    emitter,
+                    on_delete,
+                    columnar=False,
+                )
     except DatabaseError as exc:
         raise CaptureError(f"Lecture de la table {table.name} impossible : {exc}") from exc
     snapw.flush()

@@ -6,9 +6,9 @@ Two sources give the table's rows as ``(snapshot key, digest, row, key values)``
   mostly filled, read as Arrow batches (``Adapter.arrow_batches``: ADBC for SQLite) and
   hashed a batch at a time (``values.vector``, the same digests). Only the keys are made
   Python values; the rows that differ from the snapshot are read again through the adapter,
-  by key
-  (``_Fetcher``), so what goes into the package, and the digest the snapshot keeps, are
-  exactly what the row path gives (a row changed in between is sent as it is then).
+  by key, once the scan is over (``_Deferred``), so what goes into the package, and the
+  digest the snapshot keeps, are exactly what the row path gives (a row changed in between
+  is sent as it is then).
 
 ``full_diff`` merges either with the snapshot in one loop (the hot path of every capture).
 """
@@ -27,6 +27,7 @@ from synchro.values import row_hasher, row_normaliser
 
 Item = tuple[tuple[Any, ...], bytes, Row | None, tuple[Any, ...] | None]
 FETCH_EVERY = 500  # changed rows read again through the adapter at a time
+DEFER_LIMIT = 100_000  # changes a columnar scan keeps (keys only, ~200 bytes each)
 
 
 def row_items(adapter: Adapter, state: StateDB, table: Table, *, spooled: bool) -> Iterator[Item]:
@@ -42,7 +43,7 @@ def columnar_items(
     """The columnar source, or None where the row path is the one to take: a spooled or
     unordered key, an adapter without Arrow batches, a small table, or a snapshot less
     than half full (most rows would be read twice)."""
-    if spooled or not all(k in ORDERED_KEY_KINDS for k in table.key_kinds):
+    if spooled or not table.key or not all(k in ORDERED_KEY_KINDS for k in table.key_kinds):
         return None
     if not adapter.arrow_ready:
         return None
@@ -93,30 +94,51 @@ class Emitter:
             self.snapw.flush()
 
 
-class _Fetcher:
-    """The changed rows the columnar source found, read again through the adapter by key."""
+class TooManyChanges(Exception):
+    """The columnar scan found more changes than it keeps until its end: the table is
+    captured row by row instead (nothing was written yet)."""
+
+
+class _Deferred:
+    """What the columnar scan found, kept until its ADBC connection is closed: the keys of
+    the changed rows and of the deleted ones. Only then are the changed rows read again
+    through the adapter (``FETCH_EVERY`` at a time) and written, and the deletes recorded.
+
+    Why wait: ADBC's driver carries its own copy of SQLite. Two copies in one process do not
+    see each other's POSIX locks, and one releasing a lock releases the other's too
+    (sqlite.org/howtocorrupt.html §2.2.1), so the adapter's connection never touches the
+    file while the ADBC read is open."""
 
     def __init__(self, adapter: Adapter, table: Table, emitter: Emitter) -> None:
         self.adapter, self.table, self.emitter = adapter, table, emitter
         self.skey_of = snapshot_key(table.key_kinds, table.key_positions)
         self.hasher = row_hasher(table.kinds)
-        self.pending: list[tuple[tuple[Any, ...], tuple[Any, ...], bool]] = []
+        self.changed: list[tuple[tuple[Any, ...], tuple[Any, ...], bool]] = []
+        self.deleted: list[tuple[Any, ...]] = []
 
-    def add(self, skey: tuple[Any, ...], values: tuple[Any, ...], in_snap: bool) -> None:
-        self.pending.append((skey, values, in_snap))
-        if len(self.pending) >= FETCH_EVERY:
-            self.flush()
+    def change(self, skey: tuple[Any, ...], values: tuple[Any, ...], in_snap: bool) -> None:
+        self.changed.append((skey, values, in_snap))
+        self._check()
 
-    def flush(self) -> None:
-        if not self.pending:
-            return
-        found = self.adapter.fetch(self.table, [values for _s, values, _i in self.pending])
-        rows = {self.skey_of(row): row for row in found}
-        for skey, _values, in_snap in self.pending:
-            row = rows.get(skey)
-            if row is not None:  # else deleted since the scan: the next capture sees it
-                self.emitter.emit(skey, row, self.hasher(row), in_snap)
-        self.pending.clear()
+    def delete(self, skey: tuple[Any, ...]) -> None:
+        self.deleted.append(skey)
+        self._check()
+
+    def _check(self) -> None:
+        if len(self.changed) + len(self.deleted) > DEFER_LIMIT:
+            raise TooManyChanges(self.table.name)
+
+    def finish(self, on_delete: Callable[[tuple[Any, ...]], None]) -> None:
+        for skey in self.deleted:
+            on_delete(skey)
+        for start in range(0, len(self.changed), FETCH_EVERY):
+            chunk = self.changed[start : start + FETCH_EVERY]
+            found = self.adapter.fetch(self.table, [values for _s, values, _i in chunk])
+            rows = {self.skey_of(row): row for row in found}
+            for skey, _values, in_snap in chunk:
+                row = rows.get(skey)
+                if row is not None:  # else deleted since the scan: the next capture sees it
+                    self.emitter.emit(skey, row, self.hasher(row), in_snap)
 
 
 def full_diff(
@@ -128,50 +150,62 @@ def full_diff(
     count: Any,
     emitter: Emitter,
     on_delete: Callable[[tuple[Any, ...]], None],
+    *,
+    columnar: bool,
 ) -> None:
     """Merge the table's items (key order) with the snapshot's ``(k0.., h)`` rows (same
     order): keys only in the table are inserts, in both with another hash updates, only
-    in the snapshot deletes. Checks the order, the cancel flag, reports progress."""
+    in the snapshot deletes. Checks the order, the cancel flag, reports progress.
+
+    ``columnar``: the items carry no row; the changes and deletes are ``_Deferred`` until
+    the source is done; more than ``DEFER_LIMIT`` of them raises ``TooManyChanges`` with
+    nothing written or recorded (the source closed)."""
     nkeys = len(table.key)
     name = table.name
-    fetcher = _Fetcher(adapter, table, emitter)
-    emit, fetch = emitter.emit, fetcher.add
+    deferred = _Deferred(adapter, table, emitter)
+    emit, change = emitter.emit, deferred.change
     cancel, progress = options.cancel, options.progress
     snaps = iter(snap_rows)
     snap_row = next(snaps, None)
     snap_key = snap_row[:nkeys] if snap_row is not None else None
     previous: tuple[Any, ...] | None = None
     seen = 0
-    for skey, digest, row, values in source:
-        if previous is not None and not skey > previous:
-            raise KeyOrderError(name)
-        previous = skey
-        seen += 1
-        if seen % CHECK_EVERY == 0:
-            if cancel is not None and cancel.is_set():
-                raise Cancelled()
-            if progress is not None:
-                progress(name, seen)
-        old = b""
-        in_snap = False
-        while snap_key is not None:
-            if snap_key < skey:
-                on_delete(snap_key)
-            elif skey < snap_key:
-                break
-            else:
-                old, in_snap = snap_row[nkeys], True  # type: ignore[index]
-            snap_row = next(snaps, None)
-            snap_key = snap_row[:nkeys] if snap_row is not None else None
-            if in_snap:
-                break
-        if digest != old:
-            if row is None:
-                assert values is not None
-                fetch(skey, values, in_snap)
-            else:
-                emit(skey, row, digest, in_snap)
-    fetcher.flush()
+    deleting = deferred.delete if columnar else on_delete
+    try:
+        for skey, digest, row, values in source:
+            if previous is not None and not skey > previous:
+                raise KeyOrderError(name)
+            previous = skey
+            seen += 1
+            if seen % CHECK_EVERY == 0:
+                if cancel is not None and cancel.is_set():
+                    raise Cancelled()
+                if progress is not None:
+                    progress(name, seen)
+            old = b""
+            in_snap = False
+            while snap_key is not None:
+                if snap_key < skey:
+                    deleting(snap_key)
+                elif skey < snap_key:
+                    break
+                else:
+                    old, in_snap = snap_row[nkeys], True  # type: ignore[index]
+                snap_row = next(snaps, None)
+                snap_key = snap_row[:nkeys] if snap_row is not None else None
+                if in_snap:
+                    break
+            if digest != old:
+                if row is None:
+                    assert values is not None
+                    change(skey, values, in_snap)
+                else:
+                    emit(skey, row, digest, in_snap)
+    finally:
+        close = getattr(source, "close", None)
+        if close is not None:
+            close()  # a generator: its ADBC connection (if any) is closed now
+    deferred.finish(on_delete)
     count.scanned = seen
     count.inserts += emitter.inserts
     count.updates += emitter.updates

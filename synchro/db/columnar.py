@@ -11,9 +11,10 @@ driver types each column from its first rows; measured with adbc-driver-sqlite 1
 So the table's storage classes are counted first (one scan inside SQLite, ``census``) and
 each column is read only in a way that is exact (census and read in one transaction):
 - one storage class (NULLs aside): as it is;
-- integers and reals whose integers all lie within ±2**53: ``CAST(c AS REAL)``, exact
-  (each such integer is a double), and the same canonical form for every kind that can
-  hold both (``values.vector``: 5 and 5.0 are both "5" as a decimal, "5.0" as a float);
+- integers and reals whose integers all lie within ±2**53, in a column of a kind where an
+  integer and its real have the same canonical form (int, decimal, float: 5 and 5.0 are
+  both "5" as a decimal, "5.0" as a float): ``CAST(c AS REAL)``, exact (each such integer
+  is a double);
 - anything else: the table is not read here (``batches`` returns None) and the caller
   reads it row by row.
 """
@@ -30,10 +31,14 @@ from urllib.parse import quote
 from synchro.db.base import Table
 from synchro.db.dialects import Dialect
 from synchro.errors import DatabaseError
+from synchro.values import Kind
 
 SQL = Dialect("sqlite", '"')
 EXACT_DOUBLE = 2**53  # every integer of at most this magnitude is a double, exactly
 BATCH_ROWS = 8192
+# Kinds whose canonical form of an integer n is that of the real n.0 (a DATETIME holding
+# 5 is "5", holding 5.0 is "5.0": not one of them).
+SAME_AS_REAL = frozenset({Kind.INT, Kind.DECIMAL, Kind.FLOAT})
 # Loading pyarrow and ADBC costs ~0.1 CPU s and ~45 MB; reading column by column saves
 # ~2.5 µs a row (bench/bench_digests.py, bench_sync's incremental export): worth it from
 # ~40,000 rows; taken from 100,000, so small databases never load them.
@@ -86,11 +91,11 @@ def exact_select(table: Table, classes: dict[str, set[str]], *, ordered: bool) -
     """The SELECT that reads every column exactly (see the module's text), or None."""
     q = SQL.quote
     columns = []
-    for name in table.column_names:
+    for name, kind in zip(table.column_names, table.kinds, strict=True):
         held = classes[name]
         if len(held) <= 1:
             columns.append(q(name))
-        elif held == {"integer", "real"} and f"{name}:big" not in classes:
+        elif held == {"integer", "real"} and kind in SAME_AS_REAL and f"{name}:big" not in classes:
             columns.append(f"CAST({q(name)} AS REAL) AS {q(name)}")
         else:
             return None
