@@ -8,8 +8,9 @@ runs in a fresh interpreter and its CPU time (start-up and imports included) and
 come from the kernel (``bench_sync.run_script_phase``):
 
 - ``read``     stdlib sqlite3 ``SELECT *``, every row fetched: the reference;
-- ``rows``     what a checksum does today: ``Adapter.scan`` (normalised rows) and
-               ``row_hasher`` on each row, summed (``engine.checksum.table_checksum``);
+- ``rows``     the row engine's checksum: ``Adapter.scan`` (normalised rows) and
+               ``row_hasher`` on each row, summed (``engine.checksum.table_checksum`` with
+               the columnar threshold out of reach);
 - ``columnar`` ``db.columnar.batches`` (storage-class census, then ADBC → Arrow batches)
                and ``values.vector.batch_digests``, summed the same way.
 
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sqlite3
 import sys
 import tempfile
@@ -57,6 +59,8 @@ def phase_read(db: Path) -> dict[str, Any]:
 def phase_rows(db: Path) -> dict[str, Any]:
     from synchro.db import open_database
     from synchro.engine.checksum import table_checksum
+
+    os.environ["SYNCHRO_COLUMNAR_FROM"] = str(10**15)  # the row engine, whatever the size
 
     with open_database(str(db)) as adapter:
         table = _discover(adapter)
