@@ -40,6 +40,22 @@ def _rows(path: Path) -> list[tuple[object, ...]]:
         conn.close()
 
 
+def _databases(tmp_path: Path, rows: list[tuple[object, ...]]) -> sqlite3.Connection:
+    """a.db holding ``rows`` and an empty b.db; the connection to a.db."""
+    for name in ("a", "b"):
+        conn = sqlite3.connect(tmp_path / f"{name}.db")
+        conn.execute(SCHEMA)
+        conn.close()
+    conn = sqlite3.connect(tmp_path / "a.db")
+    with conn:
+        conn.executemany("INSERT INTO t VALUES (?, ?, ?, ?, ?)", rows)
+    return conn
+
+
+def _ten_rows(tmp_path: Path) -> sqlite3.Connection:
+    return _databases(tmp_path, [("S1", i, 1, "1.50", "2024-01-01 10:00:00") for i in range(10)])
+
+
 @pytest.mark.parametrize("columnar", [False, True], ids=["rows", "columnar"])
 def test_changes_cross_every_flush_boundary(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, columnar: bool
@@ -58,21 +74,12 @@ def test_changes_cross_every_flush_boundary(
 
         monkeypatch.setattr(full_scan, "_columnar", spy)
     seen: list[int] = []
-    for name in ("a", "b"):
-        conn = sqlite3.connect(tmp_path / f"{name}.db")
-        conn.execute(SCHEMA)
-        conn.close()
-    conn = sqlite3.connect(tmp_path / "a.db")
-    with conn:
-        conn.executemany(
-            "INSERT INTO t VALUES (?, ?, ?, ?, ?)",
-            [
-                (site, i, i % 5, f"{i}.50", f"2024-01-{1 + i % 28:02d} 10:00:00")
-                for site in ("S1", "S2", "S3")
-                for i in range(1, 12)
-            ],
-        )
-    conn.close()
+    rows = [
+        (site, i, i % 5, f"{i}.50", f"2024-01-{1 + i % 28:02d} 10:00:00")
+        for site in ("S1", "S2", "S3")
+        for i in range(1, 12)
+    ]
+    _databases(tmp_path, rows).close()
     with _node(tmp_path, "a") as a, _node(tmp_path, "b") as b:
         first = a.export(progress=lambda _t, n: seen.append(n))
         assert first.capture.counts["t"].inserts == 33
@@ -104,16 +111,7 @@ def test_a_changed_row_deleted_during_a_columnar_scan_goes_out_as_a_delete_next_
     row deleted in between (by another connection, as a user would) is not sent as its
     old version; the next capture sends its delete."""
     monkeypatch.setattr(columnar_reader, "COLUMNAR_FROM", 1)
-    for name in ("a", "b"):
-        conn = sqlite3.connect(tmp_path / f"{name}.db")
-        conn.execute(SCHEMA)
-        conn.close()
-    conn = sqlite3.connect(tmp_path / "a.db")
-    with conn:
-        conn.executemany(
-            "INSERT INTO t VALUES ('S1', ?, 1, '1.50', '2024-01-01 10:00:00')",
-            [(i,) for i in range(10)],
-        )
+    conn = _ten_rows(tmp_path)
     real = full_scan._columnar
 
     def deleting(table: Any, batches: Any) -> Any:
@@ -145,16 +143,7 @@ def test_a_columnar_scan_with_too_many_changes_gives_way_to_the_row_path(
     table is captured row by row: the same package as without the columnar path."""
     monkeypatch.setattr(columnar_reader, "COLUMNAR_FROM", 1)
     monkeypatch.setattr(full_scan, "DEFER_LIMIT", 3)
-    for name in ("a", "b"):
-        conn = sqlite3.connect(tmp_path / f"{name}.db")
-        conn.execute(SCHEMA)
-        conn.close()
-    conn = sqlite3.connect(tmp_path / "a.db")
-    with conn:
-        conn.executemany(
-            "INSERT INTO t VALUES ('S1', ?, 1, '1.50', '2024-01-01 10:00:00')",
-            [(i,) for i in range(10)],
-        )
+    conn = _ten_rows(tmp_path)
     gave_way: list[str] = []
     real = full_scan.full_diff
 

@@ -29,6 +29,7 @@ from typing import Any
 from synchro import faults
 from synchro.capture.full_scan import (
     Emitter,
+    Item,
     TooManyChanges,
     columnar_items,
     full_diff,
@@ -241,37 +242,22 @@ def _capture_table(
                     on_delete(skey)
         else:
             emitter = Emitter(table, writer, snapw, holder)
+
+            def diff_with(source: Iterator[Item], *, columnar: bool) -> None:
+                snap_rows = state.snapshot_in_order(snap_reader, snap, nkeys, hashes=True)
+                args = (adapter, source, snap_rows, table, options, count, emitter, on_delete)
+                full_diff(*args, columnar=columnar)
+
             source = columnar_items(adapter, state, table, snap, spooled=spooled)
+            done = False
             if source is not None:
                 try:
-                    snap_rows = state.snapshot_in_order(snap_reader, snap, nkeys, hashes=True)
-                    full_diff(
-                        adapter,
-                        source,
-                        snap_rows,
-                        table,
-                        options,
-                        count,
-                        emitter,
-                        on_delete,
-                        columnar=True,
-                    )
+                    diff_with(source, columnar=True)
+                    done = True
                 except TooManyChanges:
-                    source = None  # nothing written yet: the table is read row by row
-            if source is None:
-                source = row_items(adapter, state, table, spooled=spooled)
-                snap_rows = state.snapshot_in_order(snap_reader, snap, nkeys, hashes=True)
-                full_diff(
-                    adapter,
-                    source,
-                    snap_rows,
-                    table,
-                    options,
-                    count,
-                    emitter,
-                    on_delete,
-                    columnar=False,
-                )
+                    pass  # nothing written yet: the table is read row by row below
+            if not done:
+                diff_with(row_items(adapter, state, table, spooled=spooled), columnar=False)
     except DatabaseError as exc:
         raise CaptureError(f"Lecture de la table {table.name} impossible : {exc}") from exc
     snapw.flush()
