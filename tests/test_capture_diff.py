@@ -168,3 +168,59 @@ def test_a_columnar_scan_with_too_many_changes_gives_way_to_the_row_path(
     conn.close()
     assert gave_way == ["columnar"]
     assert _rows(tmp_path / "a.db") == _rows(tmp_path / "b.db")
+
+
+def test_columnar_capture_with_date_and_time_keys(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Keys that are not int or text (a date, a datetime before 1970, a time, stored as
+    SQLite texts) take the general key path of the columnar scan; the result is the row
+    path's."""
+    monkeypatch.setattr(columnar_reader, "COLUMNAR_FROM", 1)
+    used: list[str] = []
+    real = full_scan._columnar
+
+    def spy(table: Any, batches: Any) -> Any:
+        used.append(table.name)
+        return real(table, batches)
+
+    monkeypatch.setattr(full_scan, "_columnar", spy)
+    keyed = (
+        "CREATE TABLE k(d DATE NOT NULL, m DATETIME NOT NULL, h TIME NOT NULL, v TEXT, "
+        "PRIMARY KEY(d, m, h))"
+    )
+    rows = [
+        (
+            f"19{50 + i:02d}-0{1 + i % 9}-1{i % 10}",
+            f"1969-12-31 23:59:{i:02d}",
+            f"0{i % 10}:00:00",
+            f"é{i}",
+        )
+        for i in range(30)
+    ]
+    for name in ("a", "b"):
+        conn = sqlite3.connect(tmp_path / f"{name}.db")
+        conn.execute(keyed)
+        conn.close()
+    conn = sqlite3.connect(tmp_path / "a.db")
+    with conn:
+        conn.executemany("INSERT INTO k VALUES (?, ?, ?, ?)", rows)
+    with _node(tmp_path, "a") as a, _node(tmp_path, "b") as b:
+        b.import_package(a.export().path)
+        with conn:
+            conn.execute("UPDATE k SET v = v || '😀' WHERE m < '1969-12-31 23:59:05'")
+            conn.execute("DELETE FROM k WHERE m = '1969-12-31 23:59:29'")
+        second = a.export()
+        counts = second.capture.counts["k"]
+        assert (counts.updates, counts.deletes, counts.inserts) == (5, 1, 0)
+        b.import_package(second.path)
+        assert a.export().manifest.rows == 0
+    conn.close()
+    assert used == ["k", "k"]
+    b_rows = (
+        sqlite3.connect(tmp_path / "b.db").execute("SELECT * FROM k ORDER BY d, m, h").fetchall()
+    )
+    a_rows = (
+        sqlite3.connect(tmp_path / "a.db").execute("SELECT * FROM k ORDER BY d, m, h").fetchall()
+    )
+    assert a_rows == b_rows

@@ -23,7 +23,7 @@ from synchro.db import columnar
 from synchro.db.base import Adapter, Row, Table
 from synchro.errors import Cancelled, PackageError
 from synchro.state import ORDERED_KEY_KINDS, StateDB
-from synchro.values import row_hasher, row_normaliser
+from synchro.values import Kind, row_hasher, row_normaliser
 
 Item = tuple[tuple[Any, ...], bytes, Row | None, tuple[Any, ...] | None]
 FETCH_EVERY = 500  # changed rows read again through the adapter at a time
@@ -63,10 +63,29 @@ def _columnar(table: Table, batches: Iterator[Any]) -> Iterator[Item]:
     for batch in batches:
         arrays = columnar.column_arrays(batch, names)
         digests = batch_digests(kinds, arrays)
-        keys = zip(*(arrays[p].to_pylist() for p in positions), strict=True)
-        for key, digest in zip(keys, digests, strict=True):
+        keys = [arrays[p] for p in positions]
+        rows = zip(zip(*(a.to_pylist() for a in keys), strict=True), digests, strict=True)
+        if all(_plain_key(kind, a) for kind, a in zip(table.key_kinds, keys, strict=True)):
+            for key, digest in rows:  # int and text keys: the values are the snapshot's key
+                yield key, digest, None, key
+            continue
+        for key, digest in rows:
             values = normal_key(key)
             yield skey_of(values), digest, None, values
+
+
+def _plain_key(kind: Kind, array: Any) -> bool:
+    """Whether the key column's Python values are already its snapshot form (and normal):
+    an int column read as integers, a text column read as text, no NULL."""
+    import pyarrow as pa
+
+    if array.null_count:
+        return False
+    if kind == Kind.INT:
+        return bool(pa.types.is_integer(array.type))
+    return kind == Kind.TEXT and bool(
+        pa.types.is_string(array.type) or pa.types.is_large_string(array.type)
+    )
 
 
 class Emitter:
