@@ -6,6 +6,8 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+import pytest
+
 from synchro.db import open_database
 from synchro.engine.ack import IDENTICAL, controle
 from synchro.engine.checksum import checksums, differing, sums_from_json, to_json
@@ -26,7 +28,13 @@ def table_sums(path: Path, rows: list[tuple[int, str, str]]) -> dict[str, tuple[
         adapter.close()
 
 
-def test_same_rows_in_any_order_agree_and_any_change_shows(tmp_path: Path) -> None:
+@pytest.mark.parametrize("columnar", ["", "1"], ids=["rows", "columnar"])
+def test_same_rows_in_any_order_agree_and_any_change_shows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, columnar: str
+) -> None:
+    """Row by row, and column by column (``SYNCHRO_COLUMNAR_FROM=1``: ADBC and
+    ``values.vector``): the same sums."""
+    monkeypatch.setenv("SYNCHRO_COLUMNAR_FROM", columnar)
     rows = [(i, f"nom {i} é", f"{i}.50") for i in range(1, 500)]
     a = table_sums(tmp_path / "a.db", rows)
     b = table_sums(tmp_path / "b.db", list(reversed(rows)))
