@@ -40,15 +40,33 @@ def _rows(path: Path) -> list[tuple[object, ...]]:
         conn.close()
 
 
-def _databases(tmp_path: Path, rows: list[tuple[object, ...]]) -> sqlite3.Connection:
-    """a.db holding ``rows`` and an empty b.db; the connection to a.db."""
+def columnar_from_one_row(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The columnar scan taken from one row on; the names of the tables it scans."""
+    monkeypatch.setattr(columnar_reader, "COLUMNAR_FROM", 1)
+    used: list[str] = []
+    real = full_scan._columnar
+
+    def spy(table: Any, batches: Any) -> Any:
+        used.append(table.name)
+        return real(table, batches)
+
+    monkeypatch.setattr(full_scan, "_columnar", spy)
+    return used
+
+
+def _databases(
+    tmp_path: Path, rows: list[tuple[object, ...]], schema: str = SCHEMA
+) -> sqlite3.Connection:
+    """a.db holding ``rows`` in the one table of ``schema`` and an empty b.db; the
+    connection to a.db."""
     for name in ("a", "b"):
         conn = sqlite3.connect(tmp_path / f"{name}.db")
-        conn.execute(SCHEMA)
+        conn.execute(schema)
         conn.close()
     conn = sqlite3.connect(tmp_path / "a.db")
+    table = schema.split("(")[0].split()[-1]
     with conn:
-        conn.executemany("INSERT INTO t VALUES (?, ?, ?, ?, ?)", rows)
+        conn.executemany(f"INSERT INTO {table} VALUES ({', '.join('?' * len(rows[0]))})", rows)
     return conn
 
 
@@ -64,15 +82,8 @@ def test_changes_cross_every_flush_boundary(
     monkeypatch.setattr(full_scan, "CHECK_EVERY", 3)
     used: list[str] = []
     if columnar:  # the columnar scan from the first row, changed rows fetched 2 at a time
-        monkeypatch.setattr(columnar_reader, "COLUMNAR_FROM", 1)
+        used = columnar_from_one_row(monkeypatch)
         monkeypatch.setattr(full_scan, "FETCH_EVERY", 2)
-        real = full_scan._columnar
-
-        def spy(table: Any, batches: Any) -> Any:
-            used.append(table.name)
-            return real(table, batches)
-
-        monkeypatch.setattr(full_scan, "_columnar", spy)
     seen: list[int] = []
     rows = [
         (site, i, i % 5, f"{i}.50", f"2024-01-{1 + i % 28:02d} 10:00:00")
@@ -176,15 +187,7 @@ def test_columnar_capture_with_date_and_time_keys(
     """Keys that are not int or text (a date, a datetime before 1970, a time, stored as
     SQLite texts) take the general key path of the columnar scan; the result is the row
     path's."""
-    monkeypatch.setattr(columnar_reader, "COLUMNAR_FROM", 1)
-    used: list[str] = []
-    real = full_scan._columnar
-
-    def spy(table: Any, batches: Any) -> Any:
-        used.append(table.name)
-        return real(table, batches)
-
-    monkeypatch.setattr(full_scan, "_columnar", spy)
+    used = columnar_from_one_row(monkeypatch)
     keyed = (
         "CREATE TABLE k(d DATE NOT NULL, m DATETIME NOT NULL, h TIME NOT NULL, v TEXT, "
         "PRIMARY KEY(d, m, h))"
@@ -198,13 +201,7 @@ def test_columnar_capture_with_date_and_time_keys(
         )
         for i in range(30)
     ]
-    for name in ("a", "b"):
-        conn = sqlite3.connect(tmp_path / f"{name}.db")
-        conn.execute(keyed)
-        conn.close()
-    conn = sqlite3.connect(tmp_path / "a.db")
-    with conn:
-        conn.executemany("INSERT INTO k VALUES (?, ?, ?, ?)", rows)
+    conn = _databases(tmp_path, rows, keyed)
     with _node(tmp_path, "a") as a, _node(tmp_path, "b") as b:
         b.import_package(a.export().path)
         with conn:
