@@ -140,6 +140,7 @@ class World:
         self.port = 0
         self.listen = "127.0.0.1"
         self.prefix: dict[str, list[str]] = {}  # a node's command prefix (ip netns exec ...)
+        self.env: dict[str, str] = {}  # more environment for every process started
 
     # -- set-up ---------------------------------------------------------------------------
 
@@ -201,6 +202,7 @@ class World:
     def start(self, node: str, *args: str, kill: str = "") -> Proc:
         env = {k: v for k, v in os.environ.items() if k != "SYNCHRO_KILL_AT"}
         env["LANG"] = "C.UTF-8"
+        env.update(self.env)
         if kill:
             env["SYNCHRO_KILL_AT"] = kill
         self._logs += 1
@@ -856,9 +858,14 @@ def run_all(jobs: dict[str, Job], root: Path, workers: int = 4) -> dict[str, Out
         return {name: f.result() for name, f in futures.items()}
 
 
-def kill_job(template: Path, mode: str, victim: str, point: str) -> Job:
+def kill_job(
+    template: Path, mode: str, victim: str, point: str, env: dict[str, str] | None = None
+) -> Job:
+    """``env``: more environment for every process of the scenario."""
+
     def job(folder: Path) -> Outcome:
         with World.copy(template, folder) as world:
+            world.env.update(env or {})
             return scenario(
                 world, template, mode, victim, point, name=kill_name(mode, victim, point)
             )

@@ -25,16 +25,18 @@ from fidelity_helpers import TABLES, create_tables, write_each
 
 from synchro.db import columnar
 from synchro.db.base import Column, Table
+from synchro.db.dialects import Dialect
 from synchro.engine import checksum
 from synchro.errors import DatabaseError
 from synchro.values import Kind, row_hasher, vector
 
+SQLITE = Dialect("sqlite", '"')
 N = 20_000  # more than one batch of the driver's, so a later batch can differ from the first
 
 
 def read_all(path: str | Path, table: Table, *, ordered: bool = True) -> list[list[Any]] | None:
     """The table's columns (Python values) read through ``columnar.batches``, or None."""
-    found = columnar.batches(path, table, ordered=ordered)
+    found = columnar.batches(SQLITE, path, table, ordered=ordered)
     if found is None:
         return None
     columns: list[list[Any]] = [[] for _ in table.column_names]
@@ -56,7 +58,7 @@ def _fetchone(path: str) -> Callable[[str], Any]:
 
 
 def digests_of(path: str | Path, table: Table) -> list[bytes] | None:
-    found = columnar.batches(path, table, ordered=True)
+    found = columnar.batches(SQLITE, path, table, ordered=True)
     if found is None:
         return None
     out: list[bytes] = []
@@ -79,7 +81,7 @@ def test_the_catalogue_reads_exactly_and_hashes_as_the_row_engine(
             stored = plain.execute(f"SELECT id, v FROM {table.name} ORDER BY id").fetchall()
             plain.close()
             columns = read_all(backend.database, table)
-            classes = columnar.census(_fetchone(backend.database), table)
+            classes = columnar.census(SQLITE, _fetchone(backend.database), table)
             if columns is None:  # only a column of several storage classes is refused
                 assert len(classes["v"]) > 1, table.name
                 continue
@@ -206,7 +208,7 @@ def test_a_driver_error_is_a_database_error(tmp_path: Path) -> None:
     path, table = _table_of(tmp_path, "TEXT", ["a"], Kind.TEXT)
     gone = Table("gone", table.columns, table.key)
     with pytest.raises(DatabaseError, match="lecture en colonnes de la table gone impossible"):
-        columnar.batches(path, gone)
+        columnar.batches(SQLITE, path, gone)
 
 
 HIDE_PLANE = """\

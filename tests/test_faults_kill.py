@@ -127,12 +127,24 @@ PID_KILLS: dict[str, Callable[[Path], Job]] = {
     "serve-SIEGE-pid-while-A-waits": serve_killed_while_a_waits,
     "sync-SIEGE-pid-after-publication": sync_killed_after_publication,
 }
-NAMES: list[str] = [kill_name(*k) for k in kill_points()] + list(PID_KILLS)
+# Inside the columnar scan of the capture (issue 13), taken from one row on: while the
+# ADBC read is open, and after it, while the changed rows are read again.
+COLUMNAR = {"SYNCHRO_COLUMNAR_FROM": "1"}
+COLUMNAR_KILLS = {
+    f"columnar-{kill_name(*k)}": k
+    for k in (
+        ("sync", "A", "capture.columnar.batch"),
+        ("sync", "A", "capture.columnar.fetch"),
+        ("serve", "SIEGE", "capture.columnar.fetch"),
+    )
+}
+NAMES: list[str] = [kill_name(*k) for k in kill_points()] + list(PID_KILLS) + list(COLUMNAR_KILLS)
 
 
 def jobs(template: Path) -> dict[str, Job]:
     out = {kill_name(*k): kill_job(template, *k) for k in kill_points()}
     out.update({name: factory(template) for name, factory in PID_KILLS.items()})
+    out.update({n: kill_job(template, *k, env=COLUMNAR) for n, k in COLUMNAR_KILLS.items()})
     return out
 
 

@@ -120,10 +120,6 @@ class CaptureOptions:
 class _SnapshotWriter:
     """Buffers snapshot changes of one table and writes them in batches."""
 
-    @property
-    def flush_every(self) -> int:
-        return FLUSH_EVERY
-
     def __init__(self, state: StateDB, snap: str, nkeys: int) -> None:
         self.state, self.snap, self.nkeys = state, snap, nkeys
         self.puts: list[tuple[Any, ...]] = []
@@ -142,7 +138,7 @@ class _SnapshotWriter:
     def flush(self) -> None:
         self.state.put_snapshot(self.snap, self.nkeys, self.puts)
         self.state.drop_snapshot(self.snap, self.nkeys, self.drops)
-        self.puts.clear()  # in place: full_scan.Emitter appends to this very list
+        self.puts.clear()
         self.drops.clear()
 
 

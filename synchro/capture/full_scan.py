@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from synchro import faults
 from synchro.capture.source import CHECK_EVERY, KeyOrderError, rows_in_key_order, snapshot_key
 from synchro.db import columnar
 from synchro.db.base import Adapter, Row, Table
@@ -45,7 +46,7 @@ def columnar_items(
     than half full (most rows would be read twice)."""
     if spooled or not table.key or not all(k in ORDERED_KEY_KINDS for k in table.key_kinds):
         return None
-    if not adapter.arrow_ready:
+    if not adapter.arrow_ready():
         return None
     rows = adapter.count(table)
     if not columnar.big_enough(rows) or 2 * state.snapshot_count(snap) < rows:
@@ -55,14 +56,11 @@ def columnar_items(
 
 
 def _columnar(table: Table, batches: Iterator[Any]) -> Iterator[Item]:
-    from synchro.values.vector import batch_digests  # pyarrow: for big tables only
-
-    names, kinds, positions = table.column_names, table.kinds, table.key_positions
+    positions = table.key_positions
     normal_key = row_normaliser(table.key_kinds)
     skey_of = snapshot_key(table.key_kinds, range(len(positions)))
-    for batch in batches:
-        arrays = columnar.column_arrays(batch, names)
-        digests = batch_digests(kinds, arrays)
+    for arrays, digests in columnar.digested(table, batches):
+        faults.point("capture.columnar.batch")
         keys = [arrays[p] for p in positions]
         rows = zip(zip(*(a.to_pylist() for a in keys), strict=True), digests, strict=True)
         if all(_plain_key(kind, a) for kind, a in zip(table.key_kinds, keys, strict=True)):
@@ -93,8 +91,8 @@ class Emitter:
     aside when it cannot travel); counts inserts and updates."""
 
     def __init__(self, table: Table, writer: Any, snapw: Any, holder: Any) -> None:
-        self.name, self.write, self.snapw, self.holder = table.name, writer.write, snapw, holder
-        self.puts: list[tuple[Any, ...]] = snapw.puts  # flushed in place by snapw
+        self.name, self.write, self.holder = table.name, writer.write, holder
+        self.put = snapw.put
         self.inserts = self.updates = 0
 
     def emit(self, skey: tuple[Any, ...], row: Row, digest: bytes, in_snap: bool) -> None:
@@ -108,9 +106,7 @@ class Emitter:
             self.updates += 1
         else:
             self.inserts += 1
-        self.puts.append((*skey, digest))
-        if len(self.puts) >= self.snapw.flush_every:
-            self.snapw.flush()
+        self.put(skey, digest)
 
 
 class TooManyChanges(Exception):
@@ -151,6 +147,7 @@ class _Deferred:
         for skey in self.deleted:
             on_delete(skey)
         for start in range(0, len(self.changed), FETCH_EVERY):
+            faults.point("capture.columnar.fetch")
             chunk = self.changed[start : start + FETCH_EVERY]
             found = self.adapter.fetch(self.table, [values for _s, values, _i in chunk])
             rows = {self.skey_of(row): row for row in found}

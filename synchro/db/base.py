@@ -115,8 +115,10 @@ class Adapter(abc.ABC):
         Memory stays flat: rows are fetched in batches.
         """
 
-    # Whether ``arrow_batches`` can read this database (the capture's columnar scan).
-    arrow_ready = False
+    def arrow_ready(self) -> bool:
+        """Whether ``arrow_batches`` may read this database (checked before anything that
+        costs: a table's row count)."""
+        return False
 
     def arrow_batches(self, table: Table, *, ordered: bool) -> Iterator[Any] | None:
         """The table's committed rows as Arrow record batches, every value exactly as this

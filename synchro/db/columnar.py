@@ -33,7 +33,6 @@ from synchro.db.dialects import Dialect
 from synchro.errors import DatabaseError
 from synchro.values import Kind
 
-SQL = Dialect("sqlite", '"')
 EXACT_DOUBLE = 2**53  # every integer of at most this magnitude is a double, exactly
 BATCH_ROWS = 8192
 # Kinds whose canonical form of an integer n is that of the real n.0 (a DATETIME holding
@@ -65,12 +64,14 @@ def big_enough(rows: int) -> bool:
     return rows >= (int(given) if given.isdigit() else COLUMNAR_FROM)
 
 
-def census(fetchone: Callable[[str], Sequence[Any]], table: Table) -> dict[str, set[str]]:
+def census(
+    sql: Dialect, fetchone: Callable[[str], Sequence[Any]], table: Table
+) -> dict[str, set[str]]:
     """Per column, the storage classes it holds besides NULL (``typeof``), and under the
     key ``"<name>:big"`` a mark when it mixes reals with an integer beyond ±2**53 (looked
     for only in the columns that mix the two: one more scan, rarely). ``fetchone`` runs a
     query and gives its one row."""
-    q = SQL.quote
+    q = sql.quote
     names = table.column_names
     parts = ", ".join(f"group_concat(DISTINCT typeof({q(n)}))" for n in names)
     row = fetchone(f"SELECT {parts} FROM {q(table.name)}")
@@ -87,9 +88,11 @@ def census(fetchone: Callable[[str], Sequence[Any]], table: Table) -> dict[str, 
     return out
 
 
-def exact_select(table: Table, classes: dict[str, set[str]], *, ordered: bool) -> str | None:
+def exact_select(
+    sql: Dialect, table: Table, classes: dict[str, set[str]], *, ordered: bool
+) -> str | None:
     """The SELECT that reads every column exactly (see the module's text), or None."""
-    q = SQL.quote
+    q = sql.quote
     columns = []
     for name, kind in zip(table.column_names, table.kinds, strict=True):
         held = classes[name]
@@ -99,14 +102,13 @@ def exact_select(table: Table, classes: dict[str, set[str]], *, ordered: bool) -
             columns.append(f"CAST({q(name)} AS REAL) AS {q(name)}")
         else:
             return None
-    sql = f"SELECT {', '.join(columns)} FROM {q(table.name)}"
-    if ordered and table.key:
-        kinds = dict(zip(table.column_names, table.kinds, strict=True))
-        sql += " ORDER BY " + ", ".join(SQL.order_term(q(k), kinds[k]) for k in table.key)
-    return sql
+    order = sql.key_order(table) if ordered and table.key else ""
+    return f"SELECT {', '.join(columns)} FROM {q(table.name)}{order}"
 
 
-def batches(path: str | Path, table: Table, *, ordered: bool = False) -> Iterator[Any] | None:
+def batches(
+    sql: Dialect, path: str | Path, table: Table, *, ordered: bool = False
+) -> Iterator[Any] | None:
     """The table's rows as Arrow record batches read by ADBC, every value exact, or None
     when a column mixes storage classes that cannot be read exactly (read it row by row).
 
@@ -129,13 +131,13 @@ def batches(path: str | Path, table: Table, *, ordered: bool = False) -> Iterato
             row = cursor.fetchone()
             return () if row is None else row
 
-        sql = exact_select(table, census(fetchone, table), ordered=ordered)
+        select = exact_select(sql, table, census(sql, fetchone, table), ordered=ordered)
     except failures as exc:
         raise DatabaseError(f"{doing} impossible : {exc}") from exc
-    if sql is None:
+    if select is None:
         conn.close()
         return None
-    return _read(conn, cursor, sql, failures, doing)
+    return _read(conn, cursor, select, failures, doing)
 
 
 def _read(
@@ -155,3 +157,13 @@ def _read(
 def column_arrays(batch: Any, names: Sequence[str]) -> list[Any]:
     """The batch's columns in ``names`` order."""
     return [batch.column(batch.schema.get_field_index(n)) for n in names]
+
+
+def digested(table: Table, found: Iterator[Any]) -> Iterator[tuple[list[Any], list[bytes]]]:
+    """Each batch's columns (``table``'s order) and its rows' digests, the same digests as
+    ``values.row_hasher`` (``values.vector``)."""
+    from synchro.values.vector import batch_digests  # pyarrow: loaded for big tables only
+
+    for batch in found:
+        arrays = column_arrays(batch, table.column_names)
+        yield arrays, batch_digests(table.kinds, arrays)

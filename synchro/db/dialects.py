@@ -102,7 +102,7 @@ class Dialect:
     def _cols(self, names: Sequence[str]) -> str:
         return ", ".join(self.quote(n) for n in names)
 
-    def order_term(self, expr: str, kind: Kind) -> str:
+    def _order_term(self, expr: str, kind: Kind) -> str:
         """``expr`` (a quoted column or ``?``) as it sorts in code point order."""
         if kind == Kind.UUID and self.name == "mysql":  # MariaDB sorts UUIDs by swapped parts
             return f"CAST(CONVERT({expr} USING utf8mb4) AS BINARY)"
@@ -152,20 +152,24 @@ class Dialect:
         if where:
             sql += " WHERE " + " AND ".join(where)
         if (ordered or after_key or limit) and table.key:
-            terms = (
-                self.order_term(self.quote(k), kind)
-                for k, kind in zip(table.key, table.key_kinds, strict=True)
-            )
-            sql += " ORDER BY " + ", ".join(terms)
+            sql += self.key_order(table)
         if limit:
             fetch = f" OFFSET 0 ROWS FETCH NEXT {int(limit)} ROWS ONLY"
             sql += fetch if self.name == "mssql" else f" LIMIT {int(limit)}"
         return sql
 
+    def key_order(self, table: Table) -> str:
+        """`` ORDER BY`` the key, in code point order (the snapshot's order)."""
+        terms = (
+            self._order_term(self.quote(k), kind)
+            for k, kind in zip(table.key, table.key_kinds, strict=True)
+        )
+        return " ORDER BY " + ", ".join(terms)
+
     def _after_key(self, table: Table) -> str:
         """``k1 > ? OR (k1 = ? AND k2 > ?) OR ...``: ranges every optimiser understands."""
         terms = [
-            (self.order_term(self.quote(k), kind), self.order_term("?", kind))
+            (self._order_term(self.quote(k), kind), self._order_term("?", kind))
             for k, kind in zip(table.key, table.key_kinds, strict=True)
         ]
         ors = []

@@ -122,8 +122,7 @@ class SqliteAdapter(SqlAdapter):
 
     # -- columnar reads (issue 13) -------------------------------------------------------
 
-    @property
-    def arrow_ready(self) -> bool:  # type: ignore[override]
+    def arrow_ready(self) -> bool:
         return columnar.available()
 
     def arrow_batches(self, table: Table, *, ordered: bool) -> Iterator[Any] | None:
@@ -131,7 +130,7 @@ class SqliteAdapter(SqlAdapter):
         connection holds uncommitted writes the other would not see."""
         if self._conn.in_transaction:
             return None
-        return columnar.batches(self.path, table, ordered=ordered)
+        return columnar.batches(self.sql, self.path, table, ordered=ordered)
 
     # -- discovery --------------------------------------------------------------------
 

@@ -27,7 +27,7 @@ def table_checksum(adapter: Adapter, table: Table) -> tuple[int, str]:
     A big table (``db.columnar.big_enough``) is read column by column where the adapter
     can (ADBC for SQLite: a driver of its own, not the one that wrote the rows), with the
     same digests (``values.vector``)."""
-    if adapter.arrow_ready and columnar.big_enough(adapter.count(table)):
+    if adapter.arrow_ready() and columnar.big_enough(adapter.count(table)):
         batches = adapter.arrow_batches(table, ordered=False)
         if batches is not None:
             return _columnar_checksum(table, batches)
@@ -41,13 +41,10 @@ def table_checksum(adapter: Adapter, table: Table) -> tuple[int, str]:
 
 
 def _columnar_checksum(table: Table, batches: Iterator[Any]) -> tuple[int, str]:
-    from synchro.values.vector import batch_digests  # pyarrow: for big tables only
-
     count = 0
     total = 0
     from_bytes = int.from_bytes
-    for batch in batches:
-        digests = batch_digests(table.kinds, columnar.column_arrays(batch, table.column_names))
+    for _arrays, digests in columnar.digested(table, batches):
         total += sum(from_bytes(d, "big") for d in digests)
         count += len(digests)
     return count, f"{total % MOD:032x}"
