@@ -224,9 +224,16 @@ sys.meta_path.insert(0, _Hide())
 EXPORT_TWICE = """\
 import sqlite3, sys
 from pathlib import Path
+from synchro.capture import full_scan
 from synchro.config.model import Config, Role
 from synchro.db import columnar
 from synchro.engine.nodes import build_node
+scans = []
+real = full_scan._columnar
+def counted(table, batches):
+    scans.append(table.name)
+    return real(table, batches)
+full_scan._columnar = counted
 tmp = Path(sys.argv[1])
 conn = sqlite3.connect(tmp / "a.db")
 conn.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, v DECIMAL(10,2))")
@@ -238,7 +245,7 @@ with build_node(config, tmp / "a.state", tmp / "a-pk", connection=str(tmp / "a.d
     with conn:
         conn.execute("UPDATE t SET v = v + 1 WHERE id < 5")
     second = node.export().manifest.rows
-print(columnar.available(), first, second)
+print(columnar.available(), len(scans), first, second)
 """
 
 
@@ -263,4 +270,5 @@ def test_without_pyarrow_and_adbc_big_tables_are_read_row_by_row(
         check=False,
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    assert done.stdout.split() == [str(not hidden), "50", "5"]
+    # available, columnar scans (the second export only), rows of each package
+    assert done.stdout.split() == [str(not hidden), "0" if hidden else "1", "50", "5"]
