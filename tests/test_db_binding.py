@@ -7,12 +7,16 @@ Pure functions of (dialect, kind, column type): no database here. The fidelity s
 from __future__ import annotations
 
 import datetime as dt
+import re
 from decimal import Decimal
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from synchro.db.binding import Refused, binder
+from synchro.values import Kind
 
 PLUS2 = dt.timezone(dt.timedelta(hours=2))
 NAN, INF = float("nan"), float("inf")
@@ -89,6 +93,31 @@ def test_sqlite_decimals_are_integers_or_at_most_15_digits() -> None:
         bind("sqlite", "decimal", "DECIMAL(38,10)", Decimal("1234567890123456.7"))
     with pytest.raises(Refused, match="NaN"):
         bind("sqlite", "decimal", "NUMERIC", Decimal("NaN"))
+
+
+class _Slow(Decimal):
+    """A Decimal that is not exactly ``Decimal``: the binders' fast paths let it through
+    to the full check, so the two can be compared."""
+
+
+@settings(max_examples=3000, deadline=None)
+@given(
+    st.decimals(allow_nan=True, allow_infinity=True)
+    | st.builds(
+        Decimal, st.from_regex(r"-?[0-9]{1,18}(\.[0-9]{0,18})?(E[+-]?[0-9]{1,3})?", fullmatch=True)
+    )
+)
+def test_sqlite_decimal_fast_path_binds_what_the_full_check_binds(value: Decimal) -> None:
+    bind_decimal = binder("sqlite", Kind.DECIMAL, "DECIMAL(12,2)")
+    assert bind_decimal is not None
+    try:
+        slow: Any = bind_decimal(_Slow(value))
+    except Refused as exc:
+        with pytest.raises(Refused, match=re.escape(str(exc))):
+            bind_decimal(value)
+        return
+    fast = bind_decimal(value)
+    assert (type(fast), fast) == (type(slow), slow if type(slow) is not _Slow else Decimal(slow))
 
 
 def test_integers_beyond_64_bits() -> None:

@@ -114,6 +114,15 @@ def _decimal_binder(dialect: str, column_type: str) -> Binder | None:
             small = fraction <= (scale or 0) and value.adjusted() < whole
             if small and text[-1].isdigit() and "E" not in text:
                 return value
+        elif type(value) is Decimal and dialect == "sqlite":
+            # SQLite's usual case: plain text whose last digit is after the point (not an
+            # integer) and has at most 15 digits in all, which ``check`` also gives as is.
+            text = str(value)
+            last = text[-1]
+            digits = len(text) - 1 - (text[0] == "-")  # the point and the sign left out
+            plain = "." in text and "E" not in text and last != "0"
+            if plain and last.isdigit() and digits <= SQLITE_DIGITS:
+                return text
         return check(value)
 
     def check(value: Any) -> Any:

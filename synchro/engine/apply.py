@@ -49,7 +49,7 @@ class _TableApplier(TableRows):
         nkeys = len(table.key)
         snaps = state.snapshot_hashes(self.snap, nkeys, [i.skey for i in items])
         row_skey = self.row_skey
-        locals_ = {row_skey(r): r for r in self.adapter.fetch(table, [self._key(i) for i in items])}
+        locals_ = {row_skey(r): r for r in self.adapter.fetch(table, [i.key for i in items])}
         newer: dict[str, str] = {}
         if ctx.policy.checks_change_log:
             newer = state.newer_versions(
@@ -122,7 +122,7 @@ class _TableApplier(TableRows):
     def _verify(self, done: list[Item]) -> int:
         """Read the written rows back; settle the exact ones, quarantine the others (their
         snapshot takes the stored row's hash). Returns how many were stored exactly."""
-        written = [Written(i.skey, self._key(i), i.row, i.digest) for i in done]
+        written = [Written(i.skey, i.key, i.row, i.digest) for i in done]
         bad = self.verifier.check(self.adapter, written)
         for item in done:
             mismatch = bad.get(item.skey)
@@ -199,7 +199,7 @@ class _TableApplier(TableRows):
 
     def _write_many(self, items: Sequence[Item], delete: bool) -> None:
         if delete:
-            self.adapter.delete(self.table, [self._key(i) for i in items])
+            self.adapter.delete(self.table, [i.key for i in items])
             return
         # A row with no local version is INSERTed, never upserted: where the database finds
         # another key equal (a case- or accent-insensitive collation: 'abc' and 'ABC'), an

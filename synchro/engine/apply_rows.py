@@ -62,17 +62,26 @@ class ApplyContext:
     progress: Callable[[str, int], None] | None = None
 
 
-@dataclass
+@dataclass(slots=True)
 class Item:
-    """One incoming change of the table, prepared."""
+    """One incoming change of the table, prepared. ``kj`` (the key as JSON text, for the
+    change log, conflicts and quarantine) is made when first asked for: a Serveur applying
+    rows without conflicts never needs it."""
 
     change: Change
     row: Row | None  # local column order (upserts)
+    key: tuple[Any, ...]  # the key's values, as the database is asked for them
     skey: tuple[Any, ...]
-    kj: str
     origin: str
     digest: bytes | None = None  # hash of ``row`` once computed
     local: Row | None = None  # the local row with exactly this key, if any
+    key_text: str | None = None
+
+    @property
+    def kj(self) -> str:
+        if self.key_text is None:
+            self.key_text = key_json(self.skey)
+        return self.key_text
 
 
 class TableRows:
@@ -140,16 +149,13 @@ class TableRows:
             if not self.in_order:
                 values = tuple([values[i] for i in self.order])
             row = self.normalise_row(values)
+            key = tuple([row[p] for p in self.key_positions])
             skey = self.row_skey(row)
         else:
             row = None
-            skey = self.key_skey(tuple([change.values[i] for i in self.key_order]))
-        return Item(change, row, skey, key_json(skey), change.origin or self.ctx.origin)
-
-    def _key(self, item: Item) -> tuple[Any, ...]:
-        if item.row is not None:
-            return tuple([item.row[p] for p in self.key_positions])
-        return tuple(item.change.values[i] for i in self.key_order)
+            key = tuple([change.values[i] for i in self.key_order])
+            skey = self.key_skey(key)
+        return Item(change, row, key, skey, change.origin or self.ctx.origin)
 
     def _row_json(self, row: Row | None) -> str | None:
         if row is None:
@@ -172,7 +178,7 @@ class TableRows:
         """The sent version as JSON values: the row, or for a delete the key's values."""
         if item.row is not None:
             return self.dumps(self.json_values(item.row))
-        key = self._key(item)
+        key = item.key
         return self.dumps([to_json(k, v) for k, v in zip(self.table.key_kinds, key, strict=True)])
 
     def _settle(

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from synchro.capture.source import snapshot_key
 from synchro.db.base import Adapter, Key, Row, Table
@@ -36,10 +36,9 @@ class Mismatch:
     columns: list[dict[str, Any]] = field(default_factory=list)
 
 
-@dataclass(frozen=True)
-class Written:
+class Written(NamedTuple):
     """One row just written: its snapshot key, key values, and the sent row (None for a
-    delete) with its hash."""
+    delete) with its hash. A tuple: one is made for every row applied."""
 
     skey: tuple[Any, ...]
     key: Key
