@@ -16,6 +16,7 @@ from synchro.config.model import Config, HQSettings, Role, SiteSettings
 from synchro.config.parsing import parse_datetime_fr, parse_duration, parse_minutes, parse_time
 from synchro.config.passwords import hash_password
 from synchro.errors import ConfigError, FieldProblem
+from synchro.log import setup_logging
 from synchro.names import parse_address
 from synchro.platform.paths import NodePaths, resolve_paths
 
@@ -164,6 +165,7 @@ def cmd_init(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     config, paths = load(args)
     paths.ensure()
+    setup_logging(paths.log_dir, console=False)  # how each table was read, for support
     result = application.export_changes(config, paths, args.out)
     m = result.manifest
     print(f"Paquet {result.path} : {m.rows} changement(s), séquence {m.sequence}")
@@ -176,6 +178,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_import(args: argparse.Namespace) -> int:
     config, paths = load(args)
     paths.ensure()
+    setup_logging(paths.log_dir, console=False)
     imported = application.import_package(config, paths, args.file)
     result, refused = imported.result, imported.refused
     m, s = result.manifest, result.stats

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import importlib.util
 import json
 import os
@@ -21,6 +22,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 from conftest import require, require_module
@@ -177,6 +179,31 @@ def test_demo_from_an_empty_folder(binary: Path, tmp_path: Path) -> None:
     done = _run_clean(binary, tmp_path, "demo", timeout=600, SYNCHRO_COLUMNAR_FROM="1")
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "Rapport du siège" in done.stdout
+
+
+def test_postgresql_read_in_columns_inside_the_frozen_program(
+    binary: Path, tmp_path: Path, make_backend: Any
+) -> None:
+    """With the columnar threshold at one row, the one-file program's second export of a
+    PostgreSQL database reads its table through arrow-odbc, whose library cffi loads from
+    inside the program: the log says so, and the package holds the one row changed."""
+    backend = make_backend("postgresql")
+    backend.execute("CREATE TABLE ventes (num INTEGER PRIMARY KEY, note VARCHAR(50))")
+    for i in range(1, 21):
+        backend.execute("INSERT INTO ventes VALUES (?, ?)", (i, f"vente {i}"))
+    config = str(tmp_path / "poste.toml")
+    run = functools.partial(_run_clean, binary, tmp_path, "--config", config)
+    done = run("init", "--role", "serveur", "--site", "3615", "--db", backend.connection)
+    assert done.returncode == 0, done.stderr
+    assert "20 changement(s)" in run("export", SYNCHRO_COLUMNAR_FROM="1").stdout
+    backend.execute("UPDATE ventes SET note = ? WHERE num = 7", ("vente 7 — Ø",))
+    done = run("export", SYNCHRO_COLUMNAR_FROM="1")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "1 changement(s)" in done.stdout and "ventes : +0 ~1 -0" in done.stdout
+    (log,) = tmp_path.rglob("synchro.log")
+    text = log.read_text(encoding="utf-8")
+    assert "Table ventes : lue en colonnes" in text, text
+    assert "inexact" not in text
 
 
 @pytest.mark.skipif(

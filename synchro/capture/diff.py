@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -43,12 +44,16 @@ from synchro.capture.source import (
     snapshot_key,
 )
 from synchro.db.base import Adapter, Row, Table
+from synchro.db.columnar import NotExact
 from synchro.errors import Cancelled, CaptureError, DatabaseError, PackageError
 from synchro.package import PackageWriter
 from synchro.state import HELD, StateDB, key_json
 from synchro.values import from_json, normalise, row_hasher, to_json
 
 FLUSH_EVERY = 5000
+
+log = logging.getLogger("synchro.capture")
+_ROWS_INSTEAD = "Table %s : lecture en colonnes inexacte (%s) ; lue ligne par ligne"
 
 
 @dataclass
@@ -250,8 +255,11 @@ def _capture_table(
                 try:
                     diff_with(source, columnar=True)
                     done = True
+                    log.info("Table %s : lue en colonnes", table.name)
                 except TooManyChanges:
                     pass  # nothing written yet: the table is read row by row below
+                except NotExact as exc:
+                    log.warning(_ROWS_INSTEAD, table.name, exc)
             if not done:
                 diff_with(row_items(adapter, state, table, spooled=spooled), columnar=False)
     except DatabaseError as exc:

@@ -3,7 +3,8 @@
 Two sources give the table's rows as ``(snapshot key, digest, row, key values)``:
 - ``row_items``: every row through the adapter (``rows_in_key_order``), hashed one by one;
 - ``columnar_items`` (issue 13): a big table (``db.columnar.big_enough``) whose snapshot is
-  mostly filled, read as Arrow batches (``Adapter.arrow_batches``: ADBC for SQLite) and
+  mostly filled, read as Arrow batches (``Adapter.arrow_batches``: ADBC for SQLite,
+  arrow-odbc for PostgreSQL and MariaDB) and
   hashed a batch at a time (``values.vector``, the same digests). Only the keys are made
   Python values; the rows that differ from the snapshot are read again through the adapter,
   by key, once the scan is over (``_Deferred``), so what goes into the package, and the
@@ -48,8 +49,11 @@ def columnar_items(
         return None
     if not adapter.arrow_ready():
         return None
+    known = state.snapshot_count(snap)
+    if not columnar.big_enough(2 * known):  # too few rows known to be worth a count
+        return None
     rows = adapter.count(table)
-    if not columnar.big_enough(rows) or 2 * state.snapshot_count(snap) < rows:
+    if not columnar.big_enough(rows) or 2 * known < rows:
         return None
     batches = adapter.arrow_batches(table, ordered=True)
     return None if batches is None else _columnar(table, batches)

@@ -44,6 +44,11 @@ SAME_AS_REAL = frozenset({Kind.INT, Kind.DECIMAL, Kind.FLOAT})
 COLUMNAR_FROM = 100_000
 
 
+class NotExact(Exception):
+    """A columnar read could not give every value exactly (``db.columnar_odbc``: a reader
+    error, a text length that differs): the caller reads the table row by row instead."""
+
+
 def available() -> bool:
     """Whether pyarrow and ADBC's SQLite driver are installed (they are in the one-file
     program; a source install without them reads every table row by row)."""

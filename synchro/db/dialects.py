@@ -148,7 +148,7 @@ class Dialect:
         sql = f"SELECT {self._read_cols(table, columns)} FROM {self.quote(table.name)}"
         where = [f"{self.quote(modified_column)} >= ?"] if modified_column else []
         if after_key:
-            where.append(f"({self._after_key(table)})")
+            where.append(f"({self.after_key(table)})")
         if where:
             sql += " WHERE " + " AND ".join(where)
         if (ordered or after_key or limit) and table.key:
@@ -166,11 +166,14 @@ class Dialect:
         )
         return " ORDER BY " + ", ".join(terms)
 
-    def _after_key(self, table: Table) -> str:
-        """``k1 > ? OR (k1 = ? AND k2 > ?) OR ...``: ranges every optimiser understands."""
+    def after_key(self, table: Table, marks: Sequence[str] = ()) -> str:
+        """``k1 > ? OR (k1 = ? AND k2 > ?) OR ...``: ranges every optimiser understands.
+        ``marks``: the parameter of each key column (``?`` when not given; a reader whose
+        parameters are all text casts them, e.g. ``CAST(? AS SIGNED)``)."""
+        marks = marks or ["?"] * len(table.key)
         terms = [
-            (self._order_term(self.quote(k), kind), self._order_term("?", kind))
-            for k, kind in zip(table.key, table.key_kinds, strict=True)
+            (self._order_term(self.quote(k), kind), self._order_term(mark, kind))
+            for k, kind, mark in zip(table.key, table.key_kinds, marks, strict=True)
         ]
         ors = []
         for i in range(len(terms)):

@@ -15,9 +15,10 @@ primary key), MariaDB's ``tinyint(1)`` is read from ``information_schema`` to be
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
+from synchro.db import columnar_odbc
 from synchro.db.base import Column, ForeignKey, Key, Row, Table
 from synchro.db.binding import Binder, binder, blob_bytes
 from synchro.db.column_kinds import odbc_kind
@@ -62,6 +63,7 @@ class OdbcAdapter(SqlAdapter):
             wanted = connection.rstrip("; ") + ";" + streaming
         if self.dialect == "mysql":
             wanted = utf8mb4_connection(wanted)
+        self._connection = wanted  # also what the columnar reader connects with
         if wanted != connection:
             self._conn.close()
             self._conn = connect(pyodbc, wanted)
@@ -147,6 +149,17 @@ class OdbcAdapter(SqlAdapter):
         if sql is None:
             return {}
         return {str(r[0]): str(r[1]) for r in self._query(sql, (name,))}
+
+    def arrow_ready(self) -> bool:
+        return self.dialect in ("postgresql", "mysql") and columnar_odbc.available()
+
+    def arrow_batches(self, table: Table, *, ordered: bool) -> Iterator[Any] | None:
+        """Through arrow-odbc on a connection of its own, so never while this connection
+        holds uncommitted writes the other would not see (``db.columnar_odbc``)."""
+        if self._depth or not self.arrow_ready():
+            return None
+        types = self._full_types(table)
+        return columnar_odbc.batches(self.sql, self._connection, table, types, ordered=ordered)
 
     def read_back(self, table: Table, keys: Sequence[Key]) -> list[Row]:
         """The rows by key with text read as the hex of its UTF-8 bytes (``HEX()``,

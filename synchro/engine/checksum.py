@@ -10,6 +10,7 @@ sum does not let two identical rows cancel out.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -17,6 +18,7 @@ from synchro.db import columnar
 from synchro.db.base import Adapter, Table
 from synchro.values import row_hasher
 
+log = logging.getLogger("synchro.engine")
 MOD = 1 << 128
 Sums = dict[str, tuple[int, str]]
 
@@ -25,12 +27,19 @@ def table_checksum(adapter: Adapter, table: Table) -> tuple[int, str]:
     """(row count, 32 hex digits) of ``table``, independent of the database's row order.
 
     A big table (``db.columnar.big_enough``) is read column by column where the adapter
-    can (ADBC for SQLite: a driver of its own, not the one that wrote the rows), with the
-    same digests (``values.vector``)."""
+    can (ADBC for SQLite, arrow-odbc for PostgreSQL and MariaDB: a driver other than the
+    one that wrote the rows), with the same digests (``values.vector``)."""
     if adapter.arrow_ready() and columnar.big_enough(adapter.count(table)):
         batches = adapter.arrow_batches(table, ordered=False)
         if batches is not None:
-            return _columnar_checksum(table, batches)
+            try:
+                return _columnar_checksum(table, batches)
+            except columnar.NotExact as exc:  # the table is read row by row below
+                log.warning(
+                    "Table %s : contrôle en colonnes inexact (%s) ; lu ligne par ligne",
+                    table.name,
+                    exc,
+                )
     digest = row_hasher(tuple(table.kinds))
     count = 0
     total = 0
