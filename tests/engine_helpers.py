@@ -232,3 +232,27 @@ def db(path: Path, statement: str, params: tuple[Any, ...] = ()) -> list[tuple[A
             return conn.execute(statement, params).fetchall()
     finally:
         conn.close()
+
+
+def spy_tables(monkeypatch: Any, owner: Any, name: str) -> list[str]:
+    """``owner.name`` (a function taking a Table first) replaced by one that records the
+    name of each table it is called with, and calls it."""
+    used: list[str] = []
+    real = getattr(owner, name)
+
+    def spy(table: Any, *args: Any, **kwargs: Any) -> Any:
+        used.append(table.name)
+        return real(table, *args, **kwargs)
+
+    monkeypatch.setattr(owner, name, spy)
+    return used
+
+
+def columnar_from_one_row(monkeypatch: Any) -> list[str]:
+    """The capture's columnar scan taken from one row on; the names of the tables it
+    scans."""
+    from synchro.capture import full_scan
+    from synchro.db import columnar
+
+    monkeypatch.setattr(columnar, "COLUMNAR_FROM", 1)
+    return spy_tables(monkeypatch, full_scan, "_columnar")

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from engine_helpers import columnar_from_one_row
 
 from synchro.capture import diff, full_scan
 from synchro.config.model import Config, Role
@@ -38,20 +39,6 @@ def _rows(path: Path) -> list[tuple[object, ...]]:
         return conn.execute("SELECT * FROM t ORDER BY site, num").fetchall()
     finally:
         conn.close()
-
-
-def columnar_from_one_row(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The columnar scan taken from one row on; the names of the tables it scans."""
-    monkeypatch.setattr(columnar_reader, "COLUMNAR_FROM", 1)
-    used: list[str] = []
-    real = full_scan._columnar
-
-    def spy(table: Any, batches: Any) -> Any:
-        used.append(table.name)
-        return real(table, batches)
-
-    monkeypatch.setattr(full_scan, "_columnar", spy)
-    return used
 
 
 def _databases(

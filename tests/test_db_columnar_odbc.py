@@ -22,10 +22,9 @@ from typing import Any
 
 import pytest
 from backends import Backend
-from engine_helpers import Db
+from engine_helpers import Db, columnar_from_one_row, spy_tables
 from fidelity_helpers import TABLES, create_tables, write_each
 
-from synchro.capture import full_scan
 from synchro.db import columnar, columnar_odbc
 from synchro.db.dialects import Dialect
 from synchro.engine.checksum import table_checksum
@@ -112,14 +111,7 @@ def test_a_double_is_read_as_a_double_and_a_cut_text_is_not_taken(
         with pytest.raises(columnar.NotExact, match="texte mal lu"):
             list(batches)
         monkeypatch.setattr(columnar, "COLUMNAR_FROM", 1)
-        used: list[str] = []
-        real_digest = columnar.digested
-
-        def spy(t: Any, found: Any) -> Any:
-            used.append(t.name)
-            return real_digest(t, found)
-
-        monkeypatch.setattr(columnar, "digested", spy)
+        used = spy_tables(monkeypatch, columnar, "digested")
         assert table_checksum(db.adapter, table) == expected
         assert used == ["ventes"]  # the columnar read was tried, then the rows read
 
@@ -214,15 +206,7 @@ def test_capture_of_a_big_table_through_the_columnar_scan(
     base = [("S1", i, Decimal(i) / 100, i + 0.5, f"vente {i} — Ø") for i in range(1, 301)]
     with Db(backend.connection) as db:
         db.write("ventes", base)
-    monkeypatch.setattr(columnar, "COLUMNAR_FROM", 1)
-    scanned: list[str] = []
-    real = full_scan._columnar
-
-    def spy(table: Any, batches: Any) -> Any:
-        scanned.append(table.name)
-        return real(table, batches)
-
-    monkeypatch.setattr(full_scan, "_columnar", spy)
+    scanned = columnar_from_one_row(monkeypatch)
     config = Config(role=Role("serveur"), site="A")
     with build_node(
         config, tmp_path / "a.state", tmp_path / "out", connection=backend.connection
