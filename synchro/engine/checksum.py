@@ -27,8 +27,9 @@ def table_checksum(adapter: Adapter, table: Table) -> tuple[int, str]:
     """(row count, 32 hex digits) of ``table``, independent of the database's row order.
 
     A big table (``db.columnar.big_enough``) is read column by column where the adapter
-    can (ADBC for SQLite, arrow-odbc for PostgreSQL and MariaDB: a driver other than the
-    one that wrote the rows), with the same digests (``values.vector``)."""
+    can (ADBC for SQLite: a driver other than the one that wrote the rows; arrow-odbc for
+    PostgreSQL and MariaDB: another client of the same ODBC driver), with the same digests
+    (``values.vector``)."""
     if adapter.arrow_ready() and columnar.big_enough(adapter.count(table)):
         batches = adapter.arrow_batches(table, ordered=False)
         if batches is not None:
