@@ -1,52 +1,86 @@
-"""Table and column names the MariaDB driver's UTF-16 path cuts (Ú, Ø, ヘ...).
+"""Table and column names MariaDB Connector/ODBC's UTF-16 conversion gets wrong (Ú, Ø, ヘ...),
+and statement text under a locale that is not UTF-8.
 
-Discovery must find their columns, key and foreign keys (``db.mysql_catalog``), and rows
-must be written and read under those names, on every back end.
+Discovery must find their columns, key and foreign keys (``db.mysql_catalog``) on every back
+end. Rows are written and read under those names on SQLite and PostgreSQL; on MariaDB the
+driver reads statement text past its end once per such character (``mysql_catalog``), so a
+table whose statements would hold more than one is refused up front, naming the table and
+column, and a statement holding more than one is never handed to the driver.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import locale
+from collections.abc import Callable, Iterator
 
 import pytest
 from backends import BACKENDS, Backend, need_pyodbc
 
-from synchro.db import open_database
-from synchro.db.mysql_catalog import cut_by_driver
-from synchro.db.odbc_connect import narrow_utf8
+from synchro.config.model import DatabaseSettings
+from synchro.db import odbc_connect, open_database
+from synchro.db.mysql_catalog import cut_by_driver, lead_units
+from synchro.db.odbc_connect import PROBE_TEXT, connect, narrow_utf8, statement_text_fault
+from synchro.engine.tables import select_tables
+from synchro.errors import DatabaseError
 
 PARENT, CHILD = "ÉlèveÚ", "ノートヘ"
+ONE = "NotÚ"  # one such character, in the table's name only: usable on MariaDB
 
 
-def _create(backend: Backend) -> None:
+def _ddl(backend: Backend) -> tuple[str, list[str]]:
     q = "`" if backend.dialect == "mysql" else '"'
-    statements = [
+    return q, [
         f"CREATE TABLE {q}{PARENT}{q} (id INTEGER NOT NULL PRIMARY KEY, {q}nomØ{q} VARCHAR(20))",
         f"CREATE TABLE {q}{CHILD}{q} (id INTEGER NOT NULL PRIMARY KEY, {q}élèveÚ{q} INTEGER,"
         f" FOREIGN KEY ({q}élèveÚ{q}) REFERENCES {q}{PARENT}{q} (id))",
+        f"CREATE TABLE {q}{ONE}{q} (id INTEGER NOT NULL PRIMARY KEY, nom VARCHAR(200))",
     ]
+
+
+def _create(backend: Backend) -> None:
+    _q, statements = _ddl(backend)
     if backend.dialect != "mysql":
         for sql in statements:
             backend.execute(sql)
         return
     pyodbc = need_pyodbc(backend.name)  # the test's own connection would cut the names too
-    conn = pyodbc.connect(backend.connection, autocommit=True, timeout=5)
+    conn = connect(pyodbc, backend.connection)  # and under LC_CTYPE=C unixODBC would alter them
     try:
         narrow_utf8(pyodbc, conn)
         for sql in statements:
             conn.execute(sql + " ENGINE=InnoDB")
+        # Checked apart from the statement text: the names' UTF-8 bound as parameters.
+        found = conn.execute(
+            "SELECT COUNT(*) FROM information_schema.tables"
+            " WHERE table_schema = DATABASE() AND HEX(table_name) IN (?, ?, ?)",
+            *(n.encode().hex().upper() for n in (PARENT, CHILD, ONE)),
+        ).fetchone()[0]
+        assert found == 3
     finally:
         conn.close()
+
+
+@pytest.fixture(params=["C.UTF-8", "C"])
+def ctype(request: pytest.FixtureRequest) -> Iterator[str]:
+    """The process's character type for the test: a service or cron job runs under C."""
+    before = locale.setlocale(locale.LC_CTYPE)
+    locale.setlocale(locale.LC_CTYPE, request.param)
+    try:
+        yield str(request.param)
+    finally:
+        locale.setlocale(locale.LC_CTYPE, before)
 
 
 def test_names_the_driver_would_cut_are_recognised() -> None:
     assert cut_by_driver("Ú") and cut_by_driver("ヘ") and cut_by_driver("a\u05d8")
     assert not cut_by_driver("Élève") and not cut_by_driver("中文") and not cut_by_driver("😀")
+    assert lead_units("ØÙÚÛ ǘ ט ヘ") == 7 and lead_units("SELECT 1") == 0
 
 
 @pytest.mark.parametrize("name", BACKENDS)
-def test_tables_with_such_names_are_discovered_and_synchronised(
-    name: str, make_backend: Callable[[str], Backend]
+def test_tables_with_such_names_are_discovered_and_synchronised_or_refused(
+    name: str, make_backend: Callable[[str], Backend], ctype: str
 ) -> None:
     backend = make_backend(name)
     _create(backend)
@@ -57,10 +91,117 @@ def test_tables_with_such_names_are_discovered_and_synchronised(
         assert parent.column_names == ("id", "nomØ") and parent.key == ("id",)
         assert child.key == ("id",)
         assert [(f.columns, f.ref_table) for f in child.foreign_keys] == [(("élèveÚ",), PARENT)]
+        if backend.dialect == "mysql":
+            with pytest.raises(DatabaseError) as refused:
+                select_tables(list(tables.values()), DatabaseSettings())
+            assert f"table {PARENT}, colonne nomØ" in str(refused.value)
+            assert f"table {CHILD}, colonne élèveÚ" in str(refused.value)
+            kept = select_tables(list(tables.values()), DatabaseSettings(exclude=(PARENT, CHILD)))
+            assert [t.name for t in kept.synced] == [ONE]
+            return
+        assert len(select_tables(list(tables.values()), DatabaseSettings()).synced) == 3
         with adapter.atomic():
             adapter.upsert(parent, [(1, "Último")])
             adapter.upsert(child, [(1, 1)])
         assert list(adapter.scan(parent)) == [(1, "Último")]
         assert adapter.read_back(child, [(1,)]) == [(1, 1)]
+    finally:
+        adapter.close()
+
+
+def test_mariadb_table_named_with_one_such_character_is_synchronised(
+    make_backend: Callable[[str], Backend],
+) -> None:
+    """Every statement on it holds the character once: the one unit the driver reads past
+    the text is its terminating zero. Rows of every length, written and read many times."""
+    backend = make_backend("mariadb")
+    _create(backend)
+    adapter = open_database(backend.connection)
+    try:
+        table = {t.name: t for t in adapter.tables()}[ONE]
+        assert not table.unusable
+        rows = [(i, "Último" * (i % 30)) for i in range(1, 301)]
+        for start in range(0, 300, 7):
+            with adapter.atomic():
+                adapter.upsert(table, rows[start : start + 7])
+            assert (
+                adapter.read_back(table, [(k,) for k, _ in rows[start : start + 7]])
+                == (rows[start : start + 7])
+            )
+        assert list(adapter.scan(table)) == rows
+        with adapter.atomic():
+            adapter.delete(table, [(k,) for k, _ in rows[::2]])
+        assert list(adapter.scan(table)) == rows[1::2]
+    finally:
+        adapter.close()
+
+
+def test_mariadb_statement_holding_two_such_characters_never_reaches_the_driver(
+    make_backend: Callable[[str], Backend],
+) -> None:
+    backend = make_backend("mariadb")
+    _create(backend)
+    adapter = open_database(backend.connection)
+    try:
+        sql = f"INSERT INTO `{ONE}` (id, nom) VALUES (1, 'Ø')"  # Ú and Ø: two
+        with pytest.raises(DatabaseError, match="au-delà de la fin"), adapter.atomic():
+            adapter._run(sql, [], "essai").close()
+        with adapter.atomic():
+            adapter._run(f"INSERT INTO `{ONE}` (id, nom) VALUES (2, 'O')", [], "essai").close()
+        assert list(adapter.scan({t.name: t for t in adapter.tables()}[ONE])) == [(2, "O")]
+    finally:
+        adapter.close()
+
+
+def test_a_connection_that_alters_statement_text_is_measured(
+    make_backend: Callable[[str], Backend],
+) -> None:
+    """Opened under LC_CTYPE=C without ``utf8_ctype``, unixODBC reads MariaDB statement text
+    as Latin-1: the probe sees it and says what arrived."""
+    backend = make_backend("mariadb")
+    pyodbc = need_pyodbc("mariadb")
+    before = locale.setlocale(locale.LC_CTYPE)
+    locale.setlocale(locale.LC_CTYPE, "C")
+    try:
+        conn = pyodbc.connect(backend.connection, autocommit=True, timeout=5)
+    finally:
+        locale.setlocale(locale.LC_CTYPE, before)
+    try:
+        narrow_utf8(pyodbc, conn)
+        fault = statement_text_fault(lambda sql: conn.execute(sql).fetchall())
+        assert PROBE_TEXT in fault and "C383C289" in fault  # É read as Latin-1: Ã and \x89
+    finally:
+        conn.close()
+
+
+def test_names_not_in_ascii_are_refused_when_the_connection_alters_them(
+    make_backend: Callable[[str], Backend], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What Windows' driver manager does with its ANSI code page, made here with LC_CTYPE=C
+    and the locale left as it is: tables named in ASCII are still synchronised, the others
+    are refused naming the table and column, and no statement with such a name is sent."""
+    backend = make_backend("mariadb")
+    _create(backend)
+    backend.execute("CREATE TABLE plain (id INTEGER NOT NULL PRIMARY KEY, nom VARCHAR(20))")
+    before = locale.setlocale(locale.LC_CTYPE)
+    locale.setlocale(locale.LC_CTYPE, "C")
+    monkeypatch.setattr(odbc_connect, "utf8_ctype", contextlib.nullcontext)
+    try:
+        adapter = open_database(backend.connection)
+    finally:
+        locale.setlocale(locale.LC_CTYPE, before)
+    try:
+        found = adapter.tables()
+        with pytest.raises(DatabaseError, match="altère le texte") as refused:
+            select_tables(found, DatabaseSettings())
+        assert f"table {ONE}, nom de la table" in str(refused.value)
+        assert f"table {PARENT}, colonne nomØ" in str(refused.value)
+        kept = select_tables(found, DatabaseSettings(include=("plain",)))
+        (plain,) = kept.synced
+        with adapter.atomic():
+            adapter.upsert(plain, [(1, "Élève Ø€😀")])  # values are parameters: exact
+        assert adapter.read_back(plain, [(1,)]) == [(1, "Élève Ø€😀")]
+        with pytest.raises(DatabaseError, match="altère le texte"):
+            adapter._run(f"DELETE FROM `{ONE}`", [], "essai")
     finally:
         adapter.close()

@@ -58,6 +58,9 @@ class Table:
     key: tuple[str, ...] = ()
     key_source: str = ""  # "primary", "unique", "config" or "" when there is none
     foreign_keys: tuple[ForeignKey, ...] = field(default=())
+    # Why the driver cannot carry this table's statements ("" when it can): ``select_tables``
+    # refuses to synchronise it, naming the table and column.
+    unusable: str = field(default="", compare=False)
 
     @property
     def column_names(self) -> tuple[str, ...]:
@@ -78,7 +81,7 @@ class Table:
         return tuple(kinds[k] for k in self.key)
 
     def with_key(self, key: Sequence[str], source: str) -> Table:
-        return Table(self.name, self.columns, tuple(key), source, self.foreign_keys)
+        return Table(self.name, self.columns, tuple(key), source, self.foreign_keys, self.unusable)
 
 
 class Adapter(abc.ABC):

@@ -15,6 +15,7 @@ primary key), MariaDB's ``tinyint(1)`` is read from ``information_schema`` to be
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -25,17 +26,19 @@ from synchro.db.column_kinds import odbc_kind
 from synchro.db.details import mysql_details, odbc_details, postgresql_details, with_details
 from synchro.db.dialects import Dialect, detect_dialect
 from synchro.db.generic import SqlAdapter
-from synchro.db.mysql_catalog import catalog_rows, cut_by_driver
+from synchro.db.mysql_catalog import catalog_rows, cut_by_driver, unsafe_names, unsafe_statement
 from synchro.db.odbc_connect import (
     SQL_DATABASE_NAME,
     SQL_DBMS_NAME,
     SQL_DBMS_VER,
+    SQL_DRIVER_NAME,
     SQL_IDENTIFIER_QUOTE_CHAR,
     SQL_SERVER_NAME,
     STREAMING,
     connect,
     load_pyodbc,
     narrow_utf8,
+    statement_text_fault,
     utf8mb4_connection,
 )
 from synchro.db.sqlite import discover as discover_sqlite
@@ -45,6 +48,9 @@ from synchro.values import Kind
 
 class OdbcAdapter(SqlAdapter):
     """One ODBC connection. ``connection``: ``DSN=...`` or ``DRIVER={...};...``."""
+
+    _utf16_fault = False  # MariaDB Connector/ODBC: set when the connection opens
+    _text_fault = ""  # what it does to statement text that is not ASCII ("" = nothing)
 
     def __init__(self, connection: str) -> None:
         super().__init__()
@@ -75,11 +81,17 @@ class OdbcAdapter(SqlAdapter):
             moments_as_text=self.dialect == "sqlite",
         )
         self._database = str(info(SQL_DATABASE_NAME) or "")
+        driver = str(info(SQL_DRIVER_NAME) or "")
         server = str(info(SQL_SERVER_NAME) or "")
         where = f"base {self._database}" + (f" sur {server}" if server else "")
         self.description = f"{dbms} {info(SQL_DBMS_VER)} ({where})"
         if self.dialect in ("mysql", "sqlite"):
             narrow_utf8(pyodbc, self._conn)
+        # MariaDB Connector/ODBC's UTF-16 fault (``mysql_catalog``): checked on names and
+        # statements. Another MySQL driver is not known to have it.
+        self._utf16_fault = self.dialect == "mysql" and "maodbc" in driver.lower()
+        if self._utf16_fault:
+            self._text_fault = statement_text_fault(self._query)
         self._schema = self._default_schema()
         if self.dialect == "sqlite":  # as the stdlib adapter: refuse orphans
             self._run("PRAGMA foreign_keys = ON", [], "ouverture").close()
@@ -87,6 +99,12 @@ class OdbcAdapter(SqlAdapter):
             self._run("SET DateStyle = 'ISO'", [], "ouverture").close()
         if self.dialect == "mysql":
             self._strict()
+
+    def _run(self, sql: str, params: Sequence[Any], doing: str) -> Any:
+        if self._utf16_fault and unsafe_statement(sql, altered=bool(self._text_fault)):
+            # never handed to the driver
+            raise DatabaseError(f"{self.description} : {doing} impossible : {self._name_fault()}")
+        return super()._run(sql, params, doing)
 
     def _strict(self) -> None:
         """MariaDB: refuse, never alter, a value a column cannot hold. Without a strict
@@ -237,6 +255,33 @@ class OdbcAdapter(SqlAdapter):
         return [self._table(name) for name in names]
 
     def _table(self, name: str) -> Table:
+        table = self._table_found(name)
+        if not self._utf16_fault:
+            return table
+        where = unsafe_names(name, table.column_names, altered=bool(self._text_fault))
+        if not where:
+            return table
+        return dataclasses.replace(
+            table,
+            unusable=f"{where} : {self._name_fault()} ; renommez-la, ou excluez la table"
+            " (database.exclude)",
+        )
+
+    def _name_fault(self) -> str:
+        """Why names of some characters cannot be handed to this driver."""
+        if self._text_fault:
+            return (
+                f"la connexion ODBC altère le texte des requêtes qui n'est pas en ASCII "
+                f"({self._text_fault} ; la machine n'a pas de locale UTF-8, ou Windows lit le "
+                "texte dans sa page de code)"
+            )
+        return (
+            "le pilote MariaDB Connector/ODBC lit au-delà de la fin le texte des requêtes "
+            "qui contiennent plusieurs de ces caractères (Ø Ù Ú Û, ט, ヘ...) et peut échouer "
+            "au hasard ou arrêter le programme"
+        )
+
+    def _table_found(self, name: str) -> Table:
         where = self._where()
         rows = [r for r in self._catalog("columns", table=name, **where) if r[2] == name]
         rows.sort(key=lambda r: int(r[16]))  # ORDINAL_POSITION

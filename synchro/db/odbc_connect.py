@@ -7,11 +7,16 @@ password hidden, and the UTF-8 exchange MariaDB's and SQLite's ODBC drivers need
 
 from __future__ import annotations
 
+import contextlib
+import locale
+import os
 import re
+from collections.abc import Iterator
 from typing import Any
 
 from synchro.errors import DatabaseError
 
+SQL_DRIVER_NAME = 6
 SQL_DBMS_NAME = 17
 SQL_DBMS_VER = 18
 SQL_DATABASE_NAME = 16
@@ -104,8 +109,69 @@ def utf8mb4_connection(connection: str) -> str:
 
 
 def connect(pyodbc: Any, connection: str) -> Any:
-    """An autocommit connection, or the ``DatabaseError`` of ``connect_error``."""
+    """An autocommit connection, or the ``DatabaseError`` of ``connect_error``. Opened under
+    ``utf8_ctype``: a narrow connection's statement text must reach the driver as the
+    UTF-8 it is."""
     try:
-        return pyodbc.connect(connection, autocommit=True, timeout=CONNECT_TIMEOUT)
+        with utf8_ctype():
+            return pyodbc.connect(connection, autocommit=True, timeout=CONNECT_TIMEOUT)
     except pyodbc.Error as exc:
         raise connect_error(pyodbc, connection, exc) from exc
+
+
+# Candidates for a UTF-8 character type, most common first (Debian: C.UTF-8 always exists).
+_UTF8_LOCALES = ("C.UTF-8", "C.utf8", "en_US.UTF-8", "fr_FR.UTF-8")
+
+
+def _utf8_codeset() -> bool:
+    return locale.nl_langinfo(locale.CODESET).lower().replace("-", "") == "utf8"
+
+
+@contextlib.contextmanager
+def utf8_ctype() -> Iterator[None]:
+    """``LC_CTYPE`` set to a UTF-8 locale for the duration, then put back (POSIX).
+
+    unixODBC decides, when a connection opens, in which character set it reads that
+    connection's narrow statement text: the locale's. Under ``LC_ALL=C`` (a service, a
+    cron job) it read the UTF-8 of ``CREATE TABLE `ÉlèveÚ``` as Latin-1, and MariaDB
+    created a table of another name (``Ã?lÃ¨veÃ?``, two control characters); under a
+    UTF-8 locale the text goes through as is.
+    Parameters and fetched values are not affected (bytes bound as ``SQL_C_CHAR``).
+    Windows' driver manager uses the ANSI code page instead, which a process cannot change:
+    ``check_statement_text`` is what catches it there.
+    """
+    if os.name == "nt" or _utf8_codeset():
+        yield
+        return
+    current = locale.setlocale(locale.LC_CTYPE)
+    for name in _UTF8_LOCALES:
+        try:
+            locale.setlocale(locale.LC_CTYPE, name)
+            break
+        except locale.Error:
+            continue
+    try:
+        yield
+    finally:
+        locale.setlocale(locale.LC_CTYPE, current)
+
+
+# Latin-1 (É) and the euro sign (€, absent from Latin-1) are what a wrong locale or code page
+# alters; one character the driver miscounts (Ú, ``mysql_catalog.lead_units``) is what a
+# statement may hold. Characters outside the BMP are not probed: MariaDB keeps identifiers
+# in utf8mb3, so none can be named with one, and values never go into statement text
+# (measured: unixODBC converts statement text through UCS-2 and alters any statement
+# holding such a character, whatever the locale).
+PROBE_TEXT = "É€Ú"
+
+
+def statement_text_fault(run_query: Any) -> str:
+    """What a MariaDB connection does to statement text that is not ASCII: "" when it goes
+    through exactly, else what the probe became. Measured on every new connection: what
+    alters it (the locale on Linux, the ANSI code page on Windows) belongs to the machine.
+    ``run_query(sql)`` returns the rows."""
+    expected = PROBE_TEXT.encode("utf-8").hex().upper()
+    got = str(run_query(f"SELECT HEX('{PROBE_TEXT}')")[0][0]).upper()
+    if got == expected:
+        return ""
+    return f"« {PROBE_TEXT} » arrive au serveur comme {got} au lieu de {expected}"

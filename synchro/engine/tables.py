@@ -2,7 +2,9 @@
 
 Every table with a key is synchronised unless the configuration includes or excludes it.
 A table without a key is never silently skipped: it comes back in ``skipped`` with the
-reason, for the report. Keys named in the configuration override (or supply) the key.
+reason, for the report. A table whose names the database's driver cannot carry
+(``Table.unusable``) is refused: the run stops before anything is read or written, naming
+the table and column. Keys named in the configuration override (or supply) the key.
 Tables are ordered parents before children following the foreign keys.
 """
 
@@ -14,7 +16,7 @@ from typing import NamedTuple
 
 from synchro.config.model import DatabaseSettings
 from synchro.db.base import Table
-from synchro.errors import ConfigError, FieldProblem
+from synchro.errors import ConfigError, DatabaseError, FieldProblem
 
 
 @dataclass(frozen=True)
@@ -39,10 +41,14 @@ def select_tables(found: Sequence[Table], settings: DatabaseSettings) -> TableSe
     ]
     chosen: list[Table] = []
     skipped: list[Skipped] = []
+    unusable: list[str] = []
     for table in sorted(found, key=lambda t: t.name):
         if settings.include and table.name not in settings.include:
             continue
         if table.name in settings.exclude:
+            continue
+        if table.unusable:
+            unusable.append(f"table {table.name}, {table.unusable}")
             continue
         rule = settings.rule(table.name)
         columns = set(table.column_names)
@@ -82,6 +88,8 @@ def select_tables(found: Sequence[Table], settings: DatabaseSettings) -> TableSe
         chosen.append(table)
     if problems:
         raise ConfigError(problems)
+    if unusable:
+        raise DatabaseError("Synchronisation impossible : " + " ; ".join(unusable))
     return TableSelection(dependency_order(chosen), skipped)
 
 
