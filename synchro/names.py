@@ -77,6 +77,11 @@ def package_name(origin: str, sequence: int) -> str:
     return f"{origin}-{sequence:08d}{PACKAGE_SUFFIX}"
 
 
+def package_glob(origin: str) -> str:
+    """A glob for every package written by ``origin`` (``package_name``)."""
+    return f"{origin}-*{PACKAGE_SUFFIX}"
+
+
 def published_name(origin: str, site: str, sequence: int) -> str:
     """The Siège ``origin``'s package for ``site``: ``SIEGE-3615-00000007.pkg``."""
     return f"{origin}-{site}-{sequence:08d}{PACKAGE_SUFFIX}"

@@ -606,6 +606,7 @@ HQ_POINTS = (
     "hq.publish.before",
     "node.publish.segments",  # the changes encoded once in the spill file, no package yet
     "node.publish.written",
+    "node.publish.recorded",  # the Siège knows it offered the package; the site cannot see it
     "node.publish.linked",
     "hq.report.round",
     "hq.round.closed",
@@ -617,6 +618,7 @@ HQ_POINTS_SERVE = (
     "server.renamed",
     "hq.apply.before",
     "node.apply.db_committed",
+    "node.publish.recorded",
     "node.publish.linked",
     "hq.report.round",
     "server.sent",

@@ -18,8 +18,11 @@ from typing import Any
 import pytest
 from rounds_helpers import Group, group, sql
 
-from synchro.engine import hq_files, hq_round
+from synchro.engine import hq_files, hq_round, siege_node
+from synchro.engine.ack import IDENTICAL
+from synchro.engine.hq_round import HQService
 from synchro.engine.siege_node import SiegeNode
+from synchro.names import package_name, published_name
 from synchro.reports import State
 
 
@@ -237,3 +240,38 @@ def test_tour_file_says_integration_until_the_answers_are_published(
         assert dt.datetime.fromisoformat(seen[0]["fin"]) > dt.datetime.now(dt.UTC)
         state = json.loads((tmp_path / "ftp" / "3615" / "out" / "tour.json").read_text())
         assert state == {"ouvert": False}
+
+
+def test_a_publication_cut_between_its_record_and_the_sites_folder_is_finished_at_restart(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The Siège records a package as offered before the site can see it (so a site never
+    acknowledges a package the Siège cannot check). Cut there, the next start puts the
+    recorded package in the site's folder; a package written but not recorded is deleted."""
+    real_link = siege_node._link_or_copy
+
+    def power_cut(source: Path, target: Path) -> None:
+        raise OSError(5, "Input/output error")  # the process goes no further
+
+    with group(tmp_path, ["3615"], run_service=False) as g:
+        seed(g)
+        g.deliver("3615")
+        monkeypatch.setattr(siege_node, "_link_or_copy", power_cut)
+        g.service.step()  # applies 3615's package, records its answer, cannot link it
+        out = tmp_path / "ftp" / "3615" / "out"
+        staging = g.hq.folder / "packages" / "publish"
+        assert not list(out.glob("*.pkg"))
+        offered = g.hq_node.state.site("3615").out_seq
+        assert offered and g.hq_node.published_sums(offered) is not None
+        orphan = staging / package_name("SIEGE", offered + 1)  # written, never recorded
+        orphan.write_bytes(b"cut")
+        monkeypatch.setattr(siege_node, "_link_or_copy", real_link)
+        restarted = HQService(g.hq_node, g.reports, tmp_path / "ftp", g.service.settings)
+        restarted.step()
+        assert [p.name for p in out.glob("*.pkg")] == [published_name("SIEGE", "3615", offered)]
+        assert not list(staging.glob("*.pkg"))
+        assert g.answer("3615") == published_name("SIEGE", "3615", offered)
+        restarted.step()  # takes the ack: the package it answers is one the Siège can check
+        ack = json.loads(g.hq_node.state.get_meta("ack:3615") or "{}")
+        assert ack["sequence"] == offered and ack["controle"] == IDENTICAL
+        assert g.converged()

@@ -200,18 +200,32 @@ class DeliveryWork:
         if not move_file(d.path, folder / d.site):
             self.stuck[d.path] = folder / d.site  # not offered again; moved on a later step
 
+    def _out(self, site: str) -> Path:
+        return self.ftp_root / site / "out"
+
+    def _offer(self, site: str, final: Path) -> None:
+        """``final`` is now the one package offered to ``site``: the older ones go."""
+        for old in final.parent.glob(published_glob(site)):
+            if old.name != final.name:
+                remove_old(old)
+        self.published[site] = final.name
+
+    def finish_publications(self) -> None:
+        """Once, at the first step: a publication a crash cut after the Siège recorded it
+        is put in the site's folder (``SiegeNode.finish_publications``)."""
+        for site, final in self.node.finish_publications(self.settings.sites, self._out).items():
+            self._offer(site, final)
+            self.emit(said("engine.publish.finished", site=site, package=final.name))
+
     def _publish(self, sites: list[str], rows: dict[str, int]) -> None:
         """One package per establishment (without its own changes), in its ``out``."""
         if not sites:
             return
         self.emit(Progress("publish", self.code, detail=f"{len(sites)} établissement(s)"))
         faults.point("hq.publish.before")
-        published = self.node.publish_group(sites, lambda site: self.ftp_root / site / "out")
+        published = self.node.publish_group(sites, self._out)
         for site, (final, manifest) in published.items():
-            for old in final.parent.glob(published_glob(site)):
-                if old.name != final.name:
-                    remove_old(old)
-            self.published[site] = final.name
+            self._offer(site, final)
             faults.point("hq.publish.site")
             size = final.stat().st_size
             rid = rows.get(site)

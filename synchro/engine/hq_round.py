@@ -112,6 +112,7 @@ class HQService(DeliveryWork):
         self.closing: OpenRound | None = None  # closed, waiting for the establishments' acks
         self.taken: set[str] = set()  # sites a round took over from one a crash interrupted
         self.heard: set[str] = set()  # sites whose ack this process took
+        self.resumed = False  # publications a crash cut finished (first step)
 
     @property
     def node(self) -> SiegeNode:
@@ -163,6 +164,9 @@ class HQService(DeliveryWork):
             self.emit(said("engine.hq.error", error=repr(exc)))
 
     def _step(self, command: str) -> None:
+        if not self.resumed:
+            self.finish_publications()
+            self.resumed = True
         now = self.now()
         if command:
             self.paused_until = None

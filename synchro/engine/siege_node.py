@@ -29,7 +29,7 @@ from synchro.engine.node import Node
 from synchro.engine.node_results import Admission, ImportResult
 from synchro.engine.policy import SIEGE_POLICY, ApplyPolicy
 from synchro.errors import PackageError
-from synchro.names import package_name, published_name
+from synchro.names import package_glob, package_name, published_name
 from synchro.package import Manifest, PackageWriter, TableSchema, open_package
 from synchro.package.body import Segment, SegmentStore, segments_for
 from synchro.state import ChangeLogEntry, key_json, snap_value
@@ -184,11 +184,11 @@ class SiegeNode(Node):
                 writer.splice(segment, store.read(segment))
             manifest = writer.close()
         faults.point("node.publish.written")
-        folder.mkdir(parents=True, exist_ok=True)
-        final = folder / published_name(self.code, site, sequence)
-        _link_or_copy(staged, final)
-        faults.point("node.publish.linked")
-        staged.unlink(missing_ok=True)
+        # Recorded before the site can see it: a package the site may download is always
+        # one the Siège knows it offered (its checksums, what it answers), so a crash
+        # between the two never leaves the site acknowledging a package the Siège cannot
+        # check while it waits for another. A crash after this and before the link is
+        # finished by ``finish_publications`` at the next start.
         with self.state.transaction():
             now = self.state.site(site)
             applied = now.applied_seq
@@ -199,7 +199,38 @@ class SiegeNode(Node):
             # (each site is offered only its newest; the 20 publications before it, to
             # every site, are kept for acks in flight: one package per site).
             self.state.forget_old_publications(keep=20)
+        faults.point("node.publish.recorded")
+        folder.mkdir(parents=True, exist_ok=True)
+        final = folder / published_name(self.code, site, sequence)
+        _link_or_copy(staged, final)
+        faults.point("node.publish.linked")
+        staged.unlink(missing_ok=True)
         return Published(final, manifest)
+
+    def finish_publications(
+        self, sites: Sequence[str], folder_of: Callable[[str], Path]
+    ) -> dict[str, Path]:
+        """At a start: the packages recorded as offered that a crash kept from their site's
+        folder are put there now (site -> package); packages written but never recorded
+        (the crash came first) are deleted: the site is published to again, as behind."""
+        staging = self.packages_dir / "publish"
+        if not staging.is_dir():
+            return {}
+        finished: dict[str, Path] = {}
+        for site in sites:
+            sequence = self.state.site(site).out_seq
+            staged = staging / package_name(self.code, sequence)
+            if not sequence or not staged.exists():
+                continue
+            final = folder_of(site) / published_name(self.code, site, sequence)
+            if not final.exists():
+                final.parent.mkdir(parents=True, exist_ok=True)
+                _link_or_copy(staged, final)
+                finished[site] = final
+            staged.unlink()
+        for leftover in staging.glob(package_glob(self.code)):
+            leftover.unlink(missing_ok=True)
+        return finished
 
     def _key_for(self, site: str) -> bytes | None:
         """Answer a site with the key it last sent with, while that key is valid."""
