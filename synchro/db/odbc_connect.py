@@ -7,11 +7,9 @@ password hidden, and the UTF-8 exchange MariaDB's and SQLite's ODBC drivers need
 
 from __future__ import annotations
 
-import contextlib
 import locale
 import os
 import re
-from collections.abc import Iterator
 from typing import Any
 
 from synchro.errors import DatabaseError
@@ -112,9 +110,9 @@ def connect(pyodbc: Any, connection: str) -> Any:
     """An autocommit connection, or the ``DatabaseError`` of ``connect_error``. Opened under
     ``utf8_ctype``: a narrow connection's statement text must reach the driver as the
     UTF-8 it is."""
+    utf8_ctype()
     try:
-        with utf8_ctype():
-            return pyodbc.connect(connection, autocommit=True, timeout=CONNECT_TIMEOUT)
+        return pyodbc.connect(connection, autocommit=True, timeout=CONNECT_TIMEOUT)
     except pyodbc.Error as exc:
         raise connect_error(pyodbc, connection, exc) from exc
 
@@ -127,33 +125,28 @@ def _utf8_codeset() -> bool:
     return locale.nl_langinfo(locale.CODESET).lower().replace("-", "") == "utf8"
 
 
-@contextlib.contextmanager
-def utf8_ctype() -> Iterator[None]:
-    """``LC_CTYPE`` set to a UTF-8 locale for the duration, then put back (POSIX).
+def utf8_ctype() -> None:
+    """Make ``LC_CTYPE`` a UTF-8 locale for the rest of the process (POSIX), when it is not.
 
     unixODBC decides, when a connection opens, in which character set it reads that
     connection's narrow statement text: the locale's. Under ``LC_ALL=C`` (a service, a
     cron job) it read the UTF-8 of ``CREATE TABLE `ÉlèveÚ``` as Latin-1, and MariaDB
     created a table of another name (``Ã?lÃ¨veÃ?``, two control characters); under a
-    UTF-8 locale the text goes through as is.
-    Parameters and fetched values are not affected (bytes bound as ``SQL_C_CHAR``).
-    Windows' driver manager uses the ANSI code page instead, which a process cannot change:
-    ``check_statement_text`` is what catches it there.
+    UTF-8 locale the text goes through as is. Parameters and fetched values are not
+    affected (bytes bound as ``SQL_C_CHAR``). Set once and not put back: the character type
+    is one for all the threads, and one connecting while another put C back would be cut.
+    Python itself runs in UTF-8 mode under C, so nothing of its own changes. Windows'
+    driver manager uses the ANSI code page instead (``synchro.spec`` asks for UTF-8);
+    ``statement_text_fault`` measures what each connection does.
     """
     if os.name == "nt" or _utf8_codeset():
-        yield
         return
-    current = locale.setlocale(locale.LC_CTYPE)
     for name in _UTF8_LOCALES:
         try:
             locale.setlocale(locale.LC_CTYPE, name)
-            break
+            return
         except locale.Error:
             continue
-    try:
-        yield
-    finally:
-        locale.setlocale(locale.LC_CTYPE, current)
 
 
 # Latin-1 (É) and the euro sign (€, absent from Latin-1) are what a wrong locale or code page
