@@ -90,6 +90,8 @@ def detail_lines(details: dict[str, Any], error: str, lang: str) -> list[str]:
         elif key == "security" and isinstance(value, list):
             lines.append(tr("app.summary.security", lang, n=len(value)))
             lines += [f"  {v}" for v in value[-10:]]
+        elif key == "keyless":
+            lines.append(tr("app.summary.keyless", lang, tables=_names(value)))
         elif key == "retried" and isinstance(value, list):
             lines += [_retried(item, lang) for item in value]
         else:

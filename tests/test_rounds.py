@@ -11,9 +11,14 @@ import pytest
 from backends import Backend
 from rounds_helpers import Group, group, rows, sql
 
+from synchro.config.model import Role
 from synchro.engine.events import Event, Progress
 from synchro.errors import TransportError
+from synchro.mail.message import build_report_message
+from synchro.report_summary import detail_lines
 from synchro.reports import State
+
+T0 = dt.datetime(2026, 12, 5, 8, 0)
 
 
 def seed(g: Group) -> None:
@@ -315,3 +320,26 @@ def test_a_waiting_site_keeps_one_session_for_all_its_polls(tmp_path: Path) -> N
         assert getattr(record, "state", None) is State.OK
         assert while_waiting <= 2  # its upload, then one session for every poll
         assert len(made) <= 4  # and the download and the ack
+
+
+def test_a_table_without_a_key_is_named_in_every_report_and_email(tmp_path: Path) -> None:
+    """Such a table is not synchronised (``select_tables``): the Siège's round row and the
+    establishment's run row say so, and so do their emails and the Rapport's detail."""
+    with group(tmp_path, ["3615"]) as g:
+        seed(g)
+        sql(g.hq.db, "CREATE TABLE journal (ligne TEXT); INSERT INTO journal VALUES ('x');")
+        sql(g.sites["3615"].db, "CREATE TABLE brouillon (ligne TEXT);")
+        g.open_round()
+        site = g.run_all()["3615"]
+        assert site.state is State.OK and site.details["keyless"] == ["brouillon"]
+        round_row = g.round_ended()
+        assert round_row.details["keyless"] == ["journal"]
+        for record, code, role, table in (
+            (site, "3615", Role.SITE, "brouillon"),
+            (round_row, "SIEGE", Role.HQ, "journal"),
+        ):
+            records = [record, *g.reports.for_round(record.id)] if role is Role.HQ else [record]
+            for lang, words in (("fr", "Tables non synchronisées"), ("en", "not synchronised")):
+                mail = build_report_message(records, site=code, role=role, lang=lang, now=T0)
+                assert f"{words} (" in mail.text and table in mail.text, mail.text
+            assert any(table in line for line in detail_lines(record.details, "", "fr"))

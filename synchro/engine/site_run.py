@@ -118,6 +118,9 @@ class SiteRun(Receiving):
         )
         self.totals.rows_sent = exported.manifest.rows
         self.reports.update(rid, rows_sent=self.totals.rows_sent)
+        keyless = [s.table for s in self.node.tables().skipped]
+        if keyless:  # said in every report, never skipped in silence
+            self.totals.details["keyless"] = keyless
         if exported.capture.held:
             self.totals.quarantined += exported.capture.held
             held = self.node.state.quarantined(HELD)

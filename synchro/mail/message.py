@@ -159,6 +159,10 @@ def _blocks(main: RunRecord, members: list[RunRecord], lang: str) -> list[tuple[
         blocks.append(("", [tr("mail.late", lang, sites=", ".join(late))]))
     if main.details.get("controle"):  # the per-round proof (engine.ack)
         blocks.append(("", [tr("mail.controle", lang, text=main.details["controle"])]))
+    keyless = main.details.get("keyless")
+    if isinstance(keyless, list) and keyless:
+        names = ", ".join(str(t) for t in keyless)
+        blocks.append(("", [tr("app.summary.keyless", lang, tables=names)]))
     # A round's own row is explained when it was stopped or when no establishment row
     # explains its failure already (its error then only summarises theirs).
     troubled = any(r.state in (State.FAILED, State.STOPPED) for r in members)
