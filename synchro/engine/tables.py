@@ -2,10 +2,11 @@
 
 Every table with a key is synchronised unless the configuration includes or excludes it.
 A table without a key is never silently skipped: it comes back in ``skipped`` with the
-reason, and every run's report and email name it (``details["keyless"]``). A table whose names the database's driver cannot carry
-(``Table.unusable``) is refused: the run stops before anything is read or written, naming
-the table and column. Keys named in the configuration override (or supply) the key.
-Tables are ordered parents before children following the foreign keys.
+reason, and every run's report and email name it (``details["keyless"]``). A table whose
+names the database's driver cannot carry (``Table.unusable``) is refused: the run stops
+before anything is read or written, naming the table and column. Keys named in the
+configuration override (or supply) the key. Tables are ordered parents before children
+following the foreign keys.
 """
 
 from __future__ import annotations
