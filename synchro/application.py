@@ -37,6 +37,7 @@ from synchro.reports import RunRecord, State
 
 if TYPE_CHECKING:  # the engine is imported when used: the CLI starts fast
     from synchro.app import App
+    from synchro.db.base import Table
     from synchro.engine.checksum import Sums
     from synchro.engine.hq_round import HQService
     from synchro.engine.node_results import ExportResult, ImportResult, NodeStatus
@@ -275,18 +276,22 @@ def _schema_check(config: Config, paths: NodePaths) -> tuple[bool, str]:
 
 
 def list_tables(connection: str, lang: str) -> list[str]:
-    """The wizard's database Test: one line per table, saying a table without a key and
-    the columns that limit what can be stored."""
+    """The wizard's database Test: one line per table, saying a table without a key, one
+    whose names the driver cannot carry (``Table.unusable``), and the columns that limit
+    what can be stored."""
     from synchro.db import open_database
     from synchro.engine.preflight_run import table_limits
 
     with open_database(connection) as adapter:
         found = adapter.tables()
     limits = table_limits(found, lang)
-    return [
-        (t.name if t.key else tr("app.table.no_key", lang, table=t.name)) + limits.get(t.name, "")
-        for t in found
-    ]
+    return [_table_line(t, lang) + limits.get(t.name, "") for t in found]
+
+
+def _table_line(table: Table, lang: str) -> str:
+    if table.unusable:
+        return tr("app.table.unusable", lang, table=table.name, reason=table.unusable)
+    return table.name if table.key else tr("app.table.no_key", lang, table=table.name)
 
 
 test_connection.__test__ = False  # type: ignore[attr-defined]  # not a pytest test

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 import pytest
 from backends import BACKENDS, Backend, need_pyodbc
 
+from synchro.application import list_tables
 from synchro.config.model import DatabaseSettings
 from synchro.db import odbc_connect, open_database
 from synchro.db.mysql_catalog import cut_by_driver, lead_units
@@ -97,6 +98,9 @@ def test_tables_with_such_names_are_discovered_and_synchronised_or_refused(
             assert f"table {CHILD}, colonne élèveÚ" in str(refused.value)
             kept = select_tables(list(tables.values()), DatabaseSettings(exclude=(PARENT, CHILD)))
             assert [t.name for t in kept.synced] == [ONE]
+            listed = list_tables(backend.connection, "fr")  # the wizard's database Test
+            assert f"{PARENT} (refusée : colonne nomØ : le pilote MariaDB" in "\n".join(listed)
+            assert ONE in listed
             return
         assert len(select_tables(list(tables.values()), DatabaseSettings()).synced) == 3
         with adapter.atomic():
