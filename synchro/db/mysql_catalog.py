@@ -79,13 +79,17 @@ def cut_by_driver(name: str) -> bool:
 STATEMENT_LIMIT = 1
 
 
-def unsafe_names(table: str, columns: Sequence[str], *, altered: bool) -> str:
+def unsafe_names(table: str, columns: Sequence[str], *, altered: bool, miscounts: bool) -> str:
     """Which name of this table the driver cannot be given ("" when none can be):
-    ``altered``, the connection alters statement text that is not ASCII."""
+    ``altered``, the connection alters statement text that is not ASCII (any narrow ODBC
+    connection: ``odbc_connect.statement_text_fault``); ``miscounts``, the driver reads
+    past the end of text holding ``lead_units`` (MariaDB Connector/ODBC)."""
     if altered:
         bad = [c for c in columns if not c.isascii()]
         if bad or not table.isascii():
             return f"colonne {bad[0]}" if bad else "nom de la table"
+        return ""
+    if not miscounts:
         return ""
     bad = [c for c in columns if lead_units(c)]
     if bad:
@@ -93,11 +97,11 @@ def unsafe_names(table: str, columns: Sequence[str], *, altered: bool) -> str:
     return "nom de la table" if lead_units(table) > STATEMENT_LIMIT else ""
 
 
-def unsafe_statement(sql: str, *, altered: bool) -> bool:
+def unsafe_statement(sql: str, *, altered: bool, miscounts: bool) -> bool:
     """True when ``sql`` must not be handed to the driver (``unsafe_names``)."""
     if sql.isascii():
         return False
-    return altered or lead_units(sql) > STATEMENT_LIMIT
+    return altered or (miscounts and lead_units(sql) > STATEMENT_LIMIT)
 
 
 def catalog_rows(query: Query, method: str, name: str) -> list[tuple[Any, ...]]:

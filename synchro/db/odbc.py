@@ -50,7 +50,7 @@ class OdbcAdapter(SqlAdapter):
     """One ODBC connection. ``connection``: ``DSN=...`` or ``DRIVER={...};...``."""
 
     _utf16_fault = False  # MariaDB Connector/ODBC: set when the connection opens
-    _text_fault = ""  # what it does to statement text that is not ASCII ("" = nothing)
+    _text_fault = ""  # what narrow statement text not in ASCII becomes ("" = itself)
 
     def __init__(self, connection: str) -> None:
         super().__init__()
@@ -87,10 +87,11 @@ class OdbcAdapter(SqlAdapter):
         self.description = f"{dbms} {info(SQL_DBMS_VER)} ({where})"
         if self.dialect in ("mysql", "sqlite"):
             narrow_utf8(pyodbc, self._conn)
-        # MariaDB Connector/ODBC's UTF-16 fault (``mysql_catalog``): checked on names and
-        # statements. Another MySQL driver is not known to have it.
+        # What narrow statement text becomes on the way (``odbc_connect``), and MariaDB
+        # Connector/ODBC's UTF-16 fault (``mysql_catalog``; another MySQL driver is not
+        # known to have it): checked on names and on every statement.
         self._utf16_fault = self.dialect == "mysql" and "maodbc" in driver.lower()
-        if self._utf16_fault:
+        if self.dialect in ("mysql", "sqlite"):
             self._text_fault = statement_text_fault(self._query)
         self._schema = self._default_schema()
         if self.dialect == "sqlite":  # as the stdlib adapter: refuse orphans
@@ -101,7 +102,8 @@ class OdbcAdapter(SqlAdapter):
             self._strict()
 
     def _run(self, sql: str, params: Sequence[Any], doing: str) -> Any:
-        if self._utf16_fault and unsafe_statement(sql, altered=bool(self._text_fault)):
+        altered, miscounts = bool(self._text_fault), self._utf16_fault
+        if (altered or miscounts) and unsafe_statement(sql, altered=altered, miscounts=miscounts):
             # never handed to the driver
             raise DatabaseError(f"{self.description} : {doing} impossible : {self._name_fault()}")
         return super()._run(sql, params, doing)
@@ -256,9 +258,10 @@ class OdbcAdapter(SqlAdapter):
 
     def _table(self, name: str) -> Table:
         table = self._table_found(name)
-        if not self._utf16_fault:
+        altered, miscounts = bool(self._text_fault), self._utf16_fault
+        if not (altered or miscounts):
             return table
-        where = unsafe_names(name, table.column_names, altered=bool(self._text_fault))
+        where = unsafe_names(name, table.column_names, altered=altered, miscounts=miscounts)
         if not where:
             return table
         return dataclasses.replace(
@@ -271,7 +274,7 @@ class OdbcAdapter(SqlAdapter):
         """Why names of some characters cannot be handed to this driver."""
         if self._text_fault:
             return (
-                f"la connexion ODBC altère le texte des requêtes qui n'est pas en ASCII "
+                "la connexion ODBC altère le texte des requêtes qui n'est pas en ASCII "
                 f"({self._text_fault} ; la machine n'a pas de locale UTF-8, ou Windows lit le "
                 "texte dans sa page de code)"
             )

@@ -159,10 +159,10 @@ PROBE_TEXT = "É€Ú"
 
 
 def statement_text_fault(run_query: Any) -> str:
-    """What a MariaDB connection does to statement text that is not ASCII: "" when it goes
-    through exactly, else what the probe became. Measured on every new connection: what
-    alters it (the locale on Linux, the ANSI code page on Windows) belongs to the machine.
-    ``run_query(sql)`` returns the rows."""
+    """What a narrow connection (MariaDB, SQLite ODBC) does to statement text that is not
+    ASCII: "" when it goes through exactly, else what the probe became. Measured on every
+    new connection: what alters it (the locale on Linux, the ANSI code page on Windows)
+    belongs to the machine. ``run_query(sql)`` returns the rows."""
     expected = PROBE_TEXT.encode("utf-8").hex().upper()
     got = str(run_query(f"SELECT HEX('{PROBE_TEXT}')")[0][0]).upper()
     if got == expected:
