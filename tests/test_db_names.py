@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import locale
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from backends import BACKENDS, Backend, need_pyodbc
+from engine_helpers import make_node
 
 from synchro.application import list_tables
 from synchro.config.model import DatabaseSettings
@@ -208,3 +210,39 @@ def test_names_not_in_ascii_are_refused_when_the_connection_alters_them(
             adapter._run(f"DELETE FROM `{ONE}`", [], "essai")
     finally:
         adapter.close()
+
+
+def test_mariadb_table_named_with_one_such_character_goes_through_the_engine(
+    make_backend: Callable[[str], Backend], tmp_path: Path
+) -> None:
+    """Capture, package, verified apply, snapshot, checksums: every statement the engine
+    makes on ``NotÚ`` holds the character once, none is refused, both databases end equal."""
+    a, b = make_backend("mariadb"), make_backend("mariadb")
+    for backend in (a, b):
+        _create(backend)
+    rows = [(i, f"Último {i} " + "ヘ" * (i % 5)) for i in range(1, 41)]
+    # Written through the adapter: a wide pyodbc statement naming `NotÚ` got junk read past
+    # the end of pyodbc's own buffer (the server saw `near '甀'`); narrow text is converted
+    # by unixODBC into a buffer ending with a zero, which is what the one unit read is.
+    writer = open_database(a.connection)
+    table = {t.name: t for t in writer.tables()}[ONE]
+    with writer.atomic():
+        writer.upsert(table, rows)
+    skip = (PARENT, CHILD)
+    site = make_node(tmp_path, "3615", a.connection, exclude=skip)
+    hq = make_node(tmp_path, "SIEGE", b.connection, hq=True, exclude=skip)
+    try:
+        for change in (None, "UPDATE", "DELETE"):
+            with writer.atomic():
+                if change == "UPDATE":
+                    writer.upsert(table, [(7, "Ø modifié")])
+                elif change == "DELETE":
+                    writer.delete(table, [(8,)])
+            result = hq.import_package(site.export().path)
+            assert result.status == "applied" and result.stats.quarantined == 0
+            assert hq.checksums() == site.checksums()
+        assert hq.checksums()[ONE][0] == 39
+    finally:
+        writer.close()
+        site.close()
+        hq.close()

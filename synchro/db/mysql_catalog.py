@@ -73,9 +73,11 @@ def cut_by_driver(name: str) -> bool:
 # narrow calls of a Unicode connection), and the driver measures it with the same fault:
 # one code unit more per such character, read past the end of the text. Measured
 # (Connector/ODBC 3.1.15): one such character per statement never failed (the one unit
-# read is the terminating zero); two failed 2 times in 960, three 5, six 13 and then the
-# process aborted ("corrupted size vs. prev_size"). A table or column name is used in many
-# statements, so it may hold none, apart from a single one in the table's name.
+# read is the zero unixODBC ends its converted text with; pyodbc's own wide buffer has none,
+# and a wide statement holding one reached the server with junk: « near '甀' »); two failed
+# 2 times in 960, three 5, six 13 and then the process aborted ("corrupted size vs.
+# prev_size"). A table or column name is used in many statements, so it may hold none,
+# apart from a single one in the table's name.
 STATEMENT_LIMIT = 1
 
 
