@@ -11,6 +11,9 @@ column, and a statement holding more than one is never handed to the driver.
 from __future__ import annotations
 
 import locale
+import os
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -19,6 +22,7 @@ from backends import BACKENDS, Backend, need_pyodbc
 from engine_helpers import make_node
 
 from synchro.application import list_tables
+from synchro.cli import main
 from synchro.config.model import DatabaseSettings
 from synchro.db import odbc_connect, open_database
 from synchro.db.mysql_catalog import cut_by_driver, lead_units
@@ -246,3 +250,58 @@ def test_mariadb_table_named_with_one_such_character_goes_through_the_engine(
         writer.close()
         site.close()
         hq.close()
+
+
+def test_a_synchro_process_under_lc_all_c_carries_accented_mariadb_names(
+    make_backend: Callable[[str], Backend], tmp_path: Path
+) -> None:
+    """``synchro export`` and ``synchro import`` as processes started with ``LC_ALL=C`` (a
+    service, a cron job): the table `Opérations` and its column `libellé` are found and
+    written under their own names on both MariaDB databases."""
+    a, b = make_backend("mariadb"), make_backend("mariadb")
+    pyodbc = need_pyodbc("mariadb")
+    for backend in (a, b):
+        conn = connect(pyodbc, backend.connection)
+        try:
+            narrow_utf8(pyodbc, conn)
+            conn.execute(
+                "CREATE TABLE `Opérations` (id INTEGER NOT NULL PRIMARY KEY,"
+                " `libellé` VARCHAR(40)) ENGINE=InnoDB"
+            )
+            if backend is a:
+                for i in range(1, 6):
+                    conn.execute("INSERT INTO `Opérations` VALUES (?, ?)", i, f"Crème {i} €")
+        finally:
+            conn.close()
+    configs = {}
+    for name, backend, role in (("site", a, "serveur"), ("siege", b, "siege")):
+        configs[name] = tmp_path / f"{name}.toml"
+        code = "3615" if role == "serveur" else "SIEGE"
+        args = ["init", "--role", role, "--site", code, "--db", backend.connection]
+        assert main(["--config", str(configs[name]), *args]) == 0
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LC_", "LANG"))}
+    env["LC_ALL"] = "C"
+    package = tmp_path / "envoi.pkg"
+    for args in (
+        ["--config", str(configs["site"]), "export", "--out", str(package)],
+        ["--config", str(configs["siege"]), "import", str(package)],
+    ):
+        done = subprocess.run(
+            [sys.executable, "-m", "synchro", *args],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+            check=False,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+    expected = [(i, f"Crème {i} €".encode().hex().upper()) for i in range(1, 6)]
+    for backend in (a, b):  # read apart from the product: the names and values as hex
+        rows = backend.query("SELECT id, HEX(`libellé`) FROM `Opérations` ORDER BY id")
+        assert rows == expected
+        names = backend.query(
+            "SELECT COUNT(*) FROM information_schema.columns WHERE table_schema = DATABASE()"
+            " AND HEX(table_name) = ? AND HEX(column_name) = ?",
+            ["Opérations".encode().hex().upper(), "libellé".encode().hex().upper()],
+        )
+        assert names == [(1,)]
