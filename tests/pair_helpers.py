@@ -11,6 +11,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 from ftp_proxy import ephemeral_low
@@ -86,7 +87,11 @@ def app_pair(root: Path) -> tuple[NodePaths, NodePaths]:
     return hq_paths, _node(root, "site", site, "INSERT INTO articles VALUES (2, 'Thé', '7.50');")
 
 
-def synchro(*args: str, cwd: Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+def synchro(
+    *args: str, cwd: Path, timeout: float = 60, env: Mapping[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``synchro *args`` as a process under a UTF-8 locale; ``env`` adds or overrides
+    variables (``LC_ALL=C``: a service's environment)."""
     return subprocess.run(
         [sys.executable, "-m", "synchro", *args],
         cwd=cwd,
@@ -94,7 +99,7 @@ def synchro(*args: str, cwd: Path, timeout: float = 60) -> subprocess.CompletedP
         text=True,
         timeout=timeout,
         stdin=subprocess.DEVNULL,
-        env={**os.environ, "LANG": "C.UTF-8"},
+        env={**os.environ, "LANG": "C.UTF-8", **(env or {})},
     )
 
 

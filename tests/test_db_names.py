@@ -11,15 +11,13 @@ column, and a statement holding more than one is never handed to the driver.
 from __future__ import annotations
 
 import locale
-import os
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from backends import BACKENDS, Backend, need_pyodbc
 from engine_helpers import make_node
+from pair_helpers import synchro
 
 from synchro.application import list_tables
 from synchro.cli import main
@@ -279,21 +277,12 @@ def test_a_synchro_process_under_lc_all_c_carries_accented_mariadb_names(
         code = "3615" if role == "serveur" else "SIEGE"
         args = ["init", "--role", role, "--site", code, "--db", backend.connection]
         assert main(["--config", str(configs[name]), *args]) == 0
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LC_", "LANG"))}
-    env["LC_ALL"] = "C"
     package = tmp_path / "envoi.pkg"
     for args in (
         ["--config", str(configs["site"]), "export", "--out", str(package)],
         ["--config", str(configs["siege"]), "import", str(package)],
     ):
-        done = subprocess.run(
-            [sys.executable, "-m", "synchro", *args],
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=120,
-            check=False,
-        )
+        done = synchro(*args, cwd=tmp_path, timeout=120, env={"LC_ALL": "C"})  # over LANG
         assert done.returncode == 0, done.stdout + done.stderr
     expected = [(i, f"Crème {i} €".encode().hex().upper()) for i in range(1, 6)]
     for backend in (a, b):  # read apart from the product: the names and values as hex
