@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
@@ -65,6 +66,8 @@ def reference_row_hash(kinds: Sequence[str], row: Sequence[Any]) -> bytes:
 
 
 UTC2 = dt.timezone(dt.timedelta(hours=2))
+UTC = dt.UTC
+UTC1 = dt.timezone(dt.timedelta(hours=1))
 
 # Shapes drivers return, per kind: the usual type and the unusual ones.
 ODD: list[tuple[str, Any]] = [
@@ -357,3 +360,105 @@ def test_a_kind_is_its_text_on_disk_and_in_comparisons() -> None:
     names = "int float decimal text bool date datetime time blob uuid json"
     assert [k.value for k in V.KINDS] == names.split()
     assert V.row_hash([V.Kind.INT, V.Kind.TEXT], [1, "a"]) == V.row_hash(["int", "text"], [1, "a"])
+
+
+# Pairs ``==`` calls equal whose canonical forms may differ, and pairs that are the same.
+_LOOK_ALIKE: list[tuple[str, Any, Any]] = [
+    ("int", 1, 1.0),
+    ("int", 1, True),
+    ("int", 10**30, 10**30),
+    ("float", 0.0, -0.0),
+    ("float", 1.0, 1),
+    ("float", 2.5, 2.5),
+    ("float", float("nan"), float("nan")),
+    ("float", float("inf"), float("inf")),
+    ("decimal", Decimal("1.0"), Decimal("1.00")),
+    ("decimal", Decimal("-0"), Decimal("0")),
+    ("decimal", Decimal("1E+2"), Decimal("100")),
+    ("decimal", Decimal("1"), 1),
+    ("decimal", Decimal("sNaN"), Decimal("1")),
+    ("decimal", Decimal("1"), Decimal("sNaN")),
+    ("decimal", Decimal("NaN"), Decimal("NaN")),
+    ("text", "é", "é"),
+    ("text", "e\u0301", "é"),
+    ("text", "\ud800 seul", "\ud800 seul"),
+    ("text", "1", 1),
+    ("text", "ab", b"ab"),
+    ("blob", b"\x00a", b"\x00a"),
+    ("blob", b"ab", bytearray(b"ab")),
+    ("bool", True, 1),
+    ("bool", False, False),
+    ("date", dt.date(1900, 1, 1), dt.datetime(1900, 1, 1)),
+    ("date", dt.date(2100, 12, 31), dt.date(2100, 12, 31)),
+    ("datetime", dt.datetime(2024, 1, 2, 3), dt.datetime(2024, 1, 2, 3)),
+    ("datetime", dt.datetime(2024, 1, 2, 3, tzinfo=UTC2), dt.datetime(2024, 1, 2, 1, tzinfo=UTC)),
+    ("datetime", dt.datetime(1, 1, 1, 1, tzinfo=UTC2), dt.datetime(1, 1, 1, 1, tzinfo=UTC2)),
+    # one instant before year 1 in UTC: == says equal, canonical keeps each offset
+    ("datetime", dt.datetime(1, 1, 1, 1, tzinfo=UTC2), dt.datetime(1, 1, 1, tzinfo=UTC1)),
+    ("datetime", dt.datetime(2024, 1, 2, 3), dt.datetime(2024, 1, 2, 3, tzinfo=dt.UTC)),
+    ("datetime", dt.datetime(2024, 1, 2, 3, fold=1), dt.datetime(2024, 1, 2, 3)),
+    ("time", dt.time(1, 2, 3), dt.time(1, 2, 3)),
+    ("time", dt.time(3, tzinfo=UTC2), dt.time(1, tzinfo=dt.UTC)),
+    ("uuid", "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11", "A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11"),
+    ("json", '{"a": 1}', '{"a":1}'),
+]
+
+
+def _canonical_or_error(kind: str, value: Any) -> Any:
+    return _outcome(V.canonical, kind, value)
+
+
+@pytest.mark.parametrize(("kind", "a", "b"), _LOOK_ALIKE)
+def test_rows_are_called_the_same_only_when_their_canonical_forms_are(
+    kind: str, a: Any, b: Any
+) -> None:
+    """``row_sameness`` lets the verified apply skip hashing a read-back row; it must never
+    call two rows the same when their digests differ."""
+    same = V.row_sameness((kind, "int"))
+    for left, right in ((a, b), (b, a)):
+        if same((left, 7), (right, 7)):
+            assert _canonical_or_error(kind, left) == _canonical_or_error(kind, right)
+            assert V.row_hasher((kind, "int"))((left, 7)) == V.row_hasher((kind, "int"))((right, 7))
+
+
+def test_rows_of_the_usual_types_are_proven_the_same_without_hashing() -> None:
+    """The fast path fires for what a read-back usually gives (equal values, distinct
+    objects), and not when one column differs."""
+    kinds = ("text", "int", "int", "decimal", "datetime", "date", "time", "float", "bool", "blob")
+    row = (
+        "vente n°1 — 北京",
+        10**12,
+        -3,
+        Decimal("12.30"),
+        dt.datetime(1969, 7, 20, 20, 17, 40, 5),
+        dt.date(2040, 2, 29),
+        dt.time(23, 59, 59, 999999),
+        1e-300,
+        False,
+        b"\x00\xff\x00",
+    )
+    sent = json.loads(json.dumps([V.to_json(k, v) for k, v in zip(kinds, row, strict=True)]))
+    copy = tuple(V.from_json(k, v) for k, v in zip(kinds, sent, strict=True))
+    assert all(copy[i] is not row[i] for i in (0, 3, 4, 5, 6, 9))  # equal, not the same objects
+    same = V.row_sameness(kinds)
+    assert same(row, copy)
+    assert same((None,) * len(kinds), (None,) * len(kinds))
+    for i in range(len(kinds)):
+        changed = list(copy)
+        changed[i] = None
+        assert not same(row, tuple(changed)), kinds[i]
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.lists(st.tuples(st.sampled_from(V.KINDS), _VALUES, _VALUES), min_size=1, max_size=5),
+    st.booleans(),
+)
+def test_rows_called_the_same_hash_the_same_on_random_values(
+    cells: list[tuple[str, Any, Any]], copy: bool
+) -> None:
+    kinds = tuple(k for k, _, _ in cells)
+    left = tuple(V.normalise(k, a) if copy else a for k, a, _ in cells)
+    right = tuple(a if copy else b for _, a, b in cells)
+    if V.row_sameness(kinds)(left, right):
+        assert _outcome(V.row_hash, kinds, left) == _outcome(V.row_hash, kinds, right)

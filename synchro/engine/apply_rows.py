@@ -197,7 +197,9 @@ class TableRows:
             self.logged.append(
                 ChangeLogEntry(item.origin, self.table.name, item.change.op, item.kj, row_json)
             )
-        if applied and exact and item.kj in self.pending:
+        if applied and exact and self.pending and item.kj in self.pending:
+            # (``self.pending`` first: the key's JSON text is made only when some key of
+            # the table waits in the quarantine; a Serveur's apply never needs it otherwise)
             self.pending.discard(item.kj)
             self.cleared.append(item.kj)
 

@@ -19,7 +19,7 @@ from synchro.values.convert import (
     normalise,
     row_normaliser,
 )
-from synchro.values.hashing import row_hash, row_hasher
+from synchro.values.hashing import row_hash, row_hasher, row_sameness
 from synchro.values.json_form import (
     carried_form_is_normal,
     from_json,
@@ -49,6 +49,7 @@ __all__ = [
     "row_hash",
     "row_hasher",
     "row_normaliser",
+    "row_sameness",
     "row_to_json",
     "to_json",
 ]

@@ -189,3 +189,51 @@ def _text_joiner(
     exec(source, scope)  # the source comes from the fixed templates above only
     joiner: Callable[[Sequence[Any]], str] = scope["text_of"]
     return joiner
+
+
+# Per kind, a test of two values of column i that is true only when both are of the kind's
+# usual type and ``canonical`` writes the same text for them (so their digests agree):
+# ``==`` alone is not enough (1 == 1.0 == True; 0.0 == -0.0; aware datetimes of one instant
+# written with their offset at the ends of the calendar; a signalling NaN raises).
+_SAME = {
+    Kind.INT: "(type(a{i}) is int and type(b{i}) is int and a{i} == b{i})",
+    Kind.TEXT: "(type(a{i}) is str and type(b{i}) is str and a{i} == b{i})",
+    Kind.BLOB: "(type(a{i}) is bytes and type(b{i}) is bytes and a{i} == b{i})",
+    Kind.BOOL: "(type(a{i}) is bool and type(b{i}) is bool and a{i} == b{i})",
+    Kind.FLOAT: "(type(a{i}) is float and type(b{i}) is float and a{i} == b{i} and a{i} != 0)",
+    Kind.DECIMAL: "(type(a{i}) is Decimal and type(b{i}) is Decimal and a{i}.is_finite()"
+    " and b{i}.is_finite() and a{i} == b{i})",
+    Kind.DATE: "(type(a{i}) is date and type(b{i}) is date and a{i} == b{i})",
+    Kind.TIME: "(type(a{i}) is time and type(b{i}) is time and a{i}.tzinfo is None"
+    " and b{i}.tzinfo is None and a{i} == b{i})",
+    Kind.DATETIME: "(type(a{i}) is datetime and type(b{i}) is datetime and a{i}.tzinfo is None"
+    " and b{i}.tzinfo is None and a{i} == b{i})",
+}
+
+
+@functools.lru_cache(maxsize=256)
+def row_sameness(kinds: tuple[Kind, ...]) -> Callable[[Sequence[Any], Sequence[Any]], bool]:
+    """A test of two rows of these kinds: True only when every column's canonical form is
+    the same in both (the rows' digests are then equal); False means "not proven", and
+    the caller compares digests. The verified apply uses it to skip hashing a read-back
+    row that came back exactly as it was sent (value, type and all). The same object in
+    both rows (None included) is the same; uuid and json columns are proven only so.
+    """
+    if not kinds:
+        return lambda a, b: True
+    tests = " and ".join(
+        f"(a{i} is b{i} or {_SAME[kind].format(i=i)})" if kind in _SAME else f"a{i} is b{i}"
+        for i, kind in enumerate(kinds)
+    )
+    a_names = ", ".join(f"a{i}" for i in range(len(kinds)))
+    b_names = ", ".join(f"b{i}" for i in range(len(kinds)))
+    source = f"def same(a, b):\n    {a_names}, = a\n    {b_names}, = b\n    return bool({tests})\n"
+    scope: dict[str, Any] = {
+        "Decimal": Decimal,
+        "date": dt.date,
+        "time": dt.time,
+        "datetime": dt.datetime,
+    }
+    exec(source, scope)  # the source comes from the fixed templates above only
+    same: Callable[[Sequence[Any], Sequence[Any]], bool] = scope["same"]
+    return same
