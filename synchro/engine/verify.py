@@ -21,7 +21,7 @@ from typing import Any, NamedTuple
 
 from synchro.capture.source import snapshot_key
 from synchro.db.base import Adapter, Key, Row, Table
-from synchro.values import canonical, row_hasher, row_to_json
+from synchro.values import canonical, row_hasher, row_sameness, row_to_json
 
 SHOWN = 80  # characters of a value shown in a reason text (the whole value is in the JSON)
 ABSENT = "ligne absente de la base juste après son écriture (un déclencheur ou une règle "
