@@ -238,6 +238,8 @@ def test_windows_build_through_wine(tmp_path: Path) -> None:
         assert pe_subsystem(data) == subsystem, name
         for text in ("ProductVersion", __version__, "Synchro - synchronisation des bases"):
             assert text.encode("utf-16-le") in data, f"{name}: no {text!r} in VERSIONINFO"
+        # the ANSI code page asked for (MariaDB's narrow statement text: odbc_connect)
+        assert b'WindowsSettings">UTF-8</activeCodePage>' in data, f"{name}: no UTF-8 code page"
         for image in ico_images((REPO / "assets" / "synchro.ico").read_bytes()):
             assert image in data, f"{name}: application icon not embedded"
         print(f"{name}: {len(data) / 1e6:.1f} MB")

@@ -310,7 +310,13 @@ done
 [ -n "$win" ] || die "synchro.exe showed no window in 120 s"
 sleep 2; import -window root "$DIST/synchro-exe-wine.png"
 ts "synchro.exe window up: '$(xdotool getwindowname "$win")', screenshot $DIST/synchro-exe-wine.png"
-(cd "$RUN" && WTIMEOUT=120 wrun ./synchro.exe --config "$(winpath "$NODE")" >/dev/null) || die "second synchro.exe start"
+if ! (cd "$RUN" && WTIMEOUT=120 wrun ./synchro.exe --config "$(winpath "$NODE")" >/dev/null); then
+    # What was running, and what the node logged, to tell a hang in start-up from one in the
+    # handover (seen once in a CI run, 5 Dec: no log line from the second start).
+    ps -eo pid,etimes,stat,args | grep -i '[s]ynchro' || true
+    tail -20 "$RUN/node/logs/synchro.log" 2>/dev/null || true
+    die "second synchro.exe start"
+fi
 grep -aq "already runs" "$RUN/node/logs/synchro.log" || die "second start did not see the first (named mutex)"
 xdotool key --window "$win" Escape
 wait "$TRAY_JOB"

@@ -136,8 +136,8 @@ def utf8_ctype() -> None:
     affected (bytes bound as ``SQL_C_CHAR``). Set once and not put back: the character type
     is one for all the threads, and one connecting while another put C back would be cut.
     Python itself runs in UTF-8 mode under C, so nothing of its own changes. Windows'
-    driver manager uses the ANSI code page instead (cp1252 turns ``Opérations`` into
-    ``OpÃ©rations``); ``statement_text_fault`` measures what each connection does.
+    driver manager uses the ANSI code page instead (``synchro.spec`` asks for UTF-8);
+    ``statement_text_fault`` measures what each connection does.
     """
     if os.name == "nt" or _utf8_codeset():
         return
