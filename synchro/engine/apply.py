@@ -67,7 +67,7 @@ class _TableApplier(TableRows):
                 self.stats.unchanged += 1
                 self._settle(item, incoming_hash, applied=True)
                 continue
-            other = newer.get(item.kj)
+            other = newer.get(item.kj) if newer else None  # (no key text made for nothing)
             if other is None and local_hash != snaps.get(item.skey):
                 other = ctx.local
             if other is not None and not self._incoming_wins(item, local, other):
