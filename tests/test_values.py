@@ -462,3 +462,30 @@ def test_rows_called_the_same_hash_the_same_on_random_values(
     right = tuple(a if copy else b for _, a, b in cells)
     if V.row_sameness(kinds)(left, right):
         assert _outcome(V.row_hash, kinds, left) == _outcome(V.row_hash, kinds, right)
+
+
+_KEY_VALUES = st.one_of(
+    st.integers(),
+    st.text(),  # lone surrogates and control characters included
+    st.floats(),
+    st.booleans(),
+    st.none(),
+    st.decimals(allow_nan=False).map(str),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(_KEY_VALUES, max_size=4), st.lists(_KEY_VALUES, max_size=4))
+def test_the_prepared_json_encoders_write_what_json_dumps_writes(
+    key: list[Any], row: list[Any]
+) -> None:
+    """A key's text names it in the change log, conflicts and quarantine, where it is
+    compared as text with entries written before: the prepared C encoders must write
+    exactly what ``json.dumps`` wrote."""
+    from synchro.state import key_json
+
+    assert key_json(tuple(key)) == json.dumps(key, ensure_ascii=False, separators=(",", ":"))
+    assert V.json_text_encoder(compact=True)(row) == json.dumps(
+        row, ensure_ascii=False, separators=(",", ":")
+    )
+    assert V.json_text_encoder()(row) == json.dumps(row, ensure_ascii=False)

@@ -15,7 +15,7 @@ from typing import Any
 
 from synchro.db.base import Key, Table
 from synchro.state.store import Store
-from synchro.values import Kind, canonical
+from synchro.values import Kind, canonical, json_text_encoder
 
 # Key kinds whose snap_value ordering in SQLite equals the database's ordering.
 ORDERED_KEY_KINDS = frozenset({"int", "text", "bool", "date", "datetime", "time"})
@@ -33,11 +33,13 @@ def snap_value(kind: Kind, value: Any) -> Any:
 
 
 def key_json(key: Sequence[Any]) -> str:
-    return _KEY_ENCODER.encode(list(key))
+    """A key's values as compact JSON text (``json.dumps(list(key), ensure_ascii=False,
+    separators=(",", ":"))``): how the change log, conflicts and quarantine name a key."""
+    return _KEY_TEXT(list(key))
 
 
-# Stateless; json.dumps would build one per call when given options (hot path of apply).
-_KEY_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False)
+# Stateless; the C encoder made once (hot path of the Siège's apply and of capture).
+_KEY_TEXT = json_text_encoder(compact=True)
 
 
 def _columns(nkeys: int) -> str:
