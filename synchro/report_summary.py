@@ -49,6 +49,13 @@ def controle_text(text: str, lang: str) -> str:
     return text
 
 
+def keyless_line(details: dict[str, Any], lang: str) -> str | None:
+    """The line naming the tables not synchronised for want of a key (``details["keyless"]``,
+    written by every run), for the Rapport's detail and the email; None when there are none."""
+    value = details.get("keyless")
+    return tr("app.summary.keyless", lang, tables=_names(value)) if value else None
+
+
 def _names(value: Any) -> str:
     return ", ".join(str(v) for v in value) if isinstance(value, list) else str(value)
 
@@ -90,8 +97,8 @@ def detail_lines(details: dict[str, Any], error: str, lang: str) -> list[str]:
         elif key == "security" and isinstance(value, list):
             lines.append(tr("app.summary.security", lang, n=len(value)))
             lines += [f"  {v}" for v in value[-10:]]
-        elif key == "keyless":
-            lines.append(tr("app.summary.keyless", lang, tables=_names(value)))
+        elif key == "keyless" and (keyless := keyless_line(details, lang)):
+            lines.append(keyless)
         elif key == "retried" and isinstance(value, list):
             lines += [_retried(item, lang) for item in value]
         else:

@@ -110,7 +110,7 @@ class DeliveryWork:
         unapplied = exported.capture.unapplied  # rows of earlier packages, retried in vain
         if exported.capture.held:
             self.emit(said("engine.held.site", site=self.code, count=exported.capture.held))
-        keyless = [s.table for s in self.node.tables().skipped]
+        keyless = self.node.keyless_tables()
         if round_id is not None and keyless:  # said in every report, never skipped in silence
             self.reports.merge_details(round_id, {"keyless": keyless})
         if round_id is not None and (exported.capture.held or unapplied):

@@ -117,6 +117,10 @@ class Node(ABC):
             self._tables = select_tables(self.adapter.tables(), self.config.database)
         return self._tables
 
+    def keyless_tables(self) -> list[str]:
+        """The tables left out for want of a key, which every run's report names."""
+        return [s.table for s in self.tables().skipped]
+
     def _table_map(self) -> dict[str, Table]:
         return {t.name: t for t in self.tables().synced}
 

@@ -118,7 +118,7 @@ class SiteRun(Receiving):
         )
         self.totals.rows_sent = exported.manifest.rows
         self.reports.update(rid, rows_sent=self.totals.rows_sent)
-        keyless = [s.table for s in self.node.tables().skipped]
+        keyless = self.node.keyless_tables()
         if keyless:  # said in every report, never skipped in silence
             self.totals.details["keyless"] = keyless
         if exported.capture.held:
