@@ -52,6 +52,36 @@ def test_sites_and_change_log(state: StateDB) -> None:
     assert [(c.pos, c.origin, c.key_json, c.row_json) for c in changes] == [(2, "Y", "[1]", None)]
 
 
+def test_newer_versions_see_every_change_of_another_origin(state: StateDB, tmp_path: Path) -> None:
+    """The Siège asks, batch after batch of a site's package, which keys another origin
+    changed since the site's last exchange; the "none at all" answer it keeps inside a
+    transaction must give way to a change logged since, by this connection or (in a later
+    transaction) by another one."""
+    mine = ChangeLogEntry("A", "t", "U", "[1]", '[1,"a"]')
+    with state.transaction():
+        state.log_changes([ChangeLogEntry("B", "t", "U", "[9]", '[9,"b"]')])  # pos 1
+    with state.transaction():
+        assert state.newer_versions("t", ["[1]", "[2]"], 1, "A") == {}
+        state.log_changes([mine])  # A's own change: still nothing newer from another
+        assert state.newer_versions("t", ["[1]", "[2]"], 1, "A") == {}
+        state.log_changes([ChangeLogEntry("B", "u", "U", "[2]", "[2]")])  # another table
+        assert state.newer_versions("t", ["[1]", "[2]"], 1, "A") == {}
+        state.log_changes([ChangeLogEntry("S", "t", "U", "[2]", '[2,"s"]')])
+        assert state.newer_versions("t", ["[1]", "[2]"], 1, "A") == {"[2]": "S"}
+        assert state.newer_versions("t", ["[9]"], 0, "A") == {"[9]": "B"}
+    with state.transaction():
+        assert state.newer_versions("t", ["[3]"], 4, "A") == {}
+    other = StateDB(tmp_path / "state.db")  # a second connection to the same state
+    try:
+        with other.transaction():
+            other.log_changes([ChangeLogEntry("C", "t", "U", "[3]", '[3,"c"]')])
+    finally:
+        other.close()
+    with state.transaction():
+        assert state.newer_versions("t", ["[3]"], 4, "A") == {"[3]": "C"}
+    assert state.newer_versions("t", ["[1]", "[3]"], 4, "A") == {"[3]": "C"}  # no transaction
+
+
 def test_old_publications_are_forgotten(state: StateDB) -> None:
     with state.transaction():
         state.set_site("X", 0, 0, 50)

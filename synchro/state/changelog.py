@@ -48,6 +48,11 @@ class SiteState(NamedTuple):
 class ChangeLog(Store):
     """The ``changelog`` and ``sites`` tables (used at the Siège only)."""
 
+    # (table, after, origin) found with no change of another origin after ``after``, in the
+    # write transaction numbered ``_quiet_in`` (see ``newer_versions``).
+    _quiet: frozenset[tuple[str, int, str]] = frozenset()
+    _quiet_in = -1
+
     def log_change(self, origin: str, table: str, op: str, key: str, row: str | None) -> None:
         self.log_changes([ChangeLogEntry(origin, table, op, key, row)])
 
@@ -56,6 +61,11 @@ class ChangeLog(Store):
             "INSERT INTO changelog(origin, tbl, op, key_json, row_json) VALUES (?, ?, ?, ?, ?)",
             rows,
         )
+        if self._quiet:  # what this transaction knew quiet may not be any more
+            written = {(r.table, r.origin) for r in rows}
+            self._quiet = frozenset(
+                q for q in self._quiet if not any(t == q[0] and o != q[2] for t, o in written)
+            )
 
     def deleted_version(self, table: str, key: str) -> DeletedVersion | None:
         """When the last change of ``key`` in the log is a delete: the row's last version
@@ -86,7 +96,15 @@ class ChangeLog(Store):
         Only the last entry counts: when ``origin``'s own entry comes after another's (an
         earlier package of it, applied or found equal), the Siège holds ``origin``'s
         version, so a newer change from ``origin`` does not conflict with the older one.
+
+        A site's package is applied in batches of a few hundred keys, each asking this; when
+        no other origin changed ``table`` after ``after`` (the usual case: a site in step
+        with the Siège), the answer is empty for every batch. That is asked of the database
+        once per write transaction (no other connection writes while it lasts) and kept
+        until this connection logs a change of ``table`` from another origin.
         """
+        if not self._others_after(table, after, origin):
+            return {}
         found: dict[str, str] = {}
         for start in range(0, len(keys), 500):
             chunk = keys[start : start + 500]
@@ -100,6 +118,22 @@ class ChangeLog(Store):
             for key, who in self.conn.execute(sql, [table, after, *chunk, origin]):
                 found[str(key)] = str(who)
         return found
+
+    def _others_after(self, table: str, after: int, origin: str) -> bool:
+        """Whether the log holds a change of ``table`` after ``after`` from another origin
+        than ``origin`` (True when unsure)."""
+        asked = (table, after, origin)
+        if self._quiet_in == self.transactions and asked in self._quiet:
+            return False
+        found = self.conn.execute(
+            "SELECT 1 FROM changelog WHERE pos > ? AND tbl = ? AND origin != ? LIMIT 1",
+            (after, table, origin),
+        ).fetchone()
+        if found is None and self.conn.in_transaction:
+            if self._quiet_in != self.transactions:
+                self._quiet, self._quiet_in = frozenset(), self.transactions
+            self._quiet = self._quiet | {asked}
+        return found is not None
 
     def compacted_changes(
         self, table: str, op: str, after: int, exclude_origin: str

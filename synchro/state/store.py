@@ -24,6 +24,10 @@ class Store:
 
     path: Path
     conn: sqlite3.Connection
+    # Write transactions begun on ``conn``: what a mixin learns of the database inside one
+    # (``ChangeLog.newer_versions``) holds only while that one lasts, when no other
+    # connection can write.
+    transactions = 0
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
@@ -41,6 +45,7 @@ class Store:
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """One write transaction on the writer connection (nested use is not allowed)."""
         self.conn.execute("BEGIN IMMEDIATE")
+        self.transactions += 1
         try:
             yield self.conn
         except BaseException:
@@ -52,6 +57,7 @@ class Store:
     def dry_run(self) -> Iterator[None]:
         """A write transaction that is always rolled back (what a capture would do now)."""
         self.conn.execute("BEGIN IMMEDIATE")
+        self.transactions += 1
         try:
             yield
         finally:
