@@ -3,6 +3,8 @@ them, and what crosses a module boundary is a named tuple."""
 
 from __future__ import annotations
 
+import itertools
+import random
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,6 +12,12 @@ import pytest
 
 from synchro.db.base import Column, Table
 from synchro.state import ChangeLogEntry, Intent, Outgoing, SiteState, StateDB
+from synchro.state.changelog import (
+    COMPACTED_RECENT,
+    COMPACTED_WHOLE,
+    OTHERS_AFTER,
+    recent_part,
+)
 
 
 @pytest.fixture
@@ -80,6 +88,45 @@ def test_newer_versions_see_every_change_of_another_origin(state: StateDB, tmp_p
     with state.transaction():
         assert state.newer_versions("t", ["[3]"], 4, "A") == {"[3]": "C"}
     assert state.newer_versions("t", ["[1]", "[3]"], 4, "A") == {"[3]": "C"}  # no transaction
+
+
+def test_the_look_up_of_other_origins_reads_only_the_recent_log(state: StateDB) -> None:
+    """The log is never emptied: the "another origin since?" look-up must read the changes
+    after the position asked (a range of ``pos``), not every change of the table."""
+    plan = state.conn.execute("EXPLAIN QUERY PLAN " + OTHERS_AFTER, (0, "t", "A")).fetchall()
+    steps = " ".join(str(row[-1]) for row in plan)
+    assert "INTEGER PRIMARY KEY (rowid>?)" in steps and "changelog_key" not in steps, steps
+
+
+def test_both_ways_of_reading_the_compacted_log_agree(state: StateDB) -> None:
+    """``compacted_changes`` reads the recent log from a position on, or the whole table's
+    log grouped by key, depending on how much follows the position: both must give the same
+    changes in the same order, for every position, op and excluded origin, on a log where
+    keys come back, are deleted and re-inserted by several origins in two tables."""
+    rng = random.Random(15)
+    entries = []
+    for _ in range(400):
+        table, key = rng.choice("tu"), rng.randrange(25)
+        op = rng.choice("UUUD")
+        entries.append(
+            ChangeLogEntry(rng.choice("ABC"), table, op, f"[{key}]", None if op == "D" else "[0]")
+        )
+    with state.transaction():
+        state.log_changes(entries)
+    conn, last = state.conn, state.last_position()
+    compared = 0
+    for after in range(0, last + 1, 7):
+        for table, op, exclude in itertools.product("tu", "UD", ("", "A")):
+            recent = conn.execute(COMPACTED_RECENT, (after, table, op, exclude)).fetchall()
+            whole = conn.execute(COMPACTED_WHOLE, (table, after, op, exclude)).fetchall()
+            assert recent == whole, (after, table, op, exclude)
+            got = [tuple(c) for c in state.compacted_changes(table, op, after, exclude)]
+            assert got == whole
+            compared += len(whole)
+    assert compared > 1000  # the log gave plenty to compare
+    assert recent_part(last, last - 10) and not recent_part(last, 0)
+    plan = conn.execute("EXPLAIN QUERY PLAN " + COMPACTED_RECENT, (0, "t", "U", "")).fetchall()
+    assert "INTEGER PRIMARY KEY (rowid>?)" in " ".join(str(row[-1]) for row in plan)
 
 
 def test_old_publications_are_forgotten(state: StateDB) -> None:

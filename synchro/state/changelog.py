@@ -10,6 +10,32 @@ from typing import Any, NamedTuple
 
 from synchro.state.store import Store
 
+# Read from position ``after`` on (``+tbl``: not through the index by table and key, which
+# would visit every change of the table the log ever held before finding none).
+OTHERS_AFTER = "SELECT 1 FROM changelog WHERE pos > ? AND +tbl = ? AND origin != ? LIMIT 1"
+
+
+# The last change per key of a table after a position, if of one op and not of one origin.
+COMPACTED_WHOLE = (
+    "SELECT c.pos, c.origin, c.key_json, c.row_json FROM changelog c JOIN "
+    "(SELECT MAX(pos) AS pos FROM changelog WHERE tbl = ? AND pos > ? "
+    "GROUP BY key_json) last ON c.pos = last.pos "
+    "WHERE c.op = ? AND c.origin != ? ORDER BY c.pos"
+)
+COMPACTED_RECENT = (
+    "SELECT c.pos, c.origin, c.key_json, c.row_json FROM changelog c "
+    "WHERE c.pos > ? AND +c.tbl = ? AND c.op = ? AND c.origin != ? AND NOT EXISTS "
+    "(SELECT 1 FROM changelog d WHERE d.tbl = c.tbl AND d.key_json = c.key_json "
+    "AND d.pos > c.pos) ORDER BY c.pos"
+)
+
+
+def recent_part(last: int, after: int) -> bool:
+    """Whether the changes after ``after`` are few enough in a log whose last position is
+    ``last`` to be read from there on (``COMPACTED_RECENT``): measured at ~1.3 µs a
+    change read that way against ~0.07 µs a change of the whole table grouped by key."""
+    return (last - after) * 20 < last
+
 
 class ChangeLogEntry(NamedTuple):
     """A change to append to the log; ``row_json`` is None for a delete."""
@@ -125,10 +151,7 @@ class ChangeLog(Store):
         asked = (table, after, origin)
         if self._quiet_in == self.transactions and asked in self._quiet:
             return False
-        found = self.conn.execute(
-            "SELECT 1 FROM changelog WHERE pos > ? AND tbl = ? AND origin != ? LIMIT 1",
-            (after, table, origin),
-        ).fetchone()
+        found = self.conn.execute(OTHERS_AFTER, (after, table, origin)).fetchone()
         if found is None and self.conn.in_transaction:
             if self._quiet_in != self.transactions:
                 self._quiet, self._quiet_in = frozenset(), self.transactions
@@ -139,15 +162,20 @@ class ChangeLog(Store):
         self, table: str, op: str, after: int, exclude_origin: str
     ) -> Iterator[LoggedChange]:
         """The last version per key of ``table`` after ``after``, if it is ``op`` and not
-        from ``exclude_origin``, in log order (read on an isolated view)."""
-        sql = (
-            "SELECT c.pos, c.origin, c.key_json, c.row_json FROM changelog c JOIN "
-            "(SELECT MAX(pos) AS pos FROM changelog WHERE tbl = ? AND pos > ? "
-            "GROUP BY key_json) last ON c.pos = last.pos "
-            "WHERE c.op = ? AND c.origin != ? ORDER BY c.pos"
-        )
+        from ``exclude_origin``, in log order (read on an isolated view).
+
+        The log is never emptied, so two ways to read it: where the changes after ``after``
+        are a small part of the log (a Siège in its daily rounds), from ``after`` on, each
+        change kept when no later one of its key follows (``COMPACTED_RECENT``); where they
+        are most of it (a first round, a site that missed many), the table's changes
+        grouped by key (``COMPACTED_WHOLE``): each costs what it reads (bench/README.md)."""
         with self.reader() as conn:
-            for row in conn.execute(sql, (table, after, op, exclude_origin)):
+            last = int(conn.execute("SELECT COALESCE(MAX(pos), 0) FROM changelog").fetchone()[0])
+            if recent_part(last, after):
+                rows = conn.execute(COMPACTED_RECENT, (after, table, op, exclude_origin))
+            else:
+                rows = conn.execute(COMPACTED_WHOLE, (table, after, op, exclude_origin))
+            for row in rows:
                 yield LoggedChange(int(row[0]), str(row[1]), str(row[2]), row[3])
 
     # -- sites ----------------------------------------------------------------------------
