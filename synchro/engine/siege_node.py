@@ -162,6 +162,9 @@ class SiegeNode(Node):
                 published[site] = self._publish_one(
                     site, folder_of(site), staging, sums, made[acked], store
                 )
+        if sites:
+            with self.state.transaction():  # the superseded changes are no answer any more
+                self.state.compact()
         return published
 
     def _publish_one(
