@@ -608,6 +608,7 @@ HQ_POINTS = (
     "node.publish.written",
     "node.publish.recorded",  # the Siège knows it offered the package; the site cannot see it
     "node.publish.linked",
+    "node.publish.compacting",  # the change log's superseded entries dropped, not committed
     "hq.report.round",
     "hq.round.closed",
     "server.sent",  # a site's package sent whole, not yet verified by the site

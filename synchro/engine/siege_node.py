@@ -165,6 +165,7 @@ class SiegeNode(Node):
         if sites:
             with self.state.transaction():  # the superseded changes are no answer any more
                 self.state.compact()
+                faults.point("node.publish.compacting")  # dropped, not yet committed
         return published
 
     def _publish_one(
