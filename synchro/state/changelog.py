@@ -5,6 +5,7 @@ applied, last package published to it)."""
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Iterator, Sequence
 from typing import Any, NamedTuple
 
@@ -56,6 +57,10 @@ def recent_part(last: int, after: int) -> bool:
     ``last`` to be read from there on (``COMPACTED_RECENT``): measured at ~1.3 µs a
     change read that way against ~0.07 µs a change of the whole table grouped by key."""
     return (last - after) * 20 < last
+
+
+def _last_position(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("SELECT COALESCE(MAX(pos), 0) FROM changelog").fetchone()[0])
 
 
 class ChangeLogEntry(NamedTuple):
@@ -132,7 +137,7 @@ class ChangeLog(Store):
         return DeletedVersion(str(row[0]), str(last[1])) if row is not None else None
 
     def last_position(self) -> int:
-        return int(self.conn.execute("SELECT COALESCE(MAX(pos), 0) FROM changelog").fetchone()[0])
+        return _last_position(self.conn)
 
     def compact(self) -> int:
         """Drop the changes that a later change of the same key supersedes, for the keys
@@ -144,10 +149,10 @@ class ChangeLog(Store):
         kept every change ever applied, row text included, for ever. A key keeps its last
         version too (its last upsert with a row), which ``deleted_version`` (the reviver's)
         answers once a delete follows; the last entry of the log is never dropped, so
-        positions are never reused. Runs in
-        the caller's transaction, over at most ``COMPACT_STEP`` positions (the first one
-        after an upgrade is spread over rounds) (``tests/test_changelog_compact.py``: every
-        answer the same before and after, at every position of random logs)."""
+        positions are never reused. Runs in the caller's transaction, over at most
+        ``COMPACT_STEP`` positions (the first one after an upgrade is spread over rounds)
+        (``tests/test_changelog_compact.py``: every answer the same before and after, at
+        every position of random logs)."""
         start = self.get_int("log_compacted_to")
         end = min(self.last_position(), start + COMPACT_STEP)
         if end <= start:
@@ -207,14 +212,14 @@ class ChangeLog(Store):
         """The last version per key of ``table`` after ``after``, if it is ``op`` and not
         from ``exclude_origin``, in log order (read on an isolated view).
 
-        The log is never emptied, so two ways to read it: where the changes after ``after``
-        are a small part of the log (a Siège in its daily rounds), from ``after`` on, each
-        change kept when no later one of its key follows (``COMPACTED_RECENT``); where they
-        are most of it (a first round, a site that missed many), the table's changes
-        grouped by key (``COMPACTED_WHOLE``): each costs what it reads (bench/README.md)."""
+        The log keeps every key's last change since the first one, so two ways to read it:
+        where the changes after ``after`` are a small part of the log (a Siège in its daily
+        rounds), from ``after`` on, each change kept when no later one of its key follows
+        (``COMPACTED_RECENT``); where they are most of it (a first round, a site that
+        missed many), the table's changes grouped by key (``COMPACTED_WHOLE``): each costs
+        what it reads (bench/README.md)."""
         with self.reader() as conn:
-            last = int(conn.execute("SELECT COALESCE(MAX(pos), 0) FROM changelog").fetchone()[0])
-            if recent_part(last, after):
+            if recent_part(_last_position(conn), after):
                 rows = conn.execute(COMPACTED_RECENT, (after, table, op, exclude_origin))
             else:
                 rows = conn.execute(COMPACTED_WHOLE, (table, after, op, exclude_origin))
