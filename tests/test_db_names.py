@@ -13,6 +13,7 @@ from __future__ import annotations
 import locale
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from backends import BACKENDS, Backend, need_pyodbc
@@ -179,6 +180,30 @@ def test_a_connection_that_alters_statement_text_is_measured(
         assert PROBE_TEXT in fault and "C383C289" in fault  # É read as Latin-1: Ã and \x89
     finally:
         conn.close()
+
+
+def test_the_probe_of_statement_text_names_its_column_in_ascii(
+    make_backend: Callable[[str], Backend],
+) -> None:
+    """The SQLite ODBC driver gives a result column's name with its length in UTF-8 bytes:
+    ``SELECT HEX('É€Ú')`` came back named ``HEX('É€Ú')`` and four more code units read past
+    its end, which now and then were no UTF-16 and failed the connection's probe (and the
+    run: « lecture du schéma impossible »). The probe, run on every connection, names its
+    one column in ASCII."""
+    backend = make_backend("sqlite-odbc")
+    conn = connect(need_pyodbc(backend.name), backend.connection)
+    names: list[str] = []
+
+    def run(sql: str) -> list[Any]:
+        cursor = conn.execute(sql)
+        names.extend(d[0] for d in cursor.description)
+        return list(cursor.fetchall())
+
+    try:
+        assert statement_text_fault(run) == ""
+    finally:
+        conn.close()
+    assert names == ["probe"]
 
 
 def test_names_not_in_ascii_are_refused_when_the_connection_alters_them(

@@ -164,7 +164,10 @@ def statement_text_fault(run_query: Any) -> str:
     new connection: what alters it (the locale on Linux, the ANSI code page on Windows)
     belongs to the machine. ``run_query(sql)`` returns the rows."""
     expected = PROBE_TEXT.encode("utf-8").hex().upper()
-    got = str(run_query(f"SELECT HEX('{PROBE_TEXT}')")[0][0]).upper()
+    # Its column named in ASCII: the SQLite ODBC driver gives a result column's name with
+    # its length in UTF-8 bytes, so a name that is not ASCII comes back with what follows it
+    # in memory, which at random is no UTF-16 and fails the statement in pyodbc.
+    got = str(run_query(f"SELECT HEX('{PROBE_TEXT}') AS probe")[0][0]).upper()
     if got == expected:
         return ""
     return f"« {PROBE_TEXT} » arrive au serveur comme {got} au lieu de {expected}"
