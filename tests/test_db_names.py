@@ -206,6 +206,36 @@ def test_the_probe_of_statement_text_names_its_column_in_ascii(
     assert names == ["probe"]
 
 
+def test_reads_of_columns_named_outside_ascii_name_their_results_in_ascii(
+    make_backend: Callable[[str], Backend],
+) -> None:
+    """The same fault on a user's table read through the SQLite ODBC driver: its column
+    ``prix€`` came back named ``'prix€\\x00é'``. Every read (scan, fetch, read-back in
+    hex) names its results in ASCII, with a prefix no column starts with, so a column named
+    like the first choice neither shadows nor reorders anything."""
+    backend = make_backend("sqlite-odbc")
+    backend.execute('CREATE TABLE "prixÉ" (synchro_c0 INTEGER NOT NULL PRIMARY KEY, "prix€" TEXT)')
+    backend.execute("INSERT INTO \"prixÉ\" VALUES (2, 'b'), (1, 'Último'), (3, NULL)")
+    adapter = open_database(backend.connection)
+    conn = connect(need_pyodbc(backend.name), backend.connection)
+    try:
+        table = next(t for t in adapter.tables() if t.name == "prixÉ")
+        sql = adapter.sql  # type: ignore[attr-defined]
+        for statement, params in (
+            (sql.select(table, table.column_names, ordered=True), []),
+            (sql.fetch(table, 2), [1, 3]),
+            (sql.fetch(table, 2, raw_text=True), [1, 3]),
+        ):
+            cursor = conn.execute(statement, params)
+            assert [d[0] for d in cursor.description] == ["_synchro_c0", "_synchro_c1"]
+            cursor.fetchall()
+        assert list(adapter.scan(table)) == [(1, "Último"), (2, "b"), (3, None)]
+        assert adapter.read_back(table, [(3,), (1,)]) == [(1, "Último"), (3, None)]
+    finally:
+        conn.close()
+        adapter.close()
+
+
 def test_names_not_in_ascii_are_refused_when_the_connection_alters_them(
     make_backend: Callable[[str], Backend], monkeypatch: pytest.MonkeyPatch
 ) -> None:

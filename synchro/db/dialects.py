@@ -243,7 +243,19 @@ class Dialect:
 
     def _read_cols(self, table: Table, names: Sequence[str], *, raw_text: bool = False) -> str:
         columns = {c.name: c for c in table.columns}
-        return ", ".join(self.read_term(columns[n], raw_text=raw_text) for n in names)
+        terms = [self.read_term(columns[n], raw_text=raw_text) for n in names]
+        if self.name != "sqlite" or all(t.isascii() for t in terms):
+            return ", ".join(terms)
+        # The SQLite ODBC driver gives a result column's name with its length in UTF-8
+        # bytes: a name that is not ASCII comes back with what follows it in memory, which
+        # now and then is no UTF-16 and makes pyodbc fail the read. Each column is named in
+        # ASCII, with a prefix no column of the table starts with (``ORDER BY`` and
+        # ``WHERE`` name the table's columns, which an output name must not shadow).
+        taken = [c.name.lower() for c in table.columns]
+        prefix = "synchro_c"
+        while any(name.startswith(prefix) for name in taken):
+            prefix = "_" + prefix
+        return ", ".join(f"{t} AS {self.quote(f'{prefix}{i}')}" for i, t in enumerate(terms))
 
     def read_term(self, column: Column, *, raw_text: bool = False) -> str:
         """How one column is read so that its value comes back exactly.
