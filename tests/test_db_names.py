@@ -341,3 +341,21 @@ def test_a_synchro_process_under_lc_all_c_carries_accented_mariadb_names(
             ["Opérations".encode().hex().upper(), "libellé".encode().hex().upper()],
         )
         assert names == [(1,)]
+
+
+def test_a_mariadb_database_named_with_such_a_character_is_refused(
+    make_backend: Callable[[str], Backend],
+) -> None:
+    """The driver's catalog functions get the database's name cut: a database ``ventesÚ``
+    holding a table showed none, so a run would have synchronised nothing and said OK.
+    Opening it is refused, naming the base."""
+    admin = make_backend("mariadb")
+    name = f"{admin.database}_ventesÚ"
+    admin.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")  # as hex (backends.py)
+    try:
+        admin.execute(f"CREATE TABLE `{name}`.t (id INTEGER NOT NULL PRIMARY KEY)")
+        connection = admin.connection.replace(f"DATABASE={admin.database};", f"DATABASE={name};")
+        with pytest.raises(DatabaseError, match=f"le nom de la base {name} .*renommez la base"):
+            open_database(connection)
+    finally:
+        admin.execute(f"DROP DATABASE `{name}`")

@@ -91,6 +91,13 @@ class OdbcAdapter(SqlAdapter):
         # Connector/ODBC's UTF-16 fault (``mysql_catalog``; another MySQL driver is not
         # known to have it): checked on names and on every statement.
         self._utf16_fault = self.dialect == "mysql" and "maodbc" in driver.lower()
+        if self._utf16_fault and cut_by_driver(self._database):
+            self._conn.close()
+            raise DatabaseError(
+                f"{self.description} : le nom de la base {self._database} contient un caractère"
+                " (Ø Ù Ú Û, ט, ヘ...) que le pilote MariaDB Connector/ODBC coupe : il n'y"
+                " trouverait aucune table ; renommez la base"
+            )
         if self.dialect in ("mysql", "sqlite"):
             self._text_fault = statement_text_fault(self._query)
         self._schema = self._default_schema()
