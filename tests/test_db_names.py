@@ -10,7 +10,12 @@ column, and a statement holding more than one is never handed to the driver.
 
 from __future__ import annotations
 
+import json
 import locale
+import os
+import subprocess
+import sys
+import textwrap
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -359,3 +364,62 @@ def test_a_mariadb_database_named_with_such_a_character_is_refused(
             open_database(connection)
     finally:
         admin.execute(f"DROP DATABASE `{name}`")
+
+
+OPENINGS = textwrap.dedent(
+    """
+    import json, sys, threading, time
+    import pyodbc
+    from synchro.db.odbc_connect import connect, narrow_utf8, statement_text_fault
+    pyodbc.pooling = False
+    pg, maria, seconds = sys.argv[1], sys.argv[2], float(sys.argv[3])
+    stop = time.monotonic() + seconds
+    seen = {"altered": [], "errors": [], "maria": 0}
+    threading.excepthook = lambda args: seen["errors"].append(repr(args.exc_value))
+
+    def postgresql():
+        while time.monotonic() < stop:
+            connect(pyodbc, pg).close()
+
+    def mariadb():
+        while time.monotonic() < stop:
+            conn = connect(pyodbc, maria)
+            narrow_utf8(pyodbc, conn)
+            fault = statement_text_fault(lambda sql: conn.execute(sql).fetchall())
+            if fault:
+                seen["altered"].append(fault)
+            conn.close()
+            seen["maria"] += 1
+
+    threads = [threading.Thread(target=postgresql) for _ in range(2)]
+    threads.append(threading.Thread(target=mariadb))
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    print(json.dumps(seen))
+    """
+)
+
+
+def test_connections_opened_in_threads_at_once_keep_statement_text_exact(
+    make_backend: Callable[[str], Backend],
+) -> None:
+    """psqlODBC sets the process's character type from the environment on every connection
+    it opens. Under LC_ALL=C (a service), PostgreSQL connections opened in two threads while
+    a third opened MariaDB ones: without one opening at a time, 2-3 MariaDB connections in
+    5 s read their statement text as Latin-1 (the probe caught them), and ``utf8_ctype``
+    itself failed reading the locale's name being freed (UnicodeDecodeError)."""
+    pg, maria = make_backend("postgresql"), make_backend("mariadb")
+    done = subprocess.run(
+        [sys.executable, "-c", OPENINGS, pg.connection, maria.connection, "5"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "LC_ALL": "C"},
+        stdin=subprocess.DEVNULL,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    assert seen["maria"] > 50, seen  # the MariaDB thread did open connections meanwhile
+    assert seen["altered"] == [] and seen["errors"] == [], seen

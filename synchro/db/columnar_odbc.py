@@ -39,6 +39,7 @@ from typing import Any
 from synchro.db.base import Column, Table
 from synchro.db.columnar import NotExact
 from synchro.db.dialects import Dialect
+from synchro.db.odbc_connect import opening
 from synchro.values import Kind
 
 TEXT_LIMIT = 4000  # characters of the longest bounded text column read in columns
@@ -247,16 +248,17 @@ def _read(
     names = table.column_names
     width = len(names)
     try:
-        reader = arrow_odbc.read_arrow_batches_from_odbc(
-            query=query,
-            connection_string=connection,
-            batch_size=BATCH_ROWS,
-            parameters=list(params) or None,
-            max_bytes_per_batch=BATCH_BYTES,
-            schema=pa.schema(fields),
-            max_text_size=chosen.text_bytes,
-            payload_text_encoding=encoding,
-        )
+        with opening():  # it connects: one opening at a time in the process (odbc_connect)
+            reader = arrow_odbc.read_arrow_batches_from_odbc(
+                query=query,
+                connection_string=connection,
+                batch_size=BATCH_ROWS,
+                parameters=list(params) or None,
+                max_bytes_per_batch=BATCH_BYTES,
+                schema=pa.schema(fields),
+                max_text_size=chosen.text_bytes,
+                payload_text_encoding=encoding,
+            )
         for batch in reader:
             columns = batch.columns
             for j, i in enumerate(chosen.checked):

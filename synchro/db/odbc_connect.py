@@ -7,9 +7,12 @@ password hidden, and the UTF-8 exchange MariaDB's and SQLite's ODBC drivers need
 
 from __future__ import annotations
 
+import contextlib
 import locale
 import os
 import re
+import threading
+from collections.abc import Iterator
 from typing import Any
 
 from synchro.errors import DatabaseError
@@ -108,13 +111,30 @@ def utf8mb4_connection(connection: str) -> str:
 
 def connect(pyodbc: Any, connection: str) -> Any:
     """An autocommit connection, or the ``DatabaseError`` of ``connect_error``. Opened under
-    ``utf8_ctype``: a narrow connection's statement text must reach the driver as the
-    UTF-8 it is."""
-    utf8_ctype()
-    try:
-        return pyodbc.connect(connection, autocommit=True, timeout=CONNECT_TIMEOUT)
-    except pyodbc.Error as exc:
-        raise connect_error(pyodbc, connection, exc) from exc
+    ``utf8_ctype`` (``opening``): a narrow connection's statement text must reach the
+    driver as the UTF-8 it is."""
+    with opening():
+        try:
+            return pyodbc.connect(connection, autocommit=True, timeout=CONNECT_TIMEOUT)
+        except pyodbc.Error as exc:
+            raise connect_error(pyodbc, connection, exc) from exc
+
+
+# The process's character type is one for all its threads, and psqlODBC sets it from the
+# environment on every connection it opens (setlocale(LC_CTYPE, "")): under LC_ALL=C, a
+# MariaDB connection opened in one thread while another opened a PostgreSQL one read its
+# statement text as Latin-1 (7 of 8,569 connections, the probe caught each one). So ODBC
+# connections open one at a time in the process, each just after ``utf8_ctype``.
+_OPENING = threading.Lock()
+
+
+@contextlib.contextmanager
+def opening() -> Iterator[None]:
+    """Hold the process's ODBC opening (``_OPENING``) with ``LC_CTYPE`` made UTF-8: for
+    pyodbc's connections and arrow-odbc's."""
+    with _OPENING:
+        utf8_ctype()
+        yield
 
 
 # Candidates for a UTF-8 character type, most common first (Debian: C.UTF-8 always exists).
