@@ -248,17 +248,17 @@ def _read(
     names = table.column_names
     width = len(names)
     try:
-        with opening():  # it connects: one opening at a time in the process (odbc_connect)
-            reader = arrow_odbc.read_arrow_batches_from_odbc(
-                query=query,
-                connection_string=connection,
-                batch_size=BATCH_ROWS,
-                parameters=list(params) or None,
-                max_bytes_per_batch=BATCH_BYTES,
-                schema=pa.schema(fields),
-                max_text_size=chosen.text_bytes,
-                payload_text_encoding=encoding,
-            )
+        with opening():  # one opening at a time in the process (odbc_connect)
+            conn = arrow_odbc.connect(connection)
+        reader = conn.read_arrow_batches(
+            query=query,
+            batch_size=BATCH_ROWS,
+            parameters=list(params) or None,
+            max_bytes_per_batch=BATCH_BYTES,
+            schema=pa.schema(fields),
+            max_text_size=chosen.text_bytes,
+            payload_text_encoding=encoding,
+        )
         for batch in reader:
             columns = batch.columns
             for j, i in enumerate(chosen.checked):
