@@ -148,7 +148,7 @@ class Backend:
         MariaDB Connector/ODBC 3.1 measures statement text that is not ASCII wrongly and
         reads past its end once per character such as Ú, Ø, ヘ (``mysql_catalog``); with two
         or more in one statement it overran the heap: ``free(): invalid pointer`` and the
-        test process aborted (2 runs of 3 of the database test files under glibc's malloc
+        test process aborted (2 runs of 4 of the database test files under glibc's malloc
         checks, and once in CI). The product never sends such a statement
         (``unsafe_statement``); a test's own statement goes as hex to a procedure that
         prepares it on the server (the driver refuses PREPARE and EXECUTE themselves)."""

@@ -407,7 +407,7 @@ def test_connections_opened_in_threads_at_once_keep_statement_text_exact(
 ) -> None:
     """psqlODBC sets the process's character type from the environment on every connection
     it opens. Under LC_ALL=C (a service), PostgreSQL connections opened in two threads while
-    a third opened MariaDB ones: without one opening at a time, 2-3 MariaDB connections in
+    a third opened MariaDB ones: without one opening at a time, 1-3 MariaDB connections in
     5 s read their statement text as Latin-1 (the probe caught them), and ``utf8_ctype``
     itself failed reading the locale's name being freed (UnicodeDecodeError)."""
     pg, maria = make_backend("postgresql"), make_backend("mariadb")
@@ -421,5 +421,5 @@ def test_connections_opened_in_threads_at_once_keep_statement_text_exact(
     )
     assert done.returncode == 0, done.stderr[-2000:]
     seen = json.loads(done.stdout.strip().splitlines()[-1])
-    assert seen["maria"] > 50, seen  # the MariaDB thread did open connections meanwhile
+    assert seen["maria"] > 20, seen  # the MariaDB thread did open connections meanwhile
     assert seen["altered"] == [] and seen["errors"] == [], seen
