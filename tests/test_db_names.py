@@ -352,8 +352,8 @@ def test_a_mariadb_database_named_with_such_a_character_is_refused(
     make_backend: Callable[[str], Backend],
 ) -> None:
     """The driver's catalog functions get the database's name cut: a database ``ventesÚ``
-    holding a table showed none, so a run would have synchronised nothing and said OK.
-    Opening it is refused, naming the base."""
+    holding a table showed none, so its own changes were never captured, and a run said OK
+    unless a package brought rows for its tables. Opening it is refused, naming the base."""
     admin = make_backend("mariadb")
     name = f"{admin.database}_ventesÚ"
     admin.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")  # as hex (backends.py)
