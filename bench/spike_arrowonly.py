@@ -275,10 +275,154 @@ def verify(dst: Any, batch_rows: int) -> int:
     return int(good) - int(left)
 
 
+def _stdlib(path: Path) -> Any:
+    import sqlite3
+
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("BEGIN")
+    return conn
+
+
+def _rows_of(table: Any) -> Any:
+    """A table's rows as Python tuples (what stdlib ``executemany`` binds)."""
+    return zip(*[column.to_pylist() for column in table.columns], strict=True)
+
+
+def phase_import_stdlib(work: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """The same import with the state database (snapshot, change log) touched through
+    stdlib ``sqlite3``, as the product's is, and the user's database through stdlib too
+    (``--apply stdlib``: ADBC's driver is a second copy of SQLite in the process, so it may
+    not open a file a stdlib connection of the process has open) or through ADBC alone
+    (``--apply mixed``: the product would close its own connection to that file first).
+    Arrow still carries the package, the digests and the comparison; through stdlib the
+    rows reach SQLite and come back as Python values."""
+    user_adbc = args.apply == "mixed"
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    st = sc.Stages()
+    manifest = json.loads((work / "last.json").read_text())
+    path = Path(manifest["path"])
+    start = time.perf_counter()
+    with st("verify package (SHA-256)"):
+        if sc.file_sha256(path) != manifest["sha256"]:
+            raise SystemExit("package damaged")
+    with st("connect"):
+        dst = sc.adbc(work / "b.db") if user_adbc else _stdlib(work / "b.db")
+        state = _stdlib(work / "b-state.db")
+        state.execute(sc.SNAPSHOT)
+        state.execute(sc.APPLIED)
+        state.execute(
+            "CREATE TABLE IF NOT EXISTS changelog(pos INTEGER PRIMARY KEY, site TEXT, num "
+            "INTEGER, op TEXT, origin TEXT, seq INTEGER)"
+        )
+        stage_cols = [*sc.COLUMNS, *HASHES, "op"]
+        if not user_adbc:
+            dst.execute(f"CREATE TEMP TABLE stage({', '.join(stage_cols)})")
+        state.execute("CREATE TEMP TABLE snap_stage(site, num, h1, h2, op)")
+    op = pc.field("op")
+    upserts = 0
+    types: dict[str, Any] = {}
+    marks = ", ".join("?" for _ in stage_cols)
+    with pa.ipc.open_stream(pa.OSFile(str(path))) as reader:
+        for batch in reader:
+            with st("decompress + split"):
+                frame = pa.Table.from_batches([batch])
+                ups = frame.filter(op == "U")
+                gone = zeros(frame.filter(op == "D").drop_columns(list(HASHES)))
+                staged = pa.concat_tables([ups, gone.select(ups.column_names)])
+                types = {f.name: f.type for f in staged.schema}
+                upserts += ups.num_rows
+            if user_adbc:
+                with st("stage rows (ingest, temp table)"):
+                    cur = dst.cursor()
+                    cur.adbc_ingest("stage", staged, "create_append", temporary=True)
+                    cur.close()
+            else:
+                with st("stage rows (executemany, temp table)"):
+                    dst.executemany(f"INSERT INTO temp.stage VALUES ({marks})", _rows_of(staged))
+            with st("stage snapshot (executemany, temp table)"):
+                keys = staged.select([*sc.KEY, *HASHES, "op"])
+                state.executemany(
+                    "INSERT INTO temp.snap_stage VALUES (?, ?, ?, ?, ?)", _rows_of(keys)
+                )
+            if args.receiver == "siege":
+                with st("Siège change log (executemany)"):
+                    log = frame.select([*sc.KEY, "op"])
+                    origin, seq = "A", manifest["seq"]
+                    state.executemany(
+                        "INSERT INTO changelog(site, num, op, origin, seq) VALUES (?, ?, ?, ?, ?)",
+                        ((*r, origin, seq) for r in _rows_of(log)),
+                    )
+    cols = ", ".join(sc.COLUMNS)
+    sets = ", ".join(f"{c} = excluded.{c}" for c in sc.COLUMNS if c not in sc.KEY)
+    with st("apply (set-based upsert + delete)"):
+        sc.run_sql(
+            dst,
+            f"INSERT INTO ventes ({cols}) SELECT {cols} FROM temp.stage WHERE op = 'U' "
+            f"ON CONFLICT (site, num) DO UPDATE SET {sets}",
+            "DELETE FROM ventes WHERE (site, num) IN "
+            "(SELECT site, num FROM temp.stage WHERE op = 'D')",
+        )
+    with st("verified read-back (join + hash)"):
+        if user_adbc:
+            checked = verify(dst, args.batch_rows)
+        else:
+            checked = verify_stdlib(dst, args.batch_rows, types)
+        if checked != upserts:
+            raise SystemExit(f"{upserts - checked} rows differ after apply")
+    with st("commit user database"):
+        sc.run_sql(dst, "DROP TABLE temp.stage")
+        if user_adbc:
+            dst.commit()
+        else:
+            dst.execute("COMMIT")
+        dst.close()
+    with st("snapshot update (set-wise) + applied mark"):
+        for sql in (
+            "INSERT INTO snapshot SELECT site, num, h1, h2 FROM temp.snap_stage WHERE op = 'U' "
+            "ON CONFLICT (site, num) DO UPDATE SET h1 = excluded.h1, h2 = excluded.h2",
+            "DELETE FROM snapshot WHERE (site, num) IN "
+            "(SELECT site, num FROM temp.snap_stage WHERE op = 'D')",
+            "DROP TABLE temp.snap_stage",
+        ):
+            state.execute(sql)
+        state.execute("INSERT INTO applied VALUES (?, ?)", ("A", manifest["seq"]))
+        state.execute("COMMIT")
+        state.close()
+    return {"seconds": time.perf_counter() - start, "stages": st.cpu, "rows": upserts}
+
+
+def verify_stdlib(dst: Any, batch_rows: int, types: dict[str, Any]) -> int:
+    """Read the applied rows back through stdlib, build Arrow columns of the package's
+    types from them, hash them and compare with the digests the package carried."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    names = ["sh1", "sh2", *sc.COLUMNS]
+    kinds = [pa.int64(), pa.int64(), *(types[c] for c in sc.COLUMNS)]
+    cur = dst.execute(
+        f"SELECT s.h1, s.h2, {', '.join('v.' + c for c in sc.COLUMNS)} FROM temp.stage s "
+        "JOIN ventes v USING (site, num) WHERE s.op = 'U'"
+    )
+    good = 0
+    while rows := cur.fetchmany(batch_rows):
+        values = zip(*rows, strict=True)
+        columns = [pa.array(list(c), type=k) for c, k in zip(values, kinds, strict=True)]
+        t = hashed(pa.Table.from_arrays(columns, names=names))
+        same = pc.and_(pc.equal(t["h1"], t["sh1"]), pc.equal(t["h2"], t["sh2"]))
+        good += pc.sum(same.cast("int64")).as_py() or 0
+    left = dst.execute(
+        "SELECT COUNT(*) FROM temp.stage s JOIN ventes v USING (site, num) WHERE s.op = 'D'"
+    ).fetchone()[0]
+    return int(good) - int(left)
+
+
 def run_phase(name: str, args: argparse.Namespace) -> dict[str, Any]:
     cmd = ["--dir", str(args.dir)]
     cmd += ["--rows", str(args.rows), "--receiver", args.receiver]
-    cmd += ["--batch-rows", str(args.batch_rows)]
+    cmd += ["--batch-rows", str(args.batch_rows), "--apply", args.apply]
     return bench_sync.run_script_phase(__file__, name, cmd)
 
 
@@ -300,7 +444,8 @@ def child(args: argparse.Namespace) -> None:
 
         result = {"seconds": 0.0, "polars_loaded": sys.modules.get("polars") is not None}
     else:
-        result = {"export": phase_export, "import": phase_import}[args.phase](args.dir, args)
+        apply = phase_import if args.apply == "adbc" else phase_import_stdlib
+        result = {"export": phase_export, "import": apply}[args.phase](args.dir, args)
         result["polars_loaded"] = sys.modules.get("polars") is not None
     print(json.dumps(result))
 
@@ -308,7 +453,10 @@ def child(args: argparse.Namespace) -> None:
 def report(args: argparse.Namespace, res: dict[str, dict[str, Any]]) -> None:
     raw = res["raw"]["cpu"]
     idle = res["idle"]
-    print(f"rows {args.rows:,}; receiver {args.receiver}; batch {args.batch_rows:,}; pyarrow only")
+    print(
+        f"rows {args.rows:,}; receiver {args.receiver}; batch {args.batch_rows:,}; "
+        f"pyarrow only; apply through {args.apply}"
+    )
     print(f"raw copy: {raw:.2f} CPU s; interpreter + pyarrow + ADBC: {idle['peak_mb']:.0f} MB")
     for p, title in (("1", "full"), ("2", "incremental")):
         exp, imp = res[f"export{p}"], res[f"import{p}"]
@@ -339,6 +487,13 @@ def main() -> int:
     parser.add_argument("--keep", action="store_true")
     parser.add_argument("--receiver", choices=("siege", "serveur"), default="siege")
     parser.add_argument("--batch-rows", type=int, default=sc.BATCH_ROWS)
+    parser.add_argument(
+        "--apply",
+        choices=("adbc", "stdlib", "mixed"),
+        default="adbc",
+        help="the receiver's databases through ADBC (the spike), stdlib sqlite3 only, or "
+        "the user's through ADBC and the state's through stdlib",
+    )
     parser.add_argument("--phase", help=argparse.SUPPRESS)
     args = parser.parse_args()
     lacking = missing()
