@@ -2,7 +2,8 @@
 
 ``ChangeLog.compact`` drops the changes a later change of their key supersedes. What a site
 is sent (``compacted_changes``), the conflict look-up (``newer_versions``), the reviver's
-last version of a deleted row (``deleted_version``) and the log's last position must not
+last version of a deleted row (``deleted_version``, and ``last_upsert`` for a row deleted
+at the Siège since its last capture) and the log's last position must not
 move, at any position, whether the log is compacted once or round after round.
 """
 
@@ -52,6 +53,7 @@ def _answers(state: StateDB) -> dict[Any, Any]:
             out[after, table, origin] = state.newer_versions(table, KEYS, after, origin)
     for table, key in itertools.product(TABLES, KEYS):
         out[table, key] = state.deleted_version(table, key)
+        out[table, key, "upsert"] = state.last_upsert(table, key)
     return out
 
 

@@ -283,3 +283,40 @@ def test_parent_delete_reaching_a_site_with_an_unsent_child_converges(tmp_path: 
             assert trio.rows(code, "c") == [(10, 1)]
         for node in nodes:
             assert node.export().manifest.rows == 0
+
+
+def test_parent_deleted_at_the_siege_not_yet_captured_while_a_child_arrives_converges(
+    tmp_path: Path,
+) -> None:
+    """The Siège's own user deletes a parent after the round's capture, and a site's new
+    child of it arrives before the next capture: the change log's last word on the parent
+    is still its upsert. The row still referred to is kept all the same (found by the
+    soak of mixed back ends: the child was set aside at the Siège, the delete at the site,
+    and the group never converged)."""
+    with fk_trio(tmp_path) as trio:
+        nodes = (trio.hq, trio.s1, trio.s2)
+        trio.sql("HQ", "INSERT INTO p VALUES (1, 'parent')")
+        full_round(trio)
+        trio.sql("S2", "INSERT INTO c VALUES (10, 1)")
+        package = trio.s2.export().path
+        trio.hq.export()  # the round's capture, then the Siège's user deletes the parent
+        trio.sql("HQ", "DELETE FROM p WHERE id = 1")
+        assert trio.hq.import_package(package).status == "applied"
+        assert not trio.hq.state.quarantined()
+        assert trio.rows("HQ", "p") == [(1, "parent")]
+        assert trio.rows("HQ", "c") == [(10, 1)]
+        for node in (trio.s1, trio.s2):
+            assert trio.publish_to(node) == "applied"
+        full_round(trio)
+        full_round(trio)
+        assert trio.converged()
+        for code in ("HQ", "S1", "S2"):
+            assert trio.rows(code, "p") == [(1, "parent")]
+            assert trio.rows(code, "c") == [(10, 1)]
+            assert not {"HQ": trio.hq, "S1": trio.s1, "S2": trio.s2}[code].state.quarantined()
+        conflicts = trio.hq.state.conflicts()
+        assert [(c["tbl"], c["policy"], c["winner"], c["loser"]) for c in conflicts] == [
+            ("p", "reference", "S2", "HQ")
+        ]
+        for node in nodes:
+            assert node.export().manifest.rows == 0  # nothing left to send: no echo

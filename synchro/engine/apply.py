@@ -187,7 +187,7 @@ class _TableApplier(TableRows):
         assert item.row is not None
         try:
             with self.adapter.savepoint():
-                revived = reviver.parents_of(self.table, item.row)
+                revived = reviver.parents_of(self.table, item.row, local=ctx.local)
                 if not revived:
                     return False
                 self._write_many([item], delete)

@@ -8,7 +8,10 @@ still referred to is kept** — a sale is never lost for an article's sake.
 - The child arrives at the Siège after the parent's delete: the parent's last version is
   taken back from the change log and inserted again (``Reviver.parents_of``), then the
   child goes in. The revived parent is logged as the Siège's own change, so every
-  establishment (A included) gets it back before the child.
+  establishment (A included) gets it back before the child. The delete may be the
+  Siège's own, made after its last capture: the log's last word on the parent is then
+  its upsert while the database no longer holds it; the parent comes back the same way
+  (the Siège's delete is the one that loses).
 - The delete arrives after the child: the database refuses it; the Siège keeps the row and
   logs it again as its own change, so A gets it back (``Reviver.keep``).
 
@@ -44,9 +47,10 @@ class Reviver:
     def __init__(self, adapter: Adapter, state: StateDB, tables: Mapping[str, Table]) -> None:
         self.adapter, self.state, self.tables = adapter, state, tables
 
-    def parents_of(self, table: Table, row: Row, depth: int = 0) -> list[Revived]:
+    def parents_of(self, table: Table, row: Row, *, local: str, depth: int = 0) -> list[Revived]:
         """Insert again the deleted rows ``row`` refers to (parents first). The caller runs
-        this in a savepoint and calls ``record`` only once the child went in."""
+        this in a savepoint and calls ``record`` only once the child went in. ``local``:
+        this node's code (who deleted a parent the log has not seen deleted)."""
         revived: list[Revived] = []
         names = table.column_names
         for fk in table.foreign_keys:
@@ -59,14 +63,19 @@ class Reviver:
             if any(v is None for v in key) or self.adapter.fetch(parent, [key]):
                 continue
             skey = snapshot_key(parent.key_kinds, range(len(parent.key)))(key)
-            last = self.state.deleted_version(parent.name, key_json(skey))
-            if last is None:
-                continue  # never known here: the foreign key error stands
-            row_json, deleted_by = last
+            kj = key_json(skey)
+            last = self.state.deleted_version(parent.name, kj)
+            if last is not None:
+                row_json, deleted_by = last
+            else:  # the log's last word is an upsert: deleted here, not captured yet
+                held = self.state.last_upsert(parent.name, kj)
+                if held is None:
+                    continue  # never known here: the foreign key error stands
+                row_json, deleted_by = held, local
             stored = json.loads(row_json)
             prow = tuple(from_json(k, v) for k, v in zip(parent.kinds, stored, strict=True))
             if depth < MAX_DEPTH:
-                revived += self.parents_of(parent, prow, depth + 1)
+                revived += self.parents_of(parent, prow, local=local, depth=depth + 1)
             self.adapter.insert(parent, [prow])
             revived.append(Revived(parent, skey, prow, row_json, deleted_by))
         return revived

@@ -136,6 +136,18 @@ class ChangeLog(Store):
         ).fetchone()
         return DeletedVersion(str(row[0]), str(last[1])) if row is not None else None
 
+    def last_upsert(self, table: str, key: str) -> str | None:
+        """When the last change of ``key`` in the log is an upsert with its row: that row
+        (what the Siège last held or sent of it); else None."""
+        last = self.conn.execute(
+            "SELECT op, row_json FROM changelog WHERE tbl = ? AND key_json = ? "
+            "ORDER BY pos DESC LIMIT 1",
+            (table, key),
+        ).fetchone()
+        if last is None or last[0] != "U" or last[1] is None:
+            return None
+        return str(last[1])
+
     def last_position(self) -> int:
         return _last_position(self.conn)
 
