@@ -138,3 +138,38 @@ def test_stdlib_and_odbc_discover_the_same_tables(make_backend: Callable[[str], 
     with open_database(backend.database) as stdlib, open_database(backend.connection) as odbc:
         assert odbc.dialect == stdlib.dialect == "sqlite"
         assert odbc.tables() == stdlib.tables()
+
+
+# SQLite's own text-to-number conversion (3.40, Debian 12) lands one double away from the
+# nearest for about 1 decimal in 50,000: each of these, bound as text, was stored as
+# 98.08095900000001, 29.962865999999998... (found by a soak of mixed back ends: the
+# verified read-back quarantined the row at the SQLite establishment, every round).
+OFF_BY_ONE_AS_TEXT = [
+    "98.080959",
+    "29.962866",
+    "1.042601",
+    "136.890428",
+    "-4476108.736546",
+    "2931506.366102",
+    "1422902.192744",
+    "597969845.122428",
+]
+
+
+@pytest.mark.parametrize("name", ["sqlite", "sqlite-odbc"])
+def test_decimals_are_stored_as_the_nearest_double(
+    name: str, make_backend: Callable[[str], Backend]
+) -> None:
+    """What the adapter writes into a DECIMAL column is read back by stdlib ``sqlite3``
+    (another path than the one that wrote, for the ODBC back end another driver) as the
+    double nearest to the decimal, in a column key and in a plain column."""
+    backend = make_backend(name)
+    backend.execute("CREATE TABLE d (k DECIMAL(20,6) PRIMARY KEY, v DECIMAL(20,6))")
+    values = [Decimal(text) for text in OFF_BY_ONE_AS_TEXT]
+    with open_database(backend.connection) as adapter:
+        [table] = [t for t in adapter.tables() if t.name == "d"]
+        with adapter.atomic():
+            adapter.insert(table, [(v, v) for v in values])
+        assert len(list(adapter.fetch(table, [(v,) for v in values]))) == len(values)
+    stored = backend.query("SELECT k, v, typeof(k), typeof(v) FROM d ORDER BY k")
+    assert stored == [(float(v), float(v), "real", "real") for v in sorted(values)]

@@ -63,12 +63,6 @@ _BINDERS: dict[str, Callable[[Any], Any]] = {
 }
 
 
-def bind_sqlite(kind: Kind, value: Any) -> Any:
-    """A value of ``kind`` as stdlib ``sqlite3`` binds it."""
-    binder = _BINDERS.get(kind)
-    return value if binder is None or value is None else binder(value)
-
-
 class SqliteAdapter(SqlAdapter):
     """One SQLite database file."""
 
