@@ -116,12 +116,13 @@ def test_ordered_select_uses_binary_collation_on_text_keys() -> None:
     assert sql == 'SELECT "id" FROM "t" WHERE "v" >= ?'
 
 
-def test_reals_read_as_17_digit_text_where_the_driver_rounds_them() -> None:
+def test_reals_read_as_20_digit_text_where_the_driver_rounds_them() -> None:
     """The SQLite ODBC driver reads REAL with 15 digits: such a dialect selects REAL
-    columns through printf('%!.17g') (NULL kept), in scans and fetches, ordering untouched."""
+    columns through printf('%!.20g') (NULL kept), in scans and fetches, ordering untouched
+    (``test_db_sqlite.py`` proves the digits exact on the real driver)."""
     table = Table("m", (Column("id", "int"), Column("x", "float")), ("id",), "primary")
     rounding = Dialect("sqlite", '"', float_as_text=True)
-    real = """CASE WHEN "x" IS NULL THEN NULL ELSE printf('%!.17g', "x") END"""
+    real = """CASE WHEN "x" IS NULL THEN NULL ELSE printf('%!.20g', "x") END"""
     assert rounding.select(table, ["id", "x"], ordered=True) == (
         f'SELECT "id", {real} FROM "m" ORDER BY "id"'
     )

@@ -173,3 +173,35 @@ def test_decimals_are_stored_as_the_nearest_double(
         assert len(list(adapter.fetch(table, [(v,) for v in values]))) == len(values)
     stored = backend.query("SELECT k, v, typeof(k), typeof(v) FROM d ORDER BY k")
     assert stored == [(float(v), float(v), "real", "real") for v in sorted(values)]
+
+
+# Doubles SQLite 3.40's printf('%!.17g') prints one step away (its digits come from long
+# double arithmetic): found by the soak, the row quarantined at the SQLite ODBC node as
+# "stored differently", every round. 2,757 of 1,000,000 random doubles print so with 17
+# digits, none with 18 or 20.
+PRINTED_OFF_WITH_17_DIGITS = [
+    1.0063722416530248e300,
+    1.1904423514176442e216,
+    1.4695348732492558e305,
+    1.2699574009182103e284,
+    -2.665013245785095e303,
+    -1.2234559435016964e260,
+]
+
+
+def test_sqlite_odbc_reads_every_double_exactly(make_backend: Callable[[str], Backend]) -> None:
+    """Doubles written by stdlib ``sqlite3`` (another driver) come back exactly through the
+    SQLite ODBC adapter: scanned (what capture sends), fetched and read back (what the
+    verified apply compares)."""
+    backend = make_backend("sqlite-odbc")
+    backend.execute("CREATE TABLE r (id INTEGER PRIMARY KEY, x DOUBLE)")
+    values = [*PRINTED_OFF_WITH_17_DIGITS, 5e-324, 1.7976931348623157e308, 0.1, -1 / 3]
+    for i, x in enumerate(values):
+        backend.execute("INSERT INTO r VALUES (?, ?)", (i, x))
+    expected = [(i, x) for i, x in enumerate(values)]
+    with open_database(backend.connection) as adapter:
+        [table] = [t for t in adapter.tables() if t.name == "r"]
+        assert list(adapter.scan(table, ordered=True)) == expected
+        keys = [(i,) for i in range(len(values))]
+        assert sorted(adapter.fetch(table, keys)) == expected
+        assert sorted(adapter.read_back(table, keys)) == expected
