@@ -261,6 +261,16 @@ def test_parent_deleted_while_a_child_is_added_elsewhere_converges(
             assert node.export().manifest.rows == 0  # nothing left to send: no echo
 
 
+def parent_and_child_everywhere(trio: Trio) -> None:
+    """Two more rounds; then every node holds parent 1 and its child 10, and they agree."""
+    full_round(trio)
+    full_round(trio)
+    assert trio.converged()
+    for code in ("HQ", "S1", "S2"):
+        assert trio.rows(code, "p") == [(1, "parent")]
+        assert trio.rows(code, "c") == [(10, 1)]
+
+
 def test_parent_delete_reaching_a_site_with_an_unsent_child_converges(tmp_path: Path) -> None:
     """S1's delete reaches S2 before S2's new child has left: refused there by the foreign
     key (set aside at S2); when the child reaches the Siège the parent comes back to all."""
@@ -275,12 +285,7 @@ def test_parent_delete_reaching_a_site_with_an_unsent_child_converges(tmp_path: 
         assert trio.publish_to(trio.s2) == "applied"
         assert [q["tbl"] for q in trio.s2.state.quarantined()] == ["p"]
         assert trio.rows("S2", "p") == [(1, "parent")]
-        full_round(trio)
-        full_round(trio)
-        assert trio.converged()
-        for code in ("HQ", "S1", "S2"):
-            assert trio.rows(code, "p") == [(1, "parent")]
-            assert trio.rows(code, "c") == [(10, 1)]
+        parent_and_child_everywhere(trio)
         for node in nodes:
             assert node.export().manifest.rows == 0
 
@@ -307,13 +312,9 @@ def test_parent_deleted_at_the_siege_not_yet_captured_while_a_child_arrives_conv
         assert trio.rows("HQ", "c") == [(10, 1)]
         for node in (trio.s1, trio.s2):
             assert trio.publish_to(node) == "applied"
-        full_round(trio)
-        full_round(trio)
-        assert trio.converged()
-        for code in ("HQ", "S1", "S2"):
-            assert trio.rows(code, "p") == [(1, "parent")]
-            assert trio.rows(code, "c") == [(10, 1)]
-            assert not {"HQ": trio.hq, "S1": trio.s1, "S2": trio.s2}[code].state.quarantined()
+        parent_and_child_everywhere(trio)
+        for node in nodes:
+            assert not node.state.quarantined()
         conflicts = trio.hq.state.conflicts()
         assert [(c["tbl"], c["policy"], c["winner"], c["loser"]) for c in conflicts] == [
             ("p", "reference", "S2", "HQ")
