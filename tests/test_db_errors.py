@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import socket
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from backends import need_pyodbc
+from backends import Backend, need_pyodbc
 
 from synchro.db import open_database
 from synchro.db.odbc_connect import hide_secrets
@@ -64,3 +65,34 @@ def test_sqlite_bad_path(tmp_path: Path) -> None:
 def test_hide_secrets() -> None:
     assert hide_secrets("DSN=a;PWD=x;y=1") == "DSN=a;PWD=***;y=1"
     assert hide_secrets("Password={a;b};UID=u") == "Password=***;UID=u"
+
+
+@pytest.mark.parametrize("name", ["postgresql", "mariadb"])
+def test_a_connection_lost_before_discovery_is_an_error_not_an_empty_database(
+    name: str, make_backend: Callable[[str], Backend]
+) -> None:
+    """The server ends the adapter's session (a restart, a cut network), then the engine
+    lists the tables: that is a DatabaseError saying the connection was lost, never "no
+    table" (a run would then have captured nothing and said OK) nor a bare driver error."""
+    backend = make_backend(name)
+    backend.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v VARCHAR(10))")
+    adapter = open_database(backend.connection)
+    try:
+        assert [t.name for t in adapter.tables()] == ["t"]
+        if name == "postgresql":
+            ended = backend.query(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        else:
+            ended = backend.query(
+                "SELECT id FROM information_schema.PROCESSLIST WHERE db = DATABASE()"
+                " AND id <> CONNECTION_ID()"
+            )
+            for (ident,) in ended:
+                backend.execute(f"KILL CONNECTION {int(ident)}")
+        assert ended
+        with pytest.raises(DatabaseError, match="connexion perdue"):
+            adapter.tables()
+    finally:
+        adapter.close()

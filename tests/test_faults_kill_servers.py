@@ -133,9 +133,9 @@ def finish(proc: subprocess.Popen[str]) -> tuple[int, str, str]:
     return proc.returncode, out, err
 
 
-def kill_while_applying(home: Path, proc: subprocess.Popen[str], rng: random.Random) -> None:
-    """Once the intent is recorded (the rows are being written), SIGKILL ``proc`` by PID
-    after a delay this test does not tie to any step."""
+def while_applying(home: Path, proc: subprocess.Popen[str], rng: random.Random) -> None:
+    """Return once the intent is recorded (the rows are being written), after a delay this
+    test does not tie to any step."""
     state = home / "node-HQ" / "state.db"
     deadline = time.monotonic() + WAIT_S
     while time.monotonic() < deadline and proc.poll() is None:
@@ -149,9 +149,26 @@ def kill_while_applying(home: Path, proc: subprocess.Popen[str], rng: random.Ran
                 conn.close()
             if found:
                 time.sleep(rng.uniform(0.0, 0.05))
-                break
+                return
         time.sleep(0.005)
-    os.kill(proc.pid, signal.SIGKILL)
+
+
+def cut_sessions(backend: Backend) -> int:
+    """End, on the server, every other session on the test's database (as a server
+    restart or a cut network would): how many were ended."""
+    if backend.dialect == "postgresql":
+        ended = backend.query(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        return sum(1 for (done,) in ended if done)
+    ids = backend.query(
+        "SELECT id FROM information_schema.PROCESSLIST WHERE db = DATABASE()"
+        " AND id <> CONNECTION_ID()"
+    )
+    for (ident,) in ids:
+        backend.execute(f"KILL CONNECTION {int(ident)}")
+    return len(ids)
 
 
 def log_count(home: Path) -> int:
@@ -170,22 +187,27 @@ def one_kill(
     expected: dict[str, tuple[int, str]],
     kill: str,
 ) -> list[str]:
-    rows = expected["t"][0]
     """One scenario on a fresh server database; what went wrong (empty: nothing)."""
+    rows = expected["t"][0]
     backend = make_backend(name)
     backend.execute(DDL[backend.dialect])
     home = root / kill.replace(":", "-").replace(".", "-")
     home.mkdir()
-    if kill == "pid":
+    if kill in ("pid", "cut"):
         proc = start(home, backend.connection, path)
-        kill_while_applying(home, proc, random.Random(7))
+        while_applying(home, proc, random.Random(7))
+        if kill == "pid":
+            os.kill(proc.pid, signal.SIGKILL)
+        elif not cut_sessions(backend):
+            return [f"{kill}: no session of the import to end"]
     else:
         proc = start(home, backend.connection, path, kill)
     code, _out, err = finish(proc)
     problems = []
-    if code != -signal.SIGKILL:
-        problems.append(f"{kill}: not killed (exit {code}): {err[-1500:]}")
-        return problems
+    if kill == "cut" and (code <= 0 or "DatabaseError" not in err):
+        return [f"{kill}: the import did not fail on its cut connection ({code}): {err[-1500:]}"]
+    if kill != "cut" and code != -signal.SIGKILL:
+        return [f"{kill}: not killed (exit {code}): {err[-1500:]}"]
     with Db(backend.connection) as db:
         left = len(db.rows("t"))
     if left not in (0, rows):
@@ -218,7 +240,7 @@ def test_a_siege_on_a_server_database_survives_kill_9_anywhere_in_the_apply(
     name: str, make_backend: Callable[[str], Backend], tmp_path: Path
 ) -> None:
     problems: list[str] = []
-    for count, kills in ((ROWS, POINTS), (PID_ROWS, ("pid",))):
+    for count, kills in ((ROWS, POINTS), (PID_ROWS, ("pid", "cut"))):
         path, site_db = package(tmp_path, count)
         expected = checksums(site_db, ["t"])
         assert expected["t"][0] == count

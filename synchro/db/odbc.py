@@ -195,7 +195,7 @@ class OdbcAdapter(SqlAdapter):
 
     def _translate(self, exc: BaseException, doing: str) -> DatabaseError:
         args: tuple[Any, ...] = exc.args
-        state = str(args[0]) if args else ""
+        state = _state(exc)
         text = str(args[1]) if len(args) > 1 else str(exc)
         if state.startswith("08"):
             text += " (connexion perdue : vérifiez le réseau et le serveur, puis relancez)"
@@ -242,13 +242,21 @@ class OdbcAdapter(SqlAdapter):
         name = kwargs.get("table", kwargs.get("foreignTable"))
         if self.dialect == "mysql" and isinstance(name, str) and cut_by_driver(name):
             return catalog_rows(self._query, method, name)
-        cursor = self._conn.cursor()
+        try:
+            cursor = self._conn.cursor()
+        except self._driver_errors as exc:
+            raise self._translate(exc, "lecture du schéma") from exc
         try:
             return list(getattr(cursor, method)(**kwargs).fetchall())
-        except self._driver_errors:
+        except self._driver_errors as exc:
+            # A connection lost (SQLSTATE 08...) is an error: "no table" or "no key" from
+            # a dead session would have had a run capture nothing and say OK.
+            if _state(exc).startswith("08"):
+                raise self._translate(exc, "lecture du schéma") from exc
             return []
         finally:
-            cursor.close()
+            with contextlib.suppress(*self._driver_errors):
+                cursor.close()
 
     def _where(self) -> dict[str, Any]:
         if self.dialect == "mysql":
@@ -385,3 +393,9 @@ class OdbcAdapter(SqlAdapter):
             ref_cols = tuple(str(r[3]) for r in members)
             keys.append(ForeignKey(cols, ref_table, ref_cols))
         return tuple(keys)
+
+
+def _state(exc: BaseException) -> str:
+    """The SQLSTATE of a pyodbc error ("08S01"...), "" when it has none."""
+    args: tuple[Any, ...] = exc.args
+    return str(args[0]) if args else ""
