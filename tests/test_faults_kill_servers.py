@@ -1,11 +1,14 @@
-"""``kill -9`` during an apply whose database is PostgreSQL or MariaDB (rule 3 on the
-server back ends; ``test_faults_kill.py`` proves whole rounds on SQLite files).
+"""``kill -9`` during an apply whose database is PostgreSQL or MariaDB, and its session
+cut on the server (rule 3 on the server back ends; ``test_faults_kill.py`` proves whole
+rounds on SQLite files).
 
 A real ``python`` process imports an establishment's package into a Siège whose database
 is on the server (through its ODBC driver) and dies by SIGKILL: at each named point of
 the apply (``SYNCHRO_KILL_AT``), or by PID from this test at a moment it does not choose,
 while the rows are being written. A new process is started on the same state and
-database, as the service would be. Then the database holds exactly the establishment's
+database, as the service would be. Or the server ends the import's session once it has
+written rows (a server restart, a cut network): the import fails with a DatabaseError
+and is started again. Then the database holds exactly the establishment's
 rows (its checksums, read through the server's driver, equal the sender's), the package
 counts as applied once (a third import is a ``duplicate``), the Siège's change log holds
 each row once (nothing applied twice), no intent is left and nothing is quarantined.
@@ -153,22 +156,34 @@ def while_applying(home: Path, proc: subprocess.Popen[str], rng: random.Random) 
         time.sleep(0.005)
 
 
-def cut_sessions(backend: Backend) -> int:
-    """End, on the server, every other session on the test's database (as a server
-    restart or a cut network would): how many were ended."""
+def cut_while_writing(backend: Backend, proc: subprocess.Popen[str]) -> int:
+    """Once a session of the import holds a transaction that has written rows, end it on
+    the server (as a server restart or a cut network would): how many were ended."""
     if backend.dialect == "postgresql":
-        ended = backend.query(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        writing = (
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+            " AND pid <> pg_backend_pid() AND backend_xid IS NOT NULL"
         )
-        return sum(1 for (done,) in ended if done)
-    ids = backend.query(
-        "SELECT id FROM information_schema.PROCESSLIST WHERE db = DATABASE()"
-        " AND id <> CONNECTION_ID()"
-    )
-    for (ident,) in ids:
-        backend.execute(f"KILL CONNECTION {int(ident)}")
-    return len(ids)
+        end = "SELECT pg_terminate_backend(?)"
+    else:
+        writing = (
+            "SELECT p.id FROM information_schema.PROCESSLIST p JOIN"
+            " information_schema.INNODB_TRX x ON x.trx_mysql_thread_id = p.id"
+            " WHERE p.db = DATABASE() AND p.id <> CONNECTION_ID() AND x.trx_rows_modified > 0"
+        )
+        end = "KILL CONNECTION ?"
+    # InnoDB refreshes what INNODB_TRX shows only when it was not read for 0.1 s: a
+    # quicker poll would keep reading the cache of before the import's transaction.
+    pause = 0.005 if backend.dialect == "postgresql" else 0.12
+    deadline = time.monotonic() + WAIT_S
+    while time.monotonic() < deadline and proc.poll() is None:
+        sessions = backend.query(writing)
+        if sessions:
+            for (ident,) in sessions:
+                backend.execute(end.replace("?", str(int(ident))))
+            return len(sessions)
+        time.sleep(pause)
+    return 0
 
 
 def log_count(home: Path) -> int:
@@ -193,13 +208,14 @@ def one_kill(
     backend.execute(DDL[backend.dialect])
     home = root / kill.replace(":", "-").replace(".", "-")
     home.mkdir()
-    if kill in ("pid", "cut"):
+    if kill == "pid":
         proc = start(home, backend.connection, path)
         while_applying(home, proc, random.Random(7))
-        if kill == "pid":
-            os.kill(proc.pid, signal.SIGKILL)
-        elif not cut_sessions(backend):
-            return [f"{kill}: no session of the import to end"]
+        os.kill(proc.pid, signal.SIGKILL)
+    elif kill == "cut":
+        proc = start(home, backend.connection, path)
+        if not cut_while_writing(backend, proc):
+            return [f"{kill}: the import ended before any of its sessions was cut"]
     else:
         proc = start(home, backend.connection, path, kill)
     code, _out, err = finish(proc)
