@@ -283,8 +283,8 @@ class Dialect:
             }[self.name]
         if self.float_as_text and kind == Kind.FLOAT:
             # 20 digits, not 17: SQLite's printf makes its digits with long double
-            # arithmetic, and 17 of them came out one double off for 2,757 of 1,000,000
-            # random doubles (none at 18 or 20), which Python then read back exactly so
+            # arithmetic; with 17, 2,757 of 1,000,000 random doubles came out one double
+            # off, with 18 or 20 none did (Python reads the text back to the exact double)
             return f"CASE WHEN {col} IS NULL THEN NULL ELSE printf('%!.20g', {col}) END"
         if self.moments_as_text and kind in (Kind.TIME, Kind.DATETIME):
             return f"CAST({col} AS TEXT)"

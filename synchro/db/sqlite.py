@@ -13,7 +13,6 @@ import datetime as dt
 import os
 import sqlite3
 from collections.abc import Callable, Iterator
-from decimal import Decimal
 from typing import Any
 
 from synchro.db import columnar
@@ -42,18 +41,14 @@ def _iso_space(value: Any) -> Any:
     return value.isoformat(" ") if isinstance(value, dt.datetime) else _iso(value)
 
 
-def _decimal(value: Any) -> Any:
-    return str(value) if isinstance(value, Decimal) else value
-
-
 def _bool(value: Any) -> Any:
     return int(value) if isinstance(value, bool) else value
 
 
-# How stdlib sqlite3 gets each kind without its deprecated default adapters: Decimal and
-# dates as text (ISO, the form SQLite's date functions read), bool as 0/1.
+# How stdlib sqlite3 gets each kind without its deprecated default adapters: dates as text
+# (ISO, the form SQLite's date functions read), bool as 0/1. Numbers (int, decimal, float)
+# go through ``synchro.db.binding`` (``_column_binder``): a decimal as the nearest double.
 _BINDERS: dict[str, Callable[[Any], Any]] = {
-    Kind.DECIMAL: _decimal,
     Kind.DATETIME: _iso_space,
     Kind.DATE: _iso_space,  # a datetime kept in a DATE column: written as SQLite writes it
     Kind.TIME: _iso,
