@@ -18,6 +18,7 @@ from engine_helpers import checksums, make_node
 
 from synchro.config.model import ConflictPolicy, TableRule
 from synchro.engine.node import Node
+from synchro.engine.revive import Reviver
 
 SCHEMA = "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT, owner TEXT, changed DATETIME)"
 
@@ -321,3 +322,36 @@ def test_parent_deleted_at_the_siege_not_yet_captured_while_a_child_arrives_conv
         ]
         for node in nodes:
             assert node.export().manifest.rows == 0  # nothing left to send: no echo
+
+
+def test_a_child_set_aside_for_its_deleted_parent_is_applied_by_the_next_retry(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A child quarantined at the Siège for want of its parent (what the apply did before
+    the rule above, so an upgraded Siège may hold such an entry) is applied at the next
+    run's retry, the parent brought back the same way, and the group converges."""
+    with fk_trio(tmp_path) as trio:
+        trio.sql("HQ", "INSERT INTO p VALUES (1, 'parent')")
+        full_round(trio)
+        trio.sql("S2", "INSERT INTO c VALUES (10, 1)")
+        package = trio.s2.export().path
+        trio.hq.export()
+        trio.sql("HQ", "DELETE FROM p WHERE id = 1")
+        with monkeypatch.context() as patch:  # the apply of before: no parent brought back
+            patch.setattr(Reviver, "parents_of", lambda *args, **kwargs: [])
+            assert trio.hq.import_package(package).status == "applied"
+        assert [q["tbl"] for q in trio.hq.state.quarantined()] == ["c"]
+        trio.hq.export()  # the retry, before capture
+        assert not trio.hq.state.quarantined()
+        assert trio.rows("HQ", "p") == [(1, "parent")]
+        assert trio.rows("HQ", "c") == [(10, 1)]
+        for node in (trio.s1, trio.s2):
+            assert trio.publish_to(node) == "applied"
+        parent_and_child_everywhere(trio)
+        for node in (trio.hq, trio.s1, trio.s2):
+            assert not node.state.quarantined()
+            assert node.export().manifest.rows == 0
+        conflicts = trio.hq.state.conflicts()
+        assert [(c["tbl"], c["policy"], c["winner"], c["loser"]) for c in conflicts] == [
+            ("p", "reference", "S2", "HQ")
+        ]

@@ -157,7 +157,7 @@ class Node(ABC):
         # Discovered again at every export: a Node kept open (the Siège's service) sees a
         # widened column, a new column or a new table before it retries or captures.
         tables = self.tables(refresh=True).synced
-        retry_quarantined(self.adapter, self.state, tables, policy=self.policy)
+        retry_quarantined(self.adapter, self.state, tables, policy=self.policy, local=self.code)
         ensure_snapshots(self.state, tables)
         spooled: set[str] = set()
         modified = {

@@ -10,7 +10,9 @@ quarantine with the version that was sent. ``retry_quarantined`` runs at the sta
 - else the sent version is written again (upsert, or delete) and read back: stored exactly
   → the entry leaves the quarantine, the snapshot takes the sent hash, and at the Siège a
   change it had not logged (a refused row) is logged for the others with its origin;
-  refused or stored differently again → the entry stays, with the new reason.
+  refused or stored differently again → the entry stays, with the new reason. At the
+  Siège an upsert refused for want of a deleted parent brings the parent back first, as
+  the apply does (``engine.revive``: a row still referred to is kept).
 
 Upserts go parents first, deletes children first (``tables`` is in dependency order). The
 database commits first, then the state: a crash in between leaves the entry, and the next
@@ -27,6 +29,7 @@ from typing import Any
 from synchro.capture.source import snapshot_key
 from synchro.db.base import Adapter, Key, Row, Table
 from synchro.engine.policy import ApplyPolicy
+from synchro.engine.revive import Reviver
 from synchro.engine.verify import Verifier, Written
 from synchro.errors import DatabaseError
 from synchro.state import StateDB
@@ -62,9 +65,15 @@ class _Entry:
 
 
 def retry_quarantined(
-    adapter: Adapter, state: StateDB, tables: Sequence[Table], *, policy: ApplyPolicy
+    adapter: Adapter,
+    state: StateDB,
+    tables: Sequence[Table],
+    *,
+    policy: ApplyPolicy,
+    local: str = "",
 ) -> RetryOutcome:
-    """Try every package row of the quarantine again (see the module's text)."""
+    """Try every package row of the quarantine again (see the module's text). ``local``:
+    this node's code (the Siège's, for the parents it brings back)."""
     outcome = RetryOutcome()
     entries = state.pending()
     if entries:
@@ -76,8 +85,12 @@ def retry_quarantined(
             else:  # the table is no longer synchronised: left as it is
                 outcome.failed.append(entry)
         ordered = [t for t in tables if t.name in groups]
+        reviver = Reviver(adapter, state, by_name) if policy.revives_referenced else None
         with state.transaction(), adapter.atomic():
-            retriers = [_TableRetry(adapter, state, t, groups[t.name], policy) for t in ordered]
+            retriers = [
+                _TableRetry(adapter, state, t, groups[t.name], policy, (reviver, local))
+                for t in ordered
+            ]
             for retrier in retriers:
                 retrier.run("U", outcome)
             for retrier in reversed(retriers):
@@ -94,8 +107,10 @@ class _TableRetry:
         table: Table,
         entries: list[dict[str, Any]],
         policy: ApplyPolicy,
+        reviving: tuple[Reviver | None, str] = (None, ""),
     ) -> None:
         self.adapter, self.state, self.table, self.policy = adapter, state, table, policy
+        self.reviver, self.local = reviving
         self.snap = state.snapshot_table(table)
         self.nkeys = len(table.key)
         self.verifier = Verifier(table)
@@ -188,9 +203,31 @@ class _TableRetry:
                 else:
                     self.adapter.upsert(self.table, [e.row])
         except DatabaseError as exc:
+            if self._revived(e):
+                return True
             self.state.retried(e.data["id"], str(exc))
             outcome.failed.append(e.data)
             return False
+        return True
+
+    def _revived(self, e: _Entry) -> bool:
+        """Siège: the refused upsert written after bringing back the deleted parents it
+        refers to (recorded as the apply records them); False when that does not help."""
+        if self.reviver is None or e.row is None:
+            return False
+        try:
+            with self.adapter.savepoint():
+                revived = self.reviver.parents_of(self.table, e.row, local=self.local)
+                if not revived:
+                    return False
+                if e.current is None:
+                    self.adapter.insert(self.table, [e.row])
+                else:
+                    self.adapter.upsert(self.table, [e.row])
+        except DatabaseError:
+            return False
+        origin = str(e.data.get("origin") or e.data["package"].split("#")[0])
+        self.reviver.record(revived, local=self.local, package=e.data["package"], kept_by=origin)
         return True
 
     def _applied(self, e: _Entry, outcome: RetryOutcome) -> None:
