@@ -291,6 +291,35 @@ def test_parent_delete_reaching_a_site_with_an_unsent_child_converges(tmp_path: 
             assert node.export().manifest.rows == 0
 
 
+def siege_deletes_after_capture(trio: Trio) -> Path:
+    """Parent 1 everywhere; S2 adds child 10 and exports it; the Siège captures, then its
+    own user deletes parent 1. Returns S2's package."""
+    trio.sql("HQ", "INSERT INTO p VALUES (1, 'parent')")
+    full_round(trio)
+    trio.sql("S2", "INSERT INTO c VALUES (10, 1)")
+    package = trio.s2.export().path
+    trio.hq.export()  # the round's capture, then the Siège's user deletes the parent
+    trio.sql("HQ", "DELETE FROM p WHERE id = 1")
+    return package
+
+
+def kept_everywhere(trio: Trio) -> None:
+    """The Siège holds parent 1 and child 10 again; once published, every node does, with
+    nothing quarantined, one conflict (the Siège's delete lost) and nothing left to send."""
+    assert trio.rows("HQ", "p") == [(1, "parent")]
+    assert trio.rows("HQ", "c") == [(10, 1)]
+    for node in (trio.s1, trio.s2):
+        assert trio.publish_to(node) == "applied"
+    parent_and_child_everywhere(trio)
+    conflicts = trio.hq.state.conflicts()
+    assert [(c["tbl"], c["policy"], c["winner"], c["loser"]) for c in conflicts] == [
+        ("p", "reference", "S2", "HQ")
+    ]
+    for node in (trio.hq, trio.s1, trio.s2):
+        assert not node.state.quarantined()
+        assert node.export().manifest.rows == 0  # nothing left to send: no echo
+
+
 def test_parent_deleted_at_the_siege_not_yet_captured_while_a_child_arrives_converges(
     tmp_path: Path,
 ) -> None:
@@ -300,28 +329,10 @@ def test_parent_deleted_at_the_siege_not_yet_captured_while_a_child_arrives_conv
     soak of mixed back ends: the child was set aside at the Siège, the delete at the site,
     and the group never converged)."""
     with fk_trio(tmp_path) as trio:
-        nodes = (trio.hq, trio.s1, trio.s2)
-        trio.sql("HQ", "INSERT INTO p VALUES (1, 'parent')")
-        full_round(trio)
-        trio.sql("S2", "INSERT INTO c VALUES (10, 1)")
-        package = trio.s2.export().path
-        trio.hq.export()  # the round's capture, then the Siège's user deletes the parent
-        trio.sql("HQ", "DELETE FROM p WHERE id = 1")
+        package = siege_deletes_after_capture(trio)
         assert trio.hq.import_package(package).status == "applied"
         assert not trio.hq.state.quarantined()
-        assert trio.rows("HQ", "p") == [(1, "parent")]
-        assert trio.rows("HQ", "c") == [(10, 1)]
-        for node in (trio.s1, trio.s2):
-            assert trio.publish_to(node) == "applied"
-        parent_and_child_everywhere(trio)
-        for node in nodes:
-            assert not node.state.quarantined()
-        conflicts = trio.hq.state.conflicts()
-        assert [(c["tbl"], c["policy"], c["winner"], c["loser"]) for c in conflicts] == [
-            ("p", "reference", "S2", "HQ")
-        ]
-        for node in nodes:
-            assert node.export().manifest.rows == 0  # nothing left to send: no echo
+        kept_everywhere(trio)
 
 
 def test_a_child_set_aside_for_its_deleted_parent_is_applied_by_the_next_retry(
@@ -331,27 +342,11 @@ def test_a_child_set_aside_for_its_deleted_parent_is_applied_by_the_next_retry(
     the rule above, so an upgraded Siège may hold such an entry) is applied at the next
     run's retry, the parent brought back the same way, and the group converges."""
     with fk_trio(tmp_path) as trio:
-        trio.sql("HQ", "INSERT INTO p VALUES (1, 'parent')")
-        full_round(trio)
-        trio.sql("S2", "INSERT INTO c VALUES (10, 1)")
-        package = trio.s2.export().path
-        trio.hq.export()
-        trio.sql("HQ", "DELETE FROM p WHERE id = 1")
+        package = siege_deletes_after_capture(trio)
         with monkeypatch.context() as patch:  # the apply of before: no parent brought back
             patch.setattr(Reviver, "parents_of", lambda *args, **kwargs: [])
             assert trio.hq.import_package(package).status == "applied"
         assert [q["tbl"] for q in trio.hq.state.quarantined()] == ["c"]
         trio.hq.export()  # the retry, before capture
         assert not trio.hq.state.quarantined()
-        assert trio.rows("HQ", "p") == [(1, "parent")]
-        assert trio.rows("HQ", "c") == [(10, 1)]
-        for node in (trio.s1, trio.s2):
-            assert trio.publish_to(node) == "applied"
-        parent_and_child_everywhere(trio)
-        for node in (trio.hq, trio.s1, trio.s2):
-            assert not node.state.quarantined()
-            assert node.export().manifest.rows == 0
-        conflicts = trio.hq.state.conflicts()
-        assert [(c["tbl"], c["policy"], c["winner"], c["loser"]) for c in conflicts] == [
-            ("p", "reference", "S2", "HQ")
-        ]
+        kept_everywhere(trio)
