@@ -666,10 +666,21 @@ class CuttingProxy(FTPProxy):
 
 def proxied(world: World) -> CuttingProxy:
     """Site A dials the Siège through a cutting proxy on 127.0.0.2 (same port numbers);
-    B dials it directly. Returns the started proxy (the caller stops it)."""
-    low, high = free_port_range(9)
-    world.set_port(low, passive=(low + 1, high), addresses={"A": LISTEN, "B": "127.0.0.1"})
-    return CuttingProxy(low, (low + 1, high)).start()
+    B dials it directly. Returns the started proxy (the caller stops it).
+
+    A range found free may be taken before the proxy binds it (scenarios run side by
+    side; CI once failed so, « Address already in use »): another range is taken then."""
+    for _ in range(10):
+        low, high = free_port_range(9)
+        proxy = CuttingProxy(low, (low + 1, high))
+        try:
+            proxy.start()
+        except OSError:
+            proxy.stop()
+            continue
+        world.set_port(low, passive=(low + 1, high), addresses={"A": LISTEN, "B": "127.0.0.1"})
+        return proxy
+    raise RuntimeError("no port range on 127.0.0.2 could be bound for the proxy")
 
 
 def when_file(path_glob: Path, action: Callable[[], None], timeout: float = 60) -> None:

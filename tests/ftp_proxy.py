@@ -82,9 +82,13 @@ class FTPProxy:
     def start(self) -> FTPProxy:
         for port in [self.control_port, *self.data_ports]:
             listener = socket.socket()
-            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            listener.bind((LISTEN, port))
-            listener.listen(8)
+            try:
+                listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                listener.bind((LISTEN, port))
+                listener.listen(8)
+            except OSError:
+                listener.close()
+                raise
             listener.settimeout(0.1)
             self._sockets.append(listener)
             self._spawn(self._accept_loop, listener, port, port != self.control_port)
