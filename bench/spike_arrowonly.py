@@ -183,30 +183,44 @@ def phase_export(work: Path, args: argparse.Namespace) -> dict[str, Any]:
     return {"seconds": seconds, "stages": st.cpu, "package_bytes": size, **counts}
 
 
-def phase_import(work: Path, args: argparse.Namespace) -> dict[str, Any]:
+def split(batch: Any) -> tuple[Any, Any, int]:
+    """One package batch: (the batch as a table, the rows to stage — upserts, then deletes
+    with zero digests —, how many upserts)."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    st = sc.Stages()
+    frame = pa.Table.from_batches([batch])
+    op = pc.field("op")
+    ups = frame.filter(op == "U")
+    gone = zeros(frame.filter(op == "D").drop_columns(list(HASHES)))
+    return frame, pa.concat_tables([ups, gone.select(ups.column_names)]), ups.num_rows
+
+
+def checked_package(work: Path, st: Any) -> tuple[dict[str, Any], Path]:
+    """The last package's manifest and path, its SHA-256 checked (a stage of its own)."""
     manifest = json.loads((work / "last.json").read_text())
     path = Path(manifest["path"])
-    start = time.perf_counter()
     with st("verify package (SHA-256)"):
         if sc.file_sha256(path) != manifest["sha256"]:
             raise SystemExit("package damaged")
+    return manifest, path
+
+
+def phase_import(work: Path, args: argparse.Namespace) -> dict[str, Any]:
+    import pyarrow as pa
+
+    st = sc.Stages()
+    start = time.perf_counter()
+    manifest, path = checked_package(work, st)
     with st("connect"):
         dst, state = sc.adbc(work / "b.db"), sc.adbc(work / "b-state.db")
         sc.run_sql(state, sc.SNAPSHOT, sc.APPLIED)
-    op = pc.field("op")
     upserts = 0
     with pa.ipc.open_stream(pa.OSFile(str(path))) as reader:
         for batch in reader:
             with st("decompress + split"):
-                frame = pa.Table.from_batches([batch])
-                ups = frame.filter(op == "U")
-                gone = zeros(frame.filter(op == "D").drop_columns(list(HASHES)))
-                staged = pa.concat_tables([ups, gone.select(ups.column_names)])
-                upserts += ups.num_rows
+                frame, staged, ups = split(batch)
+                upserts += ups
             with st("stage rows (ingest, temp table)"):
                 cur = dst.cursor()
                 cur.adbc_ingest("stage", staged, "create_append", temporary=True)
@@ -224,16 +238,8 @@ def phase_import(work: Path, args: argparse.Namespace) -> dict[str, Any]:
                     cur = state.cursor()
                     cur.adbc_ingest("changelog", log, "create_append")
                     cur.close()
-    cols = ", ".join(sc.COLUMNS)
-    sets = ", ".join(f"{c} = excluded.{c}" for c in sc.COLUMNS if c not in sc.KEY)
     with st("apply (set-based upsert + delete)"):
-        sc.run_sql(
-            dst,
-            f"INSERT INTO ventes ({cols}) SELECT {cols} FROM temp.stage WHERE op = 'U' "
-            f"ON CONFLICT (site, num) DO UPDATE SET {sets}",
-            "DELETE FROM ventes WHERE (site, num) IN "
-            "(SELECT site, num FROM temp.stage WHERE op = 'D')",
-        )
+        sc.apply_staged(dst)
     with st("verified read-back (join + hash)"):
         checked = verify(dst, args.batch_rows)
         if checked != upserts:
@@ -299,15 +305,10 @@ def phase_import_stdlib(work: Path, args: argparse.Namespace) -> dict[str, Any]:
     rows reach SQLite and come back as Python values."""
     user_adbc = args.apply == "mixed"
     import pyarrow as pa
-    import pyarrow.compute as pc
 
     st = sc.Stages()
-    manifest = json.loads((work / "last.json").read_text())
-    path = Path(manifest["path"])
     start = time.perf_counter()
-    with st("verify package (SHA-256)"):
-        if sc.file_sha256(path) != manifest["sha256"]:
-            raise SystemExit("package damaged")
+    manifest, path = checked_package(work, st)
     with st("connect"):
         dst = sc.adbc(work / "b.db") if user_adbc else _stdlib(work / "b.db")
         state = _stdlib(work / "b-state.db")
@@ -321,19 +322,15 @@ def phase_import_stdlib(work: Path, args: argparse.Namespace) -> dict[str, Any]:
         if not user_adbc:
             dst.execute(f"CREATE TEMP TABLE stage({', '.join(stage_cols)})")
         state.execute("CREATE TEMP TABLE snap_stage(site, num, h1, h2, op)")
-    op = pc.field("op")
     upserts = 0
     types: dict[str, Any] = {}
     marks = ", ".join("?" for _ in stage_cols)
     with pa.ipc.open_stream(pa.OSFile(str(path))) as reader:
         for batch in reader:
             with st("decompress + split"):
-                frame = pa.Table.from_batches([batch])
-                ups = frame.filter(op == "U")
-                gone = zeros(frame.filter(op == "D").drop_columns(list(HASHES)))
-                staged = pa.concat_tables([ups, gone.select(ups.column_names)])
+                frame, staged, ups = split(batch)
                 types = {f.name: f.type for f in staged.schema}
-                upserts += ups.num_rows
+                upserts += ups
             if user_adbc:
                 with st("stage rows (ingest, temp table)"):
                     cur = dst.cursor()
@@ -355,16 +352,8 @@ def phase_import_stdlib(work: Path, args: argparse.Namespace) -> dict[str, Any]:
                         "INSERT INTO changelog(site, num, op, origin, seq) VALUES (?, ?, ?, ?, ?)",
                         ((*r, origin, seq) for r in _rows_of(log)),
                     )
-    cols = ", ".join(sc.COLUMNS)
-    sets = ", ".join(f"{c} = excluded.{c}" for c in sc.COLUMNS if c not in sc.KEY)
     with st("apply (set-based upsert + delete)"):
-        sc.run_sql(
-            dst,
-            f"INSERT INTO ventes ({cols}) SELECT {cols} FROM temp.stage WHERE op = 'U' "
-            f"ON CONFLICT (site, num) DO UPDATE SET {sets}",
-            "DELETE FROM ventes WHERE (site, num) IN "
-            "(SELECT site, num FROM temp.stage WHERE op = 'D')",
-        )
+        sc.apply_staged(dst)
     with st("verified read-back (join + hash)"):
         if user_adbc:
             checked = verify(dst, args.batch_rows)
@@ -380,14 +369,7 @@ def phase_import_stdlib(work: Path, args: argparse.Namespace) -> dict[str, Any]:
             dst.execute("COMMIT")
         dst.close()
     with st("snapshot update (set-wise) + applied mark"):
-        for sql in (
-            "INSERT INTO snapshot SELECT site, num, h1, h2 FROM temp.snap_stage WHERE op = 'U' "
-            "ON CONFLICT (site, num) DO UPDATE SET h1 = excluded.h1, h2 = excluded.h2",
-            "DELETE FROM snapshot WHERE (site, num) IN "
-            "(SELECT site, num FROM temp.snap_stage WHERE op = 'D')",
-            "DROP TABLE temp.snap_stage",
-        ):
-            state.execute(sql)
+        sc.update_snapshot(state, "temp.snap_stage")
         state.execute("INSERT INTO applied VALUES (?, ?)", ("A", manifest["seq"]))
         state.execute("COMMIT")
         state.close()

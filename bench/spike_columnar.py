@@ -227,6 +227,19 @@ def run_sql(conn: Any, *statements: str) -> None:
     cur.close()
 
 
+def apply_staged(dst: Any) -> None:
+    """The staged rows into ``ventes``: one upsert, one delete (set-wise). ``dst``: an ADBC
+    or a stdlib connection (both have ``cursor().execute``)."""
+    cols = ", ".join(COLUMNS)
+    sets = ", ".join(f"{c} = excluded.{c}" for c in COLUMNS if c not in KEY)
+    run_sql(
+        dst,
+        f"INSERT INTO ventes ({cols}) SELECT {cols} FROM temp.stage WHERE op = 'U' "
+        f"ON CONFLICT (site, num) DO UPDATE SET {sets}",
+        "DELETE FROM ventes WHERE (site, num) IN (SELECT site, num FROM temp.stage WHERE op = 'D')",
+    )
+
+
 def update_snapshot(state: Any, stage: str) -> None:
     """The snapshot as the package leaves it: one upsert, one delete (set-wise)."""
     run_sql(
@@ -359,16 +372,8 @@ def phase_import(work: Path, args: argparse.Namespace) -> dict[str, Any]:
                     log = frame if args.log == "rows" else frame.select([*KEY, "op"])
                     log = log.with_columns(origin=pl.lit("A"), seq=pl.lit(manifest["seq"]))
                     ingest(state, "changelog", log)
-    cols = ", ".join(COLUMNS)
-    sets = ", ".join(f"{c} = excluded.{c}" for c in COLUMNS if c not in KEY)
     with st("apply (set-based upsert + delete)"):
-        run_sql(
-            dst,
-            f"INSERT INTO ventes ({cols}) SELECT {cols} FROM temp.stage WHERE op = 'U' "
-            f"ON CONFLICT (site, num) DO UPDATE SET {sets}",
-            "DELETE FROM ventes WHERE (site, num) IN "
-            "(SELECT site, num FROM temp.stage WHERE op = 'D')",
-        )
+        apply_staged(dst)
     with st("verified read-back (join + hash)"):
         checked = verify(dst, args.hash, args.batch_rows)
         if checked != upserts:
