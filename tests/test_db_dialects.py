@@ -116,18 +116,35 @@ def test_ordered_select_uses_binary_collation_on_text_keys() -> None:
     assert sql == 'SELECT "id" FROM "t" WHERE "v" >= ?'
 
 
-def test_reals_read_as_20_digit_text_where_the_driver_rounds_them() -> None:
-    """The SQLite ODBC driver reads REAL with 15 digits: such a dialect selects REAL
-    columns through printf('%!.20g') (NULL kept), in scans and fetches, ordering untouched
-    (``test_db_sqlite.py`` proves the digits exact on the real driver)."""
-    table = Table("m", (Column("id", "int"), Column("x", "float")), ("id",), "primary")
-    rounding = Dialect("sqlite", '"', float_as_text=True)
-    real = """CASE WHEN "x" IS NULL THEN NULL ELSE printf('%!.20g', "x") END"""
-    assert rounding.select(table, ["id", "x"], ordered=True) == (
-        f'SELECT "id", {real} FROM "m" ORDER BY "id"'
+def test_reals_read_as_tagged_text_where_the_driver_changes_them() -> None:
+    """The SQLite ODBC driver reads REAL with 15 digits and types an expression by its first
+    row: such a dialect selects FLOAT and DECIMAL columns as text tagged with the storage
+    class, REAL through printf('%!.20g'), in scans and fetches, ordering untouched, and
+    ``read_fixes`` turns that text back into the value stdlib ``sqlite3`` gives
+    (``test_db_sqlite.py`` proves it on the real driver)."""
+    table = Table(
+        "m", (Column("id", "int"), Column("x", "float"), Column("d", "decimal")), ("id",), "primary"
     )
-    assert rounding.fetch(table, 1) == f'SELECT "id", {real} FROM "m" WHERE "id" IN (?)'
-    assert Dialect("sqlite").fetch(table, 1) == 'SELECT "id", "x" FROM "m" WHERE "id" IN (?)'
+    rounding = Dialect("sqlite", '"', float_as_text=True)
+    x, d = (
+        f"CASE typeof({c}) WHEN 'real' THEN 'r' || printf('%!.20g', {c}) WHEN 'integer' THEN "
+        f"'i' || {c} WHEN 'text' THEN 't' || {c} WHEN 'blob' THEN 'b' || hex({c}) END"
+        for c in ('"x"', '"d"')
+    )
+    assert rounding.select(table, ["id", "x", "d"], ordered=True) == (
+        f'SELECT "id", {x}, {d} FROM "m" ORDER BY "id"'
+    )
+    assert rounding.fetch(table, 1) == f'SELECT "id", {x}, {d} FROM "m" WHERE "id" IN (?)'
+    assert Dialect("sqlite").fetch(table, 1) == 'SELECT "id", "x", "d" FROM "m" WHERE "id" IN (?)'
+    assert Dialect("sqlite").read_fixes(table, ["id", "x", "d"]) == {}
+    fixes = rounding.read_fixes(table, ["d", "id", "x"])
+    assert sorted(fixes) == [0, 2]
+    untag = fixes[0]
+    assert untag("r0.30000000000000004441") == 0.30000000000000004
+    assert untag("r-Inf") == float("-inf")
+    assert untag("i9007199254740993") == 9007199254740993
+    assert untag("tr1.5") == "r1.5" and untag("t") == ""
+    assert untag("b00FF") == b"\x00\xff"
 
 
 def test_keyset_page() -> None:

@@ -205,3 +205,87 @@ def test_sqlite_odbc_reads_every_double_exactly(make_backend: Callable[[str], Ba
         keys = [(i,) for i in range(len(values))]
         assert sorted(adapter.fetch(table, keys)) == expected
         assert sorted(adapter.read_back(table, keys)) == expected
+
+
+# Doubles an SQLite application makes in a DECIMAL column with SQLite's own arithmetic or
+# binds from its floats: their shortest text has 16 or 17 significant digits.
+COMPUTED_IN_SQLITE = ["0.1 + 0.2", "100 * 1.1", "CAST('98.080959' AS NUMERIC)", "1.0 / 3"]
+BOUND_AS_DOUBLES = [1.7976931348623157e308, 5e-324, -2.2250738585072014e-308, 2.0 / 3]
+
+
+@pytest.mark.parametrize("columnar", [False, True], ids=["row-scan", "columnar-scan"])
+@pytest.mark.parametrize(
+    "pair", [("sqlite", "sqlite"), ("sqlite", "sqlite-odbc"), ("sqlite-odbc", "sqlite")]
+)
+def test_doubles_an_sqlite_decimal_column_holds_travel_to_sqlite_exactly(
+    pair: tuple[str, str],
+    columnar: bool,
+    make_backend: Callable[[str], Backend],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A double of 16-17 significant digits in an SQLite DECIMAL column (0.1 + 0.2 computed
+    by the shop's application) is read as its shortest text and written to an SQLite
+    receiver as that same double. It was refused there ("17 chiffres significatifs"), every
+    round, so an all-SQLite group never converged on such rows."""
+    from engine_helpers import checksums, columnar_from_one_row, make_node
+
+    if columnar:
+        columnar_from_one_row(monkeypatch)
+    source, receiver = make_backend(pair[0]), make_backend(pair[1])
+    for backend in (source, receiver):
+        backend.execute("CREATE TABLE d (id INTEGER PRIMARY KEY, v DECIMAL(12,2))")
+    for i, expression in enumerate(COMPUTED_IN_SQLITE):
+        source.execute(f"INSERT INTO d VALUES ({i}, {expression})")
+    for i, double in enumerate(BOUND_AS_DOUBLES, start=len(COMPUTED_IN_SQLITE)):
+        source.execute("INSERT INTO d VALUES (?, ?)", (i, double))
+    held = source.query("SELECT id, v, typeof(v) FROM d ORDER BY id")
+    assert {t for _, _, t in held} == {"real"} and len(held) == 8
+    with make_node(tmp_path / "s", "S1", source.connection) as node:
+        package = node.export(tmp_path / "out.pkg").path
+    with make_node(tmp_path / "h", "SIEGE", receiver.connection, hq=True) as hq:
+        stats = hq.import_package(package).stats
+        quarantined = hq.state.conn.execute("SELECT key_json, error FROM quarantine").fetchall()
+    assert quarantined == [] and stats.upserts == 8
+    assert receiver.query("SELECT id, v, typeof(v) FROM d ORDER BY id") == held
+    assert checksums(receiver.connection) == checksums(source.connection)
+
+
+def test_stdlib_and_odbc_read_the_same_numbers_and_odd_values(
+    make_backend: Callable[[str], Backend],
+) -> None:
+    """The SQLite ODBC adapter reads DECIMAL and DOUBLE columns as stdlib ``sqlite3`` does,
+    by every read (capture's scan, fetch, verification's read-back): REALs exactly (the
+    driver gave 15 digits of a DECIMAL's: 0.1 + 0.2 came as 0.3), integers beyond 2**53
+    exactly, a text or blob SQLite kept in such a column as that text or blob (printf made
+    0.0 of 'abc' in a DOUBLE column: a changed value sent; the driver, NULL)."""
+    backend = make_backend("sqlite-odbc")
+    backend.execute("CREATE TABLE n (id INTEGER PRIMARY KEY, d DECIMAL(12,2), f DOUBLE)")
+    values: list[tuple[object, object]] = [
+        (7, 2.5),  # an integer first: the driver typed an expression by its first row
+        (0.1 + 0.2, 0.1 + 0.2),
+        (9007199254740993, 1.5),
+        ("abc", "abc"),
+        (None, None),
+        (1e999, -1e999),
+        (2**63 - 1, 5e-324),
+        ("Inf", "12,5"),
+        (-2.2250738585072014e-308, 1.7976931348623157e308),
+        (b"\x00\x01", b"\xff"),
+    ]
+    for i, (d, f) in enumerate(values):
+        backend.execute("INSERT INTO n VALUES (?, ?, ?)", (i, d, f))
+    keys = [(i,) for i in range(len(values))]
+    reads = {}
+    for connection in (backend.database, backend.connection):
+        with open_database(connection) as adapter:
+            [table] = [t for t in adapter.tables() if t.name == "n"]
+            reads[connection] = (
+                list(adapter.scan(table, ordered=True)),
+                sorted(adapter.fetch(table, keys)),
+                sorted(adapter.read_back(table, keys)),
+            )
+    stdlib, odbc = reads[backend.database], reads[backend.connection]
+    assert stdlib[0][1] == (1, Decimal("0.30000000000000004"), 0.30000000000000004)
+    assert stdlib[0][3] == (3, "abc", "abc") and stdlib[0][-1] == (9, b"\x00\x01", b"\xff")
+    assert odbc == stdlib

@@ -155,21 +155,30 @@ def _decimal_binder(dialect: str, column_type: str) -> Binder | None:
 
 
 def _sqlite_decimal(value: Decimal, significant: int, low: int) -> Any:
-    """A decimal as SQLite's NUMERIC affinity keeps it exactly: an integer, or the double
-    nearest to it when it has at most 15 significant digits (a double gives those digits
-    back). Bound as a double, not as text: SQLite's own text-to-number conversion (3.40)
-    lands one double away from the nearest for about 1 decimal in 50,000 (98.080959 was
-    stored as 98.08095900000001); Python's is exact."""
+    """A decimal as SQLite's NUMERIC affinity keeps it exactly: an integer, or a double
+    that gives the decimal back. Every decimal of at most 15 significant digits is one (the
+    double nearest to it); one of 16 or 17 digits is one when it is the shortest text of a
+    double, as SQLite's own arithmetic makes them (0.1 + 0.2 = 0.30000000000000004, a price
+    × 1.1) and an SQLite sender reads them. Bound as a double, not as text: SQLite's own
+    text-to-number conversion (3.40) lands one double away from the nearest for about 1
+    decimal in 50,000 (98.080959 was stored as 98.08095900000001); Python's is exact."""
     if low >= 0 and INT64[0] <= value <= INT64[1]:
         return int(value)
-    if significant > SQLITE_DIGITS:
-        raise Refused(
-            f"{_show(value)} a {significant} chiffres significatifs : une colonne DECIMAL de "
-            f"SQLite (affinité NUMERIC) n'en garde que {SQLITE_DIGITS} ; seule une base "
-            "PostgreSQL ou MariaDB la garde exactement (une colonne TEXT serait d'une autre "
-            "sorte, refusée par le contrôle)"
-        )
-    return float(value)
+    if significant <= SQLITE_DIGITS or _is_a_double(value):
+        return float(value)
+    raise Refused(
+        f"{_show(value)} a {significant} chiffres significatifs : une colonne DECIMAL de "
+        f"SQLite (affinité NUMERIC) n'en garde que {SQLITE_DIGITS}, sauf un nombre à "
+        "virgule flottante qu'elle a calculé ; seule une base PostgreSQL ou MariaDB la "
+        "garde exactement (une colonne TEXT serait d'une autre sorte, refusée par le "
+        "contrôle)"
+    )
+
+
+def _is_a_double(value: Decimal) -> bool:
+    """``value`` is exactly the shortest text of a double (the one it is read back as)."""
+    double = float(value)
+    return math.isfinite(double) and Decimal(repr(double)) == value
 
 
 def _int_binder(dialect: str, *, unsigned: bool) -> Binder:

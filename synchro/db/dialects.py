@@ -12,11 +12,13 @@ Families: ``sqlite``, ``postgresql``, ``mysql`` (MariaDB and MySQL), ``mssql``, 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from synchro.db.base import Column, Table
 from synchro.values import Kind
+from synchro.values.convert import single_read_back
 
 DIALECTS = ("sqlite", "postgresql", "mysql", "mssql", "access")
 
@@ -51,7 +53,7 @@ class Dialect:
     name: str
     quote_char: str = '"'
     # The SQLite ODBC driver reads REAL with 15 significant digits (1/3 → 0.333333333333333):
-    # such a driver gets REAL columns as text with 20 digits, which read back exactly.
+    # such a driver gets FLOAT and DECIMAL columns as tagged text (``_tagged``).
     float_as_text: bool = False
     # The SQLite ODBC driver reads TIME/DATETIME to the millisecond: such a driver gets
     # them as the text SQLite holds.
@@ -227,19 +229,26 @@ class Dialect:
             return ()
         return tuple(i for i, c in enumerate(table.columns) if c.kind in (Kind.TEXT, Kind.JSON))
 
-    def single_columns(self, table: Table, names: Sequence[str]) -> tuple[int, ...]:
-        """Positions among ``names`` of 4-byte float columns (PostgreSQL ``real``, MariaDB
-        ``FLOAT``): read as the shortest text of the stored float, as psqlODBC gives it
-        (MariaDB prints 6 digits: it is read as a double and shortened by the adapter)."""
-        singles = {"postgresql": ("float4", "real"), "mysql": ("float",)}.get(self.name)
-        if not singles:
-            return ()
+    def read_fixes(self, table: Table, names: Sequence[str]) -> dict[int, Callable[[Any], Any]]:
+        """What is done to the value a driver gives for some of ``names`` (by position),
+        before it is normalised to its kind:
+
+        - 4-byte float columns (PostgreSQL ``real``, MariaDB ``FLOAT``): read as the
+          shortest text of the stored float, as psqlODBC gives it (MariaDB prints 6 digits:
+          it is read as a double and shortened here);
+        - with ``float_as_text`` (SQLite ODBC) FLOAT and DECIMAL columns, read by
+          ``read_term`` as tagged text: the value stdlib ``sqlite3`` gives (``_untagged``).
+        """
+        singles = {"postgresql": ("float4", "real"), "mysql": ("float",)}.get(self.name, ())
         columns = {c.name: c for c in table.columns}
-        return tuple(
-            i
-            for i, n in enumerate(names)
-            if columns[n].kind == Kind.FLOAT and columns[n].type_name.lower() in singles
-        )
+        fixes: dict[int, Callable[[Any], Any]] = {}
+        for i, n in enumerate(names):
+            column = columns[n]
+            if column.kind == Kind.FLOAT and column.type_name.lower() in singles:
+                fixes[i] = _single
+            elif self.float_as_text and column.kind in (Kind.FLOAT, Kind.DECIMAL):
+                fixes[i] = _untagged
+        return fixes
 
     def _read_cols(self, table: Table, names: Sequence[str], *, raw_text: bool = False) -> str:
         columns = {c.name: c for c in table.columns}
@@ -260,9 +269,8 @@ class Dialect:
     def read_term(self, column: Column, *, raw_text: bool = False) -> str:
         """How one column is read so that its value comes back exactly.
 
-        - with ``float_as_text`` (SQLite ODBC) REAL as 20-digit text (its driver reads 15
-          digits; SQLite's printf stops at 16 unless given the ``!`` flag; 20 digits, as
-          17 could be one double off);
+        - with ``float_as_text`` (SQLite ODBC) FLOAT and DECIMAL columns as text tagged
+          with each value's storage class, REAL with 20 digits (``_tagged``);
         - with ``moments_as_text`` (SQLite ODBC) TIME and DATETIME as text (milliseconds);
         - MariaDB TIME, DATE and DATETIME as text (the driver drops the fractional seconds
           of a TIME and cannot convert a zero date such as ``0000-00-00``: the value then
@@ -281,11 +289,8 @@ class Dialect:
                 "postgresql": f"encode(convert_to(CAST({col} AS text), 'UTF8'), 'hex')",
                 "mysql": f"HEX(CONVERT({col} USING utf8mb4))",
             }[self.name]
-        if self.float_as_text and kind == Kind.FLOAT:
-            # 20 digits, not 17: SQLite's printf makes its digits with long double
-            # arithmetic; with 17, 2,757 of 1,000,000 random doubles came out one double
-            # off, with 18 or 20 none did (Python reads the text back to the exact double)
-            return f"CASE WHEN {col} IS NULL THEN NULL ELSE printf('%!.20g', {col}) END"
+        if self.float_as_text and kind in (Kind.FLOAT, Kind.DECIMAL):
+            return _tagged(col)
         if self.moments_as_text and kind in (Kind.TIME, Kind.DATETIME):
             return f"CAST({col} AS TEXT)"
         if self.name == "mysql" and kind == Kind.FLOAT and column.type_name.lower() == "float":
@@ -386,3 +391,36 @@ def _base_type(type_name: str) -> str:
     ``numeric``), when it is a plain name; "" for anything else (quoted or odd names)."""
     base = type_name.split("(")[0].strip()
     return base if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_ ]*", base) else ""
+
+
+def _single(value: Any) -> Any:
+    return single_read_back(value) if isinstance(value, float) else value
+
+
+def _tagged(col: str) -> str:
+    """An SQLite value as text that says its storage class (``r``, ``i``, ``t``, ``b``),
+    for the SQLite ODBC driver, whose own reads of a FLOAT or DECIMAL column change values:
+    REAL with 15 digits (0.1 + 0.2 came as 0.3), a text in a DOUBLE column as NULL; and an
+    expression's type is taken from its first row (after an integer, 2.5 came as 2).
+    A REAL is printed with 20 digits: SQLite's printf makes its digits with long double
+    arithmetic, and with 17 (the most a double needs) 2,757 of 1,000,000 random doubles
+    came out one double off; with 18 or 20 none did. The ``!`` flag gives every digit."""
+    return (
+        f"CASE typeof({col}) WHEN 'real' THEN 'r' || printf('%!.20g', {col}) "
+        f"WHEN 'integer' THEN 'i' || {col} WHEN 'text' THEN 't' || {col} "
+        f"WHEN 'blob' THEN 'b' || hex({col}) END"
+    )
+
+
+def _untagged(value: Any) -> Any:
+    """The value of a ``_tagged`` text, of the type stdlib ``sqlite3`` gives it."""
+    if not isinstance(value, str) or not value:
+        return value
+    tag, body = value[0], value[1:]
+    if tag == "r":
+        return float(body)  # Python's conversion is exact: the stored double
+    if tag == "i":
+        return int(body)
+    if tag == "b":
+        return bytes.fromhex(body)
+    return body if tag == "t" else value

@@ -8,14 +8,13 @@ may run meanwhile.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from synchro.db.base import Key, Row, Table
 from synchro.db.sql_core import FETCH_SIZE, SqlCore, chunks
 from synchro.errors import DatabaseError, SchemaError
 from synchro.values import Kind, normalise, row_normaliser
-from synchro.values.convert import single_read_back
 
 
 class SqlReads(SqlCore):
@@ -56,7 +55,7 @@ class SqlReads(SqlCore):
             rows = self._pages(table, names, kinds, modified_column, params, positions, page)
         else:
             sql = self.sql.select(table, names, ordered=ordered, modified_column=modified_column)
-            rows = self._stream(sql, params, kinds, doing, self.sql.single_columns(table, names))
+            rows = self._stream(sql, params, kinds, doing, self.sql.read_fixes(table, names))
         if sort_here:
             # No binary collation in SQL (MS Access): sort here, memory grows with the table.
             rows = iter(sorted(rows, key=lambda r: tuple(r[i] for i in positions)))
@@ -92,7 +91,7 @@ class SqlReads(SqlCore):
     ) -> Iterator[Row]:
         """Key-ordered pages (keyset pagination) so the driver never holds the whole table."""
         doing = f"lecture de la table {table.name}"
-        singles = self.sql.single_columns(table, names)
+        fixes = self.sql.read_fixes(table, names)
         last: Row | None = None
         while True:
             sql = self.sql.select(
@@ -109,7 +108,7 @@ class SqlReads(SqlCore):
                 names_after = self.sql.after_key_params(table.key)
                 bound += self._bind_rows(table, [str(n) for n in names_after], [after])
             count = 0
-            for row in self._stream(sql, bound, kinds, doing, singles):
+            for row in self._stream(sql, bound, kinds, doing, fixes):
                 count += 1
                 last = tuple(row[i] for i in positions)
                 yield row
@@ -122,20 +121,20 @@ class SqlReads(SqlCore):
         params: Sequence[Any],
         kinds: Sequence[Kind],
         doing: str,
-        singles: Sequence[int] = (),
+        fixes: Mapping[int, Callable[[Any], Any]] | None = None,
     ) -> Iterator[Row]:
-        """Rows normalised to ``kinds``; the columns at ``singles`` are 4-byte floats, given
-        as the shortest text of the stored float (``Dialect.single_columns``)."""
+        """Rows normalised to ``kinds``, the values at the positions of ``fixes`` first
+        given to their function (``Dialect.read_fixes``)."""
         normalise_row = row_normaliser(kinds)  # rows already of their kinds pass as they are
-        if singles:
+        if fixes:
             plain = normalise_row
 
             def normalise_row(row: Sequence[Any]) -> Row:
-                out = list(plain(row))
-                for i in singles:
-                    if isinstance(out[i], float):
-                        out[i] = single_read_back(out[i])
-                return tuple(out)
+                out = list(row)
+                for i, fix in fixes.items():
+                    if out[i] is not None:
+                        out[i] = fix(out[i])
+                return plain(out)
 
         cursor = self._run(sql, params, doing)
         try:
@@ -176,8 +175,8 @@ class SqlReads(SqlCore):
         for part in chunks(keys, self.sql.batch_rows(len(table.key))):
             params = self._bind_rows(table, table.key, part)
             sql = self.sql.fetch(table, len(part), raw_text=raw_text)
-            singles = self.sql.single_columns(table, table.column_names)
-            rows = self._stream(sql, params, kinds, doing, singles)
+            fixes = self.sql.read_fixes(table, table.column_names)
+            rows = self._stream(sql, params, kinds, doing, fixes)
             out.extend(_unhex(rows, hexed, table.kinds) if hexed else rows)
         return out
 
