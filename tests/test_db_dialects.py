@@ -116,30 +116,35 @@ def test_ordered_select_uses_binary_collation_on_text_keys() -> None:
     assert sql == 'SELECT "id" FROM "t" WHERE "v" >= ?'
 
 
-def test_reals_read_as_tagged_text_where_the_driver_changes_them() -> None:
-    """The SQLite ODBC driver reads REAL with 15 digits and types an expression by its first
-    row: such a dialect selects FLOAT and DECIMAL columns as text tagged with the storage
-    class, REAL through printf('%!.20g'), in scans and fetches, ordering untouched, and
-    ``read_fixes`` turns that text back into the value stdlib ``sqlite3`` gives
-    (``test_db_sqlite.py`` proves it on the real driver)."""
+def test_sqlite_odbc_reads_every_column_as_tagged_text() -> None:
+    """The SQLite ODBC driver changes values not of their column's declared type, reads
+    REAL with 15 digits and types an expression by its first row: such a dialect selects
+    every column as text tagged with the storage class, REAL through printf('%!.20g'), in
+    scans and fetches (text read as hex stays so), ordering untouched, and ``read_fixes``
+    turns that text back into the value stdlib ``sqlite3`` gives (``test_db_sqlite.py``
+    proves it on the real driver)."""
     table = Table(
-        "m", (Column("id", "int"), Column("x", "float"), Column("d", "decimal")), ("id",), "primary"
+        "m", (Column("id", "int"), Column("x", "float"), Column("s", "text")), ("id",), "primary"
     )
-    rounding = Dialect("sqlite", '"', float_as_text=True)
-    x, d = (
+    tagged = Dialect("sqlite", '"', tagged_values=True)
+    i, x, s = (
         f"CASE typeof({c}) WHEN 'real' THEN 'r' || printf('%!.20g', {c}) WHEN 'integer' THEN "
         f"'i' || {c} WHEN 'text' THEN 't' || {c} WHEN 'blob' THEN 'b' || hex({c}) END"
-        for c in ('"x"', '"d"')
+        for c in ('"id"', '"x"', '"s"')
     )
-    assert rounding.select(table, ["id", "x", "d"], ordered=True) == (
-        f'SELECT "id", {x}, {d} FROM "m" ORDER BY "id"'
+    assert tagged.select(table, ["id", "x"], ordered=True) == (
+        f'SELECT {i}, {x} FROM "m" ORDER BY "id"'
     )
-    assert rounding.fetch(table, 1) == f'SELECT "id", {x}, {d} FROM "m" WHERE "id" IN (?)'
-    assert Dialect("sqlite").fetch(table, 1) == 'SELECT "id", "x", "d" FROM "m" WHERE "id" IN (?)'
-    assert Dialect("sqlite").read_fixes(table, ["id", "x", "d"]) == {}
-    fixes = rounding.read_fixes(table, ["d", "id", "x"])
-    assert sorted(fixes) == [0, 2]
-    untag = fixes[0]
+    assert tagged.fetch(table, 1) == f'SELECT {i}, {x}, {s} FROM "m" WHERE "id" IN (?)'
+    hexed = 'CASE WHEN "s" IS NULL THEN NULL ELSE hex(CAST("s" AS BLOB)) END'
+    assert tagged.fetch(table, 1, raw_text=True) == (
+        f'SELECT {i}, {x}, {hexed} FROM "m" WHERE "id" IN (?)'
+    )
+    assert Dialect("sqlite").fetch(table, 1) == 'SELECT "id", "x", "s" FROM "m" WHERE "id" IN (?)'
+    assert Dialect("sqlite").read_fixes(table, ["id", "x", "s"]) == {}
+    assert sorted(tagged.read_fixes(table, ["s", "id", "x"])) == [0, 1, 2]
+    assert sorted(tagged.read_fixes(table, ["s", "id", "x"], raw_text=True)) == [1, 2]
+    untag = tagged.read_fixes(table, ["x"])[0]
     assert untag("r0.30000000000000004441") == 0.30000000000000004
     assert untag("r-Inf") == float("-inf")
     assert untag("i9007199254740993") == 9007199254740993

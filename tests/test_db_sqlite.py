@@ -251,41 +251,64 @@ def test_doubles_an_sqlite_decimal_column_holds_travel_to_sqlite_exactly(
     assert checksums(receiver.connection) == checksums(source.connection)
 
 
-def test_stdlib_and_odbc_read_the_same_numbers_and_odd_values(
+# A value of each storage class in columns of each declared type (SQLite keeps what it is
+# given when its column's affinity cannot convert it).
+STORED = [
+    7,
+    4.5,
+    0.1 + 0.2,
+    -2.2250738585072014e-308,
+    1.7976931348623157e308,
+    5e-324,
+    1e999,
+    9007199254740993,
+    2**63 - 1,
+    "abc",
+    "",
+    "12,5",
+    "Inf",
+    "2024-02-29 10:00:00.123456",
+    "10:00:00.5",
+    "Zoé 😀 " + "é" * 40_000,
+    b"\x00\x01",
+    b"\xff",
+    None,
+]
+DECLARED = ["INTEGER", "DECIMAL(12,2)", "DOUBLE", "BOOLEAN", "DATE", "DATETIME", "TIME", "TEXT"]
+
+
+def test_stdlib_and_odbc_read_every_stored_value_the_same(
     make_backend: Callable[[str], Backend],
 ) -> None:
-    """The SQLite ODBC adapter reads DECIMAL and DOUBLE columns as stdlib ``sqlite3`` does,
-    by every read (capture's scan, fetch, verification's read-back): REALs exactly (the
-    driver gave 15 digits of a DECIMAL's: 0.1 + 0.2 came as 0.3), integers beyond 2**53
-    exactly, a text or blob SQLite kept in such a column as that text or blob (printf made
-    0.0 of 'abc' in a DOUBLE column: a changed value sent; the driver, NULL)."""
+    """The SQLite ODBC adapter reads what stdlib ``sqlite3`` reads, by every read (capture's
+    scan, fetch, verification's read-back), whatever the value's storage class and the
+    column's declared type. Its driver changed such values in silence: 4.5 in an INTEGER
+    column came as 4, 'abc' there as NULL, 5 in a BOOLEAN as true, the time of a datetime
+    in a DATE column was dropped, a blob in a TEXT column came as the text "X'FF00'", a
+    DECIMAL's REAL with 15 digits (0.1 + 0.2 as 0.3), a text in a DOUBLE column as 0.0
+    (printf), and after a first integer 2.5 came as 2: changed values sent, and checksums
+    read the same way agreed with them."""
     backend = make_backend("sqlite-odbc")
-    backend.execute("CREATE TABLE n (id INTEGER PRIMARY KEY, d DECIMAL(12,2), f DOUBLE)")
-    values: list[tuple[object, object]] = [
-        (7, 2.5),  # an integer first: the driver typed an expression by its first row
-        (0.1 + 0.2, 0.1 + 0.2),
-        (9007199254740993, 1.5),
-        ("abc", "abc"),
-        (None, None),
-        (1e999, -1e999),
-        (2**63 - 1, 5e-324),
-        ("Inf", "12,5"),
-        (-2.2250738585072014e-308, 1.7976931348623157e308),
-        (b"\x00\x01", b"\xff"),
-    ]
-    for i, (d, f) in enumerate(values):
-        backend.execute("INSERT INTO n VALUES (?, ?, ?)", (i, d, f))
-    keys = [(i,) for i in range(len(values))]
+    columns = ", ".join(f"c{i} {t}" for i, t in enumerate(DECLARED))
+    backend.execute(f"CREATE TABLE n (id INTEGER PRIMARY KEY, {columns})")
+    marks = ", ".join("?" * len(DECLARED))
+    for i, value in enumerate(STORED):
+        backend.execute(f"INSERT INTO n VALUES (?, {marks})", (i, *[value] * len(DECLARED)))
+    classes = backend.query("SELECT DISTINCT typeof(c0), typeof(c2), typeof(c7) FROM n")
+    assert {c for row in classes for c in row} == {"integer", "real", "text", "blob", "null"}
+    keys = [(i,) for i in range(len(STORED))]
     reads = {}
     for connection in (backend.database, backend.connection):
         with open_database(connection) as adapter:
             [table] = [t for t in adapter.tables() if t.name == "n"]
-            reads[connection] = (
-                list(adapter.scan(table, ordered=True)),
-                sorted(adapter.fetch(table, keys)),
-                sorted(adapter.read_back(table, keys)),
-            )
+            scanned = list(adapter.scan(table, ordered=True))
+            assert sorted(adapter.fetch(table, keys)) == scanned
+            reads[connection] = (scanned, sorted(adapter.read_back(table, keys)))
     stdlib, odbc = reads[backend.database], reads[backend.connection]
-    assert stdlib[0][1] == (1, Decimal("0.30000000000000004"), 0.30000000000000004)
-    assert stdlib[0][3] == (3, "abc", "abc") and stdlib[0][-1] == (9, b"\x00\x01", b"\xff")
-    assert odbc == stdlib
+    assert stdlib[0][1][:4] == (1, 4.5, Decimal("4.5"), 4.5)
+    assert stdlib[0][2][2] == Decimal("0.30000000000000004")
+    assert stdlib[0][9][:2] == (9, "abc") and stdlib[0][16][1:] == (b"\x00\x01",) * 8
+    assert odbc[0] == stdlib[0]
+    # The read-back reads text as the hex of its bytes: a blob in a TEXT column is no text.
+    blobs = {16, 17}
+    assert [r for r in odbc[1] if r[0] not in blobs] == [r for r in stdlib[1] if r[0] not in blobs]

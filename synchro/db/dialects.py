@@ -46,18 +46,19 @@ def detect_dialect(dbms_name: str) -> str:
     return ""
 
 
+HEXED = (Kind.TEXT, Kind.JSON)  # the kinds a ``raw_text`` read gives as hex text
+
+
 @dataclass(frozen=True)
 class Dialect:
     """SQL writer for one family. ``quote_char`` as ``SQL_IDENTIFIER_QUOTE_CHAR`` gives it."""
 
     name: str
     quote_char: str = '"'
-    # The SQLite ODBC driver reads REAL with 15 significant digits (1/3 → 0.333333333333333):
-    # such a driver gets FLOAT and DECIMAL columns as tagged text (``_tagged``).
-    float_as_text: bool = False
-    # The SQLite ODBC driver reads TIME/DATETIME to the millisecond: such a driver gets
-    # them as the text SQLite holds.
-    moments_as_text: bool = False
+    # The SQLite ODBC driver changes values it reads (REAL with 15 digits, 4.5 in an INTEGER
+    # column as 4, a text there as NULL, a blob in a TEXT column as "X'FF00'"...): such a
+    # driver gets every column as text tagged with the value's storage class (``_tagged``).
+    tagged_values: bool = False
 
     # -- capacities -------------------------------------------------------------------
 
@@ -227,17 +228,20 @@ class Dialect:
         bytes: a second path past the driver's character conversion (for verification)."""
         if self.name not in ("sqlite", "postgresql", "mysql"):
             return ()
-        return tuple(i for i, c in enumerate(table.columns) if c.kind in (Kind.TEXT, Kind.JSON))
+        return tuple(i for i, c in enumerate(table.columns) if c.kind in HEXED)
 
-    def read_fixes(self, table: Table, names: Sequence[str]) -> dict[int, Callable[[Any], Any]]:
+    def read_fixes(
+        self, table: Table, names: Sequence[str], *, raw_text: bool = False
+    ) -> dict[int, Callable[[Any], Any]]:
         """What is done to the value a driver gives for some of ``names`` (by position),
         before it is normalised to its kind:
 
         - 4-byte float columns (PostgreSQL ``real``, MariaDB ``FLOAT``): read as the
           shortest text of the stored float, as psqlODBC gives it (MariaDB prints 6 digits:
           it is read as a double and shortened here);
-        - with ``float_as_text`` (SQLite ODBC) FLOAT and DECIMAL columns, read by
-          ``read_term`` as tagged text: the value stdlib ``sqlite3`` gives (``_untagged``).
+        - with ``tagged_values`` (SQLite ODBC) every column ``read_term`` reads as tagged
+          text (not text read as hex, ``raw_text``): the value stdlib ``sqlite3`` gives
+          (``_untagged``).
         """
         singles = {"postgresql": ("float4", "real"), "mysql": ("float",)}.get(self.name, ())
         columns = {c.name: c for c in table.columns}
@@ -246,7 +250,7 @@ class Dialect:
             column = columns[n]
             if column.kind == Kind.FLOAT and column.type_name.lower() in singles:
                 fixes[i] = _single
-            elif self.float_as_text and column.kind in (Kind.FLOAT, Kind.DECIMAL):
+            elif self.tagged_values and not (raw_text and column.kind in HEXED):
                 fixes[i] = _untagged
         return fixes
 
@@ -269,9 +273,8 @@ class Dialect:
     def read_term(self, column: Column, *, raw_text: bool = False) -> str:
         """How one column is read so that its value comes back exactly.
 
-        - with ``float_as_text`` (SQLite ODBC) FLOAT and DECIMAL columns as text tagged
-          with each value's storage class, REAL with 20 digits (``_tagged``);
-        - with ``moments_as_text`` (SQLite ODBC) TIME and DATETIME as text (milliseconds);
+        - with ``tagged_values`` (SQLite ODBC) every column as text tagged with each
+          value's storage class, REAL with 20 digits (``_tagged``), except text read as hex;
         - MariaDB TIME, DATE and DATETIME as text (the driver drops the fractional seconds
           of a TIME and cannot convert a zero date such as ``0000-00-00``: the value then
           stays text and cannot travel, instead of stopping the whole read);
@@ -283,16 +286,14 @@ class Dialect:
         col = self.quote(column.name)
         kind = column.kind
         hexed = self.name in ("sqlite", "postgresql", "mysql")
-        if raw_text and kind in (Kind.TEXT, Kind.JSON) and hexed:
+        if raw_text and kind in HEXED and hexed:
             return {
                 "sqlite": f"CASE WHEN {col} IS NULL THEN NULL ELSE hex(CAST({col} AS BLOB)) END",
                 "postgresql": f"encode(convert_to(CAST({col} AS text), 'UTF8'), 'hex')",
                 "mysql": f"HEX(CONVERT({col} USING utf8mb4))",
             }[self.name]
-        if self.float_as_text and kind in (Kind.FLOAT, Kind.DECIMAL):
+        if self.tagged_values:
             return _tagged(col)
-        if self.moments_as_text and kind in (Kind.TIME, Kind.DATETIME):
-            return f"CAST({col} AS TEXT)"
         if self.name == "mysql" and kind == Kind.FLOAT and column.type_name.lower() == "float":
             return f"CAST({col} AS DOUBLE)"  # MariaDB prints a FLOAT with 6 digits
         if self.name == "mysql" and kind in (Kind.TIME, Kind.DATE, Kind.DATETIME):
@@ -398,10 +399,12 @@ def _single(value: Any) -> Any:
 
 
 def _tagged(col: str) -> str:
-    """An SQLite value as text that says its storage class (``r``, ``i``, ``t``, ``b``),
-    for the SQLite ODBC driver, whose own reads of a FLOAT or DECIMAL column change values:
-    REAL with 15 digits (0.1 + 0.2 came as 0.3), a text in a DOUBLE column as NULL; and an
-    expression's type is taken from its first row (after an integer, 2.5 came as 2).
+    """An SQLite value as text that says its storage class (``r``, ``i``, ``t``, ``b``), for
+    the SQLite ODBC driver, whose own reads change values that are not of their column's
+    declared type (4.5 in an INTEGER column as 4, 'abc' there as NULL, 5 in a BOOLEAN as
+    true, a time in a DATE column dropped, a blob in a TEXT column as the text "X'FF00'")
+    and REAL with 15 digits (0.1 + 0.2 as 0.3); it also types an expression by its first
+    row (after an integer, 2.5 came as 2), so every branch here is text.
     A REAL is printed with 20 digits: SQLite's printf makes its digits with long double
     arithmetic, and with 17 (the most a double needs) 2,757 of 1,000,000 random doubles
     came out one double off; with 18 or 20 none did. The ``!`` flag gives every digit."""

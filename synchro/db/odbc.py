@@ -77,8 +77,7 @@ class OdbcAdapter(SqlAdapter):
         self.sql = Dialect(
             self.dialect,
             str(info(SQL_IDENTIFIER_QUOTE_CHAR) or '"'),
-            float_as_text=self.dialect == "sqlite",
-            moments_as_text=self.dialect == "sqlite",
+            tagged_values=self.dialect == "sqlite",
         )
         self._database = str(info(SQL_DATABASE_NAME) or "")
         driver = str(info(SQL_DRIVER_NAME) or "")

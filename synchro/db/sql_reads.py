@@ -175,7 +175,7 @@ class SqlReads(SqlCore):
         for part in chunks(keys, self.sql.batch_rows(len(table.key))):
             params = self._bind_rows(table, table.key, part)
             sql = self.sql.fetch(table, len(part), raw_text=raw_text)
-            fixes = self.sql.read_fixes(table, table.column_names)
+            fixes = self.sql.read_fixes(table, table.column_names, raw_text=raw_text)
             rows = self._stream(sql, params, kinds, doing, fixes)
             out.extend(_unhex(rows, hexed, table.kinds) if hexed else rows)
         return out
