@@ -68,11 +68,12 @@ def test_sqlite_values_of_another_shape_travel_as_they_are_or_are_refused(
         (7, "ok", 5, dt.date(2024, 2, 29)),  # not True
         (7, "ok", False, dt.datetime(2024, 2, 29, 10)),  # not the date alone
     ]
-    same = make_backend("sqlite")  # SQLite holds each of them exactly
-    same.execute(SQLITE_TABLE)
-    assert _import(same, tmp_path / "src" / "out.pkg", tmp_path / "same") == {}
     wanted = "SELECT * FROM t WHERE id <> 3 ORDER BY id"
-    assert same.query("SELECT * FROM t ORDER BY id") == source.query(wanted)
+    for receiver in ("sqlite", "sqlite-odbc"):  # SQLite holds each of them exactly
+        same = make_backend(receiver)
+        same.execute(SQLITE_TABLE)
+        assert _import(same, tmp_path / "src" / "out.pkg", tmp_path / receiver) == {}
+        assert same.query("SELECT * FROM t ORDER BY id") == source.query(wanted)
     pg = make_backend("postgresql")  # PostgreSQL cannot: refused or caught by verification
     pg.execute(PG_TABLE)
     refused = _import(pg, tmp_path / "src" / "out.pkg", tmp_path / "pg")

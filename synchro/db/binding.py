@@ -258,6 +258,15 @@ def _datetime_binder(dialect: str, column_type: str) -> Binder:
     return bind
 
 
+def _sqlite_date(value: Any) -> Any:
+    """A date as the ISO text stdlib ``sqlite3`` writes, by both SQLite back ends; a datetime
+    kept in a DATE column (SQLite's dynamic typing) too: through the SQLite ODBC driver
+    it was stored as '2024-02-29 10:00:00.000' where the sender held '2024-02-29 10:00:00'."""
+    if isinstance(value, dt.datetime):
+        return value.isoformat(" ")
+    return value.isoformat() if isinstance(value, dt.date) else value
+
+
 def _time_binder(dialect: str, column_type: str) -> Binder:
     check = _moment_check(dialect, column_type)
 
@@ -329,6 +338,8 @@ def binder(dialect: str, kind: Kind, column_type: str, *, nul: bool = True) -> B
         return _int_binder(dialect, unsigned="unsigned" in column_type.lower())
     if kind == Kind.DATETIME:
         return _datetime_binder(dialect, column_type)
+    if kind == Kind.DATE and dialect == "sqlite":
+        return _sqlite_date
     if kind == Kind.TIME:
         return _time_binder(dialect, column_type)
     if kind in (Kind.TEXT, Kind.JSON):
