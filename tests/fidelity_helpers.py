@@ -49,6 +49,14 @@ class Kind:
         return self.kinds.get(dialect, self.kind)
 
 
+def held_by(value: Value, backend: Backend) -> bool:
+    """``backend`` can hold ``value``: its dialect can, except U+0000 in a text through the
+    SQLite ODBC driver (which cuts the text there: refused up front, docs/TYPES.md)."""
+    if backend.name == "sqlite-odbc" and isinstance(value.value, str) and "\x00" in value.value:
+        return False
+    return backend.dialect in value.holds
+
+
 def _v(*values: Any, holds: frozenset[str] = ALL) -> tuple[Value, ...]:
     return tuple(Value(v, holds) for v in values)
 

@@ -1,17 +1,19 @@
 """Every ordered pair of back ends, through the real export → package → import path.
 
-Three sources (embedded SQLite, PostgreSQL and MariaDB through ODBC) hold one table per
-value kind (``fidelity_helpers.TABLES``); each exports one package, imported into a fresh
-database of each back end (9 pairs). What the destination stores is read by a second path
+Four sources (embedded SQLite; SQLite, PostgreSQL and MariaDB through ODBC) hold one table
+per value kind (``fidelity_helpers.TABLES``); each exports one package, imported into a
+fresh database of each back end (16 pairs). What the destination stores is read by a second path
 (stdlib sqlite3, or hex text through a separate plain connection) and compared value by
 value with what the source stores, read the same way. Every value either arrives exactly
 (after the normalisation its kind documents, docs/TYPES.md) or is refused with a message
-naming the table, the column and why: never changed in silence.
+naming the table, the column and why: never changed in silence. Between two SQLite
+databases, whichever their driver, the very same storage class and bytes.
 """
 
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,12 +21,18 @@ from typing import Any
 import pytest
 from backends import Backend
 from engine_helpers import Db, make_node
-from fidelity_helpers import TABLES, compare_kind, create_tables, second_read, write_each
+from fidelity_helpers import (
+    TABLES,
+    compare_kind,
+    create_tables,
+    held_by,
+    second_read,
+    write_each,
+)
 
 from synchro.values import canonical
 
-NAMES = {"sqlite": "sqlite", "postgresql": "postgresql", "mysql": "mariadb"}
-DIALECTS = ("sqlite", "postgresql", "mysql")
+BACKENDS = ("sqlite", "sqlite-odbc", "postgresql", "mariadb")
 
 
 class Source:
@@ -37,9 +45,9 @@ def sources(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Sour
     made: dict[str, Source] = {}
     backends: list[Backend] = []
     try:
-        for dialect in DIALECTS:
-            folder = tmp_path_factory.mktemp(f"src-{dialect}")
-            backend = Backend(NAMES[dialect], folder)
+        for name in BACKENDS:
+            folder = tmp_path_factory.mktemp(f"src-{name}")
+            backend = Backend(name, folder)
             backends.append(backend)
             create_tables(backend)
             refused: dict[str, dict[int, str]] = {}
@@ -49,7 +57,7 @@ def sources(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Sour
                     refused[k.name] = write_each(db, f"fid_{k.name}", rows)
             with make_node(folder, "S1", backend.connection) as node:
                 package = node.export(folder / "out.pkg").path
-            made[dialect] = Source(backend, package, refused)
+            made[name] = Source(backend, package, refused)
         yield made
     finally:
         for backend in backends:
@@ -59,34 +67,35 @@ def sources(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Sour
 def test_a_source_refuses_what_it_cannot_hold_naming_table_and_column(
     sources: dict[str, Source],
 ) -> None:
-    for dialect, source in sources.items():
+    for name, source in sources.items():
         for k in TABLES:
-            expected = {i for i, v in enumerate(k.values) if dialect not in v.holds}
-            assert set(source.refused[k.name]) == expected, (dialect, k.name)
+            expected = {i for i, v in enumerate(k.values) if not held_by(v, source.backend)}
+            assert set(source.refused[k.name]) == expected, (name, k.name)
             for message in source.refused[k.name].values():
                 assert f"table fid_{k.name}, colonne v" in message, message
 
 
 def test_a_source_stores_what_it_was_given(sources: dict[str, Source]) -> None:
     """Written through the adapter, read by the second path: the very values."""
-    for dialect, source in sources.items():
+    for name, source in sources.items():
+        dialect = source.backend.dialect
         for k in TABLES:
             kind = k.kind_on(dialect)
             stored = second_read(source.backend, f"fid_{k.name}", kind)
             for i, v in enumerate(k.values):
-                if dialect not in v.holds:
+                if not held_by(v, source.backend):
                     assert i not in stored
                     continue
-                assert canonical(kind, stored[i]) == canonical(kind, v.value), (dialect, k.name, i)
+                assert canonical(kind, stored[i]) == canonical(kind, v.value), (name, k.name, i)
 
 
-@pytest.mark.parametrize("target", DIALECTS)
-@pytest.mark.parametrize("origin", DIALECTS)
+@pytest.mark.parametrize("target", BACKENDS)
+@pytest.mark.parametrize("origin", BACKENDS)
 def test_pair_stores_exactly_or_refuses_naming_table_and_column(
     origin: str, target: str, sources: dict[str, Source], tmp_path: Path
 ) -> None:
     source = sources[origin]
-    dest = Backend(NAMES[target], tmp_path)
+    dest = Backend(target, tmp_path)
     try:
         create_tables(dest)
         with make_node(tmp_path, "SIEGE", dest.connection, hq=True) as hq:
@@ -95,7 +104,7 @@ def test_pair_stores_exactly_or_refuses_naming_table_and_column(
         problems: list[str] = []
         for k in TABLES:
             table = f"fid_{k.name}"
-            src_kind, dst_kind = k.kind_on(origin), k.kind_on(target)
+            src_kind, dst_kind = k.kind_on(source.backend.dialect), k.kind_on(dest.dialect)
             kind = compare_kind(src_kind, dst_kind)
             sent = second_read(source.backend, table, src_kind)
             got = second_read(dest, table, dst_kind)
@@ -103,7 +112,7 @@ def test_pair_stores_exactly_or_refuses_naming_table_and_column(
                 if i not in sent:
                     continue  # the source could not hold it (asserted above)
                 refusal = quarantine.get((table, i))
-                if target not in value.holds:
+                if not held_by(value, dest):
                     if refusal is None or f"table {table}, colonne v" not in refusal:
                         problems.append(f"{table} #{i}: expected a refusal, got {refusal!r}")
                     if i in got:
@@ -117,6 +126,11 @@ def test_pair_stores_exactly_or_refuses_naming_table_and_column(
                     problems.append(
                         f"{table} #{i}: sent {_short(sent[i])}, stored {_short(got[i])}"
                     )
+            if source.backend.dialect == dest.dialect == "sqlite":
+                held = f"SELECT id, typeof(v), quote(v) FROM {table}"
+                there = _stored(dest, held)
+                if any(row != _stored(source.backend, held).get(i) for i, row in there.items()):
+                    problems.append(f"{table}: not the same storage classes and bytes")
         assert not problems, f"{origin} → {target}:\n" + "\n".join(problems)
     finally:
         dest.close()
@@ -125,6 +139,15 @@ def test_pair_stores_exactly_or_refuses_naming_table_and_column(
 def _quarantine(node: Any) -> dict[tuple[str, int], str]:
     rows = node.state.conn.execute("SELECT tbl, key_json, error FROM quarantine").fetchall()
     return {(str(t), int(json.loads(k)[0])): str(e) for t, k, e in rows}
+
+
+def _stored(backend: Backend, sql: str) -> dict[int, tuple[Any, ...]]:
+    """Rows of an SQLite database by id, read by stdlib ``sqlite3`` whatever its driver."""
+    conn = sqlite3.connect(backend.database)
+    try:
+        return {int(row[0]): row[1:] for row in conn.execute(sql)}
+    finally:
+        conn.close()
 
 
 def _short(value: Any) -> str:
