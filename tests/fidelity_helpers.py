@@ -295,6 +295,29 @@ def _second_read(backend: Backend, table: str, kind: str) -> dict[int, Any]:
     return out
 
 
+def stored_form(backend: Backend, table: str) -> dict[int, Any]:
+    """``{id: v}`` as the database itself holds it, for comparing two databases of one
+    dialect: SQLite's storage class and ``quote()`` (read by stdlib ``sqlite3``),
+    PostgreSQL's ``v::text``, MariaDB's bytes (``HEX(v)``), each as ASCII."""
+    if backend.dialect == "sqlite":
+        conn = sqlite3.connect(backend.database)
+        try:
+            sql = f"SELECT id, typeof(v), quote(v) FROM {table}"
+            return {int(i): (t, q) for i, t, q in conn.execute(sql)}
+        finally:
+            conn.close()
+    expr = (
+        "encode(convert_to(v::text, 'UTF8'), 'hex')"
+        if backend.dialect == "postgresql"
+        else "HEX(v)"
+    )
+    conn = _odbc(backend)
+    try:
+        return {int(i): h for i, h in conn.execute(f"SELECT id, {expr} FROM {table}").fetchall()}
+    finally:
+        conn.close()
+
+
 def sqlite_value(kind: str, value: Any) -> Any:
     if isinstance(value, float) and kind == "decimal":
         return Decimal(repr(value))

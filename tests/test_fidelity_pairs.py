@@ -6,14 +6,13 @@ fresh database of each back end (16 pairs). What the destination stores is read 
 (stdlib sqlite3, or hex text through a separate plain connection) and compared value by
 value with what the source stores, read the same way. Every value either arrives exactly
 (after the normalisation its kind documents, docs/TYPES.md) or is refused with a message
-naming the table, the column and why: never changed in silence. Between two SQLite
-databases, whichever their driver, the very same storage class and bytes.
+naming the table, the column and why: never changed in silence. Between two databases of
+one dialect, whichever their driver, the very form the source holds (``stored_form``).
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ from fidelity_helpers import (
     create_tables,
     held_by,
     second_read,
+    stored_form,
     write_each,
 )
 
@@ -126,11 +126,10 @@ def test_pair_stores_exactly_or_refuses_naming_table_and_column(
                     problems.append(
                         f"{table} #{i}: sent {_short(sent[i])}, stored {_short(got[i])}"
                     )
-            if source.backend.dialect == dest.dialect == "sqlite":
-                held = f"SELECT id, typeof(v), quote(v) FROM {table}"
-                there = _stored(dest, held)
-                if any(row != _stored(source.backend, held).get(i) for i, row in there.items()):
-                    problems.append(f"{table}: not the same storage classes and bytes")
+            if source.backend.dialect == dest.dialect:
+                here, there = stored_form(source.backend, table), stored_form(dest, table)
+                for i in sorted(i for i in there if there[i] != here.get(i)):
+                    problems.append(f"{table} #{i}: held as {there[i]!r}, not {here.get(i)!r}")
         assert not problems, f"{origin} → {target}:\n" + "\n".join(problems)
     finally:
         dest.close()
@@ -139,15 +138,6 @@ def test_pair_stores_exactly_or_refuses_naming_table_and_column(
 def _quarantine(node: Any) -> dict[tuple[str, int], str]:
     rows = node.state.conn.execute("SELECT tbl, key_json, error FROM quarantine").fetchall()
     return {(str(t), int(json.loads(k)[0])): str(e) for t, k, e in rows}
-
-
-def _stored(backend: Backend, sql: str) -> dict[int, tuple[Any, ...]]:
-    """Rows of an SQLite database by id, read by stdlib ``sqlite3`` whatever its driver."""
-    conn = sqlite3.connect(backend.database)
-    try:
-        return {int(row[0]): row[1:] for row in conn.execute(sql)}
-    finally:
-        conn.close()
 
 
 def _short(value: Any) -> str:
