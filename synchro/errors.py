@@ -14,6 +14,7 @@ kind says so (``TransportError(..., kind=ErrorKind.DISK)``).
     ├── ConfigError          config        bad or missing settings (lists every bad field)
     ├── DatabaseError        database      the user's database refused or is unreachable
     │   └── SchemaError      database      a table cannot be synchronised as it is
+    ├── TransactionLost      database      the database ended the whole transaction itself
     ├── StateError           disk          the node's own state or report file is damaged
     ├── CaptureError         database      reading the changes of a table failed
     ├── PackageError         data          a package is truncated, corrupted, foreign
@@ -72,13 +73,27 @@ class SynchroError(Exception):
         on this machine's disk (full, read-only, no right); else the class's default."""
         if self._kind is not None:
             return self._kind
-        if _is_disk(self.__cause__):
+        if _disk_cause(self.__cause__):
             return ErrorKind.DISK
         return self.default_kind
 
 
 def _is_disk(exc: BaseException | None) -> bool:
     return isinstance(exc, OSError) and exc.errno in _DISK_ERRNOS
+
+
+def _disk_cause(exc: BaseException | None) -> bool:
+    """``exc`` or what caused it is this machine's disk: an OS error (full, read-only, no
+    right), SQLite saying so of a local file, PostgreSQL's ``disk_full`` (53100)."""
+    for _ in range(8):  # a chain of causes is short; never loop on a cycle
+        if exc is None:
+            return False
+        if _is_disk(exc) or getattr(exc, "sqlite_errorname", "") in _SQLITE_DISK:
+            return True
+        if exc.args[:1] == ("53100",):  # pyodbc: (SQLSTATE, message)
+            return True
+        exc = exc.__cause__
+    return False
 
 
 def kind_of(exc: BaseException) -> ErrorKind:
@@ -136,6 +151,16 @@ class DatabaseError(SynchroError):
 
 class SchemaError(DatabaseError):
     """A table cannot be synchronised as it is (no key, unsupported column type...)."""
+
+
+class TransactionLost(SynchroError):
+    """The database ended the whole transaction itself (SQLite after a full disk or an I/O
+    error, MariaDB after a deadlock, a connection lost): nothing of it is kept and nothing
+    more may run in it. Never a row's fault, so not a ``DatabaseError``: the handlers that
+    set a refused row aside let it through, and the whole apply is undone and redone by
+    the next run. ``DISK`` when the database said its disk is full."""
+
+    default_kind = ErrorKind.DATABASE
 
 
 class StateError(SynchroError):

@@ -200,6 +200,14 @@ class OdbcAdapter(SqlAdapter):
             text += " (connexion perdue : vérifiez le réseau et le serveur, puis relancez)"
         return DatabaseError(f"{self.description} : {doing} impossible : [{state}] {text}")
 
+    def _ends_transaction(self, error: DatabaseError) -> bool:
+        """Errors that are no row's fault and end (or must end) the transaction: SQLSTATE
+        classes 08 (connection lost), 40 (deadlock, serialization: MariaDB has rolled back
+        the whole transaction), 53 (out of disk or memory), 57 (server stopped by its
+        operator), 58 (system error)."""
+        cause = error.__cause__
+        return cause is not None and _state(cause)[:2] in ("08", "40", "53", "57", "58")
+
     def _begin(self) -> None:
         self._conn.autocommit = False
 

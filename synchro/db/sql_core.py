@@ -17,7 +17,7 @@ from typing import Any
 from synchro.db.base import Adapter, Column, Table
 from synchro.db.binding import Binder, Refused
 from synchro.db.dialects import Dialect
-from synchro.errors import DatabaseError, SchemaError
+from synchro.errors import DatabaseError, SchemaError, TransactionLost
 from synchro.values import Kind
 
 FETCH_SIZE = 1000
@@ -41,6 +41,9 @@ class SqlCore(Adapter):
         self._binders_of: dict[tuple[str, tuple[str, ...]], tuple[Binder | None, ...]] = {}
         # Tables whose column types were read again after a refusal, in this transaction.
         self._reread: set[str] = set()
+        # The error after which the database ended the open transaction itself: until that
+        # transaction is over, no statement runs (it would run outside of it, committed).
+        self._lost: DatabaseError | None = None
 
     # -- driver hooks -----------------------------------------------------------------
 
@@ -79,6 +82,12 @@ class SqlCore(Adapter):
     def _translate(self, exc: BaseException, doing: str) -> DatabaseError:
         """A user-facing ``DatabaseError`` for a driver error while ``doing``."""
 
+    def _ends_transaction(self, error: DatabaseError) -> bool:
+        """Whether the database ended (or must end) the whole open transaction on ``error``,
+        which is then no row's fault: a full disk, a deadlock, a lost connection. Default:
+        only when the savepoint it happened in cannot be rolled back to."""
+        return False
+
     @abc.abstractmethod
     def _begin(self) -> None: ...
 
@@ -91,6 +100,8 @@ class SqlCore(Adapter):
     # -- helpers ----------------------------------------------------------------------
 
     def _run(self, sql: str, params: Sequence[Any], doing: str) -> Any:
+        if self._lost is not None:
+            raise self._lost_error()
         cursor = self._conn.cursor()
         try:
             cursor.execute(sql, list(params))
@@ -160,6 +171,8 @@ class SqlCore(Adapter):
 
     @contextlib.contextmanager
     def atomic(self) -> Iterator[None]:
+        """One transaction: everything in it is kept, or nothing (also when the database
+        ended it itself and the block went on: ``TransactionLost``)."""
         if self._depth:
             with self.savepoint():
                 yield
@@ -167,13 +180,22 @@ class SqlCore(Adapter):
         self._begin()
         self._depth = 1
         self._reread.clear()
+        self._lost = None
         try:
             yield
-        except BaseException:
+        except BaseException as exc:
             self._depth = 0
+            lost, self._lost = self._lost, None
             self._rollback()
+            if lost is not None and not isinstance(exc, TransactionLost):
+                raise self._lost_error(lost)  # noqa: B904 (caused by ``lost``, said there)
             raise
         self._depth = 0
+        lost, self._lost = self._lost, None
+        if lost is not None:  # the block set the error aside: it must not be committed
+            with contextlib.suppress(DatabaseError):
+                self._rollback()
+            raise self._lost_error(lost)
         try:
             self._commit()
         except BaseException:  # deferred constraint, lost connection: leave no open transaction
@@ -183,6 +205,9 @@ class SqlCore(Adapter):
 
     @contextlib.contextmanager
     def savepoint(self) -> Iterator[None]:
+        """A block undone alone when it fails (a refused row), inside ``atomic``. When the
+        database ended the whole transaction instead, the block's error becomes a
+        ``TransactionLost``, and so does every statement until ``atomic`` is over."""
         if not self._depth:
             with self.atomic():
                 yield
@@ -195,11 +220,34 @@ class SqlCore(Adapter):
         self._depth += 1
         try:
             yield
+        except DatabaseError as exc:
+            if self._lost is None and self._ends_transaction(exc):
+                self._lost = exc
+            if self._lost is None:
+                try:
+                    self._run(self.sql.rollback_to(name), [], "retour au point de sauvegarde")
+                except DatabaseError:
+                    self._lost = exc  # no savepoint left: the transaction is gone
+            if self._lost is not None:
+                raise self._lost_error()  # noqa: B904 (caused by the lost one, said there)
+            raise
         except BaseException:
-            self._run(self.sql.rollback_to(name), [], "retour au point de sauvegarde").close()
+            if self._lost is None:
+                self._run(self.sql.rollback_to(name), [], "retour au point de sauvegarde").close()
             raise
         finally:
             self._depth -= 1
         release = self.sql.release(name)
         if release:
             self._run(release, [], "fin d'un point de sauvegarde").close()
+
+    def _lost_error(self, lost: DatabaseError | None = None) -> TransactionLost:
+        """The ``TransactionLost`` of ``lost`` (default: the open transaction's), caused by
+        it (its kind follows: ``DISK`` for a full disk)."""
+        error = lost or self._lost
+        found = TransactionLost(
+            f"{self.description} : la base a annulé toute la transaction en cours ({error}) ; "
+            "rien n'en est gardé, tout sera refait au prochain passage"
+        )
+        found.__cause__ = error
+        return found

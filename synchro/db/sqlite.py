@@ -25,7 +25,13 @@ from synchro.db.generic import SqlAdapter
 from synchro.errors import DatabaseError
 from synchro.values import Kind
 
+# SQLite's errors after which it may have ended the transaction, or that say its file
+# cannot take the write: never a row's fault (``_ends_transaction``).
+ENDS_TRANSACTION = frozenset(
+    {"SQLITE_FULL", "SQLITE_IOERR", "SQLITE_NOMEM", "SQLITE_CORRUPT", "SQLITE_READONLY"}
+)
 _HINTS = {
+    "disk is full": "le disque est plein : libérez de la place",
     "database is locked": "un autre programme écrit dans la base ; réessayez plus tard",
     "unable to open": "vérifiez le chemin du fichier et les droits d'accès",
     "not a database": "ce fichier n'est pas une base SQLite",
@@ -95,6 +101,15 @@ class SqliteAdapter(SqlAdapter):
         hint = next((h for k, h in _HINTS.items() if k in text.lower()), "")
         suffix = f" ({hint})" if hint else ""
         return DatabaseError(f"{self.description} : {doing} impossible : {text}{suffix}")
+
+    def _ends_transaction(self, error: DatabaseError) -> bool:
+        """SQLite ended the transaction (it does after a full disk, an I/O error, lack of
+        memory: what follows its error would run outside of it), or said its file cannot
+        be written: no row's fault."""
+        cause = error.__cause__
+        return not self._conn.in_transaction or (
+            getattr(cause, "sqlite_errorname", "") in ENDS_TRANSACTION
+        )
 
     def _begin(self) -> None:
         self._run("BEGIN IMMEDIATE", [], "début de transaction").close()

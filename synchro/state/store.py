@@ -43,15 +43,26 @@ class Store:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction on the writer connection (nested use is not allowed)."""
+        """One write transaction on the writer connection (nested use is not allowed). The
+        error that ends it is the one raised: after a full disk SQLite has ended the
+        transaction itself, and a ROLLBACK then failed ("no transaction is active") in
+        its place, an internal error instead of the disk's."""
         self.conn.execute("BEGIN IMMEDIATE")
         self.transactions += 1
         try:
             yield self.conn
         except BaseException:
-            self.conn.execute("ROLLBACK")
+            self._rollback()
             raise
-        self.conn.execute("COMMIT")
+        try:
+            self.conn.execute("COMMIT")
+        except BaseException:
+            self._rollback()
+            raise
+
+    def _rollback(self) -> None:
+        if self.conn.in_transaction:
+            self.conn.execute("ROLLBACK")
 
     @contextmanager
     def dry_run(self) -> Iterator[None]:
@@ -61,7 +72,7 @@ class Store:
         try:
             yield
         finally:
-            self.conn.execute("ROLLBACK")
+            self._rollback()
 
     @contextmanager
     def reader(self) -> Iterator[sqlite3.Connection]:

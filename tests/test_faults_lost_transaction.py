@@ -1,0 +1,259 @@
+"""The database ends an apply's whole transaction itself: nothing of it is kept, the run
+says why, and the next import applies the package exactly once (rules 1 and 3).
+
+- **MariaDB, a real deadlock**: another session (a shop's program) holds a row the
+  import's rows refer to, then asks for a row the import has written; InnoDB breaks the
+  cycle by rolling back the transaction that wrote less: the import's, whole.
+- **SQLite, a real full disk**: the Siège's database file lives on a tmpfs of 1 MB; SQLite
+  ends the transaction when it cannot spill its cache.
+- **The state database's disk fills** after the user's database committed.
+
+Before the fix the driver's error inside a savepoint was taken for a refused row: the rows
+were then written one by one *outside* any transaction (MariaDB began a new one, SQLite
+ran in autocommit). Measured: MariaDB said "applied, 3,000 rows" and held 500 (the
+snapshot held all 3,000: the next capture would have sent 2,500 deletes to every site);
+SQLite left 8,000 of 40,000 rows committed and said "cannot commit - no transaction is
+active" (kind database, not disk); the full state disk said "cannot rollback - no
+transaction is active", an internal error. A real ``python`` process imports, as the
+service would; the database and the disk are real.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from backends import Backend, need_pyodbc
+from conftest import require
+from engine_helpers import checksums, make_node
+from test_faults_kill_servers import DDL, package
+
+TESTS = Path(__file__).resolve().parent
+WAIT_S = 120.0
+
+# The child: the Siège's node imports one package and says how, or which error (and its
+# kind, what the Rapport and the email say) it met.
+CHILD = """
+import json, sys
+sys.path.insert(0, sys.argv[1])
+from engine_helpers import make_node
+from pathlib import Path
+from synchro.errors import kind_of
+node = make_node(Path(sys.argv[2]), "HQ", sys.argv[3], hq=True)
+try:
+    result = node.import_package(Path(sys.argv[4]))
+    print(json.dumps({"status": result.status, "rows": result.stats.rows}))
+except Exception as exc:
+    print(json.dumps({"error": type(exc).__name__, "kind": str(kind_of(exc)), "text": str(exc)}))
+finally:
+    node.close()
+"""
+
+
+def import_in_child(home: Path, connection: str, path: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-c", CHILD, str(TESTS), str(home), connection, str(path)],
+        cwd=home,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def outcome(proc: subprocess.Popen[str]) -> dict[str, object]:
+    try:
+        out, err = proc.communicate(timeout=WAIT_S)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate()
+        pytest.fail(f"the import hung for {WAIT_S:.0f} s: {err[-2000:]}")
+    assert proc.returncode == 0, err[-3000:]
+    found: dict[str, object] = json.loads(out.strip().splitlines()[-1])
+    return found
+
+
+def then_applied_once(home: Path, connection: str, path: Path, site_db: str) -> None:
+    """What must hold after the failed import: nothing left of it, and a new import (a new
+    process) applies the package exactly once: the Siège holds the establishment's rows,
+    its change log each of them once, a third import is a duplicate."""
+    with make_node(home, "HQ", connection, hq=True) as node:
+        assert node.state.intent() is None
+        assert node.state.quarantined() == []
+    again = outcome(import_in_child(home, connection, path))
+    assert again["status"] == "applied", again
+    expected = checksums(site_db)
+    assert checksums(connection, expected) == expected
+    rows = sum(count for count, _ in expected.values())
+    with make_node(home, "HQ", connection, hq=True) as node:
+        logged = node.state.conn.execute(
+            "SELECT count(*), count(DISTINCT tbl || key_json) FROM changelog"
+        )
+        assert logged.fetchone() == (rows, rows)  # each row once
+        assert node.state.quarantined() == []
+        assert node.import_package(path).status == "duplicate"
+
+
+# -- MariaDB: a deadlock the server breaks by rolling the import back -------------------------
+
+PARENTS = "CREATE TABLE p (id INTEGER PRIMARY KEY, name VARCHAR(50))"
+CHILDREN = (
+    "CREATE TABLE t (id INTEGER PRIMARY KEY, pid INTEGER NOT NULL REFERENCES p(id),"
+    " txt VARCHAR(100))"
+)
+ROWS = 3000  # six batches of 500; the last 500 refer to parent 2
+
+
+def parents_and_children(root: Path) -> tuple[Path, str]:
+    """An establishment's package: parents 1 and 2, 3,000 children (the last 500 of
+    parent 2); and its database."""
+    db = root / "site.db"
+    conn = sqlite3.connect(db)
+    conn.execute(PARENTS)
+    conn.execute(CHILDREN)
+    conn.executemany("INSERT INTO p VALUES (?, ?)", [(1, "un"), (2, "deux")])
+    conn.executemany(
+        "INSERT INTO t VALUES (?, ?, ?)",
+        [(i, 1 if i <= ROWS - 500 else 2, f"ligne {i} é😀") for i in range(1, ROWS + 1)],
+    )
+    conn.commit()
+    conn.close()
+    with make_node(root, "S1", str(db)) as node:
+        return node.export().path, str(db)
+
+
+def wait_for_lock_wait(monitor: Any) -> None:
+    """Until a transaction waits for a lock (InnoDB refreshes INNODB_TRX only when it was
+    not read for 0.1 s: polled every 0.12 s)."""
+    for _ in range(int(WAIT_S / 0.12)):
+        states = monitor.execute("SELECT trx_state FROM information_schema.INNODB_TRX")
+        if any(s[0] == "LOCK WAIT" for s in states.fetchall()):
+            return
+        time.sleep(0.12)
+    pytest.fail("the import never waited for the row another session holds")
+
+
+def test_a_deadlock_that_rolls_the_import_back_keeps_nothing_and_is_applied_next_time(
+    make_backend: Callable[[str], Backend], tmp_path: Path
+) -> None:
+    path, site_db = parents_and_children(tmp_path)
+    backend = make_backend("mariadb")
+    backend.execute(PARENTS + " ENGINE=InnoDB")
+    backend.execute(
+        "CREATE TABLE t (id INTEGER PRIMARY KEY, pid INTEGER NOT NULL, txt VARCHAR(100),"
+        " FOREIGN KEY (pid) REFERENCES p(id)) ENGINE=InnoDB"
+    )
+    backend.execute("CREATE TABLE other (id INTEGER PRIMARY KEY) ENGINE=InnoDB")
+    backend.execute("INSERT INTO p VALUES (1, 'un'), (2, 'deux')")
+    pyodbc = need_pyodbc("mariadb")
+    shop = pyodbc.connect(backend.connection, autocommit=False)
+    monitor = pyodbc.connect(backend.connection, autocommit=True)
+    home = tmp_path / "hq"
+    home.mkdir()
+    try:
+        # The shop's program has written more than the import will (InnoDB rolls back the
+        # lighter transaction) and holds parent 2, which the last children need.
+        shop.execute("INSERT INTO other VALUES " + ", ".join(f"({i})" for i in range(20000)))
+        shop.execute("SELECT * FROM p WHERE id = 2 FOR UPDATE").fetchall()
+        proc = import_in_child(home, backend.connection, path)
+        wait_for_lock_wait(monitor)  # the import has written 2,500 children, waits for p 2
+        shop.execute("SELECT * FROM t WHERE id = 10 FOR UPDATE").fetchall()  # the cycle
+        shop.rollback()
+        failed = outcome(proc)
+        assert failed.get("error") == "TransactionLost", failed
+        assert failed["kind"] == "database" and "Deadlock" in str(failed["text"])
+        left = monitor.execute("SELECT count(*) FROM t").fetchone()[0]
+        assert left == 0, f"the rolled back import left {left} rows"
+    finally:
+        shop.close()
+        monitor.close()
+    then_applied_once(home, backend.connection, path, site_db)
+
+
+# -- SQLite and the state database: a full disk (a real tmpfs) ------------------------------
+
+
+@contextlib.contextmanager
+def small_disk(folder: Path, size: str) -> Iterator[Path]:
+    """A disk of ``size`` that fills up: a tmpfs mounted on ``folder``, unmounted on exit."""
+    if sys.platform != "linux" or os.geteuid() != 0 or shutil.which("mount") is None:
+        require("a small disk for the test is a tmpfs: mounting one needs Linux and root")
+    folder.mkdir()
+    options = ["-t", "tmpfs", "-o", f"size={size}", "synchro-test", str(folder)]
+    done = subprocess.run(["mount", *options], capture_output=True, text=True, timeout=20)
+    if done.returncode != 0:
+        require(f"a tmpfs cannot be mounted here: {done.stderr.strip()}")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], capture_output=True, timeout=20)
+
+
+def grow(disk: Path, size: str) -> None:
+    """Room made on the disk (the user freed space)."""
+    subprocess.run(["mount", "-o", f"remount,size={size}", str(disk)], check=True, timeout=20)
+
+
+def rows_in(db: Path) -> int:
+    conn = sqlite3.connect(db)
+    try:
+        return int(conn.execute("SELECT count(*) FROM t").fetchone()[0])
+    finally:
+        conn.close()
+
+
+def test_a_full_disk_under_the_database_keeps_nothing_of_the_import_and_says_disk(
+    tmp_path: Path,
+) -> None:
+    """The package (40,000 rows, ~3.5 MB of database) does not fit on a disk of 1 MB:
+    SQLite fails while spilling its cache and ends the transaction; the import keeps
+    nothing (it kept 8,000 rows, committed outside any transaction) and says the disk."""
+    path, site_db = package(tmp_path, 40000)
+    with small_disk(tmp_path / "disk", "1m") as disk:
+        db = disk / "hq.db"
+        conn = sqlite3.connect(db)
+        conn.execute(DDL["sqlite"])
+        conn.close()
+        home = tmp_path / "hq"
+        home.mkdir()
+        failed = outcome(import_in_child(home, str(db), path))
+        assert failed.get("error") == "TransactionLost" and failed["kind"] == "disk", failed
+        assert rows_in(db) == 0
+        grow(disk, "64m")
+        then_applied_once(home, str(db), path, site_db)
+
+
+@pytest.mark.parametrize("room_kb", [600, 2500])
+def test_a_full_disk_under_the_state_database_is_said_and_the_apply_redone(
+    room_kb: int, tmp_path: Path
+) -> None:
+    """The state database's disk has room for the intent, not for the snapshot and change
+    log of 20,000 rows: with 600 kB it fills while the apply runs (the user's database
+    then keeps nothing), with 2,500 kB when the state commits after the user's database
+    (which keeps it all). The error is the disk's (with 600 kB it was "cannot rollback -
+    no transaction is active", an internal error), and the next import, with room made,
+    records every row once."""
+    path, site_db = package(tmp_path, 20000)
+    db = tmp_path / "hq.db"
+    conn = sqlite3.connect(db)
+    conn.execute(DDL["sqlite"])
+    conn.close()
+    with small_disk(tmp_path / "disk", "8m") as home:
+        make_node(home, "HQ", str(db), hq=True).close()  # the state database, created
+        free = shutil.disk_usage(home).free
+        (home / "filler").write_bytes(bytes(free - room_kb * 1024))
+        failed = outcome(import_in_child(home, str(db), path))
+        assert failed.get("kind") == "disk", failed
+        assert "no transaction is active" not in str(failed["text"])
+        assert rows_in(db) in (0, 20000)  # all or nothing
+        (home / "filler").unlink()
+        then_applied_once(home, str(db), path, site_db)
