@@ -186,8 +186,12 @@ class SqlCore(Adapter):
         except BaseException as exc:
             self._depth = 0
             lost, self._lost = self._lost, None
-            self._rollback()
-            if lost is not None and not isinstance(exc, TransactionLost):
+            if lost is None:
+                self._rollback()
+                raise
+            with contextlib.suppress(DatabaseError):  # the connection may be gone with it
+                self._rollback()
+            if not isinstance(exc, TransactionLost):
                 raise self._lost_error(lost)  # noqa: B904 (caused by ``lost``, said there)
             raise
         self._depth = 0
