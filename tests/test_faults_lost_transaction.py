@@ -273,3 +273,53 @@ def test_a_full_disk_under_the_state_database_is_said_and_the_apply_redone(
         assert rows_in(db) in (0, 20000)  # all or nothing
         (home / "filler").unlink()
         then_applied_once(home, str(db), path, site_db)
+
+
+# -- a row the shop's program keeps locked ---------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["mariadb", "postgresql"])
+def test_a_row_another_program_keeps_locked_is_set_aside_not_waited_for_ever(
+    name: str,
+    make_backend: Callable[[str], Backend],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The shop's program keeps a row locked (a form left open in a transaction): the
+    import waits ``odbc.LOCK_WAIT_S`` for it (PostgreSQL waited for ever, the round with
+    it), sets that row aside and applies the others; the next run, the lock gone, applies
+    it (``retry_quarantined``)."""
+    from synchro.db import odbc
+
+    monkeypatch.setattr(odbc, "LOCK_WAIT_S", 1)
+    site_db = tmp_path / "site.db"
+    conn = sqlite3.connect(site_db)
+    conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, txt VARCHAR(100))")
+    conn.executemany("INSERT INTO t VALUES (?, ?)", [(i, f"ligne {i}") for i in range(1, 11)])
+    conn.commit()
+    backend = make_backend(name)
+    backend.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, txt VARCHAR(100))")
+    with make_node(tmp_path, "S1", str(site_db)) as site:
+        first = site.export().path
+        conn.execute("UPDATE t SET txt = 'changée' WHERE id IN (5, 6)")
+        conn.commit()
+        second = site.export().path
+    conn.close()
+    pyodbc = need_pyodbc(name)
+    shop = pyodbc.connect(backend.connection, autocommit=False)
+    try:
+        with make_node(tmp_path, "HQ", backend.connection, hq=True) as hq:
+            assert hq.import_package(first).status == "applied"
+            shop.execute("SELECT * FROM t WHERE id = 5 FOR UPDATE").fetchall()
+            began = time.monotonic()
+            result = hq.import_package(second)
+            assert time.monotonic() - began < 30
+            assert result.stats.quarantined == 1 and result.stats.upserts == 1
+            [entry] = hq.state.quarantined()
+            assert json.loads(entry["key_json"]) == [5] and "lock" in entry["error"].lower()
+            shop.rollback()
+            hq.export()  # the next run: its retry applies the row
+            assert hq.state.quarantined() == []
+    finally:
+        shop.close()
+    assert checksums(backend.connection) == checksums(str(site_db))

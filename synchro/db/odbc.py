@@ -45,6 +45,8 @@ from synchro.db.sqlite import discover as discover_sqlite
 from synchro.errors import DatabaseError
 from synchro.values import Kind
 
+LOCK_WAIT_S = 50  # seconds a statement waits for a row another program locked
+
 
 class OdbcAdapter(SqlAdapter):
     """One ODBC connection. ``connection``: ``DSN=...`` or ``DRIVER={...};...``."""
@@ -104,8 +106,15 @@ class OdbcAdapter(SqlAdapter):
             self._run("PRAGMA foreign_keys = ON", [], "ouverture").close()
         if self.dialect == "postgresql":  # dates read as text: ISO whatever the server says
             self._run("SET DateStyle = 'ISO'", [], "ouverture").close()
+            # A row another program keeps locked: wait ``LOCK_WAIT_S`` (as long as MariaDB
+            # does by default), then that row is set aside and retried by the next run.
+            # PostgreSQL would wait for ever, and the round with it.
+            self._run(f"SET lock_timeout = '{LOCK_WAIT_S}s'", [], "ouverture").close()
         if self.dialect == "mysql":
             self._strict()
+            self._run(
+                f"SET SESSION innodb_lock_wait_timeout = {LOCK_WAIT_S}", [], "ouverture"
+            ).close()
 
     def _run(self, sql: str, params: Sequence[Any], doing: str) -> Any:
         altered, miscounts = bool(self._text_fault), self._utf16_fault
