@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from synchro.db.base import Column, Table
+from synchro.db.tagged import tagged, untagged
 from synchro.values import Kind
 from synchro.values.convert import single_read_back
 
@@ -57,7 +58,7 @@ class Dialect:
     quote_char: str = '"'
     # The SQLite ODBC driver changes values it reads (REAL with 15 digits, 4.5 in an INTEGER
     # column as 4, a text there as NULL, a blob in a TEXT column as "X'FF00'"...): such a
-    # driver gets every column as text tagged with the value's storage class (``_tagged``).
+    # driver gets every column as text tagged with the value's storage class (``db.tagged``).
     tagged_values: bool = False
 
     # -- capacities -------------------------------------------------------------------
@@ -241,7 +242,7 @@ class Dialect:
           it is read as a double and shortened here);
         - with ``tagged_values`` (SQLite ODBC) every column ``read_term`` reads as tagged
           text (not text read as hex, ``raw_text``): the value stdlib ``sqlite3`` gives
-          (``_untagged``).
+          (``db.tagged``).
         """
         singles = {"postgresql": ("float4", "real"), "mysql": ("float",)}.get(self.name, ())
         columns = {c.name: c for c in table.columns}
@@ -251,7 +252,7 @@ class Dialect:
             if column.kind == Kind.FLOAT and column.type_name.lower() in singles:
                 fixes[i] = _single
             elif self.tagged_values and not (raw_text and column.kind in HEXED):
-                fixes[i] = _untagged
+                fixes[i] = untagged
         return fixes
 
     def _read_cols(self, table: Table, names: Sequence[str], *, raw_text: bool = False) -> str:
@@ -274,7 +275,7 @@ class Dialect:
         """How one column is read so that its value comes back exactly.
 
         - with ``tagged_values`` (SQLite ODBC) every column as text tagged with each
-          value's storage class, REAL with 20 digits (``_tagged``), except text read as hex;
+          value's storage class, REAL with 20 digits (``db.tagged``), except text read as hex;
         - MariaDB TIME, DATE and DATETIME as text (the driver drops the fractional seconds
           of a TIME and cannot convert a zero date such as ``0000-00-00``: the value then
           stays text and cannot travel, instead of stopping the whole read);
@@ -293,7 +294,7 @@ class Dialect:
                 "mysql": f"HEX(CONVERT({col} USING utf8mb4))",
             }[self.name]
         if self.tagged_values:
-            return _tagged(col)
+            return tagged(col)
         if self.name == "mysql" and kind == Kind.FLOAT and column.type_name.lower() == "float":
             return f"CAST({col} AS DOUBLE)"  # MariaDB prints a FLOAT with 6 digits
         if self.name == "mysql" and kind in (Kind.TIME, Kind.DATE, Kind.DATETIME):
@@ -396,34 +397,3 @@ def _base_type(type_name: str) -> str:
 
 def _single(value: Any) -> Any:
     return single_read_back(value) if isinstance(value, float) else value
-
-
-def _tagged(col: str) -> str:
-    """An SQLite value as text that says its storage class (``r``, ``i``, ``t``, ``b``), for
-    the SQLite ODBC driver, whose own reads change values that are not of their column's
-    declared type (4.5 in an INTEGER column as 4, 'abc' there as NULL, 5 in a BOOLEAN as
-    true, a time in a DATE column dropped, a blob in a TEXT column as the text "X'FF00'")
-    and REAL with 15 digits (0.1 + 0.2 as 0.3); it also types an expression by its first
-    row (after an integer, 2.5 came as 2), so every branch here is text.
-    A REAL is printed with 20 digits: SQLite's printf makes its digits with long double
-    arithmetic, and with 17 (the most a double needs) 2,757 of 1,000,000 random doubles
-    came out one double off; with 18 or 20 none did. The ``!`` flag gives every digit."""
-    return (
-        f"CASE typeof({col}) WHEN 'real' THEN 'r' || printf('%!.20g', {col}) "
-        f"WHEN 'integer' THEN 'i' || {col} WHEN 'text' THEN 't' || {col} "
-        f"WHEN 'blob' THEN 'b' || hex({col}) END"
-    )
-
-
-def _untagged(value: Any) -> Any:
-    """The value of a ``_tagged`` text, of the type stdlib ``sqlite3`` gives it."""
-    if not isinstance(value, str) or not value:
-        return value
-    tag, body = value[0], value[1:]
-    if tag == "r":
-        return float(body)  # Python's conversion is exact: the stored double
-    if tag == "i":
-        return int(body)
-    if tag == "b":
-        return bytes.fromhex(body)
-    return body if tag == "t" else value
