@@ -49,16 +49,20 @@ DDL = {
 }
 TEXTS = ("Zoé à l'hôtel", "日本語のテキスト", "Ελληνικά 😀", "עברית", "x\ty\nz", "")
 
-# The child: the Siège's node on the server database imports one package, and says how.
+# The child: the Siège's node imports one package and says how, or which error (and its
+# kind, what the Rapport and the email say) it met.
 CHILD = """
 import json, sys
 sys.path.insert(0, sys.argv[1])
 from engine_helpers import make_node
 from pathlib import Path
+from synchro.errors import kind_of
 node = make_node(Path(sys.argv[2]), "HQ", sys.argv[3], hq=True)
 try:
     result = node.import_package(Path(sys.argv[4]))
     print(json.dumps({"status": result.status, "rows": result.stats.rows}))
+except Exception as exc:
+    print(json.dumps({"error": type(exc).__name__, "kind": str(kind_of(exc)), "text": str(exc)}))
 finally:
     node.close()
 """
@@ -119,6 +123,7 @@ def start(home: Path, connection: str, path: Path, kill: str = "") -> subprocess
         env["SYNCHRO_KILL_AT"] = kill
     return subprocess.Popen(
         [sys.executable, "-c", CHILD, str(TESTS), str(home), connection, str(path)],
+        cwd=home,
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -218,9 +223,9 @@ def one_kill(
             return [f"{kill}: the import ended before any of its sessions was cut"]
     else:
         proc = start(home, backend.connection, path, kill)
-    code, _out, err = finish(proc)
+    code, out, err = finish(proc)
     problems = []
-    if kill == "cut" and (code <= 0 or "DatabaseError" not in err):
+    if kill == "cut" and (code != 0 or "error" not in json.loads(out or "{}")):
         return [f"{kill}: the import did not fail on its cut connection ({code}): {err[-1500:]}"]
     if kill != "cut" and code != -signal.SIGKILL:
         return [f"{kill}: not killed (exit {code}): {err[-1500:]}"]
@@ -229,8 +234,8 @@ def one_kill(
     if left not in (0, rows):
         problems.append(f"{kill}: the killed import left {left} rows (all or nothing)")
     code, out, err = finish(start(home, backend.connection, path))
-    if code != 0:
-        return [*problems, f"{kill}: the restarted import failed ({code}): {err[-2000:]}"]
+    if code != 0 or "error" in json.loads(out or "{}"):
+        return [*problems, f"{kill}: the restarted import failed ({code}): {out} {err[-2000:]}"]
     if json.loads(out)["status"] not in ("applied", "duplicate"):
         problems.append(f"{kill}: restarted import said {out.strip()}")
     if checksums(backend.connection, ["t"]) != expected:

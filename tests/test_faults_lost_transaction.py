@@ -36,48 +36,17 @@ import pytest
 from backends import Backend, need_pyodbc
 from conftest import require
 from engine_helpers import checksums, make_node
-from test_faults_kill_servers import DDL, package
-
-TESTS = Path(__file__).resolve().parent
-WAIT_S = 120.0
-
-# The child: the Siège's node imports one package and says how, or which error (and its
-# kind, what the Rapport and the email say) it met.
-CHILD = """
-import json, sys
-sys.path.insert(0, sys.argv[1])
-from engine_helpers import make_node
-from pathlib import Path
-from synchro.errors import kind_of
-node = make_node(Path(sys.argv[2]), "HQ", sys.argv[3], hq=True)
-try:
-    result = node.import_package(Path(sys.argv[4]))
-    print(json.dumps({"status": result.status, "rows": result.stats.rows}))
-except Exception as exc:
-    print(json.dumps({"error": type(exc).__name__, "kind": str(kind_of(exc)), "text": str(exc)}))
-finally:
-    node.close()
-"""
+from test_faults_kill_servers import DDL, WAIT_S, finish, package, start
 
 
 def import_in_child(home: Path, connection: str, path: Path) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-c", CHILD, str(TESTS), str(home), connection, str(path)],
-        cwd=home,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    return start(home, connection, path)  # the child of the kill tests: it says its error
 
 
 def outcome(proc: subprocess.Popen[str]) -> dict[str, object]:
-    try:
-        out, err = proc.communicate(timeout=WAIT_S)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        out, err = proc.communicate()
-        pytest.fail(f"the import hung for {WAIT_S:.0f} s: {err[-2000:]}")
-    assert proc.returncode == 0, err[-3000:]
+    """What the child said: its import's status, or the error it met and its kind."""
+    code, out, err = finish(proc)
+    assert code == 0, err[-3000:]
     found: dict[str, object] = json.loads(out.strip().splitlines()[-1])
     return found
 
