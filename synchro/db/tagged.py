@@ -32,14 +32,17 @@ def tagged(col: str) -> str:
 
 
 def untagged(value: Any) -> Any:
-    """The value of a ``tagged`` text, of the type stdlib ``sqlite3`` gives it."""
-    if not isinstance(value, str) or not value:
+    """The value of a ``tagged`` text, of the type stdlib ``sqlite3`` gives it (None stays
+    None). Text first: the most common."""
+    if value.__class__ is not str or not value:
         return value
-    tag, body = value[0], value[1:]
-    if tag == "r":
-        return float(body)  # Python's conversion is exact: the stored double
+    tag = value[0]
+    if tag == "t":
+        return value[1:]
     if tag == "i":
-        return int(body)
+        return int(value[1:])
+    if tag == "r":
+        return float(value[1:])  # Python's conversion is exact: the stored double
     if tag == "b":
-        return bytes.fromhex(body)
-    return body if tag == "t" else value
+        return bytes.fromhex(value[1:])
+    return value
