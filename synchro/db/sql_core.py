@@ -229,7 +229,8 @@ class SqlCore(Adapter):
                 self._lost = exc
             if self._lost is None:
                 try:
-                    self._run(self.sql.rollback_to(name), [], "retour au point de sauvegarde")
+                    back = self.sql.rollback_to(name)
+                    self._run(back, [], "retour au point de sauvegarde").close()
                 except DatabaseError:
                     self._lost = exc  # no savepoint left: the transaction is gone
             if self._lost is not None:
