@@ -60,7 +60,8 @@ from synchro.errors import kind_of
 node = make_node(Path(sys.argv[2]), "HQ", sys.argv[3], hq=True)
 try:
     result = node.import_package(Path(sys.argv[4]))
-    print(json.dumps({"status": result.status, "rows": result.stats.rows}))
+    done = {"status": result.status, "rows": result.stats.rows, "attempts": result.attempts}
+    print(json.dumps(done))
 except Exception as exc:
     print(json.dumps({"error": type(exc).__name__, "kind": str(kind_of(exc)), "text": str(exc)}))
 finally:

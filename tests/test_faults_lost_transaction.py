@@ -53,13 +53,18 @@ def outcome(proc: subprocess.Popen[str]) -> dict[str, object]:
 
 def then_applied_once(home: Path, connection: str, path: Path, site_db: str) -> None:
     """What must hold after the failed import: nothing left of it, and a new import (a new
-    process) applies the package exactly once: the Siège holds the establishment's rows,
-    its change log each of them once, a third import is a duplicate."""
+    process) applies the package (``applied_once``)."""
     with make_node(home, "HQ", connection, hq=True) as node:
         assert node.state.intent() is None
         assert node.state.quarantined() == []
     again = outcome(import_in_child(home, connection, path))
     assert again["status"] == "applied", again
+    applied_once(home, connection, path, site_db)
+
+
+def applied_once(home: Path, connection: str, path: Path, site_db: str) -> None:
+    """The Siège holds the establishment's rows, its change log each of them once, nothing
+    is quarantined or left as an intent, a third import is a duplicate."""
     expected = checksums(site_db)
     assert checksums(connection, expected) == expected
     rows = sum(count for count, _ in expected.values())
@@ -68,7 +73,7 @@ def then_applied_once(home: Path, connection: str, path: Path, site_db: str) -> 
             "SELECT count(*), count(DISTINCT tbl || key_json) FROM changelog"
         )
         assert logged.fetchone() == (rows, rows)  # each row once
-        assert node.state.quarantined() == []
+        assert node.state.quarantined() == [] and node.state.intent() is None
         assert node.import_package(path).status == "duplicate"
 
 
@@ -132,7 +137,9 @@ def test_a_deadlock_that_rolls_the_import_back_keeps_nothing_and_is_applied_next
     rows elsewhere first), PostgreSQL aborts the session that finds the cycle (the
     program's own check comes after a minute). MariaDB ends the whole transaction;
     PostgreSQL only the statement, but a deadlock is no row's fault either: the apply is
-    undone and redone, not the row set aside."""
+    undone whole, not the row set aside, and made again a second later (``engine.lost``),
+    once the program has ended its transaction: the package applied once, at the second
+    try."""
     path, site_db = parents_and_children(tmp_path)
     backend = make_backend(name)
     backend.execute(PARENTS + (" ENGINE=InnoDB" if backend.dialect == "mysql" else ""))
@@ -152,16 +159,15 @@ def test_a_deadlock_that_rolls_the_import_back_keeps_nothing_and_is_applied_next
         proc = import_in_child(home, backend.connection, path)
         wait_for_lock_wait(monitor, backend.dialect)  # 2,500 children written, waits for p 2
         shop.execute("INSERT INTO t VALUES (10, 1, 'le programme')")  # waits: the cycle
-        shop.rollback()
-        failed = outcome(proc)
-        assert failed.get("error") == "TransactionLost", failed
-        assert failed["kind"] == "database" and "deadlock" in str(failed["text"]).lower()
         left = monitor.execute("SELECT count(*) FROM t").fetchone()[0]
         assert left == 0, f"the rolled back import left {left} rows"
+        shop.rollback()  # the program ends its transaction: the import's second try goes
+        done = outcome(proc)
+        assert done == {"status": "applied", "rows": ROWS, "attempts": 2}, done
     finally:
         shop.close()
         monitor.close()
-    then_applied_once(home, backend.connection, path, site_db)
+    applied_once(home, backend.connection, path, site_db)
 
 
 # -- SQLite and the state database: a full disk (a real tmpfs) ------------------------------
@@ -292,3 +298,55 @@ def test_a_row_another_program_keeps_locked_is_set_aside_not_waited_for_ever(
     finally:
         shop.close()
     assert checksums(backend.connection) == checksums(str(site_db))
+
+
+def test_an_import_is_made_again_after_a_lost_transaction_not_after_a_full_disk(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``engine.lost``: a deadlock's ``TransactionLost`` is tried again (up to
+    ``LOST_TRIES`` imports in all), a full disk's is not, nor one the user stopped."""
+    import threading
+
+    from synchro.engine import lost
+    from synchro.engine.apply_rows import ApplyStats
+    from synchro.engine.node_results import ImportResult
+    from synchro.errors import ErrorKind, TransactionLost
+
+    monkeypatch.setattr(lost, "LOST_PAUSE_S", 0.0)
+    full = sqlite3.connect(":memory:")
+    full.execute("PRAGMA max_page_count = 1")  # a database that cannot grow: SQLITE_FULL
+    with pytest.raises(sqlite3.OperationalError) as disk_error:
+        full.execute("CREATE TABLE big (v TEXT)")
+        full.execute("INSERT INTO big VALUES (?)", ("x" * 10_000,))
+    full.close()
+
+    def failing(times: int, cause: BaseException) -> tuple[list[int], Callable[[], ImportResult]]:
+        calls: list[int] = []
+
+        def attempt() -> ImportResult:
+            calls.append(1)
+            if len(calls) <= times:
+                error = TransactionLost("la base a annulé toute la transaction")
+                error.__cause__ = cause
+                raise error
+            return ImportResult(None, ApplyStats(), "applied")  # type: ignore[arg-type]
+
+        return calls, attempt
+
+    deadlock = RuntimeError("Deadlock found when trying to get lock")
+    calls, attempt = failing(2, deadlock)
+    assert lost.again_when_lost(attempt).attempts == 3 and len(calls) == 3
+    calls, attempt = failing(3, deadlock)
+    with pytest.raises(TransactionLost):
+        lost.again_when_lost(attempt)
+    assert len(calls) == lost.LOST_TRIES
+    calls, attempt = failing(1, disk_error.value)
+    with pytest.raises(TransactionLost) as raised:
+        lost.again_when_lost(attempt)
+    assert raised.value.kind is ErrorKind.DISK and len(calls) == 1
+    stopped = threading.Event()
+    stopped.set()
+    calls, attempt = failing(1, deadlock)
+    with pytest.raises(TransactionLost):
+        lost.again_when_lost(attempt, stopped)
+    assert len(calls) == 1

@@ -33,6 +33,7 @@ from synchro.db.base import Adapter, Table
 from synchro.engine.apply import apply_changes
 from synchro.engine.apply_rows import ApplyContext, ApplyStats
 from synchro.engine.checksum import Sums, checksums
+from synchro.engine.lost import again_when_lost
 from synchro.engine.node_results import (
     Admission,
     ExportResult,
@@ -250,7 +251,13 @@ class Node(ABC):
         cancel: threading.Event | None = None,
         progress: Progress | None = None,
     ) -> ImportResult:
-        """Verify ``path`` whole, then apply it exactly once (see module docstring)."""
+        """Verify ``path`` whole, then apply it exactly once (see module docstring); made
+        again when the database ended the apply's transaction itself (``engine.lost``)."""
+        return again_when_lost(lambda: self._import_once(path, cancel, progress), cancel)
+
+    def _import_once(
+        self, path: Path, cancel: threading.Event | None, progress: Progress | None
+    ) -> ImportResult:
         self.recover()
         reader = open_package(path, self.keys())
         manifest = reader.manifest

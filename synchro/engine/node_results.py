@@ -25,6 +25,7 @@ class ImportResult:
     stats: ApplyStats
     status: str  # "applied", "duplicate", "waiting" (an earlier package is missing), "stale"
     message: str = ""
+    attempts: int = 1  # more when the database ended a transaction itself (``engine.lost``)
 
 
 @dataclass(frozen=True)
