@@ -252,7 +252,7 @@ class SqlCore(Adapter):
         error = lost or self._lost
         found = TransactionLost(
             f"{self.description} : la base a annulé toute la transaction en cours ({error}) ; "
-            "rien n'en est gardé, tout sera refait au prochain passage"
+            "rien n'en est gardé, elle sera refaite"
         )
         found.__cause__ = error
         return found
