@@ -41,6 +41,7 @@ from synchro.mail import MailPolicy, ReportMailer
 from synchro.package.crypto import decode_key
 from synchro.platform.paths import NodePaths
 from synchro.reports import ReportStore, RunRecord, State
+from synchro.retention import forget_old
 from synchro.scheduler import DailySchedule
 from synchro.transport.ftp_server import HQServer
 from synchro.transport.tls import ensure_certificate
@@ -334,6 +335,7 @@ class App:
         if record.state is State.OK:
             self._advance_watermark(node, started)
         self._mail([record], record.state)
+        forget_old(self.reports, node.state, self.now())
         return record
 
     def hq_service(self, node: SiegeNode) -> HQService:
@@ -370,6 +372,8 @@ class App:
             self._advance_watermark(self.hq.node, record.started)
         members = [record] + [r for r in self.reports.for_round(record.id) if r.id != record.id]
         self._mail(members, record.state)
+        if self.hq is not None:
+            forget_old(self.reports, self.hq.node.state, self.now())
 
     def _watermark(self, node: Node) -> dt.datetime | None:
         """The watermark in the state (a date the user set in the config file is taken

@@ -211,3 +211,76 @@ def test_a_damaged_state_is_reported_and_the_next_manuelle_tries_again(
     finally:
         site.close()
         hq.close()
+
+
+def test_history_older_than_keep_days_is_forgotten_after_a_run(
+    pair: tuple[NodePaths, NodePaths],
+) -> None:
+    """After a run, Rapport rows and conflicts older than ``retention.KEEP_DAYS`` are gone
+    (they grew for ever); newer ones and the quarantine stay."""
+    from synchro.retention import KEEP_DAYS
+
+    _hq_paths, site_paths = pair
+    long_ago = dt.datetime(2025, 1, 2, 23, 0)
+    assert run_site(site_paths, lambda: long_ago) is State.FAILED  # no Siège: a row all the same
+    state = StateDB(site_paths.state_db)
+    try:
+        with state.transaction():
+            for package in ("HQ#1", "HQ#2"):
+                state.log_conflict(package, "t", "[1]", "hq-wins", "HQ", "S1", '["a"]', '["b"]')
+            state.log_quarantine("HQ#1", "t", "[2]", '["c"]', "refusée")
+            state.conn.execute(
+                "UPDATE conflicts SET at = ? WHERE package = 'HQ#1'",
+                (long_ago.isoformat(" ", "seconds"),),
+            )
+            state.conn.execute(
+                "UPDATE quarantine SET at = ?", (long_ago.isoformat(" ", "seconds"),)
+            )
+    finally:
+        state.close()
+    later = long_ago + dt.timedelta(days=KEEP_DAYS + 1)
+    assert run_site(site_paths, lambda: later) is State.FAILED
+    with ReportStore(site_paths.reports_db) as reports:
+        assert [r.started for r in reports.latest()] == [later]
+    state = StateDB(site_paths.state_db)
+    try:
+        assert [c["package"] for c in state.conflicts()] == ["HQ#2"]
+        assert [q["key_json"] for q in state.quarantined()] == ["[2]"]
+    finally:
+        state.close()
+
+
+def test_the_siege_forgets_history_older_than_keep_days_when_a_round_closes(
+    pair: tuple[NodePaths, NodePaths],
+) -> None:
+    """The same at the Siège, once a round has closed."""
+    from synchro.retention import KEEP_DAYS
+
+    hq_paths, site_paths = pair
+    long_ago = dt.datetime.now() - dt.timedelta(days=KEEP_DAYS + 30)
+    with ReportStore(hq_paths.reports_db) as reports:
+        old = reports.start("S1", "site-in-round", now=long_ago)
+        reports.finish(old, State.OK, now=long_ago)
+    state = StateDB(hq_paths.state_db)
+    try:
+        with state.transaction():
+            state.log_conflict("S1#1", "t", "[1]", "hq-wins", "HQ", "S1", '["a"]', '["b"]')
+            state.conn.execute("UPDATE conflicts SET at = ?", (long_ago.isoformat(" "),))
+    finally:
+        state.close()
+    hq = App(load_config(hq_paths.config_file), hq_paths)
+    hq.start()
+    try:
+        hq.run_now()
+        assert run_site(site_paths) is State.OK
+        wait_for(
+            lambda: any(r.kind == "round" and r.state is State.OK for r in hq.reports.latest())
+        )
+        wait_for(lambda: old not in [r.id for r in hq.reports.latest()])
+    finally:
+        hq.close()
+    state = StateDB(hq_paths.state_db)
+    try:
+        assert state.conflicts() == []
+    finally:
+        state.close()

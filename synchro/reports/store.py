@@ -297,6 +297,15 @@ class ReportStore:
             (round_id, round_id, round_id),
         )
 
+    def forget_before(self, before: dt.datetime) -> int:
+        """Drop the finished rows started before ``before`` (``retention``); how many."""
+        with self._tx() as conn:
+            cursor = conn.execute(
+                "DELETE FROM runs WHERE started < ? AND state <> ?",
+                (before.isoformat(), State.RUNNING.value),
+            )
+            return cursor.rowcount
+
     # -- mail throttle -----------------------------------------------------------------
 
     def record_mail(self, site: str, category: str, now: dt.datetime) -> None:

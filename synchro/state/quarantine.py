@@ -4,6 +4,7 @@ retry at the next run."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 from typing import Any
@@ -137,6 +138,15 @@ class Quarantine(Store):
 
     def drop_conflicts_journal(self, package: str) -> None:
         self._journal(package).unlink(missing_ok=True)
+
+    def forget_conflicts_before(self, before: dt.datetime) -> int:
+        """Drop the conflicts logged before ``before`` (``retention``); how many. Quarantined
+        rows are work still to do: never dropped here."""
+        with self.transaction():
+            cursor = self.conn.execute(
+                "DELETE FROM conflicts WHERE at < ?", (before.isoformat(" ", "seconds"),)
+            )
+            return cursor.rowcount
 
     def conflicts(self, package: str | None = None) -> list[dict[str, Any]]:
         return self._dicts("conflicts", package)

@@ -1,0 +1,29 @@
+"""What a node keeps of its past: its Rapport rows and its conflicts, ``KEEP_DAYS`` long.
+
+Both grew without end: a row per run (at the Siège, per establishment and round, its details
+holding up to 200 conflicts and 200 quarantined rows) and every losing version of the
+conflict log, on a server left to run for years. After each run (a Serveur's) or round (the
+Siège's), what is older than ``KEEP_DAYS`` is dropped. Rows still to apply (the quarantine)
+and the change log (compacted on its own) are not touched.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+from synchro.reports import ReportStore
+from synchro.state import StateDB
+
+log = logging.getLogger("synchro")
+KEEP_DAYS = 400  # a year of history, and a month more to compare with the year before
+
+
+def forget_old(reports: ReportStore, state: StateDB, now: dt.datetime) -> tuple[int, int]:
+    """Drop the Rapport rows and conflicts older than ``KEEP_DAYS``: (rows, conflicts)."""
+    before = now - dt.timedelta(days=KEEP_DAYS)
+    dropped = reports.forget_before(before), state.forget_conflicts_before(before)
+    if any(dropped):
+        text = "Historique de plus de %d jours effacé : %d rapports, %d conflits"
+        log.info(text, KEEP_DAYS, *dropped)
+    return dropped
