@@ -84,13 +84,16 @@ def _is_disk(exc: BaseException | None) -> bool:
 
 def _disk_cause(exc: BaseException | None) -> bool:
     """``exc`` or what caused it is this machine's disk: an OS error (full, read-only, no
-    right), SQLite saying so of a local file, PostgreSQL's ``disk_full`` (53100)."""
+    right), SQLite saying so of a local file (also through its ODBC driver), PostgreSQL's
+    ``disk_full`` (53100)."""
     for _ in range(8):  # a chain of causes is short; never loop on a cycle
         if exc is None:
             return False
         if _is_disk(exc) or getattr(exc, "sqlite_errorname", "") in _SQLITE_DISK:
             return True
         if exc.args[:1] == ("53100",):  # pyodbc: (SQLSTATE, message)
+            return True
+        if any("database or disk is full" in str(a) for a in exc.args):  # SQLite ODBC
             return True
         exc = exc.__cause__
     return False

@@ -38,6 +38,8 @@ from conftest import require
 from engine_helpers import checksums, make_node
 from test_faults_kill_servers import DDL, WAIT_S, finish, package, start
 
+from synchro.errors import ErrorKind, TransactionLost
+
 
 def import_in_child(home: Path, connection: str, path: Path) -> subprocess.Popen[str]:
     return start(home, connection, path)  # the child of the kill tests: it says its error
@@ -202,25 +204,38 @@ def rows_in(db: Path) -> int:
         conn.close()
 
 
+@pytest.mark.parametrize("name", ["sqlite", "sqlite-odbc"])
 def test_a_full_disk_under_the_database_keeps_nothing_of_the_import_and_says_disk(
-    tmp_path: Path,
+    name: str, tmp_path: Path
 ) -> None:
     """The package (40,000 rows, ~3.5 MB of database) does not fit on a disk of 1 MB:
     SQLite fails while spilling its cache and ends the transaction; the import keeps
-    nothing (it kept 8,000 rows, committed outside any transaction) and says the disk."""
+    nothing and says the disk. It kept 8,000 rows, committed outside any transaction;
+    through the SQLite ODBC driver, once that was mended, its next tries on the same
+    connection ran in autocommit (the driver never knew its transaction had ended) and
+    kept 11,500: the connection is now opened again."""
     path, site_db = package(tmp_path, 40000)
     with small_disk(tmp_path / "disk", "1m") as disk:
         db = disk / "hq.db"
         conn = sqlite3.connect(db)
         conn.execute(DDL["sqlite"])
         conn.close()
+        connection = str(db)
+        if name == "sqlite-odbc":
+            need_pyodbc(name)
+            connection = f"DRIVER={{SQLite3}};Database={db}"
         home = tmp_path / "hq"
         home.mkdir()
-        failed = outcome(import_in_child(home, str(db), path))
+        failed = outcome(import_in_child(home, connection, path))
         assert failed.get("error") == "TransactionLost" and failed["kind"] == "disk", failed
         assert rows_in(db) == 0
+        with make_node(home, "HQ", connection, hq=True) as node:
+            for _ in range(2):  # on the same connection again, as the Siège's service does
+                with pytest.raises(TransactionLost) as lost:
+                    node.import_package(path)
+                assert lost.value.kind is ErrorKind.DISK and rows_in(db) == 0
         grow(disk, "64m")
-        then_applied_once(home, str(db), path, site_db)
+        then_applied_once(home, connection, path, site_db)
 
 
 @pytest.mark.parametrize("room_kb", [600, 2500])
@@ -310,7 +325,6 @@ def test_an_import_is_made_again_after_a_lost_transaction_not_after_a_full_disk(
     from synchro.engine import lost
     from synchro.engine.apply_rows import ApplyStats
     from synchro.engine.node_results import ImportResult
-    from synchro.errors import ErrorKind, TransactionLost
 
     monkeypatch.setattr(lost, "LOST_PAUSE_S", 0.0)
     full = sqlite3.connect(":memory:")

@@ -75,7 +75,12 @@ class OdbcAdapter(SqlAdapter):
         if wanted != connection:
             self._conn.close()
             self._conn = connect(pyodbc, wanted)
-            info = self._conn.getinfo
+        self._session(dbms)
+
+    def _session(self, dbms: str) -> None:
+        """What this adapter knows of its connection, and the session it sets up there."""
+        pyodbc = load_pyodbc()
+        info = self._conn.getinfo
         self.sql = Dialect(
             self.dialect,
             str(info(SQL_IDENTIFIER_QUOTE_CHAR) or '"'),
@@ -115,6 +120,16 @@ class OdbcAdapter(SqlAdapter):
             self._run(
                 f"SET SESSION innodb_lock_wait_timeout = {LOCK_WAIT_S}", [], "ouverture"
             ).close()
+
+    def _after_lost(self) -> None:
+        """A new connection after the database ended a transaction itself: a driver may not
+        know it (SQLite's ran the next transaction's statements in autocommit, each kept:
+        11,500 rows of a failed import), and a connection lost may be back."""
+        with contextlib.suppress(*self._driver_errors):
+            self._conn.close()
+        with contextlib.suppress(*self._driver_errors, DatabaseError):
+            self._conn = connect(load_pyodbc(), self._connection)
+            self._session(str(self._conn.getinfo(SQL_DBMS_NAME)))
 
     def _run(self, sql: str, params: Sequence[Any], doing: str) -> Any:
         altered, miscounts = bool(self._text_fault), self._utf16_fault
@@ -221,20 +236,25 @@ class OdbcAdapter(SqlAdapter):
         self._conn.autocommit = False
 
     def _commit(self) -> None:
-        try:
-            self._conn.commit()
-        except self._driver_errors as exc:
-            raise self._translate(exc, "validation de la transaction") from exc
-        finally:
-            self._conn.autocommit = True
+        self._end("commit", "validation de la transaction")
 
     def _rollback(self) -> None:
+        self._end("rollback", "annulation de la transaction")
+
+    def _end(self, how: str, doing: str) -> None:
+        """Commit or roll back, then autocommit again. When the first fails (the connection
+        lost, SQLite's disk full), its error is the one raised: turning autocommit on then
+        fails too, and its raw driver error hid the first (an "internal error" instead)."""
         try:
-            self._conn.rollback()
+            getattr(self._conn, how)()
         except self._driver_errors as exc:
-            raise self._translate(exc, "annulation de la transaction") from exc
-        finally:
+            with contextlib.suppress(*self._driver_errors):
+                self._conn.autocommit = True
+            raise self._translate(exc, doing) from exc
+        try:
             self._conn.autocommit = True
+        except self._driver_errors as exc:
+            raise self._translate(exc, doing) from exc
 
     def close(self) -> None:
         with contextlib.suppress(*self._driver_errors):  # already gone: nothing to release

@@ -111,6 +111,9 @@ class SqliteAdapter(SqlAdapter):
             getattr(cause, "sqlite_errorname", "") in ENDS_TRANSACTION
         )
 
+    def _in_transaction(self) -> bool:
+        return bool(self._conn.in_transaction)
+
     def _begin(self) -> None:
         self._run("BEGIN IMMEDIATE", [], "début de transaction").close()
 
