@@ -258,9 +258,9 @@ class SqlCore(Adapter):
 
     def _bracket(self, sql: str, doing: str) -> None:
         """Begin or release a savepoint. Its failure is no row's fault: the database has
-        ended the transaction (SQLite's disk full on RELEASE), and a savepoint begun after
-        that would begin a new transaction of its own, whose rows the next RELEASE commits
-        (measured: 11,500 of 40,000 rows kept through the SQLite ODBC driver)."""
+        ended the transaction (SQLite's full disk on RELEASE, seen through its ODBC
+        driver); and in SQLite a savepoint begun once the transaction has ended begins a
+        new transaction of its own, which its RELEASE commits."""
         if not self._in_transaction():
             self._lost = DatabaseError(
                 f"{self.description} : {doing} impossible : transaction finie"
