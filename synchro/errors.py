@@ -78,6 +78,13 @@ class SynchroError(Exception):
         return self.default_kind
 
 
+def sqlite_error(exc: BaseException | None) -> str:
+    """The primary error of a ``sqlite3`` error ("SQLITE_IOERR" for "SQLITE_IOERR_WRITE"),
+    "" for any other exception."""
+    name = str(getattr(exc, "sqlite_errorname", ""))
+    return "_".join(name.split("_")[:2]) if name.startswith("SQLITE_") else ""
+
+
 def _is_disk(exc: BaseException | None) -> bool:
     return isinstance(exc, OSError) and exc.errno in _DISK_ERRNOS
 
@@ -89,7 +96,7 @@ def _disk_cause(exc: BaseException | None) -> bool:
     for _ in range(8):  # a chain of causes is short; never loop on a cycle
         if exc is None:
             return False
-        if _is_disk(exc) or getattr(exc, "sqlite_errorname", "") in _SQLITE_DISK:
+        if _is_disk(exc) or sqlite_error(exc) in _SQLITE_DISK:
             return True
         if exc.args[:1] == ("53100",):  # pyodbc: (SQLSTATE, message)
             return True
@@ -105,7 +112,7 @@ def kind_of(exc: BaseException) -> ErrorKind:
     else is a fault of the program."""
     if isinstance(exc, SynchroError):
         return exc.kind
-    if _is_disk(exc) or getattr(exc, "sqlite_errorname", "") in _SQLITE_DISK:
+    if _is_disk(exc) or sqlite_error(exc) in _SQLITE_DISK:
         return ErrorKind.DISK
     return ErrorKind.INTERNAL
 

@@ -38,7 +38,7 @@ from conftest import require
 from engine_helpers import checksums, make_node
 from test_faults_kill_servers import DDL, WAIT_S, finish, package, start
 
-from synchro.errors import ErrorKind, TransactionLost
+from synchro.errors import ErrorKind, TransactionLost, kind_of
 
 
 def import_in_child(home: Path, connection: str, path: Path) -> subprocess.Popen[str]:
@@ -358,6 +358,12 @@ def test_an_import_is_made_again_after_a_lost_transaction_not_after_a_full_disk(
     with pytest.raises(TransactionLost) as raised:
         lost.again_when_lost(attempt)
     assert raised.value.kind is ErrorKind.DISK and len(calls) == 1
+    ioerr = sqlite3.OperationalError("disk I/O error")
+    ioerr.sqlite_errorname = "SQLITE_IOERR_WRITE"  # an extended error: its primary is IOERR
+    calls, attempt = failing(1, ioerr)
+    with pytest.raises(TransactionLost):
+        lost.again_when_lost(attempt)
+    assert len(calls) == 1 and kind_of(ioerr) is ErrorKind.DISK
     stopped = threading.Event()
     stopped.set()
     calls, attempt = failing(1, deadlock)

@@ -22,7 +22,7 @@ from synchro.db.column_kinds import sqlite_kind
 from synchro.db.details import sqlite_details, with_details
 from synchro.db.dialects import Dialect
 from synchro.db.generic import SqlAdapter
-from synchro.errors import DatabaseError
+from synchro.errors import DatabaseError, sqlite_error
 from synchro.values import Kind
 
 # SQLite's errors after which it may have ended the transaction, or that say its file
@@ -106,10 +106,7 @@ class SqliteAdapter(SqlAdapter):
         """SQLite ended the transaction (it does after a full disk, an I/O error, lack of
         memory: what follows its error would run outside of it), or said its file cannot
         be written: no row's fault."""
-        cause = error.__cause__
-        return not self._conn.in_transaction or (
-            getattr(cause, "sqlite_errorname", "") in ENDS_TRANSACTION
-        )
+        return not self._conn.in_transaction or sqlite_error(error.__cause__) in ENDS_TRANSACTION
 
     def _in_transaction(self) -> bool:
         return bool(self._conn.in_transaction)
