@@ -20,10 +20,10 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from synchro.db import columnar_odbc
-from synchro.db.base import Column, ForeignKey, Key, Row, Table
+from synchro.db.base import Column, Key, Row, Table
 from synchro.db.binding import Binder, binder, blob_bytes
 from synchro.db.column_kinds import odbc_kind
-from synchro.db.details import mysql_details, odbc_details, postgresql_details, with_details
+from synchro.db.details import odbc_details, with_details
 from synchro.db.dialects import Dialect, detect_dialect
 from synchro.db.generic import SqlAdapter
 from synchro.db.mysql_catalog import catalog_rows, cut_by_driver, unsafe_names, unsafe_statement
@@ -41,6 +41,7 @@ from synchro.db.odbc_connect import (
     statement_text_fault,
     utf8mb4_connection,
 )
+from synchro.db.odbc_schema import column_details, foreign_keys, unique_indexes
 from synchro.db.sqlite import discover as discover_sqlite
 from synchro.errors import DatabaseError
 from synchro.values import Kind
@@ -339,7 +340,7 @@ class OdbcAdapter(SqlAdapter):
         where = self._where()
         rows = [r for r in self._catalog("columns", table=name, **where) if r[2] == name]
         rows.sort(key=lambda r: int(r[16]))  # ORDINAL_POSITION
-        details = self._details(name)
+        details = column_details(self.dialect, self._query, name)
         mysql_types = {c: d.pop("column_type") for c, d in details.items() if "column_type" in d}
         columns = tuple(
             with_details(
@@ -353,12 +354,12 @@ class OdbcAdapter(SqlAdapter):
             )
             for r in rows
         )
-        indexes = self._unique_indexes(name, where)
+        indexes = unique_indexes(self._catalog, name, where)
         pk_rows = [r for r in self._catalog("primaryKeys", table=name, **where) if r[2] == name]
         pk = tuple(str(r[3]) for r in sorted(pk_rows, key=lambda r: int(r[4])))
         if self.dialect == "mysql" and "PRIMARY" not in indexes:
             pk = ()  # MariaDB reports its first UNIQUE NOT NULL index as PRIMARY
-        fks = self._foreign_keys(name, where)
+        fks = foreign_keys(self._catalog, name, where)
         if pk:
             return Table(name, columns, pk, "primary", fks)
         not_null = {c.name for c in columns if not c.nullable}
@@ -370,65 +371,6 @@ class OdbcAdapter(SqlAdapter):
         _n, index, key = candidates[0]
         source = "primary" if index.lower() in ("primarykey", "primary") else "unique"
         return Table(name, columns, key, source, fks)
-
-    def _details(self, name: str) -> dict[str, dict[str, Any]]:
-        """What each column can hold (``synchro.db.details``), from ``information_schema``.
-
-        MariaDB/MySQL: also the full column type (``tinyint(1)``, key ``column_type``): the
-        driver drops the width. Other families: nothing more than the ODBC catalog says.
-        """
-        if self.dialect == "mysql":
-            rows = self._query(
-                "SELECT COLUMN_NAME, COLUMN_TYPE, CHARACTER_SET_NAME"
-                " FROM information_schema.COLUMNS"
-                " WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?",
-                (name,),
-            )
-            return {
-                str(r[0]): {**mysql_details(str(r[1]), r[2]), "column_type": str(r[1])}
-                for r in rows
-            }
-        if self.dialect == "postgresql":
-            rows = self._query(
-                "SELECT column_name, data_type, character_maximum_length, numeric_precision,"
-                " numeric_scale, datetime_precision,"
-                " (SELECT pg_encoding_to_char(encoding) FROM pg_database"
-                "  WHERE datname = current_database())"
-                " FROM information_schema.columns"
-                " WHERE table_schema = current_schema() AND table_name = ?",
-                (name,),
-            )
-            return {
-                str(r[0]): postgresql_details(str(r[1]), r[2], r[3], r[4], r[5], str(r[6] or ""))
-                for r in rows
-            }
-        return {}
-
-    def _unique_indexes(self, name: str, where: dict[str, Any]) -> dict[str, tuple[str, ...]]:
-        """Unique indexes by name, columns in index order (``statistics``)."""
-        found: dict[str, list[tuple[int, str]]] = {}
-        for r in self._catalog("statistics", table=name, unique=True, **where):
-            # TABLE_NAME, NON_UNIQUE, INDEX_NAME, TYPE, ORDINAL_POSITION, COLUMN_NAME
-            if r[2] != name or r[3] or r[5] is None or r[6] == 0 or r[8] is None:
-                continue
-            found.setdefault(str(r[5]), []).append((int(r[7]), str(r[8])))
-        return {index: tuple(c for _o, c in sorted(cols)) for index, cols in found.items()}
-
-    def _foreign_keys(self, name: str, where: dict[str, Any]) -> tuple[ForeignKey, ...]:
-        fk_where = {f"foreign{k.capitalize()}": v for k, v in where.items()}
-        rows = [r for r in self._catalog("foreignKeys", foreignTable=name, **fk_where)]
-        groups: dict[tuple[str, str], list[Any]] = {}
-        for r in rows:
-            if r[6] != name:
-                continue
-            groups.setdefault((str(r[11] or ""), str(r[2])), []).append(r)
-        keys = []
-        for (_fk_name, ref_table), members in sorted(groups.items()):
-            members.sort(key=lambda r: int(r[8]))
-            cols = tuple(str(r[7]) for r in members)
-            ref_cols = tuple(str(r[3]) for r in members)
-            keys.append(ForeignKey(cols, ref_table, ref_cols))
-        return tuple(keys)
 
 
 def _state(exc: BaseException) -> str:

@@ -1,0 +1,77 @@
+"""What the ODBC catalog and ``information_schema`` say of a table's columns, unique
+indexes and foreign keys, read through the adapter's own query and catalog functions
+(``odbc.OdbcAdapter``): the shapes of their rows, per family."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from synchro.db.base import ForeignKey
+from synchro.db.details import mysql_details, postgresql_details
+
+Query = Callable[[str, tuple[Any, ...]], list[Any]]
+Catalog = Callable[..., list[Any]]
+
+
+def column_details(dialect: str, query: Query, name: str) -> dict[str, dict[str, Any]]:
+    """What each column can hold (``synchro.db.details``), from ``information_schema``.
+
+    MariaDB/MySQL: also the full column type (``tinyint(1)``, key ``column_type``): the
+    driver drops the width. Other families: nothing more than the ODBC catalog says.
+    """
+    if dialect == "mysql":
+        rows = query(
+            "SELECT COLUMN_NAME, COLUMN_TYPE, CHARACTER_SET_NAME"
+            " FROM information_schema.COLUMNS"
+            " WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?",
+            (name,),
+        )
+        return {
+            str(r[0]): {**mysql_details(str(r[1]), r[2]), "column_type": str(r[1])} for r in rows
+        }
+    if dialect == "postgresql":
+        rows = query(
+            "SELECT column_name, data_type, character_maximum_length, numeric_precision,"
+            " numeric_scale, datetime_precision,"
+            " (SELECT pg_encoding_to_char(encoding) FROM pg_database"
+            "  WHERE datname = current_database())"
+            " FROM information_schema.columns"
+            " WHERE table_schema = current_schema() AND table_name = ?",
+            (name,),
+        )
+        return {
+            str(r[0]): postgresql_details(str(r[1]), r[2], r[3], r[4], r[5], str(r[6] or ""))
+            for r in rows
+        }
+    return {}
+
+
+def unique_indexes(
+    catalog: Catalog, name: str, where: dict[str, Any]
+) -> dict[str, tuple[str, ...]]:
+    """Unique indexes by name, columns in index order (``statistics``)."""
+    found: dict[str, list[tuple[int, str]]] = {}
+    for r in catalog("statistics", table=name, unique=True, **where):
+        # TABLE_NAME, NON_UNIQUE, INDEX_NAME, TYPE, ORDINAL_POSITION, COLUMN_NAME
+        if r[2] != name or r[3] or r[5] is None or r[6] == 0 or r[8] is None:
+            continue
+        found.setdefault(str(r[5]), []).append((int(r[7]), str(r[8])))
+    return {index: tuple(c for _o, c in sorted(cols)) for index, cols in found.items()}
+
+
+def foreign_keys(catalog: Catalog, name: str, where: dict[str, Any]) -> tuple[ForeignKey, ...]:
+    fk_where = {f"foreign{k.capitalize()}": v for k, v in where.items()}
+    rows = [r for r in catalog("foreignKeys", foreignTable=name, **fk_where)]
+    groups: dict[tuple[str, str], list[Any]] = {}
+    for r in rows:
+        if r[6] != name:
+            continue
+        groups.setdefault((str(r[11] or ""), str(r[2])), []).append(r)
+    keys = []
+    for (_fk_name, ref_table), members in sorted(groups.items()):
+        members.sort(key=lambda r: int(r[8]))
+        cols = tuple(str(r[7]) for r in members)
+        ref_cols = tuple(str(r[3]) for r in members)
+        keys.append(ForeignKey(cols, ref_table, ref_cols))
+    return tuple(keys)
