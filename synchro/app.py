@@ -30,6 +30,7 @@ from synchro.engine.hq_round import HQService
 from synchro.engine.node import Node
 from synchro.engine.nodes import build_node
 from synchro.engine.preflight_run import publish_for_node
+from synchro.engine.retention import forget_old
 from synchro.engine.serveur_node import ServeurNode
 from synchro.engine.siege_node import SiegeNode
 from synchro.engine.site_receive import RunOptions
@@ -41,7 +42,6 @@ from synchro.mail import MailPolicy, ReportMailer
 from synchro.package.crypto import decode_key
 from synchro.platform.paths import NodePaths
 from synchro.reports import ReportStore, RunRecord, State
-from synchro.retention import forget_old
 from synchro.scheduler import DailySchedule
 from synchro.transport.ftp_server import HQServer
 from synchro.transport.tls import ensure_certificate

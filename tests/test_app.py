@@ -218,7 +218,7 @@ def test_history_older_than_keep_days_is_forgotten_after_a_run(
 ) -> None:
     """After a run, Rapport rows and conflicts older than ``retention.KEEP_DAYS`` are gone
     (they grew for ever); newer ones and the quarantine stay."""
-    from synchro.retention import KEEP_DAYS
+    from synchro.engine.retention import KEEP_DAYS
 
     _hq_paths, site_paths = pair
     long_ago = dt.datetime(2025, 1, 2, 23, 0)
@@ -254,7 +254,7 @@ def test_the_siege_forgets_history_older_than_keep_days_when_a_round_closes(
     pair: tuple[NodePaths, NodePaths],
 ) -> None:
     """The same at the Siège, once a round has closed."""
-    from synchro.retention import KEEP_DAYS
+    from synchro.engine.retention import KEEP_DAYS
 
     hq_paths, site_paths = pair
     long_ago = dt.datetime.now() - dt.timedelta(days=KEEP_DAYS + 30)
