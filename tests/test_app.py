@@ -284,3 +284,18 @@ def test_the_siege_forgets_history_older_than_keep_days_when_a_round_closes(
         assert state.conflicts() == []
     finally:
         state.close()
+
+
+def test_history_that_cannot_be_forgotten_leaves_the_run_as_it_ended(tmp_path: Path) -> None:
+    """A store that cannot be written (here a closed state database) is said in the log;
+    the other store is still pruned and nothing is raised to the run that just ended."""
+    from synchro.engine.retention import KEEP_DAYS, forget_old
+
+    now = dt.datetime(2027, 6, 1, 12, 0)
+    with ReportStore(tmp_path / "reports.db") as reports:
+        old = reports.start("S1", "run", now=now - dt.timedelta(days=KEEP_DAYS + 1))
+        reports.finish(old, State.OK, now=now - dt.timedelta(days=KEEP_DAYS + 1))
+        state = StateDB(tmp_path / "state.db")
+        state.close()
+        assert forget_old(reports, state, now) == (1, 0)
+        assert reports.latest() == []

@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import sqlite3
+from collections.abc import Callable
 
+from synchro.errors import SynchroError
 from synchro.reports import ReportStore
 from synchro.state import StateDB
 
@@ -20,10 +23,20 @@ KEEP_DAYS = 400  # a year of history, and a month more to compare with the year 
 
 
 def forget_old(reports: ReportStore, state: StateDB, now: dt.datetime) -> tuple[int, int]:
-    """Drop the Rapport rows and conflicts older than ``KEEP_DAYS``: (rows, conflicts)."""
+    """Drop the Rapport rows and conflicts older than ``KEEP_DAYS``: (rows, conflicts).
+    A store that cannot be written (a full disk) leaves them, said in the log: the run
+    or round that just ended keeps its verdict."""
     before = now - dt.timedelta(days=KEEP_DAYS)
-    dropped = reports.forget_before(before), state.forget_conflicts_before(before)
+    dropped = _each(reports.forget_before, before), _each(state.forget_conflicts_before, before)
     if any(dropped):
         text = "Historique de plus de %d jours effacé : %d rapports, %d conflits"
         log.info(text, KEEP_DAYS, *dropped)
     return dropped
+
+
+def _each(forget: Callable[[dt.datetime], int], before: dt.datetime) -> int:
+    try:
+        return forget(before)
+    except (SynchroError, sqlite3.Error) as exc:  # the run is over: it stays as it ended
+        log.warning("Historique ancien non effacé : %s", exc)
+        return 0
