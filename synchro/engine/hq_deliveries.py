@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,12 +20,24 @@ from synchro.engine.events import Emit, Progress, said
 from synchro.engine.hq_acks import AckBook, peek_instance
 from synchro.engine.hq_files import Delivery, identity, list_deliveries, move_file, remove_old
 from synchro.engine.siege_node import SiegeNode
-from synchro.errors import ApplyError, PackageError
+from synchro.errors import (
+    ApplyError,
+    DatabaseError,
+    PackageError,
+    StateError,
+    TransactionLost,
+    error_text,
+    kind_of,
+)
 from synchro.names import published_glob
 from synchro.reports import ReportStore, State
 from synchro.state import HELD
 
 TAIL = "tail"  # meta: files a ``sync`` at the Siège left in /in when it ended
+KEPT = "le paquet reste au siège et sera intégré de nouveau"
+REST_FIRST = dt.timedelta(minutes=1)  # a delivery set aside waits this long outside a round,
+REST_MOST = dt.timedelta(hours=1)  # twice as long after each failure, up to this
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     import threading
@@ -42,6 +55,18 @@ class RoundSettings:
 class DeliveryOutcome:
     applied: dict[str, list[int]] = field(default_factory=dict)  # site -> new sequences
     refused: set[str] = field(default_factory=set)  # delivered, but the package was refused
+    failed: set[str] = field(default_factory=set)  # delivered, its import failed: set aside
+
+
+@dataclass
+class Resting:
+    """A delivery set aside: its import failed for the database's sake, not the package's
+    (a transaction the database ended after every try, a full disk, the database gone).
+    It stays in ``/in``; a round's close tries it again, outside a round not before
+    ``until``; ``pause`` doubles at each failure, up to ``REST_MOST``."""
+
+    until: dt.datetime
+    pause: dt.timedelta
 
 
 class DeliveryWork:
@@ -59,6 +84,7 @@ class DeliveryWork:
     archive: Path
     rejected: Path
     stuck: dict[Path, Path]
+    resting: dict[Path, Resting]
     published: dict[str, str]
 
     def _behind(self) -> list[str]:
@@ -92,6 +118,15 @@ class DeliveryWork:
         """Complete packages waiting in the establishments' upload folders, in order."""
         return list_deliveries(self.ftp_root, self.stuck.keys())
 
+    def ready(self, *, in_round: bool) -> list[Delivery]:
+        """The deliveries to process now: at a round's close all of them; outside a round
+        not those set aside whose pause has not run out (``Resting``)."""
+        found = self.deliveries()
+        if in_round or not self.resting:
+            return found
+        now = self.now()
+        return [d for d in found if d.path not in self.resting or self.resting[d.path].until <= now]
+
     def _process(
         self,
         deliveries: list[Delivery],
@@ -124,7 +159,7 @@ class DeliveryWork:
             for d in batch:
                 handled.add(d.path)
                 self._apply_one(d, rows, round_id, outcome)
-            deliveries = self.deliveries()  # listed again: a site sending several packages
+            deliveries = self.ready(in_round=round_id is not None)  # a site sending several
         targets = list(self.settings.sites) if publish_all else []
         targets += [s for s in [*outcome.applied, *self._behind()] if s not in targets]
         self._publish(targets, rows)
@@ -164,6 +199,15 @@ class DeliveryWork:
             self.reports.finish(row(), State.FAILED, now=self.now(), error=exc)
             self.emit(said("engine.package.refused", site=d.site, error=exc))
             return
+        except (DatabaseError, TransactionLost, StateError) as exc:
+            first = d.path not in self.resting
+            self._set_aside(d, exc, outcome)
+            if round_id is not None or first:  # outside a round said once, not at each try
+                text = f"{error_text(exc)} ({KEPT})"
+                kept = {"error_kind": str(kind_of(exc)), "kept": d.path.name}
+                self.reports.finish(row(), State.FAILED, now=self.now(), error=text, details=kept)
+            return
+        self.resting.pop(d.path, None)
         if result.status == "waiting":
             return
         size = d.path.stat().st_size
@@ -198,6 +242,17 @@ class DeliveryWork:
         outcome.applied.setdefault(d.site, []).append(d.sequence)
         faults.point("hq.apply.done")
         self.emit(said("engine.package.applied", site=d.site, sequence=d.sequence))
+
+    def _set_aside(self, d: Delivery, exc: Exception, outcome: DeliveryOutcome) -> None:
+        """The import of ``d`` failed, not for its package: the other deliveries are
+        applied and published all the same (one establishment's trouble no longer fails
+        the round of the whole group); ``d`` stays in ``/in`` and is tried again."""
+        before = self.resting.get(d.path)
+        pause = REST_FIRST if before is None else min(before.pause * 2, REST_MOST)
+        self.resting[d.path] = Resting(self.now() + pause, pause)
+        outcome.failed.add(d.site)
+        log.warning("%s : %s ; nouvel essai dans %s", d.path.name, exc, pause)
+        self.emit(said("engine.package.kept", site=d.site, error=exc))
 
     def _move(self, d: Delivery, folder: Path) -> None:
         if not move_file(d.path, folder / d.site):

@@ -19,6 +19,13 @@ acknowledgements (``ACK-<site>-<seq>.json``, see ``engine.ack``) in ``<ftp_root>
   meanwhile, then publishes to every establishment the package of what it has not received
   yet (with its own per-table checksums), and writes one report row per establishment (a
   missing one is ``Echec`` — "aucune donnée reçue").
+- A delivery whose import fails for the database's sake, not the package's (the
+  database ended the transaction at every try, its disk is full, it cannot be reached)
+  is set aside (``hq_deliveries.Resting``): it stays in ``/in``, its establishment's row
+  is ``Echec`` saying it will be applied again, and the others are applied and published
+  all the same. The next round's close tries it again; outside a round it is tried after
+  1, 2, 4... minutes, up to an hour. A package that cannot be trusted or applied
+  (``PackageError``, ``ApplyError``) is moved to ``rejected`` as before.
 - A download is not a delivery: a served establishment's row stays ``En cours...`` until it
   acknowledges applying the answer (``engine.hq_acks``): then ``OK``, or ``Echec`` when the
   « Contrôle » (its checksums against the Siège's at publication) finds tables that differ,
@@ -107,6 +114,7 @@ class HQService(DeliveryWork):
         self.paused_until: dt.datetime | None = None  # set by an unexpected error
         self.owed: list[str] = []  # sites whose publication an error cut short
         self.stuck: dict[Path, Path] = {}  # handled deliveries Windows would not let us move
+        self.resting = {}  # deliveries set aside after a failed import (``Resting``)
         self.published: dict[str, str] = {}  # site -> name of the package now offered to it
         self.rejected = node.packages_dir / "rejected"
         self.closing: OpenRound | None = None  # closed, waiting for the establishments' acks
@@ -198,13 +206,13 @@ class HQService(DeliveryWork):
             if owed:
                 self._publish(owed, {})
                 self.owed = []
-        pending = self.deliveries()
         if self.round is None:
-            if pending:
+            if pending := self.ready(in_round=False):
                 self._process(pending, round_id=None)
             self.acks.expire(list(self.settings.sites), now)
             self._check_closing()
             return
+        pending = self.deliveries()
         counted = [d for d in pending if identity(d.path) not in self.round.leftovers]
         delivered = self._early(self.round) | self.round.taken.sites
         delivered |= {d.site for d in counted if self._is_new(d)}
@@ -326,7 +334,7 @@ class HQService(DeliveryWork):
                 self.reports.merge_details(current.report_id, {"error_kind": exc.kind})
                 outcome = DeliveryOutcome()
             delivered = self._early(current) | current.taken.sites | set(outcome.applied)
-            delivered |= outcome.refused  # « en échec », not also « sans données »
+            delivered |= outcome.refused | outcome.failed  # « en échec », not « sans données »
             current.missing = [s for s in self.settings.sites if s not in delivered]
             now = self.now()
             for site in current.missing:

@@ -282,6 +282,7 @@ class Node(ABC):
             cancel=cancel,
             progress=progress,
         )
+        self.state.make_room()  # a full disk mid-apply leaves room once rolled back
         with self.state.transaction():
             self.state.set_intent(origin, sequence, path)
         faults.point("node.import.intent")

@@ -9,8 +9,10 @@ from __future__ import annotations
 import datetime as dt
 import sqlite3
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
+
+from synchro.errors import StateError
 
 
 def now_text() -> str:
@@ -46,16 +48,18 @@ class Store:
         """One write transaction on the writer connection (nested use is not allowed). The
         error that ends it is the one raised: after a full disk SQLite has ended the
         transaction itself, and a ROLLBACK then failed ("no transaction is active") in
-        its place, an internal error instead of the disk's."""
+        its place, an internal error instead of the disk's. A ``sqlite3`` error of the state
+        is raised as a ``StateError`` (its kind ``disk``), not as a raw one a caller cannot
+        tell from a fault of the program."""
         self.conn.execute("BEGIN IMMEDIATE")
         self.transactions += 1
         try:
             yield self.conn
-        except BaseException:
-            self._rollback()
-            raise
-        try:
             self.conn.execute("COMMIT")
+        except sqlite3.Error as exc:  # said as the state's (a full disk: kind disk)
+            self._rollback()
+            self.make_room()
+            raise StateError(f"Base d'état {self.path} : écriture impossible ({exc})") from exc
         except BaseException:
             self._rollback()
             raise
@@ -63,6 +67,16 @@ class Store:
     def _rollback(self) -> None:
         if self.conn.in_transaction:
             self.conn.execute("ROLLBACK")
+
+    def make_room(self) -> None:
+        """Copy the WAL into the database and truncate it to nothing (best effort: a
+        reader may hold it). Called before a big write and after a failed one: a rolled
+        back transaction leaves the WAL file as big as it made it (measured: an import
+        that filled the disk left it full, so nothing of the program could write, not even
+        the Rapport), and a checkpoint then has to copy only what was committed before,
+        i.e. nothing but the intent when the WAL was emptied before the import began."""
+        with suppress(sqlite3.Error):
+            self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     @contextmanager
     def dry_run(self) -> Iterator[None]:
