@@ -91,6 +91,10 @@ def detail_lines(details: dict[str, Any], error: str, lang: str) -> list[str]:
                 lines.append(tr("app.summary.controle", lang, text=controle_text(str(value), lang)))
         elif key == "accuse":
             lines.append(tr("app.summary.accuse", lang, sequence=value))
+        elif key == "kept":
+            lines.append(tr("app.summary.kept", lang, name=value))
+        elif key == "attempts":
+            lines.append(tr("app.summary.attempts", lang, n=value))
         elif key in ("missing", "failed"):
             if not error:
                 lines.append(tr(f"app.summary.{key}", lang, sites=_names(value)))

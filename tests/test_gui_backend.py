@@ -259,3 +259,17 @@ def test_detail_lines_in_french_leave_out_what_the_error_says() -> None:
         "t [1] : nouvel essai réussi, ligne appliquée",
         'other : {"a": 1}',
     ]
+
+
+def test_detail_lines_say_a_delivery_kept_and_an_import_made_again() -> None:
+    details = {"kept": "3615-00000004.pkg", "attempts": 2, "error_kind": "disk"}
+    assert detail_lines(details, "", "fr") == [
+        "Paquet gardé au siège, il sera intégré de nouveau : 3615-00000004.pkg",
+        "Intégré au 2e essai : la base avait annulé la transaction elle-même "
+        "(interblocage, connexion perdue)",
+    ]
+    assert detail_lines(details, "", "en") == [
+        "Package kept at the Siège, it will be applied again: 3615-00000004.pkg",
+        "Applied at attempt 2: the database had cancelled the transaction itself "
+        "(deadlock, connection lost)",
+    ]

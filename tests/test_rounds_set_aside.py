@@ -19,6 +19,7 @@ from rounds_helpers import group, sql
 from test_faults_lost_transaction import small_disk
 
 from synchro.engine import hq_deliveries
+from synchro.report_summary import detail_lines
 from synchro.reports import State
 
 BIG = 40000  # rows of the big delivery: ~6 MB in the Siège's database and state
@@ -62,6 +63,9 @@ def test_a_delivery_the_siege_cannot_apply_is_set_aside_and_the_others_served(
         assert kept.state is State.FAILED
         assert kept.details["error_kind"] == "disk"
         assert hq_deliveries.KEPT in kept.error
+        shown = detail_lines(kept.details, kept.error, "fr")
+        name = kept.details["kept"]
+        assert f"Paquet gardé au siège, il sera intégré de nouveau : {name}" in shown
         inbox = tmp_path / "ftp" / "3615" / "in"
         assert [p.name for p in inbox.glob("*.pkg")] == [kept.details["kept"]]
         assert not (g.hq.folder / "packages" / "rejected").exists()

@@ -231,6 +231,8 @@ class DeliveryWork:
                 details.setdefault("conflicts", []).extend(conflicts[:200])
             if quarantined:
                 details.setdefault("quarantined", []).extend(quarantined[:200])
+            if result.attempts > 1:  # made again after the database ended its transaction
+                details["attempts"] = result.attempts
             self.reports.merge_details(rid, details)
             self.reports.update(
                 rid,

@@ -293,6 +293,8 @@ class Receiving:
         self.totals.quarantined += stats.quarantined
         package_id = f"{result.manifest.origin}#{result.manifest.sequence}"
         self._collect_details(package_id)
+        if result.attempts > 1:  # made again after the database ended its transaction
+            self.totals.details["attempts"] = result.attempts
         local.unlink(missing_ok=True)
         self.emit(said("engine.applied", rows=stats.rows))
         return True
