@@ -219,6 +219,7 @@ CONNECTION_CODE_KINDS = {
     "certificate": ErrorKind.TLS,
     "auth": ErrorKind.AUTH,
     "quota": ErrorKind.CONFIG,  # the Siège's maximum upload size
+    "hq-disk": ErrorKind.NETWORK,  # the Siège's disk is full: the other side's trouble
 }
 
 

@@ -37,7 +37,7 @@ from typing import BinaryIO
 from synchro import faults
 from synchro.errors import Cancelled, ConnectionTestError, ErrorKind, TransportError
 from synchro.transport.files import PART, file_sha256
-from synchro.transport.ftp_errors import CONNECT, Where, translate
+from synchro.transport.ftp_errors import CONNECT, Where, reply_after_cut, translate
 from synchro.transport.ftp_pinned import (
     PinnedFTP,
     close_quietly,
@@ -222,7 +222,13 @@ class SiteClient:
             ) from exc
         with source, self._session(action) as ftp:
             source.seek(offset)
-            ftp.storbinary(f"STOR {part}", source, BLOCK, sent, rest=offset or None)
+            try:
+                ftp.storbinary(f"STOR {part}", source, BLOCK, sent, rest=offset or None)
+            except OSError:  # the Siège may have said why it ended the transfer (disk full)
+                reply = reply_after_cut(ftp, min(2.0, self.where.timeout))
+                if reply is None or not reply.startswith("4"):
+                    raise
+                raise ftplib.error_temp(reply) from None
 
     def _verify_remote(self, remote: str, total: int, want: str, action: str) -> None:
         size = self.remote_size(remote)

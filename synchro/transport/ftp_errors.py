@@ -9,6 +9,7 @@
         certificate  the certificate is not the pinned one
         auth         wrong site code or secret; or this address is banned for a while
         quota        the file is larger than the Siège accepts
+        hq-disk      the Siège's disk has no room for the file (retried: room may be made)
         protocol     any other unexpected answer
     TransportError(message)             a transfer was cut or failed after login
 
@@ -21,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import ftplib
+import os
 import socket
 import ssl
 from collections.abc import Iterator
@@ -68,6 +70,26 @@ def translate(w: Where, action: str) -> Iterator[None]:
         raise _os_error(w, action, exc) from exc
 
 
+def reply_after_cut(ftp: ftplib.FTP, wait_s: float = 2.0) -> str | None:
+    """The reply the Siège sent when it ended a transfer itself (``426`` and its reason,
+    e.g. its disk full), read after the data connection broke; None when none comes
+    within ``wait_s`` (the network was cut)."""
+    sock = ftp.sock
+    if sock is None:
+        return None
+    before = sock.gettimeout()
+    try:
+        sock.settimeout(wait_s)
+        return ftp.getresp()
+    except ftplib.Error as exc:
+        return str(exc).strip()
+    except (OSError, EOFError):
+        return None
+    finally:
+        with contextlib.suppress(OSError):
+            sock.settimeout(before)
+
+
 def _pin_message(w: Where, got: str) -> str:
     return (
         f"Le certificat présenté par le siège {w.hp} (empreinte {got[:16]}…) n'est pas celui "
@@ -103,6 +125,12 @@ def _ftp_reply(w: Where, action: str, reply: str) -> TransportError:
             "quota",
             f"Le siège {w.hp} refuse ce fichier, trop gros ({reply}). Augmentez la taille "
             "maximale d'envoi dans les réglages du siège.",
+        )
+    if code == "452" or (code == "426" and os.strerror(errno.ENOSPC) in reply):
+        return ConnectionTestError(
+            "hq-disk",
+            f"Le disque du siège {w.hp} est plein : il ne peut pas recevoir ce fichier "
+            f"({reply}). Prévenez le siège ; l'envoi reprendra à la prochaine tentative.",
         )
     if action == CONNECT and code in ("500", "502", "504", "534") and "AUTH" in reply.upper():
         return ConnectionTestError(

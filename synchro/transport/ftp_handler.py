@@ -5,7 +5,9 @@ holding that server's settings (``synchro``: a ``ServerState``). What they add t
 
 - ``XSHA256 <file>`` → ``213 <hex>``: the client verifies every transfer with it.
 - ``ALLO <bytes>`` → ``552`` when the file would exceed the upload limit; the limit is also
-  enforced while writing (``SiteFS.open``), and an oversized ``.part`` is deleted.
+  enforced while writing (``SiteFS.open``), and an oversized ``.part`` is deleted. ``452``
+  when the Siège's disk has not that much room; a write that finds it full (pyftpdlib
+  then answers ``426`` with the system's words) is an event of the Siège's report too.
 - ``RNFR`` only from ``.part`` files; ``RNTO`` overwrites (``os.replace``) and calls
   ``on_received`` before replying, so a finished ``rename`` means the Siège knows.
 - every refusal (pyftpdlib's own 550 answers included) becomes a security event before the
@@ -19,6 +21,7 @@ import contextlib
 import errno
 import logging
 import os
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -35,6 +38,12 @@ from synchro.transport.ftp_policy import INBOX, Guard, Policy, SiteAuthorizer
 log = logging.getLogger("synchro.transport.server")
 
 OnReceived = Callable[[str, Path], None]
+
+
+def disk_full(exc: OSError | None) -> str:
+    """How the Siège's report says an upload its disk had no room for."""
+    said = f" ({exc.strerror})" if exc is not None and exc.strerror else ""
+    return f"disque du siège plein{said} : libérez de la place, l'envoi reprendra"
 
 
 class ServerState:
@@ -54,10 +63,17 @@ class ServerState:
 class _QuotaFile:
     """A file opened for upload that refuses to grow past ``limit`` bytes (then deletes it)."""
 
-    def __init__(self, f: Any, limit: int, on_exceeded: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        f: Any,
+        limit: int,
+        on_exceeded: Callable[[], None],
+        on_full: Callable[[OSError], None],
+    ) -> None:
         self._f = f
         self._limit = limit
         self._on_exceeded = on_exceeded
+        self._on_full = on_full
         self.exceeded = False
 
     def write(self, data: bytes) -> int:
@@ -69,7 +85,15 @@ class _QuotaFile:
                     os.remove(self._f.name)
             raise OSError(errno.EFBIG, os.strerror(errno.EFBIG))
         faults.point_bytes("server.receive", self._f.tell() + len(data))
-        return int(self._f.write(data))
+        view = memoryview(data)
+        try:
+            while view:  # an unbuffered file may take part of it (a disk filling up)
+                view = view[self._f.write(view) :]
+        except OSError as exc:  # pyftpdlib then answers 426 with the system's words
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                self._on_full(exc)
+            raise
+        return len(data)
 
     def close(self) -> None:
         self._f.close()
@@ -85,9 +109,13 @@ class SiteFS(AbstractedFS):  # type: ignore[misc]
     """Uploads are size-limited; rename overwrites (``os.replace``, as on POSIX)."""
 
     def open(self, filename: str, mode: str) -> Any:
-        f = open(filename, mode)  # noqa: SIM115 - closed by pyftpdlib's data channel
         if not any(c in mode for c in "wa+"):
-            return f
+            return open(filename, mode)
+        # Unbuffered: a full disk fails the write, where pyftpdlib answers 426 with the
+        # reason. Buffered, it failed the close instead, inside pyftpdlib's own error
+        # handling, which then never answered: the site waited for its timeout and said
+        # "connection reset" or "timed out" (measured).
+        f = open(filename, mode, buffering=0)  # noqa: SIM115 - closed by the data channel
         handler = self.cmd_channel
         state: ServerState = handler.synchro
 
@@ -96,7 +124,11 @@ class SiteFS(AbstractedFS):  # type: ignore[misc]
                 handler.remote_ip, handler.username, "STOR", "taille maximale d'envoi dépassée"
             )
 
-        return _QuotaFile(f, state.max_upload, exceeded)
+        def full(exc: OSError) -> None:
+            why = f"{os.path.basename(filename)} : {disk_full(exc)}"
+            state.guard.event(handler.remote_ip, handler.username, "STOR", why)
+
+        return _QuotaFile(f, state.max_upload, exceeded, full)
 
     def rename(self, src: str, dst: str) -> None:
         os.replace(src, dst)
@@ -135,6 +167,14 @@ class _SiteHandlerMixin:
         if size > self.synchro.max_upload:
             self._refuse("ALLO", f"{size} octets > limite de {self.synchro.max_upload}")
             self.respond(f"552 Fichier trop gros : limite {self.synchro.max_upload} octets.")
+            return
+        try:
+            free = shutil.disk_usage(self.fs.root).free
+        except OSError:
+            free = size  # not known: the writes will say it
+        if free < size:
+            self._refuse("ALLO", f"{size} octets : {disk_full(None)} ({free} octets libres)")
+            self.respond(f"452 Disque du siège plein : {free} octets libres pour {size}.")
             return
         self.respond("200 Taille acceptée.")
 
@@ -199,6 +239,26 @@ class _SiteHandlerMixin:
 
     def _refuse(self, action: str, reason: str) -> None:
         self.synchro.guard.event(self.remote_ip, self.username, action, reason)
+
+
+class DiskAwareData:
+    """pyftpdlib's data channel, answering ``452`` (with the system's words) when a file
+    write of an upload finds the Siège's disk full. pyftpdlib's TLS data channel let that
+    error escape: the whole session was closed without an answer, and the site waited for
+    its timeout to say "connection reset" (measured)."""
+
+    _resp: tuple[str, Callable[..., None]]
+    close: Callable[[], None]
+
+    def handle_read_event(self) -> None:
+        try:
+            super().handle_read_event()  # type: ignore[misc]
+        except OSError as exc:
+            cause = exc.__cause__ if exc.errno is None else exc  # pyftpdlib wraps the write's
+            if not isinstance(cause, OSError) or cause.errno not in (errno.ENOSPC, errno.EDQUOT):
+                raise
+            self._resp = (f"452 Disque du siège plein ({cause.strerror}).", log.warning)
+            self.close()
 
 
 class PlainHandler(_SiteHandlerMixin, FTPHandler):  # type: ignore[misc]

@@ -39,7 +39,14 @@ from pyftpdlib.servers import ThreadedFTPServer
 from synchro.config.model import HQSettings
 from synchro.config.passwords import verify_password
 from synchro.errors import ErrorKind, TransportError
-from synchro.transport.ftp_handler import OnReceived, PlainHandler, ServerState, SiteFS, TLSHandler
+from synchro.transport.ftp_handler import (
+    DiskAwareData,
+    OnReceived,
+    PlainHandler,
+    ServerState,
+    SiteFS,
+    TLSHandler,
+)
 from synchro.transport.ftp_policy import (
     Accounts,
     Guard,
@@ -254,7 +261,8 @@ class HQServer:
         attrs["proto_cmds"] = proto_cmds
         if cert_file is None:
             base: Any = PlainHandler
-            attrs["dtp_handler"] = type("SiteDTP", (base.dtp_handler,), {"timeout": idle_timeout_s})
+            data = (DiskAwareData, base.dtp_handler)
+            attrs["dtp_handler"] = type("SiteDTP", data, {"timeout": idle_timeout_s})
         else:
             base = TLSHandler
             attrs["ssl_context"] = _ssl_context(cert_file, key_file)
@@ -262,7 +270,8 @@ class HQServer:
             attrs["keyfile"] = str(key_file or cert_file)
             attrs["tls_control_required"] = self.require_tls
             attrs["tls_data_required"] = self.require_tls
-            attrs["dtp_handler"] = type("SiteDTP", (TLS_DTPHandler,), {"timeout": idle_timeout_s})
+            data = (DiskAwareData, TLS_DTPHandler)
+            attrs["dtp_handler"] = type("SiteDTP", data, {"timeout": idle_timeout_s})
         return type("SiteHandler", (base,), attrs)
 
     # --- life cycle
