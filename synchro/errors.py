@@ -117,6 +117,14 @@ def kind_of(exc: BaseException) -> ErrorKind:
     return ErrorKind.INTERNAL
 
 
+# What to do when this machine's disk refuses a write of Synchro's own files (state,
+# Rapport): never "restore it from a backup", nothing is damaged.
+DISK_ADVICE = (
+    "Le disque de ce poste est plein ou en lecture seule : libérez de la place (ou rendez "
+    "le dossier de Synchro inscriptible) ; rien n'est perdu, la synchronisation reprendra."
+)
+
+
 def error_text(exc: BaseException) -> str:
     """What a Rapport row says of ``exc``: a Synchro error's own message; an error of this
     machine's disk as the system says it; anything else as an internal error."""

@@ -17,7 +17,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
-from synchro.errors import ErrorKind, StateError, error_text, kind_of
+from synchro.errors import DISK_ADVICE, ErrorKind, StateError, error_text, kind_of
 from synchro.i18n import tr
 from synchro.reports.records import (
     COUNTERS,
@@ -111,6 +111,8 @@ class ReportStore:
             self._conn.executescript(_SCHEMA)
             self._conn.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
         except sqlite3.Error as exc:
+            if kind_of(exc) is ErrorKind.DISK:
+                raise StateError(f"Le rapport {self.path} : {exc}. {DISK_ADVICE}") from exc
             raise StateError(
                 f"Le rapport {self.path} est illisible ou verrouillé ({exc}) : "
                 "vérifiez le disque et qu'aucun autre Synchro ne tourne."
@@ -142,8 +144,9 @@ class ReportStore:
                             self._conn.execute("ROLLBACK")
                     raise
             except sqlite3.Error as exc:
+                advice = f" {DISK_ADVICE}" if kind_of(exc) is ErrorKind.DISK else ""
                 raise StateError(
-                    f"Écriture impossible dans le rapport {self.path} : {exc}"
+                    f"Écriture impossible dans le rapport {self.path} : {exc}.{advice}"
                 ) from exc
 
     def _query(self, sql: str, params: Sequence[object] = ()) -> list[RunRecord]:

@@ -23,7 +23,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from synchro.errors import StateError
+from synchro.errors import DISK_ADVICE, ErrorKind, StateError, kind_of
 from synchro.state.changelog import ChangeLog
 from synchro.state.packages import Packages
 from synchro.state.quarantine import HELD, Quarantine
@@ -96,6 +96,8 @@ class StateDB(Snapshots, Packages, Quarantine, ChangeLog):
             elif int(version) < SCHEMA_VERSION:
                 self.set_meta("schema_version", str(SCHEMA_VERSION))
         except sqlite3.DatabaseError as exc:
+            if kind_of(exc) is ErrorKind.DISK:  # full, read-only: nothing is damaged
+                raise StateError(f"Base d'état {path} : {exc}. {DISK_ADVICE}") from exc
             raise StateError(
                 f"Base d'état illisible {path} : {exc}. Restaurez-la depuis une sauvegarde, "
                 "ou renommez-la : la prochaine synchronisation repartira de zéro en comparant "

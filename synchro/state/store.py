@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
-from synchro.errors import StateError
+from synchro.errors import DISK_ADVICE, ErrorKind, StateError, kind_of
 
 
 def now_text() -> str:
@@ -63,7 +63,10 @@ class Store:
         except sqlite3.Error as exc:  # said as the state's (a full disk: kind disk)
             self._rollback()
             self.make_room()
-            raise StateError(f"Base d'état {self.path} : écriture impossible ({exc})") from exc
+            advice = f" {DISK_ADVICE}" if kind_of(exc) is ErrorKind.DISK else ""
+            raise StateError(
+                f"Base d'état {self.path} : écriture impossible ({exc}).{advice}"
+            ) from exc
         except BaseException:
             self._rollback()
             raise
