@@ -36,7 +36,7 @@ from synchro.engine.siege_node import SiegeNode
 from synchro.engine.site_receive import RunOptions
 from synchro.engine.site_run import SiteRun, site_connect
 from synchro.engine.watermark import advance_watermark, current_watermark
-from synchro.errors import ErrorKind, SynchroError
+from synchro.errors import ErrorKind, SynchroError, error_text
 from synchro.log import register_secret
 from synchro.mail import MailPolicy, ReportMailer
 from synchro.package.crypto import decode_key
@@ -306,7 +306,11 @@ class App:
                 continue
             if command == "sync" or self.schedule.due(self.now()):
                 self.cancel.clear()
-                self.run_site(node)
+                try:
+                    self.run_site(node)
+                except Exception as exc:  # the service lives on: MANUELLE, the next hour
+                    log.exception("La synchronisation n'a pas pu aller à son terme")
+                    self.emit(StateChanged("failed", error_text(exc)))
 
     def run_site(self, node: ServeurNode) -> RunRecord:
         """One run now, on the calling thread (the engine thread, or ``synchro sync``)."""

@@ -299,3 +299,46 @@ def test_history_that_cannot_be_forgotten_leaves_the_run_as_it_ended(tmp_path: P
         state.close()
         assert forget_old(reports, state, now) == (1, 0)
         assert reports.latest() == []
+
+
+def test_a_run_that_cannot_write_its_rapport_leaves_the_service_running(tmp_path: Path) -> None:
+    """The Serveur's disk is full (a real tmpfs): the run cannot even open its Rapport row.
+    That error ended the engine thread ("Le moteur de synchronisation s'est arrêté"): no
+    MANUELLE, no scheduled run until the program was restarted. Now the status says why
+    (kind disk's advice), and once room is made MANUELLE works again."""
+    import shutil
+
+    from test_faults_lost_transaction import small_disk
+
+    from synchro.errors import DISK_ADVICE
+
+    with small_disk(tmp_path / "site", "32m") as disk:
+        hq_paths, site_paths = app_pair(tmp_path)
+        events: list[object] = []
+        hq = App(load_config(hq_paths.config_file), hq_paths)
+        site = App(load_config(site_paths.config_file), site_paths, listeners=(events.append,))
+        hq.start()
+        site.start()
+        try:
+            hq.run_now()
+            site.run_now()
+            wait_for(lambda: bool(site.reports.latest()), timeout=60)
+            wait_for(lambda: site.reports.latest()[0].state is State.OK, timeout=60)
+            filler = disk / "filler"
+            filler.write_bytes(bytes(shutil.disk_usage(disk).free))
+            events.clear()
+            site.run_now()
+
+            def failed() -> list[StateChanged]:
+                return [e for e in events if isinstance(e, StateChanged) and e.state == "failed"]
+
+            wait_for(lambda: bool(failed()), timeout=60)
+            assert DISK_ADVICE in failed()[-1].message, failed()[-1].message
+            filler.unlink()
+            hq.run_now()
+            site.run_now()
+            wait_for(lambda: len(site.reports.latest()) == 2, timeout=60)
+            wait_for(lambda: site.reports.latest()[0].state is State.OK, timeout=60)
+        finally:
+            site.close()
+            hq.close()
