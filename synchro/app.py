@@ -277,8 +277,12 @@ class App:
         ``StateChanged`` is emitted, so whoever reacts to the event reads the Echec row."""
         log.error("Synchronisation impossible : %s", exc)
         kind = "round" if self.config.is_hq else "run"
-        rid = self.reports.start(self.config.site or "?", kind, now=self.now())
-        self.reports.finish(rid, State.FAILED, now=self.now(), error=exc)
+        rid: int | None = None
+        try:
+            rid = self.reports.start(self.config.site or "?", kind, now=self.now())
+            self.reports.finish(rid, State.FAILED, now=self.now(), error=exc)
+        except SynchroError as unwritten:  # the same full disk: said, never a dead thread
+            log.error("Rapport non écrit : %s", unwritten)
         self.emit(StateChanged("failed", str(exc), rid))
         self.emit(said("engine.cannot_start", error=exc))
 

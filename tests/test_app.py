@@ -342,3 +342,44 @@ def test_a_run_that_cannot_write_its_rapport_leaves_the_service_running(tmp_path
         finally:
             site.close()
             hq.close()
+
+
+def test_a_node_that_cannot_open_on_a_full_disk_is_said_and_opened_once_room_is_made(
+    tmp_path: Path,
+) -> None:
+    """The program starts on a full disk (a real tmpfs): its state cannot open, nor can the
+    Rapport take the row saying so; the engine said it and died. Now it says why and tries
+    again at MANUELLE."""
+    import shutil
+
+    from test_faults_lost_transaction import small_disk
+
+    from synchro.errors import DISK_ADVICE
+
+    with small_disk(tmp_path / "site", "32m") as disk:
+        hq_paths, site_paths = app_pair(tmp_path)
+        assert run_site(site_paths) is State.FAILED  # (no Siège running: its state exists)
+        site_paths.state_db.unlink()  # a first start: the state is made at opening
+        for extra in site_paths.state_db.parent.glob(site_paths.state_db.name + "-*"):
+            extra.unlink()
+        events: list[object] = []
+        hq = App(load_config(hq_paths.config_file), hq_paths)
+        site = App(load_config(site_paths.config_file), site_paths, listeners=(events.append,))
+        filler = disk / "filler"  # after the Rapport opened (as during a long uptime)
+        filler.write_bytes(bytes(shutil.disk_usage(disk).free))
+        hq.start()
+        site.start()
+        try:
+
+            def failed() -> list[StateChanged]:
+                return [e for e in events if isinstance(e, StateChanged) and e.state == "failed"]
+
+            wait_for(lambda: bool(failed()), timeout=60)
+            assert DISK_ADVICE in failed()[-1].message, failed()[-1].message
+            filler.unlink()
+            hq.run_now()
+            site.run_now()
+            wait_for(lambda: site.reports.latest()[0].state is State.OK, timeout=60)
+        finally:
+            site.close()
+            hq.close()
