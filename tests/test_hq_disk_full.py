@@ -11,6 +11,7 @@ Siège's round lists the refusal, and the next run, room made, sends it in full.
 
 from __future__ import annotations
 
+import datetime as dt
 import shutil
 import sqlite3
 from pathlib import Path
@@ -47,7 +48,11 @@ def test_a_full_disk_at_the_siege_is_said_as_such_and_the_upload_made_later(
         usage = real(path)
         return usage._replace(free=usage.free + 10**9)
 
-    with small_disk(tmp_path / "ftp", "16m") as disk, group(tmp_path, ["3615"]) as g:
+    with (
+        small_disk(tmp_path / "ftp", "16m") as disk,
+        group(tmp_path, ["3615"], max_reception=dt.timedelta(seconds=2)) as g,
+    ):
+        g.service.security_events = g.server.security_events  # as the App wires them
         big_history(g.sites["3615"].db)
         filler = disk / "filler"
         filler.write_bytes(bytes(real(disk).free - 20 * 1024))
@@ -63,6 +68,16 @@ def test_a_full_disk_at_the_siege_is_said_as_such_and_the_upload_made_later(
         assert bool(parts) is (when == "during")  # refused up front: not a byte written
         refusals = [str(e) for e in g.server.security_events()]
         assert any("disque du siège plein" in e and "3615" in e for e in refusals), refusals
+        closed = g.round_ended()  # at its deadline: 3615 delivered nothing
+        assert closed.state is State.FAILED
+        if when == "before":  # the site's row says why it has nothing
+            [row] = [r for r in g.reports.for_round(closed.id) if r.site == "3615"]
+            assert row.error.startswith("envoi refusé : disque du siège plein"), row.error
+            assert row.details["error_kind"] == "disk"  # not « aucune donnée reçue »
+            assert "en échec : 3615" in closed.error, closed.error
+        else:  # the partial file took the last bytes: the Siège's own close fails on it
+            assert closed.details["error_kind"] == "disk", closed
+            assert "No space left on device" in closed.error and "interne" not in closed.error
         filler.unlink()  # room made
         g.open_round()
         done = g.run("3615", attempts=2, delay_s=0.1)

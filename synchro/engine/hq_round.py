@@ -66,10 +66,10 @@ from synchro.engine.hq_files import (
 )
 from synchro.engine.hq_loop import TICK_S, next_steps
 from synchro.engine.hq_takeover import TakenOver, interrupted_round, take_over
-from synchro.engine.hq_verdict import NO_DATA, early_sites, round_verdict
+from synchro.engine.hq_verdict import early_sites, missing_row, round_verdict
 from synchro.engine.siege_node import SiegeNode
-from synchro.errors import Cancelled, SynchroError
-from synchro.reports import Outcome, ReportStore, RunRecord, State
+from synchro.errors import Cancelled, SynchroError, error_text, kind_of
+from synchro.reports import ReportStore, RunRecord, State
 
 RETRY_AFTER = dt.timedelta(minutes=1)  # after an unexpected error, before trying again
 log = logging.getLogger(__name__)
@@ -293,7 +293,7 @@ class HQService(DeliveryWork):
         try:
             state, error = self._conclude(current, state, error)
         except Exception as exc:  # the row must not stay "En cours..." (step() logs it)
-            self._end(current, State.FAILED, f"erreur interne : {exc!r}", {})
+            self._end(current, State.FAILED, error_text(exc), {"error_kind": kind_of(exc)})
             raise
         finally:
             self._announce()  # closed: the answers are published (or the round failed)
@@ -308,7 +308,7 @@ class HQService(DeliveryWork):
         try:
             state, error, details = self._verdict(current, state, error)
         except Exception as exc:  # the row must not stay "En cours..." (step() logs it)
-            self._end(current, State.FAILED, f"erreur interne : {exc!r}", {})
+            self._end(current, State.FAILED, error_text(exc), {"error_kind": kind_of(exc)})
             raise
         faults.point("hq.report.round")
         record = self._end(current, state, error, details)
@@ -341,13 +341,9 @@ class HQService(DeliveryWork):
                 rid = self.reports.start(
                     site, "site-in-round", round_id=current.report_id, now=current.opened
                 )
-                self.reports.finish(
-                    rid,
-                    State.FAILED,
-                    now=now,
-                    error=NO_DATA,
-                    details={"error_kind": Outcome.NO_DATA},
-                )
+                error, kind = missing_row(self.security_events, site, current.opened)
+                details = {"error_kind": kind}
+                self.reports.finish(rid, State.FAILED, now=now, error=error, details=details)
         return state, error
 
     def _verdict(

@@ -7,7 +7,9 @@ import datetime as dt
 from collections.abc import Callable, Sequence
 
 from synchro.engine.hq_acks import controle_summary
+from synchro.errors import ErrorKind
 from synchro.reports import Outcome, ReportStore, State
+from synchro.transport.ftp_policy import HQ_DISK_FULL
 
 NO_DATA = "aucune donnée reçue"
 UNFINISHED = "le tour s'est terminé avant la fin du traitement de ses données"
@@ -29,6 +31,21 @@ def early_sites(reports: ReportStore, round_id: int, opened: dt.datetime) -> set
         for r in reports.latest(1000, kinds=("site-in-round",))
         if r.round_id is None and r.state is State.OK and r.started >= since
     }
+
+
+def missing_row(
+    events: Callable[[], list[object]] | None, site: str, since: dt.datetime
+) -> tuple[str, str]:
+    """The error and kind of the row of an establishment that delivered nothing: « aucune
+    donnée reçue », unless this Siège's FTP server refused its upload since ``since`` for
+    want of room on its disk; then that (kind disk: the Siège's administrator must free
+    some), not an establishment that sent nothing."""
+    for event in reversed(events() if events is not None else []):
+        reason = str(getattr(event, "reason", ""))
+        recent = float(getattr(event, "when", 0.0)) >= since.timestamp()
+        if getattr(event, "user", "") == site and HQ_DISK_FULL in reason and recent:
+            return f"envoi refusé : {reason}", str(ErrorKind.DISK)
+    return NO_DATA, str(Outcome.NO_DATA)
 
 
 def round_verdict(

@@ -33,17 +33,11 @@ from pyftpdlib.utils import strerror
 
 from synchro import faults
 from synchro.transport.files import PART, file_sha256
-from synchro.transport.ftp_policy import INBOX, Guard, Policy, SiteAuthorizer
+from synchro.transport.ftp_policy import INBOX, Guard, Policy, SiteAuthorizer, disk_full
 
 log = logging.getLogger("synchro.transport.server")
 
 OnReceived = Callable[[str, Path], None]
-
-
-def disk_full(exc: OSError | None) -> str:
-    """How the Siège's report says an upload its disk had no room for."""
-    said = f" ({exc.strerror})" if exc is not None and exc.strerror else ""
-    return f"disque du siège plein{said} : libérez de la place, l'envoi reprendra"
 
 
 class ServerState:
@@ -125,7 +119,7 @@ class SiteFS(AbstractedFS):  # type: ignore[misc]
             )
 
         def full(exc: OSError) -> None:
-            why = f"{os.path.basename(filename)} : {disk_full(exc)}"
+            why = disk_full(f"{exc.strerror}, {os.path.basename(filename)}")
             state.guard.event(handler.remote_ip, handler.username, "STOR", why)
 
         return _QuotaFile(f, state.max_upload, exceeded, full)
@@ -173,7 +167,7 @@ class _SiteHandlerMixin:
         except OSError:
             free = size  # not known: the writes will say it
         if free < size:
-            self._refuse("ALLO", f"{size} octets : {disk_full(None)} ({free} octets libres)")
+            self._refuse("ALLO", disk_full(f"{free} octets libres pour un envoi de {size}"))
             self.respond(f"452 Disque du siège plein : {free} octets libres pour {size}.")
             return
         self.respond("200 Taille acceptée.")

@@ -57,6 +57,14 @@ class SecurityEvent:
     reason: str  # French, for the report
 
 
+HQ_DISK_FULL = "disque du siège plein"  # in the event of every upload refused for room
+
+
+def disk_full(detail: str) -> str:
+    """How the Siège's report says an upload its disk had no room for."""
+    return f"{HQ_DISK_FULL} ({detail}) : libérez de la place, l'envoi reprendra"
+
+
 class Guard:
     """Failed-login counting, address bans and the bounded list of security events.
 
