@@ -42,6 +42,7 @@ from synchro.mail import MailPolicy, ReportMailer
 from synchro.package.crypto import decode_key
 from synchro.platform.paths import NodePaths
 from synchro.reports import ReportStore, RunRecord, State
+from synchro.reports.records import unrecorded_run
 from synchro.scheduler import DailySchedule
 from synchro.transport.ftp_server import HQServer
 from synchro.transport.tls import ensure_certificate
@@ -310,11 +311,14 @@ class App:
                 continue
             if command == "sync" or self.schedule.due(self.now()):
                 self.cancel.clear()
+                started = self.now()
                 try:
                     self.run_site(node)
                 except Exception as exc:  # the service lives on: MANUELLE, the next hour
                     log.exception("La synchronisation n'a pas pu aller à son terme")
                     self.emit(StateChanged("failed", error_text(exc)))
+                    site = self.config.site or "?"  # the email says it all the same
+                    self._mail([unrecorded_run(site, started, self.now(), exc)], State.FAILED)
 
     def run_site(self, node: ServeurNode) -> RunRecord:
         """One run now, on the calling thread (the engine thread, or ``synchro sync``)."""

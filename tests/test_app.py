@@ -312,8 +312,20 @@ def test_a_run_that_cannot_write_its_rapport_leaves_the_service_running(tmp_path
 
     from synchro.errors import DISK_ADVICE
 
-    with small_disk(tmp_path / "site", "32m") as disk:
+    with small_disk(tmp_path / "site", "32m") as disk, smtp_server() as (inbox, smtp_port):
         hq_paths, site_paths = app_pair(tmp_path)
+        email = EmailSettings(
+            recipients=("gerant@example.invalid",),
+            sender="synchro@example.invalid",
+            server="127.0.0.1",
+            port=smtp_port,
+            security=MailSecurity.NONE,
+            timeout_s=5,
+        )
+        config = dataclasses.replace(
+            load_config(site_paths.config_file), send_email=True, email=email
+        )
+        save_config(config, site_paths.config_file)
         events: list[object] = []
         hq = App(load_config(hq_paths.config_file), hq_paths)
         site = App(load_config(site_paths.config_file), site_paths, listeners=(events.append,))
@@ -324,6 +336,7 @@ def test_a_run_that_cannot_write_its_rapport_leaves_the_service_running(tmp_path
             site.run_now()
             wait_for(lambda: bool(site.reports.latest()), timeout=60)
             wait_for(lambda: site.reports.latest()[0].state is State.OK, timeout=60)
+            wait_for(lambda: len(inbox.messages) == 1)
             filler = disk / "filler"
             filler.write_bytes(bytes(shutil.disk_usage(disk).free))
             events.clear()
@@ -334,6 +347,11 @@ def test_a_run_that_cannot_write_its_rapport_leaves_the_service_running(tmp_path
 
             wait_for(lambda: bool(failed()), timeout=60)
             assert DISK_ADVICE in failed()[-1].message, failed()[-1].message
+            # the owner is told all the same: the email of a row the Rapport could not take
+            wait_for(lambda: len(inbox.messages) == 2)
+            message = inbox.messages[1].message
+            assert "3615" in message["Subject"] and "Echec" in message["Subject"]
+            assert "libérez de la place" in message.get_body(("plain",)).get_content()
             filler.unlink()
             hq.run_now()
             site.run_now()

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from synchro.errors import error_text, kind_of
 from synchro.i18n import tr
 
 INTERRUPTED = "interrompu : le programme s'est arrêté pendant la synchronisation"
@@ -68,6 +69,17 @@ class RunRecord:
     quarantined: int = 0
     error: str = ""
     details: dict[str, Any] = field(default_factory=dict)
+
+
+def unrecorded_run(
+    site: str, started: dt.datetime, now: dt.datetime, exc: BaseException
+) -> RunRecord:
+    """A failed run the Rapport could not take (its disk full): held in memory only, so
+    the report email still tells the owner what happened."""
+    details = {"error_kind": str(kind_of(exc))}
+    return RunRecord(
+        0, site, "run", None, started, now, State.FAILED, error=error_text(exc), details=details
+    )
 
 
 # the Rapport's columns in a CSV export (and the email's attachment), in this order
