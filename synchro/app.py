@@ -19,16 +19,15 @@ import logging
 import queue
 import threading
 from collections.abc import Callable, Mapping
-from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 from synchro.config.model import Config
-from synchro.config.store import resolve_connection, save_config
+from synchro.config.store import save_config
 from synchro.engine.events import Event, StateChanged, Status, said
 from synchro.engine.hq_deliveries import RoundSettings
 from synchro.engine.hq_round import HQService
 from synchro.engine.node import Node
-from synchro.engine.nodes import build_node
+from synchro.engine.nodes import open_node
 from synchro.engine.preflight_run import publish_for_node
 from synchro.engine.retention import forget_old
 from synchro.engine.serveur_node import ServeurNode
@@ -39,8 +38,7 @@ from synchro.engine.watermark import advance_watermark, current_watermark
 from synchro.errors import ErrorKind, SynchroError, error_text
 from synchro.log import register_secret
 from synchro.mail import MailPolicy, ReportMailer
-from synchro.package.crypto import decode_key
-from synchro.platform.paths import NodePaths
+from synchro.platform.paths import NodePaths, certificate_files
 from synchro.reports import ReportStore, RunRecord, State
 from synchro.reports.records import unrecorded_run
 from synchro.scheduler import DailySchedule
@@ -48,35 +46,6 @@ from synchro.transport.ftp_server import HQServer
 from synchro.transport.tls import ensure_certificate
 
 log = logging.getLogger(__name__)
-
-
-def group_key(text: str) -> bytes | None:
-    """The group's AES-256 key (packages are encrypted and authenticated when it is set)."""
-    return decode_key(text) if text else None
-
-
-def open_node(
-    config: Config, paths: NodePaths, now: Callable[[], dt.datetime]
-) -> SiegeNode | ServeurNode:
-    """The node of this installation (its state, packages, database and group key)."""
-    return build_node(
-        config,
-        paths.state_db,
-        paths.packages_dir,
-        connection=resolve_connection(config, paths),
-        key=group_key(config.group_key),
-        now=now,
-    )
-
-
-class CertificateFiles(NamedTuple):
-    cert: Path  # the Siège's certificate (PEM), whose fingerprint the tokens pin
-    key: Path  # its private key (PEM)
-
-
-def certificate_files(paths: NodePaths) -> CertificateFiles:
-    """Where the Siège keeps its TLS certificate and key (one rule, used everywhere)."""
-    return CertificateFiles(paths.data_dir / "siege-cert.pem", paths.data_dir / "siege-key.pem")
 
 
 class App:

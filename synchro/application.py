@@ -208,7 +208,7 @@ class Synchro:
 def _open_node(
     config: Config, paths: NodePaths, now: Callable[[], dt.datetime] = dt.datetime.now
 ) -> SiegeNode | ServeurNode:
-    from synchro.app import open_node
+    from synchro.engine.nodes import open_node
 
     return open_node(config, paths, now)
 

@@ -22,14 +22,13 @@ import dataclasses
 import datetime as dt
 from typing import NamedTuple
 
-from synchro.app import certificate_files
 from synchro.config.model import Config, SiteAccount
 from synchro.config.passwords import hash_password
 from synchro.config.store import check_config, save_config
 from synchro.engine.preflight_run import publish_for_site
 from synchro.errors import ConfigError, ErrorKind, SynchroError
 from synchro.package.crypto import decode_key, encode_key, new_group_key
-from synchro.platform.paths import NodePaths
+from synchro.platform.paths import NodePaths, certificate_files
 from synchro.transport.ftp_client import fetch_fingerprint
 from synchro.transport.tls import ensure_certificate, normalize_fingerprint
 from synchro.transport.token import make_token, new_secret, parse_token

@@ -12,13 +12,14 @@ import pytest
 from pair_helpers import app_pair, free_port
 from smtp_server import smtp_server
 
-from synchro.app import App, open_node
+from synchro.app import App
 from synchro.config.model import (
     EmailSettings,
     MailSecurity,
 )
 from synchro.config.store import load_config, save_config
 from synchro.engine.events import StateChanged
+from synchro.engine.nodes import open_node
 from synchro.engine.watermark import WATERMARK
 from synchro.errors import SynchroError
 from synchro.log import setup_logging, shutdown_logging

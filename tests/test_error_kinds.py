@@ -20,10 +20,11 @@ from conftest import require, require_module
 from pair_helpers import app_pair
 from smtp_server import Inbox, smtp_server
 
-from synchro.app import App, open_node
+from synchro.app import App
 from synchro.config.model import Config, EmailSettings, MailSecurity, Role
 from synchro.config.store import load_config, save_config
 from synchro.db import open_database
+from synchro.engine.nodes import open_node
 from synchro.errors import ErrorKind, PlatformError, SynchroError, kind_of
 from synchro.i18n import tr
 from synchro.log import setup_logging, shutdown_logging

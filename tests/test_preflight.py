@@ -21,7 +21,7 @@ from backends import PG, need_pyodbc
 from conftest import require
 from pair_helpers import cli_pair, free_port, synchro
 
-from synchro.app import App, certificate_files
+from synchro.app import App
 from synchro.config.model import (
     Config,
     DatabaseSettings,
@@ -54,7 +54,7 @@ from synchro.log import setup_logging, shutdown_logging
 from synchro.package import PackageWriter, TableSchema, open_package
 from synchro.package.manifest import DETAILS_VERSION, FORMAT_VERSION
 from synchro.platform.autostart import XdgAutostart
-from synchro.platform.paths import NodePaths, paths_beside
+from synchro.platform.paths import NodePaths, certificate_files, paths_beside
 from synchro.transport.ftp_server import HQServer
 from synchro.transport.tls import ensure_certificate
 

@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 from pair_helpers import app_pair, cli_pair, popen, synchro
 
-from synchro.app import App, open_node
+from synchro.app import App
 from synchro.config.store import load_config
+from synchro.engine.nodes import open_node
 from synchro.engine.watermark import (
     FROM_CONFIG,
     WATERMARK,

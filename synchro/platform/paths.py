@@ -21,6 +21,7 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import platformdirs
 
@@ -143,3 +144,13 @@ def asset_path(name: str) -> Path:
             f"Fichier {name!r} introuvable dans {path.parent}. Réinstallez Synchro."
         )
     return path
+
+
+class CertificateFiles(NamedTuple):
+    cert: Path  # the Siège's certificate (PEM), whose fingerprint the tokens pin
+    key: Path  # its private key (PEM)
+
+
+def certificate_files(paths: NodePaths) -> CertificateFiles:
+    """Where the Siège keeps its TLS certificate and key (one rule, used everywhere)."""
+    return CertificateFiles(paths.data_dir / "siege-cert.pem", paths.data_dir / "siege-key.pem")
