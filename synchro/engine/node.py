@@ -39,8 +39,8 @@ from synchro.engine.node_results import (
     ExportResult,
     ImportResult,
     NodeStatus,
-    TableStatus,
 )
+from synchro.engine.node_status import node_status, pending_changes
 from synchro.engine.policy import ApplyPolicy
 from synchro.engine.retry import retry_quarantined
 from synchro.engine.tables import TableSelection, select_tables
@@ -361,49 +361,9 @@ class Node(ABC):
     # -- status -------------------------------------------------------------------------
 
     def status(self) -> NodeStatus:
-        tables, skipped = self.tables()
-        result = NodeStatus(skipped=list(skipped))
-        ensure_snapshots(self.state, tables)
-        for table in tables:
-            snap = self.state.snapshot_table(table)
-            result.tables.append(
-                TableStatus(
-                    table.name,
-                    table.key,
-                    table.key_source,
-                    self.adapter.count(table),
-                    self.state.snapshot_count(snap),
-                )
-            )
-        result.outbox = [s.sequence for s in self.state.outbox()]
-        return result
+        """Tables, keys, row counts (``engine.node_status``)."""
+        return node_status(self)
 
     def pending_changes(self) -> dict[str, dict[str, int]]:
         """Changes a capture would send now, without keeping anything (dry run)."""
-        tables = self.tables().synced
-        ensure_snapshots(self.state, tables)
-        tmp = self.packages_dir / "dry-run.pkg"
-        tmp.parent.mkdir(parents=True, exist_ok=True)
-        counts: dict[str, dict[str, int]] = {}
-        try:
-            with self.state.dry_run():
-                writer = PackageWriter(
-                    tmp,
-                    origin=self.code,
-                    sequence=0,
-                    kind="local",
-                    tables=[TableSchema.of(t) for t in tables],
-                    key=None,
-                )
-                with writer:
-                    result = capture(self.adapter, self.state, tables, writer, CaptureOptions())
-                    writer.close()
-                for name, c in result.counts.items():
-                    counts[name] = {
-                        "inserts": c.inserts,
-                        "updates": c.updates,
-                        "deletes": c.deletes,
-                    }
-        finally:
-            tmp.unlink(missing_ok=True)
-        return counts
+        return pending_changes(self)
