@@ -64,6 +64,18 @@ def watermark(paths: NodePaths) -> str | None:
         state.close()
 
 
+def mail_to_the_owner(port: int) -> EmailSettings:
+    """The report email to a real SMTP server on loopback (``smtp_server``)."""
+    return EmailSettings(
+        recipients=("gerant@example.invalid",),
+        sender="synchro@example.invalid",
+        server="127.0.0.1",
+        port=port,
+        security=MailSecurity.NONE,
+        timeout_s=5,
+    )
+
+
 def wait_for(predicate: Callable[[], bool], timeout: float = 20) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -149,14 +161,7 @@ def test_report_email_after_a_run_and_ok_stays_ok_when_mail_is_down(
     hq_paths, site_paths = pair
     site = load_config(site_paths.config_file)
     with smtp_server() as (inbox, smtp_port):
-        email = EmailSettings(
-            recipients=("gerant@example.invalid",),
-            sender="synchro@example.invalid",
-            server="127.0.0.1",
-            port=smtp_port,
-            security=MailSecurity.NONE,
-            timeout_s=5,
-        )
+        email = mail_to_the_owner(smtp_port)
         save_config(dataclasses.replace(site, send_email=True, email=email), site_paths.config_file)
         hq = App(load_config(hq_paths.config_file), hq_paths)
         hq.start()
@@ -300,105 +305,3 @@ def test_history_that_cannot_be_forgotten_leaves_the_run_as_it_ended(tmp_path: P
         state.close()
         assert forget_old(reports, state, now) == (1, 0)
         assert reports.latest() == []
-
-
-def test_a_run_that_cannot_write_its_rapport_leaves_the_service_running(tmp_path: Path) -> None:
-    """The Serveur's disk is full (a real tmpfs): the run cannot even open its Rapport row.
-    That error ended the engine thread ("Le moteur de synchronisation s'est arrêté"): no
-    MANUELLE, no scheduled run until the program was restarted. Now the status says why
-    (kind disk's advice), and once room is made MANUELLE works again."""
-    import shutil
-
-    from test_faults_lost_transaction import small_disk
-
-    from synchro.errors import DISK_ADVICE
-
-    with small_disk(tmp_path / "site", "32m") as disk, smtp_server() as (inbox, smtp_port):
-        hq_paths, site_paths = app_pair(tmp_path)
-        email = EmailSettings(
-            recipients=("gerant@example.invalid",),
-            sender="synchro@example.invalid",
-            server="127.0.0.1",
-            port=smtp_port,
-            security=MailSecurity.NONE,
-            timeout_s=5,
-        )
-        config = dataclasses.replace(
-            load_config(site_paths.config_file), send_email=True, email=email
-        )
-        save_config(config, site_paths.config_file)
-        events: list[object] = []
-        hq = App(load_config(hq_paths.config_file), hq_paths)
-        site = App(load_config(site_paths.config_file), site_paths, listeners=(events.append,))
-        hq.start()
-        site.start()
-        try:
-            hq.run_now()
-            site.run_now()
-            wait_for(lambda: bool(site.reports.latest()), timeout=60)
-            wait_for(lambda: site.reports.latest()[0].state is State.OK, timeout=60)
-            wait_for(lambda: len(inbox.messages) == 1)
-            filler = disk / "filler"
-            filler.write_bytes(bytes(shutil.disk_usage(disk).free))
-            events.clear()
-            site.run_now()
-
-            def failed() -> list[StateChanged]:
-                return [e for e in events if isinstance(e, StateChanged) and e.state == "failed"]
-
-            wait_for(lambda: bool(failed()), timeout=60)
-            assert DISK_ADVICE in failed()[-1].message, failed()[-1].message
-            # the owner is told all the same: the email of a row the Rapport could not take
-            wait_for(lambda: len(inbox.messages) == 2)
-            message = inbox.messages[1].message
-            assert "3615" in message["Subject"] and "Echec" in message["Subject"]
-            assert "libérez de la place" in message.get_body(("plain",)).get_content()
-            filler.unlink()
-            hq.run_now()
-            site.run_now()
-            wait_for(lambda: len(site.reports.latest()) == 2, timeout=60)
-            wait_for(lambda: site.reports.latest()[0].state is State.OK, timeout=60)
-        finally:
-            site.close()
-            hq.close()
-
-
-def test_a_node_that_cannot_open_on_a_full_disk_is_said_and_opened_once_room_is_made(
-    tmp_path: Path,
-) -> None:
-    """The program starts on a full disk (a real tmpfs): its state cannot open, nor can the
-    Rapport take the row saying so; the engine said it and died. Now it says why and tries
-    again at MANUELLE."""
-    import shutil
-
-    from test_faults_lost_transaction import small_disk
-
-    from synchro.errors import DISK_ADVICE
-
-    with small_disk(tmp_path / "site", "32m") as disk:
-        hq_paths, site_paths = app_pair(tmp_path)
-        assert run_site(site_paths) is State.FAILED  # (no Siège running: its state exists)
-        site_paths.state_db.unlink()  # a first start: the state is made at opening
-        for extra in site_paths.state_db.parent.glob(site_paths.state_db.name + "-*"):
-            extra.unlink()
-        events: list[object] = []
-        hq = App(load_config(hq_paths.config_file), hq_paths)
-        site = App(load_config(site_paths.config_file), site_paths, listeners=(events.append,))
-        filler = disk / "filler"  # after the Rapport opened (as during a long uptime)
-        filler.write_bytes(bytes(shutil.disk_usage(disk).free))
-        hq.start()
-        site.start()
-        try:
-
-            def failed() -> list[StateChanged]:
-                return [e for e in events if isinstance(e, StateChanged) and e.state == "failed"]
-
-            wait_for(lambda: bool(failed()), timeout=60)
-            assert DISK_ADVICE in failed()[-1].message, failed()[-1].message
-            filler.unlink()
-            hq.run_now()
-            site.run_now()
-            wait_for(lambda: site.reports.latest()[0].state is State.OK, timeout=60)
-        finally:
-            site.close()
-            hq.close()

@@ -8,14 +8,24 @@ trouble is a full disk. Now the error is of kind disk and says to free some room
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from pair_helpers import app_pair
+from smtp_server import smtp_server
+from test_app import logging_set_up, mail_to_the_owner, run_site, wait_for  # noqa: F401 (autouse)
 from test_faults_lost_transaction import small_disk
 
+from synchro.app import App
+from synchro.config.store import load_config, save_config
+from synchro.engine.events import StateChanged
 from synchro.errors import DISK_ADVICE, ErrorKind, StateError
-from synchro.reports import ReportStore
+from synchro.platform.paths import NodePaths
+from synchro.reports import ReportStore, State
 from synchro.state import StateDB
 
 
@@ -23,6 +33,35 @@ def fill(disk: Path) -> Path:
     filler = disk / "filler"
     filler.write_bytes(bytes(shutil.disk_usage(disk).free))
     return filler
+
+
+@contextmanager
+def running(
+    hq_paths: NodePaths, site_paths: NodePaths, before_start: Callable[[], object] = list
+) -> Iterator[tuple[App, App, list[object]]]:
+    """The Siège's and the Serveur's App, their engine threads started (``before_start``
+    runs once both are built); the Serveur's events."""
+    events: list[object] = []
+    hq = App(load_config(hq_paths.config_file), hq_paths)
+    site = App(load_config(site_paths.config_file), site_paths, listeners=(events.append,))
+    before_start()
+    hq.start()
+    site.start()
+    try:
+        yield hq, site, events
+    finally:
+        site.close()
+        hq.close()
+
+
+def last_failure(events: list[object]) -> str:
+    """The message of the last ``failed`` state the Serveur's App said (waited for)."""
+
+    def failed() -> list[StateChanged]:
+        return [e for e in events if isinstance(e, StateChanged) and e.state == "failed"]
+
+    wait_for(lambda: bool(failed()), timeout=60)
+    return failed()[-1].message
 
 
 def test_state_and_rapport_on_a_full_disk_say_disk_not_damaged(tmp_path: Path) -> None:
@@ -53,3 +92,61 @@ def test_a_state_write_on_a_full_disk_is_said_and_the_state_usable_after(tmp_pat
             assert state.get_meta("big") == "y"
         finally:
             state.close()
+
+
+def test_a_run_that_cannot_write_its_rapport_leaves_the_service_running(tmp_path: Path) -> None:
+    """The Serveur's disk is full: the run cannot even open its Rapport row. That error
+    ended the engine thread ("Le moteur de synchronisation s'est arrêté"): no MANUELLE, no
+    scheduled run until the program was restarted, and no email. Now the status says why
+    (kind disk's advice), the owner gets the report email all the same, and once room is
+    made MANUELLE works again."""
+    with small_disk(tmp_path / "site", "32m") as disk, smtp_server() as (inbox, smtp_port):
+        hq_paths, site_paths = app_pair(tmp_path)
+        config = load_config(site_paths.config_file)
+        email = mail_to_the_owner(smtp_port)
+        config = dataclasses.replace(config, send_email=True, email=email)
+        save_config(config, site_paths.config_file)
+        with running(hq_paths, site_paths) as (hq, site, events):
+            hq.run_now()
+            site.run_now()
+            wait_for(lambda: bool(site.reports.latest()), timeout=60)
+            wait_for(lambda: site.reports.latest()[0].state is State.OK, timeout=60)
+            wait_for(lambda: len(inbox.messages) == 1)
+            filler = fill(disk)
+            events.clear()
+            site.run_now()
+            said = last_failure(events)
+            assert DISK_ADVICE in said, said
+            wait_for(lambda: len(inbox.messages) == 2)  # a row the Rapport could not take
+            message = inbox.messages[1].message
+            assert "3615" in message["Subject"] and "Echec" in message["Subject"]
+            assert "libérez de la place" in message.get_body(("plain",)).get_content()
+            filler.unlink()
+            hq.run_now()
+            site.run_now()
+            wait_for(lambda: len(site.reports.latest()) == 2, timeout=60)
+            wait_for(lambda: site.reports.latest()[0].state is State.OK, timeout=60)
+
+
+def test_a_node_that_cannot_open_on_a_full_disk_is_said_and_opened_once_room_is_made(
+    tmp_path: Path,
+) -> None:
+    """The state cannot open on a full disk, nor can the Rapport take the row saying so:
+    the engine died with it. Now it says why and tries again at MANUELLE."""
+    with small_disk(tmp_path / "site", "32m") as disk:
+        hq_paths, site_paths = app_pair(tmp_path)
+        assert run_site(site_paths) is State.FAILED  # (no Siège running: its state exists)
+        for made in site_paths.state_db.parent.glob(site_paths.state_db.name + "*"):
+            made.unlink()  # a first start: the state is made at opening
+        fillers: list[Path] = []  # filled once the Rapport is open (a long uptime)
+        with running(hq_paths, site_paths, lambda: fillers.append(fill(disk))) as (
+            hq,
+            site,
+            events,
+        ):
+            said = last_failure(events)
+            assert DISK_ADVICE in said, said
+            fillers[0].unlink()
+            hq.run_now()
+            site.run_now()
+            wait_for(lambda: site.reports.latest()[0].state is State.OK, timeout=60)
