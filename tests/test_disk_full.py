@@ -4,6 +4,10 @@ Before, opening the state database there said "Base d'état illisible ... Restau
 une sauvegarde, ou renommez-la : la prochaine synchronisation repartira de zéro" — advice
 that throws away a sound state (every row then compared as a conflict) when the only
 trouble is a full disk. Now the error is of kind disk and says to free some room.
+
+The App on such a disk (its real engine thread): a run or a start whose Rapport cannot be
+written ended the thread for good; now the service says why, emails the owner, and runs
+again once room is made.
 """
 
 from __future__ import annotations
