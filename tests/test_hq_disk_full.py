@@ -83,3 +83,29 @@ def test_a_full_disk_at_the_siege_is_said_as_such_and_the_upload_made_later(
         done = g.run("3615", attempts=2, delay_s=0.1)
         assert done.state is State.OK, done.error
         assert g.converged()
+
+
+def test_a_resumed_upload_that_fits_in_the_room_left_is_not_refused(tmp_path: Path) -> None:
+    """A cut left most of the package at the Siège (``.part``); the disk has room for the
+    rest, not for the whole file: the resume goes through (``ALLO`` counts what is
+    already there) and the round is OK."""
+    with (
+        small_disk(tmp_path / "ftp", "16m") as disk,
+        group(tmp_path, ["3615"], max_reception=dt.timedelta(seconds=5)) as g,
+    ):
+        big_history(g.sites["3615"].db)
+        with g.sites["3615"].node() as node:
+            node.export()
+            [(_seq, package)] = node.state.outbox()
+        data = package.read_bytes()
+        inbox = disk / "3615" / "in"
+        inbox.mkdir(parents=True, exist_ok=True)
+        kept = len(data) * 3 // 4
+        (inbox / f"{package.name}.part").write_bytes(data[:kept])  # what a cut left
+        room = (len(data) - kept) + 64 * 1024  # the rest and a little: not the whole file
+        (disk / "filler").write_bytes(bytes(shutil.disk_usage(disk).free - room))
+        assert shutil.disk_usage(disk).free < len(data)
+        g.open_round()
+        done = g.run("3615", attempts=2, delay_s=0.1)
+        assert done.state is State.OK, done.error
+        assert g.converged()

@@ -128,6 +128,18 @@ class SiteFS(AbstractedFS):  # type: ignore[misc]
         os.replace(src, dst)
 
 
+def _partly_here(inbox: str, size: int) -> int:
+    """Bytes of an upload of ``size`` the Siège may already hold: the largest ``.part`` of
+    the site's inbox not bigger than it (``ALLO`` does not name its file; a resume sends
+    only the rest, and the writes stay the judge of what fits)."""
+    try:
+        with os.scandir(inbox) as entries:
+            held = [e.stat().st_size for e in entries if e.name.endswith(PART) and e.is_file()]
+    except OSError:
+        return 0
+    return max((n for n in held if n <= size), default=0)
+
+
 class _SiteHandlerMixin:
     """Synchro's additions to pyftpdlib's handler (plain or TLS)."""
 
@@ -162,13 +174,14 @@ class _SiteHandlerMixin:
             self._refuse("ALLO", f"{size} octets > limite de {self.synchro.max_upload}")
             self.respond(f"552 Fichier trop gros : limite {self.synchro.max_upload} octets.")
             return
+        need = size - _partly_here(os.path.join(self.fs.root, INBOX), size)
         try:
             free = shutil.disk_usage(self.fs.root).free
         except OSError:
-            free = size  # not known: the writes will say it
-        if free < size:
-            self._refuse("ALLO", disk_full(f"{free} octets libres pour un envoi de {size}"))
-            self.respond(f"452 Disque du siège plein : {free} octets libres pour {size}.")
+            free = need  # not known: the writes will say it
+        if free < need:
+            self._refuse("ALLO", disk_full(f"{free} octets libres pour un envoi de {need}"))
+            self.respond(f"452 Disque du siège plein : {free} octets libres pour {need}.")
             return
         self.respond("200 Taille acceptée.")
 
