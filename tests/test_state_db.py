@@ -214,3 +214,19 @@ def test_a_state_commit_is_on_the_disk_before_it_returns(tmp_path: Path) -> None
         line for line in (tmp_path / "trace").read_text().splitlines() if "state.db-wal>" in line
     ]
     assert len(syncs) >= 5, syncs  # one a commit at least (NORMAL: none before close)
+
+
+def test_a_failed_state_write_not_of_the_disk_is_a_fault_of_the_program(state: StateDB) -> None:
+    """A state write the database refuses for another reason than its disk (a broken rule:
+    a bug) is a ``StateError`` of kind internal, the transaction rolled back, the state
+    usable after; not the disk's advice."""
+    from synchro.errors import DISK_ADVICE, ErrorKind, StateError
+
+    with pytest.raises(StateError) as err, state.transaction() as conn:
+        conn.execute("INSERT INTO meta(key, value) VALUES ('k', 'un')")
+        conn.execute("INSERT INTO meta(key, value) VALUES ('k', 'deux')")
+    assert err.value.kind is ErrorKind.INTERNAL and DISK_ADVICE not in str(err.value)
+    assert state.get_meta("k") is None
+    with state.transaction():
+        state.set_meta("k", "trois")
+    assert state.get_meta("k") == "trois"

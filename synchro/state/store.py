@@ -53,8 +53,8 @@ class Store:
         error that ends it is the one raised: after a full disk SQLite has ended the
         transaction itself, and a ROLLBACK then failed ("no transaction is active") in
         its place, an internal error instead of the disk's. A ``sqlite3`` error of the state
-        is raised as a ``StateError`` (its kind ``disk``), not as a raw one a caller cannot
-        tell from a fault of the program."""
+        is raised as a ``StateError``: of kind ``disk`` when the disk refused it, else
+        ``internal`` (a fault of the program, as the raw error was)."""
         self.conn.execute("BEGIN IMMEDIATE")
         self.transactions += 1
         try:
@@ -63,9 +63,11 @@ class Store:
         except sqlite3.Error as exc:  # said as the state's (a full disk: kind disk)
             self._rollback()
             self.make_room()
-            advice = f" {DISK_ADVICE}" if kind_of(exc) is ErrorKind.DISK else ""
+            disk = kind_of(exc) is ErrorKind.DISK
+            advice = f" {DISK_ADVICE}" if disk else ""
             raise StateError(
-                f"Base d'état {self.path} : écriture impossible ({exc}).{advice}"
+                f"Base d'état {self.path} : écriture impossible ({exc}).{advice}",
+                kind=ErrorKind.DISK if disk else ErrorKind.INTERNAL,  # else a fault of ours
             ) from exc
         except BaseException:
             self._rollback()
