@@ -22,7 +22,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import ftplib
-import os
 import socket
 import ssl
 from collections.abc import Iterator
@@ -71,9 +70,9 @@ def translate(w: Where, action: str) -> Iterator[None]:
 
 
 def reply_after_cut(ftp: ftplib.FTP, wait_s: float = 2.0) -> str | None:
-    """The reply the Siège sent when it ended a transfer itself (``426`` and its reason,
-    e.g. its disk full), read after the data connection broke; None when none comes
-    within ``wait_s`` (the network was cut)."""
+    """The reply the Siège sent when it ended a transfer itself (``452``: its disk full),
+    read after the data connection broke; None when none comes within ``wait_s`` (the
+    network was cut)."""
     sock = ftp.sock
     if sock is None:
         return None
@@ -126,7 +125,7 @@ def _ftp_reply(w: Where, action: str, reply: str) -> TransportError:
             f"Le siège {w.hp} refuse ce fichier, trop gros ({reply}). Augmentez la taille "
             "maximale d'envoi dans les réglages du siège.",
         )
-    if code == "452" or (code == "426" and os.strerror(errno.ENOSPC) in reply):
+    if code == "452":
         return ConnectionTestError(
             "hq-disk",
             f"Le disque du siège {w.hp} est plein : il ne peut pas recevoir ce fichier "

@@ -6,8 +6,9 @@ holding that server's settings (``synchro``: a ``ServerState``). What they add t
 - ``XSHA256 <file>`` → ``213 <hex>``: the client verifies every transfer with it.
 - ``ALLO <bytes>`` → ``552`` when the file would exceed the upload limit; the limit is also
   enforced while writing (``SiteFS.open``), and an oversized ``.part`` is deleted. ``452``
-  when the Siège's disk has not that much room; a write that finds it full (pyftpdlib
-  then answers ``426`` with the system's words) is an event of the Siège's report too.
+  when the Siège's disk has not that much room (a resumed upload counts what its ``.part``
+  holds); a write that finds the disk full is answered ``452`` by the data channel
+  (``DiskAwareData``). Both are events of the Siège's report.
 - ``RNFR`` only from ``.part`` files; ``RNTO`` overwrites (``os.replace``) and calls
   ``on_received`` before replying, so a finished ``rename`` means the Siège knows.
 - every refusal (pyftpdlib's own 550 answers included) becomes a security event before the
@@ -83,8 +84,8 @@ class _QuotaFile:
         try:
             while view:  # an unbuffered file may take part of it (a disk filling up)
                 view = view[self._f.write(view) :]
-        except OSError as exc:  # pyftpdlib then answers 426 with the system's words
-            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        except OSError as exc:  # the data channel then answers 452 (``DiskAwareData``)
+            if _is_full(exc):
                 self._on_full(exc)
             raise
         return len(data)
@@ -126,6 +127,11 @@ class SiteFS(AbstractedFS):  # type: ignore[misc]
 
     def rename(self, src: str, dst: str) -> None:
         os.replace(src, dst)
+
+
+def _is_full(exc: OSError) -> bool:
+    """The write failed for want of room (the disk full, or the account's quota)."""
+    return exc.errno in (errno.ENOSPC, errno.EDQUOT)
 
 
 def _partly_here(inbox: str, size: int) -> int:
@@ -262,7 +268,7 @@ class DiskAwareData:
             super().handle_read_event()  # type: ignore[misc]
         except OSError as exc:
             cause = exc.__cause__ if exc.errno is None else exc  # pyftpdlib wraps the write's
-            if not isinstance(cause, OSError) or cause.errno not in (errno.ENOSPC, errno.EDQUOT):
+            if not isinstance(cause, OSError) or not _is_full(cause):
                 raise
             self._resp = (f"452 Disque du siège plein ({cause.strerror}).", log.warning)
             self.close()
