@@ -11,12 +11,9 @@ from pathlib import Path
 import pytest
 from pair_helpers import app_pair, free_port
 from smtp_server import smtp_server
+from test_error_kinds import email_settings
 
 from synchro.app import App
-from synchro.config.model import (
-    EmailSettings,
-    MailSecurity,
-)
 from synchro.config.store import load_config, save_config
 from synchro.engine.events import StateChanged
 from synchro.engine.nodes import open_node
@@ -62,18 +59,6 @@ def watermark(paths: NodePaths) -> str | None:
         return state.get_meta(WATERMARK)
     finally:
         state.close()
-
-
-def mail_to_the_owner(port: int) -> EmailSettings:
-    """The report email to a real SMTP server on loopback (``smtp_server``)."""
-    return EmailSettings(
-        recipients=("gerant@example.invalid",),
-        sender="synchro@example.invalid",
-        server="127.0.0.1",
-        port=port,
-        security=MailSecurity.NONE,
-        timeout_s=5,
-    )
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float = 20) -> None:
@@ -161,7 +146,7 @@ def test_report_email_after_a_run_and_ok_stays_ok_when_mail_is_down(
     hq_paths, site_paths = pair
     site = load_config(site_paths.config_file)
     with smtp_server() as (inbox, smtp_port):
-        email = mail_to_the_owner(smtp_port)
+        email = email_settings(smtp_port)
         save_config(dataclasses.replace(site, send_email=True, email=email), site_paths.config_file)
         hq = App(load_config(hq_paths.config_file), hq_paths)
         hq.start()
@@ -170,7 +155,7 @@ def test_report_email_after_a_run_and_ok_stays_ok_when_mail_is_down(
             assert run_site(site_paths) is State.OK
             wait_for(lambda: len(inbox.messages) == 1)
             message = inbox.messages[0].message
-            assert inbox.messages[0].rcpt_tos == ["gerant@example.invalid"]
+            assert inbox.messages[0].rcpt_tos == ["chef@example.com"]
             assert "3615" in message["Subject"] and "OK" in message["Subject"]
             # now the mail server is down: the run is still OK, the failure is in the report
             email = dataclasses.replace(email, port=free_port())

@@ -21,7 +21,8 @@ from pathlib import Path
 import pytest
 from pair_helpers import app_pair
 from smtp_server import smtp_server
-from test_app import logging_set_up, mail_to_the_owner, run_site, wait_for  # noqa: F401 (autouse)
+from test_app import logging_set_up, run_site, wait_for  # noqa: F401 (autouse)
+from test_error_kinds import email_settings
 from test_faults_lost_transaction import small_disk
 
 from synchro.app import App
@@ -107,7 +108,7 @@ def test_a_run_that_cannot_write_its_rapport_leaves_the_service_running(tmp_path
     with small_disk(tmp_path / "site", "32m") as disk, smtp_server() as (inbox, smtp_port):
         hq_paths, site_paths = app_pair(tmp_path)
         config = load_config(site_paths.config_file)
-        email = mail_to_the_owner(smtp_port)
+        email = email_settings(smtp_port)
         config = dataclasses.replace(config, send_email=True, email=email)
         save_config(config, site_paths.config_file)
         with running(hq_paths, site_paths) as (hq, site, events):
