@@ -40,8 +40,25 @@ def ephemeral_low() -> int:
         return 32768
 
 
+_GIVEN: set[int] = set()  # ports handed out in this test process: never handed out twice
+_GIVEN_LOCK = threading.Lock()
+
+
+def claim(ports: range) -> bool:
+    """Take ``ports`` for one test's servers when no other test of this process has them.
+    A server started again on its port for a next round (between two rounds nothing holds
+    it) lost it once to a scenario running side by side that had just found it free: « Address
+    already in use » (measured, the kill tests)."""
+    with _GIVEN_LOCK:
+        if _GIVEN.intersection(ports):
+            return False
+        _GIVEN.update(ports)
+        return True
+
+
 def free_port_range(count: int, attempts: int = 200) -> tuple[int, int]:
-    """A run of ``count`` ports free on both 127.0.0.1 and 127.0.0.2 (checked, then released)."""
+    """A run of ``count`` ports free on both 127.0.0.1 and 127.0.0.2 (checked, then released;
+    ``claim``-ed for this test alone)."""
     rng = random.Random()
     for _ in range(attempts):
         low = ephemeral_low()  # below it: no outgoing connection can hold one of them
@@ -53,12 +70,13 @@ def free_port_range(count: int, attempts: int = 200) -> tuple[int, int]:
                     s = socket.socket()
                     socks.append(s)
                     s.bind((host, port))
-            return (start, start + count - 1)
         except OSError:
             continue
         finally:
             for s in socks:
                 s.close()
+        if claim(range(start, start + count)):
+            return (start, start + count - 1)
     raise RuntimeError("no free port range on loopback")
 
 

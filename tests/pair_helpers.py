@@ -14,7 +14,7 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-from ftp_proxy import ephemeral_low
+from ftp_proxy import claim, ephemeral_low
 
 from synchro.config.model import Config, HQSettings, Role, SiteSettings
 from synchro.config.store import load_config, save_config
@@ -28,7 +28,8 @@ def free_port(host: str = "127.0.0.1") -> int:
     """A free port for a server a test starts, and may start again later on the same port:
     chosen below the kernel's range for outgoing connections, so that no connection of
     this machine can take it as its own port meanwhile (a Siège started again for the next
-    round failed once with « Address already in use » on a port from that range)."""
+    round failed once with « Address already in use » on a port from that range), and never
+    one another test of this process was given (``ftp_proxy.claim``)."""
     low = ephemeral_low()
     rng = random.Random()
     for _ in range(200):
@@ -38,6 +39,7 @@ def free_port(host: str = "127.0.0.1") -> int:
                 s.bind((host, port))
             except OSError:
                 continue
+        if claim(range(port, port + 1)):  # not one another test of this process holds
             return port
     with socket.socket() as s:  # (a machine whose range starts too low)
         s.bind((host, 0))
