@@ -72,6 +72,7 @@ def test_old_package_windows_keeps_open_is_removed_at_the_next_publication(
         g.open_round()
         assert {r.state for r in g.run_all().values()} == {State.OK}
         assert refused, "the old package was never removed, so the refusal was not exercised"
+        g.round_ended()  # OK once the service thread has taken the sites' acks
         assert [r.state for r in rounds(g)] == [State.OK, State.OK]
         site = refused[0].split("-")[1]
         left = tmp_path / "ftp" / site / "out" / refused[0]
@@ -126,6 +127,7 @@ def test_site_waiting_through_an_hq_error_gets_its_data_in_the_same_run(
         assert g.converged()
         g.open_round()  # and the next round is a normal one
         assert {r.state for r in g.run_all().values()} == {State.OK}
+        g.round_ended()  # OK once the service thread has taken the sites' acks
         assert [r.state for r in rounds(g)] == [State.OK, State.FAILED]
 
 
