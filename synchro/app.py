@@ -70,11 +70,9 @@ class App:
         self._subscribers_lock = threading.Lock()
         self.poll_s = poll_s
         paths.ensure()
-        self.reports = ReportStore(paths.reports_db)
-        for record in self.reports.close_interrupted(now()):
-            log.warning(
-                "Rapport %s fermé en Echec : interrompu par un arrêt du programme", record.id
-            )
+        self.reports = ReportStore(paths.reports_db)  # on a full disk: opens once room is made
+        self._interrupted_closed = False
+        self._close_interrupted()
         self.mailer = ReportMailer(self.reports, lambda: self.config, now, policy=mail_policy)
         self.commands: queue.Queue[str] = queue.Queue()
         self.cancel = threading.Event()
@@ -240,6 +238,23 @@ class App:
             if not self._wait_for_retry():
                 return None
 
+    def _close_interrupted(self) -> None:
+        """Rows still « En cours... » of an earlier process (a crash, a power cut) become
+        Echec, once: at start-up, or before the first run or round when a full disk kept
+        the Rapport from taking it then (none of this process's own rows is open yet)."""
+        if self._interrupted_closed:
+            return
+        try:
+            records = self.reports.close_interrupted(self.now())
+        except SynchroError as exc:
+            log.error("Rapport non écrit : %s", exc)
+            return
+        self._interrupted_closed = True
+        for record in records:
+            log.warning(
+                "Rapport %s fermé en Echec : interrompu par un arrêt du programme", record.id
+            )
+
     def _cannot_start(self, exc: SynchroError) -> None:
         """Say it everywhere the user looks: status bar, tray, log and the Rapport.
 
@@ -248,6 +263,7 @@ class App:
         log.error("Synchronisation impossible : %s", exc)
         kind = "round" if self.config.is_hq else "run"
         rid: int | None = None
+        self._close_interrupted()
         try:
             rid = self.reports.start(self.config.site or "?", kind, now=self.now())
             self.reports.finish(rid, State.FAILED, now=self.now(), error=exc)
@@ -291,6 +307,7 @@ class App:
 
     def run_site(self, node: ServeurNode) -> RunRecord:
         """One run now, on the calling thread (the engine thread, or ``synchro sync``)."""
+        self._close_interrupted()
         s = self.config.site_settings
         since = None
         last_sync = self._watermark(node)
@@ -321,6 +338,7 @@ class App:
 
     def hq_service(self, node: SiegeNode) -> HQService:
         """The Siège's round service on ``node``, wired to this App (reports, mail, FTP)."""
+        self._close_interrupted()
         self._watermark(node)
         self.hq = HQService(
             node,

@@ -13,6 +13,7 @@ again once room is made.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import shutil
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -31,6 +32,7 @@ from synchro.engine.events import StateChanged
 from synchro.errors import DISK_ADVICE, ErrorKind, StateError
 from synchro.platform.paths import NodePaths
 from synchro.reports import ReportStore, State
+from synchro.reports.records import INTERRUPTED
 from synchro.state import StateDB
 
 
@@ -72,15 +74,17 @@ def last_failure(events: list[object]) -> str:
 def test_state_and_rapport_on_a_full_disk_say_disk_not_damaged(tmp_path: Path) -> None:
     with small_disk(tmp_path / "disk", "1m") as disk:
         filler = fill(disk)
-        for open_it in (StateDB, ReportStore):
+        for open_it in (StateDB, lambda path: ReportStore(path).latest()):
             with pytest.raises(StateError) as err:
-                open_it(disk / f"{open_it.__name__}.db")
+                open_it(disk / "file.db")  # (the Rapport opens at its first use)
             text = str(err.value)
             assert err.value.kind is ErrorKind.DISK, text
             assert DISK_ADVICE in text and "Restaurez" not in text and "illisible" not in text
+        assert ReportStore(disk / "file.db").unavailable is not None
         filler.unlink()
         StateDB(disk / "StateDB.db").close()  # room made: the same file opens
-        ReportStore(disk / "ReportStore.db").close()
+        with ReportStore(disk / "ReportStore.db") as reports:
+            assert reports.unavailable is None and reports.latest() == []
 
 
 def test_a_state_write_on_a_full_disk_is_said_and_the_state_usable_after(tmp_path: Path) -> None:
@@ -155,3 +159,33 @@ def test_a_node_that_cannot_open_on_a_full_disk_is_said_and_opened_once_room_is_
             hq.run_now()
             site.run_now()
             wait_for(lambda: site.reports.latest()[0].state is State.OK, timeout=60)
+
+
+def test_a_program_started_on_a_full_disk_runs_says_why_and_records_once_room_is_made(
+    tmp_path: Path,
+) -> None:
+    """The disk was full when the program started (the shop's server rebooted after the
+    disk filled). Opening the Rapport failed in the App's constructor ("disk I/O error":
+    even reading a WAL file needs its shared-memory file), so the program could not start
+    at all: no tray, no retry, no run once room was made. Now it starts, the status says
+    why, and once room is made MANUELLE runs, and the row an earlier crash left
+    « En cours... » is closed as interrupted."""
+    with small_disk(tmp_path / "site", "32m") as disk:
+        hq_paths, site_paths = app_pair(tmp_path)
+        assert run_site(site_paths) is State.FAILED  # (no Siège running: Rapport and state exist)
+        with ReportStore(site_paths.reports_db) as reports:
+            cut = reports.start("3615", "run", now=dt.datetime(2026, 12, 5, 23, 0))
+        filler = fill(disk)
+        with pytest.raises(StateError):
+            ReportStore(site_paths.reports_db).latest()  # nothing of it can be read now
+        with running(hq_paths, site_paths) as (hq, site, events):
+            said = last_failure(events)
+            assert DISK_ADVICE in said, said
+            assert site.reports.unavailable is not None
+            filler.unlink()
+            hq.run_now()
+            site.run_now()
+            wait_for(lambda: site.reports.latest()[0].state is State.OK, timeout=60)
+            interrupted = site.reports.get(cut)
+            assert interrupted.state is State.FAILED and interrupted.error == INTERRUPTED
+            assert site.reports.unavailable is None

@@ -9,12 +9,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from gui_fake import FakeTray, click, only, settle
+from gui_fake import FakeTray, click, only, settle, wait_for
 from pair_helpers import app_pair
+from test_app import run_site
+from test_disk_full import fill
+from test_faults_lost_transaction import small_disk
 from xvfb import xvfb_fixture  # noqa: F401  (the "xvfb" fixture)
 
 from synchro.app import App
 from synchro.config.store import load_config
+from synchro.errors import DISK_ADVICE
 from synchro.gui.shell import GuiShell
 from synchro.gui.windows import general_layout as g
 from synchro.gui.windows import rapport as r
@@ -24,6 +28,7 @@ from synchro.gui_backend import AppBackend
 from synchro.log import setup_logging, shutdown_logging
 from synchro.platform.autostart import XdgAutostart
 from synchro.platform.paths import NodePaths
+from synchro.reports import State
 
 pytestmark = pytest.mark.gui
 
@@ -78,3 +83,39 @@ def test_manuelle_runs_a_real_round_and_the_rapport_goes_from_en_cours_to_ok(
         ]
     finally:
         conn.close()
+
+
+def test_the_tray_starts_on_a_full_disk_and_manuelle_works_once_room_is_made(
+    xvfb: str, tmp_path: Path
+) -> None:
+    """The program started while its disk was full: the Rapport could not open, and the
+    backend's constructor raised, so no tray, no window, nothing said. Now the tray starts,
+    the status says to free some room, the Rapport button says the same, and once room is
+    made MANUELLE runs and the Rapport shows OK."""
+    setup_logging(tmp_path / "logs", console=False)
+    with small_disk(tmp_path / "site", "32m") as disk:
+        hq_paths, site_paths = app_pair(tmp_path)
+        assert run_site(site_paths) is State.FAILED  # (no Siège yet: Rapport and state exist)
+        filler = fill(disk)
+        backend = AppBackend(site_paths, autostart=XdgAutostart(tmp_path / "autostart"))
+        shell = GuiShell(backend, tray=FakeTray())
+        hq = App(load_config(hq_paths.config_file), hq_paths)
+        try:
+            shell.start()
+            shell.open_general()
+            wait_for(shell, lambda: any(DISK_ADVICE in line for line in shell.status_lines()))
+            shell.open_rapport()
+            settle(shell)
+            assert not [c for c in shell.controllers if isinstance(c, RapportController)]
+            filler.unlink()
+            hq.start()
+            hq.run_now()
+            shell.open_rapport()
+            click(shell, only(shell, GeneralController).window, g.MANUAL)
+            table = only(shell, RapportController).window[r.TABLE]
+            wait_for(shell, lambda: bool(table.Values) and table.Values[0][3] == "OK", 1200)
+        finally:
+            shell.quit()
+            backend.close()
+            hq.close()
+            shutdown_logging()

@@ -116,7 +116,11 @@ class GuiShell:
         self.status(
             tr("gui.status.start_hq" if config.is_hq else "gui.status.start_site", self.lang)
         )
-        rows = self.backend.reports()
+        try:
+            rows = self.backend.reports()
+        except SynchroError as exc:  # a Rapport a full disk keeps closed: the tray all the same
+            rows = []
+            self.status(str(exc))
         if rows:
             self.state = _LAST_STATE.get(rows[0].state, TrayState.IDLE)
         if self.backend.is_running():
@@ -303,7 +307,11 @@ class GuiShell:
     def open_rapport(self) -> None:
         if self.front(rapport.RapportController):
             return
-        rows = self.backend.reports()
+        try:
+            rows = self.backend.reports()
+        except SynchroError as exc:  # (a full disk): said where the user looks
+            self.status(str(exc))
+            return
         window = rapport.make_rapport_window(rows, self.lang)
         self.controllers.append(rapport.RapportController(window, self, rows))
 

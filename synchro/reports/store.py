@@ -92,25 +92,45 @@ class ReportStore:
     """The Rapport file. Safe to share between the engine and GUI threads."""
 
     def __init__(self, path: str | Path) -> None:
+        """Opens the file. On a full disk (kind disk) the store is made all the same and
+        opens at its first use once room is made: a program started on a full disk runs,
+        says why nothing can be recorded, and records again without a restart. Any other
+        trouble (a damaged file, a newer format) is raised here."""
         self.path = Path(path)
         self._lock = threading.Lock()
+        self._conn: sqlite3.Connection | None = None
+        self.unavailable: StateError | None = None  # why it is not open (a full disk)
+        try:
+            self._conn = self._open()
+        except StateError as exc:
+            if exc.__cause__ is None or kind_of(exc.__cause__) is not ErrorKind.DISK:
+                raise
+            self.unavailable = exc
+
+    def _open(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = None
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._conn = sqlite3.connect(
+            conn = sqlite3.connect(
                 self.path, check_same_thread=False, isolation_level=None, timeout=10
             )
-            self._conn.row_factory = sqlite3.Row
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute("PRAGMA synchronous=NORMAL")
-            version = self._conn.execute("PRAGMA user_version").fetchone()[0]
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
             if version > _SCHEMA_VERSION:
+                conn.close()
                 raise StateError(
                     f"Le rapport {self.path} vient d'une version plus récente de Synchro "
                     f"(format {version}) : mettez le programme à jour."
                 )
-            self._conn.executescript(_SCHEMA)
-            self._conn.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
-        except sqlite3.Error as exc:
+            if version < _SCHEMA_VERSION:  # (an up-to-date file is opened without a write)
+                conn.executescript(_SCHEMA)
+                conn.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
+            return conn
+        except (sqlite3.Error, OSError) as exc:
+            if conn is not None:
+                conn.close()
             if kind_of(exc) is ErrorKind.DISK:
                 raise StateError(f"Le rapport {self.path} : {exc}. {DISK_ADVICE}") from exc
             raise StateError(
@@ -118,9 +138,19 @@ class ReportStore:
                 "vérifiez le disque et qu'aucun autre Synchro ne tourne."
             ) from exc
 
+    def _connection(self) -> sqlite3.Connection:
+        """The open connection (under ``self._lock``), opened now if a full disk kept it
+        closed so far."""
+        if self._conn is None:
+            self._conn = self._open()
+            self.unavailable = None
+        return self._conn
+
     def close(self) -> None:
         with self._lock:
-            self._conn.close()
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
 
     def __enter__(self) -> ReportStore:
         return self
@@ -133,15 +163,16 @@ class ReportStore:
         """One locked write transaction; sqlite errors become StateError. A failed body or
         COMMIT is rolled back, so the connection is always usable afterwards."""
         with self._lock:
+            conn = self._connection()
             try:
-                self._conn.execute("BEGIN IMMEDIATE")
+                conn.execute("BEGIN IMMEDIATE")
                 try:
-                    yield self._conn
-                    self._conn.execute("COMMIT")
+                    yield conn
+                    conn.execute("COMMIT")
                 except BaseException:
-                    if self._conn.in_transaction:
+                    if conn.in_transaction:
                         with suppress(sqlite3.Error):
-                            self._conn.execute("ROLLBACK")
+                            conn.execute("ROLLBACK")
                     raise
             except sqlite3.Error as exc:
                 advice = f" {DISK_ADVICE}" if kind_of(exc) is ErrorKind.DISK else ""
@@ -152,7 +183,7 @@ class ReportStore:
     def _query(self, sql: str, params: Sequence[object] = ()) -> list[RunRecord]:
         with self._lock:
             try:
-                rows = self._conn.execute(sql, params).fetchall()
+                rows = self._connection().execute(sql, params).fetchall()
             except sqlite3.Error as exc:
                 raise StateError(f"Lecture impossible du rapport {self.path} : {exc}") from exc
         return [_record(row) for row in rows]
@@ -322,9 +353,13 @@ class ReportStore:
 
     def last_mail(self, site: str, category: str) -> dt.datetime | None:
         with self._lock:
-            row = self._conn.execute(
-                "SELECT sent FROM mail_log WHERE site = ? AND category = ?", (site, category)
-            ).fetchone()
+            row = (
+                self._connection()
+                .execute(
+                    "SELECT sent FROM mail_log WHERE site = ? AND category = ?", (site, category)
+                )
+                .fetchone()
+            )
         return dt.datetime.fromisoformat(row["sent"]) if row else None
 
     # -- export -------------------------------------------------------------------------
