@@ -13,6 +13,7 @@ The config file is written only when the user saves settings (``save_config``: V
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import logging
@@ -245,15 +246,11 @@ class App:
         if self._interrupted_closed:
             return
         try:
-            records = self.reports.close_interrupted(self.now())
+            for record in self.reports.close_interrupted(self.now()):
+                log.warning("Rapport %s fermé en Echec : interrompu par un arrêt", record.id)
+            self._interrupted_closed = True
         except SynchroError as exc:
             log.error("Rapport non écrit : %s", exc)
-            return
-        self._interrupted_closed = True
-        for record in records:
-            log.warning(
-                "Rapport %s fermé en Echec : interrompu par un arrêt du programme", record.id
-            )
 
     def _cannot_start(self, exc: SynchroError) -> None:
         """Say it everywhere the user looks: status bar, tray, log and the Rapport.
@@ -369,7 +366,9 @@ class App:
     def _round_closed(self, record: RunRecord) -> None:
         if record.state is State.OK and self.hq is not None:
             self._advance_watermark(self.hq.node, record.started)
-        members = [record] + [r for r in self.reports.for_round(record.id) if r.id != record.id]
+        members = [record]
+        with contextlib.suppress(SynchroError):  # (a Rapport that cannot be read now)
+            members += [r for r in self.reports.for_round(record.id) if r.id != record.id]
         self._mail(members, record.state)
         if self.hq is not None:
             forget_old(self.reports, self.hq.node.state, self.now())

@@ -189,3 +189,36 @@ def test_a_program_started_on_a_full_disk_runs_says_why_and_records_once_room_is
             interrupted = site.reports.get(cut)
             assert interrupted.state is State.FAILED and interrupted.error == INTERRUPTED
             assert site.reports.unavailable is None
+
+
+def test_a_siege_round_its_rapport_cannot_take_is_emailed_and_written_once_room_is_made(
+    tmp_path: Path,
+) -> None:
+    """The Siège's disk fills during a round: the round's row could not be made final, so
+    no email went out (the owner learnt nothing) and the row stayed « En cours... », where
+    the next start takes it for a round a crash cut. Now the round is emailed as Echec
+    with the disk's advice, its row is written once room is made, and rounds go on."""
+    with small_disk(tmp_path / "hq", "32m") as disk, smtp_server() as (inbox, smtp_port):
+        hq_paths, site_paths = app_pair(tmp_path)
+        config = load_config(hq_paths.config_file)
+        config = dataclasses.replace(config, send_email=True, email=email_settings(smtp_port))
+        save_config(config, hq_paths.config_file)
+        with running(hq_paths, site_paths) as (hq, site, _events):
+            hq.run_now()
+            wait_for(lambda: bool(hq.reports.latest()), timeout=60)
+            cut = hq.reports.latest()[0]
+            assert cut.kind == "round" and cut.state is State.RUNNING
+            filler = fill(disk)
+            hq.stop_run()  # ARRETER: the round ends, its row cannot be written
+            wait_for(lambda: len(inbox.messages) == 1, timeout=60)
+            message = inbox.messages[0].message
+            assert "SIEGE" in message["Subject"] and "Echec" in message["Subject"]
+            assert "libérez de la place" in message.get_body(("plain",)).get_content()
+            assert hq.reports.get(cut.id).state is State.RUNNING  # (nothing written yet)
+            filler.unlink()
+            wait_for(lambda: hq.reports.get(cut.id).state is State.FAILED, timeout=60)
+            assert DISK_ADVICE in hq.reports.get(cut.id).error
+            hq.run_now()
+            site.run_now()
+            wait_for(lambda: hq.reports.latest(kinds=("round",))[0].id != cut.id, timeout=60)
+            wait_for(lambda: hq.reports.latest(kinds=("round",))[0].state is State.OK, timeout=60)

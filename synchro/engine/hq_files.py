@@ -121,3 +121,18 @@ def write_round_file(ftp_root: Path, sites: Iterable[str], data: bytes) -> None:
             atomic_write(folder / ROUND_FILE, data)
         except OSError as exc:  # Windows: being read right now; the next one will do
             log.info("%s non mis à jour pour %s : %s", ROUND_FILE, site, exc)
+
+
+def announce(
+    ftp_root: Path,
+    sites: Iterable[str],
+    servers: int,
+    deadline: dt.datetime | None,
+    closing: bool,
+) -> None:
+    """Tell the establishments (``/out/tour.json``) whether a round is open and until
+    when, so one that delivered keeps waiting while the Siège waits for the others
+    instead of giving up after its own attempts × delay. While the closed round is
+    applied and published (``closing``) it still says open, « intégration », with one
+    more *Temps maximum de réception* as its bound: only the published answer ends it."""
+    write_round_file(ftp_root, sites, round_state(deadline, servers, closing=closing))

@@ -58,15 +58,10 @@ from synchro import faults
 from synchro.engine.events import Emit, StateChanged, ignore, said
 from synchro.engine.hq_acks import AckBook
 from synchro.engine.hq_deliveries import TAIL, DeliveryOutcome, DeliveryWork, RoundSettings
-from synchro.engine.hq_files import (
-    identity,
-    move_file,
-    round_state,
-    write_round_file,
-)
+from synchro.engine.hq_files import announce, identity, move_file
 from synchro.engine.hq_loop import TICK_S, next_steps
 from synchro.engine.hq_takeover import TakenOver, interrupted_round, take_over
-from synchro.engine.hq_verdict import early_sites, missing_row, round_verdict
+from synchro.engine.hq_verdict import Unwritten, early_sites, missing_row, round_verdict
 from synchro.engine.siege_node import SiegeNode
 from synchro.errors import Cancelled, SynchroError, error_text, kind_of
 from synchro.reports import ReportStore, RunRecord, State
@@ -121,6 +116,7 @@ class HQService(DeliveryWork):
         self.taken: set[str] = set()  # sites a round took over from one a crash interrupted
         self.heard: set[str] = set()  # sites whose ack this process took
         self.resumed = False  # publications a crash cut finished (first step)
+        self.unwritten = Unwritten()  # round rows a full disk kept from being final
 
     @property
     def node(self) -> SiegeNode:
@@ -172,6 +168,7 @@ class HQService(DeliveryWork):
             self.emit(said("engine.hq.error", error=repr(exc)))
 
     def _step(self, command: str) -> None:
+        self.unwritten.write(self.reports)
         if not self.resumed:
             self.finish_publications()
             self.resumed = True
@@ -292,8 +289,8 @@ class HQService(DeliveryWork):
         faults.point("hq.round.closing")
         try:
             state, error = self._conclude(current, state, error)
-        except Exception as exc:  # the row must not stay "En cours..." (step() logs it)
-            self._end(current, State.FAILED, error_text(exc), {"error_kind": kind_of(exc)})
+        except Exception as exc:
+            self._failed(current, exc)
             raise
         finally:
             self._announce()  # closed: the answers are published (or the round failed)
@@ -307,13 +304,20 @@ class HQService(DeliveryWork):
         """The round's verdict, once the acks are in (or overdue): its row, its email."""
         try:
             state, error, details = self._verdict(current, state, error)
-        except Exception as exc:  # the row must not stay "En cours..." (step() logs it)
-            self._end(current, State.FAILED, error_text(exc), {"error_kind": kind_of(exc)})
+        except Exception as exc:
+            self._failed(current, exc)
             raise
         faults.point("hq.report.round")
         record = self._end(current, state, error, details)
         faults.point("hq.round.closed")
         if self.on_round_closed is not None:  # after the row is final (email, watermark)
+            self.on_round_closed(record)
+
+    def _failed(self, current: OpenRound, exc: Exception) -> None:
+        """A round that could not be concluded: its row not left « En cours... », its
+        email sent (``step()`` logs the error)."""
+        record = self._end(current, State.FAILED, error_text(exc), {"error_kind": kind_of(exc)})
+        if self.on_round_closed is not None:
             self.on_round_closed(record)
 
     def _conclude(self, current: OpenRound, state: State, error: str) -> tuple[State, str]:
@@ -364,10 +368,16 @@ class HQService(DeliveryWork):
     def _end(
         self, current: OpenRound, state: State, error: str, details: dict[str, object]
     ) -> RunRecord:
-        """The round's row made final, and said (tray, status bar)."""
-        record = self.reports.finish(
-            current.report_id, state, now=self.now(), error=error, details=details
-        )
+        """The round's row made final, and said (tray, status bar); a row the Rapport
+        cannot take (a full disk) is held and written later (``hq_verdict.Unwritten``)."""
+        try:
+            record = self.reports.finish(
+                current.report_id, state, now=self.now(), error=error, details=details
+            )
+        except SynchroError as exc:
+            record = self.unwritten.hold(
+                current.report_id, self.code, current.opened, self.now(), exc
+            )
         state, error = record.state, record.error  # OK becomes Echec with rows not applied
         self.last_round = record
         word = {State.OK: "ok", State.STOPPED: "stopped"}.get(state, "failed")
@@ -376,24 +386,15 @@ class HQService(DeliveryWork):
         return record
 
     def _announce(self, *, closing: bool = False) -> None:
-        """Tell the establishments (``/out/tour.json``) whether a round is open and until
-        when, so one that delivered keeps waiting while the Siège waits for the others
-        instead of giving up after its own attempts × delay. While the closed round is
-        applied and published (``closing``) it still says open, « intégration », with one
-        more *Temps maximum de réception* as its bound: only the published answer ends it."""
-        deadline = None
-        if self.round is not None:
-            deadline = self.round.deadline
-        elif closing:
+        """``/out/tour.json`` for every establishment (``hq_files.announce``)."""
+        deadline = self.round.deadline if self.round is not None else None
+        if deadline is None and closing:
             deadline = self.now() + self.settings.max_reception
-        data = round_state(deadline, self.settings.servers, closing=closing)
-        write_round_file(self.ftp_root, self.settings.sites, data)
+        announce(self.ftp_root, self.settings.sites, self.settings.servers, deadline, closing)
 
     def _early(self, current: OpenRound) -> set[str]:
-        """A scheduled round also counts the establishments that did their whole run just
-        before it opened (``hq_verdict.early_sites``). A MANUELLE round counts only what
-        arrives while it is open: what came in after the previous round closed is that
-        round's tail, not this one's delivery."""
+        """A scheduled round also counts the sites that did their whole run just before it
+        opened (``hq_verdict.early_sites``); a MANUELLE one only what comes while open."""
         if current.manual:
             return set()
         return early_sites(self.reports, current.report_id, current.opened)

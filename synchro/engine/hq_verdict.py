@@ -3,12 +3,14 @@ round's final state from its establishments' rows."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Callable, Sequence
 
 from synchro.engine.hq_acks import controle_summary
-from synchro.errors import ErrorKind
-from synchro.reports import Outcome, ReportStore, State
+from synchro.errors import ErrorKind, SynchroError
+from synchro.reports import Outcome, ReportStore, RunRecord, State
+from synchro.reports.records import unrecorded_run
 from synchro.transport.ftp_policy import HQ_DISK_FULL
 
 NO_DATA = "aucune donnée reçue"
@@ -85,3 +87,36 @@ def round_verdict(
     if security_events is not None:
         details["security"] = [str(e) for e in security_events()][-100:]
     return state, error, details
+
+
+class Unwritten:
+    """Round rows the Rapport could not make final (its disk full): the round is said and
+    emailed as ``Echec`` with the Rapport's error all the same, and each row is written at
+    the service's next step that finds room, so none stays « En cours... » (where the next
+    start would take it for a round a crash cut)."""
+
+    def __init__(self) -> None:
+        self.rows: dict[int, RunRecord] = {}
+
+    def hold(
+        self, report_id: int, code: str, opened: dt.datetime, now: dt.datetime, exc: BaseException
+    ) -> RunRecord:
+        record = dataclasses.replace(
+            unrecorded_run(code, opened, now, exc, kind="round"), id=report_id
+        )
+        self.rows[report_id] = record
+        return record
+
+    def write(self, reports: ReportStore) -> None:
+        for report_id, record in list(self.rows.items()):
+            try:
+                reports.finish(
+                    report_id,
+                    record.state,
+                    now=record.ended or record.started,
+                    error=record.error,
+                    details=record.details,
+                )
+            except SynchroError:
+                return  # (still no room: the next step tries again)
+            del self.rows[report_id]

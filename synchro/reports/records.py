@@ -72,13 +72,13 @@ class RunRecord:
 
 
 def unrecorded_run(
-    site: str, started: dt.datetime, now: dt.datetime, exc: BaseException
+    site: str, started: dt.datetime, now: dt.datetime, exc: BaseException, kind: str = "run"
 ) -> RunRecord:
-    """A failed run the Rapport could not take (its disk full): held in memory only, so
-    the report email still tells the owner what happened."""
+    """A failed run (or Siège round) the Rapport could not take (its disk full): held in
+    memory, so the report email still tells the owner what happened."""
     details = {"error_kind": str(kind_of(exc))}
     return RunRecord(
-        0, site, "run", None, started, now, State.FAILED, error=error_text(exc), details=details
+        0, site, kind, None, started, now, State.FAILED, error=error_text(exc), details=details
     )
 
 
