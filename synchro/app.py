@@ -278,7 +278,7 @@ class App:
             except queue.Empty:
                 command = ""
             if command == "sync" or self.schedule.due(self.now()):
-                self.commands.put("sync")  # the run the user (or the hour) asked for
+                self.commands.put("sync" if command == "sync" else "scheduled")  # who asked
                 return True
         return False
 
@@ -291,19 +291,20 @@ class App:
             if command == "stop":
                 self.cancel.clear()
                 continue
-            if command == "sync" or self.schedule.due(self.now()):
+            if command in ("sync", "scheduled") or self.schedule.due(self.now()):
                 self.cancel.clear()
                 started = self.now()
                 try:
-                    self.run_site(node)
+                    self.run_site(node, manual=command == "sync")
                 except Exception as exc:  # the service lives on: MANUELLE, the next hour
                     log.exception("La synchronisation n'a pas pu aller à son terme")
                     self.emit(StateChanged("failed", error_text(exc)))
                     site = self.config.site or "?"  # the email says it all the same
                     self._mail([unrecorded_run(site, started, self.now(), exc)], State.FAILED)
 
-    def run_site(self, node: ServeurNode) -> RunRecord:
-        """One run now, on the calling thread (the engine thread, or ``synchro sync``)."""
+    def run_site(self, node: ServeurNode, *, manual: bool = False) -> RunRecord:
+        """One run now, on the calling thread (the engine thread, or ``synchro sync``);
+        ``manual``: a person started it (MANUELLE), so mass deletes are sent."""
         self._close_interrupted()
         s = self.config.site_settings
         since = None
@@ -315,6 +316,7 @@ class App:
             s.retry_delay.total_seconds(),
             poll_s=min(self.poll_s, s.retry_delay.total_seconds()),
             since=since,
+            manual=manual,
         )
         started = self.now()
         record = SiteRun(

@@ -110,7 +110,7 @@ class Synchro:
         try:
             if isinstance(node, SiegeNode):
                 return self._hq_round_now(node, linger_s)
-            return self.app.run_site(node)
+            return self.app.run_site(node, manual=True)
         finally:
             node.close()
 
@@ -317,10 +317,11 @@ class StatusReport:
 
 
 def export_changes(config: Config, paths: NodePaths, out: Path | None = None) -> ExportResult:
-    """``synchro export``: this node's changes since the last package, into a new one."""
+    """``synchro export``: this node's changes since the last package, into a new one (a
+    person typed it: mass deletes are sent, as at MANUELLE)."""
 
     with _open_node(config, paths) as node:
-        return node.export(out)
+        return node.export(out, deletes_confirmed=True)
 
 
 def import_package(config: Config, paths: NodePaths, path: Path) -> Imported:

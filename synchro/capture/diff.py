@@ -36,6 +36,7 @@ from synchro.capture.full_scan import (
     full_diff,
     row_items,
 )
+from synchro.capture.mass_deletes import MassDeletes, Vanished, too_many
 from synchro.capture.source import (
     checked_rows,
     held_rows,
@@ -120,6 +121,7 @@ class CaptureOptions:
     spooled: frozenset[str] = frozenset()  # tables to read unordered through a spool
     cancel: threading.Event | None = None
     progress: Callable[[str, int], None] | None = None  # (table, rows scanned so far)
+    deletes_confirmed: bool = False  # a person started it: mass deletes travel (mass_deletes)
 
 
 class _SnapshotWriter:
@@ -168,12 +170,18 @@ def capture(
     """
     result = CaptureResult()
     state.start_capture_deletes()
+    vanished: list[Vanished] = []
     with state.reader() as snap_reader:
         for order, table in enumerate(tables):
             count = TableCount()
             result.counts[table.name] = count
             faults.point("capture.table")
+            had = state.snapshot_count(state.snapshot_table(table))
             _capture_table(adapter, state, snap_reader, table, order, writer, options, count)
+            if too_many(count.deletes, had) and not options.deletes_confirmed:
+                vanished.append(Vanished(table.name, count.deletes, had))
+    if vanished:  # nothing of this capture is kept: the caller's transaction rolls back
+        raise MassDeletes(vanished)
     for order in range(len(tables) - 1, -1, -1):
         table = tables[order]
         faults.point("capture.deletes")

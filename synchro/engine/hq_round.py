@@ -129,8 +129,7 @@ class HQService(DeliveryWork):
     # -- any thread ----------------------------------------------------------------------
 
     def stop(self) -> None:
-        """ARRETER, from any thread: interrupt an apply at once. The round closes as
-        ``Arrêt`` at the loop's ``stop`` command."""
+        """ARRETER, from any thread: interrupt an apply at once (the round closes later)."""
         self.cancel.set()
 
     # -- worker -------------------------------------------------------------------------
@@ -329,6 +328,7 @@ class HQService(DeliveryWork):
                     round_id=current.report_id,
                     publish_all=True,
                     rows=dict(current.taken.awaiting),
+                    manual=current.manual,
                 )
             except Cancelled as exc:
                 state, error = State.STOPPED, str(exc)
@@ -345,9 +345,9 @@ class HQService(DeliveryWork):
                 rid = self.reports.start(
                     site, "site-in-round", round_id=current.report_id, now=current.opened
                 )
-                error, kind = missing_row(self.security_events, site, current.opened)
+                text, kind = missing_row(self.security_events, site, current.opened)
                 details = {"error_kind": kind}
-                self.reports.finish(rid, State.FAILED, now=now, error=error, details=details)
+                self.reports.finish(rid, State.FAILED, now=now, error=text, details=details)
         return state, error
 
     def _verdict(

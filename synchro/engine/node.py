@@ -149,11 +149,14 @@ class Node(ABC):
         progress: Progress | None = None,
         since: dt.datetime | None = None,
         only_if_new: bool = False,
+        deletes_confirmed: bool = False,
     ) -> ExportResult:
         """Capture every local change into a new package; commit the snapshot with it.
 
         ``only_if_new`` (a Serveur's run): when nothing changed while older packages still
-        wait for the Siège, make none (``kept`` False) — they are sent again instead."""
+        wait for the Siège, make none (``kept`` False) — they are sent again instead.
+        ``deletes_confirmed``: a person started it, so mass deletes are sent, not held
+        (``capture.mass_deletes``)."""
         self.recover()
         # Discovered again at every export: a Node kept open (the Siège's service) sees a
         # widened column, a new column or a new table before it retries or captures.
@@ -173,6 +176,7 @@ class Node(ABC):
                 spooled=frozenset(spooled),
                 cancel=cancel,
                 progress=progress,
+                deletes_confirmed=deletes_confirmed,
             )
             try:
                 return self._export_once(tables, out, options, only_if_new)

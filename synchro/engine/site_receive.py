@@ -34,6 +34,7 @@ class RunOptions:
     delay_s: float = 600.0
     poll_s: float = 30.0
     since: dt.datetime | None = None  # modification-date pre-filter bound (watermark - margin)
+    manual: bool = False  # MANUELLE, ``synchro sync``: a person's word for mass deletes
 
 
 @dataclass

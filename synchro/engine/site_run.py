@@ -115,6 +115,7 @@ class SiteRun(Receiving):
             since=self.options.since,
             progress=lambda table, n: self.emit(Progress("capture", self.site, n, 0, table)),
             only_if_new=True,
+            deletes_confirmed=self.options.manual,
         )
         self.totals.rows_sent = exported.manifest.rows
         self.reports.update(rid, rows_sent=self.totals.rows_sent)

@@ -1,0 +1,167 @@
+"""A restored backup, a table emptied by mistake: the deletes are held, not sent group-wide.
+
+Real Siège (its FTPS server and round service in the App's thread), real Serveur runs,
+real SQLite files. Before, a shop that restored last week's backup sent, at the next
+automatic run, a delete for every row made since — its own and the ones the others had
+sent it — and every establishment applied them. Now an automatic run whose capture would
+delete ≥ ``HOLD_ROWS`` rows and more than ``HOLD_SHARE`` of a table sends nothing and says
+why; a synchronisation a person starts (MANUELLE, ``synchro sync``) sends them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from pair_helpers import app_pair
+from test_app import logging_set_up, wait_for  # noqa: F401 (autouse)
+
+from synchro.app import App
+from synchro.capture.mass_deletes import HOLD_ROWS, HOLD_SHARE, too_many
+from synchro.config.store import load_config
+from synchro.engine.nodes import open_node
+from synchro.errors import ErrorKind
+from synchro.platform.paths import NodePaths
+from synchro.reports import RunRecord, State
+
+
+def rows(db: Path) -> int:
+    conn = sqlite3.connect(db)
+    try:
+        return int(conn.execute("SELECT COUNT(*) FROM articles").fetchone()[0])
+    finally:
+        conn.close()
+
+
+def write(db: Path, sql: str) -> None:
+    conn = sqlite3.connect(db)
+    try:
+        conn.executescript(sql)
+        conn.commit()
+    finally:
+        conn.close()
+
+
+def add_articles(db: Path, first: int, count: int) -> None:
+    values = ", ".join(f"({i}, 'article {i}', '{i % 97}.50')" for i in range(first, first + count))
+    write(db, f"INSERT INTO articles VALUES {values};")
+
+
+def automatic_run(paths: NodePaths) -> RunRecord:
+    """The run *Heure de départ* starts (no person's word)."""
+    app = App(load_config(paths.config_file), paths, poll_s=0.1)
+    try:
+        with open_node(app.config, paths, app.now) as node:
+            return app.run_site(node)
+    finally:
+        app.close()
+
+
+@contextmanager
+def siege(paths: NodePaths) -> Iterator[App]:
+    hq = App(load_config(paths.config_file), paths)
+    hq.start()
+    try:
+        yield hq
+    finally:
+        hq.close()
+
+
+def test_the_rule_holds_many_deletes_and_lets_a_day_of_work_through() -> None:
+    assert not too_many(HOLD_ROWS - 1, HOLD_ROWS)  # a small table emptied: a day's work
+    assert not too_many(int(10_000 * HOLD_SHARE), 10_000)
+    assert too_many(int(10_000 * HOLD_SHARE) + 1, 10_000)
+    assert too_many(HOLD_ROWS, HOLD_ROWS)
+
+
+def test_a_restored_backup_sends_no_deletes_until_a_person_says_so(tmp_path: Path) -> None:
+    hq_paths, site_paths = app_pair(tmp_path)
+    site_db, hq_db = tmp_path / "site" / "data.db", tmp_path / "hq" / "data.db"
+    add_articles(site_db, 1000, 600)
+    with siege(hq_paths) as hq:
+        hq.run_now()
+        assert automatic_run(site_paths).state is State.OK
+        backup = tmp_path / "backup.db"
+        shutil.copy(site_db, backup)  # the shop's nightly backup
+        add_articles(hq_db, 5000, 400)  # the group goes on: 400 new articles at the Siège
+        hq.run_now()
+        assert automatic_run(site_paths).state is State.OK
+        assert rows(site_db) == rows(hq_db) == 1002
+        write(site_db, "DELETE FROM articles WHERE id BETWEEN 1000 AND 1049;")  # 50: travel
+        hq.run_now()
+        assert automatic_run(site_paths).state is State.OK
+        assert rows(hq_db) == 952
+        shutil.copy(backup, site_db)  # the shop restores last week's backup
+        for _ in range(2):  # every automatic run holds, the snapshot is kept
+            held = automatic_run(site_paths)
+            assert held.state is State.FAILED
+            assert "Suppressions retenues" in held.error and "MANUELLE" in held.error
+            assert "table articles : 400 lignes sur 952 (42 %)" in held.error, held.error
+            assert held.details["error_kind"] == ErrorKind.DATA
+            assert held.rows_sent == 0
+            assert rows(hq_db) == 952  # nothing of it reached the group
+        assert "articles" in held.error
+        # a person decides they are wanted: MANUELLE sends them
+        site = App(load_config(site_paths.config_file), site_paths, poll_s=0.1)
+        site.start()
+        try:
+            site.run_now()
+            wait_for(lambda: site.reports.latest()[0].id != held.id, timeout=30)
+            wait_for(lambda: site.reports.latest()[0].state is not State.RUNNING, timeout=60)
+            manual = site.reports.latest()[0]
+        finally:
+            site.close()
+    assert manual.state is State.OK, manual.error
+    assert rows(hq_db) == rows(site_db) == 602  # (with the 50 the backup brought back)
+
+
+def test_a_siege_emptied_by_mistake_fails_its_scheduled_round_and_sends_at_manuelle(
+    tmp_path: Path,
+) -> None:
+    """The Siège's own database: a scheduled round's close holds (Echec, nothing published),
+    a MANUELLE round sends."""
+    hq_paths, site_paths = app_pair(tmp_path)
+    site_db, hq_db = tmp_path / "site" / "data.db", tmp_path / "hq" / "data.db"
+    add_articles(hq_db, 1000, 500)
+    with siege(hq_paths) as hq:
+        hq.run_now()
+        assert automatic_run(site_paths).state is State.OK
+        assert rows(site_db) == 502
+        write(hq_db, "DELETE FROM articles WHERE id >= 1000;")
+        hq.commands.put("scheduled")  # *Heure de départ*
+        wait_for(lambda: hq.reports.latest(kinds=("round",))[0].state is State.RUNNING)
+        scheduled = hq.reports.latest(kinds=("round",))[0]
+        assert automatic_run(site_paths).state is State.FAILED  # nothing published
+        wait_for(lambda: hq.reports.get(scheduled.id).state is State.FAILED, timeout=60)
+        error = hq.reports.get(scheduled.id).error
+        assert "Suppressions retenues" in error and "table articles : 500 lignes" in error
+        assert rows(site_db) == 502
+        hq.run_now()  # MANUELLE at the Siège
+        wait_for(lambda: hq.reports.latest(kinds=("round",))[0].id != scheduled.id)
+        assert automatic_run(site_paths).state is State.OK
+    assert rows(site_db) == rows(hq_db) == 2
+
+
+def test_a_capture_held_keeps_its_snapshot(tmp_path: Path) -> None:
+    """Nothing of a held capture is kept: the package is not written, the snapshot not
+    changed, so the next capture finds the same deletes."""
+    _hq_paths, site_paths = app_pair(tmp_path)
+    site_db = tmp_path / "site" / "data.db"
+    add_articles(site_db, 1000, 400)
+    config = load_config(site_paths.config_file)
+    with open_node(config, site_paths, dt.datetime.now) as node:
+        first = node.export()
+        write(site_db, "DELETE FROM articles WHERE id >= 1200;")
+        outbox = sorted((site_paths.packages_dir / "outbox").glob("*"))
+        for _ in range(2):
+            with pytest.raises(Exception, match="Suppressions retenues"):
+                node.export()
+        assert sorted((site_paths.packages_dir / "outbox").glob("*")) == outbox
+        confirmed = node.export(deletes_confirmed=True)
+    assert confirmed.capture.counts["articles"].deletes == 200
+    assert confirmed.manifest.sequence == first.manifest.sequence + 1
