@@ -44,6 +44,7 @@ class ErrorKind(StrEnum):
     DATABASE = "database"  # the user's database refused an operation or cannot be opened
     DISK = "disk"  # a local file or folder cannot be written or read (full, read-only...)
     DATA = "data"  # a package or a value cannot be trusted or applied; tables differ
+    DELETES = "deletes"  # mass deletes held until a person starts a synchronisation
     CONFIG = "config"  # the settings cannot be used as they are
     STOPPED = "stopped"  # the user asked to stop (ARRETER): not a failure
     INTERNAL = "internal"  # a fault of the program itself (an unexpected exception)

@@ -27,6 +27,7 @@ from synchro.config.store import load_config
 from synchro.engine.nodes import open_node
 from synchro.errors import ErrorKind
 from synchro.platform.paths import NodePaths
+from synchro.report_summary import cause_lines
 from synchro.reports import RunRecord, State
 
 
@@ -102,10 +103,12 @@ def test_a_restored_backup_sends_no_deletes_until_a_person_says_so(tmp_path: Pat
             assert held.state is State.FAILED
             assert "Suppressions retenues" in held.error and "MANUELLE" in held.error
             assert "table articles : 400 lignes sur 952 (42 %)" in held.error, held.error
-            assert held.details["error_kind"] == ErrorKind.DATA
+            assert held.details["error_kind"] == ErrorKind.DELETES
             assert held.rows_sent == 0
             assert rows(hq_db) == 952  # nothing of it reached the group
-        assert "articles" in held.error
+        fr, en = " ".join(cause_lines(held, "fr")), " ".join(cause_lines(held, "en"))
+        assert "sauvegarde restaurée" in fr and "MANUELLE" in fr, fr
+        assert "their deletes were not sent" in en, en
         # a person decides they are wanted: MANUELLE sends them
         site = App(load_config(site_paths.config_file), site_paths, poll_s=0.1)
         site.start()

@@ -38,7 +38,7 @@ def too_many(deleted: int, had: int) -> bool:
 class MassDeletes(CaptureError):
     """A capture held back because of ``vanished`` (nothing was sent)."""
 
-    default_kind = ErrorKind.DATA
+    default_kind = ErrorKind.DELETES
 
     def __init__(self, vanished: list[Vanished]) -> None:
         self.vanished = vanished
