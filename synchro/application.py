@@ -147,6 +147,14 @@ class Synchro:
         """The Rapport, newest first."""
         return self.app.reports.latest(limit)
 
+    def held_deletes(self) -> str | None:
+        """The error of the last run or round when it held mass deletes
+        (``capture.mass_deletes``), which MANUELLE sends; None otherwise."""
+        last = self.app.reports.latest(1, kinds=("run", "round"))
+        if last and last[0].details.get("error_kind") == ErrorKind.DELETES:
+            return last[0].error
+        return None
+
     def report_row(self, report_id: int) -> RunRecord:
         """One Rapport row (its detail window); KeyError when there is none."""
         return self.app.reports.get(report_id)

@@ -234,6 +234,9 @@ class AppBackend:
     def run_now(self) -> None:
         self._synchro().run_now()
 
+    def held_deletes(self) -> str | None:
+        return self.synchro.held_deletes() if self.synchro is not None else None
+
     def stop(self) -> None:
         self._synchro().stop()
 

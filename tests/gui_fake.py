@@ -92,6 +92,7 @@ class FakeBackend:
         self.log = tmp / "synchro.log"
         self.exported: list[tuple[Path, str]] = []
         self.tested: list[object] = []
+        self.held: str | None = None  # what the last automatic run held (mass deletes)
 
     # --- GuiBackend --------------------------------------------------------------------
     def needs_setup(self) -> bool:
@@ -119,6 +120,9 @@ class FakeBackend:
     def run_now(self) -> None:
         self.calls.append("run_now")
         self.start_run()
+
+    def held_deletes(self) -> str | None:
+        return self.held
 
     def stop(self) -> None:
         self.calls.append("stop")

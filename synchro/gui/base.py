@@ -82,6 +82,14 @@ class Shell(Protocol):
         """The dialog changing the administrator password."""
         ...
 
+    def run_now(self) -> None:
+        """MANUELLE: a run now (the user confirms first when it would send held deletes)."""
+        ...
+
+    def start_run(self) -> None:
+        """A run now, no question asked."""
+        ...
+
     def status(self, text: str) -> None:
         """Add a timestamped line to the status bar."""
         ...

@@ -146,6 +146,11 @@ class GuiBackend(Protocol):
         """MANUELLE / Synchroniser maintenant: start a run (or round) now."""
         ...
 
+    def held_deletes(self) -> str | None:
+        """What the last automatic run or round said of the mass deletes it held (which
+        MANUELLE sends); None when it held none."""
+        ...
+
     def stop(self) -> None:
         """ARRETER: cancel the current run at its next safe point."""
         ...

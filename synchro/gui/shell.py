@@ -43,6 +43,7 @@ from synchro.gui.ports import (
 )
 from synchro.gui.tray import Command, Tray, TrayPort, tooltip
 from synchro.gui.windows import (
+    confirm,
     email,
     general,
     general_layout,
@@ -205,8 +206,7 @@ class GuiShell:
                 self.open_settings()
             elif command is Command.RUN:
                 if not self.backend.is_running():
-                    self.backend.run_now()
-                    self.status(tr("gui.status.run_asked", self.lang))
+                    self.run_now()
             elif command is Command.STOP:
                 if self.backend.is_running():
                     self.backend.stop()
@@ -330,6 +330,20 @@ class GuiShell:
             return
         window = email.make_email_window(settings, lang or self.lang)
         self.controllers.append(email.EmailController(window, self, settings, on_ok, lang))
+
+    def run_now(self) -> None:
+        """MANUELLE (window or tray). When the last automatic synchronisation held mass
+        deletes, which this one sends, the user decides first (``windows.confirm``)."""
+        held = self.backend.held_deletes()
+        if held is None:
+            self.start_run()
+        elif not self.front(confirm.ConfirmDeletesController):
+            window = confirm.make_confirm_deletes_window(held, self.lang)
+            self.controllers.append(confirm.ConfirmDeletesController(window, self))
+
+    def start_run(self) -> None:
+        self.backend.run_now()
+        self.status(tr("gui.status.run_asked", self.lang))
 
     def open_password(self) -> None:
         if self.front(password.PasswordController):

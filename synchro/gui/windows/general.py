@@ -206,8 +206,7 @@ class GeneralController(Controller):
         if self.backend.is_running():
             self.message(tr("gui.msg.already_running", self.lang))
             return
-        self.backend.run_now()
-        self.shell.status(tr("gui.status.run_asked", self.lang))
+        self.shell.run_now()
         self.refresh_buttons()
 
     def test(self, values: Values) -> None:

@@ -1,0 +1,104 @@
+"""MANUELLE after an automatic synchronisation held mass deletes (``capture.mass_deletes``):
+real windows under Xvfb. The user sees what was held and decides: Annuler starts nothing,
+Envoyer starts the run that sends them. With the real App behind the real ``AppBackend``,
+the deletes reach the Siège only after Envoyer."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from gui_fake import FakeBackend, FakeTray, click, kinds, only, settle, text_of, wait_for
+from pair_helpers import app_pair
+from test_mass_deletes import add_articles, automatic_run, rows, siege
+from xvfb import xvfb_fixture  # noqa: F401  (the "xvfb" fixture)
+
+from synchro.gui.ports import STATE_OK
+from synchro.gui.shell import GuiShell
+from synchro.gui.tray import Command
+from synchro.gui.windows import confirm
+from synchro.gui.windows import general_layout as g
+from synchro.gui.windows import rapport as r
+from synchro.gui.windows.confirm import ConfirmDeletesController
+from synchro.gui.windows.general import GeneralController
+from synchro.gui.windows.rapport import RapportController
+from synchro.gui_backend import AppBackend
+from synchro.log import setup_logging, shutdown_logging
+from synchro.platform.autostart import XdgAutostart
+from synchro.reports import State
+
+pytestmark = pytest.mark.gui
+HELD = "Suppressions retenues, rien n'a été envoyé : table articles : 300 lignes sur 600 (50 %)"
+
+
+@pytest.fixture
+def shell(xvfb: str, tmp_path: Path) -> Iterator[GuiShell]:
+    backend = FakeBackend(tmp_path)
+    shell = GuiShell(backend, tray=FakeTray())
+    shell.start()
+    yield shell
+    shell.quit()
+
+
+def test_manuelle_asks_before_sending_held_deletes(shell: GuiShell) -> None:
+    backend = shell.backend
+    assert isinstance(backend, FakeBackend)
+    shell.open_general()
+    window = only(shell, GeneralController).window
+    click(shell, window, g.MANUAL)  # nothing held: the run starts at once
+    assert backend.calls == ["run_now"] and "ConfirmDeletesController" not in kinds(shell)
+    backend.finish_run(STATE_OK)
+    settle(shell)
+    backend.held = HELD
+    click(shell, window, g.MANUAL)
+    question = only(shell, ConfirmDeletesController).window
+    assert question.TKroot.title() == "Suppressions retenues"
+    assert text_of(question, confirm.HELD) == HELD
+    assert backend.calls == ["run_now"]  # nothing started yet
+    click(shell, question, confirm.CANCEL)
+    assert backend.calls == ["run_now"]
+    assert "Suppressions non envoyées" in text_of(window, g.STATUS)
+    shell.handle_command(Command.RUN)  # the tray's « Synchroniser maintenant » asks too
+    settle(shell)
+    question = only(shell, ConfirmDeletesController).window
+    click(shell, question, confirm.SEND)
+    assert backend.calls == ["run_now", "run_now"]
+    assert not [c for c in shell.controllers if isinstance(c, ConfirmDeletesController)]
+    assert "Synchronisation manuelle demandée." in text_of(window, g.STATUS)
+
+
+def test_envoyer_sends_the_held_deletes_of_a_real_run(xvfb: str, tmp_path: Path) -> None:
+    setup_logging(tmp_path / "logs", console=False)
+    hq_paths, site_paths = app_pair(tmp_path)
+    site_db, hq_db = tmp_path / "site" / "data.db", tmp_path / "hq" / "data.db"
+    add_articles(site_db, 1000, 600)
+    try:
+        with siege(hq_paths) as hq:
+            hq.run_now()
+            assert automatic_run(site_paths).state is State.OK
+            conn = sqlite3.connect(site_db)
+            conn.execute("DELETE FROM articles WHERE id >= 1300")
+            conn.commit()
+            conn.close()
+            assert automatic_run(site_paths).state is State.FAILED  # held
+            backend = AppBackend(site_paths, autostart=XdgAutostart(tmp_path / "autostart"))
+            shell = GuiShell(backend, tray=FakeTray())
+            try:
+                shell.start()
+                shell.open_rapport()
+                shell.open_general()
+                click(shell, only(shell, GeneralController).window, g.MANUAL)
+                question = only(shell, ConfirmDeletesController).window
+                assert "300 lignes sur 602" in text_of(question, confirm.HELD)
+                assert rows(hq_db) == 602  # nothing sent yet
+                click(shell, question, confirm.SEND)
+                table = only(shell, RapportController).window[r.TABLE]
+                wait_for(shell, lambda: table.Values[0][3] == "OK", 1200)
+            finally:
+                shell.quit()
+                backend.close()
+    finally:
+        shutdown_logging()
+    assert rows(hq_db) == rows(site_db) == 302
