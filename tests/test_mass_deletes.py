@@ -24,6 +24,7 @@ from test_app import logging_set_up, wait_for  # noqa: F401 (autouse)
 from synchro.app import App
 from synchro.capture.mass_deletes import HOLD_ROWS, HOLD_SHARE, too_many
 from synchro.config.store import load_config
+from synchro.engine.events import Status
 from synchro.engine.nodes import open_node
 from synchro.errors import ErrorKind
 from synchro.platform.paths import NodePaths
@@ -53,6 +54,10 @@ def add_articles(db: Path, first: int, count: int) -> None:
     write(db, f"INSERT INTO articles VALUES {values};")
 
 
+def said(event: object, key: str) -> bool:
+    return isinstance(event, Status) and event.key == key
+
+
 def automatic_run(paths: NodePaths) -> RunRecord:
     """The run *Heure de départ* starts (no person's word)."""
     app = App(load_config(paths.config_file), paths, poll_s=0.1)
@@ -64,8 +69,9 @@ def automatic_run(paths: NodePaths) -> RunRecord:
 
 
 @contextmanager
-def siege(paths: NodePaths) -> Iterator[App]:
-    hq = App(load_config(paths.config_file), paths)
+def siege(paths: NodePaths, events: list[object] | None = None) -> Iterator[App]:
+    listeners = () if events is None else (events.append,)
+    hq = App(load_config(paths.config_file), paths, listeners=listeners)
     hq.start()
     try:
         yield hq
@@ -131,7 +137,8 @@ def test_a_siege_emptied_by_mistake_fails_its_scheduled_round_and_sends_at_manue
     hq_paths, site_paths = app_pair(tmp_path)
     site_db, hq_db = tmp_path / "site" / "data.db", tmp_path / "hq" / "data.db"
     add_articles(hq_db, 1000, 500)
-    with siege(hq_paths) as hq:
+    events: list[object] = []
+    with siege(hq_paths, events) as hq:
         hq.run_now()
         assert automatic_run(site_paths).state is State.OK
         assert rows(site_db) == 502
@@ -144,6 +151,12 @@ def test_a_siege_emptied_by_mistake_fails_its_scheduled_round_and_sends_at_manue
         error = hq.reports.get(scheduled.id).error
         assert "Suppressions retenues" in error and "table articles : 500 lignes" in error
         assert rows(site_db) == 502
+        # outside a round the delivery left in /in waits: said as it is, not « erreur interne »
+        wait_for(lambda: any(said(e, "engine.hq.trouble") for e in events), timeout=30)
+        text = next(e.message for e in events if said(e, "engine.hq.trouble"))
+        assert "Suppressions retenues" in text and not any(
+            said(e, "engine.hq.error") for e in events
+        )
         hq.run_now()  # MANUELLE at the Siège
         wait_for(lambda: hq.reports.latest(kinds=("round",))[0].id != scheduled.id)
         assert automatic_run(site_paths).state is State.OK

@@ -31,17 +31,15 @@ acknowledgements (``ACK-<site>-<seq>.json``, see ``engine.ack``) in ``<ftp_root>
   « Contrôle » (its checksums against the Siège's at publication) finds tables that differ,
   or when no ack came within ``ack_wait``. The round's row (and its email) is final once
   every row is; until then the round is ``closing``. The answer stays offered meanwhile.
-- Outside a round (a site early or late), a delivery is processed at once the same way, so
-  no establishment waits a day for nothing; a copy of a package already applied is only
-  archived (its answer is published again only if the one offered does not cover it).
-- ARRETER closes an open round as ``Arrêt`` without applying anything (the packages wait
-  for the next round); an apply in progress is rolled back whole. During ``closing`` it
-  ends the round at once (rows without their ack are ``Echec``).
+- Outside a round (a site early or late), a delivery is processed at once the same way;
+  a copy of a package already applied is only archived (its answer is published again
+  only if the one offered does not cover it).
+- ARRETER closes an open round as ``Arrêt`` without applying anything (an apply in
+  progress is rolled back whole); during ``closing`` it ends the round at once.
 
 ``step()`` does one unit of work synchronously (tests call it with an injected clock);
 ``run()`` is the one loop on it, in the worker thread of whoever runs the Siège (the App's
-service, ``synchro sync``), the only thread that touches the Node.
-"""
+service, ``synchro sync``), the only thread that touches the Node."""
 
 from __future__ import annotations
 
@@ -161,10 +159,12 @@ class HQService(DeliveryWork):
         try:
             self._step(command)
         except Exception as exc:
-            log.exception("Erreur pendant le tour du siège")
             self.paused_until = self.now() + RETRY_AFTER
             self.owed = list(self.settings.sites)  # publishing again is harmless
-            self.emit(said("engine.hq.error", error=repr(exc)))
+            known = isinstance(exc, SynchroError)  # said as it is (deletes held, a full disk)
+            log.error("Le siège n'a pas pu aller au bout : %s", exc, exc_info=not known)
+            text = error_text(exc) if known else repr(exc)
+            self.emit(said("engine.hq.trouble" if known else "engine.hq.error", error=text))
 
     def _step(self, command: str) -> None:
         self.unwritten.write(self.reports)
