@@ -15,7 +15,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from synchro.db.binding import Refused, binder
+from synchro.capture.source import snapshot_key
+from synchro.db.binding import Refused, binder, row_flattener
+from synchro.state.snapshots import snap_value
 from synchro.values import Kind
 
 PLUS2 = dt.timezone(dt.timedelta(hours=2))
@@ -182,3 +184,72 @@ def test_text_longer_than_a_varchar_is_refused_naming_the_sizes() -> None:
     with pytest.raises(Refused, match="en garde 3"):
         bind("postgresql", "text", "character(3)", "abcd")
     assert binder("sqlite", "text", "VARCHAR(3)") is None  # SQLite keeps any length
+
+
+# -- the generated hot paths: the same values as the plain code they replace --------------
+
+_KEY_VALUES = st.one_of(
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.text(max_size=8),
+    st.booleans(),
+    st.none(),
+    st.decimals(allow_nan=False, allow_infinity=False, places=2),
+    st.floats(allow_nan=False, allow_infinity=False),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    kinds=st.lists(st.sampled_from([Kind.INT, Kind.TEXT]), min_size=1, max_size=3),
+    data=st.data(),
+)
+def test_a_plain_snapshot_key_is_each_value_s_snapshot_value(kinds: list[Kind], data: Any) -> None:
+    """``snapshot_key`` for int and text keys is generated code with a shortcut for values
+    of exactly those types; every row, odd values included (True in an int key, a number
+    in a text key), gets what ``snap_value`` gives value by value."""
+    width = len(kinds) + 2
+    positions = data.draw(st.permutations(range(width)))[: len(kinds)]
+    row = tuple(data.draw(st.lists(_KEY_VALUES, min_size=width, max_size=width)))
+    try:
+        expected: Any = tuple(snap_value(k, row[p]) for k, p in zip(kinds, positions, strict=True))
+    except Exception as exc:  # (a value canonical cannot write: the same error)
+        expected = type(exc)
+    key = snapshot_key(kinds, positions)
+    try:
+        got: Any = key(row)
+    except Exception as exc:
+        got = type(exc)
+    assert got == expected
+    if expected is not type and not isinstance(expected, type):
+        assert [type(v) for v in got] == [type(v) for v in expected]
+
+
+def _flat(binders: tuple[Any, ...], rows: list[tuple[Any, ...]]) -> list[Any]:
+    """What the parameters were before they were generated: each value through its binder,
+    None as it is."""
+    return [
+        v if f is None or v is None else f(v)
+        for row in rows
+        for f, v in zip(binders, row, strict=True)
+    ]
+
+
+@pytest.mark.parametrize("dialect", ["sqlite", "postgresql", "mysql"])
+def test_the_generated_row_flattener_binds_as_each_binder_does(dialect: str) -> None:
+    kinds = [Kind.TEXT, Kind.INT, Kind.DECIMAL, Kind.DATETIME, Kind.BOOL]
+    stamp = {"postgresql": "timestamp"}.get(dialect, "DATETIME")
+    types = ["TEXT", "INTEGER", "DECIMAL(12,2)", stamp, "BOOLEAN"]
+    binders = tuple(binder(dialect, k, t) for k, t in zip(kinds, types, strict=True))
+    flatten = row_flattener(binders)
+    rows = [
+        ("3615", 7, Decimal("12.50"), dt.datetime(1969, 7, 20, 20, 17, 40), True),
+        (None, None, None, None, None),
+        ("x", -(2**63), Decimal("-0.01"), dt.datetime(2100, 1, 1), False),
+    ]
+    assert flatten(rows) == _flat(binders, rows)
+    assert [type(v) for v in flatten(rows)] == [type(v) for v in _flat(binders, rows)]
+    assert row_flattener((None,))([(1,), ("a",)]) == [1, "a"]
+    with pytest.raises(ValueError):  # a row of the wrong width is refused, as zip did
+        flatten([("3615", 7)])
+    with pytest.raises(Refused):  # a value its column cannot hold: the binder's refusal
+        flatten([("3615", 2**64, None, None, None)])

@@ -37,35 +37,30 @@ def snapshot_key(
     """``row → tuple(snap_value(kind, row[pos]) ...)`` for one table's key, prepared once.
 
     Int and text keys are stored as they are (``snap_value``'s own rule), so a row whose
-    key values already have those exact types skips the per-value call.
+    key values already have those exact types skips the per-value call (the hot path: a
+    key is made for every row scanned, received and read back).
     """
     kinds, positions = tuple(key_kinds), tuple(key_pos)
-    plain = {"int": int, "text": str}
-    if len(kinds) == 1 and kinds[0] in plain:
-        (pos,), typ, kind = positions, plain[kinds[0]], kinds[0]
-
-        def one_plain(row: Row) -> tuple[Any, ...]:
-            value = row[pos]
-            return (value if type(value) is typ else snap_value(kind, value),)
-
-        return one_plain
-    if all(k in plain for k in kinds):
-        types = tuple(plain[k] for k in kinds)
-        pairs = tuple(zip(kinds, positions, types, strict=True))
-
-        def all_plain(row: Row) -> tuple[Any, ...]:
-            key = tuple([row[p] for p in positions])
-            for value, typ in zip(key, types, strict=True):
-                if type(value) is not typ:
-                    return tuple([snap_value(k, row[p]) for k, p, _t in pairs])
-            return key
-
-        return all_plain
 
     def general(row: Row) -> tuple[Any, ...]:
         return tuple([snap_value(k, row[p]) for k, p in zip(kinds, positions, strict=True)])
 
-    return general
+    plain = {"int": "int", "text": "str"}
+    if not kinds or not all(k in plain for k in kinds):
+        return general
+    # Int and text keys of exactly those types are their own snapshot values: one
+    # generated function reads them and checks their types (``general`` otherwise).
+    reads = "; ".join(f"v{i} = row[{p}]" for i, p in enumerate(positions))
+    test = " and ".join(f"type(v{i}) is {plain[k]}" for i, k in enumerate(kinds))
+    key = ", ".join(f"v{i}" for i in range(len(kinds))) + ","
+    source = (
+        f"def plain_key(row):\n    {reads}\n    if {test}:\n        return ({key})\n"
+        "    return general(row)\n"
+    )
+    scope: dict[str, Any] = {"general": general}
+    exec(source, scope)  # the source comes from the fixed template above only
+    plain_key: Callable[[Row], tuple[Any, ...]] = scope["plain_key"]
+    return plain_key
 
 
 def rows_in_key_order(

@@ -19,7 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -27,6 +27,8 @@ from synchro.values import Kind
 from synchro.values.convert import single_read_back
 
 Binder = Callable[[Any], Any]
+Binders = tuple[Binder | None, ...]
+Flattener = Callable[[Sequence[Sequence[Any]]], list[Any]]
 
 INT64 = (-(2**63), 2**63 - 1)
 SQLITE_DIGITS = 15  # NUMERIC affinity keeps a number as a double: 15 digits exactly
@@ -347,3 +349,23 @@ def binder(dialect: str, kind: Kind, column_type: str, *, nul: bool = True) -> B
     if kind == Kind.BLOB:
         return blob_bytes
     return None
+
+
+def row_flattener(binders: Binders) -> Flattener:
+    """``rows → [each value converted by its column's binder (None stays None), ...]``, the
+    parameters of a statement on these rows, flattened (the hot path of every write: made
+    once per table as one comprehension, a row of the wrong width refused as ``zip`` would).
+    """
+    names = [f"v{i}" for i in range(len(binders))]
+    values = [
+        name if binder is None else f"(None if {name} is None else b{i}({name}))"
+        for i, (name, binder) in enumerate(zip(names, binders, strict=True))
+    ]
+    row = ", ".join(names) + ("," if len(names) == 1 else "")
+    source = (
+        f"def flatten(rows):\n    return [x for {row} in rows for x in ({', '.join(values)},)]\n"
+    )
+    scope: dict[str, Any] = {f"b{i}": b for i, b in enumerate(binders)}
+    exec(source, scope)  # the source comes from the fixed template above only
+    flatten: Flattener = scope["flatten"]
+    return flatten

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from synchro.db.base import Adapter, Column, Table
-from synchro.db.binding import Binder, Refused
+from synchro.db.binding import Binder, Binders, Flattener, Refused, row_flattener
 from synchro.db.dialects import Dialect
 from synchro.errors import DatabaseError, SchemaError, TransactionLost
 from synchro.values import Kind
@@ -38,7 +38,8 @@ class SqlCore(Adapter):
     def __init__(self) -> None:
         self._depth = 0
         self._savepoints = itertools.count(1)
-        self._binders_of: dict[tuple[str, tuple[str, ...]], tuple[Binder | None, ...]] = {}
+        # per (table, columns): the columns' binders, and the rows' flattener made of them
+        self._binders_of: dict[tuple[str, tuple[str, ...]], tuple[Binders, Flattener]] = {}
         # Tables whose column types were read again after a refusal, in this transaction.
         self._reread: set[str] = set()
         # The error after which the database ended the open transaction itself: until that
@@ -121,13 +122,17 @@ class SqlCore(Adapter):
             raise DatabaseError(f"{self.description} : {doing} impossible : {exc}") from exc
         return cursor
 
-    def _binders(self, table: Table, names: Sequence[str]) -> tuple[Binder | None, ...]:
+    def _binders(self, table: Table, names: Sequence[str]) -> Binders:
         """The binders of these columns, prepared once per table."""
+        return self._prepared(table, names)[0]
+
+    def _prepared(self, table: Table, names: Sequence[str]) -> tuple[Binders, Flattener]:
         cache_key = (table.name, tuple(names))
         found = self._binders_of.get(cache_key)
         if found is None:
             columns = {c.name: c for c in table.columns}
-            found = tuple(self._column_binder(table, columns[n]) for n in names)
+            binders = tuple(self._column_binder(table, columns[n]) for n in names)
+            found = binders, row_flattener(binders)
             self._binders_of[cache_key] = found
         return found
 
@@ -153,16 +158,10 @@ class SqlCore(Adapter):
     ) -> list[Any]:
         """The parameters of ``rows`` (values of the columns ``names``) flattened, each
         converted for the driver (hot path)."""
-        binders = self._binders(table, names)
-        if not any(binders):
-            return [v for row in rows for v in row]
+        flatten = self._prepared(table, names)[1]
         rows = rows if isinstance(rows, Sequence) else list(rows)
         try:
-            return [
-                v if f is None or v is None else f(v)
-                for row in rows
-                for f, v in zip(binders, row, strict=True)
-            ]
+            return flatten(rows)
         except Refused:
             if self._read_types_again(table):
                 return self._bind_rows(table, names, rows)
