@@ -10,6 +10,7 @@ state database, sorted there. ``snapshot_key`` makes a row's key in the snapshot
 from __future__ import annotations
 
 import json
+import operator
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -61,6 +62,15 @@ def snapshot_key(
     exec(source, scope)  # the source comes from the fixed template above only
     plain_key: Callable[[Row], tuple[Any, ...]] = scope["plain_key"]
     return plain_key
+
+
+def key_getter(positions: Sequence[int]) -> Callable[[Sequence[Any]], tuple[Any, ...]]:
+    """``values → the key's values at positions`` (a tuple even of one), made once."""
+    if len(positions) == 1:
+        (only,) = positions
+        return lambda values: (values[only],)
+    getter: Callable[[Sequence[Any]], tuple[Any, ...]] = operator.itemgetter(*positions)
+    return getter
 
 
 def rows_in_key_order(

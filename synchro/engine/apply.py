@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from synchro import faults
+from synchro.capture.source import key_getter
 from synchro.config.model import ConflictPolicy
 from synchro.db.base import Adapter, Row, Table
 from synchro.engine.apply_rows import ApplyContext, ApplyStats, Item, TableRows
@@ -255,12 +256,12 @@ def apply_changes(
     appliers: dict[str, _TableApplier] = {}
     reviver = Reviver(adapter, state, tables) if ctx.policy.revives_referenced else None
     done = 0
-    key_positions = {s.name: s.key_positions for s in reader.manifest.tables}
+    key_getters = {s.name: key_getter(s.key_positions) for s in reader.manifest.tables}
 
     def key_of(change: Change) -> tuple[Any, ...]:
         if change.op == "D":
             return change.values
-        return tuple(change.values[i] for i in key_positions[change.table])
+        return key_getters[change.table](change.values)
 
     for batch in _batches(reader.changes(), ctx, stats, key_of):
         if ctx.cancel is not None and ctx.cancel.is_set():

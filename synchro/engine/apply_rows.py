@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from synchro.capture.source import snapshot_key
+from synchro.capture.source import key_getter, snapshot_key
 from synchro.config.model import TableRule
 from synchro.db.base import Adapter, Row, Table
 from synchro.engine.policy import ApplyPolicy
@@ -133,6 +133,7 @@ class TableRows:
         self.hash_row = row_hasher(self.kinds)
         self.json_values = row_to_json(self.kinds)
         self.row_skey = snapshot_key(table.key_kinds, self.key_positions)
+        self.key_of_row = key_getter(self.key_positions)
         self.key_skey = snapshot_key(table.key_kinds, range(self.nkeys))
         self.dumps = json_text_encoder()
         self.log_sent = carried_form_is_normal(self.kinds)
@@ -149,7 +150,7 @@ class TableRows:
             if not self.in_order:
                 values = tuple([values[i] for i in self.order])
             row = self.normalise_row(values)
-            key = tuple([row[p] for p in self.key_positions])
+            key = self.key_of_row(row)
             skey = self.row_skey(row)
         else:
             row = None
