@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 from pair_helpers import app_pair
+from rounds_helpers import group, sql
+from rounds_helpers import rows as rows_of
 from test_app import logging_set_up, wait_for  # noqa: F401 (autouse)
 
 from synchro.app import App
@@ -181,3 +183,37 @@ def test_a_capture_held_keeps_its_snapshot(tmp_path: Path) -> None:
         confirmed = node.export(deletes_confirmed=True)
     assert confirmed.capture.counts["articles"].deletes == 200
     assert confirmed.manifest.sequence == first.manifest.sequence + 1
+
+
+def test_a_siege_holding_deletes_between_rounds_waits_and_does_not_publish_again(
+    tmp_path: Path,
+) -> None:
+    """Outside a round a delivery makes the Siège capture its own changes first: held, the
+    delivery waits (said, tried again a minute later). A held capture cut no publication
+    short, so nothing is published again at every try (it was: one package per
+    establishment a minute, for as long as nobody decided)."""
+    clock = [dt.datetime(2026, 12, 1, 23, 0)]
+    with group(tmp_path, ["3615"], run_service=False, now=lambda: clock[0]) as g:
+        values = ", ".join(f"({i}, 'article {i}', '1.00')" for i in range(100, 400))
+        sql(g.hq.db, f"INSERT INTO articles VALUES {values};")
+        g.service.step("open")
+        g.deliver("3615")
+        g.service.step()
+        g.answer("3615")
+        g.service.step()
+        assert g.reports.latest(kinds=("round",))[0].state is State.OK
+        sql(g.hq.db, "DELETE FROM articles WHERE id >= 100;")
+        published = sorted((g.root / "ftp" / "3615" / "out").glob("*.pkg"))
+        g.deliver("3615")  # a site early or late: processed at once, outside a round
+        for _ in range(3):
+            g.service.step()
+            assert g.service.paused_until is not None  # held: tried again a minute later
+            clock[0] += dt.timedelta(minutes=1, seconds=1)
+        assert sorted((g.root / "ftp" / "3615" / "out").glob("*.pkg")) == published
+        assert len(list((g.root / "ftp" / "3615" / "in").glob("*.pkg"))) == 1  # it waits
+        g.service.step("open")  # MANUELLE: the round's close sends the deletes
+        g.service.step()
+        g.answer("3615")
+        g.service.step()
+        assert g.reports.latest(kinds=("round",))[0].state is State.OK
+        assert rows_of(g.sites["3615"].db, "articles") == rows_of(g.hq.db, "articles")

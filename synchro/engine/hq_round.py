@@ -53,6 +53,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from synchro import faults
+from synchro.capture.mass_deletes import MassDeletes
 from synchro.engine.events import Emit, StateChanged, ignore, said
 from synchro.engine.hq_acks import AckBook
 from synchro.engine.hq_deliveries import TAIL, DeliveryOutcome, DeliveryWork, RoundSettings
@@ -160,7 +161,8 @@ class HQService(DeliveryWork):
             self._step(command)
         except Exception as exc:
             self.paused_until = self.now() + RETRY_AFTER
-            self.owed = list(self.settings.sites)  # publishing again is harmless
+            if not isinstance(exc, MassDeletes):  # (held at the export: nothing cut short)
+                self.owed = list(self.settings.sites)  # publishing again is harmless
             known = isinstance(exc, SynchroError)  # said as it is (deletes held, a full disk)
             log.error("Le siège n'a pas pu aller au bout : %s", exc, exc_info=not known)
             text = error_text(exc) if known else repr(exc)
@@ -313,8 +315,7 @@ class HQService(DeliveryWork):
             self.on_round_closed(record)
 
     def _failed(self, current: OpenRound, exc: Exception) -> None:
-        """A round that could not be concluded: its row not left « En cours... », its
-        email sent (``step()`` logs the error)."""
+        """A round that could not be concluded: its row made final, its email sent."""
         record = self._end(current, State.FAILED, error_text(exc), {"error_kind": kind_of(exc)})
         if self.on_round_closed is not None:
             self.on_round_closed(record)
@@ -368,8 +369,7 @@ class HQService(DeliveryWork):
     def _end(
         self, current: OpenRound, state: State, error: str, details: dict[str, object]
     ) -> RunRecord:
-        """The round's row made final, and said (tray, status bar); a row the Rapport
-        cannot take (a full disk) is held and written later (``hq_verdict.Unwritten``)."""
+        """The round's row made final (or held: ``hq_verdict.Unwritten``), and said."""
         try:
             record = self.reports.finish(
                 current.report_id, state, now=self.now(), error=error, details=details
