@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime as dt
 import shutil
-import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -35,25 +34,12 @@ from synchro.reports import RunRecord, State
 
 
 def rows(db: Path) -> int:
-    conn = sqlite3.connect(db)
-    try:
-        return int(conn.execute("SELECT COUNT(*) FROM articles").fetchone()[0])
-    finally:
-        conn.close()
-
-
-def write(db: Path, sql: str) -> None:
-    conn = sqlite3.connect(db)
-    try:
-        conn.executescript(sql)
-        conn.commit()
-    finally:
-        conn.close()
+    return len(rows_of(db, "articles"))
 
 
 def add_articles(db: Path, first: int, count: int) -> None:
     values = ", ".join(f"({i}, 'article {i}', '{i % 97}.50')" for i in range(first, first + count))
-    write(db, f"INSERT INTO articles VALUES {values};")
+    sql(db, f"INSERT INTO articles VALUES {values};")
 
 
 def said(event: object, key: str) -> bool:
@@ -101,7 +87,7 @@ def test_a_restored_backup_sends_no_deletes_until_a_person_says_so(tmp_path: Pat
         hq.run_now()
         assert automatic_run(site_paths).state is State.OK
         assert rows(site_db) == rows(hq_db) == 1002
-        write(site_db, "DELETE FROM articles WHERE id BETWEEN 1000 AND 1049;")  # 50: travel
+        sql(site_db, "DELETE FROM articles WHERE id BETWEEN 1000 AND 1049;")  # 50: travel
         hq.run_now()
         assert automatic_run(site_paths).state is State.OK
         assert rows(hq_db) == 952
@@ -144,7 +130,7 @@ def test_a_siege_emptied_by_mistake_fails_its_scheduled_round_and_sends_at_manue
         hq.run_now()
         assert automatic_run(site_paths).state is State.OK
         assert rows(site_db) == 502
-        write(hq_db, "DELETE FROM articles WHERE id >= 1000;")
+        sql(hq_db, "DELETE FROM articles WHERE id >= 1000;")
         hq.commands.put("scheduled")  # *Heure de départ*
         wait_for(lambda: hq.reports.latest(kinds=("round",))[0].state is State.RUNNING)
         scheduled = hq.reports.latest(kinds=("round",))[0]
@@ -174,7 +160,7 @@ def test_a_capture_held_keeps_its_snapshot(tmp_path: Path) -> None:
     config = load_config(site_paths.config_file)
     with open_node(config, site_paths, dt.datetime.now) as node:
         first = node.export()
-        write(site_db, "DELETE FROM articles WHERE id >= 1200;")
+        sql(site_db, "DELETE FROM articles WHERE id >= 1200;")
         outbox = sorted((site_paths.packages_dir / "outbox").glob("*"))
         for _ in range(2):
             with pytest.raises(Exception, match="Suppressions retenues"):
