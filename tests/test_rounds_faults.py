@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from rounds_helpers import Group, group, sql
+from rounds_helpers import Group, group, rows, sql
 
 from synchro.engine import hq_files, hq_round, siege_node
 from synchro.engine.ack import IDENTICAL
@@ -109,6 +109,30 @@ def test_unexpected_error_while_closing_ends_the_round_echec_and_the_service_goe
         assert len(calls) == 2
         assert g.service.owed == []
         assert len(list((tmp_path / "ftp" / "3615" / "out").glob("*.pkg"))) == 1
+
+
+def test_a_publication_an_error_cut_short_reaches_a_site_that_delivered_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """3616 sent nothing this round; the close applied 3615's package and the publication
+    failed. A minute later every establishment is published again (``owed``), not only
+    those whose delivery was applied: 3616 gets 3615's rows without waiting a day."""
+    clock = [dt.datetime(2026, 12, 1, 23, 0)]
+    disk_full_once(monkeypatch)
+    with group(tmp_path, ["3615", "3616"], run_service=False, now=lambda: clock[0]) as g:
+        seed(g)
+        g.service.step("open")
+        g.deliver("3615")
+        g.service.step()
+        clock[0] += g.service.settings.max_reception + dt.timedelta(seconds=1)
+        g.service.step()  # the close: 3615 applied, the publication fails
+        assert rounds(g)[0].state is State.FAILED
+        assert not list((tmp_path / "ftp" / "3616" / "out").glob("*.pkg"))
+        clock[0] += hq_round.RETRY_AFTER
+        g.service.step()
+        assert len(list((tmp_path / "ftp" / "3616" / "out").glob("*.pkg"))) == 1
+        g.answer("3616")
+        assert {r[0] for r in rows(g.sites["3616"].db, "articles")} >= {10}  # 3615's row
 
 
 def test_site_waiting_through_an_hq_error_gets_its_data_in_the_same_run(

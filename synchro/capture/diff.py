@@ -176,9 +176,11 @@ def capture(
             count = TableCount()
             result.counts[table.name] = count
             faults.point("capture.table")
-            had = state.snapshot_count(state.snapshot_table(table))
+            had = None  # rows at the last exchange: counted only when deletes may be held
+            if not options.deletes_confirmed:
+                had = state.snapshot_count(state.snapshot_table(table))
             _capture_table(adapter, state, snap_reader, table, order, writer, options, count)
-            if too_many(count.deletes, had) and not options.deletes_confirmed:
+            if had is not None and too_many(count.deletes, had):
                 vanished.append(Vanished(table.name, count.deletes, had))
     if vanished:  # nothing of this capture is kept: the caller's transaction rolls back
         raise MassDeletes(vanished)

@@ -22,6 +22,7 @@ from synchro.engine.hq_files import Delivery, identity, list_deliveries, move_fi
 from synchro.engine.siege_node import SiegeNode
 from synchro.errors import (
     ApplyError,
+    Cancelled,
     DatabaseError,
     PackageError,
     StateError,
@@ -86,6 +87,7 @@ class DeliveryWork:
     stuck: dict[Path, Path]
     resting: dict[Path, Resting]
     published: dict[str, str]
+    owed: list[str]  # sites whose publication an error cut short
 
     def _behind(self) -> list[str]:
         """Establishments whose offered package does not acknowledge all that the Siège
@@ -140,7 +142,6 @@ class DeliveryWork:
         establishments' rows already open in this round (taken over from an interrupted
         one), which the publication serves too; ``manual``: a MANUELLE round's close, where
         mass deletes of the Siège's own database are sent (``capture.mass_deletes``)."""
-        outcome = DeliveryOutcome()
         self.emit(Progress("capture", self.code, detail="changements du siège"))
         exported = self.node.export(cancel=self.cancel, deletes_confirmed=manual)
         faults.point("hq.exported")
@@ -155,7 +156,24 @@ class DeliveryWork:
             listed = {"quarantined": held + unapplied[:200], "retried": exported.capture.retried}
             self.reports.merge_details(round_id, listed)
             self.reports.update(round_id, quarantined=exported.capture.held + len(unapplied))
-        rows = dict(rows or {})
+        try:
+            return self._serve(deliveries, round_id, publish_all, dict(rows or {}))
+        except Cancelled:
+            raise
+        except Exception:  # what was captured or applied waits for its publication
+            self.owed = list(self.settings.sites)  # (publishing again is harmless)
+            raise
+
+    def _serve(
+        self,
+        deliveries: list[Delivery],
+        round_id: int | None,
+        publish_all: bool,
+        rows: dict[str, int],
+    ) -> DeliveryOutcome:
+        """``_process`` once the Siège's own changes are captured: every delivery applied
+        in order, then the publication."""
+        outcome = DeliveryOutcome()
         handled: set[Path] = set()
         while batch := [d for d in deliveries if d.path not in handled]:
             for d in batch:

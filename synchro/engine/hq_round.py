@@ -53,7 +53,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from synchro import faults
-from synchro.capture.mass_deletes import MassDeletes
 from synchro.engine.events import Emit, StateChanged, ignore, said
 from synchro.engine.hq_acks import AckBook
 from synchro.engine.hq_deliveries import TAIL, DeliveryOutcome, DeliveryWork, RoundSettings
@@ -106,7 +105,7 @@ class HQService(DeliveryWork):
         self.last_round: RunRecord | None = None
         self.archive = node.packages_dir / "archive"
         self.paused_until: dt.datetime | None = None  # set by an unexpected error
-        self.owed: list[str] = []  # sites whose publication an error cut short
+        self.owed = []  # sites whose publication an error cut short
         self.stuck: dict[Path, Path] = {}  # handled deliveries Windows would not let us move
         self.resting = {}  # deliveries set aside after a failed import (``Resting``)
         self.published: dict[str, str] = {}  # site -> name of the package now offered to it
@@ -160,9 +159,7 @@ class HQService(DeliveryWork):
         try:
             self._step(command)
         except Exception as exc:
-            self.paused_until = self.now() + RETRY_AFTER
-            if not isinstance(exc, MassDeletes):  # (held at the export: nothing cut short)
-                self.owed = list(self.settings.sites)  # publishing again is harmless
+            self.paused_until = self.now() + RETRY_AFTER  # (``owed``: see ``_process``)
             known = isinstance(exc, SynchroError)  # said as it is (deletes held, a full disk)
             log.error("Le siège n'a pas pu aller au bout : %s", exc, exc_info=not known)
             text = error_text(exc) if known else repr(exc)
