@@ -149,9 +149,10 @@ class Synchro:
 
     def held_deletes(self) -> str | None:
         """The error of the last run or round when it held mass deletes
-        (``capture.mass_deletes``), which MANUELLE sends; None otherwise."""
+        (``capture.mass_deletes``) or a restored database (``engine.marks``), which
+        MANUELLE sends; None otherwise."""
         last = self.app.reports.latest(1, kinds=("run", "round"))
-        if last and last[0].details.get("error_kind") == ErrorKind.DELETES:
+        if last and last[0].details.get("error_kind") in (ErrorKind.DELETES, ErrorKind.RESTORED):
             return last[0].error
         return None
 

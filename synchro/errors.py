@@ -45,6 +45,7 @@ class ErrorKind(StrEnum):
     DISK = "disk"  # a local file or folder cannot be written or read (full, read-only...)
     DATA = "data"  # a package or a value cannot be trusted or applied; tables differ
     DELETES = "deletes"  # mass deletes held until a person starts a synchronisation
+    RESTORED = "restored"  # the database went back to an older copy: held the same way
     CONFIG = "config"  # the settings cannot be used as they are
     STOPPED = "stopped"  # the user asked to stop (ARRETER): not a failure
     INTERNAL = "internal"  # a fault of the program itself (an unexpected exception)

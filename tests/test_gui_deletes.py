@@ -54,12 +54,12 @@ def test_manuelle_asks_before_sending_held_deletes(shell: GuiShell) -> None:
     backend.held = HELD
     click(shell, window, g.MANUAL)
     question = only(shell, ConfirmDeletesController).window
-    assert question.TKroot.title() == "Suppressions retenues"
+    assert question.TKroot.title() == "Envoi retenu"
     assert text_of(question, confirm.HELD) == HELD
     assert backend.calls == ["run_now"]  # nothing started yet
     click(shell, question, confirm.CANCEL)
     assert backend.calls == ["run_now"]
-    assert "Suppressions non envoyées" in text_of(window, g.STATUS)
+    assert "Changements non envoyés" in text_of(window, g.STATUS)
     shell.handle_command(Command.RUN)  # the tray's « Synchroniser maintenant » asks too
     settle(shell)
     question = only(shell, ConfirmDeletesController).window

@@ -16,6 +16,17 @@ from typing import Any
 
 from synchro.values import Kind
 
+# The one table Synchro keeps in the user's database: the number of its last
+# synchronisation, by node (``engine.marks``: a database restored from an older backup
+# is seen). Never a table of the user's, never synchronised.
+MARK_TABLE = "synchro_repere"
+
+
+def own_table(name: str) -> bool:
+    """Whether ``name`` is Synchro's own table (``MARK_TABLE``), left out of discovery."""
+    return name.casefold() == MARK_TABLE
+
+
 Row = tuple[Any, ...]
 Key = tuple[Any, ...]
 
@@ -157,6 +168,17 @@ class Adapter(abc.ABC):
 
     @abc.abstractmethod
     def count(self, table: Table) -> int: ...
+
+    @abc.abstractmethod
+    def read_mark(self, code: str) -> int | None:
+        """The number node ``code`` last wrote into ``MARK_TABLE`` (None: no such row or
+        table). Safe inside a transaction: it never makes a statement fail."""
+
+    @abc.abstractmethod
+    def write_mark(self, code: str, number: int) -> bool:
+        """Write ``number`` as node ``code``'s mark (in the open transaction, else in one
+        of its own). The table is created only outside a transaction (DDL would end it on
+        MariaDB): False when it is missing inside one."""
 
     @abc.abstractmethod
     def atomic(self) -> AbstractContextManager[None]:

@@ -12,11 +12,12 @@ iterates; other statements on the same adapter may run meanwhile.
 
 from __future__ import annotations
 
+import abc
 import functools
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from synchro.db.base import Key, Row, Table
+from synchro.db.base import MARK_TABLE, Key, Row, Table
 from synchro.db.sql_core import chunks
 from synchro.db.sql_reads import SqlReads
 
@@ -79,3 +80,38 @@ class SqlAdapter(SqlReads):
         statement = functools.partial(self.sql.delete, table)
         doing = f"suppression dans la table {table.name}"
         self._in_batches(table, table.key, keys, size, statement, doing)
+
+    # -- the mark of the last synchronisation (``engine.marks``) ----------------------
+
+    @abc.abstractmethod
+    def _has_mark_table(self) -> bool:
+        """Whether ``MARK_TABLE`` exists (a catalog read: never a failing statement)."""
+
+    def read_mark(self, code: str) -> int | None:
+        if not self._has_mark_table():
+            return None
+        sql = f"SELECT numero FROM {self.sql.quote(MARK_TABLE)} WHERE poste = ?"
+        cursor = self._run(sql, [code], "lecture du repère de synchronisation")
+        try:
+            numbers = [int(row[0]) for row in cursor.fetchall()]
+        finally:
+            cursor.close()
+        return max(numbers, default=None)
+
+    def write_mark(self, code: str, number: int) -> bool:
+        table = self.sql.quote(MARK_TABLE)
+        doing = "écriture du repère de synchronisation"
+        if not self._has_mark_table():
+            if self._depth:
+                return False
+            self._run(
+                f"CREATE TABLE {table} (poste VARCHAR(40) NOT NULL PRIMARY KEY, "
+                "numero INTEGER NOT NULL)",
+                [],
+                doing,
+            ).close()
+        with self.atomic():  # a savepoint inside the caller's transaction
+            self._run(f"DELETE FROM {table} WHERE poste = ?", [code], doing).close()
+            insert = f"INSERT INTO {table} (poste, numero) VALUES (?, ?)"
+            self._run(insert, [code, number], doing).close()
+        return True

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from synchro.db import columnar_odbc
-from synchro.db.base import Column, Key, Row, Table
+from synchro.db.base import MARK_TABLE, Column, Key, Row, Table, own_table
 from synchro.db.binding import Binder, binder, blob_bytes
 from synchro.db.column_kinds import odbc_kind
 from synchro.db.details import odbc_details, with_details
@@ -43,6 +43,7 @@ from synchro.db.odbc_connect import (
 )
 from synchro.db.odbc_schema import column_details, foreign_keys, unique_indexes
 from synchro.db.sqlite import discover as discover_sqlite
+from synchro.db.sqlite import has_mark_table
 from synchro.errors import DatabaseError
 from synchro.values import Kind
 
@@ -300,12 +301,19 @@ class OdbcAdapter(SqlAdapter):
             return {"catalog": self._database}
         return {"schema": self._schema} if self._schema else {}
 
+    def _has_mark_table(self) -> bool:
+        if self.dialect == "sqlite":
+            return has_mark_table(lambda sql: self._query(sql))
+        rows = self._catalog("tables", table=MARK_TABLE, tableType="TABLE", **self._where())
+        return any(own_table(str(r[2])) for r in rows)
+
     def tables(self) -> list[Table]:
         self._forget_types()
         if self.dialect == "sqlite":
             return discover_sqlite(lambda sql: self._query(sql), self.sql.quote)
         rows = self._catalog("tables", tableType="TABLE", **self._where())
-        names = sorted({str(r[2]) for r in rows if not str(r[2]).startswith("MSys")})
+        found = {str(r[2]) for r in rows}
+        names = sorted(n for n in found if not n.startswith("MSys") and not own_table(n))
         return [self._table(name) for name in names]
 
     def _table(self, name: str) -> Table:

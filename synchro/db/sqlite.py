@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from synchro.db import columnar
-from synchro.db.base import Column, ForeignKey, Table
+from synchro.db.base import Column, ForeignKey, Table, own_table
 from synchro.db.binding import Binder, binder, blob_bytes
 from synchro.db.column_kinds import sqlite_kind
 from synchro.db.details import sqlite_details, with_details
@@ -145,9 +145,18 @@ class SqliteAdapter(SqlAdapter):
         finally:
             cursor.close()
 
+    def _has_mark_table(self) -> bool:
+        return has_mark_table(self._pragma)
+
     def tables(self) -> list[Table]:
         self._forget_types()
         return discover(self._pragma, self.sql.quote)
+
+
+def has_mark_table(query: Callable[[str], list[Any]]) -> bool:
+    """Whether the SQLite database holds ``MARK_TABLE`` (read through ``query``)."""
+    names = query("SELECT name FROM sqlite_master WHERE type = 'table'")
+    return any(own_table(str(row[0])) for row in names)
 
 
 def discover(query: Callable[[str], list[Any]], quote: Callable[[str], str]) -> list[Table]:
@@ -161,7 +170,7 @@ def discover(query: Callable[[str], list[Any]], quote: Callable[[str], str]) -> 
         "SELECT name FROM sqlite_master WHERE type = 'table' "
         "AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name"
     )
-    return [_table(query, quote, str(row[0])) for row in names]
+    return [_table(query, quote, str(row[0])) for row in names if not own_table(str(row[0]))]
 
 
 def _primary(info: list[Any]) -> tuple[str, ...]:

@@ -30,6 +30,7 @@ from synchro.capture.source import KeyOrderError
 from synchro.config.model import Config
 from synchro.db import open_database
 from synchro.db.base import Adapter, Table
+from synchro.engine import marks
 from synchro.engine.apply import apply_changes
 from synchro.engine.apply_rows import ApplyContext, ApplyStats
 from synchro.engine.checksum import Sums, checksums
@@ -158,6 +159,8 @@ class Node(ABC):
         ``deletes_confirmed``: a person started it, so mass deletes are sent, not held
         (``capture.mass_deletes``)."""
         self.recover()
+        if not deletes_confirmed:  # a person's word sends a restored database as it is
+            marks.check(self.adapter, self.state, self.code)
         # Discovered again at every export: a Node kept open (the Siège's service) sees a
         # widened column, a new column or a new table before it retries or captures.
         tables = self.tables(refresh=True).synced
@@ -222,6 +225,7 @@ class Node(ABC):
                 key=self.key,
                 created=self.now(),
             )
+            marks.bump(self.adapter, self.state, self.code, confirmed=options.deletes_confirmed)
             with writer:
                 result = capture(self.adapter, self.state, tables, writer, options)
                 manifest = writer.close()
@@ -330,6 +334,7 @@ class Node(ABC):
                 self.state.replay_conflicts(ctx.package_id)  # kept by a crashed apply
                 with self.adapter.atomic():
                     stats = apply_changes(self.adapter, self.state, tables, reader, ctx)
+                    marks.bump(self.adapter, self.state, self.code)
                     self.state.keep_conflicts(ctx.package_id)  # durable before the commit
                     faults.point("node.apply.before_db_commit")
                 faults.point("node.apply.db_committed")

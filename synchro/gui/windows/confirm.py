@@ -1,6 +1,7 @@
-"""MANUELLE after an automatic synchronisation held mass deletes (``capture.mass_deletes``):
-the user sees what the last one said (which tables, how many rows) and decides. Envoyer
-starts the run, which sends them; Annuler starts nothing."""
+"""MANUELLE after an automatic synchronisation held its changes — mass deletes
+(``capture.mass_deletes``) or a restored database (``engine.marks``): the user sees what
+the last one said (which tables, how many rows; which mark) and decides. Envoyer starts
+the run, which sends them; Annuler starts nothing."""
 
 from __future__ import annotations
 

@@ -1,0 +1,86 @@
+"""A database put back to an older copy is seen, not synchronised (rule 3: nothing is lost).
+
+A shop restores last week's backup of its database after a disk failure. Its next capture
+finds gone every row made since — its own and those the other establishments sent it — and
+finds the rows changed since at their old values: sent as they are, those deletes and old
+versions would be applied in every establishment. A threshold (``capture.mass_deletes``)
+catches only a big loss; a week of a busy group's sales is a few percent of its tables.
+
+So each node keeps a number in its user's database (``db.base.MARK_TABLE``, one row per
+node) and the same number in its state: both are raised together whenever the engine makes
+the database and its snapshot agree — at each export (its own transaction, before the
+capture) and in each apply's transaction. The database is written first and committed
+first, so a crash between the two leaves the database ahead, never behind. A database
+holding a smaller number than the state (or none) has gone back to an earlier copy: the
+capture sends nothing (``Restored``) and the run ends ``Echec`` saying so, every automatic
+run again, until a person decides; MANUELLE sends (the restored copy becomes the group's
+reference). An apply into such a database leaves its number behind, so the Siège, which
+applies the establishments' packages before it captures, holds all the same.
+
+A database where the table cannot be created (no right to) is synchronised unmarked, as
+before: a warning says so, and nothing is checked.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from synchro.db.base import MARK_TABLE, Adapter
+from synchro.errors import CaptureError, DatabaseError, ErrorKind, TransactionLost
+from synchro.state import StateDB
+
+log = logging.getLogger("synchro.engine")
+KEY = "mark"  # the state's meta entry holding the number last written
+
+
+class Restored(CaptureError):
+    """The database holds an older mark than the state (``found``; None: no mark)."""
+
+    default_kind = ErrorKind.RESTORED
+
+    def __init__(self, found: int | None, known: int) -> None:
+        self.found, self.known = found, known
+        seen = (
+            f"son repère de synchronisation ({MARK_TABLE}) est {found} au lieu de {known}"
+            if found is not None
+            else f"elle n'a plus de repère de synchronisation ({MARK_TABLE}) pour ce poste"
+        )
+        super().__init__(
+            "Base restaurée, rien n'a été envoyé : la base a été remise dans un état "
+            f"antérieur à la dernière synchronisation (une sauvegarde restaurée, une copie ?) ; "
+            f"{seen}. Envoyer ses différences supprimerait ou remettrait à l'ancienne, dans "
+            "tous les établissements, les lignes reçues ou modifiées depuis. Remettez la "
+            "base la plus récente si vous l'avez. Si la base restaurée doit devenir la "
+            "référence pour tout le groupe, lancez la synchronisation MANUELLE : elle "
+            "enverra ses différences."
+        )
+
+
+def check(adapter: Adapter, state: StateDB, code: str) -> None:
+    """Raise ``Restored`` when the database went back behind the state's number."""
+    known = state.get_int(KEY)
+    if not known:
+        return  # never marked: a first run, or a database that cannot hold the table
+    found = adapter.read_mark(code)
+    if found is None or found < known:
+        raise Restored(found, known)
+
+
+def bump(adapter: Adapter, state: StateDB, code: str, *, confirmed: bool = False) -> None:
+    """Write the next number into the database, then into the state (the caller's open
+    state transaction, committed after the database). A database found behind keeps its
+    number unless a person ``confirmed`` sending it as it is."""
+    known = state.get_int(KEY)
+    found = adapter.read_mark(code)
+    if known and not confirmed and (found is None or found < known):
+        return  # restored: ``check`` holds the next capture
+    number = max(known, found or 0) + 1
+    try:
+        written = adapter.write_mark(code, number)
+    except TransactionLost:
+        raise
+    except DatabaseError as exc:
+        log.warning("Repère de synchronisation non écrit (%s) : restauration non détectée", exc)
+        return
+    if written:
+        state.set_meta(KEY, str(number))

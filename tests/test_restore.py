@@ -1,0 +1,202 @@
+"""A database put back to an older copy (a restored backup) is seen and held, not sent.
+
+Before, a shop that restored last week's backup sent, at its next automatic run, a delete
+for every row made since — its own and those the others had sent it — and its rows'
+old values as updates; every establishment applied them. ``capture.mass_deletes`` held
+only a loss of ≥ 100 rows and > 20 % of a table. Now every node keeps a number in its
+database (``synchro_repere``) and in its state (``engine.marks``); a database behind its
+state holds every automatic run whatever the size of the loss, and a person's MANUELLE
+sends the restored copy as the group's reference.
+
+Real Siège and Serveur (the App, its FTPS server and round thread) on real SQLite files,
+backed up and restored with SQLite's own backup API; the engine on every back end
+(PostgreSQL and MariaDB through their ODBC drivers), restored as a dump would be.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from backends import Backend
+from engine_helpers import Db, make_node
+from pair_helpers import app_pair
+from rounds_helpers import sql
+from test_app import logging_set_up, wait_for  # noqa: F401 (autouse)
+from test_mass_deletes import add_articles, automatic_run, rows, siege
+
+from synchro.app import App
+from synchro.capture.mass_deletes import too_many
+from synchro.config.store import load_config
+from synchro.db.base import MARK_TABLE
+from synchro.engine.marks import Restored
+from synchro.errors import ErrorKind
+from synchro.report_summary import cause_lines
+from synchro.reports import State
+
+
+def backup(db: Path, to: Path) -> None:
+    """What a backup tool does: SQLite's online backup of the live file."""
+    source, target = sqlite3.connect(db), sqlite3.connect(to)
+    try:
+        source.backup(target)
+    finally:
+        source.close()
+        target.close()
+
+
+def price(db: Path, ident: int) -> str:
+    conn = sqlite3.connect(db)
+    try:
+        return str(conn.execute("SELECT prix FROM articles WHERE id = ?", (ident,)).fetchone()[0])
+    finally:
+        conn.close()
+
+
+def test_a_small_restore_is_held_until_a_person_sends_it(tmp_path: Path) -> None:
+    """A backup two rounds old: 30 rows received and 10 made since, 5 changed — far under
+    the mass-delete rule — are neither deleted nor put back anywhere by an automatic run."""
+    hq_paths, site_paths = app_pair(tmp_path)
+    site_db, hq_db = tmp_path / "site" / "data.db", tmp_path / "hq" / "data.db"
+    add_articles(site_db, 1000, 600)
+    with siege(hq_paths) as hq:
+        hq.run_now()
+        assert automatic_run(site_paths).state is State.OK
+        saved = tmp_path / "backup.db"
+        backup(site_db, saved)  # the shop's nightly backup
+        add_articles(hq_db, 5000, 30)  # the group goes on
+        add_articles(site_db, 2000, 10)
+        sql(site_db, "UPDATE articles SET prix = '99.99' WHERE id BETWEEN 1000 AND 1004;")
+        hq.run_now()
+        assert automatic_run(site_paths).state is State.OK
+        assert rows(site_db) == rows(hq_db) == 642 and price(hq_db, 1000) == "99.99"
+        assert not too_many(40, 642)  # the rule of mass deletes would have let it through
+        backup(saved, site_db)  # the disk died; the shop restores its backup
+        for _ in range(2):  # every automatic run holds
+            held = automatic_run(site_paths)
+            assert held.state is State.FAILED
+            assert "Base restaurée, rien n'a été envoyé" in held.error, held.error
+            assert f"({MARK_TABLE}) est 2 au lieu de 4" in held.error, held.error
+            assert held.details["error_kind"] == ErrorKind.RESTORED
+            assert held.rows_sent == 0
+            assert rows(hq_db) == 642 and price(hq_db, 1000) == "99.99"
+        fr, en = " ".join(cause_lines(held, "fr")), " ".join(cause_lines(held, "en"))
+        assert "sauvegarde restaurée" in fr and "MANUELLE" in fr, fr
+        assert "restored backup" in en and "MANUELLE" in en, en
+        # a person decides the restored copy is the reference: MANUELLE sends it
+        site = App(load_config(site_paths.config_file), site_paths, poll_s=0.1)
+        site.start()
+        try:
+            site.run_now()
+            wait_for(lambda: site.reports.latest()[0].id != held.id, timeout=30)
+            wait_for(lambda: site.reports.latest()[0].state is not State.RUNNING, timeout=60)
+            manual = site.reports.latest()[0]
+        finally:
+            site.close()
+        assert manual.state is State.OK, manual.error
+        assert rows(hq_db) == rows(site_db) == 602 and price(hq_db, 1000) != "99.99"
+        hq.run_now()
+        assert automatic_run(site_paths).state is State.OK  # not held again
+
+
+def dump(backend: Backend) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:
+    """The user's table and the mark table, as a logical dump would hold them."""
+    return (
+        backend.query("SELECT id, txt FROM t ORDER BY id"),
+        backend.query(f"SELECT poste, numero FROM {MARK_TABLE}"),
+    )
+
+
+def restore(backend: Backend, saved: tuple[list[tuple[object, ...]], ...]) -> None:
+    table, marks = saved
+    backend.execute("DELETE FROM t")
+    for row in table:
+        backend.execute("INSERT INTO t (id, txt) VALUES (?, ?)", row)
+    backend.execute(f"DELETE FROM {MARK_TABLE}")
+    for row in marks:
+        backend.execute(f"INSERT INTO {MARK_TABLE} (poste, numero) VALUES (?, ?)", row)
+
+
+def test_every_back_end_holds_a_restored_database(backend: Backend, tmp_path: Path) -> None:
+    """The mark is written, read and left out of the tables on every back end; a dump
+    restored holds the capture, a person's word sends, and then it is in step again."""
+    backend.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, txt VARCHAR(100))")
+    for i in range(1, 21):
+        backend.execute("INSERT INTO t (id, txt) VALUES (?, ?)", (i, f"ligne {i}"))
+    with make_node(tmp_path, "S1", backend.connection) as node:
+        assert node.export().manifest.rows == 20
+        assert [t.name for t in node.tables().synced] == ["t"]  # the mark is not a table
+        saved = dump(backend)
+        assert saved[1] == [("S1", 1)]
+        backend.execute("DELETE FROM t WHERE id <= 3")
+        backend.execute("UPDATE t SET txt = 'changée' WHERE id = 10")
+        assert node.export().manifest.rows == 4
+        restore(backend, saved)
+        before = node.state.get_int("mark")
+        for _ in range(2):
+            with pytest.raises(Restored, match="est 1 au lieu de 2"):
+                node.export()
+        assert node.state.get_int("mark") == before  # nothing kept of the held runs
+        sent = node.export(deletes_confirmed=True)  # a person's word
+        assert sent.capture.counts["t"].inserts == 3 and sent.capture.counts["t"].updates == 1
+        backend.execute("UPDATE t SET txt = 'après' WHERE id = 11")
+        assert node.export().manifest.rows == 1  # in step again
+        backend.execute(f"DROP TABLE {MARK_TABLE}")  # a copy older than the mark itself
+        with pytest.raises(Restored, match="n'a plus de repère"):
+            node.export()
+    with Db(backend.connection) as db:
+        assert sorted(db.tables) == ["t"]
+
+
+def test_a_siege_restored_holds_even_after_applying_deliveries(tmp_path: Path) -> None:
+    """The Siège applies the establishments' packages before it captures its own changes:
+    an apply into a restored database leaves the mark behind, so the capture still holds."""
+    site_db, hq_db = tmp_path / "site.db", tmp_path / "hq.db"
+    for db in (site_db, hq_db):
+        sql(db, "CREATE TABLE t (id INTEGER PRIMARY KEY, txt TEXT);")
+    sql(hq_db, "INSERT INTO t VALUES (1, 'siège');")
+    with make_node(tmp_path, "HQ", str(hq_db), hq=True) as hq:
+        hq.export()
+        saved = tmp_path / "hq-backup.db"
+        backup(hq_db, saved)
+        sql(hq_db, "INSERT INTO t VALUES (2, 'après la sauvegarde');")
+        hq.export()
+        backup(saved, hq_db)
+        with make_node(tmp_path, "S1", str(site_db)) as site:
+            sql(site_db, "INSERT INTO t VALUES (100, 'du site');")
+            package = site.export().path
+        assert hq.import_package(package).status == "applied"
+        with pytest.raises(Restored):
+            hq.export()
+        assert hq.export(deletes_confirmed=True).capture.counts["t"].deletes == 1
+
+
+def test_a_database_without_the_right_to_create_the_mark_is_synchronised_unmarked(
+    make_backend: Callable[[str], Backend], tmp_path: Path
+) -> None:
+    """PostgreSQL 15 gives no right to create tables in ``public`` to a role that does not
+    own it: the node synchronises as before, without the mark (a warning says so)."""
+    backend = make_backend("postgresql")
+    role = f"synchro_sans_droit_{dt.datetime.now():%H%M%S%f}"
+    backend.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, txt VARCHAR(100))")
+    backend.execute("INSERT INTO t (id, txt) VALUES (1, 'une')")
+    backend.execute(f"CREATE ROLE {role} LOGIN")
+    backend.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON t TO {role}")
+    backend.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
+    connection = backend.connection.replace("UID=postgres", f"UID={role}")
+    try:
+        with make_node(tmp_path, "S1", connection) as node:
+            assert node.export().manifest.rows == 1
+            backend.execute("INSERT INTO t (id, txt) VALUES (2, 'deux')")
+            assert node.export().manifest.rows == 1
+            assert node.state.get_int("mark") == 0
+        assert backend.query(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", (MARK_TABLE,)
+        ) == [(0,)]
+    finally:
+        backend.execute(f"REASSIGN OWNED BY {role} TO postgres")
+        backend.execute(f"DROP OWNED BY {role}")
+        backend.execute(f"DROP ROLE {role}")
