@@ -160,9 +160,9 @@ class App:
 
     # -- commands (any thread: they only enqueue) ------------------------------------------
 
-    def run_now(self) -> None:
-        """MANUELLE."""
-        self.commands.put("sync")
+    def run_now(self, *, take_back: bool = False) -> None:
+        """MANUELLE; ``take_back``: a Serveur's run that first takes the group's data back."""
+        self.commands.put("take-back" if take_back and not self.config.is_hq else "sync")
 
     def stop_run(self) -> None:
         """ARRETER: the engine stops at the next safe point."""
@@ -277,8 +277,9 @@ class App:
                 command = self.commands.get(timeout=0.5)
             except queue.Empty:
                 command = ""
-            if command == "sync" or self.schedule.due(self.now()):
-                self.commands.put("sync" if command == "sync" else "scheduled")  # who asked
+            asked = command in ("sync", "take-back")
+            if asked or self.schedule.due(self.now()):
+                self.commands.put(command if asked else "scheduled")  # who asked
                 return True
         return False
 
@@ -291,20 +292,24 @@ class App:
             if command == "stop":
                 self.cancel.clear()
                 continue
-            if command in ("sync", "scheduled") or self.schedule.due(self.now()):
+            manual = command in ("sync", "take-back")
+            if manual or command == "scheduled" or self.schedule.due(self.now()):
                 self.cancel.clear()
                 started = self.now()
                 try:
-                    self.run_site(node, manual=command == "sync")
+                    self.run_site(node, manual=manual, take_back=command == "take-back")
                 except Exception as exc:  # the service lives on: MANUELLE, the next hour
                     log.exception("La synchronisation n'a pas pu aller à son terme")
                     self.emit(StateChanged("failed", error_text(exc)))
                     site = self.config.site or "?"  # the email says it all the same
                     self._mail([unrecorded_run(site, started, self.now(), exc)], State.FAILED)
 
-    def run_site(self, node: ServeurNode, *, manual: bool = False) -> RunRecord:
+    def run_site(
+        self, node: ServeurNode, *, manual: bool = False, take_back: bool = False
+    ) -> RunRecord:
         """One run now, on the calling thread (the engine thread, or ``synchro sync``);
-        ``manual``: a person started it (MANUELLE), so mass deletes are sent."""
+        ``manual``: a person started it (MANUELLE), so mass deletes are sent;
+        ``take_back``: it first takes the group's data back (a restored database)."""
         self._close_interrupted()
         s = self.config.site_settings
         since = None
@@ -317,6 +322,7 @@ class App:
             poll_s=min(self.poll_s, s.retry_delay.total_seconds()),
             since=since,
             manual=manual,
+            take_back=take_back,
         )
         started = self.now()
         record = SiteRun(

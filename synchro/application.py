@@ -121,9 +121,10 @@ class Synchro:
         if self.app.hq is not None:
             self.app.hq.stop()
 
-    def run_now(self) -> None:
-        """MANUELLE for the service."""
-        self.app.run_now()
+    def run_now(self, *, take_back: bool = False) -> None:
+        """MANUELLE for the service; ``take_back``: *Reprendre les données du groupe*
+        (a Serveur whose database was restored: ``ServeurNode.take_back``)."""
+        self.app.run_now(take_back=take_back)
 
     def stop(self) -> None:
         """ARRETER: the run or round stops at its next safe point."""

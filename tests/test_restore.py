@@ -16,7 +16,11 @@ backed up and restored with SQLite's own backup API; the engine on every back en
 from __future__ import annotations
 
 import datetime as dt
+import os
+import signal
 import sqlite3
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -24,6 +28,7 @@ import pytest
 from backends import Backend
 from engine_helpers import Db, make_node
 from pair_helpers import app_pair
+from rounds_helpers import rows as rows_of
 from rounds_helpers import sql
 from test_app import logging_set_up, wait_for  # noqa: F401 (autouse)
 from test_mass_deletes import add_articles, automatic_run, rows, siege
@@ -200,3 +205,106 @@ def test_a_database_without_the_right_to_create_the_mark_is_synchronised_unmarke
         backend.execute(f"REASSIGN OWNED BY {role} TO postgres")
         backend.execute(f"DROP OWNED BY {role}")
         backend.execute(f"DROP ROLE {role}")
+
+
+def test_a_restored_site_takes_the_group_s_data_back(tmp_path: Path) -> None:
+    """*Reprendre les données du groupe*: nothing of the restored copy's difference is sent,
+    and the Siège sends everything again, this establishment's own rows included — those
+    the restore took away come back, the rows changed since get their group version."""
+    hq_paths, site_paths = app_pair(tmp_path)
+    site_db, hq_db = tmp_path / "site" / "data.db", tmp_path / "hq" / "data.db"
+    add_articles(site_db, 1000, 600)
+    with siege(hq_paths) as hq:
+        hq.run_now()
+        assert automatic_run(site_paths).state is State.OK
+        saved = tmp_path / "backup.db"
+        backup(site_db, saved)
+        add_articles(hq_db, 5000, 30)
+        add_articles(site_db, 2000, 10)  # its own rows, sent, then lost by the restore
+        sql(site_db, "UPDATE articles SET prix = '99.99' WHERE id BETWEEN 1000 AND 1004;")
+        hq.run_now()
+        assert automatic_run(site_paths).state is State.OK
+        group = rows_of(hq_db, "articles")
+        backup(saved, site_db)
+        assert automatic_run(site_paths).state is State.FAILED  # held
+        site = App(load_config(site_paths.config_file), site_paths, poll_s=0.1)
+        site.start()
+        try:
+            held = site.reports.latest()[0]
+            hq.run_now()
+            site.run_now(take_back=True)
+            wait_for(lambda: site.reports.latest()[0].id != held.id, timeout=30)
+            wait_for(lambda: site.reports.latest()[0].state is not State.RUNNING, timeout=60)
+            taken = site.reports.latest()[0]
+        finally:
+            site.close()
+        assert taken.state is State.OK, taken.error
+        assert taken.rows_sent == 0  # the restored copy's differences were not sent
+        assert rows_of(hq_db, "articles") == group  # the group lost nothing
+        assert rows_of(site_db, "articles") == group  # and the establishment has it all back
+        hq.run_now()
+        again = automatic_run(site_paths)
+        assert again.state is State.OK and again.rows_sent == 0 and again.rows_received == 0
+
+
+TAKE_BACK_CHILD = """
+import sys
+sys.path.insert(0, sys.argv[1])
+from pathlib import Path
+from engine_helpers import make_node
+with make_node(Path(sys.argv[2]), "S1", sys.argv[3]) as node:
+    node.take_back()
+"""
+
+
+def test_a_take_back_killed_before_its_mark_holds_then_finishes(tmp_path: Path) -> None:
+    """``kill -9`` of a real process between the snapshot taken from the restored copy and
+    the mark raised: the database is still behind, so an automatic export holds (nothing
+    of the restored copy sent); the take-back made again ends in step, and its package
+    asks the Siège for everything."""
+    db = tmp_path / "site.db"
+    sql(db, "CREATE TABLE t (id INTEGER PRIMARY KEY, txt TEXT);")
+    sql(db, "INSERT INTO t VALUES (1, 'une'), (2, 'deux'), (3, 'trois');")
+    saved = tmp_path / "backup.db"
+    with make_node(tmp_path, "S1", str(db)) as node:
+        node.export()
+        backup(db, saved)
+        sql(db, "INSERT INTO t VALUES (4, 'quatre'); DELETE FROM t WHERE id = 1;")
+        node.export()
+    backup(saved, db)
+    env = {**os.environ, "SYNCHRO_KILL_AT": "node.take_back.adopted"}
+    tests = str(Path(__file__).resolve().parent)
+    child = subprocess.run(
+        [sys.executable, "-c", TAKE_BACK_CHILD, tests, str(tmp_path), str(db)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert child.returncode == -signal.SIGKILL, child.stderr
+    with make_node(tmp_path, "S1", str(db)) as node:
+        assert node.taking_back()  # the first transaction was committed
+        with pytest.raises(Restored):
+            node.export()
+        node.take_back()
+        made = node.export()
+    assert made.manifest.rows == 0 and made.manifest.meta["take_back"] is True
+
+
+def test_the_siege_counts_only_the_acknowledgement_of_the_package_of_everything(
+    tmp_path: Path,
+) -> None:
+    """While a site takes the group's data back, an older acknowledgement in flight does not
+    move its position (it would skip what the restore took away)."""
+    db = tmp_path / "hq.db"
+    sql(db, "CREATE TABLE t (id INTEGER PRIMARY KEY);")
+    with make_node(tmp_path, "HQ", str(db), hq=True) as hq:
+        state = hq.state
+        with state.transaction():
+            state.set_meta("take_back:S1", "0")  # asked, not yet published
+            assert hq.acked_after("S1", 0, 6, 100) == 0
+            state.set_meta("take_back:S1", "7")  # package 7 carried everything
+            assert hq.acked_after("S1", 0, 6, 100) == 0  # an older one
+            assert hq.acked_after("S1", 0, 7, 120) == 120
+            assert state.get_meta("take_back:S1") is None
+            assert hq.acked_after("S1", 120, 8, 110) == 120  # as before: never backwards

@@ -138,7 +138,8 @@ class AckBook:
         text, tables = controle(ack.checksums, ours)
         with state.transaction():
             acked, applied, out_seq = state.site(ack.site)  # a position of this Siège's log
-            state.set_site(ack.site, max(acked, ack.to_pos), applied, out_seq)
+            position = self.node.acked_after(ack.site, acked, ack.sequence, ack.to_pos)
+            state.set_site(ack.site, position, applied, out_seq)
             served = self.node.answered(ack.sequence, ack.site)
             if served > self.served(ack.site):
                 state.set_meta(f"served:{ack.site}", str(served))

@@ -214,6 +214,7 @@ class Node(ABC):
                 # The oldest package the Siège has not acknowledged: where a Siège meeting
                 # this life of the site for the first time must start (not at this one).
                 "first_unacked": min([s.sequence for s in self.state.outbox()] + [sequence]),
+                **self._export_meta(),
             }
             writer = PackageWriter(
                 path,
@@ -237,6 +238,10 @@ class Node(ABC):
         if out is None:
             self._exported(path)
         return ExportResult(path, manifest, result)
+
+    def _export_meta(self) -> dict[str, Any]:
+        """What this node's packages say besides the positions (nothing, here)."""
+        return {}
 
     def _nothing_new(self, manifest: Manifest, result: CaptureResult, out: Path | None) -> bool:
         """Whether this export is better not made (see ``ServeurNode``); never, here."""

@@ -7,26 +7,30 @@ What the Serveur keeps in its state besides the shared parts (``engine.node``):
 - ``hq_pos`` / ``hq_instance``: the Siège's change-log position it has received, and of
   which life of the Siège;
 - ``LAST_HQ`` / ``ACK_DUE``: the Siège package applied last, and whether its
-  acknowledgement is still owed (``engine.ack``, ``engine.site_run``).
+  acknowledgement is still owed (``engine.ack``, ``engine.site_run``);
+- ``TAKE_BACK``: set while it takes the group's data back (``take_back``).
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
-from synchro.capture.diff import CaptureResult
+from synchro import faults
+from synchro.capture.diff import CaptureOptions, CaptureResult, capture, ensure_snapshots
 from synchro.db.base import Table
+from synchro.engine import marks
 from synchro.engine.apply_rows import ApplyStats
 from synchro.engine.node import Node
 from synchro.engine.node_results import Admission, ImportResult
 from synchro.engine.policy import SERVEUR_POLICY, ApplyPolicy
 from synchro.errors import PackageError
-from synchro.package import Manifest
+from synchro.package import Manifest, PackageWriter, TableSchema
 
 LAST_HQ = "last_hq"  # the Siège package applied last (what the ack names), JSON
 ACK_DUE = "ack_due"  # "1" until the Siège has been sent the ack of LAST_HQ
+TAKE_BACK = "take_back"  # "1" from ``take_back`` until the Siège's package of everything
 
 
 class ServeurNode(Node):
@@ -36,13 +40,60 @@ class ServeurNode(Node):
     export_kind: ClassVar[str] = "site"
     default_code: ClassVar[str] = "SITE"
 
+    # -- taking the group's data back ---------------------------------------------------
+
+    def take_back(self) -> None:
+        """*Reprendre les données du groupe*, after a restore (``engine.marks``): the
+        database as it is now becomes this node's starting point — nothing of its
+        difference with the last synchronisation is sent — and the Siège is asked for every
+        row of the group again, this establishment's own included (those the restore took
+        away): the next package says so (``take_back``) and the Siège answers from the
+        start of its change log. Applied over the restored rows, the group's versions win
+        (nothing changed here since this starting point).
+
+        The mark is raised last, in a transaction of its own: a crash before leaves the
+        database still behind, so an automatic run holds instead of sending the restored
+        copy (the snapshot may already be its, which sends nothing of it either)."""
+        self.recover()
+        tables = self.tables(refresh=True).synced
+        ensure_snapshots(self.state, tables)
+        scratch = self.packages_dir / "take-back.tmp"
+        scratch.parent.mkdir(parents=True, exist_ok=True)
+        with self.state.transaction():
+            writer = PackageWriter(
+                scratch,
+                origin=self.code,
+                sequence=0,
+                kind=self.export_kind,
+                tables=[TableSchema.of(t) for t in tables],
+                key=self.key,
+                created=self.now(),
+            )
+            with writer:  # the capture's snapshot is kept, its package thrown away
+                capture(
+                    self.adapter, self.state, tables, writer, CaptureOptions(deletes_confirmed=True)
+                )
+                writer.close()
+            self.state.set_meta("hq_pos", "0")
+            self.state.set_meta(TAKE_BACK, "1")
+        scratch.unlink(missing_ok=True)
+        faults.point("node.take_back.adopted")
+        with self.state.transaction():
+            marks.bump(self.adapter, self.state, self.code, confirmed=True)
+
+    def taking_back(self) -> bool:
+        return self.state.get_meta(TAKE_BACK) is not None
+
     # -- export -------------------------------------------------------------------------
+
+    def _export_meta(self) -> dict[str, Any]:
+        return {"take_back": True} if self.taking_back() else {}
 
     def _nothing_new(self, manifest: Manifest, result: CaptureResult, out: Path | None) -> bool:
         """An empty capture while packages the Siège has not acknowledged wait: re-sending
         those is enough, and a new sequence would make the Siège's answer to them look
         stale."""
-        if out is not None or manifest.rows or result.held:
+        if out is not None or manifest.rows or result.held or self.taking_back():
             return False
         return bool(self.state.outbox())
 
@@ -75,6 +126,8 @@ class ServeurNode(Node):
                 "stale",
                 "le siège n'a pas encore intégré le dernier envoi de ce poste",
             )
+        if self.taking_back():  # everything, our own rows included
+            return Admission()
         # Packages hold no change of ours any more (issue 15); one an older Siège
         # published ("shared" by sites in step) did: those are skipped still.
         return Admission(skip_pos=hq_pos, skip_origin=self.code)
@@ -99,6 +152,8 @@ class ServeurNode(Node):
         if manifest.kind != "hq":
             return
         self.state.set_meta("hq_pos", str(int(manifest.meta.get("to_pos", 0))))
+        if manifest.meta.get("take_back"):  # the Siège sent everything: taken back
+            self.state.drop_meta(TAKE_BACK)
         self.state.set_meta("hq_instance", str(manifest.meta.get("instance", "")))
         for old in self.state.ack_outbox(self._acked_seq(manifest)):
             old.unlink(missing_ok=True)

@@ -8,7 +8,10 @@ What the Siège keeps in its state besides the shared parts (``engine.node``):
   applied here and the Siège's last package published to it;
 - ``key:<site>``: the group key the site last sent with (its answer is sealed with it);
 - ``sums:<seq>`` / ``answered:<seq>``: per published package, the Siège's checksums then
-  and the site package it answered (``engine.hq_acks`` compares an ack with them).
+  and the site package it answered (``engine.hq_acks`` compares an ack with them);
+- ``take_back:<site>``: a site taking the group's data back (``ServeurNode.take_back``):
+  "0" until a package of everything, its own rows included, is published to it, then that
+  package's number until the site acknowledges it.
 """
 
 from __future__ import annotations
@@ -34,6 +37,11 @@ from synchro.package import Manifest, PackageWriter, TableSchema, open_package
 from synchro.package.body import Segment, SegmentStore, segments_for
 from synchro.state import ChangeLogEntry, key_json, snap_value
 from synchro.values import carried_form_is_normal, json_text_encoder, to_json
+
+
+def take_back_key(site: str) -> str:
+    """The Siège's state entry of a site taking the group's data back."""
+    return f"take_back:{site}"
 
 
 class Published(NamedTuple):
@@ -121,10 +129,23 @@ class SiegeNode(Node):
         """The key the site used, what it had received, its last package applied."""
         self.state.set_meta(f"key:{manifest.origin}", manifest.key_id)
         site = self.state.site(manifest.origin)
-        base = self._base_pos(manifest)
-        self.state.set_site(
-            manifest.origin, max(site.acked_pos, base), manifest.sequence, site.out_seq
-        )
+        acked = max(site.acked_pos, self._base_pos(manifest))
+        if manifest.meta.get("take_back"):  # it asks for everything again
+            acked = 0
+            self.state.set_meta(take_back_key(manifest.origin), "0")
+        self.state.set_site(manifest.origin, acked, manifest.sequence, site.out_seq)
+
+    def acked_after(self, site: str, acked: int, sequence: int, to_pos: int) -> int:
+        """The position ``site`` holds once it acknowledged package ``sequence`` (up to
+        ``to_pos``). While it takes the group's data back, only the acknowledgement of the
+        package that carried everything counts (an older one in flight would skip it)."""
+        asked = self.state.get_meta(take_back_key(site))
+        if asked is None:
+            return max(acked, to_pos)
+        if int(asked) and sequence >= int(asked):
+            self.state.drop_meta(take_back_key(site))
+            return to_pos
+        return acked
 
     # -- outgoing packages --------------------------------------------------------------
 
@@ -177,14 +198,16 @@ class SiegeNode(Node):
         segments: list[Segment],
         store: SegmentStore,
     ) -> Published:
-        """One establishment's package: the segments of every origin but its own."""
+        """One establishment's package: the segments of every origin but its own (all of
+        them for a site taking the group's data back)."""
         acked = self.state.site(site).acked_pos
+        everything = self.state.get_meta(take_back_key(site)) is not None
         with self.state.transaction():
             sequence = self.state.get_int("out_seq") + 1
             self.state.set_meta("out_seq", str(sequence))
         staged = staging / package_name(self.code, sequence)
-        with self._published_writer(staged, sequence, acked, site, sums) as writer:
-            for segment in segments_for(segments, site):
+        with self._published_writer(staged, sequence, acked, site, sums, everything) as writer:
+            for segment in segments if everything else segments_for(segments, site):
                 writer.splice(segment, store.read(segment))
             manifest = writer.close()
         faults.point("node.publish.written")
@@ -199,6 +222,8 @@ class SiegeNode(Node):
             self.state.remember_publication(sequence, sums, site, applied)
             self.state.set_site(site, now.acked_pos, applied, sequence)
             self.state.set_meta(f"offered_acked:{site}", str(applied))
+            if everything:
+                self.state.set_meta(take_back_key(site), str(sequence))
             # Drop the checksums and answers of packages no site can still acknowledge
             # (each site is offered only its newest; the 20 publications before it, to
             # every site, are kept for acks in flight: one package per site).
@@ -247,7 +272,13 @@ class SiegeNode(Node):
         return self.key
 
     def _published_writer(
-        self, path: Path, sequence: int, acked: int, site: str, sums: dict[str, list[object]]
+        self,
+        path: Path,
+        sequence: int,
+        acked: int,
+        site: str,
+        sums: dict[str, list[object]],
+        everything: bool,
     ) -> PackageWriter:
         return PackageWriter(
             path,
@@ -262,6 +293,7 @@ class SiegeNode(Node):
                 "acked_instances": {site: self.state.get_meta(f"instance:{site}") or ""},
                 "instance": self.state.instance,
                 "checksums": sums,
+                **({"take_back": True} if everything else {}),
             },
             key=self._key_for(site),
             created=self.now(),

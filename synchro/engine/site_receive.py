@@ -35,6 +35,7 @@ class RunOptions:
     poll_s: float = 30.0
     since: dt.datetime | None = None  # modification-date pre-filter bound (watermark - margin)
     manual: bool = False  # MANUELLE, ``synchro sync``: a person's word for mass deletes
+    take_back: bool = False  # first take the group's data back (``ServeurNode.take_back``)
 
 
 @dataclass

@@ -109,6 +109,9 @@ class SiteRun(Receiving):
     def _run(self, rid: int) -> None:
         faults.point("site.run.start")
         self._apply_inbox()  # a Siège package kept from a run that died before applying it
+        if self.options.take_back:  # a person chose it, after a restore (``engine.marks``)
+            self.emit(Progress("capture", self.site, detail="reprise des données du groupe"))
+            self.node.take_back()
         self.emit(Progress("capture", self.site, detail="lecture des changements"))
         exported = self.node.export(
             cancel=self.cancel,
