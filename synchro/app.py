@@ -199,7 +199,7 @@ class App:
     def control(self, cmd: str, args: Mapping[str, Any]) -> Mapping[str, Any] | None:
         """The local control channel (``synchro sync|stop|raz|status`` against ``serve``)."""
         if cmd == "sync":
-            self.run_now()
+            self.run_now(take_back=bool(args.get("take_back")))
         elif cmd == "stop":
             self.stop_run()
         elif cmd == "raz":

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from synchro.config.model import Config
 from synchro.engine.events import Event, Progress, StateChanged, Status, said
-from synchro.errors import ConnectionTestError, ErrorKind, SynchroError
+from synchro.errors import ConfigError, ConnectionTestError, ErrorKind, SynchroError
 from synchro.i18n import tr
 from synchro.names import parse_address
 from synchro.platform.paths import NodePaths
@@ -96,21 +96,27 @@ class Synchro:
         (*Heure de départ*, MANUELLE), or the Serveur's runs. ``close()`` stops it."""
         self.app.start()
 
-    def sync_once(self, *, linger_s: float = 120.0) -> RunRecord:
+    def sync_once(self, *, linger_s: float = 120.0, take_back: bool = False) -> RunRecord:
         """MANUELLE in the foreground, on the calling thread; the Rapport row it ended with.
 
         A Serveur does one run. The Siège starts its FTP server, opens a round, works it
         until it closes, then lingers (up to ``linger_s``) while establishments it served
-        have not acknowledged: late deliveries are applied and published meanwhile."""
+        have not acknowledged: late deliveries are applied and published meanwhile.
+        ``take_back`` (a Serveur's restored database): *Reprendre les données du groupe*."""
         from synchro.engine.siege_node import SiegeNode
 
+        if take_back and self.config.is_hq:
+            raise ConfigError(
+                "Reprendre les données du groupe : seulement sur un établissement (le siège "
+                "est la référence du groupe)"
+            )
         if self.config.is_hq:
             self.app.start_ftp()
         node = _open_node(self.config, self.app.paths, self.app.now)
         try:
             if isinstance(node, SiegeNode):
                 return self._hq_round_now(node, linger_s)
-            return self.app.run_site(node, manual=True)
+            return self.app.run_site(node, manual=True, take_back=take_back)
         finally:
             node.close()
 
@@ -156,6 +162,13 @@ class Synchro:
         if last and last[0].details.get("error_kind") in (ErrorKind.DELETES, ErrorKind.RESTORED):
             return last[0].error
         return None
+
+    def can_take_back(self) -> bool:
+        """Whether the last run held a restored database of this Serveur
+        (``engine.marks``), which ``run_now(take_back=True)`` settles."""
+        last = self.app.reports.latest(1, kinds=("run",))
+        restored = bool(last) and last[0].details.get("error_kind") == ErrorKind.RESTORED
+        return restored and not self.config.is_hq
 
     def report_row(self, report_id: int) -> RunRecord:
         """One Rapport row (its detail window); KeyError when there is none."""

@@ -35,6 +35,12 @@ def add_commands(sub: Sub) -> None:
         "retard) jusqu'à ce que chaque établissement servi ait confirmé avoir intégré ses "
         "données (accusé de réception), au plus SECONDES (défaut 120)",
     )
+    p.add_argument(
+        "--reprendre",
+        action="store_true",
+        help="Serveur dont la base a été restaurée : reprendre les données du groupe (rien de "
+        "la base restaurée n'est envoyé, le siège renvoie tout, les lignes de ce poste comprises)",
+    )
     p.set_defaults(handler=cmd_sync)
     p = sub.add_parser("report", help="le Rapport des synchronisations")
     p.add_argument("--json", action="store_true", help="sortie JSON")
@@ -154,7 +160,8 @@ def cmd_sync(args: argparse.Namespace) -> int:
     setup_logging(paths.log_dir, console=False)
     lock = InstanceLock(paths.lock_file)
     if not lock.acquire():
-        reply = send_command(paths, "sync")
+        asked = {"take_back": True} if args.reprendre else None
+        reply = send_command(paths, "sync", args=asked)
         print(
             "Synchronisation demandée au service déjà lancé."
             if reply.get("ok")
@@ -165,7 +172,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, lambda *_: node.interrupt())
     signal.signal(signal.SIGTERM, lambda *_: node.interrupt())
     try:
-        record = node.sync_once(linger_s=args.linger)
+        record = node.sync_once(linger_s=args.linger, take_back=args.reprendre)
     finally:
         node.close()
         lock.release()

@@ -231,8 +231,11 @@ class AppBackend:
 
         return join_with_token(config, token)
 
-    def run_now(self) -> None:
-        self._synchro().run_now()
+    def run_now(self, *, take_back: bool = False) -> None:
+        self._synchro().run_now(take_back=take_back)
+
+    def can_take_back(self) -> bool:
+        return self.synchro.can_take_back() if self.synchro is not None else False
 
     def held_deletes(self) -> str | None:
         return self.synchro.held_deletes() if self.synchro is not None else None

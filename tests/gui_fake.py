@@ -93,6 +93,7 @@ class FakeBackend:
         self.exported: list[tuple[Path, str]] = []
         self.tested: list[object] = []
         self.held: str | None = None  # what the last automatic run held (mass deletes)
+        self.take_back_offered = False  # the held run found a restored database
 
     # --- GuiBackend --------------------------------------------------------------------
     def needs_setup(self) -> bool:
@@ -117,12 +118,15 @@ class FakeBackend:
         )
         return dataclasses.replace(config, site_settings=site)
 
-    def run_now(self) -> None:
-        self.calls.append("run_now")
+    def run_now(self, *, take_back: bool = False) -> None:
+        self.calls.append("run_now:take_back" if take_back else "run_now")
         self.start_run()
 
     def held_deletes(self) -> str | None:
         return self.held
+
+    def can_take_back(self) -> bool:
+        return self.take_back_offered
 
     def stop(self) -> None:
         self.calls.append("stop")

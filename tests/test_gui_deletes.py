@@ -1,7 +1,9 @@
-"""MANUELLE after an automatic synchronisation held mass deletes (``capture.mass_deletes``):
-real windows under Xvfb. The user sees what was held and decides: Annuler starts nothing,
-Envoyer starts the run that sends them. With the real App behind the real ``AppBackend``,
-the deletes reach the Siège only after Envoyer."""
+"""MANUELLE after an automatic synchronisation held mass deletes (``capture.mass_deletes``)
+or a restored database (``engine.marks``): real windows under Xvfb. The user sees what was
+held and decides: Annuler starts nothing, Envoyer starts the run that sends them, and for a
+restored database *Reprendre les données du groupe* takes the group's data back instead.
+With the real App behind the real ``AppBackend``, the deletes reach the Siège only after
+Envoyer, and the rows the restore took away come back after Reprendre."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ import pytest
 from gui_fake import FakeBackend, FakeTray, click, kinds, only, settle, text_of, wait_for
 from pair_helpers import app_pair
 from test_mass_deletes import add_articles, automatic_run, rows, siege
+from test_restore import backup
 from xvfb import xvfb_fixture  # noqa: F401  (the "xvfb" fixture)
 
 from synchro.gui.ports import STATE_OK
@@ -102,3 +105,62 @@ def test_envoyer_sends_the_held_deletes_of_a_real_run(xvfb: str, tmp_path: Path)
     finally:
         shutdown_logging()
     assert rows(hq_db) == rows(site_db) == 302
+
+
+def test_a_restored_database_is_offered_the_group_s_data_back(shell: GuiShell) -> None:
+    """A Serveur's restored database (``engine.marks``): the question offers *Reprendre les
+    données du groupe* beside Envoyer; mass deletes alone do not."""
+    backend = shell.backend
+    assert isinstance(backend, FakeBackend)
+    shell.open_general()
+    window = only(shell, GeneralController).window
+    backend.held = HELD
+    click(shell, window, g.MANUAL)
+    question = only(shell, ConfirmDeletesController).window
+    assert confirm.TAKE_BACK not in question.AllKeysDict  # mass deletes: send or not
+    click(shell, question, confirm.CANCEL)
+    backend.held, backend.take_back_offered = "Base restaurée, rien n'a été envoyé", True
+    click(shell, window, g.MANUAL)
+    question = only(shell, ConfirmDeletesController).window
+    assert question[confirm.TAKE_BACK].ButtonText == "Reprendre les données du groupe"
+    click(shell, question, confirm.TAKE_BACK)
+    assert backend.calls == ["run_now:take_back"]
+
+
+def test_reprendre_takes_the_group_s_data_back_in_a_real_run(xvfb: str, tmp_path: Path) -> None:
+    """The real App behind the real ``AppBackend``: the backup restored, the automatic run
+    held; *Reprendre les données du groupe* brings back the establishment's own rows the
+    restore took away, and sends nothing of the restored copy."""
+    setup_logging(tmp_path / "logs", console=False)
+    hq_paths, site_paths = app_pair(tmp_path)
+    site_db, hq_db = tmp_path / "site" / "data.db", tmp_path / "hq" / "data.db"
+    add_articles(site_db, 1000, 600)
+    try:
+        with siege(hq_paths) as hq:
+            hq.run_now()
+            assert automatic_run(site_paths).state is State.OK
+            backup(site_db, tmp_path / "backup.db")
+            add_articles(site_db, 2000, 20)  # sent, then lost by the restore
+            hq.run_now()
+            assert automatic_run(site_paths).state is State.OK
+            backup(tmp_path / "backup.db", site_db)
+            assert automatic_run(site_paths).state is State.FAILED  # held
+            backend = AppBackend(site_paths, autostart=XdgAutostart(tmp_path / "autostart"))
+            shell = GuiShell(backend, tray=FakeTray())
+            try:
+                shell.start()
+                shell.open_rapport()
+                shell.open_general()
+                hq.run_now()
+                click(shell, only(shell, GeneralController).window, g.MANUAL)
+                question = only(shell, ConfirmDeletesController).window
+                assert "Base restaurée" in text_of(question, confirm.HELD)
+                click(shell, question, confirm.TAKE_BACK)
+                table = only(shell, RapportController).window[r.TABLE]
+                wait_for(shell, lambda: table.Values[0][3] == "OK", 1200)
+            finally:
+                shell.quit()
+                backend.close()
+    finally:
+        shutdown_logging()
+    assert rows(hq_db) == rows(site_db) == 622

@@ -27,7 +27,7 @@ from pathlib import Path
 import pytest
 from backends import Backend
 from engine_helpers import Db, make_node
-from pair_helpers import app_pair
+from pair_helpers import app_pair, synchro
 from rounds_helpers import rows as rows_of
 from rounds_helpers import sql
 from test_app import logging_set_up, wait_for  # noqa: F401 (autouse)
@@ -308,3 +308,25 @@ def test_the_siege_counts_only_the_acknowledgement_of_the_package_of_everything(
             assert hq.acked_after("S1", 0, 7, 120) == 120
             assert state.get_meta("take_back:S1") is None
             assert hq.acked_after("S1", 120, 8, 110) == 120  # as before: never backwards
+
+
+def test_synchro_sync_reprendre_takes_the_group_s_data_back(tmp_path: Path) -> None:
+    """The headless front end, a real process: ``synchro sync --reprendre`` at the
+    establishment; refused at the Siège (the group's reference)."""
+    hq_paths, site_paths = app_pair(tmp_path)
+    site_db, hq_db = tmp_path / "site" / "data.db", tmp_path / "hq" / "data.db"
+    with siege(hq_paths) as hq:
+        hq.run_now()
+        assert automatic_run(site_paths).state is State.OK
+        backup(site_db, tmp_path / "backup.db")
+        add_articles(site_db, 2000, 5)
+        hq.run_now()
+        assert automatic_run(site_paths).state is State.OK
+        backup(tmp_path / "backup.db", site_db)
+        assert automatic_run(site_paths).state is State.FAILED  # held
+        hq.run_now()
+        done = synchro("--config", "synchro.toml", "sync", "--reprendre", cwd=tmp_path / "site")
+        assert done.returncode == 0, done.stderr + done.stdout
+    assert rows_of(site_db, "articles") == rows_of(hq_db, "articles") and rows(site_db) == 7
+    refused = synchro("--config", "synchro.toml", "sync", "--reprendre", cwd=tmp_path / "hq")
+    assert refused.returncode != 0 and "seulement sur un établissement" in refused.stderr

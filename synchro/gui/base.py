@@ -86,8 +86,8 @@ class Shell(Protocol):
         """MANUELLE: a run now (the user confirms first when it would send held deletes)."""
         ...
 
-    def start_run(self) -> None:
-        """A run now, no question asked."""
+    def start_run(self, *, take_back: bool = False) -> None:
+        """A run now, no question asked (``take_back``: the group's data taken back first)."""
         ...
 
     def status(self, text: str) -> None:

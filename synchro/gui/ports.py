@@ -142,8 +142,14 @@ class GuiBackend(Protocol):
         (address, port, secret, certificate, group key). Raises ``ConfigError`` if invalid."""
         ...
 
-    def run_now(self) -> None:
-        """MANUELLE / Synchroniser maintenant: start a run (or round) now."""
+    def run_now(self, *, take_back: bool = False) -> None:
+        """MANUELLE / Synchroniser maintenant: start a run (or round) now; ``take_back``:
+        *Reprendre les données du groupe* first (a Serveur's restored database)."""
+        ...
+
+    def can_take_back(self) -> bool:
+        """Whether the last run held a restored database of this Serveur, which
+        *Reprendre les données du groupe* settles."""
         ...
 
     def held_deletes(self) -> str | None:

@@ -338,11 +338,12 @@ class GuiShell:
         if held is None:
             self.start_run()
         elif not self.front(confirm.ConfirmDeletesController):
-            window = confirm.make_confirm_deletes_window(held, self.lang)
+            offered = self.backend.can_take_back()
+            window = confirm.make_confirm_deletes_window(held, self.lang, take_back=offered)
             self.controllers.append(confirm.ConfirmDeletesController(window, self))
 
-    def start_run(self) -> None:
-        self.backend.run_now()
+    def start_run(self, *, take_back: bool = False) -> None:
+        self.backend.run_now(take_back=take_back)
         self.status(tr("gui.status.run_asked", self.lang))
 
     def open_password(self) -> None:
