@@ -85,6 +85,7 @@ def test_a_small_restore_is_held_until_a_person_sends_it(tmp_path: Path) -> None
             assert held.state is State.FAILED
             assert "Base restaurée, rien n'a été envoyé" in held.error, held.error
             assert f"({MARK_TABLE}) est 2 au lieu de 4" in held.error, held.error
+            assert "« Reprendre les données du groupe »" in held.error
             assert held.details["error_kind"] == ErrorKind.RESTORED
             assert held.rows_sent == 0
             assert rows(hq_db) == 642 and price(hq_db, 1000) == "99.99"
@@ -174,8 +175,9 @@ def test_a_siege_restored_holds_even_after_applying_deliveries(tmp_path: Path) -
             sql(site_db, "INSERT INTO t VALUES (100, 'du site');")
             package = site.export().path
         assert hq.import_package(package).status == "applied"
-        with pytest.raises(Restored):
+        with pytest.raises(Restored) as held:
             hq.export()
+        assert "Reprendre" not in str(held.value)  # the Siège is the group's reference
         assert hq.export(deletes_confirmed=True).capture.counts["t"].deletes == 1
 
 

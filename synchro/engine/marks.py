@@ -38,32 +38,41 @@ class Restored(CaptureError):
 
     default_kind = ErrorKind.RESTORED
 
-    def __init__(self, found: int | None, known: int) -> None:
+    def __init__(self, found: int | None, known: int, *, takes_back: bool = False) -> None:
         self.found, self.known = found, known
         seen = (
             f"son repère de synchronisation ({MARK_TABLE}) est {found} au lieu de {known}"
             if found is not None
             else f"elle n'a plus de repère de synchronisation ({MARK_TABLE}) pour ce poste"
         )
+        back = (
+            ", ou reprenez les données du groupe (MANUELLE, « Reprendre les données du "
+            "groupe » ; synchro sync --reprendre) : rien de la base restaurée n'est envoyé "
+            "et le siège renvoie toutes les données, celles de ce poste comprises"
+            if takes_back
+            else ""
+        )
         super().__init__(
             "Base restaurée, rien n'a été envoyé : la base a été remise dans un état "
             f"antérieur à la dernière synchronisation (une sauvegarde restaurée, une copie ?) ; "
             f"{seen}. Envoyer ses différences supprimerait ou remettrait à l'ancienne, dans "
             "tous les établissements, les lignes reçues ou modifiées depuis. Remettez la "
-            "base la plus récente si vous l'avez. Si la base restaurée doit devenir la "
-            "référence pour tout le groupe, lancez la synchronisation MANUELLE : elle "
-            "enverra ses différences."
+            f"base la plus récente si vous l'avez{back}. Si la base restaurée doit devenir "
+            "la référence pour tout le groupe, lancez la synchronisation MANUELLE et "
+            "choisissez Envoyer : elle enverra ses différences."
         )
 
 
-def check(adapter: Adapter, state: StateDB, code: str) -> None:
-    """Raise ``Restored`` when the database went back behind the state's number."""
+def check(adapter: Adapter, state: StateDB, code: str, *, takes_back: bool = False) -> None:
+    """Raise ``Restored`` when the database went back behind the state's number;
+    ``takes_back``: the node can take the group's data back (a Serveur: the message says
+    so)."""
     known = state.get_int(KEY)
     if not known:
         return  # never marked: a first run, or a database that cannot hold the table
     found = adapter.read_mark(code)
     if found is None or found < known:
-        raise Restored(found, known)
+        raise Restored(found, known, takes_back=takes_back)
 
 
 def bump(adapter: Adapter, state: StateDB, code: str, *, confirmed: bool = False) -> None:

@@ -67,6 +67,7 @@ class Node(ABC):
     policy: ClassVar[ApplyPolicy]
     export_kind: ClassVar[str]  # the manifest kind of this node's own packages
     default_code: ClassVar[str]  # the code when the config names none
+    takes_back: ClassVar[bool] = False  # may take the group's data back after a restore
 
     def __init__(
         self,
@@ -160,7 +161,7 @@ class Node(ABC):
         (``capture.mass_deletes``)."""
         self.recover()
         if not deletes_confirmed:  # a person's word sends a restored database as it is
-            marks.check(self.adapter, self.state, self.code)
+            marks.check(self.adapter, self.state, self.code, takes_back=self.takes_back)
         # Discovered again at every export: a Node kept open (the Siège's service) sees a
         # widened column, a new column or a new table before it retries or captures.
         tables = self.tables(refresh=True).synced

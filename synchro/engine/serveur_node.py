@@ -39,6 +39,7 @@ class ServeurNode(Node):
     policy: ClassVar[ApplyPolicy] = SERVEUR_POLICY
     export_kind: ClassVar[str] = "site"
     default_code: ClassVar[str] = "SITE"
+    takes_back: ClassVar[bool] = True
 
     # -- taking the group's data back ---------------------------------------------------
 
