@@ -162,7 +162,7 @@ class App:
 
     def run_now(self, *, take_back: bool = False) -> None:
         """MANUELLE; ``take_back``: a Serveur's run that first takes the group's data back."""
-        self.commands.put("take-back" if take_back and not self.config.is_hq else "sync")
+        self.commands.put("take-back" if take_back else "sync")
 
     def stop_run(self) -> None:
         """ARRETER: the engine stops at the next safe point."""

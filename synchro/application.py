@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from synchro.config.model import Config
 from synchro.engine.events import Event, Progress, StateChanged, Status, said
-from synchro.errors import ConfigError, ConnectionTestError, ErrorKind, SynchroError
+from synchro.errors import ConnectionTestError, ErrorKind, SynchroError
 from synchro.i18n import tr
 from synchro.names import parse_address
 from synchro.platform.paths import NodePaths
@@ -105,17 +105,12 @@ class Synchro:
         ``take_back`` (a Serveur's restored database): *Reprendre les données du groupe*."""
         from synchro.engine.siege_node import SiegeNode
 
-        if take_back and self.config.is_hq:
-            raise ConfigError(
-                "Reprendre les données du groupe : seulement sur un établissement (le siège "
-                "est la référence du groupe)"
-            )
         if self.config.is_hq:
             self.app.start_ftp()
         node = _open_node(self.config, self.app.paths, self.app.now)
         try:
             if isinstance(node, SiegeNode):
-                return self._hq_round_now(node, linger_s)
+                return self._hq_round_now(node, linger_s, take_back)
             return self.app.run_site(node, manual=True, take_back=take_back)
         finally:
             node.close()
@@ -164,11 +159,10 @@ class Synchro:
         return None
 
     def can_take_back(self) -> bool:
-        """Whether the last run held a restored database of this Serveur
-        (``engine.marks``), which ``run_now(take_back=True)`` settles."""
-        last = self.app.reports.latest(1, kinds=("run",))
-        restored = bool(last) and last[0].details.get("error_kind") == ErrorKind.RESTORED
-        return restored and not self.config.is_hq
+        """Whether the last run or round held a restored database (``engine.marks``),
+        which ``run_now(take_back=True)`` settles."""
+        last = self.app.reports.latest(1, kinds=("run", "round"))
+        return bool(last) and last[0].details.get("error_kind") == ErrorKind.RESTORED
 
     def report_row(self, report_id: int) -> RunRecord:
         """One Rapport row (its detail window); KeyError when there is none."""
@@ -191,14 +185,14 @@ class Synchro:
 
     # -- the Siège's round now (``synchro sync``) -------------------------------------------
 
-    def _hq_round_now(self, node: SiegeNode, linger_s: float) -> RunRecord:
+    def _hq_round_now(self, node: SiegeNode, linger_s: float, take_back: bool) -> RunRecord:
         """A round now on ``node``, its FTP server started (``sync_once``)."""
         app = self.app
         hq = app.hq_service(node)
         # the establishments' acks are awaited as long as the Siège lingers
         ack_wait = dt.timedelta(seconds=linger_s)
         hq.settings = dataclasses.replace(hq.settings, ack_wait=ack_wait)
-        hq.step("open")
+        hq.step("open-take-back" if take_back else "open")
         hq.run(app.commands, lambda: hq.round is not None)
         if hq.last_round is None or hq.last_round.state is not State.STOPPED:
             app.emit(said("engine.linger", seconds=f"{linger_s:.0f}"))

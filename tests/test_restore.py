@@ -175,10 +175,41 @@ def test_a_siege_restored_holds_even_after_applying_deliveries(tmp_path: Path) -
             sql(site_db, "INSERT INTO t VALUES (100, 'du site');")
             package = site.export().path
         assert hq.import_package(package).status == "applied"
-        with pytest.raises(Restored) as held:
+        with pytest.raises(Restored):
             hq.export()
-        assert "Reprendre" not in str(held.value)  # the Siège is the group's reference
         assert hq.export(deletes_confirmed=True).capture.counts["t"].deletes == 1
+
+
+def test_a_restored_siege_takes_its_rows_back_from_its_change_log(tmp_path: Path) -> None:
+    """*Reprendre les données du groupe* at the Siège: the last version of every row of its
+    change log comes back into its restored database — its own rows and the sites' made
+    since the backup — with nothing logged again (so nothing published)."""
+    site_db, hq_db = tmp_path / "site.db", tmp_path / "hq.db"
+    for db in (site_db, hq_db):
+        sql(db, "CREATE TABLE t (id INTEGER PRIMARY KEY, txt TEXT);")
+    sql(hq_db, "INSERT INTO t VALUES (1, 'siège'), (3, 'à changer');")
+    with make_node(tmp_path, "HQ", str(hq_db), hq=True) as hq:
+        hq.export()
+        saved = tmp_path / "hq-backup.db"
+        backup(hq_db, saved)
+        sql(hq_db, "INSERT INTO t VALUES (2, 'après la sauvegarde');")
+        sql(hq_db, "UPDATE t SET txt = 'changée' WHERE id = 3;")
+        hq.export()
+        with make_node(tmp_path, "S1", str(site_db)) as site:
+            sql(site_db, "INSERT INTO t VALUES (100, 'du site');")
+            assert hq.import_package(site.export().path).status == "applied"
+        group = rows_of(hq_db, "t")
+        backup(saved, hq_db)
+        sql(hq_db, "INSERT INTO t VALUES (4, 'faite après la restauration');")
+        with pytest.raises(Restored):
+            hq.export()
+        logged = hq.state.last_position()
+        stats = hq.take_back()
+        assert stats.upserts == 3 and stats.quarantined == 0
+        assert hq.state.last_position() == logged  # nothing logged again
+        assert rows_of(hq_db, "t") == sorted([*group, (4, "faite après la restauration")])
+        made = hq.export()  # in step: only the row made after the restore travels
+    assert made.manifest.rows == 1
 
 
 def test_a_database_without_the_right_to_create_the_mark_is_synchronised_unmarked(
@@ -229,6 +260,7 @@ def test_a_restored_site_takes_the_group_s_data_back(tmp_path: Path) -> None:
         group = rows_of(hq_db, "articles")
         backup(saved, site_db)
         assert automatic_run(site_paths).state is State.FAILED  # held
+        add_articles(site_db, 3000, 3)  # the shop sells on, until someone takes it back
         site = App(load_config(site_paths.config_file), site_paths, poll_s=0.1)
         site.start()
         try:
@@ -241,9 +273,11 @@ def test_a_restored_site_takes_the_group_s_data_back(tmp_path: Path) -> None:
         finally:
             site.close()
         assert taken.state is State.OK, taken.error
-        assert taken.rows_sent == 0  # the restored copy's differences were not sent
-        assert rows_of(hq_db, "articles") == group  # the group lost nothing
-        assert rows_of(site_db, "articles") == group  # and the establishment has it all back
+        # nothing of the restored copy was sent: only the rows sold since the restore
+        assert taken.rows_sent == 3
+        sold = rows_of(site_db, "articles")
+        assert set(group) < set(sold) and len(sold) == len(group) + 3  # all back, and more
+        assert rows_of(hq_db, "articles") == sold  # the group lost nothing, got the sales
         hq.run_now()
         again = automatic_run(site_paths)
         assert again.state is State.OK and again.rows_sent == 0 and again.rows_received == 0
@@ -314,7 +348,7 @@ def test_the_siege_counts_only_the_acknowledgement_of_the_package_of_everything(
 
 def test_synchro_sync_reprendre_takes_the_group_s_data_back(tmp_path: Path) -> None:
     """The headless front end, a real process: ``synchro sync --reprendre`` at the
-    establishment; refused at the Siège (the group's reference)."""
+    establishment."""
     hq_paths, site_paths = app_pair(tmp_path)
     site_db, hq_db = tmp_path / "site" / "data.db", tmp_path / "hq" / "data.db"
     with siege(hq_paths) as hq:
@@ -330,5 +364,37 @@ def test_synchro_sync_reprendre_takes_the_group_s_data_back(tmp_path: Path) -> N
         done = synchro("--config", "synchro.toml", "sync", "--reprendre", cwd=tmp_path / "site")
         assert done.returncode == 0, done.stderr + done.stdout
     assert rows_of(site_db, "articles") == rows_of(hq_db, "articles") and rows(site_db) == 7
-    refused = synchro("--config", "synchro.toml", "sync", "--reprendre", cwd=tmp_path / "hq")
-    assert refused.returncode != 0 and "seulement sur un établissement" in refused.stderr
+
+
+def test_a_restored_siege_holds_its_round_and_takes_its_rows_back(tmp_path: Path) -> None:
+    """The Siège's database restored: the scheduled round fails and publishes nothing; its
+    *Reprendre les données du groupe* (MANUELLE's question, the App's ``take-back``)
+    brings back from its change log its rows and the establishment's made since the
+    backup, and the next round is OK with everyone identical."""
+    hq_paths, site_paths = app_pair(tmp_path)
+    site_db, hq_db = tmp_path / "site" / "data.db", tmp_path / "hq" / "data.db"
+    add_articles(hq_db, 1000, 50)
+    with siege(hq_paths) as hq:
+        hq.run_now()
+        assert automatic_run(site_paths).state is State.OK
+        backup(hq_db, tmp_path / "backup.db")
+        add_articles(hq_db, 2000, 7)
+        add_articles(site_db, 3000, 4)
+        hq.run_now()
+        assert automatic_run(site_paths).state is State.OK
+        group = rows_of(site_db, "articles")
+        assert rows_of(hq_db, "articles") == group and len(group) == 63
+        backup(tmp_path / "backup.db", hq_db)
+        hq.commands.put("scheduled")  # *Heure de départ*
+        wait_for(lambda: hq.reports.latest(kinds=("round",))[0].state is State.RUNNING)
+        scheduled = hq.reports.latest(kinds=("round",))[0]
+        assert automatic_run(site_paths).state is State.FAILED  # nothing published
+        wait_for(lambda: hq.reports.get(scheduled.id).state is State.FAILED, timeout=60)
+        held = hq.reports.get(scheduled.id)
+        assert held.details["error_kind"] == ErrorKind.RESTORED, held.error
+        assert rows_of(site_db, "articles") == group  # the site lost nothing
+        hq.run_now(take_back=True)
+        wait_for(lambda: hq.reports.latest(kinds=("round",))[0].id != scheduled.id)
+        assert automatic_run(site_paths).state is State.OK
+        wait_for(lambda: hq.reports.latest(kinds=("round",))[0].state is State.OK, timeout=60)
+    assert rows_of(hq_db, "articles") == rows_of(site_db, "articles") == group

@@ -9,7 +9,13 @@ from __future__ import annotations
 import queue
 
 # the loop's words -> step()'s ("scheduled": the hour came while the node could not open)
-COMMANDS = {"sync": "open", "scheduled": "open-scheduled", "stop": "stop", "raz": "raz"}
+COMMANDS = {
+    "sync": "open",
+    "take-back": "open-take-back",  # MANUELLE after a restore: the group's data taken back
+    "scheduled": "open-scheduled",
+    "stop": "stop",
+    "raz": "raz",
+}
 TICK_S = 1.0
 """A step with nothing in the queue, for what only time brings (*Temps maximum de
 réception* run out, acks overdue, *Heure de départ*). Uploads and commands wake the loop at

@@ -173,7 +173,10 @@ class HQService(DeliveryWork):
         now = self.now()
         if command:
             self.paused_until = None
-        if command == "open" and self.round is None:
+        if command == "open-take-back" and self.round is None:
+            self.node.take_back()  # (``engine.take_back``) then a MANUELLE round
+            self._open(now, manual=True)
+        elif command == "open" and self.round is None:
             self._open(now, manual=True)
         elif command == "open-scheduled" and self.round is None:
             self._open(now, manual=False)

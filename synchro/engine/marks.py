@@ -13,9 +13,10 @@ capture) and in each apply's transaction. The database is written first and comm
 first, so a crash between the two leaves the database ahead, never behind. A database
 holding a smaller number than the state (or none) has gone back to an earlier copy: the
 capture sends nothing (``Restored``) and the run ends ``Echec`` saying so, every automatic
-run again, until a person decides; MANUELLE sends (the restored copy becomes the group's
-reference). An apply into such a database leaves its number behind, so the Siège, which
-applies the establishments' packages before it captures, holds all the same.
+run again, until a person decides: *Reprendre les données du groupe* (``engine.take_back``)
+or MANUELLE's Envoyer (the restored copy becomes the group's reference). An apply into
+such a database leaves its number behind, so the Siège, which applies the establishments'
+packages before it captures, holds all the same.
 
 A database where the table cannot be created (no right to) is synchronised unmarked, as
 before: a warning says so, and nothing is checked.
@@ -38,7 +39,7 @@ class Restored(CaptureError):
 
     default_kind = ErrorKind.RESTORED
 
-    def __init__(self, found: int | None, known: int, *, takes_back: bool = False) -> None:
+    def __init__(self, found: int | None, known: int) -> None:
         self.found, self.known = found, known
         seen = (
             f"son repère de synchronisation ({MARK_TABLE}) est {found} au lieu de {known}"
@@ -47,10 +48,9 @@ class Restored(CaptureError):
         )
         back = (
             ", ou reprenez les données du groupe (MANUELLE, « Reprendre les données du "
-            "groupe » ; synchro sync --reprendre) : rien de la base restaurée n'est envoyé "
-            "et le siège renvoie toutes les données, celles de ce poste comprises"
-            if takes_back
-            else ""
+            "groupe » ; synchro sync --reprendre) : rien de la base restaurée n'est envoyé et "
+            "la dernière version de chaque ligne échangée revient dans la base, celles de ce "
+            "poste comprises"
         )
         super().__init__(
             "Base restaurée, rien n'a été envoyé : la base a été remise dans un état "
@@ -63,16 +63,14 @@ class Restored(CaptureError):
         )
 
 
-def check(adapter: Adapter, state: StateDB, code: str, *, takes_back: bool = False) -> None:
-    """Raise ``Restored`` when the database went back behind the state's number;
-    ``takes_back``: the node can take the group's data back (a Serveur: the message says
-    so)."""
+def check(adapter: Adapter, state: StateDB, code: str) -> None:
+    """Raise ``Restored`` when the database went back behind the state's number."""
     known = state.get_int(KEY)
     if not known:
         return  # never marked: a first run, or a database that cannot hold the table
     found = adapter.read_mark(code)
     if found is None or found < known:
-        raise Restored(found, known, takes_back=takes_back)
+        raise Restored(found, known)
 
 
 def bump(adapter: Adapter, state: StateDB, code: str, *, confirmed: bool = False) -> None:

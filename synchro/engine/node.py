@@ -67,7 +67,6 @@ class Node(ABC):
     policy: ClassVar[ApplyPolicy]
     export_kind: ClassVar[str]  # the manifest kind of this node's own packages
     default_code: ClassVar[str]  # the code when the config names none
-    takes_back: ClassVar[bool] = False  # may take the group's data back after a restore
 
     def __init__(
         self,
@@ -161,7 +160,7 @@ class Node(ABC):
         (``capture.mass_deletes``)."""
         self.recover()
         if not deletes_confirmed:  # a person's word sends a restored database as it is
-            marks.check(self.adapter, self.state, self.code, takes_back=self.takes_back)
+            marks.check(self.adapter, self.state, self.code)
         # Discovered again at every export: a Node kept open (the Siège's service) sees a
         # widened column, a new column or a new table before it retries or captures.
         tables = self.tables(refresh=True).synced
@@ -344,7 +343,7 @@ class Node(ABC):
                     self.state.keep_conflicts(ctx.package_id)  # durable before the commit
                     faults.point("node.apply.before_db_commit")
                 faults.point("node.apply.db_committed")
-                self._after_apply(manifest)
+                self._after_apply(reader, ctx)
                 self.state.mark_applied(
                     manifest.origin, manifest.sequence, manifest.kind, manifest.rows
                 )
@@ -358,8 +357,9 @@ class Node(ABC):
         return stats
 
     @abstractmethod
-    def _after_apply(self, manifest: Manifest) -> None:
-        """Record what applying ``manifest`` changes for this node (same transaction)."""
+    def _after_apply(self, reader: PackageReader, ctx: ApplyContext) -> None:
+        """Record what applying ``reader``'s package changes for this node (same
+        transaction)."""
 
     def recover(self) -> str | None:
         """Finish an apply interrupted by a crash (re-applying is idempotent)."""

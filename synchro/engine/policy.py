@@ -49,3 +49,15 @@ SERVEUR_POLICY = ApplyPolicy(
     resends_local_winner=True,
     revives_referenced=False,
 )
+
+# The Siège applying its own change log to its restored database (``engine.take_back``):
+# no change is logged again (each is in the log already), and none can conflict (the
+# database was just made the snapshot).
+TAKE_BACK_POLICY = ApplyPolicy(
+    name="reprise",
+    logs_changes=False,
+    checks_change_log=False,
+    holds_siege_version=False,
+    resends_local_winner=False,
+    revives_referenced=False,
+)

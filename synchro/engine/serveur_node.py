@@ -8,7 +8,8 @@ What the Serveur keeps in its state besides the shared parts (``engine.node``):
   which life of the Siège;
 - ``LAST_HQ`` / ``ACK_DUE``: the Siège package applied last, and whether its
   acknowledgement is still owed (``engine.ack``, ``engine.site_run``);
-- ``TAKE_BACK``: set while it takes the group's data back (``take_back``).
+- ``TAKE_BACK``: set while it takes the group's data back (``take_back``); ``UNSENT``: the
+  rows made here that the group's data did not hold, until the next capture sends them.
 """
 
 from __future__ import annotations
@@ -18,19 +19,20 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from synchro import faults
-from synchro.capture.diff import CaptureOptions, CaptureResult, capture, ensure_snapshots
+from synchro.capture.diff import CaptureResult
 from synchro.db.base import Table
-from synchro.engine import marks
-from synchro.engine.apply_rows import ApplyStats
+from synchro.engine.apply_rows import ApplyContext, ApplyStats
 from synchro.engine.node import Node
 from synchro.engine.node_results import Admission, ImportResult
 from synchro.engine.policy import SERVEUR_POLICY, ApplyPolicy
+from synchro.engine.take_back import adopt, forget_unmentioned, raise_mark
 from synchro.errors import PackageError
-from synchro.package import Manifest, PackageWriter, TableSchema
+from synchro.package import Manifest, PackageReader
 
 LAST_HQ = "last_hq"  # the Siège package applied last (what the ack names), JSON
 ACK_DUE = "ack_due"  # "1" until the Siège has been sent the ack of LAST_HQ
 TAKE_BACK = "take_back"  # "1" from ``take_back`` until the Siège's package of everything
+UNSENT = "unsent"  # rows made here the group's data taken back did not hold, until sent
 
 
 class ServeurNode(Node):
@@ -39,7 +41,6 @@ class ServeurNode(Node):
     policy: ClassVar[ApplyPolicy] = SERVEUR_POLICY
     export_kind: ClassVar[str] = "site"
     default_code: ClassVar[str] = "SITE"
-    takes_back: ClassVar[bool] = True
 
     # -- taking the group's data back ---------------------------------------------------
 
@@ -55,32 +56,14 @@ class ServeurNode(Node):
         The mark is raised last, in a transaction of its own: a crash before leaves the
         database still behind, so an automatic run holds instead of sending the restored
         copy (the snapshot may already be its, which sends nothing of it either)."""
-        self.recover()
-        tables = self.tables(refresh=True).synced
-        ensure_snapshots(self.state, tables)
-        scratch = self.packages_dir / "take-back.tmp"
-        scratch.parent.mkdir(parents=True, exist_ok=True)
-        with self.state.transaction():
-            writer = PackageWriter(
-                scratch,
-                origin=self.code,
-                sequence=0,
-                kind=self.export_kind,
-                tables=[TableSchema.of(t) for t in tables],
-                key=self.key,
-                created=self.now(),
-            )
-            with writer:  # the capture's snapshot is kept, its package thrown away
-                capture(
-                    self.adapter, self.state, tables, writer, CaptureOptions(deletes_confirmed=True)
-                )
-                writer.close()
+
+        def ask_for_everything() -> None:
             self.state.set_meta("hq_pos", "0")
             self.state.set_meta(TAKE_BACK, "1")
-        scratch.unlink(missing_ok=True)
+
+        adopt(self, ask_for_everything)
         faults.point("node.take_back.adopted")
-        with self.state.transaction():
-            marks.bump(self.adapter, self.state, self.code, confirmed=True)
+        raise_mark(self)
 
     def taking_back(self) -> bool:
         return self.state.get_meta(TAKE_BACK) is not None
@@ -101,6 +84,7 @@ class ServeurNode(Node):
     def _keep_export(self, path: Path, tables: list[Table], manifest: Manifest) -> None:
         """The package waits in the outbox until the Siège acknowledges it."""
         self.state.add_outbox(manifest.sequence, path, manifest.rows)
+        self.state.drop_meta(UNSENT)
 
     def _exported(self, path: Path) -> None:
         """Nothing more: the package stays in the outbox until the Siège acknowledges it."""
@@ -148,12 +132,16 @@ class ServeurNode(Node):
             return int(acked[self.code])
         return int(manifest.meta.get("acked_seq", 0))
 
-    def _after_apply(self, manifest: Manifest) -> None:
+    def _after_apply(self, reader: PackageReader, ctx: ApplyContext) -> None:
         """A Siège package: its position, the outbox it acknowledged, the ack now owed."""
+        manifest = reader.manifest
         if manifest.kind != "hq":
             return
         self.state.set_meta("hq_pos", str(int(manifest.meta.get("to_pos", 0))))
-        if manifest.meta.get("take_back"):  # the Siège sent everything: taken back
+        if manifest.meta.get("take_back") and self.taking_back():  # everything came
+            unsent = forget_unmentioned(self, reader, ctx)  # rows the group never had
+            if unsent:
+                self.state.set_meta(UNSENT, str(unsent))  # sent by the next capture
             self.state.drop_meta(TAKE_BACK)
         self.state.set_meta("hq_instance", str(manifest.meta.get("instance", "")))
         for old in self.state.ack_outbox(self._acked_seq(manifest)):

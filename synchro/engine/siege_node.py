@@ -24,16 +24,17 @@ from typing import ClassVar, NamedTuple
 
 from synchro import faults
 from synchro.db.base import Table
-from synchro.engine.apply_rows import ApplyStats
+from synchro.engine.apply_rows import ApplyContext, ApplyStats
 from synchro.engine.checksum import Sums, sums_from_json
 from synchro.engine.checksum import to_json as sums_to_json
 from synchro.engine.hq_publish import build_segments
 from synchro.engine.node import Node
 from synchro.engine.node_results import Admission, ImportResult
 from synchro.engine.policy import SIEGE_POLICY, ApplyPolicy
+from synchro.engine.take_back import adopt, rebuild
 from synchro.errors import PackageError
 from synchro.names import package_glob, package_name, published_name
-from synchro.package import Manifest, PackageWriter, TableSchema, open_package
+from synchro.package import Manifest, PackageReader, PackageWriter, TableSchema, open_package
 from synchro.package.body import Segment, SegmentStore, segments_for
 from synchro.state import ChangeLogEntry, key_json, snap_value
 from synchro.values import carried_form_is_normal, json_text_encoder, to_json
@@ -57,6 +58,15 @@ class SiegeNode(Node):
     policy: ClassVar[ApplyPolicy] = SIEGE_POLICY
     export_kind: ClassVar[str] = "local"
     default_code: ClassVar[str] = "SIEGE"
+
+    def take_back(self) -> ApplyStats:
+        """*Reprendre les données du groupe* after a restore (``engine.marks``): the last
+        version of every row the group exchanged, from its change log, applied to its
+        restored database (``engine.take_back.rebuild``); nothing of the restored copy is
+        logged or published. A crash before the mark is raised leaves the round held."""
+        tables = adopt(self)
+        faults.point("node.take_back.adopted")
+        return rebuild(self, tables)
 
     # -- export -------------------------------------------------------------------------
 
@@ -125,8 +135,9 @@ class SiegeNode(Node):
         out_seq = self.state.site(manifest.origin).out_seq
         self.state.set_site(manifest.origin, 0, max(0, first - 1), out_seq)
 
-    def _after_apply(self, manifest: Manifest) -> None:
+    def _after_apply(self, reader: PackageReader, ctx: ApplyContext) -> None:
         """The key the site used, what it had received, its last package applied."""
+        manifest = reader.manifest
         self.state.set_meta(f"key:{manifest.origin}", manifest.key_id)
         site = self.state.site(manifest.origin)
         acked = max(site.acked_pos, self._base_pos(manifest))

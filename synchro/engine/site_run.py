@@ -33,7 +33,7 @@ from synchro import faults
 from synchro.config.atomic import atomic_write
 from synchro.engine.ack import controle, make_ack
 from synchro.engine.events import Emit, Progress, StateChanged, ignore, said
-from synchro.engine.serveur_node import ACK_DUE, ServeurNode
+from synchro.engine.serveur_node import ACK_DUE, UNSENT, ServeurNode
 from synchro.engine.site_receive import Connect, Receiving, RunOptions, RunTotals
 from synchro.errors import Cancelled, ErrorKind, SynchroError, TransportError
 from synchro.names import ack_name
@@ -112,6 +112,12 @@ class SiteRun(Receiving):
         if self.options.take_back:  # a person chose it, after a restore (``engine.marks``)
             self.emit(Progress("capture", self.site, detail="reprise des données du groupe"))
             self.node.take_back()
+        self._exchange(rid)
+        if self.node.state.get_meta(UNSENT):  # rows made here since a restore that the
+            self._exchange(rid)  # group's data taken back did not hold: sent in this run
+
+    def _exchange(self, rid: int) -> None:
+        """Capture → upload → wait → download → apply → ack."""
         self.emit(Progress("capture", self.site, detail="lecture des changements"))
         exported = self.node.export(
             cancel=self.cancel,
@@ -120,7 +126,7 @@ class SiteRun(Receiving):
             only_if_new=True,
             deletes_confirmed=self.options.manual,
         )
-        self.totals.rows_sent = exported.manifest.rows
+        self.totals.rows_sent += exported.manifest.rows
         self.reports.update(rid, rows_sent=self.totals.rows_sent)
         keyless = self.node.keyless_tables()
         if keyless:  # said in every report, never skipped in silence
@@ -194,7 +200,7 @@ class SiteRun(Receiving):
         local.unlink(missing_ok=True)
         text, tables = controle(ack.checksums, theirs)
         self.totals.details["controle"] = text
-        if tables:
+        if tables and not self.node.state.get_meta(UNSENT):  # (else: sent next, ``_run``)
             raise SynchroError(
                 f"Contrôle : {text} (différentes du siège après ce tour)", kind=ErrorKind.DATA
             )

@@ -144,12 +144,12 @@ class GuiBackend(Protocol):
 
     def run_now(self, *, take_back: bool = False) -> None:
         """MANUELLE / Synchroniser maintenant: start a run (or round) now; ``take_back``:
-        *Reprendre les données du groupe* first (a Serveur's restored database)."""
+        *Reprendre les données du groupe* first (a restored database)."""
         ...
 
     def can_take_back(self) -> bool:
-        """Whether the last run held a restored database of this Serveur, which
-        *Reprendre les données du groupe* settles."""
+        """Whether the last run or round held a restored database, which *Reprendre les
+        données du groupe* settles."""
         ...
 
     def held_deletes(self) -> str | None:

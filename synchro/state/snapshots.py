@@ -121,6 +121,28 @@ class Snapshots(Store):
             where = " AND ".join(f"k{i} = ?" for i in range(nkeys))
             self.conn.executemany(f'DELETE FROM "{snap}" WHERE {where}', keys)
 
+    def note_mentioned(self, snap: str, nkeys: int, keys: Sequence[Key]) -> None:
+        """Keep these keys of ``snap`` as mentioned (a temporary table of this connection,
+        until ``forget_unmentioned``)."""
+        cols = _columns(nkeys)
+        self.conn.execute(
+            f'CREATE TEMP TABLE IF NOT EXISTS "seen_{snap}"({cols}, PRIMARY KEY({cols})) '
+            "WITHOUT ROWID"
+        )
+        marks = ", ".join("?" for _ in range(nkeys))
+        self.conn.executemany(f'INSERT OR IGNORE INTO temp."seen_{snap}" VALUES ({marks})', keys)
+
+    def forget_unmentioned(self, snap: str, nkeys: int) -> int:
+        """Drop the entries of ``snap`` whose key ``note_mentioned`` was not given; how
+        many (``engine.take_back``)."""
+        self.note_mentioned(snap, nkeys, [])
+        cols = _columns(nkeys)
+        gone = self.conn.execute(
+            f'DELETE FROM "{snap}" WHERE ({cols}) NOT IN (SELECT {cols} FROM temp."seen_{snap}")'
+        ).rowcount
+        self.conn.execute(f'DROP TABLE temp."seen_{snap}"')
+        return int(gone)
+
     def snapshot_count(self, snap: str) -> int:
         return int(self.conn.execute(f'SELECT COUNT(*) FROM "{snap}"').fetchone()[0])
 
