@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 from gui_fake import FakeBackend, FakeTray, click, kinds, only, settle, text_of, wait_for
@@ -30,6 +32,7 @@ from synchro.gui.windows.rapport import RapportController
 from synchro.gui_backend import AppBackend
 from synchro.log import setup_logging, shutdown_logging
 from synchro.platform.autostart import XdgAutostart
+from synchro.platform.paths import NodePaths
 from synchro.reports import State
 
 pytestmark = pytest.mark.gui
@@ -43,6 +46,28 @@ def shell(xvfb: str, tmp_path: Path) -> Iterator[GuiShell]:
     shell.start()
     yield shell
     shell.quit()
+
+
+@contextmanager
+def real_question(site_paths: NodePaths, tmp_path: Path) -> Iterator[tuple[GuiShell, Any]]:
+    """The real windows over the real App (``AppBackend``): MANUELLE clicked in the General
+    window, the question it opened; the Rapport window open to follow the run."""
+    backend = AppBackend(site_paths, autostart=XdgAutostart(tmp_path / "autostart"))
+    shell = GuiShell(backend, tray=FakeTray())
+    try:
+        shell.start()
+        shell.open_rapport()
+        shell.open_general()
+        click(shell, only(shell, GeneralController).window, g.MANUAL)
+        yield shell, only(shell, ConfirmDeletesController).window
+    finally:
+        shell.quit()
+        backend.close()
+
+
+def ended_ok(shell: GuiShell) -> None:
+    table = only(shell, RapportController).window[r.TABLE]
+    wait_for(shell, lambda: table.Values[0][3] == "OK", 1200)
 
 
 def test_manuelle_asks_before_sending_held_deletes(shell: GuiShell) -> None:
@@ -86,22 +111,11 @@ def test_envoyer_sends_the_held_deletes_of_a_real_run(xvfb: str, tmp_path: Path)
             conn.commit()
             conn.close()
             assert automatic_run(site_paths).state is State.FAILED  # held
-            backend = AppBackend(site_paths, autostart=XdgAutostart(tmp_path / "autostart"))
-            shell = GuiShell(backend, tray=FakeTray())
-            try:
-                shell.start()
-                shell.open_rapport()
-                shell.open_general()
-                click(shell, only(shell, GeneralController).window, g.MANUAL)
-                question = only(shell, ConfirmDeletesController).window
+            with real_question(site_paths, tmp_path) as (shell, question):
                 assert "300 lignes sur 602" in text_of(question, confirm.HELD)
                 assert rows(hq_db) == 602  # nothing sent yet
                 click(shell, question, confirm.SEND)
-                table = only(shell, RapportController).window[r.TABLE]
-                wait_for(shell, lambda: table.Values[0][3] == "OK", 1200)
-            finally:
-                shell.quit()
-                backend.close()
+                ended_ok(shell)
     finally:
         shutdown_logging()
     assert rows(hq_db) == rows(site_db) == 302
@@ -145,22 +159,11 @@ def test_reprendre_takes_the_group_s_data_back_in_a_real_run(xvfb: str, tmp_path
             assert automatic_run(site_paths).state is State.OK
             backup(tmp_path / "backup.db", site_db)
             assert automatic_run(site_paths).state is State.FAILED  # held
-            backend = AppBackend(site_paths, autostart=XdgAutostart(tmp_path / "autostart"))
-            shell = GuiShell(backend, tray=FakeTray())
-            try:
-                shell.start()
-                shell.open_rapport()
-                shell.open_general()
-                hq.run_now()
-                click(shell, only(shell, GeneralController).window, g.MANUAL)
-                question = only(shell, ConfirmDeletesController).window
+            hq.run_now()
+            with real_question(site_paths, tmp_path) as (shell, question):
                 assert "Base restaurée" in text_of(question, confirm.HELD)
                 click(shell, question, confirm.TAKE_BACK)
-                table = only(shell, RapportController).window[r.TABLE]
-                wait_for(shell, lambda: table.Values[0][3] == "OK", 1200)
-            finally:
-                shell.quit()
-                backend.close()
+                ended_ok(shell)
     finally:
         shutdown_logging()
     assert rows(hq_db) == rows(site_db) == 622

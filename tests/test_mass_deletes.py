@@ -56,6 +56,20 @@ def automatic_run(paths: NodePaths) -> RunRecord:
         app.close()
 
 
+def manual_run(paths: NodePaths, *, take_back: bool = False) -> RunRecord:
+    """MANUELLE through the App's engine thread (a person's word), after the last run."""
+    site = App(load_config(paths.config_file), paths, poll_s=0.1)
+    site.start()
+    try:
+        last = site.reports.latest()[0].id
+        site.run_now(take_back=take_back)
+        wait_for(lambda: site.reports.latest()[0].id != last, timeout=30)
+        wait_for(lambda: site.reports.latest()[0].state is not State.RUNNING, timeout=60)
+        return site.reports.latest()[0]
+    finally:
+        site.close()
+
+
 @contextmanager
 def siege(paths: NodePaths, events: list[object] | None = None) -> Iterator[App]:
     listeners = () if events is None else (events.append,)
@@ -102,15 +116,7 @@ def test_rows_vanished_by_mistake_send_no_deletes_until_a_person_says_so(tmp_pat
         assert "table vidée par erreur" in fr and "MANUELLE" in fr, fr
         assert "their deletes were not sent" in en, en
         # a person decides they are wanted: MANUELLE sends them
-        site = App(load_config(site_paths.config_file), site_paths, poll_s=0.1)
-        site.start()
-        try:
-            site.run_now()
-            wait_for(lambda: site.reports.latest()[0].id != held.id, timeout=30)
-            wait_for(lambda: site.reports.latest()[0].state is not State.RUNNING, timeout=60)
-            manual = site.reports.latest()[0]
-        finally:
-            site.close()
+        manual = manual_run(site_paths)
     assert manual.state is State.OK, manual.error
     assert rows(hq_db) == rows(site_db) == 552
 

@@ -31,11 +31,9 @@ from pair_helpers import app_pair, synchro
 from rounds_helpers import rows as rows_of
 from rounds_helpers import sql
 from test_app import logging_set_up, wait_for  # noqa: F401 (autouse)
-from test_mass_deletes import add_articles, automatic_run, rows, siege
+from test_mass_deletes import add_articles, automatic_run, manual_run, rows, siege
 
-from synchro.app import App
 from synchro.capture.mass_deletes import too_many
-from synchro.config.store import load_config
 from synchro.db.base import MARK_TABLE
 from synchro.engine.marks import Restored
 from synchro.errors import ErrorKind
@@ -93,15 +91,7 @@ def test_a_small_restore_is_held_until_a_person_sends_it(tmp_path: Path) -> None
         assert "sauvegarde restaurée" in fr and "MANUELLE" in fr, fr
         assert "restored backup" in en and "MANUELLE" in en, en
         # a person decides the restored copy is the reference: MANUELLE sends it
-        site = App(load_config(site_paths.config_file), site_paths, poll_s=0.1)
-        site.start()
-        try:
-            site.run_now()
-            wait_for(lambda: site.reports.latest()[0].id != held.id, timeout=30)
-            wait_for(lambda: site.reports.latest()[0].state is not State.RUNNING, timeout=60)
-            manual = site.reports.latest()[0]
-        finally:
-            site.close()
+        manual = manual_run(site_paths)
         assert manual.state is State.OK, manual.error
         assert rows(hq_db) == rows(site_db) == 602 and price(hq_db, 1000) != "99.99"
         hq.run_now()
@@ -157,33 +147,12 @@ def test_every_back_end_holds_a_restored_database(backend: Backend, tmp_path: Pa
         assert sorted(db.tables) == ["t"]
 
 
-def test_a_siege_restored_holds_even_after_applying_deliveries(tmp_path: Path) -> None:
-    """The Siège applies the establishments' packages before it captures its own changes:
-    an apply into a restored database leaves the mark behind, so the capture still holds."""
-    site_db, hq_db = tmp_path / "site.db", tmp_path / "hq.db"
-    for db in (site_db, hq_db):
-        sql(db, "CREATE TABLE t (id INTEGER PRIMARY KEY, txt TEXT);")
-    sql(hq_db, "INSERT INTO t VALUES (1, 'siège');")
-    with make_node(tmp_path, "HQ", str(hq_db), hq=True) as hq:
-        hq.export()
-        saved = tmp_path / "hq-backup.db"
-        backup(hq_db, saved)
-        sql(hq_db, "INSERT INTO t VALUES (2, 'après la sauvegarde');")
-        hq.export()
-        backup(saved, hq_db)
-        with make_node(tmp_path, "S1", str(site_db)) as site:
-            sql(site_db, "INSERT INTO t VALUES (100, 'du site');")
-            package = site.export().path
-        assert hq.import_package(package).status == "applied"
-        with pytest.raises(Restored):
-            hq.export()
-        assert hq.export(deletes_confirmed=True).capture.counts["t"].deletes == 1
-
-
 def test_a_restored_siege_takes_its_rows_back_from_its_change_log(tmp_path: Path) -> None:
-    """*Reprendre les données du groupe* at the Siège: the last version of every row of its
-    change log comes back into its restored database — its own rows and the sites' made
-    since the backup — with nothing logged again (so nothing published)."""
+    """The Siège's database restored: an apply of an establishment's package into it (the
+    Siège applies before it captures) leaves its mark behind, so its capture still holds.
+    *Reprendre les données du groupe*: the last version of every row of its change log
+    comes back — its own rows and the sites' made since the backup — with nothing logged
+    again (so nothing published), and a row made since the restore travels."""
     site_db, hq_db = tmp_path / "site.db", tmp_path / "hq.db"
     for db in (site_db, hq_db):
         sql(db, "CREATE TABLE t (id INTEGER PRIMARY KEY, txt TEXT);")
@@ -201,11 +170,15 @@ def test_a_restored_siege_takes_its_rows_back_from_its_change_log(tmp_path: Path
         group = rows_of(hq_db, "t")
         backup(saved, hq_db)
         sql(hq_db, "INSERT INTO t VALUES (4, 'faite après la restauration');")
+        with make_node(tmp_path, "S1", str(site_db)) as site:
+            sql(site_db, "INSERT INTO t VALUES (101, 'livrée après la restauration');")
+            assert hq.import_package(site.export().path).status == "applied"
+        group.append((101, "livrée après la restauration"))
         with pytest.raises(Restored):
             hq.export()
         logged = hq.state.last_position()
         stats = hq.take_back()
-        assert stats.upserts == 3 and stats.quarantined == 0
+        assert stats.upserts == 3 and stats.quarantined == 0  # 2, 3 and 100 back
         assert hq.state.last_position() == logged  # nothing logged again
         assert rows_of(hq_db, "t") == sorted([*group, (4, "faite après la restauration")])
         made = hq.export()  # in step: only the row made after the restore travels
@@ -261,17 +234,8 @@ def test_a_restored_site_takes_the_group_s_data_back(tmp_path: Path) -> None:
         backup(saved, site_db)
         assert automatic_run(site_paths).state is State.FAILED  # held
         add_articles(site_db, 3000, 3)  # the shop sells on, until someone takes it back
-        site = App(load_config(site_paths.config_file), site_paths, poll_s=0.1)
-        site.start()
-        try:
-            held = site.reports.latest()[0]
-            hq.run_now()
-            site.run_now(take_back=True)
-            wait_for(lambda: site.reports.latest()[0].id != held.id, timeout=30)
-            wait_for(lambda: site.reports.latest()[0].state is not State.RUNNING, timeout=60)
-            taken = site.reports.latest()[0]
-        finally:
-            site.close()
+        hq.run_now()
+        taken = manual_run(site_paths, take_back=True)
         assert taken.state is State.OK, taken.error
         # nothing of the restored copy was sent: only the rows sold since the restore
         assert taken.rows_sent == 3

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from synchro.capture.diff import CaptureOptions, capture, ensure_snapshots
+from synchro.capture.diff import CaptureOptions, CaptureResult, capture, ensure_snapshots
+from synchro.db.base import Table
 from synchro.engine.node_results import NodeStatus, TableStatus
 from synchro.package import PackageWriter, TableSchema
 
@@ -38,28 +39,34 @@ def pending_changes(node: Node) -> dict[str, dict[str, int]]:
     """Changes a capture would send now, without keeping anything (dry run)."""
     tables = node.tables().synced
     ensure_snapshots(node.state, tables)
-    tmp = node.packages_dir / "dry-run.pkg"
-    tmp.parent.mkdir(parents=True, exist_ok=True)
-    counts: dict[str, dict[str, int]] = {}
+    with node.state.dry_run():
+        result = scratch_capture(node, tables, "dry-run.pkg", CaptureOptions())
+    return {
+        name: {"inserts": c.inserts, "updates": c.updates, "deletes": c.deletes}
+        for name, c in result.counts.items()
+    }
+
+
+def scratch_capture(
+    node: Node, tables: list[Table], name: str, options: CaptureOptions
+) -> CaptureResult:
+    """A capture into a package thrown away (``name`` in the packages folder): what it
+    does to the snapshot is kept or not by the caller's state transaction (a dry run;
+    ``take_back.adopt``)."""
+    path = node.packages_dir / name
+    path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        with node.state.dry_run():
-            writer = PackageWriter(
-                tmp,
-                origin=node.code,
-                sequence=0,
-                kind="local",
-                tables=[TableSchema.of(t) for t in tables],
-                key=None,
-            )
-            with writer:
-                result = capture(node.adapter, node.state, tables, writer, CaptureOptions())
-                writer.close()
-            for name, c in result.counts.items():
-                counts[name] = {
-                    "inserts": c.inserts,
-                    "updates": c.updates,
-                    "deletes": c.deletes,
-                }
+        writer = PackageWriter(
+            path,
+            origin=node.code,
+            sequence=0,
+            kind="local",
+            tables=[TableSchema.of(t) for t in tables],
+            key=None,
+        )
+        with writer:
+            result = capture(node.adapter, node.state, tables, writer, options)
+            writer.close()
     finally:
-        tmp.unlink(missing_ok=True)
-    return counts
+        path.unlink(missing_ok=True)
+    return result

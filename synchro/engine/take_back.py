@@ -28,12 +28,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from synchro.capture.diff import CaptureOptions, capture, ensure_snapshots
+from synchro.capture.diff import CaptureOptions, ensure_snapshots
 from synchro.db.base import Table
 from synchro.engine import marks
 from synchro.engine.apply import apply_changes
 from synchro.engine.apply_rows import ApplyContext, ApplyStats, TableRows
 from synchro.engine.hq_publish import build_segments
+from synchro.engine.node_status import scratch_capture
 from synchro.engine.policy import TAKE_BACK_POLICY
 from synchro.package import PackageReader, PackageWriter, TableSchema, open_package
 from synchro.package.body import SegmentStore
@@ -48,24 +49,9 @@ def adopt(node: Node, also: Callable[[], None] = lambda: None) -> list[Table]:
     node.recover()
     tables = node.tables(refresh=True).synced
     ensure_snapshots(node.state, tables)
-    scratch = node.packages_dir / "take-back.tmp"
-    scratch.parent.mkdir(parents=True, exist_ok=True)
     with node.state.transaction():
-        writer = PackageWriter(
-            scratch,
-            origin=node.code,
-            sequence=0,
-            kind=node.export_kind,
-            tables=[TableSchema.of(t) for t in tables],
-            key=node.key,
-            created=node.now(),
-        )
-        with writer:  # the snapshot is kept, the package thrown away
-            options = CaptureOptions(deletes_confirmed=True)
-            capture(node.adapter, node.state, tables, writer, options)
-            writer.close()
+        scratch_capture(node, tables, "take-back.tmp", CaptureOptions(deletes_confirmed=True))
         also()
-    scratch.unlink(missing_ok=True)
     return tables
 
 
