@@ -252,43 +252,54 @@ import sys
 sys.path.insert(0, sys.argv[1])
 from pathlib import Path
 from engine_helpers import make_node
-with make_node(Path(sys.argv[2]), "S1", sys.argv[3]) as node:
+with make_node(Path(sys.argv[2]), sys.argv[4], sys.argv[3], hq=sys.argv[4] == "HQ") as node:
     node.take_back()
 """
 
 
-def test_a_take_back_killed_before_its_mark_holds_then_finishes(tmp_path: Path) -> None:
-    """``kill -9`` of a real process between the snapshot taken from the restored copy and
-    the mark raised: the database is still behind, so an automatic export holds (nothing
-    of the restored copy sent); the take-back made again ends in step, and its package
-    asks the Siège for everything."""
-    db = tmp_path / "site.db"
+@pytest.mark.parametrize(
+    ("code", "point"),
+    [
+        ("S1", "node.take_back.adopted"),  # the snapshot is the copy, the mark not raised
+        ("HQ", "node.take_back.adopted"),
+        ("HQ", "apply.batch"),  # the Siège's log being applied, nothing committed
+    ],
+)
+def test_a_take_back_killed_holds_then_finishes(code: str, point: str, tmp_path: Path) -> None:
+    """``kill -9`` of a real process taking the group's data back, before its mark is
+    raised: the database is still behind, so an automatic export holds (nothing of the
+    restored copy sent); the take-back made again ends in step."""
+    db = tmp_path / "data.db"
     sql(db, "CREATE TABLE t (id INTEGER PRIMARY KEY, txt TEXT);")
     sql(db, "INSERT INTO t VALUES (1, 'une'), (2, 'deux'), (3, 'trois');")
     saved = tmp_path / "backup.db"
-    with make_node(tmp_path, "S1", str(db)) as node:
+    with make_node(tmp_path, code, str(db), hq=code == "HQ") as node:
         node.export()
         backup(db, saved)
         sql(db, "INSERT INTO t VALUES (4, 'quatre'); DELETE FROM t WHERE id = 1;")
         node.export()
+        after = rows_of(db, "t")
     backup(saved, db)
-    env = {**os.environ, "SYNCHRO_KILL_AT": "node.take_back.adopted"}
+    env = {**os.environ, "SYNCHRO_KILL_AT": point}
     tests = str(Path(__file__).resolve().parent)
     child = subprocess.run(
-        [sys.executable, "-c", TAKE_BACK_CHILD, tests, str(tmp_path), str(db)],
+        [sys.executable, "-c", TAKE_BACK_CHILD, tests, str(tmp_path), str(db), code],
         env=env,
         capture_output=True,
         text=True,
         timeout=120,
     )
     assert child.returncode == -signal.SIGKILL, child.stderr
-    with make_node(tmp_path, "S1", str(db)) as node:
-        assert node.taking_back()  # the first transaction was committed
+    with make_node(tmp_path, code, str(db), hq=code == "HQ") as node:
         with pytest.raises(Restored):
             node.export()
         node.take_back()
         made = node.export()
-    assert made.manifest.rows == 0 and made.manifest.meta["take_back"] is True
+    assert made.manifest.rows == 0
+    if code == "HQ":  # its own log gave its rows back
+        assert rows_of(db, "t") == after
+    else:  # its package asks the Siège for everything
+        assert made.manifest.meta["take_back"] is True
 
 
 def test_the_siege_counts_only_the_acknowledgement_of_the_package_of_everything(
