@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -373,3 +374,40 @@ def test_a_restored_siege_holds_its_round_and_takes_its_rows_back(tmp_path: Path
         assert automatic_run(site_paths).state is State.OK
         wait_for(lambda: hq.reports.latest(kinds=("round",))[0].state is State.OK, timeout=60)
     assert rows_of(hq_db, "articles") == rows_of(site_db, "articles") == group
+
+
+def test_a_whole_machine_put_back_takes_the_group_s_data_back(tmp_path: Path) -> None:
+    """The establishment's whole machine restored (its database *and* Synchro's state, an
+    image or a virtual machine put back): the marks agree, but the Siège has applied
+    packages this state never made. Before, every run failed « il manque des changements
+    du siège » for ever and the rows made since never left the shop. Now the run says the
+    post was put back (kind restored, every run until decided); *Reprendre les données du
+    groupe* brings back what it had sent since, and sends what it made since."""
+    hq_paths, site_paths = app_pair(tmp_path)
+    site_db, hq_db = tmp_path / "site" / "data.db", tmp_path / "hq" / "data.db"
+    image = tmp_path / "image"
+    with siege(hq_paths) as hq:
+        hq.run_now()
+        assert automatic_run(site_paths).state is State.OK
+        shutil.copytree(tmp_path / "site", image)  # the machine's image
+        for first in (2000, 3000):  # sent, then lost with the machine
+            add_articles(site_db, first, 5)
+            hq.run_now()
+            assert automatic_run(site_paths).state is State.OK
+        group = rows_of(hq_db, "articles")
+        shutil.rmtree(tmp_path / "site")
+        shutil.copytree(image, tmp_path / "site")  # the machine put back
+        add_articles(site_db, 4000, 2)  # sold since
+        for _ in range(2):
+            hq.run_now()
+            held = automatic_run(site_paths)
+            assert held.state is State.FAILED and held.details["error_kind"] == ErrorKind.RESTORED
+            assert "Poste restauré" in held.error, held.error
+        hq.run_now()
+        taken = manual_run(site_paths, take_back=True)
+        assert taken.state is State.OK, taken.error
+        assert rows_of(site_db, "articles") == rows_of(hq_db, "articles")
+        assert set(group) < set(rows_of(hq_db, "articles"))  # nothing lost, the sales in
+        assert {r[0] for r in rows_of(hq_db, "articles")} >= {4000, 4001}
+        hq.run_now()
+        assert automatic_run(site_paths).state is State.OK

@@ -27,7 +27,7 @@ from __future__ import annotations
 import logging
 
 from synchro.db.base import MARK_TABLE, Adapter
-from synchro.errors import CaptureError, DatabaseError, ErrorKind, TransactionLost
+from synchro.errors import CaptureError, DatabaseError, ErrorKind, SynchroError, TransactionLost
 from synchro.state import StateDB
 
 log = logging.getLogger("synchro.engine")
@@ -60,6 +60,27 @@ class Restored(CaptureError):
             f"base la plus récente si vous l'avez{back}. Si la base restaurée doit devenir "
             "la référence pour tout le groupe, lancez la synchronisation MANUELLE et "
             "choisissez Envoyer : elle enverra ses différences."
+        )
+
+
+class StateBehind(SynchroError):
+    """A Serveur's state put back with its database (a whole machine restored): the Siège
+    applied packages of this establishment (up to ``applied``) that its state never made
+    (it made up to ``made``). Its data since are at the Siège; the numbers it would use
+    again would be taken for packages already applied."""
+
+    default_kind = ErrorKind.RESTORED
+
+    def __init__(self, applied: int, made: int) -> None:
+        self.applied, self.made = applied, made
+        super().__init__(
+            "Poste restauré : le siège a déjà intégré les envois de ce poste jusqu'au n° "
+            f"{applied}, ce poste ne se souvient que du n° {made} (la machine ou ses données "
+            "ont été remises dans un état antérieur ?) ; rien de ce qui vient du siège n'a été "
+            "intégré. Reprenez les données du groupe (MANUELLE, « Reprendre les données du "
+            "groupe » ; synchro sync --reprendre) : les données de ce poste envoyées depuis "
+            "reviennent du siège, et les lignes faites ici depuis la restauration lui sont "
+            "envoyées."
         )
 
 

@@ -9,7 +9,8 @@ What the Serveur keeps in its state besides the shared parts (``engine.node``):
 - ``LAST_HQ`` / ``ACK_DUE``: the Siège package applied last, and whether its
   acknowledgement is still owed (``engine.ack``, ``engine.site_run``);
 - ``TAKE_BACK``: set while it takes the group's data back (``take_back``); ``UNSENT``: the
-  rows made here that the group's data did not hold, until the next capture sends them.
+  rows made here that the group's data did not hold, until the next capture sends them;
+  ``BEHIND``: this state was found put back (``marks.StateBehind``) until it takes back.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from synchro import faults
 from synchro.capture.diff import CaptureResult
 from synchro.db.base import Table
 from synchro.engine.apply_rows import ApplyContext, ApplyStats
+from synchro.engine.marks import StateBehind
 from synchro.engine.node import Node
 from synchro.engine.node_results import Admission, ImportResult
 from synchro.engine.policy import SERVEUR_POLICY, ApplyPolicy
@@ -33,6 +35,7 @@ LAST_HQ = "last_hq"  # the Siège package applied last (what the ack names), JSO
 ACK_DUE = "ack_due"  # "1" until the Siège has been sent the ack of LAST_HQ
 TAKE_BACK = "take_back"  # "1" from ``take_back`` until the Siège's package of everything
 UNSENT = "unsent"  # rows made here the group's data taken back did not hold, until sent
+BEHIND = "behind"  # "<applied> <made>": this state was put back (``marks.StateBehind``)
 
 
 class ServeurNode(Node):
@@ -51,7 +54,8 @@ class ServeurNode(Node):
         row of the group again, this establishment's own included (those the restore took
         away): the next package says so (``take_back``) and the Siège answers from the
         start of its change log. Applied over the restored rows, the group's versions win
-        (nothing changed here since this starting point).
+        (nothing changed here since this starting point). Also the way out when the state
+        was put back with the database (``marks.StateBehind``).
 
         The mark is raised last, in a transaction of its own: a crash before leaves the
         database still behind, so an automatic run holds instead of sending the restored
@@ -60,6 +64,7 @@ class ServeurNode(Node):
         def ask_for_everything() -> None:
             self.state.set_meta("hq_pos", "0")
             self.state.set_meta(TAKE_BACK, "1")
+            self.state.drop_meta(BEHIND)
 
         adopt(self, ask_for_everything)
         faults.point("node.take_back.adopted")
@@ -96,6 +101,19 @@ class ServeurNode(Node):
         log ends, and answers this Serveur's newest delivery."""
         if manifest.kind != "hq":
             return Admission()
+        applied, made = self._acked_seq(manifest), self.state.get_int("next_sequence", 1) - 1
+        if applied > made:  # this state was put back: never reuse the numbers it forgot
+            with self.state.transaction():
+                self.state.set_meta("next_sequence", str(applied + 1))
+                self.state.set_meta(BEHIND, f"{applied} {made}")
+        behind = self.state.get_meta(BEHIND)
+        if behind is not None:  # until the group's data are taken back
+            applied, made = (int(n) for n in behind.split())
+            raise StateBehind(applied, made)
+        if self.taking_back() and not manifest.meta.get("take_back"):  # made before the
+            return ImportResult(  # Siège saw the request: its answer is the one awaited
+                manifest, ApplyStats(), "stale", "le siège n'a pas encore renvoyé les données"
+            )
         hq_pos = self.state.get_int("hq_pos")
         if int(manifest.meta.get("from_pos", 0)) > hq_pos:
             raise PackageError(

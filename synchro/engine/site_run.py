@@ -108,10 +108,10 @@ class SiteRun(Receiving):
 
     def _run(self, rid: int) -> None:
         faults.point("site.run.start")
-        self._apply_inbox()  # a Siège package kept from a run that died before applying it
         if self.options.take_back:  # a person chose it, after a restore (``engine.marks``)
             self.emit(Progress("capture", self.site, detail="reprise des données du groupe"))
             self.node.take_back()
+        self._apply_inbox()  # a Siège package kept from a run that died before applying it
         self._exchange(rid)
         if self.node.state.get_meta(UNSENT):  # rows made here since a restore that the
             self._exchange(rid)  # group's data taken back did not hold: sent in this run
