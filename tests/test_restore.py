@@ -24,6 +24,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from backends import Backend
@@ -146,6 +147,47 @@ def test_every_back_end_holds_a_restored_database(backend: Backend, tmp_path: Pa
             node.export()
     with Db(backend.connection) as db:
         assert sorted(db.tables) == ["t"]
+
+
+def test_every_back_end_takes_the_group_s_data_back(backend: Backend, tmp_path: Path) -> None:
+    """An establishment on each back end (the Siège on SQLite), restored from a dump: the
+    take-back sends nothing of the dump, gets back its rows the dump lost, its rows changed
+    since at their group version, and then sends the row made since the restore."""
+    hq_db = tmp_path / "hq.db"
+    sql(hq_db, "CREATE TABLE t (id INTEGER PRIMARY KEY, txt VARCHAR(100));")
+    backend.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, txt VARCHAR(100))")
+    for i in range(1, 11):
+        backend.execute("INSERT INTO t (id, txt) VALUES (?, ?)", (i, f"ligne {i} — 日本"))
+    out = tmp_path / "out"
+
+    def exchange(site: Any, hq: Any) -> int:
+        """The site's package to the Siège, the Siège's answer applied; rows it sent."""
+        made = site.export()
+        assert hq.import_package(made.path).status == "applied"
+        assert site.import_package(hq.publish("S1", out).path).status == "applied"
+        return int(made.manifest.rows)
+
+    with (
+        make_node(tmp_path, "HQ", str(hq_db), hq=True) as hq,
+        make_node(tmp_path, "S1", backend.connection) as site,
+    ):
+        assert exchange(site, hq) == 10
+        saved = dump(backend)
+        backend.execute("INSERT INTO t (id, txt) VALUES (11, 'onze')")
+        backend.execute("UPDATE t SET txt = 'changée' WHERE id = 2")
+        assert exchange(site, hq) == 2
+        group = rows_of(hq_db, "t")
+        restore(backend, saved)
+        backend.execute("INSERT INTO t (id, txt) VALUES (12, 'après la restauration')")
+        with pytest.raises(Restored):
+            site.export()
+        site.take_back()
+        assert exchange(site, hq) == 0  # nothing of the dump
+        assert site.state.get_meta("unsent") == "1"
+        assert exchange(site, hq) == 1  # the row made since the restore
+    with Db(backend.connection) as db:
+        stored = [(int(r[0]), str(r[1])) for r in db.rows("t")]
+    assert stored == rows_of(hq_db, "t") == sorted([*group, (12, "après la restauration")])
 
 
 def test_a_restored_siege_takes_its_rows_back_from_its_change_log(tmp_path: Path) -> None:
