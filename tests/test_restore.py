@@ -38,7 +38,7 @@ from test_mass_deletes import add_articles, automatic_run, manual_run, rows, sie
 from synchro.capture.mass_deletes import too_many
 from synchro.db.base import MARK_TABLE
 from synchro.engine.marks import Restored
-from synchro.errors import ErrorKind
+from synchro.errors import ErrorKind, SynchroError
 from synchro.report_summary import cause_lines
 from synchro.reports import State
 
@@ -453,3 +453,18 @@ def test_a_whole_machine_put_back_takes_the_group_s_data_back(tmp_path: Path) ->
         assert {r[0] for r in rows_of(hq_db, "articles")} >= {4000, 4001}
         hq.run_now()
         assert automatic_run(site_paths).state is State.OK
+
+
+@pytest.mark.parametrize("code", ["S1", "HQ"])
+def test_a_database_in_step_is_not_taken_back(code: str, tmp_path: Path) -> None:
+    """Nothing was restored: taking the group's data back would only replace this node's
+    changes since the last exchange with the group's versions. Refused, nothing changed."""
+    db = tmp_path / "data.db"
+    sql(db, "CREATE TABLE t (id INTEGER PRIMARY KEY, txt TEXT); INSERT INTO t VALUES (1, 'a');")
+    with make_node(tmp_path, code, str(db), hq=code == "HQ") as node:
+        node.export()
+        sql(db, "UPDATE t SET txt = 'corrigée' WHERE id = 1;")
+        with pytest.raises(SynchroError, match="n'a pas été restaurée") as refused:
+            node.take_back()
+        assert refused.value.kind is ErrorKind.CONFIG
+        assert node.export().capture.counts["t"].updates == 1  # the change still travels

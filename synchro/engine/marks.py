@@ -20,6 +20,10 @@ packages before it captures, holds all the same.
 
 A database where the table cannot be created (no right to) is synchronised unmarked, as
 before: a warning says so, and nothing is checked.
+
+A Serveur's state put back *with* its database (a whole machine restored) keeps the marks
+in step; the Siège's acknowledgement of packages the state never made tells it instead
+(``StateBehind``, raised by ``ServeurNode._admit``), with the same way out.
 """
 
 from __future__ import annotations
@@ -92,6 +96,25 @@ def check(adapter: Adapter, state: StateDB, code: str) -> None:
     found = adapter.read_mark(code)
     if found is None or found < known:
         raise Restored(found, known)
+
+
+def in_step(adapter: Adapter, state: StateDB, code: str) -> bool:
+    """Whether the database is known not to have gone back (marked, and not behind): then
+    taking the group's data back would only undo its changes since the last exchange."""
+    known = state.get_int(KEY)
+    if not known:
+        return False
+    found = adapter.read_mark(code)
+    return found is not None and found >= known
+
+
+def nothing_to_take_back() -> SynchroError:
+    return SynchroError(
+        "Reprendre les données du groupe : la base de ce poste n'a pas été restaurée (son "
+        "repère de synchronisation est à jour) ; ses changements seraient remplacés par la "
+        "version du groupe. Lancez la synchronisation MANUELLE.",
+        kind=ErrorKind.CONFIG,
+    )
 
 
 def bump(adapter: Adapter, state: StateDB, code: str, *, confirmed: bool = False) -> None:

@@ -22,6 +22,7 @@ from typing import Any, ClassVar
 from synchro import faults
 from synchro.capture.diff import CaptureResult
 from synchro.db.base import Table
+from synchro.engine import marks
 from synchro.engine.apply_rows import ApplyContext, ApplyStats
 from synchro.engine.marks import StateBehind
 from synchro.engine.node import Node
@@ -60,6 +61,10 @@ class ServeurNode(Node):
         The mark is raised last, in a transaction of its own: a crash before leaves the
         database still behind, so an automatic run holds instead of sending the restored
         copy (the snapshot may already be its, which sends nothing of it either)."""
+
+        behind = self.taking_back() or self.state.get_meta(BEHIND) is not None
+        if not behind and marks.in_step(self.adapter, self.state, self.code):
+            raise marks.nothing_to_take_back()
 
         def ask_for_everything() -> None:
             self.state.set_meta("hq_pos", "0")

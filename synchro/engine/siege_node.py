@@ -24,6 +24,7 @@ from typing import ClassVar, NamedTuple
 
 from synchro import faults
 from synchro.db.base import Table
+from synchro.engine import marks
 from synchro.engine.apply_rows import ApplyContext, ApplyStats
 from synchro.engine.checksum import Sums, sums_from_json
 from synchro.engine.checksum import to_json as sums_to_json
@@ -64,6 +65,8 @@ class SiegeNode(Node):
         version of every row the group exchanged, from its change log, applied to its
         restored database (``engine.take_back.rebuild``); nothing of the restored copy is
         logged or published. A crash before the mark is raised leaves the round held."""
+        if marks.in_step(self.adapter, self.state, self.code):
+            raise marks.nothing_to_take_back()
         tables = adopt(self)
         faults.point("node.take_back.adopted")
         return rebuild(self, tables)
