@@ -149,7 +149,7 @@ class Synchro:
         """The Rapport, newest first."""
         return self.app.reports.latest(limit)
 
-    def held_deletes(self) -> str | None:
+    def held_changes(self) -> str | None:
         """The error of the last run or round when it held mass deletes
         (``capture.mass_deletes``) or a restored database (``engine.marks``), which
         MANUELLE sends; None otherwise."""

@@ -237,8 +237,8 @@ class AppBackend:
     def can_take_back(self) -> bool:
         return self.synchro.can_take_back() if self.synchro is not None else False
 
-    def held_deletes(self) -> str | None:
-        return self.synchro.held_deletes() if self.synchro is not None else None
+    def held_changes(self) -> str | None:
+        return self.synchro.held_changes() if self.synchro is not None else None
 
     def stop(self) -> None:
         self._synchro().stop()

@@ -122,7 +122,7 @@ class FakeBackend:
         self.calls.append("run_now:take_back" if take_back else "run_now")
         self.start_run()
 
-    def held_deletes(self) -> str | None:
+    def held_changes(self) -> str | None:
         return self.held
 
     def can_take_back(self) -> bool:

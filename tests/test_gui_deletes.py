@@ -70,7 +70,7 @@ def ended_ok(shell: GuiShell) -> None:
     wait_for(shell, lambda: table.Values[0][3] == "OK", 1200)
 
 
-def test_manuelle_asks_before_sending_held_deletes(shell: GuiShell) -> None:
+def test_manuelle_asks_before_sending_held_changes(shell: GuiShell) -> None:
     backend = shell.backend
     assert isinstance(backend, FakeBackend)
     shell.open_general()
@@ -97,7 +97,7 @@ def test_manuelle_asks_before_sending_held_deletes(shell: GuiShell) -> None:
     assert "Synchronisation manuelle demandée." in text_of(window, g.STATUS)
 
 
-def test_envoyer_sends_the_held_deletes_of_a_real_run(xvfb: str, tmp_path: Path) -> None:
+def test_envoyer_sends_the_held_changes_of_a_real_run(xvfb: str, tmp_path: Path) -> None:
     setup_logging(tmp_path / "logs", console=False)
     hq_paths, site_paths = app_pair(tmp_path)
     site_db, hq_db = tmp_path / "site" / "data.db", tmp_path / "hq" / "data.db"

@@ -152,9 +152,9 @@ class GuiBackend(Protocol):
         données du groupe* settles."""
         ...
 
-    def held_deletes(self) -> str | None:
-        """What the last automatic run or round said of the mass deletes it held (which
-        MANUELLE sends); None when it held none."""
+    def held_changes(self) -> str | None:
+        """What the last automatic run or round said of the changes it held — mass deletes,
+        a restored database — which MANUELLE sends; None when it held none."""
         ...
 
     def stop(self) -> None:

@@ -334,7 +334,7 @@ class GuiShell:
     def run_now(self) -> None:
         """MANUELLE (window or tray). When the last automatic synchronisation held mass
         deletes, which this one sends, the user decides first (``windows.confirm``)."""
-        held = self.backend.held_deletes()
+        held = self.backend.held_changes()
         if held is None:
             self.start_run()
         elif not self.front(confirm.ConfirmDeletesController):
