@@ -169,6 +169,11 @@ class Adapter(abc.ABC):
     @abc.abstractmethod
     def count(self, table: Table) -> int: ...
 
+    def gave_up_waiting(self, error: Exception) -> bool:
+        """Whether ``error`` is a statement that gave up waiting for a lock another program
+        holds (``odbc.LOCK_WAIT_S``, SQLite's busy timeout): no row's fault. Default: no."""
+        return False
+
     @abc.abstractmethod
     def read_mark(self, code: str) -> int | None:
         """The number node ``code`` last wrote into ``MARK_TABLE`` (None: no such row or

@@ -119,9 +119,10 @@ class OdbcAdapter(SqlAdapter):
             self._run(f"SET lock_timeout = '{LOCK_WAIT_S}s'", [], "ouverture").close()
         if self.dialect == "mysql":
             self._strict()
-            self._run(
-                f"SET SESSION innodb_lock_wait_timeout = {LOCK_WAIT_S}", [], "ouverture"
-            ).close()
+            # A row (InnoDB) or a whole table (LOCK TABLES, a metadata lock: MariaDB would
+            # wait a year for it) another program keeps locked.
+            for wait in ("innodb_lock_wait_timeout", "lock_wait_timeout"):
+                self._run(f"SET SESSION {wait} = {LOCK_WAIT_S}", [], "ouverture").close()
 
     def _after_lost(self) -> None:
         """A new connection after the database ended a transaction itself: a driver may not
@@ -233,6 +234,15 @@ class OdbcAdapter(SqlAdapter):
         operator), 58 (system error)."""
         cause = error.__cause__
         return cause is not None and _state(cause)[:2] in ("08", "40", "53", "57", "58")
+
+    def gave_up_waiting(self, error: Exception) -> bool:
+        """PostgreSQL's ``lock_timeout`` (55P03), MariaDB's lock waits (1205: a row, or the
+        table another program locked), SQLite's busy file."""
+        cause = error.__cause__
+        if cause is None:
+            return False
+        text = str(cause)
+        return _state(cause) == "55P03" or "(1205)" in text or "database is locked" in text
 
     def _begin(self) -> None:
         self._conn.autocommit = False

@@ -111,6 +111,9 @@ class SqliteAdapter(SqlAdapter):
     def _in_transaction(self) -> bool:
         return bool(self._conn.in_transaction)
 
+    def gave_up_waiting(self, error: Exception) -> bool:
+        return sqlite_error(error.__cause__) == "SQLITE_BUSY"  # another writer kept it
+
     def _begin(self) -> None:
         self._run("BEGIN IMMEDIATE", [], "début de transaction").close()
 

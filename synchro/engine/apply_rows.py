@@ -141,6 +141,7 @@ class TableRows:
         self.logged: list[ChangeLogEntry] = []
         self.verifier = Verifier(table)
         self.pending = state.pending_keys(table.name)  # quarantined keys (usually none)
+        self.locked: Exception | None = None  # another program keeps the table locked
         self.cleared: list[str] = []  # of those, keys now applied exactly
 
     def item(self, change: Change) -> Item:

@@ -1,0 +1,129 @@
+"""A table another program keeps locked, on the server back ends (the shop's program runs
+a ``LOCK TABLES``, a long report holding a share lock).
+
+Before: MariaDB waited for a table lock as long as its ``lock_wait_timeout`` (a year by
+default) — the import, and the round with it, hung until the other program let go; and
+where a statement did give up (``odbc.LOCK_WAIT_S``), the apply tried every row of the
+batch again on its own, each waiting as long (500 rows × 50 s). Now every wait gives up
+after ``LOCK_WAIT_S``, and two rows in a row that waited in vain set the rest of the table
+aside for the next run (``engine.apply``), which applies them once the lock is gone.
+
+Real PostgreSQL and MariaDB through their ODBC drivers; the lock is taken on the real
+server by another connection, as the shop's program would.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from backends import Backend, need_pyodbc
+from engine_helpers import checksums, make_node
+
+from synchro.errors import DatabaseError
+
+ROWS = 200  # waited for one by one at LOCK_WAIT_S = 1, a guard of GUARD_S would fail
+GUARD_S = 60.0  # a guard against a hang, not a figure: the bounded apply takes ~3 s
+LOCKS = {
+    "mariadb": ("LOCK TABLES t READ", "UNLOCK TABLES"),  # reads go on, writes wait
+    "postgresql": ("LOCK TABLE t IN SHARE MODE", "ROLLBACK"),
+}
+
+
+def import_guarded(node: Any, path: Path, shop: Any, release: str) -> Any:
+    """``node.import_package(path)`` in a thread; the lock released (and the test failed)
+    if it is still running after ``GUARD_S``. Its result, or the exception it raised."""
+    results: list[Any] = []
+
+    def run() -> None:
+        try:
+            results.append(node.import_package(path))
+        except DatabaseError as exc:
+            results.append(exc)
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    worker.join(GUARD_S)
+    if worker.is_alive():
+        shop.execute(release)
+        worker.join()
+        pytest.fail(f"the import was still waiting after {GUARD_S:.0f} s")
+    return results[0]
+
+
+def site_packages(tmp_path: Path, changes: str) -> tuple[Path, Path]:
+    """A site's first package (ROWS rows) and a second one made after ``changes``."""
+    site_db = tmp_path / "site.db"
+    conn = sqlite3.connect(site_db)
+    conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, txt VARCHAR(100))")
+    conn.executemany("INSERT INTO t VALUES (?, ?)", [(i, f"ligne {i}") for i in range(ROWS)])
+    conn.commit()
+    with make_node(tmp_path, "S1", str(site_db)) as site:
+        first = site.export().path
+        conn.executescript(changes)
+        second = site.export().path
+    conn.close()
+    return first, second
+
+
+@pytest.mark.parametrize("name", ["mariadb", "postgresql"])
+def test_a_table_kept_locked_is_set_aside_not_waited_for_row_by_row(
+    name: str,
+    make_backend: Callable[[str], Backend],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from synchro.db import odbc
+
+    monkeypatch.setattr(odbc, "LOCK_WAIT_S", 1)
+    backend = make_backend(name)
+    backend.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, txt VARCHAR(100))")
+    first, second = site_packages(tmp_path, "UPDATE t SET txt = txt || ' changée';")
+    pyodbc = need_pyodbc(name)
+    shop = pyodbc.connect(backend.connection, autocommit=name == "mariadb")
+    lock, release = LOCKS[name]
+    try:
+        with make_node(tmp_path, "HQ", backend.connection, hq=True) as hq:
+            assert hq.import_package(first).status == "applied"
+            shop.execute(lock)
+            result = import_guarded(hq, second, shop, release)
+            assert not isinstance(result, Exception), result
+            assert result.stats.quarantined == ROWS and result.stats.upserts == 0
+            assert all("lock" in e["error"].lower() for e in hq.state.quarantined())
+            shop.execute(release)
+            hq.export()  # the next run: the lock gone, its retry applies every row
+            assert hq.state.quarantined() == []
+    finally:
+        shop.close()
+    assert checksums(backend.connection) == checksums(str(tmp_path / "site.db"))
+
+
+def test_mariadb_gives_up_on_a_table_locked_for_writing(
+    make_backend: Callable[[str], Backend], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``LOCK TABLES t WRITE`` by the shop's program: even the import's reads wait. It used
+    to wait a year (MariaDB's metadata-lock wait); now it fails after ``LOCK_WAIT_S``,
+    saying why, and is made again by the next run."""
+    from synchro.db import odbc
+
+    monkeypatch.setattr(odbc, "LOCK_WAIT_S", 1)
+    backend = make_backend("mariadb")
+    backend.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, txt VARCHAR(100))")
+    first, second = site_packages(tmp_path, "UPDATE t SET txt = 'changée' WHERE id < 5;")
+    pyodbc = need_pyodbc("mariadb")
+    shop = pyodbc.connect(backend.connection, autocommit=True)
+    try:
+        with make_node(tmp_path, "HQ", backend.connection, hq=True) as hq:
+            assert hq.import_package(first).status == "applied"
+            shop.execute("LOCK TABLES t WRITE")
+            failed = import_guarded(hq, second, shop, "UNLOCK TABLES")
+            assert isinstance(failed, DatabaseError) and "Lock wait timeout" in str(failed)
+            shop.execute("UNLOCK TABLES")
+            assert hq.import_package(second).status == "applied"
+    finally:
+        shop.close()
+    assert checksums(backend.connection) == checksums(str(tmp_path / "site.db"))
