@@ -80,7 +80,7 @@ def _lines(items: Any, fmt: Callable[[dict[str, Any]], str]) -> tuple[str, ...]:
 
 
 SHOWN = 60  # characters of a sent or stored value in a detail line
-_QUARANTINE_KINDS = ("refused", "mismatch", "held")
+_QUARANTINE_KINDS = ("refused", "mismatch", "held", "locked")
 
 
 def _shown(value: Any) -> str:

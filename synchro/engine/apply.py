@@ -146,7 +146,7 @@ class _TableApplier(TableRows):
                 continue
             if self.locked is not None:  # another program keeps the table: the next run
                 for item in items:
-                    self._quarantine(item, str(self.locked))
+                    self._quarantine(item, str(self.locked), locked=True)
                 continue
             try:
                 with self.adapter.savepoint():
@@ -169,7 +169,7 @@ class _TableApplier(TableRows):
         waited = 0
         for item in items:
             if self.locked is not None:
-                self._quarantine(item, str(self.locked))
+                self._quarantine(item, str(self.locked), locked=True)
                 continue
             try:
                 with self.adapter.savepoint():
@@ -181,7 +181,7 @@ class _TableApplier(TableRows):
                     waited += 1
                     if waited >= 2:
                         self.locked = exc
-                    self._quarantine(item, str(exc))
+                    self._quarantine(item, str(exc), locked=True)
                     continue
                 waited = 0
                 if self._still_used(item, delete):

@@ -228,8 +228,11 @@ class TableRows:
             state.drop_quarantine(self.table.name, kj)
         self.settled, self.logged, self.cleared = [], [], []
 
-    def _quarantine(self, item: Item, error: str, mismatch: Mismatch | None = None) -> None:
-        """A row not applied exactly: into the quarantine with what was sent (and stored)."""
+    def _quarantine(
+        self, item: Item, error: str, mismatch: Mismatch | None = None, *, locked: bool = False
+    ) -> None:
+        """A row not applied exactly: into the quarantine with what was sent (and stored);
+        ``locked``: set aside because another program keeps it locked."""
         self.stats.quarantined += 1
         self.pending.discard(item.kj)  # log_quarantine replaces an older entry of the key
         columns = stored = None
@@ -243,7 +246,7 @@ class TableRows:
             item.kj,
             self._sent_json(item),
             error,
-            kind="refused" if mismatch is None else "mismatch",
+            kind="mismatch" if mismatch is not None else "locked" if locked else "refused",
             op=item.change.op,
             origin=item.origin,
             columns=columns,

@@ -115,6 +115,8 @@ class _TableRetry:
         self.nkeys = len(table.key)
         self.verifier = Verifier(table)
         self.hash_row = self.verifier.hash_row
+        self.waited = 0  # rows in a row that waited for a lock in vain
+        self.locked: Exception | None = None  # two did: another program keeps the table
         normalise = row_normaliser(table.kinds)
         row_skey = snapshot_key(table.key_kinds, table.key_positions)
         key_skey = snapshot_key(table.key_kinds, range(self.nkeys))
@@ -173,6 +175,9 @@ class _TableRetry:
             elif now != snaps.get(e.skey):  # the user changed it: capture sends theirs
                 state.drop_quarantine(table.name, e.data["key_json"])
                 outcome.dropped.append(e.data)
+            elif self.locked is not None:  # not waited for again: the next run
+                state.retried(e.data["id"], str(self.locked), locked=True)
+                outcome.failed.append(e.data)
             elif self._write(e, outcome):
                 written.append(e)
         checked = [Written(e.skey, e.key, e.row, e.digest) for e in written]
@@ -203,11 +208,16 @@ class _TableRetry:
                 else:
                     self.adapter.upsert(self.table, [e.row])
         except DatabaseError as exc:
-            if self._revived(e):
+            locked = self.adapter.gave_up_waiting(exc)  # (no row's fault: no rule to try)
+            self.waited = self.waited + 1 if locked else 0
+            if self.waited >= 2:
+                self.locked = exc
+            if not locked and self._revived(e):
                 return True
-            self.state.retried(e.data["id"], str(exc))
+            self.state.retried(e.data["id"], str(exc), locked=locked)
             outcome.failed.append(e.data)
             return False
+        self.waited = 0
         return True
 
     def _revived(self, e: _Entry) -> bool:

@@ -33,7 +33,7 @@ SCHEMA_VERSION = 2
 
 # Quarantine columns added by schema 2 (ALTERed into older state databases).
 _QUARANTINE_V2 = (
-    ("kind", "TEXT NOT NULL DEFAULT 'refused'"),  # refused | mismatch | held
+    ("kind", "TEXT NOT NULL DEFAULT 'refused'"),  # refused | mismatch | held | locked
     ("op", "TEXT"),  # U or D: what the package asked for
     ("origin", "TEXT"),  # who made the change (the Siège logs it with this origin)
     ("columns_json", "TEXT"),  # mismatch: [{"column", "sent", "stored"}...]

@@ -73,13 +73,21 @@ class Quarantine(Store):
         return cur.rowcount
 
     def retried(
-        self, id: int, error: str, *, columns: str | None = None, stored: str | None = None
+        self,
+        id: int,
+        error: str,
+        *,
+        columns: str | None = None,
+        stored: str | None = None,
+        locked: bool = False,
     ) -> None:
-        """A retry of a quarantined row failed again: its new reason."""
+        """A retry of a quarantined row failed again: its new reason (``locked``: it waited
+        for a lock another program holds)."""
+        kind = "mismatch" if columns else "locked" if locked else "refused"
         self.conn.execute(
             "UPDATE quarantine SET at = ?, error = ?, columns_json = ?, stored_json = ?, "
             "kind = ?, tries = tries + 1 WHERE id = ?",
-            (now_text(), error, columns, stored, "mismatch" if columns else "refused", id),
+            (now_text(), error, columns, stored, kind, id),
         )
 
     def pending_keys(self, table: str) -> set[str]:
