@@ -46,6 +46,8 @@ from synchro.scheduler import DailySchedule
 from synchro.transport.ftp_server import HQServer
 from synchro.transport.tls import ensure_certificate
 
+MANUAL = ("sync", "take-back", "send")  # the engine thread's commands a person gave
+
 log = logging.getLogger(__name__)
 
 
@@ -160,9 +162,10 @@ class App:
 
     # -- commands (any thread: they only enqueue) ------------------------------------------
 
-    def run_now(self, *, take_back: bool = False) -> None:
-        """MANUELLE; ``take_back``: a Serveur's run that first takes the group's data back."""
-        self.commands.put("take-back" if take_back else "sync")
+    def run_now(self, *, take_back: bool = False, send: bool = False) -> None:
+        """MANUELLE; after a restore (``engine.marks``), ``take_back``: the group's data
+        taken back first, or ``send``: the restored database sent as it is (Envoyer)."""
+        self.commands.put("take-back" if take_back else "send" if send else "sync")
 
     def stop_run(self) -> None:
         """ARRETER: the engine stops at the next safe point."""
@@ -199,7 +202,7 @@ class App:
     def control(self, cmd: str, args: Mapping[str, Any]) -> Mapping[str, Any] | None:
         """The local control channel (``synchro sync|stop|raz|status`` against ``serve``)."""
         if cmd == "sync":
-            self.run_now(take_back=bool(args.get("take_back")))
+            self.run_now(take_back=bool(args.get("take_back")), send=bool(args.get("send")))
         elif cmd == "stop":
             self.stop_run()
         elif cmd == "raz":
@@ -277,7 +280,7 @@ class App:
                 command = self.commands.get(timeout=0.5)
             except queue.Empty:
                 command = ""
-            asked = command in ("sync", "take-back")
+            asked = command in MANUAL
             if asked or self.schedule.due(self.now()):
                 self.commands.put(command if asked else "scheduled")  # who asked
                 return True
@@ -292,12 +295,17 @@ class App:
             if command == "stop":
                 self.cancel.clear()
                 continue
-            manual = command in ("sync", "take-back")
+            manual = command in MANUAL
             if manual or command == "scheduled" or self.schedule.due(self.now()):
                 self.cancel.clear()
                 started = self.now()
                 try:
-                    self.run_site(node, manual=manual, take_back=command == "take-back")
+                    self.run_site(
+                        node,
+                        manual=manual,
+                        take_back=command == "take-back",
+                        send_restored=command == "send",
+                    )
                 except Exception as exc:  # the service lives on: MANUELLE, the next hour
                     log.exception("La synchronisation n'a pas pu aller à son terme")
                     self.emit(StateChanged("failed", error_text(exc)))
@@ -305,11 +313,17 @@ class App:
                     self._mail([unrecorded_run(site, started, self.now(), exc)], State.FAILED)
 
     def run_site(
-        self, node: ServeurNode, *, manual: bool = False, take_back: bool = False
+        self,
+        node: ServeurNode,
+        *,
+        manual: bool = False,
+        take_back: bool = False,
+        send_restored: bool = False,
     ) -> RunRecord:
         """One run now, on the calling thread (the engine thread, or ``synchro sync``);
-        ``manual``: a person started it (MANUELLE), so mass deletes are sent;
-        ``take_back``: it first takes the group's data back (a restored database)."""
+        ``manual``: a person started it (MANUELLE), so mass deletes are sent; after a
+        restore, ``take_back``: the group's data taken back first, ``send_restored``: the
+        restored database sent as it is."""
         self._close_interrupted()
         s = self.config.site_settings
         since = None
@@ -323,6 +337,7 @@ class App:
             since=since,
             manual=manual,
             take_back=take_back,
+            send_restored=send_restored,
         )
         started = self.now()
         record = SiteRun(

@@ -96,13 +96,16 @@ class Synchro:
         (*Heure de départ*, MANUELLE), or the Serveur's runs. ``close()`` stops it."""
         self.app.start()
 
-    def sync_once(self, *, linger_s: float = 120.0, take_back: bool = False) -> RunRecord:
+    def sync_once(
+        self, *, linger_s: float = 120.0, take_back: bool = False, send: bool = False
+    ) -> RunRecord:
         """MANUELLE in the foreground, on the calling thread; the Rapport row it ended with.
 
         A Serveur does one run. The Siège starts its FTP server, opens a round, works it
         until it closes, then lingers (up to ``linger_s``) while establishments it served
         have not acknowledged: late deliveries are applied and published meanwhile.
-        ``take_back`` (a Serveur's restored database): *Reprendre les données du groupe*."""
+        After a restore (``engine.marks``): ``take_back``, *Reprendre les données du
+        groupe*; ``send``, Envoyer (the restored database sent as it is)."""
         from synchro.engine.siege_node import SiegeNode
 
         if self.config.is_hq:
@@ -110,8 +113,9 @@ class Synchro:
         node = _open_node(self.config, self.app.paths, self.app.now)
         try:
             if isinstance(node, SiegeNode):
-                return self._hq_round_now(node, linger_s, take_back)
-            return self.app.run_site(node, manual=True, take_back=take_back)
+                step = "open-take-back" if take_back else "open-send" if send else "open"
+                return self._hq_round_now(node, linger_s, step)
+            return self.app.run_site(node, manual=True, take_back=take_back, send_restored=send)
         finally:
             node.close()
 
@@ -122,10 +126,10 @@ class Synchro:
         if self.app.hq is not None:
             self.app.hq.stop()
 
-    def run_now(self, *, take_back: bool = False) -> None:
-        """MANUELLE for the service; ``take_back``: *Reprendre les données du groupe*
-        (a Serveur whose database was restored: ``ServeurNode.take_back``)."""
-        self.app.run_now(take_back=take_back)
+    def run_now(self, *, take_back: bool = False, send: bool = False) -> None:
+        """MANUELLE for the service; after a restore (``engine.marks``), ``take_back``:
+        *Reprendre les données du groupe*, ``send``: Envoyer."""
+        self.app.run_now(take_back=take_back, send=send)
 
     def stop(self) -> None:
         """ARRETER: the run or round stops at its next safe point."""
@@ -185,14 +189,14 @@ class Synchro:
 
     # -- the Siège's round now (``synchro sync``) -------------------------------------------
 
-    def _hq_round_now(self, node: SiegeNode, linger_s: float, take_back: bool) -> RunRecord:
+    def _hq_round_now(self, node: SiegeNode, linger_s: float, step: str) -> RunRecord:
         """A round now on ``node``, its FTP server started (``sync_once``)."""
         app = self.app
         hq = app.hq_service(node)
         # the establishments' acks are awaited as long as the Siège lingers
         ack_wait = dt.timedelta(seconds=linger_s)
         hq.settings = dataclasses.replace(hq.settings, ack_wait=ack_wait)
-        hq.step("open-take-back" if take_back else "open")
+        hq.step(step)
         hq.run(app.commands, lambda: hq.round is not None)
         if hq.last_round is None or hq.last_round.state is not State.STOPPED:
             app.emit(said("engine.linger", seconds=f"{linger_s:.0f}"))

@@ -41,6 +41,11 @@ def add_commands(sub: Sub) -> None:
         help="Serveur dont la base a été restaurée : reprendre les données du groupe (rien de "
         "la base restaurée n'est envoyé, le siège renvoie tout, les lignes de ce poste comprises)",
     )
+    p.add_argument(
+        "--envoyer",
+        action="store_true",
+        help="base restaurée : l'envoyer telle quelle, elle devient la référence du groupe",
+    )
     p.set_defaults(handler=cmd_sync)
     p = sub.add_parser("report", help="le Rapport des synchronisations")
     p.add_argument("--json", action="store_true", help="sortie JSON")
@@ -160,7 +165,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
     setup_logging(paths.log_dir, console=False)
     lock = InstanceLock(paths.lock_file)
     if not lock.acquire():
-        asked = {"take_back": True} if args.reprendre else None
+        asked = {"take_back": args.reprendre, "send": args.envoyer}
         reply = send_command(paths, "sync", args=asked)
         print(
             "Synchronisation demandée au service déjà lancé."
@@ -172,7 +177,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, lambda *_: node.interrupt())
     signal.signal(signal.SIGTERM, lambda *_: node.interrupt())
     try:
-        record = node.sync_once(linger_s=args.linger, take_back=args.reprendre)
+        record = node.sync_once(linger_s=args.linger, take_back=args.reprendre, send=args.envoyer)
     finally:
         node.close()
         lock.release()

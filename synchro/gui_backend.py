@@ -231,8 +231,8 @@ class AppBackend:
 
         return join_with_token(config, token)
 
-    def run_now(self, *, take_back: bool = False) -> None:
-        self._synchro().run_now(take_back=take_back)
+    def run_now(self, *, take_back: bool = False, send: bool = False) -> None:
+        self._synchro().run_now(take_back=take_back, send=send)
 
     def can_take_back(self) -> bool:
         return self.synchro.can_take_back() if self.synchro is not None else False

@@ -118,8 +118,10 @@ class FakeBackend:
         )
         return dataclasses.replace(config, site_settings=site)
 
-    def run_now(self, *, take_back: bool = False) -> None:
-        self.calls.append("run_now:take_back" if take_back else "run_now")
+    def run_now(self, *, take_back: bool = False, send: bool = False) -> None:
+        self.calls.append(
+            "run_now:take_back" if take_back else "run_now:send" if send else "run_now"
+        )
         self.start_run()
 
     def held_changes(self) -> str | None:

@@ -92,7 +92,7 @@ def test_manuelle_asks_before_sending_held_changes(shell: GuiShell) -> None:
     settle(shell)
     question = only(shell, ConfirmDeletesController).window
     click(shell, question, confirm.SEND)
-    assert backend.calls == ["run_now", "run_now"]
+    assert backend.calls == ["run_now", "run_now:send"]
     assert not [c for c in shell.controllers if isinstance(c, ConfirmDeletesController)]
     assert "Synchronisation manuelle demandée." in text_of(window, g.STATUS)
 

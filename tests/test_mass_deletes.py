@@ -56,13 +56,14 @@ def automatic_run(paths: NodePaths) -> RunRecord:
         app.close()
 
 
-def manual_run(paths: NodePaths, *, take_back: bool = False) -> RunRecord:
-    """MANUELLE through the App's engine thread (a person's word), after the last run."""
+def manual_run(paths: NodePaths, *, take_back: bool = False, send: bool = False) -> RunRecord:
+    """MANUELLE through the App's engine thread (a person's word), after the last run;
+    ``take_back`` / ``send``: what the person chose after a restore."""
     site = App(load_config(paths.config_file), paths, poll_s=0.1)
     site.start()
     try:
         last = site.reports.latest()[0].id
-        site.run_now(take_back=take_back)
+        site.run_now(take_back=take_back, send=send)
         wait_for(lambda: site.reports.latest()[0].id != last, timeout=30)
         wait_for(lambda: site.reports.latest()[0].state is not State.RUNNING, timeout=60)
         return site.reports.latest()[0]

@@ -63,7 +63,9 @@ def price(db: Path, ident: int) -> str:
 
 def test_a_small_restore_is_held_until_a_person_sends_it(tmp_path: Path) -> None:
     """A backup two rounds old: 30 rows received and 10 made since, 5 changed — far under
-    the mass-delete rule — are neither deleted nor put back anywhere by an automatic run."""
+    the mass-delete rule — are neither deleted nor put back anywhere by an automatic run,
+    nor by a MANUELLE clicked before anyone saw the held run (it would be a person's word
+    for mass deletes, not for this): only by Envoyer, chosen in MANUELLE's question."""
     hq_paths, site_paths = app_pair(tmp_path)
     site_db, hq_db = tmp_path / "site" / "data.db", tmp_path / "hq" / "data.db"
     add_articles(site_db, 1000, 600)
@@ -80,8 +82,8 @@ def test_a_small_restore_is_held_until_a_person_sends_it(tmp_path: Path) -> None
         assert rows(site_db) == rows(hq_db) == 642 and price(hq_db, 1000) == "99.99"
         assert not too_many(40, 642)  # the rule of mass deletes would have let it through
         backup(saved, site_db)  # the disk died; the shop restores its backup
-        for _ in range(2):  # every automatic run holds
-            held = automatic_run(site_paths)
+        for run in (manual_run, automatic_run, automatic_run):  # each one holds
+            held = run(site_paths)
             assert held.state is State.FAILED
             assert "Base restaurée, rien n'a été envoyé" in held.error, held.error
             assert f"({MARK_TABLE}) est 2 au lieu de 4" in held.error, held.error
@@ -92,8 +94,8 @@ def test_a_small_restore_is_held_until_a_person_sends_it(tmp_path: Path) -> None
         fr, en = " ".join(cause_lines(held, "fr")), " ".join(cause_lines(held, "en"))
         assert "sauvegarde restaurée" in fr and "MANUELLE" in fr, fr
         assert "restored backup" in en and "MANUELLE" in en, en
-        # a person decides the restored copy is the reference: MANUELLE sends it
-        manual = manual_run(site_paths)
+        # a person decides the restored copy is the reference: Envoyer sends it
+        manual = manual_run(site_paths, send=True)
         assert manual.state is State.OK, manual.error
         assert rows(hq_db) == rows(site_db) == 602 and price(hq_db, 1000) != "99.99"
         hq.run_now()
@@ -138,7 +140,9 @@ def test_every_back_end_holds_a_restored_database(backend: Backend, tmp_path: Pa
             with pytest.raises(Restored, match="est 1 au lieu de 2"):
                 node.export()
         assert node.state.get_int("mark") == before  # nothing kept of the held runs
-        sent = node.export(deletes_confirmed=True)  # a person's word
+        with pytest.raises(Restored):
+            node.export(deletes_confirmed=True)  # MANUELLE's word for mass deletes only
+        sent = node.export(restore_confirmed=True)  # Envoyer
         assert sent.capture.counts["t"].inserts == 3 and sent.capture.counts["t"].updates == 1
         backend.execute("UPDATE t SET txt = 'après' WHERE id = 11")
         assert node.export().manifest.rows == 1  # in step again
@@ -364,9 +368,11 @@ def test_the_siege_counts_only_the_acknowledgement_of_the_package_of_everything(
             assert hq.acked_after("S1", 120, 8, 110) == 120  # as before: never backwards
 
 
-def test_synchro_sync_reprendre_takes_the_group_s_data_back(tmp_path: Path) -> None:
-    """The headless front end, a real process: ``synchro sync --reprendre`` at the
-    establishment."""
+@pytest.mark.parametrize(("word", "left"), [("", None), ("--reprendre", 7), ("--envoyer", 2)])
+def test_synchro_sync_after_a_restore(word: str, left: int | None, tmp_path: Path) -> None:
+    """The headless front end, a real process: ``synchro sync`` alone holds (exit 1, the
+    Siège untouched); ``--reprendre`` takes the 5 rows back; ``--envoyer`` makes the
+    restored copy the group's (its 5 rows deleted at the Siège)."""
     hq_paths, site_paths = app_pair(tmp_path)
     site_db, hq_db = tmp_path / "site" / "data.db", tmp_path / "hq" / "data.db"
     with siege(hq_paths) as hq:
@@ -379,9 +385,14 @@ def test_synchro_sync_reprendre_takes_the_group_s_data_back(tmp_path: Path) -> N
         backup(tmp_path / "backup.db", site_db)
         assert automatic_run(site_paths).state is State.FAILED  # held
         hq.run_now()
-        done = synchro("--config", "synchro.toml", "sync", "--reprendre", cwd=tmp_path / "site")
+        asked = [word] if word else []
+        done = synchro("--config", "synchro.toml", "sync", *asked, cwd=tmp_path / "site")
+        if left is None:
+            assert done.returncode == 1 and "Base restaurée" in done.stdout + done.stderr
+            assert rows(hq_db) == 7
+            return
         assert done.returncode == 0, done.stderr + done.stdout
-    assert rows_of(site_db, "articles") == rows_of(hq_db, "articles") and rows(site_db) == 7
+    assert rows_of(site_db, "articles") == rows_of(hq_db, "articles") and rows(site_db) == left
 
 
 def test_a_restored_siege_holds_its_round_and_takes_its_rows_back(tmp_path: Path) -> None:

@@ -137,13 +137,17 @@ class DeliveryWork:
         publish_all: bool = False,
         rows: dict[str, int] | None = None,
         manual: bool = False,
+        send_restored: bool = False,
     ) -> DeliveryOutcome:
         """HQ's own changes, then every delivery in order, then publish. ``rows``: the
         establishments' rows already open in this round (taken over from an interrupted
         one), which the publication serves too; ``manual``: a MANUELLE round's close, where
-        mass deletes of the Siège's own database are sent (``capture.mass_deletes``)."""
+        mass deletes of the Siège's own database are sent (``capture.mass_deletes``);
+        ``send_restored``: its restored database too (Envoyer, ``engine.marks``)."""
         self.emit(Progress("capture", self.code, detail="changements du siège"))
-        exported = self.node.export(cancel=self.cancel, deletes_confirmed=manual)
+        exported = self.node.export(
+            cancel=self.cancel, deletes_confirmed=manual, restore_confirmed=send_restored
+        )
         faults.point("hq.exported")
         unapplied = exported.capture.unapplied  # rows of earlier packages, retried in vain
         if exported.capture.held:

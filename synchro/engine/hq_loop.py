@@ -12,6 +12,7 @@ import queue
 COMMANDS = {
     "sync": "open",
     "take-back": "open-take-back",  # MANUELLE after a restore: the group's data taken back
+    "send": "open-send",  # or Envoyer: the restored database sent as it is
     "scheduled": "open-scheduled",
     "stop": "stop",
     "raz": "raz",

@@ -74,6 +74,7 @@ class OpenRound:
     opened: dt.datetime
     deadline: dt.datetime
     manual: bool
+    send_restored: bool = False  # Envoyer: the Siège's restored database sent as it is
     missing: list[str] = field(default_factory=list)  # set at the close
     leftovers: set[tuple[str, int, int]] = field(default_factory=set)  # in /in at opening
     taken: TakenOver = field(default_factory=TakenOver)  # from a round a crash interrupted
@@ -176,6 +177,8 @@ class HQService(DeliveryWork):
         if command == "open-take-back" and self.round is None:
             self.node.take_back()  # (``engine.take_back``) then a MANUELLE round
             self._open(now, manual=True)
+        elif command == "open-send" and self.round is None:
+            self._open(now, manual=True, send_restored=True)
         elif command == "open" and self.round is None:
             self._open(now, manual=True)
         elif command == "open-scheduled" and self.round is None:
@@ -253,13 +256,14 @@ class HQService(DeliveryWork):
 
     # -- rounds -------------------------------------------------------------------------
 
-    def _open(self, now: dt.datetime, *, manual: bool) -> None:
+    def _open(self, now: dt.datetime, *, manual: bool, send_restored: bool = False) -> None:
         if self.closing is not None:  # the previous round's acks are overdue now
             self.acks.expire(list(self.settings.sites), now, force=True)
             self._check_closing()
         previous = interrupted_round(self.reports, now, self.settings.max_reception)
         rid = self.reports.start(self.code, "round", now=now)
-        self.round = OpenRound(rid, now, now + self.settings.max_reception, manual)
+        deadline = now + self.settings.max_reception
+        self.round = OpenRound(rid, now, deadline, manual, send_restored)
         if previous is not None:
             sites, wait = self.settings.sites, self.settings.ack_wait
             taken = take_over(self.reports, self.acks, previous, rid, sites, now, wait)
@@ -330,6 +334,7 @@ class HQService(DeliveryWork):
                     publish_all=True,
                     rows=dict(current.taken.awaiting),
                     manual=current.manual,
+                    send_restored=current.send_restored,
                 )
             except Cancelled as exc:
                 state, error = State.STOPPED, str(exc)

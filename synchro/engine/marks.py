@@ -63,7 +63,7 @@ class Restored(CaptureError):
             "tous les établissements, les lignes reçues ou modifiées depuis. Remettez la "
             f"base la plus récente si vous l'avez{back}. Si la base restaurée doit devenir "
             "la référence pour tout le groupe, lancez la synchronisation MANUELLE et "
-            "choisissez Envoyer : elle enverra ses différences."
+            "choisissez Envoyer (synchro sync --envoyer) : elle enverra ses différences."
         )
 
 

@@ -151,15 +151,17 @@ class Node(ABC):
         since: dt.datetime | None = None,
         only_if_new: bool = False,
         deletes_confirmed: bool = False,
+        restore_confirmed: bool = False,
     ) -> ExportResult:
         """Capture every local change into a new package; commit the snapshot with it.
 
         ``only_if_new`` (a Serveur's run): when nothing changed while older packages still
         wait for the Siège, make none (``kept`` False) — they are sent again instead.
         ``deletes_confirmed``: a person started it, so mass deletes are sent, not held
-        (``capture.mass_deletes``)."""
+        (``capture.mass_deletes``); ``restore_confirmed``: a person chose to send a restored
+        database as it is (Envoyer: ``engine.marks``) — MANUELLE alone does not."""
         self.recover()
-        if not deletes_confirmed:  # a person's word sends a restored database as it is
+        if not restore_confirmed:
             marks.check(self.adapter, self.state, self.code)
         # Discovered again at every export: a Node kept open (the Siège's service) sees a
         # widened column, a new column or a new table before it retries or captures.
@@ -226,7 +228,8 @@ class Node(ABC):
                 key=self.key,
                 created=self.now(),
             )
-            marks.bump(self.adapter, self.state, self.code, confirmed=options.deletes_confirmed)
+            # (``export`` checked the mark, or a person chose to send a restored database)
+            marks.bump(self.adapter, self.state, self.code, confirmed=True)
             with writer:
                 result = capture(self.adapter, self.state, tables, writer, options)
                 manifest = writer.close()

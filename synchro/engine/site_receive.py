@@ -36,6 +36,7 @@ class RunOptions:
     since: dt.datetime | None = None  # modification-date pre-filter bound (watermark - margin)
     manual: bool = False  # MANUELLE, ``synchro sync``: a person's word for mass deletes
     take_back: bool = False  # first take the group's data back (``ServeurNode.take_back``)
+    send_restored: bool = False  # Envoyer: a restored database sent as it is (``marks``)
 
 
 @dataclass

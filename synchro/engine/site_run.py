@@ -125,6 +125,7 @@ class SiteRun(Receiving):
             progress=lambda table, n: self.emit(Progress("capture", self.site, n, 0, table)),
             only_if_new=True,
             deletes_confirmed=self.options.manual,
+            restore_confirmed=self.options.send_restored,
         )
         self.totals.rows_sent += exported.manifest.rows
         self.reports.update(rid, rows_sent=self.totals.rows_sent)

@@ -86,8 +86,9 @@ class Shell(Protocol):
         """MANUELLE: a run now (the user confirms first when it would send held deletes)."""
         ...
 
-    def start_run(self, *, take_back: bool = False) -> None:
-        """A run now, no question asked (``take_back``: the group's data taken back first)."""
+    def start_run(self, *, take_back: bool = False, send: bool = False) -> None:
+        """A run now, no question asked (after a restore, ``take_back``: the group's data
+        taken back first; ``send``: the restored database sent as it is)."""
         ...
 
     def status(self, text: str) -> None:

@@ -142,9 +142,10 @@ class GuiBackend(Protocol):
         (address, port, secret, certificate, group key). Raises ``ConfigError`` if invalid."""
         ...
 
-    def run_now(self, *, take_back: bool = False) -> None:
-        """MANUELLE / Synchroniser maintenant: start a run (or round) now; ``take_back``:
-        *Reprendre les données du groupe* first (a restored database)."""
+    def run_now(self, *, take_back: bool = False, send: bool = False) -> None:
+        """MANUELLE / Synchroniser maintenant: start a run (or round) now; after a restore,
+        ``take_back``: *Reprendre les données du groupe* first, ``send``: Envoyer (the
+        restored database sent as it is)."""
         ...
 
     def can_take_back(self) -> bool:

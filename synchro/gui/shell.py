@@ -342,8 +342,8 @@ class GuiShell:
             window = confirm.make_confirm_deletes_window(held, self.lang, take_back=offered)
             self.controllers.append(confirm.ConfirmDeletesController(window, self))
 
-    def start_run(self, *, take_back: bool = False) -> None:
-        self.backend.run_now(take_back=take_back)
+    def start_run(self, *, take_back: bool = False, send: bool = False) -> None:
+        self.backend.run_now(take_back=take_back, send=send)
         self.status(tr("gui.status.run_asked", self.lang))
 
     def open_password(self) -> None:

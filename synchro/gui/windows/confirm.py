@@ -55,4 +55,4 @@ class ConfirmDeletesController(Controller):
             self.close()
         elif event in (SEND, TAKE_BACK):
             self.close()
-            self.shell.start_run(take_back=event == TAKE_BACK)
+            self.shell.start_run(take_back=event == TAKE_BACK, send=event == SEND)
