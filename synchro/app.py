@@ -33,7 +33,7 @@ from synchro.engine.preflight_run import publish_for_node
 from synchro.engine.retention import forget_old
 from synchro.engine.serveur_node import ServeurNode
 from synchro.engine.siege_node import SiegeNode
-from synchro.engine.site_receive import RunOptions
+from synchro.engine.site_receive import MANUAL, RunOptions, asked
 from synchro.engine.site_run import SiteRun, site_connect
 from synchro.engine.watermark import advance_watermark, current_watermark
 from synchro.errors import ErrorKind, SynchroError, error_text
@@ -45,8 +45,6 @@ from synchro.reports.records import unrecorded_run
 from synchro.scheduler import DailySchedule
 from synchro.transport.ftp_server import HQServer
 from synchro.transport.tls import ensure_certificate
-
-MANUAL = ("sync", "take-back", "send")  # the engine thread's commands a person gave
 
 log = logging.getLogger(__name__)
 
@@ -280,9 +278,9 @@ class App:
                 command = self.commands.get(timeout=0.5)
             except queue.Empty:
                 command = ""
-            asked = command in MANUAL
-            if asked or self.schedule.due(self.now()):
-                self.commands.put(command if asked else "scheduled")  # who asked
+            by_person = command in MANUAL
+            if by_person or self.schedule.due(self.now()):
+                self.commands.put(command if by_person else "scheduled")  # who asked
                 return True
         return False
 
@@ -295,35 +293,21 @@ class App:
             if command == "stop":
                 self.cancel.clear()
                 continue
-            manual = command in MANUAL
-            if manual or command == "scheduled" or self.schedule.due(self.now()):
+            if command in (*MANUAL, "scheduled") or self.schedule.due(self.now()):
                 self.cancel.clear()
                 started = self.now()
                 try:
-                    self.run_site(
-                        node,
-                        manual=manual,
-                        take_back=command == "take-back",
-                        send_restored=command == "send",
-                    )
+                    self.run_site(node, command)
                 except Exception as exc:  # the service lives on: MANUELLE, the next hour
                     log.exception("La synchronisation n'a pas pu aller à son terme")
                     self.emit(StateChanged("failed", error_text(exc)))
                     site = self.config.site or "?"  # the email says it all the same
                     self._mail([unrecorded_run(site, started, self.now(), exc)], State.FAILED)
 
-    def run_site(
-        self,
-        node: ServeurNode,
-        *,
-        manual: bool = False,
-        take_back: bool = False,
-        send_restored: bool = False,
-    ) -> RunRecord:
+    def run_site(self, node: ServeurNode, command: str = "scheduled") -> RunRecord:
         """One run now, on the calling thread (the engine thread, or ``synchro sync``);
-        ``manual``: a person started it (MANUELLE), so mass deletes are sent; after a
-        restore, ``take_back``: the group's data taken back first, ``send_restored``: the
-        restored database sent as it is."""
+        ``command`` says who asked (``site_receive.asked``: MANUELLE sends mass deletes;
+        after a restore, *Reprendre les données du groupe* or Envoyer)."""
         self._close_interrupted()
         s = self.config.site_settings
         since = None
@@ -335,9 +319,7 @@ class App:
             s.retry_delay.total_seconds(),
             poll_s=min(self.poll_s, s.retry_delay.total_seconds()),
             since=since,
-            manual=manual,
-            take_back=take_back,
-            send_restored=send_restored,
+            **asked(command),
         )
         started = self.now()
         record = SiteRun(

@@ -115,7 +115,7 @@ class Synchro:
             if isinstance(node, SiegeNode):
                 step = "open-take-back" if take_back else "open-send" if send else "open"
                 return self._hq_round_now(node, linger_s, step)
-            return self.app.run_site(node, manual=True, take_back=take_back, send_restored=send)
+            return self.app.run_site(node, "take-back" if take_back else "send" if send else "sync")
         finally:
             node.close()
 

@@ -30,6 +30,8 @@ from synchro.transport.ftp_client import SiteClient
 
 @dataclass(frozen=True)
 class RunOptions:
+    """A run's settings, and what the person who started it asked (``asked``)."""
+
     attempts: int = 10
     delay_s: float = 600.0
     poll_s: float = 30.0
@@ -37,6 +39,20 @@ class RunOptions:
     manual: bool = False  # MANUELLE, ``synchro sync``: a person's word for mass deletes
     take_back: bool = False  # first take the group's data back (``ServeurNode.take_back``)
     send_restored: bool = False  # Envoyer: a restored database sent as it is (``marks``)
+
+
+MANUAL = ("sync", "take-back", "send")  # the engine thread's commands a person gives
+
+
+def asked(command: str) -> dict[str, bool]:
+    """``RunOptions``' fields for the engine thread's ``command``: ``sync`` (MANUELLE),
+    after a restore ``take-back`` (*Reprendre les données du groupe*) or ``send``
+    (Envoyer); anything else is the hour's run."""
+    return {
+        "manual": command in MANUAL,
+        "take_back": command == "take-back",
+        "send_restored": command == "send",
+    }
 
 
 @dataclass
