@@ -38,6 +38,7 @@ from backends import Backend, need_pyodbc
 from conftest import require
 from engine_helpers import checksums, make_node
 from test_faults_kill_servers import DDL, WAIT_S, finish, package, start
+from test_locked_table import import_guarded
 
 from synchro.errors import ErrorKind, TransactionLost, kind_of
 
@@ -302,15 +303,8 @@ def test_a_row_another_program_keeps_locked_is_set_aside_not_waited_for_ever(
         with make_node(tmp_path, "HQ", backend.connection, hq=True) as hq:
             assert hq.import_package(first).status == "applied"
             shop.execute("SELECT * FROM t WHERE id = 5 FOR UPDATE").fetchall()
-            results: list[Any] = []
-            worker = threading.Thread(target=lambda: results.append(hq.import_package(second)))
-            worker.start()
-            worker.join(WAIT_S)  # a guard against a hang, not a figure: it never waits long
-            if worker.is_alive():
-                shop.rollback()  # lets the import end, so the test does not hang with it
-                worker.join()
-                pytest.fail(f"the import waited {WAIT_S:.0f} s for the locked row")
-            [result] = results
+            result = import_guarded(hq, second, shop, "ROLLBACK")
+            assert not isinstance(result, Exception), result
             assert result.stats.quarantined == 1 and result.stats.upserts == 1
             [entry] = hq.state.quarantined()
             assert json.loads(entry["key_json"]) == [5] and "lock" in entry["error"].lower()

@@ -15,8 +15,7 @@ from typing import Any
 
 import pytest
 from gui_fake import FakeBackend, FakeTray, click, kinds, only, settle, text_of, wait_for
-from pair_helpers import app_pair
-from test_mass_deletes import add_articles, automatic_run, rows, siege
+from test_mass_deletes import add_articles, automatic_run, in_step, rows
 from test_restore import backup
 from xvfb import xvfb_fixture  # noqa: F401  (the "xvfb" fixture)
 
@@ -99,13 +98,8 @@ def test_manuelle_asks_before_sending_held_changes(shell: GuiShell) -> None:
 
 def test_envoyer_sends_the_held_changes_of_a_real_run(xvfb: str, tmp_path: Path) -> None:
     setup_logging(tmp_path / "logs", console=False)
-    hq_paths, site_paths = app_pair(tmp_path)
-    site_db, hq_db = tmp_path / "site" / "data.db", tmp_path / "hq" / "data.db"
-    add_articles(site_db, 1000, 600)
     try:
-        with siege(hq_paths) as hq:
-            hq.run_now()
-            assert automatic_run(site_paths).state is State.OK
+        with in_step(tmp_path) as (_hq, site_paths, site_db, hq_db):
             conn = sqlite3.connect(site_db)
             conn.execute("DELETE FROM articles WHERE id >= 1300")
             conn.commit()
@@ -146,13 +140,8 @@ def test_reprendre_takes_the_group_s_data_back_in_a_real_run(xvfb: str, tmp_path
     held; *Reprendre les données du groupe* brings back the establishment's own rows the
     restore took away, and sends nothing of the restored copy."""
     setup_logging(tmp_path / "logs", console=False)
-    hq_paths, site_paths = app_pair(tmp_path)
-    site_db, hq_db = tmp_path / "site" / "data.db", tmp_path / "hq" / "data.db"
-    add_articles(site_db, 1000, 600)
     try:
-        with siege(hq_paths) as hq:
-            hq.run_now()
-            assert automatic_run(site_paths).state is State.OK
+        with in_step(tmp_path) as (hq, site_paths, site_db, hq_db):
             backup(site_db, tmp_path / "backup.db")
             add_articles(site_db, 2000, 20)  # sent, then lost by the restore
             hq.run_now()

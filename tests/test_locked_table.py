@@ -41,8 +41,10 @@ def import_guarded(node: Any, path: Path, shop: Any, release: str) -> Any:
 
 
 def guarded(work: Callable[[], Any], shop: Any, release: str) -> Any:
-    """``work()`` in a thread; the lock released (and the test failed) if it is still
-    running after ``GUARD_S``. Its result, or the ``DatabaseError`` it raised."""
+    """``work()`` in a thread; the lock released (``release`` on the shop's connection, so
+    the test does not hang with it) and the test failed if it is still running after
+    ``GUARD_S`` — a guard against a hang, not a figure. Its result, or the
+    ``DatabaseError`` it raised."""
     results: list[Any] = []
 
     def run() -> None:

@@ -15,6 +15,7 @@ import datetime as dt
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 from pair_helpers import app_pair
@@ -82,6 +83,33 @@ def siege(paths: NodePaths, events: list[object] | None = None) -> Iterator[App]
         hq.close()
 
 
+class Pair(NamedTuple):
+    """A running Siège and its establishment (``in_step``)."""
+
+    hq: App
+    site: NodePaths
+    site_db: Path
+    hq_db: Path
+
+
+@contextmanager
+def in_step(
+    root: Path, *, site_rows: int = 600, hq_rows: int = 0, events: list[object] | None = None
+) -> Iterator[Pair]:
+    """A running Siège (``siege``) and its establishment 3615 after one round that carried
+    ``site_rows`` articles made at the site and ``hq_rows`` at the Siège (ids from 1000)."""
+    hq_paths, site_paths = app_pair(root)
+    site_db, hq_db = root / "site" / "data.db", root / "hq" / "data.db"
+    if site_rows:
+        add_articles(site_db, 1000, site_rows)
+    if hq_rows:
+        add_articles(hq_db, 1000, hq_rows)
+    with siege(hq_paths, events) as hq:
+        hq.run_now()
+        assert automatic_run(site_paths).state is State.OK
+        yield Pair(hq, site_paths, site_db, hq_db)
+
+
 def test_the_rule_holds_many_deletes_and_lets_a_day_of_work_through() -> None:
     assert not too_many(HOLD_ROWS - 1, HOLD_ROWS)  # a small table emptied: a day's work
     assert not too_many(int(10_000 * HOLD_SHARE), 10_000)
@@ -90,12 +118,7 @@ def test_the_rule_holds_many_deletes_and_lets_a_day_of_work_through() -> None:
 
 
 def test_rows_vanished_by_mistake_send_no_deletes_until_a_person_says_so(tmp_path: Path) -> None:
-    hq_paths, site_paths = app_pair(tmp_path)
-    site_db, hq_db = tmp_path / "site" / "data.db", tmp_path / "hq" / "data.db"
-    add_articles(site_db, 1000, 600)
-    with siege(hq_paths) as hq:
-        hq.run_now()
-        assert automatic_run(site_paths).state is State.OK
+    with in_step(tmp_path) as (hq, site_paths, site_db, hq_db):
         add_articles(hq_db, 5000, 400)  # the group goes on: 400 new articles at the Siège
         hq.run_now()
         assert automatic_run(site_paths).state is State.OK
@@ -127,13 +150,13 @@ def test_a_siege_emptied_by_mistake_fails_its_scheduled_round_and_sends_at_manue
 ) -> None:
     """The Siège's own database: a scheduled round's close holds (Echec, nothing published),
     a MANUELLE round sends."""
-    hq_paths, site_paths = app_pair(tmp_path)
-    site_db, hq_db = tmp_path / "site" / "data.db", tmp_path / "hq" / "data.db"
-    add_articles(hq_db, 1000, 500)
     events: list[object] = []
-    with siege(hq_paths, events) as hq:
-        hq.run_now()
-        assert automatic_run(site_paths).state is State.OK
+    with in_step(tmp_path, site_rows=0, hq_rows=500, events=events) as (
+        hq,
+        site_paths,
+        site_db,
+        hq_db,
+    ):
         assert rows(site_db) == 502
         sql(hq_db, "DELETE FROM articles WHERE id >= 1000;")
         hq.commands.put("scheduled")  # *Heure de départ*

@@ -29,11 +29,11 @@ from typing import Any
 import pytest
 from backends import Backend
 from engine_helpers import Db, make_node
-from pair_helpers import app_pair, synchro
+from pair_helpers import synchro
 from rounds_helpers import rows as rows_of
 from rounds_helpers import sql
 from test_app import logging_set_up, wait_for  # noqa: F401 (autouse)
-from test_mass_deletes import add_articles, automatic_run, manual_run, rows, siege
+from test_mass_deletes import add_articles, automatic_run, in_step, manual_run, rows
 
 from synchro.capture.mass_deletes import too_many
 from synchro.db.base import MARK_TABLE
@@ -66,12 +66,7 @@ def test_a_small_restore_is_held_until_a_person_sends_it(tmp_path: Path) -> None
     the mass-delete rule — are neither deleted nor put back anywhere by an automatic run,
     nor by a MANUELLE clicked before anyone saw the held run (it would be a person's word
     for mass deletes, not for this): only by Envoyer, chosen in MANUELLE's question."""
-    hq_paths, site_paths = app_pair(tmp_path)
-    site_db, hq_db = tmp_path / "site" / "data.db", tmp_path / "hq" / "data.db"
-    add_articles(site_db, 1000, 600)
-    with siege(hq_paths) as hq:
-        hq.run_now()
-        assert automatic_run(site_paths).state is State.OK
+    with in_step(tmp_path) as (hq, site_paths, site_db, hq_db):
         saved = tmp_path / "backup.db"
         backup(site_db, saved)  # the shop's nightly backup
         add_articles(hq_db, 5000, 30)  # the group goes on
@@ -264,12 +259,7 @@ def test_a_restored_site_takes_the_group_s_data_back(tmp_path: Path) -> None:
     """*Reprendre les données du groupe*: nothing of the restored copy's difference is sent,
     and the Siège sends everything again, this establishment's own rows included — those
     the restore took away come back, the rows changed since get their group version."""
-    hq_paths, site_paths = app_pair(tmp_path)
-    site_db, hq_db = tmp_path / "site" / "data.db", tmp_path / "hq" / "data.db"
-    add_articles(site_db, 1000, 600)
-    with siege(hq_paths) as hq:
-        hq.run_now()
-        assert automatic_run(site_paths).state is State.OK
+    with in_step(tmp_path) as (hq, site_paths, site_db, hq_db):
         saved = tmp_path / "backup.db"
         backup(site_db, saved)
         add_articles(hq_db, 5000, 30)
@@ -373,11 +363,7 @@ def test_synchro_sync_after_a_restore(word: str, left: int | None, tmp_path: Pat
     """The headless front end, a real process: ``synchro sync`` alone holds (exit 1, the
     Siège untouched); ``--reprendre`` takes the 5 rows back; ``--envoyer`` makes the
     restored copy the group's (its 5 rows deleted at the Siège)."""
-    hq_paths, site_paths = app_pair(tmp_path)
-    site_db, hq_db = tmp_path / "site" / "data.db", tmp_path / "hq" / "data.db"
-    with siege(hq_paths) as hq:
-        hq.run_now()
-        assert automatic_run(site_paths).state is State.OK
+    with in_step(tmp_path, site_rows=0) as (hq, site_paths, site_db, hq_db):
         backup(site_db, tmp_path / "backup.db")
         add_articles(site_db, 2000, 5)
         hq.run_now()
@@ -400,12 +386,7 @@ def test_a_restored_siege_holds_its_round_and_takes_its_rows_back(tmp_path: Path
     *Reprendre les données du groupe* (MANUELLE's question, the App's ``take-back``)
     brings back from its change log its rows and the establishment's made since the
     backup, and the next round is OK with everyone identical."""
-    hq_paths, site_paths = app_pair(tmp_path)
-    site_db, hq_db = tmp_path / "site" / "data.db", tmp_path / "hq" / "data.db"
-    add_articles(hq_db, 1000, 50)
-    with siege(hq_paths) as hq:
-        hq.run_now()
-        assert automatic_run(site_paths).state is State.OK
+    with in_step(tmp_path, site_rows=0, hq_rows=50) as (hq, site_paths, site_db, hq_db):
         backup(hq_db, tmp_path / "backup.db")
         add_articles(hq_db, 2000, 7)
         add_articles(site_db, 3000, 4)
@@ -436,12 +417,8 @@ def test_a_whole_machine_put_back_takes_the_group_s_data_back(tmp_path: Path) ->
     du siège » for ever and the rows made since never left the shop. Now the run says the
     post was put back (kind restored, every run until decided); *Reprendre les données du
     groupe* brings back what it had sent since, and sends what it made since."""
-    hq_paths, site_paths = app_pair(tmp_path)
-    site_db, hq_db = tmp_path / "site" / "data.db", tmp_path / "hq" / "data.db"
     image = tmp_path / "image"
-    with siege(hq_paths) as hq:
-        hq.run_now()
-        assert automatic_run(site_paths).state is State.OK
+    with in_step(tmp_path, site_rows=0) as (hq, site_paths, site_db, hq_db):
         shutil.copytree(tmp_path / "site", image)  # the machine's image
         for first in (2000, 3000):  # sent, then lost with the machine
             add_articles(site_db, first, 5)

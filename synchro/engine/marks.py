@@ -120,9 +120,10 @@ def nothing_to_take_back() -> SynchroError:
 def bump(adapter: Adapter, state: StateDB, code: str, *, confirmed: bool = False) -> None:
     """Write the next number into the database, then into the state (the caller's open
     state transaction, committed after the database). A database found behind keeps its
-    number unless a person ``confirmed`` sending it as it is."""
+    number, unless ``confirmed``: the caller checked it (an export) or a person chose to
+    send it as it is — then it is not read again, and both take the state's next number."""
     known = state.get_int(KEY)
-    found = adapter.read_mark(code)
+    found = None if confirmed else adapter.read_mark(code)
     if known and not confirmed and (found is None or found < known):
         return  # restored: ``check`` holds the next capture
     number = max(known, found or 0) + 1
