@@ -54,3 +54,9 @@ class DailySchedule:
             return False
         self._next = next_run(now, self.start)
         return True
+
+
+def within(limit: dt.datetime, now: dt.datetime, span: dt.timedelta) -> dt.datetime:
+    """``limit`` (a deadline set as ``now + span`` or earlier), or ``now + span`` when the
+    clock was put back since and ``limit`` is farther than a right clock could have set it."""
+    return min(limit, now + span)

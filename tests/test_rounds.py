@@ -343,3 +343,35 @@ def test_a_table_without_a_key_is_named_in_every_report_and_email(tmp_path: Path
                 mail = build_report_message(records, site=code, role=role, lang=lang, now=T0)
                 assert f"{words} (" in mail.text and table in mail.text, mail.text
             assert any(table in line for line in detail_lines(record.details, "", "fr"))
+
+
+def test_a_clock_put_back_does_not_keep_the_round_open(tmp_path: Path) -> None:
+    """A round opened while the date was a year ahead, the date then corrected: the round
+    still closes *Temps maximum de réception* later by the corrected clock (it waited a
+    year), and a pause after an error lasts its minute, not a year."""
+    clock = [dt.datetime(2027, 11, 29, 23, 0)]
+    with group(
+        tmp_path,
+        ["3615", "3616"],
+        run_service=False,
+        now=lambda: clock[0],
+        max_reception=dt.timedelta(hours=4),
+    ) as g:
+        seed(g)
+        g.service.step("open")
+        with g.sites["3615"].node() as node, g.client("3615")() as client:
+            node.export()  # 3615 delivers; 3616 never comes
+            for _seq, path in node.state.outbox():
+                client.upload(path, path.name)
+        g.service.step()
+        assert g.service.round is not None
+        clock[0] = dt.datetime(2026, 11, 29, 23, 30)  # the date corrected
+        g.service.step()
+        assert g.service.round is not None
+        assert g.service.round.deadline == dt.datetime(2026, 11, 30, 3, 30)
+        clock[0] += dt.timedelta(hours=4, seconds=1)
+        g.service.step()
+        assert g.service.round is None
+        g.service.paused_until = clock[0] + dt.timedelta(days=365)  # set under the old date
+        g.service.step()
+        assert g.service.paused_until == clock[0] + dt.timedelta(minutes=1)

@@ -63,6 +63,7 @@ from synchro.engine.hq_verdict import Unwritten, early_sites, missing_row, round
 from synchro.engine.siege_node import SiegeNode
 from synchro.errors import Cancelled, SynchroError, error_text, kind_of
 from synchro.reports import ReportStore, RunRecord, State
+from synchro.scheduler import within
 
 RETRY_AFTER = dt.timedelta(minutes=1)  # after an unexpected error, before trying again
 log = logging.getLogger(__name__)
@@ -174,6 +175,7 @@ class HQService(DeliveryWork):
         now = self.now()
         if command:
             self.paused_until = None
+        self._clock_put_back(now)
         if command == "open-take-back" and self.round is None:
             self.node.take_back()  # (``engine.take_back``) then a MANUELLE round
             self._open(now, manual=True)
@@ -219,6 +221,18 @@ class HQService(DeliveryWork):
         delivered |= {d.site for d in counted if self._is_new(d)}
         if len(delivered) >= self.settings.servers or now >= self.round.deadline:
             self._close(State.OK, "")
+
+    def _clock_put_back(self, now: dt.datetime) -> None:
+        """A clock put back (a wrong date corrected) never makes the Siège wait for an hour
+        set by the wrong one: the round closes at most *Temps maximum de réception* from now,
+        a pause after an error lasts at most its minute."""
+        if self.paused_until is not None:
+            self.paused_until = within(self.paused_until, now, RETRY_AFTER)
+        if self.round is not None:
+            deadline = within(self.round.deadline, now, self.settings.max_reception)
+            if deadline != self.round.deadline:
+                self.round.deadline = deadline
+                self._announce()  # the establishments wait by the deadline it gives
 
     def waiting_for_acks(self) -> list[str]:
         """Establishments the Siège published to and whose ack it still waits for."""
@@ -308,7 +322,16 @@ class HQService(DeliveryWork):
     def _finish_round(self, current: OpenRound, state: State, error: str) -> None:
         """The round's verdict, once the acks are in (or overdue): its row, its email."""
         try:
-            state, error, details = self._verdict(current, state, error)
+            state, error, details = round_verdict(
+                self.reports,
+                current.report_id,
+                current.missing,
+                self.code,
+                state,
+                error,
+                self.now(),
+                self.security_events,
+            )  # from its establishments' rows
         except Exception as exc:
             self._failed(current, exc)
             raise
@@ -355,21 +378,6 @@ class HQService(DeliveryWork):
                 details = {"error_kind": kind}
                 self.reports.finish(rid, State.FAILED, now=now, error=text, details=details)
         return state, error
-
-    def _verdict(
-        self, current: OpenRound, state: State, error: str
-    ) -> tuple[State, str, dict[str, object]]:
-        """The round's final state, error and details from its establishments' rows."""
-        return round_verdict(
-            self.reports,
-            current.report_id,
-            current.missing,
-            self.code,
-            state,
-            error,
-            self.now(),
-            self.security_events,
-        )
 
     def _end(
         self, current: OpenRound, state: State, error: str, details: dict[str, object]
