@@ -13,7 +13,7 @@ from backends import Backend, create_sample_schema
 from synchro.db import Adapter, Table, open_database
 from synchro.db.dialects import Dialect
 from synchro.db.generic import SqlAdapter
-from synchro.errors import DatabaseError
+from synchro.errors import DatabaseError, TransactionLost
 
 KINDS_ROW = (
     1,
@@ -211,6 +211,21 @@ def test_savepoint_undoes_only_its_block(db: Adapter) -> None:
         db.upsert(child, [(2, 1, "ok")])
     assert list(db.scan(parent)) == [(1, "un")]
     assert list(db.scan(child)) == [(2, 1, "ok")]
+
+
+def test_a_savepoint_first_in_its_transaction_undoes_only_its_block(db: Adapter) -> None:
+    """The block the engine's apply opens first (rows of new keys INSERTed at once, no
+    SELECT before): a duplicate key refused, the transaction goes on. psqlODBC lost such a
+    savepoint at the error (« savepoint does not exist »): the whole transaction failed."""
+    parent = tables(db)["parent"]
+    with db.atomic():
+        db.insert(parent, [(1, "un")])
+    with db.atomic():
+        with pytest.raises(DatabaseError) as info, db.savepoint():
+            db.insert(parent, [(2, "deux"), (1, "encore")])
+        assert not isinstance(info.value, TransactionLost)
+        db.insert(parent, [(3, "trois")])
+    assert list(db.scan(parent)) == [(1, "un"), (3, "trois")]
 
 
 def test_rollback_and_refused_row(db: Adapter) -> None:

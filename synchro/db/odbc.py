@@ -246,6 +246,10 @@ class OdbcAdapter(SqlAdapter):
 
     def _begin(self) -> None:
         self._conn.autocommit = False
+        if self.dialect == "postgresql":  # psqlODBC loses a savepoint that is the first
+            # statement of a transaction at the first error in it (« savepoint does not
+            # exist »: the transaction taken for lost): it must begin with another one
+            self._run("SELECT 1", [], "début de la transaction").close()
 
     def _commit(self) -> None:
         self._end("commit", "validation de la transaction")
