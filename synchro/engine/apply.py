@@ -49,13 +49,15 @@ class _TableApplier(TableRows):
         ctx, table, state = self.ctx, self.table, self.state
         nkeys = len(table.key)
         snaps = state.snapshot_hashes(self.snap, nkeys, [i.skey for i in items])
-        row_skey = self.row_skey
-        locals_ = {row_skey(r): r for r in self.adapter.fetch(table, [i.key for i in items])}
         newer: dict[str, str] = {}
         if ctx.policy.checks_change_log:
             newer = state.newer_versions(
                 table.name, [i.kj for i in items], ctx.base_pos, ctx.origin
             )
+        if self._all_new(items, snaps, newer) and self._inserted(items):
+            return
+        row_skey = self.row_skey
+        locals_ = {row_skey(r): r for r in self.adapter.fetch(table, [i.key for i in items])}
         upserts: list[Item] = []
         deletes: list[Item] = []
         for item in items:
@@ -83,6 +85,42 @@ class _TableApplier(TableRows):
             (upserts if item.row is not None else deletes).append(item)
         self._write(upserts, deletes)
         self._flush()
+
+    def _all_new(
+        self, items: Sequence[Item], snaps: Mapping[Any, Any], newer: Mapping[str, str]
+    ) -> bool:
+        """Whether every change is a row of a key this node never exchanged, in a table
+        whose database refuses a second row of a key (primary key, unique index): the
+        database's own refusal then tells whether a row of the key was made here since,
+        and the rows need not be read first (a keyed SELECT a batch: +17-22 % of an import
+        through psqlODBC and MariaDB's driver, bench/README.md). Never exchanged: not in
+        the snapshot (a key there whose row is gone was deleted here since: a conflict an
+        INSERT would not see) and, at the Siège, no other origin's change of it since the
+        sender's position (another site's delete: the same)."""
+        if self.table.key_source not in ("primary", "unique") or self.locked is not None:
+            return False
+        for item in items:
+            if item.row is None or item.skey in snaps or None in item.key:
+                return False  # (a NULL in a key: a unique index lets two of them in)
+            if newer and item.kj in newer:
+                return False
+        return True
+
+    def _inserted(self, items: Sequence[Item]) -> bool:
+        """The rows of ``_all_new`` INSERTed at once and read back; False when the database
+        refused the batch (a row of one of the keys is there after all, a value refused, a
+        lock): nothing of it was written, and the batch goes the usual way."""
+        for item in items:
+            assert item.row is not None
+            item.digest = self.hash_row(item.row)
+        try:
+            with self.adapter.savepoint():
+                self.adapter.insert(self.table, [i.row for i in items if i.row is not None])
+        except DatabaseError:
+            return False
+        self.stats.upserts += self._verify(list(items))
+        self._flush()
+        return True
 
     def _incoming_wins(self, item: Item, local: Row | None, other: str) -> bool:
         policy = self.rule.conflict
