@@ -292,3 +292,11 @@ def group(root: Path, sites: list[str], **kwargs: Any) -> Iterator[Group]:
         yield g
     finally:
         g.close()
+
+
+def stepped(root: Path, sites: list[str], clock: list[dt.datetime]) -> Group:
+    """A group whose Siège is stepped by the test (no service thread) on the clock
+    ``clock[0]``, with 4 hours of *Temps maximum de réception*."""
+    return Group(
+        root, sites, run_service=False, now=lambda: clock[0], max_reception=dt.timedelta(hours=4)
+    )

@@ -27,15 +27,24 @@ def make_tables(execute: Callable[[str], object]) -> None:
     execute("CREATE TABLE cfg (code VARCHAR(10), v VARCHAR(20))")  # no key in the database
 
 
+def siege_db(folder: Path, rows: int) -> Path:
+    """The Siège's SQLite file with ``rows`` rows in ``t``."""
+    path = folder / "hq.db"
+    conn = sqlite3.connect(path)
+    make_tables(conn.execute)
+    conn.executemany("INSERT INTO t VALUES (?, ?)", [(n, f"siège {n}") for n in range(rows)])
+    conn.commit()
+    conn.close()
+    return path
+
+
 def test_a_row_made_here_since_the_capture_is_a_conflict_not_overwritten(
     backend: Backend, tmp_path: Path
 ) -> None:
-    hq_db = tmp_path / "hq.db"
+    hq_db = siege_db(tmp_path, ROWS)
     conn = sqlite3.connect(hq_db)
-    make_tables(conn.execute)
-    conn.executemany("INSERT INTO t VALUES (?, ?)", [(n, f"siège {n}") for n in range(ROWS)])
-    conn.executemany("INSERT INTO cfg VALUES (?, ?)", [("k1", "siège"), ("k2", "siège")])
-    conn.commit()
+    with conn:
+        conn.executemany("INSERT INTO cfg VALUES (?, ?)", [("k1", "siège"), ("k2", "siège")])
     conn.close()
     make_tables(backend.execute)
     with (
@@ -75,12 +84,7 @@ def test_a_row_deleted_here_since_the_capture_is_a_conflict(
     """A row both nodes hold, deleted at the site after its capture, while the Siège's
     update of it is on its way: the key is known (snapshot), so it is no new row: the
     rule decides (hq-wins: the Siège's version comes back) and the delete is logged."""
-    hq_db = tmp_path / "hq.db"
-    conn = sqlite3.connect(hq_db)
-    make_tables(conn.execute)
-    conn.executemany("INSERT INTO t VALUES (?, ?)", [(n, f"siège {n}") for n in range(3)])
-    conn.commit()
-    conn.close()
+    hq_db = siege_db(tmp_path, 3)
     make_tables(backend.execute)
     with (
         make_node(tmp_path, "HQ", str(hq_db), hq=True, rules=RULES) as hq,

@@ -300,17 +300,11 @@ def test_every_bare_synchro_error_names_its_kind() -> None:
 def test_a_round_explains_a_forged_package_and_a_silent_site_from_their_kinds(
     tmp_path: Path, smtp: tuple[Inbox, int], lang: str
 ) -> None:
-    from rounds_helpers import group
+    from rounds_helpers import stepped
 
     inbox, port = smtp
     clock = [dt.datetime(2026, 11, 29, 23, 0)]
-    with group(
-        tmp_path,
-        ["3615", "3616"],
-        run_service=False,
-        now=lambda: clock[0],
-        max_reception=dt.timedelta(hours=4),
-    ) as g:
+    with stepped(tmp_path, ["3615", "3616"], clock) as g:
         g.service.step("open")
         forged = tmp_path / "3615-00000001.pkg"  # 3615 drops a package that is not one
         forged.write_bytes(b"SYNCHRO" + bytes(range(256)) * 8)

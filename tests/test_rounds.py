@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from backends import Backend
-from rounds_helpers import Group, group, rows, sql
+from rounds_helpers import Group, group, rows, sql, stepped
 
 from synchro.config.model import Role
 from synchro.engine.events import Event, Progress
@@ -72,19 +72,10 @@ def test_site_late_by_one_round_catches_up(tmp_path: Path) -> None:
 
 def test_missing_site_is_echec_when_reception_time_runs_out(tmp_path: Path) -> None:
     clock = [dt.datetime(2026, 11, 29, 23, 0)]
-    with group(
-        tmp_path,
-        ["3615", "3616"],
-        run_service=False,
-        now=lambda: clock[0],
-        max_reception=dt.timedelta(hours=4),
-    ) as g:
+    with stepped(tmp_path, ["3615", "3616"], clock) as g:
         seed(g)
         g.service.step("open")
-        with g.sites["3615"].node() as node, g.client("3615")() as client:
-            node.export()  # 3615 delivers; 3616 never comes
-            for _seq, path in node.state.outbox():
-                client.upload(path, path.name)
+        g.deliver("3615")  # 3616 never comes
         g.service.step()
         assert g.service.round is not None  # 1 of 2: still waiting
         clock[0] += dt.timedelta(hours=2)
@@ -350,19 +341,10 @@ def test_a_clock_put_back_does_not_keep_the_round_open(tmp_path: Path) -> None:
     still closes *Temps maximum de réception* later by the corrected clock (it waited a
     year), and a pause after an error lasts its minute, not a year."""
     clock = [dt.datetime(2027, 11, 29, 23, 0)]
-    with group(
-        tmp_path,
-        ["3615", "3616"],
-        run_service=False,
-        now=lambda: clock[0],
-        max_reception=dt.timedelta(hours=4),
-    ) as g:
+    with stepped(tmp_path, ["3615", "3616"], clock) as g:
         seed(g)
         g.service.step("open")
-        with g.sites["3615"].node() as node, g.client("3615")() as client:
-            node.export()  # 3615 delivers; 3616 never comes
-            for _seq, path in node.state.outbox():
-                client.upload(path, path.name)
+        g.deliver("3615")  # 3616 never comes
         g.service.step()
         assert g.service.round is not None
         clock[0] = dt.datetime(2026, 11, 29, 23, 30)  # the date corrected
