@@ -13,6 +13,7 @@ from rounds_helpers import Group, group, rows, sql, stepped
 
 from synchro.config.model import Role
 from synchro.engine.events import Event, Progress
+from synchro.engine.hq_acks import NO_ACK
 from synchro.errors import TransportError
 from synchro.mail.message import build_report_message
 from synchro.report_summary import detail_lines
@@ -357,3 +358,26 @@ def test_a_clock_put_back_does_not_keep_the_round_open(tmp_path: Path) -> None:
         g.service.paused_until = clock[0] + dt.timedelta(days=365)  # set under the old date
         g.service.step()
         assert g.service.paused_until == clock[0] + dt.timedelta(minutes=1)
+
+
+def test_a_clock_put_back_does_not_keep_a_closed_round_waiting_for_acks(tmp_path: Path) -> None:
+    """Both establishments delivered while the date was a year ahead; the date is then
+    corrected before their acks come: the round still ends ``ack_wait`` later by the
+    corrected clock, not a year later."""
+    clock = [dt.datetime(2027, 11, 29, 23, 0)]
+    with stepped(tmp_path, ["3615", "3616"], clock) as g:
+        seed(g)
+        g.service.step("open")
+        for code in g.sites:
+            g.deliver(code)
+        g.service.step()
+        assert g.service.round is None and g.service.closing is not None
+        clock[0] = dt.datetime(2026, 11, 29, 23, 5)  # the date corrected
+        g.service.step()
+        assert g.service.closing is not None
+        clock[0] += g.service.settings.ack_wait + dt.timedelta(seconds=1)
+        g.service.step()
+        assert g.service.closing is None
+        rid = next(r.id for r in g.reports.latest() if r.kind == "round")
+        members = [r for r in g.reports.for_round(rid) if r.kind == "site-in-round"]
+        assert [r.error for r in members] == [NO_ACK, NO_ACK]

@@ -25,6 +25,7 @@ from synchro.names import read_ack_name
 from synchro.package.manifest import Invalid
 from synchro.package.stream import Source, frame, read_header
 from synchro.reports import Outcome, ReportStore, State
+from synchro.scheduler import within
 
 log = logging.getLogger(__name__)
 NO_ACK = (
@@ -84,15 +85,28 @@ class AckBook:
         except KeyError:
             return False
 
-    def expire(self, sites: list[str], now: dt.datetime, *, force: bool = False) -> list[int]:
-        """Rows whose ack did not come in time become ``Echec`` (all of them: ``force``)."""
+    def expire(
+        self,
+        sites: list[str],
+        now: dt.datetime,
+        *,
+        force: bool = False,
+        longest: dt.timedelta | None = None,
+    ) -> list[int]:
+        """Rows whose ack did not come in time become ``Echec`` (all of them: ``force``).
+        ``longest``: no row waits longer than that from ``now`` (a time set by a clock put
+        back since is brought back to it)."""
         ended: list[int] = []
         for site in sites:
             keep: list[Awaited] = []
             for a in self.awaited(site):
                 if not self._running(a.rid):
                     continue
-                if force or now >= dt.datetime.fromisoformat(a.until):
+                until = dt.datetime.fromisoformat(a.until)
+                if longest is not None and until != within(until, now, longest):
+                    until = within(until, now, longest)
+                    a = Awaited(a.rid, a.sequence, until.isoformat())
+                if force or now >= until:
                     self.reports.finish(
                         a.rid,
                         State.FAILED,

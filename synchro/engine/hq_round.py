@@ -212,7 +212,7 @@ class HQService(DeliveryWork):
         if self.round is None:
             if pending := self.ready(in_round=False):
                 self._process(pending, round_id=None)
-            self.acks.expire(list(self.settings.sites), now)
+            self.acks.expire(list(self.settings.sites), now, longest=self.settings.ack_wait)
             self._check_closing()
             return
         pending = self.deliveries()
