@@ -35,7 +35,7 @@ from synchro.engine.serveur_node import ServeurNode
 from synchro.engine.siege_node import SiegeNode
 from synchro.engine.site_receive import MANUAL, RunOptions, asked
 from synchro.engine.site_run import SiteRun, site_connect
-from synchro.engine.watermark import advance_watermark, current_watermark
+from synchro.engine.watermark import advance_watermark, capture_bound, current_watermark
 from synchro.errors import ErrorKind, SynchroError, error_text
 from synchro.log import register_secret
 from synchro.mail import MailPolicy, ReportMailer
@@ -310,10 +310,8 @@ class App:
         after a restore, *Reprendre les données du groupe* or Envoyer)."""
         self._close_interrupted()
         s = self.config.site_settings
-        since = None
-        last_sync = self._watermark(node)
-        if last_sync is not None:
-            since = last_sync - self.config.database.modified_overlap
+        overlap = self.config.database.modified_overlap
+        since = capture_bound(self._watermark(node), self.now(), overlap)
         options = RunOptions(
             s.attempts,
             s.retry_delay.total_seconds(),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import sqlite3
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,12 +17,14 @@ import pytest
 from pair_helpers import app_pair, cli_pair, popen, synchro
 
 from synchro.app import App
-from synchro.config.store import load_config
+from synchro.config.model import TableRule
+from synchro.config.store import load_config, save_config
 from synchro.engine.nodes import open_node
 from synchro.engine.watermark import (
     FROM_CONFIG,
     WATERMARK,
     advance_watermark,
+    capture_bound,
     current_watermark,
 )
 from synchro.log import setup_logging, shutdown_logging
@@ -63,6 +66,16 @@ def test_the_rule_taken_once_then_moving_then_set_by_the_user(tmp_path: Path) ->
         assert current_watermark(state, None) is None  # the user emptied the field
     finally:
         state.close()
+
+
+def test_the_capture_bound_is_a_full_read_when_the_clock_went_back() -> None:
+    overlap = dt.timedelta(minutes=10)
+    assert capture_bound(None, NOV, overlap) is None
+    assert capture_bound(NOV, NOV + dt.timedelta(days=1), overlap) == NOV - overlap
+    assert capture_bound(NOV, NOV, overlap) == NOV - overlap
+    # winter time: the last run at 02:30 summer time, this one at 02:10 winter time
+    summer = dt.datetime(2026, 10, 25, 2, 30)
+    assert capture_bound(summer, summer - dt.timedelta(minutes=20), overlap) is None
 
 
 def run_site(paths: NodePaths, clock: dt.datetime) -> tuple[State, dt.datetime | None]:
@@ -156,3 +169,52 @@ def test_a_date_saved_at_the_siege_is_taken_before_a_round_moves_it(tmp_path: Pa
     assert taken == chosen.isoformat()  # so the next start does not take it again
     assert watermark is not None and dt.datetime.fromisoformat(watermark) > chosen
     assert hq_paths.config_file.read_bytes() == saved
+
+
+def test_a_clock_put_back_does_not_hide_changes_from_the_modification_date_filter(
+    tmp_path: Path,
+) -> None:
+    """A table read through its modification-date column: a run made while the date was
+    a year ahead (the watermark then a year ahead), the date corrected, a row written with
+    the corrected date: the next run sends it (a full read), where the filter « modified
+    since the watermark » would have skipped every change for a year, saying OK."""
+    hq_paths, site_paths = app_pair(tmp_path)
+    dbs = [load_config(p.config_file).database.connection for p in (hq_paths, site_paths)]
+    for db in dbs:
+        execute(db, "CREATE TABLE journal(id INTEGER PRIMARY KEY, texte TEXT, maj DATETIME)")
+    config = load_config(site_paths.config_file)
+    rules = (TableRule("journal", modified_column="maj"),)
+    database = dataclasses.replace(config.database, tables=rules)
+    save_config(dataclasses.replace(config, database=database), site_paths.config_file)
+    hq = App(load_config(hq_paths.config_file), hq_paths)
+    hq.start()
+    try:
+        execute(dbs[1], "INSERT INTO journal VALUES (1, 'avant', '2027-11-29 22:00:00')")
+        hq.run_now()
+        assert run_site(site_paths, dt.datetime(2027, 11, 29, 23, 0))[0] is State.OK
+        execute(dbs[1], "INSERT INTO journal VALUES (2, 'après', '2026-11-30 22:00:00')")
+        hq.run_now()
+        state, _shown = run_site(site_paths, dt.datetime(2026, 11, 30, 23, 0))
+        assert state is State.OK, last_error(site_paths)  # (« Contrôle » said the loss)
+        assert [r[0] for r in query(dbs[0], "SELECT id FROM journal ORDER BY id")] == [1, 2]
+    finally:
+        hq.close()
+
+
+def execute(db: str, statement: str) -> None:
+    conn = sqlite3.connect(db)
+    with conn:
+        conn.execute(statement)
+    conn.close()
+
+
+def query(db: str, statement: str) -> list[tuple[object, ...]]:
+    conn = sqlite3.connect(db)
+    try:
+        return conn.execute(statement).fetchall()
+    finally:
+        conn.close()
+
+
+def last_error(paths: NodePaths) -> str:
+    return str(query(str(paths.reports_db), "SELECT error FROM runs ORDER BY id DESC LIMIT 1"))

@@ -67,3 +67,16 @@ def advance_watermark(state: StateDB, when: dt.datetime) -> None:
         raise StateError(
             f"Base d'état {state.path} : date de synchronisation non enregistrée ({exc})"
         ) from exc
+
+
+def capture_bound(
+    watermark: dt.datetime | None, now: dt.datetime, overlap: dt.timedelta
+) -> dt.datetime | None:
+    """The lower bound of the capture's modification-date filter (``capture.diff``): the
+    watermark less the overlap; None, a full read, without a watermark — or with one
+    ahead of ``now``: the clock was put back since that run (a date typed wrong then
+    corrected, winter time), and the rows changed since carry earlier dates than it, so
+    the filter would skip them all (the « Contrôle » then failed at every run)."""
+    if watermark is None or watermark > now:
+        return None
+    return watermark - overlap
