@@ -45,6 +45,7 @@ from synchro.engine.node_status import node_status, pending_changes
 from synchro.engine.policy import ApplyPolicy
 from synchro.engine.retry import retry_quarantined
 from synchro.engine.tables import TableSelection, select_tables
+from synchro.engine.watermark import full_read_tables
 from synchro.errors import PackageError
 from synchro.names import package_name
 from synchro.package import Manifest, PackageReader, PackageWriter, TableSchema, open_package
@@ -169,10 +170,11 @@ class Node(ABC):
         retry_quarantined(self.adapter, self.state, tables, policy=self.policy, local=self.code)
         ensure_snapshots(self.state, tables)
         spooled: set[str] = set()
+        whole = full_read_tables(self.state)  # the « Contrôle » found them different
         modified = {
             t.name: self.config.database.rule(t.name).modified_column
             for t in tables
-            if self.config.database.rule(t.name).modified_column
+            if self.config.database.rule(t.name).modified_column and t.name not in whole
         }
         while True:
             options = CaptureOptions(

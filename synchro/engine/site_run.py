@@ -35,6 +35,7 @@ from synchro.engine.ack import controle, make_ack
 from synchro.engine.events import Emit, Progress, StateChanged, ignore, said
 from synchro.engine.serveur_node import ACK_DUE, UNSENT, ServeurNode
 from synchro.engine.site_receive import Connect, Receiving, RunOptions, RunTotals
+from synchro.engine.watermark import remember_differing
 from synchro.errors import Cancelled, ErrorKind, SynchroError, TransportError
 from synchro.names import ack_name
 from synchro.reports import ReportStore, RunRecord, State
@@ -196,10 +197,11 @@ class SiteRun(Receiving):
 
         self._retry(send, "engine.attempt.send")
         faults.point("site.ack.sent")
+        text, tables = controle(ack.checksums, theirs)
         with self.node.state.transaction():
             self.node.state.set_meta(ACK_DUE, "0")
+            remember_differing(self.node.state, tables)  # read whole next time
         local.unlink(missing_ok=True)
-        text, tables = controle(ack.checksums, theirs)
         self.totals.details["controle"] = text
         if tables and not self.node.state.get_meta(UNSENT):  # (else: sent next, ``_run``)
             raise SynchroError(

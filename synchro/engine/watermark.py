@@ -23,6 +23,7 @@ taken into the state when it differs from the value taken last time (``meta`` ke
 from __future__ import annotations
 
 import datetime as dt
+import json
 import sqlite3
 
 from synchro.errors import StateError
@@ -30,6 +31,7 @@ from synchro.state import StateDB
 
 WATERMARK = "watermark"  # ISO date of the last run/round ended OK ("" = none yet)
 FROM_CONFIG = "watermark_config"  # the config file's last_sync last taken into the state
+FULL_READ = "full_read"  # JSON list: tables the last « Contrôle » found different
 
 
 def _text(when: dt.datetime | None) -> str:
@@ -80,3 +82,17 @@ def capture_bound(
     if watermark is None or watermark > now:
         return None
     return watermark - overlap
+
+
+def full_read_tables(state: StateDB) -> set[str]:
+    """Tables the next capture reads whole, whatever their modification-date filter: those
+    the last « Contrôle » found different from the Siège. A change the filter did not see
+    (a row written with a date older than the watermark by more than the overlap: the
+    database server's clock behind this machine's, a program that leaves the column as it
+    was) then travels at the next run, instead of the « Contrôle » failing at every one."""
+    return set(json.loads(state.get_meta(FULL_READ) or "[]"))
+
+
+def remember_differing(state: StateDB, tables: list[str]) -> None:
+    """What the « Contrôle » of this run found (``full_read_tables``); in a transaction."""
+    state.set_meta(FULL_READ, json.dumps(sorted(tables)))
