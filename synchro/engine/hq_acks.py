@@ -103,8 +103,8 @@ class AckBook:
                 if not self._running(a.rid):
                     continue
                 until = dt.datetime.fromisoformat(a.until)
-                if longest is not None and until != within(until, now, longest):
-                    until = within(until, now, longest)
+                if longest is not None and within(until, now, longest) != until:
+                    until = within(until, now, longest)  # set by a clock put back since
                     a = Awaited(a.rid, a.sequence, until.isoformat())
                 if force or now >= until:
                     self.reports.finish(
