@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -558,3 +559,41 @@ def test_a_damaged_state_database_is_named_with_what_to_do(tmp_path: Path) -> No
         leftover.rename(leftover.with_name(leftover.name + ".abîmé"))
     with make_node(tmp_path, "S1", str(db)) as node:
         assert node.export().manifest.rows == 1  # every row offered again: nothing lost
+
+
+def test_a_second_machine_sending_as_an_establishment_is_said_not_taken_for_a_copy(
+    tmp_path: Path,
+) -> None:
+    """A shop's server copied to a new one (database and Synchro's state), both left
+    running: each makes its next package under the same number. The Siège applies the
+    first; the other used to be taken for a copy sent again (« déjà appliqué ») and its
+    rows stayed home without a word. Now it is refused, naming the code; a real copy sent
+    again is still a duplicate."""
+    site_db = sqlite_db(tmp_path / "s1.db", ITEMS)
+    hq_db = sqlite_db(tmp_path / "hq.db", ITEMS)
+    run_sql(site_db, "INSERT INTO items VALUES (?, ?, ?, ?)", item_rows(0, 5))
+    with (
+        make_node(tmp_path, "S1", site_db) as site,
+        make_node(tmp_path, "HQ", hq_db, hq=True) as hq,
+    ):
+        assert hq.import_package(site.export().path).status == "applied"
+    copy = tmp_path / "copie"
+    copy.mkdir()
+    copy_db = str(copy / "s1.db")
+    shutil.copy2(site_db, copy_db)
+    shutil.copytree(tmp_path / "node-S1", copy / "node-S1")
+    run_sql(site_db, "INSERT INTO items VALUES (?, ?, ?, ?)", item_rows(10, 11))
+    run_sql(copy_db, "INSERT INTO items VALUES (?, ?, ?, ?)", item_rows(20, 21))
+    with (
+        make_node(tmp_path, "S1", site_db) as site,
+        make_node(copy, "S1", copy_db) as second,
+        make_node(tmp_path, "HQ", hq_db, hq=True) as hq,
+    ):
+        mine, theirs = site.export(), second.export()
+        assert mine.manifest.sequence == theirs.manifest.sequence
+        assert hq.import_package(mine.path).status == "applied"
+        assert hq.import_package(mine.path).status == "duplicate"  # the same file again
+        with pytest.raises(PackageError, match="une autre machine envoie sous le code S1"):
+            hq.import_package(theirs.path)
+    with Db(hq_db) as db:
+        assert [r[0] for r in db.rows("items")] == [0, 1, 2, 3, 4, 10]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import shutil
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -381,3 +383,39 @@ def test_a_clock_put_back_does_not_keep_a_closed_round_waiting_for_acks(tmp_path
         rid = next(r.id for r in g.reports.latest() if r.kind == "round")
         members = [r for r in g.reports.for_round(rid) if r.kind == "site-in-round"]
         assert [r.error for r in members] == [NO_ACK, NO_ACK]
+
+
+def test_a_copied_server_sending_as_the_same_establishment_is_said_at_the_siege(
+    tmp_path: Path,
+) -> None:
+    """3615's server copied to a new machine (database and Synchro's state), both left
+    running: the copy's package, under a number the Siège already applied from the other,
+    is set aside with a row saying so (it used to be archived as a copy sent again, its
+    rows lost without a word)."""
+    clock = [dt.datetime(2026, 11, 29, 23, 0)]
+    with stepped(tmp_path, ["3615", "3616"], clock) as g:
+        seed(g)
+        g.service.step("open")
+        for code in g.sites:
+            g.deliver(code)
+        g.service.step()
+        for code in g.sites:
+            g.answer(code)
+        member = g.sites["3615"]
+        copy = dataclasses.replace(member, folder=tmp_path / "copie")
+        shutil.copytree(member.folder, copy.folder)
+        copy = dataclasses.replace(copy, db=copy.folder / member.db.name)
+        sql(member.db, "INSERT INTO ventes VALUES ('3615', 2, 10, 1)")
+        sql(copy.db, "INSERT INTO ventes VALUES ('3615', 3, 10, 1)")
+        g.service.step("open")
+        for code in g.sites:
+            g.deliver(code)
+        g.service.step()  # both delivered: the round closes, applies and publishes
+        with copy.node() as node, g.client("3615")() as client:
+            node.export()
+            for _seq, path in node.state.outbox():
+                client.upload(path, path.name)
+        g.service.step()
+        said = [r.error for r in g.reports.latest() if r.site == "3615"]
+        assert any("une autre machine envoie sous le code 3615" in e for e in said), said
+        assert ("3615", 3) not in [r[:2] for r in rows(g.hq.db, "ventes")]

@@ -23,15 +23,27 @@ before: a warning says so, and nothing is checked.
 
 A Serveur's state put back *with* its database (a whole machine restored) keeps the marks
 in step; the Siège's acknowledgement of packages the state never made tells it instead
-(``StateBehind``, raised by ``ServeurNode._admit``), with the same way out.
+(``StateBehind``, raised by ``ServeurNode._admit``), with the same way out. At the Siège,
+such a machine — or a second machine sending as the same establishment (a server copied,
+both left running) — shows as a package numbered as one applied but not the same bytes
+(``same_as_applied``).
 """
 
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 from synchro.db.base import MARK_TABLE, Adapter
-from synchro.errors import CaptureError, DatabaseError, ErrorKind, SynchroError, TransactionLost
+from synchro.errors import (
+    CaptureError,
+    DatabaseError,
+    ErrorKind,
+    PackageError,
+    SynchroError,
+    TransactionLost,
+)
+from synchro.package import Manifest
 from synchro.state import StateDB
 
 log = logging.getLogger("synchro.engine")
@@ -136,3 +148,20 @@ def bump(adapter: Adapter, state: StateDB, code: str, *, confirmed: bool = False
         return
     if written:
         state.set_meta(KEY, str(number))
+
+
+def same_as_applied(state: StateDB, path: Path, manifest: Manifest) -> None:
+    """An establishment's package numbered as one applied here is a copy sent again (after
+    a cut), byte for byte; another package under that number means a second machine sends
+    as that establishment, or it was put back to an earlier state: said (``PackageError``:
+    set aside), never taken for a copy — its rows then stayed home without a word."""
+    known = state.applied_digest(manifest.origin, manifest.sequence)
+    if manifest.kind != "site" or known is None or known == manifest.sha256:
+        return
+    raise PackageError(
+        str(path),
+        f"le paquet n° {manifest.sequence} de {manifest.origin} diffère de celui déjà "
+        f"intégré sous ce numéro : une autre machine envoie sous le code {manifest.origin} "
+        "(un serveur copié, les deux en marche ?), ou ce poste a été remis à un état "
+        "antérieur (image, sauvegarde). Arrêtez la copie ; le paquet est gardé de côté",
+    )

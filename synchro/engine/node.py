@@ -284,6 +284,7 @@ class Node(ABC):
             raise PackageError(str(path), f"ce paquet vient de ce poste même ({origin})")
         self._check_instance(manifest)
         if self.state.is_applied(origin, sequence):
+            marks.same_as_applied(self.state, path, manifest)
             return ImportResult(manifest, ApplyStats(), "duplicate", "déjà appliqué")
         admitted = self._admit(path, manifest)
         if isinstance(admitted, ImportResult):
@@ -350,7 +351,11 @@ class Node(ABC):
                 faults.point("node.apply.db_committed")
                 self._after_apply(reader, ctx)
                 self.state.mark_applied(
-                    manifest.origin, manifest.sequence, manifest.kind, manifest.rows
+                    manifest.origin,
+                    manifest.sequence,
+                    manifest.kind,
+                    manifest.rows,
+                    manifest.sha256,
                 )
                 self.state.clear_intent()
         except BaseException:

@@ -29,7 +29,7 @@ from synchro.state.packages import Packages
 from synchro.state.quarantine import HELD, Quarantine
 from synchro.state.snapshots import Snapshots
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # Quarantine columns added by schema 2 (ALTERed into older state databases).
 _QUARANTINE_V2 = (
@@ -46,7 +46,7 @@ CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS tables(name TEXT PRIMARY KEY, snap TEXT NOT NULL UNIQUE,
     key_json TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS applied(origin TEXT NOT NULL, sequence INTEGER NOT NULL,
-    kind TEXT NOT NULL, applied_at TEXT NOT NULL, rows INTEGER NOT NULL,
+    kind TEXT NOT NULL, applied_at TEXT NOT NULL, rows INTEGER NOT NULL, digest TEXT,
     PRIMARY KEY(origin, sequence));
 CREATE TABLE IF NOT EXISTS outbox(sequence INTEGER PRIMARY KEY, path TEXT NOT NULL,
     created TEXT NOT NULL, rows INTEGER NOT NULL);
@@ -114,3 +114,6 @@ class StateDB(Snapshots, Packages, Quarantine, ChangeLog):
             self.conn.execute(f"ALTER TABLE quarantine ADD COLUMN {name} {decl}")
         if missing:
             self.conn.execute("UPDATE quarantine SET kind = 'held' WHERE package = ?", (HELD,))
+        applied = {str(r[1]) for r in self.conn.execute("PRAGMA table_info(applied)")}
+        if "digest" not in applied:  # schema 3: the SHA-256 of each package applied
+            self.conn.execute("ALTER TABLE applied ADD COLUMN digest TEXT")

@@ -33,11 +33,22 @@ class Packages(Store):
         ).fetchone()
         return row is not None
 
-    def mark_applied(self, origin: str, sequence: int, kind: str, rows: int) -> None:
+    def mark_applied(
+        self, origin: str, sequence: int, kind: str, rows: int, digest: str = ""
+    ) -> None:
         self.conn.execute(
-            "INSERT OR IGNORE INTO applied VALUES (?, ?, ?, ?, ?)",
-            (origin, sequence, kind, now_text(), rows),
+            "INSERT OR IGNORE INTO applied (origin, sequence, kind, applied_at, rows, digest)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (origin, sequence, kind, now_text(), rows, digest or None),
         )
+
+    def applied_digest(self, origin: str, sequence: int) -> str | None:
+        """The SHA-256 of the package ``(origin, sequence)`` applied here (None: not
+        applied, or applied before it was recorded)."""
+        row = self.conn.execute(
+            "SELECT digest FROM applied WHERE origin = ? AND sequence = ?", (origin, sequence)
+        ).fetchone()
+        return str(row[0]) if row is not None and row[0] else None
 
     def forget_applied(self, origin: str) -> None:
         """Forget every package of ``origin`` applied here (a new life of that peer numbers
