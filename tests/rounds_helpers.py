@@ -256,6 +256,15 @@ class Group:
             for _seq, path in node.state.outbox():
                 client.upload(path, path.name)
 
+    def all_deliver(self) -> None:
+        """A stepped Siège (``stepped``): a round opened, every establishment's packages
+        delivered by hand, one step (the round closes, applies and publishes)."""
+        assert self.service is not None
+        self.service.step("open")
+        for code in self.sites:
+            self.deliver(code)
+        self.service.step()
+
     def answer(self, code: str, *, ack: bool = True) -> str:
         """What a site's run does once the Siège published, by hand: download the newest
         package offered, apply it and (``ack``) send the acknowledgement. Its name."""

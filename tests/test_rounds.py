@@ -369,10 +369,7 @@ def test_a_clock_put_back_does_not_keep_a_closed_round_waiting_for_acks(tmp_path
     clock = [dt.datetime(2027, 11, 29, 23, 0)]
     with stepped(tmp_path, ["3615", "3616"], clock) as g:
         seed(g)
-        g.service.step("open")
-        for code in g.sites:
-            g.deliver(code)
-        g.service.step()
+        g.all_deliver()
         assert g.service.round is None and g.service.closing is not None
         clock[0] = dt.datetime(2026, 11, 29, 23, 5)  # the date corrected
         g.service.step()
@@ -395,10 +392,7 @@ def test_a_copied_server_sending_as_the_same_establishment_is_said_at_the_siege(
     clock = [dt.datetime(2026, 11, 29, 23, 0)]
     with stepped(tmp_path, ["3615", "3616"], clock) as g:
         seed(g)
-        g.service.step("open")
-        for code in g.sites:
-            g.deliver(code)
-        g.service.step()
+        g.all_deliver()
         for code in g.sites:
             g.answer(code)
         member = g.sites["3615"]
@@ -407,10 +401,7 @@ def test_a_copied_server_sending_as_the_same_establishment_is_said_at_the_siege(
         copy = dataclasses.replace(copy, db=copy.folder / member.db.name)
         sql(member.db, "INSERT INTO ventes VALUES ('3615', 2, 10, 1)")
         sql(copy.db, "INSERT INTO ventes VALUES ('3615', 3, 10, 1)")
-        g.service.step("open")
-        for code in g.sites:
-            g.deliver(code)
-        g.service.step()  # both delivered: the round closes, applies and publishes
+        g.all_deliver()  # the round closes, applies and publishes
         with copy.node() as node, g.client("3615")() as client:
             node.export()
             for _seq, path in node.state.outbox():
