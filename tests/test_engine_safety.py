@@ -597,3 +597,40 @@ def test_a_second_machine_sending_as_an_establishment_is_said_not_taken_for_a_co
             hq.import_package(theirs.path)
     with Db(hq_db) as db:
         assert [r[0] for r in db.rows("items")] == [0, 1, 2, 3, 4, 10]
+
+
+def test_a_siege_put_back_that_numbers_its_packages_again_is_said_not_skipped(
+    tmp_path: Path,
+) -> None:
+    """The Siège's machine put back to an image (database and state): its next package to
+    an establishment bears a number the establishment already applied, with other rows.
+    It used to be skipped as « déjà appliqué » (the Siège's changes since never arrived,
+    without a word); now it is refused, saying the Siège was put back."""
+    site_db = sqlite_db(tmp_path / "s1.db", ITEMS)
+    hq_db = sqlite_db(tmp_path / "hq.db", ITEMS)
+    run_sql(hq_db, "INSERT INTO items VALUES (?, ?, ?, ?)", item_rows(0, 3))
+
+    def exchange(change: str, *, deliver: bool = True) -> str:
+        run_sql(hq_db, change)
+        with (
+            make_node(tmp_path, "S1", site_db) as site,
+            make_node(tmp_path, "HQ", hq_db, hq=True) as hq,
+        ):
+            if deliver:  # (the Siège put back waits for packages of S1 it lost)
+                assert hq.import_package(site.export().path).status == "applied"
+            hq.export()
+            path, _manifest = hq.publish("S1", tmp_path / "out")
+            return site.import_package(path).status
+
+    assert exchange("UPDATE items SET qty = 1 WHERE id = 0") == "applied"
+    image = tmp_path / "image"
+    image.mkdir()
+    shutil.copy2(hq_db, image / "hq.db")
+    shutil.copytree(tmp_path / "node-HQ", image / "node-HQ")
+    assert exchange("UPDATE items SET qty = 2 WHERE id = 1") == "applied"
+    Path(hq_db).unlink()
+    shutil.rmtree(tmp_path / "node-HQ")
+    shutil.copy2(image / "hq.db", hq_db)
+    shutil.copytree(image / "node-HQ", tmp_path / "node-HQ")
+    with pytest.raises(PackageError, match="le siège a été remis à un état antérieur"):
+        exchange("UPDATE items SET qty = 3 WHERE id = 2", deliver=False)

@@ -151,17 +151,29 @@ def bump(adapter: Adapter, state: StateDB, code: str, *, confirmed: bool = False
 
 
 def same_as_applied(state: StateDB, path: Path, manifest: Manifest) -> None:
-    """An establishment's package numbered as one applied here is a copy sent again (after
-    a cut), byte for byte; another package under that number means a second machine sends
-    as that establishment, or it was put back to an earlier state: said (``PackageError``:
-    set aside), never taken for a copy — its rows then stayed home without a word."""
+    """A package numbered as one applied here is a copy sent again (after a cut), byte for
+    byte: no node ever makes two packages under one number. Another package under that
+    number means, from an establishment, a second machine sending as it or one put back
+    to an earlier state; from the Siège, a Siège put back (an image, a backup) numbering
+    again what it had sent. Said (``PackageError``: set aside, nothing applied), never
+    taken for a copy — its rows then stayed home, or were skipped, without a word."""
     known = state.applied_digest(manifest.origin, manifest.sequence)
-    if manifest.kind != "site" or known is None or known == manifest.sha256:
+    if known is None or known == manifest.sha256:
         return
+    differs = (
+        f"le paquet n° {manifest.sequence} de {manifest.origin} diffère de celui déjà "
+        "intégré sous ce numéro : "
+    )
+    if manifest.kind == "hq":
+        raise PackageError(
+            str(path),
+            differs + "le siège a été remis à un état antérieur (image, sauvegarde) et "
+            "numérote à nouveau ce qu'il avait déjà envoyé ; rien n'en est appliqué ici. "
+            "Remettez au siège son état le plus récent",
+        )
     raise PackageError(
         str(path),
-        f"le paquet n° {manifest.sequence} de {manifest.origin} diffère de celui déjà "
-        f"intégré sous ce numéro : une autre machine envoie sous le code {manifest.origin} "
-        "(un serveur copié, les deux en marche ?), ou ce poste a été remis à un état "
-        "antérieur (image, sauvegarde). Arrêtez la copie ; le paquet est gardé de côté",
+        differs + f"une autre machine envoie sous le code {manifest.origin} (un serveur "
+        "copié, les deux en marche ?), ou ce poste a été remis à un état antérieur (image, "
+        "sauvegarde). Arrêtez la copie ; le paquet est gardé de côté",
     )
