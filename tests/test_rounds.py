@@ -407,6 +407,11 @@ def test_a_copied_server_sending_as_the_same_establishment_is_said_at_the_siege(
             for _seq, path in node.state.outbox():
                 client.upload(path, path.name)
         g.service.step()
-        said = [r.error for r in g.reports.latest() if r.site == "3615"]
-        assert any("une autre machine envoie sous le code 3615" in e for e in said), said
+        said = [r for r in g.reports.latest() if r.site == "3615" and "code 3615" in r.error]
+        assert said and "une autre machine envoie sous le code 3615" in said[0].error
+        row = said[0]
+        assert row.details["error_kind"] == "copy"  # its own Cause and À faire, fr and en
+        for lang, words in (("fr", "un serveur copié"), ("en", "a server was copied")):
+            mail = build_report_message([row], site="3615", role=Role.HQ, lang=lang, now=T0)
+            assert words in mail.text, mail.text
         assert ("3615", 3) not in [r[:2] for r in rows(g.hq.db, "ventes")]

@@ -170,10 +170,12 @@ def same_as_applied(state: StateDB, path: Path, manifest: Manifest) -> None:
             differs + "le siège a été remis à un état antérieur (image, sauvegarde) et "
             "numérote à nouveau ce qu'il avait déjà envoyé ; rien n'en est appliqué ici. "
             "Remettez au siège son état le plus récent",
+            kind=ErrorKind.COPY,
         )
     raise PackageError(
         str(path),
         differs + f"une autre machine envoie sous le code {manifest.origin} (un serveur "
         "copié, les deux en marche ?), ou ce poste a été remis à un état antérieur (image, "
         "sauvegarde). Arrêtez la copie ; le paquet est gardé de côté",
+        kind=ErrorKind.COPY,
     )
