@@ -634,3 +634,7 @@ def test_a_siege_put_back_that_numbers_its_packages_again_is_said_not_skipped(
     shutil.copytree(image / "node-HQ", tmp_path / "node-HQ")
     with pytest.raises(PackageError, match="le siège a été remis à un état antérieur"):
         exchange("UPDATE items SET qty = 3 WHERE id = 2", deliver=False)
+    # and the Siège itself, given the establishment's next package, says it was put back
+    # (it used to wait for ever for « le paquet 2 de S1 », which S1 no longer has)
+    with pytest.raises(PackageError, match="n° 2, ce siège ne connaît que le n° 1"):
+        exchange("UPDATE items SET qty = 4 WHERE id = 2")
