@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import sqlite3
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from pair_helpers import app_pair, cli_pair, popen, synchro
+from rounds_helpers import rows, sql
 
 from synchro.app import App
 from synchro.config.model import TableRule
@@ -31,7 +31,7 @@ from synchro.engine.watermark import (
 from synchro.log import setup_logging, shutdown_logging
 from synchro.mail import MailPolicy
 from synchro.platform.paths import NodePaths, paths_beside
-from synchro.reports import State
+from synchro.reports import ReportStore, State
 from synchro.state import StateDB
 
 JAN = dt.datetime(2026, 1, 1)
@@ -184,14 +184,14 @@ def test_a_clock_put_back_does_not_hide_changes_from_the_modification_date_filte
     hq = App(load_config(hq_paths.config_file), hq_paths)
     hq.start()
     try:
-        execute(dbs[1], "INSERT INTO journal VALUES (1, 'avant', '2027-11-29 22:00:00')")
+        sql(dbs[1], "INSERT INTO journal VALUES (1, 'avant', '2027-11-29 22:00:00')")
         hq.run_now()
         assert run_site(site_paths, dt.datetime(2027, 11, 29, 23, 0))[0] is State.OK
-        execute(dbs[1], "INSERT INTO journal VALUES (2, 'après', '2026-11-30 22:00:00')")
+        sql(dbs[1], "INSERT INTO journal VALUES (2, 'après', '2026-11-30 22:00:00')")
         hq.run_now()
         state, _shown = run_site(site_paths, dt.datetime(2026, 11, 30, 23, 0))
         assert state is State.OK, last_error(site_paths)  # (« Contrôle » said the loss)
-        assert [r[0] for r in query(dbs[0], "SELECT id FROM journal ORDER BY id")] == [1, 2]
+        assert [r[0] for r in rows(dbs[0], "journal")] == [1, 2]
     finally:
         hq.close()
 
@@ -208,15 +208,15 @@ def test_a_change_the_date_filter_missed_travels_at_the_next_run(tmp_path: Path)
     try:
         hq.run_now()
         assert run_site(site_paths, NOV)[0] is State.OK
-        execute(dbs[1], "INSERT INTO journal VALUES (1, 'en retard', '2026-11-29 22:00:00')")
+        sql(dbs[1], "INSERT INTO journal VALUES (1, 'en retard', '2026-11-29 22:00:00')")
         hq.run_now()
         assert run_site(site_paths, NOV + dt.timedelta(days=1))[0] is State.FAILED
         assert "journal" in last_error(site_paths)
-        assert query(dbs[0], "SELECT id FROM journal") == []
+        assert rows(dbs[0], "journal") == []
         hq.run_now()
         state, _shown = run_site(site_paths, NOV + dt.timedelta(days=1, minutes=5))
         assert state is State.OK, last_error(site_paths)
-        assert query(dbs[0], "SELECT id FROM journal") == [(1,)]
+        assert [r[0] for r in rows(dbs[0], "journal")] == [1]
         site_state = StateDB(site_paths.state_db)
         try:
             assert full_read_tables(site_state) == set()  # the filter again from now on
@@ -226,12 +226,12 @@ def test_a_change_the_date_filter_missed_travels_at_the_next_run(tmp_path: Path)
         hq.close()
 
 
-def journal_pair(hq_paths: NodePaths, site_paths: NodePaths) -> list[str]:
+def journal_pair(hq_paths: NodePaths, site_paths: NodePaths) -> list[Path]:
     """Both databases get ``journal`` (id, texte, maj); the establishment reads it through
     its modification date ``maj``. The two database paths, Siège first."""
-    dbs = [load_config(p.config_file).database.connection for p in (hq_paths, site_paths)]
+    dbs = [Path(load_config(p.config_file).database.connection) for p in (hq_paths, site_paths)]
     for db in dbs:
-        execute(db, "CREATE TABLE journal(id INTEGER PRIMARY KEY, texte TEXT, maj DATETIME)")
+        sql(db, "CREATE TABLE journal(id INTEGER PRIMARY KEY, texte TEXT, maj DATETIME)")
     config = load_config(site_paths.config_file)
     rules = (TableRule("journal", modified_column="maj"),)
     database = dataclasses.replace(config.database, tables=rules)
@@ -239,20 +239,7 @@ def journal_pair(hq_paths: NodePaths, site_paths: NodePaths) -> list[str]:
     return dbs
 
 
-def execute(db: str, statement: str) -> None:
-    conn = sqlite3.connect(db)
-    with conn:
-        conn.execute(statement)
-    conn.close()
-
-
-def query(db: str, statement: str) -> list[tuple[object, ...]]:
-    conn = sqlite3.connect(db)
-    try:
-        return conn.execute(statement).fetchall()
-    finally:
-        conn.close()
-
-
 def last_error(paths: NodePaths) -> str:
-    return str(query(str(paths.reports_db), "SELECT error FROM runs ORDER BY id DESC LIMIT 1"))
+    """The newest Rapport row's error at ``paths``."""
+    with ReportStore(paths.reports_db) as reports:
+        return reports.latest(1)[0].error

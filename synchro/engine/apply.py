@@ -110,12 +110,12 @@ class _TableApplier(TableRows):
         """The rows of ``_all_new`` INSERTed at once and read back; False when the database
         refused the batch (a row of one of the keys is there after all, a value refused, a
         lock): nothing of it was written, and the batch goes the usual way."""
-        for item in items:
-            assert item.row is not None
-            item.digest = self.hash_row(item.row)
+        rows = [i.row for i in items if i.row is not None]  # (all of them: ``_all_new``)
+        for item, row in zip(items, rows, strict=True):
+            item.digest = self.hash_row(row)
         try:
             with self.adapter.savepoint():
-                self.adapter.insert(self.table, [i.row for i in items if i.row is not None])
+                self.adapter.insert(self.table, rows)
         except DatabaseError:
             return False
         self.stats.upserts += self._verify(list(items))

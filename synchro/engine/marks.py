@@ -150,6 +150,27 @@ def bump(adapter: Adapter, state: StateDB, code: str, *, confirmed: bool = False
         state.set_meta(KEY, str(number))
 
 
+SIEGE_PUT_BACK = (
+    "le siège a été remis à un état antérieur (image, sauvegarde) : remettez-lui son état "
+    "le plus récent"
+)
+
+
+def siege_forgot(path: Path, manifest: Manifest, applied_seq: int) -> None:
+    """At the Siège: an establishment's oldest package not acknowledged is past the next
+    one this Siège expects — it dropped packages this Siège acknowledged, and this Siège no
+    longer knows them: it was put back. Said, where it waited for ever for the first."""
+    first = int(manifest.meta.get("first_unacked", manifest.sequence))
+    if first > applied_seq + 1:
+        raise PackageError(
+            str(path),
+            f"{manifest.origin} a vu ce siège intégrer ses envois jusqu'au n° {first - 1}, "
+            f"ce siège ne connaît que le n° {applied_seq} et a perdu ce qu'il avait reçu "
+            f"depuis : {SIEGE_PUT_BACK}",
+            kind=ErrorKind.COPY,
+        )
+
+
 def same_as_applied(state: StateDB, path: Path, manifest: Manifest) -> None:
     """A package numbered as one applied here is a copy sent again (after a cut), byte for
     byte: no node ever makes two packages under one number. Another package under that
@@ -167,9 +188,8 @@ def same_as_applied(state: StateDB, path: Path, manifest: Manifest) -> None:
     if manifest.kind == "hq":
         raise PackageError(
             str(path),
-            differs + "le siège a été remis à un état antérieur (image, sauvegarde) et "
-            "numérote à nouveau ce qu'il avait déjà envoyé ; rien n'en est appliqué ici. "
-            "Remettez au siège son état le plus récent",
+            differs + "le siège numérote à nouveau ce qu'il avait déjà envoyé, rien n'en est "
+            f"appliqué ici ; {SIEGE_PUT_BACK}",
             kind=ErrorKind.COPY,
         )
     raise PackageError(

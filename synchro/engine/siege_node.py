@@ -33,7 +33,7 @@ from synchro.engine.node import Node
 from synchro.engine.node_results import Admission, ImportResult
 from synchro.engine.policy import SIEGE_POLICY, ApplyPolicy
 from synchro.engine.take_back import adopt, rebuild
-from synchro.errors import ErrorKind, PackageError
+from synchro.errors import PackageError
 from synchro.names import package_glob, package_name, published_name
 from synchro.package import Manifest, PackageReader, PackageWriter, TableSchema, open_package
 from synchro.package.body import Segment, SegmentStore, segments_for
@@ -112,16 +112,7 @@ class SiegeNode(Node):
         if manifest.kind != "site":
             raise PackageError(str(path), f"paquet de type {manifest.kind} inattendu au siège")
         applied_seq = self.state.site(manifest.origin).applied_seq
-        first = int(manifest.meta.get("first_unacked", manifest.sequence))
-        if first > applied_seq + 1:  # it dropped packages this Siège acknowledged, then forgot
-            raise PackageError(
-                str(path),
-                f"{manifest.origin} a vu ce siège intégrer ses envois jusqu'au n° {first - 1}, "
-                f"ce siège ne connaît que le n° {applied_seq} : il a été remis à un état "
-                "antérieur (image, sauvegarde) et a perdu ce qu'il avait reçu depuis. "
-                "Remettez au siège son état le plus récent",
-                kind=ErrorKind.COPY,
-            )
+        marks.siege_forgot(path, manifest, applied_seq)  # a Siège put back says so
         if manifest.sequence > applied_seq + 1:
             return ImportResult(
                 manifest,
