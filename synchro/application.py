@@ -155,10 +155,12 @@ class Synchro:
 
     def held_changes(self) -> str | None:
         """The error of the last run or round when it held mass deletes
-        (``capture.mass_deletes``) or a restored database (``engine.marks``), which
-        MANUELLE sends; None otherwise."""
+        (``capture.mass_deletes``), a restored database (``engine.marks``) or an
+        establishment's packages another machine's took the place of (``engine.twins``),
+        which MANUELLE sends; None otherwise."""
         last = self.app.reports.latest(1, kinds=("run", "round"))
-        if last and last[0].details.get("error_kind") in (ErrorKind.DELETES, ErrorKind.RESTORED):
+        held = (ErrorKind.DELETES, ErrorKind.RESTORED, ErrorKind.TWIN)
+        if last and last[0].details.get("error_kind") in held:
             return last[0].error
         return None
 

@@ -47,6 +47,7 @@ class ErrorKind(StrEnum):
     DELETES = "deletes"  # mass deletes held until a person starts a synchronisation
     RESTORED = "restored"  # the database went back to an older copy: held the same way
     COPY = "copy"  # a package number reused with other contents: two machines, one put back
+    TWIN = "twin"  # an establishment whose package the Siège did not take: held, kept
     CONFIG = "config"  # the settings cannot be used as they are
     STOPPED = "stopped"  # the user asked to stop (ARRETER): not a failure
     INTERNAL = "internal"  # a fault of the program itself (an unexpected exception)

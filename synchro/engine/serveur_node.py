@@ -10,7 +10,9 @@ What the Serveur keeps in its state besides the shared parts (``engine.node``):
   acknowledgement is still owed (``engine.ack``, ``engine.site_run``);
 - ``TAKE_BACK``: set while it takes the group's data back (``take_back``); ``UNSENT``: the
   rows made here that the group's data did not hold, until the next capture sends them;
-  ``BEHIND``: this state was found put back (``marks.StateBehind``) until it takes back.
+  ``BEHIND``: this state was found put back (``marks.StateBehind``) until it takes back;
+  ``twins.TWIN``: another machine sends under this code (``twins.SentByAnother``) until a
+  person settles it here.
 """
 
 from __future__ import annotations
@@ -22,11 +24,11 @@ from typing import Any, ClassVar
 from synchro import faults
 from synchro.capture.diff import CaptureResult
 from synchro.db.base import Table
-from synchro.engine import marks
+from synchro.engine import marks, twins
 from synchro.engine.apply_rows import ApplyContext, ApplyStats
 from synchro.engine.marks import StateBehind
 from synchro.engine.node import Node
-from synchro.engine.node_results import Admission, ImportResult
+from synchro.engine.node_results import Admission, ExportResult, ImportResult
 from synchro.engine.policy import SERVEUR_POLICY, ApplyPolicy
 from synchro.engine.take_back import adopt, forget_unmentioned, raise_mark
 from synchro.errors import PackageError
@@ -62,23 +64,41 @@ class ServeurNode(Node):
         database still behind, so an automatic run holds instead of sending the restored
         copy (the snapshot may already be its, which sends nothing of it either)."""
 
+        if twins.held(self):  # another machine sent under this code: ours go again first
+            twins.send_again(self, self._ask_for_everything)
+            return
         behind = self.taking_back() or self.state.get_meta(BEHIND) is not None
         if not behind and marks.in_step(self.adapter, self.state, self.code):
             raise marks.nothing_to_take_back()
 
-        def ask_for_everything() -> None:
-            self.state.set_meta("hq_pos", "0")
-            self.state.set_meta(TAKE_BACK, "1")
-            self.state.drop_meta(BEHIND)
-
-        adopt(self, ask_for_everything)
+        forgotten: list[Path] = []
+        adopt(self, lambda: forgotten.extend(self._ask_for_everything()))
+        for path in forgotten:
+            path.unlink(missing_ok=True)
         faults.point("node.take_back.adopted")
         raise_mark(self)
+
+    def _ask_for_everything(self) -> list[Path]:
+        """The next package asks the Siège for every row (in the caller's transaction).
+        A state put back (``BEHIND``) drops the packages it made under numbers the Siège
+        had already taken from its lost self: their rows are in the adopted database, and
+        those the group's data do not hold are sent after (``forget_unmentioned``).
+        Returns their files, to remove once committed."""
+        self.state.set_meta("hq_pos", "0")
+        self.state.set_meta(TAKE_BACK, "1")
+        behind = self.state.get_meta(BEHIND)
+        self.state.drop_meta(BEHIND)
+        return self.state.ack_outbox(int(behind.split()[0])) if behind else []
 
     def taking_back(self) -> bool:
         return self.state.get_meta(TAKE_BACK) is not None
 
     # -- export -------------------------------------------------------------------------
+
+    def export(self, *args: Any, **kwargs: Any) -> ExportResult:
+        """Nothing captured nor sent while another machine sends under this code."""
+        twins.hold_export(self)
+        return super().export(*args, **kwargs)
 
     def _export_meta(self) -> dict[str, Any]:
         return {"take_back": True} if self.taking_back() else {}
@@ -115,6 +135,9 @@ class ServeurNode(Node):
         if behind is not None:  # until the group's data are taken back
             applied, made = (int(n) for n in behind.split())
             raise StateBehind(applied, made)
+        # Not put back, but one of its numbers holds another package at the Siège: a
+        # second machine sends under this code (checked before the outbox is dropped).
+        twins.notice(self, manifest, applied)
         if self.taking_back() and not manifest.meta.get("take_back"):  # made before the
             return ImportResult(  # Siège saw the request: its answer is the one awaited
                 manifest, ApplyStats(), "stale", "le siège n'a pas encore renvoyé les données"

@@ -33,6 +33,7 @@ from synchro.engine.node import Node
 from synchro.engine.node_results import Admission, ImportResult
 from synchro.engine.policy import SIEGE_POLICY, ApplyPolicy
 from synchro.engine.take_back import adopt, rebuild
+from synchro.engine.twins import ACKED_NAMED
 from synchro.errors import PackageError
 from synchro.names import package_glob, package_name, published_name
 from synchro.package import Manifest, PackageReader, PackageWriter, TableSchema, open_package
@@ -295,6 +296,7 @@ class SiegeNode(Node):
         sums: dict[str, list[object]],
         everything: bool,
     ) -> PackageWriter:
+        applied = self.state.site(site).applied_seq
         return PackageWriter(
             path,
             origin=self.code,
@@ -304,7 +306,8 @@ class SiegeNode(Node):
             meta={
                 "from_pos": acked,
                 "to_pos": self.state.last_position(),
-                "acked": {site: self.state.site(site).applied_seq},
+                "acked": {site: applied},
+                "acked_digests": {site: self.state.applied_digests(site, applied, ACKED_NAMED)},
                 "acked_instances": {site: self.state.get_meta(f"instance:{site}") or ""},
                 "instance": self.state.instance,
                 "checksums": sums,

@@ -7,7 +7,7 @@ for change in reader.changes(): ...
 """
 
 from .manifest import FORMAT_VERSION, Change, Manifest, TableSchema
-from .reader import PackageReader, open_package, read_manifest
+from .reader import PackageReader, open_package, read_manifest, sealed_digest
 from .writer import PackageWriter
 
 __all__ = [
@@ -19,4 +19,5 @@ __all__ = [
     "TableSchema",
     "open_package",
     "read_manifest",
+    "sealed_digest",
 ]

@@ -136,6 +136,18 @@ def _count_problem(trailer: Trailer, found: dict[str, dict[str, int]]) -> str:
     return f"nombre d'enregistrements incorrect (annoncé {trailer.rows})"
 
 
+def sealed_digest(path: Path) -> str:
+    """The SHA-256 a package's trailer names, read from its end alone (the package is not
+    verified: a node compares it with the digest another node recorded of the package it
+    verified and applied under the same number)."""
+    with _open(Path(path)) as fh:
+        try:
+            trailer, _start = stream.frame(fh, os.fstat(fh.fileno()).st_size)
+        except Invalid as exc:
+            raise PackageError(str(path), exc.reason) from None
+    return trailer.sha256
+
+
 def read_manifest(path: Path, key: KeyArg = None) -> Manifest:
     """The manifest of a fully verified package (PackageError if anything is wrong)."""
     return _verify(Path(path), _keys(key))[0]

@@ -50,6 +50,17 @@ class Packages(Store):
         ).fetchone()
         return str(row[0]) if row is not None and row[0] else None
 
+    def applied_digests(self, origin: str, up_to: int, count: int) -> dict[str, str]:
+        """The digests of the last ``count`` packages of ``origin`` applied here up to
+        ``up_to``, by number as text; their first 16 hex digits: enough to tell two
+        packages apart, for the acknowledgement that names them (``engine.twins``)."""
+        rows = self.conn.execute(
+            "SELECT sequence, digest FROM applied WHERE origin = ? AND sequence <= ? "
+            "AND sequence > ? AND digest IS NOT NULL",
+            (origin, up_to, up_to - count),
+        )
+        return {str(seq): str(digest)[:16] for seq, digest in rows}
+
     def forget_applied(self, origin: str) -> None:
         """Forget every package of ``origin`` applied here (a new life of that peer numbers
         its packages from 1 again)."""

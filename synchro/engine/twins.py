@@ -1,0 +1,158 @@
+"""Two machines sending as one establishment (a shop's server copied to a new one, database
+and Synchro's state, both left running): the one whose package the Siège did not take
+keeps it, holds, and is given a way out (rule 3: nothing lost).
+
+Both machines number their packages from the same state, so both make a package n° N.
+The Siège applies the first that comes and refuses the other (``marks.same_as_applied``,
+said at every round). The other machine used to see its number acknowledged and drop its
+package: its rows, which its snapshot said sent, never travelled.
+
+Now the Siège's package to an establishment names the digests of the last packages of it
+that it applied (``acked_digests``, ``ACKED_NAMED`` of them). An establishment that finds
+one of its own packages under such a number with other bytes (``notice``) keeps its
+outbox, applies nothing, sends nothing, and says so at every run (``SentByAnother``,
+``ErrorKind.TWIN``) until a person has stopped the other machine and chosen MANUELLE's
+Envoyer or *Reprendre les données du groupe* here. Both do the same (``send_again``): the
+packages kept are numbered again after the Siège's last one of this code and sent (the
+Siège applies them as any establishment's changes, with its conflict rule, from the
+position they were made at), then the group's data are taken back (``take_back``): what
+the other machine sent under this code never came here (a Siège's package leaves out an
+establishment's own changes), and comes now with everything else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from synchro import faults
+from synchro.errors import ErrorKind, SynchroError
+from synchro.names import package_name
+from synchro.package import Manifest, PackageReader, PackageWriter, sealed_digest
+
+if TYPE_CHECKING:
+    from synchro.engine.node import Node
+
+TWIN = "twin"  # state meta: the Siège's newest number of this code seen while held
+ACKED_NAMED = 32  # the Siège names the digests of this many of a site's last packages
+
+
+class SentByAnother(SynchroError):
+    """The Siège holds, under number ``number`` of this establishment, a package this
+    machine did not make: another machine sends under its code."""
+
+    default_kind = ErrorKind.TWIN
+
+    def __init__(self, code: str, number: int) -> None:
+        self.code, self.number = code, number
+        super().__init__(
+            f"Deux machines envoient sous le code {code} : le siège a intégré sous le n° "
+            f"{number} un autre paquet que celui de ce poste (un serveur copié, les deux en "
+            "marche ?). Rien n'est perdu : les envois de ce poste sont gardés, et rien "
+            "n'est envoyé ni intégré tant que ce n'est pas réglé. Arrêtez Synchro sur "
+            "l'autre machine (ou donnez-lui un autre code : synchro site add au siège), "
+            "puis lancez ici la synchronisation MANUELLE et choisissez Envoyer (synchro "
+            "sync --envoyer) : les envois gardés partent sous de nouveaux numéros, puis "
+            "les données du groupe reviennent dans cette base, celles que l'autre machine "
+            "a envoyées sous ce code comprises."
+        )
+
+
+def held(node: Node) -> bool:
+    return node.state.get_meta(TWIN) is not None
+
+
+def hold_export(node: Node) -> None:
+    """Raise ``SentByAnother`` while this machine holds (its export sends nothing)."""
+    number = node.state.get_meta(TWIN)
+    if number is not None:
+        raise SentByAnother(node.code, int(number))
+
+
+def notice(node: Node, manifest: Manifest, acked: int) -> None:
+    """At an establishment, a Siège package that acknowledges its packages up to
+    ``acked``: raise ``SentByAnother`` (and hold) when one of them, still in the outbox,
+    is not the package the Siège applied under its number — or when this machine holds
+    already. Nothing is dropped from the outbox before this check."""
+    named = manifest.meta.get("acked_digests")
+    theirs = named.get(node.code) if isinstance(named, dict) else None
+    other = None
+    if isinstance(theirs, dict):
+        for entry in node.state.outbox():
+            digest = theirs.get(str(entry.sequence))
+            if entry.sequence > acked or not isinstance(digest, str):
+                continue
+            if not _same(entry.path, digest):
+                other = entry.sequence
+                break
+    known = node.state.get_meta(TWIN)
+    if other is None and known is None:
+        return
+    number = max(acked, int(known or 0))
+    with node.state.transaction():
+        node.state.set_meta(TWIN, str(number))
+    raise SentByAnother(node.code, other if other is not None else number)
+
+
+def _same(path: Path, digest: str) -> bool:
+    try:
+        return sealed_digest(path).startswith(digest)
+    except SynchroError:  # (a kept package unreadable: nothing to compare, said elsewhere)
+        return True
+
+
+def send_again(node: Node, take_back: Callable[[], object]) -> None:
+    """Number the kept packages again after the Siège's last of this code, then ask for
+    the group's data (``take_back``, called in the state transaction that records them).
+
+    The new files go to a folder of their own (``outbox/again-<first number>``: the same
+    names as the old ones could collide), are complete before the state names them, and
+    the old ones are removed after: a crash anywhere leaves either the old outbox or the
+    new one, never half."""
+    number = node.state.get_meta(TWIN)
+    if number is None:
+        return
+    start = int(number) + 1
+    kept = node.state.outbox()
+    folder = node.packages_dir / "outbox" / f"again-{start}"
+    folder.mkdir(parents=True, exist_ok=True)
+    made: list[tuple[int, Path, int]] = []
+    for offset, entry in enumerate(kept):
+        sequence = start + offset
+        made.append((sequence, *_renumbered(node, entry.path, folder, sequence, start)))
+    faults.point("twins.renumbered")
+    with node.state.transaction():
+        node.state.ack_outbox(max((e.sequence for e in kept), default=0))
+        for sequence, path, rows in made:
+            node.state.add_outbox(sequence, path, rows)
+        node.state.set_meta("next_sequence", str(start + len(kept)))
+        node.state.drop_meta(TWIN)
+        take_back()
+    faults.point("twins.recorded")
+    for entry in kept:  # (a crash before: old files left beside, never named again)
+        entry.path.unlink(missing_ok=True)
+
+
+def _renumbered(
+    node: Node, path: Path, folder: Path, sequence: int, first: int
+) -> tuple[Path, int]:
+    """A copy of the package at ``path`` under ``sequence``: same changes, same base
+    position, numbered so the Siège takes it after its last one of this code."""
+    reader = PackageReader(path, node.keys())
+    manifest = reader.manifest
+    target = folder / package_name(node.code, sequence)
+    meta = {**manifest.meta, "first_unacked": first}
+    with PackageWriter(
+        target,
+        origin=node.code,
+        sequence=sequence,
+        kind=manifest.kind,
+        tables=manifest.tables,
+        meta=meta,
+        key=node.key,
+        created=node.now(),
+    ) as writer:
+        for change in reader.changes():
+            writer.write(change.table, change.op, change.values, origin=change.origin)
+    return target, manifest.rows

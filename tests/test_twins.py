@@ -1,0 +1,213 @@
+"""Two machines sending as one establishment (a server copied, both left running): the one
+whose package the Siège did not take keeps it, holds, and sends it again once a person
+says so (``engine.twins``). Before, it saw its number acknowledged and dropped its
+package: its rows never travelled and its snapshot said them sent.
+
+Real SQLite files; the engine's nodes, then the real Siège (App, FTPS server, round) and
+real establishment runs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import NamedTuple
+
+import pytest
+from engine_helpers import make_node
+from rounds_helpers import rows, sql
+from test_app import logging_set_up, wait_for  # noqa: F401 (autouse)
+from test_mass_deletes import add_articles, automatic_run, in_step, manual_run
+
+from synchro.config.store import load_config, save_config
+from synchro.engine.twins import SentByAnother
+from synchro.errors import ErrorKind, PackageError
+from synchro.platform.paths import NodePaths, paths_beside
+from synchro.report_summary import cause_lines
+from synchro.reports import State
+
+ITEMS = "CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT NOT NULL);"
+
+
+def add(db: Path, *ids: int) -> None:
+    sql(db, "".join(f"INSERT INTO items VALUES ({i}, 'article {i} — ü');" for i in ids))
+
+
+def copy_node(tmp_path: Path, site_db: Path) -> Path:
+    """The site's machine copied: its database and Synchro's state, beside the first."""
+    copy = tmp_path / "copie"
+    copy.mkdir()
+    shutil.copy2(site_db, copy / site_db.name)
+    shutil.copytree(tmp_path / "node-S1", copy / "node-S1")
+    return copy / site_db.name
+
+
+class Held(NamedTuple):
+    site_db: Path
+    copy_db: Path
+    hq_db: Path
+    refused: Path  # the copy's package n° 2, the Siège took the other machine's
+
+
+def held_copy(tmp_path: Path) -> Held:
+    """S1 in step with the Siège, then copied; both machines make package n° 2, the Siège
+    takes the first's and refuses the copy's, then answers S1: the copy holds."""
+    site_db, hq_db = tmp_path / "s1.db", tmp_path / "hq.db"
+    for db in (site_db, hq_db):
+        sql(db, ITEMS)
+    add(site_db, 1, 2, 3)
+    out = tmp_path / "out"
+    with (
+        make_node(tmp_path, "S1", str(site_db)) as site,
+        make_node(tmp_path, "HQ", str(hq_db), hq=True) as hq,
+    ):
+        assert hq.import_package(site.export().path).status == "applied"
+        assert site.import_package(hq.publish("S1", out).path).status == "applied"
+    copy_db = copy_node(tmp_path, site_db)
+    add(site_db, 10)
+    add(copy_db, 20)
+    add(hq_db, 30)  # the group goes on meanwhile
+    with (
+        make_node(tmp_path, "S1", str(site_db)) as first,
+        make_node(copy_db.parent, "S1", str(copy_db)) as second,
+        make_node(tmp_path, "HQ", str(hq_db), hq=True) as hq,
+    ):
+        mine, theirs = first.export(), second.export()
+        assert mine.manifest.sequence == theirs.manifest.sequence == 2
+        assert hq.import_package(mine.path).status == "applied"
+        with pytest.raises(PackageError, match="une autre machine envoie sous le code S1"):
+            hq.import_package(theirs.path)
+        hq.export()
+        answer = hq.publish("S1", out).path
+        assert first.import_package(answer).status == "applied"
+        assert first.state.outbox() == []  # its own: acknowledged, dropped
+        with pytest.raises(SentByAnother, match="le siège a intégré sous le n° 2") as held:
+            second.import_package(answer)
+        assert held.value.kind is ErrorKind.TWIN
+        assert [s.sequence for s in second.state.outbox()] == [2]  # kept, not dropped
+        assert theirs.path.exists()
+        assert 30 not in [r[0] for r in rows(copy_db, "items")]  # nothing applied
+        with pytest.raises(SentByAnother):  # and nothing more sent, at every run
+            second.export()
+        with pytest.raises(SentByAnother):
+            second.import_package(answer)
+    return Held(site_db, copy_db, hq_db, theirs.path)
+
+
+def sent_again(tmp_path: Path, held: Held) -> None:
+    """The copy's way out done (``take_back``): its package under n° 3 applied by the
+    Siège, its request for everything answered; both databases end the same."""
+    with (
+        make_node(held.copy_db.parent, "S1", str(held.copy_db)) as second,
+        make_node(tmp_path, "HQ", str(held.hq_db), hq=True) as hq,
+    ):
+        again = second.state.outbox()
+        assert [s.sequence for s in again] == [3]  # after the Siège's n° 2 of S1
+        assert hq.import_package(again[0].path).status == "applied"
+        asking = second.export()  # asks the Siège for the group's data
+        assert asking.manifest.sequence == 4 and asking.manifest.meta.get("take_back")
+        assert hq.import_package(asking.path).status == "applied"
+        hq.export()
+        assert second.import_package(hq.publish("S1", tmp_path / "out").path).status == "applied"
+        assert second.state.outbox() == []
+        assert second.export().manifest.rows == 0
+    assert [r[0] for r in rows(held.hq_db, "items")] == [1, 2, 3, 10, 20, 30]
+    assert rows(held.copy_db, "items") == rows(held.hq_db, "items")  # the other's 10 too
+
+
+def test_the_package_the_siege_did_not_take_is_kept_held_and_sent_again(tmp_path: Path) -> None:
+    held = held_copy(tmp_path)
+    with make_node(held.copy_db.parent, "S1", str(held.copy_db)) as second:
+        second.take_back()  # MANUELLE's Envoyer or Reprendre, the other machine stopped
+    assert not held.refused.exists()
+    sent_again(tmp_path, held)
+
+
+SEND_AGAIN_CHILD = """
+import sys
+sys.path.insert(0, sys.argv[1])
+from pathlib import Path
+from engine_helpers import make_node
+with make_node(Path(sys.argv[2]), "S1", sys.argv[3]) as node:
+    node.take_back()
+"""
+
+
+@pytest.mark.parametrize("point", ["twins.renumbered", "twins.recorded"])
+def test_a_send_again_killed_holds_or_goes_on(point: str, tmp_path: Path) -> None:
+    """``kill -9`` of a real process numbering the kept packages again: before its state
+    names them, the copy still holds with its package n° 2 and does it all again; after,
+    it goes on from there. Either way nothing is lost or sent twice."""
+    held = held_copy(tmp_path)
+    tests = str(Path(__file__).resolve().parent)
+    folder, db = str(held.copy_db.parent), str(held.copy_db)
+    child = subprocess.run(
+        [sys.executable, "-c", SEND_AGAIN_CHILD, tests, folder, db],
+        env={**os.environ, "SYNCHRO_KILL_AT": point},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert child.returncode == -signal.SIGKILL, child.stderr
+    with make_node(held.copy_db.parent, "S1", str(held.copy_db)) as second:
+        if point == "twins.renumbered":
+            assert [s.sequence for s in second.state.outbox()] == [2]
+            with pytest.raises(SentByAnother):
+                second.export()
+            second.take_back()
+        else:
+            assert second.taking_back()  # type: ignore[attr-defined]
+    sent_again(tmp_path, held)
+
+
+def copy_site(root: Path, site_paths: NodePaths) -> tuple[NodePaths, Path]:
+    """The establishment's machine copied to another folder (database, Synchro's state
+    and settings), its settings pointed at its own copy of the database."""
+    folder = root / "copie"
+    shutil.copytree(site_paths.config_file.parent, folder)
+    paths = paths_beside(folder / site_paths.config_file.name)
+    config = load_config(paths.config_file)
+    db = folder / "data.db"
+    save_config(
+        dataclasses.replace(
+            config, database=dataclasses.replace(config.database, connection=str(db))
+        ),
+        paths.config_file,
+    )
+    return paths, db
+
+
+def test_a_copied_server_holds_its_runs_and_manuelle_sends_its_rows(tmp_path: Path) -> None:
+    """Through the real Siège and real runs: the copy's run ends Echec, kind twin, its
+    package kept, at every automatic run; the Rapport says why and what to do; once the
+    other machine is stopped, MANUELLE's Envoyer sends its rows and takes the group's
+    back, the other machine's included."""
+    with in_step(tmp_path, site_rows=0) as (hq, site_paths, site_db, hq_db):
+        copy_paths, copy_db = copy_site(tmp_path, site_paths)
+        add_articles(site_db, 2000, 2)
+        add_articles(copy_db, 3000, 2)
+        hq.run_now()
+        assert automatic_run(site_paths).state is State.OK
+        for _ in range(2):
+            hq.run_now()
+            held = automatic_run(copy_paths)
+            assert held.state is State.FAILED, held.error
+            assert held.details["error_kind"] == ErrorKind.TWIN, held.error
+            assert "Deux machines envoient sous le code 3615" in held.error
+            for lang, words in (("fr", "Arrêtez Synchro sur l'autre"), ("en", "Stop Synchro on")):
+                assert any(words in line for line in cause_lines(held, lang)), lang
+        assert {r[0] for r in rows(hq_db, "articles")} >= {2000, 2001}
+        assert not {3000, 3001} & {r[0] for r in rows(hq_db, "articles")}
+        hq.run_now()
+        sent = manual_run(copy_paths, send=True)
+        assert sent.state is State.OK, sent.error
+        wait_for(lambda: {3000, 3001} <= {r[0] for r in rows(hq_db, "articles")}, timeout=30)
+        assert rows(copy_db, "articles") == rows(hq_db, "articles")
+        assert {2000, 2001, 3000, 3001} <= {r[0] for r in rows(copy_db, "articles")}
+        hq.run_now()
+        assert automatic_run(copy_paths).state is State.OK
