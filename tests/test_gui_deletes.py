@@ -17,6 +17,7 @@ import pytest
 from gui_fake import FakeBackend, FakeTray, click, kinds, only, settle, text_of, wait_for
 from test_mass_deletes import add_articles, automatic_run, in_step, rows
 from test_restore import backup
+from test_twins import copy_site
 from xvfb import xvfb_fixture  # noqa: F401  (the "xvfb" fixture)
 
 from synchro.gui.ports import STATE_OK
@@ -156,3 +157,28 @@ def test_reprendre_takes_the_group_s_data_back_in_a_real_run(xvfb: str, tmp_path
     finally:
         shutdown_logging()
     assert rows(hq_db) == rows(site_db) == 622
+
+
+def test_envoyer_sends_what_a_copied_server_kept(xvfb: str, tmp_path: Path) -> None:
+    """An establishment's server copied and both left running (``engine.twins``): the copy
+    whose package the Siège did not take holds; MANUELLE shows why, offers Envoyer alone
+    (nothing was restored), and Envoyer sends its kept rows and brings the group's back."""
+    setup_logging(tmp_path / "logs", console=False)
+    try:
+        with in_step(tmp_path, site_rows=0) as (hq, site_paths, site_db, hq_db):
+            copy_paths, copy_db = copy_site(tmp_path, site_paths)
+            add_articles(site_db, 2000, 2)
+            add_articles(copy_db, 3000, 3)
+            hq.run_now()
+            assert automatic_run(site_paths).state is State.OK
+            hq.run_now()
+            assert automatic_run(copy_paths).state is State.FAILED  # held, its rows kept
+            hq.run_now()
+            with real_question(copy_paths, tmp_path) as (shell, question):
+                assert "Deux machines envoient sous le code 3615" in text_of(question, confirm.HELD)
+                assert confirm.TAKE_BACK not in question.AllKeysDict
+                click(shell, question, confirm.SEND)
+                ended_ok(shell)
+    finally:
+        shutdown_logging()
+    assert rows(hq_db) == rows(copy_db) == rows(site_db) + 3
