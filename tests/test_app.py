@@ -204,12 +204,21 @@ def test_a_damaged_state_is_reported_and_the_next_manuelle_tries_again(
         hq.close()
 
 
+def made_runs(reports_db: Path, kind: str, first: dt.datetime, count: int) -> None:
+    """``count`` finished rows of ``kind``, a day apart from ``first``."""
+    with ReportStore(reports_db) as reports:
+        for day in range(count):
+            when = first + dt.timedelta(days=day)
+            reports.finish(reports.start("S1", kind, now=when), State.OK, now=when)
+
+
 def test_history_older_than_keep_days_is_forgotten_after_a_run(
     pair: tuple[NodePaths, NodePaths],
 ) -> None:
     """After a run, Rapport rows and conflicts older than ``retention.KEEP_DAYS`` are gone
-    (they grew for ever); newer ones and the quarantine stay."""
-    from synchro.engine.retention import KEEP_DAYS
+    (they grew for ever); newer ones and the quarantine stay. A clock put forward thirty
+    years drops nothing more (it used to drop everything at its first run)."""
+    from synchro.engine.retention import KEEP_DAYS, KEEP_RUNS
 
     _hq_paths, site_paths = pair
     long_ago = dt.datetime(2025, 1, 2, 23, 0)
@@ -229,14 +238,25 @@ def test_history_older_than_keep_days_is_forgotten_after_a_run(
             )
     finally:
         state.close()
-    later = long_ago + dt.timedelta(days=KEEP_DAYS + 1)
+    later = long_ago + dt.timedelta(days=KEEP_DAYS + KEEP_RUNS)
+    made_runs(site_paths.reports_db, "run", later - dt.timedelta(days=KEEP_RUNS), KEEP_RUNS)
     assert run_site(site_paths, lambda: later) is State.FAILED
     with ReportStore(site_paths.reports_db) as reports:
-        assert [r.started for r in reports.latest()] == [later]
+        kept = [r.started for r in reports.latest(1000)]
+    assert len(kept) == KEEP_RUNS + 1 and long_ago not in kept
     state = StateDB(site_paths.state_db)
     try:
         assert [c["package"] for c in state.conflicts()] == ["HQ#2"]
         assert [q["key_json"] for q in state.quarantined()] == ["[2]"]
+    finally:
+        state.close()
+    ahead = later.replace(year=later.year + 30)
+    assert run_site(site_paths, lambda: ahead) is State.FAILED
+    with ReportStore(site_paths.reports_db) as reports:
+        assert [r.started for r in reports.latest(1000)] == [ahead, *kept]
+    state = StateDB(site_paths.state_db)
+    try:
+        assert [c["package"] for c in state.conflicts()] == ["HQ#2"]  # (logged today)
     finally:
         state.close()
 
@@ -245,10 +265,12 @@ def test_the_siege_forgets_history_older_than_keep_days_when_a_round_closes(
     pair: tuple[NodePaths, NodePaths],
 ) -> None:
     """The same at the Siège, once a round has closed."""
-    from synchro.engine.retention import KEEP_DAYS
+    from synchro.engine.retention import KEEP_DAYS, KEEP_RUNS
 
     hq_paths, site_paths = pair
-    long_ago = dt.datetime.now() - dt.timedelta(days=KEEP_DAYS + 30)
+    now = dt.datetime.now()
+    long_ago = now - dt.timedelta(days=KEEP_DAYS + KEEP_RUNS + 30)
+    made_runs(hq_paths.reports_db, "round", now - dt.timedelta(days=KEEP_RUNS), KEEP_RUNS)
     with ReportStore(hq_paths.reports_db) as reports:
         old = reports.start("S1", "site-in-round", now=long_ago)
         reports.finish(old, State.OK, now=long_ago)
@@ -280,13 +302,14 @@ def test_the_siege_forgets_history_older_than_keep_days_when_a_round_closes(
 def test_history_that_cannot_be_forgotten_leaves_the_run_as_it_ended(tmp_path: Path) -> None:
     """A store that cannot be written (here a closed state database) is said in the log;
     the other store is still pruned and nothing is raised to the run that just ended."""
-    from synchro.engine.retention import KEEP_DAYS, forget_old
+    from synchro.engine.retention import KEEP_DAYS, KEEP_RUNS, forget_old
 
     now = dt.datetime(2027, 6, 1, 12, 0)
+    old = now - dt.timedelta(days=KEEP_DAYS + KEEP_RUNS + 1)  # (KEEP_DAYS before the first)
+    made_runs(tmp_path / "reports.db", "run", old, 1)
+    made_runs(tmp_path / "reports.db", "run", now - dt.timedelta(days=KEEP_RUNS), KEEP_RUNS)
     with ReportStore(tmp_path / "reports.db") as reports:
-        old = reports.start("S1", "run", now=now - dt.timedelta(days=KEEP_DAYS + 1))
-        reports.finish(old, State.OK, now=now - dt.timedelta(days=KEEP_DAYS + 1))
         state = StateDB(tmp_path / "state.db")
         state.close()
         assert forget_old(reports, state, now) == (1, 0)
-        assert reports.latest() == []
+        assert len(reports.latest(1000)) == KEEP_RUNS

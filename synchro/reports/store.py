@@ -331,6 +331,22 @@ class ReportStore:
             (round_id, round_id, round_id),
         )
 
+    def started_back(self, count: int) -> dt.datetime | None:
+        """When this node's ``count``-th last run or round started, counted in the order
+        they were made (not by their dates, which a clock put forward makes lie); None
+        when it has made fewer."""
+        with self._lock:
+            row = (
+                self._connection()
+                .execute(
+                    "SELECT started FROM runs WHERE kind IN ('run', 'round') "
+                    "ORDER BY id DESC LIMIT 1 OFFSET ?",
+                    (count - 1,),
+                )
+                .fetchone()
+            )
+        return dt.datetime.fromisoformat(row[0]) if row is not None else None
+
     def forget_before(self, before: dt.datetime) -> int:
         """Drop the finished rows started before ``before`` (``retention``); how many."""
         with self._tx() as conn:
