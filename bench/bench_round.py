@@ -236,6 +236,22 @@ def one_round(root: Path, sites: int, rows: int, trace: Path | None = None) -> d
     }
 
 
+def split_line(small: dict[str, float], big: dict[str, float]) -> str:
+    """An establishment's CPU as a fixed part and a part per row received (the others'
+    rows), from the two rounds; and the cost per row the 1.3 ratio allows at that fixed
+    part: (F + big × c) / (F + small × c) ≤ 1.3."""
+    cpu_small = small["sites_cpu"] / small["sites"]
+    cpu_big = big["sites_cpu"] / big["sites"]
+    per_row = (cpu_big - cpu_small) / max(1.0, big["others"] - small["others"])
+    fixed = cpu_small - small["others"] * per_row
+    room = big["others"] - 1.3 * small["others"]
+    allowed = 0.3 * fixed / room if room > 0 else float("nan")
+    return (
+        f"an establishment's CPU: {fixed:.3f} s fixed + {per_row * 1e6:.1f} µs per row "
+        f"received; a ratio of 1.3 allows {allowed * 1e6:.1f} µs per row at that fixed part"
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -298,6 +314,7 @@ def main() -> int:
             f"(target ≤ 1.3): wall {ratio('wall'):.2f}, Siège CPU {ratio('hq_cpu'):.2f}, "
             f"establishments' CPU {ratio('sites_cpu'):.2f}"
         )
+        print(split_line(small, big))
     print(f"load average at the end: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     return 0 if all(b["failures"] == 0 and b["converged"] for b in bigs) else 1
 
