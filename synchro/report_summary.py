@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from synchro.engine.clocks import span
 from synchro.errors import ErrorKind
 from synchro.i18n import tr
 from synchro.reports import Outcome, RunRecord, State
@@ -54,6 +55,16 @@ def keyless_line(details: dict[str, Any], lang: str) -> str | None:
     written by every run), for the Rapport's detail and the email; None when there are none."""
     value = details.get("keyless")
     return tr("app.summary.keyless", lang, tables=_names(value)) if value else None
+
+
+def clock_line(details: dict[str, Any], lang: str) -> str | None:
+    """The line saying this node's clock is ahead of or behind the Siège's
+    (``details["clock"]``: seconds ahead, ``engine.clocks``); None when they agreed."""
+    value = details.get("clock")
+    if not isinstance(value, int) or not value:
+        return None
+    side = "ahead" if value > 0 else "behind"
+    return tr(f"app.summary.clock.{side}", lang, span=span(value, lang))
 
 
 def _names(value: Any) -> str:
@@ -103,6 +114,8 @@ def detail_lines(details: dict[str, Any], error: str, lang: str) -> list[str]:
             lines += [f"  {v}" for v in value[-10:]]
         elif key == "keyless" and (keyless := keyless_line(details, lang)):
             lines.append(keyless)
+        elif key == "clock" and (clock := clock_line(details, lang)):
+            lines.append(clock)
         elif key == "retried" and isinstance(value, list):
             lines += [_retried(item, lang) for item in value]
         else:

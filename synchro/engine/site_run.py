@@ -24,6 +24,7 @@ batches of an apply (whose transaction is then rolled back whole).
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -32,6 +33,7 @@ from typing import Any
 from synchro import faults
 from synchro.config.atomic import atomic_write
 from synchro.engine.ack import controle, make_ack
+from synchro.engine.clocks import ahead_by
 from synchro.engine.events import Emit, Progress, StateChanged, ignore, said
 from synchro.engine.serveur_node import ACK_DUE, UNSENT, ServeurNode
 from synchro.engine.site_receive import Connect, Receiving, RunOptions, RunTotals
@@ -43,6 +45,8 @@ from synchro.reports import ReportStore, RunRecord, State
 from synchro.state import HELD
 from synchro.transport.ftp_client import SiteClient
 from synchro.transport.retry import with_retries
+
+log = logging.getLogger("synchro.engine")
 
 
 class SiteRun(Receiving):
@@ -197,6 +201,7 @@ class SiteRun(Receiving):
         def send() -> None:
             with self._client() as client:
                 client.upload(local, name)
+                self._compare_clocks(client, name)
 
         self._retry(send, "engine.attempt.send")
         faults.point("site.ack.sent")
@@ -227,8 +232,20 @@ class SiteRun(Receiving):
                 self.totals.bytes_sent += size
             for _sequence, path in outbox:
                 client.finish_upload(path.name)
+            self._compare_clocks(client, outbox[-1][1].name)
         faults.point("site.uploaded")
         self.emit(said("engine.sent"))
+
+    def _compare_clocks(self, client: SiteClient, name: str) -> None:
+        """This machine's clock against the Siège's, by the date its server gave the file
+        ``name`` just sent (``engine.clocks``), once a run: said when they differ."""
+        if "clock" in self.totals.details:
+            return
+        theirs = client.remote_time(f"in/{name}")
+        ahead = ahead_by(self.now(), theirs) if theirs is not None else None
+        if ahead is not None:
+            self.totals.details["clock"] = ahead
+            log.warning("Horloge : ce poste et le siège diffèrent de %d s", ahead)
 
 
 def site_connect(config: Any, *, timeout: float | None = None) -> Connect:

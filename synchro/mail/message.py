@@ -19,7 +19,7 @@ from typing import Any
 
 from synchro.config.model import Role
 from synchro.i18n import tr
-from synchro.report_summary import keyless_line, reason_of
+from synchro.report_summary import clock_line, keyless_line, reason_of
 from synchro.reports import (
     CSV_COLUMNS,
     Outcome,
@@ -159,9 +159,9 @@ def _blocks(main: RunRecord, members: list[RunRecord], lang: str) -> list[tuple[
         blocks.append(("", [tr("mail.late", lang, sites=", ".join(late))]))
     if main.details.get("controle"):  # the per-round proof (engine.ack)
         blocks.append(("", [tr("mail.controle", lang, text=main.details["controle"])]))
-    keyless = keyless_line(main.details, lang)
-    if keyless:
-        blocks.append(("", [keyless]))
+    said = [keyless_line(main.details, lang), clock_line(main.details, lang)]
+    if any(said):
+        blocks.append(("", [line for line in said if line]))
     # A round's own row is explained when it was stopped or when no establishment row
     # explains its failure already (its error then only summarises theirs).
     troubled = any(r.state in (State.FAILED, State.STOPPED) for r in members)

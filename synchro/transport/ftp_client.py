@@ -25,6 +25,7 @@ auth, protocol, quota; a connection cut or a failed check during a transfer rais
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import ftplib
 import os
 import threading
@@ -168,6 +169,21 @@ class SiteClient:
     def remote_sha256(self, remote_path: str) -> str:
         with self._session(f"empreinte de /{remote_path}") as ftp:
             return ftp.sendcmd(f"XSHA256 {remote_path}").split()[-1].lower()
+
+    def remote_time(self, remote_path: str) -> dt.datetime | None:
+        """When the Siège's machine last wrote ``remote_path``, by its own clock (FTP
+        ``MDTM``: UTC, to the second); None when the file is gone already (the Siège took
+        it) or the server does not say."""
+        with self._session(f"date de /{remote_path}") as ftp:
+            try:
+                reply = ftp.sendcmd(f"MDTM {remote_path}")
+            except ftplib.error_perm:  # (the session stays usable)
+                return None
+        try:
+            stamp = dt.datetime.strptime(reply.split()[-1][:14], "%Y%m%d%H%M%S")
+        except (ValueError, IndexError):
+            return None
+        return stamp.replace(tzinfo=dt.UTC)
 
     # --- transfers
 

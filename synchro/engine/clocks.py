@@ -1,0 +1,32 @@
+"""Whether this establishment's clock and the Siège's agree (said in the Rapport).
+
+The rule « la plus récente gagne » compares the dates the establishments' programs write;
+a shop whose server is two hours slow loses every conflict it should win, and nothing said
+why. Synchro cannot set a clock, but it can compare: the Siège's FTP server dates a file
+by its own clock when it is written (``SiteClient.remote_time``), so a file this node has
+just sent tells the Siège's time to a second or two.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+TOLERANCE_S = 120  # apart by more than this (a transfer takes a few seconds) is said
+
+
+def ahead_by(mine: dt.datetime, theirs: dt.datetime) -> int | None:
+    """Seconds this machine's clock (``mine``: local time, naive, or aware) is ahead of
+    the Siège's (``theirs``, aware) — negative when behind — or None when they agree
+    within ``TOLERANCE_S``."""
+    seconds = round((mine.astimezone(dt.UTC) - theirs).total_seconds())
+    return seconds if abs(seconds) > TOLERANCE_S else None
+
+
+def span(seconds: int, lang: str) -> str:
+    """« 2 h 13 min », « 5 min », « 3 j 4 h » (in English, d for days)."""
+    minutes = abs(seconds) // 60
+    days, rest = divmod(minutes, 24 * 60)
+    hours, minutes = divmod(rest, 60)
+    parts = [(days, "j" if lang == "fr" else "d"), (hours, "h"), (minutes, "min")]
+    shown = [f"{n} {unit}" for n, unit in parts if n][:2]
+    return " ".join(shown) or f"{abs(seconds)} s"
