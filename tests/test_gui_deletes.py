@@ -17,7 +17,7 @@ import pytest
 from gui_fake import FakeBackend, FakeTray, click, kinds, only, settle, text_of, wait_for
 from test_mass_deletes import add_articles, automatic_run, in_step, rows
 from test_restore import backup
-from test_twins import copy_site
+from test_twins import copied_after_a_round
 from xvfb import xvfb_fixture  # noqa: F401  (the "xvfb" fixture)
 
 from synchro.gui.ports import STATE_OK
@@ -166,11 +166,7 @@ def test_envoyer_sends_what_a_copied_server_kept(xvfb: str, tmp_path: Path) -> N
     setup_logging(tmp_path / "logs", console=False)
     try:
         with in_step(tmp_path, site_rows=0) as (hq, site_paths, site_db, hq_db):
-            copy_paths, copy_db = copy_site(tmp_path, site_paths)
-            add_articles(site_db, 2000, 2)
-            add_articles(copy_db, 3000, 3)
-            hq.run_now()
-            assert automatic_run(site_paths).state is State.OK
+            copy_paths, copy_db = copied_after_a_round(tmp_path, hq, site_paths, site_db, 3)
             hq.run_now()
             assert automatic_run(copy_paths).state is State.FAILED  # held, its rows kept
             hq.run_now()

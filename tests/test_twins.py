@@ -24,6 +24,7 @@ from rounds_helpers import rows, sql
 from test_app import logging_set_up, wait_for  # noqa: F401 (autouse)
 from test_mass_deletes import add_articles, automatic_run, in_step, manual_run
 
+from synchro.app import App
 from synchro.config.store import load_config, save_config
 from synchro.engine.twins import SentByAnother
 from synchro.errors import ErrorKind, PackageError
@@ -182,17 +183,27 @@ def copy_site(root: Path, site_paths: NodePaths) -> tuple[NodePaths, Path]:
     return paths, db
 
 
+def copied_after_a_round(
+    root: Path, hq: App, site_paths: NodePaths, site_db: Path, rows: int
+) -> tuple[NodePaths, Path]:
+    """The establishment's machine copied (``copy_site``); both make rows (2000… on the
+    first, ``rows`` from 3000 on the copy); the first's run sends its own: the copy's
+    package is then a second one under the same number."""
+    copy_paths, copy_db = copy_site(root, site_paths)
+    add_articles(site_db, 2000, 2)
+    add_articles(copy_db, 3000, rows)
+    hq.run_now()
+    assert automatic_run(site_paths).state is State.OK
+    return copy_paths, copy_db
+
+
 def test_a_copied_server_holds_its_runs_and_manuelle_sends_its_rows(tmp_path: Path) -> None:
     """Through the real Siège and real runs: the copy's run ends Echec, kind twin, its
     package kept, at every automatic run; the Rapport says why and what to do; once the
     other machine is stopped, MANUELLE's Envoyer sends its rows and takes the group's
     back, the other machine's included."""
     with in_step(tmp_path, site_rows=0) as (hq, site_paths, site_db, hq_db):
-        copy_paths, copy_db = copy_site(tmp_path, site_paths)
-        add_articles(site_db, 2000, 2)
-        add_articles(copy_db, 3000, 2)
-        hq.run_now()
-        assert automatic_run(site_paths).state is State.OK
+        copy_paths, copy_db = copied_after_a_round(tmp_path, hq, site_paths, site_db, 2)
         for _ in range(2):
             hq.run_now()
             held = automatic_run(copy_paths)
