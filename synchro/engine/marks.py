@@ -92,7 +92,8 @@ class StateBehind(SynchroError):
         super().__init__(
             "Poste restauré : le siège a déjà intégré les envois de ce poste jusqu'au n° "
             f"{applied}, ce poste ne se souvient que du n° {made} (la machine ou ses données "
-            "ont été remises dans un état antérieur ?) ; rien de ce qui vient du siège n'a été "
+            "ont été remises dans un état antérieur, ou une copie de ce poste envoie aussi "
+            "sous son code : arrêtez-la) ; rien de ce qui vient du siège n'a été "
             "intégré. Reprenez les données du groupe (MANUELLE, « Reprendre les données du "
             "groupe » ; synchro sync --reprendre) : les données de ce poste envoyées depuis "
             "reviennent du siège, et les lignes faites ici depuis la restauration lui sont "
