@@ -33,7 +33,7 @@ from synchro.errors import ConnectionTestError, ErrorKind, SynchroError
 from synchro.i18n import tr
 from synchro.names import parse_address
 from synchro.platform.paths import NodePaths
-from synchro.reports import RunRecord, State
+from synchro.reports import RunRecord, State, error_in
 
 if TYPE_CHECKING:  # the engine is imported when used: the CLI starts fast
     from synchro.app import App
@@ -153,15 +153,15 @@ class Synchro:
         """The Rapport, newest first."""
         return self.app.reports.latest(limit)
 
-    def held_changes(self) -> str | None:
+    def held_changes(self, lang: str = "fr") -> str | None:
         """The error of the last run or round when it held mass deletes
         (``capture.mass_deletes``), a restored database (``engine.marks``) or an
         establishment's packages another machine's took the place of (``engine.twins``),
-        which MANUELLE sends; None otherwise."""
+        which MANUELLE sends, in ``lang``; None otherwise."""
         last = self.app.reports.latest(1, kinds=("run", "round"))
         held = (ErrorKind.DELETES, ErrorKind.RESTORED, ErrorKind.TWIN)
         if last and last[0].details.get("error_kind") in held:
-            return last[0].error
+            return error_in(last[0], lang)
         return None
 
     def can_take_back(self) -> bool:

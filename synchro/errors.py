@@ -32,6 +32,9 @@ import errno
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
+
+from synchro.i18n import render
 
 
 class ErrorKind(StrEnum):
@@ -60,16 +63,25 @@ _DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EDQUOT,
 _SQLITE_DISK = frozenset({"SQLITE_FULL", "SQLITE_READONLY", "SQLITE_IOERR", "SQLITE_CANTOPEN"})
 
 
+Say = tuple[str, dict[str, Any]]  # a message's key in the locales, and its values
+
+
 class SynchroError(Exception):
     """Base of every error Synchro raises on purpose. ``str(err)`` is the user message,
     ``err.kind`` its :class:`ErrorKind` (the class's default unless the raise site gives
-    one)."""
+    one). ``say``: the message as a key of the locales and its values (``i18n.render``),
+    so that it is shown in the UI language too; ``str(err)`` is then its French words."""
 
     default_kind = ErrorKind.INTERNAL
 
-    def __init__(self, *args: object, kind: ErrorKind | None = None) -> None:
+    def __init__(
+        self, *args: object, kind: ErrorKind | None = None, say: Say | None = None
+    ) -> None:
+        if say is not None and not args:
+            args = (render(say, "fr"),)
         super().__init__(*args)
         self._kind = kind
+        self.say = say
 
     @property
     def kind(self) -> ErrorKind:

@@ -33,7 +33,7 @@ from synchro.i18n import tr
 from synchro.platform.autostart import Autostart, autostart_for_platform, default_command
 from synchro.platform.paths import NodePaths
 from synchro.report_summary import cause_lines, detail_lines, reason_of
-from synchro.reports import RunRecord, unapplied_text
+from synchro.reports import RunRecord, error_in
 
 REPORT_ROWS = 200  # rows of the Rapport window (the newest)
 PHASES = ("capture", "send", "wait", "receive", "apply", "publish")
@@ -131,17 +131,6 @@ def quarantine_line(q: dict[str, Any], lang: str) -> str:
     )
 
 
-def _error_in(error: str, counts: Any, lang: str) -> str:
-    """A run's stored (French) error with its "N lignes non appliquées" reason, made by
-    the report store from ``details["not_applied"]``, said in the UI language."""
-    if not isinstance(counts, dict) or lang == "fr":
-        return error
-    french = unapplied_text(counts, "fr")
-    if not error.startswith(french):
-        return error
-    return unapplied_text(counts, lang) + error[len(french) :]
-
-
 class AppBackend:
     """Implements ``synchro.gui.ports.GuiBackend`` over an ``application.Synchro`` opened when
     settings exist."""
@@ -185,7 +174,8 @@ class AppBackend:
         except (KeyError, SynchroError):
             return event.message
         reason = tr(f"reports.short.{reason_of(record)}", lang)
-        return tr("app.failed_note", lang, reason=reason, error=event.message)
+        error = error_in(record, lang) if record.error == event.message else event.message
+        return tr("app.failed_note", lang, reason=reason, error=error)
 
     def _record(self, report_id: int) -> RunRecord:
         """One Rapport row."""
@@ -238,7 +228,9 @@ class AppBackend:
         return self.synchro.can_take_back() if self.synchro is not None else False
 
     def held_changes(self) -> str | None:
-        return self.synchro.held_changes() if self.synchro is not None else None
+        if self.synchro is None:
+            return None
+        return self.synchro.held_changes(self.config().language)
 
     def stop(self) -> None:
         self._synchro().stop()
@@ -297,7 +289,7 @@ class AppBackend:
             if isinstance(email, dict)
             else []
         )
-        error = _error_in(record.error, details.get("not_applied"), lang)
+        error = error_in(record, lang)
         said = [error] if error else []
         cause = cause_lines(record, lang)  # from the row's stored kind, in the UI language
         message = "\n".join(said + cause + extra + detail_lines(details, record.error, lang))

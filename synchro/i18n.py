@@ -11,8 +11,10 @@ from __future__ import annotations
 import json
 import locale
 import os
+from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 LANGUAGES = ("fr", "en")
 DEFAULT_LANGUAGE = "fr"
@@ -33,6 +35,18 @@ def tr(key: str, lang: str = DEFAULT_LANGUAGE, /, **values: object) -> str:
     texts = _texts().get(key, {})
     text = texts.get(lang) or texts.get(DEFAULT_LANGUAGE) or key
     return text.format(**values) if values else text
+
+
+def render(say: Sequence[Any], lang: str = DEFAULT_LANGUAGE, /) -> str:
+    """A message given as ``(key, values)`` (how an error names its words, ``errors.Say``)
+    in ``lang``; a value that is a list of such messages is each rendered and joined with
+    « ; ». Also takes the ``[key, values]`` lists the Rapport keeps of them."""
+    key, values = say[0], say[1]
+    shown = {
+        name: " ; ".join(render(item, lang) for item in value) if isinstance(value, list) else value
+        for name, value in dict(values).items()
+    }
+    return tr(str(key), lang, **shown)
 
 
 def system_language() -> str:

@@ -7,6 +7,7 @@ Envoyer, and the rows the restore took away come back after Reprendre."""
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,6 +21,7 @@ from test_restore import backup
 from test_twins import copied_after_a_round
 from xvfb import xvfb_fixture  # noqa: F401  (the "xvfb" fixture)
 
+from synchro.config.store import load_config, save_config
 from synchro.gui.ports import STATE_OK
 from synchro.gui.shell import GuiShell
 from synchro.gui.tray import Command
@@ -159,19 +161,28 @@ def test_reprendre_takes_the_group_s_data_back_in_a_real_run(xvfb: str, tmp_path
     assert rows(hq_db) == rows(site_db) == 622
 
 
-def test_envoyer_sends_what_a_copied_server_kept(xvfb: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("lang", "words"),
+    [("fr", "Deux machines envoient sous le code 3615"), ("en", "Two machines send under code")],
+)
+def test_envoyer_sends_what_a_copied_server_kept(
+    lang: str, words: str, xvfb: str, tmp_path: Path
+) -> None:
     """An establishment's server copied and both left running (``engine.twins``): the copy
-    whose package the Siège did not take holds; MANUELLE shows why, offers Envoyer alone
-    (nothing was restored), and Envoyer sends its kept rows and brings the group's back."""
+    whose package the Siège did not take holds; MANUELLE shows why, in the UI's language,
+    offers Envoyer alone (nothing was restored), and Envoyer sends its kept rows and brings
+    the group's back."""
     setup_logging(tmp_path / "logs", console=False)
     try:
         with in_step(tmp_path, site_rows=0) as (hq, site_paths, site_db, hq_db):
             copy_paths, copy_db = copied_after_a_round(tmp_path, hq, site_paths, site_db, 3)
             hq.run_now()
             assert automatic_run(copy_paths).state is State.FAILED  # held, its rows kept
+            config = load_config(copy_paths.config_file)
+            save_config(dataclasses.replace(config, language=lang), copy_paths.config_file)
             hq.run_now()
             with real_question(copy_paths, tmp_path) as (shell, question):
-                assert "Deux machines envoient sous le code 3615" in text_of(question, confirm.HELD)
+                assert words in text_of(question, confirm.HELD)
                 assert confirm.TAKE_BACK not in question.AllKeysDict
                 click(shell, question, confirm.SEND)
                 ended_ok(shell)

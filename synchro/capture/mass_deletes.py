@@ -42,14 +42,16 @@ class MassDeletes(CaptureError):
 
     def __init__(self, vanished: list[Vanished]) -> None:
         self.vanished = vanished
-        tables = " ; ".join(
-            f"table {v.table} : {v.deleted} lignes sur {v.had} ({100 * v.deleted // v.had} %)"
+        tables = [
+            (
+                "engine.err.deletes.table",
+                {
+                    "table": v.table,
+                    "deleted": v.deleted,
+                    "had": v.had,
+                    "share": 100 * v.deleted // v.had,
+                },
+            )
             for v in vanished
-        )
-        super().__init__(
-            f"Suppressions retenues, rien n'a été envoyé : {tables} ont disparu de la base "
-            "depuis la dernière synchronisation. Si la base a été restaurée depuis une "
-            "sauvegarde ou vidée par erreur, remettez-la en état : ces lignes seraient "
-            "supprimées dans tous les établissements. Si ces suppressions sont voulues, "
-            "lancez la synchronisation MANUELLE : elle les enverra."
-        )
+        ]
+        super().__init__(say=("engine.err.deletes", {"tables": tables}))

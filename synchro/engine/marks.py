@@ -58,25 +58,11 @@ class Restored(CaptureError):
     def __init__(self, found: int | None, known: int) -> None:
         self.found, self.known = found, known
         seen = (
-            f"son repère de synchronisation ({MARK_TABLE}) est {found} au lieu de {known}"
+            ("engine.err.restored.mark", {"table": MARK_TABLE, "found": found, "known": known})
             if found is not None
-            else f"elle n'a plus de repère de synchronisation ({MARK_TABLE}) pour ce poste"
+            else ("engine.err.restored.no_mark", {"table": MARK_TABLE})
         )
-        back = (
-            ", ou reprenez les données du groupe (MANUELLE, « Reprendre les données du "
-            "groupe » ; synchro sync --reprendre) : rien de la base restaurée n'est envoyé et "
-            "la dernière version de chaque ligne échangée revient dans la base, celles de ce "
-            "poste comprises"
-        )
-        super().__init__(
-            "Base restaurée, rien n'a été envoyé : la base a été remise dans un état "
-            f"antérieur à la dernière synchronisation (une sauvegarde restaurée, une copie ?) ; "
-            f"{seen}. Envoyer ses différences supprimerait ou remettrait à l'ancienne, dans "
-            "tous les établissements, les lignes reçues ou modifiées depuis. Remettez la "
-            f"base la plus récente si vous l'avez{back}. Si la base restaurée doit devenir "
-            "la référence pour tout le groupe, lancez la synchronisation MANUELLE et "
-            "choisissez Envoyer (synchro sync --envoyer) : elle enverra ses différences."
-        )
+        super().__init__(say=("engine.err.restored", {"seen": [seen]}))
 
 
 class StateBehind(SynchroError):
@@ -89,16 +75,7 @@ class StateBehind(SynchroError):
 
     def __init__(self, applied: int, made: int) -> None:
         self.applied, self.made = applied, made
-        super().__init__(
-            "Poste restauré : le siège a déjà intégré les envois de ce poste jusqu'au n° "
-            f"{applied}, ce poste ne se souvient que du n° {made} (la machine ou ses données "
-            "ont été remises dans un état antérieur, ou une copie de ce poste envoie aussi "
-            "sous son code : arrêtez-la) ; rien de ce qui vient du siège n'a été "
-            "intégré. Reprenez les données du groupe (MANUELLE, « Reprendre les données du "
-            "groupe » ; synchro sync --reprendre) : les données de ce poste envoyées depuis "
-            "reviennent du siège, et les lignes faites ici depuis la restauration lui sont "
-            "envoyées."
-        )
+        super().__init__(say=("engine.err.behind", {"applied": applied, "made": made}))
 
 
 def check(adapter: Adapter, state: StateDB, code: str) -> None:

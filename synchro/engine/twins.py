@@ -46,17 +46,7 @@ class SentByAnother(SynchroError):
 
     def __init__(self, code: str, number: int) -> None:
         self.code, self.number = code, number
-        super().__init__(
-            f"Deux machines envoient sous le code {code} : le siège a intégré sous le n° "
-            f"{number} un autre paquet que celui de ce poste (un serveur copié, les deux en "
-            "marche ?). Rien n'est perdu : les envois de ce poste sont gardés, et rien "
-            "n'est envoyé ni intégré tant que ce n'est pas réglé. Arrêtez Synchro sur "
-            "l'autre machine (ou donnez-lui un autre code : synchro site add au siège), "
-            "puis lancez ici la synchronisation MANUELLE et choisissez Envoyer (synchro "
-            "sync --envoyer) : les envois gardés partent sous de nouveaux numéros, puis "
-            "les données du groupe reviennent dans cette base, celles que l'autre machine "
-            "a envoyées sous ce code comprises."
-        )
+        super().__init__(say=("engine.err.twin", {"code": code, "number": number}))
 
 
 def held(node: Node) -> bool:

@@ -25,6 +25,7 @@ from synchro.reports import (
     Outcome,
     RunRecord,
     State,
+    error_in,
     format_date,
     state_label,
     unapplied_text,
@@ -58,7 +59,7 @@ def _cells(record: RunRecord, lang: str) -> list[str]:
         str(record.rows_received),
         str(record.conflicts),
         str(record.quarantined),
-        record.error,
+        error_in(record, lang),
     ]
 
 
@@ -126,7 +127,7 @@ def _why(rows: list[RunRecord], lang: str) -> list[str]:
         if rec.state not in (State.FAILED, State.STOPPED):
             continue
         kind = reason_of(rec)
-        error = "" if kind == Outcome.NO_DATA else rec.error.strip().rstrip(".")
+        error = "" if kind == Outcome.NO_DATA else error_in(rec, lang).strip().rstrip(".")
         counts = rec.details.get("not_applied")
         if kind == Outcome.NOT_APPLIED and isinstance(counts, dict):
             error = unapplied_text(counts, lang)  # the words of the UI language

@@ -10,11 +10,13 @@ The store is a stdlib sqlite3 file in WAL mode. The engine thread writes, the GU
 one connection shared behind a lock (``check_same_thread=False``), every call is one short
 transaction. Times are always given by the caller (``now=``) so tests control the clock.
 
-A failed row keeps its error as text (French, as raised) and what sort of failure it was in
-``details["error_kind"]``: an :class:`~synchro.errors.ErrorKind` value when an error ended
-it, or an :class:`Outcome` when the round's rules did (nothing received, no ack...). The
-email and the windows explain a row from that code, never from its text. Kept in the JSON
-details, it needs no schema change: rows written before it simply have none.
+A failed row keeps its error as text (French, as raised; where the error gave its words as
+a key of the locales, that too, ``details["error_say"]``, shown in the UI language by
+:func:`error_in`) and what sort of failure it was in ``details["error_kind"]``: an
+:class:`~synchro.errors.ErrorKind` value when an error ended it, or an :class:`Outcome`
+when the round's rules did (nothing received, no ack...). The email and the windows
+explain a row from that code, never from its text. Kept in the JSON details, it needs no
+schema change: rows written before it simply have none.
 
 It also keeps when the last report emails were sent (``record_mail``/``last_mail``), which
 the mailer uses to send a failing site's email at most once a day.
@@ -29,6 +31,7 @@ from synchro.reports.records import (
     Outcome,
     RunRecord,
     State,
+    error_in,
     format_date,
     state_label,
     unapplied_text,
@@ -45,6 +48,7 @@ __all__ = [
     "ReportStore",
     "RunRecord",
     "State",
+    "error_in",
     "format_date",
     "state_label",
     "unapplied_text",

@@ -14,7 +14,7 @@ from enum import StrEnum
 from typing import Any
 
 from synchro.errors import error_text, kind_of
-from synchro.i18n import tr
+from synchro.i18n import render, tr
 
 INTERRUPTED = "interrompu : le programme s'est arrêté pendant la synchronisation"
 HELD_PACKAGE = "export"  # state quarantine's package name of rows set aside at capture
@@ -69,6 +69,27 @@ class RunRecord:
     quarantined: int = 0
     error: str = ""
     details: dict[str, Any] = field(default_factory=dict)
+
+
+def error_in(record: RunRecord, lang: str) -> str:
+    """The row's error in ``lang``: the reason « N lignes non appliquées » the store puts
+    in front (``details["not_applied"]``) and, where the error gave its words as a key of
+    the locales (``details["error_say"]``, ``errors.SynchroError.say``), those words, said
+    in ``lang``; any other text as stored (French)."""
+    error = record.error
+    if lang == "fr":
+        return error
+    counts = record.details.get("not_applied")
+    if isinstance(counts, dict) and error.startswith(french := unapplied_text(counts, "fr")):
+        error = unapplied_text(counts, lang) + error[len(french) :]
+    say = record.details.get("error_say")
+    if not isinstance(say, list) or len(say) != 2:
+        return error
+    try:
+        french, shown = render(say, "fr"), render(say, lang)
+    except (KeyError, IndexError, TypeError, ValueError):  # (words of another version)
+        return error
+    return error.replace(french, shown)
 
 
 def unrecorded_run(

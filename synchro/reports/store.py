@@ -17,7 +17,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
-from synchro.errors import DISK_ADVICE, ErrorKind, StateError, error_text, kind_of
+from synchro.errors import DISK_ADVICE, ErrorKind, StateError, SynchroError, error_text, kind_of
 from synchro.i18n import tr
 from synchro.reports.records import (
     COUNTERS,
@@ -27,6 +27,7 @@ from synchro.reports.records import (
     Outcome,
     RunRecord,
     State,
+    error_in,
     format_date,
     not_applied,
     state_label,
@@ -237,12 +238,15 @@ class ReportStore:
         Callers read the final state from the returned row."""
         _check_counters(counters)
         kind: ErrorKind | None = None
+        say = error.say if isinstance(error, SynchroError) else None
         if isinstance(error, BaseException):
             kind, error = kind_of(error), error_text(error)
         with self._tx() as conn:
             merged = self._details(conn, id)
             if kind is not None:
                 merged["error_kind"] = str(kind)
+            if say is not None:  # its words in the UI language (``records.error_in``)
+                merged["error_say"] = [say[0], say[1]]
             merged.update(details or {})
             quarantined = counters.get("quarantined")
             if quarantined is None:
@@ -403,7 +407,7 @@ class ReportStore:
                         rec.rows_received,
                         rec.conflicts,
                         rec.quarantined,
-                        rec.error,
+                        error_in(rec, lang),
                     ]
                 )
         return len(records)

@@ -1,0 +1,77 @@
+"""Errors that give their words as keys of the locales (``SynchroError(say=...)``) are shown
+in the UI language: the Rapport keeps the key beside the French text, and every place that
+shows a row's error (detail window, held question, email, CSV) says it in its language.
+Before, an English UI showed these — the ones a person must act on — in French."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+from pathlib import Path
+
+import pytest
+
+from synchro.capture.mass_deletes import MassDeletes, Vanished
+from synchro.config.model import Role
+from synchro.engine.marks import Restored, StateBehind
+from synchro.engine.twins import SentByAnother
+from synchro.errors import SynchroError
+from synchro.i18n import render
+from synchro.mail.message import build_report_message
+from synchro.reports import ReportStore, State, error_in
+
+NOW = dt.datetime(2026, 12, 6, 9, 0)
+ERRORS: list[tuple[SynchroError, str, str]] = [
+    (SentByAnother("3615", 7), "Deux machines envoient sous le code 3615 : le siège a intégré "
+     "sous le n° 7", "Two machines send under code 3615: under n° 7 the HQ applied"),
+    (Restored(3, 5), "son repère de synchronisation (synchro_repere) est 3 au lieu de 5",
+     "its synchronisation mark (synchro_repere) is 3 instead of 5"),
+    (Restored(None, 5), "elle n'a plus de repère de synchronisation",
+     "it no longer has a synchronisation mark"),
+    (StateBehind(9, 4), "jusqu'au n° 9, ce poste ne se souvient que du n° 4",
+     "up to n° 9, this node remembers only n° 4"),
+    (MassDeletes([Vanished("articles", 300, 600), Vanished("clients", 150, 200)]),
+     "table articles : 300 lignes sur 600 (50 %) ; table clients : 150 lignes sur 200 (75 %)",
+     "table articles: 300 rows of 600 (50 %) ; table clients: 150 rows of 200 (75 %)"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("error", "fr", "en"), ERRORS)
+def test_a_held_error_is_said_in_the_ui_language(
+    error: SynchroError, fr: str, en: str, tmp_path: Path
+) -> None:
+    assert error.say is not None and str(error) == render(error.say, "fr")
+    assert fr in str(error)
+    with ReportStore(tmp_path / "reports.db") as reports:
+        rid = reports.start("3615", "run", now=NOW)
+        record = reports.finish(rid, State.FAILED, now=NOW, error=error, quarantined=2)
+        assert record.error.startswith("2 lignes non")  # the rows first, then the error
+        assert error_in(record, "fr") == record.error
+        english = error_in(record, "en")
+        assert english.startswith("2 rows not applied"), english
+        assert en in english and fr not in english and str(error) not in english
+        for lang, words in (("fr", fr), ("en", en)):
+            mail = build_report_message([record], site="3615", role=Role.SITE, lang=lang, now=NOW)
+            assert words in mail.text, mail.text
+        reports.export_csv(tmp_path / "rapport.csv", "en")
+    with open(tmp_path / "rapport.csv", encoding="utf-8-sig", newline="") as fh:
+        cells = [cell for row in csv.reader(fh, delimiter=";") for cell in row]
+    assert any(en in cell for cell in cells), cells
+
+
+def test_a_row_without_the_words_of_its_error_is_shown_as_stored(tmp_path: Path) -> None:
+    """Rows written before, or errors that give only a text: as they are; words of a key
+    this version does not know: the stored text, never a failure to show the row."""
+    with ReportStore(tmp_path / "reports.db") as reports:
+        rid = reports.start("3615", "run", now=NOW)
+        plain = reports.finish(rid, State.FAILED, now=NOW, error=SynchroError("texte seul"))
+        assert "error_say" not in plain.details and error_in(plain, "en") == "texte seul"
+        rid = reports.start("3615", "run", now=NOW)
+        reports.finish(
+            rid,
+            State.FAILED,
+            now=NOW,
+            error="ancien",
+            details={"error_say": ["engine.err.twin", {"code": "3615"}]},  # (a value missing)
+        )
+        assert error_in(reports.get(rid), "en") == "ancien"
