@@ -215,10 +215,15 @@ class PackageError(SynchroError):
 
     default_kind = ErrorKind.DATA
 
-    def __init__(self, path: str, reason: str, *, kind: ErrorKind | None = None) -> None:
+    def __init__(
+        self, path: str, reason: str = "", *, kind: ErrorKind | None = None, say: Say | None = None
+    ) -> None:
+        """``say``: the reason as a key of the locales and its values (instead of
+        ``reason``), so that the whole message is said in the UI language too."""
         self.path = path
-        self.reason = reason
-        super().__init__(f"Paquet refusé {path} : {reason}", kind=kind)
+        self.reason = render(say, "fr") if say is not None else reason
+        whole = ("engine.err.package", {"path": path, "reason": [say]}) if say else None
+        super().__init__(f"Paquet refusé {path} : {self.reason}", kind=kind, say=whole)
 
 
 class ApplyError(SynchroError):

@@ -24,6 +24,7 @@ from engine_helpers import Db, make_node, state_counts
 from synchro.config.model import ConflictPolicy, TableRule
 from synchro.engine.node import Node
 from synchro.errors import ApplyError, Cancelled, PackageError, StateError
+from synchro.i18n import render
 
 ITEMS = (
     "CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT NOT NULL, qty INTEGER, "
@@ -632,9 +633,14 @@ def test_a_siege_put_back_that_numbers_its_packages_again_is_said_not_skipped(
     shutil.rmtree(tmp_path / "node-HQ")
     shutil.copy2(image / "hq.db", hq_db)
     shutil.copytree(image / "node-HQ", tmp_path / "node-HQ")
-    with pytest.raises(PackageError, match="le siège a été remis à un état antérieur"):
+    with pytest.raises(PackageError, match="le siège a été remis à un état antérieur") as site:
         exchange("UPDATE items SET qty = 3 WHERE id = 2", deliver=False)
     # and the Siège itself, given the establishment's next package, says it was put back
     # (it used to wait for ever for « le paquet 2 de S1 », which S1 no longer has)
-    with pytest.raises(PackageError, match="n° 2, ce siège ne connaît que le n° 1"):
+    with pytest.raises(PackageError, match="n° 2, ce siège ne connaît que le n° 1") as siege:
         exchange("UPDATE items SET qty = 4 WHERE id = 2")
+    for raised, words in (
+        (site.value, "the HQ numbers again what it had already sent"),
+        (siege.value, "S1 saw this HQ apply its packages up to n° 2, this HQ knows only n° 1"),
+    ):  # (in the English UI: ``reports.error_in``)
+        assert raised.say is not None and words in render(raised.say, "en")

@@ -19,7 +19,7 @@ from synchro.engine.hq_acks import NO_ACK
 from synchro.errors import TransportError
 from synchro.mail.message import build_report_message
 from synchro.report_summary import detail_lines
-from synchro.reports import State
+from synchro.reports import State, error_in
 
 T0 = dt.datetime(2026, 12, 5, 8, 0)
 
@@ -411,6 +411,7 @@ def test_a_copied_server_sending_as_the_same_establishment_is_said_at_the_siege(
         assert said and "une autre machine envoie sous le code 3615" in said[0].error
         row = said[0]
         assert row.details["error_kind"] == "copy"  # its own Cause and À faire, fr and en
+        assert "another machine sends under code 3615" in error_in(row, "en")
         for lang, words in (("fr", "un serveur copié"), ("en", "a server was copied")):
             mail = build_report_message([row], site="3615", role=Role.HQ, lang=lang, now=T0)
             assert words in mail.text, mail.text

@@ -40,6 +40,7 @@ from synchro.errors import (
     DatabaseError,
     ErrorKind,
     PackageError,
+    Say,
     SynchroError,
     TransactionLost,
 )
@@ -128,10 +129,7 @@ def bump(adapter: Adapter, state: StateDB, code: str, *, confirmed: bool = False
         state.set_meta(KEY, str(number))
 
 
-SIEGE_PUT_BACK = (
-    "le siège a été remis à un état antérieur (image, sauvegarde) : remettez-lui son état "
-    "le plus récent"
-)
+PUT_BACK: list[Say] = [("engine.err.siege_put_back", {})]  # what a Siège put back needs
 
 
 def siege_forgot(path: Path, manifest: Manifest, applied_seq: int) -> None:
@@ -140,11 +138,10 @@ def siege_forgot(path: Path, manifest: Manifest, applied_seq: int) -> None:
     longer knows them: it was put back. Said, where it waited for ever for the first."""
     first = int(manifest.meta.get("first_unacked", manifest.sequence))
     if first > applied_seq + 1:
+        seen = {"origin": manifest.origin, "seen": first - 1, "known": applied_seq}
         raise PackageError(
             str(path),
-            f"{manifest.origin} a vu ce siège intégrer ses envois jusqu'au n° {first - 1}, "
-            f"ce siège ne connaît que le n° {applied_seq} et a perdu ce qu'il avait reçu "
-            f"depuis : {SIEGE_PUT_BACK}",
+            say=("engine.err.siege_forgot", {**seen, "put_back": PUT_BACK}),
             kind=ErrorKind.COPY,
         )
 
@@ -159,21 +156,10 @@ def same_as_applied(state: StateDB, path: Path, manifest: Manifest) -> None:
     known = state.applied_digest(manifest.origin, manifest.sequence)
     if known is None or known == manifest.sha256:
         return
-    differs = (
-        f"le paquet n° {manifest.sequence} de {manifest.origin} diffère de celui déjà "
-        "intégré sous ce numéro : "
+    why = (
+        ("engine.err.copy.siege", {"put_back": PUT_BACK})
+        if manifest.kind == "hq"
+        else ("engine.err.copy.site", {"origin": manifest.origin})
     )
-    if manifest.kind == "hq":
-        raise PackageError(
-            str(path),
-            differs + "le siège numérote à nouveau ce qu'il avait déjà envoyé, rien n'en est "
-            f"appliqué ici ; {SIEGE_PUT_BACK}",
-            kind=ErrorKind.COPY,
-        )
-    raise PackageError(
-        str(path),
-        differs + f"une autre machine envoie sous le code {manifest.origin} (un serveur "
-        "copié, les deux en marche ?), ou ce poste a été remis à un état antérieur (image, "
-        "sauvegarde). Arrêtez la copie ; le paquet est gardé de côté",
-        kind=ErrorKind.COPY,
-    )
+    said = {"sequence": manifest.sequence, "origin": manifest.origin, "why": [why]}
+    raise PackageError(str(path), say=("engine.err.copy", said), kind=ErrorKind.COPY)
