@@ -263,7 +263,8 @@ def test_connection(
         try:
             host, port = parse_address(address, s.hq_port)
         except ValueError as exc:
-            raise ConnectionTestError("dns", f"Adresse du siège invalide : {address}") from exc
+            bad = ("engine.ftp.bad_address", {"address": address})
+            raise ConnectionTestError("dns", say=bad) from exc
     found = login_check(
         host, port, config.site, s.secret, s.certificate_fingerprint, s.allow_plain_ftp
     )

@@ -141,6 +141,14 @@ DISK_ADVICE = (
 )
 
 
+def text_in(exc: BaseException, lang: str) -> str:
+    """What to show of ``exc`` in the UI language: the words an error gave as a key of the
+    locales (``SynchroError.say``), else its text (``error_text``: French)."""
+    if isinstance(exc, SynchroError) and exc.say is not None:
+        return render(exc.say, lang)
+    return error_text(exc)
+
+
 def error_text(exc: BaseException) -> str:
     """What a Rapport row says of ``exc``: a Synchro error's own message; an error of this
     machine's disk as the system says it; anything else as an internal error."""
@@ -257,9 +265,13 @@ class ConnectionTestError(TransportError):
     code (dns, refused, timeout, tls, certificate, auth, quota, protocol), ``kind`` its
     :class:`ErrorKind`."""
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: str, message: str = "", *, say: Say | None = None) -> None:
         self.code = code
-        super().__init__(message, kind=CONNECTION_CODE_KINDS.get(code, ErrorKind.NETWORK))
+        kind = CONNECTION_CODE_KINDS.get(code, ErrorKind.NETWORK)
+        if message:
+            super().__init__(message, kind=kind)
+        else:
+            super().__init__(kind=kind, say=say)
 
 
 class MailError(SynchroError):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import socket
 from pathlib import Path
 
 import pytest
@@ -15,10 +16,11 @@ from synchro.capture.mass_deletes import MassDeletes, Vanished
 from synchro.config.model import Role
 from synchro.engine.marks import Restored, StateBehind
 from synchro.engine.twins import SentByAnother
-from synchro.errors import SynchroError
+from synchro.errors import ConnectionTestError, SynchroError, text_in
 from synchro.i18n import render
 from synchro.mail.message import build_report_message
 from synchro.reports import ReportStore, State, error_in
+from synchro.transport.ftp_client import login_check
 
 NOW = dt.datetime(2026, 12, 6, 9, 0)
 ERRORS: list[tuple[SynchroError, str, str]] = [
@@ -75,3 +77,21 @@ def test_a_row_without_the_words_of_its_error_is_shown_as_stored(tmp_path: Path)
             details={"error_say": ["engine.err.twin", {"code": "3615"}]},  # (a value missing)
         )
         assert error_in(reports.get(rid), "en") == "ancien"
+
+
+def test_a_connection_refused_is_said_in_the_ui_language(tmp_path: Path) -> None:
+    """The transport's errors (the ones an establishment meets most) give their words:
+    a real refusal on this machine, kept in the Rapport and shown in English."""
+    with socket.socket() as s:  # a port of this machine nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(ConnectionTestError) as refused:
+        login_check("127.0.0.1", port, "3615", "secret", "", allow_plain=True, timeout=5)
+    error = refused.value
+    assert error.code == "refused" and "refuse la connexion" in str(error)
+    assert "refuses the connection: nothing listens on that port" in text_in(error, "en")
+    with ReportStore(tmp_path / "reports.db") as reports:
+        record = reports.finish(reports.start("3615", "run", now=NOW), State.FAILED, now=NOW,
+                                error=error)  # fmt: skip
+    assert error_in(record, "fr") == str(error)
+    assert error_in(record, "en") == text_in(error, "en")

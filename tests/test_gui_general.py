@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -37,6 +38,7 @@ from synchro.gui.windows import password as pw
 from synchro.gui.windows.general import GeneralController
 from synchro.gui.windows.login import LoginController
 from synchro.gui.windows.password import PasswordController
+from synchro.transport.ftp_client import login_check
 
 NOW = dt.datetime(2026, 11, 18, 17, 39, 2)
 pytestmark = pytest.mark.gui
@@ -481,3 +483,34 @@ def test_test_result_of_several_lines_is_shown_whole(shell: GuiShell, backend: F
     assert int(widget.cget("height")) >= 5
     assert str(widget.cget("wrap")) != "none"  # long lines wrap, not cut at the edge
     assert window[g.TEST_RESULT].vsb is not None  # the rest is reachable by scrolling
+
+
+@pytest.mark.parametrize(
+    ("lang", "words"),
+    [
+        ("fr", "Echec du test : Le siège 127.0.0.1:{port} refuse la connexion"),
+        ("en", "The HQ 127.0.0.1:{port} refuses the connection: nothing listens on that port"),
+    ],
+)
+def test_test_button_says_a_refusal_in_the_ui_language(
+    lang: str, words: str, shell: GuiShell, backend: FakeBackend
+) -> None:
+    """A real refusal (nothing listens on the port) as the client says it, shown in the
+    language of the window (its words were French in the English UI)."""
+    with socket.socket() as s:  # a port of this machine nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(ConnectionTestError) as refused:
+        login_check("127.0.0.1", port, "3615", "secret", "", allow_plain=True, timeout=5)
+    backend._config = dataclasses.replace(
+        backend._config,
+        role=Role.SITE,
+        language=lang,
+        site_settings=SiteSettings(hq_address="127.0.0.1"),
+    )
+    backend.connection_result = refused.value
+    shell.open_general()
+    window = general(shell).window
+    click(shell, window, g.TEST)
+    wait_for(shell, lambda: str(port) in text_of(window, g.TEST_RESULT))
+    assert words.format(port=port) in text_of(window, g.TEST_RESULT)

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 import FreeSimpleGUI as sg
 
 from synchro.config.model import EmailSettings
-from synchro.errors import SynchroError
+from synchro.errors import SynchroError, text_in
 from synchro.gui.ports import GuiBackend, GuiEvent, Probe
 from synchro.i18n import tr
 
@@ -196,7 +196,7 @@ class Controller:
             try:
                 result = work()
             except SynchroError as exc:
-                result = Probe(False, tr("gui.msg.test_failed", lang, reason=str(exc)))
+                result = Probe(False, tr("gui.msg.test_failed", lang, reason=text_in(exc, lang)))
             except Exception as exc:
                 result = Probe(False, unexpected(lang, exc, None))
             try:

@@ -27,7 +27,7 @@ import ssl
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from synchro.errors import ConnectionTestError, SynchroError, TransportError
+from synchro.errors import ConnectionTestError, Say, SynchroError, TransportError
 
 CONNECT = "connexion"
 
@@ -60,11 +60,11 @@ def translate(w: Where, action: str) -> Iterator[None]:
     except SynchroError:
         raise
     except PinMismatch as exc:
-        raise ConnectionTestError("certificate", _pin_message(w, exc.got)) from exc
+        raise _said("certificate", "pin", hp=w.hp, got=exc.got[:16]) from exc
     except ftplib.Error as exc:
         raise _ftp_reply(w, action, str(exc).strip()) from exc
     except EOFError as exc:
-        raise _cut(w, action, "le siège a fermé la connexion") from exc
+        raise _cut(w, action, [("engine.ftp.closed", {})]) from exc
     except OSError as exc:
         raise _os_error(w, action, exc) from exc
 
@@ -89,105 +89,47 @@ def reply_after_cut(ftp: ftplib.FTP, wait_s: float = 2.0) -> str | None:
             sock.settimeout(before)
 
 
-def _pin_message(w: Where, got: str) -> str:
-    return (
-        f"Le certificat présenté par le siège {w.hp} (empreinte {got[:16]}…) n'est pas celui "
-        "enregistré sur ce poste. Si le siège a renouvelé son certificat, vérifiez la nouvelle "
-        "empreinte auprès du siège puis lancez « synchro trust » ; sinon, la connexion est "
-        "peut-être interceptée : ne continuez pas."
-    )
+def _said(code: str, key: str, **values: object) -> ConnectionTestError:
+    """A ``ConnectionTestError`` whose words are ``engine.ftp.<key>`` (French and English)."""
+    return ConnectionTestError(code, say=(f"engine.ftp.{key}", values))
 
 
 def _ftp_reply(w: Where, action: str, reply: str) -> TransportError:
     code = reply[:3]
     if code == "530":
-        return ConnectionTestError(
-            "auth",
-            f"Le siège {w.hp} refuse la connexion de l'établissement {w.site} : code ou secret "
-            f"incorrect ({reply}). Recollez le jeton fourni par le siège "
-            f"(« synchro site add {w.site} » au siège).",
-        )
+        return _said("auth", "auth", hp=w.hp, site=w.site, reply=reply)
     if code == "421" and "bloqu" in reply.lower():
-        return ConnectionTestError(
-            "auth",
-            f"Le siège {w.hp} bloque temporairement cette adresse après plusieurs échecs de "
-            "connexion. Corrigez le secret (jeton du siège) puis réessayez dans 15 minutes.",
-        )
+        return _said("auth", "banned", hp=w.hp)
     if "SSL/TLS required" in reply:
-        return ConnectionTestError(
-            "tls",
-            f"Le siège {w.hp} exige une connexion chiffrée (FTPS). Collez le jeton de connexion "
-            "du siège, qui contient l'empreinte de son certificat.",
-        )
+        return _said("tls", "tls_required", hp=w.hp)
     if code == "552":
-        return ConnectionTestError(
-            "quota",
-            f"Le siège {w.hp} refuse ce fichier, trop gros ({reply}). Augmentez la taille "
-            "maximale d'envoi dans les réglages du siège.",
-        )
+        return _said("quota", "quota", hp=w.hp, reply=reply)
     if code == "452":
-        return ConnectionTestError(
-            "hq-disk",
-            f"Le disque du siège {w.hp} est plein : il ne peut pas recevoir ce fichier "
-            f"({reply}). Prévenez le siège ; l'envoi reprendra à la prochaine tentative.",
-        )
+        return _said("hq-disk", "hq_disk", hp=w.hp, reply=reply)
     if action == CONNECT and code in ("500", "502", "504", "534") and "AUTH" in reply.upper():
-        return ConnectionTestError(
-            "tls",
-            f"Le serveur {w.hp} ne propose pas FTPS ({reply}). Vérifiez que c'est bien le "
-            "serveur Synchro du siège, ou autorisez le FTP non chiffré des deux côtés.",
-        )
+        return _said("tls", "no_ftps", hp=w.hp, reply=reply)
     if code.startswith("4") and action != CONNECT:
         return _cut(w, action, reply)
-    return ConnectionTestError(
-        "protocol",
-        f"Réponse inattendue du siège {w.hp} pendant « {action} » : {reply}. Vérifiez que "
-        "les deux postes utilisent la même version de Synchro.",
-    )
+    return _said("protocol", "protocol", hp=w.hp, action=action, reply=reply)
 
 
 def _os_error(w: Where, action: str, exc: OSError) -> TransportError:
     if isinstance(exc, socket.gaierror):
-        return ConnectionTestError(
-            "dns",
-            f"Adresse du siège introuvable : « {w.host} » ne correspond à aucune machine (DNS). "
-            "Vérifiez l'adresse du siège et l'accès Internet de ce poste.",
-        )
+        return _said("dns", "dns", host=w.host)
     if isinstance(exc, ConnectionRefusedError):
-        return ConnectionTestError(
-            "refused",
-            f"Le siège {w.hp} refuse la connexion : rien n'écoute sur ce port. Vérifiez que "
-            "Synchro tourne au siège, le numéro de port, et la redirection de port du routeur.",
-        )
+        return _said("refused", "refused", hp=w.hp)
     if isinstance(exc, TimeoutError):
-        return ConnectionTestError(
-            "timeout",
-            f"Le siège {w.hp} ne répond pas (pas de réponse en {w.timeout:g} s pendant "
-            f"« {action} »). Vérifiez l'adresse, le pare-feu du siège (port de contrôle et "
-            "ports passifs) ou réessayez plus tard.",
-        )
+        return _said("timeout", "timeout", hp=w.hp, timeout=f"{w.timeout:g}", action=action)
     if isinstance(exc, ssl.SSLError) and action == CONNECT:
-        return ConnectionTestError(
-            "tls",
-            f"Échec de la négociation TLS avec {w.hp} ({exc.reason or exc}). Vérifiez que "
-            "l'adresse est celle du serveur Synchro du siège.",
-        )
+        return _said("tls", "tls", hp=w.hp, reason=str(exc.reason or exc))
     if action == CONNECT:
         unreachable = exc.errno in (errno.ENETUNREACH, errno.EHOSTUNREACH, errno.ECONNRESET)
-        return ConnectionTestError(
-            "refused" if unreachable else "protocol",
-            f"Connexion au siège {w.hp} impossible : {exc.strerror or exc}. Vérifiez le réseau "
-            "de ce poste et l'adresse du siège.",
-        )
+        code = "refused" if unreachable else "protocol"
+        return _said(code, "unreachable", hp=w.hp, reason=str(exc.strerror or exc))
     return _cut(w, action, exc.strerror or str(exc))
 
 
-def _cut(w: Where, action: str, detail: str) -> TransportError:
+def _cut(w: Where, action: str, detail: str | list[Say]) -> TransportError:
     if action == CONNECT:
-        return ConnectionTestError(
-            "protocol", f"Connexion au siège {w.hp} interrompue : {detail}. Réessayez."
-        )
-    return TransportError(
-        f"Transfert interrompu avec le siège {w.hp} pendant « {action} » : {detail}. "
-        "Il reprendra où il s'est arrêté à la prochaine tentative."
-    )
+        return _said("protocol", "cut_connect", hp=w.hp, detail=detail)
+    return TransportError(say=("engine.ftp.cut", {"hp": w.hp, "action": action, "detail": detail}))
