@@ -14,9 +14,10 @@ import pytest
 
 from synchro.capture.mass_deletes import MassDeletes, Vanished
 from synchro.config.model import Role
+from synchro.engine.events import said
 from synchro.engine.marks import Restored, StateBehind
 from synchro.engine.twins import SentByAnother
-from synchro.errors import ConnectionTestError, SynchroError, text_in
+from synchro.errors import ConnectionTestError, SynchroError, TransportError, text_in
 from synchro.i18n import render
 from synchro.mail.message import build_report_message
 from synchro.reports import ReportStore, State, error_in
@@ -95,3 +96,19 @@ def test_a_connection_refused_is_said_in_the_ui_language(tmp_path: Path) -> None
                                 error=error)  # fmt: skip
     assert error_in(record, "fr") == str(error)
     assert error_in(record, "en") == text_in(error, "en")
+
+
+def test_a_status_line_names_an_error_in_the_ui_language() -> None:
+    """The status bar's « tentative 1/3 : … » lines carry the error itself: said in the
+    window's language, like the Rapport (an establishment that waited in vain)."""
+    waited = TransportError(
+        say=("engine.wait.gave_up", {"why": [("engine.wait.unpublished", {})], "minutes": "30"})
+    )
+    line = said("engine.attempt.receive", number=1, attempts=3, error=waited)
+    assert "le siège n'a pas encore publié les données consolidées (attente de 30 min" in (
+        line.message
+    )
+    english = line.text("en")
+    assert "the HQ has not published the consolidated data yet (waited more than 30 min" in (
+        english
+    ), english

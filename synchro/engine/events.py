@@ -11,6 +11,7 @@ import enum
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+from synchro.errors import SynchroError, text_in
 from synchro.i18n import tr
 
 
@@ -61,9 +62,12 @@ def said(key: str, /, **values: object) -> Status:
 
 
 def _word(value: object, lang: str) -> object:
-    """A report state (``State.OK``...) in the UI's words; anything else as it is."""
+    """A report state (``State.OK``...) or an error that gave its words
+    (``errors.text_in``) in the UI's words; anything else as it is."""
     if isinstance(value, enum.Enum):
         return tr(f"reports.state.{value.name}", lang) if lang != "fr" else value.value
+    if isinstance(value, SynchroError) and value.say is not None:
+        return text_in(value, lang)
     return value
 
 

@@ -22,7 +22,7 @@ from synchro.engine.events import Emit, Progress, said
 from synchro.engine.hq_files import ROUND_FILE
 from synchro.engine.schema_exchange import remember_received
 from synchro.engine.serveur_node import ServeurNode
-from synchro.errors import Cancelled, PackageError, SynchroError, TransportError
+from synchro.errors import Cancelled, PackageError, Say, SynchroError, TransportError
 from synchro.names import read_published_name
 from synchro.transport.files import file_sha256
 from synchro.transport.ftp_client import SiteClient
@@ -85,6 +85,9 @@ FIRST_POLL_S, POLL_GROWTH = 1.0, 1.5  # waiting for the Siège: 1 s, 1.5 s, 2.25
 
 class NotYet(TransportError):
     """The Siège has not published this site's consolidated package yet (retried)."""
+
+
+UNAPPLIED: Say = ("engine.wait.unapplied", {})  # the Siège has not taken our last yet
 
 
 class Receiving:
@@ -170,10 +173,10 @@ class Receiving:
                         until = self.now() + dt.timedelta(seconds=left)
                         self.emit(said("engine.wait.longer", until=f"{until:%H:%M}"))
                         continue
-                    raise TransportError(
-                        f"{exc} (attente de {budget / 60:.0f} min dépassée ; les données de ce "
-                        "poste sont au siège et seront intégrées)"
-                    ) from None
+                    why = [exc.say] if exc.say is not None else str(exc)
+                    minutes = f"{budget / 60:.0f}"
+                    gave_up = ("engine.wait.gave_up", {"why": why, "minutes": minutes})
+                    raise TransportError(say=gave_up) from None
                 faults.point("site.wait")
                 self._wait(pause)
                 pause = min(pause * POLL_GROWTH, self.options.poll_s, self.options.delay_s)
@@ -248,7 +251,7 @@ class Receiving:
                 if (named := read_published_name(name, self.site))
             )
             if not offers:
-                raise NotYet("le siège n'a pas encore publié les données consolidées")
+                raise NotYet(say=("engine.wait.unpublished", {}))
             sequence, origin, name = offers[-1]
             if self.node.state.is_applied(origin, sequence):
                 if not self.node.state.outbox():
@@ -256,9 +259,9 @@ class Receiving:
                 # (a Siège with a new state reuses numbers: look once, unless it is the
                 # very file applied last)
                 if name in self._seen or self._applied_file(client, name):
-                    raise NotYet("le siège n'a pas encore intégré le dernier envoi de ce poste")
+                    raise NotYet(say=UNAPPLIED)
             if name in self._stale:  # already found stale: wait for the next one
-                raise NotYet("le siège n'a pas encore intégré le dernier envoi de ce poste")
+                raise NotYet(say=UNAPPLIED)
             local = self.node.packages_dir / "inbox" / name
             local.parent.mkdir(parents=True, exist_ok=True)
             self.emit(Progress("receive", self.site, detail=name))
@@ -298,7 +301,9 @@ class Receiving:
             self._seen.add(local.name)
             if result.status == "stale":
                 self._stale.add(local.name)
-            raise NotYet(result.message or "le siège n'a pas encore publié de nouvelles données")
+            if result.message:
+                raise NotYet(result.message)
+            raise NotYet(say=("engine.wait.nothing_new", {}))
         faults.point("site.applied")
         with self.node.state.transaction():
             known = {"name": local.name, "sha256": digest}

@@ -160,10 +160,7 @@ class SiteRun(Receiving):
             if kept is not None:
                 kept.close()
         if self.node.state.outbox():
-            raise TransportError(
-                "le siège n'a pas encore accusé réception de tous les envois de ce poste ; "
-                "ils seront renvoyés à la prochaine synchronisation"
-            )
+            raise TransportError(say=("engine.wait.unacked", {}))
         self._acknowledge()
 
     def _retry(self, action: Callable[[], None], message: str) -> None:
