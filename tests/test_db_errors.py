@@ -11,7 +11,7 @@ from backends import Backend, need_pyodbc
 
 from synchro.db import open_database
 from synchro.db.odbc_connect import hide_secrets
-from synchro.errors import DatabaseError
+from synchro.errors import DatabaseError, text_in
 
 
 def closed_port() -> int:
@@ -35,6 +35,8 @@ def test_refused_connection_names_the_server(name: str, template: str) -> None:
     message = str(info.value)
     assert f"127.0.0.1:{port} injoignable" in message
     assert "s3cret" not in message
+    english = text_in(info.value, "en")  # (the English UI's words)
+    assert f"server 127.0.0.1:{port} unreachable" in english and "s3cret" not in english
 
 
 def test_missing_driver_lists_installed_drivers() -> None:
@@ -43,6 +45,7 @@ def test_missing_driver_lists_installed_drivers() -> None:
         open_database("DRIVER={Pilote Inexistant};DBQ=x")
     assert "Pilotes installés" in str(info.value)
     assert "PostgreSQL Unicode" in str(info.value)
+    assert "Installed drivers: " in text_in(info.value, "en")
     assert pyodbc.drivers()
     with pytest.raises(DatabaseError, match="introuvable"):
         open_database("DSN=synchro_absent_dsn")

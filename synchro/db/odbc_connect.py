@@ -15,7 +15,7 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
-from synchro.errors import DatabaseError
+from synchro.errors import DatabaseError, Say
 
 SQL_DRIVER_NAME = 6
 SQL_DBMS_NAME = 17
@@ -55,25 +55,25 @@ def connect_error(pyodbc: Any, connection: str, exc: Exception) -> DatabaseError
     text = str(exc.args[1] if len(exc.args) > 1 else exc)
     low = text.lower()
     where = hide_secrets(connection)
+    advice: Say
     if state == "IM002" or "can't open lib" in low or "data source name not found" in low:
-        drivers = ", ".join(pyodbc.drivers()) or "aucun"
-        sources = ", ".join(pyodbc.dataSources()) or "aucune"
-        advice = (
-            f"pilote ODBC ou source de données introuvable. Pilotes installés : {drivers} ; "
-            f"sources (DSN) : {sources}"
-        )
+        none: list[Say] = [("engine.db.none", {})]
+        drivers: str | list[Say] = ", ".join(pyodbc.drivers()) or none
+        sources: str | list[Say] = ", ".join(pyodbc.dataSources()) or none
+        advice = ("engine.db.no_driver", {"drivers": drivers, "sources": sources})
     elif state.startswith("28") or any(w in low for w in ("access denied", "password", "authenti")):
-        advice = "identifiants refusés : vérifiez l'utilisateur (UID) et le mot de passe (PWD)"
+        advice = ("engine.db.refused", {})
     elif "does not exist" in low or "unknown database" in low:
-        advice = "cette base n'existe pas sur le serveur : vérifiez DATABASE"
+        advice = ("engine.db.no_database", {})
     elif state.startswith("08") or "connect" in low or "timeout" in low or "timed out" in low:
         server = re.search(r"(?:SERVER|HOST)\s*=\s*([^;]*)", connection, re.IGNORECASE)
         port = re.search(r"PORT\s*=\s*([^;]*)", connection, re.IGNORECASE)
         address = (server.group(1) if server else "?") + (f":{port.group(1)}" if port else "")
-        advice = f"serveur {address} injoignable : vérifiez l'adresse, le port et qu'il est démarré"
+        advice = ("engine.db.unreachable", {"address": address})
     else:
-        advice = "vérifiez la chaîne de connexion"
-    return DatabaseError(f"Connexion ODBC impossible ({where}) : {advice}. Détail : {text}")
+        advice = ("engine.db.check", {})
+    said = {"where": where, "advice": [advice], "text": text}
+    return DatabaseError(say=("engine.db.connect", said))
 
 
 def narrow_utf8(pyodbc: Any, conn: Any) -> None:
