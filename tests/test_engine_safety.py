@@ -503,8 +503,13 @@ def test_different_columns_refuse_the_package_whole(tmp_path: Path) -> None:
     run_sql(a, "INSERT INTO notes VALUES (1, 'une note', 'en plus')")
     with make_node(tmp_path, "A", a) as site, make_node(tmp_path, "B", b, hq=True) as hq:
         path = site.export().path
-        with pytest.raises(ApplyError, match="extra"):
+        with pytest.raises(ApplyError, match="extra") as refused:
             hq.import_package(path)
+        assert "absentes du paquet : - ; inconnues ici : ['extra']" in str(refused.value)
+        assert refused.value.say is not None  # and the English UI's words:
+        assert "missing from the package: -; unknown here: ['extra']" in render(
+            refused.value.say, "en"
+        )
         assert all(count == 0 for count, _digest in checks(b).values())
         assert hq.state.intent() is None and not hq.state.is_applied("A", 1)
         run_sql(b, "ALTER TABLE notes ADD COLUMN extra TEXT")

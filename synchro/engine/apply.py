@@ -332,10 +332,7 @@ def apply_changes(
         applier = appliers.get(name)
         if applier is None:
             if name not in tables:
-                raise ApplyError(
-                    f"Table {name} du paquet absente de la base locale (ou exclue de la "
-                    "synchronisation) : créez-la ou alignez les réglages de tables."
-                )
+                raise ApplyError(say=("engine.apply.no_table", {"table": name}))
             applier = _TableApplier(
                 adapter, state, tables[name], schemas[name], ctx, stats, reviver
             )

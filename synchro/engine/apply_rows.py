@@ -113,17 +113,13 @@ class TableRows:
         if sorted(pkg_names) != sorted(names):
             missing = sorted(set(names) - set(pkg_names))
             extra = sorted(set(pkg_names) - set(names))
-            raise ApplyError(
-                f"Table {table.name} : colonnes différentes entre le paquet et la base "
-                f"(absentes du paquet : {missing or '-'} ; inconnues ici : {extra or '-'}). "
-                "Alignez la structure des bases avant de synchroniser."
-            )
+            differ = {"missing": str(missing or "-"), "extra": str(extra or "-")}
+            raise ApplyError(say=("engine.apply.columns", {"table": table.name, **differ}))
         self.order = [pkg_names.index(n) for n in names]
         pkg_key = list(schema.key)
         if sorted(pkg_key) != sorted(table.key):
-            raise ApplyError(
-                f"Table {table.name} : clé différente (paquet {pkg_key}, base {list(table.key)})."
-            )
+            keys = {"table": table.name, "theirs": str(pkg_key), "mine": str(list(table.key))}
+            raise ApplyError(say=("engine.apply.key", keys))
         self.key_order = [pkg_key.index(k) for k in table.key]
         # Prepared once per table: the per-row work below runs for every change.
         self.nkeys = len(table.key)
