@@ -31,7 +31,7 @@ from synchro.engine.watermark import (
 from synchro.log import setup_logging, shutdown_logging
 from synchro.mail import MailPolicy
 from synchro.platform.paths import NodePaths, paths_beside
-from synchro.reports import ReportStore, State
+from synchro.reports import ReportStore, State, error_in
 from synchro.state import StateDB
 
 JAN = dt.datetime(2026, 1, 1)
@@ -211,7 +211,9 @@ def test_a_change_the_date_filter_missed_travels_at_the_next_run(tmp_path: Path)
         sql(dbs[1], "INSERT INTO journal VALUES (1, 'en retard', '2026-11-29 22:00:00')")
         hq.run_now()
         assert run_site(site_paths, NOV + dt.timedelta(days=1))[0] is State.FAILED
-        assert "journal" in last_error(site_paths)
+        assert "Contrôle : tables différentes : journal" in last_error(site_paths)
+        with ReportStore(site_paths.reports_db) as reports:  # (and in the English UI)
+            assert "Check: tables differ: journal" in error_in(reports.latest(1)[0], "en")
         assert rows(dbs[0], "journal") == []
         hq.run_now()
         state, _shown = run_site(site_paths, NOV + dt.timedelta(days=1, minutes=5))

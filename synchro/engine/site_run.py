@@ -209,9 +209,8 @@ class SiteRun(Receiving):
         local.unlink(missing_ok=True)
         self.totals.details["controle"] = text
         if tables and not self.node.state.get_meta(UNSENT):  # (else: sent next, ``_run``)
-            raise SynchroError(
-                f"Contrôle : {text} (différentes du siège après ce tour)", kind=ErrorKind.DATA
-            )
+            said = ("engine.err.controle", {"tables": ", ".join(tables)})
+            raise SynchroError(kind=ErrorKind.DATA, say=said)
 
     def _upload_all(self) -> None:
         """Every waiting package sent and verified under a temporary name first, then all
