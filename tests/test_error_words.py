@@ -15,12 +15,14 @@ import pytest
 from synchro.capture.mass_deletes import MassDeletes, Vanished
 from synchro.config.model import Role
 from synchro.engine.events import said
+from synchro.engine.hq_acks import NO_ACK
+from synchro.engine.hq_verdict import NO_DATA, UNFINISHED
 from synchro.engine.marks import Restored, StateBehind
 from synchro.engine.twins import SentByAnother
 from synchro.errors import ConnectionTestError, SynchroError, TransportError, text_in
-from synchro.i18n import render
+from synchro.i18n import render, tr
 from synchro.mail.message import build_report_message
-from synchro.reports import ReportStore, State, error_in
+from synchro.reports import INTERRUPTED, Outcome, ReportStore, State, error_in
 from synchro.transport.ftp_client import login_check
 
 NOW = dt.datetime(2026, 12, 6, 9, 0)
@@ -112,3 +114,26 @@ def test_a_status_line_names_an_error_in_the_ui_language() -> None:
     assert "the HQ has not published the consolidated data yet (waited more than 30 min" in (
         english
     ), english
+
+
+@pytest.mark.parametrize(
+    ("outcome", "french", "english"),
+    [
+        (Outcome.NO_DATA, NO_DATA, "no data received"),
+        (Outcome.NO_ACK, NO_ACK, "acknowledgement not received"),
+        (Outcome.UNFINISHED, UNFINISHED, "the round ended before its data were processed"),
+        (Outcome.INTERRUPTED, INTERRUPTED, "interrupted: the program stopped"),
+    ],
+)
+def test_a_round_s_rule_is_said_in_the_ui_language(
+    outcome: Outcome, french: str, english: str, tmp_path: Path
+) -> None:
+    """The words the round's rules write (the engine's constants) are the locales' French
+    ones, so rows written before are shown in English too."""
+    assert tr(f"reports.error.{outcome}", "fr") == french
+    with ReportStore(tmp_path / "reports.db") as reports:
+        rid = reports.start("3615", "site-in-round", now=NOW)
+        kind = {"error_kind": str(outcome)}
+        record = reports.finish(rid, State.FAILED, now=NOW, error=french, details=kind)
+    assert error_in(record, "fr") == french
+    assert error_in(record, "en").startswith(english)

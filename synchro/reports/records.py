@@ -72,13 +72,18 @@ class RunRecord:
 
 
 def error_in(record: RunRecord, lang: str) -> str:
-    """The row's error in ``lang``: the reason « N lignes non appliquées » the store puts
-    in front (``details["not_applied"]``) and, where the error gave its words as a key of
-    the locales (``details["error_say"]``, ``errors.SynchroError.say``), those words, said
-    in ``lang``; any other text as stored (French)."""
+    """The row's error in ``lang``: the words of a round's rule (``reports.error.<outcome>``:
+    nothing received, no ack, unfinished, interrupted); the reason « N lignes non
+    appliquées » the store puts in front (``details["not_applied"]``) and, where the error
+    gave its words as a key of the locales (``details["error_say"]``,
+    ``errors.SynchroError.say``), those words, said in ``lang``; any other text as stored
+    (French)."""
     error = record.error
     if lang == "fr":
         return error
+    fixed = f"reports.error.{record.details.get('error_kind')}"  # a round's rule's own words
+    if error and error == tr(fixed, "fr"):
+        return tr(fixed, lang)
     counts = record.details.get("not_applied")
     if isinstance(counts, dict) and error.startswith(french := unapplied_text(counts, "fr")):
         error = unapplied_text(counts, lang) + error[len(french) :]
