@@ -187,7 +187,7 @@ def test_quarantine_listed_and_html_escaped() -> None:
 
 
 def test_every_text_has_both_languages_and_the_same_fields() -> None:
-    for area in ("mail", "reports"):
+    for area in ("mail", "reports", "engine"):
         path = Path(synchro.__file__).with_name("locales") / f"{area}.json"
         for key, texts in json.loads(path.read_text(encoding="utf-8")).items():
             assert key.startswith(f"{area}.")

@@ -82,8 +82,7 @@ class SiteClient:
         except ValueError as exc:
             raise ConnectionTestError(
                 "certificate",
-                f"L'empreinte enregistrée pour le siège {self.where.hp} est invalide "
-                f"({exc}). Recollez le jeton du siège ou lancez « synchro trust ».",
+                say=("engine.ftp.bad_pin", {"hp": self.where.hp, "detail": str(exc)}),
             ) from exc
         self.allow_plain = allow_plain
         self.cancel = cancel
@@ -100,9 +99,7 @@ class SiteClient:
         w = self.where
         if not self.fingerprint and not self.allow_plain:
             raise ConnectionTestError(
-                "certificate",
-                f"Aucune empreinte de certificat enregistrée pour le siège {w.host}:{w.port}. "
-                "Collez le jeton de connexion fourni par le siège (synchro init --token).",
+                "certificate", say=("engine.ftp.no_pin", {"hp": f"{w.host}:{w.port}"})
             )
         self._ftp = open_ftp(w, self.secret, self.fingerprint)
 
@@ -233,8 +230,9 @@ class SiteClient:
         try:
             source: BinaryIO = open(local, "rb")  # noqa: SIM115 - closed below
         except OSError as exc:
+            unreadable = {"path": str(local), "detail": str(exc.strerror)}
             raise TransportError(
-                f"Lecture impossible de {local} : {exc.strerror}.", kind=ErrorKind.DISK
+                kind=ErrorKind.DISK, say=("engine.ftp.unreadable", unreadable)
             ) from exc
         with source, self._session(action) as ftp:
             source.seek(offset)
@@ -250,16 +248,12 @@ class SiteClient:
         size = self.remote_size(remote)
         self._confirm(size or 0, total)
         if size != total:
-            raise TransportError(
-                f"{action} incomplet : le siège {self.where.hp} a reçu {size or 0} octets sur "
-                f"{total}. Le transfert reprendra à la prochaine tentative."
-            )
+            short = {"action": action, "hp": self.where.hp, "size": size or 0, "total": total}
+            raise TransportError(say=("engine.ftp.sent_short", short))
         if self.remote_sha256(remote) != want:
             self.delete_in(os.path.basename(remote))
-            raise TransportError(
-                f"{action} : le fichier reçu par le siège {self.where.hp} est différent de "
-                "l'original (somme SHA-256). Il est effacé et sera renvoyé en entier."
-            )
+            differs = {"action": action, "hp": self.where.hp}
+            raise TransportError(say=("engine.ftp.sent_differs", differs))
 
     def read_small(self, remote_name: str, limit: int = 65536) -> bytes | None:
         """The content of a small file of ``/out`` (None when it is not there or too big)."""
@@ -279,7 +273,7 @@ class SiteClient:
         action = f"réception de {name}"
         total = self.remote_size(remote)
         if total is None:
-            raise TransportError(f"{name} n'est pas disponible sur le siège {self.where.hp}.")
+            raise TransportError(say=("engine.ftp.absent", {"name": name, "hp": self.where.hp}))
         part = local.with_name(local.name + PART)
         offset = part.stat().st_size if part.exists() else 0
         if offset > total:
@@ -290,16 +284,12 @@ class SiteClient:
             self._receive(remote, part, offset, total, action)
         size = part.stat().st_size if part.exists() else 0
         if size != total:
-            raise TransportError(
-                f"{action} incomplète : {size} octets reçus sur {total} depuis le siège "
-                f"{self.where.hp}. Elle reprendra à la prochaine tentative."
-            )
+            short = {"action": action, "hp": self.where.hp, "size": size, "total": total}
+            raise TransportError(say=("engine.ftp.received_short", short))
         if file_sha256(part) != self.remote_sha256(remote):
             part.unlink()
-            raise TransportError(
-                f"{action} : le fichier reçu du siège {self.where.hp} est différent de "
-                "l'original (somme SHA-256). Il est effacé et sera demandé en entier."
-            )
+            differs = {"action": action, "hp": self.where.hp}
+            raise TransportError(say=("engine.ftp.received_differs", differs))
         faults.point("client.download.verified")
         os.replace(part, local)
 
@@ -313,9 +303,8 @@ class SiteClient:
                 try:
                     out.write(block)
                 except OSError as exc:
-                    raise TransportError(
-                        f"Écriture impossible dans {part} : {exc}.", kind=ErrorKind.DISK
-                    ) from exc
+                    unwritable = ("engine.ftp.unwritable", {"path": str(part), "detail": str(exc)})
+                    raise TransportError(kind=ErrorKind.DISK, say=unwritable) from exc
                 done += len(block)
                 faults.point_bytes("client.recv", done)
                 self._progress(done, total)
@@ -388,13 +377,14 @@ def _local_facts(local: Path) -> tuple[int, str]:
     try:
         return local.stat().st_size, file_sha256(local)
     except OSError as exc:
+        unreadable = {"path": str(local), "detail": str(exc.strerror or exc)}
         raise TransportError(
-            f"Lecture impossible de {local} : {exc.strerror or exc}.", kind=ErrorKind.DISK
+            kind=ErrorKind.DISK, say=("engine.ftp.unreadable", unreadable)
         ) from exc
 
 
 def _plain_name(name: str) -> str:
     """A bare file name: no folder, no '..' (the server refuses them anyway)."""
     if not name or name in (".", "..") or "/" in name or "\\" in name:
-        raise TransportError(f"Nom de fichier invalide pour le siège : {name!r}.")
+        raise TransportError(say=("engine.ftp.bad_name", {"name": repr(name)}))
     return name
