@@ -7,10 +7,12 @@ words (``En cours...``, ``OK``, ``Arrêt``, ``Echec``), translated for display b
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from pathlib import Path
 from typing import Any
 
 from synchro.errors import error_text, kind_of
@@ -157,3 +159,25 @@ def not_applied(quarantined: int, details: dict[str, Any]) -> str:
     counts = {"applied": quarantined - held, "sent": held}
     details["not_applied"] = counts
     return unapplied_text(counts, "fr")
+
+
+def write_csv(path: str | Path, records: Sequence[RunRecord], lang: str) -> None:
+    """The rows as a semicolon CSV in UTF-8 with a BOM (Excel in France opens it as it
+    is), headings and words in ``lang``."""
+    with open(path, "w", encoding="utf-8-sig", newline="") as out:
+        writer = csv.writer(out, delimiter=";")
+        writer.writerow([tr(f"reports.column.{name}", lang) for name in CSV_COLUMNS])
+        for rec in records:
+            writer.writerow(
+                [
+                    rec.site,
+                    format_date(rec.started),
+                    format_date(rec.ended),
+                    state_label(rec.state, lang),
+                    rec.rows_sent,
+                    rec.rows_received,
+                    rec.conflicts,
+                    rec.quarantined,
+                    error_in(rec, lang),
+                ]
+            )

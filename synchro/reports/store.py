@@ -7,7 +7,6 @@ by the caller (``now=``) so tests control the clock.
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import json
 import sqlite3
@@ -18,19 +17,15 @@ from pathlib import Path
 from typing import Any
 
 from synchro.errors import DISK_ADVICE, ErrorKind, StateError, SynchroError, error_text, kind_of
-from synchro.i18n import tr
 from synchro.reports.records import (
     COUNTERS,
-    CSV_COLUMNS,
     INTERRUPTED,
     KINDS,
     Outcome,
     RunRecord,
     State,
-    error_in,
-    format_date,
     not_applied,
-    state_label,
+    write_csv,
 )
 
 _SCHEMA_VERSION = 1
@@ -392,22 +387,5 @@ class ReportStore:
         Returns the number of rows written."""
         if records is None:
             records = self._query("SELECT * FROM runs ORDER BY started DESC, id DESC")
-        columns = CSV_COLUMNS
-        with open(path, "w", encoding="utf-8-sig", newline="") as out:
-            writer = csv.writer(out, delimiter=";")
-            writer.writerow([tr(f"reports.column.{name}", lang) for name in columns])
-            for rec in records:
-                writer.writerow(
-                    [
-                        rec.site,
-                        format_date(rec.started),
-                        format_date(rec.ended),
-                        state_label(rec.state, lang),
-                        rec.rows_sent,
-                        rec.rows_received,
-                        rec.conflicts,
-                        rec.quarantined,
-                        error_in(rec, lang),
-                    ]
-                )
+        write_csv(path, records, lang)
         return len(records)
