@@ -26,7 +26,7 @@ from test_mass_deletes import add_articles, automatic_run, in_step, manual_run
 
 from synchro.app import App
 from synchro.config.store import load_config, save_config
-from synchro.engine.twins import SentByAnother
+from synchro.engine.twins import TWIN, SentByAnother
 from synchro.errors import ErrorKind, PackageError
 from synchro.platform.paths import NodePaths, paths_beside
 from synchro.report_summary import cause_lines
@@ -127,6 +127,41 @@ def test_the_package_the_siege_did_not_take_is_kept_held_and_sent_again(tmp_path
         second.take_back()  # MANUELLE's Envoyer or Reprendre, the other machine stopped
     assert not held.refused.exists()
     sent_again(tmp_path, held)
+
+
+def test_the_other_machine_going_on_keeps_the_copy_held_then_numbered_after_it(
+    tmp_path: Path,
+) -> None:
+    """The other machine is not stopped at once: its packages n° 3 and 4 are applied while
+    the copy holds. The copy, whose state made only n° 2, is not taken for a post put back
+    (« Poste restauré »: its kept package would have been dropped); it still holds, and
+    its package goes again after the Siège's n° 4."""
+    held = held_copy(tmp_path)
+    out = tmp_path / "out"
+    with (
+        make_node(tmp_path, "S1", str(held.site_db)) as first,
+        make_node(held.copy_db.parent, "S1", str(held.copy_db)) as second,
+        make_node(tmp_path, "HQ", str(held.hq_db), hq=True) as hq,
+    ):
+        for row in (11, 12):
+            add(held.site_db, row)
+            assert hq.import_package(first.export().path).status == "applied"
+        hq.export()
+        answer = hq.publish("S1", out).path
+        assert first.import_package(answer).status == "applied"
+        with pytest.raises(SentByAnother, match="sous le n° 2 un autre paquet"):
+            second.import_package(answer)
+        assert [s.sequence for s in second.state.outbox()] == [2]
+        assert second.state.get_meta(TWIN) == "4"  # the Siège's newest of S1, to go after
+        second.take_back()
+        again = second.state.outbox()
+        assert [s.sequence for s in again] == [5]
+        assert hq.import_package(again[0].path).status == "applied"
+        assert hq.import_package(second.export().path).status == "applied"  # everything, please
+        hq.export()
+        assert second.import_package(hq.publish("S1", out).path).status == "applied"
+    assert [r[0] for r in rows(held.hq_db, "items")] == [1, 2, 3, 10, 11, 12, 20, 30]
+    assert rows(held.copy_db, "items") == rows(held.hq_db, "items")
 
 
 SEND_AGAIN_CHILD = """

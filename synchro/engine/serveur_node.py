@@ -72,23 +72,28 @@ class ServeurNode(Node):
             raise marks.nothing_to_take_back()
 
         forgotten: list[Path] = []
-        adopt(self, lambda: forgotten.extend(self._ask_for_everything()))
+
+        def adopted() -> None:
+            """A state put back (``BEHIND``) drops the packages it made under numbers the
+            Siège had already taken from its lost self: their rows are in the adopted
+            database, and those the group's data do not hold are sent after
+            (``forget_unmentioned``); their files go once this is committed."""
+            behind = self.state.get_meta(BEHIND)
+            if behind is not None:
+                forgotten.extend(self.state.ack_outbox(int(behind.split()[0])))
+            self._ask_for_everything()
+
+        adopt(self, adopted)
         for path in forgotten:
             path.unlink(missing_ok=True)
         faults.point("node.take_back.adopted")
         raise_mark(self)
 
-    def _ask_for_everything(self) -> list[Path]:
-        """The next package asks the Siège for every row (in the caller's transaction).
-        A state put back (``BEHIND``) drops the packages it made under numbers the Siège
-        had already taken from its lost self: their rows are in the adopted database, and
-        those the group's data do not hold are sent after (``forget_unmentioned``).
-        Returns their files, to remove once committed."""
+    def _ask_for_everything(self) -> None:
+        """The next package asks the Siège for every row (in the caller's transaction)."""
         self.state.set_meta("hq_pos", "0")
         self.state.set_meta(TAKE_BACK, "1")
-        behind = self.state.get_meta(BEHIND)
         self.state.drop_meta(BEHIND)
-        return self.state.ack_outbox(int(behind.split()[0])) if behind else []
 
     def taking_back(self) -> bool:
         return self.state.get_meta(TAKE_BACK) is not None
@@ -127,6 +132,8 @@ class ServeurNode(Node):
         if manifest.kind != "hq":
             return Admission()
         applied, made = self._acked_seq(manifest), self.state.get_int("next_sequence", 1) - 1
+        if twins.held(self):  # (the other machine's numbers ahead of ours are not a put back)
+            twins.notice(self, manifest, applied)
         if applied > made:  # this state was put back: never reuse the numbers it forgot
             with self.state.transaction():
                 self.state.set_meta("next_sequence", str(applied + 1))

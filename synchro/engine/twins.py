@@ -92,7 +92,7 @@ def _same(path: Path, digest: str) -> bool:
         return True
 
 
-def send_again(node: Node, take_back: Callable[[], object]) -> None:
+def send_again(node: Node, take_back: Callable[[], None]) -> None:
     """Number the kept packages again after the Siège's last of this code, then ask for
     the group's data (``take_back``, called in the state transaction that records them).
 
