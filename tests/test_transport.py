@@ -6,6 +6,7 @@ tests/ftp_proxy.py. No test waits for a timer: bans use an injected clock.
 
 from __future__ import annotations
 
+import datetime as dt
 import ftplib
 import hashlib
 import hmac
@@ -15,6 +16,7 @@ import socket
 import ssl
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -709,3 +711,25 @@ def test_upload_reports_what_the_siege_holds_at_its_start_and_size_check(
         hq.upload(source, "p.pkg")
     assert seen == [(120_000, 300_000), (300_000, 300_000)]
     assert (inbox / "p.pkg").read_bytes() == data
+
+
+def test_the_siege_s_date_of_a_file_and_whether_this_attempt_wrote_it(
+    server: HQServer, tmp_path: Path
+) -> None:
+    """``remote_time`` is the Siège's own date of a file (MDTM, UTC); ``upload`` says
+    whether it wrote the file now: a file an earlier attempt had sent whole keeps that
+    attempt's date, which must not be read as the Siège's clock (``engine.clocks``)."""
+    source = tmp_path / "p.pkg"
+    source.write_bytes(payload(50_000, seed=9))
+    with client(server) as hq:
+        assert hq.upload(source, "p.pkg") is True
+        when = hq.remote_time("in/p.pkg")
+        assert when is not None and abs((dt.datetime.now(dt.UTC) - when).total_seconds()) < 5
+        assert hq.remote_time("in/absent.pkg") is None  # (and the session goes on)
+        inbox = server.root / "A" / "in"
+        (inbox / "q.pkg.part").write_bytes(source.read_bytes())  # sent whole, then cut
+        hours_ago = time.time() - 3 * 3600
+        os.utime(inbox / "q.pkg.part", (hours_ago, hours_ago))
+        assert hq.upload(source, "q.pkg") is False
+        stale = hq.remote_time("in/q.pkg")
+        assert stale is not None and (dt.datetime.now(dt.UTC) - stale).total_seconds() > 3 * 3500

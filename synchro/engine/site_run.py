@@ -197,8 +197,8 @@ class SiteRun(Receiving):
 
         def send() -> None:
             with self._client() as client:
-                client.upload(local, name)
-                self._compare_clocks(client, name)
+                if client.upload(local, name):
+                    self._compare_clocks(client, name)
 
         self._retry(send, "engine.attempt.send")
         faults.point("site.ack.sent")
@@ -217,6 +217,7 @@ class SiteRun(Receiving):
         renamed: the Siège sees them together and does not close its round between two."""
         with self._client() as client:
             outbox = self.node.state.outbox()
+            written = ""  # a file written now: the Siège dates it by its clock
             for sequence, path in outbox:
                 if self.cancel.is_set():
                     raise Cancelled()
@@ -224,17 +225,20 @@ class SiteRun(Receiving):
                 self.emit(
                     Progress("send", self.site, self.totals.rows_sent, size, f"paquet {sequence}")
                 )
-                client.stage(path, path.name)
+                if client.stage(path, path.name):
+                    written = path.name
                 self.totals.bytes_sent += size
             for _sequence, path in outbox:
                 client.finish_upload(path.name)
-            self._compare_clocks(client, outbox[-1][1].name)
+            if written:
+                self._compare_clocks(client, written)
         faults.point("site.uploaded")
         self.emit(said("engine.sent"))
 
     def _compare_clocks(self, client: SiteClient, name: str) -> None:
         """This machine's clock against the Siège's, by the date its server gave the file
-        ``name`` just sent (``engine.clocks``), once a run: said when they differ."""
+        ``name`` just written (``engine.clocks``; not one an earlier attempt had sent
+        whole), once a run: said when they differ."""
         if "clock" in self.totals.details:
             return
         theirs = client.remote_time(f"in/{name}")

@@ -184,14 +184,18 @@ class SiteClient:
 
     # --- transfers
 
-    def upload(self, local: Path, remote_name: str) -> None:
-        """Send ``local`` to ``in/<remote_name>``: via ``.part``, resumed, verified, renamed."""
-        self.stage(local, remote_name)
+    def upload(self, local: Path, remote_name: str) -> bool:
+        """Send ``local`` to ``in/<remote_name>``: via ``.part``, resumed, verified, renamed.
+        True when bytes of it were written now (``stage``)."""
+        wrote = self.stage(local, remote_name)
         self.finish_upload(remote_name)
+        return wrote
 
-    def stage(self, local: Path, remote_name: str) -> None:
+    def stage(self, local: Path, remote_name: str) -> bool:
         """The first half of ``upload``: ``in/<remote_name>.part`` complete and verified.
-        Several files staged, then all renamed, reach the Siège together."""
+        Several files staged, then all renamed, reach the Siège together. True when bytes
+        of it were written now (False: an earlier attempt had sent it all; the Siège's
+        date of the file is then that attempt's)."""
         name = _plain_name(remote_name)
         part = f"in/{name}{PART}"
         total, want = _local_facts(local)
@@ -207,6 +211,7 @@ class SiteClient:
             self._send(local, part, offset, total, f"envoi de {name}")
         faults.point("client.upload.sent")
         self._verify_remote(part, total, want, f"envoi de {name}")
+        return offset < total
 
     def finish_upload(self, remote_name: str) -> None:
         """The second half of ``upload``: rename the verified ``.part`` to its final name
