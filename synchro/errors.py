@@ -141,6 +141,16 @@ DISK_ADVICE = (
 )
 
 
+def error_details(exc: BaseException) -> dict[str, Any]:
+    """What a Rapport row keeps of the error that ended it besides its text: its kind
+    (``error_kind``) and, where it gave them, its words (``error_say``: shown in the UI
+    language, ``reports.error_in``)."""
+    details: dict[str, Any] = {"error_kind": str(kind_of(exc))}
+    if isinstance(exc, SynchroError) and exc.say is not None:
+        details["error_say"] = [exc.say[0], exc.say[1]]
+    return details
+
+
 def text_in(exc: BaseException, lang: str) -> str:
     """What to show of ``exc`` in the UI language: the words an error gave as a key of the
     locales (``SynchroError.say``), else its text (``error_text``: French)."""

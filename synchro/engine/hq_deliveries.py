@@ -27,8 +27,8 @@ from synchro.errors import (
     PackageError,
     StateError,
     TransactionLost,
+    error_details,
     error_text,
-    kind_of,
 )
 from synchro.names import published_glob
 from synchro.reports import ReportStore, State
@@ -228,7 +228,7 @@ class DeliveryWork:
             self._set_aside(d, exc, outcome)
             if round_id is not None or first:  # outside a round said once, not at each try
                 text = f"{error_text(exc)} ({KEPT})"
-                kept = {"error_kind": str(kind_of(exc)), "kept": d.path.name}
+                kept = {**error_details(exc), "kept": d.path.name}
                 self.reports.finish(row(), State.FAILED, now=self.now(), error=text, details=kept)
             return
         self.resting.pop(d.path, None)

@@ -61,7 +61,7 @@ from synchro.engine.hq_loop import TICK_S, next_steps
 from synchro.engine.hq_takeover import TakenOver, interrupted_round, take_over
 from synchro.engine.hq_verdict import Unwritten, early_sites, missing_row, round_verdict
 from synchro.engine.siege_node import SiegeNode
-from synchro.errors import Cancelled, SynchroError, error_text, kind_of
+from synchro.errors import Cancelled, SynchroError, error_details, error_text
 from synchro.reports import ReportStore, RunRecord, State
 from synchro.scheduler import within
 
@@ -343,7 +343,7 @@ class HQService(DeliveryWork):
 
     def _failed(self, current: OpenRound, exc: Exception) -> None:
         """A round that could not be concluded: its row made final, its email sent."""
-        record = self._end(current, State.FAILED, error_text(exc), {"error_kind": kind_of(exc)})
+        record = self._end(current, State.FAILED, error_text(exc), error_details(exc))
         if self.on_round_closed is not None:
             self.on_round_closed(record)
 
@@ -364,7 +364,7 @@ class HQService(DeliveryWork):
                 outcome = DeliveryOutcome()
             except SynchroError as exc:
                 state, error = State.FAILED, str(exc)
-                self.reports.merge_details(current.report_id, {"error_kind": exc.kind})
+                self.reports.merge_details(current.report_id, error_details(exc))
                 outcome = DeliveryOutcome()
             delivered = self._early(current) | current.taken.sites | set(outcome.applied)
             delivered |= outcome.refused | outcome.failed  # « en échec », not « sans données »

@@ -15,7 +15,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from synchro.errors import error_text, kind_of
+from synchro.errors import error_details, error_text
 from synchro.i18n import render, tr
 
 INTERRUPTED = "interrompu : le programme s'est arrêté pendant la synchronisation"
@@ -104,7 +104,7 @@ def unrecorded_run(
 ) -> RunRecord:
     """A failed run (or Siège round) the Rapport could not take (its disk full): held in
     memory, so the report email still tells the owner what happened."""
-    details = {"error_kind": str(kind_of(exc))}
+    details = error_details(exc)
     return RunRecord(
         0, site, kind, None, started, now, State.FAILED, error=error_text(exc), details=details
     )

@@ -16,7 +16,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
-from synchro.errors import DISK_ADVICE, ErrorKind, StateError, SynchroError, error_text, kind_of
+from synchro.errors import DISK_ADVICE, ErrorKind, StateError, error_details, error_text, kind_of
 from synchro.reports.records import (
     COUNTERS,
     INTERRUPTED,
@@ -232,16 +232,12 @@ class ReportStore:
         own error; both get ``details["not_applied"] = {"applied": n, "sent": m}``.
         Callers read the final state from the returned row."""
         _check_counters(counters)
-        kind: ErrorKind | None = None
-        say = error.say if isinstance(error, SynchroError) else None
+        said: dict[str, Any] = {}
         if isinstance(error, BaseException):
-            kind, error = kind_of(error), error_text(error)
+            said, error = error_details(error), error_text(error)
         with self._tx() as conn:
             merged = self._details(conn, id)
-            if kind is not None:
-                merged["error_kind"] = str(kind)
-            if say is not None:  # its words in the UI language (``records.error_in``)
-                merged["error_say"] = [say[0], say[1]]
+            merged.update(said)  # its kind, and its words (``records.error_in``)
             merged.update(details or {})
             quarantined = counters.get("quarantined")
             if quarantined is None:
