@@ -59,7 +59,7 @@ from synchro.engine.hq_deliveries import TAIL, DeliveryOutcome, DeliveryWork, Ro
 from synchro.engine.hq_files import announce, identity, move_file
 from synchro.engine.hq_loop import TICK_S, next_steps
 from synchro.engine.hq_takeover import TakenOver, interrupted_round, take_over
-from synchro.engine.hq_verdict import Unwritten, early_sites, missing_row, round_verdict
+from synchro.engine.hq_verdict import Unwritten, early_sites, record_missing, round_verdict
 from synchro.engine.siege_node import SiegeNode
 from synchro.errors import Cancelled, SynchroError, error_details, error_text
 from synchro.reports import ReportStore, RunRecord, State
@@ -369,14 +369,8 @@ class HQService(DeliveryWork):
             delivered = self._early(current) | current.taken.sites | set(outcome.applied)
             delivered |= outcome.refused | outcome.failed  # « en échec », not « sans données »
             current.missing = [s for s in self.settings.sites if s not in delivered]
-            now = self.now()
-            for site in current.missing:
-                rid = self.reports.start(
-                    site, "site-in-round", round_id=current.report_id, now=current.opened
-                )
-                text, kind = missing_row(self.security_events, site, current.opened)
-                details = {"error_kind": kind}
-                self.reports.finish(rid, State.FAILED, now=now, error=text, details=details)
+            rid, opened, events = current.report_id, current.opened, self.security_events
+            record_missing(self.reports, events, current.missing, rid, opened, self.now())
         return state, error
 
     def _end(

@@ -50,6 +50,22 @@ def missing_row(
     return NO_DATA, str(Outcome.NO_DATA)
 
 
+def record_missing(
+    reports: ReportStore,
+    events: Callable[[], list[object]] | None,
+    missing: Sequence[str],
+    round_id: int,
+    opened: dt.datetime,
+    now: dt.datetime,
+) -> None:
+    """A row for each establishment of the round that delivered nothing, dated from its
+    opening: « aucune donnée reçue », or why not (``missing_row``)."""
+    for site in missing:
+        rid = reports.start(site, "site-in-round", round_id=round_id, now=opened)
+        text, kind = missing_row(events, site, opened)
+        reports.finish(rid, State.FAILED, now=now, error=text, details={"error_kind": kind})
+
+
 def round_verdict(
     reports: ReportStore,
     round_id: int,
