@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from synchro.engine.clocks import span
 from synchro.errors import ErrorKind
 from synchro.i18n import tr
 from synchro.reports import Outcome, RunRecord, State
@@ -65,6 +64,16 @@ def clock_line(details: dict[str, Any], lang: str) -> str | None:
         return None
     side = "ahead" if value > 0 else "behind"
     return tr(f"app.summary.clock.{side}", lang, span=span(value, lang))
+
+
+def span(seconds: int, lang: str) -> str:
+    """« 2 h 13 min », « 5 min », « 3 j 4 h » (in English, d for days)."""
+    minutes = abs(seconds) // 60
+    days, rest = divmod(minutes, 24 * 60)
+    hours, minutes = divmod(rest, 60)
+    parts = [(days, "j" if lang == "fr" else "d"), (hours, "h"), (minutes, "min")]
+    shown = [f"{n} {unit}" for n, unit in parts if n][:2]
+    return " ".join(shown) or f"{abs(seconds)} s"
 
 
 def _names(value: Any) -> str:

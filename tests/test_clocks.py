@@ -17,11 +17,11 @@ from test_mass_deletes import add_articles, in_step
 from synchro.app import App
 from synchro.config.model import Role
 from synchro.config.store import load_config
-from synchro.engine.clocks import TOLERANCE_S, ahead_by, span
+from synchro.engine.clocks import TOLERANCE_S, ahead_by
 from synchro.engine.nodes import open_node
 from synchro.mail.message import build_report_message
 from synchro.platform.paths import NodePaths
-from synchro.report_summary import detail_lines
+from synchro.report_summary import detail_lines, span
 from synchro.reports import RunRecord, State
 
 

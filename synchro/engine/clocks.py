@@ -20,13 +20,3 @@ def ahead_by(mine: dt.datetime, theirs: dt.datetime) -> int | None:
     within ``TOLERANCE_S``."""
     seconds = round((mine.astimezone(dt.UTC) - theirs).total_seconds())
     return seconds if abs(seconds) > TOLERANCE_S else None
-
-
-def span(seconds: int, lang: str) -> str:
-    """« 2 h 13 min », « 5 min », « 3 j 4 h » (in English, d for days)."""
-    minutes = abs(seconds) // 60
-    days, rest = divmod(minutes, 24 * 60)
-    hours, minutes = divmod(rest, 60)
-    parts = [(days, "j" if lang == "fr" else "d"), (hours, "h"), (minutes, "min")]
-    shown = [f"{n} {unit}" for n, unit in parts if n][:2]
-    return " ".join(shown) or f"{abs(seconds)} s"
