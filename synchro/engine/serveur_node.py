@@ -132,9 +132,9 @@ class ServeurNode(Node):
         if manifest.kind != "hq":
             return Admission()
         applied, made = self._acked_seq(manifest), self.state.get_int("next_sequence", 1) - 1
-        if twins.held(self):  # (the other machine's numbers ahead of ours are not a put back)
-            twins.notice(self, manifest, applied)
-        if applied > made:  # this state was put back: never reuse the numbers it forgot
+        # A state put back: never reuse the numbers it forgot. (Not while it holds as one of
+        # two machines: the other's numbers ahead of ours are that, said by ``notice``.)
+        if applied > made and not twins.held(self):
             with self.state.transaction():
                 self.state.set_meta("next_sequence", str(applied + 1))
                 self.state.set_meta(BEHIND, f"{applied} {made}")

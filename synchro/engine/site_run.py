@@ -77,6 +77,7 @@ class SiteRun(Receiving):
         self._furthest: dict[int, int] = {}  # transfer size -> furthest byte reached
         self._held: dict[int, int] = {}  # upload size -> most bytes the Siège said it holds
         self._kept: SiteClient | None = None  # the session kept while waiting (Receiving)
+        self._clock_compared = False  # once a run (``_compare_clocks``)
         self.started = now()
 
     def run(self) -> RunRecord:
@@ -239,8 +240,9 @@ class SiteRun(Receiving):
         """This machine's clock against the Siège's, by the date its server gave the file
         ``name`` just written (``engine.clocks``; not one an earlier attempt had sent
         whole), once a run: said when they differ."""
-        if "clock" in self.totals.details:
+        if self._clock_compared:
             return
+        self._clock_compared = True
         theirs = client.remote_time(f"in/{name}")
         ahead = ahead_by(self.now(), theirs) if theirs is not None else None
         if ahead is not None:
