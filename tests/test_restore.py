@@ -443,6 +443,60 @@ def test_a_whole_machine_put_back_takes_the_group_s_data_back(tmp_path: Path) ->
         assert automatic_run(site_paths).state is State.OK
 
 
+@pytest.mark.parametrize(
+    ("lost", "kind"),
+    [
+        (2, ErrorKind.RESTORED),  # « Poste restauré »: the Siège applied more than it made
+        (1, ErrorKind.TWIN),  # as many as it made since: another package under its number
+    ],
+)
+def test_a_whole_machine_put_back_keeps_the_rows_changed_since(
+    lost: int, kind: ErrorKind, tmp_path: Path
+) -> None:
+    """The whole machine put back (image), then the shop works on before anyone sees the
+    held run: it changes rows the group has, and makes new ones. Its state and database
+    agree, so those changes are told from the image's old values (its snapshot), and
+    taking the group's data back keeps them: they reach the Siège and stay here. Before,
+    the way out adopted the database and gave every row changed since the group's version
+    (the shop's changes lost). What the machine had sent before it was put back comes
+    back from the Siège, its own rows included."""
+    image = tmp_path / "image"
+    with in_step(tmp_path, site_rows=5) as (hq, site_paths, site_db, hq_db):
+        shutil.copytree(tmp_path / "site", image)  # the machine's image
+        add_articles(site_db, 2000, 3)  # sent, then lost with the machine
+        sql(site_db, "UPDATE articles SET prix = '11.11' WHERE id = 1000;")
+        for number in range(lost):
+            add_articles(site_db, 2100 + number, 1)
+            hq.run_now()
+            assert automatic_run(site_paths).state is State.OK
+        add_articles(hq_db, 5000, 2)  # the group goes on
+        shutil.rmtree(tmp_path / "site")
+        shutil.copytree(image, tmp_path / "site")  # the machine put back
+        sql(site_db, "UPDATE articles SET prix = '22.22' WHERE id = 1001;")  # since
+        add_articles(site_db, 4000, 2)
+        hq.run_now()
+        held = automatic_run(site_paths)
+        assert held.state is State.FAILED and held.details["error_kind"] == kind, held.error
+        sql(site_db, "UPDATE articles SET prix = '33.33' WHERE id = 1002;")  # held, sells on
+        hq.run_now()
+        held = automatic_run(site_paths)  # held again: nothing new sent while it holds
+        assert held.state is State.FAILED and held.details["error_kind"] == kind, held.error
+        assert held.rows_sent == 0
+        hq.run_now()
+        taken = manual_run(site_paths, take_back=True)
+        assert taken.state is State.OK, taken.error
+        for db in (site_db, hq_db):
+            assert price(db, 1000) == "11.11"  # sent before, came back
+            assert price(db, 1001) == "22.22"  # changed since: kept, and sent
+            assert price(db, 1002) == "33.33"
+        ids = {r[0] for r in rows_of(hq_db, "articles")}
+        assert {2000, 2001, 2002, 2100, 4000, 4001, 5000, 5001} <= ids
+        assert rows_of(site_db, "articles") == rows_of(hq_db, "articles")
+        hq.run_now()
+        again = automatic_run(site_paths)
+        assert again.state is State.OK and again.rows_sent == 0 and again.rows_received == 0
+
+
 @pytest.mark.parametrize("code", ["S1", "HQ"])
 def test_a_database_in_step_is_not_taken_back(code: str, tmp_path: Path) -> None:
     """Nothing was restored: taking the group's data back would only replace this node's

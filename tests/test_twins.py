@@ -26,6 +26,7 @@ from test_mass_deletes import add_articles, automatic_run, in_step, manual_run
 
 from synchro.app import App
 from synchro.config.store import load_config, save_config
+from synchro.engine.marks import StateBehind
 from synchro.engine.twins import TWIN, SentByAnother
 from synchro.errors import ErrorKind, PackageError
 from synchro.platform.paths import NodePaths, paths_beside
@@ -162,6 +163,122 @@ def test_the_other_machine_going_on_keeps_the_copy_held_then_numbered_after_it(
         assert second.import_package(hq.publish("S1", out).path).status == "applied"
     assert [r[0] for r in rows(held.hq_db, "items")] == [1, 2, 3, 10, 11, 12, 20, 30]
     assert rows(held.copy_db, "items") == rows(held.hq_db, "items")
+
+
+def test_a_package_the_siege_applied_as_it_is_is_not_sent_again(tmp_path: Path) -> None:
+    """The machine copied while its package n° 2 waited in the outbox: the Siège applied
+    that very file from the first machine, then its n° 3, which renamed item 10. The copy
+    holds for its own n° 3; its n° 2 is acknowledged (same bytes) and dropped, not sent
+    again after the first machine's n° 3 — where it would have put the old name back at
+    the Siège, and so in every establishment."""
+    site_db, hq_db = tmp_path / "s1.db", tmp_path / "hq.db"
+    for db in (site_db, hq_db):
+        sql(db, ITEMS)
+    add(site_db, 1)
+    out = tmp_path / "out"
+    with (
+        make_node(tmp_path, "S1", str(site_db)) as site,
+        make_node(tmp_path, "HQ", str(hq_db), hq=True) as hq,
+    ):
+        assert hq.import_package(site.export().path).status == "applied"
+        assert site.import_package(hq.publish("S1", out).path).status == "applied"
+        add(site_db, 10)
+        assert site.export().manifest.sequence == 2  # waits in the outbox
+    copy_db = copy_node(tmp_path, site_db)
+    sql(site_db, "UPDATE items SET name = 'renamed' WHERE id = 10;")
+    add(copy_db, 20)
+    with (
+        make_node(tmp_path, "S1", str(site_db)) as first,
+        make_node(copy_db.parent, "S1", str(copy_db)) as second,
+        make_node(tmp_path, "HQ", str(hq_db), hq=True) as hq,
+    ):
+        renamed = first.export()
+        assert renamed.manifest.sequence == 3
+        for entry in first.state.outbox():
+            assert hq.import_package(entry.path).status == "applied"
+        theirs = second.export()
+        assert theirs.manifest.sequence == 3
+        with pytest.raises(PackageError, match="une autre machine envoie sous le code S1"):
+            hq.import_package(theirs.path)
+        hq.export()
+        answer = hq.publish("S1", out).path
+        with pytest.raises(SentByAnother, match="sous le n° 3 un autre paquet"):
+            second.import_package(answer)
+        assert [s.sequence for s in second.state.outbox()] == [3]  # n° 2: the Siège's
+        second.take_back()
+        again = second.state.outbox()
+        assert [s.sequence for s in again] == [4]
+        for entry in again:
+            assert hq.import_package(entry.path).status == "applied"
+        assert hq.import_package(second.export().path).status == "applied"
+        hq.export()
+        assert second.import_package(hq.publish("S1", out).path).status == "applied"
+    assert rows(hq_db, "items") == [(1, "article 1 — ü"), (10, "renamed"), (20, "article 20 — ü")]
+    assert rows(copy_db, "items") == rows(hq_db, "items")
+
+
+def test_a_whole_machine_put_back_sends_nothing_new_until_its_kept_packages_go_again(
+    tmp_path: Path,
+) -> None:
+    """The machine put back (its database and state from an image) after the Siège applied
+    its n° 2 and 3: its next package, n° 2 again, is refused; the Siège's answer finds the
+    state behind (« Poste restauré »). From then on it exports nothing (a package numbered
+    4 now would reach the Siège before its kept n° 2, whose older versions would then win
+    there); *Reprendre les données du groupe* numbers the kept package 4, the rows changed
+    since are captured after it, and both reach the Siège — none of them adopted away."""
+    site_db, hq_db = tmp_path / "s1.db", tmp_path / "hq.db"
+    for db in (site_db, hq_db):
+        sql(db, ITEMS)
+    add(site_db, 1, 2)
+    out = tmp_path / "out"
+    with (
+        make_node(tmp_path, "S1", str(site_db)) as site,
+        make_node(tmp_path, "HQ", str(hq_db), hq=True) as hq,
+    ):
+        assert hq.import_package(site.export().path).status == "applied"
+        assert site.import_package(hq.publish("S1", out).path).status == "applied"
+    image = tmp_path / "image"
+    shutil.copytree(tmp_path / "node-S1", image / "node-S1")
+    shutil.copy2(site_db, image / "s1.db")
+    with (
+        make_node(tmp_path, "S1", str(site_db)) as site,
+        make_node(tmp_path, "HQ", str(hq_db), hq=True) as hq,
+    ):
+        for row in (10, 11):  # sent and applied, then lost with the machine
+            add(site_db, row)
+            assert hq.import_package(site.export().path).status == "applied"
+    shutil.rmtree(tmp_path / "node-S1")
+    shutil.copytree(image / "node-S1", tmp_path / "node-S1")
+    shutil.copy2(image / "s1.db", site_db)
+    sql(site_db, "UPDATE items SET name = 'since' WHERE id = 1;")
+    with (
+        make_node(tmp_path, "S1", str(site_db)) as site,
+        make_node(tmp_path, "HQ", str(hq_db), hq=True) as hq,
+    ):
+        kept = site.export()
+        assert kept.manifest.sequence == 2
+        with pytest.raises(PackageError):
+            hq.import_package(kept.path)
+        hq.export()
+        answer = hq.publish("S1", out).path
+        with pytest.raises(StateBehind):
+            site.import_package(answer)
+        sql(site_db, "UPDATE items SET name = 'later' WHERE id = 2;")
+        with pytest.raises(StateBehind):  # held: nothing numbered before the kept one
+            site.export()
+        assert [s.sequence for s in site.state.outbox()] == [2]
+        site.take_back()
+        again = site.state.outbox()
+        assert [s.sequence for s in again] == [4]  # after the Siège's n° 3
+        asking = site.export()  # the row changed since the hold, and the request
+        assert asking.manifest.sequence == 5 and asking.manifest.meta.get("take_back")
+        for entry in site.state.outbox():
+            assert hq.import_package(entry.path).status == "applied"
+        hq.export()
+        assert site.import_package(hq.publish("S1", out).path).status == "applied"
+    expected = [(1, "since"), (2, "later"), (10, "article 10 — ü"), (11, "article 11 — ü")]
+    assert rows(hq_db, "items") == expected
+    assert rows(site_db, "items") == expected
 
 
 SEND_AGAIN_CHILD = """

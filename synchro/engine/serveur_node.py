@@ -57,8 +57,9 @@ class ServeurNode(Node):
         row of the group again, this establishment's own included (those the restore took
         away): the next package says so (``take_back``) and the Siège answers from the
         start of its change log. Applied over the restored rows, the group's versions win
-        (nothing changed here since this starting point). Also the way out when the state
-        was put back with the database (``marks.StateBehind``).
+        (nothing changed here since this starting point). When the state was put back
+        with the database (``marks.StateBehind``, the marks in step), the kept packages go
+        again under new numbers instead (``twins.renumber``), as for two machines.
 
         The mark is raised last, in a transaction of its own: a crash before leaves the
         database still behind, so an automatic run holds instead of sending the restored
@@ -67,8 +68,16 @@ class ServeurNode(Node):
         if twins.held(self):  # another machine sent under this code: ours go again first
             twins.send_again(self, self._ask_for_everything)
             return
-        behind = self.taking_back() or self.state.get_meta(BEHIND) is not None
-        if not behind and marks.in_step(self.adapter, self.state, self.code):
+        behind = self.state.get_meta(BEHIND)
+        in_step = marks.in_step(self.adapter, self.state, self.code)
+        if behind is not None and in_step:
+            # The whole machine put back, its database with its state: the snapshot is the
+            # image's, so what changed here since is told from it — captured in the kept
+            # packages, or by the next capture — and sent under new numbers, not adopted
+            # (adopting gave every row changed here since the group's version).
+            twins.renumber(self, int(behind.split()[0]) + 1, self._ask_for_everything)
+            return
+        if not self.taking_back() and behind is None and in_step:
             raise marks.nothing_to_take_back()
 
         forgotten: list[Path] = []
@@ -101,8 +110,14 @@ class ServeurNode(Node):
     # -- export -------------------------------------------------------------------------
 
     def export(self, *args: Any, **kwargs: Any) -> ExportResult:
-        """Nothing captured nor sent while another machine sends under this code."""
+        """Nothing captured nor sent while another machine sends under this code, or while
+        this state is found put back: a package numbered now would reach the Siège before
+        the older ones its way out sends again, and their older versions would win."""
         twins.hold_export(self)
+        behind = self.state.get_meta(BEHIND)
+        if behind is not None:
+            applied, made = (int(n) for n in behind.split())
+            raise StateBehind(applied, made)
         return super().export(*args, **kwargs)
 
     def _export_meta(self) -> dict[str, Any]:
@@ -134,10 +149,10 @@ class ServeurNode(Node):
         applied, made = self._acked_seq(manifest), self.state.get_int("next_sequence", 1) - 1
         # A state put back: never reuse the numbers it forgot. (Not while it holds as one of
         # two machines: the other's numbers ahead of ours are that, said by ``notice``.)
-        if applied > made and not twins.held(self):
-            with self.state.transaction():
-                self.state.set_meta("next_sequence", str(applied + 1))
-                self.state.set_meta(BEHIND, f"{applied} {made}")
+        if applied > made and not twins.held(self):  # (those the Siège holds as they are:
+            same, _other = twins.compared(self, manifest, applied)  # acknowledged)
+            meta = {"next_sequence": str(applied + 1), BEHIND: f"{applied} {made}"}
+            twins.hold(self, same, meta)
         behind = self.state.get_meta(BEHIND)
         if behind is not None:  # until the group's data are taken back
             applied, made = (int(n) for n in behind.split())

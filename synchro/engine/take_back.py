@@ -17,7 +17,9 @@ Rows made in the restored database since it was restored (the shop kept selling 
 someone saw the held run) are part of the adopted copy: once everything the group holds
 has come, the snapshot forgets the keys the group never mentioned (``forget_unmentioned``),
 so the next capture sends those rows. A row of the group changed here since the restore
-gets the group's version back (it cannot be told from the copy's old one).
+gets the group's version back (it cannot be told from the copy's old one). A whole machine
+put back (its state with its database, ``marks.StateBehind``) is not adopted: its snapshot
+tells what changed since, which goes to the Siège under new numbers (``twins.renumber``).
 
 The mark is raised only after (``marks.bump``, a person's word): a crash before leaves the
 database behind, so an automatic run still holds.

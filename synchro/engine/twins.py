@@ -60,28 +60,49 @@ def hold_export(node: Node) -> None:
         raise SentByAnother(node.code, int(number))
 
 
-def notice(node: Node, manifest: Manifest, acked: int) -> None:
-    """At an establishment, a Siège package that acknowledges its packages up to
-    ``acked``: raise ``SentByAnother`` (and hold) when one of them, still in the outbox,
-    is not the package the Siège applied under its number — or when this machine holds
-    already. Nothing is dropped from the outbox before this check."""
+def compared(node: Node, manifest: Manifest, acked: int) -> tuple[list[int], int | None]:
+    """The outbox's packages numbered up to ``acked`` that the Siège's package names: those
+    the Siège holds as they are (applied: acknowledged), and the first under whose number
+    it holds another package (None: none)."""
     named = manifest.meta.get("acked_digests")
     theirs = named.get(node.code) if isinstance(named, dict) else None
+    same: list[int] = []
     other = None
     if isinstance(theirs, dict):
         for entry in node.state.outbox():
             digest = theirs.get(str(entry.sequence))
             if entry.sequence > acked or not isinstance(digest, str):
                 continue
-            if not _same(entry.path, digest):
+            if _same(entry.path, digest):
+                same.append(entry.sequence)
+            elif other is None:
                 other = entry.sequence
-                break
+    return same, other
+
+
+def hold(node: Node, applied: list[int], meta: dict[str, str]) -> None:
+    """Keep the outbox but for the packages the Siège applied as they are (``applied``:
+    sent again under new numbers, they would take their keys back to older versions
+    there), and set ``meta``, in one state transaction; their files go after."""
+    with node.state.transaction():
+        gone = node.state.drop_outbox(applied)
+        for name, value in meta.items():
+            node.state.set_meta(name, value)
+    for path in gone:
+        path.unlink(missing_ok=True)
+
+
+def notice(node: Node, manifest: Manifest, acked: int) -> None:
+    """At an establishment, a Siège package that acknowledges its packages up to
+    ``acked``: raise ``SentByAnother`` (and hold) when one of them, still in the outbox,
+    is not the package the Siège applied under its number — or when this machine holds
+    already. Nothing else is dropped from the outbox before this check."""
+    same, other = compared(node, manifest, acked)
     known = node.state.get_meta(TWIN)
     if other is None and known is None:
         return
     number = max(acked, int(known or 0))
-    with node.state.transaction():
-        node.state.set_meta(TWIN, str(number))
+    hold(node, same, {TWIN: str(number)})
     raise SentByAnother(node.code, other if other is not None else number)
 
 
@@ -93,17 +114,21 @@ def _same(path: Path, digest: str) -> bool:
 
 
 def send_again(node: Node, take_back: Callable[[], None]) -> None:
-    """Number the kept packages again after the Siège's last of this code, then ask for
-    the group's data (``take_back``, called in the state transaction that records them).
+    """A machine held as one of two (``TWIN``): its kept packages numbered again after the
+    Siège's last of this code, then the group's data asked for (``renumber``)."""
+    number = node.state.get_meta(TWIN)
+    if number is not None:
+        renumber(node, int(number) + 1, take_back)
+
+
+def renumber(node: Node, start: int, take_back: Callable[[], None]) -> None:
+    """Number the kept packages again from ``start`` on, then ask for the group's data
+    (``take_back``, called in the state transaction that records them).
 
     The new files go to a folder of their own (``outbox/again-<first number>``: the same
     names as the old ones could collide), are complete before the state names them, and
     the old ones are removed after: a crash anywhere leaves either the old outbox or the
     new one, never half."""
-    number = node.state.get_meta(TWIN)
-    if number is None:
-        return
-    start = int(number) + 1
     kept = node.state.outbox()
     folder = node.packages_dir / "outbox" / f"again-{start}"
     folder.mkdir(parents=True, exist_ok=True)

@@ -3,6 +3,7 @@ progress (``intent``, for crash recovery) and this node's package sequence."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
 
@@ -89,6 +90,18 @@ class Packages(Store):
         rows = self.conn.execute("SELECT path FROM outbox WHERE sequence <= ?", (up_to,))
         paths = [Path(r[0]) for r in rows]
         self.conn.execute("DELETE FROM outbox WHERE sequence <= ?", (up_to,))
+        return paths
+
+    def drop_outbox(self, sequences: Sequence[int]) -> list[Path]:
+        """Forget these packages (the Siège holds them as they are); returns their files."""
+        paths: list[Path] = []
+        for sequence in sequences:
+            row = self.conn.execute(
+                "SELECT path FROM outbox WHERE sequence = ?", (sequence,)
+            ).fetchone()
+            if row is not None:
+                paths.append(Path(row[0]))
+                self.conn.execute("DELETE FROM outbox WHERE sequence = ?", (sequence,))
         return paths
 
     # -- intent (crash recovery of an apply) ---------------------------------------------
