@@ -217,15 +217,12 @@ def test_a_package_the_siege_applied_as_it_is_is_not_sent_again(tmp_path: Path) 
     assert rows(copy_db, "items") == rows(hq_db, "items")
 
 
-def test_a_whole_machine_put_back_sends_nothing_new_until_its_kept_packages_go_again(
-    tmp_path: Path,
-) -> None:
+def put_back_held(tmp_path: Path) -> tuple[Path, Path]:
     """The machine put back (its database and state from an image) after the Siège applied
     its n° 2 and 3: its next package, n° 2 again, is refused; the Siège's answer finds the
     state behind (« Poste restauré »). From then on it exports nothing (a package numbered
     4 now would reach the Siège before its kept n° 2, whose older versions would then win
-    there); *Reprendre les données du groupe* numbers the kept package 4, the rows changed
-    since are captured after it, and both reach the Siège — none of them adopted away."""
+    there). Returns the site's and the Siège's databases."""
     site_db, hq_db = tmp_path / "s1.db", tmp_path / "hq.db"
     for db in (site_db, hq_db):
         sql(db, ITEMS)
@@ -267,18 +264,38 @@ def test_a_whole_machine_put_back_sends_nothing_new_until_its_kept_packages_go_a
         with pytest.raises(StateBehind):  # held: nothing numbered before the kept one
             site.export()
         assert [s.sequence for s in site.state.outbox()] == [2]
-        site.take_back()
-        again = site.state.outbox()
-        assert [s.sequence for s in again] == [4]  # after the Siège's n° 3
-        asking = site.export()  # the row changed since the hold, and the request
+    return site_db, hq_db
+
+
+def put_back_sent_again(tmp_path: Path, site_db: Path, hq_db: Path) -> None:
+    """After the way out: the kept package is n° 4 (after the Siège's n° 3), the rows
+    changed since the hold are captured after it with the request for everything; the
+    Siège applies both; both databases end with every change, none adopted away."""
+    out = tmp_path / "out"
+    with (
+        make_node(tmp_path, "S1", str(site_db)) as site,
+        make_node(tmp_path, "HQ", str(hq_db), hq=True) as hq,
+    ):
+        assert [s.sequence for s in site.state.outbox()] == [4]
+        asking = site.export()
         assert asking.manifest.sequence == 5 and asking.manifest.meta.get("take_back")
         for entry in site.state.outbox():
             assert hq.import_package(entry.path).status == "applied"
         hq.export()
         assert site.import_package(hq.publish("S1", out).path).status == "applied"
+        assert site.export().manifest.rows == 0
     expected = [(1, "since"), (2, "later"), (10, "article 10 — ü"), (11, "article 11 — ü")]
     assert rows(hq_db, "items") == expected
     assert rows(site_db, "items") == expected
+
+
+def test_a_whole_machine_put_back_sends_nothing_new_until_its_kept_packages_go_again(
+    tmp_path: Path,
+) -> None:
+    site_db, hq_db = put_back_held(tmp_path)
+    with make_node(tmp_path, "S1", str(site_db)) as site:
+        site.take_back()  # *Reprendre les données du groupe*
+    put_back_sent_again(tmp_path, site_db, hq_db)
 
 
 SEND_AGAIN_CHILD = """
@@ -316,6 +333,32 @@ def test_a_send_again_killed_holds_or_goes_on(point: str, tmp_path: Path) -> Non
         else:
             assert second.taking_back()  # type: ignore[attr-defined]
     sent_again(tmp_path, held)
+
+
+@pytest.mark.parametrize("point", ["twins.renumbered", "twins.recorded"])
+def test_a_put_back_machine_s_way_out_killed_holds_or_goes_on(point: str, tmp_path: Path) -> None:
+    """``kill -9`` of a real process sending a whole machine's kept package again: before
+    its state names the new number, it still holds (« Poste restauré ») with n° 2 and does
+    it all again; after, it goes on. Nothing is lost, adopted away or sent twice."""
+    site_db, hq_db = put_back_held(tmp_path)
+    tests = str(Path(__file__).resolve().parent)
+    child = subprocess.run(
+        [sys.executable, "-c", SEND_AGAIN_CHILD, tests, str(tmp_path), str(site_db)],
+        env={**os.environ, "SYNCHRO_KILL_AT": point},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert child.returncode == -signal.SIGKILL, child.stderr
+    with make_node(tmp_path, "S1", str(site_db)) as site:
+        if point == "twins.renumbered":
+            assert [s.sequence for s in site.state.outbox()] == [2]
+            with pytest.raises(StateBehind):
+                site.export()
+            site.take_back()
+        else:
+            assert site.taking_back()  # type: ignore[attr-defined]
+    put_back_sent_again(tmp_path, site_db, hq_db)
 
 
 def copy_site(root: Path, site_paths: NodePaths) -> tuple[NodePaths, Path]:
