@@ -444,14 +444,16 @@ def test_a_whole_machine_put_back_takes_the_group_s_data_back(tmp_path: Path) ->
 
 
 @pytest.mark.parametrize(
-    ("lost", "kind"),
+    ("lost", "kind", "way"),
     [
-        (2, ErrorKind.RESTORED),  # « Poste restauré »: the Siège applied more than it made
-        (1, ErrorKind.TWIN),  # as many as it made since: another package under its number
+        (2, ErrorKind.RESTORED, "take_back"),  # « Poste restauré »: the Siège applied more
+        (2, ErrorKind.RESTORED, "send"),  # than it made; Reprendre or Envoyer, the same
+        (1, ErrorKind.TWIN, "send"),  # as many as it made since: another package under
+        (1, ErrorKind.TWIN, "take_back"),  # its number (two machines?); the same way out
     ],
 )
 def test_a_whole_machine_put_back_keeps_the_rows_changed_since(
-    lost: int, kind: ErrorKind, tmp_path: Path
+    lost: int, kind: ErrorKind, way: str, tmp_path: Path
 ) -> None:
     """The whole machine put back (image), then the shop works on before anyone sees the
     held run: it changes rows the group has, and makes new ones. Its state and database
@@ -483,7 +485,7 @@ def test_a_whole_machine_put_back_keeps_the_rows_changed_since(
         assert held.state is State.FAILED and held.details["error_kind"] == kind, held.error
         assert held.rows_sent == 0
         hq.run_now()
-        taken = manual_run(site_paths, take_back=True)
+        taken = manual_run(site_paths, **{way: True})
         assert taken.state is State.OK, taken.error
         for db in (site_db, hq_db):
             assert price(db, 1000) == "11.11"  # sent before, came back

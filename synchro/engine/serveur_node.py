@@ -98,6 +98,15 @@ class ServeurNode(Node):
         faults.point("node.take_back.adopted")
         raise_mark(self)
 
+    def sends_again(self) -> bool:
+        """Whether this node holds with packages to send again under new numbers, which
+        MANUELLE's Envoyer does (``take_back``): another machine sent under its code, or
+        the whole machine was put back (its database in step with its state)."""
+        if twins.held(self):
+            return True
+        behind = self.state.get_meta(BEHIND) is not None
+        return behind and marks.in_step(self.adapter, self.state, self.code)
+
     def _ask_for_everything(self) -> None:
         """The next package asks the Siège for every row (in the caller's transaction)."""
         self.state.set_meta("hq_pos", "0")

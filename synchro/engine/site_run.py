@@ -37,7 +37,6 @@ from synchro.engine.clocks import ahead_by
 from synchro.engine.events import Emit, Progress, StateChanged, ignore, said
 from synchro.engine.serveur_node import ACK_DUE, UNSENT, ServeurNode
 from synchro.engine.site_receive import Connect, Receiving, RunOptions, RunTotals
-from synchro.engine.twins import held as twin_held
 from synchro.engine.watermark import remember_differing
 from synchro.errors import Cancelled, ErrorKind, SynchroError, TransportError
 from synchro.names import ack_name
@@ -116,7 +115,7 @@ class SiteRun(Receiving):
     def _run(self, rid: int) -> None:
         faults.point("site.run.start")
         if self.options.take_back or (  # a person chose it, after a restore (``marks``)
-            self.options.send_restored and twin_held(self.node)  # or two machines, one code
+            self.options.send_restored and self.node.sends_again()  # or packages held
         ):
             self.emit(Progress("capture", self.site, detail="reprise des données du groupe"))
             self.node.take_back()
