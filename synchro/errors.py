@@ -134,11 +134,13 @@ def kind_of(exc: BaseException) -> ErrorKind:
 
 
 # What to do when this machine's disk refuses a write of Synchro's own files (state,
-# Rapport): never "restore it from a backup", nothing is damaged.
-DISK_ADVICE = (
-    "Le disque de ce poste est plein ou en lecture seule : libérez de la place (ou rendez "
-    "le dossier de Synchro inscriptible) ; rien n'est perdu, la synchronisation reprendra."
-)
+# Rapport): never "restore it from a backup", nothing is damaged. A value of an error's
+# words (``{advice}``), so it is said in the UI's language with them.
+DISK_SAY: Say = ("engine.disk.advice", {})
+
+
+def disk_advice(lang: str = "fr") -> str:
+    return render(DISK_SAY, lang)
 
 
 def error_details(exc: BaseException) -> dict[str, Any]:

@@ -29,9 +29,9 @@ from test_faults_lost_transaction import small_disk
 from synchro.app import App
 from synchro.config.store import load_config, save_config
 from synchro.engine.events import StateChanged
-from synchro.errors import DISK_ADVICE, ErrorKind, StateError
+from synchro.errors import ErrorKind, StateError, disk_advice
 from synchro.platform.paths import NodePaths
-from synchro.reports import ReportStore, State
+from synchro.reports import ReportStore, State, error_in
 from synchro.reports.records import INTERRUPTED
 from synchro.state import StateDB
 
@@ -79,7 +79,7 @@ def test_state_and_rapport_on_a_full_disk_say_disk_not_damaged(tmp_path: Path) -
                 open_it(disk / "file.db")  # (the Rapport opens at its first use)
             text = str(err.value)
             assert err.value.kind is ErrorKind.DISK, text
-            assert DISK_ADVICE in text and "Restaurez" not in text and "illisible" not in text
+            assert disk_advice() in text and "Restaurez" not in text and "illisible" not in text
         assert ReportStore(disk / "file.db").unavailable is not None
         filler.unlink()
         StateDB(disk / "StateDB.db").close()  # room made: the same file opens
@@ -94,7 +94,7 @@ def test_a_state_write_on_a_full_disk_is_said_and_the_state_usable_after(tmp_pat
             filler = fill(disk)
             with pytest.raises(StateError) as err, state.transaction():
                 state.set_meta("big", "x" * 200_000)
-            assert err.value.kind is ErrorKind.DISK and DISK_ADVICE in str(err.value)
+            assert err.value.kind is ErrorKind.DISK and disk_advice() in str(err.value)
             filler.unlink()
             with state.transaction():
                 state.set_meta("big", "y")
@@ -125,7 +125,7 @@ def test_a_run_that_cannot_write_its_rapport_leaves_the_service_running(tmp_path
             events.clear()
             site.run_now()
             said = last_failure(events)
-            assert DISK_ADVICE in said, said
+            assert disk_advice() in said, said
             wait_for(lambda: len(inbox.messages) == 2)  # a row the Rapport could not take
             message = inbox.messages[1].message
             assert "3615" in message["Subject"] and "Echec" in message["Subject"]
@@ -154,7 +154,7 @@ def test_a_node_that_cannot_open_on_a_full_disk_is_said_and_opened_once_room_is_
             events,
         ):
             said = last_failure(events)
-            assert DISK_ADVICE in said, said
+            assert disk_advice() in said, said
             fillers[0].unlink()
             hq.run_now()
             site.run_now()
@@ -180,7 +180,7 @@ def test_a_program_started_on_a_full_disk_runs_says_why_and_records_once_room_is
             ReportStore(site_paths.reports_db).latest()  # nothing of it can be read now
         with running(hq_paths, site_paths) as (hq, site, events):
             said = last_failure(events)
-            assert DISK_ADVICE in said, said
+            assert disk_advice() in said, said
             assert site.reports.unavailable is not None
             filler.unlink()
             hq.run_now()
@@ -217,7 +217,9 @@ def test_a_siege_round_its_rapport_cannot_take_is_emailed_and_written_once_room_
             assert hq.reports.get(cut.id).state is State.RUNNING  # (nothing written yet)
             filler.unlink()
             wait_for(lambda: hq.reports.get(cut.id).state is State.FAILED, timeout=60)
-            assert DISK_ADVICE in hq.reports.get(cut.id).error
+            assert disk_advice() in hq.reports.get(cut.id).error
+            english = error_in(hq.reports.get(cut.id), "en")  # said in the UI's language
+            assert disk_advice("en") in english and disk_advice() not in english, english
             hq.run_now()
             site.run_now()
             wait_for(lambda: hq.reports.latest(kinds=("round",))[0].id != cut.id, timeout=60)

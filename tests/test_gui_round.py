@@ -18,7 +18,7 @@ from xvfb import xvfb_fixture  # noqa: F401  (the "xvfb" fixture)
 
 from synchro.app import App
 from synchro.config.store import load_config
-from synchro.errors import DISK_ADVICE
+from synchro.errors import disk_advice
 from synchro.gui.shell import GuiShell
 from synchro.gui.windows import general_layout as g
 from synchro.gui.windows import rapport as r
@@ -103,7 +103,7 @@ def test_the_tray_starts_on_a_full_disk_and_manuelle_works_once_room_is_made(
         try:
             shell.start()
             shell.open_general()
-            wait_for(shell, lambda: any(DISK_ADVICE in line for line in shell.status_lines()))
+            wait_for(shell, lambda: any(disk_advice() in line for line in shell.status_lines()))
             shell.open_rapport()
             settle(shell)
             assert not [c for c in shell.controllers if isinstance(c, RapportController)]

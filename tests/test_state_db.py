@@ -220,12 +220,12 @@ def test_a_failed_state_write_not_of_the_disk_is_a_fault_of_the_program(state: S
     """A state write the database refuses for another reason than its disk (a broken rule:
     a bug) is a ``StateError`` of kind internal, the transaction rolled back, the state
     usable after; not the disk's advice."""
-    from synchro.errors import DISK_ADVICE, ErrorKind, StateError
+    from synchro.errors import ErrorKind, StateError, disk_advice
 
     with pytest.raises(StateError) as err, state.transaction() as conn:
         conn.execute("INSERT INTO meta(key, value) VALUES ('k', 'un')")
         conn.execute("INSERT INTO meta(key, value) VALUES ('k', 'deux')")
-    assert err.value.kind is ErrorKind.INTERNAL and DISK_ADVICE not in str(err.value)
+    assert err.value.kind is ErrorKind.INTERNAL and disk_advice() not in str(err.value)
     assert state.get_meta("k") is None
     with state.transaction():
         state.set_meta("k", "trois")

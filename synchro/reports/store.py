@@ -16,7 +16,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
-from synchro.errors import DISK_ADVICE, ErrorKind, StateError, error_details, error_text, kind_of
+from synchro.errors import DISK_SAY, ErrorKind, StateError, error_details, error_text, kind_of
 from synchro.reports.records import (
     COUNTERS,
     INTERRUPTED,
@@ -116,10 +116,8 @@ class ReportStore:
             version = conn.execute("PRAGMA user_version").fetchone()[0]
             if version > _SCHEMA_VERSION:
                 conn.close()
-                raise StateError(
-                    f"Le rapport {self.path} vient d'une version plus récente de Synchro "
-                    f"(format {version}) : mettez le programme à jour."
-                )
+                newer = {"path": str(self.path), "version": version}
+                raise StateError(say=("engine.report.newer", newer))
             if version < _SCHEMA_VERSION:  # (an up-to-date file is opened without a write)
                 conn.executescript(_SCHEMA)
                 conn.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
@@ -127,12 +125,11 @@ class ReportStore:
         except (sqlite3.Error, OSError) as exc:
             if conn is not None:
                 conn.close()
+            said = {"path": str(self.path), "detail": str(exc)}
             if kind_of(exc) is ErrorKind.DISK:
-                raise StateError(f"Le rapport {self.path} : {exc}. {DISK_ADVICE}") from exc
-            raise StateError(
-                f"Le rapport {self.path} est illisible ou verrouillé ({exc}) : "
-                "vérifiez le disque et qu'aucun autre Synchro ne tourne."
-            ) from exc
+                disk = {**said, "advice": [DISK_SAY]}
+                raise StateError(say=("engine.report.disk", disk)) from exc
+            raise StateError(say=("engine.report.locked", said)) from exc
 
     def _connection(self) -> sqlite3.Connection:
         """The open connection (under ``self._lock``), opened now if a full disk kept it
@@ -171,9 +168,11 @@ class ReportStore:
                             conn.execute("ROLLBACK")
                     raise
             except sqlite3.Error as exc:
-                advice = f" {DISK_ADVICE}" if kind_of(exc) is ErrorKind.DISK else ""
+                said = {"path": str(self.path), "detail": str(exc)}
                 raise StateError(
-                    f"Écriture impossible dans le rapport {self.path} : {exc}.{advice}"
+                    say=("engine.report.unwritable_disk", {**said, "advice": [DISK_SAY]})
+                    if kind_of(exc) is ErrorKind.DISK
+                    else ("engine.report.unwritable", said)
                 ) from exc
 
     def _query(self, sql: str, params: Sequence[object] = ()) -> list[RunRecord]:

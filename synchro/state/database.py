@@ -23,7 +23,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from synchro.errors import DISK_ADVICE, ErrorKind, StateError, kind_of
+from synchro.errors import DISK_SAY, ErrorKind, StateError, kind_of
 from synchro.state.changelog import ChangeLog
 from synchro.state.packages import Packages
 from synchro.state.quarantine import HELD, Quarantine
@@ -89,21 +89,16 @@ class StateDB(Snapshots, Packages, Quarantine, ChangeLog):
                 # sequence numbers for ones they already applied.
                 self.set_meta("instance", uuid.uuid4().hex)
             elif int(version) > SCHEMA_VERSION:
-                raise StateError(
-                    f"La base d'état {path} vient d'une version plus récente de Synchro "
-                    f"(schéma {version}) : mettez Synchro à jour."
-                )
+                newer = {"path": str(path), "version": version}
+                raise StateError(say=("engine.state.newer", newer))
             elif int(version) < SCHEMA_VERSION:
                 self.set_meta("schema_version", str(SCHEMA_VERSION))
         except sqlite3.DatabaseError as exc:
+            said = {"path": str(path), "detail": str(exc)}
             if kind_of(exc) is ErrorKind.DISK:  # full, read-only: nothing is damaged
-                raise StateError(f"Base d'état {path} : {exc}. {DISK_ADVICE}") from exc
-            raise StateError(
-                f"Base d'état illisible {path} : {exc}. Restaurez-la depuis une sauvegarde, "
-                "ou renommez-la : la prochaine synchronisation repartira de zéro en comparant "
-                "toutes les lignes avec le siège (les différences seront traitées comme des "
-                "conflits et gardées dans le journal des conflits)."
-            ) from exc
+                disk = {**said, "advice": [DISK_SAY]}
+                raise StateError(say=("engine.state.disk_open", disk)) from exc
+            raise StateError(say=("engine.state.unreadable", said)) from exc
 
     def _migrate(self) -> None:
         """Add what newer schemas have to an older state database (columns only: no data

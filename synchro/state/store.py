@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
-from synchro.errors import DISK_ADVICE, ErrorKind, StateError, kind_of
+from synchro.errors import DISK_SAY, ErrorKind, StateError, kind_of
 
 
 def now_text() -> str:
@@ -64,9 +64,11 @@ class Store:
             self._rollback()
             self.make_room()
             disk = kind_of(exc) is ErrorKind.DISK
-            advice = f" {DISK_ADVICE}" if disk else ""
+            said = {"path": str(self.path), "detail": str(exc)}
             raise StateError(
-                f"Base d'état {self.path} : écriture impossible ({exc}).{advice}",
+                say=("engine.state.disk", {**said, "advice": [DISK_SAY]})
+                if disk
+                else ("engine.state.unwritable", said),
                 kind=ErrorKind.DISK if disk else ErrorKind.INTERNAL,  # else a fault of ours
             ) from exc
         except BaseException:

@@ -55,7 +55,7 @@ from synchro.transport.ftp_policy import (
     SiteAuthorizer,
     Verify,
 )
-from synchro.transport.tls import certificate_fingerprint
+from synchro.transport.tls import certificate_fingerprint, server_context
 
 log = logging.getLogger("synchro.transport.server")
 
@@ -154,9 +154,7 @@ class HQServer:
         poll_interval_s: float = 0.2,
     ) -> None:
         if require_tls and cert_file is None:
-            raise TransportError(
-                "FTPS exigé mais aucun certificat fourni au serveur du siège.", kind=ErrorKind.TLS
-            )
+            raise TransportError(say=("engine.ftp.no_certificate", {}), kind=ErrorKind.TLS)
         self.root = Path(root)
         self.host = host
         self.requested_port = port
@@ -265,7 +263,7 @@ class HQServer:
             attrs["dtp_handler"] = type("SiteDTP", data, {"timeout": idle_timeout_s})
         else:
             base = TLSHandler
-            attrs["ssl_context"] = _ssl_context(cert_file, key_file)
+            attrs["ssl_context"] = server_context(cert_file, key_file)
             attrs["certfile"] = str(cert_file)
             attrs["keyfile"] = str(key_file or cert_file)
             attrs["tls_control_required"] = self.require_tls
@@ -284,11 +282,8 @@ class HQServer:
         try:
             server = _Server((self.host, self.requested_port), self._handler)
         except OSError as exc:
-            raise TransportError(
-                f"Le serveur FTP du siège ne peut pas écouter sur {self.host}:"
-                f"{self.requested_port} : {exc.strerror or exc}. Un autre programme utilise "
-                "peut-être ce port : choisissez-en un autre dans les réglages du siège."
-            ) from exc
+            where = {"hp": f"{self.host}:{self.requested_port}", "detail": exc.strerror or exc}
+            raise TransportError(say=("engine.ftp.cannot_listen", where)) from exc
         server.max_cons = self.max_connections
         server.max_cons_per_ip = self.max_connections_per_ip
         self._server = server
@@ -374,28 +369,6 @@ def session_limit(sites: int) -> int:
     the sites (a session being closed while the next one opens), plus a margin; guessing
     is limited by the ban after failed logins, not by this."""
     return 2 * sites + 16
-
-
-def _ssl_context(cert_file: Path, key_file: Path | None) -> Any:
-    from OpenSSL import SSL
-
-    try:
-        context = SSL.Context(SSL.TLS_SERVER_METHOD)
-        context.set_min_proto_version(SSL.TLS1_2_VERSION)
-        context.set_options(SSL.OP_NO_COMPRESSION)
-        # an idle session gives its read and write buffers back (~34 kB each): the Siège
-        # holds a session per waiting establishment (issue 15: 200 at once)
-        context.set_mode(SSL.MODE_RELEASE_BUFFERS)
-        context.use_certificate_chain_file(str(cert_file))
-        context.use_privatekey_file(str(key_file or cert_file))
-        context.check_privatekey()
-    except (SSL.Error, OSError) as exc:
-        raise TransportError(
-            f"Certificat du siège inutilisable ({cert_file}) : {exc}. Supprimez le certificat "
-            "et sa clé pour en créer un nouveau, puis faites « synchro trust » sur les sites.",
-            kind=ErrorKind.TLS,
-        ) from exc
-    return context
 
 
 def _quiet_pyftpdlib_logging() -> None:

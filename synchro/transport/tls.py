@@ -17,6 +17,7 @@ import hashlib
 import os
 import re
 from pathlib import Path
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -47,12 +48,8 @@ def certificate_fingerprint(cert_path: Path) -> str:
     try:
         cert = x509.load_pem_x509_certificate(Path(cert_path).read_bytes())
     except (OSError, ValueError) as exc:
-        raise TransportError(
-            f"Certificat illisible {cert_path} : {exc}. Supprimez-le (et sa clé) pour qu'un "
-            "nouveau soit créé, puis donnez la nouvelle empreinte aux établissements "
-            "(synchro trust).",
-            kind=ErrorKind.TLS,
-        ) from exc
+        said = {"cert": str(cert_path), "detail": str(exc)}
+        raise TransportError(say=("engine.tls.unreadable", said), kind=ErrorKind.TLS) from exc
     return fingerprint_of(cert.public_bytes(serialization.Encoding.DER))
 
 
@@ -88,11 +85,8 @@ def ensure_certificate(cert_path: Path, key_path: Path, common_name: str) -> str
         _write_atomic(key_path, key_pem, mode=0o600)
         _write_atomic(cert_path, cert.public_bytes(serialization.Encoding.PEM), mode=0o644)
     except OSError as exc:
-        raise TransportError(
-            f"Impossible d'écrire le certificat du siège ({cert_path}, {key_path}) : {exc}. "
-            "Vérifiez les droits sur ce dossier.",
-            kind=ErrorKind.DISK,
-        ) from exc
+        said = {"cert": str(cert_path), "key": str(key_path), "detail": str(exc)}
+        raise TransportError(say=("engine.tls.unwritable", said), kind=ErrorKind.DISK) from exc
     return fingerprint_of(cert.public_bytes(serialization.Encoding.DER))
 
 
@@ -106,3 +100,24 @@ def _write_atomic(path: Path, data: bytes, *, mode: int) -> None:
         os.fsync(out.fileno())
     os.chmod(tmp, mode)  # the umask may have removed bits; never added any
     os.replace(tmp, path)
+
+
+def server_context(cert_file: Path, key_file: Path | None) -> Any:
+    """The Siège's TLS context (pyOpenSSL, as pyftpdlib takes it): TLS 1.2 at least, no
+    compression, buffers given back by idle sessions."""
+    from OpenSSL import SSL
+
+    try:
+        context = SSL.Context(SSL.TLS_SERVER_METHOD)
+        context.set_min_proto_version(SSL.TLS1_2_VERSION)
+        context.set_options(SSL.OP_NO_COMPRESSION)
+        # an idle session gives its read and write buffers back (~34 kB each): the Siège
+        # holds a session per waiting establishment (issue 15: 200 at once)
+        context.set_mode(SSL.MODE_RELEASE_BUFFERS)
+        context.use_certificate_chain_file(str(cert_file))
+        context.use_privatekey_file(str(key_file or cert_file))
+        context.check_privatekey()
+    except (SSL.Error, OSError) as exc:
+        said = {"cert": str(cert_file), "detail": str(exc)}
+        raise TransportError(say=("engine.tls.unusable", said), kind=ErrorKind.TLS) from exc
+    return context
