@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import socket
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -19,11 +20,21 @@ from synchro.engine.hq_acks import NO_ACK
 from synchro.engine.hq_verdict import NO_DATA, UNFINISHED
 from synchro.engine.marks import Restored, StateBehind
 from synchro.engine.twins import SentByAnother
-from synchro.errors import ConnectionTestError, SynchroError, TransportError, text_in
+from synchro.errors import (
+    ConnectionTestError,
+    ErrorKind,
+    StateError,
+    SynchroError,
+    TransportError,
+    text_in,
+)
 from synchro.i18n import render, tr
 from synchro.mail.message import build_report_message
 from synchro.reports import INTERRUPTED, Outcome, ReportStore, State, error_in
+from synchro.state import StateDB
 from synchro.transport.ftp_client import login_check
+from synchro.transport.ftp_server import HQServer
+from synchro.transport.tls import certificate_fingerprint, server_context
 
 NOW = dt.datetime(2026, 12, 6, 9, 0)
 ERRORS: list[tuple[SynchroError, str, str]] = [
@@ -137,3 +148,52 @@ def test_a_round_s_rule_is_said_in_the_ui_language(
         record = reports.finish(rid, State.FAILED, now=NOW, error=french, details=kind)
     assert error_in(record, "fr") == french
     assert error_in(record, "en").startswith(english)
+
+
+def _both(error: BaseException, fr: str, en: str) -> None:
+    assert isinstance(error, SynchroError) and error.say is not None
+    assert fr in str(error) and str(error) == render(error.say, "fr")
+    english = text_in(error, "en")
+    assert en in english and fr not in english, english
+
+
+def test_the_siege_s_server_errors_are_said_in_the_ui_language(tmp_path: Path) -> None:
+    """What stops the Siège's server from starting, met for real: its port taken by
+    another program, a certificate file that is not one, both in French and English."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        server = HQServer(tmp_path / "ftp", {}, host="127.0.0.1", port=port, require_tls=False)
+        with pytest.raises(TransportError) as busy:
+            server.start()
+    _both(busy.value, f"ne peut pas écouter sur 127.0.0.1:{port}",
+          f"cannot listen on 127.0.0.1:{port}")  # fmt: skip
+    bad = tmp_path / "siege.pem"
+    bad.write_text("pas un certificat")
+    with pytest.raises(TransportError) as unreadable:
+        certificate_fingerprint(bad)
+    _both(unreadable.value, "Certificat illisible", "Unreadable certificate")
+    with pytest.raises(TransportError) as unusable:
+        server_context(bad, None)
+    _both(unusable.value, "Certificat du siège inutilisable", "certificate cannot be used")
+    assert unusable.value.kind is ErrorKind.TLS
+
+
+def test_the_state_database_s_errors_are_said_in_the_ui_language(tmp_path: Path) -> None:
+    """A state database that is not one, and one from a newer version: real files."""
+    junk = tmp_path / "state.db"
+    junk.write_bytes(b"pas une base SQLite" * 100)
+    with pytest.raises(StateError) as unreadable:
+        StateDB(junk)
+    _both(unreadable.value, "Base d'état illisible", "Unreadable state database")
+    newer = tmp_path / "newer.db"
+    StateDB(newer).close()
+    conn = sqlite3.connect(newer)
+    conn.execute("UPDATE meta SET value = '999' WHERE key = 'schema_version'")
+    conn.commit()
+    conn.close()
+    with pytest.raises(StateError) as too_new:
+        StateDB(newer)
+    _both(too_new.value, "version plus récente de Synchro (schéma 999)",
+          "newer version of Synchro (schema 999)")  # fmt: skip
