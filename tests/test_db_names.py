@@ -29,6 +29,7 @@ from synchro.application import list_tables
 from synchro.cli import main
 from synchro.config.model import DatabaseSettings
 from synchro.db import odbc_connect, open_database
+from synchro.db.doing import act
 from synchro.db.mysql_catalog import cut_by_driver, lead_units
 from synchro.db.odbc_connect import PROBE_TEXT, connect, narrow_utf8, statement_text_fault
 from synchro.engine.tables import select_tables
@@ -150,9 +151,11 @@ def test_mariadb_statement_holding_two_such_characters_never_reaches_the_driver(
     try:
         sql = f"INSERT INTO `{ONE}` (id, nom) VALUES (1, 'Ø')"  # Ú and Ø: two
         with pytest.raises(DatabaseError, match="au-delà de la fin"), adapter.atomic():
-            adapter._run(sql, [], "essai").close()
+            adapter._run(sql, [], act("write", ONE)).close()
         with adapter.atomic():
-            adapter._run(f"INSERT INTO `{ONE}` (id, nom) VALUES (2, 'O')", [], "essai").close()
+            adapter._run(
+                f"INSERT INTO `{ONE}` (id, nom) VALUES (2, 'O')", [], act("write", ONE)
+            ).close()
         assert list(adapter.scan({t.name: t for t in adapter.tables()}[ONE])) == [(2, "O")]
     finally:
         adapter.close()
@@ -261,7 +264,7 @@ def test_names_not_in_ascii_are_refused_when_the_connection_alters_them(
             adapter.upsert(plain, [(1, "Élève Ø€😀")])  # values are parameters: exact
         assert adapter.read_back(plain, [(1,)]) == [(1, "Élève Ø€😀")]
         with pytest.raises(DatabaseError, match="altère le texte"):
-            adapter._run(f"DELETE FROM `{ONE}`", [], "essai")
+            adapter._run(f"DELETE FROM `{ONE}`", [], act("delete", ONE))
     finally:
         adapter.close()
 

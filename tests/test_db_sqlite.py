@@ -13,6 +13,7 @@ import pytest
 from backends import Backend, create_sample_schema
 
 from synchro.db import is_odbc, open_database
+from synchro.db.doing import act
 from synchro.db.sqlite import SqliteAdapter
 from synchro.errors import DatabaseError
 
@@ -31,7 +32,7 @@ def db(tmp_path: Path) -> Iterator[SqliteAdapter]:
     adapter = SqliteAdapter(str(tmp_path / "x.db"))
     with adapter.atomic():
         for sql in SCHEMA:
-            adapter._run(sql, [], "test").close()
+            adapter._run(sql, [], act("write", "t")).close()
     yield adapter
     adapter.close()
 
@@ -115,12 +116,12 @@ def test_rollback_and_savepoint(db: SqliteAdapter) -> None:
 def test_failed_commit_rolls_back(tmp_path: Path) -> None:
     db = SqliteAdapter(str(tmp_path / "d.db"))
     with db.atomic():
-        db._run("CREATE TABLE p (id INTEGER PRIMARY KEY)", [], "test").close()
+        db._run("CREATE TABLE p (id INTEGER PRIMARY KEY)", [], act("schema")).close()
         db._run(
             "CREATE TABLE c (id INTEGER PRIMARY KEY,"
             " p INTEGER REFERENCES p (id) DEFERRABLE INITIALLY DEFERRED)",
             [],
-            "test",
+            act("schema"),
         ).close()
     c = next(t for t in db.tables() if t.name == "c")
     with pytest.raises(DatabaseError, match="validation"), db.atomic():

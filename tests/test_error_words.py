@@ -12,9 +12,12 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from engine_helpers import make_node
+from rounds_helpers import sql
 
 from synchro.capture.mass_deletes import MassDeletes, Vanished
 from synchro.config.model import Role
+from synchro.db import open_database
 from synchro.engine.events import said
 from synchro.engine.hq_acks import NO_ACK
 from synchro.engine.hq_verdict import NO_DATA, UNFINISHED
@@ -22,6 +25,7 @@ from synchro.engine.marks import Restored, StateBehind
 from synchro.engine.twins import SentByAnother
 from synchro.errors import (
     ConnectionTestError,
+    DatabaseError,
     ErrorKind,
     StateError,
     SynchroError,
@@ -197,3 +201,61 @@ def test_the_state_database_s_errors_are_said_in_the_ui_language(tmp_path: Path)
         StateDB(newer)
     _both(too_new.value, "version plus récente de Synchro (schéma 999)",
           "newer version of Synchro (schema 999)")  # fmt: skip
+
+
+def test_the_user_database_s_errors_are_said_in_the_ui_language(tmp_path: Path) -> None:
+    """Met for real through the SQLite adapter: a file that is not a database, a row the
+    database refuses. What the database itself says stays as it said it."""
+    junk = tmp_path / "pas-une-base.db"
+    junk.write_bytes(b"pas une base SQLite" * 100)
+    with pytest.raises(DatabaseError) as opened:
+        adapter = open_database(str(junk))
+        adapter.tables()
+    _both(opened.value, "impossible : file is not a database (ce fichier n'est pas une base",
+          "failed: file is not a database (this file is not a SQLite database)")  # fmt: skip
+    db = tmp_path / "data.db"
+    conn = sqlite3.connect(db)
+    conn.execute("CREATE TABLE articles (id INTEGER PRIMARY KEY, nom TEXT NOT NULL)")
+    conn.close()
+    adapter = open_database(str(db))
+    try:
+        (table,) = [t for t in adapter.tables() if t.name == "articles"]
+        with pytest.raises(DatabaseError) as refused, adapter.atomic():
+            adapter.insert(table, [(1, None)])
+    finally:
+        adapter.close()
+    _both(refused.value, "écriture dans la table articles impossible : NOT NULL",
+          "writing to table articles failed: NOT NULL")  # fmt: skip
+
+
+def test_a_row_the_database_refused_is_said_in_the_ui_language(tmp_path: Path) -> None:
+    """A real refusal: the establishment's table has a CHECK the Siège's lacks. The
+    quarantine keeps the error's words beside its French text, so the report email lists
+    the row in English; the database's own words stay as it said them."""
+    site_db, hq_db = tmp_path / "s1.db", tmp_path / "hq.db"
+    sql(hq_db, "CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT NOT NULL);")
+    sql(site_db, "CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT NOT NULL "
+                 "CHECK (name <> 'refusé'));")  # fmt: skip
+    out = tmp_path / "out"
+    with (
+        make_node(tmp_path, "S1", str(site_db)) as site,
+        make_node(tmp_path, "HQ", str(hq_db), hq=True) as hq,
+    ):
+        assert hq.import_package(site.export().path).status == "applied"
+        sql(hq_db, "INSERT INTO items VALUES (1, 'accepté'), (2, 'refusé');")
+        hq.export()
+        result = site.import_package(hq.publish("S1", out).path)
+        assert result.status == "applied" and result.stats.quarantined == 1
+        (entry,) = site.state.quarantined()
+    assert "écriture dans la table items impossible : CHECK constraint failed" in entry["error"]
+    with ReportStore(tmp_path / "reports.db") as reports:
+        rid = reports.start("S1", "run", now=NOW)
+        record = reports.finish(rid, State.FAILED, now=NOW, quarantined=1,
+                                details={"quarantined": [entry]})  # fmt: skip
+    mails = {
+        lang: build_report_message([record], site="S1", role=Role.SITE, lang=lang, now=NOW).text
+        for lang in ("fr", "en")
+    }
+    assert "écriture dans la table items impossible : CHECK constraint failed" in mails["fr"]
+    assert "writing to table items failed: CHECK constraint failed" in mails["en"], mails["en"]
+    assert "impossible" not in mails["en"]

@@ -30,7 +30,8 @@ from urllib.parse import quote
 
 from synchro.db.base import Table
 from synchro.db.dialects import Dialect
-from synchro.errors import DatabaseError
+from synchro.db.doing import act, failed
+from synchro.errors import Say
 from synchro.values import Kind
 
 EXACT_DOUBLE = 2**53  # every integer of at most this magnitude is a double, exactly
@@ -126,7 +127,8 @@ def batches(
     import pyarrow as pa
 
     failures = (adbc_driver_manager.Error, pa.ArrowException)
-    doing = f"SQLite (fichier {path}) : lecture en colonnes de la table {table.name}"
+    doing = act("read_columns", table.name)
+    where = f"SQLite ({path})"
     try:
         conn = adbc.connect(f"file:{quote(Path(path).resolve().as_posix())}?mode=ro")
         cursor = conn.cursor()
@@ -138,22 +140,26 @@ def batches(
 
         select = exact_select(sql, table, census(sql, fetchone, table), ordered=ordered)
     except failures as exc:
-        raise DatabaseError(f"{doing} impossible : {exc}") from exc
+        raise failed(where, doing, exc) from exc
     if select is None:
         conn.close()
         return None
-    return _read(conn, cursor, select, failures, doing)
+    return _read(conn, cursor, select, failures, (where, doing))
 
 
 def _read(
-    conn: Any, cursor: Any, sql: str, failures: tuple[type[BaseException], ...], doing: str
+    conn: Any,
+    cursor: Any,
+    sql: str,
+    failures: tuple[type[BaseException], ...],
+    doing: tuple[str, Say],
 ) -> Iterator[Any]:
     try:
         cursor.adbc_statement.set_options(**{"adbc.sqlite.query.batch_rows": str(BATCH_ROWS)})
         cursor.execute(sql)
         yield from cursor.fetch_record_batch()
     except failures as exc:
-        raise DatabaseError(f"{doing} impossible : {exc}") from exc
+        raise failed(*doing, exc) from exc
     finally:
         cursor.close()
         conn.close()

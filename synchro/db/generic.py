@@ -18,8 +18,10 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from synchro.db.base import MARK_TABLE, Key, Row, Table
+from synchro.db.doing import act
 from synchro.db.sql_core import chunks
 from synchro.db.sql_reads import SqlReads
+from synchro.errors import Say
 
 
 class SqlAdapter(SqlReads):
@@ -32,7 +34,7 @@ class SqlAdapter(SqlReads):
         rows: Sequence[Sequence[Any]],
         size: int,
         statement: Callable[[int], str],
-        doing: str,
+        doing: Say,
     ) -> None:
         """Run ``statement(n)`` on ``rows`` bound ``n`` at a time (``n`` ≤ ``size``)."""
         for part in chunks(rows, size):
@@ -41,12 +43,12 @@ class SqlAdapter(SqlReads):
     def insert(self, table: Table, rows: Sequence[Row]) -> None:
         size = self.sql.batch_rows(len(table.columns)) if self.sql.multi_row else 1
         statement = functools.partial(self.sql.insert, table)
-        doing = f"écriture dans la table {table.name}"
+        doing = act("write", table.name)
         self._in_batches(table, table.column_names, rows, size, statement, doing)
 
     def upsert(self, table: Table, rows: Sequence[Row]) -> None:
         self._need_key(table)
-        doing = f"écriture dans la table {table.name}"
+        doing = act("write", table.name)
         if not self.sql.multi_row or table.key_source not in ("primary", "unique"):
             for row in rows:  # no native upsert, or no unique constraint for it to use
                 self._update_or_insert(table, row, doing)
@@ -55,7 +57,7 @@ class SqlAdapter(SqlReads):
         statement = functools.partial(self.sql.upsert, table)
         self._in_batches(table, table.column_names, rows, size, statement, doing)
 
-    def _update_or_insert(self, table: Table, row: Row, doing: str) -> None:
+    def _update_or_insert(self, table: Table, row: Row, doing: Say) -> None:
         bound = self._bind_rows(table, table.column_names, [row])
         cursor = self._run(self.sql.update(table), self.sql.update_params(table, bound), doing)
         changed = cursor.rowcount
@@ -68,7 +70,7 @@ class SqlAdapter(SqlReads):
         key = [bound[i] for i in table.key_positions]
         sql = f"SELECT COUNT(*) FROM {self.sql.quote(table.name)} WHERE "
         sql += self.sql.keys_condition(table.key, 1)
-        cursor = self._run(sql, key, f"lecture de la table {table.name}")
+        cursor = self._run(sql, key, act("read", table.name))
         try:
             return int(cursor.fetchone()[0]) > 0
         finally:
@@ -78,7 +80,7 @@ class SqlAdapter(SqlReads):
         self._need_key(table)
         size = self.sql.batch_rows(len(table.key))
         statement = functools.partial(self.sql.delete, table)
-        doing = f"suppression dans la table {table.name}"
+        doing = act("delete", table.name)
         self._in_batches(table, table.key, keys, size, statement, doing)
 
     # -- the mark of the last synchronisation (``engine.marks``) ----------------------
@@ -91,7 +93,7 @@ class SqlAdapter(SqlReads):
         if not self._has_mark_table():
             return None
         sql = f"SELECT numero FROM {self.sql.quote(MARK_TABLE)} WHERE poste = ?"
-        cursor = self._run(sql, [code], "lecture du repère de synchronisation")
+        cursor = self._run(sql, [code], act("mark_read"))
         try:
             numbers = [int(row[0]) for row in cursor.fetchall()]
         finally:
@@ -100,7 +102,7 @@ class SqlAdapter(SqlReads):
 
     def write_mark(self, code: str, number: int) -> bool:
         table = self.sql.quote(MARK_TABLE)
-        doing = "écriture du repère de synchronisation"
+        doing = act("mark_write")
         if not self._has_mark_table():
             if self._depth:
                 return False

@@ -25,6 +25,7 @@ from synchro.db.binding import Binder, binder, blob_bytes
 from synchro.db.column_kinds import odbc_kind
 from synchro.db.details import odbc_details, with_details
 from synchro.db.dialects import Dialect, detect_dialect
+from synchro.db.doing import act, failed
 from synchro.db.generic import SqlAdapter
 from synchro.db.mysql_catalog import catalog_rows, cut_by_driver, unsafe_names, unsafe_statement
 from synchro.db.odbc_connect import (
@@ -44,7 +45,7 @@ from synchro.db.odbc_connect import (
 from synchro.db.odbc_schema import column_details, foreign_keys, unique_indexes
 from synchro.db.sqlite import discover as discover_sqlite
 from synchro.db.sqlite import has_mark_table
-from synchro.errors import DatabaseError
+from synchro.errors import DatabaseError, Say
 from synchro.values import Kind
 
 LOCK_WAIT_S = 50  # seconds a statement waits for a row another program locked
@@ -110,19 +111,19 @@ class OdbcAdapter(SqlAdapter):
             self._text_fault = statement_text_fault(self._query)
         self._schema = self._default_schema()
         if self.dialect == "sqlite":  # as the stdlib adapter: refuse orphans
-            self._run("PRAGMA foreign_keys = ON", [], "ouverture").close()
+            self._run("PRAGMA foreign_keys = ON", [], act("open")).close()
         if self.dialect == "postgresql":  # dates read as text: ISO whatever the server says
-            self._run("SET DateStyle = 'ISO'", [], "ouverture").close()
+            self._run("SET DateStyle = 'ISO'", [], act("open")).close()
             # A row another program keeps locked: wait ``LOCK_WAIT_S`` (as long as MariaDB
             # does by default), then that row is set aside and retried by the next run.
             # PostgreSQL would wait for ever, and the round with it.
-            self._run(f"SET lock_timeout = '{LOCK_WAIT_S}s'", [], "ouverture").close()
+            self._run(f"SET lock_timeout = '{LOCK_WAIT_S}s'", [], act("open")).close()
         if self.dialect == "mysql":
             self._strict()
             # A row (InnoDB) or a whole table (LOCK TABLES, a metadata lock: MariaDB would
             # wait a year for it) another program keeps locked.
             for wait in ("innodb_lock_wait_timeout", "lock_wait_timeout"):
-                self._run(f"SET SESSION {wait} = {LOCK_WAIT_S}", [], "ouverture").close()
+                self._run(f"SET SESSION {wait} = {LOCK_WAIT_S}", [], act("open")).close()
 
     def _after_lost(self) -> None:
         """A new connection after the database ended a transaction itself: a driver may not
@@ -134,11 +135,11 @@ class OdbcAdapter(SqlAdapter):
             self._conn = connect(load_pyodbc(), self._connection)
             self._session(str(self._conn.getinfo(SQL_DBMS_NAME)))
 
-    def _run(self, sql: str, params: Sequence[Any], doing: str) -> Any:
+    def _run(self, sql: str, params: Sequence[Any], doing: Say) -> Any:
         altered, miscounts = bool(self._text_fault), self._utf16_fault
         if (altered or miscounts) and unsafe_statement(sql, altered=altered, miscounts=miscounts):
             # never handed to the driver
-            raise DatabaseError(f"{self.description} : {doing} impossible : {self._name_fault()}")
+            raise failed(self.description, doing, self._name_fault())
         return super()._run(sql, params, doing)
 
     def _strict(self) -> None:
@@ -151,7 +152,7 @@ class OdbcAdapter(SqlAdapter):
                 "SET SESSION sql_mode = CONCAT_WS(',', NULLIF(@@SESSION.sql_mode, ''),"
                 " 'STRICT_ALL_TABLES')",
                 [],
-                "ouverture",
+                act("open"),
             ).close()
 
     def _default_schema(self) -> str | None:
@@ -219,13 +220,12 @@ class OdbcAdapter(SqlAdapter):
         ``encode(convert_to())``), decoded here: the driver converts no character."""
         return self._fetch(table, keys, raw_text=True)
 
-    def _translate(self, exc: BaseException, doing: str) -> DatabaseError:
+    def _translate(self, exc: BaseException, doing: Say) -> DatabaseError:
         args: tuple[Any, ...] = exc.args
         state = _state(exc)
         text = str(args[1]) if len(args) > 1 else str(exc)
-        if state.startswith("08"):
-            text += " (connexion perdue : vérifiez le réseau et le serveur, puis relancez)"
-        return DatabaseError(f"{self.description} : {doing} impossible : [{state}] {text}")
+        lost: Say | None = ("engine.db.hint.lost", {}) if state.startswith("08") else None
+        return failed(self.description, doing, f"[{state}] {text}", lost)
 
     def _ends_transaction(self, error: DatabaseError) -> bool:
         """Errors that are no row's fault and end (or must end) the transaction: SQLSTATE
@@ -249,15 +249,15 @@ class OdbcAdapter(SqlAdapter):
         if self.dialect == "postgresql":  # psqlODBC loses a savepoint that is the first
             # statement of a transaction at the first error in it (« savepoint does not
             # exist »: the transaction taken for lost): it must begin with another one
-            self._run("SELECT 1", [], "début de la transaction").close()
+            self._run("SELECT 1", [], act("begin")).close()
 
     def _commit(self) -> None:
-        self._end("commit", "validation de la transaction")
+        self._end("commit", act("commit"))
 
     def _rollback(self) -> None:
-        self._end("rollback", "annulation de la transaction")
+        self._end("rollback", act("rollback"))
 
-    def _end(self, how: str, doing: str) -> None:
+    def _end(self, how: str, doing: Say) -> None:
         """Commit or roll back, then autocommit again. When the first fails (the connection
         lost, SQLite's disk full), its error is the one raised: turning autocommit on then
         fails too, and its raw driver error hid the first (an "internal error" instead)."""
@@ -279,7 +279,7 @@ class OdbcAdapter(SqlAdapter):
     # -- discovery --------------------------------------------------------------------
 
     def _query(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
-        cursor = self._run(sql, params, "lecture du schéma")
+        cursor = self._run(sql, params, act("schema"))
         try:
             return list(cursor.fetchall())
         finally:
@@ -297,14 +297,14 @@ class OdbcAdapter(SqlAdapter):
         try:
             cursor = self._conn.cursor()
         except self._driver_errors as exc:
-            raise self._translate(exc, "lecture du schéma") from exc
+            raise self._translate(exc, act("schema")) from exc
         try:
             return list(getattr(cursor, method)(**kwargs).fetchall())
         except self._driver_errors as exc:
             # A connection lost (SQLSTATE 08...) is an error: "no table" or "no key" from
             # a dead session would have had a run capture nothing and say OK.
             if _state(exc).startswith("08"):
-                raise self._translate(exc, "lecture du schéma") from exc
+                raise self._translate(exc, act("schema")) from exc
             return []
         finally:
             with contextlib.suppress(*self._driver_errors):

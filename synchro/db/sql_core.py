@@ -17,7 +17,8 @@ from typing import Any
 from synchro.db.base import Adapter, Column, Table
 from synchro.db.binding import Binder, Binders, Flattener, Refused, row_flattener
 from synchro.db.dialects import Dialect
-from synchro.errors import DatabaseError, SchemaError, TransactionLost
+from synchro.db.doing import act, failed
+from synchro.errors import DatabaseError, Say, SchemaError, TransactionLost
 from synchro.values import Kind
 
 FETCH_SIZE = 1000
@@ -80,7 +81,7 @@ class SqlCore(Adapter):
         return True
 
     @abc.abstractmethod
-    def _translate(self, exc: BaseException, doing: str) -> DatabaseError:
+    def _translate(self, exc: BaseException, doing: Say) -> DatabaseError:
         """A user-facing ``DatabaseError`` for a driver error while ``doing``."""
 
     def _ends_transaction(self, error: DatabaseError) -> bool:
@@ -108,7 +109,7 @@ class SqlCore(Adapter):
 
     # -- helpers ----------------------------------------------------------------------
 
-    def _run(self, sql: str, params: Sequence[Any], doing: str) -> Any:
+    def _run(self, sql: str, params: Sequence[Any], doing: Say) -> Any:
         if self._lost is not None:
             raise self._lost_error()
         cursor = self._conn.cursor()
@@ -119,7 +120,7 @@ class SqlCore(Adapter):
             raise self._translate(exc, doing) from exc
         except (UnicodeError, OverflowError) as exc:  # a value the driver cannot convert
             cursor.close()
-            raise DatabaseError(f"{self.description} : {doing} impossible : {exc}") from exc
+            raise failed(self.description, doing, exc) from exc
         return cursor
 
     def _binders(self, table: Table, names: Sequence[str]) -> Binders:
@@ -229,7 +230,7 @@ class SqlCore(Adapter):
             yield
             return
         name = f"synchro_sp{next(self._savepoints)}"
-        self._bracket(self.sql.savepoint(name), "début d'un point de sauvegarde")
+        self._bracket(self.sql.savepoint(name), act("savepoint"))
         self._depth += 1
         try:
             yield
@@ -239,7 +240,7 @@ class SqlCore(Adapter):
             if self._lost is None:
                 try:
                     back = self.sql.rollback_to(name)
-                    self._run(back, [], "retour au point de sauvegarde").close()
+                    self._run(back, [], act("rollback_to")).close()
                 except DatabaseError:
                     self._lost = exc  # no savepoint left: the transaction is gone
             if self._lost is not None:
@@ -247,23 +248,21 @@ class SqlCore(Adapter):
             raise
         except BaseException:
             if self._lost is None:
-                self._run(self.sql.rollback_to(name), [], "retour au point de sauvegarde").close()
+                self._run(self.sql.rollback_to(name), [], act("rollback_to")).close()
             raise
         finally:
             self._depth -= 1
         release = self.sql.release(name)
         if release:
-            self._bracket(release, "fin d'un point de sauvegarde")
+            self._bracket(release, act("release"))
 
-    def _bracket(self, sql: str, doing: str) -> None:
+    def _bracket(self, sql: str, doing: Say) -> None:
         """Begin or release a savepoint. Its failure is no row's fault: the database has
         ended the transaction (SQLite's full disk on RELEASE, seen through its ODBC
         driver); and in SQLite a savepoint begun once the transaction has ended begins a
         new transaction of its own, which its RELEASE commits."""
         if not self._in_transaction():
-            self._lost = DatabaseError(
-                f"{self.description} : {doing} impossible : transaction finie"
-            )
+            self._lost = failed(self.description, doing, [("engine.db.hint.ended", {})])
         try:
             self._run(sql, [], doing).close()
         except DatabaseError as exc:

@@ -12,8 +12,9 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from synchro.db.base import Key, Row, Table
+from synchro.db.doing import act, failed
 from synchro.db.sql_core import FETCH_SIZE, SqlCore, chunks
-from synchro.errors import DatabaseError, SchemaError
+from synchro.errors import DatabaseError, Say, SchemaError
 from synchro.values import Kind, normalise, row_normaliser
 
 
@@ -49,7 +50,7 @@ class SqlReads(SqlCore):
             params.append(self._lower_bound(table, modified_column, modified_since))
         else:
             modified_column = None
-        doing = f"lecture de la table {table.name}"
+        doing = act("read", table.name)
         positions = [names.index(k) for k in table.key] if sort_here or page else []
         if page:
             rows = self._pages(table, names, kinds, modified_column, params, positions, page)
@@ -90,7 +91,7 @@ class SqlReads(SqlCore):
         page: int,
     ) -> Iterator[Row]:
         """Key-ordered pages (keyset pagination) so the driver never holds the whole table."""
-        doing = f"lecture de la table {table.name}"
+        doing = act("read", table.name)
         fixes = self.sql.read_fixes(table, names)
         last: Row | None = None
         while True:
@@ -120,7 +121,7 @@ class SqlReads(SqlCore):
         sql: str,
         params: Sequence[Any],
         kinds: Sequence[Kind],
-        doing: str,
+        doing: Say,
         fixes: Mapping[int, Callable[[Any], Any]] | None = None,
     ) -> Iterator[Row]:
         """Rows normalised to ``kinds``, the values at the positions of ``fixes`` first
@@ -151,15 +152,11 @@ class SqlReads(SqlCore):
                 except self._driver_errors as exc:
                     raise self._translate(exc, doing) from exc
                 except UnicodeDecodeError as exc:  # a driver that cut a character in two
-                    raise DatabaseError(
-                        f"{self.description} : {doing} impossible : texte mal converti par "
-                        f"le pilote ({exc})"
-                    ) from exc
+                    hint: Say = ("engine.db.hint.text", {})
+                    raise failed(self.description, doing, exc, hint) from exc
                 except (ValueError, OverflowError) as exc:  # a value Python cannot hold
-                    raise DatabaseError(
-                        f"{self.description} : {doing} impossible : une valeur ne peut pas "
-                        f"être lue ({exc})"
-                    ) from exc
+                    hint = ("engine.db.hint.value", {})
+                    raise failed(self.description, doing, exc, hint) from exc
                 if not batch:
                     return
                 yield from map(normalise_row, batch)
@@ -174,7 +171,7 @@ class SqlReads(SqlCore):
         bytes where the dialect can (``Dialect.raw_text``) and decoded here."""
         self._need_key(table)
         out: list[Row] = []
-        doing = f"lecture de la table {table.name}"
+        doing = act("read", table.name)
         hexed = self.sql.hexed_columns(table) if raw_text else ()
         kinds = list(table.kinds)
         for i in hexed:
@@ -188,7 +185,7 @@ class SqlReads(SqlCore):
         return out
 
     def count(self, table: Table) -> int:
-        cursor = self._run(self.sql.count(table), [], f"comptage de la table {table.name}")
+        cursor = self._run(self.sql.count(table), [], act("count", table.name))
         try:
             return int(cursor.fetchone()[0])
         finally:

@@ -21,8 +21,9 @@ from synchro.db.binding import Binder, binder, blob_bytes
 from synchro.db.column_kinds import sqlite_kind
 from synchro.db.details import sqlite_details, with_details
 from synchro.db.dialects import Dialect
+from synchro.db.doing import act, failed
 from synchro.db.generic import SqlAdapter
-from synchro.errors import DatabaseError, sqlite_error
+from synchro.errors import DatabaseError, Say, sqlite_error
 from synchro.values import Kind
 
 # SQLite's errors after which it may have ended the transaction, or that say its file
@@ -30,12 +31,12 @@ from synchro.values import Kind
 ENDS_TRANSACTION = frozenset(
     {"SQLITE_FULL", "SQLITE_IOERR", "SQLITE_NOMEM", "SQLITE_CORRUPT", "SQLITE_READONLY"}
 )
-_HINTS = {
-    "disk is full": "le disque est plein : libérez de la place",
-    "database is locked": "un autre programme écrit dans la base ; réessayez plus tard",
-    "unable to open": "vérifiez le chemin du fichier et les droits d'accès",
-    "not a database": "ce fichier n'est pas une base SQLite",
-    "disk i/o": "vérifiez le disque (place libre, erreurs matérielles)",
+_HINTS = {  # what SQLite says → what to do (``engine.db.hint.*``)
+    "disk is full": "full",
+    "database is locked": "locked",
+    "unable to open": "open",
+    "not a database": "not_sqlite",
+    "disk i/o": "io",
 }
 
 
@@ -81,7 +82,7 @@ class SqliteAdapter(SqlAdapter):
             )
             self._conn.execute("PRAGMA foreign_keys = ON")
         except sqlite3.Error as exc:
-            raise self._translate(exc, "ouverture") from exc
+            raise self._translate(exc, act("open")) from exc
 
     # -- driver hooks -----------------------------------------------------------------
 
@@ -96,11 +97,12 @@ class SqliteAdapter(SqlAdapter):
             return binder("sqlite", column.kind, column.type_name)
         return _BINDERS.get(column.kind)
 
-    def _translate(self, exc: BaseException, doing: str) -> DatabaseError:
+    def _translate(self, exc: BaseException, doing: Say) -> DatabaseError:
         text = str(exc)
-        hint = next((h for k, h in _HINTS.items() if k in text.lower()), "")
-        suffix = f" ({hint})" if hint else ""
-        return DatabaseError(f"{self.description} : {doing} impossible : {text}{suffix}")
+        hint = next((h for k, h in _HINTS.items() if k in text.lower()), None)
+        return failed(
+            self.description, doing, text, ("engine.db.hint." + hint, {}) if hint else None
+        )
 
     def _ends_transaction(self, error: DatabaseError) -> bool:
         """SQLite ended the transaction (it does after a full disk, an I/O error, lack of
@@ -115,14 +117,14 @@ class SqliteAdapter(SqlAdapter):
         return sqlite_error(error.__cause__) == "SQLITE_BUSY"  # another writer kept it
 
     def _begin(self) -> None:
-        self._run("BEGIN IMMEDIATE", [], "début de transaction").close()
+        self._run("BEGIN IMMEDIATE", [], act("begin")).close()
 
     def _commit(self) -> None:
-        self._run("COMMIT", [], "validation de la transaction").close()
+        self._run("COMMIT", [], act("commit")).close()
 
     def _rollback(self) -> None:
         if self._conn.in_transaction:
-            self._run("ROLLBACK", [], "annulation de la transaction").close()
+            self._run("ROLLBACK", [], act("rollback")).close()
 
     def close(self) -> None:
         self._conn.close()
@@ -142,7 +144,7 @@ class SqliteAdapter(SqlAdapter):
     # -- discovery --------------------------------------------------------------------
 
     def _pragma(self, sql: str) -> list[Any]:
-        cursor = self._run(sql, [], "lecture du schéma")
+        cursor = self._run(sql, [], act("schema"))
         try:
             return list(cursor.fetchall())
         finally:

@@ -184,7 +184,7 @@ class _TableApplier(TableRows):
                 continue
             if self.locked is not None:  # another program keeps the table: the next run
                 for item in items:
-                    self._quarantine(item, str(self.locked), locked=True)
+                    self._quarantine(item, self.locked, locked=True)
                 continue
             try:
                 with self.adapter.savepoint():
@@ -207,7 +207,7 @@ class _TableApplier(TableRows):
         waited = 0
         for item in items:
             if self.locked is not None:
-                self._quarantine(item, str(self.locked), locked=True)
+                self._quarantine(item, self.locked, locked=True)
                 continue
             try:
                 with self.adapter.savepoint():
@@ -219,14 +219,14 @@ class _TableApplier(TableRows):
                     waited += 1
                     if waited >= 2:
                         self.locked = exc
-                    self._quarantine(item, str(exc), locked=True)
+                    self._quarantine(item, exc, locked=True)
                     continue
                 waited = 0
                 if self._still_used(item, delete):
                     if not delete:  # a kept row changes nothing here
                         done.append(item)
                     continue
-                self._quarantine(item, str(exc))
+                self._quarantine(item, exc)
         return done
 
     def _still_used(self, item: Item, delete: bool) -> bool:

@@ -225,7 +225,12 @@ class TableRows:
         self.settled, self.logged, self.cleared = [], [], []
 
     def _quarantine(
-        self, item: Item, error: str, mismatch: Mismatch | None = None, *, locked: bool = False
+        self,
+        item: Item,
+        error: str | BaseException,
+        mismatch: Mismatch | None = None,
+        *,
+        locked: bool = False,
     ) -> None:
         """A row not applied exactly: into the quarantine with what was sent (and stored);
         ``locked``: set aside because another program keeps it locked."""

@@ -158,7 +158,7 @@ class _TableRetry:
                 settled = outcome.failed + outcome.fixed + outcome.dropped
                 for e in batch:
                     if e.data not in settled:
-                        self.state.retried(e.data["id"], str(exc))
+                        self.state.retried(e.data["id"], exc)
                         outcome.failed.append(e.data)
 
     def _batch(self, entries: list[_Entry], outcome: RetryOutcome) -> None:
@@ -176,7 +176,7 @@ class _TableRetry:
                 state.drop_quarantine(table.name, e.data["key_json"])
                 outcome.dropped.append(e.data)
             elif self.locked is not None:  # not waited for again: the next run
-                state.retried(e.data["id"], str(self.locked), locked=True)
+                state.retried(e.data["id"], self.locked, locked=True)
                 outcome.failed.append(e.data)
             elif self._write(e, outcome):
                 written.append(e)
@@ -214,7 +214,7 @@ class _TableRetry:
                 self.locked = exc
             if not locked and self._revived(e):
                 return True
-            self.state.retried(e.data["id"], str(exc), locked=locked)
+            self.state.retried(e.data["id"], exc, locked=locked)
             outcome.failed.append(e.data)
             return False
         self.waited = 0

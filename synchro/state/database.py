@@ -39,6 +39,7 @@ _QUARANTINE_V2 = (
     ("columns_json", "TEXT"),  # mismatch: [{"column", "sent", "stored"}...]
     ("stored_json", "TEXT"),  # mismatch: the row as the database holds it
     ("tries", "INTEGER NOT NULL DEFAULT 0"),  # retries at later runs that failed again
+    ("error_say", "TEXT"),  # the error's words as a key of the locales, JSON (when given)
 )
 
 _SCHEMA = """

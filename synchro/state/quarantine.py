@@ -10,9 +10,18 @@ from pathlib import Path
 from typing import Any
 
 from synchro.config.atomic import atomic_write
+from synchro.errors import SynchroError
 from synchro.state.store import Store, now_text
 
 HELD = "export"  # the quarantine's package name for rows set aside at capture
+
+
+def _words(error: str | BaseException) -> tuple[str, str | None]:
+    """An entry's error: its French text, and the words it gave as a key of the locales
+    (``SynchroError.say``, JSON) so the report says it in the UI's language."""
+    if isinstance(error, SynchroError) and error.say is not None:
+        return str(error), json.dumps(list(error.say), ensure_ascii=False, default=str)
+    return str(error), None
 
 
 class Quarantine(Store):
@@ -41,7 +50,7 @@ class Quarantine(Store):
         table: str,
         key: str,
         row: str | None,
-        error: str,
+        error: str | BaseException,
         *,
         kind: str = "refused",
         op: str | None = None,
@@ -57,11 +66,12 @@ class Quarantine(Store):
         """
         if package != HELD:
             self.drop_quarantine(table, key)
+        text, said = _words(error)
         self.conn.execute(
             "INSERT OR REPLACE INTO quarantine(at, package, tbl, key_json, row_json, error, "
-            "kind, op, origin, columns_json, stored_json) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (now_text(), package, table, key, row, error, kind, op, origin, columns, stored),
+            "error_say, kind, op, origin, columns_json, stored_json) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (now_text(), package, table, key, row, text, said, kind, op, origin, columns, stored),
         )
 
     def drop_quarantine(self, table: str, key: str) -> int:
@@ -75,7 +85,7 @@ class Quarantine(Store):
     def retried(
         self,
         id: int,
-        error: str,
+        error: str | BaseException,
         *,
         columns: str | None = None,
         stored: str | None = None,
@@ -84,10 +94,11 @@ class Quarantine(Store):
         """A retry of a quarantined row failed again: its new reason (``locked``: it waited
         for a lock another program holds)."""
         kind = "mismatch" if columns else "locked" if locked else "refused"
+        text, said = _words(error)
         self.conn.execute(
-            "UPDATE quarantine SET at = ?, error = ?, columns_json = ?, stored_json = ?, "
-            "kind = ?, tries = tries + 1 WHERE id = ?",
-            (now_text(), error, columns, stored, kind, id),
+            "UPDATE quarantine SET at = ?, error = ?, error_say = ?, columns_json = ?, "
+            "stored_json = ?, kind = ?, tries = tries + 1 WHERE id = ?",
+            (now_text(), text, said, columns, stored, kind, id),
         )
 
     def pending_keys(self, table: str) -> set[str]:
