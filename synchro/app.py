@@ -182,10 +182,7 @@ class App:
     def save_config(self, config: Config) -> None:
         """VALIDER: save and restart the FTP server; refused while a run is in progress."""
         if self.is_running():
-            raise SynchroError(
-                "Une synchronisation est en cours : attendez sa fin (ou ARRETER) avant VALIDER.",
-                kind=ErrorKind.CONFIG,
-            )
+            raise SynchroError(say=("app.err.running_save", {}), kind=ErrorKind.CONFIG)
         save_config(config, self.paths.config_file)
         self.config = config
         self.configured_last_sync = config.last_sync  # taken into the state at the next run

@@ -94,6 +94,7 @@ class FakeBackend:
         self.tested: list[object] = []
         self.held: str | None = None  # what the last automatic run held (mass deletes)
         self.take_back_offered = False  # the held run found a restored database
+        self.save_error: Exception | None = None
 
     # --- GuiBackend --------------------------------------------------------------------
     def needs_setup(self) -> bool:
@@ -103,6 +104,8 @@ class FakeBackend:
         return self._config
 
     def save_config(self, config: Config) -> None:
+        if self.save_error is not None:  # what saving met (a real failure, made by the test)
+            raise self.save_error
         if self.running:
             raise SynchroError("Refusé : une synchronisation est en cours.")
         self.saved.append(config)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from synchro.errors import PlatformError
+from synchro.errors import PlatformError, text_in
 from synchro.platform.autostart import (
     APPROVED_KEY,
     RUN_KEY,
@@ -248,3 +248,14 @@ def test_autostart_action(tmp_path: Path) -> None:
     assert autostart_action("off", autostart=auto).endswith(": désactivé")
     with pytest.raises(PlatformError, match="inconnue"):
         autostart_action("maybe", autostart=auto)
+
+
+def test_xdg_failure_is_said_in_the_ui_language(tmp_path: Path) -> None:
+    """A real failure: where the autostart folder should be there is a file."""
+    blocked = tmp_path / "autostart"
+    blocked.write_text("un fichier, pas un dossier")
+    with pytest.raises(PlatformError) as failed:
+        XdgAutostart(blocked).enable(["/usr/bin/synchro", "--minimized"])
+    assert "Impossible d'écrire" in str(failed.value)
+    english = text_in(failed.value, "en")
+    assert english.startswith(f"Cannot write {blocked / 'synchro.desktop'}: "), english

@@ -28,7 +28,7 @@ from xvfb import xvfb_fixture  # noqa: F401  (the "xvfb" fixture)
 
 from synchro.config.model import Config, EmailSettings, Role, SiteSettings
 from synchro.config.passwords import LoginGuard, hash_password, verify_password
-from synchro.errors import ConnectionTestError
+from synchro.errors import ConnectionTestError, PlatformError
 from synchro.gui.ports import STATE_OK
 from synchro.gui.shell import GuiShell
 from synchro.gui.tray import Command
@@ -38,6 +38,7 @@ from synchro.gui.windows import password as pw
 from synchro.gui.windows.general import GeneralController
 from synchro.gui.windows.login import LoginController
 from synchro.gui.windows.password import PasswordController
+from synchro.platform.autostart import XdgAutostart
 from synchro.transport.ftp_client import login_check
 
 NOW = dt.datetime(2026, 11, 18, 17, 39, 2)
@@ -514,3 +515,25 @@ def test_test_button_says_a_refusal_in_the_ui_language(
     click(shell, window, g.TEST)
     wait_for(shell, lambda: str(port) in text_of(window, g.TEST_RESULT))
     assert words.format(port=port) in text_of(window, g.TEST_RESULT)
+
+
+@pytest.mark.parametrize(
+    ("lang", "words"),
+    [("fr", "Impossible d'écrire {path} : "), ("en", "Cannot write {path}: ")],
+)
+def test_validate_says_a_failure_in_the_ui_language(
+    lang: str, words: str, shell: GuiShell, backend: FakeBackend, tmp_path: Path
+) -> None:
+    """VALIDER meets a real failure (the autostart folder is a file): the window's message
+    line says it in the window's language (it was always French)."""
+    blocked = tmp_path / "autostart"
+    blocked.write_text("un fichier")
+    with pytest.raises(PlatformError) as failed:
+        XdgAutostart(blocked).enable(["/usr/bin/synchro"])
+    backend._config = dataclasses.replace(backend._config, language=lang)
+    backend.save_error = failed.value
+    shell.open_general()
+    window = general(shell).window
+    click(shell, window, g.APPLY)
+    shown = text_of(window, g.MESSAGE)
+    assert shown.startswith(words.format(path=blocked / "synchro.desktop")), shown

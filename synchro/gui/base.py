@@ -156,7 +156,7 @@ class Controller:
         try:
             self.handle(event, values)
         except SynchroError as exc:
-            self.message(str(exc))
+            self.message(text_in(exc, self.lang))
         except Exception as exc:
             self.message(unexpected(self.lang, exc, self._log_path()))
 
@@ -170,7 +170,7 @@ class Controller:
         try:
             self.tick()
         except SynchroError as exc:
-            self.message(str(exc))
+            self.message(text_in(exc, self.lang))
         except Exception as exc:
             self.message(unexpected(self.lang, exc, self._log_path()))
 

@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-from synchro.errors import PlatformError
+from synchro.errors import PlatformError, Say
 
 APP_NAME = "Synchro"
 RUN_KEY = r"Software\Microsoft\Windows\CurrentVersion\Run"
@@ -97,7 +97,7 @@ class WinRegistry:
         except FileNotFoundError:
             return None
         except OSError as exc:
-            raise PlatformError(f"Lecture du registre impossible ({key}\\{name}) : {exc}") from exc
+            raise PlatformError(say=_registry("read", key, name, exc)) from exc
         return data if isinstance(data, str | bytes) else str(data)
 
     def set_string(self, key: str, name: str, value: str) -> None:
@@ -106,7 +106,7 @@ class WinRegistry:
             with winreg.CreateKeyEx(winreg.HKEY_CURRENT_USER, key, 0, winreg.KEY_SET_VALUE) as h:
                 winreg.SetValueEx(h, name, 0, winreg.REG_SZ, value)
         except OSError as exc:
-            raise PlatformError(f"Écriture du registre impossible ({key}\\{name}) : {exc}") from exc
+            raise PlatformError(say=_registry("write", key, name, exc)) from exc
 
     def delete(self, key: str, name: str) -> None:
         winreg = _winreg()
@@ -116,15 +116,18 @@ class WinRegistry:
         except FileNotFoundError:
             return
         except OSError as exc:
-            raise PlatformError(
-                f"Suppression dans le registre impossible ({key}\\{name}) : {exc}"
-            ) from exc
+            raise PlatformError(say=_registry("delete", key, name, exc)) from exc
+
+
+def _registry(what: str, key: str, name: str, exc: OSError) -> Say:
+    """The words of a failed registry ``what`` (read, write, delete) of ``key\\name``."""
+    return (f"app.err.registry.{what}", {"where": f"{key}\\{name}", "detail": str(exc)})
 
 
 def windows_command_line(command: Sequence[str]) -> str:
     """The Run value: the executable always in double quotes, arguments quoted when needed."""
     if not command:
-        raise PlatformError("Commande de démarrage vide")
+        raise PlatformError(say=("app.err.autostart.empty", {}))
     exe, *args = command
     parts = [f'"{exe}"']
     for arg in args:
@@ -178,7 +181,7 @@ def xdg_autostart_dir() -> Path:
 def desktop_exec(command: Sequence[str]) -> str:
     """The ``Exec=`` value for ``command`` (quoting of the Desktop Entry specification)."""
     if not command:
-        raise PlatformError("Commande de démarrage vide")
+        raise PlatformError(say=("app.err.autostart.empty", {}))
     parts = []
     for arg in command:
         if arg and not any(c in arg for c in " \t\n\"'\\><~|&;$*?#()`="):
@@ -211,7 +214,8 @@ class XdgAutostart:
         except FileNotFoundError:
             return None
         except (OSError, UnicodeDecodeError, configparser.Error) as exc:
-            raise PlatformError(f"Fichier de démarrage illisible {self.path} : {exc}") from exc
+            said = {"path": str(self.path), "detail": str(exc)}
+            raise PlatformError(say=("app.err.autostart.unreadable", said)) from exc
         return parser[_DESKTOP_SECTION] if parser.has_section(_DESKTOP_SECTION) else None
 
     def is_enabled(self) -> bool:
@@ -239,15 +243,15 @@ class XdgAutostart:
             tmp.write_text("\n".join(lines), encoding="utf-8")
             os.replace(tmp, self.path)
         except OSError as exc:
-            raise PlatformError(f"Impossible d'écrire {self.path} : {exc.strerror or exc}") from exc
+            said = {"path": str(self.path), "detail": exc.strerror or str(exc)}
+            raise PlatformError(say=("app.err.autostart.unwritable", said)) from exc
 
     def disable(self) -> None:
         try:
             self.path.unlink(missing_ok=True)
         except OSError as exc:
-            raise PlatformError(
-                f"Impossible de supprimer {self.path} : {exc.strerror or exc}"
-            ) from exc
+            said = {"path": str(self.path), "detail": exc.strerror or str(exc)}
+            raise PlatformError(say=("app.err.autostart.undeletable", said)) from exc
 
 
 class UnsupportedAutostart:
@@ -257,7 +261,7 @@ class UnsupportedAutostart:
         return False
 
     def enable(self, command: Sequence[str]) -> None:
-        raise PlatformError(f"Démarrage automatique non pris en charge sur {sys.platform}")
+        raise PlatformError(say=("app.err.autostart.unsupported", {"platform": sys.platform}))
 
     def disable(self) -> None:
         return None
