@@ -9,6 +9,7 @@ import csv
 import datetime as dt
 import socket
 import sqlite3
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -259,3 +260,22 @@ def test_a_row_the_database_refused_is_said_in_the_ui_language(tmp_path: Path) -
     assert "écriture dans la table items impossible : CHECK constraint failed" in mails["fr"]
     assert "writing to table items failed: CHECK constraint failed" in mails["en"], mails["en"]
     assert "impossible" not in mails["en"]
+
+
+def test_a_value_a_column_cannot_keep_is_refused_in_the_ui_language(tmp_path: Path) -> None:
+    """Rule 4's refusal up front, naming the table and the column, met for real: a decimal
+    of 20 significant digits bound for a SQLite DECIMAL column."""
+    db = tmp_path / "data.db"
+    sql(db, "CREATE TABLE prix (id INTEGER PRIMARY KEY, montant DECIMAL(30, 10));")
+    adapter = open_database(str(db))
+    try:
+        (table,) = [t for t in adapter.tables() if t.name == "prix"]
+        value = Decimal("1234567890.1234567891")
+        with pytest.raises(DatabaseError) as refused, adapter.atomic():
+            adapter.insert(table, [(1, value)])
+    finally:
+        adapter.close()
+    _both(refused.value, "table prix, colonne montant : valeur refusée, "
+          "1234567890.1234567891 a 20 chiffres significatifs",
+          "table prix, column montant: value refused, 1234567890.1234567891 has 20 "
+          "significant digits")  # fmt: skip

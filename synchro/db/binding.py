@@ -23,6 +23,7 @@ from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import Any
 
+from synchro.i18n import render
 from synchro.values import Kind
 from synchro.values.convert import single_read_back
 
@@ -39,7 +40,12 @@ _NAMES = {"sqlite": "SQLite", "postgresql": "PostgreSQL", "mysql": "MariaDB"}
 
 
 class Refused(ValueError):
-    """The column cannot hold this value exactly; ``str()`` says why (French)."""
+    """The column cannot hold this value exactly: ``say`` names why as words of the
+    locales (``engine.bind.<why>``), ``str()`` says it in French."""
+
+    def __init__(self, why: str, **values: Any) -> None:
+        self.say = (f"engine.bind.{why}", values)
+        super().__init__(render(self.say, "fr"))
 
 
 def _args(column_type: str) -> tuple[int | None, int | None]:
@@ -90,13 +96,13 @@ def _float_binder(dialect: str, column_type: str) -> Binder | None:
         if not isinstance(value, float):
             return value
         if math.isnan(value) and no_nan:
-            raise Refused(f"{name} ne peut pas enregistrer NaN (pas un nombre)")
+            raise Refused("nan", db=name)
         if math.isinf(value) and no_inf:
-            raise Refused(f"{name} ne peut pas enregistrer l'infini ({value})")
+            raise Refused("inf", db=name, value=value)
         if value == 0.0 and math.copysign(1.0, value) < 0 and no_negative_zero:
-            raise Refused(f"{name} ne garde pas le signe d'un zéro (-0.0 deviendrait 0.0)")
+            raise Refused("negative_zero", db=name)
         if single and math.isfinite(value) and single_read_back(value) != value:
-            raise Refused(f"colonne en simple précision ({column_type}) : {value!r} serait arrondi")
+            raise Refused("single", type=column_type, value=repr(value))
         return value
 
     return bind
@@ -133,7 +139,7 @@ def _decimal_binder(dialect: str, column_type: str) -> Binder | None:
             return value
         if not value.is_finite():
             if dialect != "postgresql":
-                raise Refused(f"{name} ne peut pas enregistrer {value} dans un DECIMAL")
+                raise Refused("decimal_special", db=name, value=value)
             return value
         _sign, digits, exponent = value.as_tuple()
         assert isinstance(exponent, int)  # finite
@@ -146,11 +152,9 @@ def _decimal_binder(dialect: str, column_type: str) -> Binder | None:
         if dialect == "sqlite":  # the declared size means nothing to SQLite
             return _sqlite_decimal(value, significant, low)
         if scale is not None and after > scale:
-            raise Refused(
-                f"{_show(value)} a {after} décimales, la colonne ({column_type}) en garde {scale}"
-            )
+            raise Refused("scale", value=_show(value), after=after, type=column_type, scale=scale)
         if precision is not None and scale is not None and before > precision - scale:
-            raise Refused(f"{_show(value)} dépasse la capacité de la colonne ({column_type})")
+            raise Refused("capacity", value=_show(value), type=column_type)
         return value
 
     return bind
@@ -168,13 +172,7 @@ def _sqlite_decimal(value: Decimal, significant: int, low: int) -> Any:
         return int(value)
     if significant <= SQLITE_DIGITS or _is_a_double(value):
         return float(value)
-    raise Refused(
-        f"{_show(value)} a {significant} chiffres significatifs : une colonne DECIMAL de "
-        f"SQLite (affinité NUMERIC) n'en garde que {SQLITE_DIGITS}, sauf un nombre à "
-        "virgule flottante qu'elle a calculé ; seule une base PostgreSQL ou MariaDB la "
-        "garde exactement (une colonne TEXT serait d'une autre sorte, refusée par le "
-        "contrôle)"
-    )
+    raise Refused("sqlite_digits", value=_show(value), digits=significant, kept=SQLITE_DIGITS)
 
 
 def _is_a_double(value: Decimal) -> bool:
@@ -196,7 +194,7 @@ def _int_binder(dialect: str, *, unsigned: bool) -> Binder:
             return value
         if wide and 0 <= value < 2**64:
             return str(value)  # the server converts the text
-        raise Refused(f"{value} dépasse les entiers de 64 bits")
+        raise Refused("int64", value=value)
 
     return bind
 
@@ -212,27 +210,16 @@ def _moment_check(dialect: str, column_type: str) -> Callable[[Any], None]:
     def check(value: Any) -> None:
         aware = value.utcoffset() is not None
         if aware and not zone and dialect != "sqlite":
-            raise Refused(
-                f"{_show(value)} porte un fuseau horaire ({value.tzinfo}) ; la colonne "
-                f"({column_type}) n'en garde pas : l'heure serait décalée"
-            )
+            zone_of = str(value.tzinfo)
+            raise Refused("zone_lost", value=_show(value), zone=zone_of, type=column_type)
         if zone and not aware:
-            raise Refused(
-                f"{_show(value)} n'a pas de fuseau horaire ; la colonne ({column_type}) "
-                "enregistre un instant : précisez le fuseau à la source"
-            )
+            raise Refused("zone_missing", value=_show(value), type=column_type)
         if value.microsecond % step:
-            raise Refused(
-                f"{_show(value)} : la colonne ({column_type}) garde {digits} chiffre(s) de "
-                "fraction de seconde, la valeur serait arrondie"
-            )
+            raise Refused("fraction", value=_show(value), type=column_type, digits=digits)
         if timestamp and isinstance(value, dt.datetime) and not aware:
             low, high = MYSQL_TIMESTAMP
             if not low <= value <= high:
-                raise Refused(
-                    f"{_show(value)} hors de la plage d'un TIMESTAMP MariaDB (1970-2038) ; "
-                    "utilisez DATETIME"
-                )
+                raise Refused("timestamp_range", value=_show(value))
 
     return check
 
@@ -291,7 +278,10 @@ def _text_binder(dialect: str, column_type: str, nul: bool) -> Binder | None:
     fixed = dialect in ("postgresql", "mysql") and _fixed_width(t)
     if limit is None and not no_nul and not fixed:
         return None
-    name = _NAMES.get(dialect, dialect) + ("" if dialect == "postgresql" else " (pilote ODBC)")
+    named = _NAMES.get(dialect, dialect)
+    name = [
+        ("engine.bind.db" if dialect == "postgresql" else "engine.bind.db_driver", {"db": named})
+    ]
 
     def bind(value: Any) -> Any:
         if not isinstance(value, str):
@@ -303,14 +293,11 @@ def _text_binder(dialect: str, column_type: str, nul: bool) -> Binder | None:
         ):
             return value
         if no_nul and "\x00" in value:
-            raise Refused(f"{name} ne peut pas enregistrer le caractère NUL (U+0000)")
+            raise Refused("nul", db=name)
         if limit is not None and len(value) > limit:
-            raise Refused(f"{len(value)} caractères, la colonne ({column_type}) en garde {limit}")
+            raise Refused("length", count=len(value), type=column_type, limit=limit)
         if fixed and value.endswith(" "):
-            raise Refused(
-                f"colonne de longueur fixe ({column_type}) : les espaces de fin ne seraient "
-                "pas gardés"
-            )
+            raise Refused("fixed", type=column_type)
         return value
 
     return bind

@@ -148,11 +148,11 @@ class SqlCore(Adapter):
                     if f is not None and v is not None:
                         f(v)
                 except Refused as exc:
-                    return DatabaseError(
-                        f"{self.description} : table {table.name}, colonne {name} : "
-                        f"valeur refusée, {exc}"
-                    )
-        return DatabaseError(f"{self.description} : table {table.name} : valeur refusée")
+                    said = {"where": self.description, "table": table.name, "column": name}
+                    why = {**said, "why": [exc.say]}
+                    return DatabaseError(say=("engine.db.refused_value", why))
+        said = {"where": self.description, "table": table.name}
+        return DatabaseError(say=("engine.db.refused_row", said))
 
     def _bind_rows(
         self, table: Table, names: Sequence[str], rows: Iterable[Sequence[Any]]
