@@ -241,6 +241,7 @@ class PackageError(SynchroError):
         """``say``: the reason as a key of the locales and its values (instead of
         ``reason``), so that the whole message is said in the UI language too."""
         self.path = path
+        self.reason_say = say  # the reason alone (a row set aside keeps it)
         self.reason = render(say, "fr") if say is not None else reason
         whole = ("engine.err.package", {"path": path, "reason": [say]}) if say else None
         super().__init__(f"Paquet refusé {path} : {self.reason}", kind=kind, say=whole)

@@ -13,7 +13,8 @@ from pathlib import Path
 from engine_helpers import db, make_node
 from rounds_helpers import group, sql
 
-from synchro.config.model import TableRule
+from synchro.config.model import Role, TableRule
+from synchro.mail.message import build_report_message
 from synchro.reports import State
 from synchro.state import HELD
 
@@ -92,3 +93,13 @@ def test_a_site_with_a_row_set_aside_still_synchronises_and_reports_it(tmp_path:
         assert (record.rows_sent, record.quarantined) == (1, 1)
         assert [q["key_json"] for q in record.details["quarantined"]] == ["[2]"]
         assert db(g.hq.db, "SELECT id FROM docs") == [(1,)]
+    # The report email lists the row with why, in the UI's language (it was French).
+    mails = {
+        lang: build_report_message(
+            [record], site="3615", role=Role.SITE, lang=lang, now=dt.datetime(2026, 12, 6)
+        ).text
+        for lang in ("fr", "en")
+    }
+    assert "table docs, clé [2] : valeur non transportable dans docs.fichier" in mails["fr"]
+    assert "table docs, key [2]: value that cannot travel in docs.fichier" in mails["en"]
+    assert "non transportable" not in mails["en"]

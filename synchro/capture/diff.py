@@ -98,7 +98,7 @@ class _Holder:
             self.table.name,
             kj,
             json.dumps(shown, ensure_ascii=False),
-            exc.reason,
+            exc,
             kind="held",
         )
         self.count.held += 1

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from synchro.i18n import render
+
 from . import stream
 from .manifest import TableSchema
 from .records import RecordCodec
@@ -30,6 +32,13 @@ BATCH_BYTES = 256 * 1024  # rough size of a line, at most
 
 class TooBig(ValueError):
     """A single change longer than a line may be (the reader would refuse it)."""
+
+    def __init__(self, table: str, size: int) -> None:
+        self.say = (
+            "engine.travel.too_big",
+            {"table": table, "size": size, "most": stream.MAX_LINE},
+        )
+        super().__init__(render(self.say, "fr"))
 
 
 @dataclass(frozen=True)
@@ -96,10 +105,7 @@ class BodyEncoder:
             codec.queue(change)
             line = codec.take_line()
             if len(line) > stream.MAX_LINE:
-                raise TooBig(
-                    f"enregistrement trop grand dans {table} ({len(line)} octets, "
-                    f"au plus {stream.MAX_LINE} par enregistrement)"
-                )
+                raise TooBig(table, len(line))
             self._line(line)
         else:
             codec.queue(change)

@@ -18,6 +18,8 @@ import json
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
+from synchro.i18n import render
+
 from .manifest import Change, Invalid, TableSchema
 from .rowcodec import Unrepresentable, decoder, encoder, row_decoder, row_encoder
 
@@ -41,6 +43,12 @@ def _change(
     return change
 
 
+def _unrepresentable(say: tuple[str, dict[str, Any]]) -> Unrepresentable:
+    error = Unrepresentable(render(say, "fr"))
+    error.say = say
+    return error
+
+
 class _Shape:
     """One (table, op): its index, names and kinds, and its compiled row functions."""
 
@@ -60,10 +68,11 @@ class _Shape:
             try:
                 encoder(kind)(value)
             except Unrepresentable:
-                return Unrepresentable(
-                    f"valeur non transportable dans {self.table}.{name} ({kind}) : {value!r:.80}"
+                shown = {"table": self.table, "column": name, "kind": str(kind)}
+                return _unrepresentable(
+                    ("engine.travel.value", {**shown, "value": f"{value!r:.80}"})
                 )
-        return Unrepresentable(f"valeur non transportable dans {self.table}")
+        return _unrepresentable(("engine.travel.row", {"table": self.table}))
 
     def decode_slowly(self, row: list[Any], number: int) -> tuple[Any, ...]:
         """Value by value, for the odd values the compiled fast path does not take."""

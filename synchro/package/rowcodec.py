@@ -26,7 +26,10 @@ Decoder = Callable[[Any], Any]
 
 
 class Unrepresentable(ValueError):
-    """A value that would not read back identical (e.g. text in a blob column)."""
+    """A value that would not read back identical (e.g. text in a blob column); ``say``:
+    the words naming it (table, column), when known."""
+
+    say: tuple[str, dict[str, Any]] | None = None
 
 
 def _same(a: Any, b: Any) -> bool:

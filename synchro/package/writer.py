@@ -132,6 +132,8 @@ class PackageWriter:
         try:
             self._step(self._encoder.write, table, op, values, origin, pos)
         except (Unrepresentable, TooBig) as exc:
+            if exc.say is not None:
+                raise PackageError(str(self.path), say=exc.say) from None
             raise PackageError(str(self.path), str(exc)) from None
 
     def write_json(self, table: str, op: str, text: str, *, origin: str, pos: int) -> None:

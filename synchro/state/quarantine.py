@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from synchro.config.atomic import atomic_write
-from synchro.errors import SynchroError
+from synchro.errors import PackageError, SynchroError
 from synchro.state.store import Store, now_text
 
 HELD = "export"  # the quarantine's package name for rows set aside at capture
@@ -19,6 +19,8 @@ HELD = "export"  # the quarantine's package name for rows set aside at capture
 def _words(error: str | BaseException) -> tuple[str, str | None]:
     """An entry's error: its French text, and the words it gave as a key of the locales
     (``SynchroError.say``, JSON) so the report says it in the UI's language."""
+    if isinstance(error, PackageError) and error.reason_say is not None:  # (the reason)
+        return error.reason, json.dumps(list(error.reason_say), ensure_ascii=False, default=str)
     if isinstance(error, SynchroError) and error.say is not None:
         return str(error), json.dumps(list(error.say), ensure_ascii=False, default=str)
     return str(error), None
