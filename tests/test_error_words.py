@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import json
 import socket
 import sqlite3
 from decimal import Decimal
@@ -279,3 +280,30 @@ def test_a_value_a_column_cannot_keep_is_refused_in_the_ui_language(tmp_path: Pa
           "1234567890.1234567891 a 20 chiffres significatifs",
           "table prix, column montant: value refused, 1234567890.1234567891 has 20 "
           "significant digits")  # fmt: skip
+
+
+def test_a_row_stored_differently_is_said_in_the_ui_language(tmp_path: Path) -> None:
+    """Rule 1, met for real: a trigger at the establishment changes the row just written.
+    The read-back names the column with what was sent and what was stored, in French and
+    in English."""
+    site_db, hq_db = tmp_path / "s1.db", tmp_path / "hq.db"
+    sql(hq_db, "CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT NOT NULL);")
+    sql(site_db, "CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT NOT NULL);"
+                 "CREATE TRIGGER upper AFTER INSERT ON items BEGIN "
+                 "UPDATE items SET name = upper(name) WHERE id = new.id; END;")  # fmt: skip
+    with (
+        make_node(tmp_path, "S1", str(site_db)) as site,
+        make_node(tmp_path, "HQ", str(hq_db), hq=True) as hq,
+    ):
+        assert hq.import_package(site.export().path).status == "applied"
+        sql(hq_db, "INSERT INTO items VALUES (1, 'crème');")
+        hq.export()
+        result = site.import_package(hq.publish("S1", tmp_path / "out").path)
+        assert result.stats.mismatched == 1
+        (entry,) = site.state.quarantined()
+    french = 'valeur enregistrée différente de la valeur envoyée — name : envoyé "crème", '
+    assert entry["error"].startswith(french + 'enregistré "CRèME"'), entry["error"]
+    english = render(json.loads(entry["error_say"]), "en")
+    assert (
+        english == 'value stored differs from the value sent — name: sent "crème", stored "CRèME"'
+    )

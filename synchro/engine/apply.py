@@ -168,7 +168,7 @@ class _TableApplier(TableRows):
             if mismatch is None:
                 self._settle(item, item.digest, applied=True)
                 continue
-            self._quarantine(item, mismatch.reason, mismatch)
+            self._quarantine(item, mismatch, mismatch)
             stored = mismatch.stored
             self._settle(
                 item,

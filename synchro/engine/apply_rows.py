@@ -227,7 +227,7 @@ class TableRows:
     def _quarantine(
         self,
         item: Item,
-        error: str | BaseException,
+        error: object,
         mismatch: Mismatch | None = None,
         *,
         locked: bool = False,

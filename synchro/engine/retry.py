@@ -190,7 +190,7 @@ class _TableRetry:
             stored = mismatch.stored
             state.retried(
                 e.data["id"],
-                mismatch.reason,
+                mismatch,
                 columns=json.dumps(mismatch.columns, ensure_ascii=False),
                 stored=_row_json(self.verifier, stored),
             )

@@ -21,11 +21,11 @@ from typing import Any, NamedTuple
 
 from synchro.capture.source import snapshot_key
 from synchro.db.base import Adapter, Key, Row, Table
+from synchro.errors import Say
+from synchro.i18n import render
 from synchro.values import canonical, row_hasher, row_sameness, row_to_json
 
 SHOWN = 80  # characters of a value shown in a reason text (the whole value is in the JSON)
-ABSENT = "ligne absente de la base juste après son écriture (un déclencheur ou une règle "
-STILL_THERE = "ligne toujours présente après sa suppression (un déclencheur ou une règle "
 
 
 @dataclass(frozen=True)
@@ -34,8 +34,16 @@ class Mismatch:
     absent; ``columns`` lists ``{"column", "sent", "stored"}`` (JSON value forms)."""
 
     stored: Row | None
-    reason: str
+    say: Say  # why, as words of the locales (``engine.verify.*``)
     columns: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def reason(self) -> str:
+        """Why, in French (the quarantine keeps both)."""
+        return render(self.say, "fr")
+
+    def __str__(self) -> str:
+        return self.reason
 
 
 class Written(NamedTuple):
@@ -74,9 +82,9 @@ class Verifier:
             row = stored.get(w.skey)
             if w.row is None:
                 if row is not None:
-                    bad[w.skey] = Mismatch(row, STILL_THERE + "l'a gardée ?)")
+                    bad[w.skey] = Mismatch(row, ("engine.verify.still_there", {}))
             elif row is None:
-                bad[w.skey] = Mismatch(None, ABSENT + "l'a retirée ?)")
+                bad[w.skey] = Mismatch(None, ("engine.verify.absent", {}))
             elif not self.same(w.row, row) and self.hash_row(row) != w.digest:
                 bad[w.skey] = self.describe(w.row, row)
         return bad
@@ -90,15 +98,18 @@ class Verifier:
                 columns.append(
                     {"column": self.names[i], "sent": sent_json[i], "stored": stored_json[i]}
                 )
-        parts = [
-            f"{c['column']} : envoyé {_shown(c['sent'])}, enregistré {_shown(c['stored'])}"
+        parts: list[Say] = [
+            (
+                "engine.verify.column",
+                {"column": c["column"], "sent": _shown(c["sent"]), "stored": _shown(c["stored"])},
+            )
             for c in columns[:3]
         ]
-        more = f" (+{len(columns) - 3} colonnes)" if len(columns) > 3 else ""
-        reason = "valeur enregistrée différente de la valeur envoyée"
-        if parts:
-            reason += " — " + " ; ".join(parts) + more
-        return Mismatch(stored, reason, columns)
+        if not parts:
+            return Mismatch(stored, ("engine.verify.differs", {}), columns)
+        more: list[Say] = [("engine.verify.more", {"count": len(columns) - 3})]
+        said = {"columns": parts, "more": more if len(columns) > 3 else []}
+        return Mismatch(stored, ("engine.verify.differs_in", said), columns)
 
 
 def _shown(value: Any) -> str:

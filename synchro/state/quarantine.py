@@ -10,19 +10,21 @@ from pathlib import Path
 from typing import Any
 
 from synchro.config.atomic import atomic_write
-from synchro.errors import PackageError, SynchroError
+from synchro.errors import PackageError
 from synchro.state.store import Store, now_text
 
 HELD = "export"  # the quarantine's package name for rows set aside at capture
 
 
-def _words(error: str | BaseException) -> tuple[str, str | None]:
+def _words(error: object) -> tuple[str, str | None]:
     """An entry's error: its French text, and the words it gave as a key of the locales
-    (``SynchroError.say``, JSON) so the report says it in the UI's language."""
+    (``SynchroError.say``, a package's reason alone, a read-back's ``Mismatch.say``: JSON)
+    so the report says it in the UI's language."""
     if isinstance(error, PackageError) and error.reason_say is not None:  # (the reason)
         return error.reason, json.dumps(list(error.reason_say), ensure_ascii=False, default=str)
-    if isinstance(error, SynchroError) and error.say is not None:
-        return str(error), json.dumps(list(error.say), ensure_ascii=False, default=str)
+    said = getattr(error, "say", None)
+    if isinstance(said, tuple) and len(said) == 2:
+        return str(error), json.dumps(list(said), ensure_ascii=False, default=str)
     return str(error), None
 
 
@@ -52,7 +54,7 @@ class Quarantine(Store):
         table: str,
         key: str,
         row: str | None,
-        error: str | BaseException,
+        error: object,
         *,
         kind: str = "refused",
         op: str | None = None,
@@ -87,7 +89,7 @@ class Quarantine(Store):
     def retried(
         self,
         id: int,
-        error: str | BaseException,
+        error: object,
         *,
         columns: str | None = None,
         stored: str | None = None,
