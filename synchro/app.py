@@ -264,7 +264,7 @@ class App:
             self.reports.finish(rid, State.FAILED, now=self.now(), error=exc)
         except SynchroError as unwritten:  # the same full disk: said, never a dead thread
             log.error("Rapport non écrit : %s", unwritten)
-        self.emit(StateChanged("failed", str(exc), rid))
+        self.emit(StateChanged("failed", str(exc), rid, say=exc.say))
         self.emit(said("engine.cannot_start", error=exc))
 
     def _wait_for_retry(self) -> bool:
@@ -297,7 +297,8 @@ class App:
                     self.run_site(node, command)
                 except Exception as exc:  # the service lives on: MANUELLE, the next hour
                     log.exception("La synchronisation n'a pas pu aller à son terme")
-                    self.emit(StateChanged("failed", error_text(exc)))
+                    words = exc.say if isinstance(exc, SynchroError) else None
+                    self.emit(StateChanged("failed", error_text(exc), say=words))
                     site = self.config.site or "?"  # the email says it all the same
                     self._mail([unrecorded_run(site, started, self.now(), exc)], State.FAILED)
 

@@ -29,11 +29,11 @@ from synchro.gui.ports import (
     StatusMessage,
     TrayState,
 )
-from synchro.i18n import tr
+from synchro.i18n import render, tr
 from synchro.platform.autostart import Autostart, autostart_for_platform, default_command
 from synchro.platform.paths import NodePaths
 from synchro.report_summary import cause_lines, detail_lines, reason_of
-from synchro.reports import RunRecord, error_in
+from synchro.reports import RunRecord, entry_error_in, error_in
 
 REPORT_ROWS = 200  # rows of the Rapport window (the newest)
 PHASES = ("capture", "send", "wait", "receive", "apply", "publish")
@@ -117,7 +117,7 @@ def quarantine_line(q: dict[str, Any], lang: str) -> str:
     if len(columns) > 3:
         parts.append(tr("app.detail.more_columns", lang, n=len(columns) - 3))
     if not parts:
-        parts.append(str(q.get("error") or ""))
+        parts.append(entry_error_in(q, lang))
         sent = q.get("row_json")
         if isinstance(sent, str) and sent:
             parts.append(tr("app.detail.sent", lang, sent=_shown(sent)))
@@ -167,12 +167,13 @@ class AppBackend:
     def _failure_note(self, event: application.StateChanged, lang: str) -> str:
         """The status line and tray note of a failure: what sort it was, from the kind
         stored with its Rapport row (final before the event), in the UI language."""
+        plain = render(event.say, lang) if event.say is not None else event.message
         if self.synchro is None or event.report_id is None:
-            return event.message
+            return plain
         try:
             record = self._record(event.report_id)
         except (KeyError, SynchroError):
-            return event.message
+            return plain
         reason = tr(f"reports.short.{reason_of(record)}", lang)
         error = error_in(record, lang) if record.error == event.message else event.message
         return tr("app.failed_note", lang, reason=reason, error=error)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import json
@@ -16,9 +17,10 @@ import pytest
 from synchro.config.model import Config, Role
 from synchro.config.store import load_config
 from synchro.engine import events as engine
-from synchro.errors import ConnectionTestError
+from synchro.errors import ConnectionTestError, StateError
 from synchro.gui.ports import Progress, ReportsChanged, StateChanged, StatusMessage, TrayState
 from synchro.gui_backend import AppBackend, gui_event, quarantine_line
+from synchro.i18n import render
 from synchro.log import setup_logging, shutdown_logging
 from synchro.platform.autostart import XdgAutostart
 from synchro.platform.paths import paths_beside
@@ -273,3 +275,39 @@ def test_detail_lines_say_a_delivery_kept_and_an_import_made_again() -> None:
         "Applied at attempt 2: the database had cancelled the transaction itself "
         "(deadlock, connection lost)",
     ]
+
+
+def test_a_failure_the_rapport_could_not_take_is_noted_in_the_ui_language(
+    backend: AppBackend,
+) -> None:
+    """A failure with no Rapport row to read (its file locked, its disk full): the tray's
+    note says the error's own words in the UI's language (it was the French text)."""
+    config = Config(role=Role.SITE, site="3615", language="en")
+    config = dataclasses.replace(
+        config, database=dataclasses.replace(config.database, connection="base.db")
+    )
+    backend.save_config(config)
+    error = StateError(say=("engine.report.locked", {"path": "rapport.db", "detail": "locked"}))
+    backend._forward(engine.StateChanged("failed", str(error), None, say=error.say))
+    notes: list[str] = []
+    with contextlib.suppress(queue.Empty):
+        while True:
+            event = backend.events.get(timeout=0.5)
+            if isinstance(event, StateChanged) and event.state is TrayState.FAILED:
+                notes.append(event.message)
+    assert notes == ["The report rapport.db is unreadable or locked (locked): check the disk, "
+                     "and that no other Synchro is running."]  # fmt: skip
+
+
+def test_a_refused_row_s_detail_line_is_in_the_ui_language() -> None:
+    """A quarantined row that kept its error's words is listed in the UI's language; one
+    that did not (an older state) as stored."""
+    said = ["engine.db.failed", {"where": "SQLite (a.db)", "doing": [["engine.db.doing.write",
+            {"table": "ventes"}]], "detail": "NOT NULL constraint failed"}]  # fmt: skip
+    entry = {"tbl": "ventes", "key_json": "[7]", "kind": "refused", "row_json": "[7, null]",
+             "error": render(said, "fr"), "error_say": json.dumps(said)}  # fmt: skip
+    line = quarantine_line(entry, "en")
+    assert "SQLite (a.db): writing to table ventes failed: NOT NULL constraint failed" in line
+    assert "impossible" not in line
+    older = {**entry, "error_say": None}
+    assert "écriture dans la table ventes impossible" in quarantine_line(older, "en")

@@ -11,7 +11,7 @@ import enum
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from synchro.errors import SynchroError, text_in
+from synchro.errors import Say, SynchroError, text_in
 from synchro.i18n import tr
 
 
@@ -33,6 +33,7 @@ class StateChanged:
     state: str
     message: str = ""
     report_id: int | None = None
+    say: Say | None = None  # the error's words, when it gave them (no Rapport row to read)
 
 
 @dataclass(frozen=True)

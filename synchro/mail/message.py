@@ -13,19 +13,19 @@ from __future__ import annotations
 
 import datetime as dt
 import html as htmllib
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from synchro.config.model import Role
-from synchro.i18n import render, tr
+from synchro.i18n import tr
 from synchro.report_summary import clock_line, keyless_line, reason_of
 from synchro.reports import (
     CSV_COLUMNS,
     Outcome,
     RunRecord,
     State,
+    entry_error_in,
     error_in,
     format_date,
     state_label,
@@ -90,18 +90,6 @@ def _html_table(header: list[str], rows: list[list[str]]) -> str:
     )
 
 
-def _said(item: dict[str, Any], lang: str) -> str:
-    """A quarantined row's error in ``lang`` where it gave its words (``error_say``), else
-    as stored (French, or the database's own words)."""
-    said = item.get("error_say")
-    if isinstance(said, str):
-        try:
-            return render(json.loads(said), lang)
-        except (ValueError, KeyError, IndexError, TypeError):  # words of another version
-            pass
-    return str(item.get("error"))
-
-
 def _listed(details: dict[str, Any], key: str, lang: str = "fr") -> list[str]:
     """Short lines for the quarantined rows or conflicts kept in a row's details."""
     items = details.get(key)
@@ -110,7 +98,11 @@ def _listed(details: dict[str, Any], key: str, lang: str = "fr") -> list[str]:
     lines = []
     for item in items:
         if key == "quarantined" and isinstance(item, dict) and "tbl" in item:
-            table, row_key, error = item.get("tbl"), item.get("key_json"), _said(item, lang)
+            table, row_key, error = (
+                item.get("tbl"),
+                item.get("key_json"),
+                entry_error_in(item, lang),
+            )
             lines.append(tr("mail.quarantined_line", lang, table=table, key=row_key, error=error))
         elif isinstance(item, dict):
             lines.append(", ".join(f"{k}: {v}" for k, v in item.items()))

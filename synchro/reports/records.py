@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -97,6 +98,19 @@ def error_in(record: RunRecord, lang: str) -> str:
     except (KeyError, IndexError, TypeError, ValueError):  # (words of another version)
         return error
     return error.replace(french, shown)
+
+
+def entry_error_in(entry: Mapping[str, Any], lang: str) -> str:
+    """A quarantined row's error (an entry of ``details["quarantined"]``) in ``lang``
+    where it gave its words (``error_say``, JSON), else as stored (French, or the
+    database's own words)."""
+    said = entry.get("error_say")
+    if isinstance(said, str):
+        try:
+            return render(json.loads(said), lang)
+        except (KeyError, IndexError, TypeError, ValueError):  # (words of another version)
+            pass
+    return str(entry.get("error") or "")
 
 
 def unrecorded_run(
