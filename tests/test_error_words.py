@@ -39,6 +39,7 @@ from synchro.mail.message import build_report_message
 from synchro.reports import INTERRUPTED, Outcome, ReportStore, State, error_in
 from synchro.state import StateDB
 from synchro.transport.ftp_client import login_check
+from synchro.transport.ftp_errors import Where, doing, translate
 from synchro.transport.ftp_server import HQServer
 from synchro.transport.tls import certificate_fingerprint, server_context
 
@@ -307,3 +308,12 @@ def test_a_row_stored_differently_is_said_in_the_ui_language(tmp_path: Path) -> 
     assert (
         english == 'value stored differs from the value sent — name: sent "crème", stored "CRèME"'
     )
+
+
+def test_what_a_cut_transfer_was_doing_is_said_in_the_ui_language() -> None:
+    """The words inside a transport error (« envoi de X ») were French in English."""
+    where = Where("127.0.0.1", 2121, "3615", 5.0)
+    with pytest.raises(TransportError) as cut, translate(where, doing("send", name="a.pkg")):
+        raise ConnectionResetError(104, "Connection reset by peer")
+    _both(cut.value, "pendant « envoi de a.pkg » : Connection reset by peer",
+          "cut during « sending a.pkg »: Connection reset by peer")  # fmt: skip

@@ -270,10 +270,9 @@ def test_the_sieges_tls_sessions_give_idle_buffers_back(tmp_path: Path) -> None:
     and write buffers are released while a session is idle (issue 15)."""
     from OpenSSL import SSL
 
-    from synchro.transport.ftp_server import _ssl_context
-    from synchro.transport.tls import ensure_certificate
+    from synchro.transport.tls import ensure_certificate, server_context
 
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     ensure_certificate(cert, key, "SIEGE")
-    mode = _ssl_context(cert, key).set_mode(0)  # set_mode returns the mode now in force
+    mode = server_context(cert, key).set_mode(0)  # set_mode returns the mode now in force
     assert mode & SSL.MODE_RELEASE_BUFFERS

@@ -36,9 +36,9 @@ from types import TracebackType
 from typing import BinaryIO
 
 from synchro import faults
-from synchro.errors import Cancelled, ConnectionTestError, ErrorKind, TransportError
+from synchro.errors import Cancelled, ConnectionTestError, ErrorKind, Say, TransportError
 from synchro.transport.files import PART, file_sha256
-from synchro.transport.ftp_errors import CONNECT, Where, reply_after_cut, translate
+from synchro.transport.ftp_errors import CONNECT, Where, doing, reply_after_cut, translate
 from synchro.transport.ftp_pinned import (
     PinnedFTP,
     close_quietly,
@@ -120,7 +120,7 @@ class SiteClient:
         self.close()
 
     @contextlib.contextmanager
-    def _session(self, action: str) -> Iterator[ftplib.FTP]:
+    def _session(self, action: Say) -> Iterator[ftplib.FTP]:
         """The connected ftplib object; errors translated; a broken session is dropped."""
         self.connect()
         assert self._ftp is not None
@@ -143,18 +143,18 @@ class SiteClient:
         return self._list("in")
 
     def _list(self, folder: str) -> list[str]:
-        with self._session(f"liste de /{folder}") as ftp:
+        with self._session(doing("list", folder=folder)) as ftp:
             names = ftp.nlst(folder)
         return sorted(os.path.basename(n.rstrip("/")) for n in names)
 
     def delete_in(self, name: str) -> None:
         """Delete ``in/<name>`` (the Siège allows it for ``.part`` files only)."""
-        with self._session(f"suppression de /in/{name}") as ftp:
+        with self._session(doing("delete", name=name)) as ftp:
             ftp.delete(f"in/{_plain_name(name)}")
 
     def remote_size(self, remote_path: str) -> int | None:
         """Size of ``in/x`` or ``out/x`` on the Siège, None when it does not exist."""
-        with self._session(f"taille de /{remote_path}") as ftp:
+        with self._session(doing("size", path=remote_path)) as ftp:
             ftp.voidcmd("TYPE I")  # listings switch to ASCII, where SIZE is refused
             try:
                 return ftp.size(remote_path)
@@ -164,14 +164,14 @@ class SiteClient:
                 raise
 
     def remote_sha256(self, remote_path: str) -> str:
-        with self._session(f"empreinte de /{remote_path}") as ftp:
+        with self._session(doing("digest", path=remote_path)) as ftp:
             return ftp.sendcmd(f"XSHA256 {remote_path}").split()[-1].lower()
 
     def remote_time(self, remote_path: str) -> dt.datetime | None:
         """When the Siège's machine last wrote ``remote_path``, by its own clock (FTP
         ``MDTM``: UTC, to the second); None when the file is gone already (the Siège took
         it) or the server does not say."""
-        with self._session(f"date de /{remote_path}") as ftp:
+        with self._session(doing("date", path=remote_path)) as ftp:
             try:
                 reply = ftp.sendcmd(f"MDTM {remote_path}")
             except ftplib.error_perm:  # (the session stays usable)
@@ -199,7 +199,7 @@ class SiteClient:
         name = _plain_name(remote_name)
         part = f"in/{name}{PART}"
         total, want = _local_facts(local)
-        with self._session(f"envoi de {name}") as ftp:
+        with self._session(doing("send", name=name)) as ftp:
             ftp.sendcmd(f"ALLO {total}")  # 552 when the Siège would refuse the size
         offset = self.remote_size(part) or 0
         if offset > total:  # a stale partial file of another content: start over
@@ -208,9 +208,9 @@ class SiteClient:
         self._progress(offset, total)  # where this attempt starts (a resume is progress)
         self._confirm(offset, total)
         if offset < total:
-            self._send(local, part, offset, total, f"envoi de {name}")
+            self._send(local, part, offset, total, doing("send", name=name))
         faults.point("client.upload.sent")
-        self._verify_remote(part, total, want, f"envoi de {name}")
+        self._verify_remote(part, total, want, doing("send", name=name))
         return offset < total
 
     def finish_upload(self, remote_name: str) -> None:
@@ -218,12 +218,12 @@ class SiteClient:
         (the Siège knows the file when this returns)."""
         name = _plain_name(remote_name)
         part = f"in/{name}{PART}"
-        with self._session(f"envoi de {name}") as ftp:
+        with self._session(doing("send", name=name)) as ftp:
             ftp.sendcmd(f"RNFR {part}")
             ftp.sendcmd(f"RNTO in/{name}")
         faults.point("client.upload.renamed")
 
-    def _send(self, local: Path, part: str, offset: int, total: int, action: str) -> None:
+    def _send(self, local: Path, part: str, offset: int, total: int, action: Say) -> None:
         done = offset
 
         def sent(block: bytes) -> None:
@@ -249,7 +249,7 @@ class SiteClient:
                     raise
                 raise ftplib.error_temp(reply) from None
 
-    def _verify_remote(self, remote: str, total: int, want: str, action: str) -> None:
+    def _verify_remote(self, remote: str, total: int, want: str, action: Say) -> None:
         size = self.remote_size(remote)
         self._confirm(size or 0, total)
         if size != total:
@@ -267,7 +267,7 @@ class SiteClient:
         if size is None or size > limit:
             return None
         chunks: list[bytes] = []
-        with self._session(f"lecture de {name}") as ftp:
+        with self._session(doing("read", name=name)) as ftp:
             ftp.retrbinary(f"RETR out/{name}", chunks.append)
         return b"".join(chunks)[:limit]
 
@@ -275,7 +275,7 @@ class SiteClient:
         """Fetch ``out/<remote_name>`` into ``local``: via ``local.part``, resumed, verified."""
         name = _plain_name(remote_name)
         remote = f"out/{name}"
-        action = f"réception de {name}"
+        action = doing("receive", name=name)
         total = self.remote_size(remote)
         if total is None:
             raise TransportError(say=("engine.ftp.absent", {"name": name, "hp": self.where.hp}))
@@ -298,7 +298,7 @@ class SiteClient:
         faults.point("client.download.verified")
         os.replace(part, local)
 
-    def _receive(self, remote: str, part: Path, offset: int, total: int, action: str) -> None:
+    def _receive(self, remote: str, part: Path, offset: int, total: int, action: Say) -> None:
         done = offset
         part.parent.mkdir(parents=True, exist_ok=True)
         with open(part, "ab") as out, self._session(action) as ftp:

@@ -13,7 +13,7 @@
         protocol     any other unexpected answer
     TransportError(message)             a transfer was cut or failed after login
 
-``action`` (e.g. ``"connexion"``, ``"envoi de X"``) says what was being done; during the
+``action`` (``doing("send", name=X)``: « envoi de X ») says what was being done; during the
 ``"connexion"`` step every failure is a ``ConnectionTestError``.
 """
 
@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 from synchro.errors import ConnectionTestError, Say, SynchroError, TransportError
 
-CONNECT = "connexion"
+CONNECT: Say = ("engine.ftp.doing.connect", {})  # what is being done (``doing``)
 
 
 @dataclass(frozen=True)
@@ -53,7 +53,7 @@ class PinMismatch(Exception):
 
 
 @contextlib.contextmanager
-def translate(w: Where, action: str) -> Iterator[None]:
+def translate(w: Where, action: Say) -> Iterator[None]:
     """Re-raise library errors from the block as ConnectionTestError / TransportError."""
     try:
         yield
@@ -94,7 +94,7 @@ def _said(code: str, key: str, **values: object) -> ConnectionTestError:
     return ConnectionTestError(code, say=(f"engine.ftp.{key}", values))
 
 
-def _ftp_reply(w: Where, action: str, reply: str) -> TransportError:
+def _ftp_reply(w: Where, action: Say, reply: str) -> TransportError:
     code = reply[:3]
     if code == "530":
         return _said("auth", "auth", hp=w.hp, site=w.site, reply=reply)
@@ -110,16 +110,16 @@ def _ftp_reply(w: Where, action: str, reply: str) -> TransportError:
         return _said("tls", "no_ftps", hp=w.hp, reply=reply)
     if code.startswith("4") and action != CONNECT:
         return _cut(w, action, reply)
-    return _said("protocol", "protocol", hp=w.hp, action=action, reply=reply)
+    return _said("protocol", "protocol", hp=w.hp, action=[action], reply=reply)
 
 
-def _os_error(w: Where, action: str, exc: OSError) -> TransportError:
+def _os_error(w: Where, action: Say, exc: OSError) -> TransportError:
     if isinstance(exc, socket.gaierror):
         return _said("dns", "dns", host=w.host)
     if isinstance(exc, ConnectionRefusedError):
         return _said("refused", "refused", hp=w.hp)
     if isinstance(exc, TimeoutError):
-        return _said("timeout", "timeout", hp=w.hp, timeout=f"{w.timeout:g}", action=action)
+        return _said("timeout", "timeout", hp=w.hp, timeout=f"{w.timeout:g}", action=[action])
     if isinstance(exc, ssl.SSLError) and action == CONNECT:
         return _said("tls", "tls", hp=w.hp, reason=str(exc.reason or exc))
     if action == CONNECT:
@@ -129,7 +129,14 @@ def _os_error(w: Where, action: str, exc: OSError) -> TransportError:
     return _cut(w, action, exc.strerror or str(exc))
 
 
-def _cut(w: Where, action: str, detail: str | list[Say]) -> TransportError:
+def _cut(w: Where, action: Say, detail: str | list[Say]) -> TransportError:
     if action == CONNECT:
         return _said("protocol", "cut_connect", hp=w.hp, detail=detail)
-    return TransportError(say=("engine.ftp.cut", {"hp": w.hp, "action": action, "detail": detail}))
+    return TransportError(
+        say=("engine.ftp.cut", {"hp": w.hp, "action": [action], "detail": detail})
+    )
+
+
+def doing(what: str, **values: object) -> Say:
+    """What a session is doing, as words of the locales (``engine.ftp.doing.<what>``)."""
+    return (f"engine.ftp.doing.{what}", values)
