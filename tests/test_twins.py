@@ -298,6 +298,66 @@ def test_a_whole_machine_put_back_sends_nothing_new_until_its_kept_packages_go_a
     put_back_sent_again(tmp_path, site_db, hq_db)
 
 
+def test_kept_packages_go_again_as_the_rows_are_now_not_as_they_were(tmp_path: Path) -> None:
+    """The machine put back, then the Siège out of reach for a while: the shop renamed an
+    item three times, one package a run. The first two reused numbers the Siège had (n° 2,
+    3: refused); the third, n° 4, was the Siège's next and was applied. Sent again as they
+    were, after it, the two kept packages took the item back to its second name at the
+    Siège, then everywhere; sent again as the rows are now, it keeps its last name."""
+    site_db, hq_db = tmp_path / "s1.db", tmp_path / "hq.db"
+    for db in (site_db, hq_db):
+        sql(db, ITEMS)
+    add(site_db, 1)
+    out = tmp_path / "out"
+    with (
+        make_node(tmp_path, "S1", str(site_db)) as site,
+        make_node(tmp_path, "HQ", str(hq_db), hq=True) as hq,
+    ):
+        assert hq.import_package(site.export().path).status == "applied"
+        assert site.import_package(hq.publish("S1", out).path).status == "applied"
+    image = tmp_path / "image"
+    shutil.copytree(tmp_path / "node-S1", image / "node-S1")
+    shutil.copy2(site_db, image / "s1.db")
+    with (
+        make_node(tmp_path, "S1", str(site_db)) as site,
+        make_node(tmp_path, "HQ", str(hq_db), hq=True) as hq,
+    ):
+        for row in (10, 11):  # sent and applied, then lost with the machine
+            add(site_db, row)
+            assert hq.import_package(site.export().path).status == "applied"
+    shutil.rmtree(tmp_path / "node-S1")
+    shutil.copytree(image / "node-S1", tmp_path / "node-S1")
+    shutil.copy2(image / "s1.db", site_db)
+    with (
+        make_node(tmp_path, "S1", str(site_db)) as site,
+        make_node(tmp_path, "HQ", str(hq_db), hq=True) as hq,
+    ):
+        for name in ("first", "second", "third"):
+            sql(site_db, f"UPDATE items SET name = '{name}' WHERE id = 1;")
+            made = site.export()
+            if made.manifest.sequence < 4:
+                with pytest.raises(PackageError):
+                    hq.import_package(made.path)
+            else:
+                assert hq.import_package(made.path).status == "applied"
+        assert rows(hq_db, "items")[0] == (1, "third")
+        hq.export()
+        with pytest.raises(SentByAnother):  # its n° 2 and 3 are not the Siège's
+            site.import_package(hq.publish("S1", out).path)
+        assert [s.sequence for s in site.state.outbox()] == [2, 3]
+        site.take_back()
+        again = site.state.outbox()
+        assert [s.sequence for s in again] == [5]
+        for entry in again:
+            assert hq.import_package(entry.path).status == "applied"
+        assert hq.import_package(site.export().path).status == "applied"  # everything
+        hq.export()
+        assert site.import_package(hq.publish("S1", out).path).status == "applied"
+    expected = [(1, "third"), (10, "article 10 — ü"), (11, "article 11 — ü")]
+    assert rows(hq_db, "items") == expected
+    assert rows(site_db, "items") == expected
+
+
 SEND_AGAIN_CHILD = """
 import sys
 sys.path.insert(0, sys.argv[1])

@@ -24,7 +24,7 @@ before: a warning says so, and nothing is checked.
 A Serveur's state put back *with* its database (a whole machine restored) keeps the marks
 in step; the Siège's acknowledgement of packages the state never made tells it instead
 (``StateBehind``, raised by ``ServeurNode._admit``; nothing is exported until it is
-settled), and its way out sends its changes since under new numbers (``twins.renumber``:
+settled), and its way out sends its changes since under new numbers (``resend.renumber``:
 its snapshot tells them from the image's rows, nothing is adopted). At the Siège,
 such a machine — or a second machine sending as the same establishment (a server copied,
 both left running) — shows as a package numbered as one applied but not the same bytes

@@ -24,7 +24,7 @@ from typing import Any, ClassVar
 from synchro import faults
 from synchro.capture.diff import CaptureResult
 from synchro.db.base import Table
-from synchro.engine import marks, twins
+from synchro.engine import marks, resend, twins
 from synchro.engine.apply_rows import ApplyContext, ApplyStats
 from synchro.engine.marks import StateBehind
 from synchro.engine.node import Node
@@ -59,7 +59,7 @@ class ServeurNode(Node):
         start of its change log. Applied over the restored rows, the group's versions win
         (nothing changed here since this starting point). When the state was put back
         with the database (``marks.StateBehind``, the marks in step), the kept packages go
-        again under new numbers instead (``twins.renumber``), as for two machines.
+        again under new numbers instead (``resend.renumber``), as for two machines.
 
         The mark is raised last, in a transaction of its own: a crash before leaves the
         database still behind, so an automatic run holds instead of sending the restored
@@ -75,7 +75,7 @@ class ServeurNode(Node):
             # image's, so what changed here since is told from it — captured in the kept
             # packages, or by the next capture — and sent under new numbers, not adopted
             # (adopting gave every row changed here since the group's version).
-            twins.renumber(self, int(behind.split()[0]) + 1, self._ask_for_everything)
+            resend.renumber(self, int(behind.split()[0]) + 1, self._ask_for_everything)
             return
         if not self.taking_back() and behind is None and in_step:
             raise marks.nothing_to_take_back()

@@ -19,7 +19,7 @@ has come, the snapshot forgets the keys the group never mentioned (``forget_unme
 so the next capture sends those rows. A row of the group changed here since the restore
 gets the group's version back (it cannot be told from the copy's old one). A whole machine
 put back (its state with its database, ``marks.StateBehind``) is not adopted: its snapshot
-tells what changed since, which goes to the Siège under new numbers (``twins.renumber``).
+tells what changed since, which goes to the Siège under new numbers (``resend.renumber``).
 
 The mark is raised only after (``marks.bump``, a person's word): a crash before leaves the
 database behind, so an automatic run still holds.

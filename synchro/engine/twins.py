@@ -12,10 +12,11 @@ that it applied (``acked_digests``, ``ACKED_NAMED`` of them). An establishment t
 one of its own packages under such a number with other bytes (``notice``) keeps its
 outbox, applies nothing, sends nothing, and says so at every run (``SentByAnother``,
 ``ErrorKind.TWIN``) until a person has stopped the other machine and chosen MANUELLE's
-Envoyer or *Reprendre les données du groupe* here. Both do the same (``send_again``): the
-packages kept are numbered again after the Siège's last one of this code and sent (the
-Siège applies them as any establishment's changes, with its conflict rule, from the
-position they were made at), then the group's data are taken back (``take_back``): what
+Envoyer or *Reprendre les données du groupe* here. Both do the same (``send_again``): what
+the kept packages changed goes again, as the rows are now, in one package numbered after
+the Siège's last one of this code (``engine.resend``; the Siège applies it as any
+establishment's changes, with its conflict rule, from the position the oldest kept one was
+made at), then the group's data are taken back (``take_back``): what
 the other machine sent under this code never came here (a Siège's package leaves out an
 establishment's own changes), and comes now with everything else.
 """
@@ -26,15 +27,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from synchro import faults
+from synchro.engine.resend import TWIN, renumber
 from synchro.errors import ErrorKind, SynchroError
-from synchro.names import package_name
-from synchro.package import Manifest, PackageReader, PackageWriter, sealed_digest
+from synchro.package import Manifest, sealed_digest
 
 if TYPE_CHECKING:
     from synchro.engine.node import Node
 
-TWIN = "twin"  # state meta: the Siège's newest number of this code seen while held
 ACKED_NAMED = 32  # the Siège names the digests of this many of a site's last packages
 
 
@@ -118,56 +117,4 @@ def send_again(node: Node, take_back: Callable[[], None]) -> None:
     Siège's last of this code, then the group's data asked for (``renumber``)."""
     number = node.state.get_meta(TWIN)
     if number is not None:
-        renumber(node, int(number) + 1, take_back)
-
-
-def renumber(node: Node, start: int, take_back: Callable[[], None]) -> None:
-    """Number the kept packages again from ``start`` on, then ask for the group's data
-    (``take_back``, called in the state transaction that records them).
-
-    The new files go to a folder of their own (``outbox/again-<first number>``: the same
-    names as the old ones could collide), are complete before the state names them, and
-    the old ones are removed after: a crash anywhere leaves either the old outbox or the
-    new one, never half."""
-    kept = node.state.outbox()
-    folder = node.packages_dir / "outbox" / f"again-{start}"
-    folder.mkdir(parents=True, exist_ok=True)
-    made: list[tuple[int, Path, int]] = []
-    for offset, entry in enumerate(kept):
-        sequence = start + offset
-        made.append((sequence, *_renumbered(node, entry.path, folder, sequence, start)))
-    faults.point("twins.renumbered")
-    with node.state.transaction():
-        node.state.ack_outbox(max((e.sequence for e in kept), default=0))
-        for sequence, path, rows in made:
-            node.state.add_outbox(sequence, path, rows)
-        node.state.set_meta("next_sequence", str(start + len(kept)))
-        node.state.drop_meta(TWIN)
-        take_back()
-    faults.point("twins.recorded")
-    for entry in kept:  # (a crash before: old files left beside, never named again)
-        entry.path.unlink(missing_ok=True)
-
-
-def _renumbered(
-    node: Node, path: Path, folder: Path, sequence: int, first: int
-) -> tuple[Path, int]:
-    """A copy of the package at ``path`` under ``sequence``: same changes, same base
-    position, numbered so the Siège takes it after its last one of this code."""
-    reader = PackageReader(path, node.keys())
-    manifest = reader.manifest
-    target = folder / package_name(node.code, sequence)
-    meta = {**manifest.meta, "first_unacked": first}
-    with PackageWriter(
-        target,
-        origin=node.code,
-        sequence=sequence,
-        kind=manifest.kind,
-        tables=manifest.tables,
-        meta=meta,
-        key=node.key,
-        created=node.now(),
-    ) as writer:
-        for change in reader.changes():
-            writer.write(change.table, change.op, change.values, origin=change.origin)
-    return target, manifest.rows
+        renumber(node, int(number) + 1, take_back)  # (its TWIN mark dropped with it)
