@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from synchro.state.packages import Outgoing
 
 TWIN = "twin"  # state meta of ``engine.twins``: dropped once its packages went again
+READ_KEYS = 10_000  # keys whose rows are read at once
 
 
 def renumber(node: Node, start: int, take_back: Callable[[], None]) -> None:
@@ -91,15 +92,18 @@ def _as_now(node: Node, kept: list[Outgoing], folder: Path, sequence: int) -> tu
                 continue
             row_skey = snapshot_key(table.key_kinds, table.key_positions)
             key_skey = snapshot_key(table.key_kinds, range(len(table.key)))
-            found = {row_skey(r): r for r in node.adapter.fetch(table, list(wanted))}
-            for key in wanted:
-                row = found.get(key_skey(key))
-                try:
-                    if row is None:
-                        writer.write(name, "D", key)
-                    else:
-                        writer.write(name, "U", row)
-                except PackageError:  # a value that cannot travel: its capture holds it
-                    continue
-                rows += 1
+            ordered = list(wanted)
+            for start in range(0, len(ordered), READ_KEYS):  # rows read a part at a time
+                part = ordered[start : start + READ_KEYS]
+                found = {row_skey(r): r for r in node.adapter.fetch(table, part)}
+                for key in part:
+                    row = found.get(key_skey(key))
+                    try:
+                        if row is None:
+                            writer.write(name, "D", key)
+                        else:
+                            writer.write(name, "U", row)
+                    except PackageError:  # a value that cannot travel: its capture holds it
+                        continue
+                    rows += 1
     return target, rows
