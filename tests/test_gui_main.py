@@ -87,3 +87,25 @@ def test_a_second_start_asks_the_first_to_show_itself_and_exits(xvfb: str, tmp_p
     finally:
         first.terminate()
         first.wait(timeout=10)
+
+
+def test_a_fatal_error_is_said_in_the_language_of_the_settings_else_the_system_s(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What stops the program at start is said in the settings' language; when the
+    settings are what cannot be read, in the system's (the wizard's rule)."""
+    from synchro.config.model import Config, Role
+    from synchro.config.store import save_config
+    from synchro.gui import _language
+
+    config_file = tmp_path / "synchro.json"
+    save_config(Config(role=Role.SITE, site="3615", language="en"), config_file)
+    assert _language(config_file) == "en"
+    config_file.write_text("{ pas du json", encoding="utf-8")
+    monkeypatch.setenv("LANG", "en_GB.UTF-8")
+    monkeypatch.delenv("LC_ALL", raising=False)
+    monkeypatch.delenv("LC_MESSAGES", raising=False)
+    monkeypatch.delenv("LANGUAGE", raising=False)
+    assert _language(config_file) == "en"
+    monkeypatch.setenv("LANG", "fr_FR.UTF-8")
+    assert _language(config_file) == "fr"

@@ -12,12 +12,14 @@ import argparse
 import logging
 import queue
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, Protocol
 
 
 def main(args: argparse.Namespace) -> int:
     """Run the tray program with the node chosen by ``--config`` (or the default folders)."""
-    from synchro.errors import SynchroError
+    from synchro.errors import SynchroError, text_in
+    from synchro.gui.base import unexpected
     from synchro.gui.shell import GuiShell
     from synchro.gui_backend import AppBackend
     from synchro.log import setup_logging, shutdown_logging
@@ -41,11 +43,10 @@ def main(args: argparse.Namespace) -> int:
         return 0
     except SynchroError as exc:
         log.error("synchro: %s", exc)
-        _fatal(str(exc))
+        _fatal(text_in(exc, _language(paths.config_file)))
         return 1
     except Exception as exc:  # the log has the traceback; the user gets one line
-        log.exception("the GUI stopped on an unexpected error")
-        _fatal(f"Erreur inattendue ({type(exc).__name__}) : voir le journal {paths.log_dir}.")
+        _fatal(unexpected(_language(paths.config_file), exc, paths.log_dir))
         return 1
     finally:
         if backend is not None:
@@ -83,6 +84,18 @@ def control_handler(backend: _Backend) -> Any:
         return reply
 
     return handle
+
+
+def _language(config_file: Path) -> str:
+    """The UI's language for a fatal error: the settings', else the system's (the
+    settings may be what could not be read)."""
+    from synchro.config.store import load_config
+    from synchro.i18n import system_language
+
+    try:
+        return load_config(config_file).language
+    except Exception:  # (unreadable settings: the wizard's rule)
+        return system_language()
 
 
 def _fatal(text: str) -> None:
