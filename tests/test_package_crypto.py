@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from synchro.errors import ConfigError, PackageError
+from synchro.errors import ConfigError, PackageError, text_in
 from synchro.package import (
     Change,
     Manifest,
@@ -250,3 +250,18 @@ def test_writer_refuses_a_short_key(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
     with pytest.raises(ValueError):
         open_package(tmp_path / "p.pkg", b"court")
+
+
+def test_a_package_refused_for_its_key_is_said_in_the_ui_language(
+    big: tuple[Path, list[tuple[Any, ...]]],
+) -> None:
+    """The refusals a person acts on (the group key) read whole in English too."""
+    path, _ = big
+    for key, english in (
+        (NEW_KEY, "wrong group key, or the package was changed (package encrypted with key"),
+        (None, "encrypted package: a group key is needed"),
+    ):
+        with pytest.raises(PackageError) as info:
+            list(open_package(path, key).changes())
+        shown = text_in(info.value, "en")
+        assert shown.startswith(f"Package refused {path}: {english}"), shown

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from synchro.errors import PackageError
+from synchro.errors import PackageError, Say
 
 from . import crypto, stream
 from .manifest import Change, Header, Invalid, Manifest, Trailer, format_version
@@ -38,9 +38,10 @@ def _open(path: Path) -> IO[bytes]:
     try:
         return open(path, "rb")
     except FileNotFoundError as exc:
-        raise PackageError(str(path), "fichier introuvable") from exc
+        raise PackageError(str(path), say=("engine.pkg.missing", {})) from exc
     except OSError as exc:
-        raise PackageError(str(path), f"lecture impossible : {exc.strerror or exc}") from exc
+        detail = {"detail": exc.strerror or str(exc)}
+        raise PackageError(str(path), say=("engine.pkg.unreadable", detail)) from exc
 
 
 def _keys(key: KeyArg) -> tuple[bytes, ...]:
@@ -82,7 +83,7 @@ def _verify(path: Path, keys: tuple[bytes, ...]) -> tuple[Manifest, _Layout]:
         try:
             trailer, trailer_start = stream.frame(fh, size)
         except Invalid as exc:
-            raise PackageError(name, exc.reason) from None
+            raise refused(name, exc) from None
         src = stream.Source(fh, trailer_start)
         problem: Invalid | None = None
         try:
@@ -92,14 +93,12 @@ def _verify(path: Path, keys: tuple[bytes, ...]) -> tuple[Manifest, _Layout]:
         try:
             src.drain()
         except Invalid as exc:
-            raise PackageError(name, exc.reason) from None
+            raise refused(name, exc) from None
     if src.sha.hexdigest() != trailer.sha256:
-        damaged = "somme de contrôle SHA-256 incorrecte"
-        if problem is not None and problem.reason.startswith(stream.AUTH):
-            damaged = f"{stream.AUTH} ({damaged})"
-        raise PackageError(name, damaged)
+        auth = problem is not None and problem.reason.startswith(stream.AUTH)
+        raise PackageError(name, say=("engine.pkg.auth_sha" if auth else "engine.pkg.sha", {}))
     if read is None:
-        raise PackageError(name, problem.reason if problem else "illisible")
+        raise refused(name, problem) if problem else PackageError(name, "illisible")
     found = read.counts
     if trailer.counts != found or trailer.rows != sum(sum(n.values()) for n in found.values()):
         raise PackageError(name, _count_problem(trailer, found))
@@ -144,7 +143,7 @@ def sealed_digest(path: Path) -> str:
         try:
             trailer, _start = stream.frame(fh, os.fstat(fh.fileno()).st_size)
         except Invalid as exc:
-            raise PackageError(str(path), exc.reason) from None
+            raise refused(str(path), exc) from None
     return trailer.sha256
 
 
@@ -169,12 +168,12 @@ class PackageReader:
 
     def changes(self) -> Iterator[Change]:
         name = str(self.path)
-        modified = "fichier modifié depuis sa vérification"
+        modified: Say = ("engine.pkg.modified", {})
         layout = self._layout
         keys = (layout.key,) if layout.key is not None else ()
         with _open(self.path) as fh:
             if os.fstat(fh.fileno()).st_size != layout.size:
-                raise PackageError(name, modified)
+                raise PackageError(name, say=modified)
             src = stream.Source(fh, layout.trailer_start)
             try:
                 header_bytes = stream.read_header(src).raw
@@ -183,11 +182,21 @@ class PackageReader:
                 yield from stream.Body(src, layout.header, header_bytes, keys).changes()
                 src.drain()
             except Invalid as exc:
-                raise PackageError(name, f"{modified} ({exc.reason})") from None
+                why: list[Say] = (
+                    [exc.say] if exc.say else [("engine.pkg.raw", {"text": exc.reason})]
+                )
+                raise PackageError(name, say=("engine.pkg.modified_as", {"why": why})) from None
         if src.sha.hexdigest() != self.manifest.sha256:
-            raise PackageError(name, modified)
+            raise PackageError(name, say=modified)
 
 
 def open_package(path: Path, key: KeyArg = None) -> PackageReader:
     """Open and fully verify a package; PackageError before any change if it is not sound."""
     return PackageReader(path, key)
+
+
+def refused(name: str, exc: Invalid) -> PackageError:
+    """The ``PackageError`` of a package found ``exc``: in its words where it gave them."""
+    if exc.say is not None:
+        return PackageError(name, say=exc.say)
+    return PackageError(name, exc.reason)

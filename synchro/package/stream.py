@@ -26,6 +26,7 @@ from .manifest import (
     Header,
     Invalid,
     Trailer,
+    invalid,
 )
 from .records import RecordCodec
 
@@ -34,8 +35,7 @@ TAIL = struct.Struct(">I8s")  # trailer length, end magic
 BLOCK = 256 * 1024  # bytes read from disk at a time
 MAX_INFLATE = 256 * 1024  # bytes inflated at a time (bounds a zip bomb)
 MAX_LINE = 256 * 1024 * 1024  # one batch line
-FOREIGN = "ce n'est pas un paquet Synchro"
-AUTH = "clé de groupe incorrecte ou paquet modifié"
+AUTH = "clé de groupe incorrecte ou paquet modifié"  # (engine.pkg.auth's French words)
 
 
 class Source:
@@ -56,7 +56,7 @@ class Source:
         size = min(size, self.remaining)
         data = self.fh.read(size)
         if len(data) != size:
-            raise Invalid("fichier tronqué")
+            raise invalid("truncated")
         self.sha.update(data)
         self.pos += size
         return data
@@ -88,25 +88,24 @@ def frame(fh: IO[bytes], size: int) -> Framed:
     Returns the trailer and where it starts: everything before is covered by its SHA-256.
     """
     if size == 0:
-        raise Invalid("fichier vide")
+        raise invalid("empty")
     start = fh.read(PREFIX.size)
     if len(start) < len(MAGIC):
-        raise Invalid("fichier tronqué" if MAGIC.startswith(start) else FOREIGN)
+        raise invalid("truncated" if MAGIC.startswith(start) else "foreign")
     if not start.startswith(MAGIC):
-        raise Invalid(FOREIGN)
+        raise invalid("foreign")
     if len(start) < PREFIX.size:
-        raise Invalid("fichier tronqué")
+        raise invalid("truncated")
     _, version, _ = PREFIX.unpack(start)
     if version not in READABLE_VERSIONS:
         *first, last = (str(v) for v in sorted(READABLE_VERSIONS))
-        readable = f"{', '.join(first)} ou {last}" if first else last
-        raise Invalid(f"version de format {version} inconnue (attendue : {readable})")
+        raise invalid("version", version=version, first=", ".join(first), last=last)
     if size < PREFIX.size + TAIL.size:
-        raise Invalid("fichier tronqué")
+        raise invalid("truncated")
     fh.seek(size - TAIL.size)
     trailer_len, end = TAIL.unpack(fh.read(TAIL.size))
     if end != END_MAGIC:
-        raise Invalid("fichier tronqué")
+        raise invalid("truncated")
     trailer_start = size - TAIL.size - trailer_len
     if trailer_len > MAX_TRAILER or trailer_start < PREFIX.size:
         raise Invalid("bloc de fin illisible")
@@ -135,10 +134,10 @@ class Body:
         self.opener: crypto.ChunkOpener | None = None
         if header.encryption is None:
             if keys:
-                raise Invalid("paquet non chiffré refusé : une clé de groupe est configurée")
+                raise invalid("unencrypted")
             return
         if not keys:
-            raise Invalid("paquet chiffré : clé de groupe requise")
+            raise invalid("key_required")
         try:
             digest = hashlib.sha256(header_bytes).digest()
             self.opener = crypto.ChunkOpener(keys, header.encryption, digest)
@@ -173,14 +172,14 @@ class Body:
             try:
                 yield opener.open(data, final=not src.remaining)
             except crypto.AuthenticationFailed:
-                raise Invalid(self._auth_reason(opener)) from None
+                raise self._auth_error(opener) from None
 
     @staticmethod
-    def _auth_reason(opener: crypto.ChunkOpener) -> str:
+    def _auth_error(opener: crypto.ChunkOpener) -> Invalid:
         if opener.key is not None:
-            return AUTH
+            return invalid("auth")
         known = ", ".join(crypto.key_id(k) for k in opener.candidates)
-        return f"{AUTH} (paquet chiffré avec la clé {opener.key_id}, clés connues : {known})"
+        return invalid("auth_keys", key=opener.key_id, known=known)
 
 
 def _inflate(pieces: Iterator[bytes]) -> Iterator[bytes]:
