@@ -12,6 +12,7 @@ import socket
 import sqlite3
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 from engine_helpers import make_node
@@ -24,6 +25,7 @@ from synchro.engine.events import said
 from synchro.engine.hq_acks import NO_ACK
 from synchro.engine.hq_verdict import NO_DATA, UNFINISHED
 from synchro.engine.marks import Restored, StateBehind
+from synchro.engine.node_results import ImportResult
 from synchro.engine.twins import SentByAnother
 from synchro.errors import (
     ConnectionTestError,
@@ -231,25 +233,36 @@ def test_the_user_database_s_errors_are_said_in_the_ui_language(tmp_path: Path) 
           "writing to table articles failed: NOT NULL")  # fmt: skip
 
 
-def test_a_row_the_database_refused_is_said_in_the_ui_language(tmp_path: Path) -> None:
-    """A real refusal: the establishment's table has a CHECK the Siège's lacks. The
-    quarantine keeps the error's words beside its French text, so the report email lists
-    the row in English; the database's own words stay as it said them."""
+ITEMS = "CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT NOT NULL);"
+
+
+def received(tmp_path: Path, site_schema: str, hq_rows: str) -> tuple[ImportResult, Any]:
+    """An establishment (tables ``site_schema``) applying the Siège's ``hq_rows`` of
+    ``items``: the import's result and the one row the quarantine keeps of it."""
     site_db, hq_db = tmp_path / "s1.db", tmp_path / "hq.db"
-    sql(hq_db, "CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT NOT NULL);")
-    sql(site_db, "CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT NOT NULL "
-                 "CHECK (name <> 'refusé'));")  # fmt: skip
-    out = tmp_path / "out"
+    sql(hq_db, ITEMS)
+    sql(site_db, site_schema)
     with (
         make_node(tmp_path, "S1", str(site_db)) as site,
         make_node(tmp_path, "HQ", str(hq_db), hq=True) as hq,
     ):
         assert hq.import_package(site.export().path).status == "applied"
-        sql(hq_db, "INSERT INTO items VALUES (1, 'accepté'), (2, 'refusé');")
+        sql(hq_db, f"INSERT INTO items VALUES {hq_rows};")
         hq.export()
-        result = site.import_package(hq.publish("S1", out).path)
-        assert result.status == "applied" and result.stats.quarantined == 1
+        result = site.import_package(hq.publish("S1", tmp_path / "out").path)
         (entry,) = site.state.quarantined()
+    return result, entry
+
+
+def test_a_row_the_database_refused_is_said_in_the_ui_language(tmp_path: Path) -> None:
+    """A real refusal: the establishment's table has a CHECK the Siège's lacks. The
+    quarantine keeps the error's words beside its French text, so the report email lists
+    the row in English; the database's own words stay as it said them."""
+    site_schema = (
+        "CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT NOT NULL CHECK (name <> 'refusé'));"
+    )
+    result, entry = received(tmp_path, site_schema, "(1, 'accepté'), (2, 'refusé')")
+    assert result.status == "applied" and result.stats.quarantined == 1
     assert "écriture dans la table items impossible : CHECK constraint failed" in entry["error"]
     with ReportStore(tmp_path / "reports.db") as reports:
         rid = reports.start("S1", "run", now=NOW)
@@ -287,21 +300,12 @@ def test_a_row_stored_differently_is_said_in_the_ui_language(tmp_path: Path) -> 
     """Rule 1, met for real: a trigger at the establishment changes the row just written.
     The read-back names the column with what was sent and what was stored, in French and
     in English."""
-    site_db, hq_db = tmp_path / "s1.db", tmp_path / "hq.db"
-    sql(hq_db, "CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT NOT NULL);")
-    sql(site_db, "CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT NOT NULL);"
-                 "CREATE TRIGGER upper AFTER INSERT ON items BEGIN "
-                 "UPDATE items SET name = upper(name) WHERE id = new.id; END;")  # fmt: skip
-    with (
-        make_node(tmp_path, "S1", str(site_db)) as site,
-        make_node(tmp_path, "HQ", str(hq_db), hq=True) as hq,
-    ):
-        assert hq.import_package(site.export().path).status == "applied"
-        sql(hq_db, "INSERT INTO items VALUES (1, 'crème');")
-        hq.export()
-        result = site.import_package(hq.publish("S1", tmp_path / "out").path)
-        assert result.stats.mismatched == 1
-        (entry,) = site.state.quarantined()
+    site_schema = (
+        ITEMS + "CREATE TRIGGER upper AFTER INSERT ON items BEGIN "
+        "UPDATE items SET name = upper(name) WHERE id = new.id; END;"
+    )
+    result, entry = received(tmp_path, site_schema, "(1, 'crème')")
+    assert result.stats.mismatched == 1
     french = 'valeur enregistrée différente de la valeur envoyée — name : envoyé "crème", '
     assert entry["error"].startswith(french + 'enregistré "CRèME"'), entry["error"]
     english = render(json.loads(entry["error_say"]), "en")

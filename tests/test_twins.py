@@ -49,6 +49,21 @@ def copy_node(tmp_path: Path, site_db: Path) -> Path:
     return copy / site_db.name
 
 
+def nodes_in_step(tmp_path: Path, *first: int) -> tuple[Path, Path]:
+    """S1 and the Siège (``items``), S1 holding items ``first``, after one exchange."""
+    site_db, hq_db = tmp_path / "s1.db", tmp_path / "hq.db"
+    for db in (site_db, hq_db):
+        sql(db, ITEMS)
+    add(site_db, *first)
+    with (
+        make_node(tmp_path, "S1", str(site_db)) as site,
+        make_node(tmp_path, "HQ", str(hq_db), hq=True) as hq,
+    ):
+        assert hq.import_package(site.export().path).status == "applied"
+        assert site.import_package(hq.publish("S1", tmp_path / "out").path).status == "applied"
+    return site_db, hq_db
+
+
 class Held(NamedTuple):
     site_db: Path
     copy_db: Path
@@ -59,17 +74,8 @@ class Held(NamedTuple):
 def held_copy(tmp_path: Path) -> Held:
     """S1 in step with the Siège, then copied; both machines make package n° 2, the Siège
     takes the first's and refuses the copy's, then answers S1: the copy holds."""
-    site_db, hq_db = tmp_path / "s1.db", tmp_path / "hq.db"
-    for db in (site_db, hq_db):
-        sql(db, ITEMS)
-    add(site_db, 1, 2, 3)
+    site_db, hq_db = nodes_in_step(tmp_path, 1, 2, 3)
     out = tmp_path / "out"
-    with (
-        make_node(tmp_path, "S1", str(site_db)) as site,
-        make_node(tmp_path, "HQ", str(hq_db), hq=True) as hq,
-    ):
-        assert hq.import_package(site.export().path).status == "applied"
-        assert site.import_package(hq.publish("S1", out).path).status == "applied"
     copy_db = copy_node(tmp_path, site_db)
     add(site_db, 10)
     add(copy_db, 20)
@@ -171,17 +177,9 @@ def test_a_package_the_siege_applied_as_it_is_is_not_sent_again(tmp_path: Path) 
     holds for its own n° 3; its n° 2 is acknowledged (same bytes) and dropped, not sent
     again after the first machine's n° 3 — where it would have put the old name back at
     the Siège, and so in every establishment."""
-    site_db, hq_db = tmp_path / "s1.db", tmp_path / "hq.db"
-    for db in (site_db, hq_db):
-        sql(db, ITEMS)
-    add(site_db, 1)
+    site_db, hq_db = nodes_in_step(tmp_path, 1)
     out = tmp_path / "out"
-    with (
-        make_node(tmp_path, "S1", str(site_db)) as site,
-        make_node(tmp_path, "HQ", str(hq_db), hq=True) as hq,
-    ):
-        assert hq.import_package(site.export().path).status == "applied"
-        assert site.import_package(hq.publish("S1", out).path).status == "applied"
+    with make_node(tmp_path, "S1", str(site_db)) as site:
         add(site_db, 10)
         assert site.export().manifest.sequence == 2  # waits in the outbox
     copy_db = copy_node(tmp_path, site_db)
@@ -217,23 +215,11 @@ def test_a_package_the_siege_applied_as_it_is_is_not_sent_again(tmp_path: Path) 
     assert rows(copy_db, "items") == rows(hq_db, "items")
 
 
-def put_back_held(tmp_path: Path) -> tuple[Path, Path]:
-    """The machine put back (its database and state from an image) after the Siège applied
-    its n° 2 and 3: its next package, n° 2 again, is refused; the Siège's answer finds the
-    state behind (« Poste restauré »). From then on it exports nothing (a package numbered
-    4 now would reach the Siège before its kept n° 2, whose older versions would then win
-    there). Returns the site's and the Siège's databases."""
-    site_db, hq_db = tmp_path / "s1.db", tmp_path / "hq.db"
-    for db in (site_db, hq_db):
-        sql(db, ITEMS)
-    add(site_db, 1, 2)
-    out = tmp_path / "out"
-    with (
-        make_node(tmp_path, "S1", str(site_db)) as site,
-        make_node(tmp_path, "HQ", str(hq_db), hq=True) as hq,
-    ):
-        assert hq.import_package(site.export().path).status == "applied"
-        assert site.import_package(hq.publish("S1", out).path).status == "applied"
+def machine_put_back(tmp_path: Path, *first: int) -> tuple[Path, Path]:
+    """S1 in step with the Siège holding items ``first``, its machine imaged; its packages
+    n° 2 and 3 (items 10 and 11) applied by the Siège; then the machine put back to the
+    image. Returns the site's and the Siège's databases."""
+    site_db, hq_db = nodes_in_step(tmp_path, *first)
     image = tmp_path / "image"
     shutil.copytree(tmp_path / "node-S1", image / "node-S1")
     shutil.copy2(site_db, image / "s1.db")
@@ -247,6 +233,17 @@ def put_back_held(tmp_path: Path) -> tuple[Path, Path]:
     shutil.rmtree(tmp_path / "node-S1")
     shutil.copytree(image / "node-S1", tmp_path / "node-S1")
     shutil.copy2(image / "s1.db", site_db)
+    return site_db, hq_db
+
+
+def put_back_held(tmp_path: Path) -> tuple[Path, Path]:
+    """The machine put back (its database and state from an image) after the Siège applied
+    its n° 2 and 3: its next package, n° 2 again, is refused; the Siège's answer finds the
+    state behind (« Poste restauré »). From then on it exports nothing (a package numbered
+    4 now would reach the Siège before its kept n° 2, whose older versions would then win
+    there). Returns the site's and the Siège's databases."""
+    site_db, hq_db = machine_put_back(tmp_path, 1, 2)
+    out = tmp_path / "out"
     sql(site_db, "UPDATE items SET name = 'since' WHERE id = 1;")
     with (
         make_node(tmp_path, "S1", str(site_db)) as site,
@@ -304,30 +301,8 @@ def test_kept_packages_go_again_as_the_rows_are_now_not_as_they_were(tmp_path: P
     3: refused); the third, n° 4, was the Siège's next and was applied. Sent again as they
     were, after it, the two kept packages took the item back to its second name at the
     Siège, then everywhere; sent again as the rows are now, it keeps its last name."""
-    site_db, hq_db = tmp_path / "s1.db", tmp_path / "hq.db"
-    for db in (site_db, hq_db):
-        sql(db, ITEMS)
-    add(site_db, 1)
+    site_db, hq_db = machine_put_back(tmp_path, 1)
     out = tmp_path / "out"
-    with (
-        make_node(tmp_path, "S1", str(site_db)) as site,
-        make_node(tmp_path, "HQ", str(hq_db), hq=True) as hq,
-    ):
-        assert hq.import_package(site.export().path).status == "applied"
-        assert site.import_package(hq.publish("S1", out).path).status == "applied"
-    image = tmp_path / "image"
-    shutil.copytree(tmp_path / "node-S1", image / "node-S1")
-    shutil.copy2(site_db, image / "s1.db")
-    with (
-        make_node(tmp_path, "S1", str(site_db)) as site,
-        make_node(tmp_path, "HQ", str(hq_db), hq=True) as hq,
-    ):
-        for row in (10, 11):  # sent and applied, then lost with the machine
-            add(site_db, row)
-            assert hq.import_package(site.export().path).status == "applied"
-    shutil.rmtree(tmp_path / "node-S1")
-    shutil.copytree(image / "node-S1", tmp_path / "node-S1")
-    shutil.copy2(image / "s1.db", site_db)
     with (
         make_node(tmp_path, "S1", str(site_db)) as site,
         make_node(tmp_path, "HQ", str(hq_db), hq=True) as hq,
