@@ -60,19 +60,17 @@ def renumber(node: Node, start: int, take_back: Callable[[], None]) -> None:
 
 def _as_now(node: Node, kept: list[Outgoing], folder: Path, sequence: int) -> tuple[Path, int]:
     """The package under ``sequence`` of every key ``kept`` changed, as the rows are now."""
-    schemas: dict[str, TableSchema] = {}
     keys: dict[str, dict[tuple[Any, ...], None]] = {}  # (an ordered set per table)
     oldest: dict[str, Any] | None = None
     for entry in kept:
         reader = PackageReader(entry.path, node.keys())
         oldest = oldest if oldest is not None else dict(reader.manifest.meta)
         getters = {s.name: key_getter(s.key_positions) for s in reader.manifest.tables}
-        for schema in reader.manifest.tables:
-            schemas.setdefault(schema.name, schema)
         for change in reader.changes():
             key = change.values if change.op == "D" else getters[change.table](change.values)
             keys.setdefault(change.table, {})[tuple(key)] = None
-    tables = {t.name: t for t in node.tables().synced}
+    # The tables as they are now (the rows are read now): those still synchronised here.
+    tables = {t.name: t for t in node.tables().synced if t.name in keys}
     target = folder / package_name(node.code, sequence)
     meta = {**(oldest or {}), "first_unacked": sequence}
     rows = 0
@@ -81,15 +79,13 @@ def _as_now(node: Node, kept: list[Outgoing], folder: Path, sequence: int) -> tu
         origin=node.code,
         sequence=sequence,
         kind="site",
-        tables=list(schemas.values()),
+        tables=[TableSchema.of(t) for t in tables.values()],
         meta=meta,
         key=node.key,
         created=node.now(),
     ) as writer:
-        for name, wanted in keys.items():
-            table = tables.get(name)
-            if table is None:  # no longer synchronised here: nothing of it to send
-                continue
+        for name, table in tables.items():
+            wanted = keys[name]
             row_skey = snapshot_key(table.key_kinds, table.key_positions)
             key_skey = snapshot_key(table.key_kinds, range(len(table.key)))
             ordered = list(wanted)
