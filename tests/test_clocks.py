@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from test_app import logging_set_up  # noqa: F401 (autouse)
+from test_app import logging_set_up, wait_for  # noqa: F401 (autouse)
 from test_mass_deletes import add_articles, in_step
 
 from synchro.app import App
@@ -74,6 +74,20 @@ def test_a_clock_apart_from_the_siege_s_is_said(
                 [record], site="3615", role=Role.SITE, lang=lang, now=dt.datetime.now()
             )
             assert words in mail.text, mail.text
+        # The Siège is told too (the establishment's ack carries it): its round's row of
+        # the establishment and its email name the establishment whose clock is apart.
+        wait_for(lambda: hq.reports.latest(kinds=("round",))[0].state is not State.RUNNING)
+        rows = hq.reports.for_round(hq.reports.latest(kinds=("round",))[0].id)
+        (member,) = [r for r in rows if r.kind == "site-in-round"]
+        assert abs(member.details["clock"] - shift.total_seconds()) <= 5, member.details
+        for lang, words in (("fr", fr), ("en", en)):
+            mail = build_report_message(
+                rows, site="SIEGE", role=Role.HQ, lang=lang, now=dt.datetime.now()
+            )
+            assert "3615" in mail.text and words in mail.text, mail.text
         hq.run_now()
         right = run_at(site_paths, dt.datetime.now)
         assert right.state is State.OK and "clock" not in right.details
+        wait_for(lambda: hq.reports.latest(kinds=("round",))[0].state is not State.RUNNING)
+        rows = hq.reports.for_round(hq.reports.latest(kinds=("round",))[0].id)
+        assert all("clock" not in r.details for r in rows)

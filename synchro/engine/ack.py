@@ -40,9 +40,12 @@ class Ack:
     instance: str  # the Siège state identity that position belongs to
     checksums: Sums = field(default_factory=dict)
     sent: str = ""
+    # Seconds the establishment's clock is ahead of the Siège's (behind: negative; 0: they
+    # agree), as its run measured it (``engine.clocks``); None: not measured this run.
+    clock: int | None = None
 
     def to_bytes(self) -> bytes:
-        data = {
+        data: dict[str, object] = {
             "site": self.site,
             "origin": self.origin,
             "sequence": self.sequence,
@@ -51,6 +54,8 @@ class Ack:
             "checksums": to_json(self.checksums),
             "sent": self.sent or dt.datetime.now(dt.UTC).isoformat(),
         }
+        if self.clock is not None:
+            data["clock"] = self.clock
         return json.dumps(data, ensure_ascii=False, sort_keys=True).encode()
 
 
@@ -71,12 +76,18 @@ def read_ack(path: Path, site: str) -> Ack | None:
             instance=str(data.get("instance", "")),
             checksums=sums_from_json(data.get("checksums")),
             sent=str(data.get("sent", "")),
+            clock=_seconds(data.get("clock")),
         )
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
     if ack.site != site or ack.sequence != named.sequence:
         return None
     return ack
+
+
+def _seconds(value: object) -> int | None:
+    """An ack's clock field: whole seconds, or None (absent or malformed)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 class Controle(NamedTuple):
@@ -105,9 +116,10 @@ def controle(theirs: Sums, ours: Sums | None) -> Controle:
     return Controle("tables différentes : " + ", ".join(tables), tables)
 
 
-def make_ack(node: ServeurNode) -> OwedAck | None:
-    """Serveur: the ack of the Siège package it applied last, with its checksums now, and
-    the Siège's checksums sent in that package; None before any Siège package."""
+def make_ack(node: ServeurNode, clock: int | None = None) -> OwedAck | None:
+    """Serveur: the ack of the Siège package it applied last, with its checksums now (and
+    ``clock``: what this run measured of the clocks), and the Siège's checksums sent in
+    that package; None before any Siège package."""
     from synchro.engine.serveur_node import LAST_HQ
 
     text = node.state.get_meta(LAST_HQ)
@@ -122,5 +134,6 @@ def make_ack(node: ServeurNode) -> OwedAck | None:
         to_pos=int(last.get("to_pos", 0)),
         instance=str(last.get("instance", "")),
         checksums=node.checksums(),
+        clock=clock,
     )
     return OwedAck(ack, theirs)

@@ -169,7 +169,9 @@ class AckBook:
             if a.sequence > ack.sequence:
                 keep.append(a)
                 continue
-            details = {"controle": text, "accuse": ack.sequence}
+            details: dict[str, object] = {"controle": text, "accuse": ack.sequence}
+            if ack.clock:  # the establishment's clock is apart from this one: said here too
+                details["clock"] = ack.clock
             if tables:
                 error = f"Contrôle : {text}"
                 self.reports.finish(

@@ -77,6 +77,7 @@ class SiteRun(Receiving):
         self._held: dict[int, int] = {}  # upload size -> most bytes the Siège said it holds
         self._kept: SiteClient | None = None  # the session kept while waiting (Receiving)
         self._clock_compared = False  # once a run (``_compare_clocks``)
+        self._clock_known = False  # the Siège's date was read: the ack tells it the result
         self.started = now()
 
     def run(self) -> RunRecord:
@@ -184,7 +185,8 @@ class SiteRun(Receiving):
         """Tell the Siège which of its packages this site applied, with this site's
         checksums: only then does the Siège count it as served. The site also compares
         its checksums with the Siège's (sent in that package): the « Contrôle »."""
-        made = make_ack(self.node)
+        measured = self.totals.details.get("clock", 0) if self._clock_known else None
+        made = make_ack(self.node, measured)
         if made is None:
             return
         ack, theirs = made
@@ -243,6 +245,7 @@ class SiteRun(Receiving):
             return
         self._clock_compared = True
         theirs = client.remote_time(f"in/{name}")
+        self._clock_known = theirs is not None
         ahead = ahead_by(self.now(), theirs) if theirs is not None else None
         if ahead is not None:
             self.totals.details["clock"] = ahead

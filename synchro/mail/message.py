@@ -166,6 +166,9 @@ def _blocks(main: RunRecord, members: list[RunRecord], lang: str) -> list[tuple[
     if main.details.get("controle"):  # the per-round proof (engine.ack)
         blocks.append(("", [tr("mail.controle", lang, text=main.details["controle"])]))
     said = [keyless_line(main.details, lang), clock_line(main.details, lang)]
+    for r in members:  # an establishment's clock apart from the Siège's (its ack said so)
+        clock = clock_line(r.details, lang)
+        said.append(tr("mail.site_line", lang, site=r.site, text=clock) if clock else None)
     if any(said):
         blocks.append(("", [line for line in said if line]))
     # A round's own row is explained when it was stopped or when no establishment row
