@@ -56,6 +56,15 @@ def keyless_line(details: dict[str, Any], lang: str) -> str | None:
     return tr("app.summary.keyless", lang, tables=_names(value)) if value else None
 
 
+def copy_line(details: dict[str, Any], lang: str) -> str | None:
+    """The line saying the Siège refused a package sent under this node's code by another
+    machine (``details["copy_seen"]``: its number, ``engine.marks``); None otherwise."""
+    value = details.get("copy_seen")
+    if not isinstance(value, dict) or "number" not in value:
+        return None
+    return tr("app.summary.copy_seen", lang, number=value["number"], at=value.get("at", "?"))
+
+
 def clock_line(details: dict[str, Any], lang: str) -> str | None:
     """The line saying this node's clock is ahead of or behind the Siège's
     (``details["clock"]``: seconds ahead, ``engine.clocks``); None when they agreed."""
@@ -125,6 +134,8 @@ def detail_lines(details: dict[str, Any], error: str, lang: str) -> list[str]:
             lines.append(keyless)
         elif key == "clock" and (clock := clock_line(details, lang)):
             lines.append(clock)
+        elif key == "copy_seen" and (copy := copy_line(details, lang)):
+            lines.append(copy)
         elif key == "retried" and isinstance(value, list):
             lines += [_retried(item, lang) for item in value]
         else:

@@ -10,6 +10,7 @@ real establishment runs.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import os
 import shutil
 import signal
@@ -25,10 +26,12 @@ from test_app import logging_set_up, wait_for  # noqa: F401 (autouse)
 from test_mass_deletes import add_articles, automatic_run, in_step, manual_run
 
 from synchro.app import App
+from synchro.config.model import Role
 from synchro.config.store import load_config, save_config
 from synchro.engine.marks import StateBehind
 from synchro.engine.twins import TWIN, SentByAnother
 from synchro.errors import ErrorKind, PackageError
+from synchro.mail.message import build_report_message
 from synchro.platform.paths import NodePaths, paths_beside
 from synchro.report_summary import cause_lines
 from synchro.reports import State
@@ -444,6 +447,19 @@ def test_a_copied_server_holds_its_runs_and_manuelle_sends_its_rows(tmp_path: Pa
                 assert any(words in line for line in cause_lines(held, lang)), lang
         assert {r[0] for r in rows(hq_db, "articles")} >= {2000, 2001}
         assert not {3000, 3001} & {r[0] for r in rows(hq_db, "articles")}
+        # The first machine, whose packages go through, is told another one sends too.
+        hq.run_now()
+        told = automatic_run(site_paths)
+        assert told.state is State.OK, told.error
+        assert told.details["copy_seen"]["number"] == 2, told.details
+        for lang, words in (
+            ("fr", "Une autre machine envoie sous le code de ce poste : le siège a refusé le"),
+            ("en", "Another machine sends under this node's code: on "),
+        ):
+            mail = build_report_message(
+                [told], site="3615", role=Role.SITE, lang=lang, now=dt.datetime.now()
+            )
+            assert words in mail.text and "n° 2" in mail.text, mail.text
         hq.run_now()
         sent = manual_run(copy_paths, send=True)
         assert sent.state is State.OK, sent.error

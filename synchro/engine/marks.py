@@ -33,6 +33,8 @@ both left running) — shows as a package numbered as one applied but not the sa
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import logging
 from pathlib import Path
 
@@ -48,6 +50,7 @@ from synchro.errors import (
 )
 from synchro.package import Manifest
 from synchro.state import StateDB
+from synchro.state.store import now_text
 
 log = logging.getLogger("synchro.engine")
 KEY = "mark"  # the state's meta entry holding the number last written
@@ -148,6 +151,33 @@ def siege_forgot(path: Path, manifest: Manifest, applied_seq: int) -> None:
         )
 
 
+COPY_TOLD_DAYS = 7  # the Siège names a package refused as another machine's this long
+
+
+def copy_seen_key(site: str) -> str:
+    """The Siège's state meta naming the last package of ``site`` it refused as another
+    machine's (``same_as_applied``: its number and when, JSON); its packages to ``site``
+    say so for ``COPY_TOLD_DAYS`` (every machine under the code reads them: the one whose
+    packages go through learns another one sends too)."""
+    return f"copy:{site}"
+
+
+def copy_seen(state: StateDB, site: str, now: dt.datetime) -> dict[str, object] | None:
+    """What a Siège package to ``site`` says of a package refused as another machine's
+    (``{"number", "at"}``), while recent; None otherwise."""
+    text = state.get_meta(copy_seen_key(site))
+    if not text:
+        return None
+    try:
+        seen = json.loads(text)
+        at = dt.datetime.fromisoformat(str(seen["at"]))
+        if now.replace(tzinfo=None) - at > dt.timedelta(days=COPY_TOLD_DAYS):
+            return None
+        return {"number": int(seen["number"]), "at": str(seen["at"])}
+    except (ValueError, KeyError, TypeError):  # (written by another version)
+        return None
+
+
 def same_as_applied(state: StateDB, path: Path, manifest: Manifest) -> None:
     """A package numbered as one applied here is a copy sent again (after a cut), byte for
     byte: no node ever makes two packages under one number. Another package under that
@@ -158,6 +188,10 @@ def same_as_applied(state: StateDB, path: Path, manifest: Manifest) -> None:
     known = state.applied_digest(manifest.origin, manifest.sequence)
     if known is None or known == manifest.sha256:
         return
+    if manifest.kind != "hq":  # the Siège tells the establishment (``copy_seen_key``)
+        seen = {"number": manifest.sequence, "at": now_text()}
+        with state.transaction():
+            state.set_meta(copy_seen_key(manifest.origin), json.dumps(seen))
     why = (
         ("engine.err.copy.siege", {"put_back": PUT_BACK})
         if manifest.kind == "hq"

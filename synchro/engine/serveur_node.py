@@ -155,7 +155,7 @@ class ServeurNode(Node):
         log ends, and answers this Serveur's newest delivery."""
         if manifest.kind != "hq":
             return Admission()
-        applied, made = self._acked_seq(manifest), self.state.get_int("next_sequence", 1) - 1
+        applied, made = self.acked_seq(manifest), self.state.get_int("next_sequence", 1) - 1
         # A state put back: never reuse the numbers it forgot. (Not while it holds as one of
         # two machines: the other's numbers ahead of ours are that, said by ``notice``.)
         if applied > made and not twins.held(self):  # (those the Siège holds as they are:
@@ -181,7 +181,7 @@ class ServeurNode(Node):
                 f"à {manifest.meta.get('from_pos')})",
             )
         newest = max((s.sequence for s in self.state.outbox()), default=0)
-        if self._acked_seq(manifest) < newest:
+        if self.acked_seq(manifest) < newest:
             return ImportResult(
                 manifest,
                 ApplyStats(),
@@ -197,7 +197,7 @@ class ServeurNode(Node):
     def _new_life(self, manifest: Manifest) -> None:
         """Nothing more: what it knew of the Siège's old life is forgotten (``Node``)."""
 
-    def _acked_seq(self, manifest: Manifest) -> int:
+    def acked_seq(self, manifest: Manifest) -> int:
         """The last of our packages the Siège had applied when it published —
         0 when those were packages of an earlier life of this site (a lost state starts
         its sequence again: the old numbers acknowledge nothing of the new ones)."""
@@ -221,7 +221,7 @@ class ServeurNode(Node):
                 self.state.set_meta(UNSENT, str(unsent))  # sent by the next capture
             self.state.drop_meta(TAKE_BACK)
         self.state.set_meta("hq_instance", str(manifest.meta.get("instance", "")))
-        for old in self.state.ack_outbox(self._acked_seq(manifest)):
+        for old in self.state.ack_outbox(self.acked_seq(manifest)):
             old.unlink(missing_ok=True)
         # What the acknowledgement will name (sent after the apply, even after a crash).
         last = {

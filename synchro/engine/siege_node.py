@@ -277,6 +277,13 @@ class SiegeNode(Node):
             leftover.unlink(missing_ok=True)
         return finished
 
+    def _copy_seen(self, site: str) -> dict[str, object]:
+        """A package of ``site`` refused lately as another machine's
+        (``marks.same_as_applied``): named, so the machine that sends under the code is told
+        another one does too (``copy_seen``)."""
+        seen = marks.copy_seen(self.state, site, self.now())
+        return {"copy_seen": {site: seen}} if seen else {}
+
     def _key_for(self, site: str) -> bytes | None:
         """Answer a site with the key it last sent with, while that key is valid."""
         from synchro.package.crypto import key_id
@@ -312,6 +319,7 @@ class SiegeNode(Node):
                 "instance": self.state.instance,
                 "checksums": sums,
                 **({"take_back": True} if everything else {}),
+                **self._copy_seen(site),
             },
             key=self._key_for(site),
             created=self.now(),

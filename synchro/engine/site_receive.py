@@ -18,12 +18,14 @@ from pathlib import Path
 from typing import Any
 
 from synchro import faults
+from synchro.engine import twins
 from synchro.engine.events import Emit, Progress, said
 from synchro.engine.hq_files import ROUND_FILE
 from synchro.engine.schema_exchange import remember_received
 from synchro.engine.serveur_node import ServeurNode
 from synchro.errors import Cancelled, PackageError, Say, SynchroError, TransportError
 from synchro.names import read_published_name
+from synchro.package import read_manifest
 from synchro.transport.files import file_sha256
 from synchro.transport.ftp_client import SiteClient
 
@@ -275,6 +277,31 @@ class Receiving:
         faults.point("site.downloaded")
         return self._apply_local(local)
 
+    def _catch_up(self) -> None:
+        """Before the packages of a machine held as one of two go again: the Siège's newest
+        package to this code read (downloaded, verified, never applied), so that they are
+        numbered after every package the other machine sent since this one was held
+        (``twins.catch_up``); nothing published: nothing to catch up with."""
+        client = self._client()
+        try:
+            offers = sorted(
+                (named.sequence, name)
+                for name in client.list_out()
+                if (named := read_published_name(name, self.site))
+            )
+            if not offers:
+                return
+            local = self.node.packages_dir / "peek" / offers[-1][1]
+            local.parent.mkdir(parents=True, exist_ok=True)
+            client.download(offers[-1][1], local)
+        finally:
+            client.close()
+        try:
+            manifest = read_manifest(local, self.node.keys())
+            twins.catch_up(self.node, manifest, self.node.acked_seq(manifest))
+        finally:
+            local.unlink(missing_ok=True)
+
     def _applied_file(self, client: SiteClient, name: str) -> bool:
         """True when ``out/<name>`` is the very file this site applied last (same SHA-256):
         no need to download it again to find it is a duplicate."""
@@ -319,6 +346,9 @@ class Receiving:
         self._collect_details(package_id)
         if result.attempts > 1:  # made again after the database ended its transaction
             self.totals.details["attempts"] = result.attempts
+        seen = result.manifest.meta.get("copy_seen")  # another machine under this code
+        if isinstance(seen, dict) and isinstance(seen.get(self.site), dict):
+            self.totals.details["copy_seen"] = seen[self.site]
         local.unlink(missing_ok=True)
         self.emit(said("engine.applied", rows=stats.rows))
         return True

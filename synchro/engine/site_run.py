@@ -37,6 +37,7 @@ from synchro.engine.clocks import ahead_by
 from synchro.engine.events import Emit, Progress, StateChanged, ignore, said
 from synchro.engine.serveur_node import ACK_DUE, UNSENT, ServeurNode
 from synchro.engine.site_receive import Connect, Receiving, RunOptions, RunTotals
+from synchro.engine.twins import held as twin_held
 from synchro.engine.watermark import remember_differing
 from synchro.errors import Cancelled, ErrorKind, SynchroError, TransportError
 from synchro.names import ack_name
@@ -119,6 +120,8 @@ class SiteRun(Receiving):
             self.options.send_restored and self.node.sends_again()  # or packages held
         ):
             self.emit(Progress("capture", self.site, detail="reprise des données du groupe"))
+            if twin_held(self.node):  # numbered after what the other machine sent since
+                self._retry(self._catch_up, "engine.attempt.receive")
             self.node.take_back()
         self._apply_inbox()  # a Siège package kept from a run that died before applying it
         self._exchange(rid)

@@ -91,6 +91,16 @@ def hold(node: Node, applied: list[int], meta: dict[str, str]) -> None:
         path.unlink(missing_ok=True)
 
 
+def catch_up(node: Node, manifest: Manifest, acked: int) -> None:
+    """A machine held as one of two, before its way out, reads the Siège's newest package
+    to its code: the other machine may have sent more since (its numbers are the Siège's
+    newest now), and the packages going again must be numbered after them."""
+    known = node.state.get_meta(TWIN)
+    if known is not None and manifest.kind == "hq" and acked > int(known):
+        same, _other = compared(node, manifest, acked)
+        hold(node, same, {TWIN: str(acked)})
+
+
 def notice(node: Node, manifest: Manifest, acked: int) -> None:
     """At an establishment, a Siège package that acknowledges its packages up to
     ``acked``: raise ``SentByAnother`` (and hold) when one of them, still in the outbox,

@@ -19,7 +19,7 @@ from typing import Any
 
 from synchro.config.model import Role
 from synchro.i18n import tr
-from synchro.report_summary import clock_line, keyless_line, reason_of
+from synchro.report_summary import clock_line, copy_line, keyless_line, reason_of
 from synchro.reports import (
     CSV_COLUMNS,
     Outcome,
@@ -166,6 +166,7 @@ def _blocks(main: RunRecord, members: list[RunRecord], lang: str) -> list[tuple[
     if main.details.get("controle"):  # the per-round proof (engine.ack)
         blocks.append(("", [tr("mail.controle", lang, text=main.details["controle"])]))
     said = [keyless_line(main.details, lang), clock_line(main.details, lang)]
+    said.append(copy_line(main.details, lang))
     for r in members:  # an establishment's clock apart from the Siège's (its ack said so)
         clock = clock_line(r.details, lang)
         said.append(tr("mail.site_line", lang, site=r.site, text=clock) if clock else None)
