@@ -20,6 +20,7 @@ the old outbox or the new one, never half (``twins.renumbered``, ``twins.recorde
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -36,6 +37,9 @@ if TYPE_CHECKING:
 
 TWIN = "twin"  # state meta of ``engine.twins``: dropped once its packages went again
 READ_KEYS = 10_000  # keys whose rows are read at once
+# The numbers of the packages last sent again: the Siège refused those as another
+# machine's, and says so for days (``marks.copy_seen``) — not another machine here.
+RESENT = "resent"
 
 
 def renumber(node: Node, start: int, take_back: Callable[[], None]) -> None:
@@ -51,6 +55,7 @@ def renumber(node: Node, start: int, take_back: Callable[[], None]) -> None:
         if made is not None:
             node.state.add_outbox(start, *made)
         node.state.set_meta("next_sequence", str(start + (made is not None)))
+        node.state.set_meta(RESENT, json.dumps([e.sequence for e in kept]))
         node.state.drop_meta(TWIN)
         take_back()
     faults.point("twins.recorded")

@@ -21,6 +21,7 @@ from synchro import faults
 from synchro.engine import twins
 from synchro.engine.events import Emit, Progress, said
 from synchro.engine.hq_files import ROUND_FILE
+from synchro.engine.resend import RESENT
 from synchro.engine.schema_exchange import remember_received
 from synchro.engine.serveur_node import ServeurNode
 from synchro.errors import Cancelled, PackageError, Say, SynchroError, TransportError
@@ -346,12 +347,19 @@ class Receiving:
         self._collect_details(package_id)
         if result.attempts > 1:  # made again after the database ended its transaction
             self.totals.details["attempts"] = result.attempts
-        seen = result.manifest.meta.get("copy_seen")  # another machine under this code
-        if isinstance(seen, dict) and isinstance(seen.get(self.site), dict):
-            self.totals.details["copy_seen"] = seen[self.site]
+        self._copy_seen(result.manifest.meta.get("copy_seen"))
         local.unlink(missing_ok=True)
         self.emit(said("engine.applied", rows=stats.rows))
         return True
+
+    def _copy_seen(self, seen: object) -> None:
+        """The Siège refused a package under this code as another machine's: said in the
+        Rapport — unless it was one of ours, refused before we sent it again."""
+        if not isinstance(seen, dict) or not isinstance(seen.get(self.site), dict):
+            return
+        ours = json.loads(self.node.state.get_meta(RESENT) or "[]")
+        if seen[self.site].get("number") not in ours:
+            self.totals.details["copy_seen"] = seen[self.site]
 
     def _collect_details(self, package_id: str) -> None:
         conflicts = self.node.state.conflicts(package_id)
