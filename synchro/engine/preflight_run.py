@@ -30,7 +30,7 @@ from synchro.db.base import Table
 from synchro.engine import schema_exchange as exchange
 from synchro.engine.preflight import Finding, compare, local_limits
 from synchro.engine.tables import select_tables
-from synchro.errors import ConfigError, ErrorKind, SynchroError
+from synchro.errors import ConfigError, ErrorKind, SynchroError, text_in
 from synchro.i18n import tr
 from synchro.platform.paths import NodePaths
 from synchro.transport.ftp_client import SiteClient
@@ -94,7 +94,7 @@ def check_site(
         else:
             sources.append(declared)
     except (SynchroError, OSError) as exc:
-        reason = str(exc)
+        reason = text_in(exc, lang) if isinstance(exc, SynchroError) else str(exc)
     for package in (
         exchange.newest_package(paths.packages_dir / "inbox", exclude=config.site),
         exchange.received(paths.packages_dir),

@@ -26,7 +26,7 @@ import FreeSimpleGUI as sg
 
 from synchro.config.model import EmailSettings
 from synchro.config.passwords import LoginGuard
-from synchro.errors import SynchroError
+from synchro.errors import SynchroError, text_in
 from synchro.gui.base import Controller, setup_theme, unexpected
 from synchro.gui.ports import (
     STATE_FAILED,
@@ -121,7 +121,7 @@ class GuiShell:
             rows = self.backend.reports()
         except SynchroError as exc:  # a Rapport a full disk keeps closed: the tray all the same
             rows = []
-            self.status(str(exc))
+            self.status(text_in(exc, self.lang))
         if rows:
             self.state = _LAST_STATE.get(rows[0].state, TrayState.IDLE)
         if self.backend.is_running():
@@ -218,7 +218,7 @@ class GuiShell:
             elif command is Command.QUIT:
                 self.quit()
         except SynchroError as exc:
-            self.status(str(exc))
+            self.status(text_in(exc, self.lang))
         except Exception as exc:  # never let the loop die; the log has the details
             self.status(unexpected(self.lang, exc, None))
 
@@ -310,7 +310,7 @@ class GuiShell:
         try:
             rows = self.backend.reports()
         except SynchroError as exc:  # (a full disk): said where the user looks
-            self.status(str(exc))
+            self.status(text_in(exc, self.lang))
             return
         window = rapport.make_rapport_window(rows, self.lang)
         self.controllers.append(rapport.RapportController(window, self, rows))
