@@ -346,30 +346,36 @@ with make_node(Path(sys.argv[2]), "S1", sys.argv[3]) as node:
 """
 
 
-@pytest.mark.parametrize("point", ["twins.renumbered", "twins.recorded"])
-def test_a_send_again_killed_holds_or_goes_on(point: str, tmp_path: Path) -> None:
-    """``kill -9`` of a real process numbering the kept packages again: before its state
-    names them, the copy still holds with its package n° 2 and does it all again; after,
-    it goes on from there. Either way nothing is lost or sent twice."""
-    held = held_copy(tmp_path)
+def killed_on_its_way_out(folder: Path, db: Path, point: str, held: type[Exception]) -> None:
+    """``take_back`` of S1 (in ``folder``) run by a real process killed (``kill -9``) at
+    ``point``: before its state names the new number it still holds (raising ``held`` at
+    export) with its n° 2, and the way out is done again; after, it goes on."""
     tests = str(Path(__file__).resolve().parent)
-    folder, db = str(held.copy_db.parent), str(held.copy_db)
     child = subprocess.run(
-        [sys.executable, "-c", SEND_AGAIN_CHILD, tests, folder, db],
+        [sys.executable, "-c", SEND_AGAIN_CHILD, tests, str(folder), str(db)],
         env={**os.environ, "SYNCHRO_KILL_AT": point},
         capture_output=True,
         text=True,
         timeout=120,
     )
     assert child.returncode == -signal.SIGKILL, child.stderr
-    with make_node(held.copy_db.parent, "S1", str(held.copy_db)) as second:
+    with make_node(folder, "S1", str(db)) as node:
         if point == "twins.renumbered":
-            assert [s.sequence for s in second.state.outbox()] == [2]
-            with pytest.raises(SentByAnother):
-                second.export()
-            second.take_back()
+            assert [s.sequence for s in node.state.outbox()] == [2]
+            with pytest.raises(held):
+                node.export()
+            node.take_back()
         else:
-            assert second.taking_back()  # type: ignore[attr-defined]
+            assert node.taking_back()  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("point", ["twins.renumbered", "twins.recorded"])
+def test_a_send_again_killed_holds_or_goes_on(point: str, tmp_path: Path) -> None:
+    """``kill -9`` of a real process numbering the kept packages again: before its state
+    names them, the copy still holds with its package n° 2 and does it all again; after,
+    it goes on from there. Either way nothing is lost or sent twice."""
+    held = held_copy(tmp_path)
+    killed_on_its_way_out(held.copy_db.parent, held.copy_db, point, SentByAnother)
     sent_again(tmp_path, held)
 
 
@@ -379,23 +385,7 @@ def test_a_put_back_machine_s_way_out_killed_holds_or_goes_on(point: str, tmp_pa
     its state names the new number, it still holds (« Poste restauré ») with n° 2 and does
     it all again; after, it goes on. Nothing is lost, adopted away or sent twice."""
     site_db, hq_db = put_back_held(tmp_path)
-    tests = str(Path(__file__).resolve().parent)
-    child = subprocess.run(
-        [sys.executable, "-c", SEND_AGAIN_CHILD, tests, str(tmp_path), str(site_db)],
-        env={**os.environ, "SYNCHRO_KILL_AT": point},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert child.returncode == -signal.SIGKILL, child.stderr
-    with make_node(tmp_path, "S1", str(site_db)) as site:
-        if point == "twins.renumbered":
-            assert [s.sequence for s in site.state.outbox()] == [2]
-            with pytest.raises(StateBehind):
-                site.export()
-            site.take_back()
-        else:
-            assert site.taking_back()  # type: ignore[attr-defined]
+    killed_on_its_way_out(tmp_path, site_db, point, StateBehind)
     put_back_sent_again(tmp_path, site_db, hq_db)
 
 

@@ -248,14 +248,10 @@ class Receiving:
     def _look(self, client: SiteClient) -> bool:
         """One poll on ``client``: kept open when there is nothing yet, else closed."""
         try:
-            offers = sorted(
-                (named.sequence, named.origin, name)
-                for name in client.list_out()
-                if (named := read_published_name(name, self.site))
-            )
-            if not offers:
+            newest = self._newest(client)
+            if newest is None:
                 raise NotYet(say=("engine.wait.unpublished", {}))
-            sequence, origin, name = offers[-1]
+            sequence, origin, name = newest
             if self.node.state.is_applied(origin, sequence):
                 if not self.node.state.outbox():
                     return True
@@ -278,6 +274,15 @@ class Receiving:
         faults.point("site.downloaded")
         return self._apply_local(local)
 
+    def _newest(self, client: SiteClient) -> tuple[int, str, str] | None:
+        """The Siège's newest package to this site in ``/out``: (sequence, origin, name)."""
+        offers = sorted(
+            (named.sequence, named.origin, name)
+            for name in client.list_out()
+            if (named := read_published_name(name, self.site))
+        )
+        return offers[-1] if offers else None
+
     def _catch_up(self) -> None:
         """Before the packages of a machine held as one of two go again: the Siège's newest
         package to this code read (downloaded, verified, never applied), so that they are
@@ -285,16 +290,12 @@ class Receiving:
         (``twins.catch_up``); nothing published: nothing to catch up with."""
         client = self._client()
         try:
-            offers = sorted(
-                (named.sequence, name)
-                for name in client.list_out()
-                if (named := read_published_name(name, self.site))
-            )
-            if not offers:
+            newest = self._newest(client)
+            if newest is None:
                 return
-            local = self.node.packages_dir / "peek" / offers[-1][1]
+            local = self.node.packages_dir / "peek" / newest[2]
             local.parent.mkdir(parents=True, exist_ok=True)
-            client.download(offers[-1][1], local)
+            client.download(newest[2], local)
         finally:
             client.close()
         try:
