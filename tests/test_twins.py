@@ -244,10 +244,11 @@ def put_back_held(tmp_path: Path) -> tuple[Path, Path]:
     its n° 2 and 3: its next package, n° 2 again, is refused; the Siège's answer finds the
     state behind (« Poste restauré »). From then on it exports nothing (a package numbered
     4 now would reach the Siège before its kept n° 2, whose older versions would then win
-    there). Returns the site's and the Siège's databases."""
-    site_db, hq_db = machine_put_back(tmp_path, 1, 2)
+    there). Since the restore item 1 was renamed and item 3 deleted (the kept package holds
+    an update and a delete). Returns the site's and the Siège's databases."""
+    site_db, hq_db = machine_put_back(tmp_path, 1, 2, 3)
     out = tmp_path / "out"
-    sql(site_db, "UPDATE items SET name = 'since' WHERE id = 1;")
+    sql(site_db, "UPDATE items SET name = 'since' WHERE id = 1; DELETE FROM items WHERE id = 3;")
     with (
         make_node(tmp_path, "S1", str(site_db)) as site,
         make_node(tmp_path, "HQ", str(hq_db), hq=True) as hq,
