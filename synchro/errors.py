@@ -139,6 +139,16 @@ def kind_of(exc: BaseException) -> ErrorKind:
 DISK_SAY: Say = ("engine.disk.advice", {})
 
 
+class Worded(Exception):
+    """An internal error (not shown as it is: a caller turns it into a Synchro error) whose
+    text may be words of the locales: ``say`` kept, ``str()`` the French (one mechanism for
+    the binders' refusals, the package's reasons and the values that cannot travel)."""
+
+    def __init__(self, text: str = "", say: Say | None = None) -> None:
+        super().__init__(render(say, "fr") if say is not None else text)
+        self.say = say
+
+
 def disk_advice(lang: str = "fr") -> str:
     return render(DISK_SAY, lang)
 

@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import Any
 
-from synchro.i18n import render
+from synchro.errors import Worded
 from synchro.values import Kind
 from synchro.values.convert import single_read_back
 
@@ -39,13 +39,11 @@ _ARGS = re.compile(r"\(\s*(\d+)\s*(?:,\s*(\d+)\s*)?\)")
 _NAMES = {"sqlite": "SQLite", "postgresql": "PostgreSQL", "mysql": "MariaDB"}
 
 
-class Refused(ValueError):
-    """The column cannot hold this value exactly: ``say`` names why as words of the
-    locales (``engine.bind.<why>``), ``str()`` says it in French."""
+class Refused(Worded, ValueError):
+    """The column cannot hold this value exactly: why, as ``engine.bind.<why>``."""
 
     def __init__(self, why: str, **values: Any) -> None:
-        self.say = (f"engine.bind.{why}", values)
-        super().__init__(render(self.say, "fr"))
+        super().__init__(say=(f"engine.bind.{why}", values))
 
 
 def _args(column_type: str) -> tuple[int | None, int | None]:

@@ -50,7 +50,6 @@ from synchro.errors import (
 )
 from synchro.package import Manifest
 from synchro.state import StateDB
-from synchro.state.store import now_text
 
 log = logging.getLogger("synchro.engine")
 KEY = "mark"  # the state's meta entry holding the number last written
@@ -178,7 +177,7 @@ def copy_seen(state: StateDB, site: str, now: dt.datetime) -> dict[str, object] 
         return None
 
 
-def same_as_applied(state: StateDB, path: Path, manifest: Manifest) -> None:
+def same_as_applied(state: StateDB, path: Path, manifest: Manifest, now: dt.datetime) -> None:
     """A package numbered as one applied here is a copy sent again (after a cut), byte for
     byte: no node ever makes two packages under one number. Another package under that
     number means, from an establishment, a second machine sending as it or one put back
@@ -189,7 +188,10 @@ def same_as_applied(state: StateDB, path: Path, manifest: Manifest) -> None:
     if known is None or known == manifest.sha256:
         return
     if manifest.kind != "hq":  # the Siège tells the establishment (``copy_seen_key``)
-        seen = {"number": manifest.sequence, "at": now_text()}
+        seen = {
+            "number": manifest.sequence,
+            "at": now.replace(tzinfo=None).isoformat(" ", "seconds"),
+        }
         with state.transaction():
             state.set_meta(copy_seen_key(manifest.origin), json.dumps(seen))
     why = (

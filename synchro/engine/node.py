@@ -284,7 +284,7 @@ class Node(ABC):
             raise PackageError(str(path), f"ce paquet vient de ce poste même ({origin})")
         self._check_instance(manifest)
         if self.state.is_applied(origin, sequence):
-            marks.same_as_applied(self.state, path, manifest)
+            marks.same_as_applied(self.state, path, manifest, self.now())
             return ImportResult(manifest, ApplyStats(), "duplicate", "déjà appliqué")
         admitted = self._admit(path, manifest)
         if isinstance(admitted, ImportResult):

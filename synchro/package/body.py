@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from synchro.i18n import render
+from synchro.errors import Worded
 
 from . import stream
 from .manifest import TableSchema
@@ -30,15 +30,12 @@ BATCH_RECORDS = 512  # changes per line, at most
 BATCH_BYTES = 256 * 1024  # rough size of a line, at most
 
 
-class TooBig(ValueError):
+class TooBig(Worded, ValueError):
     """A single change longer than a line may be (the reader would refuse it)."""
 
     def __init__(self, table: str, size: int) -> None:
-        self.say = (
-            "engine.travel.too_big",
-            {"table": table, "size": size, "most": stream.MAX_LINE},
-        )
-        super().__init__(render(self.say, "fr"))
+        said = {"table": table, "size": size, "most": stream.MAX_LINE}
+        super().__init__(say=("engine.travel.too_big", said))
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from typing import Any
 
 from synchro.db import details as column_details
 from synchro.db.base import Column, Table
-from synchro.i18n import render
+from synchro.errors import Worded
 from synchro.values import KINDS, Kind
 
 FORMAT_VERSION = 1  # a package whose table schemas are names and kinds only
@@ -40,20 +40,18 @@ MAX_COLUMNS = 4096  # MySQL's limit, the highest of the databases we serve
 _SHA_HEX = re.compile(r"[0-9a-f]{64}")
 
 
-class Invalid(Exception):
+class Invalid(Worded):
     """Internal: a package is not what it claims; ``reason`` is the French user text,
     ``say`` its words as a key of the locales where given (``invalid``)."""
 
-    def __init__(self, reason: str, say: tuple[str, dict[str, Any]] | None = None) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.say = say
+    @property
+    def reason(self) -> str:
+        return str(self)
 
 
 def invalid(why: str, **values: Any) -> Invalid:
     """``Invalid`` with the words ``engine.pkg.<why>`` (said in the UI's language)."""
-    say = (f"engine.pkg.{why}", values)
-    return Invalid(render(say, "fr"), say)
+    return Invalid(say=(f"engine.pkg.{why}", values))
 
 
 @dataclass(frozen=True)

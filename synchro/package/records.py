@@ -18,8 +18,6 @@ import json
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
-from synchro.i18n import render
-
 from .manifest import Change, Invalid, TableSchema
 from .rowcodec import Unrepresentable, decoder, encoder, row_decoder, row_encoder
 
@@ -43,12 +41,6 @@ def _change(
     return change
 
 
-def _unrepresentable(say: tuple[str, dict[str, Any]]) -> Unrepresentable:
-    error = Unrepresentable(render(say, "fr"))
-    error.say = say
-    return error
-
-
 class _Shape:
     """One (table, op): its index, names and kinds, and its compiled row functions."""
 
@@ -69,10 +61,10 @@ class _Shape:
                 encoder(kind)(value)
             except Unrepresentable:
                 shown = {"table": self.table, "column": name, "kind": str(kind)}
-                return _unrepresentable(
-                    ("engine.travel.value", {**shown, "value": f"{value!r:.80}"})
+                return Unrepresentable(
+                    say=("engine.travel.value", {**shown, "value": f"{value!r:.80}"})
                 )
-        return _unrepresentable(("engine.travel.row", {"table": self.table}))
+        return Unrepresentable(say=("engine.travel.row", {"table": self.table}))
 
     def decode_slowly(self, row: list[Any], number: int) -> tuple[Any, ...]:
         """Value by value, for the odd values the compiled fast path does not take."""

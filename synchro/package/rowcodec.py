@@ -18,6 +18,7 @@ from decimal import Decimal
 from typing import Any
 
 from synchro import values as V
+from synchro.errors import Worded
 from synchro.values import Kind
 from synchro.values.json_form import NATIVE_JSON, TYPED_JSON
 
@@ -25,11 +26,9 @@ Encoder = Callable[[Any], Any]
 Decoder = Callable[[Any], Any]
 
 
-class Unrepresentable(ValueError):
+class Unrepresentable(Worded, ValueError):
     """A value that would not read back identical (e.g. text in a blob column); ``say``:
     the words naming it (table, column), when known."""
-
-    say: tuple[str, dict[str, Any]] | None = None
 
 
 def _same(a: Any, b: Any) -> bool:
