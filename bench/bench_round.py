@@ -111,11 +111,19 @@ def setup(root: Path, sites: int, rows: int) -> tuple[Path, list[Path]]:
     return hq_dir, site_dirs
 
 
-def start(folder: Path, *extra: str, trace: Path | None = None) -> subprocess.Popen[bytes]:
-    """``synchro sync`` in ``folder``; under ``siege_trace.py`` when ``trace`` is given."""
+def start(
+    folder: Path, *extra: str, trace: Path | None = None, spy: Path | None = None
+) -> subprocess.Popen[bytes]:
+    """``synchro sync`` in ``folder``; under ``siege_trace.py`` when ``trace`` is given, under
+    ``py-spy record`` (raw stacks into ``spy``, 200 samples a second) when ``spy`` is."""
     runner = ["-m", "synchro"] if trace is None else [str(HERE / "siege_trace.py"), str(trace)]
+    command = [sys.executable, *runner, "--config", "synchro.toml", "sync", *extra]
+    if spy is not None:
+        py_spy = Path(sys.executable).with_name("py-spy")
+        command = [str(py_spy), "record", "-r", "200", "--format", "raw", "-o", str(spy), "--"]
+        command += [sys.executable, *runner, "--config", "synchro.toml", "sync", *extra]
     return subprocess.Popen(
-        [sys.executable, *runner, "--config", "synchro.toml", "sync", *extra],
+        command,
         cwd=folder,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -200,13 +208,16 @@ def stop_if_running(proc: subprocess.Popen[bytes]) -> None:
     os.kill(proc.pid, signal.SIGINT)
 
 
-def one_round(root: Path, sites: int, rows: int, trace: Path | None = None) -> dict[str, float]:
+def one_round(
+    root: Path, sites: int, rows: int, trace: Path | None = None, spy: Path | None = None
+) -> dict[str, float]:
+    """One round; ``spy``: the first establishment runs under py-spy, its stacks there."""
     hq_dir, site_dirs = setup(root, sites, rows)
     hq = start(hq_dir, "--linger", "3600", trace=trace)  # stopped once every site is done
     watcher = Watcher(hq.pid)
     time.sleep(1.0)
     began = time.monotonic()
-    procs = [start(folder) for folder in site_dirs]
+    procs = [start(folder, spy=spy if i == 0 else None) for i, folder in enumerate(site_dirs)]
     results = [wait_rusage(p) for p in procs]
     wall = time.monotonic() - began
     stop_if_running(hq)  # ends the linger: the Siège stops cleanly
@@ -267,6 +278,13 @@ def main() -> int:
         metavar="FILE",
         help="run the big round's Siège under tracemalloc; its top allocations go to FILE",
     )
+    parser.add_argument(
+        "--spy",
+        metavar="DIR",
+        help="run the first establishment of each big round under py-spy (pip install "
+        "py-spy); its raw stacks go to DIR/site-<sites>.txt (the CPU it reports then "
+        "includes py-spy's)",
+    )
     args = parser.parse_args()
     # The program ships compiled (PyInstaller): each establishment's start must not compile
     # every module again, as it does where PYTHONDONTWRITEBYTECODE is set (~0.15 CPU s a
@@ -276,7 +294,19 @@ def main() -> int:
     trace = Path(args.tracemalloc).resolve() if args.tracemalloc else None
     try:
         base = one_round(root / "baseline", 1, args.rows)
-        bigs = [one_round(root / f"round-{n}", n, args.rows, trace) for n in args.sites]
+        spies = Path(args.spy).resolve() if args.spy else None
+        if spies is not None:
+            spies.mkdir(parents=True, exist_ok=True)
+        bigs = [
+            one_round(
+                root / f"round-{n}",
+                n,
+                args.rows,
+                trace,
+                spies / f"site-{n}.txt" if spies is not None else None,
+            )
+            for n in args.sites
+        ]
     finally:
         if not args.dir:
             shutil.rmtree(root, ignore_errors=True)

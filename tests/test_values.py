@@ -489,3 +489,66 @@ def test_the_prepared_json_encoders_write_what_json_dumps_writes(
         row, ensure_ascii=False, separators=(",", ":")
     )
     assert V.json_text_encoder()(row) == json.dumps(row, ensure_ascii=False)
+
+
+# Values as SQLite returns them before ``normalise`` (a DECIMAL as an integer or a real,
+# dates as text, a BOOLEAN as 0/1): the hashers take a fast path for these shapes
+# (``hashing._RAW_TEXTS``), which must give the digest of the normalised value.
+RAW = [
+    *[("decimal", v) for v in (0, -7, 10**30, 120, 12.5, 120.0, -0.0, 0.0, 0.001, 1e-05)],
+    *[("decimal", v) for v in (1e16, 123456789012345.67, 5e-324, float("nan"), float("-inf"))],
+    *[("bool", v) for v in (0, 1, 5, -1, 2**70)],
+    *[
+        ("datetime", v)
+        for v in (
+            "2026-11-01 00:00:00",
+            "0001-01-01 00:00:00",
+            "9999-12-31 23:59:59.999999",
+            "2026-11-01 10:00:00.500000",
+            "2026-11-01 10:00:00.000000",
+            "2026-13-01 10:00:00",
+            "2026-02-30 10:00:00",
+            "2026-11-01 24:00:00",
+            "2026-11-01 23:59:60",
+            "0000-01-01 00:00:00",
+            "2026-11-01T10:00:00",
+            "2026-11-01 10:00:00.5",
+            "2026-11-01 10:00:00+01:00",
+            "٢٠٢٦-١١-٠١ 10:00:00",
+            " 2026-11-01 10:00:00",
+        )
+    ],
+    *[
+        ("date", v)
+        for v in (
+            *("2026-11-01", "2026-02-30", "0000-01-01", "2026-W01-1"),
+            *(" 2026-11-01", "2026-11-01 ", "١٢٣٤-01-01"),
+        )
+    ],
+]
+
+
+@pytest.mark.parametrize(("kind", "value"), RAW)
+def test_values_as_read_hash_as_their_normal_form(kind: str, value: Any) -> None:
+    hasher = V.row_hasher((kind, "text"))
+    assert hasher((value, "x")) == reference_row_hash((kind, "text"), (value, "x"))
+    assert hasher((value, "x")) == hasher((V.normalise(kind, value), "x"))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.floats(),
+    st.integers(),
+    st.datetimes(),
+    st.dates(),
+    st.from_regex(r"\A\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d{6})?\Z"),
+)
+def test_random_values_as_read_hash_as_their_normal_form(
+    real: float, whole: int, moment: dt.datetime, day: dt.date, pattern: str
+) -> None:
+    stored = moment.isoformat(" ")  # as the binder writes a datetime into SQLite
+    kinds = ("decimal", "decimal", "bool", "datetime", "datetime", "date")
+    row = (real, whole, whole, stored, pattern, day.isoformat())
+    normal = tuple(V.normalise(k, v) for k, v in zip(kinds, row, strict=True))
+    assert V.row_hasher(kinds)(row) == reference_row_hash(kinds, row)
+    assert V.row_hasher(kinds)(row) == V.row_hasher(kinds)(normal)

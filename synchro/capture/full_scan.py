@@ -33,9 +33,12 @@ DEFER_LIMIT = 100_000  # changes a columnar scan keeps (keys only, ~200 bytes ea
 
 
 def row_items(adapter: Adapter, state: StateDB, table: Table, *, spooled: bool) -> Iterator[Item]:
+    """Rows as the driver returns them (a value's digest is its normal form's: no Decimal
+    or datetime is made for a row that did not change); ``Emitter`` normalises the rows
+    it writes."""
     skey_of = snapshot_key(table.key_kinds, table.key_positions)
     hasher = row_hasher(table.kinds)
-    for row in rows_in_key_order(adapter, state, table, skey_of, spooled=spooled):
+    for row in rows_in_key_order(adapter, state, table, skey_of, spooled=spooled, raw=True):
         yield skey_of(row), hasher(row), row, None
 
 
@@ -97,9 +100,11 @@ class Emitter:
     def __init__(self, table: Table, writer: Any, snapw: Any, holder: Any) -> None:
         self.name, self.write, self.holder = table.name, writer.write, holder
         self.put = snapw.put
+        self.normalise = row_normaliser(table.kinds)
         self.inserts = self.updates = 0
 
     def emit(self, skey: tuple[Any, ...], row: Row, digest: bytes, in_snap: bool) -> None:
+        row = self.normalise(row)  # (a row read raw; one already normal passes as it is)
         try:
             self.write(self.name, "U", row)
         except PackageError as exc:

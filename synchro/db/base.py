@@ -120,12 +120,15 @@ class Adapter(abc.ABC):
         ordered: bool = True,
         modified_column: str | None = None,
         modified_since: Any = None,
+        raw: bool = False,
     ) -> Iterator[Row]:
         """Stream the rows (all columns, or ``columns``), normalised to their kinds.
 
         ``ordered``: by key, ascending, in the order Python's tuple comparison gives for
         the normalised key values (binary collation for text). ``modified_column`` /
-        ``modified_since``: only rows whose column is >= the bound.
+        ``modified_since``: only rows whose column is >= the bound. ``raw``: the values
+        may come as the driver returns them, not normalised (for a reader that only
+        hashes them: a value's canonical form is that of its normal form).
         Memory stays flat: rows are fetched in batches.
         """
 
@@ -144,12 +147,13 @@ class Adapter(abc.ABC):
     def fetch(self, table: Table, keys: Sequence[Key]) -> list[Row]:
         """The current rows (all columns) for these keys; missing keys are simply absent."""
 
-    def read_back(self, table: Table, keys: Sequence[Key]) -> list[Row]:
+    def read_back(self, table: Table, keys: Sequence[Key], *, raw: bool = False) -> list[Row]:
         """The rows the database holds for these keys, read for verification after a write.
 
         An adapter whose driver may convert values on the way (ODBC text through wide
         characters) reads them here by another path (the stored bytes, e.g. ``HEX()``), so
-        a driver cannot read its own damage back as "equal". Default: ``fetch``.
+        a driver cannot read its own damage back as "equal". ``raw``: the values may come
+        as the driver returns them, not normalised (as ``scan``). Default: ``fetch``.
         """
         return self.fetch(table, keys)
 

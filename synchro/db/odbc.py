@@ -215,10 +215,10 @@ class OdbcAdapter(SqlAdapter):
         types = self._full_types(table)
         return columnar_odbc.batches(self.sql, self._connection, table, types, ordered=ordered)
 
-    def read_back(self, table: Table, keys: Sequence[Key]) -> list[Row]:
+    def read_back(self, table: Table, keys: Sequence[Key], *, raw: bool = False) -> list[Row]:
         """The rows by key with text read as the hex of its UTF-8 bytes (``HEX()``,
         ``encode(convert_to())``), decoded here: the driver converts no character."""
-        return self._fetch(table, keys, raw_text=True)
+        return self._fetch(table, keys, raw_text=True, raw=raw)
 
     def _translate(self, exc: BaseException, doing: Say) -> DatabaseError:
         args: tuple[Any, ...] = exc.args

@@ -29,6 +29,7 @@ class SqlReads(SqlCore):
         ordered: bool = True,
         modified_column: str | None = None,
         modified_since: Any = None,
+        raw: bool = False,
     ) -> Iterator[Row]:
         names = tuple(columns) if columns is not None else table.column_names
         wanted = len(names)
@@ -56,7 +57,9 @@ class SqlReads(SqlCore):
             rows = self._pages(table, names, kinds, modified_column, params, positions, page)
         else:
             sql = self.sql.select(table, names, ordered=ordered, modified_column=modified_column)
-            rows = self._stream(sql, params, kinds, doing, self.sql.read_fixes(table, names))
+            # (raw rows only here: pages and sorting bind and compare normalised keys)
+            fixes = self.sql.read_fixes(table, names)
+            rows = self._stream(sql, params, kinds, doing, fixes, raw=raw and not sort_here)
         if sort_here:
             # No binary collation in SQL (MS Access): sort here, memory grows with the table.
             rows = iter(sorted(rows, key=lambda r: tuple(r[i] for i in positions)))
@@ -123,10 +126,12 @@ class SqlReads(SqlCore):
         kinds: Sequence[Kind],
         doing: Say,
         fixes: Mapping[int, Callable[[Any], Any]] | None = None,
+        *,
+        raw: bool = False,
     ) -> Iterator[Row]:
-        """Rows normalised to ``kinds``, the values at the positions of ``fixes`` first
-        given to their function (``Dialect.read_fixes``)."""
-        normalise_row = row_normaliser(kinds)  # rows already of their kinds pass as they are
+        """Rows normalised to ``kinds`` (``raw``: as the driver returns them), the values at
+        the positions of ``fixes`` first given to their function (``Dialect.read_fixes``)."""
+        normalise_row = row_normaliser(kinds) if not raw else tuple
         plain = normalise_row
         every = set(fixes.values()) if fixes and len(fixes) == len(kinds) else set()
         if len(every) == 1:  # one fix for every column (SQLite ODBC): in one C loop
@@ -166,9 +171,15 @@ class SqlReads(SqlCore):
     def fetch(self, table: Table, keys: Sequence[Key]) -> list[Row]:
         return self._fetch(table, keys, raw_text=False)
 
-    def _fetch(self, table: Table, keys: Sequence[Key], *, raw_text: bool) -> list[Row]:
+    def read_back(self, table: Table, keys: Sequence[Key], *, raw: bool = False) -> list[Row]:
+        return self._fetch(table, keys, raw_text=False, raw=raw)
+
+    def _fetch(
+        self, table: Table, keys: Sequence[Key], *, raw_text: bool, raw: bool = False
+    ) -> list[Row]:
         """``fetch``; with ``raw_text`` text columns are read as the hex of their UTF-8
-        bytes where the dialect can (``Dialect.raw_text``) and decoded here."""
+        bytes where the dialect can (``Dialect.raw_text``) and decoded here; ``raw``: the
+        values as the driver returns them (see ``scan``)."""
         self._need_key(table)
         out: list[Row] = []
         doing = act("read", table.name)
@@ -180,7 +191,7 @@ class SqlReads(SqlCore):
             params = self._bind_rows(table, table.key, part)
             sql = self.sql.fetch(table, len(part), raw_text=raw_text)
             fixes = self.sql.read_fixes(table, table.column_names, raw_text=raw_text)
-            rows = self._stream(sql, params, kinds, doing, fixes)
+            rows = self._stream(sql, params, kinds, doing, fixes, raw=raw)
             out.extend(_unhex(rows, hexed, table.kinds) if hexed else rows)
         return out
 
