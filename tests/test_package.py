@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from synchro.db.base import Column, Table
-from synchro.errors import PackageError
+from synchro.errors import PackageError, text_in
 from synchro.package import (
     FORMAT_VERSION,
     Change,
@@ -455,7 +455,14 @@ def test_consistent_but_malformed_packages_are_refused(tmp_path: Path) -> None:
     for name, header in bad_headers.items():
         path.write_bytes(original)
         forge(path, header=header)
-        assert refused(path).reason.startswith("en-tête illisible"), name
+        error = refused(path)
+        assert error.reason.startswith("en-tête illisible ("), name
+        assert "unreadable header (" in text_in(error, "en"), name  # the English UI's words
+        assert "illisible" not in text_in(error, "en"), name
+    forge(path, header=bad_headers["key"])
+    assert text_in(refused(path), "en").endswith(
+        "unreadable header (table lignes: key column 'absente' missing)"
+    )
     bad_lines = {
         "json": [b"[[0,"],
         "table": [b'[[1,"U",[["a",1,1,"x"]]]]'],
@@ -467,10 +474,14 @@ def test_consistent_but_malformed_packages_are_refused(tmp_path: Path) -> None:
     for name, lines in bad_lines.items():
         path.write_bytes(original)
         forge(path, lines=lines)
-        assert refused(path).reason.startswith("enregistrement n°"), name
+        error = refused(path)
+        assert error.reason.startswith("enregistrement n°"), name
+        assert ": record no. " in text_in(error, "en"), name
     path.write_bytes(original)
     forge(path, lines=[b'[[0,"U",[["a",1,1,"x"]]],[0,"D",[["a",2]]]]'])
-    assert refused(path).reason.startswith("nombre d'enregistrements incorrect")
+    error = refused(path)
+    assert error.reason.startswith("nombre d'enregistrements incorrect (lignes D : annoncé")
+    assert ": wrong number of records (lignes D: announced 0, found 1)" in text_in(error, "en")
 
 
 def test_records_too_big_to_read_back_are_refused_when_written(

@@ -23,7 +23,8 @@ from typing import Any
 
 from synchro.db import details as column_details
 from synchro.db.base import Column, Table
-from synchro.errors import Worded
+from synchro.errors import Say, Worded
+from synchro.i18n import render
 from synchro.values import KINDS, Kind
 
 FORMAT_VERSION = 1  # a package whose table schemas are names and kinds only
@@ -52,6 +53,11 @@ class Invalid(Worded):
 def invalid(why: str, **values: Any) -> Invalid:
     """``Invalid`` with the words ``engine.pkg.<why>`` (said in the UI's language)."""
     return Invalid(say=(f"engine.pkg.{why}", values))
+
+
+def bad_header(part: str) -> Invalid:
+    """« en-tête illisible (<part>) », ``part`` a key of ``engine.pkg.part``."""
+    return invalid("header", part=[(f"engine.pkg.part.{part}", {})])
 
 
 @dataclass(frozen=True)
@@ -96,26 +102,28 @@ class TableSchema:
         kinds = self.kinds
         return tuple(kinds[i] for i in self.key_positions)
 
-    def problem(self) -> str:
-        """Why this schema cannot be carried, or ``""`` when it is fine."""
+    def problem(self) -> Say | None:
+        """Why this schema cannot be carried (words of the locales), or None when it is
+        fine."""
         if not isinstance(self.name, str) or not self.name:
-            return "nom de table vide"
+            return ("engine.pkg.schema.no_name", {})
+        table = {"table": self.name}
         names = [n for n, _ in self.columns]
         if not names:
-            return f"table {self.name} sans colonne"
+            return ("engine.pkg.schema.no_column", table)
         if len(names) > MAX_COLUMNS:
-            return f"table {self.name} : plus de {MAX_COLUMNS} colonnes"
+            return ("engine.pkg.schema.too_many", {**table, "limit": MAX_COLUMNS})
         if any(not isinstance(n, str) or not n for n in names) or len(set(names)) != len(names):
-            return f"table {self.name} : noms de colonnes vides ou en double"
+            return ("engine.pkg.schema.names", table)
         bad = [k for _, k in self.columns if k not in KINDS]
         if bad:
-            return f"table {self.name} : type de colonne inconnu {bad[0]!r}"
+            return ("engine.pkg.schema.kind", {**table, "kind": repr(bad[0])})
         if not self.key or len(set(self.key)) != len(self.key):
-            return f"table {self.name} : clé vide ou en double"
+            return ("engine.pkg.schema.key", table)
         missing = [k for k in self.key if k not in names]
         if missing:
-            return f"table {self.name} : colonne de clé {missing[0]!r} absente"
-        return ""
+            return ("engine.pkg.schema.key_column", {**table, "column": repr(missing[0])})
+        return None
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -131,22 +139,23 @@ class TableSchema:
     def from_json(cls, data: Any) -> TableSchema:
         base = {"name", "columns", "key"}
         if not isinstance(data, dict) or not base <= set(data) <= base | {"details"}:
-            raise Invalid("en-tête illisible (schéma de table)")
+            raise bad_header("table_schema")
         columns, key = data["columns"], data["key"]
         if not isinstance(columns, list) or not isinstance(key, list):
-            raise Invalid("en-tête illisible (schéma de table)")
+            raise bad_header("table_schema")
         if any(not isinstance(c, list) or len(c) != 2 for c in columns):
-            raise Invalid("en-tête illisible (colonnes)")
+            raise bad_header("columns")
         schema = cls(data["name"], tuple((c[0], c[1]) for c in columns), tuple(key))
         if any(not isinstance(k, str) for k in schema.key) or schema.problem():
-            raise Invalid(f"en-tête illisible ({schema.problem() or 'clé'})")
+            problem = schema.problem() or ("engine.pkg.part.key", {})
+            raise invalid("header", part=[problem])
         kinds = tuple((name, Kind(kind)) for name, kind in schema.columns)
         schema = cls(schema.name, kinds, schema.key)
         found = data.get("details")
         if found is None:
             return schema
         if not isinstance(found, list) or len(found) != len(schema.columns):
-            raise Invalid("en-tête illisible (détails des colonnes)")
+            raise bad_header("column_details")
         described = tuple(
             column_details.from_json(name, kind, d)
             for (name, kind), d in zip(schema.columns, found, strict=True)
@@ -228,29 +237,29 @@ class Header:
         try:
             data = json.loads(raw)
         except ValueError as exc:
-            raise Invalid("en-tête illisible (JSON)") from exc
+            raise bad_header("json") from exc
         keys = {"origin", "sequence", "kind", "created", "meta", "tables"}
         keys |= {"compression", "encryption"}
         if not isinstance(data, dict) or set(data) != keys:
-            raise Invalid("en-tête illisible (champs)")
+            raise bad_header("fields")
         origin, sequence, kind = data["origin"], data["sequence"], data["kind"]
         created, meta, tables = data["created"], data["meta"], data["tables"]
         if not isinstance(origin, str) or not isinstance(created, str):
-            raise Invalid("en-tête illisible (origine ou date)")
+            raise bad_header("origin_date")
         if type(sequence) is not int or sequence < 0 or kind not in PACKAGE_KINDS:
-            raise Invalid("en-tête illisible (séquence ou sorte)")
+            raise bad_header("sequence_kind")
         if not isinstance(meta, dict) or not isinstance(tables, list):
-            raise Invalid("en-tête illisible (méta ou tables)")
+            raise bad_header("meta_tables")
         schemas = tuple(TableSchema.from_json(t) for t in tables)
         if len({s.name for s in schemas}) != len(schemas):
-            raise Invalid("en-tête illisible (table en double)")
+            raise bad_header("duplicate_table")
         compression = data["compression"]
         if not isinstance(compression, dict) or compression.get("alg") != "zlib":
-            raise Invalid("en-tête illisible (compression inconnue)")
+            raise bad_header("compression")
         level = compression.get("level")
         encryption = data["encryption"]
         if encryption is not None and not isinstance(encryption, dict):
-            raise Invalid("en-tête illisible (chiffrement)")
+            raise bad_header("encryption")
         return cls(
             origin,
             sequence,
@@ -287,17 +296,17 @@ class Trailer:
         try:
             data = json.loads(raw)
         except ValueError as exc:
-            raise Invalid("bloc de fin illisible") from exc
+            raise invalid("trailer") from exc
         if not isinstance(data, dict) or set(data) != {"counts", "rows", "body_size", "sha256"}:
-            raise Invalid("bloc de fin illisible")
+            raise invalid("trailer")
         counts, rows, size, sha = data["counts"], data["rows"], data["body_size"], data["sha256"]
         if not _valid_counts(counts) or type(rows) is not int or type(size) is not int:
-            raise Invalid("bloc de fin illisible")
+            raise invalid("trailer")
         if not isinstance(sha, str) or not _SHA_HEX.fullmatch(sha):
-            raise Invalid("bloc de fin illisible")
+            raise invalid("trailer")
         trailer = cls(counts, rows, size, sha)
         if trailer.to_bytes() != raw:
-            raise Invalid("bloc de fin illisible (forme non canonique)")
+            raise invalid("trailer_form")
         return trailer
 
 
@@ -326,8 +335,8 @@ def check_tables(tables: Sequence[TableSchema]) -> tuple[TableSchema, ...]:
     schemas = tuple(tables)
     for schema in schemas:
         problem = schema.problem()
-        if problem:
-            raise ValueError(problem)
+        if problem is not None:
+            raise ValueError(render(problem, "fr"))
     if len({s.name for s in schemas}) != len(schemas):
         raise ValueError("table en double dans le paquet")
     return schemas

@@ -18,7 +18,7 @@ from typing import IO
 from synchro.errors import PackageError, Say
 
 from . import crypto, stream
-from .manifest import Change, Header, Invalid, Manifest, Trailer, format_version
+from .manifest import Change, Header, Invalid, Manifest, Trailer, format_version, invalid
 
 KeyArg = bytes | Sequence[bytes] | None
 
@@ -65,7 +65,7 @@ class _Read:
 def _read_all(src: stream.Source, trailer: Trailer, keys: tuple[bytes, ...]) -> _Read:
     header, header_bytes = stream.read_header(src)
     if src.remaining != trailer.body_size:
-        raise Invalid("taille du contenu incorrecte")
+        raise invalid("body_size")
     body = stream.Body(src, header, header_bytes, keys)
     counts = body.count()
     return _Read(header, header_bytes, counts, body.opener.key if body.opener else None)
@@ -101,7 +101,7 @@ def _verify(path: Path, keys: tuple[bytes, ...]) -> tuple[Manifest, _Layout]:
         raise refused(name, problem) if problem else PackageError(name, "illisible")
     found = read.counts
     if trailer.counts != found or trailer.rows != sum(sum(n.values()) for n in found.values()):
-        raise PackageError(name, _count_problem(trailer, found))
+        raise PackageError(name, say=_count_problem(trailer, found))
     header = read.header
     encryption = header.encryption or {}
     manifest = Manifest(
@@ -122,17 +122,15 @@ def _verify(path: Path, keys: tuple[bytes, ...]) -> tuple[Manifest, _Layout]:
     return manifest, _Layout(header, read.header_bytes, trailer_start, size, read.key)
 
 
-def _count_problem(trailer: Trailer, found: dict[str, dict[str, int]]) -> str:
+def _count_problem(trailer: Trailer, found: dict[str, dict[str, int]]) -> Say:
     for table in sorted(set(trailer.counts) | set(found)):
         for op in ("U", "D"):
             said = trailer.counts.get(table, {}).get(op)
             seen = found.get(table, {}).get(op)
             if said != seen:
-                return (
-                    f"nombre d'enregistrements incorrect ({table} {op} : "
-                    f"annoncé {said if said is not None else '-'}, trouvé {seen or 0})"
-                )
-    return f"nombre d'enregistrements incorrect (annoncé {trailer.rows})"
+                shown = {"said": said if said is not None else "-", "seen": seen or 0}
+                return ("engine.pkg.count_op", {"table": table, "op": op, **shown})
+    return ("engine.pkg.count", {"rows": trailer.rows})
 
 
 def sealed_digest(path: Path) -> str:
@@ -178,7 +176,7 @@ class PackageReader:
             try:
                 header_bytes = stream.read_header(src).raw
                 if header_bytes != layout.header_bytes:
-                    raise Invalid("en-tête")
+                    raise invalid("header_changed")
                 yield from stream.Body(src, layout.header, header_bytes, keys).changes()
                 src.drain()
             except Invalid as exc:

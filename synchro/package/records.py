@@ -18,7 +18,7 @@ import json
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
-from .manifest import Change, Invalid, TableSchema
+from .manifest import Change, TableSchema, invalid
 from .rowcodec import Unrepresentable, decoder, encoder, row_decoder, row_encoder
 
 _new = object.__new__
@@ -71,7 +71,7 @@ class _Shape:
         try:
             return tuple([decoder(k)(v) for k, v in zip(self.kinds, row, strict=True)])
         except (ValueError, TypeError, ArithmeticError):
-            raise Invalid(f"enregistrement n°{number} : valeur illisible") from None
+            raise invalid("record_value", number=number) from None
 
 
 class Encoded(NamedTuple):
@@ -218,9 +218,9 @@ class RecordCodec:
         try:
             groups = json.loads(line)
         except ValueError:
-            raise Invalid(f"enregistrement n°{first} illisible") from None
+            raise invalid("record", number=first) from None
         if type(groups) is not list or not groups:
-            raise Invalid(f"enregistrement n°{first} illisible")
+            raise invalid("record", number=first)
         number = first
         append = changes.append if changes is not None else None
         for group in groups:
@@ -228,7 +228,7 @@ class RecordCodec:
             table, op, arity, decode_row = shape.table, shape.op, shape.arity, shape.decode_row
             for i, row in enumerate(rows):
                 if type(row) is not list or len(row) != arity:
-                    raise Invalid(f"enregistrement n°{number + i} : nombre de valeurs incorrect")
+                    raise invalid("record_width", number=number + i)
                 try:
                     values = decode_row(row)
                 except (ValueError, TypeError, ArithmeticError):
@@ -246,15 +246,15 @@ class RecordCodec:
     def _group(self, group: Any, number: int) -> tuple[_Shape, list[Any], Any, Any]:
         """The shape, rows, origins and positions of a group, checked (not the rows)."""
         if type(group) is not list or len(group) not in (3, 5):
-            raise Invalid(f"enregistrement n°{number} mal formé")
+            raise invalid("record_shape", number=number)
         index, op, rows = group[0], group[1], group[2]
         shape = self._by_index.get((index, op)) if type(index) is int and type(op) is str else None
         if shape is None:
             if type(index) is not int or not 0 <= index < len(self.tables) or op not in ("U", "D"):
-                raise Invalid(f"enregistrement n°{number} : table ou opération inconnue")
+                raise invalid("record_table", number=number)
             shape = self._shape(index, op)
         if type(rows) is not list or not rows:
-            raise Invalid(f"enregistrement n°{number} mal formé")
+            raise invalid("record_shape", number=number)
         if len(group) == 3:
             return shape, rows, None, None
         origins, positions = group[3], group[4]
@@ -265,5 +265,5 @@ class RecordCodec:
             or any(type(o) is not str for o in origins)
             or any(type(p) is not int or p < 0 for p in positions)
         ):
-            raise Invalid(f"enregistrement n°{number} : origine ou position illisible")
+            raise invalid("record_origin", number=number)
         return shape, rows, origins, positions

@@ -26,6 +26,7 @@ from .manifest import (
     Header,
     Invalid,
     Trailer,
+    bad_header,
     invalid,
 )
 from .records import RecordCodec
@@ -108,7 +109,7 @@ def frame(fh: IO[bytes], size: int) -> Framed:
         raise invalid("truncated")
     trailer_start = size - TAIL.size - trailer_len
     if trailer_len > MAX_TRAILER or trailer_start < PREFIX.size:
-        raise Invalid("bloc de fin illisible")
+        raise invalid("trailer")
     fh.seek(trailer_start)
     return Framed(Trailer.from_bytes(fh.read(trailer_len)), trailer_start)
 
@@ -118,7 +119,7 @@ def read_header(src: Source) -> ReadHeader:
     prefix = src.read(PREFIX.size)
     _, _, length = PREFIX.unpack(prefix)
     if length > MAX_HEADER or length > src.remaining:
-        raise Invalid("en-tête illisible (longueur)")
+        raise bad_header("length")
     raw = src.read(length)
     return ReadHeader(Header.from_bytes(raw), prefix + raw)
 
@@ -142,7 +143,7 @@ class Body:
             digest = hashlib.sha256(header_bytes).digest()
             self.opener = crypto.ChunkOpener(keys, header.encryption, digest)
         except (ValueError, TypeError, KeyError):
-            raise Invalid("en-tête illisible (chiffrement)") from None
+            raise bad_header("encryption") from None
 
     def changes(self) -> Iterator[Change]:
         decode = self.codec.decode
@@ -189,18 +190,18 @@ def _inflate(pieces: Iterator[bytes]) -> Iterator[bytes]:
             data = piece
             while data:
                 if inflater.eof:
-                    raise Invalid("données en trop après le flux compressé")
+                    raise invalid("extra_data")
                 out = inflater.decompress(data, MAX_INFLATE)
                 if out:
                     yield out
                 data = inflater.unconsumed_tail or inflater.unused_data
         rest = inflater.flush()
     except zlib.error:
-        raise Invalid("flux compressé endommagé") from None
+        raise invalid("stream_damaged") from None
     if rest:
         yield rest
     if not inflater.eof:
-        raise Invalid("flux compressé incomplet")
+        raise invalid("stream_incomplete")
 
 
 def _lines(chunks: Iterator[bytes]) -> Iterator[bytes]:
@@ -213,7 +214,7 @@ def _lines(chunks: Iterator[bytes]) -> Iterator[bytes]:
             pending.append(chunk)
             pending_size += len(chunk)
             if pending_size > MAX_LINE:
-                raise Invalid("enregistrement trop long")
+                raise invalid("record_long")
             continue
         if pending:
             pending.append(parts[0])
@@ -223,4 +224,4 @@ def _lines(chunks: Iterator[bytes]) -> Iterator[bytes]:
         pending = [last] if last else []
         pending_size = len(last)
     if pending:
-        raise Invalid("dernier enregistrement incomplet")
+        raise invalid("last_incomplete")
