@@ -30,8 +30,10 @@ from synchro.capture.source import key_getter, snapshot_key
 from synchro.errors import PackageError
 from synchro.names import package_name
 from synchro.package import PackageReader, PackageWriter, TableSchema
+from synchro.values import from_json, to_json
 
 if TYPE_CHECKING:
+    from synchro.db.base import Table
     from synchro.engine.node import Node
     from synchro.state.packages import Outgoing
 
@@ -64,47 +66,96 @@ def renumber(node: Node, start: int, take_back: Callable[[], None]) -> None:
 
 
 def _as_now(node: Node, kept: list[Outgoing], folder: Path, sequence: int) -> tuple[Path, int]:
-    """The package under ``sequence`` of every key ``kept`` changed, as the rows are now."""
-    keys: dict[str, dict[tuple[Any, ...], None]] = {}  # (an ordered set per table)
+    """The package under ``sequence`` of every key ``kept`` changed, as the rows are now.
+
+    The keys go to a spool per table in the state database (a key changed twice is kept
+    once), not into memory: a kept first export of a million rows held ~250 MB of key
+    tuples. They come back in key order, ``READ_KEYS`` at a time."""
+    # The tables as they are now (the rows are read now): those still synchronised here.
+    synced = {t.name: t for t in node.tables().synced}
+    spools: dict[str, str] = {}  # table name -> its spool
+    state = node.state
+    try:
+        oldest = _spool_keys(node, kept, synced, spools)
+        target = folder / package_name(node.code, sequence)
+        meta = {**(oldest or {}), "first_unacked": sequence}
+        tables = [t for name, t in synced.items() if name in spools]
+        with PackageWriter(
+            target,
+            origin=node.code,
+            sequence=sequence,
+            kind="site",
+            tables=[TableSchema.of(t) for t in tables],
+            meta=meta,
+            key=node.key,
+            created=node.now(),
+        ) as writer:
+            rows = sum(_write_as_now(node, writer, t, spools[t.name]) for t in tables)
+    finally:
+        for spool in spools.values():
+            state.drop_spool(spool)
+    return target, rows
+
+
+def _spool_keys(
+    node: Node, kept: list[Outgoing], synced: dict[str, Table], spools: dict[str, str]
+) -> dict[str, Any] | None:
+    """Every key the kept packages changed, into ``spools`` (one per table, created here);
+    the oldest kept package's meta."""
     oldest: dict[str, Any] | None = None
+    skeys = {name: snapshot_key(t.key_kinds, range(len(t.key))) for name, t in synced.items()}
     for entry in kept:
         reader = PackageReader(entry.path, node.keys())
         oldest = oldest if oldest is not None else dict(reader.manifest.meta)
         getters = {s.name: key_getter(s.key_positions) for s in reader.manifest.tables}
+        batches: dict[str, list[tuple[Any, ...]]] = {}
         for change in reader.changes():
+            table = synced.get(change.table)
+            if table is None:  # no longer synchronised here
+                continue
             key = change.values if change.op == "D" else getters[change.table](change.values)
-            keys.setdefault(change.table, {})[tuple(key)] = None
-    # The tables as they are now (the rows are read now): those still synchronised here.
-    tables = {t.name: t for t in node.tables().synced if t.name in keys}
-    target = folder / package_name(node.code, sequence)
-    meta = {**(oldest or {}), "first_unacked": sequence}
+            kinds = table.key_kinds
+            text = json.dumps([to_json(k, v) for k, v in zip(kinds, key, strict=True)])
+            batch = batches.setdefault(table.name, [])
+            batch.append((*skeys[table.name](key), text))
+            if len(batch) >= READ_KEYS:
+                _to_spool(node, table, spools, batches.pop(table.name))
+        for name, batch in batches.items():
+            _to_spool(node, synced[name], spools, batch)
+    return oldest
+
+
+def _to_spool(
+    node: Node, table: Table, spools: dict[str, str], batch: list[tuple[Any, ...]]
+) -> None:
+    """(snapshot key..., key JSON) rows into the table's spool, made at its first."""
+    spool = spools.get(table.name)
+    if spool is None:
+        spool = spools[table.name] = f"again_{len(spools)}"
+        node.state.start_spool(len(table.key), spool)
+    node.state.add_to_spool(len(table.key), batch, spool)
+
+
+def _write_as_now(node: Node, writer: PackageWriter, table: Table, spool: str) -> int:
+    """The rows of the spooled keys as the database holds them now, or their deletes."""
+    kinds = table.key_kinds
+    row_skey = snapshot_key(kinds, table.key_positions)
+    key_skey = snapshot_key(kinds, range(len(kinds)))
+    texts = node.state.spooled_rows(len(kinds), spool)
     rows = 0
-    with PackageWriter(
-        target,
-        origin=node.code,
-        sequence=sequence,
-        kind="site",
-        tables=[TableSchema.of(t) for t in tables.values()],
-        meta=meta,
-        key=node.key,
-        created=node.now(),
-    ) as writer:
-        for name, table in tables.items():
-            wanted = keys[name]
-            row_skey = snapshot_key(table.key_kinds, table.key_positions)
-            key_skey = snapshot_key(table.key_kinds, range(len(table.key)))
-            ordered = list(wanted)
-            for start in range(0, len(ordered), READ_KEYS):  # rows read a part at a time
-                part = ordered[start : start + READ_KEYS]
-                found = {row_skey(r): r for r in node.adapter.fetch(table, part)}
-                for key in part:
-                    row = found.get(key_skey(key))
-                    try:
-                        if row is None:
-                            writer.write(name, "D", key)
-                        else:
-                            writer.write(name, "U", row)
-                    except PackageError:  # a value that cannot travel: its capture holds it
-                        continue
-                    rows += 1
-    return target, rows
+    while part := [
+        tuple(from_json(k, v) for k, v in zip(kinds, json.loads(text), strict=True))
+        for (text,) in texts.fetchmany(READ_KEYS)
+    ]:
+        found = {row_skey(r): r for r in node.adapter.fetch(table, part)}
+        for key in part:
+            row = found.get(key_skey(key))
+            try:
+                if row is None:
+                    writer.write(table.name, "D", key)
+                else:
+                    writer.write(table.name, "U", row)
+            except PackageError:  # a value that cannot travel: its capture holds it
+                continue
+            rows += 1
+    return rows

@@ -171,21 +171,25 @@ class Snapshots(Store):
 
     # -- the spool: a table read in no useful order, sorted by snapshot key ----------------
 
-    def start_spool(self, nkeys: int) -> None:
-        """An empty spool of (snapshot key..., row JSON) rows (a temporary table)."""
+    def start_spool(self, nkeys: int, name: str = "spool") -> None:
+        """An empty spool of (snapshot key..., row JSON) rows (a temporary table; ``name``
+        one of the engine's, for several at once); a key given twice is kept once."""
         cols = _columns(nkeys)
-        self.drop_spool()
+        self.drop_spool(name)
         self.conn.execute(
-            f"CREATE TEMP TABLE spool({cols}, row_json TEXT, PRIMARY KEY({cols})) WITHOUT ROWID"
+            f'CREATE TEMP TABLE "{name}"({cols}, row_json TEXT, PRIMARY KEY({cols})) WITHOUT ROWID'
         )
 
-    def add_to_spool(self, nkeys: int, rows: Sequence[tuple[Any, ...]]) -> None:
+    def add_to_spool(
+        self, nkeys: int, rows: Sequence[tuple[Any, ...]], name: str = "spool"
+    ) -> None:
         marks = ", ".join("?" for _ in range(nkeys + 1))
-        self.conn.executemany(f"INSERT OR REPLACE INTO temp.spool VALUES ({marks})", rows)
+        self.conn.executemany(f'INSERT OR REPLACE INTO temp."{name}" VALUES ({marks})', rows)
 
-    def spooled_rows(self, nkeys: int) -> sqlite3.Cursor:
+    def spooled_rows(self, nkeys: int, name: str = "spool") -> sqlite3.Cursor:
         """The spool's row JSON (one-column rows) in snapshot key order."""
-        return self.conn.execute(f"SELECT row_json FROM temp.spool ORDER BY {_columns(nkeys)}")
+        cols = _columns(nkeys)
+        return self.conn.execute(f'SELECT row_json FROM temp."{name}" ORDER BY {cols}')
 
-    def drop_spool(self) -> None:
-        self.conn.execute("DROP TABLE IF EXISTS temp.spool")
+    def drop_spool(self, name: str = "spool") -> None:
+        self.conn.execute(f'DROP TABLE IF EXISTS temp."{name}"')
