@@ -416,3 +416,35 @@ def test_a_copied_server_sending_as_the_same_establishment_is_said_at_the_siege(
             mail = build_report_message([row], site="3615", role=Role.HQ, lang=lang, now=T0)
             assert words in mail.text, mail.text
         assert ("3615", 3) not in [r[:2] for r in rows(g.hq.db, "ventes")]
+
+
+def test_a_round_waits_for_the_establishments_declared_not_more(tmp_path: Path) -> None:
+    """« Nombre de serveurs » above the establishments declared (3 for 2): the round closes
+    when both have delivered, not after *Temps maximum de réception* (every establishment
+    used to wait that long for its package, every night), and says what it waits for."""
+    clock = [dt.datetime(2026, 11, 29, 23, 0)]
+    four_hours = dt.timedelta(hours=4)
+    with group(
+        tmp_path,
+        ["3615", "3616"],
+        servers=3,
+        run_service=False,
+        now=lambda: clock[0],
+        max_reception=four_hours,
+    ) as g:
+        events: list[Event] = []
+        g.service.emit = events.append
+        seed(g)
+        g.service.step("open")
+        g.deliver("3615")
+        g.service.step()
+        assert g.service.round is not None  # 1 of the 2 declared: still waiting
+        g.deliver("3616")
+        g.service.step()
+        assert g.service.round is None  # both came: closed at once (the clock never moved)
+    opened = [e for e in events if getattr(e, "key", "") == "engine.round.open_declared"]
+    assert len(opened) == 1
+    assert opened[0].message == (
+        "Ouverture du tour : attente de 2 serveur(s), les établissements déclarés "
+        "(Nombre de serveurs : 3)."
+    )

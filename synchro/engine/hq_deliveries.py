@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from synchro import faults
-from synchro.engine.events import Emit, Progress, said
+from synchro.engine.events import Emit, Progress, Status, said
 from synchro.engine.hq_acks import AckBook, peek_instance
 from synchro.engine.hq_files import Delivery, identity, list_deliveries, move_file, remove_old
 from synchro.engine.siege_node import SiegeNode
@@ -50,6 +50,20 @@ class RoundSettings:
     max_reception: dt.timedelta = dt.timedelta(hours=4)
     sites: Sequence[str] = ()  # the establishments' codes (accounts)
     ack_wait: dt.timedelta = dt.timedelta(minutes=30)  # for an establishment's ack
+
+    @property
+    def awaited(self) -> int:
+        """How many establishments a round waits for: « Nombre de serveurs », never more
+        than are declared (an establishment without an account cannot deliver: waiting
+        for it kept every round open until *Temps maximum de réception*, and every
+        establishment waiting for its package as long)."""
+        return min(self.servers, len(self.sites)) if self.sites else self.servers
+
+    def opening(self) -> Status:
+        """What a round says when it opens: how many establishments it waits for."""
+        if self.awaited < self.servers:  # « Nombre de serveurs » above those declared
+            return said("engine.round.open_declared", servers=self.servers, declared=self.awaited)
+        return said("engine.round.open", servers=self.servers)
 
 
 @dataclass

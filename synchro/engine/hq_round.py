@@ -219,7 +219,7 @@ class HQService(DeliveryWork):
         counted = [d for d in pending if identity(d.path) not in self.round.leftovers]
         delivered = self._early(self.round) | self.round.taken.sites
         delivered |= {d.site for d in counted if self._is_new(d)}
-        if len(delivered) >= self.settings.servers or now >= self.round.deadline:
+        if len(delivered) >= self.settings.awaited or now >= self.round.deadline:
             self._close(State.OK, "")
 
     def _clock_put_back(self, now: dt.datetime) -> None:
@@ -297,7 +297,7 @@ class HQService(DeliveryWork):
         faults.point("hq.round.opened")
         self._announce()
         self.emit(StateChanged("running", "Tour de synchronisation ouvert.", rid))
-        self.emit(said("engine.round.open", servers=self.settings.servers))
+        self.emit(self.settings.opening())
 
     def _close(self, state: State, error: str) -> None:
         current = self.round
@@ -397,7 +397,7 @@ class HQService(DeliveryWork):
         deadline = self.round.deadline if self.round is not None else None
         if deadline is None and closing:
             deadline = self.now() + self.settings.max_reception
-        announce(self.ftp_root, self.settings.sites, self.settings.servers, deadline, closing)
+        announce(self.ftp_root, self.settings.sites, self.settings.awaited, deadline, closing)
 
     def _early(self, current: OpenRound) -> set[str]:
         """A scheduled round also counts the sites that did their whole run just before it
