@@ -37,7 +37,6 @@ from synchro.config.store import (
     load_config,
     resolve_connection,
     save_config,
-    validate_for_run,
 )
 from synchro.errors import ConfigError, PlatformError
 from synchro.platform.paths import resolve_paths
@@ -462,51 +461,6 @@ def test_saving_an_invalid_config_writes_nothing(tmp_path: Path) -> None:
         save_config(bad, path)
     assert {p.field for p in info.value.problems} == {"site", "site_settings.attempts"}
     assert list(tmp_path.iterdir()) == []
-
-
-# -- before a run --------------------------------------------------------------------------
-
-
-def test_a_serveur_needs_the_adresse_du_siege_to_run() -> None:
-    config = Config(site="3615", site_settings=SiteSettings(secret="s"))
-    problems = validate_for_run(config)
-    assert [p.field for p in problems] == ["site_settings.hq_address"]
-    assert "Adresse du siège" in str(problems[0])
-    ready = dataclasses.replace(
-        config, site_settings=SiteSettings(secret="s", hq_address="192.168.0.24")
-    )
-    assert validate_for_run(ready) == []
-    assert check_config(config) == []  # loadable all the same
-
-
-def test_a_serveur_needs_its_secret_to_run() -> None:
-    config = Config(site="3615", site_settings=SiteSettings(hq_address="h"))
-    assert [p.field for p in validate_for_run(config)] == ["site_settings.secret"]
-
-
-def test_a_siege_needs_its_establishments() -> None:
-    hq = Config(role=Role.HQ, site="HQ")
-    assert [p.field for p in validate_for_run(hq)] == ["hq.sites"]
-    one = (SiteAccount(code="3615", secret_hash=a_hash(0)),)
-    assert validate_for_run(dataclasses.replace(hq, hq=HQSettings(sites=one))) == []
-    too_many = dataclasses.replace(hq, hq=HQSettings(servers=2, sites=one))
-    assert [p.field for p in validate_for_run(too_many)] == ["hq.servers"]
-
-
-def test_email_fields_needed_when_envoi_dun_email_is_on() -> None:
-    config = Config(
-        site="3615",
-        send_email=True,
-        site_settings=SiteSettings(hq_address="h", secret="s"),
-        email=EmailSettings(login="me"),
-    )
-    fields = {p.field for p in validate_for_run(config)}
-    assert fields == {"email.recipients", "email.sender", "email.server", "email.password"}
-
-
-def test_validate_for_run_includes_the_file_rules() -> None:
-    config = Config(site="", site_settings=SiteSettings(hq_address="h", secret="s"))
-    assert [p.field for p in validate_for_run(config)] == ["site"]
 
 
 # -- the database connection -----------------------------------------------------------------

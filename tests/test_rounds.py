@@ -448,3 +448,19 @@ def test_a_round_waits_for_the_establishments_declared_not_more(tmp_path: Path) 
         "Ouverture du tour : attente de 2 serveur(s), les établissements déclarés "
         "(Nombre de serveurs : 3)."
     )
+
+
+def test_a_siege_without_establishments_closes_its_round_at_once(tmp_path: Path) -> None:
+    """Before its first ``synchro site add`` a Siège's round waited 4 hours for nobody."""
+    clock = [dt.datetime(2026, 11, 29, 23, 0)]
+    four_hours = dt.timedelta(hours=4)
+    with group(
+        tmp_path, [], servers=1, run_service=False, now=lambda: clock[0], max_reception=four_hours
+    ) as g:
+        events: list[Event] = []
+        g.service.emit = events.append
+        g.service.step("open")
+        g.service.step()
+        assert g.service.round is None and g.service.closing is None
+    said = [getattr(e, "key", "") for e in events]
+    assert "engine.round.open_none" in said and "engine.round.open" not in said

@@ -23,7 +23,6 @@ from synchro.config.store import (
     load_config,
     resolve_connection,
     save_config,
-    validate_for_run,
 )
 
 __all__ = [
@@ -43,5 +42,4 @@ __all__ = [
     "load_config",
     "resolve_connection",
     "save_config",
-    "validate_for_run",
 ]

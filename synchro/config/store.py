@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from synchro.config.atomic import atomic_write
-from synchro.config.model import Config, Role
+from synchro.config.model import Config
 from synchro.config.parsing import (
     format_datetime_fr,
     format_duration,
@@ -60,7 +60,6 @@ __all__ = [
     "parse_time",
     "resolve_connection",
     "save_config",
-    "validate_for_run",
 ]
 
 HEADER = (
@@ -238,55 +237,6 @@ def check_config(config: Config) -> list[FieldProblem]:
     except (AttributeError, TypeError, ValueError) as exc:  # a field holds a foreign type
         problems.append(problem("configuration", f"des valeurs du bon type ({exc})"))
     problems.extend(secret_problems(config))
-    return problems
-
-
-def validate_for_run(config: Config) -> list[FieldProblem]:
-    """What a synchronisation needs on top of a loadable file; empty when a run may start."""
-    problems = check_config(config)
-    if config.role is Role.SITE:
-        if not config.site_settings.hq_address:
-            problems.append(
-                problem(
-                    "site_settings.hq_address", "obligatoire en mode Serveur (ex. 192.168.0.24)"
-                )
-            )
-        if not config.site_settings.secret:
-            problems.append(
-                problem(
-                    "site_settings.secret",
-                    "obligatoire en mode Serveur (jeton fourni par le siège)",
-                )
-            )
-    else:
-        declared = len(config.hq.sites)
-        if declared == 0:
-            problems.append(
-                problem("hq.sites", "au moins un établissement (synchro site add CODE)")
-            )
-        elif config.hq.servers > declared:
-            problems.append(
-                problem(
-                    "hq.servers", f"au plus {declared} (établissements déclarés)", config.hq.servers
-                )
-            )
-    if config.send_email:
-        problems.extend(_email_problems(config))
-    return problems
-
-
-def _email_problems(config: Config) -> list[FieldProblem]:
-    email = config.email
-    problems: list[FieldProblem] = []
-    needed = "obligatoire quand « Envoi d'un email » est coché"
-    if not email.recipients:
-        problems.append(problem("email.recipients", needed))
-    if not email.sender:
-        problems.append(problem("email.sender", needed))
-    if not email.server:
-        problems.append(problem("email.server", needed))
-    if email.login and not email.password:
-        problems.append(problem("email.password", "obligatoire avec un nom de connexion"))
     return problems
 
 

@@ -3,8 +3,9 @@
 ``config_from_dict`` checks every key once and raises one ``ConfigError`` listing every bad
 field (dotted path, the label on screen, what is expected and what was found), unknown keys
 included, with a "did you mean" for typos. Secrets found in the file are refused without
-echoing them. Rules that only matter when a synchronisation starts (an empty *Adresse du
-siège*...) are not here but in ``store.validate_for_run``.
+echoing them. What only matters when a synchronisation starts is said by the run that
+meets it (an empty *Adresse du siège*, an email without recipients: ``mail.smtp``; a
+« Nombre de serveurs » above the establishments declared: ``RoundSettings.awaited``).
 """
 
 from __future__ import annotations

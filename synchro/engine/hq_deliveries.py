@@ -57,10 +57,12 @@ class RoundSettings:
         than are declared (an establishment without an account cannot deliver: waiting
         for it kept every round open until *Temps maximum de réception*, and every
         establishment waiting for its package as long)."""
-        return min(self.servers, len(self.sites)) if self.sites else self.servers
+        return min(self.servers, len(self.sites))
 
     def opening(self) -> Status:
         """What a round says when it opens: how many establishments it waits for."""
+        if not self.sites:  # a Siège before its first ``synchro site add``: closes at once
+            return said("engine.round.open_none")
         if self.awaited < self.servers:  # « Nombre de serveurs » above those declared
             return said("engine.round.open_declared", servers=self.servers, declared=self.awaited)
         return said("engine.round.open", servers=self.servers)
