@@ -18,7 +18,7 @@ from typing import Any
 from synchro.db.base import Adapter, Row, Table
 from synchro.errors import Cancelled, CaptureError
 from synchro.state import ORDERED_KEY_KINDS, StateDB, snap_value
-from synchro.values import Kind, from_json, normalise, to_json
+from synchro.values import Kind, from_json, to_json
 
 SPOOL_BATCH = 5000  # rows written to the spool at a time
 CHECK_EVERY = 2000  # rows between two looks at the cancel flag (and progress reports)
@@ -40,14 +40,13 @@ def snapshot_key(
     Int and text keys are stored as they are (``snap_value``'s own rule), so a row whose
     key values already have those exact types skips the per-value call (the hot path: a
     key is made for every row scanned, received and read back). A row read raw (not
-    normalised: ``Adapter.read_back(raw=True)``) gets the key of its normal form.
+    normalised: ``Adapter.read_back(raw=True)``) gets the key of its normal form
+    (``snap_value``'s rule).
     """
     kinds, positions = tuple(key_kinds), tuple(key_pos)
 
     def general(row: Row) -> tuple[Any, ...]:
-        return tuple(
-            [snap_value(k, normalise(k, row[p])) for k, p in zip(kinds, positions, strict=True)]
-        )
+        return tuple([snap_value(k, row[p]) for k, p in zip(kinds, positions, strict=True)])
 
     plain = {"int": "int", "text": "str"}
     if not kinds or not all(k in plain for k in kinds):

@@ -146,9 +146,9 @@ class TableSchema:
         if any(not isinstance(c, list) or len(c) != 2 for c in columns):
             raise bad_header("columns")
         schema = cls(data["name"], tuple((c[0], c[1]) for c in columns), tuple(key))
-        if any(not isinstance(k, str) for k in schema.key) or schema.problem():
-            problem = schema.problem() or ("engine.pkg.part.key", {})
-            raise invalid("header", part=[problem])
+        problem = schema.problem()
+        if problem is not None or any(not isinstance(k, str) for k in schema.key):
+            raise invalid("header", part=[problem or ("engine.pkg.part.key", {})])
         kinds = tuple((name, Kind(kind)) for name, kind in schema.columns)
         schema = cls(schema.name, kinds, schema.key)
         found = data.get("details")

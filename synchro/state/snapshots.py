@@ -15,14 +15,17 @@ from typing import Any
 
 from synchro.db.base import Key, Table
 from synchro.state.store import Store
-from synchro.values import Kind, canonical, json_text_encoder
+from synchro.values import Kind, canonical, json_text_encoder, normalise
 
 # Key kinds whose snap_value ordering in SQLite equals the database's ordering.
 ORDERED_KEY_KINDS = frozenset({"int", "text", "bool", "date", "datetime", "time"})
 
 
 def snap_value(kind: Kind, value: Any) -> Any:
-    """A key value as stored in the snapshot: int and text kept, the rest as canonical text."""
+    """A key value as stored in the snapshot: int and text kept, the rest as canonical text.
+    That of the value's normal form: a value as a driver returns it (``"12"`` or ``True``
+    in an int key) gets the same as the normalised one."""
+    value = normalise(kind, value)
     if kind == "int" and isinstance(value, int) and not isinstance(value, bool):
         return value
     if kind == "text" and isinstance(value, str):
