@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import errno
 import shutil
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -37,8 +38,19 @@ from synchro.state import StateDB
 
 
 def fill(disk: Path) -> Path:
+    """Fill ``disk`` to its last byte. Written until the disk refuses (halving the piece),
+    not the free space read first: the program still running writes its log there
+    meanwhile, and the filler's own write then met « No space left » (seen once in CI)."""
     filler = disk / "filler"
-    filler.write_bytes(bytes(shutil.disk_usage(disk).free))
+    piece = max(1, shutil.disk_usage(disk).free)
+    with open(filler, "wb", buffering=0) as out:
+        while piece:
+            try:
+                out.write(bytes(piece))
+            except OSError as exc:
+                if exc.errno != errno.ENOSPC:
+                    raise
+                piece //= 2
     return filler
 
 
