@@ -26,7 +26,7 @@ from synchro.config.model import Config, SiteAccount
 from synchro.config.passwords import hash_password
 from synchro.config.store import check_config, save_config
 from synchro.engine.preflight_run import publish_for_site
-from synchro.errors import ConfigError, ErrorKind, SynchroError
+from synchro.errors import ConfigError, ErrorKind, Say, SynchroError
 from synchro.package.crypto import decode_key, encode_key, new_group_key
 from synchro.platform.paths import NodePaths, certificate_files
 from synchro.transport.ftp_client import fetch_fingerprint
@@ -42,12 +42,16 @@ class Enrolled(NamedTuple):
 class EnrolRefused(SynchroError):
     """Enrolling or removing is not possible; ``reason`` says why, for the front end's words:
     ``not-hq`` (only the Siège has establishments), ``exists``, ``no-host`` (no address to
-    give the establishment), ``unknown`` (no such establishment to remove)."""
+    give the establishment), ``unknown`` (no such establishment to remove). Its words are
+    ``say`` (``config.enrol.<reason>``): ``str()`` the French, ``text_in`` the UI language."""
 
     default_kind = ErrorKind.CONFIG
 
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
+    def __init__(self, reason: str, message: str = "", *, say: Say | None = None) -> None:
+        if message:
+            super().__init__(message)
+        else:
+            super().__init__(say=say or (f"config.enrol.{reason.replace('-', '_')}", {}))
         self.reason = reason
 
 
@@ -77,12 +81,12 @@ def enrol_site(config: Config, paths: NodePaths, code: str, host: str = "") -> E
     ``host`` defaults to the *public address* of the settings. Raises ``EnrolRefused``,
     ``ConfigError`` (a bad code: nothing is saved) or a disk error."""
     if not config.is_hq:
-        raise EnrolRefused("not-hq", "seul le Siège gère les établissements")
+        raise EnrolRefused("not-hq")
     if any(s.code == code for s in config.hq.sites):
-        raise EnrolRefused("exists", f"l'établissement {code} existe déjà")
+        raise EnrolRefused("exists", say=("config.enrol.exists", {"code": code}))
     host = host or config.hq.public_address
     if not host:
-        raise EnrolRefused("no-host", "adresse du siège vue des établissements inconnue")
+        raise EnrolRefused("no-host")
     if not config.group_key:
         config = dataclasses.replace(config, group_key=encode_key(new_group_key()))
     hq = dataclasses.replace(config.hq, public_address=config.hq.public_address or host)
@@ -105,7 +109,7 @@ def remove_site(config: Config, paths: NodePaths, code: str) -> Config:
     Raises ``EnrolRefused("unknown")`` when there is no such establishment."""
     sites = tuple(s for s in config.hq.sites if s.code != code)
     if len(sites) == len(config.hq.sites):
-        raise EnrolRefused("unknown", f"établissement {code} inconnu")
+        raise EnrolRefused("unknown", say=("config.enrol.unknown", {"code": code}))
     config = dataclasses.replace(config, hq=dataclasses.replace(config.hq, sites=sites))
     save_config(config, paths.config_file)
     return config

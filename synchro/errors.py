@@ -28,11 +28,12 @@ kind says so (``TransportError(..., kind=ErrorKind.DISK)``).
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeGuard, cast
 
 from synchro.i18n import render
 
@@ -149,6 +150,11 @@ class Worded(Exception):
         self.say = say
 
 
+class BadValue(Worded, ValueError):
+    """A value a parser refuses (a ``ValueError``, what its callers catch) with its words:
+    ``str()`` the French, ``text_in`` the UI language (a port, a fingerprint...)."""
+
+
 def disk_advice(lang: str = "fr") -> str:
     return render(DISK_SAY, lang)
 
@@ -165,8 +171,9 @@ def error_details(exc: BaseException) -> dict[str, Any]:
 
 def text_in(exc: BaseException, lang: str) -> str:
     """What to show of ``exc`` in the UI language: the words an error gave as a key of the
-    locales (``SynchroError.say``), else its text (``error_text``: French)."""
-    if isinstance(exc, SynchroError) and exc.say is not None:
+    locales (``SynchroError.say``, ``Worded.say``: a ``BadValue`` a parser raised), else its
+    text (``error_text``: French)."""
+    if isinstance(exc, SynchroError | Worded) and exc.say is not None:
         return render(exc.say, lang)
     return error_text(exc)
 
@@ -179,32 +186,99 @@ def error_text(exc: BaseException) -> str:
     return f"erreur interne : {exc!r}"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class FieldProblem:
-    """One bad configuration field: its name, the value found, and what is expected."""
+    """One bad configuration field: its name, what is expected, and the value found.
+
+    ``expected`` is French text or words of the locales (a ``Say``): then ``expected`` holds
+    their French and ``expected_say`` the words. ``name``: the field's name as words of the
+    locales when ``field`` is itself words (``"fichier"``), so that it is said in the UI
+    language too. ``str()`` is the French line; ``say`` the line as words (``text_in``)."""
 
     field: str
     expected: str
     found: str = ""
+    expected_say: Say | None = dataclasses.field(default=None, compare=False)
+    name: Say | None = dataclasses.field(default=None, compare=False)
+
+    def __init__(
+        self, field: str, expected: str | Say, found: str = "", *, name: Say | None = None
+    ) -> None:
+        said = None if isinstance(expected, str) else expected
+        object.__setattr__(self, "field", field)
+        object.__setattr__(self, "expected", render(said, "fr") if said else expected)
+        object.__setattr__(self, "found", found)
+        object.__setattr__(self, "expected_say", said)
+        object.__setattr__(self, "name", name)
+
+    def shown_name(self) -> object:
+        """The field's name as a value of ``say``: its words, else the field itself."""
+        return [self.name] if self.name is not None else self.field
+
+    def shown_expected(self) -> object:
+        return [self.expected_say] if self.expected_say is not None else self.expected
+
+    @property
+    def say(self) -> Say:
+        """The whole line as words of the locales (French: ``str()``)."""
+        values: dict[str, Any] = {"field": self.shown_name(), "expected": self.shown_expected()}
+        if not self.found:
+            return ("config.problem", values)
+        return ("config.problem.found", {**values, "found": repr(self.found)})
+
+    def text_in(self, lang: str) -> str:
+        return render(self.say, lang)
 
     def __str__(self) -> str:
-        found = f" (trouvé : {self.found!r})" if self.found else ""
-        return f"{self.field} : {self.expected}{found}"
+        return self.text_in("fr")
+
+
+def is_say(value: object) -> TypeGuard[Say]:
+    """``value`` is a ``Say`` (a key of the locales and its values), not text or a list."""
+    return (
+        isinstance(value, tuple)
+        and len(value) == 2
+        and isinstance(value[0], str)
+        and isinstance(value[1], dict)
+    )
+
+
+def _joined(lines: Sequence[Say]) -> Say:
+    """Lines joined with « ; » as the French message always was (``render`` joins a list
+    with « ; »): a chain of ``config.err.join``."""
+    if len(lines) == 1:
+        return lines[0]
+    return ("config.err.join", {"first": [lines[0]], "rest": [_joined(lines[1:])]})
 
 
 class ConfigError(SynchroError):
-    """Settings that cannot be used. ``problems`` names every bad field at once."""
+    """Settings that cannot be used. ``problems`` names every bad field at once.
+
+    ``problems`` may also be one text or one ``Say``: a problem of the field
+    ``configuration``. ``source`` (the file, or what was read) is text or a ``Say``; the
+    attribute ``source`` is its French. ``say`` is the whole message, so ``text_in`` says it
+    in the UI language; ``str()`` is its French: « Configuration invalide dans … : … »."""
 
     default_kind = ErrorKind.CONFIG
 
-    def __init__(self, problems: Sequence[FieldProblem] | str, source: str = "") -> None:
-        if isinstance(problems, str):
+    def __init__(
+        self,
+        problems: Sequence[FieldProblem] | str | Say,
+        source: str | Say = "",
+        *,
+        kind: ErrorKind | None = None,
+    ) -> None:
+        if isinstance(problems, str) or is_say(problems):
             problems = [FieldProblem(field="configuration", expected=problems)]
-        self.problems: tuple[FieldProblem, ...] = tuple(problems)
-        self.source = source
-        where = f" dans {source}" if source else ""
-        lines = "; ".join(str(p) for p in self.problems)
-        super().__init__(f"Configuration invalide{where} : {lines}")
+        self.problems: tuple[FieldProblem, ...] = tuple(cast(Sequence[FieldProblem], problems))
+        source_say = source if is_say(source) else None
+        self.source = render(source_say, "fr") if source_say else str(source)
+        lines = [p.say for p in self.problems]
+        values: dict[str, Any] = {"problems": [_joined(lines)] if lines else ""}
+        if self.source:
+            values["source"] = [source_say] if source_say else self.source
+        key = "config.err.invalid_in" if self.source else "config.err.invalid"
+        super().__init__(kind=kind, say=(key, values))
 
 
 class DatabaseError(SynchroError):

@@ -20,6 +20,8 @@ from __future__ import annotations
 import re
 from typing import NamedTuple
 
+from synchro.errors import BadValue
+
 SITE_CODE = re.compile(r"[A-Za-z0-9_-]{1,32}")
 PACKAGE_SUFFIX = ".pkg"
 _SEQUENCE = r"(?P<seq>\d{8})"
@@ -47,9 +49,10 @@ def split_address(text: str) -> tuple[str, str | None]:
 
 
 def parse_port(text: str) -> int:
-    """A TCP port from its text, 1 to 65535. Raises ValueError otherwise."""
+    """A TCP port from its text, 1 to 65535. Raises ``BadValue`` (a ValueError with its
+    words) otherwise."""
     if not (text.isascii() and text.isdigit()) or not 0 < int(text) < 65536:
-        raise ValueError(f"port invalide : {text!r} (un nombre de 1 à 65535)")
+        raise BadValue(say=("config.names.port", {"text": repr(text)}))
     return int(text)
 
 
@@ -58,7 +61,7 @@ def parse_address(text: str, default_port: int) -> tuple[str, int]:
     Raises ValueError when the host is empty or the port is not 1 to 65535."""
     host, port = split_address(text)
     if not host:
-        raise ValueError(f"adresse invalide : {text!r} (HOTE ou HOTE:PORT)")
+        raise BadValue(say=("config.names.address", {"text": repr(text)}))
     return host, default_port if port is None else parse_port(port)
 
 

@@ -16,15 +16,17 @@ from __future__ import annotations
 import datetime as dt
 import re
 from dataclasses import dataclass
+from typing import Any
 
-from synchro.errors import ConfigError, FieldProblem
-from synchro.i18n import tr
+from synchro.errors import ConfigError, FieldProblem, Say, is_say
+from synchro.i18n import render, tr
 
-EXPECT_TIME = "une heure HH:MM de 00:00 à 23:59, par exemple 23:00"
-EXPECT_DURATION = "une durée HH:MM:SS, par exemple 04:00:00"
-EXPECT_MINUTES = "un nombre de minutes (par exemple 10) ou une durée HH:MM:SS"
-EXPECT_DATETIME_FR = "une date JJ/MM/AAAA HH:MM:SS, par exemple 06/12/2005 15:15:11"
-EXPECT_DATETIME_ISO = "une date ISO AAAA-MM-JJTHH:MM:SS, par exemple 2005-12-06T15:15:11"
+# What a field expects, as words of synchro/locales/config.json (``render(EXPECT_TIME)``).
+EXPECT_TIME: Say = ("config.expect.time", {})
+EXPECT_DURATION: Say = ("config.expect.duration", {})
+EXPECT_MINUTES: Say = ("config.expect.minutes", {})
+EXPECT_DATETIME_FR: Say = ("config.expect.datetime_fr", {})
+EXPECT_DATETIME_ISO: Say = ("config.expect.datetime_iso", {})
 
 _TIME = re.compile(r"(\d{1,2}):(\d{2})(?::(\d{2}))?")
 _DURATION = re.compile(r"(\d{1,4}):(\d{2}):(\d{2})")
@@ -32,23 +34,44 @@ _DATETIME_FR = re.compile(r"(\d{1,2})/(\d{1,2})/(\d{4})(?:\s+(\d{1,2}):(\d{2})(?
 _INDEX = re.compile(r"\[\d+\]")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class ConfigProblem(FieldProblem):
-    """A ``FieldProblem`` that also carries the label the user sees on screen."""
+    """A ``FieldProblem`` that also carries the label the user sees on screen (French; its
+    words are ``config.field.<path>``): « Label (path) : expected (trouvé : « found ») »."""
 
     label: str = ""
 
-    def __str__(self) -> str:
-        name = f"{self.label} ({self.field})" if self.label else self.field
-        found = f" (trouvé : « {self.found} »)" if self.found else ""
-        return f"{name} : {self.expected}{found}"
+    def __init__(
+        self,
+        field: str,
+        expected: str | Say,
+        found: str = "",
+        label: str = "",
+        *,
+        name: Say | None = None,
+    ) -> None:
+        super().__init__(field, expected, found, name=name)
+        object.__setattr__(self, "label", label)
+
+    @property
+    def say(self) -> Say:
+        shown: object = self.shown_name()
+        if self.label:
+            key = label_key(self.field)
+            words: object = [(key, {})] if tr(key) == self.label else self.label
+            shown = [("config.problem.labelled", {"label": words, "field": self.field})]
+        values: dict[str, Any] = {"field": shown, "expected": self.shown_expected()}
+        if not self.found:
+            return ("config.problem", values)
+        return ("config.problem.found_quoted", {**values, "found": self.found})
 
 
 class Bad(ValueError):
-    """Internal: a value does not have the expected form (``expected`` says which)."""
+    """Internal: a value does not have the expected form (``expected`` says which: French
+    text or words of the locales)."""
 
-    def __init__(self, expected: str, found: object = "") -> None:
-        super().__init__(expected)
+    def __init__(self, expected: str | Say, found: object = "") -> None:
+        super().__init__(render(expected, "fr") if is_say(expected) else expected)
         self.expected = expected
         self.found = show(found)
 
@@ -59,17 +82,24 @@ def show(value: object) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
+def label_key(path: str) -> str:
+    """The key of a settings field's label in the locales (``config.field.hq.sites.code``)."""
+    return "config.field." + _INDEX.sub("", path)
+
+
 def field_label(path: str, lang: str = "fr") -> str:
     """The on-screen label of a settings field (``hq.sites[2].code`` → *Etablissement*)."""
-    key = "config.field." + _INDEX.sub("", path)
+    key = label_key(path)
     text = tr(key, lang)
     return "" if text == key else text
 
 
-def problem(field: str, expected: str, found: object = "") -> ConfigProblem:
-    return ConfigProblem(
-        field=field, expected=expected, found=show(found), label=field_label(field)
-    )
+def problem(
+    field: str, expected: str | Say, found: object = "", *, name: Say | None = None
+) -> ConfigProblem:
+    """A bad field named by its path (and its label); ``name``: the words of a field that
+    is no settings key (``fichier``)."""
+    return ConfigProblem(field, expected, show(found), field_label(field), name=name)
 
 
 def _raise(field: str, bad: Bad) -> ConfigError:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from synchro.config.atomic import atomic_write
 from synchro.config.vault import Vault
-from synchro.errors import ConfigError, FieldProblem, PlatformError
+from synchro.errors import ConfigError, FieldProblem, PlatformError, Say
 
 SECRETS_FILE = "secrets.json"
 SECRET_FIELDS = ("site_settings.secret", "email.password", "group_key", "previous_group_key")
@@ -51,15 +51,16 @@ class SecretStore:
             except FileNotFoundError:
                 return {}
             except (OSError, UnicodeDecodeError) as exc:
-                raise self._error(f"un fichier de secrets lisible ({exc})") from exc
+                raise self._error(("config.expect.secrets_readable", {"detail": str(exc)})) from exc
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise self._error(f"du JSON valide (ligne {exc.lineno} : {exc.msg})") from exc
+            said = {"line": exc.lineno, "detail": exc.msg}
+            raise self._error(("config.expect.secrets_json", said)) from exc
         if not isinstance(data, dict) or not all(
             isinstance(k, str) and isinstance(v, str) for k, v in data.items()
         ):
-            raise self._error('un objet JSON {"nom": "secret"}')
+            raise self._error(("config.expect.secrets_object", {}))
         return data
 
     def get(self, name: str, default: str = "") -> str:
@@ -94,10 +95,8 @@ class SecretStore:
         try:
             atomic_write(self.path, data.encode("utf-8"), mode=0o600)
         except OSError as exc:
-            raise PlatformError(
-                f"Impossible d'enregistrer les secrets dans {self.path} : {exc}. "
-                "Vérifiez les droits du dossier et l'espace disque."
-            ) from exc
+            said = {"path": str(self.path), "detail": str(exc)}
+            raise PlatformError(say=("config.err.save_secrets", said)) from exc
 
-    def _error(self, expected: str) -> ConfigError:
+    def _error(self, expected: Say) -> ConfigError:
         return ConfigError([FieldProblem(field="secrets", expected=expected)], str(self.path))

@@ -39,7 +39,7 @@ from synchro.config.secrets import SECRET_FIELDS, SecretStore, default_secrets_p
 from synchro.config.toml_writer import dumps
 from synchro.config.validate import FORMAT_VERSION, config_from_dict
 from synchro.config.vault import vault_for
-from synchro.errors import ConfigError, FieldProblem, PlatformError
+from synchro.errors import ConfigError, FieldProblem, PlatformError, Say
 
 if TYPE_CHECKING:
     from synchro.platform.paths import NodePaths
@@ -70,6 +70,7 @@ HEADER = (
 # ``[[database.tables]]`` block added by hand later (TOML cannot extend a static array).
 TABLE_ARRAYS = ("database.tables", "hq.sites")
 _TOML_LINE = re.compile(r"\(at line (\d+), column (\d+)\)")
+FILE: Say = ("config.name.file", {})  # the settings file, as the name of a problem
 
 
 def load_config(
@@ -85,14 +86,12 @@ def load_config(
         raw = path.read_bytes()
     except FileNotFoundError:
         if not missing_ok:
-            raise ConfigError(
-                [problem("fichier", "un fichier de paramètres existant")], source
-            ) from None
+            missing = problem("fichier", ("config.expect.file_exists", {}), name=FILE)
+            raise ConfigError([missing], source) from None
         config = Config()
     except OSError as exc:
-        raise ConfigError(
-            [problem("fichier", f"un fichier lisible ({exc.strerror})")], source
-        ) from exc
+        said = ("config.expect.file_readable", {"detail": str(exc.strerror)})
+        raise ConfigError([problem("fichier", said, name=FILE)], source) from exc
     else:
         config = _parse(raw, source)
     store = SecretStore(secrets_path or default_secrets_path(path), vault_for(path))
@@ -107,9 +106,8 @@ def _parse(raw: bytes, source: str) -> Config:
     try:
         text = raw.decode("utf-8-sig")  # Notepad may add a BOM
     except UnicodeDecodeError as exc:
-        raise ConfigError(
-            [problem("fichier", f"du texte UTF-8 (octet {exc.start})")], source
-        ) from exc
+        said = ("config.expect.utf8", {"byte": exc.start})
+        raise ConfigError([problem("fichier", said, name=FILE)], source) from exc
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -125,10 +123,11 @@ def _syntax_problem(exc: tomllib.TOMLDecodeError, text: str) -> FieldProblem:
     match = _TOML_LINE.search(message)
     line = int(match.group(1)) if match else text.count("\n") + 1
     detail = _TOML_LINE.sub("", message).strip()
-    column = f", colonne {match.group(2)}" if match else ""
-    return FieldProblem(
-        field=f"ligne {line}", expected=f"une syntaxe TOML valide ({detail}{column})"
-    )
+    if match:
+        said: Say = ("config.expect.toml_at", {"detail": detail, "column": match.group(2)})
+    else:
+        said = ("config.expect.toml", {"detail": detail})
+    return FieldProblem(f"ligne {line}", said, name=("config.name.line", {"line": line}))
 
 
 def save_config(config: Config, path: Path, *, secrets_path: Path | None = None) -> None:
@@ -149,10 +148,8 @@ def save_config(config: Config, path: Path, *, secrets_path: Path | None = None)
             path, text.encode("utf-8"), mode=0o600, backup=path.with_name(path.name + ".bak")
         )
     except OSError as exc:
-        raise PlatformError(
-            f"Impossible d'enregistrer les paramètres dans {path} : {exc}. "
-            "Le fichier précédent est intact ; vérifiez les droits et l'espace disque."
-        ) from exc
+        said = ("config.err.save_settings", {"path": str(path), "detail": str(exc)})
+        raise PlatformError(say=said) from exc
 
 
 def config_to_dict(config: Config) -> dict[str, Any]:
@@ -223,7 +220,7 @@ def secret_problems(config: Config) -> list[FieldProblem]:
         except (binascii.Error, ValueError):
             key = b""
         if len(key) != 32:
-            problems.append(problem(name, "une clé AES-256 en base64 (32 octets)"))
+            problems.append(problem(name, ("config.expect.group_key", {})))
     return problems
 
 
@@ -235,7 +232,8 @@ def check_config(config: Config) -> list[FieldProblem]:
     except ConfigError as exc:
         problems.extend(exc.problems)
     except (AttributeError, TypeError, ValueError) as exc:  # a field holds a foreign type
-        problems.append(problem("configuration", f"des valeurs du bon type ({exc})"))
+        said = ("config.expect.types", {"detail": str(exc)})
+        problems.append(problem("configuration", said))
     problems.extend(secret_problems(config))
     return problems
 

@@ -38,12 +38,12 @@ from synchro.config.parsing import (
     time_value,
 )
 from synchro.config.passwords import is_password_hash
-from synchro.errors import ConfigError, FieldProblem
+from synchro.errors import ConfigError, FieldProblem, Say
 from synchro.i18n import LANGUAGES
 from synchro.names import is_site_code
 
 FORMAT_VERSION = 1
-EXPECT_SITE_CODE = "un code de 1 à 32 caractères : lettres, chiffres, - et _ (par exemple 3615)"
+EXPECT_SITE_CODE: Say = ("config.expect.site_code", {})
 EMAIL = re.compile(r"[^@\s]+@[^@\s]+")
 HEX64 = re.compile(r"[0-9A-Fa-f]{64}")
 SECRETS_BY_SECTION = {
@@ -62,7 +62,7 @@ E = TypeVar("E", bound=StrEnum)
 def integer(low: int, high: int) -> Convert:
     def convert(value: Any) -> int:
         if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-            raise Bad(f"un nombre entier de {low} à {high}", value)
+            raise Bad(("config.expect.integer", {"low": low, "high": high}), value)
         return value
 
     return convert
@@ -73,18 +73,18 @@ port = integer(1, 65535)
 
 def boolean(value: Any) -> bool:
     if not isinstance(value, bool):
-        raise Bad("true ou false", value)
+        raise Bad(("config.expect.boolean", {}), value)
     return value
 
 
 def text(*, required: bool = False, no_spaces: bool = False) -> Convert:
     def convert(value: Any) -> str:
         if not isinstance(value, str):
-            raise Bad("un texte entre guillemets", value)
+            raise Bad(("config.expect.text", {}), value)
         if required and not value.strip():
-            raise Bad("obligatoire (non vide)", value)
+            raise Bad(("config.expect.not_empty", {}), value)
         if no_spaces and any(c.isspace() for c in value):
-            raise Bad("une adresse sans espace (IP ou nom, par exemple 192.168.0.24)", value)
+            raise Bad(("config.expect.address", {}), value)
         return value
 
     return convert
@@ -94,7 +94,7 @@ def choice(enum: type[E]) -> Callable[[Any], E]:
     def convert(value: Any) -> E:
         values = [member.value for member in enum]
         if value not in values:
-            raise Bad("une des valeurs : " + ", ".join(values), value)
+            raise Bad(("config.expect.one_of", {"values": ", ".join(values)}), value)
         return enum(value)
 
     return convert
@@ -108,17 +108,15 @@ def site_code(value: Any) -> str:
 
 def language(value: Any) -> str:
     if value not in LANGUAGES:
-        raise Bad("une des langues : " + ", ".join(LANGUAGES), value)
+        raise Bad(("config.expect.language", {"values": ", ".join(LANGUAGES)}), value)
     return str(value)
 
 
 def version(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise Bad(f"le numéro de format {FORMAT_VERSION}", value)
+        raise Bad(("config.expect.version", {"version": FORMAT_VERSION}), value)
     if value > FORMAT_VERSION:
-        raise Bad(
-            f"un fichier de format {FORMAT_VERSION} au plus (il vient d'un Synchro plus récent)"
-        )
+        raise Bad(("config.expect.version_newer", {"version": FORMAT_VERSION}))
     return value
 
 
@@ -126,7 +124,8 @@ def duration(minimum_s: int) -> Convert:
     def convert(value: Any) -> object:
         result = duration_value(value)
         if result.total_seconds() < minimum_s:
-            raise Bad(f"{EXPECT_DURATION}, au moins {minimum_s} seconde(s)", value)
+            said = {"expected": [EXPECT_DURATION], "minimum": minimum_s}
+            raise Bad(("config.expect.duration_min", said), value)
         return result
 
     return convert
@@ -138,13 +137,13 @@ def last_sync(value: Any) -> object:
 
 def names(value: Any) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
-        raise Bad('une liste de noms, par exemple ["clients", "ventes"]', value)
+        raise Bad(("config.expect.names", {}), value)
     return tuple(value)
 
 
 def email_address(value: Any) -> str:
     if not isinstance(value, str) or (value and not EMAIL.fullmatch(value)):
-        raise Bad("une adresse email comme info@votreserveur.com", value)
+        raise Bad(("config.expect.email", {}), value)
     return value
 
 
@@ -152,10 +151,10 @@ def email_list(value: Any) -> tuple[str, ...]:
     if isinstance(value, str):
         value = [part.strip() for part in re.split(r"[,;]", value) if part.strip()]
     if not isinstance(value, list):
-        raise Bad('une liste d\'adresses email, par exemple ["info@votreserveur.com"]', value)
+        raise Bad(("config.expect.email_list", {}), value)
     for item in value:
         if not isinstance(item, str) or not EMAIL.fullmatch(item):
-            raise Bad("des adresses email comme info@votreserveur.com", item)
+            raise Bad(("config.expect.emails", {}), item)
     return tuple(value)
 
 
@@ -164,30 +163,30 @@ def passive_ports(value: Any) -> tuple[int, int] | None:
         return None
     ok = isinstance(value, list) and len(value) == 2
     if not ok or not all(not isinstance(v, bool) and isinstance(v, int) for v in value):
-        raise Bad("deux ports [début, fin], par exemple [60000, 60100]", value)
+        raise Bad(("config.expect.port_range", {}), value)
     low, high = value
     if not (1 <= low <= 65535 and 1 <= high <= 65535):
-        raise Bad("des ports de 1 à 65535", value)
+        raise Bad(("config.expect.ports", {}), value)
     if low > high:
-        raise Bad("une plage croissante [début, fin] (le début est après la fin)", value)
+        raise Bad(("config.expect.port_order", {}), value)
     return low, high
 
 
 def admin_hash(value: Any) -> str:
     if not isinstance(value, str) or (value and not is_password_hash(value)):
-        raise Bad("une empreinte scrypt$... (vide = mot de passe par défaut ADMIN)")
+        raise Bad(("config.expect.admin_hash", {}))
     return value
 
 
 def secret_hash(value: Any) -> str:
     if not isinstance(value, str) or not is_password_hash(value):
-        raise Bad("l'empreinte scrypt$... du secret (synchro site add CODE la crée)")
+        raise Bad(("config.expect.secret_hash", {}))
     return value
 
 
 def fingerprint(value: Any) -> str:
     if not isinstance(value, str) or (value and not HEX64.fullmatch(re.sub(r"[\s:]", "", value))):
-        raise Bad("l'empreinte SHA-256 du certificat : 64 chiffres hexadécimaux", value)
+        raise Bad(("config.expect.fingerprint", {}), value)
     return value
 
 
@@ -259,7 +258,7 @@ class Reader:
     def __init__(self) -> None:
         self.problems: list[FieldProblem] = []
 
-    def add(self, field: str, expected: str, found: object = "") -> None:
+    def add(self, field: str, expected: str | Say, found: object = "") -> None:
         self.problems.append(problem(field, expected, found))
 
     def table(
@@ -273,7 +272,7 @@ class Reader:
     ) -> dict[str, Any]:
         """Convert the keys of one TOML table; unknown and missing keys are problems."""
         if not isinstance(data, Mapping):
-            self.add(path or "configuration", f"une table TOML [{path}]", data)
+            self.add(path or "configuration", ("config.expect.table", {"path": path}), data)
             return {}
         out: dict[str, Any] = {}
         secrets = SECRETS_BY_SECTION.get(path, ())
@@ -282,7 +281,7 @@ class Reader:
             if key in skip:
                 continue
             if key in secrets:
-                self.add(field, "un secret ne s'écrit pas dans ce fichier (il est gardé à part)")
+                self.add(field, ("config.expect.no_secret", {}))
             elif key not in spec:
                 self.add(field, unknown_key(str(key), [*spec, *skip]), "")
             else:
@@ -292,7 +291,7 @@ class Reader:
                     self.add(field, bad.expected, bad.found)
         for key in required:
             if key not in data:
-                self.add(f"{path}.{key}", "obligatoire")
+                self.add(f"{path}.{key}", ("config.expect.required", {}))
         return out
 
     def array(
@@ -300,7 +299,7 @@ class Reader:
     ) -> list[dict[str, Any]]:
         """An array of tables ``[[path]]``: one converted dict per valid item."""
         if not isinstance(data, list):
-            self.add(path, f"des tables [[{path}]]", data)
+            self.add(path, ("config.expect.tables", {"path": path}), data)
             return []
         items = []
         for index, item in enumerate(data):
@@ -314,14 +313,15 @@ class Reader:
         seen: set[str] = set()
         for index, item in enumerate(items):
             if item[key] in seen:
-                self.add(f"{path}[{index}].{key}", "une valeur unique (déjà utilisée)", item[key])
+                self.add(f"{path}[{index}].{key}", ("config.expect.unique", {}), item[key])
             seen.add(item[key])
 
 
-def unknown_key(key: str, known: list[str]) -> str:
+def unknown_key(key: str, known: list[str]) -> Say:
     close = difflib.get_close_matches(key, known, n=1)
-    hint = f" (vouliez-vous dire « {close[0]} » ?)" if close else ""
-    return "clé inconnue" + hint
+    if close:
+        return ("config.expect.unknown_key_close", {"close": close[0]})
+    return ("config.expect.unknown_key", {})
 
 
 def config_from_dict(data: Mapping[str, Any]) -> Config:
@@ -354,11 +354,11 @@ def _database(reader: Reader, data: object) -> DatabaseSettings:
         if rule.get("conflict") is ConflictPolicy.ORIGIN_OWNS and not owner:
             reader.add(
                 f"database.tables[{index}].owner_column",
-                "obligatoire avec la règle origin-owns (colonne du code établissement)",
+                ("config.expect.owner_column", {}),
             )
     both = set(values.get("include", ())) & set(values.get("exclude", ()))
     if both:
-        reader.add("database.exclude", "une table ne peut être à la fois incluse et exclue", both)
+        reader.add("database.exclude", ("config.expect.include_exclude", {}), both)
     return DatabaseSettings(**values, tables=tuple(TableRule(**rule) for rule in rules))
 
 

@@ -60,9 +60,7 @@ class WindowsCredentials:
             error = self._last_error()
             if error == ERROR_NOT_FOUND:
                 return None
-            raise PlatformError(
-                f"Gestionnaire d'identification Windows : lecture impossible ({error})"
-            )
+            raise PlatformError(say=("config.err.vault_read", {"error": error}))
         try:
             cred = ctypes.cast(pointer, ctypes.POINTER(_Credential)).contents
             blob = ctypes.string_at(cred.CredentialBlob, cred.CredentialBlobSize)
@@ -73,7 +71,7 @@ class WindowsCredentials:
     def write(self, text: str) -> None:
         blob = text.encode("utf-8")
         if len(blob) > MAX_BLOB:
-            raise PlatformError("Secrets trop longs pour le gestionnaire d'identification")
+            raise PlatformError(say=("config.err.vault_too_long", {}))
         buffer = ctypes.create_string_buffer(blob, len(blob))
         cred = _Credential()
         cred.Type = CRED_TYPE_GENERIC
@@ -84,17 +82,13 @@ class WindowsCredentials:
         cred.UserName = "Synchro"
         if not self.api.CredWriteW(ctypes.byref(cred), 0):
             error = self._last_error()
-            raise PlatformError(
-                f"Gestionnaire d'identification Windows : écriture impossible ({error})"
-            )
+            raise PlatformError(say=("config.err.vault_write", {"error": error}))
 
     def delete(self) -> None:
         if not self.api.CredDeleteW(self.target, CRED_TYPE_GENERIC, 0):
             error = self._last_error()
             if error != ERROR_NOT_FOUND:
-                raise PlatformError(
-                    f"Gestionnaire d'identification Windows : suppression impossible ({error})"
-                )
+                raise PlatformError(say=("config.err.vault_delete", {"error": error}))
 
 
 class _Credential(ctypes.Structure):

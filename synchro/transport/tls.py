@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from synchro.errors import ErrorKind, TransportError
+from synchro.errors import BadValue, ErrorKind, TransportError
 
 VALIDITY = dt.timedelta(days=3650)
 _HEX64 = re.compile(r"[0-9a-f]{64}")
@@ -36,10 +36,11 @@ def fingerprint_of(der_bytes: bytes) -> str:
 
 
 def normalize_fingerprint(text: str) -> str:
-    """``'AB:CD:...'`` or ``'abcd...'`` → ``'abcd...'``; raises ValueError when it is not one."""
+    """``'AB:CD:...'`` or ``'abcd...'`` → ``'abcd...'``; raises ``BadValue`` (a ValueError
+    with its words) when it is not one."""
     value = re.sub(r"[\s:]", "", text).lower()
     if not _HEX64.fullmatch(value):
-        raise ValueError(f"empreinte SHA-256 attendue (64 chiffres hexadécimaux) : {text!r}")
+        raise BadValue(say=("config.fingerprint.bad", {"text": repr(text)}))
     return value
 
 

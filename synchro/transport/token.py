@@ -24,12 +24,13 @@ import zlib
 from dataclasses import dataclass
 from typing import Any
 
-from synchro.errors import ConfigError, FieldProblem
+from synchro.errors import ConfigError, FieldProblem, Say
 from synchro.names import is_site_code
 from synchro.transport.tls import normalize_fingerprint
 
 PREFIX = "SYNCHRO1"
-FIELD = "jeton de connexion"
+FIELD = "jeton de connexion"  # the French of NAME
+NAME: Say = ("config.token.name", {})
 
 
 @dataclass(frozen=True)
@@ -77,24 +78,24 @@ def parse_token(text: str) -> ConnectionToken:
     """Read a pasted token. Raises ConfigError saying what is wrong with it."""
     compact = re.sub(r"\s", "", text or "")
     if not compact:
-        raise _bad("le jeton est vide ; collez la ligne affichée par « synchro site add »")
+        raise _bad("empty")
     head, _, rest = compact.partition("-")
     if not head.upper().startswith("SYNCHRO"):
-        raise _bad("ce texte n'est pas un jeton Synchro (il doit commencer par SYNCHRO1-)")
+        raise _bad("not_token")
     if head != PREFIX:
-        raise _bad(f"jeton de version {head!r} inconnue ; mettez Synchro à jour sur ce poste")
+        raise _bad("version", version=repr(head))
     body, sep, crc = rest.rpartition("-")
     if not sep or not body:
-        raise _bad("jeton incomplet : il a sans doute été coupé au copier-coller")
+        raise _bad("cut")
     if crc.lower() != _crc(body):
-        raise _bad("jeton abîmé (somme de contrôle fausse) : recopiez-le en entier")
+        raise _bad("damaged")
     try:
         raw = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
         fields = json.loads(raw.decode("utf-8"))
     except (binascii.Error, ValueError) as exc:
-        raise _bad("jeton illisible : recopiez-le en entier") from exc
+        raise _bad("unreadable") from exc
     if not isinstance(fields, dict):
-        raise _bad("jeton illisible : recopiez-le en entier")
+        raise _bad("unreadable")
     try:
         return _checked(
             str(fields["h"]),
@@ -105,7 +106,7 @@ def parse_token(text: str) -> ConnectionToken:
             str(fields.get("g", "")),
         )
     except (KeyError, TypeError, ValueError) as exc:
-        raise _bad(f"champ manquant ou invalide dans le jeton ({exc})") from exc
+        raise _bad("field", detail=str(exc)) from exc
 
 
 def _checked(
@@ -113,25 +114,25 @@ def _checked(
 ) -> ConnectionToken:
     problems: list[FieldProblem] = []
     if not host or any(c.isspace() for c in host):
-        problems.append(FieldProblem("adresse du siège", "un nom ou une adresse IP", host))
+        problems.append(_problem("adresse du siège", "host", host))
     if not 0 < port < 65536:
-        problems.append(FieldProblem("port", "un nombre entre 1 et 65535", str(port)))
+        problems.append(_problem("port", "port", str(port)))
     if not is_site_code(site):
-        problems.append(FieldProblem("établissement", "lettres, chiffres, - ou _", site))
+        problems.append(_problem("établissement", "site", site))
     if not secret:
-        problems.append(FieldProblem("secret", "un secret non vide"))
+        problems.append(_problem("secret", "secret"))
     if fingerprint:
         try:
             fingerprint = normalize_fingerprint(fingerprint)
         except ValueError:
-            problems.append(FieldProblem("empreinte", "64 chiffres hexadécimaux", fingerprint))
+            problems.append(_problem("empreinte", "fingerprint", fingerprint))
     if group_key:
         try:
             base64.b64decode(group_key, validate=True)
         except binascii.Error:
-            problems.append(FieldProblem("clé de groupe", "du texte base64"))
+            problems.append(_problem("clé de groupe", "group_key"))
     if problems:
-        raise ConfigError(problems, source=FIELD)
+        raise ConfigError(problems, source=NAME)
     return ConnectionToken(host, port, site, secret, fingerprint, group_key)
 
 
@@ -139,5 +140,16 @@ def _crc(body: str) -> str:
     return f"{zlib.crc32(body.encode('utf-8')):08x}"
 
 
-def _bad(reason: str) -> ConfigError:
-    return ConfigError([FieldProblem(FIELD, reason)])
+def _problem(field: str, word: str, found: str = "") -> FieldProblem:
+    """A bad field of a token: ``field`` its French name, ``word`` the last part of its
+    keys in the locales (``config.token.<word>`` its name, ``config.token.expect_<word>``
+    what it should be)."""
+    expected: Say = (f"config.token.expect_{word}", {})
+    return FieldProblem(field, expected, found, name=(f"config.token.{word}", {}))
+
+
+def _bad(reason: str, **values: str) -> ConfigError:
+    """What is wrong with a pasted token: ``reason`` names its words
+    (``config.token.<reason>``)."""
+    said: Say = (f"config.token.{reason}", dict(values))
+    return ConfigError([FieldProblem(FIELD, said, name=NAME)])
