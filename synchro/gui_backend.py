@@ -189,9 +189,7 @@ class AppBackend:
 
     def _synchro(self) -> Synchro:
         if self.synchro is None:
-            raise SynchroError(
-                "Synchro n'est pas encore paramétré : terminez l'assistant.", kind=ErrorKind.CONFIG
-            )
+            raise SynchroError(say=("gui.msg.not_set_up", {}), kind=ErrorKind.CONFIG)
         return self.synchro
 
     # -- GuiBackend -------------------------------------------------------------------------

@@ -77,9 +77,7 @@ def control_handler(backend: _Backend) -> Any:
             backend.events.put(ShowRequested())
             return {"shown": True}
         if backend.synchro is None:
-            raise SynchroError(
-                "Synchro n'est pas encore paramétré : terminez l'assistant.", kind=ErrorKind.CONFIG
-            )
+            raise SynchroError(say=("gui.msg.not_set_up", {}), kind=ErrorKind.CONFIG)
         reply: Mapping[str, Any] | None = backend.synchro.control(cmd, args)
         return reply
 

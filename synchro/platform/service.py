@@ -26,6 +26,7 @@ from pathlib import Path
 from xml.sax.saxutils import escape
 
 from synchro.errors import PlatformError
+from synchro.i18n import tr
 
 SYSTEMD_DIR = Path("/etc/systemd/system")
 TASK_FOLDER = "\\Synchro\\"
@@ -87,15 +88,14 @@ def apply_plan(plan: ServicePlan, *, run_commands: bool = True, runner: Runner =
                 step.path.parent.mkdir(parents=True, exist_ok=True)
                 step.path.write_bytes(step.data)
             except OSError as exc:
-                raise PlatformError(
-                    f"Impossible d'écrire {step.path} : {exc.strerror or exc}. "
-                    "Lancez la commande en administrateur (sudo / invite de commandes admin)."
-                ) from exc
+                said = {"path": str(step.path), "detail": str(exc.strerror or exc)}
+                raise PlatformError(say=("platform.service.unwritable", said)) from exc
         elif isinstance(step, DeleteFile):
             try:
                 step.path.unlink(missing_ok=True)
             except OSError as exc:
-                raise PlatformError(f"Impossible de supprimer {step.path} : {exc}") from exc
+                said = {"path": str(step.path), "detail": str(exc)}
+                raise PlatformError(say=("platform.service.undeletable", said)) from exc
         elif run_commands:
             _run_step(step, runner)
 
@@ -105,13 +105,12 @@ def _run_step(step: RunCommand, runner: Runner) -> None:
     try:
         done = runner(step.argv)
     except (OSError, subprocess.SubprocessError) as exc:
-        raise PlatformError(f"Échec de « {shown} » : {exc}") from exc
+        said = {"command": shown, "detail": str(exc)}
+        raise PlatformError(say=("platform.service.failed", said)) from exc
     if done.returncode != 0:
         detail = (done.stderr or done.stdout or "").strip()
-        raise PlatformError(
-            f"Échec de « {shown} » (code {done.returncode}) : {detail}. "
-            "Les droits administrateur sont nécessaires."
-        )
+        refused = {"command": shown, "code": str(done.returncode), "detail": detail}
+        raise PlatformError(say=("platform.service.refused", refused))
 
 
 # --------------------------------------------------------------------------- commands
@@ -167,10 +166,11 @@ def systemd_quote(arg: str) -> str:
 def systemd_unit(command: Sequence[str], *, config: Path, user: str | None = None) -> str:
     """The text of the unit running ``command`` (absolute executable first) at boot."""
     if not command or not os.path.isabs(command[0]):
-        raise PlatformError(f"Le service doit lancer un exécutable en chemin absolu : {command}")
+        said = {"command": str(command)}
+        raise PlatformError(say=("platform.service.not_absolute", said))
     config = Path(config).absolute()
     if any(c in str(config) for c in "\r\n") or any(c in a for a in command for c in "\r\n"):
-        raise PlatformError(f"Saut de ligne interdit dans le chemin ou la commande : {config}")
+        raise PlatformError(say=("platform.service.newline", {"config": str(config)}))
     lines = [
         "[Unit]",
         f"Description=Synchro - synchronisation des bases ({config})".replace("%", "%%"),
@@ -233,7 +233,7 @@ def task_xml(command: Sequence[str], *, config: Path, user: str | None = None) -
     """Task Scheduler 1.2 XML: at startup (1 min delay for the network), no time limit,
     one instance, restart 3 times on failure. ``user`` None = SYSTEM (needs system DSNs)."""
     if not command:
-        raise PlatformError("Commande de la tâche planifiée vide")
+        raise PlatformError(say=("platform.service.empty_task", {}))
     exe, *args = command
     exe_text = f'"{exe}"' if " " in exe else exe
     principal = (
@@ -344,16 +344,18 @@ def service_action(
     dry_run: bool = False,
     user: str | None = None,
     platform: str | None = None,
+    lang: str = "fr",
 ) -> str:
-    """``synchro service install|remove [--dry-run]``: does it and returns the text to print."""
+    """``synchro service install|remove [--dry-run]``: does it and returns the text to print
+    (in ``lang``)."""
     if action == "install":
         plan = plan_install(Path(config).absolute(), platform=platform, user=user)
     elif action == "remove":
         plan = plan_remove(Path(config).absolute(), platform=platform)
     else:
-        raise PlatformError(f"Action inconnue {action!r} (attendu : install, remove)")
+        raise PlatformError(say=("platform.service.unknown_action", {"action": repr(action)}))
     if dry_run:
         return plan.describe()
     apply_plan(plan)
-    done = "installé" if action == "install" else "supprimé"
-    return f"Service {plan.name} {done}."
+    done = "platform.service.installed" if action == "install" else "platform.service.removed"
+    return tr(done, lang, name=plan.name)

@@ -13,7 +13,10 @@ lock (``<lock>.control``, mode 0600, in the user's own folder). Only someone who
 file can talk to the instance. The protocol is one JSON line each way::
 
     -> {"token": "...", "cmd": "show" | "raz" | "stop" | "status" | "sync", "args": {...}}
-    <- {"ok": true, ...handler's reply...}   or   {"ok": false, "error": "..."}
+    <- {"ok": true, ...handler's reply...}   or   {"ok": false, "error": "...", "error_say": [...]}
+
+(``error``: the French text of a refusal; ``error_say``, when the error gave its words, the
+``[key, values]`` that ``i18n.render`` says in the caller's language.)
 
 A second start calls :meth:`InstanceLock.notify_running` ("show your window"); the CLI calls
 :func:`send_command` for ``synchro raz|stop|sync|status`` against a running ``synchro serve``.
@@ -38,7 +41,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import IO, Any, Protocol
 
-from synchro.errors import PlatformError, SynchroError
+from synchro.errors import PlatformError, Say, SynchroError
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +96,7 @@ class Kernel32Mutex:
         if not handle:
             if error == ERROR_ACCESS_DENIED:  # exists, created by another user
                 return 0, True
-            raise PlatformError(f"Création du verrou {name} impossible (erreur {error})")
+            raise PlatformError(say=("platform.lock.create", {"name": name, "error": error}))
         return int(handle), error == ERROR_ALREADY_EXISTS
 
     def close(self, handle: int) -> None:
@@ -142,9 +145,8 @@ class InstanceLock:
             self.lock_file.parent.mkdir(parents=True, exist_ok=True)
             handle = open(self.lock_file, "a+", encoding="utf-8")  # noqa: SIM115 - held open
         except OSError as exc:
-            raise PlatformError(
-                f"Verrou {self.lock_file} inaccessible : {exc.strerror or exc}"
-            ) from exc
+            said = {"lock": str(self.lock_file), "detail": str(exc.strerror or exc)}
+            raise PlatformError(say=("platform.lock.unreachable", said)) from exc
         try:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
@@ -197,9 +199,7 @@ class InstanceLock:
 
     def __enter__(self) -> InstanceLock:
         if not self.acquire():
-            raise PlatformError(
-                f"Synchro est déjà lancé pour cette configuration (verrou {self.lock_file})"
-            )
+            raise PlatformError(say=("platform.lock.running", {"lock": str(self.lock_file)}))
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -249,8 +249,9 @@ class _ControlTCPServer(socketserver.ThreadingTCPServer):
             return {"ok": False, "error": "bad args"}
         try:
             result = self.handler(cmd, args)
-        except SynchroError as exc:
-            return {"ok": False, "error": str(exc)}
+        except SynchroError as exc:  # its words too, said in the caller's language
+            said = {"error_say": [exc.say[0], exc.say[1]]} if exc.say is not None else {}
+            return {"ok": False, "error": str(exc), **said}
         except Exception as exc:
             log.exception("Control command %s failed", cmd)
             return {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
@@ -294,9 +295,8 @@ class ControlServer:
                 f.write(data)
             os.replace(tmp, self.control_file)
         except OSError as exc:
-            raise PlatformError(
-                f"Canal de contrôle {self.control_file} : {exc.strerror or exc}"
-            ) from exc
+            said = {"file": str(self.control_file), "detail": str(exc.strerror or exc)}
+            raise PlatformError(say=("platform.control.unwritable", said)) from exc
 
     def close(self) -> None:
         """Stops serving and removes the control file if it is still ours."""
@@ -326,7 +326,7 @@ def _control_file(target: Path | str | _HasLockFile) -> Path:
     if isinstance(target, str | Path):
         path = Path(target)
         if path.is_dir():
-            raise PlatformError(f"{path} est un dossier : attendu le fichier verrou")
+            raise PlatformError(say=("platform.control.folder", {"path": str(path)}))
         return path if path.name.endswith(".control") else control_file_for(path)
     return control_file_for(Path(target.lock_file))
 
@@ -344,15 +344,17 @@ def send_command(
     configuration, it does not answer within ``timeout``, or the answer is not understood.
     """
     if cmd not in COMMANDS:
-        raise PlatformError(f"Commande inconnue {cmd!r} (attendu : {', '.join(sorted(COMMANDS))})")
+        said = {"cmd": repr(cmd), "known": ", ".join(sorted(COMMANDS))}
+        raise PlatformError(say=("platform.control.unknown_command", said))
     control = _control_file(target)
     try:
         info = json.loads(control.read_text(encoding="utf-8"))
         port, token = int(info["port"]), str(info["token"])
     except FileNotFoundError as exc:
-        raise PlatformError("Synchro n'est pas lancé pour cette configuration") from exc
+        raise PlatformError(say=("platform.control.not_running", {})) from exc
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise PlatformError(f"Canal de contrôle illisible {control} : {exc}") from exc
+        said = {"file": str(control), "detail": str(exc)}
+        raise PlatformError(say=("platform.control.unreadable", said)) from exc
     request = {"token": token, "cmd": cmd, "args": dict(args or {})}
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
@@ -360,15 +362,15 @@ def send_command(
             with sock.makefile("rb") as stream:
                 line = stream.readline(MAX_LINE)
     except ConnectionRefusedError as exc:
-        raise PlatformError(
-            "Synchro n'est pas lancé pour cette configuration (canal de contrôle fermé)"
-        ) from exc
+        raise PlatformError(say=("platform.control.closed", {})) from exc
     except OSError as exc:
-        raise PlatformError(f"Pas de réponse de Synchro sur le port {port} : {exc}") from exc
+        no_answer: Say = ("platform.control.no_answer", {"port": port, "detail": str(exc)})
+        raise PlatformError(say=no_answer) from exc
+    garbled: Say = ("platform.control.garbled", {"reply": repr(line[:200])})
     try:
         reply = json.loads(line.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
-        raise PlatformError(f"Réponse incompréhensible de Synchro : {line[:200]!r}") from exc
+        raise PlatformError(say=garbled) from exc
     if not isinstance(reply, dict):
-        raise PlatformError(f"Réponse incompréhensible de Synchro : {line[:200]!r}")
+        raise PlatformError(say=garbled)
     return reply
