@@ -245,10 +245,12 @@ def is_say(value: object) -> TypeGuard[Say]:
 
 def _joined(lines: Sequence[Say]) -> Say:
     """Lines joined with « ; » as the French message always was (``render`` joins a list
-    with « ; »): a chain of ``config.err.join``."""
+    with « ; »): ``config.err.join`` of halves, so that hundreds of lines (a table check)
+    nest only a few levels deep."""
     if len(lines) == 1:
         return lines[0]
-    return ("config.err.join", {"first": [lines[0]], "rest": [_joined(lines[1:])]})
+    half = len(lines) // 2
+    return ("config.err.join", {"first": [_joined(lines[:half])], "rest": [_joined(lines[half:])]})
 
 
 class ConfigError(SynchroError):

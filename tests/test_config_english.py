@@ -335,3 +335,12 @@ def test_service_errors_in_english(tmp_path: Path) -> None:
     assert str(info.value).startswith("Échec de « systemctl daemon-reload » (code 1)")
     assert english(info.value).startswith('"systemctl daemon-reload" failed (code 1)')
     assert "Administrator rights are needed" in english(info.value)
+
+
+def test_hundreds_of_problems_are_joined_as_before() -> None:
+    problems = [FieldProblem(f"t{i}", ("config.expect.required", {})) for i in range(3000)]
+    error = ConfigError(problems)
+    assert str(error) == "Configuration invalide : " + "; ".join(
+        f"t{i} : obligatoire" for i in range(3000)
+    )
+    assert english(error).endswith("; t2998: required; t2999: required")
