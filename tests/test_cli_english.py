@@ -10,6 +10,7 @@ import io
 import json
 import os
 import re
+import socket
 import sqlite3
 import string
 import subprocess
@@ -283,3 +284,31 @@ def test_the_progress_printer_speaks_the_language() -> None:
     assert ProgressPrinter(io.StringIO(), "en").bar(progress) == (
         "12,345 rows · 2.5 MB · 3615: capture"
     )
+
+
+@pytest.mark.parametrize(
+    ("language", "failed", "heading"),
+    [
+        ("en", "Failed: ", ["Establishment", "Start", "End", "State", "Sent", "Recv.", "Error"]),
+        ("fr", "Echec : ", ["Etablissement", "Début", "Fin", "Etat", "Env.", "Reçues", "Erreur"]),
+    ],
+)
+def test_sync_and_report_in_the_language(
+    tmp_path: Path, language: str, failed: str, heading: list[str]
+) -> None:
+    """A Serveur whose Siège does not answer: the run's line and the Rapport in the
+    settings' language (state words, headings, the error's words)."""
+    with socket.socket() as s:  # a loopback port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    make_db(tmp_path / "site.db", [(1, "un", "1.00")])
+    init(tmp_path, "site", "serveur", "3615", "--attempts", "1", "--hq", f"127.0.0.1:{port}",
+         "--allow-plain-ftp", "--language", language)  # fmt: skip
+    config = str(tmp_path / "site.toml")
+    done = synchro(tmp_path, "--config", config, "sync", lang=ENGLISH)
+    assert done.returncode == 1, done.stderr
+    date = r"\d\d/\d\d/\d{4} \d\d:\d\d:\d\d"
+    assert re.fullmatch(rf"3615 {date} {date} {failed}.*{port}.*\n", done.stdout), done.stdout
+    report = lines(synchro(tmp_path, "--config", config, "report", lang=ENGLISH).stdout)
+    assert report[0].split() == heading
+    assert report[1].startswith("3615") and f" {failed.split()[0].rstrip(':')} " in report[1]
