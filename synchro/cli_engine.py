@@ -12,10 +12,12 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from synchro import application
+from synchro.cli import fail
 from synchro.config.model import Config, HQSettings, Role, SiteSettings
 from synchro.config.parsing import parse_datetime_fr, parse_duration, parse_minutes, parse_time
 from synchro.config.passwords import hash_password
 from synchro.errors import ConfigError, FieldProblem
+from synchro.i18n import LANGUAGES, tr
 from synchro.log import setup_logging
 from synchro.names import parse_address
 from synchro.platform.paths import NodePaths, resolve_paths
@@ -23,24 +25,37 @@ from synchro.platform.paths import NodePaths, resolve_paths
 T = TypeVar("T")
 
 
-def add_init_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--role", required=True, choices=["siege", "serveur"], help="Siège ou Serveur")
-    p.add_argument("--site", required=True, help="code de l'établissement (ex. 3615)")
-    p.add_argument("--db", required=True, help="fichier SQLite, ou chaîne ODBC / DSN=nom")
-    p.add_argument("--token", help="jeton de connexion donné par le siège (Serveur)")
-    p.add_argument("--hq", help="Adresse du siège HOST[:PORT] (Serveur, sans jeton)")
-    p.add_argument("--port", type=int, help="port FTP du siège (défaut 21)")
-    p.add_argument("--listen", help="Siège : adresse d'écoute du serveur FTP (défaut 0.0.0.0)")
-    p.add_argument("--public-address", help="Siège : adresse donnée aux établissements")
-    p.add_argument("--first-sync", help='Dernière synchronisation "JJ/MM/AAAA HH:MM"')
-    p.add_argument("--start-time", help="Heure de départ HH:MM (défaut 23:00)")
-    p.add_argument("--servers", type=int, help="Nombre de serveurs (Siège, défaut 1)")
-    p.add_argument("--max-reception", help="Temps maximum de réception HH:MM:SS (défaut 04:00:00)")
-    p.add_argument("--attempts", type=int, help="Nombre de tentatives (défaut 10)")
-    p.add_argument("--retry-delay", help="Temps entre tentatives, minutes ou HH:MM:SS (défaut 10)")
-    p.add_argument("--password-file", type=Path, help="fichier contenant le mot de passe admin")
-    p.add_argument("--allow-plain-ftp", action="store_true", help="autoriser le FTP sans TLS")
-    p.add_argument("--force", action="store_true", help="remplacer une configuration existante")
+def add_init_arguments(p: argparse.ArgumentParser, lang: str = "fr") -> None:
+    def words(name: str) -> str:
+        return tr(f"cli.help.init.{name}", lang)
+
+    p.add_argument("--role", required=True, choices=["siege", "serveur"], help=words("role"))
+    p.add_argument("--site", required=True, help=words("site"))
+    p.add_argument("--db", required=True, help=words("db"))
+    p.add_argument("--token", help=words("token"))
+    p.add_argument("--hq", help=words("hq"))
+    p.add_argument("--port", type=int, help=words("port"))
+    p.add_argument("--listen", help=words("listen"))
+    p.add_argument("--public-address", help=words("public_address"))
+    p.add_argument("--first-sync", help=words("first_sync"))
+    p.add_argument("--start-time", help=words("start_time"))
+    p.add_argument("--servers", type=int, help=words("servers"))
+    p.add_argument("--max-reception", help=words("max_reception"))
+    p.add_argument("--attempts", type=int, help=words("attempts"))
+    p.add_argument("--retry-delay", help=words("retry_delay"))
+    p.add_argument("--password-file", type=Path, help=words("password_file"))
+    p.add_argument("--allow-plain-ftp", action="store_true", help=words("allow_plain_ftp"))
+    p.add_argument("--language", choices=LANGUAGES, help=words("language"))
+    p.add_argument("--force", action="store_true", help=words("force"))
+
+
+class NoConfig(ConfigError):
+    """No settings file yet: say to run « synchro init » (in the command line's words)."""
+
+    def __init__(self, config_file: Path) -> None:
+        super().__init__(tr("cli.no_config", "fr", path=config_file))
+        problem = ("cli.no_config", {"path": str(config_file)})
+        self.say = ("cli.no_config.invalid", {"problem": [problem]})
 
 
 def load(args: argparse.Namespace) -> tuple[Config, NodePaths]:
@@ -48,10 +63,13 @@ def load(args: argparse.Namespace) -> tuple[Config, NodePaths]:
 
     paths = resolve_paths(args.config)
     if not paths.config_file.exists():
-        raise ConfigError(
-            f"aucune configuration dans {paths.config_file} : lancez d'abord « synchro init »"
-        )
+        raise NoConfig(paths.config_file)
     return load_config(paths.config_file), paths
+
+
+def role_word(config: Config, lang: str) -> str:
+    """« Siège » or « Serveur », the manual's names of the two modes."""
+    return tr("cli.role.hq" if config.is_hq else "cli.role.site", lang)
 
 
 def config_from_init(args: argparse.Namespace, now: dt.datetime) -> Config:
@@ -131,6 +149,7 @@ def config_from_init(args: argparse.Namespace, now: dt.datetime) -> Config:
         hq=hq,
         site_settings=site,
         group_key=group_key,
+        language=args.language or getattr(args, "lang", "fr"),
     )
     config = dataclasses.replace(
         config, database=dataclasses.replace(config.database, connection=args.db)
@@ -147,18 +166,15 @@ def cmd_init(args: argparse.Namespace) -> int:
     from synchro.config.store import save_config
 
     paths = resolve_paths(args.config)
+    args.lang = lang = args.language or args.lang  # the new settings' language, errors too
     if paths.config_file.exists() and not args.force:
-        print(
-            f"synchro : une configuration existe déjà ({paths.config_file}) ; "
-            "--force pour la remplacer",
-            file=sys.stderr,
-        )
+        fail(tr("cli.init.exists", lang, path=paths.config_file), lang)
         return 2
     config = config_from_init(args, dt.datetime.now())
     paths.ensure()
     save_config(config, paths.config_file)
-    role = "Siège" if config.is_hq else "Serveur"
-    print(f"Configuration écrite : {paths.config_file} (mode {role}, établissement {config.site})")
+    role = role_word(config, lang)
+    print(tr("cli.init.written", lang, path=paths.config_file, role=role, site=config.site))
     return 0
 
 
@@ -167,11 +183,12 @@ def cmd_export(args: argparse.Namespace) -> int:
     paths.ensure()
     setup_logging(paths.log_dir, console=False)  # how each table was read, for support
     result = application.export_changes(config, paths, args.out)
-    m = result.manifest
-    print(f"Paquet {result.path} : {m.rows} changement(s), séquence {m.sequence}")
+    m, lang = result.manifest, config.language
+    print(tr("cli.export.done", lang, path=result.path, rows=m.rows, sequence=m.sequence))
     for name, c in result.capture.counts.items():
         if c.inserts or c.updates or c.deletes:
-            print(f"  {name} : +{c.inserts} ~{c.updates} -{c.deletes}")
+            counts = {"inserts": c.inserts, "updates": c.updates, "deletes": c.deletes}
+            print(tr("cli.export.table", lang, table=name, **counts))
     return 0
 
 
@@ -181,22 +198,32 @@ def cmd_import(args: argparse.Namespace) -> int:
     setup_logging(paths.log_dir, console=False)
     imported = application.import_package(config, paths, args.file)
     result, refused = imported.result, imported.refused
-    m, s = result.manifest, result.stats
+    m, s, lang = result.manifest, result.stats, config.language
+    package = f"{m.origin}#{m.sequence}"
     if result.status != "applied":
-        print(f"Paquet {m.origin}#{m.sequence} non appliqué : {result.message}")
+        reason = _why(result.status, result.message, lang)
+        print(tr("cli.import.not_applied", lang, package=package, reason=reason))
         return 0 if result.status == "duplicate" else 1
-    print(
-        f"Paquet {m.origin}#{m.sequence} appliqué : {s.upserts} écrite(s), {s.deletes} "
-        f"supprimée(s), {s.conflicts} conflit(s), {s.quarantined} en quarantaine"
-    )
+    counts = {"upserts": s.upserts, "deletes": s.deletes, "conflicts": s.conflicts}
+    print(tr("cli.import.applied", lang, package=package, quarantined=s.quarantined, **counts))
     if s.quarantined:  # never OK with a row not applied exactly (the others stay applied)
         from synchro.reports import unapplied_text
 
-        print(f"Echec : {unapplied_text({'applied': s.quarantined})}", file=sys.stderr)
+        failed = unapplied_text({"applied": s.quarantined}, lang)
+        print(tr("cli.import.failed", lang, reason=failed), file=sys.stderr)
         for q in refused[:50]:
-            print(f"  {q['tbl']} {q['key_json']} : {q['error']}", file=sys.stderr)
+            row = {"table": q["tbl"], "key": q["key_json"], "error": q["error"]}
+            print(tr("cli.import.refused_row", lang, **row), file=sys.stderr)
         return 1
     return 0
+
+
+def _why(status: str, message: str, lang: str) -> str:
+    """Why a package was not applied: « déjà appliqué » in the command line's words; the
+    engine's other reasons as it gives them (French: ``ImportResult`` has no key for them)."""
+    if status == "duplicate" and lang != "fr":
+        return tr("cli.import.duplicate", lang)
+    return message
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -216,11 +243,12 @@ def cmd_status(args: argparse.Namespace) -> int:
         }
         print(json.dumps(data, ensure_ascii=False, indent=2))
         return 0
-    role = "Siège" if config.is_hq else "Serveur"
-    print(f"Mode {role}, établissement {config.site}")
+    lang = config.language
+    print(tr("cli.status.mode", lang, role=role_word(config, lang), site=config.site))
     if not config.admin_password_hash:
-        print("ATTENTION : le mot de passe administrateur est encore ADMIN ; changez-le.")
-    print(f"{'Table':24} {'Clé':20} {'Lignes':>10} {'+':>7} {'~':>7} {'-':>7}")
+        print(tr("cli.status.default_password", lang))
+    table, key, rows = (tr(f"cli.status.{word}", lang) for word in ("table", "key", "rows"))
+    print(f"{table:24} {key:20} {rows:>10} {'+':>7} {'~':>7} {'-':>7}")
     for t in status.tables:
         p = pending.get(t.name, {})
         print(
@@ -228,9 +256,9 @@ def cmd_status(args: argparse.Namespace) -> int:
             f"{p.get('updates', 0):>7} {p.get('deletes', 0):>7}"
         )
     for s in status.skipped:
-        print(f"{s.table:24} non synchronisée : {s.reason}")
+        print(f"{s.table:24} " + tr("cli.status.skipped", lang, reason=s.reason))
     if status.outbox:
-        print(f"Paquets en attente d'accusé du siège : {status.outbox}")
+        print(tr("cli.status.outbox", lang, n=status.outbox))
     return 0
 
 

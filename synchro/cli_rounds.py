@@ -12,117 +12,103 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from synchro.application import Event, Progress, Status, Synchro
+from synchro.cli import fail
 from synchro.cli_engine import load
-from synchro.errors import ConnectionTestError, SynchroError
-from synchro.reports import State, format_date
+from synchro.errors import ConnectionTestError, SynchroError, text_in
+from synchro.i18n import tr
+from synchro.reports import State, error_in, format_date, state_label
 
 if TYPE_CHECKING:
     Sub = argparse._SubParsersAction[argparse.ArgumentParser]
 
 
-def add_commands(sub: Sub) -> None:
-    p = sub.add_parser(
-        "serve", help="faire tourner Siège ou Serveur sans écran (Ctrl-C pour arrêter)"
-    )
-    p.set_defaults(handler=cmd_serve)
-    p = sub.add_parser("sync", help="une synchronisation maintenant (MANUELLE), au premier plan")
-    p.add_argument(
-        "--linger",
-        type=float,
-        default=120.0,
-        metavar="SECONDES",
-        help="Siège : après le tour, garder le serveur FTP ouvert (et intégrer les envois en "
-        "retard) jusqu'à ce que chaque établissement servi ait confirmé avoir intégré ses "
-        "données (accusé de réception), au plus SECONDES (défaut 120)",
-    )
-    p.add_argument(
-        "--reprendre",
-        action="store_true",
-        help="Serveur dont la base a été restaurée : reprendre les données du groupe (rien de "
-        "la base restaurée n'est envoyé, le siège renvoie tout, les lignes de ce poste comprises)",
-    )
-    p.add_argument(
-        "--envoyer",
-        action="store_true",
-        help="base restaurée : l'envoyer telle quelle, elle devient la référence du groupe",
-    )
+def add_commands(sub: Sub, lang: str = "fr") -> None:
+    def add(parent: Sub, name: str, key: str) -> argparse.ArgumentParser:
+        return parent.add_parser(name, help=tr(f"cli.help.{key}", lang))
+
+    def words(key: str) -> str:
+        return tr(f"cli.help.{key}", lang)
+
+    add(sub, "serve", "serve").set_defaults(handler=cmd_serve)
+    p = add(sub, "sync", "sync")
+    seconds = tr("cli.metavar.seconds", lang)
+    p.add_argument("--linger", type=float, default=120.0, metavar=seconds, help=words("linger"))
+    p.add_argument("--reprendre", action="store_true", help=words("reprendre"))
+    p.add_argument("--envoyer", action="store_true", help=words("envoyer"))
     p.set_defaults(handler=cmd_sync)
-    p = sub.add_parser("report", help="le Rapport des synchronisations")
-    p.add_argument("--json", action="store_true", help="sortie JSON")
-    p.add_argument("--limit", type=int, default=50, help="nombre de lignes (défaut 50)")
+    p = add(sub, "report", "report")
+    p.add_argument("--json", action="store_true", help=words("json"))
+    p.add_argument("--limit", type=int, default=50, help=words("limit"))
     p.set_defaults(handler=cmd_report)
-    for name, text in (
-        ("raz", "RAZ du tour en cours (service lancé)"),
-        ("stop", "ARRETER la synchronisation en cours (service lancé)"),
-    ):
-        p = sub.add_parser(name, help=text)
-        p.set_defaults(handler=cmd_control, control=name)
-    p = sub.add_parser("test-connection", help="tester la connexion au siège (bouton Test)")
-    p.set_defaults(handler=cmd_test_connection)
-    p = sub.add_parser("test-email", help="envoyer un email de test")
-    p.set_defaults(handler=cmd_test_email)
-    p = sub.add_parser("site", help="établissements connus du siège")
+    for name in ("raz", "stop"):
+        add(sub, name, name).set_defaults(handler=cmd_control, control=name)
+    add(sub, "test-connection", "test_connection").set_defaults(handler=cmd_test_connection)
+    add(sub, "test-email", "test_email").set_defaults(handler=cmd_test_email)
+    p = add(sub, "site", "site")
     site_sub = p.add_subparsers(dest="site_command", metavar="add|list|remove", required=True)
-    q = site_sub.add_parser("add", help="créer le compte d'un établissement et afficher son jeton")
+    q = add(site_sub, "add", "site.add")
     q.add_argument("code")
-    q.add_argument(
-        "--host", help="adresse du siège vue d'Internet (défaut : réglage public_address)"
-    )
+    q.add_argument("--host", help=words("site.host"))
     q.set_defaults(handler=cmd_site_add)
-    q = site_sub.add_parser("list", help="lister les établissements")
-    q.set_defaults(handler=cmd_site_list)
-    q = site_sub.add_parser("remove", help="supprimer le compte d'un établissement")
+    add(site_sub, "list", "site.list").set_defaults(handler=cmd_site_list)
+    q = add(site_sub, "remove", "site.remove")
     q.add_argument("code")
     q.set_defaults(handler=cmd_site_remove)
-    p = sub.add_parser("key", help="clé de groupe : rotation (siège), nouvelle clé (serveur)")
+    p = add(sub, "key", "key")
     key_sub = p.add_subparsers(dest="key_command", metavar="rotate|set", required=True)
-    q = key_sub.add_parser(
-        "rotate", help="Siège : nouvelle clé ; l'ancienne reste acceptée un temps"
-    )
-    q.add_argument("--grace-days", type=int, default=14, help="jours d'acceptation de l'ancienne")
+    q = add(key_sub, "rotate", "key.rotate")
+    q.add_argument("--grace-days", type=int, default=14, help=words("key.grace_days"))
     q.set_defaults(handler=cmd_key_rotate)
-    q = key_sub.add_parser("set", help="Serveur : prendre la nouvelle clé donnée par le siège")
-    q.add_argument("--key-file", type=Path, required=True, help="fichier contenant la clé")
-    q.add_argument("--grace-days", type=int, default=14, help="jours d'acceptation de l'ancienne")
+    q = add(key_sub, "set", "key.set")
+    q.add_argument("--key-file", type=Path, required=True, help=words("key.key_file"))
+    q.add_argument("--grace-days", type=int, default=14, help=words("key.grace_days"))
     q.set_defaults(handler=cmd_key_set)
-    p = sub.add_parser("autostart", help="Démarrage avec Windows (ou la session) : on|off|status")
+    p = add(sub, "autostart", "autostart")
     p.add_argument("action", choices=["on", "off", "status"])
     p.set_defaults(handler=cmd_autostart)
-    p = sub.add_parser("service", help="démarrer « serve » avec la machine : install|remove")
+    p = add(sub, "service", "service")
     p.add_argument("action", choices=["install", "remove"])
-    p.add_argument("--dry-run", action="store_true", help="montrer sans rien changer")
+    p.add_argument("--dry-run", action="store_true", help=words("dry_run"))
     p.set_defaults(handler=cmd_service)
-    p = sub.add_parser("trust", help="accepter le nouveau certificat du siège (renouvelé)")
-    p.add_argument("--fingerprint", help="empreinte SHA-256 attendue (vérifiée avant d'accepter)")
+    p = add(sub, "trust", "trust")
+    p.add_argument("--fingerprint", help=words("fingerprint"))
     p.set_defaults(handler=cmd_trust)
-    p = sub.add_parser("demo", help="démonstration complète : un siège, deux serveurs, un tour")
-    p.add_argument("--dir", help="dossier de travail (défaut : dossier temporaire)")
-    p.add_argument("--smtp", help="HOTE:PORT d'un serveur SMTP local pour les emails du rapport")
-    p.add_argument("--keep", action="store_true", help="garder le dossier de la démonstration")
+    p = add(sub, "demo", "demo")
+    p.add_argument("--dir", help=words("demo.dir"))
+    p.add_argument("--smtp", help=words("demo.smtp"))
+    p.add_argument("--keep", action="store_true", help=words("demo.keep"))
     p.set_defaults(handler=cmd_demo)
 
 
 class ProgressPrinter:
-    """The CLI consumer of engine events: a bar with rows and bytes on a terminal."""
+    """The CLI consumer of engine events: a bar with rows and bytes on a terminal, the
+    status lines in ``lang``."""
 
-    def __init__(self, stream: Any = None) -> None:
+    def __init__(self, stream: Any = None, lang: str = "fr") -> None:
         self.stream = stream or sys.stderr
+        self.lang = lang
         self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
         self._lock = threading.Lock()
 
     def __call__(self, event: Event) -> None:
         with self._lock:
             if isinstance(event, Progress) and self.tty:
-                size = f"{event.bytes / 1e6:.1f} Mo" if event.bytes else ""
-                rows = f"{event.rows:,}".replace(",", " ") + " lignes" if event.rows else ""
-                text = " · ".join(
-                    x for x in (rows, size, f"{event.site} : {event.phase}", event.detail) if x
-                )
-                self.stream.write("\r\x1b[K" + text[:120])
+                self.stream.write("\r\x1b[K" + self.bar(event)[:120])
                 self.stream.flush()
             elif isinstance(event, Status) and event.message != "show":
-                self.stream.write(("\r\x1b[K" if self.tty else "") + event.line() + "\n")
+                when = f"{event.at:%m/%d %H:%M:%S}"
+                line = tr("cli.progress.status", self.lang, at=when, text=event.text(self.lang))
+                self.stream.write(("\r\x1b[K" if self.tty else "") + line + "\n")
                 self.stream.flush()
+
+    def bar(self, event: Progress) -> str:
+        """« 1 234 lignes · 2.5 Mo · 3615 : capture » (phase as the engine names it)."""
+        lang = self.lang
+        size = tr("cli.progress.size", lang, mb=f"{event.bytes / 1e6:.1f}") if event.bytes else ""
+        count = f"{event.rows:,}".replace(",", " " if lang == "fr" else ",")
+        rows = tr("cli.progress.rows", lang, rows=count) if event.rows else ""
+        where = tr("cli.progress.phase", lang, site=event.site, phase=event.phase)
+        return " · ".join(x for x in (rows, size, where, event.detail) if x)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -136,10 +122,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     paths.ensure()
     setup_logging(paths.log_dir, console=True)
     lock = InstanceLock(paths.lock_file)
+    lang = config.language
     if not lock.acquire():
-        print("synchro : déjà lancé pour cette configuration", file=sys.stderr)
+        fail(tr("cli.serve.running", lang), lang)
         return 1
-    node = Synchro.open(config, paths, listeners=(ProgressPrinter(),))
+    node = Synchro.open(config, paths, listeners=(ProgressPrinter(lang=lang),))
     try:
         node.serve()
         with ControlServer(paths.lock_file, node.control):
@@ -148,7 +135,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     finally:
         node.close()
         lock.release()
-    print("Synchro arrêté proprement.", file=sys.stderr)
+    print(tr("cli.serve.stopped", lang), file=sys.stderr)
     return 0
 
 
@@ -163,17 +150,15 @@ def cmd_sync(args: argparse.Namespace) -> int:
     config, paths = load(args)
     paths.ensure()
     setup_logging(paths.log_dir, console=False)
+    lang = config.language
     lock = InstanceLock(paths.lock_file)
     if not lock.acquire():
         asked = {"take_back": args.reprendre, "send": args.envoyer}
         reply = send_command(paths, "sync", args=asked)
-        print(
-            "Synchronisation demandée au service déjà lancé."
-            if reply.get("ok")
-            else f"synchro : {reply.get('error')}"
-        )
+        error = tr("cli.error", lang, error=reply.get("error"))
+        print(tr("cli.sync.asked", lang) if reply.get("ok") else error)
         return 0 if reply.get("ok") else 1
-    node = Synchro.open(config, paths, listeners=(ProgressPrinter(),))
+    node = Synchro.open(config, paths, listeners=(ProgressPrinter(lang=lang),))
     signal.signal(signal.SIGINT, lambda *_: node.interrupt())
     signal.signal(signal.SIGTERM, lambda *_: node.interrupt())
     try:
@@ -181,9 +166,10 @@ def cmd_sync(args: argparse.Namespace) -> int:
     finally:
         node.close()
         lock.release()
+    error = tr("cli.sync.error", lang, error=error_in(record, lang)) if record.error else ""
     print(
         f"{record.site} {format_date(record.started)} {format_date(record.ended)} "
-        f"{record.state.value}" + (f" : {record.error}" if record.error else "")
+        f"{state_label(record.state, lang)}{error}"
     )
     return _exit_code(record.state)
 
@@ -191,8 +177,9 @@ def cmd_sync(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from synchro.reports import ReportStore
 
-    _config, paths = load(args)
+    config, paths = load(args)
     paths.ensure()
+    lang = config.language
     with ReportStore(paths.reports_db) as store:
         rows = store.latest(args.limit)
     if args.json:
@@ -202,14 +189,16 @@ def cmd_report(args: argparse.Namespace) -> int:
             )
         )
         return 0
-    print(
-        f"{'Etablissement':14} {'Début':19} {'Fin':19} {'Etat':11} {'Env.':>7} {'Reçues':>7}  "
-        "Erreur"
+    site, start, end, state, sent, received, error = (
+        tr(f"cli.report.{word}", lang)
+        for word in ("site", "started", "ended", "state", "sent", "received", "error")
     )
+    print(f"{site:14} {start:19} {end:19} {state:11} {sent:>7} {received:>7}  {error}")
     for r in rows:
         print(
             f"{r.site:14} {format_date(r.started):19} {format_date(r.ended):19} "
-            f"{r.state.value:11} {r.rows_sent:>7} {r.rows_received:>7}  {r.error}"
+            f"{state_label(r.state, lang):11} {r.rows_sent:>7} {r.rows_received:>7}  "
+            f"{error_in(r, lang)}"
         )
     return 0
 
@@ -217,12 +206,12 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_control(args: argparse.Namespace) -> int:
     from synchro.platform.single_instance import send_command
 
-    _config, paths = load(args)
+    config, paths = load(args)
     reply = send_command(paths, args.control)
     if not reply.get("ok"):
-        print(f"synchro : {reply.get('error')}", file=sys.stderr)
+        fail(str(reply.get("error")), config.language)
         return 1
-    print("Commande transmise au service.")
+    print(tr("cli.control.sent", config.language))
     return 0
 
 
@@ -230,13 +219,14 @@ def cmd_test_connection(args: argparse.Namespace) -> int:
     from synchro.application import test_connection
 
     config, paths = load(args)
+    lang = config.language
     if config.is_hq:
-        print("synchro : le test de connexion se fait depuis un Serveur", file=sys.stderr)
+        fail(tr("cli.test.from_site", lang), lang)
         return 2
     try:
         print(test_connection(config, paths).text)
     except ConnectionTestError as exc:
-        print(f"synchro : échec ({exc.code}) : {exc}", file=sys.stderr)
+        fail(tr("cli.test.failed", lang, code=exc.code, error=text_in(exc, lang)), lang)
         return 1
     return 0
 
@@ -247,6 +237,13 @@ def cmd_test_email(args: argparse.Namespace) -> int:
     config, _paths = load(args)
     print(send_test(config.email, config.language, site=config.site))
     return 0
+
+
+def _refused(exc: SynchroError, code: str, lang: str) -> str:
+    """Why a site cannot be added or removed (``EnrolRefused.reason``), in ``lang``."""
+    reason = str(getattr(exc, "reason", ""))
+    key = f"cli.site.refused.{reason}"
+    return tr(key, lang, code=code) if tr(key, lang) != key else text_in(exc, lang)
 
 
 def _save(args: argparse.Namespace, config: Any) -> None:
@@ -263,17 +260,9 @@ def cmd_site_add(args: argparse.Namespace) -> int:
     try:
         token = enrol_site(config, paths, args.code, args.host or "").token
     except EnrolRefused as exc:
-        refused = {
-            "not-hq": "seuls le Siège gère les établissements",
-            "exists": f"l'établissement {args.code} existe déjà",
-            "no-host": "indiquez --host (adresse du siège vue des établissements)",
-        }
-        print(f"synchro : {refused.get(exc.reason, exc)}", file=sys.stderr)
+        fail(_refused(exc, args.code, config.language), config.language)
         return 2
-    print(
-        f"Etablissement {args.code} ajouté. Jeton de connexion (à coller dans l'assistant ou "
-        "« synchro init --token ») :"
-    )
+    print(tr("cli.site.added", config.language, code=args.code))
     print(token)
     return 0
 
@@ -292,9 +281,9 @@ def cmd_site_remove(args: argparse.Namespace) -> int:
     try:
         remove_site(config, paths, args.code)
     except EnrolRefused as exc:
-        print(f"synchro : {exc}", file=sys.stderr)
+        fail(_refused(exc, args.code, config.language), config.language)
         return 1
-    print(f"Etablissement {args.code} supprimé (ses fichiers restent dans le dossier FTP).")
+    print(tr("cli.site.removed", config.language, code=args.code))
     return 0
 
 
@@ -302,22 +291,19 @@ def cmd_trust(args: argparse.Namespace) -> int:
     from synchro.enrolment import same_fingerprint, siege_fingerprint, trust_fingerprint
 
     config, _paths = load(args)
+    lang = config.language
     current = siege_fingerprint(config)
     if args.fingerprint and not same_fingerprint(args.fingerprint, current):
-        print(
-            f"synchro : le siège présente l'empreinte {current}, différente de celle donnée ; "
-            "rien n'est changé",
-            file=sys.stderr,
-        )
+        fail(tr("cli.trust.different", lang, fingerprint=current), lang)
         return 1
     if not args.fingerprint:
-        print(f"Empreinte présentée par le siège : {current}")
-        answer = input("Vérifiez-la auprès du siège. L'accepter ? [o/N] ").strip().lower()
+        print(tr("cli.trust.presented", lang, fingerprint=current))
+        answer = input(tr("cli.trust.ask", lang)).strip().lower()
         if answer not in {"o", "oui", "y", "yes"}:
-            print("Rien n'est changé.")
+            print(tr("cli.trust.unchanged", lang))
             return 1
     _save(args, trust_fingerprint(config, current))
-    print("Nouveau certificat du siège accepté.")
+    print(tr("cli.trust.accepted", lang))
     return 0
 
 
@@ -325,17 +311,14 @@ def cmd_key_rotate(args: argparse.Namespace) -> int:
     from synchro.enrolment import rotate_group_key
 
     config, _paths = load(args)
+    lang = config.language
     if not config.is_hq:
-        print("synchro : la rotation de la clé se fait au Siège", file=sys.stderr)
+        fail(tr("cli.key.rotate_at_hq", lang), lang)
         return 2
     config = rotate_group_key(config, args.grace_days)
     new_key = config.group_key
     _save(args, config)
-    print(
-        "Nouvelle clé de groupe créée. Donnez-la à chaque établissement (« synchro key set "
-        "--key-file FICHIER ») ; l'ancienne reste acceptée jusqu'au "
-        f"{format_date(config.previous_key_until)}."
-    )
+    print(tr("cli.key.rotated", lang, until=format_date(config.previous_key_until)))
     print(new_key)
     return 0
 
@@ -344,17 +327,18 @@ def cmd_key_set(args: argparse.Namespace) -> int:
     from synchro.enrolment import take_group_key
 
     config, _paths = load(args)
+    lang = config.language
     try:
         text = args.key_file.read_text(encoding="utf-8").strip()
     except OSError as exc:
-        print(f"synchro : clé illisible : {exc}", file=sys.stderr)
+        fail(tr("cli.key.unreadable", lang, error=exc), lang)
         return 2
     taken = take_group_key(config, text, args.grace_days)
     if taken is config:
-        print("Cette clé est déjà la clé de groupe.")
+        print(tr("cli.key.same", lang))
         return 0
     _save(args, taken)
-    print("Nouvelle clé de groupe enregistrée.")
+    print(tr("cli.key.taken", lang))
     return 0
 
 
@@ -379,10 +363,12 @@ def cmd_service(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from synchro.demo import run_demo
 
+    lang = args.lang
+    printer = ProgressPrinter(lang=lang)
     try:
-        return run_demo(args.dir, smtp=args.smtp, keep=args.keep, printer=ProgressPrinter())
+        return run_demo(args.dir, smtp=args.smtp, keep=args.keep, printer=printer, lang=lang)
     except SynchroError as exc:
-        print(f"synchro : la démonstration a échoué : {exc}", file=sys.stderr)
+        fail(tr("cli.demo.failed", lang, error=text_in(exc, lang)), lang)
         return 1
 
 

@@ -32,10 +32,11 @@ from synchro.config.model import (
 from synchro.config.store import load_config, save_config
 from synchro.enrolment import enrol_site, join_with_token
 from synchro.errors import ErrorKind, SynchroError, kind_of
+from synchro.i18n import tr
 from synchro.log import setup_logging
 from synchro.names import parse_port, split_address
 from synchro.platform.paths import NodePaths, paths_beside
-from synchro.reports import RunRecord, State, format_date
+from synchro.reports import RunRecord, State, error_in, format_date, state_label
 
 SCHEMA = """
 CREATE TABLE articles(id INTEGER PRIMARY KEY, ref TEXT NOT NULL UNIQUE, nom TEXT NOT NULL,
@@ -110,7 +111,7 @@ class DemoNode:
         return load_config(self.paths.config_file)
 
 
-def _setup(root: Path, smtp: str | None) -> tuple[DemoNode, list[DemoNode]]:
+def _setup(root: Path, smtp: str | None, lang: str) -> tuple[DemoNode, list[DemoNode]]:
     port = _free_port()
     email = EmailSettings()
     if smtp:
@@ -137,6 +138,7 @@ def _setup(root: Path, smtp: str | None) -> tuple[DemoNode, list[DemoNode]]:
     hq_config = Config(
         role=Role.HQ,
         site=HQ,
+        language=lang,
         last_sync=dt.datetime(2026, 11, 1),
         send_email=bool(smtp),
         email=email,
@@ -160,6 +162,7 @@ def _setup(root: Path, smtp: str | None) -> tuple[DemoNode, list[DemoNode]]:
         hq_config, token = enrol_site(hq_config, hq.paths, code)  # like « synchro site add »
         config = Config(
             role=Role.SITE,
+            language=lang,
             last_sync=dt.datetime(2026, 11, 1),
             send_email=bool(smtp),
             email=email,
@@ -203,7 +206,8 @@ def _round(
     for t in threads:
         t.join(120)
     if errors:
-        raise SynchroError(f"un magasin a échoué : {errors[0]!r}", kind=kind_of(errors[0]))
+        say = ("cli.demo.shop_failed", {"error": repr(errors[0])})
+        raise SynchroError(kind=kind_of(errors[0]), say=say)
     return results
 
 
@@ -214,28 +218,34 @@ def _wait_round_closed(siege: Synchro, count: int, timeout: float = 60) -> None:
         if len(rounds) >= count and all(r.state is not State.RUNNING for r in rounds):
             return
         threading.Event().wait(0.1)
-    raise SynchroError("le tour du siège ne s'est pas terminé à temps", kind=ErrorKind.INTERNAL)
+    raise SynchroError(kind=ErrorKind.INTERNAL, say=("cli.demo.round_late", {}))
 
 
 def run_demo(
-    folder: str | None, *, smtp: str | None, keep: bool, printer: Callable[[Event], None]
+    folder: str | None,
+    *,
+    smtp: str | None,
+    keep: bool,
+    printer: Callable[[Event], None],
+    lang: str = "fr",
 ) -> int:
+    """The whole demonstration, told in ``lang``; 0 when the three bases end identical."""
     root = Path(folder) if folder else Path(tempfile.mkdtemp(prefix="synchro-demo-"))
     root.mkdir(parents=True, exist_ok=True)
-    print(f"Démonstration dans {root}")
+    print(tr("cli.demo.folder", lang, folder=root))
     setup_logging(root / "journaux", console=False)
-    hq, shops = _setup(root, smtp)
+    hq, shops = _setup(root, smtp, lang)
     siege = Synchro.open(hq.config(), hq.paths, listeners=(printer,))
     siege.serve()
     try:
-        print("\n== Tour 1 : le siège distribue ses articles et clients, les magasins vendent ==")
+        print("\n" + tr("cli.demo.round1", lang))
         for i, shop in enumerate(shops):
             v, p = _sales(shop.name, 1, 40 + 10 * i)
             _exec(shop.db, "INSERT INTO ventes VALUES (?,?,?,?,?,?,?)", v)
             _exec(shop.db, "INSERT INTO paiements VALUES (?,?,?,?,?,?)", p)
         _round(siege, shops, printer)
         _wait_round_closed(siege, 1)
-        print("\n== Tour 2 : mises à jour, une suppression et un conflit ==")
+        print("\n" + tr("cli.demo.round2", lang))
         _exec(
             hq.db,
             "UPDATE articles SET prix = '19.50', maj = '2026-11-28 10:00:00' "
@@ -260,50 +270,49 @@ def run_demo(
         _exec(shops[1].db, "INSERT INTO paiements VALUES (?,?,?,?,?,?)", p)
         _round(siege, shops, printer)
         _wait_round_closed(siege, 2)
-        return _conclude(hq, shops, siege)
+        return _conclude(hq, shops, siege, lang)
     finally:
         siege.close()
         if not keep and not folder:
             shutil.rmtree(root, ignore_errors=True)
 
 
-def _conclude(hq: DemoNode, shops: list[DemoNode], siege: Synchro) -> int:
-    print("\nRapport du siège :")
-    print(
-        f"  {'Etablissement':14} {'Début':19} {'Fin':19} {'Etat':11} {'Reçues':>7} "
-        f"{'Envoyées':>8}  Erreur"
+def _conclude(hq: DemoNode, shops: list[DemoNode], siege: Synchro, lang: str) -> int:
+    print("\n" + tr("cli.demo.report", lang))
+    site, start, end, state, received, sent, error = (
+        tr(f"cli.report.{word}", lang)
+        for word in ("site", "started", "ended", "state", "received", "sent_long", "error")
     )
+    print(f"  {site:14} {start:19} {end:19} {state:11} {received:>7} {sent:>8}  {error}")
     for r in reversed(siege.report(50)):
         print(
             f"  {r.site:14} {format_date(r.started):19} {format_date(r.ended):19} "
-            f"{r.state.value:11} {r.rows_received:>7} {r.rows_sent:>8}  {r.error}"
+            f"{state_label(r.state, lang):11} {r.rows_received:>7} {r.rows_sent:>8}  "
+            f"{error_in(r, lang)}"
         )
     sums = {}
     for node in (hq, *shops):
         sums[node.name], kept = node_checksums(node.config(), node.paths)
         if node is hq:
             conflicts = kept
-    print("\nSommes de contrôle par table (lignes, SHA-256) :")
+    print("\n" + tr("cli.demo.checksums", lang))
     same = True
     for table in sums[HQ]:
         values = {name: s[table] for name, s in sums.items()}
         ok = len({v for v in values.values()}) == 1
         same = same and ok
         count, digest = values[HQ]
-        print(
-            f"  {table:10} {count:>5} lignes  {digest[:16]}  "
-            + ("identique partout" if ok else f"DIFFERENT : {values}")
-        )
-    print(f"\nConflits résolus au siège : {len(conflicts)}")
+        verdict = tr("cli.demo.same", lang) if ok else tr("cli.demo.different", lang, sums=values)
+        row = {"table": f"{table:10}", "rows": f"{count:>5}", "digest": digest[:16]}
+        print(tr("cli.demo.checksum", lang, verdict=verdict, **row))
+    print("\n" + tr("cli.demo.conflicts", lang, n=len(conflicts)))
     for c in conflicts:
-        print(
-            f"  {c['tbl']} {c['key_json']} : gagnant {c['winner']}, perdant {c['loser']} "
-            f"({c['policy']})"
-        )
+        who = {"winner": c["winner"], "loser": c["loser"], "policy": c["policy"]}
+        print(tr("cli.demo.conflict", lang, table=c["tbl"], key=c["key_json"], **who))
     rounds = [r for r in siege.report(50) if r.kind == "round"]
     ok_rounds = all(r.state is State.OK for r in rounds)
     if same and ok_rounds:
-        print("\nLes trois bases sont identiques : démonstration réussie.")
+        print("\n" + tr("cli.demo.succeeded", lang))
         return 0
-    print("\nECHEC de la démonstration : les bases diffèrent ou un tour a échoué.")
+    print("\n" + tr("cli.demo.failed_end", lang))
     return 1
