@@ -24,16 +24,14 @@ def cli_language(config_arg: str | None) -> str:
     """The language of the command line: the settings' (``language``) when a configuration
     file is there and readable, else the system's (``i18n.system_language``: before
     ``synchro init``, or when the settings are what cannot be read)."""
-    from synchro.config.store import load_config
+    from synchro.config.store import language_of
     from synchro.platform.paths import resolve_paths
 
     try:
         config_file = resolve_paths(config_arg).config_file
-        if config_file.exists():
-            return load_config(config_file).language
-    except Exception:  # (unreadable settings: the command itself says why)
-        pass
-    return system_language()
+    except Exception:  # (a path that cannot be used: the command itself says why)
+        return system_language()
+    return language_of(config_file)
 
 
 def config_argument(argv: Sequence[str]) -> str | None:

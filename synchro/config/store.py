@@ -102,6 +102,20 @@ def load_config(
     return config
 
 
+def language_of(config_file: Path) -> str:
+    """The UI's language of the settings in ``config_file``, else the system's (no settings
+    yet, or the settings are what cannot be read): the command line's and a fatal error
+    window's rule."""
+    from synchro.i18n import system_language
+
+    try:
+        if config_file.exists():
+            return load_config(config_file).language
+    except Exception:  # (unreadable settings: whoever reads them says why)
+        pass
+    return system_language()
+
+
 def _parse(raw: bytes, source: str) -> Config:
     try:
         text = raw.decode("utf-8-sig")  # Notepad may add a BOM

@@ -12,12 +12,12 @@ import argparse
 import logging
 import queue
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any, Protocol
 
 
 def main(args: argparse.Namespace) -> int:
     """Run the tray program with the node chosen by ``--config`` (or the default folders)."""
+    from synchro.config.store import language_of
     from synchro.errors import SynchroError, text_in
     from synchro.gui.base import unexpected
     from synchro.gui.shell import GuiShell
@@ -43,10 +43,10 @@ def main(args: argparse.Namespace) -> int:
         return 0
     except SynchroError as exc:
         log.error("synchro: %s", exc)
-        _fatal(text_in(exc, _language(paths.config_file)))
+        _fatal(text_in(exc, language_of(paths.config_file)))
         return 1
     except Exception as exc:  # the log has the traceback; the user gets one line
-        _fatal(unexpected(_language(paths.config_file), exc, paths.log_dir))
+        _fatal(unexpected(language_of(paths.config_file), exc, paths.log_dir))
         return 1
     finally:
         if backend is not None:
@@ -82,18 +82,6 @@ def control_handler(backend: _Backend) -> Any:
         return reply
 
     return handle
-
-
-def _language(config_file: Path) -> str:
-    """The UI's language for a fatal error: the settings', else the system's (the
-    settings may be what could not be read)."""
-    from synchro.config.store import load_config
-    from synchro.i18n import system_language
-
-    try:
-        return load_config(config_file).language
-    except Exception:  # (unreadable settings: the wizard's rule)
-        return system_language()
 
 
 def _fatal(text: str) -> None:
