@@ -14,6 +14,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
+from synchro.errors import Say
 from synchro.values import Kind
 
 # The one table Synchro keeps in the user's database: the number of its last
@@ -69,9 +70,9 @@ class Table:
     key: tuple[str, ...] = ()
     key_source: str = ""  # "primary", "unique", "config" or "" when there is none
     foreign_keys: tuple[ForeignKey, ...] = field(default=())
-    # Why the driver cannot carry this table's statements ("" when it can): ``select_tables``
-    # refuses to synchronise it, naming the table and column.
-    unusable: str = field(default="", compare=False)
+    # Why the driver cannot carry this table's statements, as words of the locales (None
+    # when it can): ``select_tables`` refuses to synchronise it, naming the table and column.
+    unusable: Say | None = field(default=None, compare=False)
 
     @property
     def column_names(self) -> tuple[str, ...]:

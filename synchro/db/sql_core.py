@@ -170,10 +170,8 @@ class SqlCore(Adapter):
 
     def _need_key(self, table: Table) -> None:
         if not table.key:
-            raise SchemaError(
-                f"{self.description} : la table {table.name} n'a pas de clé ; "
-                "indiquez une clé pour cette table dans la configuration."
-            )
+            said = {"where": self.description, "table": table.name}
+            raise SchemaError(say=("engine.err.no_key", said))
 
     # -- transactions -----------------------------------------------------------------
 
@@ -273,9 +271,10 @@ class SqlCore(Adapter):
         """The ``TransactionLost`` of ``lost`` (default: the open transaction's), caused by
         it (its kind follows: ``DISK`` for a full disk)."""
         error = lost or self._lost
-        found = TransactionLost(
-            f"{self.description} : la base a annulé toute la transaction en cours ({error}) ; "
-            "rien n'en est gardé, elle sera refaite"
-        )
+        detail: list[Say] | str = str(error)
+        if error is not None and error.say is not None:
+            detail = [error.say]
+        said = {"where": self.description, "error": detail}
+        found = TransactionLost(say=("engine.err.transaction_lost", said))
         found.__cause__ = error
         return found

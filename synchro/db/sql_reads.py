@@ -41,10 +41,8 @@ class SqlReads(SqlCore):
         all_kinds = dict(zip(table.column_names, table.kinds, strict=True))
         unknown = [n for n in (*names, modified_column or "") if n and n not in all_kinds]
         if unknown:
-            raise SchemaError(
-                f"{self.description} : la table {table.name} n'a pas de colonne "
-                f"{', '.join(unknown)} ; vérifiez la configuration."
-            )
+            said = {"where": self.description, "table": table.name, "columns": ", ".join(unknown)}
+            raise SchemaError(say=("engine.err.no_column", said))
         kinds = [all_kinds[n] for n in names]
         params: list[Any] = []
         if modified_column is not None and modified_since is not None:

@@ -17,7 +17,7 @@ from typing import NamedTuple
 
 from synchro.config.model import DatabaseSettings
 from synchro.db.base import Table
-from synchro.errors import ConfigError, DatabaseError, FieldProblem
+from synchro.errors import ConfigError, DatabaseError, FieldProblem, Say
 
 
 @dataclass(frozen=True)
@@ -42,14 +42,15 @@ def select_tables(found: Sequence[Table], settings: DatabaseSettings) -> TableSe
     ]
     chosen: list[Table] = []
     skipped: list[Skipped] = []
-    unusable: list[str] = []
+    unusable: list[Say] = []
     for table in sorted(found, key=lambda t: t.name):
         if settings.include and table.name not in settings.include:
             continue
         if table.name in settings.exclude:
             continue
         if table.unusable:
-            unusable.append(f"table {table.name}, {table.unusable}")
+            why = {"table": table.name, "reason": [table.unusable]}
+            unusable.append(("engine.err.unusable.table", why))
             continue
         rule = settings.rule(table.name)
         columns = set(table.column_names)
@@ -90,7 +91,7 @@ def select_tables(found: Sequence[Table], settings: DatabaseSettings) -> TableSe
     if problems:
         raise ConfigError(problems)
     if unusable:
-        raise DatabaseError("Synchronisation impossible : " + " ; ".join(unusable))
+        raise DatabaseError(say=("engine.err.unusable", {"tables": unusable}))
     return TableSelection(dependency_order(chosen), skipped)
 
 
