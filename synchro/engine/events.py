@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from synchro.errors import Say, SynchroError, text_in
-from synchro.i18n import tr
+from synchro.i18n import render, tr
 
 
 @dataclass(frozen=True)
@@ -24,6 +24,11 @@ class Progress:
     rows: int = 0
     bytes: int = 0
     detail: str = ""
+    say: Say | None = None  # ``detail`` as words of the locales (shown in the UI language)
+
+    def detail_in(self, lang: str) -> str:
+        """``detail`` in ``lang`` (as it is when it has no words: a table, a file)."""
+        return render(self.say, lang) if self.say is not None else self.detail
 
 
 @dataclass(frozen=True)
@@ -63,13 +68,25 @@ def said(key: str, /, **values: object) -> Status:
 
 
 def _word(value: object, lang: str) -> object:
-    """A report state (``State.OK``...) or an error that gave its words
-    (``errors.text_in``) in the UI's words; anything else as it is."""
+    """A report state (``State.OK``...), an error that gave its words (``errors.text_in``)
+    or a list of words (``Say``) in the UI's words; anything else as it is."""
     if isinstance(value, enum.Enum):
         return tr(f"reports.state.{value.name}", lang) if lang != "fr" else value.value
     if isinstance(value, SynchroError) and value.say is not None:
         return text_in(value, lang)
+    if isinstance(value, list):  # words of the locales (``i18n.render``'s rule)
+        return " ; ".join(render(item, lang) for item in value)
     return value
+
+
+def progress(phase: str, site: str, key: str, /, **values: object) -> Progress:
+    """A ``Progress`` whose detail is words of ``locales/engine.json`` (French ``detail``)."""
+    return Progress(phase, site, detail=tr(key, "fr", **values), say=(key, dict(values)))
+
+
+def state_changed(state: str, report_id: int | None, key: str) -> StateChanged:
+    """A ``StateChanged`` whose message is words of ``locales/engine.json``."""
+    return StateChanged(state, tr(key, "fr"), report_id, say=(key, {}))
 
 
 Event = Progress | StateChanged | Status

@@ -18,7 +18,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from synchro.engine.ack import IDENTICAL, Ack, controle, read_ack
+from synchro.engine.ack import EARLIER, IDENTICAL, Ack, controle, read_ack
 from synchro.engine.siege_node import SiegeNode
 from synchro.errors import ErrorKind
 from synchro.names import read_ack_name
@@ -147,7 +147,7 @@ class AckBook:
     def _receive(self, ack: Ack, now: dt.datetime) -> Received:
         state = self.node.state
         if ack.instance != state.instance:  # a package of an earlier life of this Siège
-            return Received(ack, "non vérifiable (paquet d'un état antérieur du siège)", [], [])
+            return Received(ack, EARLIER, [], [])
         ours = self.node.published_sums(ack.sequence)
         text, tables = controle(ack.checksums, ours)
         with state.transaction():

@@ -34,7 +34,15 @@ from synchro import faults
 from synchro.config.atomic import atomic_write
 from synchro.engine.ack import controle, make_ack
 from synchro.engine.clocks import ahead_by
-from synchro.engine.events import Emit, Progress, StateChanged, ignore, said
+from synchro.engine.events import (
+    Emit,
+    Progress,
+    StateChanged,
+    ignore,
+    progress,
+    said,
+    state_changed,
+)
 from synchro.engine.serveur_node import ACK_DUE, UNSENT, ServeurNode
 from synchro.engine.site_receive import Connect, Receiving, RunOptions, RunTotals
 from synchro.engine.twins import held as twin_held
@@ -108,7 +116,10 @@ class SiteRun(Receiving):
         )
         state, error = record.state, record.error  # OK becomes Echec with rows not applied
         word = {State.OK: "ok", State.STOPPED: "stopped"}.get(state, "failed")
-        self.emit(StateChanged(word, error or "Synchronisation terminée.", rid))
+        if error:
+            self.emit(StateChanged(word, error, rid))
+        else:
+            self.emit(state_changed(word, rid, "engine.run.done"))
         self.emit(said("engine.run.end", state=state, detail=f" ({error})" if error else ""))
         return record
 
@@ -119,7 +130,7 @@ class SiteRun(Receiving):
         if self.options.take_back or (  # a person chose it, after a restore (``marks``)
             self.options.send_restored and self.node.sends_again()  # or packages held
         ):
-            self.emit(Progress("capture", self.site, detail="reprise des données du groupe"))
+            self.emit(progress("capture", self.site, "engine.progress.take_back"))
             if twin_held(self.node):  # numbered after what the other machine sent since
                 self._retry(self._catch_up, "engine.attempt.receive")
             self.node.take_back()
@@ -130,7 +141,7 @@ class SiteRun(Receiving):
 
     def _exchange(self, rid: int) -> None:
         """Capture → upload → wait → download → apply → ack."""
-        self.emit(Progress("capture", self.site, detail="lecture des changements"))
+        self.emit(progress("capture", self.site, "engine.progress.changes"))
         exported = self.node.export(
             cancel=self.cancel,
             since=self.options.since,
