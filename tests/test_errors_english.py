@@ -15,6 +15,7 @@ import string
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from backends import Backend, need_pyodbc
@@ -27,6 +28,11 @@ from synchro.db.base import Column, Table
 from synchro.db.mysql_catalog import unsafe_names
 from synchro.db.odbc_connect import PROBE_TEXT, load_pyodbc, text_fault_say
 from synchro.engine import marks
+from synchro.engine import schema_exchange as exchange
+from synchro.engine.ack import controle, controle_words
+from synchro.engine.events import progress, said, state_changed
+from synchro.engine.hq_deliveries import KEPT, kept_words
+from synchro.engine.hq_verdict import STOPPED, record_missing, round_verdict
 from synchro.engine.tables import select_tables
 from synchro.engine.watermark import advance_watermark, current_watermark
 from synchro.errors import (
@@ -37,49 +43,42 @@ from synchro.errors import (
     SchemaError,
     StateError,
     TransactionLost,
+    error_text,
     text_in,
 )
 from synchro.i18n import render
 from synchro.log import setup_logging
 from synchro.package import PackageWriter
 from synchro.platform.paths import asset_path, paths_beside
-from synchro.reports import ReportStore
+from synchro.reports import ReportStore, State, error_in
+from synchro.reports.records import entry_error_in
 from synchro.state import StateDB
+from synchro.transport.ftp_policy import HQ_DISK_FULL
 from synchro.values import Kind
 
 ITEMS = "CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT NOT NULL);"
 ENGINE_JSON = Path(__file__).parents[1] / "synchro" / "locales" / "engine.json"
 # the keys this conversion added (their words are checked below)
 ADDED = (
-    "engine.pkg.own",
-    "engine.pkg.not_site",
-    "engine.pkg.gap",
-    "engine.pkg.unwritable",
-    "engine.import.duplicate",
-    "engine.import.missing",
-    "engine.import.not_sent_back",
-    "engine.err.unusable",
-    "engine.err.unusable.table",
-    "engine.err.unusable.names",
-    "engine.err.unusable.column",
-    "engine.err.unusable.table_name",
-    "engine.err.text_altered",
-    "engine.err.probe",
-    "engine.err.utf16_fault",
-    "engine.err.database_name",
-    "engine.err.no_pyodbc",
-    "engine.err.no_key",
-    "engine.err.no_column",
-    "engine.err.transaction_lost",
-    "engine.err.capture",
-    "engine.err.no_round",
-    "engine.err.nothing_to_take_back",
-    "engine.err.log_unwritable",
-    "engine.err.folder",
-    "engine.err.asset",
+    *(f"engine.pkg.{k}" for k in ("own", "not_site", "gap", "unwritable")),
+    *(f"engine.import.{k}" for k in ("duplicate", "missing", "not_sent_back")),
+    *(f"engine.err.unusable{k}" for k in ("", ".table", ".names", ".column", ".table_name")),
+    *(f"engine.err.{k}" for k in ("text_altered", "probe", "utf16_fault", "database_name")),
+    *(f"engine.err.{k}" for k in ("no_pyodbc", "no_key", "no_column", "transaction_lost")),
+    *(f"engine.err.{k}" for k in ("capture", "no_round", "nothing_to_take_back")),
+    *(f"engine.err.{k}" for k in ("log_unwritable", "folder", "asset")),
     "engine.report.unreadable",
     "engine.state.watermark_unreadable",
     "engine.state.watermark_unsaved",
+    *(f"engine.schemas.{k}" for k in ("unreadable", "format", "no_tables")),
+    "engine.package.kept_reason",
+    *(f"engine.progress.{k}" for k in ("hq_changes", "sites", "take_back", "changes")),
+    "engine.run.done",
+    *(f"engine.round.{k}" for k in ("done", "stopped", "upload_refused", "sites")),
+    "engine.round.sites.missing",
+    "engine.round.sites.failed",
+    *(f"engine.controle.{k}" for k in ("identical", "no_sums", "earlier", "differ")),
+    "engine.retry.unreadable",
 )
 
 
@@ -418,6 +417,113 @@ def test_a_package_that_cannot_be_written_is_said_in_english(tmp_path: Path) -> 
         f"Package refused {path}: cannot write: ",
     )
     assert "No such file or directory" in shown  # the system's own words, kept
+
+
+# -- messages a run emits ----------------------------------------------------------------------
+
+
+def test_schemas_that_cannot_be_read_are_said_in_english(tmp_path: Path) -> None:
+    for raw, french, english in (
+        (b"pas du json", "schemas.json illisible (", "schemas.json unreadable ("),
+        (b'{"format": 0}', "schemas.json d'un format inconnu", "schemas.json in an unknown format"),
+    ):
+        with pytest.raises(exchange.Unreadable) as unreadable:
+            exchange.decode(raw)
+        assert isinstance(unreadable.value, ValueError)  # its callers' catch still holds
+        assert str(unreadable.value).startswith(french)
+        assert render(unreadable.value.say or ("", {}), "en").startswith(english)
+    garbage = tmp_path / "0001.pkg"
+    garbage.write_bytes(b"rien d'un paquet" * 8)
+    with pytest.raises(exchange.Unreadable) as package:
+        exchange.package_tables(garbage)
+    assert str(package.value) == "0001.pkg illisible (ce n'est pas un paquet Synchro)"
+    said = package.value.say or ("", {})
+    assert render(said, "en") == "0001.pkg unreadable (this is not a Synchro package)"
+
+
+def test_a_delivery_kept_at_the_siege_is_said_in_english(tmp_path: Path) -> None:
+    db = tmp_path / "base.db"
+    sql(db, "CREATE TABLE journal (a INTEGER, b TEXT);")
+    with open_database(str(db)) as adapter:
+        journal = adapter.tables()[0]
+        with pytest.raises(SchemaError) as keyless, adapter.atomic():
+            adapter.upsert(journal, [(1, "x")])
+    say = kept_words(keyless.value)
+    assert render(say, "fr") == f"{error_text(keyless.value)} ({KEPT})"
+    shown = render(say, "en")
+    assert shown.startswith(text_in(keyless.value, "en"))
+    assert shown.endswith("(the package stays at the HQ and will be applied again)")
+
+
+def test_a_round_s_verdict_is_said_in_english(tmp_path: Path) -> None:
+    """The round's row (the real store): establishments without data or failed, an upload
+    refused for want of room at the Siège, a round stopped; ``records.error_in`` reads them."""
+    now = dt.datetime(2026, 12, 6, 12, 0)
+    refused = SimpleNamespace(user="3617", reason=f"{HQ_DISK_FULL} (552)", when=now.timestamp())
+    with ReportStore(tmp_path / "rapport.db") as store:
+        rid = store.start("HQ", "round", now=now)
+        failed = store.start("3615", "site-in-round", round_id=rid, now=now)
+        store.finish(failed, State.FAILED, now=now, error="refusé")
+        record_missing(store, lambda: [refused], ["3616", "3617"], rid, now, now)
+        state, error, details = round_verdict(store, rid, ["3616"], "HQ", State.OK, "", now)
+        assert error == "Etablissements sans données : 3616 ; en échec : 3615, 3617"
+        row = store.finish(rid, state, now=now, error=error, details=details)
+        assert error_in(row, "en") == "Establishments without data: 3616 ; failed: 3615, 3617"
+        [upload] = [r for r in store.for_round(rid) if r.site == "3617"]
+        assert upload.error == f"envoi refusé : {HQ_DISK_FULL} (552)"
+        assert error_in(upload, "en") == f"upload refused: {HQ_DISK_FULL} (552)"
+        stopped = store.start("HQ", "round", now=now)
+        stop = render(STOPPED, "fr")
+        state, error, details = round_verdict(store, stopped, [], "HQ", State.STOPPED, stop, now)
+        row = store.finish(stopped, state, now=now, error=error, details=details)
+    assert row.error == "Synchronisation arrêtée par l'utilisateur."
+    assert error_in(row, "en") == "Synchronisation stopped by the user."
+
+
+def test_status_lines_and_progress_are_said_in_english() -> None:
+    theirs = {"items": (1, "00")}
+    for text, tables in (controle(theirs, None), controle(theirs, {"items": (2, "11")})):
+        line = said(
+            "engine.ack.received", site="3615", sequence=4, controle=[controle_words(text, tables)]
+        )
+        assert (
+            line.message == f"3615 a intégré les données du siège (paquet 4) ; contrôle : {text}."
+        )
+        assert "check: " in line.text("en") and "vérifiable" not in line.text("en")
+    assert "tables differ: items" in line.text("en")
+    step = progress("publish", "HQ", "engine.progress.sites", count=3)
+    assert (step.detail, step.detail_in("en")) == ("3 établissement(s)", "3 establishment(s)")
+    done = state_changed("ok", 7, "engine.round.done")
+    assert (
+        done.message == "Tour terminé." and render(done.say or ("", {}), "en") == "Round finished."
+    )
+
+
+def test_a_quarantined_row_that_cannot_be_retried_is_said_in_english(tmp_path: Path) -> None:
+    """A row the Siège sent, rewritten by a trigger here (quarantined), then a column added:
+    the kept row no longer fits the table, its retry cannot even read it."""
+    site_db, hq_db = tmp_path / "s1.db", tmp_path / "hq.db"
+    for db in (site_db, hq_db):
+        sql(db, ITEMS)
+    sql(hq_db, "INSERT INTO items VALUES (1, 'beta');")
+    sql(
+        site_db,
+        "CREATE TRIGGER upper AFTER INSERT ON items BEGIN "
+        "UPDATE items SET name = upper(new.name) WHERE id = new.id; END;",
+    )
+    with (
+        make_node(tmp_path, "HQ", str(hq_db), hq=True) as hq,
+        make_node(tmp_path, "S1", str(site_db)) as site,
+    ):
+        hq.export()
+        path, _manifest = hq.publish("S1", tmp_path / "out")
+        assert site.import_package(path).stats.mismatched == 1
+    sql(site_db, "ALTER TABLE items ADD COLUMN extra TEXT;")
+    with make_node(tmp_path, "S1", str(site_db)) as site:
+        [entry] = site.export().capture.unapplied
+    assert " (nouvel essai impossible : " in entry["error"]
+    shown = entry_error_in(entry, "en")
+    assert " (cannot try again: " in shown and "nouvel essai" not in shown
 
 
 # -- the words ---------------------------------------------------------------------------------
