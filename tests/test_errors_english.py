@@ -79,6 +79,9 @@ ADDED = (
     "engine.round.sites.failed",
     *(f"engine.controle.{k}" for k in ("identical", "no_sums", "earlier", "differ")),
     "engine.retry.unreadable",
+    "engine.controle.failed",
+    "engine.err.key_order",
+    "engine.table.no_key",
 )
 
 
@@ -524,6 +527,16 @@ def test_a_quarantined_row_that_cannot_be_retried_is_said_in_english(tmp_path: P
     assert " (nouvel essai impossible : " in entry["error"]
     shown = entry_error_in(entry, "en")
     assert " (cannot try again: " in shown and "nouvel essai" not in shown
+
+
+def test_a_table_left_out_for_want_of_a_key_says_why_in_english(tmp_path: Path) -> None:
+    db = tmp_path / "base.db"
+    sql(db, "CREATE TABLE journal (a INTEGER, b TEXT);" + ITEMS)
+    with open_database(str(db)) as adapter:
+        chosen = select_tables(adapter.tables(), DatabaseSettings(connection=str(db)))
+    [journal] = chosen.skipped
+    assert journal.reason.startswith("pas de clé primaire ni d'index unique : elle n'est pas")
+    assert render(journal.say, "en").startswith("no primary key nor unique index: it is not")
 
 
 # -- the words ---------------------------------------------------------------------------------

@@ -18,12 +18,16 @@ from typing import NamedTuple
 from synchro.config.model import DatabaseSettings
 from synchro.db.base import Table
 from synchro.errors import ConfigError, DatabaseError, FieldProblem, Say
+from synchro.i18n import render
+
+NO_KEY: Say = ("engine.table.no_key", {})  # why a table without a key is left out
 
 
 @dataclass(frozen=True)
 class Skipped:
     table: str
-    reason: str
+    reason: str  # French; ``say``: its words, in the UI language (``i18n.render``)
+    say: Say = NO_KEY
 
 
 class TableSelection(NamedTuple):
@@ -79,13 +83,7 @@ def select_tables(found: Sequence[Table], settings: DatabaseSettings) -> TableSe
                 continue
             table = table.with_key(rule.key, "config")
         if not table.key:
-            skipped.append(
-                Skipped(
-                    table.name,
-                    "pas de clé primaire ni d'index unique : elle n'est pas synchronisée "
-                    "(ajoutez une clé primaire ou nommez une clé dans la configuration)",
-                )
-            )
+            skipped.append(Skipped(table.name, render(NO_KEY, "fr"), NO_KEY))
             continue
         chosen.append(table)
     if problems:
