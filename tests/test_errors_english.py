@@ -82,6 +82,9 @@ ADDED = (
     "engine.controle.failed",
     "engine.err.key_order",
     "engine.table.no_key",
+    "engine.round.opened",
+    "engine.run.running",
+    "engine.progress.package",
 )
 
 
@@ -496,7 +499,18 @@ def test_status_lines_and_progress_are_said_in_english() -> None:
     assert "tables differ: items" in line.text("en")
     step = progress("publish", "HQ", "engine.progress.sites", count=3)
     assert (step.detail, step.detail_in("en")) == ("3 établissement(s)", "3 establishment(s)")
-    done = state_changed("ok", 7, "engine.round.done")
+    sent = progress("send", "3615", "engine.progress.package", done=(12, 3400), n=5)
+    assert (sent.rows, sent.bytes, sent.detail, sent.detail_in("en")) == (
+        12,
+        3400,
+        "paquet 5",
+        "package 5",
+    )
+    running = state_changed("running", 7, "", "engine.run.running", site="3615")
+    assert running.message == "Synchronisation de 3615"
+    assert render(running.say or ("", {}), "en") == "Synchronisation of 3615"
+    assert state_changed("failed", 7, "refusé", "engine.run.done").message == "refusé"
+    done = state_changed("ok", 7, "", "engine.round.done")
     assert (
         done.message == "Tour terminé." and render(done.say or ("", {}), "en") == "Round finished."
     )

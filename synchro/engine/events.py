@@ -79,14 +79,24 @@ def _word(value: object, lang: str) -> object:
     return value
 
 
-def progress(phase: str, site: str, key: str, /, **values: object) -> Progress:
-    """A ``Progress`` whose detail is words of ``locales/engine.json`` (French ``detail``)."""
-    return Progress(phase, site, detail=tr(key, "fr", **values), say=(key, dict(values)))
+def progress(
+    phase: str, site: str, key: str, /, *, done: tuple[int, int] = (0, 0), **values: object
+) -> Progress:
+    """A ``Progress`` (``done``: rows and bytes) whose detail is words of
+    ``locales/engine.json`` (``detail`` their French)."""
+    rows, size = done
+    detail = tr(key, "fr", **values)
+    return Progress(phase, site, rows, size, detail, say=(key, dict(values)))
 
 
-def state_changed(state: str, report_id: int | None, key: str) -> StateChanged:
-    """A ``StateChanged`` whose message is words of ``locales/engine.json``."""
-    return StateChanged(state, tr(key, "fr"), report_id, say=(key, {}))
+def state_changed(
+    state: str, report_id: int | None, error: str, key: str, /, **values: object
+) -> StateChanged:
+    """A run's or round's state: its ``error`` (its Rapport row says it in the UI
+    language), else the words ``key`` of ``locales/engine.json``."""
+    if error:
+        return StateChanged(state, error, report_id)
+    return StateChanged(state, tr(key, "fr", **values), report_id, say=(key, dict(values)))
 
 
 Event = Progress | StateChanged | Status

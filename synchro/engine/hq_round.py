@@ -54,7 +54,7 @@ from pathlib import Path
 
 from synchro import faults
 from synchro.engine.ack import controle_words
-from synchro.engine.events import Emit, StateChanged, ignore, said, state_changed
+from synchro.engine.events import Emit, ignore, said, state_changed
 from synchro.engine.hq_acks import AckBook
 from synchro.engine.hq_deliveries import TAIL, DeliveryOutcome, DeliveryWork, RoundSettings
 from synchro.engine.hq_files import announce, identity, move_file
@@ -304,7 +304,7 @@ class HQService(DeliveryWork):
             self.node.state.set_meta(TAIL, "[]")
         faults.point("hq.round.opened")
         self._announce()
-        self.emit(StateChanged("running", "Tour de synchronisation ouvert.", rid))
+        self.emit(state_changed("running", rid, "", "engine.round.opened"))
         self.emit(self.settings.opening())
 
     def _close(self, state: State, error: str) -> None:
@@ -396,10 +396,7 @@ class HQService(DeliveryWork):
         state, error = record.state, record.error  # OK becomes Echec with rows not applied
         self.last_round = record
         word = {State.OK: "ok", State.STOPPED: "stopped"}.get(state, "failed")
-        if error:
-            self.emit(StateChanged(word, error, current.report_id))
-        else:
-            self.emit(state_changed(word, current.report_id, "engine.round.done"))
+        self.emit(state_changed(word, current.report_id, error, "engine.round.done"))
         self.emit(said("engine.round.end", state=state, detail=f" ({error})" if error else ""))
         return record
 

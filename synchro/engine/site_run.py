@@ -37,7 +37,6 @@ from synchro.engine.clocks import ahead_by
 from synchro.engine.events import (
     Emit,
     Progress,
-    StateChanged,
     ignore,
     progress,
     said,
@@ -91,7 +90,7 @@ class SiteRun(Receiving):
 
     def run(self) -> RunRecord:
         rid = self.reports.start(self.site, "run", now=self.started)
-        self.emit(StateChanged("running", f"Synchronisation de {self.site}", rid))
+        self.emit(state_changed("running", rid, "", "engine.run.running", site=self.site))
         self.emit(said("engine.run.start", site=self.site))
         try:
             self._run(rid)
@@ -116,10 +115,7 @@ class SiteRun(Receiving):
         )
         state, error = record.state, record.error  # OK becomes Echec with rows not applied
         word = {State.OK: "ok", State.STOPPED: "stopped"}.get(state, "failed")
-        if error:
-            self.emit(StateChanged(word, error, rid))
-        else:
-            self.emit(state_changed(word, rid, "engine.run.done"))
+        self.emit(state_changed(word, rid, error, "engine.run.done"))
         self.emit(said("engine.run.end", state=state, detail=f" ({error})" if error else ""))
         return record
 
@@ -238,8 +234,9 @@ class SiteRun(Receiving):
                 if self.cancel.is_set():
                     raise Cancelled()
                 size = path.stat().st_size
+                done = (self.totals.rows_sent, size)
                 self.emit(
-                    Progress("send", self.site, self.totals.rows_sent, size, f"paquet {sequence}")
+                    progress("send", self.site, "engine.progress.package", done=done, n=sequence)
                 )
                 if client.stage(path, path.name):
                     written = path.name
