@@ -85,6 +85,7 @@ ADDED = (
     "engine.round.opened",
     "engine.run.running",
     "engine.progress.package",
+    *(f"engine.db.where{k}" for k in ("", ".base", ".base_on", ".sqlite")),
 )
 
 
@@ -286,15 +287,17 @@ def test_a_table_without_key_or_column_is_said_in_english(tmp_path: Path) -> Non
         with pytest.raises(SchemaError) as unknown:
             list(adapter.scan(tables["items"], columns=["id", "prix"]))
         where = adapter.description
+    assert where == f"SQLite {sqlite3.sqlite_version} (fichier {db})"
+    there = f"SQLite {sqlite3.sqlite_version} (file {db})"  # the database, said in English
     _both(
         keyless.value,
         f"{where} : la table journal n'a pas de clé ; indiquez une clé",
-        f"{where}: table journal has no key; name a key for this table",
+        f"{there}: table journal has no key; name a key for this table",
     )
     _both(
         unknown.value,
         f"{where} : la table items n'a pas de colonne prix ; vérifiez la configuration.",
-        f"{where}: table items has no column prix; check the configuration.",
+        f"{there}: table items has no column prix; check the configuration.",
     )
 
 
@@ -314,7 +317,7 @@ def test_a_transaction_the_database_ended_is_said_in_english(tmp_path: Path) -> 
     shown = _both(
         lost.value,
         f"{where} : la base a annulé toute la transaction en cours (",
-        f"{where}: the database cancelled the whole transaction under way (",
+        f"SQLite {sqlite3.sqlite_version} (file {db}): the database cancelled the whole",
     )
     assert "nothing of it is kept, it will be done again" in shown
 
@@ -346,6 +349,7 @@ def test_a_table_that_cannot_be_read_at_capture_is_said_in_english(
         "Cannot read table items: ",
     )
     assert "reading table items" in shown  # the adapter's own words, in English too
+    assert f"(database {backend.database} on " in shown and "(base " not in shown
 
 
 def test_load_pyodbc_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:

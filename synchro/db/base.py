@@ -107,6 +107,12 @@ class Adapter(abc.ABC):
 
     dialect: str = ""
     description: str = ""  # "SQLite 3.40.1 (fichier /x/y.db)" — for status and reports
+    described: Say | None = None  # ``description`` as words of the locales, where given
+
+    @property
+    def where(self) -> str | list[Say]:
+        """The database, as a value of an error's words: said in the UI language."""
+        return [self.described] if self.described is not None else self.description
 
     @abc.abstractmethod
     def tables(self) -> list[Table]:

@@ -47,6 +47,7 @@ from synchro.db.odbc_schema import column_details, foreign_keys, unique_indexes
 from synchro.db.sqlite import discover as discover_sqlite
 from synchro.db.sqlite import has_mark_table
 from synchro.errors import DatabaseError, Say
+from synchro.i18n import render
 from synchro.values import Kind
 
 LOCK_WAIT_S = 50  # seconds a statement waits for a row another program locked
@@ -93,8 +94,11 @@ class OdbcAdapter(SqlAdapter):
         self._database = str(info(SQL_DATABASE_NAME) or "")
         driver = str(info(SQL_DRIVER_NAME) or "")
         server = str(info(SQL_SERVER_NAME) or "")
-        where = f"base {self._database}" + (f" sur {server}" if server else "")
-        self.description = f"{dbms} {info(SQL_DBMS_VER)} ({where})"
+        on: Say = ("engine.db.where.base", {"database": self._database})
+        if server:
+            on = ("engine.db.where.base_on", {"database": self._database, "server": server})
+        self.described = ("engine.db.where", {"dbms": f"{dbms} {info(SQL_DBMS_VER)}", "on": [on]})
+        self.description = render(self.described, "fr")
         if self.dialect in ("mysql", "sqlite"):
             narrow_utf8(pyodbc, self._conn)
         # What narrow statement text becomes on the way (``odbc_connect``), and MariaDB
@@ -103,7 +107,7 @@ class OdbcAdapter(SqlAdapter):
         self._utf16_fault = self.dialect == "mysql" and "maodbc" in driver.lower()
         if self._utf16_fault and cut_by_driver(self._database):
             self._conn.close()
-            cut = {"where": self.description, "database": self._database}
+            cut = {"where": self.where, "database": self._database}
             raise DatabaseError(say=("engine.err.database_name", cut))
         if self.dialect in ("mysql", "sqlite"):
             self._text_fault = probe_text(self._query)
@@ -137,7 +141,7 @@ class OdbcAdapter(SqlAdapter):
         altered, miscounts = bool(self._text_fault), self._utf16_fault
         if (altered or miscounts) and unsafe_statement(sql, altered=altered, miscounts=miscounts):
             # never handed to the driver
-            raise failed(self.description, doing, [self._name_fault()])
+            raise failed(self.where, doing, [self._name_fault()])
         return super()._run(sql, params, doing)
 
     def _strict(self) -> None:
@@ -223,7 +227,7 @@ class OdbcAdapter(SqlAdapter):
         state = _state(exc)
         text = str(args[1]) if len(args) > 1 else str(exc)
         lost: Say | None = ("engine.db.hint.lost", {}) if state.startswith("08") else None
-        return failed(self.description, doing, f"[{state}] {text}", lost)
+        return failed(self.where, doing, f"[{state}] {text}", lost)
 
     def _ends_transaction(self, error: DatabaseError) -> bool:
         """Errors that are no row's fault and end (or must end) the transaction: SQLSTATE
