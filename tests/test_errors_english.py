@@ -317,9 +317,9 @@ def test_a_transaction_the_database_ended_is_said_in_english(tmp_path: Path) -> 
     shown = _both(
         lost.value,
         f"{where} : la base a annulé toute la transaction en cours (",
-        f"SQLite {sqlite3.sqlite_version} (file {db}): the database cancelled the whole",
+        f"SQLite {sqlite3.sqlite_version} (file {db}): the database rolled back the whole",
     )
-    assert "nothing of it is kept, it will be done again" in shown
+    assert "none of it is kept, it will be done again" in shown
 
 
 def test_a_table_that_cannot_be_read_at_capture_is_said_in_english(
@@ -554,7 +554,7 @@ def test_a_table_left_out_for_want_of_a_key_says_why_in_english(tmp_path: Path) 
         chosen = select_tables(adapter.tables(), DatabaseSettings(connection=str(db)))
     [journal] = chosen.skipped
     assert journal.reason.startswith("pas de clé primaire ni d'index unique : elle n'est pas")
-    assert render(journal.say, "en").startswith("no primary key nor unique index: it is not")
+    assert render(journal.say, "en").startswith("no primary key or unique index: it is not")
 
 
 # -- the words ---------------------------------------------------------------------------------
