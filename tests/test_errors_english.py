@@ -29,10 +29,13 @@ from synchro.db.mysql_catalog import unsafe_names
 from synchro.db.odbc_connect import PROBE_TEXT, load_pyodbc, text_fault_say
 from synchro.engine import marks
 from synchro.engine import schema_exchange as exchange
-from synchro.engine.ack import controle, controle_words
+from synchro.engine.ack import controle, controle_words, make_ack
 from synchro.engine.events import progress, said, state_changed
+from synchro.engine.hq_acks import AckBook
 from synchro.engine.hq_deliveries import KEPT, kept_words
 from synchro.engine.hq_verdict import STOPPED, record_missing, round_verdict
+from synchro.engine.serveur_node import ServeurNode
+from synchro.engine.siege_node import SiegeNode
 from synchro.engine.tables import select_tables
 from synchro.engine.watermark import advance_watermark, current_watermark
 from synchro.errors import (
@@ -48,6 +51,7 @@ from synchro.errors import (
 )
 from synchro.i18n import render
 from synchro.log import setup_logging
+from synchro.names import ack_name
 from synchro.package import PackageWriter
 from synchro.platform.paths import asset_path, paths_beside
 from synchro.reports import ReportStore, State, error_in
@@ -536,6 +540,7 @@ def test_a_quarantined_row_that_cannot_be_retried_is_said_in_english(tmp_path: P
         make_node(tmp_path, "HQ", str(hq_db), hq=True) as hq,
         make_node(tmp_path, "S1", str(site_db)) as site,
     ):
+        assert isinstance(hq, SiegeNode)
         hq.export()
         path, _manifest = hq.publish("S1", tmp_path / "out")
         assert site.import_package(path).stats.mismatched == 1
@@ -555,6 +560,36 @@ def test_a_table_left_out_for_want_of_a_key_says_why_in_english(tmp_path: Path) 
     [journal] = chosen.skipped
     assert journal.reason.startswith("pas de clé primaire ni d'index unique : elle n'est pas")
     assert render(journal.say, "en").startswith("no primary key or unique index: it is not")
+
+
+def test_a_controle_that_found_tables_different_is_said_in_english(tmp_path: Path) -> None:
+    """The establishment applied the Siège's package, then its table changed: its ack's
+    checksums differ from the published ones, and its Rapport row says so."""
+    site_db, hq_db = _site_and_hq(tmp_path)
+    now = dt.datetime(2026, 12, 6, 12, 0)
+    with (
+        make_node(tmp_path, "S1", str(site_db)) as site,
+        make_node(tmp_path, "HQ", str(hq_db), hq=True) as hq,
+        ReportStore(tmp_path / "rapport.db") as store,
+    ):
+        assert isinstance(hq, SiegeNode) and isinstance(site, ServeurNode)
+        assert hq.import_package(site.export().path).status == "applied"
+        published = hq.publish("S1", tmp_path / "out")
+        assert site.import_package(published.path).status == "applied"
+        sql(site_db, "INSERT INTO items VALUES (9, 'changé depuis');")
+        owed = make_ack(site)
+        assert owed is not None
+        inbox = tmp_path / "ftp" / "S1" / "in"
+        inbox.mkdir(parents=True)
+        (inbox / ack_name("S1", owed.ack.sequence)).write_bytes(owed.ack.to_bytes())
+        rid = store.start("S1", "site-in-round", now=now)
+        book = AckBook(hq, store, tmp_path / "ftp")
+        book.expect("S1", rid, owed.ack.sequence, now + dt.timedelta(hours=1))
+        [got] = book.take(["S1"], now)
+        row = store.get(rid)
+    assert got.tables == ["items"]
+    assert row.error == "Contrôle : tables différentes : items"
+    assert error_in(row, "en") == "Check: tables differ: items"
 
 
 # -- the words ---------------------------------------------------------------------------------
