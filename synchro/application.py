@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from synchro.config.model import Config
 from synchro.engine.events import Event, Progress, StateChanged, Status, said
 from synchro.errors import ConnectionTestError, ErrorKind, SynchroError
-from synchro.i18n import tr
+from synchro.i18n import render, tr
 from synchro.names import parse_address
 from synchro.platform.paths import NodePaths
 from synchro.reports import RunRecord, State, error_in
@@ -205,7 +205,7 @@ class Synchro:
             self._linger(hq, linger_s)
         hq.note_tail()  # late packages left in /in: applied next time, not counted then
         if hq.last_round is None:
-            raise SynchroError("le tour du siège n'a pas eu lieu", kind=ErrorKind.INTERNAL)
+            raise SynchroError(kind=ErrorKind.INTERNAL, say=("engine.err.no_round", {}))
         return hq.last_round
 
     def _linger(self, hq: HQService, linger_s: float) -> None:
@@ -314,7 +314,8 @@ def list_tables(connection: str, lang: str) -> list[str]:
 
 def _table_line(table: Table, lang: str) -> str:
     if table.unusable:
-        return tr("app.table.unusable", lang, table=table.name, reason=table.unusable)
+        reason = render(table.unusable, lang)
+        return tr("app.table.unusable", lang, table=table.name, reason=reason)
     return table.name if table.key else tr("app.table.no_key", lang, table=table.name)
 
 

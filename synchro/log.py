@@ -121,10 +121,8 @@ def setup_logging(log_dir: Path, *, console: bool, level: int = logging.INFO) ->
             log_file, maxBytes=MAX_BYTES, backupCount=BACKUP_COUNT, encoding="utf-8"
         )
     except OSError as exc:
-        raise PlatformError(
-            f"Impossible d'écrire le journal {log_file} : {exc.strerror or exc}. "
-            "Vérifiez les droits sur ce dossier ou choisissez-en un autre."
-        ) from exc
+        why = {"path": str(log_file), "detail": exc.strerror or str(exc)}
+        raise PlatformError(say=("engine.err.log_unwritable", why)) from exc
     root.addHandler(_mark(file_handler, secrets))
     with_console = console and has_console()
     if with_console:

@@ -46,7 +46,7 @@ from synchro.capture.source import (
 )
 from synchro.db.base import Adapter, Row, Table
 from synchro.db.columnar import NotExact
-from synchro.errors import Cancelled, CaptureError, DatabaseError, PackageError
+from synchro.errors import Cancelled, CaptureError, DatabaseError, PackageError, Say
 from synchro.package import PackageWriter
 from synchro.state import HELD, StateDB, key_json
 from synchro.values import from_json, normalise, row_hasher, to_json
@@ -273,7 +273,9 @@ def _capture_table(
             if not done:
                 diff_with(row_items(adapter, state, table, spooled=spooled), columnar=False)
     except DatabaseError as exc:
-        raise CaptureError(f"Lecture de la table {table.name} impossible : {exc}") from exc
+        detail: list[Say] | str = [exc.say] if exc.say is not None else str(exc)
+        said = {"table": table.name, "detail": detail}
+        raise CaptureError(say=("engine.err.capture", said)) from exc
     snapw.flush()
     if deletes:
         state.add_capture_deletes(deletes)

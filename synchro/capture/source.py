@@ -29,7 +29,7 @@ class KeyOrderError(CaptureError):
 
     def __init__(self, table: str) -> None:
         self.table = table
-        super().__init__(f"Table {table} : lignes non triées par clé")
+        super().__init__(say=("engine.err.key_order", {"table": table}))
 
 
 def snapshot_key(

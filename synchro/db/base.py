@@ -14,6 +14,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
+from synchro.errors import Say
 from synchro.values import Kind
 
 # The one table Synchro keeps in the user's database: the number of its last
@@ -69,9 +70,9 @@ class Table:
     key: tuple[str, ...] = ()
     key_source: str = ""  # "primary", "unique", "config" or "" when there is none
     foreign_keys: tuple[ForeignKey, ...] = field(default=())
-    # Why the driver cannot carry this table's statements ("" when it can): ``select_tables``
-    # refuses to synchronise it, naming the table and column.
-    unusable: str = field(default="", compare=False)
+    # Why the driver cannot carry this table's statements, as words of the locales (None
+    # when it can): ``select_tables`` refuses to synchronise it, naming the table and column.
+    unusable: Say | None = field(default=None, compare=False)
 
     @property
     def column_names(self) -> tuple[str, ...]:
@@ -106,6 +107,12 @@ class Adapter(abc.ABC):
 
     dialect: str = ""
     description: str = ""  # "SQLite 3.40.1 (fichier /x/y.db)" — for status and reports
+    described: Say | None = None  # ``description`` as words of the locales, where given
+
+    @property
+    def where(self) -> str | list[Say]:
+        """The database, as a value of an error's words: said in the UI language."""
+        return [self.described] if self.described is not None else self.description
 
     @abc.abstractmethod
     def tables(self) -> list[Table]:

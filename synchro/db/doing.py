@@ -16,7 +16,9 @@ def act(what: str, table: str = "") -> Say:
     return (f"engine.db.doing.{what}", values)
 
 
-def failed(where: str, what: Say, detail: object, hint: Say | None = None) -> DatabaseError:
+def failed(
+    where: str | list[Say], what: Say, detail: object, hint: Say | None = None
+) -> DatabaseError:
     """The error of a statement of ``where`` (the database's description) while ``what``,
     the database's words ``detail``; ``hint``: what to do, when known."""
     said = detail if isinstance(detail, list) else str(detail)  # (a list: words of ours)

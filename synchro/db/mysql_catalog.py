@@ -15,6 +15,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from synchro.errors import Say
+
 Query = Callable[[str, tuple[Any, ...]], list[Any]]
 
 # information_schema DATA_TYPE -> the ODBC SQL type the driver reports.
@@ -81,7 +83,9 @@ def cut_by_driver(name: str) -> bool:
 STATEMENT_LIMIT = 1
 
 
-def unsafe_names(table: str, columns: Sequence[str], *, altered: bool, miscounts: bool) -> str:
+def unsafe_names(
+    table: str, columns: Sequence[str], *, altered: bool, miscounts: bool
+) -> Say | None:
     """Which name of this table the driver cannot be given ("" when none can be):
     ``altered``, the connection alters statement text that is not ASCII (any narrow ODBC
     connection: ``odbc_connect.statement_text_fault``); ``miscounts``, the driver reads
@@ -89,14 +93,21 @@ def unsafe_names(table: str, columns: Sequence[str], *, altered: bool, miscounts
     if altered:
         bad = [c for c in columns if not c.isascii()]
         if bad or not table.isascii():
-            return f"colonne {bad[0]}" if bad else "nom de la table"
-        return ""
+            return _column_named(bad[0]) if bad else TABLE_NAME
+        return None
     if not miscounts:
-        return ""
+        return None
     bad = [c for c in columns if lead_units(c)]
     if bad:
-        return f"colonne {bad[0]}"
-    return "nom de la table" if lead_units(table) > STATEMENT_LIMIT else ""
+        return _column_named(bad[0])
+    return TABLE_NAME if lead_units(table) > STATEMENT_LIMIT else None
+
+
+TABLE_NAME: Say = ("engine.err.unusable.table_name", {})
+
+
+def _column_named(name: str) -> Say:
+    return ("engine.err.unusable.column", {"column": name})
 
 
 def unsafe_statement(sql: str, *, altered: bool, miscounts: bool) -> bool:

@@ -39,13 +39,15 @@ from synchro.db.odbc_connect import (
     connect,
     load_pyodbc,
     narrow_utf8,
-    statement_text_fault,
+    probe_text,
+    text_fault_say,
     utf8mb4_connection,
 )
 from synchro.db.odbc_schema import column_details, foreign_keys, unique_indexes
 from synchro.db.sqlite import discover as discover_sqlite
 from synchro.db.sqlite import has_mark_table
 from synchro.errors import DatabaseError, Say
+from synchro.i18n import render
 from synchro.values import Kind
 
 LOCK_WAIT_S = 50  # seconds a statement waits for a row another program locked
@@ -55,7 +57,7 @@ class OdbcAdapter(SqlAdapter):
     """One ODBC connection. ``connection``: ``DSN=...`` or ``DRIVER={...};...``."""
 
     _utf16_fault = False  # MariaDB Connector/ODBC: set when the connection opens
-    _text_fault = ""  # what narrow statement text not in ASCII becomes ("" = itself)
+    _text_fault = ""  # what narrow statement text not in ASCII becomes ("" = itself, hex)
 
     def __init__(self, connection: str) -> None:
         super().__init__()
@@ -92,8 +94,11 @@ class OdbcAdapter(SqlAdapter):
         self._database = str(info(SQL_DATABASE_NAME) or "")
         driver = str(info(SQL_DRIVER_NAME) or "")
         server = str(info(SQL_SERVER_NAME) or "")
-        where = f"base {self._database}" + (f" sur {server}" if server else "")
-        self.description = f"{dbms} {info(SQL_DBMS_VER)} ({where})"
+        on: Say = ("engine.db.where.base", {"database": self._database})
+        if server:
+            on = ("engine.db.where.base_on", {"database": self._database, "server": server})
+        self.described = ("engine.db.where", {"dbms": f"{dbms} {info(SQL_DBMS_VER)}", "on": [on]})
+        self.description = render(self.described, "fr")
         if self.dialect in ("mysql", "sqlite"):
             narrow_utf8(pyodbc, self._conn)
         # What narrow statement text becomes on the way (``odbc_connect``), and MariaDB
@@ -102,13 +107,10 @@ class OdbcAdapter(SqlAdapter):
         self._utf16_fault = self.dialect == "mysql" and "maodbc" in driver.lower()
         if self._utf16_fault and cut_by_driver(self._database):
             self._conn.close()
-            raise DatabaseError(
-                f"{self.description} : le nom de la base {self._database} contient un caractère"
-                " (Ø Ù Ú Û, ט, ヘ...) que le pilote MariaDB Connector/ODBC coupe : il n'y"
-                " trouverait aucune table ; renommez la base"
-            )
+            cut = {"where": self.where, "database": self._database}
+            raise DatabaseError(say=("engine.err.database_name", cut))
         if self.dialect in ("mysql", "sqlite"):
-            self._text_fault = statement_text_fault(self._query)
+            self._text_fault = probe_text(self._query)
         self._schema = self._default_schema()
         if self.dialect == "sqlite":  # as the stdlib adapter: refuse orphans
             self._run("PRAGMA foreign_keys = ON", [], act("open")).close()
@@ -139,7 +141,7 @@ class OdbcAdapter(SqlAdapter):
         altered, miscounts = bool(self._text_fault), self._utf16_fault
         if (altered or miscounts) and unsafe_statement(sql, altered=altered, miscounts=miscounts):
             # never handed to the driver
-            raise failed(self.description, doing, self._name_fault())
+            raise failed(self.where, doing, [self._name_fault()])
         return super()._run(sql, params, doing)
 
     def _strict(self) -> None:
@@ -225,7 +227,7 @@ class OdbcAdapter(SqlAdapter):
         state = _state(exc)
         text = str(args[1]) if len(args) > 1 else str(exc)
         lost: Say | None = ("engine.db.hint.lost", {}) if state.startswith("08") else None
-        return failed(self.description, doing, f"[{state}] {text}", lost)
+        return failed(self.where, doing, f"[{state}] {text}", lost)
 
     def _ends_transaction(self, error: DatabaseError) -> bool:
         """Errors that are no row's fault and end (or must end) the transaction: SQLSTATE
@@ -336,27 +338,17 @@ class OdbcAdapter(SqlAdapter):
         if not (altered or miscounts):
             return table
         where = unsafe_names(name, table.column_names, altered=altered, miscounts=miscounts)
-        if not where:
+        if where is None:
             return table
-        return dataclasses.replace(
-            table,
-            unusable=f"{where} : {self._name_fault()} ; renommez-la, ou excluez la table"
-            " (database.exclude)",
-        )
+        why = {"name": [where], "fault": [self._name_fault()]}
+        return dataclasses.replace(table, unusable=("engine.err.unusable.names", why))
 
-    def _name_fault(self) -> str:
+    def _name_fault(self) -> Say:
         """Why names of some characters cannot be handed to this driver."""
         if self._text_fault:
-            return (
-                "la connexion ODBC altère le texte des requêtes qui n'est pas en ASCII "
-                f"({self._text_fault} ; la machine n'a pas de locale UTF-8, ou Windows lit le "
-                "texte dans sa page de code)"
-            )
-        return (
-            "le pilote MariaDB Connector/ODBC lit au-delà de la fin le texte des requêtes "
-            "qui contiennent plusieurs de ces caractères (Ø Ù Ú Û, ט, ヘ...) et peut échouer "
-            "au hasard ou arrêter le programme"
-        )
+            fault = text_fault_say(self._text_fault)
+            return ("engine.err.text_altered", {"fault": [fault]})
+        return ("engine.err.utf16_fault", {})
 
     def _table_found(self, name: str) -> Table:
         where = self._where()

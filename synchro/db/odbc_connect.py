@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from synchro.errors import DatabaseError, Say
+from synchro.i18n import render
 
 SQL_DRIVER_NAME = 6
 SQL_DBMS_NAME = 17
@@ -37,10 +38,7 @@ def load_pyodbc() -> Any:
     try:
         import pyodbc
     except ImportError as exc:
-        raise DatabaseError(
-            "Le module ODBC (pyodbc) ne peut pas être chargé : installez unixODBC "
-            f"(Linux : apt-get install unixodbc) ou utilisez un fichier SQLite. ({exc})"
-        ) from exc
+        raise DatabaseError(say=("engine.err.no_pyodbc", {"detail": str(exc)})) from exc
     return pyodbc
 
 
@@ -180,14 +178,26 @@ PROBE_TEXT = "É€Ú"
 
 def statement_text_fault(run_query: Any) -> str:
     """What a narrow connection (MariaDB, SQLite ODBC) does to statement text that is not
-    ASCII: "" when it goes through exactly, else what the probe became. Measured on every
-    new connection: what alters it (the locale on Linux, the ANSI code page on Windows)
-    belongs to the machine. ``run_query(sql)`` returns the rows."""
+    ASCII: "" when it goes through exactly, else what the probe became (in French words,
+    ``text_fault_say`` of ``probe_text``)."""
+    got = probe_text(run_query)
+    return render(text_fault_say(got), "fr") if got else ""
+
+
+def text_fault_say(got: str) -> Say:
+    """Words saying that the probe text reached the server as ``got`` (``probe_text``)."""
+    expected = PROBE_TEXT.encode("utf-8").hex().upper()
+    return ("engine.err.probe", {"probe": PROBE_TEXT, "got": got, "expected": expected})
+
+
+def probe_text(run_query: Any) -> str:
+    """What a narrow connection (MariaDB, SQLite ODBC) does to statement text that is not
+    ASCII: "" when it goes through exactly, else what the probe became (hexadecimal).
+    Measured on every new connection: what alters it (the locale on Linux, the ANSI code
+    page on Windows) belongs to the machine. ``run_query(sql)`` returns the rows."""
     expected = PROBE_TEXT.encode("utf-8").hex().upper()
     # Its column named in ASCII: the SQLite ODBC driver gives a result column's name with
     # its length in UTF-8 bytes, so a name that is not ASCII comes back with what follows it
     # in memory, which at random is no UTF-16 and fails the statement in pyodbc.
     got = str(run_query(f"SELECT HEX('{PROBE_TEXT}') AS probe")[0][0]).upper()
-    if got == expected:
-        return ""
-    return f"« {PROBE_TEXT} » arrive au serveur comme {got} au lieu de {expected}"
+    return "" if got == expected else got

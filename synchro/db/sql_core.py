@@ -120,7 +120,7 @@ class SqlCore(Adapter):
             raise self._translate(exc, doing) from exc
         except (UnicodeError, OverflowError) as exc:  # a value the driver cannot convert
             cursor.close()
-            raise failed(self.description, doing, exc) from exc
+            raise failed(self.where, doing, exc) from exc
         return cursor
 
     def _binders(self, table: Table, names: Sequence[str]) -> Binders:
@@ -148,10 +148,10 @@ class SqlCore(Adapter):
                     if f is not None and v is not None:
                         f(v)
                 except Refused as exc:
-                    said = {"where": self.description, "table": table.name, "column": name}
+                    said = {"where": self.where, "table": table.name, "column": name}
                     why = {**said, "why": [exc.say]}
                     return DatabaseError(say=("engine.db.refused_value", why))
-        said = {"where": self.description, "table": table.name}
+        said = {"where": self.where, "table": table.name}
         return DatabaseError(say=("engine.db.refused_row", said))
 
     def _bind_rows(
@@ -170,10 +170,8 @@ class SqlCore(Adapter):
 
     def _need_key(self, table: Table) -> None:
         if not table.key:
-            raise SchemaError(
-                f"{self.description} : la table {table.name} n'a pas de clé ; "
-                "indiquez une clé pour cette table dans la configuration."
-            )
+            said = {"where": self.where, "table": table.name}
+            raise SchemaError(say=("engine.err.no_key", said))
 
     # -- transactions -----------------------------------------------------------------
 
@@ -262,7 +260,7 @@ class SqlCore(Adapter):
         driver); and in SQLite a savepoint begun once the transaction has ended begins a
         new transaction of its own, which its RELEASE commits."""
         if not self._in_transaction():
-            self._lost = failed(self.description, doing, [("engine.db.hint.ended", {})])
+            self._lost = failed(self.where, doing, [("engine.db.hint.ended", {})])
         try:
             self._run(sql, [], doing).close()
         except DatabaseError as exc:
@@ -273,9 +271,10 @@ class SqlCore(Adapter):
         """The ``TransactionLost`` of ``lost`` (default: the open transaction's), caused by
         it (its kind follows: ``DISK`` for a full disk)."""
         error = lost or self._lost
-        found = TransactionLost(
-            f"{self.description} : la base a annulé toute la transaction en cours ({error}) ; "
-            "rien n'en est gardé, elle sera refaite"
-        )
+        detail: list[Say] | str = str(error)
+        if error is not None and error.say is not None:
+            detail = [error.say]
+        said = {"where": self.where, "error": detail}
+        found = TransactionLost(say=("engine.err.transaction_lost", said))
         found.__cause__ = error
         return found

@@ -41,10 +41,8 @@ class SqlReads(SqlCore):
         all_kinds = dict(zip(table.column_names, table.kinds, strict=True))
         unknown = [n for n in (*names, modified_column or "") if n and n not in all_kinds]
         if unknown:
-            raise SchemaError(
-                f"{self.description} : la table {table.name} n'a pas de colonne "
-                f"{', '.join(unknown)} ; vérifiez la configuration."
-            )
+            said = {"where": self.where, "table": table.name, "columns": ", ".join(unknown)}
+            raise SchemaError(say=("engine.err.no_column", said))
         kinds = [all_kinds[n] for n in names]
         params: list[Any] = []
         if modified_column is not None and modified_since is not None:
@@ -158,10 +156,10 @@ class SqlReads(SqlCore):
                     raise self._translate(exc, doing) from exc
                 except UnicodeDecodeError as exc:  # a driver that cut a character in two
                     hint: Say = ("engine.db.hint.text", {})
-                    raise failed(self.description, doing, exc, hint) from exc
+                    raise failed(self.where, doing, exc, hint) from exc
                 except (ValueError, OverflowError) as exc:  # a value Python cannot hold
                     hint = ("engine.db.hint.value", {})
-                    raise failed(self.description, doing, exc, hint) from exc
+                    raise failed(self.where, doing, exc, hint) from exc
                 if not batch:
                     return
                 yield from map(normalise_row, batch)

@@ -24,6 +24,7 @@ from synchro.db.dialects import Dialect
 from synchro.db.doing import act, failed
 from synchro.db.generic import SqlAdapter
 from synchro.errors import DatabaseError, Say, sqlite_error
+from synchro.i18n import render
 from synchro.values import Kind
 
 # SQLite's errors after which it may have ended the transaction, or that say its file
@@ -75,7 +76,11 @@ class SqliteAdapter(SqlAdapter):
         super().__init__()
         self.path = os.path.abspath(path)
         self.sql = Dialect("sqlite", '"')
-        self.description = f"SQLite {sqlite3.sqlite_version} (fichier {self.path})"
+        self.described = (
+            "engine.db.where.sqlite",
+            {"version": sqlite3.sqlite_version, "path": self.path},
+        )
+        self.description = render(self.described, "fr")
         try:
             self._conn = sqlite3.connect(
                 self.path, isolation_level=None, timeout=30, check_same_thread=False
@@ -100,9 +105,7 @@ class SqliteAdapter(SqlAdapter):
     def _translate(self, exc: BaseException, doing: Say) -> DatabaseError:
         text = str(exc)
         hint = next((h for k, h in _HINTS.items() if k in text.lower()), None)
-        return failed(
-            self.description, doing, text, ("engine.db.hint." + hint, {}) if hint else None
-        )
+        return failed(self.where, doing, text, ("engine.db.hint." + hint, {}) if hint else None)
 
     def _ends_transaction(self, error: DatabaseError) -> bool:
         """SQLite ended the transaction (it does after a full disk, an I/O error, lack of

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
 from synchro.engine.checksum import Sums, differing, sums_from_json, to_json
+from synchro.errors import Say
 from synchro.names import read_ack_name
 
 if TYPE_CHECKING:
@@ -29,6 +30,15 @@ if TYPE_CHECKING:
 
 ACK_LIMIT = 4 * 1024 * 1024  # an ack bigger than this is not read
 IDENTICAL = "identiques"
+# The Contrôle's French words, kept as they are in the Rapport's details (``report_summary``
+# says them in English), and their keys in the locales (a status line says them so).
+NO_SUMS = "non vérifiable (sommes de contrôle absentes)"
+EARLIER = "non vérifiable (paquet d'un état antérieur du siège)"
+_CONTROLE_KEYS = {
+    IDENTICAL: "engine.controle.identical",
+    NO_SUMS: "engine.controle.no_sums",
+    EARLIER: "engine.controle.earlier",
+}
 
 
 @dataclass(frozen=True)
@@ -109,11 +119,19 @@ def controle(theirs: Sums, ours: Sums | None) -> Controle:
 
     ``ours`` is None when the Siège no longer knows its checksums for that package."""
     if ours is None or not theirs:
-        return Controle("non vérifiable (sommes de contrôle absentes)", [])
+        return Controle(NO_SUMS, [])
     tables = differing(theirs, ours)
     if not tables:
         return Controle(IDENTICAL, [])
     return Controle("tables différentes : " + ", ".join(tables), tables)
+
+
+def controle_words(text: str, tables: list[str]) -> Say:
+    """A Contrôle (``controle``'s text and tables) as words of the locales."""
+    if tables:
+        return ("engine.controle.differ", {"tables": ", ".join(tables)})
+    key = _CONTROLE_KEYS.get(text)
+    return (key, {}) if key else ("engine.pkg.raw", {"text": text})
 
 
 def make_ack(node: ServeurNode, clock: int | None = None) -> OwedAck | None:

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from synchro.errors import Say, SynchroError, text_in
-from synchro.i18n import tr
+from synchro.i18n import render, tr
 
 
 @dataclass(frozen=True)
@@ -24,6 +24,11 @@ class Progress:
     rows: int = 0
     bytes: int = 0
     detail: str = ""
+    say: Say | None = None  # ``detail`` as words of the locales (shown in the UI language)
+
+    def detail_in(self, lang: str) -> str:
+        """``detail`` in ``lang`` (as it is when it has no words: a table, a file)."""
+        return render(self.say, lang) if self.say is not None else self.detail
 
 
 @dataclass(frozen=True)
@@ -63,13 +68,35 @@ def said(key: str, /, **values: object) -> Status:
 
 
 def _word(value: object, lang: str) -> object:
-    """A report state (``State.OK``...) or an error that gave its words
-    (``errors.text_in``) in the UI's words; anything else as it is."""
+    """A report state (``State.OK``...), an error that gave its words (``errors.text_in``)
+    or a list of words (``Say``) in the UI's words; anything else as it is."""
     if isinstance(value, enum.Enum):
         return tr(f"reports.state.{value.name}", lang) if lang != "fr" else value.value
     if isinstance(value, SynchroError) and value.say is not None:
         return text_in(value, lang)
+    if isinstance(value, list):  # words of the locales (``i18n.render``'s rule)
+        return " ; ".join(render(item, lang) for item in value)
     return value
+
+
+def progress(
+    phase: str, site: str, key: str, /, *, done: tuple[int, int] = (0, 0), **values: object
+) -> Progress:
+    """A ``Progress`` (``done``: rows and bytes) whose detail is words of
+    ``locales/engine.json`` (``detail`` their French)."""
+    rows, size = done
+    detail = tr(key, "fr", **values)
+    return Progress(phase, site, rows, size, detail, say=(key, dict(values)))
+
+
+def state_changed(
+    state: str, report_id: int | None, error: str, key: str, /, **values: object
+) -> StateChanged:
+    """A run's or round's state: its ``error`` (its Rapport row says it in the UI
+    language), else the words ``key`` of ``locales/engine.json``."""
+    if error:
+        return StateChanged(state, error, report_id)
+    return StateChanged(state, tr(key, "fr", **values), report_id, say=(key, dict(values)))
 
 
 Event = Progress | StateChanged | Status

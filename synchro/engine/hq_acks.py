@@ -18,9 +18,10 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from synchro.engine.ack import IDENTICAL, Ack, controle, read_ack
+from synchro.engine.ack import EARLIER, IDENTICAL, Ack, controle, controle_words, read_ack
 from synchro.engine.siege_node import SiegeNode
 from synchro.errors import ErrorKind
+from synchro.i18n import render
 from synchro.names import read_ack_name
 from synchro.package.manifest import Invalid
 from synchro.package.stream import Source, frame, read_header
@@ -147,7 +148,7 @@ class AckBook:
     def _receive(self, ack: Ack, now: dt.datetime) -> Received:
         state = self.node.state
         if ack.instance != state.instance:  # a package of an earlier life of this Siège
-            return Received(ack, "non vérifiable (paquet d'un état antérieur du siège)", [], [])
+            return Received(ack, EARLIER, [], [])
         ours = self.node.published_sums(ack.sequence)
         text, tables = controle(ack.checksums, ours)
         with state.transaction():
@@ -173,13 +174,13 @@ class AckBook:
             if ack.clock:  # the establishment's clock is apart from this one: said here too
                 details["clock"] = ack.clock
             if tables:
-                error = f"Contrôle : {text}"
+                said = ("engine.controle.failed", {"controle": [controle_words(text, tables)]})
                 self.reports.finish(
                     a.rid,
                     State.FAILED,
                     now=now,
-                    error=error,
-                    details={**details, "error_kind": ErrorKind.DATA},
+                    error=render(said, "fr"),  # « Contrôle : tables différentes : … »
+                    details={**details, "error_kind": ErrorKind.DATA, "error_say": list(said)},
                 )
             else:
                 self.reports.finish(a.rid, State.OK, now=now, details=details)

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from synchro import faults
-from synchro.engine.events import Emit, Progress, Status, said
+from synchro.engine.events import Emit, Progress, Status, progress, said
 from synchro.engine.hq_acks import AckBook, peek_instance
 from synchro.engine.hq_files import Delivery, identity, list_deliveries, move_file, remove_old
 from synchro.engine.siege_node import SiegeNode
@@ -25,11 +25,14 @@ from synchro.errors import (
     Cancelled,
     DatabaseError,
     PackageError,
+    Say,
     StateError,
+    SynchroError,
     TransactionLost,
     error_details,
     error_text,
 )
+from synchro.i18n import render
 from synchro.names import published_glob
 from synchro.reports import ReportStore, State
 from synchro.state import HELD
@@ -160,7 +163,7 @@ class DeliveryWork:
         one), which the publication serves too; ``manual``: a MANUELLE round's close, where
         mass deletes of the Siège's own database are sent (``capture.mass_deletes``);
         ``send_restored``: its restored database too (Envoyer, ``engine.marks``)."""
-        self.emit(Progress("capture", self.code, detail="changements du siège"))
+        self.emit(progress("capture", self.code, "engine.progress.hq_changes"))
         exported = self.node.export(
             cancel=self.cancel, deletes_confirmed=manual, restore_confirmed=send_restored
         )
@@ -243,8 +246,9 @@ class DeliveryWork:
             first = d.path not in self.resting
             self._set_aside(d, exc, outcome)
             if round_id is not None or first:  # outside a round said once, not at each try
-                text = f"{error_text(exc)} ({KEPT})"
-                kept = {**error_details(exc), "kept": d.path.name}
+                say = kept_words(exc)
+                text = render(say, "fr")  # the error, then KEPT
+                kept = {**error_details(exc), "error_say": list(say), "kept": d.path.name}
                 self.reports.finish(row(), State.FAILED, now=self.now(), error=text, details=kept)
             return
         self.resting.pop(d.path, None)
@@ -321,7 +325,7 @@ class DeliveryWork:
         """One package per establishment (without its own changes), in its ``out``."""
         if not sites:
             return
-        self.emit(Progress("publish", self.code, detail=f"{len(sites)} établissement(s)"))
+        self.emit(progress("publish", self.code, "engine.progress.sites", count=len(sites)))
         faults.point("hq.publish.before")
         published = self.node.publish_group(sites, self._out)
         for site, (final, manifest) in published.items():
@@ -337,3 +341,11 @@ class DeliveryWork:
                     rows_sent=record.rows_sent + manifest.rows,
                 )
             self.emit(Progress("publish", site, manifest.rows, size, final.name))
+
+
+def kept_words(exc: BaseException) -> Say:
+    """A delivery set aside: its error (in its own words where it gave them), then that
+    the package stays at the Siège (``KEPT``, the French of ``engine.package.kept_reason``)."""
+    said = getattr(exc, "say", None)
+    error: list[Say] | str = [said] if isinstance(exc, SynchroError) and said else error_text(exc)
+    return ("engine.package.kept_reason", {"error": error})

@@ -53,15 +53,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from synchro import faults
-from synchro.engine.events import Emit, StateChanged, ignore, said
+from synchro.engine.ack import controle_words
+from synchro.engine.events import Emit, ignore, said, state_changed
 from synchro.engine.hq_acks import AckBook
 from synchro.engine.hq_deliveries import TAIL, DeliveryOutcome, DeliveryWork, RoundSettings
 from synchro.engine.hq_files import announce, identity, move_file
 from synchro.engine.hq_loop import TICK_S, next_steps
 from synchro.engine.hq_takeover import TakenOver, interrupted_round, take_over
-from synchro.engine.hq_verdict import Unwritten, early_sites, record_missing, round_verdict
+from synchro.engine.hq_verdict import (
+    STOPPED,
+    Unwritten,
+    early_sites,
+    record_missing,
+    round_verdict,
+)
 from synchro.engine.siege_node import SiegeNode
 from synchro.errors import Cancelled, SynchroError, error_details, error_text
+from synchro.i18n import render
 from synchro.reports import ReportStore, RunRecord, State
 from synchro.scheduler import within
 
@@ -193,7 +201,7 @@ class HQService(DeliveryWork):
             self.cancel.clear()
             self._take_acks(now)  # what already came counts before anything is ended
             if self.round is not None:
-                self._close(State.STOPPED, "Synchronisation arrêtée par l'utilisateur.")
+                self._close(State.STOPPED, render(STOPPED, "fr"))
             if self.closing is not None or command == "shutdown":  # no row stays En cours
                 self.acks.expire(list(self.settings.sites), now, force=True)
                 self._check_closing()
@@ -253,7 +261,7 @@ class HQService(DeliveryWork):
                     "engine.ack.received",
                     site=got.ack.site,
                     sequence=got.ack.sequence,
-                    controle=got.text,
+                    controle=[controle_words(got.text, got.tables)],
                 )
             )
 
@@ -296,7 +304,7 @@ class HQService(DeliveryWork):
             self.node.state.set_meta(TAIL, "[]")
         faults.point("hq.round.opened")
         self._announce()
-        self.emit(StateChanged("running", "Tour de synchronisation ouvert.", rid))
+        self.emit(state_changed("running", rid, "", "engine.round.opened"))
         self.emit(self.settings.opening())
 
     def _close(self, state: State, error: str) -> None:
@@ -388,7 +396,7 @@ class HQService(DeliveryWork):
         state, error = record.state, record.error  # OK becomes Echec with rows not applied
         self.last_round = record
         word = {State.OK: "ok", State.STOPPED: "stopped"}.get(state, "failed")
-        self.emit(StateChanged(word, error or "Tour terminé.", current.report_id))
+        self.emit(state_changed(word, current.report_id, error, "engine.round.done"))
         self.emit(said("engine.round.end", state=state, detail=f" ({error})" if error else ""))
         return record
 

@@ -8,13 +8,15 @@ import datetime as dt
 from collections.abc import Callable, Sequence
 
 from synchro.engine.hq_acks import controle_summary
-from synchro.errors import ErrorKind, SynchroError
+from synchro.errors import ErrorKind, Say, SynchroError
+from synchro.i18n import render
 from synchro.reports import Outcome, ReportStore, RunRecord, State
 from synchro.reports.records import unrecorded_run
 from synchro.transport.ftp_policy import HQ_DISK_FULL
 
 NO_DATA = "aucune donnée reçue"
 UNFINISHED = "le tour s'est terminé avant la fin du traitement de ses données"
+STOPPED: Say = ("engine.round.stopped", {})  # a round ended by ARRETER
 EARLY = dt.timedelta(hours=2)  # a scheduled round counts deliveries this much before it
 
 
@@ -37,17 +39,19 @@ def early_sites(reports: ReportStore, round_id: int, opened: dt.datetime) -> set
 
 def missing_row(
     events: Callable[[], list[object]] | None, site: str, since: dt.datetime
-) -> tuple[str, str]:
+) -> tuple[str, dict[str, object]]:
     """The error and kind of the row of an establishment that delivered nothing: « aucune
     donnée reçue », unless this Siège's FTP server refused its upload since ``since`` for
     want of room on its disk; then that (kind disk: the Siège's administrator must free
-    some), not an establishment that sent nothing."""
+    some), not an establishment that sent nothing. Returns the error and the row's details
+    (its kind, and its words when they are not a round's rule's own)."""
     for event in reversed(events() if events is not None else []):
         reason = str(getattr(event, "reason", ""))
         recent = float(getattr(event, "when", 0.0)) >= since.timestamp()
         if getattr(event, "user", "") == site and HQ_DISK_FULL in reason and recent:
-            return f"envoi refusé : {reason}", str(ErrorKind.DISK)
-    return NO_DATA, str(Outcome.NO_DATA)
+            say = ("engine.round.upload_refused", {"reason": reason})
+            return render(say, "fr"), {"error_kind": str(ErrorKind.DISK), "error_say": list(say)}
+    return NO_DATA, {"error_kind": str(Outcome.NO_DATA)}
 
 
 def record_missing(
@@ -62,8 +66,8 @@ def record_missing(
     opening: « aucune donnée reçue », or why not (``missing_row``)."""
     for site in missing:
         rid = reports.start(site, "site-in-round", round_id=round_id, now=opened)
-        text, kind = missing_row(events, site, opened)
-        reports.finish(rid, State.FAILED, now=now, error=text, details={"error_kind": kind})
+        text, details = missing_row(events, site, opened)
+        reports.finish(rid, State.FAILED, now=now, error=text, details=details)
 
 
 def round_verdict(
@@ -89,15 +93,19 @@ def round_verdict(
         if r.site != hq_code and r.state is State.FAILED and r.error != NO_DATA
     ]
     checks = {r.site: str(r.details["controle"]) for r in members if r.details.get("controle")}
+    say = STOPPED if error == render(STOPPED, "fr") else None
     if state is State.OK and (missing or failures):
         state = State.FAILED
-        parts = []
+        parts: list[Say] = []
         if missing:
-            parts.append(f"sans données : {', '.join(missing)}")
+            parts.append(("engine.round.sites.missing", {"sites": ", ".join(missing)}))
         if failures:
-            parts.append(f"en échec : {', '.join(failures)}")
-        error = "Etablissements " + " ; ".join(parts)
+            parts.append(("engine.round.sites.failed", {"sites": ", ".join(failures)}))
+        say = ("engine.round.sites", {"parts": parts})
+        error = render(say, "fr")
     details: dict[str, object] = {"missing": list(missing), "failed": failures}
+    if say is not None:  # (``records.error_in`` says it in the UI language)
+        details["error_say"] = list(say)
     if checks:
         details["controle"] = controle_summary(checks)
     if security_events is not None:

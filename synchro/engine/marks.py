@@ -104,12 +104,7 @@ def in_step(adapter: Adapter, state: StateDB, code: str) -> bool:
 
 
 def nothing_to_take_back() -> SynchroError:
-    return SynchroError(
-        "Reprendre les données du groupe : la base de ce poste n'a pas été restaurée (son "
-        "repère de synchronisation est à jour) ; ses changements seraient remplacés par la "
-        "version du groupe. Lancez la synchronisation MANUELLE.",
-        kind=ErrorKind.CONFIG,
-    )
+    return SynchroError(kind=ErrorKind.CONFIG, say=("engine.err.nothing_to_take_back", {}))
 
 
 def bump(adapter: Adapter, state: StateDB, code: str, *, confirmed: bool = False) -> None:

@@ -36,6 +36,7 @@ from synchro.engine.apply_rows import ApplyContext, ApplyStats
 from synchro.engine.checksum import Sums, checksums
 from synchro.engine.lost import again_when_lost
 from synchro.engine.node_results import (
+    DUPLICATE,
     Admission,
     ExportResult,
     ImportResult,
@@ -281,11 +282,11 @@ class Node(ABC):
         manifest = reader.manifest
         origin, sequence = manifest.origin, manifest.sequence
         if origin == self.code:
-            raise PackageError(str(path), f"ce paquet vient de ce poste même ({origin})")
+            raise PackageError(str(path), say=("engine.pkg.own", {"origin": origin}))
         self._check_instance(manifest)
         if self.state.is_applied(origin, sequence):
             marks.same_as_applied(self.state, path, manifest, self.now())
-            return ImportResult(manifest, ApplyStats(), "duplicate", "déjà appliqué")
+            return ImportResult.held(manifest, "duplicate", DUPLICATE)
         admitted = self._admit(path, manifest)
         if isinstance(admitted, ImportResult):
             return admitted

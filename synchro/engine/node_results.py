@@ -8,7 +8,11 @@ from pathlib import Path
 from synchro.capture.diff import CaptureResult
 from synchro.engine.apply_rows import ApplyStats
 from synchro.engine.tables import Skipped
+from synchro.errors import Say
+from synchro.i18n import render
 from synchro.package import Manifest
+
+DUPLICATE: Say = ("engine.import.duplicate", {})  # a package applied before (sent again)
 
 
 @dataclass(frozen=True)
@@ -26,6 +30,13 @@ class ImportResult:
     status: str  # "applied", "duplicate", "waiting" (an earlier package is missing), "stale"
     message: str = ""
     attempts: int = 1  # more when the database ended a transaction itself (``engine.lost``)
+    say: Say | None = None  # ``message`` as words of the locales (shown in the UI language)
+
+    @classmethod
+    def held(cls, manifest: Manifest, status: str, say: Say) -> ImportResult:
+        """A package not applied (``status``), for the reason ``say``: ``message`` is its
+        French words."""
+        return cls(manifest, ApplyStats(), status, render(say, "fr"), say=say)
 
 
 @dataclass(frozen=True)

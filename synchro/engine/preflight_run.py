@@ -144,8 +144,8 @@ def _exchange_with_hq(
         return None, sent
     try:
         return exchange.decode(raw), sent
-    except ValueError as exc:
-        raise SynchroError(str(exc), kind=ErrorKind.DATA) from exc
+    except exchange.Unreadable as exc:
+        raise SynchroError(kind=ErrorKind.DATA, say=exc.say) from exc
 
 
 def check_hq(

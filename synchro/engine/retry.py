@@ -31,7 +31,7 @@ from synchro.db.base import Adapter, Key, Row, Table
 from synchro.engine.policy import ApplyPolicy
 from synchro.engine.revive import Reviver
 from synchro.engine.verify import Verifier, Written
-from synchro.errors import DatabaseError
+from synchro.errors import DatabaseError, Say, Worded
 from synchro.state import StateDB
 from synchro.values import from_json, row_normaliser
 
@@ -139,7 +139,7 @@ class _TableRetry:
                     entry = _Entry(data, op, key, key_skey(key), None)
             except (ValueError, TypeError, KeyError, IndexError) as exc:
                 self.unreadable.append(data)
-                state.retried(data["id"], f"{data['error']} (nouvel essai impossible : {exc})")
+                state.retried(data["id"], _unreadable(data, exc))
                 continue
             self.entries.append(entry)
 
@@ -267,3 +267,18 @@ def _row_json(verifier: Verifier, row: Row | None) -> str | None:
 
 def _brief(entry: dict[str, Any]) -> dict[str, Any]:
     return {k: entry.get(k) for k in ("tbl", "key_json", "package", "kind", "error")}
+
+
+def _unreadable(entry: dict[str, Any], exc: Exception) -> Worded:
+    """A quarantined row that cannot be read back to try again: its error (in its own
+    words where it kept them), then why (the library's words)."""
+    error: list[Say] | str = str(entry["error"])
+    said = entry.get("error_say")
+    if isinstance(said, str):
+        try:
+            words = json.loads(said)
+        except ValueError:
+            words = None
+        if isinstance(words, list) and len(words) == 2:
+            error = [(str(words[0]), dict(words[1]))]
+    return Worded(say=("engine.retry.unreadable", {"error": error, "detail": str(exc)}))

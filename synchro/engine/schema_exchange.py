@@ -29,6 +29,7 @@ from pathlib import Path
 
 from synchro.config.atomic import atomic_write
 from synchro.db.base import Table
+from synchro.errors import Say, Worded
 from synchro.package import stream
 from synchro.package.manifest import Invalid, Manifest, TableSchema
 
@@ -66,21 +67,34 @@ def encode(
     return json.dumps(data, ensure_ascii=False, indent=1).encode("utf-8")
 
 
+class Unreadable(Worded, ValueError):
+    """A ``schemas.json`` or a package that cannot be read: a ValueError whose French
+    text is its words (``say``), said in the UI language where it reaches a user."""
+
+
+def _unreadable(name: str, detail: str | Invalid) -> Unreadable:
+    """``name`` cannot be read: ``detail`` the library's words, or the package's own."""
+    said: str | list[Say] = str(detail)
+    if isinstance(detail, Invalid) and detail.say is not None:
+        said = [detail.say]
+    return Unreadable(say=("engine.schemas.unreadable", {"name": name, "detail": said}))
+
+
 def decode(raw: bytes) -> Declared:
-    """A ``schemas.json`` read back; ValueError (French reason) when it is not one."""
+    """A ``schemas.json`` read back; ``Unreadable`` (a ValueError) when it is not one."""
     try:
         data = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
-        raise ValueError(f"{SCHEMAS_FILE} illisible ({exc})") from exc
+        raise _unreadable(SCHEMAS_FILE, str(exc)) from exc
     if not isinstance(data, dict) or data.get("format") != SCHEMAS_FORMAT:
-        raise ValueError(f"{SCHEMAS_FILE} d'un format inconnu")
+        raise Unreadable(say=("engine.schemas.format", {"name": SCHEMAS_FILE}))
     tables = data.get("tables")
     if not isinstance(tables, list):
-        raise ValueError(f"{SCHEMAS_FILE} sans liste de tables")
+        raise Unreadable(say=("engine.schemas.no_tables", {"name": SCHEMAS_FILE}))
     try:
         schemas = tuple(TableSchema.from_json(t) for t in tables)
     except Invalid as exc:
-        raise ValueError(f"{SCHEMAS_FILE} illisible ({exc.reason})") from exc
+        raise _unreadable(SCHEMAS_FILE, exc) from exc
     return Declared(
         str(data.get("origin", "")),
         tuple(s.table for s in schemas),
@@ -143,9 +157,9 @@ def package_tables(path: Path) -> Declared:
             trailer_start = stream.frame(fh, os.fstat(fh.fileno()).st_size)[1]
             header, _ = stream.read_header(stream.Source(fh, trailer_start))
     except OSError as exc:
-        raise ValueError(f"{path.name} illisible ({exc.strerror or exc})") from exc
+        raise _unreadable(path.name, exc.strerror or str(exc)) from exc
     except Invalid as exc:
-        raise ValueError(f"{path.name} illisible ({exc.reason})") from exc
+        raise _unreadable(path.name, exc) from exc
     tables = tuple(s.table for s in header.tables)
     return Declared(header.origin, tables, package=path.name, modified=path.stat().st_mtime)
 

@@ -25,7 +25,7 @@ from synchro import faults
 from synchro.capture.diff import CaptureResult
 from synchro.db.base import Table
 from synchro.engine import marks, resend, twins
-from synchro.engine.apply_rows import ApplyContext, ApplyStats
+from synchro.engine.apply_rows import ApplyContext
 from synchro.engine.marks import StateBehind
 from synchro.engine.node import Node
 from synchro.engine.node_results import Admission, ExportResult, ImportResult
@@ -170,24 +170,15 @@ class ServeurNode(Node):
         # second machine sends under this code (checked before the outbox is dropped).
         twins.notice(self, manifest, applied)
         if self.taking_back() and not manifest.meta.get("take_back"):  # made before the
-            return ImportResult(  # Siège saw the request: its answer is the one awaited
-                manifest, ApplyStats(), "stale", "le siège n'a pas encore renvoyé les données"
-            )
+            # Siège saw the request: its answer is the one awaited
+            return ImportResult.held(manifest, "stale", ("engine.import.not_sent_back", {}))
         hq_pos = self.state.get_int("hq_pos")
         if int(manifest.meta.get("from_pos", 0)) > hq_pos:
-            raise PackageError(
-                str(path),
-                f"il manque des changements du siège (position {hq_pos}, le paquet commence "
-                f"à {manifest.meta.get('from_pos')})",
-            )
+            gap = {"position": hq_pos, "start": manifest.meta.get("from_pos")}
+            raise PackageError(str(path), say=("engine.pkg.gap", gap))
         newest = max((s.sequence for s in self.state.outbox()), default=0)
         if self.acked_seq(manifest) < newest:
-            return ImportResult(
-                manifest,
-                ApplyStats(),
-                "stale",
-                "le siège n'a pas encore intégré le dernier envoi de ce poste",
-            )
+            return ImportResult.held(manifest, "stale", ("engine.wait.unapplied", {}))
         if self.taking_back():  # everything, our own rows included
             return Admission()
         # Packages hold no change of ours any more (issue 15); one an older Siège

@@ -30,7 +30,7 @@ from synchro.engine.checksum import Sums, sums_from_json
 from synchro.engine.checksum import to_json as sums_to_json
 from synchro.engine.hq_publish import build_segments
 from synchro.engine.node import Node
-from synchro.engine.node_results import Admission, ImportResult
+from synchro.engine.node_results import DUPLICATE, Admission, ImportResult
 from synchro.engine.policy import SIEGE_POLICY, ApplyPolicy
 from synchro.engine.take_back import adopt, rebuild
 from synchro.engine.twins import ACKED_NAMED
@@ -111,18 +111,14 @@ class SiegeNode(Node):
     def _admit(self, path: Path, manifest: Manifest) -> ImportResult | Admission:
         """An establishment's packages only, each in its sequence order."""
         if manifest.kind != "site":
-            raise PackageError(str(path), f"paquet de type {manifest.kind} inattendu au siège")
+            raise PackageError(str(path), say=("engine.pkg.not_site", {"kind": manifest.kind}))
         applied_seq = self.state.site(manifest.origin).applied_seq
         marks.siege_forgot(path, manifest, applied_seq)  # a Siège put back says so
         if manifest.sequence > applied_seq + 1:
-            return ImportResult(
-                manifest,
-                ApplyStats(),
-                "waiting",
-                f"le paquet {applied_seq + 1} de {manifest.origin} manque encore",
-            )
+            missing = {"sequence": applied_seq + 1, "origin": manifest.origin}
+            return ImportResult.held(manifest, "waiting", ("engine.import.missing", missing))
         if manifest.sequence <= applied_seq:
-            return ImportResult(manifest, ApplyStats(), "duplicate", "déjà appliqué")
+            return ImportResult.held(manifest, "duplicate", DUPLICATE)
         return Admission(base_pos=self._base_pos(manifest))
 
     def _base_pos(self, manifest: Manifest) -> int:

@@ -330,6 +330,8 @@ class Receiving:
             self._seen.add(local.name)
             if result.status == "stale":
                 self._stale.add(local.name)
+            if result.say is not None:
+                raise NotYet(say=result.say)
             if result.message:
                 raise NotYet(result.message)
             raise NotYet(say=("engine.wait.nothing_new", {}))

@@ -34,7 +34,14 @@ from synchro import faults
 from synchro.config.atomic import atomic_write
 from synchro.engine.ack import controle, make_ack
 from synchro.engine.clocks import ahead_by
-from synchro.engine.events import Emit, Progress, StateChanged, ignore, said
+from synchro.engine.events import (
+    Emit,
+    Progress,
+    ignore,
+    progress,
+    said,
+    state_changed,
+)
 from synchro.engine.serveur_node import ACK_DUE, UNSENT, ServeurNode
 from synchro.engine.site_receive import Connect, Receiving, RunOptions, RunTotals
 from synchro.engine.twins import held as twin_held
@@ -83,7 +90,7 @@ class SiteRun(Receiving):
 
     def run(self) -> RunRecord:
         rid = self.reports.start(self.site, "run", now=self.started)
-        self.emit(StateChanged("running", f"Synchronisation de {self.site}", rid))
+        self.emit(state_changed("running", rid, "", "engine.run.running", site=self.site))
         self.emit(said("engine.run.start", site=self.site))
         try:
             self._run(rid)
@@ -108,7 +115,7 @@ class SiteRun(Receiving):
         )
         state, error = record.state, record.error  # OK becomes Echec with rows not applied
         word = {State.OK: "ok", State.STOPPED: "stopped"}.get(state, "failed")
-        self.emit(StateChanged(word, error or "Synchronisation terminée.", rid))
+        self.emit(state_changed(word, rid, error, "engine.run.done"))
         self.emit(said("engine.run.end", state=state, detail=f" ({error})" if error else ""))
         return record
 
@@ -119,7 +126,7 @@ class SiteRun(Receiving):
         if self.options.take_back or (  # a person chose it, after a restore (``marks``)
             self.options.send_restored and self.node.sends_again()  # or packages held
         ):
-            self.emit(Progress("capture", self.site, detail="reprise des données du groupe"))
+            self.emit(progress("capture", self.site, "engine.progress.take_back"))
             if twin_held(self.node):  # numbered after what the other machine sent since
                 self._retry(self._catch_up, "engine.attempt.receive")
             self.node.take_back()
@@ -130,7 +137,7 @@ class SiteRun(Receiving):
 
     def _exchange(self, rid: int) -> None:
         """Capture → upload → wait → download → apply → ack."""
-        self.emit(Progress("capture", self.site, detail="lecture des changements"))
+        self.emit(progress("capture", self.site, "engine.progress.changes"))
         exported = self.node.export(
             cancel=self.cancel,
             since=self.options.since,
@@ -227,8 +234,9 @@ class SiteRun(Receiving):
                 if self.cancel.is_set():
                     raise Cancelled()
                 size = path.stat().st_size
+                done = (self.totals.rows_sent, size)
                 self.emit(
-                    Progress("send", self.site, self.totals.rows_sent, size, f"paquet {sequence}")
+                    progress("send", self.site, "engine.progress.package", done=done, n=sequence)
                 )
                 if client.stage(path, path.name):
                     written = path.name

@@ -17,13 +17,17 @@ from typing import NamedTuple
 
 from synchro.config.model import DatabaseSettings
 from synchro.db.base import Table
-from synchro.errors import ConfigError, DatabaseError, FieldProblem
+from synchro.errors import ConfigError, DatabaseError, FieldProblem, Say
+from synchro.i18n import render
+
+NO_KEY: Say = ("engine.table.no_key", {})  # why a table without a key is left out
 
 
 @dataclass(frozen=True)
 class Skipped:
     table: str
-    reason: str
+    reason: str  # French; ``say``: its words, in the UI language (``i18n.render``)
+    say: Say = NO_KEY
 
 
 class TableSelection(NamedTuple):
@@ -42,14 +46,15 @@ def select_tables(found: Sequence[Table], settings: DatabaseSettings) -> TableSe
     ]
     chosen: list[Table] = []
     skipped: list[Skipped] = []
-    unusable: list[str] = []
+    unusable: list[Say] = []
     for table in sorted(found, key=lambda t: t.name):
         if settings.include and table.name not in settings.include:
             continue
         if table.name in settings.exclude:
             continue
         if table.unusable:
-            unusable.append(f"table {table.name}, {table.unusable}")
+            why = {"table": table.name, "reason": [table.unusable]}
+            unusable.append(("engine.err.unusable.table", why))
             continue
         rule = settings.rule(table.name)
         columns = set(table.column_names)
@@ -78,19 +83,13 @@ def select_tables(found: Sequence[Table], settings: DatabaseSettings) -> TableSe
                 continue
             table = table.with_key(rule.key, "config")
         if not table.key:
-            skipped.append(
-                Skipped(
-                    table.name,
-                    "pas de clé primaire ni d'index unique : elle n'est pas synchronisée "
-                    "(ajoutez une clé primaire ou nommez une clé dans la configuration)",
-                )
-            )
+            skipped.append(Skipped(table.name, render(NO_KEY, "fr"), NO_KEY))
             continue
         chosen.append(table)
     if problems:
         raise ConfigError(problems)
     if unusable:
-        raise DatabaseError("Synchronisation impossible : " + " ; ".join(unusable))
+        raise DatabaseError(say=("engine.err.unusable", {"tables": unusable}))
     return TableSelection(dependency_order(chosen), skipped)
 
 

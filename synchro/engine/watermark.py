@@ -55,9 +55,8 @@ def current_watermark(state: StateDB, configured: dt.datetime | None) -> dt.date
             return configured
         stored = state.get_meta(WATERMARK)
     except sqlite3.Error as exc:
-        raise StateError(
-            f"Base d'état {state.path} : date de synchronisation illisible ({exc})"
-        ) from exc
+        said = {"path": str(state.path), "detail": str(exc)}
+        raise StateError(say=("engine.state.watermark_unreadable", said)) from exc
     return _date(stored) if stored is not None else configured
 
 
@@ -66,9 +65,8 @@ def advance_watermark(state: StateDB, when: dt.datetime) -> None:
     try:
         state.set_meta(WATERMARK, _text(when))
     except sqlite3.Error as exc:
-        raise StateError(
-            f"Base d'état {state.path} : date de synchronisation non enregistrée ({exc})"
-        ) from exc
+        said = {"path": str(state.path), "detail": str(exc)}
+        raise StateError(say=("engine.state.watermark_unsaved", said)) from exc
 
 
 def capture_bound(

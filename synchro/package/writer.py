@@ -18,7 +18,7 @@ from types import TracebackType
 from typing import IO, Any
 
 from synchro import faults
-from synchro.errors import PackageError
+from synchro.errors import PackageError, Say
 
 from . import crypto, stream
 from .body import BodyEncoder, Segment, TooBig
@@ -100,9 +100,7 @@ class PackageWriter:
         try:
             self._fh: IO[bytes] = open(self._tmp, "wb")  # noqa: SIM115 - closed in close/abort
         except OSError as exc:
-            raise PackageError(
-                str(self.path), f"écriture impossible : {exc.strerror or exc}"
-            ) from exc
+            raise PackageError(str(self.path), say=_unwritable(exc)) from exc
         self._step(self._raw, prefix)
 
     def __enter__(self) -> PackageWriter:
@@ -161,9 +159,7 @@ class PackageWriter:
             raise
         except OSError as exc:
             self.abort()
-            raise PackageError(
-                str(self.path), f"écriture impossible : {exc.strerror or exc}"
-            ) from exc
+            raise PackageError(str(self.path), say=_unwritable(exc)) from exc
         except BaseException:
             self.abort()
             raise
@@ -259,3 +255,8 @@ def _sync_dir(folder: Path) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+def _unwritable(exc: OSError) -> Say:
+    """Why the package file cannot be written: the system's words kept as they are."""
+    return ("engine.pkg.unwritable", {"detail": exc.strerror or str(exc)})

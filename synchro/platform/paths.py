@@ -68,10 +68,8 @@ class NodePaths:
             try:
                 folder.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
-                raise PlatformError(
-                    f"Impossible de créer le dossier {folder} : {exc}. "
-                    "Vérifiez les droits ou choisissez un autre dossier avec --config."
-                ) from exc
+                why = {"folder": str(folder), "detail": str(exc)}
+                raise PlatformError(say=("engine.err.folder", why)) from exc
         return self
 
 
@@ -140,9 +138,8 @@ def asset_path(name: str) -> Path:
     """The bundled file ``assets/<name>``; ``PlatformError`` when it is missing."""
     path = assets_dir() / name
     if not path.is_file():
-        raise PlatformError(
-            f"Fichier {name!r} introuvable dans {path.parent}. Réinstallez Synchro."
-        )
+        missing = {"name": repr(name), "folder": str(path.parent)}
+        raise PlatformError(say=("engine.err.asset", missing))
     return path
 
 

@@ -180,7 +180,8 @@ class ReportStore:
             try:
                 rows = self._connection().execute(sql, params).fetchall()
             except sqlite3.Error as exc:
-                raise StateError(f"Lecture impossible du rapport {self.path} : {exc}") from exc
+                said = {"path": str(self.path), "detail": str(exc)}
+                raise StateError(say=("engine.report.unreadable", said)) from exc
         return [_record(row) for row in rows]
 
     # -- writing (engine thread) ---------------------------------------------------------
