@@ -95,8 +95,8 @@ def test_a_fatal_error_is_said_in_the_language_of_the_settings_else_the_system_s
     """What stops the program at start is said in the settings' language; when the
     settings are what cannot be read, in the system's (the wizard's rule)."""
     from synchro.config.model import Config, Role
-    from synchro.config.store import save_config
     from synchro.config.store import language_of as _language
+    from synchro.config.store import save_config
 
     config_file = tmp_path / "synchro.json"
     save_config(Config(role=Role.SITE, site="3615", language="en"), config_file)
