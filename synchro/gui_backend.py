@@ -50,11 +50,15 @@ def gui_event(event: application.Event, lang: str = "fr") -> list[GuiEvent]:
     """The GUI events one engine event becomes (phase words in the UI language)."""
     if isinstance(event, application.Progress):
         phase = tr(f"app.phase.{event.phase}", lang) if event.phase in PHASES else event.phase
-        text = f"{event.site} : {phase}" + (f" ({event.detail})" if event.detail else "")
+        detail = event.detail_in(lang)
+        text = f"{event.site} : {phase}" + (f" ({detail})" if detail else "")
         return [Progress(rows=event.rows, bytes=event.bytes, phase=text)]
     if isinstance(event, application.StateChanged):
         return [
-            StateChanged(_TRAY.get(event.state, TrayState.IDLE), event.message),
+            StateChanged(
+                _TRAY.get(event.state, TrayState.IDLE),
+                render(event.say, lang) if event.say is not None else event.message,
+            ),
             ReportsChanged(),
         ]
     if event.message == "show":

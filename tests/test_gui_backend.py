@@ -20,7 +20,7 @@ from synchro.engine import events as engine
 from synchro.errors import ConnectionTestError, StateError
 from synchro.gui.ports import Progress, ReportsChanged, StateChanged, StatusMessage, TrayState
 from synchro.gui_backend import AppBackend, gui_event, quarantine_line
-from synchro.i18n import render
+from synchro.i18n import render, tr
 from synchro.log import setup_logging, shutdown_logging
 from synchro.platform.autostart import XdgAutostart
 from synchro.platform.paths import paths_beside
@@ -61,6 +61,32 @@ def test_engine_events_become_gui_events() -> None:
     assert gui_event(engine.Status("Démarrage en mode siège.", at)) == [
         StatusMessage("Démarrage en mode siège.", at)
     ]
+
+
+def test_the_engine_s_running_states_and_progress_words_follow_the_ui_language() -> None:
+    """What a run or a round says while it runs (the state and a phase's detail) carries its
+    words: the tray's and the status bar's text in the UI language, French by default."""
+    from synchro.engine.events import progress, state_changed
+
+    running = state_changed("running", 7, "", "engine.run.running", site="3615")
+    assert gui_event(running)[0] == StateChanged(TrayState.RUNNING, "Synchronisation de 3615")
+    assert gui_event(running, "en")[0] == StateChanged(TrayState.RUNNING, "Synchronisation of 3615")
+    failed = state_changed("failed", 7, "réseau coupé", "engine.run.done")
+    assert gui_event(failed, "en")[0] == StateChanged(TrayState.FAILED, "réseau coupé")
+    sites = progress("publish", "0000", "engine.progress.sites", count=3)
+    french = gui_event(sites)[0]
+    english = gui_event(sites, "en")[0]
+    assert isinstance(french, Progress) and isinstance(english, Progress)
+    assert french.phase.startswith("0000 : ") and "3" in french.phase
+    assert (
+        english.phase
+        == "0000 : "
+        + tr("app.phase.publish", "en")
+        + " ("
+        + tr("engine.progress.sites", "en", count=3)
+        + ")"
+    )
+    assert english.phase != french.phase
 
 
 def test_status_lines_follow_the_ui_language() -> None:
