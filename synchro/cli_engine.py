@@ -16,8 +16,8 @@ from synchro.cli import fail
 from synchro.config.model import Config, HQSettings, Role, SiteSettings
 from synchro.config.parsing import parse_datetime_fr, parse_duration, parse_minutes, parse_time
 from synchro.config.passwords import hash_password
-from synchro.errors import ConfigError, FieldProblem
-from synchro.i18n import LANGUAGES, tr
+from synchro.errors import ConfigError, FieldProblem, Say
+from synchro.i18n import LANGUAGES, render, tr
 from synchro.log import setup_logging
 from synchro.names import parse_address
 from synchro.platform.paths import NodePaths, resolve_paths
@@ -201,7 +201,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     m, s, lang = result.manifest, result.stats, config.language
     package = f"{m.origin}#{m.sequence}"
     if result.status != "applied":
-        reason = _why(result.status, result.message, lang)
+        reason = _why(result.say, result.message, lang)
         print(tr("cli.import.not_applied", lang, package=package, reason=reason))
         return 0 if result.status == "duplicate" else 1
     counts = {"upserts": s.upserts, "deletes": s.deletes, "conflicts": s.conflicts}
@@ -218,12 +218,10 @@ def cmd_import(args: argparse.Namespace) -> int:
     return 0
 
 
-def _why(status: str, message: str, lang: str) -> str:
-    """Why a package was not applied: « déjà appliqué » in the command line's words; the
-    engine's other reasons as it gives them (French: ``ImportResult`` has no key for them)."""
-    if status == "duplicate" and lang != "fr":
-        return tr("cli.import.duplicate", lang)
-    return message
+def _why(say: Say | None, message: str, lang: str) -> str:
+    """Why a package was not applied, in the command line's language: the engine's words
+    (``ImportResult.say``), else its text."""
+    return render(say, lang) if say is not None else message
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -256,7 +254,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             f"{p.get('updates', 0):>7} {p.get('deletes', 0):>7}"
         )
     for s in status.skipped:
-        print(f"{s.table:24} " + tr("cli.status.skipped", lang, reason=s.reason))
+        print(f"{s.table:24} " + tr("cli.status.skipped", lang, reason=render(s.say, lang)))
     if status.outbox:
         print(tr("cli.status.outbox", lang, n=status.outbox))
     return 0

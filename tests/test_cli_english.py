@@ -106,6 +106,11 @@ def test_an_english_config_speaks_english(tmp_path: Path) -> None:
     assert status[2].split() == ["Table", "Key", "Rows", "+", "~", "-"]
     assert status[3].split() == ["articles", "id", "2", "2", "0", "0"]
     assert status[4].startswith("journal") and "not synchronised: " in status[4]
+    assert status[4].endswith(
+        "not synchronised: no primary key or unique index: it is not "
+        "synchronised (add a primary key or name a key in the "
+        "configuration)"
+    )
 
     package = tmp_path / "envoi.pkg"
     done = synchro(tmp_path, "--config", str(site), "export", "--out", str(package))
