@@ -115,14 +115,16 @@ def config_from_init(args: argparse.Namespace, now: dt.datetime) -> Config:
         joined = take(join_with_token, Config(site=args.site, site_settings=site), args.token)
         if joined is not None:
             if joined.site != args.site:
-                expected = f"le code du jeton ({joined.site})"
+                expected = ("config.expect.token_site", {"site": joined.site})
                 problems.append(FieldProblem("site", expected, args.site))
             site, group_key = joined.site_settings, joined.group_key
     if args.hq:
         try:
             host, port = parse_address(args.hq, site.hq_port)
         except ValueError:
-            problems.append(FieldProblem("site_settings.hq_address", "HOTE[:PORT]", args.hq))
+            problems.append(
+                FieldProblem("site_settings.hq_address", ("config.expect.host_port", {}), args.hq)
+            )
         else:
             site = dataclasses.replace(site, hq_address=host, hq_port=port)
     first = take(parse_datetime_fr, args.first_sync) if args.first_sync else None
@@ -132,10 +134,10 @@ def config_from_init(args: argparse.Namespace, now: dt.datetime) -> Config:
         try:
             password = args.password_file.read_text(encoding="utf-8").strip()
         except OSError as exc:
-            problems.append(FieldProblem("password-file", "un fichier lisible", str(exc)))
+            problems.append(FieldProblem("password-file", ("config.expect.readable", {}), str(exc)))
         else:
             if not password:
-                problems.append(FieldProblem("password-file", "un mot de passe non vide"))
+                problems.append(FieldProblem("password-file", ("config.expect.password", {})))
             else:
                 password_hash = hash_password(password)
     from synchro.config.store import check_config

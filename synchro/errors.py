@@ -138,6 +138,7 @@ def kind_of(exc: BaseException) -> ErrorKind:
 # Rapport): never "restore it from a backup", nothing is damaged. A value of an error's
 # words (``{advice}``), so it is said in the UI's language with them.
 DISK_SAY: Say = ("engine.disk.advice", {})
+STOPPED_SAY: Say = ("engine.round.stopped", {})  # what ARRETER ends with (``Cancelled``)
 
 
 class Worded(Exception):
@@ -390,5 +391,8 @@ class Cancelled(SynchroError):
 
     default_kind = ErrorKind.STOPPED
 
-    def __init__(self, message: str = "Synchronisation arrêtée par l'utilisateur.") -> None:
-        super().__init__(message)
+    def __init__(self, message: str = "") -> None:
+        if message:
+            super().__init__(message)
+        else:  # « Synchronisation arrêtée par l'utilisateur. »
+            super().__init__(say=STOPPED_SAY)

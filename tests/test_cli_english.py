@@ -219,6 +219,11 @@ def test_a_bad_value_or_token_is_refused_in_the_language(tmp_path: Path) -> None
         assert done.returncode == 2
         assert done.stderr.startswith(prefix) and len(lines(done.stderr)) == 1, done.stderr
         assert not config.exists()
+    done = synchro(tmp_path, "--config", str(config), "init", "--role", "serveur",
+                   "--site", "3615", "--db", "f.db", "--hq", "siege:abc", "--language", "en",
+                   lang=FRENCH)  # fmt: skip
+    assert done.returncode == 2 and "HOST[:PORT] (found: 'siege:abc')" in done.stderr, done.stderr
+    assert not config.exists()
 
 
 def test_help_in_the_language(tmp_path: Path) -> None:

@@ -344,3 +344,46 @@ def test_hundreds_of_problems_are_joined_as_before() -> None:
         f"t{i} : obligatoire" for i in range(3000)
     )
     assert english(error).endswith("; t2998: required; t2999: required")
+
+
+def test_the_tables_settings_the_group_key_and_a_stop_are_said_in_english(
+    tmp_path: Path,
+) -> None:
+    """The settings checked against the real database's tables (an unknown table, a column
+    that is not there), a group key that is not one, and ARRETER: English words, the
+    French as before."""
+    import sqlite3
+
+    from synchro.config.model import DatabaseSettings, TableRule
+    from synchro.db import open_database
+    from synchro.engine.tables import select_tables
+    from synchro.errors import Cancelled
+    from synchro.package.crypto import decode_key
+
+    path = tmp_path / "shop.db"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE ventes(id INTEGER PRIMARY KEY, montant TEXT)")
+    conn.close()
+    with open_database(str(path)) as db:
+        found = db.tables()
+    settings = DatabaseSettings(
+        connection=str(path),
+        include=("ventes", "stocks"),
+        tables=(TableRule(name="ventes", key=("num",), modified_column="quand"),),
+    )
+    with pytest.raises(ConfigError) as caught:
+        select_tables(found, settings)
+    french, english = str(caught.value), text_in(caught.value, "en")
+    assert "une table existante (inconnue : stocks)" in french
+    assert "une colonne de la table ventes (trouvé : 'quand')" in french
+    assert "des colonnes de la table ventes (trouvé : 'num')" in french
+    assert "an existing table (unknown: stocks)" in english
+    assert "a column of the table ventes (found: 'quand')" in english
+    assert "columns of the table ventes (found: 'num')" in english
+    with pytest.raises(ConfigError) as bad_key:
+        decode_key("pas une clé")
+    assert str(bad_key.value).endswith("Clé du groupe : 32 octets en base64 (44 caractères)")
+    assert text_in(bad_key.value, "en").endswith("Group key: 32 bytes in base64 (44 characters)")
+    stop = Cancelled()
+    assert str(stop) == "Synchronisation arrêtée par l'utilisateur."
+    assert text_in(stop, "en") == "Synchronisation stopped by the user."

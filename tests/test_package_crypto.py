@@ -238,7 +238,7 @@ def test_group_keys() -> None:
     assert decode_key(f"  {text[:20]}\n{text[20:]} ") == key
     assert len(key_id(key)) == 8 and int(key_id(key), 16) >= 0
     for bad in ("", "pas une clé", encode_key(key)[:-4], "A" * 48):
-        with pytest.raises(ConfigError, match="Clé de groupe"):
+        with pytest.raises(ConfigError, match="Clé du groupe"):
             decode_key(bad)
 
 

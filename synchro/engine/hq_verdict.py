@@ -8,7 +8,7 @@ import datetime as dt
 from collections.abc import Callable, Sequence
 
 from synchro.engine.hq_acks import controle_summary
-from synchro.errors import ErrorKind, Say, SynchroError
+from synchro.errors import STOPPED_SAY, ErrorKind, Say, SynchroError
 from synchro.i18n import render
 from synchro.reports import Outcome, ReportStore, RunRecord, State
 from synchro.reports.records import unrecorded_run
@@ -16,7 +16,7 @@ from synchro.transport.ftp_policy import HQ_DISK_FULL
 
 NO_DATA = "aucune donnée reçue"
 UNFINISHED = "le tour s'est terminé avant la fin du traitement de ses données"
-STOPPED: Say = ("engine.round.stopped", {})  # a round ended by ARRETER
+STOPPED: Say = STOPPED_SAY  # a round ended by ARRETER
 EARLY = dt.timedelta(hours=2)  # a scheduled round counts deliveries this much before it
 
 

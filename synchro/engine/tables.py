@@ -40,7 +40,7 @@ class TableSelection(NamedTuple):
 def select_tables(found: Sequence[Table], settings: DatabaseSettings) -> TableSelection:
     names = {t.name for t in found}
     problems = [
-        FieldProblem("database.include", f"une table existante (inconnue : {name})", name)
+        FieldProblem("database.include", ("config.expect.table_exists", {"name": name}), name)
         for name in settings.include
         if name not in names
     ]
@@ -66,7 +66,7 @@ def select_tables(found: Sequence[Table], settings: DatabaseSettings) -> TableSe
                 problems.append(
                     FieldProblem(
                         f"database.tables.{table.name}.{label}",
-                        f"une colonne de la table {table.name}",
+                        ("config.expect.column_of", {"table": table.name}),
                         column,
                     )
                 )
@@ -76,7 +76,7 @@ def select_tables(found: Sequence[Table], settings: DatabaseSettings) -> TableSe
                 problems.append(
                     FieldProblem(
                         f"database.tables.{table.name}.key",
-                        f"des colonnes de la table {table.name}",
+                        ("config.expect.columns_of", {"table": table.name}),
                         ", ".join(unknown),
                     )
                 )

@@ -33,7 +33,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from synchro.errors import ConfigError, FieldProblem
+from synchro.errors import ConfigError, FieldProblem, Say
 
 KEY_SIZE = 32
 TAG_SIZE = 16
@@ -69,15 +69,18 @@ def encode_key(key: bytes) -> str:
     return base64.b64encode(check_key(key)).decode("ascii")
 
 
-def decode_key(text: str, field: str = "Clé de groupe") -> bytes:
-    """The key from its text form; ConfigError naming ``field`` when it is not one."""
+def decode_key(text: str, field: str = "group_key") -> bytes:
+    """The key from its text form; ConfigError naming the setting ``field`` (its label,
+    ``config.field.<field>``) when it is not one."""
     compact = "".join(text.split())
     try:
         key = base64.b64decode(compact, validate=True)
     except (binascii.Error, ValueError):
         key = b""
     if len(key) != KEY_SIZE:
-        raise ConfigError([FieldProblem(field, f"{KEY_SIZE} octets en base64 (44 caractères)")])
+        expected = ("config.expect.key_base64", {"size": KEY_SIZE})
+        name: Say = (f"config.field.{field}", {})
+        raise ConfigError([FieldProblem(field, expected, name=name)])
     return key
 
 
