@@ -346,7 +346,7 @@ def cmd_autostart(args: argparse.Namespace) -> int:
     from synchro.platform.autostart import autostart_action
 
     config, paths = load(args)
-    print(autostart_action(args.action, config=str(paths.config_file)))
+    print(autostart_action(args.action, config=str(paths.config_file), lang=config.language))
     if args.action != "status" and config.start_with_windows != (args.action == "on"):
         _save(args, dataclasses.replace(config, start_with_windows=args.action == "on"))
     return 0
@@ -355,8 +355,10 @@ def cmd_autostart(args: argparse.Namespace) -> int:
 def cmd_service(args: argparse.Namespace) -> int:
     from synchro.platform.service import service_action
 
-    _config, paths = load(args)
-    print(service_action(args.action, paths.config_file, dry_run=args.dry_run))
+    config, paths = load(args)
+    print(
+        service_action(args.action, paths.config_file, dry_run=args.dry_run, lang=config.language)
+    )
     return 0
 
 

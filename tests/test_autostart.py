@@ -246,8 +246,11 @@ def test_autostart_action(tmp_path: Path) -> None:
     assert value.startswith(f'"{sys.executable}" -m synchro --config ')
     assert value.endswith(" --minimized") and str(config) in value
     assert autostart_action("off", autostart=auto).endswith(": désactivé")
-    with pytest.raises(PlatformError, match="inconnue"):
+    assert autostart_action("status", autostart=auto, lang="en") == "Start with the system: off"
+    assert autostart_action("on", autostart=auto, lang="en") == "Start with the system: on"
+    with pytest.raises(PlatformError, match="inconnue") as unknown:
         autostart_action("maybe", autostart=auto)
+    assert text_in(unknown.value, "en") == "Unknown action 'maybe' (expected: on, off, status)"
 
 
 def test_xdg_failure_is_said_in_the_ui_language(tmp_path: Path) -> None:

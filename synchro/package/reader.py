@@ -34,6 +34,9 @@ class _Layout:
     key: bytes | None
 
 
+UNREADABLE: Say = ("engine.pkg.illegible", {})  # nothing else known of what went wrong
+
+
 def _open(path: Path) -> IO[bytes]:
     try:
         return open(path, "rb")
@@ -98,7 +101,7 @@ def _verify(path: Path, keys: tuple[bytes, ...]) -> tuple[Manifest, _Layout]:
         auth = problem is not None and problem.reason.startswith(stream.AUTH)
         raise PackageError(name, say=("engine.pkg.auth_sha" if auth else "engine.pkg.sha", {}))
     if read is None:
-        raise refused(name, problem) if problem else PackageError(name, "illisible")
+        raise refused(name, problem) if problem else PackageError(name, say=UNREADABLE)
     found = read.counts
     if trailer.counts != found or trailer.rows != sum(sum(n.values()) for n in found.values()):
         raise PackageError(name, say=_count_problem(trailer, found))

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from synchro.errors import PlatformError, Say
+from synchro.i18n import tr
 
 APP_NAME = "Synchro"
 RUN_KEY = r"Software\Microsoft\Windows\CurrentVersion\Run"
@@ -278,9 +279,14 @@ def autostart_for_platform(platform: str | None = None) -> Autostart:
 
 
 def autostart_action(
-    action: str, *, config: str | None = None, autostart: Autostart | None = None
+    action: str,
+    *,
+    config: str | None = None,
+    autostart: Autostart | None = None,
+    lang: str = "fr",
 ) -> str:
-    """``synchro autostart on|off|status``: does it and returns the line to print.
+    """``synchro autostart on|off|status``: does it and returns the line to print (in
+    ``lang``).
 
     ``on`` registers this program (``--config`` kept as an absolute path) with ``--minimized``.
     """
@@ -291,6 +297,6 @@ def autostart_action(
     elif action == "off":
         auto.disable()
     elif action != "status":
-        raise PlatformError(f"Action inconnue {action!r} (attendu : on, off, status)")
-    state = "activé" if auto.is_enabled() else "désactivé"
-    return f"Démarrage automatique : {state}"
+        raise PlatformError(say=("platform.autostart.unknown_action", {"action": repr(action)}))
+    state = tr("platform.autostart.on" if auto.is_enabled() else "platform.autostart.off", lang)
+    return tr("platform.autostart.state", lang, state=state)
