@@ -15,11 +15,20 @@ from synchro.application import Event, Progress, Status, Synchro
 from synchro.cli import fail
 from synchro.cli_engine import load
 from synchro.errors import ConnectionTestError, SynchroError, text_in
-from synchro.i18n import tr
+from synchro.i18n import render, tr
 from synchro.reports import State, error_in, format_date, state_label
 
 if TYPE_CHECKING:
     Sub = argparse._SubParsersAction[argparse.ArgumentParser]
+
+
+def reply_error(reply: dict[str, Any], lang: str) -> str:
+    """Why the running instance refused a command, in ``lang``: its words (``error_say``)
+    when it gave them, else its text."""
+    said = reply.get("error_say")
+    if isinstance(said, list) and len(said) == 2:
+        return render(said, lang)
+    return str(reply.get("error"))
 
 
 def add_commands(sub: Sub, lang: str = "fr") -> None:
@@ -155,7 +164,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
     if not lock.acquire():
         asked = {"take_back": args.reprendre, "send": args.envoyer}
         reply = send_command(paths, "sync", args=asked)
-        error = tr("cli.error", lang, error=reply.get("error"))
+        error = tr("cli.error", lang, error=reply_error(reply, lang))
         print(tr("cli.sync.asked", lang) if reply.get("ok") else error)
         return 0 if reply.get("ok") else 1
     node = Synchro.open(config, paths, listeners=(ProgressPrinter(lang=lang),))
@@ -209,7 +218,7 @@ def cmd_control(args: argparse.Namespace) -> int:
     config, paths = load(args)
     reply = send_command(paths, args.control)
     if not reply.get("ok"):
-        fail(str(reply.get("error")), config.language)
+        fail(reply_error(reply, config.language), config.language)
         return 1
     print(tr("cli.control.sent", config.language))
     return 0

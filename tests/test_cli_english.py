@@ -322,3 +322,26 @@ def test_sync_and_report_in_the_language(
     report = lines(synchro(tmp_path, "--config", config, "report", lang=ENGLISH).stdout)
     assert report[0].split() == heading
     assert report[1].startswith("3615") and f" {failed.split()[0].rstrip(':')} " in report[1]
+
+
+def test_a_refusal_of_the_running_program_is_said_in_the_language(tmp_path: Path) -> None:
+    """``synchro stop`` / ``raz`` talk to the running program over its control channel
+    (here a real one whose program is not set up yet): its refusal comes back with its
+    words and is printed in the settings' language."""
+    from types import SimpleNamespace
+
+    from synchro.gui import control_handler
+    from synchro.platform.paths import paths_beside
+    from synchro.platform.single_instance import ControlServer
+
+    make_db(tmp_path / "site.db", [(1, "un", "1.00")])
+    init(tmp_path, "site", "serveur", "3615", "--hq", "127.0.0.1:2121", "--allow-plain-ftp",
+         "--language", "en")  # fmt: skip
+    config = tmp_path / "site.toml"
+    lock_file = paths_beside(config).lock_file
+    lock_file.parent.mkdir(parents=True, exist_ok=True)
+    backend = SimpleNamespace(events=None, synchro=None)
+    with ControlServer(lock_file, control_handler(backend)):
+        done = synchro(tmp_path, "--config", str(config), "stop", lang=FRENCH)
+    assert done.returncode == 1
+    assert done.stderr == "synchro: Synchro is not set up yet: finish the wizard.\n", done.stderr
