@@ -7,27 +7,22 @@ connection stays in autocommit between transactions (reads hold no locks) and ``
 turns autocommit off for its duration. ``fast_executemany`` is never used: it crashes the
 SQLite ODBC driver and multi-row ``VALUES`` is faster anyway.
 
-Discovery uses the ODBC catalog functions (``columns``, ``primaryKeys``, ``statistics``,
-``foreignKeys``); SQLite goes through PRAGMAs (its driver reports a unique index as the
-primary key), MariaDB's ``tinyint(1)`` is read from ``information_schema`` to be a bool.
+Discovery (the ODBC catalog functions, SQLite's PRAGMAs) is ``odbc_discovery.OdbcDiscovery``'s,
+which this adapter builds on.
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from synchro.db import columnar_odbc
-from synchro.db.base import MARK_TABLE, Column, Key, Row, Table, own_table
+from synchro.db.base import Column, Key, Row, Table
 from synchro.db.binding import Binder, binder, blob_bytes
-from synchro.db.column_kinds import odbc_kind
-from synchro.db.details import odbc_details, with_details
 from synchro.db.dialects import Dialect, detect_dialect
 from synchro.db.doing import act, failed
-from synchro.db.generic import SqlAdapter
-from synchro.db.mysql_catalog import catalog_rows, cut_by_driver, unsafe_names, unsafe_statement
+from synchro.db.mysql_catalog import cut_by_driver, unsafe_statement
 from synchro.db.odbc_connect import (
     SQL_DATABASE_NAME,
     SQL_DBMS_NAME,
@@ -40,12 +35,10 @@ from synchro.db.odbc_connect import (
     load_pyodbc,
     narrow_utf8,
     probe_text,
-    text_fault_say,
+    sql_state,
     utf8mb4_connection,
 )
-from synchro.db.odbc_schema import column_details, foreign_keys, unique_indexes
-from synchro.db.sqlite import discover as discover_sqlite
-from synchro.db.sqlite import has_mark_table
+from synchro.db.odbc_discovery import OdbcDiscovery
 from synchro.errors import DatabaseError, Say
 from synchro.i18n import render
 from synchro.values import Kind
@@ -53,7 +46,7 @@ from synchro.values import Kind
 LOCK_WAIT_S = 50  # seconds a statement waits for a row another program locked
 
 
-class OdbcAdapter(SqlAdapter):
+class OdbcAdapter(OdbcDiscovery):
     """One ODBC connection. ``connection``: ``DSN=...`` or ``DRIVER={...};...``."""
 
     _utf16_fault = False  # MariaDB Connector/ODBC: set when the connection opens
@@ -224,7 +217,7 @@ class OdbcAdapter(SqlAdapter):
 
     def _translate(self, exc: BaseException, doing: Say) -> DatabaseError:
         args: tuple[Any, ...] = exc.args
-        state = _state(exc)
+        state = sql_state(exc)
         text = str(args[1]) if len(args) > 1 else str(exc)
         lost: Say | None = ("engine.db.hint.lost", {}) if state.startswith("08") else None
         return failed(self.where, doing, f"[{state}] {text}", lost)
@@ -235,7 +228,7 @@ class OdbcAdapter(SqlAdapter):
         the whole transaction), 53 (out of disk or memory), 57 (server stopped by its
         operator), 58 (system error)."""
         cause = error.__cause__
-        return cause is not None and _state(cause)[:2] in ("08", "40", "53", "57", "58")
+        return cause is not None and sql_state(cause)[:2] in ("08", "40", "53", "57", "58")
 
     def gave_up_waiting(self, error: Exception) -> bool:
         """PostgreSQL's ``lock_timeout`` (55P03), MariaDB's lock waits (1205: a row, or the
@@ -244,7 +237,7 @@ class OdbcAdapter(SqlAdapter):
         if cause is None:
             return False
         text = str(cause)
-        return _state(cause) == "55P03" or "(1205)" in text or "database is locked" in text
+        return sql_state(cause) == "55P03" or "(1205)" in text or "database is locked" in text
 
     def _begin(self) -> None:
         self._conn.autocommit = False
@@ -277,117 +270,3 @@ class OdbcAdapter(SqlAdapter):
     def close(self) -> None:
         with contextlib.suppress(*self._driver_errors):  # already gone: nothing to release
             self._conn.close()
-
-    # -- discovery --------------------------------------------------------------------
-
-    def _query(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
-        cursor = self._run(sql, params, act("schema"))
-        try:
-            return list(cursor.fetchall())
-        finally:
-            cursor.close()
-
-    def _catalog(self, method: str, **kwargs: Any) -> list[Any]:
-        """Rows of an ODBC catalog function; [] when the driver does not offer it.
-
-        MariaDB: a table name the driver would cut (``mysql_catalog.cut_by_driver``) is
-        looked up in ``information_schema`` instead, with rows of the same shape.
-        """
-        name = kwargs.get("table", kwargs.get("foreignTable"))
-        if self.dialect == "mysql" and isinstance(name, str) and cut_by_driver(name):
-            return catalog_rows(self._query, method, name)
-        try:
-            cursor = self._conn.cursor()
-        except self._driver_errors as exc:
-            raise self._translate(exc, act("schema")) from exc
-        try:
-            return list(getattr(cursor, method)(**kwargs).fetchall())
-        except self._driver_errors as exc:
-            # A connection lost (SQLSTATE 08...) is an error: "no table" or "no key" from
-            # a dead session would have had a run capture nothing and say OK.
-            if _state(exc).startswith("08"):
-                raise self._translate(exc, act("schema")) from exc
-            return []
-        finally:
-            with contextlib.suppress(*self._driver_errors):
-                cursor.close()
-
-    def _where(self) -> dict[str, Any]:
-        if self.dialect == "mysql":
-            return {"catalog": self._database}
-        return {"schema": self._schema} if self._schema else {}
-
-    def _has_mark_table(self) -> bool:
-        if self.dialect == "sqlite":
-            return has_mark_table(lambda sql: self._query(sql))
-        rows = self._catalog("tables", table=MARK_TABLE, tableType="TABLE", **self._where())
-        return any(own_table(str(r[2])) for r in rows)
-
-    def tables(self) -> list[Table]:
-        self._forget_types()
-        if self.dialect == "sqlite":
-            return discover_sqlite(lambda sql: self._query(sql), self.sql.quote)
-        rows = self._catalog("tables", tableType="TABLE", **self._where())
-        found = {str(r[2]) for r in rows}
-        names = sorted(n for n in found if not n.startswith("MSys") and not own_table(n))
-        return [self._table(name) for name in names]
-
-    def _table(self, name: str) -> Table:
-        table = self._table_found(name)
-        altered, miscounts = bool(self._text_fault), self._utf16_fault
-        if not (altered or miscounts):
-            return table
-        where = unsafe_names(name, table.column_names, altered=altered, miscounts=miscounts)
-        if where is None:
-            return table
-        why = {"name": [where], "fault": [self._name_fault()]}
-        return dataclasses.replace(table, unusable=("engine.err.unusable.names", why))
-
-    def _name_fault(self) -> Say:
-        """Why names of some characters cannot be handed to this driver."""
-        if self._text_fault:
-            fault = text_fault_say(self._text_fault)
-            return ("engine.err.text_altered", {"fault": [fault]})
-        return ("engine.err.utf16_fault", {})
-
-    def _table_found(self, name: str) -> Table:
-        where = self._where()
-        rows = [r for r in self._catalog("columns", table=name, **where) if r[2] == name]
-        rows.sort(key=lambda r: int(r[16]))  # ORDINAL_POSITION
-        details = column_details(self.dialect, self._query, name)
-        mysql_types = {c: d.pop("column_type") for c, d in details.items() if "column_type" in d}
-        columns = tuple(
-            with_details(
-                Column(
-                    str(r[3]),
-                    odbc_kind(self.dialect, mysql_types.get(r[3], str(r[5])), int(r[4]), r[6]),
-                    str(r[5]),
-                    r[10] != 0,  # NULLABLE: 0 = SQL_NO_NULLS
-                ),
-                details.get(str(r[3]), {}) if details else odbc_details(int(r[4]), r[6], r[8]),
-            )
-            for r in rows
-        )
-        indexes = unique_indexes(self._catalog, name, where)
-        pk_rows = [r for r in self._catalog("primaryKeys", table=name, **where) if r[2] == name]
-        pk = tuple(str(r[3]) for r in sorted(pk_rows, key=lambda r: int(r[4])))
-        if self.dialect == "mysql" and "PRIMARY" not in indexes:
-            pk = ()  # MariaDB reports its first UNIQUE NOT NULL index as PRIMARY
-        fks = foreign_keys(self._catalog, name, where)
-        if pk:
-            return Table(name, columns, pk, "primary", fks)
-        not_null = {c.name for c in columns if not c.nullable}
-        candidates = sorted(
-            (len(cols), index, cols) for index, cols in indexes.items() if set(cols) <= not_null
-        )
-        if not candidates:
-            return Table(name, columns, (), "", fks)
-        _n, index, key = candidates[0]
-        source = "primary" if index.lower() in ("primarykey", "primary") else "unique"
-        return Table(name, columns, key, source, fks)
-
-
-def _state(exc: BaseException) -> str:
-    """The SQLSTATE of a pyodbc error ("08S01"...), "" when it has none."""
-    args: tuple[Any, ...] = exc.args
-    return str(args[0]) if args else ""

@@ -2,7 +2,8 @@
 
 pyodbc is imported inside functions only: it links the system's unixODBC, and the embedded
 SQLite path must work on a machine without it. Also here: the connection string with its
-password hidden, and the UTF-8 exchange MariaDB's and SQLite's ODBC drivers need.
+password hidden, the UTF-8 exchange MariaDB's and SQLite's ODBC drivers need, and the
+SQLSTATE of a driver error.
 """
 
 from __future__ import annotations
@@ -201,3 +202,9 @@ def probe_text(run_query: Any) -> str:
     # in memory, which at random is no UTF-16 and fails the statement in pyodbc.
     got = str(run_query(f"SELECT HEX('{PROBE_TEXT}') AS probe")[0][0]).upper()
     return "" if got == expected else got
+
+
+def sql_state(exc: BaseException) -> str:
+    """The SQLSTATE of a pyodbc error ("08S01"...), "" when it has none."""
+    args: tuple[Any, ...] = exc.args
+    return str(args[0]) if args else ""

@@ -1,6 +1,6 @@
 """What the ODBC catalog and ``information_schema`` say of a table's columns, unique
 indexes and foreign keys, read through the adapter's own query and catalog functions
-(``odbc.OdbcAdapter``): the shapes of their rows, per family."""
+(``odbc_discovery.OdbcDiscovery``): the shapes of their rows, per family."""
 
 from __future__ import annotations
 
