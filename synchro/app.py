@@ -36,7 +36,8 @@ from synchro.engine.siege_node import SiegeNode
 from synchro.engine.site_receive import MANUAL, RunOptions, asked
 from synchro.engine.site_run import SiteRun, site_connect
 from synchro.engine.watermark import advance_watermark, capture_bound, current_watermark
-from synchro.errors import ErrorKind, SynchroError, error_text
+from synchro.errors import ErrorKind, Say, SynchroError, error_text
+from synchro.i18n import render
 from synchro.log import register_secret
 from synchro.mail import MailPolicy, ReportMailer
 from synchro.platform.paths import NodePaths, certificate_files
@@ -222,7 +223,8 @@ class App:
                 self._site_loop(node)
         except Exception:  # the service must say why it stopped
             log.exception("Le moteur de synchronisation s'est arrêté")
-            self.emit(StateChanged("failed", "Erreur interne : voir le journal."))
+            stopped: Say = ("app.engine_stopped", {})
+            self.emit(StateChanged("failed", render(stopped, "fr"), say=stopped))
         finally:
             node.close()
 

@@ -29,7 +29,7 @@ from synchro.gui.ports import (
     StatusMessage,
     TrayState,
 )
-from synchro.i18n import render, tr
+from synchro.i18n import tr
 from synchro.platform.autostart import Autostart, autostart_for_platform, default_command
 from synchro.platform.paths import NodePaths
 from synchro.report_summary import cause_lines, detail_lines, reason_of
@@ -57,7 +57,7 @@ def gui_event(event: application.Event, lang: str = "fr") -> list[GuiEvent]:
         return [
             StateChanged(
                 _TRAY.get(event.state, TrayState.IDLE),
-                render(event.say, lang) if event.say is not None else event.message,
+                event.text_in(lang),
             ),
             ReportsChanged(),
         ]
@@ -171,7 +171,7 @@ class AppBackend:
     def _failure_note(self, event: application.StateChanged, lang: str) -> str:
         """The status line and tray note of a failure: what sort it was, from the kind
         stored with its Rapport row (final before the event), in the UI language."""
-        plain = render(event.say, lang) if event.say is not None else event.message
+        plain = event.text_in(lang)
         if self.synchro is None or event.report_id is None:
             return plain
         try:

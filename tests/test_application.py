@@ -163,3 +163,36 @@ def test_connection_test_answers_in_the_ui_language(
 
 def test_odbc_drivers_is_a_list() -> None:
     assert all(isinstance(name, str) for name in odbc_drivers())
+
+
+def test_a_failed_run_says_its_end_in_the_ui_language(pair: tuple[NodePaths, NodePaths]) -> None:
+    """A Serveur whose Siège does not answer: the run's last status line and its failed
+    state carry the Rapport row's error, said in English from its words (it used to be the
+    French text inside an English line)."""
+    from synchro.engine.events import Status
+    from synchro.reports import error_in
+
+    _hq_paths, site_paths = pair
+    config = load_config(site_paths.config_file)
+    quick = dataclasses.replace(config.site_settings, attempts=1, hq_port=free_port())
+    seen: list[Event] = []
+    site = Synchro.open(
+        dataclasses.replace(config, site_settings=quick),
+        site_paths,
+        listeners=(seen.append,),
+        poll_s=0.2,
+    )
+    try:
+        record = site.sync_once()
+    finally:
+        site.close()
+    assert record.state is State.FAILED
+    english = error_in(record, "en")
+    assert english and english != record.error  # the refusal's words, not the French
+    end = [e for e in seen if isinstance(e, Status) and e.key == "engine.run.end_error"]
+    assert len(end) == 1
+    assert end[0].message == f"Fin de la synchronisation : Echec ({record.error})"
+    assert end[0].text("en") == f"Synchronisation finished: Failed ({english})"
+    failed = [e for e in seen if isinstance(e, StateChanged) and e.state == "failed"]
+    assert failed and failed[-1].message == record.error
+    assert failed[-1].text_in("en") == english

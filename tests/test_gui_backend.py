@@ -68,11 +68,9 @@ def test_the_engine_s_running_states_and_progress_words_follow_the_ui_language()
     words: the tray's and the status bar's text in the UI language, French by default."""
     from synchro.engine.events import progress, state_changed
 
-    running = state_changed("running", 7, "", "engine.run.running", site="3615")
+    running = state_changed("running", 7, None, "engine.run.running", site="3615")
     assert gui_event(running)[0] == StateChanged(TrayState.RUNNING, "Synchronisation de 3615")
     assert gui_event(running, "en")[0] == StateChanged(TrayState.RUNNING, "Synchronisation of 3615")
-    failed = state_changed("failed", 7, "réseau coupé", "engine.run.done")
-    assert gui_event(failed, "en")[0] == StateChanged(TrayState.FAILED, "réseau coupé")
     sites = progress("publish", "0000", "engine.progress.sites", count=3)
     french = gui_event(sites)[0]
     english = gui_event(sites, "en")[0]

@@ -10,9 +10,13 @@ import datetime as dt
 import enum
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from synchro.errors import Say, SynchroError, text_in
 from synchro.i18n import render, tr
+
+if TYPE_CHECKING:
+    from synchro.reports import RowError
 
 
 @dataclass(frozen=True)
@@ -39,6 +43,13 @@ class StateChanged:
     message: str = ""
     report_id: int | None = None
     say: Say | None = None  # the error's words, when it gave them (no Rapport row to read)
+    row: RowError | None = None  # the finished Rapport row whose error ``message`` is
+
+    def text_in(self, lang: str) -> str:
+        """``message`` in ``lang``: the row's error, else the words, else as it is."""
+        if self.row is not None:
+            return self.row.text_in(lang)
+        return render(self.say, lang) if self.say is not None else self.message
 
 
 @dataclass(frozen=True)
@@ -68,12 +79,16 @@ def said(key: str, /, **values: object) -> Status:
 
 
 def _word(value: object, lang: str) -> object:
-    """A report state (``State.OK``...), an error that gave its words (``errors.text_in``)
-    or a list of words (``Say``) in the UI's words; anything else as it is."""
+    """A report state (``State.OK``...), an error that gave its words (``errors.text_in``),
+    a list of words (``Say``) or a value that says itself (``text_in(lang)``: a Rapport
+    row's error) in the UI's words; anything else as it is."""
     if isinstance(value, enum.Enum):
         return tr(f"reports.state.{value.name}", lang) if lang != "fr" else value.value
     if isinstance(value, SynchroError) and value.say is not None:
         return text_in(value, lang)
+    said_in = getattr(value, "text_in", None)
+    if callable(said_in):
+        return said_in(lang)
     if isinstance(value, list):  # words of the locales (``i18n.render``'s rule)
         return " ; ".join(render(item, lang) for item in value)
     return value
@@ -90,12 +105,12 @@ def progress(
 
 
 def state_changed(
-    state: str, report_id: int | None, error: str, key: str, /, **values: object
+    state: str, report_id: int | None, row: RowError | None, key: str, /, **values: object
 ) -> StateChanged:
-    """A run's or round's state: its ``error`` (its Rapport row says it in the UI
+    """A run's or round's state: the error of its finished Rapport ``row`` (said in any
     language), else the words ``key`` of ``locales/engine.json``."""
-    if error:
-        return StateChanged(state, error, report_id)
+    if row is not None and row.record.error:
+        return StateChanged(state, row.record.error, report_id, row=row)
     return StateChanged(state, tr(key, "fr", **values), report_id, say=(key, dict(values)))
 
 

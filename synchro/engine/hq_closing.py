@@ -19,7 +19,7 @@ from synchro.engine.hq_files import announce
 from synchro.engine.hq_takeover import TakenOver
 from synchro.engine.hq_verdict import Unwritten, early_sites, record_missing, round_verdict
 from synchro.errors import Cancelled, SynchroError, error_details, error_text
-from synchro.reports import RunRecord, State
+from synchro.reports import RowError, RunRecord, State
 
 
 @dataclass
@@ -147,8 +147,12 @@ class RoundClosing(DeliveryWork):
         state, error = record.state, record.error  # OK becomes Echec with rows not applied
         self.last_round = record
         word = {State.OK: "ok", State.STOPPED: "stopped"}.get(state, "failed")
-        self.emit(state_changed(word, current.report_id, error, "engine.round.done"))
-        self.emit(said("engine.round.end", state=state, detail=f" ({error})" if error else ""))
+        row = RowError(record)
+        self.emit(state_changed(word, current.report_id, row, "engine.round.done"))
+        if error:
+            self.emit(said("engine.round.end_error", state=state, error=row))
+        else:
+            self.emit(said("engine.round.end", state=state, detail=""))
         return record
 
     def _announce(self, *, closing: bool = False) -> None:

@@ -276,5 +276,5 @@ class HQService(RoundClosing):
             self.node.state.set_meta(TAIL, "[]")
         faults.point("hq.round.opened")
         self._announce()
-        self.emit(state_changed("running", rid, "", "engine.round.opened"))
+        self.emit(state_changed("running", rid, None, "engine.round.opened"))
         self.emit(self.settings.opening())

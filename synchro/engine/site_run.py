@@ -48,7 +48,7 @@ from synchro.engine.twins import held as twin_held
 from synchro.engine.watermark import remember_differing
 from synchro.errors import Cancelled, ErrorKind, SynchroError, TransportError
 from synchro.names import ack_name
-from synchro.reports import ReportStore, RunRecord, State
+from synchro.reports import ReportStore, RowError, RunRecord, State
 from synchro.state import HELD
 from synchro.transport.ftp_client import SiteClient
 from synchro.transport.retry import with_retries
@@ -90,7 +90,7 @@ class SiteRun(Receiving):
 
     def run(self) -> RunRecord:
         rid = self.reports.start(self.site, "run", now=self.started)
-        self.emit(state_changed("running", rid, "", "engine.run.running", site=self.site))
+        self.emit(state_changed("running", rid, None, "engine.run.running", site=self.site))
         self.emit(said("engine.run.start", site=self.site))
         try:
             self._run(rid)
@@ -115,8 +115,12 @@ class SiteRun(Receiving):
         )
         state, error = record.state, record.error  # OK becomes Echec with rows not applied
         word = {State.OK: "ok", State.STOPPED: "stopped"}.get(state, "failed")
-        self.emit(state_changed(word, rid, error, "engine.run.done"))
-        self.emit(said("engine.run.end", state=state, detail=f" ({error})" if error else ""))
+        row = RowError(record)
+        self.emit(state_changed(word, rid, row, "engine.run.done"))
+        if error:
+            self.emit(said("engine.run.end_error", state=state, error=row))
+        else:
+            self.emit(said("engine.run.end", state=state, detail=""))
         return record
 
     # -- steps ------------------------------------------------------------------------

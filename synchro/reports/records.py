@@ -74,6 +74,17 @@ class RunRecord:
     details: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class RowError:
+    """A finished row's error as a value of a line said in any language (``text_in``: its
+    ``error_in``): the end of a run or a round, the tray's failure."""
+
+    record: RunRecord
+
+    def text_in(self, lang: str) -> str:
+        return error_in(self.record, lang)
+
+
 def error_in(record: RunRecord, lang: str) -> str:
     """The row's error in ``lang``: the words of a round's rule (``reports.error.<outcome>``:
     nothing received, no ack, unfinished, interrupted); the reason « N lignes non
