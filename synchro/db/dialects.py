@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from synchro.db.base import Column, Table
+from synchro.db.pg_keys import array_types, arrays_condition, values_condition
 from synchro.db.tagged import tagged, untagged
 from synchro.values import Kind
 from synchro.values.convert import single_read_back
@@ -202,25 +203,37 @@ class Dialect:
         one = "(" + " AND ".join(f"{self.quote(k)} = ?" for k in key) + ")"
         return " OR ".join([one] * nkeys)
 
-    def table_keys_condition(self, table: Table, nkeys: int) -> str:
-        """``keys_condition`` for ``table``'s key. Through psqlODBC, PostgreSQL took up to
-        277 ms for 500 keys as ``(a, b) IN ((?, ?), ...)`` (the server itself 6 ms), and
-        6 ms every time for the same keys as a typed ``VALUES`` list it semi-joins; the
-        read-back of every applied row runs on it (engine import +30 %,
-        ``bench/bench_db.py``). Each key value is cast to its column's type without size:
-        nothing is rounded or cut before the comparison."""
+    def key_array_types(self, table: Table) -> tuple[str, ...] | None:
+        """PostgreSQL: the types a batch of ``table``'s keys is sent as, one array per key
+        column (``db.pg_keys``); None: one parameter per key value."""
+        return array_types(table) if self.name == "postgresql" else None
+
+    def table_keys_condition(
+        self, table: Table, nkeys: int, arrays: Sequence[str] | None = None
+    ) -> str:
+        """``keys_condition`` for ``table``'s key; on PostgreSQL a key of several columns
+        as a typed list, or as one array per key column of the types ``arrays``
+        (``key_array_types``): ``db.pg_keys``."""
         key = table.key
+        if arrays:
+            return arrays_condition(self._cols(key), arrays)
         if self.name == "postgresql" and len(key) > 1 and nkeys > 1:
-            types = {c.name: _base_type(c.type_name) for c in table.columns}
-            if all(types.get(k) for k in key):
-                one = "(" + ", ".join(f"CAST(? AS {types[k]})" for k in key) + ")"
-                values = ", ".join([one] * nkeys)
-                return f"({self._cols(key)}) IN (SELECT * FROM (VALUES {values}) AS k)"
+            listed = values_condition(self._cols(key), table, nkeys)
+            if listed:
+                return listed
         return self.keys_condition(key, nkeys)
 
-    def fetch(self, table: Table, nkeys: int, *, raw_text: bool = False) -> str:
-        """Rows by key; ``raw_text``: the columns ``hexed_columns`` names as hex text."""
-        cond = self.table_keys_condition(table, nkeys)
+    def fetch(
+        self,
+        table: Table,
+        nkeys: int,
+        *,
+        raw_text: bool = False,
+        arrays: Sequence[str] | None = None,
+    ) -> str:
+        """Rows by key; ``raw_text``: the columns ``hexed_columns`` names as hex text;
+        ``arrays``: see ``table_keys_condition``."""
+        cond = self.table_keys_condition(table, nkeys, arrays)
         cols = self._read_cols(table, table.column_names, raw_text=raw_text)
         return f"SELECT {cols} FROM {self.quote(table.name)} WHERE {cond}"
 
@@ -308,8 +321,8 @@ class Dialect:
 
     # -- writing ----------------------------------------------------------------------
 
-    def delete(self, table: Table, nkeys: int) -> str:
-        where = self.table_keys_condition(table, nkeys)
+    def delete(self, table: Table, nkeys: int, arrays: Sequence[str] | None = None) -> str:
+        where = self.table_keys_condition(table, nkeys, arrays)
         return f"DELETE FROM {self.quote(table.name)} WHERE {where}"
 
     def insert(self, table: Table, nrows: int = 1) -> str:
@@ -386,13 +399,6 @@ class Dialect:
 def _check_name(name: str) -> None:
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
         raise ValueError(f"invalid savepoint name {name!r}")
-
-
-def _base_type(type_name: str) -> str:
-    """A PostgreSQL type name as ODBC reports it, without size (``numeric(12,2)`` ->
-    ``numeric``), when it is a plain name; "" for anything else (quoted or odd names)."""
-    base = type_name.split("(")[0].strip()
-    return base if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_ ]*", base) else ""
 
 
 def _single(value: Any) -> Any:

@@ -79,9 +79,10 @@ class SqlAdapter(SqlReads):
     def delete(self, table: Table, keys: Sequence[Key]) -> None:
         self._need_key(table)
         size = self.sql.batch_rows(len(table.key))
-        statement = functools.partial(self.sql.delete, table)
         doing = act("delete", table.name)
-        self._in_batches(table, table.key, keys, size, statement, doing)
+        for part in chunks(keys, size):
+            params, arrays = self._key_params(table, part)
+            self._run(self.sql.delete(table, len(part), arrays), params, doing).close()
 
     # -- the mark of the last synchronisation (``engine.marks``) ----------------------
 

@@ -18,6 +18,7 @@ from synchro.db.base import Adapter, Column, Table
 from synchro.db.binding import Binder, Binders, Flattener, Refused, row_flattener
 from synchro.db.dialects import Dialect
 from synchro.db.doing import act, failed
+from synchro.db.pg_keys import array_params
 from synchro.errors import DatabaseError, Say, SchemaError, TransactionLost
 from synchro.values import Kind
 
@@ -167,6 +168,18 @@ class SqlCore(Adapter):
             if self._read_types_again(table):
                 return self._bind_rows(table, names, rows)
             raise self._refusal(table, names, rows) from None
+
+    def _key_params(
+        self, table: Table, keys: Sequence[Sequence[Any]]
+    ) -> tuple[list[Any], tuple[str, ...] | None]:
+        """The parameters of a batch of ``keys`` and, when they go as arrays (PostgreSQL:
+        ``db.pg_keys``), the arrays' types the statement casts them to."""
+        types = self.sql.key_array_types(table)
+        if types is not None:
+            params = array_params(table, keys)
+            if params is not None:
+                return list(params), types
+        return self._bind_rows(table, table.key, keys), None
 
     def _need_key(self, table: Table) -> None:
         if not table.key:

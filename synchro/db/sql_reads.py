@@ -186,8 +186,8 @@ class SqlReads(SqlCore):
         for i in hexed:
             kinds[i] = Kind.TEXT
         for part in chunks(keys, self.sql.batch_rows(len(table.key))):
-            params = self._bind_rows(table, table.key, part)
-            sql = self.sql.fetch(table, len(part), raw_text=raw_text)
+            params, arrays = self._key_params(table, part)
+            sql = self.sql.fetch(table, len(part), raw_text=raw_text, arrays=arrays)
             fixes = self.sql.read_fixes(table, table.column_names, raw_text=raw_text)
             rows = self._stream(sql, params, kinds, doing, fixes, raw=raw)
             out.extend(_unhex(rows, hexed, table.kinds) if hexed else rows)
