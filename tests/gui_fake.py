@@ -7,10 +7,11 @@ as the application would.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import queue
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -294,3 +295,21 @@ def kinds(shell: GuiShell) -> list[str]:
 def text_of(window: Any, key: str) -> str:
     element = window[key]
     return str(element.get() if hasattr(element, "get") else element.DisplayText)
+
+
+@contextlib.contextmanager
+def started_shell(backend: Any) -> Iterator[GuiShell]:
+    """The tray program's windows on ``backend`` (its clock fixed, links opened nowhere),
+    started and settled; quit at the end."""
+    shell = GuiShell(
+        backend,
+        tray=FakeTray(),
+        opener=lambda p: None,
+        clock=lambda: dt.datetime(2026, 11, 18, 17, 39, 2),
+    )
+    shell.start()
+    settle(shell)
+    try:
+        yield shell
+    finally:
+        shell.quit()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -13,13 +12,13 @@ import pytest
 from conftest import require
 from gui_fake import (
     FakeBackend,
-    FakeTray,
     click,
     kinds,
     manual_rows,
     only,
     press,
     settle,
+    started_shell,
     text_of,
     wait_for,
 )
@@ -48,15 +47,8 @@ def backend(tmp_path: Path) -> FakeBackend:
 
 @pytest.fixture
 def shell(xvfb: str, backend: FakeBackend) -> Iterator[GuiShell]:
-    shell = GuiShell(
-        backend,
-        tray=FakeTray(),
-        opener=lambda p: None,
-        clock=lambda: dt.datetime(2026, 11, 18, 17, 39, 2),
-    )
-    shell.start()
-    yield shell
-    shell.quit()
+    with started_shell(backend) as shell:
+        yield shell
 
 
 def rapport(shell: GuiShell) -> RapportController:

@@ -8,7 +8,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from gui_fake import FakeBackend, FakeTray, click, kinds, only, settle, text_of, wait_for
+from gui_fake import (
+    FakeBackend,
+    FakeTray,
+    click,
+    kinds,
+    only,
+    settle,
+    started_shell,
+    text_of,
+    wait_for,
+)
 from xvfb import xvfb_fixture  # noqa: F401  (the "xvfb" fixture)
 
 from synchro.config.model import Config, Role
@@ -35,16 +45,8 @@ def shell(
     monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[GuiShell]:
     monkeypatch.setenv("LC_ALL", "fr_FR.UTF-8")  # the wizard opens in the system's language
-    shell = GuiShell(
-        backend,
-        tray=FakeTray(),
-        opener=lambda p: None,
-        clock=lambda: dt.datetime(2026, 11, 18, 17, 39, 2),
-    )
-    shell.start()
-    settle(shell)
-    yield shell
-    shell.quit()
+    with started_shell(backend) as shell:
+        yield shell
 
 
 def wizard(shell: GuiShell) -> WizardController:

@@ -4,13 +4,12 @@ calls), the wizard stays open, nothing is saved; the whole token is then taken."
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from gui_fake import FakeBackend, FakeTray, click, only, settle, text_of
+from gui_fake import FakeBackend, click, only, started_shell, text_of
 from xvfb import xvfb_fixture  # noqa: F401  (the "xvfb" fixture)
 
 from synchro.config.model import Config
@@ -41,16 +40,8 @@ def backend(tmp_path: Path) -> TokenBackend:
 @pytest.fixture
 def shell(xvfb: str, backend: TokenBackend, monkeypatch: pytest.MonkeyPatch) -> Iterator[GuiShell]:
     monkeypatch.setenv("LC_ALL", "en_US.UTF-8")  # the wizard opens in the system's language
-    shell = GuiShell(
-        backend,
-        tray=FakeTray(),
-        opener=lambda p: None,
-        clock=lambda: dt.datetime(2026, 11, 18, 17, 39, 2),
-    )
-    shell.start()
-    settle(shell)
-    yield shell
-    shell.quit()
+    with started_shell(backend) as shell:
+        yield shell
 
 
 def wizard(shell: GuiShell) -> WizardController:
