@@ -11,13 +11,13 @@ import json
 import os
 import re
 import socket
-import sqlite3
 import string
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from test_cli_engine import articles, make_db
 
 from synchro.application import Progress, Status
 from synchro.cli import cli_language, config_argument
@@ -52,23 +52,6 @@ def synchro(
         timeout=60,
         check=False,
     )
-
-
-def make_db(path: Path, rows: list[tuple[object, ...]]) -> None:
-    conn = sqlite3.connect(path)
-    conn.execute("CREATE TABLE articles (id INTEGER PRIMARY KEY, nom TEXT, prix DECIMAL(12,2))")
-    conn.execute("CREATE TABLE journal (ligne TEXT)")  # no key: not synchronised
-    conn.executemany("INSERT INTO articles VALUES (?, ?, ?)", rows)
-    conn.commit()
-    conn.close()
-
-
-def articles(path: Path) -> list[tuple[object, ...]]:
-    conn = sqlite3.connect(path)
-    try:
-        return conn.execute("SELECT * FROM articles ORDER BY id").fetchall()
-    finally:
-        conn.close()
 
 
 def init(home: Path, name: str, role: str, site: str, *extra: str) -> str:
