@@ -24,11 +24,11 @@ from synchro.engine.ack import controle, controle_words, make_ack
 from synchro.engine.events import progress, said, state_changed
 from synchro.engine.hq_acks import AckBook
 from synchro.engine.hq_deliveries import KEPT, kept_words
-from synchro.engine.hq_verdict import STOPPED, record_missing, round_verdict
+from synchro.engine.hq_verdict import record_missing, round_verdict
 from synchro.engine.serveur_node import ServeurNode
 from synchro.engine.siege_node import SiegeNode
 from synchro.engine.tables import select_tables
-from synchro.errors import SchemaError, error_text, text_in
+from synchro.errors import STOPPED_SAY, SchemaError, error_text, text_in
 from synchro.i18n import render
 from synchro.names import ack_name
 from synchro.reports import ReportStore, State, error_in
@@ -89,7 +89,7 @@ def test_a_round_s_verdict_is_said_in_english(tmp_path: Path) -> None:
         assert upload.error == f"envoi refusé : {HQ_DISK_FULL} (552)"
         assert error_in(upload, "en") == f"upload refused: {HQ_DISK_FULL} (552)"
         stopped = store.start("HQ", "round", now=now)
-        stop = render(STOPPED, "fr")
+        stop = render(STOPPED_SAY, "fr")
         state, error, details = round_verdict(store, stopped, [], "HQ", State.STOPPED, stop, now)
         row = store.finish(stopped, state, now=now, error=error, details=details)
     assert row.error == "Synchronisation arrêtée par l'utilisateur."

@@ -60,9 +60,9 @@ from synchro.engine.hq_deliveries import TAIL, RoundSettings
 from synchro.engine.hq_files import identity, move_file
 from synchro.engine.hq_loop import TICK_S, next_steps
 from synchro.engine.hq_takeover import interrupted_round, take_over
-from synchro.engine.hq_verdict import STOPPED, Unwritten
+from synchro.engine.hq_verdict import Unwritten
 from synchro.engine.siege_node import SiegeNode
-from synchro.errors import SynchroError, error_text
+from synchro.errors import STOPPED_SAY, SynchroError, error_text
 from synchro.i18n import render
 from synchro.reports import ReportStore, RunRecord, State
 from synchro.scheduler import within
@@ -184,7 +184,7 @@ class HQService(RoundClosing):
             self.cancel.clear()
             self._take_acks(now)  # what already came counts before anything is ended
             if self.round is not None:
-                self._close(State.STOPPED, render(STOPPED, "fr"))
+                self._close(State.STOPPED, render(STOPPED_SAY, "fr"))
             if self.closing is not None or command == "shutdown":  # no row stays En cours
                 self.acks.expire(list(self.settings.sites), now, force=True)
                 self._check_closing()

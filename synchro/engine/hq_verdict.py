@@ -16,7 +16,6 @@ from synchro.transport.ftp_policy import HQ_DISK_FULL
 
 NO_DATA = "aucune donnée reçue"
 UNFINISHED = "le tour s'est terminé avant la fin du traitement de ses données"
-STOPPED: Say = STOPPED_SAY  # a round ended by ARRETER
 EARLY = dt.timedelta(hours=2)  # a scheduled round counts deliveries this much before it
 
 
@@ -93,7 +92,7 @@ def round_verdict(
         if r.site != hq_code and r.state is State.FAILED and r.error != NO_DATA
     ]
     checks = {r.site: str(r.details["controle"]) for r in members if r.details.get("controle")}
-    say = STOPPED if error == render(STOPPED, "fr") else None
+    say = STOPPED_SAY if error == render(STOPPED_SAY, "fr") else None
     if state is State.OK and (missing or failures):
         state = State.FAILED
         parts: list[Say] = []
