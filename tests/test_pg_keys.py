@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -134,3 +135,63 @@ def test_only_keys_of_several_integer_and_text_columns_go_as_arrays(
         assert array_types(table_of(fresh, "k2")) == ("varchar", "int8", "text", "bpchar")
     finally:
         fresh.close()
+
+
+def test_the_engine_applies_through_the_arrays_exactly(
+    db: tuple[Backend, Adapter], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An establishment on SQLite sends rows of `(code, n)` keys of every awkward text, then
+    changes a third and deletes a seventh; the Siège's PostgreSQL takes every batch's keys
+    as arrays (read first, read back, deleted) and holds exactly what was sent: nothing
+    quarantined, the same table checksums on both sides (read by another path)."""
+    import sqlite3
+
+    from engine_helpers import checksums, make_node
+
+    import synchro.db.sql_core as sql_core
+
+    backend, _adapter = db
+    backend.execute(
+        "CREATE TABLE ventes (code VARCHAR(40) NOT NULL, n INTEGER NOT NULL, note TEXT,"
+        " PRIMARY KEY (code, n))"
+    )
+    source = tmp_path / "site.db"
+    conn = sqlite3.connect(source)
+    conn.execute(
+        "CREATE TABLE ventes (code VARCHAR(40), n INTEGER, note TEXT, PRIMARY KEY (code, n))"
+    )
+    rows = [(code, n, f"{code}·{n}") for code in NASTY for n in range(-40, 40)]
+    conn.executemany("INSERT INTO ventes VALUES (?, ?, ?)", rows)
+    conn.commit()
+    conn.close()
+    went: list[bool] = []
+    arrays = sql_core.array_params
+
+    def spied(table: Table, keys: Any) -> Any:
+        found = arrays(table, keys)
+        went.append(found is not None)
+        return found
+
+    monkeypatch.setattr(sql_core, "array_params", spied)
+    site = make_node(tmp_path, "S1", str(source))
+    hq = make_node(tmp_path, "HQ", backend.connection, hq=True)
+    try:
+        first = hq.import_package(site.export().path)
+        assert (first.status, first.stats.upserts, first.stats.quarantined) == (
+            "applied",
+            len(rows),
+            0,
+        )
+        conn = sqlite3.connect(source)
+        conn.execute("UPDATE ventes SET note = note || ' modifiée' WHERE n % 3 = 0")
+        conn.execute("DELETE FROM ventes WHERE n % 7 = 0")
+        conn.commit()
+        conn.close()
+        second = hq.import_package(site.export().path)
+        assert second.status == "applied" and second.stats.quarantined == 0
+        assert second.stats.deletes == sum(1 for r in rows if r[1] % 7 == 0)
+        assert went and all(went)
+        assert checksums(str(source)) == checksums(backend.connection, ["ventes"])
+    finally:
+        site.close()
+        hq.close()
