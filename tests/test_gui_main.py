@@ -101,6 +101,13 @@ def test_a_fatal_error_is_said_in_the_language_of_the_settings_else_the_system_s
     config_file = tmp_path / "synchro.json"
     save_config(Config(role=Role.SITE, site="3615", language="en"), config_file)
     assert _language(config_file) == "en"
+    from synchro.config.secrets import default_secrets_path
+
+    secrets = default_secrets_path(config_file)
+    secrets.write_text("pas des secrets", encoding="utf-8")  # the settings still say English
+    monkeypatch.setenv("LANG", "fr_FR.UTF-8")
+    assert _language(config_file) == "en"
+    secrets.unlink()
     config_file.write_text("{ pas du json", encoding="utf-8")
     monkeypatch.setenv("LANG", "en_GB.UTF-8")
     monkeypatch.delenv("LC_ALL", raising=False)

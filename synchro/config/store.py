@@ -105,15 +105,14 @@ def load_config(
 def language_of(config_file: Path) -> str:
     """The UI's language of the settings in ``config_file``, else the system's (no settings
     yet, or the settings are what cannot be read): the command line's and a fatal error
-    window's rule."""
+    window's rule. Only the settings file is read (not the secrets, not the Windows vault:
+    the command reads them once, after)."""
     from synchro.i18n import system_language
 
     try:
-        if config_file.exists():
-            return load_config(config_file).language
-    except Exception:  # (unreadable settings: whoever reads them says why)
-        pass
-    return system_language()
+        return _parse(config_file.read_bytes(), str(config_file)).language
+    except Exception:  # (no file, or unreadable settings: whoever reads them says why)
+        return system_language()
 
 
 def _parse(raw: bytes, source: str) -> Config:

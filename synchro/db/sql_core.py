@@ -178,7 +178,7 @@ class SqlCore(Adapter):
         if types is not None:
             params = array_params(table, keys)
             if params is not None:
-                return list(params), types
+                return params, types
         return self._bind_rows(table, table.key, keys), None
 
     def _need_key(self, table: Table) -> None:

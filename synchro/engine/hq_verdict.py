@@ -92,7 +92,7 @@ def round_verdict(
         if r.site != hq_code and r.state is State.FAILED and r.error != NO_DATA
     ]
     checks = {r.site: str(r.details["controle"]) for r in members if r.details.get("controle")}
-    say = STOPPED_SAY if error == render(STOPPED_SAY, "fr") else None
+    say = STOPPED_SAY if state is State.STOPPED else None  # (only ARRETER stops a round)
     if state is State.OK and (missing or failures):
         state = State.FAILED
         parts: list[Say] = []
