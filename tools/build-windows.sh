@@ -221,9 +221,27 @@ fi
 WORK=$CACHE/pyinstaller-work
 OUT=$CACHE/dist; rm -rf "$OUT"; mkdir -p "$OUT"
 tb=$(date +%s)
-( cd "$ROOT" && wrun "$PY/python.exe" -m PyInstaller --noconfirm --log-level WARN \
-      --distpath "$(winpath "$OUT")" --workpath "$(winpath "$WORK")" synchro.spec ) \
-    > "$CACHE/pyinstaller.log" || { tail -40 "$CACHE/pyinstaller.log"; die "PyInstaller under Wine"; }
+pyinstaller() {
+    ( cd "$ROOT" && wrun "$PY/python.exe" -m PyInstaller --noconfirm --log-level WARN \
+          --distpath "$(winpath "$OUT")" --workpath "$(winpath "$WORK")" synchro.spec ) \
+        > "$CACHE/pyinstaller.log"
+}
+# Wine and its services up, and the prefix brought up to date, before PyInstaller starts its
+# many child processes (a CI run of 6 Dec, cached prefix: PyInstaller's first child failed at
+# once, « CreateProcess: [WinError 1359] Internal error », i.e. Wine's new process died
+# before it was set up; not seen in ~40 builds here).
+wrun wineboot -u >/dev/null || true
+if ! pyinstaller; then
+    # That failure of Wine's process creation, and only it, is tried once more, in a new
+    # wineserver; any other failure of PyInstaller stops the build.
+    grep -q 'WinError 1359' "$CACHE/pyinstaller.log" || { tail -40 "$CACHE/pyinstaller.log"; die "PyInstaller under Wine"; }
+    grep -m1 -B2 'WinError 1359' "$CACHE/pyinstaller.log" || true
+    ts "PyInstaller under Wine: Wine could not start a process (WinError 1359); once more in a new wineserver"
+    /usr/lib/wine/wineserver -k 2>/dev/null || true
+    /usr/lib/wine/wineserver -w 2>/dev/null || true
+    rm -rf "$OUT"; mkdir -p "$OUT"
+    pyinstaller || { tail -40 "$CACHE/pyinstaller.log"; die "PyInstaller under Wine (second try)"; }
+fi
 for exe in synchro.exe synchro-cli.exe; do
     [ -f "$OUT/$exe" ] || { tail -40 "$CACHE/pyinstaller.log"; die "no $exe"; }
 done
