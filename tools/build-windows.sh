@@ -221,31 +221,48 @@ fi
 WORK=$CACHE/pyinstaller-work
 OUT=$CACHE/dist; rm -rf "$OUT"; mkdir -p "$OUT"
 tb=$(date +%s)
-pyinstaller() {
-    ( cd "$ROOT" && wrun "$PY/python.exe" -m PyInstaller --noconfirm --log-level WARN \
-          --distpath "$(winpath "$OUT")" --workpath "$(winpath "$WORK")" synchro.spec ) \
-        > "$CACHE/pyinstaller.log"
-}
-# Wine and its services up, and the prefix brought up to date, before PyInstaller starts its
-# many child processes (a CI run of 6 Dec, cached prefix: PyInstaller's first child failed at
-# once, « CreateProcess: [WinError 1359] Internal error », i.e. Wine's new process died
-# before it was set up; not seen in ~40 builds here).
-wrun wineboot -u >/dev/null || true
-if ! pyinstaller; then
-    # That failure of Wine's process creation, and only it, is tried once more, in a new
-    # wineserver; any other failure of PyInstaller stops the build.
-    grep -q 'WinError 1359' "$CACHE/pyinstaller.log" || { tail -40 "$CACHE/pyinstaller.log"; die "PyInstaller under Wine"; }
-    grep -m1 -B2 'WinError 1359' "$CACHE/pyinstaller.log" || true
-    ts "PyInstaller under Wine: Wine could not start a process (WinError 1359); once more in a new wineserver"
-    /usr/lib/wine/wineserver -k 2>/dev/null || true
-    /usr/lib/wine/wineserver -w 2>/dev/null || true
-    rm -rf "$OUT"; mkdir -p "$OUT"
-    pyinstaller || { tail -40 "$CACHE/pyinstaller.log"; die "PyInstaller under Wine (second try)"; }
-fi
+# Wine 8.0 sometimes fails to start a process when the machine is busy: CreateProcess gives
+# « [WinError 1359] Internal error » (the new process died before it was set up). A CI run of
+# 6 Dec lost its build to it in PyInstaller's first child; measured here with both cores busy:
+# 1 start in ~100. PyInstaller starts dozens of child Pythons, so the build's Windows Python
+# (never the program: checked below) tries such a start again, up to 5 times, and says so.
+SP="$PY/Lib/site-packages"
+cat > "$SP/_wine_spawn_retry.py" <<'EOF'
+"""Build tooling only (tools/build-windows.sh): Wine's failure to start a process (WinError
+1359) tried again, up to 5 times, each retry said on stderr."""
+import _winapi
+import sys
+import time
+
+_create = _winapi.CreateProcess
+
+
+def _retrying(*args):
+    for attempt in range(1, 6):
+        try:
+            return _create(*args)
+        except OSError as e:
+            if getattr(e, "winerror", None) != 1359 or attempt == 5:
+                raise
+            print(f"wine: CreateProcess failed (WinError 1359), try {attempt + 1} of 5",
+                  file=sys.stderr, flush=True)
+            time.sleep(0.2 * attempt)
+
+
+_winapi.CreateProcess = _retrying
+EOF
+printf 'import _wine_spawn_retry\n' > "$SP/_wine_spawn_retry.pth"
+( cd "$ROOT" && wrun "$PY/python.exe" -m PyInstaller --noconfirm --log-level WARN \
+      --distpath "$(winpath "$OUT")" --workpath "$(winpath "$WORK")" synchro.spec ) \
+    > "$CACHE/pyinstaller.log" || { tail -40 "$CACHE/pyinstaller.log"; die "PyInstaller under Wine"; }
+retried=$(grep -c 'WinError 1359), try' "$CACHE/pyinstaller.log" || true)
+[ "$retried" = 0 ] || ts "PyInstaller under Wine: $retried process start(s) failed in Wine (WinError 1359), tried again"
 for exe in synchro.exe synchro-cli.exe; do
     [ -f "$OUT/$exe" ] || { tail -40 "$CACHE/pyinstaller.log"; die "no $exe"; }
 done
-if grep -rqi "bcryptprimitives" "$WORK"/synchro*/PKG-*.toc 2>/dev/null; then die "test shim got bundled"; fi
+if grep -rqi "bcryptprimitives\|_wine_spawn_retry" "$WORK"/synchro*/PKG-*.toc "$WORK"/synchro*/PYZ-*.toc 2>/dev/null; then
+    die "build-only shim got bundled"
+fi
 cp "$OUT/synchro.exe" "$OUT/synchro-cli.exe" "$DIST/"
 ts "PyInstaller under Wine: $(( $(date +%s) - tb ))s; synchro.exe $(stat -c %s "$DIST/synchro.exe") bytes, synchro-cli.exe $(stat -c %s "$DIST/synchro-cli.exe") bytes"
 
