@@ -14,8 +14,6 @@ from pathlib import Path
 
 from synchro.errors import DISK_SAY, ErrorKind, StateError, kind_of
 
-PAGE_SIZE = 16384  # bytes, of a new state database (``Store._connect``)
-
 
 def now_text() -> str:
     """The local time as the state database stores it (``YYYY-MM-DD HH:MM:SS``)."""
@@ -35,15 +33,6 @@ class Store:
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        # A new state database gets pages of 16 KB (before WAL, which writes the header; an
-        # existing one keeps its own: the pragma does nothing once the file has a table).
-        # What a big import writes (the snapshot and, at the Siège, the change log: ~38 MB
-        # for 200,000 rows, into the WAL and copied again by the checkpoint) then takes a
-        # quarter of the page writes, WAL frames and B-tree page splits: the Siège's state
-        # writes of such an import measured 0.81 CPU s instead of 1.00 (a Serveur's 0.37
-        # instead of 0.40); 64 KB pages gave no more (bench/README.md, « The Siège's change
-        # log written on bigger pages »). The page cache stays 2 MB (``cache_size`` is in KB).
-        conn.execute(f"PRAGMA page_size={PAGE_SIZE}")
         conn.execute("PRAGMA journal_mode=WAL")
         # FULL: a commit is on the disk before it returns. NORMAL (WAL) lets a power cut
         # take back the last commits, e.g. the mark of a package applied after the user's
