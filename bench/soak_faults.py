@@ -160,8 +160,11 @@ def finish_unkilled(world: World, template: Path, mode: str, name: str) -> Outco
     return out
 
 
-def run_fault(fault: Fault, template: Path, folder: Path) -> Fault:
-    """Run the seed's scenario in ``folder`` (a failed scenario says so in its Outcome)."""
+def run_fault(fault: Fault, template: Path, folder: Path, deadline: float) -> Fault:
+    """Run the seed's scenario in ``folder`` (a failed scenario says so in its Outcome),
+    unless ``deadline`` (monotonic) has passed (no outcome then)."""
+    if time.monotonic() > deadline:
+        return fault
     name = f"seed {fault.seed} {fault.kind}"
     if fault.kind == "cut":
         cut = cut_job(template, fault.mode, fault.upload, fault.download, name)
@@ -251,19 +254,30 @@ def summary(faults: list[Fault]) -> str:
 
 
 def campaign(
-    seeds: range, kinds: list[str], workers: int, base: Path, cal: Calibration | None = None
+    wanted: list[tuple[int, str]],
+    workers: int,
+    base: Path,
+    cal: Calibration | None = None,
+    minutes: float = 0,
 ) -> tuple[list[Fault], Calibration]:
-    """Every (seed, kind) through its scenario, ``workers`` at a time; a line is printed as
-    each ends. A passed scenario's folder is removed; a failed one's is kept."""
+    """Every (seed, kind) wanted through its scenario, ``workers`` at a time; a line is
+    printed as each ends. A passed scenario's folder is removed; a failed one's is kept.
+    With ``minutes``, no scenario starts after that long (those left are not run)."""
+    deadline = time.monotonic() + minutes * 60 if minutes else float("inf")
     template = build_template(base / "template")
     cal = cal or calibrate(template, base / "calibration", workers)
     print(f"calibration: {cal.text()}", flush=True)
-    faults = [draw(s, k, cal) for s in seeds for k in kinds]
+    faults = [draw(seed, kind, cal) for seed, kind in wanted]
     done: list[Fault] = []
     with concurrent.futures.ThreadPoolExecutor(max(1, workers)) as pool:
-        futures = [pool.submit(run_fault, f, template, base / f"{f.kind}-{f.seed}") for f in faults]
+        futures = [
+            pool.submit(run_fault, f, template, base / f"{f.kind}-{f.seed}", deadline)
+            for f in faults
+        ]
         for future in concurrent.futures.as_completed(futures):
             fault = future.result()
+            if fault.outcome is None:
+                continue  # not started: past the deadline
             done.append(fault)
             print(report(fault), flush=True)
             if not fault.problems():
@@ -277,6 +291,7 @@ def main() -> int:
     parser.add_argument("--kinds", default="kill,cut")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--calibration", default="", help="as a run prints it (no measuring then)")
+    parser.add_argument("--minutes", type=float, default=0, help="start no seed after that")
     parser.add_argument("--dir", help="working folder (default: a temporary one)")
     parser.add_argument("--keep", action="store_true", help="keep the working folder")
     args = parser.parse_args()
@@ -289,7 +304,9 @@ def main() -> int:
     base = Path(args.dir or tempfile.mkdtemp(prefix="soak-faults-"))
     base.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
-    faults, cal = campaign(seeds, kinds, args.workers, base, cal)
+    faults, cal = campaign(
+        [(s, k) for s in seeds for k in kinds], args.workers, base, cal, args.minutes
+    )
     failed = [f for f in faults if f.problems()]
     print()
     print(summary(faults))
