@@ -1,25 +1,23 @@
 """A seeded random campaign of faults: "kill -9 anywhere, pull the cable anywhere".
 
     .venv/bin/python bench/soak_faults.py --seeds 1-200 [--kinds kill,cut] [--workers 2]
-        [--calibration TEXT] [--dir DIR] [--keep]
+        [--minutes M] [--calibration TEXT] [--dir DIR] [--keep]
 
-The fault suite (``tests/test_faults_kill.py``, ``tests/test_faults_cut.py``) kills at
-named failpoints and cuts at a few chosen bytes. Here each seed draws its own fault with
-``random.Random(seed)`` and runs it through the same scenarios (``tests/fault_helpers.py``:
-a Siège and two establishments A, B, real ``python -m synchro`` processes over FTPS on
-loopback, real SQLite files, round 2 of the group):
+Where the fault suite kills at named failpoints and cuts at chosen bytes, each seed here
+draws its fault with ``random.Random(seed)`` and runs it through the suite's scenarios
+(``tests/fault_helpers.py``: Siège, A and B as real ``python -m synchro`` processes over
+FTPS on loopback, real SQLite files, round 2):
 
-- kill: the Siège's mode (``sync`` / ``serve``), the victim (SIEGE, A or B) and a delay
-  over [0, 1.2 x] the victim's measured life in a round, after which its own process is
-  SIGKILLed by PID; it is started again at once. A victim that ended before the delay is
-  "not killed": counted, and the round must still converge.
-- cut: the mode, A's upload, download or both, and for each a byte offset within the
-  real transfer's size and a number of cuts (1-3), through the loopback cutting relay.
+- kill: the Siège's mode (``sync``/``serve``), the victim (SIEGE, A or B) and a delay over
+  [0, 1.2 x] the victim's measured life in a round, after which its own process is
+  SIGKILLed by PID and started again. A victim already ended is "not killed" (counted;
+  its round must still converge).
+- cut: the mode, A's upload, download or both, each at a byte offset within the real
+  transfer and 1-3 times, through the loopback cutting relay.
 
-A round's length and the transfers' sizes are measured first (``workers`` rounds at once
-per mode, as the campaign runs them); the delays are drawn as fractions of that length,
-so a replay (``--seeds N-N --calibration ...``, printed with each failure) lands at the same
-place of the round. One line per seed, then a summary; exit code 1 on any problem.
+Lives and sizes are measured first (``workers`` rounds at once per mode, as the campaign
+runs them); a failure prints ``--seeds N-N --calibration ...`` to replay it at the same
+place. One line per seed, then a summary; exit code 1 on any problem.
 """
 
 from __future__ import annotations
@@ -28,6 +26,7 @@ import argparse
 import collections
 import concurrent.futures
 import dataclasses
+import functools
 import os
 import random
 import shutil
@@ -40,21 +39,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from fault_helpers import (
-    NODES,
-    Job,
-    Outcome,
-    Proc,
-    Trigger,
-    World,
-    build_template,
-    cut_job,
-    cut_scenario,
-    expected_after,
-    proxied,
-    run_all,
-    scenario,
-)
+import fault_helpers as fh
+from fault_helpers import Outcome, World
 
 MODES = ("sync", "serve")
 LATE = 1.2  # delays are drawn over [0, LATE x the round's length]
@@ -113,26 +99,21 @@ def draw(seed: int, kind: str, cal: Calibration) -> Fault:
     rng = random.Random(seed)
     mode = rng.choice(MODES)
     if kind == "kill":
-        victim = rng.choice(NODES)
+        victim = rng.choice(fh.NODES)
         fraction = rng.uniform(0, LATE)
         return Fault(seed, kind, mode, victim, fraction, fraction * cal.life_s[f"{mode}.{victim}"])
     which = rng.choice(("upload", "download", "both"))
     up = (max(1, int(rng.random() * cal.upload)), rng.randint(1, 3))
     down = (max(1, int(rng.random() * cal.download)), rng.randint(1, 3))
-    return Fault(
-        seed,
-        kind,
-        mode,
-        upload=up if which != "download" else None,
-        download=down if which != "upload" else None,
-    )
+    up_or_none = up if which != "download" else None
+    return Fault(seed, kind, mode, upload=up_or_none, download=down if which != "upload" else None)
 
 
-def kill_after(fault: Fault) -> Trigger:
+def kill_after(fault: Fault) -> fh.Trigger:
     """The scenario's trigger: SIGKILL the victim's process (``python -m synchro`` itself,
     started without a wrapper) ``fault.delay`` seconds after every node has started."""
 
-    def trigger(world: World, procs: dict[str, Proc]) -> None:
+    def trigger(world: World, procs: dict[str, fh.Proc]) -> None:
         time.sleep(fault.delay)
         victim = procs[fault.victim].popen
         if victim.poll() is not None:  # reaped: ended on its own
@@ -154,9 +135,9 @@ def finish_unkilled(world: World, template: Path, mode: str, name: str) -> Outco
     out.others_ok = all(c == 0 for c in codes.values())
     if not out.others_ok:
         out.notes.append(f"return codes {codes}")
-    out.lost, out.extra, out.differ = world.differences(expected_after(world, template, 2))
+    out.lost, out.extra, out.differ = world.differences(fh.expected_after(world, template, 2))
     out.recovered_in = 0 if out.differ else 1
-    out.left_running = [f"{n}#{i}" for n in NODES for i, _k in world.running_rows(n)]
+    out.left_running = [f"{n}#{i}" for n in fh.NODES for i, _k in world.running_rows(n)]
     return out
 
 
@@ -167,57 +148,49 @@ def run_fault(fault: Fault, template: Path, folder: Path, deadline: float) -> Fa
         return fault
     name = f"seed {fault.seed} {fault.kind}"
     if fault.kind == "cut":
-        cut = cut_job(template, fault.mode, fault.upload, fault.download, name)
-        fault.outcome = run_all({name: cut}, folder, 1)[name]
+        cut = fh.cut_job(template, fault.mode, fault.upload, fault.download, name)
+        fault.outcome = fh.run_all({name: cut}, folder, 1)[name]
         return fault
 
     def job(root: Path) -> Outcome:
         with World.copy(template, root) as world:
             try:
                 trigger = kill_after(fault)
-                return scenario(world, template, fault.mode, fault.victim, trigger=trigger)
+                return fh.scenario(world, template, fault.mode, fault.victim, trigger=trigger)
             except NotLanded:
                 fault.landed = False
                 return finish_unkilled(world, template, fault.mode, name)
 
-    fault.outcome = run_all({name: job}, folder, 1)[name]
+    fault.outcome = fh.run_all({name: job}, folder, 1)[name]
     return fault
 
 
-def calibration_job(
-    template: Path, mode: str, sizes: list[int], lives: dict[str, list[float]]
-) -> Job:
-    """One uninterrupted round, A through the (untouched) relay, whose transfers are kept."""
+def calibrate(template: Path, root: Path, workers: int) -> Calibration:
+    """``workers`` uninterrupted rounds at once per mode, A through the untouched relay:
+    each node's median life, A's upload (the largest transfer) and download (the next)."""
+    lives: dict[str, list[float]] = collections.defaultdict(list)
+    sizes: list[int] = []
 
-    def job(folder: Path) -> Outcome:
+    def job(folder: Path, mode: str) -> Outcome:
         with World.copy(template, folder) as world:
-            proxy = proxied(world)
+            proxy = fh.proxied(world)
             try:
-                out = cut_scenario(world, template, mode, proxy, name=f"calibrate {mode}")
+                out = fh.cut_scenario(world, template, mode, proxy, name=f"calibrate {mode}")
             finally:
                 proxy.stop()
                 sizes.extend(proxy.data_bytes)
-            for proc in world.procs:  # its log's last write: when it ended
-                life = proc.log.stat().st_mtime - proc.started
-                if proc.args[0] == "serve":  # stopped after the round: the round's length
-                    life = out.recovery_s
-                lives[f"{mode}.{proc.node}"].append(life)
+            for proc in world.procs:  # its log's last write: when it ended; ``serve`` is
+                life = proc.log.stat().st_mtime - proc.started  # stopped after the round
+                lives[f"{mode}.{proc.node}"].append(
+                    out.recovery_s if proc.args[0] == "serve" else life
+                )
             return out
 
-    return job
-
-
-def calibrate(template: Path, root: Path, workers: int) -> Calibration:
-    """``workers`` uninterrupted rounds at once per mode: each node's median life, and the
-    sizes of A's upload (the largest transfer) and download (the next, well below)."""
-    lives: dict[str, list[float]] = collections.defaultdict(list)
-    sizes: list[int] = []
     for mode in MODES:
-        jobs = {
-            f"{mode} {n}": calibration_job(template, mode, sizes, lives) for n in range(workers)
+        jobs: dict[str, fh.Job] = {
+            f"{n}": functools.partial(job, mode=mode) for n in range(workers)
         }
-        outcomes = run_all(jobs, root / mode, workers)
-        bad = [p for o in outcomes.values() for p in o.problems()]
+        bad = [p for o in fh.run_all(jobs, root / mode, workers).values() for p in o.problems()]
         if bad:
             raise SystemExit("a round without faults failed:\n" + "\n".join(bad))
     big = sorted(set(sizes), reverse=True)
@@ -259,12 +232,13 @@ def campaign(
     base: Path,
     cal: Calibration | None = None,
     minutes: float = 0,
+    keep: bool = False,
 ) -> tuple[list[Fault], Calibration]:
     """Every (seed, kind) wanted through its scenario, ``workers`` at a time; a line is
-    printed as each ends. A passed scenario's folder is removed; a failed one's is kept.
+    printed as each ends. A failed scenario's folder is kept (every one with ``keep``).
     With ``minutes``, no scenario starts after that long (those left are not run)."""
     deadline = time.monotonic() + minutes * 60 if minutes else float("inf")
-    template = build_template(base / "template")
+    template = fh.build_template(base / "template")
     cal = cal or calibrate(template, base / "calibration", workers)
     print(f"calibration: {cal.text()}", flush=True)
     faults = [draw(seed, kind, cal) for seed, kind in wanted]
@@ -280,7 +254,7 @@ def campaign(
                 continue  # not started: past the deadline
             done.append(fault)
             print(report(fault), flush=True)
-            if not fault.problems():
+            if not fault.problems() and not keep:
                 shutil.rmtree(base / f"{fault.kind}-{fault.seed}", ignore_errors=True)
     return sorted(done, key=lambda f: (f.seed, f.kind)), cal
 
@@ -298,14 +272,12 @@ def main() -> int:
     low, _, high = args.seeds.partition("-")
     seeds = range(int(low), int(high or low) + 1)
     kinds = [k for k in args.kinds.split(",") if k]
-    cal = None
-    if args.calibration:
-        cal = Calibration.parse(args.calibration)
+    cal = Calibration.parse(args.calibration) if args.calibration else None
     base = Path(args.dir or tempfile.mkdtemp(prefix="soak-faults-"))
     base.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     faults, cal = campaign(
-        [(s, k) for s in seeds for k in kinds], args.workers, base, cal, args.minutes
+        [(s, k) for s in seeds for k in kinds], args.workers, base, cal, args.minutes, args.keep
     )
     failed = [f for f in faults if f.problems()]
     print()
