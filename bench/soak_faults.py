@@ -111,7 +111,10 @@ def draw(seed: int, kind: str, cal: Calibration) -> Fault:
 
 def kill_after(fault: Fault) -> fh.Trigger:
     """The scenario's trigger: SIGKILL the victim's process (``python -m synchro`` itself,
-    started without a wrapper) ``fault.delay`` seconds after every node has started."""
+    started without a wrapper) ``fault.delay`` seconds after every node has started.
+    Whether it landed is its exit status: a victim may end on its own between ``poll``
+    and ``kill`` (this thread waits for the GIL meanwhile; seed 2085 of the columnar
+    campaign: the Siège's ``sync`` ended OK, killed=False)."""
 
     def trigger(world: World, procs: dict[str, fh.Proc]) -> None:
         time.sleep(fault.delay)
@@ -119,6 +122,8 @@ def kill_after(fault: Fault) -> fh.Trigger:
         if victim.poll() is not None:  # reaped: ended on its own
             raise NotLanded
         os.kill(victim.pid, signal.SIGKILL)  # not reaped yet: the pid is still its own
+        if victim.wait() != -signal.SIGKILL:
+            raise NotLanded
 
     return trigger
 
