@@ -647,17 +647,21 @@ class CuttingProxy(FTPProxy):
         super().__init__(control_port, data_ports)
         self.at = 0
         self.times = 0
+        self.armed: list[int] = []  # every ``at`` armed so far (an upload's, a download's)
 
     def arm(self, at: int, times: int = 1) -> None:
         with self._lock:
             self.at, self.times = at, times
+            self.armed.append(at)
 
     def cuts(self) -> int:
-        return sum(1 for n in list(self.data_bytes) if self.at and n == self.at)
+        """Data connections cut, by this arming or an earlier one."""
+        return sum(1 for n in list(self.data_bytes) if n in self.armed)
 
     @property  # type: ignore[override]
     def _cut_after(self) -> int | None:  # read by FTPProxy for each new data connection
-        return self.at if self.at and self.cuts() < self.times else None
+        made = sum(1 for n in list(self.data_bytes) if n == self.at)
+        return self.at if self.at and made < self.times else None
 
     @_cut_after.setter
     def _cut_after(self, value: int | None) -> None:

@@ -1,0 +1,301 @@
+"""A seeded random campaign of faults: "kill -9 anywhere, pull the cable anywhere".
+
+    .venv/bin/python bench/soak_faults.py --seeds 1-200 [--kinds kill,cut] [--workers 2]
+        [--minutes M] [--calibration TEXT] [--dir DIR] [--keep]
+
+Where the fault suite kills at named failpoints and cuts at chosen bytes, each seed here
+draws its fault with ``random.Random(seed)`` and runs it through the suite's scenarios
+(``tests/fault_helpers.py``: Siège, A and B as real ``python -m synchro`` processes over
+FTPS on loopback, real SQLite files, round 2):
+
+- kill: the Siège's mode (``sync``/``serve``), the victim (SIEGE, A or B) and a delay over
+  [0, 1.2 x] the victim's measured life in a round, after which its own process is
+  SIGKILLed by PID and started again. A victim already ended is "not killed" (counted;
+  its round must still converge).
+- cut: the mode, A's upload, download or both, each at a byte offset within the real
+  transfer and 1-3 times, through the loopback cutting relay.
+
+Lives and sizes are measured first (``workers`` rounds at once per mode, as the campaign
+runs them); a failure prints ``--seeds N-N --calibration ...`` to replay it at the same
+place. One line per seed, then a summary; exit code 1 on any problem.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import concurrent.futures
+import dataclasses
+import functools
+import os
+import random
+import shutil
+import signal
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+
+import fault_helpers as fh
+from fault_helpers import Outcome, World
+
+MODES = ("sync", "serve")
+LATE = 1.2  # delays are drawn over [0, LATE x the round's length]
+
+
+@dataclasses.dataclass
+class Calibration:
+    """How long each node's process lives in an uninterrupted round (s) by "mode.node"
+    (the Siège's ``serve``: the round's length), and A's upload and download (bytes)."""
+
+    life_s: dict[str, float]
+    upload: int = 399_000
+    download: int = 166_000
+
+    def text(self) -> str:
+        """The ``--calibration`` argument that gives this calibration back."""
+        lives = ",".join(f"{k}={v:.2f}" for k, v in sorted(self.life_s.items()))
+        return f"{lives},upload={self.upload},download={self.download}"
+
+    @classmethod
+    def parse(cls, text: str) -> Calibration:
+        pairs = dict(item.split("=") for item in text.split(","))
+        upload, download = int(pairs.pop("upload")), int(pairs.pop("download"))
+        return cls({k: float(v) for k, v in pairs.items()}, upload, download)
+
+
+@dataclasses.dataclass
+class Fault:
+    """What one seed drew, and what came of it."""
+
+    seed: int
+    kind: str  # "kill" or "cut"
+    mode: str
+    victim: str = ""
+    fraction: float = 0.0  # of the round's length
+    delay: float = 0.0
+    upload: tuple[int, int] | None = None  # (at byte, times)
+    download: tuple[int, int] | None = None
+    landed: bool = True  # the kill found its victim running
+    outcome: Outcome | None = None
+
+    def drawn(self) -> str:
+        if self.kind == "kill":
+            return f"{self.mode:5} kill {self.victim:5} at {self.fraction:.3f} ({self.delay:.2f} s)"
+        return f"{self.mode:5} cut  upload={self.upload} download={self.download}"
+
+    def problems(self) -> list[str]:
+        return self.outcome.problems() if self.outcome else ["no outcome"]
+
+
+class NotLanded(Exception):
+    """The victim had ended before its kill came."""
+
+
+def draw(seed: int, kind: str, cal: Calibration) -> Fault:
+    rng = random.Random(seed)
+    mode = rng.choice(MODES)
+    if kind == "kill":
+        victim = rng.choice(fh.NODES)
+        fraction = rng.uniform(0, LATE)
+        return Fault(seed, kind, mode, victim, fraction, fraction * cal.life_s[f"{mode}.{victim}"])
+    which = rng.choice(("upload", "download", "both"))
+    up = (max(1, int(rng.random() * cal.upload)), rng.randint(1, 3))
+    down = (max(1, int(rng.random() * cal.download)), rng.randint(1, 3))
+    up_or_none = up if which != "download" else None
+    return Fault(seed, kind, mode, upload=up_or_none, download=down if which != "upload" else None)
+
+
+def kill_after(fault: Fault) -> fh.Trigger:
+    """The scenario's trigger: SIGKILL the victim's process (``python -m synchro`` itself,
+    started without a wrapper) ``fault.delay`` seconds after every node has started.
+    Whether it landed is its exit status: a victim may end on its own between ``poll``
+    and ``kill`` (this thread waits for the GIL meanwhile; seed 2085 of the columnar
+    campaign: the Siège's ``sync`` ended OK, killed=False)."""
+
+    def trigger(world: World, procs: dict[str, fh.Proc]) -> None:
+        time.sleep(fault.delay)
+        victim = procs[fault.victim].popen
+        if victim.poll() is not None:  # reaped: ended on its own
+            raise NotLanded
+        os.kill(victim.pid, signal.SIGKILL)  # not reaped yet: the pid is still its own
+        if victim.wait() != -signal.SIGKILL:
+            raise NotLanded
+
+    return trigger
+
+
+def finish_unkilled(world: World, template: Path, mode: str, name: str) -> Outcome:
+    """The kill came too late: the round (not interrupted) must end OK and converge."""
+    out = Outcome(name, killed=True, restarted_ok=True)
+    codes = {}
+    for proc in list(world.procs):
+        if proc.node == "SIEGE" and mode == "serve" and proc.args[0] == "serve":
+            codes[proc.node] = world.stop(proc)
+        elif proc.args[0] in ("sync", "serve"):
+            codes[proc.node] = proc.wait()
+    out.others_ok = all(c == 0 for c in codes.values())
+    if not out.others_ok:
+        out.notes.append(f"return codes {codes}")
+    out.lost, out.extra, out.differ = world.differences(fh.expected_after(world, template, 2))
+    out.recovered_in = 0 if out.differ else 1
+    out.left_running = [f"{n}#{i}" for n in fh.NODES for i, _k in world.running_rows(n)]
+    return out
+
+
+def run_fault(fault: Fault, template: Path, folder: Path, deadline: float) -> Fault:
+    """Run the seed's scenario in ``folder`` (a failed scenario says so in its Outcome),
+    unless ``deadline`` (monotonic) has passed (no outcome then)."""
+    if time.monotonic() > deadline:
+        return fault
+    name = f"seed {fault.seed} {fault.kind}"
+    if fault.kind == "cut":
+        cut = fh.cut_job(template, fault.mode, fault.upload, fault.download, name)
+        fault.outcome = fh.run_all({name: cut}, folder, 1)[name]
+        return fault
+
+    def job(root: Path) -> Outcome:
+        with World.copy(template, root) as world:
+            try:
+                trigger = kill_after(fault)
+                return fh.scenario(world, template, fault.mode, fault.victim, trigger=trigger)
+            except NotLanded:
+                fault.landed = False
+                return finish_unkilled(world, template, fault.mode, name)
+
+    fault.outcome = fh.run_all({name: job}, folder, 1)[name]
+    return fault
+
+
+def calibrate(template: Path, root: Path, workers: int) -> Calibration:
+    """``workers`` uninterrupted rounds at once per mode, A through the untouched relay:
+    each node's median life, A's upload (the largest transfer) and download (the next)."""
+    lives: dict[str, list[float]] = collections.defaultdict(list)
+    sizes: list[int] = []
+
+    def job(folder: Path, mode: str) -> Outcome:
+        with World.copy(template, folder) as world:
+            proxy = fh.proxied(world)
+            try:
+                out = fh.cut_scenario(world, template, mode, proxy, name=f"calibrate {mode}")
+            finally:
+                proxy.stop()
+                sizes.extend(proxy.data_bytes)
+            for proc in world.procs:  # its log's last write: when it ended; ``serve`` is
+                life = proc.log.stat().st_mtime - proc.started  # stopped after the round
+                lives[f"{mode}.{proc.node}"].append(
+                    out.recovery_s if proc.args[0] == "serve" else life
+                )
+            return out
+
+    for mode in MODES:
+        jobs: dict[str, fh.Job] = {
+            f"{n}": functools.partial(job, mode=mode) for n in range(workers)
+        }
+        bad = [p for o in fh.run_all(jobs, root / mode, workers).values() for p in o.problems()]
+        if bad:
+            raise SystemExit("a round without faults failed:\n" + "\n".join(bad))
+    big = sorted(set(sizes), reverse=True)
+    medians = {k: statistics.median(v) for k, v in lives.items()}
+    return Calibration(medians, upload=big[0], download=next(s for s in big if s < big[0] * 0.6))
+
+
+def report(fault: Fault) -> str:
+    o = fault.outcome
+    assert o is not None
+    problems = fault.problems()
+    state = "ok" if not problems else "FAIL: " + problems[0].splitlines()[0][:90]
+    landed = "" if fault.kind == "cut" else ("landed " if fault.landed else "not killed ")
+    extra = f"cuts={o.cuts} " if fault.kind == "cut" else ""
+    return f"{fault.seed:6} {fault.drawn():52} {landed}{extra}{o.recovery_s:5.1f} s  {state}"
+
+
+def summary(faults: list[Fault]) -> str:
+    kills = [f for f in faults if f.kind == "kill"]
+    cuts = [f for f in faults if f.kind == "cut"]
+    outs = [f.outcome for f in faults if f.outcome]
+    rows = [
+        ("kill seeds", f"{len(kills)} ({sum(f.landed for f in kills)} kills landed)"),
+        ("cut seeds", f"{len(cuts)} ({sum(o.cuts for f in cuts if (o := f.outcome))} cuts)"),
+        ("rows lost", str(sum(o.lost for o in outs))),
+        ("rows extra", str(sum(o.extra for o in outs))),
+        ("scenarios with nodes differing", str(sum(1 for o in outs if o.differ))),
+        ("killed runs not closed", str(sum(1 for o in outs if not o.interrupted_closed))),
+        ("runs left « En cours »", str(sum(len(o.left_running) for o in outs))),
+        ("worst recovery time", f"{max((o.recovery_s for o in outs), default=0):.1f} s"),
+        ("seeds with a problem", str(sum(1 for f in faults if f.problems()))),
+    ]
+    return "\n".join(f"| {k:<30} | {v} |" for k, v in rows)
+
+
+def campaign(
+    wanted: list[tuple[int, str]],
+    workers: int,
+    base: Path,
+    cal: Calibration | None = None,
+    minutes: float = 0,
+    keep: bool = False,
+) -> tuple[list[Fault], Calibration]:
+    """Every (seed, kind) wanted through its scenario, ``workers`` at a time; a line is
+    printed as each ends. A failed scenario's folder is kept (every one with ``keep``).
+    With ``minutes``, no scenario starts after that long (those left are not run)."""
+    deadline = time.monotonic() + minutes * 60 if minutes else float("inf")
+    template = fh.build_template(base / "template")
+    cal = cal or calibrate(template, base / "calibration", workers)
+    print(f"calibration: {cal.text()}", flush=True)
+    faults = [draw(seed, kind, cal) for seed, kind in wanted]
+    done: list[Fault] = []
+    with concurrent.futures.ThreadPoolExecutor(max(1, workers)) as pool:
+        futures = [
+            pool.submit(run_fault, f, template, base / f"{f.kind}-{f.seed}", deadline)
+            for f in faults
+        ]
+        for future in concurrent.futures.as_completed(futures):
+            fault = future.result()
+            if fault.outcome is None:
+                continue  # not started: past the deadline
+            done.append(fault)
+            print(report(fault), flush=True)
+            if not fault.problems() and not keep:
+                shutil.rmtree(base / f"{fault.kind}-{fault.seed}", ignore_errors=True)
+    return sorted(done, key=lambda f: (f.seed, f.kind)), cal
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seeds", default="1-20", help="A-B, both included")
+    parser.add_argument("--kinds", default="kill,cut")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--calibration", default="", help="as a run prints it (no measuring then)")
+    parser.add_argument("--minutes", type=float, default=0, help="start no seed after that")
+    parser.add_argument("--dir", help="working folder (default: a temporary one)")
+    parser.add_argument("--keep", action="store_true", help="keep the working folder")
+    args = parser.parse_args()
+    low, _, high = args.seeds.partition("-")
+    seeds = range(int(low), int(high or low) + 1)
+    kinds = [k for k in args.kinds.split(",") if k]
+    cal = Calibration.parse(args.calibration) if args.calibration else None
+    base = Path(args.dir or tempfile.mkdtemp(prefix="soak-faults-"))
+    base.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    faults, cal = campaign(
+        [(s, k) for s in seeds for k in kinds], args.workers, base, cal, args.minutes, args.keep
+    )
+    failed = [f for f in faults if f.problems()]
+    print()
+    print(summary(faults))
+    print(f"\n(total {time.monotonic() - started:.0f} s, {args.workers} at a time)")
+    for f in failed:
+        print(f"\nFAILED seed {f.seed} {f.kind}: {f.drawn()} (folder {base}/{f.kind}-{f.seed})")
+        print(f"  replay: --seeds {f.seed}-{f.seed} --kinds {f.kind} --calibration {cal.text()}")
+        print("  " + "\n  ".join("\n".join(f.problems()).splitlines()[:40]))
+    if not args.keep and not failed:
+        shutil.rmtree(base, ignore_errors=True)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
