@@ -122,7 +122,7 @@ class ChangeLog(Store):
         SQLite inserts in their order, one position after the other, as it did one
         statement per change): the stdlib's ``executemany`` steps and resets a statement
         and binds its values one change at a time, and that was a quarter of the log's
-        insert (bench/README.md, « The Siège's change log written by many rows at once »).
+        insert (bench/README.md, « The Siège's change log written 100 changes a statement »).
         The few changes left over go one statement each; two statement texts in all."""
         whole = len(rows) - len(rows) % LOG_ROWS
         for start in range(0, whole, LOG_ROWS):
