@@ -12,6 +12,8 @@ FTPS on loopback, real SQLite files, round 2):
   [0, 1.2 x] the victim's measured life in a round, after which its own process is
   SIGKILLed by PID and started again. A victim already ended is "not killed" (counted;
   its round must still converge).
+- kill2: the same draw as kill, then the restarted victim killed again at a delay drawn
+  over its life too, and started once more.
 - cut: the mode, A's upload, download or both, each at a byte offset within the real
   transfer and 1-3 times, through the loopback cutting relay.
 
@@ -35,6 +37,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
@@ -72,7 +75,7 @@ class Fault:
     """What one seed drew, and what came of it."""
 
     seed: int
-    kind: str  # "kill" or "cut"
+    kind: str  # "kill", "kill2" or "cut"
     mode: str
     victim: str = ""
     fraction: float = 0.0  # of the round's length
@@ -80,11 +83,15 @@ class Fault:
     upload: tuple[int, int] | None = None  # (at byte, times)
     download: tuple[int, int] | None = None
     landed: bool = True  # the kill found its victim running
+    again: float = 0.0  # kill2: the restarted victim killed after that long (s)
+    again_landed: bool = False
     outcome: Outcome | None = None
 
     def drawn(self) -> str:
-        if self.kind == "kill":
-            return f"{self.mode:5} kill {self.victim:5} at {self.fraction:.3f} ({self.delay:.2f} s)"
+        if self.kind != "cut":
+            then = f", again at {self.again:.2f} s" if self.again else ""
+            at = f"at {self.fraction:.3f} ({self.delay:.2f} s)"
+            return f"{self.mode:5} kill {self.victim:5} {at}{then}"
         return f"{self.mode:5} cut  upload={self.upload} download={self.download}"
 
     def problems(self) -> list[str]:
@@ -98,10 +105,12 @@ class NotLanded(Exception):
 def draw(seed: int, kind: str, cal: Calibration) -> Fault:
     rng = random.Random(seed)
     mode = rng.choice(MODES)
-    if kind == "kill":
+    if kind in ("kill", "kill2"):
         victim = rng.choice(fh.NODES)
         fraction = rng.uniform(0, LATE)
-        return Fault(seed, kind, mode, victim, fraction, fraction * cal.life_s[f"{mode}.{victim}"])
+        life = cal.life_s[f"{mode}.{victim}"]
+        again = rng.uniform(0, LATE) * life if kind == "kill2" else 0.0
+        return Fault(seed, kind, mode, victim, fraction, fraction * life, again=again)
     which = rng.choice(("upload", "download", "both"))
     up = (max(1, int(rng.random() * cal.upload)), rng.randint(1, 3))
     down = (max(1, int(rng.random() * cal.download)), rng.randint(1, 3))
@@ -126,6 +135,21 @@ def kill_after(fault: Fault) -> fh.Trigger:
             raise NotLanded
 
     return trigger
+
+
+def kill_again(fault: Fault) -> Callable[[fh.Proc], bool]:
+    """``scenario``'s ``again``: SIGKILL the restarted victim ``fault.again`` seconds after
+    its start; True when the kill landed (its exit status says so)."""
+
+    def again(proc: fh.Proc) -> bool:
+        time.sleep(fault.again)
+        if proc.popen.poll() is not None:
+            return False
+        os.kill(proc.popen.pid, signal.SIGKILL)
+        fault.again_landed = proc.popen.wait() == -signal.SIGKILL
+        return fault.again_landed
+
+    return again
 
 
 def finish_unkilled(world: World, template: Path, mode: str, name: str) -> Outcome:
@@ -161,7 +185,10 @@ def run_fault(fault: Fault, template: Path, folder: Path, deadline: float) -> Fa
         with World.copy(template, root) as world:
             try:
                 trigger = kill_after(fault)
-                return fh.scenario(world, template, fault.mode, fault.victim, trigger=trigger)
+                again = kill_again(fault) if fault.again else None
+                return fh.scenario(
+                    world, template, fault.mode, fault.victim, trigger=trigger, again=again
+                )
             except NotLanded:
                 fault.landed = False
                 return finish_unkilled(world, template, fault.mode, name)
@@ -209,16 +236,18 @@ def report(fault: Fault) -> str:
     problems = fault.problems()
     state = "ok" if not problems else "FAIL: " + problems[0].splitlines()[0][:90]
     landed = "" if fault.kind == "cut" else ("landed " if fault.landed else "not killed ")
+    landed += "twice " if fault.again_landed else ""
     extra = f"cuts={o.cuts} " if fault.kind == "cut" else ""
     return f"{fault.seed:6} {fault.drawn():52} {landed}{extra}{o.recovery_s:5.1f} s  {state}"
 
 
 def summary(faults: list[Fault]) -> str:
-    kills = [f for f in faults if f.kind == "kill"]
+    kills = [f for f in faults if f.kind != "cut"]
     cuts = [f for f in faults if f.kind == "cut"]
     outs = [f.outcome for f in faults if f.outcome]
     rows = [
         ("kill seeds", f"{len(kills)} ({sum(f.landed for f in kills)} kills landed)"),
+        ("second kills landed", str(sum(f.again_landed for f in kills))),
         ("cut seeds", f"{len(cuts)} ({sum(o.cuts for f in cuts if (o := f.outcome))} cuts)"),
         ("rows lost", str(sum(o.lost for o in outs))),
         ("rows extra", str(sum(o.extra for o in outs))),

@@ -483,10 +483,13 @@ def scenario(
     *,
     trigger: Trigger | None = None,
     name: str = "",
+    again: Callable[[Proc], bool] | None = None,
 ) -> Outcome:
     """Round 2 with ``victim`` killed (at the failpoint ``kill``, or by ``trigger`` which
     kills a process by PID), the victim restarted at once, then a catch-up round if the
-    nodes still differ. Nothing is asserted here: the Outcome says what happened."""
+    nodes still differ. ``again``: given the restarted victim, kills it too (True when it
+    did), and it is restarted once more. Nothing is asserted here: the Outcome says what
+    happened."""
     out = Outcome(name or f"{mode}:{victim}:{kill}")
     world.mutate(2)
     expected = expected_after(world, template, 2)
@@ -506,17 +509,22 @@ def scenario(
     # a site restarted after the Siège's ``sync`` ended (it had everything it waited for)
     # cannot reach it: that restart is judged by the next round instead
     restarted_at = dt.datetime.now()
-    if victim == "SIEGE":  # a restarted service just carries on; MANUELLE is run again
-        procs["SIEGE"] = world.siege(mode, open_round=False)
-    else:
-        procs[victim] = world.start(victim, "sync")
+    _restart(world, mode, victim, procs)
+    last_open = left_open  # what the last killed process left open
+    if again is not None and again(procs[victim]):
+        out.notes.append("killed again while it recovered")
+        seen = {i for i, _k in left_open}
+        last_open = [r for r in world.running_rows(victim) if r[0] not in seen]
+        left_open = left_open + last_open
+        restarted_at = dt.datetime.now()
+        _restart(world, mode, victim, procs)
     codes = {s: procs[s].wait() for s in SITES}
     codes["SIEGE"] = procs["SIEGE"].wait() if mode == "sync" else world.stop(procs["SIEGE"])
     out.recovery_s = time.monotonic() - killed_at
     out.restarted_ok = codes[victim] == 0
-    if victim == "SIEGE" and mode == "sync" and not left_open:
-        # the killed ``sync`` had made its round final: running it again opens a new
-        # round that no establishment delivers to, which ends Echec « sans données »
+    if victim == "SIEGE" and mode == "sync" and not last_open:
+        # the (last) killed ``sync`` had made its round final: running it again opens a
+        # new round that no establishment delivers to, which ends Echec « sans données »
         out.restarted_ok = codes["SIEGE"] in (0, 1)
         out.notes.append("the killed Siège had finished its round: its re-run is a new round")
     out.others_ok = all(c == 0 for n, c in codes.items() if n != victim)
@@ -551,6 +559,14 @@ def scenario(
     )
     out.left_running = [f"{n}#{i}" for n in NODES for i, _k in world.running_rows(n)]
     return out
+
+
+def _restart(world: World, mode: str, victim: str, procs: dict[str, Proc]) -> None:
+    """The killed ``victim`` started again, into ``procs``."""
+    if victim == "SIEGE":  # a restarted service just carries on; MANUELLE is run again
+        procs["SIEGE"] = world.siege(mode, open_round=False)
+    else:
+        procs[victim] = world.start(victim, "sync")
 
 
 # -- the kill points of the suite: (Siège mode, victim, SYNCHRO_KILL_AT) --------------------

@@ -1,12 +1,13 @@
 """A few seeds of the random fault campaign (``bench/soak_faults.py``), run by its own code.
 
 Each seed draws a SIGKILL by PID at a moment of the victim's life in round 2 (Siège on
-``sync`` or ``serve``; the victim the Siège, A or B), or cuts of A's upload and download at
-byte offsets, through the fault suite's scenarios (``fault_helpers``: real ``python -m
-synchro`` processes over FTPS on loopback, real SQLite files). Whatever the draw: no row
-lost or extra on any node, the killed run's row closed « interrompu », nothing left « En
-cours... », every process started again ends OK. The campaign itself (hundreds of seeds)
-is run by hand; these seeds are a fixed sample, chosen where the kills land.
+``sync`` or ``serve``; the victim the Siège, A or B) — a ``kill2`` seed then kills the
+restarted victim once more — or cuts of A's upload and download at byte offsets, through
+the fault suite's scenarios (``fault_helpers``: real ``python -m synchro`` processes over
+FTPS on loopback, real SQLite files). Whatever the draw: no row lost or extra on any node,
+the killed runs' rows closed « interrompu », nothing left « En cours... », every process
+started again ends OK. The campaign itself (hundreds of seeds) is run by hand; these seeds
+are a fixed sample, chosen where the kills land.
 """
 
 from __future__ import annotations
@@ -31,7 +32,10 @@ CALIBRATION = (
     "serve.A=4.90,serve.B=4.45,serve.SIEGE=5.80,sync.A=3.56,sync.B=3.22,"
     "sync.SIEGE=4.73,upload=399199,download=166554"
 )
-SEEDS = [(2, "kill"), (3, "kill"), (4, "kill"), (2, "cut"), (3, "cut")]
+# kill2 7: the Siège on ``serve`` killed at 2.75 s, then 0.34 s after its restart (a service
+# lives until stopped: both kills land on any machine); kill2 19: B at 0.47 s, then 0.77 s
+# after its restart, each run leaving its row « En cours... »
+SEEDS = [(2, "kill"), (3, "kill"), (4, "kill"), (7, "kill2"), (19, "kill2"), (2, "cut"), (3, "cut")]
 
 
 def test_random_faults_lose_nothing_and_leave_nothing_running(tmp_path: Path) -> None:
@@ -46,4 +50,5 @@ def test_random_faults_lose_nothing_and_leave_nothing_running(tmp_path: Path) ->
     assert sum(o.lost + o.extra for o in outcomes) == 0
     assert all(o.interrupted_closed and not o.left_running for o in outcomes)
     assert any(f.landed for f in faults if f.kind == "kill"), "no kill landed"
+    assert any(f.again_landed for f in faults if f.kind == "kill2"), "no second kill landed"
     assert sum(o.cuts for f in faults if f.kind == "cut" and (o := f.outcome)) >= 1
