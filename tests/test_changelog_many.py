@@ -37,6 +37,15 @@ def _one_at_a_time(path: Path, batches: list[list[ChangeLogEntry]]) -> StateDB:
     return state
 
 
+def _by_batches(path: Path, batches: list[list[ChangeLogEntry]]) -> StateDB:
+    """The log as ``log_changes`` writes it: one call, one transaction, per batch."""
+    state = StateDB(path)
+    for batch in batches:
+        with state.transaction():
+            state.log_changes(batch)
+    return state
+
+
 @pytest.mark.parametrize("seed", range(6))
 def test_batches_give_the_positions_and_answers_of_one_change_at_a_time(
     tmp_path: Path, seed: int
@@ -49,12 +58,9 @@ def test_batches_give_the_positions_and_answers_of_one_change_at_a_time(
     for size in sizes:
         batches.append(entries[start : start + size])
         start += size
-    many = StateDB(tmp_path / "many.db")
+    many = _by_batches(tmp_path / "many.db", batches)
     one = _one_at_a_time(tmp_path / "one.db", batches)
     try:
-        for batch in batches:
-            with many.transaction():
-                many.log_changes(batch)
         assert _rows(many) == _rows(one)
         assert [r[1:] for r in _rows(many)] == [tuple(e) for e in entries]
         assert [r[0] for r in _rows(many)] == list(range(1, len(entries) + 1))
@@ -73,12 +79,9 @@ def test_every_answer_the_same_at_every_position(tmp_path: Path) -> None:
     rng = random.Random(11)
     entries = _random_log(rng, LOG_ROWS + 21)
     batches = [entries[:3], entries[3:]]
-    many = StateDB(tmp_path / "many.db")
+    many = _by_batches(tmp_path / "many.db", batches)
     one = _one_at_a_time(tmp_path / "one.db", batches)
     try:
-        for batch in batches:
-            with many.transaction():
-                many.log_changes(batch)
         assert _answers(many) == _answers(one)
         for state in (many, one):
             with state.transaction():
