@@ -275,12 +275,22 @@ class Group:
             local.parent.mkdir(exist_ok=True)
             client.download(name, local)
             node.import_package(local)
-            made = make_ack(node)
-            if ack and made is not None:
-                path = member.folder / ack_name(code, made[0].sequence)
-                path.write_bytes(made[0].to_bytes())
-                client.upload(path, path.name)
+        if ack:
+            self.acknowledge(code)
         return name
+
+    def acknowledge(self, code: str) -> int | None:
+        """Send the site's acknowledgement of the last Siège package it applied (its
+        number; None: it applied none)."""
+        member = self.sites[code]
+        with member.node() as node, self.client(code)() as client:
+            made = make_ack(node)
+            if made is None:
+                return None
+            path = member.folder / ack_name(code, made[0].sequence)
+            path.write_bytes(made[0].to_bytes())
+            client.upload(path, path.name)
+            return made[0].sequence
 
     def checksums(self) -> dict[str, dict[str, tuple[int, str]]]:
         out = {}

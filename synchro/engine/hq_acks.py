@@ -3,7 +3,8 @@
 When the Siège applies an establishment's package and publishes the answer, that
 establishment's report row stays ``En cours...`` and *awaits* an acknowledgement
 (``engine.ack``): the row is recorded with the sequence of the package published to the
-site just after. An ack naming that package or a later one makes the row ``OK`` — or
+site just after. An ack naming that package or a later one — or an earlier one that answered
+the same delivery, published again by a Siège started again since — makes the row ``OK`` — or
 ``Echec`` when the « Contrôle » finds tables that differ; no ack within ``ack_wait`` makes
 it ``Echec`` (« accusé de réception non reçu »). The awaited rows are kept in the Siège's
 state (meta ``await:<site>``), so a restarted Siège still knows them.
@@ -167,7 +168,7 @@ class AckBook:
         for a in self.awaited(ack.site):
             if not self._running(a.rid):
                 continue
-            if a.sequence > ack.sequence:
+            if not self._serves(a, ack, served):
                 keep.append(a)
                 continue
             details: dict[str, object] = {"controle": text, "accuse": ack.sequence}
@@ -187,6 +188,17 @@ class AckBook:
             resolved.append(a.rid)
         self._store(ack.site, keep)
         return Received(ack, text, tables, resolved)
+
+    def _serves(self, a: Awaited, ack: Ack, served: int) -> bool:
+        """Whether ``ack`` makes the awaited row ``a`` final: it names the package the row
+        waits for or a later one; or an earlier package that answered the same delivery of
+        the site or a later one (``served``) — a Siège started again after the site had
+        applied its answer publishes that answer again, and the site's acknowledgement of
+        the first copy, in flight meanwhile, serves the row as well (found by the second
+        kill of ``bench/soak_faults.py``, seed 222)."""
+        if a.sequence <= ack.sequence:
+            return True
+        return 0 < self.node.answered(a.sequence, ack.site) <= served
 
 
 def controle_summary(texts: dict[str, str]) -> str:

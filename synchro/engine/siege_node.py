@@ -149,15 +149,24 @@ class SiegeNode(Node):
 
     def acked_after(self, site: str, acked: int, sequence: int, to_pos: int) -> int:
         """The position ``site`` holds once it acknowledged package ``sequence`` (up to
-        ``to_pos``). While it takes the group's data back, only the acknowledgement of the
-        package that carried everything counts (an older one in flight would skip it)."""
+        ``to_pos``). While it takes the group's data back, only the acknowledgement of a
+        package that carried everything counts (an older one in flight would skip it): the
+        last one published, or one published before it that answered the same delivery of
+        the site — a Siège started again publishes it again, everything again, while the
+        site's acknowledgement of the first copy may still be on its way."""
         asked = self.state.get_meta(take_back_key(site))
         if asked is None:
             return max(acked, to_pos)
-        if int(asked) and sequence >= int(asked):
+        if int(asked) and (sequence >= int(asked) or self._same_answer(site, sequence, int(asked))):
             self.state.drop_meta(take_back_key(site))
             return to_pos
         return acked
+
+    def _same_answer(self, site: str, sequence: int, later: int) -> bool:
+        """Package ``sequence`` answered the delivery of ``site`` that package ``later``
+        answered, or a later one (packages answering a delivery are published after it)."""
+        answered = self.answered(sequence, site)
+        return 0 < self.answered(later, site) <= answered
 
     # -- outgoing packages --------------------------------------------------------------
 
