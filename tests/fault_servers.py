@@ -102,6 +102,13 @@ def _admin(kind: str) -> Any:
         require(f"{kind} server on 127.0.0.1 unreachable: {exc}")
 
 
+def require_servers() -> None:
+    """``require`` (skip, or fail under SYNCHRO_REQUIRE_ALL=1) unless both servers and
+    their ODBC drivers answer."""
+    for kind in KINDS:
+        _admin(kind).close()
+
+
 def create_database(kind: str, name: str = "") -> ServerDb:
     """A new empty UTF-8 database (unique name unless ``name``)."""
     db = ServerDb(kind, name or f"synchro_fx_{uuid.uuid4().hex[:12]}")
