@@ -8,18 +8,16 @@ B on SQLite (``LAYOUT``).
 
 ``build_server_template(root, layout)`` makes the group once: a database per server node
 (schema of ``fault_helpers.SCHEMA`` in that dialect), ``synchro init --db <connection>``,
-a first round that every node applies, and ``model.db``, an SQLite copy of the converged
-tables that ``expected_after`` starts from. ``ServerWorld.copy(template, folder)`` gives a
-scenario its own copy: the folders, and each server database cloned under a new unique
-name (dropped when the world closes); ``scenario()`` of ``fault_helpers`` runs on it as on
-the SQLite world.
+a first round that every node applies and that must give ``model.db``: an SQLite file
+made from the same SQL apart from any node, which ``expected_after`` starts from.
+``ServerWorld.copy(template, folder)`` gives a scenario its own copy: the folders, and
+each server database cloned under a new unique name (dropped when the world closes);
+``scenario()`` of ``fault_helpers`` runs on it as on the SQLite world.
 
-The rows the nodes change are read and written through pyodbc itself (``connect``), never
+The rows the nodes change are written and read through pyodbc (``server_dbs``), never
 through synchro's adapter (rule 1: a value is not checked only through what wrote it), and
 they carry text that stresses the drivers (``RICH``: beyond the BMP, CJK, the characters
-MariaDB Connector/ODBC miscounts in UTF-16). Values are compared in one form
-(``canon``): a decimal is the same whether SQLite holds it as a float or a server as a
-Decimal.
+MariaDB Connector/ODBC miscounts in UTF-16). Rows are compared in ``canon`` form.
 """
 
 from __future__ import annotations
@@ -27,17 +25,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import re
 import subprocess
 import sys
-import time
-import uuid
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from backends import MARIA, PG, need_pyodbc
-from conftest import require
 from fault_helpers import (
     ATTEMPTS,
     BASE,
@@ -53,10 +45,18 @@ from fault_helpers import (
     table_rows,
 )
 from rounds_helpers import sql
+from server_dbs import (
+    ServerDb,
+    canon_rows,
+    clone_database,
+    create_database,
+    drop_database,
+    run_sql,
+    server_rows,
+)
 
 LAYOUT = {"SIEGE": "postgresql", "A": "mariadb", "B": "sqlite"}
 LAYOUT_FILE = "servers.json"  # in a world's root: {node: [kind, database]}
-KINDS = ("postgresql", "mariadb")
 DDL = """
 CREATE TABLE clients(id INTEGER NOT NULL PRIMARY KEY, nom TEXT NOT NULL, note TEXT){end};
 CREATE TABLE commandes(id INTEGER NOT NULL PRIMARY KEY, client_id INTEGER NOT NULL,
@@ -74,182 +74,6 @@ RICH = (
     "e\u0301 a\u0308 tab\there\nnew line",
 )
 RICH_ROWS = 10  # rich clients each node adds per round (ids +900.. of its round's range)
-
-
-@dataclasses.dataclass(frozen=True)
-class ServerDb:
-    """One database on a server: ``kind`` (postgresql / mariadb) and its ``name``."""
-
-    kind: str
-    name: str
-
-    @property
-    def connection(self) -> str:
-        """The ODBC connection string the product and this module use."""
-        return (PG if self.kind == "postgresql" else MARIA).format(db=self.name)
-
-
-# -- the servers, through pyodbc ----------------------------------------------------------
-
-
-def _admin(kind: str) -> Any:
-    """An autocommit connection to the server's administration database (or ``require``)."""
-    pyodbc = need_pyodbc(kind)
-    template, admin_db = (PG, "postgres") if kind == "postgresql" else (MARIA, "mysql")
-    try:
-        return pyodbc.connect(template.format(db=admin_db), autocommit=True, timeout=10)
-    except pyodbc.Error as exc:
-        require(f"{kind} server on 127.0.0.1 unreachable: {exc}")
-
-
-def require_servers() -> None:
-    """``require`` (skip, or fail under SYNCHRO_REQUIRE_ALL=1) unless both servers and
-    their ODBC drivers answer."""
-    for kind in KINDS:
-        _admin(kind).close()
-
-
-def create_database(kind: str, name: str = "") -> ServerDb:
-    """A new empty UTF-8 database (unique name unless ``name``)."""
-    db = ServerDb(kind, name or f"synchro_fx_{uuid.uuid4().hex[:12]}")
-    ddl = (
-        "CREATE DATABASE \"{}\" ENCODING 'UTF8' TEMPLATE template0"
-        if kind == "postgresql"
-        else "CREATE DATABASE `{}` CHARACTER SET utf8mb4"
-    )
-    admin = _admin(kind)
-    try:
-        admin.execute(ddl.format(db.name))
-    finally:
-        admin.close()
-    return db
-
-
-def drop_database(db: ServerDb) -> None:
-    drop = (
-        'DROP DATABASE IF EXISTS "{}" WITH (FORCE)'
-        if db.kind == "postgresql"
-        else "DROP DATABASE IF EXISTS `{}`"
-    )
-    admin = _admin(db.kind)
-    try:
-        admin.execute(drop.format(db.name))
-    finally:
-        admin.close()
-
-
-def clone_database(source: ServerDb) -> ServerDb:
-    """A copy of ``source`` (every table, rows included) under a new unique name.
-    PostgreSQL copies the template database whole; MariaDB gets each table's own DDL and
-    its rows copied across."""
-    if source.kind == "postgresql":
-        db = ServerDb(source.kind, f"synchro_fx_{uuid.uuid4().hex[:12]}")
-        admin = _admin(db.kind)
-        try:
-            for attempt in range(20):  # another scenario may be cloning the same template
-                try:
-                    admin.execute(f'CREATE DATABASE "{db.name}" TEMPLATE "{source.name}"')
-                    break
-                except Exception as exc:
-                    if "being accessed" not in str(exc) or attempt == 19:
-                        raise
-                    time.sleep(0.25)
-        finally:
-            admin.close()
-        return db
-    db = create_database(source.kind)
-    conn = connect(db)
-    try:  # every table, synchro's own mark of the database (synchro_repere) included
-        conn.execute("SET SESSION foreign_key_checks = 0")
-        names = [r[0] for r in conn.execute(f"SHOW TABLES FROM `{source.name}`").fetchall()]
-        for name in names:
-            ddl = conn.execute(f"SHOW CREATE TABLE `{source.name}`.`{name}`").fetchone()[1]
-            conn.execute(ddl)
-            conn.execute(f"INSERT INTO `{name}` SELECT * FROM `{source.name}`.`{name}`")
-        conn.commit()
-    finally:
-        conn.close()
-    return db
-
-
-def connect(db: ServerDb) -> Any:
-    """A pyodbc connection of this test's own (not the product's adapter). MariaDB's text
-    goes as UTF-8 bytes both ways (its UTF-16 path corrupts text: DESIGN.md §5) and its
-    ``||`` concatenates, as in the SQL of ``fault_helpers.mutations``."""
-    pyodbc = need_pyodbc(db.kind)
-    conn = pyodbc.connect(db.connection, autocommit=False, timeout=10)
-    if db.kind == "mariadb":
-        conn.setencoding(encoding="utf-8")
-        conn.setdecoding(pyodbc.SQL_CHAR, encoding="utf-8")
-        conn.setdecoding(pyodbc.SQL_WCHAR, encoding="utf-8", ctype=pyodbc.SQL_CHAR)
-        conn.execute("SET SESSION sql_mode = CONCAT(@@sql_mode, ',PIPES_AS_CONCAT')")
-    return conn
-
-
-def statements(script: str) -> list[str]:
-    """The statements of a script whose statements end with ';' at the end of a line."""
-    return [s.strip() for s in re.split(r";[ \t]*(?:\n|$)", script) if s.strip()]
-
-
-def run_sql(db: ServerDb, script: str, *, foreign_keys: bool = True) -> None:
-    """Run ``script`` in one transaction. A MariaDB statement that is not ASCII goes to the
-    server as hex, prepared there: Connector/ODBC 3.1 misreads such statement text and has
-    overrun the heap on it (``tests/backends.py``, ``Backend._run_on_server``).
-    ``foreign_keys=False``: rows may refer to parents that are not there yet (a site's
-    first orders refer to the Siège's clients, which its first round brings)."""
-    conn = connect(db)
-    try:
-        cursor = conn.cursor()
-        if not foreign_keys:
-            cursor.execute(
-                "SET session_replication_role = replica"
-                if db.kind == "postgresql"
-                else "SET SESSION foreign_key_checks = 0"
-            )
-        runner = False
-        for statement in statements(script):
-            if db.kind == "mariadb" and not statement.isascii():
-                if not runner:
-                    cursor.execute(
-                        "CREATE PROCEDURE IF NOT EXISTS synchro_test_run(IN s LONGTEXT)"
-                        " BEGIN SET @synchro_test = s; PREPARE st FROM @synchro_test;"
-                        " EXECUTE st; DEALLOCATE PREPARE st; END"
-                    )
-                    runner = True
-                hexed = statement.encode().hex()
-                cursor.execute(f"CALL synchro_test_run(CONVERT(X'{hexed}' USING utf8mb4))")
-            else:
-                cursor.execute(statement)
-        conn.commit()
-    finally:
-        conn.close()
-
-
-def canon(value: Any) -> Any:
-    """One form per value whatever held it: a decimal (SQLite float, server Decimal) as the
-    shortest Decimal, an integral one as an int; anything else as it is."""
-    if isinstance(value, (float, Decimal)) and not isinstance(value, bool):
-        number = Decimal(str(value))
-        return int(number) if number == number.to_integral_value() else number.normalize()
-    return value
-
-
-def canon_rows(rows: dict[str, set[tuple[Any, ...]]]) -> dict[str, set[tuple[Any, ...]]]:
-    return {t: {tuple(canon(v) for v in row) for row in rows[t]} for t in rows}
-
-
-def server_rows(db: ServerDb) -> dict[str, set[tuple[Any, ...]]]:
-    """Every row of the synchronised tables, read through pyodbc (``canon`` form)."""
-    conn = connect(db)
-    try:
-        out = {}
-        for table in TABLES:
-            cursor = conn.execute(f"SELECT * FROM {table}")
-            out[table] = {tuple(canon(v) for v in row) for row in cursor.fetchall()}
-        conn.rollback()
-        return out
-    finally:
-        conn.close()
 
 
 # -- the changes of a round -----------------------------------------------------------------
@@ -339,7 +163,7 @@ class ServerWorld(World):
     def rows(self, node: str) -> dict[str, set[tuple[Any, ...]]]:
         """``node``'s tables as its own driver reads them (``canon`` form)."""
         if node in self.servers:
-            return server_rows(self.servers[node])
+            return server_rows(self.servers[node], TABLES)
         return canon_rows(table_rows(self.db(node)))
 
     def differences(self, expected: dict[str, set[tuple[Any, ...]]]) -> tuple[int, int, list[str]]:

@@ -32,7 +32,8 @@ from pathlib import Path
 
 import pytest
 from fault_helpers import Job, Outcome, Proc, World, print_table, run_all, scenario
-from fault_servers import ServerWorld, build_server_template, drop_template, require_servers
+from fault_servers import ServerWorld, build_server_template, drop_template
+from server_dbs import require_servers
 
 pytestmark = [
     pytest.mark.faults,
