@@ -48,6 +48,7 @@ LAYOUTS = {
 # moment drawn from SEED (``PID_WINDOWS``)
 KILLS = (
     ("pg-maria", "sync", "A", "site.uploaded"),  # delivered, the Siège's answer not yet
+    ("pg-maria", "sync", "A", "apply.batch:2"),  # the Siège's answer half written
     ("pg-maria", "sync", "A", "node.apply.db_committed"),  # MariaDB committed, state not
     ("pg-maria", "sync", "A", "site.applied"),  # applied, not acknowledged
     ("pg-maria", "sync", "A", "pid:3"),
