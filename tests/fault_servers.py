@@ -99,6 +99,17 @@ def rich_mutations(node: str, round_no: int) -> str:
     return "\n".join(lines)
 
 
+def bulk_mutations(node: str, round_no: int, count: int) -> str:
+    """``count`` more plain clients of ``node`` in round ``round_no``, in one statement
+    (ids 500,000 above the node's base: apart from every other row); '' for none. A bigger
+    package makes an apply last long enough to be caught while it writes."""
+    if not count:
+        return ""
+    base = BASE[node] + 500_000 + round_no * 10_000
+    values = ", ".join(f"({base + i}, '{node} {round_no} lot {i}', 'lot')" for i in range(count))
+    return f"\nINSERT INTO clients VALUES {values};"
+
+
 # -- the world --------------------------------------------------------------------------------
 
 
@@ -114,6 +125,7 @@ class ServerWorld(World):
             saved = json.loads(layout.read_text(encoding="utf-8"))
             self.servers = {n: ServerDb(k, name) for n, (k, name) in saved.items()}
         self.owned: list[ServerDb] = []
+        self.bulk: dict[tuple[str, int], int] = {}  # (node, round) -> more plain rows
 
     @classmethod
     def copy(cls, template: Path, root: Path, *, hq_address: str = "127.0.0.1") -> ServerWorld:
@@ -146,7 +158,8 @@ class ServerWorld(World):
         return self.servers[node].connection if node in self.servers else "data.db"
 
     def mutations(self, node: str, round_no: int) -> str:
-        return mutations(node, round_no) + "\n" + rich_mutations(node, round_no)
+        more = bulk_mutations(node, round_no, self.bulk.get((node, round_no), 0))
+        return mutations(node, round_no) + "\n" + rich_mutations(node, round_no) + more
 
     def model(self, template: Path) -> Path:
         return template / "model.db"

@@ -7,7 +7,8 @@ template's database), dropped (``drop_database``). ``run_sql`` writes and ``serv
 reads it through a pyodbc connection of this module's own (``connect``), never through
 synchro's adapter: a value is not checked only through what wrote it (rule 1). Values are
 compared in one form (``canon``): a decimal is the same whether SQLite holds it as a float
-or a server as a Decimal. A missing driver or server calls ``require``.
+or a server as a Decimal. ``end_writing_sessions`` cuts a writer's session on the server
+(a server restart, a cut network). A missing driver or server calls ``require``.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import dataclasses
 import re
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from decimal import Decimal
 from typing import Any
 
@@ -195,5 +196,40 @@ def server_rows(db: ServerDb, tables: Iterable[str]) -> dict[str, set[tuple[Any,
             out[table] = {tuple(canon(v) for v in row) for row in cursor.fetchall()}
         conn.rollback()
         return out
+    finally:
+        conn.close()
+
+
+def end_writing_sessions(db: ServerDb, running: Callable[[], bool], timeout: float = 60) -> int:
+    """Once a session on ``db`` holds a transaction that has written rows, end it on the
+    server, as a server restart or a cut network would (``pg_terminate_backend``,
+    ``KILL CONNECTION``); how many were ended (0: ``running()`` turned False first).
+    InnoDB refreshes what INNODB_TRX shows only when it was not read for 0.1 s: MariaDB is
+    polled more slowly (``test_faults_kill_servers.cut_while_writing``)."""
+    if db.kind == "postgresql":
+        writing = (
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+            " AND pid <> pg_backend_pid() AND backend_xid IS NOT NULL"
+        )
+        end, pause = "SELECT pg_terminate_backend({})", 0.005
+    else:
+        writing = (
+            "SELECT p.id FROM information_schema.PROCESSLIST p JOIN"
+            " information_schema.INNODB_TRX x ON x.trx_mysql_thread_id = p.id"
+            " WHERE p.db = DATABASE() AND p.id <> CONNECTION_ID() AND x.trx_rows_modified > 0"
+        )
+        end, pause = "KILL CONNECTION {}", 0.12
+    conn = connect(db)
+    conn.autocommit = True
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and running():
+            sessions = [int(r[0]) for r in conn.execute(writing).fetchall()]
+            for ident in sessions:
+                conn.execute(end.format(ident))
+            if sessions:
+                return len(sessions)
+            time.sleep(pause)
+        return 0
     finally:
         conn.close()

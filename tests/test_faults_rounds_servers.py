@@ -17,6 +17,11 @@ driver (nothing lost, nothing extra, nothing applied twice), within that round o
 next; the killed run's row is closed « interrompu »; nothing is left « En cours... »; the
 restarted process and the others end OK.
 
+Two more scenarios pull the cable between a node and its database server: the server
+ends the session of the Siège (PostgreSQL) or of A (MariaDB) while it writes a package
+(``server_dbs.end_writing_sessions``); the apply is undone whole and made again, and the
+round ends OK everywhere with the expected rows.
+
 The scenarios run together, two at a time (``outcomes``); each test checks its own.
 """
 
@@ -31,9 +36,20 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fault_helpers import Job, Outcome, Proc, World, print_table, run_all, scenario
+from fault_helpers import (
+    NODES,
+    SITES,
+    Job,
+    Outcome,
+    Proc,
+    World,
+    expected_after,
+    print_table,
+    run_all,
+    scenario,
+)
 from fault_servers import ServerWorld, build_server_template, drop_template
-from server_dbs import require_servers
+from server_dbs import end_writing_sessions, require_servers
 
 pytestmark = [
     pytest.mark.faults,
@@ -81,11 +97,21 @@ class ServerOutcome(Outcome):
         return out
 
 
+# (layout, victim, rows): the victim's database session ended by the server while it
+# writes a package, the sender adding ``rows`` plain rows so that the apply lasts long
+# enough to be seen writing (InnoDB shows a transaction only after 0.1 s).
+CUTS = (("pg-maria", "SIEGE", 3000), ("pg-maria", "A", 20000))
+
+
 def name_of(layout: str, mode: str, victim: str, kill: str) -> str:
     return f"{layout}-{mode}-{victim}-{kill}"
 
 
-NAMES = [name_of(*k) for k in KILLS]
+def cut_name(layout: str, victim: str, rows: int) -> str:
+    return f"{layout}-sync-{victim}-session-cut"
+
+
+NAMES = [name_of(*k) for k in KILLS] + [cut_name(*c) for c in CUTS]
 
 
 def when_applying(state: Path, proc: Proc, timeout: float = 60) -> bool:
@@ -160,6 +186,39 @@ def killed(
     return out
 
 
+def session_cut_job(template: Path, victim: str, rows: int, name: str) -> Job:
+    """The victim's database session ended by its server (a server restart, a cut
+    network) while it applies a package: the apply is undone whole and made again on a new
+    connection (``engine.lost``); every process ends OK in that round, with the expected
+    rows everywhere. ``killed`` says the cut happened."""
+
+    def job(folder: Path) -> Outcome:
+        out = Outcome(name, restarted_ok=True)
+        with ServerWorld.copy(template, folder) as world:
+            world.bulk[("A" if victim == "SIEGE" else "SIEGE", 2)] = rows
+            world.mutate(2)
+            expected = expected_after(world, template, 2)
+            procs = {"SIEGE": world.siege("sync")}
+            procs.update({s: world.start(s, "sync") for s in SITES})
+            started = time.monotonic()
+            running = procs[victim].popen.poll
+            out.killed = end_writing_sessions(world.servers[victim], lambda: running() is None) > 0
+            if not out.killed:
+                out.notes.append(f"no session of {victim} was seen writing")
+            codes = {n: p.wait() for n, p in procs.items()}
+            out.recovery_s = time.monotonic() - started
+            out.others_ok = all(c == 0 for c in codes.values())
+            for n, c in codes.items():
+                if c != 0:
+                    out.notes.append(f"{n} ended {c}:\n{procs[n].output()[-1500:]}")
+            out.lost, out.extra, out.differ = world.differences(expected)
+            out.recovered_in = 0 if out.differ else 1
+            out.left_running = [f"{n}#{i}" for n in NODES for i, _k in world.running_rows(n)]
+        return out
+
+    return job
+
+
 @pytest.fixture(scope="module")
 def outcomes(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
@@ -175,13 +234,22 @@ def outcomes(
     root = tmp_path_factory.mktemp("srvkill")
     templates: dict[str, Path] = {}
     try:
-        for layout in sorted({k[0] for k in KILLS if name_of(*k) in selected}):
+        wanted = {k[0] for k in KILLS if name_of(*k) in selected}
+        wanted |= {c[0] for c in CUTS if cut_name(*c) in selected}
+        for layout in sorted(wanted):
             templates[layout] = build_server_template(root / layout, LAYOUTS[layout])
         chosen = {
             name_of(*k): kill_job(templates[k[0]], *k[1:], name=name_of(*k))
             for k in KILLS
             if name_of(*k) in selected
         }
+        chosen.update(
+            {
+                cut_name(*c): session_cut_job(templates[c[0]], *c[1:], name=cut_name(*c))
+                for c in CUTS
+                if cut_name(*c) in selected
+            }
+        )
         result = run_all(chosen, root / "runs", WORKERS)
         yield result
         print_table(request, result, "kills")
