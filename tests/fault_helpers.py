@@ -303,7 +303,15 @@ class World:
 
     def mutate(self, round_no: int) -> None:
         for node in NODES:
-            sql(self.db(node), mutations(node, round_no))
+            sql(self.db(node), self.mutations(node, round_no))
+
+    def mutations(self, node: str, round_no: int) -> str:
+        """The SQL of ``node``'s changes in round ``round_no`` (a subclass may add rows)."""
+        return mutations(node, round_no)
+
+    def model(self, template: Path) -> Path:
+        """An SQLite file of the template's converged tables (``expected_after``'s start)."""
+        return template / "SIEGE" / "data.db"
 
     def round(self, mode: str) -> dict[str, int]:
         """One whole round, nothing killed: the return codes by node."""
@@ -358,9 +366,9 @@ class World:
 def expected_after(world: World, template: Path, round_no: int) -> dict[str, set[tuple[Any, ...]]]:
     """The template's (converged) tables with every node's changes of ``round_no``."""
     model = world.root / "expected.db"
-    shutil.copyfile(template / "SIEGE" / "data.db", model)
+    shutil.copyfile(world.model(template), model)
     for node in NODES:
-        sql(model, mutations(node, round_no))
+        sql(model, world.mutations(node, round_no))
     return table_rows(model)
 
 
