@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -11,7 +12,7 @@ from backends import Backend, need_pyodbc
 
 from synchro.db import open_database
 from synchro.db.odbc_connect import hide_secrets
-from synchro.errors import DatabaseError, text_in
+from synchro.errors import DatabaseError, TransactionLost, text_in
 
 
 def closed_port() -> int:
@@ -82,20 +83,96 @@ def test_a_connection_lost_before_discovery_is_an_error_not_an_empty_database(
     adapter = open_database(backend.connection)
     try:
         assert [t.name for t in adapter.tables()] == ["t"]
-        if name == "postgresql":
-            ended = backend.query(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
-            )
-        else:
-            ended = backend.query(
-                "SELECT id FROM information_schema.PROCESSLIST WHERE db = DATABASE()"
-                " AND id <> CONNECTION_ID()"
-            )
-            for (ident,) in ended:
-                backend.execute(f"KILL CONNECTION {int(ident)}")
-        assert ended
+        end_other_sessions(backend)
         with pytest.raises(DatabaseError, match="connexion perdue"):
             adapter.tables()
+        assert [t.name for t in adapter.tables()] == ["t"]  # on a new connection
+    finally:
+        adapter.close()
+
+
+@pytest.mark.parametrize("name", ["postgresql", "mariadb"])
+def test_a_connection_the_server_ended_is_made_again_for_the_next_transaction(
+    name: str, make_backend: Callable[[str], Backend]
+) -> None:
+    """A Siège's service keeps its database connection for days; the server restarts in
+    the night (here: it ends the session). The next transaction begins on a new
+    connection. Before, every later transaction failed (« début de la transaction
+    impossible »; on MariaDB a raw driver error, « erreur interne ») until the program
+    was started again."""
+    backend = make_backend(name)
+    backend.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v VARCHAR(10))")
+    adapter = open_database(backend.connection)
+    try:
+        table = next(t for t in adapter.tables() if t.name == "t")
+        end_other_sessions(backend)
+        with adapter.atomic():
+            adapter.insert(table, [(1, "un")])
+        assert backend.query("SELECT id, v FROM t") == [(1, "un")]
+    finally:
+        adapter.close()
+
+
+def end_other_sessions(backend: Backend) -> None:
+    """The server ends every session on the database but the test's own (a server
+    restart, a cut network), then waits until they are gone."""
+    if backend.dialect == "postgresql":
+        others = (
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+            " AND pid <> pg_backend_pid()"
+        )
+        end = "SELECT pg_terminate_backend({})"
+    else:
+        others = (
+            "SELECT id FROM information_schema.PROCESSLIST WHERE db = DATABASE()"
+            " AND id <> CONNECTION_ID()"
+        )
+        end = "KILL CONNECTION {}"
+    ended = backend.query(others)
+    assert ended, "no session of the adapter on the server"
+    for (ident,) in ended:
+        if backend.dialect == "postgresql":
+            backend.query(end.format(int(ident)))  # (a SELECT: its row read)
+        else:
+            backend.execute(end.format(int(ident)))
+    deadline = time.monotonic() + 10
+    while backend.query(others) and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
+@pytest.mark.parametrize("name", ["postgresql", "mariadb"])
+@pytest.mark.parametrize("where", ["statement", "rollback"])
+def test_a_connection_lost_inside_a_transaction_is_a_lost_transaction_then_a_new_one(
+    name: str, where: str, make_backend: Callable[[str], Backend]
+) -> None:
+    """The server ends the adapter's session in the middle of a transaction, between two
+    statements that are in no savepoint (an apply writes its rows, then reads them back).
+    The next statement meets the lost connection: the transaction is a ``TransactionLost``
+    (the import is then made again, ``engine.lost``), nothing of it is kept, and the
+    adapter's next transaction runs on a new connection. Before, the statement's error was
+    a plain DatabaseError (the package set aside, the round « Echec ») — on MariaDB even the
+    rollback's « Server has gone away » — and every later statement of the process failed
+    on the dead connection (« début de la transaction impossible »).
+    ``rollback``: the block fails on its own (a refused row) after the session ended: its
+    own error stands, and the connection is made again all the same."""
+    backend = make_backend(name)
+    backend.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v VARCHAR(10))")
+    adapter = open_database(backend.connection)
+    try:
+        table = next(t for t in adapter.tables() if t.name == "t")
+        expected: type[Exception] = TransactionLost if where == "statement" else ValueError
+        with pytest.raises(expected) as info, adapter.atomic():
+            adapter.insert(table, [(1, "un")])
+            end_other_sessions(backend)
+            if where == "rollback":
+                raise ValueError("a row refused by the engine")
+            adapter.fetch(table, [(1,)])
+        if where == "statement":  # said as lost, caused by the statement's error
+            assert "rien n'en est gardé, elle sera refaite" in str(info.value)
+            assert isinstance(info.value.__cause__, DatabaseError)
+        assert backend.query("SELECT id FROM t") == []  # the server dropped row 1
+        with adapter.atomic():
+            adapter.insert(table, [(2, "deux")])
+        assert [tuple(r) for r in adapter.fetch(table, [(1,), (2,)])] == [(2, "deux")]
     finally:
         adapter.close()

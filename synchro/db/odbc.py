@@ -32,6 +32,7 @@ from synchro.db.odbc_connect import (
     SQL_SERVER_NAME,
     STREAMING,
     connect,
+    connection_lost,
     load_pyodbc,
     narrow_utf8,
     probe_text,
@@ -55,6 +56,7 @@ class OdbcAdapter(OdbcDiscovery):
     def __init__(self, connection: str) -> None:
         super().__init__()
         self._types_of: dict[str, dict[str, str]] = {}
+        self._healing = False  # ``_after_lost`` making a new connection
         pyodbc = load_pyodbc()
         self._driver_errors = (pyodbc.Error,)
         pyodbc.pooling = False  # a pooled connection is never really closed
@@ -124,11 +126,17 @@ class OdbcAdapter(OdbcDiscovery):
         """A new connection after the database ended a transaction itself: a driver may not
         know it (SQLite's ran the next transaction's statements in autocommit, each kept:
         11,500 rows of a failed import), and a connection lost may be back."""
-        with contextlib.suppress(*self._driver_errors):
-            self._conn.close()
-        with contextlib.suppress(*self._driver_errors, DatabaseError):
-            self._conn = connect(load_pyodbc(), self._connection)
-            self._session(str(self._conn.getinfo(SQL_DBMS_NAME)))
+        if self._healing:  # (the new connection's own set-up met a lost connection)
+            return
+        self._healing = True
+        try:
+            with contextlib.suppress(*self._driver_errors):
+                self._conn.close()
+            with contextlib.suppress(*self._driver_errors, DatabaseError):
+                self._conn = connect(load_pyodbc(), self._connection)
+                self._session(str(self._conn.getinfo(SQL_DBMS_NAME)))
+        finally:
+            self._healing = False
 
     def _run(self, sql: str, params: Sequence[Any], doing: Say) -> Any:
         altered, miscounts = bool(self._text_fault), self._utf16_fault
@@ -216,19 +224,32 @@ class OdbcAdapter(OdbcDiscovery):
         return self._fetch(table, keys, raw_text=True, raw=raw)
 
     def _translate(self, exc: BaseException, doing: Say) -> DatabaseError:
+        """The driver's error in words. One that says the connection is gone, met in no
+        transaction (a read, the schema, a transaction's begin), also gets the adapter a
+        new connection for what follows: a Siège's service keeps its connection for days
+        and its server may restart in the night; before, every later statement of the
+        process failed on the dead one. (In a transaction, ``atomic`` does it once the
+        transaction is undone.)"""
         args: tuple[Any, ...] = exc.args
         state = sql_state(exc)
         text = str(args[1]) if len(args) > 1 else str(exc)
-        lost: Say | None = ("engine.db.hint.lost", {}) if state.startswith("08") else None
-        return failed(self.where, doing, f"[{state}] {text}", lost)
+        lost = connection_lost(exc)
+        error = failed(
+            self.where, doing, f"[{state}] {text}", ("engine.db.hint.lost", {}) if lost else None
+        )
+        if lost and not self._depth:
+            self._after_lost()
+        return error
 
     def _ends_transaction(self, error: DatabaseError) -> bool:
         """Errors that are no row's fault and end (or must end) the transaction: SQLSTATE
-        classes 08 (connection lost), 40 (deadlock, serialization: MariaDB has rolled back
-        the whole transaction), 53 (out of disk or memory), 57 (server stopped by its
-        operator), 58 (system error)."""
+        classes 08 and 57 (the connection lost, the session ended by the server's operator:
+        ``connection_lost``), 40 (deadlock, serialization: MariaDB has rolled back the whole
+        transaction), 53 (out of disk or memory), 58 (system error)."""
         cause = error.__cause__
-        return cause is not None and sql_state(cause)[:2] in ("08", "40", "53", "57", "58")
+        return connection_lost(cause) or (
+            cause is not None and sql_state(cause)[:2] in ("40", "53", "58")
+        )
 
     def gave_up_waiting(self, error: Exception) -> bool:
         """PostgreSQL's ``lock_timeout`` (55P03), MariaDB's lock waits (1205: a row, or the
@@ -240,7 +261,20 @@ class OdbcAdapter(OdbcDiscovery):
         return sql_state(cause) == "55P03" or "(1205)" in text or "database is locked" in text
 
     def _begin(self) -> None:
-        self._conn.autocommit = False
+        """Begin a transaction; on a connection the server ended since its last use (a
+        restart of the server, a cut network: a Siège's service lives for days), on a new
+        one. Before, every later transaction of the process failed on the dead one."""
+        try:
+            self._start()
+        except DatabaseError:
+            self._after_lost()
+            self._start()  # the server still unreachable: its error
+
+    def _start(self) -> None:
+        try:
+            self._conn.autocommit = False
+        except self._driver_errors as exc:  # (a raw driver error was an "internal error")
+            raise self._translate(exc, act("begin")) from exc
         if self.dialect == "postgresql":  # psqlODBC loses a savepoint that is the first
             # statement of a transaction at the first error in it (« savepoint does not
             # exist »: the transaction taken for lost): it must begin with another one

@@ -208,3 +208,16 @@ def sql_state(exc: BaseException) -> str:
     """The SQLSTATE of a pyodbc error ("08S01"...), "" when it has none."""
     args: tuple[Any, ...] = exc.args
     return str(args[0]) if args else ""
+
+
+# MariaDB Connector/ODBC says a lost connection under SQLSTATE HY000/HY001 on some calls
+# (setting autocommit: « Server has gone away (2006) (SQLSetConnectAttr) »)
+_GONE = re.compile(r"\((?:2006|2013)\)")
+
+
+def connection_lost(exc: BaseException | None) -> bool:
+    """Whether a driver error says the connection is gone (SQLSTATE class 08; 57: the
+    server's operator ended the session or stopped the server; MariaDB's 2006, 2013)."""
+    if exc is None:
+        return False
+    return sql_state(exc)[:2] in ("08", "57") or _GONE.search(str(exc)) is not None

@@ -205,8 +205,10 @@ class SqlCore(Adapter):
         except BaseException as exc:
             self._depth = 0
             lost, self._lost = self._lost, None
+            if lost is None and isinstance(exc, DatabaseError) and self._ends_transaction(exc):
+                lost = exc  # outside any savepoint: a lost connection, a deadlock...
             if lost is None:
-                self._rollback()
+                self._undo()
                 raise
             with contextlib.suppress(DatabaseError):  # the connection may be gone with it
                 self._rollback()
@@ -225,8 +227,21 @@ class SqlCore(Adapter):
             self._commit()
         except BaseException:  # deferred constraint, lost connection: leave no open transaction
             with contextlib.suppress(DatabaseError):
-                self._rollback()
+                self._undo()
             raise
+
+    def _undo(self) -> None:
+        """Roll back after the block's own error (which then stands). A rollback that
+        fails because the connection is gone leaves nothing either: the server drops what
+        was not committed; a new connection is made for what follows (before, the
+        rollback's « Server has gone away » hid the block's error and the adapter kept
+        its dead connection: the next import « début de la transaction impossible »)."""
+        try:
+            self._rollback()
+        except DatabaseError as gone:
+            if not self._ends_transaction(gone):
+                raise
+            self._after_lost()
 
     @contextlib.contextmanager
     def savepoint(self) -> Iterator[None]:
