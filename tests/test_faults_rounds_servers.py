@@ -202,9 +202,8 @@ def session_cut_job(template: Path, victim: str, rows: int, name: str) -> Job:
             procs.update({s: world.start(s, "sync") for s in SITES})
             started = time.monotonic()
             running = procs[victim].popen.poll
-            # the cut lands in the apply (its intent recorded), not in the victim's capture
-            # just before: a session lost there fails the run, said, and the next run
-            # redoes it (the capture is not made again in the same run)
+            # the cut lands in the apply (its intent recorded), not by chance in the
+            # victim's capture just before (that one: tests/test_export_lost_connection.py)
             when_applying(world.folder(victim) / "data" / "state.db", procs[victim])
             out.killed = end_writing_sessions(world.servers[victim], lambda: running() is None) > 0
             if not out.killed:

@@ -185,6 +185,12 @@ class Adapter(abc.ABC):
         holds (``odbc.LOCK_WAIT_S``, SQLite's busy timeout): no row's fault. Default: no."""
         return False
 
+    def lost_connection(self, error: Exception) -> bool:
+        """Whether ``error`` says the connection to the database server was lost (a server
+        restarted, a cut network); the adapter has a new one for what follows. Default: no
+        (an embedded file has no connection to lose)."""
+        return False
+
     @abc.abstractmethod
     def read_mark(self, code: str) -> int | None:
         """The number node ``code`` last wrote into ``MARK_TABLE`` (None: no such row or

@@ -260,6 +260,9 @@ class OdbcAdapter(OdbcDiscovery):
         text = str(cause)
         return sql_state(cause) == "55P03" or "(1205)" in text or "database is locked" in text
 
+    def lost_connection(self, error: Exception) -> bool:
+        return connection_lost(error.__cause__)
+
     def _begin(self) -> None:
         """Begin a transaction; on a connection the server ended since its last use (a
         restart of the server, a cut network: a Siège's service lives for days), on a new

@@ -34,7 +34,7 @@ from synchro.engine import marks
 from synchro.engine.apply import apply_changes
 from synchro.engine.apply_rows import ApplyContext, ApplyStats
 from synchro.engine.checksum import Sums, checksums
-from synchro.engine.lost import again_when_lost
+from synchro.engine.lost import again_when_disconnected, again_when_lost
 from synchro.engine.node_results import (
     DUPLICATE,
     Admission,
@@ -161,7 +161,26 @@ class Node(ABC):
         wait for the Siège, make none (``kept`` False) — they are sent again instead.
         ``deletes_confirmed``: a person started it, so mass deletes are sent, not held
         (``capture.mass_deletes``); ``restore_confirmed``: a person chose to send a restored
-        database as it is (Envoyer: ``engine.marks``) — MANUELLE alone does not."""
+        database as it is (Envoyer: ``engine.marks``) — MANUELLE alone does not. Made
+        again on a new connection when the server's was lost (``engine.lost``)."""
+        return again_when_disconnected(
+            lambda: self._export(
+                out, cancel, progress, since, only_if_new, deletes_confirmed, restore_confirmed
+            ),
+            self.adapter.lost_connection,
+            cancel,
+        )
+
+    def _export(
+        self,
+        out: Path | None,
+        cancel: threading.Event | None,
+        progress: Progress | None,
+        since: dt.datetime | None,
+        only_if_new: bool,
+        deletes_confirmed: bool,
+        restore_confirmed: bool,
+    ) -> ExportResult:
         self.recover()
         if not restore_confirmed:
             marks.check(self.adapter, self.state, self.code)
