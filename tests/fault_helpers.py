@@ -450,6 +450,7 @@ class Outcome:
     left_running: list[str] = dataclasses.field(default_factory=list)
     recovery_s: float = 0.0  # from the kill to the end of the restarted round
     cuts: int = 0  # data connections the proxy cut
+    control_cuts: int = 0  # control connections the proxy cut
     notes: list[str] = dataclasses.field(default_factory=list)
 
     def problems(self) -> list[str]:
@@ -472,6 +473,16 @@ class Outcome:
 
 
 Trigger = Callable[[World, dict[str, Proc]], None]
+
+
+def sigkill(popen: subprocess.Popen[bytes]) -> bool:
+    """SIGKILL a process started here, by PID; True when the kill landed, i.e. its exit
+    status says SIGKILL: it may end on its own between ``poll`` and ``kill`` (the caller's
+    thread waits for the GIL meanwhile; a process already exiting ignores SIGKILL)."""
+    if popen.poll() is not None:  # reaped: ended on its own
+        return False
+    os.kill(popen.pid, signal.SIGKILL)  # not reaped yet: the pid is still its own
+    return popen.wait() == -signal.SIGKILL
 
 
 def scenario(
@@ -567,6 +578,88 @@ def _restart(world: World, mode: str, victim: str, procs: dict[str, Proc]) -> No
         procs["SIEGE"] = world.siege(mode, open_round=False)
     else:
         procs[victim] = world.start(victim, "sync")
+
+
+def two_kills_scenario(
+    world: World,
+    template: Path,
+    mode: str,
+    delays: dict[str, float],
+    landed: dict[str, bool],
+    *,
+    name: str = "",
+) -> Outcome:
+    """Round 2 with each node of ``delays`` (two different ones) SIGKILLed by PID that many
+    seconds after every node started, each from its own thread, and started again at once;
+    ``landed`` tells which kills found their victim running. Judged as ``scenario`` judges
+    one victim: a Siège's ``sync`` killed after its round was final may end its re-run
+    Echec « sans données »; a site restarted after the Siège's ``sync`` had ended is judged
+    by the next round."""
+    out = Outcome(name or f"{mode}:{'+'.join(delays)}", killed=True, restarted_ok=True)
+    world.mutate(2)
+    expected = expected_after(world, template, 2)
+    procs = {"SIEGE": world.siege(mode)}
+    for site in SITES:
+        procs[site] = world.start(site, "sync")
+    started = time.monotonic()
+    restarting = threading.Lock()  # World.start is not thread-safe (its log numbers)
+    left_open: dict[str, list[tuple[int, str]]] = {}
+    restarted_at: dict[str, dt.datetime] = {}
+    killed_at: list[float] = []
+
+    def kill(node: str) -> None:
+        time.sleep(max(0.0, started + delays[node] - time.monotonic()))
+        landed[node] = sigkill(procs[node].popen)
+        if landed[node]:
+            killed_at.append(time.monotonic())
+            left_open[node] = world.running_rows(node)
+            with restarting:
+                restarted_at[node] = dt.datetime.now()
+                _restart(world, mode, node, procs)
+
+    threads = [threading.Thread(target=kill, args=(n,), daemon=True) for n in delays]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    codes = {s: procs[s].wait() for s in SITES}
+    codes["SIEGE"] = procs["SIEGE"].wait() if mode == "sync" else world.stop(procs["SIEGE"])
+    out.recovery_s = time.monotonic() - min(killed_at, default=started)
+    ended = world.round_ended()
+    half = dt.timedelta(seconds=0.5)  # as ``scenario`` allows
+    later = []  # sites restarted after the Siège's ``sync`` had ended: the next round judges
+    for n, c in codes.items():
+        if c == 0:
+            continue
+        if n == "SIEGE" and mode == "sync" and n in left_open and not left_open[n] and c == 1:
+            out.notes.append("the killed Siège had finished its round: its re-run is a new round")
+            continue
+        refused = "refuse la connexion" in procs[n].output()
+        gone = n in restarted_at and ended is not None and ended <= restarted_at[n] + half
+        if n in left_open and mode == "sync" and (refused or gone):
+            later.append(n)
+            continue
+        out.notes.append(f"{n} ended {c}:\n{procs[n].output()[-1500:]}")
+        if n in left_open:
+            out.restarted_ok = False
+        else:
+            out.others_ok = False
+    out.lost, out.extra, out.differ = world.differences(expected)
+    out.recovered_in = 0 if out.differ else 1
+    if out.differ or later:
+        next_codes = world.round(mode)
+        out.lost, out.extra, out.differ = world.differences(expected)
+        out.recovered_in = 0 if out.differ else (out.recovered_in or 2)
+        if later:
+            out.restarted_ok = out.restarted_ok and all(c == 0 for c in next_codes.values())
+            out.notes.append(f"{later} restarted after the Siège's sync ended; next: {next_codes}")
+    for node, rows in left_open.items():
+        final = {i: (s, e) for i, _k, s, e in world.report(node)}
+        out.interrupted_closed = out.interrupted_closed and all(
+            final.get(i, ("", ""))[0] == "Echec" and "interrompu" in final[i][1] for i, _ in rows
+        )
+    out.left_running = [f"{n}#{i}" for n in NODES for i, _k in world.running_rows(n)]
+    return out
 
 
 # -- the kill points of the suite: (Siège mode, victim, SYNCHRO_KILL_AT) --------------------
@@ -728,14 +821,18 @@ def cut_scenario(
     upload: tuple[int, int] | None = None,
     download: tuple[int, int] | None = None,
     name: str = "",
+    control: tuple[int, ...] = (),
 ) -> Outcome:
-    """Round 2 with A's upload and/or download cut (``(at bytes, times)``): every process
+    """Round 2 with A's upload and/or download cut (``(at bytes, times)``) and its control
+    connection cut at the ``control`` offsets (``FTPProxy.cut_control_at``): every process
     must end OK in that round, with the expected rows everywhere."""
     out = Outcome(name or f"{mode}:cut", killed=True, restarted_ok=True)
     world.mutate(2)
     expected = expected_after(world, template, 2)
     if upload and proxy:
         proxy.arm(*upload)
+    if control and proxy:
+        proxy.cut_control_at(*control)
     hq = world.siege(mode)
     if download and proxy:
         archived = world.folder("SIEGE") / "data" / "packages" / "archive" / "A" / "A-*.pkg"
@@ -918,8 +1015,10 @@ def cut_job(
     download: tuple[int, int] | None,
     name: str,
     attempts: int = 0,
+    control: tuple[int, ...] = (),
 ) -> Job:
-    """A's upload and/or download cut; ``attempts``: A's ``Nombre de tentatives``."""
+    """A's upload and/or download cut, its control connection at the ``control`` offsets;
+    ``attempts``: A's ``Nombre de tentatives``."""
 
     def job(folder: Path) -> Outcome:
         with World.copy(template, folder) as world:
@@ -928,11 +1027,19 @@ def cut_job(
             proxy = proxied(world)
             try:
                 out = cut_scenario(
-                    world, template, mode, proxy, upload=upload, download=download, name=name
+                    world,
+                    template,
+                    mode,
+                    proxy,
+                    upload=upload,
+                    download=download,
+                    name=name,
+                    control=control,
                 )
             finally:
                 proxy.stop()
             out.cuts = proxy.cuts()
+            out.control_cuts = len(proxy.control_cuts)
             return out
 
     return job
