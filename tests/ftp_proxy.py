@@ -100,9 +100,10 @@ class FTPProxy:
 
     def cut_control_at(self, *offsets: int) -> None:
         """Cut the control connection relaying the byte that brings ``control_bytes`` to
-        each of ``offsets`` (a command or reply cut in its middle, both sides closed)."""
+        each of ``offsets`` (a command or reply cut in its middle, both sides closed); they
+        replace the offsets not reached yet (none: no more cuts)."""
         with self._lock:
-            self._control_at = sorted({*self._control_at, *(o for o in offsets if o > 0)})
+            self._control_at = sorted({o for o in offsets if o > 0})
 
     def _control_keep(self, size: int) -> tuple[int, bool]:
         """How many of ``size`` control bytes to relay, and whether to cut after them."""
