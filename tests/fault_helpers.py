@@ -996,9 +996,12 @@ def run_all(jobs: dict[str, Job], root: Path, workers: int = 4) -> dict[str, Out
     def safe(name: str, job: Job, folder: Path) -> Outcome:
         try:
             return job(folder)
-        except Exception:
+        except Exception as exc:  # its first line kept: a long message fills the tail
             out = Outcome(name)
-            out.notes.append("the scenario itself failed:\n" + traceback.format_exc()[-3000:])
+            first = f"{type(exc).__name__}: {str(exc)[:300]}"
+            out.notes.append(
+                f"the scenario itself failed: {first}\n{traceback.format_exc()[-3000:]}"
+            )
             return out
 
     root.mkdir(parents=True, exist_ok=True)
