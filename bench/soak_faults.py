@@ -14,8 +14,16 @@ FTPS on loopback, real SQLite files, round 2):
   its round must still converge).
 - kill2: the same draw as kill, then the restarted victim killed again at a delay drawn
   over its life too, and started once more.
+- kill2n: the mode, two different victims, each SIGKILLed by PID at its own delay drawn
+  over its own life (both from the start of the round), each started again at once.
 - cut: the mode, A's upload, download or both, each at a byte offset within the real
   transfer and 1-3 times, through the loopback cutting relay.
+- cutctl: the mode, 1-3 offsets in the bytes relayed over A's control connections (both
+  ways, all its connections of the round) drawn within the measured total, where the
+  relay cuts the control connection in use; one seed in two also cuts A's upload or
+  download as ``cut`` does. Bytes, not time: an offset lands in the middle of a command
+  or a reply (RNTO sent, its answer lost), at the same step of the protocol on a slow
+  machine as on a fast one; a moment would mostly fall while A waits between commands.
 
 Lives and sizes are measured first (``workers`` rounds at once per mode, as the campaign
 runs them); a failure prints ``--seeds N-N --calibration ...`` to replay it at the same
@@ -29,10 +37,8 @@ import collections
 import concurrent.futures
 import dataclasses
 import functools
-import os
 import random
 import shutil
-import signal
 import statistics
 import sys
 import tempfile
@@ -57,17 +63,19 @@ class Calibration:
     life_s: dict[str, float]
     upload: int = 399_000
     download: int = 166_000
+    control: int = 12_000  # A's control bytes in a round (both ways, every connection)
 
     def text(self) -> str:
         """The ``--calibration`` argument that gives this calibration back."""
         lives = ",".join(f"{k}={v:.2f}" for k, v in sorted(self.life_s.items()))
-        return f"{lives},upload={self.upload},download={self.download}"
+        return f"{lives},upload={self.upload},download={self.download},control={self.control}"
 
     @classmethod
     def parse(cls, text: str) -> Calibration:
         pairs = dict(item.split("=") for item in text.split(","))
         upload, download = int(pairs.pop("upload")), int(pairs.pop("download"))
-        return cls({k: float(v) for k, v in pairs.items()}, upload, download)
+        control = int(pairs.pop("control", cls.control))  # older lines have none
+        return cls({k: float(v) for k, v in pairs.items()}, upload, download, control)
 
 
 @dataclasses.dataclass
@@ -75,7 +83,7 @@ class Fault:
     """What one seed drew, and what came of it."""
 
     seed: int
-    kind: str  # "kill", "kill2" or "cut"
+    kind: str  # "kill", "kill2", "kill2n", "cut" or "cutctl"
     mode: str
     victim: str = ""
     fraction: float = 0.0  # of the round's length
@@ -85,14 +93,22 @@ class Fault:
     landed: bool = True  # the kill found its victim running
     again: float = 0.0  # kill2: the restarted victim killed after that long (s)
     again_landed: bool = False
+    victim2: str = ""  # kill2n: the second victim, killed after delay2 (s)
+    delay2: float = 0.0
+    landed2: bool = False
+    control: tuple[int, ...] = ()  # cutctl: offsets in A's control bytes
     outcome: Outcome | None = None
 
     def drawn(self) -> str:
-        if self.kind != "cut":
+        if self.kind == "kill2n":
+            second = f"{self.victim2} at {self.delay2:.2f} s"
+            return f"{self.mode:5} kill {self.victim} at {self.delay:.2f} s, {second}"
+        if self.kind.startswith("kill"):
             then = f", again at {self.again:.2f} s" if self.again else ""
             at = f"at {self.fraction:.3f} ({self.delay:.2f} s)"
             return f"{self.mode:5} kill {self.victim:5} {at}{then}"
-        return f"{self.mode:5} cut  upload={self.upload} download={self.download}"
+        ctl = f"control={list(self.control)} " if self.kind == "cutctl" else ""
+        return f"{self.mode:5} cut  {ctl}upload={self.upload} download={self.download}"
 
     def problems(self) -> list[str]:
         return self.outcome.problems() if self.outcome else ["no outcome"]
@@ -105,6 +121,17 @@ class NotLanded(Exception):
 def draw(seed: int, kind: str, cal: Calibration) -> Fault:
     rng = random.Random(seed)
     mode = rng.choice(MODES)
+    if kind == "kill2n":
+        first, second = rng.sample(fh.NODES, 2)
+        delays = [rng.uniform(0, LATE) * cal.life_s[f"{mode}.{v}"] for v in (first, second)]
+        return Fault(seed, kind, mode, first, delay=delays[0], victim2=second, delay2=delays[1])
+    if kind == "cutctl":
+        control = tuple(sorted(rng.randint(1, cal.control) for _ in range(rng.randint(1, 3))))
+        data = rng.choice((None, None, "upload", "download"))
+        at = max(1, int(rng.random() * (cal.upload if data == "upload" else cal.download)))
+        cut = (at, rng.randint(1, 3))
+        up, down = (cut if data == "upload" else None), (cut if data == "download" else None)
+        return Fault(seed, kind, mode, upload=up, download=down, control=control)
     if kind in ("kill", "kill2"):
         victim = rng.choice(fh.NODES)
         fraction = rng.uniform(0, LATE)
@@ -127,11 +154,7 @@ def kill_after(fault: Fault) -> fh.Trigger:
 
     def trigger(world: World, procs: dict[str, fh.Proc]) -> None:
         time.sleep(fault.delay)
-        victim = procs[fault.victim].popen
-        if victim.poll() is not None:  # reaped: ended on its own
-            raise NotLanded
-        os.kill(victim.pid, signal.SIGKILL)  # not reaped yet: the pid is still its own
-        if victim.wait() != -signal.SIGKILL:
+        if not fh.sigkill(procs[fault.victim].popen):
             raise NotLanded
 
     return trigger
@@ -143,10 +166,7 @@ def kill_again(fault: Fault) -> Callable[[fh.Proc], bool]:
 
     def again(proc: fh.Proc) -> bool:
         time.sleep(fault.again)
-        if proc.popen.poll() is not None:
-            return False
-        os.kill(proc.popen.pid, signal.SIGKILL)
-        fault.again_landed = proc.popen.wait() == -signal.SIGKILL
+        fault.again_landed = fh.sigkill(proc.popen)
         return fault.again_landed
 
     return again
@@ -176,9 +196,16 @@ def run_fault(fault: Fault, template: Path, folder: Path, deadline: float) -> Fa
     if time.monotonic() > deadline:
         return fault
     name = f"seed {fault.seed} {fault.kind}"
-    if fault.kind == "cut":
-        cut = fh.cut_job(template, fault.mode, fault.upload, fault.download, name)
+    if fault.kind.startswith("cut"):
+        cut = fh.cut_job(
+            template, fault.mode, fault.upload, fault.download, name, control=fault.control
+        )
         fault.outcome = fh.run_all({name: cut}, folder, 1)[name]
+        return fault
+    if fault.kind == "kill2n":
+        fault.outcome = fh.run_all(
+            {name: functools.partial(two_kills, fault, template)}, folder, 1
+        )[name]
         return fault
 
     def job(root: Path) -> Outcome:
@@ -197,11 +224,22 @@ def run_fault(fault: Fault, template: Path, folder: Path, deadline: float) -> Fa
     return fault
 
 
+def two_kills(fault: Fault, template: Path, root: Path) -> Outcome:
+    """A kill2n seed's scenario: both victims killed, each at its own delay."""
+    landed: dict[str, bool] = {}
+    delays = {fault.victim: fault.delay, fault.victim2: fault.delay2}
+    with World.copy(template, root) as world:
+        out = fh.two_kills_scenario(world, template, fault.mode, delays, landed, name=fault.kind)
+    fault.landed, fault.landed2 = landed.get(fault.victim, False), landed.get(fault.victim2, False)
+    return out
+
+
 def calibrate(template: Path, root: Path, workers: int) -> Calibration:
     """``workers`` uninterrupted rounds at once per mode, A through the untouched relay:
     each node's median life, A's upload (the largest transfer) and download (the next)."""
     lives: dict[str, list[float]] = collections.defaultdict(list)
     sizes: list[int] = []
+    control: list[int] = []
 
     def job(folder: Path, mode: str) -> Outcome:
         with World.copy(template, folder) as world:
@@ -211,6 +249,7 @@ def calibrate(template: Path, root: Path, workers: int) -> Calibration:
             finally:
                 proxy.stop()
                 sizes.extend(proxy.data_bytes)
+                control.append(proxy.control_bytes)
             for proc in world.procs:  # its log's last write: when it ended; ``serve`` is
                 life = proc.log.stat().st_mtime - proc.started  # stopped after the round
                 lives[f"{mode}.{proc.node}"].append(
@@ -227,7 +266,8 @@ def calibrate(template: Path, root: Path, workers: int) -> Calibration:
             raise SystemExit("a round without faults failed:\n" + "\n".join(bad))
     big = sorted(set(sizes), reverse=True)
     medians = {k: statistics.median(v) for k, v in lives.items()}
-    return Calibration(medians, upload=big[0], download=next(s for s in big if s < big[0] * 0.6))
+    down = next(s for s in big if s < big[0] * 0.6)
+    return Calibration(medians, big[0], down, int(statistics.median(control)))
 
 
 def report(fault: Fault) -> str:
@@ -235,25 +275,36 @@ def report(fault: Fault) -> str:
     assert o is not None
     problems = fault.problems()
     state = "ok" if not problems else "FAIL: " + problems[0].splitlines()[0][:90]
-    landed = "" if fault.kind == "cut" else ("landed " if fault.landed else "not killed ")
+    landed = "" if fault.kind.startswith("cut") else ("landed " if fault.landed else "not killed ")
     landed += "twice " if fault.again_landed else ""
-    extra = f"cuts={o.cuts} " if fault.kind == "cut" else ""
+    landed += ("& landed " if fault.landed2 else "& not killed ") if fault.victim2 else ""
+    extra = f"cuts={o.cuts} " if fault.kind.startswith("cut") else ""
+    extra += f"ctl={o.control_cuts} " if fault.kind == "cutctl" else ""
     return f"{fault.seed:6} {fault.drawn():52} {landed}{extra}{o.recovery_s:5.1f} s  {state}"
 
 
 def summary(faults: list[Fault]) -> str:
-    kills = [f for f in faults if f.kind != "cut"]
-    cuts = [f for f in faults if f.kind == "cut"]
+    kills = [f for f in faults if f.kind.startswith("kill")]
+    cuts = [f for f in faults if f.kind.startswith("cut")]
     outs = [f.outcome for f in faults if f.outcome]
+    recovery = sorted(o.recovery_s for f in kills if f.landed or f.landed2 if (o := f.outcome))
+    two = [f for f in kills if f.victim2]
     rows = [
         ("kill seeds", f"{len(kills)} ({sum(f.landed for f in kills)} kills landed)"),
         ("second kills landed", str(sum(f.again_landed for f in kills))),
+        ("kill2n: both kills landed", f"{sum(f.landed and f.landed2 for f in two)} of {len(two)}"),
         ("cut seeds", f"{len(cuts)} ({sum(o.cuts for f in cuts if (o := f.outcome))} cuts)"),
+        ("control cuts", str(sum(o.control_cuts for f in cuts if (o := f.outcome)))),
         ("rows lost", str(sum(o.lost for o in outs))),
         ("rows extra", str(sum(o.extra for o in outs))),
         ("scenarios with nodes differing", str(sum(1 for o in outs if o.differ))),
         ("killed runs not closed", str(sum(1 for o in outs if not o.interrupted_closed))),
         ("runs left « En cours »", str(sum(len(o.left_running) for o in outs))),
+        ("recovery after a kill: median", f"{statistics.median(recovery or [0]):.1f} s"),
+        (
+            "recovery after a kill: p95",
+            f"{recovery[int(0.95 * (len(recovery) - 1))] if recovery else 0:.1f} s",
+        ),
         ("worst recovery time", f"{max((o.recovery_s for o in outs), default=0):.1f} s"),
         ("seeds with a problem", str(sum(1 for f in faults if f.problems()))),
     ]

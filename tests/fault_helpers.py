@@ -458,6 +458,7 @@ class Outcome:
     left_running: list[str] = dataclasses.field(default_factory=list)
     recovery_s: float = 0.0  # from the kill to the end of the restarted round
     cuts: int = 0  # data connections the proxy cut
+    control_cuts: int = 0  # control connections the proxy cut
     notes: list[str] = dataclasses.field(default_factory=list)
 
     def problems(self) -> list[str]:
@@ -480,6 +481,16 @@ class Outcome:
 
 
 Trigger = Callable[[World, dict[str, Proc]], None]
+
+
+def sigkill(popen: subprocess.Popen[bytes]) -> bool:
+    """SIGKILL a process started here, by PID; True when the kill landed, i.e. its exit
+    status says SIGKILL: it may end on its own between ``poll`` and ``kill`` (the caller's
+    thread waits for the GIL meanwhile; a process already exiting ignores SIGKILL)."""
+    if popen.poll() is not None:  # reaped: ended on its own
+        return False
+    os.kill(popen.pid, signal.SIGKILL)  # not reaped yet: the pid is still its own
+    return popen.wait() == -signal.SIGKILL
 
 
 def scenario(
@@ -514,6 +525,7 @@ def scenario(
     if not out.killed:
         out.notes.append(f"{victim} ended {code} without being killed:\n{first.output()[-1500:]}")
     left_open = world.running_rows(victim)
+    first_open = left_open
     # a site restarted after the Siège's ``sync`` ended (it had everything it waited for)
     # cannot reach it: that restart is judged by the next round instead
     restarted_at = dt.datetime.now()
@@ -530,10 +542,12 @@ def scenario(
     codes["SIEGE"] = procs["SIEGE"].wait() if mode == "sync" else world.stop(procs["SIEGE"])
     out.recovery_s = time.monotonic() - killed_at
     out.restarted_ok = codes[victim] == 0
-    if victim == "SIEGE" and mode == "sync" and not last_open:
-        # the (last) killed ``sync`` had made its round final: running it again opens a
-        # new round that no establishment delivers to, which ends Echec « sans données »
-        out.restarted_ok = codes["SIEGE"] in (0, 1)
+    if victim == "SIEGE" and mode == "sync" and (not last_open or not first_open):
+        # a killed ``sync`` had made its round final: running it again opens a new round
+        # that no establishment delivers to, which ends Echec « sans données » (so does a
+        # third run after a second killed in that new round: kill2 seed 342)
+        nobody = "sans données" in procs["SIEGE"].output()
+        out.restarted_ok = codes["SIEGE"] == 0 or (codes["SIEGE"] == 1 and nobody)
         out.notes.append("the killed Siège had finished its round: its re-run is a new round")
     out.others_ok = all(c == 0 for n, c in codes.items() if n != victim)
     for n, c in codes.items():
@@ -575,6 +589,89 @@ def _restart(world: World, mode: str, victim: str, procs: dict[str, Proc]) -> No
         procs["SIEGE"] = world.siege(mode, open_round=False)
     else:
         procs[victim] = world.start(victim, "sync")
+
+
+def two_kills_scenario(
+    world: World,
+    template: Path,
+    mode: str,
+    delays: dict[str, float],
+    landed: dict[str, bool],
+    *,
+    name: str = "",
+) -> Outcome:
+    """Round 2 with each node of ``delays`` (two different ones) SIGKILLed by PID that many
+    seconds after every node started, each from its own thread, and started again at once;
+    ``landed`` tells which kills found their victim running. Judged as ``scenario`` judges
+    one victim: a Siège's ``sync`` killed after its round was final may end its re-run
+    Echec « sans données »; a site restarted after the Siège's ``sync`` had ended is judged
+    by the next round."""
+    out = Outcome(name or f"{mode}:{'+'.join(delays)}", killed=True, restarted_ok=True)
+    world.mutate(2)
+    expected = expected_after(world, template, 2)
+    procs = {"SIEGE": world.siege(mode)}
+    for site in SITES:
+        procs[site] = world.start(site, "sync")
+    started = time.monotonic()
+    restarting = threading.Lock()  # World.start is not thread-safe (its log numbers)
+    left_open: dict[str, list[tuple[int, str]]] = {}
+    restarted_at: dict[str, dt.datetime] = {}
+    killed_at: list[float] = []
+
+    def kill(node: str) -> None:
+        time.sleep(max(0.0, started + delays[node] - time.monotonic()))
+        landed[node] = sigkill(procs[node].popen)
+        if landed[node]:
+            killed_at.append(time.monotonic())
+            left_open[node] = world.running_rows(node)
+            with restarting:
+                restarted_at[node] = dt.datetime.now()
+                _restart(world, mode, node, procs)
+
+    threads = [threading.Thread(target=kill, args=(n,), daemon=True) for n in delays]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    codes = {s: procs[s].wait() for s in SITES}
+    codes["SIEGE"] = procs["SIEGE"].wait() if mode == "sync" else world.stop(procs["SIEGE"])
+    out.recovery_s = time.monotonic() - min(killed_at, default=started)
+    ended = world.round_ended()
+    half = dt.timedelta(seconds=0.5)  # as ``scenario`` allows
+    later = []  # sites restarted after the Siège's ``sync`` had ended: the next round judges
+    for n, c in codes.items():
+        if c == 0:
+            continue
+        nobody = "sans données" in procs[n].output()
+        if n == "SIEGE" and mode == "sync" and c == 1 and not left_open.get(n, [0]) and nobody:
+            out.notes.append("the killed Siège had finished its round: its re-run is a new round")
+            continue
+        refused = "refuse la connexion" in procs[n].output()
+        gone = n in restarted_at and ended is not None and ended <= restarted_at[n] + half
+        if n in left_open and mode == "sync" and (refused or gone):
+            later.append(n)
+            continue
+        out.notes.append(f"{n} ended {c}:\n{procs[n].output()[-1500:]}")
+        if n in left_open:
+            out.restarted_ok = False
+        else:
+            out.others_ok = False
+    out.lost, out.extra, out.differ = world.differences(expected)
+    out.recovered_in = 0 if out.differ else 1
+    if out.differ or later:
+        next_codes = world.round(mode)
+        out.lost, out.extra, out.differ = world.differences(expected)
+        out.recovered_in = 0 if out.differ else (out.recovered_in or 2)
+        if later:
+            out.restarted_ok = out.restarted_ok and all(c == 0 for c in next_codes.values())
+            out.notes.append(f"{later} restarted after the Siège's sync ended; next: {next_codes}")
+    for node, rows in left_open.items():
+        final = {i: (s, e) for i, _k, s, e in world.report(node)}
+        out.interrupted_closed = out.interrupted_closed and all(
+            final.get(i, ("", ""))[0] == "Echec" and "interrompu" in final[i][1] for i, _ in rows
+        )
+    out.left_running = [f"{n}#{i}" for n in NODES for i, _k in world.running_rows(n)]
+    return out
 
 
 # -- the kill points of the suite: (Siège mode, victim, SYNCHRO_KILL_AT) --------------------
@@ -676,7 +773,8 @@ class CuttingProxy(FTPProxy):
     def arm(self, at: int, times: int = 1) -> None:
         with self._lock:
             self.at, self.times = at, times
-            self.armed.append(at)
+            if at:  # (0: disarmed)
+                self.armed.append(at)
 
     def cuts(self) -> int:
         """Data connections cut, by this arming or an earlier one."""
@@ -736,14 +834,18 @@ def cut_scenario(
     upload: tuple[int, int] | None = None,
     download: tuple[int, int] | None = None,
     name: str = "",
+    control: tuple[int, ...] = (),
 ) -> Outcome:
-    """Round 2 with A's upload and/or download cut (``(at bytes, times)``): every process
+    """Round 2 with A's upload and/or download cut (``(at bytes, times)``) and its control
+    connection cut at the ``control`` offsets (``FTPProxy.cut_control_at``): every process
     must end OK in that round, with the expected rows everywhere."""
     out = Outcome(name or f"{mode}:cut", killed=True, restarted_ok=True)
     world.mutate(2)
     expected = expected_after(world, template, 2)
     if upload and proxy:
         proxy.arm(*upload)
+    if control and proxy:
+        proxy.cut_control_at(*control)
     hq = world.siege(mode)
     if download and proxy:
         archived = world.folder("SIEGE") / "data" / "packages" / "archive" / "A" / "A-*.pkg"
@@ -756,10 +858,26 @@ def cut_scenario(
     wanted = (upload or (0, 0))[1] + (download or (0, 0))[1]
     if proxy and proxy.cuts() < min(wanted, 1):
         out.notes.append(f"no cut happened (data connections: {proxy.data_bytes})")
-    out.others_ok = all(c == 0 for c in codes.values())
+    # A applied the Siège's answer, the Siège's ``sync`` took A's ack and ended OK, and A
+    # never heard so (its session cut before the reply): as for a site restarted after the
+    # Siège's ``sync`` ended (``scenario``), the next round judges A (cutctl seed 360)
+    unconfirmed = (
+        mode == "sync"
+        and codes["A"] != 0
+        and codes["SIEGE"] == 0
+        and "Données du siège appliquées" in procs["A"].output()
+    )
+    out.others_ok = all(c == 0 for n, c in codes.items() if not (unconfirmed and n == "A"))
     for n, c in codes.items():
         if c != 0:
             out.notes.append(f"{n} ended {c}:\n{(procs.get(n) or hq).output()[-1500:]}")
+    if unconfirmed:
+        if proxy:  # nothing more is cut
+            proxy.cut_control_at()
+            proxy.arm(0, 0)
+        next_codes = world.round(mode)
+        out.others_ok = out.others_ok and all(c == 0 for c in next_codes.values())
+        out.notes.append(f"A's ack unconfirmed, the Siège's sync gone; next round: {next_codes}")
     out.lost, out.extra, out.differ = world.differences(expected)
     out.recovered_in = 0 if out.differ else 1
     out.left_running = [f"{n}#{i}" for n in NODES for i, _k in world.running_rows(n)]
@@ -886,9 +1004,12 @@ def run_all(jobs: dict[str, Job], root: Path, workers: int = 4) -> dict[str, Out
     def safe(name: str, job: Job, folder: Path) -> Outcome:
         try:
             return job(folder)
-        except Exception:
+        except Exception as exc:  # its first line kept: a long message fills the tail
             out = Outcome(name)
-            out.notes.append("the scenario itself failed:\n" + traceback.format_exc()[-3000:])
+            first = f"{type(exc).__name__}: {str(exc)[:300]}"
+            out.notes.append(
+                f"the scenario itself failed: {first}\n{traceback.format_exc()[-3000:]}"
+            )
             return out
 
     root.mkdir(parents=True, exist_ok=True)
@@ -926,8 +1047,10 @@ def cut_job(
     download: tuple[int, int] | None,
     name: str,
     attempts: int = 0,
+    control: tuple[int, ...] = (),
 ) -> Job:
-    """A's upload and/or download cut; ``attempts``: A's ``Nombre de tentatives``."""
+    """A's upload and/or download cut, its control connection at the ``control`` offsets;
+    ``attempts``: A's ``Nombre de tentatives``."""
 
     def job(folder: Path) -> Outcome:
         with World.copy(template, folder) as world:
@@ -936,11 +1059,19 @@ def cut_job(
             proxy = proxied(world)
             try:
                 out = cut_scenario(
-                    world, template, mode, proxy, upload=upload, download=download, name=name
+                    world,
+                    template,
+                    mode,
+                    proxy,
+                    upload=upload,
+                    download=download,
+                    name=name,
+                    control=control,
                 )
             finally:
                 proxy.stop()
             out.cuts = proxy.cuts()
+            out.control_cuts = len(proxy.control_cuts)
             return out
 
     return job

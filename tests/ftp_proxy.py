@@ -6,6 +6,8 @@ Because ftplib ignores the address in a PASV reply and dials the control connect
 (127.0.0.2) with the announced port, control and data connections both go through the proxy
 without reading the (encrypted) control channel. ``cut_next_data_after(n)`` makes the next
 data connection die after ``n`` relayed bytes, as a network cut would: both sides closed.
+``cut_control_at(*offsets)`` cuts the control connection in use when the control bytes
+relayed so far (every control connection, both ways: ``control_bytes``) reach each offset.
 
 Threads only, loopback only; ``stop()`` closes everything it opened.
 """
@@ -92,6 +94,28 @@ class FTPProxy:
         self._sockets: list[socket.socket] = []
         self.data_bytes: list[int] = []  # bytes relayed by each finished data connection
         self.seen = bytearray()  # every byte relayed, both ways (what a wiretap would see)
+        self.control_bytes = 0  # relayed by every control connection so far, both ways
+        self.control_cuts: list[int] = []  # offsets (in control_bytes) where a cut came
+        self._control_at: list[int] = []  # offsets still to come
+
+    def cut_control_at(self, *offsets: int) -> None:
+        """Cut the control connection relaying the byte that brings ``control_bytes`` to
+        each of ``offsets`` (a command or reply cut in its middle, both sides closed); they
+        replace the offsets not reached yet (none: no more cuts)."""
+        with self._lock:
+            self._control_at = sorted({o for o in offsets if o > 0})
+
+    def _control_keep(self, size: int) -> tuple[int, bool]:
+        """How many of ``size`` control bytes to relay, and whether to cut after them."""
+        with self._lock:
+            before = self.control_bytes
+            due = [o for o in self._control_at if o <= before + size]
+            keep = max(0, min(size, due[0] - before)) if due else size
+            if due:
+                self._control_at.remove(due[0])
+                self.control_cuts.append(due[0])
+            self.control_bytes += keep
+            return keep, bool(due)
 
     def cut_next_data_after(self, nbytes: int) -> None:
         with self._lock:
@@ -184,7 +208,10 @@ class FTPProxy:
                             dst.shutdown(socket.SHUT_WR)
                         return
                     with lock:
-                        if cut is not None and state["bytes"] + len(chunk) >= cut:
+                        if not is_data:
+                            keep, cutting = self._control_keep(len(chunk))
+                            chunk = chunk[:keep]
+                        elif cut is not None and state["bytes"] + len(chunk) >= cut:
                             chunk = chunk[: max(0, cut - int(state["bytes"]))]
                             cutting = True
                         else:

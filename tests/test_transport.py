@@ -29,6 +29,7 @@ from synchro.errors import Cancelled, ConnectionTestError, TransportError
 from synchro.transport import ftp_server
 from synchro.transport.ftp_client import SiteClient, fetch_fingerprint, login_check
 from synchro.transport.ftp_server import SESSION_POLL_S, HQServer
+from synchro.transport.retry import is_permanent
 from synchro.transport.tls import ensure_certificate
 
 SECRETS = {"A": "secret-de-A", "B": "secret-de-B"}
@@ -262,6 +263,23 @@ def test_cut_download_resumes_with_rest(proxied: tuple[HQServer, FTPProxy], tmp_
     assert target.read_bytes() == data
     assert not part.exists()
     assert len(data) - kept <= max(proxy.data_bytes) < len(data) - kept + 50_000
+
+
+def test_control_cut_inside_a_character_of_the_banner_is_a_cut(
+    proxied: tuple[HQServer, FTPProxy],
+) -> None:
+    """The link cut between the two bytes of the banner's « è » (ftplib reads replies as
+    UTF-8 text): a cut connection, retried like any other, never an internal error (seed
+    145 of the ``cutctl`` campaign: A's sync ended « Echec (erreur interne :
+    UnicodeDecodeError(...)) » at once, its package not delivered that round)."""
+    server, proxy = proxied
+    proxy.cut_control_at(len(b"220 Synchro : serveur du si\xc3"))
+    with pytest.raises(ConnectionTestError) as caught:
+        via_proxy(server, proxy).connect()
+    assert bytes(proxy.seen).endswith(b"du si\xc3"), bytes(proxy.seen)  # cut inside « è »
+    assert caught.value.code == "protocol" and not is_permanent(caught.value)
+    with via_proxy(server, proxy) as hq:  # the next attempt
+        assert hq.list_out() == []
 
 
 def test_corrupt_partial_upload_is_detected_and_sent_again(

@@ -65,6 +65,9 @@ def translate(w: Where, action: Say) -> Iterator[None]:
         raise _ftp_reply(w, action, str(exc).strip()) from exc
     except EOFError as exc:
         raise _cut(w, action, [("engine.ftp.closed", {})]) from exc
+    except UnicodeDecodeError as exc:  # ftplib reads replies as UTF-8: the link was cut
+        # inside a character (between the two bytes of the banner's « è »), a cut like any other
+        raise _cut(w, action, [("engine.ftp.closed", {})]) from exc
     except OSError as exc:
         raise _os_error(w, action, exc) from exc
 
