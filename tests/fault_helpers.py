@@ -372,6 +372,22 @@ def expected_after(world: World, template: Path, round_no: int) -> dict[str, set
     return table_rows(model)
 
 
+def run_cli(folder: Path, *args: str, python: str = sys.executable) -> str:
+    """``synchro --config synchro.toml ARGS`` run in ``folder`` as an administrator would;
+    it must succeed. Its output."""
+    done = subprocess.run(
+        [python, "-m", "synchro", "--config", "synchro.toml", *args],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+        env={**os.environ, "LANG": "C.UTF-8"},
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
 def build_template(root: Path, python: str = sys.executable) -> Path:
     """The group set up with the CLI (as an administrator would) after a first round."""
     root.mkdir(parents=True, exist_ok=True)
@@ -380,17 +396,7 @@ def build_template(root: Path, python: str = sys.executable) -> Path:
         sql(root / node / "data.db", SCHEMA + (seed_sql() if node == "SIEGE" else ""))
 
     def cli(node: str, *args: str) -> str:
-        done = subprocess.run(
-            [python, "-m", "synchro", "--config", "synchro.toml", *args],
-            cwd=root / node,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            stdin=subprocess.DEVNULL,
-            env={**os.environ, "LANG": "C.UTF-8"},
-        )
-        assert done.returncode == 0, done.stdout + done.stderr
-        return done.stdout
+        return run_cli(root / node, *args, python=python)
 
     port = free_port()
     cli(

@@ -24,8 +24,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -41,6 +39,7 @@ from fault_helpers import (
     World,
     free_port,
     mutations,
+    run_cli,
     seed_sql,
     table_rows,
 )
@@ -246,17 +245,7 @@ def _init_nodes(world: ServerWorld, python: str) -> None:
     """``synchro init`` of each node on its database, as an administrator would."""
 
     def cli(node: str, *args: str) -> str:
-        done = subprocess.run(
-            [python, "-m", "synchro", "--config", "synchro.toml", *args],
-            cwd=world.folder(node),
-            capture_output=True,
-            text=True,
-            timeout=60,
-            stdin=subprocess.DEVNULL,
-            env={**os.environ, "LANG": "C.UTF-8"},
-        )
-        assert done.returncode == 0, done.stdout + done.stderr
-        return done.stdout
+        return run_cli(world.folder(node), *args, python=python)
 
     world.port = port = free_port()
     hq = ("--port", str(port), "--listen", "127.0.0.1", "--servers", "2")

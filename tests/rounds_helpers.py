@@ -51,6 +51,16 @@ def sql(db: Path, script: str) -> None:
         conn.close()
 
 
+def backup(db: Path, to: Path) -> None:
+    """What a backup tool does: SQLite's online backup of the live file."""
+    source, target = sqlite3.connect(db), sqlite3.connect(to)
+    try:
+        source.backup(target)
+    finally:
+        source.close()
+        target.close()
+
+
 def rows(db: Path, table: str) -> list[tuple[Any, ...]]:
     conn = sqlite3.connect(db)
     try:

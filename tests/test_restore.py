@@ -30,8 +30,8 @@ import pytest
 from backends import Backend
 from engine_helpers import Db, make_node
 from pair_helpers import synchro
+from rounds_helpers import backup, sql
 from rounds_helpers import rows as rows_of
-from rounds_helpers import sql
 from test_app import logging_set_up, wait_for  # noqa: F401 (autouse)
 from test_mass_deletes import add_articles, automatic_run, in_step, manual_run, rows
 
@@ -41,16 +41,6 @@ from synchro.engine.marks import Restored
 from synchro.errors import ErrorKind, SynchroError
 from synchro.report_summary import cause_lines
 from synchro.reports import State
-
-
-def backup(db: Path, to: Path) -> None:
-    """What a backup tool does: SQLite's online backup of the live file."""
-    source, target = sqlite3.connect(db), sqlite3.connect(to)
-    try:
-        source.backup(target)
-    finally:
-        source.close()
-        target.close()
 
 
 def price(db: Path, ident: int) -> str:

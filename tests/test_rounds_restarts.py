@@ -17,11 +17,10 @@ from its files, a new service over them, which runs the ``sync`` command.
 from __future__ import annotations
 
 import datetime as dt
-import sqlite3
 from pathlib import Path
 from typing import Any
 
-from rounds_helpers import Group, group, rows, sql
+from rounds_helpers import Group, backup, group, rows, sql
 
 from synchro.engine.hq_round import HQService
 from synchro.engine.siege_node import take_back_key
@@ -78,16 +77,6 @@ def test_an_ack_of_an_answer_published_again_since_ends_the_round_ok(tmp_path: P
         assert served[0].details["controle"] == "identiques"
         assert g.service.acks.awaited("A") == []
         assert g.converged()
-
-
-def backup(db: Path, to: Path) -> None:
-    """What a backup tool does: SQLite's online backup of the live file."""
-    source, target = sqlite3.connect(db), sqlite3.connect(to)
-    try:
-        source.backup(target)
-    finally:
-        source.close()
-        target.close()
 
 
 def a_round(g: Group, code: str) -> None:

@@ -34,20 +34,17 @@ def again_when_lost(
 ) -> ImportResult:
     """``attempt()``, made again after a ``TransactionLost`` that is not the disk's, up to
     ``LOST_TRIES`` times; the result says how many it took (``attempts``)."""
-    for tries in range(1, LOST_TRIES):
-        try:
-            result = attempt()
-        except TransactionLost as exc:
-            if exc.kind is ErrorKind.DISK:
-                raise
-            log.warning("%s ; nouvel essai (%d sur %d)", exc, tries + 1, LOST_TRIES)
-            if cancel is not None and cancel.wait(LOST_PAUSE_S):
-                raise
-            if cancel is None:
-                time.sleep(LOST_PAUSE_S)
-            continue
-        return dataclasses.replace(result, attempts=tries) if tries > 1 else result
-    return dataclasses.replace(attempt(), attempts=LOST_TRIES)  # the last: its error stands
+    tries = [0]
+
+    def counted() -> ImportResult:
+        tries[0] += 1
+        return attempt()
+
+    def lost(exc: SynchroError) -> bool:
+        return isinstance(exc, TransactionLost) and exc.kind is not ErrorKind.DISK
+
+    result = _again(counted, lost, cancel)
+    return dataclasses.replace(result, attempts=tries[0]) if tries[0] > 1 else result
 
 
 def again_when_disconnected(
@@ -59,11 +56,21 @@ def again_when_disconnected(
     the database (``lost``: ``Adapter.lost_connection``; the capture words it as its own,
     the database's error as its cause) or by a transaction the database ended (not the
     disk's), up to ``LOST_TRIES`` times in all."""
+    return _again(attempt, lambda exc: _disconnected(exc, lost), cancel)
+
+
+def _again(
+    attempt: Callable[[], T],
+    again: Callable[[SynchroError], bool],
+    cancel: threading.Event | None,
+) -> T:
+    """``attempt()`` up to ``LOST_TRIES`` times while it fails with an error ``again``
+    says is worth another try, ``LOST_PAUSE_S`` apart (not once the user stopped)."""
     for tries in range(1, LOST_TRIES):
         try:
             return attempt()
         except SynchroError as exc:
-            if not _disconnected(exc, lost):
+            if not again(exc):
                 raise
             log.warning("%s ; nouvel essai (%d sur %d)", exc, tries + 1, LOST_TRIES)
             if cancel is not None and cancel.wait(LOST_PAUSE_S):
