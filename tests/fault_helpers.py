@@ -323,12 +323,16 @@ class World:
 
     # -- checks ---------------------------------------------------------------------------
 
+    def rows(self, node: str) -> dict[str, set[tuple[Any, ...]]]:
+        """``node``'s tables, read from its SQLite file."""
+        return table_rows(self.db(node))
+
     def differences(self, expected: dict[str, set[tuple[Any, ...]]]) -> tuple[int, int, list[str]]:
         """(rows lost, rows extra, nodes that differ) against the expected tables."""
         lost = extra = 0
         differ = []
         for node in NODES:
-            got = table_rows(self.db(node))
+            got = self.rows(node)
             node_lost = sum(len(expected[t] - got[t]) for t in TABLES)
             node_extra = sum(len(got[t] - expected[t]) for t in TABLES)
             if node_lost or node_extra:
@@ -388,6 +392,23 @@ def run_cli(folder: Path, *args: str, python: str = sys.executable) -> str:
     return done.stdout
 
 
+def init_group(folder: Callable[[str], Path], dbs: dict[str, str], python: str) -> int:
+    """``synchro init`` of each node in ``folder(node)`` on its database ``dbs[node]``, as
+    an administrator would: the Siège, then each establishment enrolled with its token.
+    The Siège's port."""
+    port = free_port()
+    hq = ("--port", str(port), "--listen", "127.0.0.1", "--servers", str(len(SITES)))
+    siege = ("--role", "siege", "--site", "SIEGE", "--db", dbs["SIEGE"], *hq)
+    run_cli(folder("SIEGE"), "init", *siege, "--max-reception", "00:00:40", python=python)
+    for site in SITES:
+        added = run_cli(folder("SIEGE"), "site", "add", site, "--host", "127.0.0.1", python=python)
+        token = added.strip().splitlines()[-1]
+        serveur = ("--role", "serveur", "--site", site, "--db", dbs[site], "--token", token)
+        tries = ("--attempts", str(ATTEMPTS), "--retry-delay", RETRY_DELAY)
+        run_cli(folder(site), "init", *serveur, *tries, python=python)
+    return port
+
+
 def build_template(root: Path, python: str = sys.executable) -> Path:
     """The group set up with the CLI (as an administrator would) after a first round."""
     root.mkdir(parents=True, exist_ok=True)
@@ -395,46 +416,7 @@ def build_template(root: Path, python: str = sys.executable) -> Path:
         root.joinpath(node).mkdir()
         sql(root / node / "data.db", SCHEMA + (seed_sql() if node == "SIEGE" else ""))
 
-    def cli(node: str, *args: str) -> str:
-        return run_cli(root / node, *args, python=python)
-
-    port = free_port()
-    cli(
-        "SIEGE",
-        "init",
-        "--role",
-        "siege",
-        "--site",
-        "SIEGE",
-        "--db",
-        "data.db",
-        "--port",
-        str(port),
-        "--listen",
-        "127.0.0.1",
-        "--servers",
-        "2",
-        "--max-reception",
-        "00:00:40",
-    )
-    for site in SITES:
-        token = cli("SIEGE", "site", "add", site, "--host", "127.0.0.1").strip().splitlines()[-1]
-        cli(
-            site,
-            "init",
-            "--role",
-            "serveur",
-            "--site",
-            site,
-            "--db",
-            "data.db",
-            "--token",
-            token,
-            "--attempts",
-            str(ATTEMPTS),
-            "--retry-delay",
-            RETRY_DELAY,
-        )
+    port = init_group(lambda node: root / node, {n: "data.db" for n in NODES}, python)
     world = World(root)
     world.port = port
     with world:

@@ -29,17 +29,13 @@ from pathlib import Path
 from typing import Any
 
 from fault_helpers import (
-    ATTEMPTS,
     BASE,
     NODES,
-    RETRY_DELAY,
     SCHEMA,
-    SITES,
     TABLES,
     World,
-    free_port,
+    init_group,
     mutations,
-    run_cli,
     seed_sql,
     table_rows,
 )
@@ -179,18 +175,7 @@ class ServerWorld(World):
         return canon_rows(table_rows(self.db(node)))
 
     def differences(self, expected: dict[str, set[tuple[Any, ...]]]) -> tuple[int, int, list[str]]:
-        expected = canon_rows(expected)
-        lost = extra = 0
-        differ = []
-        for node in NODES:
-            got = self.rows(node)
-            node_lost = sum(len(expected[t] - got[t]) for t in TABLES)
-            node_extra = sum(len(got[t] - expected[t]) for t in TABLES)
-            if node_lost or node_extra:
-                differ.append(f"{node}: {node_lost} manquantes, {node_extra} en trop")
-            lost += node_lost
-            extra += node_extra
-        return lost, extra, differ
+        return super().differences(canon_rows(expected))  # compared in the ``canon`` form
 
     def close(self) -> None:
         super().close()
@@ -244,31 +229,8 @@ def build_server_template(
 def _init_nodes(world: ServerWorld, python: str) -> None:
     """``synchro init`` of each node on its database, as an administrator would."""
 
-    def cli(node: str, *args: str) -> str:
-        return run_cli(world.folder(node), *args, python=python)
-
-    world.port = port = free_port()
-    hq = ("--port", str(port), "--listen", "127.0.0.1", "--servers", "2")
-    db = world.connection("SIEGE")
-    cli(
-        "SIEGE",
-        "init",
-        "--role",
-        "siege",
-        "--site",
-        "SIEGE",
-        "--db",
-        db,
-        *hq,
-        "--max-reception",
-        "00:00:40",
-    )
-    for site in SITES:
-        token = cli("SIEGE", "site", "add", site, "--host", "127.0.0.1").strip().splitlines()[-1]
-        args = ("--token", token, "--attempts", str(ATTEMPTS), "--retry-delay", RETRY_DELAY)
-        cli(
-            site, "init", "--role", "serveur", "--site", site, "--db", world.connection(site), *args
-        )
+    dbs = {node: world.connection(node) for node in NODES}
+    world.port = init_group(world.folder, dbs, python)
 
 
 def _write_model(world: ServerWorld, path: Path) -> dict[str, set[tuple[Any, ...]]]:
