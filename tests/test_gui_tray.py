@@ -164,6 +164,9 @@ def test_real_tray_changes_state_and_queues_menu_commands(trayer: None) -> None:
         assert [item.enabled for item in tray.icon.menu.items][1:3] == [True, False]
     finally:
         tray.stop()
+    # ``stop`` waits 5 s for the updater, whose last act is pystray's ``icon.stop()``: on a
+    # busy machine (CI, 6 Dec: still alive after those 5 s) the X11 loop answers later
+    tray.updater.join(30)  # type: ignore[union-attr]
     assert not tray.updater.is_alive()  # type: ignore[union-attr]
     # pystray's X11 loop sometimes misses its own DestroyNotify and lingers; it is a daemon
     # thread, so it can never keep the program alive after Quitter.
