@@ -269,8 +269,9 @@ class OdbcAdapter(OdbcDiscovery):
         one. Before, every later transaction of the process failed on the dead one."""
         try:
             self._start()
-        except DatabaseError:
-            self._after_lost()
+        except DatabaseError as exc:
+            if not self.lost_connection(exc):  # (one that says so: made again by _translate)
+                self._after_lost()  # e.g. a connection closed when a reconnect failed
             self._start()  # the server still unreachable: its error
 
     def _start(self) -> None:

@@ -34,17 +34,12 @@ def again_when_lost(
 ) -> ImportResult:
     """``attempt()``, made again after a ``TransactionLost`` that is not the disk's, up to
     ``LOST_TRIES`` times; the result says how many it took (``attempts``)."""
-    tries = [0]
-
-    def counted() -> ImportResult:
-        tries[0] += 1
-        return attempt()
 
     def lost(exc: SynchroError) -> bool:
         return isinstance(exc, TransactionLost) and exc.kind is not ErrorKind.DISK
 
-    result = _again(counted, lost, cancel)
-    return dataclasses.replace(result, attempts=tries[0]) if tries[0] > 1 else result
+    result, tries = _again(attempt, lost, cancel)
+    return dataclasses.replace(result, attempts=tries) if tries > 1 else result
 
 
 def again_when_disconnected(
@@ -56,19 +51,20 @@ def again_when_disconnected(
     the database (``lost``: ``Adapter.lost_connection``; the capture words it as its own,
     the database's error as its cause) or by a transaction the database ended (not the
     disk's), up to ``LOST_TRIES`` times in all."""
-    return _again(attempt, lambda exc: _disconnected(exc, lost), cancel)
+    return _again(attempt, lambda exc: _disconnected(exc, lost), cancel)[0]
 
 
 def _again(
     attempt: Callable[[], T],
     again: Callable[[SynchroError], bool],
     cancel: threading.Event | None,
-) -> T:
+) -> tuple[T, int]:
     """``attempt()`` up to ``LOST_TRIES`` times while it fails with an error ``again``
-    says is worth another try, ``LOST_PAUSE_S`` apart (not once the user stopped)."""
+    says is worth another try, ``LOST_PAUSE_S`` apart (not once the user stopped); its
+    result and the number of tries it took."""
     for tries in range(1, LOST_TRIES):
         try:
-            return attempt()
+            return attempt(), tries
         except SynchroError as exc:
             if not again(exc):
                 raise
@@ -77,7 +73,7 @@ def _again(
                 raise
             if cancel is None:
                 time.sleep(LOST_PAUSE_S)
-    return attempt()  # the last: its error stands
+    return attempt(), LOST_TRIES  # the last: its error stands
 
 
 def _disconnected(exc: BaseException, lost: Callable[[Exception], bool]) -> bool:
