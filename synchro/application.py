@@ -380,7 +380,5 @@ class NodeChecksums(NamedTuple):
 
 def node_checksums(config: Config, paths: NodePaths) -> NodeChecksums:
     """This node's per-table checksums and the conflicts its state kept."""
-    from synchro.engine.checksum import checksums
-
     with _open_node(config, paths) as node:
-        return NodeChecksums(checksums(node.adapter, node.tables().synced), node.state.conflicts())
+        return NodeChecksums(node.checksums(), node.state.conflicts())

@@ -211,13 +211,15 @@ def sql_state(exc: BaseException) -> str:
 
 
 # MariaDB Connector/ODBC says a lost connection under SQLSTATE HY000/HY001 on some calls
-# (setting autocommit: « Server has gone away (2006) (SQLSetConnectAttr) »)
-_GONE = re.compile(r"\((?:2006|2013)\)")
+# (setting autocommit: « Server has gone away (2006) (SQLSetConnectAttr) »; a statement sent
+# on a socket the server closed: « Write error: Broken pipe (32) (5014) »): Connector/C's
+# CR_SERVER_GONE_ERROR, CR_SERVER_LOST, CR_SERVER_LOST_EXTENDED, CR_ERR_NET_READ and _WRITE
+_GONE = re.compile(r"\((?:2006|2013|2055|5013|5014)\)")
 
 
 def connection_lost(exc: BaseException | None) -> bool:
     """Whether a driver error says the connection is gone (SQLSTATE class 08; 57: the
-    server's operator ended the session or stopped the server; MariaDB's 2006, 2013)."""
+    server's operator ended the session or stopped the server; MariaDB's own codes)."""
     if exc is None:
         return False
     return sql_state(exc)[:2] in ("08", "57") or _GONE.search(str(exc)) is not None

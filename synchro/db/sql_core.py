@@ -124,6 +124,13 @@ class SqlCore(Adapter):
             raise failed(self.where, doing, exc) from exc
         return cursor
 
+    def _close(self, cursor: Any) -> None:
+        """Close ``cursor``; one whose connection is gone (a new one made after the server
+        ended it, ``_translate``) has nothing left to close, and its error would hide the
+        one that says so."""
+        with contextlib.suppress(*self._driver_errors):
+            cursor.close()
+
     def _binders(self, table: Table, names: Sequence[str]) -> Binders:
         """The binders of these columns, prepared once per table."""
         return self._prepared(table, names)[0]

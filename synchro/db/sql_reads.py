@@ -164,7 +164,7 @@ class SqlReads(SqlCore):
                     return
                 yield from map(normalise_row, batch)
         finally:
-            cursor.close()
+            self._close(cursor)
 
     def fetch(self, table: Table, keys: Sequence[Key]) -> list[Row]:
         return self._fetch(table, keys, raw_text=False)

@@ -139,8 +139,12 @@ class Node(ABC):
         return (self.key,)
 
     def checksums(self) -> Sums:
-        """Per-table checksums of this node's database now (see ``engine.checksum``)."""
-        return checksums(self.adapter, self.tables().synced)
+        """Per-table checksums of this node's database now (see ``engine.checksum``), read
+        again on a new connection when the server's was lost (``engine.lost``)."""
+        tables = self.tables().synced
+        return again_when_disconnected(
+            lambda: checksums(self.adapter, tables), self.adapter.lost_connection
+        )
 
     # -- export -------------------------------------------------------------------------
 
