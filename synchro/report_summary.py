@@ -34,6 +34,10 @@ _CONTROLE_EN = (
         "not verifiable (package from an earlier state of the headquarters)",
     ),
     ("tables différentes : ", "tables differ: "),
+    (
+        "identiques hors modifications récentes (envoyées au prochain tour) : ",
+        "identical but for recent changes (sent at the next round): ",
+    ),
     ("identiques", "identical"),
     (" : ", ": "),
 )

@@ -124,21 +124,53 @@ def test_controle_is_identiques_after_a_round(tmp_path: Path) -> None:
         assert "Contrôle (sommes de contrôle des tables) : identiques" in message.text
 
 
-def test_controle_names_the_table_a_site_holds_differently(tmp_path: Path) -> None:
+def test_a_change_made_at_a_site_while_the_round_runs_is_sent_next_not_a_failure(
+    tmp_path: Path,
+) -> None:
+    """Right after the apply, before the checksums, the shop changes a row: the databases
+    differ, what the two nodes exchanged does not. The run and the round end OK, the
+    Contrôle says so, and the next round sends the row."""
     with group(tmp_path, ["3615"]) as g:
         seed(g)
         db = g.sites["3615"].db
 
-        def damage(event: Any) -> None:
-            """Right after the apply, before the checksums: a write the sync never saw."""
+        def shop(event: Any) -> None:
             if getattr(event, "key", "") == "engine.applied":
-                conn = sqlite3.connect(db)
-                conn.execute("UPDATE articles SET nom = 'abîmé' WHERE id = 1")
-                conn.commit()
-                conn.close()
+                sql(db, "UPDATE articles SET nom = 'Café crème' WHERE id = 1;")
 
         g.open_round()
-        record = g.run("3615", emit=damage)
+        record = g.run("3615", emit=shop)
+        assert record.state is State.OK, record.error
+        since = "identiques hors modifications récentes (envoyées au prochain tour) : articles"
+        assert record.details["controle"] == since
+        round_row = g.round_ended()
+        assert round_row.state is State.OK, round_row.error
+        assert site_rows(g, round_row.id)["3615"].details["controle"] == since
+        g.open_round()
+        assert g.run("3615").state is State.OK
+        assert rows(g.hq.db, "articles")[0][:2] == (1, "Café crème")
+        assert g.round_ended().details["controle"] == "identiques"
+
+
+def test_controle_names_the_table_a_site_holds_differently(tmp_path: Path) -> None:
+    with group(tmp_path, ["3615"]) as g:
+        seed(g)
+        member = g.sites["3615"]
+
+        def drift(event: Any) -> None:
+            """Right after the apply, before the checksums: a row gone from the database
+            and from the record of what the site exchanged — the two agree with each other,
+            not with the group (a bug of the engine's, a state put back with the data)."""
+            if getattr(event, "key", "") == "engine.applied":
+                sql(member.db, "DELETE FROM articles WHERE id = 1;")
+                state = sqlite3.connect(member.folder / "state.db")
+                [snap] = state.execute("SELECT snap FROM tables WHERE name = 'articles'")
+                state.execute(f'DELETE FROM "{snap[0]}" WHERE k0 = 1')
+                state.commit()
+                state.close()
+
+        g.open_round()
+        record = g.run("3615", emit=drift)
         assert record.state is State.FAILED
         assert "articles" in record.error and "ventes" not in record.error
         round_row = g.round_ended()

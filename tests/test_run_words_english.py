@@ -98,7 +98,11 @@ def test_a_round_s_verdict_is_said_in_english(tmp_path: Path) -> None:
 
 def test_status_lines_and_progress_are_said_in_english() -> None:
     theirs = {"items": (1, "00")}
-    for text, tables in (controle(theirs, None), controle(theirs, {"items": (2, "11")})):
+    since = controle(theirs, {"items": (2, "11")}, theirs, theirs)  # changed since, no more
+    assert "identical but for recent changes (sent at the next round): items" in said(
+        "engine.ack.received", site="3615", sequence=4, controle=[controle_words(*since[:2])]
+    ).text("en")
+    for text, tables, _pending in (controle(theirs, None), controle(theirs, {"items": (2, "11")})):
         line = said(
             "engine.ack.received", site="3615", sequence=4, controle=[controle_words(text, tables)]
         )
@@ -164,8 +168,9 @@ def test_a_table_left_out_for_want_of_a_key_says_why_in_english(tmp_path: Path) 
 
 
 def test_a_controle_that_found_tables_different_is_said_in_english(tmp_path: Path) -> None:
-    """The establishment applied the Siège's package, then its table changed: its ack's
-    checksums differ from the published ones, and its Rapport row says so."""
+    """The establishment applied the Siège's package, then captured a change the Siège
+    never received: its ack's checksums differ from the published ones, and so do the sums
+    of what it exchanged; its Rapport row says so."""
     site_db, hq_db = site_and_hq(tmp_path)
     now = dt.datetime(2026, 12, 6, 12, 0)
     with (
@@ -178,6 +183,7 @@ def test_a_controle_that_found_tables_different_is_said_in_english(tmp_path: Pat
         published = hq.publish("S1", tmp_path / "out")
         assert site.import_package(published.path).status == "applied"
         sql(site_db, "INSERT INTO items VALUES (9, 'changé depuis');")
+        site.export()  # (its package kept in the outbox: the Siège never gets it)
         owed = make_ack(site)
         assert owed is not None
         inbox = tmp_path / "ftp" / "S1" / "in"

@@ -16,6 +16,7 @@ from typing import Any
 
 from synchro.db import columnar
 from synchro.db.base import Adapter, Table
+from synchro.state import StateDB
 from synchro.values import row_hasher
 
 log = logging.getLogger("synchro.engine")
@@ -65,6 +66,22 @@ def _columnar_checksum(table: Table, batches: Iterator[Any]) -> tuple[int, str]:
 def checksums(adapter: Adapter, tables: Sequence[Table]) -> Sums:
     """The checksum of every table, by name."""
     return {t.name: table_checksum(adapter, t) for t in tables}
+
+
+def agreed_sums(state: StateDB, tables: Sequence[Table]) -> Sums:
+    """Per table, the checksum of its rows as this node last exchanged them: its snapshot,
+    whose hashes are the digests a row of the database gives (``values.row_hasher``).
+
+    Two nodes whose databases differ only by changes made there since (a shop that works
+    while the round runs: the next capture sends them) have the same agreed sums; a node
+    whose record of what it exchanged drifted from the group's, or that holds a row stored
+    differently from what was sent (its snapshot takes the stored row's hash,
+    ``engine.apply``), has not."""
+    out: Sums = {}
+    for table in tables:
+        count, total = state.snapshot_sum(state.snapshot_table(table))
+        out[table.name] = (count, f"{total % MOD:032x}")
+    return out
 
 
 def differing(

@@ -151,7 +151,8 @@ class AckBook:
         if ack.instance != state.instance:  # a package of an earlier life of this Siège
             return Received(ack, EARLIER, [], [])
         ours = self.node.published_sums(ack.sequence)
-        text, tables = controle(ack.checksums, ours)
+        agreed = self.node.published_agreed(ack.sequence)
+        text, tables, _pending = controle(ack.checksums, ours, ack.agreed, agreed)
         with state.transaction():
             acked, applied, out_seq = state.site(ack.site)  # a position of this Siège's log
             position = self.node.acked_after(ack.site, acked, ack.sequence, ack.to_pos)

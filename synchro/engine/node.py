@@ -20,7 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
@@ -33,7 +33,7 @@ from synchro.db.base import Adapter, Table
 from synchro.engine import marks
 from synchro.engine.apply import apply_changes
 from synchro.engine.apply_rows import ApplyContext, ApplyStats
-from synchro.engine.checksum import Sums, checksums
+from synchro.engine.checksum import Sums, agreed_sums, checksums
 from synchro.engine.lost import again_when_disconnected, again_when_lost
 from synchro.engine.node_results import (
     DUPLICATE,
@@ -145,6 +145,13 @@ class Node(ABC):
         return again_when_disconnected(
             lambda: checksums(self.adapter, tables), self.adapter.lost_connection
         )
+
+    def agreed_sums(self, names: Iterable[str] | None = None) -> Sums:
+        """The checksums of the rows as this node last exchanged them (all tables, or
+        those ``names``): ``engine.checksum.agreed_sums``."""
+        wanted = None if names is None else set(names)
+        tables = [t for t in self.tables().synced if wanted is None or t.name in wanted]
+        return agreed_sums(self.state, tables)
 
     # -- export -------------------------------------------------------------------------
 

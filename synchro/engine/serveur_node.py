@@ -221,6 +221,7 @@ class ServeurNode(Node):
             "to_pos": int(manifest.meta.get("to_pos", 0)),
             "instance": str(manifest.meta.get("instance", "")),
             "checksums": manifest.meta.get("checksums") or {},
+            "agreed": manifest.meta.get("agreed") or {},
         }
         self.state.set_meta(LAST_HQ, json.dumps(last))
         self.state.set_meta(ACK_DUE, "1")

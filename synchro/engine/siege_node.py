@@ -34,6 +34,7 @@ from synchro.engine.node_results import DUPLICATE, Admission, ImportResult
 from synchro.engine.policy import SIEGE_POLICY, ApplyPolicy
 from synchro.engine.take_back import adopt, rebuild
 from synchro.engine.twins import ACKED_NAMED
+from synchro.engine.watermark import remember_differing
 from synchro.errors import PackageError
 from synchro.names import package_glob, package_name, published_name
 from synchro.package import Manifest, PackageReader, PackageWriter, TableSchema, open_package
@@ -194,6 +195,10 @@ class SiegeNode(Node):
         staging.mkdir(parents=True, exist_ok=True)
         published: dict[str, Published] = {}
         sums = sums_to_json(self.checksums()) if sites else {}
+        agreed = sums_to_json(self.agreed_sums()) if sites else {}
+        if sites:  # changes made here since the capture: that capture reads them whole
+            with self.state.transaction():
+                remember_differing(self.state, [t for t in sums if sums[t] != agreed.get(t)])
         with SegmentStore(staging / "segments.tmp") as store:
             made: dict[int, list[Segment]] = {}  # by acknowledged position
             for site in sites:
@@ -202,7 +207,7 @@ class SiegeNode(Node):
                     made[acked] = build_segments(self.state, self.tables().synced, acked, store)
                     faults.point("node.publish.segments")
                 published[site] = self._publish_one(
-                    site, folder_of(site), staging, sums, made[acked], store
+                    site, folder_of(site), staging, (sums, agreed), made[acked], store
                 )
         if sites:
             with self.state.transaction():  # the superseded changes are no answer any more
@@ -215,19 +220,21 @@ class SiegeNode(Node):
         site: str,
         folder: Path,
         staging: Path,
-        sums: dict[str, list[object]],
+        proof: tuple[dict[str, list[object]], dict[str, list[object]]],
         segments: list[Segment],
         store: SegmentStore,
     ) -> Published:
         """One establishment's package: the segments of every origin but its own (all of
-        them for a site taking the group's data back)."""
+        them for a site taking the group's data back); ``proof``: the Siège's checksums and
+        agreed sums (JSON form), sent with it."""
+        sums, agreed = proof
         acked = self.state.site(site).acked_pos
         everything = self.state.get_meta(take_back_key(site)) is not None
         with self.state.transaction():
             sequence = self.state.get_int("out_seq") + 1
             self.state.set_meta("out_seq", str(sequence))
         staged = staging / package_name(self.code, sequence)
-        with self._published_writer(staged, sequence, acked, site, sums, everything) as writer:
+        with self._published_writer(staged, sequence, acked, site, proof, everything) as writer:
             for segment in segments if everything else segments_for(segments, site):
                 writer.splice(segment, store.read(segment))
             manifest = writer.close()
@@ -240,7 +247,7 @@ class SiegeNode(Node):
         with self.state.transaction():
             now = self.state.site(site)
             applied = now.applied_seq
-            self.state.remember_publication(sequence, sums, site, applied)
+            self.state.remember_publication(sequence, sums, site, applied, agreed)
             self.state.set_site(site, now.acked_pos, applied, sequence)
             self.state.set_meta(f"offered_acked:{site}", str(applied))
             if everything:
@@ -305,7 +312,7 @@ class SiegeNode(Node):
         sequence: int,
         acked: int,
         site: str,
-        sums: dict[str, list[object]],
+        proof: tuple[dict[str, list[object]], dict[str, list[object]]],
         everything: bool,
     ) -> PackageWriter:
         applied = self.state.site(site).applied_seq
@@ -322,7 +329,8 @@ class SiegeNode(Node):
                 "acked_digests": {site: self.state.applied_digests(site, applied, ACKED_NAMED)},
                 "acked_instances": {site: self.state.get_meta(f"instance:{site}") or ""},
                 "instance": self.state.instance,
-                "checksums": sums,
+                "checksums": proof[0],
+                "agreed": proof[1],
                 **({"take_back": True} if everything else {}),
                 **self._copy_seen(site),
             },
@@ -335,6 +343,11 @@ class SiegeNode(Node):
     def published_sums(self, sequence: int) -> Sums | None:
         """Its checksums when it published package ``sequence`` (None: unknown)."""
         data = self.state.publication_sums(sequence)
+        return sums_from_json(data) if data is not None else None
+
+    def published_agreed(self, sequence: int) -> Sums | None:
+        """Its agreed sums when it published package ``sequence`` (None: unknown)."""
+        data = self.state.publication_agreed(sequence)
         return sums_from_json(data) if data is not None else None
 
     def answered(self, sequence: int, site: str) -> int:

@@ -203,7 +203,7 @@ class SiteRun(Receiving):
         made = make_ack(self.node, measured)
         if made is None:
             return
-        ack, theirs = made
+        ack, theirs, theirs_agreed = made
         name = ack_name(ack.site, ack.sequence)
         folder = self.node.packages_dir / "acks"
         folder.mkdir(parents=True, exist_ok=True)
@@ -218,10 +218,10 @@ class SiteRun(Receiving):
 
         self._retry(send, "engine.attempt.send")
         faults.point("site.ack.sent")
-        text, tables = controle(ack.checksums, theirs)
+        text, tables, pending = controle(ack.checksums, theirs, ack.agreed, theirs_agreed)
         with self.node.state.transaction():
             self.node.state.set_meta(ACK_DUE, "0")
-            remember_differing(self.node.state, tables)  # read whole next time
+            remember_differing(self.node.state, tables + pending)  # read whole next time
         local.unlink(missing_ok=True)
         self.totals.details["controle"] = text
         if tables and not self.node.state.get_meta(UNSENT):  # (else: sent next, ``_run``)

@@ -271,16 +271,28 @@ class ChangeLog(Store):
         )
 
     def remember_publication(
-        self, sequence: int, sums: dict[str, list[object]], site: str, applied: int
+        self,
+        sequence: int,
+        sums: dict[str, list[object]],
+        site: str,
+        applied: int,
+        agreed: dict[str, list[object]] | None = None,
     ) -> None:
         """What the Siège's package ``sequence`` to ``site`` said: its checksums then
-        (``sums``, in their JSON form) and the last package of the site it answered."""
+        (``sums``, in their JSON form), those of its rows as last exchanged (``agreed``)
+        and the last package of the site it answered."""
         self.set_meta(f"sums:{sequence}", json.dumps(sums))
+        self.set_meta(f"agreed:{sequence}", json.dumps(agreed or {}))
         self.set_meta(f"answered:{sequence}", json.dumps({site: applied}))
 
     def publication_sums(self, sequence: int) -> Any:
         """The checksums (JSON form) kept with package ``sequence``; None: not kept."""
         text = self.get_meta(f"sums:{sequence}")
+        return json.loads(text) if text else None
+
+    def publication_agreed(self, sequence: int) -> Any:
+        """The sums of the rows as exchanged (JSON form) kept with package ``sequence``."""
+        text = self.get_meta(f"agreed:{sequence}")
         return json.loads(text) if text else None
 
     def publication_answered(self, sequence: int, site: str) -> int:
@@ -289,13 +301,14 @@ class ChangeLog(Store):
         return int(json.loads(text).get(site, 0)) if text else 0
 
     def forget_old_publications(self, keep: int) -> None:
-        """Drop the ``sums:<seq>`` and ``answered:<seq>`` meta entries of published packages
+        """Drop the ``sums:``, ``agreed:`` and ``answered:<seq>`` meta entries of packages
         more than ``keep`` publications per site older than the oldest a site was offered."""
         oldest, sites = self.conn.execute("SELECT MIN(out_seq), COUNT(*) FROM sites").fetchone()
         if oldest is None:
             return
         self.conn.execute(
-            "DELETE FROM meta WHERE (key LIKE 'sums:%' OR key LIKE 'answered:%') "
+            "DELETE FROM meta WHERE (key LIKE 'sums:%' OR key LIKE 'agreed:%' "
+            "OR key LIKE 'answered:%') "
             "AND CAST(substr(key, instr(key, ':') + 1) AS INTEGER) < ?",
             (int(oldest) - keep * max(1, int(sites)),),
         )

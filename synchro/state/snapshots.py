@@ -146,6 +146,16 @@ class Snapshots(Store):
         self.conn.execute(f'DROP TABLE temp."seen_{snap}"')
         return int(gone)
 
+    def snapshot_sum(self, snap: str) -> tuple[int, int]:
+        """(entries, sum of their hashes as big-endian integers): the « Contrôle » sum of
+        the rows as this node last exchanged them (``engine.checksum.agreed_sums``)."""
+        count = total = 0
+        from_bytes = int.from_bytes
+        for (digest,) in self.conn.execute(f'SELECT h FROM "{snap}"'):
+            total += from_bytes(digest, "big")
+            count += 1
+        return count, total
+
     def snapshot_count(self, snap: str) -> int:
         return int(self.conn.execute(f'SELECT COUNT(*) FROM "{snap}"').fetchone()[0])
 
