@@ -13,12 +13,18 @@ and one more round runs, as the next day's would. Checked, through each node's o
   silently: it is what every node holds, or the losing version of a conflict kept in a
   node's state, or a later write of another shop replaced it;
 - both rounds end OK at every node: a change a shop makes while the round runs is sent
-  by the next one, it is no damage.
+  by the next one, it is no damage (before the « Contrôle » compared what the nodes
+  exchanged, every node ended « Echec : tables différentes » here).
+
+On PostgreSQL, MariaDB and SQLite (the Siège, A, B), and on SQLite files; and with a node
+killed by SIGKILL at a failpoint (its capture, its apply, between its two commits) and
+started again while the shops go on writing.
 """
 
 from __future__ import annotations
 
 import json
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -28,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fault_helpers import NODES, TABLES, World, build_template, expected_after, sql
+from fault_helpers import NODES, SITES, TABLES, World, build_template, expected_after, sql
 from fault_servers import ServerWorld, build_server_template, drop_template
 from live_writer import HOT
 from server_dbs import canon_rows, require_servers
@@ -153,6 +159,54 @@ def test_a_round_while_every_shop_writes(layout: str, templates: Templates, tmp_
         expected = expected_rows(world, templates.made[layout], writers)
         check_own_rows(world, same(expected))
         check_hot_rows(world, writers)
+
+
+# (victim, failpoint): the capture written but not committed, a delivery half written,
+# the user's database committed and the state not
+KILLS = (
+    ("A", "node.export.written"),
+    ("SIEGE", "node.export.written"),
+    ("A", "apply.batch:2"),
+    ("SIEGE", "apply.batch:2"),
+    ("A", "node.apply.db_committed"),
+)
+
+
+@pytest.mark.parametrize(("victim", "point"), KILLS)
+def test_a_node_killed_while_every_shop_writes(
+    victim: str, point: str, templates: Templates, tmp_path: Path
+) -> None:
+    """As above, and ``victim`` dies by SIGKILL at ``point`` and is started again at once
+    while the shops go on writing; the round ends, then a quiet one: every node holds
+    every write once, and nothing is left « En cours... »."""
+    with templates.world("sqlite", tmp_path / "world") as world:
+        world.mutate(2)
+        writers = Writers(world)
+        try:
+            writers.wait_started()
+            procs = {"SIEGE": world.siege("sync", kill=point if victim == "SIEGE" else "")}
+            for site in SITES:
+                procs[site] = world.start(site, "sync", kill=point if victim == site else "")
+            assert procs[victim].wait() == -signal.SIGKILL, procs[victim].output()[-2000:]
+            procs[victim] = (
+                world.siege("sync", open_round=False)
+                if victim == "SIEGE"
+                else world.start(victim, "sync")
+            )
+            for proc in procs.values():
+                proc.wait()
+            writers.stop()
+        finally:
+            writers.kill()
+        for _round in range(2):  # a quiet round; a second when the first found a restart
+            quiet = world.round("sync")
+            if quiet == {"A": 0, "B": 0, "SIEGE": 0}:
+                break
+        outputs = "\n".join(p.output()[-1500:] for p in world.procs)
+        assert quiet == {"A": 0, "B": 0, "SIEGE": 0}, outputs
+        check_own_rows(world, expected_rows(world, templates.made["sqlite"], writers))
+        check_hot_rows(world, writers)
+        assert not [world.running_rows(n) for n in NODES if world.running_rows(n)]
 
 
 def expected_rows(world: World, template: Path, writers: Writers) -> Rows:
