@@ -5,8 +5,9 @@ packages.
 ``SiegeNode`` (``engine.siege_node``) or a ``ServeurNode`` (``engine.serveur_node``), made
 by ``engine.nodes.build_node`` from the config's role. Shared here:
 
-- ``export()``      capture local changes into a new package (what is kept of it is the
-                    role's: the Serveur's outbox, the Siège's change log);
+- ``export()``      capture local changes into a new package (``engine.node_export``;
+                    what is kept of it is the role's: the Serveur's outbox, the Siège's
+                    change log);
 - ``import_package()`` verify and apply a package exactly once (crash-safe); the role says
                     which packages it takes (``_admit``) and what it records (``_after_apply``);
 - ``status()``      tables, keys, row counts and pending changes.
@@ -19,14 +20,12 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, ClassVar, Self
+from typing import ClassVar, Self
 
 from synchro import faults
-from synchro.capture.diff import CaptureOptions, CaptureResult, capture, ensure_snapshots
-from synchro.capture.source import KeyOrderError
 from synchro.config.model import Config
 from synchro.db import open_database
 from synchro.db.base import Adapter, Table
@@ -35,39 +34,22 @@ from synchro.engine.apply import apply_changes
 from synchro.engine.apply_rows import ApplyContext, ApplyStats
 from synchro.engine.checksum import Sums, agreed_sums, checksums
 from synchro.engine.lost import again_when_disconnected, again_when_lost
-from synchro.engine.node_results import (
-    DUPLICATE,
-    Admission,
-    ExportResult,
-    ImportResult,
-    NodeStatus,
-)
+from synchro.engine.node_export import Exporting, Progress
+from synchro.engine.node_results import DUPLICATE, Admission, ImportResult, NodeStatus
 from synchro.engine.node_status import node_status, pending_changes
-from synchro.engine.policy import ApplyPolicy
-from synchro.engine.retry import retry_quarantined
 from synchro.engine.tables import TableSelection, select_tables
-from synchro.engine.watermark import full_read_tables
 from synchro.errors import PackageError
-from synchro.names import package_name
-from synchro.package import Manifest, PackageReader, PackageWriter, TableSchema, open_package
+from synchro.package import Manifest, PackageReader, open_package
 from synchro.state import StateDB
 
-Progress = Callable[[str, int], None]
 
-
-class _NothingNew(Exception):
-    """Rolls back an export that found nothing while older packages still wait."""
-
-
-class Node(ABC):
+class Node(Exporting):
     """Open with ``build_node(config, state_path, packages_dir, connection=...)``; close after.
 
     A subclass names its role: ``policy`` (how a change is applied there), ``export_kind``
     (the kind of its own packages), ``default_code``, and what it keeps of an export, which
     packages it takes and what it records after applying one."""
 
-    policy: ClassVar[ApplyPolicy]
-    export_kind: ClassVar[str]  # the manifest kind of this node's own packages
     default_code: ClassVar[str]  # the code when the config names none
 
     def __init__(
@@ -152,144 +134,6 @@ class Node(ABC):
         wanted = None if names is None else set(names)
         tables = [t for t in self.tables().synced if wanted is None or t.name in wanted]
         return agreed_sums(self.state, tables)
-
-    # -- export -------------------------------------------------------------------------
-
-    def export(
-        self,
-        out: Path | None = None,
-        *,
-        cancel: threading.Event | None = None,
-        progress: Progress | None = None,
-        since: dt.datetime | None = None,
-        only_if_new: bool = False,
-        deletes_confirmed: bool = False,
-        restore_confirmed: bool = False,
-    ) -> ExportResult:
-        """Capture every local change into a new package; commit the snapshot with it.
-
-        ``only_if_new`` (a Serveur's run): when nothing changed while older packages still
-        wait for the Siège, make none (``kept`` False) — they are sent again instead.
-        ``deletes_confirmed``: a person started it, so mass deletes are sent, not held
-        (``capture.mass_deletes``); ``restore_confirmed``: a person chose to send a restored
-        database as it is (Envoyer: ``engine.marks``) — MANUELLE alone does not. Made
-        again on a new connection when the server's was lost (``engine.lost``)."""
-        return again_when_disconnected(
-            lambda: self._export(
-                out, cancel, progress, since, only_if_new, deletes_confirmed, restore_confirmed
-            ),
-            self.adapter.lost_connection,
-            cancel,
-        )
-
-    def _export(
-        self,
-        out: Path | None,
-        cancel: threading.Event | None,
-        progress: Progress | None,
-        since: dt.datetime | None,
-        only_if_new: bool,
-        deletes_confirmed: bool,
-        restore_confirmed: bool,
-    ) -> ExportResult:
-        self.recover()
-        if not restore_confirmed:
-            marks.check(self.adapter, self.state, self.code)
-        # Discovered again at every export: a Node kept open (the Siège's service) sees a
-        # widened column, a new column or a new table before it retries or captures.
-        tables = self.tables(refresh=True).synced
-        retry_quarantined(self.adapter, self.state, tables, policy=self.policy, local=self.code)
-        ensure_snapshots(self.state, tables)
-        spooled: set[str] = set()
-        whole = full_read_tables(self.state)  # the « Contrôle » found them different
-        modified = {
-            t.name: self.config.database.rule(t.name).modified_column
-            for t in tables
-            if self.config.database.rule(t.name).modified_column and t.name not in whole
-        }
-        while True:
-            options = CaptureOptions(
-                modified_columns=modified,
-                since=since,
-                spooled=frozenset(spooled),
-                cancel=cancel,
-                progress=progress,
-                deletes_confirmed=deletes_confirmed,
-            )
-            try:
-                return self._export_once(tables, out, options, only_if_new)
-            except KeyOrderError as exc:
-                if exc.table in spooled:
-                    raise
-                spooled.add(exc.table)
-
-    def _export_once(
-        self, tables: list[Table], out: Path | None, options: CaptureOptions, only_if_new: bool
-    ) -> ExportResult:
-        try:
-            return self._export_kept(tables, out, options, only_if_new)
-        except _NothingNew as nothing:
-            result, manifest, path = nothing.args
-            path.unlink(missing_ok=True)
-            return ExportResult(path, manifest, result, kept=False)
-
-    def _export_kept(
-        self, tables: list[Table], out: Path | None, options: CaptureOptions, only_if_new: bool
-    ) -> ExportResult:
-        """The export; a node with nothing new to say makes no package (``_nothing_new``:
-        a Serveur whose capture is empty while older packages wait)."""
-        with self.state.transaction():
-            sequence = self.state.next_sequence()
-            path = out or self.packages_dir / "outbox" / package_name(self.code, sequence)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            meta: dict[str, Any] = {
-                "base_pos": self.state.get_int("hq_pos"),
-                "base_instance": self.state.get_meta("hq_instance") or "",
-                "instance": self.state.instance,
-                # The oldest package the Siège has not acknowledged: where a Siège meeting
-                # this life of the site for the first time must start (not at this one).
-                "first_unacked": min([s.sequence for s in self.state.outbox()] + [sequence]),
-                **self._export_meta(),
-            }
-            writer = PackageWriter(
-                path,
-                origin=self.code,
-                sequence=sequence,
-                kind=self.export_kind,
-                tables=[TableSchema.of(t) for t in tables],
-                meta=meta,
-                key=self.key,
-                created=self.now(),
-            )
-            # (``export`` checked the mark, or a person chose to send a restored database)
-            marks.bump(self.adapter, self.state, self.code, confirmed=True)
-            with writer:
-                result = capture(self.adapter, self.state, tables, writer, options)
-                manifest = writer.close()
-            faults.point("node.export.written")
-            if only_if_new and self._nothing_new(manifest, result, out):
-                raise _NothingNew(result, manifest, path)
-            self._keep_export(path, tables, manifest)
-        faults.point("node.export.committed")
-        if out is None:
-            self._exported(path)
-        return ExportResult(path, manifest, result)
-
-    def _export_meta(self) -> dict[str, Any]:
-        """What this node's packages say besides the positions (nothing, here)."""
-        return {}
-
-    def _nothing_new(self, manifest: Manifest, result: CaptureResult, out: Path | None) -> bool:
-        """Whether this export is better not made (see ``ServeurNode``); never, here."""
-        return False
-
-    @abstractmethod
-    def _keep_export(self, path: Path, tables: list[Table], manifest: Manifest) -> None:
-        """Record the package just written, in the export's state transaction."""
-
-    @abstractmethod
-    def _exported(self, path: Path) -> None:
-        """After the export committed, its package file in the outbox (``path``)."""
 
     # -- import -------------------------------------------------------------------------
 
