@@ -15,6 +15,7 @@ kind says so (``TransportError(..., kind=ErrorKind.DISK)``).
     ├── DatabaseError        database      the user's database refused or is unreachable
     │   └── SchemaError      database      a table cannot be synchronised as it is
     ├── TransactionLost      database      the database ended the whole transaction itself
+    │   └── CommitInDoubt    database      the connection lost during a commit: kept or not
     ├── StateError           disk          the node's own state or report file is damaged
     ├── CaptureError         database      reading the changes of a table failed
     ├── PackageError         data          a package is truncated, corrupted, foreign
@@ -302,6 +303,14 @@ class TransactionLost(SynchroError):
     the next run. ``DISK`` when the database said its disk is full."""
 
     default_kind = ErrorKind.DATABASE
+
+
+class CommitInDoubt(TransactionLost):
+    """The connection was lost while the database committed: the transaction may have been
+    kept or not, and nothing on this side can tell. Made again like a lost transaction
+    (``engine.lost``), but not known undone: an apply keeps its intent (``engine.node``),
+    so that it is made again — applying is idempotent — before anything is captured; the
+    rows it may have kept are never taken for this node's own changes."""
 
 
 class StateError(SynchroError):

@@ -56,6 +56,8 @@ ADDED = (
     *(f"engine.err.unusable{k}" for k in ("", ".table", ".names", ".column", ".table_name")),
     *(f"engine.err.{k}" for k in ("text_altered", "probe", "utf16_fault", "database_name")),
     *(f"engine.err.{k}" for k in ("no_pyodbc", "no_key", "no_column", "transaction_lost")),
+    "engine.err.commit_in_doubt",
+    "engine.controle.pending",
     *(f"engine.err.{k}" for k in ("capture", "no_round", "nothing_to_take_back")),
     *(f"engine.err.{k}" for k in ("log_unwritable", "folder", "asset")),
     "engine.report.unreadable",

@@ -19,7 +19,7 @@ from synchro.db.binding import Binder, Binders, Flattener, Refused, row_flattene
 from synchro.db.dialects import Dialect
 from synchro.db.doing import act, failed
 from synchro.db.pg_keys import array_params
-from synchro.errors import DatabaseError, Say, SchemaError, TransactionLost
+from synchro.errors import CommitInDoubt, DatabaseError, Say, SchemaError, TransactionLost
 from synchro.values import Kind
 
 FETCH_SIZE = 1000
@@ -232,9 +232,12 @@ class SqlCore(Adapter):
             raise self._lost_error(lost)
         try:
             self._commit()
-        except BaseException:  # deferred constraint, lost connection: leave no open transaction
-            with contextlib.suppress(DatabaseError):
+        except BaseException as exc:  # deferred constraint, lost connection: leave no open
+            with contextlib.suppress(DatabaseError):  # transaction
                 self._undo()
+            if isinstance(exc, DatabaseError) and self.lost_connection(exc):
+                said = {"where": self.where, "error": [exc.say] if exc.say else str(exc)}
+                raise CommitInDoubt(say=("engine.err.commit_in_doubt", said)) from exc
             raise
 
     def _undo(self) -> None:

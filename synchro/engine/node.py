@@ -38,7 +38,7 @@ from synchro.engine.node_export import Exporting, Progress
 from synchro.engine.node_results import DUPLICATE, Admission, ImportResult, NodeStatus
 from synchro.engine.node_status import node_status, pending_changes
 from synchro.engine.tables import TableSelection, select_tables
-from synchro.errors import PackageError
+from synchro.errors import CommitInDoubt, PackageError
 from synchro.package import Manifest, PackageReader, open_package
 from synchro.state import StateDB
 
@@ -151,7 +151,7 @@ class Node(Exporting):
     def _import_once(
         self, path: Path, cancel: threading.Event | None, progress: Progress | None
     ) -> ImportResult:
-        self.recover()
+        self.recover(redoing=path)
         reader = open_package(path, self.keys())
         manifest = reader.manifest
         origin, sequence = manifest.origin, manifest.sequence
@@ -233,6 +233,8 @@ class Node(Exporting):
                     manifest.sha256,
                 )
                 self.state.clear_intent()
+        except CommitInDoubt:  # the rows may be kept: the intent makes it done again first
+            raise
         except BaseException:
             with self.state.transaction():
                 self.state.clear_intent()
@@ -246,13 +248,16 @@ class Node(Exporting):
         """Record what applying ``reader``'s package changes for this node (same
         transaction)."""
 
-    def recover(self) -> str | None:
-        """Finish an apply interrupted by a crash (re-applying is idempotent)."""
+    def recover(self, redoing: Path | None = None) -> str | None:
+        """Finish an apply interrupted by a crash or a commit in doubt (re-applying is
+        idempotent); not when it is ``redoing``, the package the caller applies now."""
         intent = self.state.intent()
         if intent is None:
             return None
         with self.state.transaction():
             self.state.clear_intent()
+        if intent.path == redoing:
+            return None
         if self.state.is_applied(intent.origin, intent.sequence) or not intent.path.exists():
             return None
         self.import_package(intent.path)
