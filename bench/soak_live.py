@@ -1,0 +1,196 @@
+"""A seeded random campaign: a node killed -9 at a random moment while every shop writes.
+
+    .venv/bin/python bench/soak_live.py --seeds 1-100 [--workers 2] [--minutes M]
+        [--dir DIR] [--keep]
+
+Each seed runs the group of the fault suite (``tests/fault_helpers.py``: Siège, A and B as
+real ``python -m synchro`` processes over FTPS on loopback, SQLite files) through round 2
+while, at every node, the shop's program writes into the same database (``live_writer``,
+a process per node, its changes drawn from the seed). ``random.Random(seed)`` draws the
+Siège's mode (``sync``/``serve``), the victim (SIEGE, A or B) and a delay over [0, 1.2 x]
+the victim's measured life in such a round, after which its process is SIGKILLed by PID
+and started again at once. The writers stop when the round is over; then a quiet round
+(a second one when the first still finds work). Checked (``tests/live_helpers.py``): every
+node holds every committed write of every shop once and the group's changes, the hot
+clients are the same everywhere and no shop's last write to one was lost silently, the
+quiet round ends OK everywhere, nothing is left « En cours... ». One line per seed, then a
+summary; exit code 1 on any problem.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import dataclasses
+import random
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+
+import fault_helpers as fh
+from fault_helpers import NODES, SITES, World
+from live_helpers import Writers, check_rows
+
+MODES = ("sync", "serve")
+LATE = 1.2
+
+
+@dataclasses.dataclass
+class Seed:
+    seed: int
+    mode: str
+    victim: str
+    delay: float
+    landed: bool = False
+    problems: list[str] = dataclasses.field(default_factory=list)
+    seconds: float = 0.0
+
+
+def draw(seed: int, lives: dict[str, float]) -> Seed:
+    rng = random.Random(seed)
+    mode = rng.choice(MODES)
+    victim = rng.choice(NODES)
+    return Seed(seed, mode, victim, rng.uniform(0, LATE) * lives[f"{mode}.{victim}"])
+
+
+def round_with_writers(
+    world: World, mode: str, seed: int, kill: Seed | None = None
+) -> tuple[Writers, dict[str, float]]:
+    """Round 2 while the shops write; ``kill``: its victim SIGKILLed after its delay and
+    started again. The writers stopped; how long each node's first process lived."""
+    world.mutate(2)
+    writers = Writers(world, seed)
+    lives: dict[str, float] = {}
+    try:
+        writers.wait_started()
+        started = time.monotonic()
+        procs = {"SIEGE": world.siege(mode)}
+        for site in SITES:
+            procs[site] = world.start(site, "sync")
+        if kill is not None:
+            time.sleep(kill.delay)
+            kill.landed = fh.sigkill(procs[kill.victim].popen)
+            if kill.landed:
+                procs[kill.victim] = (
+                    world.siege(mode, open_round=False)
+                    if kill.victim == "SIEGE"
+                    else world.start(kill.victim, "sync")
+                )
+        for site in SITES:
+            procs[site].wait()
+            lives[site] = time.monotonic() - started
+        if mode == "sync":
+            procs["SIEGE"].wait()
+            lives["SIEGE"] = time.monotonic() - started
+        else:
+            lives["SIEGE"] = time.monotonic() - started  # a service: until the sites end
+            world.stop(procs["SIEGE"])
+        writers.stop()
+    finally:
+        writers.kill()
+    return writers, lives
+
+
+def run_seed(s: Seed, template: Path, root: Path) -> Seed:
+    began = time.monotonic()
+    try:
+        with World.copy(template, root) as world:
+            writers, _lives = round_with_writers(world, s.mode, s.seed, s)
+            codes: dict[str, int] = {}
+            for _round in range(2):
+                codes = world.round(s.mode)
+                if all(c == 0 for c in codes.values()):
+                    break
+            if any(c != 0 for c in codes.values()):
+                s.problems.append(f"quiet round: {codes}")
+            try:
+                check_rows(world, template, writers)
+            except AssertionError as exc:
+                s.problems.append(str(exc)[:500])
+            left = [f"{n}#{i}" for n in NODES for i, _k in world.running_rows(n)]
+            if left:
+                s.problems.append(f"left « En cours... »: {left}")
+    except Exception as exc:  # a harness failure is a problem to read, not a crash
+        s.problems.append(f"{type(exc).__name__}: {str(exc)[:500]}")
+    s.seconds = time.monotonic() - began
+    return s
+
+
+def calibrate(template: Path, root: Path, workers: int) -> dict[str, float]:
+    """Each node's median life in an uninterrupted round with writers, per mode."""
+    found: dict[str, list[float]] = {}
+
+    def one(mode: str, index: int) -> dict[str, float]:
+        with World.copy(template, root / f"cal-{mode}-{index}") as world:
+            return round_with_writers(world, mode, 10_000 + index)[1]
+
+    with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+        jobs = [(m, pool.submit(one, m, i)) for m in MODES for i in range(workers)]
+        for mode, job in jobs:
+            for node, life in job.result().items():
+                found.setdefault(f"{mode}.{node}", []).append(life)
+    return {k: statistics.median(v) for k, v in found.items()}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", default="1-20")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--minutes", type=float, default=0)
+    parser.add_argument("--dir", default="")
+    parser.add_argument("--keep", action="store_true")
+    args = parser.parse_args()
+    low, _, high = args.seeds.partition("-")
+    seeds = range(int(low), int(high or low) + 1)
+    base = Path(args.dir or tempfile.mkdtemp(prefix="soak-live-"))
+    base.mkdir(parents=True, exist_ok=True)
+    deadline = time.monotonic() + args.minutes * 60 if args.minutes else float("inf")
+    try:
+        template = fh.build_template(base / "template")
+        lives = calibrate(template, base, args.workers)
+        print("lives: " + ", ".join(f"{k}={v:.2f}" for k, v in sorted(lives.items())))
+        done: list[Seed] = []
+        with concurrent.futures.ThreadPoolExecutor(args.workers) as pool:
+            jobs = [
+                pool.submit(
+                    lambda s: (
+                        run_seed(s, template, base / f"seed-{s.seed}")
+                        if time.monotonic() < deadline
+                        else s
+                    ),
+                    draw(n, lives),
+                )
+                for n in seeds
+            ]
+            for job in concurrent.futures.as_completed(jobs):
+                s = job.result()
+                if not s.seconds:
+                    continue
+                done.append(s)
+                state = "PROBLEM " + " | ".join(s.problems) if s.problems else "ok"
+                print(
+                    f"seed {s.seed:5d} {s.mode:5s} {s.victim:5s} at {s.delay:5.2f}s "
+                    f"{'killed' if s.landed else 'ended '} {s.seconds:5.1f}s {state}",
+                    flush=True,
+                )
+                if not args.keep and not s.problems:
+                    shutil.rmtree(base / f"seed-{s.seed}", ignore_errors=True)
+    finally:
+        if not args.keep and not args.dir:
+            shutil.rmtree(base, ignore_errors=True)
+    bad = [s for s in done if s.problems]
+    killed = sum(s.landed for s in done)
+    print(
+        f"{len(done)} seeds, {killed} kills landed, {len(bad)} with a problem"
+        + (f": {[s.seed for s in bad]}" if bad else "")
+    )
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
