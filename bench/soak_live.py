@@ -151,6 +151,7 @@ def main() -> int:
     base.mkdir(parents=True, exist_ok=True)
     deadline = time.monotonic() + args.minutes * 60 if args.minutes else float("inf")
     try:
+        shutil.rmtree(base / "template", ignore_errors=True)  # (a run stopped before)
         template = fh.build_template(base / "template")
         lives = calibrate(template, base, args.workers)
         print("lives: " + ", ".join(f"{k}={v:.2f}" for k, v in sorted(lives.items())))
