@@ -160,7 +160,8 @@ def _rows(db: Path) -> Rows:
 
 
 def replay(changes: list[dict[str, Any]]) -> str:
-    """The SQL of a shop's journal, its own clients only (the hot ones are checked apart)."""
+    """The SQL of a shop's journal, its own clients and their orders only (the hot clients
+    are checked apart)."""
 
     def text(value: str) -> str:
         return "'" + value.replace("'", "''") + "'"
@@ -169,9 +170,11 @@ def replay(changes: list[dict[str, Any]]) -> str:
     for c in changes:
         if c["op"] == "insert":
             lines.append(f"INSERT INTO clients VALUES ({c['id']}, {text(c['nom'])}, 'live');")
+            lines.append(f"INSERT INTO commandes VALUES ({c['id']}, {c['id']}, '12.50', 'live');")
         elif c["op"] == "update":
             lines.append(f"UPDATE clients SET nom = {text(c['nom'])} WHERE id = {c['id']};")
         elif c["op"] == "delete":
+            lines.append(f"DELETE FROM commandes WHERE client_id = {c['id']};")
             lines.append(f"DELETE FROM clients WHERE id = {c['id']};")
     return "\n".join(lines)
 

@@ -5,10 +5,12 @@ SEED``): ``KIND`` is ``sqlite`` (``TARGET`` a file) or a server kind (``TARGET``
 database's name, reached through its ODBC driver with the tests' own connection,
 ``server_dbs.connect``). Until the file ``STOP`` exists it writes, each change its own
 committed transaction, a few milliseconds apart: new clients in the node's own range of
-ids, changes and deletes of those, and changes of a few « hot » clients of the Siège's that
-every node's writer changes too (the conflicts a group meets when two shops change one
-customer). After each commit it appends the change to ``JOURNAL`` (one JSON line, with the
-wall clock): the journal holds exactly what the database committed.
+ids, each with an order of its own in the same transaction (a sale to a new customer: the
+order refers to the client), changes and deletes of those (the order first), and changes
+of a few « hot » clients of the Siège's that every node's writer changes too (the
+conflicts a group meets when two shops change one customer). After each commit it
+appends the change to ``JOURNAL`` (one JSON line, with the wall clock): the journal holds
+exactly what the database committed.
 """
 
 from __future__ import annotations
@@ -38,13 +40,16 @@ class Writer:
             self.conn = connect(ServerDb(kind, target))
         self.node = node
 
-    def run(self, sql: str, params: tuple[Any, ...]) -> None:
+    def run(self, *statements: tuple[str, tuple[Any, ...]]) -> None:
+        """The statements in one transaction, committed."""
         if self.kind == "sqlite":
             self.conn.execute("BEGIN IMMEDIATE")
-            self.conn.execute(sql, params)
+            for sql, params in statements:
+                self.conn.execute(sql, params)
             self.conn.execute("COMMIT")
         else:
-            self.conn.execute(sql, params)
+            for sql, params in statements:
+                self.conn.execute(sql, params)
             self.conn.commit()
 
 
@@ -59,21 +64,27 @@ def main(node: str, kind: str, target: str, journal: Path, stop: Path, seed: int
             text = f"{node} {made} {rng.choice(TEXTS)}"
             if draw < 0.45 or not live:
                 key = LIVE_BASE[node] + made
-                writer.run("INSERT INTO clients VALUES (?, ?, ?)", (key, text, "live"))
+                writer.run(
+                    ("INSERT INTO clients VALUES (?, ?, ?)", (key, text, "live")),
+                    ("INSERT INTO commandes VALUES (?, ?, ?, ?)", (key, key, "12.50", "live")),
+                )
                 change = {"op": "insert", "id": key, "nom": text, "note": "live"}
                 live.append(key)
             elif draw < 0.65:
                 key = rng.choice(live)
-                writer.run("UPDATE clients SET nom = ? WHERE id = ?", (text, key))
+                writer.run(("UPDATE clients SET nom = ? WHERE id = ?", (text, key)))
                 change = {"op": "update", "id": key, "nom": text}
             elif draw < 0.75:
                 key = live.pop(rng.randrange(len(live)))
-                writer.run("DELETE FROM clients WHERE id = ?", (key,))
+                writer.run(
+                    ("DELETE FROM commandes WHERE client_id = ?", (key,)),
+                    ("DELETE FROM clients WHERE id = ?", (key,)),
+                )
                 change = {"op": "delete", "id": key}
             else:
                 key = rng.choice(HOT)
                 note = f"hot {node} {made} {rng.choice(TEXTS)}"
-                writer.run("UPDATE clients SET note = ? WHERE id = ?", (note, key))
+                writer.run(("UPDATE clients SET note = ? WHERE id = ?", (note, key)))
                 change = {"op": "hot", "id": key, "note": note}
             made += 1
             out.write(json.dumps({**change, "at": time.time()}, ensure_ascii=False) + "\n")

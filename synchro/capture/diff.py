@@ -37,6 +37,7 @@ from synchro.capture.full_scan import (
     row_items,
 )
 from synchro.capture.mass_deletes import MassDeletes, Vanished, too_many
+from synchro.capture.parents import ParentCheck
 from synchro.capture.source import (
     checked_rows,
     held_rows,
@@ -64,6 +65,7 @@ class TableCount:
     deletes: int = 0
     scanned: int = 0
     held: int = 0  # rows set aside: a value that cannot travel
+    held_back: int = 0  # rows whose parent arrived during the capture: sent next time
 
 
 @dataclass
@@ -169,6 +171,7 @@ def capture(
     ``ensure_snapshots`` must have been called (and committed) before.
     """
     result = CaptureResult()
+    synced = {t.name: t for t in tables}
     state.start_capture_deletes()
     vanished: list[Vanished] = []
     with state.reader() as snap_reader:
@@ -179,7 +182,9 @@ def capture(
             had = None  # rows at the last exchange: counted only when deletes may be held
             if not options.deletes_confirmed:
                 had = state.snapshot_count(state.snapshot_table(table))
-            _capture_table(adapter, state, snap_reader, table, order, writer, options, count)
+            _capture_table(
+                adapter, state, snap_reader, table, order, writer, options, count, synced
+            )
             if had is not None and too_many(count.deletes, had):
                 vanished.append(Vanished(table.name, count.deletes, had))
     if vanished:  # nothing of this capture is kept: the caller's transaction rolls back
@@ -208,6 +213,7 @@ def _capture_table(
     writer: PackageWriter,
     options: CaptureOptions,
     count: TableCount,
+    synced: dict[str, Table],
 ) -> None:
     snap = state.snapshot_table(table)
     nkeys = len(table.key)
@@ -252,7 +258,8 @@ def _capture_table(
                 if in_snap and not in_db:
                     on_delete(skey)
         else:
-            emitter = Emitter(table, writer, snapw, holder)
+            parents = ParentCheck(adapter, state, table, synced)
+            emitter = Emitter(table, writer, snapw, holder, parents)
 
             def diff_with(source: Iterator[Item], *, columnar: bool) -> None:
                 snap_rows = state.snapshot_in_order(snap_reader, snap, nkeys, hashes=True)

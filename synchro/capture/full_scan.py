@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from synchro import faults
+from synchro.capture.parents import HOLD_AT_MOST, ParentCheck
 from synchro.capture.source import CHECK_EVERY, KeyOrderError, rows_in_key_order, snapshot_key
 from synchro.db import columnar
 from synchro.db.base import Adapter, Row, Table
@@ -95,16 +96,61 @@ def _plain_key(kind: Kind, array: Any) -> bool:
 
 class Emitter:
     """Writes a changed row to the package and its digest to the snapshot (or sets the row
-    aside when it cannot travel); counts inserts and updates."""
+    aside when it cannot travel); counts inserts and updates. With ``parents`` (the
+    table's foreign keys to synchronised parents), a row whose parent the group does not
+    have yet waits for ``finish``: held back when its parent arrived during the capture
+    (``capture.parents``), written otherwise."""
 
-    def __init__(self, table: Table, writer: Any, snapw: Any, holder: Any) -> None:
-        self.name, self.write, self.holder = table.name, writer.write, holder
+    def __init__(
+        self,
+        table: Table,
+        writer: Any,
+        snapw: Any,
+        holder: Any,
+        parents: ParentCheck | None = None,
+    ) -> None:
+        self.table, self.name, self.write, self.holder = table, table.name, writer.write, holder
         self.put = snapw.put
         self.normalise = row_normaliser(table.kinds)
-        self.inserts = self.updates = 0
+        self.inserts = self.updates = self.held_back = 0
+        self.parents = parents if parents is not None and parents.links else None
+        self.waiting: list[tuple[tuple[Any, ...], Row, bytes, bool]] = []
+        self.orphans: list[tuple[tuple[Any, ...], Row, bytes, bool]] = []
 
     def emit(self, skey: tuple[Any, ...], row: Row, digest: bytes, in_snap: bool) -> None:
         row = self.normalise(row)  # (a row read raw; one already normal passes as it is)
+        if self.parents is None:
+            self._write(skey, row, digest, in_snap)
+            return
+        self.waiting.append((skey, row, digest, in_snap))
+        if len(self.waiting) >= CHECK_EVERY:
+            self._check()
+
+    def _check(self) -> None:
+        assert self.parents is not None
+        orphans = self.parents.orphans([w[1] for w in self.waiting])
+        for item, orphan in zip(self.waiting, orphans, strict=True):
+            if orphan and len(self.orphans) < HOLD_AT_MOST:
+                self.orphans.append(item)
+            else:
+                self._write(*item)
+        self.waiting.clear()
+
+    def finish(self) -> None:
+        """After the table's scan: the rows that waited are written or held back."""
+        if self.parents is None:
+            return
+        self._check()
+        for item in self.orphans:
+            if self.parents.parent_now(item[1]):
+                self.held_back += 1  # not written, not in the snapshot: sent next time
+            else:
+                self._write(*item)
+        self.orphans.clear()
+        if self.held_back:
+            self.parents.held_back(self.table, self.held_back)
+
+    def _write(self, skey: tuple[Any, ...], row: Row, digest: bytes, in_snap: bool) -> None:
         try:
             self.write(self.name, "U", row)
         except PackageError as exc:
@@ -231,9 +277,11 @@ def full_diff(
         if close is not None:
             close()  # a generator: its ADBC connection (if any) is closed now
     deferred.finish(on_delete)
+    emitter.finish()
     count.scanned = seen
     count.inserts += emitter.inserts
     count.updates += emitter.updates
+    count.held_back += emitter.held_back
     while snap_key is not None:
         on_delete(snap_key)
         snap_row = next(snaps, None)

@@ -1,0 +1,100 @@
+"""Rows whose parent arrived while the capture read: left for the next capture.
+
+The capture reads the tables one after the other, parents first (``engine.tables``). A
+shop that sells to a new customer while it reads — the customer and the order committed
+together, after the customers were read and before the orders were — leaves an order
+whose customer is neither in this package nor known to the group (not in the customers'
+snapshot). Sent as it is, the order is refused at every receiver (its parent missing:
+quarantined there, the round an Echec), until both travel at the next round. Such a row is
+held back instead: left out of this package and of the snapshot, so the next capture,
+which reads its parent too, sends both. Only when the parent is in the database now: a row
+whose parent is nowhere (a database that does not enforce its foreign keys) goes as it
+did, for the receivers to say they refuse it.
+
+Checked for the rows a capture sends (inserts and updates), against the parents' snapshots
+(one query per batch and foreign key); the database is read only for the rows found
+without their parent, after the table's scan (no cursor of the scan open then).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from synchro.db.base import Adapter, Row, Table
+from synchro.state import StateDB, snap_value
+from synchro.values import Kind, normalise
+
+log = logging.getLogger("synchro.capture")
+HOLD_AT_MOST = 10_000  # rows held back in one table; beyond, they go as they are
+
+
+@dataclass(frozen=True)
+class _Link:
+    """One foreign key of the table to a synchronised parent, by the parent's key."""
+
+    parent: Table
+    snap: str
+    positions: tuple[int, ...]  # the child's columns, in the order of the parent's key
+    kinds: tuple[Kind, ...]  # the parent's key kinds
+
+
+class ParentCheck:
+    """The foreign keys of ``table`` whose parents this node synchronises."""
+
+    def __init__(
+        self, adapter: Adapter, state: StateDB, table: Table, synced: Mapping[str, Table]
+    ) -> None:
+        self.adapter, self.state = adapter, state
+        self.links: list[_Link] = []
+        names = table.column_names
+        for fk in table.foreign_keys:
+            parent = synced.get(fk.ref_table)
+            if parent is None or parent.name == table.name or not parent.key:
+                continue
+            by_ref = dict(zip(fk.ref_columns, fk.columns, strict=False))
+            if set(by_ref) != set(parent.key):
+                continue  # (a reference to another unique column: not checked)
+            positions = tuple(names.index(by_ref[k]) for k in parent.key)
+            snap = state.snapshot_table(parent)
+            self.links.append(_Link(parent, snap, positions, parent.key_kinds))
+
+    def orphans(self, rows: Sequence[Row]) -> list[bool]:
+        """For each row, whether a parent it refers to is not in that parent's snapshot
+        (the group does not have it, and this capture did not send it)."""
+        out = [False] * len(rows)
+        for link in self.links:
+            keys: dict[tuple[Any, ...], list[int]] = {}
+            for i, row in enumerate(rows):
+                values = [row[p] for p in link.positions]
+                if any(v is None for v in values):
+                    continue
+                skey = tuple(snap_value(k, v) for k, v in zip(link.kinds, values, strict=True))
+                keys.setdefault(skey, []).append(i)
+            found = self.state.snapshot_hashes(link.snap, len(link.kinds), list(keys))
+            for skey, where in keys.items():
+                if skey not in found:
+                    for i in where:
+                        out[i] = True
+        return out
+
+    def parent_now(self, row: Row) -> bool:
+        """Whether every parent ``row`` refers to is in the database now."""
+        for link in self.links:
+            values = [row[p] for p in link.positions]
+            if any(v is None for v in values):
+                continue
+            key = tuple(normalise(k, v) for k, v in zip(link.kinds, values, strict=True))
+            if not self.adapter.fetch(link.parent, [key]):
+                return False
+        return True
+
+    def held_back(self, table: Table, count: int) -> None:
+        log.info(
+            "Table %s : %d ligne(s) envoyée(s) au prochain envoi (leur parent est arrivé "
+            "pendant la lecture)",
+            table.name,
+            count,
+        )

@@ -1,0 +1,103 @@
+"""A row whose parent arrived while the capture read is sent with it, next time.
+
+The capture reads ``clients`` then ``commandes`` (parents first). Between the two, the
+shop's program commits a new client and its first order (another connection, as the
+shop's own program): the order is read, its client was not. Before, the order went alone
+and every receiver refused it (its parent missing: quarantined there, the round an
+Echec). Now it is held back — out of the package and of the snapshot — and the next
+capture sends both; the receiver applies both, nothing refused. A row whose parent is
+nowhere (SQLite does not enforce foreign keys unless asked) still goes as it did.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from backends import Backend
+from engine_helpers import make_node
+
+from synchro import faults
+from synchro.package import open_package
+
+DDL = (
+    "CREATE TABLE clients (id INTEGER PRIMARY KEY, nom VARCHAR(40) NOT NULL)",
+    "CREATE TABLE commandes (id INTEGER PRIMARY KEY, client_id INTEGER NOT NULL"
+    " REFERENCES clients (id), etat VARCHAR(20))",
+)
+
+
+def sent(node: Any, path: Path) -> dict[str, list[tuple[Any, ...]]]:
+    """The rows of a package by table (upserts)."""
+    out: dict[str, list[tuple[Any, ...]]] = {}
+    for change in open_package(path, node.keys()).changes():
+        out.setdefault(change.table, []).append(tuple(change.values))
+    return out
+
+
+@pytest.mark.parametrize("name", ["sqlite", "postgresql", "mariadb"])
+def test_an_order_whose_client_arrived_during_the_capture_waits_for_it(
+    name: str,
+    make_backend: Callable[[str], Backend],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    shop, hq_db = make_backend(name), make_backend("sqlite")
+    for backend in (shop, hq_db):
+        for statement in DDL:
+            backend.execute(statement + (" ENGINE=InnoDB" if backend.name == "mariadb" else ""))
+    shop.execute("INSERT INTO clients VALUES (1, 'Zoé')")
+    shop.execute("INSERT INTO commandes VALUES (1, 1, 'neuve')")
+    real_point = faults.point
+    tables_read = []
+
+    def point(point_name: str, *args: Any, **kwargs: Any) -> None:
+        if point_name == "capture.table":
+            tables_read.append(point_name)
+            if len(tables_read) == 2:  # clients read, commandes not yet: a sale
+                shop.execute("INSERT INTO clients VALUES (2, '新しい客 😀')")
+                shop.execute("INSERT INTO commandes VALUES (2, 2, 'neuve')")
+        real_point(point_name, *args, **kwargs)
+
+    monkeypatch.setattr(faults, "point", point)
+    with (
+        make_node(tmp_path, "A", shop.connection) as site,
+        make_node(tmp_path, "HQ", hq_db.connection, hq=True) as hq,
+    ):
+        first = site.export()
+        assert len(tables_read) >= 2, "the capture never reached the second table"
+        assert sent(site, first.path) == {
+            "clients": [(1, "Zoé")],
+            "commandes": [(1, 1, "neuve")],  # order 2 held back: its client is not here
+        }
+        assert first.capture.counts["commandes"].held_back == 1
+        applied = hq.import_package(first.path)
+        assert applied.status == "applied" and applied.stats.quarantined == 0
+        second = site.export()
+        assert sent(site, second.path) == {
+            "clients": [(2, "新しい客 😀")],
+            "commandes": [(2, 2, "neuve")],
+        }
+        applied = hq.import_package(second.path)
+        assert applied.status == "applied" and applied.stats.quarantined == 0
+        assert hq_db.query("SELECT id, client_id FROM commandes ORDER BY id") == [(1, 1), (2, 2)]
+        assert site.export().manifest.rows == 0
+
+
+def test_an_order_whose_client_is_nowhere_goes_as_before(
+    make_backend: Callable[[str], Backend], tmp_path: Path
+) -> None:
+    """SQLite enforces foreign keys only when asked: the shop's program may leave an
+    order whose client does not exist. It is not held back for ever: it goes, and the
+    receiver that enforces them says it refuses it."""
+    shop = make_backend("sqlite")
+    for statement in DDL:
+        shop.execute(statement)
+    shop.execute("PRAGMA foreign_keys = OFF")
+    shop.execute("INSERT INTO commandes VALUES (7, 99, 'orpheline')")
+    with make_node(tmp_path, "A", shop.connection) as site:
+        made = site.export()
+        assert sent(site, made.path) == {"commandes": [(7, 99, "orpheline")]}
+        assert made.capture.counts["commandes"].held_back == 0
