@@ -38,12 +38,14 @@ from typing import BinaryIO
 from synchro import faults
 from synchro.errors import Cancelled, ConnectionTestError, ErrorKind, Say, TransportError
 from synchro.transport.files import PART, file_sha256
+from synchro.transport.ftp_cancel import CancelWatch
 from synchro.transport.ftp_errors import CONNECT, Where, doing, reply_after_cut, translate
 from synchro.transport.ftp_pinned import (
     PinnedFTP,
     close_quietly,
     open_ftp,
     peer_fingerprint,
+    sockets_of,
     tls_context,
 )
 from synchro.transport.tls import normalize_fingerprint
@@ -55,8 +57,10 @@ Progress = Callable[[int, int], None]
 class SiteClient:
     """One session with the Siège, opened on first use (or by ``with``); one thread at a time.
 
-    ``cancel`` (ARRETER) is checked between blocks of a transfer and raises ``Cancelled``;
-    the partial file stays and the next attempt resumes it. ``on_progress(done, total)``
+    ``cancel`` (ARRETER, a stop) is checked between blocks of a transfer and raises
+    ``Cancelled``; while the session waits on its sockets (a silent Siège, a hung link),
+    ``ftp_cancel.CancelWatch`` shuts them down at once, and ``Cancelled`` is raised too.
+    The partial file stays and the next attempt resumes it. ``on_progress(done, total)``
     reports bytes after each block (for the progress bar), and where each transfer starts
     (a resumed one starts further on). ``on_confirmed(size, total)`` reports what the Siège
     says it holds of an upload, at its start and at its size check: bytes written to the
@@ -89,6 +93,8 @@ class SiteClient:
         self.on_progress = on_progress
         self.on_confirmed: Progress | None = None
         self._ftp: ftplib.FTP | None = None
+        self._opening: ftplib.FTP | None = None  # the session while it connects
+        self._watch: CancelWatch | None = None
 
     # --- session
 
@@ -101,14 +107,39 @@ class SiteClient:
             raise ConnectionTestError(
                 "certificate", say=("engine.ftp.no_pin", {"hp": f"{w.host}:{w.port}"})
             )
-        self._ftp = open_ftp(w, self.secret, self.fingerprint)
+        self._watch_cancel()
+        try:
+            self._ftp = open_ftp(w, self.secret, self.fingerprint, self._opened)
+        except BaseException as exc:
+            self._raise_cancelled(exc)
+            raise
+
+    def _opened(self, ftp: ftplib.FTP | None) -> None:
+        self._opening = ftp
+
+    def _watch_cancel(self) -> None:
+        """While the session is open, a stop (``cancel``) shuts its sockets down."""
+        if self.cancel is None or self._watch is not None:
+            return
+        self._watch = CancelWatch(
+            self.cancel, lambda: sockets_of(self._opening) + sockets_of(self._ftp)
+        ).start()
+
+    def _raise_cancelled(self, exc: BaseException) -> None:
+        """A socket error caused by a stop is the stop: ``Cancelled``."""
+        if self.cancel is not None and self.cancel.is_set():
+            raise Cancelled() from exc
 
     def close(self) -> None:
         ftp, self._ftp = self._ftp, None
-        if ftp is not None:
+        if ftp is not None and not (self._watch is not None and self._watch.fired):
             with contextlib.suppress(OSError, EOFError, ftplib.Error):
                 ftp.quit()
+        if ftp is not None:
             close_quietly(ftp)
+        watch, self._watch = self._watch, None
+        if watch is not None:
+            watch.stop()
 
     def __enter__(self) -> SiteClient:
         self.connect()
@@ -127,9 +158,10 @@ class SiteClient:
         try:
             with translate(self.where, action):
                 yield self._ftp
-        except BaseException:
+        except BaseException as exc:
             close_quietly(self._ftp)
             self._ftp = None
+            self._raise_cancelled(exc)
             raise
 
     # --- listing

@@ -13,6 +13,7 @@ import contextlib
 import ftplib
 import socket
 import ssl
+from collections.abc import Callable
 from typing import Any
 
 from synchro.transport.ftp_errors import CONNECT, PinMismatch, Where, translate
@@ -25,21 +26,45 @@ def peer_fingerprint(sock: Any) -> str:
     return fingerprint_of(der or b"")
 
 
-class PinnedFTP(ftplib.FTP_TLS):
-    """FTP_TLS that checks the pinned certificate on the data connections too."""
+class PlainFTP(ftplib.FTP):
+    """ftplib's FTP that keeps its last data connection (``data_conn``): a stop shuts it
+    down from another thread (``ftp_cancel``)."""
 
-    pin = ""
+    data_conn: socket.socket | None = None
 
     def ntransfercmd(
         self, cmd: str, rest: int | str | None = None
     ) -> tuple[socket.socket, int | None]:
         conn, size = super().ntransfercmd(cmd, rest)
+        self.data_conn = conn
+        return conn, size
+
+
+class PinnedFTP(ftplib.FTP_TLS):
+    """FTP_TLS that checks the pinned certificate on the data connections too, and keeps
+    the last one (``data_conn``) as ``PlainFTP`` does."""
+
+    pin = ""
+    data_conn: socket.socket | None = None
+
+    def ntransfercmd(
+        self, cmd: str, rest: int | str | None = None
+    ) -> tuple[socket.socket, int | None]:
+        conn, size = super().ntransfercmd(cmd, rest)
+        self.data_conn = conn
         if isinstance(conn, ssl.SSLSocket):
             got = peer_fingerprint(conn)
             if got != self.pin:
                 conn.close()
                 raise PinMismatch(got)
         return conn, size
+
+
+def sockets_of(ftp: ftplib.FTP | None) -> list[Any]:
+    """The control and the last data socket of a session (those it has)."""
+    if ftp is None:
+        return []
+    return [s for s in (ftp.sock, getattr(ftp, "data_conn", None)) if s is not None]
 
 
 def tls_context() -> ssl.SSLContext:
@@ -51,15 +76,24 @@ def tls_context() -> ssl.SSLContext:
     return context
 
 
-def open_ftp(w: Where, secret: str, fingerprint: str) -> ftplib.FTP:
+def open_ftp(
+    w: Where,
+    secret: str,
+    fingerprint: str,
+    opening: Callable[[ftplib.FTP | None], None] | None = None,
+) -> ftplib.FTP:
     """A logged-in binary passive session: pinned FTPS with a ``fingerprint``, plain FTP
-    without one. Errors are translated (``ftp_errors.translate``); nothing stays open."""
+    without one. Errors are translated (``ftp_errors.translate``); nothing stays open.
+    ``opening`` is given the session before it connects, and None once it is open or
+    failed (a stop shuts its socket down meanwhile: ``ftp_cancel``)."""
     ftp: ftplib.FTP
     if fingerprint:
         ftp = PinnedFTP(context=tls_context(), timeout=w.timeout)
         ftp.pin = fingerprint
     else:
-        ftp = ftplib.FTP(timeout=w.timeout)
+        ftp = PlainFTP(timeout=w.timeout)
+    if opening is not None:
+        opening(ftp)
     try:
         with translate(w, CONNECT):
             ftp.connect(w.host, w.port)
@@ -76,6 +110,9 @@ def open_ftp(w: Where, secret: str, fingerprint: str) -> ftplib.FTP:
     except BaseException:
         close_quietly(ftp)
         raise
+    finally:
+        if opening is not None:
+            opening(None)
     return ftp
 
 
