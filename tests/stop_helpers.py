@@ -1,0 +1,178 @@
+"""Bringing a real ``synchro`` process into a state, then asking it to stop (SIGTERM by PID).
+
+Shared by ``bench/bench_stop.py`` (how long each state takes to stop) and
+``tests/test_stop_states.py`` (each state stops, says so, and the next start recovers).
+Built on the fault suite's world (``fault_helpers.World``: a Siège and two establishments,
+real processes, FTPS on loopback, real SQLite files).
+
+- ``StallingProxy``: the loopback relay whose next data connection stops relaying after N
+  bytes, both sockets left open (a link that hangs, not one that is cut);
+- ``sigterm(proc)``: SIGTERM, then the seconds until it ended, its code and, when it had
+  not ended ``STUCK_AFTER_S`` later, every thread's stack (py-spy);
+- ``hold_lock(db)``: another process holding an SQLite file locked (``BEGIN EXCLUSIVE``);
+- ``wait_for(...)``: until a condition holds, or fail saying what was awaited.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import fault_helpers as fh
+from ftp_proxy import LISTEN, FTPProxy, free_port_range
+
+
+class StallingProxy(FTPProxy):
+    """``FTPProxy`` whose data connections stop relaying once ``stall_at`` bytes went
+    through (0: never): the sender's buffers fill, the receiver waits, nothing is closed
+    until ``stop()``. ``stalled`` is set when a connection has stalled."""
+
+    def __init__(self, control_port: int, data_ports: tuple[int, int]) -> None:
+        super().__init__(control_port, data_ports)
+        self.stall_at = 0
+        self.stalled = threading.Event()
+
+    def _relay(self, a: socket.socket, b: socket.socket, cut: int | None, is_data: bool) -> None:
+        at = self.stall_at
+        if not is_data or not at:
+            super()._relay(a, b, cut, is_data)
+            return
+        count = [0]
+        lock = threading.Lock()
+
+        def pump(src: socket.socket, dst: socket.socket) -> None:
+            try:
+                while not self._stop.is_set():
+                    chunk = src.recv(65536)
+                    if not chunk:
+                        dst.shutdown(socket.SHUT_WR)
+                        return
+                    with lock:
+                        keep = max(0, min(len(chunk), at - count[0]))
+                        count[0] += keep
+                    if keep:
+                        dst.sendall(chunk[:keep])
+                    if count[0] >= at:
+                        self.stalled.set()
+                        self._stop.wait()  # hold both sockets open, read nothing more
+                        return
+            except OSError:
+                return
+
+        self._spawn(pump, a, b)
+        self._spawn(pump, b, a)
+
+
+def stalling(world: fh.World) -> StallingProxy:
+    """Site A dials the Siège through a ``StallingProxy`` on 127.0.0.2 (same port numbers),
+    B directly (as ``fault_helpers.proxied``). The caller stops it."""
+    for _ in range(10):
+        low, high = free_port_range(9)
+        proxy = StallingProxy(low, (low + 1, high))
+        try:
+            proxy.start()
+        except OSError:
+            proxy.stop()
+            continue
+        world.set_port(low, passive=(low + 1, high), addresses={"A": LISTEN, "B": "127.0.0.1"})
+        return proxy
+    raise RuntimeError("no port range on 127.0.0.2 could be bound for the proxy")
+
+
+STUCK_AFTER_S = 5.0
+
+
+@dataclasses.dataclass
+class Stopped:
+    """How a process ended after its SIGTERM."""
+
+    seconds: float  # from the signal to its end (the limit when it did not end)
+    code: int | None  # None: still running at the limit (then killed)
+    output: str
+    stacks: str = ""  # py-spy's dump when it had not ended STUCK_AFTER_S after the signal
+
+
+def sigterm(proc: fh.Proc, limit: float = 60.0) -> Stopped:
+    """SIGTERM ``proc`` by PID and wait for its end (killed at ``limit``)."""
+    started = time.monotonic()
+    proc.popen.send_signal(signal.SIGTERM)
+    stacks = ""
+    while proc.popen.poll() is None and time.monotonic() - started < limit:
+        if not stacks and time.monotonic() - started > STUCK_AFTER_S:
+            stacks = fh.stacks(proc.pid)
+        time.sleep(0.02)
+    seconds = time.monotonic() - started
+    code = proc.popen.poll()
+    if code is None:
+        proc.popen.kill()
+        proc.popen.wait(10)
+    return Stopped(seconds, code, proc.output(), stacks)
+
+
+def listening_control(world: fh.World, proc: fh.Proc, timeout: float = 30) -> None:
+    """Until ``proc`` (a ``serve``) has written its control file: it is serving."""
+    control = world.folder(proc.node) / "data" / "synchro.lock.control"
+
+    def ready() -> bool:
+        with contextlib.suppress(OSError):
+            return control.stat().st_mtime >= proc.started
+        return False
+
+    wait_for(ready, f"{proc.node} serving", timeout, proc)
+
+
+def wait_for(
+    check: Callable[[], bool], what: str, timeout: float = 60, proc: fh.Proc | None = None
+) -> None:
+    """Until ``check()``; fails naming ``what`` (and the tail of ``proc``'s output)."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if check():
+            return
+        if proc is not None and proc.popen.poll() is not None:
+            break
+        time.sleep(0.02)
+    tail = proc.output()[-2000:] if proc is not None else ""
+    raise AssertionError(f"never came: {what}\n{tail}")
+
+
+@contextlib.contextmanager
+def hold_lock(db: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """Another process holds ``db`` locked (``BEGIN EXCLUSIVE``: no reader, no writer) until
+    the block ends; it is stopped by PID."""
+    code = (
+        "import sqlite3, sys, time\n"
+        f"c = sqlite3.connect({str(db)!r}, isolation_level=None)\n"
+        "c.execute('BEGIN EXCLUSIVE')\n"
+        "print('locked', flush=True)\n"
+        "time.sleep(600)\n"
+    )
+    popen = subprocess.Popen(
+        [sys.executable, "-c", code], stdout=subprocess.PIPE, stdin=subprocess.DEVNULL
+    )
+    try:
+        assert popen.stdout is not None
+        assert popen.stdout.readline().strip() == b"locked"
+        yield popen
+    finally:
+        os.kill(popen.pid, signal.SIGKILL)
+        popen.wait(10)
+
+
+def big_rows(node: str, count: int) -> str:
+    """SQL inserting ``count`` small rows into ``node``'s ``clients`` (its own id range, far
+    from the rounds' ids): a package whose apply takes seconds."""
+    base = fh.BASE[node] + 500_000
+    return (
+        "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i + 1 < "
+        f"{count}) INSERT INTO clients SELECT {base} + i, '{node} gros ' || i, 'x' FROM n;"
+    )
