@@ -117,13 +117,12 @@ def site_sync_big_apply(world: fh.World, big: int) -> sh.Stopped:
     hq = world.siege("serve")
     b = world.start("B", "sync")
     site = world.start("A", "sync")
-    log = world.folder("A") / "data" / "logs"
-    sh.wait_for(lambda: _says(site, "Application"), "A applying", 120, site)
-    time.sleep(0.5)
+    inbox = world.folder("A") / "data" / "packages" / "inbox"
+    sh.wait_for(lambda: any(inbox.glob("SIEGE-A-*.pkg")), "A's download done", 120, site)
+    time.sleep(2)  # into the apply (~30 s for 200,000 rows here)
     out = sh.sigterm(site)
     b.wait()
     sh.sigterm(hq)
-    del log
     return out
 
 
@@ -133,8 +132,9 @@ def siege_serve_big_apply(world: fh.World, big: int) -> sh.Stopped:
     sql(world.db("A"), sh.big_rows("A", big))
     hq = world.siege("serve")
     sites = [world.start(s, "sync") for s in fh.SITES]
-    sh.wait_for(lambda: _says(hq, "Application"), "the Siège applying", 180, hq)
-    time.sleep(0.5)
+    for site in sites:
+        sh.wait_for(lambda p=site: _says(p, "envoyées"), f"{site.node} delivered", 180, site)
+    time.sleep(2)  # the round closes, the Siège applies A's package
     out = sh.sigterm(hq)
     for s in sites:
         sh.sigterm(s)
