@@ -29,6 +29,7 @@ from pathlib import Path
 
 import fault_helpers as fh
 from ftp_proxy import LISTEN, FTPProxy, free_port_range
+from rounds_helpers import sql
 
 
 class StallingProxy(FTPProxy):
@@ -176,3 +177,204 @@ def big_rows(node: str, count: int) -> str:
         "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i + 1 < "
         f"{count}) INSERT INTO clients SELECT {base} + i, '{node} gros ' || i, 'x' FROM n;"
     )
+
+
+# -- the states: each brings a world into it, SIGTERMs its victim, stops the rest ---------
+
+
+@dataclasses.dataclass(frozen=True)
+class How:
+    """``big``: rows of a big apply; ``limit``: how long the victim may take to end (then it
+    is killed and its ``Stopped.code`` is None)."""
+
+    big: int = 200_000
+    limit: float = 60.0
+
+
+State = Callable[[fh.World, How], Stopped]
+
+
+def siege_serve_idle(world: fh.World, how: How) -> Stopped:
+    proc = world.siege("serve", open_round=False)
+    listening_control(world, proc)
+    return sigterm(proc, how.limit)
+
+
+def site_serve_idle(world: fh.World, how: How) -> Stopped:
+    proc = world.start("A", "serve")
+    listening_control(world, proc)
+    return sigterm(proc, how.limit)
+
+
+def siege_serve_round_waiting(world: fh.World, how: How) -> Stopped:
+    proc = world.siege("serve")  # a round opened (MANUELLE), no site comes
+    time.sleep(1)
+    return sigterm(proc, how.limit)
+
+
+def siege_sync_waiting(world: fh.World, how: How) -> Stopped:
+    proc = world.siege("sync")
+    time.sleep(1)
+    return sigterm(proc, how.limit)
+
+
+def site_sync_waiting_package(world: fh.World, how: How) -> Stopped:
+    """A delivered; the Siège waits for B, A for the Siège's package."""
+    world.mutate(2)
+    hq = world.siege("serve")
+    site = world.start("A", "sync")
+    inbox = world.folder("SIEGE") / "data" / "ftp" / "A" / "in"
+    wait_for(lambda: any(inbox.glob("A-*.pkg")), "A's package at the Siège", 60, site)
+    time.sleep(1)
+    out = sigterm(site, how.limit)
+    sigterm(hq)
+    return out
+
+
+def _stalled(world: fh.World, at: int, victim: str, limit: float) -> Stopped:
+    """A's upload (``at`` bytes in) or download stalled in the proxy; SIGTERM ``victim``."""
+    world.mutate(2)
+    proxy = stalling(world)
+    try:
+        hq = world.siege("serve")
+        outbox = world.folder("SIEGE") / "data" / "ftp" / "A" / "out"
+        before = set(outbox.glob("*.pkg"))  # offered since the round before
+        if at < 0:  # the download: B delivers too, the round closes, then A's download stalls
+            b = world.start("B", "sync")
+        site = world.start("A", "sync")
+        if at < 0:
+            new = lambda: bool(set(outbox.glob("*.pkg")) - before)  # noqa: E731
+            wait_for(new, "the Siège's package for A", 60, hq)
+            proxy.stall_at = -at
+        else:
+            proxy.stall_at = at
+        wait_for(proxy.stalled.is_set, "a stalled transfer", 60, site)
+        time.sleep(1)
+        out = sigterm(site if victim == "A" else hq, limit)
+        sigterm(hq if victim == "A" else site)
+        if at < 0:
+            b.wait()
+        return out
+    finally:
+        proxy.stop()
+
+
+def site_sync_upload_stalled(world: fh.World, how: How) -> Stopped:
+    return _stalled(world, 100_000, "A", how.limit)
+
+
+def siege_serve_upload_stalled(world: fh.World, how: How) -> Stopped:
+    return _stalled(world, 100_000, "SIEGE", how.limit)
+
+
+def site_sync_download_stalled(world: fh.World, how: How) -> Stopped:
+    return _stalled(world, -50_000, "A", how.limit)
+
+
+def siege_serve_download_stalled(world: fh.World, how: How) -> Stopped:
+    return _stalled(world, -50_000, "SIEGE", how.limit)
+
+
+def site_sync_big_apply(world: fh.World, how: How) -> Stopped:
+    """A applies a big package of the Siège's."""
+    world.mutate(2)
+    sql(world.db("SIEGE"), big_rows("SIEGE", how.big))
+    hq = world.siege("serve")
+    b = world.start("B", "sync")
+    site = world.start("A", "sync")
+    inbox = world.folder("A") / "data" / "packages" / "inbox"
+    wait_for(lambda: any(inbox.glob("SIEGE-A-*.pkg")), "A's download done", 120, site)
+    time.sleep(2)  # into the apply (~30 s for 200,000 rows here)
+    out = sigterm(site, how.limit)
+    b.wait()
+    sigterm(hq)
+    return out
+
+
+def siege_serve_big_apply(world: fh.World, how: How) -> Stopped:
+    """The Siège applies a big package of A's at its round's close."""
+    world.mutate(2)
+    sql(world.db("A"), big_rows("A", how.big))
+    hq = world.siege("serve")
+    sites = [world.start(s, "sync") for s in fh.SITES]
+    for site in sites:
+        wait_for(lambda p=site: _says(p, "envoyées"), f"{site.node} delivered", 180, site)
+    time.sleep(2)  # the round closes, the Siège applies A's package
+    out = sigterm(hq, how.limit)
+    for s in sites:
+        sigterm(s)
+    return out
+
+
+def site_sync_db_locked(world: fh.World, how: How) -> Stopped:
+    """Another program holds A's database locked while A's run needs it."""
+    world.mutate(2)
+    hq = world.siege("serve")
+    with hold_lock(world.db("A")):
+        site = world.start("A", "sync")
+        time.sleep(3)
+        out = sigterm(site, how.limit)
+    sigterm(hq)
+    return out
+
+
+def site_sync_state_locked(world: fh.World, how: How) -> Stopped:
+    """Another program holds A's state database locked."""
+    world.mutate(2)
+    hq = world.siege("serve")
+    with hold_lock(world.folder("A") / "data" / "state.db"):
+        site = world.start("A", "sync")
+        time.sleep(3)
+        out = sigterm(site, how.limit)
+    sigterm(hq)
+    return out
+
+
+def siege_serve_db_locked(world: fh.World, how: How) -> Stopped:
+    """Another program holds the Siège's database locked when its round closes."""
+    world.mutate(2)
+    hq = world.siege("serve")
+    with hold_lock(world.db("SIEGE")):
+        sites = [world.start(s, "sync") for s in fh.SITES]
+        inbox = world.folder("SIEGE") / "data" / "ftp" / "B" / "in"
+        wait_for(lambda: any(inbox.glob("B-*.pkg")), "B's package at the Siège", 60, hq)
+        time.sleep(2)
+        out = sigterm(hq, how.limit)
+    for s in sites:
+        sigterm(s)
+    return out
+
+
+def siege_serve_after_round(world: fh.World, how: How) -> Stopped:
+    """The round ended OK, every site done: the harness's stop (kill2n 1017)."""
+    world.mutate(2)
+    hq = world.siege("serve")
+    for proc in [world.start(s, "sync") for s in fh.SITES]:
+        proc.wait()
+    return sigterm(hq, how.limit)
+
+
+def _says(proc: fh.Proc, words: str) -> bool:
+    return words in proc.output()
+
+
+STATES: dict[str, State] = {
+    f.__name__: f
+    for f in (
+        siege_serve_idle,
+        site_serve_idle,
+        siege_serve_round_waiting,
+        siege_sync_waiting,
+        site_sync_waiting_package,
+        site_sync_upload_stalled,
+        siege_serve_upload_stalled,
+        site_sync_download_stalled,
+        siege_serve_download_stalled,
+        site_sync_big_apply,
+        siege_serve_big_apply,
+        site_sync_db_locked,
+        site_sync_state_locked,
+        siege_serve_db_locked,
+        siege_serve_after_round,
+    )
+}
