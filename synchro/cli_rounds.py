@@ -122,7 +122,7 @@ class ProgressPrinter:
 def cmd_serve(args: argparse.Namespace) -> int:
     from synchro.log import setup_logging
     from synchro.platform.single_instance import ControlServer, InstanceLock
-    from synchro.platform.stop_signals import StopSignals
+    from synchro.platform.stop_signals import StopSignals, stacks_if_stuck
 
     signals = StopSignals().install()  # a stop asked during start-up is honoured once started
     config, paths = load(args)
@@ -134,12 +134,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
         fail(tr("cli.serve.running", lang), lang)
         return 1
     node = Synchro.open(config, paths, listeners=(ProgressPrinter(lang=lang),))
+    control: ControlServer | None = None
     try:
         node.serve()
-        with ControlServer(paths.lock_file, node.control):
-            signals.wait()
+        control = ControlServer(paths.lock_file, node.control).start()
+        signals.wait()
     finally:
-        node.close()
+        with stacks_if_stuck():  # a stop that hangs says where it waits
+            if control is not None:
+                control.close()
+            node.close()
         lock.release()
     print(tr("cli.serve.stopped", lang), file=sys.stderr)
     return 0
