@@ -20,6 +20,8 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from synchro.errors import Cancelled
+
 POLL_S = 0.2
 """How often the watch looks at ``cancel`` while a session is open (its only cost)."""
 
@@ -54,6 +56,12 @@ class CancelWatch:
                     for sock in self.sockets():
                         shut(sock)
                 return
+
+
+def stopped_by(cancel: threading.Event | None, exc: BaseException) -> None:
+    """A session's error once ``cancel`` is set is the stop's doing: ``Cancelled``."""
+    if cancel is not None and cancel.is_set():
+        raise Cancelled() from exc
 
 
 def shut(sock: Any) -> None:

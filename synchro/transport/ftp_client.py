@@ -38,16 +38,15 @@ from typing import BinaryIO
 from synchro import faults
 from synchro.errors import Cancelled, ConnectionTestError, ErrorKind, Say, TransportError
 from synchro.transport.files import PART, file_sha256
-from synchro.transport.ftp_cancel import CancelWatch
-from synchro.transport.ftp_errors import CONNECT, Where, doing, reply_after_cut, translate
+from synchro.transport.ftp_cancel import CancelWatch, stopped_by
+from synchro.transport.ftp_errors import Where, doing, reply_after_cut, translate
 from synchro.transport.ftp_pinned import (
     PinnedFTP,
     close_quietly,
     open_ftp,
-    peer_fingerprint,
     sockets_of,
-    tls_context,
 )
+from synchro.transport.ftp_pinned import fetch_fingerprint as fetch_fingerprint  # (its home)
 from synchro.transport.tls import normalize_fingerprint
 
 BLOCK = 256 * 1024
@@ -107,28 +106,17 @@ class SiteClient:
             raise ConnectionTestError(
                 "certificate", say=("engine.ftp.no_pin", {"hp": f"{w.host}:{w.port}"})
             )
-        self._watch_cancel()
+        if self.cancel is not None and self._watch is None:  # a stop shuts the sockets
+            sockets = lambda: sockets_of(self._opening) + sockets_of(self._ftp)  # noqa: E731
+            self._watch = CancelWatch(self.cancel, sockets).start()
         try:
             self._ftp = open_ftp(w, self.secret, self.fingerprint, self._opened)
         except BaseException as exc:
-            self._raise_cancelled(exc)
+            stopped_by(self.cancel, exc)
             raise
 
     def _opened(self, ftp: ftplib.FTP | None) -> None:
         self._opening = ftp
-
-    def _watch_cancel(self) -> None:
-        """While the session is open, a stop (``cancel``) shuts its sockets down."""
-        if self.cancel is None or self._watch is not None:
-            return
-        self._watch = CancelWatch(
-            self.cancel, lambda: sockets_of(self._opening) + sockets_of(self._ftp)
-        ).start()
-
-    def _raise_cancelled(self, exc: BaseException) -> None:
-        """A socket error caused by a stop is the stop: ``Cancelled``."""
-        if self.cancel is not None and self.cancel.is_set():
-            raise Cancelled() from exc
 
     def close(self) -> None:
         ftp, self._ftp = self._ftp, None
@@ -161,7 +149,7 @@ class SiteClient:
         except BaseException as exc:
             close_quietly(self._ftp)
             self._ftp = None
-            self._raise_cancelled(exc)
+            stopped_by(self.cancel, exc)
             raise
 
     # --- listing
@@ -391,23 +379,6 @@ def login_check(
     except TransportError as exc:
         raise ConnectionTestError("protocol", str(exc)) from exc
     return LoginCheck(secure, count)
-
-
-def fetch_fingerprint(host: str, port: int, timeout: float = 10) -> str:
-    """Fingerprint of the certificate the Siège presents now (for ``synchro trust``).
-
-    Does not log in. The caller must have the administrator compare it with the one shown
-    at the Siège before pinning it.
-    """
-    w = Where(host, port, "", timeout)
-    ftp = ftplib.FTP_TLS(context=tls_context(), timeout=timeout)
-    try:
-        with translate(w, CONNECT):
-            ftp.connect(host, port)
-            ftp.auth()
-            return peer_fingerprint(ftp.sock)
-    finally:
-        close_quietly(ftp)
 
 
 def _local_facts(local: Path) -> tuple[int, str]:

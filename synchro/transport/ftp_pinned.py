@@ -4,7 +4,10 @@
 certificate with the pinned fingerprint *before* the secret is sent, logs in and encrypts
 the data channel (``PROT P``); ``PinnedFTP`` checks the pin again on every data connection.
 No CA, no host name check: the pin is the trust. Plain FTP only without a fingerprint (the
-caller allows it). ``ftp_client.SiteClient`` runs its sessions on this.
+caller allows it). ``ftp_client.SiteClient`` runs its sessions on this. A session keeps its
+last data connection (``data_conn``: a stop shuts it down, ``ftp_cancel``).
+``fetch_fingerprint``: the certificate the Siège presents now, without logging in
+(``synchro trust``).
 """
 
 from __future__ import annotations
@@ -119,3 +122,20 @@ def open_ftp(
 def close_quietly(ftp: Any) -> None:
     with contextlib.suppress(OSError, AttributeError):
         ftp.close()
+
+
+def fetch_fingerprint(host: str, port: int, timeout: float = 10) -> str:
+    """Fingerprint of the certificate the Siège presents now (for ``synchro trust``).
+
+    Does not log in. The caller must have the administrator compare it with the one shown
+    at the Siège before pinning it.
+    """
+    w = Where(host, port, "", timeout)
+    ftp = ftplib.FTP_TLS(context=tls_context(), timeout=timeout)
+    try:
+        with translate(w, CONNECT):
+            ftp.connect(host, port)
+            ftp.auth()
+            return peer_fingerprint(ftp.sock)
+    finally:
+        close_quietly(ftp)
