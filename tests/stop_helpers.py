@@ -231,8 +231,19 @@ def site_sync_waiting_package(world: fh.World, how: How) -> Stopped:
     return out
 
 
-def _stalled(world: fh.World, at: int, victim: str, limit: float) -> Stopped:
-    """A's upload (``at`` bytes in) or download stalled in the proxy; SIGTERM ``victim``."""
+def site_run(world: fh.World, mode: str) -> fh.Proc:
+    """A's run now: ``synchro sync``, or its service (``serve``) asked by MANUELLE (the
+    control channel, as ``synchro sync`` does beside a running service)."""
+    site = world.start("A", mode)
+    if mode == "serve":
+        listening_control(world, site)
+        fh.run_cli(world.folder("A"), "sync")
+    return site
+
+
+def _stalled(world: fh.World, at: int, victim: str, limit: float, mode: str = "sync") -> Stopped:
+    """A's upload (``at`` bytes in) or download stalled in the proxy; SIGTERM ``victim``.
+    A runs in ``mode`` (``site_run``)."""
     world.mutate(2)
     proxy = stalling(world)
     try:
@@ -241,7 +252,7 @@ def _stalled(world: fh.World, at: int, victim: str, limit: float) -> Stopped:
         before = set(outbox.glob("*.pkg"))  # offered since the round before
         if at < 0:  # the download: B delivers too, the round closes, then A's download stalls
             b = world.start("B", "sync")
-        site = world.start("A", "sync")
+        site = site_run(world, mode)
         if at < 0:
             new = lambda: bool(set(outbox.glob("*.pkg")) - before)  # noqa: E731
             wait_for(new, "the Siège's package for A", 60, hq)
@@ -257,6 +268,10 @@ def _stalled(world: fh.World, at: int, victim: str, limit: float) -> Stopped:
         return out
     finally:
         proxy.stop()
+
+
+def site_serve_upload_stalled(world: fh.World, how: How) -> Stopped:
+    return _stalled(world, 100_000, "A", how.limit, "serve")
 
 
 def site_sync_upload_stalled(world: fh.World, how: How) -> Stopped:
@@ -306,16 +321,20 @@ def siege_serve_big_apply(world: fh.World, how: How) -> Stopped:
     return out
 
 
-def site_sync_db_locked(world: fh.World, how: How) -> Stopped:
+def site_sync_db_locked(world: fh.World, how: How, mode: str = "sync") -> Stopped:
     """Another program holds A's database locked while A's run needs it."""
     world.mutate(2)
     hq = world.siege("serve")
     with hold_lock(world.db("A")):
-        site = world.start("A", "sync")
+        site = site_run(world, mode)
         time.sleep(3)
         out = sigterm(site, how.limit)
     sigterm(hq)
     return out
+
+
+def site_serve_db_locked(world: fh.World, how: How) -> Stopped:
+    return site_sync_db_locked(world, how, "serve")
 
 
 def site_sync_state_locked(world: fh.World, how: How) -> Stopped:
@@ -367,12 +386,14 @@ STATES: dict[str, State] = {
         siege_sync_waiting,
         site_sync_waiting_package,
         site_sync_upload_stalled,
+        site_serve_upload_stalled,
         siege_serve_upload_stalled,
         site_sync_download_stalled,
         siege_serve_download_stalled,
         site_sync_big_apply,
         siege_serve_big_apply,
         site_sync_db_locked,
+        site_serve_db_locked,
         site_sync_state_locked,
         siege_serve_db_locked,
         siege_serve_after_round,

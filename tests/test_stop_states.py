@@ -80,6 +80,17 @@ def test_sync_stops_while_its_download_hangs(world: fh.World, template: Path) ->
     stopped_then_recovers(world, template, sh.site_sync_download_stalled, SYNC_STOPPED)
 
 
+def test_a_site_service_stops_while_its_upload_hangs(world: fh.World, template: Path) -> None:
+    needs_alias()
+    stopped_then_recovers(world, template, sh.site_serve_upload_stalled, SERVE_STOPPED)
+
+
+def test_a_site_service_stops_while_another_program_locks_its_database(
+    world: fh.World, template: Path
+) -> None:
+    stopped_then_recovers(world, template, sh.site_serve_db_locked, SERVE_STOPPED)
+
+
 def test_sync_stops_while_another_program_locks_its_database(
     world: fh.World, template: Path
 ) -> None:
