@@ -25,6 +25,10 @@ FTPS on loopback, real SQLite files, round 2):
   or a reply (RNTO sent, its answer lost), at the same step of the protocol on a slow
   machine as on a fast one; a moment would mostly fall while A waits between commands.
 
+A process not ended 8 s after its SIGTERM (a ``serve`` stopped at the end of a scenario)
+has its stacks taken by py-spy (``fault_helpers.stop_wait``); they are printed under the
+seed's line and its folder kept, hang or not: where a slow stop waits is said at once.
+
 Lives and sizes are measured first (``workers`` rounds at once per mode, as the campaign
 runs them); a failure prints ``--seeds N-N --calibration ...`` to replay it at the same
 place. One line per seed, then a summary; exit code 1 on any problem.
@@ -98,6 +102,7 @@ class Fault:
     landed2: bool = False
     control: tuple[int, ...] = ()  # cutctl: offsets in A's control bytes
     outcome: Outcome | None = None
+    slow_stops: int = 0  # processes not ended 8 s after their SIGTERM (stacks kept)
 
     def drawn(self) -> str:
         if self.kind == "kill2n":
@@ -270,6 +275,12 @@ def calibrate(template: Path, root: Path, workers: int) -> Calibration:
     return Calibration(medians, big[0], down, int(statistics.median(control)))
 
 
+def slow_stops(folder: Path) -> list[Path]:
+    """The stacks ``fault_helpers.stop_wait`` kept of a process not ended 8 s after its
+    SIGTERM (``<log>.stacks.txt``): a hang, or a stop too slow for a service manager."""
+    return sorted(folder.rglob("*.stacks.txt"))
+
+
 def report(fault: Fault) -> str:
     o = fault.outcome
     assert o is not None
@@ -306,6 +317,7 @@ def summary(faults: list[Fault]) -> str:
             f"{recovery[int(0.95 * (len(recovery) - 1))] if recovery else 0:.1f} s",
         ),
         ("worst recovery time", f"{max((o.recovery_s for o in outs), default=0):.1f} s"),
+        ("stops > 8 s (stacks kept)", str(sum(f.slow_stops for f in faults))),
         ("seeds with a problem", str(sum(1 for f in faults if f.problems()))),
     ]
     return "\n".join(f"| {k:<30} | {v} |" for k, v in rows)
@@ -339,7 +351,15 @@ def campaign(
                 continue  # not started: past the deadline
             done.append(fault)
             print(report(fault), flush=True)
-            if not fault.problems() and not keep:
+            slow = slow_stops(base / f"{fault.kind}-{fault.seed}")
+            fault.slow_stops = len(slow)
+            for dump in slow:  # a stop that took over 8 s: where it waited, said at once
+                print(
+                    f"  slow stop, its stacks ({dump}):\n    "
+                    + "\n    ".join(dump.read_text(encoding="utf-8").splitlines()),
+                    flush=True,
+                )
+            if not fault.problems() and not slow and not keep:
                 shutil.rmtree(base / f"{fault.kind}-{fault.seed}", ignore_errors=True)
     return sorted(done, key=lambda f: (f.seed, f.kind)), cal
 

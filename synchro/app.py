@@ -233,7 +233,7 @@ class App:
         say why and try again at MANUELLE or the next hour. None once the App stops."""
         while True:
             try:
-                return open_node(self.config, self.paths, self.now)
+                return open_node(self.config, self.paths, self.now, self._stop.is_set)
             except SynchroError as exc:
                 self._cannot_start(exc)
             if not self._wait_for_retry():

@@ -110,7 +110,7 @@ class Synchro:
 
         if self.config.is_hq:
             self.app.start_ftp()
-        node = _open_node(self.config, self.app.paths, self.app.now)
+        node = _open_node(self.config, self.app.paths, self.app.now, self._interrupted.is_set)
         try:
             if isinstance(node, SiegeNode):
                 step = "open-take-back" if take_back else "open-send" if send else "open"
@@ -229,11 +229,14 @@ class Synchro:
 
 
 def _open_node(
-    config: Config, paths: NodePaths, now: Callable[[], dt.datetime] = dt.datetime.now
+    config: Config,
+    paths: NodePaths,
+    now: Callable[[], dt.datetime] = dt.datetime.now,
+    stopping: Callable[[], bool] | None = None,
 ) -> SiegeNode | ServeurNode:
     from synchro.engine.nodes import open_node
 
-    return open_node(config, paths, now)
+    return open_node(config, paths, now, stopping)
 
 
 # -- what needs no running node -----------------------------------------------------------

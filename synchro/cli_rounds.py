@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import signal
 import sys
 import threading
 from pathlib import Path
@@ -123,10 +122,9 @@ class ProgressPrinter:
 def cmd_serve(args: argparse.Namespace) -> int:
     from synchro.log import setup_logging
     from synchro.platform.single_instance import ControlServer, InstanceLock
+    from synchro.platform.stop_signals import StopSignals, stacks_if_stuck
 
-    stop = threading.Event()  # a stop asked during start-up is honoured once started
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
+    signals = StopSignals().install()  # a stop asked during start-up is honoured once started
     config, paths = load(args)
     paths.ensure()
     setup_logging(paths.log_dir, console=True)
@@ -136,13 +134,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
         fail(tr("cli.serve.running", lang), lang)
         return 1
     node = Synchro.open(config, paths, listeners=(ProgressPrinter(lang=lang),))
+    control: ControlServer | None = None
     try:
         node.serve()
-        with ControlServer(paths.lock_file, node.control):
-            while not stop.wait(0.5):
-                pass
+        control = ControlServer(paths.lock_file, node.control).start()
+        signals.wait()
     finally:
-        node.close()
+        with stacks_if_stuck():  # a stop that hangs says where it waits
+            if control is not None:
+                control.close()
+            node.close()
         lock.release()
     print(tr("cli.serve.stopped", lang), file=sys.stderr)
     return 0
@@ -155,6 +156,7 @@ def _exit_code(state: State) -> int:
 def cmd_sync(args: argparse.Namespace) -> int:
     from synchro.log import setup_logging
     from synchro.platform.single_instance import InstanceLock, send_command
+    from synchro.platform.stop_signals import StopSignals, run_stoppable
 
     config, paths = load(args)
     paths.ensure()
@@ -167,11 +169,16 @@ def cmd_sync(args: argparse.Namespace) -> int:
         error = tr("cli.error", lang, error=reply_error(reply, lang))
         print(tr("cli.sync.asked", lang) if reply.get("ok") else error)
         return 0 if reply.get("ok") else 1
+    signals = StopSignals().install()
     node = Synchro.open(config, paths, listeners=(ProgressPrinter(lang=lang),))
-    signal.signal(signal.SIGINT, lambda *_: node.interrupt())
-    signal.signal(signal.SIGTERM, lambda *_: node.interrupt())
-    try:
-        record = node.sync_once(linger_s=args.linger, take_back=args.reprendre, send=args.envoyer)
+    try:  # the run on a thread of its own: a stop is seen while it waits in C (socket, SQLite)
+        record = run_stoppable(
+            lambda: node.sync_once(
+                linger_s=args.linger, take_back=args.reprendre, send=args.envoyer
+            ),
+            node.interrupt,
+            signals,
+        )
     finally:
         node.close()
         lock.release()

@@ -283,7 +283,7 @@ class World:
         time.sleep(0.3)  # the handlers are set just after the control file is written
         if proc.popen.poll() is None:
             proc.popen.send_signal(signal.SIGTERM)
-        return proc.wait(30)
+        return stop_wait(proc, 30)
 
     def close(self) -> None:
         """Every process this world started and that still runs is killed (by PID)."""
@@ -469,6 +469,46 @@ class Outcome:
 
 
 Trigger = Callable[[World, dict[str, Proc]], None]
+
+
+STUCK_AFTER_S = 8.0  # a process not ended that long after its SIGTERM has its stacks dumped
+PY_SPY = Path(sys.executable).with_name("py-spy")
+
+
+def stacks(pid: int) -> str:
+    """Every thread's stack of the live process ``pid`` by ``py-spy dump`` (when installed
+    beside the interpreter: ``.venv/bin/pip install py-spy``), or why there is none."""
+    if not PY_SPY.exists():
+        return f"(no stacks: {PY_SPY} is not installed)"
+    try:
+        done = subprocess.run(
+            [str(PY_SPY), "dump", "--pid", str(pid)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            stdin=subprocess.DEVNULL,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"(no stacks: py-spy {type(exc).__name__}: {exc})"
+    return (done.stdout + done.stderr).strip()
+
+
+def stop_wait(proc: Proc, timeout: float) -> int:
+    """Wait for ``proc`` after its SIGTERM. Not ended ``STUCK_AFTER_S`` later: its stacks
+    (``stacks``) are kept beside its log (``<log>.stacks.txt``) and, should it not end
+    within ``timeout``, lead the failure's message: a hang is caught with where it waits."""
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        return proc.popen.wait(min(STUCK_AFTER_S, timeout))
+    dump = stacks(proc.pid)
+    proc.log.with_name(proc.log.name + ".stacks.txt").write_text(dump, encoding="utf-8")
+    try:
+        return proc.popen.wait(max(0.0, timeout - STUCK_AFTER_S))
+    except subprocess.TimeoutExpired:
+        raise AssertionError(
+            f"{proc.node} {' '.join(proc.args)} still running {timeout} s after SIGTERM; "
+            f"its stacks {STUCK_AFTER_S:.0f} s after it:\n{dump[:6000]}\n--- its log:\n"
+            + proc.output()[-1500:]
+        ) from None
 
 
 def sigkill(popen: subprocess.Popen[bytes]) -> bool:

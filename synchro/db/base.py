@@ -9,7 +9,7 @@ and converts what it binds.
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
@@ -108,6 +108,8 @@ class Adapter(abc.ABC):
     dialect: str = ""
     description: str = ""  # "SQLite 3.40.1 (fichier /x/y.db)" — for status and reports
     described: Say | None = None  # ``description`` as words of the locales, where given
+    # the program stops: a wait for another program's lock ends (``db.lock_wait``; SQLite)
+    stopping: Callable[[], bool] | None = None
 
     @property
     def where(self) -> str | list[Say]:

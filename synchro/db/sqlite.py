@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from synchro.db import columnar
@@ -23,6 +23,7 @@ from synchro.db.details import sqlite_details, with_details
 from synchro.db.dialects import Dialect
 from synchro.db.doing import act, failed
 from synchro.db.generic import SqlAdapter
+from synchro.db.lock_wait import STEP_S, patiently
 from synchro.errors import DatabaseError, Say, sqlite_error
 from synchro.i18n import render
 from synchro.values import Kind
@@ -39,6 +40,10 @@ _HINTS = {  # what SQLite says → what to do (``engine.db.hint.*``)
     "not a database": "not_sqlite",
     "disk i/o": "io",
 }
+
+
+def _cause(exc: BaseException) -> BaseException | None:
+    return exc.__cause__
 
 
 def _iso(value: Any) -> Any:
@@ -82,8 +87,8 @@ class SqliteAdapter(SqlAdapter):
         )
         self.description = render(self.described, "fr")
         try:
-            self._conn = sqlite3.connect(
-                self.path, isolation_level=None, timeout=30, check_same_thread=False
+            self._conn = sqlite3.connect(  # a lock waited for in steps: ``_run``
+                self.path, isolation_level=None, timeout=STEP_S, check_same_thread=False
             )
             self._conn.execute("PRAGMA foreign_keys = ON")
         except sqlite3.Error as exc:
@@ -118,6 +123,12 @@ class SqliteAdapter(SqlAdapter):
 
     def gave_up_waiting(self, error: Exception) -> bool:
         return sqlite_error(error.__cause__) == "SQLITE_BUSY"  # another writer kept it
+
+    def _run(self, sql: str, params: Sequence[Any], doing: Say) -> Any:
+        """Another program's lock waited for ``lock_wait.WAIT_S`` as before, but in steps:
+        a stop (``stopping``) ends the wait (``Cancelled``)."""
+        run = super()._run
+        return patiently(lambda: run(sql, params, doing), self.stopping, cause=_cause)
 
     def _begin(self) -> None:
         self._run("BEGIN IMMEDIATE", [], act("begin")).close()

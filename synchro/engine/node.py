@@ -83,6 +83,7 @@ class Node(Exporting):
     def adapter(self) -> Adapter:
         if self._adapter is None:
             self._adapter = open_database(self.connection)
+            self._adapter.stopping = self.state.stopping  # (``db.lock_wait``)
         return self._adapter
 
     def close(self) -> None:

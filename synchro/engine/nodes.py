@@ -35,10 +35,15 @@ def group_key(text: str) -> bytes | None:
 
 
 def open_node(
-    config: Config, paths: NodePaths, now: Callable[[], dt.datetime]
+    config: Config,
+    paths: NodePaths,
+    now: Callable[[], dt.datetime],
+    stopping: Callable[[], bool] | None = None,
 ) -> SiegeNode | ServeurNode:
-    """The node of this installation (its state, packages, database and group key)."""
-    return build_node(
+    """The node of this installation (its state, packages, database and group key).
+    ``stopping()``: the program stops, a wait for another program's lock on the state or
+    the database ends (``Cancelled``: ``db.lock_wait``)."""
+    node = build_node(
         config,
         paths.state_db,
         paths.packages_dir,
@@ -46,3 +51,5 @@ def open_node(
         key=group_key(config.group_key),
         now=now,
     )
+    node.state.stopping = stopping
+    return node

@@ -12,7 +12,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
+from synchro.db.lock_wait import STEP_S, WAIT_S, Stopping, patiently
 from synchro.errors import DISK_SAY, ErrorKind, StateError, kind_of
+
+BUSY_MS = int(WAIT_S * 1000)  # another program's lock, waited for by any other statement
 
 
 def now_text() -> str:
@@ -30,6 +33,8 @@ class Store:
     # (``ChangeLog.newer_versions``) holds only while that one lasts, when no other
     # connection can write.
     transactions = 0
+    # the program stops: a wait for another program's write lock ends (``db.lock_wait``)
+    stopping: Stopping | None = None
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
@@ -39,7 +44,7 @@ class Store:
         # database kept its rows: those rows would then be captured as this site's own
         # changes and sent on (rule 2). A run commits the state a few times: ~1 ms each.
         conn.execute("PRAGMA synchronous=FULL")
-        conn.execute("PRAGMA busy_timeout=30000")
+        conn.execute(f"PRAGMA busy_timeout={BUSY_MS}")
         return conn
 
     def close(self) -> None:
@@ -55,7 +60,7 @@ class Store:
         its place, an internal error instead of the disk's. A ``sqlite3`` error of the state
         is raised as a ``StateError``: of kind ``disk`` when the disk refused it, else
         ``internal`` (a fault of the program, as the raw error was)."""
-        self.conn.execute("BEGIN IMMEDIATE")
+        self._begin()
         self.transactions += 1
         try:
             yield self.conn
@@ -75,6 +80,15 @@ class Store:
             self._rollback()
             raise
 
+    def _begin(self) -> None:
+        """BEGIN IMMEDIATE: another program's write lock is waited for as long as the
+        connection's busy timeout says, in steps a stop ends (``db.lock_wait``)."""
+        self.conn.execute(f"PRAGMA busy_timeout={int(STEP_S * 1000)}")
+        try:
+            patiently(lambda: self.conn.execute("BEGIN IMMEDIATE"), self.stopping)
+        finally:
+            self.conn.execute(f"PRAGMA busy_timeout={BUSY_MS}")
+
     def _rollback(self) -> None:
         if self.conn.in_transaction:
             self.conn.execute("ROLLBACK")
@@ -92,7 +106,7 @@ class Store:
     @contextmanager
     def dry_run(self) -> Iterator[None]:
         """A write transaction that is always rolled back (what a capture would do now)."""
-        self.conn.execute("BEGIN IMMEDIATE")
+        self._begin()
         self.transactions += 1
         try:
             yield

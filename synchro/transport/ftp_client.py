@@ -38,14 +38,15 @@ from typing import BinaryIO
 from synchro import faults
 from synchro.errors import Cancelled, ConnectionTestError, ErrorKind, Say, TransportError
 from synchro.transport.files import PART, file_sha256
-from synchro.transport.ftp_errors import CONNECT, Where, doing, reply_after_cut, translate
+from synchro.transport.ftp_cancel import CancelWatch, stopped_by
+from synchro.transport.ftp_errors import Where, doing, reply_after_cut, translate
 from synchro.transport.ftp_pinned import (
     PinnedFTP,
     close_quietly,
     open_ftp,
-    peer_fingerprint,
-    tls_context,
+    sockets_of,
 )
+from synchro.transport.ftp_pinned import fetch_fingerprint as fetch_fingerprint  # (its home)
 from synchro.transport.tls import normalize_fingerprint
 
 BLOCK = 256 * 1024
@@ -55,8 +56,10 @@ Progress = Callable[[int, int], None]
 class SiteClient:
     """One session with the Siège, opened on first use (or by ``with``); one thread at a time.
 
-    ``cancel`` (ARRETER) is checked between blocks of a transfer and raises ``Cancelled``;
-    the partial file stays and the next attempt resumes it. ``on_progress(done, total)``
+    ``cancel`` (ARRETER, a stop) is checked between blocks of a transfer and raises
+    ``Cancelled``; while the session waits on its sockets (a silent Siège, a hung link),
+    ``ftp_cancel.CancelWatch`` shuts them down at once, and ``Cancelled`` is raised too.
+    The partial file stays and the next attempt resumes it. ``on_progress(done, total)``
     reports bytes after each block (for the progress bar), and where each transfer starts
     (a resumed one starts further on). ``on_confirmed(size, total)`` reports what the Siège
     says it holds of an upload, at its start and at its size check: bytes written to the
@@ -89,6 +92,8 @@ class SiteClient:
         self.on_progress = on_progress
         self.on_confirmed: Progress | None = None
         self._ftp: ftplib.FTP | None = None
+        self._opening: ftplib.FTP | None = None  # the session while it connects
+        self._watch: CancelWatch | None = None
 
     # --- session
 
@@ -101,14 +106,28 @@ class SiteClient:
             raise ConnectionTestError(
                 "certificate", say=("engine.ftp.no_pin", {"hp": f"{w.host}:{w.port}"})
             )
-        self._ftp = open_ftp(w, self.secret, self.fingerprint)
+        if self.cancel is not None and self._watch is None:  # a stop shuts the sockets
+            sockets = lambda: sockets_of(self._opening) + sockets_of(self._ftp)  # noqa: E731
+            self._watch = CancelWatch(self.cancel, sockets).start()
+        try:
+            self._ftp = open_ftp(w, self.secret, self.fingerprint, self._opened)
+        except BaseException as exc:
+            stopped_by(self.cancel, exc)
+            raise
+
+    def _opened(self, ftp: ftplib.FTP | None) -> None:
+        self._opening = ftp
 
     def close(self) -> None:
         ftp, self._ftp = self._ftp, None
-        if ftp is not None:
+        if ftp is not None and not (self._watch is not None and self._watch.fired):
             with contextlib.suppress(OSError, EOFError, ftplib.Error):
                 ftp.quit()
+        if ftp is not None:
             close_quietly(ftp)
+        watch, self._watch = self._watch, None
+        if watch is not None:
+            watch.stop()
 
     def __enter__(self) -> SiteClient:
         self.connect()
@@ -127,9 +146,10 @@ class SiteClient:
         try:
             with translate(self.where, action):
                 yield self._ftp
-        except BaseException:
+        except BaseException as exc:
             close_quietly(self._ftp)
             self._ftp = None
+            stopped_by(self.cancel, exc)
             raise
 
     # --- listing
@@ -359,23 +379,6 @@ def login_check(
     except TransportError as exc:
         raise ConnectionTestError("protocol", str(exc)) from exc
     return LoginCheck(secure, count)
-
-
-def fetch_fingerprint(host: str, port: int, timeout: float = 10) -> str:
-    """Fingerprint of the certificate the Siège presents now (for ``synchro trust``).
-
-    Does not log in. The caller must have the administrator compare it with the one shown
-    at the Siège before pinning it.
-    """
-    w = Where(host, port, "", timeout)
-    ftp = ftplib.FTP_TLS(context=tls_context(), timeout=timeout)
-    try:
-        with translate(w, CONNECT):
-            ftp.connect(host, port)
-            ftp.auth()
-            return peer_fingerprint(ftp.sock)
-    finally:
-        close_quietly(ftp)
 
 
 def _local_facts(local: Path) -> tuple[int, str]:

@@ -4,7 +4,10 @@
 certificate with the pinned fingerprint *before* the secret is sent, logs in and encrypts
 the data channel (``PROT P``); ``PinnedFTP`` checks the pin again on every data connection.
 No CA, no host name check: the pin is the trust. Plain FTP only without a fingerprint (the
-caller allows it). ``ftp_client.SiteClient`` runs its sessions on this.
+caller allows it). ``ftp_client.SiteClient`` runs its sessions on this. A session keeps its
+last data connection (``data_conn``: a stop shuts it down, ``ftp_cancel``).
+``fetch_fingerprint``: the certificate the Siège presents now, without logging in
+(``synchro trust``).
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import contextlib
 import ftplib
 import socket
 import ssl
+from collections.abc import Callable
 from typing import Any
 
 from synchro.transport.ftp_errors import CONNECT, PinMismatch, Where, translate
@@ -25,21 +29,45 @@ def peer_fingerprint(sock: Any) -> str:
     return fingerprint_of(der or b"")
 
 
-class PinnedFTP(ftplib.FTP_TLS):
-    """FTP_TLS that checks the pinned certificate on the data connections too."""
+class PlainFTP(ftplib.FTP):
+    """ftplib's FTP that keeps its last data connection (``data_conn``): a stop shuts it
+    down from another thread (``ftp_cancel``)."""
 
-    pin = ""
+    data_conn: socket.socket | None = None
 
     def ntransfercmd(
         self, cmd: str, rest: int | str | None = None
     ) -> tuple[socket.socket, int | None]:
         conn, size = super().ntransfercmd(cmd, rest)
+        self.data_conn = conn
+        return conn, size
+
+
+class PinnedFTP(ftplib.FTP_TLS):
+    """FTP_TLS that checks the pinned certificate on the data connections too, and keeps
+    the last one (``data_conn``) as ``PlainFTP`` does."""
+
+    pin = ""
+    data_conn: socket.socket | None = None
+
+    def ntransfercmd(
+        self, cmd: str, rest: int | str | None = None
+    ) -> tuple[socket.socket, int | None]:
+        conn, size = super().ntransfercmd(cmd, rest)
+        self.data_conn = conn
         if isinstance(conn, ssl.SSLSocket):
             got = peer_fingerprint(conn)
             if got != self.pin:
                 conn.close()
                 raise PinMismatch(got)
         return conn, size
+
+
+def sockets_of(ftp: ftplib.FTP | None) -> list[Any]:
+    """The control and the last data socket of a session (those it has)."""
+    if ftp is None:
+        return []
+    return [s for s in (ftp.sock, getattr(ftp, "data_conn", None)) if s is not None]
 
 
 def tls_context() -> ssl.SSLContext:
@@ -51,15 +79,24 @@ def tls_context() -> ssl.SSLContext:
     return context
 
 
-def open_ftp(w: Where, secret: str, fingerprint: str) -> ftplib.FTP:
+def open_ftp(
+    w: Where,
+    secret: str,
+    fingerprint: str,
+    opening: Callable[[ftplib.FTP | None], None] | None = None,
+) -> ftplib.FTP:
     """A logged-in binary passive session: pinned FTPS with a ``fingerprint``, plain FTP
-    without one. Errors are translated (``ftp_errors.translate``); nothing stays open."""
+    without one. Errors are translated (``ftp_errors.translate``); nothing stays open.
+    ``opening`` is given the session before it connects, and None once it is open or
+    failed (a stop shuts its socket down meanwhile: ``ftp_cancel``)."""
     ftp: ftplib.FTP
     if fingerprint:
         ftp = PinnedFTP(context=tls_context(), timeout=w.timeout)
         ftp.pin = fingerprint
     else:
-        ftp = ftplib.FTP(timeout=w.timeout)
+        ftp = PlainFTP(timeout=w.timeout)
+    if opening is not None:
+        opening(ftp)
     try:
         with translate(w, CONNECT):
             ftp.connect(w.host, w.port)
@@ -76,9 +113,29 @@ def open_ftp(w: Where, secret: str, fingerprint: str) -> ftplib.FTP:
     except BaseException:
         close_quietly(ftp)
         raise
+    finally:
+        if opening is not None:
+            opening(None)
     return ftp
 
 
 def close_quietly(ftp: Any) -> None:
     with contextlib.suppress(OSError, AttributeError):
         ftp.close()
+
+
+def fetch_fingerprint(host: str, port: int, timeout: float = 10) -> str:
+    """Fingerprint of the certificate the Siège presents now (for ``synchro trust``).
+
+    Does not log in. The caller must have the administrator compare it with the one shown
+    at the Siège before pinning it.
+    """
+    w = Where(host, port, "", timeout)
+    ftp = ftplib.FTP_TLS(context=tls_context(), timeout=timeout)
+    try:
+        with translate(w, CONNECT):
+            ftp.connect(host, port)
+            ftp.auth()
+            return peer_fingerprint(ftp.sock)
+    finally:
+        close_quietly(ftp)
