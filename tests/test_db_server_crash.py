@@ -1,0 +1,321 @@
+"""The database SERVER killed -9 and started again under whole rounds (rule « kill -9
+anywhere, pull the cable anywhere », the database tier's power cut).
+
+``test_faults_rounds_servers.py`` ends a node's database *session*; here the server
+process itself dies: a private PostgreSQL and a private MariaDB (``own_db_servers``; the
+shared servers of the suite are never touched) are SIGKILLed whole and started again on
+the same data (their crash recovery), under a group of real ``python -m synchro``
+processes over FTPS on loopback (``fault_helpers``, ``fault_servers``): the Siège's
+database on the private PostgreSQL, A's on the private MariaDB, B's an SQLite file; the
+rows multilingual (``fault_servers.RICH``).
+
+The moment is found, not slept for: the victim node stops itself at a named failpoint
+(``SYNCHRO_STOP_AT``, ``synchro/faults.py``), the test crashes its server there and
+lets it go on (SIGCONT). The scenarios:
+
+- ``apply``: the server killed while the node writes a received package (its second
+  batch), started again before the node goes on;
+- ``doubt``: the node's COMMIT sent to a server that hangs (SIGSTOP), the server then
+  killed: the COMMIT's fate unknown to the node; ``committed``: killed just after the
+  COMMIT, before the node records it in its state;
+- ``capture``: killed while the node reads its tables for its own package;
+- ``down``: the server down when a run starts, for longer than its retries: the run ends
+  « Echec » saying the database cannot be reached (kind ``database``), and the next
+  round, the server back, converges;
+- ``serve``: a Siège ``serve`` whose server is killed and started again between two
+  rounds: the second round works without ``serve`` started again.
+
+Each ends with every node holding exactly the expected rows (nothing lost, nothing twice).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+import signal
+import sqlite3
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fault_helpers import NODES, SITES, Proc, World, expected_after
+from fault_servers import ServerWorld, build_server_template, drop_template
+from own_db_servers import OwnServer, own_server
+from rounds_helpers import sql
+from server_dbs import create_database, drop_database, run_sql
+
+from synchro.db import open_database
+from synchro.errors import DatabaseError, ErrorKind
+
+pytestmark = [
+    pytest.mark.faults,
+    pytest.mark.skipif(sys.platform != "linux", reason="SIGSTOP, /proc and ss: Linux"),
+]
+LAYOUT = {"SIEGE": "postgresql", "A": "mariadb", "B": "sqlite"}
+BULK = 1200  # plain rows more from the sender: a package of several batches to apply
+WAIT_S = 60.0  # the longest a condition is awaited (a hang fails the test)
+
+
+@pytest.fixture(scope="module")
+def servers() -> Iterator[dict[str, OwnServer]]:
+    """A private PostgreSQL and MariaDB for the module, stopped by PID at its end."""
+    with own_server("postgresql") as pg, own_server("mariadb") as maria:
+        yield {"postgresql": pg, "mariadb": maria}
+
+
+@pytest.fixture(scope="module")
+def template(
+    servers: dict[str, OwnServer], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Path]:
+    ports = {kind: s.port for kind, s in servers.items()}
+    root = build_server_template(tmp_path_factory.mktemp("dbcrash") / "t", LAYOUT, ports=ports)
+    try:
+        yield root
+    finally:
+        up(servers)
+        drop_template(root)
+
+
+def up(servers: dict[str, OwnServer]) -> None:
+    """Every server running (a test that failed may have left one down): dropping a
+    database on a server down would skip the test (``require``), hiding its failure."""
+    for server in servers.values():
+        if not server.running:
+            server.start()
+
+
+@pytest.fixture
+def world(template: Path, servers: dict[str, OwnServer], tmp_path: Path) -> Iterator[ServerWorld]:
+    up(servers)
+    world = ServerWorld.copy(template, tmp_path / "w")
+    try:
+        yield world
+    finally:
+        up(servers)
+        world.close()
+
+
+# -- moments ----------------------------------------------------------------------------------
+
+
+def stopped(proc: Proc, timeout: float = WAIT_S) -> bool:
+    """Wait until ``proc`` stopped itself (``SYNCHRO_STOP_AT``); False if it ended first."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end and proc.popen.poll() is None:
+        with contextlib.suppress(OSError):
+            text = Path(f"/proc/{proc.pid}/stat").read_text()
+            if text[text.rindex(")") + 2] == "T":
+                return True
+        time.sleep(0.005)
+    return False
+
+
+def until(condition: Callable[[], bool], what: str, timeout: float = WAIT_S) -> None:
+    end = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < end, f"never came: {what}"
+        time.sleep(0.01)
+
+
+def start_with_stop(world: World, node: str, stop_at: str, *args: str) -> Proc:
+    """``node`` started with ``args`` (the Siège: ``sync`` with its linger), stopping
+    itself at ``stop_at``."""
+    world.env = {"SYNCHRO_STOP_AT": stop_at}
+    try:
+        return world.siege("sync") if node == "SIEGE" else world.start(node, *args)
+    finally:
+        world.env = {}
+
+
+def crash_and_restart(server: OwnServer) -> float:
+    """The server killed -9 whole, then started again; the seconds its restart took."""
+    server.crash()
+    return server.start()
+
+
+def in_doubt(server: OwnServer, victim: Proc) -> float:
+    """The victim (stopped just before its COMMIT) let go while its server hangs, so that
+    the COMMIT reaches the server's socket and no answer comes; then the server killed and
+    started again. The seconds its restart took."""
+    server.pause()
+    victim.popen.send_signal(signal.SIGCONT)
+    until(lambda: server.waiting_bytes() > 0, "the COMMIT sent to the hung server")
+    victim.popen.send_signal(signal.SIGSTOP)  # it meets the loss once the server is back
+    return crash_and_restart(server)
+
+
+# -- a round ----------------------------------------------------------------------------------
+
+
+def log_of(world: World, node: str) -> str:
+    """``node``'s log file (its warnings: the tries made again)."""
+    return (world.folder(node) / "logs" / "synchro.log").read_text(encoding="utf-8")
+
+
+def rows_of(world: World, node: str) -> list[tuple[int, str, str, str, str]]:
+    """``node``'s Rapport rows: id, kind, state, error, error kind."""
+    conn = sqlite3.connect(world.reports_db(node))
+    try:
+        rows = conn.execute("SELECT id, kind, state, error, details FROM runs ORDER BY id")
+        return [
+            (i, k, s, e or "", json.loads(d or "{}").get("error_kind", ""))
+            for i, k, s, e, d in rows.fetchall()
+        ]
+    finally:
+        conn.close()
+
+
+def round_with_crash(
+    world: ServerWorld,
+    template: Path,
+    servers: dict[str, OwnServer],
+    victim: str,
+    stop_at: str,
+    act: Callable[[OwnServer, Proc], float],
+) -> dict[str, Any]:
+    """Round 2 with ``victim`` stopped at ``stop_at`` and ``act(server, victim)`` done on
+    its server meanwhile (the victim let go after it, unless ``act`` did); what happened."""
+    sender = "A" if victim == "SIEGE" else "SIEGE"
+    world.bulk[(sender, 2)] = BULK
+    world.mutate(2)
+    expected = expected_after(world, template, 2)
+    procs: dict[str, Proc] = {}
+    if victim == "SIEGE":
+        procs["SIEGE"] = start_with_stop(world, "SIEGE", stop_at)
+    else:
+        procs["SIEGE"] = world.siege("sync")
+    for site in SITES:
+        if site == victim:
+            procs[site] = start_with_stop(world, site, stop_at, "sync")
+        else:
+            procs[site] = world.start(site, "sync")
+    proc = procs[victim]
+    assert stopped(proc), f"{victim} never reached {stop_at}:\n{proc.output()[-3000:]}"
+    server = servers[world.servers[victim].kind]
+    began = time.monotonic()
+    restart_s = act(server, proc)
+    proc.popen.send_signal(signal.SIGCONT)
+    codes = {n: p.wait() for n, p in procs.items()}
+    took = time.monotonic() - began
+    outputs = {n: p.output()[-3000:] for n, p in procs.items()}
+    return {
+        "codes": codes,
+        "differ": world.differences(expected),
+        "restart_s": restart_s,
+        "took": took,
+        "outputs": outputs,
+        "victim_log": log_of(world, victim),
+    }
+
+
+def assert_converged(out: dict[str, Any]) -> None:
+    assert out["codes"] == {"SIEGE": 0, "A": 0, "B": 0}, out["outputs"]
+    lost, extra, differ = out["differ"]
+    assert (lost, extra, differ) == (0, 0, []), out["outputs"]
+
+
+SERVER_OF = {"SIEGE": "postgresql", "A": "mariadb"}
+VICTIMS = [pytest.param(v, id=f"{v}-{SERVER_OF[v]}") for v in SERVER_OF]
+
+
+# -- the scenarios ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("victim", VICTIMS)
+def test_server_killed_while_a_package_is_applied(
+    world: ServerWorld, template: Path, servers: dict[str, OwnServer], victim: str
+) -> None:
+    out = round_with_crash(world, template, servers, victim, "apply.batch:2", _restart_only)
+    assert_converged(out)
+    assert "nouvel essai" in out["victim_log"], "the apply was not made again"
+
+
+@pytest.mark.parametrize("victim", VICTIMS)
+def test_server_killed_with_the_commit_in_doubt(
+    world: ServerWorld, template: Path, servers: dict[str, OwnServer], victim: str
+) -> None:
+    out = round_with_crash(
+        world, template, servers, victim, "node.apply.before_db_commit", in_doubt
+    )
+    assert_converged(out)
+
+
+@pytest.mark.parametrize("victim", VICTIMS)
+def test_server_killed_just_after_the_commit(
+    world: ServerWorld, template: Path, servers: dict[str, OwnServer], victim: str
+) -> None:
+    out = round_with_crash(
+        world, template, servers, victim, "node.apply.db_committed", _restart_only
+    )
+    assert_converged(out)
+
+
+@pytest.mark.parametrize("victim", VICTIMS)
+def test_server_killed_while_the_node_captures(
+    world: ServerWorld, template: Path, servers: dict[str, OwnServer], victim: str
+) -> None:
+    out = round_with_crash(world, template, servers, victim, "capture.table", _restart_only)
+    assert_converged(out)
+    assert "nouvel essai" in out["victim_log"], "the capture was not made again"
+
+
+def _restart_only(server: OwnServer, victim: Proc) -> float:
+    return crash_and_restart(server)
+
+
+def expected_rounds(world: ServerWorld, template: Path, rounds: range) -> dict[str, set[Any]]:
+    """The template's tables with every node's changes of ``rounds``, in order."""
+    model = world.root / "expected-n.db"
+    shutil.copyfile(world.model(template), model)
+    for round_no in rounds:
+        for node in NODES:
+            sql(model, world.mutations(node, round_no))
+    from fault_helpers import table_rows
+
+    return table_rows(model)
+
+
+@pytest.mark.parametrize("kind", ["postgresql", "mariadb"])
+def test_an_adapter_whose_server_is_down_says_so_and_works_once_it_is_back(
+    servers: dict[str, OwnServer], kind: str
+) -> None:
+    """The adapter's connection lost with its server: each use while the server is down
+    fails with a DatabaseError that says the server cannot be reached (before: pyodbc's raw
+    « Attempt to use a closed connection », an « erreur interne »); once it is back the
+    same adapter works again."""
+    server = servers[kind]
+    up(servers)
+    db = create_database(kind, server.port)
+    try:
+        run_sql(
+            db, "CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT);\nINSERT INTO t VALUES (1, 'a');"
+        )
+        adapter = open_database(db.connection)
+        try:
+            table = next(t for t in adapter.tables() if t.name == "t")
+            assert adapter.count(table) == 1
+            server.crash()
+            errors = []
+            for _ in range(3):  # the loss met, then the server still down: read, write
+                with pytest.raises(DatabaseError) as info:
+                    if len(errors) < 2:
+                        adapter.count(table)
+                    else:
+                        with adapter.atomic():
+                            adapter.count(table)
+                errors.append(info.value)
+            assert all(e.kind is ErrorKind.DATABASE for e in errors), errors
+            assert all("injoignable" in str(e) for e in errors[1:]), [str(e) for e in errors]
+            server.start()
+            assert adapter.count(table) == 1
+            with adapter.atomic():
+                assert adapter.count(table) == 1
+        finally:
+            adapter.close()
+    finally:
+        up(servers)
+        drop_database(db)
