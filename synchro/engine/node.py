@@ -139,8 +139,13 @@ class Node(ABC):
         return (self.key,)
 
     def checksums(self) -> Sums:
-        """Per-table checksums of this node's database now (see ``engine.checksum``)."""
-        return checksums(self.adapter, self.tables().synced)
+        """Per-table checksums of this node's database now (see ``engine.checksum``); read
+        again on a new connection when the server's was lost (``engine.lost``): the first
+        read after an apply met the connection of a server restarted meanwhile, and a run
+        that had applied everything ended « Echec »."""
+        return again_when_disconnected(
+            lambda: checksums(self.adapter, self.tables().synced), self.adapter.lost_connection
+        )
 
     # -- export -------------------------------------------------------------------------
 
