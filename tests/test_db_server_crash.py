@@ -31,6 +31,8 @@ Each ends with every node holding exactly the expected rows (nothing lost, nothi
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import datetime as dt
 import json
 import shutil
 import signal
@@ -55,7 +57,10 @@ pytestmark = [
     pytest.mark.faults,
     pytest.mark.skipif(sys.platform != "linux", reason="SIGSTOP, /proc and ss: Linux"),
 ]
-LAYOUT = {"SIEGE": "postgresql", "A": "mariadb", "B": "sqlite"}
+LAYOUTS = {
+    "pg-maria": {"SIEGE": "postgresql", "A": "mariadb", "B": "sqlite"},
+    "maria-pg": {"SIEGE": "mariadb", "A": "postgresql", "B": "sqlite"},
+}
 BULK = 1200  # plain rows more from the sender: a package of several batches to apply
 WAIT_S = 60.0  # the longest a condition is awaited (a hang fails the test)
 
@@ -68,16 +73,35 @@ def servers() -> Iterator[dict[str, OwnServer]]:
 
 
 @pytest.fixture(scope="module")
-def template(
+def templates(
     servers: dict[str, OwnServer], tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Path]:
-    ports = {kind: s.port for kind, s in servers.items()}
-    root = build_server_template(tmp_path_factory.mktemp("dbcrash") / "t", LAYOUT, ports=ports)
+) -> Iterator[dict[str, Path]]:
+    """The group after a first round, per layout, made when a test first asks for it."""
+    made: dict[str, Path] = {}
     try:
-        yield root
+        yield made
     finally:
         up(servers)
-        drop_template(root)
+        for root in made.values():
+            drop_template(root)
+
+
+def template_of(
+    layout: str, templates: dict[str, Path], servers: dict[str, OwnServer], root: Path
+) -> Path:
+    if layout not in templates:
+        ports = {kind: s.port for kind, s in servers.items()}
+        templates[layout] = build_server_template(root / layout, LAYOUTS[layout], ports=ports)
+    return templates[layout]
+
+
+@pytest.fixture(scope="module")
+def template(
+    templates: dict[str, Path],
+    servers: dict[str, OwnServer],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Path:
+    return template_of("pg-maria", templates, servers, tmp_path_factory.mktemp("dbcrash"))
 
 
 def up(servers: dict[str, OwnServer]) -> None:
@@ -319,3 +343,91 @@ def test_an_adapter_whose_server_is_down_says_so_and_works_once_it_is_back(
     finally:
         up(servers)
         drop_database(db)
+
+
+def assert_database_failure(world: World, node: str, code: int) -> None:
+    """``node``'s last run ended « Echec » (exit 1) saying its database cannot be reached,
+    as an error of kind ``database``, not an « erreur interne »."""
+    rows = [r for r in rows_of(world, node) if node != "SIEGE" or r[1] == "round"]
+    assert code == 1 and rows, rows
+    _i, _kind, state, error, kind = rows[-1]
+    assert state == "Echec" and kind == "database", rows[-1]
+    assert "injoignable" in error and "erreur interne" not in error, error
+
+
+@pytest.mark.parametrize("victim", VICTIMS)
+def test_server_down_when_a_run_starts_then_back(
+    world: ServerWorld, template: Path, servers: dict[str, OwnServer], victim: str
+) -> None:
+    """The victim's server down for the whole of its run (longer than the run's tries):
+    the run ends « Echec » saying so; once the server is back, the next round converges."""
+    world.mutate(2)
+    expected = expected_after(world, template, 2)
+    server = servers[world.servers[victim].kind]
+    server.crash()
+    if victim == "SIEGE":  # alone, it waits for deliveries the whole *Temps maximum*
+        usual = reception(world, dt.timedelta(seconds=2))
+    args = ("sync", "--linger", "0") if victim == "SIEGE" else ("sync",)
+    proc = world.start(victim, *args)
+    code = proc.wait()
+    assert_database_failure(world, victim, code)
+    assert not server.running  # (down all along: nothing started it meanwhile)
+    server.start()
+    if victim == "SIEGE":
+        reception(world, usual)
+    codes = world.round("sync")
+    assert codes == {"SIEGE": 0, "A": 0, "B": 0}, [p.output()[-2000:] for p in world.procs]
+    assert world.differences(expected) == (0, 0, [])
+
+
+def reception(world: World, wait: dt.timedelta) -> dt.timedelta:
+    """The Siège's *Temps maximum de réception* set to ``wait``; the one it had."""
+    from synchro.config.store import load_config, save_config
+
+    path = world.folder("SIEGE") / "synchro.toml"
+    config = load_config(path)
+    hq = dataclasses.replace(config.hq, max_reception=wait)
+    save_config(dataclasses.replace(config, hq=hq), path)
+    return config.hq.max_reception
+
+
+@pytest.fixture
+def serve_world(
+    request: pytest.FixtureRequest,
+    templates: dict[str, Path],
+    servers: dict[str, OwnServer],
+    tmp_path_factory: pytest.TempPathFactory,
+    tmp_path: Path,
+) -> Iterator[tuple[ServerWorld, Path]]:
+    template = template_of(request.param, templates, servers, tmp_path_factory.mktemp("dbcrash"))
+    up(servers)
+    world = ServerWorld.copy(template, tmp_path / "w")
+    try:
+        yield world, template
+    finally:
+        up(servers)
+        world.close()
+
+
+@pytest.mark.parametrize("serve_world", ["pg-maria", "maria-pg"], indirect=True)
+def test_a_serving_siege_whose_server_restarted_between_two_rounds(
+    serve_world: tuple[ServerWorld, Path], servers: dict[str, OwnServer]
+) -> None:
+    """A Siège ``serve`` keeps its connection from round to round: its server killed and
+    started again between two rounds, the next round works without ``serve`` started
+    again."""
+    world, template = serve_world
+    serve = world.siege("serve")
+    for round_no in (2, 3):
+        if round_no == 3:
+            crash_and_restart(servers[world.servers["SIEGE"].kind])
+            world.open_round(serve)
+        world.mutate(round_no)
+        sites = [world.start(s, "sync") for s in SITES]
+        codes = {p.node: p.wait() for p in sites}
+        assert codes == {"A": 0, "B": 0}, [p.output()[-2000:] for p in sites]
+        assert serve.popen.poll() is None, serve.output()[-3000:]
+    assert world.stop(serve) == 0, serve.output()[-3000:]
+    assert world.differences(expected_rounds(world, template, range(2, 4))) == (0, 0, [])
+    rounds = [r for r in rows_of(world, "SIEGE") if r[1] == "round"]
+    assert [r[2] for r in rounds[-2:]] == ["OK", "OK"], rounds
