@@ -86,11 +86,16 @@ def templates(
 
 
 def template_of(
-    layout: str, templates: dict[str, Path], servers: dict[str, OwnServer], root: Path
+    layout: str,
+    templates: dict[str, Path],
+    servers: dict[str, OwnServer],
+    factory: pytest.TempPathFactory,
 ) -> Path:
+    """The template of ``layout`` (``LAYOUTS``), made the first time it is asked for."""
     if layout not in templates:
         ports = {kind: s.port for kind, s in servers.items()}
-        templates[layout] = build_server_template(root / layout, LAYOUTS[layout], ports=ports)
+        root = factory.mktemp("dbcrash") / layout
+        templates[layout] = build_server_template(root, LAYOUTS[layout], ports=ports)
     return templates[layout]
 
 
@@ -100,7 +105,7 @@ def template(
     servers: dict[str, OwnServer],
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Path:
-    return template_of("pg-maria", templates, servers, tmp_path_factory.mktemp("dbcrash"))
+    return template_of("pg-maria", templates, servers, tmp_path_factory)
 
 
 def up(servers: dict[str, OwnServer]) -> None:
@@ -244,6 +249,30 @@ def assert_made_again(out: dict[str, Any]) -> None:
         assert "nouvel essai" in out["logs"][node], f"{node} did not try again"
 
 
+def assert_applied_twice_said(world: World) -> None:
+    """The Rapport says the crashed apply took two tries: the Siège's row of A's delivery
+    and A's run (``details["attempts"]``), both OK once everything was stored."""
+    tries = {node: attempts_of(world, node) for node in VICTIMS}
+    assert tries == {"SIEGE": 2, "A": 2}, tries
+
+
+def attempts_of(world: World, node: str) -> int:
+    """How many tries the last apply of ``node`` took, as its Rapport says (the Siège:
+    the row of A's delivery)."""
+    kind, title = ("site-in-round", "A") if node == "SIEGE" else ("run", "A")
+    conn = sqlite3.connect(world.reports_db(node))
+    try:
+        rows = conn.execute(
+            "SELECT state, details FROM runs WHERE kind = ? AND site = ? ORDER BY id",
+            (kind, title),
+        ).fetchall()
+    finally:
+        conn.close()
+    state, details = rows[-1]
+    assert state == "OK", rows[-1]
+    return int(json.loads(details or "{}").get("attempts", 1))
+
+
 VICTIMS = ("SIEGE", "A")  # their databases: the private PostgreSQL, the private MariaDB
 SERVER_OF = {"SIEGE": "postgresql", "A": "mariadb"}
 
@@ -257,6 +286,7 @@ def test_server_killed_while_a_package_is_applied(
     out = round_with_crash(world, template, servers, "apply.batch:2", _restart_only)
     assert_converged(out)
     assert_made_again(out)
+    assert_applied_twice_said(world)
 
 
 def test_server_killed_with_the_commit_in_doubt(
@@ -265,6 +295,7 @@ def test_server_killed_with_the_commit_in_doubt(
     out = round_with_crash(world, template, servers, "node.apply.before_db_commit", in_doubt)
     assert_converged(out)
     assert_made_again(out)
+    assert_applied_twice_said(world)
 
 
 def test_server_killed_just_after_the_commit(
@@ -394,7 +425,7 @@ def serve_world(
     tmp_path_factory: pytest.TempPathFactory,
     tmp_path: Path,
 ) -> Iterator[tuple[ServerWorld, Path]]:
-    template = template_of(request.param, templates, servers, tmp_path_factory.mktemp("dbcrash"))
+    template = template_of(request.param, templates, servers, tmp_path_factory)
     up(servers)
     world = ServerWorld.copy(template, tmp_path / "w")
     try:
