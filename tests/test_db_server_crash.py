@@ -30,23 +30,28 @@ Each ends with every node holding exactly the expected rows (nothing lost, nothi
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
-import json
-import shutil
-import signal
-import sqlite3
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from fault_helpers import NODES, SITES, Proc, World, expected_after
+from db_crash_helpers import (
+    SERVER_OF,
+    assert_applied_twice_said,
+    assert_converged,
+    assert_made_again,
+    crash_and_restart,
+    expected_rounds,
+    in_doubt,
+    reception,
+    restart_only,
+    round_with_crash,
+    rows_of,
+)
+from fault_helpers import SITES, World, expected_after
 from fault_servers import ServerWorld, build_server_template, drop_template
 from own_db_servers import OwnServer, own_server
-from rounds_helpers import sql
 from server_dbs import create_database, drop_database, run_sql
 
 from synchro.db import open_database
@@ -60,8 +65,6 @@ LAYOUTS = {
     "pg-maria": {"SIEGE": "postgresql", "A": "mariadb", "B": "sqlite"},
     "maria-pg": {"SIEGE": "mariadb", "A": "postgresql", "B": "sqlite"},
 }
-BULK = 1200  # plain rows more from the sender: a package of several batches to apply
-WAIT_S = 60.0  # the longest a condition is awaited (a hang fails the test)
 
 
 @pytest.fixture(scope="module")
@@ -128,162 +131,13 @@ def world(template: Path, servers: dict[str, OwnServer], tmp_path: Path) -> Iter
         world.close()
 
 
-# -- moments ----------------------------------------------------------------------------------
-
-
-def is_stopped(proc: Proc) -> bool:
-    """Whether ``proc`` is stopped now (it stopped itself: ``SYNCHRO_STOP_AT``)."""
-    try:
-        text = Path(f"/proc/{proc.pid}/stat").read_text()
-    except OSError:
-        return False
-    return text[text.rindex(")") + 2] == "T"
-
-
-def until(condition: Callable[[], bool], what: str, timeout: float = WAIT_S) -> None:
-    end = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < end, f"never came: {what}"
-        time.sleep(0.01)
-
-
-def start_with_stop(world: World, node: str, stop_at: str, *args: str) -> Proc:
-    """``node`` started with ``args`` (the Siège: ``sync`` with its linger), stopping
-    itself at ``stop_at``."""
-    world.env = {"SYNCHRO_STOP_AT": stop_at}
-    try:
-        return world.siege("sync") if node == "SIEGE" else world.start(node, *args)
-    finally:
-        world.env = {}
-
-
-def crash_and_restart(server: OwnServer) -> float:
-    """The server killed -9 whole, then started again; the seconds its restart took."""
-    server.crash()
-    return server.start()
-
-
-def in_doubt(server: OwnServer, victim: Proc) -> float:
-    """The victim (stopped just before its COMMIT) let go while its server hangs, so that
-    the COMMIT reaches the server's socket and no answer comes; then the server killed and
-    started again. The seconds its restart took."""
-    server.pause()
-    victim.popen.send_signal(signal.SIGCONT)
-    until(lambda: server.waiting_bytes() > 0, "the COMMIT sent to the hung server")
-    victim.popen.send_signal(signal.SIGSTOP)  # it meets the loss once the server is back
-    return crash_and_restart(server)
-
-
-# -- a round ----------------------------------------------------------------------------------
-
-
-def log_of(world: World, node: str) -> str:
-    """``node``'s log file (its warnings: the tries made again)."""
-    return (world.folder(node) / "logs" / "synchro.log").read_text(encoding="utf-8")
-
-
-def rows_of(world: World, node: str) -> list[tuple[int, str, str, str, str]]:
-    """``node``'s Rapport rows: id, kind, state, error, error kind."""
-    conn = sqlite3.connect(world.reports_db(node))
-    try:
-        rows = conn.execute("SELECT id, kind, state, error, details FROM runs ORDER BY id")
-        return [
-            (i, k, s, e or "", json.loads(d or "{}").get("error_kind", ""))
-            for i, k, s, e, d in rows.fetchall()
-        ]
-    finally:
-        conn.close()
-
-
-def round_with_crash(
-    world: ServerWorld,
-    template: Path,
-    servers: dict[str, OwnServer],
-    stop_at: str,
-    act: Callable[[OwnServer, Proc], float],
-) -> dict[str, Any]:
-    """Round 2 with each of ``VICTIMS`` (the Siège on PostgreSQL, A on MariaDB) stopped
-    at ``stop_at`` in turn and ``act(server, victim)`` done on its server meanwhile, the
-    victim let go after it; what happened. One round serves both servers: the Siège
-    applies A's delivery before A applies the Siège's answer."""
-    for node in VICTIMS:  # the other's package big enough for several batches
-        world.bulk[(node, 2)] = BULK
-    world.mutate(2)
-    expected = expected_after(world, template, 2)
-    procs = {"SIEGE": start_with_stop(world, "SIEGE", stop_at)}
-    procs["A"] = start_with_stop(world, "A", stop_at, "sync")
-    procs["B"] = world.start("B", "sync")
-    restart_s: dict[str, float] = {}
-    end = time.monotonic() + WAIT_S
-    while len(restart_s) < len(VICTIMS):
-        for node in VICTIMS:
-            proc = procs[node]
-            if node in restart_s:
-                continue
-            assert proc.popen.poll() is None, f"{node} ended before {stop_at}:\n{proc.output()}"
-            if is_stopped(proc):
-                restart_s[node] = act(servers[world.servers[node].kind], proc)
-                proc.popen.send_signal(signal.SIGCONT)
-        assert time.monotonic() < end, f"never reached {stop_at}: {set(VICTIMS) - set(restart_s)}"
-        time.sleep(0.005)
-    codes = {n: p.wait() for n, p in procs.items()}
-    print(f"{stop_at}: servers restarted in {restart_s} s")  # (shown with -s: for bench notes)
-    return {
-        "codes": codes,
-        "differ": world.differences(expected),
-        "restart_s": restart_s,
-        "outputs": {n: p.output()[-3000:] for n, p in procs.items()},
-        "logs": {n: log_of(world, n) for n in VICTIMS},
-    }
-
-
-def assert_converged(out: dict[str, Any]) -> None:
-    assert out["codes"] == {"SIEGE": 0, "A": 0, "B": 0}, out["outputs"]
-    lost, extra, differ = out["differ"]
-    assert (lost, extra, differ) == (0, 0, []), out["outputs"]
-
-
-def assert_made_again(out: dict[str, Any]) -> None:
-    """Each victim's log says it made again what the crash ended (``engine.lost``)."""
-    for node in VICTIMS:
-        assert "nouvel essai" in out["logs"][node], f"{node} did not try again"
-
-
-def assert_applied_twice_said(world: World) -> None:
-    """The Rapport says the crashed apply took two tries: the Siège's row of A's delivery
-    and A's run (``details["attempts"]``), both OK once everything was stored."""
-    tries = {node: attempts_of(world, node) for node in VICTIMS}
-    assert tries == {"SIEGE": 2, "A": 2}, tries
-
-
-def attempts_of(world: World, node: str) -> int:
-    """How many tries the last apply of ``node`` took, as its Rapport says (the Siège:
-    the row of A's delivery)."""
-    kind, title = ("site-in-round", "A") if node == "SIEGE" else ("run", "A")
-    conn = sqlite3.connect(world.reports_db(node))
-    try:
-        rows = conn.execute(
-            "SELECT state, details FROM runs WHERE kind = ? AND site = ? ORDER BY id",
-            (kind, title),
-        ).fetchall()
-    finally:
-        conn.close()
-    state, details = rows[-1]
-    assert state == "OK", rows[-1]
-    return int(json.loads(details or "{}").get("attempts", 1))
-
-
-VICTIMS = ("SIEGE", "A")  # their databases: the private PostgreSQL, the private MariaDB
-SERVER_OF = {"SIEGE": "postgresql", "A": "mariadb"}
-
-
 # -- the scenarios ----------------------------------------------------------------------------
 
 
 def test_server_killed_while_a_package_is_applied(
     world: ServerWorld, template: Path, servers: dict[str, OwnServer]
 ) -> None:
-    out = round_with_crash(world, template, servers, "apply.batch:2", _restart_only)
+    out = round_with_crash(world, template, servers, "apply.batch:2", restart_only)
     assert_converged(out)
     assert_made_again(out)
     assert_applied_twice_said(world)
@@ -301,32 +155,16 @@ def test_server_killed_with_the_commit_in_doubt(
 def test_server_killed_just_after_the_commit(
     world: ServerWorld, template: Path, servers: dict[str, OwnServer]
 ) -> None:
-    out = round_with_crash(world, template, servers, "node.apply.db_committed", _restart_only)
+    out = round_with_crash(world, template, servers, "node.apply.db_committed", restart_only)
     assert_converged(out)
 
 
 def test_server_killed_while_the_node_captures(
     world: ServerWorld, template: Path, servers: dict[str, OwnServer]
 ) -> None:
-    out = round_with_crash(world, template, servers, "capture.table", _restart_only)
+    out = round_with_crash(world, template, servers, "capture.table", restart_only)
     assert_converged(out)
     assert_made_again(out)
-
-
-def _restart_only(server: OwnServer, victim: Proc) -> float:
-    return crash_and_restart(server)
-
-
-def expected_rounds(world: ServerWorld, template: Path, rounds: range) -> dict[str, set[Any]]:
-    """The template's tables with every node's changes of ``rounds``, in order."""
-    model = world.root / "expected-n.db"
-    shutil.copyfile(world.model(template), model)
-    for round_no in rounds:
-        for node in NODES:
-            sql(model, world.mutations(node, round_no))
-    from fault_helpers import table_rows
-
-    return table_rows(model)
 
 
 @pytest.mark.parametrize("kind", ["postgresql", "mariadb"])
@@ -404,17 +242,6 @@ def test_server_down_when_a_run_starts_then_back(
     codes = world.round("sync")
     assert codes == {"SIEGE": 0, "A": 0, "B": 0}, [p.output()[-2000:] for p in world.procs]
     assert world.differences(expected) == (0, 0, [])
-
-
-def reception(world: World, wait: dt.timedelta) -> dt.timedelta:
-    """The Siège's *Temps maximum de réception* set to ``wait``; the one it had."""
-    from synchro.config.store import load_config, save_config
-
-    path = world.folder("SIEGE") / "synchro.toml"
-    config = load_config(path)
-    hq = dataclasses.replace(config.hq, max_reception=wait)
-    save_config(dataclasses.replace(config, hq=hq), path)
-    return config.hq.max_reception
 
 
 @pytest.fixture
