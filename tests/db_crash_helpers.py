@@ -67,6 +67,29 @@ def crash_and_restart(server: OwnServer) -> float:
     return server.start()
 
 
+def down_two_tries(server: OwnServer, victim: Proc) -> float:
+    """The server killed, and still down when the victim makes its apply again a second
+    later (``engine.lost``: three tries a second apart): the victim let go, its server
+    started again only once its second try failed on it too, before its third. The seconds
+    the restart took."""
+    log = victim.log.parent / victim.node / "logs" / "synchro.log"
+    seen = log.stat().st_size
+    server.crash()
+    victim.popen.send_signal(signal.SIGCONT)
+
+    def third_try_next() -> bool:
+        with open(log, "rb") as f:
+            f.seek(seen)
+            text = f.read().decode(errors="replace")
+        assert victim.popen.poll() is None, f"{victim.node} ended:\n{text[-3000:]}"
+        assert "nouvel essai dans" not in text, f"tries given up:\n{text[-3000:]}"
+        return "nouvel essai (3 sur 3)" in text
+
+    until(third_try_next, f"{victim.node}'s third try")
+    victim.popen.send_signal(signal.SIGSTOP)  # (it sleeps a second before its third)
+    return server.start()
+
+
 def in_doubt(server: OwnServer, victim: Proc) -> float:
     """The victim (stopped just before its COMMIT) let go while its server hangs, so that
     the COMMIT reaches the server's socket and no answer comes; then the server killed and

@@ -38,10 +38,13 @@ from pathlib import Path
 import pytest
 from db_crash_helpers import (
     SERVER_OF,
+    VICTIMS,
     assert_applied_twice_said,
     assert_converged,
     assert_made_again,
+    attempts_of,
     crash_and_restart,
+    down_two_tries,
     expected_rounds,
     in_doubt,
     reception,
@@ -141,6 +144,18 @@ def test_server_killed_while_a_package_is_applied(
     assert_converged(out)
     assert_made_again(out)
     assert_applied_twice_said(world)
+
+
+def test_server_down_for_two_of_the_applys_three_tries(
+    world: ServerWorld, template: Path, servers: dict[str, OwnServer]
+) -> None:
+    """The server not back yet when the apply is made again: the try that meets it down
+    (the connection refused at its begin) is one of the three, not the end of them."""
+    out = round_with_crash(world, template, servers, "apply.batch:2", down_two_tries)
+    assert_converged(out)
+    assert_made_again(out)
+    tries = {node: attempts_of(world, node) for node in VICTIMS}
+    assert tries == {"SIEGE": 3, "A": 3}, tries
 
 
 def test_server_killed_with_the_commit_in_doubt(
