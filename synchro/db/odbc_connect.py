@@ -211,13 +211,16 @@ def sql_state(exc: BaseException) -> str:
 
 
 # MariaDB Connector/ODBC says a lost connection under SQLSTATE HY000/HY001 on some calls
-# (setting autocommit: « Server has gone away (2006) (SQLSetConnectAttr) »)
-_GONE = re.compile(r"\((?:2006|2013)\)")
+# (setting autocommit: « Server has gone away (2006) (SQLSetConnectAttr) »), and a server
+# it cannot reach (2002, 2003: down, restarting) too, where psqlODBC says 08001
+_GONE = re.compile(r"\((?:2002|2003|2006|2013)\)")
 
 
 def connection_lost(exc: BaseException | None) -> bool:
     """Whether a driver error says the connection is gone (SQLSTATE class 08; 57: the
-    server's operator ended the session or stopped the server; MariaDB's 2006, 2013)."""
+    server's operator ended the session or stopped the server; MariaDB's 2006, 2013) or
+    cannot be made again (PostgreSQL's 08001, MariaDB's 2002, 2003: the server down a
+    moment, restarting after a crash)."""
     if exc is None:
         return False
     return sql_state(exc)[:2] in ("08", "57") or _GONE.search(str(exc)) is not None
