@@ -228,18 +228,7 @@ class SqlCore(Adapter):
             raise self._lost_error(lost)
         try:
             self._commit()
-        except DatabaseError as exc:
-            if not self._ends_transaction(exc):  # a deferred constraint: the block's fault
-                with contextlib.suppress(DatabaseError):
-                    self._undo()
-                raise
-            # The connection lost at COMMIT (the server killed, restarted): whether it
-            # kept the transaction is not known. It is ended either way, and what it held
-            # is made again whole (an apply sets rows to the package's values: made twice,
-            # the same; ``engine.lost``). Before, the raw error failed the run, not retried.
-            self._after_lost()
-            raise self._lost_error(exc) from exc
-        except BaseException:  # leave no open transaction
+        except BaseException:  # deferred constraint, lost connection: leave no open transaction
             with contextlib.suppress(DatabaseError):
                 self._undo()
             raise

@@ -37,8 +37,10 @@ def again_when_lost(
     """``attempt()``, made again after a ``TransactionLost`` that is not the disk's, or an
     error caused by a lost connection (``lost``: ``Adapter.lost_connection``; the server
     still down when the apply is made again, its begin refused: before, that try ended
-    the tries, the third never made), up to ``LOST_TRIES`` times; the result says how
-    many it took (``attempts``)."""
+    the tries, the third never made; a COMMIT whose connection was lost, the server
+    killed: whether it kept the transaction is not known, and an apply made again sets
+    the same values), up to ``LOST_TRIES`` times; the result says how many it took
+    (``attempts``)."""
     result, tries = _again(attempt, lambda exc: _disconnected(exc, lost), cancel)
     return dataclasses.replace(result, attempts=tries) if tries > 1 else result
 
