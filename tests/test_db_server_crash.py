@@ -14,7 +14,8 @@ The moment is found, not slept for: the victim node stops itself at a named fail
 lets it go on (SIGCONT). The scenarios:
 
 - ``apply``: the server killed while the node writes a received package (its second
-  batch), started again before the node goes on;
+  batch), started again before the node goes on; ``down for two tries``: started again
+  only once the node's second try met it down (connection refused), before its third;
 - ``doubt``: the node's COMMIT sent to a server that hangs (SIGSTOP), the server then
   killed: the COMMIT's fate unknown to the node; ``committed``: killed just after the
   COMMIT, before the node records it in its state;
