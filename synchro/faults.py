@@ -9,8 +9,12 @@ unless the environment variable ``SYNCHRO_KILL_AT`` names that point:
 - ``name@B``    for byte counters (``point_bytes``): die once ``B`` bytes or more of the
                 transfer named ``name`` have been moved.
 
-The variable is read once, on the first call (never at import); afterwards an unnamed point
-costs one dictionary lookup. A process only ever sees its own variable, so a test chooses
+``SYNCHRO_STOP_AT`` takes the same ``name`` or ``name:N`` and has the process SIGSTOP
+itself there instead: a test then does what it wants meanwhile (kills the database server
+at that very step of an apply) and lets it go on with SIGCONT.
+
+The variables are read once, on the first call (never at import); afterwards an unnamed
+point costs one dictionary lookup. A process only ever sees its own variable, so a test chooses
 which process of a group dies, and where.
 """
 
@@ -22,6 +26,7 @@ import signal
 from dataclasses import dataclass, field
 
 ENV = "SYNCHRO_KILL_AT"
+STOP_ENV = "SYNCHRO_STOP_AT"
 
 
 @dataclass
@@ -31,6 +36,7 @@ class _Plan:
     names: dict[str, int] = field(default_factory=dict)  # point -> the hit that kills
     byte_limits: dict[str, int] = field(default_factory=dict)  # transfer -> bytes
     hits: dict[str, int] = field(default_factory=dict)
+    stops: dict[str, int] = field(default_factory=dict)  # point -> the hit that stops
 
 
 def _parse(spec: str) -> _Plan:
@@ -52,7 +58,9 @@ def _parse(spec: str) -> _Plan:
 @functools.cache
 def _plan() -> _Plan:
     """Read on first use, then kept for the life of the process."""
-    return _parse(os.environ.get(ENV, ""))
+    plan = _parse(os.environ.get(ENV, ""))
+    plan.stops = _parse(os.environ.get(STOP_ENV, "").partition("@")[0]).names
+    return plan
 
 
 def die() -> None:
@@ -61,15 +69,18 @@ def die() -> None:
 
 
 def point(name: str) -> None:
-    """Die here if the environment names this point (and this is the hit it names)."""
+    """Die here (or stop, ``SYNCHRO_STOP_AT``) if the environment names this point and
+    this is the hit it names."""
     plan = _plan()
-    nth = plan.names.get(name)
-    if nth is None:
+    nth, stop_at = plan.names.get(name), plan.stops.get(name)
+    if nth is None and stop_at is None:
         return
     hit = plan.hits.get(name, 0) + 1
     plan.hits[name] = hit
-    if hit >= nth:
+    if nth is not None and hit >= nth:
         die()
+    if stop_at is not None and hit == stop_at:
+        os.kill(os.getpid(), signal.SIGSTOP)  # until the test's SIGCONT
 
 
 def point_bytes(name: str, done: int) -> None:

@@ -51,7 +51,7 @@ from server_dbs import (
 )
 
 LAYOUT = {"SIEGE": "postgresql", "A": "mariadb", "B": "sqlite"}
-LAYOUT_FILE = "servers.json"  # in a world's root: {node: [kind, database]}
+LAYOUT_FILE = "servers.json"  # in a world's root: {node: [kind, database, port]}
 DDL = """
 CREATE TABLE clients(id INTEGER NOT NULL PRIMARY KEY, nom TEXT NOT NULL, note TEXT){end};
 CREATE TABLE commandes(id INTEGER NOT NULL PRIMARY KEY, client_id INTEGER NOT NULL,
@@ -118,7 +118,7 @@ class ServerWorld(World):
         layout = root / LAYOUT_FILE
         if layout.exists():
             saved = json.loads(layout.read_text(encoding="utf-8"))
-            self.servers = {n: ServerDb(k, name) for n, (k, name) in saved.items()}
+            self.servers = {n: ServerDb(*where) for n, where in saved.items()}
         self.owned: list[ServerDb] = []
         self.bulk: dict[tuple[str, int], int] = {}  # (node, round) -> more plain rows
 
@@ -145,7 +145,10 @@ class ServerWorld(World):
         database = dataclasses.replace(config.database, connection=db.connection)
         save_config(dataclasses.replace(config, database=database), path)
         self.servers[node] = db
-        layout = {n: [d.kind, d.name] for n, d in self.servers.items()}
+        self.save_layout()
+
+    def save_layout(self) -> None:
+        layout = {n: [d.kind, d.name, d.port] for n, d in self.servers.items()}
         (self.root / LAYOUT_FILE).write_text(json.dumps(layout), encoding="utf-8")
 
     def connection(self, node: str) -> str:
@@ -187,11 +190,15 @@ class ServerWorld(World):
 
 
 def build_server_template(
-    root: Path, layout: dict[str, str] | None = None, python: str = sys.executable
+    root: Path,
+    layout: dict[str, str] | None = None,
+    python: str = sys.executable,
+    ports: dict[str, int] | None = None,
 ) -> Path:
     """The group set up with the CLI on ``layout``'s back ends (node -> postgresql, mariadb
-    or sqlite) after a first round, and ``model.db``. Its databases are dropped by
-    ``drop_template``, also when this fails."""
+    or sqlite) after a first round, and ``model.db``; a kind named in ``ports`` on the
+    server of that port (``own_db_servers``), else on the shared one. Its databases are
+    dropped by ``drop_template``, also when this fails."""
     layout = layout or LAYOUT
     root.mkdir(parents=True, exist_ok=True)
     world = ServerWorld(root)
@@ -203,12 +210,9 @@ def build_server_template(
             if kind == "sqlite":
                 sql(world.db(node), SCHEMA + seed)
                 continue
-            db = create_database(kind)
+            db = create_database(kind, (ports or {}).get(kind, 0))
             world.servers[node] = db
-            (root / LAYOUT_FILE).write_text(
-                json.dumps({n: [d.kind, d.name] for n, d in world.servers.items()}),
-                encoding="utf-8",
-            )
+            world.save_layout()
             run_sql(db, DDL.format(end=" ENGINE=InnoDB" if kind == "mariadb" else "") + seed)
         _init_nodes(world, python)
         with world:

@@ -29,23 +29,33 @@ KINDS = ("postgresql", "mariadb")
 
 @dataclasses.dataclass(frozen=True)
 class ServerDb:
-    """One database on a server: ``kind`` (postgresql / mariadb) and its ``name``."""
+    """One database on a server: ``kind`` (postgresql / mariadb) and its ``name``; ``port``
+    0 for the shared server of the suite, else a server of the test's own
+    (``own_db_servers``) on 127.0.0.1."""
 
     kind: str
     name: str
+    port: int = 0
 
     @property
     def connection(self) -> str:
         """The ODBC connection string the product and this module use."""
-        return (PG if self.kind == "postgresql" else MARIA).format(db=self.name)
+        return connection_string(self.kind, self.name, self.port)
 
 
-def _admin(kind: str) -> Any:
+def connection_string(kind: str, name: str, port: int = 0) -> str:
+    """``tests/backends.py``'s connection string of database ``name``, on ``port`` when it
+    is not 0 (a server of the test's own)."""
+    text = (PG if kind == "postgresql" else MARIA).format(db=name)
+    return re.sub(r"PORT=\d+", f"PORT={port}", text) if port else text
+
+
+def _admin(kind: str, port: int = 0) -> Any:
     """An autocommit connection to the server's administration database (or ``require``)."""
     pyodbc = need_pyodbc(kind)
-    template, admin_db = (PG, "postgres") if kind == "postgresql" else (MARIA, "mysql")
+    admin_db = "postgres" if kind == "postgresql" else "mysql"
     try:
-        return pyodbc.connect(template.format(db=admin_db), autocommit=True, timeout=10)
+        return pyodbc.connect(connection_string(kind, admin_db, port), autocommit=True, timeout=10)
     except pyodbc.Error as exc:
         require(f"{kind} server on 127.0.0.1 unreachable: {exc}")
 
@@ -57,15 +67,15 @@ def require_servers() -> None:
         _admin(kind).close()
 
 
-def create_database(kind: str) -> ServerDb:
-    """A new empty UTF-8 database with a unique name."""
-    db = ServerDb(kind, f"synchro_fx_{uuid.uuid4().hex[:12]}")
+def create_database(kind: str, port: int = 0) -> ServerDb:
+    """A new empty UTF-8 database with a unique name (on the server of ``port``)."""
+    db = ServerDb(kind, f"synchro_fx_{uuid.uuid4().hex[:12]}", port)
     ddl = (
         "CREATE DATABASE \"{}\" ENCODING 'UTF8' TEMPLATE template0"
         if kind == "postgresql"
         else "CREATE DATABASE `{}` CHARACTER SET utf8mb4"
     )
-    admin = _admin(kind)
+    admin = _admin(kind, port)
     try:
         admin.execute(ddl.format(db.name))
     finally:
@@ -79,7 +89,7 @@ def drop_database(db: ServerDb) -> None:
         if db.kind == "postgresql"
         else "DROP DATABASE IF EXISTS `{}`"
     )
-    admin = _admin(db.kind)
+    admin = _admin(db.kind, db.port)
     try:
         admin.execute(drop.format(db.name))
     finally:
@@ -91,8 +101,8 @@ def clone_database(source: ServerDb) -> ServerDb:
     PostgreSQL copies the template database whole; MariaDB gets each table's own DDL and
     its rows copied across."""
     if source.kind == "postgresql":
-        db = ServerDb(source.kind, f"synchro_fx_{uuid.uuid4().hex[:12]}")
-        admin = _admin(db.kind)
+        db = ServerDb(source.kind, f"synchro_fx_{uuid.uuid4().hex[:12]}", source.port)
+        admin = _admin(db.kind, db.port)
         try:
             for attempt in range(20):  # another scenario may be cloning the same template
                 try:
@@ -105,7 +115,7 @@ def clone_database(source: ServerDb) -> ServerDb:
         finally:
             admin.close()
         return db
-    db = create_database(source.kind)
+    db = create_database(source.kind, source.port)
     conn = connect(db)
     try:  # every table, synchro's own mark of the database (synchro_repere) included
         conn.execute("SET SESSION foreign_key_checks = 0")

@@ -57,6 +57,7 @@ class OdbcAdapter(OdbcDiscovery):
         super().__init__()
         self._types_of: dict[str, dict[str, str]] = {}
         self._healing = False  # ``_after_lost`` making a new connection
+        self._gone = False  # the connection closed after a loss, no new one made yet
         pyodbc = load_pyodbc()
         self._driver_errors = (pyodbc.Error,)
         pyodbc.pooling = False  # a pooled connection is never really closed
@@ -128,17 +129,38 @@ class OdbcAdapter(OdbcDiscovery):
         11,500 rows of a failed import), and a connection lost may be back."""
         if self._healing:  # (the new connection's own set-up met a lost connection)
             return
+        with contextlib.suppress(*self._driver_errors):
+            self._conn.close()
+        self._gone = True
+        with contextlib.suppress(*self._driver_errors, DatabaseError):
+            self._reconnect()
+
+    def _reconnect(self) -> None:
+        """A new connection in place of the one closed after a loss, or the error that
+        says why none can be made (the server still down: « injoignable »). Before, the
+        closed one stayed: the next statement met pyodbc's « Attempt to use a closed
+        connection », raw (an « erreur interne » of the round) or as the begin's error."""
         self._healing = True
         try:
-            with contextlib.suppress(*self._driver_errors):
-                self._conn.close()
-            with contextlib.suppress(*self._driver_errors, DatabaseError):
-                self._conn = connect(load_pyodbc(), self._connection)
-                self._session(str(self._conn.getinfo(SQL_DBMS_NAME)))
+            self._conn = connect(load_pyodbc(), self._connection)
+            self._gone = False
+            self._session(str(self._conn.getinfo(SQL_DBMS_NAME)))
+        except BaseException:
+            if not self._gone:  # its set-up failed: not a connection to use either
+                with contextlib.suppress(*self._driver_errors):
+                    self._conn.close()
+                self._gone = True
+            raise
         finally:
             self._healing = False
 
+    def _ready(self) -> None:
+        """Before the connection is used: a new one if it was closed after a loss."""
+        if self._gone and not self._healing:
+            self._reconnect()
+
     def _run(self, sql: str, params: Sequence[Any], doing: Say) -> Any:
+        self._ready()
         altered, miscounts = bool(self._text_fault), self._utf16_fault
         if (altered or miscounts) and unsafe_statement(sql, altered=altered, miscounts=miscounts):
             # never handed to the driver
@@ -275,6 +297,7 @@ class OdbcAdapter(OdbcDiscovery):
             self._start()  # the server still unreachable: its error
 
     def _start(self) -> None:
+        self._ready()
         try:
             self._conn.autocommit = False
         except self._driver_errors as exc:  # (a raw driver error was an "internal error")

@@ -213,13 +213,16 @@ def sql_state(exc: BaseException) -> str:
 # MariaDB Connector/ODBC says a lost connection under SQLSTATE HY000/HY001 on some calls
 # (setting autocommit: « Server has gone away (2006) (SQLSetConnectAttr) »; a statement sent
 # on a socket the server closed: « Write error: Broken pipe (32) (5014) »): Connector/C's
-# CR_SERVER_GONE_ERROR, CR_SERVER_LOST, CR_SERVER_LOST_EXTENDED, CR_ERR_NET_READ and _WRITE
-_GONE = re.compile(r"\((?:2006|2013|2055|5013|5014)\)")
+# CR_SERVER_GONE_ERROR, CR_SERVER_LOST, CR_SERVER_LOST_EXTENDED, CR_ERR_NET_READ and _WRITE;
+# and a server it cannot reach (2002, 2003: down, restarting), where psqlODBC says 08001
+_GONE = re.compile(r"\((?:2002|2003|2006|2013|2055|5013|5014)\)")
 
 
 def connection_lost(exc: BaseException | None) -> bool:
     """Whether a driver error says the connection is gone (SQLSTATE class 08; 57: the
-    server's operator ended the session or stopped the server; MariaDB's own codes)."""
+    server's operator ended the session or stopped the server; MariaDB's own codes) or
+    cannot be made again (PostgreSQL's 08001, MariaDB's 2002, 2003: the server down a
+    moment, restarting after a crash)."""
     if exc is None:
         return False
     return sql_state(exc)[:2] in ("08", "57") or _GONE.search(str(exc)) is not None

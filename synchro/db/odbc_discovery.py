@@ -42,6 +42,9 @@ class OdbcDiscovery(SqlAdapter):
         finally:
             cursor.close()
 
+    def _ready(self) -> None:
+        """Before the connection is used (``OdbcAdapter``: a new one after a loss)."""
+
     def _catalog(self, method: str, **kwargs: Any) -> list[Any]:
         """Rows of an ODBC catalog function; [] when the driver does not offer it.
 
@@ -51,6 +54,7 @@ class OdbcDiscovery(SqlAdapter):
         name = kwargs.get("table", kwargs.get("foreignTable"))
         if self.dialect == "mysql" and isinstance(name, str) and cut_by_driver(name):
             return catalog_rows(self._query, method, name)
+        self._ready()
         try:
             cursor = self._conn.cursor()
         except self._driver_errors as exc:

@@ -113,7 +113,10 @@ class SqlCore(Adapter):
     def _run(self, sql: str, params: Sequence[Any], doing: Say) -> Any:
         if self._lost is not None:
             raise self._lost_error()
-        cursor = self._conn.cursor()
+        try:
+            cursor = self._conn.cursor()
+        except self._driver_errors as exc:  # (raw, it was an « erreur interne »)
+            raise self._translate(exc, doing) from exc
         try:
             cursor.execute(sql, list(params))
         except self._driver_errors as exc:

@@ -30,15 +30,18 @@ T = TypeVar("T")
 
 
 def again_when_lost(
-    attempt: Callable[[], ImportResult], cancel: threading.Event | None = None
+    attempt: Callable[[], ImportResult],
+    cancel: threading.Event | None = None,
+    lost: Callable[[Exception], bool] = lambda _exc: False,
 ) -> ImportResult:
-    """``attempt()``, made again after a ``TransactionLost`` that is not the disk's, up to
-    ``LOST_TRIES`` times; the result says how many it took (``attempts``)."""
-
-    def lost(exc: SynchroError) -> bool:
-        return isinstance(exc, TransactionLost) and exc.kind is not ErrorKind.DISK
-
-    result, tries = _again(attempt, lost, cancel)
+    """``attempt()``, made again after a ``TransactionLost`` that is not the disk's, or an
+    error caused by a lost connection (``lost``: ``Adapter.lost_connection``; the server
+    still down when the apply is made again, its begin refused: before, that try ended
+    the tries, the third never made; a COMMIT whose connection was lost, the server
+    killed: whether it kept the transaction is not known, and an apply made again sets
+    the same values), up to ``LOST_TRIES`` times; the result says how many it took
+    (``attempts``)."""
+    result, tries = _again(attempt, lambda exc: _disconnected(exc, lost), cancel)
     return dataclasses.replace(result, attempts=tries) if tries > 1 else result
 
 

@@ -147,7 +147,11 @@ class Node(Exporting):
     ) -> ImportResult:
         """Verify ``path`` whole, then apply it exactly once (see module docstring); made
         again when the database ended the apply's transaction itself (``engine.lost``)."""
-        return again_when_lost(lambda: self._import_once(path, cancel, progress), cancel)
+        return again_when_lost(
+            lambda: self._import_once(path, cancel, progress),
+            cancel,
+            self.adapter.lost_connection,
+        )
 
     def _import_once(
         self, path: Path, cancel: threading.Event | None, progress: Progress | None
