@@ -23,6 +23,7 @@ from __future__ import annotations
 import functools
 import os
 import signal
+import threading
 from dataclasses import dataclass, field
 
 ENV = "SYNCHRO_KILL_AT"
@@ -80,7 +81,10 @@ def point(name: str) -> None:
     if nth is not None and hit >= nth:
         die()
     if stop_at is not None and hit == stop_at:
-        os.kill(os.getpid(), signal.SIGSTOP)  # until the test's SIGCONT
+        # Sent to this very thread, which stops before it goes on: sent to the process,
+        # another thread may take it (``sync`` runs its work on a thread of its own) and
+        # this one run on a moment — past the point, its COMMIT answered.
+        signal.pthread_kill(threading.get_ident(), signal.SIGSTOP)  # until the test's SIGCONT
 
 
 def point_bytes(name: str, done: int) -> None:
