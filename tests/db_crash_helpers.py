@@ -22,7 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from fault_helpers import NODES, Proc, World, expected_after, table_rows
+from fault_helpers import NODES, Proc, World, expected_after, is_stopped, table_rows
 from fault_servers import ServerWorld
 from own_db_servers import OwnServer
 from rounds_helpers import sql
@@ -33,15 +33,6 @@ VICTIMS = ("SIEGE", "A")  # their databases: the private PostgreSQL, the private
 SERVER_OF = {"SIEGE": "postgresql", "A": "mariadb"}
 BULK = 1200  # plain rows more from the sender: a package of several batches to apply
 WAIT_S = 60.0  # the longest a condition is awaited (a hang fails the test)
-
-
-def is_stopped(proc: Proc) -> bool:
-    """Whether ``proc`` is stopped now (it stopped itself: ``SYNCHRO_STOP_AT``)."""
-    try:
-        text = Path(f"/proc/{proc.pid}/stat").read_text()
-    except OSError:
-        return False
-    return text[text.rindex(")") + 2] == "T"
 
 
 def until(condition: Callable[[], bool], what: str, timeout: float = WAIT_S) -> None:

@@ -511,6 +511,15 @@ def stop_wait(proc: Proc, timeout: float) -> int:
         ) from None
 
 
+def is_stopped(proc: Proc) -> bool:
+    """Whether ``proc`` is stopped now (it stopped itself: ``SYNCHRO_STOP_AT``)."""
+    try:
+        text = Path(f"/proc/{proc.pid}/stat").read_text()
+    except OSError:
+        return False
+    return text[text.rindex(")") + 2] == "T"
+
+
 def sigkill(popen: subprocess.Popen[bytes]) -> bool:
     """SIGKILL a process started here, by PID; True when the kill landed, i.e. its exit
     status says SIGKILL: it may end on its own between ``poll`` and ``kill`` (the caller's

@@ -103,10 +103,13 @@ class Stopped:
     stacks: str = ""  # py-spy's dump when it had not ended STUCK_AFTER_S after the signal
 
 
-def sigterm(proc: fh.Proc, limit: float = 60.0) -> Stopped:
-    """SIGTERM ``proc`` by PID and wait for its end (killed at ``limit``)."""
+def sigterm(proc: fh.Proc, limit: float = 60.0, *, resume: bool = False) -> Stopped:
+    """SIGTERM ``proc`` by PID and wait for its end (killed at ``limit``); ``resume``: it
+    stopped itself (``SYNCHRO_STOP_AT``), the SIGTERM waits until a SIGCONT lets it go on."""
     started = time.monotonic()
     proc.popen.send_signal(signal.SIGTERM)
+    if resume:
+        proc.popen.send_signal(signal.SIGCONT)
     stacks = ""
     while proc.popen.poll() is None and time.monotonic() - started < limit:
         if not stacks and time.monotonic() - started > STUCK_AFTER_S:
@@ -292,15 +295,22 @@ def siege_serve_download_stalled(world: fh.World, how: How) -> Stopped:
 
 
 def site_sync_big_apply(world: fh.World, how: How) -> Stopped:
-    """A applies a big package of the Siège's."""
+    """A applies a big package of the Siège's, and is stopped in the middle of it whatever
+    the machine's speed: it stops itself at its apply's second batch (``SYNCHRO_STOP_AT``),
+    is SIGTERMed there and let go (before, a SIGTERM 0.5 s after the apply began came once
+    the apply was over on a quiet machine: 30,000 rows in ~1 s)."""
     world.mutate(2)
     sql(world.db("SIEGE"), big_rows("SIEGE", how.big))
     hq = world.siege("serve")
     b = world.start("B", "sync")
-    site = world.start("A", "sync")
-    wait_for(lambda: applying(world, "A"), "A applying", 120, site)
-    time.sleep(0.5)  # into the apply (~4 s for 30,000 rows here, ~30 s for 200,000)
-    out = sigterm(site, how.limit)
+    world.env = {"SYNCHRO_STOP_AT": "apply.batch:2"}
+    try:
+        site = world.start("A", "sync")
+    finally:
+        world.env = {}
+    in_apply = "A stopped in its apply"
+    wait_for(lambda: applying(world, "A") and fh.is_stopped(site), in_apply, 120, site)
+    out = sigterm(site, how.limit, resume=True)
     b.wait()
     sigterm(hq)
     return out
