@@ -28,7 +28,7 @@ import time
 import traceback
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pair_helpers
 from ftp_proxy import LISTEN, FTPProxy, free_port_range
@@ -796,6 +796,9 @@ def kill_points() -> list[tuple[str, str, str]]:
 # -- cut links --------------------------------------------------------------------------------
 
 
+P = TypeVar("P", bound=FTPProxy)
+
+
 class CuttingProxy(FTPProxy):
     """``FTPProxy`` that cuts every data connection reaching ``at`` relayed bytes, ``times``
     times in all (small transfers such as listings never reach it). ``arm()`` may be called
@@ -827,15 +830,16 @@ class CuttingProxy(FTPProxy):
         pass  # FTPProxy's one-shot reset: the count of cuts decides instead
 
 
-def proxied(world: World) -> CuttingProxy:
-    """Site A dials the Siège through a cutting proxy on 127.0.0.2 (same port numbers);
-    B dials it directly. Returns the started proxy (the caller stops it).
+def proxied(world: World, kind: type[P] = CuttingProxy) -> P:  # type: ignore[assignment]
+    """Site A dials the Siège through a proxy of ``kind`` (cutting; ``stop_helpers``'
+    stalling one) on 127.0.0.2 (same port numbers); B dials it directly. Returns the
+    started proxy (the caller stops it).
 
     A range found free may be taken before the proxy binds it (scenarios run side by
     side; CI once failed so, « Address already in use »): another range is taken then."""
     for _ in range(10):
         low, high = free_port_range(9)
-        proxy = CuttingProxy(low, (low + 1, high))
+        proxy = kind(low, (low + 1, high))
         try:
             proxy.start()
         except OSError:

@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import fault_helpers as fh
-from ftp_proxy import LISTEN, FTPProxy, free_port_range
+from ftp_proxy import FTPProxy
 from rounds_helpers import sql
 
 
@@ -76,18 +76,8 @@ class StallingProxy(FTPProxy):
 
 def stalling(world: fh.World) -> StallingProxy:
     """Site A dials the Siège through a ``StallingProxy`` on 127.0.0.2 (same port numbers),
-    B directly (as ``fault_helpers.proxied``). The caller stops it."""
-    for _ in range(10):
-        low, high = free_port_range(9)
-        proxy = StallingProxy(low, (low + 1, high))
-        try:
-            proxy.start()
-        except OSError:
-            proxy.stop()
-            continue
-        world.set_port(low, passive=(low + 1, high), addresses={"A": LISTEN, "B": "127.0.0.1"})
-        return proxy
-    raise RuntimeError("no port range on 127.0.0.2 could be bound for the proxy")
+    B directly (``fault_helpers.proxied``). The caller stops it."""
+    return fh.proxied(world, StallingProxy)
 
 
 STUCK_AFTER_S = 5.0
