@@ -125,9 +125,10 @@ def test_serve_stops_while_another_program_locks_the_siege_database(
 
 
 def test_sync_stopped_in_the_middle_of_its_apply_recovers(world: fh.World, template: Path) -> None:
-    """A applies a big package of the Siège's (30,000 rows: ~4 s here) and is stopped 0.5 s
-    into its apply: its transaction is rolled back, the package applied whole by the
-    next run, once (no fix was needed here: a guard for the rule)."""
+    """A applies a big package of the Siège's (30,000 rows) and is stopped in the middle of
+    it (it stops itself at its second batch, is SIGTERMed there and let go:
+    ``stop_helpers.site_sync_big_apply``): its transaction is rolled back, the package
+    applied whole by the next run, once (no fix was needed here: a guard for the rule)."""
     big = sh.How(big=30_000, limit=LIMIT_S)
     more = ("SIEGE", sh.big_rows("SIEGE", big.big))
     stopped_then_recovers(world, template, sh.site_sync_big_apply, SYNC_STOPPED, big, more)
