@@ -11,6 +11,7 @@ nowhere (SQLite does not enforce foreign keys unless asked) still goes as it did
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,8 +21,10 @@ from backends import Backend
 from engine_helpers import make_node
 
 from synchro import faults
+from synchro.config import TableRule
 from synchro.package import open_package
 
+JULY = dt.datetime(2026, 7, 1)
 DDL = (
     "CREATE TABLE clients (id INTEGER PRIMARY KEY, nom VARCHAR(40) NOT NULL)",
     "CREATE TABLE commandes (id INTEGER PRIMARY KEY, client_id INTEGER NOT NULL"
@@ -101,3 +104,66 @@ def test_an_order_whose_client_is_nowhere_goes_as_before(
         made = site.export()
         assert sent(site, made.path) == {"commandes": [(7, 99, "orpheline")]}
         assert made.capture.counts["commandes"].held_back == 0
+
+
+@pytest.mark.parametrize("name", ["sqlite", "postgresql"])
+def test_the_capture_limited_to_modified_rows_holds_the_order_back_too(
+    name: str,
+    make_backend: Callable[[str], Backend],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A run after the first reads only the rows modified since the watermark (the
+    tables' « colonne de modification »): the order whose client arrived between the two
+    reads is held back there as well, and the next run — even limited to modified rows
+    again — sends both."""
+    shop, hq_db = make_backend(name), make_backend("sqlite")
+    ddl = (
+        "CREATE TABLE clients (id INTEGER PRIMARY KEY, nom VARCHAR(40) NOT NULL, maj TIMESTAMP)",
+        "CREATE TABLE commandes (id INTEGER PRIMARY KEY, client_id INTEGER NOT NULL"
+        " REFERENCES clients (id), etat VARCHAR(20), maj TIMESTAMP)",
+    )
+    for backend in (shop, hq_db):
+        for statement in ddl:
+            backend.execute(statement)
+    shop.execute("INSERT INTO clients VALUES (1, 'Zoé', '2026-01-01 00:00:00')")
+    shop.execute("INSERT INTO commandes VALUES (1, 1, 'neuve', '2026-01-01 00:00:00')")
+    rules = [TableRule(t, modified_column="maj") for t in ("clients", "commandes")]
+    real_point = faults.point
+    tables_read: list[str] = []
+
+    def point(point_name: str, *args: Any, **kwargs: Any) -> None:
+        if point_name == "capture.table":
+            tables_read.append(point_name)
+            if len(tables_read) == 2:
+                shop.execute("INSERT INTO clients VALUES (2, 'Ωμέγα ✓', '2026-07-01 00:00:00')")
+                shop.execute("INSERT INTO commandes VALUES (2, 2, 'neuve', '2026-07-01 00:00:00')")
+        real_point(point_name, *args, **kwargs)
+
+    since = dt.datetime(2026, 6, 1)
+    with (
+        make_node(tmp_path, "A", shop.connection, rules=rules) as site,
+        make_node(tmp_path, "HQ", hq_db.connection, hq=True) as hq,
+    ):
+        assert hq.import_package(site.export().path).status == "applied"  # the first run
+        shop.execute(
+            "UPDATE commandes SET etat = 'payée', maj = '2026-07-01 00:00:00' WHERE id = 1"
+        )
+        monkeypatch.setattr(faults, "point", point)
+        first = site.export(since=since)
+        assert len(tables_read) >= 2, "the capture never reached the second table"
+        assert sent(site, first.path) == {"commandes": [(1, 1, "payée", JULY)]}
+        assert first.capture.counts["commandes"].held_back == 1
+        applied = hq.import_package(first.path)
+        assert applied.status == "applied" and applied.stats.quarantined == 0
+        second = site.export(since=since)
+        assert sent(site, second.path) == {
+            "clients": [(2, "Ωμέγα ✓", JULY)],
+            "commandes": [(2, 2, "neuve", JULY)],
+        }
+        applied = hq.import_package(second.path)
+        assert applied.status == "applied" and applied.stats.quarantined == 0
+        assert hq_db.query("SELECT id, client_id, etat FROM commandes ORDER BY id") == [
+            (1, 1, "payée"),
+            (2, 2, "neuve"),
+        ]

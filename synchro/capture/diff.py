@@ -239,11 +239,16 @@ def _capture_table(
     spooled = table.name in options.spooled
     try:
         if modified and options.since is not None:
-            _filtered(adapter, state, table, snap, modified, options, writer, snapw, holder)
-            unseen = set(holder.keys)  # set aside before, not modified since: try again
-            _filtered_rows(
-                held_rows(adapter, table, unseen), table, snap, state, writer, snapw, holder
-            )
+            parents = ParentCheck(adapter, state, table, synced)
+            emitter = Emitter(table, writer, snapw, holder, parents)
+            before = set(holder.keys)  # set aside at an earlier capture
+            seen = _filtered(adapter, state, table, snap, modified, options, emitter, before)
+            again = held_rows(adapter, table, before - seen)  # not modified since: try again
+            _filtered_rows(again, table, snap, state, emitter, set())
+            emitter.finish()
+            count.inserts += emitter.inserts
+            count.updates += emitter.updates
+            count.held_back += emitter.held_back
             keys_only = checked_rows(
                 rows_in_key_order(adapter, state, table, skey_of, spooled=spooled, keys_only=True),
                 table,
@@ -295,21 +300,22 @@ def _filtered(
     snap: str,
     modified: str,
     options: CaptureOptions,
-    writer: PackageWriter,
-    snapw: _SnapshotWriter,
-    holder: _Holder,
-) -> None:
-    """Upserts of rows modified since the bound (the snapshot still decides what changed)."""
+    emitter: Emitter,
+    held: set[str],
+) -> set[str]:
+    """Upserts of rows modified since the bound (the snapshot still decides what changed);
+    returns which of the ``held`` keys (set aside before) the scan met."""
     rows = adapter.scan(table, ordered=True, modified_column=modified, modified_since=options.since)
+    count = emitter.holder.count
 
     def counted() -> Iterator[Row]:
         for n, row in enumerate(rows, 1):
-            holder.count.scanned += 1
+            count.scanned += 1
             if n % 500 == 0 and options.cancel is not None and options.cancel.is_set():
                 raise Cancelled()
             yield row
 
-    _filtered_rows(counted(), table, snap, state, writer, snapw, holder)
+    return _filtered_rows(counted(), table, snap, state, emitter, held)
 
 
 def _filtered_rows(
@@ -317,35 +323,27 @@ def _filtered_rows(
     table: Table,
     snap: str,
     state: StateDB,
-    writer: PackageWriter,
-    snapw: _SnapshotWriter,
-    holder: _Holder,
-) -> None:
-    """Upserts of these rows where they differ from the snapshot, in batches."""
+    emitter: Emitter,
+    held: set[str],
+) -> set[str]:
+    """The rows that differ from the snapshot go to ``emitter``, in batches; returns which
+    of the ``held`` keys were met."""
     nkeys = len(table.key)
     hasher = row_hasher(table.kinds)
     skey_of = snapshot_key(table.key_kinds, table.key_positions)
-    count = holder.count
+    met: set[str] = set()
     batch: list[Row] = []
 
     def flush() -> None:
         skeys = [skey_of(r) for r in batch]
+        if held:
+            met.update(kj for kj in map(key_json, map(list, skeys)) if kj in held)
         old = state.snapshot_hashes(snap, nkeys, skeys)
         for skey, row in zip(skeys, batch, strict=True):
             digest = hasher(row)
             previous = old.get(skey)
             if digest != previous:
-                try:
-                    writer.write(table.name, "U", row)
-                except PackageError as exc:
-                    holder.hold(skey, row, exc)
-                    continue
-                holder.release(skey)
-                if previous is None:
-                    count.inserts += 1
-                else:
-                    count.updates += 1
-                snapw.put(skey, digest)
+                emitter.emit(skey, row, digest, previous is not None)
         batch.clear()
 
     for row in rows:
@@ -354,3 +352,4 @@ def _filtered_rows(
             flush()
     if batch:
         flush()
+    return met

@@ -13,7 +13,10 @@ did, for the receivers to say they refuse it.
 
 Checked for the rows a capture sends (inserts and updates), against the parents' snapshots
 (one query per batch and foreign key); the database is read only for the rows found
-without their parent, after the table's scan (no cursor of the scan open then).
+without their parent, after the table's scan (no cursor of the scan open then). The
+capture limited to rows modified since the watermark checks them the same way; a held-back
+row is then out of the snapshot but in the database, so the « Contrôle » finds the table
+differing only by recent changes and the next capture reads it whole.
 """
 
 from __future__ import annotations
