@@ -32,6 +32,7 @@ from synchro.values import Kind, normalise
 
 log = logging.getLogger("synchro.capture")
 HOLD_AT_MOST = 10_000  # rows held back in one table; beyond, they go as they are
+KNOWN_AT_MOST = 200_000  # parent keys remembered as found, per foreign key
 
 
 @dataclass(frozen=True)
@@ -63,22 +64,37 @@ class ParentCheck:
             positions = tuple(names.index(by_ref[k]) for k in parent.key)
             snap = state.snapshot_table(parent)
             self.links.append(_Link(parent, snap, positions, parent.key_kinds))
+        self.known: list[set[tuple[Any, ...]]] = [set() for _ in self.links]
 
     def orphans(self, rows: Sequence[Row]) -> list[bool]:
         """For each row, whether a parent it refers to is not in that parent's snapshot
-        (the group does not have it, and this capture did not send it)."""
+        (the group does not have it, and this capture did not send it).
+
+        The parents' snapshots do not change while a child table is read (parents are
+        captured first), so a parent key found once is remembered for the table's next
+        batches (up to ``KNOWN_AT_MOST`` keys a link): the orders of one client look it up
+        once."""
         out = [False] * len(rows)
-        for link in self.links:
+        for link, known in zip(self.links, self.known, strict=True):
             keys: dict[tuple[Any, ...], list[int]] = {}
             for i, row in enumerate(rows):
-                values = [row[p] for p in link.positions]
-                if any(v is None for v in values):
+                values = tuple(row[p] for p in link.positions)
+                if values in known or None in values:
                     continue
-                skey = tuple(snap_value(k, v) for k, v in zip(link.kinds, values, strict=True))
-                keys.setdefault(skey, []).append(i)
-            found = self.state.snapshot_hashes(link.snap, len(link.kinds), list(keys))
-            for skey, where in keys.items():
-                if skey not in found:
+                keys.setdefault(values, []).append(i)
+            if not keys:
+                continue
+            skeys = {
+                values: tuple(snap_value(k, v) for k, v in zip(link.kinds, values, strict=True))
+                for values in keys
+            }
+            found = self.state.snapshot_hashes(link.snap, len(link.kinds), list(skeys.values()))
+            if len(known) + len(keys) > KNOWN_AT_MOST:
+                known.clear()
+            for values, where in keys.items():
+                if skeys[values] in found:
+                    known.add(values)
+                else:
                     for i in where:
                         out[i] = True
         return out
