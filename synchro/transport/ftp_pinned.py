@@ -43,18 +43,17 @@ class PlainFTP(ftplib.FTP):
         return conn, size
 
 
-class PinnedFTP(ftplib.FTP_TLS):
+class PinnedFTP(PlainFTP, ftplib.FTP_TLS):
     """FTP_TLS that checks the pinned certificate on the data connections too, and keeps
-    the last one (``data_conn``) as ``PlainFTP`` does."""
+    the last one (``data_conn``) as ``PlainFTP`` does (its ``ntransfercmd`` runs
+    FTP_TLS's: the connection kept is the TLS one)."""
 
     pin = ""
-    data_conn: socket.socket | None = None
 
     def ntransfercmd(
         self, cmd: str, rest: int | str | None = None
     ) -> tuple[socket.socket, int | None]:
         conn, size = super().ntransfercmd(cmd, rest)
-        self.data_conn = conn
         if isinstance(conn, ssl.SSLSocket):
             got = peer_fingerprint(conn)
             if got != self.pin:
