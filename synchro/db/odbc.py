@@ -40,7 +40,8 @@ from synchro.db.odbc_connect import (
     utf8mb4_connection,
 )
 from synchro.db.odbc_discovery import OdbcDiscovery
-from synchro.errors import DatabaseError, Say
+from synchro.db.statement_watch import StatementWatch
+from synchro.errors import Cancelled, DatabaseError, Say
 from synchro.i18n import render
 from synchro.values import Kind
 
@@ -56,6 +57,7 @@ class OdbcAdapter(OdbcDiscovery):
     def __init__(self, connection: str) -> None:
         super().__init__()
         self._types_of: dict[str, dict[str, str]] = {}
+        self._watch: StatementWatch | None = None  # made at the first statement with ``stopping``
         self._healing = False  # ``_after_lost`` making a new connection
         self._gone = False  # the connection closed after a loss, no new one made yet
         pyodbc = load_pyodbc()
@@ -166,6 +168,24 @@ class OdbcAdapter(OdbcDiscovery):
             # never handed to the driver
             raise failed(self.where, doing, [self._name_fault()])
         return super()._run(sql, params, doing)
+
+    def _execute(self, cursor: Any, sql: str, params: list[Any]) -> None:
+        """A stop cancels a statement that waits on the server (``db.statement_watch``):
+        ``Cancelled`` then, not the driver's error (PostgreSQL's 57014 would read as a
+        lost connection, and the transaction be made again)."""
+        if self.stopping is None:
+            cursor.execute(sql, params)
+            return
+        if self._watch is None:
+            self._watch = StatementWatch(self.stopping)
+        try:
+            with self._watch.running(cursor):
+                cursor.execute(sql, params)
+        except self._driver_errors as exc:
+            if not self._watch.cancelled(cursor):
+                raise
+            self._close(cursor)
+            raise Cancelled() from exc
 
     def _strict(self) -> None:
         """MariaDB: refuse, never alter, a value a column cannot hold. Without a strict
@@ -329,5 +349,7 @@ class OdbcAdapter(OdbcDiscovery):
             raise self._translate(exc, doing) from exc
 
     def close(self) -> None:
+        if self._watch is not None:
+            self._watch.close()
         with contextlib.suppress(*self._driver_errors):  # already gone: nothing to release
             self._conn.close()

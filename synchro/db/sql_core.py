@@ -118,7 +118,7 @@ class SqlCore(Adapter):
         except self._driver_errors as exc:  # (raw, it was an « erreur interne »)
             raise self._translate(exc, doing) from exc
         try:
-            cursor.execute(sql, list(params))
+            self._execute(cursor, sql, list(params))
         except self._driver_errors as exc:
             cursor.close()
             raise self._translate(exc, doing) from exc
@@ -126,6 +126,9 @@ class SqlCore(Adapter):
             cursor.close()
             raise failed(self.where, doing, exc) from exc
         return cursor
+
+    def _execute(self, cursor: Any, sql: str, params: list[Any]) -> None:
+        cursor.execute(sql, params)
 
     def _close(self, cursor: Any) -> None:
         """Close ``cursor``; one whose connection is gone (a new one made after the server
