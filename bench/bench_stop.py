@@ -1,6 +1,7 @@
 """How long a real ``synchro serve`` / ``synchro sync`` takes to end after its SIGTERM.
 
     .venv/bin/python bench/bench_stop.py [--only NAME,...] [--big ROWS] [--dir DIR]
+    .venv/bin/python bench/bench_stop.py --servers [--dir DIR]
 
 Each state runs in its own copy of the fault suite's group (``tests/fault_helpers.py``:
 a Siège and two establishments set up with the CLI, real processes, FTPS on loopback, real
@@ -8,6 +9,9 @@ SQLite files), is brought into that state, then SIGTERMed by PID; a process not 
 5 s later has its stacks dumped (py-spy, printed after the table). A service manager
 (Windows' service stop, systemd) kills a service 5-20 s after asking. One line per state:
 seconds from the signal to the end, the exit code, and whether it said it stopped.
+
+``--servers``: the states of ``tests/stop_server_helpers.py`` instead, A's database on
+MariaDB then on PostgreSQL (``fault_servers``), another program keeping a table locked.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import argparse
 import shutil
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
@@ -31,18 +36,10 @@ def main() -> int:
     parser.add_argument("--only", default="", help="states, comma-separated")
     parser.add_argument("--big", type=int, default=200_000, help="rows of the big apply")
     parser.add_argument("--dir", help="working folder (default: a temporary one, removed)")
+    parser.add_argument("--servers", action="store_true", help="A's database on a server")
     args = parser.parse_args()
-    names = [n for n in args.only.split(",") if n] or list(sh.STATES)
     base = Path(args.dir or tempfile.mkdtemp(prefix="bench-stop-"))
-    template = fh.build_template(base / "template")
-    results: dict[str, sh.Stopped | str] = {}
-    for name in names:
-        with fh.World.copy(template, base / name) as world:
-            try:
-                results[name] = sh.STATES[name](world, sh.How(big=args.big))
-            except Exception as exc:  # the state was not reached: said in the table
-                results[name] = f"{type(exc).__name__}: {str(exc)[:200]}"
-        print(line(name, results[name]), flush=True)
+    results = servers(base) if args.servers else sqlite_states(base, args)
     print("\n| state | s to exit | exit code | said stopped |\n|---|---|---|---|")
     for name, result in results.items():
         print(line(name, result, table=True))
@@ -52,6 +49,45 @@ def main() -> int:
     if not args.dir:
         shutil.rmtree(base, ignore_errors=True)
     return 0
+
+
+def sqlite_states(base: Path, args: argparse.Namespace) -> dict[str, sh.Stopped | str]:
+    names = [n for n in args.only.split(",") if n] or list(sh.STATES)
+    template = fh.build_template(base / "template")
+    results: dict[str, sh.Stopped | str] = {}
+    for name in names:
+        with fh.World.copy(template, base / name) as world:
+            results[name] = reached(lambda w=world, n=name: sh.STATES[n](w, sh.How(big=args.big)))
+        print(line(name, results[name]), flush=True)
+    return results
+
+
+def servers(base: Path) -> dict[str, sh.Stopped | str]:
+    from fault_servers import ServerWorld, build_server_template, drop_template
+    from stop_server_helpers import LAYOUTS, SERVER_STATES
+
+    results: dict[str, sh.Stopped | str] = {}
+    for kind, layout in LAYOUTS.items():
+        template = build_server_template(base / f"template-{kind}", layout)
+        try:
+            for state, run in SERVER_STATES.items():
+                name = f"{state} ({kind})"
+                world = ServerWorld.copy(template, base / f"{state}-{kind}")
+                try:
+                    results[name] = reached(lambda w=world, r=run: r(w, sh.How()))
+                finally:
+                    world.close()
+                print(line(name, results[name]), flush=True)
+        finally:
+            drop_template(template)
+    return results
+
+
+def reached(state: Callable[[], sh.Stopped]) -> sh.Stopped | str:
+    try:
+        return state()
+    except Exception as exc:  # the state was not reached: said in the table
+        return f"{type(exc).__name__}: {str(exc)[:200]}"
 
 
 def line(name: str, result: sh.Stopped | str, table: bool = False) -> str:

@@ -6,8 +6,9 @@ PostgreSQL, or the two swapped; B on SQLite; real ``python -m synchro`` processe
 FTPS on loopback). Another program — the test's own connection through the real driver —
 keeps A's ``clients`` table locked (MariaDB ``LOCK TABLES … WRITE``, PostgreSQL ``LOCK
 TABLE … IN ACCESS EXCLUSIVE MODE`` in an open transaction), so A's run waits on the server
-at its capture, up to ``odbc.LOCK_WAIT_S`` (50 s). SIGTERMed there, it ends within
-seconds, « Arrêt » (exit 3), its statement cancelled on the server
+at its capture, up to ``odbc.LOCK_WAIT_S`` (50 s): its ``sync``, or its service asked
+MANUELLE (``stop_server_helpers``). SIGTERMed there, it ends within seconds, the run
+« Arrêt », its statement cancelled on the server
 (``db.statement_watch``); before, it was still waiting 45 s later, past what a service
 manager allows. Once the other program lets go, a round ends OK at every node with
 exactly the expected rows.
@@ -15,28 +16,21 @@ exactly the expected rows.
 
 from __future__ import annotations
 
-import contextlib
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from fault_helpers import NODES, expected_after
 from fault_servers import ServerWorld, build_server_template, drop_template
-from server_dbs import connect, require_servers
-from stop_helpers import sigterm
+from server_dbs import require_servers
+from stop_helpers import How
+from stop_server_helpers import LAYOUTS, SERVER_STATES
 
 pytestmark = [
     pytest.mark.faults,
     pytest.mark.skipif(sys.platform == "win32", reason="SIGTERM by PID is POSIX"),
 ]
-LAYOUTS = {
-    "mariadb": {"SIEGE": "postgresql", "A": "mariadb", "B": "sqlite"},
-    "postgresql": {"SIEGE": "mariadb", "A": "postgresql", "B": "sqlite"},
-}
-WAITING_S = 3.0  # the run is blocked on the lock by then (it needs the table at once)
 
 
 @pytest.fixture(scope="module")
@@ -72,37 +66,16 @@ def world(template: Path, tmp_path: Path) -> Iterator[ServerWorld]:
         made.close()
 
 
-@contextlib.contextmanager
-def table_locked(world: ServerWorld, node: str) -> Iterator[Any]:
-    """Another program keeps ``node``'s ``clients`` locked until the block ends."""
-    db = world.servers[node]
-    conn = connect(db)
-    try:
-        if db.kind == "mariadb":
-            conn.execute("LOCK TABLES clients WRITE")
-        else:
-            conn.execute("LOCK TABLE clients IN ACCESS EXCLUSIVE MODE")
-        yield conn
-    finally:
-        with contextlib.suppress(Exception):
-            if db.kind == "mariadb":
-                conn.execute("UNLOCK TABLES")
-            conn.rollback()
-        conn.close()
-
-
+@pytest.mark.parametrize("state", list(SERVER_STATES))
 @pytest.mark.parametrize("template", list(LAYOUTS), indirect=True)
 def test_a_run_waiting_for_a_lock_on_its_server_stops_when_asked(
-    world: ServerWorld, template: Path
+    world: ServerWorld, template: Path, state: str
 ) -> None:
-    world.mutate(2)
-    expected = expected_after(world, template, 2)
-    with table_locked(world, "A"):
-        proc = world.start("A", "sync")
-        time.sleep(WAITING_S)
-        assert proc.popen.poll() is None, proc.output()[-2000:]  # waiting for the lock
-        stopped = sigterm(proc, limit=45)
-    assert stopped.code == 3, (stopped.seconds, stopped.code, stopped.output[-3000:])
+    expected = expected_after(world, template, 2)  # (the state makes round 2's changes)
+    stopped = SERVER_STATES[state](world, How(limit=45))
+    code = 3 if "sync" in state else 0  # a run ended « Arrêt »; a service stopped cleanly
+    assert stopped.code == code, (stopped.seconds, stopped.code, stopped.output[-3000:])
+    assert "Arrêt" in stopped.output, stopped.output[-3000:]
     assert stopped.seconds < 20, (stopped.seconds, stopped.stacks or stopped.output[-2000:])
     codes = world.round("sync")
     assert codes == dict.fromkeys(NODES, 0), [p.output()[-2000:] for p in world.procs]
