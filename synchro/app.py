@@ -132,6 +132,7 @@ class App:
 
     def close(self, timeout: float = 30.0) -> None:
         self._stop.set()
+        self.ending()
         self.commands.put("wake")  # the loop sees the stop now, not at its next tick
         self.cancel.set()
         if self.hq is not None:
@@ -165,6 +166,11 @@ class App:
         """MANUELLE; after a restore (``engine.marks``), ``take_back``: the group's data
         taken back first, or ``send``: the restored database sent as it is (Envoyer)."""
         self.commands.put("take-back" if take_back else "send" if send else "sync")
+
+    def ending(self) -> None:
+        """The program ends (a service stop, ``sync`` SIGTERMed): the report email being
+        sent is given up, and not tried again (``ReportMailer.stop``)."""
+        self.mailer.stop.set()
 
     def stop_run(self) -> None:
         """ARRETER: the engine stops at the next safe point."""

@@ -123,6 +123,7 @@ class Synchro:
         """Ctrl-C during ``sync_once`` (any thread, only sets flags): ARRETER, no linger."""
         self._interrupted.set()
         self.app.stop_run()
+        self.app.ending()
         if self.app.hq is not None:
             self.app.hq.stop()
 

@@ -10,6 +10,8 @@ real processes, FTPS on loopback, real SQLite files).
 - ``sigterm(proc)``: SIGTERM, then the seconds until it ended, its code and, when it had
   not ended ``STUCK_AFTER_S`` later, every thread's stack (py-spy);
 - ``hold_lock(db)``: another process holding an SQLite file locked (``BEGIN EXCLUSIVE``);
+- ``silent_mail_server(world, node)``: the node's report email sent to a server that
+  accepts and never answers;
 - ``wait_for(...)``: until a condition holds, or fail saying what was awaited.
 """
 
@@ -373,6 +375,50 @@ def siege_serve_after_round(world: fh.World, how: How) -> Stopped:
     return sigterm(hq, how.limit)
 
 
+@contextlib.contextmanager
+def silent_mail_server(world: fh.World, node: str) -> Iterator[int]:
+    """``node`` emails its report (30 s timeout) to a loopback port whose connections the
+    kernel accepts and nobody answers: the email waits for a greeting that never comes.
+    Its email settings are put back as they were when the block ends."""
+    from synchro.config.model import EmailSettings
+    from synchro.config.store import load_config, save_config
+
+    path = world.folder(node) / "synchro.toml"
+    before = load_config(path)
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        port = listener.getsockname()[1]
+        email = EmailSettings(
+            server="127.0.0.1",
+            port=port,
+            sender="synchro@example.com",
+            recipients=("chef@example.com",),
+            timeout_s=30,
+        )
+        save_config(dataclasses.replace(before, send_email=True, email=email), path)
+        try:
+            yield port
+        finally:
+            save_config(before, path)
+
+
+def site_sync_mail_silent(world: fh.World, how: How) -> Stopped:
+    """A's run has ended; its report email waits on a silent mail server."""
+    world.mutate(2)
+    with silent_mail_server(world, "A"):
+        hq = world.siege("serve")
+        b = world.start("B", "sync")
+        site = world.start("A", "sync")
+        ended = "A's run ended, its email going"
+        wait_for(lambda: _says(site, "Fin de la synchronisation"), ended, 120, site)
+        time.sleep(1)
+        out = sigterm(site, how.limit)
+        b.wait()
+        sigterm(hq)
+    return out
+
+
 def applying(world: fh.World, node: str) -> bool:
     """``node`` has begun applying a package: its intent is recorded (committed before the
     apply's transaction, cleared with it) in its state database, read here read-only."""
@@ -411,5 +457,6 @@ STATES: dict[str, State] = {
         site_sync_state_locked,
         siege_serve_db_locked,
         siege_serve_after_round,
+        site_sync_mail_silent,
     )
 }

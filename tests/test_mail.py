@@ -8,6 +8,8 @@ import json
 import logging
 import ssl
 import string
+import threading
+import time
 import traceback
 from collections.abc import Iterator
 from pathlib import Path
@@ -327,6 +329,39 @@ def test_stalled_server_times_out(security: MailSecurity) -> None:
         send_message(settings(port, timeout_s=1, security=security), MESSAGE)
     assert err.value.code == "timeout" and err.value.kind is ErrorKind.NETWORK
     assert str(err.value).startswith("Délai dépassé : 127.0.0.1 port")
+
+
+@pytest.mark.parametrize("security", [MailSecurity.NONE, MailSecurity.SSL])
+def test_a_stop_cuts_the_wait_for_a_silent_server(security: MailSecurity) -> None:
+    """The program stops (``stop`` set) while the server has accepted and stays silent:
+    the sending is given up at once (code « stopped »), not after the 30 s timeout."""
+    stop = threading.Event()
+    threading.Timer(0.5, stop.set).start()
+    started = time.monotonic()
+    with stalled_server() as port, pytest.raises(MailSendError) as err:
+        send_message(settings(port, timeout_s=20, security=security), MESSAGE, stop=stop)
+    took = time.monotonic() - started
+    assert err.value.code == "stopped" and err.value.kind is ErrorKind.STOPPED
+    assert str(err.value).startswith("Le programme s'arrêtait : l'envoi à 127.0.0.1 port")
+    assert took < 10, took  # (the bound of a hang: the timeout is 20 s)
+
+
+def test_the_mailer_stops_trying_once_the_program_stops(tmp_path: Path) -> None:
+    """Between attempts the mailer waits on its ``stop``: a stop ends the wait and no
+    other attempt is made; the row says why the email did not go."""
+    with ReportStore(tmp_path / "rapport.db") as store, stalled_server() as port:
+        email = settings(port, timeout_s=1)
+        config = Config(role=Role.SITE, site="3615", send_email=True, email=email)
+        policy = MailPolicy(attempts=3, retry_delay_s=60)
+        mailer = ReportMailer(store, lambda: config, Clock(T0), policy=policy)
+        rec = finished_run(store, State.OK, T0)
+        threading.Timer(1.5, mailer.stop.set).start()  # during the wait before the 2nd try
+        started = time.monotonic()
+        assert mailer.after_run([rec], State.OK) is MailOutcome.FAILED
+        assert time.monotonic() - started < 20  # (not 3 x 1 s + 2 x 60 s)
+        email_note = store.get(rec.id).details["email"]
+        assert email_note["status"] == "failed", email_note
+        assert store.get(rec.id).state is State.OK
 
 
 def test_missing_settings() -> None:

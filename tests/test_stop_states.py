@@ -124,6 +124,14 @@ def test_serve_stops_while_another_program_locks_the_siege_database(
     stopped_then_recovers(world, template, sh.siege_serve_db_locked, SERVE_STOPPED)
 
 
+def test_sync_stops_while_its_report_email_waits_on_a_silent_server(
+    world: fh.World, template: Path
+) -> None:
+    """The run ended OK; its email waits for a greeting (30 s timeout, 3 tries): the stop
+    gives the email up at once and the run's exit code stays the run's."""
+    stopped_then_recovers(world, template, sh.site_sync_mail_silent, (0, "OK"))
+
+
 def test_sync_stopped_in_the_middle_of_its_apply_recovers(world: fh.World, template: Path) -> None:
     """A applies a big package of the Siège's (30,000 rows) and is stopped in the middle of
     it (it stops itself at its second batch, is SIGTERMed there and let go:

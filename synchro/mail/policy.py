@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import ssl
-import time
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -59,7 +59,10 @@ class ReportMailer:
 
     ``settings_provider`` returns the current :class:`~synchro.config.model.Config` (read at
     each call, so a change in the EMAIL dialog applies to the next run); ``now`` gives the
-    time; ``sleep`` waits between attempts (tests pass a no-op)."""
+    time; ``sleep`` waits between attempts (tests pass a no-op; by default the wait ends
+    at ``stop``). ``stop``: set when the program stops (a service stop, SIGTERM): the email
+    being sent is given up and no other attempt is made — a service manager kills a
+    service 5-20 s after asking, and a silent server would hold the stop 3 × 30 s."""
 
     def __init__(
         self,
@@ -68,14 +71,15 @@ class ReportMailer:
         now: Callable[[], dt.datetime],
         *,
         policy: MailPolicy | None = None,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] | None = None,
         ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.store = store
         self.settings_provider = settings_provider
         self.now = now
         self.policy = policy or MailPolicy()
-        self.sleep = sleep
+        self.stop = threading.Event()
+        self.sleep = sleep if sleep is not None else self.stop.wait
         self.ssl_context = ssl_context
 
     def after_run(self, records: Sequence[RunRecord], state: State) -> MailOutcome:
@@ -128,13 +132,22 @@ class ReportMailer:
         for attempt in range(max(1, self.policy.attempts)):
             if attempt:
                 self.sleep(self.policy.retry_delay_s)
+                if self.stop.is_set():
+                    break  # the program stops: the last error stands
             try:
-                send_message(settings, message, lang=lang, now=now, ssl_context=self.ssl_context)
+                send_message(
+                    settings,
+                    message,
+                    lang=lang,
+                    now=now,
+                    ssl_context=self.ssl_context,
+                    stop=self.stop,
+                )
                 return None
             except MailSendError as exc:
                 error = exc
-                if exc.code == "config":
-                    break  # trying again cannot help
+                if exc.code in ("config", "stopped"):
+                    break  # trying again cannot help, or must not
         return error
 
     def _note(

@@ -20,9 +20,11 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import os
 import smtplib
 import socket
 import ssl
+import threading
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from typing import Any
@@ -34,6 +36,7 @@ from synchro.errors import ErrorKind, MailError
 from synchro.i18n import tr
 from synchro.mail.message import ReportMessage, escape
 from synchro.reports import format_date
+from synchro.transport.ftp_cancel import CancelWatch
 
 # The exact code of a failure -> its kind (the words of the code are ``mail.error.<code>``).
 CODE_KINDS = {
@@ -48,12 +51,14 @@ CODE_KINDS = {
     "sender": ErrorKind.CONFIG,
     "recipients": ErrorKind.CONFIG,
     "config": ErrorKind.CONFIG,
+    "stopped": ErrorKind.STOPPED,
 }
 
 
 class MailSendError(MailError):
     """Why an email could not be sent. ``code``: dns, refused, timeout, tls, auth, sender,
-    recipients, disconnected, protocol, network, config; ``kind`` its ``ErrorKind``."""
+    recipients, disconnected, protocol, network, config, stopped (the program stopping cut
+    it); ``kind`` its ``ErrorKind``."""
 
     def __init__(self, code: str, message: str) -> None:
         self.code = code
@@ -148,14 +153,15 @@ def _mime(settings: EmailSettings, message: ReportMessage, now: dt.datetime) -> 
     return mime
 
 
-def _client(settings: EmailSettings, context: ssl.SSLContext) -> Any:
-    """A yagmail client that never logs in by itself (see the module docstring)."""
+def _client(settings: EmailSettings, context: ssl.SSLContext, sockets: list[Any]) -> Any:
+    """A yagmail client that never logs in by itself (see the module docstring). The
+    sockets its connection opens go into ``sockets`` (for a stop to shut them down)."""
     implicit = settings.security is MailSecurity.SSL
     extra: dict[str, Any] = {"context": context} if implicit else {}
     starttls: bool | dict[str, Any] = (
         {"context": context} if settings.security is MailSecurity.STARTTLS else False
     )
-    client = yagmail.SMTP(
+    client = _Client(
         user=settings.sender,
         host=settings.server,
         port=settings.port,
@@ -166,8 +172,34 @@ def _client(settings: EmailSettings, context: ssl.SSLContext) -> Any:
         timeout=settings.timeout_s,
         **extra,
     )
+    client.sockets = sockets
     client.set_logging(None)  # yagmail would add its own stderr handler (None in a .exe)
     return client
+
+
+class _Client(yagmail.SMTP):  # type: ignore[misc]  # (yagmail has no type stubs)
+    """yagmail's client whose smtplib connection records each socket it opens, as soon as
+    it is connected (smtplib's ``_get_socket`` hook, under ``SMTP_SSL``'s TLS handshake),
+    as a descriptor of its own that ``send_message`` closes: a server that accepts and
+    then stays silent, or never ends the handshake, can be cut."""
+
+    sockets: list[Any]
+
+    @property
+    def connection(self) -> Any:
+        sockets = self.sockets
+
+        class Recording(smtplib.SMTP):
+            def _get_socket(self, host: str, port: int, timeout: float) -> Any:
+                sock = super()._get_socket(host, port, timeout)  # type: ignore[misc]
+                # a descriptor of its own: SMTP_SSL's wrapping detaches ``sock``'s
+                sockets.append(socket.socket(fileno=os.dup(sock.fileno())))
+                return sock
+
+        base = super().connection
+        if base is smtplib.SMTP:
+            return Recording
+        return type("RecordingSSL", (base, Recording), {})  # SMTP_SSL's handshake on top
 
 
 def send_message(
@@ -177,17 +209,22 @@ def send_message(
     lang: str = "fr",
     now: dt.datetime | None = None,
     ssl_context: ssl.SSLContext | None = None,
+    stop: threading.Event | None = None,
 ) -> None:
     """Send ``message`` to every recipient, or raise :class:`MailSendError`.
 
     ``ssl_context`` replaces the default (system trust store, host name checked); tests
-    pass one that trusts their self-signed certificate."""
+    pass one that trusts their self-signed certificate. ``stop``: once set (the program
+    stops), the connection is shut down and the sending given up (code ``stopped``) rather
+    than waiting for a silent server up to the timeout."""
     _check(settings, lang)
     context = ssl_context or ssl.create_default_context()
     mime = _mime(settings, message, now or dt.datetime.now().astimezone())
     client = None
+    sockets: list[Any] = []
+    watch = CancelWatch(stop, lambda: list(sockets)).start() if stop is not None else None
     try:
-        client = _client(settings, context)
+        client = _client(settings, context, sockets)
         client.login()  # connects (and STARTTLS); skip_login: no password lookup
         if settings.login:
             client.smtp.login(settings.login, settings.password)
@@ -197,13 +234,17 @@ def send_message(
         if refused:
             raise smtplib.SMTPRecipientsRefused(refused)
     except (OSError, smtplib.SMTPException, UnicodeError) as exc:
-        code = _classify(exc)
+        code = "stopped" if stop is not None and stop.is_set() else _classify(exc)
         text = _failure(code, exc, settings, lang)
         raise MailSendError(code.removesuffix("_unsupported"), text) from exc
     finally:
+        if watch is not None:
+            watch.stop()
         if client is not None:
             with contextlib.suppress(OSError, smtplib.SMTPException):
                 client.close()
+        for sock in sockets:
+            sock.close()
 
 
 def send_test(
