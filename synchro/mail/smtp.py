@@ -35,8 +35,8 @@ from synchro.config.model import EmailSettings, MailSecurity
 from synchro.errors import ErrorKind, MailError
 from synchro.i18n import tr
 from synchro.mail.message import ReportMessage, escape
+from synchro.platform.cancel_watch import CancelWatch
 from synchro.reports import format_date
-from synchro.transport.ftp_cancel import CancelWatch
 
 # The exact code of a failure -> its kind (the words of the code are ``mail.error.<code>``).
 CODE_KINDS = {

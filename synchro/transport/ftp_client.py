@@ -37,8 +37,8 @@ from typing import BinaryIO
 
 from synchro import faults
 from synchro.errors import Cancelled, ConnectionTestError, ErrorKind, Say, TransportError
+from synchro.platform.cancel_watch import CancelWatch, stopped_by
 from synchro.transport.files import PART, file_sha256
-from synchro.transport.ftp_cancel import CancelWatch, stopped_by
 from synchro.transport.ftp_errors import Where, doing, reply_after_cut, translate
 from synchro.transport.ftp_pinned import (
     PinnedFTP,
@@ -58,7 +58,7 @@ class SiteClient:
 
     ``cancel`` (ARRETER, a stop) is checked between blocks of a transfer and raises
     ``Cancelled``; while the session waits on its sockets (a silent Siège, a hung link),
-    ``ftp_cancel.CancelWatch`` shuts them down at once, and ``Cancelled`` is raised too.
+    ``platform.cancel_watch.CancelWatch`` shuts them down at once, and ``Cancelled`` is raised too.
     The partial file stays and the next attempt resumes it. ``on_progress(done, total)``
     reports bytes after each block (for the progress bar), and where each transfer starts
     (a resumed one starts further on). ``on_confirmed(size, total)`` reports what the Siège

@@ -5,7 +5,7 @@ certificate with the pinned fingerprint *before* the secret is sent, logs in and
 the data channel (``PROT P``); ``PinnedFTP`` checks the pin again on every data connection.
 No CA, no host name check: the pin is the trust. Plain FTP only without a fingerprint (the
 caller allows it). ``ftp_client.SiteClient`` runs its sessions on this. A session keeps its
-last data connection (``data_conn``: a stop shuts it down, ``ftp_cancel``).
+last data connection (``data_conn``: a stop shuts it down, ``platform.cancel_watch``).
 ``fetch_fingerprint``: the certificate the Siège presents now, without logging in
 (``synchro trust``).
 """
@@ -31,7 +31,7 @@ def peer_fingerprint(sock: Any) -> str:
 
 class PlainFTP(ftplib.FTP):
     """ftplib's FTP that keeps its last data connection (``data_conn``): a stop shuts it
-    down from another thread (``ftp_cancel``)."""
+    down from another thread (``platform.cancel_watch``)."""
 
     data_conn: socket.socket | None = None
 
@@ -87,7 +87,7 @@ def open_ftp(
     """A logged-in binary passive session: pinned FTPS with a ``fingerprint``, plain FTP
     without one. Errors are translated (``ftp_errors.translate``); nothing stays open.
     ``opening`` is given the session before it connects, and None once it is open or
-    failed (a stop shuts its socket down meanwhile: ``ftp_cancel``)."""
+    failed (a stop shuts its socket down meanwhile: ``platform.cancel_watch``)."""
     ftp: ftplib.FTP
     if fingerprint:
         ftp = PinnedFTP(context=tls_context(), timeout=w.timeout)

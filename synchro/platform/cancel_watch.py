@@ -1,14 +1,16 @@
-"""A site's FTP session that a stop ends at once, not at the socket's timeout.
+"""Sockets that a stop shuts down at once, not at their timeout: a site's FTP session and
+the report email.
 
 ftplib blocks in the socket — reading a reply, writing a block of an upload, reading one of
 a download — up to the session's timeout (60 s) when the Siège falls silent or the link
-hangs without being cut. ARRETER and a service's stop (SIGTERM: Windows' service manager
-and systemd kill a service 5-20 s after asking) set the run's ``cancel``; ``CancelWatch``
-then shuts the session's sockets down from its own thread, so the blocked call fails at
-once and ``SiteClient`` raises ``Cancelled`` (the partial file stays, the next run resumes
-it). ``shutdown`` acts on the socket, not on the descriptor: a duplicate is shut, and the
-session's own thread closes its sockets as usual (the TLS layer's own ``shutdown`` would
-write an alert from this thread).
+hangs without being cut; smtplib waits for a silent mail server's greeting up to its
+timeout (30 s). ARRETER and a service's stop (SIGTERM: Windows' service manager and
+systemd kill a service 5-20 s after asking) set the run's ``cancel``; ``CancelWatch`` then
+shuts the sockets down from its own thread, so the blocked call fails at once and the
+caller raises ``Cancelled`` (``SiteClient``: the partial file stays, the next run resumes
+it) or gives the email up (``mail.smtp``). ``shutdown`` acts on the socket, not on the
+descriptor: a duplicate is shut, and the owner's thread closes its sockets as usual (the
+TLS layer's own ``shutdown`` would write an alert from this thread).
 """
 
 from __future__ import annotations
