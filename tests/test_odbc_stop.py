@@ -13,7 +13,6 @@ Before, the stop waited the whole 50 s.
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -69,13 +68,11 @@ def test_a_stop_cancels_a_statement_waiting_for_a_lock(locked: Backend) -> None:
     try:
         assert not ended.wait(1.5), f"the UPDATE did not wait for the lock: {outcome}"
         stop.set()
-        asked = time.monotonic()
+        # (a bound on a hang, not a speed figure: bench_stop.py --servers measures it)
         assert ended.wait(10), "the stop did not end the wait (LOCK_WAIT_S is 50 s)"
-        took = time.monotonic() - asked
         (error,) = outcome
         assert isinstance(error, Cancelled), repr(error)
         assert error.kind is ErrorKind.STOPPED
-        assert took < 10  # (the bound of the wait above; the figure is in the bench)
         # nothing of the transaction kept: row 2 as it was, row 1 the other program's
         assert locked.query("SELECT id, v FROM t ORDER BY id") == [(1, "avant"), (2, "libre")]
         stop.clear()  # the same adapter, used again (the next run's work)
