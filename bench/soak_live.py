@@ -52,6 +52,7 @@ class Seed:
     landed: bool = False
     quiet: int = 0  # quiet rounds it took to converge
     problems: list[str] = dataclasses.field(default_factory=list)
+    first: list[str] = dataclasses.field(default_factory=list)  # the 1st quiet round's, if not
     seconds: float = 0.0
 
 
@@ -115,6 +116,8 @@ def run_seed(s: Seed, template: Path, root: Path) -> Seed:
                     problems.append(str(exc)[:500])
                 if not problems:
                     break
+                if quiet == 1:
+                    s.first = problems
             s.problems += problems
             left = [f"{n}#{i}" for n in NODES for i, _k in world.running_rows(n)]
             if left:
@@ -178,6 +181,8 @@ def main() -> int:
                     continue
                 done.append(s)
                 state = "PROBLEM " + " | ".join(s.problems) if s.problems else "ok"
+                if s.quiet == 2 and not s.problems:  # what the first quiet round left
+                    state += " (after one: " + " | ".join(p[:300] for p in s.first) + ")"
                 print(
                     f"seed {s.seed:5d} {s.mode:5s} {s.victim:5s} at {s.delay:5.2f}s "
                     f"{'killed' if s.landed else 'ended '} {s.seconds:5.1f}s "
