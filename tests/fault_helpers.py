@@ -367,6 +367,15 @@ class World:
             conn.close()
 
 
+def _delivered_or_ended(proc: Proc, timeout: float = WAIT_S) -> None:
+    """Until ``proc`` (a site's ``sync``) said it delivered, or ended (killed there)."""
+    end = time.monotonic() + timeout
+    while proc.popen.poll() is None and "Données envoyées au siège" not in proc.output():
+        if time.monotonic() > end:
+            raise AssertionError(f"{proc.node} never delivered:\n{proc.output()[-2000:]}")
+        time.sleep(0.05)
+
+
 def expected_after(world: World, template: Path, round_no: int) -> dict[str, set[tuple[Any, ...]]]:
     """The template's (converged) tables with every node's changes of ``round_no``."""
     model = world.root / "expected.db"
@@ -551,8 +560,11 @@ def scenario(
     expected = expected_after(world, template, 2)
     procs: dict[str, Proc] = {}
     procs["SIEGE"] = world.siege(mode, kill=kill if victim == "SIEGE" else "")
-    for site in SITES:
+    waits = kill == "site.wait" and victim in SITES
+    for site in sorted(SITES, key=lambda s: s != victim) if waits else SITES:
         procs[site] = world.start(site, "sync", kill=kill if victim == site else "")
+        if waits and site == victim:  # it must wait for its answer: the others deliver after
+            _delivered_or_ended(procs[site])
     if trigger is not None:
         trigger(world, procs)
     first = procs[victim]
