@@ -6,7 +6,9 @@
   :func:`client_context` is an SSL context that trusts exactly that certificate (what the
   code under test receives as ``ssl_context``).
 - :func:`closed_port` (nothing listens: connection refused) and :func:`stalled_server` (the
-  TCP connection is accepted by the kernel, but no greeting ever comes: timeout).
+  TCP connection is accepted by the kernel, but no greeting ever comes: timeout);
+  :func:`unanswered_port` (no answer to the connection at all, as behind a firewall that
+  drops packets: the connection itself waits).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import email.policy
 import ipaddress
 import socket
 import ssl
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -190,3 +193,29 @@ def stalled_server() -> Iterator[int]:
         sock.bind((HOST, 0))
         sock.listen(8)
         yield sock.getsockname()[1]
+
+
+@contextmanager
+def unanswered_port() -> Iterator[int]:
+    """A port on loopback whose connection requests are never answered, as a firewall that
+    drops packets leaves them: its listen queue (backlog 0) holds one connection nobody
+    accepts, and Linux then drops every new SYN, so ``connect`` waits up to its timeout.
+    Checked before use: a connection tried there must time out."""
+    if not sys.platform.startswith("linux"):
+        raise RuntimeError("unanswered_port relies on Linux dropping SYNs to a full queue")
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        sock.listen(0)
+        port: int = sock.getsockname()[1]
+        with socket.create_connection((HOST, port), timeout=5):
+            probe = socket.socket()
+            probe.settimeout(0.3)
+            try:
+                probe.connect((HOST, port))
+            except TimeoutError:
+                pass
+            else:
+                raise RuntimeError(f"port {port} answered: the queue was not full")
+            finally:
+                probe.close()
+            yield port

@@ -419,6 +419,27 @@ def site_sync_mail_silent(world: fh.World, how: How) -> Stopped:
     return out
 
 
+def site_sync_siege_unanswered(world: fh.World, how: How) -> Stopped:
+    """A has made its package and dials the Siège at a port that never answers (its
+    connection requests dropped, as by a firewall: ``smtp_server.unanswered_port``); the
+    connection would wait up to the session's 60 s timeout."""
+    from smtp_server import unanswered_port
+
+    from synchro.config.store import load_config, save_config
+
+    world.mutate(2)
+    path = world.folder("A") / "synchro.toml"
+    config = load_config(path)
+    with unanswered_port() as port:
+        dialing = dataclasses.replace(config.site_settings, hq_port=port)
+        save_config(dataclasses.replace(config, site_settings=dialing), path)
+        site = world.start("A", "sync")
+        outbox = world.folder("A") / "data" / "packages" / "outbox"
+        wait_for(lambda: any(outbox.glob("A-*.pkg")), "A's package made", 60, site)
+        time.sleep(1)
+        return sigterm(site, how.limit)
+
+
 def applying(world: fh.World, node: str) -> bool:
     """``node`` has begun applying a package: its intent is recorded (committed before the
     apply's transaction, cleared with it) in its state database, read here read-only."""
@@ -458,5 +479,6 @@ STATES: dict[str, State] = {
         siege_serve_db_locked,
         siege_serve_after_round,
         site_sync_mail_silent,
+        site_sync_siege_unanswered,
     )
 }

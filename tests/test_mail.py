@@ -25,6 +25,7 @@ from smtp_server import (
     server_context,
     smtp_server,
     stalled_server,
+    unanswered_port,
 )
 
 import synchro
@@ -343,6 +344,23 @@ def test_a_stop_cuts_the_wait_for_a_silent_server(security: MailSecurity) -> Non
     took = time.monotonic() - started
     assert err.value.code == "stopped" and err.value.kind is ErrorKind.STOPPED
     assert str(err.value).startswith("Le programme s'arrêtait : l'envoi à 127.0.0.1 port")
+    assert took < 10, took  # (the bound of a hang: the timeout is 20 s)
+
+
+def test_a_stop_gives_up_a_connection_no_server_answers() -> None:
+    """The mail server's machine drops the connection request (a firewall, a machine
+    gone): without a stop the connection waits up to the timeout, and a stop ends that
+    wait at once."""
+    with unanswered_port() as port, pytest.raises(MailSendError) as err:
+        send_message(settings(port, timeout_s=0.5), MESSAGE)
+    assert err.value.code == "timeout"
+    stop = threading.Event()
+    threading.Timer(0.5, stop.set).start()
+    started = time.monotonic()
+    with unanswered_port() as port, pytest.raises(MailSendError) as err:
+        send_message(settings(port, timeout_s=20), MESSAGE, stop=stop)
+    took = time.monotonic() - started
+    assert err.value.code == "stopped" and err.value.kind is ErrorKind.STOPPED
     assert took < 10, took  # (the bound of a hang: the timeout is 20 s)
 
 

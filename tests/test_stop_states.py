@@ -132,6 +132,14 @@ def test_sync_stops_while_its_report_email_waits_on_a_silent_server(
     stopped_then_recovers(world, template, sh.site_sync_mail_silent, (0, "OK"))
 
 
+def test_sync_stops_while_its_connection_to_the_siege_is_never_answered(
+    world: fh.World, template: Path
+) -> None:
+    """The Siège's machine drops A's connection requests (a firewall): the connection
+    waits up to the session's 60 s timeout, and the stop ends it at once."""
+    stopped_then_recovers(world, template, sh.site_sync_siege_unanswered, SYNC_STOPPED)
+
+
 def test_sync_stopped_in_the_middle_of_its_apply_recovers(world: fh.World, template: Path) -> None:
     """A applies a big package of the Siège's (30,000 rows) and is stopped in the middle of
     it (it stops itself at its second batch, is SIGTERMed there and let go:

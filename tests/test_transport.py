@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 from conftest import require
 from ftp_proxy import FTPProxy, alias_available, free_port_range
+from smtp_server import unanswered_port
 
 from synchro.errors import Cancelled, ConnectionTestError, TransportError
 from synchro.transport import ftp_server
@@ -343,6 +344,27 @@ def test_silent_server_is_timeout(server: HQServer) -> None:
             return login_check("127.0.0.1", port, "A", "x", server.fingerprint, timeout=0.3)
 
         assert kind_of(call) == "timeout"
+
+
+def test_a_stop_gives_up_a_connection_the_siege_never_answers(server: HQServer) -> None:
+    """The Siège's machine drops the connection request (a firewall, the link down
+    beyond the router): the connection waits up to the timeout, unless the program stops,
+    which ends the wait at once (``Cancelled``: the stop's words, not a timeout)."""
+    with unanswered_port() as port:
+
+        def call() -> object:
+            return login_check("127.0.0.1", port, "A", "x", server.fingerprint, timeout=0.3)
+
+        assert kind_of(call) == "timeout"
+        cancel = threading.Event()
+        threading.Timer(0.5, cancel.set).start()
+        started = time.monotonic()
+        hq = SiteClient("127.0.0.1", port, "A", "x", server.fingerprint, timeout=20, cancel=cancel)
+        with pytest.raises(Cancelled):
+            hq.connect()
+        took = time.monotonic() - started
+        hq.close()
+    assert took < 10, took  # (the bound of a hang: the timeout is 20 s)
 
 
 def test_wrong_fingerprint_is_certificate_and_the_secret_is_never_sent(server: HQServer) -> None:

@@ -35,7 +35,7 @@ from synchro.config.model import EmailSettings, MailSecurity
 from synchro.errors import ErrorKind, MailError
 from synchro.i18n import tr
 from synchro.mail.message import ReportMessage, escape
-from synchro.platform.cancel_watch import CancelWatch
+from synchro.platform.cancel_watch import CancelWatch, dial
 from synchro.reports import format_date
 
 # The exact code of a failure -> its kind (the words of the code are ``mail.error.<code>``).
@@ -153,9 +153,15 @@ def _mime(settings: EmailSettings, message: ReportMessage, now: dt.datetime) -> 
     return mime
 
 
-def _client(settings: EmailSettings, context: ssl.SSLContext, sockets: list[Any]) -> Any:
+def _client(
+    settings: EmailSettings,
+    context: ssl.SSLContext,
+    sockets: list[Any],
+    stop: threading.Event | None,
+) -> Any:
     """A yagmail client that never logs in by itself (see the module docstring). The
-    sockets its connection opens go into ``sockets`` (for a stop to shut them down)."""
+    sockets its connection opens go into ``sockets`` (for a stop to shut them down); a
+    connection still being made when ``stop`` is set is given up."""
     implicit = settings.security is MailSecurity.SSL
     extra: dict[str, Any] = {"context": context} if implicit else {}
     starttls: bool | dict[str, Any] = (
@@ -173,6 +179,7 @@ def _client(settings: EmailSettings, context: ssl.SSLContext, sockets: list[Any]
         **extra,
     )
     client.sockets = sockets
+    client.stop = stop
     client.set_logging(None)  # yagmail would add its own stderr handler (None in a .exe)
     return client
 
@@ -181,17 +188,20 @@ class _Client(yagmail.SMTP):  # type: ignore[misc]  # (yagmail has no type stubs
     """yagmail's client whose smtplib connection records each socket it opens, as soon as
     it is connected (smtplib's ``_get_socket`` hook, under ``SMTP_SSL``'s TLS handshake),
     as a descriptor of its own that ``send_message`` closes: a server that accepts and
-    then stays silent, or never ends the handshake, can be cut."""
+    then stays silent, or never ends the handshake, can be cut. The connection itself is
+    made by ``cancel_watch.dial``: one that no server answers is given up once ``stop``
+    is set."""
 
     sockets: list[Any]
+    stop: threading.Event | None = None
 
     @property
     def connection(self) -> Any:
-        sockets = self.sockets
+        sockets, stop = self.sockets, self.stop
 
         class Recording(smtplib.SMTP):
             def _get_socket(self, host: str, port: int, timeout: float) -> Any:
-                sock = super()._get_socket(host, port, timeout)  # type: ignore[misc]
+                sock = dial(host, port, timeout, stop, self.source_address)
                 # a descriptor of its own: SMTP_SSL's wrapping detaches ``sock``'s
                 sockets.append(socket.socket(fileno=os.dup(sock.fileno())))
                 return sock
@@ -224,7 +234,7 @@ def send_message(
     sockets: list[Any] = []
     watch = CancelWatch(stop, lambda: list(sockets)).start() if stop is not None else None
     try:
-        client = _client(settings, context, sockets)
+        client = _client(settings, context, sockets, stop)
         client.login()  # connects (and STARTTLS); skip_login: no password lookup
         if settings.login:
             client.smtp.login(settings.login, settings.password)

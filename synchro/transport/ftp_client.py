@@ -110,7 +110,7 @@ class SiteClient:
             sockets = lambda: sockets_of(self._opening) + sockets_of(self._ftp)  # noqa: E731
             self._watch = CancelWatch(self.cancel, sockets).start()
         try:
-            self._ftp = open_ftp(w, self.secret, self.fingerprint, self._opened)
+            self._ftp = open_ftp(w, self.secret, self.fingerprint, self._opened, self.cancel)
         except BaseException as exc:
             stopped_by(self.cancel, exc)
             raise

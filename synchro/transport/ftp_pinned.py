@@ -16,9 +16,12 @@ import contextlib
 import ftplib
 import socket
 import ssl
+import sys
+import threading
 from collections.abc import Callable
 from typing import Any
 
+from synchro.platform.cancel_watch import dial
 from synchro.transport.ftp_errors import CONNECT, PinMismatch, Where, translate
 from synchro.transport.tls import fingerprint_of
 
@@ -29,9 +32,56 @@ def peer_fingerprint(sock: Any) -> str:
     return fingerprint_of(der or b"")
 
 
-class PlainFTP(ftplib.FTP):
-    """ftplib's FTP that keeps its last data connection (``data_conn``): a stop shuts it
-    down from another thread (``platform.cancel_watch``)."""
+class Dialing(ftplib.FTP):
+    """ftplib's FTP whose connections — the session's and each passive data connection —
+    are made by ``platform.cancel_watch.dial``: a stop (``cancel`` set) ends a connection
+    still waiting for an answer at once, not at the timeout."""
+
+    cancel: threading.Event | None = None
+
+    def connect(
+        self,
+        host: str = "",
+        port: int = 0,
+        timeout: float = -999,
+        source_address: tuple[str, int] | None = None,
+    ) -> str:
+        self.host = host or self.host
+        self.port = port if port > 0 else self.port
+        self.timeout = self.timeout if timeout == -999 else timeout
+        self.source_address = source_address or self.source_address
+        sys.audit("ftplib.connect", self, self.host, self.port)
+        self.sock = dial(self.host, self.port, self.timeout, self.cancel, self.source_address)
+        self.af = self.sock.family
+        self.file = self.sock.makefile("r", encoding=self.encoding)
+        self.welcome = self.getresp()
+        return self.welcome
+
+    def ntransfercmd(
+        self, cmd: str, rest: int | str | None = None
+    ) -> tuple[socket.socket, int | None]:
+        if not self.passiveserver:
+            return super().ntransfercmd(cmd, rest)
+        host, port = self.makepasv()
+        conn = dial(host, port, self.timeout, self.cancel, self.source_address)
+        try:
+            if rest is not None:
+                self.sendcmd(f"REST {rest}")
+            reply = self.sendcmd(cmd)
+            if reply[0] == "2":  # (a 200 before the 150, as ftplib allows)
+                reply = self.getresp()
+            if reply[0] != "1":
+                raise ftplib.error_reply(reply)
+        except BaseException:
+            conn.close()
+            raise
+        return conn, ftplib.parse150(reply) if reply[:3] == "150" else None
+
+
+class PlainFTP(Dialing):
+    """The session a site opens: connections made by ``Dialing``, and its last data
+    connection kept (``data_conn``): a stop shuts it down from another thread
+    (``platform.cancel_watch``)."""
 
     data_conn: socket.socket | None = None
 
@@ -43,10 +93,10 @@ class PlainFTP(ftplib.FTP):
         return conn, size
 
 
-class PinnedFTP(PlainFTP, ftplib.FTP_TLS):
-    """FTP_TLS that checks the pinned certificate on the data connections too, and keeps
-    the last one (``data_conn``) as ``PlainFTP`` does (its ``ntransfercmd`` runs
-    FTP_TLS's: the connection kept is the TLS one)."""
+class PinnedFTP(ftplib.FTP_TLS, PlainFTP):
+    """FTP_TLS over ``PlainFTP`` (its connections made by ``Dialing``: the method order is
+    PinnedFTP, FTP_TLS, PlainFTP, Dialing, FTP), that checks the pinned certificate on the
+    data connections too and keeps the last one, the TLS one, as ``data_conn``."""
 
     pin = ""
 
@@ -59,6 +109,7 @@ class PinnedFTP(PlainFTP, ftplib.FTP_TLS):
             if got != self.pin:
                 conn.close()
                 raise PinMismatch(got)
+        self.data_conn = conn
         return conn, size
 
 
@@ -83,17 +134,20 @@ def open_ftp(
     secret: str,
     fingerprint: str,
     opening: Callable[[ftplib.FTP | None], None] | None = None,
+    cancel: threading.Event | None = None,
 ) -> ftplib.FTP:
     """A logged-in binary passive session: pinned FTPS with a ``fingerprint``, plain FTP
     without one. Errors are translated (``ftp_errors.translate``); nothing stays open.
     ``opening`` is given the session before it connects, and None once it is open or
-    failed (a stop shuts its socket down meanwhile: ``platform.cancel_watch``)."""
-    ftp: ftplib.FTP
+    failed (a stop shuts its socket down meanwhile: ``platform.cancel_watch``); once
+    ``cancel`` is set, a connection still being made is given up (``Dialing``)."""
+    ftp: PlainFTP
     if fingerprint:
         ftp = PinnedFTP(context=tls_context(), timeout=w.timeout)
         ftp.pin = fingerprint
     else:
         ftp = PlainFTP(timeout=w.timeout)
+    ftp.cancel = cancel
     if opening is not None:
         opening(ftp)
     try:
