@@ -245,10 +245,7 @@ def _capture_table(
             seen = _filtered(adapter, state, table, snap, modified, options, emitter, before)
             again = held_rows(adapter, table, before - seen)  # not modified since: try again
             _filtered_rows(again, table, snap, state, emitter, set())
-            emitter.finish()
-            count.inserts += emitter.inserts
-            count.updates += emitter.updates
-            count.held_back += emitter.held_back
+            emitter.finish(count)
             keys_only = checked_rows(
                 rows_in_key_order(adapter, state, table, skey_of, spooled=spooled, keys_only=True),
                 table,

@@ -136,10 +136,17 @@ class Emitter:
                 self._write(*item)
         self.waiting.clear()
 
-    def finish(self) -> None:
-        """After the table's scan: the rows that waited are written or held back."""
-        if self.parents is None:
-            return
+    def finish(self, count: Any) -> None:
+        """After the table's scan: the rows that waited are written or held back; what
+        was written and held back is added to ``count`` (the table's ``TableCount``)."""
+        if self.parents is not None:
+            self._hold_or_write()
+        count.inserts += self.inserts
+        count.updates += self.updates
+        count.held_back += self.held_back
+
+    def _hold_or_write(self) -> None:
+        assert self.parents is not None
         self._check()
         for item in self.orphans:
             if self.parents.parent_now(item[1]):
@@ -277,11 +284,8 @@ def full_diff(
         if close is not None:
             close()  # a generator: its ADBC connection (if any) is closed now
     deferred.finish(on_delete)
-    emitter.finish()
+    emitter.finish(count)
     count.scanned = seen
-    count.inserts += emitter.inserts
-    count.updates += emitter.updates
-    count.held_back += emitter.held_back
     while snap_key is not None:
         on_delete(snap_key)
         snap_row = next(snaps, None)
