@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import threading
 from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
@@ -123,6 +124,61 @@ def test_a_double_is_read_as_a_double_and_a_text_cut_by_the_driver_is_not_taken(
         used = spy_tables(monkeypatch, columnar, "digested")
         assert table_checksum(db.adapter, table) == expected
         assert used == ["ventes"]  # the columnar read was tried, then the rows read
+
+
+@pytest.mark.parametrize("name", SERVERS)
+def test_a_table_another_program_keeps_locked_fails_the_read_soon(
+    name: str, make_backend: Callable[[str], Backend]
+) -> None:
+    """Another program keeps the table locked (PostgreSQL ``ACCESS EXCLUSIVE``, MariaDB
+    ``LOCK TABLES … WRITE``): the columnar read gives up after ``LOCK_WAIT_S`` with
+    ``NotExact`` (the row path, which a stop can cancel, then reads the table). It
+    used to wait as long as the lock: for ever on PostgreSQL, a day on MariaDB, and a
+    stop could not cut arrow-odbc's wait."""
+    backend = make_backend(name)
+    _ventes(backend)
+    with Db(backend.connection) as db:
+        db.write("ventes", [("S1", 1, Decimal("1.00"), 0.5, "a")])
+        table = db.tables["ventes"]
+        batches = db.adapter.arrow_batches(table, ordered=True)
+        assert batches is not None
+        if name == "mariadb":
+            backend.execute("LOCK TABLES ventes WRITE")
+        else:
+            backend.execute("BEGIN")
+            backend.execute("LOCK TABLE ventes IN ACCESS EXCLUSIVE MODE")
+        ended: list[str] = []
+
+        def read() -> None:
+            try:
+                list(batches)
+                ended.append("read")
+            except columnar.NotExact as exc:
+                ended.append(str(exc))
+
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        reader.join(columnar_odbc.LOCK_WAIT_S + 20)
+        waiting = reader.is_alive()
+        backend.execute("UNLOCK TABLES" if name == "mariadb" else "COMMIT")
+        reader.join(60)
+    assert not waiting, "the columnar read still waited for the lock"
+    assert len(ended) == 1 and "lock" in ended[0].lower(), ended  # 55P03 / 1205
+
+
+def test_the_reader_s_lock_wait_is_bounded_unless_the_user_bounds_it() -> None:
+    """The reader's connection string: the user's, with the driver's attribute that runs
+    the statement bounding lock waits; none when the user's string sets it already."""
+    pg = "DRIVER={PostgreSQL Unicode};Server=127.0.0.1;Database=x;"
+    assert columnar_odbc.arrow_connection("postgresql", pg) == (
+        pg + "ConnSettings={SET lock_timeout = '2s'}"
+    )
+    maria = "DRIVER={MariaDB Unicode};Server=127.0.0.1"
+    assert columnar_odbc.arrow_connection("mysql", maria) == (
+        maria + ";InitStmt={SET lock_wait_timeout = 2, innodb_lock_wait_timeout = 2}"
+    )
+    assert columnar_odbc.arrow_connection("postgresql", pg + "a6={SET search_path=x}") is None
+    assert columnar_odbc.arrow_connection("mysql", maria + "; INITSTMT = {SET x=1}") is None
 
 
 @pytest.mark.parametrize("name", SERVERS)

@@ -25,6 +25,13 @@ Text travels as UTF-16 from PostgreSQL (its ANSI calls use the Windows code page
 UTF-8 from MariaDB (whose UTF-16 path lost characters, DESIGN.md §5). Any error of the
 reader, or a length that differs, raises ``NotExact``: the caller reads the table row by
 row instead; nothing was written from it yet.
+
+The reader's connection waits ``LOCK_WAIT_S`` at most for a table another program keeps
+locked (``arrow_connection``). Left to the servers' defaults it waited for ever on
+PostgreSQL (``lock_timeout`` 0) and a day on MariaDB (``lock_wait_timeout``), and a stop
+cannot cut arrow-odbc's wait (no cancel): a run stayed blocked as long as the other
+program's lock, deaf to a stop. Now the read fails, and the row path, whose statements
+wait ``odbc.LOCK_WAIT_S`` and which a stop cancels (``db.statement_watch``), reads the table.
 """
 
 from __future__ import annotations
@@ -51,6 +58,16 @@ BATCH_ROWS = 8192
 # value fails the read (the length check), it is never cut.
 BATCH_BYTES = 16 * 1024 * 1024
 CAST_TEXT = 64
+LOCK_WAIT_S = 2  # seconds the reader waits for a lock before the row path takes over
+# The connection-string attribute whose SQL each driver runs once connected (psqlODBC's
+# ConnSettings, MariaDB Connector/ODBC's InitStmt), with the statement bounding lock waits.
+# (psqlODBC also knows ConnSettings as A6.)
+_LOCK_WAIT = {
+    "postgresql": ("ConnSettings", "ConnSettings|A6", f"SET lock_timeout = '{LOCK_WAIT_S}s'"),
+    "mysql": ("InitStmt", "InitStmt", f"SET lock_wait_timeout = {LOCK_WAIT_S}, "
+              f"innodb_lock_wait_timeout = {LOCK_WAIT_S}"),
+}  # fmt: skip
+_ATTRIBUTE = r"(?:^|;)\s*(?:{})\s*="
 PREFIX = "synchro_"  # of the result's column names (a table with such a column: not read)
 _SIZED = re.compile(r"^\s*(?:numeric|decimal)\s*\(\s*(\d+)\s*,\s*(\d+)\s*\)")
 _VARCHAR = re.compile(r"^\s*(?:character varying|varchar)\s*\(\s*(\d+)\s*\)")
@@ -187,9 +204,20 @@ def batches(
     ``Dialect.page_rows``) the table is read in key-ordered pages, as the row path reads it.
     """
     chosen = plan(sql, table, full_types)
-    if chosen is None or (sql.page_rows and not table.key):
+    arrow = arrow_connection(sql.name, connection)
+    if chosen is None or arrow is None or (sql.page_rows and not table.key):
         return None
-    return _pages(sql, connection, table, chosen, ordered=ordered)
+    return _pages(sql, arrow, table, chosen, ordered=ordered)
+
+
+def arrow_connection(dialect: str, connection: str) -> str | None:
+    """The connection string of the reader's connection: the user's, with the statement
+    that bounds its lock waits to ``LOCK_WAIT_S``; None when the user's already sets that
+    attribute (the reader is then not used: its waits could not be bounded)."""
+    attribute, names, statement = _LOCK_WAIT[dialect]
+    if re.search(_ATTRIBUTE.format(names), connection, re.IGNORECASE):
+        return None
+    return f"{connection.rstrip().rstrip(';')};{attribute}={{{statement}}}"
 
 
 def _pages(
