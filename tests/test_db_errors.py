@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 from backends import Backend, need_pyodbc
+from smtp_server import unanswered_port
 
-from synchro.db import open_database
+from synchro.db import odbc_connect, open_database
 from synchro.db.odbc_connect import hide_secrets
 from synchro.errors import DatabaseError, TransactionLost, text_in
 
@@ -38,6 +39,36 @@ def test_refused_connection_names_the_server(name: str, template: str) -> None:
     assert "s3cret" not in message
     english = text_in(info.value, "en")  # (the English UI's words)
     assert f"server 127.0.0.1:{port} unreachable" in english and "s3cret" not in english
+
+
+@pytest.mark.parametrize(
+    ("name", "template"),
+    [
+        ("postgresql", "DRIVER={{PostgreSQL Unicode}};SERVER=127.0.0.1;PORT={};UID=postgres"),
+        ("mariadb", "DRIVER={{MariaDB Unicode}};SERVER=127.0.0.1;PORT={};USER=root"),
+        ("mariadb", "DSN=synchro_t_maria;PORT={}"),
+    ],
+)
+def test_a_server_that_never_answers_fails_the_opening_within_the_connect_timeout(
+    name: str, template: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The database server's machine drops the connection requests (powered off behind
+    a switch, a firewall): the opening ends at ``CONNECT_TIMEOUT`` and says the server
+    is unreachable. MariaDB Connector/ODBC ignores the login timeout pyodbc sets and
+    waited 135 s here (the system's own tries); its ``CONN_TIMEOUT`` bounds it, whether
+    the string names the driver or a data source of it."""
+    need_pyodbc(name)
+    monkeypatch.setattr(odbc_connect, "CONNECT_TIMEOUT", 2)
+    ini = tmp_path / "odbc.ini"
+    ini.write_text("[synchro_t_maria]\nDriver=MariaDB Unicode\nSERVER=127.0.0.1\nUSER=root\n")
+    monkeypatch.setenv("ODBCINI", str(ini))  # (unixODBC reads it at each call)
+    with unanswered_port() as port:
+        started = time.monotonic()
+        with pytest.raises(DatabaseError) as info:
+            open_database(template.format(port))
+        took = time.monotonic() - started
+    assert "injoignable" in str(info.value), str(info.value)
+    assert took < 30, took  # (the bound of a hang: the system's own tries last 135 s)
 
 
 def test_missing_driver_lists_installed_drivers() -> None:

@@ -46,7 +46,7 @@ from typing import Any
 from synchro.db.base import Column, Table
 from synchro.db.columnar import NotExact
 from synchro.db.dialects import Dialect
-from synchro.db.odbc_connect import opening
+from synchro.db.odbc_connect import CONNECT_TIMEOUT, bounded_connection, load_pyodbc, opening
 from synchro.values import Kind
 
 TEXT_LIMIT = 4000  # characters of the longest bounded text column read in columns
@@ -276,8 +276,9 @@ def _read(
     names = table.column_names
     width = len(names)
     try:
+        bounded = bounded_connection(load_pyodbc(), connection)  # (as the adapter's)
         with opening():  # one opening at a time in the process (odbc_connect)
-            conn = arrow_odbc.connect(connection)
+            conn = arrow_odbc.connect(bounded, login_timeout_sec=CONNECT_TIMEOUT)
         reader = conn.read_arrow_batches(
             query=query,
             batch_size=BATCH_ROWS,

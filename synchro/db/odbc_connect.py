@@ -108,13 +108,43 @@ def utf8mb4_connection(connection: str) -> str:
     return connection[:start] + "utf8mb4" + connection[end:]
 
 
+_DRIVER = re.compile(r"(?i)(?:^|;)\s*DRIVER\s*=\s*(\{[^}]*\}|[^;]*)")
+_DSN = re.compile(r"(?i)(?:^|;)\s*DSN\s*=\s*(\{[^}]*\}|[^;]*)")
+_CONN_TIMEOUT = re.compile(r"(?i)(?:^|;)\s*CONN_TIMEOUT\s*=")
+
+
+def bounded_connection(pyodbc: Any, connection: str) -> str:
+    """The connection string whose opening waits ``CONNECT_TIMEOUT`` at most.
+
+    psqlODBC and SQLite's driver keep the login timeout pyodbc sets; MariaDB
+    Connector/ODBC ignores it and waits for its server as long as the system tries to
+    connect: 135 s here when the server's machine does not answer (measured, a port
+    whose connection requests are dropped), and a stop cannot cut a connection being
+    opened. Its own ``CONN_TIMEOUT`` is added (unless the string sets one) when the
+    string names its driver, or a data source of it."""
+    if _CONN_TIMEOUT.search(connection):
+        return connection
+    found = _DRIVER.search(connection)
+    if found is not None:
+        driver = found.group(1)
+    else:
+        dsn = _DSN.search(connection)
+        name = dsn.group(1).strip("{} ") if dsn is not None else ""
+        driver = pyodbc.dataSources().get(name, "") if name else ""
+    if "mariadb" not in driver.lower():
+        return connection
+    return f"{connection.rstrip().rstrip(';')};CONN_TIMEOUT={CONNECT_TIMEOUT}"
+
+
 def connect(pyodbc: Any, connection: str) -> Any:
-    """An autocommit connection, or the ``DatabaseError`` of ``connect_error``. Opened under
-    ``utf8_ctype`` (``opening``): a narrow connection's statement text must reach the
-    driver as the UTF-8 it is."""
+    """An autocommit connection, or the ``DatabaseError`` of ``connect_error``, within
+    ``CONNECT_TIMEOUT`` (``bounded_connection``). Opened under ``utf8_ctype``
+    (``opening``): a narrow connection's statement text must reach the driver as the
+    UTF-8 it is."""
+    bounded = bounded_connection(pyodbc, connection)
     with opening():
         try:
-            return pyodbc.connect(connection, autocommit=True, timeout=CONNECT_TIMEOUT)
+            return pyodbc.connect(bounded, autocommit=True, timeout=CONNECT_TIMEOUT)
         except pyodbc.Error as exc:
             raise connect_error(pyodbc, connection, exc) from exc
 
