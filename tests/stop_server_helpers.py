@@ -26,7 +26,7 @@ LAYOUTS = {
     "mariadb": {"SIEGE": "postgresql", "A": "mariadb", "B": "sqlite"},
     "postgresql": {"SIEGE": "mariadb", "A": "postgresql", "B": "sqlite"},
 }
-WAITING_S = 3.0  # A's run is blocked on the lock by then (its capture needs the table)
+WAITED_S = 1.0  # A's statement has waited that long for the lock when it is SIGTERMed
 
 
 @contextlib.contextmanager
@@ -48,14 +48,34 @@ def table_locked(world: ServerWorld, node: str) -> Iterator[Any]:
         conn.close()
 
 
+def waiting_for_lock(holder: Any, kind: str) -> bool:
+    """Whether a session of the holder's database waits for a lock, as the server says
+    (PostgreSQL ``pg_locks``, MariaDB's process list), asked on the holder's own
+    connection (the one keeping the table locked: in its transaction PostgreSQL's
+    ``pg_stat_activity`` would be the snapshot of its first reading)."""
+    if kind == "mariadb":
+        sql = (
+            "SELECT COUNT(*) FROM information_schema.PROCESSLIST"
+            " WHERE DB = DATABASE() AND ID <> CONNECTION_ID() AND STATE LIKE '%lock%'"
+        )
+    else:
+        sql = (
+            "SELECT COUNT(*) FROM pg_locks JOIN pg_database d ON d.oid = pg_locks.database"
+            " WHERE d.datname = current_database() AND NOT pg_locks.granted"
+        )
+    return int(holder.execute(sql).fetchone()[0]) > 0
+
+
 def site_server_locked(world: ServerWorld, how: sh.How, mode: str = "sync") -> sh.Stopped:
     """A's run waits for another program's lock on its server's ``clients``; SIGTERM."""
     world.mutate(2)
     hq = world.siege("serve")
-    with table_locked(world, "A"):
+    kind = world.servers["A"].kind
+    with table_locked(world, "A") as holder:
         site = sh.site_run(world, mode)
-        time.sleep(WAITING_S)
-        if site.popen.poll() is not None:
+        sh.wait_for(lambda: waiting_for_lock(holder, kind), "A waiting for the lock", 60, site)
+        time.sleep(WAITED_S)
+        if site.popen.poll() is not None or not waiting_for_lock(holder, kind):
             raise AssertionError(f"A did not wait for the lock: {site.output()[-2000:]}")
         out = sh.sigterm(site, how.limit)
     sh.sigterm(hq)
