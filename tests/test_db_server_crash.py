@@ -251,6 +251,10 @@ def test_server_down_when_a_run_starts_then_back(
     proc = world.start(victim, *args)
     code = proc.wait()
     assert_database_failure(world, victim, code)
+    if victim == "SIEGE":  # said when the round opened, not only at its close
+        said = proc.output()
+        early = "La base de données du siège est injoignable pour l'instant"
+        assert early in said and said.index(early) < said.index("Fin du tour"), said[-3000:]
     assert not server.running  # (down all along: nothing started it meanwhile)
     server.start()
     if victim == "SIEGE":

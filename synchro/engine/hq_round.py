@@ -62,7 +62,7 @@ from synchro.engine.hq_loop import TICK_S, next_steps
 from synchro.engine.hq_takeover import interrupted_round, take_over
 from synchro.engine.hq_verdict import Unwritten
 from synchro.engine.siege_node import SiegeNode
-from synchro.errors import STOPPED_SAY, SynchroError, error_text
+from synchro.errors import STOPPED_SAY, DatabaseError, SynchroError, error_text
 from synchro.i18n import render
 from synchro.reports import ReportStore, RunRecord, State
 from synchro.scheduler import within
@@ -278,3 +278,15 @@ class HQService(RoundClosing):
         self._announce()
         self.emit(state_changed("running", rid, None, "engine.round.opened"))
         self.emit(self.settings.opening())
+        self._database_now()
+
+    def _database_now(self) -> None:
+        """Say at once, not only at the close, that the Siège's database cannot be reached
+        now: the reception goes on (the deliveries wait in ``/in``), and the close tries
+        the database again, with its tries, as before (a server started after Synchro, at
+        the machine's start, is there by then)."""
+        try:
+            self.node.adapter  # noqa: B018  (opened here, kept for the close)
+        except DatabaseError as exc:
+            log.warning("Base du siège injoignable à l'ouverture du tour : %s", exc)
+            self.emit(said("engine.round.db_down", error=error_text(exc)))
