@@ -1,7 +1,7 @@
 """A seeded random campaign: a node killed -9 at a random moment while every shop writes.
 
     .venv/bin/python bench/soak_live.py --seeds 1-100 [--workers 2] [--minutes M]
-        [--dir DIR] [--keep]
+        [--layout sqlite|pg-maria|maria-pg] [--dir DIR] [--keep]
 
 Each seed runs the group of the fault suite (``tests/fault_helpers.py``: Siège, A and B as
 real ``python -m synchro`` processes over FTPS on loopback, SQLite files) through round 2
@@ -18,6 +18,11 @@ or after a second one (counted: a Siège killed in ``serve`` mode leaves its rou
 next MANUELLE to take over, which then ends at once, the sites' new deliveries answered
 one by one as they come, so one establishment may get another's only a round later).
 One line per seed, then a summary; exit code 1 on any problem.
+
+``--layout pg-maria``: the Siège's database on PostgreSQL and A's on MariaDB (B's an
+SQLite file), reached through their real ODBC drivers (``tests/fault_servers.py``: each
+seed's world clones the template's databases, dropped with it); the shops write there
+through pyodbc. ``maria-pg``: the two swapped.
 """
 
 from __future__ import annotations
@@ -37,10 +42,23 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 import fault_helpers as fh
 from fault_helpers import NODES, SITES, World
+from fault_servers import ServerWorld, build_server_template, drop_template
 from live_helpers import Writers, check_rows
 
 MODES = ("sync", "serve")
 LATE = 1.2
+LAYOUTS: dict[str, dict[str, str]] = {
+    "sqlite": {},
+    "pg-maria": {"SIEGE": "postgresql", "A": "mariadb", "B": "sqlite"},
+    "maria-pg": {"SIEGE": "mariadb", "A": "postgresql", "B": "sqlite"},
+}
+
+
+def copy(template: Path, root: Path) -> World:
+    """A seed's own world: the template's folders (and its server databases, cloned)."""
+    if (template / "servers.json").exists():
+        return ServerWorld.copy(template, root)
+    return World.copy(template, root)
 
 
 @dataclasses.dataclass
@@ -104,7 +122,7 @@ def round_with_writers(
 def run_seed(s: Seed, template: Path, root: Path) -> Seed:
     began = time.monotonic()
     try:
-        with World.copy(template, root) as world:
+        with copy(template, root) as world:
             writers, _lives = round_with_writers(world, s.mode, s.seed, s)
             for quiet in (1, 2):  # converged after the next round, or the one after
                 codes = world.round(s.mode)
@@ -133,7 +151,7 @@ def calibrate(template: Path, root: Path, workers: int) -> dict[str, float]:
     found: dict[str, list[float]] = {}
 
     def one(mode: str, index: int) -> dict[str, float]:
-        with World.copy(template, root / f"cal-{mode}-{index}") as world:
+        with copy(template, root / f"cal-{mode}-{index}") as world:
             return round_with_writers(world, mode, 10_000 + index)[1]
 
     with concurrent.futures.ThreadPoolExecutor(workers) as pool:
@@ -151,15 +169,21 @@ def main() -> int:
     parser.add_argument("--minutes", type=float, default=0)
     parser.add_argument("--dir", default="")
     parser.add_argument("--keep", action="store_true")
+    parser.add_argument("--layout", choices=sorted(LAYOUTS), default="sqlite")
     args = parser.parse_args()
     low, _, high = args.seeds.partition("-")
     seeds = range(int(low), int(high or low) + 1)
     base = Path(args.dir or tempfile.mkdtemp(prefix="soak-live-"))
     base.mkdir(parents=True, exist_ok=True)
     deadline = time.monotonic() + args.minutes * 60 if args.minutes else float("inf")
+    template = base / "template"
+    layout = LAYOUTS[args.layout]
     try:
-        shutil.rmtree(base / "template", ignore_errors=True)  # (a run stopped before)
-        template = fh.build_template(base / "template")
+        shutil.rmtree(template, ignore_errors=True)  # (a run stopped before)
+        if layout:
+            build_server_template(template, layout)
+        else:
+            fh.build_template(template)
         lives = calibrate(template, base, args.workers)
         print("lives: " + ", ".join(f"{k}={v:.2f}" for k, v in sorted(lives.items())))
         done: list[Seed] = []
@@ -192,6 +216,8 @@ def main() -> int:
                 if not args.keep and not s.problems:
                     shutil.rmtree(base / f"seed-{s.seed}", ignore_errors=True)
     finally:
+        if layout and (template / "servers.json").exists():
+            drop_template(template)
         if not args.keep and not args.dir:
             shutil.rmtree(base, ignore_errors=True)
     bad = [s for s in done if s.problems]
