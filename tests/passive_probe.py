@@ -1,5 +1,5 @@
 """Run inside a network namespace of its own (``unshare --net``, see
-test_ftp_passive_unanswered.py): a real Siège FTPS server on the namespace's loopback whose
+test_stop_unanswered.py): a real Siège FTPS server on the namespace's loopback whose
 passive port drops every packet (``tc`` ingress filter), and a real ``SiteClient`` that
 lists ``/out`` over it — the control connection answers, the data connection never does,
 as when a firewall leaves the passive ports closed.
