@@ -47,8 +47,8 @@ def _problem() -> str:
 
 
 def probe(tmp_path: Path, stop_after: float, timeout: float) -> dict[str, Any]:
-    return run(["unshare", "--net", sys.executable, str(PROBE), str(tmp_path)],
-               str(stop_after), str(timeout))  # fmt: skip
+    command = ["unshare", "--net", sys.executable, str(PROBE), str(tmp_path)]
+    return run(command, str(stop_after), str(timeout))
 
 
 def run(command: list[str], *args: str) -> dict[str, Any]:
