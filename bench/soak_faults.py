@@ -177,15 +177,16 @@ def kill_again(fault: Fault) -> Callable[[fh.Proc], bool]:
     return again
 
 
-def finish_unkilled(world: World, template: Path, mode: str, name: str) -> Outcome:
+def finish_unkilled(world: World, template: Path, name: str) -> Outcome:
     """The kill came too late: the round (not interrupted) must end OK and converge."""
     out = Outcome(name, killed=True, restarted_ok=True)
     codes = {}
-    for proc in list(world.procs):
-        if proc.node == "SIEGE" and mode == "serve" and proc.args[0] == "serve":
-            codes[proc.node] = world.stop(proc)
-        elif proc.args[0] in ("sync", "serve"):
+    service = [p for p in world.procs if p.node == "SIEGE" and p.args[0] == "serve"]
+    for proc in list(world.procs):  # the runs first: the Siège's service serves them
+        if proc not in service and proc.args[0] in ("sync", "serve"):
             codes[proc.node] = proc.wait()
+    for proc in service:  # then stopped (seed 3394: stopped first, B's ack found no one)
+        codes[proc.node] = world.stop(proc)
     out.others_ok = all(c == 0 for c in codes.values())
     if not out.others_ok:
         out.notes.append(f"return codes {codes}")
@@ -223,7 +224,7 @@ def run_fault(fault: Fault, template: Path, folder: Path, deadline: float) -> Fa
                 )
             except NotLanded:
                 fault.landed = False
-                return finish_unkilled(world, template, fault.mode, name)
+                return finish_unkilled(world, template, name)
 
     fault.outcome = fh.run_all({name: job}, folder, 1)[name]
     return fault
