@@ -1,7 +1,7 @@
 """A seeded random campaign: a node killed -9 at a random moment while every shop writes.
 
     .venv/bin/python bench/soak_live.py --seeds 1-100 [--workers 2] [--minutes M]
-        [--layout sqlite|pg-maria|maria-pg] [--dir DIR] [--keep]
+        [--layout sqlite|pg-maria|maria-pg] [--lives "serve.A=3.28, ..."] [--dir DIR] [--keep]
 
 Each seed runs the group of the fault suite (``tests/fault_helpers.py``: Siège, A and B as
 real ``python -m synchro`` processes over FTPS on loopback, SQLite files) through round 2
@@ -170,6 +170,7 @@ def main() -> int:
     parser.add_argument("--dir", default="")
     parser.add_argument("--keep", action="store_true")
     parser.add_argument("--layout", choices=sorted(LAYOUTS), default="sqlite")
+    parser.add_argument("--lives", default="", help="a run's 'lives:' line (replay a seed)")
     args = parser.parse_args()
     low, _, high = args.seeds.partition("-")
     seeds = range(int(low), int(high or low) + 1)
@@ -184,7 +185,11 @@ def main() -> int:
             build_server_template(template, layout)
         else:
             fh.build_template(template)
-        lives = calibrate(template, base, args.workers)
+        lives = (
+            {k: float(v) for k, v in (x.split("=") for x in args.lives.split(", "))}
+            if args.lives
+            else calibrate(template, base, args.workers)
+        )
         print("lives: " + ", ".join(f"{k}={v:.2f}" for k, v in sorted(lives.items())))
         done: list[Seed] = []
         with concurrent.futures.ThreadPoolExecutor(args.workers) as pool:
@@ -213,7 +218,7 @@ def main() -> int:
                     f"quiet rounds {s.quiet} {state}",
                     flush=True,
                 )
-                if not args.keep and not s.problems:
+                if not args.keep and not s.problems and s.quiet == 1:  # (the rest to read)
                     shutil.rmtree(base / f"seed-{s.seed}", ignore_errors=True)
     finally:
         if layout and (template / "servers.json").exists():
