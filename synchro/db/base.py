@@ -153,8 +153,11 @@ class Adapter(abc.ABC):
         return None
 
     @abc.abstractmethod
-    def fetch(self, table: Table, keys: Sequence[Key]) -> list[Row]:
-        """The current rows (all columns) for these keys; missing keys are simply absent."""
+    def fetch(self, table: Table, keys: Sequence[Key], *, lock: bool = False) -> list[Row]:
+        """The current rows (all columns) for these keys; missing keys are simply absent.
+        ``lock`` (inside a transaction): the rows stay locked until it ends, so what is
+        decided from them (a conflict, a write over them) cannot be overtaken by another
+        program's write committed in between (``Dialect.locking``)."""
 
     def read_back(self, table: Table, keys: Sequence[Key], *, raw: bool = False) -> list[Row]:
         """The rows the database holds for these keys, read for verification after a write.

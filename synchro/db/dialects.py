@@ -230,12 +230,28 @@ class Dialect:
         *,
         raw_text: bool = False,
         arrays: Sequence[str] | None = None,
+        lock: bool = False,
     ) -> str:
         """Rows by key; ``raw_text``: the columns ``hexed_columns`` names as hex text;
-        ``arrays``: see ``table_keys_condition``."""
+        ``arrays``: see ``table_keys_condition``; ``lock``: the rows locked until the
+        transaction ends (``locking``)."""
         cond = self.table_keys_condition(table, nkeys, arrays)
         cols = self._read_cols(table, table.column_names, raw_text=raw_text)
-        return f"SELECT {cols} FROM {self.quote(table.name)} WHERE {cond}"
+        hint, suffix = self.locking() if lock else ("", "")
+        return f"SELECT {cols} FROM {self.quote(table.name)}{hint} WHERE {cond}{suffix}"
+
+    def locking(self) -> tuple[str, str]:
+        """What a read adds to lock the rows it reads until its transaction ends (a table
+        hint, a suffix): another program's write of one of them then waits for the
+        transaction, and one committed before is what the read returns (PostgreSQL's
+        ``FOR UPDATE`` reads the latest committed version, as MariaDB's locking read does
+        under REPEATABLE READ). SQLite's ``BEGIN IMMEDIATE`` already keeps every other
+        writer out; Access has no such read."""
+        if self.name in ("postgresql", "mysql"):
+            return "", " FOR UPDATE"
+        if self.name == "mssql":
+            return " WITH (UPDLOCK, ROWLOCK)", ""
+        return "", ""
 
     def hexed_columns(self, table: Table) -> tuple[int, ...]:
         """Positions of the columns a ``raw_text`` fetch reads as the hex of their UTF-8

@@ -166,14 +166,20 @@ class SqlReads(SqlCore):
         finally:
             self._close(cursor)
 
-    def fetch(self, table: Table, keys: Sequence[Key]) -> list[Row]:
-        return self._fetch(table, keys, raw_text=False)
+    def fetch(self, table: Table, keys: Sequence[Key], *, lock: bool = False) -> list[Row]:
+        return self._fetch(table, keys, raw_text=False, lock=lock)
 
     def read_back(self, table: Table, keys: Sequence[Key], *, raw: bool = False) -> list[Row]:
         return self._fetch(table, keys, raw_text=False, raw=raw)
 
     def _fetch(
-        self, table: Table, keys: Sequence[Key], *, raw_text: bool, raw: bool = False
+        self,
+        table: Table,
+        keys: Sequence[Key],
+        *,
+        raw_text: bool,
+        raw: bool = False,
+        lock: bool = False,
     ) -> list[Row]:
         """``fetch``; with ``raw_text`` text columns are read as the hex of their UTF-8
         bytes where the dialect can (``Dialect.raw_text``) and decoded here; ``raw``: the
@@ -187,7 +193,7 @@ class SqlReads(SqlCore):
             kinds[i] = Kind.TEXT
         for part in chunks(keys, self.sql.batch_rows(len(table.key))):
             params, arrays = self._key_params(table, part)
-            sql = self.sql.fetch(table, len(part), raw_text=raw_text, arrays=arrays)
+            sql = self.sql.fetch(table, len(part), raw_text=raw_text, arrays=arrays, lock=lock)
             fixes = self.sql.read_fixes(table, table.column_names, raw_text=raw_text)
             rows = self._stream(sql, params, kinds, doing, fixes, raw=raw)
             out.extend(_unhex(rows, hexed, table.kinds) if hexed else rows)

@@ -57,7 +57,13 @@ class _TableApplier(TableRows):
         if self._all_new(items, snaps, newer) and self._inserted(items):
             return
         row_skey = self.row_skey
-        locals_ = {row_skey(r): r for r in self.adapter.fetch(table, [i.key for i in items])}
+        found = self._locked_rows(items)
+        if found is None:  # another program keeps the table: set aside for the next run
+            for item in items:
+                self._quarantine(item, self.locked, locked=True)
+            self._flush()
+            return
+        locals_ = {row_skey(r): r for r in found}
         upserts: list[Item] = []
         deletes: list[Item] = []
         for item in items:
@@ -85,6 +91,23 @@ class _TableApplier(TableRows):
             (upserts if item.row is not None else deletes).append(item)
         self._write(upserts, deletes)
         self._flush()
+
+    def _locked_rows(self, items: Sequence[Item]) -> list[Row] | None:
+        """The local rows of the batch, locked until the apply commits: a shop's write
+        committed between this read and the write over it would be overwritten unseen,
+        neither applied nor kept as a conflict's loser (``Dialect.locking``). None when
+        another program keeps the table locked (``locked``: the wait given up, now or in
+        an earlier batch)."""
+        if self.locked is not None:
+            return None
+        try:
+            with self.adapter.savepoint():
+                return self.adapter.fetch(self.table, [i.key for i in items], lock=True)
+        except DatabaseError as exc:
+            if not self.adapter.gave_up_waiting(exc):
+                raise
+            self.locked = exc
+            return None
 
     def _all_new(
         self, items: Sequence[Item], snaps: Mapping[Any, Any], newer: Mapping[str, str]

@@ -164,7 +164,8 @@ class _TableRetry:
     def _batch(self, entries: list[_Entry], outcome: RetryOutcome) -> None:
         table, state = self.table, self.state
         row_skey = self.verifier.row_skey
-        current = {row_skey(r): r for r in self.adapter.fetch(table, [e.key for e in entries])}
+        found = self.adapter.fetch(table, [e.key for e in entries], lock=True)  # (as apply)
+        current = {row_skey(r): r for r in found}
         snaps = state.snapshot_hashes(self.snap, self.nkeys, [e.skey for e in entries])
         written: list[_Entry] = []
         for e in entries:
