@@ -79,16 +79,8 @@ class _TableApplier(TableRows):
             other = newer.get(item.kj) if newer else None  # (no key text made for nothing)
             if other is None and local_hash != snaps.get(item.skey):
                 other = ctx.local
-            if other is not None and not self._incoming_wins(item, local, other):
-                self.stats.conflicts += 1
-                self._log_conflict(item, local, winner=other, loser=item.origin)
-                if ctx.policy.resends_local_winner:
-                    self._settle(item, incoming_hash, applied=False)
-                continue
-            if other is not None:
-                self.stats.conflicts += 1
-                self._log_conflict(item, local, winner=item.origin, loser=other)
-            (upserts if item.row is not None else deletes).append(item)
+            if self._wins(item, local, other):
+                (upserts if item.row is not None else deletes).append(item)
         self._write(upserts, deletes)
         self._flush()
 
@@ -108,6 +100,21 @@ class _TableApplier(TableRows):
                 raise
             self.locked = exc
             return None
+
+    def _wins(self, item: Item, local: Row | None, other: str | None) -> bool:
+        """Whether the incoming change is written: no other version of the row since the
+        sender's (``other`` None), or the table's rule gives it the win; a conflict is
+        counted and logged either way, and a local winner re-sent where the policy says."""
+        if other is None:
+            return True
+        self.stats.conflicts += 1
+        if not self._incoming_wins(item, local, other):
+            self._log_conflict(item, local, winner=other, loser=item.origin)
+            if self.ctx.policy.resends_local_winner:
+                self._settle(item, item.digest, applied=False)
+            return False
+        self._log_conflict(item, local, winner=item.origin, loser=other)
+        return True
 
     def _all_new(
         self, items: Sequence[Item], snaps: Mapping[Any, Any], newer: Mapping[str, str]
@@ -245,12 +252,42 @@ class _TableApplier(TableRows):
                     self._quarantine(item, exc, locked=True)
                     continue
                 waited = 0
+                if not delete and item.local is None and self._made_since(item):
+                    if self._wins(item, item.local, self.ctx.local) and self._written(item):
+                        done.append(item)
+                    continue
                 if self._still_used(item, delete):
                     if not delete:  # a kept row changes nothing here
                         done.append(item)
                     continue
                 self._quarantine(item, exc)
         return done
+
+    def _made_since(self, item: Item) -> bool:
+        """A new row refused because a row of its very key was made here after the batch's
+        read (PostgreSQL locks no row that is not there; the INSERT is refused by the
+        key, never overwriting it): that row, read now and locked, is a local change the
+        table's rule decides against (``_wins``), as any conflict. A row of another key
+        the database finds equal (a case-insensitive collation) is not it."""
+        try:
+            with self.adapter.savepoint():
+                found = self.adapter.fetch(self.table, [item.key], lock=True)
+        except DatabaseError:
+            return False
+        if len(found) != 1 or self.row_skey(found[0]) != item.skey:
+            return False
+        item.local = found[0]
+        return True
+
+    def _written(self, item: Item) -> bool:
+        """``item`` written over the local row (``_made_since``); set aside if refused."""
+        try:
+            with self.adapter.savepoint():
+                self._write_many([item], False)
+        except DatabaseError as exc:
+            self._quarantine(item, exc)
+            return False
+        return True
 
     def _still_used(self, item: Item, delete: bool) -> bool:
         """Siège: a refused row that the "kept while referred to" rule settles (True)."""
