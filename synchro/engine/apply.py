@@ -57,12 +57,12 @@ class _TableApplier(TableRows):
         if self._all_new(items, snaps, newer) and self._inserted(items):
             return
         row_skey = self.row_skey
-        found = self._locked_rows(items)
-        if found is None:  # another program keeps the table: set aside for the next run
-            for item in items:
-                self._quarantine(item, self.locked, locked=True)
-            self._flush()
-            return
+        found, aside = self._locked_rows(items)
+        if aside:  # another program keeps them locked: set aside for the next run
+            for item, error in aside:
+                self._quarantine(item, error, locked=True)
+            kept = {id(item) for item, _error in aside}
+            items = [i for i in items if id(i) not in kept]
         locals_ = {row_skey(r): r for r in found}
         upserts: list[Item] = []
         deletes: list[Item] = []
@@ -84,22 +84,45 @@ class _TableApplier(TableRows):
         self._write(upserts, deletes)
         self._flush()
 
-    def _locked_rows(self, items: Sequence[Item]) -> list[Row] | None:
+    def _locked_rows(
+        self, items: Sequence[Item]
+    ) -> tuple[list[Row], list[tuple[Item, Exception]]]:
         """The local rows of the batch, locked until the apply commits: a shop's write
         committed between this read and the write over it would be overwritten unseen,
-        neither applied nor kept as a conflict's loser (``Dialect.locking``). None when
-        another program keeps the table locked (``locked``: the wait given up, now or in
-        an earlier batch)."""
+        neither applied nor kept as a conflict's loser (``Dialect.locking``). And the items
+        whose row another program keeps locked (the wait given up), to be set aside: when
+        the batch's read gives up, its rows are read one by one, and two in a row that
+        wait in vain mean the table is kept locked (``locked``: the rest set aside at once,
+        as ``_one_by_one`` does for writes)."""
         if self.locked is not None:
-            return None
+            return [], [(item, self.locked) for item in items]
         try:
-            with self.adapter.savepoint():
-                return self.adapter.fetch(self.table, [i.key for i in items], lock=True)
+            return self._read_locked(items), []
         except DatabaseError as exc:
             if not self.adapter.gave_up_waiting(exc):
                 raise
-            self.locked = exc
-            return None
+        rows: list[Row] = []
+        aside: list[tuple[Item, Exception]] = []
+        waited = 0
+        for item in items:
+            if self.locked is not None:
+                aside.append((item, self.locked))
+                continue
+            try:
+                rows += self._read_locked([item])
+                waited = 0
+            except DatabaseError as exc:
+                if not self.adapter.gave_up_waiting(exc):
+                    raise
+                waited += 1
+                if waited >= 2:
+                    self.locked = exc
+                aside.append((item, exc))
+        return rows, aside
+
+    def _read_locked(self, items: Sequence[Item]) -> list[Row]:
+        with self.adapter.savepoint():
+            return self.adapter.fetch(self.table, [i.key for i in items], lock=True)
 
     def _wins(self, item: Item, local: Row | None, other: str | None) -> bool:
         """Whether the incoming change is written: no other version of the row since the
