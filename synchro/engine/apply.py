@@ -84,9 +84,7 @@ class _TableApplier(TableRows):
         self._write(upserts, deletes)
         self._flush()
 
-    def _locked_rows(
-        self, items: Sequence[Item]
-    ) -> tuple[list[Row], list[tuple[Item, Exception]]]:
+    def _locked_rows(self, items: Sequence[Item]) -> tuple[list[Row], list[tuple[Item, Exception]]]:
         """The local rows of the batch, locked until the apply commits: a shop's write
         committed between this read and the write over it would be overwritten unseen,
         neither applied nor kept as a conflict's loser (``Dialect.locking``). And the items
@@ -293,8 +291,7 @@ class _TableApplier(TableRows):
         table's rule decides against (``_wins``), as any conflict. A row of another key
         the database finds equal (a case-insensitive collation) is not it."""
         try:
-            with self.adapter.savepoint():
-                found = self.adapter.fetch(self.table, [item.key], lock=True)
+            found = self._read_locked([item])
         except DatabaseError:
             return False
         if len(found) != 1 or self.row_skey(found[0]) != item.skey:
