@@ -14,6 +14,7 @@ server by another connection, as the shop's program would.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 from collections.abc import Callable
@@ -143,6 +144,48 @@ def test_mariadb_gives_up_on_a_table_locked_for_writing(
             assert "verrouillée par un autre programme" in quarantine_line(aside[0], "fr")
             shop.execute("UNLOCK TABLES")
             hq.export()  # the lock gone, the retry applies every row
+            assert hq.state.quarantined() == []
+    finally:
+        shop.close()
+    assert checksums(backend.connection) == checksums(str(tmp_path / "site.db"))
+
+
+@pytest.mark.parametrize("name", ["mariadb", "postgresql"])
+def test_a_retry_applies_the_rows_no_other_program_keeps_locked(
+    name: str,
+    make_backend: Callable[[str], Backend],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The shop's program keeps two rows locked: the import sets aside the rows of that
+    batch (two waits in vain in a row: the table). The next run, one row still locked:
+    its retry applies the others and sets aside only that one (before, the retry's batch
+    read gave up and left every row of the batch in the quarantine for one more day).
+    The run after, the lock gone, applies it."""
+    from synchro.db import odbc
+
+    monkeypatch.setattr(odbc, "LOCK_WAIT_S", 1)
+    backend = make_backend(name)
+    backend.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, txt VARCHAR(100))")
+    first, second = site_packages(
+        tmp_path, "UPDATE t SET txt = 'changée' WHERE id IN (5, 6, 7, 8);"
+    )
+    pyodbc = need_pyodbc(name)
+    shop = pyodbc.connect(backend.connection, autocommit=False)
+    try:
+        with make_node(tmp_path, "HQ", backend.connection, hq=True) as hq:
+            assert hq.import_package(first).status == "applied"
+            shop.execute("SELECT * FROM t WHERE id IN (5, 6) FOR UPDATE").fetchall()
+            result = import_guarded(hq, second, shop, "ROLLBACK")
+            assert not isinstance(result, Exception), result
+            assert result.stats.quarantined == 4 and result.stats.upserts == 0
+            shop.rollback()
+            shop.execute("SELECT * FROM t WHERE id = 6 FOR UPDATE").fetchall()
+            guarded(lambda: hq.export(), shop, "ROLLBACK")
+            [entry] = hq.state.quarantined()
+            assert json.loads(entry["key_json"]) == [6] and entry["kind"] == "locked"
+            shop.rollback()
+            hq.export()  # the lock gone, the retry applies it
             assert hq.state.quarantined() == []
     finally:
         shop.close()

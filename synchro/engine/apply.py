@@ -32,6 +32,7 @@ from synchro.capture.source import key_getter
 from synchro.config.model import ConflictPolicy
 from synchro.db.base import Adapter, Row, Table
 from synchro.engine.apply_rows import ApplyContext, ApplyStats, Item, TableRows
+from synchro.engine.lock_waits import fetch_locked, read_locked
 from synchro.engine.revive import Reviver
 from synchro.engine.verify import Written
 from synchro.errors import ApplyError, Cancelled, DatabaseError
@@ -85,42 +86,10 @@ class _TableApplier(TableRows):
         self._flush()
 
     def _locked_rows(self, items: Sequence[Item]) -> tuple[list[Row], list[tuple[Item, Exception]]]:
-        """The local rows of the batch, locked until the apply commits: a shop's write
-        committed between this read and the write over it would be overwritten unseen,
-        neither applied nor kept as a conflict's loser (``Dialect.locking``). And the items
-        whose row another program keeps locked (the wait given up), to be set aside: when
-        the batch's read gives up, its rows are read one by one, and two in a row that
-        wait in vain mean the table is kept locked (``locked``: the rest set aside at once,
-        as ``_one_by_one`` does for writes)."""
-        if self.locked is not None:
-            return [], [(item, self.locked) for item in items]
-        try:
-            return self._read_locked(items), []
-        except DatabaseError as exc:
-            if not self.adapter.gave_up_waiting(exc):
-                raise
-        rows: list[Row] = []
-        aside: list[tuple[Item, Exception]] = []
-        waited = 0
-        for item in items:
-            if self.locked is not None:
-                aside.append((item, self.locked))
-                continue
-            try:
-                rows += self._read_locked([item])
-                waited = 0
-            except DatabaseError as exc:
-                if not self.adapter.gave_up_waiting(exc):
-                    raise
-                waited += 1
-                if waited >= 2:
-                    self.locked = exc
-                aside.append((item, exc))
-        return rows, aside
-
-    def _read_locked(self, items: Sequence[Item]) -> list[Row]:
-        with self.adapter.savepoint():
-            return self.adapter.fetch(self.table, [i.key for i in items], lock=True)
+        """The local rows of the batch, locked until the apply commits, and the items whose
+        row another program keeps locked, to be set aside (``lock_waits.read_locked``)."""
+        rows, aside = read_locked(self.adapter, self.table, [i.key for i in items], self.waits)
+        return rows, [(items[index], error) for index, error in aside]
 
     def _wins(self, item: Item, local: Row | None, other: str | None) -> bool:
         """Whether the incoming change is written: no other version of the row since the
@@ -148,7 +117,7 @@ class _TableApplier(TableRows):
         the snapshot (a key there whose row is gone was deleted here since: a conflict an
         INSERT would not see) and, at the Siège, no other origin's change of it since the
         sender's position (another site's delete: the same)."""
-        if self.table.key_source not in ("primary", "unique") or self.locked is not None:
+        if self.table.key_source not in ("primary", "unique") or self.waits.locked is not None:
             return False
         for item in items:
             if item.row is None or item.skey in snaps or None in item.key:
@@ -233,9 +202,10 @@ class _TableApplier(TableRows):
         for items, delete in ((upserts, False), (deletes, True)):
             if not items:
                 continue
-            if self.locked is not None:  # another program keeps the table: the next run
+            locked = self.waits.locked
+            if locked is not None:  # another program keeps the table: the next run
                 for item in items:
-                    self._quarantine(item, self.locked, locked=True)
+                    self._quarantine(item, locked, locked=True)
                 continue
             try:
                 with self.adapter.savepoint():
@@ -255,24 +225,20 @@ class _TableApplier(TableRows):
         program keeps the table: the rest of it is set aside at once for the next run,
         instead of waiting again for every row (500 rows × 50 s)."""
         done: list[Item] = []
-        waited = 0
+        waits = self.waits
         for item in items:
-            if self.locked is not None:
-                self._quarantine(item, self.locked, locked=True)
+            if waits.locked is not None:
+                self._quarantine(item, waits.locked, locked=True)
                 continue
             try:
                 with self.adapter.savepoint():
                     self._write_many([item], delete)
                 done.append(item)
-                waited = 0
+                waits.passed()
             except DatabaseError as exc:
-                if self.adapter.gave_up_waiting(exc):  # not the row's fault: no rule to try
-                    waited += 1
-                    if waited >= 2:
-                        self.locked = exc
+                if waits.gave_up(exc):  # not the row's fault: no rule to try
                     self._quarantine(item, exc, locked=True)
                     continue
-                waited = 0
                 if not delete and item.local is None and self._made_since(item):
                     if self._wins(item, item.local, self.ctx.local) and self._written(item):
                         done.append(item)
@@ -291,7 +257,7 @@ class _TableApplier(TableRows):
         table's rule decides against (``_wins``), as any conflict. A row of another key
         the database finds equal (a case-insensitive collation) is not it."""
         try:
-            found = self._read_locked([item])
+            found = fetch_locked(self.adapter, self.table, [item.key])
         except DatabaseError:
             return False
         if len(found) != 1 or self.row_skey(found[0]) != item.skey:

@@ -15,6 +15,7 @@ from typing import Any
 from synchro.capture.source import key_getter, snapshot_key
 from synchro.config.model import TableRule
 from synchro.db.base import Adapter, Row, Table
+from synchro.engine.lock_waits import LockWaits
 from synchro.engine.policy import ApplyPolicy
 from synchro.engine.revive import Reviver
 from synchro.engine.verify import Mismatch, Verifier
@@ -137,7 +138,7 @@ class TableRows:
         self.logged: list[ChangeLogEntry] = []
         self.verifier = Verifier(table)
         self.pending = state.pending_keys(table.name)  # quarantined keys (usually none)
-        self.locked: Exception | None = None  # another program keeps the table locked
+        self.waits = LockWaits(adapter)  # rows another program keeps locked
         self.cleared: list[str] = []  # of those, keys now applied exactly
 
     def item(self, change: Change) -> Item:

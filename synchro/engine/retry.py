@@ -28,6 +28,7 @@ from typing import Any
 
 from synchro.capture.source import snapshot_key
 from synchro.db.base import Adapter, Key, Row, Table
+from synchro.engine.lock_waits import LockWaits, read_locked
 from synchro.engine.policy import ApplyPolicy
 from synchro.engine.revive import Reviver
 from synchro.engine.verify import Verifier, Written
@@ -115,8 +116,7 @@ class _TableRetry:
         self.nkeys = len(table.key)
         self.verifier = Verifier(table)
         self.hash_row = self.verifier.hash_row
-        self.waited = 0  # rows in a row that waited for a lock in vain
-        self.locked: Exception | None = None  # two did: another program keeps the table
+        self.waits = LockWaits(adapter)  # rows another program keeps locked
         normalise = row_normaliser(table.kinds)
         row_skey = snapshot_key(table.key_kinds, table.key_positions)
         key_skey = snapshot_key(table.key_kinds, range(self.nkeys))
@@ -164,7 +164,13 @@ class _TableRetry:
     def _batch(self, entries: list[_Entry], outcome: RetryOutcome) -> None:
         table, state = self.table, self.state
         row_skey = self.verifier.row_skey
-        found = self.adapter.fetch(table, [e.key for e in entries], lock=True)  # (as apply)
+        found, aside = read_locked(self.adapter, table, [e.key for e in entries], self.waits)
+        for index, error in aside:  # another program keeps it locked: the next run
+            state.retried(entries[index].data["id"], error, locked=True)
+            outcome.failed.append(entries[index].data)
+        if aside:
+            kept = {index for index, _error in aside}
+            entries = [e for index, e in enumerate(entries) if index not in kept]
         current = {row_skey(r): r for r in found}
         snaps = state.snapshot_hashes(self.snap, self.nkeys, [e.skey for e in entries])
         written: list[_Entry] = []
@@ -176,8 +182,8 @@ class _TableRetry:
             elif now != snaps.get(e.skey):  # the user changed it: capture sends theirs
                 state.drop_quarantine(table.name, e.data["key_json"])
                 outcome.dropped.append(e.data)
-            elif self.locked is not None:  # not waited for again: the next run
-                state.retried(e.data["id"], self.locked, locked=True)
+            elif self.waits.locked is not None:  # not waited for again: the next run
+                state.retried(e.data["id"], self.waits.locked, locked=True)
                 outcome.failed.append(e.data)
             elif self._write(e, outcome):
                 written.append(e)
@@ -209,16 +215,13 @@ class _TableRetry:
                 else:
                     self.adapter.upsert(self.table, [e.row])
         except DatabaseError as exc:
-            locked = self.adapter.gave_up_waiting(exc)  # (no row's fault: no rule to try)
-            self.waited = self.waited + 1 if locked else 0
-            if self.waited >= 2:
-                self.locked = exc
+            locked = self.waits.gave_up(exc)  # (no row's fault: no rule to try)
             if not locked and self._revived(e):
                 return True
             self.state.retried(e.data["id"], exc, locked=locked)
             outcome.failed.append(e.data)
             return False
-        self.waited = 0
+        self.waits.passed()
         return True
 
     def _revived(self, e: _Entry) -> bool:
