@@ -332,3 +332,70 @@ def test_a_row_stored_differently_at_the_siege_fails_the_site_and_the_round(
         assert site_row.state is State.FAILED
         assert site_row.details["not_applied"] == {"applied": 1, "sent": 0}
         assert rounds[0].state is State.FAILED and "3615" in rounds[0].error
+
+
+NO_SIEGE = (  # the Serveur's database refuses the Siège's version of row 2
+    "CREATE TRIGGER no_siege BEFORE UPDATE ON t WHEN new.nom = 'siege' "
+    "BEGIN SELECT RAISE(ABORT, 'refusé ici'); END"
+)
+
+
+def conflict_refused(tmp_path: Path) -> tuple[Path, Path, Node, Node]:
+    """Row 2 changed at B ('local') and at the Siège ('siege') in the same period: B's
+    apply gives the Siège's version the win (``hq-wins``, 'local' logged as the loser),
+    and B's database refuses to store it."""
+    h, b = dbs(tmp_path, "h", "b")
+    db(h, "INSERT INTO t VALUES (2, 'alpha', 1)")
+    hq = make_node(tmp_path, "SIEGE", str(h), hq=True)
+    site = make_node(tmp_path, "B", str(b))
+    hq.export()
+    hq_to(hq, site, tmp_path)
+    db(b, "UPDATE t SET nom = 'local' WHERE id = 2")
+    db(h, "UPDATE t SET nom = 'siege' WHERE id = 2")
+    hq.export()
+    script(b, NO_SIEGE)
+    result = hq_to(hq, site, tmp_path)
+    assert (result.stats.conflicts, result.stats.quarantined) == (1, 1)
+    [conflict] = site.state.conflicts()
+    assert (conflict["winner"], conflict["loser"]) == ("SIEGE", "B")
+    return h, b, hq, site
+
+
+def test_a_conflicts_loser_does_not_travel_while_the_winner_is_set_aside(
+    tmp_path: Path,
+) -> None:
+    """The version that lost a conflict stays where it is while the winner waits in the
+    quarantine: it is not taken for the user's change, sent to the Siège and on to every
+    site — against the rule and the conflict log — and the winner is tried again until it
+    is stored. Before, B's next run sent 'local' out and dropped the Siège's version."""
+    h, b, hq, site = conflict_refused(tmp_path)
+    with hq, site:
+        out = site.export()
+        assert out.manifest.rows == 0  # the loser does not travel
+        assert [e["key_json"] for e in out.capture.unapplied] == ["[2]"]
+        assert out.capture.retried == []
+        script(b, "DROP TRIGGER no_siege")
+        fixed = site.export()
+        assert fixed.manifest.rows == 0
+        assert [(r["key_json"], r["outcome"]) for r in fixed.capture.retried] == [
+            ("[2]", "applied")
+        ]
+        assert site.state.pending() == []
+    assert db(b, "SELECT * FROM t") == db(h, "SELECT * FROM t") == [(2, "siege", 1)]
+
+
+def test_the_users_edit_after_the_winner_was_set_aside_goes_out(tmp_path: Path) -> None:
+    """An edit the user makes after the conflict was decided is a newer change: it wins
+    and travels (as any edit made after a version was applied), the set-aside version is
+    dropped and the run says so."""
+    h, b, hq, site = conflict_refused(tmp_path)
+    with hq, site:
+        db(b, "UPDATE t SET nom = 'corrigé' WHERE id = 2")
+        out = site.export()
+        assert out.manifest.rows == 1
+        assert [(r["key_json"], r["outcome"]) for r in out.capture.retried] == [
+            ("[2]", "local-change-wins")
+        ]
+        assert site.state.pending() == []
+        assert hq.import_package(out.path).status == "applied"
+    assert db(b, "SELECT * FROM t") == db(h, "SELECT * FROM t") == [(2, "corrigé", 1)]

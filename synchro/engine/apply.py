@@ -61,7 +61,7 @@ class _TableApplier(TableRows):
         found, aside = self._locked_rows(items)
         if aside:  # another program keeps them locked: set aside for the next run
             for item, error in aside:
-                self._quarantine(item, error, locked=True)
+                self._quarantine(item, error, locked=True, read=False)
             kept = {id(item) for item, _error in aside}
             items = [i for i in items if id(i) not in kept]
         locals_ = {row_skey(r): r for r in found}

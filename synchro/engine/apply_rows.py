@@ -232,10 +232,27 @@ class TableRows:
         mismatch: Mismatch | None = None,
         *,
         locked: bool = False,
+        read: bool = True,
     ) -> None:
         """A row not applied exactly: into the quarantine with what was sent (and stored);
-        ``locked``: set aside because another program keeps it locked."""
+        ``locked``: set aside because another program keeps it locked.
+
+        ``read``: the apply had read the local row and given the incoming version the win
+        (a conflict decided for it, or none). The snapshot then takes the local row's hash
+        (as a stored mismatch takes the stored one): a local version that lost the
+        conflict is no user's change to capture and send out against the rule while the
+        winner waits (the retry writes the winner while the row stays as it is; an edit
+        made after this is the user's newer change, and wins). A row set aside unread
+        (``read`` False: another program kept it locked) keeps its snapshot."""
         self.stats.quarantined += 1
+        if read and mismatch is None:
+            local = item.local
+            self._settle(
+                item,
+                self.hash_row(local) if local is not None else None,
+                applied=False,
+                exact=False,
+            )
         self.pending.discard(item.kj)  # log_quarantine replaces an older entry of the key
         columns = stored = None
         if mismatch is not None:
