@@ -120,6 +120,7 @@ class OdbcAdapter(OdbcDiscovery):
             self._run(f"SET lock_timeout = '{LOCK_WAIT_S}s'", [], act("open")).close()
         if self.dialect == "mysql":
             self._strict()
+            self._read_committed()
             # A row (InnoDB) or a whole table (LOCK TABLES, a metadata lock: MariaDB would
             # wait a year for it) another program keeps locked.
             for wait in ("innodb_lock_wait_timeout", "lock_wait_timeout"):
@@ -199,6 +200,19 @@ class OdbcAdapter(OdbcDiscovery):
                 [],
                 act("open"),
             ).close()
+
+    def _read_committed(self) -> None:
+        """MariaDB: transactions in READ COMMITTED, as PostgreSQL's always are. In InnoDB's
+        REPEATABLE READ a locking read locks every row its plan scans and the gaps next to
+        the keys it does not find: the apply's read of a batch (500 keys) held a whole
+        small table, and a shop's program writing rows the package never touched met
+        « Deadlock found » (``bench/soak_live.py --layout maria-pg``). Not on a server that
+        logs statements (``binlog_format`` STATEMENT refuses InnoDB's writes then)."""
+        (log_bin, logged) = self._query("SELECT @@log_bin, @@binlog_format")[0]
+        if str(log_bin) == "1" and str(logged).upper() == "STATEMENT":
+            return
+        level = "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED"
+        self._run(level, [], act("open")).close()
 
     def _default_schema(self) -> str | None:
         sql = {"postgresql": "SELECT current_schema()", "mssql": "SELECT SCHEMA_NAME()"}
