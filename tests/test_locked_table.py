@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 from backends import Backend, need_pyodbc
-from engine_helpers import checksums, make_node
+from engine_helpers import checksums, db, make_node
 
 from synchro.errors import DatabaseError
 from synchro.gui_backend import quarantine_line
@@ -190,3 +190,107 @@ def test_a_retry_applies_the_rows_no_other_program_keeps_locked(
     finally:
         shop.close()
     assert checksums(backend.connection) == checksums(str(tmp_path / "site.db"))
+
+
+@pytest.mark.parametrize("name", ["mariadb", "postgresql"])
+def test_a_row_the_shop_was_changing_is_a_conflict_its_rule_decides(
+    name: str,
+    make_backend: Callable[[str], Backend],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The Siège changed row 5; at site B the shop's program was changing it too (its
+    transaction open) when the Siège's package came: the apply gave up waiting and set the
+    row aside unread. The shop then committed. The next run's retry finds the row changed
+    here: a conflict no one decided, which the table's rule (the Siège's version wins)
+    decides now, logging the shop's version as the loser, which does not travel. Before,
+    the shop's version was taken for a newer edit: sent to every site, the Siège's dropped
+    with no conflict logged — the outcome hung on how long the shop's lock lasted."""
+    from test_verified_apply import hq_to
+
+    from synchro.db import odbc
+
+    monkeypatch.setattr(odbc, "LOCK_WAIT_S", 1)
+    hq_db = tmp_path / "hq.db"
+    conn = sqlite3.connect(hq_db)
+    conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, txt VARCHAR(100))")
+    conn.executemany("INSERT INTO t VALUES (?, ?)", [(i, f"ligne {i}") for i in range(1, 11)])
+    conn.commit()
+    backend = make_backend(name)
+    backend.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, txt VARCHAR(100))")
+    pyodbc = need_pyodbc(name)
+    shop = pyodbc.connect(backend.connection, autocommit=False)
+    try:
+        with (
+            make_node(tmp_path, "SIEGE", str(hq_db), hq=True) as hq,
+            make_node(tmp_path, "B", backend.connection) as site,
+        ):
+            hq.export()
+            assert hq_to(hq, site, tmp_path).status == "applied"
+            conn.execute("UPDATE t SET txt = 'siège' WHERE id = 5")
+            conn.commit()
+            hq.export()
+            shop.execute("UPDATE t SET txt = 'boutique' WHERE id = 5")
+            result = guarded(lambda: hq_to(hq, site, tmp_path), shop, "ROLLBACK")
+            assert not isinstance(result, Exception), result
+            assert result.stats.quarantined == 1 and result.stats.conflicts == 0
+            shop.commit()  # the shop's change lands after the apply gave up on it
+            out = site.export()
+            assert out.manifest.rows == 0  # the loser does not travel
+            assert [(r["key_json"], r["outcome"]) for r in out.capture.retried] == [
+                ("[5]", "applied")
+            ]
+            [conflict] = site.state.conflicts()
+            assert (conflict["winner"], conflict["loser"]) == ("SIEGE", "B")
+            assert "boutique" in conflict["loser_json"]
+            assert "siège" in conflict["winner_json"]
+            assert site.state.pending() == []
+    finally:
+        shop.close()
+        conn.close()
+    assert checksums(backend.connection) == checksums(str(hq_db))
+
+
+@pytest.mark.parametrize("name", ["mariadb", "postgresql"])
+def test_at_the_siege_the_shops_version_wins_its_rule_and_travels(
+    name: str,
+    make_backend: Callable[[str], Backend],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The same at the Siège, whose rule keeps its own version: site A's change of row 5
+    was set aside unread while the Siège's shop was changing the row; the retry gives
+    the Siège's version the win, logs A's as the loser, and the Siège's travels to A."""
+    from test_verified_apply import hq_to
+
+    from synchro.db import odbc
+
+    monkeypatch.setattr(odbc, "LOCK_WAIT_S", 1)
+    backend = make_backend(name)
+    backend.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, txt VARCHAR(100))")
+    first, second = site_packages(tmp_path, "UPDATE t SET txt = 'site' WHERE id = 5;")
+    pyodbc = need_pyodbc(name)
+    shop = pyodbc.connect(backend.connection, autocommit=False)
+    try:
+        with (
+            make_node(tmp_path, "HQ", backend.connection, hq=True) as hq,
+            make_node(tmp_path, "S1", str(tmp_path / "site.db")) as site,
+        ):
+            assert hq.import_package(first).status == "applied"
+            shop.execute("UPDATE t SET txt = 'boutique' WHERE id = 5")
+            result = import_guarded(hq, second, shop, "ROLLBACK")
+            assert not isinstance(result, Exception), result
+            assert result.stats.quarantined == 1
+            shop.commit()
+            out = hq.export()
+            assert [(r["key_json"], r["outcome"]) for r in out.capture.retried] == [
+                ("[5]", "local-change-wins")
+            ]
+            [conflict] = hq.state.conflicts()
+            assert (conflict["winner"], conflict["loser"]) == ("HQ", "S1")
+            assert "boutique" in conflict["winner_json"] and "site" in conflict["loser_json"]
+            assert hq_to(hq, site, tmp_path).status == "applied"
+    finally:
+        shop.close()
+    assert checksums(backend.connection) == checksums(str(tmp_path / "site.db"))
+    assert db(tmp_path / "site.db", "SELECT txt FROM t WHERE id = 5") == [("boutique",)]

@@ -29,9 +29,9 @@ from typing import Any
 
 from synchro import faults
 from synchro.capture.source import key_getter
-from synchro.config.model import ConflictPolicy
 from synchro.db.base import Adapter, Row, Table
 from synchro.engine.apply_rows import ApplyContext, ApplyStats, Item, TableRows
+from synchro.engine.conflict_rule import incoming_wins
 from synchro.engine.lock_waits import fetch_locked, read_locked
 from synchro.engine.revive import Reviver
 from synchro.engine.verify import Written
@@ -143,25 +143,8 @@ class _TableApplier(TableRows):
         return True
 
     def _incoming_wins(self, item: Item, local: Row | None, other: str) -> bool:
-        policy = self.rule.conflict
-        if policy is ConflictPolicy.LATEST_WINS and self.rule.modified_column:
-            pos = self.table.column_names.index(self.rule.modified_column)
-            mine = item.row[pos] if item.row is not None else None
-            theirs = local[pos] if local is not None else None
-            if mine != theirs and mine is not None and theirs is not None:
-                return bool(mine > theirs)
-            if mine != theirs:
-                return mine is not None
-            return item.origin > other
-        if policy is ConflictPolicy.LATEST_WINS:
-            return True  # no clock: the change applied last at the Siège wins, everywhere
-        if policy is ConflictPolicy.ORIGIN_OWNS and self.rule.owner_column:
-            pos = self.table.column_names.index(self.rule.owner_column)
-            if item.row is not None and str(item.row[pos]) == item.origin:
-                return True
-            if local is not None and str(local[pos]) == other:
-                return False
-        return not self.ctx.policy.holds_siege_version  # hq-wins: the Siège's version
+        incoming = (item.row, item.origin)
+        return incoming_wins(self.rule, self.table, self.ctx.policy, incoming, (local, other))
 
     def _log_conflict(self, item: Item, local: Row | None, *, winner: str, loser: str) -> None:
         incoming = self._row_json(item.row)

@@ -270,4 +270,5 @@ class TableRows:
             origin=item.origin,
             columns=columns,
             stored=stored,
+            unread=not read,
         )

@@ -104,7 +104,14 @@ class Exporting(ABC):
         # Discovered again at every export: a Node kept open (the Siège's service) sees a
         # widened column, a new column or a new table before it retries or captures.
         tables = self.tables(refresh=True).synced
-        retry_quarantined(self.adapter, self.state, tables, policy=self.policy, local=self.code)
+        retry_quarantined(
+            self.adapter,
+            self.state,
+            tables,
+            policy=self.policy,
+            local=self.code,
+            rule=self.config.database.rule,
+        )
         ensure_snapshots(self.state, tables)
         spooled: set[str] = set()
         whole = full_read_tables(self.state)  # the « Contrôle » found them different

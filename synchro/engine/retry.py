@@ -4,8 +4,11 @@ A row the database refused, or stored differently than sent, stays in the state'
 quarantine with the version that was sent. ``retry_quarantined`` runs at the start of
 ``Node.export`` (a Serveur's run and the Siège's round both export first), before capture:
 
-- the user changed the row since (its hash differs from the snapshot's): the user's change
-  wins — capture sends it; the entry is dropped and said in the run's details;
+- the user changed the row since (its hash differs from the snapshot's, which holds the
+  row as the apply read it): the user's newer change wins — capture sends it; the entry
+  is dropped and said in the run's details. A row set aside *unread* (another program
+  kept it locked, likely changing it) and changed here meanwhile is a conflict no one
+  decided: the table's rule decides it as the apply would have, and the loser is logged;
 - the row already holds the sent version: settled (the snapshot takes the sent hash);
 - else the sent version is written again (upsert, or delete) and read back: stored exactly
   → the entry leaves the quarantine, the snapshot takes the sent hash, and at the Siège a
@@ -22,12 +25,14 @@ retry finds the row changed and lets capture send it (the sent value, harmless).
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from synchro.capture.source import snapshot_key
+from synchro.config.model import TableRule
 from synchro.db.base import Adapter, Key, Row, Table
+from synchro.engine.conflict_rule import incoming_wins
 from synchro.engine.lock_waits import LockWaits, read_locked
 from synchro.engine.policy import ApplyPolicy
 from synchro.engine.revive import Reviver
@@ -72,9 +77,11 @@ def retry_quarantined(
     *,
     policy: ApplyPolicy,
     local: str = "",
+    rule: Callable[[str], TableRule] = TableRule,
 ) -> RetryOutcome:
     """Try every package row of the quarantine again (see the module's text). ``local``:
-    this node's code (the Siège's, for the parents it brings back)."""
+    this node's code (the Siège's, for the parents it brings back); ``rule``: a table's
+    rule (``DatabaseConfig.rule``), for a conflict the apply could not decide."""
     outcome = RetryOutcome()
     entries = state.pending()
     if entries:
@@ -89,7 +96,7 @@ def retry_quarantined(
         reviver = Reviver(adapter, state, by_name) if policy.revives_referenced else None
         with state.transaction(), adapter.atomic():
             retriers = [
-                _TableRetry(adapter, state, t, groups[t.name], policy, (reviver, local))
+                _TableRetry(adapter, state, t, groups[t.name], policy, (reviver, local), rule)
                 for t in ordered
             ]
             for retrier in retriers:
@@ -109,9 +116,11 @@ class _TableRetry:
         entries: list[dict[str, Any]],
         policy: ApplyPolicy,
         reviving: tuple[Reviver | None, str] = (None, ""),
+        rule: Callable[[str], TableRule] = TableRule,
     ) -> None:
         self.adapter, self.state, self.table, self.policy = adapter, state, table, policy
         self.reviver, self.local = reviving
+        self.rule = rule
         self.snap = state.snapshot_table(table)
         self.nkeys = len(table.key)
         self.verifier = Verifier(table)
@@ -179,11 +188,11 @@ class _TableRetry:
             now = self.hash_row(e.current) if e.current is not None else None
             if now == e.digest:  # already as sent (fixed by hand, or by a later package)
                 self._applied(e, outcome)
-            elif now != snaps.get(e.skey):  # the user changed it: capture sends theirs
-                state.drop_quarantine(table.name, e.data["key_json"])
+            elif now != snaps.get(e.skey) and not self._won(e, now):
+                state.drop_quarantine(table.name, e.data["key_json"])  # capture sends theirs
                 outcome.dropped.append(e.data)
             elif self.waits.locked is not None:  # not waited for again: the next run
-                state.retried(e.data["id"], self.waits.locked, locked=True)
+                state.retried(e.data["id"], self.waits.locked, locked=True, unread=False)
                 outcome.failed.append(e.data)
             elif self._write(e, outcome):
                 written.append(e)
@@ -200,9 +209,34 @@ class _TableRetry:
                 mismatch,
                 columns=json.dumps(mismatch.columns, ensure_ascii=False),
                 stored=_row_json(self.verifier, stored),
+                unread=False,
             )
             self._snapshot(e.skey, self.hash_row(stored) if stored is not None else None)
             outcome.failed.append(e.data)
+
+    def _won(self, e: _Entry, now: bytes | None) -> bool:
+        """The row here changed since the last exchange. Set aside after the apply read it
+        (the usual case): an edit made since, the user's newer change, which wins (False).
+        Set aside unread (another program kept it locked, likely changing it): a conflict
+        no one decided, which the table's rule decides now as the apply would have,
+        logging the loser; True when the sent version wins (the row here, the loser, then
+        keeps its hash in the snapshot: it does not travel while the winner waits)."""
+        if not e.data.get("unread"):
+            return False
+        data, rule = e.data, self.rule(self.table.name)
+        origin = _origin(data)
+        incoming = (e.row, origin)
+        won = incoming_wins(rule, self.table, self.policy, incoming, (e.current, self.local))
+        sent = data.get("row_json") if e.op == "U" else None
+        here = _row_json(self.verifier, e.current)
+        winner, loser = (origin, self.local) if won else (self.local, origin)
+        rows = (sent, here) if won else (here, sent)
+        key = data["key_json"]
+        policy = rule.conflict.value
+        self.state.log_conflict(data["package"], self.table.name, key, policy, winner, loser, *rows)
+        if won:
+            self._snapshot(e.skey, now)
+        return won
 
     def _write(self, e: _Entry, outcome: RetryOutcome) -> bool:
         """Write the sent version again; False (entry updated) when the database refuses."""
@@ -218,7 +252,7 @@ class _TableRetry:
             locked = self.waits.gave_up(exc)  # (no row's fault: no rule to try)
             if not locked and self._revived(e):
                 return True
-            self.state.retried(e.data["id"], exc, locked=locked)
+            self.state.retried(e.data["id"], exc, locked=locked, unread=False)
             outcome.failed.append(e.data)
             return False
         self.waits.passed()
@@ -240,8 +274,9 @@ class _TableRetry:
                     self.adapter.upsert(self.table, [e.row])
         except DatabaseError:
             return False
-        origin = str(e.data.get("origin") or e.data["package"].split("#")[0])
-        self.reviver.record(revived, local=self.local, package=e.data["package"], kept_by=origin)
+        self.reviver.record(
+            revived, local=self.local, package=e.data["package"], kept_by=_origin(e.data)
+        )
         return True
 
     def _applied(self, e: _Entry, outcome: RetryOutcome) -> None:
@@ -252,8 +287,7 @@ class _TableRetry:
             self.policy.logs_changes and data.get("kind") != "mismatch"
         ):  # a mismatch was logged already
             row_json = data.get("row_json") if e.op == "U" else None
-            origin = str(data.get("origin") or data["package"].split("#")[0])
-            state.log_change(origin, self.table.name, e.op, data["key_json"], row_json)
+            state.log_change(_origin(data), self.table.name, e.op, data["key_json"], row_json)
         outcome.fixed.append(data)
 
     def _snapshot(self, skey: tuple[Any, ...], digest: bytes | None) -> None:
@@ -267,6 +301,11 @@ def _row_json(verifier: Verifier, row: Row | None) -> str | None:
     if row is None:
         return None
     return json.dumps(verifier.json_values(row), ensure_ascii=False)
+
+
+def _origin(entry: dict[str, Any]) -> str:
+    """Who made the change an entry holds (older entries: the package's sender)."""
+    return str(entry.get("origin") or entry["package"].split("#")[0])
 
 
 def _brief(entry: dict[str, Any]) -> dict[str, Any]:

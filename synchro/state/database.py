@@ -40,6 +40,7 @@ _QUARANTINE_V2 = (
     ("stored_json", "TEXT"),  # mismatch: the row as the database holds it
     ("tries", "INTEGER NOT NULL DEFAULT 0"),  # retries at later runs that failed again
     ("error_say", "TEXT"),  # the error's words as a key of the locales, JSON (when given)
+    ("unread", "INTEGER NOT NULL DEFAULT 0"),  # set aside before the row here was read
 )
 
 _SCHEMA = """

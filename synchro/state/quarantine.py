@@ -61,9 +61,12 @@ class Quarantine(Store):
         origin: str | None = None,
         columns: str | None = None,
         stored: str | None = None,
+        unread: bool = False,
     ) -> None:
         """Record a row not applied exactly. ``row`` is the sent version (JSON values; for
-        a delete, the key's values); ``columns`` / ``stored`` describe a mismatch.
+        a delete, the key's values); ``columns`` / ``stored`` describe a mismatch;
+        ``unread``: set aside before the row here was read (another program kept it
+        locked), so no conflict with it was decided (the retry asks the table's rule).
 
         A package row replaces any earlier package entry of the same key: only the latest
         version sent is retried.
@@ -73,9 +76,12 @@ class Quarantine(Store):
         text, said = _words(error)
         self.conn.execute(
             "INSERT OR REPLACE INTO quarantine(at, package, tbl, key_json, row_json, error, "
-            "error_say, kind, op, origin, columns_json, stored_json) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (now_text(), package, table, key, row, text, said, kind, op, origin, columns, stored),
+            "error_say, kind, op, origin, columns_json, stored_json, unread) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                *(now_text(), package, table, key, row, text, said, kind, op, origin),
+                *(columns, stored, int(unread)),
+            ),
         )
 
     def drop_quarantine(self, table: str, key: str) -> int:
@@ -94,15 +100,18 @@ class Quarantine(Store):
         columns: str | None = None,
         stored: str | None = None,
         locked: bool = False,
+        unread: bool | None = None,
     ) -> None:
         """A retry of a quarantined row failed again: its new reason (``locked``: it waited
-        for a lock another program holds)."""
+        for a lock another program holds). ``unread``: False once the retry read the row
+        here (None: as it was)."""
         kind = "mismatch" if columns else "locked" if locked else "refused"
         text, said = _words(error)
         self.conn.execute(
             "UPDATE quarantine SET at = ?, error = ?, error_say = ?, columns_json = ?, "
-            "stored_json = ?, kind = ?, tries = tries + 1 WHERE id = ?",
-            (now_text(), text, said, columns, stored, kind, id),
+            "stored_json = ?, kind = ?, unread = COALESCE(?, unread), tries = tries + 1 "
+            "WHERE id = ?",
+            (now_text(), text, said, columns, stored, kind, unread, id),
         )
 
     def pending_keys(self, table: str) -> set[str]:
