@@ -9,10 +9,12 @@ note)`` with a composite key:
 - baseline: raw multi-row ``INSERT ... VALUES`` of 100 rows through the same driver;
 - ``upsert`` into the empty table and ``upsert`` over existing rows (updates);
 - ``scan`` ordered by key (normalised values) against a raw ``fetchmany`` loop;
-- ``fetch`` by keys and ``delete`` by keys;
+- ``fetch`` by keys, and locked in a transaction by batches of 500 as the apply reads
+  the rows it writes over (``Dialect.locking``), and ``delete`` by keys;
 - the engine's whole import of a package of the same rows into the empty table (a
   Serveur's ``import_package``: checks, apply, read-back of every row, snapshot), the
-  package exported by a node on an SQLite file (issue 13: ≥ 80 % of the baseline).
+  package exported by a node on an SQLite file (issue 13: ≥ 80 % of the baseline), then
+  of a package that changes every row (the rows read locked, then written).
 
 It prints rows/s and the ratio to the baseline. Not a test: speed is never asserted.
 """
@@ -110,6 +112,13 @@ def bench(name: str, n: int, folder: Path) -> None:
             keys = [(r[0], r[1]) for r in data[::3]]
             timed("fetch by key", len(keys), lambda: db.fetch(table, keys), base)
 
+            def fetch_locked() -> None:
+                with db.atomic():  # the apply's read of the rows it writes over
+                    for start in range(0, len(keys), 500):
+                        db.fetch(table, keys[start : start + 500], lock=True)
+
+            timed("fetch by key, locked", len(keys), fetch_locked, base)
+
             def delete() -> None:
                 with db.atomic():
                     db.delete(table, keys)
@@ -145,6 +154,12 @@ def engine_import(backend: Backend, folder: Path, data: list[tuple[Any, ...]], b
                 raise RuntimeError(f"import: {status}")
 
         timed("engine import (Serveur)", len(data), import_package, base)
+        conn = sqlite3.connect(source)
+        conn.execute("UPDATE ventes SET qte = qte + 1")
+        conn.commit()
+        conn.close()
+        package = sender.export().path  # every row changed: read locked, then written
+        timed("engine import (updates)", len(data), import_package, base)
     finally:
         sender.close()
         receiver.close()
