@@ -148,9 +148,10 @@ def test_a_row_the_shop_makes_during_the_apply_is_never_overwritten(
     the shop makes its own row 4 right after the apply's read. PostgreSQL locks no row that
     was not there: the shop's INSERT goes in, and the apply's plain INSERT of row 4 is
     refused by the key — row 4 set aside, the shop's kept and sent, where the Siège's
-    version wins the conflict and logs the shop's. MariaDB locks the gap: the shop's
-    INSERT waits and is refused (its program is told). Either way nothing is overwritten
-    unseen."""
+    version wins the conflict and logs the shop's. MariaDB does the same in READ
+    COMMITTED (its transactions' level since 19c807c); in REPEATABLE READ it locked the
+    gap, and the shop's INSERT waited and was refused (its program told). Either way
+    nothing is overwritten unseen."""
     scene = apply_while_the_shop_writes(
         backend,
         tmp_path,

@@ -2,7 +2,7 @@
 
 ``bench/soak_live.py --layout maria-pg`` (the Siège on MariaDB, every shop's program
 writing during the round) found the shop's program of the Siège failing with « Deadlock
-found when trying to get lock » in 15 of 69 seeds: InnoDB's default REPEATABLE READ made
+found when trying to get lock » in 15 of 72 seeds: InnoDB's default REPEATABLE READ made
 the apply's ``SELECT … WHERE id IN (500 keys) FOR UPDATE`` lock every row its plan
 scanned (a whole small table, 746 row locks in the server's deadlock report) and the gaps
 around keys it did not find, so a shop deleting or adding its own rows, which the package

@@ -244,8 +244,9 @@ class Dialect:
         """What a read adds to lock the rows it reads until its transaction ends (a table
         hint, a suffix): another program's write of one of them then waits for the
         transaction, and one committed before is what the read returns (PostgreSQL's
-        ``FOR UPDATE`` reads the latest committed version, as MariaDB's locking read does
-        under REPEATABLE READ). SQLite's ``BEGIN IMMEDIATE`` already keeps every other
+        ``FOR UPDATE`` reads the latest committed version, as MariaDB's does; both lock
+        only the rows found, MariaDB's transactions running in READ COMMITTED as
+        PostgreSQL's: ``odbc._read_committed``). SQLite's ``BEGIN IMMEDIATE`` already keeps every other
         writer out; Access has no such read."""
         if self.name in ("postgresql", "mysql"):
             return "", " FOR UPDATE"
