@@ -3,32 +3,27 @@
 A ``Dialect`` knows how to quote identifiers, how many parameters one statement may bind,
 and how to write the handful of statements the adapters need: key-ordered scan (binary
 order, so it equals Python's tuple order of the normalised key values), fetch and delete by
-keys, multi-row upsert, savepoints. It never touches a connection, so the SQL of databases
-that cannot run here (SQL Server, MS Access) is unit-tested as strings.
+keys (here), multi-row upsert, savepoints (``dialect_writes``). It never touches a
+connection, so the SQL of databases that cannot run here (SQL Server, MS Access) is
+unit-tested as strings.
 
 Families: ``sqlite``, ``postgresql``, ``mysql`` (MariaDB and MySQL), ``mssql``, ``access``.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from synchro.db.base import Column, Table
+from synchro.db.dialect_writes import WriteSql
 from synchro.db.pg_keys import array_types, arrays_condition, values_condition
 from synchro.db.tagged import tagged, untagged
 from synchro.values import Kind
 from synchro.values.convert import single_read_back
 
 DIALECTS = ("sqlite", "postgresql", "mysql", "mssql", "access")
-
-MAX_BATCH_ROWS = 500
-
-# Families with multi-row VALUES, a native upsert, savepoints and a binary collation.
-# Anything else (MS Access, an unknown ODBC source) gets the cautious row-at-a-time path.
-_FULL = ("sqlite", "postgresql", "mysql", "mssql")
 
 
 def detect_dialect(dbms_name: str) -> str:
@@ -52,7 +47,7 @@ HEXED = (Kind.TEXT, Kind.JSON)  # the kinds a ``raw_text`` read gives as hex tex
 
 
 @dataclass(frozen=True)
-class Dialect:
+class Dialect(WriteSql):
     """SQL writer for one family. ``quote_char`` as ``SQL_IDENTIFIER_QUOTE_CHAR`` gives it."""
 
     name: str
@@ -62,50 +57,7 @@ class Dialect:
     # driver gets every column as text tagged with the value's storage class (``db.tagged``).
     tagged_values: bool = False
 
-    # -- capacities -------------------------------------------------------------------
-
-    @property
-    def max_params(self) -> int:
-        # SQL Server refuses 2100 parameters or more; old SQLite builds stop at 999.
-        limits = {"sqlite": 999, "postgresql": 65535, "mysql": 65535, "mssql": 2000}
-        return limits.get(self.name, 200)
-
-    @property
-    def multi_row(self) -> bool:
-        """Multi-row ``VALUES`` and a native upsert (MS Access has neither)."""
-        return self.name in _FULL
-
-    @property
-    def row_values(self) -> bool:
-        """``(a, b) IN ((?, ?), ...)`` is understood and uses the key's index.
-
-        SQLite understands it but scans the whole table: it gets OR-ed ANDs instead.
-        """
-        return self.name in ("postgresql", "mysql")
-
-    @property
-    def binary_order(self) -> bool:
-        """Text keys can be ordered by code point in SQL (else the adapter sorts)."""
-        return self.name in _FULL
-
-    @property
-    def savepoints(self) -> bool:
-        return self.name in _FULL
-
-    def batch_rows(self, ncols: int) -> int:
-        """Rows per statement so that rows × columns stays under the parameter limit."""
-        return max(1, min(MAX_BATCH_ROWS, self.max_params // max(1, ncols)))
-
-    # -- names ------------------------------------------------------------------------
-
-    def quote(self, name: str) -> str:
-        q = self.quote_char.strip()
-        if q in ("", "["):
-            return "[" + name.replace("]", "]]") + "]"
-        return q + name.replace(q, q + q) + q
-
-    def _cols(self, names: Sequence[str]) -> str:
-        return ", ".join(self.quote(n) for n in names)
+    # -- reading ----------------------------------------------------------------------
 
     def _order_term(self, expr: str, kind: Kind) -> str:
         """``expr`` (a quoted column or ``?``) as it sorts in code point order."""
@@ -246,8 +198,8 @@ class Dialect:
         transaction, and one committed before is what the read returns (PostgreSQL's
         ``FOR UPDATE`` reads the latest committed version, as MariaDB's does; both lock
         only the rows found, MariaDB's transactions running in READ COMMITTED as
-        PostgreSQL's: ``odbc._read_committed``). SQLite's ``BEGIN IMMEDIATE`` already keeps every other
-        writer out; Access has no such read."""
+        PostgreSQL's: ``odbc._read_committed``). SQLite's ``BEGIN IMMEDIATE`` already
+        keeps every other writer out; Access has no such read."""
         if self.name in ("postgresql", "mysql"):
             return "", " FOR UPDATE"
         if self.name == "mssql":
@@ -341,81 +293,6 @@ class Dialect:
     def delete(self, table: Table, nkeys: int, arrays: Sequence[str] | None = None) -> str:
         where = self.table_keys_condition(table, nkeys, arrays)
         return f"DELETE FROM {self.quote(table.name)} WHERE {where}"
-
-    def insert(self, table: Table, nrows: int = 1) -> str:
-        one = "(" + ", ".join("?" * len(table.columns)) + ")"
-        values = ", ".join([one] * nrows)
-        cols = self._cols(table.column_names)
-        return f"INSERT INTO {self.quote(table.name)} ({cols}) VALUES {values}"
-
-    def update(self, table: Table) -> str:
-        """Update one row by key; parameters: non-key values then key values."""
-        others = [c for c in table.column_names if c not in table.key]
-        sets = ", ".join(f"{self.quote(c)} = ?" for c in others or table.key[:1])
-        where = " AND ".join(f"{self.quote(k)} = ?" for k in table.key)
-        return f"UPDATE {self.quote(table.name)} SET {sets} WHERE {where}"
-
-    def update_params(self, table: Table, row: Sequence[object]) -> list[object]:
-        """The parameters of ``update`` for a whole row (columns in table order)."""
-        names = table.column_names
-        others = [i for i, c in enumerate(names) if c not in table.key] or [table.key_positions[0]]
-        return [row[i] for i in others] + [row[i] for i in table.key_positions]
-
-    def upsert(self, table: Table, nrows: int) -> str:
-        """Insert ``nrows`` whole rows, replacing those whose key exists (not for access)."""
-        if self.name == "mssql":
-            return self._merge(table, nrows)
-        if not self.multi_row:
-            raise ValueError(f"{self.name}: no upsert, use update() then insert() per row")
-        others = [c for c in table.column_names if c not in table.key]
-        insert = self.insert(table, nrows)
-        if self.name == "mysql":
-            sets = ", ".join(
-                f"{self.quote(c)} = VALUES({self.quote(c)})" for c in others or table.key[:1]
-            )
-            return f"{insert} ON DUPLICATE KEY UPDATE {sets}"
-        target = f"ON CONFLICT ({self._cols(table.key)})"
-        if not others:
-            return f"{insert} {target} DO NOTHING"
-        sets = ", ".join(f"{self.quote(c)} = excluded.{self.quote(c)}" for c in others)
-        return f"{insert} {target} DO UPDATE SET {sets}"
-
-    def _merge(self, table: Table, nrows: int) -> str:
-        cols = table.column_names
-        others = [c for c in cols if c not in table.key]
-        one = "(" + ", ".join("?" * len(cols)) + ")"
-        on = " AND ".join(f"t.{self.quote(k)} = s.{self.quote(k)}" for k in table.key)
-        sql = (
-            f"MERGE INTO {self.quote(table.name)} WITH (HOLDLOCK) AS t"
-            f" USING (VALUES {', '.join([one] * nrows)}) AS s ({self._cols(cols)}) ON {on}"
-        )
-        if others:
-            sets = ", ".join(f"t.{self.quote(c)} = s.{self.quote(c)}" for c in others)
-            sql += f" WHEN MATCHED THEN UPDATE SET {sets}"
-        values = ", ".join(f"s.{self.quote(c)}" for c in cols)
-        return sql + f" WHEN NOT MATCHED THEN INSERT ({self._cols(cols)}) VALUES ({values});"
-
-    # -- transactions -----------------------------------------------------------------
-
-    def savepoint(self, name: str) -> str:
-        _check_name(name)
-        return f"SAVE TRANSACTION {name}" if self.name == "mssql" else f"SAVEPOINT {name}"
-
-    def rollback_to(self, name: str) -> str:
-        _check_name(name)
-        if self.name == "mssql":
-            return f"ROLLBACK TRANSACTION {name}"
-        return f"ROLLBACK TO SAVEPOINT {name}"
-
-    def release(self, name: str) -> str | None:
-        """The statement that forgets a savepoint (None: SQL Server has none)."""
-        _check_name(name)
-        return None if self.name == "mssql" else f"RELEASE SAVEPOINT {name}"
-
-
-def _check_name(name: str) -> None:
-    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
-        raise ValueError(f"invalid savepoint name {name!r}")
 
 
 def _single(value: Any) -> Any:
