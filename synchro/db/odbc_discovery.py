@@ -20,7 +20,7 @@ from synchro.db.details import odbc_details, with_details
 from synchro.db.doing import act
 from synchro.db.generic import SqlAdapter
 from synchro.db.mysql_catalog import catalog_rows, cut_by_driver, unsafe_names
-from synchro.db.odbc_connect import sql_state, text_fault_say
+from synchro.db.odbc_connect import connection_lost, text_fault_say
 from synchro.db.odbc_schema import column_details, foreign_keys, unique_indexes
 from synchro.db.sqlite import discover as discover_sqlite
 from synchro.db.sqlite import has_mark_table
@@ -62,9 +62,11 @@ class OdbcDiscovery(SqlAdapter):
         try:
             return list(getattr(cursor, method)(**kwargs).fetchall())
         except self._driver_errors as exc:
-            # A connection lost (SQLSTATE 08...) is an error: "no table" or "no key" from
-            # a dead session would have had a run capture nothing and say OK.
-            if sql_state(exc).startswith("08"):
+            # A connection lost is an error: "no table" or "no key" from a dead session
+            # would have had a run capture nothing and say OK. Not only SQLSTATE 08:
+            # MariaDB's driver says HY000 « Write error: Broken pipe (5014) » when the
+            # server closed the session before the request was sent (2 times in 30).
+            if connection_lost(exc):
                 raise self._translate(exc, act("schema")) from exc
             return []
         finally:
