@@ -89,6 +89,56 @@ def test_an_order_whose_client_arrived_during_the_capture_waits_for_it(
         assert site.export().manifest.rows == 0
 
 
+@pytest.mark.parametrize("name", ["sqlite", "postgresql", "mariadb"])
+def test_a_sale_made_and_cancelled_during_the_capture_is_not_sent(
+    name: str,
+    make_backend: Callable[[str], Backend],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The sale of the first test, cancelled right after the orders were read (the order,
+    then its new client, deleted): the order's client is nowhere now, and neither is the
+    order. Before, it went alone, as an order whose client does not exist would: every
+    receiver refused it (quarantined, its round « Echec », ``soak_live`` seed 7087), and
+    the next capture sent its delete. Now it is held back, and nothing of it travels."""
+    from synchro.capture.parents import ParentCheck
+
+    shop, hq_db = make_backend(name), make_backend("sqlite")
+    for backend in (shop, hq_db):
+        for statement in DDL:
+            backend.execute(statement + (" ENGINE=InnoDB" if backend.name == "mariadb" else ""))
+    shop.execute("INSERT INTO clients VALUES (1, 'Zoé')")
+    shop.execute("INSERT INTO commandes VALUES (1, 1, 'neuve')")
+    real_point, real_parent_now = faults.point, ParentCheck.parent_now
+    tables_read: list[str] = []
+
+    def point(point_name: str, *args: Any, **kwargs: Any) -> None:
+        if point_name == "capture.table":
+            tables_read.append(point_name)
+            if len(tables_read) == 2:  # clients read, commandes not yet: a sale
+                shop.execute("INSERT INTO clients VALUES (2, 'Ωμέγα ✓')")
+                shop.execute("INSERT INTO commandes VALUES (2, 2, 'neuve')")
+        real_point(point_name, *args, **kwargs)
+
+    def parent_now(check: ParentCheck, row: Any) -> bool:  # the orders read: cancelled
+        shop.execute("DELETE FROM commandes WHERE id = 2")
+        shop.execute("DELETE FROM clients WHERE id = 2")
+        return real_parent_now(check, row)
+
+    monkeypatch.setattr(faults, "point", point)
+    monkeypatch.setattr(ParentCheck, "parent_now", parent_now)
+    with (
+        make_node(tmp_path, "A", shop.connection) as site,
+        make_node(tmp_path, "HQ", hq_db.connection, hq=True) as hq,
+    ):
+        first = site.export()
+        assert len(tables_read) >= 2, "the capture never reached the second table"
+        assert sent(site, first.path) == {"clients": [(1, "Zoé")], "commandes": [(1, 1, "neuve")]}
+        applied = hq.import_package(first.path)
+        assert applied.status == "applied" and applied.stats.quarantined == 0
+        assert site.export().manifest.rows == 0
+
+
 def test_an_order_whose_client_is_nowhere_goes_as_before(
     make_backend: Callable[[str], Backend], tmp_path: Path
 ) -> None:

@@ -149,7 +149,7 @@ class Emitter:
         assert self.parents is not None
         self._check()
         for item in self.orphans:
-            if self.parents.parent_now(item[1]):
+            if self.parents.parent_now(item[1]) or self.parents.gone(item[1]):
                 self.held_back += 1  # not written, not in the snapshot: sent next time
             else:
                 self._write(*item)

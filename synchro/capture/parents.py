@@ -7,9 +7,10 @@ whose customer is neither in this package nor known to the group (not in the cus
 snapshot). Sent as it is, the order is refused at every receiver (its parent missing:
 quarantined there, the round an Echec), until both travel at the next round. Such a row is
 held back instead: left out of this package and of the snapshot, so the next capture,
-which reads its parent too, sends both. Only when the parent is in the database now: a row
-whose parent is nowhere (a database that does not enforce its foreign keys) goes as it
-did, for the receivers to say they refuse it.
+which reads its parent too, sends both. Only when the parent is in the database now, or
+the row itself is gone since (deleted with its parent: nothing to send, next time
+either): a row whose parent is nowhere while it is there (a database that does not
+enforce its foreign keys) goes as it did, for the receivers to say they refuse it.
 
 Checked for the rows a capture sends (inserts and updates), against the parents' snapshots
 (one query per batch and foreign key); the database is read only for the rows found
@@ -51,7 +52,7 @@ class ParentCheck:
     def __init__(
         self, adapter: Adapter, state: StateDB, table: Table, synced: Mapping[str, Table]
     ) -> None:
-        self.adapter, self.state = adapter, state
+        self.adapter, self.state, self.table = adapter, state, table
         self.links: list[_Link] = []
         names = table.column_names
         for fk in table.foreign_keys:
@@ -109,6 +110,15 @@ class ParentCheck:
             if not self.adapter.fetch(link.parent, [key]):
                 return False
         return True
+
+    def gone(self, row: Row) -> bool:
+        """Whether ``row`` itself is no longer in the database: deleted since it was read,
+        with the parent it came with (a sale made and cancelled during the capture). Sent,
+        it would be refused at every receiver (its parent missing: the round an Echec)
+        and then deleted by the next capture; held back, the next capture finds nothing
+        to send."""
+        key = tuple(row[p] for p in self.table.key_positions)
+        return not self.adapter.fetch(self.table, [key])
 
     def held_back(self, table: Table, count: int) -> None:
         log.info(
