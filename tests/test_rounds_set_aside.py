@@ -15,7 +15,7 @@ import shutil
 import sqlite3
 from pathlib import Path
 
-from rounds_helpers import group, sql
+from rounds_helpers import group, sql, stepped
 from test_faults_lost_transaction import small_disk
 
 from synchro.engine import hq_deliveries
@@ -134,3 +134,39 @@ def test_a_delivery_set_aside_outside_a_round_is_tried_again_with_longer_pauses(
         g.service.step()
         assert count(g.hq.db, "id >= 100000") == BIG
         assert g.service.resting == {}
+
+
+REFUSE = (  # the Siège's database refuses this name (a rule of its own)
+    "CREATE TRIGGER refuse BEFORE INSERT ON articles WHEN new.nom = 'refusé' "
+    "BEGIN SELECT RAISE(ABORT, 'nom refusé au siège'); END;"
+)
+
+
+def test_a_row_a_delivery_settles_during_the_round_does_not_fail_it(tmp_path: Path) -> None:
+    """A row of an establishment's earlier package waits in the Siège's quarantine (its
+    database refused it); the Siège's next round tries it again in vain at its start, then
+    applies the establishment's newer version of it, exactly, which settles it. The round
+    counts what waits at its close: nothing, OK. Before, it said « 1 ligne non appliquée »
+    and ended Echec for a row no longer waiting (``soak_live`` seed 7087: an order sent
+    without its client, then deleted)."""
+    clock = [dt.datetime(2026, 12, 1, 23, 0)]
+    with stepped(tmp_path, ["3615"], clock) as g:
+        sql(g.hq.db, REFUSE)
+        sql(g.sites["3615"].db, "INSERT INTO articles VALUES (7, 'refusé', '1.00');")
+        g.all_deliver()
+        first = next(r for r in g.reports.latest() if r.kind == "round")
+        by_site = {r.site: r for r in g.reports.for_round(first.id)}
+        assert by_site["3615"].quarantined == 1  # refused at the Siège
+        g.answer("3615")
+        g.service.step()
+        sql(g.sites["3615"].db, "UPDATE articles SET nom = 'accepté' WHERE id = 7;")
+        clock[0] += dt.timedelta(days=1)
+        g.all_deliver()
+        g.answer("3615")
+        g.service.step()
+        second = next(r for r in g.reports.latest() if r.kind == "round")
+        assert second.id != first.id
+        assert (second.state, second.quarantined) == (State.OK, 0), second.error
+        assert count(g.hq.db, "id = 7 AND nom = 'accepté'") == 1
+        with g.hq.node() as hq:
+            assert hq.state.pending() == []

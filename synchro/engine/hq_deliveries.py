@@ -13,7 +13,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from synchro import faults
 from synchro.engine.events import Emit, Progress, Status, progress, said
@@ -180,12 +180,29 @@ class DeliveryWork:
             self.reports.merge_details(round_id, listed)
             self.reports.update(round_id, quarantined=exported.capture.held + len(unapplied))
         try:
-            return self._serve(deliveries, round_id, publish_all, dict(rows or {}))
+            outcome = self._serve(deliveries, round_id, publish_all, dict(rows or {}))
         except Cancelled:
             raise
         except Exception:  # what was captured or applied waits for its publication
             self.owed = list(self.settings.sites)  # (publishing again is harmless)
             raise
+        if round_id is not None and unapplied:
+            self._settled_since(round_id, exported.capture.held, unapplied)
+        return outcome
+
+    def _settled_since(self, round_id: int, held: int, unapplied: list[dict[str, Any]]) -> None:
+        """Rows of earlier packages that the retry left in the quarantine and a delivery
+        of this round settled (a newer version of the key applied exactly: A's order
+        refused for want of its client, then A's delete of it): the round counts what is
+        still there at its close. Before, it said « 1 ligne non appliquée », Echec, for a
+        row no longer waiting (``soak_live`` seed 7087)."""
+        waiting = {entry["id"] for entry in self.node.state.pending()}
+        still = [entry for entry in unapplied if entry["id"] in waiting]
+        if len(still) == len(unapplied):
+            return
+        kept = self.node.state.quarantined(HELD)[:200] if held else []
+        self.reports.merge_details(round_id, {"quarantined": kept + still[:200]})
+        self.reports.update(round_id, quarantined=held + len(still))
 
     def _serve(
         self,
