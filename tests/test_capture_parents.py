@@ -40,6 +40,39 @@ def sent(node: Any, path: Path) -> dict[str, list[tuple[Any, ...]]]:
     return out
 
 
+def shop_and_siege(make_backend: Callable[[str], Backend], name: str) -> tuple[Backend, Backend]:
+    """A shop's database on ``name`` holding client 1 and its order, the Siège's on SQLite,
+    both with ``DDL``."""
+    shop, hq_db = make_backend(name), make_backend("sqlite")
+    for backend in (shop, hq_db):
+        for statement in DDL:
+            backend.execute(statement + (" ENGINE=InnoDB" if backend.name == "mariadb" else ""))
+    shop.execute("INSERT INTO clients VALUES (1, 'Zoé')")
+    shop.execute("INSERT INTO commandes VALUES (1, 1, 'neuve')")
+    return shop, hq_db
+
+
+def sale_during_capture(
+    monkeypatch: pytest.MonkeyPatch, shop: Backend, *statements: str
+) -> list[str]:
+    """From now on, when a capture reaches its second table (``clients`` read, not yet
+    ``commandes``), the shop's program runs ``statements`` (a sale). The tables begun,
+    for the test to see that the capture got there."""
+    real_point = faults.point
+    tables_read: list[str] = []
+
+    def point(point_name: str, *args: Any, **kwargs: Any) -> None:
+        if point_name == "capture.table":
+            tables_read.append(point_name)
+            if len(tables_read) == 2:
+                for statement in statements:
+                    shop.execute(statement)
+        real_point(point_name, *args, **kwargs)
+
+    monkeypatch.setattr(faults, "point", point)
+    return tables_read
+
+
 @pytest.mark.parametrize("name", ["sqlite", "postgresql", "mariadb"])
 def test_an_order_whose_client_arrived_during_the_capture_waits_for_it(
     name: str,
@@ -47,24 +80,13 @@ def test_an_order_whose_client_arrived_during_the_capture_waits_for_it(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    shop, hq_db = make_backend(name), make_backend("sqlite")
-    for backend in (shop, hq_db):
-        for statement in DDL:
-            backend.execute(statement + (" ENGINE=InnoDB" if backend.name == "mariadb" else ""))
-    shop.execute("INSERT INTO clients VALUES (1, 'Zoé')")
-    shop.execute("INSERT INTO commandes VALUES (1, 1, 'neuve')")
-    real_point = faults.point
-    tables_read = []
-
-    def point(point_name: str, *args: Any, **kwargs: Any) -> None:
-        if point_name == "capture.table":
-            tables_read.append(point_name)
-            if len(tables_read) == 2:  # clients read, commandes not yet: a sale
-                shop.execute("INSERT INTO clients VALUES (2, '新しい客 😀')")
-                shop.execute("INSERT INTO commandes VALUES (2, 2, 'neuve')")
-        real_point(point_name, *args, **kwargs)
-
-    monkeypatch.setattr(faults, "point", point)
+    shop, hq_db = shop_and_siege(make_backend, name)
+    tables_read = sale_during_capture(
+        monkeypatch,
+        shop,
+        "INSERT INTO clients VALUES (2, '新しい客 😀')",
+        "INSERT INTO commandes VALUES (2, 2, 'neuve')",
+    )
     with (
         make_node(tmp_path, "A", shop.connection) as site,
         make_node(tmp_path, "HQ", hq_db.connection, hq=True) as hq,
@@ -103,29 +125,20 @@ def test_a_sale_made_and_cancelled_during_the_capture_is_not_sent(
     the next capture sent its delete. Now it is held back, and nothing of it travels."""
     from synchro.capture.parents import ParentCheck
 
-    shop, hq_db = make_backend(name), make_backend("sqlite")
-    for backend in (shop, hq_db):
-        for statement in DDL:
-            backend.execute(statement + (" ENGINE=InnoDB" if backend.name == "mariadb" else ""))
-    shop.execute("INSERT INTO clients VALUES (1, 'Zoé')")
-    shop.execute("INSERT INTO commandes VALUES (1, 1, 'neuve')")
-    real_point, real_parent_now = faults.point, ParentCheck.parent_now
-    tables_read: list[str] = []
-
-    def point(point_name: str, *args: Any, **kwargs: Any) -> None:
-        if point_name == "capture.table":
-            tables_read.append(point_name)
-            if len(tables_read) == 2:  # clients read, commandes not yet: a sale
-                shop.execute("INSERT INTO clients VALUES (2, 'Ωμέγα ✓')")
-                shop.execute("INSERT INTO commandes VALUES (2, 2, 'neuve')")
-        real_point(point_name, *args, **kwargs)
+    shop, hq_db = shop_and_siege(make_backend, name)
+    real_parent_now = ParentCheck.parent_now
+    tables_read = sale_during_capture(
+        monkeypatch,
+        shop,
+        "INSERT INTO clients VALUES (2, 'Ωμέγα ✓')",
+        "INSERT INTO commandes VALUES (2, 2, 'neuve')",
+    )
 
     def parent_now(check: ParentCheck, row: Any) -> bool:  # the orders read: cancelled
         shop.execute("DELETE FROM commandes WHERE id = 2")
         shop.execute("DELETE FROM clients WHERE id = 2")
         return real_parent_now(check, row)
 
-    monkeypatch.setattr(faults, "point", point)
     monkeypatch.setattr(ParentCheck, "parent_now", parent_now)
     with (
         make_node(tmp_path, "A", shop.connection) as site,
@@ -179,17 +192,6 @@ def test_the_capture_limited_to_modified_rows_holds_the_order_back_too(
     shop.execute("INSERT INTO clients VALUES (1, 'Zoé', '2026-01-01 00:00:00')")
     shop.execute("INSERT INTO commandes VALUES (1, 1, 'neuve', '2026-01-01 00:00:00')")
     rules = [TableRule(t, modified_column="maj") for t in ("clients", "commandes")]
-    real_point = faults.point
-    tables_read: list[str] = []
-
-    def point(point_name: str, *args: Any, **kwargs: Any) -> None:
-        if point_name == "capture.table":
-            tables_read.append(point_name)
-            if len(tables_read) == 2:
-                shop.execute("INSERT INTO clients VALUES (2, 'Ωμέγα ✓', '2026-07-01 00:00:00')")
-                shop.execute("INSERT INTO commandes VALUES (2, 2, 'neuve', '2026-07-01 00:00:00')")
-        real_point(point_name, *args, **kwargs)
-
     since = dt.datetime(2026, 6, 1)
     with (
         make_node(tmp_path, "A", shop.connection, rules=rules) as site,
@@ -199,7 +201,12 @@ def test_the_capture_limited_to_modified_rows_holds_the_order_back_too(
         shop.execute(
             "UPDATE commandes SET etat = 'payée', maj = '2026-07-01 00:00:00' WHERE id = 1"
         )
-        monkeypatch.setattr(faults, "point", point)
+        tables_read = sale_during_capture(
+            monkeypatch,
+            shop,
+            "INSERT INTO clients VALUES (2, 'Ωμέγα ✓', '2026-07-01 00:00:00')",
+            "INSERT INTO commandes VALUES (2, 2, 'neuve', '2026-07-01 00:00:00')",
+        )
         first = site.export(since=since)
         assert len(tables_read) >= 2, "the capture never reached the second table"
         assert sent(site, first.path) == {"commandes": [(1, 1, "payée", JULY)]}
