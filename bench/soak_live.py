@@ -23,6 +23,15 @@ One line per seed, then a summary; exit code 1 on any problem.
 SQLite file), reached through their real ODBC drivers (``tests/fault_servers.py``: each
 seed's world clones the template's databases, dropped with it); the shops write there
 through pyodbc. ``maria-pg``: the two swapped.
+
+``--kinds kill,session`` (a server layout): a seed of kind ``session`` pulls the cable
+between a node and its database server instead: the victim is drawn among the nodes on
+a server, then 1-3 moments over [0, 1.2 x] its life; at each, the server ends every
+session the victim's process holds on its database (``server_dbs.end_sessions_of``, its
+sockets matched by port: the shop's own sessions go on), whatever it is doing — a
+statement running, a transaction open, idle between two. The process lives on: it must
+find the lost connection, make a new one and finish or redo its work. With ``kill``
+alone the draws are those of the campaigns before.
 """
 
 from __future__ import annotations
@@ -44,8 +53,10 @@ import fault_helpers as fh
 from fault_helpers import NODES, SITES, World
 from fault_servers import ServerWorld, build_server_template, drop_template
 from live_helpers import Writers, check_rows
+from server_dbs import end_sessions_of
 
 MODES = ("sync", "serve")
+KINDS = ("kill", "session")
 LATE = 1.2
 LAYOUTS: dict[str, dict[str, str]] = {
     "sqlite": {},
@@ -67,6 +78,9 @@ class Seed:
     mode: str
     victim: str
     delay: float
+    kind: str = "kill"
+    cuts: list[float] = dataclasses.field(default_factory=list)  # "session": its moments
+    ended: int = 0  # "session": sessions the server ended
     landed: bool = False
     quiet: int = 0  # quiet rounds it took to converge
     problems: list[str] = dataclasses.field(default_factory=list)
@@ -74,11 +88,30 @@ class Seed:
     seconds: float = 0.0
 
 
-def draw(seed: int, lives: dict[str, float]) -> Seed:
+def draw(seed: int, lives: dict[str, float], kinds: tuple[str, ...], on_servers: list[str]) -> Seed:
+    """The seed's fault; with ``kinds`` ("kill",) the draws of the campaigns before."""
     rng = random.Random(seed)
     mode = rng.choice(MODES)
     victim = rng.choice(NODES)
-    return Seed(seed, mode, victim, rng.uniform(0, LATE) * lives[f"{mode}.{victim}"])
+    drawn = Seed(seed, mode, victim, rng.uniform(0, LATE) * lives[f"{mode}.{victim}"])
+    if kinds == ("kill",) or rng.choice(kinds) == "kill":
+        return drawn
+    victim = rng.choice(on_servers)
+    life = lives[f"{mode}.{victim}"]
+    cuts = sorted(rng.uniform(0, LATE) * life for _ in range(rng.randint(1, 3)))
+    return Seed(seed, mode, victim, cuts[0], kind="session", cuts=cuts)
+
+
+def pull_cables(world: World, s: Seed, proc: fh.Proc, started: float) -> None:
+    """At each of ``s.cuts`` (seconds from ``started``) the server ends every session
+    ``proc`` holds on its database; counted in ``s.ended``."""
+    assert isinstance(world, ServerWorld)
+    for moment in s.cuts:
+        time.sleep(max(0.0, started + moment - time.monotonic()))
+        if proc.popen.poll() is not None:
+            break
+        s.ended += end_sessions_of(world.servers[s.victim], proc.popen.pid)
+    s.landed = s.ended > 0
 
 
 def round_with_writers(
@@ -95,7 +128,9 @@ def round_with_writers(
         procs = {"SIEGE": world.siege(mode)}
         for site in SITES:
             procs[site] = world.start(site, "sync")
-        if kill is not None:
+        if kill is not None and kill.kind == "session":
+            pull_cables(world, kill, procs[kill.victim], started)
+        elif kill is not None:
             time.sleep(kill.delay)
             kill.landed = fh.sigkill(procs[kill.victim].popen)
             if kill.landed:
@@ -171,6 +206,7 @@ def main() -> int:
     parser.add_argument("--keep", action="store_true")
     parser.add_argument("--layout", choices=sorted(LAYOUTS), default="sqlite")
     parser.add_argument("--lives", default="", help="a run's 'lives:' line (replay a seed)")
+    parser.add_argument("--kinds", default="kill", help="kill,session (session: a server layout)")
     args = parser.parse_args()
     low, _, high = args.seeds.partition("-")
     seeds = range(int(low), int(high or low) + 1)
@@ -179,6 +215,10 @@ def main() -> int:
     deadline = time.monotonic() + args.minutes * 60 if args.minutes else float("inf")
     template = base / "template"
     layout = LAYOUTS[args.layout]
+    kinds = tuple(args.kinds.split(","))
+    on_servers = [n for n, kind in layout.items() if kind != "sqlite"]
+    if not set(kinds) <= set(KINDS) or ("session" in kinds and not on_servers):
+        parser.error(f"--kinds: among {KINDS}; session needs a server layout")
     try:
         shutil.rmtree(template, ignore_errors=True)  # (a run stopped before)
         if layout:
@@ -200,7 +240,7 @@ def main() -> int:
                         if time.monotonic() < deadline
                         else s
                     ),
-                    draw(n, lives),
+                    draw(n, lives, kinds, on_servers),
                 )
                 for n in seeds
             ]
@@ -212,9 +252,12 @@ def main() -> int:
                 state = "PROBLEM " + " | ".join(s.problems) if s.problems else "ok"
                 if s.quiet == 2 and not s.problems:  # what the first quiet round left
                     state += " (after one: " + " | ".join(p[:300] for p in s.first) + ")"
+                if s.kind == "session":
+                    fault = f"{s.ended} session(s) ended at " + ",".join(f"{c:.2f}" for c in s.cuts)
+                else:
+                    fault = f"at {s.delay:5.2f}s {'killed' if s.landed else 'ended '}"
                 print(
-                    f"seed {s.seed:5d} {s.mode:5s} {s.victim:5s} at {s.delay:5.2f}s "
-                    f"{'killed' if s.landed else 'ended '} {s.seconds:5.1f}s "
+                    f"seed {s.seed:5d} {s.mode:5s} {s.victim:5s} {fault} {s.seconds:5.1f}s "
                     f"quiet rounds {s.quiet} {state}",
                     flush=True,
                 )
@@ -226,11 +269,13 @@ def main() -> int:
         if not args.keep and not args.dir:
             shutil.rmtree(base, ignore_errors=True)
     bad = [s for s in done if s.problems]
-    killed = sum(s.landed for s in done)
+    killed = sum(s.landed for s in done if s.kind == "kill")
+    cut = sum(s.landed for s in done if s.kind == "session")
     second = sum(s.quiet == 2 for s in done if not s.problems)
     print(
-        f"{len(done)} seeds, {killed} kills landed, {second} converged only after a second "
-        f"quiet round, {len(bad)} with a problem" + (f": {[s.seed for s in bad]}" if bad else "")
+        f"{len(done)} seeds, {killed} kills landed, {cut} with sessions ended, {second} "
+        f"converged only after a second quiet round, {len(bad)} with a problem"
+        + (f": {[s.seed for s in bad]}" if bad else "")
     )
     return 1 if bad else 0
 

@@ -8,12 +8,14 @@ reads it through a pyodbc connection of this module's own (``connect``), never t
 synchro's adapter: a value is not checked only through what wrote it (rule 1). Values are
 compared in one form (``canon``): a decimal is the same whether SQLite holds it as a float
 or a server as a Decimal. ``end_writing_sessions`` cuts a writer's session on the server
-(a server restart, a cut network). A missing driver or server calls ``require``.
+(a server restart, a cut network); ``end_sessions_of`` cuts every session a process holds,
+whatever it is doing. A missing driver or server calls ``require``.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 import time
 import uuid
@@ -241,5 +243,55 @@ def end_writing_sessions(db: ServerDb, running: Callable[[], bool], timeout: flo
                 return len(sessions)
             time.sleep(pause)
         return 0
+    finally:
+        conn.close()
+
+
+def tcp_ports(pid: int) -> set[int]:
+    """The local ports of the TCP sockets process ``pid`` holds (Linux ``/proc``: its open
+    sockets' inodes matched in its own network namespace's tables); empty once it ended."""
+    try:
+        links = [os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")]
+    except OSError:  # ended (or a descriptor closed meanwhile: read again next time)
+        return set()
+    inodes = {link[8:-1] for link in links if link.startswith("socket:[")}
+    ports: set[int] = set()
+    for table in ("tcp", "tcp6"):
+        try:
+            with open(f"/proc/{pid}/net/{table}") as lines:
+                rows = [line.split() for line in lines.readlines()[1:]]
+        except OSError:
+            continue
+        ports |= {int(r[1].rsplit(":", 1)[1], 16) for r in rows if r[9] in inodes}
+    return ports
+
+
+def end_sessions_of(db: ServerDb, pid: int) -> int:
+    """End on the server every session process ``pid`` holds on ``db``, whatever it is
+    doing (a statement running, a transaction open, idle between two): a cable pulled
+    between that process and its database, as the process sees it (the next use of the
+    connection fails). How many were ended; the sessions of other programs on ``db`` (the
+    shop's) are left alone."""
+    ports = tcp_ports(pid)
+    if not ports:
+        return 0
+    if db.kind == "postgresql":
+        sessions = (
+            "SELECT pid, client_port FROM pg_stat_activity WHERE datname = current_database()"
+        )
+        end = "SELECT pg_terminate_backend({})"
+    else:
+        sessions = "SELECT id, host FROM information_schema.PROCESSLIST WHERE db = DATABASE()"
+        end = "KILL CONNECTION {}"
+    conn = connect(db)
+    conn.autocommit = True
+    try:
+        ended = 0
+        for ident, client in conn.execute(sessions).fetchall():
+            port = str(client or "").rpartition(":")[2]
+            if port.isdigit() and int(port) in ports:
+                conn.execute(end.format(int(ident)))
+                ended += 1
+        return ended
     finally:
         conn.close()
