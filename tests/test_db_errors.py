@@ -148,6 +148,40 @@ def test_mariadb_a_write_to_a_closed_session_is_a_lost_connection_too(
     assert set(said) == {"lost"}, sorted(set(said))
 
 
+def test_mariadb_a_catalog_query_the_server_interrupts_is_an_error_not_no_table(
+    make_backend: Callable[[str], Backend],
+) -> None:
+    """A server whose statements have a time limit (``max_statement_time``, set by some
+    hosts; the catalog's ``information_schema`` queries are the slow ones on a loaded
+    server) interrupts the driver's SQLTables: HY018. That was read as « this driver has
+    no such catalog function », an empty list: no table, and a run that captured nothing
+    said OK. Only IM001 / HYC00 mean « not offered »."""
+    backend = make_backend("mariadb")
+    backend.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v VARCHAR(10))")
+    adapter = open_database(backend.connection)
+    try:
+        assert [t.name for t in adapter.tables()] == ["t"]
+        limit = "SET SESSION max_statement_time = 0.000001"
+        adapter._conn.execute(limit)  # type: ignore[attr-defined]
+        with pytest.raises(DatabaseError, match="max_statement_time"):
+            adapter.tables()
+        adapter._conn.execute("SET SESSION max_statement_time = 0")  # type: ignore[attr-defined]
+        assert [t.name for t in adapter.tables()] == ["t"]
+    finally:
+        adapter.close()
+
+
+def test_only_a_function_the_driver_lacks_reads_as_nothing() -> None:
+    """``odbc_connect.not_offered``: Access's and mdbtools' « Driver does not support this
+    function » (IM001) and « Optional feature not implemented » (HYC00), nothing else."""
+    pyodbc = need_pyodbc("postgresql")
+    lacks = "[IM001] [unixODBC][Driver Manager]Driver does not support this function"
+    assert odbc_connect.not_offered(pyodbc.InterfaceError("IM001", lacks))
+    assert odbc_connect.not_offered(pyodbc.Error("HYC00", "Optional feature not implemented"))
+    for state in ("HY018", "HY000", "HYT00", "08S01", "42000"):
+        assert not odbc_connect.not_offered(pyodbc.Error(state, "[x] an error"))
+
+
 @pytest.mark.parametrize("name", ["postgresql", "mariadb"])
 def test_a_connection_the_server_ended_is_made_again_for_the_next_transaction(
     name: str, make_backend: Callable[[str], Backend]

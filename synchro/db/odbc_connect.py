@@ -256,3 +256,12 @@ def connection_lost(exc: BaseException | None) -> bool:
     if exc is None:
         return False
     return sql_state(exc)[:2] in ("08", "57") or _GONE.search(str(exc)) is not None
+
+
+def not_offered(exc: BaseException) -> bool:
+    """Whether a driver error says it has no such function or option (IM001 « Driver does
+    not support this function »: Access's SQLPrimaryKeys and SQLForeignKeys, mdbtools';
+    HYC00 « Optional feature not implemented »). Only then is a catalog function's answer
+    « nothing »: any other error (a statement interrupted by the server's time limit, a
+    lock, memory) would have read as « no table » or « no key »."""
+    return sql_state(exc) in ("IM001", "HYC00")

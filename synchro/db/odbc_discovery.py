@@ -20,7 +20,7 @@ from synchro.db.details import odbc_details, with_details
 from synchro.db.doing import act
 from synchro.db.generic import SqlAdapter
 from synchro.db.mysql_catalog import catalog_rows, cut_by_driver, unsafe_names
-from synchro.db.odbc_connect import connection_lost, text_fault_say
+from synchro.db.odbc_connect import not_offered, text_fault_say
 from synchro.db.odbc_schema import column_details, foreign_keys, unique_indexes
 from synchro.db.sqlite import discover as discover_sqlite
 from synchro.db.sqlite import has_mark_table
@@ -46,7 +46,8 @@ class OdbcDiscovery(SqlAdapter):
         """Before the connection is used (``OdbcAdapter``: a new one after a loss)."""
 
     def _catalog(self, method: str, **kwargs: Any) -> list[Any]:
-        """Rows of an ODBC catalog function; [] when the driver does not offer it.
+        """Rows of an ODBC catalog function; [] when the driver does not offer it
+        (``odbc_connect.not_offered``), a ``DatabaseError`` on any other error.
 
         MariaDB: a table name the driver would cut (``mysql_catalog.cut_by_driver``) is
         looked up in ``information_schema`` instead, with rows of the same shape.
@@ -62,13 +63,14 @@ class OdbcDiscovery(SqlAdapter):
         try:
             return list(getattr(cursor, method)(**kwargs).fetchall())
         except self._driver_errors as exc:
-            # A connection lost is an error: "no table" or "no key" from a dead session
-            # would have had a run capture nothing and say OK. Not only SQLSTATE 08:
-            # MariaDB's driver says HY000 « Write error: Broken pipe (5014) » when the
-            # server closed the session before the request was sent (2 times in 30).
-            if connection_lost(exc):
-                raise self._translate(exc, act("schema")) from exc
-            return []
+            # Only a function the driver lacks is « nothing »: "no table" or "no key" from
+            # a lost session (MariaDB's driver says 08S01, or HY000 « Write error: Broken
+            # pipe (5014) », 2 times in 30) or from a query the server interrupted (its
+            # max_statement_time: HY018) would have had a run capture nothing, or a
+            # table's rows with no key, and say OK.
+            if not_offered(exc):
+                return []
+            raise self._translate(exc, act("schema")) from exc
         finally:
             with contextlib.suppress(*self._driver_errors):
                 cursor.close()
