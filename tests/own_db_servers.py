@@ -83,9 +83,11 @@ def require_binaries(kind: str) -> dict[str, Path]:
 class OwnServer:
     """One private server of ``kind`` (postgresql / mariadb) with its data under ``root``."""
 
-    def __init__(self, kind: str, root: Path) -> None:
+    def __init__(self, kind: str, root: Path, options: tuple[str, ...] = ()) -> None:
+        """``options``: more of the server's command-line options (``--log-bin``...)."""
         self.kind = kind
         self.root = root
+        self.options = options
         self.bins = require_binaries(kind)
         self.port = free_port()
         self.popen: subprocess.Popen[bytes] | None = None
@@ -150,6 +152,7 @@ class OwnServer:
                 "fsync=off",  # a crash here kills processes, not the machine's page cache
                 "-c",
                 "max_connections=50",
+                *self.options,
             ]
         return [
             str(self.bins["server"]),
@@ -163,6 +166,7 @@ class OwnServer:
             "--innodb-buffer-pool-size=32M",
             "--character-set-server=utf8mb4",
             *([f"--user={self.user}"] if self.user else []),
+            *self.options,
         ]
 
     def start(self, timeout: float = START_S) -> float:
@@ -311,7 +315,7 @@ class OwnServer:
 
 
 @contextlib.contextmanager
-def own_server(kind: str) -> Iterator[OwnServer]:
+def own_server(kind: str, *options: str) -> Iterator[OwnServer]:
     """A private server of ``kind`` started in a new directory of the system's temporary
     folder (not pytest's: its folders are closed to other users, and a socket's path must
     be short); stopped (by PID) at the end, whatever happened, and its data removed."""
@@ -319,7 +323,7 @@ def own_server(kind: str) -> Iterator[OwnServer]:
     require_binaries(kind)
     root = Path(tempfile.mkdtemp(prefix=f"synchro-own-{kind[:5]}-"))
     root.chmod(0o711)  # the server's user reaches its data inside
-    server = OwnServer(kind, root)
+    server = OwnServer(kind, root, options)
     try:
         server.start()
         yield server
