@@ -26,8 +26,9 @@ through pyodbc. ``maria-pg``: the two swapped.
 
 ``--kinds kill,session`` (a server layout): a seed of kind ``session`` pulls the cable
 between a node and its database server instead: the victim is drawn among the nodes on
-a server, then 1-3 moments over [0, 1.2 x] its life; at each, the server ends every
-session the victim's process holds on its database (``server_dbs.end_sessions_of``, its
+a server, then 1-3 moments over [0, 1.2 x] its life; at each (or, when the victim holds no
+connection then, as soon as it makes one), the server ends every session the victim's
+process holds on its database (``server_dbs.end_sessions_of``, its
 sockets matched by port: the shop's own sessions go on), whatever it is doing — a
 statement running, a transaction open, idle between two. The process lives on: it must
 find the lost connection, make a new one and finish or redo its work. With ``kill``
@@ -53,11 +54,12 @@ import fault_helpers as fh
 from fault_helpers import NODES, SITES, World
 from fault_servers import ServerWorld, build_server_template, drop_template
 from live_helpers import Writers, check_rows
-from server_dbs import end_sessions_of
+from server_dbs import end_sessions_of, holds_session
 
 MODES = ("sync", "serve")
 KINDS = ("kill", "session")
 LATE = 1.2
+CONNECTS_WITHIN_S = 5.0  # a "session" cut waits this long past its last moment for one
 LAYOUTS: dict[str, dict[str, str]] = {
     "sqlite": {},
     "pg-maria": {"SIEGE": "postgresql", "A": "mariadb", "B": "sqlite"},
@@ -103,14 +105,24 @@ def draw(seed: int, lives: dict[str, float], kinds: tuple[str, ...], on_servers:
 
 
 def pull_cables(world: World, s: Seed, proc: fh.Proc, started: float) -> None:
-    """At each of ``s.cuts`` (seconds from ``started``) the server ends every session
-    ``proc`` holds on its database; counted in ``s.ended``."""
+    """At each of ``s.cuts`` (seconds from ``started``), or as soon as ``proc`` holds a
+    connection to its database's server again after it (a node connects only while it
+    reads or writes), the server ends every session ``proc`` holds there; counted in
+    ``s.ended``."""
     assert isinstance(world, ServerWorld)
+    db = world.servers[s.victim]
+    give_up = started + s.cuts[-1] + CONNECTS_WITHIN_S
     for moment in s.cuts:
         time.sleep(max(0.0, started + moment - time.monotonic()))
-        if proc.popen.poll() is not None:
+        while (
+            proc.popen.poll() is None
+            and not holds_session(db, proc.popen.pid)
+            and time.monotonic() < give_up
+        ):
+            time.sleep(0.005)
+        if proc.popen.poll() is not None or time.monotonic() >= give_up:
             break
-        s.ended += end_sessions_of(world.servers[s.victim], proc.popen.pid)
+        s.ended += end_sessions_of(db, proc.popen.pid)
     s.landed = s.ended > 0
 
 

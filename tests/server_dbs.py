@@ -247,9 +247,10 @@ def end_writing_sessions(db: ServerDb, running: Callable[[], bool], timeout: flo
         conn.close()
 
 
-def tcp_ports(pid: int) -> set[int]:
+def tcp_ports(pid: int, remote: int = 0) -> set[int]:
     """The local ports of the TCP sockets process ``pid`` holds (Linux ``/proc``: its open
-    sockets' inodes matched in its own network namespace's tables); empty once it ended."""
+    sockets' inodes matched in its own network namespace's tables), only those connected
+    to port ``remote`` when it is not 0; empty once it ended."""
     try:
         links = [os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")]
     except OSError:  # ended (or a descriptor closed meanwhile: read again next time)
@@ -262,8 +263,24 @@ def tcp_ports(pid: int) -> set[int]:
                 rows = [line.split() for line in lines.readlines()[1:]]
         except OSError:
             continue
-        ports |= {int(r[1].rsplit(":", 1)[1], 16) for r in rows if r[9] in inodes}
+        ports |= {
+            int(r[1].rsplit(":", 1)[1], 16)
+            for r in rows
+            if r[9] in inodes and (not remote or int(r[2].rsplit(":", 1)[1], 16) == remote)
+        }
     return ports
+
+
+def server_port(db: ServerDb) -> int:
+    """The TCP port of ``db``'s server."""
+    found = re.search(r"PORT=(\d+)", db.connection)
+    return int(found.group(1)) if found else 0
+
+
+def holds_session(db: ServerDb, pid: int) -> bool:
+    """Whether process ``pid`` holds a connection to ``db``'s server now (by ``/proc``
+    only: cheap enough to ask every few milliseconds)."""
+    return bool(tcp_ports(pid, server_port(db)))
 
 
 def end_sessions_of(db: ServerDb, pid: int) -> int:
@@ -272,7 +289,7 @@ def end_sessions_of(db: ServerDb, pid: int) -> int:
     between that process and its database, as the process sees it (the next use of the
     connection fails). How many were ended; the sessions of other programs on ``db`` (the
     shop's) are left alone."""
-    ports = tcp_ports(pid)
+    ports = tcp_ports(pid, server_port(db))
     if not ports:
         return 0
     if db.kind == "postgresql":
