@@ -7,6 +7,8 @@ opened with the standard library (the embedded default, no ODBC needed).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from synchro.db.base import Adapter, Column, ForeignKey, Key, Row, Table
 
 __all__ = ["Adapter", "Column", "ForeignKey", "Key", "Row", "Table", "is_odbc", "open_database"]
@@ -20,12 +22,16 @@ def is_odbc(connection: str) -> bool:
     return text.startswith(_ODBC_PREFIXES) or ("=" in text and ";" in text)
 
 
-def open_database(connection: str) -> Adapter:
-    """Open the user's database. Raises ``synchro.errors.DatabaseError`` when it cannot."""
+def open_database(connection: str, stopping: Callable[[], bool] | None = None) -> Adapter:
+    """Open the user's database. Raises ``synchro.errors.DatabaseError`` when it cannot.
+    ``stopping``: the adapter's (``Adapter.stopping``), set before it connects, so that
+    a stop ends an ODBC connection's opening too (``Cancelled``)."""
     if is_odbc(connection):
         from synchro.db.odbc import OdbcAdapter  # imports pyodbc: only when ODBC is used
 
-        return OdbcAdapter(connection)
+        return OdbcAdapter(connection, stopping)
     from synchro.db.sqlite import SqliteAdapter
 
-    return SqliteAdapter(connection)
+    adapter = SqliteAdapter(connection)
+    adapter.stopping = stopping
+    return adapter

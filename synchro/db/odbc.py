@@ -54,8 +54,10 @@ class OdbcAdapter(OdbcDiscovery):
     _utf16_fault = False  # MariaDB Connector/ODBC: set when the connection opens
     _text_fault = ""  # what narrow statement text not in ASCII becomes ("" = itself, hex)
 
-    def __init__(self, connection: str) -> None:
+    def __init__(self, connection: str, stopping: Callable[[], bool] | None = None) -> None:
+        """``stopping``: a stop ends the opening too (``odbc_connect.Opening``)."""
         super().__init__()
+        self.stopping = stopping
         self._types_of: dict[str, dict[str, str]] = {}
         self._watch: StatementWatch | None = None  # made at the first statement with ``stopping``
         self._healing = False  # ``_after_lost`` making a new connection
@@ -63,7 +65,7 @@ class OdbcAdapter(OdbcDiscovery):
         pyodbc = load_pyodbc()
         self._driver_errors = (pyodbc.Error,)
         pyodbc.pooling = False  # a pooled connection is never really closed
-        self._conn = connect(pyodbc, connection)
+        self._conn = connect(pyodbc, connection, stopping)
         info = self._conn.getinfo
         dbms = str(info(SQL_DBMS_NAME))
         self.dialect = detect_dialect(dbms) or "odbc"
@@ -77,7 +79,7 @@ class OdbcAdapter(OdbcDiscovery):
         self._connection = wanted  # also what the columnar reader connects with
         if wanted != connection:
             self._conn.close()
-            self._conn = connect(pyodbc, wanted)
+            self._conn = connect(pyodbc, wanted, stopping)
         self._session(dbms)
 
     def _session(self, dbms: str) -> None:
@@ -145,7 +147,7 @@ class OdbcAdapter(OdbcDiscovery):
         connection », raw (an « erreur interne » of the round) or as the begin's error."""
         self._healing = True
         try:
-            self._conn = connect(load_pyodbc(), self._connection)
+            self._conn = connect(load_pyodbc(), self._connection, self.stopping)
             self._gone = False
             self._session(str(self._conn.getinfo(SQL_DBMS_NAME)))
         except BaseException:

@@ -13,10 +13,10 @@ import locale
 import os
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
-from synchro.errors import DatabaseError, Say
+from synchro.errors import Cancelled, DatabaseError, Say
 from synchro.i18n import render
 
 SQL_DRIVER_NAME = 6
@@ -136,17 +136,69 @@ def bounded_connection(pyodbc: Any, connection: str) -> str:
     return f"{connection.rstrip().rstrip(';')};CONN_TIMEOUT={CONNECT_TIMEOUT}"
 
 
-def connect(pyodbc: Any, connection: str) -> Any:
+def connect(pyodbc: Any, connection: str, stopping: Callable[[], bool] | None = None) -> Any:
     """An autocommit connection, or the ``DatabaseError`` of ``connect_error``, within
     ``CONNECT_TIMEOUT`` (``bounded_connection``). Opened under ``utf8_ctype``
     (``opening``): a narrow connection's statement text must reach the driver as the
-    UTF-8 it is."""
+    UTF-8 it is. ``stopping``: see ``Opening``."""
     bounded = bounded_connection(pyodbc, connection)
-    with opening():
+
+    def open_it() -> Any:
+        with opening():
+            try:
+                return pyodbc.connect(bounded, autocommit=True, timeout=CONNECT_TIMEOUT)
+            except pyodbc.Error as exc:
+                raise connect_error(pyodbc, connection, exc) from exc
+
+    return open_it() if stopping is None else Opening(open_it).wait(stopping)
+
+
+class Opening:
+    """A connection opened in a thread of its own, so that a stop need not wait for it.
+
+    ``pyodbc.connect`` cannot be cancelled: a database server that hangs (it takes the
+    connection, never answers the login) kept a stopping program waiting the whole
+    ``CONNECT_TIMEOUT``. ``wait`` looks at ``stopping()`` every ``STEP_S`` and raises
+    ``Cancelled`` once it holds; the opening then goes on alone, and the connection it
+    makes, if any, is closed at once (never used, never left open on the server)."""
+
+    STEP_S = 0.2
+
+    def __init__(self, open_it: Callable[[], Any]) -> None:
+        self._open_it = open_it
+        self._lock = threading.Lock()
+        self._done = threading.Event()
+        self._abandoned = False
+        self._result: Any = None
+        self._error: BaseException | None = None
+        threading.Thread(target=self._run, name="odbc-opening", daemon=True).start()
+
+    def _run(self) -> None:
         try:
-            return pyodbc.connect(bounded, autocommit=True, timeout=CONNECT_TIMEOUT)
-        except pyodbc.Error as exc:
-            raise connect_error(pyodbc, connection, exc) from exc
+            conn = self._open_it()
+        except BaseException as exc:  # handed to the waiting thread
+            self._error = exc
+            self._done.set()
+            return
+        with self._lock:
+            if not self._abandoned:
+                self._result = conn
+                self._done.set()
+                return
+        with contextlib.suppress(Exception):
+            conn.close()
+
+    def wait(self, stopping: Callable[[], bool]) -> Any:
+        """The connection, the opening's error, or ``Cancelled`` once ``stopping()``."""
+        while not self._done.wait(self.STEP_S):
+            if stopping():
+                with self._lock:
+                    if not self._done.is_set():
+                        self._abandoned = True
+                        raise Cancelled()
+        if self._error is not None:
+            raise self._error
+        return self._result
 
 
 # The process's character type is one for all its threads, and psqlODBC sets it from the

@@ -82,8 +82,8 @@ class Node(Exporting):
     @property
     def adapter(self) -> Adapter:
         if self._adapter is None:
-            self._adapter = open_database(self.connection)
-            self._adapter.stopping = self.state.stopping  # (``db.lock_wait``)
+            # a stop ends a wait for a lock (``db.lock_wait``) or for the server to answer
+            self._adapter = open_database(self.connection, self.state.stopping)
         return self._adapter
 
     def close(self) -> None:
