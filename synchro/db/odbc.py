@@ -174,8 +174,8 @@ class OdbcAdapter(OdbcDiscovery):
 
     def _execute(self, cursor: Any, sql: str, params: list[Any]) -> None:
         """A stop cancels a statement that waits on the server (``db.statement_watch``):
-        ``Cancelled`` then, not the driver's error (PostgreSQL's 57014 would read as a
-        lost connection, and the transaction be made again)."""
+        ``Cancelled`` then, not the driver's error (PostgreSQL's 57014, a statement that
+        failed: its row would be set aside)."""
         if self.stopping is None:
             cursor.execute(sql, params)
             return

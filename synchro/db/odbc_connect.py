@@ -304,10 +304,17 @@ def connection_lost(exc: BaseException | None) -> bool:
     """Whether a driver error says the connection is gone (SQLSTATE class 08; 57: the
     server's operator ended the session or stopped the server; MariaDB's own codes) or
     cannot be made again (PostgreSQL's 08001, MariaDB's 2002, 2003: the server down a
-    moment, restarting after a crash)."""
+    moment, restarting after a crash). Not 57014, a statement cancelled (the server's
+    ``statement_timeout``, someone's ``pg_cancel_backend``): the session lives on, the
+    statement failed like any other — taken for a lost connection, an import whose
+    trigger outlasted the limit was made again three times, then failed whole, « connexion
+    perdue », every day, where MariaDB's time limit (1969) sets the one row aside."""
     if exc is None:
         return False
-    return sql_state(exc)[:2] in ("08", "57") or _GONE.search(str(exc)) is not None
+    state = sql_state(exc)
+    if state == "57014":
+        return False
+    return state[:2] in ("08", "57") or _GONE.search(str(exc)) is not None
 
 
 def not_offered(exc: BaseException) -> bool:
