@@ -168,6 +168,17 @@ def assert_made_again(out: dict[str, Any]) -> None:
         assert "nouvel essai" in out["logs"][node], f"{node} did not try again"
 
 
+def assert_new_connection(out: dict[str, Any]) -> None:
+    """Each victim's log says it met the lost session: found ended before its next
+    statement, the node went on with a new connection (``OdbcAdapter._still_there``:
+    when its connection lay unused more than ``IDLE_CHECK_S``, here while its server
+    restarted), or that statement failed and the work was made again."""
+    for node in VICTIMS:
+        said = out["logs"][node]
+        met = ("session fermée par le serveur, nouvelle connexion", "nouvel essai")
+        assert any(m in said for m in met), f"{node}: {said}"
+
+
 def assert_applied_twice_said(world: World) -> None:
     """The Rapport says the crashed apply took two tries: the Siège's row of A's delivery
     and A's run (``details["attempts"]``), both OK once everything was stored."""

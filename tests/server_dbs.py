@@ -307,7 +307,12 @@ def end_sessions_of(db: ServerDb, pid: int) -> int:
         for ident, client in conn.execute(sessions).fetchall():
             port = str(client or "").rpartition(":")[2]
             if port.isdigit() and int(port) in ports:
-                conn.execute(end.format(int(ident)))
+                try:
+                    conn.execute(end.format(int(ident)))
+                except Exception as exc:  # MariaDB: 1094 « Unknown thread id », closed since
+                    if "(1094)" not in str(exc):
+                        raise
+                    continue
                 ended += 1
         return ended
     finally:

@@ -14,6 +14,8 @@ which this adapter builds on.
 from __future__ import annotations
 
 import contextlib
+import logging
+import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -39,16 +41,18 @@ from synchro.db.odbc_connect import (
     sql_state,
     utf8mb4_connection,
 )
-from synchro.db.odbc_discovery import OdbcDiscovery
+from synchro.db.odbc_session import OdbcSession
 from synchro.db.statement_watch import StatementWatch
 from synchro.errors import Cancelled, DatabaseError, Say
 from synchro.i18n import render
 from synchro.values import Kind
 
 LOCK_WAIT_S = 50  # seconds a statement waits for a row another program locked
+IDLE_CHECK_S = 1.0  # a connection unused that long is asked whether it lives before use
+log = logging.getLogger("synchro.db")
 
 
-class OdbcAdapter(OdbcDiscovery):
+class OdbcAdapter(OdbcSession):
     """One ODBC connection. ``connection``: ``DSN=...`` or ``DRIVER={...};...``."""
 
     _utf16_fault = False  # MariaDB Connector/ODBC: set when the connection opens
@@ -62,6 +66,7 @@ class OdbcAdapter(OdbcDiscovery):
         self._watch: StatementWatch | None = None  # made at the first statement with ``stopping``
         self._healing = False  # ``_after_lost`` making a new connection
         self._gone = False  # the connection closed after a loss, no new one made yet
+        self._used = time.monotonic()  # when the connection was last used (``_ready``)
         pyodbc = load_pyodbc()
         self._driver_errors = (pyodbc.Error,)
         pyodbc.pooling = False  # a pooled connection is never really closed
@@ -160,9 +165,39 @@ class OdbcAdapter(OdbcDiscovery):
             self._healing = False
 
     def _ready(self) -> None:
-        """Before the connection is used: a new one if it was closed after a loss."""
+        """Before the connection is used: a new one if it was closed after a loss, or if
+        the server ended it while it lay unused (``_still_there``)."""
         if self._gone and not self._healing:
             self._reconnect()
+        elif time.monotonic() - self._used > IDLE_CHECK_S and not (self._depth or self._healing):
+            self._still_there()
+        self._used = time.monotonic()
+
+    def _still_there(self) -> None:
+        """A connection unused for a while, outside any transaction, asked whether it
+        lives (``SELECT 1``) and made again at once when the server ended it. A Siège's
+        service keeps its connection from one day's round to the next, and servers end
+        idle sessions (MariaDB's ``wait_timeout``: 8 hours by default; PostgreSQL's
+        ``idle_session_timeout``): the round's first statement met the lost connection,
+        and every day began with a « connexion perdue » and one of the export's three
+        tries spent. Only on servers (a file database does not end sessions)."""
+        if self.dialect not in ("postgresql", "mysql", "mssql"):
+            return
+        try:
+            if not self._conn.autocommit:  # (in a transaction: its loss is the block's)
+                return
+            cursor = self._conn.cursor()
+            try:
+                cursor.execute("SELECT 1").fetchall()
+            finally:
+                cursor.close()
+        except self._driver_errors as exc:
+            if not connection_lost(exc):
+                return  # the statement about to run says what is wrong
+            log.info("%s : session fermée par le serveur, nouvelle connexion", self.description)
+            self._after_lost()
+            if self._gone:  # none could be made: the error that says why
+                self._reconnect()
 
     def _run(self, sql: str, params: Sequence[Any], doing: Say) -> Any:
         self._ready()
@@ -189,44 +224,6 @@ class OdbcAdapter(OdbcDiscovery):
                 raise
             self._close(cursor)
             raise Cancelled() from exc
-
-    def _strict(self) -> None:
-        """MariaDB: refuse, never alter, a value a column cannot hold. Without a strict
-        ``sql_mode`` the server stores '?' for a character its charset lacks, clamps 70000
-        to 32767 in a SMALLINT and cuts long text, with a mere warning."""
-        (mode,) = self._query("SELECT @@SESSION.sql_mode")[0]
-        if "STRICT_ALL_TABLES" not in str(mode).upper().split(","):
-            self._run(
-                "SET SESSION sql_mode = CONCAT_WS(',', NULLIF(@@SESSION.sql_mode, ''),"
-                " 'STRICT_ALL_TABLES')",
-                [],
-                act("open"),
-            ).close()
-
-    def _read_committed(self) -> None:
-        """MariaDB: transactions in READ COMMITTED, as PostgreSQL's always are. In InnoDB's
-        REPEATABLE READ a locking read locks every row its plan scans and the gaps next to
-        the keys it does not find: the apply's read of a batch (500 keys) held a whole
-        small table, and a shop's program writing rows the package never touched met
-        « Deadlock found » (``bench/soak_live.py --layout maria-pg``). A server that logs
-        statements (``binlog_format`` STATEMENT, for its replicas or its backups) refuses
-        InnoDB's writes in READ COMMITTED (1665): this session's changes are then logged
-        as the server's default does (MIXED: as rows where a statement would not replay
-        the same), when the user may (SUPER, BINLOG ADMIN); if not, REPEATABLE READ."""
-        (log_bin, logged) = self._query("SELECT @@log_bin, @@binlog_format")[0]
-        if str(log_bin) == "1" and str(logged).upper() == "STATEMENT":
-            try:
-                self._run("SET SESSION binlog_format = 'MIXED'", [], act("open")).close()
-            except DatabaseError:  # 1227 « Access denied »: the server's own way, then
-                return
-        level = "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED"
-        self._run(level, [], act("open")).close()
-
-    def _default_schema(self) -> str | None:
-        sql = {"postgresql": "SELECT current_schema()", "mssql": "SELECT SCHEMA_NAME()"}
-        if self.dialect not in sql:
-            return None
-        return str(self._query(sql[self.dialect])[0][0])
 
     # -- driver hooks -----------------------------------------------------------------
 
