@@ -156,7 +156,12 @@ def _exit_code(state: State) -> int:
 def cmd_sync(args: argparse.Namespace) -> int:
     from synchro.log import setup_logging
     from synchro.platform.single_instance import InstanceLock, send_command
-    from synchro.platform.stop_signals import StopSignals, run_stoppable
+    from synchro.platform.stop_signals import (
+        StopNotHonoured,
+        StopSignals,
+        end_now,
+        run_stoppable,
+    )
 
     config, paths = load(args)
     paths.ensure()
@@ -179,6 +184,8 @@ def cmd_sync(args: argparse.Namespace) -> int:
             node.interrupt,
             signals,
         )
+    except StopNotHonoured as exc:  # the run stuck where no stop reaches: end as a kill
+        end_now(text_in(exc, lang), _exit_code(State.STOPPED))  # would (rule 3)
     finally:
         node.close()
         lock.release()

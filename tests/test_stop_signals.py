@@ -101,3 +101,38 @@ def test_a_stop_is_seen_while_the_work_blocks_in_c() -> None:
             proc.kill()
             proc.wait(10)
     assert (proc.returncode, out.strip()) == (0, "stopped b''"), err
+
+
+def test_a_work_no_stop_reaches_is_waited_for_give_up_s_at_most() -> None:
+    """The work ignores the stop (``on_stop`` cannot cut it: a statement sent to a database
+    server that hangs): ``StopNotHonoured`` after ``give_up_s``, the work left running
+    (``tests/test_stop_server_hangs.py`` has the real one)."""
+    code = """
+    import threading
+    from synchro.errors import ErrorKind
+    from synchro.platform.stop_signals import StopNotHonoured, StopSignals, run_stoppable
+    signals = StopSignals().install()
+    stuck = threading.Event()
+    print("ready", flush=True)
+    try:
+        run_stoppable(lambda: stuck.wait(), lambda: None, signals, give_up_s=0.5)
+    except StopNotHonoured as exc:
+        print("given up", exc.kind is ErrorKind.STOPPED, flush=True)
+    """
+    proc = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "ready"
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=LIMIT_S)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    assert (proc.returncode, out.strip()) == (0, "given up True"), err

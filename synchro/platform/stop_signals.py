@@ -12,7 +12,8 @@ when the signal came. So:
 - the main thread only waits (``wait``: short sleeps, which a signal cuts), and the work
   runs on a thread of its own (``run_stoppable``); on the first stop the main thread calls
   ``on_stop`` (ARRETER: flags the work honours at its next safe point, sockets shut),
-  then waits for the work to end;
+  then waits for the work to end — ``GIVE_UP_S`` at most (``StopNotHonoured``): a work
+  stuck where no stop reaches it (a database server that hangs) is left there;
 - a stop that takes longer than ``STUCK_S`` writes every thread's stack on stderr
   (``stacks_if_stuck``; the service's log): a hang in the field says where it waits.
 """
@@ -21,19 +22,39 @@ from __future__ import annotations
 
 import contextlib
 import faulthandler
+import logging
+import os
 import signal
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from types import FrameType
-from typing import Generic, TypeVar
+from typing import Generic, NoReturn, TypeVar
+
+from synchro.errors import ErrorKind, SynchroError
 
 T = TypeVar("T")
 POLL_S = 0.1
 """How long the main thread sleeps between two looks at the flag (a signal cuts it)."""
 STUCK_S = 8.0
 """A stop not done after that long has its threads' stacks written (``stacks_if_stuck``)."""
+GIVE_UP_S = 20.0
+"""A stop the work has not honoured after that long is waited for no more
+(``StopNotHonoured``): the work is stuck in a call nothing can cut — a statement sent to a
+database server that hangs, which reads no cancel either. As long as Windows' service
+manager waits before it kills a service by default."""
+
+
+class StopNotHonoured(SynchroError):
+    """The work did not end within ``GIVE_UP_S`` of the stop. The caller ends the process
+    as a kill would; its next start finds the run interrupted and makes it again (the
+    Rapport row « interrompu », an import's intent record)."""
+
+    default_kind = ErrorKind.STOPPED
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(say=("platform.stop.not_honoured", {"seconds": round(seconds)}))
 
 
 class StopSignals:
@@ -69,10 +90,16 @@ class _Outcome(Generic[T]):
         self.error: BaseException | None = None
 
 
-def run_stoppable(work: Callable[[], T], on_stop: Callable[[], None], signals: StopSignals) -> T:
+def run_stoppable(
+    work: Callable[[], T],
+    on_stop: Callable[[], None],
+    signals: StopSignals,
+    give_up_s: float = GIVE_UP_S,
+) -> T:
     """``work()`` on a thread of its own while the main thread waits on ``signals``; at the
     first stop asked, ``on_stop()`` (it only sets flags), then the work is waited for
-    (its stacks written should that take ``STUCK_S``). Its result, or its exception
+    (its stacks written should that take ``STUCK_S``), ``give_up_s`` at most:
+    ``StopNotHonoured`` then, the work left where it is stuck. Its result, or its exception
     raised here."""
     outcome: _Outcome[T] = _Outcome()
 
@@ -86,13 +113,27 @@ def run_stoppable(work: Callable[[], T], on_stop: Callable[[], None], signals: S
     worker.start()
     if signals.wait(until=lambda: not worker.is_alive()):
         on_stop()
+        asked = time.monotonic()
         with stacks_if_stuck():  # a stop that hangs says where it waits
             while worker.is_alive():
+                if time.monotonic() - asked > give_up_s:
+                    raise StopNotHonoured(give_up_s)
                 worker.join(POLL_S)
     worker.join()
     if outcome.error is not None:
         raise outcome.error
     return outcome.value  # type: ignore[return-value]  # (set: the work returned)
+
+
+def end_now(said: str, code: int) -> NoReturn:
+    """End the process at once with ``code``, saying ``said`` (stdout and the log), the
+    work's thread left where it is stuck: nothing of it is closed or waited for, its state
+    is what a kill leaves — the Rapport row « En cours » becomes « interrompu » at the next
+    start, an import's intent record has it made again."""
+    logging.getLogger("synchro").error("%s", said)
+    print(said, flush=True)
+    logging.shutdown()
+    os._exit(code)
 
 
 @contextlib.contextmanager
