@@ -49,6 +49,28 @@ def _run(code: str, timeout: float) -> subprocess.CompletedProcess[str] | None:
         return None
 
 
+def _sigterm_when_ready(code: str) -> tuple[int, str, str]:
+    """Run ``code`` in a new Python; once it prints "ready", SIGTERM it by PID. Its exit
+    code, what it printed after "ready" (stripped), its stderr."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "ready"
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=LIMIT_S)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    return proc.returncode, out.strip(), err
+
+
 def test_a_handler_that_sets_the_awaited_event_deadlocks_when_the_lock_is_held() -> None:
     """The old ``serve`` handler, in the window: the process never ends (the cause)."""
     old = HELD.format(
@@ -84,23 +106,8 @@ def test_a_stop_is_seen_while_the_work_blocks_in_c() -> None:
     got = run_stoppable(lambda: a.recv(1), lambda: a.shutdown(socket.SHUT_RDWR), signals)
     print("stopped", repr(got), flush=True)
     """
-    proc = subprocess.Popen(
-        [sys.executable, "-c", textwrap.dedent(code)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        stdin=subprocess.DEVNULL,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        assert proc.stdout.readline().strip() == "ready"
-        proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=LIMIT_S)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(10)
-    assert (proc.returncode, out.strip()) == (0, "stopped b''"), err
+    code_, out, err = _sigterm_when_ready(code)
+    assert (code_, out) == (0, "stopped b''"), err
 
 
 def test_a_work_no_stop_reaches_is_waited_for_give_up_s_at_most() -> None:
@@ -119,20 +126,5 @@ def test_a_work_no_stop_reaches_is_waited_for_give_up_s_at_most() -> None:
     except StopNotHonoured as exc:
         print("given up", exc.kind is ErrorKind.STOPPED, flush=True)
     """
-    proc = subprocess.Popen(
-        [sys.executable, "-c", textwrap.dedent(code)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        stdin=subprocess.DEVNULL,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        assert proc.stdout.readline().strip() == "ready"
-        proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=LIMIT_S)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(10)
-    assert (proc.returncode, out.strip()) == (0, "given up True"), err
+    code_, out, err = _sigterm_when_ready(code)
+    assert (code_, out) == (0, "given up True"), err
