@@ -38,7 +38,7 @@ from backends import Backend, need_pyodbc
 from conftest import require
 from engine_helpers import checksums, make_node
 from test_faults_kill_servers import DDL, WAIT_S, finish, package, start
-from test_locked_table import import_guarded
+from test_locked_table import TABLE_T, import_guarded, sqlite_t
 
 from synchro.errors import ErrorKind, TransactionLost, kind_of
 
@@ -285,12 +285,9 @@ def test_a_row_another_program_keeps_locked_is_set_aside_not_waited_for_ever(
 
     monkeypatch.setattr(odbc, "LOCK_WAIT_S", 1)
     site_db = tmp_path / "site.db"
-    conn = sqlite3.connect(site_db)
-    conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, txt VARCHAR(100))")
-    conn.executemany("INSERT INTO t VALUES (?, ?)", [(i, f"ligne {i}") for i in range(1, 11)])
-    conn.commit()
+    conn = sqlite_t(site_db, range(1, 11))
     backend = make_backend(name)
-    backend.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, txt VARCHAR(100))")
+    backend.execute(TABLE_T)
     with make_node(tmp_path, "S1", str(site_db)) as site:
         first = site.export().path
         conn.execute("UPDATE t SET txt = 'changée' WHERE id IN (5, 6)")

@@ -64,13 +64,23 @@ def guarded(work: Callable[[], Any], shop: Any, release: str) -> Any:
     return results[0]
 
 
+TABLE_T = "CREATE TABLE t (id INTEGER PRIMARY KEY, txt VARCHAR(100))"  # on every back end
+
+
+def sqlite_t(path: Path, ids: range) -> sqlite3.Connection:
+    """An SQLite file at ``path`` holding ``TABLE_T`` with the rows ``ids`` (« ligne N »),
+    committed; its connection, for the changes the test makes next."""
+    conn = sqlite3.connect(path)
+    conn.execute(TABLE_T)
+    conn.executemany("INSERT INTO t VALUES (?, ?)", [(i, f"ligne {i}") for i in ids])
+    conn.commit()
+    return conn
+
+
 def site_packages(tmp_path: Path, changes: str) -> tuple[Path, Path]:
     """A site's first package (ROWS rows) and a second one made after ``changes``."""
     site_db = tmp_path / "site.db"
-    conn = sqlite3.connect(site_db)
-    conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, txt VARCHAR(100))")
-    conn.executemany("INSERT INTO t VALUES (?, ?)", [(i, f"ligne {i}") for i in range(ROWS)])
-    conn.commit()
+    conn = sqlite_t(site_db, range(ROWS))
     with make_node(tmp_path, "S1", str(site_db)) as site:
         first = site.export().path
         conn.executescript(changes)
@@ -90,7 +100,7 @@ def test_a_table_kept_locked_is_set_aside_not_waited_for_row_by_row(
 
     monkeypatch.setattr(odbc, "LOCK_WAIT_S", 1)
     backend = make_backend(name)
-    backend.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, txt VARCHAR(100))")
+    backend.execute(TABLE_T)
     first, second = site_packages(tmp_path, "UPDATE t SET txt = txt || ' changée';")
     pyodbc = need_pyodbc(name)
     shop = pyodbc.connect(backend.connection, autocommit=name == "mariadb")
@@ -128,7 +138,7 @@ def test_mariadb_gives_up_on_a_table_locked_for_writing(
 
     monkeypatch.setattr(odbc, "LOCK_WAIT_S", 1)
     backend = make_backend("mariadb")
-    backend.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, txt VARCHAR(100))")
+    backend.execute(TABLE_T)
     first, second = site_packages(tmp_path, "UPDATE t SET txt = 'changée' WHERE id < 5;")
     pyodbc = need_pyodbc("mariadb")
     shop = pyodbc.connect(backend.connection, autocommit=True)
@@ -166,7 +176,7 @@ def test_a_retry_applies_the_rows_no_other_program_keeps_locked(
 
     monkeypatch.setattr(odbc, "LOCK_WAIT_S", 1)
     backend = make_backend(name)
-    backend.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, txt VARCHAR(100))")
+    backend.execute(TABLE_T)
     first, second = site_packages(
         tmp_path, "UPDATE t SET txt = 'changée' WHERE id IN (5, 6, 7, 8);"
     )
@@ -212,12 +222,9 @@ def test_a_row_the_shop_was_changing_is_a_conflict_its_rule_decides(
 
     monkeypatch.setattr(odbc, "LOCK_WAIT_S", 1)
     hq_db = tmp_path / "hq.db"
-    conn = sqlite3.connect(hq_db)
-    conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, txt VARCHAR(100))")
-    conn.executemany("INSERT INTO t VALUES (?, ?)", [(i, f"ligne {i}") for i in range(1, 11)])
-    conn.commit()
+    conn = sqlite_t(hq_db, range(1, 11))
     backend = make_backend(name)
-    backend.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, txt VARCHAR(100))")
+    backend.execute(TABLE_T)
     pyodbc = need_pyodbc(name)
     shop = pyodbc.connect(backend.connection, autocommit=False)
     try:
@@ -267,7 +274,7 @@ def test_at_the_siege_the_shops_version_wins_its_rule_and_travels(
 
     monkeypatch.setattr(odbc, "LOCK_WAIT_S", 1)
     backend = make_backend(name)
-    backend.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, txt VARCHAR(100))")
+    backend.execute(TABLE_T)
     first, second = site_packages(tmp_path, "UPDATE t SET txt = 'site' WHERE id = 5;")
     pyodbc = need_pyodbc(name)
     shop = pyodbc.connect(backend.connection, autocommit=False)
