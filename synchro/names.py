@@ -4,6 +4,10 @@
   Serveur's FTP account, the folder of its files at the Siège and part of every file name.
 - **Address of the Siège** (*Adresse du siège*): ``host`` or ``host:port``; text with
   several ``:`` is an IPv6 address without a port.
+- **Table and column names** across nodes (``same_names``): each back end spells a name
+  from one DDL script its own way (PostgreSQL folds unquoted names to lower case, MariaDB
+  on Windows folds table names, the others keep them), so another node's name stands for
+  the local one it equals ignoring case when no other does.
 - **File names** of what travels (sequence numbers on 8 digits)::
 
       3615-00000042.pkg          a package written by 3615 (its outbox, then its /in)
@@ -18,6 +22,8 @@ token, the FTP server and the engine.
 from __future__ import annotations
 
 import re
+from collections import Counter
+from collections.abc import Iterable
 from typing import NamedTuple
 
 from synchro.errors import BadValue
@@ -63,6 +69,30 @@ def parse_address(text: str, default_port: int) -> tuple[str, int]:
     if not host:
         raise BadValue(say=("config.names.address", {"text": repr(text)}))
     return host, default_port if port is None else parse_port(port)
+
+
+# -- table and column names -----------------------------------------------------------
+
+
+def same_names(theirs: Iterable[str], ours: Iterable[str]) -> dict[str, str]:
+    """For each of another node's table (or column) names that stands for one of ours,
+    ours: the same name; else the one of ours it equals ignoring case (``casefold``), when
+    it is the only one of ours to, none of ours is spelt exactly so, and no other of theirs
+    equals it too. A name left out has no counterpart here, or more than one (a database
+    that holds ``clients`` and ``Clients`` apart): nothing is guessed."""
+    ours, theirs = list(ours), list(theirs)
+    exact = set(ours).intersection(theirs)
+    found = {name: name for name in exact}
+    folded: dict[str, list[str]] = {}
+    for name in ours:
+        if name not in exact:
+            folded.setdefault(name.casefold(), []).append(name)
+    asked = Counter(name.casefold() for name in theirs if name not in exact)
+    for name in theirs:
+        matches = folded.get(name.casefold(), [])
+        if name not in exact and len(matches) == 1 and asked[name.casefold()] == 1:
+            found[name] = matches[0]
+    return found
 
 
 # -- file names ------------------------------------------------------------------------

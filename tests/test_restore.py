@@ -138,12 +138,16 @@ def test_every_back_end_holds_a_restored_database(backend: Backend, tmp_path: Pa
         assert sorted(db.tables) == ["t"]
 
 
-def test_every_back_end_takes_the_group_s_data_back(backend: Backend, tmp_path: Path) -> None:
+@pytest.mark.parametrize("hq_ddl", ["t (id", "T (ID"], ids=["same-names", "names-in-capitals"])
+def test_every_back_end_takes_the_group_s_data_back(
+    backend: Backend, tmp_path: Path, hq_ddl: str
+) -> None:
     """An establishment on each back end (the Siège on SQLite), restored from a dump: the
     take-back sends nothing of the dump, gets back its rows the dump lost, its rows changed
-    since at their group version, and then sends the row made since the restore."""
+    since at their group version, and then sends the row made since the restore. Also
+    when the Siège spells the table and its key otherwise (``names.same_names``)."""
     hq_db = tmp_path / "hq.db"
-    sql(hq_db, "CREATE TABLE t (id INTEGER PRIMARY KEY, txt VARCHAR(100));")
+    sql(hq_db, f"CREATE TABLE {hq_ddl} INTEGER PRIMARY KEY, txt VARCHAR(100));")
     backend.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, txt VARCHAR(100))")
     for i in range(1, 11):
         backend.execute("INSERT INTO t (id, txt) VALUES (?, ?)", (i, f"ligne {i} — 日本"))

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
-from synchro.engine.checksum import Sums, differing, sums_from_json, to_json
+from synchro.engine.checksum import Sums, differing, in_names_of, sums_from_json, to_json
 from synchro.errors import Say
 from synchro.names import read_ack_name
 
@@ -144,6 +144,8 @@ def controle(
     ``ours`` is None when the Siège no longer knows its checksums for that package."""
     if ours is None or not theirs:
         return Controle(NO_SUMS, [], [])
+    ours = in_names_of(theirs, ours)  # both sides' tables under the establishment's names
+    ours_agreed = in_names_of(theirs, ours_agreed or {})
     tables = differing(theirs, ours)
     if not tables:
         return Controle(IDENTICAL, [], [])

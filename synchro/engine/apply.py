@@ -36,6 +36,7 @@ from synchro.engine.lock_waits import fetch_locked, read_locked
 from synchro.engine.revive import Reviver
 from synchro.engine.verify import Written
 from synchro.errors import ApplyError, Cancelled, DatabaseError
+from synchro.names import same_names
 from synchro.package import Change, PackageReader
 from synchro.state import StateDB
 
@@ -344,6 +345,7 @@ def apply_changes(
     ``adapter.atomic()`` (the caller commits both, database first)."""
     stats = ApplyStats()
     schemas = {s.name: s for s in reader.manifest.tables}
+    local_of = same_names(schemas, tables)  # each back end spells a DDL's names its way
     appliers: dict[str, _TableApplier] = {}
     reviver = Reviver(adapter, state, tables) if ctx.policy.revives_referenced else None
     done = 0
@@ -360,15 +362,14 @@ def apply_changes(
         name = batch[0].table
         applier = appliers.get(name)
         if applier is None:
-            if name not in tables:
+            if name not in local_of:
                 raise ApplyError(say=("engine.apply.no_table", {"table": name}))
-            applier = _TableApplier(
-                adapter, state, tables[name], schemas[name], ctx, stats, reviver
-            )
+            table = tables[local_of[name]]
+            applier = _TableApplier(adapter, state, table, schemas[name], ctx, stats, reviver)
             appliers[name] = applier
         faults.point("apply.batch")
         applier.apply([applier.item(c) for c in batch])
         done += len(batch)
         if ctx.progress is not None:
-            ctx.progress(name, done)
+            ctx.progress(applier.table.name, done)
     return stats

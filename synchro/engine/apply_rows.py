@@ -20,6 +20,7 @@ from synchro.engine.policy import ApplyPolicy
 from synchro.engine.revive import Reviver
 from synchro.engine.verify import Mismatch, Verifier
 from synchro.errors import ApplyError
+from synchro.names import same_names
 from synchro.package import Change, TableSchema
 from synchro.state import ChangeLogEntry, StateDB, key_json
 from synchro.values import (
@@ -110,14 +111,15 @@ class TableRows:
         self.snap = state.snapshot_table(table)
         self.kinds = table.kinds
         names = table.column_names
-        pkg_names = [c for c, _ in schema.columns]
+        local_of = same_names((c for c, _ in schema.columns), names)
+        pkg_names = [local_of.get(c, c) for c, _ in schema.columns]  # in the local spelling
         if sorted(pkg_names) != sorted(names):
             missing = sorted(set(names) - set(pkg_names))
             extra = sorted(set(pkg_names) - set(names))
             differ = {"missing": str(missing or "-"), "extra": str(extra or "-")}
             raise ApplyError(say=("engine.apply.columns", {"table": table.name, **differ}))
         self.order = [pkg_names.index(n) for n in names]
-        pkg_key = list(schema.key)
+        pkg_key = [local_of.get(k, k) for k in schema.key]
         if sorted(pkg_key) != sorted(table.key):
             keys = {"table": table.name, "theirs": str(pkg_key), "mine": str(list(table.key))}
             raise ApplyError(say=("engine.apply.key", keys))

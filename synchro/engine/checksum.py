@@ -11,17 +11,19 @@ sum does not let two identical rows cancel out.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any, TypeVar
 
 from synchro.db import columnar
 from synchro.db.base import Adapter, Table
+from synchro.names import same_names
 from synchro.state import StateDB
 from synchro.values import row_hasher
 
 log = logging.getLogger("synchro.engine")
 MOD = 1 << 128
 Sums = dict[str, tuple[int, str]]
+V = TypeVar("V")
 
 
 def table_checksum(adapter: Adapter, table: Table) -> tuple[int, str]:
@@ -87,12 +89,21 @@ def agreed_sums(state: StateDB, tables: Sequence[Table]) -> Sums:
 def differing(
     mine: Mapping[str, Sequence[object]], theirs: Mapping[str, Sequence[object]]
 ) -> list[str]:
-    """Names of the tables both sides checked whose count or hash differ, sorted."""
+    """Names (``mine``'s) of the tables both sides checked whose count or hash differ,
+    sorted. A table is the same whichever way each back end spells it (``same_names``)."""
+    theirs = in_names_of(mine, theirs)
     return sorted(
         name
         for name in set(mine) & set(theirs)
         if [str(v) for v in mine[name]] != [str(v) for v in theirs[name]]
     )
+
+
+def in_names_of(mine: Iterable[str], theirs: Mapping[str, V]) -> dict[str, V]:
+    """``theirs`` (another node's sums, by table) under the names of ``mine`` where a table
+    is spelt otherwise there (``names.same_names``); the others as they are."""
+    local_of = same_names(theirs, mine)
+    return {local_of.get(name, name): value for name, value in theirs.items()}
 
 
 def to_json(sums: Sums) -> dict[str, list[object]]:

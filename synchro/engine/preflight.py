@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from synchro.db.base import Column, Table
 from synchro.db.details import SQLITE_DIGITS, full_unicode
 from synchro.i18n import tr
+from synchro.names import same_names
 
 HERE = "here"  # a finding's side: this node
 ANY_YEARS = (1, 9999)  # what Python dates (and so the packages) can carry
@@ -188,9 +189,11 @@ def _decimal_suggestion(before: float, after: float) -> str:
 
 def compare(here: Sequence[Table], there: Sequence[Table], other: str) -> list[Finding]:
     """Every finding between this node's tables and the other side's (named ``other``:
-    ``hq`` or a site code), in both directions, table by table in name order."""
+    ``hq`` or a site code), in both directions, table by table in name order; a table or
+    column spelt otherwise there is the same (``names.same_names``)."""
     mine = {t.name: t for t in here}
-    theirs = {t.name: t for t in there}
+    local_of = same_names((t.name for t in there), mine)
+    theirs = {local_of.get(t.name, t.name): t for t in there}
     found: list[Finding] = []
     for name in sorted(mine.keys() | theirs.keys()):
         if name not in mine:
@@ -204,13 +207,13 @@ def compare(here: Sequence[Table], there: Sequence[Table], other: str) -> list[F
 
 def _compare_table(here: Table, there: Table, other: str) -> list[Finding]:
     found: list[Finding] = []
-    if tuple(here.key) != tuple(there.key):
+    local_of = same_names((c.name for c in there.columns), (c.name for c in here.columns))
+    if tuple(here.key) != tuple(local_of.get(k, k) for k in there.key):
         keys: dict[str, object] = {"have": ", ".join(here.key), "need": ", ".join(there.key)}
         found.append(Finding(here.name, "", "key", HERE, keys))
-    mine = {c.name: c for c in here.columns}
-    theirs = {c.name: c for c in there.columns}
+    theirs = {local_of.get(c.name, c.name): c for c in there.columns}
     for column in there.columns:
-        if column.name not in mine:
+        if column.name not in local_of:
             found.append(Finding(here.name, column.name, "missing_column", HERE, _need(column)))
     for column in here.columns:
         their = theirs.get(column.name)

@@ -38,6 +38,7 @@ from synchro.engine.apply_rows import ApplyContext, ApplyStats, TableRows
 from synchro.engine.hq_publish import build_segments
 from synchro.engine.node_status import scratch_capture
 from synchro.engine.policy import TAKE_BACK_POLICY
+from synchro.names import same_names
 from synchro.package import PackageReader, PackageWriter, TableSchema, open_package
 from synchro.package.body import SegmentStore
 
@@ -110,8 +111,9 @@ def forget_unmentioned(node: Node, reader: PackageReader, ctx: ApplyContext) -> 
     next capture sends them; how many. One pass over the package (in the state's open
     transaction), the keys made as the apply makes them (``TableRows.item``)."""
     state = node.state
-    schemas = {s.name: s for s in reader.manifest.tables}
     tables = {t.name: t for t in node.tables().synced}
+    local_of = same_names((s.name for s in reader.manifest.tables), tables)
+    schemas = {local_of[s.name]: s for s in reader.manifest.tables if s.name in local_of}
     snaps = {name: state.snapshot_table(t) for name, t in tables.items()}
     items = {
         name: TableRows(node.adapter, state, t, schemas[name], ctx, ApplyStats()).item
@@ -120,13 +122,14 @@ def forget_unmentioned(node: Node, reader: PackageReader, ctx: ApplyContext) -> 
     }
     waiting: dict[str, list[tuple[object, ...]]] = {name: [] for name in items}
     for change in reader.changes():
-        item = items.get(change.table)
+        name = local_of.get(change.table, "")
+        item = items.get(name)
         if item is None:
             continue
-        keys = waiting[change.table]
+        keys = waiting[name]
         keys.append(item(change).skey)
         if len(keys) >= 5000:
-            state.note_mentioned(snaps[change.table], len(keys[0]), keys)
+            state.note_mentioned(snaps[name], len(keys[0]), keys)
             keys.clear()
     for name, keys in waiting.items():
         if keys:
