@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import dataclasses
 import errno
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -107,16 +108,34 @@ def _is_disk(exc: BaseException | None) -> bool:
     return isinstance(exc, OSError) and exc.errno in _DISK_ERRNOS
 
 
+# MariaDB's words for a disk with no room under a table: « The table 't' is full »
+# (1114), « Disk full » (1021), and the system's own (errno 28) in « Error writing file »
+# (1026) or « Got error 28 from storage engine » (1030).
+_SERVER_DISK_FULL = ("(1114)", "(1021)", "No space left on device")
+_SQLSTATE = re.compile(r"[0-9A-Z]{5}")
+
+
+def server_disk_full(exc: BaseException | None) -> bool:
+    """A database server's error (pyodbc: SQLSTATE, message) saying the disk under the
+    table has no room: PostgreSQL's ``disk_full`` (53100), MariaDB's words for it. No row's
+    fault: every row would meet it, so the whole transaction ends."""
+    if exc is None or len(exc.args) != 2 or not _SQLSTATE.fullmatch(str(exc.args[0])):
+        return False  # not a driver's error: an FTP reply's words are not the database's
+    if exc.args[0] == "53100":
+        return True
+    return any(words in str(exc.args[1]) for words in _SERVER_DISK_FULL)
+
+
 def _disk_cause(exc: BaseException | None) -> bool:
     """``exc`` or what caused it is this machine's disk: an OS error (full, read-only, no
-    right), SQLite saying so of a local file (also through its ODBC driver), PostgreSQL's
-    ``disk_full`` (53100)."""
+    right), SQLite saying so of a local file (also through its ODBC driver), a database
+    server saying its disk is full (``server_disk_full``)."""
     for _ in range(8):  # a chain of causes is short; never loop on a cycle
         if exc is None:
             return False
         if _is_disk(exc) or sqlite_error(exc) in _SQLITE_DISK:
             return True
-        if exc.args[:1] == ("53100",):  # pyodbc: (SQLSTATE, message)
+        if server_disk_full(exc):
             return True
         if any("database or disk is full" in str(a) for a in exc.args):  # SQLite ODBC
             return True

@@ -25,7 +25,14 @@ from synchro.config.model import Config, EmailSettings, MailSecurity, Role
 from synchro.config.store import load_config, save_config
 from synchro.db import open_database
 from synchro.engine.nodes import open_node
-from synchro.errors import ErrorKind, PlatformError, SynchroError, kind_of
+from synchro.errors import (
+    DatabaseError,
+    ErrorKind,
+    PlatformError,
+    SynchroError,
+    kind_of,
+    server_disk_full,
+)
 from synchro.i18n import tr
 from synchro.log import setup_logging, shutdown_logging
 from synchro.mail import MailPolicy, ReportMailer
@@ -255,6 +262,20 @@ def test_a_synchro_error_raised_from_a_disk_error_is_disk() -> None:
             raise PlatformError(f"Impossible d'écrire : {exc}") from exc
     assert caught.value.kind is ErrorKind.DISK  # PlatformError's default is config
     assert PlatformError("Action inconnue").kind is ErrorKind.CONFIG
+
+
+def test_a_database_server_s_full_disk_is_disk_an_ftp_reply_s_words_are_not() -> None:
+    """``errors.server_disk_full`` reads a driver's error (SQLSTATE, message) only: the
+    Siège's FTP server saying its disk is full is the Siège's disk (``hq-disk``), never this
+    machine's. (The servers' real errors: ``test_server_disk_full.py``.)"""
+    maria = ("HY000", "[HY000] [ma-3.1.15][10.11.19-MariaDB]The table 't' is full (1114)")
+    assert server_disk_full(Exception(*maria)) and server_disk_full(Exception("53100", "x"))
+    assert not server_disk_full(Exception("HY000", "Duplicate entry '1' for key 'PRIMARY' (1062)"))
+    ftp = Exception("452 Écriture impossible : No space left on device")
+    assert not server_disk_full(ftp)
+    error = DatabaseError("écriture impossible")
+    error.__cause__ = ftp
+    assert error.kind is ErrorKind.DATABASE
 
 
 def test_every_reason_has_its_words_in_both_languages() -> None:

@@ -43,7 +43,7 @@ from synchro.db.odbc_connect import (
 )
 from synchro.db.odbc_session import OdbcSession
 from synchro.db.statement_watch import StatementWatch
-from synchro.errors import Cancelled, DatabaseError, Say
+from synchro.errors import Cancelled, DatabaseError, Say, server_disk_full
 from synchro.i18n import render
 from synchro.values import Kind
 
@@ -306,10 +306,13 @@ class OdbcAdapter(OdbcSession):
         """Errors that are no row's fault and end (or must end) the transaction: SQLSTATE
         classes 08 and 57 (the connection lost, the session ended by the server's operator:
         ``connection_lost``), 40 (deadlock, serialization: MariaDB has rolled back the whole
-        transaction), 53 (out of disk or memory), 58 (system error)."""
+        transaction), 53 (out of disk or memory), 58 (system error); MariaDB's full disk
+        under a table (``errors.server_disk_full``: its SQLSTATE is HY000, any error's)."""
         cause = error.__cause__
-        return connection_lost(cause) or (
-            cause is not None and sql_state(cause)[:2] in ("40", "53", "58")
+        return (
+            connection_lost(cause)
+            or server_disk_full(cause)
+            or (cause is not None and sql_state(cause)[:2] in ("40", "53", "58"))
         )
 
     def gave_up_waiting(self, error: Exception) -> bool:
