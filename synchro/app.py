@@ -41,6 +41,7 @@ from synchro.i18n import render
 from synchro.log import register_secret
 from synchro.mail import MailPolicy, ReportMailer
 from synchro.platform.paths import NodePaths, certificate_files
+from synchro.platform.stop_signals import GIVE_UP_S
 from synchro.reports import ReportStore, RunRecord, State
 from synchro.reports.records import unrecorded_run
 from synchro.scheduler import DailySchedule
@@ -130,7 +131,11 @@ class App:
         self._thread = threading.Thread(target=self._loop, name="synchro-engine", daemon=True)
         self._thread.start()
 
-    def close(self, timeout: float = 30.0) -> None:
+    def close(self, timeout: float = GIVE_UP_S) -> bool:
+        """Stop the work and close what it uses; True once done. False when the work did
+        not end within ``timeout`` (a statement a hung database server holds, which reads
+        no cancel): then nothing is closed under it, and the caller ends the process as a
+        kill would (``stop_signals.end_now``): the next start takes the work up again."""
         self._stop.set()
         self.ending()
         self.commands.put("wake")  # the loop sees the stop now, not at its next tick
@@ -139,8 +144,11 @@ class App:
             self.hq.stop()
         if self._thread is not None:
             self._thread.join(timeout)
+            if self._thread.is_alive():
+                return False
         self.stop_ftp()
         self.reports.close()
+        return True
 
     def start_ftp(self) -> None:
         cert, key = certificate_files(self.paths)

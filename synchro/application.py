@@ -187,8 +187,9 @@ class Synchro:
         """``listener`` gets every event from now on; call the result to stop."""
         return self.app.subscribe(listener)
 
-    def close(self) -> None:
-        self.app.close()
+    def close(self) -> bool:
+        """Stop and close; False when the work did not end in ``GIVE_UP_S`` (``App.close``)."""
+        return self.app.close()
 
     # -- the Siège's round now (``synchro sync``) -------------------------------------------
 

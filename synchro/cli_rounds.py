@@ -121,10 +121,10 @@ class ProgressPrinter:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from synchro.log import setup_logging
+    from synchro.platform import stop_signals as stops
     from synchro.platform.single_instance import ControlServer, InstanceLock
-    from synchro.platform.stop_signals import StopSignals, stacks_if_stuck
 
-    signals = StopSignals().install()  # a stop asked during start-up is honoured once started
+    signals = stops.StopSignals().install()  # a stop asked during start-up is honoured later
     config, paths = load(args)
     paths.ensure()
     setup_logging(paths.log_dir, console=True)
@@ -135,15 +135,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return 1
     node = Synchro.open(config, paths, listeners=(ProgressPrinter(lang=lang),))
     control: ControlServer | None = None
+    ended = False
     try:
         node.serve()
         control = ControlServer(paths.lock_file, node.control).start()
         signals.wait()
     finally:
-        with stacks_if_stuck():  # a stop that hangs says where it waits
+        with stops.stacks_if_stuck():  # a stop that hangs says where it waits
             if control is not None:
                 control.close()
-            node.close()
+            ended = node.close()
+        if not ended:  # the work stuck where no stop reaches: end as a kill would (rule 3)
+            said = text_in(stops.StopNotHonoured(stops.GIVE_UP_S), lang)
+            stops.end_now(said, _exit_code(State.STOPPED))
         lock.release()
     print(tr("cli.serve.stopped", lang), file=sys.stderr)
     return 0
@@ -155,13 +159,8 @@ def _exit_code(state: State) -> int:
 
 def cmd_sync(args: argparse.Namespace) -> int:
     from synchro.log import setup_logging
+    from synchro.platform import stop_signals as stops
     from synchro.platform.single_instance import InstanceLock, send_command
-    from synchro.platform.stop_signals import (
-        StopNotHonoured,
-        StopSignals,
-        end_now,
-        run_stoppable,
-    )
 
     config, paths = load(args)
     paths.ensure()
@@ -174,18 +173,18 @@ def cmd_sync(args: argparse.Namespace) -> int:
         error = tr("cli.error", lang, error=reply_error(reply, lang))
         print(tr("cli.sync.asked", lang) if reply.get("ok") else error)
         return 0 if reply.get("ok") else 1
-    signals = StopSignals().install()
+    signals = stops.StopSignals().install()
     node = Synchro.open(config, paths, listeners=(ProgressPrinter(lang=lang),))
     try:  # the run on a thread of its own: a stop is seen while it waits in C (socket, SQLite)
-        record = run_stoppable(
+        record = stops.run_stoppable(
             lambda: node.sync_once(
                 linger_s=args.linger, take_back=args.reprendre, send=args.envoyer
             ),
             node.interrupt,
             signals,
         )
-    except StopNotHonoured as exc:  # the run stuck where no stop reaches: end as a kill
-        end_now(text_in(exc, lang), _exit_code(State.STOPPED))  # would (rule 3)
+    except stops.StopNotHonoured as exc:  # the run stuck where no stop reaches: end as a
+        stops.end_now(text_in(exc, lang), _exit_code(State.STOPPED))  # kill would (rule 3)
     finally:
         node.close()
         lock.release()

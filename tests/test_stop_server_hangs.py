@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 import stop_helpers as sh
-from fault_helpers import expected_after
+from fault_helpers import Proc, World, expected_after, scenario
 from fault_servers import ServerWorld, build_server_template, drop_template
 from own_db_servers import OwnServer, own_server
 from test_faults_rounds_servers import when_applying
@@ -49,6 +49,43 @@ def template(server: OwnServer, tmp_path_factory: pytest.TempPathFactory) -> Ite
         yield root
     finally:
         drop_template(root)
+
+
+@pytest.fixture(scope="module")
+def siege_template(server: OwnServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    root = tmp_path_factory.mktemp("hangs-siege") / "template"
+    layout = {"SIEGE": "postgresql", "A": "sqlite", "B": "sqlite"}
+    build_server_template(root, layout, ports={"postgresql": server.port})
+    try:
+        yield root
+    finally:
+        drop_template(root)
+
+
+def test_a_service_stop_while_the_database_server_hangs_ends_and_the_next_start_takes_it_up(
+    server: OwnServer, siege_template: Path, tmp_path: Path
+) -> None:
+    stops: list[sh.Stopped] = []
+
+    def hang_then_stop(world: World, procs: dict[str, Proc]) -> None:
+        hq = procs["SIEGE"]
+        assert when_applying(world.folder("SIEGE") / "data" / "state.db", hq), hq.output()[-3000:]
+        time.sleep(0.3)  # inside a statement of the apply
+        server.pause()
+        try:
+            stops.append(sh.sigterm(hq, GIVE_UP_S + 40))  # (a bound on a hang, not a figure)
+        finally:
+            server.resume()
+
+    with ServerWorld.copy(siege_template, tmp_path / "world") as world:
+        world.bulk[("A", 2)] = ROWS
+        out = scenario(world, siege_template, "serve", "SIEGE", trigger=hang_then_stop)
+        (stopped,) = stops
+        assert stopped.code == 3, (stopped.seconds, stopped.output[-3000:], stopped.stacks)
+        assert "Arrêt sans attendre la fin du travail en cours" in stopped.output
+        assert out.restarted_ok and out.others_ok, out.notes
+        assert (out.lost, out.extra, out.differ) == (0, 0, []), out.notes
+        assert out.interrupted_closed and not out.left_running, out.notes
 
 
 def test_a_stop_while_the_database_server_hangs_ends_and_the_next_run_takes_it_up(
