@@ -90,11 +90,20 @@ class Seed:
     seconds: float = 0.0
 
 
-def draw(seed: int, lives: dict[str, float], kinds: tuple[str, ...], on_servers: list[str]) -> Seed:
-    """The seed's fault; with ``kinds`` ("kill",) the draws of the campaigns before."""
+def draw(
+    seed: int,
+    lives: dict[str, float],
+    kinds: tuple[str, ...],
+    on_servers: list[str],
+    only: tuple[str, str] | None = None,
+) -> Seed:
+    """The seed's fault; with ``kinds`` ("kill",) the draws of the campaigns before;
+    ``only`` (mode, victim): kills of that process only, at the moment the seed draws."""
     rng = random.Random(seed)
     mode = rng.choice(MODES)
     victim = rng.choice(NODES)
+    if only is not None:
+        mode, victim = only
     drawn = Seed(seed, mode, victim, rng.uniform(0, LATE) * lives[f"{mode}.{victim}"])
     if kinds == ("kill",) or rng.choice(kinds) == "kill":
         return drawn
@@ -219,6 +228,7 @@ def main() -> int:
     parser.add_argument("--layout", choices=sorted(LAYOUTS), default="sqlite")
     parser.add_argument("--lives", default="", help="a run's 'lives:' line (replay a seed)")
     parser.add_argument("--kinds", default="kill", help="kill,session (session: a server layout)")
+    parser.add_argument("--only", default="", help="MODE:VICTIM, e.g. serve:SIEGE (kills only)")
     args = parser.parse_args()
     low, _, high = args.seeds.partition("-")
     seeds = range(int(low), int(high or low) + 1)
@@ -231,6 +241,12 @@ def main() -> int:
     on_servers = [n for n, kind in layout.items() if kind != "sqlite"]
     if not set(kinds) <= set(KINDS) or ("session" in kinds and not on_servers):
         parser.error(f"--kinds: among {KINDS}; session needs a server layout")
+    only: tuple[str, str] | None = None
+    if args.only:
+        mode, _, victim = args.only.partition(":")
+        only = (mode, victim)
+    if only is not None and (kinds != ("kill",) or only[0] not in MODES or only[1] not in NODES):
+        parser.error(f"--only: MODE:VICTIM among {MODES} and {NODES}, with --kinds kill")
     try:
         shutil.rmtree(template, ignore_errors=True)  # (a run stopped before)
         if layout:
@@ -252,7 +268,7 @@ def main() -> int:
                         if time.monotonic() < deadline
                         else s
                     ),
-                    draw(n, lives, kinds, on_servers),
+                    draw(n, lives, kinds, on_servers, only),
                 )
                 for n in seeds
             ]

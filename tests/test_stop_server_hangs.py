@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 import stop_helpers as sh
-from fault_helpers import Proc, World, expected_after, scenario
+from fault_helpers import NODES, Proc, World, expected_after, scenario
 from fault_servers import ServerWorld, build_server_template, drop_template
 from own_db_servers import OwnServer, own_server
 from test_faults_rounds_servers import when_applying
@@ -40,26 +40,25 @@ def server() -> Iterator[OwnServer]:
         yield own
 
 
-@pytest.fixture(scope="module")
-def template(server: OwnServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    root = tmp_path_factory.mktemp("hangs") / "template"
-    layout = {"SIEGE": "sqlite", "A": "postgresql", "B": "sqlite"}
+def _template(server: OwnServer, folder: Path, on_server: str) -> Iterator[Path]:
+    """The group once, node ``on_server``'s database on the server, the others on SQLite."""
+    root = folder / "template"
+    layout = {node: "postgresql" if node == on_server else "sqlite" for node in NODES}
     build_server_template(root, layout, ports={"postgresql": server.port})
     try:
         yield root
     finally:
         drop_template(root)
+
+
+@pytest.fixture(scope="module")
+def template(server: OwnServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    yield from _template(server, tmp_path_factory.mktemp("hangs"), "A")
 
 
 @pytest.fixture(scope="module")
 def siege_template(server: OwnServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    root = tmp_path_factory.mktemp("hangs-siege") / "template"
-    layout = {"SIEGE": "postgresql", "A": "sqlite", "B": "sqlite"}
-    build_server_template(root, layout, ports={"postgresql": server.port})
-    try:
-        yield root
-    finally:
-        drop_template(root)
+    yield from _template(server, tmp_path_factory.mktemp("hangs-siege"), "SIEGE")
 
 
 def test_a_service_stop_while_the_database_server_hangs_ends_and_the_next_start_takes_it_up(
