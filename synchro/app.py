@@ -75,6 +75,7 @@ class App:
         paths.ensure()
         self.reports = ReportStore(paths.reports_db)  # on a full disk: opens once room is made
         self._interrupted_closed = False
+        self.inherited: set[int] = set()  # rows this start closed « interrompu »
         self._close_interrupted()
         self.mailer = ReportMailer(self.reports, lambda: self.config, now, policy=mail_policy)
         self.commands: queue.Queue[str] = queue.Queue()
@@ -262,6 +263,7 @@ class App:
         try:
             for record in self.reports.close_interrupted(self.now()):
                 log.warning("Rapport %s fermé en Echec : interrompu par un arrêt", record.id)
+                self.inherited.add(record.id)  # a round among them is carried on (hq_takeover)
             self._interrupted_closed = True
         except SynchroError as exc:
             log.error("Rapport non écrit : %s", exc)
@@ -363,6 +365,7 @@ class App:
             now=self.now,
             on_round_closed=self._round_closed,
             security_events=lambda: list(self.server.security_events()) if self.server else [],
+            inherited=self.inherited,
         )
         self.hq.cancel = self.cancel
         return self.hq

@@ -48,7 +48,7 @@ import json
 import logging
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 
 from synchro import faults
@@ -86,8 +86,13 @@ class HQService(RoundClosing):
         now: Callable[[], dt.datetime] = dt.datetime.now,
         on_round_closed: Callable[[RunRecord], None] | None = None,
         security_events: Callable[[], list[object]] | None = None,
+        inherited: Collection[int] | None = None,
     ) -> None:
+        """``inherited``: the rows this process's start closed « interrompu » (``App``);
+        only a round among them is taken over (None: any, for callers that close the
+        rows themselves)."""
         self.acks = AckBook(node, reports, ftp_root)
+        self.inherited = inherited
         self.node, self.reports, self.ftp_root, self.settings = node, reports, ftp_root, settings
         self.emit, self.now = emit, now
         self.on_round_closed = on_round_closed
@@ -254,7 +259,8 @@ class HQService(RoundClosing):
         if self.closing is not None:  # the previous round's acks are overdue now
             self.acks.expire(list(self.settings.sites), now, force=True)
             self._check_closing()
-        previous = interrupted_round(self.reports, now, self.settings.max_reception)
+        window = self.settings.max_reception
+        previous = interrupted_round(self.reports, now, window, self.inherited)
         rid = self.reports.start(self.code, "round", now=now)
         deadline = now + self.settings.max_reception
         self.round = OpenRound(rid, now, deadline, manual, send_restored)

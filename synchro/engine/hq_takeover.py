@@ -3,8 +3,9 @@
 A Siège killed after it applied the establishments' packages leaves its round ``En cours...``;
 the next start closes that row « interrompu ». The establishments' data is integrated by then
 (and sometimes already answered and acknowledged), so the establishments do not deliver again:
-they wait for the Siège's answer, or have finished. The first round opened soon after that
-start (within *Temps maximum de réception*) is the same round carried on: each establishment
+they wait for the Siège's answer, or have finished. The first round the restarted process
+opens soon after its start (within *Temps maximum de réception*) is the same round carried
+on — not one a later process opens (``interrupted_round``): each establishment
 that had a row in the interrupted round counts as delivered —
 
 - **awaiting**: the Siège applied a package of that site it holds no acknowledgement for (it
@@ -21,7 +22,7 @@ not taken over here: it is a delivery of the new round like any other.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 
 from synchro.engine.hq_acks import AckBook
@@ -40,14 +41,25 @@ class TakenOver:
 
 
 def interrupted_round(
-    reports: ReportStore, now: dt.datetime, window: dt.timedelta
+    reports: ReportStore,
+    now: dt.datetime,
+    window: dt.timedelta,
+    inherited: Collection[int] | None = None,
 ) -> RunRecord | None:
-    """The newest round row, if a crash interrupted it and this start closed it recently."""
+    """The newest round row, if a crash interrupted it and this start closed it recently:
+    among ``inherited``, the rows this process's start closed (None: any). A row an
+    earlier start closed is not carried on: that process saw the round's aftermath through
+    (published the answers, took the acks), and a round opened now is a new one, whose
+    establishments deliver again. Before, the first round of any later process within the
+    window counted them as delivered and closed at once, before their new packages came:
+    those reached the others only a round later."""
     rounds = reports.latest(1, kinds=("round",))
     if not rounds:
         return None
     last = rounds[0]
     if last.state is not State.FAILED or last.error != INTERRUPTED or last.ended is None:
+        return None
+    if inherited is not None and last.id not in inherited:
         return None
     return last if now - last.ended <= window else None
 

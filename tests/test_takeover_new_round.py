@@ -1,0 +1,77 @@
+"""After a Siège killed mid-round, a round a later process opens is a new round.
+
+Found by ``bench/soak_live.py --only serve:SIEGE`` (seeds 11016, 11035, 11045: the nodes
+converged only at the second quiet round). The Siège's service is killed after it applied
+both establishments' packages and before it published; the service manager starts it
+again (it closes the round's row « interrompu », publishes the answers outside any round,
+takes the acks), and it is stopped. The next day — here at once — a new service process
+opens a round (MANUELLE) and the establishments run again with new changes. Before, that
+round took the interrupted one over (« Reprise du tour … : A, B comptés comme livrés »),
+closed the moment it opened, and answered each establishment as its package came: A, first,
+never got B's changes of the round. Now only the process whose start closed the
+interrupted row carries it on (``hq_takeover.interrupted_round``); this round waits for
+both and each gets the other's changes. Real processes over FTPS on loopback, SQLite files.
+"""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fault_helpers import NODES, SITES, Proc, World, build_template, table_rows
+from rounds_helpers import sql
+
+pytestmark = [pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX")]
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    yield build_template(tmp_path_factory.mktemp("takeover") / "template")
+
+
+def after_rounds(world: World, template: Path, rounds: tuple[int, ...]) -> dict[str, Any]:
+    """The template's tables with every node's changes of ``rounds``."""
+    model = world.root / "expected.db"
+    shutil.copyfile(world.model(template), model)
+    for round_no in rounds:
+        for node in NODES:
+            sql(model, world.mutations(node, round_no))
+    return table_rows(model)
+
+
+def delivered(proc: Proc, timeout: float = 60) -> None:
+    end = time.monotonic() + timeout
+    while "Données envoyées au siège" not in proc.output():
+        assert proc.popen.poll() is None and time.monotonic() < end, proc.output()[-2000:]
+        time.sleep(0.05)
+
+
+def test_a_round_a_later_start_opens_after_a_kill_waits_for_the_new_deliveries(
+    template: Path, tmp_path: Path
+) -> None:
+    with World.copy(template, tmp_path / "world") as world:
+        world.mutate(2)
+        killed = world.siege("serve", kill="hq.publish.before")
+        sites = {site: world.start(site, "sync") for site in SITES}
+        assert killed.wait() == -signal.SIGKILL, killed.output()[-2000:]
+        restarted = world.siege("serve", open_round=False)  # its service manager
+        assert {s: p.wait() for s, p in sites.items()} == {"A": 0, "B": 0}
+        assert world.stop(restarted) == 0
+        assert "Rapport" in restarted.output() and "interrompu" in restarted.output()
+
+        world.mutate(3)
+        expected = after_rounds(world, template, (2, 3))
+        later = world.siege("serve")  # another process; MANUELLE opens the round
+        a = world.start("A", "sync")
+        delivered(a)  # A first: its answer must wait for B's package
+        b = world.start("B", "sync")
+        assert (a.wait(), b.wait()) == (0, 0), (a.output()[-2000:], b.output()[-2000:])
+        assert world.stop(later) == 0
+        assert world.differences(expected) == (0, 0, [])
+        assert "Reprise du tour" not in later.output()
