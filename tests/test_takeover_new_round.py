@@ -9,8 +9,10 @@ opens a round (MANUELLE) and the establishments run again with new changes. Befo
 round took the interrupted one over (« Reprise du tour … : A, B comptés comme livrés »),
 closed the moment it opened, and answered each establishment as its package came: A, first,
 never got B's changes of the round. Now only the process whose start closed the
-interrupted row carries it on (``hq_takeover.interrupted_round``); this round waits for
-both and each gets the other's changes. Real processes over FTPS on loopback, SQLite files.
+interrupted row carries it on (``hq_takeover.interrupted_round``), and not for a site
+whose ack it took since (its run is over: it delivers anew); this round waits for both
+and each gets the other's changes. The same when the restarted service itself opens the
+round once it took both acks. Real processes over FTPS on loopback, SQLite files.
 """
 
 from __future__ import annotations
@@ -52,9 +54,13 @@ def delivered(proc: Proc, timeout: float = 60) -> None:
         time.sleep(0.05)
 
 
-def test_a_round_a_later_start_opens_after_a_kill_waits_for_the_new_deliveries(
-    template: Path, tmp_path: Path
+@pytest.mark.parametrize("opener", ["later-process", "restarted-process"])
+def test_a_round_opened_after_the_kill_s_aftermath_waits_for_the_new_deliveries(
+    template: Path, tmp_path: Path, opener: str
 ) -> None:
+    """``later-process``: the round is opened by another process; ``restarted-process``: by
+    the restarted service itself, once it took both acks (the sites it heard from since its
+    start have ended their runs: they deliver anew)."""
     with World.copy(template, tmp_path / "world") as world:
         world.mutate(2)
         killed = world.siege("serve", kill="hq.publish.before")
@@ -62,16 +68,28 @@ def test_a_round_a_later_start_opens_after_a_kill_waits_for_the_new_deliveries(
         assert killed.wait() == -signal.SIGKILL, killed.output()[-2000:]
         restarted = world.siege("serve", open_round=False)  # its service manager
         assert {s: p.wait() for s, p in sites.items()} == {"A": 0, "B": 0}
-        assert world.stop(restarted) == 0
-        assert "Rapport" in restarted.output() and "interrompu" in restarted.output()
+        if opener == "later-process":
+            assert world.stop(restarted) == 0
+            serve = world.siege("serve")  # MANUELLE opens the round
+        else:
+            serve = restarted
+            wait_for_acks(serve)
+            world.open_round(serve)
 
         world.mutate(3)
         expected = after_rounds(world, template, (2, 3))
-        later = world.siege("serve")  # another process; MANUELLE opens the round
         a = world.start("A", "sync")
         delivered(a)  # A first: its answer must wait for B's package
         b = world.start("B", "sync")
         assert (a.wait(), b.wait()) == (0, 0), (a.output()[-2000:], b.output()[-2000:])
-        assert world.stop(later) == 0
+        assert world.stop(serve) == 0
         assert world.differences(expected) == (0, 0, [])
-        assert "Reprise du tour" not in later.output()
+        assert "Reprise du tour" not in serve.output()
+
+
+def wait_for_acks(serve: Proc, timeout: float = 60) -> None:
+    """Until the restarted service took both establishments' acks."""
+    end = time.monotonic() + timeout
+    while serve.output().count("a intégré les données du siège") < len(SITES):
+        assert serve.popen.poll() is None and time.monotonic() < end, serve.output()[-2000:]
+        time.sleep(0.05)

@@ -264,8 +264,9 @@ class HQService(RoundClosing):
         rid = self.reports.start(self.code, "round", now=now)
         deadline = now + self.settings.max_reception
         self.round = OpenRound(rid, now, deadline, manual, send_restored)
-        if previous is not None:
-            sites, wait = self.settings.sites, self.settings.ack_wait
+        if previous is not None:  # not a site whose ack this process took: its run is over,
+            sites = [s for s in self.settings.sites if s not in self.heard]  # it delivers anew
+            wait = self.settings.ack_wait
             taken = take_over(self.reports, self.acks, previous, rid, sites, now, wait)
             self.round.taken = taken
             self.taken |= taken.sites

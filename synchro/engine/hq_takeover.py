@@ -5,8 +5,9 @@ the next start closes that row « interrompu ». The establishments' data is int
 (and sometimes already answered and acknowledged), so the establishments do not deliver again:
 they wait for the Siège's answer, or have finished. The first round the restarted process
 opens soon after its start (within *Temps maximum de réception*) is the same round carried
-on — not one a later process opens (``interrupted_round``): each establishment
-that had a row in the interrupted round counts as delivered —
+on — not one a later process opens (``interrupted_round``), nor for an establishment
+whose ack the restarted process took before (its run is over: it delivers anew): each
+establishment that had a row in the interrupted round counts as delivered —
 
 - **awaiting**: the Siège applied a package of that site it holds no acknowledgement for (it
   died before publishing, or before the site's ack came): the new round opens the site a row
