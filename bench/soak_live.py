@@ -32,7 +32,8 @@ process holds on its database (``server_dbs.end_sessions_of``, its
 sockets matched by port: the shop's own sessions go on), whatever it is doing — a
 statement running, a transaction open, idle between two. The process lives on: it must
 find the lost connection, make a new one and finish or redo its work. With ``kill``
-alone the draws are those of the campaigns before.
+alone the draws are those of the campaigns before. ``--only MODE:VICTIM`` (``serve:SIEGE``)
+kills that process only, at the moments the seeds draw.
 """
 
 from __future__ import annotations
