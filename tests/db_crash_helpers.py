@@ -14,7 +14,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
-import shutil
 import signal
 import sqlite3
 import time
@@ -22,10 +21,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from fault_helpers import NODES, Proc, World, expected_after, is_stopped, table_rows
+from fault_helpers import Proc, World, expected_after, is_stopped
 from fault_servers import ServerWorld
 from own_db_servers import OwnServer
-from rounds_helpers import sql
 
 from synchro.config.store import load_config, save_config
 
@@ -201,16 +199,6 @@ def attempts_of(world: World, node: str) -> int:
     state, details = rows[-1]
     assert state == "OK", rows[-1]
     return int(json.loads(details or "{}").get("attempts", 1))
-
-
-def expected_rounds(world: ServerWorld, template: Path, rounds: range) -> dict[str, set[Any]]:
-    """The template's tables with every node's changes of ``rounds``, in order."""
-    model = world.root / "expected-n.db"
-    shutil.copyfile(world.model(template), model)
-    for round_no in rounds:
-        for node in NODES:
-            sql(model, world.mutations(node, round_no))
-    return table_rows(model)
 
 
 def reception(world: World, wait: dt.timedelta) -> dt.timedelta:

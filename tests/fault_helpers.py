@@ -26,7 +26,7 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -382,6 +382,18 @@ def expected_after(world: World, template: Path, round_no: int) -> dict[str, set
     shutil.copyfile(world.model(template), model)
     for node in NODES:
         sql(model, world.mutations(node, round_no))
+    return table_rows(model)
+
+
+def expected_rounds(
+    world: World, template: Path, rounds: Iterable[int]
+) -> dict[str, set[tuple[Any, ...]]]:
+    """The template's tables with every node's changes of ``rounds``, in order."""
+    model = world.root / "expected-n.db"
+    shutil.copyfile(world.model(template), model)
+    for round_no in rounds:
+        for node in NODES:
+            sql(model, world.mutations(node, round_no))
     return table_rows(model)
 
 

@@ -48,14 +48,13 @@ from db_crash_helpers import (
     attempts_of,
     crash_and_restart,
     down_two_tries,
-    expected_rounds,
     in_doubt,
     reception,
     restart_only,
     round_with_crash,
     rows_of,
 )
-from fault_helpers import SITES, World, expected_after
+from fault_helpers import SITES, World, expected_after, expected_rounds
 from fault_servers import ServerWorld, build_server_template, drop_template
 from own_db_servers import OwnServer, own_server
 from server_dbs import create_database, drop_database, run_sql

@@ -17,17 +17,14 @@ round once it took both acks. Real processes over FTPS on loopback, SQLite files
 
 from __future__ import annotations
 
-import shutil
 import signal
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from fault_helpers import NODES, SITES, Proc, World, build_template, table_rows
-from rounds_helpers import sql
+from fault_helpers import SITES, Proc, World, build_template, expected_rounds
 
 pytestmark = [pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX")]
 
@@ -35,16 +32,6 @@ pytestmark = [pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POS
 @pytest.fixture(scope="module")
 def template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     yield build_template(tmp_path_factory.mktemp("takeover") / "template")
-
-
-def after_rounds(world: World, template: Path, rounds: tuple[int, ...]) -> dict[str, Any]:
-    """The template's tables with every node's changes of ``rounds``."""
-    model = world.root / "expected.db"
-    shutil.copyfile(world.model(template), model)
-    for round_no in rounds:
-        for node in NODES:
-            sql(model, world.mutations(node, round_no))
-    return table_rows(model)
 
 
 def delivered(proc: Proc, timeout: float = 60) -> None:
@@ -77,7 +64,7 @@ def test_a_round_opened_after_the_kill_s_aftermath_waits_for_the_new_deliveries(
             world.open_round(serve)
 
         world.mutate(3)
-        expected = after_rounds(world, template, (2, 3))
+        expected = expected_rounds(world, template, (2, 3))
         a = world.start("A", "sync")
         delivered(a)  # A first: its answer must wait for B's package
         b = world.start("B", "sync")
