@@ -95,6 +95,12 @@ def same_names(theirs: Iterable[str], ours: Iterable[str]) -> dict[str, str]:
     return found
 
 
+def spelt_alike(name: str, ours: Iterable[str]) -> list[str]:
+    """Ours that equal ``name`` ignoring case (sorted): two or more say why ``same_names``
+    guessed none of them."""
+    return sorted(n for n in ours if n.casefold() == name.casefold())
+
+
 # -- file names ------------------------------------------------------------------------
 
 

@@ -485,7 +485,9 @@ def test_table_rules_can_be_added_by_hand_to_a_saved_file(tmp_path: Path) -> Non
         file.write('\n[[database.tables]]\nname = "ventes"\nconflict = "latest-wins"\n')
         file.write('\n[[hq.sites]]\ncode = "3616"\nsecret_hash = "' + a_hash(0) + '"\n')
     config = load_config(path)
-    assert config.database.rule("ventes").conflict is ConflictPolicy.LATEST_WINS
+    assert [(r.name, r.conflict) for r in config.database.tables] == [
+        ("ventes", ConflictPolicy.LATEST_WINS)
+    ]
     assert [s.code for s in config.hq.sites] == ["3616"]
 
 

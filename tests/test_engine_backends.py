@@ -56,7 +56,7 @@ def export_rows(node: Node) -> int:
 
 
 def check_first_copy(a: Db, b: Db, site: Node, hq: Node) -> None:
-    tables, skipped = site.tables()
+    tables, skipped, _ = site.tables()
     assert [t.name for t in tables if t.name in ("parent", "child")] == ["parent", "child"]
     assert sorted(t.name for t in tables) == SYNCED
     assert {t.name: t.key_source for t in tables}["cfgkey"] == "config"

@@ -53,14 +53,8 @@ class DatabaseSettings:
     connection: str = "synchro.db"
     include: tuple[str, ...] = ()  # empty = every table with a key
     exclude: tuple[str, ...] = ()
-    tables: tuple[TableRule, ...] = ()
+    tables: tuple[TableRule, ...] = ()  # as written; the engine asks TableSelection.rule
     modified_overlap: dt.timedelta = dt.timedelta(minutes=10)
-
-    def rule(self, table: str) -> TableRule:
-        for rule in self.tables:
-            if rule.name == table:
-                return rule
-        return TableRule(name=table)
 
 
 @dataclass(frozen=True)

@@ -35,8 +35,8 @@ from synchro.engine.conflict_rule import incoming_wins
 from synchro.engine.lock_waits import fetch_locked, read_locked
 from synchro.engine.revive import Reviver
 from synchro.engine.verify import Written
-from synchro.errors import ApplyError, Cancelled, DatabaseError
-from synchro.names import same_names
+from synchro.errors import ApplyError, Cancelled, DatabaseError, Say
+from synchro.names import same_names, spelt_alike
 from synchro.package import Change, PackageReader
 from synchro.state import StateDB
 
@@ -363,7 +363,7 @@ def apply_changes(
         applier = appliers.get(name)
         if applier is None:
             if name not in local_of:
-                raise ApplyError(say=("engine.apply.no_table", {"table": name}))
+                raise ApplyError(say=_no_table(name, tables))
             table = tables[local_of[name]]
             applier = _TableApplier(adapter, state, table, schemas[name], ctx, stats, reviver)
             appliers[name] = applier
@@ -373,3 +373,11 @@ def apply_changes(
         if ctx.progress is not None:
             ctx.progress(applier.table.name, done)
     return stats
+
+
+def _no_table(name: str, tables: Iterable[str]) -> Say:
+    """Why a package's table has no local counterpart: none, or several spelt alike."""
+    alike = spelt_alike(name, tables)
+    if len(alike) > 1:
+        return ("engine.apply.tables_alike", {"table": name, "tables": ", ".join(alike)})
+    return ("engine.apply.no_table", {"table": name})

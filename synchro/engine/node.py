@@ -174,7 +174,7 @@ class Node(Exporting):
             policy=self.policy,
             origin=origin,
             package_id=f"{origin}#{sequence}",
-            rules={r.name: r for r in self.config.database.tables},
+            rules=self.tables().rules,
             base_pos=admitted.base_pos,
             skip_pos=admitted.skip_pos,
             skip_origin=admitted.skip_origin,

@@ -103,22 +103,23 @@ class Exporting(ABC):
             marks.check(self.adapter, self.state, self.code)
         # Discovered again at every export: a Node kept open (the Siège's service) sees a
         # widened column, a new column or a new table before it retries or captures.
-        tables = self.tables(refresh=True).synced
+        selection = self.tables(refresh=True)
+        tables = selection.synced
         retry_quarantined(
             self.adapter,
             self.state,
             tables,
             policy=self.policy,
             local=self.code,
-            rule=self.config.database.rule,
+            rule=selection.rule,
         )
         ensure_snapshots(self.state, tables)
         spooled: set[str] = set()
         whole = full_read_tables(self.state)  # the « Contrôle » found them different
         modified = {
-            t.name: self.config.database.rule(t.name).modified_column
+            t.name: selection.rule(t.name).modified_column
             for t in tables
-            if self.config.database.rule(t.name).modified_column and t.name not in whole
+            if selection.rule(t.name).modified_column and t.name not in whole
         }
         while True:
             options = CaptureOptions(

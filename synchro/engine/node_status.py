@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 def node_status(node: Node) -> NodeStatus:
     """Each synchronised table: its key, rows in the database and in the snapshot; the
     tables left out and why; the packages waiting in the outbox."""
-    tables, skipped = node.tables()
+    tables, skipped, _ = node.tables()
     result = NodeStatus(skipped=list(skipped))
     ensure_snapshots(node.state, tables)
     for table in tables:

@@ -85,7 +85,7 @@ def rebuild(node: Node, tables: list[Table]) -> ApplyStats:
         policy=TAKE_BACK_POLICY,
         origin=node.code,
         package_id="reprise",
-        rules={r.name: r for r in node.config.database.tables},
+        rules=node.tables().rules,
     )
     try:
         with node.state.transaction(), node.adapter.atomic():
