@@ -52,6 +52,8 @@ class Column:
     zone: bool | None = field(default=None, compare=False)  # time zone kept (None: either)
     charset: str = field(default="", compare=False)  # text: "" = all of Unicode
     enforced: bool = field(default=True, compare=False)  # False: sizes only declared (SQLite)
+    # PostgreSQL GENERATED ALWAYS AS IDENTITY: written only with OVERRIDING SYSTEM VALUE
+    identity_always: bool = field(default=False, compare=False)
 
 
 @dataclass(frozen=True)

@@ -73,7 +73,10 @@ class WriteSql:
         one = "(" + ", ".join("?" * len(table.columns)) + ")"
         values = ", ".join([one] * nrows)
         cols = self._cols(table.column_names)
-        return f"INSERT INTO {self.quote(table.name)} ({cols}) VALUES {values}"
+        # The key a row was made with elsewhere, kept even where the server makes it.
+        overriding = self.name == "postgresql" and any(c.identity_always for c in table.columns)
+        values = "OVERRIDING SYSTEM VALUE VALUES " + values if overriding else "VALUES " + values
+        return f"INSERT INTO {self.quote(table.name)} ({cols}) {values}"
 
     def update(self, table: Table) -> str:
         """Update one row by key; parameters: non-key values then key values."""

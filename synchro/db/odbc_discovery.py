@@ -119,6 +119,10 @@ class OdbcDiscovery(SqlAdapter):
         rows.sort(key=lambda r: int(r[16]))  # ORDINAL_POSITION
         details = column_details(self.dialect, self._query, name)
         mysql_types = {c: d.pop("column_type") for c, d in details.items() if "column_type" in d}
+        # A column the server computes is no data of its own: never read, sent or written
+        # (each node computes it, as SQLite's table_info leaves it out).
+        computed = {c for c, d in details.items() if d.pop("computed", False)}
+        rows = [r for r in rows if str(r[3]) not in computed]
         columns = tuple(
             with_details(
                 Column(
@@ -136,7 +140,14 @@ class OdbcDiscovery(SqlAdapter):
         pk = tuple(str(r[3]) for r in sorted(pk_rows, key=lambda r: int(r[4])))
         if self.dialect == "mysql" and "PRIMARY" not in indexes:
             pk = ()  # MariaDB reports its first UNIQUE NOT NULL index as PRIMARY
-        fks = foreign_keys(self._catalog, name, where)
+        fks = tuple(
+            f for f in foreign_keys(self._catalog, name, where) if not computed & {*f.columns}
+        )
+        if computed & set(pk):
+            column = min(computed & set(pk))
+            why = ("engine.err.unusable.computed_key", {"column": column})
+            return Table(name, columns, (), "", fks, unusable=why)
+        indexes = {i: cols for i, cols in indexes.items() if not computed & set(cols)}
         if pk:
             return Table(name, columns, pk, "primary", fks)
         not_null = {c.name for c in columns if not c.nullable}

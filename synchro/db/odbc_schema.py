@@ -18,33 +18,51 @@ def column_details(dialect: str, query: Query, name: str) -> dict[str, dict[str,
     """What each column can hold (``synchro.db.details``), from ``information_schema``.
 
     MariaDB/MySQL: also the full column type (``tinyint(1)``, key ``column_type``): the
-    driver drops the width. Other families: nothing more than the ODBC catalog says.
+    driver drops the width. Both: whether the server computes the column itself (key
+    ``computed``: ``AS (expr) VIRTUAL/PERSISTENT``, ``GENERATED ALWAYS AS (expr) STORED``),
+    and PostgreSQL's ``GENERATED ALWAYS AS IDENTITY`` (``identity_always``). Other
+    families: nothing more than the ODBC catalog says.
     """
     if dialect == "mysql":
         rows = query(
-            "SELECT COLUMN_NAME, COLUMN_TYPE, CHARACTER_SET_NAME"
+            "SELECT COLUMN_NAME, COLUMN_TYPE, CHARACTER_SET_NAME, EXTRA"
             " FROM information_schema.COLUMNS"
             " WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?",
             (name,),
         )
         return {
-            str(r[0]): {**mysql_details(str(r[1]), r[2]), "column_type": str(r[1])} for r in rows
+            str(r[0]): {
+                **mysql_details(str(r[1]), r[2]),
+                "column_type": str(r[1]),
+                "computed": _mysql_computed(str(r[3] or "")),
+            }
+            for r in rows
         }
     if dialect == "postgresql":
         rows = query(
             "SELECT column_name, data_type, character_maximum_length, numeric_precision,"
             " numeric_scale, datetime_precision,"
             " (SELECT pg_encoding_to_char(encoding) FROM pg_database"
-            "  WHERE datname = current_database())"
+            "  WHERE datname = current_database()), is_generated, identity_generation"
             " FROM information_schema.columns"
             " WHERE table_schema = current_schema() AND table_name = ?",
             (name,),
         )
         return {
-            str(r[0]): postgresql_details(str(r[1]), r[2], r[3], r[4], r[5], str(r[6] or ""))
+            str(r[0]): {
+                **postgresql_details(str(r[1]), r[2], r[3], r[4], r[5], str(r[6] or "")),
+                "computed": str(r[7] or "").upper() == "ALWAYS",
+                "identity_always": str(r[8] or "").upper() == "ALWAYS",
+            }
             for r in rows
         }
     return {}
+
+
+def _mysql_computed(extra: str) -> bool:
+    """``EXTRA`` of a column the server computes (``VIRTUAL GENERATED``, ``STORED
+    GENERATED``; MySQL 8's ``DEFAULT_GENERATED`` is only a default, written as any)."""
+    return any(f"{how} GENERATED" in extra.upper() for how in ("VIRTUAL", "STORED", "PERSISTENT"))
 
 
 def unique_indexes(
