@@ -9,7 +9,7 @@ and converts what it binds.
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
@@ -54,6 +54,9 @@ class Column:
     enforced: bool = field(default=True, compare=False)  # False: sizes only declared (SQLite)
     # PostgreSQL GENERATED ALWAYS AS IDENTITY: written only with OVERRIDING SYSTEM VALUE
     identity_always: bool = field(default=False, compare=False)
+    # PostgreSQL: the sequence feeding the column (serial, identity), which a written value
+    # does not move (MariaDB, SQLite, SQL Server and Access move theirs past it)
+    sequence: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True)
@@ -186,6 +189,12 @@ class Adapter(abc.ABC):
 
     @abc.abstractmethod
     def count(self, table: Table) -> int: ...
+
+    def move_sequences_past(self, table: Table, highest: Mapping[str, int]) -> None:
+        """Each sequence feeding a column of ``table`` (``Column.sequence``) made to give
+        next a value above ``highest[column]``, when it would give one at or below it.
+        Default: nothing (the server moves its own counter past a value written)."""
+        return None
 
     def gave_up_waiting(self, error: Exception) -> bool:
         """Whether ``error`` is a statement that gave up waiting for a lock another program

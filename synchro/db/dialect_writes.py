@@ -91,6 +91,16 @@ class WriteSql:
         others = [i for i, c in enumerate(names) if c not in table.key] or [table.key_positions[0]]
         return [row[i] for i in others] + [row[i] for i in table.key_positions]
 
+    def move_sequence_past(self) -> str | None:
+        """Set a sequence (parameters: its name, a value, the value, its name) to that
+        value when its last is lower; None where the server moves its own."""
+        if self.name != "postgresql":
+            return None
+        return (
+            "SELECT setval(CAST(? AS regclass), ?)"
+            " WHERE ? > COALESCE(pg_sequence_last_value(CAST(? AS regclass)), 0)"
+        )
+
     def upsert(self, table: Table, nrows: int) -> str:
         """Insert ``nrows`` whole rows, replacing those whose key exists (not for access)."""
         if self.name == "mssql":

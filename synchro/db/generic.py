@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import abc
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from synchro.db.base import MARK_TABLE, Key, Row, Table
@@ -56,6 +56,14 @@ class SqlAdapter(SqlReads):
         size = self.sql.batch_rows(len(table.columns))
         statement = functools.partial(self.sql.upsert, table)
         self._in_batches(table, table.column_names, rows, size, statement, doing)
+
+    def move_sequences_past(self, table: Table, highest: Mapping[str, int]) -> None:
+        for column in table.columns:
+            value = highest.get(column.name)
+            sql = self.sql.move_sequence_past() if column.sequence else None
+            if value is not None and sql is not None:
+                doing = act("sequence", table.name)
+                self._run(sql, [column.sequence, value, value, column.sequence], doing).close()
 
     def _update_or_insert(self, table: Table, row: Row, doing: Say) -> None:
         bound = self._bind_rows(table, table.column_names, [row])

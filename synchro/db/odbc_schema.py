@@ -20,7 +20,8 @@ def column_details(dialect: str, query: Query, name: str) -> dict[str, dict[str,
     MariaDB/MySQL: also the full column type (``tinyint(1)``, key ``column_type``): the
     driver drops the width. Both: whether the server computes the column itself (key
     ``computed``: ``AS (expr) VIRTUAL/PERSISTENT``, ``GENERATED ALWAYS AS (expr) STORED``),
-    and PostgreSQL's ``GENERATED ALWAYS AS IDENTITY`` (``identity_always``). Other
+    and PostgreSQL's ``GENERATED ALWAYS AS IDENTITY`` (``identity_always``) and the sequence
+    feeding a column (``sequence``: serial, identity). Other
     families: nothing more than the ODBC catalog says.
     """
     if dialect == "mysql":
@@ -43,7 +44,8 @@ def column_details(dialect: str, query: Query, name: str) -> dict[str, dict[str,
             "SELECT column_name, data_type, character_maximum_length, numeric_precision,"
             " numeric_scale, datetime_precision,"
             " (SELECT pg_encoding_to_char(encoding) FROM pg_database"
-            "  WHERE datname = current_database()), is_generated, identity_generation"
+            "  WHERE datname = current_database()), is_generated, identity_generation,"
+            " pg_get_serial_sequence(format('%I.%I', table_schema, table_name), column_name)"
             " FROM information_schema.columns"
             " WHERE table_schema = current_schema() AND table_name = ?",
             (name,),
@@ -53,6 +55,7 @@ def column_details(dialect: str, query: Query, name: str) -> dict[str, dict[str,
                 **postgresql_details(str(r[1]), r[2], r[3], r[4], r[5], str(r[6] or "")),
                 "computed": str(r[7] or "").upper() == "ALWAYS",
                 "identity_always": str(r[8] or "").upper() == "ALWAYS",
+                "sequence": str(r[9] or ""),
             }
             for r in rows
         }

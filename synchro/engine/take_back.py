@@ -41,6 +41,7 @@ from synchro.engine.policy import TAKE_BACK_POLICY
 from synchro.names import same_names
 from synchro.package import PackageReader, PackageWriter, TableSchema, open_package
 from synchro.package.body import SegmentStore
+from synchro.values import Kind
 
 if TYPE_CHECKING:
     from synchro.engine.node import Node
@@ -109,9 +110,21 @@ def forget_unmentioned(node: Node, reader: PackageReader, ctx: ApplyContext) -> 
     """After the package of everything the group holds (``reader``, just applied): the
     snapshot forgets every key it did not mention — rows the group never had — so the
     next capture sends them; how many. One pass over the package (in the state's open
-    transaction), the keys made as the apply makes them (``TableRows.item``)."""
+    transaction), the keys made as the apply makes them (``TableRows.item``).
+
+    The same pass finds the highest value of each sequence-fed column (PostgreSQL's
+    serial and identity) among the node's own rows that came back, and moves the sequence
+    past it: a restored database's sequence stands where the backup left it, and the
+    shop's next insert would take the key of a row it made since (MariaDB, SQLite, SQL
+    Server and Access move their counters past a value written). Only its own rows: the
+    others' keys come from their sequences (a range of their own, say), not this one."""
     state = node.state
     tables = {t.name: t for t in node.tables().synced}
+    counters = {
+        name: [(i, c.name) for i, c in enumerate(t.columns) if c.sequence and c.kind is Kind.INT]
+        for name, t in tables.items()
+    }
+    highest: dict[str, dict[str, int]] = {name: {} for name in tables}
     local_of = same_names((s.name for s in reader.manifest.tables), tables)
     schemas = {local_of[s.name]: s for s in reader.manifest.tables if s.name in local_of}
     snaps = {name: state.snapshot_table(t) for name, t in tables.items()}
@@ -127,11 +140,21 @@ def forget_unmentioned(node: Node, reader: PackageReader, ctx: ApplyContext) -> 
         if item is None:
             continue
         keys = waiting[name]
-        keys.append(item(change).skey)
+        made = item(change)
+        keys.append(made.skey)
+        if counters[name] and made.row is not None and made.origin == node.code:
+            top = highest[name]
+            for i, column in counters[name]:
+                value = made.row[i]
+                if type(value) is int and value > top.get(column, value - 1):
+                    top[column] = value
         if len(keys) >= 5000:
             state.note_mentioned(snaps[name], len(keys[0]), keys)
             keys.clear()
     for name, keys in waiting.items():
         if keys:
             state.note_mentioned(snaps[name], len(keys[0]), keys)
+    for name, top in highest.items():
+        if top:
+            node.adapter.move_sequences_past(tables[name], top)
     return sum(state.forget_unmentioned(snaps[n], len(t.key)) for n, t in tables.items())

@@ -1,0 +1,163 @@
+"""A PostgreSQL database restored and taken back: its sequences past its own rows again.
+
+A dump restores each sequence (``serial``, ``GENERATED … AS IDENTITY``) where the backup
+left it; the take-back (*Reprendre les données du groupe*) then brings back the rows the
+shop made since, with their keys. PostgreSQL does not move a sequence past a value
+written (MariaDB, SQLite, SQL Server and Access move their counters): before, the shop's
+next sale took the key of a row it had made since the backup, « duplicate key value »,
+once for every such row. Now the take-back moves each sequence past the highest value of
+the node's own rows that came back — not past the others' rows, whose keys come from their
+own sequences (here a range of their own). The engine on PostgreSQL through psqlODBC; the
+rows and sequences read and written through the test's own connection.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from backends import Backend
+from engine_helpers import make_node
+from rounds_helpers import sql
+
+from synchro.db.base import MARK_TABLE
+from synchro.engine.marks import Restored
+
+TABLES = {
+    # a key from a serial, an invoice number from another (not the key), and a key the
+    # server always makes
+    "ventes": "id SERIAL PRIMARY KEY, facture SERIAL NOT NULL UNIQUE, txt VARCHAR(100)",
+    "tickets": "id INT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, txt VARCHAR(100)",
+}
+SEQUENCES = {
+    "ventes": ("ventes_id_seq", "ventes_facture_seq"),
+    "tickets": ("tickets_id_seq",),
+}
+
+
+def _sell(db: Backend, text: str) -> None:
+    """The shop's own sale: keys and invoice number from the server's sequences."""
+    db.execute("INSERT INTO ventes (txt) VALUES (?)", (text,))
+    db.execute("INSERT INTO tickets (txt) VALUES (?)", (text,))
+
+
+def _dump(db: Backend) -> dict[str, Any]:
+    """Rows, mark and sequences, as ``pg_dump`` holds them."""
+    return {
+        "rows": {t: db.query(f"SELECT * FROM {t} ORDER BY id") for t in TABLES},
+        "mark": db.query(f"SELECT poste, numero FROM {MARK_TABLE}"),
+        "sequences": {
+            s: db.query(f"SELECT last_value, is_called FROM {s}")[0]
+            for names in SEQUENCES.values()
+            for s in names
+        },
+    }
+
+
+def _restore(db: Backend, saved: dict[str, Any]) -> None:
+    for table, rows in saved["rows"].items():
+        db.execute(f"DELETE FROM {table}")
+        overriding = " OVERRIDING SYSTEM VALUE" if table == "tickets" else ""
+        for row in rows:
+            marks = ", ".join("?" * len(row))
+            db.execute(f"INSERT INTO {table}{overriding} VALUES ({marks})", tuple(row))
+    db.execute(f"DELETE FROM {MARK_TABLE}")
+    for row in saved["mark"]:
+        db.execute(f"INSERT INTO {MARK_TABLE} (poste, numero) VALUES (?, ?)", tuple(row))
+    for name, (value, called) in saved["sequences"].items():
+        db.execute("SELECT setval(?, ?, ?)", (name, int(value), bool(called)))
+
+
+def _siege_sqlite(path: Path) -> None:
+    sql(
+        path,
+        "CREATE TABLE ventes (id INTEGER PRIMARY KEY, facture INTEGER NOT NULL UNIQUE, txt TEXT);"
+        "CREATE TABLE tickets (id INTEGER PRIMARY KEY, txt TEXT);"
+        # the Siège's own sales, in a range of its own
+        "INSERT INTO ventes VALUES (1000, 5000, 'siège'), (1001, 5001, 'siège 2');"
+        "INSERT INTO tickets VALUES (1000, 'siège');",
+    )
+
+
+def test_a_restored_site_on_postgresql_sells_again_after_taking_its_rows_back(
+    tmp_path: Path, make_backend: Callable[[str], Backend]
+) -> None:
+    site_db = make_backend("postgresql")
+    for table, columns in TABLES.items():
+        site_db.execute(f"CREATE TABLE {table} ({columns})")
+    hq_path = tmp_path / "hq.db"
+    _siege_sqlite(hq_path)
+    out = tmp_path / "out"
+    for i in range(1, 6):
+        _sell(site_db, f"vente {i} — 日本")
+
+    with (
+        make_node(tmp_path, "HQ", str(hq_path), hq=True) as hq,
+        make_node(tmp_path, "S1", site_db.connection) as site,
+    ):
+
+        def exchange() -> None:
+            assert hq.import_package(site.export().path).status == "applied"
+            hq.export()  # the Siège's own sales
+            back = site.import_package(hq.publish("S1", out).path)
+            assert back.status == "applied" and back.stats.quarantined == 0, back
+
+        exchange()
+        saved = _dump(site_db)
+        for i in range(6, 9):
+            _sell(site_db, f"vente {i} après la sauvegarde")
+        exchange()
+        _restore(site_db, saved)
+        with pytest.raises(Restored):
+            site.export()
+        site.take_back()
+        exchange()
+        exchange()
+        assert site_db.query("SELECT max(id) FROM ventes WHERE id < 1000") == [(8,)]
+
+        # The shop sells again: the next keys and invoice number follow its own rows,
+        # neither taking one of them nor jumping into the Siège's range.
+        _sell(site_db, "vente 9")
+        assert site_db.query("SELECT id, facture FROM ventes WHERE txt = 'vente 9'") == [(9, 9)]
+        assert site_db.query("SELECT id FROM tickets WHERE txt = 'vente 9'") == [(9,)]
+        exchange()
+    siege = {int(r[0]) for r in site_db.query("SELECT id FROM ventes")}
+    assert siege == set(range(1, 10)) | {1000, 1001}
+
+
+def test_a_restored_siege_on_postgresql_sells_again_after_taking_its_rows_back(
+    tmp_path: Path, make_backend: Callable[[str], Backend]
+) -> None:
+    """The Siège's rebuild from its change log: the same, its own rows from its log."""
+    hq_db = make_backend("postgresql")
+    for table, columns in TABLES.items():
+        hq_db.execute(f"CREATE TABLE {table} ({columns})")
+    site_path = tmp_path / "site.db"
+    sql(
+        site_path,
+        "CREATE TABLE ventes (id INTEGER PRIMARY KEY, facture INTEGER NOT NULL UNIQUE, txt TEXT);"
+        "CREATE TABLE tickets (id INTEGER PRIMARY KEY, txt TEXT);"
+        "INSERT INTO ventes VALUES (2000, 7000, 'site');"
+        "INSERT INTO tickets VALUES (2000, 'site');",
+    )
+    for i in range(1, 4):
+        _sell(hq_db, f"siège {i}")
+    with make_node(tmp_path, "HQ", hq_db.connection, hq=True) as hq:
+        hq.export()
+        saved = _dump(hq_db)
+        for i in range(4, 7):
+            _sell(hq_db, f"siège {i} après la sauvegarde")
+        hq.export()
+        with make_node(tmp_path, "S1", str(site_path)) as site:
+            assert hq.import_package(site.export().path).status == "applied"
+        _restore(hq_db, saved)
+        with pytest.raises(Restored):
+            hq.export()
+        stats = hq.take_back()
+        assert stats.quarantined == 0
+        _sell(hq_db, "siège 7")
+        assert hq_db.query("SELECT id, facture FROM ventes WHERE txt = 'siège 7'") == [(7, 7)]
+        assert hq_db.query("SELECT id FROM tickets WHERE txt = 'siège 7'") == [(7,)]
+        assert {int(r[0]) for r in hq_db.query("SELECT id FROM ventes")} == {*range(1, 8), 2000}
