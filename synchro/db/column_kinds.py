@@ -70,8 +70,10 @@ def odbc_kind(dialect: str, type_name: str, data_type: int, column_size: int | N
     t = type_name.lower()
     if dialect == "mysql" and t.startswith("tinyint") and (column_size == 1 or "(1)" in t):
         return Kind.BOOL
-    if t in ("bool", "boolean", "bit", "yesno"):
+    if t in ("bool", "boolean", "yesno") or (t == "bit" and column_size in (None, 0, 1)):
         return Kind.BOOL
+    if t in ("inet6", "inet4"):  # MariaDB's addresses: read and written as their text
+        return Kind.TEXT
     if t in ("money", "smallmoney", "currency"):
         return Kind.DECIMAL
     if t in ("uuid", "uniqueidentifier"):  # MariaDB's UUID is reported as binary

@@ -264,15 +264,21 @@ class Dialect(WriteSql):
         - PostgreSQL DATE and TIMESTAMP[TZ] as ISO text: the driver drops the offset of a
           timestamptz and turns ``infinity`` into today's date or 9999-12-31 and a BC
           date into an AD one (as text these values stay what they are);
+        - PostgreSQL MONEY as numeric (the driver reads it into a double);
         - with ``raw_text``, text as the hex of its UTF-8 bytes (see ``hexed_columns``).
         """
         col = self.quote(column.name)
         kind = column.kind
         hexed = self.name in ("sqlite", "postgresql", "mysql")
         if raw_text and kind in HEXED and hexed:
+            # PostgreSQL: the text of a value is its type's output, as the driver reads it,
+            # but CAST of an inet or cidr adds its /32 or /128 (format('%s') does not)
+            text = f"CAST({col} AS text)"
+            if column.type_name.lower() in ("inet", "cidr"):
+                text = f"CASE WHEN {col} IS NULL THEN NULL ELSE format('%s', {col}) END"
             return {
                 "sqlite": f"CASE WHEN {col} IS NULL THEN NULL ELSE hex(CAST({col} AS BLOB)) END",
-                "postgresql": f"encode(convert_to(CAST({col} AS text), 'UTF8'), 'hex')",
+                "postgresql": f"encode(convert_to({text}, 'UTF8'), 'hex')",
                 "mysql": f"HEX(CONVERT({col} USING utf8mb4))",
             }[self.name]
         if self.tagged_values:
@@ -283,6 +289,8 @@ class Dialect(WriteSql):
             return f"CAST({col} AS CHAR)"
         if self.name == "postgresql" and kind in (Kind.DATE, Kind.DATETIME):
             return f"CAST({col} AS text)"
+        if self.name == "postgresql" and column.type_name.lower() == "money":
+            return f"CAST({col} AS numeric)"  # the driver hands a double: 17 digits lost
         return col
 
     def count(self, table: Table) -> str:
