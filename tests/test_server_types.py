@@ -103,3 +103,72 @@ def test_a_server_s_own_types_travel_as_it_keeps_them(
     assert stored == sent and len(stored) == 3
     if server == "postgresql":  # money at its limit, not a double's 17 digits
         assert _as_text(stored[2][8]) == "-92233720368547758.08", stored[2]
+
+
+LIMITS = {
+    "postgresql": (
+        "CREATE TABLE t (id INT PRIMARY KEY, n NUMERIC, tm TIME, tz TIMETZ, big BIGINT)",
+        [
+            "INSERT INTO t VALUES (1, 123456789012345678901234567890.123456789,"
+            " '23:59:59.999999', '10:00:00.5+02', -9223372036854775808)",
+            "INSERT INTO t VALUES (2, 'NaN', '00:00:00', '00:00:00-12:30', 9223372036854775807)",
+            "INSERT INTO t VALUES (3, 0.000000000000000000000000000001, '24:00:00', NULL, 0)",
+        ],
+        "SELECT id, CAST(n AS text), CAST(tm AS text), CAST(tz AS text), big FROM t",
+    ),
+    "mariadb": (
+        "CREATE TABLE t (id INT PRIMARY KEY, n DECIMAL(65,30), tm TIME(6), tz VARCHAR(40),"
+        " big BIGINT UNSIGNED)",
+        [
+            "INSERT INTO t VALUES (1, 12345678901234567890123456789012345.12345678901234567890"
+            "1234567891, '-838:59:59', '10:00:00.5+02', 18446744073709551615)",
+            "INSERT INTO t VALUES (2, -0.000000000000000000000000000001, '100:00:00.5',"
+            " '00:00:00-12:30', 0)",
+            "INSERT INTO t VALUES (3, 0, '24:00:00', NULL, 0)",
+        ],
+        "SELECT id, CAST(n AS CHAR), CAST(tm AS CHAR), tz, big FROM t",
+    ),
+}
+# The rows a destination of another server holds, the others set aside naming why.
+HELD_ELSEWHERE = {("postgresql", "mariadb"): {3}, ("mariadb", "postgresql"): {3}}
+
+
+@pytest.mark.parametrize(
+    ("server", "dest_server"),
+    [("postgresql", "postgresql"), ("mariadb", "mariadb"), *HELD_ELSEWHERE],
+    ids=lambda s: str(s),
+)
+def test_numbers_and_times_at_their_limits(
+    tmp_path: Path, make_backend: Callable[[str], Backend], server: str, dest_server: str
+) -> None:
+    """Unconstrained numerics, NaN, DECIMAL(65,30), 64-bit limits, PostgreSQL's TIME
+    ``24:00:00`` (before: the whole table unreadable, « hour must be in 0..23 ») and
+    MariaDB's TIME outside one day, to the same server (every row exact) and to the other
+    (a value it cannot hold set aside naming its column or in the server's words; a TIME
+    ``24:00:00`` stored as sent, not set aside for the zeros of a TIME(6))."""
+    source, dest = make_backend(server), make_backend(dest_server)
+    ddl, rows, select = LIMITS[server]
+    source.execute(ddl)
+    dest.execute(LIMITS[dest_server][0])
+    for statement in rows:
+        source.execute(statement)
+    site = make_node(tmp_path, "A", source.connection)
+    hq = make_node(tmp_path, "SIEGE", dest.connection, hq=True)
+    try:
+        made = site.export()
+        assert made.capture.held == 0, site.state.quarantined()
+        result = hq.import_package(made.path)
+        refused = {int(q["key_json"][1:-1]): q["error"] for q in hq.state.quarantined()}
+    finally:
+        site.close()
+        hq.close()
+    expected = HELD_ELSEWHERE.get((server, dest_server), {1, 2, 3})
+    assert set(refused) == {1, 2, 3} - expected, refused
+    assert all("colonne" in e or "ERROR" in e or "(1264)" in e for e in refused.values())
+    assert result.stats.upserts == len(expected)
+    sent = {r[0]: tuple(r) for r in source.query(select)}
+    stored = {r[0]: tuple(r) for r in dest.query(LIMITS[dest_server][2])}
+    if server == dest_server:
+        assert stored == sent
+    else:
+        assert stored[3][2] in ("24:00:00", "24:00:00.000000"), stored[3]

@@ -261,9 +261,10 @@ class Dialect(WriteSql):
         - MariaDB TIME, DATE and DATETIME as text (the driver drops the fractional seconds
           of a TIME and cannot convert a zero date such as ``0000-00-00``: the value then
           stays text and cannot travel, instead of stopping the whole read);
-        - PostgreSQL DATE and TIMESTAMP[TZ] as ISO text: the driver drops the offset of a
-          timestamptz and turns ``infinity`` into today's date or 9999-12-31 and a BC
-          date into an AD one (as text these values stay what they are);
+        - PostgreSQL DATE, TIME[TZ] and TIMESTAMP[TZ] as ISO text: the driver drops the
+          offset of a timestamptz and turns ``infinity`` into today's date or 9999-12-31
+          and a BC date into an AD one, and a TIME of ``24:00:00`` stopped the whole read
+          (as text these values stay what they are);
         - PostgreSQL MONEY as numeric (the driver reads it into a double);
         - with ``raw_text``, text as the hex of its UTF-8 bytes (see ``hexed_columns``).
         """
@@ -287,7 +288,7 @@ class Dialect(WriteSql):
             return f"CAST({col} AS DOUBLE)"  # MariaDB prints a FLOAT with 6 digits
         if self.name == "mysql" and kind in (Kind.TIME, Kind.DATE, Kind.DATETIME):
             return f"CAST({col} AS CHAR)"
-        if self.name == "postgresql" and kind in (Kind.DATE, Kind.DATETIME):
+        if self.name == "postgresql" and kind in (Kind.DATE, Kind.DATETIME, Kind.TIME):
             return f"CAST({col} AS text)"
         if self.name == "postgresql" and column.type_name.lower() == "money":
             return f"CAST({col} AS numeric)"  # the driver hands a double: 17 digits lost

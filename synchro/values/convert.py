@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import math
+import re
 import struct
 import uuid
 from collections.abc import Callable, Sequence
@@ -78,8 +79,23 @@ def as_time(value: Any) -> Any:
         try:
             return dt.time.fromisoformat(value.strip())
         except ValueError:
-            return value
+            return _duration_text(value)
     return value
+
+
+_DURATION = re.compile(r"(-?)(\d{2,}):([0-5]\d):([0-5]\d)(?:\.(\d{1,6}))?")
+
+
+def _duration_text(text: str) -> str:
+    """A time out of one day (PostgreSQL's ``24:00:00``, MariaDB's ``-838:59:59.000000``)
+    in one spelling whatever the server printed: no trailing zeros in the fraction (the
+    same value read from a TIME(6) is then equal to the one sent). Other text as it is."""
+    found = _DURATION.fullmatch(text.strip())
+    if found is None:
+        return text
+    sign, hours, minutes, seconds, fraction = found.groups()
+    fraction = (fraction or "").rstrip("0")
+    return f"{sign}{hours}:{minutes}:{seconds}" + (f".{fraction}" if fraction else "")
 
 
 def as_decimal(value: Any) -> Any:
