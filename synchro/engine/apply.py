@@ -34,6 +34,7 @@ from synchro.engine.apply_rows import ApplyContext, ApplyStats, Item, TableRows
 from synchro.engine.conflict_rule import incoming_wins
 from synchro.engine.lock_waits import fetch_locked, read_locked
 from synchro.engine.revive import Reviver
+from synchro.engine.self_parents import parents_first
 from synchro.engine.verify import Written
 from synchro.errors import ApplyError, Cancelled, DatabaseError, Say
 from synchro.names import same_names, spelt_alike
@@ -45,7 +46,19 @@ BATCH = 500
 
 class _TableApplier(TableRows):
     """Applies batches of changes of one table: conflicts decided, rows written and read
-    back (what is recorded of them is ``TableRows``'s)."""
+    back (what is recorded of them is ``TableRows``'s).
+
+    A table that refers to itself (an employee's manager, a category's parent) may hold
+    a row before its parent in the package (keys in order: the parent made later has the
+    greater key), and a parent deleted before its child: a database that checks each row
+    (MariaDB, SQLite) refuses them. Those rows wait (``deferred``) until the package moves
+    on to another table (``finish``), then go again while any goes in; only what is still
+    refused then is set aside, as any refused row."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.deferred: list[tuple[Item, bool]] = []
+        self.refers_to_itself = any(f.ref_table == self.table.name for f in self.table.foreign_keys)
 
     def apply(self, items: Sequence[Item]) -> None:
         ctx, table, state = self.ctx, self.table, self.state
@@ -197,19 +210,39 @@ class _TableApplier(TableRows):
                 done = items
             except DatabaseError:
                 done = self._one_by_one(items, delete)
-            exact = self._verify(done)
-            if delete:
-                self.stats.deletes += exact
-            else:
-                self.stats.upserts += exact
+            self._count(self._verify(done), delete)
 
-    def _one_by_one(self, items: list[Item], delete: bool) -> list[Item]:
-        """After a batch failed: each row on its own, the refused ones set aside. Two rows
-        in a row that waited for a lock in vain (each ``odbc.LOCK_WAIT_S``) mean another
-        program keeps the table: the rest of it is set aside at once for the next run,
-        instead of waiting again for every row (500 rows × 50 s)."""
+    def finish(self) -> None:
+        """The rows that waited (a table that refers to itself), again while any goes in;
+        then once more the usual way, where a refused row is set aside."""
+        pending, self.deferred = self.deferred, []
+        last = not pending
+        while pending:
+            for delete in (False, True):
+                items = parents_first(self.table, [i for i, d in pending if d is delete], delete)
+                if items:
+                    self._count(self._verify(self._one_by_one(items, delete, last)), delete)
+            if last:
+                break
+            last = len(self.deferred) == len(pending)  # none went in: the last pass
+            pending, self.deferred = self.deferred, []
+        self._flush()
+
+    def _count(self, exact: int, delete: bool) -> None:
+        if delete:
+            self.stats.deletes += exact
+        else:
+            self.stats.upserts += exact
+
+    def _one_by_one(self, items: list[Item], delete: bool, last: bool = False) -> list[Item]:
+        """After a batch failed: each row on its own, the refused ones set aside (or, in a
+        table that refers to itself, left to wait until ``last``). Two rows in a row that
+        waited for a lock in vain (each ``odbc.LOCK_WAIT_S``) mean another program keeps
+        the table: the rest of it is set aside at once for the next run, instead of
+        waiting again for every row (500 rows × 50 s)."""
         done: list[Item] = []
         waits = self.waits
+        waiting = self.refers_to_itself and not last
         for item in items:
             if waits.locked is not None:
                 self._quarantine(item, waits.locked, locked=True)
@@ -222,6 +255,9 @@ class _TableApplier(TableRows):
             except DatabaseError as exc:
                 if waits.gave_up(exc):  # not the row's fault: no rule to try
                     self._quarantine(item, exc, locked=True)
+                    continue
+                if waiting:
+                    self.deferred.append((item, delete))
                     continue
                 if not delete and item.local is None and self._made_since(item):
                     if self._wins(item, item.local, self.ctx.local) and self._written(item):
@@ -349,6 +385,7 @@ def apply_changes(
     appliers: dict[str, _TableApplier] = {}
     reviver = Reviver(adapter, state, tables) if ctx.policy.revives_referenced else None
     done = 0
+    current: _TableApplier | None = None  # the table of the last batch
     key_getters = {s.name: key_getter(s.key_positions) for s in reader.manifest.tables}
 
     def key_of(change: Change) -> tuple[Any, ...]:
@@ -360,6 +397,8 @@ def apply_changes(
         if ctx.cancel is not None and ctx.cancel.is_set():
             raise Cancelled()
         name = batch[0].table
+        if current is not None and current.table.name != local_of.get(name):
+            current.finish()  # the rows of a table that refers to itself that waited
         applier = appliers.get(name)
         if applier is None:
             if name not in local_of:
@@ -369,9 +408,12 @@ def apply_changes(
             appliers[name] = applier
         faults.point("apply.batch")
         applier.apply([applier.item(c) for c in batch])
+        current = applier
         done += len(batch)
         if ctx.progress is not None:
             ctx.progress(applier.table.name, done)
+    if current is not None:
+        current.finish()
     return stats
 
 
