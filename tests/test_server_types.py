@@ -172,3 +172,36 @@ def test_numbers_and_times_at_their_limits(
         assert stored == sent
     else:
         assert stored[3][2] in ("24:00:00", "24:00:00.000000"), stored[3]
+
+
+def test_a_partitioned_table_travels_once_whatever_each_node_s_partitions(
+    tmp_path: Path, make_backend: Callable[[str], Backend]
+) -> None:
+    """PostgreSQL lists a partitioned table and each of its partitions as tables: before,
+    every row was sent twice (through the table and its partition), and a Siège whose
+    partitions differ refused the package (« Table ventes_2025 du paquet absente »)."""
+    site_db, hq_db = make_backend("postgresql"), make_backend("postgresql")
+    for db, bounds in ((site_db, ((2025, 2026), (2026, 2027))), (hq_db, ((2000, 2100),))):
+        db.execute(
+            "CREATE TABLE ventes (id INT NOT NULL, annee INT NOT NULL, txt TEXT,"
+            " PRIMARY KEY (id, annee)) PARTITION BY RANGE (annee)"
+        )
+        for low, high in bounds:
+            db.execute(
+                f"CREATE TABLE ventes_{low} PARTITION OF ventes FOR VALUES FROM ({low}) TO ({high})"
+            )
+    site_db.execute("INSERT INTO ventes VALUES (1, 2025, 'Zoé 😀'), (2, 2026, '漢字')")
+    site = make_node(tmp_path, "A", site_db.connection)
+    hq = make_node(tmp_path, "SIEGE", hq_db.connection, hq=True)
+    try:
+        made = site.export()
+        result = hq.import_package(made.path)
+        assert result.stats.upserts == 2 and result.stats.quarantined == 0, result
+        assert made.manifest.rows == 2
+        assert [t.name for t in site.tables().synced] == ["ventes"]
+        site_db.execute("DELETE FROM ventes WHERE id = 1")
+        assert hq.import_package(site.export().path).stats.deletes == 1
+    finally:
+        site.close()
+        hq.close()
+    assert hq_db.query("SELECT id, annee, txt FROM ventes_2000") == [(2, 2026, "漢字")]

@@ -91,9 +91,20 @@ class OdbcDiscovery(SqlAdapter):
         if self.dialect == "sqlite":
             return discover_sqlite(lambda sql: self._query(sql), self.sql.quote)
         rows = self._catalog("tables", tableType="TABLE", **self._where())
-        found = {str(r[2]) for r in rows}
+        found = {str(r[2]) for r in rows} - self._partitions()
         names = sorted(n for n in found if not n.startswith("MSys") and not own_table(n))
         return [self._table(name) for name in names]
+
+    def _partitions(self) -> set[str]:
+        """PostgreSQL's partitions: their rows are the partitioned table's (read and
+        written through it, each node partitioning its own way), never sent twice."""
+        if self.dialect != "postgresql":
+            return set()
+        rows = self._query(
+            "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+            " WHERE n.nspname = current_schema() AND c.relispartition"
+        )
+        return {str(r[0]) for r in rows}
 
     def _table(self, name: str) -> Table:
         table = self._table_found(name)
