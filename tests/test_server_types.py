@@ -18,6 +18,8 @@ import pytest
 from backends import Backend
 from engine_helpers import make_node
 
+from synchro.errors import DatabaseError
+
 PG_TYPES = [
     "CREATE TYPE humeur AS ENUM ('gai', 'triste', 'très « content » 😀')",
     "CREATE DOMAIN courriel AS TEXT CHECK (VALUE LIKE '%@%')",
@@ -205,3 +207,23 @@ def test_a_partitioned_table_travels_once_whatever_each_node_s_partitions(
         site.close()
         hq.close()
     assert hq_db.query("SELECT id, annee, txt FROM ventes_2000") == [(2, 2026, "漢字")]
+
+
+def test_a_table_others_inherit_from_is_refused_up_front_naming_them(
+    tmp_path: Path, make_backend: Callable[[str], Backend]
+) -> None:
+    """PostgreSQL's inheritance (not partitioning): a read of the parent returns the
+    children's rows as its own, a delete of it deletes theirs. Before, a child's row
+    travelled as a row of the parent table and was stored there at every receiver."""
+    db = make_backend("postgresql")
+    db.execute("CREATE TABLE personnes (id INT PRIMARY KEY, nom TEXT)")
+    db.execute("CREATE TABLE salaries (poste TEXT, PRIMARY KEY (id)) INHERITS (personnes)")
+    db.execute("INSERT INTO salaries VALUES (7, 'Zoé', 'caisse')")
+    with make_node(tmp_path, "A", db.connection) as node:
+        with pytest.raises(DatabaseError) as caught:
+            node.export()
+        text = str(caught.value)
+        assert "table personnes" in text and "en héritent (salaries)" in text, text
+    with make_node(tmp_path, "B", db.connection, exclude=["personnes"]) as node:
+        made = node.export()
+        assert made.manifest.rows == 1 and made.capture.counts["salaries"].inserts == 1

@@ -93,7 +93,8 @@ class OdbcDiscovery(SqlAdapter):
         rows = self._catalog("tables", tableType="TABLE", **self._where())
         found = {str(r[2]) for r in rows} - self._partitions()
         names = sorted(n for n in found if not n.startswith("MSys") and not own_table(n))
-        return [self._table(name) for name in names]
+        heirs = self._heirs()
+        return [self._table(name, heirs.get(name, [])) for name in names]
 
     def _partitions(self) -> set[str]:
         """PostgreSQL's partitions: their rows are the partitioned table's (read and
@@ -106,8 +107,27 @@ class OdbcDiscovery(SqlAdapter):
         )
         return {str(r[0]) for r in rows}
 
-    def _table(self, name: str) -> Table:
+    def _heirs(self) -> dict[str, list[str]]:
+        """PostgreSQL tables that others inherit from (not partitioned ones), and those
+        others: a read of the table returns their rows too, a delete deletes them."""
+        if self.dialect != "postgresql":
+            return {}
+        rows = self._query(
+            "SELECT p.relname, c.relname FROM pg_inherits i"
+            " JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_class p ON p.oid = i.inhparent"
+            " JOIN pg_namespace n ON n.oid = p.relnamespace"
+            " WHERE n.nspname = current_schema() AND NOT c.relispartition"
+        )
+        heirs: dict[str, list[str]] = {}
+        for parent, child in rows:
+            heirs.setdefault(str(parent), []).append(str(child))
+        return heirs
+
+    def _table(self, name: str, heirs: list[str]) -> Table:
         table = self._table_found(name)
+        if heirs:
+            inherited: Say = ("engine.err.unusable.inherited", {"tables": ", ".join(sorted(heirs))})
+            return dataclasses.replace(table, unusable=inherited)
         altered, miscounts = bool(self._text_fault), self._utf16_fault
         if not (altered or miscounts):
             return table
