@@ -1,11 +1,15 @@
-"""Types of each server's own, sent as the server keeps them.
+"""Types and tables of each server's own, sent as the server keeps them.
 
 PostgreSQL's enums, domains, intervals, addresses, arrays, XML, bit strings, money, ranges
 and points; MariaDB's ENUM, SET, YEAR, BIT(n), MEDIUMINT UNSIGNED, INET6, UUID and TINYTEXT
-— real multilingual values, and NULL. Each travels to a database of the same server, and
-to SQLite as text, stored as sent: the rows read back through the test's own connections.
-Before, a MariaDB INET6 (reported as binary, read as its text) set every row holding an
-address aside at the capture, « valeur non transportable dans t.ip (blob) ».
+— real multilingual values, and NULL — to a database of the same server, and to SQLite as
+text; numbers and times at their limits between PostgreSQL and MariaDB; PostgreSQL's
+partitioned and inherited tables. Stored as sent, read back through the test's own
+connections, or refused naming the table and column. Before: a MariaDB INET6 set every
+row holding an address aside at the capture; PostgreSQL's MONEY travelled as a double (a
+value past 15 digits altered, stored elsewhere without a word); an inet host address was
+set aside as stored otherwise; a TIME of 24:00:00 made its table unreadable; partitions
+sent every row twice; a child table's rows travelled as its parent's.
 """
 
 from __future__ import annotations
