@@ -11,7 +11,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from ftp_proxy import claim, ephemeral_low
@@ -209,3 +209,60 @@ def cli_group(
         assert done.returncode == 0, done.stderr
         folders[code] = folder
     return hq, folders
+
+
+def cli_nodes(
+    root: Path, connections: Mapping[str, str], edit: Callable[[Path], None] | None = None
+) -> dict[str, Path]:
+    """The Siège (``SIEGE``) expecting the other nodes of ``connections`` (code → its
+    database), each set up with the CLI only in ``root/<code>``; ``edit``, when given, is
+    then called with each node's settings file (a setting written by hand)."""
+    folders = {code: root / code for code in connections}
+    for folder in folders.values():
+        folder.mkdir()
+    sites = [code for code in connections if code != "SIEGE"]
+    _cli_init(
+        folders["SIEGE"], "--role", "siege", "--site", "SIEGE", "--db", connections["SIEGE"],
+        "--port", str(free_port()), "--listen", "127.0.0.1", "--servers", str(len(sites)),
+        "--max-reception", "00:02:00",
+    )  # fmt: skip
+    for code in sites:
+        added = synchro(
+            "--config", "synchro.toml", "site", "add", code, "--host", "127.0.0.1",
+            cwd=folders["SIEGE"],
+        )  # fmt: skip
+        assert added.returncode == 0, added.stderr
+        token = added.stdout.strip().splitlines()[-1]
+        _cli_init(
+            folders[code], "--role", "serveur", "--site", code, "--db", connections[code],
+            "--token", token, "--attempts", "20", "--retry-delay", "00:00:01",
+        )  # fmt: skip
+    if edit is not None:
+        for folder in folders.values():
+            edit(folder / "synchro.toml")
+    return folders
+
+
+def _cli_init(folder: Path, *args: str) -> None:
+    done = synchro("--config", "synchro.toml", "init", *args, cwd=folder)
+    assert done.returncode == 0, done.stderr + done.stdout
+
+
+def cli_round(folders: Mapping[str, Path]) -> dict[str, tuple[str, str]]:
+    """Every node of ``cli_nodes`` runs ``sync`` at once (the Siège lingers for the
+    others); each must end 0. Their outputs (stdout, stderr) by code."""
+    procs = {
+        code: popen("--config", "synchro.toml", "sync", *(["--linger", "600"] * (code == "SIEGE")),
+                    cwd=folder)
+        for code, folder in folders.items()
+    }  # fmt: skip
+    try:
+        outs = {code: p.communicate(timeout=120) for code, p in procs.items()}
+    finally:
+        for p in procs.values():
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    failed = {code: outs[code] for code, p in procs.items() if p.returncode != 0}
+    assert not failed, failed
+    return outs

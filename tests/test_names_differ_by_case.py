@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 from backends import Backend
-from pair_helpers import free_port, popen, synchro
+from pair_helpers import cli_nodes, cli_round, synchro
 
 from synchro.db.base import Column, Table
 from synchro.engine.ack import IDENTICAL, controle
@@ -82,54 +82,6 @@ def _ddl(dialect: str) -> list[str]:
     ]
 
 
-def _init(folder: Path, *args: str) -> None:
-    done = synchro("--config", "synchro.toml", "init", *args, cwd=folder)
-    assert done.returncode == 0, done.stderr + done.stdout
-
-
-def _group(root: Path, dbs: dict[str, Backend]) -> dict[str, Path]:
-    """The Siège (``SIEGE``) expecting the other nodes, each set up with the CLI only."""
-    folders = {code: root / code for code in dbs}
-    for folder in folders.values():
-        folder.mkdir()
-    sites = [code for code in dbs if code != "SIEGE"]
-    _init(
-        folders["SIEGE"], "--role", "siege", "--site", "SIEGE", "--db", dbs["SIEGE"].connection,
-        "--port", str(free_port()), "--listen", "127.0.0.1", "--servers", str(len(sites)),
-        "--max-reception", "00:02:00",
-    )  # fmt: skip
-    for code in sites:
-        added = synchro(
-            "--config", "synchro.toml", "site", "add", code, "--host", "127.0.0.1",
-            cwd=folders["SIEGE"],
-        )  # fmt: skip
-        assert added.returncode == 0, added.stderr
-        token = added.stdout.strip().splitlines()[-1]
-        _init(
-            folders[code], "--role", "serveur", "--site", code, "--db", dbs[code].connection,
-            "--token", token, "--attempts", "20", "--retry-delay", "00:00:01",
-        )  # fmt: skip
-    return folders
-
-
-def _round(folders: dict[str, Path]) -> None:
-    """Every node runs ``sync`` at once; each must end 0 with its run OK."""
-    procs = {
-        code: popen("--config", "synchro.toml", "sync", *(["--linger", "600"] * (code == "SIEGE")),
-                    cwd=folder)
-        for code, folder in folders.items()
-    }  # fmt: skip
-    try:
-        outs = {code: p.communicate(timeout=120) for code, p in procs.items()}
-    finally:
-        for p in procs.values():
-            if p.poll() is None:
-                p.kill()
-                p.wait()
-    failed = {code: outs[code] for code, p in procs.items() if p.returncode != 0}
-    assert not failed, failed
-
-
 def _rows(db: Backend) -> dict[str, set[tuple[Any, ...]]]:
     """Both tables through the test's own connection, whatever each back end named them."""
     names = {
@@ -178,8 +130,8 @@ def test_a_group_whose_back_ends_spell_names_differently_converges_both_ways(
             db.execute("INSERT INTO Clients VALUES (?, ?, ?)", (first + i, name, code))
         db.execute("INSERT INTO Commandes VALUES (?, ?, ?)", (first, first, "12.50"))
         db.execute("INSERT INTO Commandes VALUES (?, ?, ?)", (first + 1, first, "-0.01"))
-    folders = _group(tmp_path, dbs)
-    _round(folders)
+    folders = cli_nodes(tmp_path, {code: db.connection for code, db in dbs.items()})
+    cli_round(folders)
     held = {code: _rows(db) for code, db in dbs.items()}
     assert held["SIEGE"]["clients"] and len(held["SIEGE"]["clients"]) == 3 * len(NAMES)
     assert held["SIEGE"]["commandes"] and len(held["SIEGE"]["commandes"]) == 6
@@ -189,7 +141,7 @@ def test_a_group_whose_back_ends_spell_names_differently_converges_both_ways(
     dbs["A"].execute("UPDATE Clients SET Ville = ? WHERE Id = ?", ("Brest ヘ", 200))
     dbs["B"].execute("DELETE FROM Commandes WHERE Num = ?", (101,))
     dbs["SIEGE"].execute("UPDATE Commandes SET Montant = ? WHERE Num = ?", ("99999999.99", 201))
-    _round(folders)
+    cli_round(folders)
     held = {code: _rows(db) for code, db in dbs.items()}
     assert (200, NAMES[0], "Brest ヘ") in held["SIEGE"]["clients"]
     assert 101 not in {n for n, _c, _m in held["SIEGE"]["commandes"]}

@@ -70,25 +70,31 @@ def _restore(db: Backend, saved: dict[str, Any]) -> None:
         db.execute("SELECT setval(?, ?, ?)", (name, int(value), bool(called)))
 
 
-def _siege_sqlite(path: Path) -> None:
+def _shop(make_backend: Callable[[str], Backend]) -> Backend:
+    """A node's database on PostgreSQL, its keys from its sequences."""
+    db = make_backend("postgresql")
+    for table, columns in TABLES.items():
+        db.execute(f"CREATE TABLE {table} ({columns})")
+    return db
+
+
+def _other(path: Path, first: int, text: str) -> None:
+    """The other node's database on SQLite, its sales in a range of its own (``first``)."""
     sql(
         path,
         "CREATE TABLE ventes (id INTEGER PRIMARY KEY, facture INTEGER NOT NULL UNIQUE, txt TEXT);"
         "CREATE TABLE tickets (id INTEGER PRIMARY KEY, txt TEXT);"
-        # the Siège's own sales, in a range of its own
-        "INSERT INTO ventes VALUES (1000, 5000, 'siège'), (1001, 5001, 'siège 2');"
-        "INSERT INTO tickets VALUES (1000, 'siège');",
+        f"INSERT INTO ventes VALUES ({first}, {first}, '{text}'), ({first + 1}, {first + 1}, 'b');"
+        f"INSERT INTO tickets VALUES ({first}, '{text}');",
     )
 
 
 def test_a_restored_site_on_postgresql_sells_again_after_taking_its_rows_back(
     tmp_path: Path, make_backend: Callable[[str], Backend]
 ) -> None:
-    site_db = make_backend("postgresql")
-    for table, columns in TABLES.items():
-        site_db.execute(f"CREATE TABLE {table} ({columns})")
+    site_db = _shop(make_backend)
     hq_path = tmp_path / "hq.db"
-    _siege_sqlite(hq_path)
+    _other(hq_path, 1000, "siège")
     out = tmp_path / "out"
     for i in range(1, 6):
         _sell(site_db, f"vente {i} — 日本")
@@ -131,17 +137,9 @@ def test_a_restored_siege_on_postgresql_sells_again_after_taking_its_rows_back(
     tmp_path: Path, make_backend: Callable[[str], Backend]
 ) -> None:
     """The Siège's rebuild from its change log: the same, its own rows from its log."""
-    hq_db = make_backend("postgresql")
-    for table, columns in TABLES.items():
-        hq_db.execute(f"CREATE TABLE {table} ({columns})")
+    hq_db = _shop(make_backend)
     site_path = tmp_path / "site.db"
-    sql(
-        site_path,
-        "CREATE TABLE ventes (id INTEGER PRIMARY KEY, facture INTEGER NOT NULL UNIQUE, txt TEXT);"
-        "CREATE TABLE tickets (id INTEGER PRIMARY KEY, txt TEXT);"
-        "INSERT INTO ventes VALUES (2000, 7000, 'site');"
-        "INSERT INTO tickets VALUES (2000, 'site');",
-    )
+    _other(site_path, 2000, "site")
     for i in range(1, 4):
         _sell(hq_db, f"siège {i}")
     with make_node(tmp_path, "HQ", hq_db.connection, hq=True) as hq:
@@ -160,4 +158,8 @@ def test_a_restored_siege_on_postgresql_sells_again_after_taking_its_rows_back(
         _sell(hq_db, "siège 7")
         assert hq_db.query("SELECT id, facture FROM ventes WHERE txt = 'siège 7'") == [(7, 7)]
         assert hq_db.query("SELECT id FROM tickets WHERE txt = 'siège 7'") == [(7,)]
-        assert {int(r[0]) for r in hq_db.query("SELECT id FROM ventes")} == {*range(1, 8), 2000}
+        assert {int(r[0]) for r in hq_db.query("SELECT id FROM ventes")} == {
+            *range(1, 8),
+            2000,
+            2001,
+        }

@@ -22,6 +22,7 @@ import pytest
 from backends import Backend
 from engine_helpers import make_node
 
+from synchro.engine.node_results import ImportResult
 from synchro.errors import DatabaseError
 
 PG_TYPES = [
@@ -52,6 +53,26 @@ MARIA_ROWS = [
 ]
 SELECT = {"postgresql": "SELECT id, h, d, ip, arr, x, c, bits, CAST(m AS numeric), r, pt FROM t"}
 SERVERS = {"postgresql": (PG_TYPES, PG_ROWS), "mariadb": (MARIA_TYPES, MARIA_ROWS)}
+
+
+def _send(
+    tmp_path: Path, source: Backend, dest: Backend, rows: list[str]
+) -> tuple[ImportResult, dict[int, str]]:
+    """``rows`` written at a site on ``source``, its package imported at a Siège on
+    ``dest``: the import, and the rows the Siège set aside (id → why)."""
+    for statement in rows:
+        source.execute(statement)
+    site = make_node(tmp_path, "A", source.connection)
+    hq = make_node(tmp_path, "SIEGE", dest.connection, hq=True)
+    try:
+        made = site.export()
+        assert made.capture.held == 0, site.state.quarantined()
+        result = hq.import_package(made.path)
+        refused = {int(q["key_json"][1:-1]): q["error"] for q in hq.state.quarantined()}
+    finally:
+        site.close()
+        hq.close()
+    return result, refused
 
 
 def _as_text(value: Any) -> Any:
@@ -85,19 +106,9 @@ def test_a_server_s_own_types_travel_as_it_keeps_them(
         kinds = {"id": "INTEGER PRIMARY KEY", "b": "BLOB"}
         columns = ", ".join(f"{n} {kinds.get(n, 'TEXT')}" for n in names)
         dest.execute(f"CREATE TABLE t ({columns})")
-    for statement in rows:
-        source.execute(statement)
-    site = make_node(tmp_path, "A", source.connection)
-    hq = make_node(tmp_path, "SIEGE", dest.connection, hq=True)
-    try:
-        made = site.export()
-        assert made.capture.held == 0, site.state.quarantined()
-        result = hq.import_package(made.path)
-        assert result.stats.quarantined == 0, [q["error"] for q in hq.state.quarantined()]
-        assert result.status == "applied" and result.stats.upserts == 3, result
-    finally:
-        site.close()
-        hq.close()
+    result, refused = _send(tmp_path, source, dest, rows)
+    assert not refused, refused
+    assert result.status == "applied" and result.stats.upserts == 3, result
     # The test reads PostgreSQL's money as numeric: its driver hands a double.
     select = SELECT.get(server, "SELECT * FROM t")
     sent = {r[0]: tuple(r) for r in source.query(select)}
@@ -156,18 +167,7 @@ def test_numbers_and_times_at_their_limits(
     ddl, rows, select = LIMITS[server]
     source.execute(ddl)
     dest.execute(LIMITS[dest_server][0])
-    for statement in rows:
-        source.execute(statement)
-    site = make_node(tmp_path, "A", source.connection)
-    hq = make_node(tmp_path, "SIEGE", dest.connection, hq=True)
-    try:
-        made = site.export()
-        assert made.capture.held == 0, site.state.quarantined()
-        result = hq.import_package(made.path)
-        refused = {int(q["key_json"][1:-1]): q["error"] for q in hq.state.quarantined()}
-    finally:
-        site.close()
-        hq.close()
+    result, refused = _send(tmp_path, source, dest, rows)
     expected = HELD_ELSEWHERE.get((server, dest_server), {1, 2, 3})
     assert set(refused) == {1, 2, 3} - expected, refused
     assert all("colonne" in e or "ERROR" in e or "(1264)" in e for e in refused.values())

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from backends import Backend
 from engine_helpers import make_node
-from pair_helpers import free_port, popen, synchro
+from pair_helpers import cli_nodes, cli_round, synchro
 
 from synchro.config.model import ConflictPolicy, DatabaseSettings, TableRule
 from synchro.db.base import Column, Table
@@ -112,11 +112,8 @@ DDL = [
 SETTINGS = '\n[[database.tables]]\nname = "Journal"\nkey = ["Ref"]\n'
 
 
-def _init(folder: Path, *args: str) -> None:
-    folder.mkdir()
-    done = synchro("--config", "synchro.toml", "init", *args, cwd=folder)
-    assert done.returncode == 0, done.stderr + done.stdout
-    path = folder / "synchro.toml"
+def _by_hand(path: Path) -> None:
+    """``Salaires`` excluded and ``Journal`` keyed by ``Ref``, as the DDL spells them."""
     text = path.read_text(encoding="utf-8")
     assert "\nexclude = []\n" in text, text
     text = text.replace("\nexclude = []\n", '\nexclude = ["Salaires"]\n', 1)
@@ -142,34 +139,8 @@ def test_a_site_on_postgresql_keeps_out_the_table_its_settings_exclude_by_the_dd
         db.execute("INSERT INTO Clients VALUES (?, ?)", (first, f"Zoé 😀 {code}"))
         db.execute("INSERT INTO Salaires VALUES (?, ?)", (first, 3000 + first))
         db.execute("INSERT INTO Journal VALUES (?, ?)", (first, f"漢字 {code}"))
-    folders = {code: tmp_path / code for code in dbs}
-    _init(
-        folders["SIEGE"], "--role", "siege", "--site", "SIEGE", "--db", dbs["SIEGE"].connection,
-        "--port", str(free_port()), "--listen", "127.0.0.1", "--servers", "1",
-        "--max-reception", "00:02:00",
-    )  # fmt: skip
-    added = synchro(
-        "--config", "synchro.toml", "site", "add", "A", "--host", "127.0.0.1",
-        cwd=folders["SIEGE"],
-    )  # fmt: skip
-    assert added.returncode == 0, added.stderr
-    _init(
-        folders["A"], "--role", "serveur", "--site", "A", "--db", dbs["A"].connection,
-        "--token", added.stdout.strip().splitlines()[-1], "--attempts", "20",
-        "--retry-delay", "00:00:01",
-    )  # fmt: skip
-    procs = {
-        code: popen("--config", "synchro.toml", "sync", *(["--linger", "600"] * (code == "SIEGE")),
-                    cwd=folder)
-        for code, folder in folders.items()
-    }  # fmt: skip
-    try:
-        outs = {code: p.communicate(timeout=120) for code, p in procs.items()}
-    finally:
-        for p in procs.values():
-            if p.poll() is None:
-                p.kill()
-                p.wait()
+    folders = cli_nodes(tmp_path, {c: db.connection for c, db in dbs.items()}, _by_hand)
+    outs = cli_round(folders)
     for code, folder in folders.items():
         done = synchro("--config", "synchro.toml", "report", "--json", cwd=folder)
         reports = json.loads(done.stdout)
