@@ -82,6 +82,29 @@ def test_sqlite_values_of_another_shape_travel_as_they_are_or_are_refused(
     assert pg.query("SELECT id, n, s FROM t WHERE id = 1") == [(1, 7, "ok")]
 
 
+@pytest.mark.parametrize("name", ["sqlite", "sqlite-odbc"])
+def test_an_untyped_key_table_is_read_whatever_its_values(
+    name: str, make_backend: Callable[[str], Backend], tmp_path: Path
+) -> None:
+    """``CREATE TABLE cfg (k PRIMARY KEY, v)``: a program's settings, columns without a
+    type. Its key is read through the spool (SQLite does not order such keys as the
+    snapshot does); the spool used the package's JSON form by kind and took each text in
+    these columns for base64: the capture failed, « Incorrect padding », at every run, and
+    no table of the database was sent. Now the rows that can travel do, the others are
+    set aside naming their column."""
+    source = make_backend(name)
+    source.execute("CREATE TABLE cfg (k PRIMARY KEY, v)")
+    for row in ((1, b"\x00\xff"), (2, 1.5), ("langue", "fr"), ("n", 5), (3, "abcd")):
+        source.execute("INSERT INTO cfg VALUES (?, ?)", row)
+    with make_node(tmp_path, "S1", source.connection) as node:
+        result = node.export(tmp_path / "out.pkg")
+        held = {q["key_json"]: q["error"] for q in node.state.quarantined()}
+        sent = [c.values for c in open_package(result.path, ()).changes()]
+    assert sorted(sent, key=str) == [(1, b"\x00\xff"), (2, 1.5)]
+    assert sorted(held) == ['["3"]', '["langue"]', '["n"]'], held
+    assert all("cfg.k" in why or "cfg.v" in why for why in held.values()), held
+
+
 def test_mariadb_zero_dates_travel_as_text_never_as_null(
     make_backend: Callable[[str], Backend], tmp_path: Path
 ) -> None:

@@ -231,3 +231,32 @@ def test_a_table_others_inherit_from_is_refused_up_front_naming_them(
     with make_node(tmp_path, "B", db.connection, exclude=["personnes"]) as node:
         made = node.export()
         assert made.manifest.rows == 1 and made.capture.counts["salaries"].inserts == 1
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "sqlite-odbc"])
+def test_a_full_text_index_is_left_to_each_node(
+    tmp_path: Path, make_backend: Callable[[str], Backend], kind: str
+) -> None:
+    """SQLite's FTS5 keeps its index in tables of its own (``docs_data``, ``docs_idx``,
+    ``docs_content``…). Before, those were synchronised: a site's index pages written over
+    the Siège's, whose own document then could not be found and whose index failed its
+    check. Now they are left out; the virtual table, keyless, is named as such."""
+    site_db, hq_db = make_backend(kind), make_backend(kind)
+    for db, text in ((site_db, "Café noir du site 漢字"), (hq_db, "Thé vert du siège")):
+        db.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, nom TEXT)")
+        db.execute("CREATE VIRTUAL TABLE docs USING fts5(titre, corps)")
+        db.execute("INSERT INTO docs VALUES (?, ?)", ("fiche", text))
+    site_db.execute("INSERT INTO t VALUES (1, 'Zoé')")
+    site = make_node(tmp_path, "A", site_db.connection)
+    hq = make_node(tmp_path, "SIEGE", hq_db.connection, hq=True)
+    try:
+        result = hq.import_package(site.export().path)
+        assert result.stats.upserts == 1 and result.stats.quarantined == 0, result
+        assert [t.name for t in site.tables().synced] == ["t"]
+        assert site.keyless_tables() == ["docs"]
+    finally:
+        site.close()
+        hq.close()
+    hq_db.execute("INSERT INTO docs(docs) VALUES ('integrity-check')")
+    assert hq_db.query("SELECT corps FROM docs WHERE docs MATCH 'vert'") == [("Thé vert du siège",)]
+    assert hq_db.query("SELECT nom FROM t") == [("Zoé",)]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import operator
+import pickle
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -18,7 +19,7 @@ from typing import Any
 from synchro.db.base import Adapter, Row, Table
 from synchro.errors import Cancelled, CaptureError
 from synchro.state import ORDERED_KEY_KINDS, StateDB, snap_value
-from synchro.values import Kind, from_json, to_json
+from synchro.values import Kind, from_json
 
 SPOOL_BATCH = 5000  # rows written to the spool at a time
 CHECK_EVERY = 2000  # rows between two looks at the cancel flag (and progress reports)
@@ -101,22 +102,23 @@ def rows_in_key_order(
         return
     nkeys = len(table.key)
     state.start_spool(nkeys)
-    kinds = table.kinds
     batch: list[tuple[Any, ...]] = []
     rows = (
         _widen(adapter.scan(table, columns=table.key, ordered=False), table)
         if keys_only
         else adapter.scan(table, ordered=False)
     )
+    # Pickled, not in the package's JSON form: the spool is a temporary table of this
+    # process, read back by it alone, and must give back every value exactly whatever
+    # its column's kind (an untyped SQLite column holds text, numbers and bytes alike).
     for row in rows:
-        values = [to_json(k, v) for k, v in zip(kinds, row, strict=True)]
-        batch.append((*skey_of(row), json.dumps(values, ensure_ascii=False)))
+        batch.append((*skey_of(row), pickle.dumps(row, protocol=pickle.HIGHEST_PROTOCOL)))
         if len(batch) >= SPOOL_BATCH:
             state.add_to_spool(nkeys, batch)
             batch.clear()
     state.add_to_spool(nkeys, batch)
-    for (text,) in state.spooled_rows(nkeys):
-        yield tuple(from_json(k, v) for k, v in zip(kinds, json.loads(text), strict=True))
+    for (data,) in state.spooled_rows(nkeys):
+        yield pickle.loads(data)
     state.drop_spool()
 
 

@@ -186,10 +186,27 @@ def discover(query: Callable[[str], list[Any]], quote: Callable[[str], str]) -> 
     the ODBC driver returns PRAGMA columns as text.
     """
     names = query(
-        "SELECT name FROM sqlite_master WHERE type = 'table' "
+        "SELECT name, sql FROM sqlite_master WHERE type = 'table' "
         "AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name"
     )
-    return [_table(query, quote, str(row[0])) for row in names if not own_table(str(row[0]))]
+    inner = _shadow_tables(query, [(str(n), str(sql or "")) for n, sql in names])
+    return [
+        _table(query, quote, str(row[0]))
+        for row in names
+        if not own_table(str(row[0])) and str(row[0]) not in inner
+    ]
+
+
+def _shadow_tables(query: Callable[[str], list[Any]], names: list[tuple[str, str]]) -> set[str]:
+    """The tables a virtual table (full-text search, R*Tree) keeps its data in: its own
+    inner workings, written by it alone, never synchronised (the virtual table itself has
+    no key: left out and named). ``PRAGMA table_list`` says so (SQLite 3.37); before it,
+    the tables named after a virtual table (``docs_data`` of ``docs``)."""
+    listed = query("PRAGMA table_list")
+    if listed:
+        return {str(row[1]) for row in listed if str(row[2]) == "shadow"}
+    virtual = [n for n, sql in names if sql.lstrip().upper().startswith("CREATE VIRTUAL TABLE")]
+    return {n for n, _sql in names for v in virtual if n.startswith(v + "_")}
 
 
 def _primary(info: list[Any]) -> tuple[str, ...]:
