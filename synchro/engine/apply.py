@@ -24,15 +24,16 @@ keeps the sent value, so the other establishments get the right one.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from synchro import faults
 from synchro.capture.source import key_getter
 from synchro.db.base import Adapter, Row, Table
-from synchro.engine.apply_rows import ApplyContext, ApplyStats, Item, TableRows
+from synchro.engine.apply_rows import ApplyContext, ApplyStats, Item, TableRows, batches
 from synchro.engine.conflict_rule import incoming_wins
 from synchro.engine.lock_waits import fetch_locked, read_locked
+from synchro.engine.referred import referring, still_referred
 from synchro.engine.revive import Reviver
 from synchro.engine.self_parents import parents_first
 from synchro.engine.verify import Written
@@ -40,8 +41,6 @@ from synchro.errors import ApplyError, Cancelled, DatabaseError, Say
 from synchro.names import same_names, spelt_alike
 from synchro.package import Change, PackageReader
 from synchro.state import StateDB
-
-BATCH = 500
 
 
 class _TableApplier(TableRows):
@@ -58,6 +57,7 @@ class _TableApplier(TableRows):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.deferred: list[tuple[Item, bool]] = []
+        self.probes: list[tuple[Table, Table]] = []  # the tables referring to it (``referring``)
         self.refers_to_itself = any(f.ref_table == self.table.name for f in self.table.foreign_keys)
 
     def apply(self, items: Sequence[Item]) -> None:
@@ -204,6 +204,8 @@ class _TableApplier(TableRows):
                 for item in items:
                     self._quarantine(item, locked, locked=True)
                 continue
+            if delete and self.probes:
+                items = self._not_referred(items)
             try:
                 with self.adapter.savepoint():
                     self._write_many(items, delete)
@@ -211,6 +213,21 @@ class _TableApplier(TableRows):
             except DatabaseError:
                 done = self._one_by_one(items, delete)
             self._count(self._verify(done), delete)
+
+    def _not_referred(self, items: list[Item]) -> list[Item]:
+        """The deletes no row of another table still refers to; the others handled as if
+        the database refused them (``engine.referred``: a cascade would take with them a
+        row the sender did not know)."""
+        referred = still_referred(self.adapter, self.probes, [i.key for i in items])
+        if not referred:
+            return items
+        for item in items:
+            child = referred.get(tuple(item.key))
+            if child is not None and not self._still_used(item, True):
+                self._quarantine(
+                    item, DatabaseError(say=("engine.apply.referred", {"table": child}))
+                )
+        return [i for i in items if tuple(i.key) not in referred]
 
     def finish(self) -> None:
         """The rows that waited (a table that refers to itself), again while any goes in;
@@ -341,35 +358,6 @@ class _TableApplier(TableRows):
             self.adapter.upsert(self.table, old)
 
 
-def _batches(
-    changes: Iterable[Change],
-    ctx: ApplyContext,
-    stats: ApplyStats,
-    key_of: Callable[[Change], tuple[Any, ...]],
-) -> Iterator[list[Change]]:
-    """Consecutive changes of the same table and operation, at most BATCH, no repeated key;
-    changes already applied (HQ position) or that came from this node are skipped."""
-    batch: list[Change] = []
-    keys: set[tuple[Any, ...]] = set()
-    for change in changes:
-        if (change.pos and change.pos <= ctx.skip_pos) or (
-            ctx.skip_origin and change.origin == ctx.skip_origin
-        ):
-            stats.skipped += 1
-            continue
-        ident = (change.table, change.op)
-        marker = (change.table, change.op, key_of(change))
-        if batch and (
-            (batch[0].table, batch[0].op) != ident or len(batch) >= BATCH or marker in keys
-        ):
-            yield batch
-            batch, keys = [], set()
-        batch.append(change)
-        keys.add(marker)
-    if batch:
-        yield batch
-
-
 def apply_changes(
     adapter: Adapter,
     state: StateDB,
@@ -393,7 +381,7 @@ def apply_changes(
             return change.values
         return key_getters[change.table](change.values)
 
-    for batch in _batches(reader.changes(), ctx, stats, key_of):
+    for batch in batches(reader.changes(), ctx, stats, key_of):
         if ctx.cancel is not None and ctx.cancel.is_set():
             raise Cancelled()
         name = batch[0].table
@@ -405,6 +393,7 @@ def apply_changes(
                 raise ApplyError(say=_no_table(name, tables))
             table = tables[local_of[name]]
             applier = _TableApplier(adapter, state, table, schemas[name], ctx, stats, reviver)
+            applier.probes = referring(tables, table)
             appliers[name] = applier
         faults.point("apply.batch")
         applier.apply([applier.item(c) for c in batch])

@@ -8,7 +8,7 @@ The base of ``engine.apply``'s table applier, which decides conflicts and writes
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -274,3 +274,35 @@ class TableRows:
             stored=stored,
             unread=not read,
         )
+
+
+BATCH = 500  # changes of one table and operation applied together
+
+
+def batches(
+    changes: Iterable[Change],
+    ctx: ApplyContext,
+    stats: ApplyStats,
+    key_of: Callable[[Change], tuple[Any, ...]],
+) -> Iterator[list[Change]]:
+    """Consecutive changes of the same table and operation, at most BATCH, no repeated key;
+    changes already applied (HQ position) or that came from this node are skipped."""
+    batch: list[Change] = []
+    keys: set[tuple[Any, ...]] = set()
+    for change in changes:
+        if (change.pos and change.pos <= ctx.skip_pos) or (
+            ctx.skip_origin and change.origin == ctx.skip_origin
+        ):
+            stats.skipped += 1
+            continue
+        ident = (change.table, change.op)
+        marker = (change.table, change.op, key_of(change))
+        if batch and (
+            (batch[0].table, batch[0].op) != ident or len(batch) >= BATCH or marker in keys
+        ):
+            yield batch
+            batch, keys = [], set()
+        batch.append(change)
+        keys.add(marker)
+    if batch:
+        yield batch

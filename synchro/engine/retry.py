@@ -35,6 +35,7 @@ from synchro.db.base import Adapter, Key, Row, Table
 from synchro.engine.conflict_rule import incoming_wins
 from synchro.engine.lock_waits import LockWaits, read_locked
 from synchro.engine.policy import ApplyPolicy
+from synchro.engine.referred import referring, still_referred
 from synchro.engine.revive import Reviver
 from synchro.engine.verify import Verifier, Written
 from synchro.errors import DatabaseError, Say, Worded
@@ -100,6 +101,8 @@ def retry_quarantined(
                 for t in ordered
             ]
             for retrier in retriers:
+                retrier.probes = referring(by_name, retrier.table)
+            for retrier in retriers:
                 retrier.run("U", outcome)
             for retrier in reversed(retriers):
                 retrier.run("D", outcome)
@@ -121,6 +124,7 @@ class _TableRetry:
         self.adapter, self.state, self.table, self.policy = adapter, state, table, policy
         self.reviver, self.local = reviving
         self.rule = rule
+        self.probes: list[tuple[Table, Table]] = []  # the tables referring to it
         self.snap = state.snapshot_table(table)
         self.nkeys = len(table.key)
         self.verifier = Verifier(table)
@@ -239,7 +243,17 @@ class _TableRetry:
         return won
 
     def _write(self, e: _Entry, outcome: RetryOutcome) -> bool:
-        """Write the sent version again; False (entry updated) when the database refuses."""
+        """Write the sent version again; False (entry updated) when the database refuses,
+        or when rows of another table still refer to a row to delete (``engine.referred``)."""
+        referred = e.row is None and self.probes
+        child = still_referred(self.adapter, self.probes, [e.key]) if referred else {}
+        if child:
+            why = DatabaseError(
+                say=("engine.apply.referred", {"table": next(iter(child.values()))})
+            )
+            self.state.retried(e.data["id"], why, locked=False, unread=False)
+            outcome.failed.append(e.data)
+            return False
         try:
             with self.adapter.savepoint():
                 if e.row is None:
