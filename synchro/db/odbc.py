@@ -125,6 +125,7 @@ class OdbcAdapter(OdbcSession):
             # does by default), then that row is set aside and retried by the next run.
             # PostgreSQL would wait for ever, and the round with it.
             self._run(f"SET lock_timeout = '{LOCK_WAIT_S}s'", [], act("open")).close()
+        self._marked()
         if self.dialect == "mysql":
             self._strict()
             self._read_committed()

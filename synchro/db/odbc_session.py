@@ -1,5 +1,6 @@
 """The session an ``OdbcAdapter`` sets up on a server when it connects: MariaDB's strict
-``sql_mode`` and READ COMMITTED, the default schema of PostgreSQL and SQL Server."""
+``sql_mode`` and READ COMMITTED, the default schema of PostgreSQL and SQL Server, and a
+mark a trigger can read (``_marked``)."""
 
 from __future__ import annotations
 
@@ -42,6 +43,18 @@ class OdbcSession(OdbcDiscovery):
                 return
         level = "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED"
         self._run(level, [], act("open")).close()
+
+    def _marked(self) -> None:
+        """A mark on the session that a trigger can read, to leave alone what Synchro
+        writes (a stock decremented by a sale's trigger where the sale was made, not again
+        at every node the sale reaches): PostgreSQL ``current_setting('synchro.session',
+        true) = 'on'``, MariaDB ``@synchro_session = 1`` (``README.md``, triggers)."""
+        mark = {
+            "postgresql": "SELECT set_config('synchro.session', 'on', false)",
+            "mysql": "SET @synchro_session = 1",
+        }.get(self.dialect)
+        if mark is not None:
+            self._run(mark, [], act("open")).close()
 
     def _default_schema(self) -> str | None:
         sql = {"postgresql": "SELECT current_schema()", "mssql": "SELECT SCHEMA_NAME()"}
