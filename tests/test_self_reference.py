@@ -13,12 +13,18 @@ read back through the test's own connections.
 
 from __future__ import annotations
 
+import signal
+import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from backends import Backend
 from engine_helpers import make_node
+from pair_helpers import synchro
+
+from synchro.platform.paths import resolve_paths
+from synchro.state import StateDB
 
 CHAIN = 1200  # rows 1..CHAIN, each managed by the next: longer than a batch
 
@@ -67,3 +73,49 @@ def test_a_hierarchy_whose_parents_have_greater_keys_is_applied_whole(
     finally:
         site.close()
         hq.close()
+
+
+def test_an_import_killed_while_the_waiting_rows_go_in_applies_them_once(
+    tmp_path: Path, make_backend: Callable[[str], Backend]
+) -> None:
+    """``synchro import`` at a Siège on MariaDB, SIGKILLed (``SYNCHRO_KILL_AT``) as the
+    rows that waited for their parents go in: nothing of it stays; run again, every row
+    once, nothing set aside; a third time, nothing applied twice."""
+    maria = make_backend("mariadb")
+    maria.execute(
+        "CREATE TABLE emp (id INT PRIMARY KEY, nom VARCHAR(40) NOT NULL,"
+        " chef INT REFERENCES emp (id))"
+    )
+    site, hq = tmp_path / "site.toml", tmp_path / "siege.toml"
+    rows = [(i, f"employé {i} 漢字", i + 1) for i in range(1, 700)] + [(700, "directeur", None)]
+    with sqlite3.connect(site.with_suffix(".db")) as db:
+        db.execute("CREATE TABLE emp (id INTEGER PRIMARY KEY, nom TEXT NOT NULL, chef INTEGER)")
+        db.executemany("INSERT INTO emp VALUES (?, ?, ?)", rows)
+    db.close()
+    for config, role, code, connection in (
+        (site, "serveur", "A", str(site.with_suffix(".db"))),
+        (hq, "siege", "SIEGE", maria.connection),
+    ):
+        made = synchro("--config", str(config), "init", "--role", role, "--site", code,
+                       "--db", connection, cwd=tmp_path)  # fmt: skip
+        assert made.returncode == 0, made.stderr
+    package = tmp_path / "envoi.pkg"
+    assert (
+        synchro("--config", str(site), "export", "--out", str(package), cwd=tmp_path).returncode
+        == 0
+    )
+    killed = synchro("--config", str(hq), "import", str(package), cwd=tmp_path,
+                     env={"SYNCHRO_KILL_AT": "apply.deferred"})  # fmt: skip
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert maria.query("SELECT count(*) FROM emp") == [(0,)]
+    again = synchro("--config", str(hq), "import", str(package), cwd=tmp_path)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert set(maria.query("SELECT id, nom, chef FROM emp")) == set(rows)
+    once_more = synchro("--config", str(hq), "import", str(package), cwd=tmp_path)
+    assert once_more.returncode == 0, once_more.stderr
+    assert maria.query("SELECT count(*) FROM emp") == [(700,)]
+    state = StateDB(resolve_paths(str(hq)).state_db)
+    try:
+        assert state.pending() == []  # nothing set aside
+    finally:
+        state.close()

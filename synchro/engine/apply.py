@@ -233,6 +233,8 @@ class _TableApplier(TableRows):
         """The rows that waited (a table that refers to itself), again while any goes in;
         then once more the usual way, where a refused row is set aside."""
         pending, self.deferred = self.deferred, []
+        if pending:
+            faults.point("apply.deferred")
         last = not pending
         while pending:
             for delete in (False, True):
