@@ -119,3 +119,46 @@ def test_an_import_killed_while_the_waiting_rows_go_in_applies_them_once(
         assert state.pending() == []  # nothing set aside
     finally:
         state.close()
+
+
+@pytest.mark.parametrize("kind", ["mariadb", "postgresql", "sqlite"])
+def test_tables_that_refer_to_each_other_reach_another_site_whole(
+    tmp_path: Path, make_backend: Callable[[str], Backend], kind: str
+) -> None:
+    """A customer's default address, the address's customer. A's capture holds back a new
+    address whose new customer it reads after it (both go, a round apart); the Siège's
+    package to B then holds both, in an order that breaks the cycle by name (addresses
+    first), and B set the addresses aside (the run not OK, a day late). Now such tables'
+    refused rows wait for the end of the package. (A customer and an address that refer
+    to each other, both new, still cannot: see the note.)"""
+    hq_db, a_db, b_db = (make_backend(kind) for _ in range(3))
+    for db in (hq_db, a_db, b_db):
+        _customers_and_addresses(db, kind)
+    a_db.execute("INSERT INTO clients VALUES (1, 'Zoé « 漢字 »', NULL)")
+    a_db.execute("INSERT INTO adresses VALUES (10, 1, '1 rue de la Paix')")
+    a_db.execute("INSERT INTO clients VALUES (2, 'Ana', NULL)")
+    a_db.execute("INSERT INTO adresses VALUES (11, 2, '2 quai Ouest')")
+    with (
+        make_node(tmp_path, "SIEGE", hq_db.connection, hq=True) as hq,
+        make_node(tmp_path, "A", a_db.connection) as a,
+        make_node(tmp_path, "B", b_db.connection) as b,
+    ):
+        for _round in range(2):
+            assert hq.import_package(a.export().path).stats.quarantined == 0
+        hq.export()
+        result = b.import_package(hq.publish("B", tmp_path / "out").path)
+        assert b.state.quarantined() == [] and result.stats.upserts == 4, result
+    for table in ("clients", "adresses"):
+        held = set(b_db.query(f"SELECT * FROM {table}"))
+        assert held == set(a_db.query(f"SELECT * FROM {table}")) and len(held) == 2
+
+
+def _customers_and_addresses(db: Backend, kind: str) -> None:
+    address = "adresse INT REFERENCES adresses (id)" if kind == "sqlite" else "adresse INT"
+    db.execute(f"CREATE TABLE clients (id INT PRIMARY KEY, nom VARCHAR(40) NOT NULL, {address})")
+    db.execute(
+        "CREATE TABLE adresses (id INT PRIMARY KEY, client INT NOT NULL"
+        " REFERENCES clients (id), rue VARCHAR(60) NOT NULL)"
+    )
+    if kind != "sqlite":  # (SQLite adds no foreign key to a table: declared above)
+        db.execute("ALTER TABLE clients ADD FOREIGN KEY (adresse) REFERENCES adresses (id)")

@@ -31,11 +31,10 @@ from synchro import faults
 from synchro.capture.source import key_getter
 from synchro.db.base import Adapter, Row, Table
 from synchro.engine.apply_rows import ApplyContext, ApplyStats, Item, TableRows, batches
-from synchro.engine.conflict_rule import incoming_wins
 from synchro.engine.lock_waits import fetch_locked, read_locked
 from synchro.engine.referred import referring, still_referred
 from synchro.engine.revive import Reviver
-from synchro.engine.self_parents import parents_first
+from synchro.engine.self_parents import finish_cycles, in_cycles, parents_first
 from synchro.engine.verify import Written
 from synchro.errors import ApplyError, Cancelled, DatabaseError, Say
 from synchro.names import same_names, spelt_alike
@@ -59,6 +58,7 @@ class _TableApplier(TableRows):
         self.deferred: list[tuple[Item, bool]] = []
         self.probes: list[tuple[Table, Table]] = []  # the tables referring to it (``referring``)
         self.refers_to_itself = any(f.ref_table == self.table.name for f in self.table.foreign_keys)
+        self.in_cycle = False  # refers to itself through other tables: waits till the end
 
     def apply(self, items: Sequence[Item]) -> None:
         ctx, table, state = self.ctx, self.table, self.state
@@ -105,21 +105,6 @@ class _TableApplier(TableRows):
         rows, aside = read_locked(self.adapter, self.table, [i.key for i in items], self.waits)
         return rows, [(items[index], error) for index, error in aside]
 
-    def _wins(self, item: Item, local: Row | None, other: str | None) -> bool:
-        """Whether the incoming change is written: no other version of the row since the
-        sender's (``other`` None), or the table's rule gives it the win; a conflict is
-        counted and logged either way, and a local winner re-sent where the policy says."""
-        if other is None:
-            return True
-        self.stats.conflicts += 1
-        if not self._incoming_wins(item, local, other):
-            self._log_conflict(item, local, winner=other, loser=item.origin)
-            if self.ctx.policy.resends_local_winner:
-                self._settle(item, item.digest, applied=False)
-            return False
-        self._log_conflict(item, local, winner=item.origin, loser=other)
-        return True
-
     def _all_new(
         self, items: Sequence[Item], snaps: Mapping[Any, Any], newer: Mapping[str, str]
     ) -> bool:
@@ -155,25 +140,6 @@ class _TableApplier(TableRows):
         self.stats.upserts += self._verify(list(items))
         self._flush()
         return True
-
-    def _incoming_wins(self, item: Item, local: Row | None, other: str) -> bool:
-        incoming = (item.row, item.origin)
-        return incoming_wins(self.rule, self.table, self.ctx.policy, incoming, (local, other))
-
-    def _log_conflict(self, item: Item, local: Row | None, *, winner: str, loser: str) -> None:
-        incoming = self._row_json(item.row)
-        current = self._row_json(local)
-        incoming_won = winner == item.origin
-        self.state.log_conflict(
-            self.ctx.package_id,
-            self.table.name,
-            item.kj,
-            self.rule.conflict.value,
-            winner,
-            loser,
-            incoming if incoming_won else current,
-            current if incoming_won else incoming,
-        )
 
     def _verify(self, done: list[Item]) -> int:
         """Read the written rows back; settle the exact ones, quarantine the others (their
@@ -231,21 +197,27 @@ class _TableApplier(TableRows):
 
     def finish(self) -> None:
         """The rows that waited (a table that refers to itself), again while any goes in;
-        then once more the usual way, where a refused row is set aside."""
-        pending, self.deferred = self.deferred, []
-        if pending:
+        then once more the usual way, where a refused row is set aside. A table that
+        refers to itself through others waits for the end of the package
+        (``self_parents.finish_cycles``)."""
+        if self.in_cycle:
+            return
+        if self.deferred:
             faults.point("apply.deferred")
-        last = not pending
-        while pending:
-            for delete in (False, True):
-                items = parents_first(self.table, [i for i, d in pending if d is delete], delete)
-                if items:
-                    self._count(self._verify(self._one_by_one(items, delete, last)), delete)
-            if last:
-                break
-            last = len(self.deferred) == len(pending)  # none went in: the last pass
-            pending, self.deferred = self.deferred, []
+        while self.deferred and self.again(last=False):
+            pass
+        if self.deferred:
+            self.again(last=True)
+
+    def again(self, last: bool) -> bool:
+        """The rows that waited, once more, parents first; whether any went in."""
+        pending, self.deferred = self.deferred, []
+        for delete in (False, True):
+            items = parents_first(self.table, [i for i, d in pending if d is delete], delete)
+            if items:
+                self._count(self._verify(self._one_by_one(items, delete, last)), delete)
         self._flush()
+        return len(self.deferred) < len(pending)
 
     def _count(self, exact: int, delete: bool) -> None:
         if delete:
@@ -261,7 +233,7 @@ class _TableApplier(TableRows):
         waiting again for every row (500 rows × 50 s)."""
         done: list[Item] = []
         waits = self.waits
-        waiting = self.refers_to_itself and not last
+        waiting = (self.refers_to_itself or self.in_cycle) and not last
         for item in items:
             if waits.locked is not None:
                 self._quarantine(item, waits.locked, locked=True)
@@ -376,6 +348,7 @@ def apply_changes(
     reviver = Reviver(adapter, state, tables) if ctx.policy.revives_referenced else None
     done = 0
     current: _TableApplier | None = None  # the table of the last batch
+    cyclic = in_cycles(tables.values())
     key_getters = {s.name: key_getter(s.key_positions) for s in reader.manifest.tables}
 
     def key_of(change: Change) -> tuple[Any, ...]:
@@ -396,6 +369,7 @@ def apply_changes(
             table = tables[local_of[name]]
             applier = _TableApplier(adapter, state, table, schemas[name], ctx, stats, reviver)
             applier.probes = referring(tables, table)
+            applier.in_cycle = table.name in cyclic
             appliers[name] = applier
         faults.point("apply.batch")
         applier.apply([applier.item(c) for c in batch])
@@ -405,6 +379,7 @@ def apply_changes(
             ctx.progress(applier.table.name, done)
     if current is not None:
         current.finish()
+    finish_cycles([a for a in appliers.values() if a.deferred])
     return stats
 
 

@@ -15,6 +15,7 @@ from typing import Any
 from synchro.capture.source import key_getter, snapshot_key
 from synchro.config.model import TableRule
 from synchro.db.base import Adapter, Row, Table
+from synchro.engine.conflict_rule import incoming_wins
 from synchro.engine.lock_waits import LockWaits
 from synchro.engine.policy import ApplyPolicy
 from synchro.engine.revive import Reviver
@@ -203,6 +204,40 @@ class TableRows:
             # the table waits in the quarantine; a Serveur's apply never needs it otherwise)
             self.pending.discard(item.kj)
             self.cleared.append(item.kj)
+
+    def _wins(self, item: Item, local: Row | None, other: str | None) -> bool:
+        """Whether the incoming change is written: no other version of the row since the
+        sender's (``other`` None), or the table's rule gives it the win; a conflict is
+        counted and logged either way, and a local winner re-sent where the policy says."""
+        if other is None:
+            return True
+        self.stats.conflicts += 1
+        if not self._incoming_wins(item, local, other):
+            self._log_conflict(item, local, winner=other, loser=item.origin)
+            if self.ctx.policy.resends_local_winner:
+                self._settle(item, item.digest, applied=False)
+            return False
+        self._log_conflict(item, local, winner=item.origin, loser=other)
+        return True
+
+    def _incoming_wins(self, item: Item, local: Row | None, other: str) -> bool:
+        incoming = (item.row, item.origin)
+        return incoming_wins(self.rule, self.table, self.ctx.policy, incoming, (local, other))
+
+    def _log_conflict(self, item: Item, local: Row | None, *, winner: str, loser: str) -> None:
+        incoming = self._row_json(item.row)
+        current = self._row_json(local)
+        incoming_won = winner == item.origin
+        self.state.log_conflict(
+            self.ctx.package_id,
+            self.table.name,
+            item.kj,
+            self.rule.conflict.value,
+            winner,
+            loser,
+            incoming if incoming_won else current,
+            current if incoming_won else incoming,
+        )
 
     def _flush(self) -> None:
         """Write the settled versions: runs of puts and drops in their order, then the log."""

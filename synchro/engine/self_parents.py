@@ -1,5 +1,5 @@
 """The rows of a table that refers to itself (an employee's manager, a category's parent),
-parents before children.
+parents before children; and the tables that refer to each other.
 
 A package holds a table's rows in key order; a parent made after its child has the
 greater key, so a database that checks each row as it is written (MariaDB) refuses the
@@ -7,13 +7,19 @@ child, and a parent deleted before its child. The apply lets such rows wait unti
 the table's others (``apply._TableApplier.finish``), then writes them in this order: each
 row after its parent when the parent is among them, deletes the other way round. A chain
 of any length goes in one pass (no recursion), rows in a cycle keep their order.
+
+Tables that refer to each other (a customer's default address, the address's customer)
+come in an order that breaks their cycle by name (``engine.tables.dependency_order``), so
+a row of the first may refer to a row of the second not applied yet: such tables'
+refused rows wait until the end of the package (``in_cycles``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Iterable, Sequence
+from typing import Any, Protocol
 
+from synchro import faults
 from synchro.db.base import Row, Table
 from synchro.engine.apply_rows import Item
 
@@ -56,3 +62,49 @@ def parents_first(table: Table, items: Sequence[Item], delete: bool) -> list[Ite
             placed.add(id(step))
             ordered.append(step)
     return ordered[::-1] if delete else ordered
+
+
+def in_cycles(tables: Iterable[Table]) -> set[str]:
+    """The tables that refer, through one or more others, back to themselves (their own
+    foreign keys to themselves aside)."""
+    tables = list(tables)
+    names = {t.name for t in tables}
+    parents = {
+        t.name: {fk.ref_table for fk in t.foreign_keys if fk.ref_table in names} - {t.name}
+        for t in tables
+    }
+    found: set[str] = set()
+    for start in parents:
+        seen: set[str] = set()
+        todo = list(parents[start])
+        while todo:
+            name = todo.pop()
+            if name == start:
+                found.add(start)
+                break
+            if name not in seen:
+                seen.add(name)
+                todo.extend(parents[name])
+    return found
+
+
+class Waiting(Protocol):
+    """A table's applier holding rows that waited (``apply._TableApplier``)."""
+
+    deferred: list[Any]
+
+    def again(self, last: bool) -> bool: ...
+
+
+def finish_cycles(waiting: Sequence[Waiting]) -> None:
+    """The rows of tables that refer to each other that waited, at the end of the
+    package: again, table after table, while any goes in; then once more the usual way,
+    where a refused row is set aside."""
+    if not waiting:
+        return
+    faults.point("apply.deferred")
+    while any([w.again(last=False) for w in waiting if w.deferred]):
+        pass
+    for table in waiting:
+        if table.deferred:
+            table.again(last=True)
