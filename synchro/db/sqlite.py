@@ -9,6 +9,7 @@ on the way out, text dates included.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import os
 import sqlite3
@@ -190,11 +191,36 @@ def discover(query: Callable[[str], list[Any]], quote: Callable[[str], str]) -> 
         "AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name"
     )
     inner = _shadow_tables(query, [(str(n), str(sql or "")) for n, sql in names])
-    return [
+    tables = [
         _table(query, quote, str(row[0]))
         for row in names
         if not own_table(str(row[0])) and str(row[0]) not in inner
     ]
+    return [_as_named(t, tables) for t in tables]
+
+
+def _as_named(table: Table, tables: list[Table]) -> Table:
+    """``table`` with each foreign key naming its parent and the parent's columns as they
+    are named: SQLite keeps ``REFERENCES Clients(ID)`` as written, and finds ``clients``
+    (``id``) whatever the case of its ASCII letters."""
+    by_name = {_folded(t.name): t for t in tables}
+    own = {_folded(c): c for c in table.column_names}
+    keys = []
+    for fk in table.foreign_keys:
+        columns = tuple(own.get(_folded(c), c) for c in fk.columns)
+        parent = by_name.get(_folded(fk.ref_table))
+        if parent is None:
+            keys.append(ForeignKey(columns, fk.ref_table, fk.ref_columns))
+            continue
+        theirs = {_folded(c): c for c in parent.column_names}
+        ref_columns = tuple(theirs.get(_folded(c), c) for c in fk.ref_columns)
+        keys.append(ForeignKey(columns, parent.name, ref_columns))
+    return dataclasses.replace(table, foreign_keys=tuple(keys))
+
+
+def _folded(name: str) -> str:
+    """A name as SQLite compares names: its ASCII letters in lower case only."""
+    return "".join(c.lower() if c.isascii() else c for c in name)
 
 
 def _shadow_tables(query: Callable[[str], list[Any]], names: list[tuple[str, str]]) -> set[str]:
