@@ -26,13 +26,23 @@ DDL = [
     "CREATE TABLE ventes (id INT PRIMARY KEY, client INT NOT NULL"
     " REFERENCES clients (id) ON DELETE CASCADE, montant INT NOT NULL)",
 ]
+# SQLite keeps a foreign key as written and finds the parent whatever the case of its
+# letters: before, the engine did not see such a key, and the sale went again.
+OTHER_LETTERS = [
+    DDL[0],
+    "CREATE TABLE ventes (id INT PRIMARY KEY, client INT NOT NULL, montant INT NOT NULL,"
+    " FOREIGN KEY (CLIENT) REFERENCES Clients (ID) ON DELETE CASCADE)",
+]
 KINDS = ["postgresql", "mariadb", "sqlite"]
+CASES = [(kind, DDL) for kind in KINDS] + [(k, OTHER_LETTERS) for k in ("sqlite", "sqlite-odbc")]
 
 
-def _databases(make_backend: Callable[[str], Backend], kind: str, n: int) -> list[Backend]:
+def _databases(
+    make_backend: Callable[[str], Backend], kind: str, n: int, ddl: list[str] = DDL
+) -> list[Backend]:
     made = [make_backend(kind) for _ in range(n)]
     for db in made:
-        for statement in DDL:
+        for statement in ddl:
             db.execute(statement)
     return made
 
@@ -44,11 +54,13 @@ def _held(db: Backend) -> tuple[list[tuple[int, str]], list[tuple[int, int, int]
     )
 
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize(
+    ("kind", "ddl"), CASES, ids=[f"{k}-{'declared' if d is DDL else 'letters'}" for k, d in CASES]
+)
 def test_a_sale_not_yet_sent_survives_its_customer_deleted_at_the_siege(
-    tmp_path: Path, make_backend: Callable[[str], Backend], kind: str
+    tmp_path: Path, make_backend: Callable[[str], Backend], kind: str, ddl: list[str]
 ) -> None:
-    hq_db, site_db = _databases(make_backend, kind, 2)
+    hq_db, site_db = _databases(make_backend, kind, 2, ddl)
     hq_db.execute("INSERT INTO clients VALUES (5, 'Zoé « 漢字 »'), (6, 'Ana')")
     out = tmp_path / "out"
     with (
@@ -102,35 +114,3 @@ def test_a_customer_deleted_by_one_shop_keeps_another_shop_s_sale_at_the_siege(
             node.import_package(hq.publish(code, out).path)
     expected = ([(5, "Zoé"), (6, "Ana")], [(88, 5, 250)])
     assert _held(hq_db) == _held(a_db) == _held(b_db) == expected
-
-
-@pytest.mark.parametrize("kind", ["sqlite", "sqlite-odbc"])
-def test_a_foreign_key_written_in_other_letters_is_the_same(
-    tmp_path: Path, make_backend: Callable[[str], Backend], kind: str
-) -> None:
-    """SQLite keeps ``FOREIGN KEY (CLIENT) REFERENCES Clients(ID)`` as written and finds
-    ``clients (id)`` all the same: before, the engine did not see that foreign key (its
-    names spelt otherwise), and the cascade above deleted the unsent sale again."""
-    hq_db, site_db = make_backend(kind), make_backend(kind)
-    for db in (hq_db, site_db):
-        db.execute("CREATE TABLE clients (id INT PRIMARY KEY, nom VARCHAR(40) NOT NULL)")
-        db.execute(
-            "CREATE TABLE ventes (id INT PRIMARY KEY, client INT NOT NULL, montant INT NOT NULL,"
-            " FOREIGN KEY (CLIENT) REFERENCES Clients (ID) ON DELETE CASCADE)"
-        )
-    hq_db.execute("INSERT INTO clients VALUES (5, 'Zoé'), (6, 'Ana')")
-    out = tmp_path / "out"
-    with (
-        make_node(tmp_path, "SIEGE", hq_db.connection, hq=True) as hq,
-        make_node(tmp_path, "A", site_db.connection) as site,
-    ):
-        hq.export()
-        site.import_package(hq.publish("A", out).path)
-        site_db.execute("INSERT INTO ventes VALUES (77, 5, 100)")
-        hq_db.execute("DELETE FROM clients WHERE id = 5")
-        hq.export()
-        answer = site.import_package(hq.publish("A", out).path)
-        assert answer.stats.deletes == 0 and answer.stats.quarantined == 1, answer
-        [fk] = site.tables().synced[1].foreign_keys
-        assert (fk.columns, fk.ref_table, fk.ref_columns) == (("client",), "clients", ("id",))
-    assert _held(site_db) == ([(5, "Zoé"), (6, "Ana")], [(77, 5, 100)])
