@@ -85,6 +85,7 @@ def test_a_sale_not_yet_sent_survives_its_customer_deleted_at_the_siege(
         hq.export()
         site.import_package(hq.publish("A", out).path)
         site.export()
+        assert site.state.quarantined() == [] and hq.state.quarantined() == []  # settled
     assert _held(hq_db) == _held(site_db) == ([(5, "Zoé « 漢字 »"), (6, "Ana")], [(77, 5, 100)])
 
 
