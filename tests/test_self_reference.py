@@ -129,8 +129,8 @@ def test_tables_that_refer_to_each_other_reach_another_site_whole(
     address whose new customer it reads after it (both go, a round apart); the Siège's
     package to B then holds both, in an order that breaks the cycle by name (addresses
     first), and B set the addresses aside (the run not OK, a day late). Now such tables'
-    refused rows wait for the end of the package. (A customer and an address that refer
-    to each other, both new, still cannot: see the note.)"""
+    refused rows wait for the end of the package. (Both new, each referring to the other:
+    the next test.)"""
     hq_db, a_db, b_db = (make_backend(kind) for _ in range(3))
     for db in (hq_db, a_db, b_db):
         _customers_and_addresses(db, kind)
@@ -162,3 +162,113 @@ def _customers_and_addresses(db: Backend, kind: str) -> None:
     )
     if kind != "sqlite":  # (SQLite adds no foreign key to a table: declared above)
         db.execute("ALTER TABLE clients ADD FOREIGN KEY (adresse) REFERENCES adresses (id)")
+
+
+@pytest.mark.parametrize("kind", ["mariadb", "postgresql", "sqlite"])
+def test_a_new_customer_and_its_new_address_go_in_together(
+    tmp_path: Path, make_backend: Callable[[str], Backend], kind: str
+) -> None:
+    """A new customer and its new default address, each referring to the other. Before,
+    the capture held both back at every capture (each waited for the other: the run OK,
+    the rows never sent); sent, every receiver refused both (whichever goes first, its
+    parent is not there). Now they go in two steps, as the shop's program made them
+    (``engine.two_steps``), and so do a second address and the end of both."""
+    hq_db, a_db, b_db = (make_backend(kind) for _ in range(3))
+    for db in (hq_db, a_db, b_db):
+        _customers_and_addresses(db, kind)
+    steps = [
+        [
+            "INSERT INTO clients VALUES (1, 'Zoé « 漢字 » 👩🏽‍💻', NULL)",
+            "INSERT INTO adresses VALUES (10, 1, '1 rue de la Paix')",
+            "UPDATE clients SET adresse = 10 WHERE id = 1",
+            "INSERT INTO clients VALUES (2, 'Ana', NULL)",  # (one without: goes as before)
+        ],
+        [
+            "INSERT INTO adresses VALUES (11, 1, 'Ελληνικά 2')",
+            "UPDATE clients SET adresse = 11 WHERE id = 1",
+            "DELETE FROM adresses WHERE id = 10",
+            "INSERT INTO clients VALUES (3, 'Ωmega', NULL)",
+            "INSERT INTO adresses VALUES (12, 3, 'עברית 3')",
+            "UPDATE clients SET adresse = 12 WHERE id = 3",
+        ],
+        [
+            "UPDATE clients SET adresse = NULL WHERE id = 1",
+            "DELETE FROM adresses WHERE id = 11",
+            "DELETE FROM clients WHERE id = 1",
+        ],
+    ]
+    with (
+        make_node(tmp_path, "SIEGE", hq_db.connection, hq=True) as hq,
+        make_node(tmp_path, "A", a_db.connection) as a,
+        make_node(tmp_path, "B", b_db.connection) as b,
+    ):
+        applied = []
+        for statements in steps:
+            for statement in statements:
+                a_db.execute(statement)
+            at_hq = hq.import_package(a.export().path)
+            hq.export()
+            at_b = b.import_package(hq.publish("B", tmp_path / "out").path)
+            for node, result in ((hq, at_hq), (b, at_b)):
+                assert node.state.quarantined() == [], node.state.quarantined()
+                assert result.stats.quarantined == result.stats.conflicts == 0, result
+            applied.append((at_hq.stats.rows, at_b.stats.rows))
+            for table in ("clients", "adresses"):
+                held = set(a_db.query(f"SELECT * FROM {table}"))
+                for db in (hq_db, b_db):
+                    assert set(db.query(f"SELECT * FROM {table}")) == held, table
+        assert applied == [(3, 3), (5, 5), (2, 2)]
+        assert set(b_db.query("SELECT * FROM clients")) == {
+            (2, "Ana", None),
+            (3, "Ωmega", 12),
+        }
+        for node in (a, hq, b):  # no node takes what it applied for a change of its own
+            assert node.export().capture.rows == 0
+
+
+def test_an_import_killed_between_the_two_steps_applies_both_rows_once(
+    tmp_path: Path, make_backend: Callable[[str], Backend]
+) -> None:
+    """``synchro import`` at a Siège on MariaDB, SIGKILLed when the new customer is in
+    without its new address (``two_steps``, step 1): nothing of it stays; run again,
+    both rows whole, nothing set aside; a third time, nothing applied twice."""
+    maria = make_backend("mariadb")
+    _customers_and_addresses(maria, "mariadb")
+    site, hq = tmp_path / "site.toml", tmp_path / "siege.toml"
+    with sqlite3.connect(site.with_suffix(".db")) as db:
+        db.execute(
+            "CREATE TABLE clients (id INTEGER PRIMARY KEY, nom TEXT NOT NULL,"
+            " adresse INTEGER REFERENCES adresses (id))"
+        )
+        db.execute(
+            "CREATE TABLE adresses (id INTEGER PRIMARY KEY, client INTEGER NOT NULL"
+            " REFERENCES clients (id), rue TEXT NOT NULL)"
+        )
+        db.execute("INSERT INTO clients VALUES (7, 'Zoé 漢字 🏨', NULL)")
+        db.execute("INSERT INTO adresses VALUES (70, 7, 'Straße 1')")
+        db.execute("UPDATE clients SET adresse = 70 WHERE id = 7")
+    db.close()
+    for config, role, code, connection in (
+        (site, "serveur", "A", str(site.with_suffix(".db"))),
+        (hq, "siege", "SIEGE", maria.connection),
+    ):
+        made = synchro("--config", str(config), "init", "--role", role, "--site", code,
+                       "--db", connection, cwd=tmp_path)  # fmt: skip
+        assert made.returncode == 0, made.stderr
+    package = tmp_path / "envoi.pkg"
+    sent = synchro("--config", str(site), "export", "--out", str(package), cwd=tmp_path)
+    assert sent.returncode == 0, sent.stderr
+    killed = synchro("--config", str(hq), "import", str(package), cwd=tmp_path,
+                     env={"SYNCHRO_KILL_AT": "apply.two_steps"})  # fmt: skip
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert maria.query("SELECT count(*) FROM clients") == [(0,)]
+    for _time in range(2):
+        again = synchro("--config", str(hq), "import", str(package), cwd=tmp_path)
+        assert again.returncode == 0, again.stdout + again.stderr
+        assert maria.query("SELECT * FROM clients") == [(7, "Zoé 漢字 🏨", 70)]
+        assert maria.query("SELECT * FROM adresses") == [(70, 7, "Straße 1")]
+    state = StateDB(resolve_paths(str(hq)).state_db)
+    try:
+        assert state.pending() == []  # nothing set aside
+    finally:
+        state.close()

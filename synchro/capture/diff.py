@@ -171,7 +171,6 @@ def capture(
     ``ensure_snapshots`` must have been called (and committed) before.
     """
     result = CaptureResult()
-    synced = {t.name: t for t in tables}
     state.start_capture_deletes()
     vanished: list[Vanished] = []
     with state.reader() as snap_reader:
@@ -182,9 +181,10 @@ def capture(
             had = None  # rows at the last exchange: counted only when deletes may be held
             if not options.deletes_confirmed:
                 had = state.snapshot_count(state.snapshot_table(table))
-            _capture_table(
-                adapter, state, snap_reader, table, order, writer, options, count, synced
-            )
+            # The parents read before it: one read later (tables that refer to each
+            # other) goes in this package if it is there then (``capture.parents``).
+            read = {t.name: t for t in tables[:order]}
+            _capture_table(adapter, state, snap_reader, table, order, writer, options, count, read)
             if had is not None and too_many(count.deletes, had):
                 vanished.append(Vanished(table.name, count.deletes, had))
     if vanished:  # nothing of this capture is kept: the caller's transaction rolls back
@@ -213,7 +213,7 @@ def _capture_table(
     writer: PackageWriter,
     options: CaptureOptions,
     count: TableCount,
-    synced: dict[str, Table],
+    read: dict[str, Table],
 ) -> None:
     snap = state.snapshot_table(table)
     nkeys = len(table.key)
@@ -239,7 +239,7 @@ def _capture_table(
     spooled = table.name in options.spooled
     try:
         if modified and options.since is not None:
-            parents = ParentCheck(adapter, state, table, synced)
+            parents = ParentCheck(adapter, state, table, read)
             emitter = Emitter(table, writer, snapw, holder, parents)
             before = set(holder.keys)  # set aside at an earlier capture
             seen = _filtered(adapter, state, table, snap, modified, options, emitter, before)
@@ -260,7 +260,7 @@ def _capture_table(
                 if in_snap and not in_db:
                     on_delete(skey)
         else:
-            parents = ParentCheck(adapter, state, table, synced)
+            parents = ParentCheck(adapter, state, table, read)
             emitter = Emitter(table, writer, snapw, holder, parents)
 
             def diff_with(source: Iterator[Item], *, columnar: bool) -> None:

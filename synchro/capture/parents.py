@@ -18,6 +18,12 @@ without their parent, after the table's scan (no cursor of the scan open then). 
 capture limited to rows modified since the watermark checks them the same way; a held-back
 row is then out of the snapshot but in the database, so the « Contrôle » finds the table
 differing only by recent changes and the next capture reads it whole.
+
+Only the parents in tables read before the row's are checked. In tables that refer to each
+other (a customer's default address, the address's customer), the one read first has its
+parents in a table read after it: such a parent, there when its table is read, goes in the
+same package. Checked against the snapshot, a new customer and its new address, each
+referring to the other, were held back at every capture, each waiting for the other.
 """
 
 from __future__ import annotations
@@ -47,16 +53,17 @@ class _Link:
 
 
 class ParentCheck:
-    """The foreign keys of ``table`` whose parents this node synchronises."""
+    """The foreign keys of ``table`` to the parents in ``read``: the synchronised tables
+    this capture read before it."""
 
     def __init__(
-        self, adapter: Adapter, state: StateDB, table: Table, synced: Mapping[str, Table]
+        self, adapter: Adapter, state: StateDB, table: Table, read: Mapping[str, Table]
     ) -> None:
         self.adapter, self.state, self.table = adapter, state, table
         self.links: list[_Link] = []
         names = table.column_names
         for fk in table.foreign_keys:
-            parent = synced.get(fk.ref_table)
+            parent = read.get(fk.ref_table)
             if parent is None or parent.name == table.name or not parent.key:
                 continue
             by_ref = dict(zip(fk.ref_columns, fk.columns, strict=False))

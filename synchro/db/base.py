@@ -226,6 +226,11 @@ class Adapter(abc.ABC):
     def savepoint(self) -> AbstractContextManager[None]:
         """Inside ``atomic``: undo only this block if it raises (the exception propagates)."""
 
+    @property
+    def undoes_blocks(self) -> bool:
+        """Whether ``savepoint`` undoes its block alone (not MS Access)."""
+        return True
+
     @abc.abstractmethod
     def close(self) -> None: ...
 

@@ -259,6 +259,10 @@ class SqlCore(Adapter):
                 raise
             self._after_lost()
 
+    @property
+    def undoes_blocks(self) -> bool:
+        return self.sql.savepoints
+
     @contextlib.contextmanager
     def savepoint(self) -> Iterator[None]:
         """A block undone alone when it fails (a refused row), inside ``atomic``. When the

@@ -180,16 +180,26 @@ class _TableApplier(TableRows):
                 done = self._one_by_one(items, delete)
             self._count(self._verify(done), delete)
 
-    def _not_referred(self, items: list[Item]) -> list[Item]:
+    def unreferred(self, items: list[Item]) -> list[Item]:
+        """Of the deletes ``items``, those no row of another table refers to now."""
+        if not self.probes:
+            return items
+        referred = still_referred(self.adapter, self.probes, [i.key for i in items])
+        return [i for i in items if tuple(i.key) not in referred]
+
+    def _not_referred(self, items: list[Item], last: bool = False) -> list[Item]:
         """The deletes no row of another table still refers to; the others handled as if
         the database refused them (``engine.referred``: a cascade would take with them a
-        row the sender did not know)."""
+        row the sender did not know). In tables that refer to each other, the referring
+        row may be one the package deletes later: they wait until ``last``."""
         referred = still_referred(self.adapter, self.probes, [i.key for i in items])
         if not referred:
             return items
         for item in items:
             child = referred.get(tuple(item.key))
-            if child is not None and not self._still_used(item, True):
+            if child is not None and self.in_cycle and not last:
+                self.deferred.append((item, True))
+            elif child is not None and not self._still_used(item, True):
                 self._quarantine(
                     item, DatabaseError(say=("engine.apply.referred", {"table": child}))
                 )
@@ -200,24 +210,25 @@ class _TableApplier(TableRows):
         then once more the usual way, where a refused row is set aside. A table that
         refers to itself through others waits for the end of the package
         (``self_parents.finish_cycles``)."""
-        if self.in_cycle:
-            return
-        if self.deferred:
-            faults.point("apply.deferred")
-        while self.deferred and self.again(last=False):
-            pass
-        if self.deferred:
-            self.again(last=True)
+        if not self.in_cycle:
+            finish_cycles([self], {self.table.name})
 
     def again(self, last: bool) -> bool:
         """The rows that waited, once more, parents first; whether any went in."""
         pending, self.deferred = self.deferred, []
         for delete in (False, True):
             items = parents_first(self.table, [i for i, d in pending if d is delete], delete)
+            if delete and self.probes:
+                items = self._not_referred(items, last)
             if items:
                 self._count(self._verify(self._one_by_one(items, delete, last)), delete)
         self._flush()
         return len(self.deferred) < len(pending)
+
+    def settle_written(self, items: list[Item], delete: bool) -> None:
+        """Rows written or deleted for it (``two_steps``): read back, settled, counted."""
+        self._count(self._verify(items), delete)
+        self._flush()
 
     def _count(self, exact: int, delete: bool) -> None:
         if delete:
@@ -379,7 +390,7 @@ def apply_changes(
             ctx.progress(applier.table.name, done)
     if current is not None:
         current.finish()
-    finish_cycles([a for a in appliers.values() if a.deferred])
+    finish_cycles([a for a in appliers.values() if a.deferred], cyclic)
     return stats
 
 

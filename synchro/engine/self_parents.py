@@ -16,12 +16,13 @@ refused rows wait until the end of the package (``in_cycles``).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from typing import Any, Protocol
+from collections.abc import Collection, Iterable, Sequence
+from typing import Any
 
 from synchro import faults
 from synchro.db.base import Row, Table
 from synchro.engine.apply_rows import Item
+from synchro.engine.two_steps import Waiting, in_two_steps
 
 
 def parents_first(table: Table, items: Sequence[Item], delete: bool) -> list[Item]:
@@ -88,23 +89,21 @@ def in_cycles(tables: Iterable[Table]) -> set[str]:
     return found
 
 
-class Waiting(Protocol):
-    """A table's applier holding rows that waited (``apply._TableApplier``)."""
-
-    deferred: list[Any]
-
-    def again(self, last: bool) -> bool: ...
-
-
-def finish_cycles(waiting: Sequence[Waiting]) -> None:
-    """The rows of tables that refer to each other that waited, at the end of the
-    package: again, table after table, while any goes in; then once more the usual way,
-    where a refused row is set aside."""
+def finish_cycles(waiting: Sequence[Waiting], cycle: Collection[str]) -> None:
+    """The rows that waited, of a table that refers to itself or of tables that refer to
+    each other (``cycle``: their names), at the end of the table or of the package: again,
+    table after table, while any goes in; those that still refer to each other in two
+    steps (``two_steps``), and again; then once more the usual way, where a refused row is
+    set aside."""
+    waiting = [w for w in waiting if w.deferred]
     if not waiting:
         return
     faults.point("apply.deferred")
-    while any([w.again(last=False) for w in waiting if w.deferred]):
-        pass
+    while True:
+        while any([w.again(last=False) for w in waiting if w.deferred]):
+            pass
+        if not in_two_steps(waiting[0].adapter, waiting, cycle):
+            break
     for table in waiting:
         if table.deferred:
             table.again(last=True)

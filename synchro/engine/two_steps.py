@@ -1,0 +1,196 @@
+"""New rows that refer to each other, written in two steps, as a program makes them.
+
+A new customer and its new default address, the address's customer being that customer;
+two new employees, each the other's deputy. Whichever goes first, its parent is not there
+yet: a database that checks each row as it is written (MariaDB, PostgreSQL without a
+deferred constraint, SQLite) refuses both, however often they go again. The shop's
+program made them in two steps: the customer without its address, the address, then
+the customer's address. So does this, for the rows still refused when the waiting rows
+no longer go in (``self_parents.finish_cycles``, ``apply._TableApplier.finish``):
+
+1. each such row whose references into the cycle can be empty is written with them
+   empty (NULL);
+2. the other waiting rows, while any goes in (their parents are there now);
+3. the rows of step 1 again, whole.
+
+Deleting both is the same the other way round: the references of the rows to delete
+emptied first, then the deletes while any goes (each only when no row of another table
+refers to it any more, ``engine.referred``).
+
+All of it inside one savepoint: a row refused whole at step 3 (or not deleted) would stay
+with empty references, stored otherwise than sent, so the attempt is undone and made
+again without it (it is then set aside as any refused row). Nothing is recorded before
+the whole attempt holds: the rows are then read back and settled by their table's applier
+(stored = sent). A database that cannot undo a block alone (MS Access) does not try.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from typing import Protocol
+
+from synchro import faults
+from synchro.db.base import Adapter, Row, Table
+from synchro.engine.apply_rows import Item
+from synchro.errors import DatabaseError
+
+
+class Waiting(Protocol):
+    """A table's applier holding rows that waited (``apply._TableApplier``)."""
+
+    adapter: Adapter
+    table: Table
+    deferred: list[tuple[Item, bool]]
+
+    def again(self, last: bool) -> bool: ...
+
+    def unreferred(self, items: list[Item]) -> list[Item]: ...
+
+    def settle_written(self, items: list[Item], delete: bool) -> None: ...
+
+
+_Pending = list[tuple[Waiting, Item]]
+
+
+def empty_references(table: Table, cycle: Collection[str]) -> tuple[int, ...]:
+    """The positions of the columns of ``table``'s foreign keys into ``cycle`` that can
+    be empty (every column of the key nullable)."""
+    by_name = {c.name: (i, c) for i, c in enumerate(table.columns)}
+    cut: list[int] = []
+    for fk in table.foreign_keys:
+        if fk.ref_table not in cycle:
+            continue
+        columns = [by_name[c] for c in fk.columns if c in by_name]
+        if len(columns) == len(fk.columns) and all(c.nullable for _i, c in columns):
+            cut.extend(i for i, _c in columns if i not in cut)
+    return tuple(cut)
+
+
+def in_two_steps(adapter: Adapter, waiting: Sequence[Waiting], cycle: Collection[str]) -> bool:
+    """The waiting rows of ``waiting`` written and deleted as the module says; whether
+    any went (those are out of their applier's ``deferred``, read back and settled)."""
+    if not adapter.undoes_blocks:
+        return False
+    cuts = {id(w): empty_references(w.table, cycle) for w in waiting}
+    went = False
+    for delete in (False, True):
+        pending = [(w, i) for w in waiting for i, d in w.deferred if d is delete]
+        done = _attempts(adapter, pending, cuts, delete)
+        gone = {id(i) for _w, i in done}
+        for w in waiting:
+            settled = [i for i, d in w.deferred if d is delete and id(i) in gone]
+            if settled:
+                w.deferred = [(i, d) for i, d in w.deferred if id(i) not in gone]
+                w.settle_written(settled, delete)
+                went = True
+    return went
+
+
+class _Refused(Exception):
+    """A row of step 1 not written whole (or not deleted) after all: the attempt is undone."""
+
+    def __init__(self, item: Item) -> None:
+        super().__init__()
+        self.item = item
+
+
+def _attempts(
+    adapter: Adapter, pending: _Pending, cuts: dict[int, tuple[int, ...]], delete: bool
+) -> _Pending:
+    """Attempts, each in a savepoint, until one holds (a row that spoilt one left out of
+    the next); the rows written or deleted."""
+    left_out: set[int] = set()
+    while True:
+        split: _Pending = []
+        for w, item in pending:
+            row = item.local if delete else item.row
+            cut = cuts[id(w)]
+            if (
+                id(item) not in left_out
+                and row is not None
+                and any(row[p] is not None for p in cut)
+            ):
+                split.append((w, item))
+        if not split:
+            return []
+        try:
+            with adapter.savepoint():
+                return _attempt(adapter, split, pending, cuts, delete)
+        except _Refused as refused:
+            left_out.add(id(refused.item))
+
+
+def _attempt(
+    adapter: Adapter,
+    split: _Pending,
+    pending: _Pending,
+    cuts: dict[int, tuple[int, ...]],
+    delete: bool,
+) -> _Pending:
+    """Steps 1-3; the rows written or deleted. Raises ``_Refused`` for a row of step 1
+    refused whole or not deleted at the end."""
+    first: _Pending = []
+    for w, item in split:
+        row = item.local if delete else item.row
+        assert row is not None
+        cut = cuts[id(w)]
+        if _written(
+            adapter, w.table, item, tuple(None if p in cut else v for p, v in enumerate(row))
+        ):
+            first.append((w, item))
+    if not first:
+        return []
+    faults.point("apply.two_steps")  # (rows written with empty references: undone by a crash)
+    halfway = {id(i) for _w, i in first}
+    done: _Pending = [] if delete else list(first)
+    others = list(pending) if delete else [(w, i) for w, i in pending if id(i) not in halfway]
+    while others:
+        went = [(w, i) for w, i in others if _went(adapter, w, i, delete)]
+        if not went:
+            break
+        done.extend(went)
+        moved = {id(i) for _w, i in went}
+        others = [(w, i) for w, i in others if id(i) not in moved]
+    if delete:
+        deleted = {id(i) for _w, i in done}
+        for _w, item in first:
+            if id(item) not in deleted:
+                raise _Refused(item)
+        return done
+    for w, item in first:
+        try:
+            with adapter.savepoint():
+                adapter.upsert(w.table, [item.row] if item.row is not None else [])
+        except DatabaseError:
+            raise _Refused(item) from None
+    return done
+
+
+def _went(adapter: Adapter, w: Waiting, item: Item, delete: bool) -> bool:
+    """Step 2 for one row: written whole, or deleted when nothing refers to it."""
+    if not delete:
+        return _written(adapter, w.table, item, item.row)
+    if not w.unreferred([item]):
+        return False
+    try:
+        with adapter.savepoint():
+            adapter.delete(w.table, [item.key])
+    except DatabaseError:
+        return False
+    return True
+
+
+def _written(adapter: Adapter, table: Table, item: Item, row: Row | None) -> bool:
+    """``row`` written in a savepoint of its own: inserted when the key had no row here
+    (never overwriting a row of another key the database finds equal), else upserted."""
+    if row is None:
+        return False
+    try:
+        with adapter.savepoint():
+            if item.local is None:
+                adapter.insert(table, [row])
+            else:
+                adapter.upsert(table, [row])
+    except DatabaseError:
+        return False
+    return True
