@@ -58,6 +58,10 @@ def test_a_hierarchy_whose_parents_have_greater_keys_is_applied_whole(
         new += [(6000, "cheffe", None), (6001, "adjoint", 6000), (6002, "apprenti", 6001)]
         for row in new:
             site_db.execute("INSERT INTO emp VALUES (?, ?, ?)", row)
+        # Two new ones, each the other's manager: they go in two steps (``two_steps``).
+        site_db.execute("INSERT INTO emp VALUES (7000, 'binôme Ωa', NULL)")
+        site_db.execute("INSERT INTO emp VALUES (7001, 'binôme Ωb', 7000)")
+        site_db.execute("UPDATE emp SET chef = 7001 WHERE id = 7000")
         site_db.execute("DELETE FROM emp WHERE id IN (1, 2)")
         second = hq.import_package(site.export().path)
         for ident in (6002, 6001, 6000):  # (MariaDB checks each row of a statement)
@@ -65,11 +69,12 @@ def test_a_hierarchy_whose_parents_have_greater_keys_is_applied_whole(
         third = hq.import_package(site.export().path)
         assert hq.state.quarantined() == []
         assert [(r.stats.quarantined, r.stats.conflicts) for r in (second, third)] == [(0, 0)] * 2
-        assert (second.stats.upserts, second.stats.deletes, third.stats.deletes) == (6, 2, 3)
+        assert (second.stats.upserts, second.stats.deletes, third.stats.deletes) == (8, 2, 3)
         held = set(hq_db.query("SELECT id, nom, chef FROM emp"))
         assert held == set(site_db.query("SELECT id, nom, chef FROM emp"))
         assert (3000, "stagiaire", 4000) in held and not {r for r in held if r[0] < 3}
-        assert not {r for r in held if r[0] >= 6000}
+        assert not {r for r in held if 6000 <= r[0] < 7000}
+        assert {(7000, "binôme Ωa", 7001), (7001, "binôme Ωb", 7000)} <= held
     finally:
         site.close()
         hq.close()
