@@ -24,20 +24,27 @@ keeps the sent value, so the other establishments get the right one.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from synchro import faults
 from synchro.capture.source import key_getter
 from synchro.db.base import Adapter, Row, Table
-from synchro.engine.apply_rows import ApplyContext, ApplyStats, Item, TableRows, batches
+from synchro.engine.apply_rows import (
+    ApplyContext,
+    ApplyStats,
+    Item,
+    TableRows,
+    batches,
+    no_table,
+)
 from synchro.engine.lock_waits import fetch_locked, read_locked
 from synchro.engine.referred import referring, still_referred
 from synchro.engine.revive import Reviver
 from synchro.engine.self_parents import finish_cycles, in_cycles, parents_first
 from synchro.engine.verify import Written
-from synchro.errors import ApplyError, Cancelled, DatabaseError, Say
-from synchro.names import same_names, spelt_alike
+from synchro.errors import ApplyError, Cancelled, DatabaseError
+from synchro.names import same_names
 from synchro.package import Change, PackageReader
 from synchro.state import StateDB
 
@@ -53,12 +60,14 @@ class _TableApplier(TableRows):
     on to another table (``finish``), then go again while any goes in; only what is still
     refused then is set aside, as any refused row."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(
+        self, *rows: Any, probes: list[tuple[Table, Table]], in_cycle: bool
+    ) -> None:  # (``rows``: ``TableRows``'s)
+        super().__init__(*rows)
         self.deferred: list[tuple[Item, bool]] = []
-        self.probes: list[tuple[Table, Table]] = []  # the tables referring to it (``referring``)
+        self.probes = probes  # the tables referring to it (``referred.referring``)
+        self.in_cycle = in_cycle  # refers to itself through others: waits till the end
         self.refers_to_itself = any(f.ref_table == self.table.name for f in self.table.foreign_keys)
-        self.in_cycle = False  # refers to itself through other tables: waits till the end
 
     def apply(self, items: Sequence[Item]) -> None:
         ctx, table, state = self.ctx, self.table, self.state
@@ -376,12 +385,11 @@ def apply_changes(
         applier = appliers.get(name)
         if applier is None:
             if name not in local_of:
-                raise ApplyError(say=_no_table(name, tables))
+                raise ApplyError(say=no_table(name, tables))
             table = tables[local_of[name]]
-            applier = _TableApplier(adapter, state, table, schemas[name], ctx, stats, reviver)
-            applier.probes = referring(tables, table)
-            applier.in_cycle = table.name in cyclic
-            appliers[name] = applier
+            rows = (adapter, state, table, schemas[name], ctx, stats, reviver)
+            probes, in_cycle = referring(tables, table), table.name in cyclic
+            applier = appliers[name] = _TableApplier(*rows, probes=probes, in_cycle=in_cycle)
         faults.point("apply.batch")
         applier.apply([applier.item(c) for c in batch])
         current = applier
@@ -392,11 +400,3 @@ def apply_changes(
         current.finish()
     finish_cycles([a for a in appliers.values() if a.deferred], cyclic)
     return stats
-
-
-def _no_table(name: str, tables: Iterable[str]) -> Say:
-    """Why a package's table has no local counterpart: none, or several spelt alike."""
-    alike = spelt_alike(name, tables)
-    if len(alike) > 1:
-        return ("engine.apply.tables_alike", {"table": name, "tables": ", ".join(alike)})
-    return ("engine.apply.no_table", {"table": name})

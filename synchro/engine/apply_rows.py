@@ -20,8 +20,8 @@ from synchro.engine.lock_waits import LockWaits
 from synchro.engine.policy import ApplyPolicy
 from synchro.engine.revive import Reviver
 from synchro.engine.verify import Mismatch, Verifier
-from synchro.errors import ApplyError
-from synchro.names import same_names
+from synchro.errors import ApplyError, Say
+from synchro.names import same_names, spelt_alike
 from synchro.package import Change, TableSchema
 from synchro.state import ChangeLogEntry, StateDB, key_json
 from synchro.values import (
@@ -341,3 +341,11 @@ def batches(
         keys.add(marker)
     if batch:
         yield batch
+
+
+def no_table(name: str, tables: Iterable[str]) -> Say:
+    """Why a package's table has no local counterpart: none, or several spelt alike."""
+    alike = spelt_alike(name, tables)
+    if len(alike) > 1:
+        return ("engine.apply.tables_alike", {"table": name, "tables": ", ".join(alike)})
+    return ("engine.apply.no_table", {"table": name})
