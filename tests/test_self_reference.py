@@ -277,3 +277,64 @@ def test_an_import_killed_between_the_two_steps_applies_both_rows_once(
         assert state.pending() == []  # nothing set aside
     finally:
         state.close()
+
+
+_REFUSE = {  # a rule of the receiver's that refuses a name, then is lifted
+    "sqlite": (
+        "CREATE TRIGGER non_{t} BEFORE INSERT ON {t} WHEN NEW.nom LIKE 'refus%'"
+        " BEGIN SELECT RAISE(ABORT, 'refusé'); END",
+        "DROP TRIGGER non_{t}",
+    ),
+    "other": (
+        "ALTER TABLE {t} ADD CONSTRAINT non_{t} CHECK (nom NOT LIKE 'refus%')",
+        "ALTER TABLE {t} DROP CONSTRAINT non_{t}",
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", ["mariadb", "postgresql", "sqlite"])
+def test_rows_set_aside_that_refer_to_each_other_go_in_at_the_next_retry(
+    tmp_path: Path, make_backend: Callable[[str], Backend], kind: str
+) -> None:
+    """A receiver refused a new customer (a rule of its own), so its new address, and a
+    manager, so the chain below: all set aside. Once the rule is lifted, the retry at
+    the start of its next run put them back one at a time in the quarantine's order:
+    the customer and its address never (each waited for the other), the chain a row a
+    run. Now the retry writes them as the apply does: parents first, again while any
+    goes in, then in two steps."""
+    hq_db, a_db, b_db = (make_backend(kind) for _ in range(3))
+    emp = "CREATE TABLE emp (id INT PRIMARY KEY, nom VARCHAR(40) NOT NULL, chef INT REFERENCES emp (id))"
+    for db in (hq_db, a_db, b_db):
+        _customers_and_addresses(db, kind)
+        db.execute(emp)
+    refuse, lift = _REFUSE["sqlite" if kind == "sqlite" else "other"]
+    for table in ("clients", "emp"):
+        b_db.execute(refuse.format(t=table))
+    for statement in (
+        "INSERT INTO clients VALUES (1, 'refusé « Zoé » 漢字', NULL)",
+        "INSERT INTO adresses VALUES (10, 1, '1 rue de la Paix')",
+        "UPDATE clients SET adresse = 10 WHERE id = 1",
+        "INSERT INTO emp VALUES (30, 'refusée, la directrice', NULL)",
+        "INSERT INTO emp VALUES (20, 'chef 🏨', 30)",
+        "INSERT INTO emp VALUES (10, 'employé', 20)",
+    ):
+        a_db.execute(statement)
+    with (
+        make_node(tmp_path, "SIEGE", hq_db.connection, hq=True) as hq,
+        make_node(tmp_path, "A", a_db.connection) as a,
+        make_node(tmp_path, "B", b_db.connection) as b,
+    ):
+        assert hq.import_package(a.export().path).stats.quarantined == 0
+        hq.export()
+        at_b = b.import_package(hq.publish("B", tmp_path / "out").path)
+        assert at_b.stats.quarantined == 5 and len(b.state.quarantined()) == 5
+        for table in ("clients", "emp"):
+            b_db.execute(lift.format(t=table))
+        sent = b.export()  # the retry first
+        assert b.state.quarantined() == [], b.state.quarantined()
+        assert len(sent.capture.retried) == 5 and sent.capture.rows == 0
+        for table in ("clients", "adresses", "emp"):
+            assert set(b_db.query(f"SELECT * FROM {table}")) == set(
+                a_db.query(f"SELECT * FROM {table}")
+            )
+        assert b.export().capture.rows == 0

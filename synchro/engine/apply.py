@@ -236,6 +236,8 @@ class _TableApplier(TableRows):
 
     def settle_written(self, items: list[Item], delete: bool) -> None:
         """Rows written or deleted for it (``two_steps``): read back, settled, counted."""
+        gone = {id(i) for i in items}
+        self.deferred = [(i, d) for i, d in self.deferred if id(i) not in gone]
         self._count(self._verify(items), delete)
         self._flush()
 

@@ -37,6 +37,7 @@ from synchro.engine.lock_waits import LockWaits, read_locked
 from synchro.engine.policy import ApplyPolicy
 from synchro.engine.referred import referring, still_referred
 from synchro.engine.revive import Reviver
+from synchro.engine.self_parents import finish_cycles, in_cycles, parents_first
 from synchro.engine.verify import Verifier, Written
 from synchro.errors import DatabaseError, Say, Worded
 from synchro.state import StateDB
@@ -70,6 +71,10 @@ class _Entry:
     digest: bytes | None = None
     current: Row | None = None
 
+    @property
+    def local(self) -> Row | None:  # (``two_steps.Held``)
+        return self.current
+
 
 def retry_quarantined(
     adapter: Adapter,
@@ -100,12 +105,16 @@ def retry_quarantined(
                 _TableRetry(adapter, state, t, groups[t.name], policy, (reviver, local), rule)
                 for t in ordered
             ]
+            # Tables that refer to themselves or to each other: their refused rows wait
+            # for the others, then go again and in two steps, as at the apply.
+            cycle = in_cycles(tables) | {t.name for t in ordered if _refers_to_itself(t)}
             for retrier in retriers:
                 retrier.probes = referring(by_name, retrier.table)
-            for retrier in retriers:
-                retrier.run("U", outcome)
-            for retrier in reversed(retriers):
-                retrier.run("D", outcome)
+            for op, order in (("U", retriers), ("D", retriers[::-1])):
+                for retrier in order:
+                    retrier.last = retrier.table.name not in cycle
+                    retrier.run(op, outcome)
+                finish_cycles([r for r in retriers if r.waiting], cycle)
     state.retry_notes = outcome.notes()
     return outcome
 
@@ -125,6 +134,9 @@ class _TableRetry:
         self.reviver, self.local = reviving
         self.rule = rule
         self.probes: list[tuple[Table, Table]] = []  # the tables referring to it
+        self.last = True  # False: a refused row waits (``waiting``) for the others
+        self.waiting: list[_Entry] = []
+        self.outcome = RetryOutcome()  # the run's (``run``)
         self.snap = state.snapshot_table(table)
         self.nkeys = len(table.key)
         self.verifier = Verifier(table)
@@ -159,9 +171,36 @@ class _TableRetry:
     def run(self, op: str, outcome: RetryOutcome) -> None:
         """Retry the entries of one operation; a database error on the table leaves them
         in the quarantine with that error (it never stops the run's export)."""
+        self.outcome = outcome
         if op == "U":
             outcome.failed.extend(self.unreadable)
-        todo = [e for e in self.entries if e.op == op]
+        self._retry([e for e in self.entries if e.op == op], outcome)
+
+    @property
+    def deferred(self) -> list[tuple[_Entry, bool]]:  # (``two_steps.Waiting``)
+        return [(e, e.op == "D") for e in self.waiting]
+
+    def again(self, last: bool) -> bool:
+        """The entries that waited, once more, parents first; whether any went in."""
+        pending, self.waiting, self.last = self.waiting, [], last
+        for op in ("U", "D"):
+            entries = [e for e in pending if e.op == op]
+            self._retry(parents_first(self.table, entries, op == "D"), self.outcome)
+        return len(self.waiting) < len(pending)
+
+    def unreferred(self, entries: list[_Entry]) -> list[_Entry]:
+        if not self.probes:
+            return entries
+        referred = still_referred(self.adapter, self.probes, [e.key for e in entries])
+        return [e for e in entries if tuple(e.key) not in referred]
+
+    def settle_written(self, entries: list[_Entry], delete: bool) -> None:
+        """Entries written for it (``two_steps``): read back and settled."""
+        gone = {id(e) for e in entries}
+        self.waiting = [e for e in self.waiting if id(e) not in gone]
+        self._check(entries, self.outcome)
+
+    def _retry(self, todo: list[_Entry], outcome: RetryOutcome) -> None:
         for start in range(0, len(todo), BATCH):
             batch = todo[start : start + BATCH]
             try:
@@ -200,6 +239,11 @@ class _TableRetry:
                 outcome.failed.append(e.data)
             elif self._write(e, outcome):
                 written.append(e)
+        self._check(written, outcome)
+
+    def _check(self, written: list[_Entry], outcome: RetryOutcome) -> None:
+        """The entries written read back: settled when stored exactly."""
+        state = self.state
         checked = [Written(e.skey, e.key, e.row, e.digest) for e in written]
         bad = self.verifier.check(self.adapter, checked)
         for e in written:
@@ -247,6 +291,9 @@ class _TableRetry:
         or when rows of another table still refer to a row to delete (``engine.referred``)."""
         referred = e.row is None and self.probes
         child = still_referred(self.adapter, self.probes, [e.key]) if referred else {}
+        if child and not self.last:
+            self.waiting.append(e)  # (a row of a table in its cycle, to delete later?)
+            return False
         if child:
             why = DatabaseError(
                 say=("engine.apply.referred", {"table": next(iter(child.values()))})
@@ -264,6 +311,9 @@ class _TableRetry:
                     self.adapter.upsert(self.table, [e.row])
         except DatabaseError as exc:
             locked = self.waits.gave_up(exc)  # (no row's fault: no rule to try)
+            if not locked and not self.last:
+                self.waiting.append(e)
+                return False
             if not locked and self._revived(e):
                 return True
             self.state.retried(e.data["id"], exc, locked=locked, unread=False)
@@ -309,6 +359,10 @@ class _TableRetry:
             self.state.drop_snapshot(self.snap, self.nkeys, [skey])
         else:
             self.state.put_snapshot(self.snap, self.nkeys, [(*skey, digest)])
+
+
+def _refers_to_itself(table: Table) -> bool:
+    return any(fk.ref_table == table.name for fk in table.foreign_keys)
 
 
 def _row_json(verifier: Verifier, row: Row | None) -> str | None:

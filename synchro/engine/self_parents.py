@@ -17,15 +17,16 @@ refused rows wait until the end of the package (``in_cycles``).
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from synchro import faults
 from synchro.db.base import Row, Table
-from synchro.engine.apply_rows import Item
-from synchro.engine.two_steps import Waiting, in_two_steps
+from synchro.engine.two_steps import Held, Waiting, in_two_steps
+
+H = TypeVar("H", bound=Held)
 
 
-def parents_first(table: Table, items: Sequence[Item], delete: bool) -> list[Item]:
+def parents_first(table: Table, items: Sequence[H], delete: bool) -> list[H]:
     """``items`` in an order the table's own foreign keys allow (see the module's text):
     a parent is read from ``Item.row`` (the row written) or, for a delete, ``Item.local``
     (the row there now)."""
@@ -37,9 +38,9 @@ def parents_first(table: Table, items: Sequence[Item], delete: bool) -> list[Ite
     ]
     if not links:
         return list(items)
-    by_key: dict[tuple[Any, ...], Item] = {tuple(i.key): i for i in items}
+    by_key: dict[tuple[Any, ...], H] = {tuple(i.key): i for i in items}
 
-    def parent_of(item: Item) -> Item | None:
+    def parent_of(item: H) -> H | None:
         row: Row | None = item.local if delete else item.row
         if row is None:
             return None
@@ -49,12 +50,12 @@ def parents_first(table: Table, items: Sequence[Item], delete: bool) -> list[Ite
                 return parent
         return None
 
-    ordered: list[Item] = []
+    ordered: list[H] = []
     placed: set[int] = set()
     for item in items:
-        path: list[Item] = []
+        path: list[H] = []
         on_path: set[int] = set()
-        found: Item | None = item
+        found: H | None = item
         while found is not None and id(found) not in placed and id(found) not in on_path:
             path.append(found)
             on_path.add(id(found))

@@ -27,29 +27,48 @@ the whole attempt holds: the rows are then read back and settled by their table'
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 from synchro import faults
 from synchro.db.base import Adapter, Row, Table
-from synchro.engine.apply_rows import Item
 from synchro.errors import DatabaseError
 
 
-class Waiting(Protocol):
-    """A table's applier holding rows that waited (``apply._TableApplier``)."""
+class Held(Protocol):
+    """A row that waits: to be written (``row``) or deleted, by ``key``; ``local`` the
+    row here when it was read (``apply_rows.Item``, ``retry``'s entries)."""
 
-    adapter: Adapter
-    table: Table
-    deferred: list[tuple[Item, bool]]
+    @property
+    def key(self) -> tuple[Any, ...]: ...
+
+    @property
+    def row(self) -> Row | None: ...
+
+    @property
+    def local(self) -> Row | None: ...
+
+
+class Waiting(Protocol):
+    """A table's rows that waited (``apply._TableApplier``, ``retry._TableRetry``)."""
+
+    @property
+    def adapter(self) -> Adapter: ...
+
+    @property
+    def table(self) -> Table: ...
+
+    @property
+    def deferred(self) -> Sequence[tuple[Held, bool]]: ...  # (row, delete)
 
     def again(self, last: bool) -> bool: ...
 
-    def unreferred(self, items: list[Item]) -> list[Item]: ...
+    def unreferred(self, items: list[Any]) -> list[Any]: ...
 
-    def settle_written(self, items: list[Item], delete: bool) -> None: ...
+    def settle_written(self, items: list[Any], delete: bool) -> None:
+        """``items`` written (or deleted) for it: out of ``deferred``, read back, settled."""
 
 
-_Pending = list[tuple[Waiting, Item]]
+_Pending = list[tuple[Waiting, Held]]
 
 
 def empty_references(table: Table, cycle: Collection[str]) -> tuple[int, ...]:
@@ -80,7 +99,6 @@ def in_two_steps(adapter: Adapter, waiting: Sequence[Waiting], cycle: Collection
         for w in waiting:
             settled = [i for i, d in w.deferred if d is delete and id(i) in gone]
             if settled:
-                w.deferred = [(i, d) for i, d in w.deferred if id(i) not in gone]
                 w.settle_written(settled, delete)
                 went = True
     return went
@@ -89,7 +107,7 @@ def in_two_steps(adapter: Adapter, waiting: Sequence[Waiting], cycle: Collection
 class _Refused(Exception):
     """A row of step 1 not written whole (or not deleted) after all: the attempt is undone."""
 
-    def __init__(self, item: Item) -> None:
+    def __init__(self, item: Held) -> None:
         super().__init__()
         self.item = item
 
@@ -166,7 +184,7 @@ def _attempt(
     return done
 
 
-def _went(adapter: Adapter, w: Waiting, item: Item, delete: bool) -> bool:
+def _went(adapter: Adapter, w: Waiting, item: Held, delete: bool) -> bool:
     """Step 2 for one row: written whole, or deleted when nothing refers to it."""
     if not delete:
         return _written(adapter, w.table, item, item.row)
@@ -180,7 +198,7 @@ def _went(adapter: Adapter, w: Waiting, item: Item, delete: bool) -> bool:
     return True
 
 
-def _written(adapter: Adapter, table: Table, item: Item, row: Row | None) -> bool:
+def _written(adapter: Adapter, table: Table, item: Held, row: Row | None) -> bool:
     """``row`` written in a savepoint of its own: inserted when the key had no row here
     (never overwriting a row of another key the database finds equal), else upserted."""
     if row is None:
