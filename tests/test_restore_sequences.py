@@ -67,7 +67,8 @@ def _restore(db: Backend, saved: dict[str, Any]) -> None:
     for row in saved["mark"]:
         db.execute(f"INSERT INTO {MARK_TABLE} (poste, numero) VALUES (?, ?)", tuple(row))
     for name, (value, called) in saved["sequences"].items():
-        db.execute("SELECT setval(?, ?, ?)", (name, int(value), bool(called)))
+        called = str(called).lower() in ("1", "true", "t")  # (psqlODBC: '0' or '1')
+        db.execute("SELECT setval(?, ?, ?)", (name, int(value), called))
 
 
 def _shop(make_backend: Callable[[str], Backend]) -> Backend:
@@ -163,3 +164,44 @@ def test_a_restored_siege_on_postgresql_sells_again_after_taking_its_rows_back(
             2000,
             2001,
         }
+
+
+def test_a_sequence_never_called_keeps_its_start_after_the_take_back(
+    tmp_path: Path, make_backend: Callable[[str], Backend]
+) -> None:
+    """A shop whose sales are numbered from 500 (its range), never called yet, and two
+    older sales typed in by hand below it. The take-back moved the sequence to the
+    highest own key (2), below its start: the next sale took 3, in another range. A
+    sequence never called is now moved only when its start is not above that key (the
+    tickets' start, 1, is: the next ticket follows the typed ones)."""
+    site_db = _shop(make_backend)
+    for name in SEQUENCES["ventes"]:
+        site_db.execute(f"ALTER SEQUENCE {name} START WITH 500 RESTART")
+    for i in (1, 2):
+        site_db.execute("INSERT INTO ventes VALUES (?, ?, ?)", (i, i, f"saisie {i} — Ωμέγα"))
+        site_db.execute("INSERT INTO tickets OVERRIDING SYSTEM VALUE VALUES (?, ?)", (i, "✓"))
+    hq_path = tmp_path / "hq.db"
+    _other(hq_path, 1000, "siège")
+    with (
+        make_node(tmp_path, "HQ", str(hq_path), hq=True) as hq,
+        make_node(tmp_path, "S1", site_db.connection) as site,
+    ):
+
+        def exchange() -> None:
+            assert hq.import_package(site.export().path).status == "applied"
+            hq.export()
+            back = site.import_package(hq.publish("S1", tmp_path / "out").path)
+            assert back.status == "applied" and back.stats.quarantined == 0, back
+
+        exchange()
+        saved = _dump(site_db)
+        exchange()
+        _restore(site_db, saved)
+        with pytest.raises(Restored):
+            site.export()
+        site.take_back()
+        exchange()
+        exchange()
+    _sell(site_db, "vente")
+    assert site_db.query("SELECT id, facture FROM ventes WHERE txt = 'vente'") == [(500, 500)]
+    assert site_db.query("SELECT id FROM tickets WHERE txt = 'vente'") == [(3,)]

@@ -92,13 +92,17 @@ class WriteSql:
         return [row[i] for i in others] + [row[i] for i in table.key_positions]
 
     def move_sequence_past(self) -> str | None:
-        """Set a sequence (parameters: its name, a value, the value, its name) to that
-        value when its last is lower; None where the server moves its own."""
+        """Set a sequence (parameters: a value, its name, the value) to that value when
+        its next would not be above it: its last lower, or never called and its start
+        not above (a sequence numbering a range from its start is not moved down to keys
+        written by hand below it). A descending one is left. None where the server moves
+        its own."""
         if self.name != "postgresql":
             return None
         return (
-            "SELECT setval(CAST(? AS regclass), ?)"
-            " WHERE ? > COALESCE(pg_sequence_last_value(CAST(? AS regclass)), 0)"
+            "SELECT setval(CAST(s.seqrelid AS regclass), ?) FROM pg_sequence s"
+            " WHERE s.seqrelid = CAST(? AS regclass) AND s.seqincrement > 0"
+            " AND ? > COALESCE(pg_sequence_last_value(s.seqrelid), s.seqstart - 1)"
         )
 
     def upsert(self, table: Table, nrows: int) -> str:

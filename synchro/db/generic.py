@@ -63,7 +63,7 @@ class SqlAdapter(SqlReads):
             sql = self.sql.move_sequence_past() if column.sequence else None
             if value is not None and sql is not None:
                 doing = act("sequence", table.name)
-                self._run(sql, [column.sequence, value, value, column.sequence], doing).close()
+                self._run(sql, [value, column.sequence, value], doing).close()
 
     def _update_or_insert(self, table: Table, row: Row, doing: Say) -> None:
         bound = self._bind_rows(table, table.column_names, [row])
