@@ -115,3 +115,46 @@ def test_a_customer_deleted_by_one_shop_keeps_another_shop_s_sale_at_the_siege(
             node.import_package(hq.publish(code, out).path)
     expected = ([(5, "Zoé"), (6, "Ana")], [(88, 5, 250)])
     assert _held(hq_db) == _held(a_db) == _held(b_db) == expected
+
+
+BY_CODE = [  # a purchase refers to its product by code (unique, not the key)
+    "CREATE TABLE produits (id INT PRIMARY KEY, code VARCHAR(10) NOT NULL UNIQUE,"
+    " nom VARCHAR(40) NOT NULL)",
+    "CREATE TABLE achats (id INT PRIMARY KEY, produit VARCHAR(10) NOT NULL"
+    " REFERENCES produits (code) ON DELETE CASCADE, qte INT NOT NULL)",
+]
+
+
+@pytest.mark.parametrize("kind", [*KINDS, "sqlite-odbc"])
+def test_a_foreign_key_to_a_product_code_keeps_a_purchase_not_yet_sent(
+    tmp_path: Path, make_backend: Callable[[str], Backend], kind: str
+) -> None:
+    """A purchase refers to its product by code (a unique column, not the key), under
+    ON DELETE CASCADE. Before, on every back end, the Siège's delete of the product took
+    with it a purchase the shop had not sent yet, the run OK. On MariaDB the foreign key
+    was not seen at all (its driver lists only those to a primary key): the purchases,
+    whose table comes first by name, went before their products and were set aside.
+    Now such a key is read from ``information_schema`` and the cascade check looks for
+    the product's code in the row here."""
+    hq_db, site_db = _databases(make_backend, kind, 2, BY_CODE)
+    hq_db.execute("INSERT INTO produits VALUES (5, 'P5', 'Thé « 漢字 »'), (6, 'P6', 'Café')")
+    hq_db.execute("INSERT INTO achats VALUES (77, 'P5', 1)")
+    out = tmp_path / "out"
+    with (
+        make_node(tmp_path, "SIEGE", hq_db.connection, hq=True) as hq,
+        make_node(tmp_path, "A", site_db.connection) as site,
+    ):
+        hq.export()
+        first = site.import_package(hq.publish("A", out).path)
+        assert first.stats.upserts == 3 and first.stats.quarantined == 0, first
+        site_db.execute("INSERT INTO achats VALUES (78, 'P5', 2)")  # not sent yet
+        hq_db.execute("DELETE FROM achats WHERE id = 77")
+        hq_db.execute("DELETE FROM produits WHERE id = 5")
+        hq.export()
+        answer = site.import_package(hq.publish("A", out).path)
+        assert answer.stats.deletes == 1 and answer.stats.quarantined == 1, answer
+        [aside] = site.state.quarantined()
+        assert aside["tbl"] == "produits" and "achats" in aside["error"], aside
+        assert sorted(site_db.query("SELECT id, produit, qte FROM achats")) == [(78, "P5", 2)]
+        assert [r[0] for r in site_db.query("SELECT id FROM produits ORDER BY id")] == [5, 6]
+        assert site.export().capture.rows == 1  # the purchase goes

@@ -172,7 +172,9 @@ class OdbcDiscovery(SqlAdapter):
         if self.dialect == "mysql" and "PRIMARY" not in indexes:
             pk = ()  # MariaDB reports its first UNIQUE NOT NULL index as PRIMARY
         fks = tuple(
-            f for f in foreign_keys(self._catalog, name, where) if not computed & {*f.columns}
+            f
+            for f in foreign_keys(self.dialect, self._query, self._catalog, name, where)
+            if not computed & {*f.columns}
         )
         if computed & set(pk):
             column = min(computed & set(pk))

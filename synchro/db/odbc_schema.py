@@ -81,18 +81,36 @@ def unique_indexes(
     return {index: tuple(c for _o, c in sorted(cols)) for index, cols in found.items()}
 
 
-def foreign_keys(catalog: Catalog, name: str, where: dict[str, Any]) -> tuple[ForeignKey, ...]:
-    fk_where = {f"foreign{k.capitalize()}": v for k, v in where.items()}
-    rows = [r for r in catalog("foreignKeys", foreignTable=name, **fk_where)]
-    groups: dict[tuple[str, str], list[Any]] = {}
-    for r in rows:
-        if r[6] != name:
-            continue
-        groups.setdefault((str(r[11] or ""), str(r[2])), []).append(r)
+def foreign_keys(
+    dialect: str, query: Query, catalog: Catalog, name: str, where: dict[str, Any]
+) -> tuple[ForeignKey, ...]:
+    """The table's foreign keys. MariaDB/MySQL from ``information_schema``: its driver's
+    catalog (as ODBC's ``SQLForeignKeys`` says) lists only those to a primary key, not
+    those to another unique column (a customer's code), which the table order, the
+    cascade check (``engine.referred``) and the two-step writes must know."""
+    if dialect == "mysql":
+        rows = query(
+            "SELECT CONSTRAINT_NAME, REFERENCED_TABLE_NAME, ORDINAL_POSITION, COLUMN_NAME,"
+            " REFERENCED_COLUMN_NAME FROM information_schema.KEY_COLUMN_USAGE"
+            " WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?"
+            " AND REFERENCED_TABLE_SCHEMA = DATABASE() AND REFERENCED_TABLE_NAME IS NOT NULL",
+            (name,),
+        )
+        named = [(str(r[0]), str(r[1]), int(r[2]), str(r[3]), str(r[4])) for r in rows]
+    else:
+        fk_where = {f"foreign{k.capitalize()}": v for k, v in where.items()}
+        named = [
+            (str(r[11] or ""), str(r[2]), int(r[8]), str(r[7]), str(r[3]))
+            for r in catalog("foreignKeys", foreignTable=name, **fk_where)
+            if r[6] == name
+        ]
+    groups: dict[tuple[str, str], list[tuple[str, str, int, str, str]]] = {}
+    for member in named:
+        groups.setdefault((member[0], member[1]), []).append(member)
     keys = []
     for (_fk_name, ref_table), members in sorted(groups.items()):
-        members.sort(key=lambda r: int(r[8]))
-        cols = tuple(str(r[7]) for r in members)
-        ref_cols = tuple(str(r[3]) for r in members)
+        members.sort(key=lambda m: m[2])
+        cols = tuple(m[3] for m in members)
+        ref_cols = tuple(m[4] for m in members)
         keys.append(ForeignKey(cols, ref_table, ref_cols))
     return tuple(keys)

@@ -39,7 +39,7 @@ from synchro.engine.apply_rows import (
     no_table,
 )
 from synchro.engine.lock_waits import fetch_locked, read_locked
-from synchro.engine.referred import referring, still_referred
+from synchro.engine.referred import Probe, referring, still_referred
 from synchro.engine.revive import Reviver
 from synchro.engine.self_parents import finish_cycles, in_cycles, parents_first
 from synchro.engine.verify import Written
@@ -61,7 +61,7 @@ class _TableApplier(TableRows):
     refused then is set aside, as any refused row."""
 
     def __init__(
-        self, *rows: Any, probes: list[tuple[Table, Table]], in_cycle: bool
+        self, *rows: Any, probes: list[Probe], in_cycle: bool
     ) -> None:  # (``rows``: ``TableRows``'s)
         super().__init__(*rows)
         self.deferred: list[tuple[Item, bool]] = []
@@ -193,7 +193,7 @@ class _TableApplier(TableRows):
         """Of the deletes ``items``, those no row of another table refers to now."""
         if not self.probes:
             return items
-        referred = still_referred(self.adapter, self.probes, [i.key for i in items])
+        referred = still_referred(self.adapter, self.probes, items)
         return [i for i in items if tuple(i.key) not in referred]
 
     def _not_referred(self, items: list[Item], last: bool = False) -> list[Item]:
@@ -201,7 +201,7 @@ class _TableApplier(TableRows):
         the database refused them (``engine.referred``: a cascade would take with them a
         row the sender did not know). In tables that refer to each other, the referring
         row may be one the package deletes later: they wait until ``last``."""
-        referred = still_referred(self.adapter, self.probes, [i.key for i in items])
+        referred = still_referred(self.adapter, self.probes, items)
         if not referred:
             return items
         for item in items:

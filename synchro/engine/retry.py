@@ -35,7 +35,7 @@ from synchro.db.base import Adapter, Key, Row, Table
 from synchro.engine.conflict_rule import incoming_wins
 from synchro.engine.lock_waits import LockWaits, read_locked
 from synchro.engine.policy import ApplyPolicy
-from synchro.engine.referred import referring, still_referred
+from synchro.engine.referred import Probe, referring, still_referred
 from synchro.engine.revive import Reviver
 from synchro.engine.self_parents import finish_cycles, in_cycles, parents_first
 from synchro.engine.verify import Verifier, Written
@@ -133,7 +133,7 @@ class _TableRetry:
         self.adapter, self.state, self.table, self.policy = adapter, state, table, policy
         self.reviver, self.local = reviving
         self.rule = rule
-        self.probes: list[tuple[Table, Table]] = []  # the tables referring to it
+        self.probes: list[Probe] = []  # the tables referring to it
         self.last = True  # False: a refused row waits (``waiting``) for the others
         self.waiting: list[_Entry] = []
         self.outcome = RetryOutcome()  # the run's (``run``)
@@ -191,7 +191,7 @@ class _TableRetry:
     def unreferred(self, entries: list[_Entry]) -> list[_Entry]:
         if not self.probes:
             return entries
-        referred = still_referred(self.adapter, self.probes, [e.key for e in entries])
+        referred = still_referred(self.adapter, self.probes, entries)
         return [e for e in entries if tuple(e.key) not in referred]
 
     def settle_written(self, entries: list[_Entry], delete: bool) -> None:
@@ -290,7 +290,7 @@ class _TableRetry:
         """Write the sent version again; False (entry updated) when the database refuses,
         or when rows of another table still refer to a row to delete (``engine.referred``)."""
         referred = e.row is None and self.probes
-        child = still_referred(self.adapter, self.probes, [e.key]) if referred else {}
+        child = still_referred(self.adapter, self.probes, [e]) if referred else {}
         if child and not self.last:
             self.waiting.append(e)  # (a row of a table in its cycle, to delete later?)
             return False
