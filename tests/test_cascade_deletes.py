@@ -158,3 +158,26 @@ def test_a_foreign_key_to_a_product_code_keeps_a_purchase_not_yet_sent(
         assert sorted(site_db.query("SELECT id, produit, qte FROM achats")) == [(78, "P5", 2)]
         assert [r[0] for r in site_db.query("SELECT id FROM produits ORDER BY id")] == [5, 6]
         assert site.export().capture.rows == 1  # the purchase goes
+
+
+def test_a_purchase_whose_code_the_database_finds_equal_in_other_letters_is_kept(
+    tmp_path: Path, make_backend: Callable[[str], Backend]
+) -> None:
+    """MariaDB's collation finds « p5 » equal to « P5 »: a purchase of « p5 » refers to
+    product « P5 », and the cascade would take it. The check asks the database, not
+    Python's equality (``referred.still_referred``)."""
+    hq_db, site_db = _databases(make_backend, "mariadb", 2, BY_CODE)
+    hq_db.execute("INSERT INTO produits VALUES (5, 'P5', 'Thé'), (6, 'P6', 'Café')")
+    out = tmp_path / "out"
+    with (
+        make_node(tmp_path, "SIEGE", hq_db.connection, hq=True) as hq,
+        make_node(tmp_path, "A", site_db.connection) as site,
+    ):
+        hq.export()
+        assert site.import_package(hq.publish("A", out).path).stats.upserts == 2
+        site_db.execute("INSERT INTO achats VALUES (78, 'p5', 2)")  # not sent yet
+        hq_db.execute("DELETE FROM produits WHERE id = 5")
+        hq.export()
+        answer = site.import_package(hq.publish("A", out).path)
+        assert answer.stats.deletes == 0 and answer.stats.quarantined == 1, answer
+        assert site_db.query("SELECT id, produit FROM achats") == [(78, "p5")]
