@@ -53,12 +53,12 @@ class _TableApplier(TableRows):
     """Applies batches of changes of one table: conflicts decided, rows written and read
     back (what is recorded of them is ``TableRows``'s).
 
-    A table that refers to itself (an employee's manager, a category's parent) may hold
-    a row before its parent in the package (keys in order: the parent made later has the
-    greater key), and a parent deleted before its child: a database that checks each row
-    (MariaDB, SQLite) refuses them. Those rows wait (``deferred``) until the package moves
-    on to another table (``finish``), then go again while any goes in; only what is still
-    refused then is set aside, as any refused row."""
+    A row the database refuses may need a row of the package that comes after it (keys
+    in order): its parent in a table that refers to itself (the manager made later has
+    the greater key; a parent deleted before its child), or a code another row gives up
+    (a room's code given to a new room, the old one renamed). Refused rows wait
+    (``deferred``) until the package moves on to another table (``finish``), then go
+    again while any goes in; only what is still refused then is set aside."""
 
     def __init__(
         self, *rows: Any, probes: list[Probe], in_cycle: bool
@@ -67,7 +67,6 @@ class _TableApplier(TableRows):
         self.deferred: list[tuple[Item, bool]] = []
         self.probes = probes  # the tables referring to it (``referred.referring``)
         self.in_cycle = in_cycle  # refers to itself through others: waits till the end
-        self.refers_to_itself = any(f.ref_table == self.table.name for f in self.table.foreign_keys)
 
     def apply(self, items: Sequence[Item]) -> None:
         ctx, table, state = self.ctx, self.table, self.state
@@ -215,10 +214,10 @@ class _TableApplier(TableRows):
         return [i for i in items if tuple(i.key) not in referred]
 
     def finish(self) -> None:
-        """The rows that waited (a table that refers to itself), again while any goes in;
-        then once more the usual way, where a refused row is set aside. A table that
-        refers to itself through others waits for the end of the package
-        (``self_parents.finish_cycles``)."""
+        """The rows that waited, again while any goes in (parents first, and in two
+        steps where they refer to each other); then once more the usual way, where a
+        refused row is set aside. A table that refers to itself through others waits for
+        the end of the package (``self_parents.finish_cycles``)."""
         if not self.in_cycle:
             finish_cycles([self], {self.table.name})
 
@@ -248,14 +247,14 @@ class _TableApplier(TableRows):
             self.stats.upserts += exact
 
     def _one_by_one(self, items: list[Item], delete: bool, last: bool = False) -> list[Item]:
-        """After a batch failed: each row on its own, the refused ones set aside (or, in a
-        table that refers to itself, left to wait until ``last``). Two rows in a row that
+        """After a batch failed: each row on its own, the refused ones left to wait
+        (``finish``), and set aside when ``last``. Two rows in a row that
         waited for a lock in vain (each ``odbc.LOCK_WAIT_S``) mean another program keeps
         the table: the rest of it is set aside at once for the next run, instead of
         waiting again for every row (500 rows × 50 s)."""
         done: list[Item] = []
         waits = self.waits
-        waiting = (self.refers_to_itself or self.in_cycle) and not last
+        waiting = not last
         for item in items:
             if waits.locked is not None:
                 self._quarantine(item, waits.locked, locked=True)
