@@ -4,7 +4,8 @@ A package holds a table's rows in key order. A hotel renames room 2 from « X »
 and gives « X » to a new room 1: the new room comes first, while room 2 still holds
 « X », so every back end refused it (unique). Before, it was set aside: the run not OK,
 the room a day late. Now a refused row waits until the package moves on to another
-table and goes again while any goes in (``apply._TableApplier.finish``). Real databases
+table and goes again while any goes in (``apply._TableApplier.finish``); two rooms that
+swap their guests (unique, but may be empty) go in two steps. Real databases
 through their drivers; the rows read back through the test's own connections.
 """
 
@@ -64,3 +65,43 @@ def test_a_code_given_up_by_one_room_goes_to_a_new_room_in_the_same_package(
         swap = site.import_package(hq.publish("A", out).path)
         assert swap.stats.quarantined == 2 and swap.stats.upserts == 0, swap
         assert sorted(site_db.query("SELECT id, code FROM chambres")) == [(1, "X"), (2, "Z")]
+
+
+@pytest.mark.parametrize("kind", [*KINDS, "sqlite-odbc"])
+def test_two_rooms_that_swap_their_guests_go_in_two_steps(
+    tmp_path: Path, make_backend: Callable[[str], Backend], kind: str
+) -> None:
+    """A guest per room at most (a unique column that can be empty): two guests swap
+    rooms. Whichever room goes first, the other still holds its new guest: before, both
+    were set aside at every run. Now they go in two steps, as the hotel's program made
+    them (``engine.two_steps``): the guests emptied, then each room whole."""
+    hq_db, site_db = make_backend(kind), make_backend(kind)
+    for db in (hq_db, site_db):
+        db.execute(
+            "CREATE TABLE chambres (id INT PRIMARY KEY, nom VARCHAR(40) NOT NULL,"
+            " client VARCHAR(40) UNIQUE)"
+        )
+    hq_db.execute("INSERT INTO chambres VALUES (1, 'Mer', 'Zoé « 漢字 »'), (2, 'Jardin', 'Ана')")
+    hq_db.execute("INSERT INTO chambres VALUES (3, 'Cour', NULL), (4, 'Toit', NULL)")
+    out = tmp_path / "out"
+    with (
+        make_node(tmp_path, "SIEGE", hq_db.connection, hq=True) as hq,
+        make_node(tmp_path, "A", site_db.connection) as site,
+    ):
+        hq.export()
+        assert site.import_package(hq.publish("A", out).path).stats.upserts == 4
+        for statement in (
+            "UPDATE chambres SET client = NULL WHERE id = 1",
+            "UPDATE chambres SET client = 'Zoé « 漢字 »' WHERE id = 2",
+            "UPDATE chambres SET client = 'Ана' WHERE id = 1",
+        ):
+            hq_db.execute(statement)
+        hq.export()
+        swap = site.import_package(hq.publish("A", out).path)
+        assert site.state.quarantined() == [], site.state.quarantined()
+        assert swap.stats.upserts == 2 and swap.stats.quarantined == 0, swap
+        assert set(site_db.query("SELECT * FROM chambres")) == set(
+            hq_db.query("SELECT * FROM chambres")
+        )
+        sent = site.export()
+        assert sent.capture.rows == 0  # the emptied guests were never a change of its own

@@ -11,7 +11,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from synchro.errors import Say
@@ -78,6 +78,8 @@ class Table:
     # Why the driver cannot carry this table's statements, as words of the locales (None
     # when it can): ``select_tables`` refuses to synchronise it, naming the table and column.
     unusable: Say | None = field(default=None, compare=False)
+    # The columns of each unique index (a room's code, its guest): ``engine.two_steps``
+    uniques: tuple[tuple[str, ...], ...] = field(default=(), compare=False)
 
     @property
     def column_names(self) -> tuple[str, ...]:
@@ -98,7 +100,7 @@ class Table:
         return tuple(kinds[k] for k in self.key)
 
     def with_key(self, key: Sequence[str], source: str) -> Table:
-        return Table(self.name, self.columns, tuple(key), source, self.foreign_keys, self.unusable)
+        return replace(self, key=tuple(key), key_source=source)
 
 
 class Adapter(abc.ABC):

@@ -181,14 +181,15 @@ class OdbcDiscovery(SqlAdapter):
             why = ("engine.err.unusable.computed_key", {"column": column})
             return Table(name, columns, (), "", fks, unusable=why)
         indexes = {i: cols for i, cols in indexes.items() if not computed & set(cols)}
+        uniques = tuple(indexes[i] for i in sorted(indexes))
         if pk:
-            return Table(name, columns, pk, "primary", fks)
+            return Table(name, columns, pk, "primary", fks, uniques=uniques)
         not_null = {c.name for c in columns if not c.nullable}
         candidates = sorted(
             (len(cols), index, cols) for index, cols in indexes.items() if set(cols) <= not_null
         )
         if not candidates:
-            return Table(name, columns, (), "", fks)
+            return Table(name, columns, (), "", fks, uniques=uniques)
         _n, index, key = candidates[0]
         source = "primary" if index.lower() in ("primarykey", "primary") else "unique"
-        return Table(name, columns, key, source, fks)
+        return Table(name, columns, key, source, fks, uniques=uniques)

@@ -249,32 +249,30 @@ def _table(query: Callable[[str], list[Any]], quote: Callable[[str], str], name:
         for _cid, col, decl, notnull, _default, pk in info
     )
     pk = _primary(info)
-    table = Table(name, columns, pk, "primary" if pk else "", _foreign_keys(query, quote, name))
-    if not pk:
-        unique = _unique_key(query, quote, name, columns)
-        if unique:
-            table = table.with_key(unique, "unique")
+    uniques = _unique_indexes(query, quote, name)
+    fks = _foreign_keys(query, quote, name)
+    table = Table(name, columns, pk, "primary" if pk else "", fks, uniques=uniques)
+    not_null = {c.name for c in columns if not c.nullable}
+    keys = sorted((len(cols), cols) for cols in uniques if set(cols) <= not_null)
+    if not pk and keys:  # the smallest unique index whose columns are all NOT NULL
+        table = table.with_key(keys[0][1], "unique")
     return table
 
 
-def _unique_key(
-    query: Callable[[str], list[Any]],
-    quote: Callable[[str], str],
-    name: str,
-    columns: tuple[Column, ...],
-) -> tuple[str, ...]:
-    """The smallest unique, non-partial index whose columns are all NOT NULL."""
-    not_null = {c.name for c in columns if not c.nullable}
-    found: list[tuple[int, str, tuple[str, ...]]] = []
+def _unique_indexes(
+    query: Callable[[str], list[Any]], quote: Callable[[str], str], name: str
+) -> tuple[tuple[str, ...], ...]:
+    """The columns of each unique, non-partial index on columns (not expressions)."""
+    found: list[tuple[str, tuple[str, ...]]] = []
     for row in query(f"PRAGMA index_list({quote(name)})"):
         index, unique, partial = str(row[1]), int(row[2]), int(row[4])
         if not unique or partial:
             continue
         info = query(f"PRAGMA index_info({quote(index)})")
         cols = tuple(str(r[2]) for r in sorted(info, key=lambda r: int(r[0])) if r[2] is not None)
-        if cols and len(cols) == len(info) and set(cols) <= not_null:
-            found.append((len(cols), index, cols))
-    return min(found)[2] if found else ()
+        if cols and len(cols) == len(info):
+            found.append((index, cols))
+    return tuple(cols for _index, cols in sorted(found))
 
 
 def _foreign_keys(

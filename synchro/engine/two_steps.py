@@ -13,6 +13,9 @@ no longer go in (``self_parents.finish_cycles``, ``apply._TableApplier.finish``)
 2. the other waiting rows, while any goes in (their parents are there now);
 3. the rows of step 1 again, whole.
 
+Two rows that swap the values of a unique column that can be empty (two rooms, their
+guests) are the same: neither goes first, both go in two steps, the column emptied first.
+
 Deleting both is the same the other way round: the references of the rows to delete
 emptied first, then the deletes while any goes (each only when no row of another table
 refers to it any more, ``engine.referred``).
@@ -71,16 +74,19 @@ class Waiting(Protocol):
 _Pending = list[tuple[Waiting, Held]]
 
 
-def empty_references(table: Table, cycle: Collection[str]) -> tuple[int, ...]:
-    """The positions of the columns of ``table``'s foreign keys into ``cycle`` that can
-    be empty (every column of the key nullable)."""
+def emptied_columns(table: Table, cycle: Collection[str]) -> tuple[int, ...]:
+    """The positions of the columns a row of ``table`` may wait without: those of its
+    foreign keys into ``cycle`` (rows that refer to each other), and of its unique
+    indexes (two rooms that swap their guests), where every column of the key or index
+    can be empty (NULL). An empty one conflicts with nothing: PostgreSQL, MariaDB and
+    SQLite let a unique index hold several (SQL Server refuses the second: undone)."""
     by_name = {c.name: (i, c) for i, c in enumerate(table.columns)}
+    groups = [fk.columns for fk in table.foreign_keys if fk.ref_table in cycle]
+    groups += [cols for cols in table.uniques if not set(cols) & set(table.key)]
     cut: list[int] = []
-    for fk in table.foreign_keys:
-        if fk.ref_table not in cycle:
-            continue
-        columns = [by_name[c] for c in fk.columns if c in by_name]
-        if len(columns) == len(fk.columns) and all(c.nullable for _i, c in columns):
+    for names in groups:
+        columns = [by_name[c] for c in names if c in by_name]
+        if len(columns) == len(names) and all(c.nullable for _i, c in columns):
             cut.extend(i for i, _c in columns if i not in cut)
     return tuple(cut)
 
@@ -90,7 +96,7 @@ def in_two_steps(adapter: Adapter, waiting: Sequence[Waiting], cycle: Collection
     any went (those are out of their applier's ``deferred``, read back and settled)."""
     if not adapter.undoes_blocks:
         return False
-    cuts = {id(w): empty_references(w.table, cycle) for w in waiting}
+    cuts = {id(w): emptied_columns(w.table, cycle) for w in waiting}
     went = False
     for delete in (False, True):
         pending = [(w, i) for w in waiting for i, d in w.deferred if d is delete]
