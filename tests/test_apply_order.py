@@ -105,3 +105,58 @@ def test_two_rooms_that_swap_their_guests_go_in_two_steps(
         )
         sent = site.export()
         assert sent.capture.rows == 0  # the emptied guests were never a change of its own
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_swap_set_aside_goes_in_at_the_retry_once_the_refusal_is_lifted(
+    tmp_path: Path, make_backend: Callable[[str], Backend], kind: str
+) -> None:
+    """The swap of two guests came with names the receiver refused (a rule of its own):
+    both rooms set aside. Once the rule is lifted, the retry at the start of the next
+    run tried each room alone, and each was refused, the other still holding its guest,
+    at every run. The retry now lets refused rows wait and go in two steps too."""
+    hq_db, site_db = make_backend(kind), make_backend(kind)
+    for db in (hq_db, site_db):
+        db.execute(
+            "CREATE TABLE chambres (id INT PRIMARY KEY, nom VARCHAR(40) NOT NULL,"
+            " client VARCHAR(40) UNIQUE)"
+        )
+    rule, lift = _REFUSE_NAME[kind == "sqlite"]
+    site_db.execute(rule)
+    hq_db.execute("INSERT INTO chambres VALUES (1, 'Mer', 'Zoé « 漢字 »'), (2, 'Jardin', 'Ана')")
+    out = tmp_path / "out"
+    with (
+        make_node(tmp_path, "SIEGE", hq_db.connection, hq=True) as hq,
+        make_node(tmp_path, "A", site_db.connection) as site,
+    ):
+        hq.export()
+        assert site.import_package(hq.publish("A", out).path).stats.upserts == 2
+        for statement in (
+            "UPDATE chambres SET client = NULL, nom = 'refusée, Mer' WHERE id = 1",
+            "UPDATE chambres SET client = 'Zoé « 漢字 »', nom = 'refusé, Jardin' WHERE id = 2",
+            "UPDATE chambres SET client = 'Ана' WHERE id = 1",
+        ):
+            hq_db.execute(statement)
+        hq.export()
+        swap = site.import_package(hq.publish("A", out).path)
+        assert swap.stats.quarantined == 2, swap
+        site_db.execute(lift)
+        sent = site.export()  # the retry first
+        assert site.state.quarantined() == [], site.state.quarantined()
+        assert len(sent.capture.retried) == 2 and sent.capture.rows == 0
+        assert set(site_db.query("SELECT * FROM chambres")) == set(
+            hq_db.query("SELECT * FROM chambres")
+        )
+
+
+_REFUSE_NAME = {  # a rule of the receiver's that refuses a name, and its lifting
+    True: (
+        "CREATE TRIGGER non_refus BEFORE UPDATE ON chambres WHEN NEW.nom LIKE 'refus%'"
+        " BEGIN SELECT RAISE(ABORT, 'refusé'); END",
+        "DROP TRIGGER non_refus",
+    ),
+    False: (
+        "ALTER TABLE chambres ADD CONSTRAINT non_refus CHECK (nom NOT LIKE 'refus%')",
+        "ALTER TABLE chambres DROP CONSTRAINT non_refus",
+    ),
+}

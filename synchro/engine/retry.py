@@ -17,7 +17,10 @@ quarantine with the version that was sent. ``retry_quarantined`` runs at the sta
   Siège an upsert refused for want of a deleted parent brings the parent back first, as
   the apply does (``engine.revive``: a row still referred to is kept).
 
-Upserts go parents first, deletes children first (``tables`` is in dependency order). The
+Upserts go parents first, deletes children first (``tables`` is in dependency order). A
+refused entry waits for the others and goes again while any goes in, then in two steps
+(``engine.two_steps``: rows that refer to each other, swapped unique values), as at the
+apply. The
 database commits first, then the state: a crash in between leaves the entry, and the next
 retry finds the row changed and lets capture send it (the sent value, harmless).
 """
@@ -105,14 +108,14 @@ def retry_quarantined(
                 _TableRetry(adapter, state, t, groups[t.name], policy, (reviver, local), rule)
                 for t in ordered
             ]
-            # Tables that refer to themselves or to each other: their refused rows wait
-            # for the others, then go again and in two steps, as at the apply.
+            # Refused rows wait for the others, then go again, parents first, and in two
+            # steps (rows that refer to each other, swapped unique values), as at the apply.
             cycle = in_cycles(tables) | {t.name for t in ordered if _refers_to_itself(t)}
             for retrier in retriers:
                 retrier.probes = referring(by_name, retrier.table)
             for op, order in (("U", retriers), ("D", retriers[::-1])):
                 for retrier in order:
-                    retrier.last = retrier.table.name not in cycle
+                    retrier.last = False
                     retrier.run(op, outcome)
                 finish_cycles([r for r in retriers if r.waiting], cycle)
     state.retry_notes = outcome.notes()
