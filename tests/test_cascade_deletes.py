@@ -134,8 +134,9 @@ def test_a_foreign_key_to_a_product_code_keeps_a_purchase_not_yet_sent(
     with it a purchase the shop had not sent yet, the run OK. On MariaDB the foreign key
     was not seen at all (its driver lists only those to a primary key): the purchases,
     whose table comes first by name, went before their products and were set aside.
-    Now such a key is read from ``information_schema`` and the cascade check looks for
-    the product's code in the row here."""
+    Now such a key is read from ``information_schema``, the cascade check looks for the
+    product's code in the row here, and the Siège takes the product back from its log by
+    its code when the purchase arrives."""
     hq_db, site_db = _databases(make_backend, kind, 2, BY_CODE)
     hq_db.execute("INSERT INTO produits VALUES (5, 'P5', 'Thé « 漢字 »'), (6, 'P6', 'Café')")
     hq_db.execute("INSERT INTO achats VALUES (77, 'P5', 1)")
@@ -157,7 +158,21 @@ def test_a_foreign_key_to_a_product_code_keeps_a_purchase_not_yet_sent(
         assert aside["tbl"] == "produits" and "achats" in aside["error"], aside
         assert sorted(site_db.query("SELECT id, produit, qte FROM achats")) == [(78, "P5", 2)]
         assert [r[0] for r in site_db.query("SELECT id FROM produits ORDER BY id")] == [5, 6]
-        assert site.export().capture.rows == 1  # the purchase goes
+        # The purchase reaches the Siège, which takes its product back from its log by
+        # the code (kept while referred to) and sends it again: both everywhere.
+        sent = hq.import_package(site.export().path)
+        assert sent.stats.upserts == 1 and sent.stats.quarantined == 0, sent
+        assert sent.stats.conflicts == 1  # the delete lost, in the conflict log
+        hq.export()
+        site.import_package(hq.publish("A", out).path)
+        site.export()
+        assert site.state.quarantined() == [] and hq.state.quarantined() == []  # settled
+    for db in (hq_db, site_db):
+        assert sorted(db.query("SELECT id, code, nom FROM produits")) == [
+            (5, "P5", "Thé « 漢字 »"),
+            (6, "P6", "Café"),
+        ]
+        assert db.query("SELECT id, produit, qte FROM achats") == [(78, "P5", 2)]
 
 
 def test_a_purchase_whose_code_the_database_finds_equal_in_other_letters_is_kept(

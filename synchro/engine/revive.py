@@ -55,30 +55,58 @@ class Reviver:
         names = table.column_names
         for fk in table.foreign_keys:
             parent = self.tables.get(fk.ref_table)
-            if parent is None or sorted(fk.ref_columns) != sorted(parent.key):
+            if parent is None or not set(fk.ref_columns) <= set(parent.column_names):
                 continue
-            values = [row[names.index(c)] for c in fk.columns]
-            by_column = dict(zip(fk.ref_columns, values, strict=True))
-            key = tuple(by_column[k] for k in parent.key)
-            if any(v is None for v in key) or self.adapter.fetch(parent, [key]):
+            pairs = zip(fk.ref_columns, fk.columns, strict=True)
+            by_column = {r: row[names.index(c)] for r, c in pairs}
+            if any(v is None for v in by_column.values()):
                 continue
-            skey = snapshot_key(parent.key_kinds, range(len(parent.key)))(key)
-            kj = key_json(skey)
-            last = self.state.deleted_version(parent.name, kj)
-            if last is not None:
-                row_json, deleted_by = last
-            else:  # the log's last word is an upsert: deleted here, not captured yet
-                held = self.state.last_upsert(parent.name, kj)
-                if held is None:
-                    continue  # never known here: the foreign key error stands
-                row_json, deleted_by = held, local
+            last = self._deleted(parent, by_column, local)
+            if last is None:
+                continue  # there, or never known here: the foreign key error stands
+            row_json, deleted_by = last
             stored = json.loads(row_json)
             prow = tuple(from_json(k, v) for k, v in zip(parent.kinds, stored, strict=True))
             if depth < MAX_DEPTH:
                 revived += self.parents_of(parent, prow, local=local, depth=depth + 1)
             self.adapter.insert(parent, [prow])
+            skey = snapshot_key(parent.key_kinds, parent.key_positions)(prow)
             revived.append(Revived(parent, skey, prow, row_json, deleted_by))
         return revived
+
+    def _deleted(
+        self, parent: Table, by_column: dict[str, Any], local: str
+    ) -> tuple[str, str] | None:
+        """The last version of the parent row holding ``by_column`` and who deleted it,
+        when the database no longer holds it. By its key: from the log's delete, or its
+        last upsert (deleted here, not captured yet). By another unique column (a
+        product's code): among the log's deleted rows of the table."""
+        columns = tuple(by_column)
+        values = tuple(by_column.values())
+        if sorted(columns) == sorted(parent.key):
+            key = tuple(by_column[k] for k in parent.key)
+            if self.adapter.fetch(parent, [key]):
+                return None
+            kj = key_json(snapshot_key(parent.key_kinds, range(len(parent.key)))(key))
+            last = self.state.deleted_version(parent.name, kj)
+            if last is not None:
+                return last.row_json, last.deleted_by
+            held = self.state.last_upsert(parent.name, kj)
+            return (held, local) if held is not None else None
+        kinds = {c.name: c for c in parent.columns}
+        probe = Table(parent.name, tuple(kinds[c] for c in columns), columns)
+        if self.adapter.fetch(probe, [values]):
+            return None
+        positions = [parent.column_names.index(c) for c in columns]
+        for kj in self.state.deleted_keys(parent.name):
+            last = self.state.deleted_version(parent.name, kj)
+            if last is None:
+                continue
+            stored = json.loads(last.row_json)
+            found = tuple(from_json(parent.kinds[p], stored[p]) for p in positions)
+            if found == values:
+                return last.row_json, last.deleted_by
+        return None
 
     def record(self, revived: Sequence[Revived], *, local: str, package: str, kept_by: str) -> None:
         """Snapshot, change log (as the Siège's own change) and conflict log."""

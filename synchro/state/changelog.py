@@ -153,6 +153,14 @@ class ChangeLog(Store):
         ).fetchone()
         return DeletedVersion(str(row[0]), str(last[1])) if row is not None else None
 
+    def deleted_keys(self, table: str) -> list[str]:
+        """The keys of ``table`` the log holds a delete of (``deleted_version`` tells
+        whether it is the last word): the reviver's search by another unique column."""
+        rows = self.conn.execute(
+            "SELECT DISTINCT key_json FROM changelog WHERE tbl = ? AND op = 'D'", (table,)
+        )
+        return [str(r[0]) for r in rows]
+
     def last_upsert(self, table: str, key: str) -> str | None:
         """When the last change of ``key`` in the log is an upsert with its row: that row
         (what the Siège last held or sent of it); else None."""
