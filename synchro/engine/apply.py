@@ -41,7 +41,7 @@ from synchro.engine.apply_rows import (
 from synchro.engine.lock_waits import fetch_locked, read_locked
 from synchro.engine.referred import Probe, referring, still_referred
 from synchro.engine.revive import Reviver
-from synchro.engine.self_parents import finish_cycles, in_cycles, parents_first
+from synchro.engine.self_parents import cycles, finish_waiting, in_cycles, parents_first
 from synchro.engine.verify import Written
 from synchro.errors import ApplyError, Cancelled, DatabaseError
 from synchro.names import same_names
@@ -53,12 +53,11 @@ class _TableApplier(TableRows):
     """Applies batches of changes of one table: conflicts decided, rows written and read
     back (what is recorded of them is ``TableRows``'s).
 
-    A row the database refuses may need a row of the package that comes after it (keys
-    in order): its parent in a table that refers to itself (the manager made later has
-    the greater key; a parent deleted before its child), or a code another row gives up
-    (a room's code given to a new room, the old one renamed). Refused rows wait
-    (``deferred``) until the package moves on to another table (``finish``), then go
-    again while any goes in; only what is still refused then is set aside."""
+    A refused row may need one that comes after it: its parent made later (a greater
+    key), a code another row gives up, or a delete frees (deletes come last). Refused
+    rows wait (``deferred``), go again when the package moves on to another table
+    (``finish``) and at its end (``self_parents.finish_waiting``), where only what is
+    still refused is set aside."""
 
     def __init__(
         self, *rows: Any, probes: list[Probe], in_cycle: bool
@@ -215,11 +214,11 @@ class _TableApplier(TableRows):
 
     def finish(self) -> None:
         """The rows that waited, again while any goes in (parents first, and in two
-        steps where they refer to each other); then once more the usual way, where a
-        refused row is set aside. A table that refers to itself through others waits for
-        the end of the package (``self_parents.finish_cycles``)."""
+        steps where they refer to each other); what is still refused waits for the end of
+        the package. A table that refers to itself through others waits for it at once
+        (its partner comes later)."""
         if not self.in_cycle:
-            finish_cycles([self], {self.table.name})
+            finish_waiting([self], {self.table.name}, last=False)
 
     def again(self, last: bool) -> bool:
         """The rows that waited, once more, parents first; whether any went in."""
@@ -382,7 +381,7 @@ def apply_changes(
             raise Cancelled()
         name = batch[0].table
         if current is not None and current.table.name != local_of.get(name):
-            current.finish()  # the rows of a table that refers to itself that waited
+            current.finish()  # the rows that waited, again
         applier = appliers.get(name)
         if applier is None:
             if name not in local_of:
@@ -397,7 +396,7 @@ def apply_changes(
         done += len(batch)
         if ctx.progress is not None:
             ctx.progress(applier.table.name, done)
-    if current is not None:
-        current.finish()
-    finish_cycles([a for a in appliers.values() if a.deferred], cyclic)
+    # What still waits, at the end: a code freed by a delete (deletes come last), a row
+    # of tables that refer to each other; set aside if refused still.
+    finish_waiting([a for a in appliers.values() if a.deferred], cycles(tables.values()))
     return stats

@@ -40,7 +40,7 @@ from synchro.engine.lock_waits import LockWaits, read_locked
 from synchro.engine.policy import ApplyPolicy
 from synchro.engine.referred import Probe, referring, still_referred
 from synchro.engine.revive import Reviver
-from synchro.engine.self_parents import finish_cycles, in_cycles, parents_first
+from synchro.engine.self_parents import cycles, finish_waiting, parents_first
 from synchro.engine.verify import Verifier, Written
 from synchro.errors import DatabaseError, Say, Worded
 from synchro.state import StateDB
@@ -110,14 +110,14 @@ def retry_quarantined(
             ]
             # Refused rows wait for the others, then go again, parents first, and in two
             # steps (rows that refer to each other, swapped unique values), as at the apply.
-            cycle = in_cycles(tables) | {t.name for t in ordered if _refers_to_itself(t)}
+            cycle = cycles(tables)
             for retrier in retriers:
                 retrier.probes = referring(by_name, retrier.table)
             for op, order in (("U", retriers), ("D", retriers[::-1])):
                 for retrier in order:
                     retrier.last = False
                     retrier.run(op, outcome)
-                finish_cycles([r for r in retriers if r.waiting], cycle)
+                finish_waiting([r for r in retriers if r.waiting], cycle)
     state.retry_notes = outcome.notes()
     return outcome
 
@@ -362,10 +362,6 @@ class _TableRetry:
             self.state.drop_snapshot(self.snap, self.nkeys, [skey])
         else:
             self.state.put_snapshot(self.snap, self.nkeys, [(*skey, digest)])
-
-
-def _refers_to_itself(table: Table) -> bool:
-    return any(fk.ref_table == table.name for fk in table.foreign_keys)
 
 
 def _row_json(verifier: Verifier, row: Row | None) -> str | None:

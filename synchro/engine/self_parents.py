@@ -90,12 +90,19 @@ def in_cycles(tables: Iterable[Table]) -> set[str]:
     return found
 
 
-def finish_cycles(waiting: Sequence[Waiting], cycle: Collection[str]) -> None:
-    """The rows that waited, of a table that refers to itself or of tables that refer to
-    each other (``cycle``: their names), at the end of the table or of the package: again,
-    table after table, while any goes in; those that still refer to each other in two
-    steps (``two_steps``), and again; then once more the usual way, where a refused row is
-    set aside."""
+def cycles(tables: Iterable[Table]) -> set[str]:
+    """The tables whose rows may refer to each other: those in a cycle of foreign keys
+    (``in_cycles``) and those that refer to themselves."""
+    tables = list(tables)
+    selves = {t.name for t in tables if any(f.ref_table == t.name for f in t.foreign_keys)}
+    return in_cycles(tables) | selves
+
+
+def finish_waiting(waiting: Sequence[Waiting], cycle: Collection[str], last: bool = True) -> None:
+    """The rows that waited (``cycle``: the names of the tables whose references may
+    wait empty, ``two_steps``): again, table after table, while any goes in; those that
+    still need each other in two steps, and again; then, when ``last`` (the end of the
+    package), once more the usual way, where a refused row is set aside."""
     waiting = [w for w in waiting if w.deferred]
     if not waiting:
         return
@@ -105,6 +112,6 @@ def finish_cycles(waiting: Sequence[Waiting], cycle: Collection[str]) -> None:
             pass
         if not in_two_steps(waiting[0].adapter, waiting, cycle):
             break
-    for table in waiting:
+    for table in waiting if last else ():
         if table.deferred:
             table.again(last=True)

@@ -6,7 +6,7 @@ yet: a database that checks each row as it is written (MariaDB, PostgreSQL witho
 deferred constraint, SQLite) refuses both, however often they go again. The shop's
 program made them in two steps: the customer without its address, the address, then
 the customer's address. So does this, for the rows still refused when the waiting rows
-no longer go in (``self_parents.finish_cycles``, ``apply._TableApplier.finish``):
+no longer go in (``self_parents.finish_waiting``):
 
 1. each such row whose references into the cycle can be empty is written with them
    empty (NULL);
