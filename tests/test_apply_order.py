@@ -196,3 +196,47 @@ def test_a_night_cancelled_and_booked_again_in_the_same_round(
         assert [(int(r[0]), str(r[1])) for r in site_db.query("SELECT id, client FROM nuits")] == [
             (9, "Ана 🎄")
         ]
+
+
+def test_refused_rows_beyond_what_a_table_keeps_waiting_are_set_aside_at_once(
+    tmp_path: Path, make_backend: Callable[[str], Backend], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A receiver that refuses a whole table (a rule of its own) would keep every row of
+    it in memory until the end of the package: a table keeps at most ``WAIT_AT_MOST``
+    waiting, the others are set aside at once. None is lost, each is reported, and a
+    room whose code another gives up still goes in (it waited)."""
+    from synchro.engine import apply
+
+    monkeypatch.setattr(apply, "WAIT_AT_MOST", 3)
+    hq_db, site_db = make_backend("sqlite"), make_backend("sqlite")
+    for db in (hq_db, site_db):
+        db.execute(
+            "CREATE TABLE chambres (id INT PRIMARY KEY, code VARCHAR(10) NOT NULL UNIQUE,"
+            " nom VARCHAR(40) NOT NULL)"
+        )
+    site_db.execute(
+        "CREATE TRIGGER non_refus BEFORE INSERT ON chambres WHEN NEW.nom LIKE 'refus%'"
+        " BEGIN SELECT RAISE(ABORT, 'refusé'); END"
+    )
+    hq_db.execute("INSERT INTO chambres VALUES (50, 'X', 'Suite')")
+    out = tmp_path / "out"
+    with (
+        make_node(tmp_path, "SIEGE", hq_db.connection, hq=True) as hq,
+        make_node(tmp_path, "A", site_db.connection) as site,
+    ):
+        hq.export()
+        site.import_package(hq.publish("A", out).path)
+        hq_db.execute("UPDATE chambres SET code = 'Z' WHERE id = 50")
+        hq_db.execute("INSERT INTO chambres VALUES (1, 'X', 'Nouvelle')")
+        for i in range(2, 10):
+            hq_db.execute("INSERT INTO chambres VALUES (?, ?, ?)", (i, f"R{i}", f"refusée {i}"))
+        hq.export()
+        answer = site.import_package(hq.publish("A", out).path)
+        assert answer.stats.quarantined == 8 and answer.stats.upserts == 2, answer
+        aside = site.state.quarantined()
+        # In the order they were set aside: those beyond the three waiting (rooms 1, 2
+        # and 3) at once, then 2 and 3 at the end of the package.
+        by_time = [int(q["key_json"].strip("[]")) for q in sorted(aside, key=lambda q: q["id"])]
+        assert by_time == [4, 5, 6, 7, 8, 9, 2, 3]
+        assert all("refusé" in q["error"] for q in aside)
+        assert sorted(site_db.query("SELECT id, code FROM chambres")) == [(1, "X"), (50, "Z")]

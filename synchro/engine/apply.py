@@ -30,14 +30,7 @@ from typing import Any
 from synchro import faults
 from synchro.capture.source import key_getter
 from synchro.db.base import Adapter, Row, Table
-from synchro.engine.apply_rows import (
-    ApplyContext,
-    ApplyStats,
-    Item,
-    TableRows,
-    batches,
-    no_table,
-)
+from synchro.engine.apply_rows import ApplyContext, ApplyStats, Item, TableRows, batches, no_table
 from synchro.engine.lock_waits import fetch_locked, read_locked
 from synchro.engine.referred import Probe, referring, still_referred
 from synchro.engine.revive import Reviver
@@ -47,6 +40,8 @@ from synchro.errors import ApplyError, Cancelled, DatabaseError
 from synchro.names import same_names
 from synchro.package import Change, PackageReader
 from synchro.state import StateDB
+
+WAIT_AT_MOST = 10_000  # refused rows a table keeps waiting; beyond, set aside at once
 
 
 class _TableApplier(TableRows):
@@ -253,7 +248,6 @@ class _TableApplier(TableRows):
         waiting again for every row (500 rows × 50 s)."""
         done: list[Item] = []
         waits = self.waits
-        waiting = not last
         for item in items:
             if waits.locked is not None:
                 self._quarantine(item, waits.locked, locked=True)
@@ -267,7 +261,7 @@ class _TableApplier(TableRows):
                 if waits.gave_up(exc):  # not the row's fault: no rule to try
                     self._quarantine(item, exc, locked=True)
                     continue
-                if waiting:
+                if not last and len(self.deferred) < WAIT_AT_MOST:
                     self.deferred.append((item, delete))
                     continue
                 if not delete and item.local is None and self._made_since(item):
