@@ -9,7 +9,8 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from synchro.config.model import Config, ConflictPolicy, DatabaseSettings, Role,
 from synchro.db import open_database
 from synchro.db.base import Row, Table
 from synchro.engine.node import Node
+from synchro.engine.node_results import ImportResult
 from synchro.engine.nodes import build_node
 from synchro.values import canonical, row_hash
 
@@ -54,6 +56,27 @@ def make_node(
     config = make_config(site, connection, hq=hq, rules=rules, exclude=exclude)
     home = folder / f"node-{site}"
     return build_node(config, home / "state.db", home / "packages", connection=connection)
+
+
+@contextmanager
+def siege_and_site(
+    folder: Path, hq_db: Any, site_db: Any, ddl: Sequence[str] = ()
+) -> Iterator[tuple[Node, Node, Callable[[], ImportResult]]]:
+    """A Siège and establishment A on two databases (each ``Backend``-like, ``ddl`` run in
+    both first), and ``send``: the Siège's changes exported and applied at A."""
+    for db in (hq_db, site_db):
+        for statement in ddl:
+            db.execute(statement)
+    with (
+        make_node(folder, "SIEGE", hq_db.connection, hq=True) as hq,
+        make_node(folder, "A", site_db.connection) as site,
+    ):
+
+        def send() -> ImportResult:
+            hq.export()
+            return site.import_package(hq.publish("A", folder / "out").path)
+
+        yield hq, site, send
 
 
 def policy_rules(

@@ -16,9 +16,27 @@ from pathlib import Path
 
 import pytest
 from backends import Backend
-from engine_helpers import make_node
+from engine_helpers import siege_and_site
 
 KINDS = ["postgresql", "mariadb", "sqlite"]
+CODES = [  # a room's code, once in the hotel
+    "CREATE TABLE chambres (id INT PRIMARY KEY, code VARCHAR(10) NOT NULL UNIQUE,"
+    " nom VARCHAR(40) NOT NULL)"
+]
+GUESTS = [  # a guest per room at most, or none
+    "CREATE TABLE chambres (id INT PRIMARY KEY, nom VARCHAR(40) NOT NULL,"
+    " client VARCHAR(40) UNIQUE)"
+]
+SWAP = [  # two guests swap rooms, through a moment without one
+    "UPDATE chambres SET client = NULL WHERE id = 1",
+    "UPDATE chambres SET client = 'Zoé « 漢字 »' WHERE id = 2",
+    "UPDATE chambres SET client = 'Ана' WHERE id = 1",
+]
+TWO_GUESTS = "INSERT INTO chambres VALUES (1, 'Mer', 'Zoé « 漢字 »'), (2, 'Jardin', 'Ана')"
+
+
+def _same(a: Backend, b: Backend, table: str = "chambres") -> bool:
+    return set(a.query(f"SELECT * FROM {table}")) == set(b.query(f"SELECT * FROM {table}"))
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -26,28 +44,15 @@ def test_a_code_given_up_by_one_room_goes_to_a_new_room_in_the_same_package(
     tmp_path: Path, make_backend: Callable[[str], Backend], kind: str
 ) -> None:
     hq_db, site_db = make_backend(kind), make_backend(kind)
-    for db in (hq_db, site_db):
-        db.execute(
-            "CREATE TABLE chambres (id INT PRIMARY KEY, code VARCHAR(10) NOT NULL UNIQUE,"
-            " nom VARCHAR(40) NOT NULL)"
-        )
-    hq_db.execute("INSERT INTO chambres VALUES (2, 'X', 'Suite « Ωμέγα » 漢字')")
-    out = tmp_path / "out"
-    with (
-        make_node(tmp_path, "SIEGE", hq_db.connection, hq=True) as hq,
-        make_node(tmp_path, "A", site_db.connection) as site,
-    ):
-        hq.export()
-        assert site.import_package(hq.publish("A", out).path).stats.upserts == 1
+    with siege_and_site(tmp_path, hq_db, site_db, CODES) as (hq, site, send):
+        hq_db.execute("INSERT INTO chambres VALUES (2, 'X', 'Suite « Ωμέγα » 漢字')")
+        assert send().stats.upserts == 1
         hq_db.execute("UPDATE chambres SET code = 'Z' WHERE id = 2")
         hq_db.execute("INSERT INTO chambres VALUES (1, 'X', 'Nouvelle 🛏')")
-        hq.export()
-        answer = site.import_package(hq.publish("A", out).path)
+        answer = send()
         assert site.state.quarantined() == [], site.state.quarantined()
         assert answer.stats.upserts == 2 and answer.stats.quarantined == 0, answer
-        assert set(site_db.query("SELECT * FROM chambres")) == set(
-            hq_db.query("SELECT * FROM chambres")
-        )
+        assert _same(hq_db, site_db)
         sent = site.export()
         assert sent.capture.rows == 0
         hq.import_package(sent.path)
@@ -61,8 +66,7 @@ def test_a_code_given_up_by_one_room_goes_to_a_new_room_in_the_same_package(
             "UPDATE chambres SET code = 'Z' WHERE id = 1",
         ):
             hq_db.execute(statement)
-        hq.export()
-        swap = site.import_package(hq.publish("A", out).path)
+        swap = send()
         assert swap.stats.quarantined == 2 and swap.stats.upserts == 0, swap
         assert sorted(site_db.query("SELECT id, code FROM chambres")) == [(1, "X"), (2, "Z")]
 
@@ -76,33 +80,16 @@ def test_two_rooms_that_swap_their_guests_go_in_two_steps(
     were set aside at every run. Now they go in two steps, as the hotel's program made
     them (``engine.two_steps``): the guests emptied, then each room whole."""
     hq_db, site_db = make_backend(kind), make_backend(kind)
-    for db in (hq_db, site_db):
-        db.execute(
-            "CREATE TABLE chambres (id INT PRIMARY KEY, nom VARCHAR(40) NOT NULL,"
-            " client VARCHAR(40) UNIQUE)"
-        )
-    hq_db.execute("INSERT INTO chambres VALUES (1, 'Mer', 'Zoé « 漢字 »'), (2, 'Jardin', 'Ана')")
-    hq_db.execute("INSERT INTO chambres VALUES (3, 'Cour', NULL), (4, 'Toit', NULL)")
-    out = tmp_path / "out"
-    with (
-        make_node(tmp_path, "SIEGE", hq_db.connection, hq=True) as hq,
-        make_node(tmp_path, "A", site_db.connection) as site,
-    ):
-        hq.export()
-        assert site.import_package(hq.publish("A", out).path).stats.upserts == 4
-        for statement in (
-            "UPDATE chambres SET client = NULL WHERE id = 1",
-            "UPDATE chambres SET client = 'Zoé « 漢字 »' WHERE id = 2",
-            "UPDATE chambres SET client = 'Ана' WHERE id = 1",
-        ):
+    with siege_and_site(tmp_path, hq_db, site_db, GUESTS) as (_hq, site, send):
+        hq_db.execute(TWO_GUESTS)
+        hq_db.execute("INSERT INTO chambres VALUES (3, 'Cour', NULL), (4, 'Toit', NULL)")
+        assert send().stats.upserts == 4
+        for statement in SWAP:
             hq_db.execute(statement)
-        hq.export()
-        swap = site.import_package(hq.publish("A", out).path)
+        swap = send()
         assert site.state.quarantined() == [], site.state.quarantined()
         assert swap.stats.upserts == 2 and swap.stats.quarantined == 0, swap
-        assert set(site_db.query("SELECT * FROM chambres")) == set(
-            hq_db.query("SELECT * FROM chambres")
-        )
+        assert _same(hq_db, site_db)
         sent = site.export()
         assert sent.capture.rows == 0  # the emptied guests were never a change of its own
 
@@ -116,37 +103,21 @@ def test_a_swap_set_aside_goes_in_at_the_retry_once_the_refusal_is_lifted(
     run tried each room alone, and each was refused, the other still holding its guest,
     at every run. The retry now lets refused rows wait and go in two steps too."""
     hq_db, site_db = make_backend(kind), make_backend(kind)
-    for db in (hq_db, site_db):
-        db.execute(
-            "CREATE TABLE chambres (id INT PRIMARY KEY, nom VARCHAR(40) NOT NULL,"
-            " client VARCHAR(40) UNIQUE)"
-        )
     rule, lift = _REFUSE_NAME[kind == "sqlite"]
-    site_db.execute(rule)
-    hq_db.execute("INSERT INTO chambres VALUES (1, 'Mer', 'Zoé « 漢字 »'), (2, 'Jardin', 'Ана')")
-    out = tmp_path / "out"
-    with (
-        make_node(tmp_path, "SIEGE", hq_db.connection, hq=True) as hq,
-        make_node(tmp_path, "A", site_db.connection) as site,
-    ):
-        hq.export()
-        assert site.import_package(hq.publish("A", out).path).stats.upserts == 2
-        for statement in (
-            "UPDATE chambres SET client = NULL, nom = 'refusée, Mer' WHERE id = 1",
-            "UPDATE chambres SET client = 'Zoé « 漢字 »', nom = 'refusé, Jardin' WHERE id = 2",
-            "UPDATE chambres SET client = 'Ана' WHERE id = 1",
-        ):
+    with siege_and_site(tmp_path, hq_db, site_db, GUESTS) as (_hq, site, send):
+        site_db.execute(rule)
+        hq_db.execute(TWO_GUESTS)
+        assert send().stats.upserts == 2
+        for statement in SWAP:
             hq_db.execute(statement)
-        hq.export()
-        swap = site.import_package(hq.publish("A", out).path)
-        assert swap.stats.quarantined == 2, swap
+        hq_db.execute("UPDATE chambres SET nom = 'refusée, Mer' WHERE id = 1")
+        hq_db.execute("UPDATE chambres SET nom = 'refusé, Jardin' WHERE id = 2")
+        assert send().stats.quarantined == 2
         site_db.execute(lift)
         sent = site.export()  # the retry first
         assert site.state.quarantined() == [], site.state.quarantined()
         assert len(sent.capture.retried) == 2 and sent.capture.rows == 0
-        assert set(site_db.query("SELECT * FROM chambres")) == set(
-            hq_db.query("SELECT * FROM chambres")
-        )
+        assert _same(hq_db, site_db)
 
 
 _REFUSE_NAME = {  # a rule of the receiver's that refuses a name, and its lifting
@@ -171,31 +142,23 @@ def test_a_night_cancelled_and_booked_again_in_the_same_round(
     after every table's rows, so the new booking came while the cancelled one still held
     the night: set aside at every back end, the run not OK. Now refused rows wait for the
     end of the package, after the deletes."""
+    nights = [
+        "CREATE TABLE nuits (id INT PRIMARY KEY, chambre INT NOT NULL, jour DATE NOT NULL,"
+        " client VARCHAR(40) NOT NULL, UNIQUE (chambre, jour))",
+        "CREATE TABLE paiements (id INT PRIMARY KEY, montant INT NOT NULL)",
+    ]
     hq_db, site_db = make_backend(kind), make_backend(kind)
-    for db in (hq_db, site_db):
-        db.execute(
-            "CREATE TABLE nuits (id INT PRIMARY KEY, chambre INT NOT NULL, jour DATE NOT NULL,"
-            " client VARCHAR(40) NOT NULL, UNIQUE (chambre, jour))"
-        )
-        db.execute("CREATE TABLE paiements (id INT PRIMARY KEY, montant INT NOT NULL)")
-    hq_db.execute("INSERT INTO nuits VALUES (5, 101, '2026-12-24', 'Zoé « 漢字 »')")
-    out = tmp_path / "out"
-    with (
-        make_node(tmp_path, "SIEGE", hq_db.connection, hq=True) as hq,
-        make_node(tmp_path, "A", site_db.connection) as site,
-    ):
-        hq.export()
-        assert site.import_package(hq.publish("A", out).path).stats.upserts == 1
+    with siege_and_site(tmp_path, hq_db, site_db, nights) as (_hq, site, send):
+        hq_db.execute("INSERT INTO nuits VALUES (5, 101, '2026-12-24', 'Zoé « 漢字 »')")
+        assert send().stats.upserts == 1
         hq_db.execute("DELETE FROM nuits WHERE id = 5")
         hq_db.execute("INSERT INTO nuits VALUES (9, 101, '2026-12-24', 'Ана 🎄')")
         hq_db.execute("INSERT INTO paiements VALUES (1, 120)")  # (a table after it)
-        hq.export()
-        again = site.import_package(hq.publish("A", out).path)
+        again = send()
         assert site.state.quarantined() == [], site.state.quarantined()
         assert (again.stats.upserts, again.stats.deletes, again.stats.quarantined) == (2, 1, 0)
-        assert [(int(r[0]), str(r[1])) for r in site_db.query("SELECT id, client FROM nuits")] == [
-            (9, "Ана 🎄")
-        ]
+        held = [(int(r[0]), str(r[1])) for r in site_db.query("SELECT id, client FROM nuits")]
+        assert held == [(9, "Ана 🎄")]
 
 
 def test_refused_rows_beyond_what_a_table_keeps_waiting_are_set_aside_at_once(
@@ -209,29 +172,18 @@ def test_refused_rows_beyond_what_a_table_keeps_waiting_are_set_aside_at_once(
 
     monkeypatch.setattr(apply, "WAIT_AT_MOST", 3)
     hq_db, site_db = make_backend("sqlite"), make_backend("sqlite")
-    for db in (hq_db, site_db):
-        db.execute(
-            "CREATE TABLE chambres (id INT PRIMARY KEY, code VARCHAR(10) NOT NULL UNIQUE,"
-            " nom VARCHAR(40) NOT NULL)"
+    with siege_and_site(tmp_path, hq_db, site_db, CODES) as (_hq, site, send):
+        site_db.execute(
+            "CREATE TRIGGER non_refus BEFORE INSERT ON chambres WHEN NEW.nom LIKE 'refus%'"
+            " BEGIN SELECT RAISE(ABORT, 'refusé'); END"
         )
-    site_db.execute(
-        "CREATE TRIGGER non_refus BEFORE INSERT ON chambres WHEN NEW.nom LIKE 'refus%'"
-        " BEGIN SELECT RAISE(ABORT, 'refusé'); END"
-    )
-    hq_db.execute("INSERT INTO chambres VALUES (50, 'X', 'Suite')")
-    out = tmp_path / "out"
-    with (
-        make_node(tmp_path, "SIEGE", hq_db.connection, hq=True) as hq,
-        make_node(tmp_path, "A", site_db.connection) as site,
-    ):
-        hq.export()
-        site.import_package(hq.publish("A", out).path)
+        hq_db.execute("INSERT INTO chambres VALUES (50, 'X', 'Suite')")
+        send()
         hq_db.execute("UPDATE chambres SET code = 'Z' WHERE id = 50")
         hq_db.execute("INSERT INTO chambres VALUES (1, 'X', 'Nouvelle')")
         for i in range(2, 10):
             hq_db.execute("INSERT INTO chambres VALUES (?, ?, ?)", (i, f"R{i}", f"refusée {i}"))
-        hq.export()
-        answer = site.import_package(hq.publish("A", out).path)
+        answer = send()
         assert answer.stats.quarantined == 8 and answer.stats.upserts == 2, answer
         aside = site.state.quarantined()
         # In the order they were set aside: those beyond the three waiting (rooms 1, 2

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 from backends import Backend
-from engine_helpers import make_node
+from engine_helpers import make_node, siege_and_site
 
 DDL = [
     "CREATE TABLE clients (id INT PRIMARY KEY, nom VARCHAR(40) NOT NULL)",
@@ -137,22 +137,16 @@ def test_a_foreign_key_to_a_product_code_keeps_a_purchase_not_yet_sent(
     Now such a key is read from ``information_schema``, the cascade check looks for the
     product's code in the row here, and the Siège takes the product back from its log by
     its code when the purchase arrives."""
-    hq_db, site_db = _databases(make_backend, kind, 2, BY_CODE)
-    hq_db.execute("INSERT INTO produits VALUES (5, 'P5', 'Thé « 漢字 »'), (6, 'P6', 'Café')")
-    hq_db.execute("INSERT INTO achats VALUES (77, 'P5', 1)")
-    out = tmp_path / "out"
-    with (
-        make_node(tmp_path, "SIEGE", hq_db.connection, hq=True) as hq,
-        make_node(tmp_path, "A", site_db.connection) as site,
-    ):
-        hq.export()
-        first = site.import_package(hq.publish("A", out).path)
+    hq_db, site_db = make_backend(kind), make_backend(kind)
+    with siege_and_site(tmp_path, hq_db, site_db, BY_CODE) as (hq, site, send):
+        hq_db.execute("INSERT INTO produits VALUES (5, 'P5', 'Thé « 漢字 »'), (6, 'P6', 'Café')")
+        hq_db.execute("INSERT INTO achats VALUES (77, 'P5', 1)")
+        first = send()
         assert first.stats.upserts == 3 and first.stats.quarantined == 0, first
         site_db.execute("INSERT INTO achats VALUES (78, 'P5', 2)")  # not sent yet
         hq_db.execute("DELETE FROM achats WHERE id = 77")
         hq_db.execute("DELETE FROM produits WHERE id = 5")
-        hq.export()
-        answer = site.import_package(hq.publish("A", out).path)
+        answer = send()
         assert answer.stats.deletes == 1 and answer.stats.quarantined == 1, answer
         [aside] = site.state.quarantined()
         assert aside["tbl"] == "produits" and "achats" in aside["error"], aside
@@ -163,8 +157,7 @@ def test_a_foreign_key_to_a_product_code_keeps_a_purchase_not_yet_sent(
         sent = hq.import_package(site.export().path)
         assert sent.stats.upserts == 1 and sent.stats.quarantined == 0, sent
         assert sent.stats.conflicts == 1  # the delete lost, in the conflict log
-        hq.export()
-        site.import_package(hq.publish("A", out).path)
+        send()
         site.export()
         assert site.state.quarantined() == [] and hq.state.quarantined() == []  # settled
     for db in (hq_db, site_db):
@@ -181,18 +174,12 @@ def test_a_purchase_whose_code_the_database_finds_equal_in_other_letters_is_kept
     """MariaDB's collation finds « p5 » equal to « P5 »: a purchase of « p5 » refers to
     product « P5 », and the cascade would take it. The check asks the database, not
     Python's equality (``referred.still_referred``)."""
-    hq_db, site_db = _databases(make_backend, "mariadb", 2, BY_CODE)
-    hq_db.execute("INSERT INTO produits VALUES (5, 'P5', 'Thé'), (6, 'P6', 'Café')")
-    out = tmp_path / "out"
-    with (
-        make_node(tmp_path, "SIEGE", hq_db.connection, hq=True) as hq,
-        make_node(tmp_path, "A", site_db.connection) as site,
-    ):
-        hq.export()
-        assert site.import_package(hq.publish("A", out).path).stats.upserts == 2
+    hq_db, site_db = make_backend("mariadb"), make_backend("mariadb")
+    with siege_and_site(tmp_path, hq_db, site_db, BY_CODE) as (_hq, _site, send):
+        hq_db.execute("INSERT INTO produits VALUES (5, 'P5', 'Thé'), (6, 'P6', 'Café')")
+        assert send().stats.upserts == 2
         site_db.execute("INSERT INTO achats VALUES (78, 'p5', 2)")  # not sent yet
         hq_db.execute("DELETE FROM produits WHERE id = 5")
-        hq.export()
-        answer = site.import_package(hq.publish("A", out).path)
+        answer = send()
         assert answer.stats.deletes == 0 and answer.stats.quarantined == 1, answer
         assert site_db.query("SELECT id, produit FROM achats") == [(78, "p5")]

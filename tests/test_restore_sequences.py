@@ -24,6 +24,7 @@ from rounds_helpers import sql
 
 from synchro.db.base import MARK_TABLE
 from synchro.engine.marks import Restored
+from synchro.engine.node import Node
 
 TABLES = {
     # a key from a serial, an invoice number from another (not the key), and a key the
@@ -90,6 +91,31 @@ def _other(path: Path, first: int, text: str) -> None:
     )
 
 
+def _restored_and_taken_back(
+    hq: Node, site: Node, site_db: Backend, out: Path, after_the_backup: Callable[[], None]
+) -> Callable[[], None]:
+    """A round, the site's backup, ``after_the_backup`` and a round, the backup restored
+    and taken back (*Reprendre les données du groupe*) over two rounds; the round."""
+
+    def exchange() -> None:
+        assert hq.import_package(site.export().path).status == "applied"
+        hq.export()  # the Siège's own sales
+        back = site.import_package(hq.publish("S1", out).path)
+        assert back.status == "applied" and back.stats.quarantined == 0, back
+
+    exchange()
+    saved = _dump(site_db)
+    after_the_backup()
+    exchange()
+    _restore(site_db, saved)
+    with pytest.raises(Restored):
+        site.export()
+    site.take_back()
+    exchange()
+    exchange()
+    return exchange
+
+
 def test_a_restored_site_on_postgresql_sells_again_after_taking_its_rows_back(
     tmp_path: Path, make_backend: Callable[[str], Backend]
 ) -> None:
@@ -105,23 +131,11 @@ def test_a_restored_site_on_postgresql_sells_again_after_taking_its_rows_back(
         make_node(tmp_path, "S1", site_db.connection) as site,
     ):
 
-        def exchange() -> None:
-            assert hq.import_package(site.export().path).status == "applied"
-            hq.export()  # the Siège's own sales
-            back = site.import_package(hq.publish("S1", out).path)
-            assert back.status == "applied" and back.stats.quarantined == 0, back
+        def after_the_backup() -> None:
+            for i in range(6, 9):
+                _sell(site_db, f"vente {i} après la sauvegarde")
 
-        exchange()
-        saved = _dump(site_db)
-        for i in range(6, 9):
-            _sell(site_db, f"vente {i} après la sauvegarde")
-        exchange()
-        _restore(site_db, saved)
-        with pytest.raises(Restored):
-            site.export()
-        site.take_back()
-        exchange()
-        exchange()
+        exchange = _restored_and_taken_back(hq, site, site_db, out, after_the_backup)
         assert site_db.query("SELECT max(id) FROM ventes WHERE id < 1000") == [(8,)]
 
         # The shop sells again: the next keys and invoice number follow its own rows,
@@ -186,22 +200,7 @@ def test_a_sequence_never_called_keeps_its_start_after_the_take_back(
         make_node(tmp_path, "HQ", str(hq_path), hq=True) as hq,
         make_node(tmp_path, "S1", site_db.connection) as site,
     ):
-
-        def exchange() -> None:
-            assert hq.import_package(site.export().path).status == "applied"
-            hq.export()
-            back = site.import_package(hq.publish("S1", tmp_path / "out").path)
-            assert back.status == "applied" and back.stats.quarantined == 0, back
-
-        exchange()
-        saved = _dump(site_db)
-        exchange()
-        _restore(site_db, saved)
-        with pytest.raises(Restored):
-            site.export()
-        site.take_back()
-        exchange()
-        exchange()
+        _restored_and_taken_back(hq, site, site_db, tmp_path / "out", lambda: None)
     _sell(site_db, "vente")
     assert site_db.query("SELECT id, facture FROM ventes WHERE txt = 'vente'") == [(500, 500)]
     assert site_db.query("SELECT id FROM tickets WHERE txt = 'vente'") == [(3,)]

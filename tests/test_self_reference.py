@@ -97,18 +97,7 @@ def test_an_import_killed_while_the_waiting_rows_go_in_applies_them_once(
         db.execute("CREATE TABLE emp (id INTEGER PRIMARY KEY, nom TEXT NOT NULL, chef INTEGER)")
         db.executemany("INSERT INTO emp VALUES (?, ?, ?)", rows)
     db.close()
-    for config, role, code, connection in (
-        (site, "serveur", "A", str(site.with_suffix(".db"))),
-        (hq, "siege", "SIEGE", maria.connection),
-    ):
-        made = synchro("--config", str(config), "init", "--role", role, "--site", code,
-                       "--db", connection, cwd=tmp_path)  # fmt: skip
-        assert made.returncode == 0, made.stderr
-    package = tmp_path / "envoi.pkg"
-    assert (
-        synchro("--config", str(site), "export", "--out", str(package), cwd=tmp_path).returncode
-        == 0
-    )
+    package = _site_and_siege(tmp_path, site, hq, maria)
     killed = synchro("--config", str(hq), "import", str(package), cwd=tmp_path,
                      env={"SYNCHRO_KILL_AT": "apply.deferred"})  # fmt: skip
     assert killed.returncode == -signal.SIGKILL, killed.stderr
@@ -156,6 +145,22 @@ def test_tables_that_refer_to_each_other_reach_another_site_whole(
     for table in ("clients", "adresses"):
         held = set(b_db.query(f"SELECT * FROM {table}"))
         assert held == set(a_db.query(f"SELECT * FROM {table}")) and len(held) == 2
+
+
+def _site_and_siege(folder: Path, site: Path, hq: Path, maria: Backend) -> Path:
+    """``synchro init`` of a Serveur on the SQLite file beside ``site`` and of a Siège on
+    ``maria``; the Serveur's first package, exported by ``synchro export``."""
+    for config, role, code, connection in (
+        (site, "serveur", "A", str(site.with_suffix(".db"))),
+        (hq, "siege", "SIEGE", maria.connection),
+    ):
+        made = synchro("--config", str(config), "init", "--role", role, "--site", code,
+                       "--db", connection, cwd=folder)  # fmt: skip
+        assert made.returncode == 0, made.stderr
+    package = folder / "envoi.pkg"
+    sent = synchro("--config", str(site), "export", "--out", str(package), cwd=folder)
+    assert sent.returncode == 0, sent.stderr
+    return package
 
 
 def _customers_and_addresses(db: Backend, kind: str) -> None:
@@ -253,16 +258,7 @@ def test_an_import_killed_between_the_two_steps_applies_both_rows_once(
         db.execute("INSERT INTO adresses VALUES (70, 7, 'Straße 1')")
         db.execute("UPDATE clients SET adresse = 70 WHERE id = 7")
     db.close()
-    for config, role, code, connection in (
-        (site, "serveur", "A", str(site.with_suffix(".db"))),
-        (hq, "siege", "SIEGE", maria.connection),
-    ):
-        made = synchro("--config", str(config), "init", "--role", role, "--site", code,
-                       "--db", connection, cwd=tmp_path)  # fmt: skip
-        assert made.returncode == 0, made.stderr
-    package = tmp_path / "envoi.pkg"
-    sent = synchro("--config", str(site), "export", "--out", str(package), cwd=tmp_path)
-    assert sent.returncode == 0, sent.stderr
+    package = _site_and_siege(tmp_path, site, hq, maria)
     killed = synchro("--config", str(hq), "import", str(package), cwd=tmp_path,
                      env={"SYNCHRO_KILL_AT": "apply.two_steps"})  # fmt: skip
     assert killed.returncode == -signal.SIGKILL, killed.stderr
