@@ -64,6 +64,9 @@ class ForeignKey:
     columns: tuple[str, ...]
     ref_table: str
     ref_columns: tuple[str, ...]
+    # SQLite ``DEFERRABLE INITIALLY DEFERRED`` (Django's): checked only at the commit,
+    # so the adapter checks it at each write (``generic.SqlAdapter``)
+    deferred: bool = field(default=False, compare=False)
 
 
 @dataclass(frozen=True)

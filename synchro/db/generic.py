@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from synchro.db.base import MARK_TABLE, Key, Row, Table
+from synchro.db.deferred import deferred_children, deferred_parents
 from synchro.db.doing import act
 from synchro.db.sql_core import chunks
 from synchro.db.sql_reads import SqlReads
@@ -45,6 +46,7 @@ class SqlAdapter(SqlReads):
         statement = functools.partial(self.sql.insert, table)
         doing = act("write", table.name)
         self._in_batches(table, table.column_names, rows, size, statement, doing)
+        deferred_parents(self, table, rows)
 
     def upsert(self, table: Table, rows: Sequence[Row]) -> None:
         self._need_key(table)
@@ -52,10 +54,12 @@ class SqlAdapter(SqlReads):
         if not self.sql.multi_row or table.key_source not in ("primary", "unique"):
             for row in rows:  # no native upsert, or no unique constraint for it to use
                 self._update_or_insert(table, row, doing)
+            deferred_parents(self, table, rows)
             return
         size = self.sql.batch_rows(len(table.columns))
         statement = functools.partial(self.sql.upsert, table)
         self._in_batches(table, table.column_names, rows, size, statement, doing)
+        deferred_parents(self, table, rows)
 
     def move_sequences_past(self, table: Table, highest: Mapping[str, int]) -> None:
         for column in table.columns:
@@ -91,6 +95,7 @@ class SqlAdapter(SqlReads):
         for part in chunks(keys, size):
             params, arrays = self._key_params(table, part)
             self._run(self.sql.delete(table, len(part), arrays), params, doing).close()
+        deferred_children(self, table, keys)
 
     # -- the mark of the last synchronisation (``engine.marks``) ----------------------
 

@@ -347,8 +347,11 @@ class OdbcAdapter(OdbcSession):
             raise self._translate(exc, act("begin")) from exc
         if self.dialect == "postgresql":  # psqlODBC loses a savepoint that is the first
             # statement of a transaction at the first error in it (« savepoint does not
-            # exist »: the transaction taken for lost): it must begin with another one
-            self._run("SELECT 1", [], act("begin")).close()
+            # exist »: the transaction taken for lost): it must begin with another one.
+            # This one: a constraint declared DEFERRABLE INITIALLY DEFERRED (every foreign
+            # key Django makes) checked at each statement, as the others: a row it refuses
+            # is set aside alone, where at the commit it failed the whole apply, every run.
+            self._run("SET CONSTRAINTS ALL IMMEDIATE", [], act("begin")).close()
 
     def _commit(self) -> None:
         self._end("commit", act("commit"))

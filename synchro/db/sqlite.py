@@ -192,7 +192,7 @@ def discover(query: Callable[[str], list[Any]], quote: Callable[[str], str]) -> 
     )
     inner = _shadow_tables(query, [(str(n), str(sql or "")) for n, sql in names])
     tables = [
-        _table(query, quote, str(row[0]))
+        _table(query, quote, str(row[0]), str(row[1] or ""))
         for row in names
         if not own_table(str(row[0])) and str(row[0]) not in inner
     ]
@@ -210,11 +210,13 @@ def _as_named(table: Table, tables: list[Table]) -> Table:
         columns = tuple(own.get(_folded(c), c) for c in fk.columns)
         parent = by_name.get(_folded(fk.ref_table))
         if parent is None:
-            keys.append(ForeignKey(columns, fk.ref_table, fk.ref_columns))
+            keys.append(dataclasses.replace(fk, columns=columns))
             continue
         theirs = {_folded(c): c for c in parent.column_names}
         ref_columns = tuple(theirs.get(_folded(c), c) for c in fk.ref_columns)
-        keys.append(ForeignKey(columns, parent.name, ref_columns))
+        keys.append(
+            dataclasses.replace(fk, columns=columns, ref_table=parent.name, ref_columns=ref_columns)
+        )
     return dataclasses.replace(table, foreign_keys=tuple(keys))
 
 
@@ -239,7 +241,10 @@ def _primary(info: list[Any]) -> tuple[str, ...]:
     return tuple(str(r[1]) for r in sorted(info, key=lambda r: int(r[5])) if int(r[5]))
 
 
-def _table(query: Callable[[str], list[Any]], quote: Callable[[str], str], name: str) -> Table:
+def _table(
+    query: Callable[[str], list[Any]], quote: Callable[[str], str], name: str, made: str = ""
+) -> Table:
+    """The table ``name``; ``made``: its ``CREATE TABLE`` statement."""
     info = query(f"PRAGMA table_info({quote(name)})")
     columns = tuple(
         with_details(
@@ -251,6 +256,8 @@ def _table(query: Callable[[str], list[Any]], quote: Callable[[str], str], name:
     pk = _primary(info)
     uniques = _unique_indexes(query, quote, name)
     fks = _foreign_keys(query, quote, name)
+    if "INITIALLY DEFERRED" in " ".join(made.upper().split()):  # (taken for any of them)
+        fks = tuple(dataclasses.replace(f, deferred=True) for f in fks)
     table = Table(name, columns, pk, "primary" if pk else "", fks, uniques=uniques)
     not_null = {c.name for c in columns if not c.nullable}
     keys = sorted((len(cols), cols) for cols in uniques if set(cols) <= not_null)
