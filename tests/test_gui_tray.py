@@ -129,41 +129,24 @@ def wait_docked(tray: Tray) -> bool:
 
 
 def test_real_tray_changes_state_and_queues_menu_commands(trayer: None) -> None:
-    commands: queue.Queue[Command] = queue.Queue()
-    tray = Tray(commands, "fr")
-    tray.start()
-    try:
-        wait_docked(tray)
-        tray.show(TrayState.RUNNING, "Synchronisation Siège 3615 · en cours")
-        assert tray.sync(timeout=30)  # a busy machine (many threads left by other tests) is slow
-        assert tray.icon.title == "Synchronisation Siège 3615 · en cours"
-        assert tray.icon.icon.tobytes() == icons.draw_icon(TrayState.RUNNING).tobytes()
-        items = list(tray.icon.menu.items)
-        assert [item.text for item in items] == [
-            "Paramètres...",
-            "Synchroniser maintenant",
-            "Arrêter",
-            "Rapport",
-            "Ouvrir le journal",
-            "Quitter",
-        ]
-        assert [item.enabled for item in items][1:3] == [False, True]  # running: Arrêter only
-        tray.icon()  # the default action (a click on the icon)
-        assert commands.get(timeout=5) is Command.SETTINGS
-        for item in items[1:]:
-            item(tray.icon)
-        got = [commands.get(timeout=5) for _ in items[1:]]
-        assert got == [Command.RUN, Command.STOP, Command.REPORT, Command.LOG, Command.QUIT]
-        tray.relabel("en")
-        tray.show(TrayState.IDLE, "x")
-        assert tray.sync(timeout=30)  # a busy machine (many threads left by other tests) is slow
-        assert [item.text for item in tray.icon.menu.items][:2] == [
-            "Settings...",
-            "Synchronise now",
-        ]
-        assert [item.enabled for item in tray.icon.menu.items][1:3] == [True, False]
-    finally:
-        tray.stop()
+    """The tray under a real tray host (trayer, Xvfb). pystray's X11 loop sometimes stalls
+    for good in an X request's reply (``get_geometry`` while drawing on an expose) when
+    another thread's call is dispatched to it on the same connection (faulthandler, 7 Dec:
+    the loop in ``Xlib send_and_recv``, the updater in pystray's dispatch, once in ~20
+    runs). That is pystray's and python-xlib's, on X11 only (the program ships with its
+    Windows backend): a stalled tray is stopped and a new one made, at most three times,
+    and the test fails if none applies its changes."""
+    for _attempt in range(3):
+        commands: queue.Queue[Command] = queue.Queue()
+        tray = Tray(commands, "fr")
+        tray.start()
+        try:
+            if _menu_and_states(tray, commands):
+                break
+        finally:
+            tray.stop()
+    else:
+        raise AssertionError("the tray never applied its changes (three trays)")
     # ``stop`` waits 5 s for the updater, whose last act is pystray's ``icon.stop()``: on a
     # busy machine (CI, 6 Dec: still alive after those 5 s) the X11 loop answers later
     tray.updater.join(30)  # type: ignore[union-attr]
@@ -171,6 +154,42 @@ def test_real_tray_changes_state_and_queues_menu_commands(trayer: None) -> None:
     # pystray's X11 loop sometimes misses its own DestroyNotify and lingers; it is a daemon
     # thread, so it can never keep the program alive after Quitter.
     assert tray.thread.daemon  # type: ignore[union-attr]
+
+
+def _menu_and_states(tray: Tray, commands: queue.Queue[Command]) -> bool:
+    """The test's steps on ``tray``; False when its X11 loop stalled (see the test)."""
+    wait_docked(tray)
+    tray.show(TrayState.RUNNING, "Synchronisation Siège 3615 · en cours")
+    if not tray.sync(timeout=30):  # (a busy machine, many threads left by other tests, is slow)
+        return False
+    assert tray.icon.title == "Synchronisation Siège 3615 · en cours"
+    assert tray.icon.icon.tobytes() == icons.draw_icon(TrayState.RUNNING).tobytes()
+    items = list(tray.icon.menu.items)
+    assert [item.text for item in items] == [
+        "Paramètres...",
+        "Synchroniser maintenant",
+        "Arrêter",
+        "Rapport",
+        "Ouvrir le journal",
+        "Quitter",
+    ]
+    assert [item.enabled for item in items][1:3] == [False, True]  # running: Arrêter only
+    tray.icon()  # the default action (a click on the icon)
+    assert commands.get(timeout=5) is Command.SETTINGS
+    for item in items[1:]:
+        item(tray.icon)
+    got = [commands.get(timeout=5) for _ in items[1:]]
+    assert got == [Command.RUN, Command.STOP, Command.REPORT, Command.LOG, Command.QUIT]
+    tray.relabel("en")
+    tray.show(TrayState.IDLE, "x")
+    if not tray.sync(timeout=30):
+        return False
+    assert [item.text for item in tray.icon.menu.items][:2] == [
+        "Settings...",
+        "Synchronise now",
+    ]
+    assert [item.enabled for item in tray.icon.menu.items][1:3] == [True, False]
+    return True
 
 
 def test_screenshots_render_every_window(xvfb: str, tmp_path: Path) -> None:
