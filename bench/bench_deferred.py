@@ -19,19 +19,16 @@ receivers must end with every row (the bench fails otherwise).
 from __future__ import annotations
 
 import argparse
-import json
-import shutil
 import sqlite3
 import statistics
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_sync import _node, run_script_phase
+from bench_parents import CLIENTS, fill
+from bench_sync import _node, paired_runs, run_script_phase
 
-CLIENTS = "CREATE TABLE clients (id INTEGER PRIMARY KEY, nom VARCHAR(40) NOT NULL, ville TEXT)"
 ORDERS = (
     "CREATE TABLE commandes (id INTEGER PRIMARY KEY, client_id INTEGER NOT NULL"
     " REFERENCES clients (id){later}, montant DECIMAL(12,2), etat VARCHAR(20), note TEXT)"
@@ -46,22 +43,8 @@ def generate(work: Path, rows: int) -> None:
             with conn:
                 conn.execute(CLIENTS)
                 conn.execute(ORDERS.format(later=later))
-                if node == "b":
-                    continue
-                conn.executemany(
-                    "INSERT INTO clients VALUES (?, ?, ?)",
-                    (
-                        (i, f"client {i} — Zoé Ærø 山田", f"ville {i % 97}")
-                        for i in range(rows // 2)
-                    ),
-                )
-                conn.executemany(
-                    "INSERT INTO commandes VALUES (?, ?, ?, ?, ?)",
-                    (
-                        (i, i % (rows // 2), (i * 37 % 100000) / 100, "neuve", f"commande n°{i}")
-                        for i in range(rows)
-                    ),
-                )
+                if node == "a":
+                    fill(conn, rows)
             conn.close()
 
 
@@ -82,42 +65,27 @@ def phase_import(work: Path, name: str) -> dict[str, Any]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--rows", type=int, default=200_000)
-    parser.add_argument("--pairs", type=int, default=3)
-    parser.add_argument("--phase", default="")
-    parser.add_argument("--dir", type=Path)
-    parser.add_argument("--name", default="")
-    args = parser.parse_args()
-    if args.phase:
-        phases = {"export": phase_export, "import": phase_import}
-        print(json.dumps(phases[args.phase](args.dir, args.name)))
+    def one_pair(work: Path, args: argparse.Namespace) -> float:
+        cpu = {}
+        for name in KINDS:
+            extra = ["--dir", str(work), "--name", name]
+            run_script_phase(__file__, "export", extra)
+            got = run_script_phase(__file__, "import", extra)
+            cpu[name] = got["cpu"]
+            print(f"{work.name} {name:9}: {got['rows']} rows applied, CPU {got['cpu']:.2f} s")
+            if got["rows"] != args.rows + args.rows // 2:
+                raise SystemExit(f"{name}: {got['rows']} rows applied")
+        return float(cpu["deferred"] / cpu["immediate"])
+
+    phases = {"export": phase_export, "import": phase_import}
+    done = paired_runs(__doc__ or "", phases, generate, one_pair, "bench-deferred-")
+    if done is None:
         return
-    base = Path(tempfile.mkdtemp(prefix="bench-deferred-"))
-    try:
-        (base / "seed").mkdir()
-        generate(base / "seed", args.rows)
-        ratios = []
-        for pair in range(args.pairs):
-            work = base / f"p{pair}"
-            shutil.copytree(base / "seed", work)
-            cpu = {}
-            for name in KINDS:
-                extra = ["--dir", str(work), "--name", name]
-                run_script_phase(__file__, "export", extra)
-                got = run_script_phase(__file__, "import", extra)
-                cpu[name] = got["cpu"]
-                print(f"pair {pair} {name:9}: {got['rows']} rows applied, CPU {got['cpu']:.2f} s")
-                if got["rows"] != args.rows + args.rows // 2:
-                    raise SystemExit(f"{name}: {got['rows']} rows applied")
-            ratios.append(cpu["deferred"] / cpu["immediate"])
-            shutil.rmtree(work)
-        print(
-            f"import of {args.rows} orders: CPU ratio deferred / immediate "
-            f"{statistics.median(ratios):.3f} (pairs {', '.join(f'{r:.3f}' for r in ratios)})"
-        )
-    finally:
-        shutil.rmtree(base)
+    args, ratios = done
+    print(
+        f"import of {args.rows} orders: CPU ratio deferred / immediate "
+        f"{statistics.median(ratios):.3f} (pairs {', '.join(f'{r:.3f}' for r in ratios)})"
+    )
 
 
 if __name__ == "__main__":

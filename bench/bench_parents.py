@@ -18,17 +18,14 @@ must hold the same number of rows (the bench fails otherwise).
 from __future__ import annotations
 
 import argparse
-import json
-import shutil
 import sqlite3
 import statistics
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_sync import _node, run_script_phase
+from bench_sync import _node, paired_runs, run_script_phase
 
 CLIENTS = "CREATE TABLE clients (id INTEGER PRIMARY KEY, nom VARCHAR(40) NOT NULL, ville TEXT)"
 ORDERS = (
@@ -43,18 +40,23 @@ def generate(work: Path, rows: int) -> None:
         with conn:
             conn.execute(CLIENTS)
             conn.execute(ORDERS.format(fk=fk))
-            conn.executemany(
-                "INSERT INTO clients VALUES (?, ?, ?)",
-                ((i, f"client {i} — Zoé Ærø 山田", f"ville {i % 97}") for i in range(rows // 2)),
-            )
-            conn.executemany(
-                "INSERT INTO commandes VALUES (?, ?, ?, ?, ?)",
-                (
-                    (i, i % (rows // 2), (i * 37 % 100000) / 100, "neuve", f"commande n°{i}")
-                    for i in range(rows)
-                ),
-            )
+            fill(conn, rows)
         conn.close()
+
+
+def fill(conn: sqlite3.Connection, rows: int) -> None:
+    """``rows`` / 2 clients and ``rows`` orders, each referring to a client."""
+    conn.executemany(
+        "INSERT INTO clients VALUES (?, ?, ?)",
+        ((i, f"client {i} — Zoé Ærø 山田", f"ville {i % 97}") for i in range(rows // 2)),
+    )
+    conn.executemany(
+        "INSERT INTO commandes VALUES (?, ?, ?, ?, ?)",
+        (
+            (i, i % (rows // 2), (i * 37 % 100000) / 100, "neuve", f"commande n°{i}")
+            for i in range(rows)
+        ),
+    )
 
 
 def phase_export(work: Path, name: str) -> dict[str, Any]:
@@ -74,48 +76,33 @@ def phase_change(work: Path, name: str) -> dict[str, Any]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--rows", type=int, default=200_000)
-    parser.add_argument("--pairs", type=int, default=3)
-    parser.add_argument("--changed", action="store_true")
-    parser.add_argument("--phase", default="")
-    parser.add_argument("--dir", type=Path)
-    parser.add_argument("--name", default="")
-    args = parser.parse_args()
-    if args.phase:
-        phases = {"export": phase_export, "change": phase_change}
-        print(json.dumps(phases[args.phase](args.dir, args.name)))
+    rows_sent = [-1]
+
+    def one_pair(work: Path, args: argparse.Namespace) -> float:
+        cpu = {}
+        for name in ("nofk", "fk"):
+            extra = ["--dir", str(work), "--name", name]
+            if args.changed:
+                run_script_phase(__file__, "export", extra)
+                run_script_phase(__file__, "change", extra)
+            got = run_script_phase(__file__, "export", extra)
+            cpu[name] = got["cpu"]
+            print(f"{work.name} {name:5}: {got['rows']} rows sent, CPU {got['cpu']:.2f} s")
+            if name == "fk" and got["rows"] != rows_sent[0]:
+                raise SystemExit(f"the packages differ: {got['rows']} != {rows_sent[0]}")
+            rows_sent[0] = got["rows"]
+        return float(cpu["fk"] / cpu["nofk"])
+
+    phases = {"export": phase_export, "change": phase_change}
+    done = paired_runs(__doc__ or "", phases, generate, one_pair, "bench-parents-")
+    if done is None:
         return
-    base = Path(tempfile.mkdtemp(prefix="bench-parents-"))
-    try:
-        (base / "seed").mkdir()
-        generate(base / "seed", args.rows)
-        ratios = []
-        rows_sent = -1
-        for pair in range(args.pairs):
-            work = base / f"p{pair}"
-            shutil.copytree(base / "seed", work)
-            cpu = {}
-            for name in ("nofk", "fk"):
-                extra = ["--dir", str(work), "--name", name]
-                if args.changed:
-                    run_script_phase(__file__, "export", extra)
-                    run_script_phase(__file__, "change", extra)
-                got = run_script_phase(__file__, "export", extra)
-                cpu[name] = got["cpu"]
-                print(f"pair {pair} {name:5}: {got['rows']} rows sent, CPU {got['cpu']:.2f} s")
-                if name == "fk" and got["rows"] != rows_sent:
-                    raise SystemExit(f"the packages differ: {got['rows']} != {rows_sent}")
-                rows_sent = got["rows"]
-            ratios.append(cpu["fk"] / cpu["nofk"])
-            shutil.rmtree(work)
-        what = "1 % changed" if args.changed else "first export"
-        print(
-            f"{what}, {args.rows} orders: CPU ratio checked / baseline "
-            f"{statistics.median(ratios):.3f} (pairs {', '.join(f'{r:.3f}' for r in ratios)})"
-        )
-    finally:
-        shutil.rmtree(base)
+    args, ratios = done
+    what = "1 % changed" if args.changed else "first export"
+    print(
+        f"{what}, {args.rows} orders: CPU ratio checked / baseline "
+        f"{statistics.median(ratios):.3f} (pairs {', '.join(f'{r:.3f}' for r in ratios)})"
+    )
 
 
 if __name__ == "__main__":

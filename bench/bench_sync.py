@@ -217,6 +217,44 @@ def run_script_phase(script: str, name: str, extra: list[str]) -> dict[str, Any]
     return result
 
 
+def paired_runs(
+    doc: str,
+    phases: dict[str, Any],
+    generate: Any,
+    one_pair: Any,
+    prefix: str,
+) -> tuple[argparse.Namespace, list[float]] | None:
+    """The frame of the scripts that compare two variants in pairs (``bench_parents``,
+    ``bench_deferred``): ``--rows``, ``--pairs``; run as ``--phase NAME --dir D --name N``
+    (by ``run_script_phase``) it prints the phase's JSON and returns None. Else
+    ``generate(seed, rows)`` once, then for each pair a copy of the seed given to
+    ``one_pair(work, args)``, which returns that pair's ratio; the arguments and ratios."""
+    parser = argparse.ArgumentParser(description=doc.split("\n")[0])
+    parser.add_argument("--rows", type=int, default=200_000)
+    parser.add_argument("--pairs", type=int, default=3)
+    parser.add_argument("--changed", action="store_true")
+    parser.add_argument("--phase", default="")
+    parser.add_argument("--dir", type=Path)
+    parser.add_argument("--name", default="")
+    args = parser.parse_args()
+    if args.phase:
+        print(json.dumps(phases[args.phase](args.dir, args.name)))
+        return None
+    base = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        (base / "seed").mkdir()
+        generate(base / "seed", args.rows)
+        ratios = []
+        for pair in range(args.pairs):
+            work = base / f"p{pair}"
+            shutil.copytree(base / "seed", work)
+            ratios.append(one_pair(work, args))
+            shutil.rmtree(work)
+        return args, ratios
+    finally:
+        shutil.rmtree(base)
+
+
 def child(args: argparse.Namespace) -> None:
     work: Path = args.dir
     phases = {
