@@ -57,9 +57,9 @@ def test_a_code_given_up_by_one_room_goes_to_a_new_room_in_the_same_package(
         assert sent.capture.rows == 0
         hq.import_package(sent.path)
 
-        # Two rooms swap their codes (the hotel's program went through a third one):
-        # no order of the two writes goes in. Both are set aside, the run not OK, and
-        # nothing is stored otherwise than sent.
+        # Two rooms swap their codes (the hotel's program went through a third one): no
+        # order of the two writes goes in, and a code cannot be empty. Before, both were
+        # set aside at every run. Now they go in two steps through stand-in codes.
         for statement in (
             "UPDATE chambres SET code = 'T' WHERE id = 1",
             "UPDATE chambres SET code = 'X' WHERE id = 2",
@@ -67,8 +67,52 @@ def test_a_code_given_up_by_one_room_goes_to_a_new_room_in_the_same_package(
         ):
             hq_db.execute(statement)
         swap = send()
-        assert swap.stats.quarantined == 2 and swap.stats.upserts == 0, swap
-        assert sorted(site_db.query("SELECT id, code FROM chambres")) == [(1, "X"), (2, "Z")]
+        assert site.state.quarantined() == [], site.state.quarantined()
+        assert swap.stats.quarantined == 0 and swap.stats.upserts == 2, swap
+        assert sorted(site_db.query("SELECT id, code FROM chambres")) == [(1, "Z"), (2, "X")]
+        assert _same(hq_db, site_db)
+        assert site.export().capture.rows == 0  # the stand-ins were never a change of its own
+
+
+MENU = [  # a dish's place on its menu: once per menu, never empty
+    "CREATE TABLE plats (id INT PRIMARY KEY, carte INT NOT NULL, place SMALLINT NOT NULL,"
+    " nom VARCHAR(40) NOT NULL, UNIQUE (carte, place))"
+]
+
+
+@pytest.mark.parametrize("kind", [*KINDS, "sqlite-odbc"])
+def test_dishes_that_swap_their_places_on_the_menu_go_in_two_steps(
+    tmp_path: Path, make_backend: Callable[[str], Backend], kind: str
+) -> None:
+    """Three dishes move round their places on a menu (a unique pair of numbers that
+    cannot be empty), as a restaurant reorders its menu every week. Step 1 gives each a
+    stand-in place from the far end of a SMALLINT, then each goes whole; a dish of
+    another menu keeps its place."""
+    hq_db, site_db = make_backend(kind), make_backend(kind)
+    with siege_and_site(tmp_path, hq_db, site_db, MENU) as (_hq, site, send):
+        hq_db.execute(
+            "INSERT INTO plats VALUES (1, 7, 1, 'Soupe'), (2, 7, 2, 'Tajine « 羊 »'),"
+            " (3, 7, 3, 'Crème brûlée'), (4, 8, 1, 'Café')"
+        )
+        assert send().stats.upserts == 4
+        for statement in (
+            "UPDATE plats SET place = 0 WHERE id = 1",
+            "UPDATE plats SET place = 1 WHERE id = 3",
+            "UPDATE plats SET place = 3 WHERE id = 2",
+            "UPDATE plats SET place = 2 WHERE id = 1",
+        ):
+            hq_db.execute(statement)
+        moved = send()
+        assert site.state.quarantined() == [], site.state.quarantined()
+        assert moved.stats.upserts == 3 and moved.stats.quarantined == 0, moved
+        assert _same(hq_db, site_db, "plats")
+        assert sorted(site_db.query("SELECT id, place FROM plats")) == [
+            (1, 2),
+            (2, 3),
+            (3, 1),
+            (4, 1),
+        ]
+        assert site.export().capture.rows == 0
 
 
 @pytest.mark.parametrize("kind", [*KINDS, "sqlite-odbc"])

@@ -22,16 +22,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from synchro.capture.source import snapshot_key
-from synchro.db.base import Adapter, Row, Table
+from synchro.db.base import Adapter, ForeignKey, Row, Table
 from synchro.state import StateDB, key_json
 from synchro.values import from_json, row_hasher
 
 POLICY = "reference"
-MAX_DEPTH = 8  # parent of a parent...: a cycle of foreign keys stops here
+MAX_DEPTH = 8  # parent of a parent...: how far the rows brought back go
 
 
 @dataclass(frozen=True)
@@ -43,16 +43,55 @@ class Revived:
     deleted_by: str
 
 
+Mark = tuple[str, tuple[Any, ...]]  # a row: its table's name, its key as the snapshot holds it
+
+
+@dataclass
+class _Dead:
+    """A deleted row to bring back, and its references to the others brought back."""
+
+    revived: Revived
+    refs: list[tuple[ForeignKey, Mark]] = field(default_factory=list)
+
+
+def _nullable(dead: _Dead, fks: list[ForeignKey]) -> bool:
+    """Whether the columns of ``fks`` in ``dead``'s table may all be NULL."""
+    nullable = {c.name: c.nullable for c in dead.revived.table.columns}
+    return all(nullable[c] for fk in fks for c in fk.columns)
+
+
 class Reviver:
     def __init__(self, adapter: Adapter, state: StateDB, tables: Mapping[str, Table]) -> None:
         self.adapter, self.state, self.tables = adapter, state, tables
 
-    def parents_of(self, table: Table, row: Row, *, local: str, depth: int = 0) -> list[Revived]:
+    def parents_of(self, table: Table, row: Row, *, local: str) -> list[Revived]:
         """Insert again the deleted rows ``row`` refers to (parents first). The caller runs
         this in a savepoint and calls ``record`` only once the child went in. ``local``:
-        this node's code (who deleted a parent the log has not seen deleted)."""
-        revived: list[Revived] = []
+        this node's code (who deleted a parent the log has not seen deleted).
+
+        Deleted rows that refer to each other (a customer and its default address, gone
+        together) go in two steps, as the apply writes them (``engine.two_steps``): one of
+        them goes first with its references to the others emptied (only where they may
+        be NULL), and is made whole once all are in."""
+        found: dict[Mark, _Dead] = {}
+        order: list[_Dead] = []
+        self._collect(table, row, local, found, order, 0)
+        return self._insert(order, found)
+
+    def _collect(
+        self,
+        table: Table,
+        row: Row,
+        local: str,
+        found: dict[Mark, _Dead],
+        order: list[_Dead],
+        depth: int,
+    ) -> list[tuple[ForeignKey, Mark]]:
+        """The deleted rows ``row`` refers to, and theirs, into ``found`` and ``order``
+        (parents first where they do not refer to each other); returns ``row``'s
+        references to them."""
         names = table.column_names
+        refs: list[tuple[ForeignKey, Mark]] = []
         for fk in table.foreign_keys:
             parent = self.tables.get(fk.ref_table)
             if parent is None or not set(fk.ref_columns) <= set(parent.column_names):
@@ -67,12 +106,42 @@ class Reviver:
             row_json, deleted_by = last
             stored = json.loads(row_json)
             prow = tuple(from_json(k, v) for k, v in zip(parent.kinds, stored, strict=True))
-            if depth < MAX_DEPTH:
-                revived += self.parents_of(parent, prow, local=local, depth=depth + 1)
-            self.adapter.insert(parent, [prow])
-            skey = snapshot_key(parent.key_kinds, parent.key_positions)(prow)
-            revived.append(Revived(parent, skey, prow, row_json, deleted_by))
-        return revived
+            mark = (parent.name, snapshot_key(parent.key_kinds, parent.key_positions)(prow))
+            if mark not in found and depth < MAX_DEPTH:
+                dead = _Dead(Revived(parent, mark[1], prow, row_json, deleted_by))
+                found[mark] = dead
+                dead.refs = self._collect(parent, prow, local, found, order, depth + 1)
+                order.append(dead)
+            if mark in found:
+                refs.append((fk, mark))
+        return refs
+
+    def _insert(self, order: list[_Dead], found: dict[Mark, _Dead]) -> list[Revived]:
+        """Insert ``order``'s rows, each once the rows it refers to are in; where they
+        wait for one another, the first whose references to the waiting ones may be NULL
+        goes without them, and is made whole at the end."""
+        waiting, inside = list(order), set[Mark]()
+        emptied: list[Revived] = []
+        done: list[Revived] = []
+        while waiting:
+            unmet = [[fk for fk, m in d.refs if m not in inside] for d in waiting]
+            at = next((i for i, fks in enumerate(unmet) if not fks), None)
+            if at is None:  # rows that refer to each other
+                at = next((i for i, fks in enumerate(unmet) if _nullable(waiting[i], fks)), 0)
+            dead = waiting.pop(at)
+            names = dead.revived.table.column_names
+            now = list(dead.revived.row)
+            for fk in unmet[at]:
+                for column in fk.columns:
+                    now[names.index(column)] = None
+            self.adapter.insert(dead.revived.table, [tuple(now)])
+            if tuple(now) != dead.revived.row:
+                emptied.append(dead.revived)
+            inside.add((dead.revived.table.name, dead.revived.skey))
+            done.append(dead.revived)
+        for revived in emptied:
+            self.adapter.upsert(revived.table, [revived.row])
+        return done
 
     def _deleted(
         self, parent: Table, by_column: dict[str, Any], local: str

@@ -15,6 +15,9 @@ no longer go in (``self_parents.finish_waiting``):
 
 Two rows that swap the values of a unique column that can be empty (two rooms, their
 guests) are the same: neither goes first, both go in two steps, the column emptied first.
+Where the column cannot be empty (two rooms swap their codes, two dishes their places on
+the menu), step 1 gives it a stand-in value no row holds, as the program did through a
+third code (``stand_ins``: text and whole numbers only; another kind stays refused).
 
 Deleting both is the same the other way round: the references of the rows to delete
 emptied first, then the deletes while any goes (each only when no row of another table
@@ -29,12 +32,13 @@ the whole attempt holds: the rows are then read back and settled by their table'
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Any, Protocol
 
 from synchro import faults
-from synchro.db.base import Adapter, Row, Table
+from synchro.db.base import Adapter, Column, Row, Table
 from synchro.errors import DatabaseError
+from synchro.values import Kind
 
 
 class Held(Protocol):
@@ -91,14 +95,48 @@ def emptied_columns(table: Table, cycle: Collection[str]) -> tuple[int, ...]:
     return tuple(cut)
 
 
+def stand_ins(table: Table) -> dict[int, Callable[[int], Any]]:
+    """For each unique index of ``table`` whose columns cannot be empty, a column given a
+    stand-in value at step 1: its position, and what makes the ``n``-th row's value (a
+    text ``~n~synchro`` cut to the column's size, a whole number from the far end of the
+    column's range). A stand-in that meets a value after all is refused by the database,
+    and the row waits as before; none outlives the attempt (step 3, or undone)."""
+    by_name = {c.name: (i, c) for i, c in enumerate(table.columns)}
+    found: dict[int, Callable[[int], Any]] = {}
+    for names in table.uniques:
+        columns = [by_name[c] for c in names if c in by_name]
+        if set(names) & set(table.key) or len(columns) != len(names):
+            continue
+        if any(c.nullable for _i, c in columns):
+            continue  # emptied (``emptied_columns``)
+        for i, column in columns:
+            make = _stand_in(column)
+            if make is not None:
+                found.setdefault(i, make)
+                break
+    return found
+
+
+def _stand_in(column: Column) -> Callable[[int], Any] | None:
+    if column.kind is Kind.TEXT:
+        room = column.length or 1000
+        return (lambda n: f"~{n}~synchro"[:room]) if room >= 4 else None
+    if column.kind is Kind.INT:
+        bits = 8 * (column.width or 8)
+        if column.unsigned:
+            return lambda n: 2**bits - 1 - n
+        return lambda n: -(2 ** (bits - 1)) + n
+    return None
+
+
 def in_two_steps(adapter: Adapter, waiting: Sequence[Waiting], cycle: Collection[str]) -> bool:
     """The waiting rows of ``waiting`` written and deleted as the module says; whether
     any went (those are out of their applier's ``deferred``, read back and settled)."""
     if not adapter.undoes_blocks:
         return False
-    cuts = {id(w): emptied_columns(w.table, cycle) for w in waiting}
     went = False
     for delete in (False, True):
+        cuts = {id(w): _Cut(emptied_columns(w.table, cycle), w.table, delete) for w in waiting}
         pending = [(w, i) for w in waiting for i, d in w.deferred if d is delete]
         done = _attempts(adapter, pending, cuts, delete)
         gone = {id(i) for _w, i in done}
@@ -110,6 +148,26 @@ def in_two_steps(adapter: Adapter, waiting: Sequence[Waiting], cycle: Collection
     return went
 
 
+class _Cut:
+    """What step 1 takes out of a row of ``table``: the columns ``emptied`` (NULL), and
+    for writes the ``stand_ins``."""
+
+    def __init__(self, emptied: tuple[int, ...], table: Table, delete: bool) -> None:
+        self.emptied = emptied
+        self.stand_ins = {} if delete else stand_ins(table)
+
+    def applies(self, row: Row) -> bool:
+        """Whether step 1 changes anything in ``row``."""
+        return bool(self.stand_ins) or any(row[p] is not None for p in self.emptied)
+
+    def halfway(self, row: Row, n: int) -> Row:
+        """``row`` as step 1 writes it (``n``: the row's number in the attempt)."""
+        out = [None if p in self.emptied else v for p, v in enumerate(row)]
+        for p, make in self.stand_ins.items():
+            out[p] = make(n)
+        return tuple(out)
+
+
 class _Refused(Exception):
     """A row of step 1 not written whole (or not deleted) after all: the attempt is undone."""
 
@@ -118,9 +176,7 @@ class _Refused(Exception):
         self.item = item
 
 
-def _attempts(
-    adapter: Adapter, pending: _Pending, cuts: dict[int, tuple[int, ...]], delete: bool
-) -> _Pending:
+def _attempts(adapter: Adapter, pending: _Pending, cuts: dict[int, _Cut], delete: bool) -> _Pending:
     """Attempts, each in a savepoint, until one holds (a row that spoilt one left out of
     the next); the rows written or deleted."""
     left_out: set[int] = set()
@@ -128,12 +184,7 @@ def _attempts(
         split: _Pending = []
         for w, item in pending:
             row = item.local if delete else item.row
-            cut = cuts[id(w)]
-            if (
-                id(item) not in left_out
-                and row is not None
-                and any(row[p] is not None for p in cut)
-            ):
+            if id(item) not in left_out and row is not None and cuts[id(w)].applies(row):
                 split.append((w, item))
         if not split:
             return []
@@ -148,19 +199,16 @@ def _attempt(
     adapter: Adapter,
     split: _Pending,
     pending: _Pending,
-    cuts: dict[int, tuple[int, ...]],
+    cuts: dict[int, _Cut],
     delete: bool,
 ) -> _Pending:
     """Steps 1-3; the rows written or deleted. Raises ``_Refused`` for a row of step 1
     refused whole or not deleted at the end."""
     first: _Pending = []
-    for w, item in split:
+    for n, (w, item) in enumerate(split, 1):
         row = item.local if delete else item.row
         assert row is not None
-        cut = cuts[id(w)]
-        if _written(
-            adapter, w.table, item, tuple(None if p in cut else v for p, v in enumerate(row))
-        ):
+        if _written(adapter, w.table, item, cuts[id(w)].halfway(row, n)):
             first.append((w, item))
     if not first:
         return []
