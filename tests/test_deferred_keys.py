@@ -17,7 +17,9 @@ from pathlib import Path
 
 import pytest
 from backends import Backend
-from engine_helpers import siege_and_site
+from engine_helpers import make_node, siege_and_site
+
+from synchro.engine.node_results import ImportResult
 
 LATER = "DEFERRABLE INITIALLY DEFERRED"
 DDL = [
@@ -75,3 +77,49 @@ def test_a_category_deleted_at_the_siege_keeps_a_subcategory_made_here(
         [aside] = site.state.quarantined()
         assert aside["tbl"] == "categories" and aside["key_json"] == "[2]", aside
         assert sorted(r[0] for r in site_db.query("SELECT id FROM categories")) == [1, 2, 3]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_user_deleted_at_the_siege_still_in_a_log_left_out_of_the_synchronisation(
+    tmp_path: Path, make_backend: Callable[[str], Backend], kind: str
+) -> None:
+    """Django's ``django_admin_log`` refers to its users, checked at the commit, and is
+    left out of the synchronisation (each site's own). The Siège deletes a user who has
+    a log line here: the engine never probes a table it does not synchronise, the delete
+    went in, and the commit failed at every run — the shop stuck for good. Now the
+    delete is refused as the database would have refused it at once, set aside alone
+    with its reason, and the rest of the package goes in, and the next one."""
+    hq_db, site_db = make_backend(kind), make_backend(kind)
+    ddl = [
+        "CREATE TABLE auth_user (id INT PRIMARY KEY, nom VARCHAR(40) NOT NULL)",
+        "CREATE TABLE django_admin_log (id INT PRIMARY KEY, quand VARCHAR(30) NOT NULL,"
+        f" user_id INT NOT NULL REFERENCES auth_user (id) {LATER})",
+    ]
+    for db in (hq_db, site_db):
+        for statement in ddl:
+            db.execute(statement)
+    left_out = ["django_admin_log"]
+    with (
+        make_node(tmp_path, "SIEGE", hq_db.connection, hq=True, exclude=left_out) as hq,
+        make_node(tmp_path, "A", site_db.connection, exclude=left_out) as site,
+    ):
+
+        def send() -> ImportResult:
+            hq.export()
+            return site.import_package(hq.publish("A", tmp_path / "out").path)
+
+        hq_db.execute("INSERT INTO auth_user VALUES (5, 'Zoé « 漢字 »'), (6, 'Ана')")
+        assert send().stats.upserts == 2
+        site_db.execute("INSERT INTO django_admin_log VALUES (1, '2026-12-08 10:00', 5)")
+        hq_db.execute("DELETE FROM auth_user WHERE id = 5")
+        hq_db.execute("INSERT INTO auth_user VALUES (7, 'Ωmega')")
+        answer = send()
+        assert answer.status == "applied", answer
+        assert (answer.stats.upserts, answer.stats.quarantined) == (1, 1), answer
+        [aside] = site.state.quarantined()
+        assert aside["tbl"] == "auth_user" and aside["key_json"] == "[5]", aside
+        assert "django_admin_log" in aside["error"], aside
+        assert sorted(r[0] for r in site_db.query("SELECT id FROM auth_user")) == [5, 6, 7]
+        hq_db.execute("INSERT INTO auth_user VALUES (8, 'Jürgen')")
+        assert send().stats.upserts == 1
+        assert sorted(r[0] for r in site_db.query("SELECT id FROM auth_user")) == [5, 6, 7, 8]

@@ -95,7 +95,19 @@ class SqlAdapter(SqlReads):
         for part in chunks(keys, size):
             params, arrays = self._key_params(table, part)
             self._run(self.sql.delete(table, len(part), arrays), params, doing).close()
-        deferred_children(self, table, keys)
+        deferred_children(self, table, keys, self._deferred_referrers())
+
+    _referrers: tuple[Table, ...] | None = None
+
+    def _deferred_referrers(self) -> tuple[Table, ...]:
+        """The tables with a foreign key checked at the commit (SQLite; read once)."""
+        if self._referrers is None:
+            self._referrers = tuple(self._read_deferred())
+        return self._referrers
+
+    def _read_deferred(self) -> list[Table]:
+        """Read ``_deferred_referrers`` from the catalog (none but on SQLite)."""
+        return []
 
     # -- the mark of the last synchronisation (``engine.marks``) ----------------------
 

@@ -22,8 +22,8 @@ from synchro.db.generic import SqlAdapter
 from synchro.db.mysql_catalog import catalog_rows, cut_by_driver, unsafe_names
 from synchro.db.odbc_connect import not_offered, text_fault_say
 from synchro.db.odbc_schema import column_details, foreign_keys, unique_indexes
+from synchro.db.sqlite import deferred_tables, has_mark_table
 from synchro.db.sqlite import discover as discover_sqlite
-from synchro.db.sqlite import has_mark_table
 from synchro.errors import Say
 
 
@@ -95,6 +95,11 @@ class OdbcDiscovery(SqlAdapter):
         names = sorted(n for n in found if not n.startswith("MSys") and not own_table(n))
         heirs = self._heirs()
         return [self._table(name, heirs.get(name, [])) for name in names]
+
+    def _read_deferred(self) -> list[Table]:
+        if self.dialect != "sqlite":
+            return []  # PostgreSQL checks them at each statement (``SET CONSTRAINTS``)
+        return deferred_tables(lambda sql: self._query(sql), self.sql.quote)
 
     def _partitions(self) -> set[str]:
         """PostgreSQL's partitions: their rows are the partitioned table's (read and

@@ -172,11 +172,27 @@ class SqliteAdapter(SqlAdapter):
         self._forget_types()
         return discover(self._pragma, self.sql.quote)
 
+    def _read_deferred(self) -> list[Table]:
+        return deferred_tables(self._pragma, self.sql.quote)
+
 
 def has_mark_table(query: Callable[[str], list[Any]]) -> bool:
     """Whether the SQLite database holds ``MARK_TABLE`` (read through ``query``)."""
     names = query("SELECT name FROM sqlite_master WHERE type = 'table'")
     return any(own_table(str(row[0])) for row in names)
+
+
+def _deferred(made: str) -> bool:
+    """Whether a ``CREATE TABLE`` statement declares a key checked at the commit."""
+    return "INITIALLY DEFERRED" in " ".join(made.upper().split())
+
+
+def deferred_tables(query: Callable[[str], list[Any]], quote: Callable[[str], str]) -> list[Table]:
+    """The tables of an SQLite database with a foreign key checked at the commit
+    (``db.deferred``), synchronised or not."""
+    names = query("SELECT name, sql FROM sqlite_master WHERE type = 'table'")
+    made = [(str(n), str(sql or "")) for n, sql in names]
+    return [_table(query, quote, n, sql) for n, sql in made if _deferred(sql)]
 
 
 def discover(query: Callable[[str], list[Any]], quote: Callable[[str], str]) -> list[Table]:
@@ -256,7 +272,7 @@ def _table(
     pk = _primary(info)
     uniques = _unique_indexes(query, quote, name)
     fks = _foreign_keys(query, quote, name)
-    if "INITIALLY DEFERRED" in " ".join(made.upper().split()):  # (taken for any of them)
+    if _deferred(made):  # (taken for any of them)
         fks = tuple(dataclasses.replace(f, deferred=True) for f in fks)
     table = Table(name, columns, pk, "primary" if pk else "", fks, uniques=uniques)
     not_null = {c.name for c in columns if not c.nullable}
