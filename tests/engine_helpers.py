@@ -59,6 +59,58 @@ def make_node(
 
 
 @contextmanager
+def group_of(
+    make_backend: Callable[[str], Any],
+    folder: Path,
+    layout: Sequence[str],
+    ddl: Callable[[str], Sequence[str]],
+    rules: Sequence[TableRule] = (),
+) -> Iterator[tuple[dict[str, Any], dict[str, Node]]]:
+    """A Siège ``HQ`` and establishments ``S1``… on the back ends ``layout`` names (the
+    Siège's first), each with ``ddl(dialect)`` run: their databases (``Backend``) and
+    nodes by code, all closed (and the databases dropped) at the end."""
+    codes = ["HQ", *(f"S{i}" for i in range(1, len(layout)))]
+    dbs: dict[str, Any] = {}
+    nodes: dict[str, Node] = {}
+    try:
+        for code, name in zip(codes, layout, strict=True):
+            dbs[code] = make_backend(name)
+            for sql in ddl(dbs[code].dialect):
+                dbs[code].execute(sql)
+            connection = dbs[code].connection
+            nodes[code] = make_node(folder, code, connection, hq=code == "HQ", rules=rules)
+        yield dbs, nodes
+    finally:
+        for node in nodes.values():
+            node.close()
+        for db in dbs.values():
+            db.close()
+
+
+def group_round(
+    nodes: dict[str, Node], out: Path, meanwhile: Callable[[str], None] = lambda _site: None
+) -> int:
+    """One exchange of a group whose Siège is ``nodes["HQ"]``: each establishment's
+    package applied at the Siège, the Siège's capture, then its package to each one
+    (``meanwhile(site)`` first: what that site's users do while the Siège works). Every
+    package must be applied. Returns how many rows the establishments sent."""
+    sites = [code for code in nodes if code != "HQ"]
+    sent = 0
+    for site in sites:
+        exported = nodes[site].export()
+        sent += exported.manifest.rows
+        result = nodes["HQ"].import_package(exported.path)
+        assert result.status == "applied", (site, result.message)
+    nodes["HQ"].export()
+    for site in sites:
+        meanwhile(site)
+        path, _manifest = nodes["HQ"].publish(site, out)
+        result = nodes[site].import_package(path)
+        assert result.status == "applied", (site, result.message)
+    return sent
+
+
+@contextmanager
 def siege_and_site(
     folder: Path, hq_db: Any, site_db: Any, ddl: Sequence[str] = ()
 ) -> Iterator[tuple[Node, Node, Callable[[], ImportResult]]]:

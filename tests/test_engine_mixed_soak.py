@@ -29,10 +29,9 @@ from typing import Any
 
 import pytest
 from backends import Backend
-from engine_helpers import checksums, make_node
+from engine_helpers import checksums, group_of, group_round
 
 from synchro.config.model import ConflictPolicy, TableRule
-from synchro.engine.node import Node
 
 ROUNDS = 5
 TABLES = ["t", "parent", "child", "u"]
@@ -211,46 +210,24 @@ def scenario(
     make_backend: Callable[[str], Backend], tmp: Path, layout: tuple[str, ...], seed: int
 ) -> None:
     r = random.Random(seed)
-    codes = ["HQ", *(f"S{i}" for i in range(1, len(layout)))]
-    dbs: dict[str, Backend] = {}
-    nodes: dict[str, Node] = {}
-    try:
-        for code, name in zip(codes, layout, strict=True):
-            dbs[code] = make_backend(name)
-            for sql in schema(dbs[code].dialect):
-                dbs[code].execute(sql)
-            connection = dbs[code].connection
-            nodes[code] = make_node(tmp, code, connection, hq=code == "HQ", rules=rules(seed))
-        sites = codes[1:]
+    with group_of(make_backend, tmp, layout, schema, rules(seed)) as (dbs, nodes):
         for number in range(ROUNDS + 3):
             quiet = number >= ROUNDS
             if not quiet:
-                for code in codes:
-                    users(dbs[code], r, r.randint(0, 12))
-            sent = 0
-            for site in sites:
-                exported = nodes[site].export()
-                sent += exported.manifest.rows
-                result = nodes["HQ"].import_package(exported.path)
-                assert result.status == "applied", (seed, site, result.message)
-            nodes["HQ"].export()
-            for site in sites:
+                for db in dbs.values():
+                    users(db, r, r.randint(0, 12))
+
+            def meanwhile(site: str, quiet: bool = quiet) -> None:
                 if not quiet:
                     users(dbs[site], r, r.randint(0, 3))
-                path, _manifest = nodes["HQ"].publish(site, tmp / "out")
-                result = nodes[site].import_package(path)
-                assert result.status == "applied", (seed, site, result.message)
+
+            sent = group_round(nodes, tmp / "out", meanwhile)
             if number == ROUNDS + 2:
                 assert sent == 0, f"seed {seed}: the last quiet round sent {sent} rows"
-        for code in codes:
-            assert nodes[code].state.quarantined() == [], (seed, code)
-        sums = {code: checksums(dbs[code].connection, TABLES) for code in codes}
+        for code, node in nodes.items():
+            assert node.state.quarantined() == [], (seed, code)
+        sums = {code: checksums(db.connection, TABLES) for code, db in dbs.items()}
         assert all(s == sums["HQ"] for s in sums.values()), (seed, sums)
-    finally:
-        for node in nodes.values():
-            node.close()
-        for db in dbs.values():
-            db.close()
 
 
 @pytest.mark.parametrize("layout", LAYOUTS, ids=["-".join(x) for x in LAYOUTS])
