@@ -11,12 +11,18 @@ through their drivers; the rows read back through the test's own connections.
 
 from __future__ import annotations
 
+import signal
+import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from backends import Backend
 from engine_helpers import siege_and_site
+from pair_helpers import synchro
+
+from synchro.platform.paths import resolve_paths
+from synchro.state import StateDB
 
 KINDS = ["postgresql", "mariadb", "sqlite"]
 CODES = [  # a room's code, once in the hotel
@@ -33,6 +39,13 @@ SWAP = [  # two guests swap rooms, through a moment without one
     "UPDATE chambres SET client = 'Ана' WHERE id = 1",
 ]
 TWO_GUESTS = "INSERT INTO chambres VALUES (1, 'Mer', 'Zoé « 漢字 »'), (2, 'Jardin', 'Ана')"
+
+
+SWAP_CODES = [  # two rooms swap their codes, through a third one
+    "UPDATE chambres SET code = 'T' WHERE id = 1",
+    "UPDATE chambres SET code = 'X' WHERE id = 2",
+    "UPDATE chambres SET code = 'Z' WHERE id = 1",
+]
 
 
 def _same(a: Backend, b: Backend, table: str = "chambres") -> bool:
@@ -60,11 +73,7 @@ def test_a_code_given_up_by_one_room_goes_to_a_new_room_in_the_same_package(
         # Two rooms swap their codes (the hotel's program went through a third one): no
         # order of the two writes goes in, and a code cannot be empty. Before, both were
         # set aside at every run. Now they go in two steps through stand-in codes.
-        for statement in (
-            "UPDATE chambres SET code = 'T' WHERE id = 1",
-            "UPDATE chambres SET code = 'X' WHERE id = 2",
-            "UPDATE chambres SET code = 'Z' WHERE id = 1",
-        ):
+        for statement in SWAP_CODES:
             hq_db.execute(statement)
         swap = send()
         assert site.state.quarantined() == [], site.state.quarantined()
@@ -236,3 +245,50 @@ def test_refused_rows_beyond_what_a_table_keeps_waiting_are_set_aside_at_once(
         assert by_time == [4, 5, 6, 7, 8, 9, 2, 3]
         assert all("refusé" in q["error"] for q in aside)
         assert sorted(site_db.query("SELECT id, code FROM chambres")) == [(1, "X"), (50, "Z")]
+
+
+def test_an_import_killed_while_the_stand_in_codes_are_in_leaves_none_of_them(
+    tmp_path: Path, make_backend: Callable[[str], Backend]
+) -> None:
+    """``synchro import`` at a Siège on PostgreSQL, SIGKILLed (``SYNCHRO_KILL_AT``) when
+    two rooms that swap codes hold their stand-in codes (``two_steps``, step 1): the
+    rooms keep their old codes, no stand-in stays; run again, the codes swapped, nothing
+    set aside; a third time, nothing applied twice."""
+    hq_db = make_backend("postgresql")
+    hq_db.execute(CODES[0])
+    site, hq = tmp_path / "site.toml", tmp_path / "siege.toml"
+    with sqlite3.connect(site.with_suffix(".db")) as db:
+        db.execute(CODES[0])
+        db.execute("INSERT INTO chambres VALUES (1, 'X', 'Mer « 海 »'), (2, 'Z', 'Jardin')")
+    db.close()
+    for config, role, code, connection in (
+        (site, "serveur", "A", str(site.with_suffix(".db"))),
+        (hq, "siege", "SIEGE", hq_db.connection),
+    ):
+        made = synchro("--config", str(config), "init", "--role", role, "--site", code,
+                       "--db", connection, cwd=tmp_path)  # fmt: skip
+        assert made.returncode == 0, made.stderr
+    for number, statements in enumerate(([], SWAP_CODES)):
+        with sqlite3.connect(site.with_suffix(".db")) as db:
+            for statement in statements:
+                db.execute(statement)
+        db.close()
+        package = tmp_path / f"envoi{number}.pkg"
+        sent = synchro("--config", str(site), "export", "--out", str(package), cwd=tmp_path)
+        assert sent.returncode == 0, sent.stderr
+    first = synchro("--config", str(hq), "import", str(tmp_path / "envoi0.pkg"), cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    swap = str(tmp_path / "envoi1.pkg")
+    killed = synchro("--config", str(hq), "import", swap, cwd=tmp_path,
+                     env={"SYNCHRO_KILL_AT": "apply.two_steps"})  # fmt: skip
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert sorted(hq_db.query("SELECT id, code FROM chambres")) == [(1, "X"), (2, "Z")]
+    for _time in range(2):
+        again = synchro("--config", str(hq), "import", swap, cwd=tmp_path)
+        assert again.returncode == 0, again.stdout + again.stderr
+        assert sorted(hq_db.query("SELECT id, code FROM chambres")) == [(1, "Z"), (2, "X")]
+    state = StateDB(resolve_paths(str(hq)).state_db)
+    try:
+        assert state.pending() == []  # nothing set aside
+    finally:
+        state.close()
