@@ -88,13 +88,18 @@ def group_of(
 
 
 def group_round(
-    nodes: dict[str, Node], out: Path, meanwhile: Callable[[str], None] = lambda _site: None
+    nodes: dict[str, Node],
+    out: Path,
+    meanwhile: Callable[[str], None] = lambda _site: None,
+    sites: Sequence[str] | None = None,
 ) -> int:
     """One exchange of a group whose Siège is ``nodes["HQ"]``: each establishment's
-    package applied at the Siège, the Siège's capture, then its package to each one
+    package applied at the Siège (``sites``, in that order: all by default; one left out
+    is offline this time), the Siège's capture, then its package to each one
     (``meanwhile(site)`` first: what that site's users do while the Siège works). Every
     package must be applied. Returns how many rows the establishments sent."""
-    sites = [code for code in nodes if code != "HQ"]
+    if sites is None:
+        sites = [code for code in nodes if code != "HQ"]
     sent = 0
     for site in sites:
         exported = nodes[site].export()

@@ -35,7 +35,7 @@ from synchro.engine.node import Node
 ROUNDS = 6
 TABLES = ("category", "product", "customer", "address", "purchase")
 KEYS = {"category": "id", "product": "id", "customer": "id", "address": "id", "purchase": "id"}
-SEEDS = (5, 10, 14, 19)  # 10: the sale above; 14, 19: codes moved round (``two_steps``)
+SEEDS = (5, 10, 14, 19, 47)  # found the faults of ``test_a_sale_…`` and of ``two_steps``
 
 
 def seeds() -> range | tuple[int, ...]:
@@ -195,14 +195,19 @@ def scenario(
                 if not quiet:
                     users(dbs[site], r, site, r.randint(0, 3))
 
-            sent = group_round(nodes, tmp / "out", meanwhile)
+            online = [c for c in nodes if c != "HQ" and (quiet or r.random() > 0.15)]
+            r.shuffle(online)  # the order they reach the Siège; a site left out is offline
+            sent = group_round(nodes, tmp / "out", meanwhile, online)
         aside = set_aside(nodes)
         said, count = differences(dbs, aside)
         entries = [e for node in nodes.values() for e in node.state.quarantined()]
-        if not any(w in e["error"].lower() for e in entries for w in ("unique", "duplicate")):
+        show = bool(os.environ.get("SYNCHRO_RELATIONAL_SHOW"))
+        if not show and not any(
+            w in e["error"].lower() for e in entries for w in ("unique", "duplicate")
+        ):
             # No two products were given one code at once: nothing a person must settle.
             assert (entries, count, sent) == ([], 0, 0), (seed, said, entries, sent)
-        if os.environ.get("SYNCHRO_RELATIONAL_SHOW"):
+        if show:
             for code, node in nodes.items():
                 said += [f"  {code} conflict {e}" for e in node.state.conflicts()]
                 said += [f"  {code} aside {e}" for e in node.state.quarantined()]
@@ -246,8 +251,35 @@ def test_a_sale_brings_back_a_customer_deleted_with_its_address(
         assert kept == {("customer", "reference", "S2", "HQ"), ("address", "reference", "S2", "HQ")}
 
 
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql", "mariadb"])
+def test_a_sale_by_a_new_code_brings_back_the_product_another_site_deleted(
+    make_backend: Callable[[str], Backend], tmp_path: Path, kind: str
+) -> None:
+    """S2 deletes a product while S1 gives it a new code and sells it by that code (a
+    foreign key to the code). S2's delete reaches the Siège first: S1's new code loses
+    to it, and no version the Siège ever held has that code, so the sale found no
+    product to bring back: set aside at the Siège, the delete set aside at S1, for good
+    (found by the soak above with a site offline, seed 47). Now the version S1 sent,
+    which lost to the delete, comes back: all nodes hold the product, as S1 had it, and
+    the sale."""
+    with group_of(make_backend, tmp_path, [kind] * 3, schema) as (dbs, nodes):
+        dbs["HQ"].execute("INSERT INTO product VALUES (7, 'P7', NULL, 12.5)")
+        group_round(nodes, tmp_path / "out")
+        dbs["S2"].execute("DELETE FROM product WHERE id = 7")
+        dbs["S1"].execute("UPDATE product SET code = 'Ŝ16' WHERE id = 7")
+        dbs["S1"].execute("INSERT INTO customer VALUES (3, 'Ана', NULL)")
+        dbs["S1"].execute("INSERT INTO purchase VALUES (9, 'Ŝ16', 3, 2)")
+        group_round(nodes, tmp_path / "out", sites=["S2", "S1"])
+        group_round(nodes, tmp_path / "out")
+        for code, node in nodes.items():
+            assert node.state.quarantined() == [], (code, node.state.quarantined())
+        for code, db in dbs.items():
+            assert rows(db, "product") == {7: (7, "Ŝ16", None, Decimal("12.5"))}, code
+            assert rows(db, "purchase") == {9: (9, "Ŝ16", 3, 2)}, code
+
+
 LAYOUTS = [
-    ("sqlite", "sqlite", "sqlite"),
+    ("sqlite", "sqlite", "sqlite", "sqlite"),
     ("postgresql", "mariadb", "sqlite-odbc"),
     ("mariadb", "sqlite", "postgresql"),
 ]

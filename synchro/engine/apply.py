@@ -321,7 +321,9 @@ class _TableApplier(TableRows):
         assert item.row is not None
         try:
             with self.adapter.savepoint():
-                revived = reviver.parents_of(self.table, item.row, local=ctx.local)
+                revived = reviver.parents_of(
+                    self.table, item.row, local=ctx.local, origin=item.origin
+                )
                 if not revived:
                     return False
                 self._write_many([item], delete)

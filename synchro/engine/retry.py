@@ -332,7 +332,9 @@ class _TableRetry:
             return False
         try:
             with self.adapter.savepoint():
-                revived = self.reviver.parents_of(self.table, e.row, local=self.local)
+                revived = self.reviver.parents_of(
+                    self.table, e.row, local=self.local, origin=_origin(e.data)
+                )
                 if not revived:
                     return False
                 if e.current is None:

@@ -64,10 +64,11 @@ class Reviver:
     def __init__(self, adapter: Adapter, state: StateDB, tables: Mapping[str, Table]) -> None:
         self.adapter, self.state, self.tables = adapter, state, tables
 
-    def parents_of(self, table: Table, row: Row, *, local: str) -> list[Revived]:
+    def parents_of(self, table: Table, row: Row, *, local: str, origin: str = "") -> list[Revived]:
         """Insert again the deleted rows ``row`` refers to (parents first). The caller runs
         this in a savepoint and calls ``record`` only once the child went in. ``local``:
-        this node's code (who deleted a parent the log has not seen deleted).
+        this node's code (who deleted a parent the log has not seen deleted); ``origin``:
+        who sent the child (``_deleted``).
 
         Deleted rows that refer to each other (a customer and its default address, gone
         together) go in two steps, as the apply writes them (``engine.two_steps``): one of
@@ -75,14 +76,14 @@ class Reviver:
         be NULL), and is made whole once all are in."""
         found: dict[Mark, _Dead] = {}
         order: list[_Dead] = []
-        self._collect(table, row, local, found, order, 0)
+        self._collect(table, row, (local, origin), found, order, 0)
         return self._insert(order, found)
 
     def _collect(
         self,
         table: Table,
         row: Row,
-        local: str,
+        who: tuple[str, str],
         found: dict[Mark, _Dead],
         order: list[_Dead],
         depth: int,
@@ -100,7 +101,7 @@ class Reviver:
             by_column = {r: row[names.index(c)] for r, c in pairs}
             if any(v is None for v in by_column.values()):
                 continue
-            last = self._deleted(parent, by_column, local)
+            last = self._deleted(parent, by_column, *who)
             if last is None:
                 continue  # there, or never known here: the foreign key error stands
             row_json, deleted_by = last
@@ -110,7 +111,7 @@ class Reviver:
             if mark not in found and depth < MAX_DEPTH:
                 dead = _Dead(Revived(parent, mark[1], prow, row_json, deleted_by))
                 found[mark] = dead
-                dead.refs = self._collect(parent, prow, local, found, order, depth + 1)
+                dead.refs = self._collect(parent, prow, who, found, order, depth + 1)
                 order.append(dead)
             if mark in found:
                 refs.append((fk, mark))
@@ -144,7 +145,7 @@ class Reviver:
         return done
 
     def _deleted(
-        self, parent: Table, by_column: dict[str, Any], local: str
+        self, parent: Table, by_column: dict[str, Any], local: str, origin: str = ""
     ) -> tuple[str, str] | None:
         """The last version of the parent row holding ``by_column`` and who deleted it,
         when the database no longer holds it. By its key: from the log's delete, or its
@@ -175,6 +176,26 @@ class Reviver:
             found = tuple(from_json(parent.kinds[p], stored[p]) for p in positions)
             if found == values:
                 return last.row_json, last.deleted_by
+        return self._lost(parent, positions, values, origin)
+
+    def _lost(
+        self, parent: Table, positions: list[int], values: tuple[Any, ...], origin: str
+    ) -> tuple[str, str] | None:
+        """The version of a deleted row ``origin`` sent, holding ``values`` where no
+        version here does: a product whose code the sender changed while another node
+        deleted it, the sender's new sale referring to that code (its update lost to
+        the delete). The delete loses in turn: the row comes back as the sender had it
+        (found by the relational soak: the sale set aside at the Siège, the delete at
+        the sender, for good)."""
+        if not origin:
+            return None
+        for _kj, row_json, deleted_by in self.state.lost_to_deletes(parent.name, origin):
+            stored = json.loads(row_json)
+            found = tuple(from_json(parent.kinds[p], stored[p]) for p in positions)
+            if found != values:
+                continue
+            key = tuple(from_json(parent.kinds[p], stored[p]) for p in parent.key_positions)
+            return None if self.adapter.fetch(parent, [key]) else (row_json, deleted_by)
         return None
 
     def record(self, revived: Sequence[Revived], *, local: str, package: str, kept_by: str) -> None:

@@ -180,6 +180,16 @@ class Quarantine(Store):
             )
             return cursor.rowcount
 
+    def lost_to_deletes(self, table: str, loser: str) -> list[tuple[str, str, str]]:
+        """The versions of rows of ``table`` that ``loser`` sent and a delete beat (the
+        conflict log), newest first: (key, row, who deleted it)."""
+        rows = self.conn.execute(
+            "SELECT key_json, loser_json, winner FROM conflicts WHERE tbl = ? AND loser = ?"
+            " AND winner_json IS NULL AND loser_json IS NOT NULL ORDER BY id DESC",
+            (table, loser),
+        )
+        return [(str(k), str(r), str(w)) for k, r, w in rows]
+
     def conflicts(self, package: str | None = None) -> list[dict[str, Any]]:
         return self._dicts("conflicts", package)
 
