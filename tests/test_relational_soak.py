@@ -18,10 +18,12 @@ anywhere, every node holds the same rows and the last round sends nothing.
 
 from __future__ import annotations
 
+import datetime as dt
+import itertools
 import json
 import os
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -30,6 +32,7 @@ import pytest
 from backends import Backend
 from engine_helpers import group_of, group_round
 
+from synchro.config.model import ConflictPolicy, TableRule
 from synchro.engine.node import Node
 
 ROUNDS = 6
@@ -51,6 +54,7 @@ def schema(dialect: str) -> list[str]:
     text = "VARCHAR(40)"
     tables = [
         f"CREATE TABLE category (id INTEGER PRIMARY KEY, parent_id INTEGER, name {text},"
+        f" owner VARCHAR(10), changed {'TIMESTAMP' if dialect == 'postgresql' else 'DATETIME'},"
         " FOREIGN KEY (parent_id) REFERENCES category(id) ON DELETE CASCADE)" + engine,
         "CREATE TABLE product (id INTEGER PRIMARY KEY, code VARCHAR(20) NOT NULL UNIQUE,"
         " category_id INTEGER, price DECIMAL(10,2),"
@@ -72,21 +76,34 @@ def schema(dialect: str) -> list[str]:
     return tables
 
 
-def users(db: Backend, r: random.Random, code: str, changes: int) -> None:
+def rules(seed: int) -> list[TableRule]:
+    """Categories under each conflict policy in turn: their owner, their time of change."""
+    policy = list(ConflictPolicy)[seed % len(ConflictPolicy)]
+    return [TableRule("category", policy, modified_column="changed", owner_column="owner")]
+
+
+def users(db: Backend, r: random.Random, code: str, changes: int, clock: Iterator[int]) -> None:
     """What the users of node ``code`` do between two exchanges. Codes of products are
     drawn from the node's own (``HQ3``, ``S12``): two nodes never give one code to two
-    products of their own at once."""
+    products of their own at once. ``clock``: the group's seconds (one clock for all)."""
+
+    def now() -> str:
+        return (dt.datetime(2026, 1, 1) + dt.timedelta(seconds=next(clock))).isoformat(" ")
+
     for _ in range(changes):
         what = r.random()
         try:
             if what < 0.15:
                 cat, parent = r.randint(1, 8), r.choice([None, r.randint(1, 8)])
                 db.execute("DELETE FROM category WHERE id = ?", [cat])
-                db.execute("INSERT INTO category VALUES (?, ?, ?)", [cat, parent, f"c{code}"])
+                db.execute(
+                    "INSERT INTO category VALUES (?, ?, ?, ?, ?)",
+                    [cat, parent, f"c{code}", code, now()],
+                )
             elif what < 0.2:
                 db.execute(
-                    "UPDATE category SET parent_id = ? WHERE id = ?",
-                    [r.choice([None, r.randint(1, 8)]), r.randint(1, 8)],
+                    "UPDATE category SET parent_id = ?, changed = ? WHERE id = ?",
+                    [r.choice([None, r.randint(1, 8)]), now(), r.randint(1, 8)],
                 )
             elif what < 0.25:
                 db.execute("DELETE FROM category WHERE id = ?", [r.randint(1, 8)])
@@ -141,12 +158,12 @@ def users(db: Backend, r: random.Random, code: str, changes: int) -> None:
 
 def rows(db: Backend, table: str) -> dict[Any, tuple[Any, ...]]:
     """The rows of ``table`` by key, numbers compared by value (SQLite keeps 650.5 for
-    PostgreSQL's 650.50)."""
+    PostgreSQL's 650.50), times as SQLite's text."""
 
     def same(v: Any) -> Any:
         if isinstance(v, float | Decimal) and not isinstance(v, bool):
             return Decimal(str(v)).normalize()
-        return v
+        return v.isoformat(" ") if isinstance(v, dt.datetime) else v
 
     return {r[0]: tuple(same(v) for v in r) for r in db.query(f"SELECT * FROM {table}")}
 
@@ -183,17 +200,18 @@ def scenario(
 ) -> list[str]:
     """What differs at the end of seed ``seed``'s rounds (nothing, or rows set aside)."""
     r = random.Random(seed)
-    with group_of(make_backend, tmp, layout, schema) as (dbs, nodes):
+    clock = itertools.count()
+    with group_of(make_backend, tmp, layout, schema, rules(seed)) as (dbs, nodes):
         sent = 0
         for number in range(ROUNDS + 3):
             quiet = number >= ROUNDS
             if not quiet:
                 for code, db in dbs.items():
-                    users(db, r, code, r.randint(0, 10))
+                    users(db, r, code, r.randint(0, 10), clock)
 
             def meanwhile(site: str, quiet: bool = quiet) -> None:
                 if not quiet:
-                    users(dbs[site], r, site, r.randint(0, 3))
+                    users(dbs[site], r, site, r.randint(0, 3), clock)
 
             online = [c for c in nodes if c != "HQ" and (quiet or r.random() > 0.15)]
             r.shuffle(online)  # the order they reach the Siège; a site left out is offline
