@@ -140,6 +140,16 @@ def users(db: Backend, r: random.Random, code: str, changes: int, clock: Iterato
                 db.execute("INSERT INTO address VALUES (?, ?, ?)", [aid, cid, f"m{code}"])
             elif what < 0.65:
                 db.execute("DELETE FROM customer WHERE id = ?", [r.randint(1, 8)])
+            elif what < 0.7:  # changes of rows that stay: a shelf, a quantity, a move
+                move = r.choice(
+                    [
+                        ("UPDATE product SET category_id = ? WHERE id = ?", 8, 10),
+                        ("UPDATE purchase SET qty = ? WHERE id = ?", 9, 15),
+                        ("UPDATE address SET customer_id = ? WHERE id = ?", 8, 12),
+                        ("UPDATE customer SET address_id = ? WHERE id = ?", 12, 8),
+                    ]
+                )
+                db.execute(move[0], [r.randint(1, move[1]), r.randint(1, move[2])])
             elif what < 0.9:
                 pid = r.randint(1, 15)
                 product = db.query("SELECT code FROM product WHERE id = ?", [r.randint(1, 10)])
