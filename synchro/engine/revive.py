@@ -77,7 +77,7 @@ class Reviver:
         found: dict[Mark, _Dead] = {}
         order: list[_Dead] = []
         self._collect(table, row, (local, origin), found, order, 0)
-        return self._insert(order, found)
+        return self._insert(order)
 
     def _collect(
         self,
@@ -117,7 +117,7 @@ class Reviver:
                 refs.append((fk, mark))
         return refs
 
-    def _insert(self, order: list[_Dead], found: dict[Mark, _Dead]) -> list[Revived]:
+    def _insert(self, order: list[_Dead]) -> list[Revived]:
         """Insert ``order``'s rows, each once the rows it refers to are in; where they
         wait for one another, the first whose references to the waiting ones may be NULL
         goes without them, and is made whole at the end."""
