@@ -117,16 +117,17 @@ def group_round(
 
 @contextmanager
 def siege_and_site(
-    folder: Path, hq_db: Any, site_db: Any, ddl: Sequence[str] = ()
+    folder: Path, hq_db: Any, site_db: Any, ddl: Sequence[str] = (), exclude: Sequence[str] = ()
 ) -> Iterator[tuple[Node, Node, Callable[[], ImportResult]]]:
     """A Siège and establishment A on two databases (each ``Backend``-like, ``ddl`` run in
-    both first), and ``send``: the Siège's changes exported and applied at A."""
+    both first; ``exclude``: tables both leave out), and ``send``: the Siège's changes
+    exported and applied at A."""
     for db in (hq_db, site_db):
         for statement in ddl:
             db.execute(statement)
     with (
-        make_node(folder, "SIEGE", hq_db.connection, hq=True) as hq,
-        make_node(folder, "A", site_db.connection) as site,
+        make_node(folder, "SIEGE", hq_db.connection, hq=True, exclude=exclude) as hq,
+        make_node(folder, "A", site_db.connection, exclude=exclude) as site,
     ):
 
         def send() -> ImportResult:

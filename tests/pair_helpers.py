@@ -19,7 +19,8 @@ from ftp_proxy import claim, ephemeral_low
 from synchro.config.model import Config, HQSettings, Role, SiteSettings
 from synchro.config.store import load_config, save_config
 from synchro.enrolment import enrol_site, join_with_token
-from synchro.platform.paths import NodePaths, paths_beside
+from synchro.platform.paths import NodePaths, paths_beside, resolve_paths
+from synchro.state import StateDB
 
 SCHEMA = "CREATE TABLE articles(id INTEGER PRIMARY KEY, nom TEXT NOT NULL, prix DECIMAL(10,2));"
 
@@ -116,6 +117,34 @@ def popen(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subproces
         stdin=subprocess.DEVNULL,
         env={**os.environ, **env} if env else None,
     )
+
+
+def cli_site_and_siege(folder: Path, site: Path, hq: Path, hq_connection: str) -> None:
+    """``synchro init`` of a Serveur ``A`` on the SQLite file beside its config ``site``
+    (``site.db``), and of a Siège ``SIEGE`` on ``hq_connection``, config ``hq``."""
+    for config, role, code, connection in (
+        (site, "serveur", "A", str(site.with_suffix(".db"))),
+        (hq, "siege", "SIEGE", hq_connection),
+    ):
+        made = synchro("--config", str(config), "init", "--role", role, "--site", code,
+                       "--db", connection, cwd=folder)  # fmt: skip
+        assert made.returncode == 0, made.stderr
+
+
+def cli_export(config: Path, package: Path) -> Path:
+    """``synchro export --out package`` of the node of ``config``; returns ``package``."""
+    sent = synchro("--config", str(config), "export", "--out", str(package), cwd=package.parent)
+    assert sent.returncode == 0, sent.stderr
+    return package
+
+
+def set_aside(config: Path) -> list[dict[str, object]]:
+    """The package rows the node of ``config`` holds set aside (its quarantine)."""
+    state = StateDB(resolve_paths(str(config)).state_db)
+    try:
+        return state.pending()
+    finally:
+        state.close()
 
 
 def cli_pair(root: Path, *init_args: str) -> tuple[Path, Path, str]:

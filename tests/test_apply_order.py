@@ -19,10 +19,7 @@ from pathlib import Path
 import pytest
 from backends import Backend
 from engine_helpers import siege_and_site
-from pair_helpers import synchro
-
-from synchro.platform.paths import resolve_paths
-from synchro.state import StateDB
+from pair_helpers import cli_export, cli_site_and_siege, set_aside, synchro
 
 KINDS = ["postgresql", "mariadb", "sqlite"]
 CODES = [  # a room's code, once in the hotel
@@ -261,21 +258,13 @@ def test_an_import_killed_while_the_stand_in_codes_are_in_leaves_none_of_them(
         db.execute(CODES[0])
         db.execute("INSERT INTO chambres VALUES (1, 'X', 'Mer « 海 »'), (2, 'Z', 'Jardin')")
     db.close()
-    for config, role, code, connection in (
-        (site, "serveur", "A", str(site.with_suffix(".db"))),
-        (hq, "siege", "SIEGE", hq_db.connection),
-    ):
-        made = synchro("--config", str(config), "init", "--role", role, "--site", code,
-                       "--db", connection, cwd=tmp_path)  # fmt: skip
-        assert made.returncode == 0, made.stderr
+    cli_site_and_siege(tmp_path, site, hq, hq_db.connection)
     for number, statements in enumerate(([], SWAP_CODES)):
         with sqlite3.connect(site.with_suffix(".db")) as db:
             for statement in statements:
                 db.execute(statement)
         db.close()
-        package = tmp_path / f"envoi{number}.pkg"
-        sent = synchro("--config", str(site), "export", "--out", str(package), cwd=tmp_path)
-        assert sent.returncode == 0, sent.stderr
+        cli_export(site, tmp_path / f"envoi{number}.pkg")
     first = synchro("--config", str(hq), "import", str(tmp_path / "envoi0.pkg"), cwd=tmp_path)
     assert first.returncode == 0, first.stderr
     swap = str(tmp_path / "envoi1.pkg")
@@ -287,8 +276,4 @@ def test_an_import_killed_while_the_stand_in_codes_are_in_leaves_none_of_them(
         again = synchro("--config", str(hq), "import", swap, cwd=tmp_path)
         assert again.returncode == 0, again.stdout + again.stderr
         assert sorted(hq_db.query("SELECT id, code FROM chambres")) == [(1, "Z"), (2, "X")]
-    state = StateDB(resolve_paths(str(hq)).state_db)
-    try:
-        assert state.pending() == []  # nothing set aside
-    finally:
-        state.close()
+    assert set_aside(hq) == []

@@ -17,8 +17,9 @@ from pathlib import Path
 
 import pytest
 from backends import Backend
-from engine_helpers import make_node, siege_and_site
+from engine_helpers import siege_and_site
 
+from synchro.engine.node import Node
 from synchro.engine.node_results import ImportResult
 
 LATER = "DEFERRABLE INITIALLY DEFERRED"
@@ -33,6 +34,17 @@ DDL = [
 KINDS = ["postgresql", "sqlite", "sqlite-odbc"]
 
 
+def _one_set_aside(
+    answer: ImportResult, site: Node, upserts: int, row: tuple[str, str], because: str
+) -> None:
+    """``answer`` applied ``upserts`` rows and set aside one, ``row`` (table, key), whose
+    reason names ``because``."""
+    assert answer.status == "applied", answer
+    assert (answer.stats.upserts, answer.stats.quarantined) == (upserts, 1), answer
+    [aside] = site.state.quarantined()
+    assert (aside["tbl"], aside["key_json"]) == row and because in aside["error"], aside
+
+
 @pytest.mark.parametrize("kind", KINDS)
 def test_a_purchase_of_a_product_deleted_here_is_set_aside_and_the_rest_goes_in(
     tmp_path: Path, make_backend: Callable[[str], Backend], kind: str
@@ -45,12 +57,7 @@ def test_a_purchase_of_a_product_deleted_here_is_set_aside_and_the_rest_goes_in(
         site_db.execute("DELETE FROM produits WHERE id = 5")  # not sent yet
         hq_db.execute("INSERT INTO achats VALUES (77, 5, 1), (78, 6, 2)")
         hq_db.execute("INSERT INTO produits VALUES (7, 'Genmaicha', 1)")
-        answer = send()
-        assert answer.status == "applied", answer
-        assert (answer.stats.upserts, answer.stats.quarantined) == (2, 1), answer
-        [aside] = site.state.quarantined()
-        assert aside["tbl"] == "achats" and aside["key_json"] == "[77]", aside
-        assert "produits" in aside["error"], aside
+        _one_set_aside(send(), site, 2, ("achats", "[77]"), "produits")
         assert site_db.query("SELECT id, produit, qte FROM achats") == [(78, 6, 2)]
         assert sorted(r[0] for r in site_db.query("SELECT id FROM produits")) == [6, 7]
 
@@ -95,30 +102,14 @@ def test_a_user_deleted_at_the_siege_still_in_a_log_left_out_of_the_synchronisat
         "CREATE TABLE django_admin_log (id INT PRIMARY KEY, quand VARCHAR(30) NOT NULL,"
         f" user_id INT NOT NULL REFERENCES auth_user (id) {LATER})",
     ]
-    for db in (hq_db, site_db):
-        for statement in ddl:
-            db.execute(statement)
     left_out = ["django_admin_log"]
-    with (
-        make_node(tmp_path, "SIEGE", hq_db.connection, hq=True, exclude=left_out) as hq,
-        make_node(tmp_path, "A", site_db.connection, exclude=left_out) as site,
-    ):
-
-        def send() -> ImportResult:
-            hq.export()
-            return site.import_package(hq.publish("A", tmp_path / "out").path)
-
+    with siege_and_site(tmp_path, hq_db, site_db, ddl, left_out) as (_hq, site, send):
         hq_db.execute("INSERT INTO auth_user VALUES (5, 'Zoé « 漢字 »'), (6, 'Ана')")
         assert send().stats.upserts == 2
         site_db.execute("INSERT INTO django_admin_log VALUES (1, '2026-12-08 10:00', 5)")
         hq_db.execute("DELETE FROM auth_user WHERE id = 5")
         hq_db.execute("INSERT INTO auth_user VALUES (7, 'Ωmega')")
-        answer = send()
-        assert answer.status == "applied", answer
-        assert (answer.stats.upserts, answer.stats.quarantined) == (1, 1), answer
-        [aside] = site.state.quarantined()
-        assert aside["tbl"] == "auth_user" and aside["key_json"] == "[5]", aside
-        assert "django_admin_log" in aside["error"], aside
+        _one_set_aside(send(), site, 1, ("auth_user", "[5]"), "django_admin_log")
         assert sorted(r[0] for r in site_db.query("SELECT id FROM auth_user")) == [5, 6, 7]
         hq_db.execute("INSERT INTO auth_user VALUES (8, 'Jürgen')")
         assert send().stats.upserts == 1

@@ -21,10 +21,7 @@ from pathlib import Path
 import pytest
 from backends import Backend
 from engine_helpers import make_node
-from pair_helpers import synchro
-
-from synchro.platform.paths import resolve_paths
-from synchro.state import StateDB
+from pair_helpers import cli_export, cli_site_and_siege, set_aside, synchro
 
 CHAIN = 1200  # rows 1..CHAIN, each managed by the next: longer than a batch
 
@@ -108,11 +105,7 @@ def test_an_import_killed_while_the_waiting_rows_go_in_applies_them_once(
     once_more = synchro("--config", str(hq), "import", str(package), cwd=tmp_path)
     assert once_more.returncode == 0, once_more.stderr
     assert maria.query("SELECT count(*) FROM emp") == [(700,)]
-    state = StateDB(resolve_paths(str(hq)).state_db)
-    try:
-        assert state.pending() == []  # nothing set aside
-    finally:
-        state.close()
+    assert set_aside(hq) == []
 
 
 @pytest.mark.parametrize("kind", ["mariadb", "postgresql", "sqlite"])
@@ -148,19 +141,10 @@ def test_tables_that_refer_to_each_other_reach_another_site_whole(
 
 
 def _site_and_siege(folder: Path, site: Path, hq: Path, maria: Backend) -> Path:
-    """``synchro init`` of a Serveur on the SQLite file beside ``site`` and of a Siège on
-    ``maria``; the Serveur's first package, exported by ``synchro export``."""
-    for config, role, code, connection in (
-        (site, "serveur", "A", str(site.with_suffix(".db"))),
-        (hq, "siege", "SIEGE", maria.connection),
-    ):
-        made = synchro("--config", str(config), "init", "--role", role, "--site", code,
-                       "--db", connection, cwd=folder)  # fmt: skip
-        assert made.returncode == 0, made.stderr
-    package = folder / "envoi.pkg"
-    sent = synchro("--config", str(site), "export", "--out", str(package), cwd=folder)
-    assert sent.returncode == 0, sent.stderr
-    return package
+    """A Serveur on the SQLite file beside ``site`` and a Siège on ``maria``; the Serveur's
+    first package, exported by ``synchro export``."""
+    cli_site_and_siege(folder, site, hq, maria.connection)
+    return cli_export(site, folder / "envoi.pkg")
 
 
 def _customers_and_addresses(db: Backend, kind: str) -> None:
@@ -268,11 +252,7 @@ def test_an_import_killed_between_the_two_steps_applies_both_rows_once(
         assert again.returncode == 0, again.stdout + again.stderr
         assert maria.query("SELECT * FROM clients") == [(7, "Zoé 漢字 🏨", 70)]
         assert maria.query("SELECT * FROM adresses") == [(70, 7, "Straße 1")]
-    state = StateDB(resolve_paths(str(hq)).state_db)
-    try:
-        assert state.pending() == []  # nothing set aside
-    finally:
-        state.close()
+    assert set_aside(hq) == []
 
 
 _REFUSE = {  # a rule of the receiver's that refuses a name, then is lifted
